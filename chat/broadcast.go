@@ -1,0 +1,335 @@
+package chat
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"nochat/db"
+)
+
+// recentSize is how many encoded messages the broadcaster keeps to bring a
+// client that is only a little behind back into the live set without a
+// database read. At most a few hundred KiB.
+const recentSize = 256
+
+// broadcaster is the state of the one goroutine that sends messages to
+// clients. Because one goroutine does every send, every client receives
+// messages in id order; because joining the live set happens on the same
+// goroutine, a client that catches up (after a resume or after falling
+// behind) joins exactly after the last message it was given: no gap, no
+// duplicate.
+type broadcaster struct {
+	lastID  int64                // newest message handed out
+	members map[*client]struct{} // every joined session
+	live    map[*client]struct{} // sessions receiving messages as they commit
+
+	// recent holds the newest messages, oldest first; every message with an
+	// id above floor is in it. Catch-up readers read it under Hub.recentMu;
+	// only the broadcaster changes it, under the same lock.
+	recent []*frames
+	floor  int64
+
+	presenceDirty     bool // presence changed since it was last sent
+	presenceScheduled bool // a presence send is due
+
+	stop chan struct{}
+}
+
+func (b *broadcaster) init(latestID int64) {
+	b.lastID = latestID
+	b.floor = latestID
+	b.members = make(map[*client]struct{})
+	b.live = make(map[*client]struct{})
+	b.recent = make([]*frames, 0, recentSize)
+	b.stop = make(chan struct{})
+}
+
+func (b *broadcaster) remember(f *frames) {
+	if len(b.recent) == recentSize {
+		b.floor = b.recent[0].id
+		copy(b.recent, b.recent[1:])
+		b.recent = b.recent[:recentSize-1]
+	}
+	b.recent = append(b.recent, f)
+}
+
+// since returns the remembered messages with ids above after, and whether
+// they are all the messages there are above after.
+func (b *broadcaster) since(after int64) ([]*frames, bool) {
+	if after < b.floor {
+		return nil, false
+	}
+	i, _ := slices.BinarySearchFunc(b.recent, after+1, func(f *frames, id int64) int {
+		switch {
+		case f.id < id:
+			return -1
+		case f.id > id:
+			return 1
+		}
+		return 0
+	})
+	return b.recent[i:], true
+}
+
+// fetch returns up to n messages after the given id, from memory when they
+// are recent, else from the database.
+func (h *Hub) fetch(after int64, n int) ([]*frames, error) {
+	h.recentMu.RLock()
+	recent, ok := h.b.since(after)
+	if ok {
+		recent = slices.Clone(recent[:min(n, len(recent))])
+	}
+	h.recentMu.RUnlock()
+	if ok {
+		return recent, nil
+	}
+	msgs, err := h.store.After(h.ctx, after, n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*frames, len(msgs))
+	for i, m := range msgs {
+		out[i] = encodeMessage(m)
+	}
+	return out, nil
+}
+
+func (h *Hub) broadcast() {
+	defer close(h.quit)
+	for {
+		select {
+		case f := <-h.events:
+			f()
+		case <-h.b.stop:
+			return
+		}
+	}
+}
+
+// deliver hands a committed batch to the live clients, then answers each
+// sender: the ack (or the error) comes after the message itself.
+func (h *Hub) deliver(c db.Commit[origin]) {
+	if c.Err != nil {
+		h.log.Error("store messages", "count", len(c.Items), "err", c.Err)
+		for _, it := range c.Items {
+			h.answer(it, c.Err)
+		}
+		return
+	}
+	for _, it := range c.Items {
+		if !it.Duplicate && it.Message.ID > h.b.lastID {
+			f := encodeMessage(it.Message)
+			h.recentMu.Lock()
+			h.b.remember(f)
+			h.b.lastID = f.id
+			h.recentMu.Unlock()
+			for cl := range h.b.live {
+				if !cl.write(f.forProtocol(cl.proto), h.streamLimit) {
+					// Its buffer is full: take it out of the live set and
+					// feed it from the database from this message on.
+					h.fallBehind(cl, f.id-1)
+				}
+			}
+		}
+		h.answer(it, nil)
+	}
+}
+
+func (h *Hub) answer(it db.Item[origin], err error) {
+	o := it.Tag
+	if o.reply != nil {
+		if err != nil {
+			err = ErrStore
+		}
+		o.reply <- sendResult{msg: it.Message, err: err}
+	}
+	if o.c == nil {
+		return
+	}
+	if err != nil {
+		h.refuse(o.c, ErrStore, o.cid)
+		return
+	}
+	if o.c.proto == V1 {
+		o.c.write(encode("ack", ackData{CID: o.cid, ID: it.Message.ID}), h.controlLimit)
+	}
+}
+
+// join greets a new session and brings it into the live set: at once, or
+// after replaying what it missed when it resumes with ?after=.
+func (h *Hub) join(c *client) {
+	h.b.members[c] = struct{}{}
+	h.presenceChanged()
+	if c.proto == V1 {
+		c.write(encode("hello", helloData{Session: c.id, User: c.name(), LatestID: h.b.lastID}), h.controlLimit)
+	}
+	after := c.after
+	switch {
+	case after < 0 || after >= h.b.lastID:
+		h.goLive(c)
+	case h.b.lastID-after > int64(h.opts.ReplayLimit):
+		// Too much to replay: the client reloads history over REST and
+		// takes live messages from here.
+		c.write(encode("error", errorData{Code: "resync", Message: "too many messages missed: reload history"}), h.controlLimit)
+		h.goLive(c)
+	default:
+		if joined, from := h.rejoin(c, after); !joined {
+			go h.catchUp(c, from)
+		}
+	}
+}
+
+// behind counts the joined sessions that are catching up.
+func (h *Hub) behind() int { return len(h.b.members) - len(h.b.live) }
+
+func (h *Hub) goLive(c *client) {
+	c.live = true
+	h.b.live[c] = struct{}{}
+}
+
+func (h *Hub) leave(c *client) {
+	delete(h.b.members, c)
+	delete(h.b.live, c)
+	c.live = false
+	h.presenceChanged()
+}
+
+func (h *Hub) fallBehind(c *client, after int64) {
+	delete(h.b.live, c)
+	c.live = false
+	go h.catchUp(c, after)
+}
+
+// rejoin runs on the broadcaster for a client that has every message up to
+// after. If the rest is in memory and fits its buffer, it is sent and the
+// client joins the live set. Otherwise it reports false and how far the
+// client now is, and the client goes on catching up from the database.
+func (h *Hub) rejoin(c *client, after int64) (bool, int64) {
+	if _, ok := h.b.members[c]; !ok {
+		return true, after // gone: nothing more to do
+	}
+	gap, ok := h.b.since(after)
+	if !ok {
+		return false, after
+	}
+	for _, f := range gap {
+		if !c.write(f.forProtocol(c.proto), h.streamLimit) {
+			return false, after
+		}
+		after = f.id
+	}
+	h.goLive(c)
+	return true, after
+}
+
+// catchUp feeds a client that is out of the live set from the database, as
+// fast as it reads, until it has every stored message; then it asks the
+// broadcaster to let it rejoin. Memory stays bounded by the session buffer
+// however far behind the client is. A client that makes no progress for
+// SlowTimeout is disconnected with 1008 "too slow"; it resumes with after=.
+func (h *Hub) catchUp(c *client, after int64) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	low := h.streamLimit / 2
+	for {
+		for c.queued.Load() > low {
+			select {
+			case <-c.drained:
+			case <-tick.C:
+			case <-c.gone:
+				return
+			case <-h.ctx.Done():
+				return
+			}
+			if stalled := time.Since(time.Unix(0, c.lastWrite.Load())); c.queued.Load() > 0 && stalled > h.opts.SlowTimeout {
+				h.log.Warn("slow client disconnected", "session", c.id, "remote", c.remote, "stalled", stalled.Round(time.Second))
+				c.closeWith(websocket.ClosePolicyViolation, "too slow", time.Second)
+				return
+			}
+		}
+		room := int(h.streamLimit - c.queued.Load())
+		batch, err := h.fetch(after, room)
+		if err != nil {
+			if errors.Is(err, h.ctx.Err()) {
+				return
+			}
+			h.log.Error("catch up", "session", c.id, "err", err)
+			select {
+			case <-tick.C:
+			case <-c.gone:
+				return
+			case <-h.ctx.Done():
+				return
+			}
+			continue
+		}
+		for _, f := range batch {
+			if !c.write(f.forProtocol(c.proto), h.streamLimit) {
+				break
+			}
+			after = f.id
+		}
+		if len(batch) < room {
+			type result struct {
+				joined bool
+				after  int64
+			}
+			done := make(chan result, 1)
+			if !h.do(func() { j, a := h.rejoin(c, after); done <- result{j, a} }) {
+				return
+			}
+			r := <-done
+			if r.joined {
+				return
+			}
+			after = r.after
+		}
+	}
+}
+
+// presenceChanged marks presence for sending. Sends are coalesced: at most
+// one every 250 ms, however many sessions come and go.
+func (h *Hub) presenceChanged() {
+	h.b.presenceDirty = true
+	if h.b.presenceScheduled {
+		return
+	}
+	h.b.presenceScheduled = true
+	time.AfterFunc(250*time.Millisecond, func() { h.do(h.sendPresence) })
+}
+
+func (h *Hub) sendPresence() {
+	h.b.presenceScheduled = false
+	if !h.b.presenceDirty {
+		return
+	}
+	h.b.presenceDirty = false
+	seen := make(map[string]bool)
+	users := []string{}
+	for c := range h.b.members {
+		if n := c.name(); !seen[n] {
+			seen[n] = true
+			users = append(users, n)
+		}
+	}
+	slices.SortFunc(users, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
+	frame := encode("presence", presenceData{Online: len(h.b.members), Users: users})
+	for c := range h.b.members {
+		if c.proto == V1 {
+			c.write(frame, h.controlLimit)
+		}
+	}
+}
+
+func (h *Hub) typing(from *client) {
+	frame := encode("typing", typingData{User: from.name()})
+	for c := range h.b.members {
+		if c != from && c.proto == V1 {
+			c.write(frame, h.controlLimit)
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package chat
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/olahol/melody"
+)
+
+// client is the hub's view of one WebSocket session.
+type client struct {
+	s      *melody.Session
+	id     string // short random id, shown to admins and in hello
+	proto  Protocol
+	remote string
+	agent  string
+	since  time.Time
+	after  int64 // resume point from ?after=, or -1
+
+	mu   sync.Mutex
+	user string
+
+	// queued counts the text frames handed to melody and not yet written to
+	// the socket (melody's sent handler counts them down). Melody drops a
+	// frame silently when a session's buffer is full; counting lets the hub
+	// never hand it one that would not fit, and take the session out of the
+	// live set instead.
+	queued    atomic.Int32
+	received  atomic.Int64  // frames read from the client
+	sent      atomic.Int64  // frames written to the client
+	lastWrite atomic.Int64  // Unix nanoseconds of the last frame written
+	drained   chan struct{} // capacity 1: a frame was written
+	gone      chan struct{} // closed when the session ends
+	goneOnce  sync.Once
+
+	// Owned by the session's reader goroutine.
+	lastTyping time.Time
+
+	// Owned by the broadcaster goroutine.
+	live bool
+}
+
+func newClient(proto Protocol, user, remote, agent string, after int64) *client {
+	c := &client{
+		id:      newID(),
+		proto:   proto,
+		user:    user,
+		remote:  remote,
+		agent:   agent,
+		since:   time.Now(),
+		after:   after,
+		drained: make(chan struct{}, 1),
+		gone:    make(chan struct{}),
+	}
+	c.lastWrite.Store(c.since.UnixNano())
+	return c
+}
+
+func newID() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (c *client) name() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.user
+}
+
+func (c *client) setName(name string) {
+	c.mu.Lock()
+	c.user = name
+	c.mu.Unlock()
+}
+
+// write hands a text frame to melody if fewer than limit frames are queued.
+// It reports false, writing nothing, when the frame would not fit.
+func (c *client) write(b []byte, limit int32) bool {
+	if c.queued.Add(1) > limit {
+		c.queued.Add(-1)
+		return false
+	}
+	if err := c.s.Write(b); err != nil {
+		c.queued.Add(-1)
+		return false
+	}
+	return true
+}
+
+// wrote is called by melody's sent handler after a frame reached the socket.
+func (c *client) wrote() {
+	c.queued.Add(-1)
+	c.sent.Add(1)
+	c.lastWrite.Store(time.Now().UnixNano())
+	select {
+	case c.drained <- struct{}{}:
+	default:
+	}
+}
+
+// closeWith sends a close frame with a code and reason after what is queued,
+// and cuts the connection if the client has not gone by the grace period
+// (a client that does not read never takes the close frame).
+func (c *client) closeWith(code int, reason string, grace time.Duration) {
+	c.s.CloseWithMsg(melody.FormatCloseMessage(code, reason))
+	go func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-c.gone:
+		case <-t.C:
+			c.s.WebsocketConnection().Close()
+		}
+	}()
+}
+
+func (c *client) markGone() { c.goneOnce.Do(func() { close(c.gone) }) }

@@ -1,0 +1,164 @@
+package chat
+
+import (
+	"encoding/json"
+	"errors"
+
+	"nochat/db"
+)
+
+// Protocol is a WebSocket subprotocol NoChat speaks.
+type Protocol string
+
+// The subprotocols, in order of preference when a client offers both.
+const (
+	// V1 is NoChat's own: JSON frames {"type": ..., "data": {...}} with ids,
+	// acks, errors and presence.
+	V1 Protocol = "nochat.v1"
+	// Echo is the Node.js tutorial's: plain text in, plain text out.
+	Echo Protocol = "echo-protocol"
+)
+
+// Protocols lists the subprotocols NoChat accepts, preferred first.
+var Protocols = []string{string(V1), string(Echo)}
+
+// envelope is the nochat.v1 frame, in the tutorial's {type, data} shape.
+type envelope struct {
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data"`
+}
+
+type outFrame struct {
+	Type string `json:"type"`
+	Data any    `json:"data"`
+}
+
+// Client → server payloads.
+type (
+	sendData struct {
+		Message *string `json:"message"`
+		CID     string  `json:"cid"`
+	}
+	nickData struct {
+		User *string `json:"user"`
+	}
+)
+
+// Server → client payloads.
+type (
+	helloData struct {
+		Session  string `json:"session"`
+		User     string `json:"user"`
+		LatestID int64  `json:"latest_id"`
+	}
+	ackData struct {
+		CID string `json:"cid"`
+		ID  int64  `json:"id"`
+	}
+	errorData struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		CID     string `json:"cid,omitempty"`
+	}
+	presenceData struct {
+		Online int      `json:"online"`
+		Users  []string `json:"users"`
+	}
+	typingData struct {
+		User string `json:"user"`
+	}
+	deletedData struct {
+		ID int64 `json:"id"`
+	}
+)
+
+// Command is a decoded nochat.v1 client frame.
+type Command struct {
+	Type    string // "send", "nick" or "typing"
+	Message string // send
+	CID     string // send
+	User    string // nick
+}
+
+var errBadFrame = &Refusal{"bad_request", "frame must be JSON {\"type\": ..., \"data\": {...}}"}
+
+// DecodeCommand parses one nochat.v1 client frame. It checks the shape only;
+// the message and name rules are applied by the hub.
+func DecodeCommand(b []byte) (Command, error) {
+	var env envelope
+	if err := json.Unmarshal(b, &env); err != nil || env.Type == "" {
+		return Command{}, errBadFrame
+	}
+	data := env.Data
+	if len(data) == 0 || string(data) == "null" {
+		data = []byte("{}")
+	}
+	switch env.Type {
+	case "send":
+		var d sendData
+		if err := json.Unmarshal(data, &d); err != nil {
+			return Command{}, &Refusal{"bad_request", "send: data must be {\"message\": string, \"cid\": string}"}
+		}
+		if d.Message == nil {
+			return Command{}, &Refusal{"bad_request", "send: message is missing"}
+		}
+		if !validCID(d.CID) {
+			return Command{}, ErrBadCID
+		}
+		return Command{Type: "send", Message: *d.Message, CID: d.CID}, nil
+	case "nick":
+		var d nickData
+		if err := json.Unmarshal(data, &d); err != nil || d.User == nil {
+			return Command{}, &Refusal{"bad_request", "nick: data must be {\"user\": string}"}
+		}
+		return Command{Type: "nick", User: *d.User}, nil
+	case "typing":
+		return Command{Type: "typing"}, nil
+	}
+	return Command{}, &Refusal{"bad_request", "unknown type " + quote(env.Type) + ": want send, nick or typing"}
+}
+
+func quote(s string) string {
+	if len(s) > 32 {
+		s = s[:32] + "…"
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// encode marshals a server frame. The payloads are plain structs of strings
+// and numbers, which always marshal.
+func encode(typ string, data any) []byte {
+	b, err := json.Marshal(outFrame{Type: typ, Data: data})
+	if err != nil {
+		panic("chat: encode " + typ + ": " + err.Error())
+	}
+	return b
+}
+
+func errorFrame(err error, cid string) []byte {
+	var r *Refusal
+	if !errors.As(err, &r) {
+		r = &Refusal{"internal", "internal error"}
+	}
+	return encode("error", errorData{Code: r.Code, Message: r.Text, CID: cid})
+}
+
+// frames is one stored message encoded once per protocol, shared by every
+// recipient: fan-out costs no encoding per client.
+type frames struct {
+	id   int64
+	v1   []byte
+	echo []byte
+}
+
+func encodeMessage(m db.Message) *frames {
+	return &frames{id: m.ID, v1: encode("message", m), echo: []byte(m.Message)}
+}
+
+func (f *frames) forProtocol(p Protocol) []byte {
+	if p == Echo {
+		return f.echo
+	}
+	return f.v1
+}

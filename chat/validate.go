@@ -1,0 +1,100 @@
+package chat
+
+import (
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Refusal is why a message, a name or a frame was not accepted. Its Code is
+// what nochat.v1 clients see in an error frame; its Text is for people.
+type Refusal struct {
+	Code string
+	Text string
+}
+
+func (r *Refusal) Error() string { return r.Text }
+
+// Refusals a sender can get. Each is an error frame on nochat.v1 and an HTTP
+// 400 (or 503) with a JSON reason on REST.
+var (
+	ErrEmpty       = &Refusal{"empty", "message is empty"}
+	ErrInvalidUTF8 = &Refusal{"invalid_utf8", "message is not valid UTF-8"}
+	ErrBadName     = &Refusal{"bad_name", "name must be 1 to 32 characters"}
+	ErrBadCID      = &Refusal{"bad_request", "cid must be at most 64 printable ASCII characters"}
+	ErrBinary      = &Refusal{"binary_unsupported", "binary frames are not supported: send text"}
+	ErrStore       = &Refusal{"store_failed", "the message could not be stored; try again"}
+	ErrShutdown    = &Refusal{"unavailable", "the server is shutting down; reconnect shortly"}
+)
+
+func errTooLong(limit int) *Refusal {
+	return &Refusal{"too_long", "message is longer than " + strconv.Itoa(limit) + " characters"}
+}
+
+// DefaultUser is the name of a client that has not chosen one.
+const DefaultUser = "guest"
+
+// cleanMessage normalises a chat line: line endings become \n, control
+// characters other than newline and tab are removed (they have no business
+// in a chat line and NUL breaks some clients), surrounding whitespace is
+// trimmed. It refuses invalid UTF-8, empty lines and lines over limit
+// characters (counted after cleaning, as the reader would count them).
+func cleanMessage(s string, limit int) (string, error) {
+	if !utf8.ValidString(s) {
+		return "", ErrInvalidUTF8
+	}
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	s = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' {
+			return r
+		}
+		if r == '\r' {
+			return '\n'
+		}
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", ErrEmpty
+	}
+	if utf8.RuneCountInString(s) > limit {
+		return "", errTooLong(limit)
+	}
+	return s, nil
+}
+
+// cleanName normalises a user name: control characters removed, runs of
+// whitespace collapsed to one space, trimmed. An empty name is the default
+// user; a name over limit characters is refused.
+func cleanName(s string, limit int) (string, error) {
+	if !utf8.ValidString(s) {
+		return "", ErrBadName
+	}
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r)
+	}), " ")
+	if s == "" {
+		return DefaultUser, nil
+	}
+	if utf8.RuneCountInString(s) > limit {
+		return "", ErrBadName
+	}
+	return s, nil
+}
+
+// validCID accepts the client ids browsers make (UUIDs) and anything similar.
+func validCID(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}

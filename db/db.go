@@ -1,0 +1,224 @@
+// Package db is NoChat's storage: one SQLite file in WAL mode, opened through
+// the pure-Go modernc.org/sqlite driver. It owns the schema (embedded
+// migrations tracked by PRAGMA user_version), the single writer that
+// group-commits messages, and the read queries.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"runtime"
+	"sort"
+	"strings"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// ErrNotFound is returned when a requested row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Durability is SQLite's synchronous setting for the write connection.
+type Durability string
+
+// Durability levels. Full survives power loss (an SD card unplugged mid-write);
+// Normal may lose the last commits on power loss but never corrupts the file.
+const (
+	Full   Durability = "full"
+	Normal Durability = "normal"
+)
+
+// ParseDurability accepts "full" or "normal", in any case.
+func ParseDurability(s string) (Durability, error) {
+	switch d := Durability(strings.ToLower(s)); d {
+	case Full, Normal:
+		return d, nil
+	}
+	return "", fmt.Errorf("durability %q: want full or normal", s)
+}
+
+// Options tune Open. The zero value is safe: full durability.
+type Options struct {
+	Durability Durability
+	ReadConns  int // size of the read-only pool; 0 means one per CPU, at least 2
+}
+
+// Store is the database: one write connection, owned by the Writer, and a
+// pool of read-only connections that never block it (WAL).
+type Store struct {
+	path  string
+	write *sql.DB
+	read  *sql.DB
+}
+
+// Open opens (creating if needed) the database at path, checks it is in WAL
+// mode and applies pending migrations.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if opts.Durability == "" {
+		opts.Durability = Full
+	}
+	if opts.ReadConns <= 0 {
+		opts.ReadConns = max(2, runtime.NumCPU())
+	}
+
+	// Pragmas go in the DSN so that every pooled connection gets them; a
+	// one-off db.Exec("PRAGMA ...") would reach a single connection only.
+	// _txlock=immediate makes write transactions take the write lock at BEGIN,
+	// so they wait on busy_timeout instead of failing mid-transaction.
+	write, err := sql.Open("sqlite", dsn(path, []string{
+		"busy_timeout(5000)",
+		"journal_mode(wal)",
+		"foreign_keys(1)",
+		"synchronous(" + string(opts.Durability) + ")",
+	}, "_txlock=immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	// One writer: SQLite serialises writes anyway, and a single connection
+	// makes that explicit instead of a busy-wait between pooled connections.
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+
+	s := &Store{path: path, write: write}
+	if err := s.checkWAL(ctx); err != nil {
+		write.Close()
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		write.Close()
+		return nil, err
+	}
+
+	// The read pool opens only after the writer made the file and its WAL.
+	read, err := sql.Open("sqlite", dsn(path, []string{
+		"busy_timeout(5000)",
+		"query_only(1)",
+	}, ""))
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open %s for reading: %w", path, err)
+	}
+	read.SetMaxOpenConns(opts.ReadConns)
+	read.SetMaxIdleConns(opts.ReadConns)
+	read.SetConnMaxIdleTime(0)
+	s.read = read
+	return s, nil
+}
+
+func dsn(path string, pragmas []string, extra string) string {
+	q := url.Values{}
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
+	s := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	if extra != "" {
+		s += "&" + extra
+	}
+	return s
+}
+
+func (s *Store) checkWAL(ctx context.Context) error {
+	var mode string
+	if err := s.write.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("open %s: %w", s.path, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("open %s: journal_mode is %q, want wal", s.path, mode)
+	}
+	return nil
+}
+
+// Path is the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close closes both pools. Close the Writer first so pending messages commit.
+func (s *Store) Close() error {
+	var errs []error
+	if s.read != nil {
+		errs = append(errs, s.read.Close())
+	}
+	// Closing the last connection checkpoints the WAL into the main file.
+	errs = append(errs, s.write.Close())
+	return errors.Join(errs...)
+}
+
+// Ping checks that the database answers a query.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.read.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	return nil
+}
+
+// SchemaVersion returns the applied migration count (PRAGMA user_version).
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	if err := s.write.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
+
+// LatestSchemaVersion is the schema version this build migrates to.
+func LatestSchemaVersion() int {
+	names, _ := migrationNames()
+	return len(names)
+}
+
+func migrationNames() ([]string, error) {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// migrate applies, in order, each embedded migration newer than the file's
+// user_version, each in its own transaction together with the version bump,
+// so a crash leaves the schema at a whole version.
+func (s *Store) migrate(ctx context.Context) error {
+	names, err := migrationNames()
+	if err != nil {
+		return fmt.Errorf("list migrations: %w", err)
+	}
+	have, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if have > len(names) {
+		return fmt.Errorf("database schema version %d is newer than this NoChat knows (%d): upgrade NoChat", have, len(names))
+	}
+	for i := have; i < len(names); i++ {
+		body, err := fs.ReadFile(migrations, names[i])
+		if err != nil {
+			return fmt.Errorf("read %s: %w", names[i], err)
+		}
+		tx, err := s.write.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", names[i], err)
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate %s: %w", names[i], err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate %s: %w", names[i], err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migrate %s: %w", names[i], err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,136 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// ErrClosed is returned by Submit once the Writer is closing.
+var ErrClosed = errors.New("writer closed")
+
+// DefaultMaxBatch caps how many messages one transaction holds.
+const DefaultMaxBatch = 256
+
+// Commit is one transaction's outcome, handed to the Writer's callback in
+// commit order. Items are in submission order, which is id order for the
+// messages this commit stored. On error nothing was stored; Items then carry
+// the drafts' text with ID 0 so the caller can tell each sender.
+type Commit[T any] struct {
+	Items []Item[T]
+	Err   error
+}
+
+// Item pairs a stored message with the tag it was submitted with.
+type Item[T any] struct {
+	Stored
+	Tag T
+}
+
+type request[T any] struct {
+	draft Draft
+	tag   T
+}
+
+// Writer is the single goroutine that writes messages. It takes everything
+// pending (up to a cap), stores it in one transaction, commits, and only then
+// hands the committed batch to its callback, so one message alone is
+// committed at once and a crowd shares one fsync (group commit). The tag is
+// the caller's, carried through untouched (who sent it, whom to answer).
+type Writer[T any] struct {
+	store    *Store
+	onCommit func(Commit[T])
+	maxBatch int
+
+	mu     sync.RWMutex // held for reading while submitting, for writing to close
+	closed bool
+	in     chan request[T]
+	done   chan struct{}
+}
+
+// NewWriter starts the writer goroutine. onCommit runs on that goroutine,
+// once per transaction, in commit order; while it runs, nothing else is
+// written, so it should hand the batch on rather than do slow work.
+func NewWriter[T any](s *Store, maxBatch int, onCommit func(Commit[T])) *Writer[T] {
+	if maxBatch <= 0 {
+		maxBatch = DefaultMaxBatch
+	}
+	w := &Writer[T]{
+		store:    s,
+		onCommit: onCommit,
+		maxBatch: maxBatch,
+		in:       make(chan request[T], 2*maxBatch),
+		done:     make(chan struct{}),
+	}
+	go w.loop()
+	return w
+}
+
+// Submit queues a draft. It blocks while the queue is full (back-pressure on
+// the senders) and fails with ErrClosed once Close has begun, or with the
+// context's error.
+func (w *Writer[T]) Submit(ctx context.Context, d Draft, tag T) error {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return ErrClosed
+	}
+	select {
+	case w.in <- request[T]{draft: d, tag: tag}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops taking drafts, commits everything already queued (handing it
+// to the callback as usual) and returns when the writer goroutine is done.
+func (w *Writer[T]) Close() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.in)
+	}
+	w.mu.Unlock()
+	<-w.done
+}
+
+func (w *Writer[T]) loop() {
+	defer close(w.done)
+	batch := make([]request[T], 0, w.maxBatch)
+	drafts := make([]Draft, 0, w.maxBatch)
+	for first := range w.in {
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < w.maxBatch {
+			select {
+			case r, ok := <-w.in:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+
+		drafts = drafts[:0]
+		for _, r := range batch {
+			drafts = append(drafts, r.draft)
+		}
+		// The commit is not tied to any sender's context: once queued, a
+		// message is written even if its sender has gone.
+		stored, err := w.store.Insert(context.Background(), drafts)
+
+		c := Commit[T]{Items: make([]Item[T], len(batch)), Err: err}
+		for i, r := range batch {
+			c.Items[i].Tag = r.tag
+			if err == nil {
+				c.Items[i].Stored = stored[i]
+			} else {
+				c.Items[i].Message = Message{User: r.draft.User, Message: r.draft.Message}
+			}
+		}
+		w.onCommit(c)
+	}
+}

@@ -1,0 +1,185 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"nochat/db"
+)
+
+// maxPage is the most messages one history request returns.
+const maxPage = 500
+
+type historyReader interface {
+	Latest(ctx context.Context, n int) ([]db.Message, error)
+	Before(ctx context.Context, id int64, limit int) ([]db.Message, error)
+}
+
+// parseCount reads a page size: a whole number from 1 to maxPage.
+func parseCount(name, s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxPage {
+		return 0, fmt.Errorf("%s must be a whole number from 1 to %d", name, maxPage)
+	}
+	return n, nil
+}
+
+// singleQuery returns a query parameter given at most once.
+func singleQuery(r *http.Request, name string) (string, bool, error) {
+	vs := r.URL.Query()[name]
+	switch len(vs) {
+	case 0:
+		return "", false, nil
+	case 1:
+		return vs[0], true, nil
+	}
+	return "", false, fmt.Errorf("%s is given %d times: give it once", name, len(vs))
+}
+
+// messages makes sure an empty history encodes as [] rather than null.
+func messages(ms []db.Message) []db.Message {
+	if ms == nil {
+		return []db.Message{}
+	}
+	return ms
+}
+
+// handleLatest serves the tutorial's GET /discussion/latest/{n}: the newest
+// n messages, oldest first.
+func handleLatest(log *slog.Logger, store historyReader) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := parseCount("n", r.PathValue("n"))
+		if err != nil {
+			writeError(w, r, log, http.StatusBadRequest, err)
+			return
+		}
+		msgs, err := store.Latest(r.Context(), n)
+		if err != nil {
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
+		encode(w, http.StatusOK, messages(msgs))
+	})
+}
+
+// handleHistory serves GET /discussion?before={id}&limit={n}: the page of
+// history just above a client's oldest message, oldest first. Without
+// before, the newest messages.
+func handleHistory(log *slog.Logger, store historyReader) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := 50
+		if v, ok, err := singleQuery(r, "limit"); err != nil {
+			writeError(w, r, log, http.StatusBadRequest, err)
+			return
+		} else if ok {
+			if limit, err = parseCount("limit", v); err != nil {
+				writeError(w, r, log, http.StatusBadRequest, err)
+				return
+			}
+		}
+		v, hasBefore, err := singleQuery(r, "before")
+		if err != nil {
+			writeError(w, r, log, http.StatusBadRequest, err)
+			return
+		}
+		var msgs []db.Message
+		if hasBefore {
+			before, perr := strconv.ParseInt(v, 10, 64)
+			if perr != nil || before < 1 {
+				writeError(w, r, log, http.StatusBadRequest, errors.New("before must be a message id (a whole number, 1 or more)"))
+				return
+			}
+			msgs, err = store.Before(r.Context(), before, limit)
+		} else {
+			msgs, err = store.Latest(r.Context(), limit)
+		}
+		if err != nil {
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
+		encode(w, http.StatusOK, messages(msgs))
+	})
+}
+
+type statusBody struct {
+	Status string `json:"status"`
+}
+
+// handleSendPath serves the tutorial's POST /discussion/{message}: the text
+// is the (URL-decoded) path segment, the name an optional ?user=.
+func handleSendPath(log *slog.Logger, hub sender) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, _, err := singleQuery(r, "user")
+		if err != nil {
+			writeError(w, r, log, http.StatusBadRequest, err)
+			return
+		}
+		if _, err := hub.Send(r.Context(), user, r.PathValue("message")); err != nil {
+			writeError(w, r, log, sendStatus(err), err)
+			return
+		}
+		encode(w, http.StatusOK, statusBody{Status: "OK"})
+	})
+}
+
+type sendBody struct {
+	User    string  `json:"user"`
+	Message *string `json:"message"`
+}
+
+// handleSendJSON serves POST /discussion with {"user", "message"}: 201 and
+// the stored message.
+func handleSendJSON(log *slog.Logger, hub sender) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body sendBody
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+		if err := dec.Decode(&body); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeError(w, r, log, http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", tooBig.Limit))
+				return
+			}
+			writeError(w, r, log, http.StatusBadRequest, fmt.Errorf("body must be JSON {\"user\": string, \"message\": string}: %v", err))
+			return
+		}
+		if err := dec.Decode(&struct{}{}); err != io.EOF {
+			writeError(w, r, log, http.StatusBadRequest, errors.New("body must be one JSON object"))
+			return
+		}
+		if body.Message == nil {
+			writeError(w, r, log, http.StatusBadRequest, errors.New("message is missing"))
+			return
+		}
+		msg, err := hub.Send(r.Context(), body.User, *body.Message)
+		if err != nil {
+			writeError(w, r, log, sendStatus(err), err)
+			return
+		}
+		encode(w, http.StatusCreated, msg)
+	})
+}
+
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// handleHealth answers 200 "ok" when the database answers a query.
+func handleHealth(log *slog.Logger, store pinger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if err := store.Ping(r.Context()); err != nil {
+			log.Error("health check", "err", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "database unavailable")
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+}

@@ -1,0 +1,132 @@
+// Package handlers is NoChat's HTTP surface: the chat page, the WebSocket
+// endpoint, the tutorial's REST routes, health and static files. It holds no
+// state of its own; what it needs comes in through New.
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+
+	"github.com/a-h/templ"
+
+	"nochat/chat"
+	"nochat/db"
+	"nochat/static"
+)
+
+// Deps is what the handlers need.
+type Deps struct {
+	Log    *slog.Logger
+	Store  *db.Store
+	Hub    *chat.Hub
+	Assets *static.Assets
+}
+
+// New returns the whole HTTP surface as one handler.
+func New(d Deps) http.Handler {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	addRoutes(mux, d)
+	return recoverPanics(d.Log, securityHeaders(mux))
+}
+
+// maxBodyBytes bounds a request body: a chat message is at most a few KiB.
+const maxBodyBytes = 64 << 10
+
+func encode(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// writeError answers with {"error": "..."}. Server-side failures are logged
+// once here and shown to the user as a plain message, without internals.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, status int, err error) {
+	msg := err.Error()
+	if status >= 500 {
+		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+		msg = http.StatusText(status)
+		var refusal *chat.Refusal
+		if errors.As(err, &refusal) {
+			msg = refusal.Text
+		}
+	}
+	encode(w, status, errorBody{Error: msg})
+}
+
+// render writes a templ component as a whole page, or a 500 if it fails
+// half-way: the page is built in memory first.
+func render(w http.ResponseWriter, r *http.Request, log *slog.Logger, c templ.Component) {
+	var buf bytes.Buffer
+	if err := c.Render(r.Context(), &buf); err != nil {
+		log.Error("render page", "path", r.URL.Path, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write(buf.Bytes())
+}
+
+// securityHeaders sets the headers every response carries. The policy allows
+// scripts and styles only from this server (no inline script) and WebSocket
+// connections back to it.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverPanics turns a panic in a handler into a logged 500 instead of a
+// dead connection. http.ErrAbortHandler is the server's own signal and is
+// passed on.
+func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.Error("panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				http.Error(w, "internal error", http.StatusInternalServerError)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// sender is what the send routes need from the hub.
+type sender interface {
+	Send(ctx context.Context, user, text string) (db.Message, error)
+}
+
+// sendStatus maps a send's error to an HTTP status.
+func sendStatus(err error) int {
+	var refusal *chat.Refusal
+	switch {
+	case errors.Is(err, chat.ErrShutdown):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, chat.ErrStore):
+		return http.StatusInternalServerError
+	case errors.As(err, &refusal):
+		return http.StatusBadRequest
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}

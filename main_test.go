@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// server is NoChat running through run(), as the binary does.
+type server struct {
+	url  string
+	stop context.CancelFunc
+	done chan error
+}
+
+// start runs NoChat on a free port with the given environment and waits for
+// /healthz to answer.
+func start(t *testing.T, env map[string]string, args ...string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	s := &server{stop: cancel, done: make(chan error, 1)}
+	go func() {
+		err := run(ctx, append([]string{"nochat", "-addr", "127.0.0.1:0"}, args...), func(k string) string { return env[k] }, io.Discard, pw)
+		pw.CloseWithError(fmt.Errorf("run returned: %v", err))
+		s.done <- err
+	}()
+	urlRe := regexp.MustCompile(`url=(http://\S+)`)
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		if m := urlRe.FindStringSubmatch(sc.Text()); m != nil {
+			s.url = strings.TrimSuffix(m[1], "/")
+			break
+		}
+	}
+	if s.url == "" {
+		cancel()
+		t.Fatalf("no serving URL in the log: %v", sc.Err())
+	}
+	go io.Copy(io.Discard, pr) // keep the log flowing
+	t.Cleanup(func() { s.shutdown(t) })
+
+	resp, err := http.Get(s.url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != "ok" {
+		t.Fatalf("healthz: %d %q", resp.StatusCode, body)
+	}
+	return s
+}
+
+func (s *server) shutdown(t *testing.T) {
+	t.Helper()
+	if s.stop == nil {
+		return
+	}
+	s.stop()
+	s.stop = nil
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("run did not return after shutdown")
+	}
+}
+
+func TestRunServesChatAndKeepsHistoryAcrossRestart(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "chat.db")
+	env := map[string]string{"NOCHAT_DB": dbPath}
+	s := start(t, env)
+
+	ws := "ws" + strings.TrimPrefix(s.url, "http") + "/"
+	d := websocket.Dialer{Subprotocols: []string{"nochat.v1"}}
+	conn, _, err := d.Dial(ws+"?user=ann", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.WriteJSON(map[string]any{"type": "send", "data": map[string]any{"message": "kept across restarts", "cid": "k1"}})
+	var acked bool
+	for !acked {
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var f struct{ Type string }
+		if err := conn.ReadJSON(&f); err != nil {
+			t.Fatal(err)
+		}
+		acked = f.Type == "ack"
+	}
+
+	s.shutdown(t)
+	// The socket was told the server is going away.
+	var ce *websocket.CloseError
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err = conn.ReadMessage(); err != nil {
+			break
+		}
+	}
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+		t.Fatalf("socket ended with %v, want close 1001", err)
+	}
+
+	s = start(t, env)
+	resp, err := http.Get(s.url + "/discussion/latest/10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var msgs []struct{ User, Message string }
+	json.NewDecoder(resp.Body).Decode(&msgs)
+	if len(msgs) != 1 || msgs[0].Message != "kept across restarts" || msgs[0].User != "ann" {
+		t.Fatalf("history after restart = %+v", msgs)
+	}
+	page, err := http.Get(s.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer page.Body.Close()
+	html, _ := io.ReadAll(page.Body)
+	if !strings.Contains(string(html), "kept across restarts") {
+		t.Fatal("the chat page does not render the stored message")
+	}
+}
+
+func TestFlagsAndEnvironment(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want config
+		bad  string // part of the error, for a refused configuration
+	}{
+		{name: "defaults", want: config{addr: ":8080", dbPath: "nochat.db", durability: "full"}},
+		{name: "env", env: map[string]string{"NOCHAT_ADDR": ":9000", "NOCHAT_DB": "/var/lib/x.db", "NOCHAT_DURABILITY": "normal"},
+			want: config{addr: ":9000", dbPath: "/var/lib/x.db", durability: "normal"}},
+		{name: "flags beat env", args: []string{"-addr", "127.0.0.1:1", "-db", "f.db"}, env: map[string]string{"NOCHAT_ADDR": ":9000"},
+			want: config{addr: "127.0.0.1:1", dbPath: "f.db", durability: "full"}},
+		{name: "bad durability", args: []string{"-durability", "bogus"}, bad: "durability"},
+		{name: "addr not host:port", args: []string{"-addr", "8080"}, bad: "host:port"},
+		{name: "unknown flag", args: []string{"-nope"}, bad: "nope"},
+		{name: "stray argument", args: []string{"serve"}, bad: "serve"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseFlags(append([]string{"nochat"}, tt.args...), func(k string) string { return tt.env[k] }, io.Discard)
+			if tt.bad != "" {
+				var usage usageError
+				if !errors.As(err, &usage) || !strings.Contains(err.Error(), tt.bad) {
+					t.Fatalf("err = %v, want a usage error mentioning %q", err, tt.bad)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.addr != tt.want.addr || got.dbPath != tt.want.dbPath || got.durability != tt.want.durability {
+				t.Fatalf("config = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,800 @@
+// NoChat browser client: live messages over WebSocket (subprotocol nochat.v1),
+// exactly-once sends through a persisted queue, history over REST.
+// Plain JS, no build step. Text goes into the page with textContent only.
+(() => {
+  'use strict';
+
+  const PROTOCOL = 'nochat.v1';
+  const PAGE = 50; // messages per history request
+  const NAME_KEY = 'nochat.name';
+  const PENDING_KEY = 'nochat.pending';
+  const MAX_BACKOFF = 30000;
+  const TYPING_EVERY = 3000; // send at most one typing frame per 3 s
+  const TYPING_SHOWN = 4000; // show "x is typing…" this long after a frame
+  const GROUP_GAP = 5 * 60 * 1000; // consecutive lines within 5 min form a block
+  const NEAR_BOTTOM = 80; // px
+
+  const $ = (id) => document.getElementById(id);
+  const list = $('messages');
+  const scroller = $('scroller');
+  const olderBtn = $('load-older');
+  const statusEl = $('status');
+  const statusText = $('status-text');
+  const onlineCount = $('online-count');
+  const onlineUsers = $('online-users');
+  const presenceEl = $('presence');
+  const typingEl = $('typing');
+  const form = $('composer');
+  const nameInput = $('name');
+  const msgInput = $('message');
+  const jumpBtn = $('jump');
+  const noticeEl = $('notice');
+
+  const baseTitle = document.title || 'NoChat';
+
+  const ERRORS = {
+    empty: 'The message is empty.',
+    too_long: 'The message is too long.',
+    bad_name: 'That name is not allowed.',
+    rate_limited: 'You are sending too fast.',
+    store_failed: 'The server could not save it.',
+    bad_request: 'The server did not understand it.',
+  };
+
+  // ---------- state ----------
+
+  let lastId = 0; // highest message id received; resume point for ?after=
+  let ws = null;
+  let ready = false; // hello received on the current socket
+  let helloUser = ''; // our name as the server knows it
+  let attempt = 0; // reconnect attempts since the last good connection
+  let connectedAt = 0;
+  let retryTimer = 0;
+  let countdownTimer = 0;
+  let retryAt = 0;
+  let resyncing = null; // buffered message frames while history reloads
+  let lastTypingSent = 0;
+  let nickSent = '';
+  let unread = 0;
+  const ownIds = new Set(); // ids the server acknowledged as ours
+  const typers = new Map(); // user -> time the indicator expires
+  let typingTimer = 0;
+  let noticeTimer = 0;
+
+  // ---------- storage (may be unavailable: private modes, policies) ----------
+
+  function getItem(key) {
+    try { return localStorage.getItem(key); } catch { return null; }
+  }
+  function setItem(key, value) {
+    try { localStorage.setItem(key, value); } catch { /* keep going in memory */ }
+  }
+
+  // The queue of sends not yet acknowledged, oldest first: {cid, message, user, ts}.
+  // It lives in localStorage so a reload or a crash does not lose a message;
+  // the server de-duplicates by cid, so re-sending is always safe.
+  let queue = [];
+  const knownCids = new Set(); // every cid this tab has owned
+
+  function loadQueue() {
+    let stored = [];
+    try { stored = JSON.parse(getItem(PENDING_KEY) || '[]'); } catch { stored = []; }
+    if (!Array.isArray(stored)) stored = [];
+    queue = stored.filter((it) => it && typeof it.cid === 'string' && typeof it.message === 'string');
+    queue.forEach((it) => knownCids.add(it.cid));
+  }
+
+  function saveQueue() {
+    // Keep entries another tab added since we loaded; ours are in `queue`.
+    let stored = [];
+    try { stored = JSON.parse(getItem(PENDING_KEY) || '[]'); } catch { stored = []; }
+    const others = Array.isArray(stored) ? stored.filter((it) => it && !knownCids.has(it.cid)) : [];
+    setItem(PENDING_KEY, JSON.stringify(others.concat(queue)));
+  }
+
+  // ---------- helpers ----------
+
+  // RFC 4122 version 4 UUID from crypto.getRandomValues, which (unlike
+  // crypto.randomUUID) also exists on plain-http pages such as a Pi on the LAN.
+  function uuid4() {
+    const b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+
+  // Same colour choice as views.userColor: FNV-1a over the UTF-8 bytes, mod 8.
+  const encoder = new TextEncoder();
+  function colorClass(name) {
+    let h = 0x811c9dc5;
+    for (const byte of encoder.encode(name)) {
+      h ^= byte;
+      h = Math.imul(h, 0x01000193) >>> 0;
+    }
+    return 'c' + (h % 8);
+  }
+
+  const clockFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+  const dayFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+  const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
+
+  function setTime(el, date) {
+    if (Number.isNaN(date.getTime())) return;
+    const now = new Date();
+    const today = date.toDateString() === now.toDateString();
+    const thisYear = date.getFullYear() === now.getFullYear();
+    let text = clockFmt.format(date);
+    if (!today) {
+      text = (thisYear ? dayFmt.format(date) : date.toLocaleDateString()) + ' ' + text;
+    }
+    el.textContent = text;
+    el.dateTime = date.toISOString();
+    el.title = fullFmt.format(date);
+  }
+
+  function myName() { return nameInput.value.trim(); }
+
+  function isMine(user, id) {
+    if (id && ownIds.has(id)) return true;
+    const n = myName();
+    return n !== '' && user === n;
+  }
+
+  function nearBottom() {
+    return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < NEAR_BOTTOM;
+  }
+
+  function scrollToBottom() {
+    scroller.scrollTop = scroller.scrollHeight;
+    jumpBtn.hidden = true;
+  }
+
+  function msgIdOf(li) { return Number(li.dataset.id) || 0; }
+
+  function realItems() { return list.querySelectorAll('li.msg[data-id]'); }
+
+  function smallestId() {
+    const first = list.querySelector('li.msg[data-id]');
+    return first ? msgIdOf(first) : 0;
+  }
+
+  function notice(text) {
+    noticeEl.textContent = text;
+    noticeEl.hidden = false;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(() => { noticeEl.hidden = true; }, 5000);
+  }
+
+  function errorText(code, message) {
+    if (code === 'bad_request' || !message) return ERRORS[code] || `Something went wrong (${code}).`;
+    return message.charAt(0).toUpperCase() + message.slice(1) + (/[.!?]$/.test(message) ? '' : '.');
+  }
+
+  // ---------- rendering ----------
+
+  // buildMessage makes the same markup as views.MessageItem.
+  function buildMessage(m) {
+    const li = document.createElement('li');
+    li.className = 'msg';
+    fillMessage(li, m);
+    return li;
+  }
+
+  function fillMessage(li, m) {
+    li.id = 'm-' + m.id;
+    li.dataset.id = String(m.id);
+    li.classList.remove('pending', 'failed');
+    li.querySelector('.fail')?.remove();
+    const user = document.createElement('span');
+    user.className = 'user ' + colorClass(m.user);
+    user.textContent = m.user;
+    const time = document.createElement('time');
+    setTime(time, new Date(m.timestamp));
+    const text = document.createElement('p');
+    text.className = 'text';
+    text.textContent = m.message;
+    li.replaceChildren(user, time, text);
+    li.classList.toggle('mine', isMine(m.user, m.id));
+  }
+
+  function buildPending(item) {
+    const li = document.createElement('li');
+    li.className = 'msg mine pending';
+    li.dataset.cid = item.cid;
+    const user = document.createElement('span');
+    user.className = 'user';
+    user.textContent = item.user || helloUser || 'you';
+    const state = document.createElement('span');
+    state.className = 'state';
+    state.title = 'Not delivered yet';
+    const clock = document.createElement('span');
+    clock.className = 'clock';
+    clock.setAttribute('aria-hidden', 'true');
+    const label = document.createElement('span');
+    label.textContent = 'sending';
+    state.append(clock, label);
+    const text = document.createElement('p');
+    text.className = 'text';
+    text.textContent = item.message;
+    li.append(user, state, text);
+    return li;
+  }
+
+  function markFailed(li, item, reason) {
+    li.classList.remove('pending');
+    li.classList.add('failed');
+    const state = li.querySelector('.state');
+    if (state) {
+      state.replaceChildren('not sent');
+      state.title = reason;
+    }
+    li.querySelector('.fail')?.remove();
+    const fail = document.createElement('div');
+    fail.className = 'fail';
+    const why = document.createElement('span');
+    why.className = 'reason';
+    why.textContent = reason;
+    const retry = document.createElement('button');
+    retry.type = 'button';
+    retry.className = 'retry';
+    retry.textContent = 'Retry';
+    const dismiss = document.createElement('button');
+    dismiss.type = 'button';
+    dismiss.className = 'dismiss';
+    dismiss.textContent = 'Dismiss';
+    fail.append(why, retry, dismiss);
+    li.append(fail);
+    li.dataset.message = item.message;
+  }
+
+  function pendingEl(cid) {
+    for (const li of list.querySelectorAll('li.msg[data-cid]')) {
+      if (li.dataset.cid === cid) return li;
+    }
+    return null;
+  }
+
+  // placeReal puts a stored message in id order, above the pending/failed
+  // block that always stays at the bottom.
+  function placeReal(li, id) {
+    li.remove();
+    let after = list.lastElementChild;
+    while (after && (!after.dataset.id || msgIdOf(after) > id)) {
+      after = after.previousElementSibling;
+    }
+    if (after) after.after(li); else list.prepend(li);
+  }
+
+  // regroup marks lines that continue a block from the same person, so the
+  // name is shown once per block.
+  function regroup() {
+    let prev = null;
+    for (const li of list.children) {
+      const user = li.querySelector('.user')?.textContent;
+      const t = Date.parse(li.querySelector('time')?.dateTime || '') || Date.now();
+      const cont = prev !== null && prev.user === user && prev.mine === li.classList.contains('mine') &&
+        t - prev.t < GROUP_GAP && !li.classList.contains('failed');
+      li.classList.toggle('cont', cont);
+      prev = { user, t, mine: li.classList.contains('mine') };
+    }
+  }
+
+  function retint() {
+    for (const li of realItems()) {
+      const user = li.querySelector('.user')?.textContent || '';
+      li.classList.toggle('mine', isMine(user, msgIdOf(li)));
+    }
+    regroup();
+  }
+
+  // ---------- incoming messages ----------
+
+  function validMessage(m) {
+    return m && Number.isSafeInteger(m.id) && m.id > 0 && typeof m.message === 'string';
+  }
+
+  function normalize(m) {
+    return {
+      id: m.id,
+      user: typeof m.user === 'string' ? m.user : '',
+      message: m.message,
+      timestamp: typeof m.timestamp === 'number' ? m.timestamp : Date.now(),
+    };
+  }
+
+  function onMessage(raw) {
+    if (!validMessage(raw)) return;
+    if (resyncing) { resyncing.push(raw); return; }
+    const m = normalize(raw);
+    const existing = $('m-' + m.id);
+    if (existing) {
+      // Already shown, from an ack that came first: take the server's
+      // authoritative name and time, but never show it twice.
+      if (existing.dataset.provisional) {
+        delete existing.dataset.provisional;
+        fillMessage(existing, m);
+        regroup();
+      }
+      lastId = Math.max(lastId, m.id);
+      return;
+    }
+    if (m.id <= lastId) return;
+    lastId = m.id;
+    typers.delete(m.user);
+    renderTyping();
+
+    const stick = nearBottom();
+    // Our own message may be broadcast before its ack: adopt the matching
+    // pending line instead of adding a second copy. If the guess is wrong
+    // (same text from another tab), the line still shows a real message, and
+    // the ack will add its own.
+    const adopted = adoptPending(m);
+    const li = adopted || buildMessage(m);
+    if (adopted) fillMessage(li, m);
+    placeReal(li, m.id);
+    regroup();
+
+    if (stick || adopted) {
+      scrollToBottom();
+    } else {
+      jumpBtn.hidden = false;
+    }
+    if (document.hidden && !adopted && !li.classList.contains('mine')) {
+      unread++;
+      document.title = `(${unread}) ${baseTitle}`;
+    }
+  }
+
+  function adoptPending(m) {
+    for (const item of queue) {
+      const li = pendingEl(item.cid);
+      if (!li || li.dataset.id || !li.classList.contains('pending')) continue;
+      const sameUser = m.user === helloUser || m.user === item.user || m.user === myName();
+      if (sameUser && item.message === m.message) {
+        ownIds.add(m.id);
+        return li; // keeps its data-cid until the ack
+      }
+    }
+    return null;
+  }
+
+  function onAck(d) {
+    if (!d || typeof d.cid !== 'string') return;
+    const item = queue.find((it) => it.cid === d.cid);
+    queue = queue.filter((it) => it.cid !== d.cid);
+    saveQueue();
+    const id = d.id;
+    let li = pendingEl(d.cid);
+    if (li && li.dataset.id) {
+      // Adopted by its broadcast, which came first: it is already the real
+      // message. (If the adoption guessed wrong, that line is still a real
+      // message, and this ack's own message is handled below.)
+      delete li.dataset.cid;
+      if (msgIdOf(li) === id) { retint(); return; }
+      li = null;
+    }
+    if (!Number.isSafeInteger(id) || id <= 0) { li?.remove(); regroup(); return; }
+    ownIds.add(id);
+    if ($('m-' + id)) {
+      // The broadcast came first and is on the page: show it once.
+      li?.remove();
+      retint();
+      return;
+    }
+    if (!item) { li?.remove(); regroup(); return; }
+    // The ack came first: the pending line becomes the real message now; the
+    // broadcast, when it comes, fills in the server's name and time.
+    const real = li || document.createElement('li');
+    real.className = 'msg';
+    delete real.dataset.cid;
+    fillMessage(real, { id, user: item.user || helloUser, message: item.message, timestamp: Date.now() });
+    real.dataset.provisional = '1';
+    placeReal(real, id);
+    retint();
+  }
+
+  function onError(d) {
+    d = d || {};
+    if (d.code === 'resync') { resync(); return; }
+    const reason = errorText(d.code, d.message);
+    if (typeof d.cid === 'string' && d.cid) {
+      const item = queue.find((it) => it.cid === d.cid);
+      queue = queue.filter((it) => it.cid !== d.cid);
+      saveQueue();
+      if (!item) return;
+      const stick = nearBottom();
+      let li = pendingEl(d.cid);
+      if (!li || li.dataset.id) { // adopted by a look-alike: show a fresh copy
+        if (li) delete li.dataset.cid;
+        li = buildPending(item);
+        list.append(li);
+      }
+      markFailed(li, item, reason);
+      regroup();
+      if (stick) scrollToBottom();
+      return;
+    }
+    if (d.code === 'bad_name') {
+      nameInput.setAttribute('aria-invalid', 'true');
+      nickSent = '';
+    }
+    notice(reason);
+  }
+
+  function onPresence(d) {
+    if (!d) return;
+    const users = Array.isArray(d.users) ? d.users.filter((u) => typeof u === 'string') : [];
+    const online = Number.isFinite(d.online) ? d.online : users.length;
+    onlineCount.textContent = String(online);
+    const counts = new Map();
+    for (const u of users) counts.set(u, (counts.get(u) || 0) + 1);
+    const names = [...counts.keys()].sort((a, b) => a.localeCompare(b, undefined, { sensitivity: 'base' }));
+    const items = names.map((n) => {
+      const li = document.createElement('li');
+      const name = document.createElement('span');
+      name.textContent = n;
+      li.append(name);
+      if (counts.get(n) > 1) {
+        const c = document.createElement('span');
+        c.className = 'count';
+        c.textContent = '×' + counts.get(n);
+        li.append(c);
+      }
+      return li;
+    });
+    if (items.length === 0) {
+      const li = document.createElement('li');
+      li.className = 'none';
+      li.textContent = 'Nobody else here';
+      items.push(li);
+    }
+    onlineUsers.replaceChildren(...items);
+    presenceEl.querySelector('summary').title = names.length ? names.join(', ') : `${online} online`;
+  }
+
+  function onTyping(d) {
+    const user = d && typeof d.user === 'string' ? d.user : '';
+    // The server does not echo our own typing; this skips our other tabs.
+    if (!user || (myName() !== '' && user === myName())) return;
+    typers.set(user, Date.now() + TYPING_SHOWN);
+    renderTyping();
+  }
+
+  function renderTyping() {
+    const now = Date.now();
+    for (const [u, until] of typers) if (until <= now) typers.delete(u);
+    const names = [...typers.keys()];
+    let text = '';
+    if (names.length === 1) text = `${names[0]} is typing…`;
+    else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+    else if (names.length > 2) text = `${names.length} people are typing…`;
+    if (typingEl.textContent !== text) typingEl.textContent = text;
+    clearTimeout(typingTimer);
+    if (names.length) {
+      const next = Math.min(...typers.values()) - now;
+      typingTimer = setTimeout(renderTyping, Math.max(50, next));
+    }
+  }
+
+  function onDeleted(d) {
+    if (!d || !Number.isSafeInteger(d.id)) return;
+    $('m-' + d.id)?.remove();
+    regroup();
+  }
+
+  // ---------- history over REST ----------
+
+  async function fetchMessages(url) {
+    const res = await fetch(url, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const data = await res.json();
+    if (!Array.isArray(data)) throw new Error('unexpected reply');
+    return data.filter(validMessage).map(normalize);
+  }
+
+  // resync replaces the list with the newest page of history; frames that
+  // arrive meanwhile are held and applied after it.
+  async function resync() {
+    if (resyncing) return;
+    resyncing = [];
+    try {
+      const msgs = await fetchMessages(`/discussion/latest/${PAGE}`);
+      for (const li of realItems()) li.remove();
+      const frag = document.createDocumentFragment();
+      for (const m of msgs) frag.append(buildMessage(m));
+      list.prepend(frag);
+      lastId = msgs.reduce((max, m) => Math.max(max, m.id), 0);
+      olderBtn.hidden = msgs.length < PAGE;
+      regroup();
+      scrollToBottom();
+    } catch (err) {
+      notice('Could not reload the conversation: ' + err.message);
+    } finally {
+      const held = resyncing;
+      resyncing = null;
+      for (const m of held) onMessage(m);
+    }
+  }
+
+  async function loadOlder() {
+    const before = smallestId();
+    if (!before) { olderBtn.hidden = true; return; }
+    olderBtn.disabled = true;
+    olderBtn.textContent = 'Loading…';
+    list.setAttribute('aria-busy', 'true');
+    try {
+      const msgs = await fetchMessages(`/discussion?before=${before}&limit=${PAGE}`);
+      const frag = document.createDocumentFragment();
+      for (const m of msgs) {
+        if (m.id < before && !$('m-' + m.id)) frag.append(buildMessage(m));
+      }
+      // Keep what the reader is looking at in place.
+      const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+      list.prepend(frag);
+      regroup();
+      scroller.scrollTop = scroller.scrollHeight - fromBottom;
+      olderBtn.hidden = msgs.length < PAGE;
+    } catch (err) {
+      notice('Could not load older messages: ' + err.message);
+    } finally {
+      olderBtn.disabled = false;
+      olderBtn.textContent = 'Load older messages';
+      list.removeAttribute('aria-busy');
+    }
+  }
+
+  // ---------- connection ----------
+
+  function setStatus(state, text) {
+    if (statusEl.dataset.state !== state) statusEl.dataset.state = state;
+    if (statusText.textContent !== text) statusText.textContent = text;
+  }
+
+  function send(type, data) {
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(JSON.stringify({ type, data }));
+    return true;
+  }
+
+  function connect() {
+    clearTimeout(retryTimer);
+    clearInterval(countdownTimer);
+    retryTimer = 0;
+    if (ws) return;
+    if (!navigator.onLine) { setStatus('offline', 'Offline'); return; }
+    setStatus('connecting', 'Connecting…');
+    const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/' +
+      (lastId ? '?after=' + lastId : '');
+    let sock;
+    try {
+      sock = new WebSocket(url, PROTOCOL);
+    } catch {
+      scheduleReconnect();
+      return;
+    }
+    ws = sock;
+    ready = false;
+    const resumed = lastId > 0;
+    sock.onmessage = (ev) => {
+      if (typeof ev.data !== 'string') return;
+      let frame;
+      try { frame = JSON.parse(ev.data); } catch { return; }
+      if (!frame || typeof frame.type !== 'string') return;
+      const d = frame.data;
+      switch (frame.type) {
+        case 'hello': onHello(d, resumed); break;
+        case 'message': onMessage(d); break;
+        case 'ack': onAck(d); break;
+        case 'error': onError(d); break;
+        case 'presence': onPresence(d); break;
+        case 'typing': onTyping(d); break;
+        case 'deleted': onDeleted(d); break;
+        default: break; // newer server, older page: ignore what we do not know
+      }
+    };
+    sock.onclose = () => {
+      if (ws !== sock) return;
+      ws = null;
+      ready = false;
+      if (connectedAt && Date.now() - connectedAt > 10000) attempt = 0;
+      connectedAt = 0;
+      onlineCount.textContent = '–'; // unknown until the next presence frame
+      markQueueWaiting();
+      scheduleReconnect();
+    };
+    sock.onerror = () => { /* onclose follows and handles it */ };
+  }
+
+  function onHello(d, resumed) {
+    d = d || {};
+    ready = true;
+    connectedAt = Date.now();
+    helloUser = typeof d.user === 'string' ? d.user : '';
+    nickSent = helloUser;
+    setStatus('connected', 'Connected');
+    const latest = Number(d.latest_id) || 0;
+    // Without ?after= the server replays nothing, and a server whose latest
+    // id is below ours has a different database: reload history either way.
+    if ((!resumed && latest > lastId) || latest < lastId) resync();
+    sendNick();
+    for (const item of queue) {
+      send('send', { message: item.message, cid: item.cid });
+      const li = pendingEl(item.cid);
+      const label = li?.querySelector('.state span:last-child');
+      if (label) label.textContent = 'sending';
+    }
+  }
+
+  function markQueueWaiting() {
+    for (const item of queue) {
+      const label = pendingEl(item.cid)?.querySelector('.state span:last-child');
+      if (label) label.textContent = 'waiting';
+    }
+  }
+
+  // Exponential backoff with full jitter, capped at 30 s.
+  function scheduleReconnect() {
+    clearTimeout(retryTimer);
+    clearInterval(countdownTimer);
+    if (!navigator.onLine) { setStatus('offline', 'Offline'); return; }
+    const cap = Math.min(MAX_BACKOFF, 1000 * 2 ** attempt);
+    attempt = Math.min(attempt + 1, 16);
+    const delay = Math.max(500, Math.random() * cap);
+    retryAt = Date.now() + delay;
+    const tick = () => {
+      const s = Math.max(1, Math.ceil((retryAt - Date.now()) / 1000));
+      setStatus('reconnecting', `Reconnecting in ${s}s`);
+    };
+    tick();
+    countdownTimer = setInterval(tick, 250);
+    retryTimer = setTimeout(connect, delay);
+  }
+
+  window.addEventListener('online', () => {
+    if (!ws) connect();
+    else if (ready) setStatus('connected', 'Connected');
+  });
+  window.addEventListener('offline', () => {
+    if (!ws) { clearTimeout(retryTimer); clearInterval(countdownTimer); }
+    setStatus('offline', 'Offline');
+  });
+
+  // ---------- sending ----------
+
+  function sendNick() {
+    const n = myName();
+    // The server wants 1–32 characters; an empty field means "guest", which
+    // the server gives every new connection by default.
+    if (!ready || n === '' || n === nickSent) return;
+    if (send('nick', { user: n })) nickSent = n;
+  }
+
+  function submit() {
+    const text = msgInput.value.trim();
+    if (!text) return;
+    const item = { cid: uuid4(), message: text, user: myName(), ts: Date.now() };
+    knownCids.add(item.cid);
+    queue.push(item);
+    saveQueue();
+    const li = buildPending(item);
+    if (!ready) li.querySelector('.state span:last-child').textContent = 'waiting';
+    list.append(li);
+    regroup();
+    msgInput.value = '';
+    autosize();
+    scrollToBottom();
+    if (ready) send('send', { message: item.message, cid: item.cid });
+  }
+
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    submit();
+    msgInput.focus();
+  });
+
+  msgInput.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {
+      ev.preventDefault();
+      submit();
+    }
+  });
+
+  msgInput.addEventListener('input', () => {
+    autosize();
+    const now = Date.now();
+    if (ready && msgInput.value.trim() !== '' && now - lastTypingSent >= TYPING_EVERY) {
+      if (send('typing', {})) lastTypingSent = now;
+    }
+  });
+
+  // Grow the box with its text where CSS field-sizing is missing.
+  const needsAutosize = !(window.CSS && CSS.supports && CSS.supports('field-sizing', 'content'));
+  function autosize() {
+    if (!needsAutosize) return;
+    msgInput.style.height = 'auto';
+    msgInput.style.height = Math.min(msgInput.scrollHeight + 2, 152) + 'px';
+  }
+
+  let nickTimer = 0;
+  function nameChanged() {
+    const n = myName();
+    setItem(NAME_KEY, n);
+    nameInput.removeAttribute('aria-invalid');
+    clearTimeout(nickTimer);
+    nickTimer = setTimeout(sendNick, 600);
+    retint();
+  }
+  nameInput.addEventListener('input', nameChanged);
+  nameInput.addEventListener('change', () => { clearTimeout(nickTimer); sendNick(); });
+  nameInput.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter') { ev.preventDefault(); msgInput.focus(); }
+  });
+
+  list.addEventListener('click', (ev) => {
+    const btn = ev.target.closest('button');
+    const li = btn?.closest('li.msg.failed');
+    if (!li) return;
+    if (btn.classList.contains('dismiss')) {
+      li.remove();
+      regroup();
+    } else if (btn.classList.contains('retry')) {
+      const item = { cid: uuid4(), message: li.dataset.message || '', user: myName(), ts: Date.now() };
+      li.remove();
+      if (!item.message) return;
+      knownCids.add(item.cid);
+      queue.push(item);
+      saveQueue();
+      const fresh = buildPending(item);
+      if (!ready) fresh.querySelector('.state span:last-child').textContent = 'waiting';
+      list.append(fresh);
+      regroup();
+      scrollToBottom();
+      if (ready) send('send', { message: item.message, cid: item.cid });
+    }
+  });
+
+  // ---------- scrolling, title, visibility ----------
+
+  olderBtn.addEventListener('click', loadOlder);
+  jumpBtn.addEventListener('click', scrollToBottom);
+  scroller.addEventListener('scroll', () => {
+    if (!jumpBtn.hidden && nearBottom()) jumpBtn.hidden = true;
+  }, { passive: true });
+
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) return;
+    unread = 0;
+    document.title = baseTitle;
+    // Back on the tab while waiting out a backoff: try now.
+    if (!ws && retryTimer) connect();
+  });
+
+  // Close presence list when clicking elsewhere.
+  document.addEventListener('click', (ev) => {
+    if (presenceEl.open && !presenceEl.contains(ev.target)) presenceEl.open = false;
+  });
+  document.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape' && presenceEl.open) presenceEl.open = false;
+  });
+
+  // ---------- start ----------
+
+  for (const li of realItems()) {
+    lastId = Math.max(lastId, msgIdOf(li));
+    const t = li.querySelector('time');
+    if (t) setTime(t, new Date(t.dateTime));
+  }
+  olderBtn.hidden = olderBtn.hidden || realItems().length < PAGE;
+  nameInput.value = getItem(NAME_KEY) || '';
+  loadQueue();
+  for (const item of queue) {
+    const li = buildPending(item);
+    li.querySelector('.state span:last-child').textContent = 'waiting';
+    list.append(li);
+  }
+  retint();
+  scrollToBottom();
+  connect();
+})();

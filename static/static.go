@@ -1,0 +1,67 @@
+// Package static embeds the browser assets (script, styles, icons) and serves
+// them under content-hashed URLs so browsers may cache them forever.
+package static
+
+import (
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+)
+
+//go:embed *.js *.css *.svg
+var files embed.FS
+
+// Assets serves the embedded files and names them by content.
+type Assets struct {
+	fsys   fs.FS
+	hashes map[string]string // file name -> short content hash
+}
+
+// New hashes every embedded file once, at start-up.
+func New() *Assets {
+	a := &Assets{fsys: files, hashes: make(map[string]string)}
+	entries, _ := fs.ReadDir(files, ".")
+	for _, e := range entries {
+		b, err := fs.ReadFile(files, e.Name())
+		if err != nil {
+			continue
+		}
+		sum := sha256.Sum256(b)
+		a.hashes[e.Name()] = hex.EncodeToString(sum[:6])
+	}
+	return a
+}
+
+// URL returns the cache-busting URL of the named file, for example
+// "/static/app.js?v=1a2b3c4d5e6f". Unknown names get a plain URL.
+func (a *Assets) URL(name string) string {
+	if h, ok := a.hashes[name]; ok {
+		return "/static/" + name + "?v=" + h
+	}
+	return "/static/" + name
+}
+
+// Handler serves the embedded files under /static/. A request carrying the
+// file's current hash may be cached for a year; anything else must revalidate.
+// Only embedded files are reachable: there is no path to the disk.
+func (a *Assets) Handler() http.Handler {
+	fileServer := http.StripPrefix("/static/", http.FileServerFS(a.fsys))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/static/")
+		h, ok := a.hashes[name]
+		if !ok {
+			http.NotFound(w, r) // no directory listings, nothing but the files
+			return
+		}
+		if r.URL.Query().Get("v") == h {
+			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			w.Header().Set("Cache-Control", "no-cache")
+		}
+		fileServer.ServeHTTP(w, r)
+	})
+}

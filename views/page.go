@@ -1,0 +1,58 @@
+// Package views holds the HTML of NoChat as templ components. Every component
+// is a pure function of its parameters: no database, no HTTP, no clock.
+package views
+
+import (
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"nochat/db"
+)
+
+// Page carries what every page needs besides its content.
+type Page struct {
+	Title   string
+	CSSURL  string // e.g. "/static/style.css?v=abc"
+	JSURL   string // e.g. "/static/app.js?v=abc"
+	IconURL string // "/static/favicon.svg?v=..."
+}
+
+// historyPage is how many messages one history request returns. The chat page
+// shows "Load older" only when the server sent a full page, because a shorter
+// one means the room has no older messages.
+const historyPage = 50
+
+// userColors is the number of name colours in style.css (.c0 … .c7); app.js
+// picks the same colour with the same hash.
+const userColors = 8
+
+func pageTitle(p Page) string {
+	if p.Title == "" {
+		return "NoChat"
+	}
+	return p.Title
+}
+
+func hasOlder(msgs []db.Message) bool { return len(msgs) >= historyPage }
+
+func msgID(m db.Message) string { return "m-" + strconv.FormatInt(m.ID, 10) }
+
+func dataID(m db.Message) string { return strconv.FormatInt(m.ID, 10) }
+
+// The page renders times in UTC so that it stays a pure function of its
+// input; app.js rewrites them to the reader's local time on load.
+
+func isoTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339) }
+
+func clockTime(ms int64) string { return time.UnixMilli(ms).UTC().Format("15:04") }
+
+func fullTime(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04 UTC") }
+
+// userColor picks a stable colour class for a name: FNV-1a over its UTF-8
+// bytes, as app.js does, so server- and client-rendered names agree.
+func userColor(name string) string {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return "user c" + strconv.Itoa(int(h.Sum32()%userColors))
+}
