@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -173,5 +174,30 @@ func TestFlagsAndEnvironment(t *testing.T) {
 				t.Fatalf("config = %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestExampleDatabaseServesItsConversation(t *testing.T) {
+	// cp nochat.db.example nochat.db, as the README says, then run.
+	dbPath := filepath.Join(t.TempDir(), "nochat.db")
+	example, err := os.ReadFile("nochat.db.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dbPath, example, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, map[string]string{"NOCHAT_DB": dbPath})
+	resp, err := http.Get(s.url + "/discussion/latest/50")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var msgs []struct{ User, Message string }
+	if err := json.NewDecoder(resp.Body).Decode(&msgs); err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) < 5 || msgs[0].User != "ann" || !strings.Contains(msgs[0].Message, "NoChat") {
+		t.Fatalf("example history = %+v, want the demo conversation", msgs)
 	}
 }

@@ -116,7 +116,7 @@
     return 'c' + (h % 8);
   }
 
-  const clockFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+  const clockFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
   const dayFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
   const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
 
@@ -225,17 +225,14 @@
   function markFailed(li, item, reason) {
     li.classList.remove('pending');
     li.classList.add('failed');
-    const state = li.querySelector('.state');
-    if (state) {
-      state.replaceChildren('not sent');
-      state.title = reason;
-    }
     li.querySelector('.fail')?.remove();
     const fail = document.createElement('div');
     fail.className = 'fail';
     const why = document.createElement('span');
     why.className = 'reason';
-    why.textContent = reason;
+    const strong = document.createElement('strong');
+    strong.textContent = 'Not sent. ';
+    why.append(strong, reason);
     const retry = document.createElement('button');
     retry.type = 'button';
     retry.className = 'retry';

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// These tests drive a real headless Chromium against NoChat run through
+// run(). Without Chromium they skip, except under CI=true, where they fail:
+// CI installs it (apt-get install chromium).
+
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("Chromium is not installed; CI needs it for browser tests (apt-get install -y chromium)")
+	}
+	t.Skip("skipping browser test: Chromium not found (apt-get install -y chromium)")
+	return ""
+}
+
+// newBrowser starts a headless Chromium and returns a context for its first
+// tab. Further tabs come from newTab.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1000, 760),
+		// This machine's network is closed: keep Chromium from calling home.
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil { // start the browser now, without a timeout
+		t.Fatal(err)
+	}
+	return ctx
+}
+
+func newTab(t *testing.T, browser context.Context) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	// The first run opens the tab for the life of its context: no timeout.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ctx
+}
+
+// do runs browser steps, failing the test after 20 s.
+func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// eval evaluates a JavaScript expression in the page.
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// shownMessages is the text of every message on the page, top to bottom,
+// pending ones marked with a leading "…".
+const shownMessages = `Array.from(document.querySelectorAll('#messages li.msg')).map(li =>
+	(li.classList.contains('pending') ? '…' : '') + li.querySelector('.text').textContent)`
+
+// waitMessages polls the page until its messages satisfy ok.
+func waitMessages(t *testing.T, ctx context.Context, what string, ok func([]string) bool) []string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var got []string
+	for time.Now().Before(deadline) {
+		var err error
+		if got, err = chromedp.Run(ctx, chromedp.Evaluate[[]string](shownMessages)); err == nil && ok(got) {
+			return got
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("page never showed %s; it shows %q", what, got)
+	return nil
+}
+
+func contains(s string) func([]string) bool {
+	return func(msgs []string) bool { return slices.Contains(msgs, s) }
+}
+
+func connected(t *testing.T, ctx context.Context) {
+	t.Helper()
+	do(t, ctx, chromedp.WaitVisible(chromedp.CSS(`#status[data-state="connected"]`)))
+}
+
+func say(t *testing.T, ctx context.Context, text string) {
+	t.Helper()
+	do(t, ctx, chromedp.SendKeys(chromedp.ID("message"), text+"\r"))
+}
+
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := os.Getenv("NOCHAT_SCREENSHOTS") // keep them past the test when set
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+func TestBrowserTwoPagesChat(t *testing.T) {
+	browser := newBrowser(t)
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")})
+	s.post(t, "server", "history before anyone came")
+
+	ann, bob := browser, newTab(t, browser)
+	for _, tab := range []context.Context{ann, bob} {
+		do(t, tab, chromedp.Navigate(s.url+"/"))
+		connected(t, tab)
+		waitMessages(t, tab, "the stored history", contains("history before anyone came"))
+	}
+	do(t, ann, chromedp.SendKeys(chromedp.ID("name"), "ann"))
+	say(t, ann, "hello bob")
+	waitMessages(t, bob, "ann's message", contains("hello bob"))
+	say(t, bob, "hi ann, <script>alert(1)</script>")
+	waitMessages(t, ann, "bob's reply", contains("hi ann, <script>alert(1)</script>"))
+
+	// The payload is text: no script element came with it.
+	if scripts := eval[int](t, ann, `document.querySelectorAll('#messages script').length`); scripts != 0 {
+		t.Fatalf("%d script elements in the message list", scripts)
+	}
+
+	// A reload shows the history as the server rendered it, before any
+	// script runs: read the HTML the server sent.
+	html := s.get(t, "/")
+	for _, want := range []string{"hello bob", "hi ann, &lt;script&gt;alert(1)&lt;/script&gt;"} {
+		if !strings.Contains(html, want) {
+			t.Fatalf("server-rendered page lacks %q", want)
+		}
+	}
+	do(t, bob, chromedp.Reload())
+	got := waitMessages(t, bob, "the history after a reload", contains("hello bob"))
+	if want := []string{"history before anyone came", "hello bob", "hi ann, <script>alert(1)</script>"}; !slices.Equal(got, want) {
+		t.Fatalf("after reload the page shows %q, want %q", got, want)
+	}
+	user := eval[string](t, ann, `[...document.querySelectorAll('#messages li.msg')].find(li => li.textContent.includes('hello bob')).querySelector('.user').textContent`)
+	if user != "ann" {
+		t.Fatalf("ann's message shows user %q", user)
+	}
+	screenshot(t, ann, "chat.png")
+}
+
+func TestBrowserPhoneWidth(t *testing.T) {
+	browser := newBrowser(t)
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")})
+	s.post(t, "ann", "a message on a small screen")
+	do(t, browser, chromedp.EmulateViewport(360, 740), chromedp.Navigate(s.url+"/"))
+	connected(t, browser)
+	if eval[bool](t, browser, `document.documentElement.scrollWidth > window.innerWidth`) {
+		t.Fatal("the page scrolls sideways at 360 px")
+	}
+	say(t, browser, "sent from a phone")
+	waitMessages(t, browser, "the sent message", contains("sent from a phone"))
+	screenshot(t, browser, "phone.png")
+}
+
+// post sends a message over the tutorial's REST route.
+func (s *server) post(t *testing.T, user, text string) {
+	t.Helper()
+	resp, err := http.Post(s.url+"/discussion/"+url.PathEscape(text)+"?user="+url.QueryEscape(user), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST %q: %d", text, resp.StatusCode)
+	}
+}
+
+func (s *server) get(t *testing.T, path string) string {
+	t.Helper()
+	resp, err := http.Get(s.url + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
