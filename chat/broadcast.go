@@ -127,6 +127,7 @@ func (h *Hub) deliver(c db.Commit[origin]) {
 			h.b.remember(f)
 			h.b.lastID = f.id
 			h.recentMu.Unlock()
+			h.broadcasted.Add(1)
 			for cl := range h.b.live {
 				if !cl.write(f.forProtocol(cl.proto), h.streamLimit) {
 					// Its buffer is full: take it out of the live set and
@@ -199,6 +200,7 @@ func (h *Hub) leave(c *client) {
 }
 
 func (h *Hub) fallBehind(c *client, after int64) {
+	h.fellBehind.Add(1)
 	delete(h.b.live, c)
 	c.live = false
 	go h.catchUp(c, after)
@@ -247,6 +249,7 @@ func (h *Hub) catchUp(c *client, after int64) {
 			}
 			if stalled := time.Since(time.Unix(0, c.lastWrite.Load())); c.queued.Load() > 0 && stalled > h.opts.SlowTimeout {
 				h.log.Warn("slow client disconnected", "session", c.id, "remote", c.remote, "stalled", stalled.Round(time.Second))
+				h.slowDropped.Add(1)
 				c.closeWith(websocket.ClosePolicyViolation, "too slow", time.Second)
 				return
 			}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -91,6 +92,10 @@ type Hub struct {
 
 	mu      sync.Mutex
 	clients map[*client]struct{} // every open session
+
+	fellBehind  atomic.Int64 // times a session left the live set to catch up
+	slowDropped atomic.Int64 // sessions disconnected as too slow
+	broadcasted atomic.Int64 // messages handed to the live set
 
 	// Owned by the broadcaster goroutine (see broadcast.go), except that
 	// catch-up readers may read b.recent and b.floor under recentMu.
@@ -270,6 +275,19 @@ func (h *Hub) onError(s *melody.Session, err error) {
 	if c := clientOf(s); c != nil {
 		id = c.id
 	}
+	// gorilla/websocket turns timeouts into its own net.Error, so the
+	// operation is only in the text ("write tcp ...: i/o timeout").
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		if strings.Contains(err.Error(), "write") {
+			// The peer stopped reading long enough to fill the socket.
+			h.slowDropped.Add(1)
+			h.log.Warn("slow client disconnected", "session", id, "err", err)
+		} else {
+			h.log.Info("peer timed out", "session", id, "err", err)
+		}
+		return
+	}
 	h.log.Info("session error", "session", id, "err", err)
 }
 
@@ -381,6 +399,24 @@ func (h *Hub) Send(ctx context.Context, user, text string) (db.Message, error) {
 		return r.msg, r.err
 	case <-ctx.Done():
 		return db.Message{}, ctx.Err()
+	}
+}
+
+// Stats are counters of the hub since it started.
+type Stats struct {
+	Online      int   // open WebSocket sessions
+	Broadcast   int64 // messages handed out
+	FellBehind  int64 // times a session fell behind and was fed from memory or the database
+	SlowDropped int64 // sessions disconnected for making no progress
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() Stats {
+	return Stats{
+		Online:      h.Online(),
+		Broadcast:   h.broadcasted.Load(),
+		FellBehind:  h.fellBehind.Load(),
+		SlowDropped: h.slowDropped.Load(),
 	}
 }
 

@@ -20,6 +20,7 @@
   const olderBtn = $('load-older');
   const statusEl = $('status');
   const statusText = $('status-text');
+  const statusLive = $('status-live');
   const onlineCount = $('online-count');
   const onlineUsers = $('online-users');
   const presenceEl = $('presence');
@@ -57,6 +58,7 @@
   let nickSent = '';
   let unread = 0;
   const ownIds = new Set(); // ids the server acknowledged as ours
+  const deletedIds = new Set(); // so a late ack cannot bring one back
   const typers = new Map(); // user -> time the indicator expires
   let typingTimer = 0;
   let noticeTimer = 0;
@@ -319,6 +321,7 @@
     }
     if (m.id <= lastId) return;
     lastId = m.id;
+    if (deletedIds.has(m.id)) return;
     typers.delete(m.user);
     renderTyping();
 
@@ -374,7 +377,7 @@
     }
     if (!Number.isSafeInteger(id) || id <= 0) { li?.remove(); regroup(); return; }
     ownIds.add(id);
-    if ($('m-' + id)) {
+    if ($('m-' + id) || deletedIds.has(id)) {
       // The broadcast came first and is on the page: show it once.
       li?.remove();
       retint();
@@ -477,6 +480,7 @@
 
   function onDeleted(d) {
     if (!d || !Number.isSafeInteger(d.id)) return;
+    deletedIds.add(d.id);
     $('m-' + d.id)?.remove();
     regroup();
   }
@@ -544,8 +548,19 @@
 
   // ---------- connection ----------
 
+  // The countdown changes every second; screen readers hear only the state.
+  const SPOKEN = {
+    connecting: 'Connecting',
+    connected: 'Connected',
+    reconnecting: 'Connection lost, reconnecting',
+    offline: 'Offline',
+  };
+
   function setStatus(state, text) {
-    if (statusEl.dataset.state !== state) statusEl.dataset.state = state;
+    if (statusEl.dataset.state !== state) {
+      statusEl.dataset.state = state;
+      statusLive.textContent = SPOKEN[state];
+    }
     if (statusText.textContent !== text) statusText.textContent = text;
   }
 

@@ -30,7 +30,7 @@ func ChatPage(p Page, msgs []db.Message) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1, interactive-widget=resizes-content\"><meta name=\"color-scheme\" content=\"light dark\"><meta name=\"theme-color\" media=\"(prefers-color-scheme: light)\" content=\"#ffffff\"><meta name=\"theme-color\" media=\"(prefers-color-scheme: dark)\" content=\"#15171c\"><title>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1, interactive-widget=resizes-content\"><meta name=\"color-scheme\" content=\"light dark\"><meta name=\"theme-color\" media=\"(prefers-color-scheme: light)\" content=\"#ffffff\"><meta name=\"theme-color\" media=\"(prefers-color-scheme: dark)\" content=\"#181b21\"><title>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -95,7 +95,7 @@ func ChatPage(p Page, msgs []db.Message) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, "\" alt=\"\" width=\"28\" height=\"28\"><h1>NoChat</h1></div><div class=\"top-right\"><p id=\"status\" class=\"status\" data-state=\"connecting\" role=\"status\"><span class=\"dot\" aria-hidden=\"true\"></span> <span id=\"status-text\">Connecting…</span></p><details id=\"presence\" class=\"presence\"><summary title=\"Who is online\"><svg class=\"people\" viewBox=\"0 0 24 24\" width=\"16\" height=\"16\" aria-hidden=\"true\" focusable=\"false\"><path d=\"M9 11a4 4 0 1 0 0-8 4 4 0 0 0 0 8zm0 2c-3.3 0-7 1.6-7 4.5V20h14v-2.5C16 14.6 12.3 13 9 13zm7.5-2a3.5 3.5 0 1 0-1.4-6.7A6 6 0 0 1 16 7a6 6 0 0 1-1 3.6c.5.3 1 .4 1.5.4zm1.3 2.1A6.4 6.4 0 0 1 20 17.5V20h2v-2.5c0-2.2-1.9-3.7-4.2-4.4z\" fill=\"currentColor\"></path></svg> <span id=\"online-count\">–</span> <span class=\"online-label\">online</span></summary><ul id=\"online-users\" class=\"online-users\"></ul></details></div></header><main id=\"scroller\" class=\"scroller\"><button id=\"load-older\" class=\"load-older\" type=\"button\"")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, "\" alt=\"\" width=\"28\" height=\"28\"><h1>NoChat</h1></div><div class=\"top-right\"><p id=\"status\" class=\"status\" data-state=\"connecting\"><span class=\"dot\" aria-hidden=\"true\"></span> <span id=\"status-text\" aria-hidden=\"true\">Connecting…</span> <span id=\"status-live\" class=\"visually-hidden\" role=\"status\">Connecting</span></p><details id=\"presence\" class=\"presence\"><summary title=\"Who is online\"><svg class=\"people\" viewBox=\"0 0 24 24\" width=\"16\" height=\"16\" aria-hidden=\"true\" focusable=\"false\"><path d=\"M9 11a4 4 0 1 0 0-8 4 4 0 0 0 0 8zm0 2c-3.3 0-7 1.6-7 4.5V20h14v-2.5C16 14.6 12.3 13 9 13zm7.5-2a3.5 3.5 0 1 0-1.4-6.7A6 6 0 0 1 16 7a6 6 0 0 1-1 3.6c.5.3 1 .4 1.5.4zm1.3 2.1A6.4 6.4 0 0 1 20 17.5V20h2v-2.5c0-2.2-1.9-3.7-4.2-4.4z\" fill=\"currentColor\"></path></svg> <span id=\"online-count\">–</span> <span class=\"online-label\">online</span></summary><ul id=\"online-users\" class=\"online-users\"></ul></details></div></header><main id=\"scroller\" class=\"scroller\"><button id=\"load-older\" class=\"load-older\" type=\"button\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -115,7 +115,7 @@ func ChatPage(p Page, msgs []db.Message) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 9, "</ol><p class=\"empty\">No messages yet. Say hello!</p><noscript><p class=\"noscript\">NoChat needs JavaScript to send and receive messages live.</p></noscript></main><footer class=\"bottom\"><button id=\"jump\" class=\"jump\" type=\"button\" hidden>New messages ↓</button><p id=\"typing\" class=\"typing\" aria-live=\"polite\"></p><form id=\"composer\" class=\"composer\" autocomplete=\"off\"><label class=\"name-field\"><span class=\"name-label\">Name</span> <input id=\"name\" name=\"user\" type=\"text\" maxlength=\"32\" placeholder=\"guest\" autocomplete=\"nickname\" spellcheck=\"false\" enterkeyhint=\"done\"></label> <label class=\"visually-hidden\" for=\"message\">Message</label> <textarea id=\"message\" name=\"message\" rows=\"1\" maxlength=\"2000\" placeholder=\"Write a message…\" enterkeyhint=\"send\"></textarea> <button id=\"send\" class=\"send\" type=\"submit\" aria-label=\"Send\" title=\"Send (Enter)\"><svg viewBox=\"0 0 24 24\" width=\"20\" height=\"20\" aria-hidden=\"true\" focusable=\"false\"><path d=\"M3.4 20.4 21 12 3.4 3.6l-.01 6.53L15 12 3.39 13.87z\" fill=\"currentColor\"></path></svg> <span class=\"send-label\">Send</span></button></form><p id=\"notice\" class=\"notice\" role=\"status\" hidden></p></footer></body></html>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 9, "</ol><p class=\"empty\">No messages yet. Say hello!</p><noscript><p class=\"noscript\">NoChat needs JavaScript to send and receive messages live.</p></noscript></main><footer class=\"bottom\"><button id=\"jump\" class=\"jump\" type=\"button\" hidden>New messages ↓</button><p id=\"typing\" class=\"typing\"></p><form id=\"composer\" class=\"composer\" autocomplete=\"off\"><label class=\"name-field\"><span class=\"name-label\">Name</span> <input id=\"name\" name=\"user\" type=\"text\" maxlength=\"32\" placeholder=\"guest\" autocomplete=\"nickname\" spellcheck=\"false\" enterkeyhint=\"done\"></label> <label class=\"visually-hidden\" for=\"message\">Message</label> <textarea id=\"message\" name=\"message\" rows=\"1\" maxlength=\"2000\" placeholder=\"Write a message…\" enterkeyhint=\"send\"></textarea> <button id=\"send\" class=\"send\" type=\"submit\" aria-label=\"Send\" title=\"Send (Enter)\"><svg viewBox=\"0 0 24 24\" width=\"20\" height=\"20\" aria-hidden=\"true\" focusable=\"false\"><path d=\"M3.4 20.4 21 12 3.4 3.6l-.01 6.53L15 12 3.39 13.87z\" fill=\"currentColor\"></path></svg> <span class=\"send-label\">Send</span></button></form><p id=\"notice\" class=\"notice\" role=\"status\" hidden></p></footer></body></html>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -149,7 +149,7 @@ func MessageItem(m db.Message) templ.Component {
 		var templ_7745c5c3_Var8 string
 		templ_7745c5c3_Var8, templ_7745c5c3_Err = templruntime.NewAttributeExpression(msgID(m)).Resolve(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/chat.templ`, Line: 76, Col: 30}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/chat.templ`, Line: 77, Col: 30}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var8)
 		if templ_7745c5c3_Err != nil {
@@ -162,7 +162,7 @@ func MessageItem(m db.Message) templ.Component {
 		var templ_7745c5c3_Var9 string
 		templ_7745c5c3_Var9, templ_7745c5c3_Err = templruntime.NewAttributeExpression(dataID(m)).Resolve(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/chat.templ`, Line: 76, Col: 52}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/chat.templ`, Line: 77, Col: 52}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var9)
 		if templ_7745c5c3_Err != nil {
@@ -215,7 +215,7 @@ func MessageItem(m db.Message) templ.Component {
 		var templ_7745c5c3_Var12 string
 		templ_7745c5c3_Var12, templ_7745c5c3_Err = templ.JoinStringErrs(m.User)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/chat.templ`, Line: 77, Col: 44}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/chat.templ`, Line: 78, Col: 44}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var12))
 		if templ_7745c5c3_Err != nil {
@@ -228,7 +228,7 @@ func MessageItem(m db.Message) templ.Component {
 		var templ_7745c5c3_Var13 string
 		templ_7745c5c3_Var13, templ_7745c5c3_Err = templruntime.NewAttributeExpression(isoTime(m.Timestamp)).Resolve(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/chat.templ`, Line: 78, Col: 39}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/chat.templ`, Line: 79, Col: 39}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var13)
 		if templ_7745c5c3_Err != nil {
@@ -241,7 +241,7 @@ func MessageItem(m db.Message) templ.Component {
 		var templ_7745c5c3_Var14 string
 		templ_7745c5c3_Var14, templ_7745c5c3_Err = templruntime.NewAttributeExpression(fullTime(m.Timestamp)).Resolve(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/chat.templ`, Line: 78, Col: 71}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/chat.templ`, Line: 79, Col: 71}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var14)
 		if templ_7745c5c3_Err != nil {
@@ -254,7 +254,7 @@ func MessageItem(m db.Message) templ.Component {
 		var templ_7745c5c3_Var15 string
 		templ_7745c5c3_Var15, templ_7745c5c3_Err = templ.JoinStringErrs(clockTime(m.Timestamp))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/chat.templ`, Line: 78, Col: 98}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/chat.templ`, Line: 79, Col: 98}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var15))
 		if templ_7745c5c3_Err != nil {
@@ -267,7 +267,7 @@ func MessageItem(m db.Message) templ.Component {
 		var templ_7745c5c3_Var16 string
 		templ_7745c5c3_Var16, templ_7745c5c3_Err = templ.JoinStringErrs(m.Message)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/chat.templ`, Line: 79, Col: 29}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/chat.templ`, Line: 80, Col: 29}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var16))
 		if templ_7745c5c3_Err != nil {

@@ -1,0 +1,282 @@
+package chat_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"nochat/chat"
+)
+
+// sendLoad sends messages over the hub's REST path from several goroutines
+// until stop is closed, and returns how many it sent.
+func sendLoad(t *testing.T, hub *chat.Hub, senders int, size int, stop <-chan struct{}) func() int {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	sent := 0
+	for g := range senders {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				text := fmt.Sprintf("s%d-%d %s", g, i, strings.Repeat("x", size))
+				if _, err := hub.Send(context.Background(), "load", text); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				sent++
+				mu.Unlock()
+			}
+		})
+	}
+	return func() int { wg.Wait(); return sent }
+}
+
+// readMessages reads message frames, checking each id follows the last one
+// (ids have no holes here: nothing is deleted), until n were read or, with
+// n < 0, until the client has id upTo.
+func readMessages(t *testing.T, c *wsClient, last *int64, n int, upTo int64) {
+	t.Helper()
+	for read := 0; n < 0 || read < n; read++ {
+		if n < 0 && *last >= upTo {
+			return
+		}
+		f, raw := c.next()
+		if f.Type != "message" {
+			t.Fatalf("got %s, want a message", raw)
+		}
+		var m msgData
+		json.Unmarshal(f.Data, &m)
+		if m.ID != *last+1 {
+			t.Fatalf("got message %d after %d: a gap or a duplicate", m.ID, *last)
+		}
+		*last = m.ID
+	}
+}
+
+func TestResumeUnderConcurrentSendingHasNoGapOrDuplicate(t *testing.T) {
+	r := newRoom(t, chat.Options{ReplayLimit: 1 << 30})
+	stop := make(chan struct{})
+	wait := sendLoad(t, r.hub, 4, 20, stop)
+
+	var last int64
+	c := r.dial(t, "nochat.v1", "?after=0")
+	for round := range 30 {
+		readMessages(t, c, &last, 1+rand.IntN(40), 0)
+		c.conn.Close()
+		if round%3 == 0 {
+			time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond) // miss a few more
+		}
+		c = r.dial(t, "nochat.v1", fmt.Sprintf("?after=%d", last))
+	}
+	close(stop)
+	wait()
+	latest, err := r.store.LatestID(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	readMessages(t, c, &last, -1, latest)
+	if last < 100 {
+		t.Fatalf("only %d messages flowed; the test did not exercise resume under load", last)
+	}
+}
+
+func TestResumeTooFarBackAsksForResync(t *testing.T) {
+	r := newRoom(t, chat.Options{ReplayLimit: 10})
+	for i := range 20 {
+		r.hub.Send(context.Background(), "ann", fmt.Sprint("m", i))
+	}
+	c := r.dial(t, "nochat.v1", "?after=2")
+	if e := c.expect("error"); e.Code != "resync" {
+		t.Fatalf("got %+v, want a resync error", e)
+	}
+	// Then live messages flow as usual.
+	r.hub.Send(context.Background(), "ann", "live")
+	if m := c.expect("message"); m.Message != "live" {
+		t.Fatalf("got %q, want the live message", m.Message)
+	}
+	// Within the limit, the missed messages are replayed.
+	c2 := r.dial(t, "nochat.v1", "?after=15")
+	last := int64(15)
+	readMessages(t, c2, &last, -1, 21)
+}
+
+func TestResentCIDIsStoredAndBroadcastOnce(t *testing.T) {
+	r := newRoom(t, chat.Options{})
+	sender := r.dial(t, "nochat.v1", "")
+	other := r.dial(t, "nochat.v1", "")
+	sender.say("only once", "6f1c-cid")
+	first := sender.expect("message")
+	ack1 := sender.expect("ack")
+
+	// The client lost the ack (say, the connection dropped) and re-sends
+	// from a new connection.
+	sender.conn.Close()
+	again := r.dial(t, "nochat.v1", fmt.Sprintf("?after=%d", first.ID))
+	again.say("only once", "6f1c-cid")
+	ack2 := again.expect("ack")
+	if ack1.ID != first.ID || ack2.ID != first.ID {
+		t.Fatalf("acks carry ids %d and %d, want the original %d", ack1.ID, ack2.ID, first.ID)
+	}
+	other.expect("message")
+	r.hub.Send(context.Background(), "ann", "next")
+	if m := other.expect("message"); m.Message != "next" {
+		t.Fatalf("other client got %q after the re-send, want the next message (no duplicate)", m.Message)
+	}
+	if msgs, _ := r.store.Latest(context.Background(), 10); len(msgs) != 2 {
+		t.Fatalf("%d messages stored, want 2", len(msgs))
+	}
+}
+
+func TestSlowReaderGetsEverythingInOrderWithoutBlockingOthers(t *testing.T) {
+	r := newRoom(t, chat.Options{SessionBuffer: 16, SlowTimeout: 20 * time.Second})
+	slow := r.dial(t, "nochat.v1", "")
+	echoSlow := r.dial(t, "echo-protocol", "")
+	fast := r.dial(t, "nochat.v1", "")
+
+	const total = 3000 // ~4.5 MB: more than the socket buffers hold
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				for i := g; i < total; i += 8 {
+					r.hub.Send(context.Background(), "load", fmt.Sprintf("%05d %s", i, strings.Repeat("y", 1500)))
+				}
+			})
+		}
+		wg.Wait()
+	}()
+
+	// The fast client keeps receiving while the slow ones do not read.
+	var fastLast int64
+	readMessages(t, fast, &fastLast, total, 0)
+	<-done
+
+	time.Sleep(500 * time.Millisecond) // the slow clients were paused; now they read
+	var slowLast int64
+	readMessages(t, slow, &slowLast, total, 0)
+	for range total {
+		if got := echoSlow.expectText(); !strings.HasSuffix(got, "yyy") {
+			t.Fatalf("echo client got %q", got)
+		}
+	}
+	if st := r.hub.Stats(); st.FellBehind == 0 || st.SlowDropped != 0 {
+		t.Fatalf("stats %+v: want sessions to have fallen behind and caught up, none dropped", st)
+	}
+	// Still connected and live.
+	r.hub.Send(context.Background(), "ann", "after catching up")
+	if m := slow.expect("message"); m.Message != "after catching up" {
+		t.Fatalf("slow client got %q", m.Message)
+	}
+	if got := echoSlow.expectText(); got != "after catching up" {
+		t.Fatalf("slow echo client got %q", got)
+	}
+}
+
+func TestClientThatNeverReadsIsDisconnected(t *testing.T) {
+	r := newRoom(t, chat.Options{SessionBuffer: 16, SlowTimeout: time.Second})
+	stuck := r.dial(t, "nochat.v1", "")
+	fast := r.dial(t, "nochat.v1", "")
+	const total = 4000
+	for g := range 8 {
+		go func() {
+			for i := g; i < total; i += 8 {
+				r.hub.Send(context.Background(), "load", fmt.Sprintf("%05d %s", i, strings.Repeat("z", 1500)))
+			}
+		}()
+	}
+	var last int64
+	readMessages(t, fast, &last, total, 0)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for r.hub.Online() > 1 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := r.hub.Online(); n != 1 {
+		t.Fatalf("%d sessions open, want only the reading one", n)
+	}
+	if st := r.hub.Stats(); st.SlowDropped != 1 {
+		t.Fatalf("stats %+v: want one slow client dropped", st)
+	}
+	// The stuck client, reading at last, finds its connection closed.
+	stuck.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := stuck.conn.ReadMessage(); err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) && ce.Code != websocket.ClosePolicyViolation && ce.Code != websocket.CloseAbnormalClosure {
+				t.Fatalf("closed with %d, want 1008 or a cut connection", ce.Code)
+			}
+			break
+		}
+	}
+}
+
+func TestPresenceCountsJoinsAndLeaves(t *testing.T) {
+	r := newRoom(t, chat.Options{})
+	ann := r.dial(t, "nochat.v1", "?user=ann")
+	waitPresence(t, ann, 1, "ann")
+	bob := r.dial(t, "nochat.v1", "?user=Bob")
+	r.dial(t, "echo-protocol", "")
+	waitPresence(t, ann, 3, "ann,Bob,guest")
+	bob.conn.Close()
+	waitPresence(t, ann, 2, "ann,guest")
+}
+
+// waitPresence reads until a presence frame with the given count and names.
+func waitPresence(t *testing.T, c *wsClient, online int, users string) {
+	t.Helper()
+	var last string
+	for range 20 {
+		c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, b, err := c.conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("waiting for presence %d %s (last %s): %v", online, users, last, err)
+		}
+		var f frame
+		json.Unmarshal(b, &f)
+		if f.Type != "presence" {
+			continue
+		}
+		var p msgData
+		json.Unmarshal(f.Data, &p)
+		last = string(b)
+		if p.Online == online && strings.Join(p.Users, ",") == users {
+			return
+		}
+	}
+	t.Fatalf("never saw presence %d %s; last %s", online, users, last)
+}
+
+func TestTypingIsRelayedToOthers(t *testing.T) {
+	r := newRoom(t, chat.Options{})
+	ann := r.dial(t, "nochat.v1", "?user=ann")
+	bob := r.dial(t, "nochat.v1", "?user=bob")
+	ann.send(`{"type":"typing","data":{}}`)
+	bob.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, b, err := bob.conn.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), `"typing"`) {
+			if !strings.Contains(string(b), `"user":"ann"`) {
+				t.Fatalf("typing frame %s, want ann", b)
+			}
+			break
+		}
+	}
+}
