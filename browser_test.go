@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -228,4 +230,48 @@ func (s *server) get(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestBrowserSurvivesServerRestartWithoutLossOrDuplicates(t *testing.T) {
+	browser := newBrowser(t)
+	env := map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")}
+	s := start(t, env)
+	addr := strings.TrimPrefix(s.url, "http://")
+	s.post(t, "ann", "before the restart")
+
+	do(t, browser, chromedp.Navigate(s.url+"/"))
+	connected(t, browser)
+	waitMessages(t, browser, "the first message", contains("before the restart"))
+
+	s.shutdown(t)
+	do(t, browser, chromedp.WaitNotPresent(chromedp.CSS(`#status[data-state="connected"]`)))
+	// Typed while the server is away: kept as pending, sent after reconnect.
+	say(t, browser, "typed during the outage")
+	waitMessages(t, browser, "the pending message", contains("…typed during the outage"))
+
+	s = start(t, env, "-addr", addr)
+	for i := 1; i <= 3; i++ {
+		s.post(t, "bob", fmt.Sprintf("posted while the page was away %d", i))
+	}
+	connected(t, browser)
+
+	// The page ends up showing exactly what is stored, in order, once each,
+	// nothing pending.
+	stored := func() []string {
+		var msgs []struct{ Message string }
+		json.Unmarshal([]byte(s.get(t, "/discussion/latest/50")), &msgs)
+		var texts []string
+		for _, m := range msgs {
+			texts = append(texts, m.Message)
+		}
+		return texts
+	}
+	got := waitMessages(t, browser, "every message once", func(shown []string) bool {
+		return len(shown) == 5 && slices.Equal(shown, stored())
+	})
+	if n := strings.Count(strings.Join(stored(), "\n"), "typed during the outage"); n != 1 {
+		t.Fatalf("the message typed during the outage is stored %d times", n)
+	}
+	t.Logf("after the restart the page shows %q", got)
+	screenshot(t, browser, "after-restart.png")
 }

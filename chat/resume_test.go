@@ -280,3 +280,37 @@ func TestTypingIsRelayedToOthers(t *testing.T) {
 		}
 	}
 }
+
+func TestKeepaliveDropsDeadPeersAndKeepsLiveOnes(t *testing.T) {
+	r := newRoom(t, chat.Options{PingPeriod: 100 * time.Millisecond, PongWait: 600 * time.Millisecond})
+	alive := r.dial(t, "nochat.v1", "")
+	r.dial(t, "nochat.v1", "") // never reads, so never answers a ping: a dead peer
+
+	// Reading answers pings (the WebSocket library does it while reading).
+	frames := make(chan string, 100)
+	go func() {
+		for {
+			_, b, err := alive.conn.ReadMessage()
+			if err != nil {
+				close(frames)
+				return
+			}
+			frames <- string(b)
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for r.hub.Online() != 1 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := r.hub.Online(); n != 1 {
+		t.Fatalf("%d sessions open after the dead peer's pong wait, want 1", n)
+	}
+	time.Sleep(time.Second) // several pong waits: the live client stays
+	r.hub.Send(context.Background(), "ann", "still there")
+	for f := range frames {
+		if strings.Contains(f, "still there") {
+			return
+		}
+	}
+	t.Fatal("the live client was disconnected")
+}
