@@ -110,8 +110,8 @@ func (h *Hub) broadcast() {
 	}
 }
 
-// deliver hands a committed batch to the live clients, then answers each
-// sender: the ack (or the error) comes after the message itself.
+// deliver answers each sender of a committed batch and hands its messages to
+// the live clients, in id order.
 func (h *Hub) deliver(c db.Commit[origin]) {
 	if c.Err != nil {
 		h.log.Error("store messages", "count", len(c.Items), "err", c.Err)
@@ -121,6 +121,10 @@ func (h *Hub) deliver(c db.Commit[origin]) {
 		return
 	}
 	for _, it := range c.Items {
+		// The sender hears first: its ack, carrying the id, comes before the
+		// message itself, so a client can turn its pending line into the
+		// stored message by cid and then recognise the message by id.
+		h.answer(it, nil)
 		if !it.Duplicate && it.Message.ID > h.b.lastID {
 			f := encodeMessage(it.Message)
 			h.recentMu.Lock()
@@ -136,7 +140,6 @@ func (h *Hub) deliver(c db.Commit[origin]) {
 				}
 			}
 		}
-		h.answer(it, nil)
 	}
 }
 
@@ -249,7 +252,7 @@ func (h *Hub) catchUp(c *client, after int64) {
 			}
 			if stalled := time.Since(time.Unix(0, c.lastWrite.Load())); c.queued.Load() > 0 && stalled > h.opts.SlowTimeout {
 				h.log.Warn("slow client disconnected", "session", c.id, "remote", c.remote, "stalled", stalled.Round(time.Second))
-				h.slowDropped.Add(1)
+				h.droppedSlow(c)
 				c.closeWith(websocket.ClosePolicyViolation, "too slow", time.Second)
 				return
 			}
@@ -291,6 +294,14 @@ func (h *Hub) catchUp(c *client, after int64) {
 			}
 			after = r.after
 		}
+	}
+}
+
+// droppedSlow counts a session disconnected for not reading, once however
+// many ways (no progress, a write timeout) it is found out.
+func (h *Hub) droppedSlow(c *client) {
+	if c.slow.CompareAndSwap(false, true) {
+		h.slowDropped.Add(1)
 	}
 }
 

@@ -35,6 +35,7 @@ type client struct {
 	drained   chan struct{} // capacity 1: a frame was written
 	gone      chan struct{} // closed when the session ends
 	goneOnce  sync.Once
+	slow      atomic.Bool // disconnected for not reading
 
 	// Owned by the session's reader goroutine.
 	lastTyping time.Time

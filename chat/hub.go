@@ -246,7 +246,9 @@ func (h *Hub) onConnect(s *melody.Session) {
 	h.clients[c] = struct{}{}
 	h.mu.Unlock()
 	h.log.Debug("connected", "session", c.id, "proto", c.proto, "remote", c.remote)
-	if !h.do(func() { h.join(c) }) {
+	// A session whose upgrade finished just as Close began may have missed
+	// Close's round of close frames: Close sets closed before that round.
+	if h.closed.Load() || !h.do(func() { h.join(c) }) {
 		c.closeWith(websocket.CloseGoingAway, "server shutting down", time.Second)
 	}
 }
@@ -281,7 +283,9 @@ func (h *Hub) onError(s *melody.Session, err error) {
 	if errors.As(err, &ne) && ne.Timeout() {
 		if strings.Contains(err.Error(), "write") {
 			// The peer stopped reading long enough to fill the socket.
-			h.slowDropped.Add(1)
+			if c := clientOf(s); c != nil {
+				h.droppedSlow(c)
+			}
 			h.log.Warn("slow client disconnected", "session", id, "err", err)
 		} else {
 			h.log.Info("peer timed out", "session", id, "err", err)
@@ -469,13 +473,18 @@ func (h *Hub) Close(ctx context.Context) error {
 	// echo-protocol that cannot resume, gets every stored message before
 	// its close frame. A session still behind when ctx ends resumes with
 	// ?after= when it reconnects.
+	behind := 0
 	h.waitFor(ctx, func() bool {
 		n := make(chan int, 1)
 		if !h.do(func() { n <- h.behind() }) {
 			return true
 		}
-		return <-n == 0
+		behind = <-n
+		return behind == 0
 	})
+	if behind > 0 {
+		h.log.Warn("closing with sessions still catching up", "sessions", behind)
+	}
 	h.cancel() // stop catch-up readers
 
 	h.mu.Lock()

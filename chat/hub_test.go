@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -33,6 +35,9 @@ func newRoom(t *testing.T, opts chat.Options) *room {
 	store, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if opts.Log == nil && os.Getenv("NOCHAT_TEST_LOG") != "" {
+		opts.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	hub, err := chat.New(store, opts)
 	if err != nil {
@@ -178,11 +183,11 @@ func TestBroadcastReachesEveryClientOfBothProtocols(t *testing.T) {
 	echo := r.dial(t, "echo-protocol", "")
 
 	ann.say("hello from ann", "cid-1")
+	ack := ann.expect("ack") // the sender hears first
 	m := ann.expect("message")
 	if m.User != "ann" || m.Message != "hello from ann" || m.ID == 0 || m.Timestamp == 0 {
 		t.Fatalf("sender got %+v", m)
 	}
-	ack := ann.expect("ack")
 	if ack.CID != "cid-1" || ack.ID != m.ID {
 		t.Fatalf("ack = %+v, want cid-1 and id %d", ack, m.ID)
 	}
@@ -209,7 +214,6 @@ func TestAckComesAfterCommit(t *testing.T) {
 	r := newRoom(t, chat.Options{})
 	c := r.dial(t, "nochat.v1", "")
 	c.say("durable", "x")
-	c.expect("message")
 	ack := c.expect("ack")
 	got, err := r.store.Get(context.Background(), ack.ID)
 	if err != nil {
@@ -248,8 +252,8 @@ func TestLongMessages(t *testing.T) {
 	if got := other.expect("message"); got.Message != long {
 		t.Fatalf("a 1,500-character message arrived as %d characters", len([]rune(got.Message)))
 	}
-	sender.expect("message")
 	sender.expect("ack")
+	sender.expect("message")
 
 	sender.say(strings.Repeat("x", 5000), "b")
 	if e := sender.expect("error"); e.Code != "too_long" || e.CID != "b" {
@@ -260,6 +264,7 @@ func TestLongMessages(t *testing.T) {
 	if got := other.expect("message"); got.Message != "still here" {
 		t.Fatalf("other got %q next", got.Message)
 	}
+	sender.expect("ack")
 	if got := sender.expect("message"); got.Message != "still here" {
 		t.Fatalf("sender got %q next", got.Message)
 	}
@@ -327,6 +332,7 @@ func TestBadFramesAreRefusedAndNothingStored(t *testing.T) {
 	}
 	// The connection still works.
 	c.say("fine", "")
+	c.expect("ack")
 	if got := c.expect("message"); got.Message != "fine" {
 		t.Fatalf("got %q", got.Message)
 	}
@@ -337,12 +343,13 @@ func TestNickNamesLaterMessages(t *testing.T) {
 	c := r.dial(t, "nochat.v1", "")
 	c.send(`{"type":"nick","data":{"user":"  Zoë   the\tgreat "}}`)
 	c.say("hi", "")
+	c.expect("ack")
 	if got := c.expect("message"); got.User != "Zoë the great" {
 		t.Fatalf("user = %q, want the cleaned name", got.User)
 	}
-	c.expect("ack")
 	c.send(`{"type":"nick","data":{"user":""}}`)
 	c.say("again", "")
+	c.expect("ack")
 	if got := c.expect("message"); got.User != "guest" {
 		t.Fatalf("user = %q after clearing the name, want guest", got.User)
 	}

@@ -118,8 +118,8 @@ func TestResentCIDIsStoredAndBroadcastOnce(t *testing.T) {
 	sender := r.dial(t, "nochat.v1", "")
 	other := r.dial(t, "nochat.v1", "")
 	sender.say("only once", "6f1c-cid")
-	first := sender.expect("message")
 	ack1 := sender.expect("ack")
+	first := sender.expect("message")
 
 	// The client lost the ack (say, the connection dropped) and re-sends
 	// from a new connection.

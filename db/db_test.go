@@ -177,6 +177,11 @@ func TestDuplicateCIDStoredOnce(t *testing.T) {
 	if got, want := texts(msgs), "hi,yo"; got != want {
 		t.Fatalf("stored %q, want %q", got, want)
 	}
+	// Re-sends leave no hole in the ids.
+	next := insert(t, s, "next")
+	if got, want := next[0].ID, stored[1].Message.ID+1; got != want {
+		t.Fatalf("next id = %d, want %d", got, want)
+	}
 }
 
 func TestParseDurability(t *testing.T) {

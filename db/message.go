@@ -117,33 +117,42 @@ func (s *Store) Insert(ctx context.Context, drafts []Draft) ([]Stored, error) {
 	}
 	defer tx.Rollback()
 
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO messages (user, message, timestamp, cid) VALUES (?, ?, ?, ?)
-		ON CONFLICT (cid) WHERE cid IS NOT NULL DO NOTHING RETURNING id`)
+	ins, err := tx.PrepareContext(ctx, "INSERT INTO messages (user, message, timestamp, cid) VALUES (?, ?, ?, ?) RETURNING id")
 	if err != nil {
 		return nil, fmt.Errorf("insert messages: %w", err)
 	}
 	defer ins.Close()
+	// Looked up before inserting rather than with ON CONFLICT DO NOTHING:
+	// a refused insert would still use up an AUTOINCREMENT id, leaving a
+	// hole in the room's ids for every re-send.
+	find, err := tx.PrepareContext(ctx, "SELECT "+columns+" FROM messages WHERE cid = ?")
+	if err != nil {
+		return nil, fmt.Errorf("insert messages: %w", err)
+	}
+	defer find.Close()
 
 	now := time.Now().UnixMilli()
 	for i, d := range drafts {
+		if d.CID != "" {
+			var m Message
+			err := find.QueryRowContext(ctx, d.CID).Scan(&m.ID, &m.User, &m.Message, &m.Timestamp)
+			if err == nil {
+				out[i] = Stored{Message: m, Duplicate: true} // a re-send
+				continue
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return nil, fmt.Errorf("insert messages: find cid: %w", err)
+			}
+		}
 		var cid sql.NullString
 		if d.CID != "" {
 			cid = sql.NullString{String: d.CID, Valid: true}
 		}
 		m := Message{User: d.User, Message: d.Message, Timestamp: now}
-		err := ins.QueryRowContext(ctx, m.User, m.Message, m.Timestamp, cid).Scan(&m.ID)
-		switch {
-		case errors.Is(err, sql.ErrNoRows): // the cid is taken: a re-send
-			row := tx.QueryRowContext(ctx, "SELECT "+columns+" FROM messages WHERE cid = ?", d.CID)
-			if err := row.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp); err != nil {
-				return nil, fmt.Errorf("insert messages: find duplicate: %w", err)
-			}
-			out[i] = Stored{Message: m, Duplicate: true}
-		case err != nil:
+		if err := ins.QueryRowContext(ctx, m.User, m.Message, m.Timestamp, cid).Scan(&m.ID); err != nil {
 			return nil, fmt.Errorf("insert messages: %w", err)
-		default:
-			out[i] = Stored{Message: m}
 		}
+		out[i] = Stored{Message: m}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("insert messages: commit: %w", err)
