@@ -98,12 +98,27 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	return cfg, nil
 }
 
-// run is NoChat: it serves until ctx ends or SIGINT/SIGTERM arrives, then
-// shuts down in order.
+// run is NoChat. With no subcommand it serves until ctx ends or SIGINT or
+// SIGTERM arrives, then shuts down in order; a subcommand does its one job.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if len(args) > 1 {
+		if cmd, ok := subcommands[args[1]]; ok {
+			return cmd(ctx, args[1:], getenv, stdout, stderr)
+		}
+	}
+	return serve(ctx, args, getenv, stderr)
+}
+
+// subcommands are the jobs besides serving: nochat NAME [flags].
+var subcommands = map[string]func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error{
+	"version": runVersion,
+}
+
+// serve runs the chat server.
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := parseFlags(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -137,7 +152,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		store.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
-	log.Info("NoChat is serving", "url", browseURL(ln.Addr()), "db", cfg.dbPath, "durability", string(cfg.durability))
+	log.Info("NoChat is serving", "url", browseURL(ln.Addr()), "db", cfg.dbPath, "durability", string(cfg.durability), "version", buildVersion().Version)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -152,15 +167,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// The order matters. Stop accepting connections and let REST requests
 	// finish (their sends still go through the hub); then the hub commits
 	// every queued message, delivers it and closes each WebSocket with 1001;
-	// only then can the store close, so nothing queued is lost.
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
+	// only then can the store close, so nothing queued is lost. Each step
+	// has its own share of the bound: a browser's idle pre-opened socket
+	// must not eat the time the WebSockets need.
 	errs := []error{err}
-	if err := srv.Shutdown(sctx); err != nil {
-		errs = append(errs, fmt.Errorf("stop http: %w", err))
+	httpCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout*2/5)
+	defer cancel()
+	if err := srv.Shutdown(httpCtx); err != nil {
+		srv.Close() // cut what did not finish in time
 	}
-	if err := hub.Close(sctx); err != nil {
-		errs = append(errs, err)
+	hubCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout*3/5)
+	defer cancel()
+	if err := hub.Close(hubCtx); err != nil {
+		log.Warn("closing WebSockets", "err", err)
 	}
 	if err := store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close database: %w", err))
