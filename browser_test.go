@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/gorilla/websocket"
 )
 
 // These tests drive a real headless Chromium against NoChat run through
@@ -274,4 +275,55 @@ func TestBrowserSurvivesServerRestartWithoutLossOrDuplicates(t *testing.T) {
 	}
 	t.Logf("after the restart the page shows %q", got)
 	screenshot(t, browser, "after-restart.png")
+}
+
+func TestBrowserAdminDashboardUpdatesLive(t *testing.T) {
+	browser := newBrowser(t)
+	s := start(t, map[string]string{
+		"NOCHAT_DB":             filepath.Join(t.TempDir(), "nochat.db"),
+		"NOCHAT_ADMIN_PASSWORD": "correct horse battery staple",
+	})
+	s.post(t, "ann", "a message to moderate")
+
+	do(t, browser, chromedp.Navigate(s.url+"/admin"))
+	do(t, browser, chromedp.WaitVisible(chromedp.ID("password")))
+	do(t, browser,
+		chromedp.SendKeys(chromedp.ID("password"), "correct horse battery staple"),
+		chromedp.Submit(chromedp.ID("password")),
+		chromedp.WaitVisible(chromedp.ID("live")),
+	)
+
+	// A new connection appears without a reload.
+	ws := "ws" + strings.TrimPrefix(s.url, "http") + "/"
+	conn, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(ws+"?user=zed", http.Header{"User-Agent": {"dashboard-test-client/1.0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPage(t, browser, "the new connection", `document.querySelector('#connections') !== null && document.querySelector('#connections').textContent.includes('dashboard-test-client/1.0')`)
+
+	// An error appears too: an upgrade offering a subprotocol NoChat does not speak.
+	if _, _, err := (&websocket.Dialer{Subprotocols: []string{"bogus"}}).Dial(ws, nil); err == nil {
+		t.Fatal("bogus subprotocol accepted")
+	}
+	waitPage(t, browser, "the refused upgrade", `document.querySelector('#errors') !== null && document.querySelector('#errors').textContent.includes('refused upgrade')`)
+	screenshot(t, browser, "admin.png")
+
+	// And the connection goes when it closes.
+	conn.Close()
+	waitPage(t, browser, "the connection gone", `document.querySelector('#connections') === null || !document.querySelector('#connections').textContent.includes('dashboard-test-client/1.0')`)
+}
+
+// waitPage polls a JavaScript condition until it holds.
+func waitPage(t *testing.T, ctx context.Context, what, cond string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond)); err == nil && ok {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var body string
+	body, _ = chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText.slice(0, 2000)`))
+	t.Fatalf("the page never showed %s; it shows:\n%s", what, body)
 }

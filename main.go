@@ -11,10 +11,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -46,10 +49,17 @@ const shutdownTimeout = 5 * time.Second
 
 // config is everything run reads from flags and the environment.
 type config struct {
-	addr       string
-	dbPath     string
-	durability db.Durability
-	logLevel   slog.Level
+	addr          string
+	dbPath        string
+	durability    db.Durability
+	logLevel      slog.Level
+	adminPassword string
+	metrics       bool
+	trustProxy    bool
+	allowOrigins  []string
+	msgRate       float64
+	maxConns      int
+	maxConnsPerIP int
 }
 
 // parseFlags reads flags, each defaulting to its NOCHAT_* environment
@@ -68,11 +78,18 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		fs.PrintDefaults()
 	}
 	var cfg config
-	var durability, level string
+	var durability, level, origins, metrics, trustProxy, msgRate, maxConns, maxConnsPerIP string
 	fs.StringVar(&cfg.addr, "addr", env("NOCHAT_ADDR", ":8080"), "`host:port` to listen on (NOCHAT_ADDR)")
 	fs.StringVar(&cfg.dbPath, "db", env("NOCHAT_DB", "nochat.db"), "SQLite database `file`, created if missing (NOCHAT_DB)")
 	fs.StringVar(&durability, "durability", env("NOCHAT_DURABILITY", "full"), "`full` survives power loss; normal is faster and may lose the last messages on power loss (NOCHAT_DURABILITY)")
 	fs.StringVar(&level, "log-level", env("NOCHAT_LOG_LEVEL", "info"), "log `level`: debug, info, warn or error (NOCHAT_LOG_LEVEL)")
+	fs.StringVar(&cfg.adminPassword, "admin-password", env("NOCHAT_ADMIN_PASSWORD", ""), "`password` for /admin; empty keeps the stored one, or generates one at first start and logs it once (NOCHAT_ADMIN_PASSWORD)")
+	fs.StringVar(&metrics, "metrics", env("NOCHAT_METRICS", "true"), "serve Prometheus metrics at /metrics: `true` or false (NOCHAT_METRICS)")
+	fs.StringVar(&trustProxy, "trust-proxy", env("NOCHAT_TRUST_PROXY", "false"), "take client addresses from X-Forwarded-For, behind a reverse proxy: true or `false` (NOCHAT_TRUST_PROXY)")
+	fs.StringVar(&origins, "allow-origin", env("NOCHAT_ALLOW_ORIGIN", ""), "comma-separated `origins` (https://example.org) of pages elsewhere that may use the socket and the API, or * for any (NOCHAT_ALLOW_ORIGIN)")
+	fs.StringVar(&msgRate, "msg-rate", env("NOCHAT_MSG_RATE", "10"), "messages per second one connection or address may send, in bursts of twice that; 0 turns the limit off (NOCHAT_MSG_RATE)")
+	fs.StringVar(&maxConns, "max-conns", env("NOCHAT_MAX_CONNS", "10000"), "most WebSocket connections in total (NOCHAT_MAX_CONNS)")
+	fs.StringVar(&maxConnsPerIP, "max-conns-per-ip", env("NOCHAT_MAX_CONNS_PER_IP", "100"), "most WebSocket connections from one address; 0 turns the limit off (NOCHAT_MAX_CONNS_PER_IP)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -94,6 +111,31 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if cfg.dbPath == "" {
 		return cfg, usageError{errors.New("-db: a database file is needed")}
+	}
+	if cfg.metrics, err = strconv.ParseBool(metrics); err != nil {
+		return cfg, usageError{fmt.Errorf("-metrics %q: want true or false", metrics)}
+	}
+	if cfg.trustProxy, err = strconv.ParseBool(trustProxy); err != nil {
+		return cfg, usageError{fmt.Errorf("-trust-proxy %q: want true or false", trustProxy)}
+	}
+	if cfg.msgRate, err = strconv.ParseFloat(msgRate, 64); err != nil || cfg.msgRate < 0 || math.IsInf(cfg.msgRate, 0) || math.IsNaN(cfg.msgRate) {
+		return cfg, usageError{fmt.Errorf("-msg-rate %q: want a number of messages per second, 0 or more", msgRate)}
+	}
+	if cfg.maxConns, err = strconv.Atoi(maxConns); err != nil || cfg.maxConns < 1 {
+		return cfg, usageError{fmt.Errorf("-max-conns %q: want a whole number, 1 or more", maxConns)}
+	}
+	if cfg.maxConnsPerIP, err = strconv.Atoi(maxConnsPerIP); err != nil || cfg.maxConnsPerIP < 0 {
+		return cfg, usageError{fmt.Errorf("-max-conns-per-ip %q: want a whole number, 0 or more", maxConnsPerIP)}
+	}
+	for _, o := range strings.Split(origins, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if u, err := url.Parse(o); o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "") {
+			return cfg, usageError{fmt.Errorf("-allow-origin %q: want origins like https://example.org, or *", o)}
+		}
+		cfg.allowOrigins = append(cfg.allowOrigins, strings.TrimSuffix(o, "/"))
 	}
 	return cfg, nil
 }
@@ -132,13 +174,45 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return err
 	}
-	hub, err := chat.New(store, chat.Options{Log: log})
+	auth, err := handlers.NewAuth(ctx, store, cfg.adminPassword, log)
+	if err != nil {
+		store.Close()
+		return err
+	}
+	var metrics *handlers.Metrics
+	var observer chat.Observer
+	if cfg.metrics {
+		metrics = handlers.NewMetrics()
+		observer = metrics
+	}
+	hub, err := chat.New(store, chat.Options{
+		Log:           log,
+		MsgRate:       orOff(cfg.msgRate),
+		MsgBurst:      int(max(1, 2*cfg.msgRate)),
+		MaxConns:      cfg.maxConns,
+		MaxConnsPerIP: int(orOff(float64(cfg.maxConnsPerIP))),
+		AllowOrigins:  cfg.allowOrigins,
+		TrustProxy:    cfg.trustProxy,
+		Observer:      observer,
+	})
 	if err != nil {
 		store.Close()
 		return err
 	}
 	srv := &http.Server{
-		Handler: handlers.New(handlers.Deps{Log: log, Store: store, Hub: hub, Assets: static.New()}),
+		Handler: handlers.New(handlers.Deps{
+			Log:          log,
+			Store:        store,
+			Hub:          hub,
+			Assets:       static.New(),
+			Auth:         auth,
+			Metrics:      metrics,
+			Version:      buildVersion().Version,
+			TrustProxy:   cfg.trustProxy,
+			AllowOrigins: cfg.allowOrigins,
+			SendRate:     cfg.msgRate,
+			SendBurst:    int(max(1, 2*cfg.msgRate)),
+		}),
 		// Bounded header reads and idle keep-alives, so clients that open
 		// sockets and go quiet cannot hold them forever.
 		ReadHeaderTimeout: 10 * time.Second,
@@ -189,6 +263,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// orOff maps a flag's 0 ("no limit") to the hub's "off", a negative value.
+func orOff(v float64) float64 {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
 
 // browseURL is the address to open in a browser for a listener address.

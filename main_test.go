@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +26,25 @@ type server struct {
 	url  string
 	stop context.CancelFunc
 	done chan error
+	logs *syncBuffer // everything run logged
+}
+
+// syncBuffer is a log sink that tests read while the server writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // start runs NoChat on a free port with the given environment and waits for
@@ -31,7 +53,7 @@ func start(t *testing.T, env map[string]string, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	s := &server{stop: cancel, done: make(chan error, 1)}
+	s := &server{stop: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
 	go func() {
 		err := run(ctx, append([]string{"nochat", "-addr", "127.0.0.1:0"}, args...), func(k string) string { return env[k] }, io.Discard, pw)
 		pw.CloseWithError(fmt.Errorf("run returned: %v", err))
@@ -40,6 +62,7 @@ func start(t *testing.T, env map[string]string, args ...string) *server {
 	urlRe := regexp.MustCompile(`url=(http://\S+)`)
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
+		fmt.Fprintln(s.logs, sc.Text())
 		if m := urlRe.FindStringSubmatch(sc.Text()); m != nil {
 			s.url = strings.TrimSuffix(m[1], "/")
 			break
@@ -49,7 +72,7 @@ func start(t *testing.T, env map[string]string, args ...string) *server {
 		cancel()
 		t.Fatalf("no serving URL in the log: %v", sc.Err())
 	}
-	go io.Copy(io.Discard, pr) // keep the log flowing
+	go io.Copy(s.logs, pr) // keep the log flowing
 	t.Cleanup(func() { s.shutdown(t) })
 
 	resp, err := http.Get(s.url + "/healthz")
@@ -199,5 +222,59 @@ func TestExampleDatabaseServesItsConversation(t *testing.T) {
 	}
 	if len(msgs) < 5 || msgs[0].User != "ann" || !strings.Contains(msgs[0].Message, "NoChat") {
 		t.Fatalf("example history = %+v, want the demo conversation", msgs)
+	}
+}
+
+func TestGeneratedAdminPasswordIsLoggedOnceAndWorks(t *testing.T) {
+	env := map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")}
+	s := start(t, env)
+	m := regexp.MustCompile(`generated an admin password.* password=(\S+)`).FindStringSubmatch(s.logs.String())
+	if m == nil {
+		t.Fatalf("no generated password in the log:\n%s", s.logs)
+	}
+	password := m[1]
+	login := func(s *server, pw string) int {
+		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := c.PostForm(s.url+"/admin/login", url.Values{"password": {pw}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := login(s, password); got != http.StatusSeeOther {
+		t.Fatalf("logging in with the generated password: %d, want 303", got)
+	}
+	if got := login(s, "not it"); got != http.StatusUnauthorized {
+		t.Fatalf("a wrong password: %d, want 401", got)
+	}
+
+	// A provoked error is in the log and survives a restart.
+	if _, _, err := (&websocket.Dialer{Subprotocols: []string{"chat"}}).Dial("ws"+strings.TrimPrefix(s.url, "http")+"/", nil); err == nil {
+		t.Fatal("an unknown subprotocol was accepted")
+	}
+	s.shutdown(t)
+	s = start(t, env)
+	if strings.Contains(s.logs.String(), password) || strings.Contains(s.logs.String(), "generated an admin password") {
+		t.Fatal("the password was logged again at the second start")
+	}
+	if got := login(s, password); got != http.StatusSeeOther {
+		t.Fatalf("the generated password after a restart: %d, want 303", got)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	if resp, err := c.PostForm(s.url+"/admin/login", url.Values{"password": {password}}); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+	resp, err := c.Get(s.url + "/admin/live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "refused upgrade") || !strings.Contains(string(body), "offered: chat") {
+		t.Fatalf("the refused upgrade from before the restart is not on the dashboard")
 	}
 }

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -113,13 +114,22 @@ func (h *Hub) broadcast() {
 // deliver answers each sender of a committed batch and hands its messages to
 // the live clients, in id order.
 func (h *Hub) deliver(c db.Commit[origin]) {
+	h.opts.Observer.Committed(len(c.Items), c.Took, c.Err)
 	if c.Err != nil {
-		h.log.Error("store messages", "count", len(c.Items), "err", c.Err)
+		h.RecordError(KindDatabase, "store messages: "+c.Err.Error(), fmt.Sprintf("%d messages", len(c.Items)))
 		for _, it := range c.Items {
 			h.answer(it, c.Err)
 		}
 		return
 	}
+	began := time.Now()
+	fresh := 0
+	defer func() {
+		if fresh > 0 {
+			h.series.addMessages(fresh)
+			h.opts.Observer.Broadcast(fresh, time.Since(began))
+		}
+	}()
 	for _, it := range c.Items {
 		// The sender hears first: its ack, carrying the id, comes before the
 		// message itself, so a client can turn its pending line into the
@@ -132,6 +142,7 @@ func (h *Hub) deliver(c db.Commit[origin]) {
 			h.b.lastID = f.id
 			h.recentMu.Unlock()
 			h.broadcasted.Add(1)
+			fresh++
 			for cl := range h.b.live {
 				if !cl.write(f.forProtocol(cl.proto), h.streamLimit) {
 					// Its buffer is full: take it out of the live set and
@@ -251,8 +262,7 @@ func (h *Hub) catchUp(c *client, after int64) {
 				return
 			}
 			if stalled := time.Since(time.Unix(0, c.lastWrite.Load())); c.queued.Load() > 0 && stalled > h.opts.SlowTimeout {
-				h.log.Warn("slow client disconnected", "session", c.id, "remote", c.remote, "stalled", stalled.Round(time.Second))
-				h.droppedSlow(c)
+				h.droppedSlow(c, "read nothing for "+stalled.Round(time.Second).String()+" while behind")
 				c.closeWith(websocket.ClosePolicyViolation, "too slow", time.Second)
 				return
 			}
@@ -263,7 +273,7 @@ func (h *Hub) catchUp(c *client, after int64) {
 			if errors.Is(err, h.ctx.Err()) {
 				return
 			}
-			h.log.Error("catch up", "session", c.id, "err", err)
+			h.RecordError(KindDatabase, "catch up: "+err.Error(), c.subject())
 			select {
 			case <-tick.C:
 			case <-c.gone:
@@ -299,9 +309,10 @@ func (h *Hub) catchUp(c *client, after int64) {
 
 // droppedSlow counts a session disconnected for not reading, once however
 // many ways (no progress, a write timeout) it is found out.
-func (h *Hub) droppedSlow(c *client) {
+func (h *Hub) droppedSlow(c *client, detail string) {
 	if c.slow.CompareAndSwap(false, true) {
 		h.slowDropped.Add(1)
+		h.RecordError(KindSlowClient, detail, c.subject())
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/olahol/melody"
+	"golang.org/x/time/rate"
 )
 
 // client is the hub's view of one WebSocket session.
@@ -31,11 +32,15 @@ type client struct {
 	queued    atomic.Int32
 	received  atomic.Int64  // frames read from the client
 	sent      atomic.Int64  // frames written to the client
+	lastRead  atomic.Int64  // Unix nanoseconds of the last frame read
 	lastWrite atomic.Int64  // Unix nanoseconds of the last frame written
 	drained   chan struct{} // capacity 1: a frame was written
 	gone      chan struct{} // closed when the session ends
 	goneOnce  sync.Once
 	slow      atomic.Bool // disconnected for not reading
+	closing   atomic.Bool // the server has sent a close frame
+
+	limiter *rate.Limiter // messages per second, nil when unlimited
 
 	// Owned by the session's reader goroutine.
 	lastTyping time.Time
@@ -57,6 +62,7 @@ func newClient(proto Protocol, user, remote, agent string, after int64) *client 
 		gone:    make(chan struct{}),
 	}
 	c.lastWrite.Store(c.since.UnixNano())
+	c.lastRead.Store(c.since.UnixNano())
 	return c
 }
 
@@ -92,6 +98,17 @@ func (c *client) write(b []byte, limit int32) bool {
 	return true
 }
 
+// read is called for every frame the client sends.
+func (c *client) read() {
+	c.received.Add(1)
+	c.lastRead.Store(time.Now().UnixNano())
+}
+
+// subject names the client in the error log.
+func (c *client) subject() string {
+	return "session " + c.id + " (" + string(c.proto) + ") from " + c.remote
+}
+
 // wrote is called by melody's sent handler after a frame reached the socket.
 func (c *client) wrote() {
 	c.queued.Add(-1)
@@ -107,6 +124,7 @@ func (c *client) wrote() {
 // and cuts the connection if the client has not gone by the grace period
 // (a client that does not read never takes the close frame).
 func (c *client) closeWith(code int, reason string, grace time.Duration) {
+	c.closing.Store(true)
 	c.s.CloseWithMsg(melody.FormatCloseMessage(code, reason))
 	go func() {
 		t := time.NewTimer(grace)

@@ -9,15 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/olahol/melody"
@@ -38,6 +33,23 @@ type Options struct {
 	PongWait       time.Duration // a peer silent this long is dropped (60 s)
 	MaxBatch       int           // messages per transaction (256)
 	TypingInterval time.Duration // at most one typing frame per client per interval (2 s)
+
+	// Abuse limits. Zero values take the defaults; a negative value turns
+	// the limit off.
+	MsgRate       float64 // messages per second per connection (10)
+	MsgBurst      int     // messages a connection may send at once (20)
+	MaxConns      int     // WebSocket sessions in total (10,000)
+	MaxConnsPerIP int     // WebSocket sessions per client address (100)
+
+	// AllowOrigins lists the origins (scheme://host[:port]) of pages served
+	// elsewhere that may open sockets; "*" allows any. Same-origin pages and
+	// clients that send no Origin are always allowed.
+	AllowOrigins []string
+	// TrustProxy takes the client address from X-Forwarded-For, for a
+	// server behind a reverse proxy.
+	TrustProxy bool
+
+	Observer Observer // told of commits, broadcasts and errors, for metrics
 }
 
 func (o *Options) setDefaults() {
@@ -67,6 +79,19 @@ func (o *Options) setDefaults() {
 	defDur(&o.PongWait, 60*time.Second)
 	def(&o.MaxBatch, db.DefaultMaxBatch)
 	defDur(&o.TypingInterval, 2*time.Second)
+	if o.MsgRate == 0 {
+		o.MsgRate = 10
+	}
+	def(&o.MsgBurst, 20)
+	if o.MaxConns == 0 {
+		o.MaxConns = 10000
+	}
+	if o.MaxConnsPerIP == 0 {
+		o.MaxConnsPerIP = 100
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
 }
 
 // Hub runs the chat room.
@@ -90,8 +115,17 @@ type Hub struct {
 	quit   chan struct{} // closed when the broadcaster has stopped
 	closed atomic.Bool
 
-	mu      sync.Mutex
-	clients map[*client]struct{} // every open session
+	mu       sync.Mutex
+	clients  map[*client]struct{} // every open session
+	byID     map[string]*client   // the same, by session id
+	perIP    map[string]int       // sessions and upgrades under way, per client address
+	upgrades int                  // sessions and upgrades under way
+	peak     int                  // most sessions open at once
+
+	started    time.Time
+	errors     *errorLog
+	errorsDone chan struct{} // closed when flushErrors has stopped
+	series     series
 
 	fellBehind  atomic.Int64 // times a session left the live set to catch up
 	slowDropped atomic.Int64 // sessions disconnected as too slow
@@ -132,6 +166,11 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 		events:       make(chan func(), 1024),
 		quit:         make(chan struct{}),
 		clients:      make(map[*client]struct{}),
+		byID:         make(map[string]*client),
+		perIP:        make(map[string]int),
+		started:      time.Now(),
+		errors:       newErrorLog(store, opts.Observer),
+		errorsDone:   make(chan struct{}),
 		controlLimit: int32(opts.SessionBuffer - 2),
 		streamLimit:  int32(opts.SessionBuffer * 3 / 4),
 	}
@@ -146,7 +185,9 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 	// stopped reading; melody then closes the session.
 	m.Config.WriteWait = opts.SlowTimeout
 	m.Upgrader.Subprotocols = Protocols
-	m.Upgrader.CheckOrigin = sameOrigin
+	// ServeWS checks the origin itself before upgrading, so that a refusal
+	// gets a reason and an entry in the error log.
+	m.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
 	m.HandleConnect(h.onConnect)
 	m.HandleDisconnect(h.onDisconnect)
 	m.HandleMessage(h.onMessage)
@@ -161,223 +202,26 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 		h.do(func() { h.deliver(c) })
 	})
 	go h.broadcast()
+	go h.flushErrors()
 	return h, nil
 }
 
-// sameOrigin accepts upgrades without an Origin header (the tutorial's
-// clients, curl, bots) and those from a page served by this same host;
-// a page on another site may not open a socket in its visitor's name.
-func sameOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	return err == nil && strings.EqualFold(u.Host, r.Host)
-}
-
-// IsUpgrade reports whether r asks for a WebSocket.
-func IsUpgrade(r *http.Request) bool { return websocket.IsWebSocketUpgrade(r) }
-
-// ServeWS upgrades r to a WebSocket session on the subprotocol it offers.
-// An upgrade offering neither subprotocol is refused with 400 and a reason.
-func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
-	proto := pickProtocol(websocket.Subprotocols(r))
-	if proto == "" {
-		h.log.Info("refused upgrade", "remote", r.RemoteAddr, "reason", "no supported subprotocol",
-			"offered", r.Header.Get("Sec-WebSocket-Protocol"))
-		http.Error(w, "unsupported WebSocket subprotocol: offer nochat.v1 or echo-protocol", http.StatusBadRequest)
-		return
-	}
-	q := r.URL.Query()
-	after := int64(-1)
-	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			http.Error(w, "after must be a message id (a whole number, 0 or more)", http.StatusBadRequest)
+// flushErrors writes the error log's changes once a second, and once more
+// when the hub closes.
+func (h *Hub) flushErrors() {
+	defer close(h.errorsDone)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-h.ctx.Done():
 			return
 		}
-		after = n
-	}
-	user := DefaultUser
-	if v := q.Get("user"); v != "" {
-		name, err := cleanName(v, h.opts.MaxNameLen)
-		if err != nil {
-			http.Error(w, "user: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		user = name
-	}
-	if h.closed.Load() {
-		http.Error(w, "the server is shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	c := newClient(proto, user, r.RemoteAddr, r.UserAgent(), after)
-	if err := h.m.HandleRequestWithKeys(w, r, map[string]any{clientKey: c}); err != nil {
-		// The upgrader has already answered (400 on a bad handshake, 403
-		// on a foreign origin).
-		h.log.Info("refused upgrade", "remote", r.RemoteAddr, "err", err)
-	}
-}
-
-func pickProtocol(offered []string) Protocol {
-	for _, want := range Protocols {
-		for _, o := range offered {
-			if o == want {
-				return Protocol(want)
-			}
+		if err := h.errors.flush(h.ctx); err != nil && h.ctx.Err() == nil {
+			h.log.Error("save error log", "err", err)
 		}
 	}
-	return ""
-}
-
-const clientKey = "nochat.client"
-
-func clientOf(s *melody.Session) *client {
-	v, _ := s.Get(clientKey)
-	c, _ := v.(*client)
-	return c
-}
-
-func (h *Hub) onConnect(s *melody.Session) {
-	c := clientOf(s)
-	c.s = s
-	h.mu.Lock()
-	h.clients[c] = struct{}{}
-	h.mu.Unlock()
-	h.log.Debug("connected", "session", c.id, "proto", c.proto, "remote", c.remote)
-	// A session whose upgrade finished just as Close began may have missed
-	// Close's round of close frames: Close sets closed before that round.
-	if h.closed.Load() || !h.do(func() { h.join(c) }) {
-		c.closeWith(websocket.CloseGoingAway, "server shutting down", time.Second)
-	}
-}
-
-func (h *Hub) onDisconnect(s *melody.Session) {
-	c := clientOf(s)
-	c.markGone()
-	h.mu.Lock()
-	delete(h.clients, c)
-	h.mu.Unlock()
-	h.do(func() { h.leave(c) })
-	h.log.Debug("disconnected", "session", c.id)
-}
-
-// onError runs on melody's goroutines, sometimes under melody's hub lock: it
-// only logs and never calls back into melody.
-func (h *Hub) onError(s *melody.Session, err error) {
-	var ce *websocket.CloseError
-	if errors.As(err, &ce) && (ce.Code == websocket.CloseNormalClosure || ce.Code == websocket.CloseGoingAway || ce.Code == websocket.CloseNoStatusReceived) {
-		return // a normal close is not an error
-	}
-	if errors.Is(err, melody.ErrSessionClosed) || errors.Is(err, melody.ErrWriteClosed) {
-		return
-	}
-	id := ""
-	if c := clientOf(s); c != nil {
-		id = c.id
-	}
-	// gorilla/websocket turns timeouts into its own net.Error, so the
-	// operation is only in the text ("write tcp ...: i/o timeout").
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		if strings.Contains(err.Error(), "write") {
-			// The peer stopped reading long enough to fill the socket.
-			if c := clientOf(s); c != nil {
-				h.droppedSlow(c)
-			}
-			h.log.Warn("slow client disconnected", "session", id, "err", err)
-		} else {
-			h.log.Info("peer timed out", "session", id, "err", err)
-		}
-		return
-	}
-	h.log.Info("session error", "session", id, "err", err)
-}
-
-func (h *Hub) onBinary(s *melody.Session, _ []byte) {
-	c := clientOf(s)
-	c.received.Add(1)
-	h.refuse(c, ErrBinary, "")
-}
-
-func (h *Hub) onMessage(s *melody.Session, b []byte) {
-	c := clientOf(s)
-	c.received.Add(1)
-	if c.proto == Echo {
-		h.submitWS(c, DefaultUser, string(b), "")
-		return
-	}
-	if !utf8.Valid(b) {
-		// Checked before decoding: JSON would quietly turn bad bytes into
-		// U+FFFD and store a message the sender did not write.
-		h.refuse(c, ErrInvalidUTF8, "")
-		return
-	}
-	cmd, err := DecodeCommand(b)
-	if err != nil {
-		h.refuse(c, err, "")
-		return
-	}
-	switch cmd.Type {
-	case "send":
-		h.submitWS(c, c.name(), cmd.Message, cmd.CID)
-	case "nick":
-		name, err := cleanName(cmd.User, h.opts.MaxNameLen)
-		if err != nil {
-			h.refuse(c, err, "")
-			return
-		}
-		c.setName(name)
-		h.do(h.presenceChanged)
-	case "typing":
-		if now := time.Now(); now.Sub(c.lastTyping) >= h.opts.TypingInterval {
-			c.lastTyping = now
-			h.do(func() { h.typing(c) })
-		}
-	}
-}
-
-// submitWS validates a message from a WebSocket client and queues it for the
-// writer. The answer (ack or error) comes from the broadcaster after commit.
-func (h *Hub) submitWS(c *client, user, text, cid string) {
-	msg, err := cleanMessage(text, h.opts.MaxMessageLen)
-	if err != nil {
-		h.refuse(c, err, cid)
-		return
-	}
-	err = h.writer.Submit(h.ctx, db.Draft{User: user, Message: msg, CID: cid}, origin{c: c, cid: cid})
-	if err != nil {
-		h.refuse(c, ErrShutdown, cid)
-	}
-}
-
-// refuse tells a client why its frame was not accepted: an error frame on
-// nochat.v1; on echo-protocol, which has no way to say it, a close frame
-// with a code and the reason.
-func (h *Hub) refuse(c *client, err error, cid string) {
-	var r *Refusal
-	errors.As(err, &r)
-	h.log.Info("refused", "session", c.id, "code", r.Code, "reason", r.Text)
-	if c.proto == V1 {
-		c.write(errorFrame(err, cid), h.controlLimit)
-		return
-	}
-	code := websocket.ClosePolicyViolation
-	switch r {
-	case ErrInvalidUTF8:
-		code = websocket.CloseInvalidFramePayloadData
-	case ErrBinary:
-		code = websocket.CloseUnsupportedData
-	case ErrStore:
-		code = websocket.CloseInternalServerErr
-	case ErrShutdown:
-		code = websocket.CloseGoingAway
-	}
-	if r.Code == "too_long" {
-		code = websocket.CloseMessageTooBig
-	}
-	c.closeWith(code, r.Text, time.Second)
 }
 
 // Send stores a message from outside a WebSocket (REST), broadcasts it like
@@ -505,5 +349,9 @@ func (h *Hub) Close(ctx context.Context) error {
 	h.m.Close()
 	h.do(func() { close(h.b.stop) })
 	<-h.quit
+	<-h.errorsDone
+	if ferr := h.errors.flush(context.Background()); ferr != nil {
+		h.log.Error("save error log", "err", ferr)
+	}
 	return err
 }

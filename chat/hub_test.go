@@ -392,7 +392,7 @@ func TestFailedCommitIsSeenByNobody(t *testing.T) {
 }
 
 func TestCloseDeliversEverythingStoredThenSends1001(t *testing.T) {
-	r := newRoom(t, chat.Options{})
+	r := newRoom(t, chat.Options{MsgRate: -1})
 	sender := r.dial(t, "nochat.v1", "")
 	reader := r.dial(t, "nochat.v1", "")
 	echo := r.dial(t, "echo-protocol", "")

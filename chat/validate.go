@@ -26,6 +26,7 @@ var (
 	ErrBinary      = &Refusal{"binary_unsupported", "binary frames are not supported: send text"}
 	ErrStore       = &Refusal{"store_failed", "the message could not be stored; try again"}
 	ErrShutdown    = &Refusal{"unavailable", "the server is shutting down; reconnect shortly"}
+	ErrRateLimited = &Refusal{"rate_limited", "you are sending too fast; wait a moment"}
 )
 
 func errTooLong(limit int) *Refusal {

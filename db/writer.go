@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 )
 
 // ErrClosed is returned by Submit once the Writer is closing.
@@ -19,6 +20,7 @@ const DefaultMaxBatch = 256
 type Commit[T any] struct {
 	Items []Item[T]
 	Err   error
+	Took  time.Duration // the transaction, from BEGIN to COMMIT
 }
 
 // Item pairs a stored message with the tag it was submitted with.
@@ -120,9 +122,10 @@ func (w *Writer[T]) loop() {
 		}
 		// The commit is not tied to any sender's context: once queued, a
 		// message is written even if its sender has gone.
+		began := time.Now()
 		stored, err := w.store.Insert(context.Background(), drafts)
 
-		c := Commit[T]{Items: make([]Item[T], len(batch)), Err: err}
+		c := Commit[T]{Items: make([]Item[T], len(batch)), Err: err, Took: time.Since(began)}
 		for i, r := range batch {
 			c.Items[i].Tag = r.tag
 			if err == nil {

@@ -26,6 +26,25 @@ type Deps struct {
 	Store  *db.Store
 	Hub    *chat.Hub
 	Assets *static.Assets
+
+	// Auth guards /admin; without it there is no admin dashboard.
+	Auth *Auth
+	// Metrics serves /metrics; without it there is none.
+	Metrics *Metrics
+	// Version is shown on the dashboard.
+	Version string
+	// Pruned, if set, counts the messages retention has removed.
+	Pruned func() int64
+
+	// TrustProxy takes client addresses from X-Forwarded-For.
+	TrustProxy bool
+	// AllowOrigins are other sites' pages that may use the API (CORS on
+	// the read-only routes, sends from their pages); "*" for any.
+	AllowOrigins []string
+	// SendRate and SendBurst limit REST sends per client address, per
+	// second; SendRate 0 or less turns the limit off.
+	SendRate  float64
+	SendBurst int
 }
 
 // New returns the whole HTTP surface as one handler.
@@ -35,7 +54,7 @@ func New(d Deps) http.Handler {
 	}
 	mux := http.NewServeMux()
 	addRoutes(mux, d)
-	return recoverPanics(d.Log, securityHeaders(mux))
+	return recoverPanics(d.Log, d.Hub, d.TrustProxy, securityHeaders(mux))
 }
 
 // maxBodyBytes bounds a request body: a chat message is at most a few KiB.
@@ -66,9 +85,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, status
 	encode(w, status, errorBody{Error: msg})
 }
 
-// render writes a templ component as a whole page, or a 500 if it fails
-// half-way: the page is built in memory first.
-func render(w http.ResponseWriter, r *http.Request, log *slog.Logger, c templ.Component) {
+// render writes a templ component as a whole page with the given status, or
+// a 500 if it fails half-way: the page is built in memory first.
+func render(w http.ResponseWriter, r *http.Request, log *slog.Logger, status int, c templ.Component) {
 	var buf bytes.Buffer
 	if err := c.Render(r.Context(), &buf); err != nil {
 		log.Error("render page", "path", r.URL.Path, "err", err)
@@ -76,6 +95,7 @@ func render(w http.ResponseWriter, r *http.Request, log *slog.Logger, c templ.Co
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
 	w.Write(buf.Bytes())
 }
 
@@ -95,7 +115,7 @@ func securityHeaders(next http.Handler) http.Handler {
 // recoverPanics turns a panic in a handler into a logged 500 instead of a
 // dead connection. http.ErrAbortHandler is the server's own signal and is
 // passed on.
-func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
+func recoverPanics(log *slog.Logger, errs errorRecorder, trustProxy bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if v := recover(); v != nil {
@@ -103,11 +123,25 @@ func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
 					panic(v)
 				}
 				log.Error("panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				errs.RecordError(chat.KindPanic, fmt.Sprint(v), requestSubject(r, trustProxy))
 				http.Error(w, "internal error", http.StatusInternalServerError)
 			}
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+type errorRecorder interface {
+	RecordError(kind, detail, subject string)
+}
+
+// requestSubject names a request in the error log: method, path, address.
+func requestSubject(r *http.Request, trustProxy bool) string {
+	path := r.URL.Path
+	if len(path) > 80 {
+		path = path[:80] + "…"
+	}
+	return r.Method + " " + path + " from " + chat.ClientIP(r, trustProxy)
 }
 
 // sender is what the send routes need from the hub.

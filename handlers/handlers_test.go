@@ -22,10 +22,13 @@ import (
 )
 
 type app struct {
-	srv   *httptest.Server
-	store *db.Store
-	hub   *chat.Hub
+	srv     *httptest.Server
+	store   *db.Store
+	hub     *chat.Hub
+	metrics *handlers.Metrics
 }
+
+const adminPassword = "correct horse battery staple"
 
 // newApp serves the real handlers over a real database file.
 func newApp(t *testing.T) *app {
@@ -34,11 +37,19 @@ func newApp(t *testing.T) *app {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub, err := chat.New(store, chat.Options{})
+	metrics := handlers.NewMetrics()
+	hub, err := chat.New(store, chat.Options{Observer: metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(handlers.New(handlers.Deps{Store: store, Hub: hub, Assets: static.New()}))
+	auth, err := handlers.NewAuth(context.Background(), store, adminPassword, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(handlers.New(handlers.Deps{
+		Store: store, Hub: hub, Assets: static.New(), Auth: auth, Metrics: metrics, Version: "test",
+		SendRate: 1000, SendBurst: 1000,
+	}))
 	t.Cleanup(func() {
 		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -46,7 +57,7 @@ func newApp(t *testing.T) *app {
 		hub.Close(ctx)
 		store.Close()
 	})
-	return &app{srv: srv, store: store, hub: hub}
+	return &app{srv: srv, store: store, hub: hub, metrics: metrics}
 }
 
 type response struct {

@@ -43,6 +43,6 @@ func handleRoot(log *slog.Logger, hub wsServer, store latestReader, assets *stat
 			return
 		}
 		w.Header().Set("Cache-Control", "no-cache")
-		render(w, r, log, views.ChatPage(page, msgs))
+		render(w, r, log, http.StatusOK, views.ChatPage(page, msgs))
 	})
 }

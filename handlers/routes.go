@@ -1,16 +1,55 @@
 package handlers
 
-import "net/http"
+import (
+	"net/http"
+
+	"nochat/chat"
+	"nochat/views"
+)
 
 // addRoutes is the whole HTTP surface in one place.
 func addRoutes(mux *http.ServeMux, d Deps) {
 	// One route for the page and the WebSocket: the tutorial's clients
 	// connect to ws://host/ and browsers open http://host/.
 	mux.Handle("GET /{$}", handleRoot(d.Log, d.Hub, d.Store, d.Assets))
-	mux.Handle("GET /discussion/latest/{n}", handleLatest(d.Log, d.Store))
-	mux.Handle("GET /discussion", handleHistory(d.Log, d.Store))
-	mux.Handle("POST /discussion/{message}", handleSendPath(d.Log, d.Hub))
-	mux.Handle("POST /discussion", handleSendJSON(d.Log, d.Hub))
+	mux.Handle("GET /discussion/latest/{n}", allowCORS(d.AllowOrigins, handleLatest(d.Log, d.Store)))
+	mux.Handle("GET /discussion", allowCORS(d.AllowOrigins, handleHistory(d.Log, d.Store)))
+	mux.Handle("POST /discussion/{message}", guardSend(d, handleSendPath(d.Log, d.Hub)))
+	mux.Handle("POST /discussion", guardSend(d, handleSendJSON(d.Log, d.Hub)))
 	mux.Handle("GET /healthz", handleHealth(d.Log, d.Store))
 	mux.Handle("GET /static/", d.Assets.Handler())
+	if d.Metrics != nil {
+		mux.Handle("GET /metrics", d.Metrics.handler(d.Hub, d.Store))
+	}
+	if d.Auth != nil {
+		addAdminRoutes(mux, d)
+	}
+}
+
+// addAdminRoutes is the admin dashboard: every route but the login behind a
+// session, every POST refused when it comes from another site's page.
+func addAdminRoutes(mux *http.ServeMux, d Deps) {
+	assets := views.AdminAssets{
+		CSS:  d.Assets.URL("admin.css"),
+		Htmx: d.Assets.URL("htmx-2.0.8.min.js"),
+		Icon: d.Assets.URL("favicon.svg"),
+	}
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.Hub.RecordError(chat.KindBadOrigin, "cross-origin admin request refused", requestSubject(r, d.TrustProxy))
+		writeError(w, r, d.Log, http.StatusForbidden, errCrossOrigin)
+	}))
+	post := cop.Handler
+	admin := func(h http.Handler) http.Handler { return requireAdmin(d.Auth, h) }
+
+	mux.Handle("GET /admin", admin(handleDashboard(d.Log, d.Hub, d.Store, d, assets)))
+	mux.Handle("GET /admin/{$}", http.RedirectHandler("/admin", http.StatusMovedPermanently))
+	mux.Handle("GET /admin/live", admin(handleLive(d.Log, d.Hub, d.Store, d)))
+	mux.Handle("GET /admin/login", handleLoginForm(d.Log, d.Auth, assets))
+	mux.Handle("POST /admin/login", post(handleLogin(d.Log, d.Auth, d.Hub, d.TrustProxy, assets)))
+	mux.Handle("POST /admin/logout", post(handleLogout(d.Auth)))
+	mux.Handle("POST /admin/sessions/{id}/disconnect", post(admin(handleDisconnect(d.Log, d.Hub, d.Store, d))))
+	mux.Handle("POST /admin/messages/{id}/delete", post(admin(handleDeleteMessage(d.Log, d.Hub, d.Store, d))))
+	mux.Handle("POST /admin/errors/clear", post(admin(handleClearErrors(d.Log, d.Hub, d.Store, d))))
+	mux.Handle("/admin/", admin(http.NotFoundHandler()))
 }

@@ -1,0 +1,146 @@
+package chat
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"nochat/db"
+)
+
+// Observer is told what the hub does, for metrics. Its methods are called
+// on the hub's goroutines and must return quickly.
+type Observer interface {
+	Committed(messages int, took time.Duration, err error) // a transaction of the writer
+	Broadcast(messages int, took time.Duration)            // new messages handed to the live set
+	Error(kind string)                                     // an entry in the error log
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Committed(int, time.Duration, error) {}
+func (nopObserver) Broadcast(int, time.Duration)        {}
+func (nopObserver) Error(string)                        {}
+
+// RecordError adds an occurrence to the recent-errors log the admin sees.
+// subject names the connection or request it concerns.
+func (h *Hub) RecordError(kind, detail, subject string) {
+	h.errors.record(kind, detail, subject)
+	h.series.addError()
+	h.log.Info(kind, "detail", detail, "subject", subject)
+}
+
+// ClearErrors empties the recent-errors log.
+func (h *Hub) ClearErrors(ctx context.Context) error {
+	return h.errors.clear(ctx)
+}
+
+// Connection is one open WebSocket session, as the admin sees it.
+type Connection struct {
+	ID           string
+	Remote       string
+	UserAgent    string
+	Protocol     string
+	User         string
+	Since        time.Time
+	LastActivity time.Time
+	Received     int64 // frames from the client
+	Sent         int64 // frames to the client
+}
+
+// Snapshot is the live state of the room for the admin dashboard.
+type Snapshot struct {
+	Taken       time.Time
+	Started     time.Time
+	Online      int
+	Peak        int
+	Broadcast   int64 // messages handed out since start
+	FellBehind  int64
+	SlowDropped int64
+	Connections []Connection // oldest first
+	Errors      []db.ErrorEntry
+	Series      Series
+}
+
+// Snapshot returns the room's state now, with up to maxErrors errors.
+func (h *Hub) Snapshot(maxErrors int) Snapshot {
+	now := time.Now()
+	h.mu.Lock()
+	conns := make([]Connection, 0, len(h.clients))
+	for c := range h.clients {
+		last := max(c.lastRead.Load(), c.lastWrite.Load())
+		conns = append(conns, Connection{
+			ID:           c.id,
+			Remote:       c.remote,
+			UserAgent:    c.agent,
+			Protocol:     string(c.proto),
+			User:         c.name(),
+			Since:        c.since,
+			LastActivity: time.Unix(0, last),
+			Received:     c.received.Load(),
+			Sent:         c.sent.Load(),
+		})
+	}
+	peak := h.peak
+	h.mu.Unlock()
+	slices.SortFunc(conns, func(a, b Connection) int {
+		return cmp.Or(a.Since.Compare(b.Since), cmp.Compare(a.ID, b.ID))
+	})
+	return Snapshot{
+		Taken:       now,
+		Started:     h.started,
+		Online:      len(conns),
+		Peak:        peak,
+		Broadcast:   h.broadcasted.Load(),
+		FellBehind:  h.fellBehind.Load(),
+		SlowDropped: h.slowDropped.Load(),
+		Connections: conns,
+		Errors:      h.errors.list(maxErrors),
+		Series:      h.series.snapshot(now),
+	}
+}
+
+// ErrNoSession is returned for a session id that is not connected.
+var ErrNoSession = errors.New("no such session")
+
+// Disconnect closes a session with 1008 and a reason. Its client may
+// reconnect.
+func (h *Hub) Disconnect(id, reason string) error {
+	h.mu.Lock()
+	c, ok := h.byID[id]
+	h.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("disconnect %q: %w", id, ErrNoSession)
+	}
+	c.closeWith(websocket.ClosePolicyViolation, reason, time.Second)
+	return nil
+}
+
+// Delete removes a message from history; nochat.v1 clients get deleted {id}
+// and take it off their page. It reports db.ErrNotFound for an unknown id.
+func (h *Hub) Delete(ctx context.Context, id int64) error {
+	if err := h.store.Delete(ctx, id); err != nil {
+		return err
+	}
+	h.do(func() { h.forget(id) })
+	return nil
+}
+
+// forget runs on the broadcaster: the message leaves the recent set, so no
+// catch-up hands it out again, and clients are told.
+func (h *Hub) forget(id int64) {
+	h.recentMu.Lock()
+	h.b.recent = slices.DeleteFunc(h.b.recent, func(f *frames) bool { return f.id == id })
+	h.recentMu.Unlock()
+	frame := encode("deleted", deletedData{ID: id})
+	for c := range h.b.members {
+		if c.proto == V1 {
+			c.write(frame, h.controlLimit)
+		}
+	}
+}

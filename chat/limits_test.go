@@ -1,0 +1,108 @@
+package chat_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"nochat/chat"
+)
+
+func TestMessageRateLimitPerConnection(t *testing.T) {
+	r := newRoom(t, chat.Options{MsgRate: 1, MsgBurst: 3})
+	c := r.dial(t, "nochat.v1", "")
+	for i := range 5 {
+		c.say("m", string(rune('a'+i)))
+	}
+	var acks, limited int
+	for acks+limited < 5 {
+		f, raw := c.next()
+		switch f.Type {
+		case "ack":
+			acks++
+		case "error":
+			if !strings.Contains(raw, `"rate_limited"`) {
+				t.Fatalf("got %s", raw)
+			}
+			limited++
+		}
+	}
+	if acks != 3 || limited != 2 {
+		t.Fatalf("%d acks and %d rate_limited for 5 quick sends with a burst of 3", acks, limited)
+	}
+	if msgs, _ := r.store.Latest(context.Background(), 10); len(msgs) != 3 {
+		t.Fatalf("%d stored, want the 3 allowed", len(msgs))
+	}
+	if errs := r.hub.Snapshot(10).Errors; len(errs) == 0 || errs[0].Kind != chat.KindRateLimited {
+		t.Fatalf("error log %+v, want a rate-limited entry", errs)
+	}
+}
+
+func TestConnectionLimits(t *testing.T) {
+	t.Run("per address", func(t *testing.T) {
+		r := newRoom(t, chat.Options{MaxConnsPerIP: 2})
+		r.dial(t, "echo-protocol", "")
+		r.dial(t, "echo-protocol", "")
+		_, resp, err := (&websocket.Dialer{Subprotocols: []string{"echo-protocol"}}).Dial(r.url, nil)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("third connection from one address: %v %v, want 429", err, resp)
+		}
+	})
+	t.Run("in total", func(t *testing.T) {
+		r := newRoom(t, chat.Options{MaxConns: 1})
+		first := r.dial(t, "echo-protocol", "")
+		_, resp, err := (&websocket.Dialer{Subprotocols: []string{"echo-protocol"}}).Dial(r.url, nil)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("connection over the total: %v %v, want 503", err, resp)
+		}
+		// A slot frees when a client leaves.
+		first.conn.Close()
+		deadline := time.Now().Add(5 * time.Second)
+		for r.hub.Online() > 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		r.dial(t, "echo-protocol", "")
+	})
+}
+
+func TestOrigins(t *testing.T) {
+	r := newRoom(t, chat.Options{AllowOrigins: []string{"https://friends.example"}})
+	host := strings.TrimPrefix(r.srv.URL, "http://")
+	tests := []struct {
+		origin string
+		ok     bool
+	}{
+		{"", true},                        // curl, bots, the tutorial's Node clients
+		{"http://" + host, true},          // the page NoChat serves
+		{"https://friends.example", true}, // allowed with -allow-origin
+		{"https://evil.example", false},
+		{"null", false},
+	}
+	for _, tt := range tests {
+		h := http.Header{}
+		if tt.origin != "" {
+			h.Set("Origin", tt.origin)
+		}
+		conn, resp, err := (&websocket.Dialer{Subprotocols: []string{"echo-protocol"}}).Dial(r.url, h)
+		if tt.ok {
+			if err != nil {
+				t.Errorf("origin %q refused: %v", tt.origin, err)
+				continue
+			}
+			conn.Close()
+		} else if err == nil || resp.StatusCode != http.StatusForbidden {
+			t.Errorf("origin %q: %v %v, want 403", tt.origin, err, resp)
+		}
+	}
+	found := false
+	for _, e := range r.hub.Snapshot(10).Errors {
+		found = found || e.Kind == chat.KindBadOrigin
+	}
+	if !found {
+		t.Fatal("refused origins left no entry in the error log")
+	}
+}

@@ -1,0 +1,97 @@
+package chat
+
+import (
+	"sync"
+	"time"
+)
+
+// seriesMinutes is how far back the dashboard's charts look.
+const seriesMinutes = 60
+
+// series counts events per minute over the last hour, in a ring of buckets
+// indexed by the minute, so recording costs a lock and an add.
+type series struct {
+	mu      sync.Mutex
+	minute  [seriesMinutes]int64 // the Unix minute a bucket holds
+	msgs    [seriesMinutes]int64
+	errs    [seriesMinutes]int64
+	conns   [seriesMinutes]int64 // the most connections open in that minute
+	current int64                // connections open now
+}
+
+func (s *series) bucket(now time.Time) int {
+	m := now.Unix() / 60
+	i := int(m % seriesMinutes)
+	if s.minute[i] != m {
+		s.minute[i] = m
+		s.msgs[i], s.errs[i], s.conns[i] = 0, 0, s.current
+	}
+	return i
+}
+
+func (s *series) addMessages(n int) {
+	s.mu.Lock()
+	s.msgs[s.bucket(time.Now())] += int64(n)
+	s.mu.Unlock()
+}
+
+func (s *series) addError() {
+	s.mu.Lock()
+	s.errs[s.bucket(time.Now())]++
+	s.mu.Unlock()
+}
+
+func (s *series) setConnections(n int) {
+	s.mu.Lock()
+	s.current = int64(n)
+	i := s.bucket(time.Now())
+	s.conns[i] = max(s.conns[i], s.current)
+	s.mu.Unlock()
+}
+
+// Series is the last hour, one point a minute, oldest first.
+type Series struct {
+	Messages    []int64 // messages stored per minute
+	Errors      []int64 // errors per minute
+	Connections []int64 // most connections open in each minute
+}
+
+func (s *series) snapshot(now time.Time) Series {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := Series{
+		Messages:    make([]int64, seriesMinutes),
+		Errors:      make([]int64, seriesMinutes),
+		Connections: make([]int64, seriesMinutes),
+	}
+	last := now.Unix() / 60
+	// A minute without events saw no connection come or go: it had as
+	// many as the minute before it.
+	var carry int64
+	for k := range seriesMinutes {
+		m := last - int64(seriesMinutes-1-k)
+		i := int(m % seriesMinutes)
+		if s.minute[i] == m {
+			out.Messages[k], out.Errors[k], out.Connections[k] = s.msgs[i], s.errs[i], s.conns[i]
+			carry = s.current
+			if m != last {
+				carry = s.conns[i]
+			}
+		} else {
+			out.Connections[k] = carry
+		}
+	}
+	if s.minute[int(last%seriesMinutes)] != last {
+		out.Connections[seriesMinutes-1] = s.current
+	}
+	return out
+}
+
+// Sum returns the total of the last n points.
+func Sum(points []int64, n int) int64 {
+	var t int64
+	for _, p := range points[max(0, len(points)-n):] {
+		t += p
+	}
+	return t
+}

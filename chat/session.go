@@ -1,0 +1,334 @@
+package chat
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+	"github.com/olahol/melody"
+	"golang.org/x/time/rate"
+
+	"nochat/db"
+)
+
+// IsUpgrade reports whether r asks for a WebSocket.
+func IsUpgrade(r *http.Request) bool { return websocket.IsWebSocketUpgrade(r) }
+
+// ClientIP is the address a request comes from: the connection's peer, or
+// with trustProxy the first address in X-Forwarded-For (the proxy's client).
+func ClientIP(r *http.Request, trustProxy bool) string {
+	if trustProxy {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			first, _, _ := strings.Cut(xff, ",")
+			if ip := strings.TrimSpace(first); net.ParseIP(ip) != nil {
+				return ip
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// OriginAllowed reports whether a request may act from the page it comes
+// from: no Origin header (the tutorial's clients, curl, bots), a page served
+// by this same host, or an origin on the allow list ("*" for any). Otherwise
+// a page on another site could open sockets in its visitors' names.
+func OriginAllowed(r *http.Request, allow []string) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err == nil && strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	return slices.ContainsFunc(allow, func(a string) bool {
+		return a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), origin)
+	})
+}
+
+// ServeWS upgrades r to a WebSocket session on the subprotocol it offers.
+// Refusals come before the upgrade, as an HTTP status with a one-line reason:
+// 400 for no subprotocol NoChat speaks or a bad query, 403 for a foreign
+// origin, 429 or 503 when there are too many connections.
+func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
+	ip := ClientIP(r, h.opts.TrustProxy)
+	refuse := func(status int, kind, reason string) {
+		h.RecordError(kind, reason, ip)
+		h.log.Info("refused upgrade", "remote", ip, "reason", reason)
+		http.Error(w, reason, status)
+	}
+	proto := pickProtocol(websocket.Subprotocols(r))
+	if proto == "" {
+		offered := r.Header.Get("Sec-WebSocket-Protocol")
+		if offered == "" {
+			offered = "none"
+		}
+		refuse(http.StatusBadRequest, KindRefusedUpgrade, fmt.Sprintf("unsupported WebSocket subprotocol (offered: %.60s): offer nochat.v1 or echo-protocol", offered))
+		return
+	}
+	if !OriginAllowed(r, h.opts.AllowOrigins) {
+		refuse(http.StatusForbidden, KindBadOrigin, fmt.Sprintf("origin %.100s may not open a socket here", r.Header.Get("Origin")))
+		return
+	}
+	q := r.URL.Query()
+	after := int64(-1)
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			refuse(http.StatusBadRequest, KindBadInput, "after must be a message id (a whole number, 0 or more)")
+			return
+		}
+		after = n
+	}
+	user := DefaultUser
+	if v := q.Get("user"); v != "" {
+		name, err := cleanName(v, h.opts.MaxNameLen)
+		if err != nil {
+			refuse(http.StatusBadRequest, KindBadInput, "user: "+err.Error())
+			return
+		}
+		user = name
+	}
+	if h.closed.Load() {
+		http.Error(w, "the server is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if status, reason := h.admit(ip); status != 0 {
+		refuse(status, KindTooMany, reason)
+		return
+	}
+	defer h.release(ip)
+
+	c := newClient(proto, user, ip, r.UserAgent(), after)
+	if h.opts.MsgRate > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(h.opts.MsgRate), max(1, h.opts.MsgBurst))
+	}
+	if err := h.m.HandleRequestWithKeys(w, r, map[string]any{clientKey: c}); err != nil {
+		// The upgrader has answered already (400 on a bad handshake).
+		h.RecordError(KindRefusedUpgrade, err.Error(), ip)
+		h.log.Info("refused upgrade", "remote", ip, "err", err)
+	}
+}
+
+// admit counts an upgrade against the connection limits, or says why not.
+func (h *Hub) admit(ip string) (int, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.opts.MaxConns > 0 && h.upgrades >= h.opts.MaxConns {
+		return http.StatusServiceUnavailable, fmt.Sprintf("too many connections (the limit is %d): try again later", h.opts.MaxConns)
+	}
+	if h.opts.MaxConnsPerIP > 0 && h.perIP[ip] >= h.opts.MaxConnsPerIP {
+		return http.StatusTooManyRequests, fmt.Sprintf("too many connections from one address (the limit is %d)", h.opts.MaxConnsPerIP)
+	}
+	h.upgrades++
+	h.perIP[ip]++
+	return 0, ""
+}
+
+func (h *Hub) release(ip string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.upgrades--
+	if h.perIP[ip]--; h.perIP[ip] <= 0 {
+		delete(h.perIP, ip)
+	}
+}
+
+func pickProtocol(offered []string) Protocol {
+	for _, want := range Protocols {
+		if slices.Contains(offered, want) {
+			return Protocol(want)
+		}
+	}
+	return ""
+}
+
+const clientKey = "nochat.client"
+
+func clientOf(s *melody.Session) *client {
+	v, _ := s.Get(clientKey)
+	c, _ := v.(*client)
+	return c
+}
+
+func (h *Hub) onConnect(s *melody.Session) {
+	c := clientOf(s)
+	c.s = s
+	h.mu.Lock()
+	h.clients[c] = struct{}{}
+	h.byID[c.id] = c
+	h.peak = max(h.peak, len(h.clients))
+	n := len(h.clients)
+	h.mu.Unlock()
+	h.series.setConnections(n)
+	h.log.Debug("connected", "session", c.id, "proto", c.proto, "remote", c.remote)
+	// A session whose upgrade finished just as Close began may have missed
+	// Close's round of close frames: Close sets closed before that round.
+	if h.closed.Load() || !h.do(func() { h.join(c) }) {
+		c.closeWith(websocket.CloseGoingAway, "server shutting down", time.Second)
+	}
+}
+
+func (h *Hub) onDisconnect(s *melody.Session) {
+	c := clientOf(s)
+	c.markGone()
+	h.mu.Lock()
+	delete(h.clients, c)
+	delete(h.byID, c.id)
+	n := len(h.clients)
+	h.mu.Unlock()
+	h.series.setConnections(n)
+	h.do(func() { h.leave(c) })
+	h.log.Debug("disconnected", "session", c.id)
+}
+
+// onError runs on melody's goroutines, sometimes under melody's hub lock: it
+// only records and never calls back into melody.
+func (h *Hub) onError(s *melody.Session, err error) {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) && (ce.Code == websocket.CloseNormalClosure || ce.Code == websocket.CloseGoingAway || ce.Code == websocket.CloseNoStatusReceived) {
+		return // a normal close is not an error
+	}
+	if errors.Is(err, melody.ErrSessionClosed) || errors.Is(err, melody.ErrWriteClosed) {
+		return
+	}
+	c := clientOf(s)
+	if c == nil {
+		return
+	}
+	if c.closing.Load() && !errors.As(err, &ce) {
+		return // the server cut the connection itself, having said why
+	}
+	// gorilla/websocket turns timeouts into its own net.Error, so the
+	// operation is only in the text ("write tcp ...: i/o timeout").
+	var ne net.Error
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
+		h.RecordError(KindTooLarge, fmt.Sprintf("frame over %d bytes: connection closed (1009)", h.opts.MaxFrameBytes), c.subject())
+	case errors.As(err, &ne) && ne.Timeout() && strings.Contains(err.Error(), "write"):
+		// The peer stopped reading long enough to fill the socket.
+		h.droppedSlow(c, "a write waited "+h.opts.SlowTimeout.String()+": the client stopped reading")
+	case errors.As(err, &ne) && ne.Timeout():
+		h.RecordError(KindReadWrite, "no answer to pings for "+h.opts.PongWait.String()+": peer gone", c.subject())
+	default:
+		h.RecordError(KindReadWrite, err.Error(), c.subject())
+	}
+}
+
+func (h *Hub) onBinary(s *melody.Session, _ []byte) {
+	c := clientOf(s)
+	c.read()
+	h.refuse(c, ErrBinary, "")
+}
+
+func (h *Hub) onMessage(s *melody.Session, b []byte) {
+	c := clientOf(s)
+	c.read()
+	if c.proto == Echo {
+		h.submitWS(c, DefaultUser, string(b), "")
+		return
+	}
+	if !utf8.Valid(b) {
+		// Checked before decoding: JSON would quietly turn bad bytes into
+		// U+FFFD and store a message the sender did not write.
+		h.refuse(c, ErrInvalidUTF8, "")
+		return
+	}
+	cmd, err := DecodeCommand(b)
+	if err != nil {
+		h.refuse(c, err, "")
+		return
+	}
+	switch cmd.Type {
+	case "send":
+		h.submitWS(c, c.name(), cmd.Message, cmd.CID)
+	case "nick":
+		name, err := cleanName(cmd.User, h.opts.MaxNameLen)
+		if err != nil {
+			h.refuse(c, err, "")
+			return
+		}
+		c.setName(name)
+		h.do(h.presenceChanged)
+	case "typing":
+		if now := time.Now(); now.Sub(c.lastTyping) >= h.opts.TypingInterval {
+			c.lastTyping = now
+			h.do(func() { h.typing(c) })
+		}
+	}
+}
+
+// submitWS validates a message from a WebSocket client and queues it for the
+// writer. The answer (ack or error) comes from the broadcaster after commit.
+func (h *Hub) submitWS(c *client, user, text, cid string) {
+	if c.limiter != nil && !c.limiter.Allow() {
+		h.refuse(c, ErrRateLimited, cid)
+		return
+	}
+	msg, err := cleanMessage(text, h.opts.MaxMessageLen)
+	if err != nil {
+		h.refuse(c, err, cid)
+		return
+	}
+	err = h.writer.Submit(h.ctx, db.Draft{User: user, Message: msg, CID: cid}, origin{c: c, cid: cid})
+	if err != nil {
+		h.refuse(c, ErrShutdown, cid)
+	}
+}
+
+// refusalKinds files each refusal under an error kind for the admin.
+var refusalKinds = map[string]string{
+	"too_long":     KindTooLarge,
+	"invalid_utf8": KindInvalidUTF8,
+	"rate_limited": KindRateLimited,
+}
+
+// refuse tells a client why its frame was not accepted: an error frame on
+// nochat.v1; on echo-protocol, which has no way to say it, a close frame
+// with a code and the reason.
+func (h *Hub) refuse(c *client, err error, cid string) {
+	var r *Refusal
+	if !errors.As(err, &r) {
+		r = &Refusal{"internal", "internal error"}
+	}
+	switch r {
+	case ErrStore, ErrShutdown:
+		// Logged once per failed commit, not once per sender.
+	default:
+		kind, ok := refusalKinds[r.Code]
+		if !ok {
+			kind = KindBadInput
+		}
+		h.RecordError(kind, r.Text, c.subject())
+	}
+	if c.proto == V1 {
+		c.write(errorFrame(r, cid), h.controlLimit)
+		return
+	}
+	code := websocket.ClosePolicyViolation
+	switch r.Code {
+	case "invalid_utf8":
+		code = websocket.CloseInvalidFramePayloadData
+	case "binary_unsupported":
+		code = websocket.CloseUnsupportedData
+	case "store_failed":
+		code = websocket.CloseInternalServerErr
+	case "unavailable":
+		code = websocket.CloseGoingAway
+	case "too_long":
+		code = websocket.CloseMessageTooBig
+	}
+	c.closeWith(code, r.Text, time.Second)
+}

@@ -1,0 +1,189 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"nochat/chat"
+	"nochat/db"
+	"nochat/views"
+)
+
+// adminHub is what the dashboard needs from the chat room.
+type adminHub interface {
+	Snapshot(maxErrors int) chat.Snapshot
+	Disconnect(id, reason string) error
+	Delete(ctx context.Context, id int64) error
+	ClearErrors(ctx context.Context) error
+	RecordError(kind, detail, subject string)
+}
+
+// adminStore is what the dashboard reads from the database.
+type adminStore interface {
+	Count(ctx context.Context) (int64, error)
+	Latest(ctx context.Context, n int) ([]db.Message, error)
+	Size() int64
+}
+
+// dashboardData gathers what the dashboard shows.
+func dashboardData(ctx context.Context, hub adminHub, store adminStore, d Deps) (views.Dashboard, error) {
+	stored, err := store.Count(ctx)
+	if err != nil {
+		return views.Dashboard{}, err
+	}
+	recent, err := store.Latest(ctx, 20)
+	if err != nil {
+		return views.Dashboard{}, err
+	}
+	for i, j := 0, len(recent)-1; i < j; i, j = i+1, j-1 {
+		recent[i], recent[j] = recent[j], recent[i] // newest first
+	}
+	var pruned int64
+	if d.Pruned != nil {
+		pruned = d.Pruned()
+	}
+	return views.Dashboard{
+		Room:       hub.Snapshot(200),
+		Stored:     stored,
+		Pruned:     pruned,
+		DBSize:     store.Size(),
+		Memory:     residentMemory(),
+		Goroutines: runtime.NumGoroutine(),
+		Version:    d.Version,
+		Recent:     recent,
+	}, nil
+}
+
+// residentMemory is the process's resident set from /proc on Linux, or what
+// the Go runtime has taken from the system elsewhere.
+func residentMemory() uint64 {
+	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 1 {
+			if pages, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+				return pages * uint64(os.Getpagesize())
+			}
+		}
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.Sys
+}
+
+func handleDashboard(log *slog.Logger, hub adminHub, store adminStore, d Deps, assets views.AdminAssets) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		data, err := dashboardData(r.Context(), hub, store, d)
+		if err != nil {
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
+		render(w, r, log, http.StatusOK, views.AdminPage(assets, data))
+	})
+}
+
+func handleLive(log *slog.Logger, hub adminHub, store adminStore, d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		data, err := dashboardData(r.Context(), hub, store, d)
+		if err != nil {
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
+		render(w, r, log, http.StatusOK, views.AdminLive(data))
+	})
+}
+
+// afterAction answers an admin action: the refreshed dashboard for htmx,
+// a redirect back to it for a plain form post.
+func afterAction(w http.ResponseWriter, r *http.Request, log *slog.Logger, hub adminHub, store adminStore, d Deps) {
+	if r.Header.Get("HX-Request") == "" {
+		http.Redirect(w, r, "/admin", http.StatusSeeOther)
+		return
+	}
+	handleLive(log, hub, store, d).ServeHTTP(w, r)
+}
+
+func handleDisconnect(log *slog.Logger, hub adminHub, store adminStore, d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := hub.Disconnect(r.PathValue("id"), "disconnected by an admin"); err != nil {
+			writeError(w, r, log, http.StatusNotFound, errors.New("no such session: it may have left already"))
+			return
+		}
+		afterAction(w, r, log, hub, store, d)
+	})
+}
+
+func handleDeleteMessage(log *slog.Logger, hub adminHub, store adminStore, d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		if err != nil || id < 1 {
+			writeError(w, r, log, http.StatusBadRequest, errors.New("id must be a message id"))
+			return
+		}
+		switch err := hub.Delete(r.Context(), id); {
+		case errors.Is(err, db.ErrNotFound):
+			writeError(w, r, log, http.StatusNotFound, errors.New("no such message: it may be deleted already"))
+			return
+		case err != nil:
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
+		afterAction(w, r, log, hub, store, d)
+	})
+}
+
+func handleClearErrors(log *slog.Logger, hub adminHub, store adminStore, d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := hub.ClearErrors(r.Context()); err != nil {
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
+		afterAction(w, r, log, hub, store, d)
+	})
+}
+
+func handleLoginForm(log *slog.Logger, a *Auth, assets views.AdminAssets) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.valid(r) {
+			http.Redirect(w, r, "/admin", http.StatusSeeOther)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		render(w, r, log, http.StatusOK, views.LoginPage(assets, ""))
+	})
+}
+
+// handleLogin checks the password. Attempts are limited per client address
+// (five, then one every 12 s), which makes guessing hopeless.
+func handleLogin(log *slog.Logger, a *Auth, hub adminHub, trustProxy bool, assets views.AdminAssets) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip := chat.ClientIP(r, trustProxy)
+		w.Header().Set("Cache-Control", "no-store")
+		if !a.tries.allow(ip) {
+			hub.RecordError(chat.KindRateLimited, "too many admin login attempts", "POST /admin/login from "+ip)
+			render(w, r, log, http.StatusTooManyRequests, views.LoginPage(assets, "Too many attempts. Wait a minute and try again."))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		if !a.check(r.PostFormValue("password")) {
+			hub.RecordError(chat.KindBadInput, "wrong admin password", "POST /admin/login from "+ip)
+			render(w, r, log, http.StatusUnauthorized, views.LoginPage(assets, "That password is not right."))
+			return
+		}
+		setSession(w, r, a.sign(time.Now().Add(sessionTTL)), int(sessionTTL.Seconds()))
+		http.Redirect(w, r, "/admin", http.StatusSeeOther)
+	})
+}
+
+func handleLogout(a *Auth) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.revoke(r)
+		setSession(w, r, "", -1)
+		http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
+	})
+}

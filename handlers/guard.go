@@ -1,0 +1,61 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"golang.org/x/time/rate"
+
+	"nochat/chat"
+)
+
+var errCrossOrigin = errors.New("cross-origin request refused: this action must come from this server's own pages")
+
+// guardSend protects the REST send routes: a page on another site may not
+// post in its visitors' names (unless allowed with -allow-origin), and each
+// client address may send at most SendRate messages a second.
+func guardSend(d Deps, next http.Handler) http.Handler {
+	var limiter *keyedLimiter
+	if d.SendRate > 0 {
+		limiter = newKeyedLimiter(rate.Limit(d.SendRate), max(1, d.SendBurst))
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !chat.OriginAllowed(r, d.AllowOrigins) {
+			d.Hub.RecordError(chat.KindBadOrigin, fmt.Sprintf("origin %.100s may not send here", r.Header.Get("Origin")), requestSubject(r, d.TrustProxy))
+			writeError(w, r, d.Log, http.StatusForbidden, errCrossOrigin)
+			return
+		}
+		if limiter != nil && !limiter.allow(chat.ClientIP(r, d.TrustProxy)) {
+			d.Hub.RecordError(chat.KindRateLimited, "REST sends over the rate limit", requestSubject(r, d.TrustProxy))
+			w.Header().Set("Retry-After", "1")
+			writeError(w, r, d.Log, http.StatusTooManyRequests, chat.ErrRateLimited)
+			return
+		}
+		allowOrigin(w, r, d.AllowOrigins)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// allowCORS lets pages from the allowed origins read a route's answers.
+func allowCORS(allow []string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		allowOrigin(w, r, allow)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func allowOrigin(w http.ResponseWriter, r *http.Request, allow []string) {
+	origin := r.Header.Get("Origin")
+	if origin == "" || len(allow) == 0 {
+		return
+	}
+	w.Header().Add("Vary", "Origin")
+	switch {
+	case slices.Contains(allow, "*"):
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+	case slices.Contains(allow, origin):
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+	}
+}

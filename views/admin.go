@@ -1,0 +1,160 @@
+package views
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"nochat/chat"
+	"nochat/db"
+)
+
+// AdminAssets are the URLs the admin pages load.
+type AdminAssets struct {
+	CSS  string
+	Htmx string
+	Icon string
+}
+
+// Dashboard is everything the admin dashboard shows.
+type Dashboard struct {
+	Room       chat.Snapshot
+	Stored     int64 // messages in the database
+	Pruned     int64 // messages removed by retention since start
+	DBSize     int64 // bytes on disk, WAL included
+	Memory     uint64
+	Goroutines int
+	Version    string
+	Recent     []db.Message // newest first
+}
+
+func (d Dashboard) messagesLastMinute() int64 { return chat.Sum(d.Room.Series.Messages, 1) }
+func (d Dashboard) messagesLastHour() int64   { return chat.Sum(d.Room.Series.Messages, 60) }
+func (d Dashboard) errorsLastHour() int64     { return chat.Sum(d.Room.Series.Errors, 60) }
+
+func (d Dashboard) uptime() string { return duration(d.Room.Taken.Sub(d.Room.Started)) }
+
+// duration writes a span the way people say it: 3d 4h, 2h 5m, 4m 10s, 12s.
+func duration(d time.Duration) string {
+	d = d.Round(time.Second)
+	days, hours := int(d.Hours())/24, int(d.Hours())%24
+	mins, secs := int(d.Minutes())%60, int(d.Seconds())%60
+	switch {
+	case days > 0:
+		return fmt.Sprintf("%dd %dh", days, hours)
+	case hours > 0:
+		return fmt.Sprintf("%dh %dm", hours, mins)
+	case mins > 0:
+		return fmt.Sprintf("%dm %ds", mins, secs)
+	}
+	return fmt.Sprintf("%ds", secs)
+}
+
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	if d := now.Sub(t); d > time.Second {
+		return duration(d) + " ago"
+	}
+	return "now"
+}
+
+// bytes writes a size in binary units: 512 B, 3.2 KiB, 41.0 MiB.
+func bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func count(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	if len(s) <= 3 {
+		return s
+	}
+	var b strings.Builder
+	pre := len(s) % 3
+	b.WriteString(s[:pre])
+	for i := pre; i < len(s); i += 3 {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(s[i : i+3])
+	}
+	return b.String()
+}
+
+func num(n int) string { return count(int64(n)) }
+
+func stamp(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05") }
+
+func clock(t time.Time) string { return t.UTC().Format("15:04:05") }
+
+func shortAgent(ua string) string {
+	if len(ua) > 60 {
+		return ua[:60] + "…"
+	}
+	if ua == "" {
+		return "—"
+	}
+	return ua
+}
+
+func idPath(prefix string, id int64, suffix string) string {
+	return prefix + strconv.FormatInt(id, 10) + suffix
+}
+
+// Chart geometry: one bar a minute over the last hour.
+const (
+	chartW   = 240.0
+	chartH   = 48.0
+	barWidth = chartW / 60
+)
+
+type bar struct {
+	X, Y, W, H string
+	Title      string
+}
+
+// bars scales a series to the chart: the tallest bar fills it. Minutes
+// without events get no bar.
+func bars(points []int64, what string, now time.Time) []bar {
+	var top int64 = 1
+	for _, p := range points {
+		top = max(top, p)
+	}
+	out := make([]bar, 0, len(points))
+	for i, p := range points {
+		if p == 0 {
+			continue
+		}
+		h := max(1.5, float64(p)/float64(top)*chartH)
+		minute := now.Add(-time.Duration(len(points)-1-i) * time.Minute).UTC().Format("15:04")
+		out = append(out, bar{
+			X:     ff(float64(i) * barWidth),
+			Y:     ff(chartH - h),
+			W:     ff(barWidth - 0.8),
+			H:     ff(h),
+			Title: fmt.Sprintf("%s UTC: %d %s", minute, p, what),
+		})
+	}
+	return out
+}
+
+func peakOf(points []int64) int64 {
+	var top int64
+	for _, p := range points {
+		top = max(top, p)
+	}
+	return top
+}
+
+func ff(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
