@@ -60,6 +60,8 @@ type config struct {
 	msgRate       float64
 	maxConns      int
 	maxConnsPerIP int
+	maxMessage    int
+	replayLimit   int
 }
 
 // parseFlags reads flags, each defaulting to its NOCHAT_* environment
@@ -78,7 +80,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		fs.PrintDefaults()
 	}
 	var cfg config
-	var durability, level, origins, metrics, trustProxy, msgRate, maxConns, maxConnsPerIP string
+	var durability, level, origins, metrics, trustProxy, msgRate, maxConns, maxConnsPerIP, maxMessage, replayLimit string
 	fs.StringVar(&cfg.addr, "addr", env("NOCHAT_ADDR", ":8080"), "`host:port` to listen on (NOCHAT_ADDR)")
 	fs.StringVar(&cfg.dbPath, "db", env("NOCHAT_DB", "nochat.db"), "SQLite database `file`, created if missing (NOCHAT_DB)")
 	fs.StringVar(&durability, "durability", env("NOCHAT_DURABILITY", "full"), "`full` survives power loss; normal is faster and may lose the last messages on power loss (NOCHAT_DURABILITY)")
@@ -87,9 +89,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&metrics, "metrics", env("NOCHAT_METRICS", "true"), "serve Prometheus metrics at /metrics: `true` or false (NOCHAT_METRICS)")
 	fs.StringVar(&trustProxy, "trust-proxy", env("NOCHAT_TRUST_PROXY", "false"), "take client addresses from X-Forwarded-For, behind a reverse proxy: true or `false` (NOCHAT_TRUST_PROXY)")
 	fs.StringVar(&origins, "allow-origin", env("NOCHAT_ALLOW_ORIGIN", ""), "comma-separated `origins` (https://example.org) of pages elsewhere that may use the socket and the API, or * for any (NOCHAT_ALLOW_ORIGIN)")
-	fs.StringVar(&msgRate, "msg-rate", env("NOCHAT_MSG_RATE", "10"), "messages per second one connection or address may send, in bursts of twice that; 0 turns the limit off (NOCHAT_MSG_RATE)")
-	fs.StringVar(&maxConns, "max-conns", env("NOCHAT_MAX_CONNS", "10000"), "most WebSocket connections in total (NOCHAT_MAX_CONNS)")
-	fs.StringVar(&maxConnsPerIP, "max-conns-per-ip", env("NOCHAT_MAX_CONNS_PER_IP", "100"), "most WebSocket connections from one address; 0 turns the limit off (NOCHAT_MAX_CONNS_PER_IP)")
+	fs.StringVar(&msgRate, "msg-rate", env("NOCHAT_MSG_RATE", "10"), "`messages` per second one connection or address may send, in bursts of twice that; 0 turns the limit off (NOCHAT_MSG_RATE)")
+	fs.StringVar(&maxConns, "max-conns", env("NOCHAT_MAX_CONNS", "10000"), "most WebSocket `connections` in total (NOCHAT_MAX_CONNS)")
+	fs.StringVar(&maxConnsPerIP, "max-conns-per-ip", env("NOCHAT_MAX_CONNS_PER_IP", "100"), "most WebSocket `connections` from one address; 0 turns the limit off (NOCHAT_MAX_CONNS_PER_IP)")
+	fs.StringVar(&maxMessage, "max-message", env("NOCHAT_MAX_MESSAGE", "2000"), "most `characters` in one message (NOCHAT_MAX_MESSAGE)")
+	fs.StringVar(&replayLimit, "replay-limit", env("NOCHAT_REPLAY_LIMIT", "1000"), "most `messages` replayed to a client resuming with ?after=; past that it reloads history (NOCHAT_REPLAY_LIMIT)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -126,6 +130,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if cfg.maxConnsPerIP, err = strconv.Atoi(maxConnsPerIP); err != nil || cfg.maxConnsPerIP < 0 {
 		return cfg, usageError{fmt.Errorf("-max-conns-per-ip %q: want a whole number, 0 or more", maxConnsPerIP)}
+	}
+	if cfg.maxMessage, err = strconv.Atoi(maxMessage); err != nil || cfg.maxMessage < 1 || cfg.maxMessage > 100000 {
+		return cfg, usageError{fmt.Errorf("-max-message %q: want a whole number from 1 to 100000", maxMessage)}
+	}
+	if cfg.replayLimit, err = strconv.Atoi(replayLimit); err != nil || cfg.replayLimit < 1 {
+		return cfg, usageError{fmt.Errorf("-replay-limit %q: want a whole number, 1 or more", replayLimit)}
 	}
 	for _, o := range strings.Split(origins, ",") {
 		o = strings.TrimSpace(o)
@@ -194,6 +204,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		AllowOrigins:  cfg.allowOrigins,
 		TrustProxy:    cfg.trustProxy,
 		Observer:      observer,
+		MaxMessageLen: cfg.maxMessage,
+		ReplayLimit:   cfg.replayLimit,
 	})
 	if err != nil {
 		store.Close()

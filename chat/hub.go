@@ -69,7 +69,9 @@ func (o *Options) setDefaults() {
 	def(&o.MaxMessageLen, 2000)
 	def(&o.MaxNameLen, 32)
 	if o.MaxFrameBytes <= 0 {
-		o.MaxFrameBytes = 16 << 10
+		// Room for the longest message however it is written: a character
+		// is at most 4 bytes of UTF-8, or 6 as a JSON escape.
+		o.MaxFrameBytes = max(16<<10, int64(6*o.MaxMessageLen+1024))
 	}
 	def(&o.SessionBuffer, 64)
 	o.SessionBuffer = max(o.SessionBuffer, 8)
@@ -184,6 +186,12 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 	// A write that cannot finish in the slow-client bound means the peer has
 	// stopped reading; melody then closes the session.
 	m.Config.WriteWait = opts.SlowTimeout
+	// Memory per connection matters on a Pi. A small read buffer of the
+	// connection's own (frames larger than it are still read whole), and
+	// write buffers from a pool, so an idle connection holds none.
+	m.Upgrader.ReadBufferSize = 512
+	m.Upgrader.WriteBufferSize = 4096
+	m.Upgrader.WriteBufferPool = &sync.Pool{}
 	m.Upgrader.Subprotocols = Protocols
 	// ServeWS checks the origin itself before upgrading, so that a refusal
 	// gets a reason and an entry in the error log.
