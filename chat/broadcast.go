@@ -268,6 +268,9 @@ func (h *Hub) catchUp(c *client, after int64) {
 			}
 		}
 		room := int(h.streamLimit - c.queued.Load())
+		if room < 1 {
+			continue // control frames took the room meanwhile
+		}
 		batch, err := h.fetch(after, room)
 		if err != nil {
 			if errors.Is(err, h.ctx.Err()) {

@@ -80,7 +80,7 @@ type wsClient struct {
 
 func (r *room) dial(t *testing.T, proto, query string) *wsClient {
 	t.Helper()
-	d := websocket.Dialer{Subprotocols: []string{proto}, HandshakeTimeout: 5 * time.Second}
+	d := websocket.Dialer{Subprotocols: []string{proto}, HandshakeTimeout: readWait}
 	conn, resp, err := d.Dial(r.url+query, nil)
 	if err != nil {
 		t.Fatalf("dial %s: %v (%v)", proto, err, resp)
@@ -114,12 +114,17 @@ func (c *wsClient) say(text, cid string) {
 	c.send(map[string]any{"type": "send", "data": map[string]any{"message": text, "cid": cid}})
 }
 
+// readWait bounds the wait for one frame: a test that waits longer has
+// found a lost message. It is generous so that a loaded machine (the race
+// detector, other jobs) is not mistaken for one.
+const readWait = 20 * time.Second
+
 // next reads the next frame, skipping presence and typing frames, which
 // come and go with other clients.
 func (c *wsClient) next() (frame, string) {
 	c.t.Helper()
 	for {
-		c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		c.conn.SetReadDeadline(time.Now().Add(readWait))
 		typ, b, err := c.conn.ReadMessage()
 		if err != nil {
 			c.t.Fatalf("read: %v", err)
@@ -160,7 +165,7 @@ func (c *wsClient) expectText() string {
 func (c *wsClient) expectClose(code int) {
 	c.t.Helper()
 	for {
-		c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		c.conn.SetReadDeadline(time.Now().Add(readWait))
 		_, b, err := c.conn.ReadMessage()
 		if err == nil {
 			if c.proto == "nochat.v1" && (strings.Contains(string(b), `"presence"`) || strings.Contains(string(b), `"typing"`)) {
@@ -413,7 +418,7 @@ func TestCloseDeliversEverythingStoredThenSends1001(t *testing.T) {
 	readAll := func(c *wsClient) []string {
 		var got []string
 		for {
-			c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			c.conn.SetReadDeadline(time.Now().Add(readWait))
 			_, b, err := c.conn.ReadMessage()
 			var ce *websocket.CloseError
 			if errors.As(err, &ce) {

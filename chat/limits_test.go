@@ -61,7 +61,7 @@ func TestConnectionLimits(t *testing.T) {
 		}
 		// A slot frees when a client leaves.
 		first.conn.Close()
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(readWait)
 		for r.hub.Online() > 0 && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}

@@ -213,7 +213,7 @@ func TestClientThatNeverReadsIsDisconnected(t *testing.T) {
 		t.Fatalf("stats %+v: want one slow client dropped", st)
 	}
 	// The stuck client, reading at last, finds its connection closed.
-	stuck.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	stuck.conn.SetReadDeadline(time.Now().Add(readWait))
 	for {
 		if _, _, err := stuck.conn.ReadMessage(); err != nil {
 			var ce *websocket.CloseError
@@ -241,7 +241,7 @@ func waitPresence(t *testing.T, c *wsClient, online int, users string) {
 	t.Helper()
 	var last string
 	for range 20 {
-		c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		c.conn.SetReadDeadline(time.Now().Add(readWait))
 		_, b, err := c.conn.ReadMessage()
 		if err != nil {
 			t.Fatalf("waiting for presence %d %s (last %s): %v", online, users, last, err)
@@ -266,7 +266,7 @@ func TestTypingIsRelayedToOthers(t *testing.T) {
 	ann := r.dial(t, "nochat.v1", "?user=ann")
 	bob := r.dial(t, "nochat.v1", "?user=bob")
 	ann.send(`{"type":"typing","data":{}}`)
-	bob.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	bob.conn.SetReadDeadline(time.Now().Add(readWait))
 	for {
 		_, b, err := bob.conn.ReadMessage()
 		if err != nil {
@@ -298,7 +298,7 @@ func TestKeepaliveDropsDeadPeersAndKeepsLiveOnes(t *testing.T) {
 			frames <- string(b)
 		}
 	}()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(readWait)
 	for r.hub.Online() != 1 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
