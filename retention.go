@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -56,7 +55,7 @@ func startRetention(ctx context.Context, log *slog.Logger, store *db.Store, r re
 			}
 			n, err := store.Prune(ctx, olderThan, r.messages, db.DefaultPruneBatch)
 			switch {
-			case err != nil && !errors.Is(err, context.Canceled):
+			case err != nil && ctx.Err() == nil: // not just stopping
 				log.Warn("retention", "err", err, "removed", n)
 			case n > 0:
 				log.Info("retention removed old messages", "removed", n, "retain_days", r.days, "retain_messages", r.messages)
