@@ -62,6 +62,7 @@ type config struct {
 	maxConnsPerIP int
 	maxMessage    int
 	replayLimit   int
+	retention     retention
 }
 
 // parseFlags reads flags, each defaulting to its NOCHAT_* environment
@@ -76,11 +77,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs := flag.NewFlagSet("nochat", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: nochat [flags]\n\nNoChat serves a chat room over HTTP and WebSocket, storing it in one SQLite file.\nEvery flag can also be set with the environment variable shown.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: nochat [flags]\n       nochat backup [-db file] [-force] DEST\n       nochat version\n\nNoChat serves a chat room over HTTP and WebSocket, storing it in one SQLite file.\nEvery flag can also be set with the environment variable shown.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	var cfg config
-	var durability, level, origins, metrics, trustProxy, msgRate, maxConns, maxConnsPerIP, maxMessage, replayLimit string
+	var durability, level, origins, metrics, trustProxy, msgRate, maxConns, maxConnsPerIP, maxMessage, replayLimit, retainDays, retainMessages string
 	fs.StringVar(&cfg.addr, "addr", env("NOCHAT_ADDR", ":8080"), "`host:port` to listen on (NOCHAT_ADDR)")
 	fs.StringVar(&cfg.dbPath, "db", env("NOCHAT_DB", "nochat.db"), "SQLite database `file`, created if missing (NOCHAT_DB)")
 	fs.StringVar(&durability, "durability", env("NOCHAT_DURABILITY", "full"), "`full` survives power loss; normal is faster and may lose the last messages on power loss (NOCHAT_DURABILITY)")
@@ -94,6 +95,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&maxConnsPerIP, "max-conns-per-ip", env("NOCHAT_MAX_CONNS_PER_IP", "100"), "most WebSocket `connections` from one address; 0 turns the limit off (NOCHAT_MAX_CONNS_PER_IP)")
 	fs.StringVar(&maxMessage, "max-message", env("NOCHAT_MAX_MESSAGE", "2000"), "most `characters` in one message (NOCHAT_MAX_MESSAGE)")
 	fs.StringVar(&replayLimit, "replay-limit", env("NOCHAT_REPLAY_LIMIT", "1000"), "most `messages` replayed to a client resuming with ?after=; past that it reloads history (NOCHAT_REPLAY_LIMIT)")
+	fs.StringVar(&retainDays, "retain-days", env("NOCHAT_RETAIN_DAYS", "0"), "delete messages older than `days`; 0 keeps them all (NOCHAT_RETAIN_DAYS)")
+	fs.StringVar(&retainMessages, "retain-messages", env("NOCHAT_RETAIN_MESSAGES", "0"), "keep only the newest `n` messages; 0 keeps them all (NOCHAT_RETAIN_MESSAGES)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -147,6 +150,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		}
 		cfg.allowOrigins = append(cfg.allowOrigins, strings.TrimSuffix(o, "/"))
 	}
+	if cfg.retention, err = parseRetention(retainDays, retainMessages); err != nil {
+		return cfg, usageError{err}
+	}
 	return cfg, nil
 }
 
@@ -167,6 +173,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // subcommands are the jobs besides serving: nochat NAME [flags].
 var subcommands = map[string]func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error{
 	"version": runVersion,
+	"backup":  runBackup,
 }
 
 // serve runs the chat server.
@@ -220,6 +227,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 			Auth:         auth,
 			Metrics:      metrics,
 			Version:      buildVersion().Version,
+			Pruned:       store.Pruned,
 			TrustProxy:   cfg.trustProxy,
 			AllowOrigins: cfg.allowOrigins,
 			SendRate:     cfg.msgRate,
@@ -238,6 +246,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		store.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
+	stopRetention := startRetention(ctx, log, store, cfg.retention, time.Minute)
 	log.Info("NoChat is serving", "url", browseURL(ln.Addr()), "db", cfg.dbPath, "durability", string(cfg.durability), "version", buildVersion().Version)
 
 	serveErr := make(chan error, 1)
@@ -267,6 +276,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err := hub.Close(hubCtx); err != nil {
 		log.Warn("closing WebSockets", "err", err)
 	}
+	stopRetention() // before the store closes under it
 	if err := store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close database: %w", err))
 	}

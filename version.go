@@ -8,9 +8,16 @@ import (
 	"runtime/debug"
 )
 
-// version is stamped at build time by make dist:
-// go build -ldflags "-X main.version=v1.2.3".
-var version = "dev"
+// version, commit and date are stamped at build time by make dist:
+// go build -ldflags "-X main.version=v1.2.3 -X main.commit=... -X main.date=...".
+// Unstamped, commit and date come from what the Go toolchain recorded (a
+// build in a plain git checkout with -buildvcs); it records nothing in a git
+// worktree or with -buildvcs=false, hence the stamps.
+var (
+	version = "dev"
+	commit  = ""
+	date    = ""
+)
 
 // buildInfo says which NoChat this is.
 type buildInfo struct {
@@ -39,6 +46,12 @@ func buildVersion() buildInfo {
 		if dirty {
 			b.Commit += "-dirty"
 		}
+	}
+	if commit != "" {
+		b.Commit = commit
+	}
+	if date != "" {
+		b.Date = date
 	}
 	return b
 }

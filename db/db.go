@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -56,6 +57,8 @@ type Store struct {
 	path  string
 	write *sql.DB
 	read  *sql.DB
+
+	pruned atomic.Int64 // messages removed by Prune since Open
 }
 
 // Open opens (creating if needed) the database at path, checks it is in WAL
@@ -77,6 +80,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		"journal_mode(wal)",
 		"foreign_keys(1)",
 		"synchronous(" + string(opts.Durability) + ")",
+		// Checkpoints stay automatic (every 1,000 pages); a WAL grown past
+		// 8 MiB (a long backup holds checkpoints off) is cut back after one.
+		"journal_size_limit(8388608)",
 	}, "_txlock=immediate"))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"nochat/db"
+)
+
+// retention is how much history NoChat keeps: -retain-days and
+// -retain-messages. The zero value keeps everything.
+type retention struct {
+	days     int // delete messages older than this many days; 0: no age limit
+	messages int // keep only the newest this many; 0: no count limit
+}
+
+func (r retention) keepsAll() bool { return r.days == 0 && r.messages == 0 }
+
+// parseRetention reads the two retention flags' values.
+func parseRetention(days, messages string) (retention, error) {
+	var r retention
+	var err error
+	if r.days, err = strconv.Atoi(days); err != nil || r.days < 0 {
+		return r, fmt.Errorf("-retain-days %q: want a whole number of days, 0 (keep everything) or more", days)
+	}
+	if r.messages, err = strconv.Atoi(messages); err != nil || r.messages < 0 {
+		return r, fmt.Errorf("-retain-messages %q: want a whole number of messages, 0 (keep everything) or more", messages)
+	}
+	return r, nil
+}
+
+// startRetention enforces r in the background: once now, then every
+// interval, each pass deleting in small transactions (db.Store.Prune) so
+// that chat messages are never held up for long. A pass with nothing to
+// delete only reads: an idle Pi does not write to its SD card. The count of
+// what was removed is store.Pruned(). The returned stop ends the runner (as
+// ctx ending does) and waits for it.
+func startRetention(ctx context.Context, log *slog.Logger, store *db.Store, r retention, interval time.Duration) (stop func()) {
+	if r.keepsAll() {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			var olderThan time.Time
+			if r.days > 0 {
+				olderThan = time.Now().AddDate(0, 0, -r.days)
+			}
+			n, err := store.Prune(ctx, olderThan, r.messages, db.DefaultPruneBatch)
+			switch {
+			case err != nil && ctx.Err() == nil: // not just stopping
+				log.Warn("retention", "err", err, "removed", n)
+			case n > 0:
+				log.Info("retention removed old messages", "removed", n, "retain_days", r.days, "retain_messages", r.messages)
+			}
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}

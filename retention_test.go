@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"nochat/db"
+)
+
+func TestRetentionFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want retention
+		bad  string
+	}{
+		{name: "keeps everything by default", want: retention{}},
+		{name: "flags", args: []string{"-retain-days", "30", "-retain-messages", "10000"}, want: retention{days: 30, messages: 10000}},
+		{name: "env", env: map[string]string{"NOCHAT_RETAIN_DAYS": "7", "NOCHAT_RETAIN_MESSAGES": "500"}, want: retention{days: 7, messages: 500}},
+		{name: "flag beats env", args: []string{"-retain-days", "1"}, env: map[string]string{"NOCHAT_RETAIN_DAYS": "7"}, want: retention{days: 1}},
+		{name: "days not a number", args: []string{"-retain-days", "a week"}, bad: "-retain-days"},
+		{name: "negative count", args: []string{"-retain-messages", "-5"}, bad: "-retain-messages"},
+		{name: "bad env", env: map[string]string{"NOCHAT_RETAIN_MESSAGES": "lots"}, bad: "-retain-messages"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseFlags(append([]string{"nochat"}, tt.args...), func(k string) string { return tt.env[k] }, io.Discard)
+			if tt.bad != "" {
+				var usage usageError
+				if !errors.As(err, &usage) || !strings.Contains(err.Error(), tt.bad) {
+					t.Fatalf("err = %v, want a usage error about %s", err, tt.bad)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.retention; got != tt.want {
+				t.Fatalf("retention = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// fileState is a database file's and its WAL's size and modification time.
+func fileState(t *testing.T, dbPath string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, name := range []string{dbPath, dbPath + "-wal"} {
+		fi, err := os.Stat(name)
+		if errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(&b, "%s: none; ", filepath.Base(name))
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s: %d bytes, modified %s; ", filepath.Base(name), fi.Size(), fi.ModTime().Format(time.RFC3339Nano))
+	}
+	return b.String()
+}
+
+func TestRetentionRunnerRemovesAndCounts(t *testing.T) {
+	ctx := t.Context()
+	store, err := db.Open(ctx, filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	drafts := make([]db.Draft, 1200)
+	for i := range drafts {
+		drafts[i] = db.Draft{User: "ann", Message: fmt.Sprint("m", i)}
+	}
+	if _, err := store.Insert(ctx, drafts); err != nil {
+		t.Fatal(err)
+	}
+	stop := startRetention(ctx, slog.New(slog.DiscardHandler), store, retention{messages: 100}, 20*time.Millisecond)
+	defer stop()
+	waitUntil(t, 10*time.Second, "retention to remove 1,100 messages", func() bool { return store.Pruned() == 1100 })
+	left, err := store.Latest(ctx, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 100 || left[0].Message != "m1100" || left[99].Message != "m1199" {
+		t.Fatalf("left %d messages, from %q: want the newest 100", len(left), left[0].Message)
+	}
+
+	// From now on the passes have nothing to do: they must not write.
+	before := fileState(t, store.Path())
+	time.Sleep(300 * time.Millisecond) // about fifteen passes
+	if after := fileState(t, store.Path()); after != before {
+		t.Fatalf("idle retention passes wrote to the database:\nbefore %s\nafter  %s", before, after)
+	}
+	if got := store.Pruned(); got != 1100 {
+		t.Fatalf("Pruned() = %d after idle passes, want 1100", got)
+	}
+}
+
+func TestIdleServerWritesNothing(t *testing.T) {
+	// An SD card wears with every write: an idle NoChat, retention on and a
+	// client connected, leaves the database and its WAL alone.
+	dbPath := filepath.Join(t.TempDir(), "nochat.db")
+	s := start(t, map[string]string{"NOCHAT_DB": dbPath, "NOCHAT_RETAIN_DAYS": "30", "NOCHAT_RETAIN_MESSAGES": "1000"})
+	for i := range 5 {
+		s.post(t, "ann", fmt.Sprint("before the quiet ", i))
+	}
+	d := websocket.Dialer{Subprotocols: []string{"nochat.v1"}}
+	conn, _, err := d.Dial(wsURL(s.url), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	go io.Copy(io.Discard, conn.NetConn()) // an idle reader, answering nothing
+
+	before := fileState(t, dbPath)
+	time.Sleep(3 * time.Second)
+	if after := fileState(t, dbPath); after != before {
+		t.Fatalf("an idle server wrote to its database:\nbefore %s\nafter  %s", before, after)
+	}
+	t.Logf("3 s idle, unchanged: %s", before)
+}
+
+func TestBackupCommandWhileServerWrites(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "nochat.db")
+	env := map[string]string{"NOCHAT_DB": dbPath}
+	s := start(t, env)
+	s.post(t, "ann", "first")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	posting := make(chan int, 1)
+	go func() {
+		n := 0
+		for ; ctx.Err() == nil; n++ {
+			resp, err := http.Post(s.url+"/discussion/"+url.PathEscape(fmt.Sprint("during the backup ", n)), "", nil)
+			if err != nil {
+				break
+			}
+			resp.Body.Close()
+		}
+		posting <- n
+	}()
+	defer func() { cancel(); <-posting }()
+
+	backup := func(args ...string) (string, error) {
+		var out, errOut strings.Builder
+		err := run(ctx, append([]string{"nochat", "backup"}, args...), func(k string) string { return env[k] }, &out, &errOut)
+		return out.String() + errOut.String(), err
+	}
+	dest := filepath.Join(dir, "backup.db")
+	time.Sleep(100 * time.Millisecond) // let some writes go first
+	out, err := backup(dest)
+	if err != nil {
+		t.Fatalf("nochat backup: %v\n%s", err, out)
+	}
+	t.Logf("nochat backup: %s", strings.TrimSpace(out))
+	firstSize := checkBackupFile(t, dest)
+
+	// An existing DEST is kept unless -force; with it, replaced (flags may
+	// follow DEST).
+	out, err = backup(dest)
+	var usage usageError
+	if err == nil || errors.As(err, &usage) || !strings.Contains(err.Error(), "-force") {
+		t.Fatalf("backup over an existing file: %v, want an error that suggests -force", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if out, err = backup(dest, "-force"); err != nil {
+		t.Fatalf("nochat backup -force: %v\n%s", err, out)
+	}
+	if got := checkBackupFile(t, dest); got < firstSize {
+		t.Fatalf("the forced backup holds %d messages, fewer than the first (%d)", got, firstSize)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		for _, e := range entries {
+			if strings.Contains(e.Name(), ".partial-") {
+				t.Fatalf("left behind: %s", e.Name())
+			}
+		}
+	}
+
+	// Bad use: a usage error, exit status 2.
+	if _, err := backup(); !errors.As(err, &usage) {
+		t.Fatalf("backup without DEST: %v, want a usage error", err)
+	}
+	var latest []db.Message
+	json.Unmarshal([]byte(s.get(t, "/discussion/latest/1")), &latest)
+	t.Logf("%d messages stored while backing up", latest[0].ID)
+}
+
+// checkBackupFile opens a backup as a restored database and returns how
+// many messages it holds.
+func checkBackupFile(t *testing.T, path string) int {
+	t.Helper()
+	restored := filepath.Join(t.TempDir(), "restored.db")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(restored, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store, err := db.Open(t.Context(), restored, db.Options{})
+	if err != nil {
+		t.Fatalf("open the backup: %v", err)
+	}
+	defer store.Close()
+	msgs, err := store.After(t.Context(), 0, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) == 0 || msgs[0].Message != "first" || msgs[len(msgs)-1].ID != int64(len(msgs)) {
+		t.Fatalf("backup holds %d messages, not the whole room up to one commit", len(msgs))
+	}
+	return len(msgs)
+}
