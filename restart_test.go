@@ -250,7 +250,11 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 func TestRestartUnderLoadLosesAndDuplicatesNothing(t *testing.T) {
-	env := map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")}
+	env := map[string]string{
+		"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"),
+		// The senders send as fast as acks allow: no per-connection limit.
+		"NOCHAT_MSG_RATE": "0",
+	}
 	s := start(t, env)
 	url := s.url
 	addr := strings.TrimPrefix(url, "http://")
