@@ -140,7 +140,7 @@ func (h *Hub) forget(id int64) {
 	frame := encode("deleted", deletedData{ID: id})
 	for c := range h.b.members {
 		if c.proto == V1 {
-			c.write(frame, h.controlLimit)
+			h.mustSend(c, frame)
 		}
 	}
 }

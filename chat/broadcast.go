@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -170,7 +171,7 @@ func (h *Hub) answer(it db.Item[origin], err error) {
 		return
 	}
 	if o.c.proto == V1 {
-		o.c.write(encode("ack", ackData{CID: o.cid, ID: it.Message.ID}), h.controlLimit)
+		h.mustSend(o.c, encode("ack", ackData{CID: o.cid, ID: it.Message.ID}))
 	}
 }
 
@@ -180,7 +181,7 @@ func (h *Hub) join(c *client) {
 	h.b.members[c] = struct{}{}
 	h.presenceChanged()
 	if c.proto == V1 {
-		c.write(encode("hello", helloData{Session: c.id, User: c.name(), LatestID: h.b.lastID}), h.controlLimit)
+		h.mustSend(c, encode("hello", helloData{Session: c.id, User: c.name(), LatestID: h.b.lastID}))
 	}
 	after := c.after
 	switch {
@@ -189,7 +190,7 @@ func (h *Hub) join(c *client) {
 	case h.b.lastID-after > int64(h.opts.ReplayLimit):
 		// Too much to replay: the client reloads history over REST and
 		// takes live messages from here.
-		c.write(encode("error", errorData{Code: "resync", Message: "too many messages missed: reload history"}), h.controlLimit)
+		h.mustSend(c, encode("error", errorData{Code: "resync", Message: "too many messages missed: reload history"}))
 		h.goLive(c)
 	default:
 		if joined, from := h.rejoin(c, after); !joined {
@@ -310,6 +311,15 @@ func (h *Hub) catchUp(c *client, after int64) {
 	}
 }
 
+// mustSend hands a client a frame it must not miss (see client.send); a
+// client owed too many is disconnected as too slow, and resumes later.
+func (h *Hub) mustSend(c *client, frame []byte) {
+	if !c.send(frame) {
+		h.droppedSlow(c, "owed more than "+strconv.Itoa(maxOwed)+" acks and notices")
+		c.closeWith(websocket.ClosePolicyViolation, "too slow", time.Second)
+	}
+}
+
 // droppedSlow counts a session disconnected for not reading, once however
 // many ways (no progress, a write timeout) it is found out.
 func (h *Hub) droppedSlow(c *client, detail string) {
@@ -348,7 +358,7 @@ func (h *Hub) sendPresence() {
 	frame := encode("presence", presenceData{Online: len(h.b.members), Users: users})
 	for c := range h.b.members {
 		if c.proto == V1 {
-			c.write(frame, h.controlLimit)
+			h.mustSend(c, frame)
 		}
 	}
 }

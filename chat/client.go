@@ -42,6 +42,14 @@ type client struct {
 
 	limiter *rate.Limiter // messages per second, nil when unlimited
 
+	// owed holds frames that must reach the client (acks, errors, hello,
+	// presence, deleted) but found its buffer full. They go out in order as
+	// soon as there is room, from melody's sent handler.
+	owedMu       sync.Mutex
+	owed         [][]byte
+	owedN        atomic.Int32
+	controlLimit int32
+
 	// Owned by the session's reader goroutine.
 	lastTyping time.Time
 
@@ -109,11 +117,46 @@ func (c *client) subject() string {
 	return "session " + c.id + " (" + string(c.proto) + ") from " + c.remote
 }
 
+// maxOwed bounds the frames a client may be owed. A client that far behind
+// on its acks is not reading.
+const maxOwed = 256
+
+// send hands the client a frame it must get: at once if there is room,
+// else after the frames it is owed already. It reports false only when the
+// client is owed too much to keep up.
+func (c *client) send(b []byte) bool {
+	c.owedMu.Lock()
+	defer c.owedMu.Unlock()
+	if len(c.owed) == 0 && c.write(b, c.controlLimit) {
+		return true
+	}
+	if len(c.owed) >= maxOwed {
+		return false
+	}
+	c.owed = append(c.owed, b)
+	c.owedN.Add(1)
+	return true
+}
+
+// payOwed writes owed frames while there is room.
+func (c *client) payOwed() {
+	c.owedMu.Lock()
+	defer c.owedMu.Unlock()
+	for len(c.owed) > 0 && c.write(c.owed[0], c.controlLimit) {
+		c.owed[0] = nil
+		c.owed = c.owed[1:]
+		c.owedN.Add(-1)
+	}
+}
+
 // wrote is called by melody's sent handler after a frame reached the socket.
 func (c *client) wrote() {
 	c.queued.Add(-1)
 	c.sent.Add(1)
 	c.lastWrite.Store(time.Now().UnixNano())
+	if c.owedN.Load() > 0 {
+		c.payOwed()
+	}
 	select {
 	case c.drained <- struct{}{}:
 	default:

@@ -314,3 +314,40 @@ func TestKeepaliveDropsDeadPeersAndKeepsLiveOnes(t *testing.T) {
 	}
 	t.Fatal("the live client was disconnected")
 }
+
+func TestEveryAckArrivesUnderABurst(t *testing.T) {
+	r := newRoom(t, chat.Options{SessionBuffer: 16, MsgRate: -1})
+	c := r.dial(t, "nochat.v1", "")
+	stop := make(chan struct{})
+	wait := sendLoad(t, r.hub, 4, 200, stop) // others flood the room
+	const mine = 300
+	go func() {
+		for i := range mine {
+			c.say(fmt.Sprint("mine ", i), fmt.Sprint("cid-", i))
+		}
+	}()
+	acks := map[string]bool{}
+	deadline := time.Now().Add(readWait)
+	for len(acks) < mine {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d sends acknowledged", len(acks), mine)
+		}
+		f, raw := c.next()
+		switch f.Type {
+		case "ack":
+			var a msgData
+			json.Unmarshal(f.Data, &a)
+			if acks[a.CID] {
+				t.Fatalf("ack for %s twice", a.CID)
+			}
+			acks[a.CID] = true
+		case "error":
+			t.Fatalf("got %s", raw)
+		}
+	}
+	close(stop)
+	wait()
+	if st := r.hub.Stats(); st.FellBehind == 0 {
+		t.Logf("stats %+v: the client never fell behind; the burst was too gentle to test much", st)
+	}
+}

@@ -112,6 +112,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	defer h.release(ip)
 
 	c := newClient(proto, user, ip, r.UserAgent(), after)
+	c.controlLimit = h.controlLimit
 	if h.opts.MsgRate > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(h.opts.MsgRate), max(1, h.opts.MsgBurst))
 	}
@@ -314,7 +315,7 @@ func (h *Hub) refuse(c *client, err error, cid string) {
 		h.RecordError(kind, r.Text, c.subject())
 	}
 	if c.proto == V1 {
-		c.write(errorFrame(r, cid), h.controlLimit)
+		h.mustSend(c, errorFrame(r, cid))
 		return
 	}
 	code := websocket.ClosePolicyViolation
