@@ -310,6 +310,8 @@ func TestDiskFillingUpMidStreamAnswersEverySend(t *testing.T) {
 					res.acked[f.Data.CID] = true
 				case f.Data.Code == "store_failed":
 					res.refused[f.Data.CID] = true
+				case f.Data.Code == "rate_limited":
+					return fmt.Errorf("sender %d: rate limited; this test runs NoChat with NOCHAT_MSG_RATE=0", i)
 				default:
 					return fmt.Errorf("sender %d: unexpected %+v", i, f)
 				}
