@@ -20,13 +20,13 @@ import (
 // addresses (127.0.0.0/8 is all loopback on Linux), so that a per-address
 // connection limit sees a crowd of ordinary users, not one abuser.
 
-// dialFrom opens a WebSocket from the loopback address 127.0.0.(2+n%200).
+// dialFrom opens a WebSocket from the loopback address 127.0.0.(2+n%200)
+// (on Linux; elsewhere only 127.0.0.1 is configured).
 func dialFrom(r *room, n int, proto, query string) (*websocket.Conn, error) {
-	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+n%200))}
-	d := websocket.Dialer{
-		Subprotocols:     []string{proto},
-		HandshakeTimeout: 10 * time.Second,
-		NetDialContext:   (&net.Dialer{LocalAddr: local}).DialContext,
+	d := websocket.Dialer{Subprotocols: []string{proto}, HandshakeTimeout: 10 * time.Second}
+	if runtime.GOOS == "linux" {
+		local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+n%200))}
+		d.NetDialContext = (&net.Dialer{LocalAddr: local}).DialContext
 	}
 	conn, _, err := d.Dial(r.url+query, nil)
 	return conn, err

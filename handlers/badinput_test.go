@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -235,14 +236,16 @@ func TestBadSendsAreRefused(t *testing.T) {
 }
 
 // doFrom is do from the loopback address 127.0.0.(2+n%200), so that a
-// table of sends is a crowd of clients, each within its own send rate.
+// table of sends is a crowd of clients, each within its own send rate
+// (on Linux; elsewhere only 127.0.0.1 is configured).
 func (a *app) doFrom(t *testing.T, n int, method, path, body string) response {
 	t.Helper()
-	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+n%200))}
-	client := &http.Client{Transport: &http.Transport{
-		DialContext:       (&net.Dialer{LocalAddr: local}).DialContext,
-		DisableKeepAlives: true,
-	}}
+	transport := &http.Transport{DisableKeepAlives: true}
+	if runtime.GOOS == "linux" {
+		local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+n%200))}
+		transport.DialContext = (&net.Dialer{LocalAddr: local}).DialContext
+	}
+	client := &http.Client{Transport: transport}
 	req, err := http.NewRequest(method, a.srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
