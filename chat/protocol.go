@@ -3,6 +3,7 @@ package chat
 import (
 	"encoding/json"
 	"errors"
+	"unicode/utf8"
 
 	"nochat/db"
 )
@@ -118,9 +119,15 @@ func DecodeCommand(b []byte) (Command, error) {
 	return Command{}, &Refusal{"bad_request", "unknown type " + quote(env.Type) + ": want send, nick or typing"}
 }
 
+// quote shows a client's string in a reason, cut to at most 32 bytes at a
+// character boundary: cut inside one, it would show as \ufffd garbage.
 func quote(s string) string {
 	if len(s) > 32 {
-		s = s[:32] + "…"
+		cut := 32
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
 	}
 	b, _ := json.Marshal(s)
 	return string(b)

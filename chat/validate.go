@@ -75,9 +75,15 @@ func cleanName(s string, limit int) (string, error) {
 	if !utf8.ValidString(s) {
 		return "", ErrBadName
 	}
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
-		return unicode.IsSpace(r) || unicode.IsControl(r)
-	}), " ")
+	// Control characters are removed, not taken for spaces: "a\x00nn" is
+	// "ann", as in messages. Tab, newline and CR are both; they are spaces.
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) && !unicode.IsSpace(r) {
+			return -1
+		}
+		return r
+	}, s)
+	s = strings.Join(strings.Fields(s), " ")
 	if s == "" {
 		return DefaultUser, nil
 	}

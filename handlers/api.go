@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 
 	"nochat/db"
 )
@@ -137,14 +139,26 @@ type sendBody struct {
 // the stored message.
 func handleSendJSON(log *slog.Logger, hub sender) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body sendBody
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-		if err := dec.Decode(&body); err != nil {
+		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				writeError(w, r, log, http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", tooBig.Limit))
 				return
 			}
+			writeError(w, r, log, http.StatusBadRequest, fmt.Errorf("read body: %v", err))
+			return
+		}
+		// Checked before decoding, as the WebSocket path does: encoding/json
+		// quietly turns invalid bytes into U+FFFD, which would store a
+		// message the sender did not write.
+		if !utf8.Valid(raw) {
+			writeError(w, r, log, http.StatusBadRequest, errors.New("body is not valid UTF-8"))
+			return
+		}
+		var body sendBody
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		if err := dec.Decode(&body); err != nil {
 			writeError(w, r, log, http.StatusBadRequest, fmt.Errorf("body must be JSON {\"user\": string, \"message\": string}: %v", err))
 			return
 		}
