@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"nochat/bench"
@@ -44,7 +45,7 @@ Flags:
 		fs.PrintDefaults()
 	}
 	var cfg bench.Config
-	var mode, jsonPath, baseline string
+	var mode, jsonPath, baseline, cpuProfile string
 	fs.StringVar(&cfg.URL, "url", bench.DefaultURL, "WebSocket `URL` of the server")
 	fs.StringVar(&cfg.Proto, "proto", bench.ProtoV1, "subprotocol: nochat.v1 or echo-protocol")
 	fs.StringVar(&mode, "mode", string(bench.Fanout), "fanout, burst or idle")
@@ -59,7 +60,8 @@ Flags:
 	fs.IntVar(&cfg.Connect, "connect-concurrency", 64, "connections dialled at once")
 	fs.IntVar(&cfg.PID, "pid", 0, "the server's process `id`: report its CPU time and RSS (Linux /proc)")
 	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "after sending, the longest wait for deliveries still on their way")
-	fs.DurationVar(&cfg.Stall, "stall", time.Second, "burst: when a sender's whole window goes unanswered this long, give it up and go on")
+	fs.DurationVar(&cfg.Stall, "stall", time.Second, "burst: give up on a sender's window (messages lost) when its oldest is this old and twice the latency seen")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write the generator's own CPU profile to `file`")
 	fs.StringVar(&baseline, "serve-baseline", "", "serve the in-memory melody baseline on `host:port` instead of generating load")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -93,6 +95,17 @@ Flags:
 	}
 	cfg.Progress = stderr
 
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench: -cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: -cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res, err := bench.Run(ctx, cfg)
 	if res != nil {
 		fmt.Fprintln(stdout)

@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,7 +60,7 @@ type Config struct {
 	PID     int           // the server's process id, to read its CPU time and RSS from /proc; 0: none
 	Drain   time.Duration // after sending, the longest wait for deliveries (10 s)
 	Quiet   time.Duration // stop waiting sooner when nothing arrives for this long (1 s)
-	Stall   time.Duration // burst: give up on a window that gets no answer for this long (1 s)
+	Stall   time.Duration // burst: give up on a window whose oldest message is this old, and twice the latency seen (1 s)
 	Retries int           // redials of a failed connection (2)
 
 	// Duration is how long the senders send; in Idle mode, how long the
@@ -383,7 +384,7 @@ func (r *runner) measure(ctx context.Context, res *Result, clients []*client) {
 	}
 	res.Participants = participants
 
-	cpu0 := readProc(r.cfg.PID)
+	cpu0, self0 := readProc(r.cfg.PID), readProc(os.Getpid())
 	r.phase.Store("sending")
 	r.sendStart = time.Since(r.start)
 	stop := make(chan struct{})
@@ -417,8 +418,11 @@ func (r *runner) measure(ctx context.Context, res *Result, clients []*client) {
 		r.phase.Store("draining")
 		r.drain(ctx, clients)
 	}
-	cpu1 := readProc(r.cfg.PID)
+	cpu1, self1 := readProc(r.cfg.PID), readProc(os.Getpid())
 	res.Server.measure(cpu0, cpu1)
+	if self0.ok && self1.ok {
+		res.GeneratorCPUSeconds = (self1.cpu - self0.cpu).Seconds()
+	}
 }
 
 // drain waits until every client still connected has every sent message,

@@ -26,12 +26,13 @@ type client struct {
 	dropped     bool // the server ended the connection before the run did
 
 	// Shared.
-	sent      atomic.Int64 // messages written to the socket
-	echoed    atomic.Int64 // 1 + the highest own sequence number received back
-	delivered atomic.Int64 // distinct measured messages received
-	warm      atomic.Bool  // a warm-up message arrived: this client is in the room
-	wake      chan struct{}
-	done      chan struct{} // closed when the reader returns
+	sent        atomic.Int64 // messages written to the socket
+	echoed      atomic.Int64 // 1 + the highest own sequence number received back
+	delivered   atomic.Int64 // distinct measured messages received
+	lastLatency atomic.Int64 // nanoseconds, of the last delivery
+	warm        atomic.Bool  // a warm-up message arrived: this client is in the room
+	wake        chan struct{}
+	done        chan struct{} // closed when the reader returns
 
 	// Owned by the reader goroutine; read by the runner after done.
 	seen         [][]uint64 // per sender, a bit per sequence number
@@ -44,7 +45,8 @@ type client struct {
 
 	// Owned by the sender goroutine.
 	seq    int64
-	floor  int64 // burst: sequence numbers below this are given up on
+	floor  int64           // burst: sequence numbers below this are given up on
+	sentAt []time.Duration // burst: send times of the window's messages, by seq % window
 	stalls int64
 	buf    []byte
 }
@@ -177,7 +179,9 @@ func (c *client) handleText(b []byte) {
 	set[word] |= bit
 	now := time.Since(c.r.start)
 	c.lastDelivery = now
-	c.r.latency.record(now - time.Duration(sentNS))
+	latency := now - time.Duration(sentNS)
+	c.r.latency.record(latency)
+	c.lastLatency.Store(int64(latency))
 	c.delivered.Add(1)
 	if sender == c.idx && seq+1 > c.echoed.Load() {
 		c.echoed.Store(seq + 1)
@@ -194,7 +198,11 @@ const maxSeq = 1 << 32
 
 // send writes the next measured message.
 func (c *client) send() error {
-	c.buf = c.r.frame(c.buf[:0], c.idx, c.seq, int64(time.Since(c.r.start)))
+	now := time.Since(c.r.start)
+	if c.sentAt != nil {
+		c.sentAt[c.seq%int64(len(c.sentAt))] = now
+	}
+	c.buf = c.r.frame(c.buf[:0], c.idx, c.seq, int64(now))
 	c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if err := c.conn.WriteMessage(websocket.TextMessage, c.buf); err != nil {
 		return err
@@ -245,20 +253,35 @@ func (c *client) sendFanout(rate float64, offset time.Duration, stop <-chan stru
 // sendBurst sends as fast as the window allows: at most window messages not
 // yet received back by this same client. The server keeps each sender's
 // messages in order, so receiving message n back answers every earlier one
-// too (delivered, or lost for good). If nothing comes back for stallTimeout
-// the outstanding messages are given up on (counted as a stall) so a server
-// that drops messages slows the run down instead of stopping it.
-func (c *client) sendBurst(window int, stallTimeout time.Duration, stop <-chan struct{}) {
+// too (delivered, or lost for good).
+//
+// A server that drops messages can drop a sender's whole window, and the
+// sender would wait forever; so the window is given up on (a stall) when
+// its oldest message is older than stall and than twice the latency of the
+// last message this client received from anyone. A slow server delays every
+// message alike, so it is waited for; a dropped message is overtaken by
+// others arriving in good time.
+func (c *client) sendBurst(window int, stall time.Duration, stop <-chan struct{}) {
+	c.sentAt = make([]time.Duration, window)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		for c.seq-max(c.echoed.Load(), c.floor) >= int64(window) {
-			timer.Reset(stallTimeout)
+		for {
+			answered := max(c.echoed.Load(), c.floor)
+			if c.seq-answered < int64(window) {
+				break
+			}
+			age := time.Since(c.r.start) - c.sentAt[answered%int64(window)]
+			limit := max(stall, 2*time.Duration(c.lastLatency.Load()))
+			if age >= limit {
+				c.stalls++
+				c.floor = c.seq
+				break
+			}
+			timer.Reset(limit - age)
 			select {
 			case <-c.wake:
 			case <-timer.C:
-				c.stalls++
-				c.floor = c.seq
 			case <-stop:
 				return
 			}

@@ -56,8 +56,9 @@ type Result struct {
 	ServerErrors        map[string]int64 `json:"server_errors,omitempty"`
 	Stalls              int64            `json:"stalls,omitempty"` // burst: windows given up on
 
-	Server ServerStats   `json:"server"`
-	Verify *VerifyResult `json:"verify,omitempty"`
+	Server              ServerStats   `json:"server"`
+	GeneratorCPUSeconds float64       `json:"generator_cpu_s,omitempty"` // this process, while sending and draining
+	Verify              *VerifyResult `json:"verify,omitempty"`
 }
 
 // Latency is send-to-receive time over every delivery, in milliseconds.
@@ -261,6 +262,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 		}
 	} else if s.PID != 0 {
 		row("server", "pid %d: could not read /proc", s.PID)
+	}
+	if r.GeneratorCPUSeconds > 0 {
+		row("generator", "CPU %.2f s (this process, sending and draining: on a shared machine, not the server's)", r.GeneratorCPUSeconds)
 	}
 	if v := r.Verify; v != nil {
 		row("history", "%d of %d sent messages found, %d missing, %d stored twice", v.Found, v.Sent, v.Missing, v.DuplicatedInHistory)
