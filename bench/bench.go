@@ -58,8 +58,8 @@ type Config struct {
 	Verify  bool          // check over REST afterwards that every sent message is in history
 	Connect int           // dials at once (64)
 	PID     int           // the server's process id, to read its CPU time and RSS from /proc; 0: none
-	Drain   time.Duration // after sending, the longest wait for deliveries (10 s)
-	Quiet   time.Duration // stop waiting sooner when nothing arrives for this long (1 s)
+	Drain   time.Duration // after sending, the longest wait for deliveries (30 s)
+	Quiet   time.Duration // stop waiting sooner when nothing arrives for this long (5 s)
 	Stall   time.Duration // burst: give up on a window whose oldest message is this old, and twice the latency seen (1 s)
 	Retries int           // redials of a failed connection (2)
 
@@ -149,8 +149,10 @@ func (c *Config) Normalize() error {
 		c.Retries = 2
 	}
 	c.Retries = max(c.Retries, 0)
-	defDur(&c.Drain, 10*time.Second)
-	defDur(&c.Quiet, time.Second)
+	defDur(&c.Drain, 30*time.Second)
+	// Long enough that a loaded machine's pause is not taken for loss:
+	// a lossy server costs this much waiting at the end of a run.
+	defDur(&c.Quiet, 5*time.Second)
 	defDur(&c.Stall, time.Second)
 	if c.Verify && c.Mode == Idle {
 		return errors.New("verify: idle mode sends nothing to verify")
@@ -414,10 +416,10 @@ func (r *runner) measure(ctx context.Context, res *Result, clients []*client) {
 	sendEnd := time.Since(r.start)
 	res.SendSeconds = (sendEnd - r.sendStart).Seconds()
 
-	if ctx.Err() == nil {
-		r.phase.Store("draining")
-		r.drain(ctx, clients)
-	}
+	r.phase.Store("draining")
+	t0 := time.Now()
+	res.DrainEnd = r.drain(ctx, clients)
+	res.DrainSeconds = time.Since(t0).Seconds()
 	cpu1, self1 := readProc(r.cfg.PID), readProc(os.Getpid())
 	res.Server.measure(cpu0, cpu1)
 	if self0.ok && self1.ok {
@@ -425,9 +427,17 @@ func (r *runner) measure(ctx context.Context, res *Result, clients []*client) {
 	}
 }
 
+// Why the wait for deliveries after sending ended.
+const (
+	drainComplete    = "complete"    // every client still connected had every message
+	drainQuiet       = "quiet"       // nothing arrived for Quiet
+	drainLimit       = "limit"       // Drain passed
+	drainInterrupted = "interrupted" // ctx ended
+)
+
 // drain waits until every client still connected has every sent message,
-// nothing has arrived for Quiet, or Drain has passed.
-func (r *runner) drain(ctx context.Context, clients []*client) {
+// nothing has arrived for Quiet, or Drain has passed, and says which.
+func (r *runner) drain(ctx context.Context, clients []*client) string {
 	deadline := time.Now().Add(r.cfg.Drain)
 	lastChange := time.Now()
 	var last int64 = -1
@@ -435,7 +445,7 @@ func (r *runner) drain(ctx context.Context, clients []*client) {
 	for _, c := range clients {
 		sent += c.sent.Load()
 	}
-	for ctx.Err() == nil && time.Now().Before(deadline) {
+	for {
 		var got, want int64
 		for _, c := range clients {
 			if alive(c) {
@@ -443,13 +453,17 @@ func (r *runner) drain(ctx context.Context, clients []*client) {
 				want += sent
 			}
 		}
-		if got >= want {
-			return
-		}
-		if got != last {
+		switch {
+		case got >= want:
+			return drainComplete
+		case ctx.Err() != nil:
+			return drainInterrupted
+		case !time.Now().Before(deadline):
+			return drainLimit
+		case got != last:
 			last, lastChange = got, time.Now()
-		} else if time.Since(lastChange) > r.cfg.Quiet {
-			return
+		case time.Since(lastChange) > r.cfg.Quiet:
+			return drainQuiet
 		}
 		sleep(ctx, 10*time.Millisecond)
 	}

@@ -80,6 +80,9 @@ func checkComplete(t *testing.T, res *bench.Result, clients int) {
 	if res.Delivered != res.Expected || res.Lost != 0 || res.Duplicated != 0 {
 		t.Fatalf("delivered %d of %d, lost %d, duplicated %d; want every delivery once", res.Delivered, res.Expected, res.Lost, res.Duplicated)
 	}
+	if res.DrainEnd != "complete" {
+		t.Fatalf("drain ended %q, want complete", res.DrainEnd)
+	}
 	if got, want := res.Latency.Count, uint64(res.Delivered); got != want {
 		t.Fatalf("latency samples = %d, want one per delivery (%d)", got, want)
 	}
@@ -238,6 +241,11 @@ func (s *testServer) serveHistory(w http.ResponseWriter, before int64, limit int
 	json.NewEncoder(w).Encode(out)
 }
 
+// lossyQuiet is how long runs against servers that lose messages wait for
+// deliveries that will never come: shorter than the default, to keep the
+// tests short, and still far above a delivery's time on one machine.
+const lossyQuiet = 2 * time.Second
+
 func TestReportsLossExactly(t *testing.T) {
 	s := &testServer{deliver: func(n int64) int {
 		if n%10 == 0 {
@@ -245,7 +253,7 @@ func TestReportsLossExactly(t *testing.T) {
 		}
 		return 1
 	}}
-	res := run(t, bench.Config{URL: s.start(t), Proto: bench.ProtoEcho, Clients: 8, Senders: 3, Rate: 50, Duration: 500 * time.Millisecond})
+	res := run(t, bench.Config{URL: s.start(t), Proto: bench.ProtoEcho, Clients: 8, Senders: 3, Rate: 50, Duration: 500 * time.Millisecond, Quiet: lossyQuiet})
 	if res.Sent == 0 || res.Expected != res.Sent*8 {
 		t.Fatalf("sent %d, expected %d", res.Sent, res.Expected)
 	}
@@ -254,6 +262,9 @@ func TestReportsLossExactly(t *testing.T) {
 	}
 	if got, want := res.Lost, res.Expected/10; got != want {
 		t.Fatalf("lost = %d, want every 10th of %d = %d", got, res.Expected, want)
+	}
+	if res.DrainEnd != "quiet" {
+		t.Fatalf("drain ended %q, want quiet (the lost deliveries never come)", res.DrainEnd)
 	}
 	if got, want := res.Delivered, res.Expected-res.Expected/10; got != want || res.Duplicated != 0 {
 		t.Fatalf("delivered %d, duplicated %d; want %d and 0", got, res.Duplicated, want)
@@ -285,7 +296,7 @@ func TestBurstWithLossKeepsGoing(t *testing.T) {
 		}
 		return 1
 	}}
-	res := run(t, bench.Config{URL: s.start(t), Proto: bench.ProtoEcho, Mode: bench.Burst, Clients: 4, Duration: 700 * time.Millisecond, Stall: 100 * time.Millisecond})
+	res := run(t, bench.Config{URL: s.start(t), Proto: bench.ProtoEcho, Mode: bench.Burst, Clients: 4, Duration: 700 * time.Millisecond, Stall: 100 * time.Millisecond, Quiet: lossyQuiet})
 	if res.Sent < 100 {
 		t.Fatalf("sent %d: senders jammed", res.Sent)
 	}
@@ -334,7 +345,7 @@ func TestCountsDisconnectedClients(t *testing.T) {
 	s := &testServer{kick: func(conn, delivered int) bool { return conn == 3 && delivered == 4 }}
 	// One dial at a time, so the third connection is client 2, which does
 	// not send (clients 0 and 1 do).
-	res := run(t, bench.Config{URL: s.start(t), Proto: bench.ProtoEcho, Clients: 6, Senders: 2, Rate: 40, Duration: 500 * time.Millisecond, Connect: 1})
+	res := run(t, bench.Config{URL: s.start(t), Proto: bench.ProtoEcho, Clients: 6, Senders: 2, Rate: 40, Duration: 500 * time.Millisecond, Connect: 1, Quiet: lossyQuiet})
 	if res.Disconnected != 1 || res.DisconnectReasons["close 1008 test kick"] != 1 {
 		t.Fatalf("dropped %d %v, want 1 with close 1008 test kick", res.Disconnected, res.DisconnectReasons)
 	}

@@ -43,6 +43,8 @@ type Result struct {
 	SendersActive       int              `json:"senders_active"`
 	Sent                int64            `json:"sent"`
 	SendSeconds         float64          `json:"send_s"`
+	DrainSeconds        float64          `json:"drain_s"`   // waiting for deliveries after sending
+	DrainEnd            string           `json:"drain_end"` // complete, quiet (nothing arrived for a while), limit or interrupted
 	SentPerSecond       float64          `json:"sent_per_s"`
 	Expected            int64            `json:"expected"`  // sent × participants
 	Delivered           int64            `json:"delivered"` // distinct (message, client) deliveries
@@ -234,13 +236,25 @@ func (r *Result) WriteTable(w io.Writer) error {
 		if r.LostAtDisconnected > 0 {
 			lost += fmt.Sprintf(", of which %d owed to dropped clients", r.LostAtDisconnected)
 		}
+		switch r.DrainEnd {
+		case drainQuiet:
+			lost += fmt.Sprintf("; stopped waiting after %.1f s when nothing more arrived", r.DrainSeconds)
+		case drainLimit:
+			lost += fmt.Sprintf("; stopped waiting at the -drain limit, %.1f s, with deliveries still arriving", r.DrainSeconds)
+		case drainInterrupted:
+			lost += "; interrupted before everything could arrive"
+		}
 		row("lost", "%s", lost)
 		row("duplicated", "%d", r.Duplicated)
 		row("deliveries/s", "%.0f", r.DeliveriesPerSecond)
 		l := r.Latency
 		row("latency", "p50 %s  p90 %s  p99 %s  max %s  (mean %s, send to receive)", ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max), ms(l.Mean))
 		if r.Proto == ProtoV1 {
-			row("acks", "%d", r.Acks)
+			acks := fmt.Sprintf("%d of %d sent", r.Acks, r.Sent)
+			if r.Acks < r.Sent {
+				acks += fmt.Sprintf(" (%d never acknowledged)", r.Sent-r.Acks)
+			}
+			row("acks", "%s", acks)
 		}
 		if r.Stalls > 0 {
 			row("stalls", "%d (a sender's whole window went unanswered for a while)", r.Stalls)
