@@ -175,7 +175,6 @@ type runner struct {
 	clients       []*client // connected, by index; nil where the dial failed
 	connectErrors map[string]int
 	retried       atomic.Int64
-	closing       atomic.Bool
 }
 
 // Run performs one run and returns what it measured. It returns an error
@@ -500,7 +499,6 @@ func (r *runner) closeAll(clients []*client) (int, map[string]int) {
 			reasons[readReason(c.readErr)]++
 		}
 	}
-	r.closing.Store(true)
 	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bench done")
 	deadline := time.Now().Add(2 * time.Second)
 	for _, c := range clients {
