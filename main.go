@@ -77,7 +77,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs := flag.NewFlagSet("nochat", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: nochat [flags]\n       nochat backup [-db file] [-force] DEST\n       nochat version\n\nNoChat serves a chat room over HTTP and WebSocket, storing it in one SQLite file.\nEvery flag can also be set with the environment variable shown.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: nochat [flags]\n       nochat backup [-db file] [-force] DEST\n       nochat bench [flags]   (nochat bench -h lists them)\n       nochat version\n\nNoChat serves a chat room over HTTP and WebSocket, storing it in one SQLite file.\nEvery flag can also be set with the environment variable shown.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	var cfg config
@@ -174,6 +174,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 var subcommands = map[string]func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error{
 	"version": runVersion,
 	"backup":  runBackup,
+	"bench":   runBench,
 }
 
 // serve runs the chat server.

@@ -1,0 +1,133 @@
+package db_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"nochat/db"
+)
+
+// The storage benchmarks of the performance issue: the Writer at
+// synchronous=FULL (the default) with 1 and with 64 senders, each sender
+// waiting for its message's commit before sending the next, as a chat
+// client waits for its ack; and, for the ratio, one transaction per message.
+//
+//	go test ./db -run '^$' -bench 'Writer|OneTxPerMessage' -benchtime 3s
+//
+// The database goes under the system's temporary directory, or under
+// NOCHAT_BENCH_DIR when set: put it on the disk NoChat will use (a Pi's SD
+// card) for figures that mean something there, since fsync is the cost.
+
+// benchStore opens an empty database for a benchmark.
+func benchStore(b *testing.B) *db.Store {
+	b.Helper()
+	dir := b.TempDir()
+	if parent := os.Getenv("NOCHAT_BENCH_DIR"); parent != "" {
+		var err error
+		if dir, err = os.MkdirTemp(parent, "nochat-bench-"); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { os.RemoveAll(dir) })
+	}
+	s, err := db.Open(context.Background(), filepath.Join(dir, "nochat.db"), db.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+// benchText is a chat line of a typical length.
+const benchText = "on my way, the bus is late again — save me a seat near the window"
+
+// draft is message i of a benchmark. With cid it is what a browser sends
+// (nochat.v1, with a client id the writer looks up to de-duplicate);
+// without, what an echo-protocol or REST client sends.
+func draft(i int64, cid bool) db.Draft {
+	d := db.Draft{User: "ann", Message: benchText}
+	if cid {
+		d.CID = "bench-" + strconv.FormatInt(i, 10)
+	}
+	return d
+}
+
+func BenchmarkWriter(b *testing.B) {
+	for _, proto := range []struct {
+		name string
+		cid  bool
+	}{{"cid", true}, {"nocid", false}} {
+		for _, senders := range []int{1, 64} {
+			b.Run(fmt.Sprintf("senders=%d/%s", senders, proto.name), func(b *testing.B) {
+				benchWriter(b, senders, proto.cid)
+			})
+		}
+	}
+}
+
+func benchWriter(b *testing.B, senders int, cid bool) {
+	s := benchStore(b)
+	var commits atomic.Int64
+	w := db.NewWriter(s, 0, func(c db.Commit[chan error]) {
+		commits.Add(1)
+		for _, it := range c.Items {
+			it.Tag <- c.Err
+		}
+	})
+	defer w.Close()
+
+	ctx := context.Background()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for range senders {
+		wg.Go(func() {
+			done := make(chan error, 1)
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				if err := w.Submit(ctx, draft(i, cid), done); err != nil {
+					b.Error(err)
+					return
+				}
+				if err := <-done; err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(b.N)/float64(max(1, commits.Load())), "msgs/commit")
+}
+
+// BenchmarkOneTxPerMessage is the baseline the Writer's group commit is
+// measured against: every message its own transaction and its own fsync.
+func BenchmarkOneTxPerMessage(b *testing.B) {
+	for _, proto := range []struct {
+		name string
+		cid  bool
+	}{{"cid", true}, {"nocid", false}} {
+		b.Run(proto.name, func(b *testing.B) {
+			s := benchStore(b)
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := range int64(b.N) {
+				if _, err := s.Insert(ctx, []db.Draft{draft(i, proto.cid)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
