@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -83,6 +84,12 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
+	for _, name := range []string{"after", "user"} {
+		if len(q[name]) > 1 {
+			refuse(http.StatusBadRequest, KindBadInput, name+" is given more than once: give it once")
+			return
+		}
+	}
 	after := int64(-1)
 	if v := q.Get("after"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -228,14 +235,28 @@ func (h *Hub) onError(s *melody.Session, err error) {
 	}
 }
 
+// recoverSession turns a panic while handling a client's frame into an
+// error entry and a close 1011, instead of a session melody never cleans up
+// (its read loop runs inside the HTTP handler, whose recovery would skip
+// melody's unregister and close).
+func (h *Hub) recoverSession(c *client) {
+	if v := recover(); v != nil {
+		h.RecordError(KindPanic, fmt.Sprint(v), c.subject())
+		h.log.Error("panic", "session", c.id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		c.closeWith(websocket.CloseInternalServerErr, "internal error", time.Second)
+	}
+}
+
 func (h *Hub) onBinary(s *melody.Session, _ []byte) {
 	c := clientOf(s)
+	defer h.recoverSession(c)
 	c.read()
 	h.refuse(c, ErrBinary, "")
 }
 
 func (h *Hub) onMessage(s *melody.Session, b []byte) {
 	c := clientOf(s)
+	defer h.recoverSession(c)
 	c.read()
 	if c.proto == Echo {
 		h.submitWS(c, DefaultUser, string(b), "")

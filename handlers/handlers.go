@@ -156,7 +156,7 @@ func sendStatus(err error) int {
 	case errors.Is(err, chat.ErrShutdown):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, chat.ErrStore):
-		return http.StatusInternalServerError
+		return http.StatusServiceUnavailable // the disk is full or failing: try again later
 	case errors.As(err, &refusal):
 		return http.StatusBadRequest
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
