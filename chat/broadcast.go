@@ -145,7 +145,9 @@ func (h *Hub) deliver(c db.Commit[origin]) {
 			h.broadcasted.Add(1)
 			fresh++
 			for cl := range h.b.live {
-				if !cl.write(f.forProtocol(cl.proto), h.streamLimit) {
+				// Frames the client is owed (its acks) go first: a client
+				// with any owed takes the stream from catch-up after them.
+				if cl.owedN.Load() > 0 || !cl.write(f.forProtocol(cl.proto), h.streamLimit) {
 					// Its buffer is full: take it out of the live set and
 					// feed it from the database from this message on.
 					h.fallBehind(cl, f.id-1)
@@ -253,10 +255,13 @@ func (h *Hub) catchUp(c *client, after int64) {
 	defer tick.Stop()
 	low := h.streamLimit / 2
 	for {
-		for c.queued.Load() > low {
+		for c.queued.Load() > low || c.owedN.Load() > 0 {
 			select {
 			case <-c.drained:
 			case <-tick.C:
+				// Owed frames are paid as frames leave; should the last
+				// one have left just before they were owed, pay here.
+				c.payOwed()
 			case <-c.gone:
 				return
 			case <-h.ctx.Done():

@@ -117,9 +117,10 @@ func (c *client) subject() string {
 	return "session " + c.id + " (" + string(c.proto) + ") from " + c.remote
 }
 
-// maxOwed bounds the frames a client may be owed. A client that far behind
-// on its acks is not reading.
-const maxOwed = 256
+// maxOwed bounds the frames a client may be owed (a few KiB each at most,
+// most a hundred bytes). A client that far behind on its acks is not
+// reading; one sending at the rate limit never comes near.
+const maxOwed = 1024
 
 // send hands the client a frame it must get: at once if there is room,
 // else after the frames it is owed already. It reports false only when the
