@@ -135,7 +135,13 @@ func (h *Hub) Delete(ctx context.Context, id int64) error {
 // catch-up hands it out again, and clients are told.
 func (h *Hub) forget(id int64) {
 	h.recentMu.Lock()
-	h.b.recent = slices.DeleteFunc(h.b.recent, func(f *frames) bool { return f.id == id })
+	h.b.recent = slices.DeleteFunc(h.b.recent, func(f *frames) bool {
+		if f.id == id {
+			h.b.recentBytes -= f.size()
+			return true
+		}
+		return false
+	})
 	h.recentMu.Unlock()
 	frame := encode("deleted", deletedData{ID: id})
 	for c := range h.b.members {

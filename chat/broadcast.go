@@ -13,10 +13,14 @@ import (
 	"nochat/db"
 )
 
-// recentSize is how many encoded messages the broadcaster keeps to bring a
-// client that is only a little behind back into the live set without a
-// database read. At most a few hundred KiB.
-const recentSize = 256
+// The broadcaster keeps the newest encoded messages in memory, so that a
+// client a little behind (a burst overran its buffer, or it resumes after a
+// short drop) catches up without a database read. Bounded by count and by
+// bytes: a few thousand ordinary messages, never more than recentBytes.
+const (
+	recentSize  = 4096
+	recentBytes = 2 << 20
+)
 
 // broadcaster is the state of the one goroutine that sends messages to
 // clients. Because one goroutine does every send, every client receives
@@ -32,8 +36,9 @@ type broadcaster struct {
 	// recent holds the newest messages, oldest first; every message with an
 	// id above floor is in it. Catch-up readers read it under Hub.recentMu;
 	// only the broadcaster changes it, under the same lock.
-	recent []*frames
-	floor  int64
+	recent      []*frames
+	recentBytes int // bytes the frames in recent hold
+	floor       int64
 
 	presenceDirty     bool // presence changed since it was last sent
 	presenceScheduled bool // a presence send is due
@@ -51,12 +56,18 @@ func (b *broadcaster) init(latestID int64) {
 }
 
 func (b *broadcaster) remember(f *frames) {
-	if len(b.recent) == recentSize {
-		b.floor = b.recent[0].id
-		copy(b.recent, b.recent[1:])
-		b.recent = b.recent[:recentSize-1]
-	}
 	b.recent = append(b.recent, f)
+	b.recentBytes += f.size()
+	drop := 0
+	for len(b.recent)-drop > recentSize || (b.recentBytes > recentBytes && len(b.recent)-drop > 1) {
+		b.floor = b.recent[drop].id
+		b.recentBytes -= b.recent[drop].size()
+		b.recent[drop] = nil
+		drop++
+	}
+	// Reslicing moves the start forward; append copies the live part to a
+	// new array when the old one is used up: amortised O(1) a message.
+	b.recent = b.recent[drop:]
 }
 
 // since returns the remembered messages with ids above after, and whether

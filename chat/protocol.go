@@ -163,6 +163,8 @@ func encodeMessage(m db.Message) *frames {
 	return &frames{id: m.ID, v1: encode("message", m), echo: []byte(m.Message)}
 }
 
+func (f *frames) size() int { return len(f.v1) + len(f.echo) }
+
 func (f *frames) forProtocol(p Protocol) []byte {
 	if p == Echo {
 		return f.echo
