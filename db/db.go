@@ -58,6 +58,10 @@ type Store struct {
 	write *sql.DB
 	read  *sql.DB
 
+	// Prepared on the write connection, used in every Insert.
+	insertStmt  *sql.Stmt
+	findCIDStmt *sql.Stmt
+
 	pruned atomic.Int64 // messages removed by Prune since Open
 }
 
@@ -102,6 +106,17 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		write.Close()
 		return nil, err
+	}
+
+	// Looked up before inserting rather than with ON CONFLICT DO NOTHING:
+	// a refused insert would still use up an AUTOINCREMENT id, leaving a
+	// hole in the room's ids for every re-send.
+	if s.insertStmt, err = write.PrepareContext(ctx, "INSERT INTO messages (user, message, timestamp, cid) VALUES (?, ?, ?, ?) RETURNING id"); err == nil {
+		s.findCIDStmt, err = write.PrepareContext(ctx, "SELECT "+columns+" FROM messages WHERE cid = ?")
+	}
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open %s: prepare: %w", path, err)
 	}
 
 	// The read pool opens only after the writer made the file and its WAL.
@@ -151,6 +166,9 @@ func (s *Store) Close() error {
 	var errs []error
 	if s.read != nil {
 		errs = append(errs, s.read.Close())
+	}
+	for _, st := range []*sql.Stmt{s.insertStmt, s.findCIDStmt} {
+		errs = append(errs, st.Close())
 	}
 	// Closing the last connection checkpoints the WAL into the main file.
 	errs = append(errs, s.write.Close())

@@ -117,18 +117,11 @@ func (s *Store) Insert(ctx context.Context, drafts []Draft) ([]Stored, error) {
 	}
 	defer tx.Rollback()
 
-	ins, err := tx.PrepareContext(ctx, "INSERT INTO messages (user, message, timestamp, cid) VALUES (?, ?, ?, ?) RETURNING id")
-	if err != nil {
-		return nil, fmt.Errorf("insert messages: %w", err)
-	}
+	// The statements are prepared once, on the one write connection, and
+	// bound to each transaction: no SQL is parsed per batch.
+	ins := tx.StmtContext(ctx, s.insertStmt)
 	defer ins.Close()
-	// Looked up before inserting rather than with ON CONFLICT DO NOTHING:
-	// a refused insert would still use up an AUTOINCREMENT id, leaving a
-	// hole in the room's ids for every re-send.
-	find, err := tx.PrepareContext(ctx, "SELECT "+columns+" FROM messages WHERE cid = ?")
-	if err != nil {
-		return nil, fmt.Errorf("insert messages: %w", err)
-	}
+	find := tx.StmtContext(ctx, s.findCIDStmt)
 	defer find.Close()
 
 	now := time.Now().UnixMilli()
