@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -222,7 +223,7 @@ func readsWork(t *testing.T, base string, texts ...string) {
 
 func TestDiskFullRefusesSendsKeepsReadsAndRecovers(t *testing.T) {
 	dir := mountTmpfs(t, "16m")
-	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(dir, "nochat.db"), "NOCHAT_MSG_RATE": "0"})
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(dir, "nochat.db"), "NOCHAT_MSG_RATE": "0", "NOCHAT_ADMIN_PASSWORD": "disk"})
 	sender := dialV1(t, s.url, "ann")
 	other := dialV1(t, s.url, "bob")
 
@@ -247,6 +248,10 @@ func TestDiskFullRefusesSendsKeepsReadsAndRecovers(t *testing.T) {
 	}
 	// Reads keep working, and show only what was stored.
 	readsWork(t, s.url, stored...)
+	// The admin sees what is wrong.
+	if dash := adminLive(t, s.url, "disk"); !strings.Contains(dash, "database error") || !strings.Contains(dash, "full") {
+		t.Fatal("the admin dashboard does not show the database error while the disk is full")
+	}
 
 	// Space comes back (the owner deletes something): sending works again,
 	// without a restart, and the refused message can be sent again.
@@ -426,4 +431,26 @@ func TestDiskFillingUpMidStreamAnswersEverySend(t *testing.T) {
 
 func sqlOpen(path string) (*sql.DB, error) {
 	return sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+}
+
+// adminLive logs in to the dashboard and returns its live part's HTML.
+func adminLive(t *testing.T, base, password string) string {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.PostForm(base+"/admin/login", url.Values{"password": {password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = c.Get(base + "/admin/live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("admin dashboard: %d", resp.StatusCode)
+	}
+	return string(b)
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 
 	"github.com/a-h/templ"
 
@@ -54,7 +55,7 @@ func New(d Deps) http.Handler {
 	}
 	mux := http.NewServeMux()
 	addRoutes(mux, d)
-	return recoverPanics(d.Log, d.Hub, d.TrustProxy, securityHeaders(mux))
+	return recoverPanics(d.Log, d.Hub, d.TrustProxy, securityHeaders(apiErrors(mux)))
 }
 
 // maxBodyBytes bounds a request body: a chat message is at most a few KiB.
@@ -110,6 +111,45 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// apiErrors makes the router's own answers on the REST routes (404 for no
+// such route, 405 with Allow for a wrong method) JSON like every other API
+// error, instead of the router's plain text.
+func apiErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern == "" && strings.HasPrefix(r.URL.Path, "/discussion") {
+			w = &jsonStatusWriter{ResponseWriter: w}
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// jsonStatusWriter replaces a plain-text error body with {"error": ...}.
+type jsonStatusWriter struct {
+	http.ResponseWriter
+	replaced bool
+}
+
+func (w *jsonStatusWriter) WriteHeader(status int) {
+	if status < 400 {
+		w.ResponseWriter.WriteHeader(status)
+		return
+	}
+	w.replaced = true
+	msg := "no such route"
+	if status == http.StatusMethodNotAllowed {
+		msg = "method not allowed: use " + w.Header().Get("Allow")
+	}
+	w.Header().Del("Content-Length")
+	encode(w.ResponseWriter, status, errorBody{Error: msg})
+}
+
+func (w *jsonStatusWriter) Write(b []byte) (int, error) {
+	if w.replaced {
+		return len(b), nil // the router's plain text, already answered as JSON
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 // recoverPanics turns a panic in a handler into a logged 500 instead of a

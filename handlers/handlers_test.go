@@ -308,3 +308,22 @@ func TestHealthStaticAndMethods(t *testing.T) {
 		t.Fatalf("DELETE: %d, Allow %q, want 405 with Allow: GET", r.status, r.header.Get("Allow"))
 	}
 }
+
+func TestRouterErrorsOnTheAPIAreJSON(t *testing.T) {
+	a := newApp(t)
+	for _, tt := range []struct {
+		method, path string
+		status       int
+	}{
+		{"PUT", "/discussion", http.StatusMethodNotAllowed},
+		{"DELETE", "/discussion/latest/5", http.StatusMethodNotAllowed},
+		{"GET", "/discussion/latest/", http.StatusNotFound},
+		{"GET", "/discussion/a/b/c", http.StatusNotFound},
+	} {
+		r := a.do(t, tt.method, tt.path, "")
+		var e struct{ Error string }
+		if r.status != tt.status || r.header.Get("Content-Type") != "application/json" || json.Unmarshal([]byte(r.body), &e) != nil || e.Error == "" {
+			t.Errorf("%s %s: %d %q %q, want %d with a JSON error", tt.method, tt.path, r.status, r.header.Get("Content-Type"), r.body, tt.status)
+		}
+	}
+}
