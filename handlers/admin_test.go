@@ -364,3 +364,12 @@ func TestMetricsCountSentMessages(t *testing.T) {
 		value(name)
 	}
 }
+
+func TestAdminFormPostWithoutSessionGoesToLogin(t *testing.T) {
+	a := newApp(t)
+	b := a.browser(t)
+	r := b.do("POST", "/admin/errors/clear", url.Values{}, htmlAccept)
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/admin/login" {
+		t.Fatalf("a browser's form post without a session: %d to %q, want 303 to the login", r.status, r.header.Get("Location"))
+	}
+}

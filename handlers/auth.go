@@ -187,7 +187,7 @@ func requireAdmin(a *Auth, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if r.Method == http.MethodGet && strings.Contains(r.Header.Get("Accept"), "text/html") && r.Header.Get("HX-Request") == "" {
+		if strings.Contains(r.Header.Get("Accept"), "text/html") && r.Header.Get("HX-Request") == "" {
 			http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
 			return
 		}
