@@ -113,3 +113,15 @@ func TestOrigins(t *testing.T) {
 		t.Fatal("refused origins left no entry in the error log")
 	}
 }
+
+func TestClientIPTrustsOnlyTheProxysOwnEntry(t *testing.T) {
+	r, _ := http.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "127.0.0.2:5555"
+	r.Header.Add("X-Forwarded-For", "198.51.100.66, 203.0.113.7") // the client sent 198.51.100.66; the proxy added 203.0.113.7
+	if got := chat.ClientIP(r, true); got != "203.0.113.7" {
+		t.Fatalf("behind a proxy: %q, want the address the proxy saw", got)
+	}
+	if got := chat.ClientIP(r, false); got != "127.0.0.2" {
+		t.Fatalf("without -trust-proxy: %q, want the peer", got)
+	}
+}

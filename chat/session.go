@@ -24,12 +24,14 @@ import (
 func IsUpgrade(r *http.Request) bool { return websocket.IsWebSocketUpgrade(r) }
 
 // ClientIP is the address a request comes from: the connection's peer, or
-// with trustProxy the first address in X-Forwarded-For (the proxy's client).
+// with trustProxy the last address in X-Forwarded-For, the one the trusted
+// proxy itself saw. Proxies append to the header, so the addresses before
+// it are whatever the client chose to send.
 func ClientIP(r *http.Request, trustProxy bool) string {
 	if trustProxy {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			if ip := strings.TrimSpace(first); net.ParseIP(ip) != nil {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			parts := strings.Split(xff[len(xff)-1], ",")
+			if ip := strings.TrimSpace(parts[len(parts)-1]); net.ParseIP(ip) != nil {
 				return ip
 			}
 		}
