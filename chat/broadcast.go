@@ -136,17 +136,14 @@ func (h *Hub) deliver(c db.Commit[origin]) {
 	}
 	began := time.Now()
 	fresh := 0
-	defer func() {
-		if fresh > 0 {
-			h.series.addMessages(fresh)
-			h.opts.Observer.Broadcast(fresh, time.Since(began))
-		}
-	}()
 	for _, it := range c.Items {
-		// The sender hears first: its ack, carrying the id, comes before the
-		// message itself, so a client can turn its pending line into the
-		// stored message by cid and then recognise the message by id.
-		h.answer(it, nil)
+		// A WebSocket sender hears first: its ack, carrying the id, comes
+		// before the message itself, so a client can turn its pending line
+		// into the stored message by cid and then recognise the message by
+		// id. A REST sender is answered below, once its message is out.
+		if it.Tag.reply == nil {
+			h.answer(it, nil)
+		}
 		if !it.Duplicate && it.Message.ID > h.b.lastID {
 			f := encodeMessage(it.Message)
 			h.recentMu.Lock()
@@ -164,6 +161,15 @@ func (h *Hub) deliver(c db.Commit[origin]) {
 					h.fallBehind(cl, f.id-1)
 				}
 			}
+		}
+	}
+	if fresh > 0 {
+		h.series.addMessages(fresh)
+		h.opts.Observer.Broadcast(fresh, time.Since(began))
+	}
+	for _, it := range c.Items {
+		if it.Tag.reply != nil {
+			h.answer(it, nil)
 		}
 	}
 }
