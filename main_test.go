@@ -261,20 +261,29 @@ func TestGeneratedAdminPasswordIsLoggedOnceAndWorks(t *testing.T) {
 	if got := login(s, password); got != http.StatusSeeOther {
 		t.Fatalf("the generated password after a restart: %d, want 303", got)
 	}
+	if dash := adminLive(t, s.url, password); !strings.Contains(dash, "refused upgrade") || !strings.Contains(dash, "offered: chat") {
+		t.Fatalf("the refused upgrade from before the restart is not on the dashboard")
+	}
+}
+
+// adminLive logs in to the dashboard and returns its live part's HTML.
+func adminLive(t *testing.T, base, password string) string {
+	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
-	if resp, err := c.PostForm(s.url+"/admin/login", url.Values{"password": {password}}); err != nil {
-		t.Fatal(err)
-	} else {
-		resp.Body.Close()
-	}
-	resp, err := c.Get(s.url + "/admin/live")
+	resp, err := c.PostForm(base+"/admin/login", url.Values{"password": {password}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(body), "refused upgrade") || !strings.Contains(string(body), "offered: chat") {
-		t.Fatalf("the refused upgrade from before the restart is not on the dashboard")
+	resp, err = c.Get(base + "/admin/live")
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("admin dashboard: %d", resp.StatusCode)
+	}
+	return string(b)
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -431,26 +430,4 @@ func TestDiskFillingUpMidStreamAnswersEverySend(t *testing.T) {
 
 func sqlOpen(path string) (*sql.DB, error) {
 	return sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
-}
-
-// adminLive logs in to the dashboard and returns its live part's HTML.
-func adminLive(t *testing.T, base, password string) string {
-	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar}
-	resp, err := c.PostForm(base+"/admin/login", url.Values{"password": {password}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	resp, err = c.Get(base + "/admin/live")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("admin dashboard: %d", resp.StatusCode)
-	}
-	return string(b)
 }

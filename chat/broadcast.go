@@ -222,21 +222,18 @@ func (h *Hub) join(c *client) {
 func (h *Hub) behind() int { return len(h.b.members) - len(h.b.live) }
 
 func (h *Hub) goLive(c *client) {
-	c.live = true
 	h.b.live[c] = struct{}{}
 }
 
 func (h *Hub) leave(c *client) {
 	delete(h.b.members, c)
 	delete(h.b.live, c)
-	c.live = false
 	h.presenceChanged()
 }
 
 func (h *Hub) fallBehind(c *client, after int64) {
 	h.fellBehind.Add(1)
 	delete(h.b.live, c)
-	c.live = false
 	go h.catchUp(c, after)
 }
 

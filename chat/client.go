@@ -52,9 +52,6 @@ type client struct {
 
 	// Owned by the session's reader goroutine.
 	lastTyping time.Time
-
-	// Owned by the broadcaster goroutine.
-	live bool
 }
 
 func newClient(proto Protocol, user, remote, agent string, after int64) *client {

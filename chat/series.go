@@ -73,10 +73,7 @@ func (s *series) snapshot(now time.Time) Series {
 		i := int(m % seriesMinutes)
 		if s.minute[i] == m {
 			out.Messages[k], out.Errors[k], out.Connections[k] = s.msgs[i], s.errs[i], s.conns[i]
-			carry = s.current
-			if m != last {
-				carry = s.conns[i]
-			}
+			carry = s.conns[i]
 		} else {
 			out.Connections[k] = carry
 		}

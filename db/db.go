@@ -63,6 +63,7 @@ type Store struct {
 	findCIDStmt *sql.Stmt
 
 	pruned atomic.Int64 // messages removed by Prune since Open
+	count  counter      // messages stored, kept by the Store's own writes
 }
 
 // Open opens (creating if needed) the database at path, checks it is in WAL

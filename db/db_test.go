@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"nochat/db"
 )
@@ -292,3 +293,39 @@ func TestRefusesNewerSchema(t *testing.T) {
 }
 
 func sqlOpen(path string) (*sql.DB, error) { return sql.Open("sqlite", "file:"+path) }
+
+func TestCountFollowsEveryWrite(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	counted := func() int64 {
+		t.Helper()
+		n, err := s.Count(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	insert(t, s, "a", "b")
+	if got := counted(); got != 2 {
+		t.Fatalf("Count = %d after 2 inserts", got)
+	}
+	// Counted from here on, not read again.
+	msgs := insert(t, s, "c", "d", "e")
+	s.Insert(ctx, []db.Draft{{User: "u", Message: "x", CID: "k"}, {User: "u", Message: "x", CID: "k"}}) // one stored
+	if err := s.Delete(ctx, msgs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Prune(ctx, time.Time{}, 3, 1); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sqlOpen(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var want int64
+	raw.QueryRow("SELECT count(*) FROM messages").Scan(&want)
+	if got := counted(); got != want || want != 3 {
+		t.Fatalf("Count = %d, the table holds %d (want 3)", got, want)
+	}
+}

@@ -147,7 +147,13 @@ func (s *Store) Insert(ctx context.Context, drafts []Draft) ([]Stored, error) {
 		}
 		out[i] = Stored{Message: m}
 	}
-	if err := tx.Commit(); err != nil {
+	fresh := 0
+	for _, st := range out {
+		if !st.Duplicate {
+			fresh++
+		}
+	}
+	if err := s.count.change(func() (int64, error) { return int64(fresh), tx.Commit() }); err != nil {
 		return nil, fmt.Errorf("insert messages: commit: %w", err)
 	}
 	return out, nil

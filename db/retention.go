@@ -40,12 +40,11 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Time, keepNewest int, 
 		return 0, err
 	}
 	for {
-		res, err := s.write.ExecContext(ctx,
+		n, err := s.deleteCounted(ctx,
 			"DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE id < ? ORDER BY id LIMIT ?)", below, batch)
 		if err != nil {
 			return deleted, fmt.Errorf("prune messages: %w", err)
 		}
-		n, _ := res.RowsAffected()
 		deleted += n
 		s.pruned.Add(n)
 		if n < int64(batch) {

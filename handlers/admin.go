@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -42,9 +43,7 @@ func dashboardData(ctx context.Context, hub adminHub, store adminStore, d Deps) 
 	if err != nil {
 		return views.Dashboard{}, err
 	}
-	for i, j := 0, len(recent)-1; i < j; i, j = i+1, j-1 {
-		recent[i], recent[j] = recent[j], recent[i] // newest first
-	}
+	slices.Reverse(recent) // newest first
 	var pruned int64
 	if d.Pruned != nil {
 		pruned = d.Pruned()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -55,16 +56,11 @@ func (b *browser) do(method, path string, form url.Values, header http.Header) r
 		b.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var sb strings.Builder
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		sb.Write(buf[:n])
-		if err != nil {
-			break
-		}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.t.Fatal(err)
 	}
-	return response{resp.StatusCode, resp.Header, sb.String()}
+	return response{resp.StatusCode, resp.Header, string(data)}
 }
 
 var htmlAccept = http.Header{"Accept": {"text/html,application/xhtml+xml"}}

@@ -118,8 +118,11 @@ func securityHeaders(next http.Handler) http.Handler {
 // error, instead of the router's plain text.
 func apiErrors(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern == "" && strings.HasPrefix(r.URL.Path, "/discussion") {
-			w = &jsonStatusWriter{ResponseWriter: w}
+		// Only REST paths, and only then a second route lookup.
+		if strings.HasPrefix(r.URL.Path, "/discussion") {
+			if _, pattern := mux.Handler(r); pattern == "" {
+				w = &jsonStatusWriter{ResponseWriter: w}
+			}
 		}
 		mux.ServeHTTP(w, r)
 	})

@@ -108,9 +108,7 @@ func shortAgent(ua string) string {
 	return ua
 }
 
-func idPath(prefix string, id int64, suffix string) string {
-	return prefix + strconv.FormatInt(id, 10) + suffix
-}
+func deleteURL(m db.Message) string { return "/admin/messages/" + dataID(m) + "/delete" }
 
 // Chart geometry: one bar a minute over the last hour.
 const (
