@@ -184,6 +184,11 @@ func TestDashboardListsConnectionsUntilTheyClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The upgrade's answer reaches the client a moment before the server
+	// has registered the session: wait for it to show.
+	waitFor(t, "the connection on the dashboard", func() bool {
+		return strings.Contains(b.do("GET", "/admin/live", nil, nil).body, "admin-test/2.0")
+	})
 	r := b.do("GET", "/admin/live", nil, nil)
 	for _, want := range []string{"admin-test/2.0", "zed", "nochat.v1", "127.0.0.1"} {
 		if !strings.Contains(r.body, want) {
