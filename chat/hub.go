@@ -186,10 +186,10 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 	// A write that cannot finish in the slow-client bound means the peer has
 	// stopped reading; melody then closes the session.
 	m.Config.WriteWait = opts.SlowTimeout
-	// Memory per connection matters on a Pi. Reads reuse the HTTP server's
-	// buffer, which the hijacked connection keeps anyway (ReadBufferSize 0),
-	// and write buffers come from a pool, so an idle connection holds none.
-	m.Upgrader.ReadBufferSize = 0
+	// Memory per connection matters on a Pi: a small read buffer of the
+	// connection's own (upgrade.go), and write buffers from a pool, so an
+	// idle connection holds none.
+	m.Upgrader.ReadBufferSize = readBufferSize
 	m.Upgrader.WriteBufferSize = 4096
 	m.Upgrader.WriteBufferPool = &sync.Pool{}
 	m.Upgrader.Subprotocols = Protocols

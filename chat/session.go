@@ -118,18 +118,52 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 		refuse(status, KindTooMany, reason)
 		return
 	}
-	defer h.release(ip)
 
 	c := newClient(proto, user, ip, r.UserAgent(), after)
 	c.controlLimit = h.controlLimit
 	if h.opts.MsgRate > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(h.opts.MsgRate), max(1, h.opts.MsgBurst))
 	}
-	if err := h.m.HandleRequestWithKeys(w, r, map[string]any{clientKey: c}); err != nil {
-		// The upgrader has answered already (400 on a bad handshake).
-		h.RecordError(KindRefusedUpgrade, err.Error(), ip)
-		h.log.Info("refused upgrade", "remote", ip, "err", err)
+	keys := map[string]any{clientKey: c}
+	if handshakeOK(r) {
+		// Leave the HTTP server: see upgrade.go.
+		if conn, brw, err := http.NewResponseController(w).Hijack(); err == nil {
+			hj := &hijacked{conn: conn, brw: brw, header: w.Header()}
+			go h.upgrade(hj, handshakeRequest(r), keys, ip)
+			return
+		}
 	}
+	// A handshake the upgrader will refuse, answered through net/http; or
+	// a connection that cannot be taken out of the server.
+	defer h.release(ip)
+	if err := h.m.HandleRequestWithKeys(w, r, keys); err != nil {
+		h.upgradeFailed(err, ip)
+	}
+}
+
+// upgrade runs a session on a connection taken from the HTTP server, for as
+// long as it is open.
+func (h *Hub) upgrade(hj *hijacked, r *http.Request, keys map[string]any, ip string) {
+	defer h.release(ip)
+	defer func() {
+		// No net/http below to catch it: a panic here would end the process.
+		if v := recover(); v != nil {
+			h.RecordError(KindPanic, fmt.Sprint(v), ip)
+			h.log.Error("panic", "remote", ip, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			hj.conn.Close()
+		}
+	}()
+	if err := h.m.HandleRequestWithKeys(hj, r, keys); err != nil {
+		hj.refused()
+		h.upgradeFailed(err, ip)
+	}
+}
+
+// upgradeFailed logs an upgrade the upgrader refused; it has answered the
+// client already (400 on a bad handshake).
+func (h *Hub) upgradeFailed(err error, ip string) {
+	h.RecordError(KindRefusedUpgrade, err.Error(), ip)
+	h.log.Info("refused upgrade", "remote", ip, "err", err)
 }
 
 // admit counts an upgrade against the connection limits, or says why not.
@@ -179,6 +213,9 @@ func clientOf(s *melody.Session) *client {
 func (h *Hub) onConnect(s *melody.Session) {
 	c := clientOf(s)
 	c.s = s
+	// melody keeps the upgrade request for the session's life and never
+	// reads it again; what NoChat needs from it is in the client.
+	s.Request = nil
 	h.mu.Lock()
 	h.clients[c] = struct{}{}
 	h.byID[c.id] = c
