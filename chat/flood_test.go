@@ -70,7 +70,7 @@ func heapInUse() uint64 {
 }
 
 // waitOnline waits, up to a bound, until the hub has n sessions.
-func waitOnline(t *testing.T, h *chat.Hub, n int) {
+func waitOnline(t testing.TB, h *chat.Hub, n int) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for h.Online() != n {

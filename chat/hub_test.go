@@ -30,7 +30,7 @@ type room struct {
 }
 
 // newRoom runs a hub over a real database file behind a real HTTP server.
-func newRoom(t *testing.T, opts chat.Options) *room {
+func newRoom(t testing.TB, opts chat.Options) *room {
 	t.Helper()
 	store, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
 	if err != nil {

@@ -1,0 +1,127 @@
+package chat_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"nochat/chat"
+)
+
+// BenchmarkBroadcast shows what a message costs the server per recipient:
+// its allocations, which the hot path is meant to keep at zero (a message is
+// encoded once per subprotocol, and each recipient gets the same bytes).
+// The recipients are raw TCP connections that upgrade by hand and then only
+// count frames into a fixed buffer, so what allocates is the server alone.
+// A message is sent as REST sends do (Hub.Send, which returns once the
+// message is stored and handed out), so each op also holds one commit.
+//
+//	go test ./chat -run '^$' -bench Broadcast -benchtime 200x
+//
+// allocs/op, the whole message, should not grow with the clients; the
+// allocs/delivery figure divides it among them.
+func BenchmarkBroadcast(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
+			r := newRoom(b, chat.Options{MaxConnsPerIP: -1})
+			addr := r.srv.Listener.Addr().String()
+			var got atomic.Int64
+			var wg sync.WaitGroup
+			conns := make([]net.Conn, n)
+			for i := range conns {
+				conns[i] = rawEcho(b, addr)
+				wg.Go(func() { countTextFrames(conns[i], &got) })
+			}
+			defer func() {
+				for _, c := range conns {
+					c.Close()
+				}
+				wg.Wait()
+			}()
+			waitOnline(b, r.hub, n)
+
+			ctx := context.Background()
+			text := strings.Repeat("x", 64)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := r.hub.Send(ctx, "ann", text); err != nil {
+					b.Fatal(err)
+				}
+				// The next message waits for this one to reach everyone, so
+				// allocations are counted for complete deliveries only.
+				want := int64(i+1) * int64(n)
+				for got.Load() < want {
+					runtime.Gosched()
+				}
+			}
+			b.StopTimer()
+			runtime.ReadMemStats(&after)
+			deliveries := float64(b.N) * float64(n)
+			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N), "allocs/op")
+			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/deliveries, "allocs/delivery")
+			b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/deliveries, "B/delivery")
+		})
+	}
+}
+
+// rawEcho opens an echo-protocol WebSocket by hand.
+func rawEcho(b *testing.B, addr string) net.Conn {
+	b.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"+
+		"Sec-WebSocket-Protocol: echo-protocol\r\n\r\n", addr)
+	// Read the 101 byte by byte, so that no frame is left in a buffer.
+	var head []byte
+	one := make([]byte, 1)
+	for !strings.HasSuffix(string(head), "\r\n\r\n") {
+		if _, err := c.Read(one); err != nil {
+			b.Fatalf("handshake: %v after %q", err, head)
+		}
+		head = append(head, one[0])
+	}
+	if !strings.HasPrefix(string(head), "HTTP/1.1 101 ") {
+		b.Fatalf("handshake: %q", head)
+	}
+	return c
+}
+
+// countTextFrames reads server frames (unmasked) until the connection ends,
+// counting the text ones.
+func countTextFrames(c net.Conn, n *atomic.Int64) {
+	br := bufio.NewReaderSize(c, 64<<10)
+	var hdr [8]byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:2]); err != nil {
+			return
+		}
+		size := int64(hdr[1] & 0x7f)
+		switch size {
+		case 126:
+			if _, err := io.ReadFull(br, hdr[:2]); err != nil {
+				return
+			}
+			size = int64(hdr[0])<<8 | int64(hdr[1])
+		case 127:
+			return // no chat frame is this large
+		}
+		if _, err := br.Discard(int(size)); err != nil {
+			return
+		}
+		if hdr[0]&0x0f == 1 {
+			n.Add(1)
+		}
+	}
+}
