@@ -137,7 +137,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	// a connection that cannot be taken out of the server.
 	defer h.release(ip)
 	if err := h.m.HandleRequestWithKeys(w, r, keys); err != nil {
-		h.upgradeFailed(err, ip)
+		h.upgradeFailed(w, err, ip)
 	}
 }
 
@@ -154,14 +154,19 @@ func (h *Hub) upgrade(hj *hijacked, r *http.Request, keys map[string]any, ip str
 		}
 	}()
 	if err := h.m.HandleRequestWithKeys(hj, r, keys); err != nil {
+		h.upgradeFailed(hj, err, ip)
 		hj.refused()
-		h.upgradeFailed(err, ip)
 	}
 }
 
-// upgradeFailed logs an upgrade the upgrader refused; it has answered the
-// client already (400 on a bad handshake).
-func (h *Hub) upgradeFailed(err error, ip string) {
+// upgradeFailed logs an upgrade that did not happen. The upgrader has
+// answered a bad handshake already (400); melody, closed by a shutdown
+// under way, answers nothing, so the client is told here.
+func (h *Hub) upgradeFailed(w http.ResponseWriter, err error, ip string) {
+	if errors.Is(err, melody.ErrClosed) {
+		http.Error(w, "the server is shutting down", http.StatusServiceUnavailable)
+		return
+	}
 	h.RecordError(KindRefusedUpgrade, err.Error(), ip)
 	h.log.Info("refused upgrade", "remote", ip, "err", err)
 }
