@@ -58,9 +58,9 @@ type Store struct {
 	write *sql.DB
 	read  *sql.DB
 
-	// Prepared on the write connection, used in every Insert.
-	insertStmt  *sql.Stmt
-	findCIDStmt *sql.Stmt
+	// Prepared on the write connection, used in every Insert: stmts[k]
+	// inserts, and looks up the cids of, 1<<k messages (see chunk).
+	stmts [chunkSizes]chunkStmts
 
 	pruned atomic.Int64 // messages removed by Prune since Open
 	count  counter      // messages stored, kept by the Store's own writes
@@ -109,13 +109,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 
-	// Looked up before inserting rather than with ON CONFLICT DO NOTHING:
-	// a refused insert would still use up an AUTOINCREMENT id, leaving a
-	// hole in the room's ids for every re-send.
-	if s.insertStmt, err = write.PrepareContext(ctx, "INSERT INTO messages (user, message, timestamp, cid) VALUES (?, ?, ?, ?) RETURNING id"); err == nil {
-		s.findCIDStmt, err = write.PrepareContext(ctx, "SELECT "+columns+" FROM messages WHERE cid = ?")
-	}
-	if err != nil {
+	if err := s.prepare(ctx); err != nil {
+		s.closeStmts()
 		write.Close()
 		return nil, fmt.Errorf("open %s: prepare: %w", path, err)
 	}
@@ -168,9 +163,7 @@ func (s *Store) Close() error {
 	if s.read != nil {
 		errs = append(errs, s.read.Close())
 	}
-	for _, st := range []*sql.Stmt{s.insertStmt, s.findCIDStmt} {
-		errs = append(errs, st.Close())
-	}
+	errs = append(errs, s.closeStmts())
 	// Closing the last connection checkpoints the WAL into the main file.
 	errs = append(errs, s.write.Close())
 	return errors.Join(errs...)

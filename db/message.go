@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -109,6 +111,11 @@ func (s *Store) query(ctx context.Context, query string, args ...any) ([]Message
 // outcome is the earlier message, marked Duplicate. Either every draft is
 // stored or, on error, none is. The Writer calls this; use it directly only
 // where no Writer runs (tools, tests, the example database).
+//
+// A batch costs a few statements, not one or two per draft: one looks up
+// up to maxChunk CIDs, one inserts up to maxChunk rows. On 2 cores the
+// per-statement work of database/sql and SQLite, not the fsync, was what
+// bounded the Writer.
 func (s *Store) Insert(ctx context.Context, drafts []Draft) ([]Stored, error) {
 	out := make([]Stored, len(drafts))
 	tx, err := s.write.BeginTx(ctx, nil)
@@ -117,44 +124,175 @@ func (s *Store) Insert(ctx context.Context, drafts []Draft) ([]Stored, error) {
 	}
 	defer tx.Rollback()
 
-	// The statements are prepared once, on the one write connection, and
-	// bound to each transaction: no SQL is parsed per batch.
-	ins := tx.StmtContext(ctx, s.insertStmt)
-	defer ins.Close()
-	find := tx.StmtContext(ctx, s.findCIDStmt)
-	defer find.Close()
-
+	fresh, first, err := s.findStored(ctx, tx, drafts, out)
+	if err != nil {
+		return nil, fmt.Errorf("insert messages: find cid: %w", err)
+	}
 	now := time.Now().UnixMilli()
-	for i, d := range drafts {
-		if d.CID != "" {
-			var m Message
-			err := find.QueryRowContext(ctx, d.CID).Scan(&m.ID, &m.User, &m.Message, &m.Timestamp)
-			if err == nil {
-				out[i] = Stored{Message: m, Duplicate: true} // a re-send
-				continue
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return nil, fmt.Errorf("insert messages: find cid: %w", err)
-			}
-		}
-		var cid sql.NullString
-		if d.CID != "" {
-			cid = sql.NullString{String: d.CID, Valid: true}
-		}
-		m := Message{User: d.User, Message: d.Message, Timestamp: now}
-		if err := ins.QueryRowContext(ctx, m.User, m.Message, m.Timestamp, cid).Scan(&m.ID); err != nil {
+	args := make([]any, 0, 4*min(len(fresh), maxChunk))
+	for rest := fresh; len(rest) > 0; {
+		// The largest chunk that fits: a batch of n takes one statement
+		// per bit set in n (below maxChunk).
+		k := bits.Len(uint(min(len(rest), maxChunk))) - 1
+		if err := s.insertChunk(ctx, tx, k, drafts, rest[:1<<k], now, args, out); err != nil {
 			return nil, fmt.Errorf("insert messages: %w", err)
 		}
-		out[i] = Stored{Message: m}
+		rest = rest[1<<k:]
 	}
-	fresh := 0
-	for _, st := range out {
-		if !st.Duplicate {
-			fresh++
+	// A draft repeating the CID of an earlier draft in the batch is a
+	// re-send of that one, stored just now or before.
+	for i, d := range drafts {
+		if f := first[d.CID]; d.CID != "" && f != i {
+			out[i] = Stored{Message: out[f].Message, Duplicate: true}
 		}
 	}
-	if err := s.count.change(func() (int64, error) { return int64(fresh), tx.Commit() }); err != nil {
+	if err := s.count.change(func() (int64, error) { return int64(len(fresh)), tx.Commit() }); err != nil {
 		return nil, fmt.Errorf("insert messages: commit: %w", err)
 	}
 	return out, nil
+}
+
+// findStored marks in out, as Duplicate, each draft whose CID is already
+// stored, and returns the indexes of the drafts to store, in order, and the
+// index of the first draft of the batch with each CID.
+//
+// CIDs are looked up before inserting rather than refused with ON CONFLICT
+// DO NOTHING: a refused insert would still use up an AUTOINCREMENT id,
+// leaving a hole in the room's ids for every re-send.
+func (s *Store) findStored(ctx context.Context, tx *sql.Tx, drafts []Draft, out []Stored) (fresh []int, first map[string]int, err error) {
+	var cids []any
+	for i, d := range drafts {
+		if d.CID == "" {
+			continue
+		}
+		if first == nil {
+			first = make(map[string]int)
+		}
+		if _, ok := first[d.CID]; !ok {
+			first[d.CID] = i
+			cids = append(cids, d.CID)
+		}
+	}
+	for len(cids) > 0 {
+		// The smallest statement that holds the chunk, the rest of its
+		// parameters NULL, which no cid IN (...) matches.
+		n := min(len(cids), maxChunk)
+		k := bits.Len(uint(n - 1))
+		args := make([]any, 1<<k)
+		copy(args, cids[:n])
+		cids = cids[n:]
+		rows, err := tx.StmtContext(ctx, s.stmts[k].find).QueryContext(ctx, args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		for rows.Next() {
+			var m Message
+			var cid string
+			if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &cid); err != nil {
+				rows.Close()
+				return nil, nil, err
+			}
+			out[first[cid]] = Stored{Message: m, Duplicate: true} // a re-send
+		}
+		if err := rows.Close(); err != nil {
+			return nil, nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, nil, err
+		}
+	}
+	fresh = make([]int, 0, len(drafts))
+	for i, d := range drafts {
+		if d.CID == "" || (first[d.CID] == i && !out[i].Duplicate) {
+			fresh = append(fresh, i)
+		}
+	}
+	return fresh, first, nil
+}
+
+// insertChunk stores the drafts at idx, 1<<k of them, with one statement,
+// and fills in their outcomes. args is scratch space for the parameters.
+func (s *Store) insertChunk(ctx context.Context, tx *sql.Tx, k int, drafts []Draft, idx []int, now int64, args []any, out []Stored) error {
+	args = args[:0]
+	for _, i := range idx {
+		var cid any // NULL without a CID
+		if d := drafts[i]; d.CID != "" {
+			cid = d.CID
+		}
+		args = append(args, drafts[i].User, drafts[i].Message, now, cid)
+	}
+	res, err := tx.StmtContext(ctx, s.stmts[k].insert).ExecContext(ctx, args...)
+	if err != nil {
+		return err
+	}
+	// The rows took the ids last-n+1 ... last, in VALUES order. SQLite
+	// inserts a multi-row VALUES one row after the other, and AUTOINCREMENT
+	// gives each new row one more than the largest id the table ever had;
+	// nothing else can take an id meanwhile, since this transaction holds
+	// the database's write lock (BEGIN IMMEDIATE) and messages has no
+	// triggers. (RETURNING would name the ids too, but SQLite leaves the
+	// order of its rows unspecified.)
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n != int64(len(idx)) {
+		return fmt.Errorf("stored %d rows of %d", n, len(idx))
+	}
+	last, err := res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	for j, i := range idx {
+		d := drafts[i]
+		m := Message{ID: last - n + 1 + int64(j), User: d.User, Message: d.Message, Timestamp: now}
+		out[i] = Stored{Message: m}
+	}
+	return nil
+}
+
+// chunkSizes is how many statement sizes Store prepares: 1, 2, 4 ...
+// maxChunk rows. A batch of n drafts then takes at most one statement per
+// bit of n, and no SQL is parsed per batch.
+const chunkSizes = 9
+
+// maxChunk is the most drafts one statement inserts or looks up. At four
+// parameters a row it stays far below SQLite's limit of 32,766.
+const maxChunk = 1 << (chunkSizes - 1)
+
+// chunkStmts are the statements for one chunk size n.
+type chunkStmts struct {
+	insert *sql.Stmt // stores n messages
+	find   *sql.Stmt // returns the stored messages with any of n cids
+}
+
+// prepare prepares every chunk size's statements on the write connection.
+func (s *Store) prepare(ctx context.Context) error {
+	list := func(item string, n int) string {
+		return strings.TrimSuffix(strings.Repeat(item+", ", n), ", ")
+	}
+	for k := range s.stmts {
+		n := 1 << k
+		var err error
+		st := &s.stmts[k]
+		if st.insert, err = s.write.PrepareContext(ctx, "INSERT INTO messages (user, message, timestamp, cid) VALUES "+list("(?, ?, ?, ?)", n)); err != nil {
+			return err
+		}
+		if st.find, err = s.write.PrepareContext(ctx, "SELECT "+columns+", cid FROM messages WHERE cid IN ("+list("?", n)+")"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) closeStmts() error {
+	var errs []error
+	for _, st := range s.stmts {
+		for _, stmt := range []*sql.Stmt{st.insert, st.find} {
+			if stmt != nil {
+				errs = append(errs, stmt.Close())
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
