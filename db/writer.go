@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -135,5 +136,16 @@ func (w *Writer[T]) loop() {
 			}
 		}
 		w.onCommit(c)
+		// Let the senders just answered queue their next messages before
+		// the next batch is taken: yield while the queue still grows, up to
+		// a batch. Taken at once, they reached the queue in two waves on 2
+		// cores, and each commit carried about half of them (32 of 64
+		// senders, against ~60 now, for a third less CPU a message). With
+		// no one else to run, one yield returns at once: a lone message is
+		// still committed without delay, and no timer is involved.
+		for queued := -1; queued != len(w.in) && len(w.in) < w.maxBatch; {
+			queued = len(w.in)
+			runtime.Gosched()
+		}
 	}
 }
