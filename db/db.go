@@ -59,7 +59,7 @@ type Store struct {
 	read  *sql.DB
 
 	// Prepared on the write connection, used in every Insert: stmts[k]
-	// inserts, and looks up the cids of, 1<<k messages (see chunk).
+	// inserts, and looks up the cids of, 1<<k messages (see chunkStmts).
 	stmts [chunkSizes]chunkStmts
 
 	pruned atomic.Int64 // messages removed by Prune since Open
