@@ -166,7 +166,9 @@ func (s *Store) findStored(ctx context.Context, tx *sql.Tx, drafts []Draft, out 
 			continue
 		}
 		if first == nil {
-			first = make(map[string]int)
+			// Sized for the whole batch: most drafts carry a CID or none do.
+			first = make(map[string]int, len(drafts))
+			cids = make([]any, 0, len(drafts))
 		}
 		if _, ok := first[d.CID]; !ok {
 			first[d.CID] = i
