@@ -161,6 +161,10 @@ func TestBrowserTwoPagesChat(t *testing.T) {
 		connected(t, tab)
 		waitMessages(t, tab, "the stored history", contains("history before anyone came"))
 	}
+	// Each page shows who is here: both of them.
+	for _, tab := range []context.Context{ann, bob} {
+		waitPage(t, tab, "2 online", `document.getElementById('online-count').textContent === '2'`)
+	}
 	do(t, ann, chromedp.SendKeys(chromedp.ID("name"), "ann"))
 	say(t, ann, "hello bob")
 	waitMessages(t, bob, "ann's message", contains("hello bob"))
