@@ -116,10 +116,12 @@ func TestInsertSameCIDTwiceInABatch(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Enough drafts that the repeats land in another chunk than the first.
+	// Fillers with CIDs of their own: the batch's CIDs are looked up in
+	// several statements, and the one stored before is found by a later
+	// one than the first, past all the fillers.
 	drafts := []db.Draft{{User: "ann", Message: "first", CID: "twice"}}
 	for i := range 200 {
-		drafts = append(drafts, db.Draft{User: "bob", Message: fmt.Sprint("filler", i)})
+		drafts = append(drafts, db.Draft{User: "bob", Message: fmt.Sprint("filler", i), CID: fmt.Sprint("filler", i)})
 	}
 	drafts = append(drafts,
 		db.Draft{User: "ann", Message: "first", CID: "twice"}, // repeats drafts[0]
