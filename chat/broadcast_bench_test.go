@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"nochat/chat"
 )
@@ -60,7 +61,11 @@ func BenchmarkBroadcast(b *testing.B) {
 				// The next message waits for this one to reach everyone, so
 				// allocations are counted for complete deliveries only.
 				want := int64(i+1) * int64(n)
+				deadline := time.Now().Add(10 * time.Second)
 				for got.Load() < want {
+					if time.Now().After(deadline) {
+						b.Fatalf("message %d reached %d of %d clients", i, got.Load()-int64(i)*int64(n), n)
+					}
 					runtime.Gosched()
 				}
 			}

@@ -118,6 +118,14 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 		refuse(status, KindTooMany, reason)
 		return
 	}
+	// The connection counts against the limits until its session ends, on
+	// whichever goroutine that is.
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			h.release(ip)
+		}
+	}()
 
 	c := newClient(proto, user, ip, r.UserAgent(), after)
 	c.controlLimit = h.controlLimit
@@ -129,13 +137,13 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 		// Leave the HTTP server: see upgrade.go.
 		if conn, brw, err := http.NewResponseController(w).Hijack(); err == nil {
 			hj := &hijacked{conn: conn, brw: brw, header: w.Header()}
+			handedOver = true
 			go h.upgrade(hj, handshakeRequest(r), keys, ip)
 			return
 		}
 	}
 	// A handshake the upgrader will refuse, answered through net/http; or
 	// a connection that cannot be taken out of the server.
-	defer h.release(ip)
 	if err := h.m.HandleRequestWithKeys(w, r, keys); err != nil {
 		h.upgradeFailed(w, err, ip)
 	}
@@ -284,8 +292,8 @@ func (h *Hub) onError(s *melody.Session, err error) {
 
 // recoverSession turns a panic while handling a client's frame into an
 // error entry and a close 1011, instead of a session melody never cleans up
-// (its read loop runs inside the HTTP handler, whose recovery would skip
-// melody's unregister and close).
+// (a recovery further out, around melody's read loop, would skip melody's
+// unregister and close).
 func (h *Hub) recoverSession(c *client) {
 	if v := recover(); v != nil {
 		h.RecordError(KindPanic, fmt.Sprint(v), c.subject())

@@ -16,12 +16,12 @@ import (
 // for as long as the socket is open. Called from net/http's handler, that
 // keeps the whole HTTP connection alive underneath: the connection goroutine's
 // deep stack (8 KiB), the server's 4 KiB read and write buffers, the response
-// and request. That is about 14 KiB of a Pi's memory per idle socket, more
-// than the WebSocket itself needs. So ServeWS takes the connection out of the
-// server (net/http's Hijack), lets the HTTP handler return, and upgrades on a
-// goroutine of its own through hijacked, a ResponseWriter whose Hijack hands
-// over that connection. gorilla then reads through a small buffer of its own
-// (readBufferSize) and melody never sees net/http.
+// and request. So ServeWS takes the connection out of the server (net/http's
+// Hijack), lets the HTTP handler return, and upgrades on a goroutine of its
+// own through hijacked, a ResponseWriter whose Hijack hands over that
+// connection. gorilla then reads through a small buffer of its own
+// (readBufferSize) and melody never sees net/http. Measured at 5,000 idle
+// sockets, that took each from 31.7 KiB of RSS to 18.6 KiB (BENCHMARKS.md).
 
 // readBufferSize is each connection's read buffer. Frames longer than it are
 // read straight into the message, so it only bounds how many small frames
@@ -46,8 +46,9 @@ func handshakeOK(r *http.Request) bool {
 	return version && err == nil && len(key) == 16
 }
 
-// handshakeHeaders are the request headers the upgrade reads; melody keeps
-// the request for the life of the session, so it keeps only these.
+// handshakeHeaders are the request headers the upgrade reads. The upgrade
+// runs after the HTTP handler has returned, when the server's request is no
+// longer the handler's to use, so it gets a copy of these.
 var handshakeHeaders = []string{"Connection", "Upgrade", "Sec-Websocket-Version", "Sec-Websocket-Key", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "Origin"}
 
 // handshakeRequest is the part of r the upgrade needs, with no ties to the

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gorilla/websocket"
+	"github.com/olahol/melody"
 )
 
 // handshakeOK must agree with the upgrader: a request it passes is taken out
@@ -65,13 +66,14 @@ func TestHandshakeOKAgreesWithTheUpgrader(t *testing.T) {
 	}
 }
 
-// Should the upgrader refuse a handshake after ServeWS took the connection,
-// the client still gets a proper HTTP answer with its reason, then EOF.
+// An upgrade refused after ServeWS took the connection from the HTTP server
+// (melody closed by a shutdown under way, the one refusal handshakeOK leaves)
+// still gets a proper HTTP answer with its reason, then EOF.
 func TestRefusedAfterTakeoverAnswersOverTheConnection(t *testing.T) {
 	server, client := net.Pipe()
 	hj := &hijacked{conn: server, header: http.Header{"X-Frame-Options": {"DENY"}}}
 	go func() {
-		http.Error(hj, "websocket: request origin not allowed", http.StatusForbidden)
+		new(Hub).upgradeFailed(hj, melody.ErrClosed, "192.0.2.1")
 		hj.refused()
 	}()
 	resp, err := http.ReadResponse(bufio.NewReader(client), nil)
@@ -82,7 +84,7 @@ func TestRefusedAfterTakeoverAnswersOverTheConnection(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reading the body: %v", err)
 	}
-	if resp.StatusCode != http.StatusForbidden || string(body) != "websocket: request origin not allowed\n" {
+	if resp.StatusCode != http.StatusServiceUnavailable || string(body) != "the server is shutting down\n" {
 		t.Fatalf("got %d %q", resp.StatusCode, body)
 	}
 	if resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" || !resp.Close {
