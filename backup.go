@@ -16,10 +16,7 @@ import (
 // runBackup is `nochat backup [-db file] [-force] DEST`: a consistent copy of
 // the database, safe while the server runs, as a plain SQLite file.
 func runBackup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	dbPath := getenv("NOCHAT_DB")
-	if dbPath == "" {
-		dbPath = "nochat.db"
-	}
+	dbPath := envOr(getenv, "NOCHAT_DB", defaultDB)
 	flags := flag.NewFlagSet("nochat backup", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	flags.Usage = func() {

@@ -68,12 +68,7 @@ type config struct {
 // parseFlags reads flags, each defaulting to its NOCHAT_* environment
 // variable and then to the built-in default.
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
+	env := func(name, def string) string { return envOr(getenv, name, def) }
 	fs := flag.NewFlagSet("nochat", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -83,7 +78,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	var cfg config
 	var durability, level, origins, metrics, trustProxy, msgRate, maxConns, maxConnsPerIP, maxMessage, replayLimit, retainDays, retainMessages string
 	fs.StringVar(&cfg.addr, "addr", env("NOCHAT_ADDR", ":8080"), "`host:port` to listen on (NOCHAT_ADDR)")
-	fs.StringVar(&cfg.dbPath, "db", env("NOCHAT_DB", "nochat.db"), "SQLite database `file`, created if missing (NOCHAT_DB)")
+	fs.StringVar(&cfg.dbPath, "db", env("NOCHAT_DB", defaultDB), "SQLite database `file`, created if missing (NOCHAT_DB)")
 	fs.StringVar(&durability, "durability", env("NOCHAT_DURABILITY", "full"), "`full` survives power loss; normal is faster and may lose the last messages on power loss (NOCHAT_DURABILITY)")
 	fs.StringVar(&level, "log-level", env("NOCHAT_LOG_LEVEL", "info"), "log `level`: debug, info, warn or error (NOCHAT_LOG_LEVEL)")
 	fs.StringVar(&cfg.adminPassword, "admin-password", env("NOCHAT_ADMIN_PASSWORD", ""), "`password` for /admin; empty keeps the stored one, or generates one at first start and logs it once (NOCHAT_ADMIN_PASSWORD)")
@@ -203,12 +198,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		metrics = handlers.NewMetrics()
 		observer = metrics
 	}
+	// A connection, and an address sending over REST, may send bursts of
+	// twice the rate.
+	burst := int(max(1, 2*cfg.msgRate))
 	hub, err := chat.New(store, chat.Options{
 		Log:           log,
 		MsgRate:       orOff(cfg.msgRate),
-		MsgBurst:      int(max(1, 2*cfg.msgRate)),
+		MsgBurst:      burst,
 		MaxConns:      cfg.maxConns,
-		MaxConnsPerIP: int(orOff(float64(cfg.maxConnsPerIP))),
+		MaxConnsPerIP: orOff(cfg.maxConnsPerIP),
 		AllowOrigins:  cfg.allowOrigins,
 		TrustProxy:    cfg.trustProxy,
 		Observer:      observer,
@@ -219,6 +217,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		store.Close()
 		return err
 	}
+	version := buildVersion().Version
 	srv := &http.Server{
 		Handler: handlers.New(handlers.Deps{
 			Log:          log,
@@ -227,12 +226,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 			Assets:       static.New(),
 			Auth:         auth,
 			Metrics:      metrics,
-			Version:      buildVersion().Version,
-			Pruned:       store.Pruned,
+			Version:      version,
 			TrustProxy:   cfg.trustProxy,
 			AllowOrigins: cfg.allowOrigins,
 			SendRate:     cfg.msgRate,
-			SendBurst:    int(max(1, 2*cfg.msgRate)),
+			SendBurst:    burst,
 		}),
 		// Bounded header reads and idle keep-alives, so clients that open
 		// sockets and go quiet cannot hold them forever.
@@ -248,7 +246,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return fmt.Errorf("listen: %w", err)
 	}
 	stopRetention := startRetention(ctx, log, store, cfg.retention, time.Minute)
-	log.Info("NoChat is serving", "url", browseURL(ln.Addr()), "db", cfg.dbPath, "durability", string(cfg.durability), "version", buildVersion().Version)
+	log.Info("NoChat is serving", "url", browseURL(ln.Addr()), "db", cfg.dbPath, "durability", string(cfg.durability), "version", version)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -289,11 +287,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 }
 
 // orOff maps a flag's 0 ("no limit") to the hub's "off", a negative value.
-func orOff(v float64) float64 {
+func orOff[T int | float64](v T) T {
 	if v == 0 {
 		return -1
 	}
 	return v
+}
+
+// defaultDB is the database file when neither -db nor NOCHAT_DB names one.
+const defaultDB = "nochat.db"
+
+// envOr is the environment variable name, or def when it is unset or empty.
+func envOr(getenv func(string) string, name, def string) string {
+	if v := getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 // browseURL is the address to open in a browser for a listener address.

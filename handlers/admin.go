@@ -31,6 +31,7 @@ type adminStore interface {
 	Count(ctx context.Context) (int64, error)
 	Latest(ctx context.Context, n int) ([]db.Message, error)
 	Size() int64
+	Pruned() int64
 }
 
 // dashboardData gathers what the dashboard shows.
@@ -44,14 +45,10 @@ func dashboardData(ctx context.Context, hub adminHub, store adminStore, d Deps) 
 		return views.Dashboard{}, err
 	}
 	slices.Reverse(recent) // newest first
-	var pruned int64
-	if d.Pruned != nil {
-		pruned = d.Pruned()
-	}
 	return views.Dashboard{
 		Room:       hub.Snapshot(200),
 		Stored:     stored,
-		Pruned:     pruned,
+		Pruned:     store.Pruned(),
 		DBSize:     store.Size(),
 		Memory:     residentMemory(),
 		Goroutines: runtime.NumGoroutine(),

@@ -34,8 +34,6 @@ type Deps struct {
 	Metrics *Metrics
 	// Version is shown on the dashboard.
 	Version string
-	// Pruned, if set, counts the messages retention has removed.
-	Pruned func() int64
 
 	// TrustProxy takes client addresses from X-Forwarded-For.
 	TrustProxy bool
