@@ -9,12 +9,6 @@ import (
 	"path/filepath"
 )
 
-// Backup writes a consistent copy of the database to dest, a new file, while
-// the store stays in use: see BackupFile.
-func (s *Store) Backup(ctx context.Context, dest string) error {
-	return BackupFile(ctx, s.path, dest)
-}
-
 // BackupFile writes a consistent copy of the SQLite database at path to dest,
 // a new file: a plain database, restored by copying it back into place. It
 // refuses a dest that exists (an error wrapping fs.ErrExist) and removes a

@@ -98,7 +98,7 @@ func TestBackupWhileWriting(t *testing.T) {
 	prev := 0
 	for i := range 3 {
 		dest := filepath.Join(dir, fmt.Sprintf("backup-%d.db", i))
-		if err := s.Backup(ctx, dest); err != nil {
+		if err := db.BackupFile(ctx, s.Path(), dest); err != nil {
 			t.Fatal(err)
 		}
 		n := checkBackup(t, dest)
@@ -119,7 +119,7 @@ func TestBackupRefusesToOverwrite(t *testing.T) {
 	insert(t, s, "hello")
 	dest := filepath.Join(t.TempDir(), "backup.db")
 	os.WriteFile(dest, []byte("precious"), 0o600)
-	if err := s.Backup(ctx, dest); !errors.Is(err, fs.ErrExist) {
+	if err := db.BackupFile(ctx, s.Path(), dest); !errors.Is(err, fs.ErrExist) {
 		t.Fatalf("Backup over an existing file: %v, want fs.ErrExist", err)
 	}
 	if b, _ := os.ReadFile(dest); string(b) != "precious" {

@@ -175,13 +175,14 @@ func (s *Store) findStored(ctx context.Context, tx *sql.Tx, drafts []Draft, out 
 			cids = append(cids, d.CID)
 		}
 	}
+	args := make([]any, 0, maxChunk)
 	for len(cids) > 0 {
 		// The smallest statement that holds the chunk, the rest of its
 		// parameters NULL, which no cid IN (...) matches.
 		n := min(len(cids), maxChunk)
 		k := bits.Len(uint(n - 1))
-		args := make([]any, 1<<k)
-		copy(args, cids[:n])
+		args = args[:1<<k]
+		clear(args[copy(args, cids[:n]):])
 		cids = cids[n:]
 		rows, err := tx.StmtContext(ctx, s.stmts[k].find).QueryContext(ctx, args...)
 		if err != nil {
