@@ -32,6 +32,7 @@ func (nopObserver) Error(string)                        {}
 func (h *Hub) RecordError(kind, detail, subject string) {
 	h.errors.record(kind, detail, subject)
 	h.series.addError()
+	h.opts.Observer.Error(kind)
 	h.log.Info(kind, "detail", detail, "subject", subject)
 }
 
@@ -55,13 +56,10 @@ type Connection struct {
 
 // Snapshot is the live state of the room for the admin dashboard.
 type Snapshot struct {
+	Stats       // Online is len(Connections)
 	Taken       time.Time
 	Started     time.Time
-	Online      int
 	Peak        int
-	Broadcast   int64 // messages handed out since start
-	FellBehind  int64
-	SlowDropped int64
 	Connections []Connection // oldest first
 	Errors      []db.ErrorEntry
 	Series      Series
@@ -91,14 +89,13 @@ func (h *Hub) Snapshot(maxErrors int) Snapshot {
 	slices.SortFunc(conns, func(a, b Connection) int {
 		return cmp.Or(a.Since.Compare(b.Since), cmp.Compare(a.ID, b.ID))
 	})
+	st := h.Stats()
+	st.Online = len(conns)
 	return Snapshot{
+		Stats:       st,
 		Taken:       now,
 		Started:     h.started,
-		Online:      len(conns),
 		Peak:        peak,
-		Broadcast:   h.broadcasted.Load(),
-		FellBehind:  h.fellBehind.Load(),
-		SlowDropped: h.slowDropped.Load(),
 		Connections: conns,
 		Errors:      h.errors.list(maxErrors),
 		Series:      h.series.snapshot(now),
@@ -117,7 +114,7 @@ func (h *Hub) Disconnect(id, reason string) error {
 	if !ok {
 		return fmt.Errorf("disconnect %q: %w", id, ErrNoSession)
 	}
-	c.closeWith(websocket.ClosePolicyViolation, reason, time.Second)
+	c.closeWith(websocket.ClosePolicyViolation, reason)
 	return nil
 }
 

@@ -16,10 +16,10 @@ import (
 // The broadcaster keeps the newest encoded messages in memory, so that a
 // client a little behind (a burst overran its buffer, or it resumes after a
 // short drop) catches up without a database read. Bounded by count and by
-// bytes: a few thousand ordinary messages, never more than recentBytes.
+// bytes: a few thousand ordinary messages, never more than recentMaxBytes.
 const (
-	recentSize  = 4096
-	recentBytes = 2 << 20
+	recentSize     = 4096
+	recentMaxBytes = 2 << 20
 )
 
 // broadcaster is the state of the one goroutine that sends messages to
@@ -59,7 +59,7 @@ func (b *broadcaster) remember(f *frames) {
 	b.recent = append(b.recent, f)
 	b.recentBytes += f.size()
 	drop := 0
-	for len(b.recent)-drop > recentSize || (b.recentBytes > recentBytes && len(b.recent)-drop > 1) {
+	for len(b.recent)-drop > recentSize || (b.recentBytes > recentMaxBytes && len(b.recent)-drop > 1) {
 		b.floor = b.recent[drop].id
 		b.recentBytes -= b.recent[drop].size()
 		b.recent[drop] = nil
@@ -282,8 +282,7 @@ func (h *Hub) catchUp(c *client, after int64) {
 				return
 			}
 			if stalled := time.Since(time.Unix(0, c.lastWrite.Load())); c.queued.Load() > 0 && stalled > h.opts.SlowTimeout {
-				h.droppedSlow(c, "read nothing for "+stalled.Round(time.Second).String()+" while behind")
-				c.closeWith(websocket.ClosePolicyViolation, "too slow", time.Second)
+				h.dropSlow(c, "read nothing for "+stalled.Round(time.Second).String()+" while behind")
 				return
 			}
 		}
@@ -334,9 +333,14 @@ func (h *Hub) catchUp(c *client, after int64) {
 // client owed too many is disconnected as too slow, and resumes later.
 func (h *Hub) mustSend(c *client, frame []byte) {
 	if !c.send(frame) {
-		h.droppedSlow(c, "owed more than "+strconv.Itoa(maxOwed)+" acks and notices")
-		c.closeWith(websocket.ClosePolicyViolation, "too slow", time.Second)
+		h.dropSlow(c, "owed more than "+strconv.Itoa(maxOwed)+" acks and notices")
 	}
+}
+
+// dropSlow disconnects a client that is not reading, with 1008 "too slow".
+func (h *Hub) dropSlow(c *client, detail string) {
+	h.droppedSlow(c, detail)
+	c.closeWith(websocket.ClosePolicyViolation, "too slow")
 }
 
 // droppedSlow counts a session disconnected for not reading, once however

@@ -145,6 +145,10 @@ func (c *client) send(b []byte) bool {
 func (c *client) payOwed() {
 	c.owedMu.Lock()
 	defer c.owedMu.Unlock()
+	c.payLocked()
+}
+
+func (c *client) payLocked() {
 	for len(c.owed) > 0 && c.write(c.owed[0], c.controlLimit) {
 		c.owed[0] = nil
 		c.owed = c.owed[1:]
@@ -166,14 +170,17 @@ func (c *client) wrote() {
 	}
 }
 
+// closeGrace is how long a client told to go has to take its close frame.
+const closeGrace = time.Second
+
 // closeWith sends a close frame with a code and reason after what is queued,
-// and cuts the connection if the client has not gone by the grace period
-// (a client that does not read never takes the close frame).
-func (c *client) closeWith(code int, reason string, grace time.Duration) {
+// and cuts the connection if the client has not gone by closeGrace (a client
+// that does not read never takes the close frame).
+func (c *client) closeWith(code int, reason string) {
 	c.closing.Store(true)
 	c.s.CloseWithMsg(melody.FormatCloseMessage(code, reason))
 	go func() {
-		t := time.NewTimer(grace)
+		t := time.NewTimer(closeGrace)
 		defer t.Stop()
 		select {
 		case <-c.gone:

@@ -34,8 +34,7 @@ const errorLogSize = 1000
 // transaction at most once a second, and only when something changed, so a
 // storm of errors costs one small write a second and an idle server none.
 type errorLog struct {
-	store    *db.Store
-	observer Observer
+	store *db.Store
 
 	mu      sync.Mutex
 	entries map[errorKey]*db.ErrorEntry
@@ -44,12 +43,11 @@ type errorLog struct {
 
 type errorKey struct{ kind, detail string }
 
-func newErrorLog(store *db.Store, observer Observer) *errorLog {
+func newErrorLog(store *db.Store) *errorLog {
 	l := &errorLog{
-		store:    store,
-		observer: observer,
-		entries:  make(map[errorKey]*db.ErrorEntry),
-		dirty:    make(map[errorKey]bool),
+		store:   store,
+		entries: make(map[errorKey]*db.ErrorEntry),
+		dirty:   make(map[errorKey]bool),
 	}
 	// Earlier runs' errors, so the log survives a restart.
 	if saved, err := store.RecentErrors(context.Background(), errorLogSize); err == nil {
@@ -65,10 +63,7 @@ func newErrorLog(store *db.Store, observer Observer) *errorLog {
 var addrPort = regexp.MustCompile(`((?:\d{1,3}\.){3}\d{1,3}|\[[0-9a-fA-F:.]+\]):\d+`)
 
 func (l *errorLog) record(kind, detail, subject string) {
-	detail = addrPort.ReplaceAllString(detail, "$1")
-	if len(detail) > 300 {
-		detail = detail[:300] + "…"
-	}
+	detail = cut(addrPort.ReplaceAllString(detail, "$1"), 300)
 	now := time.Now().UnixMilli()
 	k := errorKey{kind, detail}
 	l.mu.Lock()
@@ -85,7 +80,6 @@ func (l *errorLog) record(kind, detail, subject string) {
 	e.LastSeen = now
 	l.dirty[k] = true
 	l.mu.Unlock()
-	l.observer.Error(kind)
 }
 
 func (l *errorLog) evictOldest() {

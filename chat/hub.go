@@ -171,7 +171,7 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 		byID:         make(map[string]*client),
 		perIP:        make(map[string]int),
 		started:      time.Now(),
-		errors:       newErrorLog(store, opts.Observer),
+		errors:       newErrorLog(store),
 		errorsDone:   make(chan struct{}),
 		controlLimit: int32(opts.SessionBuffer - 2),
 		streamLimit:  int32(opts.SessionBuffer * 3 / 4),
@@ -341,7 +341,7 @@ func (h *Hub) Close(ctx context.Context) error {
 
 	h.mu.Lock()
 	for c := range h.clients {
-		c.closeWith(websocket.CloseGoingAway, "server shutting down", time.Second)
+		c.closeWith(websocket.CloseGoingAway, "server shutting down")
 	}
 	h.mu.Unlock()
 

@@ -2,7 +2,6 @@ package chat
 
 import (
 	"encoding/json"
-	"errors"
 	"unicode/utf8"
 
 	"nochat/db"
@@ -119,18 +118,23 @@ func DecodeCommand(b []byte) (Command, error) {
 	return Command{}, &Refusal{"bad_request", "unknown type " + quote(env.Type) + ": want send, nick or typing"}
 }
 
-// quote shows a client's string in a reason, cut to at most 32 bytes at a
-// character boundary: cut inside one, it would show as \ufffd garbage.
+// quote shows a client's string in a reason, cut to at most 32 bytes.
 func quote(s string) string {
-	if len(s) > 32 {
-		cut := 32
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	b, _ := json.Marshal(s)
+	b, _ := json.Marshal(cut(s, 32))
 	return string(b)
+}
+
+// cut shortens s to at most n bytes, and marks that it did, at a character
+// boundary: cut inside one, it would show as \ufffd garbage, or be invalid
+// UTF-8 in the database.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // encode marshals a server frame. The payloads are plain structs of strings
@@ -143,11 +147,7 @@ func encode(typ string, data any) []byte {
 	return b
 }
 
-func errorFrame(err error, cid string) []byte {
-	var r *Refusal
-	if !errors.As(err, &r) {
-		r = &Refusal{"internal", "internal error"}
-	}
+func errorFrame(r *Refusal, cid string) []byte {
 	return encode("error", errorData{Code: r.Code, Message: r.Text, CID: cid})
 }
 

@@ -68,8 +68,7 @@ func OriginAllowed(r *http.Request, allow []string) bool {
 func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	ip := ClientIP(r, h.opts.TrustProxy)
 	refuse := func(status int, kind, reason string) {
-		h.RecordError(kind, reason, ip)
-		h.log.Info("refused upgrade", "remote", ip, "reason", reason)
+		h.RecordError(kind, reason, ip) // and logs it
 		http.Error(w, reason, status)
 	}
 	proto := pickProtocol(websocket.Subprotocols(r))
@@ -130,7 +129,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	c := newClient(proto, user, ip, r.UserAgent(), after)
 	c.controlLimit = h.controlLimit
 	if h.opts.MsgRate > 0 {
-		c.limiter = rate.NewLimiter(rate.Limit(h.opts.MsgRate), max(1, h.opts.MsgBurst))
+		c.limiter = rate.NewLimiter(rate.Limit(h.opts.MsgRate), h.opts.MsgBurst)
 	}
 	keys := map[string]any{clientKey: c}
 	if handshakeOK(r) {
@@ -156,8 +155,7 @@ func (h *Hub) upgrade(hj *hijacked, r *http.Request, keys map[string]any, ip str
 	defer func() {
 		// No net/http below to catch it: a panic here would end the process.
 		if v := recover(); v != nil {
-			h.RecordError(KindPanic, fmt.Sprint(v), ip)
-			h.log.Error("panic", "remote", ip, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			h.recordPanic(v, ip)
 			hj.conn.Close()
 		}
 	}()
@@ -175,8 +173,7 @@ func (h *Hub) upgradeFailed(w http.ResponseWriter, err error, ip string) {
 		http.Error(w, "the server is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	h.RecordError(KindRefusedUpgrade, err.Error(), ip)
-	h.log.Info("refused upgrade", "remote", ip, "err", err)
+	h.RecordError(KindRefusedUpgrade, err.Error(), ip) // and logs it
 }
 
 // admit counts an upgrade against the connection limits, or says why not.
@@ -240,7 +237,7 @@ func (h *Hub) onConnect(s *melody.Session) {
 	// A session whose upgrade finished just as Close began may have missed
 	// Close's round of close frames: Close sets closed before that round.
 	if h.closed.Load() || !h.do(func() { h.join(c) }) {
-		c.closeWith(websocket.CloseGoingAway, "server shutting down", time.Second)
+		c.closeWith(websocket.CloseGoingAway, "server shutting down")
 	}
 }
 
@@ -296,10 +293,15 @@ func (h *Hub) onError(s *melody.Session, err error) {
 // unregister and close).
 func (h *Hub) recoverSession(c *client) {
 	if v := recover(); v != nil {
-		h.RecordError(KindPanic, fmt.Sprint(v), c.subject())
-		h.log.Error("panic", "session", c.id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-		c.closeWith(websocket.CloseInternalServerErr, "internal error", time.Second)
+		h.recordPanic(v, c.subject())
+		c.closeWith(websocket.CloseInternalServerErr, "internal error")
 	}
+}
+
+// recordPanic files a recovered panic for the admin and logs its stack.
+func (h *Hub) recordPanic(v any, subject string) {
+	h.RecordError(KindPanic, fmt.Sprint(v), subject)
+	h.log.Error("panic", "subject", subject, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 }
 
 func (h *Hub) onBinary(s *melody.Session, _ []byte) {
@@ -395,17 +397,17 @@ func (h *Hub) refuse(c *client, err error, cid string) {
 		return
 	}
 	code := websocket.ClosePolicyViolation
-	switch r.Code {
-	case "invalid_utf8":
+	switch {
+	case r == ErrInvalidUTF8:
 		code = websocket.CloseInvalidFramePayloadData
-	case "binary_unsupported":
+	case r == ErrBinary:
 		code = websocket.CloseUnsupportedData
-	case "store_failed":
+	case r == ErrStore:
 		code = websocket.CloseInternalServerErr
-	case "unavailable":
+	case r == ErrShutdown:
 		code = websocket.CloseGoingAway
-	case "too_long":
+	case r.Code == "too_long": // errTooLong's, made per limit
 		code = websocket.CloseMessageTooBig
 	}
-	c.closeWith(code, r.Text, time.Second)
+	c.closeWith(code, r.Text)
 }
