@@ -272,10 +272,7 @@ func (h *Hub) catchUp(c *client, after int64) {
 		for c.queued.Load() > low || c.owedN.Load() > 0 {
 			select {
 			case <-c.drained:
-			case <-tick.C:
-				// Owed frames are paid as frames leave; should the last
-				// one have left just before they were owed, pay here.
-				c.payOwed()
+			case <-tick.C: // to notice a client that stopped reading
 			case <-c.gone:
 				return
 			case <-h.ctx.Done():

@@ -138,6 +138,10 @@ func (c *client) send(b []byte) bool {
 	}
 	c.owed = append(c.owed, b)
 	c.owedN.Add(1)
+	// Every frame queued may have left between the write above and owedN
+	// counting this one, their sent handlers seeing nothing owed: pay now.
+	// A frame leaving later sees owedN and pays.
+	c.payLocked()
 	return true
 }
 
