@@ -15,27 +15,30 @@ var errCrossOrigin = errors.New("cross-origin request refused: this action must 
 
 // guardSend protects the REST send routes: a page on another site may not
 // post in its visitors' names (unless allowed with -allow-origin), and each
-// client address may send at most SendRate messages a second.
-func guardSend(d Deps, next http.Handler) http.Handler {
+// client address may send at most SendRate messages a second, over all the
+// routes it guards together.
+func guardSend(d Deps) func(http.Handler) http.Handler {
 	var limiter *keyedLimiter
 	if d.SendRate > 0 {
 		limiter = newKeyedLimiter(rate.Limit(d.SendRate), max(1, d.SendBurst))
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !chat.OriginAllowed(r, d.AllowOrigins) {
-			d.Hub.RecordError(chat.KindBadOrigin, fmt.Sprintf("origin %.100s may not send here", r.Header.Get("Origin")), requestSubject(r, d.TrustProxy))
-			writeError(w, r, d.Log, http.StatusForbidden, errCrossOrigin)
-			return
-		}
-		if limiter != nil && !limiter.allow(chat.ClientIP(r, d.TrustProxy)) {
-			d.Hub.RecordError(chat.KindRateLimited, "REST sends over the rate limit", requestSubject(r, d.TrustProxy))
-			w.Header().Set("Retry-After", "1")
-			writeError(w, r, d.Log, http.StatusTooManyRequests, chat.ErrRateLimited)
-			return
-		}
-		allowOrigin(w, r, d.AllowOrigins)
-		next.ServeHTTP(w, r)
-	})
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !chat.OriginAllowed(r, d.AllowOrigins) {
+				d.Hub.RecordError(chat.KindBadOrigin, fmt.Sprintf("origin %.100s may not send here", r.Header.Get("Origin")), requestSubject(r, d.TrustProxy))
+				writeError(w, r, d.Log, http.StatusForbidden, errCrossOrigin)
+				return
+			}
+			if limiter != nil && !limiter.allow(chat.ClientIP(r, d.TrustProxy)) {
+				d.Hub.RecordError(chat.KindRateLimited, "REST sends over the rate limit", requestSubject(r, d.TrustProxy))
+				w.Header().Set("Retry-After", "1")
+				writeError(w, r, d.Log, http.StatusTooManyRequests, chat.ErrRateLimited)
+				return
+			}
+			allowOrigin(w, r, d.AllowOrigins)
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // allowCORS lets pages from the allowed origins read a route's answers.

@@ -33,6 +33,12 @@ const adminPassword = "correct horse battery staple"
 // newApp serves the real handlers over a real database file.
 func newApp(t *testing.T) *app {
 	t.Helper()
+	return newAppWith(t, nil)
+}
+
+// newAppWith is newApp with its Deps changed by change.
+func newAppWith(t *testing.T, change func(*handlers.Deps)) *app {
+	t.Helper()
 	store, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -46,10 +52,14 @@ func newApp(t *testing.T) *app {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(handlers.New(handlers.Deps{
+	deps := handlers.Deps{
 		Store: store, Hub: hub, Assets: static.New(), Auth: auth, Metrics: metrics, Version: "test",
 		SendRate: 1000, SendBurst: 1000,
-	}))
+	}
+	if change != nil {
+		change(&deps)
+	}
+	srv := httptest.NewServer(handlers.New(deps))
 	t.Cleanup(func() {
 		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -14,8 +14,9 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /{$}", handleRoot(d.Log, d.Hub, d.Store, d.Assets))
 	mux.Handle("GET /discussion/latest/{n}", allowCORS(d.AllowOrigins, handleLatest(d.Log, d.Store)))
 	mux.Handle("GET /discussion", allowCORS(d.AllowOrigins, handleHistory(d.Log, d.Store)))
-	mux.Handle("POST /discussion/{message}", guardSend(d, handleSendPath(d.Log, d.Hub)))
-	mux.Handle("POST /discussion", guardSend(d, handleSendJSON(d.Log, d.Hub)))
+	send := guardSend(d) // one limit for both ways to send
+	mux.Handle("POST /discussion/{message}", send(handleSendPath(d.Log, d.Hub)))
+	mux.Handle("POST /discussion", send(handleSendJSON(d.Log, d.Hub)))
 	mux.Handle("GET /healthz", handleHealth(d.Log, d.Store))
 	mux.Handle("GET /static/", d.Assets.Handler())
 	if d.Metrics != nil {
