@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
+
 	"nochat/chat"
 	"nochat/db"
 	"nochat/views"
@@ -35,7 +37,7 @@ type adminStore interface {
 }
 
 // dashboardData gathers what the dashboard shows.
-func dashboardData(ctx context.Context, hub adminHub, store adminStore, d Deps) (views.Dashboard, error) {
+func dashboardData(ctx context.Context, hub adminHub, store adminStore, version string) (views.Dashboard, error) {
 	stored, err := store.Count(ctx)
 	if err != nil {
 		return views.Dashboard{}, err
@@ -52,7 +54,7 @@ func dashboardData(ctx context.Context, hub adminHub, store adminStore, d Deps) 
 		DBSize:     store.Size(),
 		Memory:     residentMemory(),
 		Goroutines: runtime.NumGoroutine(),
-		Version:    d.Version,
+		Version:    version,
 		Recent:     recent,
 	}, nil
 }
@@ -72,49 +74,40 @@ func residentMemory() uint64 {
 	return m.Sys
 }
 
-func handleDashboard(log *slog.Logger, hub adminHub, store adminStore, d Deps, assets views.AdminAssets) http.Handler {
+// handleDashboard answers with the dashboard as view renders it: the whole
+// page, or the live part htmx refreshes.
+func handleDashboard(log *slog.Logger, hub adminHub, store adminStore, version string, view func(views.Dashboard) templ.Component) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		data, err := dashboardData(r.Context(), hub, store, d)
+		data, err := dashboardData(r.Context(), hub, store, version)
 		if err != nil {
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
 		}
-		render(w, r, log, http.StatusOK, views.AdminPage(assets, data))
+		render(w, r, log, http.StatusOK, view(data))
 	})
 }
 
-func handleLive(log *slog.Logger, hub adminHub, store adminStore, d Deps) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		data, err := dashboardData(r.Context(), hub, store, d)
-		if err != nil {
-			writeError(w, r, log, http.StatusInternalServerError, err)
-			return
-		}
-		render(w, r, log, http.StatusOK, views.AdminLive(data))
-	})
-}
-
-// afterAction answers an admin action: the refreshed dashboard for htmx,
-// a redirect back to it for a plain form post.
-func afterAction(w http.ResponseWriter, r *http.Request, log *slog.Logger, hub adminHub, store adminStore, d Deps) {
+// afterAction answers an admin action: the refreshed dashboard (live) for
+// htmx, a redirect back to it for a plain form post.
+func afterAction(w http.ResponseWriter, r *http.Request, live http.Handler) {
 	if r.Header.Get("HX-Request") == "" {
 		http.Redirect(w, r, "/admin", http.StatusSeeOther)
 		return
 	}
-	handleLive(log, hub, store, d).ServeHTTP(w, r)
+	live.ServeHTTP(w, r)
 }
 
-func handleDisconnect(log *slog.Logger, hub adminHub, store adminStore, d Deps) http.Handler {
+func handleDisconnect(log *slog.Logger, hub adminHub, live http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := hub.Disconnect(r.PathValue("id"), "disconnected by an admin"); err != nil {
 			writeError(w, r, log, http.StatusNotFound, errors.New("no such session: it may have left already"))
 			return
 		}
-		afterAction(w, r, log, hub, store, d)
+		afterAction(w, r, live)
 	})
 }
 
-func handleDeleteMessage(log *slog.Logger, hub adminHub, store adminStore, d Deps) http.Handler {
+func handleDeleteMessage(log *slog.Logger, hub adminHub, live http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 		if err != nil || id < 1 {
@@ -129,17 +122,17 @@ func handleDeleteMessage(log *slog.Logger, hub adminHub, store adminStore, d Dep
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
 		}
-		afterAction(w, r, log, hub, store, d)
+		afterAction(w, r, live)
 	})
 }
 
-func handleClearErrors(log *slog.Logger, hub adminHub, store adminStore, d Deps) http.Handler {
+func handleClearErrors(log *slog.Logger, hub adminHub, live http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := hub.ClearErrors(r.Context()); err != nil {
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
 		}
-		afterAction(w, r, log, hub, store, d)
+		afterAction(w, r, live)
 	})
 }
 
@@ -158,16 +151,15 @@ func handleLoginForm(log *slog.Logger, a *Auth, assets views.AdminAssets) http.H
 // (five, then one every 12 s), which makes guessing hopeless.
 func handleLogin(log *slog.Logger, a *Auth, hub adminHub, trustProxy bool, assets views.AdminAssets) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip := chat.ClientIP(r, trustProxy)
 		w.Header().Set("Cache-Control", "no-store")
-		if !a.tries.allow(ip) {
-			hub.RecordError(chat.KindRateLimited, "too many admin login attempts", "POST /admin/login from "+ip)
+		if !a.tries.allow(chat.ClientIP(r, trustProxy)) {
+			hub.RecordError(chat.KindRateLimited, "too many admin login attempts", requestSubject(r, trustProxy))
 			render(w, r, log, http.StatusTooManyRequests, views.LoginPage(assets, "Too many attempts. Wait a minute and try again."))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		if !a.check(r.PostFormValue("password")) {
-			hub.RecordError(chat.KindBadInput, "wrong admin password", "POST /admin/login from "+ip)
+			hub.RecordError(chat.KindBadInput, "wrong admin password", requestSubject(r, trustProxy))
 			render(w, r, log, http.StatusUnauthorized, views.LoginPage(assets, "That password is not right."))
 			return
 		}

@@ -187,12 +187,12 @@ func requireAdmin(a *Auth, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if strings.Contains(r.Header.Get("Accept"), "text/html") && r.Header.Get("HX-Request") == "" {
+		switch {
+		case r.Header.Get("HX-Request") != "":
+			w.Header().Set("HX-Redirect", "/admin/login") // the session ended: htmx goes to the login page
+		case strings.Contains(r.Header.Get("Accept"), "text/html"):
 			http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
 			return
-		}
-		if r.Header.Get("HX-Request") != "" {
-			w.Header().Set("HX-Redirect", "/admin/login") // the session ended: htmx goes to the login page
 		}
 		encode(w, http.StatusUnauthorized, errorBody{Error: "log in at /admin/login first"})
 	})

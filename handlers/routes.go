@@ -3,6 +3,8 @@ package handlers
 import (
 	"net/http"
 
+	"github.com/a-h/templ"
+
 	"nochat/chat"
 	"nochat/views"
 )
@@ -43,14 +45,19 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	post := cop.Handler
 	admin := func(h http.Handler) http.Handler { return requireAdmin(d.Auth, h) }
 
-	mux.Handle("GET /admin", admin(handleDashboard(d.Log, d.Hub, d.Store, d, assets)))
+	page := handleDashboard(d.Log, d.Hub, d.Store, d.Version, func(data views.Dashboard) templ.Component {
+		return views.AdminPage(assets, data)
+	})
+	live := handleDashboard(d.Log, d.Hub, d.Store, d.Version, views.AdminLive)
+
+	mux.Handle("GET /admin", admin(page))
 	mux.Handle("GET /admin/{$}", http.RedirectHandler("/admin", http.StatusMovedPermanently))
-	mux.Handle("GET /admin/live", admin(handleLive(d.Log, d.Hub, d.Store, d)))
+	mux.Handle("GET /admin/live", admin(live))
 	mux.Handle("GET /admin/login", handleLoginForm(d.Log, d.Auth, assets))
 	mux.Handle("POST /admin/login", post(handleLogin(d.Log, d.Auth, d.Hub, d.TrustProxy, assets)))
 	mux.Handle("POST /admin/logout", post(handleLogout(d.Auth)))
-	mux.Handle("POST /admin/sessions/{id}/disconnect", post(admin(handleDisconnect(d.Log, d.Hub, d.Store, d))))
-	mux.Handle("POST /admin/messages/{id}/delete", post(admin(handleDeleteMessage(d.Log, d.Hub, d.Store, d))))
-	mux.Handle("POST /admin/errors/clear", post(admin(handleClearErrors(d.Log, d.Hub, d.Store, d))))
+	mux.Handle("POST /admin/sessions/{id}/disconnect", post(admin(handleDisconnect(d.Log, d.Hub, live))))
+	mux.Handle("POST /admin/messages/{id}/delete", post(admin(handleDeleteMessage(d.Log, d.Hub, live))))
+	mux.Handle("POST /admin/errors/clear", post(admin(handleClearErrors(d.Log, d.Hub, live))))
 	mux.Handle("/admin/", admin(http.NotFoundHandler()))
 }

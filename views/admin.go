@@ -125,10 +125,7 @@ type bar struct {
 // bars scales a series to the chart: the tallest bar fills it. Minutes
 // without events get no bar.
 func bars(points []int64, what string, now time.Time) []bar {
-	var top int64 = 1
-	for _, p := range points {
-		top = max(top, p)
-	}
+	top := max(1, peakOf(points))
 	out := make([]bar, 0, len(points))
 	for i, p := range points {
 		if p == 0 {
