@@ -4,10 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
-	"fmt"
+	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -129,14 +128,17 @@ func (h *hijacked) refused() {
 	if status == 0 {
 		status = http.StatusInternalServerError
 	}
-	header := h.Header()
-	header.Set("Content-Length", strconv.Itoa(h.body.Len()))
-	header.Set("Connection", "close")
+	resp := &http.Response{
+		StatusCode:    status,
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h.Header(),
+		Body:          io.NopCloser(&h.body),
+		ContentLength: int64(h.body.Len()),
+		Close:         true,
+	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "HTTP/1.1 %03d %s\r\n", status, http.StatusText(status))
-	header.Write(&b)
-	b.WriteString("\r\n")
-	b.Write(h.body.Bytes())
+	resp.Write(&b)
 	h.conn.SetWriteDeadline(time.Now().Add(time.Second))
 	h.conn.Write(b.Bytes())
 	h.conn.Close()
