@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"nochat/db"
 )
@@ -49,7 +48,11 @@ func runBackup(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("backup: no database at %s (set -db or NOCHAT_DB): %w", dbPath, err)
 	}
 
-	err := backupTo(ctx, dbPath, dest, *force)
+	backup := db.BackupFile
+	if *force {
+		backup = db.ReplaceBackup
+	}
+	err := backup(ctx, dbPath, dest)
 	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("backup: %s exists; -force replaces it", dest)
 	}
@@ -61,27 +64,5 @@ func runBackup(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	fmt.Fprintf(stdout, "backed up %s to %s (%d bytes)\n", dbPath, dest, fi.Size())
-	return nil
-}
-
-// backupTo writes the backup to dest. With force it writes beside dest
-// first and renames over it, so a failed backup leaves the old one whole.
-func backupTo(ctx context.Context, dbPath, dest string, force bool) error {
-	if !force {
-		return db.BackupFile(ctx, dbPath, dest)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dest), filepath.Base(dest)+".partial-*")
-	if err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	tmp.Close()
-	os.Remove(tmp.Name()) // BackupFile wants a name that does not exist
-	if err := db.BackupFile(ctx, dbPath, tmp.Name()); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), dest); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("backup: %w", err)
-	}
 	return nil
 }
