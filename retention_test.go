@@ -137,7 +137,9 @@ func TestIdleServerWritesNothing(t *testing.T) {
 func TestBackupCommandWhileServerWrites(t *testing.T) {
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "nochat.db")
-	env := map[string]string{"NOCHAT_DB": dbPath}
+	// No rate limit: with the default, almost every post would be refused
+	// and the writes would be over before the first backup starts.
+	env := map[string]string{"NOCHAT_DB": dbPath, "NOCHAT_MSG_RATE": "0"}
 	s := start(t, env)
 	s.post(t, "ann", "first")
 
@@ -151,6 +153,10 @@ func TestBackupCommandWhileServerWrites(t *testing.T) {
 				break
 			}
 			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("POST during the backup: %d, want %d", resp.StatusCode, http.StatusOK)
+				break
+			}
 		}
 		posting <- n
 	}()
