@@ -216,19 +216,28 @@ func TestConnectionsThatNeverReadAreCutOffWithoutHarmingOthers(t *testing.T) {
 	// Every stuck connection is dropped for making no progress; the reader
 	// stays. (A connection that never reads and is sent nothing is dropped
 	// when it does not answer pings: TestKeepaliveDropsDeadPeersAndKeepsLiveOnes.)
-	frames := make(chan error, 1)
+	// The reader goroutine forwards every frame (presence frames come too),
+	// and its read error when the connection ends.
+	frames := make(chan []byte)
+	readErr := make(chan error, 1)
 	go func() {
 		for {
-			reader.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
-			if _, _, err := reader.conn.ReadMessage(); err != nil {
-				frames <- err
+			reader.conn.SetReadDeadline(time.Now().Add(readWait))
+			_, b, err := reader.conn.ReadMessage()
+			if err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case frames <- b:
+			case <-t.Context().Done(): // the test failed and stopped listening
 				return
 			}
 		}
 	}()
 	waitOnline(t, r.hub, 1)
 	select {
-	case err := <-frames:
+	case err := <-readErr:
 		t.Fatalf("the reader was disconnected: %v", err)
 	default:
 	}
@@ -240,8 +249,25 @@ func TestConnectionsThatNeverReadAreCutOffWithoutHarmingOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	timeout := time.After(readWait)
+	for received := false; !received; {
+		select {
+		case b := <-frames:
+			received = strings.Contains(string(b), "after the abuser")
+		case err := <-readErr:
+			t.Fatalf("the reader was disconnected before the message after the abuser: %v", err)
+		case <-timeout:
+			t.Fatalf("the reader got no message after the abuser within %v", readWait)
+		}
+	}
 	reader.conn.Close()
-	<-frames
+	for closed := false; !closed; {
+		select {
+		case <-frames: // a presence frame read before the close
+		case <-readErr:
+			closed = true
+		}
+	}
 	if m.ID != total+1 {
 		t.Fatalf("id %d, want %d", m.ID, total+1)
 	}
