@@ -90,8 +90,12 @@ func TestBackupWhileWriting(t *testing.T) {
 			time.Sleep(100 * time.Microsecond)
 		}
 	})
-	for live.Load() < 50 { // the writer is well under way
-		time.Sleep(time.Millisecond)
+	// The writer is well under way.
+	for deadline := time.Now().Add(10 * time.Second); live.Load() < 50; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			close(stop) // not waited for: a stuck writer would block it
+			t.Fatalf("%d messages committed after 10 s, want 50 before the first backup", live.Load())
+		}
 	}
 
 	dir := t.TempDir()
