@@ -202,13 +202,7 @@ func TestClientThatNeverReadsIsDisconnected(t *testing.T) {
 	var last int64
 	readMessages(t, fast, &last, total, 0)
 
-	deadline := time.Now().Add(10 * time.Second)
-	for r.hub.Online() > 1 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if n := r.hub.Online(); n != 1 {
-		t.Fatalf("%d sessions open, want only the reading one", n)
-	}
+	waitOnline(t, r.hub, 1) // only the reading one
 	if st := r.hub.Stats(); st.SlowDropped != 1 {
 		t.Fatalf("stats %+v: want one slow client dropped", st)
 	}
