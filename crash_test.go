@@ -203,20 +203,29 @@ func sendUntilKilled(t *testing.T, url, prefix string, a *acked) int {
 	return sent
 }
 
+// openIntact opens the database at path beside the server that uses it, and
+// fails the test unless SQLite finds the file intact. The caller closes it.
+func openIntact(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	conn, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var check string
+	if err := conn.QueryRow("PRAGMA integrity_check").Scan(&check); err != nil || check != "ok" {
+		conn.Close()
+		t.Fatalf("integrity_check: %q, %v", check, err)
+	}
+	return conn
+}
+
 // checkHistory opens the database beside the running server and checks that
 // every acked message is stored exactly once with the acked id, that ids are
 // unique and without holes, and that SQLite finds the file intact.
 func checkHistory(t *testing.T, dbPath string, a *acked) (rows int) {
 	t.Helper()
-	conn, err := sql.Open("sqlite", "file:"+dbPath+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := openIntact(t, dbPath)
 	defer conn.Close()
-	var check string
-	if err := conn.QueryRow("PRAGMA integrity_check").Scan(&check); err != nil || check != "ok" {
-		t.Fatalf("integrity_check: %q, %v", check, err)
-	}
 	q, err := conn.Query("SELECT id, message, coalesce(cid, '') FROM messages ORDER BY id")
 	if err != nil {
 		t.Fatal(err)
