@@ -12,13 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 	"unicode/utf8"
 
-	"nochat/chat"
 	"nochat/db"
-	"nochat/handlers"
-	"nochat/static"
 )
 
 // Fuzz targets for the REST parameters, driving the real handler (real
@@ -45,17 +41,7 @@ func newFuzzHandler(f *testing.F) (http.Handler, *db.Store) {
 	if _, err := store.Insert(context.Background(), drafts); err != nil {
 		f.Fatal(err)
 	}
-	hub, err := chat.New(store, chat.Options{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		hub.Close(ctx)
-		store.Close()
-	})
-	return handlers.New(handlers.Deps{Store: store, Hub: hub, Assets: static.New()}), store
+	return serveStore(f, store), store
 }
 
 // serve runs one request through h and checks what every REST answer must

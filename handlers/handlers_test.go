@@ -70,6 +70,23 @@ func newAppWith(t *testing.T, change func(*handlers.Deps)) *app {
 	return &app{srv: srv, store: store, hub: hub, metrics: metrics}
 }
 
+// serveStore serves the handlers, with a hub and default options, over s.
+// The hub and s are closed when the test or benchmark ends.
+func serveStore(tb testing.TB, s *db.Store) http.Handler {
+	tb.Helper()
+	hub, err := chat.New(s, chat.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hub.Close(ctx)
+		s.Close()
+	})
+	return handlers.New(handlers.Deps{Store: s, Hub: hub, Assets: static.New()})
+}
+
 type response struct {
 	status int
 	header http.Header

@@ -130,17 +130,7 @@ func openApp(b *testing.B, path string) http.Handler {
 	if err != nil {
 		b.Fatal(err)
 	}
-	hub, err := chat.New(store, chat.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		hub.Close(ctx)
-		store.Close()
-	})
-	return handlers.New(handlers.Deps{Store: store, Hub: hub, Assets: static.New()})
+	return serveStore(b, store)
 }
 
 // benchGet serves GET path over and over and reports, besides the mean
