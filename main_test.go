@@ -163,6 +163,8 @@ func TestRunServesChatAndKeepsHistoryAcrossRestart(t *testing.T) {
 }
 
 func TestFlagsAndEnvironment(t *testing.T) {
+	defaults := config{addr: ":8080", dbPath: "nochat.db", durability: "full"}
+	retaining := func(r retention) config { c := defaults; c.retention = r; return c }
 	tests := []struct {
 		name string
 		args []string
@@ -170,7 +172,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		want config
 		bad  string // part of the error, for a refused configuration
 	}{
-		{name: "defaults", want: config{addr: ":8080", dbPath: "nochat.db", durability: "full"}},
+		{name: "defaults, keeping every message", want: defaults},
 		{name: "env", env: map[string]string{"NOCHAT_ADDR": ":9000", "NOCHAT_DB": "/var/lib/x.db", "NOCHAT_DURABILITY": "normal"},
 			want: config{addr: ":9000", dbPath: "/var/lib/x.db", durability: "normal"}},
 		{name: "flags beat env", args: []string{"-addr", "127.0.0.1:1", "-db", "f.db"}, env: map[string]string{"NOCHAT_ADDR": ":9000"},
@@ -179,6 +181,12 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		{name: "addr not host:port", args: []string{"-addr", "8080"}, bad: "host:port"},
 		{name: "unknown flag", args: []string{"-nope"}, bad: "nope"},
 		{name: "stray argument", args: []string{"serve"}, bad: "serve"},
+		{name: "retention flags", args: []string{"-retain-days", "30", "-retain-messages", "10000"}, want: retaining(retention{days: 30, messages: 10000})},
+		{name: "retention env", env: map[string]string{"NOCHAT_RETAIN_DAYS": "7", "NOCHAT_RETAIN_MESSAGES": "500"}, want: retaining(retention{days: 7, messages: 500})},
+		{name: "retention flag beats env", args: []string{"-retain-days", "1"}, env: map[string]string{"NOCHAT_RETAIN_DAYS": "7"}, want: retaining(retention{days: 1})},
+		{name: "retain days not a number", args: []string{"-retain-days", "a week"}, bad: "-retain-days"},
+		{name: "negative retain count", args: []string{"-retain-messages", "-5"}, bad: "-retain-messages"},
+		{name: "bad retention env", env: map[string]string{"NOCHAT_RETAIN_MESSAGES": "lots"}, bad: "-retain-messages"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -193,7 +201,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.addr != tt.want.addr || got.dbPath != tt.want.dbPath || got.durability != tt.want.durability {
+			if got.addr != tt.want.addr || got.dbPath != tt.want.dbPath || got.durability != tt.want.durability || got.retention != tt.want.retention {
 				t.Fatalf("config = %+v, want %+v", got, tt.want)
 			}
 		})

@@ -20,42 +20,6 @@ import (
 	"nochat/db"
 )
 
-func TestRetentionFlags(t *testing.T) {
-	tests := []struct {
-		name string
-		args []string
-		env  map[string]string
-		want retention
-		bad  string
-	}{
-		{name: "keeps everything by default", want: retention{}},
-		{name: "flags", args: []string{"-retain-days", "30", "-retain-messages", "10000"}, want: retention{days: 30, messages: 10000}},
-		{name: "env", env: map[string]string{"NOCHAT_RETAIN_DAYS": "7", "NOCHAT_RETAIN_MESSAGES": "500"}, want: retention{days: 7, messages: 500}},
-		{name: "flag beats env", args: []string{"-retain-days", "1"}, env: map[string]string{"NOCHAT_RETAIN_DAYS": "7"}, want: retention{days: 1}},
-		{name: "days not a number", args: []string{"-retain-days", "a week"}, bad: "-retain-days"},
-		{name: "negative count", args: []string{"-retain-messages", "-5"}, bad: "-retain-messages"},
-		{name: "bad env", env: map[string]string{"NOCHAT_RETAIN_MESSAGES": "lots"}, bad: "-retain-messages"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := parseFlags(append([]string{"nochat"}, tt.args...), func(k string) string { return tt.env[k] }, io.Discard)
-			if tt.bad != "" {
-				var usage usageError
-				if !errors.As(err, &usage) || !strings.Contains(err.Error(), tt.bad) {
-					t.Fatalf("err = %v, want a usage error about %s", err, tt.bad)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := cfg.retention; got != tt.want {
-				t.Fatalf("retention = %+v, want %+v", got, tt.want)
-			}
-		})
-	}
-}
-
 // fileState is a database file's and its WAL's size and modification time.
 func fileState(t *testing.T, dbPath string) string {
 	t.Helper()
