@@ -250,13 +250,7 @@ func (a *app) doFrom(t *testing.T, n int, method, path, body string) response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return response{resp.StatusCode, resp.Header, string(b)}
+	return roundTrip(t, client, req)
 }
 
 func TestMethodsNotAllowed(t *testing.T) {
@@ -320,13 +314,7 @@ func TestTenMegabyteBodies(t *testing.T) {
 			t.Fatal(err)
 		}
 		req.ContentLength = length // -1: chunked, the size unknown up front
-		resp, err := a.srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return response{resp.StatusCode, resp.Header, string(b)}
+		return roundTrip(t, a.srv.Client(), req)
 	}
 	t.Run("JSON send with Content-Length", func(t *testing.T) {
 		w.mark(t)

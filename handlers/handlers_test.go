@@ -102,7 +102,13 @@ func (a *app) do(t *testing.T, method, path, body string) response {
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := a.srv.Client().Do(req)
+	return roundTrip(t, a.srv.Client(), req)
+}
+
+// roundTrip sends req with client and reads the whole answer.
+func roundTrip(t *testing.T, client *http.Client, req *http.Request) response {
+	t.Helper()
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
