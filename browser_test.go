@@ -211,21 +211,26 @@ func TestBrowserPhoneWidth(t *testing.T) {
 }
 
 // post sends a message over the tutorial's REST route.
+// post sends text as user through POST /discussion/{message} and fails the
+// test unless it is accepted.
 func (s *server) post(t *testing.T, user, text string) {
 	t.Helper()
-	resp, err := http.Post(s.url+"/discussion/"+url.PathEscape(text)+"?user="+url.QueryEscape(user), "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("POST %q: %d", text, resp.StatusCode)
+	if status, body := postStatus(t, s.url+"/discussion/"+url.PathEscape(text)+"?user="+url.QueryEscape(user)); status != 200 {
+		t.Fatalf("POST %q: %d %s", text, status, body)
 	}
 }
 
+// get returns the body at path, whatever the status.
 func (s *server) get(t *testing.T, path string) string {
 	t.Helper()
-	resp, err := http.Get(s.url + path)
+	_, body := getBody(t, s.url+path)
+	return body
+}
+
+// getBody fetches URL u and returns the status and the whole body.
+func getBody(t *testing.T, u string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +239,23 @@ func (s *server) get(t *testing.T, path string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
+	return resp.StatusCode, string(b)
+}
+
+// postStatus posts an empty body to URL u and returns the status and the
+// whole answer.
+func postStatus(t *testing.T, u string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(u, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
 }
 
 func TestBrowserSurvivesServerRestartWithoutLossOrDuplicates(t *testing.T) {

@@ -154,13 +154,7 @@ func sendUntilKilled(t *testing.T, url, prefix string, a *acked) int {
 		defer close(readerDone)
 		var lastID int64
 		for {
-			var f struct {
-				Type string
-				Data struct {
-					CID, Code, Message string
-					ID                 int64
-				}
-			}
+			var f v1Frame
 			if err := conn.ReadJSON(&f); err != nil {
 				return // the server is gone
 			}

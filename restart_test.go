@@ -35,6 +35,72 @@ type v1Frame struct {
 // wsURL is the WebSocket address of the server at http URL u.
 func wsURL(u string) string { return "ws" + strings.TrimPrefix(u, "http") + "/" }
 
+// v1 is a nochat.v1 test client of a running server.
+type v1 struct {
+	t    *testing.T
+	conn *websocket.Conn
+}
+
+// dialV1 connects user to the server at base and reads its hello.
+func dialV1(t *testing.T, base, user string) *v1 {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: []string{"nochat.v1"}, HandshakeTimeout: 5 * time.Second}
+	conn, _, err := d.Dial(wsURL(base)+"?user="+user, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &v1{t: t, conn: conn}
+	if f := c.next(); f.Type != "hello" {
+		t.Fatalf("first frame %+v, want hello", f)
+	}
+	return c
+}
+
+// next reads the next frame other than presence and typing.
+func (c *v1) next() v1Frame {
+	c.t.Helper()
+	for {
+		c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var f v1Frame
+		if err := c.conn.ReadJSON(&f); err != nil {
+			c.t.Fatalf("read: %v", err)
+		}
+		if f.Type != "presence" && f.Type != "typing" {
+			return f
+		}
+	}
+}
+
+func (c *v1) say(text, cid string) {
+	c.t.Helper()
+	if err := c.conn.WriteJSON(map[string]any{"type": "send", "data": map[string]string{"message": text, "cid": cid}}); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// sendOK sends a message and expects its ack, then the message itself.
+func (c *v1) sendOK(text, cid string) int64 {
+	c.t.Helper()
+	c.say(text, cid)
+	f := c.next()
+	if f.Type != "ack" || f.Data.CID != cid {
+		c.t.Fatalf("after sending %.40q… got %+v, want its ack", text, f)
+	}
+	if m := c.next(); m.Type != "message" || m.Data.ID != f.Data.ID || m.Data.Message != text {
+		c.t.Fatalf("after the ack got %+v, want message %d", m, f.Data.ID)
+	}
+	return f.Data.ID
+}
+
+// expectMessage expects the next frame to be the given message.
+func (c *v1) expectMessage(text string) {
+	c.t.Helper()
+	if f := c.next(); f.Type != "message" || f.Data.Message != text {
+		c.t.Fatalf("got %+v, want the message %.40q… (and no message in between)", f, text)
+	}
+}
+
 // sender keeps sending, through restarts.
 type sender struct {
 	name   string

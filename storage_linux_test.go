@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // Storage faults on a real filesystem: the database lives on a small tmpfs
@@ -85,71 +81,6 @@ func fillDisk(t *testing.T, dir string) (filler string) {
 	return filler
 }
 
-// v1 is a nochat.v1 test client of a running server.
-type v1 struct {
-	t    *testing.T
-	conn *websocket.Conn
-}
-
-func dialV1(t *testing.T, base, user string) *v1 {
-	t.Helper()
-	d := websocket.Dialer{Subprotocols: []string{"nochat.v1"}, HandshakeTimeout: 5 * time.Second}
-	conn, _, err := d.Dial("ws"+strings.TrimPrefix(base, "http")+"/?user="+user, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := &v1{t: t, conn: conn}
-	if f := c.next(); f.Type != "hello" {
-		t.Fatalf("first frame %+v, want hello", f)
-	}
-	return c
-}
-
-type diskFrame struct {
-	Type string
-	Data struct {
-		ID                       int64
-		CID, Code, Message, User string
-	}
-}
-
-// next reads the next frame other than presence and typing.
-func (c *v1) next() diskFrame {
-	c.t.Helper()
-	for {
-		c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		var f diskFrame
-		if err := c.conn.ReadJSON(&f); err != nil {
-			c.t.Fatalf("read: %v", err)
-		}
-		if f.Type != "presence" && f.Type != "typing" {
-			return f
-		}
-	}
-}
-
-func (c *v1) say(text, cid string) {
-	c.t.Helper()
-	if err := c.conn.WriteJSON(map[string]any{"type": "send", "data": map[string]string{"message": text, "cid": cid}}); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-// sendOK sends a message and expects its ack, then the message itself.
-func (c *v1) sendOK(text, cid string) int64 {
-	c.t.Helper()
-	c.say(text, cid)
-	f := c.next()
-	if f.Type != "ack" || f.Data.CID != cid {
-		c.t.Fatalf("after sending %.40q… got %+v, want its ack", text, f)
-	}
-	if m := c.next(); m.Type != "message" || m.Data.ID != f.Data.ID || m.Data.Message != text {
-		c.t.Fatalf("after the ack got %+v, want message %d", m, f.Data.ID)
-	}
-	return f.Data.ID
-}
-
 // sendRefused sends a message and expects store_failed for its cid, and no ack.
 func (c *v1) sendRefused(text, cid string) {
 	c.t.Helper()
@@ -158,36 +89,6 @@ func (c *v1) sendRefused(text, cid string) {
 	if f.Type != "error" || f.Data.Code != "store_failed" || f.Data.CID != cid {
 		c.t.Fatalf("sending %.40q… on a broken disk got %+v, want error store_failed for cid %s", text, f, cid)
 	}
-}
-
-// expectMessage expects the next frame to be the given message.
-func (c *v1) expectMessage(text string) {
-	c.t.Helper()
-	if f := c.next(); f.Type != "message" || f.Data.Message != text {
-		c.t.Fatalf("got %+v, want the message %.40q… (and no message in between)", f, text)
-	}
-}
-
-func getBody(t *testing.T, u string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-func postStatus(t *testing.T, u string) (int, string) {
-	t.Helper()
-	resp, err := http.Post(u, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 // readsWork checks that history and the page still serve what was stored.
@@ -293,12 +194,12 @@ func TestDiskFillingUpMidStreamAnswersEverySend(t *testing.T) {
 		go func() {
 			res := results[i]
 			sent := 0
-			answers := make(chan diskFrame, 64)
+			answers := make(chan v1Frame, 64)
 			go func() {
 				defer close(answers)
 				for {
 					c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-					var f diskFrame
+					var f v1Frame
 					if err := c.conn.ReadJSON(&f); err != nil {
 						return
 					}
@@ -307,7 +208,7 @@ func TestDiskFillingUpMidStreamAnswersEverySend(t *testing.T) {
 					}
 				}
 			}()
-			answer := func(f diskFrame) error {
+			answer := func(f v1Frame) error {
 				switch {
 				case f.Type == "ack":
 					res.acked[f.Data.CID] = true
