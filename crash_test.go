@@ -17,8 +17,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // The crash test runs the real binary, as a Pi would, and kills it with
@@ -141,8 +139,8 @@ type acked struct {
 // without waiting for acks, until its connection dies, recording each ack.
 // It returns how many it sent.
 func sendUntilKilled(t *testing.T, url, prefix string, a *acked) int {
-	d := websocket.Dialer{Subprotocols: []string{"nochat.v1"}, HandshakeTimeout: 5 * time.Second}
-	conn, _, err := d.Dial("ws"+strings.TrimPrefix(url, "http")+"/?user="+prefix, nil)
+	// Not dialV1: this runs in its own goroutine, where t.Fatal must not.
+	conn, err := dialV1Conn(url, "?user="+prefix)
 	if err != nil {
 		t.Errorf("%s: dial: %v", prefix, err)
 		return 0

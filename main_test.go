@@ -109,13 +109,7 @@ func TestRunServesChatAndKeepsHistoryAcrossRestart(t *testing.T) {
 	env := map[string]string{"NOCHAT_DB": dbPath}
 	s := start(t, env)
 
-	ws := "ws" + strings.TrimPrefix(s.url, "http") + "/"
-	d := websocket.Dialer{Subprotocols: []string{"nochat.v1"}}
-	conn, _, err := d.Dial(ws+"?user=ann", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialV1(t, s.url, "ann").conn
 	conn.WriteJSON(map[string]any{"type": "send", "data": map[string]any{"message": "kept across restarts", "cid": "k1"}})
 	var acked bool
 	for !acked {
@@ -130,6 +124,7 @@ func TestRunServesChatAndKeepsHistoryAcrossRestart(t *testing.T) {
 	s.shutdown(t)
 	// The socket was told the server is going away.
 	var ce *websocket.CloseError
+	var err error
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
 		if _, _, err = conn.ReadMessage(); err != nil {

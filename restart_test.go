@@ -41,11 +41,18 @@ type v1 struct {
 	conn *websocket.Conn
 }
 
+// dialV1Conn opens a nochat.v1 WebSocket to the server at base; query
+// follows the path ("?user=ann").
+func dialV1Conn(base, query string) (*websocket.Conn, error) {
+	d := websocket.Dialer{Subprotocols: []string{"nochat.v1"}, HandshakeTimeout: 5 * time.Second}
+	conn, _, err := d.Dial(wsURL(base)+query, nil)
+	return conn, err
+}
+
 // dialV1 connects user to the server at base and reads its hello.
 func dialV1(t *testing.T, base, user string) *v1 {
 	t.Helper()
-	d := websocket.Dialer{Subprotocols: []string{"nochat.v1"}, HandshakeTimeout: 5 * time.Second}
-	conn, _, err := d.Dial(wsURL(base)+"?user="+user, nil)
+	conn, err := dialV1Conn(base, "?user="+user)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,12 +188,11 @@ func (s *sender) run(url string, stop <-chan struct{}) {
 			return false
 		}
 	}
-	d := websocket.Dialer{Subprotocols: []string{"nochat.v1"}, HandshakeTimeout: 2 * time.Second}
 	for {
 		if stopping() && len(s.unacked()) == 0 {
 			return
 		}
-		conn, _, err := d.Dial(wsURL(url)+"?user="+s.name, nil)
+		conn, err := dialV1Conn(url, "?user="+s.name)
 		if err != nil {
 			if !stopping() {
 				s.queue() // typed while the server is away
@@ -262,14 +268,13 @@ func (r *reader) last() int64 {
 }
 
 func (r *reader) run(url string, stop <-chan struct{}) {
-	d := websocket.Dialer{Subprotocols: []string{"nochat.v1"}, HandshakeTimeout: 2 * time.Second}
 	for {
 		select {
 		case <-stop:
 			return
 		default:
 		}
-		conn, _, err := d.Dial(fmt.Sprintf("%s?user=reader&after=%d", wsURL(url), r.last()), nil)
+		conn, err := dialV1Conn(url, fmt.Sprintf("?user=reader&after=%d", r.last()))
 		if err != nil {
 			time.Sleep(20 * time.Millisecond)
 			continue
