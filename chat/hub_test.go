@@ -401,6 +401,10 @@ func TestCloseDeliversEverythingStoredThenSends1001(t *testing.T) {
 	sender := r.dial(t, "nochat.v1", "")
 	reader := r.dial(t, "nochat.v1", "")
 	echo := r.dial(t, "echo-protocol", "")
+	// An echo-protocol client gets no hello: its dial returns on the 101, a
+	// moment before the hub has it. One that joins only once Close has begun
+	// is rightly sent nothing, so wait until all three are in the room.
+	waitOnline(t, r.hub, 3)
 	for i := range 200 {
 		sender.say(fmt.Sprint("m", i), fmt.Sprint("c", i))
 	}
