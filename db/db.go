@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -49,7 +50,21 @@ func ParseDurability(s string) (Durability, error) {
 type Options struct {
 	Durability Durability
 	ReadConns  int // size of the read-only pool; 0 means one per CPU, at least 2
+
+	// DedupWindow is how long a sender's client id (a nochat.v1 cid or a
+	// REST Idempotency-Key) names its send: within it, a draft from the
+	// same sender with the same id is that send again. 0 means
+	// DefaultDedupWindow.
+	DedupWindow time.Duration
+	// Now is the clock that stamps messages and judges the window; nil
+	// means time.Now. Tests set it to move time without waiting.
+	Now func() time.Time
 }
+
+// DefaultDedupWindow is how long a client id names its send, by default. A
+// retry follows a reconnect: seconds later, or the next morning for a phone
+// that slept with a message still queued in the page. A day covers both.
+const DefaultDedupWindow = 24 * time.Hour
 
 // Store is the database: one write connection, owned by the Writer, and a
 // pool of read-only connections that never block it (WAL).
@@ -64,6 +79,9 @@ type Store struct {
 
 	pruned atomic.Int64 // messages removed by Prune since Open
 	count  counter      // messages stored, kept by the Store's own writes
+
+	dedupWindow time.Duration
+	now         func() time.Time
 }
 
 // Open opens (creating if needed) the database at path, checks it is in WAL
@@ -74,6 +92,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	if opts.ReadConns <= 0 {
 		opts.ReadConns = max(2, runtime.NumCPU())
+	}
+	if opts.DedupWindow <= 0 {
+		opts.DedupWindow = DefaultDedupWindow
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 
 	// Pragmas go in the DSN so that every pooled connection gets them; a
@@ -99,7 +123,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	s := &Store{path: path, write: write}
+	s := &Store{path: path, write: write, dedupWindow: opts.DedupWindow, now: opts.Now}
 	if err := s.checkWAL(ctx); err != nil {
 		write.Close()
 		return nil, err

@@ -8,7 +8,6 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
-	"time"
 )
 
 // Message is one chat line as stored, served over REST and broadcast. The
@@ -21,19 +20,32 @@ type Message struct {
 	Timestamp int64  `json:"timestamp"` // Unix milliseconds
 }
 
-// Draft is a message not yet stored. CID, when set, is the client's id for
-// the send: a second draft with the same CID is not stored again.
+// Draft is a message not yet stored. CID, when set, is the sender's id for
+// the send (a nochat.v1 cid, a REST Idempotency-Key): within the Store's
+// DedupWindow, a later draft from the same User with the same CID is that
+// send again and is not stored again.
 type Draft struct {
 	User    string
 	Message string
 	CID     string
 }
 
-// Stored is the outcome of storing one draft.
+// Stored is the outcome of storing one draft. With Duplicate or Reused set,
+// nothing was stored and Message is the earlier message the CID names.
 type Stored struct {
 	Message   Message
-	Duplicate bool // the CID was stored before; Message is that earlier message
+	Duplicate bool // the same send again: the CID names a message with this text
+	Reused    bool // the CID names a message with another text: refused
 }
+
+// sendKey is what a CID is unique within: one sender's sends. Today a sender
+// is its user name; with accounts it becomes the user id, here, in the find
+// statement and in the index messages_sender_cid.
+type sendKey struct {
+	user, cid string
+}
+
+func (d Draft) key() sendKey { return sendKey{user: d.User, cid: d.CID} }
 
 const columns = "id, user, message, timestamp"
 
@@ -107,8 +119,9 @@ func (s *Store) query(ctx context.Context, query string, args ...any) ([]Message
 }
 
 // Insert stores drafts in one transaction, in order, and returns what each
-// became. A draft whose CID is already stored is not stored again: its
-// outcome is the earlier message, marked Duplicate. Either every draft is
+// became. A draft whose sender stored its CID within the DedupWindow is not
+// stored again: its outcome is the earlier message, marked Duplicate when
+// the text is the same and Reused when it is not. Either every draft is
 // stored or, on error, none is. The Writer calls this; use it directly only
 // where no Writer runs (tools, tests, the example database).
 //
@@ -124,11 +137,11 @@ func (s *Store) Insert(ctx context.Context, drafts []Draft) ([]Stored, error) {
 	}
 	defer tx.Rollback()
 
-	fresh, first, err := s.findStored(ctx, tx, drafts, out)
+	now := s.now().UnixMilli()
+	fresh, first, err := s.findStored(ctx, tx, drafts, now-s.dedupWindow.Milliseconds(), out)
 	if err != nil {
 		return nil, fmt.Errorf("insert messages: find cid: %w", err)
 	}
-	now := time.Now().UnixMilli()
 	args := make([]any, 0, 4*min(len(fresh), maxChunk))
 	for rest := fresh; len(rest) > 0; {
 		// The largest chunk that fits: a batch of n takes one statement
@@ -139,11 +152,12 @@ func (s *Store) Insert(ctx context.Context, drafts []Draft) ([]Stored, error) {
 		}
 		rest = rest[1<<k:]
 	}
-	// A draft repeating the CID of an earlier draft in the batch is a
-	// re-send of that one, stored just now or before.
+	// A draft repeating the CID of an earlier draft of its sender in the
+	// batch names what that one named: the message stored just now or
+	// before.
 	for i, d := range drafts {
-		if f := first[d.CID]; d.CID != "" && f != i {
-			out[i] = Stored{Message: out[f].Message, Duplicate: true}
+		if f, ok := first[d.key()]; ok && f != i {
+			out[i] = outcome(out[f].Message, d)
 		}
 	}
 	if err := s.count.change(func() (int64, error) { return int64(len(fresh)), tx.Commit() }); err != nil {
@@ -152,38 +166,54 @@ func (s *Store) Insert(ctx context.Context, drafts []Draft) ([]Stored, error) {
 	return out, nil
 }
 
-// findStored marks in out, as Duplicate, each draft whose CID is already
-// stored, and returns the indexes of the drafts to store, in order, and the
-// index of the first draft of the batch with each CID.
+// outcome is what a draft becomes whose CID names the stored message m: the
+// same send again, or a CID reused for another text.
+func outcome(m Message, d Draft) Stored {
+	if m.Message == d.Message {
+		return Stored{Message: m, Duplicate: true}
+	}
+	return Stored{Message: m, Reused: true}
+}
+
+// findStored marks in out each draft whose sender stored its CID at or after
+// since (Duplicate or Reused), and returns the indexes of the drafts to
+// store, in order, and the index of the first draft of the batch with each
+// sender's CID.
 //
 // CIDs are looked up before inserting rather than refused with ON CONFLICT
 // DO NOTHING: a refused insert would still use up an AUTOINCREMENT id,
-// leaving a hole in the room's ids for every re-send.
-func (s *Store) findStored(ctx context.Context, tx *sql.Tx, drafts []Draft, out []Stored) (fresh []int, first map[string]int, err error) {
-	var cids []any
+// leaving a hole in the room's ids for every re-send. The lookup is by CID
+// and sender together, so however many senders use one CID, it reads only
+// the rows of the senders in the batch.
+func (s *Store) findStored(ctx context.Context, tx *sql.Tx, drafts []Draft, since int64, out []Stored) (fresh []int, first map[sendKey]int, err error) {
+	var keys []sendKey
 	for i, d := range drafts {
 		if d.CID == "" {
 			continue
 		}
 		if first == nil {
 			// Sized for the whole batch: most drafts carry a CID or none do.
-			first = make(map[string]int, len(drafts))
-			cids = make([]any, 0, len(drafts))
+			first = make(map[sendKey]int, len(drafts))
+			keys = make([]sendKey, 0, len(drafts))
 		}
-		if _, ok := first[d.CID]; !ok {
-			first[d.CID] = i
-			cids = append(cids, d.CID)
+		if _, ok := first[d.key()]; !ok {
+			first[d.key()] = i
+			keys = append(keys, d.key())
 		}
 	}
-	args := make([]any, 0, maxChunk)
-	for len(cids) > 0 {
+	args := make([]any, 0, 2*maxChunk+1)
+	for len(keys) > 0 {
 		// The smallest statement that holds the chunk, the rest of its
-		// parameters NULL, which no cid IN (...) matches.
-		n := min(len(cids), maxChunk)
+		// pairs NULL, which no (cid, user) IN (...) matches.
+		n := min(len(keys), maxChunk)
 		k := bits.Len(uint(n - 1))
-		args = args[:1<<k]
-		clear(args[copy(args, cids[:n]):])
-		cids = cids[n:]
+		args = args[:2<<k+1]
+		clear(args)
+		for j, key := range keys[:n] {
+			args[2*j], args[2*j+1] = key.cid, key.user
+		}
+		args[2<<k] = since
+		keys = keys[n:]
 		rows, err := tx.StmtContext(ctx, s.stmts[k].find).QueryContext(ctx, args...)
 		if err != nil {
 			return nil, nil, err
@@ -195,7 +225,10 @@ func (s *Store) findStored(ctx context.Context, tx *sql.Tx, drafts []Draft, out 
 				rows.Close()
 				return nil, nil, err
 			}
-			out[first[cid]] = Stored{Message: m, Duplicate: true} // a re-send
+			// In id order: with several in the window (a clock set back),
+			// the newest is what the CID names.
+			i := first[sendKey{user: m.User, cid: cid}]
+			out[i] = outcome(m, drafts[i])
 		}
 		if err := rows.Close(); err != nil {
 			return nil, nil, err
@@ -206,7 +239,7 @@ func (s *Store) findStored(ctx context.Context, tx *sql.Tx, drafts []Draft, out 
 	}
 	fresh = make([]int, 0, len(drafts))
 	for i, d := range drafts {
-		if d.CID == "" || (first[d.CID] == i && !out[i].Duplicate) {
+		if d.CID == "" || (first[d.key()] == i && !out[i].Duplicate && !out[i].Reused) {
 			fresh = append(fresh, i)
 		}
 	}
@@ -268,7 +301,7 @@ const maxChunk = 1 << (chunkSizes - 1)
 // chunkStmts are the statements for one chunk size n.
 type chunkStmts struct {
 	insert *sql.Stmt // stores n messages
-	find   *sql.Stmt // returns the stored messages with any of n cids
+	find   *sql.Stmt // returns the stored messages of n (cid, sender) pairs since a time
 }
 
 // prepare prepares every chunk size's statements on the write connection.
@@ -283,7 +316,9 @@ func (s *Store) prepare(ctx context.Context) error {
 		if st.insert, err = s.write.PrepareContext(ctx, "INSERT INTO messages (user, message, timestamp, cid) VALUES "+list("(?, ?, ?, ?)", n)); err != nil {
 			return err
 		}
-		if st.find, err = s.write.PrepareContext(ctx, "SELECT "+columns+", cid FROM messages WHERE cid IN ("+list("?", n)+")"); err != nil {
+		// "cid IS NOT NULL" lets SQLite use the partial index
+		// messages_sender_cid: a search per pair, not a scan.
+		if st.find, err = s.write.PrepareContext(ctx, "SELECT "+columns+", cid FROM messages WHERE cid IS NOT NULL AND (cid, user) IN (VALUES "+list("(?, ?)", n)+") AND timestamp >= ? ORDER BY id"); err != nil {
 			return err
 		}
 	}
