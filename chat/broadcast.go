@@ -144,7 +144,7 @@ func (h *Hub) deliver(c db.Commit[origin]) {
 		if it.Tag.reply == nil {
 			h.answer(it, nil)
 		}
-		if !it.Duplicate && it.Message.ID > h.b.lastID {
+		if !it.Duplicate && !it.Reused && it.Message.ID > h.b.lastID {
 			f := encodeMessage(it.Message)
 			h.recentMu.Lock()
 			h.b.remember(f)
@@ -176,17 +176,22 @@ func (h *Hub) deliver(c db.Commit[origin]) {
 
 func (h *Hub) answer(it db.Item[origin], err error) {
 	o := it.Tag
+	switch {
+	case err != nil:
+		err = ErrStore
+	case it.Reused:
+		// A cid names one send: another text under it is refused, never
+		// acked as if it were the message the cid names.
+		err = ErrCIDReused
+	}
 	if o.reply != nil {
-		if err != nil {
-			err = ErrStore
-		}
-		o.reply <- sendResult{msg: it.Message, err: err}
+		o.reply <- sendResult{stored: it.Stored, err: err}
 	}
 	if o.c == nil {
 		return
 	}
 	if err != nil {
-		h.refuse(o.c, ErrStore, o.cid)
+		h.refuse(o.c, err, o.cid)
 		return
 	}
 	if o.c.proto == V1 {

@@ -56,7 +56,7 @@ func FuzzDecodeCommand(f *testing.F) {
 		// hub refuses invalid UTF-8 before decoding) and a usable cid.
 		switch cmd.Type {
 		case "send":
-			if !validCID(cmd.CID) {
+			if !ValidCID(cmd.CID) {
 				t.Fatalf("decoded cid %q is not valid", cmd.CID)
 			}
 		case "nick", "typing":

@@ -147,8 +147,8 @@ type origin struct {
 }
 
 type sendResult struct {
-	msg db.Message
-	err error
+	stored db.Stored
+	err    error
 }
 
 // New builds a hub over an open store and starts its writer and broadcaster.
@@ -235,26 +235,40 @@ func (h *Hub) flushErrors() {
 // Send stores a message from outside a WebSocket (REST), broadcasts it like
 // any other, and returns it once it is committed and handed to every client.
 func (h *Hub) Send(ctx context.Context, user, text string) (db.Message, error) {
+	st, err := h.SendOnce(ctx, user, text, "")
+	return st.Message, err
+}
+
+// SendOnce is Send with a key that names the send, as a cid does on
+// nochat.v1 (a REST Idempotency-Key; "" for none): a send from the same user
+// with the same key within the store's de-duplication window is not stored
+// again. It then returns the message first stored, marked Duplicate; with
+// another text, ErrCIDReused. If ctx ends after the message was queued, it
+// returns ErrUnconfirmed: the message is stored all the same.
+func (h *Hub) SendOnce(ctx context.Context, user, text, key string) (db.Stored, error) {
 	user, err := cleanName(user, h.opts.MaxNameLen)
 	if err != nil {
-		return db.Message{}, err
+		return db.Stored{}, err
 	}
 	msg, err := cleanMessage(text, h.opts.MaxMessageLen)
 	if err != nil {
-		return db.Message{}, err
+		return db.Stored{}, err
+	}
+	if !ValidCID(key) {
+		return db.Stored{}, ErrBadCID
 	}
 	reply := make(chan sendResult, 1)
-	if err := h.writer.Submit(ctx, db.Draft{User: user, Message: msg}, origin{reply: reply}); err != nil {
+	if err := h.writer.Submit(ctx, db.Draft{User: user, Message: msg, CID: key}, origin{reply: reply}); err != nil {
 		if errors.Is(err, db.ErrClosed) {
-			return db.Message{}, ErrShutdown
+			return db.Stored{}, ErrShutdown
 		}
-		return db.Message{}, err
+		return db.Stored{}, err
 	}
 	select {
 	case r := <-reply:
-		return r.msg, r.err
+		return r.stored, r.err
 	case <-ctx.Done():
-		return db.Message{}, ctx.Err()
+		return db.Stored{}, fmt.Errorf("%w (%w)", ErrUnconfirmed, ctx.Err())
 	}
 }
 

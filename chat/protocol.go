@@ -102,7 +102,7 @@ func DecodeCommand(b []byte) (Command, error) {
 		if d.Message == nil {
 			return Command{}, &Refusal{"bad_request", "send: message is missing"}
 		}
-		if !validCID(d.CID) {
+		if !ValidCID(d.CID) {
 			return Command{}, ErrBadCID
 		}
 		return Command{Type: "send", Message: *d.Message, CID: d.CID}, nil

@@ -27,6 +27,11 @@ var (
 	ErrStore       = &Refusal{"store_failed", "the message could not be stored; try again"}
 	ErrShutdown    = &Refusal{"unavailable", "the server is shutting down; reconnect shortly"}
 	ErrRateLimited = &Refusal{"rate_limited", "you are sending too fast; wait a moment"}
+	ErrCIDReused   = &Refusal{"cid_reused", "this cid was used for another message: give each new message a new cid"}
+	// ErrUnconfirmed is a REST send whose sender stopped waiting after it
+	// was queued: it is stored, or is about to be; a retry with the same
+	// Idempotency-Key tells which without storing it twice.
+	ErrUnconfirmed = &Refusal{"unconfirmed", "the message was queued but its commit was not awaited: send it again with the same Idempotency-Key to get its id without storing it twice"}
 )
 
 func errTooLong(limit int) *Refusal {
@@ -93,8 +98,10 @@ func cleanName(s string, limit int) (string, error) {
 	return s, nil
 }
 
-// validCID accepts the client ids browsers make (UUIDs) and anything similar.
-func validCID(s string) bool {
+// ValidCID reports whether s may be a client id (a nochat.v1 cid or a REST
+// Idempotency-Key): at most 64 printable ASCII characters, no spaces, as the
+// ids browsers make (UUIDs) and anything similar; "" is no id.
+func ValidCID(s string) bool {
 	if len(s) > 64 {
 		return false
 	}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"nochat/chat"
 	"nochat/db"
 )
 
@@ -122,10 +123,17 @@ func handleSendPath(log *slog.Logger, hub sender) http.Handler {
 			writeError(w, r, log, http.StatusBadRequest, err)
 			return
 		}
-		if _, err := hub.Send(r.Context(), user, r.PathValue("message")); err != nil {
-			writeError(w, r, log, sendStatus(err), err)
+		key, err := idempotencyKey(r)
+		if err != nil {
+			writeError(w, r, log, http.StatusBadRequest, err)
 			return
 		}
+		st, err := hub.SendOnce(r.Context(), user, r.PathValue("message"), key)
+		if err != nil {
+			writeSendError(w, r, log, err)
+			return
+		}
+		markReplay(w, st)
 		encode(w, http.StatusOK, statusBody{Status: "OK"})
 	})
 }
@@ -139,6 +147,11 @@ type sendBody struct {
 // the stored message.
 func handleSendJSON(log *slog.Logger, hub sender) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, err := idempotencyKey(r)
+		if err != nil {
+			writeError(w, r, log, http.StatusBadRequest, err)
+			return
+		}
 		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 		if err != nil {
 			var tooBig *http.MaxBytesError
@@ -170,13 +183,58 @@ func handleSendJSON(log *slog.Logger, hub sender) http.Handler {
 			writeError(w, r, log, http.StatusBadRequest, errors.New("message is missing"))
 			return
 		}
-		msg, err := hub.Send(r.Context(), body.User, *body.Message)
+		st, err := hub.SendOnce(r.Context(), body.User, *body.Message, key)
 		if err != nil {
-			writeError(w, r, log, sendStatus(err), err)
+			writeSendError(w, r, log, err)
 			return
 		}
-		encode(w, http.StatusCreated, msg)
+		markReplay(w, st)
+		encode(w, http.StatusCreated, st.Message)
 	})
+}
+
+// idempotencyKeyHeader names a REST send, as a cid names a nochat.v1 send:
+// a retry with the same key (same user, within the de-duplication window)
+// gets the message stored the first time instead of a second one.
+const idempotencyKeyHeader = "Idempotency-Key"
+
+var (
+	errBadKey    = errors.New(idempotencyKeyHeader + " must be 1 to 64 printable ASCII characters, without spaces (a random UUID, say)")
+	errManyKeys  = errors.New(idempotencyKeyHeader + " is given more than once: give it once")
+	errKeyReused = errors.New(idempotencyKeyHeader + " was used for another message: give each new message a new key")
+)
+
+// idempotencyKey reads a send's Idempotency-Key: "" when there is none.
+func idempotencyKey(r *http.Request) (string, error) {
+	vs := r.Header.Values(idempotencyKeyHeader)
+	switch {
+	case len(vs) == 0:
+		return "", nil
+	case len(vs) > 1:
+		return "", errManyKeys
+	case vs[0] == "" || !chat.ValidCID(vs[0]):
+		return "", errBadKey
+	}
+	return vs[0], nil
+}
+
+// markReplay tells a client whose send was a retry that nothing new was
+// stored: the answer is the first send's.
+func markReplay(w http.ResponseWriter, st db.Stored) {
+	if st.Duplicate {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+}
+
+// writeSendError answers a send the hub did not store.
+func writeSendError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	if errors.Is(err, chat.ErrCIDReused) {
+		// 422, as the IETF Idempotency-Key draft asks for a key reused
+		// with another request.
+		writeError(w, r, log, http.StatusUnprocessableEntity, errKeyReused)
+		return
+	}
+	writeError(w, r, log, sendStatus(err), err)
 }
 
 type pinger interface {
