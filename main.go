@@ -63,6 +63,7 @@ type config struct {
 	maxMessage    int
 	replayLimit   int
 	retention     retention
+	dedupWindow   time.Duration
 }
 
 // parseFlags reads flags, each defaulting to its NOCHAT_* environment
@@ -92,6 +93,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&replayLimit, "replay-limit", env("NOCHAT_REPLAY_LIMIT", "1000"), "most `messages` replayed to a client resuming with ?after=; past that it reloads history (NOCHAT_REPLAY_LIMIT)")
 	fs.StringVar(&retainDays, "retain-days", env("NOCHAT_RETAIN_DAYS", "0"), "delete messages older than `days`; 0 keeps them all (NOCHAT_RETAIN_DAYS)")
 	fs.StringVar(&retainMessages, "retain-messages", env("NOCHAT_RETAIN_MESSAGES", "0"), "keep only the newest `n` messages; 0 keeps them all (NOCHAT_RETAIN_MESSAGES)")
+	var dedupWindow string
+	// The default is db.DefaultDedupWindow, written as people write it.
+	fs.StringVar(&dedupWindow, "dedup-window", env("NOCHAT_DEDUP_WINDOW", "24h"), "how long a sender's cid or Idempotency-Key names its send, so a retry is not stored twice: a `duration` from 1m to 720h (NOCHAT_DEDUP_WINDOW)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -145,6 +149,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		}
 		cfg.allowOrigins = append(cfg.allowOrigins, strings.TrimSuffix(o, "/"))
 	}
+	if cfg.dedupWindow, err = time.ParseDuration(dedupWindow); err != nil || cfg.dedupWindow < time.Minute || cfg.dedupWindow > 720*time.Hour {
+		return cfg, usageError{fmt.Errorf("-dedup-window %q: want a duration from 1m to 720h, for example 24h", dedupWindow)}
+	}
 	if cfg.retention, err = parseRetention(retainDays, retainMessages); err != nil {
 		return cfg, usageError{err}
 	}
@@ -183,7 +190,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
 
-	store, err := db.Open(ctx, cfg.dbPath, db.Options{Durability: cfg.durability})
+	store, err := db.Open(ctx, cfg.dbPath, db.Options{Durability: cfg.durability, DedupWindow: cfg.dedupWindow})
 	if err != nil {
 		return err
 	}
