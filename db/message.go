@@ -227,8 +227,9 @@ func (s *Store) findStored(ctx context.Context, tx *sql.Tx, drafts []Draft, sinc
 			}
 			// In id order: with several in the window (a clock set back),
 			// the newest is what the CID names.
-			i := first[sendKey{user: m.User, cid: cid}]
-			out[i] = outcome(m, drafts[i])
+			if i, ok := first[sendKey{user: m.User, cid: cid}]; ok {
+				out[i] = outcome(m, drafts[i])
+			}
 		}
 		if err := rows.Close(); err != nil {
 			return nil, nil, err
@@ -306,9 +307,6 @@ type chunkStmts struct {
 
 // prepare prepares every chunk size's statements on the write connection.
 func (s *Store) prepare(ctx context.Context) error {
-	list := func(item string, n int) string {
-		return strings.TrimSuffix(strings.Repeat(item+", ", n), ", ")
-	}
 	for k := range s.stmts {
 		n := 1 << k
 		var err error
@@ -316,13 +314,23 @@ func (s *Store) prepare(ctx context.Context) error {
 		if st.insert, err = s.write.PrepareContext(ctx, "INSERT INTO messages (user, message, timestamp, cid) VALUES "+list("(?, ?, ?, ?)", n)); err != nil {
 			return err
 		}
-		// "cid IS NOT NULL" lets SQLite use the partial index
-		// messages_sender_cid: a search per pair, not a scan.
-		if st.find, err = s.write.PrepareContext(ctx, "SELECT "+columns+", cid FROM messages WHERE cid IS NOT NULL AND (cid, user) IN (VALUES "+list("(?, ?)", n)+") AND timestamp >= ? ORDER BY id"); err != nil {
+		if st.find, err = s.write.PrepareContext(ctx, findSQL(n)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// findSQL returns the messages of n (cid, sender) pairs stored at or after a
+// time. "cid IS NOT NULL" lets SQLite use the partial index
+// messages_sender_cid: a search per pair, not a scan of the room.
+func findSQL(n int) string {
+	return "SELECT " + columns + ", cid FROM messages WHERE cid IS NOT NULL AND (cid, user) IN (VALUES " + list("(?, ?)", n) + ") AND timestamp >= ? ORDER BY id"
+}
+
+// list is n copies of item, comma-separated.
+func list(item string, n int) string {
+	return strings.TrimSuffix(strings.Repeat(item+", ", n), ", ")
 }
 
 func (s *Store) closeStmts() error {
