@@ -31,7 +31,7 @@ var (
 	// ErrUnconfirmed is a REST send whose sender stopped waiting after it
 	// was queued: it is stored, or is about to be; a retry with the same
 	// Idempotency-Key tells which without storing it twice.
-	ErrUnconfirmed = &Refusal{"unconfirmed", "the message was queued but its commit was not awaited: send it again with the same Idempotency-Key to get its id without storing it twice"}
+	ErrUnconfirmed = &Refusal{"unconfirmed", "the message was queued but not confirmed, so it may be stored: a send with an Idempotency-Key can be sent again with the same key without being stored twice"}
 )
 
 func errTooLong(limit int) *Refusal {

@@ -134,15 +134,21 @@ func (g *commitGate) Broadcast(int, time.Duration) {}
 func (g *commitGate) Error(string)                 {}
 func (g *commitGate) release()                     { g.releaseOnce.Do(func() { close(g.open) }) }
 
-// statusRecorder keeps the status a handler answered with.
-type statusRecorder struct {
+// answerRecorder keeps what a handler answered, even to a client gone.
+type answerRecorder struct {
 	http.ResponseWriter
 	status int
+	body   strings.Builder
 }
 
-func (w *statusRecorder) WriteHeader(status int) {
+func (w *answerRecorder) WriteHeader(status int) {
 	w.status = status
 	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *answerRecorder) Write(b []byte) (int, error) {
+	w.body.Write(b)
+	return w.ResponseWriter.Write(b)
 }
 
 // TestIdempotencyKeyRetryAfterTheClientGaveUp is the send that timed out: the
@@ -162,11 +168,11 @@ func TestIdempotencyKeyRetryAfterTheClientGaveUp(t *testing.T) {
 				t.Fatal(err)
 			}
 			h := handlers.New(handlers.Deps{Store: store, Hub: hub, Assets: static.New(), SendRate: 1000, SendBurst: 1000})
-			answered := make(chan int, 4)
+			answered := make(chan *answerRecorder, 4)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				rec := &statusRecorder{ResponseWriter: w}
+				rec := &answerRecorder{ResponseWriter: w}
 				h.ServeHTTP(rec, r)
-				answered <- rec.status
+				answered <- rec
 			}))
 			t.Cleanup(func() {
 				gate.release()
@@ -198,10 +204,11 @@ func TestIdempotencyKeyRetryAfterTheClientGaveUp(t *testing.T) {
 				t.Fatalf("client: %v, want it to give up unanswered", err)
 			}
 			select {
-			case status := <-answered:
-				// What a proxy in between would have passed on.
-				if status != http.StatusServiceUnavailable {
-					t.Fatalf("the abandoned send was answered %d, want 503", status)
+			case a := <-answered:
+				// What a proxy in between would have passed on: not "not
+				// stored", which would invite a retry without the key.
+				if a.status != http.StatusServiceUnavailable || !strings.Contains(a.body.String(), "may be stored") {
+					t.Fatalf("the abandoned send was answered %d %q, want 503 saying it may be stored", a.status, a.body.String())
 				}
 			case <-time.After(20 * time.Second):
 				t.Fatal("the abandoned send was never answered")
