@@ -63,6 +63,9 @@ type config struct {
 	maxMessage    int
 	replayLimit   int
 	retention     retention
+	// retainEvery is how often retention runs: not a flag, a minute; tests
+	// shorten it to see passes.
+	retainEvery time.Duration
 }
 
 // parseFlags reads flags, each defaulting to its NOCHAT_* environment
@@ -148,6 +151,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if cfg.retention, err = parseRetention(retainDays, retainMessages); err != nil {
 		return cfg, usageError{err}
 	}
+	cfg.retainEvery = time.Minute
 	return cfg, nil
 }
 
@@ -181,6 +185,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return err
 	}
+	return serveConfig(ctx, cfg, stderr)
+}
+
+// serveConfig runs the chat server as cfg says.
+func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
 
 	store, err := db.Open(ctx, cfg.dbPath, db.Options{Durability: cfg.durability})
@@ -245,7 +254,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		store.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
-	stopRetention := startRetention(ctx, log, store, cfg.retention, time.Minute)
+	stopRetention := startRetention(ctx, log, hub, cfg.retention, cfg.retainEvery)
 	log.Info("NoChat is serving", "url", browseURL(ln.Addr()), "db", cfg.dbPath, "durability", string(cfg.durability), "version", version)
 
 	serveErr := make(chan error, 1)
