@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"io"
 	"os"
 	"regexp"
 	"slices"
@@ -156,6 +158,46 @@ func TestReadmeConfigurationMatchesHelp(t *testing.T) {
 				t.Errorf("with %s=%s, -h no longer lists -%s", wantEnv, val, f.name)
 			case got[i].def != val:
 				t.Errorf("with %s=%s, -h shows -%s's default as %q, want %q", wantEnv, val, f.name, got[i].def, val)
+			}
+		})
+	}
+}
+
+func TestBooleanFlags(t *testing.T) {
+	tests := []struct {
+		name              string
+		args              []string
+		env               map[string]string
+		metrics, trusting bool
+		addr              string
+		bad               string // part of the error, for a refused configuration
+	}{
+		{name: "defaults", metrics: true, addr: ":8080"},
+		{name: "alone, before another flag", args: []string{"-trust-proxy", "-addr", ":9000"}, metrics: true, trusting: true, addr: ":9000"},
+		{name: "last", args: []string{"-addr", ":9000", "-trust-proxy"}, metrics: true, trusting: true, addr: ":9000"},
+		{name: "with =false", args: []string{"-metrics=false", "-trust-proxy=true"}, trusting: true, addr: ":8080"},
+		{name: "from the environment", env: map[string]string{"NOCHAT_METRICS": "false", "NOCHAT_TRUST_PROXY": "true"}, trusting: true, addr: ":8080"},
+		{name: "flag beats environment", args: []string{"-trust-proxy=false", "-metrics"}, env: map[string]string{"NOCHAT_METRICS": "0", "NOCHAT_TRUST_PROXY": "1"}, metrics: true, addr: ":8080"},
+		{name: "bad environment value", env: map[string]string{"NOCHAT_TRUST_PROXY": "yes please"}, bad: "NOCHAT_TRUST_PROXY"},
+		{name: "bad environment value, flag given", args: []string{"-trust-proxy"}, env: map[string]string{"NOCHAT_TRUST_PROXY": "yes please"}, metrics: true, trusting: true, addr: ":8080"},
+		{name: "value after a space", args: []string{"-metrics", "false"}, bad: "-metrics=false"},
+		{name: "bad value after =", args: []string{"-metrics=maybe"}, bad: "metrics"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseFlags(append([]string{"nochat"}, tt.args...), func(k string) string { return tt.env[k] }, io.Discard)
+			if tt.bad != "" {
+				var usage usageError
+				if !errors.As(err, &usage) || !strings.Contains(err.Error(), tt.bad) {
+					t.Fatalf("err = %v, want a usage error mentioning %q", err, tt.bad)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.metrics != tt.metrics || got.trustProxy != tt.trusting || got.addr != tt.addr {
+				t.Fatalf("metrics %v, trust-proxy %v, addr %q; want %v, %v, %q", got.metrics, got.trustProxy, got.addr, tt.metrics, tt.trusting, tt.addr)
 			}
 		})
 	}

@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -64,6 +66,9 @@ type config struct {
 	replayLimit   int
 	retention     retention
 	dedupWindow   time.Duration
+	// retainEvery is how often retention runs: not a flag, a minute; tests
+	// shorten it to see passes.
+	retainEvery time.Duration
 }
 
 // parseFlags reads flags, each defaulting to its NOCHAT_* environment
@@ -77,14 +82,29 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		fs.PrintDefaults()
 	}
 	var cfg config
-	var durability, level, origins, metrics, trustProxy, msgRate, maxConns, maxConnsPerIP, maxMessage, replayLimit, retainDays, retainMessages string
+	// A boolean flag is a real boolean (-trust-proxy alone means true, and
+	// does not swallow the next argument); its default comes from its
+	// variable, whose bad value is an error unless the flag is given.
+	badEnv := map[string]error{}
+	boolVar := func(p *bool, name, envName string, def bool, usage string) {
+		if v := getenv(envName); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				badEnv[name] = fmt.Errorf("%s=%q (for -%s): want true or false", envName, v, name)
+			} else {
+				def = b
+			}
+		}
+		fs.BoolVar(p, name, def, usage)
+	}
+	var durability, level, origins, msgRate, maxConns, maxConnsPerIP, maxMessage, replayLimit, retainDays, retainMessages string
 	fs.StringVar(&cfg.addr, "addr", env("NOCHAT_ADDR", ":8080"), "`host:port` to listen on (NOCHAT_ADDR)")
 	fs.StringVar(&cfg.dbPath, "db", env("NOCHAT_DB", defaultDB), "SQLite database `file`, created if missing (NOCHAT_DB)")
 	fs.StringVar(&durability, "durability", env("NOCHAT_DURABILITY", "full"), "`full` survives power loss; normal is faster and may lose the last messages on power loss (NOCHAT_DURABILITY)")
 	fs.StringVar(&level, "log-level", env("NOCHAT_LOG_LEVEL", "info"), "log `level`: debug, info, warn or error (NOCHAT_LOG_LEVEL)")
 	fs.StringVar(&cfg.adminPassword, "admin-password", env("NOCHAT_ADMIN_PASSWORD", ""), "`password` for /admin; empty keeps the stored one, or generates one at first start and logs it once (NOCHAT_ADMIN_PASSWORD)")
-	fs.StringVar(&metrics, "metrics", env("NOCHAT_METRICS", "true"), "serve Prometheus metrics at /metrics: `true` or false (NOCHAT_METRICS)")
-	fs.StringVar(&trustProxy, "trust-proxy", env("NOCHAT_TRUST_PROXY", "false"), "take client addresses from X-Forwarded-For, behind a reverse proxy: true or `false` (NOCHAT_TRUST_PROXY)")
+	boolVar(&cfg.metrics, "metrics", "NOCHAT_METRICS", true, "serve Prometheus metrics at /metrics; -metrics=false turns them off (NOCHAT_METRICS)")
+	boolVar(&cfg.trustProxy, "trust-proxy", "NOCHAT_TRUST_PROXY", false, "take client addresses from X-Forwarded-For, behind a reverse proxy (NOCHAT_TRUST_PROXY)")
 	fs.StringVar(&origins, "allow-origin", env("NOCHAT_ALLOW_ORIGIN", ""), "comma-separated `origins` (https://example.org) of pages elsewhere that may use the socket and the API, or * for any (NOCHAT_ALLOW_ORIGIN)")
 	fs.StringVar(&msgRate, "msg-rate", env("NOCHAT_MSG_RATE", "10"), "`messages` per second one connection or address may send, in bursts of twice that; 0 turns the limit off (NOCHAT_MSG_RATE)")
 	fs.StringVar(&maxConns, "max-conns", env("NOCHAT_MAX_CONNS", "10000"), "most WebSocket `connections` in total (NOCHAT_MAX_CONNS)")
@@ -103,7 +123,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return cfg, usageError{err}
 	}
 	if fs.NArg() > 0 {
+		if _, err := strconv.ParseBool(fs.Arg(0)); err == nil {
+			// -metrics false: a boolean flag's value follows an =.
+			return cfg, usageError{fmt.Errorf("unexpected argument %q: give a true or false flag its value after =, as in -metrics=false", fs.Arg(0))}
+		}
 		return cfg, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	fs.Visit(func(f *flag.Flag) { delete(badEnv, f.Name) })
+	if len(badEnv) > 0 {
+		return cfg, usageError{badEnv[slices.Sorted(maps.Keys(badEnv))[0]]}
 	}
 	var err error
 	if cfg.durability, err = db.ParseDurability(durability); err != nil {
@@ -117,12 +145,6 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if cfg.dbPath == "" {
 		return cfg, usageError{errors.New("-db: a database file is needed")}
-	}
-	if cfg.metrics, err = strconv.ParseBool(metrics); err != nil {
-		return cfg, usageError{fmt.Errorf("-metrics %q: want true or false", metrics)}
-	}
-	if cfg.trustProxy, err = strconv.ParseBool(trustProxy); err != nil {
-		return cfg, usageError{fmt.Errorf("-trust-proxy %q: want true or false", trustProxy)}
 	}
 	if cfg.msgRate, err = strconv.ParseFloat(msgRate, 64); err != nil || cfg.msgRate < 0 || math.IsInf(cfg.msgRate, 0) || math.IsNaN(cfg.msgRate) {
 		return cfg, usageError{fmt.Errorf("-msg-rate %q: want a number of messages per second, 0 or more", msgRate)}
@@ -155,6 +177,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if cfg.retention, err = parseRetention(retainDays, retainMessages); err != nil {
 		return cfg, usageError{err}
 	}
+	cfg.retainEvery = time.Minute
 	return cfg, nil
 }
 
@@ -188,6 +211,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return err
 	}
+	return serveConfig(ctx, cfg, stderr)
+}
+
+// serveConfig runs the chat server as cfg says.
+func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
 
 	store, err := db.Open(ctx, cfg.dbPath, db.Options{Durability: cfg.durability, DedupWindow: cfg.dedupWindow})
@@ -252,7 +280,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		store.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
-	stopRetention := startRetention(ctx, log, store, cfg.retention, time.Minute)
+	stopRetention := startRetention(ctx, log, hub, cfg.retention, cfg.retainEvery)
 	log.Info("NoChat is serving", "url", browseURL(ln.Addr()), "db", cfg.dbPath, "durability", string(cfg.durability), "version", version)
 
 	serveErr := make(chan error, 1)

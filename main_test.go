@@ -51,11 +51,19 @@ func (b *syncBuffer) String() string {
 // /healthz to answer.
 func start(t *testing.T, env map[string]string, args ...string) *server {
 	t.Helper()
+	return startServing(t, func(ctx context.Context, stderr io.Writer) error {
+		return run(ctx, append([]string{"nochat", "-addr", "127.0.0.1:0"}, args...), func(k string) string { return env[k] }, io.Discard, stderr)
+	})
+}
+
+// startServing is start with the server run by serve, which logs to stderr.
+func startServing(t *testing.T, serve func(ctx context.Context, stderr io.Writer) error) *server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	s := &server{stop: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
 	go func() {
-		err := run(ctx, append([]string{"nochat", "-addr", "127.0.0.1:0"}, args...), func(k string) string { return env[k] }, io.Discard, pw)
+		err := serve(ctx, pw)
 		pw.CloseWithError(fmt.Errorf("run returned: %v", err))
 		s.done <- err
 	}()

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
-
-	"nochat/db"
 )
 
 // retention is how much history NoChat keeps: -retain-days and
@@ -32,13 +30,20 @@ func parseRetention(days, messages string) (retention, error) {
 	return r, nil
 }
 
+// pruner deletes what retention no longer keeps: the hub, which deletes in
+// small transactions (db.Store.Prune) and then has its replay window forget
+// what went, so that no resuming client is handed a deleted message.
+type pruner interface {
+	Prune(ctx context.Context, olderThan time.Time, keepNewest int) (int64, error)
+}
+
 // startRetention enforces r in the background: once now, then every
-// interval, each pass deleting in small transactions (db.Store.Prune) so
-// that chat messages are never held up for long. A pass with nothing to
-// delete only reads: an idle Pi does not write to its SD card. The count of
-// what was removed is store.Pruned(). The returned stop ends the runner (as
-// ctx ending does) and waits for it.
-func startRetention(ctx context.Context, log *slog.Logger, store *db.Store, r retention, interval time.Duration) (stop func()) {
+// interval, each pass deleting in small transactions so that chat messages
+// are never held up for long. A pass with nothing to delete only reads: an
+// idle Pi does not write to its SD card. The count of what was removed is
+// db.Store.Pruned(). The returned stop ends the runner (as ctx ending does)
+// and waits for it.
+func startRetention(ctx context.Context, log *slog.Logger, p pruner, r retention, interval time.Duration) (stop func()) {
 	if r.keepsAll() {
 		return func() {}
 	}
@@ -53,12 +58,14 @@ func startRetention(ctx context.Context, log *slog.Logger, store *db.Store, r re
 			if r.days > 0 {
 				olderThan = time.Now().AddDate(0, 0, -r.days)
 			}
-			n, err := store.Prune(ctx, olderThan, r.messages, db.DefaultPruneBatch)
+			n, err := p.Prune(ctx, olderThan, r.messages)
 			switch {
 			case err != nil && ctx.Err() == nil: // not just stopping
 				log.Warn("retention", "err", err, "removed", n)
 			case n > 0:
 				log.Info("retention removed old messages", "removed", n, "retain_days", r.days, "retain_messages", r.messages)
+			default:
+				log.Debug("retention pass: nothing to remove")
 			}
 			select {
 			case <-tick.C:

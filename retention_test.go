@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"nochat/chat"
 	"nochat/db"
 )
 
@@ -52,7 +53,12 @@ func TestRetentionRunnerRemovesAndCounts(t *testing.T) {
 	if _, err := store.Insert(ctx, drafts); err != nil {
 		t.Fatal(err)
 	}
-	stop := startRetention(ctx, slog.New(slog.DiscardHandler), store, retention{messages: 100}, 20*time.Millisecond)
+	hub, err := chat.New(store, chat.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close(context.Background())
+	stop := startRetention(ctx, slog.New(slog.DiscardHandler), hub, retention{messages: 100}, 20*time.Millisecond)
 	defer stop()
 	waitUntil(t, 10*time.Second, "retention to remove 1,100 messages", func() bool { return store.Pruned() == 1100 })
 	left, err := store.Latest(ctx, 500)
@@ -74,11 +80,26 @@ func TestRetentionRunnerRemovesAndCounts(t *testing.T) {
 	}
 }
 
+// startRetaining runs NoChat through its config, with retention passes
+// every interval instead of every minute.
+func startRetaining(t *testing.T, env map[string]string, interval time.Duration) *server {
+	t.Helper()
+	return startServing(t, func(ctx context.Context, stderr io.Writer) error {
+		cfg, err := parseFlags([]string{"nochat", "-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, stderr)
+		if err != nil {
+			return err
+		}
+		cfg.retainEvery = interval
+		return serveConfig(ctx, cfg, stderr)
+	})
+}
+
 func TestIdleServerWritesNothing(t *testing.T) {
 	// An SD card wears with every write: an idle NoChat, retention on and a
-	// client connected, leaves the database and its WAL alone.
+	// client connected, leaves the database and its WAL alone, also while
+	// retention passes run (here every 100 ms instead of every minute).
 	dbPath := filepath.Join(t.TempDir(), "nochat.db")
-	s := start(t, map[string]string{"NOCHAT_DB": dbPath, "NOCHAT_RETAIN_DAYS": "30", "NOCHAT_RETAIN_MESSAGES": "1000"})
+	s := startRetaining(t, map[string]string{"NOCHAT_DB": dbPath, "NOCHAT_RETAIN_DAYS": "30", "NOCHAT_RETAIN_MESSAGES": "1000", "NOCHAT_LOG_LEVEL": "debug"}, 100*time.Millisecond)
 	for i := range 5 {
 		s.post(t, "ann", fmt.Sprint("before the quiet ", i))
 	}
@@ -90,12 +111,47 @@ func TestIdleServerWritesNothing(t *testing.T) {
 	defer conn.Close()
 	go io.Copy(io.Discard, conn.NetConn()) // an idle reader, answering nothing
 
+	const pass = "retention pass: nothing to remove"
+	passesBefore := strings.Count(s.logs.String(), pass)
 	before := fileState(t, dbPath)
 	time.Sleep(3 * time.Second)
-	if after := fileState(t, dbPath); after != before {
-		t.Fatalf("an idle server wrote to its database:\nbefore %s\nafter  %s", before, after)
+	after := fileState(t, dbPath)
+	passes := strings.Count(s.logs.String(), pass) - passesBefore
+	if passes < 2 {
+		t.Fatalf("%d retention passes in 3 s, want several: the test would not see one write", passes)
 	}
-	t.Logf("3 s idle, unchanged: %s", before)
+	if after != before {
+		t.Fatalf("an idle server wrote to its database during %d retention passes:\nbefore %s\nafter  %s", passes, before, after)
+	}
+	t.Logf("3 s idle, %d retention passes, unchanged: %s", passes, before)
+}
+
+func TestResumeAfterRetentionGetsOnlyWhatIsKept(t *testing.T) {
+	// Fewer messages kept than the replay window holds: a page resuming
+	// from before the pruned ones must not be handed them.
+	s := startRetaining(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_RETAIN_MESSAGES": "3"}, 50*time.Millisecond)
+	for i := range 10 {
+		s.post(t, "ann", fmt.Sprint("m", i+1))
+	}
+	waitUntil(t, 10*time.Second, "retention to keep only 3 messages", func() bool {
+		var msgs []struct{ Message string }
+		json.Unmarshal([]byte(s.get(t, "/discussion/latest/50")), &msgs)
+		return len(msgs) == 3
+	})
+	conn, err := dialV1Conn(s.url, "?after=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := &v1{t: t, conn: conn}
+	if f := c.next(); f.Type != "hello" {
+		t.Fatalf("first frame %+v, want hello", f)
+	}
+	for _, want := range []string{"m8", "m9", "m10"} {
+		c.expectMessage(want)
+	}
+	s.post(t, "bob", "live")
+	c.expectMessage("live")
 }
 
 func TestBackupCommandWhileServerWrites(t *testing.T) {

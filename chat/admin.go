@@ -128,6 +128,37 @@ func (h *Hub) Delete(ctx context.Context, id int64) error {
 	return nil
 }
 
+// Prune deletes the messages retention no longer keeps (see
+// db.Store.Prune: those stored before olderThan, zero for no age limit, and
+// all but the newest keepNewest, 0 for no count limit) and then has the
+// broadcaster drop them from its replay window, so that a client resuming
+// with ?after= is never handed a message the store no longer holds. It
+// returns how many messages it deleted.
+func (h *Hub) Prune(ctx context.Context, olderThan time.Time, keepNewest int) (int64, error) {
+	n, below, err := h.store.Prune(ctx, olderThan, keepNewest, db.DefaultPruneBatch)
+	if below > 0 {
+		// Wait for it, so that a client connecting after Prune returns is
+		// replayed nothing pruned; unless the broadcaster stops first.
+		done := make(chan struct{})
+		if h.do(func() { h.pruned(below); close(done) }) {
+			select {
+			case <-done:
+			case <-h.quit:
+			}
+		}
+	}
+	return n, err
+}
+
+// pruned runs on the broadcaster once the store holds no message with an id
+// under below: they leave the replay window, in order with commits and joins,
+// so neither a resume nor a catch-up hands them out again.
+func (h *Hub) pruned(below int64) {
+	h.recentMu.Lock()
+	h.b.dropBelow(below)
+	h.recentMu.Unlock()
+}
+
 // forget runs on the broadcaster: the message leaves the recent set, so no
 // catch-up hands it out again, and clients are told.
 func (h *Hub) forget(id int64) {

@@ -88,6 +88,25 @@ func (b *broadcaster) since(after int64) ([]*frames, bool) {
 	return b.recent[i:], true
 }
 
+// dropBelow forgets the remembered messages with ids under below. floor
+// stays: every message above it that the store still holds is remembered.
+func (b *broadcaster) dropBelow(below int64) {
+	i, _ := slices.BinarySearchFunc(b.recent, below, func(f *frames, id int64) int {
+		switch {
+		case f.id < id:
+			return -1
+		case f.id > id:
+			return 1
+		}
+		return 0
+	})
+	for j := range b.recent[:i] {
+		b.recentBytes -= b.recent[j].size()
+		b.recent[j] = nil
+	}
+	b.recent = b.recent[i:]
+}
+
 // fetch returns up to n messages after the given id, from memory when they
 // are recent, else from the database.
 func (h *Hub) fetch(after int64, n int) ([]*frames, error) {

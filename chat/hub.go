@@ -290,6 +290,18 @@ func (h *Hub) Stats() Stats {
 	}
 }
 
+// Limits are the sizes the hub accepts, for pages that check them before
+// sending.
+type Limits struct {
+	MaxMessageLen int // characters in a message, counted as cleanMessage does
+	MaxNameLen    int // characters in a user name
+}
+
+// Limits returns the hub's size limits.
+func (h *Hub) Limits() Limits {
+	return Limits{MaxMessageLen: h.opts.MaxMessageLen, MaxNameLen: h.opts.MaxNameLen}
+}
+
 // Online returns the number of open WebSocket sessions.
 func (h *Hub) Online() int {
 	h.mu.Lock()

@@ -137,6 +137,9 @@ func cut(s string, n int) string {
 	return s[:n] + "…"
 }
 
+// Cut is cut for the other packages' displays and error-log subjects.
+func Cut(s string, n int) string { return cut(s, n) }
+
 // encode marshals a server frame. The payloads are plain structs of strings
 // and numbers, which always marshal.
 func encode(typ string, data any) []byte {

@@ -230,9 +230,10 @@ func (h *Hub) onConnect(s *melody.Session) {
 	h.clients[c] = struct{}{}
 	h.byID[c.id] = c
 	h.peak = max(h.peak, len(h.clients))
-	n := len(h.clients)
+	// Under h.mu, so that the series sees the counts in the order they
+	// happened: set after the unlock, a late writer could leave an old one.
+	h.series.setConnections(len(h.clients))
 	h.mu.Unlock()
-	h.series.setConnections(n)
 	h.log.Debug("connected", "session", c.id, "proto", c.proto, "remote", c.remote)
 	// A session whose upgrade finished just as Close began may have missed
 	// Close's round of close frames: Close sets closed before that round.
@@ -247,9 +248,8 @@ func (h *Hub) onDisconnect(s *melody.Session) {
 	h.mu.Lock()
 	delete(h.clients, c)
 	delete(h.byID, c.id)
-	n := len(h.clients)
+	h.series.setConnections(len(h.clients)) // under h.mu: see onConnect
 	h.mu.Unlock()
-	h.series.setConnections(n)
 	h.do(func() { h.leave(c) })
 	h.log.Debug("disconnected", "session", c.id)
 }

@@ -21,7 +21,6 @@ func (r *Refusal) Error() string { return r.Text }
 var (
 	ErrEmpty       = &Refusal{"empty", "message is empty"}
 	ErrInvalidUTF8 = &Refusal{"invalid_utf8", "message is not valid UTF-8"}
-	ErrBadName     = &Refusal{"bad_name", "name must be 1 to 32 characters"}
 	ErrBadCID      = &Refusal{"bad_request", "cid must be at most 64 printable ASCII characters"}
 	ErrBinary      = &Refusal{"binary_unsupported", "binary frames are not supported: send text"}
 	ErrStore       = &Refusal{"store_failed", "the message could not be stored; try again"}
@@ -33,6 +32,14 @@ var (
 	// Idempotency-Key tells which without storing it twice.
 	ErrUnconfirmed = &Refusal{"unconfirmed", "the message was queued but not confirmed, so it may be stored: a send with an Idempotency-Key can be sent again with the same key without being stored twice"}
 )
+
+// errBadName refuses a name over the limit, saying the limit.
+func errBadName(limit int) *Refusal {
+	return &Refusal{"bad_name", "name must be 1 to " + strconv.Itoa(limit) + " characters"}
+}
+
+// errNameUTF8 refuses a name that is not text.
+var errNameUTF8 = &Refusal{"bad_name", "name is not valid UTF-8"}
 
 func errTooLong(limit int) *Refusal {
 	return &Refusal{"too_long", "message is longer than " + strconv.Itoa(limit) + " characters"}
@@ -78,7 +85,7 @@ func cleanMessage(s string, limit int) (string, error) {
 // user; a name over limit characters is refused.
 func cleanName(s string, limit int) (string, error) {
 	if !utf8.ValidString(s) {
-		return "", ErrBadName
+		return "", errNameUTF8
 	}
 	// Control characters are removed, not taken for spaces: "a\x00nn" is
 	// "ann", as in messages. Tab, newline and CR are both; they are spaces.
@@ -93,7 +100,7 @@ func cleanName(s string, limit int) (string, error) {
 		return DefaultUser, nil
 	}
 	if utf8.RuneCountInString(s) > limit {
-		return "", ErrBadName
+		return "", errBadName(limit)
 	}
 	return s, nil
 }

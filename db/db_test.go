@@ -315,7 +315,7 @@ func TestCountFollowsEveryWrite(t *testing.T) {
 	if err := s.Delete(ctx, msgs[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Prune(ctx, time.Time{}, 3, 1); err != nil {
+	if _, _, err := s.Prune(ctx, time.Time{}, 3, 1); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := sqlOpen(s.Path())

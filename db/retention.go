@@ -19,7 +19,10 @@ const prunePause = 10 * time.Millisecond
 // before olderThan (zero: no age limit) and all but the newest keepNewest
 // (0: no count limit). It deletes oldest first, batch messages per
 // transaction, so a writer never waits behind more than one small
-// transaction, and returns how many it deleted, also when ctx ends midway.
+// transaction, and returns how many it deleted, also when ctx ends midway,
+// and below: once a pass has deleted everything it meant to, no message
+// with an id under below is left (0 when it deleted nothing or stopped
+// midway), which is what a cache of recent messages needs to forget.
 //
 // Age is judged oldest first (by id), stopping at the first message young
 // enough to keep: a message stamped by a clock that ran behind (a Pi has no
@@ -28,32 +31,32 @@ const prunePause = 10 * time.Millisecond
 //
 // When there is nothing to delete, Prune only reads: an idle server does not
 // write to the SD card.
-func (s *Store) Prune(ctx context.Context, olderThan time.Time, keepNewest int, batch int) (deleted int64, err error) {
+func (s *Store) Prune(ctx context.Context, olderThan time.Time, keepNewest int, batch int) (deleted, below int64, err error) {
 	if olderThan.IsZero() && keepNewest <= 0 {
-		return 0, nil
+		return 0, 0, nil
 	}
 	if batch <= 0 {
 		batch = DefaultPruneBatch
 	}
-	below, err := s.pruneBound(ctx, olderThan, keepNewest)
+	below, err = s.pruneBound(ctx, olderThan, keepNewest)
 	if err != nil || below == 0 {
-		return 0, err
+		return 0, 0, err
 	}
 	for {
 		n, err := s.deleteCounted(ctx,
 			"DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE id < ? ORDER BY id LIMIT ?)", below, batch)
 		if err != nil {
-			return deleted, fmt.Errorf("prune messages: %w", err)
+			return deleted, 0, fmt.Errorf("prune messages: %w", err)
 		}
 		deleted += n
 		s.pruned.Add(n)
 		if n < int64(batch) {
-			return deleted, nil
+			return deleted, below, nil
 		}
 		select {
 		case <-time.After(prunePause):
 		case <-ctx.Done():
-			return deleted, ctx.Err()
+			return deleted, 0, ctx.Err()
 		}
 	}
 }

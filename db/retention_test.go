@@ -59,13 +59,21 @@ func TestPrune(t *testing.T) {
 			if tt.byAge {
 				olderThan = cut
 			}
-			deleted, err := s.Prune(ctx, olderThan, tt.keep, 500)
+			deleted, below, err := s.Prune(ctx, olderThan, tt.keep, 500)
 			if err != nil {
 				t.Fatal(err)
 			}
 			total := tt.old + tt.young
 			if got, want := deleted, int64(total-tt.want); got != want {
 				t.Fatalf("deleted %d, want %d", got, want)
+			}
+			// Ids have no holes here: every id under the first one kept is gone.
+			wantBelow := int64(total - tt.want + 1)
+			if deleted == 0 {
+				wantBelow = 0
+			}
+			if below != wantBelow {
+				t.Fatalf("below = %d, want %d", below, wantBelow)
 			}
 			if got, want := s.Pruned(), deleted; got != want {
 				t.Fatalf("Pruned() = %d, want %d", got, want)
@@ -87,7 +95,7 @@ func TestPrune(t *testing.T) {
 				}
 			}
 			// A second pass finds nothing more.
-			if again, err := s.Prune(ctx, olderThan, tt.keep, 500); err != nil || again != 0 {
+			if again, _, err := s.Prune(ctx, olderThan, tt.keep, 500); err != nil || again != 0 {
 				t.Fatalf("second Prune deleted %d (err %v), want 0", again, err)
 			}
 		})
@@ -114,7 +122,7 @@ func TestPruneWithNothingToDeleteWritesNothing(t *testing.T) {
 	before := stat()
 	for range 3 {
 		time.Sleep(5 * time.Millisecond) // a write would show in the mtime
-		if n, err := s.Prune(ctx, time.Now().Add(-time.Hour), 100, 500); err != nil || n != 0 {
+		if n, _, err := s.Prune(ctx, time.Now().Add(-time.Hour), 100, 500); err != nil || n != 0 {
 			t.Fatalf("Prune deleted %d (err %v), want 0", n, err)
 		}
 	}
@@ -163,7 +171,7 @@ func TestPruneWhileWriting(t *testing.T) {
 		}
 	})
 
-	deleted, err := s.Prune(ctx, cut, 0, 500)
+	deleted, _, err := s.Prune(ctx, cut, 0, 500)
 	close(stop)
 	wg.Wait()
 	w.Close()

@@ -76,7 +76,7 @@ func handleLatest(log *slog.Logger, store historyReader) http.Handler {
 // before, the newest messages.
 func handleHistory(log *slog.Logger, store historyReader) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		limit := 50
+		limit := pageSize
 		if v, ok, err := singleQuery(r, "limit"); err != nil {
 			writeError(w, r, log, http.StatusBadRequest, err)
 			return

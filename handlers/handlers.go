@@ -178,11 +178,7 @@ type errorRecorder interface {
 
 // requestSubject names a request in the error log: method, path, address.
 func requestSubject(r *http.Request, trustProxy bool) string {
-	path := r.URL.Path
-	if len(path) > 80 {
-		path = path[:80] + "…"
-	}
-	return r.Method + " " + path + " from " + chat.ClientIP(r, trustProxy)
+	return r.Method + " " + chat.Cut(r.URL.Path, 80) + " from " + chat.ClientIP(r, trustProxy)
 }
 
 // sender is what the send routes need from the hub.

@@ -11,11 +11,16 @@ import (
 	"nochat/views"
 )
 
-// pageSize is how much history the chat page renders on the server.
+// pageSize is how many messages one history request returns unless it asks
+// for another number: what the chat page renders on the server, and what it
+// asks for each time it loads older messages.
 const pageSize = 50
 
-type wsServer interface {
+// room is what the chat page needs from the hub: its socket, and the
+// limits the page checks before sending.
+type room interface {
 	ServeWS(w http.ResponseWriter, r *http.Request)
+	Limits() chat.Limits
 }
 
 type latestReader interface {
@@ -24,7 +29,7 @@ type latestReader interface {
 
 // handleRoot serves GET /: a WebSocket upgrade goes to the hub, anything
 // else gets the chat page with the newest messages already in its HTML.
-func handleRoot(log *slog.Logger, hub wsServer, store latestReader, assets *static.Assets) http.Handler {
+func handleRoot(log *slog.Logger, hub room, store latestReader, assets *static.Assets) http.Handler {
 	page := views.Page{
 		Title:   "NoChat",
 		CSSURL:  assets.URL("style.css"),
@@ -36,13 +41,26 @@ func handleRoot(log *slog.Logger, hub wsServer, store latestReader, assets *stat
 			hub.ServeWS(w, r)
 			return
 		}
-		msgs, err := store.Latest(r.Context(), pageSize)
+		// One more than a page, to know whether there are older messages:
+		// a full page alone does not say.
+		msgs, err := store.Latest(r.Context(), pageSize+1)
 		if err != nil {
 			log.Error("chat page", "err", err)
 			http.Error(w, "history is unavailable right now; try again shortly", http.StatusInternalServerError)
 			return
 		}
+		older := len(msgs) > pageSize
+		if older {
+			msgs = msgs[1:] // oldest first: the extra one is the oldest
+		}
+		limits := hub.Limits()
 		w.Header().Set("Cache-Control", "no-cache")
-		render(w, r, log, http.StatusOK, views.ChatPage(page, msgs))
+		render(w, r, log, http.StatusOK, views.ChatPage(page, views.Chat{
+			Messages:   msgs,
+			HasOlder:   older,
+			PageSize:   pageSize,
+			MaxMessage: limits.MaxMessageLen,
+			MaxName:    limits.MaxNameLen,
+		}))
 	})
 }

@@ -5,7 +5,6 @@
   'use strict';
 
   const PROTOCOL = 'nochat.v1';
-  const PAGE = 50; // messages per history request
   const NAME_KEY = 'nochat.name';
   const PENDING_KEY = 'nochat.pending';
   const MAX_BACKOFF = 30000;
@@ -30,6 +29,14 @@
   const msgInput = $('message');
   const jumpBtn = $('jump');
   const noticeEl = $('notice');
+  const sendBtn = $('send');
+  const counterEl = $('counter');
+
+  // The server's numbers, from the page it rendered: messages per history
+  // request, and characters in a message.
+  const PAGE = Number(list.dataset.pageSize);
+  const MAX_CHARS = Number(msgInput.dataset.maxLength);
+  const COUNT_FROM = Math.floor(MAX_CHARS * 0.9); // show the counter from here
 
   const baseTitle = document.title || 'NoChat';
 
@@ -160,6 +167,43 @@
   function smallestId() {
     const first = list.querySelector('li.msg[data-id]');
     return first ? msgIdOf(first) : 0;
+  }
+
+  // The white space Go's unicode.IsSpace knows, which the server trims.
+  const SPACE = '[\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]';
+  const EDGE_SPACE = new RegExp(`^${SPACE}+|${SPACE}+$`, 'gu');
+
+  // serverLength counts a message's characters as the server does
+  // (chat.cleanMessage): line endings become \n, other control characters
+  // than \n and \t go, surrounding white space is trimmed, and what is left
+  // is counted in code points (an emoji is one, not two UTF-16 units).
+  function serverLength(text) {
+    const clean = text.replace(/\r\n?/g, '\n')
+      .replace(/\p{Cc}/gu, (c) => (c === '\n' || c === '\t' ? c : ''))
+      .replace(EDGE_SPACE, '');
+    return [...clean].length;
+  }
+
+  const numberFmt = new Intl.NumberFormat();
+
+  // updateCounter shows how long the message is once it nears the limit,
+  // and past it refuses to send, saying by how much: a long paste is never
+  // cut short behind the writer's back.
+  function updateCounter() {
+    const n = serverLength(msgInput.value.trim());
+    const over = n - MAX_CHARS;
+    counterEl.hidden = !(n >= COUNT_FROM);
+    counterEl.classList.toggle('over', over > 0);
+    if (over > 0) {
+      counterEl.textContent = `${numberFmt.format(over)} ${over === 1 ? 'character' : 'characters'} over the limit of ${numberFmt.format(MAX_CHARS)}`;
+    } else {
+      counterEl.textContent = `${numberFmt.format(n)} / ${numberFmt.format(MAX_CHARS)}`;
+    }
+    sendBtn.disabled = over > 0;
+    sendBtn.title = over > 0 ? 'Too long to send: shorten it first' : 'Send (Enter)';
+    if (over > 0) msgInput.setAttribute('aria-invalid', 'true');
+    else msgInput.removeAttribute('aria-invalid');
+    return over <= 0;
   }
 
   function notice(text) {
@@ -501,13 +545,16 @@
     if (resyncing) return;
     resyncing = [];
     try {
-      const msgs = await fetchMessages(`/discussion/latest/${PAGE}`);
+      // One more than a page, to know whether there is anything older.
+      const msgs = await fetchMessages(`/discussion/latest/${PAGE + 1}`);
+      const older = msgs.length > PAGE;
+      if (older) msgs.shift(); // oldest first: the extra one is the oldest
       for (const li of realItems()) li.remove();
       const frag = document.createDocumentFragment();
       for (const m of msgs) frag.append(buildMessage(m));
       list.prepend(frag);
       lastId = msgs.reduce((max, m) => Math.max(max, m.id), 0);
-      olderBtn.hidden = msgs.length < PAGE;
+      olderBtn.hidden = !older;
       regroup();
       scrollToBottom();
     } catch (err) {
@@ -526,7 +573,9 @@
     olderBtn.textContent = 'Loading…';
     list.setAttribute('aria-busy', 'true');
     try {
-      const msgs = await fetchMessages(`/discussion?before=${before}&limit=${PAGE}`);
+      const msgs = await fetchMessages(`/discussion?before=${before}&limit=${PAGE + 1}`);
+      const older = msgs.length > PAGE;
+      if (older) msgs.shift();
       const frag = document.createDocumentFragment();
       for (const m of msgs) {
         if (m.id < before && !$('m-' + m.id)) frag.append(buildMessage(m));
@@ -536,7 +585,7 @@
       list.prepend(frag);
       regroup();
       scroller.scrollTop = scroller.scrollHeight - fromBottom;
-      olderBtn.hidden = msgs.length < PAGE;
+      olderBtn.hidden = !older;
     } catch (err) {
       notice('Could not load older messages: ' + err.message);
     } finally {
@@ -685,7 +734,7 @@
 
   function submit() {
     const text = msgInput.value.trim();
-    if (!text) return;
+    if (!text || !updateCounter()) return;
     const item = { cid: uuid4(), message: text, user: myName(), ts: Date.now() };
     knownCids.add(item.cid);
     queue.push(item);
@@ -696,6 +745,7 @@
     regroup();
     msgInput.value = '';
     autosize();
+    updateCounter();
     scrollToBottom();
     if (ready) send('send', { message: item.message, cid: item.cid });
   }
@@ -715,6 +765,7 @@
 
   msgInput.addEventListener('input', () => {
     autosize();
+    updateCounter();
     const now = Date.now();
     if (ready && msgInput.value.trim() !== '' && now - lastTypingSent >= TYPING_EVERY) {
       if (send('typing', {})) lastTypingSent = now;
@@ -798,7 +849,6 @@
     const t = li.querySelector('time');
     if (t) setTime(t, new Date(t.dateTime));
   }
-  olderBtn.hidden = olderBtn.hidden || realItems().length < PAGE;
   nameInput.value = getItem(NAME_KEY) || '';
   loadQueue();
   for (const item of queue) {
@@ -807,6 +857,7 @@
     list.append(li);
   }
   retint();
+  updateCounter(); // a draft the browser restored may be long already
   scrollToBottom();
   connect();
 })();

@@ -99,14 +99,15 @@ func stamp(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02
 func clock(t time.Time) string { return t.UTC().Format("15:04:05") }
 
 func shortAgent(ua string) string {
-	if len(ua) > 60 {
-		return ua[:60] + "…"
-	}
 	if ua == "" {
 		return "—"
 	}
-	return ua
+	return chat.Cut(ua, 60)
 }
+
+// shortID is the start of a session id, enough to tell sessions apart at a
+// glance; the dashboard's actions carry the whole id.
+func shortID(id string) string { return id[:min(8, len(id))] }
 
 func deleteURL(m db.Message) string { return "/admin/messages/" + dataID(m) + "/delete" }
 

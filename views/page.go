@@ -18,10 +18,15 @@ type Page struct {
 	IconURL string // "/static/favicon.svg?v=..."
 }
 
-// historyPage is how many messages one history request returns. The chat page
-// shows "Load older" only when the server sent a full page, because a shorter
-// one means the room has no older messages.
-const historyPage = 50
+// Chat is what the chat page shows besides what every page has.
+type Chat struct {
+	Messages []db.Message // the newest, oldest first, up to one history page
+	HasOlder bool         // older messages exist: offer "Load older messages"
+	PageSize int          // messages per history request, for app.js's own
+	// The limits the server enforces, which the composer checks first.
+	MaxMessage int // characters in a message
+	MaxName    int // characters in a name
+}
 
 // userColors is the number of name colours in style.css (.c0 … .c7); app.js
 // picks the same colour with the same hash.
@@ -33,8 +38,6 @@ func pageTitle(p Page) string {
 	}
 	return p.Title
 }
-
-func hasOlder(msgs []db.Message) bool { return len(msgs) >= historyPage }
 
 func msgID(m db.Message) string { return "m-" + strconv.FormatInt(m.ID, 10) }
 
