@@ -245,7 +245,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		store.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
-	stopRetention := startRetention(ctx, log, store, cfg.retention, time.Minute)
+	stopRetention := startRetention(ctx, log, store, hub, cfg.retention, time.Minute)
 	log.Info("NoChat is serving", "url", browseURL(ln.Addr()), "db", cfg.dbPath, "durability", string(cfg.durability), "version", version)
 
 	serveErr := make(chan error, 1)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"time"
 
+	"nochat/chat"
 	"nochat/db"
 )
 
@@ -36,9 +38,10 @@ func parseRetention(days, messages string) (retention, error) {
 // interval, each pass deleting in small transactions (db.Store.Prune) so
 // that chat messages are never held up for long. A pass with nothing to
 // delete only reads: an idle Pi does not write to its SD card. The count of
-// what was removed is store.Pruned(). The returned stop ends the runner (as
-// ctx ending does) and waits for it.
-func startRetention(ctx context.Context, log *slog.Logger, store *db.Store, r retention, interval time.Duration) (stop func()) {
+// what was removed is store.Pruned(). A pass that panics is recorded in
+// errs and the next pass runs as usual. The returned stop ends the runner
+// (as ctx ending does) and waits for it.
+func startRetention(ctx context.Context, log *slog.Logger, store *db.Store, errs panicRecorder, r retention, interval time.Duration) (stop func()) {
 	if r.keepsAll() {
 		return func() {}
 	}
@@ -49,17 +52,7 @@ func startRetention(ctx context.Context, log *slog.Logger, store *db.Store, r re
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
-			var olderThan time.Time
-			if r.days > 0 {
-				olderThan = time.Now().AddDate(0, 0, -r.days)
-			}
-			n, err := store.Prune(ctx, olderThan, r.messages, db.DefaultPruneBatch)
-			switch {
-			case err != nil && ctx.Err() == nil: // not just stopping
-				log.Warn("retention", "err", err, "removed", n)
-			case n > 0:
-				log.Info("retention removed old messages", "removed", n, "retain_days", r.days, "retain_messages", r.messages)
-			}
+			prune(ctx, log, store, errs, r)
 			select {
 			case <-tick.C:
 			case <-ctx.Done():
@@ -68,4 +61,32 @@ func startRetention(ctx context.Context, log *slog.Logger, store *db.Store, r re
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// panicRecorder is where a retention pass that panicked is reported: the
+// hub's error log.
+type panicRecorder interface {
+	RecordErrorAt(kind, place, detail, subject string)
+}
+
+// prune is one retention pass.
+func prune(ctx context.Context, log *slog.Logger, store *db.Store, errs panicRecorder, r retention) {
+	defer func() {
+		// Unrecovered, a panic here would end the process.
+		if v := recover(); v != nil {
+			errs.RecordErrorAt(chat.KindPanic, "retention", fmt.Sprint(v), "the retention pass")
+			log.Error("panic", "place", "retention", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+	}()
+	var olderThan time.Time
+	if r.days > 0 {
+		olderThan = time.Now().AddDate(0, 0, -r.days)
+	}
+	n, err := store.Prune(ctx, olderThan, r.messages, db.DefaultPruneBatch)
+	switch {
+	case err != nil && ctx.Err() == nil: // not just stopping
+		log.Warn("retention", "err", err, "removed", n)
+	case n > 0:
+		log.Info("retention removed old messages", "removed", n, "retain_days", r.days, "retain_messages", r.messages)
+	}
 }

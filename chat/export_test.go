@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"sync"
 
 	"nochat/db"
 )
@@ -20,14 +21,18 @@ func ErrorEntries(h *Hub) int {
 // ErrorLogSize is the most entries the error log keeps.
 const ErrorLogSize = errorLogSize
 
-// BreakErrorSaving makes the error log's next save call f instead of the
-// store, as a fault the flusher must survive.
+// BreakErrorSaving makes the error log's next save call f first, as a
+// fault the flusher must survive.
 func BreakErrorSaving(h *Hub, f func()) {
 	h.errors.mu.Lock()
 	defer h.errors.mu.Unlock()
 	save := h.errors.save
+	var once sync.Once
 	h.errors.save = func(ctx context.Context, es []db.ErrorEntry, keep int) error {
-		f()
+		once.Do(f)
 		return save(ctx, es, keep)
 	}
 }
+
+// OnBroadcaster runs f on the broadcaster goroutine, as its operations run.
+func OnBroadcaster(h *Hub, f func()) bool { return h.do(f) }
