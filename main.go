@@ -181,7 +181,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	logs := newCollapseHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}), logRepeatWindow, logRepeatKeys, time.Now)
+	defer logs.flush() // the last window's counts
+	log := slog.New(logs)
 
 	store, err := db.Open(ctx, cfg.dbPath, db.Options{Durability: cfg.durability})
 	if err != nil {

@@ -43,7 +43,12 @@ func (h *Hub) RecordErrorAt(kind, place, detail, subject string) {
 	h.errors.record(kind, place, detail, subject)
 	h.series.addError()
 	h.opts.Observer.Error(kind)
-	h.log.Info(kind, "place", place, "detail", cut(detail, maxErrorDetail), "subject", cut(subject, maxErrorSubject))
+	attrs := []any{"detail", cut(detail, maxErrorDetail), "subject", cut(subject, maxErrorSubject)}
+	if place != "" {
+		// The log collapses repeats by message and place (main's collapseHandler).
+		attrs = append([]any{"place", place}, attrs...)
+	}
+	h.log.Info(kind, attrs...)
 }
 
 // ClearErrors empties the recent-errors log.
