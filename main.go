@@ -251,7 +251,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	log.Info("NoChat is serving", "url", browseURL(ln.Addr()), "db", cfg.dbPath, "durability", string(cfg.durability), "version", version)
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(ln) }() // net/http recovers each connection's panics
 
 	select {
 	case <-ctx.Done():
