@@ -65,6 +65,8 @@ type errorLog struct {
 	store *db.Store
 	save  func(context.Context, []db.ErrorEntry, int) error // store.SaveErrors; tests make it fail
 
+	flushing sync.Mutex // one flush at a time, so a flush returns after every earlier change is saved
+
 	mu      sync.Mutex
 	entries map[errorKey]*db.ErrorEntry
 	dirty   map[errorKey]bool
@@ -147,6 +149,8 @@ func (l *errorLog) list(n int) []db.ErrorEntry {
 // flush writes the changed entries. A failed write keeps them dirty for the
 // next try.
 func (l *errorLog) flush(ctx context.Context) error {
+	l.flushing.Lock()
+	defer l.flushing.Unlock()
 	batch := l.takeDirty()
 	if len(batch) == 0 {
 		return nil
