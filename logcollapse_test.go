@@ -61,6 +61,7 @@ func TestRefusalFloodsWriteABoundedLog(t *testing.T) {
 	s.shutdown(t)
 
 	lines := strings.Split(strings.TrimSpace(s.logs.String()), "\n")
+	t.Logf("%d log lines for %d refused logins, %d REST and %d WebSocket sends (%d rate-limited)", len(lines), logins, rest, frames, refused)
 	if len(lines) > 60 {
 		t.Errorf("%d log lines for %d refused logins, %d REST and %d WebSocket sends, want at most 60; the first:\n%s",
 			len(lines), logins, rest, frames, strings.Join(lines[:min(20, len(lines))], "\n"))
