@@ -216,7 +216,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 
 // serveConfig runs the chat server as cfg says.
 func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	logs := newCollapseHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}), logRepeatWindow, logRepeatKeys, time.Now)
+	defer logs.flush() // the last window's counts
+	log := slog.New(logs)
 
 	store, err := db.Open(ctx, cfg.dbPath, db.Options{Durability: cfg.durability, DedupWindow: cfg.dedupWindow})
 	if err != nil {
@@ -280,11 +282,11 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		store.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
-	stopRetention := startRetention(ctx, log, hub, cfg.retention, cfg.retainEvery)
+	stopRetention := startRetention(ctx, log, hub, hub, cfg.retention, cfg.retainEvery)
 	log.Info("NoChat is serving", "url", browseURL(ln.Addr()), "db", cfg.dbPath, "durability", string(cfg.durability), "version", version)
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(ln) }() // net/http recovers each connection's panics
 
 	select {
 	case <-ctx.Done():

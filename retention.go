@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"time"
+
+	"nochat/chat"
 )
 
 // retention is how much history NoChat keeps: -retain-days and
@@ -41,9 +44,10 @@ type pruner interface {
 // interval, each pass deleting in small transactions so that chat messages
 // are never held up for long. A pass with nothing to delete only reads: an
 // idle Pi does not write to its SD card. The count of what was removed is
-// db.Store.Pruned(). The returned stop ends the runner (as ctx ending does)
+// db.Store.Pruned(). A pass that panics is recorded in errs and the next
+// pass runs as usual. The returned stop ends the runner (as ctx ending does)
 // and waits for it.
-func startRetention(ctx context.Context, log *slog.Logger, p pruner, r retention, interval time.Duration) (stop func()) {
+func startRetention(ctx context.Context, log *slog.Logger, p pruner, errs panicRecorder, r retention, interval time.Duration) (stop func()) {
 	if r.keepsAll() {
 		return func() {}
 	}
@@ -54,19 +58,7 @@ func startRetention(ctx context.Context, log *slog.Logger, p pruner, r retention
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
-			var olderThan time.Time
-			if r.days > 0 {
-				olderThan = time.Now().AddDate(0, 0, -r.days)
-			}
-			n, err := p.Prune(ctx, olderThan, r.messages)
-			switch {
-			case err != nil && ctx.Err() == nil: // not just stopping
-				log.Warn("retention", "err", err, "removed", n)
-			case n > 0:
-				log.Info("retention removed old messages", "removed", n, "retain_days", r.days, "retain_messages", r.messages)
-			default:
-				log.Debug("retention pass: nothing to remove")
-			}
+			prune(ctx, log, p, errs, r)
 			select {
 			case <-tick.C:
 			case <-ctx.Done():
@@ -75,4 +67,34 @@ func startRetention(ctx context.Context, log *slog.Logger, p pruner, r retention
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// panicRecorder is where a retention pass that panicked is reported: the
+// hub's error log.
+type panicRecorder interface {
+	RecordErrorAt(kind, place, detail, subject string)
+}
+
+// prune is one retention pass.
+func prune(ctx context.Context, log *slog.Logger, p pruner, errs panicRecorder, r retention) {
+	defer func() {
+		// Unrecovered, a panic here would end the process.
+		if v := recover(); v != nil {
+			errs.RecordErrorAt(chat.KindPanic, "retention", fmt.Sprint(v), "the retention pass")
+			log.Error("panic", "place", "retention", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+	}()
+	var olderThan time.Time
+	if r.days > 0 {
+		olderThan = time.Now().AddDate(0, 0, -r.days)
+	}
+	n, err := p.Prune(ctx, olderThan, r.messages)
+	switch {
+	case err != nil && ctx.Err() == nil: // not just stopping
+		log.Warn("retention", "err", err, "removed", n)
+	case n > 0:
+		log.Info("retention removed old messages", "removed", n, "retain_days", r.days, "retain_messages", r.messages)
+	default:
+		log.Debug("retention pass: nothing to remove")
+	}
 }

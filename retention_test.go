@@ -58,7 +58,7 @@ func TestRetentionRunnerRemovesAndCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hub.Close(context.Background())
-	stop := startRetention(ctx, slog.New(slog.DiscardHandler), hub, retention{messages: 100}, 20*time.Millisecond)
+	stop := startRetention(ctx, slog.New(slog.DiscardHandler), hub, hub, retention{messages: 100}, 20*time.Millisecond)
 	defer stop()
 	waitUntil(t, 10*time.Second, "retention to remove 1,100 messages", func() bool { return store.Pruned() == 1100 })
 	left, err := store.Latest(ctx, 500)
@@ -252,4 +252,38 @@ func checkBackupFile(t *testing.T, path string) int {
 		t.Fatalf("backup holds %d messages, not the whole room up to one commit", len(msgs))
 	}
 	return len(msgs)
+}
+
+// A retention pass that panics used to end the process. Now it is an error
+// entry and the next pass runs: the runner records it again, and stops when
+// told. A nil store is what panics, inside Prune, as a fault would.
+func TestRetentionRunnerSurvivesAPanic(t *testing.T) {
+	ctx := t.Context()
+	store, err := db.Open(ctx, filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	hub, err := chat.New(store, chat.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close(context.Background())
+	stop := startRetention(ctx, slog.New(slog.DiscardHandler), panickingPruner{}, hub, retention{messages: 100}, 10*time.Millisecond)
+	defer stop()
+	waitUntil(t, 10*time.Second, "two retention passes to panic and be recorded", func() bool {
+		for _, e := range hub.Snapshot(10).Errors {
+			if e.Kind == chat.KindPanic && e.Place == "retention" && e.Count >= 2 {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// panickingPruner stands in for a retention pass with a bug in it.
+type panickingPruner struct{}
+
+func (panickingPruner) Prune(context.Context, time.Time, int) (int64, error) {
+	panic("a bug in the retention pass")
 }

@@ -27,13 +27,28 @@ func (nopObserver) Committed(int, time.Duration, error) {}
 func (nopObserver) Broadcast(int, time.Duration)        {}
 func (nopObserver) Error(string)                        {}
 
-// RecordError adds an occurrence to the recent-errors log the admin sees.
-// subject names the connection or request it concerns.
+// RecordError adds an occurrence to the recent-errors log the admin sees,
+// filed under its kind alone; RecordErrorAt files it under a place too.
 func (h *Hub) RecordError(kind, detail, subject string) {
-	h.errors.record(kind, detail, subject)
+	h.RecordErrorAt(kind, "", detail, subject)
+}
+
+// RecordErrorAt adds an occurrence to the recent-errors log the admin sees.
+// kind and place (where in NoChat: a route, a refusal code, a loop) must be
+// fixed texts from the code, never from a request: the log keeps one entry
+// per kind and place, which is what bounds it. detail (which may quote the
+// request) and subject (the connection or request it concerns) are kept as
+// the entry's latest sample.
+func (h *Hub) RecordErrorAt(kind, place, detail, subject string) {
+	h.errors.record(kind, place, detail, subject)
 	h.series.addError()
 	h.opts.Observer.Error(kind)
-	h.log.Info(kind, "detail", detail, "subject", subject)
+	attrs := []any{"detail", cut(detail, maxErrorDetail), "subject", cut(subject, maxErrorSubject)}
+	if place != "" {
+		// The log collapses repeats by message and place (main's collapseHandler).
+		attrs = append([]any{"place", place}, attrs...)
+	}
+	h.log.Info(kind, attrs...)
 }
 
 // ClearErrors empties the recent-errors log.
@@ -162,15 +177,19 @@ func (h *Hub) pruned(below int64) {
 // forget runs on the broadcaster: the message leaves the recent set, so no
 // catch-up hands it out again, and clients are told.
 func (h *Hub) forget(id int64) {
-	h.recentMu.Lock()
-	h.b.recent = slices.DeleteFunc(h.b.recent, func(f *frames) bool {
-		if f.id == id {
-			h.b.recentBytes -= f.size()
-			return true
-		}
-		return false
-	})
-	h.recentMu.Unlock()
+	func() {
+		// Unlocked by defer: the broadcaster survives a panic (runEvent),
+		// and must not leave the catch-up readers locked out.
+		h.recentMu.Lock()
+		defer h.recentMu.Unlock()
+		h.b.recent = slices.DeleteFunc(h.b.recent, func(f *frames) bool {
+			if f.id == id {
+				h.b.recentBytes -= f.size()
+				return true
+			}
+			return false
+		})
+	}()
 	frame := encode("deleted", deletedData{ID: id})
 	for c := range h.b.members {
 		if c.proto == V1 {

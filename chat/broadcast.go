@@ -135,11 +135,19 @@ func (h *Hub) broadcast() {
 	for {
 		select {
 		case f := <-h.events:
-			f()
+			h.runEvent(f)
 		case <-h.b.stop:
 			return
 		}
 	}
+}
+
+// runEvent runs one of the broadcaster's operations. A panic in one is an
+// error entry, and the broadcaster goes on with the next: stopped, it would
+// leave every sender and every client waiting forever.
+func (h *Hub) runEvent(f func()) {
+	defer h.recordRecovered(placeBroadcaster, "the chat room")
+	f()
 }
 
 // deliver answers each sender of a committed batch and hands its messages to
@@ -147,7 +155,11 @@ func (h *Hub) broadcast() {
 func (h *Hub) deliver(c db.Commit[origin]) {
 	h.opts.Observer.Committed(len(c.Items), c.Took, c.Err)
 	if c.Err != nil {
-		h.RecordError(KindDatabase, "store messages: "+c.Err.Error(), fmt.Sprintf("%d messages", len(c.Items)))
+		kind := KindDatabase
+		if errors.Is(c.Err, db.ErrPanic) {
+			kind = KindPanic
+		}
+		h.RecordErrorAt(kind, placeWriter, "store messages: "+c.Err.Error(), fmt.Sprintf("%d messages", len(c.Items)))
 		for _, it := range c.Items {
 			h.answer(it, c.Err)
 		}
@@ -165,10 +177,7 @@ func (h *Hub) deliver(c db.Commit[origin]) {
 		}
 		if !it.Duplicate && !it.Reused && it.Message.ID > h.b.lastID {
 			f := encodeMessage(it.Message)
-			h.recentMu.Lock()
-			h.b.remember(f)
-			h.b.lastID = f.id
-			h.recentMu.Unlock()
+			h.remember(f)
 			h.broadcasted.Add(1)
 			fresh++
 			for cl := range h.b.live {
@@ -191,6 +200,16 @@ func (h *Hub) deliver(c db.Commit[origin]) {
 			h.answer(it, nil)
 		}
 	}
+}
+
+// remember adds a committed message to the recent set. The lock is released
+// by defer: the broadcaster survives a panic (runEvent), and must not leave
+// the catch-up readers locked out.
+func (h *Hub) remember(f *frames) {
+	h.recentMu.Lock()
+	defer h.recentMu.Unlock()
+	h.b.remember(f)
+	h.b.lastID = f.id
 }
 
 func (h *Hub) answer(it db.Item[origin], err error) {
@@ -289,6 +308,14 @@ func (h *Hub) rejoin(c *client, after int64) (bool, int64) {
 // however far behind the client is. A client that makes no progress for
 // SlowTimeout is disconnected with 1008 "too slow"; it resumes with after=.
 func (h *Hub) catchUp(c *client, after int64) {
+	defer func() {
+		// A panic here would end the process. The client, out of the live
+		// set, would get nothing more: close it with 1011, and it resumes.
+		if v := recover(); v != nil {
+			h.recordPanic(v, placeCatchUp, c.subject())
+			c.closeWith(websocket.CloseInternalServerErr, "internal error")
+		}
+	}()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	low := h.streamLimit / 2
@@ -316,7 +343,7 @@ func (h *Hub) catchUp(c *client, after int64) {
 			if errors.Is(err, h.ctx.Err()) {
 				return
 			}
-			h.RecordError(KindDatabase, "catch up: "+err.Error(), c.subject())
+			h.RecordErrorAt(KindDatabase, placeCatchUp, err.Error(), c.subject())
 			select {
 			case <-tick.C:
 			case <-c.gone:
@@ -369,7 +396,7 @@ func (h *Hub) dropSlow(c *client, detail string) {
 func (h *Hub) droppedSlow(c *client, detail string) {
 	if c.slow.CompareAndSwap(false, true) {
 		h.slowDropped.Add(1)
-		h.RecordError(KindSlowClient, detail, c.subject())
+		h.RecordErrorAt(KindSlowClient, placeSlow, detail, c.subject())
 	}
 }
 

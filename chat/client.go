@@ -186,7 +186,7 @@ const closeGrace = time.Second
 func (c *client) closeWith(code int, reason string) {
 	c.closing.Store(true)
 	c.s.CloseWithMsg(melody.FormatCloseMessage(code, reason))
-	go func() {
+	go func() { // a timer and a Close: nothing here can panic
 		t := time.NewTimer(closeGrace)
 		defer t.Stop()
 		select {

@@ -26,33 +26,65 @@ const (
 	KindPanic          = "panic"
 )
 
-// errorLogSize is how many distinct errors are kept, in memory and on disk.
-const errorLogSize = 1000
+// Places in the recent-errors log: where in the chat core an error happened.
+const (
+	placeUpgrade     = "WebSocket upgrade"
+	placeSocket      = "WebSocket connection"
+	placeFrame       = "WebSocket frame"
+	placeSlow        = "slow client"
+	placeWriter      = "message writer"
+	placeCatchUp     = "catch-up"
+	placeBroadcaster = "broadcaster"
+	placeFlusher     = "error log flusher"
+)
+
+// errorLogSize bounds the entries kept, in memory and on disk. Entries are
+// keyed by kind and place, fixed texts from the code, so a server has a few
+// dozen whatever its clients send; the bound is a backstop, and trims the
+// rows earlier versions left.
+const errorLogSize = 256
+
+// Lengths kept of an entry's texts, in bytes (cut at a character boundary).
+const (
+	maxErrorDetail  = 300
+	maxErrorSubject = 200
+	maxErrorPlace   = 100
+)
 
 // errorLog is the recent-errors log. An error that repeats (same kind and
-// detail) updates one entry's count; entries reach the database in one
-// transaction at most once a second, and only when something changed, so a
-// storm of errors costs one small write a second and an idle server none.
+// place) updates one entry: its count, and the latest detail and subject
+// as a sample. Entries reach the database in one transaction at most once
+// a second, and only when something changed, so a storm of errors costs
+// one small write a second and an idle server none.
+//
+// The key leaves out the detail on purpose: a client chooses much of it
+// (an Origin, a frame type, a close reason), and keyed by it, one client
+// sending distinct texts chose the log's size and pushed every other entry
+// out. Keyed by place, a client can only add to counts.
 type errorLog struct {
 	store *db.Store
+	save  func(context.Context, []db.ErrorEntry, int) error // store.SaveErrors; tests make it fail
+
+	flushing sync.Mutex // one flush at a time, so a flush returns after every earlier change is saved
 
 	mu      sync.Mutex
 	entries map[errorKey]*db.ErrorEntry
 	dirty   map[errorKey]bool
 }
 
-type errorKey struct{ kind, detail string }
+type errorKey struct{ kind, place string }
 
 func newErrorLog(store *db.Store) *errorLog {
 	l := &errorLog{
 		store:   store,
+		save:    store.SaveErrors,
 		entries: make(map[errorKey]*db.ErrorEntry),
 		dirty:   make(map[errorKey]bool),
 	}
 	// Earlier runs' errors, so the log survives a restart.
 	if saved, err := store.RecentErrors(context.Background(), errorLogSize); err == nil {
 		for _, e := range saved {
-			l.entries[errorKey{e.Kind, e.Detail}] = &e
+			l.entries[errorKey{e.Kind, e.Place}] = &e
 		}
 	}
 	return l
@@ -62,27 +94,35 @@ func newErrorLog(store *db.Store) *errorLog {
 // from another client port is the same error.
 var addrPort = regexp.MustCompile(`((?:\d{1,3}\.){3}\d{1,3}|\[[0-9a-fA-F:.]+\]):\d+`)
 
-func (l *errorLog) record(kind, detail, subject string) {
-	detail = cut(addrPort.ReplaceAllString(detail, "$1"), 300)
+// record counts an occurrence of kind at place, keeping detail and subject
+// as the entry's latest sample.
+func (l *errorLog) record(kind, place, detail, subject string) {
+	// Cut before the pattern runs too: a detail can be a client's whole
+	// frame.
+	detail = cut(addrPort.ReplaceAllString(cut(detail, 4*maxErrorDetail), "$1"), maxErrorDetail)
+	k := errorKey{cut(kind, maxErrorPlace), cut(place, maxErrorPlace)}
 	now := time.Now().UnixMilli()
-	k := errorKey{kind, detail}
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	e, ok := l.entries[k]
 	if !ok {
-		e = &db.ErrorEntry{Kind: kind, Detail: detail, FirstSeen: now}
-		l.entries[k] = e
-		if len(l.entries) > errorLogSize {
-			l.evictOldest()
+		// Make room first, so the entry being added is never the one to
+		// go (it was, when its LastSeen was still 0, and flush then
+		// dereferenced the entry it had lost).
+		for len(l.entries) >= errorLogSize {
+			l.evictOldestLocked()
 		}
+		e = &db.ErrorEntry{Kind: k.kind, Place: k.place, FirstSeen: now}
+		l.entries[k] = e
 	}
 	e.Count++
-	e.Subject = subject
+	e.Detail = detail
+	e.Subject = cut(subject, maxErrorSubject)
 	e.LastSeen = now
 	l.dirty[k] = true
-	l.mu.Unlock()
 }
 
-func (l *errorLog) evictOldest() {
+func (l *errorLog) evictOldestLocked() {
 	var oldest errorKey
 	first := true
 	for k, e := range l.entries {
@@ -109,28 +149,37 @@ func (l *errorLog) list(n int) []db.ErrorEntry {
 // flush writes the changed entries. A failed write keeps them dirty for the
 // next try.
 func (l *errorLog) flush(ctx context.Context) error {
-	l.mu.Lock()
-	if len(l.dirty) == 0 {
-		l.mu.Unlock()
+	l.flushing.Lock()
+	defer l.flushing.Unlock()
+	batch := l.takeDirty()
+	if len(batch) == 0 {
 		return nil
 	}
-	batch := make([]db.ErrorEntry, 0, len(l.dirty))
-	for k := range l.dirty {
-		batch = append(batch, *l.entries[k])
-	}
-	clear(l.dirty)
-	l.mu.Unlock()
-	if err := l.store.SaveErrors(ctx, batch, errorLogSize); err != nil {
+	if err := l.save(ctx, batch, errorLogSize); err != nil {
 		l.mu.Lock()
+		defer l.mu.Unlock()
 		for _, e := range batch {
-			if _, ok := l.entries[errorKey{e.Kind, e.Detail}]; ok {
-				l.dirty[errorKey{e.Kind, e.Detail}] = true
+			if k := (errorKey{e.Kind, e.Place}); l.entries[k] != nil {
+				l.dirty[k] = true
 			}
 		}
-		l.mu.Unlock()
 		return err
 	}
 	return nil
+}
+
+// takeDirty copies the changed entries and marks them clean.
+func (l *errorLog) takeDirty() []db.ErrorEntry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	batch := make([]db.ErrorEntry, 0, len(l.dirty))
+	for k := range l.dirty {
+		if e := l.entries[k]; e != nil {
+			batch = append(batch, *e)
+		}
+	}
+	clear(l.dirty)
+	return batch
 }
 
 func (l *errorLog) clear(ctx context.Context) error {

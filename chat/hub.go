@@ -200,7 +200,12 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 	m.HandleDisconnect(h.onDisconnect)
 	m.HandleMessage(h.onMessage)
 	m.HandleMessageBinary(h.onBinary)
-	m.HandleSentMessage(func(s *melody.Session, _ []byte) { clientOf(s).wrote() })
+	m.HandleSentMessage(func(s *melody.Session, _ []byte) {
+		// On melody's write goroutine, which nothing above recovers.
+		c := clientOf(s)
+		defer h.recoverSession(c)
+		c.wrote()
+	})
 	m.HandleError(h.onError)
 	h.m = m
 
@@ -226,9 +231,16 @@ func (h *Hub) flushErrors() {
 		case <-h.ctx.Done():
 			return
 		}
-		if err := h.errors.flush(h.ctx); err != nil && h.ctx.Err() == nil {
-			h.log.Error("save error log", "err", err)
-		}
+		h.flushErrorsOnce()
+	}
+}
+
+// flushErrorsOnce is one pass of the flusher. A panic in it is an error
+// entry, which the next pass writes: the loop goes on.
+func (h *Hub) flushErrorsOnce() {
+	defer h.recordRecovered(placeFlusher, "the error log")
+	if err := h.errors.flush(h.ctx); err != nil && h.ctx.Err() == nil {
+		h.log.Error("save error log", "err", err)
 	}
 }
 

@@ -67,8 +67,8 @@ func OriginAllowed(r *http.Request, allow []string) bool {
 // origin, 429 or 503 when there are too many connections.
 func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	ip := ClientIP(r, h.opts.TrustProxy)
-	refuse := func(status int, kind, reason string) {
-		h.RecordError(kind, reason, ip) // and logs it
+	refuse := func(status int, kind, place, reason string) {
+		h.RecordErrorAt(kind, place, reason, ip) // and logs it
 		http.Error(w, reason, status)
 	}
 	proto := pickProtocol(websocket.Subprotocols(r))
@@ -77,17 +77,17 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 		if offered == "" {
 			offered = "none"
 		}
-		refuse(http.StatusBadRequest, KindRefusedUpgrade, fmt.Sprintf("unsupported WebSocket subprotocol (offered: %.60s): offer nochat.v1 or echo-protocol", offered))
+		refuse(http.StatusBadRequest, KindRefusedUpgrade, placeUpgrade+": subprotocol", fmt.Sprintf("unsupported WebSocket subprotocol (offered: %.60s): offer nochat.v1 or echo-protocol", offered))
 		return
 	}
 	if !OriginAllowed(r, h.opts.AllowOrigins) {
-		refuse(http.StatusForbidden, KindBadOrigin, fmt.Sprintf("origin %.100s may not open a socket here", r.Header.Get("Origin")))
+		refuse(http.StatusForbidden, KindBadOrigin, placeUpgrade+": origin", fmt.Sprintf("origin %.100s may not open a socket here", r.Header.Get("Origin")))
 		return
 	}
 	q := r.URL.Query()
 	for _, name := range []string{"after", "user"} {
 		if len(q[name]) > 1 {
-			refuse(http.StatusBadRequest, KindBadInput, name+" is given more than once: give it once")
+			refuse(http.StatusBadRequest, KindBadInput, placeUpgrade+": query", name+" is given more than once: give it once")
 			return
 		}
 	}
@@ -95,7 +95,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("after"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			refuse(http.StatusBadRequest, KindBadInput, "after must be a message id (a whole number, 0 or more)")
+			refuse(http.StatusBadRequest, KindBadInput, placeUpgrade+": query", "after must be a message id (a whole number, 0 or more)")
 			return
 		}
 		after = n
@@ -104,7 +104,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("user"); v != "" {
 		name, err := cleanName(v, h.opts.MaxNameLen)
 		if err != nil {
-			refuse(http.StatusBadRequest, KindBadInput, "user: "+err.Error())
+			refuse(http.StatusBadRequest, KindBadInput, placeUpgrade+": query", "user: "+err.Error())
 			return
 		}
 		user = name
@@ -114,7 +114,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if status, reason := h.admit(ip); status != 0 {
-		refuse(status, KindTooMany, reason)
+		refuse(status, KindTooMany, placeUpgrade+": limits", reason)
 		return
 	}
 	// The connection counts against the limits until its session ends, on
@@ -155,7 +155,7 @@ func (h *Hub) upgrade(hj *hijacked, r *http.Request, keys map[string]any, ip str
 	defer func() {
 		// No net/http below to catch it: a panic here would end the process.
 		if v := recover(); v != nil {
-			h.recordPanic(v, ip)
+			h.recordPanic(v, placeUpgrade, ip)
 			hj.conn.Close()
 		}
 	}()
@@ -173,7 +173,7 @@ func (h *Hub) upgradeFailed(w http.ResponseWriter, err error, ip string) {
 		http.Error(w, "the server is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	h.RecordError(KindRefusedUpgrade, err.Error(), ip) // and logs it
+	h.RecordErrorAt(KindRefusedUpgrade, placeUpgrade+": handshake", err.Error(), ip) // and logs it
 }
 
 // admit counts an upgrade against the connection limits, or says why not.
@@ -257,6 +257,8 @@ func (h *Hub) onDisconnect(s *melody.Session) {
 // onError runs on melody's goroutines, sometimes under melody's hub lock: it
 // only records and never calls back into melody.
 func (h *Hub) onError(s *melody.Session, err error) {
+	// Also called on melody's write goroutine, which nothing above recovers.
+	defer h.recordRecovered(placeSocket, "a WebSocket session")
 	var ce *websocket.CloseError
 	if errors.As(err, &ce) && (ce.Code == websocket.CloseNormalClosure || ce.Code == websocket.CloseGoingAway || ce.Code == websocket.CloseNoStatusReceived) {
 		return // a normal close is not an error
@@ -276,14 +278,14 @@ func (h *Hub) onError(s *melody.Session, err error) {
 	var ne net.Error
 	switch {
 	case errors.Is(err, websocket.ErrReadLimit):
-		h.RecordError(KindTooLarge, fmt.Sprintf("frame over %d bytes: connection closed (1009)", h.opts.MaxFrameBytes), c.subject())
+		h.RecordErrorAt(KindTooLarge, placeSocket, fmt.Sprintf("frame over %d bytes: connection closed (1009)", h.opts.MaxFrameBytes), c.subject())
 	case errors.As(err, &ne) && ne.Timeout() && strings.Contains(err.Error(), "write"):
 		// The peer stopped reading long enough to fill the socket.
 		h.droppedSlow(c, "a write waited "+h.opts.SlowTimeout.String()+": the client stopped reading")
 	case errors.As(err, &ne) && ne.Timeout():
-		h.RecordError(KindReadWrite, "no answer to pings for "+h.opts.PongWait.String()+": peer gone", c.subject())
+		h.RecordErrorAt(KindReadWrite, placeSocket+": keepalive", "no answer to pings for "+h.opts.PongWait.String()+": peer gone", c.subject())
 	default:
-		h.RecordError(KindReadWrite, err.Error(), c.subject())
+		h.RecordErrorAt(KindReadWrite, placeSocket, err.Error(), c.subject())
 	}
 }
 
@@ -293,15 +295,24 @@ func (h *Hub) onError(s *melody.Session, err error) {
 // unregister and close).
 func (h *Hub) recoverSession(c *client) {
 	if v := recover(); v != nil {
-		h.recordPanic(v, c.subject())
+		h.recordPanic(v, placeFrame, c.subject())
 		c.closeWith(websocket.CloseInternalServerErr, "internal error")
 	}
 }
 
 // recordPanic files a recovered panic for the admin and logs its stack.
-func (h *Hub) recordPanic(v any, subject string) {
-	h.RecordError(KindPanic, fmt.Sprint(v), subject)
-	h.log.Error("panic", "subject", subject, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+func (h *Hub) recordPanic(v any, place, subject string) {
+	h.RecordErrorAt(KindPanic, place, fmt.Sprint(v), subject)
+	h.log.Error("panic", "place", place, "subject", subject, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+}
+
+// recordRecovered, deferred on one of the hub's goroutines, turns a panic
+// into an error entry, so that the goroutine (or what restarts it) goes on
+// instead of the process ending.
+func (h *Hub) recordRecovered(place, subject string) {
+	if v := recover(); v != nil {
+		h.recordPanic(v, place, subject)
+	}
 }
 
 func (h *Hub) onBinary(s *melody.Session, _ []byte) {
@@ -390,7 +401,7 @@ func (h *Hub) refuse(c *client, err error, cid string) {
 		if !ok {
 			kind = KindBadInput
 		}
-		h.RecordError(kind, r.Text, c.subject())
+		h.RecordErrorAt(kind, placeFrame+": "+r.Code, r.Text, c.subject())
 	}
 	if c.proto == V1 {
 		h.mustSend(c, errorFrame(r, cid))

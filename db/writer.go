@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"time"
@@ -10,6 +11,11 @@ import (
 
 // ErrClosed is returned by Submit once the Writer is closing.
 var ErrClosed = errors.New("writer closed")
+
+// ErrPanic is in a Commit's error when storing the batch panicked. Nothing
+// was stored (the transaction rolls back as the panic unwinds it), and the
+// writer goes on with the next batch.
+var ErrPanic = errors.New("panic while storing")
 
 // DefaultMaxBatch caps how many messages one transaction holds.
 const DefaultMaxBatch = 256
@@ -101,6 +107,17 @@ func (w *Writer[T]) Close() {
 	<-w.done
 }
 
+// insert stores one batch. A panic becomes an error every sender is told of:
+// unrecovered, it would end the process on this goroutine.
+func (w *Writer[T]) insert(drafts []Draft) (stored []Stored, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			stored, err = nil, fmt.Errorf("%w: %v", ErrPanic, v)
+		}
+	}()
+	return w.store.Insert(context.Background(), drafts)
+}
+
 func (w *Writer[T]) loop() {
 	defer close(w.done)
 	batch := make([]request[T], 0, w.maxBatch)
@@ -127,7 +144,7 @@ func (w *Writer[T]) loop() {
 		// The commit is not tied to any sender's context: once queued, a
 		// message is written even if its sender has gone.
 		began := time.Now()
-		stored, err := w.store.Insert(context.Background(), drafts)
+		stored, err := w.insert(drafts)
 
 		c := Commit[T]{Items: make([]Item[T], len(batch)), Err: err, Took: time.Since(began)}
 		for i, r := range batch {

@@ -39,7 +39,7 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	}
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d.Hub.RecordError(chat.KindBadOrigin, "cross-origin admin request refused", requestSubject(r, d.TrustProxy))
+		d.Hub.RecordErrorAt(chat.KindBadOrigin, "admin", "cross-origin admin request refused", requestSubject(r, d.TrustProxy))
 		writeError(w, r, d.Log, http.StatusForbidden, errCrossOrigin)
 	}))
 	post := cop.Handler

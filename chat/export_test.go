@@ -1,0 +1,38 @@
+package chat
+
+import (
+	"context"
+	"sync"
+
+	"nochat/db"
+)
+
+// FlushErrors writes the error log's changes now, as the flusher does once
+// a second, so a test need not wait for its tick.
+func FlushErrors(h *Hub) error { return h.errors.flush(context.Background()) }
+
+// ErrorEntries is how many entries the error log holds in memory.
+func ErrorEntries(h *Hub) int {
+	h.errors.mu.Lock()
+	defer h.errors.mu.Unlock()
+	return len(h.errors.entries)
+}
+
+// ErrorLogSize is the most entries the error log keeps.
+const ErrorLogSize = errorLogSize
+
+// BreakErrorSaving makes the error log's next save call f first, as a
+// fault the flusher must survive.
+func BreakErrorSaving(h *Hub, f func()) {
+	h.errors.mu.Lock()
+	defer h.errors.mu.Unlock()
+	save := h.errors.save
+	var once sync.Once
+	h.errors.save = func(ctx context.Context, es []db.ErrorEntry, keep int) error {
+		once.Do(f)
+		return save(ctx, es, keep)
+	}
+}
+
+// OnBroadcaster runs f on the broadcaster goroutine, as its operations run.
+func OnBroadcaster(h *Hub, f func()) bool { return h.do(f) }
