@@ -159,6 +159,46 @@ func TestAdminSessionCookieIsHardened(t *testing.T) {
 	}
 }
 
+// A request may carry thousands of well-formed cookies of our name; only
+// the first two are looked up (a stale one may sit beside the live one).
+func TestSessionLookupsPerRequestAreBounded(t *testing.T) {
+	a := newApp(t)
+	b := a.browser(t)
+	b.login()
+	u, _ := url.Parse(a.srv.URL + "/")
+	var live string
+	for _, c := range b.client.Jar.Cookies(u) {
+		if c.Name == "nochat_admin" {
+			live = c.Value
+		}
+	}
+	junk1, junk2 := strings.Repeat("A", 43), strings.Repeat("B", 43)
+	send := func(method, path string, values ...string) int {
+		req, _ := http.NewRequest(method, a.srv.URL+path, nil)
+		for _, v := range values {
+			req.AddCookie(&http.Cookie{Name: "nochat_admin", Value: v})
+		}
+		resp, err := a.srv.Client().Transport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := send("GET", "/admin/live", junk1, live); got != 200 {
+		t.Fatalf("the live session after a stale cookie: %d, want 200", got)
+	}
+	if got := send("GET", "/admin/live", junk1, junk2, live); got != http.StatusUnauthorized {
+		t.Fatalf("the live session as third cookie: %d, want 401 (not looked up)", got)
+	}
+	if got := send("POST", "/admin/logout", junk1, junk2, live); got != http.StatusSeeOther {
+		t.Fatalf("logout: %d", got)
+	}
+	if got := send("GET", "/admin/live", live); got != 200 {
+		t.Fatalf("a logout whose live session came third ended it: %d, want 200 (not looked up)", got)
+	}
+}
+
 // Behind the README's Caddy or nginx, the browser speaks HTTPS to the proxy
 // and the proxy plain HTTP to NoChat: the cookie must still be Secure, or a
 // browser tricked onto http:// would send the session in the clear.

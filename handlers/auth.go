@@ -264,9 +264,13 @@ func (a *Auth) startSession(w http.ResponseWriter, r *http.Request, trustProxy b
 // request without a live session changes nothing on the server.
 func (a *Auth) endSession(w http.ResponseWriter, r *http.Request, trustProxy bool) error {
 	defer setSessionCookie(w, r, trustProxy, "", -1)
+	looked := 0
 	for _, c := range r.CookiesNamed(cookieName) {
 		if !wellFormedToken(c.Value) {
 			continue
+		}
+		if looked++; looked > maxSessionCookies {
+			break
 		}
 		hash := tokenHash(c.Value)
 		_, err := a.store.SessionByToken(r.Context(), hash, a.now())
