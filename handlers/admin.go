@@ -179,10 +179,7 @@ func handleLogin(log *slog.Logger, a *Auth, hub adminHub, trustProxy bool, asset
 			render(w, r, log, http.StatusUnauthorized, views.LoginPage(assets, "That password is not right."))
 			return
 		}
-		if err := a.startSession(w, r, trustProxy); err != nil {
-			writeError(w, r, log, http.StatusInternalServerError, err)
-			return
-		}
+		a.startSession(w, r, trustProxy)
 		http.Redirect(w, r, "/admin", http.StatusSeeOther)
 	})
 }

@@ -71,6 +71,11 @@ type Auth struct {
 
 	mu   sync.Mutex
 	hash []byte // bcrypt hash of the password (see passwordBytes)
+	// unsaved are sessions the database refused to store (a full disk):
+	// kept here, at most maxAdminSessions, until they expire or NoChat
+	// restarts, so that the admin can still reach the dashboard that
+	// shows what is wrong. Keyed by the token's SHA-256; values expire.
+	unsaved map[string]time.Time
 }
 
 // authStore is what Auth keeps in the database: the password hash in the
@@ -102,6 +107,8 @@ func NewAuth(ctx context.Context, store authStore, password string, log *slog.Lo
 		now:   time.Now,
 		tries: newKeyedLimiter(rate.Every(12*time.Second), 5),
 		gate:  &loginGate{},
+
+		unsaved: make(map[string]time.Time),
 	}
 	stored, err := store.Setting(ctx, settingHash)
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
@@ -220,7 +227,11 @@ func (a *Auth) session(r *http.Request) (db.Session, bool) {
 			break
 		}
 		now := a.now()
-		s, err := a.store.SessionByToken(r.Context(), tokenHash(c.Value), now)
+		hash := tokenHash(c.Value)
+		if expires, ok := a.unsavedSession(hash, now); ok {
+			return db.Session{Kind: db.SessionAdmin, Expires: expires}, true
+		}
+		s, err := a.store.SessionByToken(r.Context(), hash, now)
 		if err != nil {
 			if !errors.Is(err, db.ErrNotFound) {
 				a.log.Error("admin session lookup", "err", err)
@@ -232,7 +243,8 @@ func (a *Auth) session(r *http.Request) (db.Session, bool) {
 		}
 		if now.Sub(s.LastSeen) > touchEvery {
 			if err := a.store.TouchSession(r.Context(), s.ID, now); err != nil {
-				a.log.Warn("admin session last seen", "err", err)
+				// Not worth a line a second while the disk is full.
+				a.log.Debug("admin session last seen", "err", err)
 			}
 		}
 		return s, true
@@ -241,23 +253,53 @@ func (a *Auth) session(r *http.Request) (db.Session, bool) {
 }
 
 // startSession stores a new admin session and gives its token to the
-// browser.
-func (a *Auth) startSession(w http.ResponseWriter, r *http.Request, trustProxy bool) error {
+// browser. A database that cannot store it (a full disk) does not keep the
+// admin out: the session is then kept in memory.
+func (a *Auth) startSession(w http.ResponseWriter, r *http.Request, trustProxy bool) {
 	b := make([]byte, tokenBytes)
 	rand.Read(b)
 	token := base64.RawURLEncoding.EncodeToString(b)
 	now := a.now()
-	err := a.store.CreateSession(r.Context(), tokenHash(token), db.Session{
+	hash := tokenHash(token)
+	err := a.store.CreateSession(r.Context(), hash, db.Session{
 		Kind:      db.SessionAdmin,
 		UserAgent: shortUserAgent(r.UserAgent()),
 		Created:   now,
 		Expires:   now.Add(sessionTTL),
 	}, maxAdminSessions)
 	if err != nil {
-		return err
+		a.log.Warn("admin session kept in memory only, until a restart: the database refused it", "err", err)
+		a.keepUnsaved(hash, now)
 	}
 	setSessionCookie(w, r, trustProxy, token, int(sessionTTL.Seconds()))
-	return nil
+}
+
+// keepUnsaved keeps a session the database refused, dropping expired ones
+// and, past maxAdminSessions, the oldest.
+func (a *Auth) keepUnsaved(hash []byte, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	oldest := ""
+	for k, exp := range a.unsaved {
+		if !exp.After(now) {
+			delete(a.unsaved, k)
+		} else if oldest == "" || exp.Before(a.unsaved[oldest]) {
+			oldest = k
+		}
+	}
+	if len(a.unsaved) >= maxAdminSessions {
+		delete(a.unsaved, oldest)
+	}
+	a.unsaved[string(hash)] = now.Add(sessionTTL)
+}
+
+// unsavedSession reports whether hash is a live unsaved session, and when
+// it expires.
+func (a *Auth) unsavedSession(hash []byte, now time.Time) (time.Time, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	exp, ok := a.unsaved[string(hash)]
+	return exp, ok && exp.After(now)
 }
 
 // endSession ends r's admin session, on the server and in the browser. A
@@ -273,6 +315,13 @@ func (a *Auth) endSession(w http.ResponseWriter, r *http.Request, trustProxy boo
 			break
 		}
 		hash := tokenHash(c.Value)
+		a.mu.Lock()
+		_, unsaved := a.unsaved[string(hash)]
+		delete(a.unsaved, string(hash))
+		a.mu.Unlock()
+		if unsaved {
+			return nil
+		}
 		_, err := a.store.SessionByToken(r.Context(), hash, a.now())
 		if errors.Is(err, db.ErrNotFound) {
 			continue
