@@ -142,8 +142,10 @@ func NewAuth(ctx context.Context, store authStore, password string, log *slog.Lo
 			"login", "/admin",
 			"change", "start with -admin-password or NOCHAT_ADMIN_PASSWORD set to your own")
 	}
+	// Expired sessions open nothing; removing them only tidies, and must
+	// not stop a start on a full disk.
 	if _, err := store.PruneSessions(ctx, a.now()); err != nil {
-		return nil, err
+		log.Warn("removing expired admin sessions", "err", err)
 	}
 	return a, nil
 }

@@ -196,3 +196,16 @@ func BenchmarkPasswordHash(b *testing.B) {
 		}
 	}
 }
+
+// bcrypt takes 72 bytes; a longer -admin-password must still work, and
+// all of it must count.
+func TestLongAdminPasswordCountsInFull(t *testing.T) {
+	long := strings.Repeat("a long passphrase ", 10) // 180 bytes
+	srv, _ := loginServer(t, long)
+	if got := tryLogin(t, srv, "192.0.2.1", long[:100]+"but a different end"+long[119:]); got != http.StatusUnauthorized {
+		t.Fatalf("the same first 100 bytes, a different end: %d, want 401", got)
+	}
+	if got := tryLogin(t, srv, "192.0.2.1", long); got != http.StatusSeeOther {
+		t.Fatalf("the long password: %d, want 303", got)
+	}
+}
