@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -138,7 +139,7 @@ func handleClearErrors(log *slog.Logger, hub adminHub, live http.Handler) http.H
 
 func handleLoginForm(log *slog.Logger, a *Auth, assets views.AdminAssets) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.valid(r) {
+		if a.Admin(r) {
 			http.Redirect(w, r, "/admin", http.StatusSeeOther)
 			return
 		}
@@ -148,30 +149,49 @@ func handleLoginForm(log *slog.Logger, a *Auth, assets views.AdminAssets) http.H
 }
 
 // handleLogin checks the password. Attempts are limited per client address
-// (five, then one every 12 s), which makes guessing hopeless.
+// (five, then one every 12 s) and, since addresses are cheap to rotate,
+// across all addresses by the login gate (see gateFree).
 func handleLogin(log *slog.Logger, a *Auth, hub adminHub, trustProxy bool, assets views.AdminAssets) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		if !a.tries.allow(chat.ClientIP(r, trustProxy)) {
+		tooMany := func(wait time.Duration) {
 			hub.RecordError(chat.KindRateLimited, "too many admin login attempts", requestSubject(r, trustProxy))
-			render(w, r, log, http.StatusTooManyRequests, views.LoginPage(assets, "Too many attempts. Wait a minute and try again."))
+			secs := int(wait.Round(time.Second) / time.Second)
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, secs)))
+			render(w, r, log, http.StatusTooManyRequests, views.LoginPage(assets, fmt.Sprintf("Too many attempts. Wait %d seconds and try again.", max(1, secs))))
+		}
+		if !a.tries.allowAt(chat.ClientIP(r, trustProxy), a.now()) {
+			tooMany(12 * time.Second)
 			return
 		}
+		// The form is read before the gate is taken, so a slow body holds
+		// no one else's turn.
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-		if !a.check(r.PostFormValue("password")) {
+		password := r.PostFormValue("password")
+		if wait := a.gate.try(a.now()); wait > 0 {
+			tooMany(wait)
+			return
+		}
+		ok := a.check(r.Context(), password)
+		a.gate.done(ok)
+		if !ok {
 			hub.RecordError(chat.KindBadInput, "wrong admin password", requestSubject(r, trustProxy))
 			render(w, r, log, http.StatusUnauthorized, views.LoginPage(assets, "That password is not right."))
 			return
 		}
-		setSession(w, r, a.sign(time.Now().Add(sessionTTL)), int(sessionTTL.Seconds()))
+		a.startSession(w, r, trustProxy)
 		http.Redirect(w, r, "/admin", http.StatusSeeOther)
 	})
 }
 
-func handleLogout(a *Auth) http.Handler {
+// handleLogout ends the request's session, if it has a live one; anyone
+// may call it, and without a session it only clears the cookie.
+func handleLogout(log *slog.Logger, a *Auth, trustProxy bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.revoke(r)
-		setSession(w, r, "", -1)
+		if err := a.endSession(w, r, trustProxy); err != nil {
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
 		http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
 	})
 }

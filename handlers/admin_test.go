@@ -9,6 +9,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"nochat/chat"
+	"nochat/handlers"
 )
 
 // browser is an HTTP client with cookies that does not follow redirects,
@@ -121,7 +123,7 @@ func TestAdminLoginFlow(t *testing.T) {
 	}
 	// The old cookie, replayed, no longer works either.
 	other := a.browser(t)
-	other.client.Jar.SetCookies(u, []*http.Cookie{{Name: session.Name, Value: session.Value, Path: "/admin"}})
+	other.client.Jar.SetCookies(u, []*http.Cookie{{Name: session.Name, Value: session.Value, Path: "/"}})
 	if r := other.do("GET", "/admin", nil, nil); r.status != http.StatusUnauthorized {
 		t.Fatalf("a logged-out session replayed: %d, want 401", r.status)
 	}
@@ -132,17 +134,147 @@ func TestAdminSessionCookieIsHardened(t *testing.T) {
 	b := a.browser(t)
 	r := b.do("POST", "/admin/login", url.Values{"password": {adminPassword}}, nil)
 	cookie := r.header.Get("Set-Cookie")
-	for _, want := range []string{"HttpOnly", "SameSite=Strict", "Max-Age=", "Path=/admin"} {
+	// Path=/: the chat page too must know an admin (to offer Delete).
+	for _, want := range []string{"HttpOnly", "SameSite=Strict", "Max-Age=", "Path=/;"} {
 		if !strings.Contains(cookie, want) {
 			t.Errorf("Set-Cookie %q lacks %s", cookie, want)
 		}
 	}
-	// A forged cookie is refused.
+	if strings.Contains(cookie, "Secure") {
+		t.Errorf("Set-Cookie %q is Secure over plain HTTP: the browser would not send it back", cookie)
+	}
+	// Forged cookies are refused: the old signed format, a well-formed
+	// token nobody was given, garbage.
 	u, _ := url.Parse(a.srv.URL + "/admin")
-	forged := a.browser(t)
-	forged.client.Jar.SetCookies(u, []*http.Cookie{{Name: "nochat_admin", Value: fmt.Sprint(time.Now().Add(time.Hour).Unix()) + ".AAAA", Path: "/admin"}})
-	if r := forged.do("GET", "/admin", nil, nil); r.status != http.StatusUnauthorized {
-		t.Fatalf("forged cookie: %d, want 401", r.status)
+	for _, v := range []string{
+		fmt.Sprint(time.Now().Add(time.Hour).Unix()) + ".AAAA",
+		strings.Repeat("A", 43),
+		"not a token",
+	} {
+		forged := a.browser(t)
+		forged.client.Jar.SetCookies(u, []*http.Cookie{{Name: "nochat_admin", Value: v, Path: "/"}})
+		if r := forged.do("GET", "/admin", nil, nil); r.status != http.StatusUnauthorized {
+			t.Fatalf("forged cookie %q: %d, want 401", v, r.status)
+		}
+	}
+}
+
+// A request may carry thousands of well-formed cookies of our name; only
+// the first two are looked up (a stale one may sit beside the live one).
+func TestSessionLookupsPerRequestAreBounded(t *testing.T) {
+	a := newApp(t)
+	b := a.browser(t)
+	b.login()
+	u, _ := url.Parse(a.srv.URL + "/")
+	var live string
+	for _, c := range b.client.Jar.Cookies(u) {
+		if c.Name == "nochat_admin" {
+			live = c.Value
+		}
+	}
+	junk1, junk2 := strings.Repeat("A", 43), strings.Repeat("B", 43)
+	send := func(method, path string, values ...string) int {
+		req, _ := http.NewRequest(method, a.srv.URL+path, nil)
+		for _, v := range values {
+			req.AddCookie(&http.Cookie{Name: "nochat_admin", Value: v})
+		}
+		resp, err := a.srv.Client().Transport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := send("GET", "/admin/live", junk1, live); got != 200 {
+		t.Fatalf("the live session after a stale cookie: %d, want 200", got)
+	}
+	if got := send("GET", "/admin/live", junk1, junk2, live); got != http.StatusUnauthorized {
+		t.Fatalf("the live session as third cookie: %d, want 401 (not looked up)", got)
+	}
+	if got := send("POST", "/admin/logout", junk1, junk2, live); got != http.StatusSeeOther {
+		t.Fatalf("logout: %d", got)
+	}
+	if got := send("GET", "/admin/live", live); got != 200 {
+		t.Fatalf("a logout whose live session came third ended it: %d, want 200 (not looked up)", got)
+	}
+}
+
+// Behind the README's Caddy or nginx, the browser speaks HTTPS to the proxy
+// and the proxy plain HTTP to NoChat: the cookie must still be Secure, or a
+// browser tricked onto http:// would send the session in the clear.
+func TestAdminCookieIsSecureBehindAnHTTPSProxy(t *testing.T) {
+	https := http.Header{"X-Forwarded-Proto": {"https"}}
+	for _, tc := range []struct {
+		name       string
+		trustProxy bool
+		header     http.Header
+		secure     bool
+	}{
+		{"trusted proxy says https", true, https, true},
+		{"trusted proxy appended https", true, http.Header{"X-Forwarded-Proto": {"http, https"}}, true},
+		{"trusted proxy says http", true, http.Header{"X-Forwarded-Proto": {"http"}}, false},
+		{"trusted proxy says nothing", true, nil, false},
+		{"header without -trust-proxy", false, https, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAppWith(t, func(d *handlers.Deps) { d.TrustProxy = tc.trustProxy })
+			b := a.browser(t)
+			for _, step := range []struct{ path, password string }{{"/admin/login", adminPassword}, {"/admin/logout", ""}} {
+				r := b.do("POST", step.path, url.Values{"password": {step.password}}, tc.header)
+				cookie := r.header.Get("Set-Cookie")
+				if !strings.HasPrefix(cookie, "nochat_admin=") {
+					t.Fatalf("POST %s: no session cookie (%d)", step.path, r.status)
+				}
+				if got := strings.Contains(cookie, "; Secure"); got != tc.secure {
+					t.Errorf("POST %s: Set-Cookie %q: Secure %v, want %v", step.path, cookie, got, tc.secure)
+				}
+			}
+		})
+	}
+}
+
+// Logout looks a cookie up only if it can be a session token, and keeps
+// nothing: 300 logouts with a 1 MB cookie once kept 300 MB.
+func TestLogoutFloodWithHugeCookiesKeepsNothing(t *testing.T) {
+	a := newApp(t)
+	huge := strings.Repeat("a", 1_000_000)
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	logout := func(value string) {
+		req, _ := http.NewRequest("POST", a.srv.URL+"/admin/logout", nil)
+		req.Header.Set("Cookie", "nochat_admin="+value)
+		resp, err := a.srv.Client().Transport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("logout with a junk cookie: %d, want 303", resp.StatusCode)
+		}
+	}
+	logout(huge) // warm up: connections, buffers
+	before := heap()
+	for i := range 300 {
+		logout(huge[:len(huge)-i]) // distinct values
+	}
+	for i := range 300 {
+		logout(fmt.Sprintf("%043d", i)) // well-formed tokens nobody holds
+	}
+	after := heap()
+	t.Logf("heap before %d KiB, after 300 1 MB logouts %d KiB", before>>10, after>>10)
+	if after > before+16<<20 {
+		t.Fatalf("the heap grew from %d MiB to %d MiB over 600 junk logouts: logout keeps what it is sent", before>>20, after>>20)
+	}
+	// A real session still works after the flood.
+	b := a.browser(t)
+	b.login()
+	if r := b.do("GET", "/admin/live", nil, nil); r.status != 200 {
+		t.Fatalf("the dashboard after the flood: %d", r.status)
 	}
 }
 

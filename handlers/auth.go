@@ -2,20 +2,17 @@ package handlers
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/time/rate"
@@ -23,77 +20,161 @@ import (
 	"nochat/db"
 )
 
-// Admin authentication: one password, a signed session cookie.
+// Admin authentication: one password, kept only as a bcrypt hash, and
+// sessions stored in SQLite under the SHA-256 of a random token that only
+// the browser holds.
 
 const (
 	cookieName    = "nochat_admin"
 	sessionTTL    = 12 * time.Hour
 	settingHash   = "admin_password_hash"
-	settingKey    = "admin_session_key"
 	generatedSize = 20 // characters of a generated password
+
+	// hashCost is bcrypt's cost for the admin password: each offline guess
+	// at a stolen hash costs as much as one check. One check (go test
+	// ./handlers -run '^$' -bench PasswordHash) took 58-149 ms on the
+	// shared 2-core development VM, and 81-430 ms for the Pi Zero's
+	// linux/arm GOARM=6 build under qemu-arm -cpu arm1176: emulated on a
+	// fast x86, which says little of a real Pi Zero's 1 GHz ARM1176.
+	// The login gate allows at most a couple of checks a minute under
+	// attack, so the cost cannot be turned against the Pi's CPU.
+	hashCost = bcrypt.DefaultCost
+
+	// maxAdminSessions bounds the live admin sessions: one more login
+	// drops the oldest. An admin has a few browsers, not dozens.
+	maxAdminSessions = 16
+	// touchEvery is how stale a session's last-seen time may get: writing
+	// it at every request (the dashboard polls each second) would be SD
+	// card wear for a time nobody needs to the second.
+	touchEvery = 5 * time.Minute
+	// tokenBytes of randomness make a session token: 256 bits, which
+	// base64url writes in tokenChars characters.
+	tokenBytes = 32
+	tokenChars = 43
+	// maxSessionCookies is how many cookies of our name one request may
+	// have looked up (a stale one from an older path can sit beside the
+	// live one); the rest are ignored.
+	maxSessionCookies = 2
+	// maxAgentBytes is how much of a user agent a session keeps.
+	maxAgentBytes = 160
 )
 
-// Auth checks the admin password and signs admin sessions.
+// Auth checks the admin password, limits guessing it, and keeps admin
+// sessions.
 type Auth struct {
-	hash  []byte // bcrypt hash of the stored password, or SHA-256 of the one given
-	given bool   // the password came from -admin-password
-	key   []byte // HMAC key for session cookies
-	tries *keyedLimiter
+	store authStore
+	log   *slog.Logger
+	now   func() time.Time // time.Now; tests move it by hand
 
-	mu      sync.Mutex
-	revoked map[string]time.Time // logged-out sessions, until they expire
+	tries *keyedLimiter // attempts per client address
+	gate  *loginGate    // checks from every address together
+
+	mu   sync.Mutex
+	hash []byte // bcrypt hash of the password (see passwordBytes)
+	// unsaved are sessions the database refused to store (a full disk):
+	// kept here, at most maxAdminSessions, until they expire or NoChat
+	// restarts, so that the admin can still reach the dashboard that
+	// shows what is wrong. Keyed by the token's SHA-256; values expire.
+	unsaved map[string]time.Time
 }
 
-type settingsStore interface {
+// authStore is what Auth keeps in the database: the password hash in the
+// settings, and the sessions.
+type authStore interface {
 	Setting(ctx context.Context, key string) (string, error)
 	SetSetting(ctx context.Context, key, value string) error
+	CreateSession(ctx context.Context, tokenHash []byte, s db.Session, max int) error
+	SessionByToken(ctx context.Context, tokenHash []byte, now time.Time) (db.Session, error)
+	TouchSession(ctx context.Context, id int64, now time.Time) error
+	DeleteSession(ctx context.Context, tokenHash []byte) error
+	DeleteSessions(ctx context.Context, kind string) (int64, error)
+	PruneSessions(ctx context.Context, now time.Time) (int64, error)
 }
 
 // NewAuth sets up admin logins. With a password (from -admin-password) that
-// is the password. Without one, the password stored by an earlier start is
-// kept; at the very first start one is generated, only its hash is stored,
-// and it is logged once, with how to change it.
-func NewAuth(ctx context.Context, store settingsStore, password string, log *slog.Logger) (*Auth, error) {
-	a := &Auth{tries: newKeyedLimiter(rate.Every(12*time.Second), 5), revoked: make(map[string]time.Time)}
-	switch stored, err := store.Setting(ctx, settingHash); {
+// is the password: its bcrypt hash is stored, and hashed again only when
+// the stored hash no longer matches it, which also ends every admin
+// session. Without one, the stored password is kept; at the very first
+// start one is generated, only its hash is stored, and it is logged once,
+// with how to change it.
+func NewAuth(ctx context.Context, store authStore, password string, log *slog.Logger) (*Auth, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &Auth{
+		store: store,
+		log:   log,
+		now:   time.Now,
+		tries: newKeyedLimiter(rate.Every(12*time.Second), 5),
+		gate:  &loginGate{},
+
+		unsaved: make(map[string]time.Time),
+	}
+	stored, err := store.Setting(ctx, settingHash)
+	if err != nil && !errors.Is(err, db.ErrNotFound) {
+		return nil, err
+	}
+	found := err == nil
+	switch {
+	case password != "" && found && bcrypt.CompareHashAndPassword([]byte(stored), passwordBytes(password)) == nil:
+		a.hash = []byte(stored) // the same password as at the last start
 	case password != "":
-		// The password is in the process's configuration already, so a
-		// slow hash protects nothing here; it would only cost start-up
-		// time (about a second on a Pi Zero). Compare digests instead.
-		sum := sha256.Sum256([]byte(password))
-		a.hash, a.given = sum[:], true
-	case err == nil:
-		a.hash = []byte(stored)
-	case errors.Is(err, db.ErrNotFound):
-		password = generatePassword()
-		if a.hash, err = bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost); err != nil {
-			return nil, fmt.Errorf("admin password: %w", err)
+		if err := a.setPassword(ctx, password); err != nil {
+			return nil, err
 		}
-		if err := store.SetSetting(ctx, settingHash, string(a.hash)); err != nil {
+		// A new password ends what the old one opened.
+		n, err := store.DeleteSessions(ctx, db.SessionAdmin)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			log.Info("the admin password changed: every admin session ended", "sessions", n)
+		}
+	case found:
+		a.hash = []byte(stored)
+	default:
+		password = generatePassword()
+		if err := a.setPassword(ctx, password); err != nil {
 			return nil, err
 		}
 		log.Warn("generated an admin password; it is shown only this once",
 			"password", password,
 			"login", "/admin",
 			"change", "start with -admin-password or NOCHAT_ADMIN_PASSWORD set to your own")
-	default:
-		return nil, err
 	}
-
-	key, err := store.Setting(ctx, settingKey)
-	if errors.Is(err, db.ErrNotFound) {
-		b := make([]byte, 32)
-		rand.Read(b)
-		key = hex.EncodeToString(b)
-		err = store.SetSetting(ctx, settingKey, key)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if a.key, err = hex.DecodeString(key); err != nil || len(a.key) < 16 {
-		return nil, errors.New("admin session key in the database is damaged")
+	// Expired sessions open nothing; removing them only tidies, and must
+	// not stop a start on a full disk.
+	if _, err := store.PruneSessions(ctx, a.now()); err != nil {
+		log.Warn("removing expired admin sessions", "err", err)
 	}
 	return a, nil
+}
+
+// setPassword hashes password and stores the hash.
+func (a *Auth) setPassword(ctx context.Context, password string) error {
+	hash, err := bcrypt.GenerateFromPassword(passwordBytes(password), hashCost)
+	if err != nil {
+		return fmt.Errorf("admin password: %w", err)
+	}
+	if err := a.store.SetSetting(ctx, settingHash, string(hash)); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.hash = hash
+	a.mu.Unlock()
+	return nil
+}
+
+// passwordBytes is what bcrypt hashes for a password. bcrypt takes at most
+// 72 bytes; a longer password is hashed as the base64 of its SHA-256, so
+// all of it counts. Shorter ones are hashed as they are, which keeps the
+// hashes stored by earlier versions valid.
+func passwordBytes(password string) []byte {
+	if len(password) <= 72 {
+		return []byte(password)
+	}
+	sum := sha256.Sum256([]byte(password))
+	return []byte(base64.StdEncoding.EncodeToString(sum[:]))
 }
 
 // generatePassword makes a password without look-alike characters.
@@ -107,73 +188,220 @@ func generatePassword() string {
 	return string(b)
 }
 
-// sign makes a session value: expiry and an HMAC over it and the password
-// hash, so changing the password ends every session.
-func (a *Auth) sign(expires time.Time) string {
-	exp := strconv.FormatInt(expires.Unix(), 10)
-	mac := hmac.New(sha256.New, a.key)
-	mac.Write([]byte("nochat-admin|" + exp + "|"))
-	mac.Write(a.hash)
-	return exp + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
-}
-
-func (a *Auth) valid(r *http.Request) bool {
-	c, err := r.Cookie(cookieName)
-	if err != nil {
-		return false
-	}
-	exp, _, ok := strings.Cut(c.Value, ".")
-	if !ok {
-		return false
-	}
-	unix, err := strconv.ParseInt(exp, 10, 64)
-	if err != nil || time.Now().Unix() > unix {
-		return false
-	}
-	want := a.sign(time.Unix(unix, 0))
-	if subtle.ConstantTimeCompare([]byte(c.Value), []byte(want)) != 1 {
-		return false
-	}
+// check reports whether password is the admin password.
+func (a *Auth) check(ctx context.Context, password string) bool {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	_, out := a.revoked[c.Value]
-	return !out
-}
-
-// revoke ends the request's session for good, not only in its browser. The
-// list lives in memory: a restart forgets it, and sessions last 12 hours.
-func (a *Auth) revoke(r *http.Request) {
-	c, err := r.Cookie(cookieName)
-	if err != nil {
-		return
+	hash := a.hash
+	a.mu.Unlock()
+	if bcrypt.CompareHashAndPassword(hash, passwordBytes(password)) != nil {
+		return false
 	}
-	now := time.Now()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for v, exp := range a.revoked {
-		if now.After(exp) {
-			delete(a.revoked, v)
+	// A hash made with another cost (an earlier version's) is made again
+	// with today's, now that the password is at hand.
+	if cost, err := bcrypt.Cost(hash); err == nil && cost != hashCost {
+		if err := a.setPassword(ctx, password); err != nil {
+			a.log.Warn("rehashing the admin password", "err", err)
 		}
 	}
-	a.revoked[c.Value] = now.Add(sessionTTL)
+	return true
 }
 
-func (a *Auth) check(password string) bool {
-	if a.given {
-		sum := sha256.Sum256([]byte(password))
-		return subtle.ConstantTimeCompare(sum[:], a.hash) == 1
+// Admin reports whether r carries a live admin session. Any handler may ask
+// it, to show or allow what only an admin may do.
+func (a *Auth) Admin(r *http.Request) bool {
+	if a == nil {
+		return false
 	}
-	return bcrypt.CompareHashAndPassword(a.hash, []byte(password)) == nil
+	_, ok := a.session(r)
+	return ok
 }
 
-func setSession(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
+// session finds r's admin session. A cookie value that cannot be a token
+// (wrong length or characters) is dropped before any lookup, so an
+// oversized or garbled cookie costs nothing but its parsing.
+func (a *Auth) session(r *http.Request) (db.Session, bool) {
+	looked := 0
+	for _, c := range r.CookiesNamed(cookieName) {
+		if !wellFormedToken(c.Value) {
+			continue
+		}
+		if looked++; looked > maxSessionCookies {
+			break
+		}
+		now := a.now()
+		hash := tokenHash(c.Value)
+		if expires, ok := a.unsavedSession(hash, now); ok {
+			return db.Session{Kind: db.SessionAdmin, Expires: expires}, true
+		}
+		s, err := a.store.SessionByToken(r.Context(), hash, now)
+		if err != nil {
+			if !errors.Is(err, db.ErrNotFound) {
+				a.log.Error("admin session lookup", "err", err)
+			}
+			continue
+		}
+		if s.Kind != db.SessionAdmin {
+			continue
+		}
+		if now.Sub(s.LastSeen) > touchEvery {
+			if err := a.store.TouchSession(r.Context(), s.ID, now); err != nil {
+				// Not worth a line a second while the disk is full.
+				a.log.Debug("admin session last seen", "err", err)
+			}
+		}
+		return s, true
+	}
+	return db.Session{}, false
+}
+
+// startSession stores a new admin session and gives its token to the
+// browser. A database that cannot store it (a full disk) does not keep the
+// admin out: the session is then kept in memory.
+func (a *Auth) startSession(w http.ResponseWriter, r *http.Request, trustProxy bool) {
+	b := make([]byte, tokenBytes)
+	rand.Read(b)
+	token := base64.RawURLEncoding.EncodeToString(b)
+	now := a.now()
+	hash := tokenHash(token)
+	err := a.store.CreateSession(r.Context(), hash, db.Session{
+		Kind:      db.SessionAdmin,
+		UserAgent: shortUserAgent(r.UserAgent()),
+		Created:   now,
+		Expires:   now.Add(sessionTTL),
+	}, maxAdminSessions)
+	if err != nil {
+		a.log.Warn("admin session kept in memory only, until a restart: the database refused it", "err", err)
+		a.keepUnsaved(hash, now)
+	}
+	setSessionCookie(w, r, trustProxy, token, int(sessionTTL.Seconds()))
+}
+
+// keepUnsaved keeps a session the database refused, dropping expired ones
+// and, past maxAdminSessions, the oldest.
+func (a *Auth) keepUnsaved(hash []byte, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	oldest := ""
+	for k, exp := range a.unsaved {
+		if !exp.After(now) {
+			delete(a.unsaved, k)
+		} else if oldest == "" || exp.Before(a.unsaved[oldest]) {
+			oldest = k
+		}
+	}
+	if len(a.unsaved) >= maxAdminSessions {
+		delete(a.unsaved, oldest)
+	}
+	a.unsaved[string(hash)] = now.Add(sessionTTL)
+}
+
+// unsavedSession reports whether hash is a live unsaved session, and when
+// it expires.
+func (a *Auth) unsavedSession(hash []byte, now time.Time) (time.Time, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	exp, ok := a.unsaved[string(hash)]
+	return exp, ok && exp.After(now)
+}
+
+// endSession ends r's admin session, on the server and in the browser. A
+// request without a live session changes nothing on the server.
+func (a *Auth) endSession(w http.ResponseWriter, r *http.Request, trustProxy bool) error {
+	defer setSessionCookie(w, r, trustProxy, "", -1)
+	looked := 0
+	for _, c := range r.CookiesNamed(cookieName) {
+		if !wellFormedToken(c.Value) {
+			continue
+		}
+		if looked++; looked > maxSessionCookies {
+			break
+		}
+		hash := tokenHash(c.Value)
+		a.mu.Lock()
+		_, unsaved := a.unsaved[string(hash)]
+		delete(a.unsaved, string(hash))
+		a.mu.Unlock()
+		if unsaved {
+			return nil
+		}
+		_, err := a.store.SessionByToken(r.Context(), hash, a.now())
+		if errors.Is(err, db.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		return a.store.DeleteSession(r.Context(), hash)
+	}
+	return nil
+}
+
+// wellFormedToken reports whether v can be a session token: tokenChars
+// characters of unpadded base64url.
+func wellFormedToken(v string) bool {
+	if len(v) != tokenChars {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenHash is what the database knows of a token.
+func tokenHash(token string) []byte {
+	sum := sha256.Sum256([]byte(token))
+	return sum[:]
+}
+
+// shortUserAgent is a user agent cut to maxAgentBytes at a character
+// boundary, with invalid UTF-8 replaced.
+func shortUserAgent(ua string) string {
+	if len(ua) > maxAgentBytes {
+		i := maxAgentBytes
+		for i > 0 && !utf8.RuneStart(ua[i]) {
+			i-- // ua[i] continues a character begun before the cut: cut before it
+		}
+		ua = ua[:i] + "…"
+	}
+	return strings.ToValidUTF8(ua, "\uFFFD")
+}
+
+// secureRequest reports whether the browser reached NoChat over HTTPS:
+// directly, or, with trustProxy, through a proxy that says so in
+// X-Forwarded-Proto (the last value, the one the proxy itself set).
+func secureRequest(r *http.Request, trustProxy bool) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if !trustProxy {
+		return false
+	}
+	v := r.Header.Values("X-Forwarded-Proto")
+	if len(v) == 0 {
+		return false
+	}
+	last := v[len(v)-1]
+	if i := strings.LastIndexByte(last, ','); i >= 0 {
+		last = last[i+1:]
+	}
+	return strings.EqualFold(strings.TrimSpace(last), "https")
+}
+
+// setSessionCookie sets (or with maxAge -1 clears) the session cookie. It
+// goes to every path, so the chat page too knows an admin, and never to
+// another site's request (SameSite=Strict) or to scripts (HttpOnly).
+func setSessionCookie(w http.ResponseWriter, r *http.Request, trustProxy bool, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     cookieName,
 		Value:    value,
-		Path:     "/admin",
+		Path:     "/",
 		MaxAge:   maxAge,
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   secureRequest(r, trustProxy),
 		SameSite: http.SameSiteStrictMode,
 	})
 }
@@ -182,7 +410,7 @@ func setSession(w http.ResponseWriter, r *http.Request, value string, maxAge int
 // login page if they are a browser asking for a page, or get 401.
 func requireAdmin(a *Auth, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.valid(r) {
+		if a.Admin(r) {
 			w.Header().Set("Cache-Control", "no-store")
 			next.ServeHTTP(w, r)
 			return
@@ -196,4 +424,67 @@ func requireAdmin(a *Auth, next http.Handler) http.Handler {
 		}
 		encode(w, http.StatusUnauthorized, errorBody{Error: "log in at /admin/login first"})
 	})
+}
+
+// The login gate limits password checks from all addresses together, since
+// an attacker can rotate addresses (200 gave 127,000 guesses a minute
+// against a per-address limit alone). The first gateFree failures in a row
+// pass at once (typos); after them each check must wait, from the one
+// before, gateFirst doubled at every further failure up to gateMax. Under
+// a steady attack that is 10 checks in its first minute and 2 a minute
+// after. A check is counted as a failure when it starts, so parallel
+// requests cannot slip through together; a success resets the gate. The
+// wait never exceeds gateMax, so once an attack stops the real admin's
+// next attempt is checked within 30 s; failures are forgotten after
+// gateForget without attempts.
+const (
+	gateFree   = 5
+	gateFirst  = time.Second
+	gateMax    = 30 * time.Second
+	gateForget = 15 * time.Minute
+)
+
+// loginGate is the global limit on password checks; see gateFree.
+type loginGate struct {
+	mu       sync.Mutex
+	failures int       // checks in a row that failed (or are under way)
+	next     time.Time // no check starts before this
+	last     time.Time // when the latest check started
+}
+
+// try starts a password check at now, or reports how long to wait first.
+func (g *loginGate) try(now time.Time) (wait time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now.Before(g.next) {
+		return g.next.Sub(now)
+	}
+	if now.Sub(g.last) > gateForget {
+		g.failures = 0
+	}
+	g.last = now
+	g.failures++ // a failure until done says otherwise
+	g.next = now.Add(gateWait(g.failures))
+	return 0
+}
+
+// done ends a check that try started: a success opens the gate again.
+func (g *loginGate) done(ok bool) {
+	if !ok {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.failures, g.next = 0, time.Time{}
+}
+
+// gateWait is the wait after the given number of failures in a row.
+func gateWait(failures int) time.Duration {
+	if failures < gateFree {
+		return 0
+	}
+	if shift := failures - gateFree; shift < 5 {
+		return min(gateFirst<<shift, gateMax)
+	}
+	return gateMax
 }

@@ -33,8 +33,10 @@ func newKeyedLimiter(limit rate.Limit, burst int) *keyedLimiter {
 }
 
 // allow takes a token from key's bucket, reporting false when it is empty.
-func (k *keyedLimiter) allow(key string) bool {
-	now := time.Now()
+func (k *keyedLimiter) allow(key string) bool { return k.allowAt(key, time.Now()) }
+
+// allowAt is allow at the given time.
+func (k *keyedLimiter) allowAt(key string, now time.Time) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if now.Sub(k.swept) > idleAfter {

@@ -55,7 +55,7 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /admin/live", admin(live))
 	mux.Handle("GET /admin/login", handleLoginForm(d.Log, d.Auth, assets))
 	mux.Handle("POST /admin/login", post(handleLogin(d.Log, d.Auth, d.Hub, d.TrustProxy, assets)))
-	mux.Handle("POST /admin/logout", post(handleLogout(d.Auth)))
+	mux.Handle("POST /admin/logout", post(handleLogout(d.Log, d.Auth, d.TrustProxy)))
 	mux.Handle("POST /admin/sessions/{id}/disconnect", post(admin(handleDisconnect(d.Log, d.Hub, live))))
 	mux.Handle("POST /admin/messages/{id}/delete", post(admin(handleDeleteMessage(d.Log, d.Hub, live))))
 	mux.Handle("POST /admin/errors/clear", post(admin(handleClearErrors(d.Log, d.Hub, live))))

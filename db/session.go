@@ -1,0 +1,117 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// SessionAdmin is the kind of an admin's password session.
+const SessionAdmin = "admin"
+
+// Session is one signed-in browser. Its token is never stored, only the
+// token's SHA-256, which is how a request finds its session.
+type Session struct {
+	ID        int64
+	Kind      string // SessionAdmin
+	AccountID int64  // the person signed in; 0 for the admin password
+	UserAgent string
+	Created   time.Time
+	LastSeen  time.Time
+	Expires   time.Time
+}
+
+// CreateSession stores a new session under the SHA-256 of its token. In the
+// same transaction it removes expired sessions and, past max live sessions
+// of the same kind and account, the oldest ones, so the table stays small
+// whatever happens.
+func (s *Store) CreateSession(ctx context.Context, tokenHash []byte, sess Session, max int) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "DELETE FROM sessions WHERE expires <= ?", sess.Created.UnixMilli()); err != nil {
+		return fmt.Errorf("create session: prune: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (token_hash, kind, account_id, user_agent, created, last_seen, expires)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		tokenHash, sess.Kind, nullID(sess.AccountID), sess.UserAgent,
+		sess.Created.UnixMilli(), sess.Created.UnixMilli(), sess.Expires.UnixMilli()); err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	// The newest max of this owner's sessions stay; ids grow with inserts.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE kind = ? AND account_id IS ? AND id NOT IN (
+		SELECT id FROM sessions WHERE kind = ? AND account_id IS ? ORDER BY id DESC LIMIT ?)`,
+		sess.Kind, nullID(sess.AccountID), sess.Kind, nullID(sess.AccountID), max); err != nil {
+		return fmt.Errorf("create session: drop the oldest: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	return nil
+}
+
+// SessionByToken returns the live session whose token has this SHA-256, or
+// ErrNotFound if there is none or it expired by now.
+func (s *Store) SessionByToken(ctx context.Context, tokenHash []byte, now time.Time) (Session, error) {
+	var (
+		sess                     Session
+		account                  sql.NullInt64
+		created, seen, expiresAt int64
+	)
+	err := s.read.QueryRowContext(ctx, `SELECT id, kind, account_id, user_agent, created, last_seen, expires
+		FROM sessions WHERE token_hash = ? AND expires > ?`, tokenHash, now.UnixMilli()).
+		Scan(&sess.ID, &sess.Kind, &account, &sess.UserAgent, &created, &seen, &expiresAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Session{}, fmt.Errorf("session: %w", ErrNotFound)
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("session: %w", err)
+	}
+	sess.AccountID = account.Int64
+	sess.Created, sess.LastSeen, sess.Expires = time.UnixMilli(created), time.UnixMilli(seen), time.UnixMilli(expiresAt)
+	return sess, nil
+}
+
+// TouchSession records that a session was used at now.
+func (s *Store) TouchSession(ctx context.Context, id int64, now time.Time) error {
+	if _, err := s.write.ExecContext(ctx, "UPDATE sessions SET last_seen = ? WHERE id = ?", now.UnixMilli(), id); err != nil {
+		return fmt.Errorf("touch session %d: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteSession ends the session whose token has this SHA-256, if any.
+func (s *Store) DeleteSession(ctx context.Context, tokenHash []byte) error {
+	if _, err := s.write.ExecContext(ctx, "DELETE FROM sessions WHERE token_hash = ?", tokenHash); err != nil {
+		return fmt.Errorf("delete session: %w", err)
+	}
+	return nil
+}
+
+// DeleteSessions ends every session of a kind (all admin sessions when the
+// admin password changes) and reports how many there were.
+func (s *Store) DeleteSessions(ctx context.Context, kind string) (int64, error) {
+	res, err := s.write.ExecContext(ctx, "DELETE FROM sessions WHERE kind = ?", kind)
+	if err != nil {
+		return 0, fmt.Errorf("delete %s sessions: %w", kind, err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// PruneSessions removes the sessions expired by now.
+func (s *Store) PruneSessions(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.write.ExecContext(ctx, "DELETE FROM sessions WHERE expires <= ?", now.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("prune sessions: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// nullID is an account id as SQL: NULL for none.
+func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id != 0} }
