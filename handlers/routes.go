@@ -33,9 +33,10 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 // session, every POST refused when it comes from another site's page.
 func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	assets := views.AdminAssets{
-		CSS:  d.Assets.URL("admin.css"),
-		Htmx: d.Assets.URL("htmx-2.0.8.min.js"),
-		Icon: d.Assets.URL("favicon.svg"),
+		CSS:   d.Assets.URL("admin.css"),
+		Htmx:  d.Assets.URL("htmx-2.0.8.min.js"),
+		Admin: d.Assets.URL("admin.js"),
+		Icon:  d.Assets.URL("favicon.svg"),
 	}
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
