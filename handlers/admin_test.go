@@ -132,7 +132,7 @@ func TestAdminSessionCookieIsHardened(t *testing.T) {
 	b := a.browser(t)
 	r := b.do("POST", "/admin/login", url.Values{"password": {adminPassword}}, nil)
 	cookie := r.header.Get("Set-Cookie")
-	for _, want := range []string{"HttpOnly", "SameSite=Strict", "Max-Age=", "Path=/admin"} {
+	for _, want := range []string{"HttpOnly", "SameSite=Strict", "Max-Age=", "Path=/;"} {
 		if !strings.Contains(cookie, want) {
 			t.Errorf("Set-Cookie %q lacks %s", cookie, want)
 		}

@@ -117,6 +117,10 @@ func (a *Auth) sign(expires time.Time) string {
 	return exp + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
+// Admin reports whether the request carries a live admin session. Pages
+// outside /admin (the chat page) ask it to show admin controls.
+func (a *Auth) Admin(r *http.Request) bool { return a.valid(r) }
+
 func (a *Auth) valid(r *http.Request) bool {
 	c, err := r.Cookie(cookieName)
 	if err != nil {
@@ -170,7 +174,7 @@ func setSession(w http.ResponseWriter, r *http.Request, value string, maxAge int
 	http.SetCookie(w, &http.Cookie{
 		Name:     cookieName,
 		Value:    value,
-		Path:     "/admin",
+		Path:     "/", // the chat page shows admin controls too
 		MaxAge:   maxAge,
 		HttpOnly: true,
 		Secure:   r.TLS != nil,

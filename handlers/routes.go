@@ -13,7 +13,11 @@ import (
 func addRoutes(mux *http.ServeMux, d Deps) {
 	// One route for the page and the WebSocket: the tutorial's clients
 	// connect to ws://host/ and browsers open http://host/.
-	mux.Handle("GET /{$}", handleRoot(d.Log, d.Hub, d.Store, d.Assets))
+	var admins adminChecker // stays nil, not a nil *Auth, without a login
+	if d.Auth != nil {
+		admins = d.Auth
+	}
+	mux.Handle("GET /{$}", handleRoot(d.Log, d.Hub, d.Store, admins, d.Assets))
 	mux.Handle("GET /discussion/latest/{n}", allowCORS(d.AllowOrigins, handleLatest(d.Log, d.Store)))
 	mux.Handle("GET /discussion", allowCORS(d.AllowOrigins, handleHistory(d.Log, d.Store)))
 	send := guardSend(d) // one limit for both ways to send
