@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -72,6 +76,24 @@ func (s *server) idOf(t *testing.T, text string) int64 {
 	}
 	t.Fatalf("%q is not stored", text)
 	return 0
+}
+
+// adminPost logs in over HTTP, as a script would, and posts to path.
+func adminPost(t *testing.T, s *server, path string) (int, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.PostForm(s.url+"/admin/login", url.Values{"password": {adminPassword}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp, err = c.PostForm(s.url+path, url.Values{}); err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // markLive tags the live part now shown and returns how many refreshes
@@ -144,6 +166,19 @@ func TestBrowserDashboardDeletesTheRowAimedAt(t *testing.T) {
 	if got := s.stored(t); !slices.Equal(got, want) {
 		t.Fatalf("stored after deleting the row aimed at: %q, want %q", got, want)
 	}
+	// A message someone else deleted meanwhile: the refusal is said, not
+	// swallowed.
+	gone := s.idOf(t, "older 1")
+	x, y = center(t, browser, deleteButton(gone))
+	do(t, browser, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, x, y))
+	waitPage(t, browser, "the pause", `document.getElementById('live-state').textContent.includes('paused')`)
+	if status, body := adminPost(t, s, fmt.Sprintf("/admin/messages/%d/delete", gone)); status != http.StatusSeeOther {
+		t.Fatalf("deleting over HTTP: %d %s", status, body)
+	}
+	do(t, browser, chromedp.MouseClickXY(x, y), chromedp.WaitVisible(chromedp.ID("confirm")))
+	do(t, browser, chromedp.Click(chromedp.ID("confirm-ok")))
+	waitPage(t, browser, "the refusal", `document.getElementById('live-state').textContent.startsWith('No such message')`)
+
 	// Once the pointer leaves, the dashboard is live again.
 	do(t, browser, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, 2, 2))
 	s.post(t, "bob", "after the pointer left")

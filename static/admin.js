@@ -33,10 +33,13 @@
     return '';
   }
 
+  let problem = ''; // an action's refusal, shown for a few seconds
+  let problemTimer = 0;
+
   function showState(reason) {
-    const text = reason ? `Live updates paused ${reason}` : '';
+    const text = problem || (reason ? `Live updates paused ${reason}` : '');
     if (stateEl.textContent !== text) stateEl.textContent = text;
-    stateEl.hidden = !reason;
+    stateEl.hidden = text === '';
   }
 
   // Only the live part's own refresh is held; actions go through.
@@ -60,6 +63,18 @@
   // A refresh already under way when the admin started working is dropped.
   document.body.addEventListener('htmx:beforeSwap', (ev) => {
     if (isRefresh(ev) && why()) { ev.detail.shouldSwap = false; hold(); }
+  });
+
+  // An action refused (the message was deleted meanwhile, the session left)
+  // answers {"error": ...} and htmx swaps nothing, so say it here for a while.
+  document.body.addEventListener('htmx:responseError', (ev) => {
+    if (isRefresh(ev)) return;
+    let said = '';
+    try { said = JSON.parse(ev.detail.xhr.responseText).error || ''; } catch { /* not JSON */ }
+    problem = said ? said.charAt(0).toUpperCase() + said.slice(1) : `That did not work (HTTP ${ev.detail.xhr.status}).`;
+    showState(why());
+    clearTimeout(problemTimer);
+    problemTimer = setTimeout(() => { problem = ''; showState(why()); }, 6000);
   });
 
   // ---------- asking before an action ----------
