@@ -279,6 +279,13 @@ func TestBrowserDashboardPagesAndFilters(t *testing.T) {
 		t.Fatal("the page's place is not in its URL")
 	}
 	screenshot(t, browser, "admin-older.png")
+	// The live part refreshes around the older page, which stays as it is.
+	do(t, browser, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, 2, 2))
+	markLive(t, browser)
+	waitPage(t, browser, "a refresh", `!document.getElementById('live').nochatMark`)
+	if !eval[bool](t, browser, row) {
+		t.Fatal("a refresh took the older page away")
+	}
 
 	// The filter finds it from the first page.
 	do(t, browser, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.ID("filter")))

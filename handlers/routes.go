@@ -52,12 +52,13 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 
 	page := handleDashboard(d.Log, d.Hub, d.Store, d.Version, func(data views.Dashboard) templ.Component {
 		return views.AdminPage(assets, data)
-	})
-	live := handleDashboard(d.Log, d.Hub, d.Store, d.Version, views.AdminLive)
+	}, false)
+	live := handleDashboard(d.Log, d.Hub, d.Store, d.Version, views.AdminLive, false)   // after an action
+	refresh := handleDashboard(d.Log, d.Hub, d.Store, d.Version, views.AdminLive, true) // every second
 
 	mux.Handle("GET /admin", admin(page))
 	mux.Handle("GET /admin/{$}", http.RedirectHandler("/admin", http.StatusMovedPermanently))
-	mux.Handle("GET /admin/live", admin(live))
+	mux.Handle("GET /admin/live", admin(refresh))
 	mux.Handle("GET /admin/login", handleLoginForm(d.Log, d.Auth, assets))
 	mux.Handle("POST /admin/login", post(handleLogin(d.Log, d.Auth, d.Hub, d.TrustProxy, assets)))
 	mux.Handle("POST /admin/logout", post(handleLogout(d.Auth)))

@@ -41,6 +41,7 @@ type MessageList struct {
 	Items  []db.Message // newest first
 	Older  bool         // more matches below the page
 	Newer  bool         // more matches above the page
+	Kept   bool         // not read: the browser keeps the list it shows
 }
 
 // query is the list's place as URL parameters, "" for the newest page
