@@ -344,3 +344,47 @@ func (s *Store) closeStmts() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Filter selects a page of messages for the admin's list: those whose text
+// or user contains Text (ASCII case-insensitive; empty matches all), below
+// Before or else above After (0: no bound), at most Limit of them.
+type Filter struct {
+	Text   string
+	Before int64
+	After  int64
+	Limit  int
+}
+
+// Find returns the page Filter selects, oldest first. With After it is the
+// page just above After; otherwise the newest page below Before. The match
+// scans messages newest first and stops at Limit, so a common word is cheap
+// and a rare one costs one pass over the table.
+func (s *Store) Find(ctx context.Context, f Filter) ([]Message, error) {
+	where, args := []string{"1"}, []any{}
+	if f.Text != "" {
+		// LIKE with every wildcard escaped: the filter is plain text.
+		pattern := "%" + likeEscaper.Replace(f.Text) + "%"
+		where = append(where, `(message LIKE ? ESCAPE '\' OR user LIKE ? ESCAPE '\')`)
+		args = append(args, pattern, pattern)
+	}
+	order := "DESC"
+	switch {
+	case f.After > 0:
+		where, order = append(where, "id > ?"), "ASC"
+		args = append(args, f.After)
+	case f.Before > 0:
+		where = append(where, "id < ?")
+		args = append(args, f.Before)
+	}
+	args = append(args, f.Limit)
+	msgs, err := s.query(ctx, "SELECT "+columns+" FROM messages WHERE "+strings.Join(where, " AND ")+" ORDER BY id "+order+" LIMIT ?", args...)
+	if err != nil {
+		return nil, fmt.Errorf("find messages: %w", err)
+	}
+	if order == "DESC" {
+		slices.Reverse(msgs)
+	}
+	return msgs, nil
+}
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)

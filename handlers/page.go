@@ -27,9 +27,16 @@ type latestReader interface {
 	Latest(ctx context.Context, n int) ([]db.Message, error)
 }
 
+// adminChecker tells a logged-in admin from everyone else.
+type adminChecker interface {
+	Admin(r *http.Request) bool
+}
+
 // handleRoot serves GET /: a WebSocket upgrade goes to the hub, anything
-// else gets the chat page with the newest messages already in its HTML.
-func handleRoot(log *slog.Logger, hub room, store latestReader, assets *static.Assets) http.Handler {
+// else gets the chat page with the newest messages already in its HTML. An
+// admin's page offers to delete messages; admins is nil when there is no
+// admin login.
+func handleRoot(log *slog.Logger, hub room, store latestReader, admins adminChecker, assets *static.Assets) http.Handler {
 	page := views.Page{
 		Title:   "NoChat",
 		CSSURL:  assets.URL("style.css"),
@@ -54,8 +61,11 @@ func handleRoot(log *slog.Logger, hub room, store latestReader, assets *static.A
 			msgs = msgs[1:] // oldest first: the extra one is the oldest
 		}
 		limits := hub.Limits()
+		p := page
+		p.Admin = admins != nil && admins.Admin(r)
 		w.Header().Set("Cache-Control", "no-cache")
-		render(w, r, log, http.StatusOK, views.ChatPage(page, views.Chat{
+		w.Header().Set("Vary", "Cookie") // an admin's page has more controls
+		render(w, r, log, http.StatusOK, views.ChatPage(p, views.Chat{
 			Messages:   msgs,
 			HasOlder:   older,
 			PageSize:   pageSize,

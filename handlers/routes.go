@@ -13,7 +13,11 @@ import (
 func addRoutes(mux *http.ServeMux, d Deps) {
 	// One route for the page and the WebSocket: the tutorial's clients
 	// connect to ws://host/ and browsers open http://host/.
-	mux.Handle("GET /{$}", handleRoot(d.Log, d.Hub, d.Store, d.Assets))
+	var admins adminChecker // stays nil, not a nil *Auth, without a login
+	if d.Auth != nil {
+		admins = d.Auth
+	}
+	mux.Handle("GET /{$}", handleRoot(d.Log, d.Hub, d.Store, admins, d.Assets))
 	mux.Handle("GET /discussion/latest/{n}", allowCORS(d.AllowOrigins, handleLatest(d.Log, d.Store)))
 	mux.Handle("GET /discussion", allowCORS(d.AllowOrigins, handleHistory(d.Log, d.Store)))
 	send := guardSend(d) // one limit for both ways to send
@@ -33,9 +37,10 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 // session, every POST refused when it comes from another site's page.
 func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	assets := views.AdminAssets{
-		CSS:  d.Assets.URL("admin.css"),
-		Htmx: d.Assets.URL("htmx-2.0.8.min.js"),
-		Icon: d.Assets.URL("favicon.svg"),
+		CSS:   d.Assets.URL("admin.css"),
+		Htmx:  d.Assets.URL("htmx-2.0.8.min.js"),
+		Admin: d.Assets.URL("admin.js"),
+		Icon:  d.Assets.URL("favicon.svg"),
 	}
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -47,12 +52,13 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 
 	page := handleDashboard(d.Log, d.Hub, d.Store, d.Version, func(data views.Dashboard) templ.Component {
 		return views.AdminPage(assets, data)
-	})
-	live := handleDashboard(d.Log, d.Hub, d.Store, d.Version, views.AdminLive)
+	}, false)
+	live := handleDashboard(d.Log, d.Hub, d.Store, d.Version, views.AdminLive, false)   // after an action
+	refresh := handleDashboard(d.Log, d.Hub, d.Store, d.Version, views.AdminLive, true) // every second
 
 	mux.Handle("GET /admin", admin(page))
 	mux.Handle("GET /admin/{$}", http.RedirectHandler("/admin", http.StatusMovedPermanently))
-	mux.Handle("GET /admin/live", admin(live))
+	mux.Handle("GET /admin/live", admin(refresh))
 	mux.Handle("GET /admin/login", handleLoginForm(d.Log, d.Auth, assets))
 	mux.Handle("POST /admin/login", post(handleLogin(d.Log, d.Auth, d.Hub, d.TrustProxy, assets)))
 	mux.Handle("POST /admin/logout", post(handleLogout(d.Log, d.Auth, d.TrustProxy)))

@@ -242,6 +242,7 @@
     text.className = 'text';
     text.textContent = m.message;
     li.replaceChildren(user, time, text);
+    addDeleteControl(li);
     li.classList.toggle('mine', isMine(m.user, m.id));
   }
 
@@ -818,6 +819,57 @@
     }
   });
 
+  // ---------- admin: delete a message for everyone ----------
+
+  // Only an admin's page has the dialog (and the server refuses anyone
+  // else). The deletion reaches every page, this one too, as a deleted frame.
+  const deleteDialog = $('delete-dialog');
+
+  function addDeleteControl(li) {
+    if (!deleteDialog || !li.dataset.id || li.querySelector('button.delete')) return;
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'delete';
+    b.textContent = 'Delete';
+    b.setAttribute('aria-label', `Delete message #${li.dataset.id}`);
+    li.append(b);
+  }
+
+  async function deleteMessage(id) {
+    try {
+      const res = await fetch(`/admin/messages/${id}/delete`, {
+        method: 'POST',
+        headers: { Accept: 'application/json' },
+      });
+      if (!res.ok && res.status !== 404) { // 404: someone deleted it already
+        let why = '';
+        try { why = (await res.json()).error; } catch { /* not JSON */ }
+        throw new Error(why || `HTTP ${res.status}`);
+      }
+      onDeleted({ id });
+    } catch (err) {
+      notice('Could not delete the message: ' + err.message);
+    }
+  }
+
+  list.addEventListener('click', (ev) => {
+    const li = ev.target.closest('button.delete')?.closest('li.msg[data-id]');
+    if (!li || !deleteDialog) return;
+    const id = msgIdOf(li);
+    $('delete-text').textContent = li.querySelector('.text')?.textContent || '';
+    deleteDialog.returnValue = '';
+    deleteDialog.onclose = () => {
+      deleteDialog.onclose = null;
+      if (deleteDialog.returnValue !== 'ok') return;
+      // Keep keyboard focus in the list once this line is gone.
+      const next = li.nextElementSibling || li.previousElementSibling;
+      deleteMessage(id).then(() => {
+        if (document.activeElement === document.body) (next?.querySelector('button.delete') || msgInput).focus();
+      });
+    };
+    deleteDialog.showModal();
+  });
+
   // ---------- scrolling, title, visibility ----------
 
   olderBtn.addEventListener('click', loadOlder);
@@ -845,6 +897,7 @@
   // ---------- start ----------
 
   for (const li of realItems()) {
+    addDeleteControl(li);
     lastId = Math.max(lastId, msgIdOf(li));
     const t = li.querySelector('time');
     if (t) setTime(t, new Date(t.dateTime));

@@ -2,6 +2,7 @@ package views
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -12,9 +13,10 @@ import (
 
 // AdminAssets are the URLs the admin pages load.
 type AdminAssets struct {
-	CSS  string
-	Htmx string
-	Icon string
+	CSS   string
+	Htmx  string
+	Admin string // admin.js: pauses the live part, asks before actions
+	Icon  string
 }
 
 // Dashboard is everything the admin dashboard shows.
@@ -26,7 +28,67 @@ type Dashboard struct {
 	Memory     uint64
 	Goroutines int
 	Version    string
-	Recent     []db.Message // newest first
+	Messages   MessageList
+}
+
+// MessageList is one page of the dashboard's message list and how it was
+// asked for. A page is bounded by ids, not positions, so new messages never
+// shift what a page holds.
+type MessageList struct {
+	Filter string       // shown are messages whose text or user contains it
+	Before int64        // the page is the newest below this id (0: none)
+	After  int64        // the page is the oldest above this id (0: none)
+	Items  []db.Message // newest first
+	Older  bool         // more matches below the page
+	Newer  bool         // more matches above the page
+	Kept   bool         // not read: the browser keeps the list it shows
+}
+
+// query is the list's place as URL parameters, "" for the newest page
+// without a filter, so that actions and refreshes keep the admin where
+// they were.
+func (l MessageList) query() string {
+	v := url.Values{}
+	if l.Filter != "" {
+		v.Set("q", l.Filter)
+	}
+	switch {
+	case l.After > 0:
+		v.Set("after", strconv.FormatInt(l.After, 10))
+	case l.Before > 0:
+		v.Set("before", strconv.FormatInt(l.Before, 10))
+	}
+	if len(v) == 0 {
+		return ""
+	}
+	return "?" + v.Encode()
+}
+
+// URL is the dashboard at the list's current page and filter.
+func (l MessageList) URL() string { return "/admin" + l.query() }
+
+func (l MessageList) with(before, after int64) string {
+	return "/admin" + MessageList{Filter: l.Filter, Before: before, After: after}.query()
+}
+
+func (l MessageList) olderURL() string  { return l.with(l.Items[len(l.Items)-1].ID, 0) }
+func (l MessageList) newerURL() string  { return l.with(0, l.Items[0].ID) }
+func (l MessageList) newestURL() string { return l.with(0, 0) }
+func (l MessageList) liveURL() string   { return "/admin/live" + l.query() }
+
+// span names the page's ids, newest first: "#46 – #27".
+func (l MessageList) span() string {
+	newest, oldest := dataID(l.Items[0]), dataID(l.Items[len(l.Items)-1])
+	if newest == oldest {
+		return "#" + newest
+	}
+	return "#" + newest + " – #" + oldest + ", newest first"
+}
+
+func (l MessageList) paged() bool { return l.Before > 0 || l.After > 0 }
+
+func (l MessageList) deleteURL(m db.Message) string {
+	return "/admin/messages/" + dataID(m) + "/delete" + l.query()
 }
 
 func (d Dashboard) messagesLastMinute() int64 { return chat.Sum(d.Room.Series.Messages, 1) }
@@ -108,8 +170,6 @@ func shortAgent(ua string) string {
 // shortID is the start of a session id, enough to tell sessions apart at a
 // glance; the dashboard's actions carry the whole id.
 func shortID(id string) string { return id[:min(8, len(id))] }
-
-func deleteURL(m db.Message) string { return "/admin/messages/" + dataID(m) + "/delete" }
 
 // Chart geometry: one bar a minute over the last hour.
 const (

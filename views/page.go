@@ -16,6 +16,7 @@ type Page struct {
 	CSSURL  string // e.g. "/static/style.css?v=abc"
 	JSURL   string // e.g. "/static/app.js?v=abc"
 	IconURL string // "/static/favicon.svg?v=..."
+	Admin   bool   // the reader is a logged-in admin: offer to delete messages
 }
 
 // Chat is what the chat page shows besides what every page has.

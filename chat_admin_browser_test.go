@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// An admin deletes a message from the chat page; a reader in another browser
+// context (no admin cookie) has no delete control and sees it disappear.
+func TestBrowserAdminDeletesFromTheChatPage(t *testing.T) {
+	browser := newBrowser(t)
+	s := startAdmin(t)
+	s.post(t, "ann", "keep this")
+	s.post(t, "spammer", "spam to delete")
+	spam := s.idOf(t, "spam to delete")
+
+	// A reader in a browser context of its own: no admin cookie.
+	reader, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	if err := chromedp.Do(reader); err != nil {
+		t.Fatal(err)
+	}
+	do(t, reader, chromedp.Navigate(s.url+"/"))
+	connected(t, reader)
+	waitMessages(t, reader, "the spam", contains("spam to delete"))
+	if n := eval[int](t, reader, `document.querySelectorAll('button.delete, #delete-dialog').length`); n != 0 {
+		t.Fatalf("a reader who is not an admin sees %d delete controls", n)
+	}
+
+	browserAdminLogin(t, browser, s)
+	do(t, browser, chromedp.Navigate(s.url+"/"))
+	connected(t, browser)
+	waitMessages(t, browser, "the spam", contains("spam to delete"))
+	li := fmt.Sprintf(`#m-%d`, spam)
+	do(t, browser, chromedp.Click(chromedp.CSS(li+` button.delete`)), chromedp.WaitVisible(chromedp.ID("delete-dialog")))
+	if got := eval[string](t, browser, `document.getElementById('delete-text').textContent`); got != "spam to delete" {
+		t.Fatalf("the dialog quotes %q", got)
+	}
+	do(t, browser, chromedp.EmulateViewport(390, 844))
+	screenshot(t, browser, "chat-delete-phone.png")
+	do(t, browser, chromedp.EmulateViewport(1280, 900))
+	screenshot(t, browser, "chat-delete-desktop.png")
+	do(t, browser, chromedp.Click(chromedp.CSS(`#delete-dialog button[value="ok"]`)))
+
+	for _, tab := range []context.Context{browser, reader} {
+		waitMessages(t, tab, "the spam gone", func(m []string) bool { return slices.Equal(m, []string{"keep this"}) })
+	}
+	if got := s.stored(t); !slices.Equal(got, []string{"keep this"}) {
+		t.Fatalf("stored after the delete: %q", got)
+	}
+	// A message that arrives later gets the control too.
+	s.post(t, "bob", "later")
+	waitMessages(t, browser, "the later message", contains("later"))
+	waitPage(t, browser, "its delete control", `[...document.querySelectorAll('#messages li.msg')].find(li => li.textContent.includes('later'))?.querySelector('button.delete') != null`)
+}

@@ -1,0 +1,129 @@
+// NoChat admin dashboard: holds the live part still while the admin works in
+// it, and asks before an action. Loaded after htmx; the page's policy allows
+// no inline script, so this is the dashboard's only script besides htmx.
+(() => {
+  'use strict';
+
+  const dialog = document.getElementById('confirm');
+  const titleEl = document.getElementById('confirm-title');
+  const detailEl = document.getElementById('confirm-detail');
+  const okBtn = document.getElementById('confirm-ok');
+  const stateEl = document.getElementById('live-state');
+  if (!dialog || !stateEl) return;
+
+  const live = () => document.getElementById('live');
+  let held = 0; // refreshes held back since the last one shown
+
+  // why says what holds the live part still, or '' when nothing does. A
+  // refresh replaces the rows: under the pointer it would move the row being
+  // aimed at, and it would drop keyboard focus and any text selection. Mouse
+  // clicks leave focus on a button without :focus-visible; that alone does
+  // not hold the page.
+  function why() {
+    const el = live();
+    if (!el) return '';
+    if (dialog.open) return 'while you confirm';
+    const sel = document.getSelection();
+    if (sel && !sel.isCollapsed && (el.contains(sel.anchorNode) || el.contains(sel.focusNode))) {
+      return 'while text is selected';
+    }
+    const f = document.activeElement;
+    if (f && el.contains(f) && f.matches(':focus-visible')) return 'while a control has keyboard focus';
+    if (el.querySelector('tbody:hover, .pager:hover, .filter:hover')) return 'while the pointer is on a list';
+    return '';
+  }
+
+  let problem = ''; // an action's refusal, shown for a few seconds
+  let problemTimer = 0;
+
+  function showState(reason) {
+    const text = problem || (reason ? `Live updates paused ${reason}` : '');
+    if (stateEl.textContent !== text) stateEl.textContent = text;
+    stateEl.hidden = text === '';
+  }
+
+  // Only the live part's own refresh is held; actions go through.
+  function isRefresh(ev) {
+    const d = ev.detail;
+    return d && d.elt && d.elt.id === 'live' && d.requestConfig && d.requestConfig.verb === 'get';
+  }
+
+  function hold() {
+    held++;
+    const el = live();
+    if (el) el.dataset.held = String(held);
+  }
+
+  document.body.addEventListener('htmx:beforeRequest', (ev) => {
+    if (!isRefresh(ev)) return;
+    const reason = why();
+    showState(reason);
+    if (reason) { ev.preventDefault(); hold(); }
+  });
+  // A refresh already under way when the admin started working is dropped.
+  document.body.addEventListener('htmx:beforeSwap', (ev) => {
+    if (isRefresh(ev) && why()) { ev.detail.shouldSwap = false; hold(); }
+  });
+
+  // An action refused (the message was deleted meanwhile, the session left)
+  // answers {"error": ...} and htmx swaps nothing, so say it here for a while.
+  document.body.addEventListener('htmx:responseError', (ev) => {
+    if (isRefresh(ev)) return;
+    let said = '';
+    try { said = JSON.parse(ev.detail.xhr.responseText).error || ''; } catch { /* not JSON */ }
+    problem = said ? said.charAt(0).toUpperCase() + said.slice(1) : `That did not work (HTTP ${ev.detail.xhr.status}).`;
+    showState(why());
+    clearTimeout(problemTimer);
+    problemTimer = setTimeout(() => { problem = ''; showState(why()); }, 6000);
+  });
+
+  // ---------- asking before an action ----------
+
+  let restore = null; // where keyboard focus goes once an action's answer is in
+
+  // placeOf remembers an action's place by position, so that focus can go
+  // to the row that took the acted-on row's place, or to its section.
+  function placeOf(elt) {
+    const row = elt.closest('tr');
+    const table = elt.closest('table');
+    const heading = elt.closest('section')?.querySelector('h2');
+    return {
+      table: table ? table.id : '',
+      index: row ? Array.prototype.indexOf.call(row.parentElement.children, row) : 0,
+      heading: heading ? heading.id : '',
+    };
+  }
+
+  document.body.addEventListener('htmx:confirm', (ev) => {
+    const question = ev.detail.question;
+    if (!question) return;
+    ev.preventDefault();
+    const elt = ev.detail.elt;
+    const keyboard = document.activeElement && document.activeElement.matches(':focus-visible');
+    titleEl.textContent = question;
+    detailEl.textContent = elt.dataset.confirmDetail || '';
+    detailEl.hidden = detailEl.textContent === '';
+    okBtn.textContent = elt.dataset.confirmOk || 'OK';
+    dialog.returnValue = '';
+    dialog.onclose = () => {
+      dialog.onclose = null;
+      if (dialog.returnValue !== 'ok') return; // focus goes back to the button
+      restore = keyboard ? placeOf(elt) : null;
+      ev.detail.issueRequest(true);
+    };
+    dialog.showModal();
+  });
+
+  document.body.addEventListener('htmx:afterSettle', (ev) => {
+    if (ev.target.id !== 'live') return; // the new live part, whoever asked
+    held = 0;
+    showState(why());
+    if (!restore) return;
+    const place = restore;
+    restore = null;
+    const rows = place.table ? document.querySelectorAll(`#${place.table} tbody tr`) : [];
+    const row = rows[Math.min(place.index, rows.length - 1)];
+    const target = row?.querySelector('button') || (place.heading && document.getElementById(place.heading));
+    if (target) target.focus({ focusVisible: true });
+  });
+})();
