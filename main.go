@@ -60,6 +60,7 @@ type config struct {
 	msgRate       float64
 	maxConns      int
 	maxConnsPerIP int
+	maxHTTPPerIP  int
 	maxMessage    int
 	replayLimit   int
 	retention     retention
@@ -77,6 +78,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	var cfg config
 	var durability, level, origins, metrics, trustProxy, msgRate, maxConns, maxConnsPerIP, maxMessage, replayLimit, retainDays, retainMessages string
+	var maxHTTPPerIP string
 	fs.StringVar(&cfg.addr, "addr", env("NOCHAT_ADDR", ":8080"), "`host:port` to listen on (NOCHAT_ADDR)")
 	fs.StringVar(&cfg.dbPath, "db", env("NOCHAT_DB", defaultDB), "SQLite database `file`, created if missing (NOCHAT_DB)")
 	fs.StringVar(&durability, "durability", env("NOCHAT_DURABILITY", "full"), "`full` survives power loss; normal is faster and may lose the last messages on power loss (NOCHAT_DURABILITY)")
@@ -88,6 +90,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&msgRate, "msg-rate", env("NOCHAT_MSG_RATE", "10"), "`messages` per second one connection or address may send, in bursts of twice that; 0 turns the limit off (NOCHAT_MSG_RATE)")
 	fs.StringVar(&maxConns, "max-conns", env("NOCHAT_MAX_CONNS", "10000"), "most WebSocket `connections` in total (NOCHAT_MAX_CONNS)")
 	fs.StringVar(&maxConnsPerIP, "max-conns-per-ip", env("NOCHAT_MAX_CONNS_PER_IP", "100"), "most WebSocket `connections` from one address; 0 turns the limit off (NOCHAT_MAX_CONNS_PER_IP)")
+	fs.StringVar(&maxHTTPPerIP, "max-http-conns-per-ip", env("NOCHAT_MAX_HTTP_CONNS_PER_IP", "128"), "most HTTP `connections` open at once from one address, WebSockets aside; 0 turns the limit off, and -trust-proxy does (NOCHAT_MAX_HTTP_CONNS_PER_IP)")
 	fs.StringVar(&maxMessage, "max-message", env("NOCHAT_MAX_MESSAGE", "2000"), "most `characters` in one message (NOCHAT_MAX_MESSAGE)")
 	fs.StringVar(&replayLimit, "replay-limit", env("NOCHAT_REPLAY_LIMIT", "1000"), "most `messages` replayed to a client resuming with ?after=; past that it reloads history (NOCHAT_REPLAY_LIMIT)")
 	fs.StringVar(&retainDays, "retain-days", env("NOCHAT_RETAIN_DAYS", "0"), "delete messages older than `days`; 0 keeps them all (NOCHAT_RETAIN_DAYS)")
@@ -128,6 +131,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if cfg.maxConnsPerIP, err = strconv.Atoi(maxConnsPerIP); err != nil || cfg.maxConnsPerIP < 0 {
 		return cfg, usageError{fmt.Errorf("-max-conns-per-ip %q: want a whole number, 0 or more", maxConnsPerIP)}
+	}
+	if cfg.maxHTTPPerIP, err = strconv.Atoi(maxHTTPPerIP); err != nil || cfg.maxHTTPPerIP < 0 {
+		return cfg, usageError{fmt.Errorf("-max-http-conns-per-ip %q: want a whole number, 0 or more", maxHTTPPerIP)}
 	}
 	if cfg.maxMessage, err = strconv.Atoi(maxMessage); err != nil || cfg.maxMessage < 1 || cfg.maxMessage > 100000 {
 		return cfg, usageError{fmt.Errorf("-max-message %q: want a whole number from 1 to 100000", maxMessage)}
@@ -244,6 +250,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		hub.Close(ctx)
 		store.Close()
 		return fmt.Errorf("listen: %w", err)
+	}
+	// Behind a proxy every connection comes from the proxy, so there is no
+	// client address to count: the proxy holds the clients' connections.
+	if cfg.maxHTTPPerIP > 0 && !cfg.trustProxy {
+		conns := newConnLimit(cfg.maxHTTPPerIP, func(ip string) {
+			hub.RecordError(chat.KindTooMany, "too many HTTP connections from one address", ip)
+		})
+		ln = conns.listener(ln)
+		srv.ConnState = conns.connState
 	}
 	stopRetention := startRetention(ctx, log, store, cfg.retention, time.Minute)
 	log.Info("NoChat is serving", "url", browseURL(ln.Addr()), "db", cfg.dbPath, "durability", string(cfg.durability), "version", version)

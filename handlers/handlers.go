@@ -53,7 +53,8 @@ func New(d Deps) http.Handler {
 	}
 	mux := http.NewServeMux()
 	addRoutes(mux, d)
-	return recoverPanics(d.Log, d.Hub, d.TrustProxy, securityHeaders(apiErrors(mux)))
+	edge := limitBodies(d, apiErrors(mux))
+	return recoverPanics(d.Log, d.Hub, d.TrustProxy, securityHeaders(edge))
 }
 
 // maxBodyBytes bounds a request body: a chat message is at most a few KiB.

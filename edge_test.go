@@ -1,0 +1,349 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// fromAddr dials from the loopback address ip (any of 127.0.0.0/8 is this
+// machine on Linux), so that one test can be several clients.
+func fromAddr(ip string) *net.Dialer {
+	return &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
+}
+
+// heldRequests are requests whose headers arrive and whose body never
+// does, or one byte at a time: the three the attack used.
+var heldRequests = []struct {
+	name, head string
+	drip       bool
+}{
+	{"GET /healthz with a body never sent", "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n", false},
+	{"POST /discussion with its body never sent", "POST /discussion HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n", false},
+	{"POST /admin/login dripping a byte every 2 s", "POST /admin/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n", true},
+}
+
+// dripEvery is how often a dripping body sends its next byte.
+const dripEvery = 2 * time.Second
+
+// holdBodies opens n connections from 127.0.0.1 to addr, each sending the
+// headers of one of heldRequests in turn and then holding back its body;
+// the dripping ones get a byte every dripEvery until the test ends (at most
+// 100 bytes: they never finish).
+func holdBodies(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
+	d := fromAddr("127.0.0.1")
+	conns := make([]net.Conn, 0, n)
+	var drips []net.Conn
+	for i := range n {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("attacker socket %d: %v", i, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		req := heldRequests[i%len(heldRequests)]
+		// A socket the server has refused may fail this write; what it
+		// answered is read later.
+		io.WriteString(c, req.head)
+		conns = append(conns, c)
+		if req.drip {
+			drips = append(drips, c)
+		}
+	}
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
+		for range 99 {
+			select {
+			case <-stop:
+				return
+			case <-time.After(dripEvery):
+			}
+			for _, c := range drips {
+				c.SetWriteDeadline(time.Now().Add(time.Second))
+				c.Write([]byte("p"))
+			}
+		}
+	}()
+	return conns
+}
+
+// answer is what the server did with a held request: its status (0 for
+// none) and whether it then closed the connection.
+type answer struct {
+	status int
+	body   string
+	closed bool
+	err    error
+}
+
+// readAnswer waits, at most bound, for the server to answer on c and then
+// to close it.
+func readAnswer(c net.Conn, bound time.Duration) answer {
+	c.SetReadDeadline(time.Now().Add(bound))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return answer{err: err}
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	a := answer{status: resp.StatusCode, body: string(b)}
+	_, err = br.ReadByte()
+	a.closed = err == io.EOF || isReset(err)
+	if !a.closed {
+		a.err = fmt.Errorf("after the answer: %v", err)
+	}
+	return a
+}
+
+// isReset: the server closed a connection with the rest of the request
+// unread, which makes the kernel send a reset after the answer.
+func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+
+// TestHeldBodiesDoNotLockOthersOut is the attack that took the page down:
+// 1,100 sockets from one address send a request's headers and hold back its
+// body. A process may hold 1,024 file descriptors where nothing raises the
+// limit, and the server used to wait for those bodies forever: it ran out,
+// could accept no one, and the page and the socket timed out for everyone
+// until the attacker left. Now one address holds at most
+// -max-http-conns-per-ip (128) connections, the rest are refused at once,
+// and the held ones are answered and closed when their body deadline
+// passes (a body declared over 64 KiB at once).
+func TestHeldBodiesDoNotLockOthersOut(t *testing.T) {
+	const attackers = 1100
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < attackers+500 {
+		t.Skipf("this test holds %d sockets itself; its file limit is %d", attackers, lim.Cur)
+	}
+	if c, err := fromAddr("127.0.0.2").Dial("tcp", "127.0.0.1:1"); err != nil && !strings.Contains(err.Error(), "refused") {
+		t.Skipf("cannot dial from 127.0.0.2: %v", err)
+	} else if c != nil {
+		c.Close()
+	}
+	bin := buildBinary(t)
+	// The server gets the file limit it would have on a system that does
+	// not raise it, so that the attack, on the old code, is what it was.
+	cmd := exec.Command("sh", "-c", `ulimit -n 1024 && exec "$0" "$@"`, bin, "-addr", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "nochat.db"))
+	p := startCmd(t, cmd)
+	addr := strings.TrimPrefix(p.url, "http://")
+	fds := func() int {
+		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.cmd.Process.Pid))
+		if err != nil {
+			t.Skipf("counting the server's files: %v", err)
+		}
+		return len(ents)
+	}
+	before := fds()
+
+	conns := holdBodies(t, addr, attackers)
+	held := fds() - before
+
+	// Another client, from another address, while the attacker holds on.
+	victim := &http.Client{
+		Transport: &http.Transport{DialContext: fromAddr("127.0.0.2").DialContext},
+		Timeout:   30 * time.Second,
+	}
+	resp, err := victim.Get(p.url + "/")
+	if err != nil {
+		t.Fatalf("the page did not load while %d sockets were held: %v\n%s", attackers, err, p.lastLog())
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "<title>NoChat</title>") {
+		t.Fatalf("the page: %d %.200q", resp.StatusCode, page)
+	}
+	ws := websocket.Dialer{NetDialContext: fromAddr("127.0.0.2").DialContext, Subprotocols: []string{"nochat.v1"}, HandshakeTimeout: 30 * time.Second}
+	conn, _, err := ws.Dial(wsURL(p.url)+"?user=victim", nil)
+	if err != nil {
+		t.Fatalf("the socket did not open while %d sockets were held: %v", attackers, err)
+	}
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var hello v1Frame
+	if err := conn.ReadJSON(&hello); err != nil || hello.Type != "hello" {
+		t.Fatalf("the socket's first frame: %+v, %v", hello, err)
+	}
+	conn.Close()
+
+	// The server holds at most the cap's worth of them (a few more files
+	// may come and go: the database's, a refused socket being closed).
+	if held > 128+8 {
+		t.Fatalf("the server holds %d more files with %d sockets from one address open, want at most 128 (-max-http-conns-per-ip) and a few", held, attackers)
+	}
+
+	// Every attacker socket is answered and closed: over the cap at once,
+	// the others when their body deadline passes (10 s, well within the
+	// bound).
+	answers := make([]answer, len(conns))
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Go(func() { answers[i] = readAnswer(c, 60*time.Second) })
+	}
+	wg.Wait()
+	refused := 0
+	for i, a := range answers {
+		if a.err != nil || !a.closed {
+			t.Fatalf("attacker socket %d (%s): %d %q, %v: the server still holds it", i, heldRequests[i%len(heldRequests)].name, a.status, a.body, a.err)
+		}
+		if a.status == http.StatusTooManyRequests && strings.Contains(a.body, "-max-http-conns-per-ip") {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Fatalf("none of %d sockets from one address was refused by the cap", attackers)
+	}
+	t.Logf("%d sockets from one address: the server held %d more files; %d refused at once by the cap, the other %d answered and closed", attackers, held, refused, attackers-refused)
+}
+
+// TestRequestBodiesHaveADeadline: a request whose body never comes, or
+// comes a byte every 2 s, is answered and its connection closed, whether
+// its route reads the body or not.
+func TestRequestBodiesHaveADeadline(t *testing.T) {
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")})
+	addr := strings.TrimPrefix(s.url, "http://")
+	for i, req := range heldRequests {
+		t.Run(req.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, req.head)
+			if req.drip {
+				stop := make(chan struct{})
+				defer close(stop)
+				go func() {
+					for range 50 {
+						select {
+						case <-stop:
+							return
+						case <-time.After(dripEvery):
+							c.Write([]byte("p"))
+						}
+					}
+				}()
+			}
+			if a := readAnswer(c, 60*time.Second); a.err != nil {
+				t.Fatalf("request %d: %v: the server still holds the connection", i, a.err)
+			}
+		})
+	}
+	t.Run("a body declared over the limit is refused unread", func(t *testing.T) {
+		t.Parallel()
+		for _, path := range []string{"/admin/login", "/discussion"} {
+			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", path, 1<<20)
+			a := readAnswer(c, 60*time.Second)
+			if a.err != nil || a.status != http.StatusRequestEntityTooLarge || !strings.Contains(a.body, "too large") {
+				t.Fatalf("POST %s with 1 MiB declared: %d %q, %v; want 413 and the connection closed", path, a.status, a.body, a.err)
+			}
+		}
+	})
+}
+
+// TestHTTPConnectionCap: past -max-http-conns-per-ip connections, one
+// address is answered 429; WebSockets count under their own cap, not this
+// one; behind -trust-proxy, where every connection is the proxy's, there is
+// no such cap. The clients here come from 127.0.0.3, which nothing else
+// uses, so that only they count.
+func TestHTTPConnectionCap(t *testing.T) {
+	const client = "127.0.0.3"
+	hold := func(t *testing.T, addr string, n int) {
+		t.Helper()
+		for range n {
+			c, err := fromAddr(client).Dial("tcp", addr)
+			if err != nil {
+				t.Skipf("cannot dial from %s: %v", client, err)
+			}
+			t.Cleanup(func() { c.Close() })
+			io.WriteString(c, heldRequests[1].head)
+		}
+	}
+	t.Run("one address", func(t *testing.T) {
+		s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")}, "-max-http-conns-per-ip", "2")
+		addr := strings.TrimPrefix(s.url, "http://")
+		ws := websocket.Dialer{NetDialContext: fromAddr(client).DialContext, Subprotocols: []string{"nochat.v1"}, HandshakeTimeout: 10 * time.Second}
+		for i := range 5 {
+			conn, _, err := ws.Dial(wsURL(s.url)+"?user=ws"+fmt.Sprint(i), nil)
+			if err != nil {
+				t.Fatalf("WebSocket %d with a cap of 2 HTTP connections: %v", i+1, err)
+			}
+			defer conn.Close()
+		}
+		hold(t, addr, 2)
+		c, err := fromAddr(client).Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		a := readAnswer(c, 30*time.Second)
+		if a.status != http.StatusTooManyRequests || !strings.Contains(a.body, "-max-http-conns-per-ip") {
+			t.Fatalf("a third connection: %d %q, %v; want 429 naming -max-http-conns-per-ip", a.status, a.body, a.err)
+		}
+	})
+	t.Run("behind a proxy", func(t *testing.T) {
+		s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")}, "-max-http-conns-per-ip", "1", "-trust-proxy", "true")
+		hold(t, strings.TrimPrefix(s.url, "http://"), 3)
+		page := &http.Client{Transport: &http.Transport{DialContext: fromAddr(client).DialContext}, Timeout: 30 * time.Second}
+		resp, err := page.Get(s.url + "/")
+		if err != nil {
+			t.Fatalf("behind a proxy, with 3 connections held, GET /: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("behind a proxy, with 3 connections held, GET /: %d; want 200", resp.StatusCode)
+		}
+	})
+}
+
+func TestEdgeFlags(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		perIP int
+		bad   string // part of the error, for a refused configuration
+	}{
+		{name: "default HTTP connection cap", perIP: 128},
+		{name: "cap from the environment", env: map[string]string{"NOCHAT_MAX_HTTP_CONNS_PER_IP": "7"}, perIP: 7},
+		{name: "cap off", args: []string{"-max-http-conns-per-ip", "0"}, perIP: 0},
+		{name: "negative cap", args: []string{"-max-http-conns-per-ip", "-1"}, bad: "-max-http-conns-per-ip"},
+		{name: "cap not a number", env: map[string]string{"NOCHAT_MAX_HTTP_CONNS_PER_IP": "many"}, bad: "-max-http-conns-per-ip"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseFlags(append([]string{"nochat"}, tt.args...), func(k string) string { return tt.env[k] }, io.Discard)
+			if tt.bad != "" {
+				var usage usageError
+				if !errors.As(err, &usage) || !strings.Contains(err.Error(), tt.bad) {
+					t.Fatalf("err = %v, want a usage error mentioning %q", err, tt.bad)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.maxHTTPPerIP != tt.perIP {
+				t.Fatalf("HTTP connections per address = %d, want %d", got.maxHTTPPerIP, tt.perIP)
+			}
+		})
+	}
+}
