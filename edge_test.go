@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -320,6 +321,7 @@ func TestEdgeFlags(t *testing.T) {
 		args  []string
 		env   map[string]string
 		perIP int
+		hosts []string
 		bad   string // part of the error, for a refused configuration
 	}{
 		{name: "default HTTP connection cap", perIP: 128},
@@ -327,6 +329,10 @@ func TestEdgeFlags(t *testing.T) {
 		{name: "cap off", args: []string{"-max-http-conns-per-ip", "0"}, perIP: 0},
 		{name: "negative cap", args: []string{"-max-http-conns-per-ip", "-1"}, bad: "-max-http-conns-per-ip"},
 		{name: "cap not a number", env: map[string]string{"NOCHAT_MAX_HTTP_CONNS_PER_IP": "many"}, bad: "-max-http-conns-per-ip"},
+		{name: "host names", args: []string{"-allow-host", "chat.example.org, nochat.lan ,"}, perIP: 128, hosts: []string{"chat.example.org", "nochat.lan"}},
+		{name: "host names from the environment", env: map[string]string{"NOCHAT_ALLOW_HOST": "*"}, perIP: 128, hosts: []string{"*"}},
+		{name: "a host with a port", args: []string{"-allow-host", "chat.example.org:443"}, bad: "-allow-host"},
+		{name: "a host as a URL", env: map[string]string{"NOCHAT_ALLOW_HOST": "https://chat.example.org"}, bad: "-allow-host"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -343,6 +349,120 @@ func TestEdgeFlags(t *testing.T) {
 			}
 			if got.maxHTTPPerIP != tt.perIP {
 				t.Fatalf("HTTP connections per address = %d, want %d", got.maxHTTPPerIP, tt.perIP)
+			}
+			if !slices.Equal(got.allowHosts, tt.hosts) {
+				t.Fatalf("allowed hosts = %q, want %q", got.allowHosts, tt.hosts)
+			}
+		})
+	}
+}
+
+// TestForgedHostIsRefused is DNS rebinding: a page on attacker.example
+// re-resolves its name to the Pi, so its requests reach NoChat with
+// Host: attacker.example:PORT and a matching Origin, which passed the
+// same-origin checks: the socket opened and stored messages, REST sent and
+// read history. Now only the names NoChat is reached by are answered: IP
+// addresses, localhost, this machine's name and NAME.local, -allow-host.
+func TestForgedHostIsRefused(t *testing.T) {
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")}, "-allow-host", "chat.example.org")
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// request sends method path to the server as host, from a page on host.
+	request := func(t *testing.T, method, path, host, body string) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		req.Header.Set("Origin", "http://"+host)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	// socket opens a nochat.v1 socket to the server as host, from a page on
+	// host, and reads its hello.
+	socket := func(host string) (int, error) {
+		d := websocket.Dialer{Subprotocols: []string{"nochat.v1"}, HandshakeTimeout: 10 * time.Second}
+		conn, resp, err := d.Dial(wsURL(s.url)+"?user=rebound", http.Header{"Host": {host}, "Origin": {"http://" + host}})
+		if err != nil {
+			status := 0
+			if resp != nil {
+				status = resp.StatusCode
+			}
+			return status, err
+		}
+		defer conn.Close()
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var hello v1Frame
+		if err := conn.ReadJSON(&hello); err != nil || hello.Type != "hello" {
+			return 0, fmt.Errorf("first frame %+v, %v", hello, err)
+		}
+		return http.StatusSwitchingProtocols, nil
+	}
+
+	for _, name := range []string{"attacker.example", "chat.example.org.attacker.example", "localhost.attacker.example"} {
+		forged := net.JoinHostPort(name, port)
+		t.Run(name, func(t *testing.T) {
+			for _, r := range []struct{ method, path, body string }{
+				{"GET", "/", ""},
+				{"GET", "/admin/login", ""},
+				{"GET", "/static/app.js", ""},
+				{"GET", "/discussion/latest/5", ""},
+				{"GET", "/discussion", ""},
+				{"POST", "/discussion/rebound", ""},
+				{"POST", "/discussion", `{"message": "rebound", "user": "attacker"}`},
+			} {
+				resp, body := request(t, r.method, r.path, forged, r.body)
+				if resp.StatusCode != http.StatusMisdirectedRequest || !strings.Contains(body, "-allow-host") {
+					t.Fatalf("%s %s with Host %s: %d %.200q; want 421 naming -allow-host", r.method, r.path, forged, resp.StatusCode, body)
+				}
+				if strings.HasPrefix(r.path, "/discussion") && !strings.HasPrefix(body, `{"error":`) {
+					t.Fatalf("%s %s with Host %s: %q; want a JSON error", r.method, r.path, forged, body)
+				}
+			}
+			if status, err := socket(forged); status != http.StatusMisdirectedRequest {
+				t.Fatalf("socket with Host %s: %d, %v; want 421", forged, status, err)
+			}
+			// A local probe may call the machine anything.
+			if resp, body := request(t, "GET", "/healthz", forged, ""); resp.StatusCode != http.StatusOK {
+				t.Fatalf("/healthz with Host %s: %d %q; want 200", forged, resp.StatusCode, body)
+			}
+		})
+	}
+	if history := s.get(t, "/discussion/latest/50"); strings.Contains(history, "rebound") {
+		t.Fatalf("a refused request's message was stored: %s", history)
+	}
+
+	allowed := []string{"127.0.0.1", "[::1]", "localhost", "chat.example.org", "CHAT.example.org."}
+	if name, err := os.Hostname(); err == nil && name != "" {
+		short, _, _ := strings.Cut(name, ".")
+		allowed = append(allowed, name, short+".local")
+	}
+	for i, name := range allowed {
+		host := name + ":" + port
+		t.Run(name, func(t *testing.T) {
+			if resp, body := request(t, "GET", "/", host, ""); resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET / with Host %s: %d %.200q; want 200", host, resp.StatusCode, body)
+			}
+			text := fmt.Sprintf("from-%d", i)
+			if resp, body := request(t, "POST", "/discussion/"+text, host, ""); resp.StatusCode != http.StatusOK {
+				t.Fatalf("POST with Host %s from its own page: %d %.200q; want 200", host, resp.StatusCode, body)
+			}
+			if resp, body := request(t, "GET", "/discussion/latest/50", host, ""); resp.StatusCode != http.StatusOK || !strings.Contains(body, text) {
+				t.Fatalf("history with Host %s: %d %.200q; want 200 with %s", host, resp.StatusCode, body, text)
+			}
+			if status, err := socket(host); err != nil {
+				t.Fatalf("socket with Host %s: %d, %v; want it open", host, status, err)
 			}
 		})
 	}

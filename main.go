@@ -61,6 +61,7 @@ type config struct {
 	maxConns      int
 	maxConnsPerIP int
 	maxHTTPPerIP  int
+	allowHosts    []string
 	maxMessage    int
 	replayLimit   int
 	retention     retention
@@ -78,7 +79,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	var cfg config
 	var durability, level, origins, metrics, trustProxy, msgRate, maxConns, maxConnsPerIP, maxMessage, replayLimit, retainDays, retainMessages string
-	var maxHTTPPerIP string
+	var hosts, maxHTTPPerIP string
 	fs.StringVar(&cfg.addr, "addr", env("NOCHAT_ADDR", ":8080"), "`host:port` to listen on (NOCHAT_ADDR)")
 	fs.StringVar(&cfg.dbPath, "db", env("NOCHAT_DB", defaultDB), "SQLite database `file`, created if missing (NOCHAT_DB)")
 	fs.StringVar(&durability, "durability", env("NOCHAT_DURABILITY", "full"), "`full` survives power loss; normal is faster and may lose the last messages on power loss (NOCHAT_DURABILITY)")
@@ -87,6 +88,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&metrics, "metrics", env("NOCHAT_METRICS", "true"), "serve Prometheus metrics at /metrics: `true` or false (NOCHAT_METRICS)")
 	fs.StringVar(&trustProxy, "trust-proxy", env("NOCHAT_TRUST_PROXY", "false"), "take client addresses from X-Forwarded-For, behind a reverse proxy: true or `false` (NOCHAT_TRUST_PROXY)")
 	fs.StringVar(&origins, "allow-origin", env("NOCHAT_ALLOW_ORIGIN", ""), "comma-separated `origins` (https://example.org) of pages elsewhere that may use the socket and the API, or * for any (NOCHAT_ALLOW_ORIGIN)")
+	fs.StringVar(&hosts, "allow-host", env("NOCHAT_ALLOW_HOST", ""), "comma-separated host `names` NoChat is reached by besides IP addresses, localhost and this machine's name (and NAME.local), or * for any; others get 421 (NOCHAT_ALLOW_HOST)")
 	fs.StringVar(&msgRate, "msg-rate", env("NOCHAT_MSG_RATE", "10"), "`messages` per second one connection or address may send, in bursts of twice that; 0 turns the limit off (NOCHAT_MSG_RATE)")
 	fs.StringVar(&maxConns, "max-conns", env("NOCHAT_MAX_CONNS", "10000"), "most WebSocket `connections` in total (NOCHAT_MAX_CONNS)")
 	fs.StringVar(&maxConnsPerIP, "max-conns-per-ip", env("NOCHAT_MAX_CONNS_PER_IP", "100"), "most WebSocket `connections` from one address; 0 turns the limit off (NOCHAT_MAX_CONNS_PER_IP)")
@@ -150,6 +152,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 			return cfg, usageError{fmt.Errorf("-allow-origin %q: want origins like https://example.org, or *", o)}
 		}
 		cfg.allowOrigins = append(cfg.allowOrigins, strings.TrimSuffix(o, "/"))
+	}
+	for _, h := range strings.Split(hosts, ",") {
+		if h = strings.TrimSpace(h); h == "" {
+			continue
+		}
+		if h != "*" && (strings.ContainsAny(h, ":/[]@ ") || strings.Trim(h, ".") == "") {
+			return cfg, usageError{fmt.Errorf("-allow-host %q: want host names like chat.example.org (no scheme, no port), or *", h)}
+		}
+		cfg.allowHosts = append(cfg.allowHosts, h)
 	}
 	if cfg.retention, err = parseRetention(retainDays, retainMessages); err != nil {
 		return cfg, usageError{err}
@@ -237,6 +248,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 			AllowOrigins: cfg.allowOrigins,
 			SendRate:     cfg.msgRate,
 			SendBurst:    burst,
+			Hostname:     hostname(),
+			AllowHosts:   cfg.allowHosts,
 		}),
 		// Bounded header reads and idle keep-alives, so clients that open
 		// sockets and go quiet cannot hold them forever.
@@ -307,6 +320,15 @@ func orOff[T int | float64](v T) T {
 		return -1
 	}
 	return v
+}
+
+// hostname is the machine's host name, or none if it has none.
+func hostname() string {
+	name, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return name
 }
 
 // defaultDB is the database file when neither -db nor NOCHAT_DB names one.
