@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 )
 
@@ -466,4 +468,57 @@ func TestForgedHostIsRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBrowserRebindingPageIsRefused: Chromium resolves attacker.example to
+// this machine, as a rebinding attacker's DNS makes it do, and opens NoChat
+// under that name. Script on that origin (the attacker's, after the
+// rebinding) may neither load the page nor read history nor open the
+// socket; under localhost the same browser chats.
+func TestBrowserRebindingPageIsRefused(t *testing.T) {
+	browser := newBrowser(t, chromedp.Flag("host-resolver-rules", "MAP attacker.example 127.0.0.1"))
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")})
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.post(t, "ann", "private history")
+
+	rebound := "http://attacker.example:" + port
+	do(t, browser, chromedp.Navigate(rebound+"/"))
+	if text := eval[string](t, browser, `document.body.innerText`); !strings.Contains(text, "-allow-host") || strings.Contains(text, "private history") {
+		t.Fatalf("the page under attacker.example shows %.300q; want the refusal naming -allow-host", text)
+	}
+	read := awaitJS(t, browser, `fetch('/discussion/latest/5').then(r => r.status + ' ' + r.text())`)
+	if read = strings.TrimSpace(read); !strings.HasPrefix(read, "421") || strings.Contains(read, "private history") {
+		t.Fatalf("history read from attacker.example: %.300q; want 421", read)
+	}
+	// Same origin as far as the browser knows, so only the Host check
+	// stops the socket.
+	socket := awaitJS(t, browser, `new Promise(done => {
+		const ws = new WebSocket('ws://attacker.example:`+port+`/', 'nochat.v1');
+		ws.onmessage = () => { ws.close(); done('open') };
+		ws.onerror = () => done('refused');
+		setTimeout(() => done('no answer'), 15000);
+	})`)
+	if socket != "refused" {
+		t.Fatalf("a socket from attacker.example: %s; want it refused", socket)
+	}
+
+	do(t, browser, chromedp.Navigate("http://localhost:"+port+"/"))
+	connected(t, browser)
+	waitMessages(t, browser, "the history under localhost", contains("private history"))
+}
+
+// awaitJS evaluates a JavaScript expression whose value is a promise of a
+// string, and waits for it, at most 30 s.
+func awaitJS(t *testing.T, ctx context.Context, expr string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
