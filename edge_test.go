@@ -240,8 +240,13 @@ func TestRequestBodiesHaveADeadline(t *testing.T) {
 					}
 				}()
 			}
-			if a := readAnswer(c, 60*time.Second); a.err != nil {
+			a := readAnswer(c, 60*time.Second)
+			if a.err != nil {
 				t.Fatalf("request %d: %v: the server still holds the connection", i, a.err)
+			}
+			// The REST send says why it gave up.
+			if strings.HasPrefix(req.head, "POST /discussion ") && !strings.Contains(a.body, "did not arrive within 10s") {
+				t.Fatalf("request %d: answered %d %q; want the body's deadline named", i, a.status, a.body)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -102,6 +103,9 @@ func checkHost(d Deps, hosts Hosts, next http.Handler) http.Handler {
 // reads what is left before answering.
 const bodyTimeout = 10 * time.Second
 
+// errBodyTimeout is a body that did not come in time.
+var errBodyTimeout = fmt.Errorf("the request body did not arrive within %v of the headers", bodyTimeout)
+
 // errBodyTooLarge refuses a body declared larger than any route takes.
 var errBodyTooLarge = fmt.Errorf("request body too large: the limit is %d KiB", maxBodyBytes>>10)
 
@@ -146,6 +150,9 @@ type deadlineBody struct {
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = errBodyTimeout // what the route tells the client
+	}
 	if errors.Is(err, io.EOF) && !b.done {
 		b.done = true
 		b.rc.SetReadDeadline(time.Time{})
