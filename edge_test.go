@@ -35,6 +35,7 @@ var heldRequests = []struct {
 	{"GET /healthz with a body never sent", "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n", false},
 	{"POST /discussion with its body never sent", "POST /discussion HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n", false},
 	{"POST /admin/login dripping a byte every 2 s", "POST /admin/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n", true},
+	{"a WebSocket upgrade, refused, with a body never sent", "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 100\r\n\r\n", false},
 }
 
 // dripEvery is how often a dripping body sends its next byte.

@@ -110,12 +110,13 @@ var errBodyTimeout = fmt.Errorf("the request body did not arrive within %v of th
 var errBodyTooLarge = fmt.Errorf("request body too large: the limit is %d KiB", maxBodyBytes>>10)
 
 // limitBodies bounds every request body: it must arrive within bodyTimeout
-// and hold at most maxBodyBytes. A WebSocket upgrade has no body, and once
-// upgraded its connection has the socket's own deadlines (gorilla clears
-// the server's when it takes the connection).
+// and hold at most maxBodyBytes. That includes a WebSocket upgrade that
+// comes with a body: refused, it is answered through net/http, which would
+// wait for that body. Once upgraded, a connection has the socket's own
+// deadlines: gorilla clears the server's when it takes the connection.
 func limitBodies(d Deps, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body == nil || r.Body == http.NoBody || chat.IsUpgrade(r) {
+		if r.Body == nil || r.Body == http.NoBody {
 			next.ServeHTTP(w, r)
 			return
 		}
