@@ -27,8 +27,8 @@ import (
 // the same-origin checks. Only names NoChat is meant to be reached by are
 // answered.
 type Hosts struct {
-	any   bool
-	names map[string]bool
+	anyName bool
+	names   map[string]bool
 }
 
 // NewHosts allows IP literals, localhost, the machine's host name (its
@@ -50,7 +50,7 @@ func NewHosts(hostname string, allow []string) Hosts {
 	}
 	for _, a := range allow {
 		if a == "*" {
-			h.any = true
+			h.anyName = true
 		}
 		add(a)
 	}
@@ -61,7 +61,7 @@ func NewHosts(hostname string, allow []string) Hosts {
 // without its port) may be answered. An empty Host is allowed: only an
 // HTTP/1.0 client sends none, and browsers always send one.
 func (h Hosts) Allowed(host string) bool {
-	if h.any || host == "" {
+	if h.anyName || host == "" {
 		return true
 	}
 	if name, _, err := net.SplitHostPort(host); err == nil {
