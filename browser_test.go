@@ -38,8 +38,8 @@ func chromiumPath(t *testing.T) string {
 }
 
 // newBrowser starts a headless Chromium and returns a context for its first
-// tab. Further tabs come from newTab.
-func newBrowser(t *testing.T) context.Context {
+// tab, with extra options if given. Further tabs come from newTab.
+func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
 		chromedp.ExecPath(chromiumPath(t)),
@@ -54,6 +54,7 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 	)
+	opts = append(opts, extra...)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(alloc)
 	t.Cleanup(func() { cancel(); cancelAlloc() })

@@ -55,6 +55,13 @@ func startBinary(t *testing.T, bin, dbPath string) *process {
 	t.Helper()
 	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-db", dbPath)
 	cmd.Env = append(os.Environ(), "NOCHAT_MSG_RATE=0")
+	return startCmd(t, cmd)
+}
+
+// startCmd runs cmd, a NoChat serving on a free loopback port, and waits
+// until it serves.
+func startCmd(t *testing.T, cmd *exec.Cmd) *process {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -62,6 +62,8 @@ type config struct {
 	msgRate       float64
 	maxConns      int
 	maxConnsPerIP int
+	maxHTTPPerIP  int
+	allowHosts    []string
 	maxMessage    int
 	replayLimit   int
 	retention     retention
@@ -98,6 +100,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		fs.BoolVar(p, name, def, usage)
 	}
 	var durability, level, origins, msgRate, maxConns, maxConnsPerIP, maxMessage, replayLimit, retainDays, retainMessages string
+	var hosts, maxHTTPPerIP string
 	fs.StringVar(&cfg.addr, "addr", env("NOCHAT_ADDR", ":8080"), "`host:port` to listen on (NOCHAT_ADDR)")
 	fs.StringVar(&cfg.dbPath, "db", env("NOCHAT_DB", defaultDB), "SQLite database `file`, created if missing (NOCHAT_DB)")
 	fs.StringVar(&durability, "durability", env("NOCHAT_DURABILITY", "full"), "`full` survives power loss; normal is faster and may lose the last messages on power loss (NOCHAT_DURABILITY)")
@@ -106,9 +109,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	boolVar(&cfg.metrics, "metrics", "NOCHAT_METRICS", true, "serve Prometheus metrics at /metrics; -metrics=false turns them off (NOCHAT_METRICS)")
 	boolVar(&cfg.trustProxy, "trust-proxy", "NOCHAT_TRUST_PROXY", false, "take client addresses from X-Forwarded-For, behind a reverse proxy (NOCHAT_TRUST_PROXY)")
 	fs.StringVar(&origins, "allow-origin", env("NOCHAT_ALLOW_ORIGIN", ""), "comma-separated `origins` (https://example.org) of pages elsewhere that may use the socket and the API, or * for any (NOCHAT_ALLOW_ORIGIN)")
+	fs.StringVar(&hosts, "allow-host", env("NOCHAT_ALLOW_HOST", ""), "comma-separated host `names` NoChat is reached by besides IP addresses, localhost and this machine's name (and NAME.local), or * for any; others get 421 (NOCHAT_ALLOW_HOST)")
 	fs.StringVar(&msgRate, "msg-rate", env("NOCHAT_MSG_RATE", "10"), "`messages` per second one connection or address may send, in bursts of twice that; 0 turns the limit off (NOCHAT_MSG_RATE)")
 	fs.StringVar(&maxConns, "max-conns", env("NOCHAT_MAX_CONNS", "10000"), "most WebSocket `connections` in total (NOCHAT_MAX_CONNS)")
 	fs.StringVar(&maxConnsPerIP, "max-conns-per-ip", env("NOCHAT_MAX_CONNS_PER_IP", "100"), "most WebSocket `connections` from one address; 0 turns the limit off (NOCHAT_MAX_CONNS_PER_IP)")
+	fs.StringVar(&maxHTTPPerIP, "max-http-conns-per-ip", env("NOCHAT_MAX_HTTP_CONNS_PER_IP", "128"), "most HTTP `connections` open at once from one address, WebSockets aside; 0 turns the limit off, and -trust-proxy does (NOCHAT_MAX_HTTP_CONNS_PER_IP)")
 	fs.StringVar(&maxMessage, "max-message", env("NOCHAT_MAX_MESSAGE", "2000"), "most `characters` in one message (NOCHAT_MAX_MESSAGE)")
 	fs.StringVar(&replayLimit, "replay-limit", env("NOCHAT_REPLAY_LIMIT", "1000"), "most `messages` replayed to a client resuming with ?after=; past that it reloads history (NOCHAT_REPLAY_LIMIT)")
 	fs.StringVar(&retainDays, "retain-days", env("NOCHAT_RETAIN_DAYS", "0"), "delete messages older than `days`; 0 keeps them all (NOCHAT_RETAIN_DAYS)")
@@ -155,6 +160,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if cfg.maxConnsPerIP, err = strconv.Atoi(maxConnsPerIP); err != nil || cfg.maxConnsPerIP < 0 {
 		return cfg, usageError{fmt.Errorf("-max-conns-per-ip %q: want a whole number, 0 or more", maxConnsPerIP)}
 	}
+	if cfg.maxHTTPPerIP, err = strconv.Atoi(maxHTTPPerIP); err != nil || cfg.maxHTTPPerIP < 0 {
+		return cfg, usageError{fmt.Errorf("-max-http-conns-per-ip %q: want a whole number, 0 or more", maxHTTPPerIP)}
+	}
 	if cfg.maxMessage, err = strconv.Atoi(maxMessage); err != nil || cfg.maxMessage < 1 || cfg.maxMessage > 100000 {
 		return cfg, usageError{fmt.Errorf("-max-message %q: want a whole number from 1 to 100000", maxMessage)}
 	}
@@ -173,6 +181,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if cfg.dedupWindow, err = time.ParseDuration(dedupWindow); err != nil || cfg.dedupWindow < time.Minute || cfg.dedupWindow > 720*time.Hour {
 		return cfg, usageError{fmt.Errorf("-dedup-window %q: want a duration from 1m to 720h, for example 24h", dedupWindow)}
+	}
+	for _, h := range strings.Split(hosts, ",") {
+		if h = strings.TrimSpace(h); h == "" {
+			continue
+		}
+		if h != "*" && (strings.ContainsAny(h, ":/[]@ ") || strings.Trim(h, ".") == "") {
+			return cfg, usageError{fmt.Errorf("-allow-host %q: want host names like chat.example.org (no scheme, no port), or *", h)}
+		}
+		cfg.allowHosts = append(cfg.allowHosts, h)
 	}
 	if cfg.retention, err = parseRetention(retainDays, retainMessages); err != nil {
 		return cfg, usageError{err}
@@ -268,6 +285,8 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 			AllowOrigins: cfg.allowOrigins,
 			SendRate:     cfg.msgRate,
 			SendBurst:    burst,
+			Hostname:     hostname(),
+			AllowHosts:   cfg.allowHosts,
 		}),
 		// Bounded header reads and idle keep-alives, so clients that open
 		// sockets and go quiet cannot hold them forever.
@@ -281,6 +300,15 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		hub.Close(ctx)
 		store.Close()
 		return fmt.Errorf("listen: %w", err)
+	}
+	// Behind a proxy every connection comes from the proxy, so there is no
+	// client address to count: the proxy holds the clients' connections.
+	if cfg.maxHTTPPerIP > 0 && !cfg.trustProxy {
+		conns := newConnLimit(cfg.maxHTTPPerIP, func(ip string) {
+			hub.RecordErrorAt(chat.KindTooMany, "HTTP connections", "too many HTTP connections from one address", ip)
+		})
+		ln = conns.listener(ln)
+		srv.ConnState = conns.connState
 	}
 	stopRetention := startRetention(ctx, log, hub, hub, cfg.retention, cfg.retainEvery)
 	log.Info("NoChat is serving", "url", browseURL(ln.Addr()), "db", cfg.dbPath, "durability", string(cfg.durability), "version", version)
@@ -329,6 +357,15 @@ func orOff[T int | float64](v T) T {
 		return -1
 	}
 	return v
+}
+
+// hostname is the machine's host name, or none if it has none.
+func hostname() string {
+	name, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return name
 }
 
 // defaultDB is the database file when neither -db nor NOCHAT_DB names one.

@@ -385,7 +385,7 @@ func TestBadUpgradesAreRefused(t *testing.T) {
 	online := a.hub.Online()
 	upgrade := func(headers ...string) string {
 		h := map[string]string{
-			"Host":                   "example.test",
+			"Host":                   "localhost",
 			"Connection":             "Upgrade",
 			"Upgrade":                "websocket",
 			"Sec-WebSocket-Version":  "13",

@@ -44,6 +44,11 @@ type Deps struct {
 	// second; SendRate 0 or less turns the limit off.
 	SendRate  float64
 	SendBurst int
+	// Hostname is the machine's host name and AllowHosts more names NoChat
+	// answers to ("*" for any); IP literals and localhost always are. See
+	// Hosts.
+	Hostname   string
+	AllowHosts []string
 }
 
 // New returns the whole HTTP surface as one handler.
@@ -53,7 +58,8 @@ func New(d Deps) http.Handler {
 	}
 	mux := http.NewServeMux()
 	addRoutes(mux, d)
-	return recoverPanics(d.Log, d.Hub, d.TrustProxy, securityHeaders(apiErrors(mux)))
+	edge := checkHost(d, NewHosts(d.Hostname, d.AllowHosts), limitBodies(d, apiErrors(mux)))
+	return recoverPanics(d.Log, d.Hub, d.TrustProxy, securityHeaders(edge))
 }
 
 // maxBodyBytes bounds a request body: a chat message is at most a few KiB.

@@ -84,7 +84,8 @@ func serveStore(tb testing.TB, s *db.Store) http.Handler {
 		hub.Close(ctx)
 		s.Close()
 	})
-	return handlers.New(handlers.Deps{Store: s, Hub: hub, Assets: static.New()})
+	// example.com is the host of httptest.NewRequest's requests.
+	return handlers.New(handlers.Deps{Store: s, Hub: hub, Assets: static.New(), AllowHosts: []string{"example.com"}})
 }
 
 type response struct {

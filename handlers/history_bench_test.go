@@ -195,7 +195,7 @@ func BenchmarkStartup(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				h := handlers.New(handlers.Deps{Store: store, Hub: hub, Assets: static.New()})
+				h := handlers.New(handlers.Deps{Store: store, Hub: hub, Assets: static.New(), AllowHosts: []string{"example.com"}})
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 				times = append(times, time.Since(t0))

@@ -236,7 +236,7 @@ func TestStaticServesOnlyEmbeddedFiles(t *testing.T) {
 	for _, p := range paths {
 		t.Run(p, func(t *testing.T) {
 			// A raw request, so that no client cleans the path first.
-			resp, body := rawRequest(t, a, "GET "+p+" HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n")
+			resp, body := rawRequest(t, a, "GET "+p+" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
 			checkNoLeak(t, p, resp, body)
 			// A redirect (to a cleaned path) must stay on this server, and
 			// where it leads must not leak either.
@@ -244,13 +244,13 @@ func TestStaticServesOnlyEmbeddedFiles(t *testing.T) {
 				if !strings.HasPrefix(loc, "/") || strings.HasPrefix(loc, "//") || strings.HasPrefix(loc, "/\\") {
 					t.Fatalf("redirect to %q, off this server", loc)
 				}
-				resp, body := rawRequest(t, a, "GET "+loc+" HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n")
+				resp, body := rawRequest(t, a, "GET "+loc+" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
 				checkNoLeak(t, loc, resp, body)
 			}
 		})
 	}
 	t.Run("absolute-form request line", func(t *testing.T) {
-		resp, body := rawRequest(t, a, "GET http://example.test/static/../go.mod HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n")
+		resp, body := rawRequest(t, a, "GET http://localhost/static/../go.mod HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
 		checkNoLeak(t, "absolute form", resp, body)
 	})
 }

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// connLimit caps the HTTP connections one client address holds open at
+// once. Every connection holds a file descriptor, and a process has a
+// limit on those (1,024 where nothing raises it): one address holding that
+// many sockets would leave the server unable to accept anyone else's, so
+// the page and the WebSocket would stop loading for everybody. A connection
+// stops counting once it is upgraded to a WebSocket: those have their own
+// cap (-max-conns-per-ip).
+type connLimit struct {
+	perIP  int
+	refuse func(ip string) // records a refusal
+
+	mu   sync.Mutex
+	open map[string]int
+}
+
+func newConnLimit(perIP int, refuse func(ip string)) *connLimit {
+	return &connLimit{perIP: perIP, refuse: refuse, open: make(map[string]int)}
+}
+
+// listener wraps ln: a connection over the cap is answered 429 and closed
+// as soon as it is accepted, without reading anything from it.
+func (l *connLimit) listener(ln net.Listener) net.Listener {
+	return &limitedListener{Listener: ln, limit: l}
+}
+
+// connState is the server's ConnState hook: a connection taken out of the
+// server (a WebSocket) no longer counts as an HTTP connection.
+func (l *connLimit) connState(c net.Conn, state http.ConnState) {
+	if cc, ok := c.(*countedConn); ok && (state == http.StateHijacked || state == http.StateClosed) {
+		cc.release()
+	}
+}
+
+func (l *connLimit) take(ip string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open[ip] >= l.perIP {
+		return false
+	}
+	l.open[ip]++
+	return true
+}
+
+func (l *connLimit) give(ip string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open[ip]--; l.open[ip] <= 0 {
+		delete(l.open, ip)
+	}
+}
+
+type limitedListener struct {
+	net.Listener
+	limit *connLimit
+}
+
+func (ln *limitedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := ln.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := peerIP(c)
+		if ln.limit.take(ip) {
+			cc := &countedConn{Conn: c}
+			cc.release = sync.OnceFunc(func() { ln.limit.give(ip) })
+			return cc, nil
+		}
+		ln.limit.refuse(ip)
+		// A new socket's send buffer is empty, so this write does not wait
+		// on the client; the deadline is there in case it ever would.
+		msg := fmt.Sprintf("too many connections from one address (the limit is %d, -max-http-conns-per-ip): close some and try again\n", ln.limit.perIP)
+		c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		fmt.Fprintf(c, "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(msg), msg)
+		c.Close()
+	}
+}
+
+// countedConn is a connection counted against its address until it is
+// closed or taken out of the server.
+type countedConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *countedConn) Close() error {
+	c.release()
+	return c.Conn.Close()
+}
+
+// peerIP is the address a connection comes from, without its port.
+func peerIP(c net.Conn) string {
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return c.RemoteAddr().String()
+	}
+	return host
+}

@@ -1,0 +1,172 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"nochat/chat"
+)
+
+// The HTTP edge: what every request passes before it reaches a route. It
+// checks the host name the request was sent to and bounds the request body
+// in time and size. The socket's own edge (origin, admission, upgrade) is in
+// chat, behind this one: the origin check compares Origin with Host, which
+// means something only once Host is one of this server's names.
+
+// Hosts are the host names NoChat answers to. A page on another site can
+// make a visitor's browser reach NoChat under that site's own name (DNS
+// rebinding: attacker.example re-resolved to the Pi's address); its
+// requests then carry Host: attacker.example, and a matching Origin passes
+// the same-origin checks. Only names NoChat is meant to be reached by are
+// answered.
+type Hosts struct {
+	anyName bool
+	names   map[string]bool
+}
+
+// NewHosts allows IP literals, localhost, the machine's host name (its
+// first label too) and that name under .local (mDNS), and the names in
+// allow ("*" for any name at all).
+func NewHosts(hostname string, allow []string) Hosts {
+	h := Hosts{names: make(map[string]bool)}
+	add := func(name string) {
+		if name = normalHost(name); name != "" {
+			h.names[name] = true
+		}
+	}
+	add("localhost")
+	if hostname = normalHost(hostname); hostname != "" {
+		short, _, _ := strings.Cut(hostname, ".")
+		add(hostname)
+		add(short)
+		add(short + ".local")
+	}
+	for _, a := range allow {
+		if a == "*" {
+			h.anyName = true
+		}
+		add(a)
+	}
+	return h
+}
+
+// Allowed reports whether a request sent to host (a Host header, with or
+// without its port) may be answered. An empty Host is allowed: only an
+// HTTP/1.0 client sends none, and browsers always send one.
+func (h Hosts) Allowed(host string) bool {
+	if h.anyName || host == "" {
+		return true
+	}
+	if name, _, err := net.SplitHostPort(host); err == nil {
+		host = name
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true // no page is served under an IP but from that IP
+	}
+	return h.names[normalHost(host)]
+}
+
+// normalHost is a host name as compared: lower case, without the root's
+// trailing dot.
+func normalHost(name string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(name), "."))
+}
+
+// checkHost answers 421 Misdirected Request to a request for a host name
+// NoChat is not meant to be reached by, naming the flag that allows it.
+// /healthz answers under any name: it reads nothing private and changes
+// nothing, and local probes reach it by whatever name they have for the
+// machine (a container's service name, an uptime checker's alias).
+func checkHost(d Deps, hosts Hosts, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hosts.Allowed(r.Host) || r.URL.Path == "/healthz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		d.Hub.RecordError(chat.KindBadOrigin, fmt.Sprintf("request for host %.60q refused (-allow-host)", r.Host), requestSubject(r, d.TrustProxy))
+		err := fmt.Errorf("host %.60q is not a name this server answers to: add it with -allow-host (NOCHAT_ALLOW_HOST)", r.Host)
+		refuseRequest(w, r, d, http.StatusMisdirectedRequest, err)
+	})
+}
+
+// bodyTimeout is how long a client has, once its headers are in, to send
+// its whole request body: as long as it had for the headers. Without it
+// net/http waits for a body forever, even one the route never reads: it
+// reads what is left before answering.
+const bodyTimeout = 10 * time.Second
+
+// errBodyTimeout is a body that did not come in time.
+var errBodyTimeout = fmt.Errorf("the request body did not arrive within %v of the headers", bodyTimeout)
+
+// errBodyTooLarge refuses a body declared larger than any route takes.
+var errBodyTooLarge = fmt.Errorf("request body too large: the limit is %d KiB", maxBodyBytes>>10)
+
+// limitBodies bounds every request body: it must arrive within bodyTimeout
+// and hold at most maxBodyBytes. That includes a WebSocket upgrade that
+// comes with a body: refused, it is answered through net/http, which would
+// wait for that body. Once upgraded, a connection has the socket's own
+// deadlines: gorilla clears the server's when it takes the connection.
+func limitBodies(d Deps, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rc := http.NewResponseController(w)
+		if r.ContentLength > maxBodyBytes {
+			// Not to be read: the deadline passes now, so that net/http,
+			// which reads a short unread body before it answers, does not
+			// wait for this one, and the connection closes after the 413.
+			rc.SetReadDeadline(time.Now())
+			w.Header().Set("Connection", "close")
+			d.Hub.RecordError(chat.KindTooLarge, fmt.Sprintf("request body of %d bytes refused", r.ContentLength), requestSubject(r, d.TrustProxy))
+			refuseRequest(w, r, d, http.StatusRequestEntityTooLarge, errBodyTooLarge)
+			return
+		}
+		if err := rc.SetReadDeadline(time.Now().Add(bodyTimeout)); err != nil {
+			d.Log.Warn("request body deadline", "err", err)
+		}
+		r.Body = &deadlineBody{ReadCloser: http.MaxBytesReader(w, r.Body, maxBodyBytes), rc: rc}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody lifts the body's read deadline once the body is read to the
+// end: the deadline is for the body, and net/http's watch for a client
+// hanging up, which reads on past it, would take it for a hang-up and
+// cancel a handler still at work.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = errBodyTimeout // what the route tells the client
+	}
+	if errors.Is(err, io.EOF) && !b.done {
+		b.done = true
+		b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// refuseRequest answers a request the edge turns away: {"error": ...} on
+// the REST routes, one line of text elsewhere.
+func refuseRequest(w http.ResponseWriter, r *http.Request, d Deps, status int, err error) {
+	if strings.HasPrefix(r.URL.Path, "/discussion") {
+		writeError(w, r, d.Log, status, err)
+		return
+	}
+	http.Error(w, err.Error(), status)
+}
