@@ -353,11 +353,27 @@ func (h *Hub) catchUp(c *client, after int64) {
 			}
 			continue
 		}
+		wrote := 0
 		for _, f := range batch {
 			if !c.write(f.forProtocol(c.proto), h.streamLimit) {
 				break
 			}
 			after = f.id
+			wrote++
+		}
+		if wrote == 0 && len(batch) > 0 {
+			// Nothing went: the session is closing (its writes fail), or
+			// control frames took the room. Fetching again at once would
+			// spin on the database for a client that may be gone.
+			select {
+			case <-c.drained:
+			case <-tick.C:
+			case <-c.gone:
+				return
+			case <-h.ctx.Done():
+				return
+			}
+			continue
 		}
 		if len(batch) < room {
 			type result struct {

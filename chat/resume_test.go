@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"nochat/chat"
+	"nochat/db"
 )
 
 // sendLoad sends messages over the hub's REST path from several goroutines
@@ -363,5 +368,52 @@ func TestEveryAckArrivesUnderABurst(t *testing.T) {
 	close(stop)
 	if st := r.hub.Stats(); st.SlowDropped != 0 {
 		t.Fatalf("stats %+v: the client was dropped", st)
+	}
+}
+
+// A client that resumes from far back and hangs up at once leaves a
+// catch-up reader behind it. The reader must end with the session: one that
+// goes on fetching for a session that is gone would spin on the database
+// for ever, and a few hundred such clients would take the CPU.
+func TestCatchUpEndsWhenItsClientLeaves(t *testing.T) {
+	store, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "nochat.db"), db.Options{Durability: db.Normal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drafts := make([]db.Draft, 600)
+	for i := range drafts {
+		drafts[i] = db.Draft{User: "ann", Message: fmt.Sprint("m", i)}
+	}
+	if _, err := store.Insert(context.Background(), drafts); err != nil {
+		t.Fatal(err)
+	}
+	hub, err := chat.New(store, chat.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(hub.ServeWS))
+	defer func() {
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hub.Close(ctx)
+		store.Close()
+	}()
+	before := runtime.NumGoroutine()
+	d := websocket.Dialer{Subprotocols: []string{"nochat.v1"}, HandshakeTimeout: readWait}
+	for i := range 20 {
+		conn, _, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+fmt.Sprintf("/?after=%d", i+1), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Close() // gone before reading anything
+	}
+	waitFor := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(waitFor) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines, %d before the clients came and went:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }
