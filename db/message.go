@@ -18,6 +18,9 @@ type Message struct {
 	User      string `json:"user"`
 	Message   string `json:"message"`
 	Timestamp int64  `json:"timestamp"` // Unix milliseconds
+	// UserID is the sender's account, null for a guest. A member's name is
+	// theirs alone (guests may not take it), so User still names one person.
+	UserID *int64 `json:"user_id"`
 }
 
 // Draft is a message not yet stored. CID, when set, is the sender's id for
@@ -26,6 +29,7 @@ type Message struct {
 // send again and is not stored again.
 type Draft struct {
 	User    string
+	UserID  int64 // the sender's account; 0 for a guest
 	Message string
 	CID     string
 }
@@ -47,7 +51,7 @@ type sendKey struct {
 
 func (d Draft) key() sendKey { return sendKey{user: d.User, cid: d.CID} }
 
-const columns = "id, user, message, timestamp"
+const columns = "id, user, message, timestamp, user_id"
 
 // Latest returns the newest n messages, oldest first.
 func (s *Store) Latest(ctx context.Context, n int) ([]Message, error) {
@@ -110,9 +114,11 @@ func (s *Store) query(ctx context.Context, query string, args ...any) ([]Message
 	var msgs []Message
 	for rows.Next() {
 		var m Message
-		if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp); err != nil {
+		var uid sql.NullInt64
+		if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid); err != nil {
 			return nil, err
 		}
+		m.UserID = userID(uid.Int64)
 		msgs = append(msgs, m)
 	}
 	return msgs, rows.Err()
@@ -221,10 +227,12 @@ func (s *Store) findStored(ctx context.Context, tx *sql.Tx, drafts []Draft, sinc
 		for rows.Next() {
 			var m Message
 			var cid string
-			if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &cid); err != nil {
+			var uid sql.NullInt64
+			if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid, &cid); err != nil {
 				rows.Close()
 				return nil, nil, err
 			}
+			m.UserID = userID(uid.Int64)
 			// In id order: with several in the window (a clock set back),
 			// the newest is what the CID names.
 			if i, ok := first[sendKey{user: m.User, cid: cid}]; ok {
@@ -256,7 +264,7 @@ func (s *Store) insertChunk(ctx context.Context, tx *sql.Tx, k int, drafts []Dra
 		if d := drafts[i]; d.CID != "" {
 			cid = d.CID
 		}
-		args = append(args, drafts[i].User, drafts[i].Message, now, cid)
+		args = append(args, drafts[i].User, drafts[i].Message, now, cid, nullID(drafts[i].UserID))
 	}
 	res, err := tx.StmtContext(ctx, s.stmts[k].insert).ExecContext(ctx, args...)
 	if err != nil {
@@ -282,7 +290,7 @@ func (s *Store) insertChunk(ctx context.Context, tx *sql.Tx, k int, drafts []Dra
 	}
 	for j, i := range idx {
 		d := drafts[i]
-		m := Message{ID: last - n + 1 + int64(j), User: d.User, Message: d.Message, Timestamp: now}
+		m := Message{ID: last - n + 1 + int64(j), User: d.User, Message: d.Message, Timestamp: now, UserID: userID(d.UserID)}
 		out[i] = Stored{Message: m}
 	}
 	return nil
@@ -295,7 +303,7 @@ func (s *Store) insertChunk(ctx context.Context, tx *sql.Tx, k int, drafts []Dra
 // third of a MiB for 128 and 256) than the few statements they save.
 const chunkSizes = 7
 
-// maxChunk is the most drafts one statement inserts or looks up. At four
+// maxChunk is the most drafts one statement inserts or looks up. At five
 // parameters a row it stays far below SQLite's limit of 32,766.
 const maxChunk = 1 << (chunkSizes - 1)
 
@@ -311,7 +319,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		n := 1 << k
 		var err error
 		st := &s.stmts[k]
-		if st.insert, err = s.write.PrepareContext(ctx, "INSERT INTO messages (user, message, timestamp, cid) VALUES "+list("(?, ?, ?, ?)", n)); err != nil {
+		if st.insert, err = s.write.PrepareContext(ctx, "INSERT INTO messages (user, message, timestamp, cid, user_id) VALUES "+list("(?, ?, ?, ?, ?)", n)); err != nil {
 			return err
 		}
 		if st.find, err = s.write.PrepareContext(ctx, findSQL(n)); err != nil {
@@ -326,6 +334,14 @@ func (s *Store) prepare(ctx context.Context) error {
 // messages_sender_cid: a search per pair, not a scan of the room.
 func findSQL(n int) string {
 	return "SELECT " + columns + ", cid FROM messages WHERE cid IS NOT NULL AND (cid, user) IN (VALUES " + list("(?, ?)", n) + ") AND timestamp >= ? ORDER BY id"
+}
+
+// userID is an account id as a message carries it: nil for a guest (0).
+func userID(id int64) *int64 {
+	if id == 0 {
+		return nil
+	}
+	return &id
 }
 
 // list is n copies of item, comma-separated.

@@ -152,7 +152,7 @@ func (w *Writer[T]) loop() {
 			if err == nil {
 				c.Items[i].Stored = stored[i]
 			} else {
-				c.Items[i].Message = Message{User: r.draft.User, Message: r.draft.Message}
+				c.Items[i].Message = Message{User: r.draft.User, UserID: userID(r.draft.UserID), Message: r.draft.Message}
 			}
 		}
 		w.onCommit(c)

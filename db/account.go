@@ -1,0 +1,224 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Roles an account can have.
+const (
+	RoleAdmin  = "admin"
+	RoleMember = "member"
+	RoleBot    = "bot"
+)
+
+// SessionAccount is the kind of a person's session, opened by signing in
+// to an account.
+const SessionAccount = "account"
+
+// SettingSetupToken is the setting that holds the SHA-256 (hex) of the
+// one-time set-up link's token while no admin account exists.
+const SettingSetupToken = "setup_token_hash"
+
+// ErrNameTaken is returned when an account's name, as names are compared,
+// is another account's already.
+var ErrNameTaken = errors.New("the name is taken")
+
+// ErrSetupDone is returned when the first admin account is asked for once
+// an admin exists, or with a set-up token that is not (or no longer) the
+// stored one.
+var ErrSetupDone = errors.New("the set-up link is used or wrong")
+
+// Account is a person (or a bot) who signs in.
+type Account struct {
+	ID           int64
+	Name         string // as others see it
+	NameKey      string // as names are compared: unique
+	PasswordHash string
+	Role         string // RoleAdmin, RoleMember or RoleBot
+	Created      time.Time
+	Deactivated  bool
+}
+
+const accountColumns = "id, name, name_key, password_hash, role, created, deactivated"
+
+func scanAccount(row interface{ Scan(...any) error }) (Account, error) {
+	var (
+		a           Account
+		created     int64
+		deactivated sql.NullInt64
+	)
+	if err := row.Scan(&a.ID, &a.Name, &a.NameKey, &a.PasswordHash, &a.Role, &created, &deactivated); err != nil {
+		return Account{}, err
+	}
+	a.Created, a.Deactivated = time.UnixMilli(created), deactivated.Valid
+	return a, nil
+}
+
+// AccountByNameKey returns the account whose name compares as key, or
+// ErrNotFound.
+func (s *Store) AccountByNameKey(ctx context.Context, key string) (Account, error) {
+	a, err := scanAccount(s.read.QueryRowContext(ctx, "SELECT "+accountColumns+" FROM accounts WHERE name_key = ?", key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Account{}, fmt.Errorf("account: %w", ErrNotFound)
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("account: %w", err)
+	}
+	return a, nil
+}
+
+// AccountByID returns the account with this id, or ErrNotFound.
+func (s *Store) AccountByID(ctx context.Context, id int64) (Account, error) {
+	a, err := scanAccount(s.read.QueryRowContext(ctx, "SELECT "+accountColumns+" FROM accounts WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Account{}, fmt.Errorf("account %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("account %d: %w", id, err)
+	}
+	return a, nil
+}
+
+// HasAdmin reports whether an active admin account exists.
+func (s *Store) HasAdmin(ctx context.Context) (bool, error) {
+	var n int
+	if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM accounts WHERE role = ? AND deactivated IS NULL", RoleAdmin).Scan(&n); err != nil {
+		return false, fmt.Errorf("admin accounts: %w", err)
+	}
+	return n > 0, nil
+}
+
+// CreateFirstAdmin creates the first admin account through the set-up
+// link: in one transaction it checks that no admin exists and that
+// tokenHash (hex SHA-256) is the stored set-up token, spends the token and
+// inserts the account. Anything else is ErrSetupDone, so two requests with
+// one link cannot both succeed; a name that is taken is ErrNameTaken.
+func (s *Store) CreateFirstAdmin(ctx context.Context, a Account, tokenHash string) (Account, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return Account{}, fmt.Errorf("first admin: %w", err)
+	}
+	defer tx.Rollback()
+	var admins int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM accounts WHERE role = ?", RoleAdmin).Scan(&admins); err != nil {
+		return Account{}, fmt.Errorf("first admin: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, "DELETE FROM settings WHERE key = ? AND value = ?", SettingSetupToken, tokenHash)
+	if err != nil {
+		return Account{}, fmt.Errorf("first admin: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 || admins > 0 {
+		return Account{}, fmt.Errorf("first admin: %w", ErrSetupDone)
+	}
+	a.Role = RoleAdmin
+	if a, err = insertAccount(ctx, tx, a); err != nil {
+		return Account{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return Account{}, fmt.Errorf("first admin: %w", err)
+	}
+	return a, nil
+}
+
+// insertAccount stores a new account and returns it with its id.
+func insertAccount(ctx context.Context, tx *sql.Tx, a Account) (Account, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO accounts (name, name_key, password_hash, role, created)
+		VALUES (?, ?, ?, ?, ?)`, a.Name, a.NameKey, a.PasswordHash, a.Role, a.Created.UnixMilli())
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE constraint failed: accounts.name_key") {
+			return Account{}, fmt.Errorf("account %q: %w", a.Name, ErrNameTaken)
+		}
+		return Account{}, fmt.Errorf("account %q: %w", a.Name, err)
+	}
+	if a.ID, err = res.LastInsertId(); err != nil {
+		return Account{}, fmt.Errorf("account %q: %w", a.Name, err)
+	}
+	return a, nil
+}
+
+// SetPasswordHash replaces an account's password hash.
+func (s *Store) SetPasswordHash(ctx context.Context, id int64, hash string) error {
+	if _, err := s.write.ExecContext(ctx, "UPDATE accounts SET password_hash = ? WHERE id = ?", hash, id); err != nil {
+		return fmt.Errorf("account %d password: %w", id, err)
+	}
+	return nil
+}
+
+// SessionsOf returns an account's live sessions, newest first.
+func (s *Store) SessionsOf(ctx context.Context, accountID int64, now time.Time) ([]Session, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT id, kind, account_id, user_agent, created, last_seen, expires
+		FROM sessions WHERE kind = ? AND account_id = ? AND expires > ? ORDER BY created DESC`, SessionAccount, accountID, now.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("sessions of %d: %w", accountID, err)
+	}
+	defer rows.Close()
+	var out []Session
+	for rows.Next() {
+		var (
+			sess                     Session
+			account                  sql.NullInt64
+			created, seen, expiresAt int64
+		)
+		if err := rows.Scan(&sess.ID, &sess.Kind, &account, &sess.UserAgent, &created, &seen, &expiresAt); err != nil {
+			return nil, fmt.Errorf("sessions of %d: %w", accountID, err)
+		}
+		sess.AccountID = account.Int64
+		sess.Created, sess.LastSeen, sess.Expires = time.UnixMilli(created), time.UnixMilli(seen), time.UnixMilli(expiresAt)
+		out = append(out, sess)
+	}
+	return out, rows.Err()
+}
+
+// DeleteSessionOf ends one session of an account, by the session's id;
+// ErrNotFound if the account has no such session.
+func (s *Store) DeleteSessionOf(ctx context.Context, accountID, id int64) error {
+	res, err := s.write.ExecContext(ctx, "DELETE FROM sessions WHERE kind = ? AND account_id = ? AND id = ?", SessionAccount, accountID, id)
+	if err != nil {
+		return fmt.Errorf("end session %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("end session %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteSessionsOf ends every session of an account but the one with id
+// keep (0 to end them all), and reports how many it ended.
+func (s *Store) DeleteSessionsOf(ctx context.Context, accountID, keep int64) (int64, error) {
+	res, err := s.write.ExecContext(ctx, "DELETE FROM sessions WHERE kind = ? AND account_id = ? AND id != ?", SessionAccount, accountID, keep)
+	if err != nil {
+		return 0, fmt.Errorf("end sessions of %d: %w", accountID, err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// CreateAccount stores a new account; ErrNameTaken if its name key is
+// another account's.
+func (s *Store) CreateAccount(ctx context.Context, a Account) (Account, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return Account{}, fmt.Errorf("create account: %w", err)
+	}
+	defer tx.Rollback()
+	if a, err = insertAccount(ctx, tx, a); err != nil {
+		return Account{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return Account{}, fmt.Errorf("create account: %w", err)
+	}
+	return a, nil
+}
+
+// DeleteSetting removes a setting, if it is there.
+func (s *Store) DeleteSetting(ctx context.Context, key string) error {
+	if _, err := s.write.ExecContext(ctx, "DELETE FROM settings WHERE key = ?", key); err != nil {
+		return fmt.Errorf("delete setting %s: %w", key, err)
+	}
+	return nil
+}

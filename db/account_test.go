@@ -1,0 +1,85 @@
+package db_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"nochat/db"
+)
+
+func TestFirstAdminSpendsTheSetupToken(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	if err := s.SetSetting(ctx, db.SettingSetupToken, "abc"); err != nil {
+		t.Fatal(err)
+	}
+	first := db.Account{Name: "Ann", NameKey: "ann", PasswordHash: "x", Created: time.Now()}
+	if _, err := s.CreateFirstAdmin(ctx, first, "wrong"); !errors.Is(err, db.ErrSetupDone) {
+		t.Fatalf("wrong token: err = %v, want ErrSetupDone", err)
+	}
+	a, err := s.CreateFirstAdmin(ctx, first, "abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID == 0 || a.Role != db.RoleAdmin {
+		t.Fatalf("first admin = %+v, want an id and the admin role", a)
+	}
+	second := db.Account{Name: "Bob", NameKey: "bob", PasswordHash: "x", Created: time.Now()}
+	if _, err := s.CreateFirstAdmin(ctx, second, "abc"); !errors.Is(err, db.ErrSetupDone) {
+		t.Fatalf("the token again: err = %v, want ErrSetupDone", err)
+	}
+	// A token stored again (a restart before HasAdmin was asked) opens
+	// nothing once an admin exists.
+	s.SetSetting(ctx, db.SettingSetupToken, "def")
+	if _, err := s.CreateFirstAdmin(ctx, second, "def"); !errors.Is(err, db.ErrSetupDone) {
+		t.Fatalf("a token after the first admin: err = %v, want ErrSetupDone", err)
+	}
+	if ok, err := s.HasAdmin(ctx); err != nil || !ok {
+		t.Fatalf("HasAdmin = %v, %v; want true", ok, err)
+	}
+}
+
+func TestAccountNamesAreUniqueByKey(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	if _, err := s.CreateAccount(ctx, db.Account{Name: "Ann", NameKey: "ann", PasswordHash: "x", Role: db.RoleMember, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.CreateAccount(ctx, db.Account{Name: "ANN", NameKey: "ann", PasswordHash: "y", Role: db.RoleMember, Created: time.Now()})
+	if !errors.Is(err, db.ErrNameTaken) {
+		t.Fatalf("same key: err = %v, want ErrNameTaken", err)
+	}
+	a, err := s.AccountByNameKey(ctx, "ann")
+	if err != nil || a.Name != "Ann" {
+		t.Fatalf("AccountByNameKey = %+v, %v; want Ann", a, err)
+	}
+}
+
+func TestMessagesCarryTheirSendersAccount(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	a, err := s.CreateAccount(ctx, db.Account{Name: "Ann", NameKey: "ann", PasswordHash: "x", Role: db.RoleMember, Created: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := s.Insert(ctx, []db.Draft{{User: "Ann", UserID: a.ID, Message: "hi"}, {User: "guest", Message: "hello"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := stored[0].Message.UserID; got == nil || *got != a.ID {
+		t.Fatalf("stored member message user_id = %v, want %d", got, a.ID)
+	}
+	msgs, err := s.Latest(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(msgs)
+	want := `"user":"Ann","message":"hi","timestamp":`
+	if got := string(b); !strings.Contains(got, want) || !strings.Contains(got, `"user_id":null`) || !strings.Contains(got, `"user_id":1`) {
+		t.Fatalf("JSON = %s, want user_id 1 for Ann and null for the guest", got)
+	}
+}
