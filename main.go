@@ -105,7 +105,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&cfg.dbPath, "db", env("NOCHAT_DB", defaultDB), "SQLite database `file`, created if missing (NOCHAT_DB)")
 	fs.StringVar(&durability, "durability", env("NOCHAT_DURABILITY", "full"), "`full` survives power loss; normal is faster and may lose the last messages on power loss (NOCHAT_DURABILITY)")
 	fs.StringVar(&level, "log-level", env("NOCHAT_LOG_LEVEL", "info"), "log `level`: debug, info, warn or error (NOCHAT_LOG_LEVEL)")
-	fs.StringVar(&cfg.adminPassword, "admin-password", env("NOCHAT_ADMIN_PASSWORD", ""), "`password` for /admin; empty keeps the stored one, or generates one at first start and logs it once (NOCHAT_ADMIN_PASSWORD)")
+	fs.StringVar(&cfg.adminPassword, "admin-password", env("NOCHAT_ADMIN_PASSWORD", ""), "`password` for /admin from earlier versions, until the first admin account exists (then it is retired); empty keeps the stored one. A new database has none: it logs a one-time set-up link instead (NOCHAT_ADMIN_PASSWORD)")
 	boolVar(&cfg.metrics, "metrics", "NOCHAT_METRICS", true, "serve Prometheus metrics at /metrics; -metrics=false turns them off (NOCHAT_METRICS)")
 	boolVar(&cfg.trustProxy, "trust-proxy", "NOCHAT_TRUST_PROXY", false, "take client addresses from X-Forwarded-For, behind a reverse proxy (NOCHAT_TRUST_PROXY)")
 	fs.StringVar(&origins, "allow-origin", env("NOCHAT_ALLOW_ORIGIN", ""), "comma-separated `origins` (https://example.org) of pages elsewhere that may use the socket and the API, or * for any (NOCHAT_ALLOW_ORIGIN)")
@@ -309,6 +309,11 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		})
 		ln = conns.listener(ln)
 		srv.ConnState = conns.connState
+	}
+	// The set-up link names the address people reach NoChat at, known
+	// only now that it listens.
+	if err := auth.AnnounceSetup(ctx, browseURL(ln.Addr())); err != nil {
+		log.Error("set-up link", "err", err)
 	}
 	stopRetention := startRetention(ctx, log, hub, hub, cfg.retention, cfg.retainEvery)
 	log.Info("NoChat is serving", "url", browseURL(ln.Addr()), "db", cfg.dbPath, "durability", string(cfg.durability), "version", version)

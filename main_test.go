@@ -236,47 +236,6 @@ func TestExampleDatabaseServesItsConversation(t *testing.T) {
 	}
 }
 
-func TestGeneratedAdminPasswordIsLoggedOnceAndWorks(t *testing.T) {
-	env := map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")}
-	s := start(t, env)
-	m := regexp.MustCompile(`generated an admin password.* password=(\S+)`).FindStringSubmatch(s.logs.String())
-	if m == nil {
-		t.Fatalf("no generated password in the log:\n%s", s.logs)
-	}
-	password := m[1]
-	login := func(s *server, pw string) int {
-		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		resp, err := c.PostForm(s.url+"/admin/login", url.Values{"password": {pw}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	if got := login(s, password); got != http.StatusSeeOther {
-		t.Fatalf("logging in with the generated password: %d, want 303", got)
-	}
-	if got := login(s, "not it"); got != http.StatusUnauthorized {
-		t.Fatalf("a wrong password: %d, want 401", got)
-	}
-
-	// A provoked error is in the log and survives a restart.
-	if _, _, err := (&websocket.Dialer{Subprotocols: []string{"chat"}}).Dial("ws"+strings.TrimPrefix(s.url, "http")+"/", nil); err == nil {
-		t.Fatal("an unknown subprotocol was accepted")
-	}
-	s.shutdown(t)
-	s = start(t, env)
-	if strings.Contains(s.logs.String(), password) || strings.Contains(s.logs.String(), "generated an admin password") {
-		t.Fatal("the password was logged again at the second start")
-	}
-	if got := login(s, password); got != http.StatusSeeOther {
-		t.Fatalf("the generated password after a restart: %d, want 303", got)
-	}
-	if dash := adminLive(t, s.url, password); !strings.Contains(dash, "refused upgrade") || !strings.Contains(dash, "offered: chat") {
-		t.Fatalf("the refused upgrade from before the restart is not on the dashboard")
-	}
-}
-
 // adminLive logs in to the dashboard and returns its live part's HTML.
 func adminLive(t *testing.T, base, password string) string {
 	t.Helper()

@@ -219,6 +219,12 @@ func handleLoginForm(log *slog.Logger, a *Auth, assets views.AdminAssets) http.H
 			http.Redirect(w, r, "/admin", http.StatusSeeOther)
 			return
 		}
+		if !a.hasPassword() {
+			// Admins are accounts (or are about to be, through the set-up
+			// link): no password opens /admin.
+			http.Redirect(w, r, "/signin?next=/admin", http.StatusSeeOther)
+			return
+		}
 		w.Header().Set("Cache-Control", "no-store")
 		render(w, r, log, http.StatusOK, views.LoginPage(assets, ""))
 	})

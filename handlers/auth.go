@@ -25,10 +25,9 @@ import (
 // the browser holds.
 
 const (
-	cookieName    = "nochat_admin"
-	sessionTTL    = 12 * time.Hour
-	settingHash   = "admin_password_hash"
-	generatedSize = 20 // characters of a generated password
+	cookieName  = "nochat_admin"
+	sessionTTL  = 12 * time.Hour
+	settingHash = "admin_password_hash"
 
 	// hashCost is bcrypt's cost for the admin password: each offline guess
 	// at a stolen hash costs as much as one check. One check (go test
@@ -66,11 +65,20 @@ type Auth struct {
 	log   *slog.Logger
 	now   func() time.Time // time.Now; tests move it by hand
 
-	tries *keyedLimiter // attempts per client address
-	gate  *loginGate    // checks from every address together
+	tries    *keyedLimiter // attempts per client address
+	accounts *keyedLimiter // sign-in attempts per account
+	gate     *loginGate    // checks from every address together, admin password and accounts alike
+
+	// dummy is a bcrypt hash a sign-in with an unknown name is checked
+	// against, so that it takes as long as one with a known name.
+	dummy     []byte
+	dummyOnce sync.Once
 
 	mu   sync.Mutex
-	hash []byte // bcrypt hash of the password (see passwordBytes)
+	hash []byte // bcrypt hash of the password (see passwordBytes); nil for none
+	// retired is set once an admin account exists: the admin password
+	// then opens nothing, and its sessions are ended.
+	retired bool
 	// unsaved are sessions the database refused to store (a full disk):
 	// kept here, at most maxAdminSessions, until they expire or NoChat
 	// restarts, so that the admin can still reach the dashboard that
@@ -83,6 +91,12 @@ type Auth struct {
 type authStore interface {
 	Setting(ctx context.Context, key string) (string, error)
 	SetSetting(ctx context.Context, key, value string) error
+	DeleteSetting(ctx context.Context, key string) error
+	HasAdmin(ctx context.Context) (bool, error)
+	CreateFirstAdmin(ctx context.Context, a db.Account, tokenHash string) (db.Account, error)
+	AccountByNameKey(ctx context.Context, key string) (db.Account, error)
+	AccountByID(ctx context.Context, id int64) (db.Account, error)
+	SetPasswordHash(ctx context.Context, id int64, hash string) error
 	CreateSession(ctx context.Context, tokenHash []byte, s db.Session, max int) error
 	SessionByToken(ctx context.Context, tokenHash []byte, now time.Time) (db.Session, error)
 	TouchSession(ctx context.Context, id int64, now time.Time) error
@@ -91,24 +105,40 @@ type authStore interface {
 	PruneSessions(ctx context.Context, now time.Time) (int64, error)
 }
 
-// NewAuth sets up admin logins. With a password (from -admin-password) that
-// is the password: its bcrypt hash is stored, and hashed again only when
-// the stored hash no longer matches it, which also ends every admin
-// session. Without one, the stored password is kept; at the very first
-// start one is generated, only its hash is stored, and it is logged once,
-// with how to change it.
+// NewAuth sets up sign-in: people's accounts, and the admin password of
+// earlier versions. The admin password opens /admin only until the first
+// admin account exists (see AnnounceSetup): with one (from
+// -admin-password) that is the password: its bcrypt hash is stored, and
+// hashed again only when the stored hash no longer matches it, which also
+// ends every admin-password session. Without one, the stored password is
+// kept. A new database has none: its first admin comes from the set-up
+// link.
 func NewAuth(ctx context.Context, store authStore, password string, log *slog.Logger) (*Auth, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	a := &Auth{
-		store: store,
-		log:   log,
-		now:   time.Now,
-		tries: newKeyedLimiter(rate.Every(12*time.Second), 5),
-		gate:  &loginGate{},
+		store:    store,
+		log:      log,
+		now:      time.Now,
+		tries:    newKeyedLimiter(rate.Every(12*time.Second), 5),
+		accounts: newKeyedLimiter(rate.Every(12*time.Second), 5),
+		gate:     &loginGate{},
 
 		unsaved: make(map[string]time.Time),
+	}
+	hasAdmin, err := store.HasAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if hasAdmin {
+		if password != "" {
+			log.Warn("-admin-password is not used: admin accounts exist, and admins sign in at /signin with their own")
+		}
+		if err := a.retire(ctx); err != nil {
+			return nil, err
+		}
+		return a, nil
 	}
 	stored, err := store.Setting(ctx, settingHash)
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
@@ -132,15 +162,6 @@ func NewAuth(ctx context.Context, store authStore, password string, log *slog.Lo
 		}
 	case found:
 		a.hash = []byte(stored)
-	default:
-		password = generatePassword()
-		if err := a.setPassword(ctx, password); err != nil {
-			return nil, err
-		}
-		log.Warn("generated an admin password; it is shown only this once",
-			"password", password,
-			"login", "/admin",
-			"change", "start with -admin-password or NOCHAT_ADMIN_PASSWORD set to your own")
 	}
 	// Expired sessions open nothing; removing them only tidies, and must
 	// not stop a start on a full disk.
@@ -177,22 +198,17 @@ func passwordBytes(password string) []byte {
 	return []byte(base64.StdEncoding.EncodeToString(sum[:]))
 }
 
-// generatePassword makes a password without look-alike characters.
-func generatePassword() string {
-	const alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-	b := make([]byte, generatedSize)
-	rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
-}
-
 // check reports whether password is the admin password.
 func (a *Auth) check(ctx context.Context, password string) bool {
 	a.mu.Lock()
 	hash := a.hash
 	a.mu.Unlock()
+	if hash == nil {
+		// No admin password (or a retired one): the check costs what a
+		// real one would, so its absence shows in no timing.
+		a.checkDummy(password)
+		return false
+	}
 	if bcrypt.CompareHashAndPassword(hash, passwordBytes(password)) != nil {
 		return false
 	}
@@ -212,16 +228,22 @@ func (a *Auth) Admin(r *http.Request) bool {
 	if a == nil {
 		return false
 	}
-	_, ok := a.session(r)
+	if acct, _, ok := a.Person(r); ok && acct.Role == db.RoleAdmin {
+		return true
+	}
+	if a.isRetired() {
+		return false
+	}
+	_, ok := a.session(r, cookieName, db.SessionAdmin)
 	return ok
 }
 
-// session finds r's admin session. A cookie value that cannot be a token
-// (wrong length or characters) is dropped before any lookup, so an
-// oversized or garbled cookie costs nothing but its parsing.
-func (a *Auth) session(r *http.Request) (db.Session, bool) {
+// session finds r's session of a kind in the named cookie. A cookie value
+// that cannot be a token (wrong length or characters) is dropped before any
+// lookup, so an oversized or garbled cookie costs nothing but its parsing.
+func (a *Auth) session(r *http.Request, cookie, kind string) (db.Session, bool) {
 	looked := 0
-	for _, c := range r.CookiesNamed(cookieName) {
+	for _, c := range r.CookiesNamed(cookie) {
 		if !wellFormedToken(c.Value) {
 			continue
 		}
@@ -230,23 +252,23 @@ func (a *Auth) session(r *http.Request) (db.Session, bool) {
 		}
 		now := a.now()
 		hash := tokenHash(c.Value)
-		if expires, ok := a.unsavedSession(hash, now); ok {
+		if expires, ok := a.unsavedSession(hash, now); ok && kind == db.SessionAdmin {
 			return db.Session{Kind: db.SessionAdmin, Expires: expires}, true
 		}
 		s, err := a.store.SessionByToken(r.Context(), hash, now)
 		if err != nil {
 			if !errors.Is(err, db.ErrNotFound) {
-				a.log.Error("admin session lookup", "err", err)
+				a.log.Error("session lookup", "kind", kind, "err", err)
 			}
 			continue
 		}
-		if s.Kind != db.SessionAdmin {
+		if s.Kind != kind {
 			continue
 		}
 		if now.Sub(s.LastSeen) > touchEvery {
 			if err := a.store.TouchSession(r.Context(), s.ID, now); err != nil {
 				// Not worth a line a second while the disk is full.
-				a.log.Debug("admin session last seen", "err", err)
+				a.log.Debug("session last seen", "kind", kind, "err", err)
 			}
 		}
 		return s, true
@@ -258,9 +280,7 @@ func (a *Auth) session(r *http.Request) (db.Session, bool) {
 // browser. A database that cannot store it (a full disk) does not keep the
 // admin out: the session is then kept in memory.
 func (a *Auth) startSession(w http.ResponseWriter, r *http.Request, trustProxy bool) {
-	b := make([]byte, tokenBytes)
-	rand.Read(b)
-	token := base64.RawURLEncoding.EncodeToString(b)
+	token := newToken()
 	now := a.now()
 	hash := tokenHash(token)
 	err := a.store.CreateSession(r.Context(), hash, db.Session{
@@ -308,8 +328,14 @@ func (a *Auth) unsavedSession(hash []byte, now time.Time) (time.Time, bool) {
 // request without a live session changes nothing on the server.
 func (a *Auth) endSession(w http.ResponseWriter, r *http.Request, trustProxy bool) error {
 	defer setSessionCookie(w, r, trustProxy, "", -1)
+	return a.endSessionIn(r, cookieName)
+}
+
+// endSessionIn ends the session whose token is in r's named cookie, if it
+// is a live one.
+func (a *Auth) endSessionIn(r *http.Request, cookie string) error {
 	looked := 0
-	for _, c := range r.CookiesNamed(cookieName) {
+	for _, c := range r.CookiesNamed(cookie) {
 		if !wellFormedToken(c.Value) {
 			continue
 		}
@@ -334,6 +360,14 @@ func (a *Auth) endSession(w http.ResponseWriter, r *http.Request, trustProxy boo
 		return a.store.DeleteSession(r.Context(), hash)
 	}
 	return nil
+}
+
+// newToken is a random session or set-up token: tokenBytes of randomness,
+// in base64url.
+func newToken() string {
+	b := make([]byte, tokenBytes)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // wellFormedToken reports whether v can be a session token: tokenChars
@@ -413,6 +447,12 @@ func requireAdmin(a *Auth, next http.Handler) http.Handler {
 		if a.Admin(r) {
 			w.Header().Set("Cache-Control", "no-store")
 			next.ServeHTTP(w, r)
+			return
+		}
+		if _, _, ok := a.Person(r); ok {
+			// Signed in, as someone who is not an admin: signing in again
+			// would not help.
+			encode(w, http.StatusForbidden, errorBody{Error: "the dashboard is for admins"})
 			return
 		}
 		switch {

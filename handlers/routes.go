@@ -30,7 +30,25 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	}
 	if d.Auth != nil {
 		addAdminRoutes(mux, d)
+		addPeopleRoutes(mux, d)
 	}
+}
+
+// addPeopleRoutes is set-up and sign-in: open to anyone (that is their
+// point), every POST refused when it comes from another site's page.
+func addPeopleRoutes(mux *http.ServeMux, d Deps) {
+	assets := views.AdminAssets{CSS: d.Assets.URL("admin.css"), Icon: d.Assets.URL("favicon.svg")}
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.Hub.RecordErrorAt(chat.KindBadOrigin, "sign-in", "cross-origin sign-in request refused", requestSubject(r, d.TrustProxy))
+		writeError(w, r, d.Log, http.StatusForbidden, errCrossOrigin)
+	}))
+	post := cop.Handler
+	mux.Handle("GET /setup", handleSetupForm(d.Log, d.Auth, d.Hub, assets))
+	mux.Handle("POST /setup", post(handleSetup(d.Log, d.Auth, d.Hub, d.TrustProxy, assets)))
+	mux.Handle("GET /signin", handleSignInForm(d.Log, d.Auth, assets))
+	mux.Handle("POST /signin", post(handleSignIn(d.Log, d.Auth, d.Hub, d.Hub, d.TrustProxy, assets)))
+	mux.Handle("POST /signout", post(handleSignOut(d.Log, d.Auth, d.TrustProxy)))
 }
 
 // addAdminRoutes is the admin dashboard: every route but the login behind a

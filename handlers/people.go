@@ -1,0 +1,421 @@
+package handlers
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"nochat/chat"
+	"nochat/db"
+	"nochat/views"
+)
+
+// People sign in to accounts. The first account, an admin, is made through
+// a one-time set-up link that NoChat logs while it has no admin; people's
+// sessions are stored like the admin password's, under the SHA-256 of a
+// random token held in the browser's personCookie.
+
+const (
+	// personCookie holds a person's session token.
+	personCookie = "nochat_session"
+	// personTTL is how long a sign-in lasts: people sign in on a phone
+	// once, not every morning.
+	personTTL = 30 * 24 * time.Hour
+	// maxPersonSessions bounds one account's live sessions: one more
+	// sign-in ends the oldest.
+	maxPersonSessions = 32
+	// Passwords: long enough that guessing one past the sign-in limits is
+	// hopeless, and short enough that hashing one (see passwordBytes)
+	// costs nothing a form could abuse.
+	minPassword = 8
+	maxPassword = 1024
+)
+
+// Person returns the account r is signed in to, with its session. A
+// deactivated account is signed in to nothing.
+func (a *Auth) Person(r *http.Request) (db.Account, db.Session, bool) {
+	if a == nil {
+		return db.Account{}, db.Session{}, false
+	}
+	s, ok := a.session(r, personCookie, db.SessionAccount)
+	if !ok {
+		return db.Account{}, db.Session{}, false
+	}
+	acct, err := a.store.AccountByID(r.Context(), s.AccountID)
+	if err != nil {
+		if !errors.Is(err, db.ErrNotFound) {
+			a.log.Error("account of a session", "err", err)
+		}
+		return db.Account{}, db.Session{}, false
+	}
+	if acct.Deactivated {
+		return db.Account{}, db.Session{}, false
+	}
+	return acct, s, true
+}
+
+// isRetired reports whether the admin password no longer opens anything.
+func (a *Auth) isRetired() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.retired
+}
+
+// hasPassword reports whether an admin password opens /admin.
+func (a *Auth) hasPassword() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.hash != nil && !a.retired
+}
+
+// retire ends the admin password, once an admin account exists: its hash
+// and its sessions are deleted, and it opens nothing from now on.
+func (a *Auth) retire(ctx context.Context) error {
+	a.mu.Lock()
+	was := a.hash != nil && !a.retired
+	a.hash, a.retired = nil, true
+	clear(a.unsaved)
+	a.mu.Unlock()
+	if err := a.store.DeleteSetting(ctx, settingHash); err != nil {
+		return err
+	}
+	n, err := a.store.DeleteSessions(ctx, db.SessionAdmin)
+	if err != nil {
+		return err
+	}
+	if err := a.store.DeleteSetting(ctx, db.SettingSetupToken); err != nil {
+		return err
+	}
+	if was || n > 0 {
+		a.log.Info("an admin account exists: the admin password is retired and its sessions ended; admins sign in at /signin", "sessions", n)
+	}
+	return nil
+}
+
+// checkDummy spends on password what checking it against an account would.
+func (a *Auth) checkDummy(password string) {
+	a.dummyOnce.Do(func() {
+		a.dummy, _ = bcrypt.GenerateFromPassword([]byte(newToken()), hashCost)
+	})
+	bcrypt.CompareHashAndPassword(a.dummy, passwordBytes(password))
+}
+
+// AnnounceSetup logs the set-up link while NoChat has no admin account:
+// made and logged once, the first time; at later starts, until it is used,
+// only where to find it. base is the address people reach NoChat at, as
+// "http://host:port/".
+func (a *Auth) AnnounceSetup(ctx context.Context, base string) error {
+	if a.isRetired() {
+		return nil
+	}
+	switch _, err := a.store.Setting(ctx, db.SettingSetupToken); {
+	case err == nil:
+		a.log.Warn("no admin account yet: open the set-up link logged when this database was new (journalctl -u nochat | grep setup)")
+		return nil
+	case !errors.Is(err, db.ErrNotFound):
+		return err
+	}
+	link, err := a.NewSetupLink(ctx, base)
+	if err != nil {
+		return err
+	}
+	a.log.Warn("no admin account yet: open this one-time set-up link to create it; it is shown only this once", "setup", link)
+	return nil
+}
+
+// NewSetupLink makes a new set-up link, in place of any earlier one, and
+// returns it. Only the SHA-256 of its token is stored.
+func (a *Auth) NewSetupLink(ctx context.Context, base string) (string, error) {
+	token := newToken()
+	if err := a.store.SetSetting(ctx, db.SettingSetupToken, setupHash(token)); err != nil {
+		return "", fmt.Errorf("set-up link: %w", err)
+	}
+	return strings.TrimSuffix(base, "/") + "/setup?token=" + token, nil
+}
+
+// setupHash is what the database keeps of a set-up token.
+func setupHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// setupTokenValid reports whether token is the set-up link's.
+func (a *Auth) setupTokenValid(ctx context.Context, token string) bool {
+	if !wellFormedToken(token) || a.isRetired() {
+		return false
+	}
+	stored, err := a.store.Setting(ctx, db.SettingSetupToken)
+	if err != nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(stored), []byte(setupHash(token))) == 1
+}
+
+// startPersonSession signs r's browser in to an account.
+func (a *Auth) startPersonSession(w http.ResponseWriter, r *http.Request, trustProxy bool, accountID int64) error {
+	token := newToken()
+	now := a.now()
+	err := a.store.CreateSession(r.Context(), tokenHash(token), db.Session{
+		Kind:      db.SessionAccount,
+		AccountID: accountID,
+		UserAgent: shortUserAgent(r.UserAgent()),
+		Created:   now,
+		Expires:   now.Add(personTTL),
+	}, maxPersonSessions)
+	if err != nil {
+		return err
+	}
+	setPersonCookie(w, r, trustProxy, token, int(personTTL.Seconds()))
+	return nil
+}
+
+// setPersonCookie sets (or with maxAge -1 clears) a person's session
+// cookie: for every path, never for scripts (HttpOnly), Secure over HTTPS.
+// SameSite=Lax, not the admin cookie's Strict: a person who follows a link
+// to the chat from a mail or another site arrives signed in, as they
+// expect. Lax sends the cookie on no other site's POST, fetch or WebSocket;
+// every POST is checked by CrossOriginProtection besides, and no GET
+// changes anything.
+func setPersonCookie(w http.ResponseWriter, r *http.Request, trustProxy bool, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     personCookie,
+		Value:    value,
+		Path:     "/",
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   secureRequest(r, trustProxy),
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// accountNamer cleans an account's name and gives its comparison key.
+type accountNamer interface {
+	AccountName(name string) (display, key string, err error)
+	Limits() chat.Limits
+}
+
+// checkPassword says what is wrong with a new password, or nil.
+func checkPassword(p string) error {
+	switch n := utf8.RuneCountInString(p); {
+	case !utf8.ValidString(p):
+		return errors.New("The password is not valid text.")
+	case n < minPassword:
+		return fmt.Errorf("The password must be at least %d characters.", minPassword)
+	case n > maxPassword:
+		return fmt.Errorf("The password must be at most %d characters.", maxPassword)
+	}
+	return nil
+}
+
+// hashPassword is a new password's bcrypt hash.
+func hashPassword(p string) (string, error) {
+	h, err := bcrypt.GenerateFromPassword(passwordBytes(p), hashCost)
+	return string(h), err
+}
+
+// handleSetupForm serves GET /setup, which anyone may ask for: the form
+// with the right token, else a page saying where the link is (403), or
+// that set-up is done (410).
+func handleSetupForm(log *slog.Logger, a *Auth, names accountNamer, assets views.AdminAssets) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		token := r.URL.Query().Get("token")
+		switch {
+		case a.isRetired():
+			render(w, r, log, http.StatusGone, views.SetupHelpPage(assets, true))
+		case !a.setupTokenValid(r.Context(), token):
+			render(w, r, log, http.StatusForbidden, views.SetupHelpPage(assets, false))
+		default:
+			render(w, r, log, http.StatusOK, views.SetupPage(assets, setupForm(names, token, "", "")))
+		}
+	})
+}
+
+func setupForm(names accountNamer, token, name, problem string) views.Setup {
+	return views.Setup{Token: token, Name: name, Problem: problem, MaxName: names.Limits().MaxNameLen, MinPassword: minPassword, MaxPassword: maxPassword}
+}
+
+// handleSetup serves POST /setup: with the set-up link's token, it
+// creates the first account as an admin, spends the token, retires the
+// admin password and signs the new admin in. Without the token it does
+// nothing (403); nothing is hashed before the token is checked, so the
+// route costs strangers no more than a lookup.
+func handleSetup(log *slog.Logger, a *Auth, names accountNamer, trustProxy bool, assets views.AdminAssets) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		token, name, password := r.PostFormValue("token"), r.PostFormValue("name"), r.PostFormValue("password")
+		if a.isRetired() {
+			render(w, r, log, http.StatusGone, views.SetupHelpPage(assets, true))
+			return
+		}
+		if !a.setupTokenValid(r.Context(), token) {
+			render(w, r, log, http.StatusForbidden, views.SetupHelpPage(assets, false))
+			return
+		}
+		refuse := func(problem string) {
+			render(w, r, log, http.StatusBadRequest, views.SetupPage(assets, setupForm(names, token, chat.Cut(name, 4*names.Limits().MaxNameLen), problem)))
+		}
+		display, key, err := names.AccountName(name)
+		if err != nil {
+			refuse("That name cannot be used: " + err.Error() + ".")
+			return
+		}
+		if err := checkPassword(password); err != nil {
+			refuse(err.Error())
+			return
+		}
+		hash, err := hashPassword(password)
+		if err != nil {
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
+		acct, err := a.store.CreateFirstAdmin(r.Context(), db.Account{Name: display, NameKey: key, PasswordHash: hash, Created: a.now()}, setupHash(token))
+		switch {
+		case errors.Is(err, db.ErrSetupDone):
+			render(w, r, log, http.StatusGone, views.SetupHelpPage(assets, true))
+			return
+		case errors.Is(err, db.ErrNameTaken):
+			refuse("That name is taken: pick another.")
+			return
+		case err != nil:
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
+		log.Info("the first admin account is created", "name", acct.Name, "id", acct.ID)
+		if err := a.retire(r.Context()); err != nil {
+			log.Error("retiring the admin password", "err", err)
+		}
+		if err := a.startPersonSession(w, r, trustProxy, acct.ID); err != nil {
+			log.Error("signing in the first admin", "err", err)
+			http.Redirect(w, r, "/signin", http.StatusSeeOther)
+			return
+		}
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+	})
+}
+
+// nextPath is where to go after signing in: a path on this site from the
+// form or URL, or the chat. Anything else (another site, "//host") is the
+// chat, so a link cannot send a person elsewhere from here.
+func nextPath(v string) string {
+	if v == "" || len(v) > 200 || !strings.HasPrefix(v, "/") || strings.HasPrefix(v, "//") || strings.ContainsAny(v, "\\\r\n") {
+		return "/"
+	}
+	if u, err := url.Parse(v); err != nil || u.Host != "" || u.Scheme != "" {
+		return "/"
+	}
+	return v
+}
+
+// handleSignInForm serves GET /signin, to anyone; a signed-in person goes
+// on to where they were going.
+func handleSignInForm(log *slog.Logger, a *Auth, assets views.AdminAssets) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next := nextPath(r.URL.Query().Get("next"))
+		if _, _, ok := a.Person(r); ok {
+			http.Redirect(w, r, next, http.StatusSeeOther)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		render(w, r, log, http.StatusOK, views.SignInPage(assets, views.SignIn{Next: next}))
+	})
+}
+
+// handleSignIn serves POST /signin: a name and a password. Attempts are
+// limited per client address and per account (five, then one every
+// 12 s), and across everything by the login gate that also guards the
+// admin password, since addresses are cheap to rotate. A name nobody has
+// is checked against a dummy hash, so the answer's time does not tell
+// which names exist; the answer's text does not either.
+func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, trustProxy bool, assets views.AdminAssets) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		name, password := r.PostFormValue("name"), r.PostFormValue("password")
+		form := views.SignIn{Name: chat.Cut(name, 4*names.Limits().MaxNameLen), Next: nextPath(r.PostFormValue("next"))}
+		answer := func(status int, problem string) {
+			form.Problem = problem
+			render(w, r, log, status, views.SignInPage(assets, form))
+		}
+		tooMany := func(wait time.Duration) {
+			hub.RecordError(chat.KindRateLimited, "too many sign-in attempts", requestSubject(r, trustProxy))
+			secs := max(1, int(wait.Round(time.Second)/time.Second))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			answer(http.StatusTooManyRequests, fmt.Sprintf("Too many attempts. Wait %d seconds and try again.", secs))
+		}
+		now := a.now()
+		if !a.tries.allowAt(chat.ClientIP(r, trustProxy), now) {
+			tooMany(12 * time.Second)
+			return
+		}
+		if len(password) > 4*maxPassword {
+			answer(http.StatusBadRequest, "That password is longer than any password here.")
+			return
+		}
+		var acct db.Account
+		found := false
+		if _, key, err := names.AccountName(name); err == nil {
+			switch acct, err = a.store.AccountByNameKey(r.Context(), key); {
+			case err == nil:
+				found = true
+			case !errors.Is(err, db.ErrNotFound):
+				writeError(w, r, log, http.StatusInternalServerError, err)
+				return
+			}
+		}
+		// Keyed by account id: only accounts that exist have a bucket, so
+		// made-up names cannot grow the table.
+		if found && !a.accounts.allowAt(strconv.FormatInt(acct.ID, 10), now) {
+			tooMany(12 * time.Second)
+			return
+		}
+		if wait := a.gate.try(now); wait > 0 {
+			tooMany(wait)
+			return
+		}
+		ok := false
+		if found {
+			ok = bcrypt.CompareHashAndPassword([]byte(acct.PasswordHash), passwordBytes(password)) == nil
+		} else {
+			a.checkDummy(password)
+		}
+		a.gate.done(ok)
+		if !ok || acct.Deactivated {
+			hub.RecordError(chat.KindBadInput, "wrong name or password at sign-in", requestSubject(r, trustProxy))
+			answer(http.StatusUnauthorized, "That name and password do not match an account.")
+			return
+		}
+		if err := a.startPersonSession(w, r, trustProxy, acct.ID); err != nil {
+			writeError(w, r, log, http.StatusServiceUnavailable, errors.New("signing in is not possible right now; try again shortly"))
+			log.Error("sign-in session", "err", err)
+			return
+		}
+		http.Redirect(w, r, form.Next, http.StatusSeeOther)
+	})
+}
+
+// handleSignOut serves POST /signout: it ends the request's session, if it
+// has a live one; anyone may call it, and without a session it only clears
+// the cookie.
+func handleSignOut(log *slog.Logger, a *Auth, trustProxy bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer http.Redirect(w, r, "/", http.StatusSeeOther)
+		setPersonCookie(w, r, trustProxy, "", -1)
+		if err := a.endSessionIn(r, personCookie); err != nil {
+			log.Error("sign out", "err", err)
+		}
+	})
+}

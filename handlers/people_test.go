@@ -1,0 +1,182 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"nochat/chat"
+	"nochat/db"
+	"nochat/static"
+)
+
+// peopleServer serves the real handlers, behind a trusted proxy, on a
+// hand-moved clock, over a database with the given accounts (name →
+// role), each with the password "password of NAME".
+func peopleServer(t *testing.T, accounts map[string]string) (*httptest.Server, *handClock, *Auth) {
+	t.Helper()
+	ctx := context.Background()
+	store, err := db.Open(ctx, filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, role := range accounts {
+		hash, err := bcrypt.GenerateFromPassword([]byte("password of "+name), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, _ := chat.NameKey(name)
+		if _, err := store.CreateAccount(ctx, db.Account{Name: name, NameKey: key, PasswordHash: string(hash), Role: role, Created: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hub, err := chat.New(store, chat.Options{TrustProxy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := NewAuth(ctx, store, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &handClock{t: time.Now()}
+	auth.now = clock.now
+	srv := httptest.NewServer(New(Deps{Store: store, Hub: hub, Assets: static.New(), Auth: auth, TrustProxy: true}))
+	t.Cleanup(func() {
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hub.Close(ctx)
+		store.Close()
+	})
+	return srv, clock, auth
+}
+
+// post sends a form as the client at addr, with extra headers, and returns
+// the answer (body closed).
+func post(t *testing.T, srv *httptest.Server, path, addr string, form url.Values, header map[string]string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Forwarded-For", addr)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := srv.Client().Transport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+func signIn(t *testing.T, srv *httptest.Server, addr, name, password string) int {
+	t.Helper()
+	return post(t, srv, "/signin", addr, url.Values{"name": {name}, "password": {password}}, nil).StatusCode
+}
+
+func TestSignInGuessingIsLimitedPerAccountAndPerAddress(t *testing.T) {
+	srv, clock, _ := peopleServer(t, map[string]string{"Ann": db.RoleMember})
+	for i := range 5 {
+		if got := signIn(t, srv, "198.51.100.1", "Ann", "guess"); got != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d: %d, want 401", i+1, got)
+		}
+	}
+	if got := signIn(t, srv, "198.51.100.1", "Ann", "guess"); got != http.StatusTooManyRequests {
+		t.Fatalf("a sixth guess from the same address: %d, want 429", got)
+	}
+	// Another address guessing at the same account is held by the
+	// account's own limit, even with the right password.
+	if got := signIn(t, srv, "198.51.100.2", "Ann", "password of Ann"); got != http.StatusTooManyRequests {
+		t.Fatalf("the account from a second address: %d, want 429", got)
+	}
+	// A name that is nobody's is answered like a wrong password, after a
+	// check that costs the same; the second address is not limited yet.
+	clock.add(gateWait(gateFree))
+	if got := signIn(t, srv, "198.51.100.2", "Nobody", "guess"); got != http.StatusUnauthorized {
+		t.Fatalf("an unknown name: %d, want 401", got)
+	}
+	// Once the limit refills, the right password signs in.
+	clock.add(12 * time.Second)
+	if got := signIn(t, srv, "192.0.2.9", "ann", "password of Ann"); got != http.StatusSeeOther {
+		t.Fatalf("the right password after the wait: %d, want 303", got)
+	}
+}
+
+func TestPeopleRoutesRefuseWhoMayNotCallThem(t *testing.T) {
+	srv, clock, auth := peopleServer(t, map[string]string{"Ann": db.RoleMember})
+	link, err := auth.NewSetupLink(context.Background(), srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := link[strings.Index(link, "token=")+len("token="):]
+	crossSite := map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+
+	t.Run("another site's page cannot set up, sign in or sign out", func(t *testing.T) {
+		for path, form := range map[string]url.Values{
+			"/setup":   {"token": {token}, "name": {"Mallory"}, "password": {"long enough"}},
+			"/signin":  {"name": {"Ann"}, "password": {"password of Ann"}},
+			"/signout": {},
+		} {
+			resp := post(t, srv, path, "198.51.100.3", form, crossSite)
+			if resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) > 0 {
+				t.Fatalf("cross-site POST %s: %d with cookies %v, want 403 and none", path, resp.StatusCode, resp.Cookies())
+			}
+		}
+	})
+	t.Run("the set-up form refuses a guest's default name", func(t *testing.T) {
+		resp := post(t, srv, "/setup", "198.51.100.4", url.Values{"token": {token}, "name": {chat.DefaultUser}, "password": {"long enough"}}, nil)
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("set-up as %q: %d, want 400", chat.DefaultUser, resp.StatusCode)
+		}
+	})
+	t.Run("a member is not an admin", func(t *testing.T) {
+		resp := post(t, srv, "/signin", "198.51.100.5", url.Values{"name": {"Ann"}, "password": {"password of Ann"}}, nil)
+		var session string
+		for _, c := range resp.Cookies() {
+			if c.Name == personCookie {
+				session = c.Value
+				if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" {
+					t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Lax, Path=/", c)
+				}
+			}
+		}
+		if session == "" {
+			t.Fatalf("sign-in: %d and no session", resp.StatusCode)
+		}
+		for _, path := range []string{"/admin", "/admin/live"} {
+			req, _ := http.NewRequest("GET", srv.URL+path, nil)
+			req.Header.Set("Cookie", personCookie+"="+session)
+			r, err := srv.Client().Transport.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+			if r.StatusCode != http.StatusForbidden {
+				t.Fatalf("a member's GET %s: %d, want 403", path, r.StatusCode)
+			}
+		}
+		// Behind a TLS proxy the cookie is Secure.
+		resp = post(t, srv, "/signin", "198.51.100.5", url.Values{"name": {"Ann"}, "password": {"password of Ann"}}, map[string]string{"X-Forwarded-Proto": "https"})
+		for _, c := range resp.Cookies() {
+			if c.Name == personCookie && !c.Secure {
+				t.Fatalf("session cookie behind a TLS proxy: %+v, want Secure", c)
+			}
+		}
+	})
+	t.Run("sign-in goes back only to this site", func(t *testing.T) {
+		for next, want := range map[string]string{"/admin": "/admin", "//evil.example/": "/", "https://evil.example/": "/", "/\\evil.example": "/"} {
+			clock.add(time.Minute) // past the account's sign-in limit
+			resp := post(t, srv, "/signin", "198.51.100.6", url.Values{"name": {"Ann"}, "password": {"password of Ann"}, "next": {next}}, nil)
+			if got := resp.Header.Get("Location"); got != want {
+				t.Fatalf("next=%q: to %q, want %q", next, got, want)
+			}
+		}
+	})
+}

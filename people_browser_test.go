@@ -1,0 +1,42 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// The first run as its admin goes through it, in Chromium: the set-up link
+// from the log, the form, and landing signed in.
+
+func TestBrowserSetupLinkCreatesTheAdminAndSignsIn(t *testing.T) {
+	browser := newBrowser(t)
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")})
+	link, _ := setupLink(t, s)
+
+	// Each new page, at a phone's width and a laptop's, without sideways
+	// scrolling.
+	for _, width := range []int64{390, 1280} {
+		for name, path := range map[string]string{"setup-help": "/setup", "signin": "/signin", "setup": link[len(s.url):]} {
+			do(t, browser, chromedp.EmulateViewport(width, 800), chromedp.Navigate(s.url+path), chromedp.WaitVisible(chromedp.CSS("main.card")))
+			if eval[bool](t, browser, `document.documentElement.scrollWidth > window.innerWidth`) {
+				t.Fatalf("%s scrolls sideways at %d px", path, width)
+			}
+			screenshot(t, browser, fmt.Sprintf("%s-%d.png", name, width))
+		}
+	}
+
+	do(t, browser, chromedp.EmulateViewport(390, 800), chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("name")))
+	do(t, browser,
+		chromedp.SendKeys(chromedp.ID("name"), "Ann"),
+		chromedp.SendKeys(chromedp.ID("password"), "correct horse"),
+		chromedp.Submit(chromedp.ID("password")),
+	)
+	waitPage(t, browser, "the chat page", `location.pathname === "/" && !!document.getElementById("messages")`)
+	do(t, browser, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.ID("live")))
+	// The link is spent: opened again, it says so.
+	do(t, browser, chromedp.Navigate(link))
+	waitPage(t, browser, "that set-up is done", `document.body.innerText.includes("NoChat is set up")`)
+}

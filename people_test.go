@@ -1,0 +1,279 @@
+package main
+
+import (
+	"database/sql"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// noRedirects is a client that shows redirects instead of following them.
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// page is one answer: status, body, Location and the cookies set.
+type page struct {
+	status   int
+	body     string
+	location string
+	cookies  map[string]string
+}
+
+// fetch sends a request with the cookies given as "name=value; ..." and
+// reads the whole answer.
+func fetch(t *testing.T, method, u, cookie string, form url.Values) page {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	p := page{status: resp.StatusCode, body: string(b), location: resp.Header.Get("Location"), cookies: map[string]string{}}
+	for _, c := range resp.Cookies() {
+		if c.MaxAge >= 0 {
+			p.cookies[c.Name] = c.Value
+		}
+	}
+	return p
+}
+
+var setupLinkRe = regexp.MustCompile(`setup="?(http://[^"\s]+/setup\?token=([A-Za-z0-9_-]+))`)
+
+// setupLink is the set-up link in a server's log, with its token.
+func setupLink(t *testing.T, s *server) (link, token string) {
+	t.Helper()
+	m := setupLinkRe.FindStringSubmatch(s.logs.String())
+	if m == nil {
+		t.Fatalf("no set-up link in the log:\n%s", s.logs)
+	}
+	return m[1], m[2]
+}
+
+func TestSetupLinkMakesTheFirstAdminOnceAndSignInsSurviveRestarts(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "nochat.db")
+	env := map[string]string{"NOCHAT_DB": dbPath}
+	s := start(t, env)
+	link, token := setupLink(t, s)
+	if !strings.HasPrefix(link, s.url+"/setup?token=") {
+		t.Fatalf("set-up link %s is not on the server's address %s", link, s.url)
+	}
+	if strings.Contains(s.logs.String(), "generated an admin password") {
+		t.Fatal("a new database still generates an admin password")
+	}
+
+	// Without the token, or with another, /setup says where the link is
+	// and creates nothing.
+	for _, u := range []string{s.url + "/setup", s.url + "/setup?token=" + strings.Repeat("A", len(token))} {
+		if p := fetch(t, "GET", u, "", nil); p.status != http.StatusForbidden || !strings.Contains(p.body, "journalctl -u nochat | grep setup") {
+			t.Fatalf("GET %s: %d, want 403 and how to find the link", u, p.status)
+		}
+	}
+	if p := fetch(t, "POST", s.url+"/setup", "", url.Values{"token": {"nope"}, "name": {"Mallory"}, "password": {"long enough password"}}); p.status != http.StatusForbidden || len(p.cookies) > 0 {
+		t.Fatalf("POST /setup without the token: %d %v, want 403 and no session", p.status, p.cookies)
+	}
+	// A provoked error, to find on the dashboard later.
+	if _, _, err := (&websocket.Dialer{Subprotocols: []string{"chat"}}).Dial("ws"+strings.TrimPrefix(s.url, "http")+"/", nil); err == nil {
+		t.Fatal("an unknown subprotocol was accepted")
+	}
+
+	// A restart keeps the link working, without logging it again.
+	s.shutdown(t)
+	s = start(t, env)
+	if strings.Contains(s.logs.String(), token) || !strings.Contains(s.logs.String(), "journalctl -u nochat | grep setup") {
+		t.Fatalf("the second start should point to the first start's link, not show it again:\n%s", s.logs)
+	}
+	if p := fetch(t, "GET", s.url+"/setup?token="+token, "", nil); p.status != 200 || !strings.Contains(p.body, `name="password"`) {
+		t.Fatalf("the link after a restart: %d, want the form", p.status)
+	}
+
+	// Clear refusals for passwords too short or too long.
+	for pw, want := range map[string]string{"short": "at least 8 characters", strings.Repeat("x", 1025): "at most 1024 characters"} {
+		p := fetch(t, "POST", s.url+"/setup", "", url.Values{"token": {token}, "name": {"Ann"}, "password": {pw}})
+		if p.status != http.StatusBadRequest || !strings.Contains(p.body, want) {
+			t.Fatalf("a %d-character password: %d, want 400 saying %q", len(pw), p.status, want)
+		}
+	}
+	p := fetch(t, "POST", s.url+"/setup", "", url.Values{"token": {token}, "name": {"Ann"}, "password": {"correct horse"}})
+	session := p.cookies["nochat_session"]
+	if p.status != http.StatusSeeOther || p.location != "/" || session == "" {
+		t.Fatalf("creating the admin: %d to %q with cookies %v, want 303 to / signed in", p.status, p.location, p.cookies)
+	}
+	cookie := "nochat_session=" + session
+	if dash := fetch(t, "GET", s.url+"/admin/live", cookie, nil); dash.status != 200 || !strings.Contains(dash.body, "offered: chat") {
+		t.Fatalf("the new admin's dashboard: %d, want 200 with the error from before the restart", dash.status)
+	}
+	// The link is spent.
+	if p := fetch(t, "GET", s.url+"/setup?token="+token, "", nil); p.status != http.StatusGone {
+		t.Fatalf("the used link: %d, want 410", p.status)
+	}
+	if p := fetch(t, "POST", s.url+"/setup", "", url.Values{"token": {token}, "name": {"Bob"}, "password": {"correct horse"}}); p.status != http.StatusGone || len(p.cookies) > 0 {
+		t.Fatalf("the used link again: %d, want 410 and no session", p.status)
+	}
+
+	// A restart signs nobody out and logs no link.
+	s.shutdown(t)
+	s = start(t, env)
+	if strings.Contains(s.logs.String(), "setup") {
+		t.Fatalf("a set-up line after the first admin exists:\n%s", s.logs)
+	}
+	if dash := fetch(t, "GET", s.url+"/admin/live", cookie, nil); dash.status != 200 {
+		t.Fatalf("the admin's session after a restart: %d, want 200", dash.status)
+	}
+	// Names compare as one: "ann" signs in to Ann.
+	in := fetch(t, "POST", s.url+"/signin", "", url.Values{"name": {"ann"}, "password": {"correct horse"}})
+	if in.status != http.StatusSeeOther || in.cookies["nochat_session"] == "" {
+		t.Fatalf("signing in: %d %v, want 303 and a session", in.status, in.cookies)
+	}
+	if out := fetch(t, "POST", s.url+"/signout", cookie, url.Values{}); out.status != http.StatusSeeOther {
+		t.Fatalf("sign out: %d, want 303", out.status)
+	}
+	if dash := fetch(t, "GET", s.url+"/admin/live", cookie, nil); dash.status != http.StatusUnauthorized {
+		t.Fatalf("a signed-out session: %d, want 401", dash.status)
+	}
+	s.shutdown(t)
+
+	// The database keeps neither the token nor the password nor a session.
+	raw, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, secret := range []string{token, "correct horse", in.cookies["nochat_session"]} {
+		var n int
+		if err := raw.QueryRow(`SELECT (SELECT count(*) FROM settings WHERE instr(value, ?) > 0)
+			+ (SELECT count(*) FROM accounts WHERE instr(password_hash, ?) > 0)
+			+ (SELECT count(*) FROM sessions WHERE instr(token_hash, ?) > 0)`, secret, secret, secret).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Fatalf("%q is stored as it is", secret)
+		}
+	}
+}
+
+// previousVersionDB builds a database as the version before accounts left
+// it: migrations 0001 to 0005, two people's messages and a stored admin
+// password.
+func previousVersionDB(t *testing.T, path, adminPassword string) {
+	t.Helper()
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	names, err := filepath.Glob("db/migrations/000[1-5]_*.sql")
+	if err != nil || len(names) != 5 {
+		t.Fatalf("migrations 1-5: %v %v", names, err)
+	}
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.Exec(string(b)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(adminPassword), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{"INSERT INTO messages (user, message, timestamp) VALUES ('ann', 'hello from before', ?), ('Bob', 'hi ann', ?)", []any{now, now}},
+		{"INSERT INTO settings (key, value) VALUES ('admin_password_hash', ?)", []any{string(hash)}},
+		{"PRAGMA user_version = 5", nil},
+	} {
+		if _, err := raw.Exec(q.sql, q.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestPreviousVersionKeepsItsMessagesAndAdminPasswordUntilTheFirstAdmin(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "nochat.db")
+	previousVersionDB(t, dbPath, "old admin password")
+	env := map[string]string{"NOCHAT_DB": dbPath}
+	s := start(t, env)
+	_, token := setupLink(t, s)
+
+	resp, err := http.Get(s.url + "/discussion/latest/10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got := string(b); !strings.Contains(got, `"user":"ann","message":"hello from before"`) || !strings.Contains(got, `"user":"Bob","message":"hi ann"`) || strings.Count(got, `"user_id":null`) != 2 {
+		t.Fatalf("history after the migration = %s, want both messages under their names, as guests'", got)
+	}
+	legacy, status := adminLogin(t, s.url, "old admin password")
+	if legacy == "" {
+		t.Fatalf("the stored admin password before any admin account: %d, want a session", status)
+	}
+	if got := withSession(t, "GET", s.url+"/admin/live", legacy); got != 200 {
+		t.Fatalf("the admin password's session: %d, want 200", got)
+	}
+
+	p := fetch(t, "POST", s.url+"/setup", "", url.Values{"token": {token}, "name": {"Ann"}, "password": {"a new password"}})
+	if p.status != http.StatusSeeOther || p.cookies["nochat_session"] == "" {
+		t.Fatalf("creating the first admin: %d, want 303 and a session", p.status)
+	}
+	if !strings.Contains(s.logs.String(), "the admin password is retired") {
+		t.Fatalf("the log does not say the admin password is retired:\n%s", s.logs)
+	}
+	if got := withSession(t, "GET", s.url+"/admin/live", legacy); got != http.StatusUnauthorized {
+		t.Fatalf("the admin password's session after the first admin: %d, want 401", got)
+	}
+	if _, got := adminLogin(t, s.url, "old admin password"); got != http.StatusUnauthorized {
+		t.Fatalf("the retired admin password: %d, want 401", got)
+	}
+	if p := fetch(t, "GET", s.url+"/admin/login", "", nil); p.status != http.StatusSeeOther || p.location != "/signin?next=/admin" {
+		t.Fatalf("the admin login page once admins are accounts: %d to %q, want 303 to /signin?next=/admin", p.status, p.location)
+	}
+
+	// Given again with -admin-password, the old password stays retired.
+	s.shutdown(t)
+	env["NOCHAT_ADMIN_PASSWORD"] = "old admin password"
+	s = start(t, env)
+	if _, got := adminLogin(t, s.url, "old admin password"); got != http.StatusUnauthorized {
+		t.Fatalf("-admin-password after the first admin: %d, want 401", got)
+	}
+	if !strings.Contains(s.logs.String(), "-admin-password is not used") {
+		t.Fatalf("the log does not say -admin-password is not used:\n%s", s.logs)
+	}
+	resp, err = http.Get(s.url + "/discussion/latest/10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got := string(b); !strings.Contains(got, `"user":"ann","message":"hello from before"`) {
+		t.Fatalf("history after the first admin = %s", got)
+	}
+}
