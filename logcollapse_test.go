@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -18,7 +19,7 @@ import (
 // a minute. Collapsed, the log holds a bounded number of lines, and the
 // summary lines at shutdown account for every refusal.
 func TestRefusalFloodsWriteABoundedLog(t *testing.T) {
-	s := start(t, map[string]string{"NOCHAT_ADMIN_PASSWORD": "the right one"}, "-log-level", "info")
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_ADMIN_PASSWORD": "the right one"}, "-log-level", "info")
 
 	const logins = 300
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

@@ -73,7 +73,7 @@ func TestLargeDistinctRequestsLeaveNoMemoryOrGoroutinesBehind(t *testing.T) {
 		t.Skip("the race detector's shadow memory would be counted as NoChat's; the plain run measures")
 	}
 	const password = "flood test password"
-	base := startQuiet(t, "-admin-password", password, "-trust-proxy", "true")
+	base := startQuiet(t, "-admin-password", password, "-trust-proxy")
 	f := newFlooder(base)
 	routes := f.routes()
 
