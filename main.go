@@ -68,6 +68,7 @@ type config struct {
 	replayLimit   int
 	retention     retention
 	dedupWindow   time.Duration
+	guests        chat.Guests
 	// retainEvery is how often retention runs: not a flag, a minute; tests
 	// shorten it to see passes.
 	retainEvery time.Duration
@@ -118,7 +119,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&replayLimit, "replay-limit", env("NOCHAT_REPLAY_LIMIT", "1000"), "most `messages` replayed to a client resuming with ?after=; past that it reloads history (NOCHAT_REPLAY_LIMIT)")
 	fs.StringVar(&retainDays, "retain-days", env("NOCHAT_RETAIN_DAYS", "0"), "delete messages older than `days`; 0 keeps them all (NOCHAT_RETAIN_DAYS)")
 	fs.StringVar(&retainMessages, "retain-messages", env("NOCHAT_RETAIN_MESSAGES", "0"), "keep only the newest `n` messages; 0 keeps them all (NOCHAT_RETAIN_MESSAGES)")
-	var dedupWindow string
+	var dedupWindow, guests string
+	fs.StringVar(&guests, "guests", env("NOCHAT_GUESTS", "on"), "what people without an account may do: `on` (read and send, as the tutorial's clients do), read, or off (sign in to read too) (NOCHAT_GUESTS)")
 	// The default is db.DefaultDedupWindow, written as people write it.
 	fs.StringVar(&dedupWindow, "dedup-window", env("NOCHAT_DEDUP_WINDOW", "24h"), "how long a sender's cid or Idempotency-Key names its send, so a retry is not stored twice: a `duration` from 1m to 720h (NOCHAT_DEDUP_WINDOW)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -190,6 +192,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 			return cfg, usageError{fmt.Errorf("-allow-host %q: want host names like chat.example.org (no scheme, no port), or *", h)}
 		}
 		cfg.allowHosts = append(cfg.allowHosts, h)
+	}
+	if cfg.guests, err = chat.ParseGuests(guests); err != nil {
+		return cfg, usageError{fmt.Errorf("-guests %q: %w", guests, err)}
 	}
 	if cfg.retention, err = parseRetention(retainDays, retainMessages); err != nil {
 		return cfg, usageError{err}
@@ -266,6 +271,7 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		Observer:      observer,
 		MaxMessageLen: cfg.maxMessage,
 		ReplayLimit:   cfg.replayLimit,
+		Guests:        cfg.guests,
 	})
 	if err != nil {
 		store.Close()

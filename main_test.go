@@ -190,6 +190,8 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		{name: "retain days not a number", args: []string{"-retain-days", "a week"}, bad: "-retain-days"},
 		{name: "negative retain count", args: []string{"-retain-messages", "-5"}, bad: "-retain-messages"},
 		{name: "bad retention env", env: map[string]string{"NOCHAT_RETAIN_MESSAGES": "lots"}, bad: "-retain-messages"},
+		{name: "guests not on, read or off", args: []string{"-guests", "maybe"}, bad: "-guests"},
+		{name: "bad guests env", env: map[string]string{"NOCHAT_GUESTS": "sometimes"}, bad: "-guests"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

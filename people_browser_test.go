@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -35,6 +36,24 @@ func TestBrowserSetupLinkCreatesTheAdminAndSignsIn(t *testing.T) {
 		chromedp.Submit(chromedp.ID("password")),
 	)
 	waitPage(t, browser, "the chat page", `location.pathname === "/" && !!document.getElementById("messages")`)
+	// Signed in: the composer writes under the account's name, and a
+	// message sent from the page is stored as Ann's, with her id.
+	connected(t, browser)
+	if got := eval[string](t, browser, `document.getElementById("name").readOnly ? document.getElementById("name").value : "(editable)"`); got != "Ann" {
+		t.Fatalf("the name field = %q, want Ann, read-only", got)
+	}
+	say(t, browser, "my first message as the admin")
+	waitMessages(t, browser, "the sent message", contains("my first message as the admin"))
+	if body := s.get(t, "/discussion/latest/1"); !strings.Contains(body, `"user":"Ann"`) || !strings.Contains(body, `"user_id":1`) {
+		t.Fatalf("the stored message = %s, want Ann's with user_id 1", body)
+	}
+	for _, width := range []int64{390, 1280} {
+		do(t, browser, chromedp.EmulateViewport(width, 800))
+		screenshot(t, browser, fmt.Sprintf("chat-signed-in-%d.png", width))
+		if eval[bool](t, browser, `document.documentElement.scrollWidth > window.innerWidth`) {
+			t.Fatalf("the signed-in chat page scrolls sideways at %d px", width)
+		}
+	}
 	do(t, browser, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.ID("live")))
 	// The link is spent: opened again, it says so.
 	do(t, browser, chromedp.Navigate(link))

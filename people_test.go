@@ -2,6 +2,7 @@ package main
 
 import (
 	"database/sql"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -276,4 +277,194 @@ func TestPreviousVersionKeepsItsMessagesAndAdminPasswordUntilTheFirstAdmin(t *te
 	if got := string(b); !strings.Contains(got, `"user":"ann","message":"hello from before"`) {
 		t.Fatalf("history after the first admin = %s", got)
 	}
+}
+
+// socketURL is a server's WebSocket address with a query.
+func socketURL(s *server, query string) string { return wsURL(s.url) + query }
+
+// frame reads the next nochat.v1 frame of a type, skipping others.
+func frame(t *testing.T, c *websocket.Conn, typ string) map[string]any {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for range 50 {
+		var f struct {
+			Type string         `json:"type"`
+			Data map[string]any `json:"data"`
+		}
+		if err := c.ReadJSON(&f); err != nil {
+			t.Fatalf("waiting for %s: %v", typ, err)
+		}
+		if f.Type == typ {
+			return f.Data
+		}
+	}
+	t.Fatalf("no %s frame in 50", typ)
+	return nil
+}
+
+func TestGuestsSettingAndMembersOnTheSocketAndREST(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "nochat.db")
+	env := map[string]string{"NOCHAT_DB": dbPath}
+	s := start(t, env)
+	_, token := setupLink(t, s)
+	p := fetch(t, "POST", s.url+"/setup", "", url.Values{"token": {token}, "name": {"Ann"}, "password": {"correct horse"}})
+	cookie := "nochat_session=" + p.cookies["nochat_session"]
+	if p.cookies["nochat_session"] == "" {
+		t.Fatalf("set-up: %d, no session", p.status)
+	}
+	// A member's socket, as the page opens it: the cookie, and the page's
+	// own origin.
+	member := func(s *server) http.Header { return http.Header{"Cookie": {cookie}, "Origin": {s.url}} }
+
+	t.Run("guests on: the tutorial's client works; a member's name is refused to guests", func(t *testing.T) {
+		echo, _, err := (&websocket.Dialer{Subprotocols: []string{"echo-protocol"}}).Dial(socketURL(s, ""), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer echo.Close()
+		echo.WriteMessage(websocket.TextMessage, []byte("hello from the tutorial"))
+		echo.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, b, err := echo.ReadMessage(); err != nil || string(b) != "hello from the tutorial" {
+			t.Fatalf("echo: %q %v", b, err)
+		}
+		// ?user=, nick and REST all compare names as accounts do.
+		_, resp, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(socketURL(s, "?user=ANN"), nil)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("a guest socket as ?user=ANN: %v, want 400", err)
+		}
+		guest, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(socketURL(s, ""), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer guest.Close()
+		if hello := frame(t, guest, "hello"); hello["guest"] != true || hello["user_id"] != nil || hello["role"] != "guest" {
+			t.Fatalf("a guest's hello = %v, want guest true, user_id null, role guest", hello)
+		}
+		guest.WriteJSON(map[string]any{"type": "nick", "data": map[string]any{"user": "ann"}})
+		if e := frame(t, guest, "error"); e["code"] != "bad_name" || !strings.Contains(e["message"].(string), "member") {
+			t.Fatalf("a guest's nick to a member's name: %v, want bad_name", e)
+		}
+		resp2, err := http.Post(s.url+"/discussion/impostor?user=Ann", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp2.Body)
+		resp2.Body.Close()
+		if resp2.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "member") {
+			t.Fatalf("a REST send as Ann without her session: %d %s, want 400", resp2.StatusCode, b)
+		}
+	})
+
+	t.Run("a member's socket and REST sends are theirs", func(t *testing.T) {
+		c, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(socketURL(s, "?user=someone"), member(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		hello := frame(t, c, "hello")
+		if hello["user"] != "Ann" || hello["user_id"] != float64(1) || hello["role"] != "admin" || hello["guest"] != false {
+			t.Fatalf("a member's hello = %v, want Ann, user_id 1, admin, not a guest", hello)
+		}
+		c.WriteJSON(map[string]any{"type": "send", "data": map[string]any{"message": "from Ann's socket", "cid": "c1"}})
+		if m := frame(t, c, "message"); m["user"] != "Ann" || m["user_id"] != float64(1) {
+			t.Fatalf("Ann's message = %v, want user Ann, user_id 1", m)
+		}
+		req, _ := http.NewRequest("POST", s.url+"/discussion", strings.NewReader(`{"user": "not Ann", "message": "from Ann over REST"}`))
+		req.Header.Set("Cookie", cookie)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated || !strings.Contains(string(b), `"user":"Ann"`) || !strings.Contains(string(b), `"user_id":1`) {
+			t.Fatalf("Ann's REST send: %d %s, want 201 under her name and id", resp.StatusCode, b)
+		}
+	})
+	s.shutdown(t)
+
+	t.Run("guests read: they read, and every way to send refuses them", func(t *testing.T) {
+		env["NOCHAT_GUESTS"] = "read"
+		s := start(t, env)
+		before := len(s.stored(t))
+		v1, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(socketURL(s, ""), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer v1.Close()
+		frame(t, v1, "hello")
+		v1.WriteJSON(map[string]any{"type": "send", "data": map[string]any{"message": "a guest's try", "cid": "g1"}})
+		if e := frame(t, v1, "error"); e["code"] != "sign_in_required" || e["cid"] != "g1" {
+			t.Fatalf("a guest's send: %v, want sign_in_required for g1", e)
+		}
+		echo, _, err := (&websocket.Dialer{Subprotocols: []string{"echo-protocol"}}).Dial(socketURL(s, ""), nil)
+		if err != nil {
+			t.Fatalf("the tutorial's client may still connect and read: %v", err)
+		}
+		defer echo.Close()
+		echo.WriteMessage(websocket.TextMessage, []byte("the tutorial's try"))
+		echo.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _, err = echo.ReadMessage()
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation || !strings.Contains(ce.Text, "sign in") {
+			t.Fatalf("the tutorial client's send: %v, want a close 1008 saying to sign in", err)
+		}
+		resp, err := http.Post(s.url+"/discussion/a%20REST%20try", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), `"error":"sign in`) {
+			t.Fatalf("a guest's REST send: %d %s, want 401 saying to sign in", resp.StatusCode, b)
+		}
+		if got := len(s.stored(t)); got != before {
+			t.Fatalf("%d messages stored, want %d: nothing from guests", got, before)
+		}
+		// The member still sends.
+		c, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(socketURL(s, ""), member(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		frame(t, c, "hello")
+		c.WriteJSON(map[string]any{"type": "send", "data": map[string]any{"message": "Ann still writes", "cid": "c2"}})
+		frame(t, c, "ack")
+		s.shutdown(t)
+	})
+
+	t.Run("guests off: no socket, no history, the page asks to sign in", func(t *testing.T) {
+		env["NOCHAT_GUESTS"] = "off"
+		s := start(t, env)
+		_, resp, err := (&websocket.Dialer{Subprotocols: []string{"echo-protocol"}}).Dial(socketURL(s, ""), nil)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("the tutorial's client with guests off: %v, want 401 before the upgrade", err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(b), "sign in") {
+			t.Fatalf("the refusal says %q, want why", b)
+		}
+		for _, path := range []string{"/discussion/latest/5", "/discussion"} {
+			if p := fetch(t, "GET", s.url+path, "", nil); p.status != http.StatusUnauthorized || !strings.Contains(p.body, `"error"`) {
+				t.Fatalf("GET %s as a guest: %d %s, want 401", path, p.status, p.body)
+			}
+			if p := fetch(t, "GET", s.url+path, cookie, nil); p.status != http.StatusOK || !strings.Contains(p.body, "Ann still writes") {
+				t.Fatalf("GET %s as Ann: %d, want 200 and the history", path, p.status)
+			}
+		}
+		if p := fetch(t, "GET", s.url+"/", "", nil); p.status != http.StatusSeeOther || p.location != "/signin" {
+			t.Fatalf("the page as a guest: %d to %q, want 303 to /signin", p.status, p.location)
+		}
+		if p := fetch(t, "GET", s.url+"/", cookie, nil); p.status != http.StatusOK || !strings.Contains(p.body, "Sign out") {
+			t.Fatalf("the page as Ann: %d, want 200 with Sign out", p.status)
+		}
+		if p := fetch(t, "POST", s.url+"/discussion/x", "", url.Values{}); p.status != http.StatusUnauthorized {
+			t.Fatalf("a guest's REST send: %d, want 401", p.status)
+		}
+		c, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(socketURL(s, ""), member(s))
+		if err != nil {
+			t.Fatalf("Ann's socket with guests off: %v", err)
+		}
+		c.Close()
+	})
 }

@@ -243,7 +243,11 @@ func (h *Hub) join(c *client) {
 	h.b.members[c] = struct{}{}
 	h.presenceChanged()
 	if c.proto == V1 {
-		h.mustSend(c, encode("hello", helloData{Session: c.id, User: c.name(), LatestID: h.b.lastID}))
+		hello := helloData{Session: c.id, User: c.name(), Role: "guest", Guest: true, LatestID: h.b.lastID}
+		if c.userID != 0 {
+			hello.UserID, hello.Role, hello.Guest = &c.userID, c.role, false
+		}
+		h.mustSend(c, encode("hello", hello))
 	}
 	after := c.after
 	switch {

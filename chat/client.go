@@ -39,6 +39,11 @@ type client struct {
 	mu   sync.Mutex
 	user string
 
+	// The account signed in on the socket's page; 0 and "" for a guest.
+	// Set before the session starts, never changed.
+	userID int64
+	role   string
+
 	received atomic.Int64  // frames read from the client
 	lastRead atomic.Int64  // Unix nanoseconds of the last frame read
 	gone     chan struct{} // closed when the session ends

@@ -49,6 +49,9 @@ type Options struct {
 	// server behind a reverse proxy.
 	TrustProxy bool
 
+	// Guests is what people without an account may do (GuestsOn).
+	Guests Guests
+
 	Observer Observer // told of commits, broadcasts and errors, for metrics
 }
 
@@ -93,6 +96,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
+	}
+	if o.Guests == "" {
+		o.Guests = GuestsOn
 	}
 }
 
@@ -258,8 +264,25 @@ func (h *Hub) Send(ctx context.Context, user, text string) (db.Message, error) {
 // another text, ErrCIDReused. If ctx ends after the message was queued, it
 // returns ErrUnconfirmed: the message is stored all the same.
 func (h *Hub) SendOnce(ctx context.Context, user, text, key string) (db.Stored, error) {
+	return h.SendAs(ctx, Identity{}, user, text, key)
+}
+
+// SendAs is SendOnce from whom id names. A signed-in person's message goes
+// under their account's name, whatever user says; a guest's under user,
+// which may not be a member's name, and only if guests may send.
+func (h *Hub) SendAs(ctx context.Context, id Identity, user, text, key string) (db.Stored, error) {
+	if id.Guest() {
+		if err := h.mayGuestSend(); err != nil {
+			return db.Stored{}, err
+		}
+	}
 	user, err := cleanName(user, h.opts.MaxNameLen)
 	if err != nil {
+		return db.Stored{}, err
+	}
+	if !id.Guest() {
+		user = id.Name
+	} else if err := h.guestName(ctx, user); err != nil {
 		return db.Stored{}, err
 	}
 	msg, err := cleanMessage(text, h.opts.MaxMessageLen)
@@ -270,7 +293,7 @@ func (h *Hub) SendOnce(ctx context.Context, user, text, key string) (db.Stored, 
 		return db.Stored{}, ErrBadCID
 	}
 	reply := make(chan sendResult, 1)
-	if err := h.writer.Submit(ctx, db.Draft{User: user, Message: msg, CID: key}, origin{reply: reply}); err != nil {
+	if err := h.writer.Submit(ctx, db.Draft{User: user, UserID: id.UserID, Message: msg, CID: key}, origin{reply: reply}); err != nil {
 		if errors.Is(err, db.ErrClosed) {
 			return db.Stored{}, ErrShutdown
 		}

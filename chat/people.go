@@ -1,6 +1,13 @@
 package chat
 
-import "strings"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"nochat/db"
+)
 
 // errNameEmpty refuses an account without a name.
 var errNameEmpty = &Refusal{"bad_name", "a name is needed"}
@@ -26,4 +33,88 @@ func (h *Hub) AccountName(name string) (display, key string, err error) {
 		return "", "", errNameReserved
 	}
 	return display, key, nil
+}
+
+// Identity is whom a connection or a send speaks for: an account, or a
+// guest (UserID 0).
+type Identity struct {
+	UserID int64  // the account; 0 for a guest
+	Name   string // the account's name; "" for a guest
+	Role   string // the account's role (db.RoleAdmin, ...); "" for a guest
+}
+
+// Guest reports whether the identity has no account.
+func (id Identity) Guest() bool { return id.UserID == 0 }
+
+// Guests is what people without an account may do.
+type Guests string
+
+// The guest policies.
+const (
+	// GuestsOn lets guests read and send: the tutorial's clients keep
+	// working unchanged.
+	GuestsOn Guests = "on"
+	// GuestsRead lets guests read (the page, its socket, REST reads) but
+	// not send.
+	GuestsRead Guests = "read"
+	// GuestsOff keeps guests out: no socket, no REST reads or sends; the
+	// page asks them to sign in.
+	GuestsOff Guests = "off"
+)
+
+// ParseGuests reads a guest policy: on, read or off.
+func ParseGuests(s string) (Guests, error) {
+	switch g := Guests(strings.ToLower(strings.TrimSpace(s))); g {
+	case GuestsOn, GuestsRead, GuestsOff:
+		return g, nil
+	}
+	return "", errors.New("want on, read or off")
+}
+
+// ErrSignInRequired refuses a guest's send (or, with guests off, a
+// guest's read): only people signed in to an account may.
+var ErrSignInRequired = &Refusal{"sign_in_required", "sign in to send messages here: guests may only read"}
+
+// errGuestsOff is ErrSignInRequired where guests may not even read.
+var errGuestsOff = &Refusal{"sign_in_required", "sign in to use this chat: it is for its members only"}
+
+// errMembersName refuses a guest a member's name.
+var errMembersName = &Refusal{"bad_name", "that name belongs to a member: pick another, or sign in as them"}
+
+// errAccountName refuses a member a name other than their account's.
+var errAccountName = &Refusal{"bad_name", "signed in, you write under your account's name"}
+
+// GuestPolicy returns what guests may do here.
+func (h *Hub) GuestPolicy() Guests { return h.opts.Guests }
+
+// GuestsMayRead reports whether people without an account may read.
+func (h *Hub) GuestsMayRead() bool { return h.opts.Guests != GuestsOff }
+
+// guestName checks that a guest's cleaned name is no member's, by the
+// same comparison account names are unique under. A name that has no key
+// (NameKey refuses it) cannot be a member's.
+func (h *Hub) guestName(ctx context.Context, name string) error {
+	key, err := NameKey(name)
+	if err != nil {
+		return nil
+	}
+	switch _, err := h.store.AccountByNameKey(ctx, key); {
+	case err == nil:
+		return errMembersName
+	case errors.Is(err, db.ErrNotFound):
+		return nil
+	default:
+		return fmt.Errorf("%w (%w)", ErrStore, err)
+	}
+}
+
+// mayGuestSend says whether a guest may send now, as a refusal.
+func (h *Hub) mayGuestSend() error {
+	switch h.opts.Guests {
+	case GuestsRead:
+		return ErrSignInRequired
+	case GuestsOff:
+		return errGuestsOff
+	}
+	return nil
 }

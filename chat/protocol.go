@@ -49,6 +49,9 @@ type (
 	helloData struct {
 		Session  string `json:"session"`
 		User     string `json:"user"`
+		UserID   *int64 `json:"user_id"` // null for a guest
+		Role     string `json:"role"`    // "admin", "member" or "bot"; "guest" for a guest
+		Guest    bool   `json:"guest"`
 		LatestID int64  `json:"latest_id"`
 	}
 	ackData struct {

@@ -61,11 +61,17 @@ func OriginAllowed(r *http.Request, allow []string) bool {
 	})
 }
 
-// ServeWS upgrades r to a WebSocket session on the subprotocol it offers.
-// Refusals come before the upgrade, as an HTTP status with a one-line reason:
-// 400 for no subprotocol NoChat speaks or a bad query, 403 for a foreign
-// origin, 429 or 503 when there are too many connections.
-func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
+// ServeWS upgrades r to a guest's WebSocket session: ServeWSAs with no
+// account.
+func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) { h.ServeWSAs(w, r, Identity{}) }
+
+// ServeWSAs upgrades r to a WebSocket session on the subprotocol it offers,
+// for whom id names (the caller has checked the session cookie). Refusals
+// come before the upgrade, as an HTTP status with a one-line reason: 400
+// for no subprotocol NoChat speaks or a bad query (a guest's ?user= that
+// is a member's name among them), 401 for a guest when guests are off, 403
+// for a foreign origin, 429 or 503 when there are too many connections.
+func (h *Hub) ServeWSAs(w http.ResponseWriter, r *http.Request, id Identity) {
 	ip := ClientIP(r, h.opts.TrustProxy)
 	refuse := func(status int, kind, place, reason string) {
 		h.RecordErrorAt(kind, place, reason, ip) // and logs it
@@ -82,6 +88,10 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	}
 	if !OriginAllowed(r, h.opts.AllowOrigins) {
 		refuse(http.StatusForbidden, KindBadOrigin, placeUpgrade+": origin", fmt.Sprintf("origin %.100s may not open a socket here", r.Header.Get("Origin")))
+		return
+	}
+	if id.Guest() && h.opts.Guests == GuestsOff {
+		refuse(http.StatusUnauthorized, KindBadInput, placeUpgrade+": guests", errGuestsOff.Text)
 		return
 	}
 	q := r.URL.Query()
@@ -109,6 +119,12 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 		}
 		user = name
 	}
+	if !id.Guest() {
+		user = id.Name // a member is their account, whatever ?user= says
+	} else if err := h.guestName(r.Context(), user); err != nil {
+		refuse(http.StatusBadRequest, KindBadInput, placeUpgrade+": query", "user: "+err.Error())
+		return
+	}
 	if h.closed.Load() {
 		http.Error(w, "the server is shutting down", http.StatusServiceUnavailable)
 		return
@@ -127,6 +143,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	c := newClient(proto, user, ip, r.UserAgent(), after)
+	c.userID, c.role = id.UserID, id.Role
 	c.controlLimit = h.controlLimit
 	if h.opts.MsgRate > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(h.opts.MsgRate), h.opts.MsgBurst)
@@ -327,7 +344,11 @@ func (h *Hub) onMessage(s *melody.Session, b []byte) {
 	defer h.recoverSession(c)
 	c.read()
 	if c.proto == Echo {
-		h.submitWS(c, DefaultUser, string(b), "")
+		user := DefaultUser
+		if c.userID != 0 {
+			user = c.name()
+		}
+		h.submitWS(c, user, string(b), "")
 		return
 	}
 	if !utf8.Valid(b) {
@@ -345,7 +366,14 @@ func (h *Hub) onMessage(s *melody.Session, b []byte) {
 	case "send":
 		h.submitWS(c, c.name(), cmd.Message, cmd.CID)
 	case "nick":
+		if c.userID != 0 {
+			h.refuse(c, errAccountName, "")
+			return
+		}
 		name, err := cleanName(cmd.User, h.opts.MaxNameLen)
+		if err == nil {
+			err = h.guestName(h.ctx, name)
+		}
 		if err != nil {
 			h.refuse(c, err, "")
 			return
@@ -363,6 +391,12 @@ func (h *Hub) onMessage(s *melody.Session, b []byte) {
 // submitWS validates a message from a WebSocket client and queues it for the
 // writer. The answer (ack or error) comes from the broadcaster after commit.
 func (h *Hub) submitWS(c *client, user, text, cid string) {
+	if c.userID == 0 {
+		if err := h.mayGuestSend(); err != nil {
+			h.refuse(c, err, cid)
+			return
+		}
+	}
 	if c.limiter != nil && !c.limiter.Allow() {
 		h.refuse(c, ErrRateLimited, cid)
 		return
@@ -372,7 +406,7 @@ func (h *Hub) submitWS(c *client, user, text, cid string) {
 		h.refuse(c, err, cid)
 		return
 	}
-	err = h.writer.Submit(h.ctx, db.Draft{User: user, Message: msg, CID: cid}, origin{c: c, cid: cid})
+	err = h.writer.Submit(h.ctx, db.Draft{User: user, UserID: c.userID, Message: msg, CID: cid}, origin{c: c, cid: cid})
 	if err != nil {
 		h.refuse(c, ErrShutdown, cid)
 	}

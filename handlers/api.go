@@ -116,7 +116,7 @@ type statusBody struct {
 
 // handleSendPath serves the tutorial's POST /discussion/{message}: the text
 // is the (URL-decoded) path segment, the name an optional ?user=.
-func handleSendPath(log *slog.Logger, hub sender) http.Handler {
+func handleSendPath(log *slog.Logger, hub sender, who identifier) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, _, err := singleQuery(r, "user")
 		if err != nil {
@@ -128,7 +128,7 @@ func handleSendPath(log *slog.Logger, hub sender) http.Handler {
 			writeError(w, r, log, http.StatusBadRequest, err)
 			return
 		}
-		st, err := hub.SendOnce(r.Context(), user, r.PathValue("message"), key)
+		st, err := hub.SendAs(r.Context(), who.Identity(r), user, r.PathValue("message"), key)
 		if err != nil {
 			writeSendError(w, r, log, err)
 			return
@@ -145,7 +145,7 @@ type sendBody struct {
 
 // handleSendJSON serves POST /discussion with {"user", "message"}: 201 and
 // the stored message.
-func handleSendJSON(log *slog.Logger, hub sender) http.Handler {
+func handleSendJSON(log *slog.Logger, hub sender, who identifier) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, err := idempotencyKey(r)
 		if err != nil {
@@ -183,7 +183,7 @@ func handleSendJSON(log *slog.Logger, hub sender) http.Handler {
 			writeError(w, r, log, http.StatusBadRequest, errors.New("message is missing"))
 			return
 		}
-		st, err := hub.SendOnce(r.Context(), body.User, *body.Message, key)
+		st, err := hub.SendAs(r.Context(), who.Identity(r), body.User, *body.Message, key)
 		if err != nil {
 			writeSendError(w, r, log, err)
 			return

@@ -189,7 +189,7 @@ func requestSubject(r *http.Request, trustProxy bool) string {
 
 // sender is what the send routes need from the hub.
 type sender interface {
-	SendOnce(ctx context.Context, user, text, key string) (db.Stored, error)
+	SendAs(ctx context.Context, id chat.Identity, user, text, key string) (db.Stored, error)
 }
 
 // sendStatus maps a send's error to an HTTP status.
@@ -202,6 +202,8 @@ func sendStatus(err error) int {
 		return http.StatusServiceUnavailable // the disk is full or failing: try again later
 	case errors.Is(err, chat.ErrUnconfirmed):
 		return http.StatusServiceUnavailable // stored or about to be: retry with the same key
+	case errors.As(err, &refusal) && refusal.Code == chat.ErrSignInRequired.Code:
+		return http.StatusUnauthorized
 	case errors.As(err, &refusal):
 		return http.StatusBadRequest
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -19,8 +19,9 @@ const pageSize = 50
 // room is what the chat page needs from the hub: its socket, and the
 // limits the page checks before sending.
 type room interface {
-	ServeWS(w http.ResponseWriter, r *http.Request)
+	ServeWSAs(w http.ResponseWriter, r *http.Request, id chat.Identity)
 	Limits() chat.Limits
+	GuestsMayRead() bool
 }
 
 type latestReader interface {
@@ -35,8 +36,9 @@ type adminChecker interface {
 // handleRoot serves GET /: a WebSocket upgrade goes to the hub, anything
 // else gets the chat page with the newest messages already in its HTML. An
 // admin's page offers to delete messages; admins is nil when there is no
-// admin login.
-func handleRoot(log *slog.Logger, hub room, store latestReader, admins adminChecker, assets *static.Assets) http.Handler {
+// admin login. The socket and the page are the signed-in person's (who);
+// with guests off, a guest's page is the way to sign in.
+func handleRoot(log *slog.Logger, hub room, store latestReader, admins adminChecker, who identifier, assets *static.Assets) http.Handler {
 	page := views.Page{
 		Title:   "NoChat",
 		CSSURL:  assets.URL("style.css"),
@@ -44,8 +46,14 @@ func handleRoot(log *slog.Logger, hub room, store latestReader, admins adminChec
 		IconURL: assets.URL("favicon.svg"),
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := who.Identity(r)
 		if chat.IsUpgrade(r) {
-			hub.ServeWS(w, r)
+			hub.ServeWSAs(w, r, id)
+			return
+		}
+		if id.Guest() && !hub.GuestsMayRead() {
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, r, "/signin", http.StatusSeeOther)
 			return
 		}
 		// One more than a page, to know whether there are older messages:
@@ -63,6 +71,7 @@ func handleRoot(log *slog.Logger, hub room, store latestReader, admins adminChec
 		limits := hub.Limits()
 		p := page
 		p.Admin = admins != nil && admins.Admin(r)
+		p.User, p.SignIn = id.Name, admins != nil
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("Vary", "Cookie") // an admin's page has more controls
 		render(w, r, log, http.StatusOK, views.ChatPage(p, views.Chat{

@@ -66,6 +66,40 @@ func (a *Auth) Person(r *http.Request) (db.Account, db.Session, bool) {
 	return acct, s, true
 }
 
+// Identity is who r speaks for on the chat: the signed-in account, or a
+// guest. Any handler may ask it, also of a nil Auth (no sign-in at all).
+func (a *Auth) Identity(r *http.Request) chat.Identity {
+	acct, _, ok := a.Person(r)
+	if !ok {
+		return chat.Identity{}
+	}
+	return chat.Identity{UserID: acct.ID, Name: acct.Name, Role: acct.Role}
+}
+
+// identifier tells who a request speaks for.
+type identifier interface {
+	Identity(r *http.Request) chat.Identity
+}
+
+// guestReads is what the read routes need to know of the guest policy.
+type guestReads interface {
+	GuestsMayRead() bool
+}
+
+// membersRead lets a request read the room if guests may, or if it is
+// signed in; others get 401. With guests off, the room is for members.
+func membersRead(log *slog.Logger, hub guestReads, who identifier, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hub.GuestsMayRead() && who.Identity(r).Guest() {
+			writeError(w, r, log, http.StatusUnauthorized, errSignInToRead)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+var errSignInToRead = errors.New("sign in to use this chat: it is for its members only (POST /signin)")
+
 // isRetired reports whether the admin password no longer opens anything.
 func (a *Auth) isRetired() bool {
 	a.mu.Lock()

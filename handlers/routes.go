@@ -17,12 +17,13 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	if d.Auth != nil {
 		admins = d.Auth
 	}
-	mux.Handle("GET /{$}", handleRoot(d.Log, d.Hub, d.Store, admins, d.Assets))
-	mux.Handle("GET /discussion/latest/{n}", allowCORS(d.AllowOrigins, handleLatest(d.Log, d.Store)))
-	mux.Handle("GET /discussion", allowCORS(d.AllowOrigins, handleHistory(d.Log, d.Store)))
+	// d.Auth may be nil: its Identity is then always a guest's.
+	mux.Handle("GET /{$}", handleRoot(d.Log, d.Hub, d.Store, admins, d.Auth, d.Assets))
+	mux.Handle("GET /discussion/latest/{n}", allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, handleLatest(d.Log, d.Store))))
+	mux.Handle("GET /discussion", allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, handleHistory(d.Log, d.Store))))
 	send := guardSend(d) // one limit for both ways to send
-	mux.Handle("POST /discussion/{message}", send(handleSendPath(d.Log, d.Hub)))
-	mux.Handle("POST /discussion", send(handleSendJSON(d.Log, d.Hub)))
+	mux.Handle("POST /discussion/{message}", send(handleSendPath(d.Log, d.Hub, d.Auth)))
+	mux.Handle("POST /discussion", send(handleSendJSON(d.Log, d.Hub, d.Auth)))
 	mux.Handle("GET /healthz", handleHealth(d.Log, d.Store))
 	mux.Handle("GET /static/", d.Assets.Handler())
 	if d.Metrics != nil {

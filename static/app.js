@@ -729,7 +729,7 @@
     const n = myName();
     // The server wants 1–32 characters; an empty field means "guest", which
     // the server gives every new connection by default.
-    if (!ready || n === '' || n === nickSent) return;
+    if (!ready || nameInput.readOnly || n === '' || n === nickSent) return;
     if (send('nick', { user: n })) nickSent = n;
   }
 
@@ -902,7 +902,7 @@
     const t = li.querySelector('time');
     if (t) setTime(t, new Date(t.dateTime));
   }
-  nameInput.value = getItem(NAME_KEY) || '';
+  if (!nameInput.readOnly) nameInput.value = getItem(NAME_KEY) || ''; // signed in: the account's
   loadQueue();
   for (const item of queue) {
     const li = buildPending(item);

@@ -17,6 +17,8 @@ type Page struct {
 	JSURL   string // e.g. "/static/app.js?v=abc"
 	IconURL string // "/static/favicon.svg?v=..."
 	Admin   bool   // the reader is a logged-in admin: offer to delete messages
+	User    string // the signed-in reader's account name; "" for a guest
+	SignIn  bool   // NoChat has sign-in: offer it to guests, sign-out to others
 }
 
 // Chat is what the chat page shows besides what every page has.
