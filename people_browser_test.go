@@ -54,6 +54,15 @@ func TestBrowserSetupLinkCreatesTheAdminAndSignsIn(t *testing.T) {
 			t.Fatalf("the signed-in chat page scrolls sideways at %d px", width)
 		}
 	}
+	// The account's own page, from the name in the header.
+	do(t, browser, chromedp.Click(chromedp.CSS("a.account")), chromedp.WaitVisible(chromedp.CSS("ul.sessions")))
+	for _, width := range []int64{390, 1280} {
+		do(t, browser, chromedp.EmulateViewport(width, 800))
+		screenshot(t, browser, fmt.Sprintf("account-%d.png", width))
+		if eval[bool](t, browser, `document.documentElement.scrollWidth > window.innerWidth`) {
+			t.Fatalf("the account page scrolls sideways at %d px", width)
+		}
+	}
 	do(t, browser, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.ID("live")))
 	// The link is spent: opened again, it says so.
 	do(t, browser, chromedp.Navigate(link))

@@ -455,8 +455,8 @@ func TestGuestsSettingAndMembersOnTheSocketAndREST(t *testing.T) {
 		if p := fetch(t, "GET", s.url+"/", "", nil); p.status != http.StatusSeeOther || p.location != "/signin" {
 			t.Fatalf("the page as a guest: %d to %q, want 303 to /signin", p.status, p.location)
 		}
-		if p := fetch(t, "GET", s.url+"/", cookie, nil); p.status != http.StatusOK || !strings.Contains(p.body, "Sign out") {
-			t.Fatalf("the page as Ann: %d, want 200 with Sign out", p.status)
+		if p := fetch(t, "GET", s.url+"/", cookie, nil); p.status != http.StatusOK || !strings.Contains(p.body, `href="/account"`) {
+			t.Fatalf("the page as Ann: %d, want 200 with her account's link", p.status)
 		}
 		if p := fetch(t, "POST", s.url+"/discussion/x", "", url.Values{}); p.status != http.StatusUnauthorized {
 			t.Fatalf("a guest's REST send: %d, want 401", p.status)

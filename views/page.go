@@ -5,6 +5,7 @@ package views
 import (
 	"hash/fnv"
 	"strconv"
+	"strings"
 	"time"
 
 	"nochat/db"
@@ -61,4 +62,32 @@ func userColor(name string) string {
 	h := fnv.New32a()
 	h.Write([]byte(name))
 	return "user c" + strconv.Itoa(int(h.Sum32()%userColors))
+}
+
+// deviceName is a session's user agent as a person names the device: the
+// browser and the system, when the agent says them plainly.
+func deviceName(ua string) string {
+	browser := ""
+	for _, b := range []struct{ token, name string }{{"Edg/", "Edge"}, {"Firefox/", "Firefox"}, {"Chrome/", "Chrome"}, {"Chromium/", "Chromium"}, {"Safari/", "Safari"}, {"curl/", "curl"}} {
+		if strings.Contains(ua, b.token) {
+			browser = b.name
+			break
+		}
+	}
+	system := ""
+	for _, o := range []struct{ token, name string }{{"iPhone", "iPhone"}, {"iPad", "iPad"}, {"Android", "Android"}, {"Windows", "Windows"}, {"Mac OS X", "macOS"}, {"CrOS", "ChromeOS"}, {"Linux", "Linux"}} {
+		if strings.Contains(ua, o.token) {
+			system = o.name
+			break
+		}
+	}
+	switch {
+	case browser != "" && system != "":
+		return browser + " on " + system
+	case browser != "" || system != "":
+		return browser + system
+	case ua == "":
+		return "An unnamed device"
+	}
+	return ua
 }

@@ -1,0 +1,165 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"nochat/chat"
+	"nochat/db"
+	"nochat/views"
+)
+
+// A signed-in person's own page: the sessions of their account (device,
+// last seen), to end one or every other, and their password, whose change
+// ends every other session. Only the account's own sessions can be seen
+// or ended: every query is by account and session id together.
+
+// accountStore is what the account page reads and changes.
+type accountStore interface {
+	SessionsOf(ctx context.Context, accountID int64, now time.Time) ([]db.Session, error)
+	DeleteSessionOf(ctx context.Context, accountID, id int64) error
+	DeleteSessionsOf(ctx context.Context, accountID, keep int64) (int64, error)
+	SetPasswordHash(ctx context.Context, id int64, hash string) error
+}
+
+// requirePerson lets a signed-in request through to next with its
+// account and session; others go to sign in (a page) or get 401.
+func requirePerson(a *Auth, next func(w http.ResponseWriter, r *http.Request, acct db.Account, s db.Session)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		acct, s, ok := a.Person(r)
+		if !ok {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/signin?next=/account", http.StatusSeeOther)
+				return
+			}
+			encode(w, http.StatusUnauthorized, errorBody{Error: "sign in first, at /signin"})
+			return
+		}
+		next(w, r, acct, s)
+	})
+}
+
+// accountPage renders the page with a problem or a note.
+func accountPage(w http.ResponseWriter, r *http.Request, log *slog.Logger, a *Auth, store accountStore, assets views.AdminAssets, acct db.Account, s db.Session, status int, problem, done string) {
+	sessions, err := store.SessionsOf(r.Context(), acct.ID, a.now())
+	if err != nil {
+		writeError(w, r, log, http.StatusInternalServerError, err)
+		return
+	}
+	render(w, r, log, status, views.AccountPage(assets, views.Account{
+		Name: acct.Name, Role: acct.Role, Sessions: sessions, Current: s.ID,
+		Problem: problem, Done: done, MinPassword: minPassword, MaxPassword: maxPassword,
+	}))
+}
+
+// handleAccount serves GET /account to a signed-in person.
+func handleAccount(log *slog.Logger, a *Auth, store accountStore, assets views.AdminAssets) http.Handler {
+	return requirePerson(a, func(w http.ResponseWriter, r *http.Request, acct db.Account, s db.Session) {
+		accountPage(w, r, log, a, store, assets, acct, s, http.StatusOK, "", "")
+	})
+}
+
+// handleEndSession serves POST /account/sessions/{id}/end: it ends one of
+// the person's own sessions (their current one signs them out).
+func handleEndSession(log *slog.Logger, a *Auth, store accountStore, trustProxy bool) http.Handler {
+	return requirePerson(a, func(w http.ResponseWriter, r *http.Request, acct db.Account, s db.Session) {
+		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		if err != nil || id < 1 {
+			writeError(w, r, log, http.StatusBadRequest, errors.New("id must be a session id"))
+			return
+		}
+		switch err := store.DeleteSessionOf(r.Context(), acct.ID, id); {
+		case errors.Is(err, db.ErrNotFound):
+			writeError(w, r, log, http.StatusNotFound, errors.New("no such session of yours: it may have ended already"))
+			return
+		case err != nil:
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
+		if id == s.ID {
+			setPersonCookie(w, r, trustProxy, "", -1)
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		}
+		http.Redirect(w, r, "/account", http.StatusSeeOther)
+	})
+}
+
+// handleEndOtherSessions serves POST /account/sessions/end-others: every
+// session of the person's but this one ends.
+func handleEndOtherSessions(log *slog.Logger, a *Auth, store accountStore) http.Handler {
+	return requirePerson(a, func(w http.ResponseWriter, r *http.Request, acct db.Account, s db.Session) {
+		if _, err := store.DeleteSessionsOf(r.Context(), acct.ID, s.ID); err != nil {
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
+		http.Redirect(w, r, "/account", http.StatusSeeOther)
+	})
+}
+
+// handleChangePassword serves POST /account/password: the current
+// password (checked under the same limits as a sign-in, so a borrowed
+// session cannot guess it faster) and a new one. The change ends every
+// other session of the account.
+func handleChangePassword(log *slog.Logger, a *Auth, store accountStore, hub adminHub, trustProxy bool, assets views.AdminAssets) http.Handler {
+	return requirePerson(a, func(w http.ResponseWriter, r *http.Request, acct db.Account, s db.Session) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		current, next := r.PostFormValue("current"), r.PostFormValue("new")
+		refuse := func(status int, problem string) {
+			accountPage(w, r, log, a, store, assets, acct, s, status, problem, "")
+		}
+		if err := checkPassword(next); err != nil {
+			refuse(http.StatusBadRequest, err.Error())
+			return
+		}
+		now := a.now()
+		if len(current) > 4*maxPassword {
+			refuse(http.StatusBadRequest, "That is not your current password.")
+			return
+		}
+		if !a.tries.allowAt(chat.ClientIP(r, trustProxy), now) || !a.accounts.allowAt(strconv.FormatInt(acct.ID, 10), now) {
+			w.Header().Set("Retry-After", "12")
+			refuse(http.StatusTooManyRequests, "Too many attempts. Wait 12 seconds and try again.")
+			return
+		}
+		if wait := a.gate.try(now); wait > 0 {
+			secs := max(1, int(wait.Round(time.Second)/time.Second))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			refuse(http.StatusTooManyRequests, "Too many attempts. Wait "+strconv.Itoa(secs)+" seconds and try again.")
+			return
+		}
+		ok := bcrypt.CompareHashAndPassword([]byte(acct.PasswordHash), passwordBytes(current)) == nil
+		a.gate.done(ok)
+		if !ok {
+			hub.RecordError(chat.KindBadInput, "wrong current password at a password change", requestSubject(r, trustProxy))
+			refuse(http.StatusUnauthorized, "That is not your current password.")
+			return
+		}
+		hash, err := hashPassword(next)
+		if err != nil {
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
+		if err := store.SetPasswordHash(r.Context(), acct.ID, hash); err != nil {
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
+		n, err := store.DeleteSessionsOf(r.Context(), acct.ID, s.ID)
+		if err != nil {
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
+		done := "Your password is changed."
+		if n > 0 {
+			done += " Your other " + strconv.FormatInt(n, 10) + " sessions are signed out."
+		}
+		accountPage(w, r, log, a, store, assets, acct, s, http.StatusOK, "", done)
+	})
+}

@@ -1,0 +1,150 @@
+package handlers
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"nochat/db"
+)
+
+// signInAs signs in with a user agent and returns the session cookie's
+// value.
+func signInAs(t *testing.T, srv *httptest.Server, name, password, agent string) string {
+	t.Helper()
+	resp := post(t, srv, "/signin", "192.0.2.1", url.Values{"name": {name}, "password": {password}}, map[string]string{"User-Agent": agent})
+	for _, c := range resp.Cookies() {
+		if c.Name == personCookie && c.MaxAge > 0 {
+			return c.Value
+		}
+	}
+	t.Fatalf("signing in as %s: %d and no session", name, resp.StatusCode)
+	return ""
+}
+
+// as sends a request with a session and returns the status, Location
+// and body.
+func as(t *testing.T, srv *httptest.Server, method, path, session string, form url.Values) (int, string, string) {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, srv.URL+path, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if session != "" {
+		req.Header.Set("Cookie", personCookie+"="+session)
+	}
+	resp, err := srv.Client().Transport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Location"), string(b)
+}
+
+var sessionRowRe = regexp.MustCompile(`(?s)<p class="device">(.*?)</p>.*?/account/sessions/(\d+)/end`)
+
+// sessionIDs maps the device names on an account page to their session ids.
+func sessionIDs(page string) map[string]string {
+	ids := map[string]string{}
+	for _, m := range sessionRowRe.FindAllStringSubmatch(page, -1) {
+		device := strings.TrimSpace(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(m[1], " "))
+		ids[strings.Join(strings.Fields(device), " ")] = m[2]
+	}
+	return ids
+}
+
+const (
+	firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+	phone   = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Mobile Safari/537.36"
+)
+
+func TestPeopleSeeAndEndTheirOwnSessionsOnly(t *testing.T) {
+	srv, clock, _ := peopleServer(t, map[string]string{"Ann": db.RoleMember, "Bob": db.RoleMember})
+	laptop := signInAs(t, srv, "Ann", "password of Ann", firefox)
+	mobile := signInAs(t, srv, "Ann", "password of Ann", phone)
+	curl := signInAs(t, srv, "Ann", "password of Ann", "curl/8.5")
+	bob := signInAs(t, srv, "Bob", "password of Bob", firefox)
+
+	status, _, page := as(t, srv, "GET", "/account", laptop, nil)
+	ids := sessionIDs(page)
+	if status != 200 || len(ids) != 3 || ids["Firefox on Linux this device"] == "" || ids["Chrome on Android"] == "" || ids["curl"] == "" {
+		t.Fatalf("Ann's account page: %d, sessions %v; want her three, this one marked", status, ids)
+	}
+	if !strings.Contains(page, "Last seen") {
+		t.Fatal("the page does not say when each session was last seen")
+	}
+
+	t.Run("guests and other people cannot", func(t *testing.T) {
+		if status, loc, _ := as(t, srv, "GET", "/account", "", nil); status != http.StatusSeeOther || loc != "/signin?next=/account" {
+			t.Fatalf("a guest's GET /account: %d to %q, want 303 to sign in", status, loc)
+		}
+		for _, path := range []string{"/account/sessions/" + ids["Chrome on Android"] + "/end", "/account/sessions/end-others", "/account/password"} {
+			if status, _, _ := as(t, srv, "POST", path, "", url.Values{}); status != http.StatusUnauthorized {
+				t.Fatalf("a guest's POST %s: %d, want 401", path, status)
+			}
+		}
+		if status, _, _ := as(t, srv, "POST", "/account/sessions/"+ids["Chrome on Android"]+"/end", bob, url.Values{}); status != http.StatusNotFound {
+			t.Fatalf("Bob ending Ann's session: %d, want 404", status)
+		}
+		cross := post(t, srv, "/account/sessions/end-others", "192.0.2.1", url.Values{}, map[string]string{"Cookie": personCookie + "=" + laptop, "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"})
+		if cross.StatusCode != http.StatusForbidden {
+			t.Fatalf("another site ending Ann's sessions: %d, want 403", cross.StatusCode)
+		}
+		if status, _, _ := as(t, srv, "GET", "/account", mobile, nil); status != 200 {
+			t.Fatalf("Ann's phone after those attempts: %d, want 200", status)
+		}
+	})
+
+	t.Run("sign out one", func(t *testing.T) {
+		if status, loc, _ := as(t, srv, "POST", "/account/sessions/"+ids["Chrome on Android"]+"/end", laptop, url.Values{}); status != http.StatusSeeOther || loc != "/account" {
+			t.Fatalf("ending the phone's session: %d to %q", status, loc)
+		}
+		if status, _, _ := as(t, srv, "GET", "/account", mobile, nil); status != http.StatusSeeOther {
+			t.Fatalf("the ended phone session: %d, want 303 to sign in", status)
+		}
+	})
+
+	t.Run("changing the password ends the other sessions", func(t *testing.T) {
+		for form, want := range map[string]int{"wrong current": http.StatusUnauthorized, "short new": http.StatusBadRequest} {
+			current, next := "password of Ann", "short"
+			if form == "wrong current" {
+				current, next = "not it", "a long new password"
+			}
+			if status, _, _ := as(t, srv, "POST", "/account/password", laptop, url.Values{"current": {current}, "new": {next}}); status != want {
+				t.Fatalf("%s: %d, want %d", form, status, want)
+			}
+		}
+		clock.add(time.Minute) // past the account's limit
+		status, _, page := as(t, srv, "POST", "/account/password", laptop, url.Values{"current": {"password of Ann"}, "new": {"a long new password"}})
+		if status != 200 || !strings.Contains(page, "other 1 sessions are signed out") {
+			t.Fatalf("the change: %d, want 200 saying the other session ended", status)
+		}
+		if status, _, _ := as(t, srv, "GET", "/account", curl, nil); status != http.StatusSeeOther {
+			t.Fatalf("the other session after the change: %d, want 303 to sign in", status)
+		}
+		if status, _, _ := as(t, srv, "GET", "/account", laptop, nil); status != 200 {
+			t.Fatalf("this session after the change: %d, want 200", status)
+		}
+		if status, _, _ := as(t, srv, "GET", "/account", bob, nil); status != 200 {
+			t.Fatalf("Bob after Ann's change: %d, want 200", status)
+		}
+		clock.add(time.Minute)
+		if got := signIn(t, srv, "192.0.2.2", "Ann", "password of Ann"); got != http.StatusUnauthorized {
+			t.Fatalf("the old password: %d, want 401", got)
+		}
+		clock.add(time.Minute)
+		if got := signIn(t, srv, "192.0.2.3", "Ann", "a long new password"); got != http.StatusSeeOther {
+			t.Fatalf("the new password: %d, want 303", got)
+		}
+	})
+}
