@@ -8,6 +8,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
+
 	"nochat/db"
 )
 
@@ -206,6 +208,39 @@ func FuzzEncodeMessageRoundTrips(f *testing.F) {
 		}
 		if string(fr.echo) != text {
 			t.Fatalf("echo frame %q, want %q", fr.echo, text)
+		}
+	})
+}
+
+// NameKey never panics, refuses only with bad_name, and gives one key to
+// the spellings of a name: its key is itself a spelling of the name (the
+// key of a key is the key), and composing, decomposing or compatibility
+// mapping the name does not change its key.
+func FuzzNameKey(f *testing.F) {
+	for _, s := range []string{
+		"Ann", "ann", "\u0410nn", "A\u200Bnn", "\u202Enna", "b0b", "BOB", "Zoë", "Zoe\u0308",
+		"ΟΣ", "Straße", "Ａｎｎ", "李小龍", "Ann ❤\ufe0f", "Ann 👩\u200D💻", "ǅ", "m", "rn", "", " ", "\xff",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		key, err := NameKey(s)
+		if err != nil {
+			if r, ok := err.(*Refusal); !ok || r.Code != "bad_name" || r.Text == "" {
+				t.Fatalf("%q: error %v, want a bad_name refusal", s, err)
+			}
+			return
+		}
+		if key == "" {
+			t.Fatalf("%q: empty key without a refusal", s)
+		}
+		if again, err := NameKey(key); err == nil && again != key {
+			t.Fatalf("%q: key %q has key %q: not idempotent", s, key, again)
+		}
+		for form, spelling := range map[string]string{"NFC": norm.NFC.String(s), "NFD": norm.NFD.String(s), "NFKC": norm.NFKC.String(s)} {
+			if k, err := NameKey(spelling); err == nil && k != key {
+				t.Fatalf("%q: key %q, but its %s %q has key %q", s, key, form, spelling, k)
+			}
 		}
 	})
 }
