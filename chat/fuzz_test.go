@@ -151,6 +151,7 @@ func FuzzCleanName(f *testing.F) {
 	for _, s := range []string{
 		"ann", "  Zoë \t the\n great ", "a\x00nn", "\x00", "", "<b>bob</b>", "\xff",
 		strings.Repeat("é", 32), strings.Repeat("é", 33), "a\u00a0\u2003b", "guest",
+		"A\u200Bnn", "\u202Enna", "ann ❤\ufe0f", "a\ufe0fnn",
 	} {
 		f.Add(s)
 	}
@@ -161,13 +162,17 @@ func FuzzCleanName(f *testing.F) {
 			if r, ok := err.(*Refusal); !ok || r.Code != "bad_name" {
 				t.Fatalf("%q: error %v, want a bad_name refusal", s, err)
 			}
-			if utf8.ValidString(s) && utf8.RuneCountInString(s) <= limit {
-				t.Fatalf("%q (valid, %d characters) refused", s, utf8.RuneCountInString(s))
+			_, invisibleAt := invisibleInName(s)
+			if utf8.ValidString(s) && utf8.RuneCountInString(s) <= limit && invisibleAt < 0 {
+				t.Fatalf("%q (valid, %d characters, all visible) refused: %v", s, utf8.RuneCountInString(s), err)
 			}
 			return
 		}
 		if !utf8.ValidString(out) || out == "" || utf8.RuneCountInString(out) > limit {
 			t.Fatalf("%q cleaned to %q", s, out)
+		}
+		if r, i := invisibleInName(out); i >= 0 {
+			t.Fatalf("%q cleaned to %q, which keeps invisible character %U", s, out, r)
 		}
 		for i, r := range out {
 			if unicode.IsControl(r) {
