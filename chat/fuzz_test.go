@@ -8,6 +8,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
+
 	"nochat/db"
 )
 
@@ -149,6 +151,7 @@ func FuzzCleanName(f *testing.F) {
 	for _, s := range []string{
 		"ann", "  Zoë \t the\n great ", "a\x00nn", "\x00", "", "<b>bob</b>", "\xff",
 		strings.Repeat("é", 32), strings.Repeat("é", 33), "a\u00a0\u2003b", "guest",
+		"A\u200Bnn", "\u202Enna", "ann ❤\ufe0f", "a\ufe0fnn",
 	} {
 		f.Add(s)
 	}
@@ -159,13 +162,17 @@ func FuzzCleanName(f *testing.F) {
 			if r, ok := err.(*Refusal); !ok || r.Code != "bad_name" {
 				t.Fatalf("%q: error %v, want a bad_name refusal", s, err)
 			}
-			if utf8.ValidString(s) && utf8.RuneCountInString(s) <= limit {
-				t.Fatalf("%q (valid, %d characters) refused", s, utf8.RuneCountInString(s))
+			_, invisibleAt := invisibleInName(s)
+			if utf8.ValidString(s) && utf8.RuneCountInString(s) <= limit && invisibleAt < 0 {
+				t.Fatalf("%q (valid, %d characters, all visible) refused: %v", s, utf8.RuneCountInString(s), err)
 			}
 			return
 		}
 		if !utf8.ValidString(out) || out == "" || utf8.RuneCountInString(out) > limit {
 			t.Fatalf("%q cleaned to %q", s, out)
+		}
+		if r, i := invisibleInName(out); i >= 0 {
+			t.Fatalf("%q cleaned to %q, which keeps invisible character %U", s, out, r)
 		}
 		for i, r := range out {
 			if unicode.IsControl(r) {
@@ -206,6 +213,39 @@ func FuzzEncodeMessageRoundTrips(f *testing.F) {
 		}
 		if string(fr.echo) != text {
 			t.Fatalf("echo frame %q, want %q", fr.echo, text)
+		}
+	})
+}
+
+// NameKey never panics, refuses only with bad_name, and gives one key to
+// the spellings of a name: its key is itself a spelling of the name (the
+// key of a key is the key), and composing, decomposing or compatibility
+// mapping the name does not change its key.
+func FuzzNameKey(f *testing.F) {
+	for _, s := range []string{
+		"Ann", "ann", "\u0410nn", "A\u200Bnn", "\u202Enna", "b0b", "BOB", "Zoë", "Zoe\u0308",
+		"ΟΣ", "Straße", "Ａｎｎ", "李小龍", "Ann ❤\ufe0f", "Ann 👩\u200D💻", "ǅ", "m", "rn", "", " ", "\xff",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		key, err := NameKey(s)
+		if err != nil {
+			if r, ok := err.(*Refusal); !ok || r.Code != "bad_name" || r.Text == "" {
+				t.Fatalf("%q: error %v, want a bad_name refusal", s, err)
+			}
+			return
+		}
+		if key == "" {
+			t.Fatalf("%q: empty key without a refusal", s)
+		}
+		if again, err := NameKey(key); err == nil && again != key {
+			t.Fatalf("%q: key %q has key %q: not idempotent", s, key, again)
+		}
+		for form, spelling := range map[string]string{"NFC": norm.NFC.String(s), "NFD": norm.NFD.String(s), "NFKC": norm.NFKC.String(s)} {
+			if k, err := NameKey(spelling); err == nil && k != key {
+				t.Fatalf("%q: key %q, but its %s %q has key %q", s, key, form, spelling, k)
+			}
 		}
 	})
 }

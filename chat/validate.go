@@ -82,10 +82,16 @@ func cleanMessage(s string, limit int) (string, error) {
 
 // cleanName normalises a user name: control characters removed, runs of
 // whitespace collapsed to one space, trimmed. An empty name is the default
-// user; a name over limit characters is refused.
+// user; a name over limit characters is refused, and so is a name with an
+// invisible or bidi control character (see invisibleInName): those are
+// refused, not removed, so that nobody is silently given a name other than
+// the one they typed, and "A\u200Bnn" can never pass for "Ann".
 func cleanName(s string, limit int) (string, error) {
 	if !utf8.ValidString(s) {
 		return "", errNameUTF8
+	}
+	if r, i := invisibleInName(s); i >= 0 {
+		return "", errInvisibleInName(r)
 	}
 	// Control characters are removed, not taken for spaces: "a\x00nn" is
 	// "ann", as in messages. Tab, newline and CR are both; they are spaces.

@@ -1,0 +1,182 @@
+package chat
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"go.mau.fi/util/confusable"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/secure/precis"
+)
+
+// NameKey is the comparison key of a display name that cleanName has
+// already cleaned: two names with the same key mean one person, however they
+// are spelt. "Ann", "ann", "Аnn" (Cyrillic А), "Ａｎｎ" (full width) and
+// "Zoë" composed or decomposed compare equal to their plain spellings. The
+// key is for comparing and indexing only, never for display (it mixes
+// scripts and may hold capitals: see below).
+//
+// It refuses, with a bad_name *Refusal, names that hold invisible or bidi
+// control characters (see invisibleInName; the message names the character
+// as U+XXXX) and names the PRECIS Nickname profile refuses (unassigned code
+// points, control characters, empty names). For a name refused only for
+// invisible characters it still returns the key of the name without them,
+// so "A\u200Bnn" keys as "Ann" does: a caller holding such a name from
+// before the refusal (an old message) can still tell whose it is.
+//
+// The key is built in three steps:
+//
+//  1. precis.Nickname (RFC 8266) in its comparison form: NFKC (so full-width
+//     and compatibility letters are plain letters), non-ASCII spaces mapped,
+//     runs of spaces collapsed, trimmed, lower-cased. Nickname rather than
+//     UsernameCaseMapped because display names have spaces, punctuation and
+//     emoji, all of which the username profiles refuse.
+//  2. Full Unicode case folding (cases.Fold): Nickname lower-cases in
+//     context, so "ΟΣ" lower-cases to "ος" but "οσ" stays "οσ"; folding
+//     makes ς σ and ß ss, so spellings that differ only in case agree.
+//  3. The UTS #39 confusables skeleton (go.mau.fi/util/confusable, generated
+//     from Unicode 17.0's confusables.txt and kept current by the mautrix
+//     project; github.com/mtibben/confusables, the other Go one, stopped at
+//     Unicode 13.0 in 2021): NFD, each character mapped to its prototype,
+//     NFD again, so Cyrillic "а" and Latin "a" are one letter.
+//
+// Steps 1–3 are repeated until the key no longer changes (at most
+// maxKeyRounds times), which makes a key a name with itself as key. That
+// matters because the skeleton maps some characters to capitals: UTS #39
+// maps digit 0 to capital O and digit 1 to l, so one round turns "b0b" into
+// "bOb", and the next folds that to "bob". Hence "b0b", "B0B" and "BOB" are
+// all "bob": a 0 for an O is exactly the look-alike spelling the key is
+// meant to catch. Likewise "m" and "rn", and "1van" and "lvan", are one name.
+//
+// A key depends on the Unicode tables of x/text and of the confusables
+// package: a store that keeps keys should recompute them from the names
+// when those modules are upgraded, rather than trust old ones.
+func NameKey(name string) (string, error) {
+	var refusal error
+	if r, i := invisibleInName(name); i >= 0 {
+		refusal = errInvisibleInName(r)
+	}
+	// Dropped whether refused or not: the presentation selectors allowed
+	// after symbols are ignorable to PRECIS, which would refuse them.
+	name = strings.Map(func(r rune) rune {
+		if unicode.Is(invisible, r) {
+			return -1
+		}
+		return r
+	}, name)
+	key, err := nameKeyRound(name)
+	if err != nil {
+		return "", &Refusal{"bad_name", "name " + err.Error()}
+	}
+	for range maxKeyRounds {
+		next, err := nameKeyRound(key)
+		if err != nil || next == key {
+			// A skeleton PRECIS refuses cannot be taken further; it is
+			// still the same key for every spelling that reached it.
+			break
+		}
+		key = next
+	}
+	return key, refusal
+}
+
+// maxKeyRounds bounds the repetition in NameKey. Each round can only map
+// look-alikes to prototypes and capitals to small letters, so keys settle
+// in two or three rounds; the bound is there so a bad table cannot loop.
+const maxKeyRounds = 8
+
+// nameKeyRound is one round of NameKey's steps 1–3. Its error says why in
+// words that follow "name ".
+func nameKeyRound(name string) (string, error) {
+	k, err := precis.Nickname.CompareKey(name)
+	if err != nil {
+		return "", nameRefusedByPRECIS(name)
+	}
+	return confusable.Skeleton(cases.Fold().String(k)), nil
+}
+
+// nameRefusedByPRECIS says why PRECIS refused a name: which character, when
+// one is to blame, found by checking each on its own.
+func nameRefusedByPRECIS(name string) error {
+	if strings.TrimSpace(name) == "" {
+		return errors.New("is empty")
+	}
+	for _, r := range name {
+		if r == ' ' {
+			continue
+		}
+		if _, err := precis.Nickname.String(string(r)); err != nil && !unicode.Is(unicode.Mn, r) && !unicode.Is(unicode.Me, r) {
+			return fmt.Errorf("may not contain %U: it is unassigned, a control or not allowed in names", r)
+		}
+	}
+	return errors.New("is not allowed: it has characters that cannot be compared safely")
+}
+
+// invisible is the set of characters refused in names because they cannot
+// be seen or turn the text around it: Unicode's Default_Ignorable_Code_Point
+// (DerivedCoreProperties.txt, Unicode 16), which holds the zero-width
+// characters, the bidi controls (U+061C, U+200E–U+200F, U+202A–U+202E,
+// U+2066–U+2069), the soft hyphen, the Hangul fillers, variation selectors
+// and tag characters; and the braille blank. With them one name can be written in many ways that
+// look the same ("A\u200Bnn"), or be drawn backwards ("\u202Enna").
+var invisible = &unicode.RangeTable{
+	R16: []unicode.Range16{
+		{0x00AD, 0x00AD, 1}, // soft hyphen
+		{0x034F, 0x034F, 1}, // combining grapheme joiner
+		{0x061C, 0x061C, 1}, // Arabic letter mark
+		{0x115F, 0x1160, 1}, // Hangul choseong and jungseong fillers
+		{0x17B4, 0x17B5, 1}, // Khmer inherent vowels
+		{0x180B, 0x180F, 1}, // Mongolian variation selectors and vowel separator
+		{0x200B, 0x200F, 1}, // zero width space, (non-)joiner, LRM, RLM
+		{0x202A, 0x202E, 1}, // bidi embeddings and overrides
+		{0x2060, 0x206F, 1}, // word joiner, invisible operators, bidi isolates, deprecated format controls
+		{0x2800, 0x2800, 1}, // braille pattern blank: not ignorable, but a blank the width of a letter
+		{0x3164, 0x3164, 1}, // Hangul filler
+		{0xFE00, 0xFE0F, 1}, // variation selectors (see invisibleInName for emoji)
+		{0xFEFF, 0xFEFF, 1}, // zero width no-break space (BOM)
+		{0xFFA0, 0xFFA0, 1}, // half-width Hangul filler
+		{0xFFF0, 0xFFF8, 1}, // unassigned, reserved as ignorable
+	},
+	R32: []unicode.Range32{
+		{0x1BCA0, 0x1BCA3, 1}, // shorthand format controls
+		{0x1D173, 0x1D17A, 1}, // musical symbol format controls
+		{0xE0000, 0xE0FFF, 1}, // tags and variation selectors supplement
+	},
+}
+
+// invisibleInName returns the first character of name that invisible holds
+// and its byte offset, or -1. U+FE0E and U+FE0F (text and emoji
+// presentation) right after a symbol are let through: phones put them after
+// many emoji ("❤️"), where they choose how the symbol is drawn and hide
+// nothing. NameKey drops them, so "❤️" and "❤" are one name.
+func invisibleInName(name string) (rune, int) {
+	prev := rune(-1)
+	for i, r := range name {
+		if unicode.Is(invisible, r) && !(isPresentationSelector(r) && prev >= 0 && unicode.IsSymbol(prev)) {
+			return r, i
+		}
+		prev = r
+	}
+	return 0, -1
+}
+
+func isPresentationSelector(r rune) bool { return r == 0xFE0E || r == 0xFE0F }
+
+// errInvisibleInName refuses a name for an invisible or bidi character,
+// naming it so the person can find it.
+func errInvisibleInName(r rune) *Refusal {
+	what := "an invisible character"
+	switch {
+	case r == 0x061C || r == 0x200E || r == 0x200F || (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069):
+		what = "a bidi control, which turns text around"
+	case r == 0x200B || r == 0x200C || r == 0x200D || r == 0x2060 || r == 0xFEFF:
+		what = "a zero-width character"
+	case r >= 0xE0000:
+		what = "an invisible tag or variation selector"
+	case r >= 0xFE00 && r <= 0xFE0F:
+		what = "a variation selector not after a symbol"
+	}
+	return &Refusal{"bad_name", fmt.Sprintf("name may not contain %U (%s): names are compared as people see them", r, what)}
+}
