@@ -328,9 +328,11 @@ func TestGuestsSettingAndMembersOnTheSocketAndREST(t *testing.T) {
 			t.Fatalf("echo: %q %v", b, err)
 		}
 		// ?user=, nick and REST all compare names as accounts do.
-		_, resp, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(socketURL(s, "?user=ANN"), nil)
-		if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
-			t.Fatalf("a guest socket as ?user=ANN: %v, want 400", err)
+		for _, name := range []string{"ANN", "\u0410nn" /* Cyrillic А */, "\uff41\uff4e\uff4e" /* full width */} {
+			_, resp, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(socketURL(s, "?user="+url.QueryEscape(name)), nil)
+			if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("a guest socket as ?user=%q: %v, want 400", name, err)
+			}
 		}
 		guest, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(socketURL(s, ""), nil)
 		if err != nil {
