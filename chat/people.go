@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/gorilla/websocket"
 
 	"nochat/db"
 )
@@ -41,6 +44,9 @@ type Identity struct {
 	UserID int64  // the account; 0 for a guest
 	Name   string // the account's name; "" for a guest
 	Role   string // the account's role (db.RoleAdmin, ...); "" for a guest
+	// Session is the sign-in session the request came with, so that
+	// ending it can close its sockets (EndSessions); 0 for none.
+	Session int64
 }
 
 // Guest reports whether the identity has no account.
@@ -117,4 +123,26 @@ func (h *Hub) mayGuestSend() error {
 		return errGuestsOff
 	}
 	return nil
+}
+
+// closeSignedOut is the close frame of a socket whose sign-in ended.
+const closeSignedOut = "signed out: sign in again to go on"
+
+// EndSessions closes, at once, every socket opened under one of the given
+// sign-in sessions (Identity.Session): a person who signs a device out
+// expects its open page to stop too. It reports how many it closed.
+func (h *Hub) EndSessions(sessions ...int64) int {
+	if len(sessions) == 0 {
+		return 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for c := range h.clients {
+		if c.session != 0 && slices.Contains(sessions, c.session) {
+			c.closeWith(websocket.ClosePolicyViolation, closeSignedOut)
+			n++
+		}
+	}
+	return n
 }

@@ -143,7 +143,7 @@ func (h *Hub) ServeWSAs(w http.ResponseWriter, r *http.Request, id Identity) {
 	}()
 
 	c := newClient(proto, user, ip, r.UserAgent(), after)
-	c.userID, c.role = id.UserID, id.Role
+	c.userID, c.role, c.session = id.UserID, id.Role, id.Session
 	c.controlLimit = h.controlLimit
 	if h.opts.MsgRate > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(h.opts.MsgRate), h.opts.MsgBurst)

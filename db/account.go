@@ -188,14 +188,25 @@ func (s *Store) DeleteSessionOf(ctx context.Context, accountID, id int64) error 
 }
 
 // DeleteSessionsOf ends every session of an account but the one with id
-// keep (0 to end them all), and reports how many it ended.
-func (s *Store) DeleteSessionsOf(ctx context.Context, accountID, keep int64) (int64, error) {
-	res, err := s.write.ExecContext(ctx, "DELETE FROM sessions WHERE kind = ? AND account_id = ? AND id != ?", SessionAccount, accountID, keep)
+// keep (0 to end them all), and returns the ids of those it ended.
+func (s *Store) DeleteSessionsOf(ctx context.Context, accountID, keep int64) ([]int64, error) {
+	rows, err := s.write.QueryContext(ctx, "DELETE FROM sessions WHERE kind = ? AND account_id = ? AND id != ? RETURNING id", SessionAccount, accountID, keep)
 	if err != nil {
-		return 0, fmt.Errorf("end sessions of %d: %w", accountID, err)
+		return nil, fmt.Errorf("end sessions of %d: %w", accountID, err)
 	}
-	n, _ := res.RowsAffected()
-	return n, nil
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("end sessions of %d: %w", accountID, err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("end sessions of %d: %w", accountID, err)
+	}
+	return ids, nil
 }
 
 // CreateAccount stores a new account; ErrNameTaken if its name key is

@@ -24,8 +24,13 @@ import (
 type accountStore interface {
 	SessionsOf(ctx context.Context, accountID int64, now time.Time) ([]db.Session, error)
 	DeleteSessionOf(ctx context.Context, accountID, id int64) error
-	DeleteSessionsOf(ctx context.Context, accountID, keep int64) (int64, error)
+	DeleteSessionsOf(ctx context.Context, accountID, keep int64) ([]int64, error)
 	SetPasswordHash(ctx context.Context, id int64, hash string) error
+}
+
+// sessionCloser closes the sockets opened under sign-in sessions.
+type sessionCloser interface {
+	EndSessions(sessions ...int64) int
 }
 
 // requirePerson lets a signed-in request through to next with its
@@ -68,7 +73,7 @@ func handleAccount(log *slog.Logger, a *Auth, store accountStore, assets views.A
 
 // handleEndSession serves POST /account/sessions/{id}/end: it ends one of
 // the person's own sessions (their current one signs them out).
-func handleEndSession(log *slog.Logger, a *Auth, store accountStore, trustProxy bool) http.Handler {
+func handleEndSession(log *slog.Logger, a *Auth, store accountStore, hub sessionCloser, trustProxy bool) http.Handler {
 	return requirePerson(a, func(w http.ResponseWriter, r *http.Request, acct db.Account, s db.Session) {
 		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 		if err != nil || id < 1 {
@@ -83,6 +88,7 @@ func handleEndSession(log *slog.Logger, a *Auth, store accountStore, trustProxy 
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
 		}
+		hub.EndSessions(id)
 		if id == s.ID {
 			setPersonCookie(w, r, trustProxy, "", -1)
 			http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -94,12 +100,14 @@ func handleEndSession(log *slog.Logger, a *Auth, store accountStore, trustProxy 
 
 // handleEndOtherSessions serves POST /account/sessions/end-others: every
 // session of the person's but this one ends.
-func handleEndOtherSessions(log *slog.Logger, a *Auth, store accountStore) http.Handler {
+func handleEndOtherSessions(log *slog.Logger, a *Auth, store accountStore, hub sessionCloser) http.Handler {
 	return requirePerson(a, func(w http.ResponseWriter, r *http.Request, acct db.Account, s db.Session) {
-		if _, err := store.DeleteSessionsOf(r.Context(), acct.ID, s.ID); err != nil {
+		ended, err := store.DeleteSessionsOf(r.Context(), acct.ID, s.ID)
+		if err != nil {
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
 		}
+		hub.EndSessions(ended...)
 		http.Redirect(w, r, "/account", http.StatusSeeOther)
 	})
 }
@@ -108,7 +116,10 @@ func handleEndOtherSessions(log *slog.Logger, a *Auth, store accountStore) http.
 // password (checked under the same limits as a sign-in, so a borrowed
 // session cannot guess it faster) and a new one. The change ends every
 // other session of the account.
-func handleChangePassword(log *slog.Logger, a *Auth, store accountStore, hub adminHub, trustProxy bool, assets views.AdminAssets) http.Handler {
+func handleChangePassword(log *slog.Logger, a *Auth, store accountStore, hub interface {
+	adminHub
+	sessionCloser
+}, trustProxy bool, assets views.AdminAssets) http.Handler {
 	return requirePerson(a, func(w http.ResponseWriter, r *http.Request, acct db.Account, s db.Session) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		current, next := r.PostFormValue("current"), r.PostFormValue("new")
@@ -151,14 +162,15 @@ func handleChangePassword(log *slog.Logger, a *Auth, store accountStore, hub adm
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
 		}
-		n, err := store.DeleteSessionsOf(r.Context(), acct.ID, s.ID)
+		ended, err := store.DeleteSessionsOf(r.Context(), acct.ID, s.ID)
 		if err != nil {
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
 		}
+		hub.EndSessions(ended...)
 		done := "Your password is changed."
-		if n > 0 {
-			done += " Your other " + strconv.FormatInt(n, 10) + " sessions are signed out."
+		if len(ended) > 0 {
+			done += " Your other " + strconv.Itoa(len(ended)) + " sessions are signed out."
 		}
 		accountPage(w, r, log, a, store, assets, acct, s, http.StatusOK, "", done)
 	})

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"nochat/db"
 )
@@ -49,6 +52,37 @@ func as(t *testing.T, srv *httptest.Server, method, path, session string, form u
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header.Get("Location"), string(b)
+}
+
+// openSocket opens the chat page's socket with a session, as the page does.
+func openSocket(t *testing.T, srv *httptest.Server, session string) *websocket.Conn {
+	t.Helper()
+	h := http.Header{"Cookie": {personCookie + "=" + session}, "Origin": {srv.URL}}
+	c, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// closedSignedOut reads c until it closes, and fails unless it was closed
+// as signed out.
+func closedSignedOut(t *testing.T, c *websocket.Conn, what string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for range 100 {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation || !strings.Contains(ce.Text, "signed out") {
+			t.Fatalf("%s: %v, want a close 1008 saying signed out", what, err)
+		}
+		return
+	}
+	t.Fatalf("%s: still open after 100 frames", what)
 }
 
 var sessionRowRe = regexp.MustCompile(`(?s)<p class="device">(.*?)</p>.*?/account/sessions/(\d+)/end`)
@@ -106,12 +140,14 @@ func TestPeopleSeeAndEndTheirOwnSessionsOnly(t *testing.T) {
 	})
 
 	t.Run("sign out one", func(t *testing.T) {
+		phoneSocket := openSocket(t, srv, mobile)
 		if status, loc, _ := as(t, srv, "POST", "/account/sessions/"+ids["Chrome on Android"]+"/end", laptop, url.Values{}); status != http.StatusSeeOther || loc != "/account" {
 			t.Fatalf("ending the phone's session: %d to %q", status, loc)
 		}
 		if status, _, _ := as(t, srv, "GET", "/account", mobile, nil); status != http.StatusSeeOther {
 			t.Fatalf("the ended phone session: %d, want 303 to sign in", status)
 		}
+		closedSignedOut(t, phoneSocket, "the phone's open page")
 	})
 
 	t.Run("changing the password ends the other sessions", func(t *testing.T) {
@@ -125,12 +161,26 @@ func TestPeopleSeeAndEndTheirOwnSessionsOnly(t *testing.T) {
 			}
 		}
 		clock.add(time.Minute) // past the account's limit
+		curlSocket, laptopSocket := openSocket(t, srv, curl), openSocket(t, srv, laptop)
 		status, _, page := as(t, srv, "POST", "/account/password", laptop, url.Values{"current": {"password of Ann"}, "new": {"a long new password"}})
 		if status != 200 || !strings.Contains(page, "other 1 sessions are signed out") {
 			t.Fatalf("the change: %d, want 200 saying the other session ended", status)
 		}
 		if status, _, _ := as(t, srv, "GET", "/account", curl, nil); status != http.StatusSeeOther {
 			t.Fatalf("the other session after the change: %d, want 303 to sign in", status)
+		}
+		closedSignedOut(t, curlSocket, "the other session's open socket")
+		// This device's socket goes on: a send is acknowledged.
+		laptopSocket.WriteJSON(map[string]any{"type": "send", "data": map[string]any{"message": "still here", "cid": "k1"}})
+		laptopSocket.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for i := 0; ; i++ {
+			var f struct{ Type string }
+			if err := laptopSocket.ReadJSON(&f); err != nil || i > 50 {
+				t.Fatalf("this device's socket after the change: %v, want an ack", err)
+			}
+			if f.Type == "ack" {
+				break
+			}
 		}
 		if status, _, _ := as(t, srv, "GET", "/account", laptop, nil); status != 200 {
 			t.Fatalf("this session after the change: %d, want 200", status)
@@ -146,5 +196,13 @@ func TestPeopleSeeAndEndTheirOwnSessionsOnly(t *testing.T) {
 		if got := signIn(t, srv, "192.0.2.3", "Ann", "a long new password"); got != http.StatusSeeOther {
 			t.Fatalf("the new password: %d, want 303", got)
 		}
+	})
+
+	t.Run("signing out closes this device's open pages", func(t *testing.T) {
+		socket := openSocket(t, srv, laptop)
+		if status, loc, _ := as(t, srv, "POST", "/signout", laptop, url.Values{}); status != http.StatusSeeOther || loc != "/" {
+			t.Fatalf("sign out: %d to %q, want 303 to /", status, loc)
+		}
+		closedSignedOut(t, socket, "the signed-out device's socket")
 	})
 }

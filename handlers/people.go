@@ -69,11 +69,11 @@ func (a *Auth) Person(r *http.Request) (db.Account, db.Session, bool) {
 // Identity is who r speaks for on the chat: the signed-in account, or a
 // guest. Any handler may ask it, also of a nil Auth (no sign-in at all).
 func (a *Auth) Identity(r *http.Request) chat.Identity {
-	acct, _, ok := a.Person(r)
+	acct, s, ok := a.Person(r)
 	if !ok {
 		return chat.Identity{}
 	}
-	return chat.Identity{UserID: acct.ID, Name: acct.Name, Role: acct.Role}
+	return chat.Identity{UserID: acct.ID, Name: acct.Name, Role: acct.Role, Session: s.ID}
 }
 
 // identifier tells who a request speaks for.
@@ -444,12 +444,17 @@ func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, t
 // handleSignOut serves POST /signout: it ends the request's session, if it
 // has a live one; anyone may call it, and without a session it only clears
 // the cookie.
-func handleSignOut(log *slog.Logger, a *Auth, trustProxy bool) http.Handler {
+func handleSignOut(log *slog.Logger, a *Auth, hub sessionCloser, trustProxy bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer http.Redirect(w, r, "/", http.StatusSeeOther)
 		setPersonCookie(w, r, trustProxy, "", -1)
+		_, s, signedIn := a.Person(r)
 		if err := a.endSessionIn(r, personCookie); err != nil {
 			log.Error("sign out", "err", err)
+			return
+		}
+		if signedIn {
+			hub.EndSessions(s.ID) // the device's other open pages stop too
 		}
 	})
 }
