@@ -135,8 +135,10 @@ func NewAuth(ctx context.Context, store authStore, password string, log *slog.Lo
 		if password != "" {
 			log.Warn("-admin-password is not used: admin accounts exist, and admins sign in at /signin with their own")
 		}
+		// Deleting what the retired password left only tidies: a start
+		// on a full disk must not stop at it.
 		if err := a.retire(ctx); err != nil {
-			return nil, err
+			log.Warn("removing the retired admin password", "err", err)
 		}
 		return a, nil
 	}
