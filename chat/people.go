@@ -90,9 +90,6 @@ var errMembersName = &Refusal{"bad_name", "that name belongs to a member: pick a
 // errAccountName refuses a member a name other than their account's.
 var errAccountName = &Refusal{"bad_name", "signed in, you write under your account's name"}
 
-// GuestPolicy returns what guests may do here.
-func (h *Hub) GuestPolicy() Guests { return h.opts.Guests }
-
 // GuestsMayRead reports whether people without an account may read.
 func (h *Hub) GuestsMayRead() bool { return h.opts.Guests != GuestsOff }
 
