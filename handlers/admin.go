@@ -27,7 +27,7 @@ type adminHub interface {
 	Disconnect(id, reason string) error
 	Delete(ctx context.Context, id int64) error
 	ClearErrors(ctx context.Context) error
-	RecordError(kind, detail, subject string)
+	RecordErrorAt(kind, place, detail, subject string)
 }
 
 // adminStore is what the dashboard reads from the database.
@@ -231,7 +231,7 @@ func handleLogin(log *slog.Logger, a *Auth, hub adminHub, trustProxy bool, asset
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		tooMany := func(wait time.Duration) {
-			hub.RecordError(chat.KindRateLimited, "too many admin login attempts", requestSubject(r, trustProxy))
+			hub.RecordErrorAt(chat.KindRateLimited, placeLogin, "too many admin login attempts", requestSubject(r, trustProxy))
 			secs := int(wait.Round(time.Second) / time.Second)
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, secs)))
 			render(w, r, log, http.StatusTooManyRequests, views.LoginPage(assets, fmt.Sprintf("Too many attempts. Wait %d seconds and try again.", max(1, secs))))
@@ -251,7 +251,7 @@ func handleLogin(log *slog.Logger, a *Auth, hub adminHub, trustProxy bool, asset
 		ok := a.check(r.Context(), password)
 		a.gate.done(ok)
 		if !ok {
-			hub.RecordError(chat.KindBadInput, "wrong admin password", requestSubject(r, trustProxy))
+			hub.RecordErrorAt(chat.KindBadInput, placeLogin, "wrong admin password", requestSubject(r, trustProxy))
 			render(w, r, log, http.StatusUnauthorized, views.LoginPage(assets, "That password is not right."))
 			return
 		}

@@ -91,7 +91,7 @@ func checkHost(d Deps, hosts Hosts, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		d.Hub.RecordError(chat.KindBadOrigin, fmt.Sprintf("request for host %.60q refused (-allow-host)", r.Host), requestSubject(r, d.TrustProxy))
+		d.Hub.RecordErrorAt(chat.KindBadOrigin, placeHost, fmt.Sprintf("request for host %.60q refused (-allow-host)", r.Host), requestSubject(r, d.TrustProxy))
 		err := fmt.Errorf("host %.60q is not a name this server answers to: add it with -allow-host (NOCHAT_ALLOW_HOST)", r.Host)
 		refuseRequest(w, r, d, http.StatusMisdirectedRequest, err)
 	})
@@ -127,7 +127,7 @@ func limitBodies(d Deps, next http.Handler) http.Handler {
 			// wait for this one, and the connection closes after the 413.
 			rc.SetReadDeadline(time.Now())
 			w.Header().Set("Connection", "close")
-			d.Hub.RecordError(chat.KindTooLarge, fmt.Sprintf("request body of %d bytes refused", r.ContentLength), requestSubject(r, d.TrustProxy))
+			d.Hub.RecordErrorAt(chat.KindTooLarge, placeBody, fmt.Sprintf("request body of %d bytes refused", r.ContentLength), requestSubject(r, d.TrustProxy))
 			refuseRequest(w, r, d, http.StatusRequestEntityTooLarge, errBodyTooLarge)
 			return
 		}
