@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/a-h/templ"
 
@@ -49,6 +50,9 @@ type Deps struct {
 	// Hosts.
 	Hostname   string
 	AllowHosts []string
+	// BodyTimeout is how long a request body may take to arrive once its
+	// headers are in; 0 means DefaultBodyTimeout. Tests shorten it.
+	BodyTimeout time.Duration
 }
 
 // New returns the whole HTTP surface as one handler.
