@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"nochat/chat"
 )
 
 // connLimit caps the HTTP connections one client address holds open at
@@ -14,7 +16,8 @@ import (
 // many sockets would leave the server unable to accept anyone else's, so
 // the page and the WebSocket would stop loading for everybody. A connection
 // stops counting once it is upgraded to a WebSocket: those have their own
-// cap (-max-conns-per-ip).
+// cap (-max-conns-per-ip). Addresses are counted as the other per-address
+// limits count them (chat.AddressKey): IPv6 ones by their /64.
 type connLimit struct {
 	perIP  int
 	refuse func(ip string) // records a refusal
@@ -71,9 +74,10 @@ func (ln *limitedListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip := peerIP(c)
-		if ln.limit.take(ip) {
+		key := chat.AddressKey(ip) // an IPv6 client's whole /64 is one address here
+		if ln.limit.take(key) {
 			cc := &countedConn{Conn: c}
-			cc.release = sync.OnceFunc(func() { ln.limit.give(ip) })
+			cc.release = sync.OnceFunc(func() { ln.limit.give(key) })
 			return cc, nil
 		}
 		ln.limit.refuse(ip)

@@ -72,7 +72,19 @@ type config struct {
 	// retainEvery is how often retention runs: not a flag, a minute; tests
 	// shorten it to see passes.
 	retainEvery time.Duration
+	// writeTimeout bounds an HTTP response: not a flag, writeTimeout;
+	// tests shorten it.
+	writeTimeout time.Duration
 }
+
+// writeTimeout is how long a plain HTTP request may take, from its headers
+// to the last byte of the answer. A client that asks for a large answer
+// (a history page can be about 6 MB of JSON) and never reads it would
+// otherwise hold its socket, and the goroutine writing to it, for ever.
+// A minute sends 6 MB at 1 Mbit/s. WebSockets are not bound by it: gorilla
+// clears the server's deadlines when it takes the connection, and melody
+// sets one per frame (chat/upgrade.go).
+const writeTimeout = time.Minute
 
 // parseFlags reads flags, each defaulting to its NOCHAT_* environment
 // variable and then to the built-in default.
@@ -200,6 +212,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return cfg, usageError{err}
 	}
 	cfg.retainEvery = time.Minute
+	cfg.writeTimeout = writeTimeout
 	return cfg, nil
 }
 
@@ -294,10 +307,12 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 			Hostname:     hostname(),
 			AllowHosts:   cfg.allowHosts,
 		}),
-		// Bounded header reads and idle keep-alives, so clients that open
-		// sockets and go quiet cannot hold them forever.
+		// Bounded header reads, idle keep-alives and answers, so clients
+		// that open sockets and go quiet, or never read what they asked
+		// for, cannot hold them forever.
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		WriteTimeout:      cfg.writeTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 

@@ -27,12 +27,6 @@ func (nopObserver) Committed(int, time.Duration, error) {}
 func (nopObserver) Broadcast(int, time.Duration)        {}
 func (nopObserver) Error(string)                        {}
 
-// RecordError adds an occurrence to the recent-errors log the admin sees,
-// filed under its kind alone; RecordErrorAt files it under a place too.
-func (h *Hub) RecordError(kind, detail, subject string) {
-	h.RecordErrorAt(kind, "", detail, subject)
-}
-
 // RecordErrorAt adds an occurrence to the recent-errors log the admin sees.
 // kind and place (where in NoChat: a route, a refusal code, a loop) must be
 // fixed texts from the code, never from a request: the log keeps one entry

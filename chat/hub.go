@@ -126,7 +126,7 @@ type Hub struct {
 	mu       sync.Mutex
 	clients  map[*client]struct{} // every open session
 	byID     map[string]*client   // the same, by session id
-	perIP    map[string]int       // sessions and upgrades under way, per client address
+	perIP    map[string]int       // sessions and upgrades under way, per AddressKey
 	upgrades int                  // sessions and upgrades under way
 	peak     int                  // most sessions open at once
 

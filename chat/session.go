@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"runtime/debug"
 	"slices"
@@ -41,6 +42,24 @@ func ClientIP(r *http.Request, trustProxy bool) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// AddressKey is what the per-address limits count a client address under:
+// an IPv4 address as it is, an IPv6 address by its /64 network. A home or
+// a phone gets a whole /64 (often a /56 or a /48) and may use any address
+// in it, so a limit per IPv6 address would be no limit: one person could
+// be 2^64 clients. The address itself is still what the logs show.
+func AddressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.WithZone("").Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
 }
 
 // OriginAllowed reports whether a request may act from the page it comes
@@ -194,7 +213,9 @@ func (h *Hub) upgradeFailed(w http.ResponseWriter, err error, ip string) {
 }
 
 // admit counts an upgrade against the connection limits, or says why not.
+// Addresses are counted by AddressKey.
 func (h *Hub) admit(ip string) (int, string) {
+	ip = AddressKey(ip)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.opts.MaxConns > 0 && h.upgrades >= h.opts.MaxConns {
@@ -209,6 +230,7 @@ func (h *Hub) admit(ip string) (int, string) {
 }
 
 func (h *Hub) release(ip string) {
+	ip = AddressKey(ip)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.upgrades--

@@ -121,7 +121,11 @@ func handleChangePassword(log *slog.Logger, a *Auth, store accountStore, hub int
 	sessionCloser
 }, trustProxy bool, assets views.AdminAssets) http.Handler {
 	return requirePerson(a, func(w http.ResponseWriter, r *http.Request, acct db.Account, s db.Session) {
-		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		if !readForm(w, r, log, hub, trustProxy, func(r *http.Request, status int, text string) {
+			accountPage(w, r, log, a, store, assets, acct, s, status, text, "")
+		}) {
+			return
+		}
 		current, next := r.PostFormValue("current"), r.PostFormValue("new")
 		refuse := func(status int, problem string) {
 			accountPage(w, r, log, a, store, assets, acct, s, status, problem, "")
@@ -149,7 +153,7 @@ func handleChangePassword(log *slog.Logger, a *Auth, store accountStore, hub int
 		ok := bcrypt.CompareHashAndPassword([]byte(acct.PasswordHash), passwordBytes(current)) == nil
 		a.gate.done(ok)
 		if !ok {
-			hub.RecordError(chat.KindBadInput, "wrong current password at a password change", requestSubject(r, trustProxy))
+			hub.RecordErrorAt(chat.KindBadInput, placeSignIn, "wrong current password at a password change", requestSubject(r, trustProxy))
 			refuse(http.StatusUnauthorized, "That is not your current password.")
 			return
 		}

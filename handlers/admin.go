@@ -27,7 +27,7 @@ type adminHub interface {
 	Disconnect(id, reason string) error
 	Delete(ctx context.Context, id int64) error
 	ClearErrors(ctx context.Context) error
-	RecordError(kind, detail, subject string)
+	RecordErrorAt(kind, place, detail, subject string)
 }
 
 // adminStore is what the dashboard reads from the database.
@@ -237,7 +237,7 @@ func handleLogin(log *slog.Logger, a *Auth, hub adminHub, trustProxy bool, asset
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		tooMany := func(wait time.Duration) {
-			hub.RecordError(chat.KindRateLimited, "too many admin login attempts", requestSubject(r, trustProxy))
+			hub.RecordErrorAt(chat.KindRateLimited, placeLogin, "too many admin login attempts", requestSubject(r, trustProxy))
 			secs := int(wait.Round(time.Second) / time.Second)
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, secs)))
 			render(w, r, log, http.StatusTooManyRequests, views.LoginPage(assets, fmt.Sprintf("Too many attempts. Wait %d seconds and try again.", max(1, secs))))
@@ -249,6 +249,26 @@ func handleLogin(log *slog.Logger, a *Auth, hub adminHub, trustProxy bool, asset
 		// The form is read before the gate is taken, so a slow body holds
 		// no one else's turn.
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		if err := r.ParseForm(); err != nil {
+			// No password came, so no guess is counted: a body cut off by
+			// the edge's deadline is a timed-out request, not a wrong
+			// password, and must not hold the real admin back at the gate.
+			status, text := http.StatusBadRequest, "The form could not be read. Try again."
+			var tooBig *http.MaxBytesError
+			switch {
+			case errors.Is(err, errBodyTimeout):
+				status, text = http.StatusRequestTimeout, "The form took too long to arrive. Try again."
+			case errors.As(err, &tooBig):
+				status, text = http.StatusRequestEntityTooLarge, "The form is too large."
+			}
+			hub.RecordErrorAt(chat.KindBadInput, placeLogin, "login form not read: "+err.Error(), requestSubject(r, trustProxy))
+			w.Header().Set("Connection", "close") // what is left of the body is not read
+			// A failed body read may have cancelled the request's context;
+			// the answer is still worth sending.
+			r = r.WithContext(context.WithoutCancel(r.Context()))
+			render(w, r, log, status, views.LoginPage(assets, text))
+			return
+		}
 		password := r.PostFormValue("password")
 		if wait := a.gate.try(a.now()); wait > 0 {
 			tooMany(wait)
@@ -257,7 +277,7 @@ func handleLogin(log *slog.Logger, a *Auth, hub adminHub, trustProxy bool, asset
 		ok := a.check(r.Context(), password)
 		a.gate.done(ok)
 		if !ok {
-			hub.RecordError(chat.KindBadInput, "wrong admin password", requestSubject(r, trustProxy))
+			hub.RecordErrorAt(chat.KindBadInput, placeLogin, "wrong admin password", requestSubject(r, trustProxy))
 			render(w, r, log, http.StatusUnauthorized, views.LoginPage(assets, "That password is not right."))
 			return
 		}

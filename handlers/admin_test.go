@@ -436,7 +436,7 @@ func TestErrorStormIsOneRowAndOneSmallWrite(t *testing.T) {
 	before := walSize()
 	for i := range 1000 {
 		// The same error from a different client port each time.
-		a.hub.RecordError(chat.KindRefusedUpgrade, "unsupported WebSocket subprotocol (offered: chat)", fmt.Sprintf("127.0.0.1:%d", 20000+i))
+		a.hub.RecordErrorAt(chat.KindRefusedUpgrade, "WebSocket upgrade", "unsupported WebSocket subprotocol (offered: chat)", fmt.Sprintf("127.0.0.1:%d", 20000+i))
 	}
 	waitFor(t, "the error log to be saved", func() bool {
 		errs, _ := a.store.RecentErrors(context.Background(), 10)

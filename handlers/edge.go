@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -91,25 +92,26 @@ func checkHost(d Deps, hosts Hosts, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		d.Hub.RecordError(chat.KindBadOrigin, fmt.Sprintf("request for host %.60q refused (-allow-host)", r.Host), requestSubject(r, d.TrustProxy))
+		d.Hub.RecordErrorAt(chat.KindBadOrigin, placeHost, fmt.Sprintf("request for host %.60q refused (-allow-host)", r.Host), requestSubject(r, d.TrustProxy))
 		err := fmt.Errorf("host %.60q is not a name this server answers to: add it with -allow-host (NOCHAT_ALLOW_HOST)", r.Host)
 		refuseRequest(w, r, d, http.StatusMisdirectedRequest, err)
 	})
 }
 
-// bodyTimeout is how long a client has, once its headers are in, to send
-// its whole request body: as long as it had for the headers. Without it
-// net/http waits for a body forever, even one the route never reads: it
+// DefaultBodyTimeout is how long a client has, once its headers are in, to
+// send its whole request body: as long as it had for the headers. Without
+// it net/http waits for a body forever, even one the route never reads: it
 // reads what is left before answering.
-const bodyTimeout = 10 * time.Second
+const DefaultBodyTimeout = 10 * time.Second
 
-// errBodyTimeout is a body that did not come in time.
-var errBodyTimeout = fmt.Errorf("the request body did not arrive within %v of the headers", bodyTimeout)
+// errBodyTimeout is a body that did not come in time; what a route reading
+// the body gets (wrapped, with the time allowed).
+var errBodyTimeout = errors.New("request timed out: the body did not arrive")
 
 // errBodyTooLarge refuses a body declared larger than any route takes.
 var errBodyTooLarge = fmt.Errorf("request body too large: the limit is %d KiB", maxBodyBytes>>10)
 
-// limitBodies bounds every request body: it must arrive within bodyTimeout
+// limitBodies bounds every request body: it must arrive within the body timeout
 // and hold at most maxBodyBytes. That includes a WebSocket upgrade that
 // comes with a body: refused, it is answered through net/http, which would
 // wait for that body. Once upgraded, a connection has the socket's own
@@ -127,14 +129,15 @@ func limitBodies(d Deps, next http.Handler) http.Handler {
 			// wait for this one, and the connection closes after the 413.
 			rc.SetReadDeadline(time.Now())
 			w.Header().Set("Connection", "close")
-			d.Hub.RecordError(chat.KindTooLarge, fmt.Sprintf("request body of %d bytes refused", r.ContentLength), requestSubject(r, d.TrustProxy))
+			d.Hub.RecordErrorAt(chat.KindTooLarge, placeBody, fmt.Sprintf("request body of %d bytes refused", r.ContentLength), requestSubject(r, d.TrustProxy))
 			refuseRequest(w, r, d, http.StatusRequestEntityTooLarge, errBodyTooLarge)
 			return
 		}
-		if err := rc.SetReadDeadline(time.Now().Add(bodyTimeout)); err != nil {
+		timeout := cmp.Or(d.BodyTimeout, DefaultBodyTimeout)
+		if err := rc.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 			d.Log.Warn("request body deadline", "err", err)
 		}
-		r.Body = &deadlineBody{ReadCloser: http.MaxBytesReader(w, r.Body, maxBodyBytes), rc: rc}
+		r.Body = &deadlineBody{ReadCloser: http.MaxBytesReader(w, r.Body, maxBodyBytes), rc: rc, timeout: timeout}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -145,14 +148,15 @@ func limitBodies(d Deps, next http.Handler) http.Handler {
 // cancel a handler still at work.
 type deadlineBody struct {
 	io.ReadCloser
-	rc   *http.ResponseController
-	done bool
+	rc      *http.ResponseController
+	timeout time.Duration
+	done    bool
 }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		err = errBodyTimeout // what the route tells the client
+		err = fmt.Errorf("%w within %v of the headers", errBodyTimeout, b.timeout) // what the route tells the client
 	}
 	if errors.Is(err, io.EOF) && !b.done {
 		b.done = true

@@ -25,12 +25,12 @@ func guardSend(d Deps) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if !chat.OriginAllowed(r, d.AllowOrigins) {
-				d.Hub.RecordErrorAt(chat.KindBadOrigin, "REST send", fmt.Sprintf("origin %.100s may not send here", r.Header.Get("Origin")), requestSubject(r, d.TrustProxy))
+				d.Hub.RecordErrorAt(chat.KindBadOrigin, placeRESTSend, fmt.Sprintf("origin %.100s may not send here", r.Header.Get("Origin")), requestSubject(r, d.TrustProxy))
 				writeError(w, r, d.Log, http.StatusForbidden, errCrossOrigin)
 				return
 			}
 			if limiter != nil && !limiter.allow(chat.ClientIP(r, d.TrustProxy)) {
-				d.Hub.RecordErrorAt(chat.KindRateLimited, "REST send", "REST sends over the rate limit", requestSubject(r, d.TrustProxy))
+				d.Hub.RecordErrorAt(chat.KindRateLimited, placeRESTSend, "REST sends over the rate limit", requestSubject(r, d.TrustProxy))
 				w.Header().Set("Retry-After", "1")
 				writeError(w, r, d.Log, http.StatusTooManyRequests, chat.ErrRateLimited)
 				return

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/a-h/templ"
 
@@ -49,6 +50,9 @@ type Deps struct {
 	// Hosts.
 	Hostname   string
 	AllowHosts []string
+	// BodyTimeout is how long a request body may take to arrive once its
+	// headers are in; 0 means DefaultBodyTimeout. Tests shorten it.
+	BodyTimeout time.Duration
 }
 
 // New returns the whole HTTP surface as one handler.
@@ -170,7 +174,13 @@ func recoverPanics(log *slog.Logger, errs errorRecorder, trustProxy bool, next h
 					panic(v)
 				}
 				log.Error("panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-				errs.RecordError(chat.KindPanic, fmt.Sprint(v), requestSubject(r, trustProxy))
+				// The route's pattern is a fixed text from the code (the log's
+				// key must be); the mux sets it on this same request.
+				place := r.Pattern
+				if place == "" {
+					place = placeHTTP
+				}
+				errs.RecordErrorAt(chat.KindPanic, place, fmt.Sprint(v), requestSubject(r, trustProxy))
 				http.Error(w, "internal error", http.StatusInternalServerError)
 			}
 		}()
@@ -179,8 +189,18 @@ func recoverPanics(log *slog.Logger, errs errorRecorder, trustProxy bool, next h
 }
 
 type errorRecorder interface {
-	RecordError(kind, detail, subject string)
+	RecordErrorAt(kind, place, detail, subject string)
 }
+
+// Places in the recent-errors log for what the HTTP side refuses or
+// recovers from (chat.Hub.RecordErrorAt); fixed texts, never from a request.
+const (
+	placeHTTP     = "HTTP request"    // before a route is chosen
+	placeHost     = "HTTP host check" // checkHost
+	placeBody     = "HTTP request body"
+	placeLogin    = "admin login"
+	placeRESTSend = "REST send"
+)
 
 // requestSubject names a request in the error log: method, path, address.
 func requestSubject(r *http.Request, trustProxy bool) string {

@@ -41,7 +41,36 @@ const (
 	// costs nothing a form could abuse.
 	minPassword = 8
 	maxPassword = 1024
+
+	// placeSignIn files sign-in's refusals in the error log.
+	placeSignIn = "sign-in"
 )
+
+// readForm reads r's form under the body limit. When it cannot (too
+// large, or too slow for the edge's deadline), it answers with the page
+// that show makes of a reason and returns false: no password came, so no
+// attempt is counted, as at the admin login.
+func readForm(w http.ResponseWriter, r *http.Request, log *slog.Logger, hub adminHub, trustProxy bool, show func(*http.Request, int, string)) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	err := r.ParseForm()
+	if err == nil {
+		return true
+	}
+	status, text := http.StatusBadRequest, "The form could not be read. Try again."
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.Is(err, errBodyTimeout):
+		status, text = http.StatusRequestTimeout, "The form took too long to arrive. Try again."
+	case errors.As(err, &tooBig):
+		status, text = http.StatusRequestEntityTooLarge, "The form is too large."
+	}
+	hub.RecordErrorAt(chat.KindBadInput, placeSignIn, "form not read: "+err.Error(), requestSubject(r, trustProxy))
+	w.Header().Set("Connection", "close") // what is left of the body is not read
+	// A failed body read may have cancelled the request's context; the
+	// answer is still worth sending.
+	show(r.WithContext(context.WithoutCancel(r.Context())), status, text)
+	return false
+}
 
 // Person returns the account r is signed in to, with its session. A
 // deactivated account is signed in to nothing.
@@ -286,10 +315,14 @@ func setupForm(names accountNamer, token, name, problem string) views.Setup {
 // admin password and signs the new admin in. Without the token it does
 // nothing (403); nothing is hashed before the token is checked, so the
 // route costs strangers no more than a lookup.
-func handleSetup(log *slog.Logger, a *Auth, names accountNamer, trustProxy bool, assets views.AdminAssets) http.Handler {
+func handleSetup(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, trustProxy bool, assets views.AdminAssets) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		if !readForm(w, r, log, hub, trustProxy, func(r *http.Request, status int, text string) {
+			render(w, r, log, status, views.SetupHelpPage(assets, false))
+		}) {
+			return
+		}
 		token, name, password := r.PostFormValue("token"), r.PostFormValue("name"), r.PostFormValue("password")
 		if a.isRetired() {
 			render(w, r, log, http.StatusGone, views.SetupHelpPage(assets, true))
@@ -377,7 +410,11 @@ func handleSignInForm(log *slog.Logger, a *Auth, assets views.AdminAssets) http.
 func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, trustProxy bool, assets views.AdminAssets) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		if !readForm(w, r, log, hub, trustProxy, func(r *http.Request, status int, text string) {
+			render(w, r, log, status, views.SignInPage(assets, views.SignIn{Next: "/", Problem: text}))
+		}) {
+			return
+		}
 		name, password := r.PostFormValue("name"), r.PostFormValue("password")
 		form := views.SignIn{Name: chat.Cut(name, 4*names.Limits().MaxNameLen), Next: nextPath(r.PostFormValue("next"))}
 		answer := func(status int, problem string) {
@@ -385,7 +422,7 @@ func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, t
 			render(w, r, log, status, views.SignInPage(assets, form))
 		}
 		tooMany := func(wait time.Duration) {
-			hub.RecordError(chat.KindRateLimited, "too many sign-in attempts", requestSubject(r, trustProxy))
+			hub.RecordErrorAt(chat.KindRateLimited, placeSignIn, "too many sign-in attempts", requestSubject(r, trustProxy))
 			secs := max(1, int(wait.Round(time.Second)/time.Second))
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
 			answer(http.StatusTooManyRequests, fmt.Sprintf("Too many attempts. Wait %d seconds and try again.", secs))
@@ -428,7 +465,7 @@ func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, t
 		}
 		a.gate.done(ok)
 		if !ok || acct.Deactivated {
-			hub.RecordError(chat.KindBadInput, "wrong name or password at sign-in", requestSubject(r, trustProxy))
+			hub.RecordErrorAt(chat.KindBadInput, placeSignIn, "wrong name or password at sign-in", requestSubject(r, trustProxy))
 			answer(http.StatusUnauthorized, "That name and password do not match an account.")
 			return
 		}

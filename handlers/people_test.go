@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -179,4 +180,21 @@ func TestPeopleRoutesRefuseWhoMayNotCallThem(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A form that cannot be read carries no password: it is refused as such
+// and counts no attempt, so it cannot close the login gate on the people
+// who sign in after it.
+func TestUnreadableSignInFormsCountNoAttempt(t *testing.T) {
+	srv, _, _ := peopleServer(t, map[string]string{"Ann": db.RoleMember})
+	big := url.Values{"name": {"Ann"}, "password": {strings.Repeat("x", maxBodyBytes)}}
+	for i := range 2 * gateFree {
+		resp := post(t, srv, "/signin", fmt.Sprintf("198.51.100.%d", 10+i), big, nil)
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Fatalf("oversized form %d: %d, want 413", i+1, resp.StatusCode)
+		}
+	}
+	if got := signIn(t, srv, "192.0.2.1", "Ann", "password of Ann"); got != http.StatusSeeOther {
+		t.Fatalf("the right password after %d unreadable forms: %d, want 303", 2*gateFree, got)
+	}
 }

@@ -89,6 +89,10 @@ func TestPanicInAHandlerIsA500AndTheServerGoesOn(t *testing.T) {
 	if len(rec.kinds) != 3 || rec.kinds[0] != "panic" {
 		t.Fatalf("error log entries %q, want 3 panics", rec.kinds)
 	}
+	// Filed under the route that panicked: a fixed text, not the path.
+	if got, want := strings.Join(rec.places, ", "), "GET /boom, GET /nil, GET /boom"; got != want {
+		t.Fatalf("panics filed under %q, want %q", got, want)
+	}
 
 	// http.ErrAbortHandler is the server's own way to cut a response: it
 	// is passed on (the connection is dropped), not logged as a bug.
@@ -105,12 +109,14 @@ func TestPanicInAHandlerIsA500AndTheServerGoesOn(t *testing.T) {
 
 // recorder keeps the error-log entries a handler makes.
 type recorder struct {
-	mu    sync.Mutex
-	kinds []string
+	mu     sync.Mutex
+	kinds  []string
+	places []string
 }
 
-func (r *recorder) RecordError(kind, _, _ string) {
+func (r *recorder) RecordErrorAt(kind, place, _, _ string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.kinds = append(r.kinds, kind)
+	r.places = append(r.places, place)
 }

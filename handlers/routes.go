@@ -41,12 +41,12 @@ func addPeopleRoutes(mux *http.ServeMux, d Deps) {
 	assets := views.AdminAssets{CSS: d.Assets.URL("admin.css"), Icon: d.Assets.URL("favicon.svg")}
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d.Hub.RecordErrorAt(chat.KindBadOrigin, "sign-in", "cross-origin sign-in request refused", requestSubject(r, d.TrustProxy))
+		d.Hub.RecordErrorAt(chat.KindBadOrigin, placeSignIn, "cross-origin sign-in request refused", requestSubject(r, d.TrustProxy))
 		writeError(w, r, d.Log, http.StatusForbidden, errCrossOrigin)
 	}))
 	post := cop.Handler
 	mux.Handle("GET /setup", handleSetupForm(d.Log, d.Auth, d.Hub, assets))
-	mux.Handle("POST /setup", post(handleSetup(d.Log, d.Auth, d.Hub, d.TrustProxy, assets)))
+	mux.Handle("POST /setup", post(handleSetup(d.Log, d.Auth, d.Hub, d.Hub, d.TrustProxy, assets)))
 	mux.Handle("GET /signin", handleSignInForm(d.Log, d.Auth, assets))
 	mux.Handle("POST /signin", post(handleSignIn(d.Log, d.Auth, d.Hub, d.Hub, d.TrustProxy, assets)))
 	mux.Handle("POST /signout", post(handleSignOut(d.Log, d.Auth, d.Hub, d.TrustProxy)))

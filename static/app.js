@@ -79,9 +79,11 @@
     try { localStorage.setItem(key, value); } catch { /* keep going in memory */ }
   }
 
-  // The queue of sends not yet acknowledged, oldest first: {cid, message, user, ts}.
-  // It lives in localStorage so a reload or a crash does not lose a message;
-  // the server de-duplicates by cid, so re-sending is always safe.
+  // The queue of sends not yet acknowledged, oldest first:
+  // {cid, message, user, ts, sentAs}; sentAs is the name the server had for
+  // us when the item was first sent. It lives in localStorage so a reload or
+  // a crash does not lose a message; the server de-duplicates by sender name
+  // and cid, so re-sending under the same name is always safe.
   let queue = [];
   const knownCids = new Set(); // every cid this tab has owned
 
@@ -681,12 +683,23 @@
     // id is below ours has a different database: reload history either way.
     if ((!resumed && latest > lastId) || latest < lastId) resync();
     sendNick();
+    // Each item goes again under the name it first went under: a cid names
+    // a send per sender name, so one stored before a rename (its ack lost)
+    // would be stored a second time under the new name. The server reads a
+    // connection's frames in order, so a nick before a send names that send.
+    const current = nickSent;
+    let as = current;
     for (const item of queue) {
+      const name = item.sentAs || item.user || current;
+      if (name !== as && send('nick', { user: name })) as = name;
+      item.sentAs = as;
       send('send', { message: item.message, cid: item.cid });
       const li = pendingEl(item.cid);
       const label = li?.querySelector('.state span:last-child');
       if (label) label.textContent = 'sending';
     }
+    if (as !== current) send('nick', { user: current });
+    if (queue.length) saveQueue();
   }
 
   function markQueueWaiting() {
@@ -748,7 +761,13 @@
     autosize();
     updateCounter();
     scrollToBottom();
-    if (ready) send('send', { message: item.message, cid: item.cid });
+    if (!ready) return;
+    // A rename still waiting for its timer goes first, so that the item is
+    // sent under the name it shows; sentAs keeps that name for re-sends.
+    sendNick();
+    item.sentAs = nickSent;
+    saveQueue();
+    send('send', { message: item.message, cid: item.cid });
   }
 
   form.addEventListener('submit', (ev) => {
