@@ -69,6 +69,7 @@ type config struct {
 	retention     retention
 	dedupWindow   time.Duration
 	guests        chat.Guests
+	newSetupLink  bool
 	// retainEvery is how often retention runs: not a flag, a minute; tests
 	// shorten it to see passes.
 	retainEvery time.Duration
@@ -120,6 +121,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&level, "log-level", env("NOCHAT_LOG_LEVEL", "info"), "log `level`: debug, info, warn or error (NOCHAT_LOG_LEVEL)")
 	fs.StringVar(&cfg.adminPassword, "admin-password", env("NOCHAT_ADMIN_PASSWORD", ""), "`password` for /admin from earlier versions, until the first admin account exists (then it is retired); empty keeps the stored one. A new database has none: it logs a one-time set-up link instead (NOCHAT_ADMIN_PASSWORD)")
 	boolVar(&cfg.metrics, "metrics", "NOCHAT_METRICS", true, "serve Prometheus metrics at /metrics; -metrics=false turns them off (NOCHAT_METRICS)")
+	boolVar(&cfg.newSetupLink, "new-setup-link", "NOCHAT_NEW_SETUP_LINK", false, "while no admin account exists, log a new one-time set-up link in place of the first (lost) one (NOCHAT_NEW_SETUP_LINK)")
 	boolVar(&cfg.trustProxy, "trust-proxy", "NOCHAT_TRUST_PROXY", false, "take client addresses from X-Forwarded-For, behind a reverse proxy (NOCHAT_TRUST_PROXY)")
 	fs.StringVar(&origins, "allow-origin", env("NOCHAT_ALLOW_ORIGIN", ""), "comma-separated `origins` (https://example.org) of pages elsewhere that may use the socket and the API, or * for any (NOCHAT_ALLOW_ORIGIN)")
 	fs.StringVar(&hosts, "allow-host", env("NOCHAT_ALLOW_HOST", ""), "comma-separated host `names` NoChat is reached by besides IP addresses, localhost and this machine's name (and NAME.local), or * for any; others get 421 (NOCHAT_ALLOW_HOST)")
@@ -333,7 +335,7 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	}
 	// The set-up link names the address people reach NoChat at, known
 	// only now that it listens.
-	if err := auth.AnnounceSetup(ctx, browseURL(ln.Addr())); err != nil {
+	if err := auth.AnnounceSetup(ctx, browseURL(ln.Addr()), cfg.newSetupLink); err != nil {
 		log.Error("set-up link", "err", err)
 	}
 	stopRetention := startRetention(ctx, log, hub, hub, cfg.retention, cfg.retainEvery)

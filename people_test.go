@@ -109,6 +109,16 @@ func TestSetupLinkMakesTheFirstAdminOnceAndSignInsSurviveRestarts(t *testing.T) 
 	if p := fetch(t, "GET", s.url+"/setup?token="+token, "", nil); p.status != 200 || !strings.Contains(p.body, `name="password"`) {
 		t.Fatalf("the link after a restart: %d, want the form", p.status)
 	}
+	// Lost, the link is replaced by a new one, and stops working.
+	s.shutdown(t)
+	s = start(t, env, "-new-setup-link")
+	lost := token
+	if _, token = setupLink(t, s); token == lost {
+		t.Fatal("-new-setup-link logged the same token")
+	}
+	if p := fetch(t, "GET", s.url+"/setup?token="+lost, "", nil); p.status != http.StatusForbidden {
+		t.Fatalf("the replaced link: %d, want 403", p.status)
+	}
 
 	// Clear refusals for passwords too short or too long.
 	for pw, want := range map[string]string{"short": "at least 8 characters", strings.Repeat("x", 1025): "at most 1024 characters"} {
@@ -132,6 +142,13 @@ func TestSetupLinkMakesTheFirstAdminOnceAndSignInsSurviveRestarts(t *testing.T) 
 	}
 	if p := fetch(t, "POST", s.url+"/setup", "", url.Values{"token": {token}, "name": {"Bob"}, "password": {"correct horse"}}); p.status != http.StatusGone || len(p.cookies) > 0 {
 		t.Fatalf("the used link again: %d, want 410 and no session", p.status)
+	}
+
+	// A new link, asked for once an admin exists, is not made.
+	s.shutdown(t)
+	s = start(t, env, "-new-setup-link")
+	if strings.Contains(s.logs.String(), "setup?token=") || !strings.Contains(s.logs.String(), "-new-setup-link is not used") {
+		t.Fatalf("-new-setup-link with an admin:\n%s", s.logs)
 	}
 
 	// A restart signs nobody out and logs no link.

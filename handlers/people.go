@@ -177,17 +177,21 @@ func (a *Auth) checkDummy(password string) {
 
 // AnnounceSetup logs the set-up link while NoChat has no admin account:
 // made and logged once, the first time; at later starts, until it is used,
-// only where to find it. base is the address people reach NoChat at, as
-// "http://host:port/".
-func (a *Auth) AnnounceSetup(ctx context.Context, base string) error {
+// only where to find it, unless renew asks for a new one (-new-setup-link:
+// the old link is lost, as a Pi's journal is at a reboot). base is the
+// address people reach NoChat at, as "http://host:port/".
+func (a *Auth) AnnounceSetup(ctx context.Context, base string, renew bool) error {
 	if a.isRetired() {
+		if renew {
+			a.log.Info("-new-setup-link is not used: an admin account exists")
+		}
 		return nil
 	}
 	switch _, err := a.store.Setting(ctx, db.SettingSetupToken); {
-	case err == nil:
-		a.log.Warn("no admin account yet: open the set-up link logged when this database was new (journalctl -u nochat | grep setup)")
+	case err == nil && !renew:
+		a.log.Warn("no admin account yet: open the set-up link logged when this database was new (journalctl -u nochat | grep setup); lost, start once with -new-setup-link for a new one")
 		return nil
-	case !errors.Is(err, db.ErrNotFound):
+	case err != nil && !errors.Is(err, db.ErrNotFound):
 		return err
 	}
 	link, err := a.NewSetupLink(ctx, base)
