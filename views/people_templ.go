@@ -231,7 +231,7 @@ func SetupHelpPage(a AdminAssets, done bool) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		} else {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 17, "<h1>Set-up needs its link</h1><p class=\"lead\">To set up NoChat, open the one-time set-up link it wrote in its log when it started. On the machine that runs it:</p><pre class=\"command\"><code>journalctl -u nochat | grep setup</code></pre><p class=\"hint\">Started by hand, NoChat printed the link in the terminal: a line with <code>setup?token=</code>. The link works once.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 17, "<h1>Set-up needs its link</h1><p class=\"lead\">To set up NoChat, open the one-time set-up link it wrote in its log when it started. On the machine that runs it:</p><pre class=\"command\"><code>journalctl -u nochat | grep setup</code></pre><p class=\"hint\">Started by hand, NoChat printed the link in the terminal: a line with <code>setup?token=</code>. The link works once. Lost it? Restart NoChat once with <code>-new-setup-link</code> to get a new one.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
