@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"io"
 	"os"
 	"regexp"
 	"slices"
@@ -185,16 +183,9 @@ func TestBooleanFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseFlags(append([]string{"nochat"}, tt.args...), func(k string) string { return tt.env[k] }, io.Discard)
-			if tt.bad != "" {
-				var usage usageError
-				if !errors.As(err, &usage) || !strings.Contains(err.Error(), tt.bad) {
-					t.Fatalf("err = %v, want a usage error mentioning %q", err, tt.bad)
-				}
+			got, ok := parseCase(t, tt.args, tt.env, tt.bad)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got.metrics != tt.metrics || got.trustProxy != tt.trusting || got.addr != tt.addr {
 				t.Fatalf("metrics %v, trust-proxy %v, addr %q; want %v, %v, %q", got.metrics, got.trustProxy, got.addr, tt.metrics, tt.trusting, tt.addr)

@@ -248,16 +248,9 @@ func TestEdgeFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseFlags(append([]string{"nochat"}, tt.args...), func(k string) string { return tt.env[k] }, io.Discard)
-			if tt.bad != "" {
-				var usage usageError
-				if !errors.As(err, &usage) || !strings.Contains(err.Error(), tt.bad) {
-					t.Fatalf("err = %v, want a usage error mentioning %q", err, tt.bad)
-				}
+			got, ok := parseCase(t, tt.args, tt.env, tt.bad)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got.maxHTTPPerIP != tt.perIP {
 				t.Fatalf("HTTP connections per address = %d, want %d", got.maxHTTPPerIP, tt.perIP)

@@ -195,16 +195,9 @@ func TestFlagsAndEnvironment(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseFlags(append([]string{"nochat"}, tt.args...), func(k string) string { return tt.env[k] }, io.Discard)
-			if tt.bad != "" {
-				var usage usageError
-				if !errors.As(err, &usage) || !strings.Contains(err.Error(), tt.bad) {
-					t.Fatalf("err = %v, want a usage error mentioning %q", err, tt.bad)
-				}
+			got, ok := parseCase(t, tt.args, tt.env, tt.bad)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got.addr != tt.want.addr || got.dbPath != tt.want.dbPath || got.durability != tt.want.durability || got.retention != tt.want.retention {
 				t.Fatalf("config = %+v, want %+v", got, tt.want)
@@ -294,4 +287,23 @@ func TestDedupWindowFlag(t *testing.T) {
 			}
 		})
 	}
+}
+
+// parseCase parses a flag test case's arguments and environment. With bad
+// set, it checks that parsing failed with a usage error mentioning bad and
+// returns false; otherwise it fails the test on any error.
+func parseCase(t *testing.T, args []string, env map[string]string, bad string) (config, bool) {
+	t.Helper()
+	got, err := parseFlags(append([]string{"nochat"}, args...), func(k string) string { return env[k] }, io.Discard)
+	if bad != "" {
+		var usage usageError
+		if !errors.As(err, &usage) || !strings.Contains(err.Error(), bad) {
+			t.Fatalf("err = %v, want a usage error mentioning %q", err, bad)
+		}
+		return got, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, true
 }
