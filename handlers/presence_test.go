@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,21 +21,23 @@ import (
 	"nochat/static"
 )
 
-// presenceServer is peopleServer with the hub options a test needs.
-func presenceServer(t *testing.T, opts chat.Options, accounts ...string) *httptest.Server {
+// presenceServer is peopleServer with the hub options a test needs:
+// the real handlers over a database with the given accounts (name →
+// role), each with the password "password of NAME".
+func presenceServer(t *testing.T, opts chat.Options, accounts map[string]string) *httptest.Server {
 	t.Helper()
 	ctx := context.Background()
 	store, err := db.Open(ctx, filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range accounts {
+	for name, role := range accounts {
 		hash, err := bcrypt.GenerateFromPassword([]byte("password of "+name), bcrypt.MinCost)
 		if err != nil {
 			t.Fatal(err)
 		}
 		key, _ := chat.NameKey(name)
-		if _, err := store.CreateAccount(ctx, db.Account{Name: name, NameKey: key, PasswordHash: string(hash), Role: db.RoleMember, Created: time.Now()}); err != nil {
+		if _, err := store.CreateAccount(ctx, db.Account{Name: name, NameKey: key, PasswordHash: string(hash), Role: role, Created: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -143,7 +147,7 @@ func waitPresence(t *testing.T, c *websocket.Conn, want string) {
 // their name. The fields the page read before (online, users) still
 // count connections and list each name once.
 func TestPresenceCountsAPersonOnceWithTheirDevices(t *testing.T) {
-	srv := presenceServer(t, chat.Options{}, "ann", "bob")
+	srv := presenceServer(t, chat.Options{}, map[string]string{"ann": db.RoleMember, "bob": db.RoleMember})
 	laptop := signInAs(t, srv, "ann", "password of ann", firefox)
 	phoneSession := signInAs(t, srv, "ann", "password of ann", phone)
 	bob := openSocket(t, srv, signInAs(t, srv, "bob", "password of bob", firefox))
@@ -173,7 +177,7 @@ func TestPresenceCountsAPersonOnceWithTheirDevices(t *testing.T) {
 func TestTypingInTwoTabsOfOnePersonShowsOnce(t *testing.T) {
 	// An interval no test run outlasts: the second tab's typing comes
 	// within it however slow the machine.
-	srv := presenceServer(t, chat.Options{TypingInterval: time.Hour}, "ann", "bob")
+	srv := presenceServer(t, chat.Options{TypingInterval: time.Hour}, map[string]string{"ann": db.RoleMember, "bob": db.RoleMember})
 	laptop := signInAs(t, srv, "ann", "password of ann", firefox)
 	bob := openSocket(t, srv, signInAs(t, srv, "bob", "password of bob", firefox))
 	tab1 := openSocket(t, srv, laptop)
@@ -222,5 +226,44 @@ func TestTypingInTwoTabsOfOnePersonShowsOnce(t *testing.T) {
 		if got := seen(tab); len(got) != 0 {
 			t.Fatalf("ann's own tab saw typing %q, want none", got)
 		}
+	}
+}
+
+var (
+	personGroupRe = regexp.MustCompile(`(?s)<tbody class="person">(.*?)</tbody>`)
+	personNameRe  = regexp.MustCompile(`(?s)<span class="name">(.*?)</span>\s*<span class="tag">(.*?)</span>\s*<span class="devices">(.*?)</span>`)
+)
+
+// The admin's list of live connections shows each person once, their
+// connections under them: an account's devices together, guests by name.
+func TestAdminSeesConnectionsGroupedByPerson(t *testing.T) {
+	srv := presenceServer(t, chat.Options{}, map[string]string{"ann": db.RoleAdmin, "bob": db.RoleMember})
+	admin := signInAs(t, srv, "ann", "password of ann", firefox)
+	sockets := []*websocket.Conn{
+		openSocket(t, srv, signInAs(t, srv, "bob", "password of bob", phone)),
+		openGuest(t, srv, "carol"),
+		openSocket(t, srv, admin),
+		openSocket(t, srv, signInAs(t, srv, "bob", "password of bob", firefox)),
+	}
+	for _, c := range sockets {
+		if f := readFrame(t, c); f.Type != "hello" {
+			t.Fatalf("first frame %s, want hello", f.Type)
+		}
+	}
+	status, _, body := as(t, srv, "GET", "/admin/live", admin, nil)
+	if status != http.StatusOK {
+		t.Fatalf("GET /admin/live as an admin: %d", status)
+	}
+	var got []string
+	for _, g := range personGroupRe.FindAllStringSubmatch(body, -1) {
+		m := personNameRe.FindStringSubmatch(g[1])
+		if m == nil {
+			t.Fatalf("a person group without its heading: %s", g[1])
+		}
+		got = append(got, fmt.Sprintf("%s (%s) %s: %d rows", m[1], m[2], m[3], strings.Count(g[1], "data-session=")))
+	}
+	want := []string{"ann (admin) 1 device: 1 rows", "bob (member) 2 devices: 2 rows", "carol (guest) 1 connection: 1 rows"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("connections by person:\n%q\nwant\n%q", got, want)
 	}
 }
