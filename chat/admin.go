@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -57,6 +58,8 @@ type Connection struct {
 	UserAgent    string
 	Protocol     string
 	User         string
+	UserID       int64  // the account; 0 for a guest
+	Role         string // the account's role; "" for a guest
 	Since        time.Time
 	LastActivity time.Time
 	Received     int64 // frames from the client
@@ -70,6 +73,7 @@ type Snapshot struct {
 	Started     time.Time
 	Peak        int
 	Connections []Connection // oldest first
+	People      []Person     // the same connections, by person
 	Errors      []db.ErrorEntry
 	Series      Series
 }
@@ -87,6 +91,8 @@ func (h *Hub) Snapshot(maxErrors int) Snapshot {
 			UserAgent:    c.agent,
 			Protocol:     string(c.proto),
 			User:         c.name(),
+			UserID:       c.userID,
+			Role:         c.role,
 			Since:        c.since,
 			LastActivity: time.Unix(0, last),
 			Received:     c.received.Load(),
@@ -106,9 +112,57 @@ func (h *Hub) Snapshot(maxErrors int) Snapshot {
 		Started:     h.started,
 		Peak:        peak,
 		Connections: conns,
+		People:      byPerson(conns),
 		Errors:      h.errors.list(maxErrors),
 		Series:      h.series.snapshot(now),
 	}
+}
+
+// Person is one person's open connections, as the admin sees them: an
+// account with every tab and device it has open, or the guests who go by
+// one name (as presence counts them: see presenceKey).
+type Person struct {
+	User        string
+	UserID      int64        // 0 for guests
+	Role        string       // "" for guests
+	Connections []Connection // oldest first
+}
+
+// Guest reports whether the connections are guests'.
+func (p Person) Guest() bool { return p.UserID == 0 }
+
+// byPerson groups connections (oldest first) by person: accounts by name,
+// case aside, then guests by name, each group's connections oldest first.
+func byPerson(conns []Connection) []Person {
+	byKey := make(map[presenceKey]int)
+	var people []Person
+	for _, c := range conns {
+		k := presenceKey{userID: c.UserID}
+		if c.UserID == 0 {
+			k.guest = c.User
+		}
+		i, ok := byKey[k]
+		if !ok {
+			i = len(people)
+			byKey[k] = i
+			people = append(people, Person{User: c.User, UserID: c.UserID, Role: c.Role})
+		}
+		people[i].Connections = append(people[i].Connections, c)
+	}
+	slices.SortFunc(people, func(a, b Person) int {
+		if a.Guest() != b.Guest() {
+			if a.Guest() {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Or(
+			strings.Compare(strings.ToLower(a.User), strings.ToLower(b.User)),
+			strings.Compare(a.User, b.User),
+			cmp.Compare(a.UserID, b.UserID),
+		)
+	})
+	return people
 }
 
 // ErrNoSession is returned for a session id that is not connected.

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -43,6 +44,11 @@ type broadcaster struct {
 	presenceDirty     bool // presence changed since it was last sent
 	presenceScheduled bool // a presence send is due
 
+	// accounts holds, for each account with a joined session, what is
+	// kept per person rather than per connection; an entry goes with its
+	// last session, so the map is bounded by members.
+	accounts map[int64]*person
+
 	stop chan struct{}
 }
 
@@ -51,6 +57,7 @@ func (b *broadcaster) init(latestID int64) {
 	b.floor = latestID
 	b.members = make(map[*client]struct{})
 	b.live = make(map[*client]struct{})
+	b.accounts = make(map[int64]*person)
 	b.recent = make([]*frames, 0, recentSize)
 	b.stop = make(chan struct{})
 }
@@ -241,9 +248,17 @@ func (h *Hub) answer(it db.Item[origin], err error) {
 // after replaying what it missed when it resumes with ?after=.
 func (h *Hub) join(c *client) {
 	h.b.members[c] = struct{}{}
+	if c.userID != 0 {
+		p := h.b.accounts[c.userID]
+		if p == nil {
+			p = &person{}
+			h.b.accounts[c.userID] = p
+		}
+		p.sessions++
+	}
 	h.presenceChanged()
 	if c.proto == V1 {
-		hello := helloData{Session: c.id, User: c.name(), Role: "guest", Guest: true, LatestID: h.b.lastID}
+		hello := helloData{Session: c.id, User: c.name(), Role: roleGuest, Guest: true, LatestID: h.b.lastID}
 		if c.userID != 0 {
 			hello.UserID, hello.Role, hello.Guest = &c.userID, c.role, false
 		}
@@ -273,6 +288,14 @@ func (h *Hub) goLive(c *client) {
 }
 
 func (h *Hub) leave(c *client) {
+	if _, ok := h.b.members[c]; !ok {
+		return // never joined: the broadcaster stopped first
+	}
+	if p := h.b.accounts[c.userID]; p != nil {
+		if p.sessions--; p.sessions <= 0 {
+			delete(h.b.accounts, c.userID)
+		}
+	}
 	delete(h.b.members, c)
 	delete(h.b.live, c)
 	h.presenceChanged()
@@ -437,16 +460,15 @@ func (h *Hub) sendPresence() {
 		return
 	}
 	h.b.presenceDirty = false
-	seen := make(map[string]bool)
-	users := []string{}
-	for c := range h.b.members {
-		if n := c.name(); !seen[n] {
-			seen[n] = true
-			users = append(users, n)
+	people := presencePeople(h.b.members)
+	// users is what clients before people read: each name once.
+	users := make([]string, 0, len(people))
+	for i, p := range people {
+		if i == 0 || p.User != people[i-1].User {
+			users = append(users, p.User)
 		}
 	}
-	slices.SortFunc(users, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
-	frame := encode("presence", presenceData{Online: len(h.b.members), Users: users})
+	frame := encode("presence", presenceData{Online: len(h.b.members), Users: users, People: people})
 	for c := range h.b.members {
 		if c.proto == V1 {
 			h.mustSend(c, frame)
@@ -454,11 +476,78 @@ func (h *Hub) sendPresence() {
 	}
 }
 
+// presenceKey is whom presence counts a session under: its account, or,
+// for a guest, its name. A guest has nothing but a name to tell it by, so
+// two tabs of one guest and two guests who chose one name look alike;
+// grouping by name counts them as one line with two connections rather
+// than as many lines as there are anonymous sockets, which keeps a
+// presence frame as small as the list of names was (a few thousand
+// tutorial clients are one "Guest" line, not a few thousand).
+type presenceKey struct {
+	userID int64
+	guest  string
+}
+
+// presencePeople lists the people of the given sessions, one entry per
+// account however many tabs and devices it has open, and one per guest
+// name; sorted by name, case aside, then accounts before guests.
+func presencePeople(members map[*client]struct{}) []presencePerson {
+	byKey := make(map[presenceKey]int)
+	var people []presencePerson
+	for c := range members {
+		k := presenceKey{userID: c.userID}
+		if c.userID == 0 {
+			k.guest = c.name()
+		}
+		if i, ok := byKey[k]; ok {
+			people[i].Devices++
+			continue
+		}
+		p := presencePerson{User: c.name(), Role: roleGuest, Guest: true, Devices: 1}
+		if c.userID != 0 {
+			id := c.userID
+			p.UserID, p.Role, p.Guest = &id, c.role, false
+		}
+		byKey[k] = len(people)
+		people = append(people, p)
+	}
+	slices.SortFunc(people, func(a, b presencePerson) int {
+		return cmp.Or(
+			strings.Compare(strings.ToLower(a.User), strings.ToLower(b.User)),
+			strings.Compare(a.User, b.User),
+			cmp.Compare(a.id(), b.id()),
+		)
+	})
+	return people
+}
+
+// typing tells everyone else that from is typing. An account's typing
+// goes out at most once per TypingInterval however many of its tabs type,
+// and never to its own other tabs: the person sees no "you are typing",
+// the others see them once. A guest's is limited per connection (onMessage).
 func (h *Hub) typing(from *client) {
-	frame := encode("typing", typingData{User: from.name()})
+	if p := h.b.accounts[from.userID]; p != nil {
+		now := time.Now()
+		if now.Sub(p.typed) < h.opts.TypingInterval {
+			return
+		}
+		p.typed = now
+	}
+	d := typingData{User: from.name()}
+	if from.userID != 0 {
+		id := from.userID
+		d.UserID = &id
+	}
+	frame := encode("typing", d)
 	for c := range h.b.members {
-		if c != from && c.proto == V1 {
+		if c != from && c.proto == V1 && (from.userID == 0 || c.userID != from.userID) {
 			c.write(frame, h.controlLimit)
 		}
 	}
+}
+
+// person is what the broadcaster keeps per account.
+type person struct {
+	sessions int       // joined sessions
+	typed    time.Time // when its typing was last sent
 }

@@ -64,16 +64,38 @@ type (
 		CID     string `json:"cid,omitempty"`
 	}
 	presenceData struct {
-		Online int      `json:"online"`
-		Users  []string `json:"users"`
+		Online int              `json:"online"` // connections, the tutorial-era count
+		Users  []string         `json:"users"`  // each name once
+		People []presencePerson `json:"people"` // each person once
+	}
+	// presencePerson is one entry of presence: an account with how many
+	// of its sessions are open, or a guest name with how many connections
+	// go by it (see presenceKey).
+	presencePerson struct {
+		User    string `json:"user"`
+		UserID  *int64 `json:"user_id"` // null for a guest
+		Role    string `json:"role"`    // as in hello
+		Guest   bool   `json:"guest"`
+		Devices int    `json:"devices"` // open connections: tabs, devices
 	}
 	typingData struct {
-		User string `json:"user"`
+		User   string `json:"user"`
+		UserID *int64 `json:"user_id"` // null for a guest
 	}
 	deletedData struct {
 		ID int64 `json:"id"`
 	}
 )
+
+// roleGuest is the role hello and presence give a guest.
+const roleGuest = "guest"
+
+func (p presencePerson) id() int64 {
+	if p.UserID == nil {
+		return 0
+	}
+	return *p.UserID
+}
 
 // Command is a decoded nochat.v1 client frame.
 type Command struct {

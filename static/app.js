@@ -55,6 +55,7 @@
   let ws = null;
   let ready = false; // hello received on the current socket
   let helloUser = ''; // our name as the server knows it
+  let helloUserId = null; // our account's id; null for a guest
   let attempt = 0; // reconnect attempts since the last good connection
   let connectedAt = 0;
   let retryTimer = 0;
@@ -66,7 +67,7 @@
   let unread = 0;
   const ownIds = new Set(); // ids the server acknowledged as ours
   const deletedIds = new Set(); // so a late ack cannot bring one back
-  const typers = new Map(); // user -> time the indicator expires
+  const typers = new Map(); // person (typerKey) -> { user, until }
   let typingTimer = 0;
   let noticeTimer = 0;
 
@@ -369,7 +370,7 @@
     if (m.id <= lastId) return;
     lastId = m.id;
     if (deletedIds.has(m.id)) return;
-    typers.delete(m.user);
+    typers.delete(typerKey(m.user, m.user_id));
     renderTyping();
 
     const stick = nearBottom();
@@ -470,25 +471,48 @@
     notice(reason);
   }
 
+  // onPresence lists who is here: one line per person (an account's tabs
+  // and devices counted on it), guests marked. A server from before
+  // people sent names only: each is a line.
   function onPresence(d) {
     if (!d) return;
     const users = Array.isArray(d.users) ? d.users.filter((u) => typeof u === 'string') : [];
-    const online = Number.isFinite(d.online) ? d.online : users.length;
+    const people = Array.isArray(d.people)
+      ? d.people.filter((p) => p && typeof p.user === 'string')
+      : users.map((u) => ({ user: u, user_id: null, guest: false, devices: 1 }));
+    // A person counts once however many devices; each guest connection
+    // may be someone, so counts.
+    const online = Array.isArray(d.people)
+      ? people.reduce((n, p) => n + (p.guest && Number.isSafeInteger(p.devices) ? p.devices : 1), 0)
+      : Number.isFinite(d.online) ? d.online : users.length;
     onlineCount.textContent = String(online);
-    const counts = new Map();
-    for (const u of users) counts.set(u, (counts.get(u) || 0) + 1);
-    const names = [...counts.keys()].sort((a, b) => a.localeCompare(b, undefined, { sensitivity: 'base' }));
-    const items = names.map((n) => {
+    const items = people.map((p) => {
       const li = document.createElement('li');
       const name = document.createElement('span');
-      name.textContent = n;
+      name.className = 'who';
+      name.textContent = p.user;
       li.append(name);
-      if (counts.get(n) > 1) {
+      if (p.guest) {
+        const tag = document.createElement('span');
+        tag.className = 'tag';
+        tag.textContent = 'guest';
+        li.append(tag);
+      } else if (helloUserId !== null && p.user_id === helloUserId) {
+        const tag = document.createElement('span');
+        tag.className = 'tag';
+        tag.textContent = 'you';
+        li.append(tag);
+      }
+      const n = Number.isSafeInteger(p.devices) ? p.devices : 1;
+      if (n > 1) {
+        // A guest name is not a person: two guests may share it.
         const c = document.createElement('span');
         c.className = 'count';
-        c.textContent = '×' + counts.get(n);
+        c.textContent = p.guest ? `×${n}` : `${n} devices`;
+        c.title = p.guest ? `${n} connections as this guest name` : `${n} tabs or devices`;
         li.append(c);
       }
+      li.title = li.textContent;
       return li;
     });
     if (items.length === 0) {
@@ -498,21 +522,31 @@
       items.push(li);
     }
     onlineUsers.replaceChildren(...items);
+    const names = people.map((p) => p.user);
     presenceEl.querySelector('summary').title = names.length ? names.join(', ') : `${online} online`;
+  }
+
+  // typerKey is whom a typing indicator is for: an account by its id (it
+  // keeps its line through a rename), a guest by name.
+  function typerKey(user, userId) {
+    return Number.isSafeInteger(userId) ? `id:${userId}` : `name:${user}`;
   }
 
   function onTyping(d) {
     const user = d && typeof d.user === 'string' ? d.user : '';
-    // The server does not echo our own typing; this skips our other tabs.
-    if (!user || (myName() !== '' && user === myName())) return;
-    typers.set(user, Date.now() + TYPING_SHOWN);
+    const userId = d && Number.isSafeInteger(d.user_id) ? d.user_id : null;
+    // The server sends no account its own typing; a guest's other tabs
+    // are told apart by name only.
+    if (!user || (userId !== null && userId === helloUserId)) return;
+    if (userId === null && myName() !== '' && user === myName()) return;
+    typers.set(typerKey(user, userId), { user, until: Date.now() + TYPING_SHOWN });
     renderTyping();
   }
 
   function renderTyping() {
     const now = Date.now();
-    for (const [u, until] of typers) if (until <= now) typers.delete(u);
-    const names = [...typers.keys()];
+    for (const [k, t] of typers) if (t.until <= now) typers.delete(k);
+    const names = [...typers.values()].map((t) => t.user);
     let text = '';
     if (names.length === 1) text = `${names[0]} is typing…`;
     else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
@@ -520,7 +554,7 @@
     if (typingEl.textContent !== text) typingEl.textContent = text;
     clearTimeout(typingTimer);
     if (names.length) {
-      const next = Math.min(...typers.values()) - now;
+      const next = Math.min(...[...typers.values()].map((t) => t.until)) - now;
       typingTimer = setTimeout(renderTyping, Math.max(50, next));
     }
   }
@@ -676,6 +710,7 @@
     ready = true;
     connectedAt = Date.now();
     helloUser = typeof d.user === 'string' ? d.user : '';
+    helloUserId = Number.isSafeInteger(d.user_id) ? d.user_id : null;
     nickSent = helloUser;
     setStatus('connected', 'Connected');
     const latest = Number(d.latest_id) || 0;

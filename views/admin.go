@@ -214,3 +214,27 @@ func peakOf(points []int64) int64 {
 }
 
 func ff(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
+
+// personRole is the tag beside a person in the connection list: their
+// role, or "guest".
+func personRole(p chat.Person) string {
+	if p.Guest() || p.Role == "" {
+		return "guest"
+	}
+	return p.Role
+}
+
+// personDevices says how many connections a person has open: devices for
+// an account, connections for a guest name, which two guests may share.
+func personDevices(p chat.Person) string {
+	n := len(p.Connections)
+	switch {
+	case p.Guest() && n == 1:
+		return "1 connection"
+	case p.Guest():
+		return num(n) + " connections"
+	case n == 1:
+		return "1 device"
+	}
+	return num(n) + " devices"
+}
