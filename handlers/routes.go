@@ -83,7 +83,9 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 		inv, err := inviteCard(r, d.Auth, d.TrustProxy)
 		return views.AdminPage(assets, data, inv), err
 	}, false)
-	liveView := func(_ *http.Request, data views.Dashboard) (templ.Component, error) { return views.AdminLive(data), nil }
+	liveView := func(_ *http.Request, data views.Dashboard) (templ.Component, error) {
+		return views.AdminLive(data), nil
+	}
 	live := handleDashboard(d.Log, d.Hub, d.Store, d.Version, liveView, false)   // after an action
 	refresh := handleDashboard(d.Log, d.Hub, d.Store, d.Version, liveView, true) // every second
 
