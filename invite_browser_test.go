@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -66,4 +67,21 @@ func TestBrowserInviteLinkJoinsAMemberInAnotherProfile(t *testing.T) {
 	if body := s.get(t, "/discussion/latest/1"); !strings.Contains(body, `"user":"Bea"`) || !strings.Contains(body, `"user_id":2`) {
 		t.Fatalf("the stored message = %s, want Bea's with user_id 2", body)
 	}
+
+	// The admin resets the link, after a question; the card shows the
+	// new one, and the old one opens nothing (a refusal comes before the
+	// signed-in check, so Bea's browser sees it too).
+	do(t, admin, chromedp.Click(chromedp.CSS(`form[action="/admin/invite/reset"] button`)), chromedp.WaitVisible(chromedp.ID("confirm")))
+	screenshot(t, admin, "admin-invite-reset-confirm.png")
+	do(t, admin, chromedp.Click(chromedp.ID("confirm-ok")))
+	waitPage(t, admin, "a new invite link", `document.getElementById("invite-link") && document.getElementById("invite-link").href !== `+strconv.Quote(invite))
+	if n := eval[int](t, admin, `document.querySelectorAll("#invite").length`); n != 1 {
+		t.Fatalf("%d invite cards after the reset, want 1", n)
+	}
+	fresh := eval[string](t, admin, `document.getElementById("invite-link").href`)
+	if !strings.HasPrefix(fresh, s.url+"/join/") {
+		t.Fatalf("the new invite link = %q", fresh)
+	}
+	do(t, guest, chromedp.Navigate(invite))
+	waitPage(t, guest, "the old link refused", `document.body.innerText.includes("This invite link does not work")`)
 }
