@@ -91,6 +91,7 @@ type Auth struct {
 type authStore interface {
 	Setting(ctx context.Context, key string) (string, error)
 	SetSetting(ctx context.Context, key, value string) error
+	SettingOr(ctx context.Context, key, value string) (string, error)
 	DeleteSetting(ctx context.Context, key string) error
 	HasAdmin(ctx context.Context) (bool, error)
 	CreateFirstAdmin(ctx context.Context, a db.Account, tokenHash string) (db.Account, error)

@@ -63,13 +63,13 @@ func (a *Auth) JoinPolicy(ctx context.Context) (string, error) {
 }
 
 // InviteCode returns the invite link's code, making the first one when
-// there is none yet.
+// there is none yet (two dashboards opened at once show the same one).
 func (a *Auth) InviteCode(ctx context.Context) (string, error) {
-	code, err := a.store.Setting(ctx, settingInvite)
-	if errors.Is(err, db.ErrNotFound) {
-		return a.ResetInvite(ctx)
+	code, err := a.store.SettingOr(ctx, settingInvite, newToken())
+	if err != nil {
+		return "", fmt.Errorf("invite code: %w", err)
 	}
-	return code, err
+	return code, nil
 }
 
 // ResetInvite makes a new invite code in place of the old one, which stops

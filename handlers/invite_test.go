@@ -270,3 +270,28 @@ func TestInviteRoutesRefuseWhoMayNotCallThem(t *testing.T) {
 		t.Fatalf("a cross-site join: %d with cookies %v, want 403 and none", resp.StatusCode, resp.Cookies())
 	}
 }
+
+// Two dashboards opened at once on a new database show one link: the
+// first code stored is the one both get.
+func TestFirstInviteCodeIsOneForEveryone(t *testing.T) {
+	_, _, auth := peopleServer(t, nil)
+	codes := make(chan string, 8)
+	for range cap(codes) {
+		go func() {
+			code, err := auth.InviteCode(context.Background())
+			if err != nil {
+				t.Error(err)
+			}
+			codes <- code
+		}()
+	}
+	first := <-codes
+	for range cap(codes) - 1 {
+		if code := <-codes; code != first {
+			t.Fatalf("invite codes %q and %q from dashboards opened at once, want one", first, code)
+		}
+	}
+	if !auth.inviteValid(context.Background(), first) {
+		t.Fatal("the code shown is not the one that works")
+	}
+}
