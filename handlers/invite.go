@@ -267,6 +267,16 @@ func handleJoin(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, tru
 			refuse(http.StatusBadRequest, err.Error())
 			return
 		}
+		// A taken name is refused before the password is hashed: a Pi
+		// need not spend a hash on it. The insert below still decides.
+		switch _, err := a.store.AccountByNameKey(r.Context(), key); {
+		case err == nil:
+			refuse(http.StatusConflict, "That name is taken: pick another.")
+			return
+		case !errors.Is(err, db.ErrNotFound):
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
 		hash, err := hashPassword(password)
 		if err != nil {
 			writeError(w, r, log, http.StatusInternalServerError, err)
