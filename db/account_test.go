@@ -83,3 +83,19 @@ func TestMessagesCarryTheirSendersAccount(t *testing.T) {
 		t.Fatalf("JSON = %s, want user_id 1 for Ann and null for the guest", got)
 	}
 }
+
+func TestSettingOrKeepsTheFirstValue(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	for _, offered := range []string{"first", "second"} {
+		if got, err := s.SettingOr(ctx, "k", offered); err != nil || got != "first" {
+			t.Fatalf("SettingOr(%q) = %q, %v; want the first value", offered, got, err)
+		}
+	}
+	if err := s.SetSetting(ctx, "k", "third"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.SettingOr(ctx, "k", "fourth"); err != nil || got != "third" {
+		t.Fatalf("SettingOr after SetSetting = %q, %v; want third", got, err)
+	}
+}

@@ -32,6 +32,18 @@ func (s *Store) SetSetting(ctx context.Context, key, value string) error {
 	return nil
 }
 
+// SettingOr returns a stored setting, storing value first when it has
+// none: of two callers at once, both get the one value that was stored.
+func (s *Store) SettingOr(ctx context.Context, key, value string) (string, error) {
+	var v string
+	err := s.write.QueryRowContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = value RETURNING value`, key, value).Scan(&v)
+	if err != nil {
+		return "", fmt.Errorf("setting %s: %w", key, err)
+	}
+	return v, nil
+}
+
 // Delete removes a message from history, or reports ErrNotFound.
 func (s *Store) Delete(ctx context.Context, id int64) error {
 	n, err := s.deleteCounted(ctx, "DELETE FROM messages WHERE id = ?", id)

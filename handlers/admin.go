@@ -140,7 +140,7 @@ func residentMemory() uint64 {
 // choose the page of the message list; an action's URL carries them too, so
 // the admin stays where they were. refresh marks the every-second refresh,
 // which keeps a filtered or older page as the browser shows it.
-func handleDashboard(log *slog.Logger, hub adminHub, store adminStore, version string, view func(views.Dashboard) templ.Component, refresh bool) http.Handler {
+func handleDashboard(log *slog.Logger, hub adminHub, store adminStore, version string, view func(*http.Request, views.Dashboard) (templ.Component, error), refresh bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		list, err := listRequest(r)
 		if err != nil {
@@ -152,7 +152,12 @@ func handleDashboard(log *slog.Logger, hub adminHub, store adminStore, version s
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
 		}
-		render(w, r, log, http.StatusOK, view(data))
+		page, err := view(r, data)
+		if err != nil {
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
+		render(w, r, log, http.StatusOK, page)
 	})
 }
 

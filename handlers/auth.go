@@ -91,9 +91,11 @@ type Auth struct {
 type authStore interface {
 	Setting(ctx context.Context, key string) (string, error)
 	SetSetting(ctx context.Context, key, value string) error
+	SettingOr(ctx context.Context, key, value string) (string, error)
 	DeleteSetting(ctx context.Context, key string) error
 	HasAdmin(ctx context.Context) (bool, error)
 	CreateFirstAdmin(ctx context.Context, a db.Account, tokenHash string) (db.Account, error)
+	CreateAccount(ctx context.Context, a db.Account) (db.Account, error)
 	AccountByNameKey(ctx context.Context, key string) (db.Account, error)
 	AccountByID(ctx context.Context, id int64) (db.Account, error)
 	SetPasswordHash(ctx context.Context, id int64, hash string) error

@@ -49,6 +49,11 @@ func addPeopleRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /setup", post(handleSetup(d.Log, d.Auth, d.Hub, d.Hub, d.TrustProxy, assets)))
 	mux.Handle("GET /signin", handleSignInForm(d.Log, d.Auth, assets))
 	mux.Handle("POST /signin", post(handleSignIn(d.Log, d.Auth, d.Hub, d.Hub, d.TrustProxy, assets)))
+	// Joining: anyone, when the join policy lets them (see joinRefusal).
+	mux.Handle("GET /join/{code}", handleJoinForm(d.Log, d.Auth, d.Hub, assets))
+	mux.Handle("POST /join/{code}", post(handleJoin(d.Log, d.Auth, d.Hub, d.Hub, d.TrustProxy, assets)))
+	mux.Handle("GET /join", handleJoinForm(d.Log, d.Auth, d.Hub, assets))
+	mux.Handle("POST /join", post(handleJoin(d.Log, d.Auth, d.Hub, d.Hub, d.TrustProxy, assets)))
 	mux.Handle("POST /signout", post(handleSignOut(d.Log, d.Auth, d.Hub, d.TrustProxy)))
 	// A person's own account: signed-in only, and only their own sessions.
 	mux.Handle("GET /account", handleAccount(d.Log, d.Auth, d.Store, assets))
@@ -74,11 +79,15 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	post := cop.Handler
 	admin := func(h http.Handler) http.Handler { return requireAdmin(d.Auth, h) }
 
-	page := handleDashboard(d.Log, d.Hub, d.Store, d.Version, func(data views.Dashboard) templ.Component {
-		return views.AdminPage(assets, data)
+	page := handleDashboard(d.Log, d.Hub, d.Store, d.Version, func(r *http.Request, data views.Dashboard) (templ.Component, error) {
+		inv, err := inviteCard(r, d.Auth, d.TrustProxy)
+		return views.AdminPage(assets, data, inv), err
 	}, false)
-	live := handleDashboard(d.Log, d.Hub, d.Store, d.Version, views.AdminLive, false)   // after an action
-	refresh := handleDashboard(d.Log, d.Hub, d.Store, d.Version, views.AdminLive, true) // every second
+	liveView := func(_ *http.Request, data views.Dashboard) (templ.Component, error) {
+		return views.AdminLive(data), nil
+	}
+	live := handleDashboard(d.Log, d.Hub, d.Store, d.Version, liveView, false)   // after an action
+	refresh := handleDashboard(d.Log, d.Hub, d.Store, d.Version, liveView, true) // every second
 
 	mux.Handle("GET /admin", admin(page))
 	mux.Handle("GET /admin/{$}", http.RedirectHandler("/admin", http.StatusMovedPermanently))
@@ -89,5 +98,7 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /admin/sessions/{id}/disconnect", post(admin(handleDisconnect(d.Log, d.Hub, live))))
 	mux.Handle("POST /admin/messages/{id}/delete", post(admin(handleDeleteMessage(d.Log, d.Hub, live))))
 	mux.Handle("POST /admin/errors/clear", post(admin(handleClearErrors(d.Log, d.Hub, live))))
+	mux.Handle("POST /admin/invite/reset", post(admin(handleInviteReset(d.Log, d.Auth))))
+	mux.Handle("POST /admin/join-policy", post(admin(handleJoinPolicy(d.Log, d.Auth))))
 	mux.Handle("/admin/", admin(http.NotFoundHandler()))
 }
