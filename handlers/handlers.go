@@ -126,6 +126,12 @@ func securityHeaders(next http.Handler) http.Handler {
 // error, instead of the router's plain text.
 func apiErrors(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.RequestURI == "*" {
+			// The router answers "GET *" with a bare 400 and no reason.
+			w.Header().Set("Connection", "close")
+			http.Error(w, "the request target * is only for OPTIONS", http.StatusBadRequest)
+			return
+		}
 		// Only REST paths, and only then a second route lookup.
 		if strings.HasPrefix(r.URL.Path, "/discussion") {
 			if _, pattern := mux.Handler(r); pattern == "" {
