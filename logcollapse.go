@@ -81,13 +81,12 @@ func (h *collapseHandler) Enabled(ctx context.Context, level slog.Level) bool {
 
 // WithAttrs returns a handler that adds attrs, sharing the repeat counts.
 func (h *collapseHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	var keyAttrs []slog.Attr
+	var b strings.Builder
+	b.WriteString(h.prefix)
 	for _, a := range attrs {
-		if a.Key == logKeyAttr {
-			keyAttrs = append(keyAttrs, a)
-		}
+		writeKeyAttr(&b, a)
 	}
-	return &collapseHandler{inner: h.inner.WithAttrs(attrs), c: h.c, prefix: h.prefix + keyOf(keyAttrs)}
+	return &collapseHandler{inner: h.inner.WithAttrs(attrs), c: h.c, prefix: b.String()}
 }
 
 // WithGroup returns a handler that nests later attributes in a group,
@@ -103,14 +102,13 @@ func (h *collapseHandler) Handle(ctx context.Context, r slog.Record) error {
 		// each thing as it happens: they pass through, every one.
 		return h.inner.Handle(ctx, r)
 	}
-	var keyAttrs []slog.Attr
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == logKeyAttr {
-			keyAttrs = append(keyAttrs, a)
-		}
-		return true
-	})
-	key := r.Level.String() + "\x00" + h.prefix + "\x00" + r.Message + "\x00" + keyOf(keyAttrs)
+	var b strings.Builder
+	for _, part := range []string{r.Level.String(), h.prefix, r.Message} {
+		b.WriteString(part)
+		b.WriteByte('\x00')
+	}
+	r.Attrs(func(a slog.Attr) bool { writeKeyAttr(&b, a); return true })
+	key := b.String()
 
 	c := h.c
 	c.mu.Lock()
@@ -137,16 +135,16 @@ func (h *collapseHandler) Handle(ctx context.Context, r slog.Record) error {
 	return nil
 }
 
-// keyOf renders attributes as part of a key.
-func keyOf(attrs []slog.Attr) string {
-	var b strings.Builder
-	for _, a := range attrs {
-		b.WriteString(a.Key)
-		b.WriteByte('=')
-		b.WriteString(a.Value.String())
-		b.WriteByte('\x00')
+// writeKeyAttr adds a to a line's key if it is a key attribute
+// (logKeyAttr); other attributes do not tell lines apart.
+func writeKeyAttr(b *strings.Builder, a slog.Attr) {
+	if a.Key != logKeyAttr {
+		return
 	}
-	return b.String()
+	b.WriteString(a.Key)
+	b.WriteByte('=')
+	b.WriteString(a.Value.String())
+	b.WriteByte('\x00')
 }
 
 // summary is a line to write at the end of a window.
