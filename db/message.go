@@ -42,9 +42,10 @@ type Stored struct {
 	Reused    bool // the CID names a message with another text: refused
 }
 
-// sendKey is what a CID is unique within: one sender's sends. Today a sender
-// is its user name; with accounts it becomes the user id, here, in the find
-// statement and in the index messages_sender_cid.
+// sendKey is what a CID is unique within: one sender's sends. A sender is
+// its user name, as in the find statement and the index messages_sender_cid:
+// with accounts a member's name is still theirs alone (guests may not take
+// it), so a name is one sender.
 type sendKey struct {
 	user, cid string
 }
