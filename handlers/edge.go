@@ -168,7 +168,7 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 // refuseRequest answers a request the edge turns away: {"error": ...} on
 // the REST routes, one line of text elsewhere.
 func refuseRequest(w http.ResponseWriter, r *http.Request, d Deps, status int, err error) {
-	if strings.HasPrefix(r.URL.Path, "/discussion") {
+	if isREST(r) {
 		writeError(w, r, d.Log, status, err)
 		return
 	}

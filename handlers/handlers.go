@@ -133,7 +133,7 @@ func apiErrors(mux *http.ServeMux) http.Handler {
 			return
 		}
 		// Only REST paths, and only then a second route lookup.
-		if strings.HasPrefix(r.URL.Path, "/discussion") {
+		if isREST(r) {
 			if _, pattern := mux.Handler(r); pattern == "" {
 				w = &jsonStatusWriter{ResponseWriter: w}
 			}
@@ -141,6 +141,10 @@ func apiErrors(mux *http.ServeMux) http.Handler {
 		mux.ServeHTTP(w, r)
 	})
 }
+
+// isREST reports whether r is for the tutorial's REST routes, whose every
+// answer, a refusal too, is JSON.
+func isREST(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/discussion") }
 
 // jsonStatusWriter replaces a plain-text error body with {"error": ...}.
 type jsonStatusWriter struct {
