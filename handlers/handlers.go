@@ -209,6 +209,7 @@ const (
 	placeHost     = "HTTP host check" // checkHost
 	placeBody     = "HTTP request body"
 	placeLogin    = "admin login"
+	placeAdmin    = "admin" // the dashboard's actions
 	placeRESTSend = "REST send"
 )
 
