@@ -99,11 +99,11 @@ func checkHost(d Deps, hosts Hosts, next http.Handler) http.Handler {
 	})
 }
 
-// DefaultBodyTimeout is how long a client has, once its headers are in, to
+// defaultBodyTimeout is how long a client has, once its headers are in, to
 // send its whole request body: as long as it had for the headers. Without
 // it net/http waits for a body forever, even one the route never reads: it
 // reads what is left before answering.
-const DefaultBodyTimeout = 10 * time.Second
+const defaultBodyTimeout = 10 * time.Second
 
 // errBodyTimeout is a body that did not come in time; what a route reading
 // the body gets (wrapped, with the time allowed).
@@ -118,7 +118,7 @@ var errBodyTooLarge = fmt.Errorf("request body too large: the limit is %d KiB", 
 // wait for that body. Once upgraded, a connection has the socket's own
 // deadlines: gorilla clears the server's when it takes the connection.
 func limitBodies(d Deps, next http.Handler) http.Handler {
-	timeout := cmp.Or(d.BodyTimeout, DefaultBodyTimeout)
+	timeout := cmp.Or(d.BodyTimeout, defaultBodyTimeout)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody {
 			next.ServeHTTP(w, r)

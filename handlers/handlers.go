@@ -51,7 +51,7 @@ type Deps struct {
 	Hostname   string
 	AllowHosts []string
 	// BodyTimeout is how long a request body may take to arrive once its
-	// headers are in; 0 means DefaultBodyTimeout. Tests shorten it.
+	// headers are in; 0 means 10 s (defaultBodyTimeout). Tests shorten it.
 	BodyTimeout time.Duration
 }
 
