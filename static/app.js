@@ -492,16 +492,12 @@
       name.className = 'who';
       name.textContent = p.user;
       li.append(name);
-      if (p.guest) {
-        const tag = document.createElement('span');
-        tag.className = 'tag';
-        tag.textContent = 'guest';
-        li.append(tag);
-      } else if (helloUserId !== null && p.user_id === helloUserId) {
-        const tag = document.createElement('span');
-        tag.className = 'tag';
-        tag.textContent = 'you';
-        li.append(tag);
+      const tag = p.guest ? 'guest' : helloUserId !== null && p.user_id === helloUserId ? 'you' : '';
+      if (tag) {
+        const t = document.createElement('span');
+        t.className = 'tag';
+        t.textContent = tag;
+        li.append(t);
       }
       const n = Number.isSafeInteger(p.devices) ? p.devices : 1;
       if (n > 1) {
