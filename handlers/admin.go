@@ -52,16 +52,19 @@ func listRequest(r *http.Request) (views.MessageList, error) {
 	if utf8.RuneCountInString(l.Filter) > maxFilter {
 		return l, fmt.Errorf("the filter is longer than %d characters", maxFilter)
 	}
-	for name, to := range map[string]*int64{"before": &l.Before, "after": &l.After} {
-		v := q.Get(name)
+	for _, p := range []struct {
+		name string
+		to   *int64
+	}{{"before", &l.Before}, {"after", &l.After}} {
+		v := q.Get(p.name)
 		if v == "" {
 			continue
 		}
 		id, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || id < 1 {
-			return l, fmt.Errorf("%s must be a message id", name)
+			return l, fmt.Errorf("%s must be a message id", p.name)
 		}
-		*to = id
+		*p.to = id
 	}
 	if l.Before > 0 && l.After > 0 {
 		return l, errors.New("ask for messages before an id or after one, not both")
