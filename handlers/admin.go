@@ -38,19 +38,16 @@ type adminStore interface {
 	Pruned() int64
 }
 
-// The dashboard's message list: a bounded page, a bounded filter.
-const (
-	listPage  = 20  // messages on one page of the list
-	maxFilter = 100 // characters in the list's filter
-)
+// listPage is how many messages one page of the dashboard's list holds.
+const listPage = 20
 
 // listRequest reads the list's filter and page bound from the URL, or says
 // why they are not usable.
 func listRequest(r *http.Request) (views.MessageList, error) {
 	q := r.URL.Query()
 	l := views.MessageList{Filter: strings.TrimSpace(q.Get("q"))}
-	if utf8.RuneCountInString(l.Filter) > maxFilter {
-		return l, fmt.Errorf("the filter is longer than %d characters", maxFilter)
+	if utf8.RuneCountInString(l.Filter) > views.MaxFilter {
+		return l, fmt.Errorf("the filter is longer than %d characters", views.MaxFilter)
 	}
 	for _, p := range []struct {
 		name string
