@@ -38,30 +38,30 @@ type adminStore interface {
 	Pruned() int64
 }
 
-// The dashboard's message list: a bounded page, a bounded filter.
-const (
-	listPage  = 20  // messages on one page of the list
-	maxFilter = 100 // characters in the list's filter
-)
+// listPage is how many messages one page of the dashboard's list holds.
+const listPage = 20
 
 // listRequest reads the list's filter and page bound from the URL, or says
 // why they are not usable.
 func listRequest(r *http.Request) (views.MessageList, error) {
 	q := r.URL.Query()
 	l := views.MessageList{Filter: strings.TrimSpace(q.Get("q"))}
-	if utf8.RuneCountInString(l.Filter) > maxFilter {
-		return l, fmt.Errorf("the filter is longer than %d characters", maxFilter)
+	if utf8.RuneCountInString(l.Filter) > views.MaxFilter {
+		return l, fmt.Errorf("the filter is longer than %d characters", views.MaxFilter)
 	}
-	for name, to := range map[string]*int64{"before": &l.Before, "after": &l.After} {
-		v := q.Get(name)
+	for _, p := range []struct {
+		name string
+		to   *int64
+	}{{"before", &l.Before}, {"after", &l.After}} {
+		v := q.Get(p.name)
 		if v == "" {
 			continue
 		}
 		id, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || id < 1 {
-			return l, fmt.Errorf("%s must be a message id", name)
+			return l, fmt.Errorf("%s must be a message id", p.name)
 		}
-		*to = id
+		*p.to = id
 	}
 	if l.Before > 0 && l.After > 0 {
 		return l, errors.New("ask for messages before an id or after one, not both")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -94,15 +95,15 @@ func checkHost(d Deps, hosts Hosts, next http.Handler) http.Handler {
 		}
 		d.Hub.RecordErrorAt(chat.KindBadOrigin, placeHost, fmt.Sprintf("request for host %.60q refused (-allow-host)", r.Host), requestSubject(r, d.TrustProxy))
 		err := fmt.Errorf("host %.60q is not a name this server answers to: add it with -allow-host (NOCHAT_ALLOW_HOST)", r.Host)
-		refuseRequest(w, r, d, http.StatusMisdirectedRequest, err)
+		refuseRequest(w, r, d.Log, http.StatusMisdirectedRequest, err)
 	})
 }
 
-// DefaultBodyTimeout is how long a client has, once its headers are in, to
+// defaultBodyTimeout is how long a client has, once its headers are in, to
 // send its whole request body: as long as it had for the headers. Without
 // it net/http waits for a body forever, even one the route never reads: it
 // reads what is left before answering.
-const DefaultBodyTimeout = 10 * time.Second
+const defaultBodyTimeout = 10 * time.Second
 
 // errBodyTimeout is a body that did not come in time; what a route reading
 // the body gets (wrapped, with the time allowed).
@@ -117,6 +118,7 @@ var errBodyTooLarge = fmt.Errorf("request body too large: the limit is %d KiB", 
 // wait for that body. Once upgraded, a connection has the socket's own
 // deadlines: gorilla clears the server's when it takes the connection.
 func limitBodies(d Deps, next http.Handler) http.Handler {
+	timeout := cmp.Or(d.BodyTimeout, defaultBodyTimeout)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody {
 			next.ServeHTTP(w, r)
@@ -130,10 +132,9 @@ func limitBodies(d Deps, next http.Handler) http.Handler {
 			rc.SetReadDeadline(time.Now())
 			w.Header().Set("Connection", "close")
 			d.Hub.RecordErrorAt(chat.KindTooLarge, placeBody, fmt.Sprintf("request body of %d bytes refused", r.ContentLength), requestSubject(r, d.TrustProxy))
-			refuseRequest(w, r, d, http.StatusRequestEntityTooLarge, errBodyTooLarge)
+			refuseRequest(w, r, d.Log, http.StatusRequestEntityTooLarge, errBodyTooLarge)
 			return
 		}
-		timeout := cmp.Or(d.BodyTimeout, DefaultBodyTimeout)
 		if err := rc.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 			d.Log.Warn("request body deadline", "err", err)
 		}
@@ -167,9 +168,9 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 
 // refuseRequest answers a request the edge turns away: {"error": ...} on
 // the REST routes, one line of text elsewhere.
-func refuseRequest(w http.ResponseWriter, r *http.Request, d Deps, status int, err error) {
-	if strings.HasPrefix(r.URL.Path, "/discussion") {
-		writeError(w, r, d.Log, status, err)
+func refuseRequest(w http.ResponseWriter, r *http.Request, log *slog.Logger, status int, err error) {
+	if isREST(r) {
+		writeError(w, r, log, status, err)
 		return
 	}
 	http.Error(w, err.Error(), status)

@@ -51,7 +51,7 @@ type Deps struct {
 	Hostname   string
 	AllowHosts []string
 	// BodyTimeout is how long a request body may take to arrive once its
-	// headers are in; 0 means DefaultBodyTimeout. Tests shorten it.
+	// headers are in; 0 means 10 s (defaultBodyTimeout). Tests shorten it.
 	BodyTimeout time.Duration
 }
 
@@ -133,7 +133,7 @@ func apiErrors(mux *http.ServeMux) http.Handler {
 			return
 		}
 		// Only REST paths, and only then a second route lookup.
-		if strings.HasPrefix(r.URL.Path, "/discussion") {
+		if isREST(r) {
 			if _, pattern := mux.Handler(r); pattern == "" {
 				w = &jsonStatusWriter{ResponseWriter: w}
 			}
@@ -141,6 +141,10 @@ func apiErrors(mux *http.ServeMux) http.Handler {
 		mux.ServeHTTP(w, r)
 	})
 }
+
+// isREST reports whether r is for the tutorial's REST routes, whose every
+// answer, a refusal too, is JSON.
+func isREST(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/discussion") }
 
 // jsonStatusWriter replaces a plain-text error body with {"error": ...}.
 type jsonStatusWriter struct {
@@ -205,6 +209,7 @@ const (
 	placeHost     = "HTTP host check" // checkHost
 	placeBody     = "HTTP request body"
 	placeLogin    = "admin login"
+	placeAdmin    = "admin" // the dashboard's actions
 	placeRESTSend = "REST send"
 )
 

@@ -39,12 +39,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 // point), every POST refused when it comes from another site's page.
 func addPeopleRoutes(mux *http.ServeMux, d Deps) {
 	assets := views.AdminAssets{CSS: d.Assets.URL("admin.css"), Icon: d.Assets.URL("favicon.svg")}
-	cop := http.NewCrossOriginProtection()
-	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d.Hub.RecordErrorAt(chat.KindBadOrigin, placeSignIn, "cross-origin sign-in request refused", requestSubject(r, d.TrustProxy))
-		writeError(w, r, d.Log, http.StatusForbidden, errCrossOrigin)
-	}))
-	post := cop.Handler
+	post := sameOrigin(d, placeSignIn, "cross-origin sign-in request refused")
 	mux.Handle("GET /setup", handleSetupForm(d.Log, d.Auth, d.Hub, assets))
 	mux.Handle("POST /setup", post(handleSetup(d.Log, d.Auth, d.Hub, d.Hub, d.TrustProxy, assets)))
 	mux.Handle("GET /signin", handleSignInForm(d.Log, d.Auth, assets))
@@ -71,12 +66,7 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 		Admin: d.Assets.URL("admin.js"),
 		Icon:  d.Assets.URL("favicon.svg"),
 	}
-	cop := http.NewCrossOriginProtection()
-	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d.Hub.RecordErrorAt(chat.KindBadOrigin, "admin", "cross-origin admin request refused", requestSubject(r, d.TrustProxy))
-		writeError(w, r, d.Log, http.StatusForbidden, errCrossOrigin)
-	}))
-	post := cop.Handler
+	post := sameOrigin(d, placeAdmin, "cross-origin admin request refused")
 	admin := func(h http.Handler) http.Handler { return requireAdmin(d.Auth, h) }
 
 	page := handleDashboard(d.Log, d.Hub, d.Store, d.Version, func(r *http.Request, data views.Dashboard) (templ.Component, error) {
@@ -101,4 +91,16 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /admin/invite/reset", post(admin(handleInviteReset(d.Log, d.Auth))))
 	mux.Handle("POST /admin/join-policy", post(admin(handleJoinPolicy(d.Log, d.Auth))))
 	mux.Handle("/admin/", admin(http.NotFoundHandler()))
+}
+
+// sameOrigin refuses a request that another site's page sent (net/http's
+// CrossOriginProtection), with a 403 and an entry in the error log at
+// place.
+func sameOrigin(d Deps, place, detail string) func(http.Handler) http.Handler {
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.Hub.RecordErrorAt(chat.KindBadOrigin, place, detail, requestSubject(r, d.TrustProxy))
+		writeError(w, r, d.Log, http.StatusForbidden, errCrossOrigin)
+	}))
+	return cop.Handler
 }

@@ -492,16 +492,12 @@
       name.className = 'who';
       name.textContent = p.user;
       li.append(name);
-      if (p.guest) {
-        const tag = document.createElement('span');
-        tag.className = 'tag';
-        tag.textContent = 'guest';
-        li.append(tag);
-      } else if (helloUserId !== null && p.user_id === helloUserId) {
-        const tag = document.createElement('span');
-        tag.className = 'tag';
-        tag.textContent = 'you';
-        li.append(tag);
+      const tag = p.guest ? 'guest' : helloUserId !== null && p.user_id === helloUserId ? 'you' : '';
+      if (tag) {
+        const t = document.createElement('span');
+        t.className = 'tag';
+        t.textContent = tag;
+        li.append(t);
       }
       const n = Number.isSafeInteger(p.devices) ? p.devices : 1;
       if (n > 1) {
@@ -784,7 +780,16 @@
   function submit() {
     const text = msgInput.value.trim();
     if (!text || !updateCounter()) return;
-    const item = { cid: uuid4(), message: text, user: myName(), ts: Date.now() };
+    msgInput.value = '';
+    autosize();
+    updateCounter();
+    enqueue(text);
+  }
+
+  // enqueue queues a new send (a message just written, or a failed one
+  // retried), shows it at the bottom as pending and, when connected, sends it.
+  function enqueue(message) {
+    const item = { cid: uuid4(), message, user: myName(), ts: Date.now() };
     knownCids.add(item.cid);
     queue.push(item);
     saveQueue();
@@ -792,9 +797,6 @@
     if (!ready) li.querySelector('.state span:last-child').textContent = 'waiting';
     list.append(li);
     regroup();
-    msgInput.value = '';
-    autosize();
-    updateCounter();
     scrollToBottom();
     if (!ready) return;
     // A rename still waiting for its timer goes first, so that the item is
@@ -858,18 +860,9 @@
       li.remove();
       regroup();
     } else if (btn.classList.contains('retry')) {
-      const item = { cid: uuid4(), message: li.dataset.message || '', user: myName(), ts: Date.now() };
+      const message = li.dataset.message || '';
       li.remove();
-      if (!item.message) return;
-      knownCids.add(item.cid);
-      queue.push(item);
-      saveQueue();
-      const fresh = buildPending(item);
-      if (!ready) fresh.querySelector('.state span:last-child').textContent = 'waiting';
-      list.append(fresh);
-      regroup();
-      scrollToBottom();
-      if (ready) send('send', { message: item.message, cid: item.cid });
+      if (message) enqueue(message);
     }
   });
 

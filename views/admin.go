@@ -31,6 +31,10 @@ type Dashboard struct {
 	Messages   MessageList
 }
 
+// MaxFilter is how many characters the message list's filter may have: the
+// filter field's maxlength, and where the dashboard refuses a longer one.
+const MaxFilter = 100
+
 // MessageList is one page of the dashboard's message list and how it was
 // asked for. A page is bounded by ids, not positions, so new messages never
 // shift what a page holds.
