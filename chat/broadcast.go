@@ -83,30 +83,19 @@ func (b *broadcaster) since(after int64) ([]*frames, bool) {
 	if after < b.floor {
 		return nil, false
 	}
-	i, _ := slices.BinarySearchFunc(b.recent, after+1, func(f *frames, id int64) int {
-		switch {
-		case f.id < id:
-			return -1
-		case f.id > id:
-			return 1
-		}
-		return 0
-	})
-	return b.recent[i:], true
+	return b.recent[b.index(after+1):], true
+}
+
+// index is where in recent the message with id is, or would be.
+func (b *broadcaster) index(id int64) int {
+	i, _ := slices.BinarySearchFunc(b.recent, id, func(f *frames, want int64) int { return cmp.Compare(f.id, want) })
+	return i
 }
 
 // dropBelow forgets the remembered messages with ids under below. floor
 // stays: every message above it that the store still holds is remembered.
 func (b *broadcaster) dropBelow(below int64) {
-	i, _ := slices.BinarySearchFunc(b.recent, below, func(f *frames, id int64) int {
-		switch {
-		case f.id < id:
-			return -1
-		case f.id > id:
-			return 1
-		}
-		return 0
-	})
+	i := b.index(below)
 	for j := range b.recent[:i] {
 		b.recentBytes -= b.recent[j].size()
 		b.recent[j] = nil
