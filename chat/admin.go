@@ -202,13 +202,7 @@ func (h *Hub) Prune(ctx context.Context, olderThan time.Time, keepNewest int) (i
 	if below > 0 {
 		// Wait for it, so that a client connecting after Prune returns is
 		// replayed nothing pruned; unless the broadcaster stops first.
-		done := make(chan struct{})
-		if h.do(func() { h.pruned(below); close(done) }) {
-			select {
-			case <-done:
-			case <-h.quit:
-			}
-		}
+		h.doWait(func() { h.pruned(below) })
 	}
 	return n, err
 }

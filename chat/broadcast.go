@@ -392,19 +392,10 @@ func (h *Hub) catchUp(c *client, after int64) {
 			continue
 		}
 		if len(batch) < room {
-			type result struct {
-				joined bool
-				after  int64
-			}
-			done := make(chan result, 1)
-			if !h.do(func() { j, a := h.rejoin(c, after); done <- result{j, a} }) {
+			joined := false
+			if !h.doWait(func() { joined, after = h.rejoin(c, after) }) || joined {
 				return
 			}
-			r := <-done
-			if r.joined {
-				return
-			}
-			after = r.after
 		}
 	}
 }

@@ -369,6 +369,22 @@ func (h *Hub) do(f func()) bool {
 	}
 }
 
+// doWait is do, and waits for f to finish. It reports false once the
+// broadcaster has stopped, whether or not f ran. A panic in f (recovered by
+// runEvent) ends the wait too.
+func (h *Hub) doWait(f func()) bool {
+	done := make(chan struct{})
+	if !h.do(func() { defer close(done); f() }) {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-h.quit:
+		return false
+	}
+}
+
 // Close shuts the room down in the order that loses nothing: refuse new
 // sessions; commit every message already queued and hand it to the clients
 // (so each sender still gets its ack); then close every session with 1001
@@ -379,21 +395,14 @@ func (h *Hub) Close(ctx context.Context) error {
 		return nil
 	}
 	h.writer.Close()
-	flushed := make(chan struct{})
-	h.do(func() { close(flushed) })
-	<-flushed
+	h.doWait(func() {})
 	// Let sessions that fell behind catch up, so every client, even one on
 	// echo-protocol that cannot resume, gets every stored message before
 	// its close frame. A session still behind when ctx ends resumes with
 	// ?after= when it reconnects.
 	behind := 0
 	h.waitFor(ctx, func() bool {
-		n := make(chan int, 1)
-		if !h.do(func() { n <- h.behind() }) {
-			return true
-		}
-		behind = <-n
-		return behind == 0
+		return !h.doWait(func() { behind = h.behind() }) || behind == 0
 	})
 	if behind > 0 {
 		h.log.Warn("closing with sessions still catching up", "sessions", behind)
