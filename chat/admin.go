@@ -38,7 +38,7 @@ func (h *Hub) RecordErrorAt(kind, place, detail, subject string) {
 	h.errors.record(kind, place, detail, subject)
 	h.series.addError()
 	h.opts.Observer.Error(kind)
-	attrs := []any{"detail", cut(detail, maxErrorDetail), "subject", cut(subject, maxErrorSubject)}
+	attrs := []any{"detail", Cut(detail, maxErrorDetail), "subject", Cut(subject, maxErrorSubject)}
 	if place != "" {
 		// The log collapses repeats by message and place (main's collapseHandler).
 		attrs = append([]any{"place", place}, attrs...)

@@ -99,8 +99,8 @@ var addrPort = regexp.MustCompile(`((?:\d{1,3}\.){3}\d{1,3}|\[[0-9a-fA-F:.]+\]):
 func (l *errorLog) record(kind, place, detail, subject string) {
 	// Cut before the pattern runs too: a detail can be a client's whole
 	// frame.
-	detail = cut(addrPort.ReplaceAllString(cut(detail, 4*maxErrorDetail), "$1"), maxErrorDetail)
-	k := errorKey{cut(kind, maxErrorPlace), cut(place, maxErrorPlace)}
+	detail = Cut(addrPort.ReplaceAllString(Cut(detail, 4*maxErrorDetail), "$1"), maxErrorDetail)
+	k := errorKey{Cut(kind, maxErrorPlace), Cut(place, maxErrorPlace)}
 	now := time.Now().UnixMilli()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -117,7 +117,7 @@ func (l *errorLog) record(kind, place, detail, subject string) {
 	}
 	e.Count++
 	e.Detail = detail
-	e.Subject = cut(subject, maxErrorSubject)
+	e.Subject = Cut(subject, maxErrorSubject)
 	e.LastSeen = now
 	l.dirty[k] = true
 }

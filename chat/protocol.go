@@ -145,14 +145,15 @@ func DecodeCommand(b []byte) (Command, error) {
 
 // quote shows a client's string in a reason, cut to at most 32 bytes.
 func quote(s string) string {
-	b, _ := json.Marshal(cut(s, 32))
+	b, _ := json.Marshal(Cut(s, 32))
 	return string(b)
 }
 
-// cut shortens s to at most n bytes, and marks that it did, at a character
+// Cut shortens s to at most n bytes, and marks that it did, at a character
 // boundary: cut inside one, it would show as \ufffd garbage, or be invalid
-// UTF-8 in the database.
-func cut(s string, n int) string {
+// UTF-8 in the database. Other packages use it for displays and error-log
+// subjects.
+func Cut(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
@@ -161,9 +162,6 @@ func cut(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
-
-// Cut is cut for the other packages' displays and error-log subjects.
-func Cut(s string, n int) string { return cut(s, n) }
 
 // encode marshals a server frame. The payloads are plain structs of strings
 // and numbers, which always marshal.
