@@ -253,23 +253,19 @@ func (h *Hub) flushErrorsOnce() {
 // Send stores a message from outside a WebSocket (REST), broadcasts it like
 // any other, and returns it once it is committed and handed to every client.
 func (h *Hub) Send(ctx context.Context, user, text string) (db.Message, error) {
-	st, err := h.SendOnce(ctx, user, text, "")
+	st, err := h.SendAs(ctx, Identity{}, user, text, "")
 	return st.Message, err
 }
 
-// SendOnce is Send with a key that names the send, as a cid does on
-// nochat.v1 (a REST Idempotency-Key; "" for none): a send from the same user
-// with the same key within the store's de-duplication window is not stored
-// again. It then returns the message first stored, marked Duplicate; with
-// another text, ErrCIDReused. If ctx ends after the message was queued, it
-// returns ErrUnconfirmed: the message is stored all the same.
-func (h *Hub) SendOnce(ctx context.Context, user, text, key string) (db.Stored, error) {
-	return h.SendAs(ctx, Identity{}, user, text, key)
-}
-
-// SendAs is SendOnce from whom id names. A signed-in person's message goes
-// under their account's name, whatever user says; a guest's under user,
-// which may not be a member's name, and only if guests may send.
+// SendAs is Send from whom id names, with a key that names the send, as a
+// cid does on nochat.v1 (a REST Idempotency-Key; "" for none). A signed-in
+// person's message goes under their account's name, whatever user says; a
+// guest's under user, which may not be a member's name, and only if guests
+// may send. A send from the same user with the same key within the store's
+// de-duplication window is not stored again: SendAs then returns the
+// message first stored, marked Duplicate; with another text, ErrCIDReused.
+// If ctx ends after the message was queued, it returns ErrUnconfirmed: the
+// message is stored all the same.
 func (h *Hub) SendAs(ctx context.Context, id Identity, user, text, key string) (db.Stored, error) {
 	if id.Guest() {
 		if err := h.mayGuestSend(); err != nil {
