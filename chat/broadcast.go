@@ -92,6 +92,14 @@ func (b *broadcaster) index(id int64) int {
 	return i
 }
 
+// drop forgets the remembered message with the given id, if it is there.
+func (b *broadcaster) drop(id int64) {
+	if i := b.index(id); i < len(b.recent) && b.recent[i].id == id {
+		b.recentBytes -= b.recent[i].size()
+		b.recent = slices.Delete(b.recent, i, i+1)
+	}
+}
+
 // dropBelow forgets the remembered messages with ids under below. floor
 // stays: every message above it that the store still holds is remembered.
 func (b *broadcaster) dropBelow(below int64) {
@@ -173,7 +181,8 @@ func (h *Hub) deliver(c db.Commit[origin]) {
 		}
 		if !it.Duplicate && !it.Reused && it.Message.ID > h.b.lastID {
 			f := encodeMessage(it.Message)
-			h.remember(f)
+			h.changeRecent(func(b *broadcaster) { b.remember(f) })
+			h.b.lastID = f.id
 			h.broadcasted.Add(1)
 			fresh++
 			for cl := range h.b.live {
@@ -198,14 +207,13 @@ func (h *Hub) deliver(c db.Commit[origin]) {
 	}
 }
 
-// remember adds a committed message to the recent set. The lock is released
-// by defer: the broadcaster survives a panic (runEvent), and must not leave
-// the catch-up readers locked out.
-func (h *Hub) remember(f *frames) {
+// changeRecent runs f, a change to the recent set, under recentMu. The
+// lock is released by defer: the broadcaster survives a panic (runEvent),
+// and must not leave the catch-up readers locked out.
+func (h *Hub) changeRecent(f func(b *broadcaster)) {
 	h.recentMu.Lock()
 	defer h.recentMu.Unlock()
-	h.b.remember(f)
-	h.b.lastID = f.id
+	f(&h.b)
 }
 
 func (h *Hub) answer(it db.Item[origin], err error) {
