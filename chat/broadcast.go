@@ -255,11 +255,7 @@ func (h *Hub) join(c *client) {
 	}
 	h.presenceChanged()
 	if c.proto == V1 {
-		hello := helloData{Session: c.id, User: c.name(), Role: roleGuest, Guest: true, LatestID: h.b.lastID}
-		if c.userID != 0 {
-			hello.UserID, hello.Role, hello.Guest = &c.userID, c.role, false
-		}
-		h.mustSend(c, encode("hello", hello))
+		h.mustSend(c, encode("hello", helloData{Session: c.id, User: c.name(), whoData: c.who(), LatestID: h.b.lastID}))
 	}
 	after := c.after
 	switch {
@@ -491,13 +487,8 @@ func presencePeople(members map[*client]struct{}) []presencePerson {
 			people[i].Devices++
 			continue
 		}
-		p := presencePerson{User: c.name(), Role: roleGuest, Guest: true, Devices: 1}
-		if c.userID != 0 {
-			id := c.userID
-			p.UserID, p.Role, p.Guest = &id, c.role, false
-		}
 		byKey[k] = len(people)
-		people = append(people, p)
+		people = append(people, presencePerson{User: c.name(), whoData: c.who(), Devices: 1})
 	}
 	slices.SortFunc(people, func(a, b presencePerson) int {
 		return cmp.Or(
@@ -521,12 +512,7 @@ func (h *Hub) typing(from *client) {
 		}
 		p.typed = now
 	}
-	d := typingData{User: from.name()}
-	if from.userID != 0 {
-		id := from.userID
-		d.UserID = &id
-	}
-	frame := encode("typing", d)
+	frame := encode("typing", typingData{User: from.name(), UserID: from.who().UserID})
 	for c := range h.b.members {
 		if c != from && c.proto == V1 && (from.userID == 0 || c.userID != from.userID) {
 			c.write(frame, h.controlLimit)

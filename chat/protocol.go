@@ -46,13 +46,17 @@ type (
 
 // Server → client payloads.
 type (
+	// whoData is whom a session speaks for, as hello and presence show it.
+	whoData struct {
+		UserID *int64 `json:"user_id"` // null for a guest
+		Role   string `json:"role"`    // "admin", "member" or "bot"; "guest" for a guest
+		Guest  bool   `json:"guest"`
+	}
 	helloData struct {
-		Session  string `json:"session"`
-		User     string `json:"user"`
-		UserID   *int64 `json:"user_id"` // null for a guest
-		Role     string `json:"role"`    // "admin", "member" or "bot"; "guest" for a guest
-		Guest    bool   `json:"guest"`
-		LatestID int64  `json:"latest_id"`
+		Session string `json:"session"`
+		User    string `json:"user"`
+		whoData
+		LatestID int64 `json:"latest_id"`
 	}
 	ackData struct {
 		CID string `json:"cid"`
@@ -72,11 +76,9 @@ type (
 	// of its sessions are open, or a guest name with how many connections
 	// go by it (see presenceKey).
 	presencePerson struct {
-		User    string `json:"user"`
-		UserID  *int64 `json:"user_id"` // null for a guest
-		Role    string `json:"role"`    // as in hello
-		Guest   bool   `json:"guest"`
-		Devices int    `json:"devices"` // open connections: tabs, devices
+		User string `json:"user"`
+		whoData
+		Devices int `json:"devices"` // open connections: tabs, devices
 	}
 	typingData struct {
 		User   string `json:"user"`
@@ -89,6 +91,15 @@ type (
 
 // roleGuest is the role hello and presence give a guest.
 const roleGuest = "guest"
+
+// who is whom c speaks for, as hello and presence show it.
+func (c *client) who() whoData {
+	if c.userID == 0 {
+		return whoData{Role: roleGuest, Guest: true}
+	}
+	id := c.userID
+	return whoData{UserID: &id, Role: c.role}
+}
 
 func (p presencePerson) id() int64 {
 	if p.UserID == nil {
