@@ -38,7 +38,7 @@ func (h *Hub) RecordErrorAt(kind, place, detail, subject string) {
 	h.errors.record(kind, place, detail, subject)
 	h.series.addError()
 	h.opts.Observer.Error(kind)
-	attrs := []any{"detail", cut(detail, maxErrorDetail), "subject", cut(subject, maxErrorSubject)}
+	attrs := []any{"detail", Cut(detail, maxErrorDetail), "subject", Cut(subject, maxErrorSubject)}
 	if place != "" {
 		// The log collapses repeats by message and place (main's collapseHandler).
 		attrs = append([]any{"place", place}, attrs...)
@@ -202,42 +202,15 @@ func (h *Hub) Prune(ctx context.Context, olderThan time.Time, keepNewest int) (i
 	if below > 0 {
 		// Wait for it, so that a client connecting after Prune returns is
 		// replayed nothing pruned; unless the broadcaster stops first.
-		done := make(chan struct{})
-		if h.do(func() { h.pruned(below); close(done) }) {
-			select {
-			case <-done:
-			case <-h.quit:
-			}
-		}
+		h.doWait(func() { h.changeRecent(func(b *broadcaster) { b.dropBelow(below) }) })
 	}
 	return n, err
-}
-
-// pruned runs on the broadcaster once the store holds no message with an id
-// under below: they leave the replay window, in order with commits and joins,
-// so neither a resume nor a catch-up hands them out again.
-func (h *Hub) pruned(below int64) {
-	h.recentMu.Lock()
-	h.b.dropBelow(below)
-	h.recentMu.Unlock()
 }
 
 // forget runs on the broadcaster: the message leaves the recent set, so no
 // catch-up hands it out again, and clients are told.
 func (h *Hub) forget(id int64) {
-	func() {
-		// Unlocked by defer: the broadcaster survives a panic (runEvent),
-		// and must not leave the catch-up readers locked out.
-		h.recentMu.Lock()
-		defer h.recentMu.Unlock()
-		h.b.recent = slices.DeleteFunc(h.b.recent, func(f *frames) bool {
-			if f.id == id {
-				h.b.recentBytes -= f.size()
-				return true
-			}
-			return false
-		})
-	}()
+	h.changeRecent(func(b *broadcaster) { b.drop(id) })
 	frame := encode("deleted", deletedData{ID: id})
 	for c := range h.b.members {
 		if c.proto == V1 {

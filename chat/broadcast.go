@@ -83,30 +83,27 @@ func (b *broadcaster) since(after int64) ([]*frames, bool) {
 	if after < b.floor {
 		return nil, false
 	}
-	i, _ := slices.BinarySearchFunc(b.recent, after+1, func(f *frames, id int64) int {
-		switch {
-		case f.id < id:
-			return -1
-		case f.id > id:
-			return 1
-		}
-		return 0
-	})
-	return b.recent[i:], true
+	return b.recent[b.index(after+1):], true
+}
+
+// index is where in recent the message with id is, or would be.
+func (b *broadcaster) index(id int64) int {
+	i, _ := slices.BinarySearchFunc(b.recent, id, func(f *frames, want int64) int { return cmp.Compare(f.id, want) })
+	return i
+}
+
+// drop forgets the remembered message with the given id, if it is there.
+func (b *broadcaster) drop(id int64) {
+	if i := b.index(id); i < len(b.recent) && b.recent[i].id == id {
+		b.recentBytes -= b.recent[i].size()
+		b.recent = slices.Delete(b.recent, i, i+1)
+	}
 }
 
 // dropBelow forgets the remembered messages with ids under below. floor
 // stays: every message above it that the store still holds is remembered.
 func (b *broadcaster) dropBelow(below int64) {
-	i, _ := slices.BinarySearchFunc(b.recent, below, func(f *frames, id int64) int {
-		switch {
-		case f.id < id:
-			return -1
-		case f.id > id:
-			return 1
-		}
-		return 0
-	})
+	i := b.index(below)
 	for j := range b.recent[:i] {
 		b.recentBytes -= b.recent[j].size()
 		b.recent[j] = nil
@@ -184,7 +181,8 @@ func (h *Hub) deliver(c db.Commit[origin]) {
 		}
 		if !it.Duplicate && !it.Reused && it.Message.ID > h.b.lastID {
 			f := encodeMessage(it.Message)
-			h.remember(f)
+			h.changeRecent(func(b *broadcaster) { b.remember(f) })
+			h.b.lastID = f.id
 			h.broadcasted.Add(1)
 			fresh++
 			for cl := range h.b.live {
@@ -209,14 +207,13 @@ func (h *Hub) deliver(c db.Commit[origin]) {
 	}
 }
 
-// remember adds a committed message to the recent set. The lock is released
-// by defer: the broadcaster survives a panic (runEvent), and must not leave
-// the catch-up readers locked out.
-func (h *Hub) remember(f *frames) {
+// changeRecent runs f, a change to the recent set, under recentMu. The
+// lock is released by defer: the broadcaster survives a panic (runEvent),
+// and must not leave the catch-up readers locked out.
+func (h *Hub) changeRecent(f func(b *broadcaster)) {
 	h.recentMu.Lock()
 	defer h.recentMu.Unlock()
-	h.b.remember(f)
-	h.b.lastID = f.id
+	f(&h.b)
 }
 
 func (h *Hub) answer(it db.Item[origin], err error) {
@@ -258,11 +255,7 @@ func (h *Hub) join(c *client) {
 	}
 	h.presenceChanged()
 	if c.proto == V1 {
-		hello := helloData{Session: c.id, User: c.name(), Role: roleGuest, Guest: true, LatestID: h.b.lastID}
-		if c.userID != 0 {
-			hello.UserID, hello.Role, hello.Guest = &c.userID, c.role, false
-		}
-		h.mustSend(c, encode("hello", hello))
+		h.mustSend(c, encode("hello", helloData{Session: c.id, User: c.name(), whoData: c.who(), LatestID: h.b.lastID}))
 	}
 	after := c.after
 	switch {
@@ -403,19 +396,10 @@ func (h *Hub) catchUp(c *client, after int64) {
 			continue
 		}
 		if len(batch) < room {
-			type result struct {
-				joined bool
-				after  int64
-			}
-			done := make(chan result, 1)
-			if !h.do(func() { j, a := h.rejoin(c, after); done <- result{j, a} }) {
+			joined := false
+			if !h.doWait(func() { joined, after = h.rejoin(c, after) }) || joined {
 				return
 			}
-			r := <-done
-			if r.joined {
-				return
-			}
-			after = r.after
 		}
 	}
 }
@@ -503,13 +487,8 @@ func presencePeople(members map[*client]struct{}) []presencePerson {
 			people[i].Devices++
 			continue
 		}
-		p := presencePerson{User: c.name(), Role: roleGuest, Guest: true, Devices: 1}
-		if c.userID != 0 {
-			id := c.userID
-			p.UserID, p.Role, p.Guest = &id, c.role, false
-		}
 		byKey[k] = len(people)
-		people = append(people, p)
+		people = append(people, presencePerson{User: c.name(), whoData: c.who(), Devices: 1})
 	}
 	slices.SortFunc(people, func(a, b presencePerson) int {
 		return cmp.Or(
@@ -533,12 +512,7 @@ func (h *Hub) typing(from *client) {
 		}
 		p.typed = now
 	}
-	d := typingData{User: from.name()}
-	if from.userID != 0 {
-		id := from.userID
-		d.UserID = &id
-	}
-	frame := encode("typing", d)
+	frame := encode("typing", typingData{User: from.name(), UserID: from.who().UserID})
 	for c := range h.b.members {
 		if c != from && c.proto == V1 && (from.userID == 0 || c.userID != from.userID) {
 			c.write(frame, h.controlLimit)

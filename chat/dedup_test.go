@@ -39,7 +39,7 @@ func TestREADMEExampleCIDFromTwoSendersIsTwoMessages(t *testing.T) {
 
 	// A REST send's key lives in the same scope as a cid: ann's REST retry
 	// under a1 is her message, not a third one.
-	st, err := r.hub.SendOnce(context.Background(), "ann", "hi!", "a1")
+	st, err := r.hub.SendAs(context.Background(), chat.Identity{}, "ann", "hi!", "a1")
 	if err != nil || !st.Duplicate || st.Message.ID != first.ID {
 		t.Fatalf("ann's REST retry = %+v, %v; want a duplicate of %d", st, err, first.ID)
 	}
@@ -66,7 +66,7 @@ func TestCIDReusedForAnotherTextIsRefused(t *testing.T) {
 	if e := ann.expect("error"); e.Code != "cid_reused" || e.CID != "r1" {
 		t.Fatalf("reused cid got %+v, want error cid_reused for r1", e)
 	}
-	if _, err := r.hub.SendOnce(context.Background(), "ann", "second", "r1"); !errors.Is(err, chat.ErrCIDReused) {
+	if _, err := r.hub.SendAs(context.Background(), chat.Identity{}, "ann", "second", "r1"); !errors.Is(err, chat.ErrCIDReused) {
 		t.Fatalf("REST send with the reused key: %v, want ErrCIDReused", err)
 	}
 

@@ -90,17 +90,35 @@ func newErrorLog(store *db.Store) *errorLog {
 	return l
 }
 
-// addrPort matches the port of an address in an error text: the same error
-// from another client port is the same error.
+// addrPort matches the port of an address in an error text, which the
+// sample leaves out.
 var addrPort = regexp.MustCompile(`((?:\d{1,3}\.){3}\d{1,3}|\[[0-9a-fA-F:.]+\]):\d+`)
+
+// hasColonDigit reports whether s has a colon before a digit, as every
+// match of addrPort does. The pattern costs a microsecond or two even on a
+// short text without an address (most refusals'), and runs only when this
+// finds one.
+func hasColonDigit(s string) bool {
+	for i := 1; i < len(s); i++ {
+		if s[i-1] == ':' && '0' <= s[i] && s[i] <= '9' {
+			return true
+		}
+	}
+	return false
+}
 
 // record counts an occurrence of kind at place, keeping detail and subject
 // as the entry's latest sample.
 func (l *errorLog) record(kind, place, detail, subject string) {
 	// Cut before the pattern runs too: a detail can be a client's whole
 	// frame.
-	detail = cut(addrPort.ReplaceAllString(cut(detail, 4*maxErrorDetail), "$1"), maxErrorDetail)
-	k := errorKey{cut(kind, maxErrorPlace), cut(place, maxErrorPlace)}
+	detail = Cut(detail, 4*maxErrorDetail)
+	if hasColonDigit(detail) {
+		detail = addrPort.ReplaceAllString(detail, "$1")
+	}
+	detail = Cut(detail, maxErrorDetail)
+	subject = Cut(subject, maxErrorSubject)
+	k := errorKey{Cut(kind, maxErrorPlace), Cut(place, maxErrorPlace)}
 	now := time.Now().UnixMilli()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -117,7 +135,7 @@ func (l *errorLog) record(kind, place, detail, subject string) {
 	}
 	e.Count++
 	e.Detail = detail
-	e.Subject = cut(subject, maxErrorSubject)
+	e.Subject = subject
 	e.LastSeen = now
 	l.dirty[k] = true
 }

@@ -253,23 +253,19 @@ func (h *Hub) flushErrorsOnce() {
 // Send stores a message from outside a WebSocket (REST), broadcasts it like
 // any other, and returns it once it is committed and handed to every client.
 func (h *Hub) Send(ctx context.Context, user, text string) (db.Message, error) {
-	st, err := h.SendOnce(ctx, user, text, "")
+	st, err := h.SendAs(ctx, Identity{}, user, text, "")
 	return st.Message, err
 }
 
-// SendOnce is Send with a key that names the send, as a cid does on
-// nochat.v1 (a REST Idempotency-Key; "" for none): a send from the same user
-// with the same key within the store's de-duplication window is not stored
-// again. It then returns the message first stored, marked Duplicate; with
-// another text, ErrCIDReused. If ctx ends after the message was queued, it
-// returns ErrUnconfirmed: the message is stored all the same.
-func (h *Hub) SendOnce(ctx context.Context, user, text, key string) (db.Stored, error) {
-	return h.SendAs(ctx, Identity{}, user, text, key)
-}
-
-// SendAs is SendOnce from whom id names. A signed-in person's message goes
-// under their account's name, whatever user says; a guest's under user,
-// which may not be a member's name, and only if guests may send.
+// SendAs is Send from whom id names, with a key that names the send, as a
+// cid does on nochat.v1 (a REST Idempotency-Key; "" for none). A signed-in
+// person's message goes under their account's name, whatever user says; a
+// guest's under user, which may not be a member's name, and only if guests
+// may send. A send from the same user with the same key within the store's
+// de-duplication window is not stored again: SendAs then returns the
+// message first stored, marked Duplicate; with another text, ErrCIDReused.
+// If ctx ends after the message was queued, it returns ErrUnconfirmed: the
+// message is stored all the same.
 func (h *Hub) SendAs(ctx context.Context, id Identity, user, text, key string) (db.Stored, error) {
 	if id.Guest() {
 		if err := h.mayGuestSend(); err != nil {
@@ -369,6 +365,22 @@ func (h *Hub) do(f func()) bool {
 	}
 }
 
+// doWait is do, and waits for f to finish. It reports false once the
+// broadcaster has stopped, whether or not f ran. A panic in f (recovered by
+// runEvent) ends the wait too.
+func (h *Hub) doWait(f func()) bool {
+	done := make(chan struct{})
+	if !h.do(func() { defer close(done); f() }) {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-h.quit:
+		return false
+	}
+}
+
 // Close shuts the room down in the order that loses nothing: refuse new
 // sessions; commit every message already queued and hand it to the clients
 // (so each sender still gets its ack); then close every session with 1001
@@ -379,21 +391,14 @@ func (h *Hub) Close(ctx context.Context) error {
 		return nil
 	}
 	h.writer.Close()
-	flushed := make(chan struct{})
-	h.do(func() { close(flushed) })
-	<-flushed
+	h.doWait(func() {})
 	// Let sessions that fell behind catch up, so every client, even one on
 	// echo-protocol that cannot resume, gets every stored message before
 	// its close frame. A session still behind when ctx ends resumes with
 	// ?after= when it reconnects.
 	behind := 0
 	h.waitFor(ctx, func() bool {
-		n := make(chan int, 1)
-		if !h.do(func() { n <- h.behind() }) {
-			return true
-		}
-		behind = <-n
-		return behind == 0
+		return !h.doWait(func() { behind = h.behind() }) || behind == 0
 	})
 	if behind > 0 {
 		h.log.Warn("closing with sessions still catching up", "sessions", behind)

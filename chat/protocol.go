@@ -46,13 +46,17 @@ type (
 
 // Server → client payloads.
 type (
+	// whoData is whom a session speaks for, as hello and presence show it.
+	whoData struct {
+		UserID *int64 `json:"user_id"` // null for a guest
+		Role   string `json:"role"`    // "admin", "member" or "bot"; "guest" for a guest
+		Guest  bool   `json:"guest"`
+	}
 	helloData struct {
-		Session  string `json:"session"`
-		User     string `json:"user"`
-		UserID   *int64 `json:"user_id"` // null for a guest
-		Role     string `json:"role"`    // "admin", "member" or "bot"; "guest" for a guest
-		Guest    bool   `json:"guest"`
-		LatestID int64  `json:"latest_id"`
+		Session string `json:"session"`
+		User    string `json:"user"`
+		whoData
+		LatestID int64 `json:"latest_id"`
 	}
 	ackData struct {
 		CID string `json:"cid"`
@@ -72,11 +76,9 @@ type (
 	// of its sessions are open, or a guest name with how many connections
 	// go by it (see presenceKey).
 	presencePerson struct {
-		User    string `json:"user"`
-		UserID  *int64 `json:"user_id"` // null for a guest
-		Role    string `json:"role"`    // as in hello
-		Guest   bool   `json:"guest"`
-		Devices int    `json:"devices"` // open connections: tabs, devices
+		User string `json:"user"`
+		whoData
+		Devices int `json:"devices"` // open connections: tabs, devices
 	}
 	typingData struct {
 		User   string `json:"user"`
@@ -89,6 +91,15 @@ type (
 
 // roleGuest is the role hello and presence give a guest.
 const roleGuest = "guest"
+
+// who is whom c speaks for, as hello and presence show it.
+func (c *client) who() whoData {
+	if c.userID == 0 {
+		return whoData{Role: roleGuest, Guest: true}
+	}
+	id := c.userID
+	return whoData{UserID: &id, Role: c.role}
+}
 
 func (p presencePerson) id() int64 {
 	if p.UserID == nil {
@@ -145,14 +156,15 @@ func DecodeCommand(b []byte) (Command, error) {
 
 // quote shows a client's string in a reason, cut to at most 32 bytes.
 func quote(s string) string {
-	b, _ := json.Marshal(cut(s, 32))
+	b, _ := json.Marshal(Cut(s, 32))
 	return string(b)
 }
 
-// cut shortens s to at most n bytes, and marks that it did, at a character
+// Cut shortens s to at most n bytes, and marks that it did, at a character
 // boundary: cut inside one, it would show as \ufffd garbage, or be invalid
-// UTF-8 in the database.
-func cut(s string, n int) string {
+// UTF-8 in the database. Other packages use it for displays and error-log
+// subjects.
+func Cut(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
@@ -161,9 +173,6 @@ func cut(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
-
-// Cut is cut for the other packages' displays and error-log subjects.
-func Cut(s string, n int) string { return cut(s, n) }
 
 // encode marshals a server frame. The payloads are plain structs of strings
 // and numbers, which always marshal.
