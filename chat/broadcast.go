@@ -474,7 +474,8 @@ type presenceKey struct {
 
 // presencePeople lists the people of the given sessions, one entry per
 // account however many tabs and devices it has open, and one per guest
-// name; sorted by name, case aside, then accounts before guests.
+// name; sorted by name, case aside, then by account id (a guest, id 0,
+// before an account of the same name).
 func presencePeople(members map[*client]struct{}) []presencePerson {
 	byKey := make(map[presenceKey]int)
 	var people []presencePerson
