@@ -90,7 +90,7 @@ func handleEndSession(log *slog.Logger, a *Auth, store accountStore, hub session
 		}
 		hub.EndSessions(id)
 		if id == s.ID {
-			setPersonCookie(w, r, trustProxy, "", -1)
+			personSessions.setCookie(w, r, trustProxy, "")
 			http.Redirect(w, r, "/", http.StatusSeeOther)
 			return
 		}

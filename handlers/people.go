@@ -78,7 +78,7 @@ func (a *Auth) Person(r *http.Request) (db.Account, db.Session, bool) {
 	if a == nil {
 		return db.Account{}, db.Session{}, false
 	}
-	s, ok := a.session(r, personCookie, db.SessionAccount)
+	s, ok := a.session(r, personSessions)
 	if !ok {
 		return db.Account{}, db.Session{}, false
 	}
@@ -232,39 +232,12 @@ func (a *Auth) setupTokenValid(ctx context.Context, token string) bool {
 
 // startPersonSession signs r's browser in to an account.
 func (a *Auth) startPersonSession(w http.ResponseWriter, r *http.Request, trustProxy bool, accountID int64) error {
-	token := newToken()
-	now := a.now()
-	err := a.store.CreateSession(r.Context(), tokenHash(token), db.Session{
-		Kind:      db.SessionAccount,
-		AccountID: accountID,
-		UserAgent: shortUserAgent(r.UserAgent()),
-		Created:   now,
-		Expires:   now.Add(personTTL),
-	}, maxPersonSessions)
+	token, _, err := a.newSession(r, personSessions, accountID)
 	if err != nil {
 		return err
 	}
-	setPersonCookie(w, r, trustProxy, token, int(personTTL.Seconds()))
+	personSessions.setCookie(w, r, trustProxy, token)
 	return nil
-}
-
-// setPersonCookie sets (or with maxAge -1 clears) a person's session
-// cookie: for every path, never for scripts (HttpOnly), Secure over HTTPS.
-// SameSite=Lax, not the admin cookie's Strict: a person who follows a link
-// to the chat from a mail or another site arrives signed in, as they
-// expect. Lax sends the cookie on no other site's POST, fetch or WebSocket;
-// every POST is checked by CrossOriginProtection besides, and no GET
-// changes anything.
-func setPersonCookie(w http.ResponseWriter, r *http.Request, trustProxy bool, value string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{
-		Name:     personCookie,
-		Value:    value,
-		Path:     "/",
-		MaxAge:   maxAge,
-		HttpOnly: true,
-		Secure:   secureRequest(r, trustProxy),
-		SameSite: http.SameSiteLaxMode,
-	})
 }
 
 // accountNamer cleans an account's name and gives its comparison key.
@@ -488,9 +461,9 @@ func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, t
 func handleSignOut(log *slog.Logger, a *Auth, hub sessionCloser, trustProxy bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer http.Redirect(w, r, "/", http.StatusSeeOther)
-		setPersonCookie(w, r, trustProxy, "", -1)
+		personSessions.setCookie(w, r, trustProxy, "")
 		_, s, signedIn := a.Person(r)
-		if err := a.endSessionIn(r, personCookie); err != nil {
+		if err := a.endSessionIn(r, personSessions); err != nil {
 			log.Error("sign out", "err", err)
 			return
 		}
