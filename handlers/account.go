@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"nochat/chat"
 	"nochat/db"
 	"nochat/views"
@@ -150,7 +148,7 @@ func handleChangePassword(log *slog.Logger, a *Auth, store accountStore, hub int
 			refuse(http.StatusTooManyRequests, "Too many attempts. Wait "+strconv.Itoa(secs)+" seconds and try again.")
 			return
 		}
-		ok := bcrypt.CompareHashAndPassword([]byte(acct.PasswordHash), passwordBytes(current)) == nil
+		ok := passwordMatches([]byte(acct.PasswordHash), current)
 		a.gate.done(ok)
 		if !ok {
 			hub.RecordErrorAt(chat.KindBadInput, placeSignIn, "wrong current password at a password change", requestSubject(r, trustProxy))

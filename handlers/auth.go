@@ -150,7 +150,7 @@ func NewAuth(ctx context.Context, store authStore, password string, log *slog.Lo
 	}
 	found := err == nil
 	switch {
-	case password != "" && found && bcrypt.CompareHashAndPassword([]byte(stored), passwordBytes(password)) == nil:
+	case password != "" && found && passwordMatches([]byte(stored), password):
 		a.hash = []byte(stored) // the same password as at the last start
 	case password != "":
 		if err := a.setPassword(ctx, password); err != nil {
@@ -177,15 +177,15 @@ func NewAuth(ctx context.Context, store authStore, password string, log *slog.Lo
 
 // setPassword hashes password and stores the hash.
 func (a *Auth) setPassword(ctx context.Context, password string) error {
-	hash, err := bcrypt.GenerateFromPassword(passwordBytes(password), hashCost)
+	hash, err := hashPassword(password)
 	if err != nil {
 		return fmt.Errorf("admin password: %w", err)
 	}
-	if err := a.store.SetSetting(ctx, settingHash, string(hash)); err != nil {
+	if err := a.store.SetSetting(ctx, settingHash, hash); err != nil {
 		return err
 	}
 	a.mu.Lock()
-	a.hash = hash
+	a.hash = []byte(hash)
 	a.mu.Unlock()
 	return nil
 }
@@ -202,6 +202,17 @@ func passwordBytes(password string) []byte {
 	return []byte(base64.StdEncoding.EncodeToString(sum[:]))
 }
 
+// hashPassword is a new password's bcrypt hash.
+func hashPassword(p string) (string, error) {
+	h, err := bcrypt.GenerateFromPassword(passwordBytes(p), hashCost)
+	return string(h), err
+}
+
+// passwordMatches reports whether password is the one hash was made of.
+func passwordMatches(hash []byte, password string) bool {
+	return bcrypt.CompareHashAndPassword(hash, passwordBytes(password)) == nil
+}
+
 // check reports whether password is the admin password.
 func (a *Auth) check(ctx context.Context, password string) bool {
 	a.mu.Lock()
@@ -213,7 +224,7 @@ func (a *Auth) check(ctx context.Context, password string) bool {
 		a.checkDummy(password)
 		return false
 	}
-	if bcrypt.CompareHashAndPassword(hash, passwordBytes(password)) != nil {
+	if !passwordMatches(hash, password) {
 		return false
 	}
 	// A hash made with another cost (an earlier version's) is made again

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
@@ -14,8 +13,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"nochat/chat"
 	"nochat/db"
@@ -170,9 +167,10 @@ func (a *Auth) retire(ctx context.Context) error {
 // checkDummy spends on password what checking it against an account would.
 func (a *Auth) checkDummy(password string) {
 	a.dummyOnce.Do(func() {
-		a.dummy, _ = bcrypt.GenerateFromPassword([]byte(newToken()), hashCost)
+		hash, _ := hashPassword(newToken())
+		a.dummy = []byte(hash)
 	})
-	bcrypt.CompareHashAndPassword(a.dummy, passwordBytes(password))
+	passwordMatches(a.dummy, password)
 }
 
 // AnnounceSetup logs the set-up link while NoChat has no admin account:
@@ -213,10 +211,7 @@ func (a *Auth) NewSetupLink(ctx context.Context, base string) (string, error) {
 }
 
 // setupHash is what the database keeps of a set-up token.
-func setupHash(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
+func setupHash(token string) string { return hex.EncodeToString(tokenHash(token)) }
 
 // setupTokenValid reports whether token is the set-up link's.
 func (a *Auth) setupTokenValid(ctx context.Context, token string) bool {
@@ -257,12 +252,6 @@ func checkPassword(p string) error {
 		return fmt.Errorf("The password must be at most %d characters.", maxPassword)
 	}
 	return nil
-}
-
-// hashPassword is a new password's bcrypt hash.
-func hashPassword(p string) (string, error) {
-	h, err := bcrypt.GenerateFromPassword(passwordBytes(p), hashCost)
-	return string(h), err
 }
 
 // handleSetupForm serves GET /setup, which anyone may ask for: the form
@@ -436,7 +425,7 @@ func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, t
 		}
 		ok := false
 		if found {
-			ok = bcrypt.CompareHashAndPassword([]byte(acct.PasswordHash), passwordBytes(password)) == nil
+			ok = passwordMatches([]byte(acct.PasswordHash), password)
 		} else {
 			a.checkDummy(password)
 		}
