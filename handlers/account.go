@@ -138,14 +138,11 @@ func handleChangePassword(log *slog.Logger, a *Auth, store accountStore, hub int
 			return
 		}
 		if !a.tries.allowAt(chat.ClientIP(r, trustProxy), now) || !a.accounts.allowAt(strconv.FormatInt(acct.ID, 10), now) {
-			w.Header().Set("Retry-After", "12")
-			refuse(http.StatusTooManyRequests, "Too many attempts. Wait 12 seconds and try again.")
+			refuse(http.StatusTooManyRequests, tooManyAttempts(w, tryEvery))
 			return
 		}
 		if wait := a.gate.try(now); wait > 0 {
-			secs := max(1, int(wait.Round(time.Second)/time.Second))
-			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			refuse(http.StatusTooManyRequests, "Too many attempts. Wait "+strconv.Itoa(secs)+" seconds and try again.")
+			refuse(http.StatusTooManyRequests, tooManyAttempts(w, wait))
 			return
 		}
 		ok := passwordMatches([]byte(acct.PasswordHash), current)

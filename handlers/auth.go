@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +57,9 @@ const (
 	maxSessionCookies = 2
 	// maxAgentBytes is how much of a user agent a session keeps.
 	maxAgentBytes = 160
+	// tryEvery is how often one address, or one account, may try a
+	// password once its first five tries are spent.
+	tryEvery = 12 * time.Second
 )
 
 // Auth checks the admin password, limits guessing it, and keeps admin
@@ -123,8 +127,8 @@ func NewAuth(ctx context.Context, store authStore, password string, log *slog.Lo
 		store:    store,
 		log:      log,
 		now:      time.Now,
-		tries:    newKeyedLimiter(rate.Every(12*time.Second), 5),
-		accounts: newKeyedLimiter(rate.Every(12*time.Second), 5),
+		tries:    newKeyedLimiter(rate.Every(tryEvery), 5),
+		accounts: newKeyedLimiter(rate.Every(tryEvery), 5),
 		gate:     &loginGate{},
 
 		unsaved: make(map[string]time.Time),
@@ -512,6 +516,14 @@ func requireAdmin(a *Auth, next http.Handler) http.Handler {
 		}
 		encode(w, http.StatusUnauthorized, errorBody{Error: "log in at /admin/login first"})
 	})
+}
+
+// tooManyAttempts sets Retry-After to wait, in whole seconds and at least
+// one, and says it in a refusal's words.
+func tooManyAttempts(w http.ResponseWriter, wait time.Duration) string {
+	secs := max(1, int(wait.Round(time.Second)/time.Second))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	return fmt.Sprintf("Too many attempts. Wait %d seconds and try again.", secs)
 }
 
 // The login gate limits password checks from all addresses together, since

@@ -254,8 +254,7 @@ func handleJoin(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, tru
 		}
 		if !a.tries.allowAt(chat.ClientIP(r, trustProxy), a.now()) {
 			hub.RecordErrorAt(chat.KindRateLimited, placeJoin, "too many joins", requestSubject(r, trustProxy))
-			w.Header().Set("Retry-After", "12")
-			refuse(http.StatusTooManyRequests, "Too many attempts. Wait 12 seconds and try again.")
+			refuse(http.StatusTooManyRequests, tooManyAttempts(w, tryEvery))
 			return
 		}
 		display, key, err := names.AccountName(name)

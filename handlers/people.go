@@ -389,13 +389,11 @@ func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, t
 		}
 		tooMany := func(wait time.Duration) {
 			hub.RecordErrorAt(chat.KindRateLimited, placeSignIn, "too many sign-in attempts", requestSubject(r, trustProxy))
-			secs := max(1, int(wait.Round(time.Second)/time.Second))
-			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			answer(http.StatusTooManyRequests, fmt.Sprintf("Too many attempts. Wait %d seconds and try again.", secs))
+			answer(http.StatusTooManyRequests, tooManyAttempts(w, wait))
 		}
 		now := a.now()
 		if !a.tries.allowAt(chat.ClientIP(r, trustProxy), now) {
-			tooMany(12 * time.Second)
+			tooMany(tryEvery)
 			return
 		}
 		if len(password) > 4*maxPassword {
@@ -416,7 +414,7 @@ func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, t
 		// Keyed by account id: only accounts that exist have a bucket, so
 		// made-up names cannot grow the table.
 		if found && !a.accounts.allowAt(strconv.FormatInt(acct.ID, 10), now) {
-			tooMany(12 * time.Second)
+			tooMany(tryEvery)
 			return
 		}
 		if wait := a.gate.try(now); wait > 0 {
