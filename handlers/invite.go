@@ -196,7 +196,7 @@ func joinForm(names accountNamer, code, name, problem string) views.Join {
 	if code != "" {
 		action += "/" + code
 	}
-	return views.Join{Action: action, Name: name, Problem: problem, MaxName: names.Limits().MaxNameLen, MinPassword: minPassword, MaxPassword: maxPassword}
+	return views.Join{Action: action, NewAccount: newAccountForm(names, name, problem)}
 }
 
 // handleJoinForm serves GET /join/{code} and GET /join, to anyone: the

@@ -273,7 +273,13 @@ func handleSetupForm(log *slog.Logger, a *Auth, names accountNamer, assets views
 }
 
 func setupForm(names accountNamer, token, name, problem string) views.Setup {
-	return views.Setup{Token: token, Name: name, Problem: problem, MaxName: names.Limits().MaxNameLen, MinPassword: minPassword, MaxPassword: maxPassword}
+	return views.Setup{Token: token, NewAccount: newAccountForm(names, name, problem)}
+}
+
+// newAccountForm is the name and password fields of a form that makes an
+// account, with what was typed and why it was refused.
+func newAccountForm(names accountNamer, name, problem string) views.NewAccount {
+	return views.NewAccount{Name: name, Problem: problem, MaxName: names.Limits().MaxNameLen, MinPassword: minPassword, MaxPassword: maxPassword}
 }
 
 // handleSetup serves POST /setup: with the set-up link's token, it
