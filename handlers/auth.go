@@ -247,7 +247,15 @@ func (a *Auth) Admin(r *http.Request) bool {
 	if a == nil {
 		return false
 	}
-	if acct, _, ok := a.Person(r); ok && acct.Role == db.RoleAdmin {
+	acct, _, signedIn := a.Person(r)
+	return a.admits(r, acct, signedIn)
+}
+
+// admits reports whether r, signed in to acct or not (signedIn), may act
+// as an admin: signed in to an admin's account, or, until the admin
+// password is retired, with its session.
+func (a *Auth) admits(r *http.Request, acct db.Account, signedIn bool) bool {
+	if signedIn && acct.Role == db.RoleAdmin {
 		return true
 	}
 	if a.isRetired() {
@@ -496,12 +504,13 @@ func secureRequest(r *http.Request, trustProxy bool) bool {
 // login page if they are a browser asking for a page, or get 401.
 func requireAdmin(a *Auth, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.Admin(r) {
+		acct, _, signedIn := a.Person(r)
+		if a.admits(r, acct, signedIn) {
 			w.Header().Set("Cache-Control", "no-store")
 			next.ServeHTTP(w, r)
 			return
 		}
-		if _, _, ok := a.Person(r); ok {
+		if signedIn {
 			// Signed in, as someone who is not an admin: signing in again
 			// would not help.
 			encode(w, http.StatusForbidden, errorBody{Error: "the dashboard is for admins"})
