@@ -241,6 +241,23 @@ type accountNamer interface {
 	Limits() chat.Limits
 }
 
+// nameTaken refuses a new account a name that is another's.
+const nameTaken = "That name is taken: pick another."
+
+// checkNewAccount says what is wrong with a new account's name or
+// password, in the form's words; when nothing is, it gives the name as
+// shown and as compared.
+func checkNewAccount(names accountNamer, name, password string) (display, key, problem string) {
+	display, key, err := names.AccountName(name)
+	if err != nil {
+		return "", "", "That name cannot be used: " + err.Error() + "."
+	}
+	if err := checkPassword(password); err != nil {
+		return "", "", err.Error()
+	}
+	return display, key, ""
+}
+
 // checkPassword says what is wrong with a new password, or nil.
 func checkPassword(p string) error {
 	switch n := utf8.RuneCountInString(p); {
@@ -307,13 +324,9 @@ func handleSetup(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, tr
 		refuse := func(problem string) {
 			render(w, r, log, http.StatusBadRequest, views.SetupPage(assets, setupForm(names, token, chat.Cut(name, 4*names.Limits().MaxNameLen), problem)))
 		}
-		display, key, err := names.AccountName(name)
-		if err != nil {
-			refuse("That name cannot be used: " + err.Error() + ".")
-			return
-		}
-		if err := checkPassword(password); err != nil {
-			refuse(err.Error())
+		display, key, problem := checkNewAccount(names, name, password)
+		if problem != "" {
+			refuse(problem)
 			return
 		}
 		hash, err := hashPassword(password)
@@ -327,7 +340,7 @@ func handleSetup(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, tr
 			render(w, r, log, http.StatusGone, views.SetupHelpPage(assets, true))
 			return
 		case errors.Is(err, db.ErrNameTaken):
-			refuse("That name is taken: pick another.")
+			refuse(nameTaken)
 			return
 		case err != nil:
 			writeError(w, r, log, http.StatusInternalServerError, err)
