@@ -102,7 +102,6 @@ type authStore interface {
 	CreateAccount(ctx context.Context, a db.Account) (db.Account, error)
 	AccountByNameKey(ctx context.Context, key string) (db.Account, error)
 	AccountByID(ctx context.Context, id int64) (db.Account, error)
-	SetPasswordHash(ctx context.Context, id int64, hash string) error
 	CreateSession(ctx context.Context, tokenHash []byte, s db.Session, max int) error
 	SessionByToken(ctx context.Context, tokenHash []byte, now time.Time) (db.Session, error)
 	TouchSession(ctx context.Context, id int64, now time.Time) error
