@@ -90,8 +90,9 @@ type Auth struct {
 	unsaved map[string]time.Time
 }
 
-// authStore is what Auth keeps in the database: the password hash in the
-// settings, and the sessions.
+// authStore is what Auth keeps in the database: in the settings, the
+// admin password's hash, the set-up token, the invite code and the join
+// policy; the accounts; and the sessions.
 type authStore interface {
 	Setting(ctx context.Context, key string) (string, error)
 	SetSetting(ctx context.Context, key, value string) error
