@@ -16,10 +16,6 @@ const (
 	RoleBot    = "bot"
 )
 
-// SessionAccount is the kind of a person's session, opened by signing in
-// to an account.
-const SessionAccount = "account"
-
 // SettingSetupToken is the setting that holds the SHA-256 (hex) of the
 // one-time set-up link's token while no admin account exists.
 const SettingSetupToken = "setup_token_hash"
@@ -151,24 +147,18 @@ func (s *Store) SetPasswordHash(ctx context.Context, id int64, hash string) erro
 
 // SessionsOf returns an account's live sessions, newest first.
 func (s *Store) SessionsOf(ctx context.Context, accountID int64, now time.Time) ([]Session, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT id, kind, account_id, user_agent, created, last_seen, expires
-		FROM sessions WHERE kind = ? AND account_id = ? AND expires > ? ORDER BY created DESC`, SessionAccount, accountID, now.UnixMilli())
+	rows, err := s.read.QueryContext(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE kind = ? AND account_id = ? AND expires > ? ORDER BY created DESC",
+		SessionAccount, accountID, now.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("sessions of %d: %w", accountID, err)
 	}
 	defer rows.Close()
 	var out []Session
 	for rows.Next() {
-		var (
-			sess                     Session
-			account                  sql.NullInt64
-			created, seen, expiresAt int64
-		)
-		if err := rows.Scan(&sess.ID, &sess.Kind, &account, &sess.UserAgent, &created, &seen, &expiresAt); err != nil {
+		sess, err := scanSession(rows)
+		if err != nil {
 			return nil, fmt.Errorf("sessions of %d: %w", accountID, err)
 		}
-		sess.AccountID = account.Int64
-		sess.Created, sess.LastSeen, sess.Expires = time.UnixMilli(created), time.UnixMilli(seen), time.UnixMilli(expiresAt)
 		out = append(out, sess)
 	}
 	return out, rows.Err()

@@ -8,19 +8,41 @@ import (
 	"time"
 )
 
-// SessionAdmin is the kind of an admin's password session.
-const SessionAdmin = "admin"
+// Kinds of session.
+const (
+	// SessionAdmin is the kind of an admin's password session.
+	SessionAdmin = "admin"
+	// SessionAccount is the kind of a person's session, opened by signing
+	// in to an account.
+	SessionAccount = "account"
+)
 
 // Session is one signed-in browser. Its token is never stored, only the
 // token's SHA-256, which is how a request finds its session.
 type Session struct {
 	ID        int64
-	Kind      string // SessionAdmin
+	Kind      string // SessionAdmin or SessionAccount
 	AccountID int64  // the person signed in; 0 for the admin password
 	UserAgent string
 	Created   time.Time
 	LastSeen  time.Time
 	Expires   time.Time
+}
+
+const sessionColumns = "id, kind, account_id, user_agent, created, last_seen, expires"
+
+func scanSession(row interface{ Scan(...any) error }) (Session, error) {
+	var (
+		sess                     Session
+		account                  sql.NullInt64
+		created, seen, expiresAt int64
+	)
+	if err := row.Scan(&sess.ID, &sess.Kind, &account, &sess.UserAgent, &created, &seen, &expiresAt); err != nil {
+		return Session{}, err
+	}
+	sess.AccountID = account.Int64
+	sess.Created, sess.LastSeen, sess.Expires = time.UnixMilli(created), time.UnixMilli(seen), time.UnixMilli(expiresAt)
+	return sess, nil
 }
 
 // CreateSession stores a new session under the SHA-256 of its token. In the
@@ -57,22 +79,13 @@ func (s *Store) CreateSession(ctx context.Context, tokenHash []byte, sess Sessio
 // SessionByToken returns the live session whose token has this SHA-256, or
 // ErrNotFound if there is none or it expired by now.
 func (s *Store) SessionByToken(ctx context.Context, tokenHash []byte, now time.Time) (Session, error) {
-	var (
-		sess                     Session
-		account                  sql.NullInt64
-		created, seen, expiresAt int64
-	)
-	err := s.read.QueryRowContext(ctx, `SELECT id, kind, account_id, user_agent, created, last_seen, expires
-		FROM sessions WHERE token_hash = ? AND expires > ?`, tokenHash, now.UnixMilli()).
-		Scan(&sess.ID, &sess.Kind, &account, &sess.UserAgent, &created, &seen, &expiresAt)
+	sess, err := scanSession(s.read.QueryRowContext(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE token_hash = ? AND expires > ?", tokenHash, now.UnixMilli()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, fmt.Errorf("session: %w", ErrNotFound)
 	}
 	if err != nil {
 		return Session{}, fmt.Errorf("session: %w", err)
 	}
-	sess.AccountID = account.Int64
-	sess.Created, sess.LastSeen, sess.Expires = time.UnixMilli(created), time.UnixMilli(seen), time.UnixMilli(expiresAt)
 	return sess, nil
 }
 

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"nochat/chat"
 	"nochat/db"
 	"nochat/views"
@@ -90,7 +88,7 @@ func handleEndSession(log *slog.Logger, a *Auth, store accountStore, hub session
 		}
 		hub.EndSessions(id)
 		if id == s.ID {
-			setPersonCookie(w, r, trustProxy, "", -1)
+			personSessions.setCookie(w, r, trustProxy, "")
 			http.Redirect(w, r, "/", http.StatusSeeOther)
 			return
 		}
@@ -140,17 +138,14 @@ func handleChangePassword(log *slog.Logger, a *Auth, store accountStore, hub int
 			return
 		}
 		if !a.tries.allowAt(chat.ClientIP(r, trustProxy), now) || !a.accounts.allowAt(strconv.FormatInt(acct.ID, 10), now) {
-			w.Header().Set("Retry-After", "12")
-			refuse(http.StatusTooManyRequests, "Too many attempts. Wait 12 seconds and try again.")
+			refuse(http.StatusTooManyRequests, tooManyAttempts(w, tryEvery))
 			return
 		}
 		if wait := a.gate.try(now); wait > 0 {
-			secs := max(1, int(wait.Round(time.Second)/time.Second))
-			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			refuse(http.StatusTooManyRequests, "Too many attempts. Wait "+strconv.Itoa(secs)+" seconds and try again.")
+			refuse(http.StatusTooManyRequests, tooManyAttempts(w, wait))
 			return
 		}
-		ok := bcrypt.CompareHashAndPassword([]byte(acct.PasswordHash), passwordBytes(current)) == nil
+		ok := passwordMatches([]byte(acct.PasswordHash), current)
 		a.gate.done(ok)
 		if !ok {
 			hub.RecordErrorAt(chat.KindBadInput, placeSignIn, "wrong current password at a password change", requestSubject(r, trustProxy))

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +57,9 @@ const (
 	maxSessionCookies = 2
 	// maxAgentBytes is how much of a user agent a session keeps.
 	maxAgentBytes = 160
+	// tryEvery is how often one address, or one account, may try a
+	// password once its first five tries are spent.
+	tryEvery = 12 * time.Second
 )
 
 // Auth checks the admin password, limits guessing it, and keeps admin
@@ -86,8 +90,9 @@ type Auth struct {
 	unsaved map[string]time.Time
 }
 
-// authStore is what Auth keeps in the database: the password hash in the
-// settings, and the sessions.
+// authStore is what Auth keeps in the database: in the settings, the
+// admin password's hash, the set-up token, the invite code and the join
+// policy; the accounts; and the sessions.
 type authStore interface {
 	Setting(ctx context.Context, key string) (string, error)
 	SetSetting(ctx context.Context, key, value string) error
@@ -98,7 +103,6 @@ type authStore interface {
 	CreateAccount(ctx context.Context, a db.Account) (db.Account, error)
 	AccountByNameKey(ctx context.Context, key string) (db.Account, error)
 	AccountByID(ctx context.Context, id int64) (db.Account, error)
-	SetPasswordHash(ctx context.Context, id int64, hash string) error
 	CreateSession(ctx context.Context, tokenHash []byte, s db.Session, max int) error
 	SessionByToken(ctx context.Context, tokenHash []byte, now time.Time) (db.Session, error)
 	TouchSession(ctx context.Context, id int64, now time.Time) error
@@ -123,8 +127,8 @@ func NewAuth(ctx context.Context, store authStore, password string, log *slog.Lo
 		store:    store,
 		log:      log,
 		now:      time.Now,
-		tries:    newKeyedLimiter(rate.Every(12*time.Second), 5),
-		accounts: newKeyedLimiter(rate.Every(12*time.Second), 5),
+		tries:    newKeyedLimiter(rate.Every(tryEvery), 5),
+		accounts: newKeyedLimiter(rate.Every(tryEvery), 5),
 		gate:     &loginGate{},
 
 		unsaved: make(map[string]time.Time),
@@ -150,7 +154,7 @@ func NewAuth(ctx context.Context, store authStore, password string, log *slog.Lo
 	}
 	found := err == nil
 	switch {
-	case password != "" && found && bcrypt.CompareHashAndPassword([]byte(stored), passwordBytes(password)) == nil:
+	case password != "" && found && passwordMatches([]byte(stored), password):
 		a.hash = []byte(stored) // the same password as at the last start
 	case password != "":
 		if err := a.setPassword(ctx, password); err != nil {
@@ -177,15 +181,15 @@ func NewAuth(ctx context.Context, store authStore, password string, log *slog.Lo
 
 // setPassword hashes password and stores the hash.
 func (a *Auth) setPassword(ctx context.Context, password string) error {
-	hash, err := bcrypt.GenerateFromPassword(passwordBytes(password), hashCost)
+	hash, err := hashPassword(password)
 	if err != nil {
 		return fmt.Errorf("admin password: %w", err)
 	}
-	if err := a.store.SetSetting(ctx, settingHash, string(hash)); err != nil {
+	if err := a.store.SetSetting(ctx, settingHash, hash); err != nil {
 		return err
 	}
 	a.mu.Lock()
-	a.hash = hash
+	a.hash = []byte(hash)
 	a.mu.Unlock()
 	return nil
 }
@@ -202,6 +206,17 @@ func passwordBytes(password string) []byte {
 	return []byte(base64.StdEncoding.EncodeToString(sum[:]))
 }
 
+// hashPassword is a new password's bcrypt hash.
+func hashPassword(p string) (string, error) {
+	h, err := bcrypt.GenerateFromPassword(passwordBytes(p), hashCost)
+	return string(h), err
+}
+
+// passwordMatches reports whether password is the one hash was made of.
+func passwordMatches(hash []byte, password string) bool {
+	return bcrypt.CompareHashAndPassword(hash, passwordBytes(password)) == nil
+}
+
 // check reports whether password is the admin password.
 func (a *Auth) check(ctx context.Context, password string) bool {
 	a.mu.Lock()
@@ -213,7 +228,7 @@ func (a *Auth) check(ctx context.Context, password string) bool {
 		a.checkDummy(password)
 		return false
 	}
-	if bcrypt.CompareHashAndPassword(hash, passwordBytes(password)) != nil {
+	if !passwordMatches(hash, password) {
 		return false
 	}
 	// A hash made with another cost (an earlier version's) is made again
@@ -232,47 +247,103 @@ func (a *Auth) Admin(r *http.Request) bool {
 	if a == nil {
 		return false
 	}
-	if acct, _, ok := a.Person(r); ok && acct.Role == db.RoleAdmin {
+	acct, _, signedIn := a.Person(r)
+	return a.admits(r, acct, signedIn)
+}
+
+// admits reports whether r, signed in to acct or not (signedIn), may act
+// as an admin: signed in to an admin's account, or, until the admin
+// password is retired, with its session.
+func (a *Auth) admits(r *http.Request, acct db.Account, signedIn bool) bool {
+	if signedIn && acct.Role == db.RoleAdmin {
 		return true
 	}
 	if a.isRetired() {
 		return false
 	}
-	_, ok := a.session(r, cookieName, db.SessionAdmin)
+	_, ok := a.session(r, adminSessions)
 	return ok
 }
 
-// session finds r's session of a kind in the named cookie. A cookie value
-// that cannot be a token (wrong length or characters) is dropped before any
+// sessionKind is what sets the admin password's sessions and people's
+// apart: everything else about a session is the same for both.
+type sessionKind struct {
+	kind     string // db.SessionAdmin or db.SessionAccount
+	cookie   string // the cookie that holds the token
+	ttl      time.Duration
+	max      int // live sessions of one owner: one more ends the oldest
+	sameSite http.SameSite
+}
+
+var (
+	adminSessions = sessionKind{kind: db.SessionAdmin, cookie: cookieName, ttl: sessionTTL, max: maxAdminSessions, sameSite: http.SameSiteStrictMode}
+	// People's cookie is SameSite=Lax, not the admin's Strict: a person
+	// who follows a link to the chat from a mail or another site arrives
+	// signed in, as they expect. Lax sends the cookie on no other site's
+	// POST, fetch or WebSocket; every POST is checked by
+	// CrossOriginProtection besides, and no GET changes anything.
+	personSessions = sessionKind{kind: db.SessionAccount, cookie: personCookie, ttl: personTTL, max: maxPersonSessions, sameSite: http.SameSiteLaxMode}
+)
+
+// setCookie gives the browser a session's token, or with token "" clears
+// the cookie. It goes to every path, so the chat page too knows who is
+// signed in, never to scripts (HttpOnly), and Secure over HTTPS.
+func (k sessionKind) setCookie(w http.ResponseWriter, r *http.Request, trustProxy bool, token string) {
+	maxAge := int(k.ttl.Seconds())
+	if token == "" {
+		maxAge = -1
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     k.cookie,
+		Value:    token,
+		Path:     "/",
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   secureRequest(r, trustProxy),
+		SameSite: k.sameSite,
+	})
+}
+
+// cookieTokenHashes is what the database may know of the tokens in r's
+// named cookie: at most maxSessionCookies of them. A cookie value that
+// cannot be a token (wrong length or characters) is dropped before any
 // lookup, so an oversized or garbled cookie costs nothing but its parsing.
-func (a *Auth) session(r *http.Request, cookie, kind string) (db.Session, bool) {
-	looked := 0
+func cookieTokenHashes(r *http.Request, cookie string) [][]byte {
+	var hashes [][]byte
 	for _, c := range r.CookiesNamed(cookie) {
-		if !wellFormedToken(c.Value) {
-			continue
-		}
-		if looked++; looked > maxSessionCookies {
+		if len(hashes) == maxSessionCookies {
 			break
 		}
-		now := a.now()
-		hash := tokenHash(c.Value)
-		if expires, ok := a.unsavedSession(hash, now); ok && kind == db.SessionAdmin {
-			return db.Session{Kind: db.SessionAdmin, Expires: expires}, true
+		if wellFormedToken(c.Value) {
+			hashes = append(hashes, tokenHash(c.Value))
+		}
+	}
+	return hashes
+}
+
+// session finds r's live session of a kind.
+func (a *Auth) session(r *http.Request, k sessionKind) (db.Session, bool) {
+	now := a.now()
+	for _, hash := range cookieTokenHashes(r, k.cookie) {
+		if k.kind == db.SessionAdmin {
+			if expires, ok := a.unsavedSession(hash, now); ok {
+				return db.Session{Kind: db.SessionAdmin, Expires: expires}, true
+			}
 		}
 		s, err := a.store.SessionByToken(r.Context(), hash, now)
 		if err != nil {
 			if !errors.Is(err, db.ErrNotFound) {
-				a.log.Error("session lookup", "kind", kind, "err", err)
+				a.log.Error("session lookup", "kind", k.kind, "err", err)
 			}
 			continue
 		}
-		if s.Kind != kind {
+		if s.Kind != k.kind {
 			continue
 		}
 		if now.Sub(s.LastSeen) > touchEvery {
 			if err := a.store.TouchSession(r.Context(), s.ID, now); err != nil {
 				// Not worth a line a second while the disk is full.
-				a.log.Debug("session last seen", "kind", kind, "err", err)
+				a.log.Debug("session last seen", "kind", k.kind, "err", err)
 			}
 		}
 		return s, true
@@ -280,24 +351,32 @@ func (a *Auth) session(r *http.Request, cookie, kind string) (db.Session, bool) 
 	return db.Session{}, false
 }
 
+// newSession stores a new session of a kind, for an account (0 for the
+// admin password), and returns its token and the token's hash.
+func (a *Auth) newSession(r *http.Request, k sessionKind, accountID int64) (token string, hash []byte, err error) {
+	token = newToken()
+	hash = tokenHash(token)
+	now := a.now()
+	err = a.store.CreateSession(r.Context(), hash, db.Session{
+		Kind:      k.kind,
+		AccountID: accountID,
+		UserAgent: shortUserAgent(r.UserAgent()),
+		Created:   now,
+		Expires:   now.Add(k.ttl),
+	}, k.max)
+	return token, hash, err
+}
+
 // startSession stores a new admin session and gives its token to the
 // browser. A database that cannot store it (a full disk) does not keep the
 // admin out: the session is then kept in memory.
 func (a *Auth) startSession(w http.ResponseWriter, r *http.Request, trustProxy bool) {
-	token := newToken()
-	now := a.now()
-	hash := tokenHash(token)
-	err := a.store.CreateSession(r.Context(), hash, db.Session{
-		Kind:      db.SessionAdmin,
-		UserAgent: shortUserAgent(r.UserAgent()),
-		Created:   now,
-		Expires:   now.Add(sessionTTL),
-	}, maxAdminSessions)
+	token, hash, err := a.newSession(r, adminSessions, 0)
 	if err != nil {
 		a.log.Warn("admin session kept in memory only, until a restart: the database refused it", "err", err)
-		a.keepUnsaved(hash, now)
+		a.keepUnsaved(hash, a.now())
 	}
-	setSessionCookie(w, r, trustProxy, token, int(sessionTTL.Seconds()))
+	adminSessions.setCookie(w, r, trustProxy, token)
 }
 
 // keepUnsaved keeps a session the database refused, dropping expired ones
@@ -331,22 +410,14 @@ func (a *Auth) unsavedSession(hash []byte, now time.Time) (time.Time, bool) {
 // endSession ends r's admin session, on the server and in the browser. A
 // request without a live session changes nothing on the server.
 func (a *Auth) endSession(w http.ResponseWriter, r *http.Request, trustProxy bool) error {
-	defer setSessionCookie(w, r, trustProxy, "", -1)
-	return a.endSessionIn(r, cookieName)
+	defer adminSessions.setCookie(w, r, trustProxy, "")
+	return a.endSessionIn(r, adminSessions)
 }
 
-// endSessionIn ends the session whose token is in r's named cookie, if it
+// endSessionIn ends the session whose token is in r's cookie of a kind, if it
 // is a live one.
-func (a *Auth) endSessionIn(r *http.Request, cookie string) error {
-	looked := 0
-	for _, c := range r.CookiesNamed(cookie) {
-		if !wellFormedToken(c.Value) {
-			continue
-		}
-		if looked++; looked > maxSessionCookies {
-			break
-		}
-		hash := tokenHash(c.Value)
+func (a *Auth) endSessionIn(r *http.Request, k sessionKind) error {
+	for _, hash := range cookieTokenHashes(r, k.cookie) {
 		a.mu.Lock()
 		_, unsaved := a.unsaved[string(hash)]
 		delete(a.unsaved, string(hash))
@@ -429,31 +500,17 @@ func secureRequest(r *http.Request, trustProxy bool) bool {
 	return strings.EqualFold(strings.TrimSpace(last), "https")
 }
 
-// setSessionCookie sets (or with maxAge -1 clears) the session cookie. It
-// goes to every path, so the chat page too knows an admin, and never to
-// another site's request (SameSite=Strict) or to scripts (HttpOnly).
-func setSessionCookie(w http.ResponseWriter, r *http.Request, trustProxy bool, value string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{
-		Name:     cookieName,
-		Value:    value,
-		Path:     "/",
-		MaxAge:   maxAge,
-		HttpOnly: true,
-		Secure:   secureRequest(r, trustProxy),
-		SameSite: http.SameSiteStrictMode,
-	})
-}
-
 // requireAdmin lets a request with a valid session through. Others go to the
 // login page if they are a browser asking for a page, or get 401.
 func requireAdmin(a *Auth, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.Admin(r) {
+		acct, _, signedIn := a.Person(r)
+		if a.admits(r, acct, signedIn) {
 			w.Header().Set("Cache-Control", "no-store")
 			next.ServeHTTP(w, r)
 			return
 		}
-		if _, _, ok := a.Person(r); ok {
+		if signedIn {
 			// Signed in, as someone who is not an admin: signing in again
 			// would not help.
 			encode(w, http.StatusForbidden, errorBody{Error: "the dashboard is for admins"})
@@ -468,6 +525,14 @@ func requireAdmin(a *Auth, next http.Handler) http.Handler {
 		}
 		encode(w, http.StatusUnauthorized, errorBody{Error: "log in at /admin/login first"})
 	})
+}
+
+// tooManyAttempts sets Retry-After to wait, in whole seconds and at least
+// one, and says it in a refusal's words.
+func tooManyAttempts(w http.ResponseWriter, wait time.Duration) string {
+	secs := max(1, int(wait.Round(time.Second)/time.Second))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	return fmt.Sprintf("Too many attempts. Wait %d seconds and try again.", secs)
 }
 
 // The login gate limits password checks from all addresses together, since

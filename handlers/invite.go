@@ -196,7 +196,7 @@ func joinForm(names accountNamer, code, name, problem string) views.Join {
 	if code != "" {
 		action += "/" + code
 	}
-	return views.Join{Action: action, Name: name, Problem: problem, MaxName: names.Limits().MaxNameLen, MinPassword: minPassword, MaxPassword: maxPassword}
+	return views.Join{Action: action, NewAccount: newAccountForm(names, name, problem)}
 }
 
 // handleJoinForm serves GET /join/{code} and GET /join, to anyone: the
@@ -254,24 +254,19 @@ func handleJoin(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, tru
 		}
 		if !a.tries.allowAt(chat.ClientIP(r, trustProxy), a.now()) {
 			hub.RecordErrorAt(chat.KindRateLimited, placeJoin, "too many joins", requestSubject(r, trustProxy))
-			w.Header().Set("Retry-After", "12")
-			refuse(http.StatusTooManyRequests, "Too many attempts. Wait 12 seconds and try again.")
+			refuse(http.StatusTooManyRequests, tooManyAttempts(w, tryEvery))
 			return
 		}
-		display, key, err := names.AccountName(name)
-		if err != nil {
-			refuse(http.StatusBadRequest, "That name cannot be used: "+err.Error()+".")
-			return
-		}
-		if err := checkPassword(password); err != nil {
-			refuse(http.StatusBadRequest, err.Error())
+		display, key, problem := checkNewAccount(names, name, password)
+		if problem != "" {
+			refuse(http.StatusBadRequest, problem)
 			return
 		}
 		// A taken name is refused before the password is hashed: a Pi
 		// need not spend a hash on it. The insert below still decides.
 		switch _, err := a.store.AccountByNameKey(r.Context(), key); {
 		case err == nil:
-			refuse(http.StatusConflict, "That name is taken: pick another.")
+			refuse(http.StatusConflict, nameTaken)
 			return
 		case !errors.Is(err, db.ErrNotFound):
 			writeError(w, r, log, http.StatusInternalServerError, err)
@@ -285,7 +280,7 @@ func handleJoin(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, tru
 		acct, err := a.store.CreateAccount(r.Context(), db.Account{Name: display, NameKey: key, PasswordHash: hash, Role: db.RoleMember, Created: a.now()})
 		switch {
 		case errors.Is(err, db.ErrNameTaken):
-			refuse(http.StatusConflict, "That name is taken: pick another.")
+			refuse(http.StatusConflict, nameTaken)
 			return
 		case err != nil:
 			writeError(w, r, log, http.StatusInternalServerError, err)

@@ -9,8 +9,8 @@ import (
 	"nochat/chat"
 )
 
-// keyedLimiter is a token bucket per client address, IPv6 addresses by
-// their /64 (chat.AddressKey). It holds at most maxBuckets buckets however
+// keyedLimiter is a token bucket per key: a client address, IPv6 addresses
+// by their /64 (chat.AddressKey), or an account's id. It holds at most maxBuckets buckets however
 // many addresses come by: buckets idle for a while are forgotten, and when
 // the table is full and none is idle, one is dropped to make room.
 type keyedLimiter struct {

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
@@ -14,8 +13,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"nochat/chat"
 	"nochat/db"
@@ -78,7 +75,7 @@ func (a *Auth) Person(r *http.Request) (db.Account, db.Session, bool) {
 	if a == nil {
 		return db.Account{}, db.Session{}, false
 	}
-	s, ok := a.session(r, personCookie, db.SessionAccount)
+	s, ok := a.session(r, personSessions)
 	if !ok {
 		return db.Account{}, db.Session{}, false
 	}
@@ -170,9 +167,10 @@ func (a *Auth) retire(ctx context.Context) error {
 // checkDummy spends on password what checking it against an account would.
 func (a *Auth) checkDummy(password string) {
 	a.dummyOnce.Do(func() {
-		a.dummy, _ = bcrypt.GenerateFromPassword([]byte(newToken()), hashCost)
+		hash, _ := hashPassword(newToken())
+		a.dummy = []byte(hash)
 	})
-	bcrypt.CompareHashAndPassword(a.dummy, passwordBytes(password))
+	passwordMatches(a.dummy, password)
 }
 
 // AnnounceSetup logs the set-up link while NoChat has no admin account:
@@ -213,10 +211,7 @@ func (a *Auth) NewSetupLink(ctx context.Context, base string) (string, error) {
 }
 
 // setupHash is what the database keeps of a set-up token.
-func setupHash(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
+func setupHash(token string) string { return hex.EncodeToString(tokenHash(token)) }
 
 // setupTokenValid reports whether token is the set-up link's.
 func (a *Auth) setupTokenValid(ctx context.Context, token string) bool {
@@ -232,45 +227,35 @@ func (a *Auth) setupTokenValid(ctx context.Context, token string) bool {
 
 // startPersonSession signs r's browser in to an account.
 func (a *Auth) startPersonSession(w http.ResponseWriter, r *http.Request, trustProxy bool, accountID int64) error {
-	token := newToken()
-	now := a.now()
-	err := a.store.CreateSession(r.Context(), tokenHash(token), db.Session{
-		Kind:      db.SessionAccount,
-		AccountID: accountID,
-		UserAgent: shortUserAgent(r.UserAgent()),
-		Created:   now,
-		Expires:   now.Add(personTTL),
-	}, maxPersonSessions)
+	token, _, err := a.newSession(r, personSessions, accountID)
 	if err != nil {
 		return err
 	}
-	setPersonCookie(w, r, trustProxy, token, int(personTTL.Seconds()))
+	personSessions.setCookie(w, r, trustProxy, token)
 	return nil
-}
-
-// setPersonCookie sets (or with maxAge -1 clears) a person's session
-// cookie: for every path, never for scripts (HttpOnly), Secure over HTTPS.
-// SameSite=Lax, not the admin cookie's Strict: a person who follows a link
-// to the chat from a mail or another site arrives signed in, as they
-// expect. Lax sends the cookie on no other site's POST, fetch or WebSocket;
-// every POST is checked by CrossOriginProtection besides, and no GET
-// changes anything.
-func setPersonCookie(w http.ResponseWriter, r *http.Request, trustProxy bool, value string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{
-		Name:     personCookie,
-		Value:    value,
-		Path:     "/",
-		MaxAge:   maxAge,
-		HttpOnly: true,
-		Secure:   secureRequest(r, trustProxy),
-		SameSite: http.SameSiteLaxMode,
-	})
 }
 
 // accountNamer cleans an account's name and gives its comparison key.
 type accountNamer interface {
 	AccountName(name string) (display, key string, err error)
 	Limits() chat.Limits
+}
+
+// nameTaken refuses a new account a name that is another's.
+const nameTaken = "That name is taken: pick another."
+
+// checkNewAccount says what is wrong with a new account's name or
+// password, in the form's words; when nothing is, it gives the name as
+// shown and as compared.
+func checkNewAccount(names accountNamer, name, password string) (display, key, problem string) {
+	display, key, err := names.AccountName(name)
+	if err != nil {
+		return "", "", "That name cannot be used: " + err.Error() + "."
+	}
+	if err := checkPassword(password); err != nil {
+		return "", "", err.Error()
+	}
+	return display, key, ""
 }
 
 // checkPassword says what is wrong with a new password, or nil.
@@ -284,12 +269,6 @@ func checkPassword(p string) error {
 		return fmt.Errorf("The password must be at most %d characters.", maxPassword)
 	}
 	return nil
-}
-
-// hashPassword is a new password's bcrypt hash.
-func hashPassword(p string) (string, error) {
-	h, err := bcrypt.GenerateFromPassword(passwordBytes(p), hashCost)
-	return string(h), err
 }
 
 // handleSetupForm serves GET /setup, which anyone may ask for: the form
@@ -311,7 +290,13 @@ func handleSetupForm(log *slog.Logger, a *Auth, names accountNamer, assets views
 }
 
 func setupForm(names accountNamer, token, name, problem string) views.Setup {
-	return views.Setup{Token: token, Name: name, Problem: problem, MaxName: names.Limits().MaxNameLen, MinPassword: minPassword, MaxPassword: maxPassword}
+	return views.Setup{Token: token, NewAccount: newAccountForm(names, name, problem)}
+}
+
+// newAccountForm is the name and password fields of a form that makes an
+// account, with what was typed and why it was refused.
+func newAccountForm(names accountNamer, name, problem string) views.NewAccount {
+	return views.NewAccount{Name: name, Problem: problem, MaxName: names.Limits().MaxNameLen, MinPassword: minPassword, MaxPassword: maxPassword}
 }
 
 // handleSetup serves POST /setup: with the set-up link's token, it
@@ -339,13 +324,9 @@ func handleSetup(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, tr
 		refuse := func(problem string) {
 			render(w, r, log, http.StatusBadRequest, views.SetupPage(assets, setupForm(names, token, chat.Cut(name, 4*names.Limits().MaxNameLen), problem)))
 		}
-		display, key, err := names.AccountName(name)
-		if err != nil {
-			refuse("That name cannot be used: " + err.Error() + ".")
-			return
-		}
-		if err := checkPassword(password); err != nil {
-			refuse(err.Error())
+		display, key, problem := checkNewAccount(names, name, password)
+		if problem != "" {
+			refuse(problem)
 			return
 		}
 		hash, err := hashPassword(password)
@@ -359,7 +340,7 @@ func handleSetup(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, tr
 			render(w, r, log, http.StatusGone, views.SetupHelpPage(assets, true))
 			return
 		case errors.Is(err, db.ErrNameTaken):
-			refuse("That name is taken: pick another.")
+			refuse(nameTaken)
 			return
 		case err != nil:
 			writeError(w, r, log, http.StatusInternalServerError, err)
@@ -427,13 +408,11 @@ func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, t
 		}
 		tooMany := func(wait time.Duration) {
 			hub.RecordErrorAt(chat.KindRateLimited, placeSignIn, "too many sign-in attempts", requestSubject(r, trustProxy))
-			secs := max(1, int(wait.Round(time.Second)/time.Second))
-			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			answer(http.StatusTooManyRequests, fmt.Sprintf("Too many attempts. Wait %d seconds and try again.", secs))
+			answer(http.StatusTooManyRequests, tooManyAttempts(w, wait))
 		}
 		now := a.now()
 		if !a.tries.allowAt(chat.ClientIP(r, trustProxy), now) {
-			tooMany(12 * time.Second)
+			tooMany(tryEvery)
 			return
 		}
 		if len(password) > 4*maxPassword {
@@ -454,7 +433,7 @@ func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, t
 		// Keyed by account id: only accounts that exist have a bucket, so
 		// made-up names cannot grow the table.
 		if found && !a.accounts.allowAt(strconv.FormatInt(acct.ID, 10), now) {
-			tooMany(12 * time.Second)
+			tooMany(tryEvery)
 			return
 		}
 		if wait := a.gate.try(now); wait > 0 {
@@ -463,7 +442,7 @@ func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, t
 		}
 		ok := false
 		if found {
-			ok = bcrypt.CompareHashAndPassword([]byte(acct.PasswordHash), passwordBytes(password)) == nil
+			ok = passwordMatches([]byte(acct.PasswordHash), password)
 		} else {
 			a.checkDummy(password)
 		}
@@ -488,9 +467,9 @@ func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, t
 func handleSignOut(log *slog.Logger, a *Auth, hub sessionCloser, trustProxy bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer http.Redirect(w, r, "/", http.StatusSeeOther)
-		setPersonCookie(w, r, trustProxy, "", -1)
+		personSessions.setCookie(w, r, trustProxy, "")
 		_, s, signedIn := a.Person(r)
-		if err := a.endSessionIn(r, personCookie); err != nil {
+		if err := a.endSessionIn(r, personSessions); err != nil {
 			log.Error("sign out", "err", err)
 			return
 		}
