@@ -119,7 +119,7 @@ func handleChangePassword(log *slog.Logger, a *Auth, store accountStore, hub int
 	sessionCloser
 }, trustProxy bool, assets views.AdminAssets) http.Handler {
 	return requirePerson(a, func(w http.ResponseWriter, r *http.Request, acct db.Account, s db.Session) {
-		if !readForm(w, r, log, hub, trustProxy, func(r *http.Request, status int, text string) {
+		if !readForm(w, r, hub, trustProxy, placeSignIn, func(r *http.Request, status int, text string) {
 			accountPage(w, r, log, a, store, assets, acct, s, status, text, "")
 		}) {
 			return

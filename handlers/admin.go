@@ -243,35 +243,19 @@ func handleLogin(log *slog.Logger, a *Auth, hub adminHub, trustProxy bool, asset
 		w.Header().Set("Cache-Control", "no-store")
 		tooMany := func(wait time.Duration) {
 			hub.RecordErrorAt(chat.KindRateLimited, placeLogin, "too many admin login attempts", requestSubject(r, trustProxy))
-			secs := int(wait.Round(time.Second) / time.Second)
-			w.Header().Set("Retry-After", strconv.Itoa(max(1, secs)))
-			render(w, r, log, http.StatusTooManyRequests, views.LoginPage(assets, fmt.Sprintf("Too many attempts. Wait %d seconds and try again.", max(1, secs))))
+			render(w, r, log, http.StatusTooManyRequests, views.LoginPage(assets, tooManyAttempts(w, wait)))
 		}
 		if !a.tries.allowAt(chat.ClientIP(r, trustProxy), a.now()) {
-			tooMany(12 * time.Second)
+			tooMany(tryEvery)
 			return
 		}
 		// The form is read before the gate is taken, so a slow body holds
-		// no one else's turn.
-		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-		if err := r.ParseForm(); err != nil {
-			// No password came, so no guess is counted: a body cut off by
-			// the edge's deadline is a timed-out request, not a wrong
-			// password, and must not hold the real admin back at the gate.
-			status, text := http.StatusBadRequest, "The form could not be read. Try again."
-			var tooBig *http.MaxBytesError
-			switch {
-			case errors.Is(err, errBodyTimeout):
-				status, text = http.StatusRequestTimeout, "The form took too long to arrive. Try again."
-			case errors.As(err, &tooBig):
-				status, text = http.StatusRequestEntityTooLarge, "The form is too large."
-			}
-			hub.RecordErrorAt(chat.KindBadInput, placeLogin, "login form not read: "+err.Error(), requestSubject(r, trustProxy))
-			w.Header().Set("Connection", "close") // what is left of the body is not read
-			// A failed body read may have cancelled the request's context;
-			// the answer is still worth sending.
-			r = r.WithContext(context.WithoutCancel(r.Context()))
+		// no one else's turn; a form that cannot be read brought no
+		// password, so no guess is counted (a body cut off by the edge's
+		// deadline must not hold the real admin back at the gate).
+		if !readForm(w, r, hub, trustProxy, placeLogin, func(r *http.Request, status int, text string) {
 			render(w, r, log, status, views.LoginPage(assets, text))
+		}) {
 			return
 		}
 		password := r.PostFormValue("password")

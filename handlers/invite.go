@@ -233,7 +233,7 @@ func handleJoin(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, tru
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		code := r.PathValue("code")
-		if !readForm(w, r, log, hub, trustProxy, func(r *http.Request, status int, text string) {
+		if !readForm(w, r, hub, trustProxy, placeSignIn, func(r *http.Request, status int, text string) {
 			render(w, r, log, status, views.JoinPage(assets, joinForm(names, code, "", text)))
 		}) {
 			return

@@ -44,10 +44,10 @@ const (
 )
 
 // readForm reads r's form under the body limit. When it cannot (too
-// large, or too slow for the edge's deadline), it answers with the page
-// that show makes of a reason and returns false: no password came, so no
-// attempt is counted, as at the admin login.
-func readForm(w http.ResponseWriter, r *http.Request, log *slog.Logger, hub adminHub, trustProxy bool, show func(*http.Request, int, string)) bool {
+// large, or too slow for the edge's deadline), it records that at place,
+// answers with the page that show makes of a reason and returns false: no
+// password came, so no attempt is counted.
+func readForm(w http.ResponseWriter, r *http.Request, hub adminHub, trustProxy bool, place string, show func(*http.Request, int, string)) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	err := r.ParseForm()
 	if err == nil {
@@ -61,7 +61,7 @@ func readForm(w http.ResponseWriter, r *http.Request, log *slog.Logger, hub admi
 	case errors.As(err, &tooBig):
 		status, text = http.StatusRequestEntityTooLarge, "The form is too large."
 	}
-	hub.RecordErrorAt(chat.KindBadInput, placeSignIn, "form not read: "+err.Error(), requestSubject(r, trustProxy))
+	hub.RecordErrorAt(chat.KindBadInput, place, "form not read: "+err.Error(), requestSubject(r, trustProxy))
 	w.Header().Set("Connection", "close") // what is left of the body is not read
 	// A failed body read may have cancelled the request's context; the
 	// answer is still worth sending.
@@ -307,7 +307,7 @@ func newAccountForm(names accountNamer, name, problem string) views.NewAccount {
 func handleSetup(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, trustProxy bool, assets views.AdminAssets) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		if !readForm(w, r, log, hub, trustProxy, func(r *http.Request, status int, text string) {
+		if !readForm(w, r, hub, trustProxy, placeSignIn, func(r *http.Request, status int, text string) {
 			render(w, r, log, status, views.SetupHelpPage(assets, false))
 		}) {
 			return
@@ -395,7 +395,7 @@ func handleSignInForm(log *slog.Logger, a *Auth, assets views.AdminAssets) http.
 func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, trustProxy bool, assets views.AdminAssets) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		if !readForm(w, r, log, hub, trustProxy, func(r *http.Request, status int, text string) {
+		if !readForm(w, r, hub, trustProxy, placeSignIn, func(r *http.Request, status int, text string) {
 			render(w, r, log, status, views.SignInPage(assets, views.SignIn{Next: "/", Problem: text}))
 		}) {
 			return
