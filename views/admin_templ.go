@@ -1546,8 +1546,8 @@ func messageRow(l MessageList, m db.Message) templ.Component {
 	})
 }
 
-// LoginPage asks for the admin password. problem, when set, says why the
-// last attempt failed.
+// LoginPage asks for the admin password. problemText, when set, says why
+// the last attempt failed.
 func LoginPage(a AdminAssets, problemText string) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
