@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/time/rate"
 
+	"nochat/chat"
 	"nochat/db"
 )
 
@@ -248,14 +249,23 @@ func (a *Auth) Admin(r *http.Request) bool {
 		return false
 	}
 	acct, _, signedIn := a.Person(r)
-	return a.admits(r, acct, signedIn)
+	return a.admits(r, signedIn && acct.Role == db.RoleAdmin)
 }
 
-// admits reports whether r, signed in to acct or not (signedIn), may act
-// as an admin: signed in to an admin's account, or, until the admin
-// password is retired, with its session.
-func (a *Auth) admits(r *http.Request, acct db.Account, signedIn bool) bool {
-	if signedIn && acct.Role == db.RoleAdmin {
+// AdminAs is Admin for a request whose identity is known already (id, from
+// Identity), so that its session and account are not read a second time.
+func (a *Auth) AdminAs(r *http.Request, id chat.Identity) bool {
+	if a == nil {
+		return false
+	}
+	return a.admits(r, id.Role == db.RoleAdmin)
+}
+
+// admits reports whether r may act as an admin: signed in to an admin's
+// account (adminAccount), or, until the admin password is retired, with
+// its session.
+func (a *Auth) admits(r *http.Request, adminAccount bool) bool {
+	if adminAccount {
 		return true
 	}
 	if a.isRetired() {
@@ -505,7 +515,7 @@ func secureRequest(r *http.Request, trustProxy bool) bool {
 func requireAdmin(a *Auth, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		acct, _, signedIn := a.Person(r)
-		if a.admits(r, acct, signedIn) {
+		if a.admits(r, signedIn && acct.Role == db.RoleAdmin) {
 			w.Header().Set("Cache-Control", "no-store")
 			next.ServeHTTP(w, r)
 			return

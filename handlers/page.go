@@ -28,9 +28,10 @@ type latestReader interface {
 	Latest(ctx context.Context, n int) ([]db.Message, error)
 }
 
-// adminChecker tells a logged-in admin from everyone else.
+// adminChecker tells a logged-in admin from everyone else, given who the
+// request speaks for.
 type adminChecker interface {
-	Admin(r *http.Request) bool
+	AdminAs(r *http.Request, id chat.Identity) bool
 }
 
 // handleRoot serves GET /: a WebSocket upgrade goes to the hub, anything
@@ -70,7 +71,7 @@ func handleRoot(log *slog.Logger, hub room, store latestReader, admins adminChec
 		}
 		limits := hub.Limits()
 		p := page
-		p.Admin = admins != nil && admins.Admin(r)
+		p.Admin = admins != nil && admins.AdminAs(r, id)
 		p.User, p.SignIn = id.Name, admins != nil
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("Vary", "Cookie") // an admin's page has more controls
