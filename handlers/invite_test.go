@@ -10,11 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
-	"nochat/chat"
 	"nochat/db"
-	"nochat/static"
 )
 
 var inviteRE = regexp.MustCompile(`(https?)://([^/"]+)/join/([A-Za-z0-9_-]+)`)
@@ -126,42 +123,9 @@ func TestJoinRefusesATakenNameInAnySpelling(t *testing.T) {
 	}
 }
 
-// joinStack is a server over the database file at path, with no accounts
-// made by hand; stop ends it and closes the database.
-func joinStack(t *testing.T, path string) (srv *httptest.Server, auth *Auth, stop func()) {
-	t.Helper()
-	ctx := context.Background()
-	store, err := db.Open(ctx, path, db.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub, err := chat.New(store, chat.Options{TrustProxy: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if auth, err = NewAuth(ctx, store, "", nil); err != nil {
-		t.Fatal(err)
-	}
-	srv = httptest.NewServer(New(Deps{Store: store, Hub: hub, Assets: static.New(), Auth: auth, TrustProxy: true}))
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		hub.Close(ctx)
-		store.Close()
-	}
-	t.Cleanup(stop)
-	return srv, auth, stop
-}
-
 func TestJoinedMemberSignsInAfterARestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nochat.db")
-	srv, auth, stop := joinStack(t, path)
+	srv, _, auth, stop := testServer{path: path}.start(t)
 	code, err := auth.InviteCode(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +143,7 @@ func TestJoinedMemberSignsInAfterARestart(t *testing.T) {
 	}
 	stop()
 
-	srv, auth, _ = joinStack(t, path)
+	srv, _, auth, _ = testServer{path: path}.start(t)
 	if again, err := auth.InviteCode(context.Background()); err != nil || again != code {
 		t.Fatalf("invite code after a restart: %q, %v; want the same one", again, err)
 	}
