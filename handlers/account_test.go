@@ -16,18 +16,26 @@ import (
 	"nochat/db"
 )
 
-// signInAs signs in with a user agent and returns the session cookie's
-// value.
-func signInAs(t *testing.T, srv *httptest.Server, name, password, agent string) string {
-	t.Helper()
-	resp := post(t, srv, "/signin", "192.0.2.1", url.Values{"name": {name}, "password": {password}}, map[string]string{"User-Agent": agent})
+// newSession is the session cookie resp sets, or "" if it sets none.
+func newSession(resp *http.Response) string {
 	for _, c := range resp.Cookies() {
 		if c.Name == personCookie && c.MaxAge > 0 {
 			return c.Value
 		}
 	}
-	t.Fatalf("signing in as %s: %d and no session", name, resp.StatusCode)
 	return ""
+}
+
+// signInAs signs in with a user agent and returns the session cookie's
+// value.
+func signInAs(t *testing.T, srv *httptest.Server, name, password, agent string) string {
+	t.Helper()
+	resp := post(t, srv, "/signin", "192.0.2.1", url.Values{"name": {name}, "password": {password}}, map[string]string{"User-Agent": agent})
+	session := newSession(resp)
+	if session == "" {
+		t.Fatalf("signing in as %s: %d and no session", name, resp.StatusCode)
+	}
+	return session
 }
 
 // as sends a request with a session and returns the status, Location

@@ -35,12 +35,7 @@ func inviteLink(t *testing.T, srv *httptest.Server, session string) (scheme, hos
 func join(t *testing.T, srv *httptest.Server, path, addr, name, password string) (int, string) {
 	t.Helper()
 	resp := post(t, srv, path, addr, url.Values{"name": {name}, "password": {password}}, nil)
-	for _, c := range resp.Cookies() {
-		if c.Name == personCookie && c.MaxAge > 0 {
-			return resp.StatusCode, c.Value
-		}
-	}
-	return resp.StatusCode, ""
+	return resp.StatusCode, newSession(resp)
 }
 
 func TestInviteLinkIsTheDashboardsHostAndResetEndsIt(t *testing.T) {
