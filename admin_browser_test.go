@@ -4,10 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -76,24 +73,6 @@ func (s *server) idOf(t *testing.T, text string) int64 {
 	}
 	t.Fatalf("%q is not stored", text)
 	return 0
-}
-
-// adminPost logs in over HTTP, as a script would, and posts to path.
-func adminPost(t *testing.T, s *server, path string) (int, string) {
-	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.PostForm(s.url+"/admin/login", url.Values{"password": {adminPassword}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp, err = c.PostForm(s.url+path, url.Values{}); err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 // markLive tags the live part now shown and returns how many refreshes

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -229,28 +227,6 @@ func TestExampleDatabaseServesItsConversation(t *testing.T) {
 	if len(msgs) < 5 || msgs[0].User != "ann" || !strings.Contains(msgs[0].Message, "NoChat") {
 		t.Fatalf("example history = %+v, want the demo conversation", msgs)
 	}
-}
-
-// adminLive logs in to the dashboard and returns its live part's HTML.
-func adminLive(t *testing.T, base, password string) string {
-	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar}
-	resp, err := c.PostForm(base+"/admin/login", url.Values{"password": {password}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	resp, err = c.Get(base + "/admin/live")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("admin dashboard: %d", resp.StatusCode)
-	}
-	return string(b)
 }
 
 func TestDedupWindowFlag(t *testing.T) {
