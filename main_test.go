@@ -235,28 +235,21 @@ func TestDedupWindowFlag(t *testing.T) {
 		args []string
 		env  map[string]string
 		want time.Duration
-		bad  bool
+		bad  string // a usage error naming this flag
 	}{
 		{name: "default", want: 24 * time.Hour},
 		{name: "flag", args: []string{"-dedup-window", "90m"}, want: 90 * time.Minute},
 		{name: "env", env: map[string]string{"NOCHAT_DEDUP_WINDOW": "168h"}, want: 168 * time.Hour},
 		{name: "flag beats env", args: []string{"-dedup-window", "1m"}, env: map[string]string{"NOCHAT_DEDUP_WINDOW": "168h"}, want: time.Minute},
-		{name: "not a duration", args: []string{"-dedup-window", "a day"}, bad: true},
-		{name: "shorter than a reconnect", args: []string{"-dedup-window", "59s"}, bad: true},
-		{name: "longer than 30 days", args: []string{"-dedup-window", "721h"}, bad: true},
+		{name: "not a duration", args: []string{"-dedup-window", "a day"}, bad: "-dedup-window"},
+		{name: "shorter than a reconnect", args: []string{"-dedup-window", "59s"}, bad: "-dedup-window"},
+		{name: "longer than 30 days", args: []string{"-dedup-window", "721h"}, bad: "-dedup-window"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseFlags(append([]string{"nochat"}, tt.args...), func(k string) string { return tt.env[k] }, io.Discard)
-			if tt.bad {
-				var usage usageError
-				if !errors.As(err, &usage) || !strings.Contains(err.Error(), "-dedup-window") {
-					t.Fatalf("err = %v, want a usage error naming -dedup-window", err)
-				}
+			got, ok := parseCase(t, tt.args, tt.env, tt.bad)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got.dedupWindow != tt.want {
 				t.Fatalf("dedupWindow = %v, want %v", got.dedupWindow, tt.want)
