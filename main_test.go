@@ -54,6 +54,20 @@ func start(t *testing.T, env map[string]string, args ...string) *server {
 	})
 }
 
+// startConfig is start with the parsed configuration changed by change
+// before it serves: for the settings no flag reaches.
+func startConfig(t *testing.T, env map[string]string, change func(*config)) *server {
+	t.Helper()
+	return startServing(t, func(ctx context.Context, stderr io.Writer) error {
+		cfg, err := parseFlags([]string{"nochat", "-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, stderr)
+		if err != nil {
+			return err
+		}
+		change(&cfg)
+		return serveConfig(ctx, cfg, stderr)
+	})
+}
+
 // startServing is start with the server run by serve, which logs to stderr.
 func startServing(t *testing.T, serve func(ctx context.Context, stderr io.Writer) error) *server {
 	t.Helper()

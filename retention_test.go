@@ -84,14 +84,7 @@ func TestRetentionRunnerRemovesAndCounts(t *testing.T) {
 // every interval instead of every minute.
 func startRetaining(t *testing.T, env map[string]string, interval time.Duration) *server {
 	t.Helper()
-	return startServing(t, func(ctx context.Context, stderr io.Writer) error {
-		cfg, err := parseFlags([]string{"nochat", "-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, stderr)
-		if err != nil {
-			return err
-		}
-		cfg.retainEvery = interval
-		return serveConfig(ctx, cfg, stderr)
-	})
+	return startConfig(t, env, func(cfg *config) { cfg.retainEvery = interval })
 }
 
 func TestIdleServerWritesNothing(t *testing.T) {
