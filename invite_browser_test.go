@@ -19,13 +19,7 @@ func TestBrowserInviteLinkJoinsAMemberInAnotherProfile(t *testing.T) {
 	admin := newBrowser(t)
 	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")})
 	link, _ := setupLink(t, s)
-	do(t, admin, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("name")))
-	do(t, admin,
-		chromedp.SendKeys(chromedp.ID("name"), "Ann"),
-		chromedp.SendKeys(chromedp.ID("password"), "correct horse"),
-		chromedp.Submit(chromedp.ID("password")),
-	)
-	waitPage(t, admin, "the chat page", `location.pathname === "/" && !!document.getElementById("messages")`)
+	browserSetUp(t, admin, link)
 
 	do(t, admin, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.CSS("#invite svg.qr")))
 	invite := eval[string](t, admin, `document.getElementById("invite-link").href`)

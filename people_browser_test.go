@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,19 @@ import (
 
 // The first run as its admin goes through it, in Chromium: the set-up link
 // from the log, the form, and landing signed in.
+
+// browserSetUp makes the tab's browser the admin Ann through the set-up
+// link and waits for the chat page.
+func browserSetUp(t *testing.T, tab context.Context, link string) {
+	t.Helper()
+	do(t, tab, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("name")))
+	do(t, tab,
+		chromedp.SendKeys(chromedp.ID("name"), "Ann"),
+		chromedp.SendKeys(chromedp.ID("password"), "correct horse"),
+		chromedp.Submit(chromedp.ID("password")),
+	)
+	waitPage(t, tab, "the chat page", `location.pathname === "/" && !!document.getElementById("messages")`)
+}
 
 func TestBrowserSetupLinkCreatesTheAdminAndSignsIn(t *testing.T) {
 	browser := newBrowser(t)
@@ -29,13 +43,8 @@ func TestBrowserSetupLinkCreatesTheAdminAndSignsIn(t *testing.T) {
 		}
 	}
 
-	do(t, browser, chromedp.EmulateViewport(390, 800), chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("name")))
-	do(t, browser,
-		chromedp.SendKeys(chromedp.ID("name"), "Ann"),
-		chromedp.SendKeys(chromedp.ID("password"), "correct horse"),
-		chromedp.Submit(chromedp.ID("password")),
-	)
-	waitPage(t, browser, "the chat page", `location.pathname === "/" && !!document.getElementById("messages")`)
+	do(t, browser, chromedp.EmulateViewport(390, 800))
+	browserSetUp(t, browser, link)
 	// Signed in: the composer writes under the account's name, and a
 	// message sent from the page is stored as Ann's, with her id.
 	connected(t, browser)
