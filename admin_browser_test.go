@@ -44,15 +44,27 @@ func browserAdminLogin(t *testing.T, tab context.Context, s *server) {
 	)
 }
 
-// stored is every stored message's text, oldest first.
-func (s *server) stored(t *testing.T) []string {
+// storedMessage is a message as the history API gives it, in part.
+type storedMessage struct {
+	ID      int64
+	Message string
+}
+
+// latest is the last 100 stored messages, oldest first.
+func (s *server) latest(t *testing.T) []storedMessage {
 	t.Helper()
-	var msgs []struct{ Message string }
+	var msgs []storedMessage
 	if err := json.Unmarshal([]byte(s.get(t, "/discussion/latest/100")), &msgs); err != nil {
 		t.Fatal(err)
 	}
+	return msgs
+}
+
+// stored is every stored message's text, oldest first.
+func (s *server) stored(t *testing.T) []string {
+	t.Helper()
 	var texts []string
-	for _, m := range msgs {
+	for _, m := range s.latest(t) {
 		texts = append(texts, m.Message)
 	}
 	return texts
@@ -61,12 +73,7 @@ func (s *server) stored(t *testing.T) []string {
 // idOf is the id of the stored message with the given text.
 func (s *server) idOf(t *testing.T, text string) int64 {
 	t.Helper()
-	var msgs []struct {
-		ID      int64
-		Message string
-	}
-	json.Unmarshal([]byte(s.get(t, "/discussion/latest/100")), &msgs)
-	for _, m := range msgs {
+	for _, m := range s.latest(t) {
 		if m.Message == text {
 			return m.ID
 		}
