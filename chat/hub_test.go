@@ -36,6 +36,13 @@ func newRoom(t testing.TB, opts chat.Options) *room {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveRoom(t, store, opts)
+}
+
+// serveRoom is newRoom over a store the test opened (and perhaps filled);
+// the store is closed with the room.
+func serveRoom(t testing.TB, store *db.Store, opts chat.Options) *room {
+	t.Helper()
 	if opts.Log == nil && os.Getenv("NOCHAT_TEST_LOG") != "" {
 		opts.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
