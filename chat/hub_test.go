@@ -83,6 +83,7 @@ type wsClient struct {
 	t     *testing.T
 	conn  *websocket.Conn
 	proto string
+	hello msgData // the hello a nochat.v1 client read first
 }
 
 func (r *room) dial(t *testing.T, proto, query string) *wsClient {
@@ -98,7 +99,7 @@ func (r *room) dial(t *testing.T, proto, query string) *wsClient {
 	t.Cleanup(func() { conn.Close() })
 	c := &wsClient{t: t, conn: conn, proto: proto}
 	if proto == "nochat.v1" {
-		c.expect("hello")
+		c.hello = c.expect("hello")
 	}
 	return c
 }
