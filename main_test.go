@@ -49,7 +49,7 @@ func (b *syncBuffer) String() string {
 // /healthz to answer.
 func start(t *testing.T, env map[string]string, args ...string) *server {
 	t.Helper()
-	return startServing(t, func(ctx context.Context, stderr io.Writer) error {
+	return startServing(t, true, func(ctx context.Context, stderr io.Writer) error {
 		return run(ctx, append([]string{"nochat", "-addr", "127.0.0.1:0"}, args...), func(k string) string { return env[k] }, io.Discard, stderr)
 	})
 }
@@ -58,7 +58,7 @@ func start(t *testing.T, env map[string]string, args ...string) *server {
 // before it serves: for the settings no flag reaches.
 func startConfig(t *testing.T, env map[string]string, change func(*config)) *server {
 	t.Helper()
-	return startServing(t, func(ctx context.Context, stderr io.Writer) error {
+	return startServing(t, true, func(ctx context.Context, stderr io.Writer) error {
 		cfg, err := parseFlags([]string{"nochat", "-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, stderr)
 		if err != nil {
 			return err
@@ -69,7 +69,8 @@ func startConfig(t *testing.T, env map[string]string, change func(*config)) *ser
 }
 
 // startServing is start with the server run by serve, which logs to stderr.
-func startServing(t *testing.T, serve func(ctx context.Context, stderr io.Writer) error) *server {
+// Without keepLog, s.logs holds only the log up to the serving URL.
+func startServing(t *testing.T, keepLog bool, serve func(ctx context.Context, stderr io.Writer) error) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -92,7 +93,11 @@ func startServing(t *testing.T, serve func(ctx context.Context, stderr io.Writer
 		cancel()
 		t.Fatalf("no serving URL in the log: %v", sc.Err())
 	}
-	go io.Copy(s.logs, pr) // keep the log flowing
+	if keepLog {
+		go io.Copy(s.logs, pr) // keep the log flowing
+	} else {
+		go io.Copy(io.Discard, pr)
+	}
 	t.Cleanup(func() { s.shutdown(t) })
 
 	resp, err := http.Get(s.url + "/healthz")
