@@ -363,14 +363,8 @@ func TestGuestsSettingAndMembersOnTheSocketAndREST(t *testing.T) {
 		if e := frame(t, guest, "error"); e["code"] != "bad_name" || !strings.Contains(e["message"].(string), "member") {
 			t.Fatalf("a guest's nick to a member's name: %v, want bad_name", e)
 		}
-		resp2, err := http.Post(s.url+"/discussion/impostor?user=Ann", "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp2.Body)
-		resp2.Body.Close()
-		if resp2.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "member") {
-			t.Fatalf("a REST send as Ann without her session: %d %s, want 400", resp2.StatusCode, b)
+		if status, body := postStatus(t, s.url+"/discussion/impostor?user=Ann"); status != http.StatusBadRequest || !strings.Contains(body, "member") {
+			t.Fatalf("a REST send as Ann without her session: %d %s, want 400", status, body)
 		}
 	})
 
@@ -428,14 +422,8 @@ func TestGuestsSettingAndMembersOnTheSocketAndREST(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation || !strings.Contains(ce.Text, "sign in") {
 			t.Fatalf("the tutorial client's send: %v, want a close 1008 saying to sign in", err)
 		}
-		resp, err := http.Post(s.url+"/discussion/a%20REST%20try", "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), `"error":"sign in`) {
-			t.Fatalf("a guest's REST send: %d %s, want 401 saying to sign in", resp.StatusCode, b)
+		if status, body := postStatus(t, s.url+"/discussion/a%20REST%20try"); status != http.StatusUnauthorized || !strings.Contains(body, `"error":"sign in`) {
+			t.Fatalf("a guest's REST send: %d %s, want 401 saying to sign in", status, body)
 		}
 		if got := len(s.stored(t)); got != before {
 			t.Fatalf("%d messages stored, want %d: nothing from guests", got, before)
