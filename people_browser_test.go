@@ -26,6 +26,20 @@ func browserSetUp(t *testing.T, tab context.Context, link string) {
 	waitPage(t, tab, "the chat page", `location.pathname === "/" && !!document.getElementById("messages")`)
 }
 
+// writesAs checks that the signed-in page's composer writes under name,
+// read-only, and that text sent from it is stored as name's, with id.
+func writesAs(t *testing.T, tab context.Context, s *server, name string, id int, text string) {
+	t.Helper()
+	if got := eval[string](t, tab, `document.getElementById("name").readOnly ? document.getElementById("name").value : "(editable)"`); got != name {
+		t.Fatalf("the name field = %q, want %s, read-only", got, name)
+	}
+	say(t, tab, text)
+	waitMessages(t, tab, "the sent message", contains(text))
+	if body := s.get(t, "/discussion/latest/1"); !strings.Contains(body, `"user":"`+name+`"`) || !strings.Contains(body, fmt.Sprintf(`"user_id":%d`, id)) {
+		t.Fatalf("the stored message = %s, want %s's with user_id %d", body, name, id)
+	}
+}
+
 func TestBrowserSetupLinkCreatesTheAdminAndSignsIn(t *testing.T) {
 	browser := newBrowser(t)
 	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")})
@@ -48,14 +62,7 @@ func TestBrowserSetupLinkCreatesTheAdminAndSignsIn(t *testing.T) {
 	// Signed in: the composer writes under the account's name, and a
 	// message sent from the page is stored as Ann's, with her id.
 	connected(t, browser)
-	if got := eval[string](t, browser, `document.getElementById("name").readOnly ? document.getElementById("name").value : "(editable)"`); got != "Ann" {
-		t.Fatalf("the name field = %q, want Ann, read-only", got)
-	}
-	say(t, browser, "my first message as the admin")
-	waitMessages(t, browser, "the sent message", contains("my first message as the admin"))
-	if body := s.get(t, "/discussion/latest/1"); !strings.Contains(body, `"user":"Ann"`) || !strings.Contains(body, `"user_id":1`) {
-		t.Fatalf("the stored message = %s, want Ann's with user_id 1", body)
-	}
+	writesAs(t, browser, s, "Ann", 1, "my first message as the admin")
 	for _, width := range []int64{390, 1280} {
 		do(t, browser, chromedp.EmulateViewport(width, 800))
 		screenshot(t, browser, fmt.Sprintf("chat-signed-in-%d.png", width))
