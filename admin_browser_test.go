@@ -178,7 +178,7 @@ func TestBrowserDashboardKeepsFocusAndSelection(t *testing.T) {
 		s.post(t, "ann", fmt.Sprintf("line %d", i))
 	}
 	target := s.idOf(t, "line 2")
-	ws := "ws" + strings.TrimPrefix(s.url, "http") + "/"
+	ws := wsURL(s.url)
 	refuse := func(proto string) { // an error entry whose detail names proto
 		if _, _, err := (&websocket.Dialer{Subprotocols: []string{proto}}).Dial(ws, nil); err == nil {
 			t.Fatal("bogus subprotocol accepted")

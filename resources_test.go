@@ -368,7 +368,7 @@ func (f *flooder) socket(i int) error {
 	f.sent.Add(int64(f.headers(h, i)))
 	proto := []string{"nochat.v1", "echo-protocol"}[i%2]
 	d := websocket.Dialer{Subprotocols: []string{proto}, HandshakeTimeout: 10 * time.Second}
-	u := "ws" + strings.TrimPrefix(f.base, "http") + "/?user=u" + strconv.Itoa(i) + "&after=" + strconv.Itoa(i)
+	u := wsURL(f.base) + "?user=u" + strconv.Itoa(i) + "&after=" + strconv.Itoa(i)
 	c, resp, err := d.Dial(u, h)
 	if err != nil {
 		status := 0
