@@ -65,8 +65,18 @@ func as(t *testing.T, srv *httptest.Server, method, path, session string, form u
 // openSocket opens the chat page's socket with a session, as the page does.
 func openSocket(t *testing.T, srv *httptest.Server, session string) *websocket.Conn {
 	t.Helper()
-	h := http.Header{"Cookie": {personCookie + "=" + session}, "Origin": {srv.URL}}
-	c, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/", h)
+	return dialPage(t, srv, "/", session)
+}
+
+// dialPage opens a nochat.v1 socket at path from the page's origin, with
+// the session if there is one; it is closed when the test ends.
+func dialPage(t *testing.T, srv *httptest.Server, path, session string) *websocket.Conn {
+	t.Helper()
+	h := http.Header{"Origin": {srv.URL}}
+	if session != "" {
+		h.Set("Cookie", personCookie+"="+session)
+	}
+	c, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial("ws"+strings.TrimPrefix(srv.URL, "http")+path, h)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,13 +20,7 @@ import (
 // openGuest opens the page's socket without a session, under a name.
 func openGuest(t *testing.T, srv *httptest.Server, name string) *websocket.Conn {
 	t.Helper()
-	h := http.Header{"Origin": {srv.URL}}
-	c, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/?user="+name, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return dialPage(t, srv, "/?user="+name, "")
 }
 
 type presenceFrame struct {
