@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -42,24 +41,12 @@ func signInAs(t *testing.T, srv *httptest.Server, name, password, agent string) 
 // and body.
 func as(t *testing.T, srv *httptest.Server, method, path, session string, form url.Values) (int, string, string) {
 	t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req, _ := http.NewRequest(method, srv.URL+path, body)
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
+	header := map[string]string{}
 	if session != "" {
-		req.Header.Set("Cookie", personCookie+"="+session)
+		header["Cookie"] = personCookie + "=" + session
 	}
-	resp, err := srv.Client().Transport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("Location"), string(b)
+	resp, body := request(t, srv, method, path, form, header)
+	return resp.StatusCode, resp.Header.Get("Location"), body
 }
 
 // openSocket opens the chat page's socket with a session, as the page does.

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -80,19 +79,8 @@ func TestInviteLinkIsTheDashboardsHostAndResetEndsIt(t *testing.T) {
 	}
 
 	// Behind a TLS proxy, the link is https.
-	req, _ := http.NewRequest("GET", srv.URL+"/admin", nil)
-	req.Header.Set("Cookie", personCookie+"="+admin)
-	req.Header.Set("X-Forwarded-Proto", "https")
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	if _, err := io.Copy(&b, resp.Body); err != nil {
-		t.Fatal(err)
-	}
-	if m := inviteRE.FindStringSubmatch(b.String()); m == nil || m[1] != "https" {
+	_, page = request(t, srv, "GET", "/admin", nil, map[string]string{"Cookie": personCookie + "=" + admin, "X-Forwarded-Proto": "https"})
+	if m := inviteRE.FindStringSubmatch(page); m == nil || m[1] != "https" {
 		t.Fatalf("invite link behind a TLS proxy: %v, want https", m)
 	}
 }

@@ -3,6 +3,8 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -83,13 +85,19 @@ func peopleServer(t *testing.T, accounts map[string]string) (*httptest.Server, *
 	return srv, clock, auth
 }
 
-// post sends a form as the client at addr, with extra headers, and returns
-// the answer (body closed).
-func post(t *testing.T, srv *httptest.Server, path, addr string, form url.Values, header map[string]string) *http.Response {
+// request sends method path with form (if not nil) and headers straight
+// through the transport, so redirects come back as they are, and reads the
+// whole answer.
+func request(t *testing.T, srv *httptest.Server, method, path string, form url.Values, header map[string]string) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Forwarded-For", addr)
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, srv.URL+path, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
@@ -97,7 +105,18 @@ func post(t *testing.T, srv *httptest.Server, path, addr string, form url.Values
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// post sends a form as the client at addr, with extra headers, and returns
+// the answer (body read and closed).
+func post(t *testing.T, srv *httptest.Server, path, addr string, form url.Values, header map[string]string) *http.Response {
+	t.Helper()
+	h := map[string]string{"X-Forwarded-For": addr}
+	maps.Copy(h, header)
+	resp, _ := request(t, srv, "POST", path, form, h)
 	return resp
 }
 
