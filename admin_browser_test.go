@@ -12,7 +12,6 @@ import (
 
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
-	"github.com/gorilla/websocket"
 )
 
 // The dashboard and the chat page as an admin uses them, in Chromium: the
@@ -178,13 +177,7 @@ func TestBrowserDashboardKeepsFocusAndSelection(t *testing.T) {
 		s.post(t, "ann", fmt.Sprintf("line %d", i))
 	}
 	target := s.idOf(t, "line 2")
-	ws := wsURL(s.url)
-	refuse := func(proto string) { // an error entry whose detail names proto
-		if _, _, err := (&websocket.Dialer{Subprotocols: []string{proto}}).Dial(ws, nil); err == nil {
-			t.Fatal("bogus subprotocol accepted")
-		}
-	}
-	refuse("copy-me-please")
+	refuseUpgrades(t, s.url, 1, "copy-me-please") // an error entry whose detail names it
 	browserAdminLogin(t, browser, s)
 	waitPage(t, browser, "the error", `document.querySelector('#errors')?.textContent.includes('copy-me-please')`)
 
@@ -229,7 +222,7 @@ func TestBrowserDashboardKeepsFocusAndSelection(t *testing.T) {
 	from = markLive(t, browser)
 	for i := 1; i <= 3; i++ {
 		s.post(t, "bob", fmt.Sprintf("while selected %d", i))
-		refuse(fmt.Sprintf("another-%d", i))
+		refuseUpgrades(t, s.url, 1, fmt.Sprintf("another-%d-", i))
 	}
 	waitUpdates(t, browser, from, 3)
 	if got := eval[string](t, browser, `getSelection().toString()`); got != selected {
