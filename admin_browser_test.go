@@ -4,10 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,7 +12,6 @@ import (
 
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
-	"github.com/gorilla/websocket"
 )
 
 // The dashboard and the chat page as an admin uses them, in Chromium: the
@@ -47,15 +43,27 @@ func browserAdminLogin(t *testing.T, tab context.Context, s *server) {
 	)
 }
 
-// stored is every stored message's text, oldest first.
-func (s *server) stored(t *testing.T) []string {
+// storedMessage is a message as the history API gives it, in part.
+type storedMessage struct {
+	ID      int64
+	Message string
+}
+
+// latest is the last 100 stored messages, oldest first.
+func (s *server) latest(t *testing.T) []storedMessage {
 	t.Helper()
-	var msgs []struct{ Message string }
+	var msgs []storedMessage
 	if err := json.Unmarshal([]byte(s.get(t, "/discussion/latest/100")), &msgs); err != nil {
 		t.Fatal(err)
 	}
+	return msgs
+}
+
+// stored is every stored message's text, oldest first.
+func (s *server) stored(t *testing.T) []string {
+	t.Helper()
 	var texts []string
-	for _, m := range msgs {
+	for _, m := range s.latest(t) {
 		texts = append(texts, m.Message)
 	}
 	return texts
@@ -64,36 +72,13 @@ func (s *server) stored(t *testing.T) []string {
 // idOf is the id of the stored message with the given text.
 func (s *server) idOf(t *testing.T, text string) int64 {
 	t.Helper()
-	var msgs []struct {
-		ID      int64
-		Message string
-	}
-	json.Unmarshal([]byte(s.get(t, "/discussion/latest/100")), &msgs)
-	for _, m := range msgs {
+	for _, m := range s.latest(t) {
 		if m.Message == text {
 			return m.ID
 		}
 	}
 	t.Fatalf("%q is not stored", text)
 	return 0
-}
-
-// adminPost logs in over HTTP, as a script would, and posts to path.
-func adminPost(t *testing.T, s *server, path string) (int, string) {
-	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.PostForm(s.url+"/admin/login", url.Values{"password": {adminPassword}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp, err = c.PostForm(s.url+path, url.Values{}); err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 // markLive tags the live part now shown and returns how many refreshes
@@ -192,13 +177,7 @@ func TestBrowserDashboardKeepsFocusAndSelection(t *testing.T) {
 		s.post(t, "ann", fmt.Sprintf("line %d", i))
 	}
 	target := s.idOf(t, "line 2")
-	ws := "ws" + strings.TrimPrefix(s.url, "http") + "/"
-	refuse := func(proto string) { // an error entry whose detail names proto
-		if _, _, err := (&websocket.Dialer{Subprotocols: []string{proto}}).Dial(ws, nil); err == nil {
-			t.Fatal("bogus subprotocol accepted")
-		}
-	}
-	refuse("copy-me-please")
+	refuseUpgrades(t, s.url, 1, "copy-me-please") // an error entry whose detail names it
 	browserAdminLogin(t, browser, s)
 	waitPage(t, browser, "the error", `document.querySelector('#errors')?.textContent.includes('copy-me-please')`)
 
@@ -243,7 +222,7 @@ func TestBrowserDashboardKeepsFocusAndSelection(t *testing.T) {
 	from = markLive(t, browser)
 	for i := 1; i <= 3; i++ {
 		s.post(t, "bob", fmt.Sprintf("while selected %d", i))
-		refuse(fmt.Sprintf("another-%d", i))
+		refuseUpgrades(t, s.url, 1, fmt.Sprintf("another-%d-", i))
 	}
 	waitUpdates(t, browser, from, 3)
 	if got := eval[string](t, browser, `getSelection().toString()`); got != selected {

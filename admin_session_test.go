@@ -21,8 +21,7 @@ import (
 // the status when the login is refused.
 func adminLogin(t *testing.T, base, password string) (string, int) {
 	t.Helper()
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.PostForm(base+"/admin/login", url.Values{"password": {password}})
+	resp, err := noRedirects.PostForm(base+"/admin/login", url.Values{"password": {password}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,14 +38,26 @@ func adminLogin(t *testing.T, base, password string) (string, int) {
 // status.
 func withSession(t *testing.T, method, u, session string) int {
 	t.Helper()
-	req, _ := http.NewRequest(method, u, nil)
-	req.Header.Set("Cookie", "nochat_admin="+session)
-	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
-	if err != nil {
-		t.Fatal(err)
+	return fetch(t, method, u, "nochat_admin="+session, nil).status
+}
+
+// adminPost logs in over HTTP, as a script would, and posts to path.
+func adminPost(t *testing.T, s *server, path string) (int, string) {
+	t.Helper()
+	session, _ := adminLogin(t, s.url, adminPassword) // a refusal shows in the status
+	p := fetch(t, "POST", s.url+path, "nochat_admin="+session, url.Values{})
+	return p.status, p.body
+}
+
+// adminLive logs in to the dashboard and returns its live part's HTML.
+func adminLive(t *testing.T, base, password string) string {
+	t.Helper()
+	session, _ := adminLogin(t, base, password) // a refusal shows in the status
+	p := fetch(t, "GET", base+"/admin/live", "nochat_admin="+session, nil)
+	if p.status != 200 {
+		t.Fatalf("admin dashboard: %d", p.status)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return p.body
 }
 
 func TestAdminSessionsSurviveRestartsAndSoDoLogouts(t *testing.T) {

@@ -64,9 +64,11 @@ func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Con
 	return ctx
 }
 
-func newTab(t *testing.T, browser context.Context) context.Context {
+// newTab opens another tab of browser, with opts if given
+// (chromedp.WithNewBrowserContext: a tab that shares no cookies).
+func newTab(t *testing.T, browser context.Context, opts ...chromedp.ContextOption) context.Context {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(browser)
+	ctx, cancel := chromedp.NewContext(browser, opts...)
 	t.Cleanup(cancel)
 	// The first run opens the tab for the life of its context: no timeout.
 	if err := chromedp.Do(ctx); err != nil {

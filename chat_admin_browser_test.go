@@ -19,11 +19,7 @@ func TestBrowserAdminDeletesFromTheChatPage(t *testing.T) {
 	spam := s.idOf(t, "spam to delete")
 
 	// A reader in a browser context of its own: no admin cookie.
-	reader, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
-	t.Cleanup(cancel)
-	if err := chromedp.Do(reader); err != nil {
-		t.Fatal(err)
-	}
+	reader := newTab(t, browser, chromedp.WithNewBrowserContext())
 	do(t, reader, chromedp.Navigate(s.url+"/"))
 	connected(t, reader)
 	waitMessages(t, reader, "the spam", contains("spam to delete"))

@@ -19,13 +19,7 @@ func TestBrowserInviteLinkJoinsAMemberInAnotherProfile(t *testing.T) {
 	admin := newBrowser(t)
 	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")})
 	link, _ := setupLink(t, s)
-	do(t, admin, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("name")))
-	do(t, admin,
-		chromedp.SendKeys(chromedp.ID("name"), "Ann"),
-		chromedp.SendKeys(chromedp.ID("password"), "correct horse"),
-		chromedp.Submit(chromedp.ID("password")),
-	)
-	waitPage(t, admin, "the chat page", `location.pathname === "/" && !!document.getElementById("messages")`)
+	browserSetUp(t, admin, link)
 
 	do(t, admin, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.CSS("#invite svg.qr")))
 	invite := eval[string](t, admin, `document.getElementById("invite-link").href`)
@@ -59,14 +53,7 @@ func TestBrowserInviteLinkJoinsAMemberInAnotherProfile(t *testing.T) {
 	)
 	waitPage(t, guest, "the chat page", `location.pathname === "/" && !!document.getElementById("messages")`)
 	connected(t, guest)
-	if got := eval[string](t, guest, `document.getElementById("name").readOnly ? document.getElementById("name").value : "(editable)"`); got != "Bea" {
-		t.Fatalf("the joined member's name field = %q, want Bea, read-only", got)
-	}
-	say(t, guest, "hello, I joined by the link")
-	waitMessages(t, guest, "the sent message", contains("hello, I joined by the link"))
-	if body := s.get(t, "/discussion/latest/1"); !strings.Contains(body, `"user":"Bea"`) || !strings.Contains(body, `"user_id":2`) {
-		t.Fatalf("the stored message = %s, want Bea's with user_id 2", body)
-	}
+	writesAs(t, guest, s, "Bea", 2, "hello, I joined by the link")
 
 	// The admin resets the link, after a question; the card shows the
 	// new one, and the old one opens nothing (a refusal comes before the

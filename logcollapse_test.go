@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -22,24 +21,14 @@ func TestRefusalFloodsWriteABoundedLog(t *testing.T) {
 	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_ADMIN_PASSWORD": "the right one"}, "-log-level", "info")
 
 	const logins = 300
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for i := range logins {
-		resp, err := client.PostForm(s.url+"/admin/login", url.Values{"password": {fmt.Sprint("guess", i)}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode < 400 {
-			t.Fatalf("guess %d answered %d", i, resp.StatusCode)
+		if _, status := adminLogin(t, s.url, fmt.Sprint("guess", i)); status < 400 {
+			t.Fatalf("guess %d answered %d", i, status)
 		}
 	}
 	const rest = 300
 	for i := range rest {
-		resp, err := http.Post(s.url+"/discussion/"+url.PathEscape(fmt.Sprint("rest ", i)), "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		postStatus(t, s.url+"/discussion/"+url.PathEscape(fmt.Sprint("rest ", i)))
 	}
 	const frames = 1000
 	c := dialV1(t, s.url, "flood")

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -51,13 +49,28 @@ func (b *syncBuffer) String() string {
 // /healthz to answer.
 func start(t *testing.T, env map[string]string, args ...string) *server {
 	t.Helper()
-	return startServing(t, func(ctx context.Context, stderr io.Writer) error {
+	return startServing(t, true, func(ctx context.Context, stderr io.Writer) error {
 		return run(ctx, append([]string{"nochat", "-addr", "127.0.0.1:0"}, args...), func(k string) string { return env[k] }, io.Discard, stderr)
 	})
 }
 
+// startConfig is start with the parsed configuration changed by change
+// before it serves: for the settings no flag reaches.
+func startConfig(t *testing.T, env map[string]string, change func(*config)) *server {
+	t.Helper()
+	return startServing(t, true, func(ctx context.Context, stderr io.Writer) error {
+		cfg, err := parseFlags([]string{"nochat", "-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, stderr)
+		if err != nil {
+			return err
+		}
+		change(&cfg)
+		return serveConfig(ctx, cfg, stderr)
+	})
+}
+
 // startServing is start with the server run by serve, which logs to stderr.
-func startServing(t *testing.T, serve func(ctx context.Context, stderr io.Writer) error) *server {
+// Without keepLog, s.logs holds only the log up to the serving URL.
+func startServing(t *testing.T, keepLog bool, serve func(ctx context.Context, stderr io.Writer) error) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -80,7 +93,11 @@ func startServing(t *testing.T, serve func(ctx context.Context, stderr io.Writer
 		cancel()
 		t.Fatalf("no serving URL in the log: %v", sc.Err())
 	}
-	go io.Copy(s.logs, pr) // keep the log flowing
+	if keepLog {
+		go io.Copy(s.logs, pr) // keep the log flowing
+	} else {
+		go io.Copy(io.Discard, pr)
+	}
 	t.Cleanup(func() { s.shutdown(t) })
 
 	resp, err := http.Get(s.url + "/healthz")
@@ -231,56 +248,27 @@ func TestExampleDatabaseServesItsConversation(t *testing.T) {
 	}
 }
 
-// adminLive logs in to the dashboard and returns its live part's HTML.
-func adminLive(t *testing.T, base, password string) string {
-	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar}
-	resp, err := c.PostForm(base+"/admin/login", url.Values{"password": {password}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	resp, err = c.Get(base + "/admin/live")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("admin dashboard: %d", resp.StatusCode)
-	}
-	return string(b)
-}
-
 func TestDedupWindowFlag(t *testing.T) {
 	tests := []struct {
 		name string
 		args []string
 		env  map[string]string
 		want time.Duration
-		bad  bool
+		bad  string // a usage error naming this flag
 	}{
 		{name: "default", want: 24 * time.Hour},
 		{name: "flag", args: []string{"-dedup-window", "90m"}, want: 90 * time.Minute},
 		{name: "env", env: map[string]string{"NOCHAT_DEDUP_WINDOW": "168h"}, want: 168 * time.Hour},
 		{name: "flag beats env", args: []string{"-dedup-window", "1m"}, env: map[string]string{"NOCHAT_DEDUP_WINDOW": "168h"}, want: time.Minute},
-		{name: "not a duration", args: []string{"-dedup-window", "a day"}, bad: true},
-		{name: "shorter than a reconnect", args: []string{"-dedup-window", "59s"}, bad: true},
-		{name: "longer than 30 days", args: []string{"-dedup-window", "721h"}, bad: true},
+		{name: "not a duration", args: []string{"-dedup-window", "a day"}, bad: "-dedup-window"},
+		{name: "shorter than a reconnect", args: []string{"-dedup-window", "59s"}, bad: "-dedup-window"},
+		{name: "longer than 30 days", args: []string{"-dedup-window", "721h"}, bad: "-dedup-window"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseFlags(append([]string{"nochat"}, tt.args...), func(k string) string { return tt.env[k] }, io.Discard)
-			if tt.bad {
-				var usage usageError
-				if !errors.As(err, &usage) || !strings.Contains(err.Error(), "-dedup-window") {
-					t.Fatalf("err = %v, want a usage error naming -dedup-window", err)
-				}
+			got, ok := parseCase(t, tt.args, tt.env, tt.bad)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got.dedupWindow != tt.want {
 				t.Fatalf("dedupWindow = %v, want %v", got.dedupWindow, tt.want)

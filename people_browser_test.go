@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,33 @@ import (
 
 // The first run as its admin goes through it, in Chromium: the set-up link
 // from the log, the form, and landing signed in.
+
+// browserSetUp makes the tab's browser the admin Ann through the set-up
+// link and waits for the chat page.
+func browserSetUp(t *testing.T, tab context.Context, link string) {
+	t.Helper()
+	do(t, tab, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("name")))
+	do(t, tab,
+		chromedp.SendKeys(chromedp.ID("name"), "Ann"),
+		chromedp.SendKeys(chromedp.ID("password"), "correct horse"),
+		chromedp.Submit(chromedp.ID("password")),
+	)
+	waitPage(t, tab, "the chat page", `location.pathname === "/" && !!document.getElementById("messages")`)
+}
+
+// writesAs checks that the signed-in page's composer writes under name,
+// read-only, and that text sent from it is stored as name's, with id.
+func writesAs(t *testing.T, tab context.Context, s *server, name string, id int, text string) {
+	t.Helper()
+	if got := eval[string](t, tab, `document.getElementById("name").readOnly ? document.getElementById("name").value : "(editable)"`); got != name {
+		t.Fatalf("the name field = %q, want %s, read-only", got, name)
+	}
+	say(t, tab, text)
+	waitMessages(t, tab, "the sent message", contains(text))
+	if body := s.get(t, "/discussion/latest/1"); !strings.Contains(body, `"user":"`+name+`"`) || !strings.Contains(body, fmt.Sprintf(`"user_id":%d`, id)) {
+		t.Fatalf("the stored message = %s, want %s's with user_id %d", body, name, id)
+	}
+}
 
 func TestBrowserSetupLinkCreatesTheAdminAndSignsIn(t *testing.T) {
 	browser := newBrowser(t)
@@ -29,24 +57,12 @@ func TestBrowserSetupLinkCreatesTheAdminAndSignsIn(t *testing.T) {
 		}
 	}
 
-	do(t, browser, chromedp.EmulateViewport(390, 800), chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("name")))
-	do(t, browser,
-		chromedp.SendKeys(chromedp.ID("name"), "Ann"),
-		chromedp.SendKeys(chromedp.ID("password"), "correct horse"),
-		chromedp.Submit(chromedp.ID("password")),
-	)
-	waitPage(t, browser, "the chat page", `location.pathname === "/" && !!document.getElementById("messages")`)
+	do(t, browser, chromedp.EmulateViewport(390, 800))
+	browserSetUp(t, browser, link)
 	// Signed in: the composer writes under the account's name, and a
 	// message sent from the page is stored as Ann's, with her id.
 	connected(t, browser)
-	if got := eval[string](t, browser, `document.getElementById("name").readOnly ? document.getElementById("name").value : "(editable)"`); got != "Ann" {
-		t.Fatalf("the name field = %q, want Ann, read-only", got)
-	}
-	say(t, browser, "my first message as the admin")
-	waitMessages(t, browser, "the sent message", contains("my first message as the admin"))
-	if body := s.get(t, "/discussion/latest/1"); !strings.Contains(body, `"user":"Ann"`) || !strings.Contains(body, `"user_id":1`) {
-		t.Fatalf("the stored message = %s, want Ann's with user_id 1", body)
-	}
+	writesAs(t, browser, s, "Ann", 1, "my first message as the admin")
 	for _, width := range []int64{390, 1280} {
 		do(t, browser, chromedp.EmulateViewport(width, 800))
 		screenshot(t, browser, fmt.Sprintf("chat-signed-in-%d.png", width))

@@ -96,7 +96,7 @@ func TestSetupLinkMakesTheFirstAdminOnceAndSignInsSurviveRestarts(t *testing.T) 
 		t.Fatalf("POST /setup without the token: %d %v, want 403 and no session", p.status, p.cookies)
 	}
 	// A provoked error, to find on the dashboard later.
-	if _, _, err := (&websocket.Dialer{Subprotocols: []string{"chat"}}).Dial("ws"+strings.TrimPrefix(s.url, "http")+"/", nil); err == nil {
+	if _, _, err := (&websocket.Dialer{Subprotocols: []string{"chat"}}).Dial(wsURL(s.url), nil); err == nil {
 		t.Fatal("an unknown subprotocol was accepted")
 	}
 
@@ -296,9 +296,6 @@ func TestPreviousVersionKeepsItsMessagesAndAdminPasswordUntilTheFirstAdmin(t *te
 	}
 }
 
-// socketURL is a server's WebSocket address with a query.
-func socketURL(s *server, query string) string { return wsURL(s.url) + query }
-
 // frame reads the next nochat.v1 frame of a type, skipping others.
 func frame(t *testing.T, c *websocket.Conn, typ string) map[string]any {
 	t.Helper()
@@ -334,7 +331,7 @@ func TestGuestsSettingAndMembersOnTheSocketAndREST(t *testing.T) {
 	member := func(s *server) http.Header { return http.Header{"Cookie": {cookie}, "Origin": {s.url}} }
 
 	t.Run("guests on: the tutorial's client works; a member's name is refused to guests", func(t *testing.T) {
-		echo, _, err := (&websocket.Dialer{Subprotocols: []string{"echo-protocol"}}).Dial(socketURL(s, ""), nil)
+		echo, _, err := (&websocket.Dialer{Subprotocols: []string{"echo-protocol"}}).Dial(wsURL(s.url), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -346,12 +343,12 @@ func TestGuestsSettingAndMembersOnTheSocketAndREST(t *testing.T) {
 		}
 		// ?user=, nick and REST all compare names as accounts do.
 		for _, name := range []string{"ANN", "\u0410nn" /* Cyrillic А */, "\uff41\uff4e\uff4e" /* full width */} {
-			_, resp, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(socketURL(s, "?user="+url.QueryEscape(name)), nil)
+			_, resp, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(wsURL(s.url)+"?user="+url.QueryEscape(name), nil)
 			if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
 				t.Fatalf("a guest socket as ?user=%q: %v, want 400", name, err)
 			}
 		}
-		guest, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(socketURL(s, ""), nil)
+		guest, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(wsURL(s.url), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -363,19 +360,13 @@ func TestGuestsSettingAndMembersOnTheSocketAndREST(t *testing.T) {
 		if e := frame(t, guest, "error"); e["code"] != "bad_name" || !strings.Contains(e["message"].(string), "member") {
 			t.Fatalf("a guest's nick to a member's name: %v, want bad_name", e)
 		}
-		resp2, err := http.Post(s.url+"/discussion/impostor?user=Ann", "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp2.Body)
-		resp2.Body.Close()
-		if resp2.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "member") {
-			t.Fatalf("a REST send as Ann without her session: %d %s, want 400", resp2.StatusCode, b)
+		if status, body := postStatus(t, s.url+"/discussion/impostor?user=Ann"); status != http.StatusBadRequest || !strings.Contains(body, "member") {
+			t.Fatalf("a REST send as Ann without her session: %d %s, want 400", status, body)
 		}
 	})
 
 	t.Run("a member's socket and REST sends are theirs", func(t *testing.T) {
-		c, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(socketURL(s, "?user=someone"), member(s))
+		c, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(wsURL(s.url)+"?user=someone", member(s))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -406,7 +397,7 @@ func TestGuestsSettingAndMembersOnTheSocketAndREST(t *testing.T) {
 		env["NOCHAT_GUESTS"] = "read"
 		s := start(t, env)
 		before := len(s.stored(t))
-		v1, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(socketURL(s, ""), nil)
+		v1, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(wsURL(s.url), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -416,7 +407,7 @@ func TestGuestsSettingAndMembersOnTheSocketAndREST(t *testing.T) {
 		if e := frame(t, v1, "error"); e["code"] != "sign_in_required" || e["cid"] != "g1" {
 			t.Fatalf("a guest's send: %v, want sign_in_required for g1", e)
 		}
-		echo, _, err := (&websocket.Dialer{Subprotocols: []string{"echo-protocol"}}).Dial(socketURL(s, ""), nil)
+		echo, _, err := (&websocket.Dialer{Subprotocols: []string{"echo-protocol"}}).Dial(wsURL(s.url), nil)
 		if err != nil {
 			t.Fatalf("the tutorial's client may still connect and read: %v", err)
 		}
@@ -428,20 +419,14 @@ func TestGuestsSettingAndMembersOnTheSocketAndREST(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation || !strings.Contains(ce.Text, "sign in") {
 			t.Fatalf("the tutorial client's send: %v, want a close 1008 saying to sign in", err)
 		}
-		resp, err := http.Post(s.url+"/discussion/a%20REST%20try", "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), `"error":"sign in`) {
-			t.Fatalf("a guest's REST send: %d %s, want 401 saying to sign in", resp.StatusCode, b)
+		if status, body := postStatus(t, s.url+"/discussion/a%20REST%20try"); status != http.StatusUnauthorized || !strings.Contains(body, `"error":"sign in`) {
+			t.Fatalf("a guest's REST send: %d %s, want 401 saying to sign in", status, body)
 		}
 		if got := len(s.stored(t)); got != before {
 			t.Fatalf("%d messages stored, want %d: nothing from guests", got, before)
 		}
 		// The member still sends.
-		c, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(socketURL(s, ""), member(s))
+		c, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(wsURL(s.url), member(s))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -455,7 +440,7 @@ func TestGuestsSettingAndMembersOnTheSocketAndREST(t *testing.T) {
 	t.Run("guests off: no socket, no history, the page asks to sign in", func(t *testing.T) {
 		env["NOCHAT_GUESTS"] = "off"
 		s := start(t, env)
-		_, resp, err := (&websocket.Dialer{Subprotocols: []string{"echo-protocol"}}).Dial(socketURL(s, ""), nil)
+		_, resp, err := (&websocket.Dialer{Subprotocols: []string{"echo-protocol"}}).Dial(wsURL(s.url), nil)
 		if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("the tutorial's client with guests off: %v, want 401 before the upgrade", err)
 		}
@@ -480,7 +465,7 @@ func TestGuestsSettingAndMembersOnTheSocketAndREST(t *testing.T) {
 		if p := fetch(t, "POST", s.url+"/discussion/x", "", url.Values{}); p.status != http.StatusUnauthorized {
 			t.Fatalf("a guest's REST send: %d, want 401", p.status)
 		}
-		c, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(socketURL(s, ""), member(s))
+		c, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(wsURL(s.url), member(s))
 		if err != nil {
 			t.Fatalf("Ann's socket with guests off: %v", err)
 		}

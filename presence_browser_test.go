@@ -21,12 +21,7 @@ func TestBrowserTwoTabsOfOnePersonAreOneInPresence(t *testing.T) {
 
 	// The first tab becomes the admin Ann through the set-up link; the
 	// second shares its sign-in, as a browser's tabs do.
-	do(t, browser, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("password")))
-	do(t, browser,
-		chromedp.SendKeys(chromedp.ID("name"), "Ann"),
-		chromedp.SendKeys(chromedp.ID("password"), "correct horse battery"),
-		chromedp.Submit(chromedp.ID("password")),
-	)
+	browserSetUp(t, browser, link)
 	connected(t, browser)
 	second := newTab(t, browser)
 	do(t, second, chromedp.Navigate(s.url+"/"))

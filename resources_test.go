@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"regexp"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -185,40 +183,10 @@ func mib(n uint64) float64 { return float64(n) / (1 << 20) }
 // refused request and be counted against the server.
 func startQuiet(t *testing.T, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := run(ctx, append([]string{"nochat", "-addr", "127.0.0.1:0", "-db", t.TempDir() + "/nochat.db"}, args...),
-			func(string) string { return "" }, io.Discard, pw)
-		pw.CloseWithError(fmt.Errorf("run returned: %v", err))
-		done <- err
-	}()
-	urlRe := regexp.MustCompile(`url=(http://\S+)`)
-	sc := bufio.NewScanner(pr)
-	base := ""
-	for base == "" && sc.Scan() {
-		if m := urlRe.FindStringSubmatch(sc.Text()); m != nil {
-			base = strings.TrimSuffix(m[1], "/")
-		}
-	}
-	if base == "" {
-		cancel()
-		t.Fatalf("no serving URL in the log: %v", sc.Err())
-	}
-	go io.Copy(io.Discard, pr)
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("run did not return after shutdown")
-		}
-	})
-	return base
+	return startServing(t, false, func(ctx context.Context, stderr io.Writer) error {
+		return run(ctx, append([]string{"nochat", "-addr", "127.0.0.1:0", "-db", t.TempDir() + "/nochat.db"}, args...),
+			func(string) string { return "" }, io.Discard, stderr)
+	}).url
 }
 
 // flooder sends the requests, a few at a time, each from its own client
@@ -400,7 +368,7 @@ func (f *flooder) socket(i int) error {
 	f.sent.Add(int64(f.headers(h, i)))
 	proto := []string{"nochat.v1", "echo-protocol"}[i%2]
 	d := websocket.Dialer{Subprotocols: []string{proto}, HandshakeTimeout: 10 * time.Second}
-	u := "ws" + strings.TrimPrefix(f.base, "http") + "/?user=u" + strconv.Itoa(i) + "&after=" + strconv.Itoa(i)
+	u := wsURL(f.base) + "?user=u" + strconv.Itoa(i) + "&after=" + strconv.Itoa(i)
 	c, resp, err := d.Dial(u, h)
 	if err != nil {
 		status := 0

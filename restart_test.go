@@ -52,7 +52,13 @@ func dialV1Conn(base, query string) (*websocket.Conn, error) {
 // dialV1 connects user to the server at base and reads its hello.
 func dialV1(t *testing.T, base, user string) *v1 {
 	t.Helper()
-	conn, err := dialV1Conn(base, "?user="+user)
+	return dialV1Query(t, base, "?user="+user)
+}
+
+// dialV1Query is dialV1 with the socket's query ("?after=1") given whole.
+func dialV1Query(t *testing.T, base, query string) *v1 {
+	t.Helper()
+	conn, err := dialV1Conn(base, query)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,14 +84,7 @@ func TestRetentionRunnerRemovesAndCounts(t *testing.T) {
 // every interval instead of every minute.
 func startRetaining(t *testing.T, env map[string]string, interval time.Duration) *server {
 	t.Helper()
-	return startServing(t, func(ctx context.Context, stderr io.Writer) error {
-		cfg, err := parseFlags([]string{"nochat", "-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, stderr)
-		if err != nil {
-			return err
-		}
-		cfg.retainEvery = interval
-		return serveConfig(ctx, cfg, stderr)
-	})
+	return startConfig(t, env, func(cfg *config) { cfg.retainEvery = interval })
 }
 
 func TestIdleServerWritesNothing(t *testing.T) {
@@ -133,20 +126,8 @@ func TestResumeAfterRetentionGetsOnlyWhatIsKept(t *testing.T) {
 	for i := range 10 {
 		s.post(t, "ann", fmt.Sprint("m", i+1))
 	}
-	waitUntil(t, 10*time.Second, "retention to keep only 3 messages", func() bool {
-		var msgs []struct{ Message string }
-		json.Unmarshal([]byte(s.get(t, "/discussion/latest/50")), &msgs)
-		return len(msgs) == 3
-	})
-	conn, err := dialV1Conn(s.url, "?after=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	c := &v1{t: t, conn: conn}
-	if f := c.next(); f.Type != "hello" {
-		t.Fatalf("first frame %+v, want hello", f)
-	}
+	waitUntil(t, 10*time.Second, "retention to keep only 3 messages", func() bool { return len(s.latest(t)) == 3 })
+	c := dialV1Query(t, s.url, "?after=1")
 	for _, want := range []string{"m8", "m9", "m10"} {
 		c.expectMessage(want)
 	}

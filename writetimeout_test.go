@@ -36,15 +36,7 @@ func TestUnreadAnswerIsCutOffWebSocketsAreNot(t *testing.T) {
 	store.Close()
 
 	const timeout = time.Second
-	s := startServing(t, func(ctx context.Context, stderr io.Writer) error {
-		env := map[string]string{"NOCHAT_DB": dbPath}
-		cfg, err := parseFlags([]string{"nochat", "-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, stderr)
-		if err != nil {
-			return err
-		}
-		cfg.writeTimeout = timeout
-		return serveConfig(ctx, cfg, stderr)
-	})
+	s := startConfig(t, map[string]string{"NOCHAT_DB": dbPath}, func(cfg *config) { cfg.writeTimeout = timeout })
 	ws := dialV1(t, s.url, "bob")
 
 	c, err := net.DialTimeout("tcp", strings.TrimPrefix(s.url, "http://"), 10*time.Second)

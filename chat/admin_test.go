@@ -13,15 +13,9 @@ import (
 func TestSessionIDsAre128BitsAndDisconnectTakesTheWholeID(t *testing.T) {
 	r := newRoom(t, chat.Options{})
 	c := r.dial(t, "nochat.v1", "")
-	// dial read the hello; a second client shows its own id in its hello.
-	d := websocket.Dialer{Subprotocols: []string{"nochat.v1"}, HandshakeTimeout: readWait}
-	conn, _, err := d.Dial(r.url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	other := &wsClient{t: t, conn: conn, proto: "nochat.v1"}
-	id := other.expect("hello").Session
+	// A second client shows its own id in its hello.
+	other := r.dial(t, "nochat.v1", "")
+	id := other.hello.Session
 	if b, err := hex.DecodeString(id); err != nil || len(b) != 16 {
 		t.Fatalf("session id %q: want 128 bits as 32 hex digits", id)
 	}

@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"sync"
+	"time"
 
 	"nochat/db"
 )
@@ -36,3 +37,17 @@ func BreakErrorSaving(h *Hub, f func()) {
 
 // OnBroadcaster runs f on the broadcaster goroutine, as its operations run.
 func OnBroadcaster(h *Hub, f func()) bool { return h.do(f) }
+
+// HoldSeries takes the dashboard series' lock, as a dashboard reading it
+// does, until release is called.
+func HoldSeries(h *Hub) (release func()) {
+	h.series.mu.Lock()
+	return h.series.mu.Unlock
+}
+
+// ConnectionsLater is the connection count the dashboard's chart shows for
+// a later minute with no events in it.
+func ConnectionsLater(h *Hub) int64 {
+	points := h.series.snapshot(time.Now().Add(time.Minute)).Connections
+	return points[len(points)-1]
+}

@@ -36,6 +36,13 @@ func newRoom(t testing.TB, opts chat.Options) *room {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveRoom(t, store, opts)
+}
+
+// serveRoom is newRoom over a store the test opened (and perhaps filled);
+// the store is closed with the room.
+func serveRoom(t testing.TB, store *db.Store, opts chat.Options) *room {
+	t.Helper()
 	if opts.Log == nil && os.Getenv("NOCHAT_TEST_LOG") != "" {
 		opts.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -76,6 +83,7 @@ type wsClient struct {
 	t     *testing.T
 	conn  *websocket.Conn
 	proto string
+	hello msgData // the hello a nochat.v1 client read first
 }
 
 func (r *room) dial(t *testing.T, proto, query string) *wsClient {
@@ -91,7 +99,7 @@ func (r *room) dial(t *testing.T, proto, query string) *wsClient {
 	t.Cleanup(func() { conn.Close() })
 	c := &wsClient{t: t, conn: conn, proto: proto}
 	if proto == "nochat.v1" {
-		c.expect("hello")
+		c.hello = c.expect("hello")
 	}
 	return c
 }

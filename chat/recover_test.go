@@ -6,16 +6,25 @@ import (
 	"time"
 
 	"nochat/chat"
+	"nochat/db"
 )
 
-// waitForError polls the error log, up to a bound, for an entry of kind at
-// place, and reports whether it came.
-func waitForError(h *chat.Hub, kind, place string) bool {
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		for _, e := range h.Snapshot(chat.ErrorLogSize).Errors {
-			if e.Kind == kind && e.Place == place {
-				return true
-			}
+// waitUntil polls cond every 20 ms, up to 10 s, and fails the test with
+// failure if it never holds.
+func waitUntil(t *testing.T, failure string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal(failure)
+		}
+	}
+}
+
+// hasError reports whether entries hold one of kind at place.
+func hasError(entries []db.ErrorEntry, kind, place string) bool {
+	for _, e := range entries {
+		if e.Kind == kind && e.Place == place {
+			return true
 		}
 	}
 	return false
@@ -30,9 +39,9 @@ func TestBroadcasterSurvivesAPanic(t *testing.T) {
 	if !chat.OnBroadcaster(r.hub, func() { panic("broken operation") }) {
 		t.Fatal("the broadcaster has stopped")
 	}
-	if !waitForError(r.hub, chat.KindPanic, "broadcaster") {
-		t.Fatal("the panic left no entry in the error log")
-	}
+	waitUntil(t, "the panic left no entry in the error log", func() bool {
+		return hasError(r.hub.Snapshot(chat.ErrorLogSize).Errors, chat.KindPanic, "broadcaster")
+	})
 	sendAcked(t, c, "after")
 	other := r.dial(t, "echo-protocol", "")
 	c.say("to both", "x1")
@@ -48,26 +57,16 @@ func TestErrorFlusherSurvivesAPanic(t *testing.T) {
 	r := newRoom(t, chat.Options{})
 	chat.BreakErrorSaving(r.hub, func() { panic("disk on fire") })
 	r.hub.RecordErrorAt(chat.KindBadInput, "test", "something to flush", "test")
-	if !waitForError(r.hub, chat.KindPanic, "error log flusher") {
-		t.Fatal("the panic left no entry in the error log")
-	}
-	saved := func() bool {
+	waitUntil(t, "the panic left no entry in the error log", func() bool {
+		return hasError(r.hub.Snapshot(chat.ErrorLogSize).Errors, chat.KindPanic, "error log flusher")
+	})
+	waitUntil(t, "the flusher stopped writing after its panic", func() bool {
 		rows, err := r.store.RecentErrors(context.Background(), 100)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, e := range rows {
-			if e.Kind == chat.KindPanic && e.Place == "error log flusher" {
-				return true
-			}
-		}
-		return false
-	}
-	for deadline := time.Now().Add(10 * time.Second); !saved(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the flusher stopped writing after its panic")
-		}
-	}
+		return hasError(rows, chat.KindPanic, "error log flusher")
+	})
 	c := r.dial(t, "nochat.v1", "")
 	sendAcked(t, c, "still serving")
 }

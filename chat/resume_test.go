@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -387,22 +385,11 @@ func TestCatchUpEndsWhenItsClientLeaves(t *testing.T) {
 	if _, err := store.Insert(context.Background(), drafts); err != nil {
 		t.Fatal(err)
 	}
-	hub, err := chat.New(store, chat.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(http.HandlerFunc(hub.ServeWS))
-	defer func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		hub.Close(ctx)
-		store.Close()
-	}()
+	r := serveRoom(t, store, chat.Options{})
 	before := runtime.NumGoroutine()
 	d := websocket.Dialer{Subprotocols: []string{"nochat.v1"}, HandshakeTimeout: readWait}
 	for i := range 20 {
-		conn, _, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+fmt.Sprintf("/?after=%d", i+1), nil)
+		conn, _, err := d.Dial(r.url+fmt.Sprintf("?after=%d", i+1), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,7 +15,13 @@ import (
 // newTestStore opens a real database file in a temporary directory.
 func newTestStore(t testing.TB) *db.Store {
 	t.Helper()
-	s, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
+	return newTestStoreWith(t, db.Options{})
+}
+
+// newTestStoreWith is newTestStore with options.
+func newTestStoreWith(t testing.TB, o db.Options) *db.Store {
+	t.Helper()
+	s, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "nochat.db"), o)
 	if err != nil {
 		t.Fatal(err)
 	}

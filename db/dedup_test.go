@@ -111,20 +111,11 @@ type clock struct{ ms atomic.Int64 }
 func (c *clock) now() time.Time          { return time.UnixMilli(c.ms.Load()) }
 func (c *clock) advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 func newClock(t time.Time) *clock        { c := &clock{}; c.ms.Store(t.UnixMilli()); return c }
-func openWith(t *testing.T, o db.Options) *db.Store {
-	t.Helper()
-	s, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "nochat.db"), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
 
 func TestCIDIsForgottenAfterTheWindow(t *testing.T) {
 	ctx := context.Background()
 	c := newClock(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
-	s := openWith(t, db.Options{DedupWindow: time.Minute, Now: c.now})
+	s := newTestStoreWith(t, db.Options{DedupWindow: time.Minute, Now: c.now})
 	send := func(text string) db.Stored {
 		t.Helper()
 		st, err := s.Insert(ctx, []db.Draft{{User: "ann", Message: text, CID: "w"}})

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,49 +15,55 @@ import (
 	"nochat/db"
 )
 
-// signInAs signs in with a user agent and returns the session cookie's
-// value.
-func signInAs(t *testing.T, srv *httptest.Server, name, password, agent string) string {
-	t.Helper()
-	resp := post(t, srv, "/signin", "192.0.2.1", url.Values{"name": {name}, "password": {password}}, map[string]string{"User-Agent": agent})
+// newSession is the session cookie resp sets, or "" if it sets none.
+func newSession(resp *http.Response) string {
 	for _, c := range resp.Cookies() {
 		if c.Name == personCookie && c.MaxAge > 0 {
 			return c.Value
 		}
 	}
-	t.Fatalf("signing in as %s: %d and no session", name, resp.StatusCode)
 	return ""
+}
+
+// signInAs signs in with a user agent and returns the session cookie's
+// value.
+func signInAs(t *testing.T, srv *httptest.Server, name, password, agent string) string {
+	t.Helper()
+	resp := post(t, srv, "/signin", "192.0.2.1", url.Values{"name": {name}, "password": {password}}, map[string]string{"User-Agent": agent})
+	session := newSession(resp)
+	if session == "" {
+		t.Fatalf("signing in as %s: %d and no session", name, resp.StatusCode)
+	}
+	return session
 }
 
 // as sends a request with a session and returns the status, Location
 // and body.
 func as(t *testing.T, srv *httptest.Server, method, path, session string, form url.Values) (int, string, string) {
 	t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req, _ := http.NewRequest(method, srv.URL+path, body)
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
+	header := map[string]string{}
 	if session != "" {
-		req.Header.Set("Cookie", personCookie+"="+session)
+		header["Cookie"] = personCookie + "=" + session
 	}
-	resp, err := srv.Client().Transport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("Location"), string(b)
+	resp, body := request(t, srv, method, path, form, header)
+	return resp.StatusCode, resp.Header.Get("Location"), body
 }
 
 // openSocket opens the chat page's socket with a session, as the page does.
 func openSocket(t *testing.T, srv *httptest.Server, session string) *websocket.Conn {
 	t.Helper()
-	h := http.Header{"Cookie": {personCookie + "=" + session}, "Origin": {srv.URL}}
-	c, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/", h)
+	return dialPage(t, srv, "/", session)
+}
+
+// dialPage opens a nochat.v1 socket at path from the page's origin, with
+// the session if there is one; it is closed when the test ends.
+func dialPage(t *testing.T, srv *httptest.Server, path, session string) *websocket.Conn {
+	t.Helper()
+	h := http.Header{"Origin": {srv.URL}}
+	if session != "" {
+		h.Set("Cookie", personCookie+"="+session)
+	}
+	c, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial("ws"+strings.TrimPrefix(srv.URL, "http")+path, h)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -333,6 +333,30 @@ func TestDashboardListsConnectionsUntilTheyClose(t *testing.T) {
 	})
 }
 
+// openSession opens a nochat.v1 socket and returns it with the session id
+// its hello names; the socket is closed when the test ends.
+func (a *app) openSession(t *testing.T) (*websocket.Conn, string) {
+	t.Helper()
+	conn, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial("ws"+strings.TrimPrefix(a.srv.URL, "http")+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	var session string
+	for session == "" {
+		var f struct {
+			Type string
+			Data struct{ Session string }
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if err := conn.ReadJSON(&f); err != nil {
+			t.Fatal(err)
+		}
+		session = f.Data.Session
+	}
+	return conn, session
+}
+
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -351,24 +375,7 @@ func TestAdminDisconnectAndDelete(t *testing.T) {
 	a.send(t, "keep me", "delete me")
 	msgs := decodeMessages(t, a.do(t, "GET", "/discussion/latest/2", ""))
 
-	ws := "ws" + strings.TrimPrefix(a.srv.URL, "http") + "/"
-	conn, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(ws, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var session string
-	for session == "" {
-		var f struct {
-			Type string
-			Data struct{ Session string }
-		}
-		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if err := conn.ReadJSON(&f); err != nil {
-			t.Fatal(err)
-		}
-		session = f.Data.Session
-	}
+	conn, session := a.openSession(t)
 
 	// Delete: gone from history, and the client is told.
 	if r := b.do("POST", fmt.Sprintf("/admin/messages/%d/delete", msgs[1].ID), url.Values{}, nil); r.status != http.StatusSeeOther {

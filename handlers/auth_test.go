@@ -1,12 +1,10 @@
 package handlers
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,10 +12,6 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
-
-	"nochat/chat"
-	"nochat/db"
-	"nochat/static"
 )
 
 // The login limits are about minutes, so these tests run the real server
@@ -40,54 +34,16 @@ func (c *handClock) add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// loginServer serves the real handlers, behind a trusted proxy, with the
-// admin password given as -admin-password would, on a hand-moved clock.
-func loginServer(t *testing.T, password string) (*httptest.Server, *handClock) {
-	t.Helper()
-	ctx := context.Background()
-	store, err := db.Open(ctx, filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub, err := chat.New(store, chat.Options{TrustProxy: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth, err := NewAuth(ctx, store, password, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clock := &handClock{t: time.Now()}
-	auth.now = clock.now
-	srv := httptest.NewServer(New(Deps{Store: store, Hub: hub, Assets: static.New(), Auth: auth, TrustProxy: true}))
-	t.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		hub.Close(ctx)
-		store.Close()
-	})
-	return srv, clock
-}
-
 // tryLogin posts a password as the client at addr (via X-Forwarded-For) and
 // returns the status.
 func tryLogin(t *testing.T, srv *httptest.Server, addr, password string) int {
 	t.Helper()
-	req, _ := http.NewRequest("POST", srv.URL+"/admin/login", strings.NewReader(url.Values{"password": {password}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Forwarded-For", addr)
-	resp, err := srv.Client().Transport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return post(t, srv, "/admin/login", addr, url.Values{"password": {password}}, nil).StatusCode
 }
 
 func TestLoginGuessingFromRotatingAddressesIsLimited(t *testing.T) {
 	const password = "the right one"
-	srv, clock := loginServer(t, password)
+	srv, clock, _, _ := testServer{password: password}.start(t)
 
 	// An attacker rotating 200 addresses guesses every 100 ms for five
 	// minutes: each address comes back every 20 s, under its own limit
@@ -201,7 +157,7 @@ func BenchmarkPasswordHash(b *testing.B) {
 // all of it must count.
 func TestLongAdminPasswordCountsInFull(t *testing.T) {
 	long := strings.Repeat("a long passphrase ", 10) // 180 bytes
-	srv, _ := loginServer(t, long)
+	srv, _, _, _ := testServer{password: long}.start(t)
 	if got := tryLogin(t, srv, "192.0.2.1", long[:100]+"but a different end"+long[119:]); got != http.StatusUnauthorized {
 		t.Fatalf("the same first 100 bytes, a different end: %d, want 401", got)
 	}

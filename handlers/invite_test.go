@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,11 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
-	"nochat/chat"
 	"nochat/db"
-	"nochat/static"
 )
 
 var inviteRE = regexp.MustCompile(`(https?)://([^/"]+)/join/([A-Za-z0-9_-]+)`)
@@ -38,12 +34,7 @@ func inviteLink(t *testing.T, srv *httptest.Server, session string) (scheme, hos
 func join(t *testing.T, srv *httptest.Server, path, addr, name, password string) (int, string) {
 	t.Helper()
 	resp := post(t, srv, path, addr, url.Values{"name": {name}, "password": {password}}, nil)
-	for _, c := range resp.Cookies() {
-		if c.Name == personCookie && c.MaxAge > 0 {
-			return resp.StatusCode, c.Value
-		}
-	}
-	return resp.StatusCode, ""
+	return resp.StatusCode, newSession(resp)
 }
 
 func TestInviteLinkIsTheDashboardsHostAndResetEndsIt(t *testing.T) {
@@ -88,19 +79,8 @@ func TestInviteLinkIsTheDashboardsHostAndResetEndsIt(t *testing.T) {
 	}
 
 	// Behind a TLS proxy, the link is https.
-	req, _ := http.NewRequest("GET", srv.URL+"/admin", nil)
-	req.Header.Set("Cookie", personCookie+"="+admin)
-	req.Header.Set("X-Forwarded-Proto", "https")
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	if _, err := io.Copy(&b, resp.Body); err != nil {
-		t.Fatal(err)
-	}
-	if m := inviteRE.FindStringSubmatch(b.String()); m == nil || m[1] != "https" {
+	_, page = request(t, srv, "GET", "/admin", nil, map[string]string{"Cookie": personCookie + "=" + admin, "X-Forwarded-Proto": "https"})
+	if m := inviteRE.FindStringSubmatch(page); m == nil || m[1] != "https" {
 		t.Fatalf("invite link behind a TLS proxy: %v, want https", m)
 	}
 }
@@ -126,42 +106,9 @@ func TestJoinRefusesATakenNameInAnySpelling(t *testing.T) {
 	}
 }
 
-// joinStack is a server over the database file at path, with no accounts
-// made by hand; stop ends it and closes the database.
-func joinStack(t *testing.T, path string) (srv *httptest.Server, auth *Auth, stop func()) {
-	t.Helper()
-	ctx := context.Background()
-	store, err := db.Open(ctx, path, db.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub, err := chat.New(store, chat.Options{TrustProxy: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if auth, err = NewAuth(ctx, store, "", nil); err != nil {
-		t.Fatal(err)
-	}
-	srv = httptest.NewServer(New(Deps{Store: store, Hub: hub, Assets: static.New(), Auth: auth, TrustProxy: true}))
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		hub.Close(ctx)
-		store.Close()
-	}
-	t.Cleanup(stop)
-	return srv, auth, stop
-}
-
 func TestJoinedMemberSignsInAfterARestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nochat.db")
-	srv, auth, stop := joinStack(t, path)
+	srv, _, auth, stop := testServer{path: path}.start(t)
 	code, err := auth.InviteCode(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +126,7 @@ func TestJoinedMemberSignsInAfterARestart(t *testing.T) {
 	}
 	stop()
 
-	srv, auth, _ = joinStack(t, path)
+	srv, _, auth, _ = testServer{path: path}.start(t)
 	if again, err := auth.InviteCode(context.Background()); err != nil || again != code {
 		t.Fatalf("invite code after a restart: %q, %v; want the same one", again, err)
 	}

@@ -3,11 +3,14 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,17 +21,28 @@ import (
 	"nochat/static"
 )
 
-// peopleServer serves the real handlers, behind a trusted proxy, on a
-// hand-moved clock, over a database with the given accounts (name →
-// role), each with the password "password of NAME".
-func peopleServer(t *testing.T, accounts map[string]string) (*httptest.Server, *handClock, *Auth) {
+// testServer is what the tests' servers differ in. Every one serves the
+// real handlers behind a trusted proxy, on a clock moved by hand.
+type testServer struct {
+	path     string            // the database file; a new one when empty
+	password string            // the admin password, as -admin-password gives it
+	hub      chat.Options      // the hub's options; TrustProxy is set
+	accounts map[string]string // name → role, each with the password "password of NAME"
+}
+
+// start serves the handlers as ts says; stop ends the server and closes
+// the database, and is also run when the test ends.
+func (ts testServer) start(t *testing.T) (srv *httptest.Server, clock *handClock, auth *Auth, stop func()) {
 	t.Helper()
 	ctx := context.Background()
-	store, err := db.Open(ctx, filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
+	if ts.path == "" {
+		ts.path = filepath.Join(t.TempDir(), "nochat.db")
+	}
+	store, err := db.Open(ctx, ts.path, db.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, role := range accounts {
+	for name, role := range ts.accounts {
 		hash, err := bcrypt.GenerateFromPassword([]byte("password of "+name), bcrypt.MinCost)
 		if err != nil {
 			t.Fatal(err)
@@ -38,34 +52,52 @@ func peopleServer(t *testing.T, accounts map[string]string) (*httptest.Server, *
 			t.Fatal(err)
 		}
 	}
-	hub, err := chat.New(store, chat.Options{TrustProxy: true})
+	ts.hub.TrustProxy = true
+	hub, err := chat.New(store, ts.hub)
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth, err := NewAuth(ctx, store, "", nil)
-	if err != nil {
+	if auth, err = NewAuth(ctx, store, ts.password, nil); err != nil {
 		t.Fatal(err)
 	}
-	clock := &handClock{t: time.Now()}
+	clock = &handClock{t: time.Now()}
 	auth.now = clock.now
-	srv := httptest.NewServer(New(Deps{Store: store, Hub: hub, Assets: static.New(), Auth: auth, TrustProxy: true}))
-	t.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		hub.Close(ctx)
-		store.Close()
-	})
+	srv = httptest.NewServer(New(Deps{Store: store, Hub: hub, Assets: static.New(), Auth: auth, TrustProxy: true}))
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			srv.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			hub.Close(ctx)
+			store.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return srv, clock, auth, stop
+}
+
+// peopleServer is a test server over a database with the given accounts
+// (name → role), each with the password "password of NAME".
+func peopleServer(t *testing.T, accounts map[string]string) (*httptest.Server, *handClock, *Auth) {
+	t.Helper()
+	srv, clock, auth, _ := testServer{accounts: accounts}.start(t)
 	return srv, clock, auth
 }
 
-// post sends a form as the client at addr, with extra headers, and returns
-// the answer (body closed).
-func post(t *testing.T, srv *httptest.Server, path, addr string, form url.Values, header map[string]string) *http.Response {
+// request sends method path with form (if not nil) and headers straight
+// through the transport, so redirects come back as they are, and reads the
+// whole answer.
+func request(t *testing.T, srv *httptest.Server, method, path string, form url.Values, header map[string]string) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Forwarded-For", addr)
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, srv.URL+path, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
@@ -73,7 +105,18 @@ func post(t *testing.T, srv *httptest.Server, path, addr string, form url.Values
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// post sends a form as the client at addr, with extra headers, and returns
+// the answer (body read and closed).
+func post(t *testing.T, srv *httptest.Server, path, addr string, form url.Values, header map[string]string) *http.Response {
+	t.Helper()
+	h := map[string]string{"X-Forwarded-For": addr}
+	maps.Copy(h, header)
+	resp, _ := request(t, srv, "POST", path, form, h)
 	return resp
 }
 

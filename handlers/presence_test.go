@@ -1,12 +1,10 @@
 package handlers
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -14,63 +12,15 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"golang.org/x/crypto/bcrypt"
 
 	"nochat/chat"
 	"nochat/db"
-	"nochat/static"
 )
-
-// presenceServer is peopleServer with the hub options a test needs:
-// the real handlers over a database with the given accounts (name →
-// role), each with the password "password of NAME".
-func presenceServer(t *testing.T, opts chat.Options, accounts map[string]string) *httptest.Server {
-	t.Helper()
-	ctx := context.Background()
-	store, err := db.Open(ctx, filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, role := range accounts {
-		hash, err := bcrypt.GenerateFromPassword([]byte("password of "+name), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		key, _ := chat.NameKey(name)
-		if _, err := store.CreateAccount(ctx, db.Account{Name: name, NameKey: key, PasswordHash: string(hash), Role: role, Created: time.Now()}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	opts.TrustProxy = true
-	hub, err := chat.New(store, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth, err := NewAuth(ctx, store, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(New(Deps{Store: store, Hub: hub, Assets: static.New(), Auth: auth, TrustProxy: true}))
-	t.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		hub.Close(ctx)
-		store.Close()
-	})
-	return srv
-}
 
 // openGuest opens the page's socket without a session, under a name.
 func openGuest(t *testing.T, srv *httptest.Server, name string) *websocket.Conn {
 	t.Helper()
-	h := http.Header{"Origin": {srv.URL}}
-	c, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/?user="+name, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return dialPage(t, srv, "/?user="+name, "")
 }
 
 type presenceFrame struct {
@@ -147,7 +97,7 @@ func waitPresence(t *testing.T, c *websocket.Conn, want string) {
 // their name. The fields the page read before (online, users) still
 // count connections and list each name once.
 func TestPresenceCountsAPersonOnceWithTheirDevices(t *testing.T) {
-	srv := presenceServer(t, chat.Options{}, map[string]string{"ann": db.RoleMember, "bob": db.RoleMember})
+	srv, _, _, _ := testServer{hub: chat.Options{}, accounts: map[string]string{"ann": db.RoleMember, "bob": db.RoleMember}}.start(t)
 	laptop := signInAs(t, srv, "ann", "password of ann", firefox)
 	phoneSession := signInAs(t, srv, "ann", "password of ann", phone)
 	bob := openSocket(t, srv, signInAs(t, srv, "bob", "password of bob", firefox))
@@ -177,7 +127,7 @@ func TestPresenceCountsAPersonOnceWithTheirDevices(t *testing.T) {
 func TestTypingInTwoTabsOfOnePersonShowsOnce(t *testing.T) {
 	// An interval no test run outlasts: the second tab's typing comes
 	// within it however slow the machine.
-	srv := presenceServer(t, chat.Options{TypingInterval: time.Hour}, map[string]string{"ann": db.RoleMember, "bob": db.RoleMember})
+	srv, _, _, _ := testServer{hub: chat.Options{TypingInterval: time.Hour}, accounts: map[string]string{"ann": db.RoleMember, "bob": db.RoleMember}}.start(t)
 	laptop := signInAs(t, srv, "ann", "password of ann", firefox)
 	bob := openSocket(t, srv, signInAs(t, srv, "bob", "password of bob", firefox))
 	tab1 := openSocket(t, srv, laptop)
@@ -237,7 +187,7 @@ var (
 // The admin's list of live connections shows each person once, their
 // connections under them: an account's devices together, guests by name.
 func TestAdminSeesConnectionsGroupedByPerson(t *testing.T) {
-	srv := presenceServer(t, chat.Options{}, map[string]string{"ann": db.RoleAdmin, "bob": db.RoleMember})
+	srv, _, _, _ := testServer{hub: chat.Options{}, accounts: map[string]string{"ann": db.RoleAdmin, "bob": db.RoleMember}}.start(t)
 	admin := signInAs(t, srv, "ann", "password of ann", firefox)
 	sockets := []*websocket.Conn{
 		openSocket(t, srv, signInAs(t, srv, "bob", "password of bob", phone)),

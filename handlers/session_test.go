@@ -18,18 +18,7 @@ func TestDashboardShowsSessionsShortAndActsOnTheWholeID(t *testing.T) {
 	a := newApp(t)
 	b := a.browser(t)
 	b.login()
-	ws := "ws" + strings.TrimPrefix(a.srv.URL, "http") + "/"
-	conn, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(ws, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var hello struct{ Data struct{ Session string } }
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if err := conn.ReadJSON(&hello); err != nil {
-		t.Fatal(err)
-	}
-	id := hello.Data.Session
+	conn, id := a.openSession(t)
 	if len(id) != 32 {
 		t.Fatalf("session id %q: want 32 hex digits", id)
 	}
