@@ -53,3 +53,35 @@ func TestBrowserAdminDeletesFromTheChatPage(t *testing.T) {
 	waitMessages(t, browser, "the later message", contains("later"))
 	waitPage(t, browser, "its delete control", `[...document.querySelectorAll('#messages li.msg')].find(li => li.textContent.includes('later'))?.querySelector('button.delete') != null`)
 }
+
+// A keyboard-only admin reaches the message box in two keys, however many
+// messages (each with its Delete button) the page shows: the first Tab
+// brings up a "Skip to the message box" link, and Enter follows it.
+func TestBrowserAdminSkipsToTheMessageBox(t *testing.T) {
+	browser := newBrowser(t)
+	s := startAdmin(t)
+	for i := 1; i <= 20; i++ {
+		s.post(t, "ann", fmt.Sprintf("line %d", i))
+	}
+	browserAdminLogin(t, browser, s)
+	do(t, browser, chromedp.Navigate(s.url+"/"))
+	connected(t, browser)
+	waitPage(t, browser, "the delete controls", `document.querySelectorAll('#messages button.delete').length === 20`)
+
+	do(t, browser, chromedp.KeyEvent("\t"))
+	link := `(() => { const f = document.activeElement; const r = f.getBoundingClientRect();
+		return f.textContent + (r.top >= 0 && r.bottom <= innerHeight ? ' (in view)' : ' (out of view)'); })()`
+	if got := eval[string](t, browser, link); got != "Skip to the message box (in view)" {
+		t.Fatalf("the first Tab focuses %q, want the skip link, in view", got)
+	}
+	do(t, browser, chromedp.KeyEvent("\r"))
+	waitPage(t, browser, "focus in the message box", `document.activeElement.id === "message"`)
+	do(t, browser, chromedp.KeyEvent("typed without a pointer"), chromedp.KeyEvent("\r"))
+	waitMessages(t, browser, "the typed message", contains("typed without a pointer"))
+
+	// Out of the keyboard's way, the link is out of sight.
+	do(t, browser, chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`))
+	if eval[bool](t, browser, `document.querySelector('a.skip').getBoundingClientRect().bottom > 0`) {
+		t.Fatal("the skip link shows without focus")
+	}
+}
