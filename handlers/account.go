@@ -201,7 +201,7 @@ type renamer interface {
 // they sign in with: unique as account names are (chat.NameKey), so that
 // a rename can never make two people look alike. Renames are limited per
 // account (renameEvery, after a few at once), as each is a write and a
-// frame to every open page. On success every open tab of every person
+// frame to every open page; refusals are not counted. On success every open tab of every person
 // shows the new name at once (Hub.Rename): the header, presence, and each
 // of the person's messages on the page.
 func handleRename(log *slog.Logger, a *Auth, store accountStore, hub renamer, trustProxy bool, assets views.AdminAssets) http.Handler {
@@ -216,11 +216,6 @@ func handleRename(log *slog.Logger, a *Auth, store accountStore, hub renamer, tr
 		}
 		name := r.PostFormValue("name")
 		draft := chat.Cut(name, 4*hub.Limits().MaxNameLen)
-		if !a.renames.allowAt(strconv.FormatInt(acct.ID, 10), a.now()) {
-			hub.RecordErrorAt(chat.KindRateLimited, placeRename, "too many renames", requestSubject(r, trustProxy))
-			show(r, http.StatusTooManyRequests, draft, tooManyAttempts(w, renameEvery), "")
-			return
-		}
 		display, key, err := hub.AccountName(name)
 		if err != nil {
 			show(r, http.StatusBadRequest, draft, "That name cannot be used: "+err.Error()+".", "")
@@ -238,6 +233,12 @@ func handleRename(log *slog.Logger, a *Auth, store accountStore, hub renamer, tr
 			return
 		case err != nil && !errors.Is(err, db.ErrNotFound):
 			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
+		// Only renames that happen count: a refused name costs one read.
+		if !a.renames.allowAt(strconv.FormatInt(acct.ID, 10), a.now()) {
+			hub.RecordErrorAt(chat.KindRateLimited, placeRename, "too many renames", requestSubject(r, trustProxy))
+			show(r, http.StatusTooManyRequests, draft, tooManyAttempts(w, renameEvery), "")
 			return
 		}
 		switch err := store.RenameAccount(r.Context(), acct.ID, display, key); {
