@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -168,6 +169,12 @@ func TestRenameReachesEverySocketAndKeepsResendsOnce(t *testing.T) {
 		t.Fatalf("history = %s, want the guest's message marked guest true", body)
 	}
 
+	// The dashboard's message list marks the guest's message, not Annie's.
+	dash := fetch(t, "GET", s.url+"/admin", ann, nil)
+	if !guestRow.MatchString(dash.body) || !memberRow.MatchString(dash.body) {
+		t.Fatalf("the dashboard's messages (%d) want zed's marked guest and Annie's not:\n%s", dash.status, dash.body)
+	}
+
 	// A new tab says hello as Annie; sign-in takes the new name, not the old.
 	if _, hello := memberSocket(t, s, ann); hello["user"] != "Annie" {
 		t.Fatalf("a new tab's hello = %v, want Annie", hello)
@@ -193,6 +200,12 @@ func TestRenameReachesEverySocketAndKeepsResendsOnce(t *testing.T) {
 		t.Fatalf("echo client then read %q, %v; want nothing", b, err)
 	}
 }
+
+// guestRow is the dashboard's author cell of zed's message, marked guest.
+var guestRow = regexp.MustCompile(`<td class="who">zed\s*<span class="tag">guest</span></td>`)
+
+// memberRow is Annie's, unmarked.
+var memberRow = regexp.MustCompile(`<td class="who">Annie\s*</td>`)
 
 // presenceLine is a presence frame's people as "name×devices" joined by
 // " | ".

@@ -6,6 +6,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"nochat/chat"
 	"nochat/db"
 )
 
@@ -81,4 +82,12 @@ func userIDAttr(m db.Message) string {
 		return ""
 	}
 	return strconv.FormatInt(*m.UserID, 10)
+}
+
+// personID is a connection group's account for its avatar: nil for guests.
+func personID(p chat.Person) *int64 {
+	if p.Guest() {
+		return nil
+	}
+	return &p.UserID
 }
