@@ -186,6 +186,29 @@ func TestRenameReachesEverySocketAndKeepsResendsOnce(t *testing.T) {
 		t.Fatalf("sign-in under the old name Ann worked; want it refused")
 	}
 
+	// A tab that resumes from before the rename gets the message replayed
+	// under the new name (from the broadcaster's memory, re-encoded).
+	resumed, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial(wsURL(s.url)+"?after=0", http.Header{"Cookie": {ann}, "Origin": {s.url}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resumed.Close()
+	if m := frame(t, resumed, "message"); m["message"] != "before the rename" || m["user"] != "Annie" || m["guest"] != false {
+		t.Fatalf("the replayed message = %v, want Annie's, guest false", m)
+	}
+
+	// Renames are limited per account: five at once (one is spent).
+	for i, name := range []string{"Annie B", "Annie C", "Annie D", "Annie E", "Annie F"} {
+		p := fetch(t, "POST", s.url+"/account/name", ann, url.Values{"name": {name}})
+		if want := http.StatusOK; i == 4 {
+			if p.status != http.StatusTooManyRequests || !strings.Contains(p.body, "Too many") {
+				t.Fatalf("a sixth rename: %d, want 429 saying too many", p.status)
+			}
+		} else if p.status != want {
+			t.Fatalf("rename %d to %s: %d, want %d", i+2, name, p.status, want)
+		}
+	}
+
 	// The tutorial's client got the two messages' text and nothing else.
 	for _, want := range []string{"before the rename", "hi from a guest"} {
 		echo.SetReadDeadline(time.Now().Add(10 * time.Second))
