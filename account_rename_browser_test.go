@@ -94,7 +94,7 @@ func TestBrowserTwoTabsAreOnePresenceEntryAndARenameReachesBoth(t *testing.T) {
 	// A guest too, marked as one.
 	s.post(t, "zed", "a guest's hello")
 	waitMessages(t, bob, "the guest's message", contains("a guest's hello"))
-	if got := eval[string](t, bob, `[...document.querySelectorAll('li.msg[data-guest]')].map(li => li.querySelector('.by').textContent + '/' + li.querySelector('.avatar').className).join(' ')`); got != "zedguest/avatar guest c"+guestColor("zed") {
+	if got := eval[string](t, bob, `[...document.querySelectorAll('li.msg[data-guest]')].map(li => li.querySelector('.by').textContent + '/' + li.querySelector('.avatar').className).join(' ')`); got != "zed guest/avatar guest c"+guestColor("zed") {
 		t.Fatalf("the guest's message shows %q, want zed with a guest tag and a hollow avatar", got)
 	}
 
@@ -137,11 +137,23 @@ func TestBrowserTwoTabsAreOnePresenceEntryAndARenameReachesBoth(t *testing.T) {
 	// After the rename, Ann writes under the new name, and a reload of
 	// Bob's page (history from the server) agrees.
 	writesAs(t, second, s, "Annie Hall", 1, "now as Annie Hall")
+	// A guest whose initials need Unicode: app.js draws them as the server
+	// does (compared after the reload below).
+	s.post(t, "e\u0301mile zola", "bonjour")
+	waitMessages(t, bob, "the second guest's message", contains("bonjour"))
+	const guests = `[...document.querySelectorAll('li.msg[data-guest]')].map(li => li.querySelector('.by').textContent + '/' + li.querySelector('.avatar').className + '/' + li.querySelector('.avatar').dataset.initials).join(' | ')`
+	live := eval[string](t, bob, guests)
+	if want := "zed guest/avatar guest c" + guestColor("zed") + "/Z | e\u0301mile zola guest/avatar guest c" + guestColor("e\u0301mile zola") + "/E\u0301Z"; live != want {
+		t.Fatalf("guests' messages drawn by app.js: %q, want %q", live, want)
+	}
 	do(t, bob, chromedp.Reload())
 	connected(t, bob)
 	waitPage(t, bob, "the reloaded page with both messages under Annie Hall", authorsOf(1)+` === "Annie Hall/AH Annie Hall/AH"`)
 	do(t, bob, chromedp.Click(chromedp.CSS("#presence summary")))
 	waitPage(t, bob, "the reloaded presence", presencePopup+` === 'Annie Hall2 devices | Bobyou / 2'`)
+	if got := eval[string](t, bob, guests); got != live {
+		t.Fatalf("guests' messages rendered by the server: %q, want what app.js drew, %q", got, live)
+	}
 	screenshots(t, bob, "chat-after-rename")
 	screenshots(t, second, "chat-own-tab")
 }

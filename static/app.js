@@ -309,7 +309,7 @@
       const tag = document.createElement('span');
       tag.className = 'tag';
       tag.textContent = 'guest';
-      by.append(tag);
+      by.append(' ', tag); // the space the server's markup has: "zed guest" read aloud
     }
     return by;
   }
