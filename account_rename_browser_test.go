@@ -103,6 +103,13 @@ func TestBrowserTwoTabsAreOnePresenceEntryAndARenameReachesBoth(t *testing.T) {
 	do(t, second, chromedp.Click(chromedp.CSS("#presence summary")))
 	waitPage(t, second, "Ann once with two devices, as you", presencePopup+` === 'Annyou2 devices | Bob / 2'`)
 	screenshots(t, bob, "chat-before-rename")
+	// On a phone the header shows the avatar alone, and the link still
+	// says whose account it is.
+	do(t, bob, chromedp.EmulateViewport(390, 844))
+	if got := eval[string](t, bob, `(() => { const a = document.getElementById("account"); return a.querySelector(".account-name").getBoundingClientRect().width <= 1 ? a.textContent.trim() : "the name shown" })()`); got != "Bob" {
+		t.Fatalf("the phone's account link = %q, want no visible name and Bob as its text", got)
+	}
+	do(t, bob, chromedp.EmulateViewport(1000, 760))
 
 	// The rename, on /account in a third tab of Ann's.
 	account := newTab(t, browser)
