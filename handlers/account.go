@@ -13,13 +13,14 @@ import (
 	"nochat/views"
 )
 
+// A signed-in person's own page: their name, which they may change; the
+// sessions of their account (device, last seen), to end one or every
+// other; and their password, whose change ends every other session. Only
+// the account's own sessions can be seen or ended: every query is by
+// account and session id together.
+
 // placeRename files refused renames in the error log.
 const placeRename = "rename"
-
-// A signed-in person's own page: the sessions of their account (device,
-// last seen), to end one or every other, and their password, whose change
-// ends every other session. Only the account's own sessions can be seen
-// or ended: every query is by account and session id together.
 
 // accountStore is what the account page reads and changes.
 type accountStore interface {
@@ -201,9 +202,9 @@ type renamer interface {
 // they sign in with: unique as account names are (chat.NameKey), so that
 // a rename can never make two people look alike. Renames are limited per
 // account (renameEvery, after a few at once), as each is a write and a
-// frame to every open page; refusals are not counted. On success every open tab of every person
-// shows the new name at once (Hub.Rename): the header, presence, and each
-// of the person's messages on the page.
+// frame to every open page; refusals are not counted. On success every
+// open tab of every person shows the new name at once (Hub.Rename): the
+// header, presence, and each of the person's messages on the page.
 func handleRename(log *slog.Logger, a *Auth, store accountStore, hub renamer, trustProxy bool, assets views.AdminAssets) http.Handler {
 	return requirePerson(a, func(w http.ResponseWriter, r *http.Request, acct db.Account, s db.Session) {
 		show := func(r *http.Request, status int, draft, problem, done string) {

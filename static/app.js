@@ -191,7 +191,9 @@
 
   function isMine(user, id, userId) {
     if (id && ownIds.has(id)) return true;
-    if (helloUserId !== null && Number.isSafeInteger(userId)) return userId === helloUserId;
+    // Signed in, ours are the account's: a guest's message under the same
+    // name (from before accounts) is not.
+    if (helloUserId !== null) return userId === helloUserId;
     const n = myName();
     return n !== '' && user === n;
   }
