@@ -115,6 +115,14 @@ func TestBrowserTwoTabsAreOnePresenceEntryAndARenameReachesBoth(t *testing.T) {
 	account := newTab(t, browser)
 	do(t, account, chromedp.Navigate(s.url+"/account"), chromedp.WaitVisible(chromedp.ID("new-name")))
 	screenshots(t, account, "account")
+	// Bob's name, in capitals: refused, saying why, what was typed kept.
+	eval[bool](t, account, `(document.getElementById("new-name").value = "", true)`)
+	do(t, account,
+		chromedp.SendKeys(chromedp.ID("new-name"), "BOB"),
+		chromedp.Submit(chromedp.ID("new-name")),
+	)
+	waitPage(t, account, "the refusal", `document.querySelector(".problem")?.textContent === "That name is taken: pick another." && document.getElementById("new-name").value === "BOB" && document.querySelector("h1").textContent === "Ann"`)
+	screenshots(t, account, "account-refused")
 	eval[bool](t, account, `(document.getElementById("new-name").value = "", true)`)
 	do(t, account,
 		chromedp.SendKeys(chromedp.ID("new-name"), "Annie Hall"),
