@@ -180,6 +180,11 @@ func (h *Hub) deliver(c db.Commit[origin]) {
 			h.answer(it, nil)
 		}
 		if !it.Duplicate && !it.Reused && it.Message.ID > h.b.lastID {
+			if uid := it.Message.UserID; uid != nil {
+				if p := h.b.accounts[*uid]; p != nil && p.name != "" {
+					it.Message.User = p.name // renamed since it was sent
+				}
+			}
 			f := encodeMessage(it.Message)
 			h.changeRecent(func(b *broadcaster) { b.remember(f) })
 			h.b.lastID = f.id
@@ -525,4 +530,54 @@ func (h *Hub) typing(from *client) {
 type person struct {
 	sessions int       // joined sessions
 	typed    time.Time // when its typing was last sent
+	// name is the account's name since a rename while it had sessions
+	// open, "" if none: a message sent under the old name and committed
+	// after the rename goes out under the new one.
+	name string
+}
+
+// Rename tells the room that account id is now called name (the caller
+// has stored it): each of the account's open sessions speaks under the new
+// name from now on, every nochat.v1 session gets a person frame
+// {"user_id", "user"} so its page can show the new name wherever the
+// account appears, and presence goes out again. The messages kept in
+// memory for replay are re-encoded, so a client that resumes gets the new
+// name too, as it does from the database. echo-protocol clients, which
+// see no names, get nothing.
+func (h *Hub) Rename(id int64, name string) {
+	if id == 0 {
+		return
+	}
+	h.doWait(func() { h.renamed(id, name) })
+}
+
+// renamed is Rename on the broadcaster goroutine.
+func (h *Hub) renamed(id int64, name string) {
+	// Every session, joined or still upgrading (whose name was read before
+	// the rename), under h.mu as EndSessions does.
+	h.mu.Lock()
+	for c := range h.clients {
+		if c.userID == id {
+			c.setName(name)
+		}
+	}
+	h.mu.Unlock()
+	if p := h.b.accounts[id]; p != nil {
+		p.name = name
+	}
+	h.changeRecent(func(b *broadcaster) {
+		for i, f := range b.recent {
+			if f.userID == id {
+				b.recent[i] = f.renamed(name)
+				b.recentBytes += b.recent[i].size() - f.size()
+			}
+		}
+	})
+	frame := encode("person", personData{UserID: id, User: name})
+	for c := range h.b.members {
+		if c.proto == V1 {
+			h.mustSend(c, frame)
+		}
+	}
+	h.presenceChanged()
 }

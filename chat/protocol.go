@@ -87,6 +87,13 @@ type (
 	deletedData struct {
 		ID int64 `json:"id"`
 	}
+	// personData is the person frame: an account's name changed. Clients
+	// show the new name wherever the account appears: their own header,
+	// presence, and every message with this user_id.
+	personData struct {
+		UserID int64  `json:"user_id"`
+		User   string `json:"user"`
+	}
 )
 
 // roleGuest is the role hello and presence give a guest.
@@ -191,13 +198,31 @@ func errorFrame(r *Refusal, cid string) []byte {
 // frames is one stored message encoded once per protocol, shared by every
 // recipient: fan-out costs no encoding per client.
 type frames struct {
-	id   int64
-	v1   []byte
-	echo []byte
+	id     int64
+	userID int64 // the sender's account, 0 for a guest: a rename re-encodes
+	v1     []byte
+	echo   []byte
 }
 
 func encodeMessage(m db.Message) *frames {
-	return &frames{id: m.ID, v1: encode("message", m), echo: []byte(m.Message)}
+	f := &frames{id: m.ID, v1: encode("message", m), echo: []byte(m.Message)}
+	if m.UserID != nil {
+		f.userID = *m.UserID
+	}
+	return f
+}
+
+// renamed returns f with its sender called name on nochat.v1; the echo
+// frame, the text alone, is shared.
+func (f *frames) renamed(name string) *frames {
+	var env struct {
+		Data db.Message `json:"data"`
+	}
+	if err := json.Unmarshal(f.v1, &env); err != nil {
+		panic("chat: decode a message frame encode made: " + err.Error())
+	}
+	env.Data.User = name
+	return &frames{id: f.id, userID: f.userID, v1: encode("message", env.Data), echo: f.echo}
 }
 
 func (f *frames) size() int { return len(f.v1) + len(f.echo) }

@@ -137,6 +137,24 @@ func insertAccount(ctx context.Context, tx *sql.Tx, a Account) (Account, error) 
 	return a, nil
 }
 
+// RenameAccount gives an account a new name, with its comparison key;
+// ErrNameTaken if the key is another account's, ErrNotFound if there is no
+// such account. Its messages show the new name from then on (see columns
+// in message.go): they are stored with the account, not only the name.
+func (s *Store) RenameAccount(ctx context.Context, id int64, name, key string) error {
+	res, err := s.write.ExecContext(ctx, "UPDATE accounts SET name = ?, name_key = ? WHERE id = ?", name, key, id)
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE constraint failed: accounts.name_key") {
+			return fmt.Errorf("rename account %d to %q: %w", id, name, ErrNameTaken)
+		}
+		return fmt.Errorf("rename account %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("rename account %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
 // SetPasswordHash replaces an account's password hash.
 func (s *Store) SetPasswordHash(ctx context.Context, id int64, hash string) error {
 	if _, err := s.write.ExecContext(ctx, "UPDATE accounts SET password_hash = ? WHERE id = ?", hash, id); err != nil {

@@ -99,3 +99,41 @@ func TestSettingOrKeepsTheFirstValue(t *testing.T) {
 		t.Fatalf("SettingOr after SetSetting = %q, %v; want third", got, err)
 	}
 }
+
+func TestRenameShowsTheNewNameOnOldMessages(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	ann, err := s.CreateAccount(ctx, db.Account{Name: "Ann", NameKey: "ann", PasswordHash: "x", Role: db.RoleMember, Created: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateAccount(ctx, db.Account{Name: "Bob", NameKey: "bob", PasswordHash: "x", Role: db.RoleMember, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Insert(ctx, []db.Draft{{User: "Ann", UserID: ann.ID, Message: "hi"}, {User: "Ann", Message: "a guest called Ann, before accounts"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RenameAccount(ctx, ann.ID, "BOB", "bob"); !errors.Is(err, db.ErrNameTaken) {
+		t.Fatalf("rename to a taken key: err = %v, want ErrNameTaken", err)
+	}
+	if err := s.RenameAccount(ctx, 99, "Cy", "cy"); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("rename of no account: err = %v, want ErrNotFound", err)
+	}
+	if err := s.RenameAccount(ctx, ann.ID, "Annie", "annie"); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := s.Latest(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := msgs[0].User, "Annie"; got != want {
+		t.Fatalf("member's old message by %q, want the new name %q", got, want)
+	}
+	if got, want := msgs[1].User, "Ann"; got != want {
+		t.Fatalf("guest's message by %q, want the name it was sent under, %q", got, want)
+	}
+	b, _ := json.Marshal(msgs)
+	if got := string(b); strings.Count(got, `"guest":false`) != 1 || strings.Count(got, `"guest":true`) != 1 {
+		t.Fatalf("JSON = %s, want guest false for the member's message and true for the guest's", got)
+	}
+}

@@ -209,3 +209,42 @@ func TestCIDScopeMigration(t *testing.T) {
 		t.Fatalf("Count = %d, %v; want 4", n, err)
 	}
 }
+
+// A member's re-send after a rename is the same sender's: the cid is kept
+// per account, not per name. A guest who takes the old name is another
+// sender, even with the same cid.
+func TestMemberRetryAfterRenameIsStoredOnce(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	ann, err := s.CreateAccount(ctx, db.Account{Name: "Ann", NameKey: "ann", PasswordHash: "x", Role: db.RoleMember, Created: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.Insert(ctx, []db.Draft{{User: "Ann", UserID: ann.ID, Message: "hi!", CID: "a1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RenameAccount(ctx, ann.ID, "Annie", "annie"); err != nil {
+		t.Fatal(err)
+	}
+	retry, err := s.Insert(ctx, []db.Draft{
+		{User: "Annie", UserID: ann.ID, Message: "hi!", CID: "a1"},
+		{User: "Ann", Message: "hi!", CID: "a1"}, // a guest under the freed name
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !retry[0].Duplicate || retry[0].Message.ID != first[0].Message.ID {
+		t.Fatalf("re-send after rename = %+v, want a duplicate of message %d", retry[0], first[0].Message.ID)
+	}
+	if retry[1].Duplicate || retry[1].Reused || retry[1].Message.ID == first[0].Message.ID {
+		t.Fatalf("guest's send under the old name = %+v, want a new message", retry[1])
+	}
+	msgs, err := s.Latest(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(msgs), 2; got != want {
+		t.Fatalf("%d messages stored, want %d: %+v", got, want, msgs)
+	}
+}

@@ -21,12 +21,16 @@ type Message struct {
 	// UserID is the sender's account, null for a guest. A member's name is
 	// theirs alone (guests may not take it), so User still names one person.
 	UserID *int64 `json:"user_id"`
+	// Guest is whether the sender had no account (UserID is null): pages
+	// and clients mark a guest's name as a guest's.
+	Guest bool `json:"guest"`
 }
 
 // Draft is a message not yet stored. CID, when set, is the sender's id for
 // the send (a nochat.v1 cid, a REST Idempotency-Key): within the Store's
-// DedupWindow, a later draft from the same User with the same CID is that
-// send again and is not stored again.
+// DedupWindow, a later draft from the same sender (the same UserID for a
+// member, whatever their name is now; the same User for a guest) with the
+// same CID is that send again and is not stored again.
 type Draft struct {
 	User    string
 	UserID  int64 // the sender's account; 0 for a guest
@@ -43,20 +47,45 @@ type Stored struct {
 }
 
 // sendKey is what a CID is unique within: one sender's sends. A sender is
-// its user name, as in the find statement and the index messages_sender_cid:
-// with accounts a member's name is still theirs alone (guests may not take
-// it), so a name is one sender.
+// a member's account id, or a guest's name (userID 0), as in the find
+// statement and the index messages_sender_cid: a member who renames is
+// still the same sender, so their re-send after a rename is still found.
 type sendKey struct {
-	user, cid string
+	userID int64
+	user   string // a guest's name; "" for a member
+	cid    string
 }
 
-func (d Draft) key() sendKey { return sendKey{user: d.User, cid: d.CID} }
+func (d Draft) key() sendKey { return senderKey(d.UserID, d.User, d.CID) }
 
-const columns = "id, user, message, timestamp, user_id"
+func senderKey(userID int64, user, cid string) sendKey {
+	if userID != 0 {
+		return sendKey{userID: userID, cid: cid}
+	}
+	return sendKey{user: user, cid: cid}
+}
+
+// sender is the key's sender as the find statement compares it with
+// ifnull(user_id, user): an integer for a member, text for a guest.
+func (k sendKey) sender() any {
+	if k.userID != 0 {
+		return k.userID
+	}
+	return k.user
+}
+
+// columns are a message's columns, read from messagesFrom. A member's
+// message shows the account's current name, so a rename reaches every
+// message they wrote; a guest's shows the name it was sent under.
+const columns = "messages.id, coalesce(accounts.name, messages.user), messages.message, messages.timestamp, messages.user_id"
+
+// messagesFrom joins each message to its sender's account (by its primary
+// key: one lookup a row).
+const messagesFrom = " FROM messages LEFT JOIN accounts ON accounts.id = messages.user_id"
 
 // Latest returns the newest n messages, oldest first.
 func (s *Store) Latest(ctx context.Context, n int) ([]Message, error) {
-	msgs, err := s.query(ctx, "SELECT "+columns+" FROM messages ORDER BY id DESC LIMIT ?", n)
+	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" ORDER BY messages.id DESC LIMIT ?", n)
 	if err != nil {
 		return nil, fmt.Errorf("latest messages: %w", err)
 	}
@@ -67,7 +96,7 @@ func (s *Store) Latest(ctx context.Context, n int) ([]Message, error) {
 // Before returns the newest limit messages with ids below id, oldest first:
 // the page of history above the oldest one a client shows.
 func (s *Store) Before(ctx context.Context, id int64, limit int) ([]Message, error) {
-	msgs, err := s.query(ctx, "SELECT "+columns+" FROM messages WHERE id < ? ORDER BY id DESC LIMIT ?", id, limit)
+	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.id < ? ORDER BY messages.id DESC LIMIT ?", id, limit)
 	if err != nil {
 		return nil, fmt.Errorf("messages before %d: %w", id, err)
 	}
@@ -78,7 +107,7 @@ func (s *Store) Before(ctx context.Context, id int64, limit int) ([]Message, err
 // After returns up to limit messages with ids above id, oldest first: what a
 // client that has seen id has missed.
 func (s *Store) After(ctx context.Context, id int64, limit int) ([]Message, error) {
-	msgs, err := s.query(ctx, "SELECT "+columns+" FROM messages WHERE id > ? ORDER BY id LIMIT ?", id, limit)
+	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.id > ? ORDER BY messages.id LIMIT ?", id, limit)
 	if err != nil {
 		return nil, fmt.Errorf("messages after %d: %w", id, err)
 	}
@@ -87,7 +116,7 @@ func (s *Store) After(ctx context.Context, id int64, limit int) ([]Message, erro
 
 // Get returns the message with the given id, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id int64) (Message, error) {
-	msgs, err := s.query(ctx, "SELECT "+columns+" FROM messages WHERE id = ?", id)
+	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.id = ?", id)
 	if err != nil {
 		return Message{}, fmt.Errorf("message %d: %w", id, err)
 	}
@@ -119,7 +148,7 @@ func (s *Store) query(ctx context.Context, query string, args ...any) ([]Message
 		if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid); err != nil {
 			return nil, err
 		}
-		m.UserID = userID(uid.Int64)
+		m.UserID, m.Guest = userID(uid.Int64), !uid.Valid
 		msgs = append(msgs, m)
 	}
 	return msgs, rows.Err()
@@ -217,7 +246,7 @@ func (s *Store) findStored(ctx context.Context, tx *sql.Tx, drafts []Draft, sinc
 		args = args[:2<<k+1]
 		clear(args)
 		for j, key := range keys[:n] {
-			args[2*j], args[2*j+1] = key.cid, key.user
+			args[2*j], args[2*j+1] = key.cid, key.sender()
 		}
 		args[2<<k] = since
 		keys = keys[n:]
@@ -227,16 +256,16 @@ func (s *Store) findStored(ctx context.Context, tx *sql.Tx, drafts []Draft, sinc
 		}
 		for rows.Next() {
 			var m Message
-			var cid string
+			var cid, sent string
 			var uid sql.NullInt64
-			if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid, &cid); err != nil {
+			if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid, &cid, &sent); err != nil {
 				rows.Close()
 				return nil, nil, err
 			}
-			m.UserID = userID(uid.Int64)
+			m.UserID, m.Guest = userID(uid.Int64), !uid.Valid
 			// In id order: with several in the window (a clock set back),
 			// the newest is what the CID names.
-			if i, ok := first[sendKey{user: m.User, cid: cid}]; ok {
+			if i, ok := first[senderKey(uid.Int64, sent, cid)]; ok {
 				out[i] = outcome(m, drafts[i])
 			}
 		}
@@ -291,7 +320,7 @@ func (s *Store) insertChunk(ctx context.Context, tx *sql.Tx, k int, drafts []Dra
 	}
 	for j, i := range idx {
 		d := drafts[i]
-		m := Message{ID: last - n + 1 + int64(j), User: d.User, Message: d.Message, Timestamp: now, UserID: userID(d.UserID)}
+		m := Message{ID: last - n + 1 + int64(j), User: d.User, Message: d.Message, Timestamp: now, UserID: userID(d.UserID), Guest: d.UserID == 0}
 		out[i] = Stored{Message: m}
 	}
 	return nil
@@ -331,10 +360,19 @@ func (s *Store) prepare(ctx context.Context) error {
 }
 
 // findSQL returns the messages of n (cid, sender) pairs stored at or after a
-// time. "cid IS NOT NULL" lets SQLite use the partial index
-// messages_sender_cid: a search per pair, not a scan of the room.
+// time, each with its cid and the name it was sent under. The pairs are a
+// table joined to messages on cid and the sender written as the index
+// writes it, ifnull(user_id, user), so that SQLite searches the partial
+// index messages_sender_cid once per pair rather than scan the room.
+// (SQLite uses only an index's first column for a row-value IN whose
+// second column is an expression: a join is how it uses both. CROSS JOIN
+// keeps the pairs the outer loop, which SQLite's planner would otherwise
+// not choose for 64 pairs over an unanalysed table.)
 func findSQL(n int) string {
-	return "SELECT " + columns + ", cid FROM messages WHERE cid IS NOT NULL AND (cid, user) IN (VALUES " + list("(?, ?)", n) + ") AND timestamp >= ? ORDER BY id"
+	return "SELECT " + columns + ", messages.cid, messages.user FROM (VALUES " + list("(?, ?)", n) + ") AS sent" +
+		" CROSS JOIN messages ON messages.cid = sent.column1 AND ifnull(messages.user_id, messages.user) = sent.column2" +
+		" LEFT JOIN accounts ON accounts.id = messages.user_id" +
+		" WHERE messages.cid IS NOT NULL AND messages.timestamp >= ? ORDER BY messages.id"
 }
 
 // userID is an account id as a message carries it: nil for a guest (0).
@@ -381,20 +419,20 @@ func (s *Store) Find(ctx context.Context, f Filter) ([]Message, error) {
 	if f.Text != "" {
 		// LIKE with every wildcard escaped: the filter is plain text.
 		pattern := "%" + likeEscaper.Replace(f.Text) + "%"
-		where = append(where, `(message LIKE ? ESCAPE '\' OR user LIKE ? ESCAPE '\')`)
+		where = append(where, `(messages.message LIKE ? ESCAPE '\' OR coalesce(accounts.name, messages.user) LIKE ? ESCAPE '\')`)
 		args = append(args, pattern, pattern)
 	}
 	order := "DESC"
 	switch {
 	case f.After > 0:
-		where, order = append(where, "id > ?"), "ASC"
+		where, order = append(where, "messages.id > ?"), "ASC"
 		args = append(args, f.After)
 	case f.Before > 0:
-		where = append(where, "id < ?")
+		where = append(where, "messages.id < ?")
 		args = append(args, f.Before)
 	}
 	args = append(args, f.Limit)
-	msgs, err := s.query(ctx, "SELECT "+columns+" FROM messages WHERE "+strings.Join(where, " AND ")+" ORDER BY id "+order+" LIMIT ?", args...)
+	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE "+strings.Join(where, " AND ")+" ORDER BY messages.id "+order+" LIMIT ?", args...)
 	if err != nil {
 		return nil, fmt.Errorf("find messages: %w", err)
 	}

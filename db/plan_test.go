@@ -33,7 +33,7 @@ func TestCIDLookupSearchesTheIndex(t *testing.T) {
 		}
 		rows.Close()
 		got := strings.Join(plan, "; ")
-		if !strings.Contains(got, "SEARCH messages USING INDEX messages_sender_cid (cid=? AND user=? AND timestamp>?)") || strings.Contains(got, "SCAN messages") {
+		if !strings.Contains(got, "SEARCH messages USING INDEX messages_sender_cid (cid=? AND <expr>=? AND timestamp>?)") || strings.Contains(got, "SCAN messages") {
 			t.Fatalf("plan for %d cids: %s; want a search of messages_sender_cid by cid, user and time", n, got)
 		}
 	}

@@ -13,10 +13,14 @@ import (
 	"nochat/views"
 )
 
-// A signed-in person's own page: the sessions of their account (device,
-// last seen), to end one or every other, and their password, whose change
-// ends every other session. Only the account's own sessions can be seen
-// or ended: every query is by account and session id together.
+// A signed-in person's own page: their name, which they may change; the
+// sessions of their account (device, last seen), to end one or every
+// other; and their password, whose change ends every other session. Only
+// the account's own sessions can be seen or ended: every query is by
+// account and session id together.
+
+// placeRename files refused renames in the error log.
+const placeRename = "rename"
 
 // accountStore is what the account page reads and changes.
 type accountStore interface {
@@ -24,6 +28,8 @@ type accountStore interface {
 	DeleteSessionOf(ctx context.Context, accountID, id int64) error
 	DeleteSessionsOf(ctx context.Context, accountID, keep int64) ([]int64, error)
 	SetPasswordHash(ctx context.Context, id int64, hash string) error
+	AccountByNameKey(ctx context.Context, key string) (db.Account, error)
+	RenameAccount(ctx context.Context, id int64, name, key string) error
 }
 
 // sessionCloser closes the sockets opened under sign-in sessions.
@@ -51,21 +57,29 @@ func requirePerson(a *Auth, next func(w http.ResponseWriter, r *http.Request, ac
 
 // accountPage renders the page with a problem or a note.
 func accountPage(w http.ResponseWriter, r *http.Request, log *slog.Logger, a *Auth, store accountStore, assets views.AdminAssets, acct db.Account, s db.Session, status int, problem, done string) {
+	accountPageWith(w, r, log, a, store, assets, acct, s, status, views.Account{Problem: problem, Done: done})
+}
+
+// accountPageWith renders the page with what page says besides the
+// account's own (a problem, a note, the name form's draft).
+func accountPageWith(w http.ResponseWriter, r *http.Request, log *slog.Logger, a *Auth, store accountStore, assets views.AdminAssets, acct db.Account, s db.Session, status int, page views.Account) {
 	sessions, err := store.SessionsOf(r.Context(), acct.ID, a.now())
 	if err != nil {
 		writeError(w, r, log, http.StatusInternalServerError, err)
 		return
 	}
-	render(w, r, log, status, views.AccountPage(assets, views.Account{
-		Name: acct.Name, Role: acct.Role, Sessions: sessions, Current: s.ID,
-		Problem: problem, Done: done, MinPassword: minPassword, MaxPassword: maxPassword,
-	}))
+	page.Name, page.UserID, page.Role, page.Sessions, page.Current = acct.Name, acct.ID, acct.Role, sessions, s.ID
+	page.MinPassword, page.MaxPassword = minPassword, maxPassword
+	if page.NameDraft == "" {
+		page.NameDraft = acct.Name
+	}
+	render(w, r, log, status, views.AccountPage(assets, page))
 }
 
 // handleAccount serves GET /account to a signed-in person.
-func handleAccount(log *slog.Logger, a *Auth, store accountStore, assets views.AdminAssets) http.Handler {
+func handleAccount(log *slog.Logger, a *Auth, store accountStore, names accountNamer, assets views.AdminAssets) http.Handler {
 	return requirePerson(a, func(w http.ResponseWriter, r *http.Request, acct db.Account, s db.Session) {
-		accountPage(w, r, log, a, store, assets, acct, s, http.StatusOK, "", "")
+		accountPageWith(w, r, log, a, store, assets, acct, s, http.StatusOK, views.Account{MaxName: names.Limits().MaxNameLen})
 	})
 }
 
@@ -172,5 +186,73 @@ func handleChangePassword(log *slog.Logger, a *Auth, store accountStore, hub int
 			done += " Your other " + strconv.Itoa(len(ended)) + " sessions are signed out."
 		}
 		accountPage(w, r, log, a, store, assets, acct, s, http.StatusOK, "", done)
+	})
+}
+
+// renamer is what a rename needs of the hub: the rules for account names,
+// telling every open page, and the error log.
+type renamer interface {
+	accountNamer
+	adminHub
+	Rename(id int64, name string)
+}
+
+// handleRename serves POST /account/name: form field name, the person's
+// new name. It is the account's one name, the name others see and the one
+// they sign in with: unique as account names are (chat.NameKey), so that
+// a rename can never make two people look alike. Renames are limited per
+// account (renameEvery, after a few at once), as each is a write and a
+// frame to every open page; refusals are not counted. On success every
+// open tab of every person shows the new name at once (Hub.Rename): the
+// header, presence, and each of the person's messages on the page.
+func handleRename(log *slog.Logger, a *Auth, store accountStore, hub renamer, trustProxy bool, assets views.AdminAssets) http.Handler {
+	return requirePerson(a, func(w http.ResponseWriter, r *http.Request, acct db.Account, s db.Session) {
+		show := func(r *http.Request, status int, draft, problem, done string) {
+			accountPageWith(w, r, log, a, store, assets, acct, s, status, views.Account{NameDraft: draft, NameProblem: problem, Done: done, MaxName: hub.Limits().MaxNameLen})
+		}
+		if !readForm(w, r, hub, trustProxy, placeRename, func(r *http.Request, status int, text string) {
+			show(r, status, "", text, "")
+		}) {
+			return
+		}
+		name := r.PostFormValue("name")
+		draft := chat.Cut(name, 4*hub.Limits().MaxNameLen)
+		display, key, err := hub.AccountName(name)
+		if err != nil {
+			show(r, http.StatusBadRequest, draft, "That name cannot be used: "+err.Error()+".", "")
+			return
+		}
+		if display == acct.Name {
+			show(r, http.StatusOK, "", "", "That is your name already.")
+			return
+		}
+		// Another account's name, as names compare, is refused before the
+		// write; the unique index still decides a race between two.
+		switch other, err := store.AccountByNameKey(r.Context(), key); {
+		case err == nil && other.ID != acct.ID:
+			show(r, http.StatusConflict, draft, nameTaken, "")
+			return
+		case err != nil && !errors.Is(err, db.ErrNotFound):
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
+		// Only renames that happen count: a refused name costs one read.
+		if !a.renames.allowAt(strconv.FormatInt(acct.ID, 10), a.now()) {
+			hub.RecordErrorAt(chat.KindRateLimited, placeRename, "too many renames", requestSubject(r, trustProxy))
+			show(r, http.StatusTooManyRequests, draft, tooManyAttempts(w, renameEvery), "")
+			return
+		}
+		switch err := store.RenameAccount(r.Context(), acct.ID, display, key); {
+		case errors.Is(err, db.ErrNameTaken):
+			show(r, http.StatusConflict, draft, nameTaken, "")
+			return
+		case err != nil:
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
+		log.Info("an account is renamed", "id", acct.ID, "from", acct.Name, "to", display)
+		hub.Rename(acct.ID, display)
+		acct.Name, acct.NameKey = display, key
+		show(r, http.StatusOK, "", "", "Your name is now "+display+". Everyone sees it, on your messages too.")
 	})
 }

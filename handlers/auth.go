@@ -61,6 +61,9 @@ const (
 	// tryEvery is how often one address, or one account, may try a
 	// password once its first five tries are spent.
 	tryEvery = 12 * time.Second
+	// renameEvery is how often one account may rename once its first five
+	// renames are spent: each reaches every open page.
+	renameEvery = time.Minute
 )
 
 // Auth checks the admin password, limits guessing it, and keeps admin
@@ -72,6 +75,7 @@ type Auth struct {
 
 	tries    *keyedLimiter // attempts per client address
 	accounts *keyedLimiter // sign-in attempts per account
+	renames  *keyedLimiter // renames per account
 	gate     *loginGate    // checks from every address together, admin password and accounts alike
 
 	// dummy is a bcrypt hash a sign-in with an unknown name is checked
@@ -130,6 +134,7 @@ func NewAuth(ctx context.Context, store authStore, password string, log *slog.Lo
 		now:      time.Now,
 		tries:    newKeyedLimiter(rate.Every(tryEvery), 5),
 		accounts: newKeyedLimiter(rate.Every(tryEvery), 5),
+		renames:  newKeyedLimiter(rate.Every(renameEvery), 5),
 		gate:     &loginGate{},
 
 		unsaved: make(map[string]time.Time),

@@ -51,7 +51,8 @@ func addPeopleRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /join", post(handleJoin(d.Log, d.Auth, d.Hub, d.Hub, d.TrustProxy, assets)))
 	mux.Handle("POST /signout", post(handleSignOut(d.Log, d.Auth, d.Hub, d.TrustProxy)))
 	// A person's own account: signed-in only, and only their own sessions.
-	mux.Handle("GET /account", handleAccount(d.Log, d.Auth, d.Store, assets))
+	mux.Handle("GET /account", handleAccount(d.Log, d.Auth, d.Store, d.Hub, assets))
+	mux.Handle("POST /account/name", post(handleRename(d.Log, d.Auth, d.Store, d.Hub, d.TrustProxy, assets)))
 	mux.Handle("POST /account/sessions/{id}/end", post(handleEndSession(d.Log, d.Auth, d.Store, d.Hub, d.TrustProxy)))
 	mux.Handle("POST /account/sessions/end-others", post(handleEndOtherSessions(d.Log, d.Auth, d.Store, d.Hub)))
 	mux.Handle("POST /account/password", post(handleChangePassword(d.Log, d.Auth, d.Store, d.Hub, d.TrustProxy, assets)))

@@ -83,8 +83,9 @@
   // The queue of sends not yet acknowledged, oldest first:
   // {cid, message, user, ts, sentAs}; sentAs is the name the server had for
   // us when the item was first sent. It lives in localStorage so a reload or
-  // a crash does not lose a message; the server de-duplicates by sender name
-  // and cid, so re-sending under the same name is always safe.
+  // a crash does not lose a message; the server de-duplicates by sender (a
+  // member's account, a guest's name) and cid, so re-sending is always safe
+  // for a member, and for a guest under the same name.
   let queue = [];
   const knownCids = new Set(); // every cid this tab has owned
 
@@ -117,15 +118,55 @@
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   }
 
-  // Same colour choice as views.userColor: FNV-1a over the UTF-8 bytes, mod 8.
+  // A person's colour, as views.colorOf picks it: a member's by account id
+  // (it stays through a rename), a guest's by FNV-1a over the name's UTF-8
+  // bytes; one of 8.
   const encoder = new TextEncoder();
-  function colorClass(name) {
+  function colorFor(name, userId) {
+    if (Number.isSafeInteger(userId)) return 'c' + (userId % 8);
     let h = 0x811c9dc5;
     for (const byte of encoder.encode(name)) {
       h ^= byte;
       h = Math.imul(h, 0x01000193) >>> 0;
     }
     return 'c' + (h % 8);
+  }
+
+  // initials is views.Initials: the first letter or digit of each of the
+  // first two words, capitalised, with its marks; else the first character.
+  const MARKS = '[\\p{M}\\uFE00-\\uFE0F\\u{1F3FB}-\\u{1F3FF}]*';
+  const WORD_INITIAL = new RegExp(`[\\p{L}\\p{N}]${MARKS}`, 'u');
+  const FIRST_CHAR = new RegExp(`^.${MARKS}`, 'u');
+  function initials(name) {
+    const upper = (c) => {
+      const u = c.toUpperCase();
+      return [...u].length === 1 ? u : c; // ß stays ß, as in Go
+    };
+    let out = '';
+    let n = 0;
+    for (const word of name.trim().split(/\s+/)) {
+      const m = WORD_INITIAL.exec(word);
+      if (!m) continue;
+      const [first, ...rest] = [...m[0]];
+      out += upper(first) + rest.join('');
+      if (++n === 2) break;
+    }
+    if (n === 0) out = FIRST_CHAR.exec(name.trim())?.[0] || '';
+    return out;
+  }
+
+  // avatar makes views.Avatar: the circle of a person's initials, hollow
+  // for a guest. CSS draws the initials from data-initials.
+  function avatar(name, userId) {
+    const el = document.createElement('span');
+    setAvatar(el, name, userId);
+    el.setAttribute('aria-hidden', 'true');
+    return el;
+  }
+  function setAvatar(el, name, userId) {
+    const guest = !Number.isSafeInteger(userId);
+    el.className = 'avatar ' + (guest ? 'guest ' : '') + colorFor(name, userId);
+    el.dataset.initials = initials(name);
   }
 
   const clockFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
@@ -148,8 +189,11 @@
 
   function myName() { return nameInput.value.trim(); }
 
-  function isMine(user, id) {
+  function isMine(user, id, userId) {
     if (id && ownIds.has(id)) return true;
+    // Signed in, ours are the account's: a guest's message under the same
+    // name (from before accounts) is not.
+    if (helloUserId !== null) return userId === helloUserId;
     const n = myName();
     return n !== '' && user === n;
   }
@@ -236,26 +280,53 @@
     li.dataset.id = String(m.id);
     li.classList.remove('pending', 'failed');
     li.querySelector('.fail')?.remove();
-    const user = document.createElement('span');
-    user.className = 'user ' + colorClass(m.user);
-    user.textContent = m.user;
+    const member = Number.isSafeInteger(m.user_id);
+    if (member) {
+      li.dataset.userId = String(m.user_id);
+      delete li.dataset.guest;
+    } else {
+      delete li.dataset.userId;
+      li.dataset.guest = '';
+    }
     const time = document.createElement('time');
     setTime(time, new Date(m.timestamp));
     const text = document.createElement('p');
     text.className = 'text';
     text.textContent = m.message;
-    li.replaceChildren(user, time, text);
+    li.replaceChildren(avatar(m.user, m.user_id), byline(m.user, m.user_id), time, text);
     addDeleteControl(li);
-    li.classList.toggle('mine', isMine(m.user, m.id));
+    li.classList.toggle('mine', isMine(m.user, m.id, m.user_id));
+  }
+
+  // byline is a message's author: the name in the person's colour, and a
+  // guest's tag.
+  function byline(name, userId) {
+    const by = document.createElement('div');
+    by.className = 'by';
+    const user = document.createElement('span');
+    user.className = 'user ' + colorFor(name, userId);
+    user.textContent = name;
+    by.append(user);
+    if (!Number.isSafeInteger(userId)) {
+      const tag = document.createElement('span');
+      tag.className = 'tag';
+      tag.textContent = 'guest';
+      by.append(' ', tag); // the space the server's markup has: "zed guest" read aloud
+    }
+    return by;
+  }
+
+  // userIdOf is the account of a message on the page; null for a guest's.
+  function userIdOf(li) {
+    const id = Number(li.dataset.userId);
+    return li.dataset.userId && Number.isSafeInteger(id) ? id : null;
   }
 
   function buildPending(item) {
     const li = document.createElement('li');
     li.className = 'msg mine pending';
     li.dataset.cid = item.cid;
-    const user = document.createElement('span');
-    user.className = 'user';
-    user.textContent = item.user || helloUser || 'you';
+    const user = byline(item.user || helloUser || 'you', helloUserId);
     const state = document.createElement('span');
     state.className = 'state';
     state.title = 'Not delivered yet';
@@ -319,7 +390,7 @@
   function regroup() {
     let prev = null;
     for (const li of list.children) {
-      const user = li.querySelector('.user')?.textContent;
+      const user = li.dataset.userId ? 'id:' + li.dataset.userId : 'name:' + li.querySelector('.user')?.textContent;
       const t = Date.parse(li.querySelector('time')?.dateTime || '') || Date.now();
       const cont = prev !== null && prev.user === user && prev.mine === li.classList.contains('mine') &&
         t - prev.t < GROUP_GAP && !li.classList.contains('failed');
@@ -331,7 +402,7 @@
   function retint() {
     for (const li of realItems()) {
       const user = li.querySelector('.user')?.textContent || '';
-      li.classList.toggle('mine', isMine(user, msgIdOf(li)));
+      li.classList.toggle('mine', isMine(user, msgIdOf(li), userIdOf(li)));
     }
     regroup();
   }
@@ -346,6 +417,7 @@
     return {
       id: m.id,
       user: typeof m.user === 'string' ? m.user : '',
+      user_id: Number.isSafeInteger(m.user_id) ? m.user_id : null,
       message: m.message,
       timestamp: typeof m.timestamp === 'number' ? m.timestamp : Date.now(),
     };
@@ -437,7 +509,7 @@
     const real = li || document.createElement('li');
     real.className = 'msg';
     delete real.dataset.cid;
-    fillMessage(real, { id, user: item.user || helloUser, message: item.message, timestamp: Date.now() });
+    fillMessage(real, { id, user: helloUserId !== null ? helloUser : item.user || helloUser, user_id: helloUserId, message: item.message, timestamp: Date.now() });
     real.dataset.provisional = '1';
     placeReal(real, id);
     retint();
@@ -488,6 +560,7 @@
     onlineCount.textContent = String(online);
     const items = people.map((p) => {
       const li = document.createElement('li');
+      li.append(avatar(p.user, p.guest ? null : p.user_id));
       const name = document.createElement('span');
       name.className = 'who';
       name.textContent = p.user;
@@ -553,6 +626,36 @@
       const next = Math.min(...[...typers.values()].map((t) => t.until)) - now;
       typingTimer = setTimeout(renderTyping, Math.max(50, next));
     }
+  }
+
+  // onPerson shows an account's new name wherever it is on the page: on
+  // each of its messages, in the header and the composer when it is ours.
+  // Presence follows in its own frame; a typing line keeps its place.
+  function onPerson(d) {
+    if (!d || !Number.isSafeInteger(d.user_id) || typeof d.user !== 'string' || d.user === '') return;
+    for (const li of list.querySelectorAll(`li.msg[data-user-id="${d.user_id}"]`)) {
+      const user = li.querySelector('.user');
+      if (user) user.textContent = d.user;
+      const av = li.querySelector('.avatar');
+      if (av) setAvatar(av, d.user, d.user_id);
+    }
+    const typer = typers.get(typerKey(d.user, d.user_id));
+    if (typer) { typer.user = d.user; renderTyping(); }
+    if (d.user_id === helloUserId) {
+      helloUser = d.user;
+      nickSent = d.user;
+      nameInput.value = d.user;
+      const account = $('account');
+      if (account) {
+        account.title = `Signed in as ${d.user}: your name, sessions, password, sign out`;
+        const name = account.querySelector('.account-name');
+        if (name) name.textContent = d.user;
+        const av = account.querySelector('.avatar');
+        if (av) setAvatar(av, d.user, d.user_id);
+      }
+      for (const item of queue) item.user = d.user;
+    }
+    retint();
   }
 
   function onDeleted(d) {
@@ -685,6 +788,7 @@
         case 'presence': onPresence(d); break;
         case 'typing': onTyping(d); break;
         case 'deleted': onDeleted(d); break;
+        case 'person': onPerson(d); break;
         default: break; // newer server, older page: ignore what we do not know
       }
     };
@@ -714,10 +818,22 @@
     // id is below ours has a different database: reload history either way.
     if ((!resumed && latest > lastId) || latest < lastId) resync();
     sendNick();
-    // Each item goes again under the name it first went under: a cid names
-    // a send per sender name, so one stored before a rename (its ack lost)
-    // would be stored a second time under the new name. The server reads a
-    // connection's frames in order, so a nick before a send names that send.
+    if (helloUserId !== null) {
+      // A member's sends are theirs by account, whatever their name is
+      // now: the server finds a re-sent cid by the account, so each item
+      // simply goes again (and a nick would be refused).
+      for (const item of queue) {
+        send('send', { message: item.message, cid: item.cid });
+        const label = pendingEl(item.cid)?.querySelector('.state span:last-child');
+        if (label) label.textContent = 'sending';
+      }
+      return;
+    }
+    // A guest's item goes again under the name it first went under: a cid
+    // names a guest's send per name, so one stored before a rename (its ack
+    // lost) would be stored a second time under the new name. The server
+    // reads a connection's frames in order, so a nick before a send names
+    // that send.
     const current = nickSent;
     let as = current;
     for (const item of queue) {

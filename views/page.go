@@ -19,6 +19,7 @@ type Page struct {
 	IconURL string // "/static/favicon.svg?v=..."
 	Admin   bool   // the reader is a logged-in admin: offer to delete messages
 	User    string // the signed-in reader's account name; "" for a guest
+	UserID  int64  // the signed-in reader's account; 0 for a guest
 	SignIn  bool   // NoChat has sign-in: offer it to guests, sign-out to others
 }
 
@@ -32,8 +33,8 @@ type Chat struct {
 	MaxName    int // characters in a name
 }
 
-// userColors is the number of name colours in style.css (.c0 … .c7); app.js
-// picks the same colour with the same hash.
+// userColors is the number of person colours in style.css (.c0 … .c7),
+// for names and avatars; app.js picks the same one (see colorOf).
 const userColors = 8
 
 func pageTitle(p Page) string {
@@ -56,12 +57,12 @@ func clockTime(ms int64) string { return time.UnixMilli(ms).UTC().Format("15:04"
 
 func fullTime(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04 UTC") }
 
-// userColor picks a stable colour class for a name: FNV-1a over its UTF-8
-// bytes, as app.js does, so server- and client-rendered names agree.
-func userColor(name string) string {
+// nameHash is FNV-1a over a name's UTF-8 bytes, as app.js computes it, so
+// that server- and client-rendered colours agree.
+func nameHash(name string) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(name))
-	return "user c" + strconv.Itoa(int(h.Sum32()%userColors))
+	return h.Sum32()
 }
 
 // deviceName is a session's user agent as a person names the device: the
