@@ -184,3 +184,23 @@ func (h *Hub) AddressesOf(userID int64) []string {
 	}
 	return out
 }
+
+// CloseAddresses closes, at once, every socket from one of the addresses
+// (by AddressKey), with CloseAccountEnded and reason: a ban's, for the
+// banned person's pages that are open as a guest's. It reports how many
+// it closed.
+func (h *Hub) CloseAddresses(addresses []string, reason string) int {
+	if len(addresses) == 0 {
+		return 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for c := range h.clients {
+		if slices.Contains(addresses, AddressKey(c.remote)) {
+			c.closeWith(CloseAccountEnded, reason)
+			n++
+		}
+	}
+	return n
+}

@@ -213,10 +213,10 @@ func (s *Store) Reactivate(ctx context.Context, id int64) (Account, error) {
 
 // Ban deactivates an account (as Deactivate), marks it banned and refuses
 // the given addresses (chat.AddressKey) and those its sessions were
-// signed in from, all in one transaction. It returns the account as it
-// was, the ids of the sessions it ended, and every address now refused
-// for it.
-func (s *Store) Ban(ctx context.Context, id int64, addresses []string, now time.Time) (Account, []int64, []string, error) {
+// signed in from, but never those in spare (the acting admin's own), all
+// in one transaction. It returns the account as it was, the ids of the
+// sessions it ended, and every address now refused for it.
+func (s *Store) Ban(ctx context.Context, id int64, addresses, spare []string, now time.Time) (Account, []int64, []string, error) {
 	var (
 		before Account
 		ended  []int64
@@ -252,7 +252,7 @@ func (s *Store) Ban(ctx context.Context, id int64, addresses []string, now time.
 			return err
 		}
 		for _, addr := range addresses {
-			if addr == "" {
+			if addr == "" || slices.Contains(spare, addr) {
 				continue
 			}
 			if _, err := tx.ExecContext(ctx, "INSERT INTO bans (address, account_id, at) VALUES (?, ?, ?) ON CONFLICT (address) DO NOTHING", addr, id, now.UnixMilli()); err != nil {

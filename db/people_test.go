@@ -83,7 +83,7 @@ func TestBanAndUnban(t *testing.T) {
 	if _, err := s.Insert(ctx, []db.Draft{{User: "bob", UserID: bob.ID, Message: "spam"}, {User: "guest", Message: "hi"}, {User: "bob", UserID: bob.ID, Message: "more"}}); err != nil {
 		t.Fatal(err)
 	}
-	_, ended, addrs, err := s.Ban(ctx, bob.ID, []string{"2001:db8::/64"}, time.Now())
+	_, ended, addrs, err := s.Ban(ctx, bob.ID, []string{"2001:db8::/64", "198.51.100.9"}, []string{"198.51.100.9"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
