@@ -114,6 +114,40 @@
     dialog.showModal();
   });
 
+  // ---------- the list of people ----------
+
+  // A people action swaps in a new list: keyboard focus goes to the reset
+  // link it shows, or back to the list's heading, never lost on the body.
+  document.body.addEventListener('htmx:afterSettle', (ev) => {
+    if (ev.target.id !== 'people') return;
+    const link = document.getElementById('reset-link');
+    const target = link || document.getElementById('people-title');
+    if (target) target.focus({ focusVisible: true });
+    if (link) link.select();
+  });
+
+  // Copy puts the reset link on the clipboard; where the page is not a
+  // secure context (plain http to a Pi), the link is selected for Ctrl+C.
+  document.body.addEventListener('click', async (ev) => {
+    const btn = ev.target.closest('button[data-copy]');
+    if (!btn) return;
+    const input = document.getElementById(btn.dataset.copy);
+    if (!input) return;
+    input.focus();
+    input.select();
+    let copied = false;
+    try {
+      if (navigator.clipboard && window.isSecureContext) {
+        await navigator.clipboard.writeText(input.value);
+        copied = true;
+      } else {
+        copied = document.execCommand('copy');
+      }
+    } catch { /* fall through: the link stays selected */ }
+    btn.textContent = copied ? 'Copied' : 'Press Ctrl+C';
+    setTimeout(() => { btn.textContent = 'Copy'; }, 3000);
+  });
+
   document.body.addEventListener('htmx:afterSettle', (ev) => {
     if (ev.target.id !== 'live') return; // the new live part, whoever asked
     held = 0;
