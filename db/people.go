@@ -34,7 +34,7 @@ type PersonInfo struct {
 // and how many messages it has stored.
 func (s *Store) People(ctx context.Context) ([]PersonInfo, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT a.id, a.name, a.name_key, a.password_hash, a.role, a.created, a.deactivated, a.banned,
-		(SELECT max(last_seen) FROM sessions WHERE kind = ? AND account_id = a.id),
+		max(coalesce(a.last_seen, 0), coalesce((SELECT max(last_seen) FROM sessions WHERE kind = ? AND account_id = a.id), 0)),
 		(SELECT count(*) FROM messages WHERE user_id = a.id)
 		FROM accounts a ORDER BY a.id`, SessionAccount)
 	if err != nil {
@@ -53,7 +53,7 @@ func (s *Store) People(ctx context.Context) ([]PersonInfo, error) {
 			return nil, fmt.Errorf("people: %w", err)
 		}
 		p.Created, p.Deactivated, p.Banned = time.UnixMilli(created), deactivated.Valid, banned.Valid
-		if seen.Valid {
+		if seen.Int64 > 0 {
 			p.LastSeen = time.UnixMilli(seen.Int64)
 		}
 		out = append(out, p)

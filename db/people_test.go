@@ -67,6 +67,13 @@ func TestDeactivateEndsSessions(t *testing.T) {
 	if got, _ := s.AccountByID(ctx, bob.ID); !got.Deactivated {
 		t.Fatal("bob is not deactivated")
 	}
+	people, err := s.People(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if people[1].LastSeen.IsZero() {
+		t.Fatal("bob's last seen went with his sessions")
+	}
 	if _, err := s.Reactivate(ctx, bob.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -133,6 +133,14 @@ func afterPeopleAction(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/admin#people", http.StatusSeeOther)
 }
 
+// sessionsEnded says how many sessions ended, in words.
+func sessionsEnded(n int) string {
+	if n == 1 {
+		return "1 session ended"
+	}
+	return strconv.Itoa(n) + " sessions ended"
+}
+
 // devices says how many open sockets were closed, in words.
 func devices(n int) string {
 	if n == 1 {
@@ -178,7 +186,7 @@ func handleDeactivate(log *slog.Logger, a *Auth, store manageStore, hub accountC
 			return storeRefusal(err)
 		}
 		closed := hub.EndAccount(acct.ID, closeDeactivated)
-		audit(r, auditDeactivate, acct.Name, fmt.Sprintf("%d sessions ended, %s", len(ended), devices(closed)))
+		audit(r, auditDeactivate, acct.Name, sessionsEnded(len(ended))+", "+devices(closed))
 		afterPeopleAction(w, r)
 		return nil
 	})
@@ -216,14 +224,14 @@ func handleBan(log *slog.Logger, a *Auth, store manageStore, hub accountCloser, 
 		a.setBanned(banned, true)
 		closed := hub.EndAccount(acct.ID, closeBanned)
 		closed += hub.CloseAddresses(banned, closeBanned)
-		detail := fmt.Sprintf("%d sessions ended, %s", len(ended), devices(closed))
+		detail := sessionsEnded(len(ended)) + ", " + devices(closed)
 		if len(banned) > 0 {
 			detail += "; addresses refused: " + strings.Join(banned, ", ")
 		} else {
-			detail += "; no address to refuse"
+			detail += "; no address refused"
 		}
 		if slices.Contains(live, own) {
-			detail += "; " + own + " not refused: it is your own"
+			detail += " (" + own + " is spared: it is your own address)"
 		}
 		if r.PostFormValue("delete_messages") == "on" {
 			n, err := hub.DeleteMessagesOf(r.Context(), acct.ID)

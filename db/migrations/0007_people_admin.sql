@@ -27,6 +27,17 @@ CREATE TABLE bans (
 -- A banned account is deactivated too; banned says why, and when.
 ALTER TABLE accounts ADD COLUMN banned INTEGER; -- Unix milliseconds; NULL unless banned
 
+-- When a person was last seen, kept past their sessions: a session that
+-- ends (signed out, deactivated, pushed out by a newer one) leaves its
+-- last use here. The people list shows the later of this and the live
+-- sessions' last_seen.
+ALTER TABLE accounts ADD COLUMN last_seen INTEGER; -- Unix milliseconds
+CREATE TRIGGER sessions_keep_last_seen AFTER DELETE ON sessions
+WHEN old.kind = 'account' AND old.account_id IS NOT NULL
+BEGIN
+    UPDATE accounts SET last_seen = max(coalesce(last_seen, 0), old.last_seen) WHERE id = old.account_id;
+END;
+
 -- Where a session was signed in from (chat.AddressKey), so that a ban can
 -- refuse the addresses of the devices an account used; '' before this
 -- version.
