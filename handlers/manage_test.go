@@ -374,3 +374,70 @@ func postStatusAs(t *testing.T, srv *httptest.Server, path, addr string) (int, s
 	resp, body := request(t, srv, "POST", path, nil, map[string]string{"X-Forwarded-For": addr})
 	return resp.StatusCode, body
 }
+
+func TestEveryAdminActionLeavesAnAuditLine(t *testing.T) {
+	srv, _, auth := peopleServer(t, map[string]string{"Ada": db.RoleAdmin})
+	ada := signInAs(t, srv, "Ada", "password of Ada", firefox)
+
+	socket := dialPage(t, srv, "/?user=Zed", "")
+	session := frame(t, socket, "hello")["session"].(string)
+	if code, _, body := as(t, srv, "POST", "/admin/sessions/"+session+"/disconnect", ada, nil); code != http.StatusSeeOther {
+		t.Fatalf("disconnect: %d %s", code, body)
+	}
+	if code, _ := postStatusAs(t, srv, "/discussion/rude%20words?user=Zed", "198.51.100.1"); code != http.StatusOK {
+		t.Fatalf("send: %d", code)
+	}
+	if code, _, body := as(t, srv, "POST", "/admin/messages/1/delete", ada, nil); code != http.StatusSeeOther {
+		t.Fatalf("delete: %d %s", code, body)
+	}
+	for _, c := range []struct {
+		path string
+		form url.Values
+	}{
+		{"/admin/errors/clear", nil},
+		{"/admin/invite/reset", nil},
+		{"/admin/join-policy", url.Values{"policy": {"open"}}},
+		{"/admin/join-policy", url.Values{"policy": {"open"}}}, // no change: no line
+	} {
+		if code, _, body := as(t, srv, "POST", c.path, ada, c.form); code != http.StatusSeeOther {
+			t.Fatalf("POST %s: %d %s", c.path, code, body)
+		}
+	}
+	want := []string{
+		"Ada join policy who may join",
+		"Ada reset invite the invite link",
+		"Ada clear errors the recent errors",
+		"Ada delete message message #1",
+		"Ada disconnect Zed (session " + session[:8] + ") from 127.0.0.1",
+	}
+	if got := auditOf(t, auth); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("audit:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	_, _, page := as(t, srv, "GET", "/admin", ada, nil)
+	for _, text := range []string{`id="audit"`, "invite → open", "Zed: rude words"} {
+		if !strings.Contains(page, text) {
+			t.Errorf("the dashboard's audit list lacks %q", text)
+		}
+	}
+}
+
+func TestAdminPasswordActionsAreAuditedAsTheAdminPassword(t *testing.T) {
+	srv, _, auth, _ := testServer{password: "an old admin password"}.start(t)
+	resp := post(t, srv, "/admin/login", "192.0.2.1", url.Values{"password": {"an old admin password"}}, nil)
+	var cookie string
+	for _, c := range resp.Cookies() {
+		if c.Name == cookieName && c.MaxAge > 0 {
+			cookie = c.Value
+		}
+	}
+	if cookie == "" {
+		t.Fatalf("admin login: %d and no session", resp.StatusCode)
+	}
+	resp, body := request(t, srv, "POST", "/admin/errors/clear", nil, map[string]string{"Cookie": cookieName + "=" + cookie})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("clear errors: %d %s", resp.StatusCode, body)
+	}
+	if got := auditOf(t, auth); len(got) != 1 || got[0] != "admin password clear errors the recent errors" {
+		t.Fatalf("audit = %q", got)
+	}
+}
