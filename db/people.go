@@ -25,7 +25,6 @@ var ErrBanned = errors.New("the account is banned")
 // PersonInfo is an account as the admin's list of people shows it.
 type PersonInfo struct {
 	Account
-	Banned   bool
 	LastSeen time.Time // the latest use of any of its sessions; zero for none
 	Messages int64     // stored messages
 }
@@ -44,15 +43,16 @@ func (s *Store) People(ctx context.Context) ([]PersonInfo, error) {
 	var out []PersonInfo
 	for rows.Next() {
 		var (
-			p                   PersonInfo
-			created             int64
-			deactivated, banned sql.NullInt64
-			seen                sql.NullInt64
+			p    PersonInfo
+			seen sql.NullInt64
 		)
-		if err := rows.Scan(&p.ID, &p.Name, &p.NameKey, &p.PasswordHash, &p.Role, &created, &deactivated, &banned, &seen, &p.Messages); err != nil {
+		var err error
+		p.Account, err = scanAccount(scanFunc(func(dest ...any) error {
+			return rows.Scan(append(dest, &seen, &p.Messages)...)
+		}))
+		if err != nil {
 			return nil, fmt.Errorf("people: %w", err)
 		}
-		p.Created, p.Deactivated, p.Banned = time.UnixMilli(created), deactivated.Valid, banned.Valid
 		if seen.Int64 > 0 {
 			p.LastSeen = time.UnixMilli(seen.Int64)
 		}
@@ -60,6 +60,12 @@ func (s *Store) People(ctx context.Context) ([]PersonInfo, error) {
 	}
 	return out, rows.Err()
 }
+
+// scanFunc is a Scan method on its own, for a row that has more columns
+// than scanAccount reads.
+type scanFunc func(dest ...any) error
+
+func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
 
 // inTx runs f in a write transaction and commits it if f returns nil.
 func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
@@ -74,23 +80,14 @@ func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// accountIn reads an account inside a transaction, with whether it is
-// banned; ErrNotFound if there is none.
-func accountIn(ctx context.Context, tx *sql.Tx, id int64) (Account, bool, error) {
-	var banned sql.NullInt64
-	var a Account
-	var created int64
-	var deactivated sql.NullInt64
-	err := tx.QueryRowContext(ctx, "SELECT "+accountColumns+", banned FROM accounts WHERE id = ?", id).
-		Scan(&a.ID, &a.Name, &a.NameKey, &a.PasswordHash, &a.Role, &created, &deactivated, &banned)
+// accountIn reads an account inside a transaction; ErrNotFound if there
+// is none.
+func accountIn(ctx context.Context, tx *sql.Tx, id int64) (Account, error) {
+	a, err := scanAccount(tx.QueryRowContext(ctx, "SELECT "+accountColumns+" FROM accounts WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Account{}, false, ErrNotFound
+		return Account{}, ErrNotFound
 	}
-	if err != nil {
-		return Account{}, false, err
-	}
-	a.Created, a.Deactivated = time.UnixMilli(created), deactivated.Valid
-	return a, banned.Valid, nil
+	return a, err
 }
 
 // otherAdmins counts the active admin accounts other than id.
@@ -106,7 +103,7 @@ func otherAdmins(ctx context.Context, tx *sql.Tx, id int64) (int, error) {
 func (s *Store) SetRole(ctx context.Context, id int64, role string) (Account, error) {
 	var before Account
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		a, _, err := accountIn(ctx, tx, id)
+		a, err := accountIn(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -175,7 +172,7 @@ func (s *Store) Deactivate(ctx context.Context, id int64, now time.Time) (Accoun
 		ended  []int64
 	)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		a, _, err := accountIn(ctx, tx, id)
+		a, err := accountIn(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -194,11 +191,11 @@ func (s *Store) Deactivate(ctx context.Context, id int64, now time.Time) (Accoun
 func (s *Store) Reactivate(ctx context.Context, id int64) (Account, error) {
 	var before Account
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		a, banned, err := accountIn(ctx, tx, id)
+		a, err := accountIn(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		if banned {
+		if a.Banned {
 			return ErrBanned
 		}
 		before = a
@@ -223,7 +220,7 @@ func (s *Store) Ban(ctx context.Context, id int64, addresses, spare []string, no
 		all    []string
 	)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		a, _, err := accountIn(ctx, tx, id)
+		a, err := accountIn(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -295,7 +292,7 @@ func (s *Store) Unban(ctx context.Context, id int64) (Account, []string, error) 
 		freed  []string
 	)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		a, _, err := accountIn(ctx, tx, id)
+		a, err := accountIn(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -386,7 +383,7 @@ func (s *Store) ResetPassword(ctx context.Context, tokenHash []byte, hash string
 		if err != nil {
 			return err
 		}
-		if acct, _, err = accountIn(ctx, tx, id); err != nil {
+		if acct, err = accountIn(ctx, tx, id); err != nil {
 			return err
 		}
 		if acct.Deactivated {

@@ -65,6 +65,10 @@ var (
 	errResetInactive = errors.New("the account is deactivated: reactivate it before making a reset link")
 	errBadRole       = errors.New("role must be admin or member")
 	errBotRole       = errors.New("a bot's role is not changed here")
+	errIsDeactivated = errors.New("the account is deactivated already")
+	errIsActive      = errors.New("the account is active already")
+	errIsBanned      = errors.New("the account is banned already")
+	errNotBanned     = errors.New("the account is not banned")
 )
 
 // personAction reads the account in the path's {id} and hands it to act
@@ -101,7 +105,8 @@ func refusalStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, errSelfRole), errors.Is(err, errSelfDeactive):
 		return http.StatusForbidden
-	case errors.Is(err, errLastAdmin), errors.Is(err, errBannedAccount), errors.Is(err, errResetInactive):
+	case errors.Is(err, errLastAdmin), errors.Is(err, errBannedAccount), errors.Is(err, errResetInactive),
+		errors.Is(err, errIsDeactivated), errors.Is(err, errIsActive), errors.Is(err, errIsBanned), errors.Is(err, errNotBanned):
 		return http.StatusConflict
 	case errors.Is(err, errNoPerson):
 		return http.StatusNotFound
@@ -178,8 +183,11 @@ func handleSetRole(log *slog.Logger, a *Auth, store manageStore, audit auditFunc
 // once, saying why.
 func handleDeactivate(log *slog.Logger, a *Auth, store manageStore, hub accountCloser, audit auditFunc) http.Handler {
 	return personAction(log, a, store, func(w http.ResponseWriter, r *http.Request, acct db.Account, me int64) error {
-		if acct.ID == me {
+		switch {
+		case acct.ID == me:
 			return errSelfDeactive
+		case acct.Deactivated:
+			return errIsDeactivated
 		}
 		_, ended, err := store.Deactivate(r.Context(), acct.ID, a.now())
 		if err != nil {
@@ -196,6 +204,12 @@ func handleDeactivate(log *slog.Logger, a *Auth, store manageStore, hub accountC
 // deactivated account may sign in again (a banned one is unbanned first).
 func handleReactivate(log *slog.Logger, a *Auth, store manageStore, audit auditFunc) http.Handler {
 	return personAction(log, a, store, func(w http.ResponseWriter, r *http.Request, acct db.Account, me int64) error {
+		switch {
+		case acct.Banned:
+			return errBannedAccount
+		case !acct.Deactivated:
+			return errIsActive
+		}
 		if _, err := store.Reactivate(r.Context(), acct.ID); err != nil {
 			return storeRefusal(err)
 		}
@@ -212,8 +226,11 @@ func handleReactivate(log *slog.Logger, a *Auth, store manageStore, audit auditF
 // pages too.
 func handleBan(log *slog.Logger, a *Auth, store manageStore, hub accountCloser, trustProxy bool, audit auditFunc) http.Handler {
 	return personAction(log, a, store, func(w http.ResponseWriter, r *http.Request, acct db.Account, me int64) error {
-		if acct.ID == me {
+		switch {
+		case acct.ID == me:
 			return errSelfDeactive
+		case acct.Banned:
+			return errIsBanned
 		}
 		own := chat.AddressKey(chat.ClientIP(r, trustProxy))
 		live := hub.AddressesOf(acct.ID)
@@ -251,6 +268,9 @@ func handleBan(log *slog.Logger, a *Auth, store manageStore, hub accountCloser, 
 // are no longer refused. The account stays deactivated until reactivated.
 func handleUnban(log *slog.Logger, a *Auth, store manageStore, audit auditFunc) http.Handler {
 	return personAction(log, a, store, func(w http.ResponseWriter, r *http.Request, acct db.Account, me int64) error {
+		if !acct.Banned {
+			return errNotBanned
+		}
 		_, freed, err := store.Unban(r.Context(), acct.ID)
 		if err != nil {
 			return storeRefusal(err)

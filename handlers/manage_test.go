@@ -197,8 +197,17 @@ func TestDeactivateClosesSocketsAtOnceAndRefusesSignIn(t *testing.T) {
 	if code := signIn(t, srv, "192.0.2.2", "Bob", "not it at all"); code != http.StatusUnauthorized {
 		t.Fatalf("wrong password for a deactivated account: %d, want 401", code)
 	}
+	if code, _, body := as(t, srv, "POST", peopleURL(t, auth, "Bob", "deactivate"), ada, nil); code != http.StatusConflict || !strings.Contains(body, "already") {
+		t.Fatalf("deactivate twice: %d %s, want 409 saying it is already", code, body)
+	}
 	if code, _, body := as(t, srv, "POST", peopleURL(t, auth, "Bob", "reactivate"), ada, nil); code != http.StatusSeeOther {
 		t.Fatalf("reactivate: %d %s", code, body)
+	}
+	if code, _, body := as(t, srv, "POST", peopleURL(t, auth, "Bob", "reactivate"), ada, nil); code != http.StatusConflict || !strings.Contains(body, "active already") {
+		t.Fatalf("reactivate twice: %d %s, want 409", code, body)
+	}
+	if code, _, body := as(t, srv, "POST", peopleURL(t, auth, "Bob", "unban"), ada, nil); code != http.StatusConflict || !strings.Contains(body, "not banned") {
+		t.Fatalf("unban an account that is not banned: %d %s, want 409", code, body)
 	}
 	if code := signIn(t, srv, "192.0.2.3", "Bob", "password of Bob"); code != http.StatusSeeOther {
 		t.Fatalf("Bob's sign-in once reactivated: %d, want 303", code)

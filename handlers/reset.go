@@ -22,6 +22,13 @@ type resetStore interface {
 	ResetPassword(ctx context.Context, tokenHash []byte, hash string, now time.Time) (db.Account, []int64, error)
 }
 
+// resetHub records what the reset form refuses and closes the sockets of
+// the sessions a reset ends.
+type resetHub interface {
+	adminHub
+	sessionCloser
+}
+
 // resetAccount is the active account a reset link's token opens, if it
 // still opens one.
 func resetAccount(ctx context.Context, store resetStore, token string, now time.Time) (db.Account, bool) {
@@ -63,10 +70,7 @@ func handleResetForm(log *slog.Logger, a *Auth, store resetStore, assets views.A
 // the password, spends the link, ends the account's sessions (closing
 // their sockets) and signs this browser in. The token is looked up before
 // any password is hashed, so a wrong one costs no more than a lookup.
-func handleReset(log *slog.Logger, a *Auth, store resetStore, hub interface {
-	adminHub
-	sessionCloser
-}, trustProxy bool, assets views.AdminAssets) http.Handler {
+func handleReset(log *slog.Logger, a *Auth, store resetStore, hub resetHub, trustProxy bool, assets views.AdminAssets) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")

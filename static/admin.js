@@ -126,6 +126,27 @@
     if (link) link.select();
   });
 
+  // One Manage menu open at a time; Escape or a click elsewhere closes it,
+  // and Escape gives focus back to its button.
+  const openMenus = () => document.querySelectorAll('details.manage[open]');
+  document.body.addEventListener('toggle', (ev) => {
+    const d = ev.target;
+    if (!d.matches || !d.matches('details.manage') || !d.open) return;
+    for (const other of openMenus()) if (other !== d) other.open = false;
+  }, true);
+  document.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Escape' || dialog.open) return;
+    for (const d of openMenus()) {
+      const inside = d.contains(document.activeElement);
+      d.open = false;
+      if (inside) d.querySelector('summary').focus();
+    }
+  });
+  document.addEventListener('click', (ev) => {
+    if (dialog.open) return;
+    for (const d of openMenus()) if (!d.contains(ev.target)) d.open = false;
+  });
+
   // Copy puts the reset link on the clipboard; where the page is not a
   // secure context (plain http to a Pi), the link is selected for Ctrl+C.
   document.body.addEventListener('click', async (ev) => {
