@@ -99,6 +99,16 @@ func TestBrowserBanDeletesMessagesFromOpenPages(t *testing.T) {
 	personButton(t, admin, "Bob", "Password reset link")
 	waitPage(t, admin, "the reset link", `!!document.getElementById("reset-link") && document.getElementById("reset-link").value.includes("/reset/")`)
 	waitPage(t, admin, "focus on the new link", `document.activeElement && document.activeElement.id === "reset-link"`)
+	// The link's page, as its holder sees it (opening it spends nothing).
+	reset := eval[string](t, admin, `document.getElementById("reset-link").value`)
+	holder := newTab(t, admin, chromedp.WithNewBrowserContext())
+	for _, width := range []int64{390, 1280} {
+		do(t, holder, chromedp.EmulateViewport(width, 800), chromedp.Navigate(reset), chromedp.WaitVisible(chromedp.ID("password")))
+		if eval[bool](t, holder, `document.documentElement.scrollWidth > window.innerWidth`) {
+			t.Fatalf("the reset page scrolls sideways at %d px", width)
+		}
+		screenshot(t, holder, fmt.Sprintf("reset-%d.png", width))
+	}
 	for _, dark := range []bool{false, true} {
 		scheme := "light"
 		if dark {
