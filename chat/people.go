@@ -172,11 +172,14 @@ func (h *Hub) EndAccount(userID int64, reason string) int {
 // AddressesOf returns the addresses (by AddressKey) an account's open
 // sockets come from, each once.
 func (h *Hub) AddressesOf(userID int64) []string {
+	if userID == 0 {
+		return nil
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []string
 	for c := range h.clients {
-		if c.userID == userID && userID != 0 {
+		if c.userID == userID {
 			if k := AddressKey(c.remote); !slices.Contains(out, k) {
 				out = append(out, k)
 			}

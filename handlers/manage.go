@@ -60,7 +60,7 @@ var (
 	errNoPerson      = errors.New("no such account")
 	errLastAdmin     = errors.New("that is the last active admin account: make another admin first")
 	errSelfRole      = errors.New("you cannot remove your own admin role: another admin can")
-	errSelfDeactive  = errors.New("you cannot deactivate or ban your own account: another admin can")
+	errSelfEnd       = errors.New("you cannot deactivate or ban your own account: another admin can")
 	errBannedAccount = errors.New("the account is banned: unban it first")
 	errResetInactive = errors.New("the account is deactivated: reactivate it before making a reset link")
 	errBadRole       = errors.New("role must be admin or member")
@@ -103,7 +103,7 @@ func refusalStatus(err error) int {
 	switch {
 	case errors.Is(err, errBadRole), errors.Is(err, errBotRole):
 		return http.StatusBadRequest
-	case errors.Is(err, errSelfRole), errors.Is(err, errSelfDeactive):
+	case errors.Is(err, errSelfRole), errors.Is(err, errSelfEnd):
 		return http.StatusForbidden
 	case errors.Is(err, errLastAdmin), errors.Is(err, errBannedAccount), errors.Is(err, errResetInactive),
 		errors.Is(err, errIsDeactivated), errors.Is(err, errIsActive), errors.Is(err, errIsBanned), errors.Is(err, errNotBanned):
@@ -146,8 +146,8 @@ func sessionsEnded(n int) string {
 	return strconv.Itoa(n) + " sessions ended"
 }
 
-// devices says how many open sockets were closed, in words.
-func devices(n int) string {
+// pagesClosed says how many open sockets were closed, in words.
+func pagesClosed(n int) string {
 	if n == 1 {
 		return "1 open page closed"
 	}
@@ -185,7 +185,7 @@ func handleDeactivate(log *slog.Logger, a *Auth, store manageStore, hub accountC
 	return personAction(log, a, store, func(w http.ResponseWriter, r *http.Request, acct db.Account, me int64) error {
 		switch {
 		case acct.ID == me:
-			return errSelfDeactive
+			return errSelfEnd
 		case acct.Deactivated:
 			return errIsDeactivated
 		}
@@ -194,7 +194,7 @@ func handleDeactivate(log *slog.Logger, a *Auth, store manageStore, hub accountC
 			return storeRefusal(err)
 		}
 		closed := hub.EndAccount(acct.ID, closeDeactivated)
-		audit(r, auditDeactivate, acct.Name, sessionsEnded(len(ended))+", "+devices(closed))
+		audit(r, auditDeactivate, acct.Name, sessionsEnded(len(ended))+", "+pagesClosed(closed))
 		afterPeopleAction(w, r)
 		return nil
 	})
@@ -228,7 +228,7 @@ func handleBan(log *slog.Logger, a *Auth, store manageStore, hub accountCloser, 
 	return personAction(log, a, store, func(w http.ResponseWriter, r *http.Request, acct db.Account, me int64) error {
 		switch {
 		case acct.ID == me:
-			return errSelfDeactive
+			return errSelfEnd
 		case acct.Banned:
 			return errIsBanned
 		}
@@ -241,7 +241,7 @@ func handleBan(log *slog.Logger, a *Auth, store manageStore, hub accountCloser, 
 		a.setBanned(banned, true)
 		closed := hub.EndAccount(acct.ID, closeBanned)
 		closed += hub.CloseAddresses(banned, closeBanned)
-		detail := sessionsEnded(len(ended)) + ", " + devices(closed)
+		detail := sessionsEnded(len(ended)) + ", " + pagesClosed(closed)
 		if len(banned) > 0 {
 			detail += "; addresses refused: " + strings.Join(banned, ", ")
 		} else {
