@@ -141,6 +141,9 @@ func TestBrowserBanDeletesMessagesFromOpenPages(t *testing.T) {
 		return !slices.Contains(m, "buy cheap watches") && !slices.Contains(m, "really cheap") && slices.Contains(m, "a guest's line stays")
 	})
 	waitPage(t, bob, "why Bob's page stopped", `document.getElementById("status").dataset.state === "ended" && document.getElementById("notice").textContent.includes("banned by an admin") && !document.getElementById("notice").hidden`)
+	if !eval[bool](t, bob, `document.getElementById("message").disabled && document.getElementById("send").disabled`) {
+		t.Fatal("the banned page still offers to send")
+	}
 	screenshot(t, bob, "banned-page.png")
 	viewShot(t, bob, "banned-page-view.png")
 	waitPage(t, admin, "Bob banned on the list and in the audit", `(() => {

@@ -251,7 +251,8 @@ func handleBan(log *slog.Logger, a *Auth, store manageStore, hub accountCloser, 
 			detail += " (" + own + " is spared: it is your own address)"
 		}
 		if r.PostFormValue("delete_messages") == "on" {
-			n, err := hub.DeleteMessagesOf(r.Context(), acct.ID)
+			// The ban is done: its deletions go on if the admin leaves.
+			n, err := hub.DeleteMessagesOf(context.WithoutCancel(r.Context()), acct.ID)
 			if err != nil {
 				audit(r, auditBan, acct.Name, detail+"; deleting messages failed")
 				return err

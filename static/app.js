@@ -714,6 +714,10 @@
         clearInterval(countdownTimer);
         setStatus('ended', 'Disconnected');
         notice(`${ended}. Reload the page to go on signed out.`, true);
+        // Nothing typed now could be sent: say so where one types.
+        msgInput.disabled = true;
+        sendBtn.disabled = true;
+        msgInput.placeholder = ended;
         onlineCount.textContent = '–';
         markQueueWaiting();
         return;
