@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // An admin bans a member from the dashboard, with their messages, while
@@ -128,6 +129,17 @@ func TestBrowserBanDeletesMessagesFromOpenPages(t *testing.T) {
 			personMenu(t, admin, "Bob") // closed again
 		}
 	}
+
+	// The menu by keyboard: Enter opens it, Tab reaches its buttons,
+	// Escape closes it and gives focus back.
+	do(t, admin, chromedp.Focus(chromedp.CSS(`#people-list tr[data-person="Bob"] summary`)), chromedp.KeyEvent("\r"))
+	waitPage(t, admin, "Bob's menu open", `document.querySelector('#people-list tr[data-person="Bob"] details').open`)
+	do(t, admin, chromedp.KeyEvent("\t"))
+	if got := eval[string](t, admin, `document.activeElement.closest('.menu') ? document.activeElement.textContent.trim() : '(outside the menu)'`); got != "Make admin" {
+		t.Fatalf("Tab from the open menu's button reaches %q, want Make admin", got)
+	}
+	do(t, admin, chromedp.KeyEvent(kb.Escape))
+	waitPage(t, admin, "the menu closed, focus on its button", `!document.querySelector('#people-list tr[data-person="Bob"] details').open && document.activeElement.matches('#people-list tr[data-person="Bob"] summary')`)
 
 	personMenu(t, admin, "Bob")
 	personButton(t, admin, "Bob", "Ban and delete")
