@@ -95,6 +95,13 @@ func TestBrowserBanDeletesMessagesFromOpenPages(t *testing.T) {
 		const row = document.querySelector('#people-list tr[data-person="Bob"]');
 		return !!row && row.querySelector('.msgs').textContent.includes('2') && row.querySelector('.online').textContent.includes('1');
 	})()`)
+	// The list is not reloaded, but who is online follows the live part:
+	// Ann opens the chat in a second tab of her browser.
+	second := newTab(t, admin)
+	do(t, second, chromedp.Navigate(s.url+"/"))
+	connected(t, second)
+	waitPage(t, admin, "Ann's two open pages on the list", `document.querySelector('#people-list tr[data-person="Ann"] .online .n').textContent === "2"`)
+
 	// A reset link first: shown once, with a copy button.
 	personMenu(t, admin, "Bob")
 	personButton(t, admin, "Bob", "Password reset link")

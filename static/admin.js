@@ -169,6 +169,31 @@
     setTimeout(() => { btn.textContent = 'Copy'; }, 3000);
   });
 
+  // The list of people is not refreshed (it is read when the page loads
+  // or an admin acts on it), but who is online is in every live refresh:
+  // each person's Online and Last seen cells follow it, changing only text.
+  function followOnline() {
+    const open = new Map();
+    for (const who of document.querySelectorAll('#connections tr.who[data-user-id]')) {
+      const id = who.dataset.userId;
+      if (id !== '0') open.set(id, who.parentElement.querySelectorAll('tr[data-session]').length);
+    }
+    for (const row of document.querySelectorAll('#people-list tr[data-id]')) {
+      const n = open.get(row.dataset.id) || 0;
+      const count = row.querySelector('.online .n');
+      const seen = row.querySelector('.seen');
+      if (count && count.textContent !== String(n)) count.textContent = String(n);
+      if (!seen) continue;
+      if (n > 0 && seen.textContent !== 'online now') seen.textContent = 'online now';
+      if (n === 0 && seen.textContent === 'online now') seen.textContent = 'just now';
+    }
+  }
+
+  document.body.addEventListener('htmx:afterSettle', (ev) => {
+    if (ev.target.id !== 'live') return;
+    followOnline();
+  });
+
   document.body.addEventListener('htmx:afterSettle', (ev) => {
     if (ev.target.id !== 'live') return; // the new live part, whoever asked
     held = 0;
