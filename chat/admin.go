@@ -207,6 +207,42 @@ func (h *Hub) Prune(ctx context.Context, olderThan time.Time, keepNewest int) (i
 	return n, err
 }
 
+// maxDeletedIDs is how many ids one deleted frame carries: a ban that
+// deletes thousands of messages tells each page in a few frames, not
+// thousands.
+const maxDeletedIDs = 256
+
+// DeleteMessagesOf removes every message an account stored, in one
+// transaction, and tells open pages as Delete does; it returns how many
+// it removed.
+func (h *Hub) DeleteMessagesOf(ctx context.Context, userID int64) (int, error) {
+	ids, err := h.store.DeleteMessagesOf(ctx, userID)
+	if err != nil {
+		return 0, err
+	}
+	if len(ids) > 0 {
+		h.do(func() { h.forgetMany(ids) })
+	}
+	return len(ids), nil
+}
+
+// forgetMany is forget for many ids, in frames of up to maxDeletedIDs.
+func (h *Hub) forgetMany(ids []int64) {
+	h.changeRecent(func(b *broadcaster) {
+		for _, id := range ids {
+			b.drop(id)
+		}
+	})
+	for chunk := range slices.Chunk(ids, maxDeletedIDs) {
+		frame := encode("deleted", deletedData{ID: chunk[0], IDs: chunk})
+		for c := range h.b.members {
+			if c.proto == V1 {
+				h.mustSend(c, frame)
+			}
+		}
+	}
+}
+
 // forget runs on the broadcaster: the message leaves the recent set, so no
 // catch-up hands it out again, and clients are told.
 func (h *Hub) forget(id int64) {

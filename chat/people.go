@@ -143,3 +143,67 @@ func (h *Hub) EndSessions(sessions ...int64) int {
 	}
 	return n
 }
+
+// CloseAccountEnded is the close code of a socket whose account an admin
+// deactivated or banned (a private-use code, RFC 6455 7.4.2): the page
+// shows the close reason and does not reconnect, since it would be
+// refused.
+const CloseAccountEnded = 4003
+
+// EndAccount closes, at once, every socket signed in to an account, with
+// CloseAccountEnded and reason (at most 123 bytes, a close frame's room).
+// It reports how many it closed.
+func (h *Hub) EndAccount(userID int64, reason string) int {
+	if userID == 0 {
+		return 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for c := range h.clients {
+		if c.userID == userID {
+			c.closeWith(CloseAccountEnded, reason)
+			n++
+		}
+	}
+	return n
+}
+
+// AddressesOf returns the addresses (by AddressKey) an account's open
+// sockets come from, each once.
+func (h *Hub) AddressesOf(userID int64) []string {
+	if userID == 0 {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for c := range h.clients {
+		if c.userID == userID {
+			if k := AddressKey(c.remote); !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+// CloseAddresses closes, at once, every socket from one of the addresses
+// (by AddressKey), with CloseAccountEnded and reason: a ban's, for the
+// banned person's pages that are open as a guest's. It reports how many
+// it closed.
+func (h *Hub) CloseAddresses(addresses []string, reason string) int {
+	if len(addresses) == 0 {
+		return 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for c := range h.clients {
+		if slices.Contains(addresses, AddressKey(c.remote)) {
+			c.closeWith(CloseAccountEnded, reason)
+			n++
+		}
+	}
+	return n
+}

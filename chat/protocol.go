@@ -84,8 +84,11 @@ type (
 		User   string `json:"user"`
 		UserID *int64 `json:"user_id"` // null for a guest
 	}
+	// deletedData names a deleted message; a batch deleted together
+	// (a ban's) comes as ids, up to maxDeletedIDs a frame, its first in id.
 	deletedData struct {
-		ID int64 `json:"id"`
+		ID  int64   `json:"id"`
+		IDs []int64 `json:"ids,omitempty"`
 	}
 	// personData is the person frame: an account's name changed. Clients
 	// show the new name wherever the account appears: their own header,

@@ -38,20 +38,22 @@ type Account struct {
 	Role         string // RoleAdmin, RoleMember or RoleBot
 	Created      time.Time
 	Deactivated  bool
+	Banned       bool // by an admin; a banned account is deactivated too
 }
 
-const accountColumns = "id, name, name_key, password_hash, role, created, deactivated"
+const accountColumns = "id, name, name_key, password_hash, role, created, deactivated, banned"
 
 func scanAccount(row interface{ Scan(...any) error }) (Account, error) {
 	var (
 		a           Account
 		created     int64
 		deactivated sql.NullInt64
+		banned      sql.NullInt64
 	)
-	if err := row.Scan(&a.ID, &a.Name, &a.NameKey, &a.PasswordHash, &a.Role, &created, &deactivated); err != nil {
+	if err := row.Scan(&a.ID, &a.Name, &a.NameKey, &a.PasswordHash, &a.Role, &created, &deactivated, &banned); err != nil {
 		return Account{}, err
 	}
-	a.Created, a.Deactivated = time.UnixMilli(created), deactivated.Valid
+	a.Created, a.Deactivated, a.Banned = time.UnixMilli(created), deactivated.Valid, banned.Valid
 	return a, nil
 }
 

@@ -15,6 +15,7 @@ const (
 	// SessionAccount is the kind of a person's session, opened by signing
 	// in to an account.
 	SessionAccount = "account"
+	// SessionReset (people.go) is a password-reset link's token.
 )
 
 // Session is one signed-in browser. Its token is never stored, only the
@@ -27,9 +28,10 @@ type Session struct {
 	Created   time.Time
 	LastSeen  time.Time
 	Expires   time.Time
+	Address   string // where it was signed in from (chat.AddressKey); "" if unknown
 }
 
-const sessionColumns = "id, kind, account_id, user_agent, created, last_seen, expires"
+const sessionColumns = "id, kind, account_id, user_agent, created, last_seen, expires, address"
 
 func scanSession(row interface{ Scan(...any) error }) (Session, error) {
 	var (
@@ -37,7 +39,7 @@ func scanSession(row interface{ Scan(...any) error }) (Session, error) {
 		account                  sql.NullInt64
 		created, seen, expiresAt int64
 	)
-	if err := row.Scan(&sess.ID, &sess.Kind, &account, &sess.UserAgent, &created, &seen, &expiresAt); err != nil {
+	if err := row.Scan(&sess.ID, &sess.Kind, &account, &sess.UserAgent, &created, &seen, &expiresAt, &sess.Address); err != nil {
 		return Session{}, err
 	}
 	sess.AccountID = account.Int64
@@ -58,10 +60,10 @@ func (s *Store) CreateSession(ctx context.Context, tokenHash []byte, sess Sessio
 	if _, err := tx.ExecContext(ctx, "DELETE FROM sessions WHERE expires <= ?", sess.Created.UnixMilli()); err != nil {
 		return fmt.Errorf("create session: prune: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (token_hash, kind, account_id, user_agent, created, last_seen, expires)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (token_hash, kind, account_id, user_agent, created, last_seen, expires, address)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		tokenHash, sess.Kind, nullID(sess.AccountID), sess.UserAgent,
-		sess.Created.UnixMilli(), sess.Created.UnixMilli(), sess.Expires.UnixMilli()); err != nil {
+		sess.Created.UnixMilli(), sess.Created.UnixMilli(), sess.Expires.UnixMilli(), sess.Address); err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
 	// The newest max of this owner's sessions stay; ids grow with inserts.

@@ -34,12 +34,16 @@ type adminHub interface {
 type adminStore interface {
 	Count(ctx context.Context) (int64, error)
 	Find(ctx context.Context, f db.Filter) ([]db.Message, error)
+	AuditLog(ctx context.Context, n int) ([]db.AuditEntry, error)
 	Size() int64
 	Pruned() int64
 }
 
 // listPage is how many messages one page of the dashboard's list holds.
 const listPage = 20
+
+// auditShown is how many of the newest audit lines the dashboard shows.
+const auditShown = 50
 
 // listRequest reads the list's filter and page bound from the URL, or says
 // why they are not usable.
@@ -108,7 +112,12 @@ func dashboardData(ctx context.Context, hub adminHub, store adminStore, version 
 	} else if list, err = findPage(ctx, store, list); err != nil {
 		return views.Dashboard{}, err
 	}
+	audit, err := store.AuditLog(ctx, auditShown)
+	if err != nil {
+		return views.Dashboard{}, err
+	}
 	return views.Dashboard{
+		Audit:      audit,
 		Room:       hub.Snapshot(200),
 		Stored:     stored,
 		Pruned:     store.Pruned(),
@@ -179,22 +188,42 @@ func afterAction(w http.ResponseWriter, r *http.Request, live http.Handler) {
 	}
 }
 
-func handleDisconnect(log *slog.Logger, hub adminHub, live http.Handler) http.Handler {
+func handleDisconnect(log *slog.Logger, hub adminHub, live http.Handler, audit auditFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := hub.Disconnect(r.PathValue("id"), "disconnected by an admin"); err != nil {
+		id := r.PathValue("id")
+		target := "session " + chat.Cut(id, 40)
+		for _, c := range hub.Snapshot(0).Connections {
+			if c.ID == id {
+				target = c.User + " (session " + c.ID[:min(8, len(c.ID))] + ")"
+				if c.Remote != "" {
+					target += " from " + c.Remote
+				}
+			}
+		}
+		if err := hub.Disconnect(id, "disconnected by an admin"); err != nil {
 			writeError(w, r, log, http.StatusNotFound, errors.New("no such session: it may have left already"))
 			return
 		}
+		audit(r, auditDisconnect, target, "")
 		afterAction(w, r, live)
 	})
 }
 
-func handleDeleteMessage(log *slog.Logger, hub adminHub, live http.Handler) http.Handler {
+// messageGetter reads one message, for the audit line of its deletion.
+type messageGetter interface {
+	Get(ctx context.Context, id int64) (db.Message, error)
+}
+
+func handleDeleteMessage(log *slog.Logger, hub adminHub, store messageGetter, live http.Handler, audit auditFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 		if err != nil || id < 1 {
 			writeError(w, r, log, http.StatusBadRequest, errors.New("id must be a message id"))
 			return
+		}
+		detail := ""
+		if m, err := store.Get(r.Context(), id); err == nil {
+			detail = m.User + ": " + chat.Cut(m.Message, 120)
 		}
 		switch err := hub.Delete(r.Context(), id); {
 		case errors.Is(err, db.ErrNotFound):
@@ -204,16 +233,18 @@ func handleDeleteMessage(log *slog.Logger, hub adminHub, live http.Handler) http
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
 		}
+		audit(r, auditDelete, "message #"+strconv.FormatInt(id, 10), detail)
 		afterAction(w, r, live)
 	})
 }
 
-func handleClearErrors(log *slog.Logger, hub adminHub, live http.Handler) http.Handler {
+func handleClearErrors(log *slog.Logger, hub adminHub, live http.Handler, audit auditFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := hub.ClearErrors(r.Context()); err != nil {
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
 		}
+		audit(r, auditClearErrors, "the recent errors", "")
 		afterAction(w, r, live)
 	})
 }

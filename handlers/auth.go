@@ -93,6 +93,9 @@ type Auth struct {
 	// restarts, so that the admin can still reach the dashboard that
 	// shows what is wrong. Keyed by the token's SHA-256; values expire.
 	unsaved map[string]time.Time
+	// banned are the addresses (chat.AddressKey) a ban refuses, as the
+	// database holds them: read at the start, changed with every ban.
+	banned map[string]bool
 }
 
 // authStore is what Auth keeps in the database: in the settings, the
@@ -114,6 +117,7 @@ type authStore interface {
 	DeleteSession(ctx context.Context, tokenHash []byte) error
 	DeleteSessions(ctx context.Context, kind string) (int64, error)
 	PruneSessions(ctx context.Context, now time.Time) (int64, error)
+	BannedAddresses(ctx context.Context) ([]string, error)
 }
 
 // NewAuth sets up sign-in: people's accounts, and the admin password of
@@ -138,7 +142,13 @@ func NewAuth(ctx context.Context, store authStore, password string, log *slog.Lo
 		gate:     &loginGate{},
 
 		unsaved: make(map[string]time.Time),
+		banned:  make(map[string]bool),
 	}
+	bans, err := store.BannedAddresses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a.setBanned(bans, true)
 	hasAdmin, err := store.HasAdmin(ctx)
 	if err != nil {
 		return nil, err
@@ -367,8 +377,9 @@ func (a *Auth) session(r *http.Request, k sessionKind) (db.Session, bool) {
 }
 
 // newSession stores a new session of a kind, for an account (0 for the
-// admin password), and returns its token and the token's hash.
-func (a *Auth) newSession(r *http.Request, k sessionKind, accountID int64) (token string, hash []byte, err error) {
+// admin password), signed in from address (chat.AddressKey; "" for none),
+// and returns its token and the token's hash.
+func (a *Auth) newSession(r *http.Request, k sessionKind, accountID int64, address string) (token string, hash []byte, err error) {
 	token = newToken()
 	hash = tokenHash(token)
 	now := a.now()
@@ -378,6 +389,7 @@ func (a *Auth) newSession(r *http.Request, k sessionKind, accountID int64) (toke
 		UserAgent: shortUserAgent(r.UserAgent()),
 		Created:   now,
 		Expires:   now.Add(k.ttl),
+		Address:   address,
 	}, k.max)
 	return token, hash, err
 }
@@ -386,7 +398,7 @@ func (a *Auth) newSession(r *http.Request, k sessionKind, accountID int64) (toke
 // browser. A database that cannot store it (a full disk) does not keep the
 // admin out: the session is then kept in memory.
 func (a *Auth) startSession(w http.ResponseWriter, r *http.Request, trustProxy bool) {
-	token, hash, err := a.newSession(r, adminSessions, 0)
+	token, hash, err := a.newSession(r, adminSessions, 0, chat.AddressKey(chat.ClientIP(r, trustProxy)))
 	if err != nil {
 		a.log.Warn("admin session kept in memory only, until a restart: the database refused it", "err", err)
 		a.keepUnsaved(hash, a.now())

@@ -62,7 +62,7 @@ func New(d Deps) http.Handler {
 	}
 	mux := http.NewServeMux()
 	addRoutes(mux, d)
-	edge := checkHost(d, NewHosts(d.Hostname, d.AllowHosts), limitBodies(d, apiErrors(mux)))
+	edge := checkHost(d, NewHosts(d.Hostname, d.AllowHosts), limitBodies(d, refuseBanned(d, apiErrors(mux))))
 	return recoverPanics(d.Log, d.Hub, d.TrustProxy, securityHeaders(edge))
 }
 
@@ -211,6 +211,7 @@ const (
 	placeLogin    = "admin login"
 	placeAdmin    = "admin" // the dashboard's actions
 	placeRESTSend = "REST send"
+	placeBanned   = "banned address" // refuseBanned
 )
 
 // requestSubject names a request in the error log: method, path, address.

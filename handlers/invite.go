@@ -142,12 +142,13 @@ func qrPath(bits [][]bool) string {
 
 // handleInviteReset serves POST /admin/invite/reset, for admins: a new
 // invite link; the old one opens nothing from now on.
-func handleInviteReset(log *slog.Logger, a *Auth) http.Handler {
+func handleInviteReset(log *slog.Logger, a *Auth, audit auditFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := a.ResetInvite(r.Context()); err != nil {
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
 		}
+		audit(r, auditInvite, "the invite link", "the old link no longer works")
 		log.Info("the invite link is reset: the old one no longer works")
 		http.Redirect(w, r, "/admin#invite", http.StatusSeeOther)
 	})
@@ -155,7 +156,7 @@ func handleInviteReset(log *slog.Logger, a *Auth) http.Handler {
 
 // handleJoinPolicy serves POST /admin/join-policy, for admins: form field
 // policy, one of invite, open and closed.
-func handleJoinPolicy(log *slog.Logger, a *Auth) http.Handler {
+func handleJoinPolicy(log *slog.Logger, a *Auth, audit auditFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		p := r.PostFormValue("policy")
@@ -163,9 +164,17 @@ func handleJoinPolicy(log *slog.Logger, a *Auth) http.Handler {
 			writeError(w, r, log, http.StatusBadRequest, errors.New("policy must be invite, open or closed"))
 			return
 		}
+		before, err := a.JoinPolicy(r.Context())
+		if err != nil {
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
 		if err := a.store.SetSetting(r.Context(), settingJoin, p); err != nil {
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
+		}
+		if before != p {
+			audit(r, auditJoinPolicy, "who may join", before+" → "+p)
 		}
 		log.Info("who may join is changed", "policy", p)
 		http.Redirect(w, r, "/admin#invite", http.StatusSeeOther)

@@ -227,7 +227,7 @@ func (a *Auth) setupTokenValid(ctx context.Context, token string) bool {
 
 // startPersonSession signs r's browser in to an account.
 func (a *Auth) startPersonSession(w http.ResponseWriter, r *http.Request, trustProxy bool, accountID int64) error {
-	token, _, err := a.newSession(r, personSessions, accountID)
+	token, _, err := a.newSession(r, personSessions, accountID, chat.AddressKey(chat.ClientIP(r, trustProxy)))
 	if err != nil {
 		return err
 	}
@@ -447,9 +447,16 @@ func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, t
 			a.checkDummy(password)
 		}
 		a.gate.done(ok)
-		if !ok || acct.Deactivated {
+		if !ok {
 			hub.RecordErrorAt(chat.KindBadInput, placeSignIn, "wrong name or password at sign-in", requestSubject(r, trustProxy))
 			answer(http.StatusUnauthorized, "That name and password do not match an account.")
+			return
+		}
+		// Said only to whoever knows the password: it tells nobody else
+		// that the account exists.
+		if acct.Deactivated {
+			hub.RecordErrorAt(chat.KindBadInput, placeSignIn, "sign-in to a deactivated account", requestSubject(r, trustProxy))
+			answer(http.StatusForbidden, errDeactivatedSignIn)
 			return
 		}
 		if err := a.startPersonSession(w, r, trustProxy, acct.ID); err != nil {
@@ -460,6 +467,9 @@ func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, t
 		http.Redirect(w, r, form.Next, http.StatusSeeOther)
 	})
 }
+
+// errDeactivatedSignIn answers the right password of a deactivated account.
+const errDeactivatedSignIn = "This account is deactivated: an admin has turned it off. Ask one of the chat's admins if you think that is a mistake."
 
 // handleSignOut serves POST /signout: it ends the request's session, if it
 // has a live one; anyone may call it, and without a session it only clears

@@ -56,6 +56,9 @@ func addPeopleRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /account/sessions/{id}/end", post(handleEndSession(d.Log, d.Auth, d.Store, d.Hub, d.TrustProxy)))
 	mux.Handle("POST /account/sessions/end-others", post(handleEndOtherSessions(d.Log, d.Auth, d.Store, d.Hub)))
 	mux.Handle("POST /account/password", post(handleChangePassword(d.Log, d.Auth, d.Store, d.Hub, d.TrustProxy, assets)))
+	// A password-reset link an admin handed over: its holder only.
+	mux.Handle("GET /reset/{token}", handleResetForm(d.Log, d.Auth, d.Store, assets))
+	mux.Handle("POST /reset/{token}", post(handleReset(d.Log, d.Auth, d.Store, d.Hub, d.TrustProxy, assets)))
 }
 
 // addAdminRoutes is the admin dashboard: every route but the login behind a
@@ -70,10 +73,23 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	post := sameOrigin(d, placeAdmin, "cross-origin admin request refused")
 	admin := func(h http.Handler) http.Handler { return requireAdmin(d.Auth, h) }
 
-	page := handleDashboard(d.Log, d.Hub, d.Store, d.Version, func(r *http.Request, data views.Dashboard) (templ.Component, error) {
-		inv, err := inviteCard(r, d.Auth, d.TrustProxy)
-		return views.AdminPage(assets, data, inv), err
-	}, false)
+	audit := newAudit(d.Log, d.Auth, d.Store)
+	// The whole page, with a password-reset link just made (reset) or none.
+	pageView := func(reset views.ResetLink) func(*http.Request, views.Dashboard) (templ.Component, error) {
+		return func(r *http.Request, data views.Dashboard) (templ.Component, error) {
+			inv, err := inviteCard(r, d.Auth, d.TrustProxy)
+			if err != nil {
+				return nil, err
+			}
+			people, err := peopleList(r, d.Auth, d.Store, data.Room)
+			people.Reset = reset
+			return views.AdminPage(assets, data, inv, people), err
+		}
+	}
+	page := handleDashboard(d.Log, d.Hub, d.Store, d.Version, pageView(views.ResetLink{}), false)
+	withReset := func(link views.ResetLink) http.Handler {
+		return handleDashboard(d.Log, d.Hub, d.Store, d.Version, pageView(link), false)
+	}
 	liveView := func(_ *http.Request, data views.Dashboard) (templ.Component, error) {
 		return views.AdminLive(data), nil
 	}
@@ -86,11 +102,18 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /admin/login", handleLoginForm(d.Log, d.Auth, assets))
 	mux.Handle("POST /admin/login", post(handleLogin(d.Log, d.Auth, d.Hub, d.TrustProxy, assets)))
 	mux.Handle("POST /admin/logout", post(handleLogout(d.Log, d.Auth, d.TrustProxy)))
-	mux.Handle("POST /admin/sessions/{id}/disconnect", post(admin(handleDisconnect(d.Log, d.Hub, live))))
-	mux.Handle("POST /admin/messages/{id}/delete", post(admin(handleDeleteMessage(d.Log, d.Hub, live))))
-	mux.Handle("POST /admin/errors/clear", post(admin(handleClearErrors(d.Log, d.Hub, live))))
-	mux.Handle("POST /admin/invite/reset", post(admin(handleInviteReset(d.Log, d.Auth))))
-	mux.Handle("POST /admin/join-policy", post(admin(handleJoinPolicy(d.Log, d.Auth))))
+	mux.Handle("POST /admin/sessions/{id}/disconnect", post(admin(handleDisconnect(d.Log, d.Hub, live, audit))))
+	mux.Handle("POST /admin/messages/{id}/delete", post(admin(handleDeleteMessage(d.Log, d.Hub, d.Store, live, audit))))
+	mux.Handle("POST /admin/errors/clear", post(admin(handleClearErrors(d.Log, d.Hub, live, audit))))
+	mux.Handle("POST /admin/invite/reset", post(admin(handleInviteReset(d.Log, d.Auth, audit))))
+	mux.Handle("POST /admin/join-policy", post(admin(handleJoinPolicy(d.Log, d.Auth, audit))))
+	// Managing people (manage.go).
+	mux.Handle("POST /admin/people/{id}/role", post(admin(handleSetRole(d.Log, d.Auth, d.Store, audit))))
+	mux.Handle("POST /admin/people/{id}/deactivate", post(admin(handleDeactivate(d.Log, d.Auth, d.Store, d.Hub, audit))))
+	mux.Handle("POST /admin/people/{id}/reactivate", post(admin(handleReactivate(d.Log, d.Auth, d.Store, audit))))
+	mux.Handle("POST /admin/people/{id}/ban", post(admin(handleBan(d.Log, d.Auth, d.Store, d.Hub, d.TrustProxy, audit))))
+	mux.Handle("POST /admin/people/{id}/unban", post(admin(handleUnban(d.Log, d.Auth, d.Store, audit))))
+	mux.Handle("POST /admin/people/{id}/reset-link", post(admin(handleResetLink(d.Log, d.Auth, d.Store, d.TrustProxy, audit, withReset))))
 	mux.Handle("/admin/", admin(http.NotFoundHandler()))
 }
 

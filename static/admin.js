@@ -114,6 +114,86 @@
     dialog.showModal();
   });
 
+  // ---------- the list of people ----------
+
+  // A people action swaps in a new list: keyboard focus goes to the reset
+  // link it shows, or back to the list's heading, never lost on the body.
+  document.body.addEventListener('htmx:afterSettle', (ev) => {
+    if (ev.target.id !== 'people') return;
+    const link = document.getElementById('reset-link');
+    const target = link || document.getElementById('people-title');
+    if (target) target.focus({ focusVisible: true });
+    if (link) link.select();
+  });
+
+  // One Manage menu open at a time; Escape or a click elsewhere closes it,
+  // and Escape gives focus back to its button.
+  const openMenus = () => document.querySelectorAll('details.manage[open]');
+  document.body.addEventListener('toggle', (ev) => {
+    const d = ev.target;
+    if (!d.matches || !d.matches('details.manage') || !d.open) return;
+    for (const other of openMenus()) if (other !== d) other.open = false;
+  }, true);
+  document.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Escape' || dialog.open) return;
+    for (const d of openMenus()) {
+      const inside = d.contains(document.activeElement);
+      d.open = false;
+      if (inside) d.querySelector('summary').focus();
+    }
+  });
+  document.addEventListener('click', (ev) => {
+    if (dialog.open) return;
+    for (const d of openMenus()) if (!d.contains(ev.target)) d.open = false;
+  });
+
+  // Copy puts the reset link on the clipboard; where the page is not a
+  // secure context (plain http to a Pi), the link is selected for Ctrl+C.
+  document.body.addEventListener('click', async (ev) => {
+    const btn = ev.target.closest('button[data-copy]');
+    if (!btn) return;
+    const input = document.getElementById(btn.dataset.copy);
+    if (!input) return;
+    input.focus();
+    input.select();
+    let copied = false;
+    try {
+      if (navigator.clipboard && window.isSecureContext) {
+        await navigator.clipboard.writeText(input.value);
+        copied = true;
+      } else {
+        copied = document.execCommand('copy');
+      }
+    } catch { /* fall through: the link stays selected */ }
+    btn.textContent = copied ? 'Copied' : 'Press Ctrl+C';
+    setTimeout(() => { btn.textContent = 'Copy'; }, 3000);
+  });
+
+  // The list of people is not refreshed (it is read when the page loads
+  // or an admin acts on it), but who is online is in every live refresh:
+  // each person's Online and Last seen cells follow it, changing only text.
+  function followOnline() {
+    const open = new Map();
+    for (const who of document.querySelectorAll('#connections tr.who[data-user-id]')) {
+      const id = who.dataset.userId;
+      if (id !== '0') open.set(id, who.parentElement.querySelectorAll('tr[data-session]').length);
+    }
+    for (const row of document.querySelectorAll('#people-list tr[data-id]')) {
+      const n = open.get(row.dataset.id) || 0;
+      const count = row.querySelector('.online .n');
+      const seen = row.querySelector('.seen');
+      if (count && count.textContent !== String(n)) count.textContent = String(n);
+      if (!seen) continue;
+      if (n > 0 && seen.textContent !== 'online now') seen.textContent = 'online now';
+      if (n === 0 && seen.textContent === 'online now') seen.textContent = 'just now';
+    }
+  }
+
+  document.body.addEventListener('htmx:afterSettle', (ev) => {
+    if (ev.target.id !== 'live') return;
+    followOnline();
+  });
+
   document.body.addEventListener('htmx:afterSettle', (ev) => {
     if (ev.target.id !== 'live') return; // the new live part, whoever asked
     held = 0;

@@ -70,6 +70,7 @@
   const typers = new Map(); // person (typerKey) -> { user, until }
   let typingTimer = 0;
   let noticeTimer = 0;
+  let ended = ''; // the close reason that stopped the page, once one has (see onclose)
 
   // ---------- storage (may be unavailable: private modes, policies) ----------
 
@@ -253,11 +254,14 @@
     return over <= 0;
   }
 
-  function notice(text) {
+  // notice says text for a few seconds; a sticky one stays (the page has
+  // nothing more to do until it is reloaded).
+  function notice(text, sticky) {
+    if (ended && !sticky) return; // the reason the page stopped stays in view
     noticeEl.textContent = text;
     noticeEl.hidden = false;
     clearTimeout(noticeTimer);
-    noticeTimer = setTimeout(() => { noticeEl.hidden = true; }, 5000);
+    if (!sticky) noticeTimer = setTimeout(() => { noticeEl.hidden = true; }, 5000);
   }
 
   function errorText(code, message) {
@@ -658,10 +662,15 @@
     retint();
   }
 
+  // A batch deleted together (a ban's) comes as ids.
   function onDeleted(d) {
-    if (!d || !Number.isSafeInteger(d.id)) return;
-    deletedIds.add(d.id);
-    $('m-' + d.id)?.remove();
+    if (!d) return;
+    const ids = Array.isArray(d.ids) ? d.ids : [d.id];
+    for (const id of ids) {
+      if (!Number.isSafeInteger(id)) continue;
+      deletedIds.add(id);
+      $('m-' + id)?.remove();
+    }
     regroup();
   }
 
@@ -739,7 +748,13 @@
     connected: 'Connected',
     reconnecting: 'Connection lost, reconnecting',
     offline: 'Offline',
+    ended: 'Disconnected',
   };
+
+  // CLOSE_ACCOUNT_ENDED is the close code of a socket whose account an admin
+  // deactivated or banned (chat.CloseAccountEnded): reconnecting would be
+  // refused, so the page stops and says why.
+  const CLOSE_ACCOUNT_ENDED = 4003;
 
   function setStatus(state, text) {
     if (statusEl.dataset.state !== state) {
@@ -759,7 +774,7 @@
     clearTimeout(retryTimer);
     clearInterval(countdownTimer);
     retryTimer = 0;
-    if (ws) return;
+    if (ws || ended) return;
     if (!navigator.onLine) { setStatus('offline', 'Offline'); return; }
     setStatus('connecting', 'Connecting…');
     const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/' +
@@ -792,10 +807,25 @@
         default: break; // newer server, older page: ignore what we do not know
       }
     };
-    sock.onclose = () => {
+    sock.onclose = (ev) => {
       if (ws !== sock) return;
       ws = null;
       ready = false;
+      if (ev.code === CLOSE_ACCOUNT_ENDED) {
+        const why = ev.reason || 'your account was turned off by an admin';
+        ended = why.charAt(0).toUpperCase() + why.slice(1);
+        clearTimeout(retryTimer);
+        clearInterval(countdownTimer);
+        setStatus('ended', 'Disconnected');
+        notice(`${ended}. Reload the page to go on signed out.`, true);
+        // Nothing typed now could be sent: say so where one types.
+        msgInput.disabled = true;
+        sendBtn.disabled = true;
+        msgInput.placeholder = ended;
+        onlineCount.textContent = '–';
+        markQueueWaiting();
+        return;
+      }
       if (connectedAt && Date.now() - connectedAt > 10000) attempt = 0;
       connectedAt = 0;
       onlineCount.textContent = '–'; // unknown until the next presence frame
@@ -875,10 +905,12 @@
   }
 
   window.addEventListener('online', () => {
+    if (ended) return;
     if (!ws) connect();
     else if (ready) setStatus('connected', 'Connected');
   });
   window.addEventListener('offline', () => {
+    if (ended) return;
     if (!ws) { clearTimeout(retryTimer); clearInterval(countdownTimer); }
     setStatus('offline', 'Offline');
   });

@@ -29,6 +29,7 @@ type Dashboard struct {
 	Goroutines int
 	Version    string
 	Messages   MessageList
+	Audit      []db.AuditEntry // the newest admin actions, newest first
 }
 
 // MaxFilter is how many characters the message list's filter may have: the

@@ -1,0 +1,413 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// What admins do to people's accounts: their roles, deactivation, bans
+// and the addresses a ban refuses, and one-time password-reset links.
+
+// SessionReset is the kind of a password-reset link's token: a session
+// row that opens no page, only the reset form, once.
+const SessionReset = "reset"
+
+// ErrLastAdmin refuses a change that would leave no active admin account.
+var ErrLastAdmin = errors.New("it is the last active admin account")
+
+// ErrBanned refuses to reactivate a banned account: it is unbanned first.
+var ErrBanned = errors.New("the account is banned")
+
+// PersonInfo is an account as the admin's list of people shows it.
+type PersonInfo struct {
+	Account
+	LastSeen time.Time // the latest use of any of its sessions; zero for none
+	Messages int64     // stored messages
+}
+
+// People returns every account, oldest first, with when it was last seen
+// and how many messages it has stored.
+func (s *Store) People(ctx context.Context) ([]PersonInfo, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT a.id, a.name, a.name_key, a.password_hash, a.role, a.created, a.deactivated, a.banned,
+		max(coalesce(a.last_seen, 0), coalesce((SELECT max(last_seen) FROM sessions WHERE kind = ? AND account_id = a.id), 0)),
+		(SELECT count(*) FROM messages WHERE user_id = a.id)
+		FROM accounts a ORDER BY a.id`, SessionAccount)
+	if err != nil {
+		return nil, fmt.Errorf("people: %w", err)
+	}
+	defer rows.Close()
+	var out []PersonInfo
+	for rows.Next() {
+		var (
+			p    PersonInfo
+			seen sql.NullInt64
+		)
+		var err error
+		p.Account, err = scanAccount(scanFunc(func(dest ...any) error {
+			return rows.Scan(append(dest, &seen, &p.Messages)...)
+		}))
+		if err != nil {
+			return nil, fmt.Errorf("people: %w", err)
+		}
+		if seen.Int64 > 0 {
+			p.LastSeen = time.UnixMilli(seen.Int64)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// scanFunc is a Scan method on its own, for a row that has more columns
+// than scanAccount reads.
+type scanFunc func(dest ...any) error
+
+func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
+
+// inTx runs f in a write transaction and commits it if f returns nil.
+func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := f(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// accountIn reads an account inside a transaction; ErrNotFound if there
+// is none.
+func accountIn(ctx context.Context, tx *sql.Tx, id int64) (Account, error) {
+	a, err := scanAccount(tx.QueryRowContext(ctx, "SELECT "+accountColumns+" FROM accounts WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Account{}, ErrNotFound
+	}
+	return a, err
+}
+
+// otherAdmins counts the active admin accounts other than id.
+func otherAdmins(ctx context.Context, tx *sql.Tx, id int64) (int, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, "SELECT count(*) FROM accounts WHERE role = ? AND deactivated IS NULL AND id != ?", RoleAdmin, id).Scan(&n)
+	return n, err
+}
+
+// SetRole gives an account a role, and returns the account as it was. It
+// refuses, with ErrLastAdmin, to take the admin role from the last active
+// admin account.
+func (s *Store) SetRole(ctx context.Context, id int64, role string) (Account, error) {
+	var before Account
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		a, err := accountIn(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		before = a
+		if a.Role == RoleAdmin && role != RoleAdmin && !a.Deactivated {
+			n, err := otherAdmins(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return ErrLastAdmin
+			}
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE accounts SET role = ? WHERE id = ?", role, id)
+		return err
+	})
+	if err != nil {
+		return Account{}, fmt.Errorf("role of account %d: %w", id, err)
+	}
+	return before, nil
+}
+
+// endAccount deactivates an account (at now, unless it is already) and
+// deletes every session of it, password-reset links too, and returns the
+// ids of the sign-in sessions it ended. It refuses, with ErrLastAdmin, the
+// last active admin account.
+func endAccount(ctx context.Context, tx *sql.Tx, a Account, now time.Time) ([]int64, error) {
+	if a.Role == RoleAdmin && !a.Deactivated {
+		n, err := otherAdmins(ctx, tx, a.ID)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, ErrLastAdmin
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE accounts SET deactivated = coalesce(deactivated, ?) WHERE id = ?", now.UnixMilli(), a.ID); err != nil {
+		return nil, err
+	}
+	rows, err := tx.QueryContext(ctx, "DELETE FROM sessions WHERE account_id = ? RETURNING id, kind", a.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		var kind string
+		if err := rows.Scan(&id, &kind); err != nil {
+			return nil, err
+		}
+		if kind == SessionAccount {
+			ids = append(ids, id)
+		}
+	}
+	return ids, rows.Err()
+}
+
+// Deactivate stops an account from signing in: in one transaction it
+// marks the account and deletes its sessions, and returns the account as
+// it was and the ids of the sessions it ended (their sockets are the
+// caller's to close). ErrLastAdmin for the last active admin account.
+func (s *Store) Deactivate(ctx context.Context, id int64, now time.Time) (Account, []int64, error) {
+	var (
+		before Account
+		ended  []int64
+	)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		a, err := accountIn(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		before = a
+		ended, err = endAccount(ctx, tx, a, now)
+		return err
+	})
+	if err != nil {
+		return Account{}, nil, fmt.Errorf("deactivate account %d: %w", id, err)
+	}
+	return before, ended, nil
+}
+
+// Reactivate lets a deactivated account sign in again; ErrBanned for a
+// banned one, which is unbanned first.
+func (s *Store) Reactivate(ctx context.Context, id int64) (Account, error) {
+	var before Account
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		a, err := accountIn(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if a.Banned {
+			return ErrBanned
+		}
+		before = a
+		_, err = tx.ExecContext(ctx, "UPDATE accounts SET deactivated = NULL WHERE id = ?", id)
+		return err
+	})
+	if err != nil {
+		return Account{}, fmt.Errorf("reactivate account %d: %w", id, err)
+	}
+	return before, nil
+}
+
+// Ban deactivates an account (as Deactivate), marks it banned and refuses
+// the given addresses (chat.AddressKey) and those its sessions were
+// signed in from, but never those in spare (the acting admin's own), all
+// in one transaction. It returns the account as it was, the ids of the
+// sessions it ended, and every address now refused for it.
+func (s *Store) Ban(ctx context.Context, id int64, addresses, spare []string, now time.Time) (Account, []int64, []string, error) {
+	var (
+		before Account
+		ended  []int64
+		all    []string
+	)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		a, err := accountIn(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		before = a
+		// The sessions' addresses, read before endAccount deletes them.
+		rows, err := tx.QueryContext(ctx, "SELECT DISTINCT address FROM sessions WHERE account_id = ? AND address != ''", id)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var addr string
+			if err := rows.Scan(&addr); err != nil {
+				rows.Close()
+				return err
+			}
+			addresses = append(addresses, addr)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if ended, err = endAccount(ctx, tx, a, now); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE accounts SET banned = coalesce(banned, ?) WHERE id = ?", now.UnixMilli(), id); err != nil {
+			return err
+		}
+		for _, addr := range addresses {
+			if addr == "" || slices.Contains(spare, addr) {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, "INSERT INTO bans (address, account_id, at) VALUES (?, ?, ?) ON CONFLICT (address) DO NOTHING", addr, id, now.UnixMilli()); err != nil {
+				return err
+			}
+		}
+		all, err = bannedOf(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return Account{}, nil, nil, fmt.Errorf("ban account %d: %w", id, err)
+	}
+	return before, ended, all, nil
+}
+
+// bannedOf lists the addresses refused for an account's ban.
+func bannedOf(ctx context.Context, tx *sql.Tx, id int64) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT address FROM bans WHERE account_id = ? ORDER BY address", id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// Unban lifts an account's ban and the refusal of its addresses, and
+// returns the account and the addresses it freed. The account stays
+// deactivated until it is reactivated.
+func (s *Store) Unban(ctx context.Context, id int64) (Account, []string, error) {
+	var (
+		before Account
+		freed  []string
+	)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		a, err := accountIn(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		before = a
+		if freed, err = bannedOf(ctx, tx, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM bans WHERE account_id = ?", id); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE accounts SET banned = NULL WHERE id = ?", id)
+		return err
+	})
+	if err != nil {
+		return Account{}, nil, fmt.Errorf("unban account %d: %w", id, err)
+	}
+	return before, freed, nil
+}
+
+// BannedAddresses returns every address a ban refuses.
+func (s *Store) BannedAddresses(ctx context.Context) ([]string, error) {
+	rows, err := s.read.QueryContext(ctx, "SELECT address FROM bans")
+	if err != nil {
+		return nil, fmt.Errorf("banned addresses: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, fmt.Errorf("banned addresses: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// DeleteMessagesOf removes every message an account stored, in one
+// transaction, and returns their ids, oldest first.
+func (s *Store) DeleteMessagesOf(ctx context.Context, accountID int64) ([]int64, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, "DELETE FROM messages WHERE user_id = ? RETURNING id", accountID)
+	if err != nil {
+		return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
+	}
+	n := int64(len(ids))
+	if err := s.count.change(func() (int64, error) { return -n, tx.Commit() }); err != nil {
+		return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// ResetPassword spends a password-reset link's token: in one transaction
+// it deletes the token (so it works once), sets the account's password
+// hash and ends every session of the account, and returns the account and
+// the ids of the sign-in sessions it ended. ErrNotFound for a token that
+// is unknown, used or expired, or whose account is deactivated.
+func (s *Store) ResetPassword(ctx context.Context, tokenHash []byte, hash string, now time.Time) (Account, []int64, error) {
+	var (
+		acct  Account
+		ended []int64
+	)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var id int64
+		err := tx.QueryRowContext(ctx, "DELETE FROM sessions WHERE token_hash = ? AND kind = ? AND expires > ? RETURNING account_id",
+			tokenHash, SessionReset, now.UnixMilli()).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if acct, err = accountIn(ctx, tx, id); err != nil {
+			return err
+		}
+		if acct.Deactivated {
+			return ErrNotFound
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE accounts SET password_hash = ? WHERE id = ?", hash, id); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, "DELETE FROM sessions WHERE kind = ? AND account_id = ? RETURNING id", SessionAccount, id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var sid int64
+			if err := rows.Scan(&sid); err != nil {
+				return err
+			}
+			ended = append(ended, sid)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return Account{}, nil, fmt.Errorf("reset password: %w", err)
+	}
+	return acct, ended, nil
+}

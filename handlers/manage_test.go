@@ -1,0 +1,452 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"nochat/chat"
+	"nochat/db"
+)
+
+// accountID is the id of the account named name.
+func accountID(t *testing.T, auth *Auth, name string) int64 {
+	t.Helper()
+	key, _ := chat.NameKey(name)
+	a, err := auth.store.AccountByNameKey(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.ID
+}
+
+// peopleURL is the route of an action on name's account.
+func peopleURL(t *testing.T, auth *Auth, name, action string) string {
+	return fmt.Sprintf("/admin/people/%d/%s", accountID(t, auth, name), action)
+}
+
+// auditOf is the dashboard's audit rows, as "actor action target".
+func auditOf(t *testing.T, auth *Auth) []string {
+	t.Helper()
+	log, err := auth.store.(*db.Store).AuditLog(context.Background(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range log {
+		out = append(out, e.Actor+" "+e.Action+" "+e.Target)
+	}
+	return out
+}
+
+// frame reads c until a frame of type typ, and returns its data.
+func frame(t *testing.T, c *websocket.Conn, typ string) map[string]any {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		var f struct {
+			Type string         `json:"type"`
+			Data map[string]any `json:"data"`
+		}
+		if err := c.ReadJSON(&f); err != nil {
+			t.Fatalf("waiting for %s: %v", typ, err)
+		}
+		if f.Type == typ {
+			return f.Data
+		}
+	}
+}
+
+// closedWith reads c until it closes, and fails unless it was closed with
+// code and a reason containing reason.
+func closedWith(t *testing.T, c *websocket.Conn, code int, reason, what string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for range 1000 {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != code || !strings.Contains(ce.Text, reason) {
+			t.Fatalf("%s: %v, want a close %d saying %q", what, err, code, reason)
+		}
+		return
+	}
+	t.Fatalf("%s: still open after 1000 frames", what)
+}
+
+func TestPeopleRoutesAreForAdminsOnly(t *testing.T) {
+	srv, _, auth := peopleServer(t, map[string]string{"Ada": db.RoleAdmin, "Ann": db.RoleMember, "Bob": db.RoleMember})
+	member := signInAs(t, srv, "Ann", "password of Ann", firefox)
+	admin := signInAs(t, srv, "Ada", "password of Ada", firefox)
+	for _, action := range []string{"role", "deactivate", "reactivate", "ban", "unban", "reset-link"} {
+		path := peopleURL(t, auth, "Bob", action)
+		form := url.Values{"role": {"admin"}, "delete_messages": {"on"}}
+		t.Run(action, func(t *testing.T) {
+			if code, _, body := as(t, srv, "POST", path, member, form); code != http.StatusForbidden {
+				t.Fatalf("a member's POST %s: %d %s, want 403", path, code, body)
+			}
+			if code, _, body := as(t, srv, "POST", path, "", form); code != http.StatusUnauthorized {
+				t.Fatalf("a guest's POST %s: %d %s, want 401", path, code, body)
+			}
+			resp, body := request(t, srv, "POST", path, form, map[string]string{
+				"Cookie": personCookie + "=" + admin, "Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site",
+			})
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("another site's POST %s with an admin's cookie: %d %s, want 403", path, resp.StatusCode, body)
+			}
+			if code, _, _ := as(t, srv, "GET", path, admin, nil); code != http.StatusMethodNotAllowed && code != http.StatusNotFound {
+				t.Fatalf("GET %s: %d, want 405 or 404", path, code)
+			}
+		})
+	}
+	bob, err := auth.store.AccountByID(context.Background(), accountID(t, auth, "Bob"))
+	if err != nil || bob.Deactivated || bob.Role != db.RoleMember {
+		t.Fatalf("Bob after refused actions: %+v, %v; want an active member", bob, err)
+	}
+	if lines := auditOf(t, auth); len(lines) != 0 {
+		t.Fatalf("audit after refused actions: %q, want none", lines)
+	}
+	t.Run("bad input", func(t *testing.T) {
+		for _, c := range []struct {
+			path string
+			form url.Values
+			want int
+		}{
+			{"/admin/people/x/deactivate", nil, http.StatusBadRequest},
+			{"/admin/people/0/deactivate", nil, http.StatusBadRequest},
+			{"/admin/people/99999/deactivate", nil, http.StatusNotFound},
+			{peopleURL(t, auth, "Bob", "role"), url.Values{"role": {"owner"}}, http.StatusBadRequest},
+			{peopleURL(t, auth, "Bob", "role"), nil, http.StatusBadRequest},
+		} {
+			code, _, body := as(t, srv, "POST", c.path, admin, c.form)
+			if code != c.want || !strings.Contains(body, `"error"`) {
+				t.Errorf("POST %s %v: %d %s, want %d with an error", c.path, c.form, code, body, c.want)
+			}
+		}
+	})
+}
+
+func TestAdminChangesRolesButNeverLocksThemselvesOut(t *testing.T) {
+	srv, _, auth := peopleServer(t, map[string]string{"Ada": db.RoleAdmin, "Ann": db.RoleMember})
+	ada := signInAs(t, srv, "Ada", "password of Ada", firefox)
+	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
+
+	for _, action := range []string{"role", "deactivate", "ban"} {
+		code, _, body := as(t, srv, "POST", peopleURL(t, auth, "Ada", action), ada, url.Values{"role": {"member"}})
+		if code != http.StatusForbidden || !strings.Contains(body, "your own") {
+			t.Fatalf("Ada's %s on herself: %d %s, want 403 saying she cannot", action, code, body)
+		}
+	}
+	if code, _, _ := as(t, srv, "GET", "/admin", ann, nil); code != http.StatusForbidden {
+		t.Fatalf("a member's /admin: %d, want 403", code)
+	}
+	if code, loc, body := as(t, srv, "POST", peopleURL(t, auth, "Ann", "role"), ada, url.Values{"role": {"admin"}}); code != http.StatusSeeOther || loc != "/admin#people" {
+		t.Fatalf("make Ann an admin: %d %s %s, want 303 to /admin#people", code, loc, body)
+	}
+	if code, _, _ := as(t, srv, "GET", "/admin", ann, nil); code != http.StatusOK {
+		t.Fatalf("Ann's /admin as an admin: %d, want 200", code)
+	}
+	// Now Ann may take Ada's role; Ada then is refused the dashboard.
+	if code, _, body := as(t, srv, "POST", peopleURL(t, auth, "Ada", "role"), ann, url.Values{"role": {"member"}}); code != http.StatusSeeOther {
+		t.Fatalf("Ann removes Ada's admin role: %d %s", code, body)
+	}
+	if code, _, _ := as(t, srv, "GET", "/admin", ada, nil); code != http.StatusForbidden {
+		t.Fatalf("Ada's /admin as a member: %d, want 403", code)
+	}
+	want := []string{"Ann role Ada", "Ada role Ann"}
+	if got := auditOf(t, auth); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("audit = %q, want %q", got, want)
+	}
+	_, _, page := as(t, srv, "GET", "/admin", ann, nil)
+	if !strings.Contains(page, "admin → member") || !strings.Contains(page, `id="people-list"`) {
+		t.Fatal("the dashboard shows no audit line of the role change, or no list of people")
+	}
+}
+
+func TestDeactivateClosesSocketsAtOnceAndRefusesSignIn(t *testing.T) {
+	srv, _, auth := peopleServer(t, map[string]string{"Ada": db.RoleAdmin, "Bob": db.RoleMember})
+	ada := signInAs(t, srv, "Ada", "password of Ada", firefox)
+	bob := signInAs(t, srv, "Bob", "password of Bob", phone)
+	socket := openSocket(t, srv, bob)
+	frame(t, socket, "hello")
+
+	code, _, body := as(t, srv, "POST", peopleURL(t, auth, "Bob", "deactivate"), ada, nil)
+	if code != http.StatusSeeOther {
+		t.Fatalf("deactivate: %d %s", code, body)
+	}
+	closedWith(t, socket, chat.CloseAccountEnded, "deactivated by an admin", "Bob's open page")
+	if code, _, _ := as(t, srv, "GET", "/account", bob, nil); code != http.StatusSeeOther {
+		t.Fatalf("Bob's old session: /account %d, want 303 to sign in", code)
+	}
+	resp, page := request(t, srv, "POST", "/signin", url.Values{"name": {"Bob"}, "password": {"password of Bob"}}, map[string]string{"X-Forwarded-For": "192.0.2.1"})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "deactivated") || newSession(resp) != "" {
+		t.Fatalf("Bob's sign-in: %d, session %q, want 403 saying the account is deactivated", resp.StatusCode, newSession(resp))
+	}
+	// A wrong password is still only wrong: it tells nothing of the account.
+	if code := signIn(t, srv, "192.0.2.2", "Bob", "not it at all"); code != http.StatusUnauthorized {
+		t.Fatalf("wrong password for a deactivated account: %d, want 401", code)
+	}
+	if code, _, body := as(t, srv, "POST", peopleURL(t, auth, "Bob", "deactivate"), ada, nil); code != http.StatusConflict || !strings.Contains(body, "already") {
+		t.Fatalf("deactivate twice: %d %s, want 409 saying it is already", code, body)
+	}
+	if code, _, body := as(t, srv, "POST", peopleURL(t, auth, "Bob", "reactivate"), ada, nil); code != http.StatusSeeOther {
+		t.Fatalf("reactivate: %d %s", code, body)
+	}
+	if code, _, body := as(t, srv, "POST", peopleURL(t, auth, "Bob", "reactivate"), ada, nil); code != http.StatusConflict || !strings.Contains(body, "active already") {
+		t.Fatalf("reactivate twice: %d %s, want 409", code, body)
+	}
+	if code, _, body := as(t, srv, "POST", peopleURL(t, auth, "Bob", "unban"), ada, nil); code != http.StatusConflict || !strings.Contains(body, "not banned") {
+		t.Fatalf("unban an account that is not banned: %d %s, want 409", code, body)
+	}
+	if code := signIn(t, srv, "192.0.2.3", "Bob", "password of Bob"); code != http.StatusSeeOther {
+		t.Fatalf("Bob's sign-in once reactivated: %d, want 303", code)
+	}
+	want := "Ada reactivate Bob|Ada deactivate Bob"
+	if got := strings.Join(auditOf(t, auth), "|"); got != want {
+		t.Fatalf("audit = %q, want %q", got, want)
+	}
+}
+
+func TestAnotherAdminCanBeDeactivatedButNotTheLast(t *testing.T) {
+	// Another admin's account can be deactivated; the last one cannot,
+	// whoever asks.
+	srv, _, auth := peopleServer(t, map[string]string{"Ada": db.RoleAdmin, "Eve": db.RoleAdmin})
+	ada := signInAs(t, srv, "Ada", "password of Ada", firefox)
+	if code, _, body := as(t, srv, "POST", peopleURL(t, auth, "Eve", "deactivate"), ada, nil); code != http.StatusSeeOther {
+		t.Fatalf("deactivate another admin: %d %s", code, body)
+	}
+	if _, err := auth.store.(*db.Store).SetRole(context.Background(), accountID(t, auth, "Ada"), db.RoleMember); !errors.Is(err, db.ErrLastAdmin) {
+		t.Fatalf("the last admin's role: %v, want ErrLastAdmin", err)
+	}
+}
+
+var resetLinkRe = regexp.MustCompile(`value="(http://[^"]+/reset/([A-Za-z0-9_-]{43}))"`)
+
+func TestResetLinkWorksOnceAndEndsOtherSessions(t *testing.T) {
+	srv, clock, auth := peopleServer(t, map[string]string{"Ada": db.RoleAdmin, "Bob": db.RoleMember})
+	ada := signInAs(t, srv, "Ada", "password of Ada", firefox)
+	bob := signInAs(t, srv, "Bob", "password of Bob", phone)
+	socket := openSocket(t, srv, bob)
+	frame(t, socket, "hello")
+
+	code, _, page := as(t, srv, "POST", peopleURL(t, auth, "Bob", "reset-link"), ada, nil)
+	m := resetLinkRe.FindStringSubmatch(page)
+	if code != http.StatusOK || m == nil {
+		t.Fatalf("reset link: %d, link shown: %v", code, m != nil)
+	}
+	path := "/reset/" + m[2]
+	if code, _, body := as(t, srv, "GET", path, "", nil); code != http.StatusOK || !strings.Contains(body, "Bob") {
+		t.Fatalf("GET %s: %d, want the form for Bob", path, code)
+	}
+	if code, _, body := as(t, srv, "POST", path, "", url.Values{"password": {"short"}}); code != http.StatusBadRequest || !strings.Contains(body, "at least 8") {
+		t.Fatalf("a short password: %d, want 400 saying why", code)
+	}
+	resp, _ := request(t, srv, "POST", path, url.Values{"password": {"a brand new password"}}, nil)
+	if resp.StatusCode != http.StatusSeeOther || newSession(resp) == "" {
+		t.Fatalf("reset: %d, session %q; want 303 and signed in", resp.StatusCode, newSession(resp))
+	}
+	closedSignedOut(t, socket, "Bob's other open page")
+	if code, _, _ := as(t, srv, "GET", "/account", bob, nil); code != http.StatusSeeOther {
+		t.Fatalf("Bob's old session after the reset: %d, want 303 to sign in", code)
+	}
+	if code := signIn(t, srv, "192.0.2.5", "Bob", "a brand new password"); code != http.StatusSeeOther {
+		t.Fatalf("sign-in with the new password: %d", code)
+	}
+	for _, method := range []string{"GET", "POST"} {
+		code, _, body := as(t, srv, method, path, "", url.Values{"password": {"yet another password"}})
+		if code != http.StatusGone || !strings.Contains(body, "does not work") {
+			t.Fatalf("%s of a used link: %d, want 410 saying it does not work", method, code)
+		}
+	}
+	if code := signIn(t, srv, "192.0.2.6", "Bob", "yet another password"); code == http.StatusSeeOther {
+		t.Fatal("a used reset link set the password again")
+	}
+	// A link expires after a day.
+	_, _, page = as(t, srv, "POST", peopleURL(t, auth, "Bob", "reset-link"), ada, nil)
+	m = resetLinkRe.FindStringSubmatch(page)
+	clock.add(25 * time.Hour)
+	if code, _, _ := as(t, srv, "GET", "/reset/"+m[2], "", nil); code != http.StatusGone {
+		t.Fatalf("an expired link: %d, want 410", code)
+	}
+	if code, _, _ := as(t, srv, "GET", "/reset/not-a-token", "", nil); code != http.StatusGone {
+		t.Fatalf("a made-up link: %d, want 410", code)
+	}
+	if got := auditOf(t, auth); len(got) != 2 || got[0] != "Ada reset link Bob" {
+		t.Fatalf("audit = %q, want two reset-link lines", got)
+	}
+	if strings.Contains(strings.Join(auditOf(t, auth), " "), m[2]) {
+		t.Fatal("the audit list holds a reset token")
+	}
+}
+
+func TestBanRefusesAddressesAndDeletesMessages(t *testing.T) {
+	srv, _, auth := peopleServer(t, map[string]string{"Ada": db.RoleAdmin, "Bob": db.RoleMember})
+	ada := signInAs(t, srv, "Ada", "password of Ada", firefox) // from 192.0.2.1
+	// Bob signs in from 203.0.113.7 and keeps a page open from an IPv6 address.
+	resp := post(t, srv, "/signin", "203.0.113.7", url.Values{"name": {"Bob"}, "password": {"password of Bob"}}, nil)
+	bob := newSession(resp)
+	h := http.Header{"Origin": {srv.URL}, "Cookie": {personCookie + "=" + bob}, "X-Forwarded-For": {"2001:db8:1:2::5"}}
+	bobSocket, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bobSocket.Close()
+	frame(t, bobSocket, "hello")
+	for i, text := range []string{"spam one", "spam two"} {
+		bobSocket.WriteJSON(map[string]any{"type": "send", "data": map[string]any{"message": text, "cid": fmt.Sprint("c", i)}})
+		frame(t, bobSocket, "ack")
+	}
+	// A guest watches the room.
+	watcher := dialPage(t, srv, "/", "")
+	frame(t, watcher, "hello")
+	if code, _ := postStatusAs(t, srv, "/discussion/a%20guest%20line", "198.51.100.1"); code != http.StatusOK {
+		t.Fatalf("a guest's send: %d", code)
+	}
+
+	code, _, body := as(t, srv, "POST", peopleURL(t, auth, "Bob", "ban"), ada, url.Values{"delete_messages": {"on"}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("ban: %d %s", code, body)
+	}
+	closedWith(t, bobSocket, chat.CloseAccountEnded, "banned by an admin", "Bob's open page")
+	deleted := map[float64]bool{}
+	watcher.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for len(deleted) < 2 {
+		var f struct {
+			Type string         `json:"type"`
+			Data map[string]any `json:"data"`
+		}
+		if err := watcher.ReadJSON(&f); err != nil {
+			t.Fatalf("the watcher's deleted frames: %v (have %v)", err, deleted)
+		}
+		if f.Type == "deleted" {
+			for _, id := range f.Data["ids"].([]any) {
+				deleted[id.(float64)] = true
+			}
+		}
+	}
+	_, latest := request(t, srv, "GET", "/discussion/latest/10", nil, map[string]string{"X-Forwarded-For": "198.51.100.1"})
+	if strings.Contains(latest, "spam") || !strings.Contains(latest, "a guest line") {
+		t.Fatalf("history after the ban: %s, want the guest's line only", latest)
+	}
+	for _, addr := range []string{"203.0.113.7", "2001:db8:1:2::99"} {
+		resp, body := request(t, srv, "GET", "/", nil, map[string]string{"X-Forwarded-For": addr})
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "banned") {
+			t.Fatalf("GET / from banned %s: %d %s, want 403 saying banned", addr, resp.StatusCode, body)
+		}
+		h := http.Header{"Origin": {srv.URL}, "X-Forwarded-For": {addr}}
+		_, resp, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/", h)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("a socket from banned %s: %v, want 403", addr, err)
+		}
+	}
+	if code := signIn(t, srv, "198.51.100.9", "Bob", "password of Bob"); code != http.StatusForbidden {
+		t.Fatalf("Bob's sign-in from elsewhere: %d, want 403 (deactivated)", code)
+	}
+	// The admin's own address is never refused.
+	if code, _, _ := as(t, srv, "GET", "/admin", ada, nil); code != http.StatusOK {
+		t.Fatalf("the admin's dashboard after the ban: %d", code)
+	}
+	lines := auditOf(t, auth)
+	if len(lines) != 1 || lines[0] != "Ada ban Bob" {
+		t.Fatalf("audit = %q", lines)
+	}
+	log, _ := auth.store.(*db.Store).AuditLog(context.Background(), 1)
+	if d := log[0].Detail; !strings.Contains(d, "203.0.113.7") || !strings.Contains(d, "2001:db8:1:2::/64") || !strings.Contains(d, "2 messages deleted") {
+		t.Fatalf("ban detail = %q, want both addresses and 2 messages deleted", d)
+	}
+
+	if code, _, body := as(t, srv, "POST", peopleURL(t, auth, "Bob", "reactivate"), ada, nil); code != http.StatusConflict || !strings.Contains(body, "unban it first") {
+		t.Fatalf("reactivate a banned account: %d %s, want 409", code, body)
+	}
+	if code, _, body := as(t, srv, "POST", peopleURL(t, auth, "Bob", "unban"), ada, nil); code != http.StatusSeeOther {
+		t.Fatalf("unban: %d %s", code, body)
+	}
+	if resp, _ := request(t, srv, "GET", "/", nil, map[string]string{"X-Forwarded-For": "203.0.113.7"}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET / after the unban: %d, want 200", resp.StatusCode)
+	}
+}
+
+// postStatusAs sends a REST message from addr and returns the status.
+func postStatusAs(t *testing.T, srv *httptest.Server, path, addr string) (int, string) {
+	t.Helper()
+	resp, body := request(t, srv, "POST", path, nil, map[string]string{"X-Forwarded-For": addr})
+	return resp.StatusCode, body
+}
+
+func TestEveryAdminActionLeavesAnAuditLine(t *testing.T) {
+	srv, _, auth := peopleServer(t, map[string]string{"Ada": db.RoleAdmin})
+	ada := signInAs(t, srv, "Ada", "password of Ada", firefox)
+
+	socket := dialPage(t, srv, "/?user=Zed", "")
+	session := frame(t, socket, "hello")["session"].(string)
+	if code, _, body := as(t, srv, "POST", "/admin/sessions/"+session+"/disconnect", ada, nil); code != http.StatusSeeOther {
+		t.Fatalf("disconnect: %d %s", code, body)
+	}
+	if code, _ := postStatusAs(t, srv, "/discussion/rude%20words?user=Zed", "198.51.100.1"); code != http.StatusOK {
+		t.Fatalf("send: %d", code)
+	}
+	if code, _, body := as(t, srv, "POST", "/admin/messages/1/delete", ada, nil); code != http.StatusSeeOther {
+		t.Fatalf("delete: %d %s", code, body)
+	}
+	for _, c := range []struct {
+		path string
+		form url.Values
+	}{
+		{"/admin/errors/clear", nil},
+		{"/admin/invite/reset", nil},
+		{"/admin/join-policy", url.Values{"policy": {"open"}}},
+		{"/admin/join-policy", url.Values{"policy": {"open"}}}, // no change: no line
+	} {
+		if code, _, body := as(t, srv, "POST", c.path, ada, c.form); code != http.StatusSeeOther {
+			t.Fatalf("POST %s: %d %s", c.path, code, body)
+		}
+	}
+	want := []string{
+		"Ada join policy who may join",
+		"Ada reset invite the invite link",
+		"Ada clear errors the recent errors",
+		"Ada delete message message #1",
+		"Ada disconnect Zed (session " + session[:8] + ") from 127.0.0.1",
+	}
+	if got := auditOf(t, auth); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("audit:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	_, _, page := as(t, srv, "GET", "/admin", ada, nil)
+	for _, text := range []string{`id="audit"`, "invite → open", "Zed: rude words"} {
+		if !strings.Contains(page, text) {
+			t.Errorf("the dashboard's audit list lacks %q", text)
+		}
+	}
+}
+
+func TestAdminPasswordActionsAreAuditedAsTheAdminPassword(t *testing.T) {
+	srv, _, auth, _ := testServer{password: "an old admin password"}.start(t)
+	resp := post(t, srv, "/admin/login", "192.0.2.1", url.Values{"password": {"an old admin password"}}, nil)
+	var cookie string
+	for _, c := range resp.Cookies() {
+		if c.Name == cookieName && c.MaxAge > 0 {
+			cookie = c.Value
+		}
+	}
+	if cookie == "" {
+		t.Fatalf("admin login: %d and no session", resp.StatusCode)
+	}
+	resp, body := request(t, srv, "POST", "/admin/errors/clear", nil, map[string]string{"Cookie": cookieName + "=" + cookie})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("clear errors: %d %s", resp.StatusCode, body)
+	}
+	if got := auditOf(t, auth); len(got) != 1 || got[0] != "admin password clear errors the recent errors" {
+		t.Fatalf("audit = %q", got)
+	}
+}
