@@ -157,12 +157,27 @@ func (s *Store) RenameAccount(ctx context.Context, id int64, name, key string) e
 	return nil
 }
 
-// SetPasswordHash replaces an account's password hash.
-func (s *Store) SetPasswordHash(ctx context.Context, id int64, hash string) error {
-	if _, err := s.write.ExecContext(ctx, "UPDATE accounts SET password_hash = ? WHERE id = ?", hash, id); err != nil {
-		return fmt.Errorf("account %d password: %w", id, err)
+// ChangePassword replaces an account's password hash and ends every
+// session of the account but keep, in one transaction: a new password
+// never stands beside the sessions it was meant to end. It returns the
+// ids of the sessions it ended.
+func (s *Store) ChangePassword(ctx context.Context, id int64, hash string, keep int64) ([]int64, error) {
+	var ended []int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE accounts SET password_hash = ? WHERE id = ?", hash, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		ended, err = deleteSessionsOf(ctx, tx, id, keep)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("account %d password: %w", id, err)
 	}
-	return nil
+	return ended, nil
 }
 
 // SessionsOf returns an account's live sessions, newest first.
@@ -200,23 +215,32 @@ func (s *Store) DeleteSessionOf(ctx context.Context, accountID, id int64) error 
 // DeleteSessionsOf ends every session of an account but the one with id
 // keep (0 to end them all), and returns the ids of those it ended.
 func (s *Store) DeleteSessionsOf(ctx context.Context, accountID, keep int64) ([]int64, error) {
-	rows, err := s.write.QueryContext(ctx, "DELETE FROM sessions WHERE kind = ? AND account_id = ? AND id != ? RETURNING id", SessionAccount, accountID, keep)
+	ids, err := deleteSessionsOf(ctx, s.write, accountID, keep)
 	if err != nil {
 		return nil, fmt.Errorf("end sessions of %d: %w", accountID, err)
+	}
+	return ids, nil
+}
+
+// deleteSessionsOf is DeleteSessionsOf on q: the store's write pool, or a
+// transaction that does more.
+func deleteSessionsOf(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, accountID, keep int64) ([]int64, error) {
+	rows, err := q.QueryContext(ctx, "DELETE FROM sessions WHERE kind = ? AND account_id = ? AND id != ? RETURNING id", SessionAccount, accountID, keep)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var ids []int64
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("end sessions of %d: %w", accountID, err)
+			return nil, err
 		}
 		ids = append(ids, id)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("end sessions of %d: %w", accountID, err)
-	}
-	return ids, nil
+	return ids, rows.Err()
 }
 
 // CreateAccount stores a new account; ErrNameTaken if its name key is

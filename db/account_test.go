@@ -2,8 +2,10 @@ package db_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +137,66 @@ func TestRenameShowsTheNewNameOnOldMessages(t *testing.T) {
 	b, _ := json.Marshal(msgs)
 	if got := string(b); strings.Count(got, `"guest":false`) != 1 || strings.Count(got, `"guest":true`) != 1 {
 		t.Fatalf("JSON = %s, want guest false for the member's message and true for the guest's", got)
+	}
+}
+
+// A password change and the end of the other sessions are one change: if
+// ending the sessions fails, the old password stands, with its sessions;
+// never a new password beside the sessions it was meant to end.
+func TestPasswordChangeAndItsSessionEndsAreOneTransaction(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "nochat.db")
+	s, err := db.Open(ctx, path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	acct, err := s.CreateAccount(ctx, db.Account{Name: "Ann", NameKey: "ann", PasswordHash: "old", Role: db.RoleMember, Created: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, token := range []string{"this device", "a stolen laptop"} {
+		sess := db.Session{Kind: db.SessionAccount, AccountID: acct.ID, Created: time.Now(), LastSeen: time.Now(), Expires: time.Now().Add(time.Hour)}
+		if err := s.CreateSession(ctx, []byte(token), sess, 10); err != nil {
+			t.Fatalf("session %d: %v", i, err)
+		}
+	}
+	live := func() []db.Session {
+		got, err := s.SessionsOf(ctx, acct.ID, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	keep := live()[1].ID // the older: "this device"
+
+	// Ending the sessions fails (a trigger stands in for a full disk).
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`CREATE TRIGGER no_session_ends BEFORE DELETE ON sessions BEGIN SELECT RAISE(ABORT, 'disk full'); END`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ChangePassword(ctx, acct.ID, "new", keep); err == nil {
+		t.Fatal("the change succeeded though its sessions could not be ended")
+	}
+	if a, _ := s.AccountByID(ctx, acct.ID); a.PasswordHash != "old" || len(live()) != 2 {
+		t.Fatalf("after the failed change: password %q with %d sessions, want the old one with both", a.PasswordHash, len(live()))
+	}
+
+	if _, err := raw.Exec(`DROP TRIGGER no_session_ends`); err != nil {
+		t.Fatal(err)
+	}
+	ended, err := s.ChangePassword(ctx, acct.ID, "new", keep)
+	if err != nil || len(ended) != 1 {
+		t.Fatalf("ChangePassword = %v, %v; want the other session ended", ended, err)
+	}
+	if a, _ := s.AccountByID(ctx, acct.ID); a.PasswordHash != "new" || len(live()) != 1 || live()[0].ID != keep {
+		t.Fatalf("after the change: password %q, sessions %+v; want the new one, this device only", a.PasswordHash, live())
+	}
+	if _, err := s.ChangePassword(ctx, 999, "new", 0); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("a change for no account = %v, want ErrNotFound", err)
 	}
 }

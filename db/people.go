@@ -392,19 +392,8 @@ func (s *Store) ResetPassword(ctx context.Context, tokenHash []byte, hash string
 		if _, err := tx.ExecContext(ctx, "UPDATE accounts SET password_hash = ? WHERE id = ?", hash, id); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, "DELETE FROM sessions WHERE kind = ? AND account_id = ? RETURNING id", SessionAccount, id)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var sid int64
-			if err := rows.Scan(&sid); err != nil {
-				return err
-			}
-			ended = append(ended, sid)
-		}
-		return rows.Err()
+		ended, err = deleteSessionsOf(ctx, tx, id, 0)
+		return err
 	})
 	if err != nil {
 		return Account{}, nil, fmt.Errorf("reset password: %w", err)

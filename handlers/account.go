@@ -27,7 +27,7 @@ type accountStore interface {
 	SessionsOf(ctx context.Context, accountID int64, now time.Time) ([]db.Session, error)
 	DeleteSessionOf(ctx context.Context, accountID, id int64) error
 	DeleteSessionsOf(ctx context.Context, accountID, keep int64) ([]int64, error)
-	SetPasswordHash(ctx context.Context, id int64, hash string) error
+	ChangePassword(ctx context.Context, id int64, hash string, keep int64) ([]int64, error)
 	AccountByNameKey(ctx context.Context, key string) (db.Account, error)
 	RenameAccount(ctx context.Context, id int64, name, key string) error
 }
@@ -171,11 +171,7 @@ func handleChangePassword(log *slog.Logger, a *Auth, store accountStore, hub int
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
 		}
-		if err := store.SetPasswordHash(r.Context(), acct.ID, hash); err != nil {
-			writeError(w, r, log, http.StatusInternalServerError, err)
-			return
-		}
-		ended, err := store.DeleteSessionsOf(r.Context(), acct.ID, s.ID)
+		ended, err := store.ChangePassword(r.Context(), acct.ID, hash, s.ID)
 		if err != nil {
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
