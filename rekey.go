@@ -13,7 +13,8 @@ import (
 // chat.NameKey, which a new version may have changed (it now reads Cyrillic
 // and Greek look-alike capitals as Latin ones), before anyone can sign up
 // under a name the old keys would let through. Two accounts the new rule
-// finds alike both stay; the admin is told, in a warning for each.
+// finds alike both stay, each signing in by its own name; the admin is
+// told, in a warning for each pair.
 func rekeyAccounts(ctx context.Context, store *db.Store, log *slog.Logger) error {
 	changed, conflicts, err := store.RekeyAccounts(ctx, storedNameKey)
 	if err != nil {

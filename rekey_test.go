@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"nochat/db"
 )
 
@@ -19,7 +21,7 @@ const oldKeyOfCyrillicBob = "\u0299ob"
 
 // storeWithAccounts makes a database holding accounts with the keys an
 // older version stored, and closes it, as a server about to be upgraded
-// leaves it.
+// leaves it. Each account's password is passwordOf its name.
 func storeWithAccounts(t *testing.T, accounts ...db.Account) (string, []db.Account) {
 	t.Helper()
 	ctx := context.Background()
@@ -30,13 +32,19 @@ func storeWithAccounts(t *testing.T, accounts ...db.Account) (string, []db.Accou
 	}
 	defer s.Close()
 	for i, a := range accounts {
-		a.PasswordHash, a.Role, a.Created = "x", db.RoleMember, time.Now()
+		hash, err := bcrypt.GenerateFromPassword([]byte(passwordOf(a.Name)), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.PasswordHash, a.Role, a.Created = string(hash), db.RoleMember, time.Now()
 		if accounts[i], err = s.CreateAccount(ctx, a); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return path, accounts
 }
+
+func passwordOf(name string) string { return "correct horse of " + name }
 
 func TestStartupRekeysAccountsSoLookalikesAreRefused(t *testing.T) {
 	path, _ := storeWithAccounts(t, db.Account{Name: "\u0412ob", NameKey: oldKeyOfCyrillicBob})
@@ -67,6 +75,14 @@ func TestStartupKeepsAccountsNowAlikeAndWarnsTheAdmin(t *testing.T) {
 	for _, want := range []string{"account=2", "name=\u0412ob", "other_account=1", "other_name=Bob", "renaming"} {
 		if !strings.Contains(warning, want) {
 			t.Fatalf("warning %q does not say %s; log:\n%s", warning, want, s.logs)
+		}
+	}
+	// Both still sign in by their own names: Вob's name finds Bob's key,
+	// but not Bob's account.
+	for _, a := range accts {
+		p := fetch(t, "POST", s.url+"/signin", "", url.Values{"name": {a.Name}, "password": {passwordOf(a.Name)}})
+		if p.cookies["nochat_session"] == "" {
+			t.Errorf("%s cannot sign in: %d", a.Name, p.status)
 		}
 	}
 	s.shutdown(t)

@@ -68,6 +68,21 @@ func (s *Store) AccountByNameKey(ctx context.Context, key string) (Account, erro
 	return a, nil
 }
 
+// AccountByName returns the account named exactly name, or ErrNotFound.
+// Sign-in asks it for an account that RekeyAccounts left on its old key
+// (its name now compares as another's), which its key no longer finds.
+// Names are not indexed: it reads the accounts, a few hundred at most.
+func (s *Store) AccountByName(ctx context.Context, name string) (Account, error) {
+	a, err := scanAccount(s.read.QueryRowContext(ctx, "SELECT "+accountColumns+" FROM accounts WHERE name = ? ORDER BY id LIMIT 1", name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Account{}, fmt.Errorf("account %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("account %q: %w", name, err)
+	}
+	return a, nil
+}
+
 // AccountByID returns the account with this id, or ErrNotFound.
 func (s *Store) AccountByID(ctx context.Context, id int64) (Account, error) {
 	a, err := scanAccount(s.read.QueryRowContext(ctx, "SELECT "+accountColumns+" FROM accounts WHERE id = ?", id))

@@ -209,6 +209,14 @@ func TestRekeyAccountsKeepsBothOfTwoAccountsNowAlike(t *testing.T) {
 			t.Errorf("account %d key = %q, %v; want %q", a.id, got.NameKey, err, a.key)
 		}
 	}
+	// The one left on its old key is still found by its exact name, for
+	// sign-in, though its new key finds the other.
+	if got, err := s.AccountByName(ctx, "Bob"); err != nil || got.ID != newer.ID {
+		t.Errorf("AccountByName(Bob) = %+v, %v; want account %d", got, err, newer.ID)
+	}
+	if _, err := s.AccountByName(ctx, "BOB"); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("AccountByName(BOB) err = %v, want ErrNotFound", err)
+	}
 }
 
 // createAccount stores a member account under the given key, as an older
