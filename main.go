@@ -261,6 +261,10 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := rekeyAccounts(ctx, store, log); err != nil {
+		store.Close()
+		return err
+	}
 	auth, err := handlers.NewAuth(ctx, store, cfg.adminPassword, log)
 	if err != nil {
 		store.Close()

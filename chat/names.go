@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode"
+	"unicode/utf8"
 
 	"go.mau.fi/util/confusable"
 	"golang.org/x/text/cases"
 	"golang.org/x/text/secure/precis"
+	"golang.org/x/text/unicode/norm"
 )
 
 // NameKey is the comparison key of a display name that cleanName has
@@ -26,8 +29,16 @@ import (
 // so "A\u200Bnn" keys as "Ann" does: a caller holding such a name from
 // before the refusal (an old message) can still tell whose it is.
 //
-// The key is built in three steps:
+// The key is built in four steps:
 //
+//  0. A capital that looks like a different Latin capital is read as that
+//     capital (see capitalLookalikes): Cyrillic "Вob", "НАNNА", "Мах" and
+//     Greek "Βob", "Ηanna", "Νick" are "Bob", "HANNA", "Max", "Bob",
+//     "Hanna", "Nick". Step 1 lower-cases, and the small letters of these
+//     capitals look like small capitals or other letters (в is ʙ, н is ʜ,
+//     ν is v), so without this step a capital drawn exactly as B or H
+//     escaped the skeleton. Latin I, whose prototype is small l, is left
+//     alone: "Ivan" is "ivan", not "lvan".
 //  1. precis.Nickname (RFC 8266) in its comparison form: NFKC (so full-width
 //     and compatibility letters are plain letters), non-ASCII spaces mapped,
 //     runs of spaces collapsed, trimmed, lower-cased. Nickname rather than
@@ -40,9 +51,20 @@ import (
 //     from Unicode 17.0's confusables.txt and kept current by the mautrix
 //     project; github.com/mtibben/confusables, the other Go one, stopped at
 //     Unicode 13.0 in 2021): NFD, each character mapped to its prototype,
-//     NFD again, so Cyrillic "а" and Latin "a" are one letter.
+//     NFD again, so Cyrillic "а" and Latin "a" are one letter. Then each
+//     non-ASCII prototype of a step-0 capital's small letter (ʙ, ʜ, ʍ, ᴛ,
+//     ĸ, ...) becomes the small Latin letter the capital looks like, so
+//     "вob" keys as "Вob" does and case still does not matter.
 //
-// Steps 1–3 are repeated until the key no longer changes (at most
+// Where a small letter looks like another Latin letter than its capital
+// does, one of the two has to give: Latin I and i (like l and i) keep case
+// from mattering, at the cost of "Ivan" and "lvan" being two names; Greek Η,
+// Ν and Υ (η, ν, υ look like n, v, u) catch "Ηanna", "Νick" and "Υves", at
+// the cost of "ΑΝΝΑ" and "Αννα" being two names. The first would be met by
+// every Latin name with an I; the second only by Greek names written with
+// different capitals, which also look different.
+//
+// Steps 0–3 are repeated until the key no longer changes (at most
 // maxKeyRounds times), which makes a key a name with itself as key. That
 // matters because the skeleton maps some characters to capitals: UTS #39
 // maps digit 0 to capital O and digit 1 to l, so one round turns "b0b" into
@@ -50,9 +72,10 @@ import (
 // all "bob": a 0 for an O is exactly the look-alike spelling the key is
 // meant to catch. Likewise "m" and "rn", and "1van" and "lvan", are one name.
 //
-// A key depends on the Unicode tables of x/text and of the confusables
-// package: a store that keeps keys should recompute them from the names
-// when those modules are upgraded, rather than trust old ones.
+// A key depends on this rule and on the Unicode tables of x/text and of the
+// confusables package: a store that keeps keys must recompute them from the
+// names when either changes, rather than trust old ones (the server does at
+// every start: db's RekeyAccounts).
 func NameKey(name string) (string, error) {
 	var refusal error
 	if r, i := invisibleInName(name); i >= 0 {
@@ -87,14 +110,113 @@ func NameKey(name string) (string, error) {
 // in two or three rounds; the bound is there so a bad table cannot loop.
 const maxKeyRounds = 8
 
-// nameKeyRound is one round of NameKey's steps 1–3. Its error says why in
+// nameKeyRound is one round of NameKey's steps 0–3. Its error says why in
 // words that follow "name ".
 func nameKeyRound(name string) (string, error) {
-	k, err := precis.Nickname.CompareKey(name)
+	look := lookalikes()
+	k, err := precis.Nickname.CompareKey(look.readCapitals(name))
 	if err != nil {
 		return "", nameRefusedByPRECIS(name)
 	}
-	return confusable.Skeleton(cases.Fold().String(k)), nil
+	return look.readSmall(confusable.Skeleton(cases.Fold().String(k))), nil
+}
+
+// capitalLookalikes holds NameKey's step 0 and the end of its step 3,
+// built once from the confusables table.
+type capitalLookalikes struct {
+	// capital maps a capital (one that NFD and NFKC leave whole) to the
+	// Latin capital A–Z it is drawn as, when that is another letter:
+	// Cyrillic В to B, Greek Η to H, Cherokee Ꮋ to H. Latin I (prototype small l)
+	// and capitals whose prototype is not A–Z (Greek Σ, whose prototype is
+	// the esh Ʃ) are not in it.
+	capital map[rune]rune
+	// small maps the prototype of such a capital's small letter to the
+	// small Latin letter of the capital, when that prototype is not ASCII:
+	// ʙ (of в) to b, ĸ (of к and κ) to k. An ASCII prototype is a letter
+	// of its own and stays (ν's v is not made n).
+	small map[rune]rune
+}
+
+// lookalikes builds the tables on first use, walking Unicode's Lu ranges
+// (about 1,900 capitals; 97 go in capital, 30 prototypes in small).
+var lookalikes = sync.OnceValue(func() *capitalLookalikes {
+	look := &capitalLookalikes{capital: map[rune]rune{}, small: map[rune]rune{}}
+	fold := cases.Fold()
+	clash := map[rune]bool{}
+	for _, rr := range unicode.Lu.R16 {
+		for r := rune(rr.Lo); r <= rune(rr.Hi); r += rune(rr.Stride) {
+			look.add(r, fold, clash)
+		}
+	}
+	for _, rr := range unicode.Lu.R32 {
+		for r := rune(rr.Lo); r <= rune(rr.Hi); r += rune(rr.Stride) {
+			look.add(r, fold, clash)
+		}
+	}
+	for p := range clash {
+		delete(look.small, p)
+	}
+	return look
+})
+
+// add enters capital r in the tables if its prototype is another Latin
+// capital. A small-letter prototype two capitals would send to different
+// letters goes in clash, to be left out.
+func (look *capitalLookalikes) add(r rune, fold cases.Caser, clash map[rune]bool) {
+	if !norm.NFD.IsNormalString(string(r)) || !norm.NFKC.IsNormalString(string(r)) {
+		// Composed (Ё): NFD gives its letter (Е), which is entered.
+		// Compatibility (Ｂ, 𝐁, ℍ): PRECIS's NFKC makes it a Latin letter.
+		return
+	}
+	to, ok := singleRune(confusable.GetReplacement(r))
+	if !ok || to == r || to < 'A' || to > 'Z' {
+		return
+	}
+	look.capital[r] = to
+	p, ok := singleRune(confusable.Skeleton(fold.String(string(r))))
+	letter := unicode.ToLower(to)
+	if !ok || p < utf8.RuneSelf || p == letter {
+		return
+	}
+	if had, ok := look.small[p]; ok && had != letter {
+		clash[p] = true
+	}
+	look.small[p] = letter
+}
+
+// readCapitals is step 0: name with each look-alike capital replaced by
+// the Latin capital. An ASCII name has none, and is returned as it is.
+func (look *capitalLookalikes) readCapitals(name string) string {
+	for i := 0; i < len(name); i++ {
+		if name[i] >= utf8.RuneSelf {
+			return strings.Map(look.mapCapital, norm.NFD.String(name))
+		}
+	}
+	return name
+}
+
+func (look *capitalLookalikes) mapCapital(r rune) rune {
+	if to, ok := look.capital[r]; ok {
+		return to
+	}
+	return r
+}
+
+// readSmall is the end of step 3: a skeleton with the prototypes in small
+// replaced by their Latin letters.
+func (look *capitalLookalikes) readSmall(skeleton string) string {
+	return strings.Map(func(r rune) rune {
+		if to, ok := look.small[r]; ok {
+			return to
+		}
+		return r
+	}, skeleton)
+}
+
+// singleRune returns the one rune s holds, if it holds exactly one.
+func singleRune(s string) (rune, bool) {
+	r, n := utf8.DecodeRuneInString(s)
+	return r, s != "" && n == len(s) && r != utf8.RuneError
 }
 
 // nameRefusedByPRECIS says why PRECIS refused a name: which character, when

@@ -3,6 +3,7 @@ package chat
 import (
 	"testing"
 	"unicode"
+	"unicode/utf8"
 )
 
 // The hand-written table of invisible characters holds at least what Go's
@@ -26,5 +27,24 @@ func TestInvisibleHoldsTheDefaultIgnorables(t *testing.T) {
 				t.Errorf("%U is ignorable but not refused in names", r)
 			}
 		}
+	}
+}
+
+// The look-alike tables read only non-Latin capitals as Latin ones, and
+// never make one ASCII letter another: Latin I stays i, Greek ν's v stays v.
+func TestLookalikeTablesLeaveLatinLettersAlone(t *testing.T) {
+	look := lookalikes()
+	for from, to := range look.capital {
+		if from < utf8.RuneSelf || to < 'A' || to > 'Z' {
+			t.Errorf("capital %U (%c) -> %U (%c), want a non-ASCII capital read as A–Z", from, from, to, to)
+		}
+	}
+	for from, to := range look.small {
+		if from < utf8.RuneSelf || to < 'a' || to > 'z' {
+			t.Errorf("small %U (%c) -> %U (%c), want a non-ASCII prototype read as a–z", from, from, to, to)
+		}
+	}
+	if got, want := look.capital['\u0412'], 'B'; got != want {
+		t.Errorf("Cyrillic В reads as %q, want %q", got, want)
 	}
 }

@@ -70,6 +70,21 @@ func (s *Store) AccountByNameKey(ctx context.Context, key string) (Account, erro
 	return a, nil
 }
 
+// AccountByName returns the account named exactly name, or ErrNotFound.
+// Sign-in asks it for an account that RekeyAccounts left on its old key
+// (its name now compares as another's), which its key no longer finds.
+// Names are not indexed: it reads the accounts, a few hundred at most.
+func (s *Store) AccountByName(ctx context.Context, name string) (Account, error) {
+	a, err := scanAccount(s.read.QueryRowContext(ctx, "SELECT "+accountColumns+" FROM accounts WHERE name = ? ORDER BY id LIMIT 1", name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Account{}, fmt.Errorf("account %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("account %q: %w", name, err)
+	}
+	return a, nil
+}
+
 // AccountByID returns the account with this id, or ErrNotFound.
 func (s *Store) AccountByID(ctx context.Context, id int64) (Account, error) {
 	a, err := scanAccount(s.read.QueryRowContext(ctx, "SELECT "+accountColumns+" FROM accounts WHERE id = ?", id))
@@ -266,4 +281,109 @@ func (s *Store) DeleteSetting(ctx context.Context, key string) error {
 		return fmt.Errorf("delete setting %s: %w", key, err)
 	}
 	return nil
+}
+
+// KeyConflict is an account that RekeyAccounts left on its old name key
+// because its new key is another account's: under the new rule the two
+// names compare as one, so the people may look alike and one may want
+// renaming.
+type KeyConflict struct {
+	ID        int64
+	Name      string
+	OtherID   int64 // the account that has the key
+	OtherName string
+}
+
+// RekeyAccounts recomputes every account's name key with key (the
+// comparison rule, chat.NameKey, which db may not import) and stores the
+// keys that changed, in one transaction; changed is how many. Where two
+// accounts now want one key, the one that already has it keeps it, or else
+// the older (lower id) gets it; the other keeps its old key and is returned
+// in conflicts. A name key refuses is left on its old key: a name accepted
+// once is not refused at start-up.
+func (s *Store) RekeyAccounts(ctx context.Context, key func(name string) (string, error)) (changed int, conflicts []KeyConflict, err error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, nil, fmt.Errorf("rekey accounts: %w", err)
+	}
+	defer tx.Rollback()
+	type entry struct {
+		id             int64
+		name, old, key string
+	}
+	var accounts []entry
+	rows, err := tx.QueryContext(ctx, "SELECT id, name, name_key FROM accounts ORDER BY id")
+	if err != nil {
+		return 0, nil, fmt.Errorf("rekey accounts: %w", err)
+	}
+	for rows.Next() {
+		var a entry
+		if err := rows.Scan(&a.id, &a.name, &a.old); err != nil {
+			rows.Close()
+			return 0, nil, fmt.Errorf("rekey accounts: %w", err)
+		}
+		if a.key, err = key(a.name); err != nil || a.key == "" {
+			a.key = a.old
+		}
+		accounts = append(accounts, a)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, nil, fmt.Errorf("rekey accounts: %w", err)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, nil, fmt.Errorf("rekey accounts: %w", err)
+	}
+
+	// Settle who has which key. Sending a loser back to its old key can
+	// make it collide with an account that moved onto that key, so repeat
+	// until no key is held twice; each pass settles one account for good.
+	for {
+		holder := make(map[string]int, len(accounts))
+		loser, winner := -1, -1
+		for i, a := range accounts {
+			j, ok := holder[a.key]
+			if !ok {
+				holder[a.key] = i
+				continue
+			}
+			// j < i: j is the older. The one that already had the key
+			// keeps it; else the older does.
+			loser, winner = i, j
+			if a.old == a.key && accounts[j].old != a.key {
+				loser, winner = j, i
+			}
+			break
+		}
+		if loser < 0 {
+			break
+		}
+		l, w := accounts[loser], accounts[winner]
+		conflicts = append(conflicts, KeyConflict{ID: l.id, Name: l.name, OtherID: w.id, OtherName: w.name})
+		accounts[loser].key = l.old
+	}
+
+	// Moving keys in two steps, through a placeholder no real key can be
+	// (NameKey never holds NUL), so that one account may take the key
+	// another leaves without tripping UNIQUE on the way.
+	for _, a := range accounts {
+		if a.key == a.old {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE accounts SET name_key = ? WHERE id = ?", fmt.Sprintf("\x00rekey %d", a.id), a.id); err != nil {
+			return 0, nil, fmt.Errorf("rekey account %d: %w", a.id, err)
+		}
+		changed++
+	}
+	for _, a := range accounts {
+		if a.key == a.old {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE accounts SET name_key = ? WHERE id = ?", a.key, a.id); err != nil {
+			return 0, nil, fmt.Errorf("rekey account %d: %w", a.id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, nil, fmt.Errorf("rekey accounts: %w", err)
+	}
+	return changed, conflicts, nil
 }

@@ -200,3 +200,95 @@ func TestPasswordChangeAndItsSessionEndsAreOneTransaction(t *testing.T) {
 		t.Fatalf("a change for no account = %v, want ErrNotFound", err)
 	}
 }
+
+// upperKey stands in for chat.NameKey in the rekey tests: a new rule under
+// which names that differ in case compare as one.
+func upperKey(name string) (string, error) {
+	if name == "" {
+		return "", errors.New("empty")
+	}
+	return strings.ToUpper(name), nil
+}
+
+func TestRekeyAccountsStoresTheNewKeys(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	// Old keys as an older rule made them; "Cy" takes the key "Bo" leaves
+	// and "Bo" takes "Al"'s, the order of the updates notwithstanding.
+	ann := createAccount(t, s, "Ann", "ann")
+	cy := createAccount(t, s, "Cy", "BO")
+	bo := createAccount(t, s, "Bo", "AL")
+	al := createAccount(t, s, "Al", "al")
+	changed, conflicts, err := s.RekeyAccounts(ctx, upperKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed != 4 || len(conflicts) != 0 {
+		t.Fatalf("RekeyAccounts = %d, %+v; want 4 changed, no conflicts", changed, conflicts)
+	}
+	for _, want := range []db.Account{{ID: ann.ID, NameKey: "ANN"}, {ID: cy.ID, NameKey: "CY"}, {ID: bo.ID, NameKey: "BO"}, {ID: al.ID, NameKey: "AL"}} {
+		if got, err := s.AccountByID(ctx, want.ID); err != nil || got.NameKey != want.NameKey {
+			t.Errorf("account %d key = %q, %v; want %q", want.ID, got.NameKey, err, want.NameKey)
+		}
+	}
+	// The key is the one names are checked against from now on.
+	if _, err := s.CreateAccount(ctx, db.Account{Name: "ANN", NameKey: "ANN", PasswordHash: "x", Role: db.RoleMember, Created: time.Now()}); !errors.Is(err, db.ErrNameTaken) {
+		t.Fatalf("ANN after rekeying: err = %v, want ErrNameTaken", err)
+	}
+	if changed, conflicts, err := s.RekeyAccounts(ctx, upperKey); err != nil || changed != 0 || len(conflicts) != 0 {
+		t.Fatalf("RekeyAccounts again = %d, %+v, %v; want nothing to do", changed, conflicts, err)
+	}
+}
+
+func TestRekeyAccountsKeepsBothOfTwoAccountsNowAlike(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	older := createAccount(t, s, "bob", "bob")      // will take BOB
+	holder := createAccount(t, s, "Zed", "ZED")     // has its key already
+	newer := createAccount(t, s, "Bob", "Bob")      // wants BOB too
+	usurper := createAccount(t, s, "zed", "zed")    // wants ZED, older's no help
+	refused := createAccount(t, s, "", "was-empty") // refused by the new rule
+	changed, conflicts, err := s.RekeyAccounts(ctx, upperKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []db.KeyConflict{
+		{ID: newer.ID, Name: "Bob", OtherID: older.ID, OtherName: "bob"},
+		{ID: usurper.ID, Name: "zed", OtherID: holder.ID, OtherName: "Zed"},
+	}
+	if changed != 1 || len(conflicts) != len(want) {
+		t.Fatalf("RekeyAccounts = %d, %+v; want 1 changed and conflicts %+v", changed, conflicts, want)
+	}
+	for i := range want {
+		if conflicts[i] != want[i] {
+			t.Errorf("conflict %d = %+v, want %+v", i, conflicts[i], want[i])
+		}
+	}
+	for _, a := range []struct {
+		id  int64
+		key string
+	}{{older.ID, "BOB"}, {holder.ID, "ZED"}, {newer.ID, "Bob"}, {usurper.ID, "zed"}, {refused.ID, "was-empty"}} {
+		if got, err := s.AccountByID(ctx, a.id); err != nil || got.NameKey != a.key {
+			t.Errorf("account %d key = %q, %v; want %q", a.id, got.NameKey, err, a.key)
+		}
+	}
+	// The one left on its old key is still found by its exact name, for
+	// sign-in, though its new key finds the other.
+	if got, err := s.AccountByName(ctx, "Bob"); err != nil || got.ID != newer.ID {
+		t.Errorf("AccountByName(Bob) = %+v, %v; want account %d", got, err, newer.ID)
+	}
+	if _, err := s.AccountByName(ctx, "BOB"); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("AccountByName(BOB) err = %v, want ErrNotFound", err)
+	}
+}
+
+// createAccount stores a member account under the given key, as an older
+// rule would have made it.
+func createAccount(t *testing.T, s *db.Store, name, key string) db.Account {
+	t.Helper()
+	a, err := s.CreateAccount(context.Background(), db.Account{Name: name, NameKey: key, PasswordHash: "x", Role: db.RoleMember, Created: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}

@@ -110,6 +110,7 @@ type authStore interface {
 	CreateFirstAdmin(ctx context.Context, a db.Account, tokenHash string) (db.Account, error)
 	CreateAccount(ctx context.Context, a db.Account) (db.Account, error)
 	AccountByNameKey(ctx context.Context, key string) (db.Account, error)
+	AccountByName(ctx context.Context, name string) (db.Account, error)
 	AccountByID(ctx context.Context, id int64) (db.Account, error)
 	CreateSession(ctx context.Context, tokenHash []byte, s db.Session, max int) error
 	SessionByToken(ctx context.Context, tokenHash []byte, now time.Time) (db.Session, error)

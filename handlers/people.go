@@ -421,10 +421,17 @@ func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, t
 		}
 		var acct db.Account
 		found := false
-		if _, key, err := names.AccountName(name); err == nil {
+		if display, key, err := names.AccountName(name); err == nil {
 			switch acct, err = a.store.AccountByNameKey(r.Context(), key); {
 			case err == nil:
 				found = true
+				// An account that start-up's rekeying left on its old key,
+				// its name now alike this one's, signs in by its own name.
+				if acct.Name != display {
+					if exact, err := a.store.AccountByName(r.Context(), display); err == nil {
+						acct = exact
+					}
+				}
 			case !errors.Is(err, db.ErrNotFound):
 				writeError(w, r, log, http.StatusInternalServerError, err)
 				return
