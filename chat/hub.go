@@ -107,7 +107,7 @@ type Hub struct {
 	log    *slog.Logger
 	opts   Options
 	store  *db.Store
-	writer *db.Writer[origin]
+	writer db.Log[origin] // the ordered log: append, then committed batches to deliver
 	m      *melody.Melody
 
 	// Frame budgets per session, out of melody's buffer: the message stream
@@ -289,7 +289,7 @@ func (h *Hub) SendAs(ctx context.Context, id Identity, user, text, key string) (
 		return db.Stored{}, ErrBadCID
 	}
 	reply := make(chan sendResult, 1)
-	if err := h.writer.Submit(ctx, db.Draft{User: user, UserID: id.UserID, Message: msg, CID: key}, origin{reply: reply}); err != nil {
+	if err := h.writer.Append(ctx, db.Draft{User: user, UserID: id.UserID, Message: msg, CID: key}, origin{reply: reply}); err != nil {
 		if errors.Is(err, db.ErrClosed) {
 			return db.Stored{}, ErrShutdown
 		}

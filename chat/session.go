@@ -428,7 +428,7 @@ func (h *Hub) submitWS(c *client, user, text, cid string) {
 		h.refuse(c, err, cid)
 		return
 	}
-	err = h.writer.Submit(h.ctx, db.Draft{User: user, UserID: c.userID, Message: msg, CID: cid}, origin{c: c, cid: cid})
+	err = h.writer.Append(h.ctx, db.Draft{User: user, UserID: c.userID, Message: msg, CID: cid}, origin{c: c, cid: cid})
 	if err != nil {
 		h.refuse(c, ErrShutdown, cid)
 	}
