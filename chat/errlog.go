@@ -3,7 +3,9 @@ package chat
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -206,4 +208,19 @@ func (l *errorLog) clear(ctx context.Context) error {
 	clear(l.dirty)
 	l.mu.Unlock()
 	return l.store.ClearErrors(ctx)
+}
+
+// recordPanic files a recovered panic for the admin and logs its stack.
+func (h *Hub) recordPanic(v any, place, subject string) {
+	h.RecordErrorAt(KindPanic, place, fmt.Sprint(v), subject)
+	h.log.Error("panic", "place", place, "subject", subject, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+}
+
+// recordRecovered, deferred on one of the hub's goroutines, turns a panic
+// into an error entry, so that the goroutine (or what restarts it) goes on
+// instead of the process ending.
+func (h *Hub) recordRecovered(place, subject string) {
+	if v := recover(); v != nil {
+		h.recordPanic(v, place, subject)
+	}
 }

@@ -193,7 +193,7 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 	// stopped reading; melody then closes the session.
 	m.Config.WriteWait = opts.SlowTimeout
 	// Memory per connection matters on a Pi: a small read buffer of the
-	// connection's own (upgrade.go), and write buffers from a pool, so an
+	// connection's own (edge.go), and write buffers from a pool, so an
 	// idle connection holds none.
 	m.Upgrader.ReadBufferSize = readBufferSize
 	m.Upgrader.WriteBufferSize = 4096
