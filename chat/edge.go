@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -217,30 +218,44 @@ func (h *Hub) upgradeFailed(w http.ResponseWriter, err error, ip string) {
 	h.RecordErrorAt(KindRefusedUpgrade, placeUpgrade+": handshake", err.Error(), ip) // and logs it
 }
 
+// admission counts connections against the limits, from the moment one is
+// admitted (before its upgrade) to the end of its session. It counts
+// admissions, not sessions: the registry of sessions is the broadcaster's.
+type admission struct {
+	mu       sync.Mutex
+	perIP    map[string]int // sessions and upgrades under way, per AddressKey
+	upgrades int            // sessions and upgrades under way
+}
+
 // admit counts an upgrade against the connection limits, or says why not.
 // Addresses are counted by AddressKey.
 func (h *Hub) admit(ip string) (int, string) {
 	ip = AddressKey(ip)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.opts.MaxConns > 0 && h.upgrades >= h.opts.MaxConns {
+	a := &h.admission
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if h.opts.MaxConns > 0 && a.upgrades >= h.opts.MaxConns {
 		return http.StatusServiceUnavailable, fmt.Sprintf("too many connections (the limit is %d): try again later", h.opts.MaxConns)
 	}
-	if h.opts.MaxConnsPerIP > 0 && h.perIP[ip] >= h.opts.MaxConnsPerIP {
+	if h.opts.MaxConnsPerIP > 0 && a.perIP[ip] >= h.opts.MaxConnsPerIP {
 		return http.StatusTooManyRequests, fmt.Sprintf("too many connections from one address (the limit is %d)", h.opts.MaxConnsPerIP)
 	}
-	h.upgrades++
-	h.perIP[ip]++
+	if a.perIP == nil {
+		a.perIP = make(map[string]int)
+	}
+	a.upgrades++
+	a.perIP[ip]++
 	return 0, ""
 }
 
 func (h *Hub) release(ip string) {
 	ip = AddressKey(ip)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.upgrades--
-	if h.perIP[ip]--; h.perIP[ip] <= 0 {
-		delete(h.perIP, ip)
+	a := &h.admission
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.upgrades--
+	if a.perIP[ip]--; a.perIP[ip] <= 0 {
+		delete(a.perIP, ip)
 	}
 }
 
@@ -270,18 +285,10 @@ func (h *Hub) onConnect(s *melody.Session) {
 	// melody keeps the upgrade request for the session's life and never
 	// reads it again; what NoChat needs from it is in the client.
 	s.Request = nil
-	h.mu.Lock()
-	h.clients[c] = struct{}{}
-	h.byID[c.id] = c
-	h.peak = max(h.peak, len(h.clients))
-	// Under h.mu, so that the series sees the counts in the order they
-	// happened: set after the unlock, a late writer could leave an old one.
-	h.series.setConnections(len(h.clients))
-	h.mu.Unlock()
 	h.log.Debug("connected", "session", c.id, "proto", c.proto, "remote", c.remote)
 	// A session whose upgrade finished just as Close began may have missed
 	// Close's round of close frames: Close sets closed before that round.
-	if h.closed.Load() || !h.do(func() { h.join(c) }) {
+	if h.closed.Load() || !h.b.send(opJoin{c}) {
 		c.closeWith(websocket.CloseGoingAway, "server shutting down")
 	}
 }
@@ -289,12 +296,7 @@ func (h *Hub) onConnect(s *melody.Session) {
 func (h *Hub) onDisconnect(s *melody.Session) {
 	c := clientOf(s)
 	c.markGone()
-	h.mu.Lock()
-	delete(h.clients, c)
-	delete(h.byID, c.id)
-	h.series.setConnections(len(h.clients)) // under h.mu: see onConnect
-	h.mu.Unlock()
-	h.do(func() { h.leave(c) })
+	h.b.send(opLeave{c})
 	h.log.Debug("disconnected", "session", c.id)
 }
 

@@ -73,11 +73,11 @@ func (h *Hub) onMessage(s *melody.Session, b []byte) {
 			return
 		}
 		c.setName(name)
-		h.do(h.presenceChanged)
+		h.b.send(opNick{})
 	case "typing":
 		if now := time.Now(); now.Sub(c.lastTyping) >= h.opts.TypingInterval {
 			c.lastTyping = now
-			h.do(func() { h.typing(c) })
+			h.b.send(opTyping{c})
 		}
 	}
 }
