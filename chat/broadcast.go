@@ -277,7 +277,7 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 			for cl := range b.recipients(toLive, nil) {
 				// Frames the client is owed (its acks) go first: a client
 				// with any owed takes the stream from catch-up after them.
-				if cl.owedN.Load() > 0 || !cl.write(f.forProtocol(cl.proto), h.streamLimit) {
+				if cl.owedN.Load() > 0 || !cl.stream(f) {
 					// Its buffer is full: take it out of the live set and
 					// feed it from the database from this message on.
 					b.fallBehind(cl, f.id-1)
@@ -404,7 +404,7 @@ func (b *broadcaster) rejoin(c *client, after int64) (bool, int64) {
 		return false, after
 	}
 	for _, f := range gap {
-		if !c.write(f.forProtocol(c.proto), b.h.streamLimit) {
+		if !c.stream(f) {
 			return false, after
 		}
 		after = f.id
@@ -519,7 +519,7 @@ func (b *broadcaster) typing(from *client) {
 	}
 	frame := encode("typing", typingData{User: from.name(), UserID: from.who().UserID})
 	for c := range b.recipients(toOthersV1, from) {
-		c.write(frame, b.h.controlLimit)
+		c.write(frame, c.controlLimit)
 	}
 }
 

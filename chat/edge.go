@@ -169,7 +169,7 @@ func (h *Hub) ServeWSAs(w http.ResponseWriter, r *http.Request, id Identity) {
 
 	c := newClient(proto, user, ip, r.UserAgent(), after)
 	c.userID, c.role, c.session = id.UserID, id.Role, id.Session
-	c.controlLimit = h.controlLimit
+	c.streamLimit, c.controlLimit = h.streamLimit, h.controlLimit
 	if h.opts.MsgRate > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(h.opts.MsgRate), h.opts.MsgBurst)
 	}

@@ -132,7 +132,7 @@ func (h *Hub) catchUp(c *client, after int64) {
 	}()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	low := h.streamLimit / 2
+	low := c.streamLimit / 2
 	for {
 		for c.queued.Load() > low || c.owedN.Load() > 0 {
 			select {
@@ -148,7 +148,7 @@ func (h *Hub) catchUp(c *client, after int64) {
 				return
 			}
 		}
-		room := int(h.streamLimit - c.queued.Load())
+		room := int(c.streamLimit - c.queued.Load())
 		if room < 1 {
 			continue // control frames took the room meanwhile
 		}
@@ -169,7 +169,7 @@ func (h *Hub) catchUp(c *client, after int64) {
 		}
 		wrote := 0
 		for _, f := range batch {
-			if !c.write(f.forProtocol(c.proto), h.streamLimit) {
+			if !c.stream(f) {
 				break
 			}
 			after = f.id
