@@ -334,6 +334,11 @@ func (b *broadcaster) join(c *client) {
 		if p == nil {
 			p = &person{}
 			b.accounts[c.userID] = p
+		} else if p.name != "" {
+			// Renamed after this connection read its name, before it
+			// joined: it speaks under the new one, as its account's other
+			// connections do.
+			c.setName(p.name)
 		}
 		p.sessions++
 	}

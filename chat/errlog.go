@@ -224,3 +224,28 @@ func (h *Hub) recordRecovered(place, subject string) {
 		h.recordPanic(v, place, subject)
 	}
 }
+
+// flushErrors writes the error log's changes once a second, and once more
+// when the hub closes.
+func (h *Hub) flushErrors() {
+	defer close(h.errorsDone)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-h.ctx.Done():
+			return
+		}
+		h.flushErrorsOnce()
+	}
+}
+
+// flushErrorsOnce is one pass of the flusher. A panic in it is an error
+// entry, which the next pass writes: the loop goes on.
+func (h *Hub) flushErrorsOnce() {
+	defer h.recordRecovered(placeFlusher, "the error log")
+	if err := h.errors.flush(h.ctx); err != nil && h.ctx.Err() == nil {
+		h.log.Error("save error log", "err", err)
+	}
+}

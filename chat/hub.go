@@ -1,7 +1,3 @@
-// Package chat is NoChat's real-time core: WebSocket sessions (through
-// melody), the two subprotocols, the send pipeline into the database writer,
-// and the single broadcaster that hands every stored message to every client
-// in id order, feeding clients that fell behind from the database.
 package chat
 
 import (
@@ -206,31 +202,6 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 	go h.b.run()
 	go h.flushErrors()
 	return h, nil
-}
-
-// flushErrors writes the error log's changes once a second, and once more
-// when the hub closes.
-func (h *Hub) flushErrors() {
-	defer close(h.errorsDone)
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-		case <-h.ctx.Done():
-			return
-		}
-		h.flushErrorsOnce()
-	}
-}
-
-// flushErrorsOnce is one pass of the flusher. A panic in it is an error
-// entry, which the next pass writes: the loop goes on.
-func (h *Hub) flushErrorsOnce() {
-	defer h.recordRecovered(placeFlusher, "the error log")
-	if err := h.errors.flush(h.ctx); err != nil && h.ctx.Err() == nil {
-		h.log.Error("save error log", "err", err)
-	}
 }
 
 // Send stores a message from outside a WebSocket (REST), broadcasts it like

@@ -30,67 +30,67 @@ type window struct {
 	floor       int64
 }
 
-func (b *window) init(latestID int64) {
-	b.floor = latestID
-	b.recent = make([]*frames, 0, recentSize)
+func (w *window) init(latestID int64) {
+	w.floor = latestID
+	w.recent = make([]*frames, 0, recentSize)
 }
 
 // change runs f, a change to the window, under mu. The lock is released by
 // defer: the broadcaster survives a panic (apply), and must not leave the
 // catch-up readers locked out.
-func (b *window) change(f func(b *window)) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	f(b)
+func (w *window) change(f func(w *window)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f(w)
 }
 
-func (b *window) remember(f *frames) {
-	b.recent = append(b.recent, f)
-	b.recentBytes += f.size()
+func (w *window) remember(f *frames) {
+	w.recent = append(w.recent, f)
+	w.recentBytes += f.size()
 	drop := 0
-	for len(b.recent)-drop > recentSize || (b.recentBytes > recentMaxBytes && len(b.recent)-drop > 1) {
-		b.floor = b.recent[drop].id
-		b.recentBytes -= b.recent[drop].size()
-		b.recent[drop] = nil
+	for len(w.recent)-drop > recentSize || (w.recentBytes > recentMaxBytes && len(w.recent)-drop > 1) {
+		w.floor = w.recent[drop].id
+		w.recentBytes -= w.recent[drop].size()
+		w.recent[drop] = nil
 		drop++
 	}
 	// Reslicing moves the start forward; append copies the live part to a
 	// new array when the old one is used up: amortised O(1) a message.
-	b.recent = b.recent[drop:]
+	w.recent = w.recent[drop:]
 }
 
 // since returns the remembered messages with ids above after, and whether
 // they are all the messages there are above after.
-func (b *window) since(after int64) ([]*frames, bool) {
-	if after < b.floor {
+func (w *window) since(after int64) ([]*frames, bool) {
+	if after < w.floor {
 		return nil, false
 	}
-	return b.recent[b.index(after+1):], true
+	return w.recent[w.index(after+1):], true
 }
 
 // index is where in recent the message with id is, or would be.
-func (b *window) index(id int64) int {
-	i, _ := slices.BinarySearchFunc(b.recent, id, func(f *frames, want int64) int { return cmp.Compare(f.id, want) })
+func (w *window) index(id int64) int {
+	i, _ := slices.BinarySearchFunc(w.recent, id, func(f *frames, want int64) int { return cmp.Compare(f.id, want) })
 	return i
 }
 
 // drop forgets the remembered message with the given id, if it is there.
-func (b *window) drop(id int64) {
-	if i := b.index(id); i < len(b.recent) && b.recent[i].id == id {
-		b.recentBytes -= b.recent[i].size()
-		b.recent = slices.Delete(b.recent, i, i+1)
+func (w *window) drop(id int64) {
+	if i := w.index(id); i < len(w.recent) && w.recent[i].id == id {
+		w.recentBytes -= w.recent[i].size()
+		w.recent = slices.Delete(w.recent, i, i+1)
 	}
 }
 
 // dropBelow forgets the remembered messages with ids under below. floor
 // stays: every message above it that the store still holds is remembered.
-func (b *window) dropBelow(below int64) {
-	i := b.index(below)
-	for j := range b.recent[:i] {
-		b.recentBytes -= b.recent[j].size()
-		b.recent[j] = nil
+func (w *window) dropBelow(below int64) {
+	i := w.index(below)
+	for j := range w.recent[:i] {
+		w.recentBytes -= w.recent[j].size()
+		w.recent[j] = nil
 	}
-	b.recent = b.recent[i:]
+	w.recent = w.recent[i:]
 }
 
 // fetch returns up to n messages after the given id, from memory when they
