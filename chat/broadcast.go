@@ -68,22 +68,33 @@ func (b *broadcaster) init(h *Hub, latestID int64) {
 type op interface{ isOp() }
 
 type (
-	opJoin   struct{ c *client }                // a connection is open (edge.go)
-	opLeave  struct{ c *client }                // a connection has closed (edge.go)
-	opCommit struct{ commit db.Commit[origin] } // a batch the log committed
+	// opJoin: a connection is open (edge.go, melody's connect).
+	opJoin struct{ c *client }
+	// opLeave: a connection has closed (edge.go, melody's disconnect).
+	opLeave struct{ c *client }
+	// opCommit: a batch the log committed, or failed to.
+	opCommit struct{ commit db.Commit[origin] }
+	// opDelete: one message (id) or many (ids) deleted from the store.
 	opDelete struct {
 		id  int64
 		ids []int64
-	} // a message (id) or many (ids) deleted from the store
-	opPrune  struct{ below int64 } // messages under below pruned from the store
+	}
+	// opPrune: the messages under below were pruned from the store.
+	opPrune struct{ below int64 }
+	// opRename: an account's new name, stored.
 	opRename struct {
 		id   int64
 		name string
-	} // an account's new name
-	opNick     struct{}            // a guest changed its name: presence again
-	opTyping   struct{ c *client } // c is typing
-	opPresence struct{}            // the coalesced presence send is due
-	opRejoin   struct {            // a catching-up connection has every message up to *after
+	}
+	// opNick: a guest changed its name; presence goes out again.
+	opNick struct{}
+	// opTyping: c is typing.
+	opTyping struct{ c *client }
+	// opPresence: the coalesced presence send is due.
+	opPresence struct{}
+	// opRejoin: a catching-up connection has every message up to *after;
+	// the broadcaster sets *joined and *after (see rejoin).
+	opRejoin struct {
 		c      *client
 		after  *int64
 		joined *bool
@@ -92,6 +103,7 @@ type (
 	// (Snapshot, Disconnect, EndSessions...): f reads, and changes nothing
 	// but the connections it closes.
 	opRead struct{ f func() }
+	// opStop ends the goroutine (Close, last).
 	opStop struct{}
 	// waited is an op whose sender waits for it to be applied.
 	waited struct {

@@ -315,8 +315,8 @@ func (h *Hub) Close(ctx context.Context) error {
 	if h.closed.Swap(true) {
 		return nil
 	}
-	h.writer.Close()
-	h.b.sendWait(opRead{func() {}})
+	h.writer.Close()    // its last batches are queued to the broadcaster
+	h.b.read(func() {}) // and delivered
 	// Let sessions that fell behind catch up, so every client, even one on
 	// echo-protocol that cannot resume, gets every stored message before
 	// its close frame. A session still behind when ctx ends resumes with
