@@ -84,7 +84,7 @@ type config struct {
 // otherwise hold its socket, and the goroutine writing to it, for ever.
 // A minute sends 6 MB at 1 Mbit/s. WebSockets are not bound by it: gorilla
 // clears the server's deadlines when it takes the connection, and melody
-// sets one per frame (chat/upgrade.go).
+// sets one per frame (chat/edge.go).
 const writeTimeout = time.Minute
 
 // parseFlags reads flags, each defaulting to its NOCHAT_* environment

@@ -81,26 +81,28 @@ type Snapshot struct {
 // Snapshot returns the room's state now, with up to maxErrors errors.
 func (h *Hub) Snapshot(maxErrors int) Snapshot {
 	now := time.Now()
-	h.mu.Lock()
-	conns := make([]Connection, 0, len(h.clients))
-	for c := range h.clients {
-		last := max(c.lastRead.Load(), c.lastWrite.Load())
-		conns = append(conns, Connection{
-			ID:           c.id,
-			Remote:       c.remote,
-			UserAgent:    c.agent,
-			Protocol:     string(c.proto),
-			User:         c.name(),
-			UserID:       c.userID,
-			Role:         c.role,
-			Since:        c.since,
-			LastActivity: time.Unix(0, last),
-			Received:     c.received.Load(),
-			Sent:         c.sent.Load(),
-		})
-	}
-	peak := h.peak
-	h.mu.Unlock()
+	var conns []Connection
+	var peak int
+	h.b.read(func() {
+		peak = h.b.peak
+		conns = make([]Connection, 0, len(h.b.conns))
+		for c := range h.b.conns {
+			last := max(c.lastRead.Load(), c.lastWrite.Load())
+			conns = append(conns, Connection{
+				ID:           c.id,
+				Remote:       c.remote,
+				UserAgent:    c.agent,
+				Protocol:     string(c.proto),
+				User:         c.name(),
+				UserID:       c.userID,
+				Role:         c.role,
+				Since:        c.since,
+				LastActivity: time.Unix(0, last),
+				Received:     c.received.Load(),
+				Sent:         c.sent.Load(),
+			})
+		}
+	})
 	slices.SortFunc(conns, func(a, b Connection) int {
 		return cmp.Or(a.Since.Compare(b.Since), cmp.Compare(a.ID, b.ID))
 	})
@@ -171,10 +173,16 @@ var ErrNoSession = errors.New("no such session")
 // Disconnect closes a session with 1008 and a reason. Its client may
 // reconnect.
 func (h *Hub) Disconnect(id, reason string) error {
-	h.mu.Lock()
-	c, ok := h.byID[id]
-	h.mu.Unlock()
-	if !ok {
+	var c *client
+	h.b.read(func() {
+		for cl := range h.b.conns {
+			if cl.id == id {
+				c = cl
+				return
+			}
+		}
+	})
+	if c == nil {
 		return fmt.Errorf("disconnect %q: %w", id, ErrNoSession)
 	}
 	c.closeWith(websocket.ClosePolicyViolation, reason)
@@ -187,7 +195,7 @@ func (h *Hub) Delete(ctx context.Context, id int64) error {
 	if err := h.store.Delete(ctx, id); err != nil {
 		return err
 	}
-	h.do(func() { h.forget(id) })
+	h.b.send(opDelete{id: id})
 	return nil
 }
 
@@ -202,15 +210,10 @@ func (h *Hub) Prune(ctx context.Context, olderThan time.Time, keepNewest int) (i
 	if below > 0 {
 		// Wait for it, so that a client connecting after Prune returns is
 		// replayed nothing pruned; unless the broadcaster stops first.
-		h.doWait(func() { h.changeRecent(func(b *broadcaster) { b.dropBelow(below) }) })
+		h.b.sendWait(opPrune{below: below})
 	}
 	return n, err
 }
-
-// maxDeletedIDs is how many ids one deleted frame carries: a ban that
-// deletes thousands of messages tells each page in a few frames, not
-// thousands.
-const maxDeletedIDs = 256
 
 // DeleteMessagesOf removes every message an account stored, in one
 // transaction, and tells open pages as Delete does; it returns how many
@@ -221,36 +224,7 @@ func (h *Hub) DeleteMessagesOf(ctx context.Context, userID int64) (int, error) {
 		return 0, err
 	}
 	if len(ids) > 0 {
-		h.do(func() { h.forgetMany(ids) })
+		h.b.send(opDelete{ids: ids})
 	}
 	return len(ids), nil
-}
-
-// forgetMany is forget for many ids, in frames of up to maxDeletedIDs.
-func (h *Hub) forgetMany(ids []int64) {
-	h.changeRecent(func(b *broadcaster) {
-		for _, id := range ids {
-			b.drop(id)
-		}
-	})
-	for chunk := range slices.Chunk(ids, maxDeletedIDs) {
-		frame := encode("deleted", deletedData{ID: chunk[0], IDs: chunk})
-		for c := range h.b.members {
-			if c.proto == V1 {
-				h.mustSend(c, frame)
-			}
-		}
-	}
-}
-
-// forget runs on the broadcaster: the message leaves the recent set, so no
-// catch-up hands it out again, and clients are told.
-func (h *Hub) forget(id int64) {
-	h.changeRecent(func(b *broadcaster) { b.drop(id) })
-	frame := encode("deleted", deletedData{ID: id})
-	for c := range h.b.members {
-		if c.proto == V1 {
-			h.mustSend(c, frame)
-		}
-	}
 }

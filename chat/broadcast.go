@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -14,149 +16,243 @@ import (
 	"nochat/db"
 )
 
-// The broadcaster keeps the newest encoded messages in memory, so that a
-// client a little behind (a burst overran its buffer, or it resumes after a
-// short drop) catches up without a database read. Bounded by count and by
-// bytes: a few thousand ordinary messages, never more than recentMaxBytes.
-const (
-	recentSize     = 4096
-	recentMaxBytes = 2 << 20
-)
-
-// broadcaster is the state of the one goroutine that sends messages to
-// clients. Because one goroutine does every send, every client receives
-// messages in id order; because joining the live set happens on the same
-// goroutine, a client that catches up (after a resume or after falling
-// behind) joins exactly after the last message it was given: no gap, no
-// duplicate.
+// broadcaster is the one goroutine that hands events to connections, and
+// the one registry of them: every connection the hub has (from melody's
+// connect to its disconnect), its person, whether it is live or catching
+// up, and the replay window. Nothing else reads its maps: other goroutines
+// send it typed operations (op), which it applies one at a time, in order
+// with the commits. Because one goroutine does every send, every client
+// receives messages in id order; because joining the live set happens on
+// the same goroutine, a client that catches up (after a resume or after
+// falling behind) joins exactly after the last message it was given: no
+// gap, no duplicate.
 type broadcaster struct {
-	lastID  int64                // newest message handed out
-	members map[*client]struct{} // every joined session
-	live    map[*client]struct{} // sessions receiving messages as they commit
+	h *Hub // options, store, counters, error log: the services it uses
 
-	// recent holds the newest messages, oldest first; every message with an
-	// id above floor is in it. Catch-up readers read it under Hub.recentMu;
-	// only the broadcaster changes it, under the same lock.
-	recent      []*frames
-	recentBytes int // bytes the frames in recent hold
-	floor       int64
+	ops  chan op       // operations, in order
+	quit chan struct{} // closed when the goroutine has stopped
+
+	lastID int64 // newest message handed out
+
+	// The registry. conns is every connection; live is those of them
+	// that receive messages as they commit (the rest are catching up).
+	conns map[*client]struct{}
+	live  map[*client]struct{}
+	// accounts holds, for each account with a connection, what is kept
+	// per person rather than per connection; an entry goes with its last
+	// connection, so the map is bounded by conns.
+	accounts map[int64]*person
+	online   atomic.Int64 // len(conns), for readers on other goroutines
+	peak     int          // most connections open at once
+
+	window window // the newest messages, for replay
 
 	presenceDirty     bool // presence changed since it was last sent
 	presenceScheduled bool // a presence send is due
-
-	// accounts holds, for each account with a joined session, what is
-	// kept per person rather than per connection; an entry goes with its
-	// last session, so the map is bounded by members.
-	accounts map[int64]*person
-
-	stop chan struct{}
 }
 
-func (b *broadcaster) init(latestID int64) {
+func (b *broadcaster) init(h *Hub, latestID int64) {
+	b.h = h
+	b.ops = make(chan op, 1024)
+	b.quit = make(chan struct{})
 	b.lastID = latestID
-	b.floor = latestID
-	b.members = make(map[*client]struct{})
+	b.conns = make(map[*client]struct{})
 	b.live = make(map[*client]struct{})
 	b.accounts = make(map[int64]*person)
-	b.recent = make([]*frames, 0, recentSize)
-	b.stop = make(chan struct{})
+	b.window.init(latestID)
 }
 
-func (b *broadcaster) remember(f *frames) {
-	b.recent = append(b.recent, f)
-	b.recentBytes += f.size()
-	drop := 0
-	for len(b.recent)-drop > recentSize || (b.recentBytes > recentMaxBytes && len(b.recent)-drop > 1) {
-		b.floor = b.recent[drop].id
-		b.recentBytes -= b.recent[drop].size()
-		b.recent[drop] = nil
-		drop++
+// An op is one change the broadcaster applies: to its registry (join,
+// leave, rename, rejoin after catching up), or an event to hand out
+// (commit, delete, typing, presence).
+type op interface{ isOp() }
+
+type (
+	// opJoin: a connection is open (edge.go, melody's connect).
+	opJoin struct{ c *client }
+	// opLeave: a connection has closed (edge.go, melody's disconnect).
+	opLeave struct{ c *client }
+	// opCommit: a batch the log committed, or failed to.
+	opCommit struct{ commit db.Commit[origin] }
+	// opDelete: one message (id) or many (ids) deleted from the store.
+	opDelete struct {
+		id  int64
+		ids []int64
 	}
-	// Reslicing moves the start forward; append copies the live part to a
-	// new array when the old one is used up: amortised O(1) a message.
-	b.recent = b.recent[drop:]
+	// opPrune: the messages under below were pruned from the store.
+	opPrune struct{ below int64 }
+	// opRename: an account's new name, stored.
+	opRename struct {
+		id   int64
+		name string
+	}
+	// opNick: a guest changed its name; presence goes out again.
+	opNick struct{}
+	// opTyping: c is typing.
+	opTyping struct{ c *client }
+	// opPresence: the coalesced presence send is due.
+	opPresence struct{}
+	// opRejoin: a catching-up connection has every message up to *after;
+	// the broadcaster sets *joined and *after (see rejoin).
+	opRejoin struct {
+		c      *client
+		after  *int64
+		joined *bool
+	}
+	// opRead runs f on the broadcaster, for a reader of the registry
+	// (Snapshot, Disconnect, EndSessions...): f reads, and changes nothing
+	// but the connections it closes.
+	opRead struct{ f func() }
+	// opStop ends the goroutine (Close, last).
+	opStop struct{}
+	// waited is an op whose sender waits for it to be applied.
+	waited struct {
+		op
+		done chan struct{}
+	}
+)
+
+func (opJoin) isOp()     {}
+func (opLeave) isOp()    {}
+func (opCommit) isOp()   {}
+func (opDelete) isOp()   {}
+func (opPrune) isOp()    {}
+func (opRename) isOp()   {}
+func (opNick) isOp()     {}
+func (opTyping) isOp()   {}
+func (opPresence) isOp() {}
+func (opRejoin) isOp()   {}
+func (opRead) isOp()     {}
+func (opStop) isOp()     {}
+
+// send queues o, after everything queued before it. It reports false once
+// the broadcaster has stopped.
+func (b *broadcaster) send(o op) bool {
+	select {
+	case b.ops <- o:
+		return true
+	case <-b.quit:
+		return false
+	}
 }
 
-// since returns the remembered messages with ids above after, and whether
-// they are all the messages there are above after.
-func (b *broadcaster) since(after int64) ([]*frames, bool) {
-	if after < b.floor {
-		return nil, false
+// sendWait is send, and waits for o to be applied. It reports false once
+// the broadcaster has stopped, whether or not o was applied. A panic in
+// applying o (recovered by apply) ends the wait too.
+func (b *broadcaster) sendWait(o op) bool {
+	done := make(chan struct{})
+	if !b.send(waited{o, done}) {
+		return false
 	}
-	return b.recent[b.index(after+1):], true
-}
-
-// index is where in recent the message with id is, or would be.
-func (b *broadcaster) index(id int64) int {
-	i, _ := slices.BinarySearchFunc(b.recent, id, func(f *frames, want int64) int { return cmp.Compare(f.id, want) })
-	return i
-}
-
-// drop forgets the remembered message with the given id, if it is there.
-func (b *broadcaster) drop(id int64) {
-	if i := b.index(id); i < len(b.recent) && b.recent[i].id == id {
-		b.recentBytes -= b.recent[i].size()
-		b.recent = slices.Delete(b.recent, i, i+1)
+	select {
+	case <-done:
+		return true
+	case <-b.quit:
+		return false
 	}
 }
 
-// dropBelow forgets the remembered messages with ids under below. floor
-// stays: every message above it that the store still holds is remembered.
-func (b *broadcaster) dropBelow(below int64) {
-	i := b.index(below)
-	for j := range b.recent[:i] {
-		b.recentBytes -= b.recent[j].size()
-		b.recent[j] = nil
-	}
-	b.recent = b.recent[i:]
-}
+// read runs f on the broadcaster and waits for it (see opRead).
+func (b *broadcaster) read(f func()) bool { return b.sendWait(opRead{f}) }
 
-// fetch returns up to n messages after the given id, from memory when they
-// are recent, else from the database.
-func (h *Hub) fetch(after int64, n int) ([]*frames, error) {
-	h.recentMu.RLock()
-	recent, ok := h.b.since(after)
-	if ok {
-		recent = slices.Clone(recent[:min(n, len(recent))])
-	}
-	h.recentMu.RUnlock()
-	if ok {
-		return recent, nil
-	}
-	msgs, err := h.store.After(h.ctx, after, n)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*frames, len(msgs))
-	for i, m := range msgs {
-		out[i] = encodeMessage(m)
-	}
-	return out, nil
-}
-
-func (h *Hub) broadcast() {
-	defer close(h.quit)
-	for {
-		select {
-		case f := <-h.events:
-			h.runEvent(f)
-		case <-h.b.stop:
+func (b *broadcaster) run() {
+	defer close(b.quit)
+	for o := range b.ops {
+		if _, stop := o.(opStop); stop {
 			return
+		}
+		b.apply(o)
+	}
+}
+
+// apply is every operation, in one switch. A panic in one is an error
+// entry, and the broadcaster goes on with the next: stopped, it would leave
+// every sender and every client waiting forever.
+func (b *broadcaster) apply(o op) {
+	defer b.h.recordRecovered(placeBroadcaster, "the chat room")
+	switch o := o.(type) {
+	case waited:
+		defer close(o.done)
+		b.apply(o.op)
+	case opJoin:
+		b.join(o.c)
+	case opLeave:
+		b.leave(o.c)
+	case opCommit:
+		b.deliver(o.commit)
+	case opDelete:
+		b.forget(o.id, o.ids)
+	case opPrune:
+		b.window.change(func(w *window) { w.dropBelow(o.below) })
+	case opRename:
+		b.renamed(o.id, o.name)
+	case opNick:
+		b.presenceChanged()
+	case opTyping:
+		b.typing(o.c)
+	case opPresence:
+		b.sendPresence()
+	case opRejoin:
+		*o.joined, *o.after = b.rejoin(o.c, *o.after)
+	case opRead:
+		o.f()
+	}
+}
+
+// audience names a kind of event by who may receive it.
+type audience int
+
+const (
+	// toLive: a message. Live connections on either protocol; one that
+	// is catching up gets it from the window or the database instead.
+	toLive audience = iota
+	// toV1: a notice (deleted, person, presence). Every nochat.v1
+	// connection, live or catching up: notices are not in the log.
+	toV1
+	// toOthersV1: typing. Every nochat.v1 connection but the typist's
+	// own, and, for an account, none of its other tabs.
+	toOthersV1
+)
+
+// recipients is who receives an event: the one answer to "who gets this",
+// for every event the broadcaster hands out. from is the connection the
+// event comes from, for toOthersV1.
+func (b *broadcaster) recipients(to audience, from *client) iter.Seq[*client] {
+	return func(yield func(*client) bool) {
+		switch to {
+		case toLive:
+			for c := range b.live {
+				if !yield(c) {
+					return
+				}
+			}
+		case toV1, toOthersV1:
+			for c := range b.conns {
+				if c.proto != V1 {
+					continue
+				}
+				if to == toOthersV1 && (c == from || from.userID != 0 && c.userID == from.userID) {
+					continue
+				}
+				if !yield(c) {
+					return
+				}
+			}
 		}
 	}
 }
 
-// runEvent runs one of the broadcaster's operations. A panic in one is an
-// error entry, and the broadcaster goes on with the next: stopped, it would
-// leave every sender and every client waiting forever.
-func (h *Hub) runEvent(f func()) {
-	defer h.recordRecovered(placeBroadcaster, "the chat room")
-	f()
+// notify hands a notice every recipient must get (see mustSend).
+func (b *broadcaster) notify(to audience, frame []byte) {
+	for c := range b.recipients(to, nil) {
+		b.h.mustSend(c, frame)
+	}
 }
 
 // deliver answers each sender of a committed batch and hands its messages to
 // the live clients, in id order.
-func (h *Hub) deliver(c db.Commit[origin]) {
+func (b *broadcaster) deliver(c db.Commit[origin]) {
+	h := b.h
 	h.opts.Observer.Committed(len(c.Items), c.Took, c.Err)
 	if c.Err != nil {
 		kind := KindDatabase
@@ -179,24 +275,24 @@ func (h *Hub) deliver(c db.Commit[origin]) {
 		if it.Tag.reply == nil {
 			h.answer(it, nil)
 		}
-		if !it.Duplicate && !it.Reused && it.Message.ID > h.b.lastID {
+		if !it.Duplicate && !it.Reused && it.Message.ID > b.lastID {
 			if uid := it.Message.UserID; uid != nil {
-				if p := h.b.accounts[*uid]; p != nil && p.name != "" {
+				if p := b.accounts[*uid]; p != nil && p.name != "" {
 					it.Message.User = p.name // renamed since it was sent
 				}
 			}
 			f := encodeMessage(it.Message)
-			h.changeRecent(func(b *broadcaster) { b.remember(f) })
-			h.b.lastID = f.id
+			b.window.change(func(w *window) { w.remember(f) })
+			b.lastID = f.id
 			h.broadcasted.Add(1)
 			fresh++
-			for cl := range h.b.live {
+			for cl := range b.recipients(toLive, nil) {
 				// Frames the client is owed (its acks) go first: a client
 				// with any owed takes the stream from catch-up after them.
-				if cl.owedN.Load() > 0 || !cl.write(f.forProtocol(cl.proto), h.streamLimit) {
+				if cl.owedN.Load() > 0 || !cl.stream(f) {
 					// Its buffer is full: take it out of the live set and
 					// feed it from the database from this message on.
-					h.fallBehind(cl, f.id-1)
+					b.fallBehind(cl, f.id-1)
 				}
 			}
 		}
@@ -212,15 +308,7 @@ func (h *Hub) deliver(c db.Commit[origin]) {
 	}
 }
 
-// changeRecent runs f, a change to the recent set, under recentMu. The
-// lock is released by defer: the broadcaster survives a panic (runEvent),
-// and must not leave the catch-up readers locked out.
-func (h *Hub) changeRecent(f func(b *broadcaster)) {
-	h.recentMu.Lock()
-	defer h.recentMu.Unlock()
-	f(&h.b)
-}
-
+// answer tells the sender of a committed (or failed) message.
 func (h *Hub) answer(it db.Item[origin], err error) {
 	o := it.Tag
 	switch {
@@ -246,167 +334,100 @@ func (h *Hub) answer(it db.Item[origin], err error) {
 	}
 }
 
-// join greets a new session and brings it into the live set: at once, or
-// after replaying what it missed when it resumes with ?after=.
-func (h *Hub) join(c *client) {
-	h.b.members[c] = struct{}{}
+// join registers a new connection, greets it and brings it into the live
+// set: at once, or after replaying what it missed when it resumes with
+// ?after=.
+func (b *broadcaster) join(c *client) {
+	h := b.h
+	b.conns[c] = struct{}{}
+	b.counted()
 	if c.userID != 0 {
-		p := h.b.accounts[c.userID]
+		p := b.accounts[c.userID]
 		if p == nil {
 			p = &person{}
-			h.b.accounts[c.userID] = p
+			b.accounts[c.userID] = p
+		} else if p.name != "" {
+			// Renamed after this connection read its name, before it
+			// joined: it speaks under the new one, as its account's other
+			// connections do.
+			c.setName(p.name)
 		}
 		p.sessions++
 	}
-	h.presenceChanged()
+	b.presenceChanged()
 	if c.proto == V1 {
-		h.mustSend(c, encode("hello", helloData{Session: c.id, User: c.name(), whoData: c.who(), LatestID: h.b.lastID}))
+		h.mustSend(c, encode("hello", helloData{Session: c.id, User: c.name(), whoData: c.who(), LatestID: b.lastID}))
 	}
 	after := c.after
 	switch {
-	case after < 0 || after >= h.b.lastID:
-		h.goLive(c)
-	case h.b.lastID-after > int64(h.opts.ReplayLimit):
+	case after < 0 || after >= b.lastID:
+		b.live[c] = struct{}{}
+	case b.lastID-after > int64(h.opts.ReplayLimit):
 		// Too much to replay: the client reloads history over REST and
 		// takes live messages from here.
 		h.mustSend(c, encode("error", errorData{Code: "resync", Message: "too many messages missed: reload history"}))
-		h.goLive(c)
+		b.live[c] = struct{}{}
 	default:
-		if joined, from := h.rejoin(c, after); !joined {
+		if joined, from := b.rejoin(c, after); !joined {
 			go h.catchUp(c, from)
 		}
 	}
 }
 
-// behind counts the joined sessions that are catching up.
-func (h *Hub) behind() int { return len(h.b.members) - len(h.b.live) }
-
-func (h *Hub) goLive(c *client) {
-	h.b.live[c] = struct{}{}
+// counted brings the connection counts up to date after conns changed:
+// here, on the one goroutine that changes it, so that the dashboard's
+// series sees the counts in the order they happened.
+func (b *broadcaster) counted() {
+	n := len(b.conns)
+	b.online.Store(int64(n))
+	b.peak = max(b.peak, n)
+	b.h.series.setConnections(n)
 }
 
-func (h *Hub) leave(c *client) {
-	if _, ok := h.b.members[c]; !ok {
+// behind counts the connections that are catching up.
+func (b *broadcaster) behind() int { return len(b.conns) - len(b.live) }
+
+func (b *broadcaster) leave(c *client) {
+	if _, ok := b.conns[c]; !ok {
 		return // never joined: the broadcaster stopped first
 	}
-	if p := h.b.accounts[c.userID]; p != nil {
+	if p := b.accounts[c.userID]; p != nil {
 		if p.sessions--; p.sessions <= 0 {
-			delete(h.b.accounts, c.userID)
+			delete(b.accounts, c.userID)
 		}
 	}
-	delete(h.b.members, c)
-	delete(h.b.live, c)
-	h.presenceChanged()
+	delete(b.conns, c)
+	delete(b.live, c)
+	b.counted()
+	b.presenceChanged()
 }
 
-func (h *Hub) fallBehind(c *client, after int64) {
-	h.fellBehind.Add(1)
-	delete(h.b.live, c)
-	go h.catchUp(c, after)
+func (b *broadcaster) fallBehind(c *client, after int64) {
+	b.h.fellBehind.Add(1)
+	delete(b.live, c)
+	go b.h.catchUp(c, after)
 }
 
 // rejoin runs on the broadcaster for a client that has every message up to
 // after. If the rest is in memory and fits its buffer, it is sent and the
 // client joins the live set. Otherwise it reports false and how far the
 // client now is, and the client goes on catching up from the database.
-func (h *Hub) rejoin(c *client, after int64) (bool, int64) {
-	if _, ok := h.b.members[c]; !ok {
+func (b *broadcaster) rejoin(c *client, after int64) (bool, int64) {
+	if _, ok := b.conns[c]; !ok {
 		return true, after // gone: nothing more to do
 	}
-	gap, ok := h.b.since(after)
+	gap, ok := b.window.since(after)
 	if !ok {
 		return false, after
 	}
 	for _, f := range gap {
-		if !c.write(f.forProtocol(c.proto), h.streamLimit) {
+		if !c.stream(f) {
 			return false, after
 		}
 		after = f.id
 	}
-	h.goLive(c)
+	b.live[c] = struct{}{}
 	return true, after
-}
-
-// catchUp feeds a client that is out of the live set from the database, as
-// fast as it reads, until it has every stored message; then it asks the
-// broadcaster to let it rejoin. Memory stays bounded by the session buffer
-// however far behind the client is. A client that makes no progress for
-// SlowTimeout is disconnected with 1008 "too slow"; it resumes with after=.
-func (h *Hub) catchUp(c *client, after int64) {
-	defer func() {
-		// A panic here would end the process. The client, out of the live
-		// set, would get nothing more: close it with 1011, and it resumes.
-		if v := recover(); v != nil {
-			h.recordPanic(v, placeCatchUp, c.subject())
-			c.closeWith(websocket.CloseInternalServerErr, "internal error")
-		}
-	}()
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	low := h.streamLimit / 2
-	for {
-		for c.queued.Load() > low || c.owedN.Load() > 0 {
-			select {
-			case <-c.drained:
-			case <-tick.C: // to notice a client that stopped reading
-			case <-c.gone:
-				return
-			case <-h.ctx.Done():
-				return
-			}
-			if stalled := time.Since(time.Unix(0, c.lastWrite.Load())); c.queued.Load() > 0 && stalled > h.opts.SlowTimeout {
-				h.dropSlow(c, "read nothing for "+stalled.Round(time.Second).String()+" while behind")
-				return
-			}
-		}
-		room := int(h.streamLimit - c.queued.Load())
-		if room < 1 {
-			continue // control frames took the room meanwhile
-		}
-		batch, err := h.fetch(after, room)
-		if err != nil {
-			if errors.Is(err, h.ctx.Err()) {
-				return
-			}
-			h.RecordErrorAt(KindDatabase, placeCatchUp, err.Error(), c.subject())
-			select {
-			case <-tick.C:
-			case <-c.gone:
-				return
-			case <-h.ctx.Done():
-				return
-			}
-			continue
-		}
-		wrote := 0
-		for _, f := range batch {
-			if !c.write(f.forProtocol(c.proto), h.streamLimit) {
-				break
-			}
-			after = f.id
-			wrote++
-		}
-		if wrote == 0 && len(batch) > 0 {
-			// Nothing went: the session is closing (its writes fail), or
-			// control frames took the room. Fetching again at once would
-			// spin on the database for a client that may be gone.
-			select {
-			case <-c.drained:
-			case <-tick.C:
-			case <-c.gone:
-				return
-			case <-h.ctx.Done():
-				return
-			}
-			continue
-		}
-		if len(batch) < room {
-			joined := false
-			if !h.doWait(func() { joined, after = h.rejoin(c, after) }) || joined {
-				return
-			}
-		}
-	}
 }
 
 // mustSend hands a client a frame it must not miss (see client.send); a
@@ -434,22 +455,22 @@ func (h *Hub) droppedSlow(c *client, detail string) {
 
 // presenceChanged marks presence for sending. Sends are coalesced: at most
 // one every 250 ms, however many sessions come and go.
-func (h *Hub) presenceChanged() {
-	h.b.presenceDirty = true
-	if h.b.presenceScheduled {
+func (b *broadcaster) presenceChanged() {
+	b.presenceDirty = true
+	if b.presenceScheduled {
 		return
 	}
-	h.b.presenceScheduled = true
-	time.AfterFunc(250*time.Millisecond, func() { h.do(h.sendPresence) })
+	b.presenceScheduled = true
+	time.AfterFunc(250*time.Millisecond, func() { b.send(opPresence{}) })
 }
 
-func (h *Hub) sendPresence() {
-	h.b.presenceScheduled = false
-	if !h.b.presenceDirty {
+func (b *broadcaster) sendPresence() {
+	b.presenceScheduled = false
+	if !b.presenceDirty {
 		return
 	}
-	h.b.presenceDirty = false
-	people := presencePeople(h.b.members)
+	b.presenceDirty = false
+	people := presencePeople(b.conns)
 	// users is what clients before people read: each name once.
 	users := make([]string, 0, len(people))
 	for i, p := range people {
@@ -457,12 +478,7 @@ func (h *Hub) sendPresence() {
 			users = append(users, p.User)
 		}
 	}
-	frame := encode("presence", presenceData{Online: len(h.b.members), Users: users, People: people})
-	for c := range h.b.members {
-		if c.proto == V1 {
-			h.mustSend(c, frame)
-		}
-	}
+	b.notify(toV1, encode("presence", presenceData{Online: len(b.conns), Users: users, People: people}))
 }
 
 // presenceKey is whom presence counts a session under: its account, or,
@@ -510,19 +526,17 @@ func presencePeople(members map[*client]struct{}) []presencePerson {
 // goes out at most once per TypingInterval however many of its tabs type,
 // and never to its own other tabs: the person sees no "you are typing",
 // the others see them once. A guest's is limited per connection (onMessage).
-func (h *Hub) typing(from *client) {
-	if p := h.b.accounts[from.userID]; p != nil {
+func (b *broadcaster) typing(from *client) {
+	if p := b.accounts[from.userID]; p != nil {
 		now := time.Now()
-		if now.Sub(p.typed) < h.opts.TypingInterval {
+		if now.Sub(p.typed) < b.h.opts.TypingInterval {
 			return
 		}
 		p.typed = now
 	}
 	frame := encode("typing", typingData{User: from.name(), UserID: from.who().UserID})
-	for c := range h.b.members {
-		if c != from && c.proto == V1 && (from.userID == 0 || c.userID != from.userID) {
-			c.write(frame, h.controlLimit)
-		}
+	for c := range b.recipients(toOthersV1, from) {
+		c.write(frame, c.controlLimit)
 	}
 }
 
@@ -536,48 +550,49 @@ type person struct {
 	name string
 }
 
-// Rename tells the room that account id is now called name (the caller
-// has stored it): each of the account's open sessions speaks under the new
-// name from now on, every nochat.v1 session gets a person frame
-// {"user_id", "user"} so its page can show the new name wherever the
-// account appears, and presence goes out again. The messages kept in
-// memory for replay are re-encoded, so a client that resumes gets the new
-// name too, as it does from the database. echo-protocol clients, which
-// see no names, get nothing.
-func (h *Hub) Rename(id int64, name string) {
-	if id == 0 {
-		return
-	}
-	h.doWait(func() { h.renamed(id, name) })
-}
-
 // renamed is Rename on the broadcaster goroutine.
-func (h *Hub) renamed(id int64, name string) {
-	// Every session, joined or still upgrading (whose name was read before
-	// the rename), under h.mu as EndSessions does.
-	h.mu.Lock()
-	for c := range h.clients {
+func (b *broadcaster) renamed(id int64, name string) {
+	for c := range b.conns {
 		if c.userID == id {
 			c.setName(name)
 		}
 	}
-	h.mu.Unlock()
-	if p := h.b.accounts[id]; p != nil {
+	if p := b.accounts[id]; p != nil {
 		p.name = name
 	}
-	h.changeRecent(func(b *broadcaster) {
-		for i, f := range b.recent {
+	b.window.change(func(w *window) {
+		for i, f := range w.recent {
 			if f.userID == id {
-				b.recent[i] = f.renamed(name)
-				b.recentBytes += b.recent[i].size() - f.size()
+				w.recent[i] = f.renamed(name)
+				w.recentBytes += w.recent[i].size() - f.size()
 			}
 		}
 	})
-	frame := encode("person", personData{UserID: id, User: name})
-	for c := range h.b.members {
-		if c.proto == V1 {
-			h.mustSend(c, frame)
-		}
+	b.notify(toV1, encode("person", personData{UserID: id, User: name}))
+	b.presenceChanged()
+}
+
+// maxDeletedIDs is how many ids one deleted frame carries: a ban that
+// deletes thousands of messages tells each page in a few frames, not
+// thousands.
+const maxDeletedIDs = 256
+
+// forget runs on the broadcaster once messages are deleted from the store:
+// they leave the window, so no catch-up hands them out again, and clients
+// are told: one message (Delete) as deleted {id}, many (DeleteMessagesOf)
+// in frames of up to maxDeletedIDs.
+func (b *broadcaster) forget(id int64, ids []int64) {
+	if ids == nil {
+		b.window.change(func(w *window) { w.drop(id) })
+		b.notify(toV1, encode("deleted", deletedData{ID: id}))
+		return
 	}
-	h.presenceChanged()
+	b.window.change(func(w *window) {
+		for _, id := range ids {
+			w.drop(id)
+		}
+	})
+	for chunk := range slices.Chunk(ids, maxDeletedIDs) {
+		b.notify(toV1, encode("deleted", deletedData{ID: chunk[0], IDs: chunk}))
+	}
 }

@@ -11,24 +11,10 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// client is the hub's view of one WebSocket session.
+// client is one WebSocket connection: who it is, what it has read, and
+// (embedded, so its fields come first) its outgoing queue (queue.go).
 type client struct {
-	// What the broadcaster and melody's sent handler touch for every frame
-	// comes first, in 56 bytes: one or two cache lines (the record is not
-	// 64-byte aligned) instead of four. With a thousand clients, each
-	// message visits every client's record once, and each line costs a miss.
-	s     *melody.Session
-	proto Protocol
-	// queued counts the text frames handed to melody and not yet written to
-	// the socket (melody's sent handler counts them down). Melody drops a
-	// frame silently when a session's buffer is full; counting lets the hub
-	// never hand it one that would not fit, and take the session out of the
-	// live set instead.
-	queued    atomic.Int32
-	owedN     atomic.Int32  // len(owed), read without owedMu
-	sent      atomic.Int64  // frames written to the client
-	lastWrite atomic.Int64  // Unix nanoseconds of the last frame written
-	drained   chan struct{} // capacity 1: a frame was written
+	queue
 
 	id     string // random 128-bit id (32 hex digits), shown to admins and in hello
 	remote string
@@ -54,28 +40,20 @@ type client struct {
 
 	limiter *rate.Limiter // messages per second, nil when unlimited
 
-	// owed holds frames that must reach the client (acks, errors, hello,
-	// presence, deleted) but found its buffer full. They go out in order as
-	// soon as there is room, from melody's sent handler.
-	owedMu       sync.Mutex
-	owed         [][]byte
-	controlLimit int32
-
 	// Owned by the session's reader goroutine.
 	lastTyping time.Time
 }
 
 func newClient(proto Protocol, user, remote, agent string, after int64) *client {
 	c := &client{
-		id:      newID(),
-		proto:   proto,
-		user:    user,
-		remote:  remote,
-		agent:   agent,
-		since:   time.Now(),
-		after:   after,
-		drained: make(chan struct{}, 1),
-		gone:    make(chan struct{}),
+		queue:  queue{proto: proto, drained: make(chan struct{}, 1)},
+		id:     newID(),
+		user:   user,
+		remote: remote,
+		agent:  agent,
+		since:  time.Now(),
+		after:  after,
+		gone:   make(chan struct{}),
 	}
 	c.lastWrite.Store(c.since.UnixNano())
 	c.lastRead.Store(c.since.UnixNano())
@@ -103,20 +81,6 @@ func (c *client) setName(name string) {
 	c.mu.Unlock()
 }
 
-// write hands a text frame to melody if fewer than limit frames are queued.
-// It reports false, writing nothing, when the frame would not fit.
-func (c *client) write(b []byte, limit int32) bool {
-	if c.queued.Add(1) > limit {
-		c.queued.Add(-1)
-		return false
-	}
-	if err := c.s.Write(b); err != nil {
-		c.queued.Add(-1)
-		return false
-	}
-	return true
-}
-
 // read is called for every frame the client sends.
 func (c *client) read() {
 	c.received.Add(1)
@@ -126,61 +90,6 @@ func (c *client) read() {
 // subject names the client in the error log.
 func (c *client) subject() string {
 	return "session " + c.id + " (" + string(c.proto) + ") from " + c.remote
-}
-
-// maxOwed bounds the frames a client may be owed (a few KiB each at most,
-// most a hundred bytes). A client that far behind on its acks is not
-// reading; one sending at the rate limit never comes near.
-const maxOwed = 1024
-
-// send hands the client a frame it must get: at once if there is room,
-// else after the frames it is owed already. It reports false only when the
-// client is owed too much to keep up.
-func (c *client) send(b []byte) bool {
-	c.owedMu.Lock()
-	defer c.owedMu.Unlock()
-	if len(c.owed) == 0 && c.write(b, c.controlLimit) {
-		return true
-	}
-	if len(c.owed) >= maxOwed {
-		return false
-	}
-	c.owed = append(c.owed, b)
-	c.owedN.Add(1)
-	// Every frame queued may have left between the write above and owedN
-	// counting this one, their sent handlers seeing nothing owed: pay now.
-	// A frame leaving later sees owedN and pays.
-	c.payLocked()
-	return true
-}
-
-// payOwed writes owed frames while there is room.
-func (c *client) payOwed() {
-	c.owedMu.Lock()
-	defer c.owedMu.Unlock()
-	c.payLocked()
-}
-
-func (c *client) payLocked() {
-	for len(c.owed) > 0 && c.write(c.owed[0], c.controlLimit) {
-		c.owed[0] = nil
-		c.owed = c.owed[1:]
-		c.owedN.Add(-1)
-	}
-}
-
-// wrote is called by melody's sent handler after a frame reached the socket.
-func (c *client) wrote() {
-	c.queued.Add(-1)
-	c.sent.Add(1)
-	c.lastWrite.Store(time.Now().UnixNano())
-	if c.owedN.Load() > 0 {
-		c.payOwed()
-	}
-	select {
-	case c.drained <- struct{}{}:
-	default:
-	}
 }
 
 // closeGrace is how long a client told to go has to take its close frame.

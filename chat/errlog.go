@@ -3,7 +3,9 @@ package chat
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -206,4 +208,44 @@ func (l *errorLog) clear(ctx context.Context) error {
 	clear(l.dirty)
 	l.mu.Unlock()
 	return l.store.ClearErrors(ctx)
+}
+
+// recordPanic files a recovered panic for the admin and logs its stack.
+func (h *Hub) recordPanic(v any, place, subject string) {
+	h.RecordErrorAt(KindPanic, place, fmt.Sprint(v), subject)
+	h.log.Error("panic", "place", place, "subject", subject, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+}
+
+// recordRecovered, deferred on one of the hub's goroutines, turns a panic
+// into an error entry, so that the goroutine (or what restarts it) goes on
+// instead of the process ending.
+func (h *Hub) recordRecovered(place, subject string) {
+	if v := recover(); v != nil {
+		h.recordPanic(v, place, subject)
+	}
+}
+
+// flushErrors writes the error log's changes once a second, and once more
+// when the hub closes.
+func (h *Hub) flushErrors() {
+	defer close(h.errorsDone)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-h.ctx.Done():
+			return
+		}
+		h.flushErrorsOnce()
+	}
+}
+
+// flushErrorsOnce is one pass of the flusher. A panic in it is an error
+// entry, which the next pass writes: the loop goes on.
+func (h *Hub) flushErrorsOnce() {
+	defer h.recordRecovered(placeFlusher, "the error log")
+	if err := h.errors.flush(h.ctx); err != nil && h.ctx.Err() == nil {
+		h.log.Error("save error log", "err", err)
+	}
 }

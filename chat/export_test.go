@@ -36,7 +36,7 @@ func BreakErrorSaving(h *Hub, f func()) {
 }
 
 // OnBroadcaster runs f on the broadcaster goroutine, as its operations run.
-func OnBroadcaster(h *Hub, f func()) bool { return h.do(f) }
+func OnBroadcaster(h *Hub, f func()) bool { return h.b.send(opRead{f}) }
 
 // HoldSeries takes the dashboard series' lock, as a dashboard reading it
 // does, until release is called.

@@ -1,7 +1,3 @@
-// Package chat is NoChat's real-time core: WebSocket sessions (through
-// melody), the two subprotocols, the send pipeline into the database writer,
-// and the single broadcaster that hands every stored message to every client
-// in id order, feeding clients that fell behind from the database.
 package chat
 
 import (
@@ -107,7 +103,7 @@ type Hub struct {
 	log    *slog.Logger
 	opts   Options
 	store  *db.Store
-	writer *db.Writer[origin]
+	writer db.Log[origin] // the ordered log: append, then committed batches to deliver
 	m      *melody.Melody
 
 	// Frame budgets per session, out of melody's buffer: the message stream
@@ -118,17 +114,10 @@ type Hub struct {
 
 	ctx    context.Context // cancelled when the hub closes: stops catch-up readers
 	cancel context.CancelFunc
-
-	events chan func()   // work for the broadcaster goroutine, in order
-	quit   chan struct{} // closed when the broadcaster has stopped
 	closed atomic.Bool
 
-	mu       sync.Mutex
-	clients  map[*client]struct{} // every open session
-	byID     map[string]*client   // the same, by session id
-	perIP    map[string]int       // sessions and upgrades under way, per AddressKey
-	upgrades int                  // sessions and upgrades under way
-	peak     int                  // most sessions open at once
+	b         broadcaster // the one registry of connections, and its goroutine
+	admission admission   // connections counted against the limits (edge.go)
 
 	started    time.Time
 	errors     *errorLog
@@ -138,11 +127,6 @@ type Hub struct {
 	fellBehind  atomic.Int64 // times a session left the live set to catch up
 	slowDropped atomic.Int64 // sessions disconnected as too slow
 	broadcasted atomic.Int64 // messages handed to the live set
-
-	// Owned by the broadcaster goroutine (see broadcast.go), except that
-	// catch-up readers may read b.recent and b.floor under recentMu.
-	b        broadcaster
-	recentMu sync.RWMutex
 }
 
 // origin is who a submitted message came from and whom to answer.
@@ -171,18 +155,13 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 		store:        store,
 		ctx:          ctx,
 		cancel:       cancel,
-		events:       make(chan func(), 1024),
-		quit:         make(chan struct{}),
-		clients:      make(map[*client]struct{}),
-		byID:         make(map[string]*client),
-		perIP:        make(map[string]int),
 		started:      time.Now(),
 		errors:       newErrorLog(store),
 		errorsDone:   make(chan struct{}),
 		controlLimit: int32(opts.SessionBuffer - 2),
 		streamLimit:  int32(opts.SessionBuffer * 3 / 4),
 	}
-	h.b.init(latest)
+	h.b.init(h, latest)
 
 	m := melody.New()
 	m.Config.MaxMessageSize = opts.MaxFrameBytes
@@ -193,7 +172,7 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 	// stopped reading; melody then closes the session.
 	m.Config.WriteWait = opts.SlowTimeout
 	// Memory per connection matters on a Pi: a small read buffer of the
-	// connection's own (upgrade.go), and write buffers from a pool, so an
+	// connection's own (edge.go), and write buffers from a pool, so an
 	// idle connection holds none.
 	m.Upgrader.ReadBufferSize = readBufferSize
 	m.Upgrader.WriteBufferSize = 4096
@@ -218,36 +197,11 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 	h.writer = db.NewWriter(store, opts.MaxBatch, func(c db.Commit[origin]) {
 		// Hand the batch to the broadcaster and return to writing. Waiting
 		// here when the broadcaster is busy is the back-pressure we want.
-		h.do(func() { h.deliver(c) })
+		h.b.send(opCommit{c})
 	})
-	go h.broadcast()
+	go h.b.run()
 	go h.flushErrors()
 	return h, nil
-}
-
-// flushErrors writes the error log's changes once a second, and once more
-// when the hub closes.
-func (h *Hub) flushErrors() {
-	defer close(h.errorsDone)
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-		case <-h.ctx.Done():
-			return
-		}
-		h.flushErrorsOnce()
-	}
-}
-
-// flushErrorsOnce is one pass of the flusher. A panic in it is an error
-// entry, which the next pass writes: the loop goes on.
-func (h *Hub) flushErrorsOnce() {
-	defer h.recordRecovered(placeFlusher, "the error log")
-	if err := h.errors.flush(h.ctx); err != nil && h.ctx.Err() == nil {
-		h.log.Error("save error log", "err", err)
-	}
 }
 
 // Send stores a message from outside a WebSocket (REST), broadcasts it like
@@ -289,7 +243,7 @@ func (h *Hub) SendAs(ctx context.Context, id Identity, user, text, key string) (
 		return db.Stored{}, ErrBadCID
 	}
 	reply := make(chan sendResult, 1)
-	if err := h.writer.Submit(ctx, db.Draft{User: user, UserID: id.UserID, Message: msg, CID: key}, origin{reply: reply}); err != nil {
+	if err := h.writer.Append(ctx, db.Draft{User: user, UserID: id.UserID, Message: msg, CID: key}, origin{reply: reply}); err != nil {
 		if errors.Is(err, db.ErrClosed) {
 			return db.Stored{}, ErrShutdown
 		}
@@ -335,9 +289,7 @@ func (h *Hub) Limits() Limits {
 
 // Online returns the number of open WebSocket sessions.
 func (h *Hub) Online() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.clients)
+	return int(h.b.online.Load())
 }
 
 // waitFor polls done until it reports true (and returns true) or ctx ends.
@@ -354,33 +306,6 @@ func (h *Hub) waitFor(ctx context.Context, done func() bool) bool {
 	return true
 }
 
-// do runs f on the broadcaster goroutine, after everything queued before it.
-// It reports false once the broadcaster has stopped.
-func (h *Hub) do(f func()) bool {
-	select {
-	case h.events <- f:
-		return true
-	case <-h.quit:
-		return false
-	}
-}
-
-// doWait is do, and waits for f to finish. It reports false once the
-// broadcaster has stopped, whether or not f ran. A panic in f (recovered by
-// runEvent) ends the wait too.
-func (h *Hub) doWait(f func()) bool {
-	done := make(chan struct{})
-	if !h.do(func() { defer close(done); f() }) {
-		return false
-	}
-	select {
-	case <-done:
-		return true
-	case <-h.quit:
-		return false
-	}
-}
-
 // Close shuts the room down in the order that loses nothing: refuse new
 // sessions; commit every message already queued and hand it to the clients
 // (so each sender still gets its ack); then close every session with 1001
@@ -390,39 +315,39 @@ func (h *Hub) Close(ctx context.Context) error {
 	if h.closed.Swap(true) {
 		return nil
 	}
-	h.writer.Close()
-	h.doWait(func() {})
+	h.writer.Close()    // its last batches are queued to the broadcaster
+	h.b.read(func() {}) // and delivered
 	// Let sessions that fell behind catch up, so every client, even one on
 	// echo-protocol that cannot resume, gets every stored message before
 	// its close frame. A session still behind when ctx ends resumes with
 	// ?after= when it reconnects.
 	behind := 0
 	h.waitFor(ctx, func() bool {
-		return !h.doWait(func() { behind = h.behind() }) || behind == 0
+		return !h.b.read(func() { behind = h.b.behind() }) || behind == 0
 	})
 	if behind > 0 {
 		h.log.Warn("closing with sessions still catching up", "sessions", behind)
 	}
 	h.cancel() // stop catch-up readers
 
-	h.mu.Lock()
-	for c := range h.clients {
-		c.closeWith(websocket.CloseGoingAway, "server shutting down")
-	}
-	h.mu.Unlock()
+	h.b.read(func() {
+		for c := range h.b.conns {
+			c.closeWith(websocket.CloseGoingAway, "server shutting down")
+		}
+	})
 
 	var err error
 	if !h.waitFor(ctx, func() bool { return h.Online() == 0 }) {
 		err = fmt.Errorf("close chat: %d sessions still open: %w", h.Online(), ctx.Err())
 	}
-	h.mu.Lock()
-	for c := range h.clients {
-		c.s.WebsocketConnection().Close() // cut whatever is left
-	}
-	h.mu.Unlock()
+	h.b.read(func() {
+		for c := range h.b.conns {
+			c.s.WebsocketConnection().Close() // cut whatever is left
+		}
+	})
 	h.m.Close()
-	h.do(func() { close(h.b.stop) })
-	<-h.quit
+	h.b.send(opStop{})
+	<-h.b.quit
 	<-h.errorsDone
 	if ferr := h.errors.flush(context.Background()); ferr != nil {
 		h.log.Error("save error log", "err", ferr)

@@ -132,15 +132,15 @@ func (h *Hub) EndSessions(sessions ...int64) int {
 	if len(sessions) == 0 {
 		return 0
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	n := 0
-	for c := range h.clients {
-		if c.session != 0 && slices.Contains(sessions, c.session) {
-			c.closeWith(websocket.ClosePolicyViolation, closeSignedOut)
-			n++
+	h.b.read(func() {
+		for c := range h.b.conns {
+			if c.session != 0 && slices.Contains(sessions, c.session) {
+				c.closeWith(websocket.ClosePolicyViolation, closeSignedOut)
+				n++
+			}
 		}
-	}
+	})
 	return n
 }
 
@@ -157,15 +157,15 @@ func (h *Hub) EndAccount(userID int64, reason string) int {
 	if userID == 0 {
 		return 0
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	n := 0
-	for c := range h.clients {
-		if c.userID == userID {
-			c.closeWith(CloseAccountEnded, reason)
-			n++
+	h.b.read(func() {
+		for c := range h.b.conns {
+			if c.userID == userID {
+				c.closeWith(CloseAccountEnded, reason)
+				n++
+			}
 		}
-	}
+	})
 	return n
 }
 
@@ -175,16 +175,16 @@ func (h *Hub) AddressesOf(userID int64) []string {
 	if userID == 0 {
 		return nil
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	var out []string
-	for c := range h.clients {
-		if c.userID == userID {
-			if k := AddressKey(c.remote); !slices.Contains(out, k) {
-				out = append(out, k)
+	h.b.read(func() {
+		for c := range h.b.conns {
+			if c.userID == userID {
+				if k := AddressKey(c.remote); !slices.Contains(out, k) {
+					out = append(out, k)
+				}
 			}
 		}
-	}
+	})
 	return out
 }
 
@@ -196,14 +196,29 @@ func (h *Hub) CloseAddresses(addresses []string, reason string) int {
 	if len(addresses) == 0 {
 		return 0
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	n := 0
-	for c := range h.clients {
-		if slices.Contains(addresses, AddressKey(c.remote)) {
-			c.closeWith(CloseAccountEnded, reason)
-			n++
+	h.b.read(func() {
+		for c := range h.b.conns {
+			if slices.Contains(addresses, AddressKey(c.remote)) {
+				c.closeWith(CloseAccountEnded, reason)
+				n++
+			}
 		}
-	}
+	})
 	return n
+}
+
+// Rename tells the room that account id is now called name (the caller
+// has stored it): each of the account's open sessions speaks under the new
+// name from now on, every nochat.v1 session gets a person frame
+// {"user_id", "user"} so its page can show the new name wherever the
+// account appears, and presence goes out again. The messages kept in
+// memory for replay are re-encoded, so a client that resumes gets the new
+// name too, as it does from the database. echo-protocol clients, which
+// see no names, get nothing.
+func (h *Hub) Rename(id int64, name string) {
+	if id == 0 {
+		return
+	}
+	h.b.sendWait(opRename{id: id, name: name})
 }

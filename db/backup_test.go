@@ -83,7 +83,7 @@ func TestBackupWhileWriting(t *testing.T) {
 				return
 			default:
 			}
-			if err := w.Submit(ctx, db.Draft{User: "live", Message: fmt.Sprint("during the backup ", i)}, i); err != nil {
+			if err := w.Append(ctx, db.Draft{User: "live", Message: fmt.Sprint("during the backup ", i)}, i); err != nil {
 				t.Error(err)
 				return
 			}

@@ -220,7 +220,7 @@ func TestWriterCommitsInOrderAndGroups(t *testing.T) {
 	for g := range senders {
 		wg.Go(func() {
 			for i := range each {
-				if err := w.Submit(context.Background(), db.Draft{User: "u", Message: fmt.Sprint(g, "-", i)}, g*each+i); err != nil {
+				if err := w.Append(context.Background(), db.Draft{User: "u", Message: fmt.Sprint(g, "-", i)}, g*each+i); err != nil {
 					t.Error(err)
 				}
 			}
@@ -228,8 +228,8 @@ func TestWriterCommitsInOrderAndGroups(t *testing.T) {
 	}
 	wg.Wait()
 	w.Close()
-	if err := w.Submit(context.Background(), db.Draft{User: "u", Message: "late"}, -1); err != db.ErrClosed {
-		t.Fatalf("Submit after Close = %v, want ErrClosed", err)
+	if err := w.Append(context.Background(), db.Draft{User: "u", Message: "late"}, -1); err != db.ErrClosed {
+		t.Fatalf("Append after Close = %v, want ErrClosed", err)
 	}
 
 	var lastID int64
@@ -264,7 +264,7 @@ func TestWriterReportsFailedCommit(t *testing.T) {
 	w := db.NewWriter(s, 8, func(c db.Commit[string]) { got <- c })
 	defer w.Close()
 	s.Close() // every later write fails
-	if err := w.Submit(context.Background(), db.Draft{User: "u", Message: "lost"}, "tag"); err != nil {
+	if err := w.Append(context.Background(), db.Draft{User: "u", Message: "lost"}, "tag"); err != nil {
 		t.Fatal(err)
 	}
 	c := <-got

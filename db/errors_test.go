@@ -92,7 +92,7 @@ func TestWriterSurvivesAPanicWhileStoring(t *testing.T) {
 	w := db.NewWriter[int](nil, 8, func(c db.Commit[int]) { got <- c })
 	defer w.Close()
 	for i := range 2 {
-		if err := w.Submit(context.Background(), db.Draft{User: "u", Message: "m"}, i); err != nil {
+		if err := w.Append(context.Background(), db.Draft{User: "u", Message: "m"}, i); err != nil {
 			t.Fatal(err)
 		}
 		c := <-got

@@ -163,7 +163,7 @@ func TestPruneWhileWriting(t *testing.T) {
 				return
 			default:
 			}
-			if err := w.Submit(ctx, db.Draft{User: "live", Message: fmt.Sprint("live", i)}, time.Now()); err != nil {
+			if err := w.Append(ctx, db.Draft{User: "live", Message: fmt.Sprint("live", i)}, time.Now()); err != nil {
 				t.Error(err)
 				return
 			}

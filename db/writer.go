@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// ErrClosed is returned by Submit once the Writer is closing.
+// ErrClosed is returned by Append once the log is closing.
 var ErrClosed = errors.New("writer closed")
 
 // ErrPanic is in a Commit's error when storing the batch panicked. Nothing
@@ -38,6 +38,24 @@ type Item[T any] struct {
 	Stored
 	Tag T
 }
+
+// Log is the writer's contract, what the chat core depends on: Append a
+// draft (with a tag the log carries through untouched), and every committed
+// batch reaches the consumer the log was built with, one at a time, in
+// commit order, its messages in id order; a failed batch arrives with its
+// error and nothing stored. Close stops appends, delivers what was already
+// appended, and returns when the last batch has been handed on.
+//
+// Writer, over SQLite, implements it today. A replicated log (several nodes
+// serving one chat, each with its SQLite as a local projection) can stand
+// behind the same interface: nothing above it may depend on SQLite's
+// autoincrement being the source of order, only on the order of delivery.
+type Log[T any] interface {
+	Append(ctx context.Context, d Draft, tag T) error
+	Close()
+}
+
+var _ Log[struct{}] = (*Writer[struct{}])(nil)
 
 type request[T any] struct {
 	draft Draft
@@ -78,10 +96,10 @@ func NewWriter[T any](s *Store, maxBatch int, onCommit func(Commit[T])) *Writer[
 	return w
 }
 
-// Submit queues a draft. It blocks while the queue is full (back-pressure on
+// Append queues a draft. It blocks while the queue is full (back-pressure on
 // the senders) and fails with ErrClosed once Close has begun, or with the
 // context's error.
-func (w *Writer[T]) Submit(ctx context.Context, d Draft, tag T) error {
+func (w *Writer[T]) Append(ctx context.Context, d Draft, tag T) error {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {

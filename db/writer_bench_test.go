@@ -93,7 +93,7 @@ func benchWriter(b *testing.B, senders int, cid bool) {
 				if i > int64(b.N) {
 					return
 				}
-				if err := w.Submit(ctx, draft(i, cid), done); err != nil {
+				if err := w.Append(ctx, draft(i, cid), done); err != nil {
 					b.Error(err)
 					return
 				}

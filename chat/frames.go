@@ -1,0 +1,152 @@
+package chat
+
+import (
+	"errors"
+	"nochat/db"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+	"github.com/olahol/melody"
+)
+
+// What a connection sends: melody calls these on the session's read
+// goroutine, one frame at a time. A frame is decoded, validated, checked
+// against the sender's rights and limits, and a message goes to the log;
+// a refusal goes back to the sender alone.
+
+// recoverSession turns a panic while handling a client's frame into an
+// error entry and a close 1011, instead of a session melody never cleans up
+// (a recovery further out, around melody's read loop, would skip melody's
+// unregister and close).
+func (h *Hub) recoverSession(c *client) {
+	if v := recover(); v != nil {
+		h.recordPanic(v, placeFrame, c.subject())
+		c.closeWith(websocket.CloseInternalServerErr, "internal error")
+	}
+}
+
+func (h *Hub) onBinary(s *melody.Session, _ []byte) {
+	c := clientOf(s)
+	defer h.recoverSession(c)
+	c.read()
+	h.refuse(c, ErrBinary, "")
+}
+
+func (h *Hub) onMessage(s *melody.Session, b []byte) {
+	c := clientOf(s)
+	defer h.recoverSession(c)
+	c.read()
+	if c.proto == Echo {
+		user := DefaultUser
+		if c.userID != 0 {
+			user = c.name()
+		}
+		h.submitWS(c, user, string(b), "")
+		return
+	}
+	if !utf8.Valid(b) {
+		// Checked before decoding: JSON would quietly turn bad bytes into
+		// U+FFFD and store a message the sender did not write.
+		h.refuse(c, ErrInvalidUTF8, "")
+		return
+	}
+	cmd, err := DecodeCommand(b)
+	if err != nil {
+		h.refuse(c, err, "")
+		return
+	}
+	switch cmd.Type {
+	case "send":
+		h.submitWS(c, c.name(), cmd.Message, cmd.CID)
+	case "nick":
+		if c.userID != 0 {
+			h.refuse(c, errAccountName, "")
+			return
+		}
+		name, err := cleanName(cmd.User, h.opts.MaxNameLen)
+		if err == nil {
+			err = h.guestName(h.ctx, name)
+		}
+		if err != nil {
+			h.refuse(c, err, "")
+			return
+		}
+		c.setName(name)
+		h.b.send(opNick{})
+	case "typing":
+		if now := time.Now(); now.Sub(c.lastTyping) >= h.opts.TypingInterval {
+			c.lastTyping = now
+			h.b.send(opTyping{c})
+		}
+	}
+}
+
+// submitWS validates a message from a WebSocket client and queues it for the
+// writer. The answer (ack or error) comes from the broadcaster after commit.
+func (h *Hub) submitWS(c *client, user, text, cid string) {
+	if c.userID == 0 {
+		if err := h.mayGuestSend(); err != nil {
+			h.refuse(c, err, cid)
+			return
+		}
+	}
+	if c.limiter != nil && !c.limiter.Allow() {
+		h.refuse(c, ErrRateLimited, cid)
+		return
+	}
+	msg, err := cleanMessage(text, h.opts.MaxMessageLen)
+	if err != nil {
+		h.refuse(c, err, cid)
+		return
+	}
+	err = h.writer.Append(h.ctx, db.Draft{User: user, UserID: c.userID, Message: msg, CID: cid}, origin{c: c, cid: cid})
+	if err != nil {
+		h.refuse(c, ErrShutdown, cid)
+	}
+}
+
+// refusalKinds files each refusal under an error kind for the admin.
+var refusalKinds = map[string]string{
+	"too_long":     KindTooLarge,
+	"invalid_utf8": KindInvalidUTF8,
+	"rate_limited": KindRateLimited,
+}
+
+// refuse tells a client why its frame was not accepted: an error frame on
+// nochat.v1; on echo-protocol, which has no way to say it, a close frame
+// with a code and the reason.
+func (h *Hub) refuse(c *client, err error, cid string) {
+	var r *Refusal
+	if !errors.As(err, &r) {
+		r = &Refusal{"internal", "internal error"}
+	}
+	switch r {
+	case ErrStore, ErrShutdown:
+		// Logged once per failed commit, not once per sender.
+	default:
+		kind, ok := refusalKinds[r.Code]
+		if !ok {
+			kind = KindBadInput
+		}
+		h.RecordErrorAt(kind, placeFrame+": "+r.Code, r.Text, c.subject())
+	}
+	if c.proto == V1 {
+		h.mustSend(c, errorFrame(r, cid))
+		return
+	}
+	code := websocket.ClosePolicyViolation
+	switch {
+	case r == ErrInvalidUTF8:
+		code = websocket.CloseInvalidFramePayloadData
+	case r == ErrBinary:
+		code = websocket.CloseUnsupportedData
+	case r == ErrStore:
+		code = websocket.CloseInternalServerErr
+	case r == ErrShutdown:
+		code = websocket.CloseGoingAway
+	case r.Code == "too_long": // errTooLong's, made per limit
+		code = websocket.CloseMessageTooBig
+	}
+	c.closeWith(code, r.Text)
+}

@@ -1,0 +1,199 @@
+package chat
+
+import (
+	"cmp"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// The replay window and catching up. The broadcaster keeps the newest
+// encoded messages in memory, so that a client a little behind (a burst
+// overran its buffer, or it resumes after a short drop) catches up without
+// a database read. Bounded by count and by bytes: a few thousand ordinary
+// messages, never more than recentMaxBytes.
+const (
+	recentSize     = 4096
+	recentMaxBytes = 2 << 20
+)
+
+// window holds the newest messages, oldest first; every message with an id
+// above floor is in it. Only the broadcaster changes it, under mu (change);
+// catch-up readers read it under mu too (fetch).
+type window struct {
+	mu          sync.RWMutex
+	recent      []*frames
+	recentBytes int // bytes the frames in recent hold
+	floor       int64
+}
+
+func (w *window) init(latestID int64) {
+	w.floor = latestID
+	w.recent = make([]*frames, 0, recentSize)
+}
+
+// change runs f, a change to the window, under mu. The lock is released by
+// defer: the broadcaster survives a panic (apply), and must not leave the
+// catch-up readers locked out.
+func (w *window) change(f func(w *window)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f(w)
+}
+
+func (w *window) remember(f *frames) {
+	w.recent = append(w.recent, f)
+	w.recentBytes += f.size()
+	drop := 0
+	for len(w.recent)-drop > recentSize || (w.recentBytes > recentMaxBytes && len(w.recent)-drop > 1) {
+		w.floor = w.recent[drop].id
+		w.recentBytes -= w.recent[drop].size()
+		w.recent[drop] = nil
+		drop++
+	}
+	// Reslicing moves the start forward; append copies the live part to a
+	// new array when the old one is used up: amortised O(1) a message.
+	w.recent = w.recent[drop:]
+}
+
+// since returns the remembered messages with ids above after, and whether
+// they are all the messages there are above after.
+func (w *window) since(after int64) ([]*frames, bool) {
+	if after < w.floor {
+		return nil, false
+	}
+	return w.recent[w.index(after+1):], true
+}
+
+// index is where in recent the message with id is, or would be.
+func (w *window) index(id int64) int {
+	i, _ := slices.BinarySearchFunc(w.recent, id, func(f *frames, want int64) int { return cmp.Compare(f.id, want) })
+	return i
+}
+
+// drop forgets the remembered message with the given id, if it is there.
+func (w *window) drop(id int64) {
+	if i := w.index(id); i < len(w.recent) && w.recent[i].id == id {
+		w.recentBytes -= w.recent[i].size()
+		w.recent = slices.Delete(w.recent, i, i+1)
+	}
+}
+
+// dropBelow forgets the remembered messages with ids under below. floor
+// stays: every message above it that the store still holds is remembered.
+func (w *window) dropBelow(below int64) {
+	i := w.index(below)
+	for j := range w.recent[:i] {
+		w.recentBytes -= w.recent[j].size()
+		w.recent[j] = nil
+	}
+	w.recent = w.recent[i:]
+}
+
+// fetch returns up to n messages after the given id, from memory when they
+// are recent, else from the database.
+func (h *Hub) fetch(after int64, n int) ([]*frames, error) {
+	h.b.window.mu.RLock()
+	recent, ok := h.b.window.since(after)
+	if ok {
+		recent = slices.Clone(recent[:min(n, len(recent))])
+	}
+	h.b.window.mu.RUnlock()
+	if ok {
+		return recent, nil
+	}
+	msgs, err := h.store.After(h.ctx, after, n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*frames, len(msgs))
+	for i, m := range msgs {
+		out[i] = encodeMessage(m)
+	}
+	return out, nil
+}
+
+// catchUp feeds a client that is out of the live set from the database, as
+// fast as it reads, until it has every stored message; then it asks the
+// broadcaster to let it rejoin. Memory stays bounded by the session buffer
+// however far behind the client is. A client that makes no progress for
+// SlowTimeout is disconnected with 1008 "too slow"; it resumes with after=.
+func (h *Hub) catchUp(c *client, after int64) {
+	defer func() {
+		// A panic here would end the process. The client, out of the live
+		// set, would get nothing more: close it with 1011, and it resumes.
+		if v := recover(); v != nil {
+			h.recordPanic(v, placeCatchUp, c.subject())
+			c.closeWith(websocket.CloseInternalServerErr, "internal error")
+		}
+	}()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	low := c.streamLimit / 2
+	for {
+		for c.queued.Load() > low || c.owedN.Load() > 0 {
+			select {
+			case <-c.drained:
+			case <-tick.C: // to notice a client that stopped reading
+			case <-c.gone:
+				return
+			case <-h.ctx.Done():
+				return
+			}
+			if stalled := time.Since(time.Unix(0, c.lastWrite.Load())); c.queued.Load() > 0 && stalled > h.opts.SlowTimeout {
+				h.dropSlow(c, "read nothing for "+stalled.Round(time.Second).String()+" while behind")
+				return
+			}
+		}
+		room := int(c.streamLimit - c.queued.Load())
+		if room < 1 {
+			continue // control frames took the room meanwhile
+		}
+		batch, err := h.fetch(after, room)
+		if err != nil {
+			if errors.Is(err, h.ctx.Err()) {
+				return
+			}
+			h.RecordErrorAt(KindDatabase, placeCatchUp, err.Error(), c.subject())
+			select {
+			case <-tick.C:
+			case <-c.gone:
+				return
+			case <-h.ctx.Done():
+				return
+			}
+			continue
+		}
+		wrote := 0
+		for _, f := range batch {
+			if !c.stream(f) {
+				break
+			}
+			after = f.id
+			wrote++
+		}
+		if wrote == 0 && len(batch) > 0 {
+			// Nothing went: the session is closing (its writes fail), or
+			// control frames took the room. Fetching again at once would
+			// spin on the database for a client that may be gone.
+			select {
+			case <-c.drained:
+			case <-tick.C:
+			case <-c.gone:
+				return
+			case <-h.ctx.Done():
+				return
+			}
+			continue
+		}
+		if len(batch) < room {
+			joined := false
+			if !h.b.sendWait(opRejoin{c: c, after: &after, joined: &joined}) || joined {
+				return
+			}
+		}
+	}
+}
