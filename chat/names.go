@@ -186,10 +186,13 @@ func (look *capitalLookalikes) add(r rune, fold cases.Caser, clash map[rune]bool
 
 // readCapitals is step 0: name with each look-alike capital replaced by
 // the Latin capital. An ASCII name has none, and is returned as it is.
+// NFKD first, so that a capital hidden in a compatibility character (ϓ is
+// ϒ with an acute, and ϒ is Υ) is read as the one its NFKC form shows:
+// PRECIS's NFKC comes next and would otherwise bring it back unread.
 func (look *capitalLookalikes) readCapitals(name string) string {
 	for i := 0; i < len(name); i++ {
 		if name[i] >= utf8.RuneSelf {
-			return strings.Map(look.mapCapital, norm.NFD.String(name))
+			return strings.Map(look.mapCapital, norm.NFKD.String(name))
 		}
 	}
 	return name
