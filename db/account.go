@@ -242,20 +242,25 @@ func (s *Store) DeleteSessionsOf(ctx context.Context, accountID, keep int64) ([]
 func deleteSessionsOf(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }, accountID, keep int64) ([]int64, error) {
-	rows, err := q.QueryContext(ctx, "DELETE FROM sessions WHERE kind = ? AND account_id = ? AND id != ? RETURNING id", SessionAccount, accountID, keep)
+	return column[int64](q.QueryContext(ctx, "DELETE FROM sessions WHERE kind = ? AND account_id = ? AND id != ? RETURNING id", SessionAccount, accountID, keep))
+}
+
+// column reads the one column of a query's rows into a slice, and closes
+// them; it takes QueryContext's results as they come.
+func column[T any](rows *sql.Rows, err error) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var ids []int64
+	var out []T
 	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
+		var v T
+		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}
-		ids = append(ids, id)
+		out = append(out, v)
 	}
-	return ids, rows.Err()
+	return out, rows.Err()
 }
 
 // CreateAccount stores a new account; ErrNameTaken if its name key is

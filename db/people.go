@@ -226,22 +226,11 @@ func (s *Store) Ban(ctx context.Context, id int64, addresses, spare []string, no
 		}
 		before = a
 		// The sessions' addresses, read before endAccount deletes them.
-		rows, err := tx.QueryContext(ctx, "SELECT DISTINCT address FROM sessions WHERE account_id = ? AND address != ''", id)
+		signedIn, err := column[string](tx.QueryContext(ctx, "SELECT DISTINCT address FROM sessions WHERE account_id = ? AND address != ''", id))
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			var addr string
-			if err := rows.Scan(&addr); err != nil {
-				rows.Close()
-				return err
-			}
-			addresses = append(addresses, addr)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
+		addresses = append(addresses, signedIn...)
 		if ended, err = endAccount(ctx, tx, a, now); err != nil {
 			return err
 		}
@@ -267,20 +256,7 @@ func (s *Store) Ban(ctx context.Context, id int64, addresses, spare []string, no
 
 // bannedOf lists the addresses refused for an account's ban.
 func bannedOf(ctx context.Context, tx *sql.Tx, id int64) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, "SELECT address FROM bans WHERE account_id = ? ORDER BY address", id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var a string
-		if err := rows.Scan(&a); err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return column[string](tx.QueryContext(ctx, "SELECT address FROM bans WHERE account_id = ? ORDER BY address", id))
 }
 
 // Unban lifts an account's ban and the refusal of its addresses, and
@@ -314,20 +290,11 @@ func (s *Store) Unban(ctx context.Context, id int64) (Account, []string, error) 
 
 // BannedAddresses returns every address a ban refuses.
 func (s *Store) BannedAddresses(ctx context.Context) ([]string, error) {
-	rows, err := s.read.QueryContext(ctx, "SELECT address FROM bans")
+	out, err := column[string](s.read.QueryContext(ctx, "SELECT address FROM bans"))
 	if err != nil {
 		return nil, fmt.Errorf("banned addresses: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var a string
-		if err := rows.Scan(&a); err != nil {
-			return nil, fmt.Errorf("banned addresses: %w", err)
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // DeleteMessagesOf removes every message an account stored, in one
@@ -338,21 +305,8 @@ func (s *Store) DeleteMessagesOf(ctx context.Context, accountID int64) ([]int64,
 		return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, "DELETE FROM messages WHERE user_id = ? RETURNING id", accountID)
+	ids, err := column[int64](tx.QueryContext(ctx, "DELETE FROM messages WHERE user_id = ? RETURNING id", accountID))
 	if err != nil {
-		return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
-	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
 	}
 	n := int64(len(ids))
