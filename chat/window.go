@@ -135,12 +135,7 @@ func (h *Hub) catchUp(c *client, after int64) {
 	low := c.streamLimit / 2
 	for {
 		for c.queued.Load() > low || c.owedN.Load() > 0 {
-			select {
-			case <-c.drained:
-			case <-tick.C: // to notice a client that stopped reading
-			case <-c.gone:
-				return
-			case <-h.ctx.Done():
+			if !h.pause(c, tick.C, c.drained) { // the tick notices a client that stopped reading
 				return
 			}
 			if stalled := time.Since(time.Unix(0, c.lastWrite.Load())); c.queued.Load() > 0 && stalled > h.opts.SlowTimeout {
@@ -158,11 +153,7 @@ func (h *Hub) catchUp(c *client, after int64) {
 				return
 			}
 			h.RecordErrorAt(KindDatabase, placeCatchUp, err.Error(), c.subject())
-			select {
-			case <-tick.C:
-			case <-c.gone:
-				return
-			case <-h.ctx.Done():
+			if !h.pause(c, tick.C, nil) {
 				return
 			}
 			continue
@@ -179,12 +170,7 @@ func (h *Hub) catchUp(c *client, after int64) {
 			// Nothing went: the session is closing (its writes fail), or
 			// control frames took the room. Fetching again at once would
 			// spin on the database for a client that may be gone.
-			select {
-			case <-c.drained:
-			case <-tick.C:
-			case <-c.gone:
-				return
-			case <-h.ctx.Done():
+			if !h.pause(c, tick.C, c.drained) {
 				return
 			}
 			continue
@@ -196,4 +182,19 @@ func (h *Hub) catchUp(c *client, after int64) {
 			}
 		}
 	}
+}
+
+// pause waits in catchUp for the next tick or for c's queue to drain (nil:
+// the tick only). It reports false when c is gone or the hub is stopping,
+// and catchUp should end.
+func (h *Hub) pause(c *client, tick <-chan time.Time, drained <-chan struct{}) bool {
+	select {
+	case <-drained:
+	case <-tick:
+	case <-c.gone:
+		return false
+	case <-h.ctx.Done():
+		return false
+	}
+	return true
 }
