@@ -77,6 +77,11 @@ import (
 // names when either changes, rather than trust old ones (the server does at
 // every start: db's RekeyAccounts).
 func NameKey(name string) (string, error) {
+	if len(name) > maxKeyInput {
+		// No name is this long (cleanName allows MaxNameLen characters);
+		// refused before the rounds, whose cost grows with the input.
+		return "", &Refusal{"bad_name", "name is too long"}
+	}
 	var refusal error
 	if r, i := invisibleInName(name); i >= 0 {
 		refusal = errInvisibleInName(r)
@@ -109,6 +114,11 @@ func NameKey(name string) (string, error) {
 // look-alikes to prototypes and capitals to small letters, so keys settle
 // in two or three rounds; the bound is there so a bad table cannot loop.
 const maxKeyRounds = 8
+
+// maxKeyInput is the longest input NameKey reads, in bytes: far above
+// any name a person may have (32 characters of up to 4 bytes, plus the
+// combining marks and selectors a spelling may carry).
+const maxKeyInput = 1024
 
 // nameKeyRound is one round of NameKey's steps 0–3. Its error says why in
 // words that follow "name ".
