@@ -1,6 +1,7 @@
 package db
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -24,6 +25,8 @@ type Message struct {
 	// Guest is whether the sender had no account (UserID is null): pages
 	// and clients mark a guest's name as a guest's.
 	Guest bool `json:"guest"`
+	// Room is the room's id; DefaultRoom for the tutorial's messages.
+	Room int64 `json:"room"`
 }
 
 // Draft is a message not yet stored. CID, when set, is the sender's id for
@@ -36,6 +39,7 @@ type Draft struct {
 	UserID  int64 // the sender's account; 0 for a guest
 	Message string
 	CID     string
+	Room    int64 // the room; 0 is DefaultRoom
 }
 
 // Stored is the outcome of storing one draft. With Duplicate or Reused set,
@@ -77,35 +81,26 @@ func (k sendKey) sender() any {
 // columns are a message's columns, read from messagesFrom. A member's
 // message shows the account's current name, so a rename reaches every
 // message they wrote; a guest's shows the name it was sent under.
-const columns = "messages.id, coalesce(accounts.name, messages.user), messages.message, messages.timestamp, messages.user_id"
+const columns = "messages.id, coalesce(accounts.name, messages.user), messages.message, messages.timestamp, messages.user_id, messages.room_id"
 
 // messagesFrom joins each message to its sender's account (by its primary
 // key: one lookup a row).
 const messagesFrom = " FROM messages LEFT JOIN accounts ON accounts.id = messages.user_id"
 
-// Latest returns the newest n messages, oldest first.
+// Latest returns the default room's newest n messages, oldest first.
 func (s *Store) Latest(ctx context.Context, n int) ([]Message, error) {
-	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" ORDER BY messages.id DESC LIMIT ?", n)
-	if err != nil {
-		return nil, fmt.Errorf("latest messages: %w", err)
-	}
-	slices.Reverse(msgs)
-	return msgs, nil
+	return s.LatestIn(ctx, DefaultRoom, n)
 }
 
-// Before returns the newest limit messages with ids below id, oldest first:
-// the page of history above the oldest one a client shows.
+// Before returns the default room's newest limit messages with ids below
+// id, oldest first: the page of history above the oldest one a client shows.
 func (s *Store) Before(ctx context.Context, id int64, limit int) ([]Message, error) {
-	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.id < ? ORDER BY messages.id DESC LIMIT ?", id, limit)
-	if err != nil {
-		return nil, fmt.Errorf("messages before %d: %w", id, err)
-	}
-	slices.Reverse(msgs)
-	return msgs, nil
+	return s.BeforeIn(ctx, DefaultRoom, id, limit)
 }
 
-// After returns up to limit messages with ids above id, oldest first: what a
-// client that has seen id has missed.
+// After returns up to limit messages with ids above id, oldest first, of
+// every room: what a client that has seen id has missed (the caller keeps
+// the rooms its client may see).
 func (s *Store) After(ctx context.Context, id int64, limit int) ([]Message, error) {
 	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.id > ? ORDER BY messages.id LIMIT ?", id, limit)
 	if err != nil {
@@ -145,7 +140,7 @@ func (s *Store) query(ctx context.Context, query string, args ...any) ([]Message
 	for rows.Next() {
 		var m Message
 		var uid sql.NullInt64
-		if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid); err != nil {
+		if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid, &m.Room); err != nil {
 			return nil, err
 		}
 		m.UserID, m.Guest = userID(uid.Int64), !uid.Valid
@@ -178,7 +173,7 @@ func (s *Store) Insert(ctx context.Context, drafts []Draft) ([]Stored, error) {
 	if err != nil {
 		return nil, fmt.Errorf("insert messages: find cid: %w", err)
 	}
-	args := make([]any, 0, 4*min(len(fresh), maxChunk))
+	args := make([]any, 0, 6*min(len(fresh), maxChunk))
 	for rest := fresh; len(rest) > 0; {
 		// The largest chunk that fits: a batch of n takes one statement
 		// per bit set in n (below maxChunk).
@@ -258,7 +253,7 @@ func (s *Store) findStored(ctx context.Context, tx *sql.Tx, drafts []Draft, sinc
 			var m Message
 			var cid, sent string
 			var uid sql.NullInt64
-			if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid, &cid, &sent); err != nil {
+			if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid, &m.Room, &cid, &sent); err != nil {
 				rows.Close()
 				return nil, nil, err
 			}
@@ -294,7 +289,7 @@ func (s *Store) insertChunk(ctx context.Context, tx *sql.Tx, k int, drafts []Dra
 		if d := drafts[i]; d.CID != "" {
 			cid = d.CID
 		}
-		args = append(args, drafts[i].User, drafts[i].Message, now, cid, nullID(drafts[i].UserID))
+		args = append(args, drafts[i].User, drafts[i].Message, now, cid, nullID(drafts[i].UserID), cmp.Or(drafts[i].Room, DefaultRoom))
 	}
 	res, err := tx.StmtContext(ctx, s.stmts[k].insert).ExecContext(ctx, args...)
 	if err != nil {
@@ -320,7 +315,7 @@ func (s *Store) insertChunk(ctx context.Context, tx *sql.Tx, k int, drafts []Dra
 	}
 	for j, i := range idx {
 		d := drafts[i]
-		m := Message{ID: last - n + 1 + int64(j), User: d.User, Message: d.Message, Timestamp: now, UserID: userID(d.UserID), Guest: d.UserID == 0}
+		m := Message{ID: last - n + 1 + int64(j), User: d.User, Message: d.Message, Timestamp: now, UserID: userID(d.UserID), Guest: d.UserID == 0, Room: cmp.Or(d.Room, DefaultRoom)}
 		out[i] = Stored{Message: m}
 	}
 	return nil
@@ -349,7 +344,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		n := 1 << k
 		var err error
 		st := &s.stmts[k]
-		if st.insert, err = s.write.PrepareContext(ctx, "INSERT INTO messages (user, message, timestamp, cid, user_id) VALUES "+list("(?, ?, ?, ?, ?)", n)); err != nil {
+		if st.insert, err = s.write.PrepareContext(ctx, "INSERT INTO messages (user, message, timestamp, cid, user_id, room_id) VALUES "+list("(?, ?, ?, ?, ?, ?)", n)); err != nil {
 			return err
 		}
 		if st.find, err = s.write.PrepareContext(ctx, findSQL(n)); err != nil {

@@ -1,0 +1,329 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// DefaultRoom is the room every account is in and everything the tutorial
+// knows means: echo-protocol, GET /discussion/latest/{n}, POST /discussion.
+const DefaultRoom int64 = 1
+
+// Room kinds.
+const (
+	KindOpen    = "open"    // every member may see and join it
+	KindPrivate = "private" // its members invite others
+	KindDirect  = "direct"  // a conversation between the people in it
+)
+
+// Who may post in a room.
+const (
+	PostEveryone = "everyone" // everyone who may see it
+	PostMembers  = "members"  // its members
+	PostAdmins   = "admins"   // admins only: announcements
+)
+
+// Room is a room as stored.
+type Room struct {
+	ID        int64  `json:"id"`
+	Slug      string `json:"slug"`
+	Name      string `json:"name"`
+	Topic     string `json:"topic"`
+	Kind      string `json:"kind"`
+	Post      string `json:"post"`
+	Guests    bool   `json:"guests"` // people without an account may read and post
+	CreatedBy int64  `json:"created_by,omitempty"`
+	Created   int64  `json:"created"`            // Unix milliseconds
+	Archived  int64  `json:"archived,omitempty"` // Unix milliseconds; 0 while open
+	// DirectKey is a direct room's people: sorted account ids, joined by ",".
+	DirectKey string `json:"-"`
+}
+
+// IsArchived reports whether the room is read-only and hidden.
+func (r Room) IsArchived() bool { return r.Archived != 0 }
+
+// DirectKey is the key of the direct room of the given people: the same
+// set, in any order and with repeats, has the same key.
+func DirectKey(ids []int64) string {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.FormatInt(id, 10)
+	}
+	return strings.Join(parts, ",")
+}
+
+// ErrSlugTaken is CreateRoom's and UpdateRoom's error for a slug another
+// room has.
+var ErrSlugTaken = errors.New("a room with this address exists")
+
+const roomColumns = "id, slug, name, topic, kind, post, guests, ifnull(created_by, 0), created, ifnull(archived, 0), ifnull(direct_key, '')"
+
+func scanRoom(row interface{ Scan(...any) error }) (Room, error) {
+	var r Room
+	err := row.Scan(&r.ID, &r.Slug, &r.Name, &r.Topic, &r.Kind, &r.Post, &r.Guests, &r.CreatedBy, &r.Created, &r.Archived, &r.DirectKey)
+	return r, err
+}
+
+// Rooms returns every room, archived ones too, by id.
+func (s *Store) Rooms(ctx context.Context) ([]Room, error) {
+	rows, err := s.read.QueryContext(ctx, "SELECT "+roomColumns+" FROM rooms ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("rooms: %w", err)
+	}
+	defer rows.Close()
+	var out []Room
+	for rows.Next() {
+		r, err := scanRoom(rows)
+		if err != nil {
+			return nil, fmt.Errorf("rooms: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("rooms: %w", err)
+	}
+	return out, nil
+}
+
+// CreateRoom stores a new room with the given members, in one transaction.
+// A slug another room has is ErrSlugTaken. A direct room whose people
+// already have one is not created again: CreateRoom returns that room,
+// and created false.
+func (s *Store) CreateRoom(ctx context.Context, r Room, members []int64) (_ Room, created bool, err error) {
+	if r.Kind == KindDirect {
+		r.DirectKey = DirectKey(members)
+	}
+	r.Created = s.now().UnixMilli()
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if r.Kind == KindDirect {
+			had, err := scanRoom(tx.QueryRowContext(ctx, "SELECT "+roomColumns+" FROM rooms WHERE direct_key = ?", r.DirectKey))
+			if err == nil {
+				r = had
+				return nil
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		var directKey any
+		if r.DirectKey != "" {
+			directKey = r.DirectKey
+		}
+		err := tx.QueryRowContext(ctx, `INSERT INTO rooms (slug, name, topic, kind, post, guests, direct_key, created_by, created)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			r.Slug, r.Name, r.Topic, r.Kind, r.Post, r.Guests, directKey, nullID(r.CreatedBy), r.Created).Scan(&r.ID)
+		if isUnique(err) {
+			return ErrSlugTaken
+		}
+		if err != nil {
+			return err
+		}
+		created = true
+		for _, id := range members {
+			if err := addMember(ctx, tx, r.ID, id, r.Created); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrSlugTaken) {
+			return Room{}, false, err
+		}
+		return Room{}, false, fmt.Errorf("create room %s: %w", r.Slug, err)
+	}
+	return r, created, nil
+}
+
+// isUnique reports whether err is a UNIQUE constraint's.
+func isUnique(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// addMember puts an account in a room, with nothing unread from before.
+func addMember(ctx context.Context, tx *sql.Tx, room, user, now int64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO members (room_id, user_id, last_read, joined)
+		VALUES (?, ?, (SELECT ifnull(max(id), 0) FROM messages), ?) ON CONFLICT DO NOTHING`, room, user, now)
+	return err
+}
+
+// UpdateRoom stores a room's name, slug, topic, post, guests and archived
+// time. A slug another room has is ErrSlugTaken.
+func (s *Store) UpdateRoom(ctx context.Context, r Room) error {
+	var archived any
+	if r.Archived != 0 {
+		archived = r.Archived
+	}
+	_, err := s.write.ExecContext(ctx, "UPDATE rooms SET slug = ?, name = ?, topic = ?, post = ?, guests = ?, archived = ? WHERE id = ?",
+		r.Slug, r.Name, r.Topic, r.Post, r.Guests, archived, r.ID)
+	switch {
+	case isUnique(err):
+		return ErrSlugTaken
+	case err != nil:
+		return fmt.Errorf("update room %d: %w", r.ID, err)
+	}
+	return nil
+}
+
+// AddMember puts an account in a room (nothing if it is in it already).
+func (s *Store) AddMember(ctx context.Context, room, user int64) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := addMember(ctx, tx, room, user, s.now().UnixMilli()); err != nil {
+			return fmt.Errorf("add member %d to room %d: %w", user, room, err)
+		}
+		return nil
+	})
+}
+
+// RemoveMember takes an account out of a room (nothing if it is not in it).
+func (s *Store) RemoveMember(ctx context.Context, room, user int64) error {
+	if _, err := s.write.ExecContext(ctx, "DELETE FROM members WHERE room_id = ? AND user_id = ?", room, user); err != nil {
+		return fmt.Errorf("remove member %d from room %d: %w", user, room, err)
+	}
+	return nil
+}
+
+// Memberships returns the rooms an account is in, by room id.
+func (s *Store) Memberships(ctx context.Context, user int64) ([]int64, error) {
+	ids, err := column[int64](s.read.QueryContext(ctx, "SELECT room_id FROM members WHERE user_id = ? ORDER BY room_id", user))
+	if err != nil {
+		return nil, fmt.Errorf("memberships of %d: %w", user, err)
+	}
+	return ids, nil
+}
+
+// Member is one person in a room.
+type Member struct {
+	UserID int64  `json:"user_id"`
+	User   string `json:"user"`
+	Role   string `json:"role"`
+}
+
+// Members returns a room's members, by name.
+func (s *Store) Members(ctx context.Context, room int64) ([]Member, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT accounts.id, accounts.name, accounts.role FROM members
+		JOIN accounts ON accounts.id = members.user_id WHERE members.room_id = ? ORDER BY accounts.name_key`, room)
+	if err != nil {
+		return nil, fmt.Errorf("members of room %d: %w", room, err)
+	}
+	defer rows.Close()
+	var out []Member
+	for rows.Next() {
+		var m Member
+		if err := rows.Scan(&m.UserID, &m.User, &m.Role); err != nil {
+			return nil, fmt.Errorf("members of room %d: %w", room, err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// MarkRead moves an account's read marker in a room up to id (never
+// down: a tab that shows older messages does not unread newer ones). It
+// reports whether the marker moved.
+func (s *Store) MarkRead(ctx context.Context, room, user, id int64) (bool, error) {
+	res, err := s.write.ExecContext(ctx, "UPDATE members SET last_read = ? WHERE room_id = ? AND user_id = ? AND last_read < ?", id, room, user, id)
+	if err != nil {
+		return false, fmt.Errorf("mark room %d read: %w", room, err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// Unread is an account's unread state in one room.
+type Unread struct {
+	Room     int64 `json:"room"`
+	LastRead int64 `json:"last_read"` // the newest id read
+	Count    int   `json:"unread"`    // messages after it, not the account's own
+	Mention  bool  `json:"mention"`   // one of them names the account (@name)
+}
+
+// maxUnread is where an unread count stops: a list shows "99+".
+const maxUnread = 100
+
+// UnreadOf returns an account's unread state in every room it is in.
+// name is the account's name, for mentions (@name, case aside).
+func (s *Store) UnreadOf(ctx context.Context, user int64, name string) (map[int64]Unread, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT m.room_id, m.last_read,
+		(SELECT count(*) FROM (SELECT 1 FROM messages WHERE room_id = m.room_id AND id > m.last_read
+			AND user_id IS NOT ? LIMIT ?)),
+		EXISTS (SELECT 1 FROM messages WHERE room_id = m.room_id AND id > m.last_read
+			AND user_id IS NOT ? AND message LIKE ? ESCAPE '\')
+		FROM members m WHERE m.user_id = ?`, user, maxUnread, user, "%@"+likeEscape(name)+"%", user)
+	if err != nil {
+		return nil, fmt.Errorf("unread of %d: %w", user, err)
+	}
+	defer rows.Close()
+	out := make(map[int64]Unread)
+	for rows.Next() {
+		var u Unread
+		if err := rows.Scan(&u.Room, &u.LastRead, &u.Count, &u.Mention); err != nil {
+			return nil, fmt.Errorf("unread of %d: %w", user, err)
+		}
+		out[u.Room] = u
+	}
+	return out, rows.Err()
+}
+
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// RoomStat is what the dashboard shows of a room.
+type RoomStat struct {
+	Room     int64
+	Members  int
+	Messages int64
+	Last     int64 // Unix milliseconds of its newest message, 0 if none
+}
+
+// RoomStats returns every room's member and message counts.
+func (s *Store) RoomStats(ctx context.Context) (map[int64]RoomStat, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT r.id,
+		(SELECT count(*) FROM members WHERE room_id = r.id),
+		(SELECT count(*) FROM messages WHERE room_id = r.id),
+		(SELECT ifnull(max(timestamp), 0) FROM messages WHERE id = (SELECT max(id) FROM messages WHERE room_id = r.id))
+		FROM rooms r`)
+	if err != nil {
+		return nil, fmt.Errorf("room stats: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[int64]RoomStat)
+	for rows.Next() {
+		var st RoomStat
+		if err := rows.Scan(&st.Room, &st.Members, &st.Messages, &st.Last); err != nil {
+			return nil, fmt.Errorf("room stats: %w", err)
+		}
+		out[st.Room] = st
+	}
+	return out, rows.Err()
+}
+
+// LatestIn returns a room's newest n messages, oldest first.
+func (s *Store) LatestIn(ctx context.Context, room int64, n int) ([]Message, error) {
+	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.room_id = ? ORDER BY messages.id DESC LIMIT ?", room, n)
+	if err != nil {
+		return nil, fmt.Errorf("latest messages of room %d: %w", room, err)
+	}
+	slices.Reverse(msgs)
+	return msgs, nil
+}
+
+// BeforeIn returns a room's newest limit messages with ids below id,
+// oldest first.
+func (s *Store) BeforeIn(ctx context.Context, room, id int64, limit int) ([]Message, error) {
+	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.room_id = ? AND messages.id < ? ORDER BY messages.id DESC LIMIT ?", room, id, limit)
+	if err != nil {
+		return nil, fmt.Errorf("messages of room %d before %d: %w", room, id, err)
+	}
+	slices.Reverse(msgs)
+	return msgs, nil
+}
