@@ -33,11 +33,18 @@ type broadcaster struct {
 	quit chan struct{} // closed when the goroutine has stopped
 
 	lastID int64 // newest message handed out
+	// published is lastID for other goroutines: catch-up reads no further,
+	// so every membership change before a message is applied (to the
+	// connection's rooms) before catch-up can hand that message out.
+	published atomic.Int64
 
 	// The registry. conns is every connection; live is those of them
 	// that receive messages as they commit (the rest are catching up).
 	conns map[*client]struct{}
 	live  map[*client]struct{}
+	// inRoom is, for each room, the connections that see it: a message
+	// goes to its room's connections, not to every connection.
+	inRoom map[int64]map[*client]struct{}
 	// accounts holds, for each account with a connection, what is kept
 	// per person rather than per connection; an entry goes with its last
 	// connection, so the map is bounded by conns.
@@ -58,6 +65,8 @@ func (b *broadcaster) init(h *Hub, latestID int64) {
 	b.lastID = latestID
 	b.conns = make(map[*client]struct{})
 	b.live = make(map[*client]struct{})
+	b.inRoom = make(map[int64]map[*client]struct{})
+	b.published.Store(latestID)
 	b.accounts = make(map[int64]*person)
 	b.window.init(latestID)
 }
@@ -88,10 +97,29 @@ type (
 	}
 	// opNick: a guest changed its name; presence goes out again.
 	opNick struct{}
-	// opTyping: c is typing.
-	opTyping struct{ c *client }
+	// opTyping: c is typing in room.
+	opTyping struct {
+		c    *client
+		room int64
+	}
 	// opPresence: the coalesced presence send is due.
 	opPresence struct{}
+	// opMembership: an account joined (in) or left a room, stored.
+	opMembership struct {
+		user, room int64
+		in         bool
+	}
+	// opRoom: a room was created or changed (event: created, updated,
+	// archived), stored.
+	opRoom struct {
+		room  db.Room
+		event string
+	}
+	// opMarked: an account read a room up to id, from the connection from.
+	opMarked struct {
+		from           *client
+		user, room, id int64
+	}
 	// opRejoin: a catching-up connection has every message up to *after;
 	// the broadcaster sets *joined and *after (see rejoin).
 	opRejoin struct {
@@ -112,18 +140,21 @@ type (
 	}
 )
 
-func (opJoin) isOp()     {}
-func (opLeave) isOp()    {}
-func (opCommit) isOp()   {}
-func (opDelete) isOp()   {}
-func (opPrune) isOp()    {}
-func (opRename) isOp()   {}
-func (opNick) isOp()     {}
-func (opTyping) isOp()   {}
-func (opPresence) isOp() {}
-func (opRejoin) isOp()   {}
-func (opRead) isOp()     {}
-func (opStop) isOp()     {}
+func (opJoin) isOp()       {}
+func (opLeave) isOp()      {}
+func (opCommit) isOp()     {}
+func (opDelete) isOp()     {}
+func (opPrune) isOp()      {}
+func (opRename) isOp()     {}
+func (opNick) isOp()       {}
+func (opTyping) isOp()     {}
+func (opPresence) isOp()   {}
+func (opRejoin) isOp()     {}
+func (opMembership) isOp() {}
+func (opRoom) isOp()       {}
+func (opMarked) isOp()     {}
+func (opRead) isOp()       {}
+func (opStop) isOp()       {}
 
 // send queues o, after everything queued before it. It reports false once
 // the broadcaster has stopped.
@@ -189,7 +220,13 @@ func (b *broadcaster) apply(o op) {
 	case opNick:
 		b.presenceChanged()
 	case opTyping:
-		b.typing(o.c)
+		b.typing(o.c, o.room)
+	case opMembership:
+		b.membership(o.user, o.room, o.in)
+	case opRoom:
+		b.roomChanged(o.room, o.event)
+	case opMarked:
+		b.marked(o.from, o.user, o.room, o.id)
 	case opPresence:
 		b.sendPresence()
 	case opRejoin:
@@ -203,31 +240,43 @@ func (b *broadcaster) apply(o op) {
 type audience int
 
 const (
-	// toLive: a message. Live connections on either protocol; one that
-	// is catching up gets it from the window or the database instead.
+	// toLive: a message of the room. The room's live connections on
+	// either protocol; one that is catching up gets it from the window or
+	// the database instead.
 	toLive audience = iota
 	// toV1: a notice (deleted, person, presence). Every nochat.v1
 	// connection, live or catching up: notices are not in the log.
 	toV1
-	// toOthersV1: typing. Every nochat.v1 connection but the typist's
-	// own, and, for an account, none of its other tabs.
+	// toRoomV1: a room's notice (room, membership). Every nochat.v1
+	// connection that sees the room.
+	toRoomV1
+	// toOthersV1: typing in the room. Every nochat.v1 connection that
+	// sees it but the typist's own, and, for an account, none of its
+	// other tabs.
 	toOthersV1
 )
 
 // recipients is who receives an event: the one answer to "who gets this",
-// for every event the broadcaster hands out. from is the connection the
-// event comes from, for toOthersV1.
-func (b *broadcaster) recipients(to audience, from *client) iter.Seq[*client] {
+// for every event the broadcaster hands out. room is the event's room (for
+// toLive, toRoomV1 and toOthersV1); from is the connection it comes from
+// (for toOthersV1).
+func (b *broadcaster) recipients(to audience, room int64, from *client) iter.Seq[*client] {
 	return func(yield func(*client) bool) {
 		switch to {
 		case toLive:
-			for c := range b.live {
-				if !yield(c) {
+			for c := range b.inRoom[room] {
+				if _, live := b.live[c]; live && !yield(c) {
 					return
 				}
 			}
-		case toV1, toOthersV1:
+		case toV1:
 			for c := range b.conns {
+				if c.proto == V1 && !yield(c) {
+					return
+				}
+			}
+		case toRoomV1, toOthersV1:
+			for c := range b.inRoom[room] {
 				if c.proto != V1 {
 					continue
 				}
@@ -243,8 +292,8 @@ func (b *broadcaster) recipients(to audience, from *client) iter.Seq[*client] {
 }
 
 // notify hands a notice every recipient must get (see mustSend).
-func (b *broadcaster) notify(to audience, frame []byte) {
-	for c := range b.recipients(to, nil) {
+func (b *broadcaster) notify(to audience, room int64, frame []byte) {
+	for c := range b.recipients(to, room, nil) {
 		b.h.mustSend(c, frame)
 	}
 }
@@ -284,9 +333,10 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 			f := encodeMessage(it.Message)
 			b.window.change(func(w *window) { w.remember(f) })
 			b.lastID = f.id
+			b.published.Store(f.id)
 			h.broadcasted.Add(1)
 			fresh++
-			for cl := range b.recipients(toLive, nil) {
+			for cl := range b.recipients(toLive, f.room, nil) {
 				// Frames the client is owed (its acks) go first: a client
 				// with any owed takes the stream from catch-up after them.
 				if cl.owedN.Load() > 0 || !cl.stream(f) {
@@ -341,6 +391,7 @@ func (b *broadcaster) join(c *client) {
 	h := b.h
 	b.conns[c] = struct{}{}
 	b.counted()
+	b.setRooms(c, h.roomsFor(c))
 	if c.userID != 0 {
 		p := b.accounts[c.userID]
 		if p == nil {
@@ -356,7 +407,7 @@ func (b *broadcaster) join(c *client) {
 	}
 	b.presenceChanged()
 	if c.proto == V1 {
-		h.mustSend(c, encode("hello", helloData{Session: c.id, User: c.name(), whoData: c.who(), LatestID: b.lastID}))
+		h.mustSend(c, encode("hello", helloData{Session: c.id, User: c.name(), whoData: c.who(), LatestID: b.lastID, Rooms: c.roomIDs()}))
 	}
 	after := c.after
 	switch {
@@ -396,6 +447,7 @@ func (b *broadcaster) leave(c *client) {
 			delete(b.accounts, c.userID)
 		}
 	}
+	b.setRooms(c, nil)
 	delete(b.conns, c)
 	delete(b.live, c)
 	b.counted()
@@ -421,7 +473,7 @@ func (b *broadcaster) rejoin(c *client, after int64) (bool, int64) {
 		return false, after
 	}
 	for _, f := range gap {
-		if !c.stream(f) {
+		if c.sees(f.room) && !c.stream(f) {
 			return false, after
 		}
 		after = f.id
@@ -478,7 +530,7 @@ func (b *broadcaster) sendPresence() {
 			users = append(users, p.User)
 		}
 	}
-	b.notify(toV1, encode("presence", presenceData{Online: len(b.conns), Users: users, People: people}))
+	b.notify(toV1, 0, encode("presence", presenceData{Online: len(b.conns), Users: users, People: people}))
 }
 
 // presenceKey is whom presence counts a session under: its account, or,
@@ -526,7 +578,10 @@ func presencePeople(members map[*client]struct{}) []presencePerson {
 // goes out at most once per TypingInterval however many of its tabs type,
 // and never to its own other tabs: the person sees no "you are typing",
 // the others see them once. A guest's is limited per connection (onMessage).
-func (b *broadcaster) typing(from *client) {
+func (b *broadcaster) typing(from *client, room int64) {
+	if !from.sees(room) {
+		return
+	}
 	if p := b.accounts[from.userID]; p != nil {
 		now := time.Now()
 		if now.Sub(p.typed) < b.h.opts.TypingInterval {
@@ -534,8 +589,8 @@ func (b *broadcaster) typing(from *client) {
 		}
 		p.typed = now
 	}
-	frame := encode("typing", typingData{User: from.name(), UserID: from.who().UserID})
-	for c := range b.recipients(toOthersV1, from) {
+	frame := encode("typing", typingData{User: from.name(), UserID: from.who().UserID, Room: room})
+	for c := range b.recipients(toOthersV1, room, from) {
 		c.write(frame, c.controlLimit)
 	}
 }
@@ -568,7 +623,7 @@ func (b *broadcaster) renamed(id int64, name string) {
 			}
 		}
 	})
-	b.notify(toV1, encode("person", personData{UserID: id, User: name}))
+	b.notify(toV1, 0, encode("person", personData{UserID: id, User: name}))
 	b.presenceChanged()
 }
 
@@ -584,7 +639,7 @@ const maxDeletedIDs = 256
 func (b *broadcaster) forget(id int64, ids []int64) {
 	if ids == nil {
 		b.window.change(func(w *window) { w.drop(id) })
-		b.notify(toV1, encode("deleted", deletedData{ID: id}))
+		b.notify(toV1, 0, encode("deleted", deletedData{ID: id}))
 		return
 	}
 	b.window.change(func(w *window) {
@@ -593,6 +648,108 @@ func (b *broadcaster) forget(id int64, ids []int64) {
 		}
 	})
 	for chunk := range slices.Chunk(ids, maxDeletedIDs) {
-		b.notify(toV1, encode("deleted", deletedData{ID: chunk[0], IDs: chunk}))
+		b.notify(toV1, 0, encode("deleted", deletedData{ID: chunk[0], IDs: chunk}))
+	}
+}
+
+// setRooms gives c the rooms it sees (nil: none, as it leaves), in its
+// published set and in the broadcaster's index.
+func (b *broadcaster) setRooms(c *client, set roomSet) {
+	if old := c.rooms.Load(); old != nil {
+		for id := range *old {
+			if _, keep := set[id]; keep {
+				continue
+			}
+			if in := b.inRoom[id]; in != nil {
+				delete(in, c)
+				if len(in) == 0 {
+					delete(b.inRoom, id)
+				}
+			}
+		}
+	}
+	for id := range set {
+		in := b.inRoom[id]
+		if in == nil {
+			in = make(map[*client]struct{})
+			b.inRoom[id] = in
+		}
+		in[c] = struct{}{}
+	}
+	if set == nil {
+		set = roomSet{}
+	}
+	c.rooms.Store(&set)
+}
+
+// membership applies an account joining (in) or leaving a room to its
+// connections, in order with messages: no message of the room committed
+// after this op reaches a connection that left, and every one reaches one
+// that joined. The room's people, and the account's own tabs, are told.
+func (b *broadcaster) membership(user, room int64, in bool) {
+	r, _ := b.h.Room(room)
+	name := ""
+	if !in {
+		// Told before it goes, while the leaver still sees the room.
+		b.notifyMembership(r, user, &name, in)
+	}
+	for c := range b.conns {
+		if c.userID == user && c.proto == V1 {
+			b.setRooms(c, b.h.roomsFor(c))
+		}
+	}
+	if in {
+		b.notifyMembership(r, user, &name, in)
+	}
+}
+
+func (b *broadcaster) notifyMembership(r db.Room, user int64, name *string, in bool) {
+	for c := range b.conns {
+		if c.userID == user && *name == "" {
+			*name = c.name()
+		}
+	}
+	frame := encode("membership", membershipData{Room: r.ID, UserID: user, User: *name, Joined: in, Info: &r})
+	sent := make(map[*client]bool)
+	for c := range b.recipients(toRoomV1, r.ID, nil) {
+		sent[c] = true
+		b.h.mustSend(c, frame)
+	}
+	for c := range b.conns {
+		if c.userID == user && c.proto == V1 && !sent[c] {
+			b.h.mustSend(c, frame)
+		}
+	}
+}
+
+// roomChanged tells a room's change to everyone who sees it: its members'
+// connections and, for an open room, every account's (it is in their list
+// of rooms to join). Guests' rooms follow the room's guests setting and
+// archiving.
+func (b *broadcaster) roomChanged(r db.Room, event string) {
+	for c := range b.conns {
+		if c.userID == 0 && c.proto == V1 {
+			b.setRooms(c, b.h.roomsFor(c))
+		}
+	}
+	frame := encode("room", roomData{Room: r, Event: event})
+	for c := range b.conns {
+		if c.proto != V1 {
+			continue
+		}
+		if c.sees(r.ID) || r.Kind == db.KindOpen && c.userID != 0 {
+			b.h.mustSend(c, frame)
+		}
+	}
+}
+
+// marked tells an account's other tabs that it read room up to id, so
+// their unread counts agree.
+func (b *broadcaster) marked(from *client, user, room, id int64) {
+	frame := encode("read", readData{Room: room, LastRead: id})
+	for c := range b.conns {
+		if c.userID == user && c != from && c.proto == V1 {
+			b.h.mustSend(c, frame)
+		}
 	}
 }

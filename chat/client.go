@@ -40,6 +40,10 @@ type client struct {
 
 	limiter *rate.Limiter // messages per second, nil when unlimited
 
+	// rooms is the rooms the connection sees, replaced (never changed) by
+	// the broadcaster when a membership changes; read anywhere.
+	rooms atomic.Pointer[roomSet]
+
 	// Owned by the session's reader goroutine.
 	lastTyping time.Time
 }
@@ -67,6 +71,12 @@ func newID() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// sees reports whether the connection receives room's messages.
+func (c *client) sees(room int64) bool {
+	set := c.rooms.Load()
+	return set != nil && set.has(room)
 }
 
 func (c *client) name() string {

@@ -154,6 +154,13 @@ func (h *Hub) ServeWSAs(w http.ResponseWriter, r *http.Request, id Identity) {
 		http.Error(w, "the server is shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	if !id.Guest() {
+		// Its rooms in the directory, where the broadcaster reads them.
+		if _, err := h.roomsOf(r.Context(), id.UserID); err != nil {
+			refuse(http.StatusServiceUnavailable, KindDatabase, placeUpgrade+": rooms", "your rooms are unavailable right now; try again shortly")
+			return
+		}
+	}
 	if status, reason := h.admit(ip); status != 0 {
 		refuse(status, KindTooMany, placeUpgrade+": limits", reason)
 		return
@@ -170,6 +177,10 @@ func (h *Hub) ServeWSAs(w http.ResponseWriter, r *http.Request, id Identity) {
 	c := newClient(proto, user, ip, r.UserAgent(), after)
 	c.userID, c.role, c.session = id.UserID, id.Role, id.Session
 	c.streamLimit, c.controlLimit = h.streamLimit, h.controlLimit
+	// Its rooms from the start: a frame may come before the broadcaster
+	// has the connection (opJoin sets them again, in order with changes).
+	set := h.roomsFor(c)
+	c.rooms.Store(&set)
 	if h.opts.MsgRate > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(h.opts.MsgRate), h.opts.MsgBurst)
 	}

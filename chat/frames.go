@@ -30,6 +30,9 @@ func (h *Hub) onBinary(s *melody.Session, _ []byte) {
 	c := clientOf(s)
 	defer h.recoverSession(c)
 	c.read()
+	if c.closing.Load() {
+		return // ended (EndAccount, a ban): nothing more is taken from it
+	}
 	h.refuse(c, ErrBinary, "")
 }
 
@@ -37,12 +40,18 @@ func (h *Hub) onMessage(s *melody.Session, b []byte) {
 	c := clientOf(s)
 	defer h.recoverSession(c)
 	c.read()
+	if c.closing.Load() {
+		// Closed by the server (EndAccount, a ban, too slow): nothing more
+		// it sends is taken, though it may go on sending until the close
+		// is through.
+		return
+	}
 	if c.proto == Echo {
 		user := DefaultUser
 		if c.userID != 0 {
 			user = c.name()
 		}
-		h.submitWS(c, user, string(b), "")
+		h.submitWS(c, db.DefaultRoom, user, string(b), "")
 		return
 	}
 	if !utf8.Valid(b) {
@@ -58,7 +67,7 @@ func (h *Hub) onMessage(s *melody.Session, b []byte) {
 	}
 	switch cmd.Type {
 	case "send":
-		h.submitWS(c, c.name(), cmd.Message, cmd.CID)
+		h.submitWS(c, cmd.Room, c.name(), cmd.Message, cmd.CID)
 	case "nick":
 		if c.userID != 0 {
 			h.refuse(c, errAccountName, "")
@@ -77,14 +86,20 @@ func (h *Hub) onMessage(s *melody.Session, b []byte) {
 	case "typing":
 		if now := time.Now(); now.Sub(c.lastTyping) >= h.opts.TypingInterval {
 			c.lastTyping = now
-			h.b.send(opTyping{c})
+			h.b.send(opTyping{c, cmd.Room})
 		}
+	case "read":
+		h.markRead(c, cmd.Room, cmd.ID)
 	}
 }
 
 // submitWS validates a message from a WebSocket client and queues it for the
 // writer. The answer (ack or error) comes from the broadcaster after commit.
-func (h *Hub) submitWS(c *client, user, text, cid string) {
+func (h *Hub) submitWS(c *client, room int64, user, text, cid string) {
+	if err := h.mayPost(c, room); err != nil {
+		h.refuse(c, err, cid)
+		return
+	}
 	if c.userID == 0 {
 		if err := h.mayGuestSend(); err != nil {
 			h.refuse(c, err, cid)
@@ -100,7 +115,7 @@ func (h *Hub) submitWS(c *client, user, text, cid string) {
 		h.refuse(c, err, cid)
 		return
 	}
-	err = h.writer.Append(h.ctx, db.Draft{User: user, UserID: c.userID, Message: msg, CID: cid}, origin{c: c, cid: cid})
+	err = h.writer.Append(h.ctx, db.Draft{User: user, UserID: c.userID, Message: msg, CID: cid, Room: room}, origin{c: c, cid: cid})
 	if err != nil {
 		h.refuse(c, ErrShutdown, cid)
 	}
@@ -149,4 +164,31 @@ func (h *Hub) refuse(c *client, err error, cid string) {
 		code = websocket.CloseMessageTooBig
 	}
 	c.closeWith(code, r.Text)
+}
+
+// markRead moves c's account's read marker in room up to id and tells its
+// other tabs. A guest has no marker; a room c does not see, or an id not
+// yet handed out, is refused.
+func (h *Hub) markRead(c *client, room, id int64) {
+	switch {
+	case c.userID == 0:
+		return // a guest's unread count is the page's own
+	case !c.sees(room):
+		h.refuse(c, ErrNoRoom, "")
+		return
+	case id > h.b.published.Load():
+		h.refuse(c, &Refusal{"bad_request", "read: no message has that id yet"}, "")
+		return
+	}
+	if c.limiter != nil && !c.limiter.Allow() {
+		return // marks are frequent and the next one says as much
+	}
+	moved, err := h.store.MarkRead(h.ctx, room, c.userID, id)
+	if err != nil {
+		h.RecordErrorAt(KindDatabase, placeFrame+": read", err.Error(), c.subject())
+		return
+	}
+	if moved {
+		h.b.send(opMarked{from: c, user: c.userID, room: room, id: id})
+	}
 }

@@ -116,6 +116,7 @@ type Hub struct {
 	cancel context.CancelFunc
 	closed atomic.Bool
 
+	dir       directory   // every room and membership (rooms.go)
 	b         broadcaster // the one registry of connections, and its goroutine
 	admission admission   // connections counted against the limits (edge.go)
 
@@ -160,6 +161,10 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 		errorsDone:   make(chan struct{}),
 		controlLimit: int32(opts.SessionBuffer - 2),
 		streamLimit:  int32(opts.SessionBuffer * 3 / 4),
+	}
+	if err := h.dir.load(ctx, store); err != nil {
+		cancel()
+		return nil, fmt.Errorf("start chat: %w", err)
 	}
 	h.b.init(h, latest)
 
@@ -221,12 +226,25 @@ func (h *Hub) Send(ctx context.Context, user, text string) (db.Message, error) {
 // If ctx ends after the message was queued, it returns ErrUnconfirmed: the
 // message is stored all the same.
 func (h *Hub) SendAs(ctx context.Context, id Identity, user, text, key string) (db.Stored, error) {
+	r, _ := h.Room(db.DefaultRoom)
+	return h.SendTo(ctx, id, r, user, text, key)
+}
+
+// SendTo is SendAs to room r: refused unless id may post there (AccessTo).
+func (h *Hub) SendTo(ctx context.Context, id Identity, r db.Room, user, text, key string) (db.Stored, error) {
 	if id.Guest() {
 		if err := h.mayGuestSend(); err != nil {
 			return db.Stored{}, err
 		}
 	}
-	user, err := cleanName(user, h.opts.MaxNameLen)
+	access, err := h.AccessTo(ctx, id, r)
+	if err != nil {
+		return db.Stored{}, fmt.Errorf("%w (%w)", ErrStore, err)
+	}
+	if !access.Post {
+		return db.Stored{}, access.Why
+	}
+	user, err = cleanName(user, h.opts.MaxNameLen)
 	if err != nil {
 		return db.Stored{}, err
 	}
@@ -243,7 +261,7 @@ func (h *Hub) SendAs(ctx context.Context, id Identity, user, text, key string) (
 		return db.Stored{}, ErrBadCID
 	}
 	reply := make(chan sendResult, 1)
-	if err := h.writer.Append(ctx, db.Draft{User: user, UserID: id.UserID, Message: msg, CID: key}, origin{reply: reply}); err != nil {
+	if err := h.writer.Append(ctx, db.Draft{User: user, UserID: id.UserID, Message: msg, CID: key, Room: r.ID}, origin{reply: reply}); err != nil {
 		if errors.Is(err, db.ErrClosed) {
 			return db.Stored{}, ErrShutdown
 		}

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"encoding/json"
+	"slices"
 	"unicode/utf8"
 
 	"nochat/db"
@@ -36,8 +37,15 @@ type outFrame struct {
 // Client → server payloads.
 type (
 	sendData struct {
+		Room    int64   `json:"room"` // 0 or absent: the default room
 		Message *string `json:"message"`
 		CID     string  `json:"cid"`
+	}
+	// roomRef is typing's and read's data: a room, and for read the
+	// newest message id read there.
+	roomRef struct {
+		Room int64 `json:"room"`
+		ID   int64 `json:"id"`
 	}
 	nickData struct {
 		User *string `json:"user"`
@@ -57,6 +65,8 @@ type (
 		User    string `json:"user"`
 		whoData
 		LatestID int64 `json:"latest_id"`
+		// Rooms is the rooms this connection receives messages of.
+		Rooms []int64 `json:"rooms"`
 	}
 	ackData struct {
 		CID string `json:"cid"`
@@ -83,6 +93,28 @@ type (
 	typingData struct {
 		User   string `json:"user"`
 		UserID *int64 `json:"user_id"` // null for a guest
+		Room   int64  `json:"room"`
+	}
+	// membershipData is the membership frame: user joined or left room.
+	// Info is the room, for a page that did not have it in its list.
+	membershipData struct {
+		Room   int64    `json:"room"`
+		UserID int64    `json:"user_id"`
+		User   string   `json:"user"`
+		Joined bool     `json:"joined"`
+		Info   *db.Room `json:"info"`
+	}
+	// roomData is the room frame: a room was created, updated (renamed, a
+	// new topic or rules) or archived.
+	roomData struct {
+		db.Room
+		Event string `json:"event"`
+	}
+	// readData is the read frame: the person read room up to last_read
+	// in another tab.
+	readData struct {
+		Room     int64 `json:"room"`
+		LastRead int64 `json:"last_read"`
 	}
 	// deletedData names a deleted message; a batch deleted together
 	// (a ban's) comes as ids, up to maxDeletedIDs a frame, its first in id.
@@ -120,10 +152,12 @@ func (p presencePerson) id() int64 {
 
 // Command is a decoded nochat.v1 client frame.
 type Command struct {
-	Type    string // "send", "nick" or "typing"
+	Type    string // "send", "nick", "typing" or "read"
+	Room    int64  // send, typing, read: the room (DefaultRoom if none)
 	Message string // send
 	CID     string // send
 	User    string // nick
+	ID      int64  // read: the newest message read
 }
 
 var errBadFrame = &Refusal{"bad_request", "frame must be JSON {\"type\": ..., \"data\": {...}}"}
@@ -151,17 +185,39 @@ func DecodeCommand(b []byte) (Command, error) {
 		if !ValidCID(d.CID) {
 			return Command{}, ErrBadCID
 		}
-		return Command{Type: "send", Message: *d.Message, CID: d.CID}, nil
+		if d.Room < 0 {
+			return Command{}, &Refusal{"bad_request", "send: room must be a room's id"}
+		}
+		return Command{Type: "send", Room: roomOr(d.Room), Message: *d.Message, CID: d.CID}, nil
 	case "nick":
 		var d nickData
 		if err := json.Unmarshal(data, &d); err != nil || d.User == nil {
 			return Command{}, &Refusal{"bad_request", "nick: data must be {\"user\": string}"}
 		}
 		return Command{Type: "nick", User: *d.User}, nil
-	case "typing":
-		return Command{Type: "typing"}, nil
+	case "typing", "read":
+		var d roomRef
+		if err := json.Unmarshal(data, &d); err != nil || d.Room < 0 || d.ID < 0 {
+			shape := `{"room": id}`
+			if env.Type == "read" {
+				shape = `{"room": id, "id": message id}`
+			}
+			return Command{}, &Refusal{"bad_request", env.Type + ": data must be " + shape}
+		}
+		if env.Type == "read" && d.ID == 0 {
+			return Command{}, &Refusal{"bad_request", "read: id is missing"}
+		}
+		return Command{Type: env.Type, Room: roomOr(d.Room), ID: d.ID}, nil
 	}
-	return Command{}, &Refusal{"bad_request", "unknown type " + quote(env.Type) + ": want send, nick or typing"}
+	return Command{}, &Refusal{"bad_request", "unknown type " + quote(env.Type) + ": want send, nick, typing or read"}
+}
+
+// roomOr is room, or the default room for none (a client from before rooms).
+func roomOr(room int64) int64 {
+	if room == 0 {
+		return db.DefaultRoom
+	}
+	return room
 }
 
 // quote shows a client's string in a reason, cut to at most 32 bytes.
@@ -202,13 +258,14 @@ func errorFrame(r *Refusal, cid string) []byte {
 // recipient: fan-out costs no encoding per client.
 type frames struct {
 	id     int64
+	room   int64
 	userID int64 // the sender's account, 0 for a guest: a rename re-encodes
 	v1     []byte
 	echo   []byte
 }
 
 func encodeMessage(m db.Message) *frames {
-	f := &frames{id: m.ID, v1: encode("message", m), echo: []byte(m.Message)}
+	f := &frames{id: m.ID, room: roomOr(m.Room), v1: encode("message", m), echo: []byte(m.Message)}
 	if m.UserID != nil {
 		f.userID = *m.UserID
 	}
@@ -225,7 +282,7 @@ func (f *frames) renamed(name string) *frames {
 		panic("chat: decode a message frame encode made: " + err.Error())
 	}
 	env.Data.User = name
-	return &frames{id: f.id, userID: f.userID, v1: encode("message", env.Data), echo: f.echo}
+	return &frames{id: f.id, room: f.room, userID: f.userID, v1: encode("message", env.Data), echo: f.echo}
 }
 
 func (f *frames) size() int { return len(f.v1) + len(f.echo) }
@@ -235,4 +292,18 @@ func (f *frames) forProtocol(p Protocol) []byte {
 		return f.echo
 	}
 	return f.v1
+}
+
+// roomIDs lists the rooms c sees, in id order.
+func (c *client) roomIDs() []int64 {
+	set := c.rooms.Load()
+	if set == nil {
+		return []int64{}
+	}
+	ids := make([]int64, 0, len(*set))
+	for id := range *set {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }

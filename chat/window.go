@@ -109,9 +109,15 @@ func (h *Hub) fetch(after int64, n int) ([]*frames, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*frames, len(msgs))
-	for i, m := range msgs {
-		out[i] = encodeMessage(m)
+	// No further than the broadcaster has handed out: a message stored but
+	// not yet delivered may follow a membership change not yet applied.
+	published := h.b.published.Load()
+	out := make([]*frames, 0, len(msgs))
+	for _, m := range msgs {
+		if m.ID > published {
+			break
+		}
+		out = append(out, encodeMessage(m))
 	}
 	return out, nil
 }
@@ -158,15 +164,20 @@ func (h *Hub) catchUp(c *client, after int64) {
 			}
 			continue
 		}
-		wrote := 0
+		wrote, stuck := 0, false
 		for _, f := range batch {
+			if !c.sees(f.room) {
+				after = f.id // not this connection's: passed over
+				continue
+			}
 			if !c.stream(f) {
+				stuck = true
 				break
 			}
 			after = f.id
 			wrote++
 		}
-		if wrote == 0 && len(batch) > 0 {
+		if stuck && wrote == 0 {
 			// Nothing went: the session is closing (its writes fail), or
 			// control frames took the room. Fetching again at once would
 			// spin on the database for a client that may be gone.

@@ -1,6 +1,7 @@
 package db
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -119,7 +120,7 @@ func (s *Store) CreateRoom(ctx context.Context, r Room, members []int64) (_ Room
 		}
 		err := tx.QueryRowContext(ctx, `INSERT INTO rooms (slug, name, topic, kind, post, guests, direct_key, created_by, created)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			r.Slug, r.Name, r.Topic, r.Kind, r.Post, r.Guests, directKey, nullID(r.CreatedBy), r.Created).Scan(&r.ID)
+			r.Slug, r.Name, r.Topic, r.Kind, cmp.Or(r.Post, PostEveryone), r.Guests, directKey, nullID(r.CreatedBy), r.Created).Scan(&r.ID)
 		if isUnique(err) {
 			return ErrSlugTaken
 		}

@@ -236,6 +236,10 @@ func sendStatus(err error) int {
 		return http.StatusServiceUnavailable // stored or about to be: retry with the same key
 	case errors.As(err, &refusal) && refusal.Code == chat.ErrSignInRequired.Code:
 		return http.StatusUnauthorized
+	case errors.As(err, &refusal) && (refusal.Code == chat.ErrNoRoom.Code || refusal.Code == "not_found"):
+		return http.StatusNotFound // a room or person not there, or not to be seen
+	case errors.As(err, &refusal) && (refusal.Code == "forbidden" || refusal.Code == chat.ErrArchived.Code):
+		return http.StatusForbidden
 	case errors.As(err, &refusal):
 		return http.StatusBadRequest
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

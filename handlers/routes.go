@@ -32,6 +32,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	if d.Auth != nil {
 		addAdminRoutes(mux, d)
 		addPeopleRoutes(mux, d)
+		addRoomRoutes(mux, d)
 	}
 }
 

@@ -1,0 +1,696 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"nochat/db"
+)
+
+// Rooms: the directory (every room and who is in it, kept in memory and
+// changed only after the store), the rules of who may see, post in and
+// change a room, and the Hub's API for them. The broadcaster learns of
+// every change as an op (opMembership, opRoom), in order with messages.
+
+// roomSet is the rooms a connection sees. A published set is never
+// changed: a change makes a new one (client.rooms), so the catch-up
+// goroutine reads it without a lock.
+type roomSet map[int64]struct{}
+
+func (s roomSet) has(id int64) bool {
+	_, ok := s[id]
+	return ok
+}
+
+// directory is every room and every membership, loaded at start and
+// changed by the Hub's room API after the store has the change.
+type directory struct {
+	mu      sync.RWMutex
+	rooms   map[int64]db.Room
+	bySlug  map[string]int64
+	members map[int64]roomSet // account → its rooms
+}
+
+func (d *directory) load(ctx context.Context, store *db.Store) error {
+	rooms, err := store.Rooms(ctx)
+	if err != nil {
+		return err
+	}
+	d.rooms = make(map[int64]db.Room, len(rooms))
+	d.bySlug = make(map[string]int64, len(rooms))
+	for _, r := range rooms {
+		d.rooms[r.ID] = r
+		d.bySlug[r.Slug] = r.ID
+	}
+	d.members = make(map[int64]roomSet)
+	return nil
+}
+
+// roomsOf is an account's rooms, read from the store the first time.
+func (h *Hub) roomsOf(ctx context.Context, user int64) (roomSet, error) {
+	d := &h.dir
+	d.mu.RLock()
+	set, ok := d.members[user]
+	d.mu.RUnlock()
+	if ok {
+		return set, nil
+	}
+	ids, err := h.store.Memberships(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if set, ok := d.members[user]; ok {
+		return set, nil // read meanwhile by another request
+	}
+	set = make(roomSet, len(ids))
+	for _, id := range ids {
+		set[id] = struct{}{}
+	}
+	d.members[user] = set
+	return set, nil
+}
+
+// setMember records, after the store, that user joined or left room, and
+// returns the account's new set (nil if it was never read: the next
+// roomsOf reads the store).
+func (d *directory) setMember(user, room int64, in bool) roomSet {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old, ok := d.members[user]
+	if !ok {
+		return nil
+	}
+	set := make(roomSet, len(old)+1)
+	for id := range old {
+		set[id] = struct{}{}
+	}
+	if in {
+		set[room] = struct{}{}
+	} else {
+		delete(set, room)
+	}
+	d.members[user] = set
+	return set
+}
+
+// Room returns the room with the given id.
+func (h *Hub) Room(id int64) (db.Room, bool) {
+	h.dir.mu.RLock()
+	defer h.dir.mu.RUnlock()
+	r, ok := h.dir.rooms[id]
+	return r, ok
+}
+
+// RoomBySlug returns the room with the given slug.
+func (h *Hub) RoomBySlug(slug string) (db.Room, bool) {
+	h.dir.mu.RLock()
+	defer h.dir.mu.RUnlock()
+	id, ok := h.dir.bySlug[slug]
+	if !ok {
+		return db.Room{}, false
+	}
+	return h.dir.rooms[id], true
+}
+
+// guestRooms is the rooms a guest sees: open ones that let guests in.
+func (h *Hub) guestRooms() roomSet {
+	h.dir.mu.RLock()
+	defer h.dir.mu.RUnlock()
+	return h.dir.guestRooms()
+}
+
+func (d *directory) guestRooms() roomSet {
+	set := make(roomSet)
+	for id, r := range d.rooms {
+		if r.Kind == db.KindOpen && r.Guests && !r.IsArchived() {
+			set[id] = struct{}{}
+		}
+	}
+	return set
+}
+
+// defaultRooms is an echo-protocol connection's: the default room only.
+var defaultRooms = roomSet{db.DefaultRoom: {}}
+
+// roomsFor is the rooms c sees now, from the directory: on the
+// broadcaster, when c joins and when rooms change, so that a change made
+// between the upgrade and the join is not missed. An account's rooms were
+// read when its connection was admitted (ServeWSAs).
+func (h *Hub) roomsFor(c *client) roomSet {
+	if c.proto == Echo {
+		return defaultRooms
+	}
+	h.dir.mu.RLock()
+	defer h.dir.mu.RUnlock()
+	if c.userID == 0 {
+		return h.dir.guestRooms()
+	}
+	if set, ok := h.dir.members[c.userID]; ok {
+		return set
+	}
+	return defaultRooms
+}
+
+// Access is what a person may do in a room.
+type Access struct {
+	See    bool // read its messages (REST, page, socket)
+	Member bool // it is one of their rooms
+	Join   bool // may make it one of their rooms (open rooms)
+	Post   bool // may send to it
+	Manage bool // may rename, archive and invite to it: an admin, or its creator
+	Invite bool // may add people
+	// Why says why Post is false, for a refusal.
+	Why error
+}
+
+// Refusals of the room rules.
+var (
+	ErrNoRoom       = &Refusal{"no_room", "no such room, or it is not one of yours"}
+	ErrArchived     = &Refusal{"archived", "this room is archived: it is read-only"}
+	errPostAdmins   = &Refusal{"forbidden", "only admins post in this room"}
+	errPostMembers  = &Refusal{"forbidden", "join this room to post in it"}
+	errNotManager   = &Refusal{"forbidden", "only an admin or the room's creator may change this room"}
+	errNotInviter   = &Refusal{"forbidden", "only the room's members or an admin may invite people to it"}
+	errDirectFixed  = &Refusal{"forbidden", "a direct conversation's people are fixed: start one with everyone you want in it"}
+	errLeaveDefault = &Refusal{"forbidden", "everyone is in the default room: it cannot be left"}
+	errNotOpen      = &Refusal{"forbidden", "only open rooms can be joined without an invitation"}
+	errGuestRooms   = &Refusal{"sign_in_required", "sign in to have rooms of your own"}
+)
+
+// AccessTo is what id may do in r. An admin does not see a private or
+// direct room they are not in (SECURITY.md): they may archive it and
+// remove its members, from the dashboard, without reading it.
+func (h *Hub) AccessTo(ctx context.Context, id Identity, r db.Room) (Access, error) {
+	var a Access
+	admin := id.Role == db.RoleAdmin
+	if id.Guest() {
+		a.See = r.Kind == db.KindOpen && r.Guests && !r.IsArchived() && h.GuestsMayRead()
+	} else {
+		mine, err := h.roomsOf(ctx, id.UserID)
+		if err != nil {
+			return Access{}, err
+		}
+		a.Member = mine.has(r.ID)
+		a.See = a.Member || r.Kind == db.KindOpen
+		a.Join = !a.Member && r.Kind == db.KindOpen && !r.IsArchived()
+		a.Manage = admin || r.Kind != db.KindDirect && r.CreatedBy == id.UserID
+		a.Invite = !r.IsArchived() && r.Kind != db.KindDirect && (a.Member || admin)
+	}
+	switch {
+	case !a.See:
+		a.Why = ErrNoRoom
+	case r.IsArchived():
+		a.Why = ErrArchived
+	case r.Post == db.PostAdmins && !admin:
+		a.Why = errPostAdmins
+	case r.Post == db.PostMembers && !a.Member:
+		a.Why = errPostMembers
+	case id.Guest():
+		a.Why = h.mayGuestSend()
+	}
+	a.Post = a.Why == nil
+	return a, nil
+}
+
+// mayPost is AccessTo's Post for a connection, from what it holds: its
+// rooms and its role.
+func (h *Hub) mayPost(c *client, room int64) error {
+	r, ok := h.Room(room)
+	if !ok || !c.sees(room) {
+		return ErrNoRoom
+	}
+	// An account's connection sees its account's rooms (echo-protocol: the
+	// default room, which every account is in); a guest is in none.
+	member := c.userID != 0
+	switch {
+	case r.IsArchived():
+		return ErrArchived
+	case r.Post == db.PostAdmins && c.role != db.RoleAdmin:
+		return errPostAdmins
+	case r.Post == db.PostMembers && !member:
+		return errPostMembers
+	}
+	return nil
+}
+
+// RoomView is a room as one person sees it in their list.
+type RoomView struct {
+	db.Room
+	// Title is what the list shows: the name, or for a direct room the
+	// other people's names.
+	Title    string      `json:"title"`
+	People   []db.Member `json:"people,omitempty"` // a direct room's people
+	Member   bool        `json:"member"`
+	Unread   int         `json:"unread"`
+	Mention  bool        `json:"mention"`
+	LastRead int64       `json:"last_read"`
+}
+
+// Rooms lists id's rooms: for an account, the rooms it is in (archived
+// ones left out) with its unread counts, then the open rooms it may join
+// (Member false); for a guest, the open rooms guests may use.
+func (h *Hub) Rooms(ctx context.Context, id Identity) ([]RoomView, error) {
+	var mine roomSet
+	var unread map[int64]db.Unread
+	if id.Guest() {
+		mine = h.guestRooms()
+	} else {
+		var err error
+		if mine, err = h.roomsOf(ctx, id.UserID); err != nil {
+			return nil, err
+		}
+		if unread, err = h.store.UnreadOf(ctx, id.UserID, id.Name); err != nil {
+			return nil, err
+		}
+	}
+	h.dir.mu.RLock()
+	var out []RoomView
+	for _, r := range h.dir.rooms {
+		member := mine.has(r.ID)
+		if r.IsArchived() || !member && (id.Guest() || r.Kind != db.KindOpen) {
+			continue
+		}
+		u := unread[r.ID]
+		out = append(out, RoomView{Room: r, Title: r.Name, Member: member && !id.Guest(), Unread: u.Count, Mention: u.Mention, LastRead: u.LastRead})
+	}
+	h.dir.mu.RUnlock()
+	for i, v := range out {
+		if v.Kind != db.KindDirect {
+			continue
+		}
+		people, err := h.store.Members(ctx, v.ID)
+		if err != nil {
+			return nil, err
+		}
+		out[i].People, out[i].Title = people, directTitle(people, id.UserID)
+	}
+	slices.SortFunc(out, func(a, b RoomView) int {
+		switch {
+		case a.ID == db.DefaultRoom || b.ID == db.DefaultRoom:
+			return boolOrder(a.ID == db.DefaultRoom, b.ID == db.DefaultRoom)
+		case a.Member != b.Member:
+			return boolOrder(a.Member, b.Member)
+		}
+		return strings.Compare(strings.ToLower(a.Title), strings.ToLower(b.Title))
+	})
+	return out, nil
+}
+
+// boolOrder sorts true first.
+func boolOrder(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return -1
+	}
+	return 1
+}
+
+// directTitle names a direct room by its other people ("you" alone: a
+// note to oneself).
+func directTitle(people []db.Member, me int64) string {
+	var names []string
+	for _, p := range people {
+		if p.UserID != me {
+			names = append(names, p.User)
+		}
+	}
+	if len(names) == 0 {
+		return "Notes to self"
+	}
+	return strings.Join(names, ", ")
+}
+
+// Limits of rooms.
+const (
+	maxRoomName     = 64  // characters
+	maxRoomTopic    = 256 // characters
+	maxDirectPeople = 16  // people in one direct room, with its creator
+	maxInvited      = 50  // people named when a room is created
+)
+
+// NewRoom is what a person asks for when they create a room.
+type NewRoom struct {
+	Name    string
+	Kind    string   // db.KindOpen, db.KindPrivate or db.KindDirect
+	Members []string // names of the people to add (a direct room's people)
+	Topic   string
+	Post    string // db.PostEveryone (the default), PostMembers or PostAdmins
+	Guests  bool   // open rooms only
+}
+
+// CreateRoom creates a room for id, with id in it, and tells everyone who
+// sees it. For a direct room, the same people always get the same room:
+// created is false when they had one already.
+func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomView, created bool, err error) {
+	if id.Guest() {
+		return RoomView{}, false, errGuestRooms
+	}
+	r := db.Room{Kind: nr.Kind, Post: cmpOr(nr.Post, db.PostEveryone), Guests: nr.Guests, CreatedBy: id.UserID}
+	switch r.Kind {
+	case db.KindOpen, db.KindPrivate, db.KindDirect:
+	default:
+		return RoomView{}, false, &Refusal{"bad_request", "kind must be open, private or direct"}
+	}
+	switch r.Post {
+	case db.PostEveryone, db.PostMembers:
+	case db.PostAdmins:
+		if id.Role != db.RoleAdmin {
+			return RoomView{}, false, &Refusal{"forbidden", "only admins may make a room where only admins post"}
+		}
+	default:
+		return RoomView{}, false, &Refusal{"bad_request", "post must be everyone, members or admins"}
+	}
+	if r.Guests && r.Kind != db.KindOpen {
+		return RoomView{}, false, &Refusal{"bad_request", "only open rooms may let guests in"}
+	}
+	if len(nr.Members) > maxInvited {
+		return RoomView{}, false, &Refusal{"bad_request", fmt.Sprintf("at most %d people may be named at once", maxInvited)}
+	}
+	members := []int64{id.UserID}
+	for _, name := range nr.Members {
+		a, err := h.accountNamed(ctx, name)
+		if err != nil {
+			return RoomView{}, false, err
+		}
+		members = append(members, a.ID)
+	}
+	if r.Kind == db.KindDirect {
+		if len(uniq(members)) > maxDirectPeople {
+			return RoomView{}, false, &Refusal{"bad_request", fmt.Sprintf("a direct conversation has at most %d people", maxDirectPeople)}
+		}
+		r.Post, r.Slug = db.PostEveryone, "dm-"+newID()[:12]
+	} else {
+		if r.Name, err = cleanRoomName(nr.Name); err != nil {
+			return RoomView{}, false, err
+		}
+		if r.Topic, err = cleanTopic(nr.Topic); err != nil {
+			return RoomView{}, false, err
+		}
+	}
+	for try := 0; ; try++ {
+		if r.Kind != db.KindDirect {
+			r.Slug = slugOf(r.Name, try)
+		}
+		var stored db.Room
+		stored, created, err = h.store.CreateRoom(ctx, r, uniq(members))
+		if errors.Is(err, db.ErrSlugTaken) && try < 20 {
+			if r.Kind == db.KindDirect {
+				r.Slug = "dm-" + newID()[:12]
+			}
+			continue
+		}
+		if err != nil {
+			return RoomView{}, false, fmt.Errorf("%w (%w)", ErrStore, err)
+		}
+		r = stored
+		break
+	}
+	if created {
+		h.dir.mu.Lock()
+		h.dir.rooms[r.ID], h.dir.bySlug[r.Slug] = r, r.ID
+		h.dir.mu.Unlock()
+		h.b.sendWait(opRoom{room: r, event: "created"})
+		for _, m := range uniq(members) {
+			h.memberChanged(m, r.ID, true)
+		}
+	}
+	v, err := h.view(ctx, id, r)
+	return v, created, err
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func uniq(ids []int64) []int64 {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// view is r as id sees it in their list.
+func (h *Hub) view(ctx context.Context, id Identity, r db.Room) (RoomView, error) {
+	rooms, err := h.Rooms(ctx, id)
+	if err != nil {
+		return RoomView{}, err
+	}
+	for _, v := range rooms {
+		if v.ID == r.ID {
+			return v, nil
+		}
+	}
+	return RoomView{Room: r, Title: r.Name}, nil
+}
+
+// accountNamed finds the account a person named, by the names' rule.
+func (h *Hub) accountNamed(ctx context.Context, name string) (db.Account, error) {
+	notFound := &Refusal{"not_found", "no one is called " + quote(name)}
+	key, err := NameKey(strings.TrimSpace(name))
+	if err != nil {
+		return db.Account{}, notFound
+	}
+	a, err := h.store.AccountByNameKey(ctx, key)
+	switch {
+	case errors.Is(err, db.ErrNotFound):
+		return db.Account{}, notFound
+	case err != nil:
+		return db.Account{}, fmt.Errorf("%w (%w)", ErrStore, err)
+	case a.Deactivated:
+		return db.Account{}, notFound
+	}
+	return a, nil
+}
+
+func cleanRoomName(name string) (string, error) {
+	name = strings.Join(strings.Fields(name), " ")
+	switch n := len([]rune(name)); {
+	case n == 0:
+		return "", &Refusal{"bad_request", "a room needs a name"}
+	case n > maxRoomName:
+		return "", &Refusal{"too_long", fmt.Sprintf("a room's name is at most %d characters", maxRoomName)}
+	}
+	if r, i := invisibleInName(name); i >= 0 {
+		return "", &Refusal{"bad_request", "a room's name may not contain " + fmt.Sprintf("U+%04X", r)}
+	}
+	return name, nil
+}
+
+func cleanTopic(topic string) (string, error) {
+	topic = strings.Join(strings.Fields(topic), " ")
+	if len([]rune(topic)) > maxRoomTopic {
+		return "", &Refusal{"too_long", fmt.Sprintf("a topic is at most %d characters", maxRoomTopic)}
+	}
+	if r, i := invisibleInName(topic); i >= 0 {
+		return "", &Refusal{"bad_request", "a topic may not contain " + fmt.Sprintf("U+%04X", r)}
+	}
+	return topic, nil
+}
+
+// slugOf makes a room's address from its name: small letters, digits and
+// dashes ("3D printers!" is 3d-printers); a name with none of those is
+// "room"; try > 0 adds -2, -3... for a slug another room has.
+func slugOf(name string, try int) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r < 128 && (unicode.IsLetter(r) || unicode.IsDigit(r)):
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			dash = false
+			b.WriteRune(r)
+		default:
+			dash = true
+		}
+		if b.Len() >= 40 {
+			break
+		}
+	}
+	slug := b.String()
+	if slug == "" {
+		slug = "room"
+	}
+	if try > 0 {
+		slug += "-" + strconv.Itoa(try+1)
+	}
+	return slug
+}
+
+// memberChanged tells the directory and the broadcaster that user joined
+// (in) or left room, after the store has it.
+func (h *Hub) memberChanged(user, room int64, in bool) {
+	h.dir.setMember(user, room, in)
+	h.b.sendWait(opMembership{user: user, room: room, in: in})
+}
+
+// Join makes an open room one of id's rooms.
+func (h *Hub) Join(ctx context.Context, id Identity, r db.Room) error {
+	a, err := h.AccessTo(ctx, id, r)
+	switch {
+	case err != nil:
+		return err
+	case id.Guest():
+		return errGuestRooms
+	case !a.See:
+		return ErrNoRoom
+	case a.Member:
+		return nil
+	case r.IsArchived():
+		return ErrArchived
+	case !a.Join:
+		return errNotOpen
+	}
+	if _, err := h.roomsOf(ctx, id.UserID); err != nil {
+		return err
+	}
+	if err := h.store.AddMember(ctx, r.ID, id.UserID); err != nil {
+		return fmt.Errorf("%w (%w)", ErrStore, err)
+	}
+	h.memberChanged(id.UserID, r.ID, true)
+	return nil
+}
+
+// Invite adds the person called name to r, for id.
+func (h *Hub) Invite(ctx context.Context, id Identity, r db.Room, name string) (db.Account, error) {
+	a, err := h.AccessTo(ctx, id, r)
+	switch {
+	case err != nil:
+		return db.Account{}, err
+	case !a.See:
+		return db.Account{}, ErrNoRoom
+	case r.Kind == db.KindDirect:
+		return db.Account{}, errDirectFixed
+	case r.IsArchived():
+		return db.Account{}, ErrArchived
+	case !a.Invite:
+		return db.Account{}, errNotInviter
+	}
+	who, err := h.accountNamed(ctx, name)
+	if err != nil {
+		return db.Account{}, err
+	}
+	if _, err := h.roomsOf(ctx, who.ID); err != nil {
+		return db.Account{}, err
+	}
+	if err := h.store.AddMember(ctx, r.ID, who.ID); err != nil {
+		return db.Account{}, fmt.Errorf("%w (%w)", ErrStore, err)
+	}
+	h.memberChanged(who.ID, r.ID, true)
+	return who, nil
+}
+
+// Leave takes r out of id's rooms.
+func (h *Hub) Leave(ctx context.Context, id Identity, r db.Room) error {
+	if id.Guest() {
+		return errGuestRooms
+	}
+	if r.ID == db.DefaultRoom {
+		return errLeaveDefault
+	}
+	return h.removeMember(ctx, r, id.UserID)
+}
+
+// RemoveMember takes an account out of a room, for an admin.
+func (h *Hub) RemoveMember(ctx context.Context, id Identity, r db.Room, user int64) error {
+	if id.Role != db.RoleAdmin {
+		return errNotManager
+	}
+	if r.ID == db.DefaultRoom {
+		return errLeaveDefault
+	}
+	return h.removeMember(ctx, r, user)
+}
+
+func (h *Hub) removeMember(ctx context.Context, r db.Room, user int64) error {
+	if _, err := h.roomsOf(ctx, user); err != nil {
+		return err
+	}
+	if err := h.store.RemoveMember(ctx, r.ID, user); err != nil {
+		return fmt.Errorf("%w (%w)", ErrStore, err)
+	}
+	h.memberChanged(user, r.ID, false)
+	return nil
+}
+
+// RoomChange is a change to a room's settings; nil fields stay.
+type RoomChange struct {
+	Name    *string
+	Topic   *string
+	Post    *string
+	Guests  *bool
+	Archive *bool
+}
+
+// ChangeRoom applies a change to r, for an admin or r's creator, and tells
+// everyone who sees r.
+func (h *Hub) ChangeRoom(ctx context.Context, id Identity, r db.Room, ch RoomChange) (db.Room, error) {
+	a, err := h.AccessTo(ctx, id, r)
+	if err != nil {
+		return db.Room{}, err
+	}
+	if !a.Manage {
+		return db.Room{}, errNotManager
+	}
+	next := r
+	if ch.Name != nil && r.Kind != db.KindDirect {
+		if next.Name, err = cleanRoomName(*ch.Name); err != nil {
+			return db.Room{}, err
+		}
+	}
+	if ch.Topic != nil {
+		if next.Topic, err = cleanTopic(*ch.Topic); err != nil {
+			return db.Room{}, err
+		}
+	}
+	if ch.Post != nil {
+		switch *ch.Post {
+		case db.PostEveryone, db.PostMembers, db.PostAdmins:
+		default:
+			return db.Room{}, &Refusal{"bad_request", "post must be everyone, members or admins"}
+		}
+		if *ch.Post == db.PostAdmins && id.Role != db.RoleAdmin {
+			return db.Room{}, &Refusal{"forbidden", "only admins may make a room where only admins post"}
+		}
+		next.Post = *ch.Post
+	}
+	if ch.Guests != nil {
+		if *ch.Guests && r.Kind != db.KindOpen {
+			return db.Room{}, &Refusal{"bad_request", "only open rooms may let guests in"}
+		}
+		next.Guests = *ch.Guests
+	}
+	event := "updated"
+	if ch.Archive != nil {
+		switch {
+		case *ch.Archive && r.ID == db.DefaultRoom:
+			return db.Room{}, &Refusal{"forbidden", "the default room cannot be archived"}
+		case *ch.Archive && !r.IsArchived():
+			next.Archived, event = time.Now().UnixMilli(), "archived"
+		case !*ch.Archive:
+			next.Archived = 0
+		}
+	}
+	if err := h.store.UpdateRoom(ctx, next); err != nil {
+		return db.Room{}, fmt.Errorf("%w (%w)", ErrStore, err)
+	}
+	h.dir.mu.Lock()
+	h.dir.rooms[next.ID] = next
+	h.dir.mu.Unlock()
+	h.b.sendWait(opRoom{room: next, event: event})
+	return next, nil
+}

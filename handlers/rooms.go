@@ -1,0 +1,418 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"nochat/chat"
+	"nochat/db"
+)
+
+// The rooms' REST API. Every route reads who the request speaks for from
+// its session cookie; a room the person may not see is 404, exactly as a
+// room that does not exist, so that private rooms are not revealed.
+//
+//	GET    /rooms                                 mine, and open ones to join
+//	POST   /rooms                                 create {name, kind, members, topic, post, guests}
+//	GET    /rooms/{slug}                          one room, with its members
+//	PATCH  /rooms/{slug}                          change {name, topic, post, guests, archived}: admin or creator
+//	POST   /rooms/{slug}/join                     join an open room
+//	POST   /rooms/{slug}/leave                    leave it
+//	POST   /rooms/{slug}/members                  invite {user}: a member, or an admin
+//	DELETE /rooms/{slug}/members/{id}             remove: an admin (or oneself)
+//	GET    /rooms/{slug}/messages/latest/{n}      newest n, oldest first
+//	GET    /rooms/{slug}/messages?before=&limit=  a page of history
+//	POST   /rooms/{slug}/messages                 send {message}, Idempotency-Key as on /discussion
+
+// roomHub is what the rooms' routes need of the hub.
+type roomHub interface {
+	Rooms(ctx context.Context, id chat.Identity) ([]chat.RoomView, error)
+	RoomBySlug(slug string) (db.Room, bool)
+	AccessTo(ctx context.Context, id chat.Identity, r db.Room) (chat.Access, error)
+	CreateRoom(ctx context.Context, id chat.Identity, nr chat.NewRoom) (chat.RoomView, bool, error)
+	ChangeRoom(ctx context.Context, id chat.Identity, r db.Room, ch chat.RoomChange) (db.Room, error)
+	Join(ctx context.Context, id chat.Identity, r db.Room) error
+	Leave(ctx context.Context, id chat.Identity, r db.Room) error
+	Invite(ctx context.Context, id chat.Identity, r db.Room, name string) (db.Account, error)
+	RemoveMember(ctx context.Context, id chat.Identity, r db.Room, user int64) error
+	SendTo(ctx context.Context, id chat.Identity, r db.Room, user, text, key string) (db.Stored, error)
+	GuestsMayRead() bool
+}
+
+type roomStore interface {
+	LatestIn(ctx context.Context, room int64, n int) ([]db.Message, error)
+	BeforeIn(ctx context.Context, room, id int64, limit int) ([]db.Message, error)
+	Members(ctx context.Context, room int64) ([]db.Member, error)
+}
+
+// addRoomRoutes adds the rooms' API. Reads follow the guest policy; every
+// change needs an account (the hub refuses guests) and comes as JSON
+// from an allowed origin (guardJSON), so another site's form cannot post it.
+func addRoomRoutes(mux *http.ServeMux, d Deps) {
+	rooms := &roomRoutes{log: d.Log, hub: d.Hub, store: d.Store, who: d.Auth}
+	read := func(h http.HandlerFunc) http.Handler {
+		return allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, h))
+	}
+	change := guardJSON(d)
+	mux.Handle("GET /rooms", read(rooms.list))
+	mux.Handle("POST /rooms", change(rooms.create))
+	mux.Handle("GET /rooms/{slug}", read(rooms.show))
+	mux.Handle("PATCH /rooms/{slug}", change(rooms.change))
+	mux.Handle("POST /rooms/{slug}/join", change(rooms.join))
+	mux.Handle("POST /rooms/{slug}/leave", change(rooms.leave))
+	mux.Handle("POST /rooms/{slug}/members", change(rooms.invite))
+	mux.Handle("DELETE /rooms/{slug}/members/{id}", change(rooms.remove))
+	mux.Handle("GET /rooms/{slug}/messages/latest/{n}", read(rooms.latest))
+	mux.Handle("GET /rooms/{slug}/messages", read(rooms.history))
+	mux.Handle("POST /rooms/{slug}/messages", guardSend(d)(change(rooms.send)))
+}
+
+// guardJSON refuses a change that is not JSON from an allowed origin: a
+// cross-site form can post neither.
+func guardJSON(d Deps) func(http.HandlerFunc) http.Handler {
+	return func(next http.HandlerFunc) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !chat.OriginAllowed(r, d.AllowOrigins) {
+				writeError(w, r, d.Log, http.StatusForbidden, errCrossOrigin)
+				return
+			}
+			if r.Method != http.MethodDelete && !isJSON(r) {
+				writeError(w, r, d.Log, http.StatusUnsupportedMediaType, errors.New("send JSON (Content-Type: application/json)"))
+				return
+			}
+			allowOrigin(w, r, d.AllowOrigins)
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func isJSON(r *http.Request) bool {
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	return strings.EqualFold(strings.TrimSpace(ct), "application/json")
+}
+
+type roomRoutes struct {
+	log   *slog.Logger
+	hub   roomHub
+	store roomStore
+	who   identifier
+}
+
+var errNoRoom = errors.New(chat.ErrNoRoom.Text)
+
+// room finds the request's room and what its person may do there; a room
+// they may not see is answered 404, as one that does not exist.
+func (rr *roomRoutes) room(w http.ResponseWriter, r *http.Request) (db.Room, chat.Identity, chat.Access, bool) {
+	id := rr.who.Identity(r)
+	room, ok := rr.hub.RoomBySlug(r.PathValue("slug"))
+	if !ok {
+		writeError(w, r, rr.log, http.StatusNotFound, errNoRoom)
+		return db.Room{}, id, chat.Access{}, false
+	}
+	a, err := rr.hub.AccessTo(r.Context(), id, room)
+	if err != nil {
+		writeError(w, r, rr.log, http.StatusServiceUnavailable, err)
+		return db.Room{}, id, chat.Access{}, false
+	}
+	if !a.See {
+		writeError(w, r, rr.log, http.StatusNotFound, errNoRoom)
+		return db.Room{}, id, chat.Access{}, false
+	}
+	return room, id, a, true
+}
+
+func (rr *roomRoutes) list(w http.ResponseWriter, r *http.Request) {
+	rooms, err := rr.hub.Rooms(r.Context(), rr.who.Identity(r))
+	if err != nil {
+		writeError(w, r, rr.log, http.StatusServiceUnavailable, err)
+		return
+	}
+	if rooms == nil {
+		rooms = []chat.RoomView{}
+	}
+	encode(w, http.StatusOK, rooms)
+}
+
+// roomDetail is GET /rooms/{slug}: the room, what the asker may do, and
+// its members.
+type roomDetail struct {
+	db.Room
+	Member  bool        `json:"member"`
+	MayPost bool        `json:"may_post"`
+	Manage  bool        `json:"manage"`
+	Invite  bool        `json:"invite"`
+	People  []db.Member `json:"people"`
+}
+
+func (rr *roomRoutes) show(w http.ResponseWriter, r *http.Request) {
+	room, _, a, ok := rr.room(w, r)
+	if !ok {
+		return
+	}
+	people, err := rr.store.Members(r.Context(), room.ID)
+	if err != nil {
+		writeError(w, r, rr.log, http.StatusServiceUnavailable, err)
+		return
+	}
+	if people == nil {
+		people = []db.Member{}
+	}
+	encode(w, http.StatusOK, roomDetail{Room: room, Member: a.Member, MayPost: a.Post, Manage: a.Manage, Invite: a.Invite, People: people})
+}
+
+// readJSON decodes one JSON object of at most maxBodyBytes into v.
+func readJSON(w http.ResponseWriter, r *http.Request, v any, shape string) error {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return &statusError{http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", tooBig.Limit)}
+		}
+		return fmt.Errorf("read body: %v", err)
+	}
+	if !utf8.Valid(raw) {
+		return errors.New("body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("body must be JSON %s: %v", shape, err)
+	}
+	if err := dec.Decode(&struct{}{}); err != io.EOF {
+		return errors.New("body must be one JSON object")
+	}
+	return nil
+}
+
+// statusError is an error with the status to answer it with.
+type statusError struct {
+	status int
+	err    error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
+
+// writeBodyError answers a body readJSON refused.
+func (rr *roomRoutes) writeBodyError(w http.ResponseWriter, r *http.Request, err error) {
+	var se *statusError
+	if errors.As(err, &se) {
+		writeError(w, r, rr.log, se.status, se.err)
+		return
+	}
+	writeError(w, r, rr.log, http.StatusBadRequest, err)
+}
+
+type createBody struct {
+	Name    string   `json:"name"`
+	Kind    string   `json:"kind"`
+	Members []string `json:"members"`
+	Topic   string   `json:"topic"`
+	Post    string   `json:"post"`
+	Guests  bool     `json:"guests"`
+}
+
+func (rr *roomRoutes) create(w http.ResponseWriter, r *http.Request) {
+	var body createBody
+	if err := readJSON(w, r, &body, `{"name": string, "kind": "open"|"private"|"direct", "members": [names]}`); err != nil {
+		rr.writeBodyError(w, r, err)
+		return
+	}
+	v, created, err := rr.hub.CreateRoom(r.Context(), rr.who.Identity(r), chat.NewRoom{
+		Name: body.Name, Kind: body.Kind, Members: body.Members, Topic: body.Topic, Post: body.Post, Guests: body.Guests,
+	})
+	if err != nil {
+		writeError(w, r, rr.log, sendStatus(err), err)
+		return
+	}
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK // the direct room these people have
+	}
+	w.Header().Set("Location", "/r/"+v.Slug)
+	encode(w, status, v)
+}
+
+type changeBody struct {
+	Name     *string `json:"name"`
+	Topic    *string `json:"topic"`
+	Post     *string `json:"post"`
+	Guests   *bool   `json:"guests"`
+	Archived *bool   `json:"archived"`
+}
+
+func (rr *roomRoutes) change(w http.ResponseWriter, r *http.Request) {
+	room, id, _, ok := rr.room(w, r)
+	if !ok {
+		return
+	}
+	var body changeBody
+	if err := readJSON(w, r, &body, `{"name", "topic", "post", "guests", "archived"}`); err != nil {
+		rr.writeBodyError(w, r, err)
+		return
+	}
+	next, err := rr.hub.ChangeRoom(r.Context(), id, room, chat.RoomChange{
+		Name: body.Name, Topic: body.Topic, Post: body.Post, Guests: body.Guests, Archive: body.Archived,
+	})
+	if err != nil {
+		writeError(w, r, rr.log, sendStatus(err), err)
+		return
+	}
+	encode(w, http.StatusOK, next)
+}
+
+func (rr *roomRoutes) join(w http.ResponseWriter, r *http.Request) {
+	room, id, _, ok := rr.room(w, r)
+	if !ok {
+		return
+	}
+	if err := rr.hub.Join(r.Context(), id, room); err != nil {
+		writeError(w, r, rr.log, sendStatus(err), err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (rr *roomRoutes) leave(w http.ResponseWriter, r *http.Request) {
+	room, id, a, ok := rr.room(w, r)
+	if !ok {
+		return
+	}
+	if !a.Member {
+		writeError(w, r, rr.log, http.StatusConflict, errors.New("you are not in this room"))
+		return
+	}
+	if err := rr.hub.Leave(r.Context(), id, room); err != nil {
+		writeError(w, r, rr.log, sendStatus(err), err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type inviteBody struct {
+	User string `json:"user"`
+}
+
+func (rr *roomRoutes) invite(w http.ResponseWriter, r *http.Request) {
+	room, id, _, ok := rr.room(w, r)
+	if !ok {
+		return
+	}
+	var body inviteBody
+	if err := readJSON(w, r, &body, `{"user": name}`); err != nil {
+		rr.writeBodyError(w, r, err)
+		return
+	}
+	who, err := rr.hub.Invite(r.Context(), id, room, body.User)
+	if err != nil {
+		writeError(w, r, rr.log, sendStatus(err), err)
+		return
+	}
+	encode(w, http.StatusCreated, db.Member{UserID: who.ID, User: who.Name, Role: who.Role})
+}
+
+func (rr *roomRoutes) remove(w http.ResponseWriter, r *http.Request) {
+	room, id, _, ok := rr.room(w, r)
+	if !ok {
+		return
+	}
+	user, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || user < 1 {
+		writeError(w, r, rr.log, http.StatusBadRequest, errors.New("id must be an account id"))
+		return
+	}
+	if user == id.UserID {
+		err = rr.hub.Leave(r.Context(), id, room)
+	} else {
+		err = rr.hub.RemoveMember(r.Context(), id, room, user)
+	}
+	if err != nil {
+		writeError(w, r, rr.log, sendStatus(err), err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (rr *roomRoutes) latest(w http.ResponseWriter, r *http.Request) {
+	room, _, _, ok := rr.room(w, r)
+	if !ok {
+		return
+	}
+	n, err := parseCount("n", r.PathValue("n"))
+	if err != nil {
+		writeError(w, r, rr.log, http.StatusBadRequest, err)
+		return
+	}
+	msgs, err := rr.store.LatestIn(r.Context(), room.ID, n)
+	if err != nil {
+		writeError(w, r, rr.log, http.StatusInternalServerError, err)
+		return
+	}
+	encode(w, http.StatusOK, messages(msgs))
+}
+
+func (rr *roomRoutes) history(w http.ResponseWriter, r *http.Request) {
+	room, _, _, ok := rr.room(w, r)
+	if !ok {
+		return
+	}
+	handleHistory(rr.log, inRoom{rr.store, room.ID}).ServeHTTP(w, r)
+}
+
+// inRoom is the history of one room, as handleHistory reads it.
+type inRoom struct {
+	store roomStore
+	room  int64
+}
+
+func (h inRoom) Latest(ctx context.Context, n int) ([]db.Message, error) {
+	return h.store.LatestIn(ctx, h.room, n)
+}
+
+func (h inRoom) Before(ctx context.Context, id int64, limit int) ([]db.Message, error) {
+	return h.store.BeforeIn(ctx, h.room, id, limit)
+}
+
+type roomSendBody struct {
+	Message *string `json:"message"`
+}
+
+func (rr *roomRoutes) send(w http.ResponseWriter, r *http.Request) {
+	room, id, _, ok := rr.room(w, r)
+	if !ok {
+		return
+	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		writeError(w, r, rr.log, http.StatusBadRequest, err)
+		return
+	}
+	var body roomSendBody
+	if err := readJSON(w, r, &body, `{"message": string}`); err != nil {
+		rr.writeBodyError(w, r, err)
+		return
+	}
+	if body.Message == nil {
+		writeError(w, r, rr.log, http.StatusBadRequest, errors.New("message is missing"))
+		return
+	}
+	st, err := rr.hub.SendTo(r.Context(), id, room, chat.DefaultUser, *body.Message, key)
+	if err != nil {
+		if errors.Is(err, chat.ErrCIDReused) {
+			writeError(w, r, rr.log, http.StatusUnprocessableEntity, errKeyReused)
+			return
+		}
+		writeError(w, r, rr.log, sendStatus(err), err)
+		return
+	}
+	markReplay(w, st)
+	encode(w, http.StatusCreated, st.Message)
+}
