@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 
 	"nochat/chat"
 	"nochat/db"
@@ -22,10 +23,14 @@ type room interface {
 	ServeWSAs(w http.ResponseWriter, r *http.Request, id chat.Identity)
 	Limits() chat.Limits
 	GuestsMayRead() bool
+	Rooms(ctx context.Context, id chat.Identity) ([]chat.RoomView, error)
+	Room(id int64) (db.Room, bool)
+	RoomBySlug(slug string) (db.Room, bool)
+	AccessTo(ctx context.Context, id chat.Identity, r db.Room) (chat.Access, error)
 }
 
 type latestReader interface {
-	Latest(ctx context.Context, n int) ([]db.Message, error)
+	LatestIn(ctx context.Context, room int64, n int) ([]db.Message, error)
 }
 
 // adminChecker tells a logged-in admin from everyone else, given who the
@@ -54,12 +59,45 @@ func handleRoot(log *slog.Logger, hub room, store latestReader, admins adminChec
 		}
 		if id.Guest() && !hub.GuestsMayRead() {
 			w.Header().Set("Cache-Control", "no-store")
-			http.Redirect(w, r, "/signin", http.StatusSeeOther)
+			next := ""
+			if r.URL.Path != "/" {
+				next = "?next=" + url.QueryEscape(r.URL.Path)
+			}
+			http.Redirect(w, r, "/signin"+next, http.StatusSeeOther)
+			return
+		}
+		rm, ok := hub.Room(db.DefaultRoom)
+		if slug := r.PathValue("slug"); slug != "" {
+			rm, ok = hub.RoomBySlug(slug)
+		}
+		var access chat.Access
+		var err error
+		if ok {
+			if access, err = hub.AccessTo(r.Context(), id, rm); err != nil {
+				log.Error("chat page", "err", err)
+				http.Error(w, "rooms are unavailable right now; try again shortly", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		if !ok || !access.See {
+			w.Header().Set("Cache-Control", "no-store")
+			if id.Guest() {
+				// Perhaps theirs once they sign in.
+				http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "No such room, or it is not one of yours. The lobby is at /.", http.StatusNotFound)
+			return
+		}
+		rooms, err := hub.Rooms(r.Context(), id)
+		if err != nil {
+			log.Error("chat page", "err", err)
+			http.Error(w, "rooms are unavailable right now; try again shortly", http.StatusServiceUnavailable)
 			return
 		}
 		// One more than a page, to know whether there are older messages:
 		// a full page alone does not say.
-		msgs, err := store.Latest(r.Context(), pageSize+1)
+		msgs, err := store.LatestIn(r.Context(), rm.ID, pageSize+1)
 		if err != nil {
 			log.Error("chat page", "err", err)
 			http.Error(w, "history is unavailable right now; try again shortly", http.StatusInternalServerError)
@@ -71,6 +109,18 @@ func handleRoot(log *slog.Logger, hub room, store latestReader, admins adminChec
 		}
 		limits := hub.Limits()
 		p := page
+		head := views.RoomHead{ID: rm.ID, Slug: rm.Slug, Title: rm.Name, Topic: rm.Topic, Kind: rm.Kind,
+			Member: access.Member, MayPost: access.Post, Manage: access.Manage, Invite: access.Invite}
+		links := make([]views.RoomLink, 0, len(rooms))
+		for _, v := range rooms {
+			links = append(links, views.RoomLink{ID: v.ID, Slug: v.Slug, Title: v.Title, Kind: v.Kind, Member: v.Member, Unread: v.Unread, Mention: v.Mention})
+			if v.ID == rm.ID {
+				head.Title = v.Title // a direct room's people
+			}
+		}
+		if rm.ID != db.DefaultRoom {
+			p.Title = head.Title + " · NoChat"
+		}
 		p.Admin = admins != nil && admins.AdminAs(r, id)
 		p.User, p.UserID, p.SignIn = id.Name, id.UserID, admins != nil
 		w.Header().Set("Cache-Control", "no-cache")
@@ -81,6 +131,8 @@ func handleRoot(log *slog.Logger, hub room, store latestReader, admins adminChec
 			PageSize:   pageSize,
 			MaxMessage: limits.MaxMessageLen,
 			MaxName:    limits.MaxNameLen,
+			Room:       head,
+			Rooms:      links,
 		}))
 	})
 }

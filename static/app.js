@@ -38,7 +38,7 @@
   const MAX_CHARS = Number(msgInput.dataset.maxLength);
   const COUNT_FROM = Math.floor(MAX_CHARS * 0.9); // show the counter from here
 
-  const baseTitle = document.title || 'NoChat';
+  let baseTitle = document.title || 'NoChat';
 
   const ERRORS = {
     empty: 'The message is empty.',
@@ -51,6 +51,14 @@
 
   // ---------- state ----------
 
+  // The room this page shows; the socket carries every room we see, and
+  // messages of the others count as unread in the sidebar.
+  const room = {
+    id: Number(document.body.dataset.roomId) || 1,
+    slug: document.body.dataset.roomSlug || 'lobby',
+  };
+  const signedIn = 'signedIn' in document.body.dataset;
+  let serverLatest = 0; // the newest id when the socket said hello
   let lastId = 0; // highest message id received; resume point for ?after=
   let ws = null;
   let ready = false; // hello received on the current socket
@@ -424,6 +432,7 @@
       user_id: Number.isSafeInteger(m.user_id) ? m.user_id : null,
       message: m.message,
       timestamp: typeof m.timestamp === 'number' ? m.timestamp : Date.now(),
+      room: Number.isSafeInteger(m.room) && m.room > 0 ? m.room : 1,
     };
   }
 
@@ -431,6 +440,13 @@
     if (!validMessage(raw)) return;
     if (resyncing) { resyncing.push(raw); return; }
     const m = normalize(raw);
+    if (m.room !== room.id) {
+      // Another room's: counted in the list, shown when that room is.
+      if (m.id <= lastId) return;
+      lastId = m.id;
+      if (m.user_id === null || m.user_id !== helloUserId) otherRoomMessage(m);
+      return;
+    }
     const existing = $('m-' + m.id);
     if (existing) {
       // Already shown, from an ack that came first: take the server's
@@ -462,6 +478,7 @@
 
     if (stick || adopted) {
       scrollToBottom();
+      markRead();
     } else {
       jumpBtn.hidden = false;
     }
@@ -490,6 +507,7 @@
     queue = queue.filter((it) => it.cid !== d.cid);
     saveQueue();
     const id = d.id;
+    if (item && (item.room || 1) !== room.id) return; // stored; shown in its room
     let li = pendingEl(d.cid);
     if (li && li.dataset.id) {
       // Adopted by its broadcast, which came first: it is already the real
@@ -528,6 +546,10 @@
       queue = queue.filter((it) => it.cid !== d.cid);
       saveQueue();
       if (!item) return;
+      if ((item.room || 1) !== room.id) {
+        notice(`A message for another room was not sent: ${reason}`);
+        return;
+      }
       const stick = nearBottom();
       let li = pendingEl(d.cid);
       if (!li || li.dataset.id) { // adopted by a look-alike: show a fresh copy
@@ -608,6 +630,7 @@
   function onTyping(d) {
     const user = d && typeof d.user === 'string' ? d.user : '';
     const userId = d && Number.isSafeInteger(d.user_id) ? d.user_id : null;
+    if ((Number(d && d.room) || 1) !== room.id) return;
     // The server sends no account its own typing; a guest's other tabs
     // are told apart by name only.
     if (!user || (userId !== null && userId === helloUserId)) return;
@@ -691,14 +714,17 @@
     resyncing = [];
     try {
       // One more than a page, to know whether there is anything older.
-      const msgs = await fetchMessages(`/discussion/latest/${PAGE + 1}`);
+      const msgs = await fetchMessages(`${historyURL()}/latest/${PAGE + 1}`);
       const older = msgs.length > PAGE;
       if (older) msgs.shift(); // oldest first: the extra one is the oldest
       for (const li of realItems()) li.remove();
       const frag = document.createDocumentFragment();
       for (const m of msgs) frag.append(buildMessage(m));
       list.prepend(frag);
-      lastId = msgs.reduce((max, m) => Math.max(max, m.id), 0);
+      // Every room's messages up to hello are in the counts refreshRooms
+      // reads; this room's are on the page.
+      lastId = Math.max(serverLatest, msgs.reduce((max, m) => Math.max(max, m.id), 0));
+      refreshRooms();
       olderBtn.hidden = !older;
       regroup();
       scrollToBottom();
@@ -718,7 +744,7 @@
     olderBtn.textContent = 'Loading…';
     list.setAttribute('aria-busy', 'true');
     try {
-      const msgs = await fetchMessages(`/discussion?before=${before}&limit=${PAGE + 1}`);
+      const msgs = await fetchMessages(`${historyURL()}?before=${before}&limit=${PAGE + 1}`);
       const older = msgs.length > PAGE;
       if (older) msgs.shift();
       const frag = document.createDocumentFragment();
@@ -804,6 +830,9 @@
         case 'typing': onTyping(d); break;
         case 'deleted': onDeleted(d); break;
         case 'person': onPerson(d); break;
+        case 'membership': onMembership(d); break;
+        case 'room': onRoom(d); break;
+        case 'read': refreshRooms(); break;
         default: break; // newer server, older page: ignore what we do not know
       }
     };
@@ -844,6 +873,8 @@
     nickSent = helloUser;
     setStatus('connected', 'Connected');
     const latest = Number(d.latest_id) || 0;
+    serverLatest = latest;
+    if (resumed) refreshRooms(); // counts may have moved while away
     // Without ?after= the server replays nothing, and a server whose latest
     // id is below ours has a different database: reload history either way.
     if ((!resumed && latest > lastId) || latest < lastId) resync();
@@ -853,7 +884,7 @@
       // now: the server finds a re-sent cid by the account, so each item
       // simply goes again (and a nick would be refused).
       for (const item of queue) {
-        send('send', { message: item.message, cid: item.cid });
+        send('send', { room: item.room || 1, message: item.message, cid: item.cid });
         const label = pendingEl(item.cid)?.querySelector('.state span:last-child');
         if (label) label.textContent = 'sending';
       }
@@ -870,7 +901,7 @@
       const name = item.sentAs || item.user || current;
       if (name !== as && send('nick', { user: name })) as = name;
       item.sentAs = as;
-      send('send', { message: item.message, cid: item.cid });
+      send('send', { room: item.room || 1, message: item.message, cid: item.cid });
       const li = pendingEl(item.cid);
       const label = li?.querySelector('.state span:last-child');
       if (label) label.textContent = 'sending';
@@ -937,7 +968,7 @@
   // enqueue queues a new send (a message just written, or a failed one
   // retried), shows it at the bottom as pending and, when connected, sends it.
   function enqueue(message) {
-    const item = { cid: uuid4(), message, user: myName(), ts: Date.now() };
+    const item = { cid: uuid4(), message, user: myName(), ts: Date.now(), room: room.id };
     knownCids.add(item.cid);
     queue.push(item);
     saveQueue();
@@ -952,7 +983,7 @@
     sendNick();
     item.sentAs = nickSent;
     saveQueue();
-    send('send', { message: item.message, cid: item.cid });
+    send('send', { room: item.room, message: item.message, cid: item.cid });
   }
 
   form.addEventListener('submit', (ev) => {
@@ -973,7 +1004,7 @@
     updateCounter();
     const now = Date.now();
     if (ready && msgInput.value.trim() !== '' && now - lastTypingSent >= TYPING_EVERY) {
-      if (send('typing', {})) lastTypingSent = now;
+      if (send('typing', { room: room.id })) lastTypingSent = now;
     }
   });
 
@@ -1070,13 +1101,17 @@
   olderBtn.addEventListener('click', loadOlder);
   jumpBtn.addEventListener('click', scrollToBottom);
   scroller.addEventListener('scroll', () => {
-    if (!jumpBtn.hidden && nearBottom()) jumpBtn.hidden = true;
+    if (nearBottom()) {
+      jumpBtn.hidden = true;
+      markRead();
+    }
   }, { passive: true });
 
   document.addEventListener('visibilitychange', () => {
     if (document.hidden) return;
     unread = 0;
     document.title = baseTitle;
+    if (nearBottom()) markRead();
     // Back on the tab while waiting out a backoff: try now.
     if (!ws && retryTimer) connect();
   });
@@ -1089,6 +1124,409 @@
     if (ev.key === 'Escape' && presenceEl.open) presenceEl.open = false;
   });
 
+  // ---------- rooms ----------
+
+  const sidebar = $('sidebar');
+  const roomLists = { room: $('room-list'), dm: $('dm-list'), browse: $('browse-list') };
+  const drawerBtn = $('drawer-open');
+  const drawerBadge = $('drawer-badge');
+  const backdrop = $('drawer-backdrop');
+  const roomMenu = $('room-menu');
+
+  // historyURL is where the shown room's history is read: the tutorial's
+  // routes for the lobby without sign-in, the rooms' API otherwise.
+  function historyURL() {
+    return room.id === 1 && !signedIn ? '/discussion' : `/rooms/${encodeURIComponent(room.slug)}/messages`;
+  }
+
+  function roomLink(id) {
+    return sidebar.querySelector(`a.room-link[data-room-id="${id}"]`);
+  }
+
+  function setUnread(a, n, mention) {
+    const badge = a.querySelector('.badge');
+    if (n > 0) {
+      a.dataset.unread = String(n);
+      badge.textContent = n > 99 ? '99+' : String(n);
+      badge.hidden = false;
+    } else {
+      delete a.dataset.unread;
+      badge.hidden = true;
+    }
+    if (mention !== undefined) a.querySelector('.mention').hidden = !mention;
+    updateDrawerBadge();
+  }
+
+  function updateDrawerBadge() {
+    let n = 0;
+    for (const a of sidebar.querySelectorAll('a.room-link[data-unread]')) {
+      if (Number(a.dataset.roomId) !== room.id) n += Number(a.dataset.unread) || 0;
+    }
+    drawerBadge.hidden = n === 0;
+    drawerBadge.textContent = n > 99 ? '99+' : String(n);
+  }
+
+  // otherRoomMessage counts a message of a room not shown: in its link,
+  // with a mention marker when it names us, and in the title when hidden.
+  function otherRoomMessage(m) {
+    const a = roomLink(m.room);
+    if (!a) { refreshRooms(); return; }
+    const mention = helloUser !== '' && m.message.toLowerCase().includes('@' + helloUser.toLowerCase());
+    setUnread(a, (Number(a.dataset.unread) || 0) + 1, mention || !a.querySelector('.mention').hidden);
+    if (document.hidden) {
+      unread++;
+      document.title = `(${unread}) ${baseTitle}`;
+    }
+  }
+
+  // markRead tells the server we have read the shown room to its newest
+  // message, when the page is visible and at the bottom; every tab and
+  // device of ours then shows the same count.
+  let readSent = 0;
+  let readTimer = 0;
+  function markRead() {
+    if (!signedIn || document.hidden) return;
+    clearTimeout(readTimer);
+    readTimer = setTimeout(() => {
+      const items = realItems();
+      const newest = items.length ? msgIdOf(items[items.length - 1]) : 0;
+      if (!newest || !nearBottom()) return;
+      const a = roomLink(room.id);
+      if (a) setUnread(a, 0, false);
+      if (newest > readSent && send('read', { room: room.id, id: newest })) readSent = newest;
+    }, 300);
+  }
+
+  // refreshRooms reads our rooms and their unread counts again and redraws
+  // the list: after a membership or room change, a read in another tab, a
+  // reconnect. Calls close together are one request.
+  let refreshTimer = 0;
+  function refreshRooms() {
+    if (refreshTimer) return;
+    refreshTimer = setTimeout(async () => {
+      refreshTimer = 0;
+      try {
+        const res = await fetch('/rooms', { headers: { Accept: 'application/json' }, cache: 'no-store' });
+        if (!res.ok) return;
+        const rooms = await res.json();
+        if (Array.isArray(rooms)) renderRooms(rooms);
+      } catch { /* the next change tries again */ }
+    }, 150);
+  }
+
+  const MARK = { open: '#', private: '', direct: '@' }; // private: a padlock, by CSS
+  function buildRoomLink(r) {
+    const li = document.createElement('li');
+    const a = document.createElement('a');
+    a.className = 'room-link';
+    a.href = '/r/' + encodeURIComponent(r.slug);
+    a.dataset.roomId = String(r.id);
+    a.dataset.slug = r.slug;
+    a.dataset.kind = r.kind;
+    if (r.id === room.id) a.setAttribute('aria-current', 'page');
+    const mark = document.createElement('span');
+    mark.className = 'room-mark';
+    mark.setAttribute('aria-hidden', 'true');
+    mark.dataset.kind = r.kind;
+    mark.textContent = MARK[r.kind] ?? '#';
+    const name = document.createElement('span');
+    name.className = 'room-link-name';
+    name.textContent = r.title || r.name;
+    const mention = document.createElement('span');
+    mention.className = 'mention';
+    mention.title = 'You were mentioned';
+    mention.textContent = '@';
+    const badge = document.createElement('span');
+    badge.className = 'badge';
+    a.append(mark, name, mention, badge);
+    li.append(a);
+    const unreadHere = r.id === room.id && nearBottom() && !document.hidden ? 0 : r.unread;
+    setUnread(a, unreadHere || 0, !!r.mention && unreadHere > 0);
+    return li;
+  }
+
+  let knownRooms = new Map(); // id -> room, from the last /rooms
+  function renderRooms(rooms) {
+    knownRooms = new Map(rooms.map((r) => [r.id, r]));
+    const lists = { room: [], dm: [], browse: [] };
+    for (const r of rooms) {
+      if (!Number.isSafeInteger(r.id) || typeof r.slug !== 'string') continue;
+      const which = !r.member && signedIn ? 'browse' : r.kind === 'direct' ? 'dm' : 'room';
+      lists[which].push(buildRoomLink(r));
+    }
+    for (const [k, ul] of Object.entries(roomLists)) if (ul) ul.replaceChildren(...lists[k]);
+    updateDrawerBadge();
+    const here = knownRooms.get(room.id);
+    if (here) showRoomHead(here);
+  }
+
+  // showRoomHead puts the shown room's name and topic in the header.
+  function showRoomHead(r) {
+    const title = r.title || r.name || '';
+    $('room-name-text').textContent = title;
+    const mark = $('room-name').querySelector('.room-mark');
+    mark.dataset.kind = r.kind;
+    mark.textContent = MARK[r.kind] ?? '#';
+    const topic = $('room-topic');
+    topic.textContent = r.topic || '';
+    topic.hidden = !r.topic;
+    baseTitle = room.id === 1 ? 'NoChat' : `${title} · NoChat`;
+    if (!unread) document.title = baseTitle;
+  }
+
+  // applyRights shows what we may do in the shown room: the composer, or
+  // why not; the room menu's entries.
+  function applyRights(d) {
+    document.body.toggleAttribute('data-may-post', !!d.may_post);
+    const why = d.may_post ? ''
+      : d.archived ? 'This room is archived: it is read-only.'
+      : !signedIn ? 'Sign in to send messages here.'
+      : d.post === 'admins' ? 'Only admins post in this room.'
+      : !d.member && d.kind === 'open' ? 'Join this room to post in it.'
+      : 'You cannot post here.';
+    if (!ended) {
+      msgInput.disabled = !!why;
+      sendBtn.disabled = !!why;
+      msgInput.placeholder = why || 'Write a message…';
+      if (!why) updateCounter();
+    }
+    if (!roomMenu) return;
+    $('room-invite').hidden = !d.invite;
+    $('room-join').hidden = !!d.member || d.kind !== 'open' || !!d.archived;
+    $('room-leave').hidden = !d.member || d.id === 1 || d.kind === 'direct';
+    $('room-edit').hidden = !d.manage || d.kind === 'direct';
+    $('room-archive').hidden = !d.manage || d.id === 1 || !!d.archived;
+  }
+
+  async function roomDetail(slug) {
+    const res = await fetch(`/rooms/${encodeURIComponent(slug)}`, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    if (!res.ok) throw new Error(res.status === 404 ? 'no such room, or it is not one of yours' : `HTTP ${res.status}`);
+    return res.json();
+  }
+
+  // showPending puts the shown room's unsent messages at the bottom.
+  function showPending() {
+    for (const li of list.querySelectorAll('li.msg[data-cid]:not([data-id])')) li.remove();
+    for (const item of queue) {
+      if ((item.room || 1) !== room.id) continue;
+      const li = buildPending(item);
+      li.querySelector('.state span:last-child').textContent = ready ? 'sending' : 'waiting';
+      list.append(li);
+    }
+  }
+
+  // switchRoom shows another room without reloading: its history over
+  // REST, while frames that arrive meanwhile are held (as in resync), then
+  // its header, rights and unsent messages. The address bar follows.
+  async function switchRoom(slug, push) {
+    closeDrawer();
+    if (slug === room.slug && push) { scrollToBottom(); markRead(); return; }
+    if (resyncing) return;
+    resyncing = [];
+    const prev = { ...room };
+    try {
+      const d = signedIn || slug !== 'lobby' ? await roomDetail(slug) : { id: 1, slug: 'lobby', kind: 'open', may_post: true };
+      room.id = d.id;
+      room.slug = d.slug;
+      const msgs = await fetchMessages(`${historyURL()}/latest/${PAGE + 1}`);
+      const older = msgs.length > PAGE;
+      if (older) msgs.shift();
+      list.replaceChildren(...msgs.map(buildMessage));
+      olderBtn.hidden = !older;
+      typers.clear();
+      renderTyping();
+      showPending();
+      for (const a of sidebar.querySelectorAll('a.room-link')) {
+        if (Number(a.dataset.roomId) === room.id) a.setAttribute('aria-current', 'page');
+        else a.removeAttribute('aria-current');
+      }
+      document.body.dataset.roomId = String(room.id);
+      document.body.dataset.roomSlug = room.slug;
+      const known = knownRooms.get(room.id);
+      showRoomHead(known ? { ...d, title: known.title } : { ...d, title: roomLink(room.id)?.querySelector('.room-link-name')?.textContent || d.name });
+      applyRights(d);
+      if (push) history.pushState({ slug: room.slug }, '', room.id === 1 && !signedIn ? '/' : '/r/' + room.slug);
+      regroup();
+      retint();
+      scrollToBottom();
+      readSent = 0;
+      markRead();
+      jumpBtn.hidden = true;
+    } catch (err) {
+      room.id = prev.id;
+      room.slug = prev.slug;
+      notice('Could not open the room: ' + err.message);
+    } finally {
+      const held = resyncing;
+      resyncing = null;
+      for (const m of held) onMessage(m);
+    }
+  }
+
+  sidebar.addEventListener('click', (ev) => {
+    const a = ev.target.closest('a.room-link');
+    if (!a || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.button !== 0) return;
+    ev.preventDefault();
+    switchRoom(a.dataset.slug, true);
+  });
+  window.addEventListener('popstate', () => {
+    const m = location.pathname.match(/^\/r\/([^/]+)$/);
+    switchRoom(m ? decodeURIComponent(m[1]) : 'lobby', false);
+  });
+
+  function onMembership(d) {
+    if (!d || !Number.isSafeInteger(d.room)) return;
+    if (d.user_id === helloUserId) {
+      refreshRooms();
+      if (d.room === room.id) {
+        if (!d.joined && d.info && d.info.kind !== 'open') {
+          notice(`You are no longer in ${d.info.name || 'this room'}.`);
+          switchRoom('lobby', true);
+        } else {
+          roomDetail(room.slug).then(applyRights).catch(() => {});
+        }
+      }
+    }
+  }
+
+  function onRoom(d) {
+    if (!d || !Number.isSafeInteger(d.id)) return;
+    refreshRooms();
+    if (d.id === room.id) roomDetail(room.slug).then((r) => { showRoomHead({ ...r, title: knownRooms.get(r.id)?.title || r.name }); applyRights(r); }).catch(() => {});
+  }
+
+  // ---------- the drawer (a phone's room list) ----------
+
+  function openDrawer() {
+    document.body.classList.add('drawer');
+    backdrop.hidden = false;
+    drawerBtn.setAttribute('aria-expanded', 'true');
+    (sidebar.querySelector('a[aria-current]') || sidebar.querySelector('a, button'))?.focus();
+  }
+  function closeDrawer() {
+    if (!document.body.classList.contains('drawer')) return;
+    document.body.classList.remove('drawer');
+    backdrop.hidden = true;
+    drawerBtn.setAttribute('aria-expanded', 'false');
+  }
+  drawerBtn.addEventListener('click', openDrawer);
+  $('drawer-close').addEventListener('click', () => { closeDrawer(); drawerBtn.focus(); });
+  backdrop.addEventListener('click', closeDrawer);
+  document.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape') closeDrawer();
+  });
+
+  // ---------- creating, inviting, leaving ----------
+
+  async function api(method, url, body) {
+    const res = await fetch(url, {
+      method,
+      headers: { Accept: 'application/json', 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let data = null;
+    try { data = await res.json(); } catch { /* 204 */ }
+    if (!res.ok) throw new Error((data && data.error) || `HTTP ${res.status}`);
+    return data;
+  }
+
+  const names = (v) => String(v || '').split(',').map((n) => n.trim()).filter(Boolean);
+
+  // formDialog opens a dialog whose form is sent by action(values); a
+  // refusal is shown in the dialog, which stays open to fix it.
+  function formDialog(id, action) {
+    const dialog = $(id);
+    if (!dialog) return () => {};
+    const form = dialog.querySelector('form');
+    const error = dialog.querySelector('.form-error');
+    form.addEventListener('submit', async (ev) => {
+      if (ev.submitter?.value !== 'ok') return; // Cancel closes it
+      ev.preventDefault();
+      if (!form.reportValidity()) return;
+      const values = Object.fromEntries(new FormData(form));
+      ev.submitter.disabled = true;
+      try {
+        await action(values);
+        dialog.close();
+        form.reset();
+      } catch (err) {
+        error.textContent = err.message;
+        error.hidden = false;
+      } finally {
+        ev.submitter.disabled = false;
+      }
+    });
+    return () => {
+      error.hidden = true;
+      if (roomMenu) roomMenu.open = false;
+      dialog.showModal();
+    };
+  }
+
+  if (signedIn) {
+    const newRoom = formDialog('new-room-dialog', async (v) => {
+      const r = await api('POST', '/rooms', { name: v.name, kind: v.kind, topic: v.topic, members: names(v.members) });
+      refreshRooms();
+      await switchRoom(r.slug, true);
+    });
+    const newDM = formDialog('new-dm-dialog', async (v) => {
+      const r = await api('POST', '/rooms', { kind: 'direct', members: names(v.members) });
+      refreshRooms();
+      await switchRoom(r.slug, true);
+    });
+    const invite = formDialog('invite-dialog', async (v) => {
+      const m = await api('POST', `/rooms/${encodeURIComponent(room.slug)}/members`, { user: v.user });
+      notice(`${m.user} is in the room now.`);
+    });
+    const edit = formDialog('edit-dialog', async (v) => {
+      await api('PATCH', `/rooms/${encodeURIComponent(room.slug)}`, { name: v.name, topic: v.topic });
+    });
+    $('new-room')?.addEventListener('click', newRoom);
+    $('new-dm')?.addEventListener('click', newDM);
+    $('room-invite')?.addEventListener('click', invite);
+    $('room-edit')?.addEventListener('click', () => {
+      const form = $('edit-form');
+      form.elements.name.value = $('room-name-text').textContent;
+      form.elements.topic.value = $('room-topic').textContent;
+      edit();
+    });
+    $('room-join')?.addEventListener('click', async () => {
+      roomMenu.open = false;
+      try {
+        await api('POST', `/rooms/${encodeURIComponent(room.slug)}/join`);
+      } catch (err) { notice('Could not join: ' + err.message); }
+    });
+    $('room-leave')?.addEventListener('click', async () => {
+      roomMenu.open = false;
+      if (!confirm(`Leave ${$('room-name-text').textContent}?`)) return;
+      try {
+        await api('POST', `/rooms/${encodeURIComponent(room.slug)}/leave`);
+        await switchRoom('lobby', true);
+      } catch (err) { notice('Could not leave: ' + err.message); }
+    });
+    $('room-archive')?.addEventListener('click', async () => {
+      roomMenu.open = false;
+      if (!confirm(`Archive ${$('room-name-text').textContent}? It becomes read-only and leaves everyone's list.`)) return;
+      try {
+        await api('PATCH', `/rooms/${encodeURIComponent(room.slug)}`, { archived: true });
+        await switchRoom('lobby', true);
+      } catch (err) { notice('Could not archive: ' + err.message); }
+    });
+    document.addEventListener('click', (ev) => {
+      if (roomMenu.open && !roomMenu.contains(ev.target)) roomMenu.open = false;
+    });
+  }
+  applyRights({
+    id: room.id,
+    kind: document.body.dataset.roomKind,
+    may_post: 'mayPost' in document.body.dataset,
+    member: 'member' in document.body.dataset,
+    manage: 'manage' in document.body.dataset,
+    invite: 'invite' in document.body.dataset,
+  });
+  history.replaceState({ slug: room.slug }, '');
+  updateDrawerBadge();
+
   // ---------- start ----------
 
   for (const li of realItems()) {
@@ -1099,11 +1537,7 @@
   }
   if (!nameInput.readOnly) nameInput.value = getItem(NAME_KEY) || ''; // signed in: the account's
   loadQueue();
-  for (const item of queue) {
-    const li = buildPending(item);
-    li.querySelector('.state span:last-child').textContent = 'waiting';
-    list.append(li);
-  }
+  showPending();
   retint();
   updateCounter(); // a draft the browser restored may be long already
   scrollToBottom();

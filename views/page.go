@@ -31,6 +31,53 @@ type Chat struct {
 	// The limits the server enforces, which the composer checks first.
 	MaxMessage int // characters in a message
 	MaxName    int // characters in a name
+
+	Room  RoomHead   // the room shown
+	Rooms []RoomLink // the sidebar: the reader's rooms, then open ones to join
+}
+
+// RoomHead is the room a chat page shows, and what its reader may do there.
+type RoomHead struct {
+	ID      int64
+	Slug    string
+	Title   string // its name, or a direct room's other people
+	Topic   string
+	Kind    string // "open", "private" or "direct"
+	Member  bool
+	MayPost bool
+	Manage  bool // rename, archive: an admin or its creator
+	Invite  bool
+}
+
+// RoomLink is one room in the sidebar.
+type RoomLink struct {
+	ID      int64
+	Slug    string
+	Title   string
+	Kind    string
+	Member  bool // one of the reader's rooms; else an open room to join
+	Unread  int
+	Mention bool
+}
+
+// roomMark is the sign before a room's name: # for a room, a padlock for
+// a private one (drawn by CSS), @ for a direct conversation.
+func roomMark(kind string) string {
+	switch kind {
+	case "private":
+		return "" // a padlock, drawn by CSS (.room-mark[data-kind=private])
+	case "direct":
+		return "@"
+	}
+	return "#"
+}
+
+// unreadText is an unread count as the list shows it: 99+ past 99.
+func unreadText(n int) string {
+	if n > 99 {
+		return "99+"
+	}
+	return strconv.Itoa(n)
 }
 
 // userColors is the number of person colours in style.css (.c0 … .c7),

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// roomLinks is the sidebar's rooms as "list:title:unread" strings.
+const roomLinks = `Array.from(document.querySelectorAll('#sidebar a.room-link')).map(a =>
+	a.closest('ul').id + ':' + a.querySelector('.room-link-name').textContent + ':' + (a.dataset.unread || '0'))`
+
+// clickRoom clicks the sidebar's link to the room with this title.
+func clickRoom(t *testing.T, tab context.Context, title string) {
+	t.Helper()
+	if !eval[bool](t, tab, fmt.Sprintf(`(() => {
+		const a = Array.from(document.querySelectorAll('#sidebar a.room-link')).find(a => a.querySelector('.room-link-name').textContent === %q);
+		if (!a) return false;
+		a.click();
+		return true;
+	})()`, title)) {
+		t.Fatalf("no room %q in the sidebar: %v", title, eval[[]string](t, tab, roomLinks))
+	}
+}
+
+// fillDialog opens a dialog with the button opener, fills its fields and
+// submits it with its OK button.
+func fillDialog(t *testing.T, tab context.Context, opener, dialog string, fields map[string]string, choices ...string) {
+	t.Helper()
+	do(t, tab, chromedp.Click(chromedp.ID(opener)), chromedp.WaitVisible(chromedp.ID(dialog)))
+	for name, v := range fields {
+		do(t, tab, chromedp.SetValue(fmt.Sprintf(`#%s [name=%q]`, dialog, name), v))
+	}
+	for _, c := range choices {
+		do(t, tab, chromedp.Click(fmt.Sprintf(`#%s %s`, dialog, c)))
+	}
+	do(t, tab, chromedp.Click(fmt.Sprintf(`#%s button[value="ok"]`, dialog)))
+}
+
+// Two people in two browser profiles: Ann creates a private room from the
+// sidebar and invites Bob from its menu; Bob's list shows it at once, with
+// the unread count of what Ann wrote; opening it (no reload) shows the
+// messages and clears the count; his reply reaches Ann live. A third
+// person's page never shows the room. Screenshots at phone and desktop width.
+func TestBrowserRoomsCreateInviteAndSwitch(t *testing.T) {
+	ann := newBrowser(t)
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
+	link, _ := setupLink(t, s)
+	browserSetUp(t, ann, link)
+	connected(t, ann)
+	do(t, ann, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.ID("people")))
+	invite := eval[string](t, ann, `document.getElementById("invite-link").href`)
+
+	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
+	joinAs(t, bob, invite, "Bob")
+	cleo := newTab(t, ann, chromedp.WithNewBrowserContext())
+	joinAs(t, cleo, invite, "Cleo")
+
+	do(t, ann, chromedp.Navigate(s.url+"/"))
+	connected(t, ann)
+	say(t, ann, "hello lobby")
+	fillDialog(t, ann, "new-room", "new-room-dialog", map[string]string{"name": "Family", "topic": "dinner plans"}, `input[value="private"]`)
+	waitPage(t, ann, "Ann in #family", `location.pathname === "/r/family" && document.getElementById("room-name-text").textContent === "Family"`)
+	if got := eval[string](t, ann, `document.getElementById("room-topic").textContent`); got != "dinner plans" {
+		t.Fatalf("the room's topic shows %q", got)
+	}
+	do(t, ann, chromedp.Click(`#room-menu summary`))
+	fillDialog(t, ann, "room-invite", "invite-dialog", map[string]string{"user": "bob"})
+	waitPage(t, ann, "the invitation confirmed", `document.getElementById("notice").textContent.includes("Bob is in the room")`)
+	say(t, ann, "dinner at seven")
+	say(t, ann, "bring bread")
+	waitMessages(t, ann, "Ann's two lines in Family", contains("bring bread"))
+
+	// Bob's page learns of the room and counts what he has not read.
+	waitPage(t, bob, "Family in Bob's list with 2 unread", `(() => {
+		const a = document.querySelector('#room-list a.room-link[data-slug="family"]');
+		return !!a && a.dataset.unread === "2";
+	})()`)
+	// The lobby's page shows none of Family's messages.
+	if got := waitMessages(t, bob, "the lobby", contains("hello lobby")); len(got) != 1 {
+		t.Fatalf("Bob's lobby shows %q, want only the lobby's line", got)
+	}
+	clickRoom(t, bob, "Family")
+	waitPage(t, bob, "Family open without a reload", `location.pathname === "/r/family" && document.getElementById("room-name-text").textContent === "Family"`)
+	waitMessages(t, bob, "Family's history", func(m []string) bool {
+		return len(m) == 2 && m[0] == "dinner at seven" && m[1] == "bring bread"
+	})
+	waitPage(t, bob, "the count cleared", `!document.querySelector('#room-list a.room-link[data-slug="family"]').dataset.unread`)
+	say(t, bob, "I'll bring dessert")
+	waitMessages(t, ann, "Bob's reply, live", contains("I'll bring dessert"))
+
+	// Read on Bob's page means read on every page of his: a new tab of his
+	// opens with no unread in Family.
+	bob2 := newTab(t, bob)
+	do(t, bob2, chromedp.Navigate(s.url+"/"))
+	connected(t, bob2)
+	waitPage(t, bob2, "Family read in Bob's second tab", `(() => {
+		const a = document.querySelector('#room-list a.room-link[data-slug="family"]');
+		return !!a && !a.dataset.unread;
+	})()`)
+
+	// Cleo is not in it: not in her list, and its address is not found.
+	do(t, cleo, chromedp.Navigate(s.url+"/"))
+	connected(t, cleo)
+	if rooms := eval[[]string](t, cleo, roomLinks); len(rooms) != 1 || rooms[0] != "room-list:Lobby:0" {
+		t.Fatalf("Cleo's list is %q, want the lobby alone", rooms)
+	}
+	if status := getWithCookies(t, cleo, s.url+"/r/family"); status != 404 {
+		t.Fatalf("Cleo opening /r/family: %d, want 404", status)
+	}
+
+	// Reload keeps the room: every room has a real address.
+	do(t, bob, chromedp.Reload())
+	waitMessages(t, bob, "Family after a reload", contains("I'll bring dessert"))
+
+	screenshots(t, bob, "rooms")
+	do(t, bob, chromedp.EmulateViewport(390, 844))
+	do(t, bob, chromedp.Click(chromedp.ID("drawer-open")))
+	waitPage(t, bob, "the drawer open", `document.body.classList.contains("drawer")`)
+	viewShot(t, bob, "rooms-drawer-390.png")
+	do(t, bob, chromedp.Click(`#sidebar a.room-link[data-slug="lobby"]`))
+	waitPage(t, bob, "the lobby, drawer closed", `location.pathname === "/r/lobby" && !document.body.classList.contains("drawer")`)
+	do(t, ann, chromedp.EmulateViewport(1280, 900), chromedp.Click(chromedp.ID("new-room")), chromedp.WaitVisible(chromedp.ID("new-room-dialog")))
+	viewShot(t, ann, "rooms-new-room-1280.png")
+}
+
+// getWithCookies fetches u from inside the tab's page, with its cookies,
+// and returns the status.
+func getWithCookies(t *testing.T, tab context.Context, u string) int {
+	t.Helper()
+	return eval[int](t, tab, fmt.Sprintf(`(() => { const x = new XMLHttpRequest(); x.open("GET", %q, false); x.send(); return x.status; })()`, u))
+}
