@@ -403,6 +403,9 @@ type Filter struct {
 	Before int64
 	After  int64
 	Limit  int
+	// OpenRooms keeps to the messages of open rooms: what an admin reads
+	// without being in a room (SECURITY.md).
+	OpenRooms bool
 }
 
 // Find returns the page Filter selects, oldest first. With After it is the
@@ -416,6 +419,9 @@ func (s *Store) Find(ctx context.Context, f Filter) ([]Message, error) {
 		pattern := "%" + likeEscaper.Replace(f.Text) + "%"
 		where = append(where, `(messages.message LIKE ? ESCAPE '\' OR coalesce(accounts.name, messages.user) LIKE ? ESCAPE '\')`)
 		args = append(args, pattern, pattern)
+	}
+	if f.OpenRooms {
+		where = append(where, "messages.room_id IN (SELECT id FROM rooms WHERE kind = 'open')")
 	}
 	order := "DESC"
 	switch {

@@ -258,7 +258,7 @@ func (s *Store) UnreadOf(ctx context.Context, user int64, name string) (map[int6
 			AND user_id IS NOT ? LIMIT ?)),
 		EXISTS (SELECT 1 FROM messages WHERE room_id = m.room_id AND id > m.last_read
 			AND user_id IS NOT ? AND message LIKE ? ESCAPE '\')
-		FROM members m WHERE m.user_id = ?`, user, maxUnread, user, "%@"+likeEscape(name)+"%", user)
+		FROM members m WHERE m.user_id = ?`, user, maxUnread, user, "%@"+likeEscaper.Replace(name)+"%", user)
 	if err != nil {
 		return nil, fmt.Errorf("unread of %d: %w", user, err)
 	}
@@ -272,10 +272,6 @@ func (s *Store) UnreadOf(ctx context.Context, user int64, name string) (map[int6
 		out[u.Room] = u
 	}
 	return out, rows.Err()
-}
-
-func likeEscape(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 // RoomStat is what the dashboard shows of a room.

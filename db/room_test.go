@@ -572,3 +572,40 @@ func TestRoomsMigration(t *testing.T) {
 		t.Fatalf("a new account's lobby = %+v, want read up to 3", got)
 	}
 }
+
+// The admin's message list (Find with OpenRooms) shows open rooms'
+// messages and none of a private or direct room's.
+func TestFindOpenRoomsLeavesPrivateAndDirectOut(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	ann := createAccount(t, s, "Ann", "ann")
+	bob := createAccount(t, s, "Bob", "bob")
+	open := createRoom(t, s, db.Room{Slug: "open", Name: "Open", Kind: db.KindOpen, Post: db.PostEveryone})
+	private := createRoom(t, s, db.Room{Slug: "private", Name: "Private", Kind: db.KindPrivate, Post: db.PostEveryone})
+	direct, _, err := s.CreateRoom(ctx, db.Room{Slug: "dm", Kind: db.KindDirect}, []int64{ann.ID, bob.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Insert(ctx, []db.Draft{
+		{User: "Ann", UserID: ann.ID, Message: "in the lobby"},
+		{User: "Ann", UserID: ann.ID, Message: "in the open room", Room: open.ID},
+		{User: "Ann", UserID: ann.ID, Message: "a secret", Room: private.ID},
+		{User: "Ann", UserID: ann.ID, Message: "between us", Room: direct.ID},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Find(ctx, db.Filter{Limit: 10, OpenRooms: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := texts(got); g != "in the lobby,in the open room" {
+		t.Fatalf("Find in open rooms: %s", g)
+	}
+	all, err := s.Find(ctx, db.Filter{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 4 {
+		t.Fatalf("Find without OpenRooms: %s", texts(all))
+	}
+}

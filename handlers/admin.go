@@ -76,7 +76,7 @@ func listRequest(r *http.Request) (views.MessageList, error) {
 // findPage fills the list with its page, newest first. It asks for one
 // more than a page to learn whether there is more beyond it.
 func findPage(ctx context.Context, store adminStore, l views.MessageList) (views.MessageList, error) {
-	msgs, err := store.Find(ctx, db.Filter{Text: l.Filter, Before: l.Before, After: l.After, Limit: listPage + 1})
+	msgs, err := store.Find(ctx, db.Filter{Text: l.Filter, Before: l.Before, After: l.After, Limit: listPage + 1, OpenRooms: true})
 	if err != nil {
 		return l, err
 	}
