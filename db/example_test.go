@@ -17,6 +17,13 @@ var updateExample = flag.Bool("update-example", false, "rebuild ../nochat.db.exa
 const examplePath = "../nochat.db.example"
 
 // demo is the conversation in nochat.db.example.
+// printers is the example's second room, 3d-printers.
+var printers = []struct{ user, message string }{
+	{"cleo", "Anyone have PETG left? The Prusa ran dry mid-print."},
+	{"bob", "Half a spool of orange in the cupboard, help yourself"},
+	{"cleo", "Orange benchy it is 🚤"},
+}
+
 var demo = []struct{ user, message string }{
 	{"ann", "Hi all! NoChat is up on the Pi in the hallway 🎉"},
 	{"bob", "Nice. One binary and one file, that's it?"},
@@ -62,6 +69,13 @@ func TestExampleDatabase(t *testing.T) {
 			t.Errorf("message %d = %s: %q, want %s: %q", i, m.User, m.Message, demo[i].user, demo[i].message)
 		}
 	}
+	room, err := s.LatestIn(ctx, 2, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(room) != len(printers) || room[0].Message != printers[0].message {
+		t.Fatalf("the example's 3d-printers room holds %d messages, want %d", len(room), len(printers))
+	}
 }
 
 func buildExample(t *testing.T) {
@@ -82,6 +96,21 @@ func buildExample(t *testing.T) {
 	for i, d := range demo {
 		ts := start.Add(time.Duration(i) * 73 * time.Second).UnixMilli()
 		if _, err := raw.ExecContext(ctx, "INSERT INTO messages (user, message, timestamp) VALUES (?, ?, ?)", d.user, d.message, ts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A second open room, so the example shows the sidebar at work; the
+	// lobby's creation time fixed, as the rest.
+	if _, err := raw.ExecContext(ctx, "UPDATE rooms SET created = ? WHERE id = 1", start.UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.ExecContext(ctx, `INSERT INTO rooms (id, slug, name, topic, kind, guests, created) VALUES
+		(2, '3d-printers', '3D printers', 'Prusa, Bambu, resin, and who has the filament', 'open', 1, ?)`, start.UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range printers {
+		ts := start.Add(time.Duration(len(demo)+i) * 61 * time.Second).UnixMilli()
+		if _, err := raw.ExecContext(ctx, "INSERT INTO messages (user, message, timestamp, room_id) VALUES (?, ?, ?, 2)", d.user, d.message, ts); err != nil {
 			t.Fatal(err)
 		}
 	}
