@@ -133,3 +133,44 @@ func getWithCookies(t *testing.T, tab context.Context, u string) int {
 	t.Helper()
 	return eval[int](t, tab, fmt.Sprintf(`(() => { const x = new XMLHttpRequest(); x.open("GET", %q, false); x.send(); return x.status; })()`, u))
 }
+
+// Bob finds an open room Ann made under "More rooms to join", looks in
+// (its history, a Join button instead of the composer), joins, and from
+// then on gets its messages live; when Ann archives it, his page says it is
+// read-only and sends nothing.
+func TestBrowserRoomsJoinLookInAndArchive(t *testing.T) {
+	ann := newBrowser(t)
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
+	link, _ := setupLink(t, s)
+	browserSetUp(t, ann, link)
+	do(t, ann, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.ID("people")))
+	invite := eval[string](t, ann, `document.getElementById("invite-link").href`)
+	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
+	joinAs(t, bob, invite, "Bob")
+
+	do(t, ann, chromedp.Navigate(s.url+"/"))
+	connected(t, ann)
+	fillDialog(t, ann, "new-room", "new-room-dialog", map[string]string{"name": "Garden"})
+	waitPage(t, ann, "Ann in #garden", `location.pathname === "/r/garden"`)
+	say(t, ann, "tomatoes are in")
+	waitMessages(t, ann, "Ann's line", contains("tomatoes are in"))
+
+	waitPage(t, bob, "Garden offered to Bob", `!!document.querySelector('#browse-list a.room-link[data-slug="garden"]')`)
+	clickRoom(t, bob, "Garden")
+	waitMessages(t, bob, "Garden's history", contains("tomatoes are in"))
+	if !eval[bool](t, bob, `!document.getElementById("join-bar").hidden && document.getElementById("composer").hidden`) {
+		t.Fatal("looking into an open room: want the Join button in place of the composer")
+	}
+	do(t, bob, chromedp.Click(chromedp.ID("join-now")))
+	waitPage(t, bob, "the composer after joining", `document.getElementById("join-bar").hidden && !document.getElementById("composer").hidden && !document.getElementById("message").disabled`)
+	waitPage(t, bob, "Garden among Bob's rooms", `!!document.querySelector('#room-list a.room-link[data-slug="garden"]')`)
+	say(t, ann, "and the beans")
+	waitMessages(t, bob, "Ann's next line, live", contains("and the beans"))
+
+	do(t, ann, chromedp.Click(`#room-menu summary`))
+	eval[bool](t, ann, `(window.confirm = () => true, true)`) // the archive button asks: yes
+	do(t, ann, chromedp.Click(chromedp.ID("room-archive")))
+	waitPage(t, ann, "Ann back in the lobby", `location.pathname === "/r/lobby"`)
+	waitPage(t, bob, "Bob's page read-only", `document.getElementById("message").disabled && document.getElementById("message").placeholder.includes("archived")`)
+	waitPage(t, bob, "Garden gone from Bob's list", `!document.querySelector('#sidebar a.room-link[data-slug="garden"]')`)
+}

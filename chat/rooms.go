@@ -212,7 +212,9 @@ func (h *Hub) AccessTo(ctx context.Context, id Identity, r db.Room) (Access, err
 		a.Why = ErrArchived
 	case r.Post == db.PostAdmins && !admin:
 		a.Why = errPostAdmins
-	case r.Post == db.PostMembers && !a.Member:
+	case r.Post == db.PostMembers && !a.Member, !id.Guest() && !a.Member:
+		// An account posts where it is a member: its socket carries its
+		// rooms only, so a room it has not joined it would not hear back.
 		a.Why = errPostMembers
 	case id.Guest():
 		a.Why = h.mayGuestSend()
@@ -333,11 +335,15 @@ func directTitle(people []db.Member, me int64) string {
 
 // Limits of rooms.
 const (
-	maxRoomName     = 64  // characters
-	maxRoomTopic    = 256 // characters
-	maxDirectPeople = 16  // people in one direct room, with its creator
-	maxInvited      = 50  // people named when a room is created
+	maxRoomName     = 64     // characters
+	maxRoomTopic    = 256    // characters
+	maxDirectPeople = 16     // people in one direct room, with its creator
+	maxInvited      = 50     // people named when a room is created
+	maxRooms        = 10_000 // rooms on the server, archived ones too
 )
+
+// errTooManyRooms refuses a room past maxRooms.
+var errTooManyRooms = &Refusal{"forbidden", fmt.Sprintf("this server has its most rooms (%d): archive or reuse one", maxRooms)}
 
 // NewRoom is what a person asks for when they create a room.
 type NewRoom struct {
@@ -376,6 +382,12 @@ func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomVi
 	}
 	if len(nr.Members) > maxInvited {
 		return RoomView{}, false, &Refusal{"bad_request", fmt.Sprintf("at most %d people may be named at once", maxInvited)}
+	}
+	h.dir.mu.RLock()
+	full := len(h.dir.rooms) >= maxRooms
+	h.dir.mu.RUnlock()
+	if full {
+		return RoomView{}, false, errTooManyRooms
 	}
 	members := []int64{id.UserID}
 	for _, name := range nr.Members {
@@ -483,7 +495,7 @@ func cleanRoomName(name string) (string, error) {
 	case n > maxRoomName:
 		return "", &Refusal{"too_long", fmt.Sprintf("a room's name is at most %d characters", maxRoomName)}
 	}
-	if r, i := invisibleInName(name); i >= 0 {
+	if r, ok := unseen(name); ok {
 		return "", &Refusal{"bad_request", "a room's name may not contain " + fmt.Sprintf("U+%04X", r)}
 	}
 	return name, nil
@@ -494,10 +506,24 @@ func cleanTopic(topic string) (string, error) {
 	if len([]rune(topic)) > maxRoomTopic {
 		return "", &Refusal{"too_long", fmt.Sprintf("a topic is at most %d characters", maxRoomTopic)}
 	}
-	if r, i := invisibleInName(topic); i >= 0 {
+	if r, ok := unseen(topic); ok {
 		return "", &Refusal{"bad_request", "a topic may not contain " + fmt.Sprintf("U+%04X", r)}
 	}
 	return topic, nil
+}
+
+// unseen finds a character a room's name or topic may not have: a control
+// character, or one a name may not have (invisible, bidi controls).
+func unseen(s string) (rune, bool) {
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return r, true
+		}
+	}
+	if r, i := invisibleInName(s); i >= 0 {
+		return r, true
+	}
+	return 0, false
 }
 
 // slugOf makes a room's address from its name: small letters, digits and

@@ -11,7 +11,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
+
+	"golang.org/x/time/rate"
 
 	"nochat/chat"
 	"nochat/db"
@@ -63,17 +66,46 @@ func addRoomRoutes(mux *http.ServeMux, d Deps) {
 		return allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, h))
 	}
 	change := guardJSON(d)
+	// Creating, inviting, joining...: a person's bursts, not a script's.
+	limited := limitRoomChanges(d, newKeyedLimiter(rate.Every(roomChangeEvery), roomChangeBurst))
 	mux.Handle("GET /rooms", read(rooms.list))
-	mux.Handle("POST /rooms", change(rooms.create))
+	mux.Handle("POST /rooms", limited(change(rooms.create)))
 	mux.Handle("GET /rooms/{slug}", read(rooms.show))
-	mux.Handle("PATCH /rooms/{slug}", change(rooms.change))
-	mux.Handle("POST /rooms/{slug}/join", change(rooms.join))
-	mux.Handle("POST /rooms/{slug}/leave", change(rooms.leave))
-	mux.Handle("POST /rooms/{slug}/members", change(rooms.invite))
-	mux.Handle("DELETE /rooms/{slug}/members/{id}", change(rooms.remove))
+	mux.Handle("PATCH /rooms/{slug}", limited(change(rooms.change)))
+	mux.Handle("POST /rooms/{slug}/join", limited(change(rooms.join)))
+	mux.Handle("POST /rooms/{slug}/leave", limited(change(rooms.leave)))
+	mux.Handle("POST /rooms/{slug}/members", limited(change(rooms.invite)))
+	mux.Handle("DELETE /rooms/{slug}/members/{id}", limited(change(rooms.remove)))
 	mux.Handle("GET /rooms/{slug}/messages/latest/{n}", read(rooms.latest))
 	mux.Handle("GET /rooms/{slug}/messages", read(rooms.history))
 	mux.Handle("POST /rooms/{slug}/messages", guardSend(d)(change(rooms.send)))
+}
+
+// Room changes per person (or, for a guest, per address): a burst of
+// roomChangeBurst, then one every roomChangeEvery.
+const (
+	roomChangeEvery = 2 * time.Second
+	roomChangeBurst = 20
+)
+
+var errRoomChangesLimited = errors.New("too many room changes at once: wait a moment and try again")
+
+// limitRoomChanges refuses, with 429, changes past the limiter's rate.
+func limitRoomChanges(d Deps, limiter *keyedLimiter) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			key := "ip " + chat.ClientIP(r, d.TrustProxy)
+			if id := d.Auth.Identity(r); !id.Guest() {
+				key = "account " + strconv.FormatInt(id.UserID, 10)
+			}
+			if !limiter.allow(key) {
+				w.Header().Set("Retry-After", strconv.Itoa(int(roomChangeEvery/time.Second)))
+				writeError(w, r, d.Log, http.StatusTooManyRequests, errRoomChangesLimited)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // guardJSON refuses a change that is not JSON from an allowed origin: a

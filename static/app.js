@@ -1284,6 +1284,11 @@
       : d.post === 'admins' ? 'Only admins post in this room.'
       : !d.member && d.kind === 'open' ? 'Join this room to post in it.'
       : 'You cannot post here.';
+    // An open room looked into: a button to join instead of a composer.
+    const looking = signedIn && !d.member && d.kind === 'open' && !d.archived;
+    $('join-bar').hidden = !looking;
+    form.hidden = looking;
+    if (looking) $('join-name').textContent = $('room-name-text').textContent;
     if (!ended) {
       msgInput.disabled = !!why;
       sendBtn.disabled = !!why;
@@ -1384,6 +1389,9 @@
           switchRoom('lobby', true);
         } else {
           roomDetail(room.slug).then(applyRights).catch(() => {});
+          // Joined a room looked into: its messages since the page loaded
+          // were not on this socket.
+          if (d.joined) resync();
         }
       }
     }
@@ -1490,12 +1498,14 @@
       form.elements.topic.value = $('room-topic').textContent;
       edit();
     });
-    $('room-join')?.addEventListener('click', async () => {
+    const join = async () => {
       roomMenu.open = false;
       try {
         await api('POST', `/rooms/${encodeURIComponent(room.slug)}/join`);
       } catch (err) { notice('Could not join: ' + err.message); }
-    });
+    };
+    $('room-join')?.addEventListener('click', join);
+    $('join-now')?.addEventListener('click', join);
     $('room-leave')?.addEventListener('click', async () => {
       roomMenu.open = false;
       if (!confirm(`Leave ${$('room-name-text').textContent}?`)) return;
