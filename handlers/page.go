@@ -123,6 +123,7 @@ func handleRoot(log *slog.Logger, hub room, store latestReader, admins adminChec
 		}
 		p.Admin = admins != nil && admins.AdminAs(r, id)
 		p.User, p.UserID, p.SignIn = id.Name, id.UserID, admins != nil
+		p.GuestsMay = hub.GuestsMayRead()
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("Vary", "Cookie") // an admin's page has more controls
 		render(w, r, log, http.StatusOK, views.ChatPage(p, views.Chat{

@@ -24,7 +24,7 @@ import (
 // its session cookie; a room the person may not see is 404, exactly as a
 // room that does not exist, so that private rooms are not revealed.
 //
-//	GET    /rooms                                 mine, and open ones to join
+//	GET    /rooms[?include=open]                  mine (and open ones to join)
 //	POST   /rooms                                 create {name, kind, members, topic, post, guests}
 //	GET    /rooms/{slug}                          one room, with its members
 //	PATCH  /rooms/{slug}                          change {name, topic, post, guests, archived}: admin or creator
@@ -162,16 +162,28 @@ func (rr *roomRoutes) room(w http.ResponseWriter, r *http.Request) (db.Room, cha
 	return room, id, a, true
 }
 
+// list is GET /rooms: the person's rooms; with ?include=open, the open
+// rooms they may join too (member false), as the page's sidebar shows.
 func (rr *roomRoutes) list(w http.ResponseWriter, r *http.Request) {
-	rooms, err := rr.hub.Rooms(r.Context(), rr.who.Identity(r))
+	include, _, err := singleQuery(r, "include")
+	if err != nil || include != "" && include != "open" {
+		writeError(w, r, rr.log, http.StatusBadRequest, errors.New("include must be open, or absent"))
+		return
+	}
+	id := rr.who.Identity(r)
+	rooms, err := rr.hub.Rooms(r.Context(), id)
 	if err != nil {
 		writeError(w, r, rr.log, http.StatusServiceUnavailable, err)
 		return
 	}
-	if rooms == nil {
-		rooms = []chat.RoomView{}
+	mine := make([]chat.RoomView, 0, len(rooms))
+	for _, v := range rooms {
+		// A guest's rooms are the open ones that let guests in.
+		if v.Member || id.Guest() || include == "open" {
+			mine = append(mine, v)
+		}
 	}
-	encode(w, http.StatusOK, rooms)
+	encode(w, http.StatusOK, mine)
 }
 
 // roomDetail is GET /rooms/{slug}: the room, what the asker may do, and

@@ -1206,7 +1206,7 @@
     refreshTimer = setTimeout(async () => {
       refreshTimer = 0;
       try {
-        const res = await fetch('/rooms', { headers: { Accept: 'application/json' }, cache: 'no-store' });
+        const res = await fetch('/rooms?include=open', { headers: { Accept: 'application/json' }, cache: 'no-store' });
         if (!res.ok) return;
         const rooms = await res.json();
         if (Array.isArray(rooms)) renderRooms(rooms);
@@ -1473,7 +1473,10 @@
 
   if (signedIn) {
     const newRoom = formDialog('new-room-dialog', async (v) => {
-      const r = await api('POST', '/rooms', { name: v.name, kind: v.kind, topic: v.topic, members: names(v.members) });
+      const r = await api('POST', '/rooms', {
+        name: v.name, kind: v.kind, topic: v.topic, members: names(v.members),
+        post: v.post || 'everyone', guests: v.guests === 'true' && v.kind === 'open',
+      });
       refreshRooms();
       await switchRoom(r.slug, true);
     });
@@ -1487,15 +1490,38 @@
       notice(`${m.user} is in the room now.`);
     });
     const edit = formDialog('edit-dialog', async (v) => {
-      await api('PATCH', `/rooms/${encodeURIComponent(room.slug)}`, { name: v.name, topic: v.topic });
+      const change = { name: v.name, topic: v.topic };
+      if (v.post && v.post !== $('edit-form').dataset.post) change.post = v.post;
+      if ($('edit-form').elements.guests) change.guests = v.guests === 'true';
+      await api('PATCH', `/rooms/${encodeURIComponent(room.slug)}`, change);
     });
     $('new-room')?.addEventListener('click', newRoom);
     $('new-dm')?.addEventListener('click', newDM);
     $('room-invite')?.addEventListener('click', invite);
-    $('room-edit')?.addEventListener('click', () => {
+    $('room-edit')?.addEventListener('click', async () => {
       const form = $('edit-form');
-      form.elements.name.value = $('room-name-text').textContent;
-      form.elements.topic.value = $('room-topic').textContent;
+      try {
+        const d = await roomDetail(room.slug);
+        form.elements.name.value = d.name;
+        form.elements.topic.value = d.topic || '';
+        // A rule this person may not choose (admins only, for a creator
+        // who is not an admin) is shown as it is and left alone.
+        const post = form.elements.post;
+        for (const o of [...post.options]) if (o.dataset.shown) o.remove();
+        const choosable = [...post.options].some((o) => o.value === d.post);
+        if (!choosable) {
+          const o = new Option('Admins only (announcements)', d.post);
+          o.dataset.shown = '1';
+          post.add(o);
+        }
+        post.value = d.post;
+        post.disabled = !choosable;
+        form.dataset.post = d.post;
+        if (form.elements.guests) {
+          form.elements.guests.checked = !!d.guests;
+          form.elements.guests.closest('label').hidden = d.kind !== 'open';
+        }
+      } catch (err) { notice('Could not read the room: ' + err.message); return; }
       edit();
     });
     const join = async () => {

@@ -21,6 +21,9 @@ type Page struct {
 	User    string // the signed-in reader's account name; "" for a guest
 	UserID  int64  // the signed-in reader's account; 0 for a guest
 	SignIn  bool   // NoChat has sign-in: offer it to guests, sign-out to others
+	// GuestsMay is whether guests may use the chat at all: only then is
+	// letting them into a room offered.
+	GuestsMay bool
 }
 
 // Chat is what the chat page shows besides what every page has.
