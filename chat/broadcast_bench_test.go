@@ -85,9 +85,16 @@ func rawEcho(b *testing.B, addr string) net.Conn {
 	if err != nil {
 		b.Fatal(err)
 	}
-	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+	upgradeRaw(b, c, "/", "echo-protocol")
+	return c
+}
+
+// upgradeRaw upgrades c to a WebSocket at path, by hand.
+func upgradeRaw(b *testing.B, c net.Conn, path, proto string) {
+	b.Helper()
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"+
-		"Sec-WebSocket-Protocol: echo-protocol\r\n\r\n", addr)
+		"Sec-WebSocket-Protocol: %s\r\n\r\n", path, proto)
 	// Read the 101 byte by byte, so that no frame is left in a buffer.
 	var head []byte
 	one := make([]byte, 1)
@@ -100,18 +107,22 @@ func rawEcho(b *testing.B, addr string) net.Conn {
 	if !strings.HasPrefix(string(head), "HTTP/1.1 101 ") {
 		b.Fatalf("handshake: %q", head)
 	}
-	return c
 }
 
 // countTextFrames reads server frames (unmasked) until the connection ends,
 // counting the text ones.
-func countTextFrames(c net.Conn, n *atomic.Int64) {
-	br := bufio.NewReaderSize(c, 64<<10)
+func countTextFrames(c net.Conn, n *atomic.Int64) { countFrames(c, n, "") }
+
+// countFrames reads server frames until the connection ends, counting
+// into n (if not nil) the text frames whose payload starts with prefix.
+func countFrames(c net.Conn, n *atomic.Int64, prefix string) {
+	br := bufio.NewReaderSize(c, 16<<10)
 	var hdr [8]byte
 	for {
 		if _, err := io.ReadFull(br, hdr[:2]); err != nil {
 			return
 		}
+		text := hdr[0]&0x0f == 1
 		size := int64(hdr[1] & 0x7f)
 		switch size {
 		case 126:
@@ -120,13 +131,25 @@ func countTextFrames(c net.Conn, n *atomic.Int64) {
 			}
 			size = int64(hdr[0])<<8 | int64(hdr[1])
 		case 127:
-			return // no chat frame is this large
+			if _, err := io.ReadFull(br, hdr[:8]); err != nil {
+				return
+			}
+			size = 0
+			for _, x := range hdr[:8] {
+				size = size<<8 | int64(x)
+			}
+		}
+		if n != nil && text && size >= int64(len(prefix)) {
+			head, err := br.Peek(len(prefix))
+			if err != nil {
+				return
+			}
+			if string(head) == prefix {
+				n.Add(1)
+			}
 		}
 		if _, err := br.Discard(int(size)); err != nil {
 			return
-		}
-		if hdr[0]&0x0f == 1 {
-			n.Add(1)
 		}
 	}
 }

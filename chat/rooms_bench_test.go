@@ -1,10 +1,7 @@
 package chat_test
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -124,13 +121,13 @@ func benchRoomDelivery(b *testing.B, others int) {
 	for gi, g := range groups {
 		for range g.conns {
 			c := ln.dial()
-			rawV1(b, c, g.user)
+			upgradeRaw(b, c, "/?as="+strconv.FormatInt(g.user, 10), "nochat.v1")
 			conns = append(conns, c)
 			counter := &got
 			if gi != 0 {
 				counter = nil // the other rooms' readers only drain
 			}
-			wg.Go(func() { countMessageFrames(c, counter) })
+			wg.Go(func() { countFrames(c, counter, `{"type":"message"`) })
 		}
 	}
 	waitOnline(b, hub, len(conns))
@@ -159,66 +156,6 @@ func benchRoomDelivery(b *testing.B, others int) {
 		b.ReportMetric(float64(timer.took.Load())/float64(n)/1e3, "broadcast-µs/msg")
 	}
 	b.ReportMetric(float64(len(conns)), "connections")
-}
-
-// rawV1 upgrades c to nochat.v1 as the account user, by hand.
-func rawV1(b *testing.B, c net.Conn, user int64) {
-	b.Helper()
-	fmt.Fprintf(c, "GET /?as=%d HTTP/1.1\r\nHost: pipe\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"+
-		"Sec-WebSocket-Protocol: nochat.v1\r\n\r\n", user)
-	var head []byte
-	one := make([]byte, 1)
-	for !strings.HasSuffix(string(head), "\r\n\r\n") {
-		if _, err := c.Read(one); err != nil {
-			b.Fatalf("handshake: %v after %q", err, head)
-		}
-		head = append(head, one[0])
-	}
-	if !strings.HasPrefix(string(head), "HTTP/1.1 101 ") {
-		b.Fatalf("handshake: %q", head)
-	}
-}
-
-// countMessageFrames reads server frames until the connection ends,
-// counting the message frames into n (if not nil).
-func countMessageFrames(c net.Conn, n *atomic.Int64) {
-	br := bufio.NewReaderSize(c, 16<<10)
-	var hdr [8]byte
-	prefix := []byte(`{"type":"message"`)
-	for {
-		if _, err := io.ReadFull(br, hdr[:2]); err != nil {
-			return
-		}
-		size := int64(hdr[1] & 0x7f)
-		switch size {
-		case 126:
-			if _, err := io.ReadFull(br, hdr[:2]); err != nil {
-				return
-			}
-			size = int64(hdr[0])<<8 | int64(hdr[1])
-		case 127:
-			if _, err := io.ReadFull(br, hdr[:8]); err != nil {
-				return
-			}
-			size = 0
-			for _, x := range hdr[:8] {
-				size = size<<8 | int64(x)
-			}
-		}
-		if n != nil && size >= int64(len(prefix)) {
-			head, err := br.Peek(len(prefix))
-			if err != nil {
-				return
-			}
-			if string(head) == string(prefix) {
-				n.Add(1)
-			}
-		}
-		if _, err := br.Discard(int(size)); err != nil {
-			return
-		}
-	}
 }
 
 // pipeListener is a net.Listener of in-memory connections: dial returns

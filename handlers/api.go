@@ -152,31 +152,9 @@ func handleSendJSON(log *slog.Logger, hub sender, who identifier) http.Handler {
 			writeError(w, r, log, http.StatusBadRequest, err)
 			return
 		}
-		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				writeError(w, r, log, http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", tooBig.Limit))
-				return
-			}
-			writeError(w, r, log, http.StatusBadRequest, fmt.Errorf("read body: %v", err))
-			return
-		}
-		// Checked before decoding, as the WebSocket path does: encoding/json
-		// quietly turns invalid bytes into U+FFFD, which would store a
-		// message the sender did not write.
-		if !utf8.Valid(raw) {
-			writeError(w, r, log, http.StatusBadRequest, errors.New("body is not valid UTF-8"))
-			return
-		}
 		var body sendBody
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		if err := dec.Decode(&body); err != nil {
-			writeError(w, r, log, http.StatusBadRequest, fmt.Errorf("body must be JSON {\"user\": string, \"message\": string}: %v", err))
-			return
-		}
-		if err := dec.Decode(&struct{}{}); err != io.EOF {
-			writeError(w, r, log, http.StatusBadRequest, errors.New("body must be one JSON object"))
+		if err := readJSON(w, r, &body, `{"user": string, "message": string}`); err != nil {
+			writeBodyError(w, r, log, err)
 			return
 		}
 		if body.Message == nil {
@@ -191,6 +169,51 @@ func handleSendJSON(log *slog.Logger, hub sender, who identifier) http.Handler {
 		markReplay(w, st)
 		encode(w, http.StatusCreated, st.Message)
 	})
+}
+
+// readJSON decodes one JSON object of at most maxBodyBytes into v.
+func readJSON(w http.ResponseWriter, r *http.Request, v any, shape string) error {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return &statusError{http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", tooBig.Limit)}
+		}
+		return fmt.Errorf("read body: %v", err)
+	}
+	// Checked before decoding, as the WebSocket path does: encoding/json
+	// quietly turns invalid bytes into U+FFFD, which would store a message
+	// the sender did not write.
+	if !utf8.Valid(raw) {
+		return errors.New("body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("body must be JSON %s: %v", shape, err)
+	}
+	if err := dec.Decode(&struct{}{}); err != io.EOF {
+		return errors.New("body must be one JSON object")
+	}
+	return nil
+}
+
+// statusError is an error with the status to answer it with.
+type statusError struct {
+	status int
+	err    error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
+
+// writeBodyError answers a body readJSON refused: 400, or its own status.
+func writeBodyError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	var se *statusError
+	if errors.As(err, &se) {
+		writeError(w, r, log, se.status, se.err)
+		return
+	}
+	writeError(w, r, log, http.StatusBadRequest, err)
 }
 
 // idempotencyKeyHeader names a REST send, as a cid names a nochat.v1 send:

@@ -1,18 +1,13 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 
@@ -213,48 +208,6 @@ func (rr *roomRoutes) show(w http.ResponseWriter, r *http.Request) {
 	encode(w, http.StatusOK, roomDetail{Room: room, Member: a.Member, MayPost: a.Post, Manage: a.Manage, Invite: a.Invite, People: people})
 }
 
-// readJSON decodes one JSON object of at most maxBodyBytes into v.
-func readJSON(w http.ResponseWriter, r *http.Request, v any, shape string) error {
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return &statusError{http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than %d bytes", tooBig.Limit)}
-		}
-		return fmt.Errorf("read body: %v", err)
-	}
-	if !utf8.Valid(raw) {
-		return errors.New("body is not valid UTF-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("body must be JSON %s: %v", shape, err)
-	}
-	if err := dec.Decode(&struct{}{}); err != io.EOF {
-		return errors.New("body must be one JSON object")
-	}
-	return nil
-}
-
-// statusError is an error with the status to answer it with.
-type statusError struct {
-	status int
-	err    error
-}
-
-func (e *statusError) Error() string { return e.err.Error() }
-func (e *statusError) Unwrap() error { return e.err }
-
-// writeBodyError answers a body readJSON refused.
-func (rr *roomRoutes) writeBodyError(w http.ResponseWriter, r *http.Request, err error) {
-	var se *statusError
-	if errors.As(err, &se) {
-		writeError(w, r, rr.log, se.status, se.err)
-		return
-	}
-	writeError(w, r, rr.log, http.StatusBadRequest, err)
-}
-
 type createBody struct {
 	Name    string   `json:"name"`
 	Kind    string   `json:"kind"`
@@ -267,7 +220,7 @@ type createBody struct {
 func (rr *roomRoutes) create(w http.ResponseWriter, r *http.Request) {
 	var body createBody
 	if err := readJSON(w, r, &body, `{"name": string, "kind": "open"|"private"|"direct", "members": [names]}`); err != nil {
-		rr.writeBodyError(w, r, err)
+		writeBodyError(w, r, rr.log, err)
 		return
 	}
 	v, created, err := rr.hub.CreateRoom(r.Context(), rr.who.Identity(r), chat.NewRoom{
@@ -300,7 +253,7 @@ func (rr *roomRoutes) change(w http.ResponseWriter, r *http.Request) {
 	}
 	var body changeBody
 	if err := readJSON(w, r, &body, `{"name", "topic", "post", "guests", "archived"}`); err != nil {
-		rr.writeBodyError(w, r, err)
+		writeBodyError(w, r, rr.log, err)
 		return
 	}
 	next, err := rr.hub.ChangeRoom(r.Context(), id, room, chat.RoomChange{
@@ -318,7 +271,12 @@ func (rr *roomRoutes) join(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := rr.hub.Join(r.Context(), id, room); err != nil {
+	rr.done(w, r, rr.hub.Join(r.Context(), id, room))
+}
+
+// done answers a change with no body: 204, or the refusal.
+func (rr *roomRoutes) done(w http.ResponseWriter, r *http.Request, err error) {
+	if err != nil {
 		writeError(w, r, rr.log, sendStatus(err), err)
 		return
 	}
@@ -334,11 +292,7 @@ func (rr *roomRoutes) leave(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, rr.log, http.StatusConflict, errors.New("you are not in this room"))
 		return
 	}
-	if err := rr.hub.Leave(r.Context(), id, room); err != nil {
-		writeError(w, r, rr.log, sendStatus(err), err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	rr.done(w, r, rr.hub.Leave(r.Context(), id, room))
 }
 
 type inviteBody struct {
@@ -352,7 +306,7 @@ func (rr *roomRoutes) invite(w http.ResponseWriter, r *http.Request) {
 	}
 	var body inviteBody
 	if err := readJSON(w, r, &body, `{"user": name}`); err != nil {
-		rr.writeBodyError(w, r, err)
+		writeBodyError(w, r, rr.log, err)
 		return
 	}
 	who, err := rr.hub.Invite(r.Context(), id, room, body.User)
@@ -378,11 +332,7 @@ func (rr *roomRoutes) remove(w http.ResponseWriter, r *http.Request) {
 	} else {
 		err = rr.hub.RemoveMember(r.Context(), id, room, user)
 	}
-	if err != nil {
-		writeError(w, r, rr.log, sendStatus(err), err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	rr.done(w, r, err)
 }
 
 func (rr *roomRoutes) latest(w http.ResponseWriter, r *http.Request) {
@@ -441,7 +391,7 @@ func (rr *roomRoutes) send(w http.ResponseWriter, r *http.Request) {
 	}
 	var body roomSendBody
 	if err := readJSON(w, r, &body, `{"message": string}`); err != nil {
-		rr.writeBodyError(w, r, err)
+		writeBodyError(w, r, rr.log, err)
 		return
 	}
 	if body.Message == nil {
