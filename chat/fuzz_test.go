@@ -34,6 +34,25 @@ func FuzzDecodeCommand(f *testing.F) {
 		`{"type":"send","type":"nick","data":{"user":"dup","message":"dup"}}`,
 		`{"type":"send","data":{"message":"\ud800\udc00 \ud800"}}`,
 		`[1,2]`, `null`, ``, `{`, "\xff",
+		// Rooms: send, typing and read name one.
+		`{"type":"send","data":{"room":2,"message":"in a room","cid":"c2"}}`,
+		`{"type":"send","data":{"room":-1,"message":"x","cid":"c"}}`,
+		`{"type":"send","data":{"room":"2","message":"x","cid":"c"}}`,
+		`{"type":"send","data":{"room":1e3,"message":"x","cid":"c"}}`,
+		`{"type":"send","data":{"room":9223372036854775808,"message":"x","cid":"c"}}`,
+		`{"type":"typing","data":{"room":7}}`,
+		`{"type":"typing","data":{"room":-7}}`,
+		`{"type":"typing","data":{"room":0,"id":-1}}`,
+		`{"type":"read","data":{"room":3,"id":42}}`,
+		`{"type":"read","data":{"room":3,"id":0}}`,
+		`{"type":"read","data":{"room":3}}`,
+		`{"type":"read","data":{"room":-3,"id":42}}`,
+		`{"type":"read","data":{"room":3,"id":-42}}`,
+		`{"type":"read","data":{"room":3.5,"id":42}}`,
+		`{"type":"read","data":{"room":null,"id":42}}`,
+		`{"type":"read","data":{"id":1,"ID":2,"room":1,"Room":-1}}`,
+		`{"type":"read"}`,
+		`{"type":"read","data":[3,42]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -61,9 +80,17 @@ func FuzzDecodeCommand(f *testing.F) {
 			if !ValidCID(cmd.CID) {
 				t.Fatalf("decoded cid %q is not valid", cmd.CID)
 			}
+		case "read":
+			if cmd.ID < 1 {
+				t.Fatalf("decoded a read of message id %d", cmd.ID)
+			}
 		case "nick", "typing":
 		default:
 			t.Fatalf("decoded unknown type %q", cmd.Type)
+		}
+		// A room is a room's id: none is the default room, never 0 or less.
+		if cmd.Type != "nick" && cmd.Room < 1 {
+			t.Fatalf("decoded %s in room %d", cmd.Type, cmd.Room)
 		}
 		if !utf8.ValidString(cmd.Message) || !utf8.ValidString(cmd.User) {
 			t.Fatalf("decoded invalid UTF-8: %+v", cmd)
@@ -72,17 +99,52 @@ func FuzzDecodeCommand(f *testing.F) {
 		var data any
 		switch cmd.Type {
 		case "send":
-			data = map[string]string{"message": cmd.Message, "cid": cmd.CID}
+			data = map[string]any{"room": cmd.Room, "message": cmd.Message, "cid": cmd.CID}
 		case "nick":
 			data = map[string]string{"user": cmd.User}
+		case "read":
+			data = map[string]int64{"room": cmd.Room, "id": cmd.ID}
 		default:
-			data = map[string]string{}
+			data = map[string]int64{"room": cmd.Room}
 		}
 		again, err := DecodeCommand(encode(cmd.Type, data))
 		if err != nil || again != cmd {
 			t.Fatalf("re-encoded %+v decodes as %+v, %v", cmd, again, err)
 		}
 	})
+}
+
+// A read frame moves a read marker: it must name a room and a message.
+func TestDecodeCommandRefusesReadsOfNothing(t *testing.T) {
+	for _, frame := range []string{
+		`{"type":"read","data":{"room":3,"id":0}}`,
+		`{"type":"read","data":{"room":3}}`,
+		`{"type":"read"}`,
+		`{"type":"read","data":null}`,
+		`{"type":"read","data":{"room":3,"id":-1}}`,
+		`{"type":"read","data":{"room":-1,"id":5}}`,
+		`{"type":"read","data":{"room":"3","id":5}}`,
+		`{"type":"read","data":{"room":3,"id":5.5}}`,
+		`{"type":"typing","data":{"room":-1}}`,
+		`{"type":"send","data":{"room":-1,"message":"x","cid":"c"}}`,
+	} {
+		cmd, err := DecodeCommand([]byte(frame))
+		var r *Refusal
+		if !errors.As(err, &r) || r.Code != "bad_request" {
+			t.Errorf("%s: decoded %+v, %v; want a bad_request refusal", frame, cmd, err)
+		}
+	}
+	for frame, want := range map[string]Command{
+		`{"type":"read","data":{"room":3,"id":5}}`:                 {Type: "read", Room: 3, ID: 5},
+		`{"type":"read","data":{"id":5}}`:                          {Type: "read", Room: db.DefaultRoom, ID: 5},
+		`{"type":"typing","data":{"room":4}}`:                      {Type: "typing", Room: 4},
+		`{"type":"typing"}`:                                        {Type: "typing", Room: db.DefaultRoom},
+		`{"type":"send","data":{"room":2,"message":"m","cid":""}}`: {Type: "send", Room: 2, Message: "m"},
+	} {
+		if cmd, err := DecodeCommand([]byte(frame)); err != nil || cmd != want {
+			t.Errorf("%s: decoded %+v, %v; want %+v", frame, cmd, err, want)
+		}
+	}
 }
 
 func FuzzCleanMessage(f *testing.F) {

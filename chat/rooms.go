@@ -436,9 +436,26 @@ func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomVi
 		for _, m := range uniq(members) {
 			h.memberChanged(m, r.ID, true)
 		}
+	} else if err := h.rejoinDirect(ctx, id, r); err != nil {
+		return RoomView{}, false, err
 	}
 	v, err := h.view(ctx, id, r)
 	return v, created, err
+}
+
+// rejoinDirect puts id back in the direct room its people already had,
+// if id left it: starting the conversation again is how one gets it back.
+// Only the one who asks is put back; the others who left stay out.
+func (h *Hub) rejoinDirect(ctx context.Context, id Identity, r db.Room) error {
+	mine, err := h.roomsOf(ctx, id.UserID)
+	if err != nil || mine.has(r.ID) {
+		return err
+	}
+	if err := h.store.AddMember(ctx, r.ID, id.UserID); err != nil {
+		return fmt.Errorf("%w (%w)", ErrStore, err)
+	}
+	h.memberChanged(id.UserID, r.ID, true)
+	return nil
 }
 
 func cmpOr(s, def string) string {
@@ -528,7 +545,9 @@ func unseen(s string) (rune, bool) {
 
 // slugOf makes a room's address from its name: small letters, digits and
 // dashes ("3D printers!" is 3d-printers); a name with none of those is
-// "room"; try > 0 adds -2, -3... for a slug another room has.
+// "room"; try > 0 adds -2, -3... for a slug another room has, and past
+// slugNumbered tries a random suffix: many rooms may share a name
+// ("General"), and the tries are bounded.
 func slugOf(name string, try int) string {
 	var b strings.Builder
 	dash := false
@@ -551,11 +570,18 @@ func slugOf(name string, try int) string {
 	if slug == "" {
 		slug = "room"
 	}
-	if try > 0 {
+	switch {
+	case try >= slugNumbered:
+		slug += "-" + newID()[:6]
+	case try > 0:
 		slug += "-" + strconv.Itoa(try+1)
 	}
 	return slug
 }
+
+// slugNumbered is how many slugs slugOf numbers before it picks random
+// ones: room, room-2 ... room-10, then room-3f9a0c.
+const slugNumbered = 10
 
 // memberChanged tells the directory and the broadcaster that user joined
 // (in) or left room, after the store has it.

@@ -142,9 +142,12 @@ func apiErrors(mux *http.ServeMux) http.Handler {
 	})
 }
 
-// isREST reports whether r is for the tutorial's REST routes, whose every
-// answer, a refusal too, is JSON.
-func isREST(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/discussion") }
+// isREST reports whether r is for the REST routes (the tutorial's and the
+// rooms'), whose every answer, a refusal too, is JSON.
+func isREST(r *http.Request) bool {
+	p := r.URL.Path
+	return strings.HasPrefix(p, "/discussion") || p == "/rooms" || strings.HasPrefix(p, "/rooms/")
+}
 
 // jsonStatusWriter replaces a plain-text error body with {"error": ...}.
 type jsonStatusWriter struct {

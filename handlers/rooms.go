@@ -288,7 +288,7 @@ func (rr *roomRoutes) leave(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !a.Member {
+	if !a.Member && !id.Guest() { // a guest is told to sign in, by Leave
 		writeError(w, r, rr.log, http.StatusConflict, errors.New("you are not in this room"))
 		return
 	}

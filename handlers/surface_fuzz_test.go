@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"nochat/chat"
 	"nochat/db"
 	"nochat/handlers"
@@ -40,8 +42,10 @@ import (
 // bit 1: send the body chunked; bit 2: hold the body back and, if the
 // server upgrades, send it as the socket's first text frame), method,
 // target, header and body. header is
-// "Name: value" lines; "$HOST" in it stands for the server's host:port and
-// "$SESSION" for a logged-in admin's cookie value. A line-less Host gets
+// "Name: value" lines; "$HOST" in it stands for the server's host:port,
+// "$SESSION" for a logged-in admin's cookie value and "$USER" for a
+// signed-in member's (who is in the private room "den" and the direct room
+// "dm-fuzz", and may join the open room "hall"). A line-less Host gets
 // the server's. The harness owns the framing: it removes CR and LF from the
 // request line and the headers (or the fuzzer would write its own
 // requests), drops Transfer-Encoding (net/http answers an unknown one with
@@ -82,9 +86,11 @@ func surfaceSeeds(assets *static.Assets) []surfaceSeed {
 		v1       = host + "Connection: Upgrade\nUpgrade: websocket\nSec-WebSocket-Version: 13\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\nSec-WebSocket-Protocol: nochat.v1\n"
 		echo     = host + "Connection: keep-alive, Upgrade\nUpgrade: WebSocket\nSec-WebSocket-Version: 13\nSec-WebSocket-Key: AQIDBAUGBwgJCgsMDQ4PEA==\nSec-WebSocket-Protocol: echo-protocol\n"
 		session  = "Cookie: nochat_admin=$SESSION\n"
+		user     = "Cookie: nochat_session=$USER\n"
 		jsonPost = host + "Content-Type: application/json\n"
 		form     = host + "Content-Type: application/x-www-form-urlencoded\n"
 		htmx     = host + session + "HX-Request: true\nOrigin: http://$HOST\nSec-Fetch-Site: same-origin\n"
+		asUser   = jsonPost + user
 	)
 	return []surfaceSeed{
 		// The page and the socket.
@@ -124,6 +130,43 @@ func surfaceSeeds(assets *static.Assets) []surfaceSeed {
 		{1, "POST", "/discussion/shutting%20down", host, ""},
 		{0, "PUT", "/discussion", jsonPost, `{}`},
 		{0, "OPTIONS", "/discussion", host + "Origin: https://other.example\nAccess-Control-Request-Method: POST\n", ""},
+		// The rooms' routes, as a member and as a guest.
+		{0, "GET", "/rooms", host + user, ""},
+		{0, "GET", "/rooms?include=open", host + user, ""},
+		{0, "GET", "/rooms?include=open&include=x", host, ""},
+		{0, "POST", "/rooms", asUser, `{"name":"3D printers!","kind":"open","topic":"PLA","post":"members","guests":true}`},
+		{0, "POST", "/rooms", asUser, `{"name":"!!!","kind":"private","members":["nobody"]}`},
+		{0, "POST", "/rooms", asUser, `{"kind":"direct","members":["fuzzer","fuzzer"]}`},
+		{0, "POST", "/rooms", asUser, `{"name":"a\u202eb","kind":"open"}{}`},
+		{0, "POST", "/rooms", jsonPost, `{"name":"guest","kind":"open"}`},
+		{0, "POST", "/rooms", host + user + "Content-Type: text/plain\n", `{"name":"x","kind":"open"}`},
+		{1, "POST", "/rooms", asUser, `{"name":"while shutting down","kind":"open"}`},
+		{0, "GET", "/rooms/den", host + user, ""},
+		{0, "GET", "/rooms/den", host, ""},
+		{0, "GET", "/rooms/%2F..%2Fden", host + user, ""},
+		{0, "GET", "/rooms/" + strings.Repeat("%C3%A9", 300), host + user, ""},
+		{0, "PATCH", "/rooms/den", asUser, `{"name":"Den 2","topic":"t","post":"admins","guests":true,"archived":false}`},
+		{0, "PATCH", "/rooms/lobby", asUser, `{"archived":true}`},
+		{0, "PATCH", "/rooms/lobby", jsonPost + session, `{"archived":false}`},
+		{0, "POST", "/rooms/hall/join", asUser, `{}`},
+		{0, "POST", "/rooms/hall/leave", asUser + "Origin: https://evil.example\n", `{}`},
+		{0, "POST", "/rooms/lobby/leave", asUser, `{}`},
+		{0, "POST", "/rooms/den/members", asUser, `{"user":"fuzzer"}`},
+		{0, "POST", "/rooms/dm-fuzz/members", asUser, `{"user":"fuzzer"}`},
+		{0, "GET", "/rooms/den/messages/latest/3", host + user, ""},
+		{0, "GET", "/rooms/dm-fuzz/messages/latest/99999999999999999999", host + user, ""},
+		{0, "GET", "/rooms/den/messages?before=2&limit=1", host + user, ""},
+		{0, "GET", "/rooms/hall/messages?before=-1&limit=0", host, ""},
+		{0, "POST", "/rooms/den/messages", asUser + "Idempotency-Key: r-1\n", `{"message":"in the den"}`},
+		{0, "POST", "/rooms/hall/messages", jsonPost, `{"message":"a guest"}`},
+		{1, "POST", "/rooms/den/messages", asUser, `{"message":"while shutting down"}`},
+		{2, "PATCH", "/rooms/den", asUser, `{"topic":"chunked"}`},
+		{4, "GET", "/?after=0", v1 + user, `{"type":"send","data":{"room":2,"message":"hi","cid":"c"}}`},
+		{4, "GET", "/", v1 + user, `{"type":"read","data":{"room":2,"id":1}}`},
+		{4, "GET", "/", v1 + user, `{"type":"typing","data":{"room":9223372036854775807}}`},
+		{4, "GET", "/", v1, `{"type":"read","data":{"room":-1,"id":0}}`},
+		{0, "DELETE", "/rooms/den/members/-9223372036854775808", host + user, ""},
+		{0, "DELETE", "/rooms/hall/members/1", host + user, ""}, // last of the rooms': the member leaves
 		// Health, static files, metrics.
 		{0, "GET", "/healthz", host, ""},
 		{0, "GET", "/healthz", host + "Content-Length: 3\n", "abc"},
@@ -172,6 +215,7 @@ type surfaceFuzzer struct {
 	panics       *atomic.Int64 // panics recovered anywhere in either hub or handler
 
 	session atomic.Value // the admin cookie value "$SESSION" stands for
+	person  atomic.Value // the member's cookie value "$USER" stands for
 	logins  atomic.Int64 // logins so far: each comes from its own address
 }
 
@@ -202,6 +246,30 @@ func newSurfaceFuzzer(f *testing.F) *surfaceFuzzer {
 	}
 	if _, err := store.Insert(context.Background(), drafts); err != nil {
 		f.Fatal(err)
+	}
+	// The member "$USER" signs in as, in rooms of each kind, made before
+	// the hubs load the rooms.
+	hash, err := bcrypt.GenerateFromPassword([]byte(fuzzUserPassword), bcrypt.MinCost)
+	if err != nil {
+		f.Fatal(err)
+	}
+	key, _ := chat.NameKey(fuzzUser)
+	member, err := store.CreateAccount(context.Background(), db.Account{Name: fuzzUser, NameKey: key, PasswordHash: string(hash), Role: db.RoleMember, Created: time.Now()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, r := range []db.Room{
+		{Slug: "den", Name: "Den", Kind: db.KindPrivate, CreatedBy: member.ID},
+		{Slug: "hall", Name: "Hall", Kind: db.KindOpen, Guests: true},
+		{Slug: "dm-fuzz", Kind: db.KindDirect, CreatedBy: member.ID},
+	} {
+		var in []int64
+		if r.Kind != db.KindOpen {
+			in = []int64{member.ID}
+		}
+		if _, _, err := store.CreateRoom(context.Background(), r, in); err != nil {
+			f.Fatal(err)
+		}
 	}
 	fz := &surfaceFuzzer{panics: new(atomic.Int64)}
 	serve := func(shutDown bool) *httptest.Server {
@@ -238,8 +306,38 @@ func newSurfaceFuzzer(f *testing.F) *surfaceFuzzer {
 	fz.closed = serve(true)
 	f.Cleanup(func() { store.Close() })
 	fz.session.Store("")
+	fz.person.Store("")
 	fz.login(f)
+	fz.signIn(f)
+	if fz.person.Load().(string) == "" {
+		f.Fatal("the member could not sign in: $USER would fuzz as a guest")
+	}
 	return fz
+}
+
+// The member "$USER" stands for.
+const (
+	fuzzUser         = "fuzzer"
+	fuzzUserPassword = "password of the fuzzer"
+)
+
+// signIn gets a fresh member session for "$USER", as login does the
+// admin's.
+func (fz *surfaceFuzzer) signIn(tb testing.TB) {
+	n := fz.logins.Add(1)
+	form := url.Values{"name": {fuzzUser}, "password": {fuzzUserPassword}}.Encode()
+	header := fmt.Sprintf("Host: %s\nContent-Type: application/x-www-form-urlencoded\nX-Forwarded-For: 10.251.%d.%d\n",
+		fz.live.Listener.Addr(), byte(n>>8), byte(n))
+	resp, _, err := exchange(fz.live, "POST", "/signin", header, []byte(form), nil, false)
+	if err != nil {
+		tb.Logf("sign in: %v", err)
+		return
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == "nochat_session" && c.Value != "" && c.MaxAge >= 0 {
+			fz.person.Store(c.Value)
+		}
+	}
 }
 
 // login gets a fresh admin session for "$SESSION", from an address of its
@@ -268,8 +366,8 @@ func (fz *surfaceFuzzer) check(t *testing.T, mode uint8, method, target, header 
 	if mode&1 != 0 {
 		srv = fz.closed
 	}
-	session := fz.session.Load().(string)
-	header = strings.NewReplacer("$HOST", srv.Listener.Addr().String(), "$SESSION", session).Replace(header)
+	session, person := fz.session.Load().(string), fz.person.Load().(string)
+	header = strings.NewReplacer("$HOST", srv.Listener.Addr().String(), "$SESSION", session, "$USER", person).Replace(header)
 	target = strings.ReplaceAll(target, "$HOST", srv.Listener.Addr().String())
 	panicsBefore := fz.panics.Load()
 
@@ -312,17 +410,21 @@ func (fz *surfaceFuzzer) check(t *testing.T, mode uint8, method, target, header 
 			t.Fatal("a hub that is shut down upgraded a socket")
 		}
 	}
-	// A logout ends "$SESSION": log in again for the next inputs.
+	// A logout ends "$SESSION", a sign-out "$USER": sign in again for the
+	// next inputs.
 	for _, c := range resp.Cookies() {
 		if c.Name == "nochat_admin" && c.MaxAge < 0 && session != "" && strings.Contains(header, session) {
 			fz.login(t)
+		}
+		if c.Name == "nochat_session" && c.MaxAge < 0 && person != "" && strings.Contains(header, person) {
+			fz.signIn(t)
 		}
 	}
 }
 
 // shutdownRefusal reports whether a 5xx is the one answer a server gives
 // while it shuts down: 503 to a request that needs the hub (a socket, a
-// send) once the hub is closed. A live server has no 5xx to give to any
+// send, a room change) once the hub is closed. A live server has no 5xx to give to any
 // request: its disk is fine, and the harness never hangs up on it early.
 func shutdownRefusal(closedHub bool, method, target string, status int) bool {
 	if !closedHub || status != http.StatusServiceUnavailable {
@@ -332,7 +434,9 @@ func shutdownRefusal(closedHub bool, method, target string, status int) bool {
 	if err != nil {
 		return false
 	}
-	return (method == "GET" && u.Path == "/") || (method == "POST" && (u.Path == "/discussion" || strings.HasPrefix(u.Path, "/discussion/")))
+	rooms := u.Path == "/rooms" || strings.HasPrefix(u.Path, "/rooms/")
+	return (method == "GET" && u.Path == "/") || (method == "POST" && (u.Path == "/discussion" || strings.HasPrefix(u.Path, "/discussion/"))) ||
+		(method != "GET" && method != "HEAD" && rooms)
 }
 
 func clip(b []byte) []byte {
