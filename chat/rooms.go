@@ -636,8 +636,12 @@ func (h *Hub) Invite(ctx context.Context, id Identity, r db.Room, name string) (
 	if err != nil {
 		return db.Account{}, err
 	}
-	if _, err := h.roomsOf(ctx, who.ID); err != nil {
+	theirs, err := h.roomsOf(ctx, who.ID)
+	if err != nil {
 		return db.Account{}, err
+	}
+	if theirs.has(r.ID) {
+		return who, nil // in it already: nothing changes, no one is told
 	}
 	if err := h.store.AddMember(ctx, r.ID, who.ID); err != nil {
 		return db.Account{}, fmt.Errorf("%w (%w)", ErrStore, err)
@@ -668,9 +672,16 @@ func (h *Hub) RemoveMember(ctx context.Context, id Identity, r db.Room, user int
 	return h.removeMember(ctx, r, user)
 }
 
+// errNotMember refuses to take out of a room someone who is not in it.
+var errNotMember = &Refusal{"not_found", "they are not in this room"}
+
 func (h *Hub) removeMember(ctx context.Context, r db.Room, user int64) error {
-	if _, err := h.roomsOf(ctx, user); err != nil {
+	theirs, err := h.roomsOf(ctx, user)
+	if err != nil {
 		return err
+	}
+	if !theirs.has(r.ID) {
+		return errNotMember // told to no one: a "left" frame would be news of nothing
 	}
 	if err := h.store.RemoveMember(ctx, r.ID, user); err != nil {
 		return fmt.Errorf("%w (%w)", ErrStore, err)

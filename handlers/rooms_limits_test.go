@@ -8,6 +8,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
 
 	"nochat/db"
 )
@@ -411,5 +414,62 @@ func TestArchivedRoomRefusesChangesButStaysReadable(t *testing.T) {
 	}
 	if status, _, body := roomCall(t, f.srv, "POST", "/rooms/open/messages", f.ann, `{"message":"again"}`, nil); status != http.StatusCreated {
 		t.Fatalf("sending after unarchiving: %d %s", status, body)
+	}
+}
+
+// membershipsUntil reads c until a message with text, and returns the
+// membership frames (room, user_id, joined) seen before it.
+func membershipsUntil(t *testing.T, c *websocket.Conn, text string) []string {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var seen []string
+	for {
+		var f struct {
+			Type string         `json:"type"`
+			Data map[string]any `json:"data"`
+		}
+		if err := c.ReadJSON(&f); err != nil {
+			t.Fatalf("waiting for %q: %v (memberships so far %v)", text, err, seen)
+		}
+		switch {
+		case f.Type == "membership":
+			seen = append(seen, fmt.Sprint(f.Data["room"], " ", f.Data["user_id"], " ", f.Data["joined"]))
+		case f.Type == "message" && f.Data["message"] == text:
+			return seen
+		}
+	}
+}
+
+func TestMembershipIsToldOnlyWhenItChanges(t *testing.T) {
+	f := newRoomsFixture(t)
+	sock := openSocket(t, f.srv, f.ann)
+	frame(t, sock, "hello")
+	bob := accountID(t, f.auth, "bob")
+	if status, _, body := roomCall(t, f.srv, "POST", "/rooms/secret/members", f.ann, `{"user":"bob"}`, nil); status != http.StatusCreated {
+		t.Fatalf("inviting bob: %d %s", status, body)
+	}
+	// Inviting him again, and removing someone who is not in the room,
+	// change nothing and tell nobody anything.
+	if status, _, body := roomCall(t, f.srv, "POST", "/rooms/secret/members", f.ann, `{"user":"bob"}`, nil); status >= 300 {
+		t.Fatalf("inviting bob again: %d %s", status, body)
+	}
+	if status, _, body := roomCall(t, f.srv, "POST", "/rooms/secret/join", f.bob, `{}`, nil); status != http.StatusNoContent {
+		t.Fatalf("bob joining a room he is in: %d %s", status, body)
+	}
+	status, _, body := roomCall(t, f.srv, "DELETE", fmt.Sprintf("/rooms/open/members/%d", bob), f.boss, "", nil)
+	refused(t, "an admin removing someone not in the room", status, body, http.StatusNotFound, "not in this room")
+	status, _, body = roomCall(t, f.srv, "DELETE", "/rooms/open/members/999999", f.boss, "", nil)
+	refused(t, "an admin removing an account that is not there", status, body, http.StatusNotFound)
+	if status, _, body := roomCall(t, f.srv, "POST", "/rooms/open/messages", f.ann, `{"message":"in open"}`, nil); status != http.StatusCreated {
+		t.Fatalf("sending: %d %s", status, body)
+	}
+	if got := membershipsUntil(t, sock, "in open"); len(got) != 1 {
+		t.Fatalf("membership frames %v, want one: bob joining the secret room", got)
+	}
+	if status, _, body := roomCall(t, f.srv, "POST", "/rooms/secret/messages", f.ann, `{"message":"done"}`, nil); status != http.StatusCreated {
+		t.Fatalf("sending: %d %s", status, body)
+	}
+	if got := membershipsUntil(t, sock, "done"); len(got) != 0 {
+		t.Fatalf("membership frames %v after the first, want none", got)
 	}
 }
