@@ -174,6 +174,8 @@ type Access struct {
 
 // Refusals of the room rules.
 var (
+	// ErrRoomStore is ErrStore for a room change: the database refused it.
+	ErrRoomStore    = &Refusal{"store_failed", "the change could not be stored; try again shortly"}
 	ErrNoRoom       = &Refusal{"no_room", "no such room, or it is not one of yours"}
 	ErrArchived     = &Refusal{"archived", "this room is archived: it is read-only"}
 	errPostAdmins   = &Refusal{"forbidden", "only admins post in this room"}
@@ -363,6 +365,9 @@ func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomVi
 		return RoomView{}, false, errGuestRooms
 	}
 	r := db.Room{Kind: nr.Kind, Post: cmpOr(nr.Post, db.PostEveryone), Guests: nr.Guests, CreatedBy: id.UserID}
+	if r.Kind == db.KindDirect {
+		r.Post = db.PostEveryone // a conversation's people all speak in it
+	}
 	switch r.Kind {
 	case db.KindOpen, db.KindPrivate, db.KindDirect:
 	default:
@@ -423,7 +428,7 @@ func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomVi
 			continue
 		}
 		if err != nil {
-			return RoomView{}, false, fmt.Errorf("%w (%w)", ErrStore, err)
+			return RoomView{}, false, fmt.Errorf("%w (%w)", ErrRoomStore, err)
 		}
 		r = stored
 		break
@@ -452,7 +457,7 @@ func (h *Hub) rejoinDirect(ctx context.Context, id Identity, r db.Room) error {
 		return err
 	}
 	if err := h.store.AddMember(ctx, r.ID, id.UserID); err != nil {
-		return fmt.Errorf("%w (%w)", ErrStore, err)
+		return fmt.Errorf("%w (%w)", ErrRoomStore, err)
 	}
 	h.memberChanged(id.UserID, r.ID, true)
 	return nil
@@ -497,7 +502,7 @@ func (h *Hub) accountNamed(ctx context.Context, name string) (db.Account, error)
 	case errors.Is(err, db.ErrNotFound):
 		return db.Account{}, notFound
 	case err != nil:
-		return db.Account{}, fmt.Errorf("%w (%w)", ErrStore, err)
+		return db.Account{}, fmt.Errorf("%w (%w)", ErrRoomStore, err)
 	case a.Deactivated:
 		return db.Account{}, notFound
 	}
@@ -611,7 +616,7 @@ func (h *Hub) Join(ctx context.Context, id Identity, r db.Room) error {
 		return err
 	}
 	if err := h.store.AddMember(ctx, r.ID, id.UserID); err != nil {
-		return fmt.Errorf("%w (%w)", ErrStore, err)
+		return fmt.Errorf("%w (%w)", ErrRoomStore, err)
 	}
 	h.memberChanged(id.UserID, r.ID, true)
 	return nil
@@ -644,7 +649,7 @@ func (h *Hub) Invite(ctx context.Context, id Identity, r db.Room, name string) (
 		return who, nil // in it already: nothing changes, no one is told
 	}
 	if err := h.store.AddMember(ctx, r.ID, who.ID); err != nil {
-		return db.Account{}, fmt.Errorf("%w (%w)", ErrStore, err)
+		return db.Account{}, fmt.Errorf("%w (%w)", ErrRoomStore, err)
 	}
 	h.memberChanged(who.ID, r.ID, true)
 	return who, nil
@@ -684,7 +689,7 @@ func (h *Hub) removeMember(ctx context.Context, r db.Room, user int64) error {
 		return errNotMember // told to no one: a "left" frame would be news of nothing
 	}
 	if err := h.store.RemoveMember(ctx, r.ID, user); err != nil {
-		return fmt.Errorf("%w (%w)", ErrStore, err)
+		return fmt.Errorf("%w (%w)", ErrRoomStore, err)
 	}
 	h.memberChanged(user, r.ID, false)
 	return nil
@@ -709,8 +714,14 @@ func (h *Hub) ChangeRoom(ctx context.Context, id Identity, r db.Room, ch RoomCha
 	if !a.Manage {
 		return db.Room{}, errNotManager
 	}
+	if ch == (RoomChange{}) {
+		return db.Room{}, &Refusal{"bad_request", "nothing to change: give name, topic, post, guests or archived"}
+	}
+	if r.Kind == db.KindDirect && (ch.Post != nil || ch.Guests != nil || ch.Name != nil) {
+		return db.Room{}, &Refusal{"bad_request", "a direct conversation has no name and fixed rules: only its topic and archiving change"}
+	}
 	next := r
-	if ch.Name != nil && r.Kind != db.KindDirect {
+	if ch.Name != nil {
 		if next.Name, err = cleanRoomName(*ch.Name); err != nil {
 			return db.Room{}, err
 		}
@@ -749,7 +760,7 @@ func (h *Hub) ChangeRoom(ctx context.Context, id Identity, r db.Room, ch RoomCha
 		}
 	}
 	if err := h.store.UpdateRoom(ctx, next); err != nil {
-		return db.Room{}, fmt.Errorf("%w (%w)", ErrStore, err)
+		return db.Room{}, fmt.Errorf("%w (%w)", ErrRoomStore, err)
 	}
 	h.dir.mu.Lock()
 	h.dir.rooms[next.ID] = next

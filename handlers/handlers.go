@@ -233,7 +233,7 @@ func sendStatus(err error) int {
 	switch {
 	case errors.Is(err, chat.ErrShutdown):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, chat.ErrStore):
+	case errors.Is(err, chat.ErrStore), errors.Is(err, chat.ErrRoomStore):
 		return http.StatusServiceUnavailable // the disk is full or failing: try again later
 	case errors.Is(err, chat.ErrUnconfirmed):
 		return http.StatusServiceUnavailable // stored or about to be: retry with the same key

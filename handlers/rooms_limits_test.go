@@ -473,3 +473,16 @@ func TestMembershipIsToldOnlyWhenItChanges(t *testing.T) {
 		t.Fatalf("membership frames %v after the first, want none", got)
 	}
 }
+
+// A PATCH must change something it names; a direct conversation is
+// changed by no one over REST (its people do not manage it, an admin does
+// not see it).
+func TestRoomChangeMustNameAChange(t *testing.T) {
+	f := newRoomsFixture(t)
+	status, _, body := roomCall(t, f.srv, "PATCH", "/rooms/open", f.ann, `{"slug":"elsewhere"}`, nil)
+	refused(t, "a PATCH of nothing it knows", status, body, 400, "nothing to change")
+	status, _, body = roomCall(t, f.srv, "PATCH", "/rooms/"+f.direct, f.ann, `{"post":"admins"}`, nil)
+	refused(t, "a direct room's rule by one of its people", status, body, 403, "only an admin")
+	status, _, body = roomCall(t, f.srv, "PATCH", "/rooms/"+f.direct, f.boss, `{"post":"admins"}`, nil)
+	refused(t, "a direct room's rule by an admin not in it", status, body, 404)
+}
