@@ -236,3 +236,21 @@ func TestRoomActionsAreForAdminsOnly(t *testing.T) {
 		t.Fatalf("audit after refused actions: %q, want none", lines)
 	}
 }
+
+func TestRoomActionsNeedAnAdminAccount(t *testing.T) {
+	// The admin password of a NoChat from before accounts opens the
+	// dashboard but is nobody in the rooms: it is refused, saying why.
+	srv, _, _, _ := testServer{password: "the old admin password"}.start(t)
+	resp := post(t, srv, "/admin/login", "192.0.2.1", url.Values{"password": {"the old admin password"}}, nil)
+	var cookies []string
+	for _, c := range resp.Cookies() {
+		cookies = append(cookies, c.Name+"="+c.Value)
+	}
+	if resp.StatusCode != http.StatusSeeOther || len(cookies) == 0 {
+		t.Fatalf("logging in with the admin password: %d, cookies %q", resp.StatusCode, cookies)
+	}
+	resp, body := request(t, srv, "POST", roomURL(db.DefaultRoom, "unarchive"), url.Values{}, map[string]string{"Cookie": strings.Join(cookies, "; ")})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "admin account") {
+		t.Fatalf("the admin password's POST: %d %s, want 403 asking for an admin account", resp.StatusCode, body)
+	}
+}
