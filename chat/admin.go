@@ -64,6 +64,9 @@ type Connection struct {
 	LastActivity time.Time
 	Received     int64 // frames from the client
 	Sent         int64 // frames to the client
+	// Rooms are the rooms the connection sees now, by id: the ones its
+	// messages come from.
+	Rooms []int64
 }
 
 // Snapshot is the live state of the room for the admin dashboard.
@@ -76,6 +79,9 @@ type Snapshot struct {
 	People      []Person     // the same connections, by person
 	Errors      []db.ErrorEntry
 	Series      Series
+	// InRoom is, for each room with a connection in it, how many
+	// connections see it now (the broadcaster's inRoom index).
+	InRoom map[int64]int
 }
 
 // Snapshot returns the room's state now, with up to maxErrors errors.
@@ -83,8 +89,13 @@ func (h *Hub) Snapshot(maxErrors int) Snapshot {
 	now := time.Now()
 	var conns []Connection
 	var peak int
+	var inRoom map[int64]int
 	h.b.read(func() {
 		peak = h.b.peak
+		inRoom = make(map[int64]int, len(h.b.inRoom))
+		for id, in := range h.b.inRoom {
+			inRoom[id] = len(in)
+		}
 		conns = make([]Connection, 0, len(h.b.conns))
 		for c := range h.b.conns {
 			last := max(c.lastRead.Load(), c.lastWrite.Load())
@@ -100,6 +111,7 @@ func (h *Hub) Snapshot(maxErrors int) Snapshot {
 				LastActivity: time.Unix(0, last),
 				Received:     c.received.Load(),
 				Sent:         c.sent.Load(),
+				Rooms:        c.roomIDs(),
 			})
 		}
 	})
@@ -115,6 +127,7 @@ func (h *Hub) Snapshot(maxErrors int) Snapshot {
 		Peak:        peak,
 		Connections: conns,
 		People:      byPerson(conns),
+		InRoom:      inRoom,
 		Errors:      h.errors.list(maxErrors),
 		Series:      h.series.snapshot(now),
 	}

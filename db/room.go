@@ -227,6 +227,27 @@ func (s *Store) Members(ctx context.Context, room int64) ([]Member, error) {
 	return out, rows.Err()
 }
 
+// RoomMembers returns every room's members, by room id, each room's by
+// name: the dashboard's member lists, in one query.
+func (s *Store) RoomMembers(ctx context.Context) (map[int64][]Member, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT members.room_id, accounts.id, accounts.name, accounts.role FROM members
+		JOIN accounts ON accounts.id = members.user_id ORDER BY members.room_id, accounts.name_key`)
+	if err != nil {
+		return nil, fmt.Errorf("members of rooms: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[int64][]Member)
+	for rows.Next() {
+		var room int64
+		var m Member
+		if err := rows.Scan(&room, &m.UserID, &m.User, &m.Role); err != nil {
+			return nil, fmt.Errorf("members of rooms: %w", err)
+		}
+		out[room] = append(out[room], m)
+	}
+	return out, rows.Err()
+}
+
 // MarkRead moves an account's read marker in a room up to id (never
 // down: a tab that shows older messages does not unread newer ones). It
 // reports whether the marker moved.

@@ -609,3 +609,34 @@ func TestFindOpenRoomsLeavesPrivateAndDirectOut(t *testing.T) {
 		t.Fatalf("Find without OpenRooms: %s", texts(all))
 	}
 }
+
+func TestRoomMembersListsEveryRoomsPeopleByName(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	cy, bob := memberAccount(t, s, "Cy"), memberAccount(t, s, "bob")
+	memberAccount(t, s, "Ann")
+	secret := createRoom(t, s, db.Room{Slug: "secret", Name: "Secret", Kind: db.KindPrivate, Post: db.PostMembers}, cy.ID, bob.ID)
+	empty := createRoom(t, s, db.Room{Slug: "empty", Name: "Empty", Kind: db.KindOpen, Post: db.PostEveryone})
+	all, err := s.RoomMembers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func(ms []db.Member) []string {
+		var out []string
+		for _, m := range ms {
+			out = append(out, m.User)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		room int64
+		want []string
+	}{{db.DefaultRoom, []string{"Ann", "bob", "Cy"}}, {secret.ID, []string{"bob", "Cy"}}, {empty.ID, nil}} {
+		if got := names(all[c.room]); !slices.Equal(got, c.want) {
+			t.Errorf("room %d's members = %q, want %q", c.room, got, c.want)
+		}
+	}
+	if got := all[secret.ID]; len(got) > 0 && got[0].UserID != bob.ID {
+		t.Errorf("secret's first member = %+v, want bob (id %d)", got[0], bob.ID)
+	}
+}

@@ -37,6 +37,7 @@ type adminStore interface {
 	AuditLog(ctx context.Context, n int) ([]db.AuditEntry, error)
 	Size() int64
 	Pruned() int64
+	roomLister
 }
 
 // listPage is how many messages one page of the dashboard's list holds.
@@ -116,9 +117,15 @@ func dashboardData(ctx context.Context, hub adminHub, store adminStore, version 
 	if err != nil {
 		return views.Dashboard{}, err
 	}
+	snap := hub.Snapshot(200)
+	rooms, err := roomRows(ctx, store, snap)
+	if err != nil {
+		return views.Dashboard{}, err
+	}
 	return views.Dashboard{
 		Audit:      audit,
-		Room:       hub.Snapshot(200),
+		Rooms:      rooms,
+		Room:       snap,
 		Stored:     stored,
 		Pruned:     store.Pruned(),
 		DBSize:     store.Size(),

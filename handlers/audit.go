@@ -24,17 +24,20 @@ type auditFunc func(r *http.Request, action, target, detail string)
 
 // Audit actions: the words the audit list shows.
 const (
-	auditRole        = "role"
-	auditDeactivate  = "deactivate"
-	auditReactivate  = "reactivate"
-	auditBan         = "ban"
-	auditUnban       = "unban"
-	auditResetLink   = "reset link"
-	auditDelete      = "delete message"
-	auditDisconnect  = "disconnect"
-	auditClearErrors = "clear errors"
-	auditInvite      = "reset invite"
-	auditJoinPolicy  = "join policy"
+	auditRole         = "role"
+	auditDeactivate   = "deactivate"
+	auditReactivate   = "reactivate"
+	auditBan          = "ban"
+	auditUnban        = "unban"
+	auditResetLink    = "reset link"
+	auditDelete       = "delete message"
+	auditDisconnect   = "disconnect"
+	auditClearErrors  = "clear errors"
+	auditInvite       = "reset invite"
+	auditJoinPolicy   = "join policy"
+	auditArchive      = "archive room"
+	auditUnarchive    = "unarchive room"
+	auditRemoveMember = "remove member"
 )
 
 // newAudit records admin actions in lines, under the name of the admin

@@ -116,6 +116,10 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /admin/people/{id}/ban", post(admin(handleBan(d.Log, d.Auth, d.Store, d.Hub, d.TrustProxy, audit))))
 	mux.Handle("POST /admin/people/{id}/unban", post(admin(handleUnban(d.Log, d.Auth, d.Store, audit))))
 	mux.Handle("POST /admin/people/{id}/reset-link", post(admin(handleResetLink(d.Log, d.Auth, d.Store, d.TrustProxy, audit, withReset))))
+	// Rooms (adminrooms.go): an admin account only, never the room's messages.
+	mux.Handle("POST /admin/rooms/{id}/archive", post(admin(handleArchiveRoom(d.Log, d.Auth, d.Hub, true, live, audit))))
+	mux.Handle("POST /admin/rooms/{id}/unarchive", post(admin(handleArchiveRoom(d.Log, d.Auth, d.Hub, false, live, audit))))
+	mux.Handle("POST /admin/rooms/{id}/members/{user}/remove", post(admin(handleRemoveMember(d.Log, d.Auth, d.Hub, d.Store, live, audit))))
 	mux.Handle("/admin/", admin(http.NotFoundHandler()))
 }
 

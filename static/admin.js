@@ -194,6 +194,21 @@
     followOnline();
   });
 
+  // A room's member list stays open across refreshes: a refresh brings it
+  // closed, and it is opened again before it is drawn.
+  const openLists = new Set();
+  document.body.addEventListener('toggle', (ev) => {
+    const d = ev.target;
+    if (!d.matches || !d.matches('details.member-list') || !d.id) return;
+    if (d.open) openLists.add(d.id); else openLists.delete(d.id);
+  }, true);
+  document.body.addEventListener('htmx:afterSwap', () => {
+    for (const id of openLists) {
+      const d = document.getElementById(id);
+      if (d && !d.open) d.open = true;
+    }
+  });
+
   document.body.addEventListener('htmx:afterSettle', (ev) => {
     if (ev.target.id !== 'live') return; // the new live part, whoever asked
     held = 0;

@@ -30,6 +30,93 @@ type Dashboard struct {
 	Version    string
 	Messages   MessageList
 	Audit      []db.AuditEntry // the newest admin actions, newest first
+	Rooms      []RoomRow       // every room, archived ones too: the default first, then by name
+}
+
+// RoomRow is one room as the dashboard lists it: what it is, who is in it
+// and how busy it is, never what is said in it (an admin does not read a
+// private or direct room they are not in: SECURITY.md).
+type RoomRow struct {
+	db.Room
+	Members  []db.Member // by name
+	Online   int         // connections that see it now
+	Messages int64
+	Last     int64 // Unix milliseconds of its newest message, 0 if none
+}
+
+// Title is the room's name, or for a direct room its people's names.
+func (r RoomRow) Title() string {
+	if r.Kind != db.KindDirect || r.Name != "" {
+		return r.Name
+	}
+	names := make([]string, 0, len(r.Members))
+	for _, m := range r.Members {
+		names = append(names, m.User)
+	}
+	if len(names) == 0 {
+		return "(nobody)"
+	}
+	return strings.Join(names, ", ")
+}
+
+func (r RoomRow) url(action string) string {
+	return "/admin/rooms/" + strconv.FormatInt(r.ID, 10) + "/" + action
+}
+
+func (r RoomRow) removeURL(m db.Member) string {
+	return r.url("members/" + strconv.FormatInt(m.UserID, 10) + "/remove")
+}
+
+// membersID names the room's member list, so that admin.js keeps it open
+// across refreshes.
+func (r RoomRow) membersID() string { return "room-members-" + strconv.FormatInt(r.ID, 10) }
+
+// isDefault reports whether the room is the default one, which cannot be
+// archived nor left.
+func (r RoomRow) isDefault() bool { return r.ID == db.DefaultRoom }
+
+// lastActivity is when the room's newest message came, or "never".
+func (r RoomRow) lastActivity(now time.Time) string {
+	if r.Last == 0 {
+		return "never"
+	}
+	return ago(now, time.UnixMilli(r.Last))
+}
+
+// connRoomsShown is how many of a connection's rooms the list names.
+const connRoomsShown = 3
+
+// connRooms names the rooms a connection sees: all of them when they are
+// few, else how many and the first few; full is every name, for the title.
+func connRooms(titles map[int64]string, c chat.Connection) (short, full string) {
+	names := make([]string, 0, len(c.Rooms))
+	for _, id := range c.Rooms {
+		t, ok := titles[id]
+		if !ok {
+			t = "#" + strconv.FormatInt(id, 10)
+		}
+		names = append(names, t)
+	}
+	full = strings.Join(names, ", ")
+	switch {
+	case len(names) == 0:
+		return "none", ""
+	case len(names) <= connRoomsShown:
+		return full, full
+	}
+	return num(len(names)) + " rooms: " + strings.Join(names[:connRoomsShown], ", ") + ", …", full
+}
+
+// roomTitles is every room's title by id, for the connection list.
+func (d Dashboard) roomTitles() map[int64]string {
+	titles := make(map[int64]string, len(d.Rooms))
+	for _, r := range d.Rooms {
+		titles[r.ID] = r.Title()
+		if r.Kind == db.KindDirect {
+			titles[r.ID] = "direct: " + r.Title() // people's names alone read as people
+		}
+	}
+	return titles
 }
 
 // MaxFilter is how many characters the message list's filter may have: the
