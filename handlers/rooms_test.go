@@ -666,9 +666,17 @@ func TestUnreadCountsAgreeBetweenTabs(t *testing.T) {
 	if r, ok := findRoom(roomsOf(t, srv, bob, ""), x.ID); !ok || r.Unread != 0 || r.LastRead != last {
 		t.Fatalf("Bob's X after reading in tab 1: %+v, %v; want unread 0, last_read %d", r, ok, last)
 	}
-	// Ann's own count is untouched by Bob's reading.
-	if r, ok := findRoom(roomsOf(t, srv, ann, ""), x.ID); !ok || r.LastRead == last && r.Unread != 0 {
-		t.Fatalf("Ann's X: %+v, %v", r, ok)
+	// The tab that read is not told again.
+	sendTo(t, srv, ann, "lobby", "after the read")
+	for _, f := range framesUntil(t, tab1, "Bob's tab 1", isText(t, "after the read")) {
+		if f.Type == "read" {
+			t.Fatalf("tab 1 was told of its own read: %s", f.Data)
+		}
+	}
+	// Ann's own messages are not unread to her, and Bob's reading does
+	// not move her mark.
+	if r, ok := findRoom(roomsOf(t, srv, ann, ""), x.ID); !ok || r.Unread != 0 || r.LastRead != 0 {
+		t.Fatalf("Ann's X: %+v, %v; want unread 0, last_read 0", r, ok)
 	}
 }
 
