@@ -415,6 +415,14 @@ func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomVi
 			return RoomView{}, false, err
 		}
 	}
+	// Each person's rooms are read before the store has the room, as Join
+	// and Invite do: setMember changes only lists read already, so a first
+	// read racing the creation would keep a list from before it.
+	for _, m := range uniq(members) {
+		if _, err := h.roomsOf(ctx, m); err != nil {
+			return RoomView{}, false, err
+		}
+	}
 	for try := 0; ; try++ {
 		if r.Kind != db.KindDirect {
 			r.Slug = slugOf(r.Name, try)
