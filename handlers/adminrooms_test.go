@@ -37,20 +37,10 @@ func jsonAs(t *testing.T, srv *httptest.Server, method, path, session, body stri
 	return resp.StatusCode, string(b)
 }
 
-// createRoom makes a room as session's person and returns its id and slug.
-func createRoom(t *testing.T, srv *httptest.Server, session, body string) (int64, string) {
+// roomIDs makes a room as session's person and returns its id and slug.
+func roomIDs(t *testing.T, srv *httptest.Server, session, body string) (int64, string) {
 	t.Helper()
-	code, resp := jsonAs(t, srv, "POST", "/rooms", session, body)
-	if code != http.StatusCreated {
-		t.Fatalf("POST /rooms %s: %d %s, want 201", body, code, resp)
-	}
-	var r struct {
-		ID   int64  `json:"id"`
-		Slug string `json:"slug"`
-	}
-	if err := json.Unmarshal([]byte(resp), &r); err != nil || r.ID == 0 {
-		t.Fatalf("POST /rooms: %s: %v", resp, err)
-	}
+	r := createRoom(t, srv, session, body, http.StatusCreated)
 	return r.ID, r.Slug
 }
 
@@ -76,8 +66,8 @@ func TestDashboardListsRoomsButNotTheirMessages(t *testing.T) {
 	srv, _, _ := peopleServer(t, map[string]string{"Ada": db.RoleAdmin, "Ann": db.RoleMember, "Bob": db.RoleMember, "Cy": db.RoleMember})
 	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
 	admin := signInAs(t, srv, "Ada", "password of Ada", firefox)
-	secret, _ := createRoom(t, srv, ann, `{"name": "Secret plans", "kind": "private", "members": ["Bob", "Cy"]}`)
-	direct, dslug := createRoom(t, srv, ann, `{"kind": "direct", "members": ["Bob"]}`)
+	secret, _ := roomIDs(t, srv, ann, `{"name": "Secret plans", "kind": "private", "members": ["Bob", "Cy"]}`)
+	direct, dslug := roomIDs(t, srv, ann, `{"kind": "direct", "members": ["Bob"]}`)
 	const privateText, directText = "the gate code is 4711", "meet me at the bakery"
 	if code, body := sendIn(t, srv, ann, "secret-plans", privateText); code != http.StatusCreated {
 		t.Fatalf("Ann's message in her private room: %d %s", code, body)
@@ -133,7 +123,7 @@ func TestAdminArchivesARoomFromTheDashboard(t *testing.T) {
 	srv, _, auth := peopleServer(t, map[string]string{"Ada": db.RoleAdmin, "Ann": db.RoleMember})
 	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
 	admin := signInAs(t, srv, "Ada", "password of Ada", firefox)
-	id, slug := createRoom(t, srv, ann, `{"name": "Garden", "kind": "open"}`)
+	id, slug := roomIDs(t, srv, ann, `{"name": "Garden", "kind": "open"}`)
 	if code, body := sendIn(t, srv, ann, slug, "tomatoes are in"); code != http.StatusCreated {
 		t.Fatalf("before archiving: %d %s, want 201", code, body)
 	}
@@ -179,7 +169,7 @@ func TestAdminRemovesAMemberFromTheDashboard(t *testing.T) {
 	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
 	bob := signInAs(t, srv, "Bob", "password of Bob", firefox)
 	admin := signInAs(t, srv, "Ada", "password of Ada", firefox)
-	id, slug := createRoom(t, srv, ann, `{"name": "Secret", "kind": "private", "members": ["Bob"]}`)
+	id, slug := roomIDs(t, srv, ann, `{"name": "Secret", "kind": "private", "members": ["Bob"]}`)
 	if code, _ := jsonAs(t, srv, "GET", "/rooms/"+slug, bob, ""); code != http.StatusOK {
 		t.Fatalf("Bob's GET /rooms/%s before: %d, want 200", slug, code)
 	}
@@ -212,7 +202,7 @@ func TestRoomActionsAreForAdminsOnly(t *testing.T) {
 	admin := signInAs(t, srv, "Ada", "password of Ada", firefox)
 	// Ann created the room: she may archive it over /rooms, but the
 	// dashboard's routes are an admin's.
-	id, slug := createRoom(t, srv, ann, `{"name": "Secret", "kind": "private", "members": ["Bob"]}`)
+	id, slug := roomIDs(t, srv, ann, `{"name": "Secret", "kind": "private", "members": ["Bob"]}`)
 	bobID := accountID(t, auth, "Bob")
 	for _, path := range []string{roomURL(id, "archive"), roomURL(id, fmt.Sprintf("members/%d/remove", bobID))} {
 		t.Run(path, func(t *testing.T) {
