@@ -159,7 +159,7 @@ func TestRenameReachesEverySocketAndKeepsResendsOnce(t *testing.T) {
 		t.Fatalf("a guest's REST send: %d %s", status, body)
 	}
 	body := s.get(t, "/discussion/latest/10")
-	if n := strings.Count(body, "before the rename"); n != 1 {
+	if n := strings.Count(body, `"message":"before the rename"`); n != 1 {
 		t.Fatalf("history holds the re-sent message %d times, want once: %s", n, body)
 	}
 	if !strings.Contains(body, `"user":"Annie","message":"before the rename"`) || !strings.Contains(body, `"user_id":1,"guest":false`) {

@@ -100,9 +100,10 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 }
 
 // shownMessages is the text of every message on the page, top to bottom,
-// pending ones marked with a leading "…".
+// as a reader sees it (innerText: the rendered markup's words and line
+// breaks), pending ones marked with a leading "…".
 const shownMessages = `Array.from(document.querySelectorAll('#messages li.msg')).map(li =>
-	(li.classList.contains('pending') ? '…' : '') + li.querySelector('.text').textContent)`
+	(li.classList.contains('pending') ? '…' : '') + li.querySelector('.text').innerText)`
 
 // waitMessages polls the page until its messages satisfy ok.
 func waitMessages(t *testing.T, ctx context.Context, what string, ok func([]string) bool) []string {

@@ -115,6 +115,9 @@ func (h *Hub) submitWS(c *client, room int64, user, text, cid string) {
 		h.refuse(c, err, cid)
 		return
 	}
+	// Rendered here, on the sender's goroutine, so that the broadcaster
+	// finds the HTML in the cache when it encodes the message.
+	RenderHTML(msg)
 	err = h.writer.Append(h.ctx, db.Draft{User: user, UserID: c.userID, Message: msg, CID: cid, Room: room}, origin{c: c, cid: cid})
 	if err != nil {
 		h.refuse(c, ErrShutdown, cid)

@@ -257,6 +257,7 @@ func (h *Hub) SendTo(ctx context.Context, id Identity, r db.Room, user, text, ke
 	if err != nil {
 		return db.Stored{}, err
 	}
+	RenderHTML(msg) // off the broadcaster, as submitWS does
 	if !ValidCID(key) {
 		return db.Stored{}, ErrBadCID
 	}

@@ -265,6 +265,7 @@ type frames struct {
 }
 
 func encodeMessage(m db.Message) *frames {
+	m.HTML = RenderHTML(m.Message)
 	f := &frames{id: m.ID, room: roomOr(m.Room), v1: encode("message", m), echo: []byte(m.Message)}
 	if m.UserID != nil {
 		f.userID = *m.UserID

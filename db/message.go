@@ -27,6 +27,10 @@ type Message struct {
 	Guest bool `json:"guest"`
 	// Room is the room's id; DefaultRoom for the tutorial's messages.
 	Room int64 `json:"room"`
+	// HTML is the text as the page shows it (links, the small markup),
+	// sanitized: made by chat.RenderHTML where a message is served, not
+	// stored.
+	HTML string `json:"html,omitempty"`
 }
 
 // Draft is a message not yet stored. CID, when set, is the sender's id for

@@ -45,13 +45,17 @@ func singleQuery(r *http.Request, name string) (string, bool, error) {
 	return "", false, fmt.Errorf("%s is given %d times: give it once", name, len(vs))
 }
 
-// messages makes sure an empty history encodes as [] rather than null.
+// messages is a page of history as REST answers it: each message with
+// its HTML, and an empty history as [] rather than null.
 func messages(ms []db.Message) []db.Message {
 	if ms == nil {
 		return []db.Message{}
 	}
-	return ms
+	return chat.WithHTML(ms)
 }
+
+// message is one message as REST answers it, with its HTML.
+func message(m db.Message) db.Message { return chat.WithHTML([]db.Message{m})[0] }
 
 // handleLatest serves the tutorial's GET /discussion/latest/{n}: the newest
 // n messages, oldest first.
@@ -167,7 +171,7 @@ func handleSendJSON(log *slog.Logger, hub sender, who identifier) http.Handler {
 			return
 		}
 		markReplay(w, st)
-		encode(w, http.StatusCreated, st.Message)
+		encode(w, http.StatusCreated, message(st.Message))
 	})
 }
 

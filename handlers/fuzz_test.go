@@ -14,6 +14,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"nochat/chat"
 	"nochat/db"
 )
 
@@ -222,6 +223,7 @@ func FuzzSendJSON(f *testing.F) {
 				t.Fatalf("%q: 201 with body %q", body, w.Body)
 			}
 			got, err := store.Get(context.Background(), m.ID)
+			got.HTML = chat.RenderHTML(got.Message) // the answer shows the stored text as the page does
 			if err != nil || got != m || m.ID != before+1 || after != m.ID {
 				t.Fatalf("%q: answered %+v, stored %+v (%v); ids %d -> %d", body, m, got, err, before, after)
 			}

@@ -408,5 +408,5 @@ func (rr *roomRoutes) send(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	markReplay(w, st)
-	encode(w, http.StatusCreated, st.Message)
+	encode(w, http.StatusCreated, message(st.Message))
 }

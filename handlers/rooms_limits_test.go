@@ -89,7 +89,15 @@ func roomCall(t *testing.T, srv *httptest.Server, method, path, session, body st
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := srv.Client().Transport.RoundTrip(req)
+	transport := srv.Client().Transport.(*http.Transport)
+	if len(body) > 64<<10 {
+		// Refused unread: asked for first (Expect: 100-continue), or the
+		// body's write can meet the reset of the closed connection.
+		req.Header.Set("Expect", "100-continue")
+		transport = transport.Clone()
+		transport.ExpectContinueTimeout = 10 * time.Second
+	}
+	resp, err := transport.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}

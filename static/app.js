@@ -302,9 +302,16 @@
     }
     const time = document.createElement('time');
     setTime(time, new Date(m.timestamp));
-    const text = document.createElement('p');
-    text.className = 'text';
-    text.textContent = m.message;
+    // The server's rendering (links, the small markup), sanitized there:
+    // one renderer for the history it renders and for live messages.
+    const text = document.createElement('div');
+    if (typeof m.html === 'string' && m.html !== '') {
+      text.className = 'text rich';
+      text.innerHTML = m.html;
+    } else {
+      text.className = 'text';
+      text.textContent = m.message;
+    }
     li.replaceChildren(avatar(m.user, m.user_id), byline(m.user, m.user_id), time, text);
     addDeleteControl(li);
     li.classList.toggle('mine', isMine(m.user, m.id, m.user_id));
@@ -348,7 +355,7 @@
     const label = document.createElement('span');
     label.textContent = 'sending';
     state.append(clock, label);
-    const text = document.createElement('p');
+    const text = document.createElement('div');
     text.className = 'text';
     text.textContent = item.message;
     li.append(user, state, text);
@@ -433,6 +440,7 @@
       message: m.message,
       timestamp: typeof m.timestamp === 'number' ? m.timestamp : Date.now(),
       room: Number.isSafeInteger(m.room) && m.room > 0 ? m.room : 1,
+      html: typeof m.html === 'string' ? m.html : '',
     };
   }
 

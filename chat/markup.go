@@ -1,0 +1,276 @@
+package chat
+
+import (
+	"bytes"
+	"html"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/microcosm-cc/bluemonday"
+	"github.com/yuin/goldmark"
+	"github.com/yuin/goldmark/ast"
+	"github.com/yuin/goldmark/extension"
+	"github.com/yuin/goldmark/parser"
+	gmhtml "github.com/yuin/goldmark/renderer/html"
+	"github.com/yuin/goldmark/text"
+	"github.com/yuin/goldmark/util"
+
+	"nochat/db"
+)
+
+// A message's text is shown as HTML made here, once, on the server: the
+// page inserts what this makes, for the history it renders and for every
+// message that arrives live, so there is one renderer and the two cannot
+// disagree. It knows a chat's small markup and nothing more:
+//
+//	*bold* **bold**  _italic_  `code`  ```fenced code```  > quote
+//	http://, https:// and www. addresses as links; line breaks kept
+//
+// Everything else is text: HTML in a message is shown, not run; "# room"
+// at a line's start is not a heading, "- x" not a list, "[a](b)" not a
+// link. What goldmark makes then passes an allow-list sanitizer
+// (bluemonday), so even a bug in the parser cannot put a script, an
+// event handler or a javascript: link on the page.
+
+// RenderHTML is text as the page shows it: sanitized HTML.
+func RenderHTML(text string) string {
+	if plain(text) {
+		// Most lines are plain words: escaped, with their line breaks.
+		return "<p>" + strings.ReplaceAll(html.EscapeString(text), "\n", "<br>\n") + "</p>"
+	}
+	if out, ok := rendered.get(text); ok {
+		return out
+	}
+	r := renderer()
+	var buf bytes.Buffer
+	if err := r.md.Convert(literal(text), &buf); err != nil {
+		return "<p>" + html.EscapeString(text) + "</p>" // goldmark writes to memory: no error comes
+	}
+	out := strings.TrimSpace(r.policy.Sanitize(buf.String()))
+	rendered.put(text, out)
+	return out
+}
+
+// rendered remembers the HTML of recent texts with markup: a page of
+// history is read again and again, and goldmark and the sanitizer take
+// tens of microseconds a message where the fast path takes less than one.
+var rendered = renderCache{entries: make(map[string]string)}
+
+// maxRenderCache bounds the cache, texts and HTML together, in bytes.
+const maxRenderCache = 1 << 20
+
+type renderCache struct {
+	mu      sync.Mutex
+	entries map[string]string
+	bytes   int
+}
+
+func (c *renderCache) get(text string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out, ok := c.entries[text]
+	return out, ok
+}
+
+func (c *renderCache) put(text, out string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.bytes+len(text)+len(out) > maxRenderCache {
+		clear(c.entries) // simple, and the next pages fill it again
+		c.bytes = 0
+	}
+	c.entries[text] = out
+	c.bytes += len(text) + len(out)
+}
+
+// WithHTML fills in each message's HTML (RenderHTML of its text), for
+// the REST answers and the page.
+func WithHTML(msgs []db.Message) []db.Message {
+	for i := range msgs {
+		msgs[i].HTML = RenderHTML(msgs[i].Message)
+	}
+	return msgs
+}
+
+// markupChars are the characters that can start markup: without any of
+// them, and with no "www." or "://", a text is plain.
+const markupChars = "*_`>&<\\"
+
+// plain reports whether text has nothing the renderer would change but
+// escaping and line breaks.
+func plain(text string) bool {
+	return !strings.ContainsAny(text, markupChars) && !strings.Contains(text, "://") &&
+		!strings.Contains(text, "www.") && !strings.Contains(text, "    ") && !strings.Contains(text, "\t")
+}
+
+// literal prepares text for goldmark so that what a person typed is what
+// the page shows, markup aside. Outside code:
+//   - a backslash is doubled and an ampersand written &amp;, so that
+//     goldmark's backslash escapes and entity references (\*, &#60;) do not
+//     eat or turn into other characters what was typed (a Windows path, a
+//     pasted "&lt;");
+//   - the spaces and tabs that start a line become no-break spaces: an
+//     indented line is the message's own layout, not Markdown's indented
+//     code (which this renderer does not have, and without which goldmark
+//     would drop the line).
+//
+// Code (fenced blocks, and `spans` within a line) is left as it is: goldmark
+// shows it verbatim.
+func literal(text string) []byte {
+	var out bytes.Buffer
+	fenced := false
+	for line := range strings.Lines(text) {
+		trimmed := strings.TrimLeft(line, " \t")
+		if strings.HasPrefix(trimmed, "```") || strings.HasPrefix(trimmed, "~~~") {
+			fenced = !fenced
+			out.WriteString(line)
+			continue
+		}
+		if fenced {
+			out.WriteString(line)
+			continue
+		}
+		if strings.TrimSpace(trimmed) != "" {
+			for _, c := range line[:len(line)-len(trimmed)] {
+				if c == '\t' {
+					out.WriteString("\u00a0\u00a0\u00a0\u00a0")
+				} else {
+					out.WriteString("\u00a0")
+				}
+			}
+			line = trimmed
+		}
+		escapeOutsideSpans(&out, line)
+	}
+	return out.Bytes()
+}
+
+// escapeOutsideSpans writes line with its backslashes doubled and its
+// ampersands as &amp;, except inside code spans: a run of backticks up to
+// the next run of as many.
+func escapeOutsideSpans(out *bytes.Buffer, line string) {
+	for i := 0; i < len(line); {
+		switch c := line[i]; c {
+		case '`':
+			n := 0
+			for i+n < len(line) && line[i+n] == '`' {
+				n++
+			}
+			fence := line[i : i+n]
+			end := closingRun(line[i+n:], n)
+			if end < 0 {
+				out.WriteString(fence) // no closing run: literal backticks
+				i += n
+				continue
+			}
+			out.WriteString(line[i : i+n+end+n])
+			i += n + end + n
+		case '\\':
+			out.WriteString(`\\`)
+			i++
+		case '&':
+			out.WriteString("&amp;")
+			i++
+		default:
+			out.WriteByte(c)
+			i++
+		}
+	}
+}
+
+// closingRun is the index in s of the first run of exactly n backticks,
+// -1 if there is none.
+func closingRun(s string, n int) int {
+	for i := 0; i < len(s); {
+		if s[i] != '`' {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && s[j] == '`' {
+			j++
+		}
+		if j-i == n {
+			return i
+		}
+		i = j
+	}
+	return -1
+}
+
+type markup struct {
+	md     goldmark.Markdown
+	policy *bluemonday.Policy
+}
+
+var renderer = sync.OnceValue(func() *markup {
+	md := goldmark.New(
+		goldmark.WithParser(parser.NewParser(
+			parser.WithBlockParsers(
+				util.Prioritized(parser.NewFencedCodeBlockParser(), 700),
+				util.Prioritized(parser.NewBlockquoteParser(), 800),
+				util.Prioritized(parser.NewParagraphParser(), 1000),
+			),
+			parser.WithInlineParsers(
+				util.Prioritized(parser.NewCodeSpanParser(), 100),
+				util.Prioritized(emphasisParser{}, 500),
+				util.Prioritized(extension.NewLinkifyParser(
+					extension.WithLinkifyAllowedProtocols([]string{"http:", "https:"}),
+					extension.WithLinkifyEmailRegexp(regexp.MustCompile(`\A[^\s\S]`)), // never: no mailto links
+				), 999),
+			),
+		)),
+		goldmark.WithRendererOptions(gmhtml.WithHardWraps()),
+	)
+	p := bluemonday.NewPolicy()
+	p.AllowElements("p", "br", "strong", "em", "code", "pre", "blockquote")
+	p.AllowAttrs("href").OnElements("a")
+	// Web addresses with a host: "https://#x" is no link.
+	hasHost := func(u *url.URL) bool { return u.Host != "" }
+	p.AllowURLSchemeWithCustomPolicy("http", hasHost)
+	p.AllowURLSchemeWithCustomPolicy("https", hasHost)
+	p.RequireParseableURLs(true)
+	p.RequireNoFollowOnLinks(true)
+	p.RequireNoReferrerOnLinks(true)
+	p.AddTargetBlankToFullyQualifiedLinks(true) // and rel="noopener"
+	return &markup{md: md, policy: p}
+})
+
+// emphasisParser is goldmark's emphasis with a chat's meaning: a star,
+// single or double, is bold (*bold*, **bold**); an underscore is italic.
+type emphasisParser struct{}
+
+func (emphasisParser) Trigger() []byte { return []byte{'*', '_'} }
+
+func (emphasisParser) Parse(_ ast.Node, block text.Reader, pc parser.Context) ast.Node {
+	before := block.PrecendingCharacter()
+	line, segment := block.PeekLine()
+	proc := parser.DelimiterProcessor(italic{})
+	if line[0] == '*' {
+		proc = bold{}
+	}
+	node := parser.ScanDelimiter(line, before, 1, proc)
+	if node == nil {
+		return nil
+	}
+	node.Segment = segment.WithStop(segment.Start + node.OriginalLength)
+	block.Advance(node.OriginalLength)
+	pc.PushDelimiter(node)
+	return node
+}
+
+// bold and italic close what their own character opened.
+type (
+	bold   struct{}
+	italic struct{}
+)
+
+func (bold) IsDelimiter(b byte) bool                             { return b == '*' }
+func (bold) CanOpenCloser(opener, closer *parser.Delimiter) bool { return opener.Char == closer.Char }
+func (bold) OnMatch(int) ast.Node                                { return ast.NewEmphasis(2) }
+
+func (italic) IsDelimiter(b byte) bool                             { return b == '_' }
+func (italic) CanOpenCloser(opener, closer *parser.Delimiter) bool { return opener.Char == closer.Char }
+func (italic) OnMatch(int) ast.Node                                { return ast.NewEmphasis(1) }
