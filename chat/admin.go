@@ -205,10 +205,14 @@ func (h *Hub) Disconnect(id, reason string) error {
 // Delete removes a message from history; nochat.v1 clients get deleted {id}
 // and take it off their page. It reports db.ErrNotFound for an unknown id.
 func (h *Hub) Delete(ctx context.Context, id int64) error {
+	m, err := h.store.Get(ctx, id) // its room: only that room's people are told
+	if err != nil {
+		return err
+	}
 	if err := h.store.Delete(ctx, id); err != nil {
 		return err
 	}
-	h.b.send(opDelete{id: id})
+	h.b.send(opDelete{room: m.Room, id: id})
 	return nil
 }
 
@@ -236,8 +240,10 @@ func (h *Hub) DeleteMessagesOf(ctx context.Context, userID int64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if len(ids) > 0 {
-		h.b.send(opDelete{ids: ids})
+	n := 0
+	for room, ids := range ids {
+		h.b.send(opDelete{room: room, ids: ids})
+		n += len(ids)
 	}
-	return len(ids), nil
+	return n, nil
 }

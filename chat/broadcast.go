@@ -83,10 +83,12 @@ type (
 	opLeave struct{ c *client }
 	// opCommit: a batch the log committed, or failed to.
 	opCommit struct{ commit db.Commit[origin] }
-	// opDelete: one message (id) or many (ids) deleted from the store.
+	// opDelete: one message (id) or many (ids) of room deleted from the
+	// store.
 	opDelete struct {
-		id  int64
-		ids []int64
+		room int64
+		id   int64
+		ids  []int64
 	}
 	// opPrune: the messages under below were pruned from the store.
 	opPrune struct{ below int64 }
@@ -212,7 +214,7 @@ func (b *broadcaster) apply(o op) {
 	case opCommit:
 		b.deliver(o.commit)
 	case opDelete:
-		b.forget(o.id, o.ids)
+		b.forget(o.room, o.id, o.ids)
 	case opPrune:
 		b.window.change(func(w *window) { w.dropBelow(o.below) })
 	case opRename:
@@ -244,11 +246,11 @@ const (
 	// either protocol; one that is catching up gets it from the window or
 	// the database instead.
 	toLive audience = iota
-	// toV1: a notice (deleted, person, presence). Every nochat.v1
+	// toV1: a notice of the server (person, presence). Every nochat.v1
 	// connection, live or catching up: notices are not in the log.
 	toV1
-	// toRoomV1: a room's notice (room, membership). Every nochat.v1
-	// connection that sees the room.
+	// toRoomV1: a room's notice (deleted, room, membership). Every
+	// nochat.v1 connection that sees the room.
 	toRoomV1
 	// toOthersV1: typing in the room. Every nochat.v1 connection that
 	// sees it but the typist's own, and, for an account, none of its
@@ -632,14 +634,15 @@ func (b *broadcaster) renamed(id int64, name string) {
 // thousands.
 const maxDeletedIDs = 256
 
-// forget runs on the broadcaster once messages are deleted from the store:
-// they leave the window, so no catch-up hands them out again, and clients
-// are told: one message (Delete) as deleted {id}, many (DeleteMessagesOf)
-// in frames of up to maxDeletedIDs.
-func (b *broadcaster) forget(id int64, ids []int64) {
+// forget runs on the broadcaster once messages of room are deleted from
+// the store: they leave the window, so no catch-up hands them out again,
+// and the room's clients are told (no one else: not even an id of a
+// private room reaches a non-member): one message (Delete) as deleted
+// {id}, many (DeleteMessagesOf) in frames of up to maxDeletedIDs.
+func (b *broadcaster) forget(room, id int64, ids []int64) {
 	if ids == nil {
 		b.window.change(func(w *window) { w.drop(id) })
-		b.notify(toV1, 0, encode("deleted", deletedData{ID: id}))
+		b.notify(toRoomV1, room, encode("deleted", deletedData{ID: id}))
 		return
 	}
 	b.window.change(func(w *window) {
@@ -648,7 +651,7 @@ func (b *broadcaster) forget(id int64, ids []int64) {
 		}
 	})
 	for chunk := range slices.Chunk(ids, maxDeletedIDs) {
-		b.notify(toV1, 0, encode("deleted", deletedData{ID: chunk[0], IDs: chunk}))
+		b.notify(toRoomV1, room, encode("deleted", deletedData{ID: chunk[0], IDs: chunk}))
 	}
 }
 

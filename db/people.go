@@ -298,23 +298,38 @@ func (s *Store) BannedAddresses(ctx context.Context) ([]string, error) {
 }
 
 // DeleteMessagesOf removes every message an account stored, in one
-// transaction, and returns their ids, oldest first.
-func (s *Store) DeleteMessagesOf(ctx context.Context, accountID int64) ([]int64, error) {
+// transaction, and returns their ids by room, oldest first.
+func (s *Store) DeleteMessagesOf(ctx context.Context, accountID int64) (map[int64][]int64, error) {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
 	}
 	defer tx.Rollback()
-	ids, err := column[int64](tx.QueryContext(ctx, "DELETE FROM messages WHERE user_id = ? RETURNING id", accountID))
+	rows, err := tx.QueryContext(ctx, "DELETE FROM messages WHERE user_id = ? RETURNING id, room_id", accountID)
 	if err != nil {
 		return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
 	}
-	n := int64(len(ids))
+	byRoom := make(map[int64][]int64)
+	n := int64(0)
+	for rows.Next() {
+		var id, room int64
+		if err := rows.Scan(&id, &room); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
+		}
+		byRoom[room] = append(byRoom[room], id)
+		n++
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
+	}
 	if err := s.count.change(func() (int64, error) { return -n, tx.Commit() }); err != nil {
 		return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
 	}
-	slices.Sort(ids)
-	return ids, nil
+	for _, ids := range byRoom {
+		slices.Sort(ids)
+	}
+	return byRoom, nil
 }
 
 // ResetPassword spends a password-reset link's token: in one transaction

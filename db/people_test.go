@@ -107,8 +107,8 @@ func TestBanAndUnban(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ids) != 2 {
-		t.Fatalf("deleted %v, want bob's two", ids)
+	if len(ids) != 1 || len(ids[db.DefaultRoom]) != 2 {
+		t.Fatalf("deleted %v, want bob's two, in the lobby", ids)
 	}
 	if n, _ := s.Count(ctx); n != 1 {
 		t.Fatalf("count = %d, want the guest's one", n)

@@ -847,3 +847,31 @@ func TestInvitedMidStreamHearsWhatFollows(t *testing.T) {
 		t.Fatalf("Cid's GET after leaving: %d %s, want 404", code, body)
 	}
 }
+
+// An admin's deletion of a private room's message is told to the room's
+// people, and to no one else: not even its id reaches a non-member.
+func TestDeletionIsToldOnlyInItsRoom(t *testing.T) {
+	srv, _, _ := peopleServer(t, map[string]string{"Ann": db.RoleMember, "Bob": db.RoleMember, "Cleo": db.RoleMember, "Boss": db.RoleAdmin})
+	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
+	bob := signInAs(t, srv, "Bob", "password of Bob", firefox)
+	cleo := signInAs(t, srv, "Cleo", "password of Cleo", firefox)
+	boss := signInAs(t, srv, "Boss", "password of Boss", firefox)
+	den := createRoom(t, srv, ann, `{"name": "Den", "kind": "private", "members": ["Bob"]}`, http.StatusCreated)
+	secret := sendTo(t, srv, ann, den.Slug, "a secret")
+	bobs, cleos := openSocket(t, srv, bob), openSocket(t, srv, cleo)
+	frame(t, bobs, "hello")
+	frame(t, cleos, "hello")
+	if code, _, body := as(t, srv, "POST", fmt.Sprintf("/admin/messages/%d/delete", secret), boss, nil); code != http.StatusSeeOther {
+		t.Fatalf("the admin deletes it: %d %s", code, body)
+	}
+	if d := frame(t, bobs, "deleted"); d["id"] != float64(secret) {
+		t.Fatalf("Bob told of %v, want the deletion of %d", d, secret)
+	}
+	// Cleo hears of a lobby line, and before it of nothing.
+	lobby := sendTo(t, srv, ann, "lobby", "in the lobby")
+	for _, f := range framesUntil(t, cleos, "the lobby line", isText(t, "in the lobby")) {
+		if f.Type == "deleted" {
+			t.Fatalf("Cleo, outside Den, was told of a deletion there: %v (lobby line %d)", f, lobby)
+		}
+	}
+}
