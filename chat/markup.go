@@ -111,10 +111,10 @@ func plain(text string) bool {
 //     goldmark's backslash escapes and entity references (\*, &#60;) do not
 //     eat or turn into other characters what was typed (a Windows path, a
 //     pasted "&lt;");
-//   - the spaces and tabs that start a line become no-break spaces: an
-//     indented line is the message's own layout, not Markdown's indented
-//     code (which this renderer does not have, and without which goldmark
-//     would drop the line).
+//   - the spaces and tabs that start a line (or follow a quote's ">")
+//     become no-break spaces: an indented line is the message's own
+//     layout, not Markdown's indented code (which this renderer does not
+//     have, and without which goldmark would drop the line).
 //
 // Code (fenced blocks, and `spans` within a line) is left as it is: goldmark
 // shows it verbatim.
@@ -131,6 +131,19 @@ func literal(text string) []byte {
 		if fenced {
 			out.WriteString(line)
 			continue
+		}
+		if len(trimmed) == len(line) {
+			// A quote's markers (">", "> > "), then what follows them is
+			// the line whose indent is kept.
+			for strings.HasPrefix(line, ">") {
+				n := 1
+				if strings.HasPrefix(line[1:], " ") {
+					n++
+				}
+				out.WriteString(line[:n])
+				line = line[n:]
+			}
+			trimmed = strings.TrimLeft(line, " \t")
 		}
 		if strings.TrimSpace(trimmed) != "" {
 			for _, c := range line[:len(line)-len(trimmed)] {
