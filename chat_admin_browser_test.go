@@ -54,9 +54,10 @@ func TestBrowserAdminDeletesFromTheChatPage(t *testing.T) {
 	waitPage(t, browser, "its delete control", `[...document.querySelectorAll('#messages li.msg')].find(li => li.textContent.includes('later'))?.querySelector('button.delete') != null`)
 }
 
-// A keyboard-only admin reaches the message box in two keys, however many
-// messages (each with its Delete button) the page shows: the first Tab
-// brings up a "Skip to the message box" link, and Enter follows it.
+// A keyboard-only admin is in the message box on load, and gets back to it
+// in two keys from the top of the page, however many messages (each with
+// its Delete button) the page shows: the first Tab brings up a "Skip to
+// the message box" link, and Enter follows it.
 func TestBrowserAdminSkipsToTheMessageBox(t *testing.T) {
 	browser := newBrowser(t)
 	s := startAdmin(t)
@@ -68,6 +69,12 @@ func TestBrowserAdminSkipsToTheMessageBox(t *testing.T) {
 	connected(t, browser)
 	waitPage(t, browser, "the delete controls", `document.querySelectorAll('#messages button.delete').length === 20`)
 
+	if !eval[bool](t, browser, `document.activeElement.id === "message"`) {
+		t.Fatal("the message box does not have focus on load")
+	}
+	// From the top of the page (focus nowhere), as after a click on its
+	// background.
+	do(t, browser, chromedp.Evaluate[chromedp.Void](`(b => { b.tabIndex = -1; b.focus(); b.removeAttribute('tabindex'); })(document.body)`))
 	do(t, browser, chromedp.KeyEvent("\t"))
 	link := `(() => { const f = document.activeElement; const r = f.getBoundingClientRect();
 		return f.textContent + (r.top >= 0 && r.bottom <= innerHeight ? ' (in view)' : ' (out of view)'); })()`

@@ -179,21 +179,51 @@
   }
 
   const clockFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
-  const dayFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
   const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
 
+  // setTime shows a message's time: "now" and "N min" in its first hour
+  // (kept up to date, see the timer below), its clock time after; the day
+  // is the separator's above it.
+  const relFmt = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto', style: 'short' });
   function setTime(el, date) {
     if (Number.isNaN(date.getTime())) return;
-    const now = new Date();
-    const today = date.toDateString() === now.toDateString();
-    const thisYear = date.getFullYear() === now.getFullYear();
+    const ago = Date.now() - date.getTime();
     let text = clockFmt.format(date);
-    if (!today) {
-      text = (thisYear ? dayFmt.format(date) : date.toLocaleDateString()) + ' ' + text;
+    if (ago < 60 * 1000) {
+      text = 'now';
+      el.dataset.rel = '1';
+    } else if (ago < 60 * 60 * 1000) {
+      text = relFmt.format(-Math.floor(ago / 60000), 'minute');
+      el.dataset.rel = '1';
+    } else {
+      delete el.dataset.rel;
     }
     el.textContent = text;
     el.dateTime = date.toISOString();
     el.title = fullFmt.format(date);
+  }
+  setInterval(() => {
+    for (const t of list.querySelectorAll('time[data-rel]')) setTime(t, new Date(t.dateTime));
+  }, 30 * 1000);
+
+  // dayLabel names a day as a separator shows it.
+  const dayNameFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long', month: 'long', day: 'numeric' });
+  const dayLongFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'long' });
+  function dayLabel(date) {
+    const today = new Date();
+    const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+    if (date.toDateString() === today.toDateString()) return 'Today';
+    if (date.toDateString() === yesterday.toDateString()) return 'Yesterday';
+    return date.getFullYear() === today.getFullYear() ? dayNameFmt.format(date) : dayLongFmt.format(date);
+  }
+
+  function separator(kind, label) {
+    const li = document.createElement('li');
+    li.className = 'sep ' + kind;
+    li.setAttribute('role', 'separator');
+    li.setAttribute('aria-label', label);
+    li.textContent = label;
+    return li;
   }
 
   function myName() { return nameInput.value.trim(); }
@@ -406,17 +436,71 @@
 
   // regroup marks lines that continue a block from the same person, so the
   // name is shown once per block.
+  // It also puts a separator above each day's first message.
   function regroup() {
+    for (const sep of list.querySelectorAll('li.sep.day')) sep.remove();
     let prev = null;
-    for (const li of list.children) {
+    let prevDay = '';
+    for (const li of [...list.children]) {
+      if (li.classList.contains('sep')) { prev = null; continue; } // the new divider starts a block
       const user = li.dataset.userId ? 'id:' + li.dataset.userId : 'name:' + li.querySelector('.user')?.textContent;
       const t = Date.parse(li.querySelector('time')?.dateTime || '') || Date.now();
+      const day = new Date(t).toDateString();
+      if (day !== prevDay) {
+        const sep = separator('day', dayLabel(new Date(t)));
+        const above = li.previousElementSibling;
+        (above && above.classList.contains('new') ? above : li).before(sep);
+        prevDay = day;
+        prev = null;
+      }
       const cont = prev !== null && prev.user === user && prev.mine === li.classList.contains('mine') &&
         t - prev.t < GROUP_GAP && !li.classList.contains('failed');
       li.classList.toggle('cont', cont);
       prev = { user, t, mine: li.classList.contains('mine') };
     }
   }
+
+  // showNewDivider marks where the messages after lastRead begin (not our
+  // own), and reports whether there is such a place. It stays while the
+  // room is shown, as the place one came back to.
+  const jumpUnread = $('jump-unread');
+  function showNewDivider(lastRead) {
+    list.querySelector('li.sep.new')?.remove();
+    jumpUnread.hidden = true;
+    if (!signedIn || !lastRead) return false;
+    const first = [...realItems()].find((li) => msgIdOf(li) > lastRead && !li.classList.contains('mine'));
+    if (!first) return false;
+    first.before(separator('new', 'New'));
+    regroup();
+    return true;
+  }
+
+  // openAtUnread scrolls a room just opened to its first unread message
+  // when there is one and not all of it fits below; else to the bottom.
+  function openAtUnread(lastRead) {
+    if (!showNewDivider(lastRead)) { scrollToBottom(); return; }
+    const divider = list.querySelector('li.sep.new');
+    scrollToBottom();
+    if (topIn(divider) < scroller.scrollTop) {
+      scroller.scrollTop = Math.max(0, topIn(divider) - 16);
+      jumpBtn.hidden = false;
+    }
+  }
+
+  // topIn is el's top in the scroller's content.
+  function topIn(el) {
+    return el.getBoundingClientRect().top - scroller.getBoundingClientRect().top + scroller.scrollTop;
+  }
+
+  function updateJumpUnread() {
+    const divider = list.querySelector('li.sep.new');
+    jumpUnread.hidden = !divider || topIn(divider) + divider.offsetHeight > scroller.scrollTop;
+  }
+  jumpUnread.addEventListener('click', () => {
+    const divider = list.querySelector('li.sep.new');
+    if (divider) scroller.scrollTop = Math.max(0, topIn(divider) - 16);
+    jumpUnread.hidden = true;
+  });
 
   function retint() {
     for (const li of realItems()) {
@@ -1113,7 +1197,25 @@
       jumpBtn.hidden = true;
       markRead();
     }
+    updateJumpUnread();
   }, { passive: true });
+
+  // The list scrolls with the keyboard from the message box too: Page Up
+  // and Page Down always, Home and End when the box is empty.
+  document.addEventListener('keydown', (ev) => {
+    if (ev.altKey || ev.ctrlKey || ev.metaKey || document.querySelector('dialog[open]')) return;
+    const inBox = ev.target === msgInput;
+    if (!inBox && ev.target !== document.body && ev.target !== scroller) return;
+    const page = scroller.clientHeight * 0.9;
+    switch (ev.key) {
+      case 'PageUp': scroller.scrollBy({ top: -page }); break;
+      case 'PageDown': scroller.scrollBy({ top: page }); break;
+      case 'Home': if (inBox && msgInput.value) return; scroller.scrollTop = 0; break;
+      case 'End': if (inBox && msgInput.value) return; scrollToBottom(); break;
+      default: return;
+    }
+    ev.preventDefault();
+  });
 
   document.addEventListener('visibilitychange', () => {
     if (document.hidden) return;
@@ -1200,7 +1302,10 @@
       const newest = items.length ? msgIdOf(items[items.length - 1]) : 0;
       if (!newest || !nearBottom()) return;
       const a = roomLink(room.id);
-      if (a) setUnread(a, 0, false);
+      if (a) {
+        setUnread(a, 0, false);
+        if (newest > (Number(a.dataset.lastRead) || 0)) a.dataset.lastRead = String(newest);
+      }
       if (newest > readSent && send('read', { room: room.id, id: newest })) readSent = newest;
     }, 300);
   }
@@ -1231,6 +1336,7 @@
     a.dataset.roomId = String(r.id);
     a.dataset.slug = r.slug;
     a.dataset.kind = r.kind;
+    a.dataset.lastRead = String(r.last_read || 0);
     if (r.id === room.id) a.setAttribute('aria-current', 'page');
     const span = (className, text) => {
       const el = document.createElement('span');
@@ -1358,10 +1464,10 @@
       if (push) history.pushState({ slug: room.slug }, '', room.id === 1 && !signedIn ? '/' : '/r/' + room.slug);
       regroup();
       retint();
-      scrollToBottom();
+      jumpBtn.hidden = true;
+      openAtUnread(Number(roomLink(room.id)?.dataset.lastRead) || 0);
       readSent = 0;
       markRead();
-      jumpBtn.hidden = true;
     } catch (err) {
       room.id = prev.id;
       room.slug = prev.slug;
@@ -1580,7 +1686,11 @@
   loadQueue();
   showPending();
   retint();
+  regroup();
   updateCounter(); // a draft the browser restored may be long already
-  scrollToBottom();
+  openAtUnread(Number(document.body.dataset.lastRead) || 0);
+  // Ready to type, where there is a keyboard (on a phone, focus would
+  // open the on-screen one over the messages).
+  if (!window.matchMedia('(pointer: coarse)').matches && !msgInput.disabled) msgInput.focus({ preventScroll: true });
   connect();
 })();

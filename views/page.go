@@ -50,17 +50,21 @@ type RoomHead struct {
 	MayPost bool
 	Manage  bool // rename, archive: an admin or its creator
 	Invite  bool
+	// LastRead is the newest message its reader has read there: the page
+	// marks what follows as new. 0 for a guest.
+	LastRead int64
 }
 
 // RoomLink is one room in the sidebar.
 type RoomLink struct {
-	ID      int64
-	Slug    string
-	Title   string
-	Kind    string
-	Member  bool // one of the reader's rooms; else an open room to join
-	Unread  int
-	Mention bool
+	ID       int64
+	Slug     string
+	Title    string
+	Kind     string
+	Member   bool // one of the reader's rooms; else an open room to join
+	Unread   int
+	Mention  bool
+	LastRead int64
 }
 
 // roomMark is the sign before a room's name: # for a room, a padlock for
