@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -297,27 +298,21 @@ func (h *Hub) Rooms(ctx context.Context, id Identity) ([]RoomView, error) {
 		}
 		out[i].People, out[i].Title = people, directTitle(people, id.UserID)
 	}
-	slices.SortFunc(out, func(a, b RoomView) int {
+	// The default room first, then the person's rooms, then the open rooms
+	// to join; by title within each.
+	rank := func(v RoomView) int {
 		switch {
-		case a.ID == db.DefaultRoom || b.ID == db.DefaultRoom:
-			return boolOrder(a.ID == db.DefaultRoom, b.ID == db.DefaultRoom)
-		case a.Member != b.Member:
-			return boolOrder(a.Member, b.Member)
+		case v.ID == db.DefaultRoom:
+			return 0
+		case v.Member:
+			return 1
 		}
-		return strings.Compare(strings.ToLower(a.Title), strings.ToLower(b.Title))
+		return 2
+	}
+	slices.SortFunc(out, func(a, b RoomView) int {
+		return cmp.Or(cmp.Compare(rank(a), rank(b)), strings.Compare(strings.ToLower(a.Title), strings.ToLower(b.Title)))
 	})
 	return out, nil
-}
-
-// boolOrder sorts true first.
-func boolOrder(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case a:
-		return -1
-	}
-	return 1
 }
 
 // directTitle names a direct room by its other people ("you" alone: a

@@ -50,27 +50,21 @@ func roomRows(ctx context.Context, store roomLister, snap chat.Snapshot) ([]view
 		st := stats[r.ID]
 		rows = append(rows, views.RoomRow{Room: r, Members: members[r.ID], Online: snap.InRoom[r.ID], Messages: st.Messages, Last: st.Last})
 	}
-	slices.SortStableFunc(rows, func(a, b views.RoomRow) int {
+	// The default room first, then open rooms, then archived ones; by
+	// title within each.
+	rank := func(r views.RoomRow) int {
 		switch {
-		case a.ID == db.DefaultRoom || b.ID == db.DefaultRoom:
-			return boolFirst(a.ID == db.DefaultRoom, b.ID == db.DefaultRoom)
-		case a.IsArchived() != b.IsArchived():
-			return boolFirst(!a.IsArchived(), !b.IsArchived())
+		case r.ID == db.DefaultRoom:
+			return 0
+		case r.IsArchived():
+			return 2
 		}
-		return cmp.Or(strings.Compare(strings.ToLower(a.Title()), strings.ToLower(b.Title())), cmp.Compare(a.ID, b.ID))
+		return 1
+	}
+	slices.SortStableFunc(rows, func(a, b views.RoomRow) int {
+		return cmp.Or(cmp.Compare(rank(a), rank(b)), strings.Compare(strings.ToLower(a.Title()), strings.ToLower(b.Title())), cmp.Compare(a.ID, b.ID))
 	})
 	return rows, nil
-}
-
-// boolFirst sorts true first.
-func boolFirst(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case a:
-		return -1
-	}
-	return 1
 }
 
 // roomAdmin is what the dashboard's room actions need of the hub.

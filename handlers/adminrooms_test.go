@@ -3,7 +3,6 @@ package handlers
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,27 +14,6 @@ import (
 
 	"nochat/db"
 )
-
-// jsonAs sends a JSON body with a session, as the page's script does, and
-// returns the status and body.
-func jsonAs(t *testing.T, srv *httptest.Server, method, path, session, body string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if session != "" {
-		req.Header.Set("Cookie", personCookie+"="+session)
-	}
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
-}
 
 // roomIDs makes a room as session's person and returns its id and slug.
 func roomIDs(t *testing.T, srv *httptest.Server, session, body string) (int64, string) {
@@ -49,7 +27,7 @@ func roomIDs(t *testing.T, srv *httptest.Server, session, body string) (int64, s
 func sendIn(t *testing.T, srv *httptest.Server, session, slug, text string) (int, string) {
 	t.Helper()
 	b, _ := json.Marshal(map[string]string{"message": text})
-	return jsonAs(t, srv, "POST", "/rooms/"+slug+"/messages", session, string(b))
+	return call(t, srv, "POST", "/rooms/"+slug+"/messages", session, string(b), nil)
 }
 
 // roomRowOf is the dashboard's row of room id, or "" if it has none.
@@ -170,7 +148,7 @@ func TestAdminRemovesAMemberFromTheDashboard(t *testing.T) {
 	bob := signInAs(t, srv, "Bob", "password of Bob", firefox)
 	admin := signInAs(t, srv, "Ada", "password of Ada", firefox)
 	id, slug := roomIDs(t, srv, ann, `{"name": "Secret", "kind": "private", "members": ["Bob"]}`)
-	if code, _ := jsonAs(t, srv, "GET", "/rooms/"+slug, bob, ""); code != http.StatusOK {
+	if code, _ := call(t, srv, "GET", "/rooms/"+slug, bob, "", nil); code != http.StatusOK {
 		t.Fatalf("Bob's GET /rooms/%s before: %d, want 200", slug, code)
 	}
 	bobID := accountID(t, auth, "Bob")
@@ -178,7 +156,7 @@ func TestAdminRemovesAMemberFromTheDashboard(t *testing.T) {
 	if code, _, body := as(t, srv, "POST", remove, admin, url.Values{}); code != http.StatusSeeOther {
 		t.Fatalf("removing Bob: %d %s, want 303", code, body)
 	}
-	if code, body := jsonAs(t, srv, "GET", "/rooms/"+slug, bob, ""); code != http.StatusNotFound {
+	if code, body := call(t, srv, "GET", "/rooms/"+slug, bob, "", nil); code != http.StatusNotFound {
 		t.Fatalf("Bob's GET /rooms/%s after: %d %s, want 404", slug, code, body)
 	}
 	if code, _, body := as(t, srv, "POST", remove, admin, url.Values{}); code != http.StatusNotFound {

@@ -23,31 +23,11 @@ import (
 // The rooms' guarantees (issue 13, item 9), on the real server, a real
 // SQLite file and real WebSocket clients.
 
-// call sends method path with a JSON body (if not empty) as session (a
-// guest if empty), with extra headers, and returns the status and body.
+// call is roomCall without the headers of the answer.
 func call(t *testing.T, srv *httptest.Server, method, path, session, body string, header map[string]string) (int, string) {
 	t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, _ := http.NewRequest(method, srv.URL+path, r)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if session != "" {
-		req.Header.Set("Cookie", personCookie+"="+session)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := srv.Client().Transport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	code, _, answer := roomCall(t, srv, method, path, session, body, header)
+	return code, answer
 }
 
 // roomAnswer is the part of a room's JSON the tests read.
