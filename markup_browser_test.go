@@ -64,5 +64,5 @@ func TestBrowserMarkupRendersAndNothingRuns(t *testing.T) {
 			t.Errorf("message %d shows\n %s\nwant\n %s", i, got[i], want[i])
 		}
 	}
-	screenshot(t, tab, "markup-1280.png")
+	screenshots(t, tab, "markup")
 }
