@@ -39,6 +39,9 @@ type client struct {
 	closing  atomic.Bool // the server has sent a close frame
 
 	limiter *rate.Limiter // messages per second, nil when unlimited
+	// marks limits read frames, which write to the database: a page sends
+	// a few a second at most while messages arrive.
+	marks *rate.Limiter
 
 	// rooms is the rooms the connection sees, replaced (never changed) by
 	// the broadcaster when a membership changes; read anywhere.
@@ -58,6 +61,7 @@ func newClient(proto Protocol, user, remote, agent string, after int64) *client 
 		since:  time.Now(),
 		after:  after,
 		gone:   make(chan struct{}),
+		marks:  rate.NewLimiter(markRate, markBurst),
 	}
 	c.lastWrite.Store(c.since.UnixNano())
 	c.lastRead.Store(c.since.UnixNano())
@@ -67,6 +71,12 @@ func newClient(proto Protocol, user, remote, agent string, after int64) *client 
 // newID is a session id: 128 random bits, so that ids of the sessions open
 // at once never collide (32 bits gave a 1% chance at 10,000 connections, and
 // an admin's disconnect then missed or hit the wrong session).
+// A connection's read marks: a burst of markBurst, then markRate a second.
+const (
+	markRate  = 2
+	markBurst = 5
+)
+
 func newID() string {
 	var b [16]byte
 	rand.Read(b[:])

@@ -183,8 +183,8 @@ func (h *Hub) markRead(c *client, room, id int64) {
 		h.refuse(c, &Refusal{"bad_request", "read: no message has that id yet"}, "")
 		return
 	}
-	if c.limiter != nil && !c.limiter.Allow() {
-		return // marks are frequent and the next one says as much
+	if !c.marks.Allow() {
+		return // the next mark says as much: dropped, not refused
 	}
 	moved, err := h.store.MarkRead(h.ctx, room, c.userID, id)
 	if err != nil {

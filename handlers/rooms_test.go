@@ -855,3 +855,37 @@ func TestDeletionIsToldOnlyInItsRoom(t *testing.T) {
 		}
 	}
 }
+
+// Read marks write to the database, so a socket's are limited: a burst,
+// then two a second; the rest are dropped (the next mark says as much),
+// and sending is not held back by them.
+func TestReadMarksAreLimited(t *testing.T) {
+	srv, _, _ := peopleServer(t, map[string]string{"Ann": db.RoleMember, "Bob": db.RoleMember})
+	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
+	bob := signInAs(t, srv, "Bob", "password of Bob", firefox)
+	tab1, tab2 := openSocket(t, srv, bob), openSocket(t, srv, bob)
+	frame(t, tab1, "hello")
+	frame(t, tab2, "hello")
+	var ids []int64
+	for i := range 40 {
+		ids = append(ids, sendTo(t, srv, ann, "lobby", fmt.Sprintf("m%d", i)))
+	}
+	framesUntil(t, tab1, "the 40 lines", isText(t, "m39"))
+	for _, id := range ids {
+		sendFrame(t, tab1, "read", map[string]int64{"room": db.DefaultRoom, "id": id})
+	}
+	// The marks were taken in order: a send after them is answered after them.
+	sendFrame(t, tab1, "send", map[string]any{"message": "still sending", "cid": "s1"})
+	if a := frame(t, tab1, "ack"); a["cid"] != "s1" {
+		t.Fatalf("a send after 40 read marks: %v, want its ack", a)
+	}
+	marks := 0
+	for _, f := range framesUntil(t, tab2, "the send after the marks", isText(t, "still sending")) {
+		if f.Type == "read" {
+			marks++
+		}
+	}
+	if marks < 1 || marks > 6 {
+		t.Fatalf("40 read marks at once moved the marker %d times, want the burst of 5 (and perhaps one more)", marks)
+	}
+}
