@@ -359,7 +359,7 @@ func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomVi
 	if id.Guest() {
 		return RoomView{}, false, errGuestRooms
 	}
-	r := db.Room{Kind: nr.Kind, Post: cmpOr(nr.Post, db.PostEveryone), Guests: nr.Guests, CreatedBy: id.UserID}
+	r := db.Room{Kind: nr.Kind, Post: cmp.Or(nr.Post, db.PostEveryone), Guests: nr.Guests, CreatedBy: id.UserID}
 	if r.Kind == db.KindDirect {
 		r.Post = db.PostEveryone // a conversation's people all speak in it
 	}
@@ -464,13 +464,6 @@ func (h *Hub) rejoinDirect(ctx context.Context, id Identity, r db.Room) error {
 	}
 	h.memberChanged(id.UserID, r.ID, true)
 	return nil
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func uniq(ids []int64) []int64 {
