@@ -889,3 +889,50 @@ func TestReadMarksAreLimited(t *testing.T) {
 		t.Fatalf("40 read marks at once moved the marker %d times, want the burst of 5 (and perhaps one more)", marks)
 	}
 }
+
+// A guest's socket carries the open rooms that let guests in, and follows
+// that setting: a room opened to guests reaches an open guest socket from
+// then on, and stops reaching it when it is closed to them again (or
+// archived); a guest's REST read of it follows too.
+func TestGuestsFollowARoomsGuestSetting(t *testing.T) {
+	srv, _, _ := peopleServer(t, map[string]string{"Ann": db.RoleAdmin})
+	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
+	hall := createRoom(t, srv, ann, `{"name": "Hall", "kind": "open"}`, http.StatusCreated)
+	guest := openSocket(t, srv, "")
+	frame(t, guest, "hello")
+	seen := func(what, last string) (hall int) {
+		for _, f := range framesUntil(t, guest, what, isText(t, last)) {
+			if m, ok := f.message(t); ok && m.Room != db.DefaultRoom {
+				hall++
+			}
+		}
+		return hall
+	}
+	sendTo(t, srv, ann, hall.Slug, "not for guests")
+	sendTo(t, srv, ann, "lobby", "lobby 1")
+	if n := seen("lobby 1", "lobby 1"); n != 0 {
+		t.Fatalf("a guest got %d of Hall's messages before it let guests in", n)
+	}
+	if code, _ := call(t, srv, "GET", "/rooms/"+hall.Slug+"/messages/latest/5", "", "", nil); code != http.StatusNotFound {
+		t.Fatalf("a guest reads Hall before it lets guests in: %d, want 404", code)
+	}
+	if code, body := call(t, srv, "PATCH", "/rooms/"+hall.Slug, ann, `{"guests": true}`, nil); code != http.StatusOK {
+		t.Fatalf("Ann lets guests into Hall: %d %s", code, body)
+	}
+	sendTo(t, srv, ann, hall.Slug, "guests welcome")
+	sendTo(t, srv, ann, "lobby", "lobby 2")
+	if n := seen("lobby 2", "lobby 2"); n != 1 {
+		t.Fatalf("a guest got %d of Hall's messages once it let guests in, want 1", n)
+	}
+	if code, body := call(t, srv, "GET", "/rooms/"+hall.Slug+"/messages/latest/5", "", "", nil); code != http.StatusOK || !strings.Contains(body, "guests welcome") {
+		t.Fatalf("a guest reads Hall: %d %s", code, body)
+	}
+	if code, body := call(t, srv, "PATCH", "/rooms/"+hall.Slug, ann, `{"guests": false}`, nil); code != http.StatusOK {
+		t.Fatalf("Ann closes Hall to guests: %d %s", code, body)
+	}
+	sendTo(t, srv, ann, hall.Slug, "members only again")
+	sendTo(t, srv, ann, "lobby", "lobby 3")
+	if n := seen("lobby 3", "lobby 3"); n != 0 {
+		t.Fatalf("a guest got %d of Hall's messages after it closed to guests", n)
+	}
+}
