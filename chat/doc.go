@@ -20,17 +20,31 @@
 //   - db.Log (package db) — append, then each committed batch, in order,
 //     to the broadcaster (opCommit). The SQLite Writer implements it.
 //   - broadcast.go — the broadcaster: one goroutine, the one registry of
-//     connections (conns, live, accounts, the peak and online count), and
-//     every change to it as a typed operation (op) applied in one switch
-//     (broadcaster.apply): join, leave, commit, delete, prune, rename,
-//     nick, typing, presence, rejoin. "Who receives this?" is answered in
-//     one function, broadcaster.recipients; deliver sends a committed
-//     batch to it, notify sends a notice (deleted, person, presence).
-//     Readers of the registry (Snapshot, Disconnect, EndSessions...) run
-//     on the broadcaster too (opRead); nothing else reads its maps.
+//     connections (conns, live, inRoom: each room's connections, accounts,
+//     the peak and online count), and every change to it as a typed
+//     operation (op) applied in one switch (broadcaster.apply): join,
+//     leave, commit, delete, prune, rename, nick, typing, presence, rejoin,
+//     membership, room, marked. "Who receives this?" is answered in one
+//     function, broadcaster.recipients: a message goes to its room's live
+//     connections; deliver sends a committed batch to it, notify sends a
+//     notice (deleted, room, membership to a room's connections; person,
+//     presence to all). Readers of the registry (Snapshot, Disconnect,
+//     EndSessions...) run on the broadcaster too (opRead); nothing else
+//     reads its maps.
+//   - rooms.go — the rooms: the directory (every room, and the memberships
+//     read so far, changed only after the store), AccessTo (who may see,
+//     post in, join, invite to and manage a room: the one statement of the
+//     rules), and the room API (CreateRoom, Join, Invite, Leave,
+//     RemoveMember, ChangeRoom, Rooms), each telling the broadcaster with
+//     an op once the store has the change. A connection's rooms are an
+//     immutable set (client.rooms) the broadcaster replaces.
+//   - markup.go — a message's text as the page shows it (RenderHTML): the
+//     small markup and links, sanitized, rendered once on the server.
 //   - window.go — the replay window (the newest encoded messages), and
 //     catchUp: a connection out of the live set, resuming or fallen
-//     behind, is fed from the window or SQLite until it rejoins (opRejoin).
+//     behind, is fed from the window or SQLite (its rooms' messages only,
+//     and none the broadcaster has not published) until it rejoins
+//     (opRejoin).
 //   - queue.go — a connection's outgoing queue, the only place its frames
 //     are counted: stream (messages, within the stream budget), send
 //     (frames it must get, owed when the buffer is full), wrote (melody's
