@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -173,4 +174,52 @@ func TestBrowserRoomsJoinLookInAndArchive(t *testing.T) {
 	waitPage(t, ann, "Ann back in the lobby", `location.pathname === "/r/lobby"`)
 	waitPage(t, bob, "Bob's page read-only", `document.getElementById("message").disabled && document.getElementById("message").placeholder.includes("archived")`)
 	waitPage(t, bob, "Garden gone from Bob's list", `!document.querySelector('#sidebar a.room-link[data-slug="garden"]')`)
+}
+
+// postJSON sends a JSON request from inside the tab, with its cookies,
+// and returns the status.
+func postJSON(t *testing.T, tab context.Context, method, path, body string) int {
+	t.Helper()
+	return eval[int](t, tab, fmt.Sprintf(`(() => { const x = new XMLHttpRequest(); x.open(%q, %q, false);
+		x.setRequestHeader("Content-Type", "application/json"); x.send(%q); return x.status; })()`, method, path, body))
+}
+
+// A room's page counts the other rooms' unread messages once: the server
+// renders the counts, and the socket resumes after the newest message of
+// any room, not after the newest of the room shown (which would hand the
+// page the other rooms' messages again, counted twice).
+func TestBrowserOtherRoomsCountedOnce(t *testing.T) {
+	ann := newBrowser(t)
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
+	link, _ := setupLink(t, s)
+	browserSetUp(t, ann, link)
+	do(t, ann, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.ID("people")))
+	invite := eval[string](t, ann, `document.getElementById("invite-link").href`)
+	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
+	joinAs(t, bob, invite, "Bob")
+	cancelTab(t, bob) // Bob is away
+
+	do(t, ann, chromedp.Navigate(s.url+"/"))
+	connected(t, ann)
+	if code := postJSON(t, ann, "POST", "/rooms", `{"name":"Family","kind":"private","members":["Bob"]}`); code != 201 {
+		t.Fatalf("Family: %d", code)
+	}
+	if code := postJSON(t, ann, "POST", "/rooms/family/messages", `{"message":"in family"}`); code != 201 {
+		t.Fatalf("a line in Family: %d", code)
+	}
+	for i := range 3 {
+		if code := postJSON(t, ann, "POST", "/rooms/lobby/messages", fmt.Sprintf(`{"message":"lobby %d"}`, i)); code != 201 {
+			t.Fatalf("a lobby line: %d", code)
+		}
+	}
+	bob = newTab(t, ann, chromedp.WithNewBrowserContext())
+	do(t, bob, chromedp.Navigate(s.url+"/signin"), chromedp.WaitVisible(chromedp.ID("name")))
+	do(t, bob, chromedp.SendKeys(chromedp.ID("name"), "Bob"), chromedp.SendKeys(chromedp.ID("password"), "Bob's password"), chromedp.Submit(chromedp.ID("password")))
+	waitPage(t, bob, "Bob signed in", `!!document.getElementById("messages")`)
+	do(t, bob, chromedp.Navigate(s.url+"/r/family"))
+	connected(t, bob)
+	time.Sleep(500 * time.Millisecond) // whatever the socket hands over
+	if got := eval[string](t, bob, `document.querySelector('#sidebar a.room-link[data-slug="lobby"]').dataset.unread || '0'`); got != "3" {
+		t.Fatalf("Bob's lobby shows %s unread on Family's page, want 3", got)
+	}
 }

@@ -306,6 +306,10 @@ func (h *Hub) Limits() Limits {
 	return Limits{MaxMessageLen: h.opts.MaxMessageLen, MaxNameLen: h.opts.MaxNameLen}
 }
 
+// LatestID is the newest message id handed out: a page rendered after
+// reading it resumes its socket from it, with no gap in any room.
+func (h *Hub) LatestID() int64 { return h.b.published.Load() }
+
 // Online returns the number of open WebSocket sessions.
 func (h *Hub) Online() int {
 	return int(h.b.online.Load())

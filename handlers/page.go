@@ -27,6 +27,7 @@ type room interface {
 	Room(id int64) (db.Room, bool)
 	RoomBySlug(slug string) (db.Room, bool)
 	AccessTo(ctx context.Context, id chat.Identity, r db.Room) (chat.Access, error)
+	LatestID() int64
 }
 
 type latestReader interface {
@@ -95,6 +96,9 @@ func handleRoot(log *slog.Logger, hub room, store latestReader, admins adminChec
 			http.Error(w, "rooms are unavailable right now; try again shortly", http.StatusServiceUnavailable)
 			return
 		}
+		// Read before the history: every message after it reaches the
+		// page's socket, which resumes from it (in every room).
+		latest := hub.LatestID()
 		// One more than a page, to know whether there are older messages:
 		// a full page alone does not say.
 		msgs, err := store.LatestIn(r.Context(), rm.ID, pageSize+1)
@@ -135,6 +139,7 @@ func handleRoot(log *slog.Logger, hub room, store latestReader, admins adminChec
 			MaxName:    limits.MaxNameLen,
 			Room:       head,
 			Rooms:      links,
+			LatestID:   latest,
 		}))
 	})
 }

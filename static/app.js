@@ -1676,6 +1676,10 @@
 
   // ---------- start ----------
 
+  // The socket resumes after the newest message of any room when the page
+  // was made (its history was read after that): other rooms' messages
+  // before it are in the sidebar's counts already.
+  lastId = Number(document.body.dataset.latestId) || 0;
   for (const li of realItems()) {
     addDeleteControl(li);
     lastId = Math.max(lastId, msgIdOf(li));

@@ -37,6 +37,9 @@ type Chat struct {
 
 	Room  RoomHead   // the room shown
 	Rooms []RoomLink // the sidebar: the reader's rooms, then open ones to join
+	// LatestID is the newest message of any room when the page was made:
+	// its socket resumes after it.
+	LatestID int64
 }
 
 // RoomHead is the room a chat page shows, and what its reader may do there.
