@@ -397,8 +397,9 @@ func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomVi
 		}
 		members = append(members, a.ID)
 	}
+	people := uniq(members) // the creator named twice, or named in members, is one person
 	if r.Kind == db.KindDirect {
-		if len(uniq(members)) > maxDirectPeople {
+		if len(people) > maxDirectPeople {
 			return RoomView{}, false, &Refusal{"bad_request", fmt.Sprintf("a direct conversation has at most %d people", maxDirectPeople)}
 		}
 		r.Post, r.Slug = db.PostEveryone, "dm-"+newID()[:12]
@@ -413,7 +414,7 @@ func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomVi
 	// Each person's rooms are read before the store has the room, as Join
 	// and Invite do: setMember changes only lists read already, so a first
 	// read racing the creation would keep a list from before it.
-	for _, m := range uniq(members) {
+	for _, m := range people {
 		if _, err := h.roomsOf(ctx, m); err != nil {
 			return RoomView{}, false, err
 		}
@@ -423,7 +424,7 @@ func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomVi
 			r.Slug = slugOf(r.Name, try)
 		}
 		var stored db.Room
-		stored, created, err = h.store.CreateRoom(ctx, r, uniq(members))
+		stored, created, err = h.store.CreateRoom(ctx, r, people)
 		if errors.Is(err, db.ErrSlugTaken) && try < 20 {
 			if r.Kind == db.KindDirect {
 				r.Slug = "dm-" + newID()[:12]
@@ -441,7 +442,7 @@ func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomVi
 		h.dir.rooms[r.ID], h.dir.bySlug[r.Slug] = r, r.ID
 		h.dir.mu.Unlock()
 		h.b.sendWait(opRoom{room: r, event: "created"})
-		for _, m := range uniq(members) {
+		for _, m := range people {
 			h.memberChanged(m, r.ID, true)
 		}
 	} else if err := h.rejoinDirect(ctx, id, r); err != nil {
