@@ -132,6 +132,13 @@ func TestTypingInTwoTabsOfOnePersonShowsOnce(t *testing.T) {
 	bob := openSocket(t, srv, signInAs(t, srv, "bob", "password of bob", firefox))
 	tab1 := openSocket(t, srv, laptop)
 	tab2 := openSocket(t, srv, laptop)
+	// A socket is in the broadcaster's live set from its hello on: typing
+	// is not in the log, so bob must be there before ann types.
+	for _, c := range []*websocket.Conn{bob, tab1, tab2} {
+		if f := readFrame(t, c); f.Type != "hello" {
+			t.Fatalf("first frame %s, want hello", f.Type)
+		}
+	}
 	// Each tab's frames are handled in order, and its typing reaches the
 	// broadcaster before its message's commit does: the message marks
 	// that the typing before it has gone out, if it went.
