@@ -137,6 +137,7 @@ func handleRoot(log *slog.Logger, hub room, store latestReader, admins adminChec
 			PageSize:   pageSize,
 			MaxMessage: limits.MaxMessageLen,
 			MaxName:    limits.MaxNameLen,
+			EditWindow: limits.EditWindow,
 			Room:       head,
 			Rooms:      links,
 			LatestID:   latest,
