@@ -29,7 +29,7 @@ import (
 //	DELETE /rooms/{slug}/members/{id}             remove: an admin (or oneself)
 //	GET    /rooms/{slug}/messages/latest/{n}      newest n, oldest first
 //	GET    /rooms/{slug}/messages?before=&limit=  a page of history
-//	POST   /rooms/{slug}/messages                 send {message}, Idempotency-Key as on /discussion
+//	POST   /rooms/{slug}/messages                 send {message, reply_to}, Idempotency-Key as on /discussion
 //	GET    /rooms/{slug}/messages/{id}            one message, as it is now
 //	PATCH  /rooms/{slug}/messages/{id}            edit {message}: its author, within the edit window
 //	DELETE /rooms/{slug}/messages/{id}            delete: its author, the room's creator, an admin
@@ -46,7 +46,7 @@ type roomHub interface {
 	Leave(ctx context.Context, id chat.Identity, r db.Room) error
 	Invite(ctx context.Context, id chat.Identity, r db.Room, name string) (db.Account, error)
 	RemoveMember(ctx context.Context, id chat.Identity, r db.Room, user int64) error
-	SendTo(ctx context.Context, id chat.Identity, r db.Room, user, text, key string) (db.Stored, error)
+	Reply(ctx context.Context, id chat.Identity, r db.Room, user, text, key string, replyTo int64) (db.Stored, error)
 	Change(ctx context.Context, id chat.Identity, req chat.ChangeRequest) (db.Message, error)
 	GuestsMayRead() bool
 }
@@ -388,6 +388,7 @@ func (h inRoom) Before(ctx context.Context, id int64, limit int) ([]db.Message, 
 
 type roomSendBody struct {
 	Message *string `json:"message"`
+	ReplyTo int64   `json:"reply_to"`
 }
 
 func (rr *roomRoutes) send(w http.ResponseWriter, r *http.Request) {
@@ -401,7 +402,7 @@ func (rr *roomRoutes) send(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body roomSendBody
-	if err := readJSON(w, r, &body, `{"message": string}`); err != nil {
+	if err := readJSON(w, r, &body, `{"message": string, "reply_to": message id (optional)}`); err != nil {
 		writeBodyError(w, r, rr.log, err)
 		return
 	}
@@ -409,7 +410,7 @@ func (rr *roomRoutes) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, rr.log, http.StatusBadRequest, errors.New("message is missing"))
 		return
 	}
-	st, err := rr.hub.SendTo(r.Context(), id, room, chat.DefaultUser, *body.Message, key)
+	st, err := rr.hub.Reply(r.Context(), id, room, chat.DefaultUser, *body.Message, key, body.ReplyTo)
 	if err != nil {
 		if errors.Is(err, chat.ErrCIDReused) {
 			writeError(w, r, rr.log, http.StatusUnprocessableEntity, errKeyReused)
