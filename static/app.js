@@ -1614,18 +1614,22 @@
   }
 
   function closeMentions() {
+    offerSeq++; // and any offer still reading the people
     mentionBox.hidden = true;
     mentionAt = -1;
     msgInput.removeAttribute('aria-activedescendant');
   }
 
+  let offerSeq = 0; // the newest offer: an older one whose people come later is dropped
   async function offerMentions() {
+    const seq = ++offerSeq;
     const upto = msgInput.value.slice(0, msgInput.selectionStart);
     const m = /(^|[\s([{<"'])@([^\s@]{0,32})$/.exec(upto);
     if (!m) { closeMentions(); return; }
     const at = upto.length - m[2].length - 1;
     const q = m[2].toLowerCase();
     const all = await roomPeople();
+    if (seq !== offerSeq) return;
     const found = all.filter((p) => p.user.toLowerCase().startsWith(q) && p.user_id !== helloUserId).slice(0, 8);
     if (found.length === 0) { closeMentions(); return; }
     mentionAt = at;
@@ -1960,6 +1964,8 @@
       if (older) msgs.shift();
       list.replaceChildren(...msgs.map(buildMessage));
       olderBtn.hidden = !older;
+      setReplying(null); // a reply answers a message of its own room
+      closeMentions();
       typers.clear();
       renderTyping();
       showPending();
