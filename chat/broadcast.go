@@ -663,16 +663,13 @@ const maxDeletedIDs = 256
 // private room reaches a non-member): one message (Delete) as deleted
 // {id}, many (DeleteMessagesOf) in frames of up to maxDeletedIDs.
 func (b *broadcaster) forget(room, id int64, ids []int64) {
+	// With their changes: the store deleted those with them.
 	if ids == nil {
-		b.window.change(func(w *window) { w.drop(id) })
+		b.window.change(func(w *window) { w.forget(id) })
 		b.notify(toRoomV1, room, encode("deleted", deletedData{ID: id}))
 		return
 	}
-	b.window.change(func(w *window) {
-		for _, id := range ids {
-			w.drop(id)
-		}
-	})
+	b.window.change(func(w *window) { w.forget(ids...) })
 	for chunk := range slices.Chunk(ids, maxDeletedIDs) {
 		b.notify(toRoomV1, room, encode("deleted", deletedData{ID: chunk[0], IDs: chunk}))
 	}

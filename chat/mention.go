@@ -2,6 +2,8 @@ package chat
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"html"
 	"strconv"
 	"strings"
@@ -87,15 +89,22 @@ func (h *Hub) mentionsIn(ctx context.Context, r db.Room, userID int64, role, tex
 	return FindMentions(text, people, mayAll), nil
 }
 
-// placeholder stands for mention i while the text is rendered: characters
-// from Unicode's private use area, which no markup touches and the
-// sanitizer keeps.
-func placeholder(i int) string { return "\ue000" + strconv.Itoa(i) + "\ue001" }
+// mark is what placeholders are made of: characters from Unicode's private
+// use area, which no markup touches and the sanitizer keeps, with a random
+// part of this process's own, so that no text can hold one.
+var mark = func() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return "\ue000" + hex.EncodeToString(b)
+}()
+
+// placeholder stands for mention i while the text is rendered.
+func placeholder(i int) string { return mark + strconv.Itoa(i) + "\ue001" }
 
 // MessageHTML is a message's text as the page shows it (RenderHTML), its
 // mentions highlighted under the names their people have now.
 func MessageHTML(text string, ms []db.Mention) string {
-	if len(ms) == 0 {
+	if len(ms) == 0 || strings.Contains(text, mark) {
 		return RenderHTML(text)
 	}
 	var b strings.Builder
@@ -119,6 +128,9 @@ func MessageHTML(text string, ms []db.Mention) string {
 			name = text[m.Start : m.Start+m.Length] // @room or @everyone, as written
 		}
 		span := `<span class="mention" data-user-id="` + strconv.FormatInt(m.UserID, 10) + `">` + html.EscapeString(name) + `</span>`
+		if strings.Count(out, placeholder(i)) != 1 {
+			continue // cut by the markup, or doubled: left as it is
+		}
 		out = strings.Replace(out, placeholder(i), span, 1)
 	}
 	return out

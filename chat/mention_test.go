@@ -69,3 +69,12 @@ func TestMessageHTMLShowsMentionsUnderTheirNamesNow(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// Text that looks like a placeholder cannot take a mention's place.
+func TestMessageHTMLPlaceholdersCannotBeTyped(t *testing.T) {
+	text := "\ue0000\ue001 says hi @bob"
+	got := MessageHTML(text, []db.Mention{{UserID: 2, User: "Bob", Start: strings.Index(text, "@"), Length: 4}})
+	if !strings.HasSuffix(got, `says hi <span class="mention" data-user-id="2">@Bob</span></p>`) {
+		t.Fatalf("MessageHTML = %q", got)
+	}
+}

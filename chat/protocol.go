@@ -305,6 +305,7 @@ type frames struct {
 	id     int64
 	room   int64
 	msg    int64 // the message: its own id, or the one the change is to
+	quote  int64 // the message a reply quotes, 0 for none: its deletion re-encodes
 	userID int64 // a message's sender's account, 0 for a guest or a change: a rename re-encodes
 	v1     []byte
 	echo   []byte
@@ -315,6 +316,9 @@ func encodeMessage(m db.Message) *frames {
 	f := &frames{id: m.ID, room: roomOr(m.Room), msg: m.ID, v1: encode("message", m), echo: []byte(m.Message)}
 	if m.UserID != nil {
 		f.userID = *m.UserID
+	}
+	if m.ReplyTo != nil {
+		f.quote = m.ReplyTo.ID
 	}
 	return f
 }
@@ -372,14 +376,26 @@ func encodeEntry(e db.Entry) *frames {
 // renamed returns f with its sender called name on nochat.v1; the echo
 // frame, the text alone, is shared.
 func (f *frames) renamed(name string) *frames {
+	return f.reencoded(func(m *db.Message) { m.User = name })
+}
+
+// quoteDeleted returns f, a reply, saying that what it quotes is deleted.
+func (f *frames) quoteDeleted() *frames {
+	return f.reencoded(func(m *db.Message) { m.ReplyTo = &db.Quote{ID: f.quote, Deleted: true} })
+}
+
+// reencoded returns the message frame f with change made to its message.
+func (f *frames) reencoded(change func(*db.Message)) *frames {
 	var env struct {
 		Data db.Message `json:"data"`
 	}
 	if err := json.Unmarshal(f.v1, &env); err != nil {
 		panic("chat: decode a message frame encode made: " + err.Error())
 	}
-	env.Data.User = name
-	return &frames{id: f.id, room: f.room, msg: f.msg, userID: f.userID, v1: encode("message", env.Data), echo: f.echo}
+	change(&env.Data)
+	g := *f
+	g.v1 = encode("message", env.Data)
+	return &g
 }
 
 func (f *frames) size() int { return len(f.v1) + len(f.echo) }

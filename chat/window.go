@@ -74,20 +74,33 @@ func (w *window) index(id int64) int {
 	return i
 }
 
-// drop forgets the remembered message with the given id, if it is there.
-func (w *window) drop(id int64) {
-	if i := w.index(id); i < len(w.recent) && w.recent[i].id == id {
-		w.recentBytes -= w.recent[i].size()
-		w.recent = slices.Delete(w.recent, i, i+1)
+// forget drops deleted messages' frames: their own and their changes',
+// which the store deleted with them.
+func (w *window) forget(msgs ...int64) {
+	if len(msgs) == 0 {
+		return
+	}
+	gone := make(map[int64]bool, len(msgs))
+	for _, id := range msgs {
+		gone[id] = true
+	}
+	start := w.index(slices.Min(msgs))
+	w.keep(start, func(f *frames) bool { return !gone[f.msg] })
+	// A reply to one says it is deleted, as the store's history does.
+	for i, f := range w.recent[start:] {
+		if gone[f.quote] && f.quote != 0 {
+			g := f.quoteDeleted()
+			w.recentBytes += g.size() - f.size()
+			w.recent[start+i] = g
+		}
 	}
 }
 
-// forget drops a deleted message's frames: its own and its changes'.
-func (w *window) forget(msg int64) {
-	start := w.index(msg)
+// keep keeps, of the frames from start on, those keep says.
+func (w *window) keep(start int, keep func(*frames) bool) {
 	kept := w.recent[:start]
 	for _, f := range w.recent[start:] {
-		if f.msg == msg {
+		if !keep(f) {
 			w.recentBytes -= f.size()
 			continue
 		}
@@ -97,8 +110,9 @@ func (w *window) forget(msg int64) {
 	w.recent = kept
 }
 
-// dropBelow forgets the remembered messages with ids under below. floor
-// stays: every message above it that the store still holds is remembered.
+// dropBelow forgets the remembered messages with ids under below, and the
+// changes to them (retention deleted those too). floor stays: every entry
+// above it that the store still holds is remembered.
 func (w *window) dropBelow(below int64) {
 	i := w.index(below)
 	for j := range w.recent[:i] {
@@ -106,6 +120,7 @@ func (w *window) dropBelow(below int64) {
 		w.recent[j] = nil
 	}
 	w.recent = w.recent[i:]
+	w.keep(0, func(f *frames) bool { return f.msg >= below })
 }
 
 // fetch returns up to n messages after the given id, from memory when they

@@ -264,7 +264,7 @@ func scanReactions(rows *sql.Rows, out map[int64][]Reaction) error {
 
 // withState fills in the reactions, mentions and quotes of msgs, read from
 // the read pool: a page of history in its current state.
-func (s *Store) withState(ctx context.Context, msgs []Message) ([]Message, error) {
+func withState(ctx context.Context, q queryer, msgs []Message) ([]Message, error) {
 	if len(msgs) == 0 {
 		return msgs, nil
 	}
@@ -276,15 +276,15 @@ func (s *Store) withState(ctx context.Context, msgs []Message) ([]Message, error
 			quoted = append(quoted, m.ReplyTo.ID)
 		}
 	}
-	reactions, err := reactionsIn(ctx, s.read, ids)
+	reactions, err := reactionsIn(ctx, q, ids)
 	if err != nil {
 		return nil, err
 	}
-	mentions, err := mentionsIn(ctx, s.read, ids)
+	mentions, err := mentionsIn(ctx, q, ids)
 	if err != nil {
 		return nil, err
 	}
-	quotes, err := s.quotes(ctx, quoted)
+	quotes, err := quotesOf(ctx, q, quoted)
 	if err != nil {
 		return nil, err
 	}
@@ -320,14 +320,14 @@ func QuoteOf(m Message) Quote {
 
 // quotes reads the messages ids as replies quote them; a deleted one is
 // not in the map.
-func (s *Store) quotes(ctx context.Context, ids []int64) (map[int64]Quote, error) {
+func quotesOf(ctx context.Context, q queryer, ids []int64) (map[int64]Quote, error) {
 	out := make(map[int64]Quote, len(ids))
 	for chunk := range slices.Chunk(ids, maxIDsRead) {
 		args := make([]any, len(chunk))
 		for i, id := range chunk {
 			args[i] = id
 		}
-		msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.id IN ("+list("?", len(chunk))+")", args...)
+		msgs, err := queryOn(ctx, q, "SELECT "+columns+messagesFrom+" WHERE messages.id IN ("+list("?", len(chunk))+")", args...)
 		if err != nil {
 			return nil, fmt.Errorf("quotes: %w", err)
 		}
@@ -383,14 +383,22 @@ func mentionsIn(ctx context.Context, q queryer, ids []int64) (map[int64][]Mentio
 // since. It is what a client that has seen id has missed (the caller keeps
 // the rooms its client may see).
 func (s *Store) LogAfter(ctx context.Context, id int64, limit int) ([]Entry, error) {
-	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.id > ? ORDER BY messages.id LIMIT ?", id, limit)
+	// One snapshot for both reads: two would let a batch commit between
+	// them, and the changes read then hold an id above a message the
+	// messages read did not see.
+	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("log after %d: %w", id, err)
+	}
+	defer tx.Rollback()
+	msgs, err := queryOn(ctx, tx, "SELECT "+columns+messagesFrom+" WHERE messages.id > ? ORDER BY messages.id LIMIT ?", id, limit)
 	if err == nil {
-		msgs, err = s.withState(ctx, msgs)
+		msgs, err = withState(ctx, tx, msgs)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("log after %d: %w", id, err)
 	}
-	changes, err := s.changesAfter(ctx, id, limit)
+	changes, err := changesAfter(ctx, tx, id, limit)
 	if err != nil {
 		return nil, fmt.Errorf("log after %d: %w", id, err)
 	}
@@ -410,13 +418,14 @@ func (s *Store) LogAfter(ctx context.Context, id int64, limit int) ([]Entry, err
 // changesAfter returns up to limit changes with ids above id, in id order. A
 // reaction carries its message's reactions as they are now: replayed in
 // order, the changes leave a client with the current state.
-func (s *Store) changesAfter(ctx context.Context, id int64, limit int) ([]Change, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT id, kind, room_id, message_id, user_id, body, "on", timestamp FROM events WHERE id > ? ORDER BY id LIMIT ?`, id, limit)
+func changesAfter(ctx context.Context, q queryer, id int64, limit int) ([]Change, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, kind, room_id, message_id, user_id, body, "on", timestamp FROM events WHERE id > ? ORDER BY id LIMIT ?`, id, limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []Change
+	var changed []int64 // the messages reacted to or edited
 	for rows.Next() {
 		var ch Change
 		var uid sql.NullInt64
@@ -428,20 +437,57 @@ func (s *Store) changesAfter(ctx context.Context, id int64, limit int) ([]Change
 		switch ch.Kind {
 		case Edit:
 			ch.Text, ch.EditedAt = body, ch.Timestamp
+			changed = append(changed, ch.Message)
 		case React:
 			ch.Emoji = body
+			changed = append(changed, ch.Message)
 		}
 		out = append(out, ch)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	if len(changed) == 0 {
+		return out, nil
+	}
+	slices.Sort(changed)
+	changed = slices.Compact(changed)
+	reactions, err := reactionsIn(ctx, q, changed)
+	if err != nil {
+		return nil, err
+	}
+	mentions, err := mentionsIn(ctx, q, changed)
+	if err != nil {
+		return nil, err
+	}
+	texts, err := queryOn(ctx, q, "SELECT "+columns+messagesFrom+" WHERE messages.id IN ("+list("?", len(changed))+")", anys(changed)...)
+	if err != nil {
+		return nil, err
+	}
+	now := make(map[int64]string, len(texts))
+	for _, m := range texts {
+		now[m.ID] = m.Message
+	}
 	for i := range out {
-		if out[i].Kind == React {
-			if out[i].Reactions, err = reactionsOf(ctx, s.read, out[i].Message); err != nil {
-				return nil, err
+		switch ch := &out[i]; ch.Kind {
+		case React:
+			ch.Reactions = reactions[ch.Message]
+		case Edit:
+			// The stored mentions are the message's text now: an edit to
+			// that text (its newest) carries them; an older one, none.
+			if now[ch.Message] == ch.Text {
+				ch.Mentions = mentions[ch.Message]
 			}
 		}
 	}
 	return out, nil
+}
+
+// anys is ids as statement arguments.
+func anys(ids []int64) []any {
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
 }

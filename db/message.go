@@ -175,7 +175,7 @@ func (s *Store) After(ctx context.Context, id int64, limit int) ([]Message, erro
 func (s *Store) Get(ctx context.Context, id int64) (Message, error) {
 	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.id = ?", id)
 	if err == nil {
-		msgs, err = s.withState(ctx, msgs)
+		msgs, err = withState(ctx, s.read, msgs)
 	}
 	if err != nil {
 		return Message{}, fmt.Errorf("message %d: %w", id, err)
@@ -197,7 +197,12 @@ func (s *Store) LatestID(ctx context.Context) (int64, error) {
 }
 
 func (s *Store) query(ctx context.Context, query string, args ...any) ([]Message, error) {
-	rows, err := s.read.QueryContext(ctx, query, args...)
+	return queryOn(ctx, s.read, query, args...)
+}
+
+// queryOn reads messages with q: the read pool, or a transaction.
+func queryOn(ctx context.Context, q queryer, query string, args ...any) ([]Message, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

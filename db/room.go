@@ -332,7 +332,7 @@ func (s *Store) LatestIn(ctx context.Context, room int64, n int) ([]Message, err
 	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.room_id = ? ORDER BY messages.id DESC LIMIT ?", room, n)
 	slices.Reverse(msgs)
 	if err == nil {
-		msgs, err = s.withState(ctx, msgs)
+		msgs, err = withState(ctx, s.read, msgs)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("latest messages of room %d: %w", room, err)
@@ -346,7 +346,7 @@ func (s *Store) BeforeIn(ctx context.Context, room, id int64, limit int) ([]Mess
 	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.room_id = ? AND messages.id < ? ORDER BY messages.id DESC LIMIT ?", room, id, limit)
 	slices.Reverse(msgs)
 	if err == nil {
-		msgs, err = s.withState(ctx, msgs)
+		msgs, err = withState(ctx, s.read, msgs)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("messages of room %d before %d: %w", room, id, err)

@@ -378,11 +378,41 @@ func TestRepliesAndMentions(t *testing.T) {
 	if !strings.Contains(body, fmt.Sprintf(`"reply_to":{"id":%d,"deleted":true}`, lunch)) {
 		t.Fatalf("the quote after a deletion: %s", body)
 	}
+	// So does the reply replayed from memory to a page that was away.
+	away := dialPage(t, srv, fmt.Sprintf("/?after=%d", lunch), bobSession)
+	fs = framesUntil(t, away, "the reply, replayed", isText(t, "yes @ann, and @everyone"))
+	if replayed, _ := fs[len(fs)-1].message(t); replayed.ReplyTo == nil || !replayed.ReplyTo.Deleted || replayed.ReplyTo.Message != "" {
+		t.Fatalf("the replayed reply quotes %+v, want the original deleted", replayed.ReplyTo)
+	}
 
 	// An admin's @room mentions everyone: Bob's list marks the lobby.
 	root := signInAs(t, srv, "Root", "password of Root", firefox)
 	sendTo(t, srv, root, "lobby", "@room the Wi-Fi is back")
 	if lobby, _ := findRoom(roomsOf(t, srv, bobSession, ""), 1); !lobby.Mention {
 		t.Fatalf("Bob's lobby after an admin's @room: %+v", lobby)
+	}
+}
+
+// A ban that deletes a person's messages takes their edits with them, from
+// memory too: a page resuming from before never gets the edited text.
+func TestBanForgetsTheEditsInMemory(t *testing.T) {
+	srv, _, auth := peopleServer(t, map[string]string{"Ada": db.RoleAdmin, "Eve": db.RoleMember, "Bob": db.RoleMember})
+	ada := signInAs(t, srv, "Ada", "password of Ada", firefox)
+	eveSession := signInAs(t, srv, "Eve", "password of Eve", firefox)
+	bobSession := signInAs(t, srv, "Bob", "password of Bob", firefox)
+	before := sendTo(t, srv, bobSession, "lobby", "before")
+	eve := sendTo(t, srv, eveSession, "lobby", "hi")
+	if code, body := call(t, srv, "PATCH", fmt.Sprintf("/rooms/lobby/messages/%d", eve), eveSession, `{"message": "the secret edited text"}`, nil); code != 200 {
+		t.Fatalf("edit: %d %s", code, body)
+	}
+	if code, _, body := as(t, srv, "POST", peopleURL(t, auth, "Eve", "ban"), ada, url.Values{"delete_messages": {"on"}}); code != http.StatusSeeOther {
+		t.Fatalf("ban: %d %s", code, body)
+	}
+	sendTo(t, srv, bobSession, "lobby", "after")
+	bob := dialPage(t, srv, fmt.Sprintf("/?after=%d", before), bobSession)
+	for _, f := range framesUntil(t, bob, "the resume", isText(t, "after")) {
+		if strings.Contains(string(f.Data), "secret") || strings.Contains(string(f.Data), `"hi"`) {
+			t.Fatalf("resumed after the ban with %s %s", f.Type, f.Data)
+		}
 	}
 }

@@ -907,6 +907,12 @@
     li.dataset.source = d.message;
     setText(li.querySelector('.text'), d);
     setEdited(li, d.edited_at);
+    // The replies to it quote it as it is now.
+    const user = li.querySelector('.user')?.textContent || '';
+    const first = d.message.split('\n')[0];
+    for (const q of list.querySelectorAll(`button.quote[data-id="${d.id}"]`)) {
+      q.replaceWith(quoteButton({ id: d.id, user, message: first.length > 140 ? first.slice(0, 140) + '…' : first }));
+    }
   }
 
   function onReacted(d) {
@@ -924,6 +930,8 @@
       if (!Number.isSafeInteger(id)) continue;
       deletedIds.add(id);
       $('m-' + id)?.remove();
+      // The replies to it say so.
+      for (const q of list.querySelectorAll(`button.quote[data-id="${id}"]`)) q.replaceWith(quoteButton({ id, deleted: true }));
     }
     regroup();
   }
