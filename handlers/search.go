@@ -36,7 +36,14 @@ const (
 	searchBurst = 20
 )
 
+// searchTimeout bounds one search's work. Results come newest first and
+// stop at the limit, so most searches take milliseconds at a million
+// messages; a very common word with a filter that keeps none of its
+// matches reads them all (half a second at a million, BENCHMARKS.md).
+const searchTimeout = 3 * time.Second
+
 var (
+	errSearchSlow    = errors.New("the search took too long: add a word, or search one room")
 	errSearchEmpty   = errors.New("type a word to search for")
 	errSearchLong    = errors.New("the search is too long: at most 256 characters")
 	errSearchLimited = errors.New("too many searches at once: wait a moment and try again")
@@ -214,7 +221,13 @@ func handleSearch(log *slog.Logger, hub searchHub, store searcher, who identifie
 		for room := range slugs {
 			q.Rooms = append(q.Rooms, room)
 		}
-		found, err := store.Search(r.Context(), q)
+		ctx, cancel := context.WithTimeout(r.Context(), searchTimeout)
+		defer cancel()
+		found, err := store.Search(ctx, q)
+		if ctx.Err() == context.DeadlineExceeded {
+			writeError(w, r, log, http.StatusServiceUnavailable, errSearchSlow)
+			return
+		}
 		if err != nil {
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
