@@ -25,8 +25,8 @@ type searchAnswer struct {
 	URL       string `json:"url"`
 }
 
-// searchAs is GET /search?q= as session; it fails unless the status is 200.
-func searchAs(t *testing.T, srv interface{ Client() *http.Client }, call func(path string) (int, string), q string) []searchAnswer {
+// searchAs is GET /search?q= through call; it fails unless the status is 200.
+func searchAs(t *testing.T, call func(path string) (int, string), q string) []searchAnswer {
 	t.Helper()
 	code, body := call("/search?q=" + url.QueryEscape(q))
 	if code != http.StatusOK {
@@ -83,7 +83,7 @@ func TestSearchKeepsToRoomsOneMaySee(t *testing.T) {
 		{"a guest", "", []string{"zebra in the lobby"}},
 	} {
 		t.Run(c.who, func(t *testing.T) {
-			if got := texts(searchAs(t, srv, as(c.session), "zeb")); !slices.Equal(got, c.want) {
+			if got := texts(searchAs(t, as(c.session), "zeb")); !slices.Equal(got, c.want) {
 				t.Fatalf("found %q, want %q", got, c.want)
 			}
 			// Asked for by name, a room one may not see answers as one
@@ -118,7 +118,7 @@ func TestSearchKeepsToRoomsOneMaySee(t *testing.T) {
 	}
 
 	// A match carries what the page shows and where it opens.
-	got := searchAs(t, srv, as(cid), "zebra lobby")
+	got := searchAs(t, as(cid), "zebra lobby")
 	if len(got) != 1 {
 		t.Fatalf("zebra lobby: %+v", got)
 	}
@@ -128,16 +128,16 @@ func TestSearchKeepsToRoomsOneMaySee(t *testing.T) {
 		t.Fatalf("match = %+v", m)
 	}
 	// Filters: from, a date range, the room as a parameter.
-	if got := searchAs(t, srv, as(bob), "zebra from:ann in:"+garden.Slug); len(got) != 1 || got[0].Message != "zebra in the garden" {
+	if got := searchAs(t, as(bob), "zebra from:ann in:"+garden.Slug); len(got) != 1 || got[0].Message != "zebra in the garden" {
 		t.Fatalf("from:ann in:garden: %+v", got)
 	}
-	if got := searchAs(t, srv, as(bob), "zebra from:bob"); len(got) != 0 {
+	if got := searchAs(t, as(bob), "zebra from:bob"); len(got) != 0 {
 		t.Fatalf("from:bob: %+v", got)
 	}
-	if got := searchAs(t, srv, as(bob), "zebra before:2000-01-01"); len(got) != 0 {
+	if got := searchAs(t, as(bob), "zebra before:2000-01-01"); len(got) != 0 {
 		t.Fatalf("before:2000-01-01: %+v", got)
 	}
-	if got := searchAs(t, srv, as(bob), "zebra after:2000-01-01"); len(got) != 4 {
+	if got := searchAs(t, as(bob), "zebra after:2000-01-01"); len(got) != 4 {
 		t.Fatalf("after:2000-01-01: %+v", got)
 	}
 	if code, body := as(bob)("/search?q=zebra&room=" + garden.Slug); code != http.StatusOK || strings.Count(body, `"id"`) != 1 {

@@ -1332,7 +1332,8 @@
     readTimer = setTimeout(() => {
       const items = realItems();
       const newest = items.length ? msgIdOf(items[items.length - 1]) : 0;
-      if (!newest || !nearBottom()) return;
+      // Looking at a permalink's past, the newest is not on the page.
+      if (!newest || !nearBottom() || detached) return;
       const a = roomLink(room.id);
       if (a) {
         setUnread(a, 0, false);
