@@ -285,7 +285,11 @@ func TestBrowserDashboardPagesAndFilters(t *testing.T) {
 	}
 
 	// Deleting from the filtered page stays on it.
-	do(t, browser, chromedp.Click(chromedp.CSS(deleteButton(spam))), chromedp.WaitVisible(chromedp.ID("confirm")))
+	// Clicked in the page, in one step: the live refresh replaces the
+	// list's rows, and a node found by one protocol call may be gone by
+	// the next.
+	waitPage(t, browser, "the delete button", fmt.Sprintf(`!!document.querySelector(%q)`, deleteButton(spam)))
+	do(t, browser, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).click()`, deleteButton(spam))), chromedp.WaitVisible(chromedp.ID("confirm")))
 	do(t, browser, chromedp.Click(chromedp.ID("confirm-ok")))
 	waitPage(t, browser, "no match left", `document.querySelector('#recent') === null && document.querySelector('section[aria-labelledby="messages-title"] .none')?.textContent.includes('PILLS')`)
 	if slices.Contains(s.stored(t), "cheap pills, old spam") {

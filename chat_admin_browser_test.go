@@ -32,7 +32,9 @@ func TestBrowserAdminDeletesFromTheChatPage(t *testing.T) {
 	connected(t, browser)
 	waitMessages(t, browser, "the spam", contains("spam to delete"))
 	li := fmt.Sprintf(`#m-%d`, spam)
-	do(t, browser, chromedp.Click(chromedp.CSS(li+` button.delete`)), chromedp.WaitVisible(chromedp.ID("delete-dialog")))
+	// A tap on the line shows its actions (headless Chromium has no
+	// hovering pointer, as a phone has none).
+	do(t, browser, chromedp.Click(chromedp.CSS(li+` .text`)), chromedp.Click(chromedp.CSS(li+` button.delete`)), chromedp.WaitVisible(chromedp.ID("delete-dialog")))
 	if got := eval[string](t, browser, `document.getElementById('delete-text').textContent`); got != "spam to delete" {
 		t.Fatalf("the dialog quotes %q", got)
 	}

@@ -68,6 +68,7 @@ type config struct {
 	replayLimit   int
 	retention     retention
 	dedupWindow   time.Duration
+	editWindow    time.Duration
 	guests        chat.Guests
 	newSetupLink  bool
 	// retainEvery is how often retention runs: not a flag, a minute; tests
@@ -133,9 +134,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&replayLimit, "replay-limit", env("NOCHAT_REPLAY_LIMIT", "1000"), "most `messages` replayed to a client resuming with ?after=; past that it reloads history (NOCHAT_REPLAY_LIMIT)")
 	fs.StringVar(&retainDays, "retain-days", env("NOCHAT_RETAIN_DAYS", "0"), "delete messages older than `days`; 0 keeps them all (NOCHAT_RETAIN_DAYS)")
 	fs.StringVar(&retainMessages, "retain-messages", env("NOCHAT_RETAIN_MESSAGES", "0"), "keep only the newest `n` messages; 0 keeps them all (NOCHAT_RETAIN_MESSAGES)")
-	var dedupWindow, guests string
+	var dedupWindow, editWindow, guests string
 	fs.StringVar(&guests, "guests", env("NOCHAT_GUESTS", "on"), "what people without an account may do: `on` (read and send, as the tutorial's clients do), read, or off (sign in to read too) (NOCHAT_GUESTS)")
 	// The default is db.DefaultDedupWindow, written as people write it.
+	fs.StringVar(&editWindow, "edit-window", env("NOCHAT_EDIT_WINDOW", "15m"), "how long after sending a person may edit their message: a `duration` from 1m to 720h (NOCHAT_EDIT_WINDOW)")
 	fs.StringVar(&dedupWindow, "dedup-window", env("NOCHAT_DEDUP_WINDOW", "24h"), "how long a sender's cid or Idempotency-Key names its send, so a retry is not stored twice: a `duration` from 1m to 720h (NOCHAT_DEDUP_WINDOW)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -194,6 +196,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 			return cfg, usageError{fmt.Errorf("-allow-origin %q: want origins like https://example.org, or *", o)}
 		}
 		cfg.allowOrigins = append(cfg.allowOrigins, strings.TrimSuffix(o, "/"))
+	}
+	if cfg.editWindow, err = time.ParseDuration(editWindow); err != nil || cfg.editWindow < time.Minute || cfg.editWindow > 720*time.Hour {
+		return cfg, usageError{fmt.Errorf("-edit-window %q: want a duration from 1m to 720h, for example 15m", editWindow)}
 	}
 	if cfg.dedupWindow, err = time.ParseDuration(dedupWindow); err != nil || cfg.dedupWindow < time.Minute || cfg.dedupWindow > 720*time.Hour {
 		return cfg, usageError{fmt.Errorf("-dedup-window %q: want a duration from 1m to 720h, for example 24h", dedupWindow)}
@@ -291,6 +296,7 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		MaxMessageLen: cfg.maxMessage,
 		ReplayLimit:   cfg.replayLimit,
 		Guests:        cfg.guests,
+		EditWindow:    cfg.editWindow,
 	})
 	if err != nil {
 		store.Close()

@@ -202,20 +202,6 @@ func (h *Hub) Disconnect(id, reason string) error {
 	return nil
 }
 
-// Delete removes a message from history; nochat.v1 clients get deleted {id}
-// and take it off their page. It reports db.ErrNotFound for an unknown id.
-func (h *Hub) Delete(ctx context.Context, id int64) error {
-	m, err := h.store.Get(ctx, id) // its room: only that room's people are told
-	if err != nil {
-		return err
-	}
-	if err := h.store.Delete(ctx, id); err != nil {
-		return err
-	}
-	h.b.send(opDelete{room: m.Room, id: id})
-	return nil
-}
-
 // Prune deletes the messages retention no longer keeps (see
 // db.Store.Prune: those stored before olderThan, zero for no age limit, and
 // all but the newest keepNewest, 0 for no count limit) and then has the

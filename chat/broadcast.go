@@ -326,18 +326,32 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 		if it.Tag.reply == nil {
 			h.answer(it, nil)
 		}
-		if !it.Duplicate && !it.Reused && it.Message.ID > b.lastID {
+		var f *frames
+		switch {
+		case it.Change != nil && it.Change.ID > b.lastID:
+			f = encodeChange(*it.Change)
+			b.window.change(func(w *window) {
+				if it.Change.Kind == db.Delete {
+					// Gone from the store with its earlier changes: gone
+					// from the window, so no catch-up hands them out.
+					w.forget(it.Change.Message)
+				}
+				w.remember(f)
+			})
+		case it.Change == nil && it.Refused == nil && !it.Duplicate && !it.Reused && it.Message.ID > b.lastID:
 			if uid := it.Message.UserID; uid != nil {
 				if p := b.accounts[*uid]; p != nil && p.name != "" {
 					it.Message.User = p.name // renamed since it was sent
 				}
 			}
-			f := encodeMessage(it.Message)
+			f = encodeMessage(it.Message)
 			b.window.change(func(w *window) { w.remember(f) })
-			b.lastID = f.id
-			b.published.Store(f.id)
 			h.broadcasted.Add(1)
 			fresh++
+		}
+		if f != nil {
+			b.lastID = f.id
+			b.published.Store(f.id)
 			for cl := range b.recipients(toLive, f.room, nil) {
 				// Frames the client is owed (its acks) go first: a client
 				// with any owed takes the stream from catch-up after them.
@@ -370,6 +384,8 @@ func (h *Hub) answer(it db.Item[origin], err error) {
 		// A cid names one send: another text under it is refused, never
 		// acked as if it were the message the cid names.
 		err = ErrCIDReused
+	case it.Refused != nil:
+		err = h.refusalOf(it.Refused)
 	}
 	if o.reply != nil {
 		o.reply <- sendResult{stored: it.Stored, err: err}
@@ -382,7 +398,11 @@ func (h *Hub) answer(it db.Item[origin], err error) {
 		return
 	}
 	if o.c.proto == V1 {
-		h.mustSend(o.c, encode("ack", ackData{CID: o.cid, ID: it.Message.ID}))
+		id := it.Message.ID
+		if it.Change != nil {
+			id = it.Change.ID
+		}
+		h.mustSend(o.c, encode("ack", ackData{CID: o.cid, ID: id}))
 	}
 }
 

@@ -90,6 +90,8 @@ func (h *Hub) onMessage(s *melody.Session, b []byte) {
 		}
 	case "read":
 		h.markRead(c, cmd.Room, cmd.ID)
+	case "edit", "delete", "react":
+		h.submitChange(c, ChangeRequest{Kind: db.ChangeKind(cmd.Type), ID: cmd.ID, Text: cmd.Message, On: cmd.On}, cmd.CID)
 	}
 }
 

@@ -29,6 +29,7 @@ type Options struct {
 	PongWait       time.Duration // a peer silent this long is dropped (60 s)
 	MaxBatch       int           // messages per transaction (256)
 	TypingInterval time.Duration // at most one typing frame per client per interval (2 s)
+	EditWindow     time.Duration // how long after sending a person may edit a message (15 min)
 
 	// Abuse limits. Zero values take the defaults; a negative value turns
 	// the limit off.
@@ -80,6 +81,7 @@ func (o *Options) setDefaults() {
 	defDur(&o.PongWait, 60*time.Second)
 	def(&o.MaxBatch, db.DefaultMaxBatch)
 	defDur(&o.TypingInterval, 2*time.Second)
+	defDur(&o.EditWindow, DefaultEditWindow)
 	if o.MsgRate == 0 {
 		o.MsgRate = 10
 	}
@@ -297,13 +299,14 @@ func (h *Hub) Stats() Stats {
 // Limits are the sizes the hub accepts, for pages that check them before
 // sending.
 type Limits struct {
-	MaxMessageLen int // characters in a message, counted as cleanMessage does
-	MaxNameLen    int // characters in a user name
+	MaxMessageLen int           // characters in a message, counted as cleanMessage does
+	MaxNameLen    int           // characters in a user name
+	EditWindow    time.Duration // how long after sending a person may edit a message
 }
 
 // Limits returns the hub's size limits.
 func (h *Hub) Limits() Limits {
-	return Limits{MaxMessageLen: h.opts.MaxMessageLen, MaxNameLen: h.opts.MaxNameLen}
+	return Limits{MaxMessageLen: h.opts.MaxMessageLen, MaxNameLen: h.opts.MaxNameLen, EditWindow: h.opts.EditWindow}
 }
 
 // LatestID is the newest message id handed out: a page rendered after

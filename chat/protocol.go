@@ -50,6 +50,15 @@ type (
 	nickData struct {
 		User *string `json:"user"`
 	}
+	// changeData is edit's, delete's and react's data: the message, and
+	// the new text or the emoji.
+	changeData struct {
+		ID      int64   `json:"id"`
+		Message *string `json:"message"`
+		Emoji   *string `json:"emoji"`
+		On      *bool   `json:"on"`
+		CID     string  `json:"cid"`
+	}
 )
 
 // Server → client payloads.
@@ -118,9 +127,15 @@ type (
 	}
 	// deletedData names a deleted message; a batch deleted together
 	// (a ban's) comes as ids, up to maxDeletedIDs a frame, its first in id.
+	//
+	// A deletion in the log (by its author, a room's manager or an admin)
+	// carries its event id and room; a ban's many do not: they are not
+	// events of the log, and a page that was away reloads its history.
 	deletedData struct {
-		ID  int64   `json:"id"`
-		IDs []int64 `json:"ids,omitempty"`
+		Event int64   `json:"event,omitempty"`
+		ID    int64   `json:"id"`
+		Room  int64   `json:"room,omitempty"`
+		IDs   []int64 `json:"ids,omitempty"`
 	}
 	// personData is the person frame: an account's name changed. Clients
 	// show the new name wherever the account appears: their own header,
@@ -152,12 +167,13 @@ func (p presencePerson) id() int64 {
 
 // Command is a decoded nochat.v1 client frame.
 type Command struct {
-	Type    string // "send", "nick", "typing" or "read"
+	Type    string // "send", "nick", "typing", "read", "edit", "delete" or "react"
 	Room    int64  // send, typing, read: the room (DefaultRoom if none)
-	Message string // send
-	CID     string // send
+	Message string // send, edit: the text; react: the emoji
+	CID     string // send, and optional for edit, delete and react
 	User    string // nick
-	ID      int64  // read: the newest message read
+	ID      int64  // read: the newest message read; edit, delete, react: the message
+	On      *bool  // react: add (true) or take back (false); nil toggles
 }
 
 var errBadFrame = &Refusal{"bad_request", "frame must be JSON {\"type\": ..., \"data\": {...}}"}
@@ -208,8 +224,30 @@ func DecodeCommand(b []byte) (Command, error) {
 			return Command{}, &Refusal{"bad_request", "read: id is missing"}
 		}
 		return Command{Type: env.Type, Room: roomOr(d.Room), ID: d.ID}, nil
+	case "edit", "delete", "react":
+		var d changeData
+		shape := map[string]string{
+			"edit":   `{"id": message id, "message": string}`,
+			"delete": `{"id": message id}`,
+			"react":  `{"id": message id, "emoji": string}`,
+		}[env.Type]
+		if err := json.Unmarshal(data, &d); err != nil || d.ID <= 0 ||
+			env.Type == "edit" && d.Message == nil || env.Type == "react" && d.Emoji == nil {
+			return Command{}, &Refusal{"bad_request", env.Type + ": data must be " + shape}
+		}
+		if !ValidCID(d.CID) {
+			return Command{}, ErrBadCID
+		}
+		cmd := Command{Type: env.Type, ID: d.ID, CID: d.CID, On: d.On}
+		switch env.Type {
+		case "edit":
+			cmd.Message = *d.Message
+		case "react":
+			cmd.Message = *d.Emoji
+		}
+		return cmd, nil
 	}
-	return Command{}, &Refusal{"bad_request", "unknown type " + quote(env.Type) + ": want send, nick, typing or read"}
+	return Command{}, &Refusal{"bad_request", "unknown type " + quote(env.Type) + ": want send, nick, typing, read, edit, delete or react"}
 }
 
 // roomOr is room, or the default room for none (a client from before rooms).
@@ -254,23 +292,76 @@ func errorFrame(r *Refusal, cid string) []byte {
 	return encode("error", errorData{Code: r.Code, Message: r.Text, CID: cid})
 }
 
-// frames is one stored message encoded once per protocol, shared by every
-// recipient: fan-out costs no encoding per client.
+// frames is one entry of the log (a message, or a change to one) encoded
+// once per protocol, shared by every recipient: fan-out costs no encoding
+// per client. A change has no echo-protocol form: the tutorial's clients
+// get messages as text, and nothing else.
 type frames struct {
 	id     int64
 	room   int64
-	userID int64 // the sender's account, 0 for a guest: a rename re-encodes
+	msg    int64 // the message: its own id, or the one the change is to
+	userID int64 // a message's sender's account, 0 for a guest or a change: a rename re-encodes
 	v1     []byte
 	echo   []byte
 }
 
 func encodeMessage(m db.Message) *frames {
 	m.HTML = RenderHTML(m.Message)
-	f := &frames{id: m.ID, room: roomOr(m.Room), v1: encode("message", m), echo: []byte(m.Message)}
+	f := &frames{id: m.ID, room: roomOr(m.Room), msg: m.ID, v1: encode("message", m), echo: []byte(m.Message)}
 	if m.UserID != nil {
 		f.userID = *m.UserID
 	}
 	return f
+}
+
+// Server frames of changes: edited, deleted, reacted. Event is the change's
+// id in the log (where a client resumes from), ID the message's.
+type (
+	editedData struct {
+		Event    int64  `json:"event"`
+		ID       int64  `json:"id"`
+		Room     int64  `json:"room"`
+		Message  string `json:"message"`
+		HTML     string `json:"html"`
+		EditedAt int64  `json:"edited_at"`
+		UserID   *int64 `json:"user_id"`
+	}
+	reactedData struct {
+		Event     int64         `json:"event"`
+		ID        int64         `json:"id"`
+		Room      int64         `json:"room"`
+		UserID    *int64        `json:"user_id"`
+		Emoji     string        `json:"emoji"`
+		On        bool          `json:"on"`
+		Reactions []db.Reaction `json:"reactions"` // the message's, after the change
+	}
+)
+
+func encodeChange(ch db.Change) *frames {
+	f := &frames{id: ch.ID, room: ch.Room, msg: ch.Message}
+	switch ch.Kind {
+	case db.Edit:
+		f.v1 = encode("edited", editedData{Event: ch.ID, ID: ch.Message, Room: ch.Room, Message: ch.Text, HTML: RenderHTML(ch.Text), EditedAt: ch.EditedAt, UserID: ch.UserID})
+	case db.Delete:
+		f.v1 = encode("deleted", deletedData{Event: ch.ID, ID: ch.Message, Room: ch.Room})
+	case db.React:
+		rs := ch.Reactions
+		if rs == nil {
+			rs = []db.Reaction{}
+		}
+		f.v1 = encode("reacted", reactedData{Event: ch.ID, ID: ch.Message, Room: ch.Room, UserID: ch.UserID, Emoji: ch.Emoji, On: ch.On, Reactions: rs})
+	default:
+		panic("chat: encode a change of kind " + string(ch.Kind))
+	}
+	return f
+}
+
+// encodeEntry encodes an entry read back from the log.
+func encodeEntry(e db.Entry) *frames {
+	if e.Change != nil {
+		return encodeChange(*e.Change)
+	}
+	return encodeMessage(*e.Message)
 }
 
 // renamed returns f with its sender called name on nochat.v1; the echo
@@ -283,7 +374,7 @@ func (f *frames) renamed(name string) *frames {
 		panic("chat: decode a message frame encode made: " + err.Error())
 	}
 	env.Data.User = name
-	return &frames{id: f.id, room: f.room, userID: f.userID, v1: encode("message", env.Data), echo: f.echo}
+	return &frames{id: f.id, room: f.room, msg: f.msg, userID: f.userID, v1: encode("message", env.Data), echo: f.echo}
 }
 
 func (f *frames) size() int { return len(f.v1) + len(f.echo) }

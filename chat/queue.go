@@ -44,8 +44,14 @@ type queue struct {
 
 // stream hands over a message in the connection's protocol, if it fits the
 // stream's budget. It reports false, writing nothing, when it would not.
+// An entry with no form in the connection's protocol (a change, on
+// echo-protocol) is passed over, as if handed over.
 func (c *queue) stream(f *frames) bool {
-	return c.write(f.forProtocol(c.proto), c.streamLimit)
+	b := f.forProtocol(c.proto)
+	if b == nil {
+		return true
+	}
+	return c.write(b, c.streamLimit)
 }
 
 // write hands a text frame to melody if fewer than limit frames are queued.

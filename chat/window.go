@@ -82,6 +82,21 @@ func (w *window) drop(id int64) {
 	}
 }
 
+// forget drops a deleted message's frames: its own and its changes'.
+func (w *window) forget(msg int64) {
+	start := w.index(msg)
+	kept := w.recent[:start]
+	for _, f := range w.recent[start:] {
+		if f.msg == msg {
+			w.recentBytes -= f.size()
+			continue
+		}
+		kept = append(kept, f)
+	}
+	clear(w.recent[len(kept):])
+	w.recent = kept
+}
+
 // dropBelow forgets the remembered messages with ids under below. floor
 // stays: every message above it that the store still holds is remembered.
 func (w *window) dropBelow(below int64) {
@@ -105,19 +120,19 @@ func (h *Hub) fetch(after int64, n int) ([]*frames, error) {
 	if ok {
 		return recent, nil
 	}
-	msgs, err := h.store.After(h.ctx, after, n)
+	entries, err := h.store.LogAfter(h.ctx, after, n)
 	if err != nil {
 		return nil, err
 	}
 	// No further than the broadcaster has handed out: a message stored but
 	// not yet delivered may follow a membership change not yet applied.
 	published := h.b.published.Load()
-	out := make([]*frames, 0, len(msgs))
-	for _, m := range msgs {
-		if m.ID > published {
+	out := make([]*frames, 0, len(entries))
+	for _, e := range entries {
+		if e.ID() > published {
 			break
 		}
-		out = append(out, encodeMessage(m))
+		out = append(out, encodeEntry(e))
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -56,7 +57,7 @@ func TestSameSenderRetryIsStoredOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !retry[0].Duplicate || retry[0].Message != first[0].Message {
+	if !retry[0].Duplicate || !reflect.DeepEqual(retry[0].Message, first[0].Message) {
 		t.Fatalf("retry = %+v, want a duplicate of %+v", retry[0], first[0].Message)
 	}
 	if n, err := s.Count(ctx); err != nil || n != 1 {
@@ -81,19 +82,19 @@ func TestCIDReusedForAnotherTextIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := stored[0]; !st.Reused || st.Duplicate || st.Message != first[0].Message {
+	if st := stored[0]; !st.Reused || st.Duplicate || !reflect.DeepEqual(st.Message, first[0].Message) {
 		t.Fatalf("reused cid = %+v, want Reused naming %+v", st, first[0].Message)
 	}
 	if st := stored[1]; st.Reused || st.Duplicate || st.Message.ID != first[0].Message.ID+1 {
 		t.Fatalf("fresh cid = %+v, want stored as %d", st, first[0].Message.ID+1)
 	}
-	if st := stored[2]; !st.Reused || st.Message != stored[1].Message {
+	if st := stored[2]; !st.Reused || !reflect.DeepEqual(st.Message, stored[1].Message) {
 		t.Fatalf("cid reused in the batch = %+v, want Reused naming %+v", st, stored[1].Message)
 	}
-	if st := stored[3]; !st.Duplicate || st.Message != stored[1].Message {
+	if st := stored[3]; !st.Duplicate || !reflect.DeepEqual(st.Message, stored[1].Message) {
 		t.Fatalf("cid repeated in the batch = %+v, want a duplicate of %+v", st, stored[1].Message)
 	}
-	if st := stored[4]; !st.Duplicate || st.Message != first[0].Message {
+	if st := stored[4]; !st.Duplicate || !reflect.DeepEqual(st.Message, first[0].Message) {
 		t.Fatalf("retry after a refusal = %+v, want a duplicate of %+v", st, first[0].Message)
 	}
 	msgs, err := s.Latest(ctx, 10)
@@ -129,7 +130,7 @@ func TestCIDIsForgottenAfterTheWindow(t *testing.T) {
 		t.Fatalf("timestamp %d, want the clock's %d", got, want)
 	}
 	c.advance(time.Minute) // the last moment of the window
-	if st := send("hi"); !st.Duplicate || st.Message != first.Message {
+	if st := send("hi"); !st.Duplicate || !reflect.DeepEqual(st.Message, first.Message) {
 		t.Fatalf("retry at the end of the window = %+v, want a duplicate of %+v", st, first.Message)
 	}
 	if st := send("bye"); !st.Reused {
@@ -141,10 +142,10 @@ func TestCIDIsForgottenAfterTheWindow(t *testing.T) {
 		t.Fatalf("cid after the window = %+v, want stored as %d", second, first.Message.ID+1)
 	}
 	// And from now on it names the new message.
-	if st := send("bye"); !st.Duplicate || st.Message != second.Message {
+	if st := send("bye"); !st.Duplicate || !reflect.DeepEqual(st.Message, second.Message) {
 		t.Fatalf("retry of the new send = %+v, want a duplicate of %+v", st, second.Message)
 	}
-	if st := send("hi"); !st.Reused || st.Message != second.Message {
+	if st := send("hi"); !st.Reused || !reflect.DeepEqual(st.Message, second.Message) {
 		t.Fatalf("the old text again = %+v, want Reused naming %+v", st, second.Message)
 	}
 	if n, err := s.Count(ctx); err != nil || n != 2 {

@@ -31,6 +31,12 @@ type Message struct {
 	// sanitized: made by chat.RenderHTML where a message is served, not
 	// stored.
 	HTML string `json:"html,omitempty"`
+	// EditedAt is when its author last edited it (Unix milliseconds), nil
+	// if never.
+	EditedAt *int64 `json:"edited_at,omitempty"`
+	// Reactions are its reactions now, in the order each emoji was first
+	// used; none is left out.
+	Reactions []Reaction `json:"reactions,omitempty"`
 }
 
 // Draft is a message not yet stored. CID, when set, is the sender's id for
@@ -44,7 +50,23 @@ type Draft struct {
 	Message string
 	CID     string
 	Room    int64 // the room; 0 is DefaultRoom
+
+	// Change, when set, makes the draft a change to the message Target of
+	// Room rather than a new message (see applyChange): an edit to the text
+	// in Message, a deletion, or a reaction with the emoji in Message, On
+	// or taken back (nil: the opposite of what it is). UserID is who makes
+	// it (0: the admin dashboard, for a deletion). An edit is refused for a
+	// message stored before EditSince (Unix milliseconds); a deletion of
+	// another's message unless Moderator.
+	Change    ChangeKind
+	Target    int64
+	On        *bool
+	Moderator bool
+	EditSince int64
 }
+
+// roomOr is the draft's room, DefaultRoom for none.
+func (d Draft) roomOr() int64 { return cmp.Or(d.Room, DefaultRoom) }
 
 // Stored is the outcome of storing one draft. With Duplicate or Reused set,
 // nothing was stored and Message is the earlier message the CID names.
@@ -52,6 +74,12 @@ type Stored struct {
 	Message   Message
 	Duplicate bool // the same send again: the CID names a message with this text
 	Reused    bool // the CID names a message with another text: refused
+	// A change draft's outcome: the change stored (nil when it changed
+	// nothing, or was refused) and Message as it is after it; or why it was
+	// refused (ErrNoMessage, ErrNotAuthor, ErrEditWindow,
+	// ErrTooManyReactions), nothing stored.
+	Change  *Change
+	Refused error
 }
 
 // sendKey is what a CID is unique within: one sender's sends. A sender is
@@ -85,7 +113,7 @@ func (k sendKey) sender() any {
 // columns are a message's columns, read from messagesFrom. A member's
 // message shows the account's current name, so a rename reaches every
 // message they wrote; a guest's shows the name it was sent under.
-const columns = "messages.id, coalesce(accounts.name, messages.user), messages.message, messages.timestamp, messages.user_id, messages.room_id"
+const columns = "messages.id, coalesce(accounts.name, messages.user), messages.message, messages.timestamp, messages.user_id, messages.room_id, messages.edited"
 
 // messagesFrom joins each message to its sender's account (by its primary
 // key: one lookup a row).
@@ -116,6 +144,9 @@ func (s *Store) After(ctx context.Context, id int64, limit int) ([]Message, erro
 // Get returns the message with the given id, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id int64) (Message, error) {
 	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.id = ?", id)
+	if err == nil {
+		msgs, err = s.withState(ctx, msgs)
+	}
 	if err != nil {
 		return Message{}, fmt.Errorf("message %d: %w", id, err)
 	}
@@ -125,10 +156,11 @@ func (s *Store) Get(ctx context.Context, id int64) (Message, error) {
 	return msgs[0], nil
 }
 
-// LatestID returns the id of the newest message, 0 in an empty room.
+// LatestID returns the newest id the log has handed out (a message or a
+// change, perhaps deleted since), 0 for an empty log.
 func (s *Store) LatestID(ctx context.Context) (int64, error) {
 	var id sql.NullInt64
-	if err := s.read.QueryRowContext(ctx, "SELECT max(id) FROM messages").Scan(&id); err != nil {
+	if err := s.read.QueryRowContext(ctx, "SELECT max(ifnull((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0), ifnull((SELECT max(id) FROM messages), 0))").Scan(&id); err != nil {
 		return 0, fmt.Errorf("latest id: %w", err)
 	}
 	return id.Int64, nil
@@ -143,11 +175,14 @@ func (s *Store) query(ctx context.Context, query string, args ...any) ([]Message
 	var msgs []Message
 	for rows.Next() {
 		var m Message
-		var uid sql.NullInt64
-		if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid, &m.Room); err != nil {
+		var uid, edited sql.NullInt64
+		if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid, &m.Room, &edited); err != nil {
 			return nil, err
 		}
 		m.UserID, m.Guest = userID(uid.Int64), !uid.Valid
+		if edited.Valid {
+			m.EditedAt = &edited.Int64
+		}
 		msgs = append(msgs, m)
 	}
 	return msgs, rows.Err()
@@ -173,9 +208,42 @@ func (s *Store) Insert(ctx context.Context, drafts []Draft) ([]Stored, error) {
 	defer tx.Rollback()
 
 	now := s.now().UnixMilli()
+	var added int64 // messages stored, less those deleted
+	// In submission order: runs of new messages a few statements a run,
+	// each change on its own.
+	for i := 0; i < len(drafts); {
+		if drafts[i].Change != "" {
+			removed, err := s.applyChange(ctx, tx, drafts[i], now, &out[i])
+			if err != nil {
+				return nil, fmt.Errorf("insert messages: %s %d: %w", drafts[i].Change, drafts[i].Target, err)
+			}
+			added -= removed
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(drafts) && drafts[j].Change == "" {
+			j++
+		}
+		n, err := s.insertMessages(ctx, tx, drafts[i:j], now, out[i:j])
+		if err != nil {
+			return nil, fmt.Errorf("insert messages: %w", err)
+		}
+		added += n
+		i = j
+	}
+	if err := s.count.change(func() (int64, error) { return added, tx.Commit() }); err != nil {
+		return nil, fmt.Errorf("insert messages: commit: %w", err)
+	}
+	return out, nil
+}
+
+// insertMessages stores new-message drafts in tx and fills in their
+// outcomes; it returns how many it stored.
+func (s *Store) insertMessages(ctx context.Context, tx *sql.Tx, drafts []Draft, now int64, out []Stored) (int64, error) {
 	fresh, first, err := s.findStored(ctx, tx, drafts, now-s.dedupWindow.Milliseconds(), out)
 	if err != nil {
-		return nil, fmt.Errorf("insert messages: find cid: %w", err)
+		return 0, fmt.Errorf("find cid: %w", err)
 	}
 	args := make([]any, 0, 6*min(len(fresh), maxChunk))
 	for rest := fresh; len(rest) > 0; {
@@ -183,7 +251,7 @@ func (s *Store) Insert(ctx context.Context, drafts []Draft) ([]Stored, error) {
 		// per bit set in n (below maxChunk).
 		k := bits.Len(uint(min(len(rest), maxChunk))) - 1
 		if err := s.insertChunk(ctx, tx, k, drafts, rest[:1<<k], now, args, out); err != nil {
-			return nil, fmt.Errorf("insert messages: %w", err)
+			return 0, err
 		}
 		rest = rest[1<<k:]
 	}
@@ -195,16 +263,15 @@ func (s *Store) Insert(ctx context.Context, drafts []Draft) ([]Stored, error) {
 			out[i] = outcome(out[f].Message, d)
 		}
 	}
-	if err := s.count.change(func() (int64, error) { return int64(len(fresh)), tx.Commit() }); err != nil {
-		return nil, fmt.Errorf("insert messages: commit: %w", err)
-	}
-	return out, nil
+	return int64(len(fresh)), nil
 }
 
 // outcome is what a draft becomes whose CID names the stored message m: the
 // same send again, or a CID reused for another text.
+// An edited message was that send whatever its text is now: its first text
+// is not kept.
 func outcome(m Message, d Draft) Stored {
-	if m.Message == d.Message {
+	if m.Message == d.Message || m.EditedAt != nil {
 		return Stored{Message: m, Duplicate: true}
 	}
 	return Stored{Message: m, Reused: true}
@@ -256,12 +323,15 @@ func (s *Store) findStored(ctx context.Context, tx *sql.Tx, drafts []Draft, sinc
 		for rows.Next() {
 			var m Message
 			var cid, sent string
-			var uid sql.NullInt64
-			if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid, &m.Room, &cid, &sent); err != nil {
+			var uid, edited sql.NullInt64
+			if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid, &m.Room, &edited, &cid, &sent); err != nil {
 				rows.Close()
 				return nil, nil, err
 			}
 			m.UserID, m.Guest = userID(uid.Int64), !uid.Valid
+			if edited.Valid {
+				m.EditedAt = &edited.Int64
+			}
 			// In id order: with several in the window (a clock set back),
 			// the newest is what the CID names.
 			if i, ok := first[senderKey(uid.Int64, sent, cid)]; ok {
@@ -303,9 +373,10 @@ func (s *Store) insertChunk(ctx context.Context, tx *sql.Tx, k int, drafts []Dra
 	// inserts a multi-row VALUES one row after the other, and AUTOINCREMENT
 	// gives each new row one more than the largest id the table ever had;
 	// nothing else can take an id meanwhile, since this transaction holds
-	// the database's write lock (BEGIN IMMEDIATE) and messages' triggers
-	// (the search index's, search.go) write only to messages_fts, whose
-	// rowids are the messages' own ids. (RETURNING would name the ids too, but SQLite leaves the
+	// the database's write lock (BEGIN IMMEDIATE) and no trigger inserts
+	// into messages (the search index's triggers, search.go, write only to
+	// messages_fts, whose rowids are the messages' own ids). (RETURNING
+	// would name the ids too, but SQLite leaves the
 	// order of its rows unspecified.)
 	n, err := res.RowsAffected()
 	if err != nil {

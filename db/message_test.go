@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"nochat/db"
@@ -36,7 +37,7 @@ func TestInsertBatchLargerThanAChunk(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got != st.Message || got.User != drafts[i].User || got.Message != drafts[i].Message {
+		if !reflect.DeepEqual(got, st.Message) || got.User != drafts[i].User || got.Message != drafts[i].Message {
 			t.Fatalf("message %d reads back as %+v, Insert said %+v for draft %+v", st.Message.ID, got, st.Message, drafts[i])
 		}
 	}
@@ -83,7 +84,7 @@ func TestInsertMixedCIDs(t *testing.T) {
 	nextID := earlier[1].Message.ID + 1
 	for i, st := range stored {
 		if m, ok := wantDup[i]; ok {
-			if !st.Duplicate || st.Message != m {
+			if !st.Duplicate || !reflect.DeepEqual(st.Message, m) {
 				t.Fatalf("draft %d = %+v, want a duplicate of %+v", i, st, m)
 			}
 			continue
@@ -139,7 +140,7 @@ func TestInsertSameCIDTwiceInABatch(t *testing.T) {
 		t.Fatalf("first send = %+v, want stored with id %d", first, old.ID+2)
 	}
 	for _, i := range []int{201, 204} {
-		if st := stored[i]; !st.Duplicate || st.Message != first.Message {
+		if st := stored[i]; !st.Duplicate || !reflect.DeepEqual(st.Message, first.Message) {
 			t.Fatalf("repeat %d = %+v, want a duplicate of %+v", i, st, first.Message)
 		}
 	}

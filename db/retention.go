@@ -51,6 +51,12 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Time, keepNewest int, 
 		deleted += n
 		s.pruned.Add(n)
 		if n < int64(batch) {
+			// The events of the messages pruned went with them (the
+			// trigger messages_forget); the deletions of messages under
+			// below are the rest.
+			if _, err := s.write.ExecContext(ctx, "DELETE FROM events WHERE message_id < ?", below); err != nil {
+				return deleted, 0, fmt.Errorf("prune events: %w", err)
+			}
 			return deleted, below, nil
 		}
 		select {

@@ -328,10 +328,13 @@ func (s *Store) RoomStats(ctx context.Context) (map[int64]RoomStat, error) {
 // LatestIn returns a room's newest n messages, oldest first.
 func (s *Store) LatestIn(ctx context.Context, room int64, n int) ([]Message, error) {
 	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.room_id = ? ORDER BY messages.id DESC LIMIT ?", room, n)
+	slices.Reverse(msgs)
+	if err == nil {
+		msgs, err = s.withState(ctx, msgs)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("latest messages of room %d: %w", room, err)
 	}
-	slices.Reverse(msgs)
 	return msgs, nil
 }
 
@@ -339,10 +342,13 @@ func (s *Store) LatestIn(ctx context.Context, room int64, n int) ([]Message, err
 // oldest first.
 func (s *Store) BeforeIn(ctx context.Context, room, id int64, limit int) ([]Message, error) {
 	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.room_id = ? AND messages.id < ? ORDER BY messages.id DESC LIMIT ?", room, id, limit)
+	slices.Reverse(msgs)
+	if err == nil {
+		msgs, err = s.withState(ctx, msgs)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("messages of room %d before %d: %w", room, id, err)
 	}
-	slices.Reverse(msgs)
 	return msgs, nil
 }
 

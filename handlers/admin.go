@@ -237,7 +237,7 @@ func handleDeleteMessage(log *slog.Logger, hub adminHub, store messageGetter, li
 			writeError(w, r, log, http.StatusNotFound, errors.New("no such message: it may be deleted already"))
 			return
 		case err != nil:
-			writeError(w, r, log, http.StatusInternalServerError, err)
+			writeError(w, r, log, sendStatus(err), err)
 			return
 		}
 		audit(r, auditDelete, "message #"+strconv.FormatInt(id, 10), detail)

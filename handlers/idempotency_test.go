@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -230,7 +231,7 @@ func TestIdempotencyKeyRetryAfterTheClientGaveUp(t *testing.T) {
 				var m db.Message
 				want := rows[0]
 				want.HTML = chat.RenderHTML(want.Message)
-				if err := json.Unmarshal([]byte(retry.body), &m); err != nil || m != want {
+				if err := json.Unmarshal([]byte(retry.body), &m); err != nil || !reflect.DeepEqual(m, want) {
 					t.Fatalf("retry answered %q, want the stored %+v", retry.body, rows[0])
 				}
 			}

@@ -160,6 +160,7 @@ func handleRoot(log *slog.Logger, hub room, store pageReader, admins adminChecke
 			PageSize:   pageSize,
 			MaxMessage: limits.MaxMessageLen,
 			MaxName:    limits.MaxNameLen,
+			EditWindow: limits.EditWindow,
 			Room:       head,
 			Rooms:      links,
 			LatestID:   latest,

@@ -32,6 +32,10 @@ import (
 //	GET    /rooms/{slug}/messages?around=&limit=  the history around a message (a permalink's)
 //	GET    /search?q=&room=&from=&before=&after=  search the rooms one sees (search.go)
 //	POST   /rooms/{slug}/messages                 send {message}, Idempotency-Key as on /discussion
+//	GET    /rooms/{slug}/messages/{id}            one message, as it is now
+//	PATCH  /rooms/{slug}/messages/{id}            edit {message}: its author, within the edit window
+//	DELETE /rooms/{slug}/messages/{id}            delete: its author, the room's creator, an admin
+//	POST   /rooms/{slug}/messages/{id}/reactions  react {emoji, on}: on absent toggles; an account in the room
 
 // roomHub is what the rooms' routes need of the hub.
 type roomHub interface {
@@ -45,6 +49,7 @@ type roomHub interface {
 	Invite(ctx context.Context, id chat.Identity, r db.Room, name string) (db.Account, error)
 	RemoveMember(ctx context.Context, id chat.Identity, r db.Room, user int64) error
 	SendTo(ctx context.Context, id chat.Identity, r db.Room, user, text, key string) (db.Stored, error)
+	Change(ctx context.Context, id chat.Identity, req chat.ChangeRequest) (db.Message, error)
 	GuestsMayRead() bool
 }
 
@@ -79,6 +84,11 @@ func addRoomRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /rooms/{slug}/messages", read(rooms.history))
 	mux.Handle("GET /search", limitSearches(d)(allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, handleSearch(d.Log, d.Hub, d.Store, d.Auth)))))
 	mux.Handle("POST /rooms/{slug}/messages", guardSend(d)(change(rooms.send)))
+	mux.Handle("GET /rooms/{slug}/messages/{id}", read(rooms.one))
+	// Changes to messages count against the sender's limit, as sends do.
+	mux.Handle("PATCH /rooms/{slug}/messages/{id}", guardSend(d)(change(rooms.edit)))
+	mux.Handle("DELETE /rooms/{slug}/messages/{id}", guardSend(d)(change(rooms.delete)))
+	mux.Handle("POST /rooms/{slug}/messages/{id}/reactions", guardSend(d)(change(rooms.react)))
 }
 
 // Room changes per person (or, for a guest, per address): a burst of
@@ -491,4 +501,89 @@ func aroundIn(ctx context.Context, store aroundReader, room, id int64, half int)
 	}
 	msgs = append(append(before, m), after...)
 	return msgs, older, newer, nil
+}
+
+// one is GET /rooms/{slug}/messages/{id}: the message as it is now, if it
+// is in that room.
+func (rr *roomRoutes) one(w http.ResponseWriter, r *http.Request) {
+	room, _, _, ok := rr.room(w, r)
+	if !ok {
+		return
+	}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	var m db.Message
+	if err == nil && id > 0 {
+		m, err = rr.store.Get(r.Context(), id)
+	}
+	switch {
+	case err == nil && m.Room == room.ID:
+		encode(w, http.StatusOK, message(m))
+	case err == nil || errors.Is(err, db.ErrNotFound) || id <= 0:
+		writeError(w, r, rr.log, http.StatusNotFound, errors.New(chat.ErrNoMessage.Text))
+	default:
+		writeError(w, r, rr.log, http.StatusInternalServerError, err)
+	}
+}
+
+type editBody struct {
+	Message *string `json:"message"`
+}
+
+type reactBody struct {
+	Emoji *string `json:"emoji"`
+	On    *bool   `json:"on"`
+}
+
+func (rr *roomRoutes) edit(w http.ResponseWriter, r *http.Request) {
+	var body editBody
+	if err := readJSON(w, r, &body, `{"message": string}`); err != nil {
+		writeBodyError(w, r, rr.log, err)
+		return
+	}
+	if body.Message == nil {
+		writeError(w, r, rr.log, http.StatusBadRequest, errors.New("message is missing"))
+		return
+	}
+	rr.changeMessage(w, r, chat.ChangeRequest{Kind: db.Edit, Text: *body.Message})
+}
+
+func (rr *roomRoutes) delete(w http.ResponseWriter, r *http.Request) {
+	rr.changeMessage(w, r, chat.ChangeRequest{Kind: db.Delete})
+}
+
+func (rr *roomRoutes) react(w http.ResponseWriter, r *http.Request) {
+	var body reactBody
+	if err := readJSON(w, r, &body, `{"emoji": string, "on": bool (optional)}`); err != nil {
+		writeBodyError(w, r, rr.log, err)
+		return
+	}
+	if body.Emoji == nil {
+		writeError(w, r, rr.log, http.StatusBadRequest, errors.New("emoji is missing"))
+		return
+	}
+	rr.changeMessage(w, r, chat.ChangeRequest{Kind: db.React, Text: *body.Emoji, On: body.On})
+}
+
+// changeMessage makes req to the message the path names, in the path's
+// room, and answers the message as it is after it (204 for a deletion).
+func (rr *roomRoutes) changeMessage(w http.ResponseWriter, r *http.Request, req chat.ChangeRequest) {
+	room, id, _, ok := rr.room(w, r)
+	if !ok {
+		return
+	}
+	msg, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || msg < 1 {
+		writeError(w, r, rr.log, http.StatusNotFound, errors.New(chat.ErrNoMessage.Text))
+		return
+	}
+	req.ID, req.Room = msg, room.ID
+	m, err := rr.hub.Change(r.Context(), id, req)
+	switch {
+	case err != nil:
+		writeError(w, r, rr.log, sendStatus(err), err)
+	case req.Kind == db.Delete:
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		encode(w, http.StatusOK, message(m))
+	}
 }

@@ -205,3 +205,34 @@ func TestSearchHostileQueries(t *testing.T) {
 		t.Fatal("40 searches at once: none refused with 429")
 	}
 }
+
+// An edit and a deletion through the API reach the search at once: the
+// old text is no longer found, the new one is, and a deleted message is
+// found no more.
+func TestSearchFollowsEditsAndDeletions(t *testing.T) {
+	srv, _, _ := peopleServer(t, map[string]string{"Ann": db.RoleMember})
+	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
+	id := sendTo(t, srv, ann, "lobby", "meet at the harbuor")
+	find := func(q string) int {
+		return len(searchAs(t, func(path string) (int, string) { return call(t, srv, "GET", path, ann, "", nil) }, q))
+	}
+	if find("harbuor") != 1 {
+		t.Fatal("the message is not found")
+	}
+	path := fmt.Sprintf("/rooms/lobby/messages/%d", id)
+	if code, body := call(t, srv, "PATCH", path, ann, `{"message": "meet at the harbour"}`, nil); code != http.StatusOK {
+		t.Fatalf("edit: %d %s", code, body)
+	}
+	if got := find("harbuor"); got != 0 {
+		t.Fatalf("the text before the edit is found %d times", got)
+	}
+	if find("harbour") != 1 {
+		t.Fatal("the edited text is not found")
+	}
+	if code, body := call(t, srv, "DELETE", path, ann, "", nil); code != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", code, body)
+	}
+	if got := find("harbour"); got != 0 {
+		t.Fatalf("the deleted message is found %d times", got)
+	}
+}

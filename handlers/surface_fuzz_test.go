@@ -435,8 +435,10 @@ func shutdownRefusal(closedHub bool, method, target string, status int) bool {
 		return false
 	}
 	rooms := u.Path == "/rooms" || strings.HasPrefix(u.Path, "/rooms/")
+	// Deleting a message is a change in the log, as a send is.
+	deletion := method == "POST" && strings.HasPrefix(u.Path, "/admin/messages/") && strings.HasSuffix(u.Path, "/delete")
 	return (method == "GET" && u.Path == "/") || (method == "POST" && (u.Path == "/discussion" || strings.HasPrefix(u.Path, "/discussion/"))) ||
-		(method != "GET" && method != "HEAD" && rooms)
+		(method != "GET" && method != "HEAD" && rooms) || deletion
 }
 
 func clip(b []byte) []byte {

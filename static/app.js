@@ -38,6 +38,9 @@
   const PAGE = Number(list.dataset.pageSize);
   const MAX_CHARS = Number(msgInput.dataset.maxLength);
   const COUNT_FROM = Math.floor(MAX_CHARS * 0.9); // show the counter from here
+  // How long after sending one may edit a message (the server's -edit-window).
+  const EDIT_WINDOW = Number(document.body.dataset.editWindow) || 15 * 60 * 1000;
+  const IS_ADMIN = 'admin' in document.body.dataset;
 
   let baseTitle = document.title || 'NoChat';
 
@@ -345,16 +348,78 @@
     // The server's rendering (links, the small markup), sanitized there:
     // one renderer for the history it renders and for live messages.
     const text = document.createElement('div');
-    if (typeof m.html === 'string' && m.html !== '') {
-      text.className = 'text rich';
-      text.innerHTML = m.html;
-    } else {
-      text.className = 'text';
-      text.textContent = m.message;
-    }
+    setText(text, m);
     li.replaceChildren(avatar(m.user, m.user_id), byline(m.user, m.user_id), link, text);
-    addDeleteControl(li);
+    li.dataset.source = m.message; // what an edit starts from
+    setEdited(li, m.edited_at);
+    setReactions(li, m.reactions);
     li.classList.toggle('mine', isMine(m.user, m.id, m.user_id));
+    addActions(li);
+  }
+
+  // setText fills a message's text: the server's HTML when there is some,
+  // else the text as text.
+  function setText(el, m) {
+    if (typeof m.html === 'string' && m.html !== '') {
+      el.className = 'text rich';
+      el.innerHTML = m.html;
+    } else {
+      el.className = 'text';
+      el.textContent = m.message;
+    }
+  }
+
+  // setEdited shows that a message was edited, and when, as
+  // views.MessageItem does; null: never.
+  function setEdited(li, at) {
+    let mark = li.querySelector('.edited');
+    if (!Number.isFinite(at) || at <= 0) { mark?.remove(); return; }
+    if (!mark) {
+      mark = document.createElement('span');
+      mark.className = 'edited';
+      mark.textContent = 'edited';
+      (li.querySelector('a.permalink') || li.querySelector('time'))?.after(mark); // as views.MessageItem: after the time's link
+    }
+    mark.title = 'Edited ' + new Date(at).toLocaleString();
+  }
+
+  // setReactions shows a message's reactions as views.Reactions does, ours
+  // pressed.
+  function setReactions(li, reactions) {
+    li.querySelector('.reactions')?.remove();
+    if (!Array.isArray(reactions) || reactions.length === 0) return;
+    const row = document.createElement('div');
+    row.className = 'reactions';
+    for (const r of reactions) {
+      if (!r || typeof r.emoji !== 'string' || !Number.isSafeInteger(r.count)) continue;
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'reaction';
+      b.dataset.emoji = r.emoji;
+      b.dataset.userIds = (Array.isArray(r.user_ids) ? r.user_ids : []).join(',');
+      b.title = (Array.isArray(r.users) ? r.users : []).join(', ');
+      const e = document.createElement('span');
+      e.className = 'emoji';
+      e.textContent = r.emoji;
+      const n = document.createElement('span');
+      n.className = 'n';
+      n.textContent = String(r.count);
+      b.append(e, n);
+      row.append(b);
+    }
+    const fail = li.querySelector('.fail');
+    if (fail) fail.before(row); else li.append(row);
+    markMyReactions(li);
+  }
+
+  // markMyReactions presses the reactions that are ours.
+  function markMyReactions(root) {
+    for (const b of root.querySelectorAll('button.reaction')) {
+      const mine = helloUserId !== null && b.dataset.userIds.split(',').includes(String(helloUserId));
+      b.setAttribute('aria-pressed', String(mine));
+      const who = b.title || 'no one';
+      b.setAttribute('aria-label', `${b.dataset.emoji} ${b.querySelector('.n')?.textContent || ''}: ${who}${mine ? '' : '. React'}`);
+    }
   }
 
   // permalinkOf is the page address that opens message id in its room.
@@ -552,12 +617,14 @@
       timestamp: typeof m.timestamp === 'number' ? m.timestamp : Date.now(),
       room: Number.isSafeInteger(m.room) && m.room > 0 ? m.room : 1,
       html: typeof m.html === 'string' ? m.html : '',
+      edited_at: Number.isFinite(m.edited_at) ? m.edited_at : null,
+      reactions: Array.isArray(m.reactions) ? m.reactions : [],
     };
   }
 
   function onMessage(raw) {
     if (!validMessage(raw)) return;
-    if (resyncing) { resyncing.push(raw); return; }
+    if (resyncing) { resyncing.push(['message', raw]); return; }
     const m = normalize(raw);
     if (m.room !== room.id) {
       // Another room's: counted in the list, shown when that room is.
@@ -805,9 +872,34 @@
     retint();
   }
 
+  // A change in the log: its event id is where the socket resumes from.
+  // Reports whether the change is for the room shown (and not held).
+  function changeEvent(type, d) {
+    if (!d || !Number.isSafeInteger(d.id)) return false;
+    if (resyncing) { resyncing.push([type, d]); return false; }
+    if (Number.isSafeInteger(d.event)) lastId = Math.max(lastId, d.event);
+    return (Number.isSafeInteger(d.room) ? d.room : 1) === room.id;
+  }
+
+  function onEdited(d) {
+    if (!changeEvent('edited', d) || typeof d.message !== 'string') return;
+    const li = $('m-' + d.id);
+    if (!li) return;
+    li.dataset.source = d.message;
+    setText(li.querySelector('.text'), d);
+    setEdited(li, d.edited_at);
+  }
+
+  function onReacted(d) {
+    if (!changeEvent('reacted', d)) return;
+    const li = $('m-' + d.id);
+    if (li) setReactions(li, d.reactions);
+  }
+
   // A batch deleted together (a ban's) comes as ids.
   function onDeleted(d) {
     if (!d) return;
+    if (Number.isSafeInteger(d.event) && !changeEvent('deleted', d) && resyncing) return;
     const ids = Array.isArray(d.ids) ? d.ids : [d.id];
     for (const id of ids) {
       if (!Number.isSafeInteger(id)) continue;
@@ -855,7 +947,7 @@
     } finally {
       const held = resyncing;
       resyncing = null;
-      for (const m of held) onMessage(m);
+      for (const [type, d] of held) onFrame(type, d);
     }
   }
 
@@ -942,21 +1034,7 @@
       let frame;
       try { frame = JSON.parse(ev.data); } catch { return; }
       if (!frame || typeof frame.type !== 'string') return;
-      const d = frame.data;
-      switch (frame.type) {
-        case 'hello': onHello(d, resumed); break;
-        case 'message': onMessage(d); break;
-        case 'ack': onAck(d); break;
-        case 'error': onError(d); break;
-        case 'presence': onPresence(d); break;
-        case 'typing': onTyping(d); break;
-        case 'deleted': onDeleted(d); break;
-        case 'person': onPerson(d); break;
-        case 'membership': onMembership(d); break;
-        case 'room': onRoom(d); break;
-        case 'read': refreshRooms(); break;
-        default: break; // newer server, older page: ignore what we do not know
-      }
+      if (frame.type === 'hello') onHello(frame.data, resumed); else onFrame(frame.type, frame.data);
     };
     sock.onclose = (ev) => {
       if (ws !== sock) return;
@@ -986,6 +1064,24 @@
     sock.onerror = () => { /* onclose follows and handles it */ };
   }
 
+  function onFrame(type, d) {
+    switch (type) {
+      case 'message': onMessage(d); break;
+      case 'ack': onAck(d); break;
+      case 'error': onError(d); break;
+      case 'presence': onPresence(d); break;
+      case 'typing': onTyping(d); break;
+      case 'edited': onEdited(d); break;
+      case 'reacted': onReacted(d); break;
+      case 'deleted': onDeleted(d); break;
+      case 'person': onPerson(d); break;
+      case 'membership': onMembership(d); break;
+      case 'room': onRoom(d); break;
+      case 'read': refreshRooms(); break;
+      default: break; // newer server, older page: ignore what we do not know
+    }
+  }
+
   function onHello(d, resumed) {
     d = d || {};
     ready = true;
@@ -994,6 +1090,9 @@
     helloUserId = Number.isSafeInteger(d.user_id) ? d.user_id : null;
     nickSent = helloUser;
     setStatus('connected', 'Connected');
+    // Now we know who we are: our reactions, and what we may change.
+    markMyReactions(list);
+    for (const li of realItems()) addActions(li);
     const latest = Number(d.latest_id) || 0;
     serverLatest = latest;
     if (resumed) refreshRooms(); // counts may have moved while away
@@ -1169,42 +1268,203 @@
     }
   });
 
-  // ---------- admin: delete a message for everyone ----------
+  // ---------- changing a message: react, edit, delete ----------
 
-  // Only an admin's page has the dialog (and the server refuses anyone
-  // else). The deletion reaches every page, this one too, as a deleted frame.
+  // Each message has its actions on hover or keyboard focus (a tap on a
+  // touch screen): react for every signed-in person; edit for its author
+  // within the edit window; delete for its author, the room's creator and
+  // admins. The server checks each again; its change reaches every page,
+  // this one too, as an edited, reacted or deleted frame.
   const deleteDialog = $('delete-dialog');
+  const picker = $('picker');
 
-  function addDeleteControl(li) {
-    if (!deleteDialog || !li.dataset.id || li.querySelector('button.delete')) return;
+  function mayEdit(li) {
+    const t = Date.parse(li.querySelector('time')?.dateTime || '');
+    return li.classList.contains('mine') && userIdOf(li) !== null && userIdOf(li) === helloUserId &&
+      Date.now() - t < EDIT_WINDOW && !room.archived;
+  }
+
+  function mayDelete(li) {
+    const own = signedIn && userIdOf(li) !== null && userIdOf(li) === helloUserId;
+    return !room.archived && (own || IS_ADMIN || room.manage);
+  }
+
+  function actionButton(cls, label, text) {
     const b = document.createElement('button');
     b.type = 'button';
-    b.className = 'delete';
-    b.textContent = 'Delete';
-    b.setAttribute('aria-label', `Delete message #${li.dataset.id}`);
-    li.append(b);
+    b.className = cls;
+    b.setAttribute('aria-label', label);
+    b.title = label;
+    b.textContent = text;
+    return b;
+  }
+
+  function addActions(li) {
+    li.querySelector('.actions')?.remove();
+    // An admin signed in with the admin password alone (no account) may
+    // delete, and nothing else.
+    if (!(signedIn || IS_ADMIN) || !li.dataset.id || li.classList.contains('editing') || room.archived) return;
+    const bar = document.createElement('div');
+    bar.className = 'actions';
+    const id = li.dataset.id;
+    if (signedIn) bar.append(actionButton('act-react', `React to message #${id}`, '☺+'));
+    if (signedIn && mayEdit(li)) bar.append(actionButton('act-edit', `Edit message #${id}`, '✎'));
+    if (mayDelete(li)) bar.append(actionButton('act-delete delete', `Delete message #${id}`, '🗑'));
+    li.append(bar);
+  }
+
+  function messageURL(id) {
+    return `/rooms/${encodeURIComponent(room.slug)}/messages/${id}`;
+  }
+
+  async function react(li, emoji) {
+    const pressed = [...li.querySelectorAll('button.reaction')].find((b) => b.dataset.emoji === emoji)?.getAttribute('aria-pressed') === 'true';
+    try {
+      const m = await api('POST', messageURL(msgIdOf(li)) + '/reactions', { emoji, on: !pressed });
+      if (m && $('m-' + m.id)) setReactions(li, m.reactions);
+    } catch (err) {
+      notice('Could not react: ' + err.message);
+    }
+  }
+
+  // The picker: quick reactions and a field for any emoji, beside the
+  // message it is for.
+  let pickerFor = null;
+  function openPicker(li, from) {
+    if (!picker) return;
+    pickerFor = li;
+    picker.hidden = false;
+    const r = from.getBoundingClientRect();
+    const w = picker.offsetWidth;
+    picker.style.left = Math.max(8, Math.min(window.innerWidth - w - 8, r.right - w)) + 'px';
+    const below = r.bottom + 6;
+    picker.style.top = (below + picker.offsetHeight < window.innerHeight ? below : Math.max(8, r.top - picker.offsetHeight - 6)) + 'px';
+    picker.querySelector('button')?.focus();
+  }
+  function closePicker(refocus) {
+    if (!picker || picker.hidden) return;
+    picker.hidden = true;
+    if (refocus) pickerFor?.querySelector('.act-react')?.focus();
+    pickerFor = null;
+  }
+  if (picker) {
+    picker.addEventListener('click', (ev) => {
+      const b = ev.target.closest('.quick button[data-emoji]');
+      if (!b || !pickerFor) return;
+      const li = pickerFor;
+      closePicker(true);
+      react(li, b.dataset.emoji);
+    });
+    $('picker-any').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const input = $('picker-emoji');
+      const emoji = input.value.trim();
+      if (!emoji || !pickerFor) return;
+      const li = pickerFor;
+      input.value = '';
+      closePicker(true);
+      react(li, emoji);
+    });
+    picker.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') { ev.stopPropagation(); closePicker(true); } });
+    document.addEventListener('pointerdown', (ev) => {
+      if (!picker.hidden && !picker.contains(ev.target) && !ev.target.closest('.act-react')) closePicker(false);
+    });
+    scroller.addEventListener('scroll', () => closePicker(false), { passive: true });
+  }
+
+  // Editing happens in place: the text becomes a box; Enter saves, Shift+
+  // Enter is a new line, Escape leaves it as it was.
+  async function startEdit(li) {
+    if (!mayEdit(li) || li.classList.contains('editing')) return;
+    closePicker(false);
+    const text = li.querySelector('.text');
+    li.classList.add('editing');
+    if (li.dataset.source === undefined) {
+      // Rendered by the server: the text as written (its markup) is the
+      // message's, not the page's.
+      try {
+        const m = await api('GET', messageURL(msgIdOf(li)));
+        li.dataset.source = m.message;
+      } catch (err) {
+        li.classList.remove('editing');
+        notice('Could not edit: ' + err.message);
+        return;
+      }
+    }
+    const before = li.dataset.source;
+    li.querySelector('.actions')?.remove();
+    const box = document.createElement('form');
+    box.className = 'edit-box';
+    const area = document.createElement('textarea');
+    area.rows = Math.min(8, before.split('\n').length);
+    area.value = before;
+    area.setAttribute('aria-label', 'Edit message');
+    const save = document.createElement('button');
+    save.type = 'submit';
+    save.className = 'primary';
+    save.textContent = 'Save';
+    const cancel = document.createElement('button');
+    cancel.type = 'button';
+    cancel.textContent = 'Cancel';
+    const hint = document.createElement('span');
+    hint.className = 'hint';
+    hint.textContent = 'Enter saves · Esc cancels';
+    box.append(area, save, cancel, hint);
+    text.hidden = true;
+    text.after(box);
+    area.focus();
+    area.setSelectionRange(area.value.length, area.value.length);
+    const done = () => {
+      box.remove();
+      text.hidden = false;
+      li.classList.remove('editing');
+      addActions(li);
+    };
+    cancel.addEventListener('click', () => { done(); msgInput.focus(); });
+    area.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape') { ev.preventDefault(); ev.stopPropagation(); done(); msgInput.focus(); }
+      if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); box.requestSubmit(); }
+    });
+    box.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const message = area.value;
+      if (message.trim() === '') { notice('An edit cannot be empty: delete the message instead.'); return; }
+      save.disabled = true;
+      try {
+        const m = await api('PATCH', messageURL(msgIdOf(li)), { message });
+        done();
+        if (m) onEdited({ id: m.id, room: room.id, message: m.message, html: m.html, edited_at: m.edited_at });
+        li.dataset.source = message;
+        msgInput.focus();
+      } catch (err) {
+        save.disabled = false;
+        notice('Could not save the edit: ' + err.message);
+      }
+    });
   }
 
   async function deleteMessage(id) {
     try {
-      const res = await fetch(`/admin/messages/${id}/delete`, {
-        method: 'POST',
-        headers: { Accept: 'application/json' },
-      });
-      if (!res.ok && res.status !== 404) { // 404: someone deleted it already
-        let why = '';
-        try { why = (await res.json()).error; } catch { /* not JSON */ }
-        throw new Error(why || `HTTP ${res.status}`);
+      if (signedIn) {
+        await api('DELETE', messageURL(id));
+      } else {
+        // The admin password's session: the dashboard's route.
+        const res = await fetch(`/admin/messages/${id}/delete`, { method: 'POST', headers: { Accept: 'application/json' } });
+        if (!res.ok && res.status !== 404) {
+          let why = '';
+          try { why = (await res.json()).error; } catch { /* not JSON */ }
+          throw new Error(why || `HTTP ${res.status}`);
+        }
       }
       onDeleted({ id });
     } catch (err) {
+      if (/no such message/.test(err.message)) { onDeleted({ id }); return; } // someone deleted it already
       notice('Could not delete the message: ' + err.message);
     }
   }
 
-  list.addEventListener('click', (ev) => {
-    const li = ev.target.closest('button.delete')?.closest('li.msg[data-id]');
-    if (!li || !deleteDialog) return;
+  function confirmDelete(li) {
+    if (!deleteDialog) return;
     const id = msgIdOf(li);
     $('delete-text').textContent = li.querySelector('.text')?.textContent || '';
     deleteDialog.returnValue = '';
@@ -1214,10 +1474,61 @@
       // Keep keyboard focus in the list once this line is gone.
       const next = li.nextElementSibling || li.previousElementSibling;
       deleteMessage(id).then(() => {
-        if (document.activeElement === document.body) (next?.querySelector('button.delete') || msgInput).focus();
+        if (document.activeElement === document.body) (next?.querySelector('.actions button') || msgInput).focus();
       });
     };
     deleteDialog.showModal();
+  }
+
+  // Who reacted: in the button's title on hover, and on a long press.
+  let pressTimer = 0;
+  let longPressed = false;
+  list.addEventListener('pointerdown', (ev) => {
+    const b = ev.target.closest('button.reaction');
+    longPressed = false;
+    clearTimeout(pressTimer);
+    if (!b) return;
+    pressTimer = setTimeout(() => {
+      longPressed = true;
+      notice(`${b.dataset.emoji} ${b.title || 'no one'}`);
+    }, 500);
+  });
+  for (const t of ['pointerup', 'pointercancel', 'pointerleave']) list.addEventListener(t, () => clearTimeout(pressTimer));
+
+  list.addEventListener('click', (ev) => {
+    const li = ev.target.closest('li.msg[data-id]');
+    if (!li) return;
+    const reaction = ev.target.closest('button.reaction');
+    if (reaction) {
+      if (longPressed) { longPressed = false; return; }
+      if (signedIn) react(li, reaction.dataset.emoji);
+      else notice(`${reaction.dataset.emoji} ${reaction.title}`);
+      return;
+    }
+    const action = ev.target.closest('.actions button');
+    if (action?.classList.contains('act-react')) {
+      if (pickerFor === li) closePicker(true); else openPicker(li, action);
+    } else if (action?.classList.contains('act-edit')) {
+      startEdit(li);
+    } else if (action?.classList.contains('act-delete')) {
+      confirmDelete(li);
+    } else if (!ev.target.closest('a, button, textarea, form') && window.matchMedia('(hover: none)').matches) {
+      // On a touch screen a tap shows a message's actions (and hides the
+      // others').
+      for (const other of list.querySelectorAll('li.show-actions')) if (other !== li) other.classList.remove('show-actions');
+      li.classList.toggle('show-actions');
+    }
+  });
+
+  // Up in the empty message box edits my newest message, as in most chats.
+  msgInput.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'ArrowUp' || msgInput.value.trim() !== '' || ev.altKey || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
+    const mine = [...realItems()].reverse().find((li) => userIdOf(li) !== null && userIdOf(li) === helloUserId);
+    if (mine && mayEdit(mine)) {
+      ev.preventDefault();
+      mine.scrollIntoView({ block: 'nearest' });
+      startEdit(mine);
+    }
   });
 
   // ---------- scrolling, title, visibility ----------
@@ -1422,6 +1733,9 @@
   // why not; the room menu's entries.
   function applyRights(d) {
     document.body.toggleAttribute('data-may-post', !!d.may_post);
+    room.manage = !!d.manage;
+    room.archived = !!d.archived;
+    for (const li of realItems()) addActions(li);
     const why = d.may_post ? ''
       : d.archived ? 'This room is archived: it is read-only.'
       : !signedIn ? 'Sign in to send messages here.'
@@ -1525,7 +1839,7 @@
     } finally {
       const held = resyncing;
       resyncing = null;
-      for (const m of held) onMessage(m);
+      for (const [type, d] of held) onFrame(type, d);
     }
   }
 
@@ -1836,7 +2150,6 @@
   // before it are in the sidebar's counts already.
   lastId = Number(document.body.dataset.latestId) || 0;
   for (const li of realItems()) {
-    addDeleteControl(li);
     lastId = Math.max(lastId, msgIdOf(li));
     const t = li.querySelector('time');
     if (t) setTime(t, new Date(t.dateTime));

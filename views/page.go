@@ -37,6 +37,8 @@ type Chat struct {
 	// The limits the server enforces, which the composer checks first.
 	MaxMessage int // characters in a message
 	MaxName    int // characters in a name
+	// EditWindow is how long after sending one may edit a message.
+	EditWindow time.Duration
 
 	Room  RoomHead   // the room shown
 	Rooms []RoomLink // the sidebar: the reader's rooms, then open ones to join
@@ -164,4 +166,21 @@ func deviceName(ua string) string {
 		return "An unnamed device"
 	}
 	return ua
+}
+
+// QuickReactions are the reactions offered at one tap.
+var QuickReactions = []string{"👍", "❤️", "😂", "🎉", "😮", "😢", "🙏", "👀"}
+
+// joinIDs is ids as a data attribute: "1,5,7".
+func joinIDs(ids []int64) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.FormatInt(id, 10)
+	}
+	return strings.Join(parts, ",")
+}
+
+// reactedBy is who reacted, as a reaction's title says it: "Ann, Bob".
+func reactedBy(r db.Reaction) string {
+	return strings.Join(r.Users, ", ")
 }

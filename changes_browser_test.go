@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// msgLine is the selector of the message on the page whose text is text.
+func msgLine(text string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll('#messages li.msg[data-id]')].find(li => li.querySelector('.text').textContent.trim() === %q)`, text)
+}
+
+// clickIn clicks, in the page and in one step, the element sel inside the
+// message whose text is text: the actions show on hover, which a test
+// does not have.
+func clickIn(t *testing.T, tab context.Context, text, sel string) {
+	t.Helper()
+	waitPage(t, tab, fmt.Sprintf("%s in %q", sel, text), fmt.Sprintf(`!!%s?.querySelector(%q)`, msgLine(text), sel))
+	do(t, tab, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`%s.querySelector(%q).click()`, msgLine(text), sel)))
+}
+
+// reactionsOf is the reactions under the message with text, as
+// "🎉 2 Ann, Bob pressed" lines.
+func reactionsOf(t *testing.T, tab context.Context, text string) []string {
+	t.Helper()
+	return eval[[]string](t, tab, fmt.Sprintf(`[...(%s?.querySelectorAll('button.reaction') || [])].map(b =>
+		b.dataset.emoji + ' ' + b.querySelector('.n').textContent + ' ' + b.title + (b.getAttribute('aria-pressed') === 'true' ? ' pressed' : ''))`, msgLine(text)))
+}
+
+func waitReactions(t *testing.T, tab context.Context, what, text, want string) {
+	t.Helper()
+	waitPage(t, tab, what, fmt.Sprintf(`[...(%s?.querySelectorAll('button.reaction') || [])].map(b =>
+		b.dataset.emoji + ' ' + b.querySelector('.n').textContent + ' ' + b.title + (b.getAttribute('aria-pressed') === 'true' ? ' pressed' : '')).join(' | ') === %q`, msgLine(text), want))
+}
+
+// setOffline cuts the tab off the network (its socket too) or brings it
+// back, as a train's tunnel does.
+func setOffline(t *testing.T, tab context.Context, off bool) {
+	t.Helper()
+	do(t, tab, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
+			return chromedp.Void{}, err
+		}
+		if _, err := cdp.Call(ctx, tg, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+			MatchedNetworkConditions: []*network.Conditions{{Offline: off, DownloadThroughput: -1, UploadThroughput: -1}},
+		}); err != nil {
+			return chromedp.Void{}, err
+		}
+		_, err := cdp.Call(ctx, tg, network.OverrideNetworkState, network.OverrideNetworkStateParams{Offline: off, DownloadThroughput: -1, UploadThroughput: -1})
+		return chromedp.Void{}, err
+	})
+}
+
+// Two people edit, react and delete as they would: the actions on a
+// message, the picker, Up to edit one's last message; each change shows on
+// the other's page at once, and on a page that was offline meanwhile once
+// it is back, without a reload.
+func TestBrowserEditReactAndDelete(t *testing.T) {
+	ann := newBrowser(t)
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
+	link, _ := setupLink(t, s)
+	browserSetUp(t, ann, link)
+	connected(t, ann)
+	do(t, ann, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.ID("people")))
+	invite := eval[string](t, ann, `document.getElementById("invite-link").href`)
+	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
+	joinAs(t, bob, invite, "Bob")
+	do(t, ann, chromedp.Navigate(s.url+"/"))
+	connected(t, ann)
+
+	say(t, ann, "dinner at 7?")
+	say(t, ann, "bring *bred*")
+	waitMessages(t, bob, "Ann's lines", contains("bring bred"))
+
+	// Bob may react to Ann's lines, not edit or delete them.
+	if got := eval[string](t, bob, msgLine("bring bred")+`.querySelector('.actions').textContent`); got != "☺+" {
+		t.Fatalf("Bob's actions on Ann's line: %q, want react only", got)
+	}
+	// Ann fixes her last line with Up in the empty box, as in most chats;
+	// the box holds what she wrote, markup and all.
+	do(t, ann, chromedp.Focus(chromedp.ID("message")), chromedp.KeyEvent(kb.ArrowUp))
+	waitPage(t, ann, "the edit box", `document.querySelector('.edit-box textarea')?.value === 'bring *bred*'`)
+	do(t, ann, chromedp.Evaluate[chromedp.Void](`(() => { const a = document.querySelector('.edit-box textarea'); a.value = 'bring *bread*'; })()`))
+	do(t, ann, chromedp.SendKeys(`.edit-box textarea`, kb.Enter))
+	for _, tab := range []context.Context{ann, bob} {
+		waitPage(t, tab, "the edit shown", msgLine("bring bread")+`?.querySelector('.text strong')?.textContent === 'bread' && !!`+msgLine("bring bread")+`.querySelector('.edited')`)
+	}
+
+	// Bob reacts from the picker; Ann adds hers by tapping his pill.
+	clickIn(t, bob, "dinner at 7?", ".act-react")
+	do(t, bob, chromedp.WaitVisible(chromedp.ID("picker")))
+	viewShot(t, bob, "react-picker-1280.png")
+	do(t, bob, chromedp.Click(`#picker button[data-emoji="🎉"]`))
+	waitReactions(t, ann, "Bob's 🎉 on Ann's page", "dinner at 7?", "🎉 1 Bob")
+	waitReactions(t, bob, "Bob's 🎉 on his page", "dinner at 7?", "🎉 1 Bob pressed")
+	clickIn(t, ann, "dinner at 7?", "button.reaction")
+	waitReactions(t, bob, "Ann's 🎉 too", "dinner at 7?", "🎉 2 Bob, Ann pressed")
+	// Any emoji, typed; a word is refused with a reason.
+	clickIn(t, bob, "dinner at 7?", ".act-react")
+	do(t, bob, chromedp.SendKeys(chromedp.ID("picker-emoji"), "yes"+kb.Enter))
+	waitPage(t, bob, "the refusal", `document.getElementById('notice').textContent.includes('one emoji')`)
+	clickIn(t, bob, "dinner at 7?", ".act-react")
+	do(t, bob, chromedp.SendKeys(chromedp.ID("picker-emoji"), "🦄"+kb.Enter))
+	waitReactions(t, ann, "Bob's unicorn", "dinner at 7?", "🎉 2 Bob, Ann pressed | 🦄 1 Bob")
+
+	// Bob's page goes offline; meanwhile Ann edits, Bob's unicorn goes
+	// (Bob, on his phone), and a line is deleted. Back online, his page
+	// shows it all without a reload.
+	phone := newTab(t, bob)
+	do(t, phone, chromedp.Navigate(s.url+"/"))
+	connected(t, phone)
+	do(t, bob, chromedp.Evaluate[chromedp.Void](`window.notReloaded = true`))
+	setOffline(t, bob, true)
+	waitPage(t, bob, "Bob's page offline", `document.getElementById('status').dataset.state !== 'connected'`)
+	say(t, ann, "scratch that")
+	say(t, ann, "dinner at 8, sorry")
+	waitMessages(t, ann, "Ann's lines", contains("dinner at 8, sorry"))
+	clickIn(t, phone, "dinner at 7?", "button.reaction[data-emoji='🦄']")
+	waitReactions(t, ann, "the unicorn gone", "dinner at 7?", "🎉 2 Bob, Ann pressed")
+	clickIn(t, ann, "scratch that", ".act-delete")
+	do(t, ann, chromedp.WaitVisible(chromedp.ID("delete-dialog")), chromedp.Click(`#delete-dialog button[value="ok"]`))
+	waitMessages(t, ann, "the line deleted", func(m []string) bool { return len(m) == 3 && m[2] == "dinner at 8, sorry" })
+	clickIn(t, ann, "dinner at 8, sorry", ".act-edit")
+	waitPage(t, ann, "the edit box", `document.querySelector('.edit-box textarea')?.value === 'dinner at 8, sorry'`)
+	do(t, ann, chromedp.Evaluate[chromedp.Void](`document.querySelector('.edit-box textarea').value = 'dinner at 8, see you'`), chromedp.Click(`.edit-box button.primary`))
+	waitMessages(t, ann, "Ann's edit", contains("dinner at 8, see you"))
+
+	setOffline(t, bob, false)
+	waitMessages(t, bob, "Bob's page back, caught up", func(m []string) bool {
+		return len(m) == 3 && m[0] == "dinner at 7?" && m[1] == "bring bread" && m[2] == "dinner at 8, see you"
+	})
+	waitReactions(t, bob, "the unicorn gone on Bob's page", "dinner at 7?", "🎉 2 Bob, Ann pressed")
+	if !eval[bool](t, bob, `window.notReloaded === true && !!`+msgLine("dinner at 8, see you")+`.querySelector('.edited')`) {
+		t.Fatal("Bob's page reloaded, or does not mark the edit")
+	}
+
+	// Bob deletes a line of his own.
+	say(t, bob, "wrong room, sorry")
+	waitMessages(t, ann, "Bob's line", contains("wrong room, sorry"))
+	clickIn(t, bob, "wrong room, sorry", ".act-delete")
+	do(t, bob, chromedp.WaitVisible(chromedp.ID("delete-dialog")), chromedp.Click(`#delete-dialog button[value="ok"]`))
+	for _, tab := range []context.Context{ann, bob} {
+		waitMessages(t, tab, "Bob's line deleted", func(m []string) bool { return len(m) == 3 })
+	}
+
+	// The history the server renders shows the same: edits and reactions.
+	do(t, bob, chromedp.Reload())
+	connected(t, bob)
+	waitReactions(t, bob, "the reactions rendered by the server", "dinner at 7?", "🎉 2 Bob, Ann pressed")
+	if got := reactionsOf(t, ann, "bring bread"); len(got) != 0 {
+		t.Fatalf("reactions on a line no one reacted to: %q", got)
+	}
+	clickIn(t, bob, "dinner at 7?", ".act-react") // the actions and the picker in the shots
+	screenshots(t, bob, "changes")
+}

@@ -1,0 +1,343 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Changes to stored messages: an edit, a deletion, a reaction. Each is an
+// event of the one ordered log, like a message: the Writer stores it in the
+// batch it came in, in submission order, with an id from the messages'
+// sequence, and hands it on after the commit (Stored.Change). The messages
+// and reactions tables hold the current state; the events table what a
+// client that was away replays (Store.LogAfter).
+
+// ChangeKind is what a change does.
+type ChangeKind string
+
+// The changes.
+const (
+	Edit   ChangeKind = "edit"   // new text for the message
+	Delete ChangeKind = "delete" // the message is gone
+	React  ChangeKind = "react"  // a reaction added (On) or taken back
+)
+
+// Refusals of a change, found in its transaction against the message as
+// stored: the draft's other checks (room access, text, emoji) are the
+// caller's.
+var (
+	// ErrNoMessage: no message with the target id in the draft's room
+	// (never stored, deleted, or of another room).
+	ErrNoMessage = errors.New("no such message")
+	// ErrNotAuthor: an edit, or a deletion without Moderator, of a message
+	// the draft's account did not write.
+	ErrNotAuthor = errors.New("not the author")
+	// ErrEditWindow: an edit of a message stored before Draft.EditSince.
+	ErrEditWindow = errors.New("too old to edit")
+	// ErrTooManyReactions: the message has MaxReactionKinds emoji already.
+	ErrTooManyReactions = errors.New("too many kinds of reaction")
+)
+
+// MaxReactionKinds is how many different emoji one message may carry.
+const MaxReactionKinds = 20
+
+// Change is a stored change to a message: what clients are told, live and
+// on resume.
+type Change struct {
+	ID        int64      `json:"event"` // its id in the log
+	Kind      ChangeKind `json:"-"`
+	Room      int64      `json:"room"`
+	Message   int64      `json:"id"` // the message it changes
+	UserID    *int64     `json:"user_id"`
+	Timestamp int64      `json:"timestamp"`
+	// Edit: the new text, and when (Timestamp) as edited_at.
+	Text     string `json:"message,omitempty"`
+	EditedAt int64  `json:"edited_at,omitempty"`
+	// React: the emoji, whether it was added or taken back, and the
+	// message's reactions after the change.
+	Emoji     string     `json:"emoji,omitempty"`
+	On        bool       `json:"on,omitempty"`
+	Reactions []Reaction `json:"reactions,omitempty"`
+}
+
+// Reaction is one emoji on a message and who put it there, in the order
+// they did.
+type Reaction struct {
+	Emoji   string   `json:"emoji"`
+	Count   int      `json:"count"`
+	UserIDs []int64  `json:"user_ids"`
+	Users   []string `json:"users"`
+}
+
+// Entry is one entry of the log: a message in its current state, or a
+// change.
+type Entry struct {
+	Message *Message
+	Change  *Change
+}
+
+// ID is the entry's id in the log.
+func (e Entry) ID() int64 {
+	if e.Change != nil {
+		return e.Change.ID
+	}
+	return e.Message.ID
+}
+
+// applyChange stores one change draft in tx, at time now, and fills in its
+// outcome: the change, or a refusal in Refused (the rest of the batch goes
+// on). It returns how many messages it removed. An edit to the same text
+// and a reaction already as asked change nothing: no event, no id.
+func (s *Store) applyChange(ctx context.Context, tx *sql.Tx, d Draft, now int64, out *Stored) (removed int64, err error) {
+	var (
+		m      Message
+		author sql.NullInt64
+		edited sql.NullInt64
+	)
+	err = tx.QueryRowContext(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.id = ?", d.Target).
+		Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &author, &m.Room, &edited)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		out.Refused = ErrNoMessage
+		return 0, nil
+	case err != nil:
+		return 0, err
+	case m.Room != d.roomOr():
+		out.Refused = ErrNoMessage
+		return 0, nil
+	}
+	m.UserID, m.Guest = userID(author.Int64), !author.Valid
+	if edited.Valid {
+		m.EditedAt = &edited.Int64
+	}
+	mine := d.UserID != 0 && author.Int64 == d.UserID
+	ch := Change{Kind: d.Change, Room: m.Room, Message: m.ID, UserID: userID(d.UserID), Timestamp: now}
+	body, on := "", false
+	switch d.Change {
+	case Edit:
+		switch {
+		case !mine:
+			out.Refused = ErrNotAuthor
+			return 0, nil
+		case m.Timestamp < d.EditSince:
+			out.Refused = ErrEditWindow
+			return 0, nil
+		case m.Message == d.Message:
+			out.Message = m
+			return 0, nil
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE messages SET message = ?, edited = ? WHERE id = ?", d.Message, now, m.ID); err != nil {
+			return 0, err
+		}
+		body, ch.Text, ch.EditedAt = d.Message, d.Message, now
+		m.Message, m.EditedAt = d.Message, &now
+	case Delete:
+		if !mine && !d.Moderator {
+			out.Refused = ErrNotAuthor
+			return 0, nil
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM messages WHERE id = ?", m.ID); err != nil {
+			return 0, err
+		}
+		removed = 1
+	case React:
+		var had bool
+		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM reactions WHERE message_id = ? AND emoji = ? AND user_id = ?)",
+			m.ID, d.Message, d.UserID).Scan(&had); err != nil {
+			return 0, err
+		}
+		on = !had
+		if d.On != nil {
+			on = *d.On
+		}
+		if on == had {
+			out.Message = m
+			return 0, nil
+		}
+		if on {
+			var kinds int
+			var known bool
+			if err := tx.QueryRowContext(ctx, "SELECT count(DISTINCT emoji), ifnull(max(emoji = ?), 0) FROM reactions WHERE message_id = ?",
+				d.Message, m.ID).Scan(&kinds, &known); err != nil {
+				return 0, err
+			}
+			if !known && kinds >= MaxReactionKinds {
+				out.Refused = ErrTooManyReactions
+				return 0, nil
+			}
+			_, err = tx.ExecContext(ctx, "INSERT INTO reactions (message_id, emoji, user_id, created) VALUES (?, ?, ?, ?)", m.ID, d.Message, d.UserID, now)
+		} else {
+			_, err = tx.ExecContext(ctx, "DELETE FROM reactions WHERE message_id = ? AND emoji = ? AND user_id = ?", m.ID, d.Message, d.UserID)
+		}
+		if err != nil {
+			return 0, err
+		}
+		body, ch.Emoji, ch.On = d.Message, d.Message, on
+		if ch.Reactions, err = reactionsOf(ctx, tx, m.ID); err != nil {
+			return 0, err
+		}
+		m.Reactions = ch.Reactions
+	default:
+		return 0, fmt.Errorf("unknown change %q", d.Change)
+	}
+	// The next id of the one sequence: AUTOINCREMENT gives the next message
+	// one more than the largest it has handed out, which this is now.
+	if err := tx.QueryRowContext(ctx, "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'messages' RETURNING seq").Scan(&ch.ID); err != nil {
+		return 0, fmt.Errorf("next id: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, kind, room_id, message_id, user_id, body, "on", timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		ch.ID, ch.Kind, ch.Room, ch.Message, nullID(d.UserID), body, on, now); err != nil {
+		return 0, err
+	}
+	out.Message, out.Change = m, &ch
+	return removed, nil
+}
+
+// queryer is what reads reactions: the read pool, or a transaction.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// reactionsOf returns a message's reactions: each emoji in the order it was
+// first used, its people in the order they reacted.
+func reactionsOf(ctx context.Context, q queryer, id int64) ([]Reaction, error) {
+	byMsg, err := reactionsIn(ctx, q, []int64{id})
+	return byMsg[id], err
+}
+
+// maxIDsRead is how many message ids one reactions statement looks up.
+const maxIDsRead = 256
+
+// reactionsIn returns the reactions of the messages ids, by message: a few
+// index lookups a message, however far apart their ids are.
+func reactionsIn(ctx context.Context, q queryer, ids []int64) (map[int64][]Reaction, error) {
+	out := make(map[int64][]Reaction)
+	args := make([]any, 0, min(len(ids), maxIDsRead))
+	for chunk := range slices.Chunk(ids, maxIDsRead) {
+		args = args[:0]
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		rows, err := q.QueryContext(ctx, `SELECT r.message_id, r.emoji, r.user_id, a.name FROM reactions r JOIN accounts a ON a.id = r.user_id
+			WHERE r.message_id IN (`+list("?", len(chunk))+`) ORDER BY r.message_id, r.created, r.user_id`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("reactions: %w", err)
+		}
+		if err := scanReactions(rows, out); err != nil {
+			return nil, fmt.Errorf("reactions: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func scanReactions(rows *sql.Rows, out map[int64][]Reaction) error {
+	defer rows.Close()
+	for rows.Next() {
+		var id, user int64
+		var emoji, name string
+		if err := rows.Scan(&id, &emoji, &user, &name); err != nil {
+			return err
+		}
+		rs := out[id]
+		i := slices.IndexFunc(rs, func(r Reaction) bool { return r.Emoji == emoji })
+		if i < 0 {
+			rs, i = append(rs, Reaction{Emoji: emoji}), len(rs)
+		}
+		rs[i].Count++
+		rs[i].UserIDs = append(rs[i].UserIDs, user)
+		rs[i].Users = append(rs[i].Users, name)
+		out[id] = rs
+	}
+	return rows.Err()
+}
+
+// withState fills in the reactions of msgs, read from the read pool: a page
+// of history in its current state.
+func (s *Store) withState(ctx context.Context, msgs []Message) ([]Message, error) {
+	if len(msgs) == 0 {
+		return msgs, nil
+	}
+	ids := make([]int64, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	byMsg, err := reactionsIn(ctx, s.read, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i := range msgs {
+		msgs[i].Reactions = byMsg[msgs[i].ID]
+	}
+	return msgs, nil
+}
+
+// LogAfter returns up to limit entries of the log with ids above id, in id
+// order, of every room: the messages in their current state and the changes
+// since. It is what a client that has seen id has missed (the caller keeps
+// the rooms its client may see).
+func (s *Store) LogAfter(ctx context.Context, id int64, limit int) ([]Entry, error) {
+	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.id > ? ORDER BY messages.id LIMIT ?", id, limit)
+	if err == nil {
+		msgs, err = s.withState(ctx, msgs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("log after %d: %w", id, err)
+	}
+	changes, err := s.changesAfter(ctx, id, limit)
+	if err != nil {
+		return nil, fmt.Errorf("log after %d: %w", id, err)
+	}
+	out := make([]Entry, 0, min(limit, len(msgs)+len(changes)))
+	for len(out) < limit && (len(msgs) > 0 || len(changes) > 0) {
+		if len(changes) == 0 || len(msgs) > 0 && msgs[0].ID < changes[0].ID {
+			out = append(out, Entry{Message: &msgs[0]})
+			msgs = msgs[1:]
+		} else {
+			out = append(out, Entry{Change: &changes[0]})
+			changes = changes[1:]
+		}
+	}
+	return out, nil
+}
+
+// changesAfter returns up to limit changes with ids above id, in id order. A
+// reaction carries its message's reactions as they are now: replayed in
+// order, the changes leave a client with the current state.
+func (s *Store) changesAfter(ctx context.Context, id int64, limit int) ([]Change, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT id, kind, room_id, message_id, user_id, body, "on", timestamp FROM events WHERE id > ? ORDER BY id LIMIT ?`, id, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Change
+	for rows.Next() {
+		var ch Change
+		var uid sql.NullInt64
+		var body string
+		if err := rows.Scan(&ch.ID, &ch.Kind, &ch.Room, &ch.Message, &uid, &body, &ch.On, &ch.Timestamp); err != nil {
+			return nil, err
+		}
+		ch.UserID = userID(uid.Int64)
+		switch ch.Kind {
+		case Edit:
+			ch.Text, ch.EditedAt = body, ch.Timestamp
+		case React:
+			ch.Emoji = body
+		}
+		out = append(out, ch)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if out[i].Kind == React {
+			if out[i].Reactions, err = reactionsOf(ctx, s.read, out[i].Message); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
