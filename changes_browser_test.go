@@ -79,9 +79,9 @@ func TestBrowserEditReactAndDelete(t *testing.T) {
 	say(t, ann, "bring *bred*")
 	waitMessages(t, bob, "Ann's lines", contains("bring bred"))
 
-	// Bob may react to Ann's lines, not edit or delete them.
-	if got := eval[string](t, bob, msgLine("bring bred")+`.querySelector('.actions').textContent`); got != "☺+" {
-		t.Fatalf("Bob's actions on Ann's line: %q, want react only", got)
+	// Bob may reply and react to Ann's lines, not edit or delete them.
+	if got := eval[string](t, bob, msgLine("bring bred")+`.querySelector('.actions').textContent`); got != "↩☺+" {
+		t.Fatalf("Bob's actions on Ann's line: %q, want reply and react only", got)
 	}
 	// Ann fixes her last line with Up in the empty box, as in most chats;
 	// the box holds what she wrote, markup and all.
@@ -159,4 +159,60 @@ func TestBrowserEditReactAndDelete(t *testing.T) {
 	}
 	clickIn(t, bob, "dinner at 7?", ".act-react") // the actions and the picker in the shots
 	screenshots(t, bob, "changes")
+}
+
+// A reply quotes what it answers and shows it on a tap; typing @ offers the
+// room's people, picked with the keyboard; the mention is highlighted for
+// the one it names.
+func TestBrowserReplyAndMention(t *testing.T) {
+	ann := newBrowser(t)
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
+	link, _ := setupLink(t, s)
+	browserSetUp(t, ann, link)
+	connected(t, ann)
+	do(t, ann, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.ID("people")))
+	invite := eval[string](t, ann, `document.getElementById("invite-link").href`)
+	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
+	joinAs(t, bob, invite, "Bob")
+	do(t, ann, chromedp.Navigate(s.url+"/"))
+	connected(t, ann)
+
+	say(t, ann, "lunch at noon?")
+	for i := range 3 {
+		say(t, ann, fmt.Sprintf("filler %d", i))
+	}
+	waitMessages(t, bob, "Ann's lines", contains("filler 2"))
+
+	clickIn(t, bob, "lunch at noon?", ".act-reply")
+	waitPage(t, bob, "the reply bar", `!document.getElementById('replying').hidden && document.getElementById('replying').textContent.includes('Replying to Ann: lunch at noon?')`)
+	do(t, bob, chromedp.SendKeys(chromedp.ID("message"), "yes @an"))
+	waitPage(t, bob, "Ann offered", `!document.getElementById('mention-list').hidden && document.querySelector('#mention-list li[aria-selected="true"]')?.textContent === 'Ann'`)
+	viewShot(t, bob, "mention-list-1280.png")
+	// Enter picks (dispatched in the page: the protocol's key events type
+	// the Enter's character into the box even when the page prevents it).
+	do(t, bob, chromedp.Evaluate[chromedp.Void](`document.getElementById('message').dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true, cancelable: true}))`))
+	waitPage(t, bob, "the name picked", `document.getElementById('message').value === 'yes @Ann ' && document.getElementById('mention-list').hidden`)
+	do(t, bob, chromedp.SendKeys(chromedp.ID("message"), "see you there"+kb.Enter))
+
+	reply := "yes @Ann see you there"
+	for _, tab := range []context.Context{ann, bob} {
+		waitPage(t, tab, "the reply with its quote", msgLine(reply)+`?.querySelector('.quote')?.textContent === 'Ann lunch at noon?'`)
+	}
+	if got := eval[string](t, ann, msgLine(reply)+`.querySelector('.mention').className`); got != "mention me" {
+		t.Fatalf("Ann's mention on her page: class %q, want it marked as hers", got)
+	}
+	if got := eval[string](t, bob, msgLine(reply)+`.querySelector('.mention').className`); got != "mention" {
+		t.Fatalf("Ann's mention on Bob's page: class %q", got)
+	}
+	clickIn(t, ann, reply, "button.quote")
+	waitPage(t, ann, "the original shown", msgLine("lunch at noon?")+`.classList.contains('flash')`)
+
+	// The server renders the same after a reload.
+	do(t, ann, chromedp.Reload())
+	connected(t, ann)
+	waitPage(t, ann, "the reply rendered by the server", msgLine(reply)+`?.querySelector('.quote .q-text')?.textContent === 'lunch at noon?' && `+msgLine(reply)+`.querySelector('.mention.me')?.textContent === '@Ann'`)
+	clickIn(t, bob, "filler 2", ".act-reply")
+	do(t, bob, chromedp.SendKeys(chromedp.ID("message"), "@"))
+	waitPage(t, bob, "the list", `!document.getElementById('mention-list').hidden`)
+	screenshots(t, bob, "reply-mention")
 }

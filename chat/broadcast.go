@@ -344,6 +344,9 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 					it.Message.User = p.name // renamed since it was sent
 				}
 			}
+			if it.Tag.quote != nil {
+				it.Message.ReplyTo = it.Tag.quote
+			}
 			f = encodeMessage(it.Message)
 			b.window.change(func(w *window) { w.remember(f) })
 			h.broadcasted.Add(1)

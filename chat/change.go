@@ -109,7 +109,10 @@ func (h *Hub) draftChange(ctx context.Context, w who, req ChangeRequest) (db.Dra
 		if m.Timestamp < d.EditSince {
 			return db.Draft{}, h.errEditWindow()
 		}
-		RenderHTML(d.Message) // off the broadcaster, as a send is
+		if d.Mentions, err = h.mentionsIn(ctx, r, w.userID, w.role, d.Message); err != nil {
+			return db.Draft{}, fmt.Errorf("%w (%w)", ErrStore, err)
+		}
+		MessageHTML(d.Message, d.Mentions) // off the broadcaster, as a send is
 	case db.Delete:
 		d.Moderator = w.role == db.RoleAdmin || r.Kind != db.KindDirect && r.CreatedBy == w.userID
 		if !mine && !d.Moderator {

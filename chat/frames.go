@@ -51,7 +51,7 @@ func (h *Hub) onMessage(s *melody.Session, b []byte) {
 		if c.userID != 0 {
 			user = c.name()
 		}
-		h.submitWS(c, db.DefaultRoom, user, string(b), "")
+		h.submitWS(c, db.DefaultRoom, user, string(b), "", 0)
 		return
 	}
 	if !utf8.Valid(b) {
@@ -67,7 +67,7 @@ func (h *Hub) onMessage(s *melody.Session, b []byte) {
 	}
 	switch cmd.Type {
 	case "send":
-		h.submitWS(c, cmd.Room, c.name(), cmd.Message, cmd.CID)
+		h.submitWS(c, cmd.Room, c.name(), cmd.Message, cmd.CID, cmd.ReplyTo)
 	case "nick":
 		if c.userID != 0 {
 			h.refuse(c, errAccountName, "")
@@ -97,7 +97,7 @@ func (h *Hub) onMessage(s *melody.Session, b []byte) {
 
 // submitWS validates a message from a WebSocket client and queues it for the
 // writer. The answer (ack or error) comes from the broadcaster after commit.
-func (h *Hub) submitWS(c *client, room int64, user, text, cid string) {
+func (h *Hub) submitWS(c *client, room int64, user, text, cid string, replyTo int64) {
 	if err := h.mayPost(c, room); err != nil {
 		h.refuse(c, err, cid)
 		return
@@ -117,11 +117,16 @@ func (h *Hub) submitWS(c *client, room int64, user, text, cid string) {
 		h.refuse(c, err, cid)
 		return
 	}
-	// Rendered here, on the sender's goroutine, so that the broadcaster
-	// finds the HTML in the cache when it encodes the message.
-	RenderHTML(msg)
-	err = h.writer.Append(h.ctx, db.Draft{User: user, UserID: c.userID, Message: msg, CID: cid, Room: room}, origin{c: c, cid: cid})
-	if err != nil {
+	d := db.Draft{User: user, UserID: c.userID, Message: msg, CID: cid, Room: room, ReplyTo: replyTo}
+	o := origin{c: c, cid: cid}
+	if err := h.draftExtras(h.ctx, &d, &o, c.role); err != nil {
+		if errors.Is(err, ErrStore) {
+			h.RecordErrorAt(KindDatabase, placeFrame+": send", err.Error(), c.subject())
+		}
+		h.refuse(c, err, cid)
+		return
+	}
+	if err := h.writer.Append(h.ctx, d, o); err != nil {
 		h.refuse(c, ErrShutdown, cid)
 	}
 }

@@ -137,6 +137,7 @@ type origin struct {
 	c     *client         // the WebSocket sender, nil for REST
 	cid   string          // the sender's client id for the message
 	reply chan sendResult // the REST sender waiting for the commit, or nil
+	quote *db.Quote       // what a reply answers, as it shows it
 }
 
 type sendResult struct {
@@ -234,6 +235,11 @@ func (h *Hub) SendAs(ctx context.Context, id Identity, user, text, key string) (
 
 // SendTo is SendAs to room r: refused unless id may post there (AccessTo).
 func (h *Hub) SendTo(ctx context.Context, id Identity, r db.Room, user, text, key string) (db.Stored, error) {
+	return h.Reply(ctx, id, r, user, text, key, 0)
+}
+
+// Reply is SendTo answering the message replyTo of the same room (0: none).
+func (h *Hub) Reply(ctx context.Context, id Identity, r db.Room, user, text, key string, replyTo int64) (db.Stored, error) {
 	if id.Guest() {
 		if err := h.mayGuestSend(); err != nil {
 			return db.Stored{}, err
@@ -259,12 +265,16 @@ func (h *Hub) SendTo(ctx context.Context, id Identity, r db.Room, user, text, ke
 	if err != nil {
 		return db.Stored{}, err
 	}
-	RenderHTML(msg) // off the broadcaster, as submitWS does
 	if !ValidCID(key) {
 		return db.Stored{}, ErrBadCID
 	}
 	reply := make(chan sendResult, 1)
-	if err := h.writer.Append(ctx, db.Draft{User: user, UserID: id.UserID, Message: msg, CID: key, Room: r.ID}, origin{reply: reply}); err != nil {
+	d := db.Draft{User: user, UserID: id.UserID, Message: msg, CID: key, Room: r.ID, ReplyTo: replyTo}
+	o := origin{reply: reply}
+	if err := h.draftExtras(ctx, &d, &o, id.Role); err != nil {
+		return db.Stored{}, err
+	}
+	if err := h.writer.Append(ctx, d, o); err != nil {
 		if errors.Is(err, db.ErrClosed) {
 			return db.Stored{}, ErrShutdown
 		}
@@ -272,10 +282,44 @@ func (h *Hub) SendTo(ctx context.Context, id Identity, r db.Room, user, text, ke
 	}
 	select {
 	case r := <-reply:
+		if o.quote != nil && r.stored.Message.ReplyTo != nil {
+			r.stored.Message.ReplyTo = o.quote
+		}
 		return r.stored, r.err
 	case <-ctx.Done():
 		return db.Stored{}, fmt.Errorf("%w (%w)", ErrUnconfirmed, ctx.Err())
 	}
+}
+
+var errNoReply = &Refusal{"bad_request", "reply_to: no such message in this room"}
+
+// draftExtras completes a new message's draft before it goes to the log:
+// what it replies to (in its room, quoted for o), whom it mentions; and
+// renders its HTML here, off the broadcaster, which then finds it in the
+// cache.
+func (h *Hub) draftExtras(ctx context.Context, d *db.Draft, o *origin, role string) error {
+	r, ok := h.Room(d.Room)
+	if !ok {
+		return ErrNoRoom
+	}
+	if d.ReplyTo != 0 {
+		m, err := h.store.Get(ctx, d.ReplyTo)
+		switch {
+		case errors.Is(err, db.ErrNotFound) || err == nil && m.Room != r.ID:
+			return errNoReply
+		case err != nil:
+			return fmt.Errorf("%w (%w)", ErrStore, err)
+		}
+		q := db.QuoteOf(m)
+		o.quote = &q
+	}
+	ms, err := h.mentionsIn(ctx, r, d.UserID, role, d.Message)
+	if err != nil {
+		return fmt.Errorf("%w (%w)", ErrStore, err)
+	}
+	d.Mentions = ms
+	MessageHTML(d.Message, ms)
+	return nil
 }
 
 // Stats are counters of the hub since it started.

@@ -85,11 +85,11 @@ func (c *renderCache) put(text, out string) {
 	c.bytes += len(text) + len(out)
 }
 
-// WithHTML fills in each message's HTML (RenderHTML of its text), for
-// the REST answers and the page.
+// WithHTML fills in each message's HTML (MessageHTML of its text and
+// mentions), for the REST answers and the page.
 func WithHTML(msgs []db.Message) []db.Message {
 	for i := range msgs {
-		msgs[i].HTML = RenderHTML(msgs[i].Message)
+		msgs[i].HTML = MessageHTML(msgs[i].Message, msgs[i].Mentions)
 	}
 	return msgs
 }

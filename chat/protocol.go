@@ -40,6 +40,7 @@ type (
 		Room    int64   `json:"room"` // 0 or absent: the default room
 		Message *string `json:"message"`
 		CID     string  `json:"cid"`
+		ReplyTo int64   `json:"reply_to"` // the message it answers; 0: none
 	}
 	// roomRef is typing's and read's data: a room, and for read the
 	// newest message id read there.
@@ -174,6 +175,7 @@ type Command struct {
 	User    string // nick
 	ID      int64  // read: the newest message read; edit, delete, react: the message
 	On      *bool  // react: add (true) or take back (false); nil toggles
+	ReplyTo int64  // send: the message it answers, 0 for none
 }
 
 var errBadFrame = &Refusal{"bad_request", "frame must be JSON {\"type\": ..., \"data\": {...}}"}
@@ -204,7 +206,10 @@ func DecodeCommand(b []byte) (Command, error) {
 		if d.Room < 0 {
 			return Command{}, &Refusal{"bad_request", "send: room must be a room's id"}
 		}
-		return Command{Type: "send", Room: roomOr(d.Room), Message: *d.Message, CID: d.CID}, nil
+		if d.ReplyTo < 0 {
+			return Command{}, &Refusal{"bad_request", "send: reply_to must be a message's id"}
+		}
+		return Command{Type: "send", Room: roomOr(d.Room), Message: *d.Message, CID: d.CID, ReplyTo: d.ReplyTo}, nil
 	case "nick":
 		var d nickData
 		if err := json.Unmarshal(data, &d); err != nil || d.User == nil {
@@ -306,7 +311,7 @@ type frames struct {
 }
 
 func encodeMessage(m db.Message) *frames {
-	m.HTML = RenderHTML(m.Message)
+	m.HTML = MessageHTML(m.Message, m.Mentions)
 	f := &frames{id: m.ID, room: roomOr(m.Room), msg: m.ID, v1: encode("message", m), echo: []byte(m.Message)}
 	if m.UserID != nil {
 		f.userID = *m.UserID
@@ -341,7 +346,7 @@ func encodeChange(ch db.Change) *frames {
 	f := &frames{id: ch.ID, room: ch.Room, msg: ch.Message}
 	switch ch.Kind {
 	case db.Edit:
-		f.v1 = encode("edited", editedData{Event: ch.ID, ID: ch.Message, Room: ch.Room, Message: ch.Text, HTML: RenderHTML(ch.Text), EditedAt: ch.EditedAt, UserID: ch.UserID})
+		f.v1 = encode("edited", editedData{Event: ch.ID, ID: ch.Message, Room: ch.Room, Message: ch.Text, HTML: MessageHTML(ch.Text, ch.Mentions), EditedAt: ch.EditedAt, UserID: ch.UserID})
 	case db.Delete:
 		f.v1 = encode("deleted", deletedData{Event: ch.ID, ID: ch.Message, Room: ch.Room})
 	case db.React:

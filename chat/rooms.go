@@ -273,7 +273,7 @@ func (h *Hub) Rooms(ctx context.Context, id Identity) ([]RoomView, error) {
 		if mine, err = h.roomsOf(ctx, id.UserID); err != nil {
 			return nil, err
 		}
-		if unread, err = h.store.UnreadOf(ctx, id.UserID, id.Name); err != nil {
+		if unread, err = h.store.UnreadOf(ctx, id.UserID); err != nil {
 			return nil, err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Changes to stored messages: an edit, a deletion, a reaction. Each is an
@@ -61,6 +62,8 @@ type Change struct {
 	Emoji     string     `json:"emoji,omitempty"`
 	On        bool       `json:"on,omitempty"`
 	Reactions []Reaction `json:"reactions,omitempty"`
+	// Edit: the new text's mentions.
+	Mentions []Mention `json:"mentions,omitempty"`
 }
 
 // Reaction is one emoji on a message and who put it there, in the order
@@ -97,8 +100,9 @@ func (s *Store) applyChange(ctx context.Context, tx *sql.Tx, d Draft, now int64,
 		author sql.NullInt64
 		edited sql.NullInt64
 	)
+	var reply sql.NullInt64
 	err = tx.QueryRowContext(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.id = ?", d.Target).
-		Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &author, &m.Room, &edited)
+		Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &author, &m.Room, &edited, &reply)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		out.Refused = ErrNoMessage
@@ -109,10 +113,7 @@ func (s *Store) applyChange(ctx context.Context, tx *sql.Tx, d Draft, now int64,
 		out.Refused = ErrNoMessage
 		return 0, nil
 	}
-	m.UserID, m.Guest = userID(author.Int64), !author.Valid
-	if edited.Valid {
-		m.EditedAt = &edited.Int64
-	}
+	m.setState(author, edited, reply)
 	mine := d.UserID != 0 && author.Int64 == d.UserID
 	ch := Change{Kind: d.Change, Room: m.Room, Message: m.ID, UserID: userID(d.UserID), Timestamp: now}
 	body, on := "", false
@@ -132,8 +133,15 @@ func (s *Store) applyChange(ctx context.Context, tx *sql.Tx, d Draft, now int64,
 		if _, err := tx.ExecContext(ctx, "UPDATE messages SET message = ?, edited = ? WHERE id = ?", d.Message, now, m.ID); err != nil {
 			return 0, err
 		}
-		body, ch.Text, ch.EditedAt = d.Message, d.Message, now
-		m.Message, m.EditedAt = d.Message, &now
+		// The text's mentions are the new text's.
+		if _, err := tx.ExecContext(ctx, "DELETE FROM mentions WHERE message_id = ?", m.ID); err != nil {
+			return 0, err
+		}
+		if err := insertMentions(ctx, tx, m.ID, d.Mentions); err != nil {
+			return 0, err
+		}
+		body, ch.Text, ch.EditedAt, ch.Mentions = d.Message, d.Message, now, d.Mentions
+		m.Message, m.EditedAt, m.Mentions = d.Message, &now, d.Mentions
 	case Delete:
 		if !mine && !d.Moderator {
 			out.Refused = ErrNotAuthor
@@ -254,24 +262,120 @@ func scanReactions(rows *sql.Rows, out map[int64][]Reaction) error {
 	return rows.Err()
 }
 
-// withState fills in the reactions of msgs, read from the read pool: a page
-// of history in its current state.
+// withState fills in the reactions, mentions and quotes of msgs, read from
+// the read pool: a page of history in its current state.
 func (s *Store) withState(ctx context.Context, msgs []Message) ([]Message, error) {
 	if len(msgs) == 0 {
 		return msgs, nil
 	}
 	ids := make([]int64, len(msgs))
+	var quoted []int64
 	for i, m := range msgs {
 		ids[i] = m.ID
+		if m.ReplyTo != nil {
+			quoted = append(quoted, m.ReplyTo.ID)
+		}
 	}
-	byMsg, err := reactionsIn(ctx, s.read, ids)
+	reactions, err := reactionsIn(ctx, s.read, ids)
+	if err != nil {
+		return nil, err
+	}
+	mentions, err := mentionsIn(ctx, s.read, ids)
+	if err != nil {
+		return nil, err
+	}
+	quotes, err := s.quotes(ctx, quoted)
 	if err != nil {
 		return nil, err
 	}
 	for i := range msgs {
-		msgs[i].Reactions = byMsg[msgs[i].ID]
+		m := &msgs[i]
+		m.Reactions, m.Mentions = reactions[m.ID], mentions[m.ID]
+		if m.ReplyTo != nil {
+			if q, ok := quotes[m.ReplyTo.ID]; ok {
+				m.ReplyTo = &q
+			} else {
+				m.ReplyTo = &Quote{ID: m.ReplyTo.ID, Deleted: true}
+			}
+		}
 	}
 	return msgs, nil
+}
+
+// QuoteLen is how many characters of a replied-to message a reply shows.
+const QuoteLen = 140
+
+// QuoteOf is m as a reply quotes it: its first line, cut to QuoteLen
+// characters.
+func QuoteOf(m Message) Quote {
+	line, _, more := strings.Cut(m.Message, "\n")
+	if r := []rune(line); len(r) > QuoteLen {
+		line, more = string(r[:QuoteLen]), true
+	}
+	if more {
+		line += "…"
+	}
+	return Quote{ID: m.ID, User: m.User, UserID: m.UserID, Message: line}
+}
+
+// quotes reads the messages ids as replies quote them; a deleted one is
+// not in the map.
+func (s *Store) quotes(ctx context.Context, ids []int64) (map[int64]Quote, error) {
+	out := make(map[int64]Quote, len(ids))
+	for chunk := range slices.Chunk(ids, maxIDsRead) {
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.id IN ("+list("?", len(chunk))+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("quotes: %w", err)
+		}
+		for _, m := range msgs {
+			out[m.ID] = QuoteOf(m)
+		}
+	}
+	return out, nil
+}
+
+// insertMentions stores a message's mentions.
+func insertMentions(ctx context.Context, tx *sql.Tx, id int64, ms []Mention) error {
+	for _, m := range ms {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO mentions (message_id, start, length, user_id) VALUES (?, ?, ?, ?)", id, m.Start, m.Length, m.UserID); err != nil {
+			return fmt.Errorf("mentions: %w", err)
+		}
+	}
+	return nil
+}
+
+// mentionsIn returns the mentions of the messages ids, by message, in text
+// order, each under its person's name now ("room" for everyone).
+func mentionsIn(ctx context.Context, q queryer, ids []int64) (map[int64][]Mention, error) {
+	out := make(map[int64][]Mention)
+	for chunk := range slices.Chunk(ids, maxIDsRead) {
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := q.QueryContext(ctx, `SELECT n.message_id, n.start, n.length, n.user_id, ifnull(a.name, 'room') FROM mentions n
+			LEFT JOIN accounts a ON a.id = n.user_id WHERE n.message_id IN (`+list("?", len(chunk))+`) ORDER BY n.message_id, n.start`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("mentions: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			var m Mention
+			if err := rows.Scan(&id, &m.Start, &m.Length, &m.UserID, &m.User); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("mentions: %w", err)
+			}
+			out[id] = append(out[id], m)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // LogAfter returns up to limit entries of the log with ids above id, in id

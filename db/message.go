@@ -37,6 +37,31 @@ type Message struct {
 	// Reactions are its reactions now, in the order each emoji was first
 	// used; none is left out.
 	Reactions []Reaction `json:"reactions,omitempty"`
+	// ReplyTo is the message this one answers, as a one-line quote.
+	ReplyTo *Quote `json:"reply_to,omitempty"`
+	// Mentions are the people it mentions, in text order, under their
+	// names now.
+	Mentions []Mention `json:"mentions,omitempty"`
+}
+
+// Quote is the message a reply answers, as the reply shows it: its first
+// line, cut; or that it was deleted.
+type Quote struct {
+	ID      int64  `json:"id"`
+	User    string `json:"user,omitempty"`
+	UserID  *int64 `json:"user_id,omitempty"`
+	Message string `json:"message,omitempty"`
+	Deleted bool   `json:"deleted,omitempty"`
+}
+
+// Mention is one "@Name" in a message's text: the bytes Start to
+// Start+Length of the text as written, naming the account UserID (0:
+// everyone in the room), whose name is now User.
+type Mention struct {
+	UserID int64  `json:"user_id"`
+	User   string `json:"user"`
+	Start  int    `json:"start"`
+	Length int    `json:"length"`
 }
 
 // Draft is a message not yet stored. CID, when set, is the sender's id for
@@ -63,6 +88,11 @@ type Draft struct {
 	On        *bool
 	Moderator bool
 	EditSince int64
+
+	// ReplyTo is the message a new message answers (0: none); Mentions
+	// the people a new message, or an edit, mentions.
+	ReplyTo  int64
+	Mentions []Mention
 }
 
 // roomOr is the draft's room, DefaultRoom for none.
@@ -113,7 +143,7 @@ func (k sendKey) sender() any {
 // columns are a message's columns, read from messagesFrom. A member's
 // message shows the account's current name, so a rename reaches every
 // message they wrote; a guest's shows the name it was sent under.
-const columns = "messages.id, coalesce(accounts.name, messages.user), messages.message, messages.timestamp, messages.user_id, messages.room_id, messages.edited"
+const columns = "messages.id, coalesce(accounts.name, messages.user), messages.message, messages.timestamp, messages.user_id, messages.room_id, messages.edited, messages.reply_to"
 
 // messagesFrom joins each message to its sender's account (by its primary
 // key: one lookup a row).
@@ -175,14 +205,11 @@ func (s *Store) query(ctx context.Context, query string, args ...any) ([]Message
 	var msgs []Message
 	for rows.Next() {
 		var m Message
-		var uid, edited sql.NullInt64
-		if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid, &m.Room, &edited); err != nil {
+		var uid, edited, reply sql.NullInt64
+		if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid, &m.Room, &edited, &reply); err != nil {
 			return nil, err
 		}
-		m.UserID, m.Guest = userID(uid.Int64), !uid.Valid
-		if edited.Valid {
-			m.EditedAt = &edited.Int64
-		}
+		m.setState(uid, edited, reply)
 		msgs = append(msgs, m)
 	}
 	return msgs, rows.Err()
@@ -245,7 +272,7 @@ func (s *Store) insertMessages(ctx context.Context, tx *sql.Tx, drafts []Draft, 
 	if err != nil {
 		return 0, fmt.Errorf("find cid: %w", err)
 	}
-	args := make([]any, 0, 6*min(len(fresh), maxChunk))
+	args := make([]any, 0, 7*min(len(fresh), maxChunk))
 	for rest := fresh; len(rest) > 0; {
 		// The largest chunk that fits: a batch of n takes one statement
 		// per bit set in n (below maxChunk).
@@ -323,15 +350,12 @@ func (s *Store) findStored(ctx context.Context, tx *sql.Tx, drafts []Draft, sinc
 		for rows.Next() {
 			var m Message
 			var cid, sent string
-			var uid, edited sql.NullInt64
-			if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid, &m.Room, &edited, &cid, &sent); err != nil {
+			var uid, edited, reply sql.NullInt64
+			if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid, &m.Room, &edited, &reply, &cid, &sent); err != nil {
 				rows.Close()
 				return nil, nil, err
 			}
-			m.UserID, m.Guest = userID(uid.Int64), !uid.Valid
-			if edited.Valid {
-				m.EditedAt = &edited.Int64
-			}
+			m.setState(uid, edited, reply)
 			// In id order: with several in the window (a clock set back),
 			// the newest is what the CID names.
 			if i, ok := first[senderKey(uid.Int64, sent, cid)]; ok {
@@ -363,7 +387,7 @@ func (s *Store) insertChunk(ctx context.Context, tx *sql.Tx, k int, drafts []Dra
 		if d := drafts[i]; d.CID != "" {
 			cid = d.CID
 		}
-		args = append(args, drafts[i].User, drafts[i].Message, now, cid, nullID(drafts[i].UserID), cmp.Or(drafts[i].Room, DefaultRoom))
+		args = append(args, drafts[i].User, drafts[i].Message, now, cid, nullID(drafts[i].UserID), cmp.Or(drafts[i].Room, DefaultRoom), nullID(drafts[i].ReplyTo))
 	}
 	res, err := tx.StmtContext(ctx, s.stmts[k].insert).ExecContext(ctx, args...)
 	if err != nil {
@@ -391,7 +415,13 @@ func (s *Store) insertChunk(ctx context.Context, tx *sql.Tx, k int, drafts []Dra
 	}
 	for j, i := range idx {
 		d := drafts[i]
-		m := Message{ID: last - n + 1 + int64(j), User: d.User, Message: d.Message, Timestamp: now, UserID: userID(d.UserID), Guest: d.UserID == 0, Room: cmp.Or(d.Room, DefaultRoom)}
+		m := Message{ID: last - n + 1 + int64(j), User: d.User, Message: d.Message, Timestamp: now, UserID: userID(d.UserID), Guest: d.UserID == 0, Room: cmp.Or(d.Room, DefaultRoom), Mentions: d.Mentions}
+		if d.ReplyTo != 0 {
+			m.ReplyTo = &Quote{ID: d.ReplyTo}
+		}
+		if err := insertMentions(ctx, tx, m.ID, d.Mentions); err != nil {
+			return err
+		}
 		out[i] = Stored{Message: m}
 	}
 	return nil
@@ -420,7 +450,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		n := 1 << k
 		var err error
 		st := &s.stmts[k]
-		if st.insert, err = s.write.PrepareContext(ctx, "INSERT INTO messages (user, message, timestamp, cid, user_id, room_id) VALUES "+list("(?, ?, ?, ?, ?, ?)", n)); err != nil {
+		if st.insert, err = s.write.PrepareContext(ctx, "INSERT INTO messages (user, message, timestamp, cid, user_id, room_id, reply_to) VALUES "+list("(?, ?, ?, ?, ?, ?, ?)", n)); err != nil {
 			return err
 		}
 		if st.find, err = s.write.PrepareContext(ctx, findSQL(n)); err != nil {
@@ -444,6 +474,19 @@ func findSQL(n int) string {
 		" CROSS JOIN messages ON messages.cid = sent.column1 AND ifnull(messages.user_id, messages.user) = sent.column2" +
 		" LEFT JOIN accounts ON accounts.id = messages.user_id" +
 		" WHERE messages.cid IS NOT NULL AND messages.timestamp >= ? ORDER BY messages.id"
+}
+
+// setState fills in what columns read besides the plain fields: the
+// sender's account, when it was edited, what it replies to (the quote's id
+// only: withState reads the rest).
+func (m *Message) setState(uid, edited, reply sql.NullInt64) {
+	m.UserID, m.Guest = userID(uid.Int64), !uid.Valid
+	if edited.Valid {
+		m.EditedAt = &edited.Int64
+	}
+	if reply.Valid {
+		m.ReplyTo = &Quote{ID: reply.Int64}
+	}
 }
 
 // userID is an account id as a message carries it: nil for a guest (0).

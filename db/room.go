@@ -265,21 +265,23 @@ type Unread struct {
 	Room     int64 `json:"room"`
 	LastRead int64 `json:"last_read"` // the newest id read
 	Count    int   `json:"unread"`    // messages after it, not the account's own
-	Mention  bool  `json:"mention"`   // one of them names the account (@name)
+	Mention  bool  `json:"mention"`   // one of them mentions the account, or everyone
 }
 
 // maxUnread is where an unread count stops: a list shows "99+".
 const maxUnread = 100
 
-// UnreadOf returns an account's unread state in every room it is in.
-// name is the account's name, for mentions (@name, case aside).
-func (s *Store) UnreadOf(ctx context.Context, user int64, name string) (map[int64]Unread, error) {
+// UnreadOf returns an account's unread state in every room it is in: a
+// mention is one stored with the message, of the account or of everyone
+// in the room.
+func (s *Store) UnreadOf(ctx context.Context, user int64) (map[int64]Unread, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT m.room_id, m.last_read,
 		(SELECT count(*) FROM (SELECT 1 FROM messages WHERE room_id = m.room_id AND id > m.last_read
 			AND user_id IS NOT ? LIMIT ?)),
-		EXISTS (SELECT 1 FROM messages WHERE room_id = m.room_id AND id > m.last_read
-			AND user_id IS NOT ? AND message LIKE ? ESCAPE '\')
-		FROM members m WHERE m.user_id = ?`, user, maxUnread, user, "%@"+likeEscaper.Replace(name)+"%", user)
+		EXISTS (SELECT 1 FROM mentions n JOIN messages ON messages.id = n.message_id
+			WHERE n.user_id IN (?, 0) AND n.message_id > m.last_read AND messages.room_id = m.room_id
+			AND messages.user_id IS NOT ?)
+		FROM members m WHERE m.user_id = ?`, user, maxUnread, user, user, user)
 	if err != nil {
 		return nil, fmt.Errorf("unread of %d: %w", user, err)
 	}

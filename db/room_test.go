@@ -252,7 +252,7 @@ func TestMessagesAreKeptPerRoom(t *testing.T) {
 
 func unreadOf(t *testing.T, s *db.Store, a db.Account) map[int64]db.Unread {
 	t.Helper()
-	u, err := s.UnreadOf(context.Background(), a.ID, a.Name)
+	u, err := s.UnreadOf(context.Background(), a.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,9 +261,20 @@ func unreadOf(t *testing.T, s *db.Store, a db.Account) map[int64]db.Unread {
 
 func say(t *testing.T, s *db.Store, room int64, from db.Account, texts ...string) []db.Message {
 	t.Helper()
+	return sayMentioning(t, s, room, from, nil, texts...)
+}
+
+// sayMentioning is say, each text mentioning the accounts mentioned (the
+// hub finds them in the text: chat.FindMentions).
+func sayMentioning(t *testing.T, s *db.Store, room int64, from db.Account, mentioned []db.Account, texts ...string) []db.Message {
+	t.Helper()
 	var drafts []db.Draft
 	for _, text := range texts {
-		drafts = append(drafts, db.Draft{User: from.Name, UserID: from.ID, Message: text, Room: room})
+		d := db.Draft{User: from.Name, UserID: from.ID, Message: text, Room: room}
+		for _, a := range mentioned {
+			d.Mentions = append(d.Mentions, db.Mention{UserID: a.ID, User: a.Name, Start: 0, Length: len(a.Name) + 1})
+		}
+		drafts = append(drafts, d)
 	}
 	stored, err := s.Insert(context.Background(), drafts)
 	if err != nil {
@@ -294,7 +305,7 @@ func TestReadMarkersAndUnread(t *testing.T) {
 	}
 
 	bobs := say(t, s, room.ID, bob, "hello", "how is it going")
-	anns := say(t, s, room.ID, ann, "fine @bob")
+	anns := sayMentioning(t, s, room.ID, ann, []db.Account{bob}, "@bob fine")
 	say(t, s, 1, bob, "lobby talk")
 	u = unreadOf(t, s, ann)
 	if got := u[room.ID]; got.Count != 2 || got.Mention {
@@ -328,8 +339,8 @@ func TestReadMarkersAndUnread(t *testing.T) {
 		t.Fatalf("MarkRead of a non-member = %v, %v; want not moved", moved, err)
 	}
 
-	// Mentions: @name in any ASCII case, only after the marker.
-	say(t, s, room.ID, bob, "hey @aNN look")
+	// Mentions: stored with the message, only after the marker.
+	sayMentioning(t, s, room.ID, bob, []db.Account{ann}, "@aNN look")
 	if got := unreadOf(t, s, ann)[room.ID]; got.Count != 1 || !got.Mention {
 		t.Fatalf("Ann's unread after @aNN = %+v, want 1 with a mention", got)
 	}
@@ -338,10 +349,11 @@ func TestReadMarkersAndUnread(t *testing.T) {
 		t.Fatal(err)
 	}
 	say(t, s, room.ID, bob, "Ann without an at", "an @ alone", "@An is someone else")
+	sayMentioning(t, s, room.ID, ann, []db.Account{bob}, "@Bob only")
 	if got := unreadOf(t, s, ann)[room.ID]; got.Count != 3 || got.Mention {
-		t.Fatalf("Ann's unread = %+v, want 3 without a mention (the @ann one was read)", got)
+		t.Fatalf("Ann's unread = %+v, want 3 without a mention (the @ann one was read, the @Bob one is hers)", got)
 	}
-	say(t, s, room.ID, ann, "@Ann talking to myself")
+	sayMentioning(t, s, room.ID, ann, []db.Account{ann}, "@Ann talking to myself")
 	if got := unreadOf(t, s, ann)[room.ID]; got.Count != 3 || got.Mention {
 		t.Fatalf("Ann's unread after her own @Ann = %+v, want 3 without a mention", got)
 	}
@@ -355,38 +367,22 @@ func TestReadMarkersAndUnread(t *testing.T) {
 	if got := unreadOf(t, s, ann)[room.ID]; got.Count != 100 {
 		t.Fatalf("Ann's unread after 153 = %d, want 100", got.Count)
 	}
-	if got := unreadOf(t, s, bob)[room.ID]; got.Count != 2 {
-		t.Fatalf("Bob's unread = %+v, want Ann's 2 (his own 150 are not)", got)
+	if got := unreadOf(t, s, bob)[room.ID]; got.Count != 3 {
+		t.Fatalf("Bob's unread = %+v, want Ann's 3 (his own 150 are not)", got)
 	}
 }
 
-func TestMentionOfANameWithLikeWildcards(t *testing.T) {
+// A mention of everyone in the room (user 0) marks the room for each of
+// its people but the sender.
+func TestMentionOfEveryone(t *testing.T) {
 	s := newTestStore(t)
-	pct := createAccount(t, s, "50%", "50%")
-	under := createAccount(t, s, "a_b", "a_b")
-	bob := memberAccount(t, s, "Bob")
-	say(t, s, 1, bob, "@50 and @axb and 50% off")
-	if got := unreadOf(t, s, pct)[1]; got.Count != 1 || got.Mention {
-		t.Fatalf("unread of 50%% = %+v, want no mention", got)
+	ann, bob := memberAccount(t, s, "Ann"), memberAccount(t, s, "Bob")
+	sayMentioning(t, s, 1, ann, []db.Account{{ID: 0, Name: "room"}}, "@room lunch!")
+	if got := unreadOf(t, s, bob)[1]; got.Count != 1 || !got.Mention {
+		t.Fatalf("Bob's unread after @room = %+v, want a mention", got)
 	}
-	if got := unreadOf(t, s, under)[1]; got.Count != 1 || got.Mention {
-		t.Fatalf("unread of a_b = %+v, want no mention", got)
-	}
-	say(t, s, 1, bob, "cc @50% and @A_B")
-	if got := unreadOf(t, s, pct)[1]; got.Count != 2 || !got.Mention {
-		t.Fatalf("unread of 50%% after @50%% = %+v, want a mention", got)
-	}
-	if got := unreadOf(t, s, under)[1]; got.Count != 2 || !got.Mention {
-		t.Fatalf("unread of a_b after @A_B = %+v, want a mention", got)
-	}
-	back := createAccount(t, s, `x\y`, `x\y`)
-	say(t, s, 1, bob, `@xy and @x\\y`)
-	if got := unreadOf(t, s, back)[1]; got.Mention {
-		t.Fatalf(`unread of x\y = %+v, want no mention`, got)
-	}
-	say(t, s, 1, bob, `@x\y`)
-	if got := unreadOf(t, s, back)[1]; !got.Mention {
-		t.Fatalf(`unread of x\y after @x\y = %+v, want a mention`, got)
+	if got := unreadOf(t, s, ann)[1]; got.Count != 0 || got.Mention {
+		t.Fatalf("Ann's own @room = %+v, want nothing", got)
 	}
 }
 

@@ -118,14 +118,11 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]Match, error) {
 	var out []Match
 	for rows.Next() {
 		var m Match
-		var uid, edited sql.NullInt64
-		if err := rows.Scan(&m.ID, &m.User, &m.Message.Message, &m.Timestamp, &uid, &m.Room, &edited, &m.Snippet); err != nil {
+		var uid, edited, reply sql.NullInt64
+		if err := rows.Scan(&m.ID, &m.User, &m.Message.Message, &m.Timestamp, &uid, &m.Room, &edited, &reply, &m.Snippet); err != nil {
 			return nil, fmt.Errorf("search: %w", err)
 		}
-		m.UserID, m.Guest = userID(uid.Int64), !uid.Valid
-		if edited.Valid {
-			m.EditedAt = &edited.Int64
-		}
+		m.setState(uid, edited, reply)
 		m.Snippet = markSnippet(m.Snippet)
 		out = append(out, m)
 	}

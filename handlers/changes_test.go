@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -312,5 +313,76 @@ func TestEditWindow(t *testing.T) {
 	}
 	if code, body := call(t, srv, "DELETE", path, ann, "", nil); code != 204 {
 		t.Fatalf("a late deletion: %d %s, want 204", code, body)
+	}
+}
+
+// A reply carries a quote of what it answers; a mention is stored with the
+// person's account, marks the room for them, and survives their rename.
+func TestRepliesAndMentions(t *testing.T) {
+	srv, _, _ := peopleServer(t, map[string]string{"Ann": db.RoleMember, "Bob": db.RoleMember, "Root": db.RoleAdmin})
+	annSession := signInAs(t, srv, "Ann", "password of Ann", firefox)
+	bobSession := signInAs(t, srv, "Bob", "password of Bob", firefox)
+	ann := openSocket(t, srv, annSession)
+	bob := openSocket(t, srv, bobSession)
+	frame(t, ann, "hello")
+	frame(t, bob, "hello")
+	secret := createRoom(t, srv, annSession, `{"name": "Secret", "kind": "private"}`, http.StatusCreated)
+	hidden := sendTo(t, srv, annSession, secret.Slug, "not for Bob")
+
+	lunch := sendTo(t, srv, annSession, "lobby", "lunch?\nat noon, the usual place")
+	sendFrame(t, bob, "send", map[string]any{"message": "yes @ann, and @everyone", "cid": "r1", "reply_to": lunch})
+	fs := framesUntil(t, ann, "Bob's reply", isText(t, "yes @ann, and @everyone"))
+	m, _ := fs[len(fs)-1].message(t)
+	if m.ReplyTo == nil || m.ReplyTo.ID != lunch || m.ReplyTo.User != "Ann" || m.ReplyTo.Message != "lunch?…" {
+		t.Fatalf("the reply's quote: %+v", m.ReplyTo)
+	}
+	// Bob is no admin: @everyone is a word from him.
+	if len(m.Mentions) != 1 || m.Mentions[0].User != "Ann" || m.Mentions[0].Start != 4 {
+		t.Fatalf("the reply's mentions: %+v", m.Mentions)
+	}
+	if !strings.Contains(m.HTML, `<span class="mention" data-user-id="`) || strings.Count(m.HTML, "mention") != 1 {
+		t.Fatalf("the reply's html: %s", m.HTML)
+	}
+	// A reply to a message of another room, or of none, is refused.
+	sendFrame(t, bob, "send", map[string]any{"message": "peek", "cid": "r2", "reply_to": hidden})
+	refusedWith(t, bob, "bad_request", "a reply to a private room's message")
+	if code, body := call(t, srv, "POST", "/rooms/lobby/messages", bobSession, fmt.Sprintf(`{"message": "peek", "reply_to": %d}`, hidden), nil); code != 400 || !strings.Contains(body, "no such message") {
+		t.Fatalf("a REST reply to a private room's message: %d %s", code, body)
+	}
+
+	// Ann's list marks the lobby: a mention of her, unread.
+	lobby, _ := findRoom(roomsOf(t, srv, annSession, ""), 1)
+	if !lobby.Mention {
+		t.Fatalf("Ann's lobby after Bob's mention: %+v, want the mention marker", lobby)
+	}
+	// Ann renames herself: the mention shows her new name, in history.
+	if code, _, body := as(t, srv, "POST", "/account/name", annSession, url.Values{"name": {"Annabel"}}); code >= 400 {
+		t.Fatalf("rename: %d %s", code, body)
+	}
+	_, body := call(t, srv, "GET", "/rooms/lobby/messages/latest/1", bobSession, "", nil)
+	var page []db.Message
+	json.Unmarshal([]byte(body), &page)
+	if len(page) != 1 || page[0].Mentions[0].User != "Annabel" || !strings.Contains(page[0].HTML, ">@Annabel</span>") || page[0].ReplyTo.User != "Annabel" {
+		t.Fatalf("history after the rename: %s", body)
+	}
+
+	// Ann edits the original: the quote follows; deleted, the reply says so.
+	call(t, srv, "PATCH", fmt.Sprintf("/rooms/lobby/messages/%d", lunch), annSession, `{"message": "lunch at one?"}`, nil)
+	reply := page[0].ID
+	_, body = call(t, srv, "GET", fmt.Sprintf("/rooms/lobby/messages/%d", reply), bobSession, "", nil)
+	if !strings.Contains(body, `"reply_to":{"id":`+fmt.Sprint(lunch)+`,"user":"Annabel","user_id":`) || !strings.Contains(body, `"message":"lunch at one?"}`) {
+		t.Fatalf("the quote after an edit: %s", body)
+	}
+	call(t, srv, "DELETE", fmt.Sprintf("/rooms/lobby/messages/%d", lunch), annSession, "", nil)
+	_, body = call(t, srv, "GET", fmt.Sprintf("/rooms/lobby/messages/%d", reply), bobSession, "", nil)
+	if !strings.Contains(body, fmt.Sprintf(`"reply_to":{"id":%d,"deleted":true}`, lunch)) {
+		t.Fatalf("the quote after a deletion: %s", body)
+	}
+
+	// An admin's @room mentions everyone: Bob's list marks the lobby.
+	root := signInAs(t, srv, "Root", "password of Root", firefox)
+	sendTo(t, srv, root, "lobby", "@room the Wi-Fi is back")
+	if lobby, _ := findRoom(roomsOf(t, srv, bobSession, ""), 1); !lobby.Mention {
+		t.Fatalf("Bob's lobby after an admin's @room: %+v", lobby)
 	}
 }

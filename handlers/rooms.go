@@ -31,7 +31,7 @@ import (
 //	GET    /rooms/{slug}/messages?before=&limit=  a page of history
 //	GET    /rooms/{slug}/messages?around=&limit=  the history around a message (a permalink's)
 //	GET    /search?q=&room=&from=&before=&after=  search the rooms one sees (search.go)
-//	POST   /rooms/{slug}/messages                 send {message}, Idempotency-Key as on /discussion
+//	POST   /rooms/{slug}/messages                 send {message, reply_to}, Idempotency-Key as on /discussion
 //	GET    /rooms/{slug}/messages/{id}            one message, as it is now
 //	PATCH  /rooms/{slug}/messages/{id}            edit {message}: its author, within the edit window
 //	DELETE /rooms/{slug}/messages/{id}            delete: its author, the room's creator, an admin
@@ -48,7 +48,7 @@ type roomHub interface {
 	Leave(ctx context.Context, id chat.Identity, r db.Room) error
 	Invite(ctx context.Context, id chat.Identity, r db.Room, name string) (db.Account, error)
 	RemoveMember(ctx context.Context, id chat.Identity, r db.Room, user int64) error
-	SendTo(ctx context.Context, id chat.Identity, r db.Room, user, text, key string) (db.Stored, error)
+	Reply(ctx context.Context, id chat.Identity, r db.Room, user, text, key string, replyTo int64) (db.Stored, error)
 	Change(ctx context.Context, id chat.Identity, req chat.ChangeRequest) (db.Message, error)
 	GuestsMayRead() bool
 }
@@ -401,6 +401,7 @@ func (h inRoom) Before(ctx context.Context, id int64, limit int) ([]db.Message, 
 
 type roomSendBody struct {
 	Message *string `json:"message"`
+	ReplyTo int64   `json:"reply_to"`
 }
 
 func (rr *roomRoutes) send(w http.ResponseWriter, r *http.Request) {
@@ -414,7 +415,7 @@ func (rr *roomRoutes) send(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body roomSendBody
-	if err := readJSON(w, r, &body, `{"message": string}`); err != nil {
+	if err := readJSON(w, r, &body, `{"message": string, "reply_to": message id (optional)}`); err != nil {
 		writeBodyError(w, r, rr.log, err)
 		return
 	}
@@ -422,7 +423,7 @@ func (rr *roomRoutes) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, rr.log, http.StatusBadRequest, errors.New("message is missing"))
 		return
 	}
-	st, err := rr.hub.SendTo(r.Context(), id, room, chat.DefaultUser, *body.Message, key)
+	st, err := rr.hub.Reply(r.Context(), id, room, chat.DefaultUser, *body.Message, key, body.ReplyTo)
 	if err != nil {
 		if errors.Is(err, chat.ErrCIDReused) {
 			writeError(w, r, rr.log, http.StatusUnprocessableEntity, errKeyReused)

@@ -39,6 +39,7 @@ type roomAnswer struct {
 	Member   bool   `json:"member"`
 	Unread   int    `json:"unread"`
 	LastRead int64  `json:"last_read"`
+	Mention  bool   `json:"mention"`
 }
 
 // createRoom is POST /rooms as session; it fails unless the status is want.

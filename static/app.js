@@ -350,6 +350,7 @@
     const text = document.createElement('div');
     setText(text, m);
     li.replaceChildren(avatar(m.user, m.user_id), byline(m.user, m.user_id), link, text);
+    if (m.reply_to) text.before(quoteButton(m.reply_to));
     li.dataset.source = m.message; // what an edit starts from
     setEdited(li, m.edited_at);
     setReactions(li, m.reactions);
@@ -367,6 +368,49 @@
       el.className = 'text';
       el.textContent = m.message;
     }
+    markMyMentions(el);
+  }
+
+  // markMyMentions highlights the mentions of me (and of everyone) more.
+  function markMyMentions(root) {
+    for (const span of root.querySelectorAll('.mention[data-user-id]')) {
+      const id = span.dataset.userId;
+      span.classList.toggle('me', id === '0' || (helloUserId !== null && id === String(helloUserId)));
+    }
+  }
+
+  // quoteButton is a reply's one-line quote of what it answers, as
+  // views.MessageItem has it: a button that shows the original.
+  function quoteButton(q) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'quote';
+    b.dataset.id = String(q.id);
+    if (q.deleted || typeof q.message !== 'string') {
+      b.classList.add('deleted');
+      b.textContent = 'Original message deleted';
+      return b;
+    }
+    const who = document.createElement('span');
+    who.className = 'q-user';
+    who.textContent = q.user || '';
+    const what = document.createElement('span');
+    what.className = 'q-text';
+    what.textContent = q.message;
+    b.append(who, ' ', what);
+    b.setAttribute('aria-label', `In reply to ${q.user}: ${q.message}. Show it`);
+    return b;
+  }
+
+  // showMessage brings message id into view, highlighted; one that is not
+  // on the page opens at its permalink, with the history around it.
+  function showMessage(id) {
+    const li = $('m-' + id);
+    if (!li) { switchRoom(room.slug, true, id); return; } // the history around it, without a reload
+    li.scrollIntoView({ block: 'center', behavior: 'smooth' });
+    li.classList.remove('flash');
+    void li.offsetWidth; // restart the animation
+    li.classList.add('flash');
   }
 
   // setEdited shows that a message was edited, and when, as
@@ -480,7 +524,9 @@
     const text = document.createElement('div');
     text.className = 'text';
     text.textContent = item.message;
-    li.append(user, state, text);
+    li.append(user, state);
+    if (item.quote) li.append(quoteButton(item.quote));
+    li.append(text);
     return li;
   }
 
@@ -619,6 +665,7 @@
       html: typeof m.html === 'string' ? m.html : '',
       edited_at: Number.isFinite(m.edited_at) ? m.edited_at : null,
       reactions: Array.isArray(m.reactions) ? m.reactions : [],
+      reply_to: m.reply_to && Number.isSafeInteger(m.reply_to.id) ? m.reply_to : null,
     };
   }
 
@@ -1092,6 +1139,7 @@
     setStatus('connected', 'Connected');
     // Now we know who we are: our reactions, and what we may change.
     markMyReactions(list);
+    markMyMentions(list);
     for (const li of realItems()) addActions(li);
     const latest = Number(d.latest_id) || 0;
     serverLatest = latest;
@@ -1105,7 +1153,7 @@
       // now: the server finds a re-sent cid by the account, so each item
       // simply goes again (and a nick would be refused).
       for (const item of queue) {
-        send('send', { room: item.room || 1, message: item.message, cid: item.cid });
+        sendItem(item);
         const label = pendingEl(item.cid)?.querySelector('.state span:last-child');
         if (label) label.textContent = 'sending';
       }
@@ -1122,7 +1170,7 @@
       const name = item.sentAs || item.user || current;
       if (name !== as && send('nick', { user: name })) as = name;
       item.sentAs = as;
-      send('send', { room: item.room || 1, message: item.message, cid: item.cid });
+      sendItem(item);
       const li = pendingEl(item.cid);
       const label = li?.querySelector('.state span:last-child');
       if (label) label.textContent = 'sending';
@@ -1192,6 +1240,11 @@
   // retried), shows it at the bottom as pending and, when connected, sends it.
   function enqueue(message) {
     const item = { cid: uuid4(), message, user: myName(), ts: Date.now(), room: room.id };
+    if (replyingTo) {
+      item.reply_to = replyingTo.id;
+      item.quote = replyingTo;
+      setReplying(null);
+    }
     knownCids.add(item.cid);
     queue.push(item);
     saveQueue();
@@ -1206,7 +1259,14 @@
     sendNick();
     item.sentAs = nickSent;
     saveQueue();
-    send('send', { room: item.room, message: item.message, cid: item.cid });
+    sendItem(item);
+  }
+
+  // sendItem sends a queued message (again): the same cid names it.
+  function sendItem(item) {
+    const data = { room: item.room || 1, message: item.message, cid: item.cid };
+    if (item.reply_to) data.reply_to = item.reply_to;
+    return send('send', data);
   }
 
   form.addEventListener('submit', (ev) => {
@@ -1301,12 +1361,13 @@
 
   function addActions(li) {
     li.querySelector('.actions')?.remove();
-    // An admin signed in with the admin password alone (no account) may
-    // delete, and nothing else.
-    if (!(signedIn || IS_ADMIN) || !li.dataset.id || li.classList.contains('editing') || room.archived) return;
+    // A guest may reply; an admin signed in with the admin password alone
+    // (no account) may delete too.
+    if (!li.dataset.id || li.classList.contains('editing') || room.archived) return;
     const bar = document.createElement('div');
     bar.className = 'actions';
     const id = li.dataset.id;
+    if (document.body.hasAttribute('data-may-post')) bar.append(actionButton('act-reply', `Reply to message #${id}`, '↩'));
     if (signedIn) bar.append(actionButton('act-react', `React to message #${id}`, '☺+'));
     if (signedIn && mayEdit(li)) bar.append(actionButton('act-edit', `Edit message #${id}`, '✎'));
     if (mayDelete(li)) bar.append(actionButton('act-delete delete', `Delete message #${id}`, '🗑'));
@@ -1505,19 +1566,159 @@
       else notice(`${reaction.dataset.emoji} ${reaction.title}`);
       return;
     }
+    const quote = ev.target.closest('button.quote');
+    if (quote) { showMessage(Number(quote.dataset.id)); return; }
     const action = ev.target.closest('.actions button');
-    if (action?.classList.contains('act-react')) {
+    if (action?.classList.contains('act-reply')) {
+      startReply(li);
+    } else if (action?.classList.contains('act-react')) {
       if (pickerFor === li) closePicker(true); else openPicker(li, action);
     } else if (action?.classList.contains('act-edit')) {
       startEdit(li);
     } else if (action?.classList.contains('act-delete')) {
       confirmDelete(li);
-    } else if (!ev.target.closest('a, button, textarea, form') && window.matchMedia('(hover: none)').matches) {
+    } else if (!ev.target.closest('a, button, textarea, form, .mention') && window.matchMedia('(hover: none)').matches) {
       // On a touch screen a tap shows a message's actions (and hides the
       // others').
       for (const other of list.querySelectorAll('li.show-actions')) if (other !== li) other.classList.remove('show-actions');
       li.classList.toggle('show-actions');
     }
+  });
+
+  // ---------- replying ----------
+
+  // The line above the message box says what the next message answers.
+  let replyingTo = null; // the quote: {id, user, message}
+  const replyBar = document.createElement('div');
+  replyBar.id = 'replying';
+  replyBar.className = 'replying';
+  replyBar.hidden = true;
+  const replyText = document.createElement('span');
+  replyText.className = 'what';
+  const replyCancel = document.createElement('button');
+  replyCancel.type = 'button';
+  replyCancel.className = 'cancel';
+  replyCancel.textContent = '×';
+  replyCancel.setAttribute('aria-label', 'Do not reply');
+  replyBar.append(replyText, replyCancel);
+  form.before(replyBar);
+  replyCancel.addEventListener('click', () => { setReplying(null); msgInput.focus(); });
+
+  function setReplying(q) {
+    replyingTo = q;
+    replyBar.hidden = !q;
+    if (!q) return;
+    replyText.replaceChildren('Replying to ', Object.assign(document.createElement('strong'), { textContent: q.user }), ': ' + q.message);
+  }
+
+  function startReply(li) {
+    const user = li.querySelector('.user')?.textContent || '';
+    const first = (li.dataset.source ?? li.querySelector('.text')?.textContent ?? '').split('\n')[0];
+    setReplying({ id: msgIdOf(li), user, message: first.length > 140 ? first.slice(0, 140) + '…' : first });
+    msgInput.focus();
+  }
+
+  // ---------- mentions: @ offers the room's people ----------
+
+  const mentionBox = document.createElement('ul');
+  mentionBox.id = 'mention-list';
+  mentionBox.className = 'mention-list';
+  mentionBox.setAttribute('role', 'listbox');
+  mentionBox.setAttribute('aria-label', 'People to mention');
+  mentionBox.hidden = true;
+  form.before(mentionBox);
+  let roomPeopleList = null; // the room's people, read once per room: [{user_id, user}]
+  let peopleFor = 0;
+  let mentionAt = -1; // where the "@" being completed is in the box
+  let mentionPick = 0;
+
+  async function roomPeople() {
+    if (roomPeopleList && peopleFor === room.id) return roomPeopleList;
+    peopleFor = room.id;
+    try {
+      const d = await roomDetail(room.slug);
+      roomPeopleList = (Array.isArray(d.people) ? d.people : []).filter((p) => p && typeof p.user === 'string');
+      if (d.manage || IS_ADMIN) roomPeopleList.push({ user_id: 0, user: 'room', everyone: true });
+    } catch {
+      roomPeopleList = [];
+    }
+    return roomPeopleList;
+  }
+
+  function closeMentions() {
+    offerSeq++; // and any offer still reading the people
+    mentionBox.hidden = true;
+    mentionAt = -1;
+    msgInput.removeAttribute('aria-activedescendant');
+  }
+
+  let offerSeq = 0; // the newest offer: an older one whose people come later is dropped
+  async function offerMentions() {
+    const seq = ++offerSeq;
+    const upto = msgInput.value.slice(0, msgInput.selectionStart);
+    const m = /(^|[\s([{<"'])@([^\s@]{0,32})$/.exec(upto);
+    if (!m) { closeMentions(); return; }
+    const at = upto.length - m[2].length - 1;
+    const q = m[2].toLowerCase();
+    const all = await roomPeople();
+    if (seq !== offerSeq) return;
+    const found = all.filter((p) => p.user.toLowerCase().startsWith(q) && p.user_id !== helloUserId).slice(0, 8);
+    if (found.length === 0) { closeMentions(); return; }
+    mentionAt = at;
+    mentionPick = Math.min(mentionPick, found.length - 1);
+    mentionBox.replaceChildren(...found.map((p, i) => {
+      const li = document.createElement('li');
+      li.id = 'mention-' + i;
+      li.setAttribute('role', 'option');
+      li.setAttribute('aria-selected', String(i === mentionPick));
+      li.dataset.name = p.user;
+      if (!p.everyone) li.append(avatar(p.user, p.user_id));
+      li.append(Object.assign(document.createElement('span'), { textContent: p.everyone ? '@room — everyone here' : p.user }));
+      return li;
+    }));
+    mentionBox.hidden = false;
+    msgInput.setAttribute('aria-activedescendant', 'mention-' + mentionPick);
+  }
+
+  function pickMention(name) {
+    const before = msgInput.value.slice(0, mentionAt);
+    const after = msgInput.value.slice(msgInput.selectionStart);
+    const insert = '@' + name + ' ';
+    msgInput.value = before + insert + after.replace(/^\S*/, '');
+    const caret = before.length + insert.length;
+    msgInput.setSelectionRange(caret, caret);
+    closeMentions();
+    autosize();
+    updateCounter();
+  }
+
+  msgInput.addEventListener('input', () => { mentionPick = 0; offerMentions(); });
+  msgInput.addEventListener('blur', () => setTimeout(closeMentions, 150));
+  // Captured, so that Enter picks a name rather than sends while the list
+  // is open.
+  msgInput.addEventListener('keydown', (ev) => {
+    if (mentionBox.hidden) return;
+    const n = mentionBox.children.length;
+    switch (ev.key) {
+      case 'ArrowDown': mentionPick = (mentionPick + 1) % n; break;
+      case 'ArrowUp': mentionPick = (mentionPick + n - 1) % n; break;
+      case 'Enter': case 'Tab': pickMention(mentionBox.children[mentionPick].dataset.name); break;
+      case 'Escape': closeMentions(); break;
+      default: return;
+    }
+    ev.preventDefault();
+    ev.stopImmediatePropagation();
+    if (!mentionBox.hidden) {
+      for (const [i, li] of [...mentionBox.children].entries()) li.setAttribute('aria-selected', String(i === mentionPick));
+      msgInput.setAttribute('aria-activedescendant', 'mention-' + mentionPick);
+    }
+  }, { capture: true });
+  // A tap or click picks, keeping the keyboard where it is.
+  mentionBox.addEventListener('pointerdown', (ev) => {
+    const li = ev.target.closest('li[data-name]');
+    if (!li) return;
+    ev.preventDefault();
+    pickMention(li.dataset.name);
   });
 
   // Up in the empty message box edits my newest message, as in most chats.
@@ -1812,6 +2013,8 @@
       olderBtn.hidden = !older;
       detached = newer;
       newerBtn.hidden = !newer;
+      setReplying(null); // a reply answers a message of its own room
+      closeMentions();
       typers.clear();
       renderTyping();
       showPending();
@@ -1868,6 +2071,7 @@
 
   function onMembership(d) {
     if (!d || !Number.isSafeInteger(d.room)) return;
+    if (d.room === room.id) peopleFor = 0; // the people to mention changed
     if (d.user_id === helloUserId) {
       refreshRooms();
       if (d.room === room.id) {
