@@ -14,7 +14,7 @@ import (
 	"unicode/utf8"
 )
 
-// Search: the FTS5 index messages_fts (migration 0011), kept in step with
+// Search: the FTS5 index messages_fts (migration 0012), kept in step with
 // messages by triggers, and the query over it. Which rooms a person may
 // search is decided by the caller (chat's room rules), never here.
 
@@ -161,7 +161,7 @@ func MatchExpr(text string) string {
 		b.WriteByte('"')
 		// A one-letter word is searched as itself: as a prefix it would
 		// stand for a large part of the vocabulary, which the prefix
-		// indexes (2 to 4 characters, migration 0011) do not cover.
+		// indexes (2 to 4 characters, migration 0012) do not cover.
 		if utf8.RuneCountInString(w) > 1 {
 			b.WriteByte('*')
 		}
@@ -201,7 +201,7 @@ func markSnippet(s string) string {
 }
 
 // settingSearchBackfill holds the id at and below which messages stored
-// before migration 0011 still wait for the search index.
+// before migration 0012 still wait for the search index.
 const settingSearchBackfill = "search_backfill"
 
 // searchBackfillBatch is how many ids one back-fill transaction indexes.

@@ -7,7 +7,7 @@
 -- keep a short prefix fast: without them "the"* merged the doclists of
 -- every word starting with "the" (113 ms at 1M messages; 0.4 ms with
 -- them), for about 60 MB more per million messages (BENCHMARKS.md).
--- (Numbered 0011: 0010 is another branch's.)
+-- (Numbered 0012: it was written beside 0010 and 0011, in another branch.)
 CREATE VIRTUAL TABLE messages_fts USING fts5 (
     message,
     content = 'messages',
