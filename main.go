@@ -262,7 +262,7 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	defer logs.flush() // the last window's counts
 	log := slog.New(logs)
 
-	store, err := db.Open(ctx, cfg.dbPath, db.Options{Durability: cfg.durability, DedupWindow: cfg.dedupWindow})
+	store, err := db.Open(ctx, cfg.dbPath, db.Options{Durability: cfg.durability, DedupWindow: cfg.dedupWindow, Log: log})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"runtime"
 	"sort"
@@ -59,6 +60,9 @@ type Options struct {
 	// Now is the clock that stamps messages and judges the window; nil
 	// means time.Now. Tests set it to move time without waiting.
 	Now func() time.Time
+	// Log receives progress of long migrations (building the search
+	// index); nil discards it.
+	Log *slog.Logger
 }
 
 // DefaultDedupWindow is how long a client id names its send, by default. A
@@ -131,6 +135,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		write.Close()
 		return nil, err
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := s.backfillSearch(ctx, opts.Log); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 
 	if err := s.prepare(ctx); err != nil {

@@ -403,7 +403,9 @@ func (s *Store) insertChunk(ctx context.Context, tx *sql.Tx, k int, drafts []Dra
 	// gives each new row one more than the largest id the table ever had;
 	// nothing else can take an id meanwhile, since this transaction holds
 	// the database's write lock (BEGIN IMMEDIATE) and no trigger inserts
-	// into messages. (RETURNING would name the ids too, but SQLite leaves the
+	// into messages (the search index's triggers, search.go, write only to
+	// messages_fts, whose rowids are the messages' own ids). (RETURNING
+	// would name the ids too, but SQLite leaves the
 	// order of its rows unspecified.)
 	n, err := res.RowsAffected()
 	if err != nil {

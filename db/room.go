@@ -353,3 +353,13 @@ func (s *Store) BeforeIn(ctx context.Context, room, id int64, limit int) ([]Mess
 	}
 	return msgs, nil
 }
+
+// AfterIn returns a room's oldest limit messages with ids above id, oldest
+// first: the history below a message a permalink opens.
+func (s *Store) AfterIn(ctx context.Context, room, id int64, limit int) ([]Message, error) {
+	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.room_id = ? AND messages.id > ? ORDER BY messages.id LIMIT ?", room, id, limit)
+	if err != nil {
+		return nil, fmt.Errorf("messages of room %d after %d: %w", room, id, err)
+	}
+	return msgs, nil
+}

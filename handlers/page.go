@@ -2,9 +2,11 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"nochat/chat"
 	"nochat/db"
@@ -30,8 +32,11 @@ type room interface {
 	LatestID() int64
 }
 
-type latestReader interface {
+// pageReader reads the history a chat page renders: the newest page, or
+// the messages around a permalink's.
+type pageReader interface {
 	LatestIn(ctx context.Context, room int64, n int) ([]db.Message, error)
+	aroundReader
 }
 
 // adminChecker tells a logged-in admin from everyone else, given who the
@@ -45,7 +50,7 @@ type adminChecker interface {
 // admin's page offers to delete messages; admins is nil when there is no
 // admin login. The socket and the page are the signed-in person's (who);
 // with guests off, a guest's page is the way to sign in.
-func handleRoot(log *slog.Logger, hub room, store latestReader, admins adminChecker, who identifier, assets *static.Assets) http.Handler {
+func handleRoot(log *slog.Logger, hub room, store pageReader, admins adminChecker, who identifier, assets *static.Assets) http.Handler {
 	page := views.Page{
 		Title:   "NoChat",
 		CSSURL:  assets.URL("style.css"),
@@ -99,17 +104,35 @@ func handleRoot(log *slog.Logger, hub room, store latestReader, admins adminChec
 		// Read before the history: every message after it reaches the
 		// page's socket, which resumes from it (in every room).
 		latest := hub.LatestID()
-		// One more than a page, to know whether there are older messages:
-		// a full page alone does not say.
-		msgs, err := store.LatestIn(r.Context(), rm.ID, pageSize+1)
+		var msgs []db.Message
+		var older, newer bool
+		var focus int64
+		if v := r.PathValue("id"); v != "" {
+			// A permalink: the history around the message, which must be
+			// this room's (never a word about another room's).
+			focus, err = strconv.ParseInt(v, 10, 64)
+			if err == nil && focus > 0 {
+				msgs, older, newer, err = aroundIn(r.Context(), store, rm.ID, focus, pageSize/2)
+			} else {
+				err = db.ErrNotFound
+			}
+			if errors.Is(err, db.ErrNotFound) {
+				w.Header().Set("Cache-Control", "no-store")
+				http.Error(w, "No such message in this room. The room is at /r/"+rm.Slug+".", http.StatusNotFound)
+				return
+			}
+		} else {
+			// One more than a page, to know whether there are older
+			// messages: a full page alone does not say.
+			msgs, err = store.LatestIn(r.Context(), rm.ID, pageSize+1)
+			if older = len(msgs) > pageSize; older {
+				msgs = msgs[1:] // oldest first: the extra one is the oldest
+			}
+		}
 		if err != nil {
 			log.Error("chat page", "err", err)
 			http.Error(w, "history is unavailable right now; try again shortly", http.StatusInternalServerError)
 			return
-		}
-		older := len(msgs) > pageSize
-		if older {
-			msgs = msgs[1:] // oldest first: the extra one is the oldest
 		}
 		limits := hub.Limits()
 		p := page
@@ -141,6 +164,8 @@ func handleRoot(log *slog.Logger, hub room, store latestReader, admins adminChec
 			Room:       head,
 			Rooms:      links,
 			LatestID:   latest,
+			Focus:      focus,
+			HasNewer:   newer,
 		}))
 	})
 }

@@ -29,6 +29,8 @@ import (
 //	DELETE /rooms/{slug}/members/{id}             remove: an admin (or oneself)
 //	GET    /rooms/{slug}/messages/latest/{n}      newest n, oldest first
 //	GET    /rooms/{slug}/messages?before=&limit=  a page of history
+//	GET    /rooms/{slug}/messages?around=&limit=  the history around a message (a permalink's)
+//	GET    /search?q=&room=&from=&before=&after=  search the rooms one sees (search.go)
 //	POST   /rooms/{slug}/messages                 send {message, reply_to}, Idempotency-Key as on /discussion
 //	GET    /rooms/{slug}/messages/{id}            one message, as it is now
 //	PATCH  /rooms/{slug}/messages/{id}            edit {message}: its author, within the edit window
@@ -54,8 +56,9 @@ type roomHub interface {
 type roomStore interface {
 	LatestIn(ctx context.Context, room int64, n int) ([]db.Message, error)
 	BeforeIn(ctx context.Context, room, id int64, limit int) ([]db.Message, error)
-	Members(ctx context.Context, room int64) ([]db.Member, error)
+	AfterIn(ctx context.Context, room, id int64, limit int) ([]db.Message, error)
 	Get(ctx context.Context, id int64) (db.Message, error)
+	Members(ctx context.Context, room int64) ([]db.Member, error)
 }
 
 // addRoomRoutes adds the rooms' API. Reads follow the guest policy; every
@@ -79,6 +82,7 @@ func addRoomRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("DELETE /rooms/{slug}/members/{id}", limited(change(rooms.remove)))
 	mux.Handle("GET /rooms/{slug}/messages/latest/{n}", read(rooms.latest))
 	mux.Handle("GET /rooms/{slug}/messages", read(rooms.history))
+	mux.Handle("GET /search", limitSearches(d)(allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, handleSearch(d.Log, d.Hub, d.Store, d.Auth)))))
 	mux.Handle("POST /rooms/{slug}/messages", guardSend(d)(change(rooms.send)))
 	mux.Handle("GET /rooms/{slug}/messages/{id}", read(rooms.one))
 	// Changes to messages count against the sender's limit, as sends do.
@@ -369,6 +373,15 @@ func (rr *roomRoutes) history(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if v, ok, err := singleQuery(r, "around"); err != nil || ok {
+		if err == nil {
+			err = rr.around(w, r, room, v)
+		}
+		if err != nil {
+			writeError(w, r, rr.log, http.StatusBadRequest, err)
+		}
+		return
+	}
 	handleHistory(rr.log, inRoom{rr.store, room.ID}).ServeHTTP(w, r)
 }
 
@@ -421,6 +434,74 @@ func (rr *roomRoutes) send(w http.ResponseWriter, r *http.Request) {
 	}
 	markReplay(w, st)
 	encode(w, http.StatusCreated, message(st.Message))
+}
+
+// around answers ?around=ID: the message and up to limit/2 (default
+// pageSize/2) messages either side, oldest first. A message that is not
+// the room's is 404, as one that does not exist.
+func (rr *roomRoutes) around(w http.ResponseWriter, r *http.Request, room db.Room, v string) error {
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id < 1 {
+		return errors.New("around must be a message id (a whole number, 1 or more)")
+	}
+	limit := pageSize
+	if v, ok, err := singleQuery(r, "limit"); err != nil {
+		return err
+	} else if ok {
+		if limit, err = parseCount("limit", v); err != nil {
+			return err
+		}
+	}
+	msgs, _, _, err := aroundIn(r.Context(), rr.store, room.ID, id, max(1, limit/2))
+	switch {
+	case errors.Is(err, db.ErrNotFound):
+		writeError(w, r, rr.log, http.StatusNotFound, errNoMessage)
+	case err != nil:
+		writeError(w, r, rr.log, http.StatusInternalServerError, err)
+	default:
+		encode(w, http.StatusOK, messages(msgs))
+	}
+	return nil
+}
+
+var errNoMessage = errors.New("no such message in this room")
+
+// aroundReader reads the history around a message.
+type aroundReader interface {
+	BeforeIn(ctx context.Context, room, id int64, limit int) ([]db.Message, error)
+	AfterIn(ctx context.Context, room, id int64, limit int) ([]db.Message, error)
+	Get(ctx context.Context, id int64) (db.Message, error)
+}
+
+// aroundIn returns message id of room with up to half messages before and
+// after it, oldest first, and whether there are more either side; a
+// message of another room (or none) is db.ErrNotFound, so that a
+// permalink never says what another room holds.
+func aroundIn(ctx context.Context, store aroundReader, room, id int64, half int) (msgs []db.Message, older, newer bool, err error) {
+	m, err := store.Get(ctx, id)
+	if err != nil {
+		return nil, false, false, err
+	}
+	if m.Room != room {
+		return nil, false, false, db.ErrNotFound
+	}
+	// One more each side, to know whether there are more.
+	before, err := store.BeforeIn(ctx, room, id, half+1)
+	if err != nil {
+		return nil, false, false, err
+	}
+	after, err := store.AfterIn(ctx, room, id, half+1)
+	if err != nil {
+		return nil, false, false, err
+	}
+	if older = len(before) > half; older {
+		before = before[1:]
+	}
+	if newer = len(after) > half; newer {
+		after = after[:half]
+	}
+	msgs = append(append(before, m), after...)
+	return msgs, older, newer, nil
 }
 
 // one is GET /rooms/{slug}/messages/{id}: the message as it is now, if it

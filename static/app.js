@@ -17,6 +17,7 @@
   const list = $('messages');
   const scroller = $('scroller');
   const olderBtn = $('load-older');
+  const newerBtn = $('load-newer');
   const statusEl = $('status');
   const statusText = $('status-text');
   const statusLive = $('status-live');
@@ -82,6 +83,10 @@
   let typingTimer = 0;
   let noticeTimer = 0;
   let ended = ''; // the close reason that stopped the page, once one has (see onclose)
+  // detached: the list shows the history around a permalink's message, and
+  // newer messages than its last exist; live ones are not appended to it
+  // (there would be a gap) but offered with newerBtn.
+  let detached = 'hasNewer' in document.body.dataset;
 
   // ---------- storage (may be unavailable: private modes, policies) ----------
 
@@ -335,11 +340,16 @@
     }
     const time = document.createElement('time');
     setTime(time, new Date(m.timestamp));
+    // The time is the message's permalink, as in views.MessageItem.
+    const link = document.createElement('a');
+    link.className = 'permalink';
+    link.href = permalinkOf(room.slug, m.id);
+    link.append(time);
     // The server's rendering (links, the small markup), sanitized there:
     // one renderer for the history it renders and for live messages.
     const text = document.createElement('div');
     setText(text, m);
-    li.replaceChildren(avatar(m.user, m.user_id), byline(m.user, m.user_id), time, text);
+    li.replaceChildren(avatar(m.user, m.user_id), byline(m.user, m.user_id), link, text);
     if (m.reply_to) text.before(quoteButton(m.reply_to));
     li.dataset.source = m.message; // what an edit starts from
     setEdited(li, m.edited_at);
@@ -396,7 +406,7 @@
   // on the page opens at its permalink, with the history around it.
   function showMessage(id) {
     const li = $('m-' + id);
-    if (!li) { location.href = `/r/${encodeURIComponent(room.slug)}/${id}`; return; }
+    if (!li) { switchRoom(room.slug, true, id); return; } // the history around it, without a reload
     li.scrollIntoView({ block: 'center', behavior: 'smooth' });
     li.classList.remove('flash');
     void li.offsetWidth; // restart the animation
@@ -412,7 +422,7 @@
       mark = document.createElement('span');
       mark.className = 'edited';
       mark.textContent = 'edited';
-      li.querySelector('time')?.after(mark);
+      (li.querySelector('a.permalink') || li.querySelector('time'))?.after(mark); // as views.MessageItem: after the time's link
     }
     mark.title = 'Edited ' + new Date(at).toLocaleString();
   }
@@ -454,6 +464,23 @@
       const who = b.title || 'no one';
       b.setAttribute('aria-label', `${b.dataset.emoji} ${b.querySelector('.n')?.textContent || ''}: ${who}${mine ? '' : '. React'}`);
     }
+  }
+
+  // permalinkOf is the page address that opens message id in its room.
+  function permalinkOf(slug, id) {
+    return '/r/' + encodeURIComponent(slug) + '/' + id;
+  }
+
+  // focusMessage scrolls the list to message id and marks it; false when
+  // it is not on the page.
+  function focusMessage(id) {
+    const li = $('m-' + id);
+    if (!li) return false;
+    for (const el of list.querySelectorAll('li.msg.focus')) el.classList.remove('focus');
+    li.classList.add('focus');
+    li.scrollIntoView({ block: 'center' });
+    jumpBtn.hidden = true;
+    return true;
   }
 
   // byline is a message's author: the name in the person's colour, and a
@@ -668,6 +695,7 @@
     if (m.id <= lastId) return;
     lastId = m.id;
     if (deletedIds.has(m.id)) return;
+    if (detached) { newerBtn.hidden = false; return; } // below a gap: offered, not shown
     typers.delete(typerKey(m.user, m.user_id));
     renderTyping();
 
@@ -965,6 +993,8 @@
       lastId = Math.max(serverLatest, msgs.reduce((max, m) => Math.max(max, m.id), 0));
       refreshRooms();
       olderBtn.hidden = !older;
+      detached = false;
+      newerBtn.hidden = true;
       regroup();
       scrollToBottom();
     } catch (err) {
@@ -1209,6 +1239,8 @@
     msgInput.value = '';
     autosize();
     updateCounter();
+    // Sent from a permalink's past: back to the newest, where it shows.
+    if (detached) switchRoom(room.slug, true);
     enqueue(text);
   }
 
@@ -1820,7 +1852,8 @@
     readTimer = setTimeout(() => {
       const items = realItems();
       const newest = items.length ? msgIdOf(items[items.length - 1]) : 0;
-      if (!newest || !nearBottom()) return;
+      // Looking at a permalink's past, the newest is not on the page.
+      if (!newest || !nearBottom() || detached) return;
       const a = roomLink(room.id);
       if (a) {
         setUnread(a, 0, false);
@@ -1956,10 +1989,15 @@
 
   // switchRoom shows another room without reloading: its history over
   // REST, while frames that arrive meanwhile are held (as in resync), then
-  // its header, rights and unsent messages. The address bar follows.
-  async function switchRoom(slug, push) {
+  // its header, rights and unsent messages. The address bar follows. With
+  // at, the room opens around that message (a permalink), marked.
+  async function switchRoom(slug, push, at) {
     closeDrawer();
-    if (slug === room.slug && push) { scrollToBottom(); markRead(); return; }
+    if (slug === room.slug && at && focusMessage(at)) {
+      if (push) history.pushState({ slug: room.slug, at }, '', permalinkOf(room.slug, at));
+      return;
+    }
+    if (slug === room.slug && push && !at && !detached) { scrollToBottom(); markRead(); return; }
     if (resyncing) return;
     resyncing = [];
     const prev = { ...room };
@@ -1967,11 +2005,22 @@
       const d = signedIn || slug !== 'lobby' ? await roomDetail(slug) : { id: 1, slug: 'lobby', kind: 'open', may_post: true };
       room.id = d.id;
       room.slug = d.slug;
-      const msgs = await fetchMessages(`${historyURL()}/latest/${PAGE + 1}`);
-      const older = msgs.length > PAGE;
-      if (older) msgs.shift();
+      let msgs, older, newer = false;
+      if (at) {
+        // Half a page either side; a full half says there may be more.
+        msgs = await fetchMessages(`/rooms/${encodeURIComponent(room.slug)}/messages?around=${at}&limit=${PAGE}`);
+        const half = Math.max(1, Math.floor(PAGE / 2));
+        older = msgs.filter((m) => m.id < at).length >= half;
+        newer = msgs.filter((m) => m.id > at).length >= half;
+      } else {
+        msgs = await fetchMessages(`${historyURL()}/latest/${PAGE + 1}`);
+        older = msgs.length > PAGE;
+        if (older) msgs.shift();
+      }
       list.replaceChildren(...msgs.map(buildMessage));
       olderBtn.hidden = !older;
+      detached = newer;
+      newerBtn.hidden = !newer;
       setReplying(null); // a reply answers a message of its own room
       closeMentions();
       typers.clear();
@@ -1986,11 +2035,12 @@
       const known = knownRooms.get(room.id);
       showRoomHead(known ? { ...d, title: known.title } : { ...d, title: roomLink(room.id)?.querySelector('.room-link-name')?.textContent || d.name });
       applyRights(d);
-      if (push) history.pushState({ slug: room.slug }, '', room.id === 1 && !signedIn ? '/' : '/r/' + room.slug);
+      if (push && at) history.pushState({ slug: room.slug, at }, '', permalinkOf(room.slug, at));
+      else if (push) history.pushState({ slug: room.slug }, '', room.id === 1 && !signedIn ? '/' : '/r/' + room.slug);
       regroup();
       retint();
       jumpBtn.hidden = true;
-      openAtUnread(Number(roomLink(room.id)?.dataset.lastRead) || 0);
+      if (!at || !focusMessage(at)) openAtUnread(Number(roomLink(room.id)?.dataset.lastRead) || 0);
       readSent = 0;
       markRead();
     } catch (err) {
@@ -2011,9 +2061,21 @@
     switchRoom(a.dataset.slug, true);
   });
   window.addEventListener('popstate', () => {
-    const m = location.pathname.match(/^\/r\/([^/]+)$/);
-    switchRoom(m ? decodeURIComponent(m[1]) : 'lobby', false);
+    const m = location.pathname.match(/^\/r\/([^/]+)(?:\/(\d+))?$/);
+    switchRoom(m ? decodeURIComponent(m[1]) : 'lobby', false, m && m[2] ? Number(m[2]) : 0);
   });
+  // A message's time is its permalink: on this page, it marks the message
+  // and takes the address bar, to copy.
+  list.addEventListener('click', (ev) => {
+    const a = ev.target.closest('a.permalink');
+    if (!a || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.button !== 0) return;
+    const id = msgIdOf(a.closest('li.msg'));
+    if (!id) return;
+    ev.preventDefault();
+    focusMessage(id);
+    history.pushState({ slug: room.slug, at: id }, '', permalinkOf(room.slug, id));
+  });
+  newerBtn.addEventListener('click', () => switchRoom(room.slug, true));
 
   function onMembership(d) {
     if (!d || !Number.isSafeInteger(d.room)) return;
@@ -2200,6 +2262,99 @@
   history.replaceState({ slug: room.slug }, '');
   updateDrawerBadge();
 
+  // ---------- search ----------
+
+  // The search dialog (pages of a NoChat with sign-in): GET /search as the
+  // person types, each result opening its message in its room.
+  const searchDialog = $('search-dialog');
+  if (searchDialog) {
+    const searchInput = $('search-q');
+    const searchResults = $('search-results');
+    const searchStatus = $('search-status');
+    let searchTimer = 0;
+    let searchSeq = 0;
+    const openSearch = () => {
+      closeDrawer();
+      if (!searchDialog.open) searchDialog.showModal();
+      searchInput.focus();
+      searchInput.select();
+    };
+    $('search-open').addEventListener('click', openSearch);
+    $('search-close').addEventListener('click', () => searchDialog.close());
+    searchDialog.addEventListener('click', (ev) => { if (ev.target === searchDialog) searchDialog.close(); });
+    $('search-form').addEventListener('submit', (ev) => { ev.preventDefault(); clearTimeout(searchTimer); runSearch(); });
+    searchInput.addEventListener('input', () => { clearTimeout(searchTimer); searchTimer = setTimeout(runSearch, 300); });
+    // "/" opens search from anywhere but a field.
+    document.addEventListener('keydown', (ev) => {
+      if (ev.key !== '/' || ev.altKey || ev.ctrlKey || ev.metaKey || document.querySelector('dialog[open]')) return;
+      if (ev.target.closest && ev.target.closest('input, textarea, select, [contenteditable]')) return;
+      ev.preventDefault();
+      openSearch();
+    });
+
+    const buildHit = (m) => {
+      const li = document.createElement('li');
+      const a = document.createElement('a');
+      a.className = 'search-hit';
+      a.href = m.url;
+      a.dataset.slug = m.slug;
+      a.dataset.id = String(m.id);
+      const head = document.createElement('span');
+      head.className = 'hit-head';
+      const who = document.createElement('span');
+      who.className = 'user ' + colorFor(m.user, m.user_id);
+      who.textContent = m.user;
+      const where = document.createElement('span');
+      where.className = 'hit-room';
+      where.textContent = knownRooms.get(m.room)?.title || roomLink(m.room)?.querySelector('.room-link-name')?.textContent || m.slug;
+      const when = document.createElement('time');
+      const date = new Date(m.timestamp);
+      when.dateTime = date.toISOString();
+      when.textContent = fullFmt.format(date);
+      head.append(who, where, when);
+      // The snippet is the server's: the text escaped, the words found
+      // in <mark> and nothing else (db.markSnippet).
+      const text = document.createElement('span');
+      text.className = 'hit-text';
+      text.innerHTML = m.snippet;
+      a.append(head, text);
+      li.append(a);
+      return li;
+    };
+
+    async function runSearch() {
+      const q = searchInput.value.trim();
+      const seq = ++searchSeq;
+      if (!q) { searchResults.replaceChildren(); searchStatus.textContent = ''; return; }
+      searchStatus.textContent = 'Searching…';
+      try {
+        const res = await fetch('/search?q=' + encodeURIComponent(q), { headers: { Accept: 'application/json' }, cache: 'no-store' });
+        let data = null;
+        try { data = await res.json(); } catch { /* not JSON */ }
+        if (seq !== searchSeq) return; // a newer search is on its way
+        if (!res.ok || !Array.isArray(data)) {
+          searchResults.replaceChildren();
+          searchStatus.textContent = errorText('search', data?.error || `HTTP ${res.status}`);
+          return;
+        }
+        const hits = data.filter((m) => Number.isSafeInteger(m.id) && typeof m.slug === 'string' && typeof m.snippet === 'string');
+        searchResults.replaceChildren(...hits.map(buildHit));
+        searchStatus.textContent = hits.length === 0 ? 'No messages found.'
+          : hits.length === 1 ? '1 message' : `${hits.length} messages, newest first`;
+      } catch (err) {
+        if (seq === searchSeq) searchStatus.textContent = 'Could not search: ' + err.message;
+      }
+    }
+
+    searchResults.addEventListener('click', (ev) => {
+      const a = ev.target.closest('a.search-hit');
+      if (!a || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.button !== 0) return;
+      ev.preventDefault();
+      searchDialog.close();
+      switchRoom(a.dataset.slug, true, Number(a.dataset.id));
+    });
+  }
+
   // ---------- start ----------
 
   // The socket resumes after the newest message of any room when the page
@@ -2217,7 +2372,8 @@
   retint();
   regroup();
   updateCounter(); // a draft the browser restored may be long already
-  openAtUnread(Number(document.body.dataset.lastRead) || 0);
+  // A permalink's page opens at its message; others at the first unread.
+  if (!focusMessage(Number(document.body.dataset.focus) || 0)) openAtUnread(Number(document.body.dataset.lastRead) || 0);
   // Ready to type, where there is a keyboard (on a phone, focus would
   // open the on-screen one over the messages).
   if (!window.matchMedia('(pointer: coarse)').matches && !msgInput.disabled) msgInput.focus({ preventScroll: true });

@@ -4,9 +4,12 @@ package views
 
 import (
 	"hash/fnv"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/a-h/templ"
 
 	"nochat/db"
 )
@@ -42,6 +45,13 @@ type Chat struct {
 	// LatestID is the newest message of any room when the page was made:
 	// its socket resumes after it.
 	LatestID int64
+	// Focus is the message a permalink (/r/{slug}/{id}) opened: Messages
+	// are the history around it, shown scrolled to it and highlighted;
+	// 0 for the room's newest page.
+	Focus int64
+	// HasNewer is whether newer messages than Messages exist (a permalink
+	// to an older message): offer to jump to the newest.
+	HasNewer bool
 }
 
 // RoomHead is the room a chat page shows, and what its reader may do there.
@@ -106,6 +116,12 @@ func pageTitle(p Page) string {
 func msgID(m db.Message) string { return "m-" + strconv.FormatInt(m.ID, 10) }
 
 func dataID(m db.Message) string { return strconv.FormatInt(m.ID, 10) }
+
+// permalink is the page address that opens m in its room (slug), as
+// app.js's permalinkOf makes it.
+func permalink(slug string, m db.Message) templ.SafeURL {
+	return templ.SafeURL("/r/" + url.PathEscape(slug) + "/" + strconv.FormatInt(m.ID, 10))
+}
 
 // The page renders times in UTC so that it stays a pure function of its
 // input; app.js rewrites them to the reader's local time on load.

@@ -1,0 +1,243 @@
+package db_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"nochat/db"
+)
+
+// The search benchmarks of issue 14: full-text search over 1,000,000
+// messages, and the migration that builds the index for a database that
+// big. Run them alone (they build a large database once, then reuse it):
+//
+//	go test ./db -run '^$' -bench 'Search' -benchtime 200x
+//	go test ./db -run '^$' -bench 'SearchMigration' -benchtime 1x
+//
+// The databases are cached in the system's temporary directory
+// (nochat-bench-search-*.db, named for the schema version), so reruns
+// start at once; the first run takes a minute or two.
+
+const searchBenchN = 1_000_000
+
+// benchWords is the vocabulary of the benchmark's messages, drawn with a
+// Zipf law (the first words the most often), as words are in real text.
+var benchWords = strings.Fields(`the to a and is it i you that of in for on this with be have
+	not are just was but so what at do can we my if it's all will no yes like get
+	there out up one about now then think they time when good know there's would how
+	print printer printing filament spool nozzle bed layer benchy prusa petg pla
+	meeting tomorrow tonight weekend lunch coffee door key hallway kitchen fridge
+	solder arduino raspberry sensor server router wifi network cable laptop monitor
+	code bug build deploy release test merge branch review python golang rust
+	bike garden tomatoes cat dog kids school dinner pizza cake birthday party
+	photo video link game movie music concert ticket train bus car parking rain
+	sun snow cold warm late early thanks sorry great nice cool awesome lol ok
+	workshop laser cutter plywood acrylic drill saw glue screws bolts paint
+	calendar schedule booking invoice budget project plan idea question answer`)
+
+// searchBaseDB returns a cached database at the schema before the search
+// index, holding searchBenchN messages in 20 rooms.
+func searchBaseDB(b *testing.B) (path string, version int) {
+	b.Helper()
+	names, err := filepath.Glob("migrations/*.sql")
+	if err != nil {
+		b.Fatal(err)
+	}
+	version = slices.IndexFunc(names, func(n string) bool { return strings.HasSuffix(n, "_search.sql") })
+	path = filepath.Join(os.TempDir(), fmt.Sprintf("nochat-bench-search-base-%d-v%d.db", searchBenchN, version))
+	if _, err := os.Stat(path); err == nil {
+		return path, version
+	}
+	start := time.Now()
+	tmp := fmt.Sprintf("%s.%d.building", path, os.Getpid())
+	defer removeDB(tmp)
+	raw, err := sql.Open("sqlite", "file:"+tmp+"?_pragma=journal_mode(wal)&_pragma=synchronous(off)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetMaxOpenConns(1)
+	for _, name := range names[:version] {
+		body, err := os.ReadFile(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := raw.Exec(string(body)); err != nil {
+			b.Fatalf("%s: %v", name, err)
+		}
+	}
+	if _, err := raw.Exec(fmt.Sprintf("PRAGMA user_version = %d", version)); err != nil {
+		b.Fatal(err)
+	}
+	if err := fillMessages(raw, searchBenchN); err != nil {
+		b.Fatal(err)
+	}
+	if err := raw.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("built %s in %v", path, time.Since(start).Round(time.Millisecond))
+	return path, version
+}
+
+// fillMessages inserts n messages of 3 to 20 words, from 50 guests, in 20
+// rooms (the lobby the busiest), a minute apart.
+func fillMessages(raw *sql.DB, n int) error {
+	rng := rand.New(rand.NewPCG(14, 8))
+	words := rand.NewZipf(rng, 1.1, 2, uint64(len(benchWords)-1))
+	rooms := rand.NewZipf(rng, 1.2, 1, 19)
+	tx, err := raw.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	const rows = 100
+	stmt, err := tx.Prepare("INSERT INTO messages (user, message, timestamp, room_id) VALUES " + strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", rows), ", "))
+	if err != nil {
+		return err
+	}
+	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	args := make([]any, 0, 4*rows)
+	var text strings.Builder
+	for i := range n {
+		text.Reset()
+		for w := range 3 + rng.IntN(18) {
+			if w > 0 {
+				text.WriteByte(' ')
+			}
+			text.WriteString(benchWords[words.Uint64()])
+		}
+		args = append(args, fmt.Sprintf("guest%d", rng.IntN(50)), text.String(), start+int64(i)*60_000, 1+int64(rooms.Uint64()))
+		if len(args) == cap(args) {
+			if _, err := stmt.Exec(args...); err != nil {
+				return err
+			}
+			args = args[:0]
+		}
+	}
+	return tx.Commit()
+}
+
+func removeDB(path string) {
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(path + suffix)
+	}
+}
+
+func copyDB(b *testing.B, from, to string) {
+	b.Helper()
+	in, err := os.Open(from)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		b.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkSearchMigration opens a copy of the 1M-message database from
+// before the search index: the migration and the index's back-fill.
+func BenchmarkSearchMigration(b *testing.B) {
+	base, _ := searchBaseDB(b)
+	dir := b.TempDir()
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		path := filepath.Join(dir, fmt.Sprintf("m%d.db", i))
+		copyDB(b, base, path)
+		b.StartTimer()
+		s, err := db.Open(context.Background(), path, db.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		s.Close()
+		removeDB(path)
+		b.StartTimer()
+	}
+}
+
+// searchDB returns a cached, migrated database of searchBenchN messages.
+func searchDB(b *testing.B) string {
+	base, _ := searchBaseDB(b)
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("nochat-bench-search-%d-v%d.db", searchBenchN, db.LatestSchemaVersion()))
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	tmp := fmt.Sprintf("%s.%d.building", path, os.Getpid())
+	defer removeDB(tmp)
+	copyDB(b, base, tmp)
+	s, err := db.Open(context.Background(), tmp, db.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
+// BenchmarkSearch searches 1M messages as a person does: the first page
+// (20) of a search over the ten rooms they see. It reports the median.
+func BenchmarkSearch(b *testing.B) {
+	s, err := db.Open(context.Background(), searchDB(b), db.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	mine := []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	for _, c := range []struct {
+		name string
+		q    db.SearchQuery
+	}{
+		{"common", db.SearchQuery{Text: "the", Rooms: mine}},
+		{"word", db.SearchQuery{Text: "printer", Rooms: mine}},
+		{"rare", db.SearchQuery{Text: "plywood acrylic", Rooms: mine}},
+		{"prefix", db.SearchQuery{Text: "pri", Rooms: mine}},
+		{"two-words", db.SearchQuery{Text: "coffee tomorrow", Rooms: mine}},
+		{"from", db.SearchQuery{Text: "printer", From: "guest7", Rooms: mine}},
+		{"quiet-room", db.SearchQuery{Text: "benchy", Rooms: []int64{20}}},
+		{"none", db.SearchQuery{Text: "zebra", Rooms: mine}},
+		// The worst case: a word in most messages, and a filter that
+		// keeps none of them, so every match is read and refused.
+		{"worst", db.SearchQuery{Text: "the", From: "nobody", Rooms: mine}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var times []time.Duration
+			found := 0
+			for b.Loop() {
+				t0 := time.Now()
+				ms, err := s.Search(context.Background(), c.q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				times = append(times, time.Since(t0))
+				found = len(ms)
+			}
+			slices.Sort(times)
+			b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "ms-median")
+			b.ReportMetric(float64(found), "matches")
+		})
+	}
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// inView is whether the message with this id is on screen in the list,
+// and marked as the one opened.
+func inView(id int64) string {
+	return fmt.Sprintf(`(() => {
+		const li = document.getElementById("m-%d");
+		if (!li || !li.classList.contains("focus")) return false;
+		const r = li.getBoundingClientRect(), s = document.getElementById("scroller").getBoundingClientRect();
+		return r.top >= s.top && r.bottom <= s.bottom;
+	})()`, id)
+}
+
+// A person searches for an old message (far beyond the newest 50 the page
+// shows), sees it highlighted among the results, and opens it: the room
+// scrolls to it, marked, with the history around it; the permalink opened
+// as an address does the same, and "jump to the newest" comes back to the
+// present. Screenshots at phone and desktop width, light and dark.
+func TestBrowserSearchAndPermalink(t *testing.T) {
+	ann := newBrowser(t)
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
+	link, _ := setupLink(t, s)
+	browserSetUp(t, ann, link)
+	connected(t, ann)
+
+	for i := range 120 {
+		text := fmt.Sprintf("line %d of the day", i)
+		if i == 10 {
+			text = "Who still has the kayak from the trip? <b>asking</b> for a friend"
+		}
+		s.post(t, "zed", text)
+	}
+	do(t, ann, chromedp.Navigate(s.url+"/"))
+	connected(t, ann)
+	waitMessages(t, ann, "the newest lines", contains("line 119 of the day"))
+	if got := eval[bool](t, ann, `!!Array.from(document.querySelectorAll("#messages .text")).find(e => e.textContent.includes("kayak"))`); got {
+		t.Fatal("the kayak message is on the page before any search: the test needs it beyond the newest page")
+	}
+
+	do(t, ann, chromedp.Click(chromedp.ID("search-open")), chromedp.WaitVisible(chromedp.ID("search-q")))
+	do(t, ann, chromedp.SendKeys(chromedp.ID("search-q"), "kay"))
+	waitPage(t, ann, "one result, highlighted", `document.querySelectorAll("#search-results a.search-hit").length === 1 &&
+		document.querySelector("#search-results mark")?.textContent === "kayak"`)
+	// The message's HTML is text in the snippet: no <b> element.
+	if eval[bool](t, ann, `!!document.querySelector("#search-results b")`) || !eval[bool](t, ann, `document.querySelector("#search-results .hit-text").textContent.includes("<b>asking</b>")`) {
+		t.Fatal("the snippet's text is not shown as text")
+	}
+	screenshots(t, ann, "search")
+	id := int64(eval[float64](t, ann, `Number(document.querySelector("#search-results a.search-hit").dataset.id)`))
+
+	do(t, ann, chromedp.Click(`#search-results a.search-hit`))
+	waitPage(t, ann, "the message opened in its room", fmt.Sprintf(`location.pathname === "/r/lobby/%d" && !document.getElementById("search-dialog").open`, id))
+	waitPage(t, ann, "the message in view and marked", inView(id))
+	waitMessages(t, ann, "the history around it", func(m []string) bool { return len(m) > 20 && m[0] != "line 0 of the day" || len(m) > 20 })
+	if eval[bool](t, ann, `document.getElementById("load-newer").hidden`) {
+		t.Fatal("no way to the newest messages from the permalink's past")
+	}
+
+	// The permalink as an address: the server renders the same.
+	do(t, ann, chromedp.Navigate(fmt.Sprintf("%s/r/lobby/%d", s.url, id)))
+	connected(t, ann)
+	waitPage(t, ann, "the permalink's page at the message", inView(id))
+	screenshots(t, ann, "permalink")
+	waitPage(t, ann, "still at the message after the screenshots", `!!document.querySelector("#messages li.msg.focus")`)
+
+	// A live message meanwhile does not land below a gap: it is offered.
+	s.post(t, "zed", "live while reading the past")
+	waitPage(t, ann, "the newer button", `!document.getElementById("load-newer").hidden`)
+	if eval[bool](t, ann, `document.getElementById("messages").textContent.includes("live while reading the past")`) {
+		t.Fatal("a live message was appended below the permalink's history")
+	}
+	do(t, ann, chromedp.Click(chromedp.ID("load-newer")))
+	waitMessages(t, ann, "back at the newest", contains("live while reading the past"))
+	waitPage(t, ann, "the room's own address", `location.pathname === "/r/lobby" && document.getElementById("load-newer").hidden`)
+
+	// Every message's time links to its permalink.
+	href := eval[string](t, ann, `document.querySelector("#messages li.msg:last-of-type a.permalink").getAttribute("href")`)
+	last := eval[float64](t, ann, `Number(document.querySelector("#messages li.msg:last-of-type").dataset.id)`)
+	if want := fmt.Sprintf("/r/lobby/%d", int64(last)); href != want {
+		t.Fatalf("the newest message's time links to %q, want %q", href, want)
+	}
+}
