@@ -176,7 +176,12 @@ func (s *Store) applyChange(ctx context.Context, tx *sql.Tx, d Draft, now int64,
 				out.Refused = ErrTooManyReactions
 				return 0, nil
 			}
-			_, err = tx.ExecContext(ctx, "INSERT INTO reactions (message_id, emoji, user_id, created) VALUES (?, ?, ?, ?)", m.ID, d.Message, d.UserID, now)
+			// created is the reaction's id in the log: the order people
+			// reacted, also within one millisecond.
+			if ch.ID, err = nextID(ctx, tx); err != nil {
+				return 0, err
+			}
+			_, err = tx.ExecContext(ctx, "INSERT INTO reactions (message_id, emoji, user_id, created) VALUES (?, ?, ?, ?)", m.ID, d.Message, d.UserID, ch.ID)
 		} else {
 			_, err = tx.ExecContext(ctx, "DELETE FROM reactions WHERE message_id = ? AND emoji = ? AND user_id = ?", m.ID, d.Message, d.UserID)
 		}
@@ -191,10 +196,10 @@ func (s *Store) applyChange(ctx context.Context, tx *sql.Tx, d Draft, now int64,
 	default:
 		return 0, fmt.Errorf("unknown change %q", d.Change)
 	}
-	// The next id of the one sequence: AUTOINCREMENT gives the next message
-	// one more than the largest it has handed out, which this is now.
-	if err := tx.QueryRowContext(ctx, "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'messages' RETURNING seq").Scan(&ch.ID); err != nil {
-		return 0, fmt.Errorf("next id: %w", err)
+	if ch.ID == 0 {
+		if ch.ID, err = nextID(ctx, tx); err != nil {
+			return 0, err
+		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO events (id, kind, room_id, message_id, user_id, body, "on", timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		ch.ID, ch.Kind, ch.Room, ch.Message, nullID(d.UserID), body, on, now); err != nil {
@@ -202,6 +207,17 @@ func (s *Store) applyChange(ctx context.Context, tx *sql.Tx, d Draft, now int64,
 	}
 	out.Message, out.Change = m, &ch
 	return removed, nil
+}
+
+// nextID takes the next id of the one sequence: AUTOINCREMENT gives the
+// next message one more than the largest it has handed out, which this is
+// then.
+func nextID(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var id int64
+	if err := tx.QueryRowContext(ctx, "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'messages' RETURNING seq").Scan(&id); err != nil {
+		return 0, fmt.Errorf("next id: %w", err)
+	}
+	return id, nil
 }
 
 // queryer is what reads reactions: the read pool, or a transaction.
@@ -230,7 +246,7 @@ func reactionsIn(ctx context.Context, q queryer, ids []int64) (map[int64][]React
 			args = append(args, id)
 		}
 		rows, err := q.QueryContext(ctx, `SELECT r.message_id, r.emoji, r.user_id, a.name FROM reactions r JOIN accounts a ON a.id = r.user_id
-			WHERE r.message_id IN (`+list("?", len(chunk))+`) ORDER BY r.message_id, r.created, r.user_id`, args...)
+			WHERE r.message_id IN (`+list("?", len(chunk))+`) ORDER BY r.message_id, r.created`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("reactions: %w", err)
 		}

@@ -31,7 +31,7 @@ CREATE TABLE reactions (
     message_id INTEGER NOT NULL,
     emoji      TEXT    NOT NULL,
     user_id    INTEGER NOT NULL REFERENCES accounts (id),
-    created    INTEGER NOT NULL, -- Unix milliseconds
+    created    INTEGER NOT NULL, -- the reaction's event id: the order people reacted
     PRIMARY KEY (message_id, emoji, user_id)
 ) STRICT, WITHOUT ROWID;
 
