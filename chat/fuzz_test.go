@@ -53,6 +53,15 @@ func FuzzDecodeCommand(f *testing.F) {
 		`{"type":"read","data":{"id":1,"ID":2,"room":1,"Room":-1}}`,
 		`{"type":"read"}`,
 		`{"type":"read","data":[3,42]}`,
+		`{"type":"send","data":{"message":"yes","cid":"c","reply_to":7}}`,
+		`{"type":"send","data":{"message":"yes","cid":"c","reply_to":-7}}`,
+		`{"type":"edit","data":{"id":7,"message":"fixed","cid":"e"}}`,
+		`{"type":"edit","data":{"id":7}}`,
+		`{"type":"delete","data":{"id":7}}`,
+		`{"type":"delete","data":{"id":0}}`,
+		`{"type":"react","data":{"id":7,"emoji":"👍","on":true}}`,
+		`{"type":"react","data":{"id":7,"emoji":"👍","on":null,"cid":"bad cid"}}`,
+		`{"type":"typing","data":{"id":1}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -84,12 +93,17 @@ func FuzzDecodeCommand(f *testing.F) {
 			if cmd.ID < 1 {
 				t.Fatalf("decoded a read of message id %d", cmd.ID)
 			}
+		case "edit", "delete", "react":
+			if cmd.ID < 1 || !ValidCID(cmd.CID) {
+				t.Fatalf("decoded a change of message %d with cid %q", cmd.ID, cmd.CID)
+			}
 		case "nick", "typing":
 		default:
 			t.Fatalf("decoded unknown type %q", cmd.Type)
 		}
 		// A room is a room's id: none is the default room, never 0 or less.
-		if cmd.Type != "nick" && cmd.Room < 1 {
+		// (A change names its message, whose room the hub looks up.)
+		if cmd.Type != "nick" && cmd.Type != "edit" && cmd.Type != "delete" && cmd.Type != "react" && cmd.Room < 1 {
 			t.Fatalf("decoded %s in room %d", cmd.Type, cmd.Room)
 		}
 		if !utf8.ValidString(cmd.Message) || !utf8.ValidString(cmd.User) {
@@ -99,7 +113,13 @@ func FuzzDecodeCommand(f *testing.F) {
 		var data any
 		switch cmd.Type {
 		case "send":
-			data = map[string]any{"room": cmd.Room, "message": cmd.Message, "cid": cmd.CID}
+			data = map[string]any{"room": cmd.Room, "message": cmd.Message, "cid": cmd.CID, "reply_to": cmd.ReplyTo}
+		case "edit":
+			data = map[string]any{"id": cmd.ID, "message": cmd.Message, "cid": cmd.CID}
+		case "delete":
+			data = map[string]any{"id": cmd.ID, "cid": cmd.CID}
+		case "react":
+			data = map[string]any{"id": cmd.ID, "emoji": cmd.Message, "cid": cmd.CID, "on": cmd.On}
 		case "nick":
 			data = map[string]string{"user": cmd.User}
 		case "read":
@@ -108,7 +128,10 @@ func FuzzDecodeCommand(f *testing.F) {
 			data = map[string]int64{"room": cmd.Room}
 		}
 		again, err := DecodeCommand(encode(cmd.Type, data))
-		if err != nil || again != cmd {
+		// On is a pointer: the same when both are nil or point at the same.
+		sameOn := (again.On == nil) == (cmd.On == nil) && (cmd.On == nil || *again.On == *cmd.On)
+		again.On, cmd.On = nil, nil
+		if err != nil || again != cmd || !sameOn {
 			t.Fatalf("re-encoded %+v decodes as %+v, %v", cmd, again, err)
 		}
 	})

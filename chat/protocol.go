@@ -228,7 +228,11 @@ func DecodeCommand(b []byte) (Command, error) {
 		if env.Type == "read" && d.ID == 0 {
 			return Command{}, &Refusal{"bad_request", "read: id is missing"}
 		}
-		return Command{Type: env.Type, Room: roomOr(d.Room), ID: d.ID}, nil
+		cmd := Command{Type: env.Type, Room: roomOr(d.Room)}
+		if env.Type == "read" {
+			cmd.ID = d.ID // typing has no message
+		}
+		return cmd, nil
 	case "edit", "delete", "react":
 		var d changeData
 		shape := map[string]string{
