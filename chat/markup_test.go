@@ -157,11 +157,12 @@ func FuzzRenderHTML(f *testing.F) {
 }
 
 // withoutFenceInfo is s without the lines that open or close a fence
-// (their backticks or tildes, and the language after them).
+// (their backticks or tildes, and the language after them), also a fence
+// inside a quote ("> ~~~").
 func withoutFenceInfo(s string) string {
 	var b strings.Builder
 	for line := range strings.Lines(s) {
-		t := strings.TrimLeft(line, " \t")
+		t := strings.TrimLeft(line, " \t>")
 		for _, fence := range []string{"```", "~~~"} {
 			if strings.HasPrefix(t, fence) {
 				line = ""
