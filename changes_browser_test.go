@@ -58,18 +58,25 @@ func setOffline(t *testing.T, tab context.Context, off bool) {
 	})
 }
 
+// startWithAdmin starts NoChat on a new database, its admin Ann set up
+// in a browser of her own; it returns her tab and the invite link.
+func startWithAdmin(t *testing.T) (s *server, ann context.Context, invite string) {
+	t.Helper()
+	ann = newBrowser(t)
+	s = start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
+	link, _ := setupLink(t, s)
+	browserSetUp(t, ann, link)
+	connected(t, ann)
+	do(t, ann, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.ID("people")))
+	return s, ann, eval[string](t, ann, `document.getElementById("invite-link").href`)
+}
+
 // Two people edit, react and delete as they would: the actions on a
 // message, the picker, Up to edit one's last message; each change shows on
 // the other's page at once, and on a page that was offline meanwhile once
 // it is back, without a reload.
 func TestBrowserEditReactAndDelete(t *testing.T) {
-	ann := newBrowser(t)
-	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
-	link, _ := setupLink(t, s)
-	browserSetUp(t, ann, link)
-	connected(t, ann)
-	do(t, ann, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.ID("people")))
-	invite := eval[string](t, ann, `document.getElementById("invite-link").href`)
+	s, ann, invite := startWithAdmin(t)
 	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
 	joinAs(t, bob, invite, "Bob")
 	do(t, ann, chromedp.Navigate(s.url+"/"))
@@ -165,13 +172,7 @@ func TestBrowserEditReactAndDelete(t *testing.T) {
 // room's people, picked with the keyboard; the mention is highlighted for
 // the one it names.
 func TestBrowserReplyAndMention(t *testing.T) {
-	ann := newBrowser(t)
-	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
-	link, _ := setupLink(t, s)
-	browserSetUp(t, ann, link)
-	connected(t, ann)
-	do(t, ann, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.ID("people")))
-	invite := eval[string](t, ann, `document.getElementById("invite-link").href`)
+	s, ann, invite := startWithAdmin(t)
 	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
 	joinAs(t, bob, invite, "Bob")
 	do(t, ann, chromedp.Navigate(s.url+"/"))

@@ -47,13 +47,7 @@ func fillDialog(t *testing.T, tab context.Context, opener, dialog string, fields
 // messages and clears the count; his reply reaches Ann live. A third
 // person's page never shows the room. Screenshots at phone and desktop width.
 func TestBrowserRoomsCreateInviteAndSwitch(t *testing.T) {
-	ann := newBrowser(t)
-	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
-	link, _ := setupLink(t, s)
-	browserSetUp(t, ann, link)
-	connected(t, ann)
-	do(t, ann, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.ID("people")))
-	invite := eval[string](t, ann, `document.getElementById("invite-link").href`)
+	s, ann, invite := startWithAdmin(t)
 
 	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
 	joinAs(t, bob, invite, "Bob")

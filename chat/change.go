@@ -161,28 +161,16 @@ func (h *Hub) Change(ctx context.Context, id Identity, req ChangeRequest) (db.Me
 	if err != nil {
 		return db.Message{}, err
 	}
-	reply := make(chan sendResult, 1)
-	if err := h.writer.Append(ctx, d, origin{reply: reply}); err != nil {
-		if errors.Is(err, db.ErrClosed) {
-			return db.Message{}, ErrShutdown
-		}
+	if _, err := h.commit(ctx, d, origin{}); err != nil || req.Kind == db.Delete {
 		return db.Message{}, err
 	}
-	select {
-	case r := <-reply:
-		if r.err != nil || req.Kind == db.Delete {
-			return db.Message{}, r.err
-		}
-		// As it is now, with its reactions: also when the change changed
-		// nothing.
-		m, err := h.store.Get(ctx, req.ID)
-		if errors.Is(err, db.ErrNotFound) {
-			return db.Message{}, ErrNoMessage // deleted since
-		}
-		return m, err
-	case <-ctx.Done():
-		return db.Message{}, fmt.Errorf("%w (%w)", ErrUnconfirmed, ctx.Err())
+	// As it is now, with its reactions: also when the change changed
+	// nothing.
+	m, err := h.store.Get(ctx, req.ID)
+	if errors.Is(err, db.ErrNotFound) {
+		return db.Message{}, ErrNoMessage // deleted since
 	}
+	return m, err
 }
 
 // Delete removes a message for the admin dashboard, as a deletion in the
@@ -193,23 +181,11 @@ func (h *Hub) Delete(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
-	reply := make(chan sendResult, 1)
-	d := db.Draft{Change: db.Delete, Target: id, Room: m.Room, Moderator: true}
-	if err := h.writer.Append(ctx, d, origin{reply: reply}); err != nil {
-		if errors.Is(err, db.ErrClosed) {
-			return ErrShutdown
-		}
-		return err
+	st, err := h.commit(ctx, db.Draft{Change: db.Delete, Target: id, Room: m.Room, Moderator: true}, origin{})
+	if errors.Is(st.Refused, db.ErrNoMessage) {
+		return fmt.Errorf("delete message %d: %w", id, db.ErrNotFound)
 	}
-	select {
-	case r := <-reply:
-		if errors.Is(r.stored.Refused, db.ErrNoMessage) {
-			return fmt.Errorf("delete message %d: %w", id, db.ErrNotFound)
-		}
-		return r.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return err
 }
 
 // submitChange is a change from a nochat.v1 connection: refused at once

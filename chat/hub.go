@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -268,12 +269,23 @@ func (h *Hub) Reply(ctx context.Context, id Identity, r db.Room, user, text, key
 	if !ValidCID(key) {
 		return db.Stored{}, ErrBadCID
 	}
-	reply := make(chan sendResult, 1)
 	d := db.Draft{User: user, UserID: id.UserID, Message: msg, CID: key, Room: r.ID, ReplyTo: replyTo}
-	o := origin{reply: reply}
+	var o origin
 	if err := h.draftExtras(ctx, &d, &o, id.Role); err != nil {
 		return db.Stored{}, err
 	}
+	st, err := h.commit(ctx, d, o)
+	if o.quote != nil && st.Message.ReplyTo != nil {
+		st.Message.ReplyTo = o.quote
+	}
+	return st, err
+}
+
+// commit appends d for a sender outside a WebSocket (REST, the dashboard)
+// and waits for its commit: what it became, or why not. If ctx ends after
+// d was queued, it returns ErrUnconfirmed: d is stored all the same.
+func (h *Hub) commit(ctx context.Context, d db.Draft, o origin) (db.Stored, error) {
+	o.reply = make(chan sendResult, 1)
 	if err := h.writer.Append(ctx, d, o); err != nil {
 		if errors.Is(err, db.ErrClosed) {
 			return db.Stored{}, ErrShutdown
@@ -281,10 +293,7 @@ func (h *Hub) Reply(ctx context.Context, id Identity, r db.Room, user, text, key
 		return db.Stored{}, err
 	}
 	select {
-	case r := <-reply:
-		if o.quote != nil && r.stored.Message.ReplyTo != nil {
-			r.stored.Message.ReplyTo = o.quote
-		}
+	case r := <-o.reply:
 		return r.stored, r.err
 	case <-ctx.Done():
 		return db.Stored{}, fmt.Errorf("%w (%w)", ErrUnconfirmed, ctx.Err())
@@ -298,6 +307,10 @@ var errNoReply = &Refusal{"bad_request", "reply_to: no such message in this room
 // renders its HTML here, off the broadcaster, which then finds it in the
 // cache.
 func (h *Hub) draftExtras(ctx context.Context, d *db.Draft, o *origin, role string) error {
+	if d.ReplyTo == 0 && !strings.Contains(d.Message, "@") {
+		RenderHTML(d.Message) // the common case: nothing to look up
+		return nil
+	}
 	r, ok := h.Room(d.Room)
 	if !ok {
 		return ErrNoRoom

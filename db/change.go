@@ -239,14 +239,9 @@ const maxIDsRead = 256
 // index lookups a message, however far apart their ids are.
 func reactionsIn(ctx context.Context, q queryer, ids []int64) (map[int64][]Reaction, error) {
 	out := make(map[int64][]Reaction)
-	args := make([]any, 0, min(len(ids), maxIDsRead))
 	for chunk := range slices.Chunk(ids, maxIDsRead) {
-		args = args[:0]
-		for _, id := range chunk {
-			args = append(args, id)
-		}
 		rows, err := q.QueryContext(ctx, `SELECT r.message_id, r.emoji, r.user_id, a.name FROM reactions r JOIN accounts a ON a.id = r.user_id
-			WHERE r.message_id IN (`+list("?", len(chunk))+`) ORDER BY r.message_id, r.created`, args...)
+			WHERE r.message_id IN (`+list("?", len(chunk))+`) ORDER BY r.message_id, r.created`, anys(chunk)...)
 		if err != nil {
 			return nil, fmt.Errorf("reactions: %w", err)
 		}
@@ -337,19 +332,27 @@ func QuoteOf(m Message) Quote {
 // quotes reads the messages ids as replies quote them; a deleted one is
 // not in the map.
 func quotesOf(ctx context.Context, q queryer, ids []int64) (map[int64]Quote, error) {
-	out := make(map[int64]Quote, len(ids))
+	msgs, err := messagesIn(ctx, q, ids)
+	if err != nil {
+		return nil, fmt.Errorf("quotes: %w", err)
+	}
+	out := make(map[int64]Quote, len(msgs))
+	for _, m := range msgs {
+		out[m.ID] = QuoteOf(m)
+	}
+	return out, nil
+}
+
+// messagesIn reads the messages ids (those still stored), in id order
+// within each chunk of maxIDsRead.
+func messagesIn(ctx context.Context, q queryer, ids []int64) ([]Message, error) {
+	var out []Message
 	for chunk := range slices.Chunk(ids, maxIDsRead) {
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
-		}
-		msgs, err := queryOn(ctx, q, "SELECT "+columns+messagesFrom+" WHERE messages.id IN ("+list("?", len(chunk))+")", args...)
+		msgs, err := queryOn(ctx, q, "SELECT "+columns+messagesFrom+" WHERE messages.id IN ("+list("?", len(chunk))+")", anys(chunk)...)
 		if err != nil {
-			return nil, fmt.Errorf("quotes: %w", err)
+			return nil, err
 		}
-		for _, m := range msgs {
-			out[m.ID] = QuoteOf(m)
-		}
+		out = append(out, msgs...)
 	}
 	return out, nil
 }
@@ -369,12 +372,8 @@ func insertMentions(ctx context.Context, tx *sql.Tx, id int64, ms []Mention) err
 func mentionsIn(ctx context.Context, q queryer, ids []int64) (map[int64][]Mention, error) {
 	out := make(map[int64][]Mention)
 	for chunk := range slices.Chunk(ids, maxIDsRead) {
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
-		}
 		rows, err := q.QueryContext(ctx, `SELECT n.message_id, n.start, n.length, n.user_id, ifnull(a.name, 'room') FROM mentions n
-			LEFT JOIN accounts a ON a.id = n.user_id WHERE n.message_id IN (`+list("?", len(chunk))+`) ORDER BY n.message_id, n.start`, args...)
+			LEFT JOIN accounts a ON a.id = n.user_id WHERE n.message_id IN (`+list("?", len(chunk))+`) ORDER BY n.message_id, n.start`, anys(chunk)...)
 		if err != nil {
 			return nil, fmt.Errorf("mentions: %w", err)
 		}
@@ -476,7 +475,7 @@ func changesAfter(ctx context.Context, q queryer, id int64, limit int) ([]Change
 	if err != nil {
 		return nil, err
 	}
-	texts, err := queryOn(ctx, q, "SELECT "+columns+messagesFrom+" WHERE messages.id IN ("+list("?", len(changed))+")", anys(changed)...)
+	texts, err := messagesIn(ctx, q, changed)
 	if err != nil {
 		return nil, err
 	}

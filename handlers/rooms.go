@@ -464,7 +464,7 @@ func (rr *roomRoutes) around(w http.ResponseWriter, r *http.Request, room db.Roo
 	return nil
 }
 
-var errNoMessage = errors.New("no such message in this room")
+var errNoMessage = errors.New(chat.ErrNoMessage.Text)
 
 // aroundReader reads the history around a message.
 type aroundReader interface {
@@ -511,19 +511,30 @@ func (rr *roomRoutes) one(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	var m db.Message
-	if err == nil && id > 0 {
-		m, err = rr.store.Get(r.Context(), id)
+	id, ok := rr.messageID(w, r)
+	if !ok {
+		return
 	}
+	m, err := rr.store.Get(r.Context(), id)
 	switch {
 	case err == nil && m.Room == room.ID:
 		encode(w, http.StatusOK, message(m))
-	case err == nil || errors.Is(err, db.ErrNotFound) || id <= 0:
-		writeError(w, r, rr.log, http.StatusNotFound, errors.New(chat.ErrNoMessage.Text))
+	case err == nil || errors.Is(err, db.ErrNotFound):
+		writeError(w, r, rr.log, http.StatusNotFound, errNoMessage)
 	default:
 		writeError(w, r, rr.log, http.StatusInternalServerError, err)
 	}
+}
+
+// messageID is the path's message id; one that cannot be a message's is
+// answered 404, as a message that is not there.
+func (rr *roomRoutes) messageID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id < 1 {
+		writeError(w, r, rr.log, http.StatusNotFound, errNoMessage)
+		return 0, false
+	}
+	return id, true
 }
 
 type editBody struct {
@@ -572,9 +583,8 @@ func (rr *roomRoutes) changeMessage(w http.ResponseWriter, r *http.Request, req 
 	if !ok {
 		return
 	}
-	msg, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || msg < 1 {
-		writeError(w, r, rr.log, http.StatusNotFound, errors.New(chat.ErrNoMessage.Text))
+	msg, ok := rr.messageID(w, r)
+	if !ok {
 		return
 	}
 	req.ID, req.Room = msg, room.ID

@@ -936,11 +936,7 @@
     setText(li.querySelector('.text'), d);
     setEdited(li, d.edited_at);
     // The replies to it quote it as it is now.
-    const user = li.querySelector('.user')?.textContent || '';
-    const first = d.message.split('\n')[0];
-    for (const q of list.querySelectorAll(`button.quote[data-id="${d.id}"]`)) {
-      q.replaceWith(quoteButton({ id: d.id, user, message: first.length > 140 ? first.slice(0, 140) + '…' : first }));
-    }
+    for (const q of list.querySelectorAll(`button.quote[data-id="${d.id}"]`)) q.replaceWith(quoteButton(quoteOf(li)));
   }
 
   function onReacted(d) {
@@ -1439,6 +1435,7 @@
       if (!picker.hidden && !picker.contains(ev.target) && !ev.target.closest('.act-react')) closePicker(false);
     });
     scroller.addEventListener('scroll', () => closePicker(false), { passive: true });
+    window.addEventListener('resize', () => closePicker(false)); // placed for the old size
   }
 
   // Editing happens in place: the text becomes a box; Enter saves, Shift+
@@ -1620,10 +1617,18 @@
   }
 
   function startReply(li) {
-    const user = li.querySelector('.user')?.textContent || '';
-    const first = (li.dataset.source ?? li.querySelector('.text')?.textContent ?? '').split('\n')[0];
-    setReplying({ id: msgIdOf(li), user, message: first.length > 140 ? first.slice(0, 140) + '…' : first });
+    setReplying(quoteOf(li));
     msgInput.focus();
+  }
+
+  // quoteOf is the message li as a reply quotes it, as db.QuoteOf makes
+  // it: its first line, cut to 140 characters, "…" when there is more.
+  function quoteOf(li) {
+    const text = li.dataset.source ?? li.querySelector('.text')?.textContent ?? '';
+    const lines = text.split('\n');
+    const chars = [...lines[0]];
+    const more = lines.length > 1 || chars.length > 140;
+    return { id: msgIdOf(li), user: li.querySelector('.user')?.textContent || '', message: chars.slice(0, 140).join('') + (more ? '…' : '') };
   }
 
   // ---------- mentions: @ offers the room's people ----------
