@@ -52,10 +52,11 @@ type adminChecker interface {
 // with guests off, a guest's page is the way to sign in.
 func handleRoot(log *slog.Logger, hub room, store pageReader, admins adminChecker, who identifier, assets *static.Assets) http.Handler {
 	page := views.Page{
-		Title:   "NoChat",
-		CSSURL:  assets.URL("style.css"),
-		JSURL:   assets.URL("app.js"),
-		IconURL: assets.URL("favicon.svg"),
+		Title:      "NoChat",
+		CSSURL:     assets.URL("style.css"),
+		JSURL:      assets.URL("app.js"),
+		IconURL:    assets.URL("favicon.svg"),
+		AppIconURL: assets.URL("icon-192.png"),
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := who.Identity(r)

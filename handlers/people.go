@@ -485,6 +485,10 @@ func handleSignOut(log *slog.Logger, a *Auth, hub sessionCloser, trustProxy bool
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer http.Redirect(w, r, "/", http.StatusSeeOther)
 		personSessions.setCookie(w, r, trustProxy, "")
+		// The browser forgets what the app kept of this person: the pages
+		// the service worker keeps for offline use, the worker itself
+		// (and its push subscription) and the page's own storage.
+		w.Header().Set("Clear-Site-Data", `"cache", "storage"`)
 		_, s, signedIn := a.Person(r)
 		if err := a.endSessionIn(r, personSessions); err != nil {
 			log.Error("sign out", "err", err)

@@ -29,6 +29,9 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /discussion", send(handleSendJSON(d.Log, d.Hub, d.Auth)))
 	mux.Handle("GET /healthz", handleHealth(d.Log, d.Store))
 	mux.Handle("GET /static/", d.Assets.Handler())
+	// The installable app: public, like the assets (they hold no one's data).
+	mux.Handle("GET /manifest.webmanifest", d.Assets.Manifest())
+	mux.Handle("GET /sw.js", d.Assets.ServiceWorker())
 	if d.Metrics != nil {
 		mux.Handle("GET /metrics", d.Metrics.handler(d.Hub, d.Store))
 	}

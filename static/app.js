@@ -666,6 +666,7 @@
       edited_at: Number.isFinite(m.edited_at) ? m.edited_at : null,
       reactions: Array.isArray(m.reactions) ? m.reactions : [],
       reply_to: m.reply_to && Number.isSafeInteger(m.reply_to.id) ? m.reply_to : null,
+      mentions: Array.isArray(m.mentions) ? m.mentions : [],
     };
   }
 
@@ -716,10 +717,11 @@
     } else {
       jumpBtn.hidden = false;
     }
-    if (document.hidden && !adopted && !li.classList.contains('mine')) {
+    if (document.hidden && !adopted && !li.classList.contains('mine') && levelOf(room.id) !== 'none') {
       unread++;
-      document.title = `(${unread}) ${baseTitle}`;
+      updateBadge();
     }
+    if (!adopted) announce(m);
   }
 
   function adoptPending(m) {
@@ -1147,7 +1149,10 @@
     for (const li of realItems()) addActions(li);
     const latest = Number(d.latest_id) || 0;
     serverLatest = latest;
-    if (resumed) refreshRooms(); // counts may have moved while away
+    // Counts may have moved while away; and the first time, the rooms'
+    // notification settings are not on the page yet.
+    if (resumed || (signedIn && !knownRooms.size)) refreshRooms();
+    if (resumed) checkForUpdate();
     // Without ?after= the server replays nothing, and a server whose latest
     // id is below ours has a different database: reload history either way.
     if ((!resumed && latest > lastId) || latest < lastId) resync();
@@ -1777,7 +1782,7 @@
   document.addEventListener('visibilitychange', () => {
     if (document.hidden) return;
     unread = 0;
-    document.title = baseTitle;
+    updateBadge();
     if (nearBottom()) markRead();
     // Back on the tab while waiting out a backoff: try now.
     if (!ws && retryTimer) connect();
@@ -1790,6 +1795,298 @@
   document.addEventListener('keydown', (ev) => {
     if (ev.key === 'Escape' && presenceEl.open) presenceEl.open = false;
   });
+
+  // ---------- notifications ----------
+  //
+  // Each person chooses per room what they hear of it (the server keeps it
+  // with the membership): every message, mentions (and every message of a
+  // direct conversation), or nothing. While no tab of theirs is in front,
+  // what they chose reaches them as a browser notification (with their
+  // permission), a sound (if they turned it on), and the count in the
+  // title, on the favicon and on the installed app's icon. One tab
+  // announces each message, however many tabs receive it. With every page
+  // closed, Web Push takes over (the server's side, and sw.js).
+
+  const SOUND_KEY = 'nochat:sound';
+  const ANNOUNCED_KEY = 'nochat:announced';
+  const tabId = uuid4();
+  const iconLink = document.querySelector('link[rel="icon"]');
+  const iconHref = iconLink ? iconLink.href : '';
+  const appIcon = document.querySelector('link[rel="apple-touch-icon"]')?.href || iconHref;
+  // The browser's notifications and service workers exist only in a secure
+  // context: HTTPS, or this machine.
+  const canNotify = 'Notification' in window && window.isSecureContext;
+  const canPush = canNotify && 'serviceWorker' in navigator && 'PushManager' in window;
+  const notifyMenu = $('notify-menu');
+  const notifyBtn = $('notify-browser');
+  const soundBox = $('notify-sound');
+
+  function levelOf(id) {
+    const r = knownRooms.get(id);
+    return (r && r.notify) || 'mentions';
+  }
+
+  function mentionsMe(m) {
+    return m.mentions.some((x) => x && (x.user_id === 0 || x.user_id === helloUserId));
+  }
+
+  // wanted is whether m is something its room's setting asks to hear of.
+  function wanted(m) {
+    if (helloUserId === null || m.user_id === helloUserId) return false; // never our own
+    const level = levelOf(m.room);
+    if (level === 'none') return false;
+    return level === 'all' || knownRooms.get(m.room)?.kind === 'direct' || mentionsMe(m);
+  }
+
+  // A tab in front holds a lock named for it, so any tab can tell whether
+  // one of ours is in front: navigator.locks.query sees every tab's locks.
+  let releaseFront = null;
+  function holdFront() {
+    if (!navigator.locks) return;
+    if (document.hidden) {
+      if (releaseFront) releaseFront();
+      releaseFront = null;
+    } else if (!releaseFront) {
+      navigator.locks.request('nochat-front:' + tabId, () => new Promise((resolve) => { releaseFront = resolve; }));
+    }
+  }
+
+  async function anyTabInFront() {
+    if (!document.hidden) return true;
+    if (!navigator.locks) return false;
+    const { held } = await navigator.locks.query();
+    return held.some((l) => l.name.startsWith('nochat-front:'));
+  }
+
+  // claim is true in the one tab that announces message id: the check and
+  // the mark are one step under a lock every tab shares.
+  function claim(id) {
+    const mark = () => {
+      let seen = [];
+      try { seen = JSON.parse(getItem(ANNOUNCED_KEY) || '[]'); } catch { /* start afresh */ }
+      if (!Array.isArray(seen)) seen = [];
+      if (seen.includes(id)) return false;
+      seen.push(id);
+      setItem(ANNOUNCED_KEY, JSON.stringify(seen.slice(-200)));
+      return true;
+    };
+    return navigator.locks ? navigator.locks.request('nochat-announce', mark) : Promise.resolve(mark());
+  }
+
+  // announce tells of m, if its room's setting asks for it and no tab of
+  // ours is in front.
+  async function announce(m) {
+    if (!wanted(m) || await anyTabInFront() || !await claim(m.id)) return;
+    if (getItem(SOUND_KEY) === 'on') chime();
+    if (!canNotify || Notification.permission !== 'granted') return;
+    const r = knownRooms.get(m.room);
+    const slug = r ? r.slug : room.slug;
+    const title = r?.kind === 'direct' ? m.user : `${m.user} in ${r ? r.title || r.name : $('room-name-text').textContent}`;
+    const opts = {
+      body: m.message.length > 120 ? m.message.slice(0, 119) + '…' : m.message,
+      tag: 'nochat-' + m.id, // a push of the same message replaces it
+      icon: appIcon,
+      data: { url: permalinkOf(slug, m.id) },
+    };
+    try {
+      // Through the worker where there is one: its click handler opens the
+      // message, and phones allow no other way.
+      const reg = canPush ? await navigator.serviceWorker.getRegistration() : null;
+      if (reg && reg.active) {
+        await reg.showNotification(title, opts);
+        return;
+      }
+      const n = new Notification(title, opts);
+      n.onclick = () => { n.close(); window.focus(); openMessage(slug, m.id); };
+    } catch { /* the browser would not show it: nothing more to do */ }
+  }
+
+  // openMessage shows message id of room slug, in this page.
+  function openMessage(slug, id) {
+    if (slug === room.slug) showMessage(id);
+    else switchRoom(slug, true, id);
+  }
+
+  // chime is a short two-note sound. Browsers let a page play sound only
+  // after a person used it, so the audio starts with a click or a key.
+  let audio = null;
+  function unlockAudio() {
+    if (getItem(SOUND_KEY) !== 'on' || !window.AudioContext) return;
+    try {
+      audio = audio || new AudioContext();
+      if (audio.state === 'suspended') audio.resume();
+    } catch { /* no sound here */ }
+  }
+  function chime() {
+    if (!audio) return;
+    const t = audio.currentTime;
+    [[0, 660], [0.13, 990]].forEach(([at, hz]) => {
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.frequency.value = hz;
+      gain.gain.setValueAtTime(0.0001, t + at);
+      gain.gain.exponentialRampToValueAtTime(0.18, t + at + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t + at + 0.3);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(t + at);
+      osc.stop(t + at + 0.32);
+    });
+  }
+  document.addEventListener('pointerdown', unlockAudio);
+  document.addEventListener('keydown', unlockAudio);
+
+  // unreadTotal is what the title and icons count: messages of the shown
+  // room that came while we were away, and the unread of every other room
+  // we have not silenced.
+  function unreadTotal() {
+    let n = document.hidden ? unread : 0;
+    for (const a of document.querySelectorAll('#sidebar a.room-link[data-unread]')) {
+      const id = Number(a.dataset.roomId);
+      if (id !== room.id && levelOf(id) !== 'none') n += Number(a.dataset.unread) || 0;
+    }
+    return n;
+  }
+
+  let badgeShown = 0;
+  let iconImg = null;
+  function updateBadge() {
+    const n = unreadTotal();
+    document.title = n ? `(${n > 99 ? '99+' : n}) ${baseTitle}` : baseTitle;
+    if (n === badgeShown) return;
+    badgeShown = n;
+    if (navigator.setAppBadge) (n ? navigator.setAppBadge(n) : navigator.clearAppBadge()).catch(() => {});
+    if (!iconLink) return;
+    if (!n) {
+      iconLink.type = 'image/svg+xml';
+      iconLink.href = iconHref;
+      return;
+    }
+    if (!iconImg) {
+      iconImg = new Image();
+      iconImg.src = iconHref;
+    }
+    const draw = () => {
+      if (badgeShown !== n) return; // a newer count draws its own
+      const c = document.createElement('canvas');
+      c.width = c.height = 64;
+      const g = c.getContext('2d');
+      g.drawImage(iconImg, 0, 0, 64, 64);
+      g.fillStyle = '#d92d20';
+      g.beginPath();
+      g.arc(44, 20, 20, 0, 2 * Math.PI);
+      g.fill();
+      g.fillStyle = '#ffffff';
+      g.font = 'bold 26px system-ui, sans-serif';
+      g.textAlign = 'center';
+      g.textBaseline = 'middle';
+      g.fillText(n > 9 ? '9+' : String(n), 44, 21);
+      iconLink.type = 'image/png';
+      iconLink.href = c.toDataURL('image/png');
+    };
+    if (iconImg.complete && iconImg.naturalWidth) draw();
+    else iconImg.addEventListener('load', draw, { once: true });
+  }
+
+  // showNotifySettings marks the shown room's level and what the browser
+  // allows.
+  function showNotifySettings() {
+    if (!notifyMenu) return;
+    const level = levelOf(room.id);
+    for (const b of notifyMenu.querySelectorAll('.notify-level')) {
+      b.setAttribute('aria-pressed', String(b.dataset.level === level));
+    }
+    soundBox.checked = getItem(SOUND_KEY) === 'on';
+    notifyBtn.hidden = false;
+    if (!canNotify) {
+      notifyBtn.disabled = true;
+      notifyBtn.textContent = 'Browser notifications need HTTPS';
+      return;
+    }
+    const p = Notification.permission;
+    notifyBtn.disabled = p !== 'default';
+    notifyBtn.textContent = p === 'granted' ? 'Browser notifications are on'
+      : p === 'denied' ? 'Notifications are blocked in this browser' : 'Turn on browser notifications';
+  }
+
+  notifyMenu?.addEventListener('click', async (ev) => {
+    const b = ev.target.closest('.notify-level');
+    if (!b) return;
+    try {
+      const d = await api('PUT', `/rooms/${encodeURIComponent(room.slug)}/notify`, { level: b.dataset.level });
+      const r = knownRooms.get(room.id);
+      if (r) r.notify = d.level;
+      else knownRooms.set(room.id, { id: room.id, slug: room.slug, notify: d.level });
+      showNotifySettings();
+      updateBadge();
+    } catch (err) { notice('Could not change notifications: ' + err.message); }
+  });
+  notifyBtn?.addEventListener('click', async () => {
+    const p = await Notification.requestPermission();
+    showNotifySettings();
+    if (p === 'granted') subscribePush(true);
+  });
+  soundBox?.addEventListener('change', () => {
+    setItem(SOUND_KEY, soundBox.checked ? 'on' : 'off');
+    unlockAudio();
+    if (soundBox.checked) chime(); // this is what it sounds like
+  });
+
+  function fromBase64url(s) {
+    const bin = atob(s.replace(/-/g, '+').replace(/_/g, '/'));
+    return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+  }
+
+  // subscribePush gives the server this browser's push subscription, so
+  // notifications reach it with every NoChat page closed. It runs on each
+  // load too: the subscription belongs to the session it was given with.
+  async function subscribePush(loud) {
+    if (!canPush || !signedIn || Notification.permission !== 'granted') return;
+    try {
+      const reg = await navigator.serviceWorker.ready;
+      let sub = await reg.pushManager.getSubscription();
+      if (!sub) {
+        const { key } = await api('GET', '/push/key');
+        sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: fromBase64url(key) });
+      }
+      await api('POST', '/push/subscriptions', sub.toJSON());
+    } catch (err) {
+      if (loud) notice('Notifications reach you while NoChat is open; with the browser closed they could not be set up (' + err.message + ').');
+    }
+  }
+
+  // ---------- the installable app ----------
+
+  // The service worker keeps the app for offline use and shows pushes. A
+  // new NoChat is a new worker, which takes over at once: this page still
+  // runs the old one's script, so it offers a reload.
+  function offerUpdate() {
+    if ($('update-banner')) return;
+    const bar = document.createElement('div');
+    bar.id = 'update-banner';
+    bar.className = 'update-banner';
+    bar.setAttribute('role', 'status');
+    const text = document.createElement('span');
+    text.textContent = 'NoChat was updated.';
+    const btn = document.createElement('button');
+    btn.type = 'button';
+    btn.textContent = 'Reload';
+    btn.addEventListener('click', () => location.reload());
+    bar.append(text, btn);
+    document.body.append(bar);
+  }
+  if (canPush) {
+    const hadWorker = !!navigator.serviceWorker.controller;
+    navigator.serviceWorker.addEventListener('controllerchange', () => { if (hadWorker) offerUpdate(); });
+    navigator.serviceWorker.register('/sw.js').then(() => subscribePush(false)).catch(() => { /* served without it */ });
+  }
+  // A server restart (an upgrade) reconnects the socket: look for a new
+  // worker then.
+  function checkForUpdate() {
+    if (canPush) navigator.serviceWorker.getRegistration().then((r) => r && r.update()).catch(() => {});
+  }
+
+  document.addEventListener('visibilitychange', holdFront);
+  holdFront();
 
   // ---------- rooms ----------
 
@@ -1831,6 +2128,7 @@
     }
     drawerBadge.hidden = n === 0;
     drawerBadge.textContent = n > 99 ? '99+' : String(n);
+    updateBadge();
   }
 
   // otherRoomMessage counts a message of a room not shown: in its link,
@@ -1840,10 +2138,7 @@
     if (!a) { refreshRooms(); return; }
     const mention = helloUser !== '' && m.message.toLowerCase().includes('@' + helloUser.toLowerCase());
     setUnread(a, (Number(a.dataset.unread) || 0) + 1, mention || !a.querySelector('.mention').hidden);
-    if (document.hidden) {
-      unread++;
-      document.title = `(${unread}) ${baseTitle}`;
-    }
+    announce(m);
   }
 
   // markRead tells the server we have read the shown room to its newest
@@ -1927,6 +2222,7 @@
     updateDrawerBadge();
     const here = knownRooms.get(room.id);
     if (here) showRoomHead(here);
+    showNotifySettings();
   }
 
   // showRoomHead puts the shown room's name and topic in the header.
@@ -1940,7 +2236,7 @@
     topic.textContent = r.topic || '';
     topic.hidden = !r.topic;
     baseTitle = room.id === 1 ? 'NoChat' : `${title} · NoChat`;
-    if (!unread) document.title = baseTitle;
+    updateBadge();
   }
 
   // applyRights shows what we may do in the shown room: the composer, or
@@ -1949,6 +2245,8 @@
     document.body.toggleAttribute('data-may-post', !!d.may_post);
     room.manage = !!d.manage;
     room.archived = !!d.archived;
+    if (notifyMenu) notifyMenu.hidden = !d.member;
+    showNotifySettings();
     for (const li of realItems()) addActions(li);
     const why = d.may_post ? ''
       : d.archived ? 'This room is archived: it is read-only.'

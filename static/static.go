@@ -1,8 +1,10 @@
 // Package static embeds the browser assets (script, styles, icons) and serves
-// them under content-hashed URLs so browsers may cache them forever.
+// them under content-hashed URLs so browsers may cache them forever; and
+// what makes NoChat an installable app: its manifest and service worker.
 package static
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -10,6 +12,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"time"
 )
 
 //go:embed *.js *.css *.svg
@@ -19,21 +22,29 @@ var files embed.FS
 type Assets struct {
 	fsys   fs.FS
 	hashes map[string]string // file name -> short content hash
+	drawn  map[string][]byte // the PNG icons, drawn at start-up
 }
 
-// New hashes every embedded file once, at start-up.
+// New hashes every embedded file once, at start-up, and draws the icons.
 func New() *Assets {
-	a := &Assets{fsys: files, hashes: make(map[string]string)}
+	a := &Assets{fsys: files, hashes: make(map[string]string), drawn: drawIcons()}
 	entries, _ := fs.ReadDir(files, ".")
 	for _, e := range entries {
 		b, err := fs.ReadFile(files, e.Name())
 		if err != nil {
 			continue
 		}
-		sum := sha256.Sum256(b)
-		a.hashes[e.Name()] = hex.EncodeToString(sum[:6])
+		a.hashes[e.Name()] = hash(b)
+	}
+	for name, b := range a.drawn {
+		a.hashes[name] = hash(b)
 	}
 	return a
+}
+
+func hash(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:6])
 }
 
 // URL returns the cache-busting URL of the named file, for example
@@ -61,6 +72,10 @@ func (a *Assets) Handler() http.Handler {
 			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 		} else {
 			w.Header().Set("Cache-Control", "no-cache")
+		}
+		if b, ok := a.drawn[name]; ok {
+			http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
+			return
 		}
 		fileServer.ServeHTTP(w, r)
 	})

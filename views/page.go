@@ -20,10 +20,13 @@ type Page struct {
 	CSSURL  string // e.g. "/static/style.css?v=abc"
 	JSURL   string // e.g. "/static/app.js?v=abc"
 	IconURL string // "/static/favicon.svg?v=..."
-	Admin   bool   // the reader is a logged-in admin: offer to delete messages
-	User    string // the signed-in reader's account name; "" for a guest
-	UserID  int64  // the signed-in reader's account; 0 for a guest
-	SignIn  bool   // NoChat has sign-in: offer it to guests, sign-out to others
+	// AppIconURL is the installed app's icon, for browsers that take it
+	// from the page rather than the manifest (Safari).
+	AppIconURL string // "/static/icon-192.png?v=..."
+	Admin      bool   // the reader is a logged-in admin: offer to delete messages
+	User       string // the signed-in reader's account name; "" for a guest
+	UserID     int64  // the signed-in reader's account; 0 for a guest
+	SignIn     bool   // NoChat has sign-in: offer it to guests, sign-out to others
 	// GuestsMay is whether guests may use the chat at all: only then is
 	// letting them into a room offered.
 	GuestsMay bool

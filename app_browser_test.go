@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/cdproto/cdp"
+	cdppage "github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+)
+
+// workerReady waits until the service worker controls tab's page.
+func workerReady(t *testing.T, tab context.Context) {
+	t.Helper()
+	waitPage(t, tab, "the service worker in control", `!!navigator.serviceWorker.controller`)
+}
+
+// NoChat is an app Chromium offers to install; it opens with the network
+// down showing the history it last had, and what is typed meanwhile is
+// sent once the server is back, once.
+func TestBrowserInstallableAndOpensOffline(t *testing.T) {
+	tab := newBrowser(t)
+	env := map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")}
+	s := start(t, env)
+	addr := strings.TrimPrefix(s.url, "http://")
+	s.post(t, "ann", "said before the outage")
+
+	do(t, tab, chromedp.Navigate(s.url+"/"))
+	connected(t, tab)
+	workerReady(t, tab)
+
+	// Chromium's own verdict: the manifest parses, its icons fit, the
+	// worker is there; nothing stands in the way of installing.
+	do(t, tab, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		m, err := cdp.Call(ctx, tg, cdppage.GetAppManifest, cdppage.GetAppManifestParams{})
+		if err != nil {
+			return chromedp.Void{}, err
+		}
+		if len(m.Errors) > 0 || m.Manifest == nil || m.Manifest.Name != "NoChat" {
+			return chromedp.Void{}, fmt.Errorf("manifest at %s: errors %v, parsed %+v", m.URL, m.Errors, m.Manifest)
+		}
+		res, err := cdp.Call(ctx, tg, cdppage.GetInstallabilityErrors, cdp.Empty{})
+		if err != nil {
+			return chromedp.Void{}, err
+		}
+		var errs []string
+		for _, e := range res.InstallabilityErrors {
+			errs = append(errs, e.ErrorID)
+		}
+		if len(errs) > 0 {
+			return chromedp.Void{}, fmt.Errorf("Chromium would not install NoChat: %v", errs)
+		}
+		return chromedp.Void{}, nil
+	})
+
+	// The worker keeps the page as last loaded.
+	do(t, tab, chromedp.Navigate(s.url+"/"))
+	connected(t, tab)
+	waitMessages(t, tab, "the history", contains("said before the outage"))
+
+	s.shutdown(t)
+	do(t, tab, chromedp.Navigate(s.url+"/"))
+	waitMessages(t, tab, "the kept history, offline", contains("said before the outage"))
+	if state := eval[string](t, tab, `document.getElementById('status').dataset.state`); state == "connected" {
+		t.Fatal("the page says it is connected with the server down")
+	}
+	viewShot(t, tab, "offline-1280.png")
+	say(t, tab, "typed offline")
+	waitMessages(t, tab, "the queued send", contains("…typed offline"))
+
+	s = start(t, env, "-addr", addr)
+	connected(t, tab)
+	waitMessages(t, tab, "the queued send, sent", func(shown []string) bool {
+		return slices.Equal(shown, []string{"said before the outage", "typed offline"})
+	})
+	var stored []struct{ Message string }
+	if err := json.Unmarshal([]byte(s.get(t, "/discussion/latest/10")), &stored); err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != 2 || stored[1].Message != "typed offline" {
+		t.Fatalf("stored %+v, want the queued send once after the history", stored)
+	}
+}

@@ -1,0 +1,107 @@
+// NoChat's service worker. The server writes VERSION (this build), SHELL
+// (the hashed URLs of the page's assets) and ICON above this line.
+//
+// It does three things:
+//   - keeps the app shell and the last chat pages, so NoChat opens offline
+//     showing the history it last had (and the sends the page queued, which
+//     app.js keeps in localStorage and sends on reconnect);
+//   - shows the Web Push notifications the server sends while this person
+//     has no page open;
+//   - opens a notification's message when it is clicked.
+//
+// Pages come from the network first, always: a new NoChat is seen at once,
+// and the stored copy is only for when the network is down.
+
+const SHELL_CACHE = 'nochat-shell-' + VERSION;
+const PAGES = 'nochat-pages';
+
+self.addEventListener('install', (ev) => {
+  // A new version takes over at once; the page offers a reload (app.js).
+  ev.waitUntil(caches.open(SHELL_CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));
+});
+
+self.addEventListener('activate', (ev) => {
+  ev.waitUntil((async () => {
+    for (const key of await caches.keys()) {
+      if (key.startsWith('nochat-shell-') && key !== SHELL_CACHE) await caches.delete(key);
+    }
+    await self.clients.claim();
+  })());
+});
+
+// Only the chat pages are kept: the account and admin pages are not for
+// reading offline.
+function chatPage(url) {
+  return url.pathname === '/' || url.pathname.startsWith('/r/');
+}
+
+self.addEventListener('fetch', (ev) => {
+  const req = ev.request;
+  if (req.method !== 'GET') return;
+  const url = new URL(req.url);
+  if (url.origin !== self.location.origin) return;
+  if (req.mode === 'navigate' && chatPage(url)) {
+    ev.respondWith(page(req, url));
+  } else if (url.pathname.startsWith('/static/')) {
+    ev.respondWith(asset(req));
+  }
+  // Everything else (the API, the socket, files) goes to the network as if
+  // there were no worker: app.js knows what to do when it is down.
+});
+
+async function page(req, url) {
+  const cache = await caches.open(PAGES);
+  const key = url.origin + url.pathname;
+  try {
+    const res = await fetch(req);
+    if (res.ok && (res.headers.get('Content-Type') || '').startsWith('text/html')) {
+      await cache.put(key, res.clone());
+    }
+    return res;
+  } catch (err) {
+    // Offline: this page as last seen, else the chat's front page.
+    const kept = (await cache.match(key)) || (await cache.match(url.origin + '/'));
+    if (kept) return kept;
+    throw err;
+  }
+}
+
+async function asset(req) {
+  const kept = await caches.match(req);
+  if (kept) return kept;
+  return fetch(req);
+}
+
+// The page asks to forget the kept pages when its person signs out.
+self.addEventListener('message', (ev) => {
+  if (ev.data === 'forget') ev.waitUntil(caches.delete(PAGES));
+});
+
+self.addEventListener('push', (ev) => {
+  let d = {};
+  try { d = ev.data ? ev.data.json() : {}; } catch { /* shown plain */ }
+  ev.waitUntil(self.registration.showNotification(d.title || 'NoChat', {
+    body: d.body || '',
+    tag: d.tag || undefined, // one notification per message, however it came
+    icon: ICON,
+    data: { url: d.url || '/' },
+  }));
+});
+
+// A click opens the message: in a NoChat window already open, else a new
+// one.
+self.addEventListener('notificationclick', (ev) => {
+  ev.notification.close();
+  const target = new URL((ev.notification.data && ev.notification.data.url) || '/', self.location.origin);
+  if (target.origin !== self.location.origin) return;
+  ev.waitUntil((async () => {
+    const wins = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+    for (const w of wins) {
+      if (new URL(w.url).origin !== target.origin) continue;
+      await w.focus();
+      if ('navigate' in w) await w.navigate(target.href);
+      return;
+    }
+    await self.clients.openWindow(target.href);
+  })());
+});
