@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/chromedp/cdproto/cdp"
 	cdppage "github.com/chromedp/cdproto/page"
@@ -84,5 +87,54 @@ func TestBrowserInstallableAndOpensOffline(t *testing.T) {
 	}
 	if len(stored) != 2 || stored[1].Message != "typed offline" {
 		t.Fatalf("stored %+v, want the queued send once after the history", stored)
+	}
+}
+
+// A new NoChat deployed while a page is open: the page offers a reload,
+// and the reloaded page runs the new script, with no trace of the old
+// shell left in the browser.
+func TestBrowserNewVersionIsOfferedAndNothingStale(t *testing.T) {
+	tab := newBrowser(t)
+	env := map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")}
+	s := start(t, env)
+	addr := strings.TrimPrefix(s.url, "http://")
+	do(t, tab, chromedp.Navigate(s.url+"/"))
+	connected(t, tab)
+	workerReady(t, tab)
+	const scriptURL = `document.querySelector('script[src^="/static/app.js"]').getAttribute('src')`
+	oldScript := eval[string](t, tab, scriptURL)
+
+	// The next version: the same files, but for a line added to app.js.
+	next := fstest.MapFS{}
+	for _, pattern := range []string{"static/*.js", "static/*.css", "static/*.svg"} {
+		names, _ := filepath.Glob(pattern)
+		for _, name := range names {
+			b, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if filepath.Base(name) == "app.js" {
+				b = append(b, "\n// the next version\n"...)
+			}
+			next[filepath.Base(name)] = &fstest.MapFile{Data: b}
+		}
+	}
+	s.shutdown(t)
+	s = startConfig(t, env, func(c *config) { c.addr = addr; c.assets = next })
+	connected(t, tab)
+	do(t, tab, chromedp.WaitVisible(chromedp.ID("update-banner")))
+	viewShot(t, tab, "update-offered-1280.png")
+	do(t, tab, chromedp.Click(`#update-banner button`))
+	waitPage(t, tab, "the new script", scriptURL+` !== `+strconv.Quote(oldScript))
+	connected(t, tab)
+	if n := eval[int](t, tab, `document.querySelectorAll('#update-banner').length`); n != 0 {
+		t.Fatal("the reloaded page still offers an update")
+	}
+	shells, err := chromedp.Run(tab, chromedp.Evaluate[[]string](`caches.keys().then(ks => ks.filter(k => k.startsWith('nochat-shell-')))`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(shells) != 1 {
+		t.Fatalf("app shells kept: %q, want only the new one", shells)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"math"
@@ -77,6 +78,9 @@ type config struct {
 	// writeTimeout bounds an HTTP response: not a flag, writeTimeout;
 	// tests shorten it.
 	writeTimeout time.Duration
+	// assets are the page's files: not a flag, the ones built in; tests
+	// serve others to see what a new version does to an open page.
+	assets fs.FS
 }
 
 // writeTimeout is how long a plain HTTP request may take, from its headers
@@ -308,7 +312,7 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 			Log:          log,
 			Store:        store,
 			Hub:          hub,
-			Assets:       static.New(),
+			Assets:       newAssets(cfg.assets),
 			Auth:         auth,
 			Metrics:      metrics,
 			Version:      version,
@@ -387,6 +391,14 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// newAssets serves fsys, or the files built in when it is nil.
+func newAssets(fsys fs.FS) *static.Assets {
+	if fsys == nil {
+		return static.New()
+	}
+	return static.NewFS(fsys)
 }
 
 // orOff maps a flag's 0 ("no limit") to the hub's "off", a negative value.

@@ -77,6 +77,7 @@
   let lastTypingSent = 0;
   let nickSent = '';
   let unread = 0;
+  let hellos = 0; // hello frames this page has had
   const ownIds = new Set(); // ids the server acknowledged as ours
   const deletedIds = new Set(); // so a late ack cannot bring one back
   const typers = new Map(); // person (typerKey) -> { user, until }
@@ -1152,7 +1153,7 @@
     // Counts may have moved while away; and the first time, the rooms'
     // notification settings are not on the page yet.
     if (resumed || (signedIn && !knownRooms.size)) refreshRooms();
-    if (resumed) checkForUpdate();
+    if (hellos++ > 0) checkForUpdate(); // back after the server was away
     // Without ?after= the server replays nothing, and a server whose latest
     // id is below ours has a different database: reload history either way.
     if ((!resumed && latest > lastId) || latest < lastId) resync();
@@ -2075,8 +2076,12 @@
     document.body.append(bar);
   }
   if (canPush) {
-    const hadWorker = !!navigator.serviceWorker.controller;
-    navigator.serviceWorker.addEventListener('controllerchange', () => { if (hadWorker) offerUpdate(); });
+    // The first worker taking over this page is not a new version.
+    let controlled = !!navigator.serviceWorker.controller;
+    navigator.serviceWorker.addEventListener('controllerchange', () => {
+      if (controlled) offerUpdate();
+      controlled = true;
+    });
     navigator.serviceWorker.register('/sw.js').then(() => subscribePush(false)).catch(() => { /* served without it */ });
   }
   // A server restart (an upgrade) reconnects the socket: look for a new

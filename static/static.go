@@ -26,11 +26,18 @@ type Assets struct {
 }
 
 // New hashes every embedded file once, at start-up, and draws the icons.
-func New() *Assets {
-	a := &Assets{fsys: files, hashes: make(map[string]string), drawn: drawIcons()}
-	entries, _ := fs.ReadDir(files, ".")
+func New() *Assets { return NewFS(files) }
+
+// NewFS is New for the files of fsys instead of the embedded ones: another
+// build's, as a test has it.
+func NewFS(fsys fs.FS) *Assets {
+	a := &Assets{fsys: fsys, hashes: make(map[string]string), drawn: drawIcons()}
+	entries, _ := fs.ReadDir(fsys, ".")
 	for _, e := range entries {
-		b, err := fs.ReadFile(files, e.Name())
+		if e.IsDir() {
+			continue
+		}
+		b, err := fs.ReadFile(fsys, e.Name())
 		if err != nil {
 			continue
 		}

@@ -29,10 +29,16 @@ self.addEventListener('activate', (ev) => {
   })());
 });
 
-// Only the chat pages are kept: the account and admin pages are not for
-// reading offline.
+// Only the chat pages are served from here: the account and admin pages
+// are not for reading offline. A room's page is kept, a message's
+// permalink (/r/{slug}/{id}) is not (there would be no end to them) but
+// falls back to its room's page.
 function chatPage(url) {
   return url.pathname === '/' || url.pathname.startsWith('/r/');
+}
+function roomOf(url) {
+  const m = url.pathname.match(/^\/r\/[^/]+/);
+  return m ? url.origin + m[0] : url.origin + '/';
 }
 
 self.addEventListener('fetch', (ev) => {
@@ -51,15 +57,14 @@ self.addEventListener('fetch', (ev) => {
 
 async function page(req, url) {
   const cache = await caches.open(PAGES);
-  const key = url.origin + url.pathname;
+  const key = roomOf(url);
   try {
     const res = await fetch(req);
-    if (res.ok && (res.headers.get('Content-Type') || '').startsWith('text/html')) {
-      await cache.put(key, res.clone());
-    }
+    const html = (res.headers.get('Content-Type') || '').startsWith('text/html');
+    if (res.ok && html && key === url.origin + url.pathname) await cache.put(key, res.clone());
     return res;
   } catch (err) {
-    // Offline: this page as last seen, else the chat's front page.
+    // Offline: this room's page as last seen, else the chat's front page.
     const kept = (await cache.match(key)) || (await cache.match(url.origin + '/'));
     if (kept) return kept;
     throw err;
@@ -71,11 +76,6 @@ async function asset(req) {
   if (kept) return kept;
   return fetch(req);
 }
-
-// The page asks to forget the kept pages when its person signs out.
-self.addEventListener('message', (ev) => {
-  if (ev.data === 'forget') ev.waitUntil(caches.delete(PAGES));
-});
 
 self.addEventListener('push', (ev) => {
   let d = {};
