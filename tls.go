@@ -54,12 +54,20 @@ func newHTTPS(cfg config, store *db.Store, log *slog.Logger) (*httpsSetup, error
 		conf.GetCertificate = certs.getCertificate
 		return &httpsSetup{tls: conf, redirect: func(h http.Handler) http.Handler { return h }}, nil
 	}
+	names := autocert.HostWhitelist(cfg.acmeDomains...)
 	m := &autocert.Manager{
-		Prompt:     autocert.AcceptTOS,
-		HostPolicy: autocert.HostWhitelist(cfg.acmeDomains...),
-		Cache:      store.ACMECache(),
-		Email:      cfg.acmeEmail,
-		Client:     &acme.Client{DirectoryURL: cfg.acmeCA, HTTPClient: cfg.acmeHTTPClient},
+		Prompt: autocert.AcceptTOS,
+		// The names, with or without a port: an HTTP-01 request's Host
+		// carries one when the redirect listener is not on port 80.
+		HostPolicy: func(ctx context.Context, host string) error {
+			if h, _, err := net.SplitHostPort(host); err == nil {
+				host = h
+			}
+			return names(ctx, host)
+		},
+		Cache:  store.ACMECache(),
+		Email:  cfg.acmeEmail,
+		Client: &acme.Client{DirectoryURL: cfg.acmeCA, HTTPClient: cfg.acmeHTTPClient},
 	}
 	conf.GetCertificate = m.GetCertificate
 	// TLS-ALPN-01: the CA asks for this protocol on port 443 and gets
