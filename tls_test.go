@@ -21,6 +21,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // certPair is a self-signed certificate for localhost and 127.0.0.1, with
@@ -316,4 +318,41 @@ func TestHTTPSFlagsRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHTTPSWebSocketsLeaveTheHTTPCount: a WebSocket over HTTPS is taken
+// out of -max-http-conns-per-ip's count as one over plain HTTP is (it
+// counts under -max-conns-per-ip), though the server sees it as a TLS
+// connection wrapping the counted one.
+func TestHTTPSWebSocketsLeaveTheHTTPCount(t *testing.T) {
+	dir := t.TempDir()
+	pair := newCertPair(t, "ws")
+	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	replaceFile(t, certPath, pair.certPEM)
+	replaceFile(t, keyPath, pair.keyPEM)
+	client := trusting(pair.cert)
+	client.Transport.(*http.Transport).DisableKeepAlives = true // no idle connection counted
+	s := startServingWith(t, true, func(*server) *http.Client { return client }, func(ctx context.Context, stderr io.Writer) error {
+		args := []string{"nochat", "-addr", "127.0.0.1:0", "-db", filepath.Join(dir, "chat.db"), "-tls-cert", certPath, "-tls-key", keyPath, "-http-redirect-addr", "off", "-max-http-conns-per-ip", "2"}
+		return run(ctx, args, func(string) string { return "" }, io.Discard, stderr)
+	})
+	pool := x509.NewCertPool()
+	pool.AddCert(pair.cert)
+	d := websocket.Dialer{Subprotocols: []string{"nochat.v1"}, HandshakeTimeout: 5 * time.Second, TLSClientConfig: &tls.Config{RootCAs: pool}}
+	for i := range 3 {
+		conn, _, err := d.Dial(wsURL(s.url)+"?user=ann", nil)
+		if err != nil {
+			t.Fatalf("WebSocket %d of 3 with 2 HTTP connections allowed: %v", i+1, err)
+		}
+		defer conn.Close()
+		var hello struct{ Type string }
+		if err := conn.ReadJSON(&hello); err != nil || hello.Type != "hello" {
+			t.Fatalf("WebSocket %d: %+v, %v; want hello", i+1, hello, err)
+		}
+	}
+	resp, err := client.Get(s.url + "/healthz")
+	if err != nil {
+		t.Fatalf("HTTP beside 3 WebSockets: %v", err)
+	}
+	resp.Body.Close()
 }
