@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -39,6 +40,9 @@ func (l *connLimit) listener(ln net.Listener) net.Listener {
 // connState is the server's ConnState hook: a connection taken out of the
 // server (a WebSocket) no longer counts as an HTTP connection.
 func (l *connLimit) connState(c net.Conn, state http.ConnState) {
+	if tc, ok := c.(*tls.Conn); ok { // HTTPS: the counted connection is under it
+		c = tc.NetConn()
+	}
 	if cc, ok := c.(*countedConn); ok && (state == http.StateHijacked || state == http.StateClosed) {
 		cc.release()
 	}

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +25,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/crypto/acme/autocert"
 
 	"nochat/chat"
 	"nochat/db"
@@ -72,6 +75,18 @@ type config struct {
 	editWindow    time.Duration
 	guests        chat.Guests
 	newSetupLink  bool
+
+	// HTTPS: a certificate's files, or ACME names (each with its
+	// certificate from the CA at acmeCA), or neither for plain HTTP.
+	tlsCert, tlsKey  string
+	acmeDomains      []string
+	acmeCA           string
+	acmeEmail        string
+	httpRedirectAddr string // "off" for none
+	httpRedirectSet  bool   // given by the admin, so failing to open it is an error
+	// acmeHTTPClient talks to the ACME CA: not a flag, nil for Go's
+	// default; tests set one that trusts their local CA.
+	acmeHTTPClient *http.Client
 	// retainEvery is how often retention runs: not a flag, a minute; tests
 	// shorten it to see passes.
 	retainEvery time.Duration
@@ -143,6 +158,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	// The default is db.DefaultDedupWindow, written as people write it.
 	fs.StringVar(&editWindow, "edit-window", env("NOCHAT_EDIT_WINDOW", "15m"), "how long after sending a person may edit their message: a `duration` from 1m to 720h (NOCHAT_EDIT_WINDOW)")
 	fs.StringVar(&dedupWindow, "dedup-window", env("NOCHAT_DEDUP_WINDOW", "24h"), "how long a sender's cid or Idempotency-Key names its send, so a retry is not stored twice: a `duration` from 1m to 720h (NOCHAT_DEDUP_WINDOW)")
+	var acmeDomains string
+	fs.StringVar(&cfg.tlsCert, "tls-cert", env("NOCHAT_TLS_CERT", ""), "serve HTTPS with the certificate chain in this PEM `file`, read again when it changes; needs -tls-key (NOCHAT_TLS_CERT)")
+	fs.StringVar(&cfg.tlsKey, "tls-key", env("NOCHAT_TLS_KEY", ""), "the private key of -tls-cert, a PEM `file` (NOCHAT_TLS_KEY)")
+	fs.StringVar(&acmeDomains, "acme-domain", env("NOCHAT_ACME_DOMAIN", ""), "serve HTTPS for these comma-separated public DNS `names`, with certificates from an ACME CA kept in the database; needs ports 443 and 80 reachable from the internet (NOCHAT_ACME_DOMAIN)")
+	fs.StringVar(&cfg.acmeCA, "acme-ca", env("NOCHAT_ACME_CA", autocert.DefaultACMEDirectory), "the ACME directory `URL` -acme-domain gets certificates from (NOCHAT_ACME_CA)")
+	fs.StringVar(&cfg.acmeEmail, "acme-email", env("NOCHAT_ACME_EMAIL", ""), "contact `address` the ACME CA may write to about the certificates; optional (NOCHAT_ACME_EMAIL)")
+	fs.StringVar(&cfg.httpRedirectAddr, "http-redirect-addr", env("NOCHAT_HTTP_REDIRECT_ADDR", defaultRedirectAddr), "with HTTPS on, `host:port` where plain HTTP is redirected to HTTPS (and ACME's HTTP-01 answered), or off (NOCHAT_HTTP_REDIRECT_ADDR)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -222,6 +244,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if cfg.retention, err = parseRetention(retainDays, retainMessages); err != nil {
 		return cfg, usageError{err}
 	}
+	set := func(name string) bool {
+		given := getenv("NOCHAT_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))) != ""
+		fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+		return given
+	}
+	cfg.httpRedirectSet = set("http-redirect-addr")
+	if err := parseTLSFlags(&cfg, acmeDomains, set); err != nil {
+		return cfg, usageError{err}
+	}
 	cfg.retainEvery = time.Minute
 	cfg.writeTimeout = writeTimeout
 	return cfg, nil
@@ -279,6 +310,15 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		store.Close()
 		return err
 	}
+	// HTTPS is prepared before anything else starts: a bad certificate
+	// pair stops the start with its reason.
+	var https *httpsSetup
+	if cfg.tlsOn() {
+		if https, err = newHTTPS(cfg, store, log); err != nil {
+			store.Close()
+			return err
+		}
+	}
 	var metrics *handlers.Metrics
 	var observer chat.Observer
 	if cfg.metrics {
@@ -307,22 +347,27 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		return err
 	}
 	version := buildVersion().Version
+	handler := handlers.New(handlers.Deps{
+		Log:          log,
+		Store:        store,
+		Hub:          hub,
+		Assets:       newAssets(cfg.assets),
+		Auth:         auth,
+		Metrics:      metrics,
+		Version:      version,
+		TrustProxy:   cfg.trustProxy,
+		AllowOrigins: cfg.allowOrigins,
+		SendRate:     cfg.msgRate,
+		SendBurst:    burst,
+		Hostname:     hostname(),
+		// The ACME names are the names NoChat is reached by.
+		AllowHosts: append(slices.Clone(cfg.allowHosts), cfg.acmeDomains...),
+	})
+	if https != nil {
+		handler = withHSTS(handler)
+	}
 	srv := &http.Server{
-		Handler: handlers.New(handlers.Deps{
-			Log:          log,
-			Store:        store,
-			Hub:          hub,
-			Assets:       newAssets(cfg.assets),
-			Auth:         auth,
-			Metrics:      metrics,
-			Version:      version,
-			TrustProxy:   cfg.trustProxy,
-			AllowOrigins: cfg.allowOrigins,
-			SendRate:     cfg.msgRate,
-			SendBurst:    burst,
-			Hostname:     hostname(),
-			AllowHosts:   cfg.allowHosts,
-		}),
+		Handler: handler,
 		// Bounded header reads, idle keep-alives and answers, so clients
 		// that open sockets and go quiet, or never read what they asked
 		// for, cannot hold them forever.
@@ -340,20 +385,49 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	}
 	// Behind a proxy every connection comes from the proxy, so there is no
 	// client address to count: the proxy holds the clients' connections.
+	var conns *connLimit
 	if cfg.maxHTTPPerIP > 0 && !cfg.trustProxy {
-		conns := newConnLimit(cfg.maxHTTPPerIP, func(ip string) {
+		conns = newConnLimit(cfg.maxHTTPPerIP, func(ip string) {
 			hub.RecordErrorAt(chat.KindTooMany, "HTTP connections", "too many HTTP connections from one address", ip)
 		})
 		ln = conns.listener(ln)
 		srv.ConnState = conns.connState
 	}
+	serveURL := browseURL(ln.Addr())
+	var redirect *http.Server
+	if https != nil {
+		serveURL = httpsURL(cfg, ln.Addr())
+		rln, err := listenRedirect(cfg, log)
+		if err != nil {
+			ln.Close()
+			hub.Close(ctx)
+			store.Close()
+			return err
+		}
+		if rln != nil {
+			redirect = &http.Server{
+				Handler:           https.redirect(redirectToHTTPS(ln.Addr())),
+				ReadHeaderTimeout: srv.ReadHeaderTimeout,
+				IdleTimeout:       srv.IdleTimeout,
+				WriteTimeout:      srv.WriteTimeout,
+				ErrorLog:          srv.ErrorLog,
+			}
+			if conns != nil { // one count per address over both listeners
+				rln = conns.listener(rln)
+				redirect.ConnState = conns.connState
+			}
+			log.Info("redirecting plain HTTP to HTTPS", "addr", rln.Addr().String())
+			go serveRedirect(redirect, rln, log)
+		}
+		ln = tls.NewListener(ln, https.tls)
+	}
 	// The set-up link names the address people reach NoChat at, known
 	// only now that it listens.
-	if err := auth.AnnounceSetup(ctx, browseURL(ln.Addr()), cfg.newSetupLink); err != nil {
+	if err := auth.AnnounceSetup(ctx, serveURL, cfg.newSetupLink); err != nil {
 		log.Error("set-up link", "err", err)
 	}
 	stopRetention := startRetention(ctx, log, hub, hub, cfg.retention, cfg.retainEvery)
-	log.Info("NoChat is serving", "url", browseURL(ln.Addr()), "db", cfg.dbPath, "durability", string(cfg.durability), "version", version)
+	log.Info("NoChat is serving", "url", serveURL, "db", cfg.dbPath, "durability", string(cfg.durability), "version", version)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }() // net/http recovers each connection's panics
@@ -377,6 +451,7 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	if err := srv.Shutdown(httpCtx); err != nil {
 		srv.Close() // cut what did not finish in time
 	}
+	shutdownRedirect(httpCtx, redirect)
 	hubCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout*3/5)
 	defer cancel()
 	if err := hub.Close(hubCtx); err != nil {

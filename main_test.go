@@ -72,6 +72,14 @@ func startConfig(t *testing.T, env map[string]string, change func(*config)) *ser
 // Without keepLog, s.logs holds only the log up to the serving URL.
 func startServing(t *testing.T, keepLog bool, serve func(ctx context.Context, stderr io.Writer) error) *server {
 	t.Helper()
+	return startServingWith(t, keepLog, func(*server) *http.Client { return http.DefaultClient }, serve)
+}
+
+// startServingWith is startServing asking /healthz with the client ready
+// gives once the server logged its URL: over HTTPS, one that trusts the
+// server's certificate.
+func startServingWith(t *testing.T, keepLog bool, ready func(*server) *http.Client, serve func(ctx context.Context, stderr io.Writer) error) *server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	s := &server{stop: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
@@ -80,7 +88,7 @@ func startServing(t *testing.T, keepLog bool, serve func(ctx context.Context, st
 		pw.CloseWithError(fmt.Errorf("run returned: %v", err))
 		s.done <- err
 	}()
-	urlRe := regexp.MustCompile(`url=(http://\S+)`)
+	urlRe := regexp.MustCompile(`url=(https?://\S+)`)
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
 		fmt.Fprintln(s.logs, sc.Text())
@@ -100,7 +108,7 @@ func startServing(t *testing.T, keepLog bool, serve func(ctx context.Context, st
 	}
 	t.Cleanup(func() { s.shutdown(t) })
 
-	resp, err := http.Get(s.url + "/healthz")
+	resp, err := ready(s).Get(s.url + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}
