@@ -273,7 +273,7 @@ func scanReactions(rows *sql.Rows, out map[int64][]Reaction) error {
 	return rows.Err()
 }
 
-// withState fills in the reactions, mentions and quotes of msgs, read from
+// withState fills in the reactions, mentions, quotes and files of msgs, read from
 // the read pool: a page of history in its current state.
 func withState(ctx context.Context, q queryer, msgs []Message) ([]Message, error) {
 	if len(msgs) == 0 {
@@ -299,9 +299,13 @@ func withState(ctx context.Context, q queryer, msgs []Message) ([]Message, error
 	if err != nil {
 		return nil, err
 	}
+	files, err := filesIn(ctx, q, ids)
+	if err != nil {
+		return nil, err
+	}
 	for i := range msgs {
 		m := &msgs[i]
-		m.Reactions, m.Mentions = reactions[m.ID], mentions[m.ID]
+		m.Reactions, m.Mentions, m.File = reactions[m.ID], mentions[m.ID], files[m.ID]
 		if m.ReplyTo != nil {
 			if q, ok := quotes[m.ReplyTo.ID]; ok {
 				m.ReplyTo = &q
