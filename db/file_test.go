@@ -52,6 +52,13 @@ func TestFileIsStoredWithItsMessage(t *testing.T) {
 	if used, err := s.UploadedBy(ctx, ann); err != nil || used != 1008 {
 		t.Fatalf("UploadedBy = %d, %v; want 1008", used, err)
 	}
+
+	// A reply to a file sent without text quotes the file's name.
+	reply := store(t, s, db.Draft{User: "ann", UserID: ann, Message: "which one?", ReplyTo: st[1].Message.ID})[0].Message
+	got, err := s.Get(ctx, reply.ID)
+	if err != nil || got.ReplyTo == nil || got.ReplyTo.Message != "notes.pdf" {
+		t.Fatalf("the reply's quote = %+v, %v; want the file's name", got.ReplyTo, err)
+	}
 }
 
 // However a message goes, its file goes in the same transaction: deleted

@@ -1808,7 +1808,9 @@
   // quoteOf is the message li as a reply quotes it, as db.QuoteOf makes
   // it: its first line, cut to 140 characters, "…" when there is more.
   function quoteOf(li) {
-    const text = li.dataset.source ?? li.querySelector('.text')?.textContent ?? '';
+    let text = li.dataset.source ?? li.querySelector('.text')?.textContent ?? '';
+    // A file sent without text is quoted by its name (db.QuoteOf).
+    if (text === '' && li.classList.contains('bare')) text = li.querySelector('.file-name')?.textContent || li.querySelector('.file img')?.alt || '';
     const lines = text.split('\n');
     const chars = [...lines[0]];
     const more = lines.length > 1 || chars.length > 140;
