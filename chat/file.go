@@ -35,7 +35,12 @@ func (h *Hub) Upload(ctx context.Context, id Identity, r db.Room, text, key stri
 	}
 	// The same upload again: the message the key names, with its file.
 	m, err := h.store.Get(ctx, st.Message.ID)
-	if err != nil {
+	switch {
+	case errors.Is(err, db.ErrNotFound) || err == nil && m.File == nil:
+		// The key named a message with no file (with the same text), or
+		// one deleted since: not this upload.
+		return db.Stored{}, ErrCIDReused
+	case err != nil:
 		return db.Stored{}, fmt.Errorf("%w (%w)", ErrStore, err)
 	}
 	st.Message = m

@@ -224,6 +224,15 @@ func TestUploadPicture(t *testing.T) {
 		t.Fatalf("retried upload: %s, want message %d again, replayed", again, m.ID)
 	}
 
+	// A key that named a message without a file is not this upload's.
+	code, _ := call(t, srv, "POST", "/rooms/lobby/messages", ann, `{"message": "same words"}`, map[string]string{"Idempotency-Key": "text-1"})
+	if code != http.StatusCreated {
+		t.Fatalf("text send: %d", code)
+	}
+	if status, _, body := upload(t, srv, ann, "lobby", "x.jpg", "image/jpeg", photo, "same words", map[string]string{"Idempotency-Key": "text-1"}); status != http.StatusUnprocessableEntity {
+		t.Fatalf("upload under a text send's key: %d %s, want 422", status, body)
+	}
+
 	// Bob's socket gets the message, file and all, once.
 	live := framesUntil(t, bobSocket, "the upload", func(f sockFrame) bool { _, ok := f.message(t); return ok })
 	if got, _ := live[len(live)-1].message(t); got.ID != m.ID || got.File == nil || *got.File != *f {
