@@ -44,3 +44,16 @@ func TestShrink(t *testing.T) {
 		t.Fatalf("shrink = %v %v, want %v", got.Rect, got.Pix, want)
 	}
 }
+
+// exifOrientation reads what a stranger uploads: whatever the bytes, it
+// answers 1 to 8 and never reads out of bounds.
+func FuzzExifOrientation(f *testing.F) {
+	f.Add([]byte("\xff\xd8\xff\xe1\x00\x22Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00\x06\x00\x00\x00\x00\x00\x00"))
+	f.Add([]byte("\xff\xd8\xff\xe1\x00\x22Exif\x00\x00II\x2a\x00\x08\x00\x00\x00\xff\xff"))
+	f.Add([]byte("\xff\xd8\xff\xda"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if o := exifOrientation(b); o < 1 || o > 8 {
+			t.Fatalf("orientation %d", o)
+		}
+	})
+}
