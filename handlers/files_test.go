@@ -432,7 +432,7 @@ func TestPrivateRoomFile(t *testing.T) {
 		for who, session := range map[string]string{"Cid": cid, "a guest": ""} {
 			code, h, b := get(t, srv, path, session, nil)
 			if code != http.StatusNotFound || !strings.Contains(string(b), `"error":"no such file"`) || h.Get("Content-Disposition") != "" {
-				t.Errorf("%s GET %s: %d %s, want 404 no such file", who, path, code, b)
+				t.Errorf("%s GET %s: %d %.80q, want 404 no such file", who, path, code, b)
 			}
 		}
 	}
