@@ -193,3 +193,17 @@ func TestBooleanFlags(t *testing.T) {
 		})
 	}
 }
+
+// Sizes are read as people write them; a bad one is a usage error.
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"10MB": 10_000_000, "512kB": 512_000, "1GiB": 1 << 30, "300": 300, "2 mb": 2_000_000, "0": 0} {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "MB", "10XB", "-1MB", "1.5MB", "99999999999999999999"} {
+		if _, err := parseBytes(in); err == nil {
+			t.Errorf("parseBytes(%q): no error", in)
+		}
+	}
+}

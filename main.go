@@ -75,6 +75,8 @@ type config struct {
 	editWindow    time.Duration
 	guests        chat.Guests
 	newSetupLink  bool
+	maxUpload     int64 // bytes in one uploaded file
+	uploadQuota   int64 // bytes of files one account may store; -1: no quota
 
 	// HTTPS: a certificate's files, or ACME names (each with its
 	// certificate from the CA at acmeCA), or neither for plain HTTP.
@@ -153,7 +155,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&replayLimit, "replay-limit", env("NOCHAT_REPLAY_LIMIT", "1000"), "most `messages` replayed to a client resuming with ?after=; past that it reloads history (NOCHAT_REPLAY_LIMIT)")
 	fs.StringVar(&retainDays, "retain-days", env("NOCHAT_RETAIN_DAYS", "0"), "delete messages older than `days`; 0 keeps them all (NOCHAT_RETAIN_DAYS)")
 	fs.StringVar(&retainMessages, "retain-messages", env("NOCHAT_RETAIN_MESSAGES", "0"), "keep only the newest `n` messages; 0 keeps them all (NOCHAT_RETAIN_MESSAGES)")
-	var dedupWindow, editWindow, guests string
+	var dedupWindow, editWindow, guests, maxUpload, uploadQuota string
+	fs.StringVar(&maxUpload, "max-upload", env("NOCHAT_MAX_UPLOAD", "10MB"), "most `bytes` in one uploaded file, as 10MB, 512kB or 10000000 (NOCHAT_MAX_UPLOAD)")
+	fs.StringVar(&uploadQuota, "upload-quota", env("NOCHAT_UPLOAD_QUOTA", "200MB"), "most `bytes` of files one account may have stored, as 200MB or 1GB; 0 turns the quota off (NOCHAT_UPLOAD_QUOTA)")
 	fs.StringVar(&guests, "guests", env("NOCHAT_GUESTS", "on"), "what people without an account may do: `on` (read and send, as the tutorial's clients do), read, or off (sign in to read too) (NOCHAT_GUESTS)")
 	// The default is db.DefaultDedupWindow, written as people write it.
 	fs.StringVar(&editWindow, "edit-window", env("NOCHAT_EDIT_WINDOW", "15m"), "how long after sending a person may edit their message: a `duration` from 1m to 720h (NOCHAT_EDIT_WINDOW)")
@@ -241,6 +245,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if cfg.guests, err = chat.ParseGuests(guests); err != nil {
 		return cfg, usageError{fmt.Errorf("-guests %q: %w", guests, err)}
 	}
+	if cfg.maxUpload, err = parseBytes(maxUpload); err != nil || cfg.maxUpload < 1 || cfg.maxUpload > 1<<30 {
+		return cfg, usageError{fmt.Errorf("-max-upload %q: want a size from 1 byte to 1GB, for example 10MB", maxUpload)}
+	}
+	if cfg.uploadQuota, err = parseBytes(uploadQuota); err != nil {
+		return cfg, usageError{fmt.Errorf("-upload-quota %q: want a size, for example 200MB, or 0 for no quota", uploadQuota)}
+	}
+	if cfg.uploadQuota == 0 {
+		cfg.uploadQuota = -1 // handlers.Deps: no quota
+	}
 	if cfg.retention, err = parseRetention(retainDays, retainMessages); err != nil {
 		return cfg, usageError{err}
 	}
@@ -256,6 +269,20 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	cfg.retainEvery = time.Minute
 	cfg.writeTimeout = writeTimeout
 	return cfg, nil
+}
+
+// parseBytes reads a size as people write it: a whole number of bytes,
+// or one with kB, MB or GB (powers of 1000) or KiB, MiB or GiB (of 1024).
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	num := strings.TrimRightFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	unit := strings.ToLower(strings.TrimSpace(s[len(num):]))
+	scale := map[string]int64{"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}[unit]
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || scale == 0 || n < 0 || n > math.MaxInt64/scale {
+		return 0, fmt.Errorf("size %q: want a whole number with an optional unit: kB, MB, GB, KiB, MiB or GiB", s)
+	}
+	return n * scale, nil
 }
 
 // run is NoChat. With no subcommand it serves until ctx ends or SIGINT or
@@ -361,7 +388,9 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		SendBurst:    burst,
 		Hostname:     hostname(),
 		// The ACME names are the names NoChat is reached by.
-		AllowHosts: append(slices.Clone(cfg.allowHosts), cfg.acmeDomains...),
+		AllowHosts:  append(slices.Clone(cfg.allowHosts), cfg.acmeDomains...),
+		MaxUpload:   cfg.maxUpload,
+		UploadQuota: cfg.uploadQuota,
 	})
 	if https != nil {
 		handler = withHSTS(handler)

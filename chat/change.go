@@ -140,6 +140,8 @@ func (h *Hub) refusalOf(err error) error {
 		return h.errEditWindow()
 	case errors.Is(err, db.ErrTooManyReactions):
 		return errTooMany
+	case errors.Is(err, db.ErrOverQuota):
+		return ErrOverQuota
 	}
 	return err
 }

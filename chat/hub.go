@@ -241,6 +241,12 @@ func (h *Hub) SendTo(ctx context.Context, id Identity, r db.Room, user, text, ke
 
 // Reply is SendTo answering the message replyTo of the same room (0: none).
 func (h *Hub) Reply(ctx context.Context, id Identity, r db.Room, user, text, key string, replyTo int64) (db.Stored, error) {
+	return h.send(ctx, id, r, user, text, key, replyTo, nil)
+}
+
+// send is Reply with the file the message comes with (nil: none); a
+// message with a file may have no text.
+func (h *Hub) send(ctx context.Context, id Identity, r db.Room, user, text, key string, replyTo int64, file *db.Upload) (db.Stored, error) {
 	if id.Guest() {
 		if err := h.mayGuestSend(); err != nil {
 			return db.Stored{}, err
@@ -263,13 +269,16 @@ func (h *Hub) Reply(ctx context.Context, id Identity, r db.Room, user, text, key
 		return db.Stored{}, err
 	}
 	msg, err := cleanMessage(text, h.opts.MaxMessageLen)
+	if errors.Is(err, ErrEmpty) && file != nil {
+		msg, err = "", nil // the file is the message
+	}
 	if err != nil {
 		return db.Stored{}, err
 	}
 	if !ValidCID(key) {
 		return db.Stored{}, ErrBadCID
 	}
-	d := db.Draft{User: user, UserID: id.UserID, Message: msg, CID: key, Room: r.ID, ReplyTo: replyTo}
+	d := db.Draft{User: user, UserID: id.UserID, Message: msg, CID: key, Room: r.ID, ReplyTo: replyTo, File: file}
 	var o origin
 	if err := h.draftExtras(ctx, &d, &o, id.Role); err != nil {
 		return db.Stored{}, err

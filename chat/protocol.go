@@ -317,7 +317,7 @@ type frames struct {
 
 func encodeMessage(m db.Message) *frames {
 	m.HTML = MessageHTML(m.Message, m.Mentions)
-	f := &frames{id: m.ID, room: roomOr(m.Room), msg: m.ID, v1: encode("message", m), echo: []byte(m.Message)}
+	f := &frames{id: m.ID, room: roomOr(m.Room), msg: m.ID, v1: encode("message", m), echo: []byte(echoText(m))}
 	if m.UserID != nil {
 		f.userID = *m.UserID
 	}
@@ -325,6 +325,15 @@ func encodeMessage(m db.Message) *frames {
 		f.quote = m.ReplyTo.ID
 	}
 	return f
+}
+
+// echoText is m as the tutorial's clients read it: its text; for a file
+// sent with no text, the file's name, so that they see that something came.
+func echoText(m db.Message) string {
+	if m.Message == "" && m.File != nil {
+		return m.File.Name
+	}
+	return m.Message
 }
 
 // Server frames of changes: edited, deleted, reacted. Event is the change's

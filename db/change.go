@@ -273,7 +273,7 @@ func scanReactions(rows *sql.Rows, out map[int64][]Reaction) error {
 	return rows.Err()
 }
 
-// withState fills in the reactions, mentions and quotes of msgs, read from
+// withState fills in the reactions, mentions, quotes and files of msgs, read from
 // the read pool: a page of history in its current state.
 func withState(ctx context.Context, q queryer, msgs []Message) ([]Message, error) {
 	if len(msgs) == 0 {
@@ -299,9 +299,13 @@ func withState(ctx context.Context, q queryer, msgs []Message) ([]Message, error
 	if err != nil {
 		return nil, err
 	}
+	files, err := filesIn(ctx, q, ids)
+	if err != nil {
+		return nil, err
+	}
 	for i := range msgs {
 		m := &msgs[i]
-		m.Reactions, m.Mentions = reactions[m.ID], mentions[m.ID]
+		m.Reactions, m.Mentions, m.File = reactions[m.ID], mentions[m.ID], files[m.ID]
 		if m.ReplyTo != nil {
 			if q, ok := quotes[m.ReplyTo.ID]; ok {
 				m.ReplyTo = &q
@@ -317,9 +321,13 @@ func withState(ctx context.Context, q queryer, msgs []Message) ([]Message, error
 const QuoteLen = 140
 
 // QuoteOf is m as a reply quotes it: its first line, cut to QuoteLen
-// characters.
+// characters; a file sent without text, its file's name.
 func QuoteOf(m Message) Quote {
-	line, _, more := strings.Cut(m.Message, "\n")
+	text := m.Message
+	if text == "" && m.File != nil {
+		text = m.File.Name
+	}
+	line, _, more := strings.Cut(text, "\n")
 	if r := []rune(line); len(r) > QuoteLen {
 		line, more = string(r[:QuoteLen]), true
 	}
@@ -336,8 +344,21 @@ func quotesOf(ctx context.Context, q queryer, ids []int64) (map[int64]Quote, err
 	if err != nil {
 		return nil, fmt.Errorf("quotes: %w", err)
 	}
+	// A file sent without text is quoted by its name: read the files of
+	// those only (none, most pages).
+	var bare []int64
+	for _, m := range msgs {
+		if m.Message == "" {
+			bare = append(bare, m.ID)
+		}
+	}
+	files, err := filesIn(ctx, q, bare)
+	if err != nil {
+		return nil, fmt.Errorf("quotes: %w", err)
+	}
 	out := make(map[int64]Quote, len(msgs))
 	for _, m := range msgs {
+		m.File = files[m.ID]
 		out[m.ID] = QuoteOf(m)
 	}
 	return out, nil

@@ -42,6 +42,8 @@ type Message struct {
 	// Mentions are the people it mentions, in text order, under their
 	// names now.
 	Mentions []Mention `json:"mentions,omitempty"`
+	// File is the picture or file it came with, if any.
+	File *File `json:"file,omitempty"`
 }
 
 // Quote is the message a reply answers, as the reply shows it: its first
@@ -93,6 +95,9 @@ type Draft struct {
 	// the people a new message, or an edit, mentions.
 	ReplyTo  int64
 	Mentions []Mention
+	// File is the file a new message comes with (nil: none), stored in
+	// the same transaction; UserID must be an account's.
+	File *Upload
 }
 
 // roomOr is the draft's room, DefaultRoom for none.
@@ -277,6 +282,9 @@ func (s *Store) insertMessages(ctx context.Context, tx *sql.Tx, drafts []Draft, 
 	if err != nil {
 		return 0, fmt.Errorf("find cid: %w", err)
 	}
+	if fresh, err = overQuota(ctx, tx, drafts, fresh, out); err != nil {
+		return 0, err
+	}
 	args := make([]any, 0, 7*min(len(fresh), maxChunk))
 	for rest := fresh; len(rest) > 0; {
 		// The largest chunk that fits: a batch of n takes one statement
@@ -292,6 +300,10 @@ func (s *Store) insertMessages(ctx context.Context, tx *sql.Tx, drafts []Draft, 
 	// before.
 	for i, d := range drafts {
 		if f, ok := first[d.key()]; ok && f != i {
+			if out[f].Refused != nil {
+				out[i] = out[f] // not stored: refused again
+				continue
+			}
 			out[i] = outcome(out[f].Message, d)
 		}
 	}
@@ -426,6 +438,12 @@ func (s *Store) insertChunk(ctx context.Context, tx *sql.Tx, k int, drafts []Dra
 		}
 		if err := insertMentions(ctx, tx, m.ID, d.Mentions); err != nil {
 			return err
+		}
+		if d.File != nil {
+			if err := insertFile(ctx, tx, m, d); err != nil {
+				return err
+			}
+			m.File = d.File.file(m.ID)
 		}
 		out[i] = Stored{Message: m}
 	}

@@ -125,20 +125,27 @@ func limitBodies(d Deps, next http.Handler) http.Handler {
 			return
 		}
 		rc := http.NewResponseController(w)
-		if r.ContentLength > maxBodyBytes {
+		limit, timeout, tooLarge := int64(maxBodyBytes), timeout, errBodyTooLarge
+		if isUpload(r) {
+			// A file: larger, and given the time a slow link needs for
+			// it; the answer's deadline moves with it.
+			limit, timeout, tooLarge = uploadBodyLimit(d), uploadTimeout, errFileTooLarge(d)
+			rc.SetWriteDeadline(time.Now().Add(uploadTimeout + writeSlack))
+		}
+		if r.ContentLength > limit {
 			// Not to be read: the deadline passes now, so that net/http,
 			// which reads a short unread body before it answers, does not
 			// wait for this one, and the connection closes after the 413.
 			rc.SetReadDeadline(time.Now())
 			w.Header().Set("Connection", "close")
 			d.Hub.RecordErrorAt(chat.KindTooLarge, placeBody, fmt.Sprintf("request body of %d bytes refused", r.ContentLength), requestSubject(r, d.TrustProxy))
-			refuseRequest(w, r, d.Log, http.StatusRequestEntityTooLarge, errBodyTooLarge)
+			refuseRequest(w, r, d.Log, http.StatusRequestEntityTooLarge, tooLarge)
 			return
 		}
 		if err := rc.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 			d.Log.Warn("request body deadline", "err", err)
 		}
-		r.Body = &deadlineBody{ReadCloser: http.MaxBytesReader(w, r.Body, maxBodyBytes), rc: rc, timeout: timeout}
+		r.Body = &deadlineBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit), rc: rc, timeout: timeout}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -53,6 +53,12 @@ type Deps struct {
 	// BodyTimeout is how long a request body may take to arrive once its
 	// headers are in; 0 means 10 s (defaultBodyTimeout). Tests shorten it.
 	BodyTimeout time.Duration
+
+	// MaxUpload is the most bytes one uploaded file may have; 0 means
+	// DefaultMaxUpload. UploadQuota is the most bytes of files one account
+	// may have stored; 0 means DefaultUploadQuota, less than 0 no quota.
+	MaxUpload   int64
+	UploadQuota int64
 }
 
 // New returns the whole HTTP surface as one handler.
@@ -146,7 +152,7 @@ func apiErrors(mux *http.ServeMux) http.Handler {
 // rooms'), whose every answer, a refusal too, is JSON.
 func isREST(r *http.Request) bool {
 	p := r.URL.Path
-	return strings.HasPrefix(p, "/discussion") || p == "/rooms" || strings.HasPrefix(p, "/rooms/")
+	return strings.HasPrefix(p, "/discussion") || p == "/rooms" || strings.HasPrefix(p, "/rooms/") || strings.HasPrefix(p, "/files/")
 }
 
 // jsonStatusWriter replaces a plain-text error body with {"error": ...}.

@@ -50,7 +50,7 @@ type adminChecker interface {
 // admin's page offers to delete messages; admins is nil when there is no
 // admin login. The socket and the page are the signed-in person's (who);
 // with guests off, a guest's page is the way to sign in.
-func handleRoot(log *slog.Logger, hub room, store pageReader, admins adminChecker, who identifier, assets *static.Assets) http.Handler {
+func handleRoot(log *slog.Logger, hub room, store pageReader, admins adminChecker, who identifier, assets *static.Assets, maxUpload int64) http.Handler {
 	page := views.Page{
 		Title:      "NoChat",
 		CSSURL:     assets.URL("style.css"),
@@ -161,6 +161,7 @@ func handleRoot(log *slog.Logger, hub room, store pageReader, admins adminChecke
 			PageSize:   pageSize,
 			MaxMessage: limits.MaxMessageLen,
 			MaxName:    limits.MaxNameLen,
+			MaxUpload:  maxUpload,
 			EditWindow: limits.EditWindow,
 			Room:       head,
 			Rooms:      links,

@@ -28,6 +28,7 @@ type testServer struct {
 	password string            // the admin password, as -admin-password gives it
 	hub      chat.Options      // the hub's options; TrustProxy is set
 	accounts map[string]string // name → role, each with the password "password of NAME"
+	deps     func(*Deps)       // changes the handlers' Deps, if set
 }
 
 // start serves the handlers as ts says; stop ends the server and closes
@@ -62,7 +63,11 @@ func (ts testServer) start(t *testing.T) (srv *httptest.Server, clock *handClock
 	}
 	clock = &handClock{t: time.Now()}
 	auth.now = clock.now
-	srv = httptest.NewServer(New(Deps{Store: store, Hub: hub, Assets: static.New(), Auth: auth, TrustProxy: true}))
+	deps := Deps{Store: store, Hub: hub, Assets: static.New(), Auth: auth, TrustProxy: true}
+	if ts.deps != nil {
+		ts.deps(&deps)
+	}
+	srv = httptest.NewServer(New(deps))
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {

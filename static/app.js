@@ -352,6 +352,8 @@
     setText(text, m);
     li.replaceChildren(avatar(m.user, m.user_id), byline(m.user, m.user_id), link, text);
     if (m.reply_to) text.before(quoteButton(m.reply_to));
+    if (m.file) text.after(fileBlock(m.file));
+    li.classList.toggle('bare', !!m.file && m.message === ''); // views.msgClass
     li.dataset.source = m.message; // what an edit starts from
     setEdited(li, m.edited_at);
     setReactions(li, m.reactions);
@@ -668,6 +670,7 @@
       reactions: Array.isArray(m.reactions) ? m.reactions : [],
       reply_to: m.reply_to && Number.isSafeInteger(m.reply_to.id) ? m.reply_to : null,
       mentions: Array.isArray(m.mentions) ? m.mentions : [],
+      file: validFile(m.file) ? m.file : null,
     };
   }
 
@@ -1338,6 +1341,187 @@
     }
   });
 
+  // ---------- pictures and files ----------
+
+  // Signed-in people attach files: with the paperclip, by pasting a
+  // picture, or by dropping files on the room. Each upload shows above the
+  // composer with its progress; a failed one says why and offers Retry,
+  // which sends it again under the same Idempotency-Key (so a retry of an
+  // upload that did arrive is not stored twice). The message itself comes
+  // over the socket, as every message does.
+  const attachBtn = $('attach');
+  const fileInput = $('file-input');
+  const uploadsEl = $('uploads');
+  const MAX_UPLOAD = fileInput ? Number(fileInput.dataset.maxUpload) || 0 : 0;
+  const SHOWN_BOX = 320; // views.ShownBox
+
+  function validFile(f) {
+    return !!f && typeof f.url === 'string' && f.url.startsWith('/files/') &&
+      typeof f.name === 'string' && Number.isSafeInteger(f.size);
+  }
+
+  // humanSize is views.HumanSize: 812 B, 2.4 kB, 340 kB, cut to a tenth.
+  function humanSize(n) {
+    if (n < 1000) return n + ' B';
+    let unit = 1000, name = 'kB';
+    if (n >= 1e9) { unit = 1e9; name = 'GB'; } else if (n >= 1e6) { unit = 1e6; name = 'MB'; }
+    const tenths = Math.floor(n * 10 / unit);
+    if (tenths < 100) return Math.floor(tenths / 10) + '.' + (tenths % 10) + ' ' + name;
+    return Math.floor(n / unit) + ' ' + name;
+  }
+
+  // shownSize is views.ShownSize: fitted in SHOWN_BOX, never enlarged.
+  function shownSize(w, h) {
+    if (w <= SHOWN_BOX && h <= SHOWN_BOX) return [Math.max(1, w), Math.max(1, h)];
+    if (w >= h) return [SHOWN_BOX, Math.max(1, Math.floor(h * SHOWN_BOX / w))];
+    return [Math.max(1, Math.floor(w * SHOWN_BOX / h)), SHOWN_BOX];
+  }
+
+  // fileBlock is views.FileBlock: a picture's thumbnail, sized before it
+  // loads, opening the full size; or a download with name and size.
+  function fileBlock(f) {
+    const a = document.createElement('a');
+    a.href = f.url;
+    if (typeof f.thumbnail === 'string' && f.thumbnail.startsWith('/files/') && Number.isSafeInteger(f.width) && Number.isSafeInteger(f.height)) {
+      a.className = 'file picture';
+      a.target = '_blank';
+      a.rel = 'noopener';
+      a.title = f.name + ' (open full size)';
+      const img = document.createElement('img');
+      img.src = f.thumbnail;
+      const [w, h] = shownSize(f.width, f.height);
+      img.width = w;
+      img.height = h;
+      img.alt = f.name;
+      img.loading = 'lazy';
+      img.decoding = 'async';
+      a.append(img);
+      return a;
+    }
+    a.className = 'file download';
+    a.download = f.name;
+    const icon = document.createElement('span');
+    icon.className = 'file-icon';
+    icon.setAttribute('aria-hidden', 'true');
+    const name = document.createElement('span');
+    name.className = 'file-name';
+    name.textContent = f.name;
+    const size = document.createElement('span');
+    size.className = 'file-size';
+    size.textContent = humanSize(f.size);
+    a.append(icon, name, size);
+    return a;
+  }
+
+  function startUpload(file) {
+    if (!fileInput || !file) return;
+    const up = { file, key: uuid4(), slug: room.slug, li: document.createElement('li') };
+    up.li.className = 'upload';
+    uploadsEl.append(up.li);
+    uploadsEl.hidden = false;
+    if (MAX_UPLOAD && file.size > MAX_UPLOAD) {
+      uploadFailed(up, `It is ${humanSize(file.size)}; the most is ${humanSize(MAX_UPLOAD)}.`);
+      return;
+    }
+    sendUpload(up);
+  }
+
+  function uploadRow(up, stateText) {
+    const name = document.createElement('span');
+    name.className = 'up-name';
+    name.textContent = up.file.name || 'file';
+    const state = document.createElement('span');
+    state.className = 'up-state';
+    state.textContent = stateText;
+    up.li.replaceChildren(name, state);
+    return state;
+  }
+
+  function sendUpload(up) {
+    up.li.classList.remove('failed');
+    const state = uploadRow(up, '0%');
+    const bar = document.createElement('progress');
+    bar.max = 1;
+    bar.value = 0;
+    bar.setAttribute('aria-label', 'Uploading ' + (up.file.name || 'file'));
+    up.li.append(bar);
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', '/rooms/' + encodeURIComponent(up.slug) + '/files');
+    xhr.setRequestHeader('Idempotency-Key', up.key);
+    xhr.upload.onprogress = (e) => {
+      if (!e.lengthComputable || e.total <= 0) return;
+      bar.value = e.loaded / e.total;
+      state.textContent = Math.floor(100 * e.loaded / e.total) + '%';
+    };
+    xhr.onload = () => {
+      if (xhr.status === 201) {
+        up.li.remove();
+        uploadsEl.hidden = uploadsEl.children.length === 0;
+        return;
+      }
+      let why = '';
+      try { why = JSON.parse(xhr.responseText).error; } catch { /* not JSON */ }
+      uploadFailed(up, typeof why === 'string' && why ? why : `The server answered ${xhr.status}.`);
+    };
+    xhr.onerror = () => uploadFailed(up, 'It did not get through: check the connection.');
+    const body = new FormData();
+    body.append('file', up.file, up.file.name || 'file');
+    xhr.send(body);
+  }
+
+  function uploadFailed(up, why) {
+    up.li.classList.add('failed');
+    uploadRow(up, 'Not sent: ' + why);
+    const actions = document.createElement('div');
+    actions.className = 'up-actions';
+    const retry = document.createElement('button');
+    retry.type = 'button';
+    retry.className = 'retry';
+    retry.textContent = 'Retry';
+    retry.addEventListener('click', () => sendUpload(up));
+    const dismiss = document.createElement('button');
+    dismiss.type = 'button';
+    dismiss.className = 'dismiss';
+    dismiss.textContent = 'Dismiss';
+    dismiss.addEventListener('click', () => {
+      up.li.remove();
+      uploadsEl.hidden = uploadsEl.children.length === 0;
+      msgInput.focus();
+    });
+    actions.append(retry, dismiss);
+    up.li.append(actions);
+  }
+
+  if (fileInput) {
+    attachBtn.addEventListener('click', () => fileInput.click());
+    fileInput.addEventListener('change', () => {
+      for (const f of fileInput.files) startUpload(f);
+      fileInput.value = ''; // the same file may be picked again
+    });
+    msgInput.addEventListener('paste', (ev) => {
+      const files = ev.clipboardData ? [...ev.clipboardData.files] : [];
+      if (files.length === 0) return; // text: pasted as usual
+      ev.preventDefault();
+      for (const f of files) startUpload(f);
+    });
+    const carriesFiles = (ev) => !!ev.dataTransfer && [...ev.dataTransfer.types].includes('Files');
+    document.addEventListener('dragover', (ev) => {
+      if (!carriesFiles(ev) || form.hidden) return;
+      ev.preventDefault();
+      ev.dataTransfer.dropEffect = 'copy';
+      document.body.classList.add('dropping');
+    });
+    document.addEventListener('dragleave', (ev) => {
+      if (!ev.relatedTarget) document.body.classList.remove('dropping'); // left the window
+    });
+    document.addEventListener('drop', (ev) => {
+      document.body.classList.remove('dropping');
+      if (!carriesFiles(ev) || form.hidden) return;
+      ev.preventDefault();
+      for (const f of ev.dataTransfer.files) startUpload(f);
+    });
+  }
+
   // ---------- changing a message: react, edit, delete ----------
 
   // Each message has its actions on hover or keyboard focus (a tap on a
@@ -1630,7 +1814,9 @@
   // quoteOf is the message li as a reply quotes it, as db.QuoteOf makes
   // it: its first line, cut to 140 characters, "…" when there is more.
   function quoteOf(li) {
-    const text = li.dataset.source ?? li.querySelector('.text')?.textContent ?? '';
+    let text = li.dataset.source ?? li.querySelector('.text')?.textContent ?? '';
+    // A file sent without text is quoted by its name (db.QuoteOf).
+    if (text === '' && li.classList.contains('bare')) text = li.querySelector('.file-name')?.textContent || li.querySelector('.file img')?.alt || '';
     const lines = text.split('\n');
     const chars = [...lines[0]];
     const more = lines.length > 1 || chars.length > 140;

@@ -38,8 +38,9 @@ type Chat struct {
 	HasOlder bool         // older messages exist: offer "Load older messages"
 	PageSize int          // messages per history request, for app.js's own
 	// The limits the server enforces, which the composer checks first.
-	MaxMessage int // characters in a message
-	MaxName    int // characters in a name
+	MaxMessage int   // characters in a message
+	MaxName    int   // characters in a name
+	MaxUpload  int64 // bytes in an uploaded file
 	// EditWindow is how long after sending one may edit a message.
 	EditWindow time.Duration
 

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/target"
+	"github.com/chromedp/chromedp"
+)
+
+// fileShape is what a reader sees of a message's file, the same for the
+// server's rendering and app.js's: classes, link, picture and its size,
+// the download's name and size.
+const fileShape = `(() => {
+	const a = document.querySelector('#messages li.msg .file' + SEL);
+	if (!a) return '';
+	const img = a.querySelector('img');
+	return [a.className, a.getAttribute('href'), a.target, a.title, a.getAttribute('download'),
+		img && img.getAttribute('src'), img && img.width, img && img.height, img && img.alt,
+		[...a.querySelectorAll('span')].map(e => e.textContent).join('/')].join(' | ');
+})()`
+
+// A picture picked with the paperclip shows, as its thumbnail, on another
+// person's page, sized before it loads, and opens full size; a file
+// dropped on the room shows as a download with its size; an upload that
+// fails says so and goes through on Retry. The server's rendering of the
+// history shows both exactly as the live page did.
+func TestBrowserPicturesAndFiles(t *testing.T) {
+	s, ann, invite := startWithAdmin(t)
+	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
+	joinAs(t, bob, invite, "Bob")
+	do(t, ann, chromedp.Navigate(s.url+"/"))
+	connected(t, ann)
+
+	// A 1200×800 photo: shown 320×213, opened 1200×800.
+	img := image.NewRGBA(image.Rect(0, 0, 1200, 800))
+	for y := range 800 {
+		for x := range 1200 {
+			img.Set(x, y, color.RGBA{uint8(x / 5), uint8(y / 4), 160, 255})
+		}
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 85}); err != nil {
+		t.Fatal(err)
+	}
+	photo := filepath.Join(t.TempDir(), "harbour.jpg")
+	if err := os.WriteFile(photo, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := eval[string](t, ann, `document.getElementById('attach').getAttribute('aria-label')`); got != "Attach a picture or file" {
+		t.Fatalf("the paperclip's label: %q", got)
+	}
+	do(t, ann, chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{photo}))
+
+	picture := strings.Replace(fileShape, "SEL", `'.picture'`, 1)
+	waitPage(t, bob, "Ann's picture on Bob's page", `(() => { const i = document.querySelector('#messages .file.picture img'); return !!i && i.complete && i.naturalWidth === 480; })()`)
+	live := eval[string](t, bob, picture)
+	if !strings.HasPrefix(live, "file picture | /files/") || !strings.Contains(live, "| _blank | harbour.jpg (open full size) |  | /files/") || !strings.HasSuffix(live, "/thumb | 320 | 213 | harbour.jpg | ") {
+		t.Fatalf("the picture on Bob's page: %s", live)
+	}
+	waitPage(t, ann, "the upload done", `document.getElementById('uploads').hidden && !!document.querySelector('#messages .file.picture img')`)
+
+	// Open full size: a new tab with the whole picture.
+	opened := chromedp.WaitNewTarget(bob, func(i *target.Info) bool { return strings.Contains(i.URL, "/files/") })
+	do(t, bob, chromedp.Click(chromedp.CSS(`#messages .file.picture`)))
+	select {
+	case id := <-opened:
+		full, closeFull := chromedp.NewContext(bob, chromedp.WithTargetID(id))
+		waitPage(t, full, "the full-size picture", `document.contentType === 'image/jpeg' && document.images.length === 1 && document.images[0].naturalWidth === 1200 && document.images[0].naturalHeight === 800`)
+		closeFull() // and back to the chat, in front again
+	case <-time.After(20 * time.Second):
+		t.Fatal("clicking the picture opened no tab")
+	}
+
+	// A file dropped on the room: a download, with its name and size.
+	do(t, ann, chromedp.Evaluate[chromedp.Void](`(() => {
+		const dt = new DataTransfer();
+		dt.items.add(new File(['x'.repeat(2400)], 'minutes.txt', { type: 'text/plain' }));
+		document.getElementById('scroller').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+	})()`))
+	download := strings.Replace(fileShape, "SEL", `'.download'`, 1)
+	waitPage(t, bob, "the dropped file on Bob's page", `!!document.querySelector('#messages .file.download')`)
+	liveDownload := eval[string](t, bob, download)
+	if !strings.HasPrefix(liveDownload, "file download | /files/") || !strings.HasSuffix(liveDownload, "| minutes.txt |  |  |  |  | /minutes.txt/2.4 kB") {
+		t.Fatalf("the dropped file on Bob's page: %s", liveDownload)
+	}
+
+	// Offline, an upload fails and says so; back online, Retry sends it.
+	setOffline(t, ann, true)
+	do(t, ann, chromedp.Evaluate[chromedp.Void](`(() => {
+		const dt = new DataTransfer();
+		dt.items.add(new File(['pasted'], 'pasted.txt', { type: 'text/plain' }));
+		document.getElementById('message').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+	})()`))
+	waitPage(t, ann, "the failed upload", `document.querySelector('#uploads .upload.failed .up-state')?.textContent.startsWith('Not sent:') && !!document.querySelector('#uploads .upload.failed button.retry')`)
+	screenshots(t, ann, "upload-failed")
+	setOffline(t, ann, false)
+	connected(t, ann)
+	do(t, ann, chromedp.Click(chromedp.CSS(`#uploads .upload.failed button.retry`)))
+	waitPage(t, bob, "the retried upload on Bob's page", `[...document.querySelectorAll('#messages .file-name')].map(e => e.textContent).join() === 'minutes.txt,pasted.txt'`)
+	waitPage(t, ann, "the retried upload done", `document.getElementById('uploads').hidden`)
+	screenshots(t, bob, "files")
+
+	// The history the server renders shows them as the live page did.
+	do(t, bob, chromedp.Reload())
+	connected(t, bob)
+	waitPage(t, bob, "the reloaded picture", `(() => { const i = document.querySelector('#messages .file.picture img'); return !!i && i.complete && i.naturalWidth === 480; })()`)
+	if got := eval[string](t, bob, picture); got != live {
+		t.Errorf("the server renders the picture as\n%s\napp.js as\n%s", got, live)
+	}
+	if got := eval[string](t, bob, download); got != liveDownload {
+		t.Errorf("the server renders the download as\n%s\napp.js as\n%s", got, liveDownload)
+	}
+}
