@@ -5,6 +5,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -27,6 +28,7 @@ import (
 	"nochat/chat"
 	"nochat/db"
 	"nochat/handlers"
+	"nochat/push"
 	"nochat/static"
 )
 
@@ -77,6 +79,13 @@ type config struct {
 	// writeTimeout bounds an HTTP response: not a flag, writeTimeout;
 	// tests shorten it.
 	writeTimeout time.Duration
+	// pushSubject is the VAPID subject pushes are sent under.
+	pushSubject string
+	// push tunes Web Push beyond the flags: tests point it at a stand-in
+	// on loopback (AllowLoopback, RootCAs); pushGrace is how long a person
+	// is away before pushes reach them (chat.DefaultPushGrace).
+	push      push.Options
+	pushGrace time.Duration
 }
 
 // writeTimeout is how long a plain HTTP request may take, from its headers
@@ -139,6 +148,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	// The default is db.DefaultDedupWindow, written as people write it.
 	fs.StringVar(&editWindow, "edit-window", env("NOCHAT_EDIT_WINDOW", "15m"), "how long after sending a person may edit their message: a `duration` from 1m to 720h (NOCHAT_EDIT_WINDOW)")
 	fs.StringVar(&dedupWindow, "dedup-window", env("NOCHAT_DEDUP_WINDOW", "24h"), "how long a sender's cid or Idempotency-Key names its send, so a retry is not stored twice: a `duration` from 1m to 720h (NOCHAT_DEDUP_WINDOW)")
+	fs.StringVar(&cfg.pushSubject, "push-subject", env("NOCHAT_PUSH_SUBJECT", "mailto:admin@"+cmp.Or(hostname(), "localhost")), "`mailto:address or https://URL` push services may reach this server's operator at, sent with every Web Push (NOCHAT_PUSH_SUBJECT)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -281,6 +291,13 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		metrics = handlers.NewMetrics()
 		observer = metrics
 	}
+	pushOpts := cfg.push
+	pushOpts.Log, pushOpts.Subject = log, cfg.pushSubject
+	pusher, err := push.New(ctx, store, pushOpts)
+	if err != nil {
+		store.Close()
+		return err
+	}
 	// A connection, and an address sending over REST, may send bursts of
 	// twice the rate.
 	burst := int(max(1, 2*cfg.msgRate))
@@ -297,6 +314,8 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		ReplayLimit:   cfg.replayLimit,
 		Guests:        cfg.guests,
 		EditWindow:    cfg.editWindow,
+		Pusher:        pusher,
+		PushGrace:     cfg.pushGrace,
 	})
 	if err != nil {
 		store.Close()
@@ -318,6 +337,7 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 			SendBurst:    burst,
 			Hostname:     hostname(),
 			AllowHosts:   cfg.allowHosts,
+			Push:         pusher,
 		}),
 		// Bounded header reads, idle keep-alives and answers, so clients
 		// that open sockets and go quiet, or never read what they asked
@@ -349,6 +369,11 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		log.Error("set-up link", "err", err)
 	}
 	stopRetention := startRetention(ctx, log, hub, hub, cfg.retention, cfg.retainEvery)
+	// Pushes go out until the hub has closed; whatever is still queued
+	// then is dropped (a push is a courtesy, the message is stored).
+	pushCtx, stopPush := context.WithCancel(context.Background())
+	pushDone := make(chan struct{})
+	go func() { defer close(pushDone); pusher.Run(pushCtx) }()
 	log.Info("NoChat is serving", "url", browseURL(ln.Addr()), "db", cfg.dbPath, "durability", string(cfg.durability), "version", version)
 
 	serveErr := make(chan error, 1)
@@ -379,6 +404,8 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		log.Warn("closing WebSockets", "err", err)
 	}
 	stopRetention() // before the store closes under it
+	stopPush()
+	<-pushDone
 	if err := store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close database: %w", err))
 	}

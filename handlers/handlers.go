@@ -53,6 +53,9 @@ type Deps struct {
 	// BodyTimeout is how long a request body may take to arrive once its
 	// headers are in; 0 means 10 s (defaultBodyTimeout). Tests shorten it.
 	BodyTimeout time.Duration
+	// Push is Web Push (push.Sender); without it there are no /push
+	// routes.
+	Push PushService
 }
 
 // New returns the whole HTTP surface as one handler.

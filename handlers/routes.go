@@ -36,6 +36,9 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		addAdminRoutes(mux, d)
 		addPeopleRoutes(mux, d)
 		addRoomRoutes(mux, d)
+		if d.Push != nil {
+			addPushRoutes(mux, d)
+		}
 	}
 }
 
