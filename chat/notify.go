@@ -47,9 +47,6 @@ const notifyQueue = 1024
 // maxNotifyBody is how many characters of a message a notification shows.
 const maxNotifyBody = 120
 
-// NotifyLevels are the notification levels a member may choose.
-var notifyLevels = []string{db.NotifyAll, db.NotifyMentions, db.NotifyNone}
-
 var errNotifyLevel = &Refusal{"bad_request", "level must be all, mentions or none"}
 
 // SetNotify sets what of room r person id is told of while away: every
@@ -60,11 +57,9 @@ func (h *Hub) SetNotify(ctx context.Context, id Identity, r db.Room, level strin
 	if id.Guest() {
 		return errGuestRooms
 	}
-	valid := false
-	for _, l := range notifyLevels {
-		valid = valid || l == level
-	}
-	if !valid {
+	switch level {
+	case db.NotifyAll, db.NotifyMentions, db.NotifyNone:
+	default:
 		return errNotifyLevel
 	}
 	if err := h.store.SetNotify(ctx, r.ID, id.UserID, level); err != nil {
@@ -74,6 +69,8 @@ func (h *Hub) SetNotify(ctx context.Context, id Identity, r db.Room, level strin
 		return fmt.Errorf("%w (%w)", ErrRoomStore, err)
 	}
 	frame := encode("notify", notifyData{Room: r.ID, Level: level})
+	// On the broadcaster, which alone reads its registry; sending a frame
+	// changes nothing else, as marked (the read frame) does not.
 	h.b.send(opRead{func() {
 		for c := range h.b.conns {
 			if c.userID == id.UserID && c.proto == V1 {
@@ -168,7 +165,7 @@ func (h *Hub) notifyLoop() {
 // away: at level all, of every message; at mentions, of mentions of them
 // or of everyone, and of every message of a direct room. Never its author.
 func (h *Hub) notifyOf(m db.Message) {
-	defer h.recordRecovered(placeBroadcaster, "notifications")
+	defer h.recordRecovered(placeNotify, "message "+strconv.FormatInt(m.ID, 10))
 	r, ok := h.Room(m.Room)
 	if !ok {
 		return
@@ -214,14 +211,7 @@ func (h *Hub) notification(r db.Room, m db.Message) *Notification {
 	}
 	body := strings.Join(strings.Fields(m.Message), " ")
 	if utf8.RuneCountInString(body) > maxNotifyBody {
-		cut := 0
-		for i := range body {
-			if cut == maxNotifyBody-1 {
-				body = body[:i] + "…"
-				break
-			}
-			cut++
-		}
+		body = string([]rune(body)[:maxNotifyBody-1]) + "…"
 	}
 	id := strconv.FormatInt(m.ID, 10)
 	return &Notification{Title: title, Body: body, URL: "/r/" + r.Slug + "/" + id, Tag: "nochat-" + id}

@@ -535,10 +535,15 @@ func TestNotifyAndPushRoutesRefuseWhoMayNotCallThem(t *testing.T) {
 		t.Fatalf("Ann's subscription after she removed it: %d stored, want 0", n)
 	}
 
-	// The level shows in the room list; signing out ends the session's
-	// subscriptions.
+	// The level shows in Bob's other tabs, the room list and the page;
+	// signing out ends the session's subscriptions.
+	bobSocket := openSocket(t, srv, bob)
+	frame(t, bobSocket, "hello")
 	if code, _ := call(t, srv, "PUT", "/rooms/lobby/notify", bob, `{"level": "none"}`, nil); code != http.StatusOK {
 		t.Fatalf("Bob's level none: %d", code)
+	}
+	if f := frame(t, bobSocket, "notify"); f["room"] != float64(db.DefaultRoom) || f["level"] != "none" {
+		t.Fatalf("Bob's tab heard %v, want the lobby's level none", f)
 	}
 	code, body := call(t, srv, "GET", "/rooms", bob, "", nil)
 	var rooms []struct {
