@@ -148,7 +148,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	// The default is db.DefaultDedupWindow, written as people write it.
 	fs.StringVar(&editWindow, "edit-window", env("NOCHAT_EDIT_WINDOW", "15m"), "how long after sending a person may edit their message: a `duration` from 1m to 720h (NOCHAT_EDIT_WINDOW)")
 	fs.StringVar(&dedupWindow, "dedup-window", env("NOCHAT_DEDUP_WINDOW", "24h"), "how long a sender's cid or Idempotency-Key names its send, so a retry is not stored twice: a `duration` from 1m to 720h (NOCHAT_DEDUP_WINDOW)")
-	fs.StringVar(&cfg.pushSubject, "push-subject", env("NOCHAT_PUSH_SUBJECT", "mailto:admin@"+cmp.Or(hostname(), "localhost")), "`mailto:address or https://URL` push services may reach this server's operator at, sent with every Web Push (NOCHAT_PUSH_SUBJECT)")
+	fs.StringVar(&cfg.pushSubject, "push-subject", env("NOCHAT_PUSH_SUBJECT", ""), "`contact` (mailto:address or https://URL) push services may reach this server's operator at, sent with every Web Push; empty means mailto:admin@ this machine's name (NOCHAT_PUSH_SUBJECT)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -163,6 +163,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return cfg, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	fs.Visit(func(f *flag.Flag) { delete(badEnv, f.Name) })
+	if cfg.pushSubject == "" {
+		cfg.pushSubject = "mailto:admin@" + cmp.Or(hostname(), "localhost")
+	}
 	if len(badEnv) > 0 {
 		return cfg, usageError{badEnv[slices.Sorted(maps.Keys(badEnv))[0]]}
 	}
