@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -89,11 +90,9 @@ const (
 	authBytes        = 16
 )
 
-// Settings keys of the VAPID key pair, made at first start.
-const (
-	settingPrivate = "vapid_private_key"
-	settingPublic  = "vapid_public_key"
-)
+// settingPrivate is the settings key of the VAPID private key, made at
+// first start.
+const settingPrivate = "vapid_private_key"
 
 // job is one push to one person, and how many times it was tried.
 type job struct {
@@ -132,9 +131,8 @@ func New(ctx context.Context, store Store, opts Options) (*Sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("make VAPID keys: %w", err)
 	}
-	// Both in one value would be one write; two SettingOr calls of two
-	// starts at once could mix pairs, so the public key is derived again
-	// from the private one that was kept.
+	// Only the private key is stored: of two first starts at once, both
+	// keep the one SettingOr stored, and the public key follows from it.
 	if priv, err = store.SettingOr(ctx, settingPrivate, priv); err != nil {
 		return nil, fmt.Errorf("VAPID key: %w", err)
 	}
@@ -238,15 +236,15 @@ func (s *Sender) Run(ctx context.Context) {
 
 // send pushes j to each of its person's devices (or to the one it names).
 func (s *Sender) send(ctx context.Context, j job) {
-	subs := []db.PushSubscription{}
+	subs, err := s.store.PushSubscriptions(ctx, j.user, time.Now())
+	if err != nil {
+		s.log.Error("push: subscriptions", "user", j.user, "err", err)
+		return
+	}
 	if j.sub != nil {
-		subs = append(subs, *j.sub)
-	} else {
-		var err error
-		if subs, err = s.store.PushSubscriptions(ctx, j.user, time.Now()); err != nil {
-			s.log.Error("push: subscriptions", "user", j.user, "err", err)
-			return
-		}
+		// A retry is for one device, if it is still subscribed: its
+		// session may have ended while the push waited.
+		subs = slices.DeleteFunc(subs, func(p db.PushSubscription) bool { return p.ID != j.sub.ID })
 	}
 	payload, err := json.Marshal(j.n)
 	if err != nil {
