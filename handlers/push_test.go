@@ -396,8 +396,18 @@ func TestPushReachesWhoIsAwayForWhatTheyAskFor(t *testing.T) {
 	if code, _ := call(t, srv, "PUT", "/rooms/lobby/notify", cid, `{"level": "none"}`, nil); code != http.StatusOK {
 		t.Fatalf("Cid's level none: %d", code)
 	}
+	// Edits and reactions push nothing, even at "all": the next push is
+	// the next message's.
+	edited := sendTo(t, srv, ann, "lobby", "a typo")
+	wantPush(t, ps.next("Bob's level all"), "bob", "Ann in Lobby", "a typo", "lobby", edited)
+	if code, body := call(t, srv, "PATCH", fmt.Sprintf("/rooms/lobby/messages/%d", edited), ann, `{"message": "no typo"}`, nil); code != http.StatusOK {
+		t.Fatalf("editing: %d %s", code, body)
+	}
+	if code, body := call(t, srv, "POST", fmt.Sprintf("/rooms/lobby/messages/%d/reactions", edited), ann, `{"emoji": "👍"}`, nil); code != http.StatusOK && code != http.StatusCreated {
+		t.Fatalf("reacting: %d %s", code, body)
+	}
 	m = sendTo(t, srv, ann, "lobby", "plain again")
-	p = ps.next("Bob's level all")
+	p = ps.next("Bob's level all, after an edit and a reaction")
 	wantPush(t, p, "bob", "Ann in Lobby", "plain again", "lobby", m)
 	if p.urgency == "high" {
 		t.Errorf("a plain message's Urgency = high, want lower")
@@ -432,10 +442,10 @@ func TestPushReachesWhoIsAwayForWhatTheyAskFor(t *testing.T) {
 	ps.mu.Lock()
 	attempts := ps.attempts["bob"]
 	ps.mu.Unlock()
-	// A mention, a plain message, the 503 and its retry, the direct
+	// A mention, two plain messages, the 503 and its retry, the direct
 	// message, the 410.
-	if attempts != 6 {
-		t.Errorf("Bob's device was reached %d times, want 6", attempts)
+	if attempts != 7 {
+		t.Errorf("Bob's device was reached %d times, want 7", attempts)
 	}
 	select {
 	case p := <-ps.received:
