@@ -5,6 +5,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -31,6 +32,7 @@ import (
 	"nochat/chat"
 	"nochat/db"
 	"nochat/handlers"
+	"nochat/push"
 	"nochat/static"
 )
 
@@ -98,6 +100,13 @@ type config struct {
 	// assets are the page's files: not a flag, the ones built in; tests
 	// serve others to see what a new version does to an open page.
 	assets fs.FS
+	// pushSubject is the VAPID subject pushes are sent under.
+	pushSubject string
+	// push tunes Web Push beyond the flags: tests point it at a stand-in
+	// on loopback (AllowLoopback, RootCAs); pushGrace is how long a person
+	// is away before pushes reach them (chat.DefaultPushGrace).
+	push      push.Options
+	pushGrace time.Duration
 }
 
 // writeTimeout is how long a plain HTTP request may take, from its headers
@@ -169,6 +178,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&cfg.acmeCA, "acme-ca", env("NOCHAT_ACME_CA", autocert.DefaultACMEDirectory), "the ACME directory `URL` -acme-domain gets certificates from (NOCHAT_ACME_CA)")
 	fs.StringVar(&cfg.acmeEmail, "acme-email", env("NOCHAT_ACME_EMAIL", ""), "contact `address` the ACME CA may write to about the certificates; optional (NOCHAT_ACME_EMAIL)")
 	fs.StringVar(&cfg.httpRedirectAddr, "http-redirect-addr", env("NOCHAT_HTTP_REDIRECT_ADDR", defaultRedirectAddr), "with HTTPS on, `host:port` where plain HTTP is redirected to HTTPS (and ACME's HTTP-01 answered), or off (NOCHAT_HTTP_REDIRECT_ADDR)")
+	fs.StringVar(&cfg.pushSubject, "push-subject", env("NOCHAT_PUSH_SUBJECT", ""), "`contact` (mailto:address or https://URL) push services may reach this server's operator at, sent with every Web Push; empty means mailto:admin@ this machine's name (NOCHAT_PUSH_SUBJECT)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -183,6 +193,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return cfg, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	fs.Visit(func(f *flag.Flag) { delete(badEnv, f.Name) })
+	if cfg.pushSubject == "" {
+		cfg.pushSubject = "mailto:admin@" + cmp.Or(hostname(), "localhost")
+	}
 	if len(badEnv) > 0 {
 		return cfg, usageError{badEnv[slices.Sorted(maps.Keys(badEnv))[0]]}
 	}
@@ -352,6 +365,13 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		metrics = handlers.NewMetrics()
 		observer = metrics
 	}
+	pushOpts := cfg.push
+	pushOpts.Log, pushOpts.Subject = log, cfg.pushSubject
+	pusher, err := push.New(ctx, store, pushOpts)
+	if err != nil {
+		store.Close()
+		return err
+	}
 	// A connection, and an address sending over REST, may send bursts of
 	// twice the rate.
 	burst := int(max(1, 2*cfg.msgRate))
@@ -368,6 +388,8 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		ReplayLimit:   cfg.replayLimit,
 		Guests:        cfg.guests,
 		EditWindow:    cfg.editWindow,
+		Pusher:        pusher,
+		PushGrace:     cfg.pushGrace,
 	})
 	if err != nil {
 		store.Close()
@@ -391,6 +413,7 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		AllowHosts:  append(slices.Clone(cfg.allowHosts), cfg.acmeDomains...),
 		MaxUpload:   cfg.maxUpload,
 		UploadQuota: cfg.uploadQuota,
+		Push:        pusher,
 	})
 	if https != nil {
 		handler = withHSTS(handler)
@@ -456,6 +479,11 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		log.Error("set-up link", "err", err)
 	}
 	stopRetention := startRetention(ctx, log, hub, hub, cfg.retention, cfg.retainEvery)
+	// Pushes go out until the hub has closed; whatever is still queued
+	// then is dropped (a push is a courtesy, the message is stored).
+	pushCtx, stopPush := context.WithCancel(context.Background())
+	pushDone := make(chan struct{})
+	go func() { defer close(pushDone); pusher.Run(pushCtx) }()
 	log.Info("NoChat is serving", "url", serveURL, "db", cfg.dbPath, "durability", string(cfg.durability), "version", version)
 
 	serveErr := make(chan error, 1)
@@ -487,6 +515,8 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		log.Warn("closing WebSockets", "err", err)
 	}
 	stopRetention() // before the store closes under it
+	stopPush()
+	<-pushDone
 	if err := store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close database: %w", err))
 	}

@@ -318,6 +318,7 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 	}
 	began := time.Now()
 	fresh := 0
+	var notices []db.Message // for notifyLoop, once the batch is out
 	for _, it := range c.Items {
 		// A WebSocket sender hears first: its ack, carrying the id, comes
 		// before the message itself, so a client can turn its pending line
@@ -351,6 +352,9 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 			b.window.change(func(w *window) { w.remember(f) })
 			h.broadcasted.Add(1)
 			fresh++
+			if h.opts.Pusher != nil {
+				notices = append(notices, it.Message)
+			}
 		}
 		if f != nil {
 			b.lastID = f.id
@@ -365,6 +369,9 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 				}
 			}
 		}
+	}
+	for _, m := range notices {
+		h.queueNotice(m)
 	}
 	if fresh > 0 {
 		h.series.addMessages(fresh)
@@ -422,6 +429,7 @@ func (b *broadcaster) join(c *client) {
 		if p == nil {
 			p = &person{}
 			b.accounts[c.userID] = p
+			h.away.online(c.userID)
 		} else if p.name != "" {
 			// Renamed after this connection read its name, before it
 			// joined: it speaks under the new one, as its account's other
@@ -470,6 +478,7 @@ func (b *broadcaster) leave(c *client) {
 	if p := b.accounts[c.userID]; p != nil {
 		if p.sessions--; p.sessions <= 0 {
 			delete(b.accounts, c.userID)
+			b.h.away.offline(c.userID, time.Now(), b.h.opts.PushGrace)
 		}
 	}
 	b.setRooms(c, nil)

@@ -38,6 +38,7 @@ const (
 	placeCatchUp     = "catch-up"
 	placeBroadcaster = "broadcaster"
 	placeFlusher     = "error log flusher"
+	placeNotify      = "notifications"
 )
 
 // errorLogSize bounds the entries kept, in memory and on disk. Entries are

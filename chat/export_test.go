@@ -51,3 +51,10 @@ func ConnectionsLater(h *Hub) int64 {
 	points := h.series.snapshot(time.Now().Add(time.Minute)).Connections
 	return points[len(points)-1]
 }
+
+// PushDropped is how many messages notified no one because the queue of
+// messages to notify of was full.
+func PushDropped(h *Hub) int64 { return h.pushDropped.Load() }
+
+// NotifyQueue is how many messages may wait to be notified of.
+const NotifyQueue = notifyQueue

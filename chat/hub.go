@@ -51,6 +51,12 @@ type Options struct {
 	Guests Guests
 
 	Observer Observer // told of commits, broadcasts and errors, for metrics
+
+	// Pusher, if not nil, is told of each new message for each member
+	// away who wants to hear of it (notify.go); PushGrace is how long
+	// "away" is (DefaultPushGrace).
+	Pusher    Pusher
+	PushGrace time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -83,6 +89,7 @@ func (o *Options) setDefaults() {
 	def(&o.MaxBatch, db.DefaultMaxBatch)
 	defDur(&o.TypingInterval, 2*time.Second)
 	defDur(&o.EditWindow, DefaultEditWindow)
+	defDur(&o.PushGrace, DefaultPushGrace)
 	if o.MsgRate == 0 {
 		o.MsgRate = 10
 	}
@@ -131,6 +138,14 @@ type Hub struct {
 	fellBehind  atomic.Int64 // times a session left the live set to catch up
 	slowDropped atomic.Int64 // sessions disconnected as too slow
 	broadcasted atomic.Int64 // messages handed to the live set
+
+	// Notifications (notify.go): messages waiting for notifyLoop, which
+	// closes noticesDone when it stops; who is away since when; messages
+	// dropped because the queue was full.
+	notices     chan db.Message
+	noticesDone chan struct{}
+	away        awayClock
+	pushDropped atomic.Int64
 }
 
 // origin is who a submitted message came from and whom to answer.
@@ -165,6 +180,8 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 		errorsDone:   make(chan struct{}),
 		controlLimit: int32(opts.SessionBuffer - 2),
 		streamLimit:  int32(opts.SessionBuffer * 3 / 4),
+		notices:      make(chan db.Message, notifyQueue),
+		noticesDone:  make(chan struct{}),
 	}
 	if err := h.dir.load(ctx, store); err != nil {
 		cancel()
@@ -210,6 +227,7 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 	})
 	go h.b.run()
 	go h.flushErrors()
+	go h.notifyLoop()
 	return h, nil
 }
 
@@ -441,6 +459,7 @@ func (h *Hub) Close(ctx context.Context) error {
 	h.b.send(opStop{})
 	<-h.b.quit
 	<-h.errorsDone
+	<-h.noticesDone // stopped by h.cancel: it reads the store no more
 	if ferr := h.errors.flush(context.Background()); ferr != nil {
 		h.log.Error("save error log", "err", ferr)
 	}

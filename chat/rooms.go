@@ -258,6 +258,9 @@ type RoomView struct {
 	Unread   int         `json:"unread"`
 	Mention  bool        `json:"mention"`
 	LastRead int64       `json:"last_read"`
+	// Notify is what of the room its member is told of while away
+	// (db.NotifyAll, NotifyMentions, NotifyNone); absent when not a member.
+	Notify string `json:"notify,omitempty"`
 }
 
 // Rooms lists id's rooms: for an account, the rooms it is in (archived
@@ -285,7 +288,7 @@ func (h *Hub) Rooms(ctx context.Context, id Identity) ([]RoomView, error) {
 			continue
 		}
 		u := unread[r.ID]
-		out = append(out, RoomView{Room: r, Title: r.Name, Member: member && !id.Guest(), Unread: u.Count, Mention: u.Mention, LastRead: u.LastRead})
+		out = append(out, RoomView{Room: r, Title: r.Name, Member: member && !id.Guest(), Unread: u.Count, Mention: u.Mention, LastRead: u.LastRead, Notify: u.Notify})
 	}
 	h.dir.mu.RUnlock()
 	for i, v := range out {

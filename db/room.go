@@ -262,10 +262,11 @@ func (s *Store) MarkRead(ctx context.Context, room, user, id int64) (bool, error
 
 // Unread is an account's unread state in one room.
 type Unread struct {
-	Room     int64 `json:"room"`
-	LastRead int64 `json:"last_read"` // the newest id read
-	Count    int   `json:"unread"`    // messages after it, not the account's own
-	Mention  bool  `json:"mention"`   // one of them mentions the account, or everyone
+	Room     int64  `json:"room"`
+	LastRead int64  `json:"last_read"` // the newest id read
+	Count    int    `json:"unread"`    // messages after it, not the account's own
+	Mention  bool   `json:"mention"`   // one of them mentions the account, or everyone
+	Notify   string `json:"notify"`    // NotifyAll, NotifyMentions or NotifyNone
 }
 
 // maxUnread is where an unread count stops: a list shows "99+".
@@ -280,7 +281,8 @@ func (s *Store) UnreadOf(ctx context.Context, user int64) (map[int64]Unread, err
 			AND user_id IS NOT ? LIMIT ?)),
 		EXISTS (SELECT 1 FROM mentions n JOIN messages ON messages.id = n.message_id
 			WHERE n.user_id IN (?, 0) AND n.message_id > m.last_read AND messages.room_id = m.room_id
-			AND messages.user_id IS NOT ?)
+			AND messages.user_id IS NOT ?),
+		m.notify
 		FROM members m WHERE m.user_id = ?`, user, maxUnread, user, user, user)
 	if err != nil {
 		return nil, fmt.Errorf("unread of %d: %w", user, err)
@@ -289,7 +291,7 @@ func (s *Store) UnreadOf(ctx context.Context, user int64) (map[int64]Unread, err
 	out := make(map[int64]Unread)
 	for rows.Next() {
 		var u Unread
-		if err := rows.Scan(&u.Room, &u.LastRead, &u.Count, &u.Mention); err != nil {
+		if err := rows.Scan(&u.Room, &u.LastRead, &u.Count, &u.Mention, &u.Notify); err != nil {
 			return nil, fmt.Errorf("unread of %d: %w", user, err)
 		}
 		out[u.Room] = u

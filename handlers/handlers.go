@@ -59,6 +59,9 @@ type Deps struct {
 	// may have stored; 0 means DefaultUploadQuota, less than 0 no quota.
 	MaxUpload   int64
 	UploadQuota int64
+	// Push is Web Push (push.Sender); without it there are no /push
+	// routes.
+	Push PushService
 }
 
 // New returns the whole HTTP surface as one handler.

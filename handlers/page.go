@@ -141,7 +141,7 @@ func handleRoot(log *slog.Logger, hub room, store pageReader, admins adminChecke
 			Member: access.Member, MayPost: access.Post, Manage: access.Manage, Invite: access.Invite}
 		links := make([]views.RoomLink, 0, len(rooms))
 		for _, v := range rooms {
-			links = append(links, views.RoomLink{ID: v.ID, Slug: v.Slug, Title: v.Title, Kind: v.Kind, Member: v.Member, Unread: v.Unread, Mention: v.Mention, LastRead: v.LastRead})
+			links = append(links, views.RoomLink{ID: v.ID, Slug: v.Slug, Title: v.Title, Kind: v.Kind, Member: v.Member, Unread: v.Unread, Mention: v.Mention, LastRead: v.LastRead, Notify: v.Notify})
 			if v.ID == rm.ID {
 				head.Title = v.Title // a direct room's people
 				head.LastRead = v.LastRead

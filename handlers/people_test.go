@@ -18,6 +18,7 @@ import (
 
 	"nochat/chat"
 	"nochat/db"
+	"nochat/push"
 	"nochat/static"
 )
 
@@ -29,6 +30,7 @@ type testServer struct {
 	hub      chat.Options      // the hub's options; TrustProxy is set
 	accounts map[string]string // name → role, each with the password "password of NAME"
 	deps     func(*Deps)       // changes the handlers' Deps, if set
+	push     *push.Options     // Web Push's options; nil: no push
 }
 
 // start serves the handlers as ts says; stop ends the server and closes
@@ -54,6 +56,18 @@ func (ts testServer) start(t *testing.T) (srv *httptest.Server, clock *handClock
 		}
 	}
 	ts.hub.TrustProxy = true
+	var pusher *push.Sender
+	pushCtx, cancelPush := context.WithCancel(context.Background())
+	pushDone := make(chan struct{})
+	if ts.push != nil {
+		if pusher, err = push.New(ctx, store, *ts.push); err != nil {
+			t.Fatal(err)
+		}
+		ts.hub.Pusher = pusher
+		go func() { defer close(pushDone); pusher.Run(pushCtx) }()
+	} else {
+		close(pushDone)
+	}
 	hub, err := chat.New(store, ts.hub)
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +78,9 @@ func (ts testServer) start(t *testing.T) (srv *httptest.Server, clock *handClock
 	clock = &handClock{t: time.Now()}
 	auth.now = clock.now
 	deps := Deps{Store: store, Hub: hub, Assets: static.New(), Auth: auth, TrustProxy: true}
+	if pusher != nil {
+		deps.Push = pusher
+	}
 	if ts.deps != nil {
 		ts.deps(&deps)
 	}
@@ -75,6 +92,8 @@ func (ts testServer) start(t *testing.T) (srv *httptest.Server, clock *handClock
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			hub.Close(ctx)
+			cancelPush()
+			<-pushDone // its last send done, before the store closes
 			store.Close()
 		})
 	}

@@ -27,6 +27,7 @@ import (
 //	POST   /rooms/{slug}/leave                    leave it
 //	POST   /rooms/{slug}/members                  invite {user}: a member, or an admin
 //	DELETE /rooms/{slug}/members/{id}             remove: an admin (or oneself)
+//	PUT    /rooms/{slug}/notify                   {level: all|mentions|none}: a member (push.go)
 //	GET    /rooms/{slug}/messages/latest/{n}      newest n, oldest first
 //	GET    /rooms/{slug}/messages?before=&limit=  a page of history
 //	GET    /rooms/{slug}/messages?around=&limit=  the history around a message (a permalink's)
@@ -50,6 +51,7 @@ type roomHub interface {
 	RemoveMember(ctx context.Context, id chat.Identity, r db.Room, user int64) error
 	Reply(ctx context.Context, id chat.Identity, r db.Room, user, text, key string, replyTo int64) (db.Stored, error)
 	Change(ctx context.Context, id chat.Identity, req chat.ChangeRequest) (db.Message, error)
+	SetNotify(ctx context.Context, id chat.Identity, r db.Room, level string) error
 	GuestsMayRead() bool
 }
 
@@ -80,6 +82,7 @@ func addRoomRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /rooms/{slug}/leave", limited(change(rooms.leave)))
 	mux.Handle("POST /rooms/{slug}/members", limited(change(rooms.invite)))
 	mux.Handle("DELETE /rooms/{slug}/members/{id}", limited(change(rooms.remove)))
+	mux.Handle("PUT /rooms/{slug}/notify", limited(change(rooms.notify))) // push.go
 	mux.Handle("GET /rooms/{slug}/messages/latest/{n}", read(rooms.latest))
 	mux.Handle("GET /rooms/{slug}/messages", read(rooms.history))
 	mux.Handle("GET /search", limitSearches(d)(allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, handleSearch(d.Log, d.Hub, d.Store, d.Auth)))))

@@ -40,6 +40,9 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		addPeopleRoutes(mux, d)
 		addRoomRoutes(mux, d)
 		addFileRoutes(mux, d)
+		if d.Push != nil {
+			addPushRoutes(mux, d)
+		}
 	}
 }
 

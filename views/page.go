@@ -84,6 +84,9 @@ type RoomLink struct {
 	Unread   int
 	Mention  bool
 	LastRead int64
+	// Notify is the reader's notification level there (all, mentions,
+	// none); "" when not a member.
+	Notify string
 }
 
 // roomMark is the sign before a room's name: # for a room, a padlock for

@@ -1,0 +1,143 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Notification levels: what of a room a member is told of while away.
+const (
+	NotifyAll      = "all"      // every message
+	NotifyMentions = "mentions" // mentions of them or of everyone, and every message of a direct room
+	NotifyNone     = "none"     // nothing
+)
+
+// SetNotify stores member user's notification level in room, or reports
+// ErrNotFound if user is not a member.
+func (s *Store) SetNotify(ctx context.Context, room, user int64, level string) error {
+	res, err := s.write.ExecContext(ctx, "UPDATE members SET notify = ? WHERE room_id = ? AND user_id = ?", level, room, user)
+	if err != nil {
+		return fmt.Errorf("set notify in room %d: %w", room, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("set notify in room %d: %w", room, ErrNotFound)
+	}
+	return nil
+}
+
+// Notified is a member to notify of a room's messages, at their level.
+type Notified struct {
+	UserID int64
+	Notify string // NotifyAll, NotifyMentions or NotifyNone
+}
+
+// NotifyLevels returns the room's members who have a push subscription,
+// with their notification level: nobody else can be pushed to.
+func (s *Store) NotifyLevels(ctx context.Context, room int64) ([]Notified, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT m.user_id, m.notify FROM members m
+		WHERE m.room_id = ? AND m.notify != 'none'
+		AND EXISTS (SELECT 1 FROM push_subscriptions p WHERE p.account_id = m.user_id)`, room)
+	if err != nil {
+		return nil, fmt.Errorf("notify levels of room %d: %w", room, err)
+	}
+	defer rows.Close()
+	var out []Notified
+	for rows.Next() {
+		var n Notified
+		if err := rows.Scan(&n.UserID, &n.Notify); err != nil {
+			return nil, fmt.Errorf("notify levels of room %d: %w", room, err)
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// PushSubscription is one browser's Web Push subscription: where to send
+// (Endpoint, the push service's URL) and the keys to encrypt for it.
+type PushSubscription struct {
+	ID        int64
+	SessionID int64
+	AccountID int64
+	Endpoint  string
+	P256dh    string // base64url
+	Auth      string // base64url
+	Created   time.Time
+}
+
+// SavePushSubscription stores a subscription with its session; one with
+// the same endpoint is replaced (a browser that subscribes again), and
+// past max of the account's subscriptions the oldest go.
+func (s *Store) SavePushSubscription(ctx context.Context, sub PushSubscription, max int) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("save push subscription: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO push_subscriptions (session_id, account_id, endpoint, p256dh, auth, created)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (endpoint) DO UPDATE SET session_id = excluded.session_id, account_id = excluded.account_id,
+			p256dh = excluded.p256dh, auth = excluded.auth, created = excluded.created`,
+		sub.SessionID, sub.AccountID, sub.Endpoint, sub.P256dh, sub.Auth, sub.Created.UnixMilli()); err != nil {
+		return fmt.Errorf("save push subscription: %w", err)
+	}
+	// The newest max stay; ids grow with inserts, and a replaced one keeps
+	// its id, so order by when it was (re)made.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM push_subscriptions WHERE account_id = ? AND id NOT IN (
+		SELECT id FROM push_subscriptions WHERE account_id = ? ORDER BY created DESC, id DESC LIMIT ?)`,
+		sub.AccountID, sub.AccountID, max); err != nil {
+		return fmt.Errorf("save push subscription: drop the oldest: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("save push subscription: %w", err)
+	}
+	return nil
+}
+
+// DeletePushSubscription removes account's subscription at endpoint, or
+// reports ErrNotFound if it has none there.
+func (s *Store) DeletePushSubscription(ctx context.Context, account int64, endpoint string) error {
+	res, err := s.write.ExecContext(ctx, "DELETE FROM push_subscriptions WHERE account_id = ? AND endpoint = ?", account, endpoint)
+	if err != nil {
+		return fmt.Errorf("delete push subscription: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("delete push subscription: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// DropPushSubscription removes the subscription with this id, whoever's
+// it is: the push service said it is gone (404, 410).
+func (s *Store) DropPushSubscription(ctx context.Context, id int64) error {
+	if _, err := s.write.ExecContext(ctx, "DELETE FROM push_subscriptions WHERE id = ?", id); err != nil {
+		return fmt.Errorf("drop push subscription %d: %w", id, err)
+	}
+	return nil
+}
+
+// PushSubscriptions returns account's subscriptions whose session is live
+// at now, oldest first: an expired session's devices are told nothing,
+// before pruning deletes them with it.
+func (s *Store) PushSubscriptions(ctx context.Context, account int64, now time.Time) ([]PushSubscription, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT p.id, p.session_id, p.account_id, p.endpoint, p.p256dh, p.auth, p.created
+		FROM push_subscriptions p JOIN sessions s ON s.id = p.session_id
+		WHERE p.account_id = ? AND s.expires > ? ORDER BY p.id`, account, now.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("push subscriptions of %d: %w", account, err)
+	}
+	defer rows.Close()
+	var out []PushSubscription
+	for rows.Next() {
+		var (
+			p       PushSubscription
+			created int64
+		)
+		if err := rows.Scan(&p.ID, &p.SessionID, &p.AccountID, &p.Endpoint, &p.P256dh, &p.Auth, &created); err != nil {
+			return nil, fmt.Errorf("push subscriptions of %d: %w", account, err)
+		}
+		p.Created = time.UnixMilli(created)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
