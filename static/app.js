@@ -1135,6 +1135,7 @@
       case 'membership': onMembership(d); break;
       case 'room': onRoom(d); break;
       case 'read': refreshRooms(); break;
+      case 'notify': onNotify(d); break;
       default: break; // newer server, older page: ignore what we do not know
     }
   }
@@ -2008,9 +2009,11 @@
   const notifyBtn = $('notify-browser');
   const soundBox = $('notify-sound');
 
+  // levelOf is what we asked to hear of room id: from the rooms list, or
+  // the sidebar as the server drew it.
   function levelOf(id) {
     const r = knownRooms.get(id);
-    return (r && r.notify) || 'mentions';
+    return (r && r.notify) || document.querySelector(`#sidebar a.room-link[data-room-id="${id}"]`)?.dataset.notify || 'mentions';
   }
 
   function mentionsMe(m) {
@@ -2195,16 +2198,27 @@
       : p === 'denied' ? 'Notifications are blocked in this browser' : 'Turn on browser notifications';
   }
 
+  // setLevel keeps a room's level, as chosen here or in another tab.
+  function setLevel(id, level) {
+    const r = knownRooms.get(id);
+    if (r) r.notify = level;
+    else knownRooms.set(id, { id, notify: level });
+    const a = roomLink(id);
+    if (a) a.dataset.notify = level;
+    showNotifySettings();
+    updateBadge();
+  }
+
+  function onNotify(d) {
+    if (d && Number.isSafeInteger(d.room) && ['all', 'mentions', 'none'].includes(d.level)) setLevel(d.room, d.level);
+  }
+
   notifyMenu?.addEventListener('click', async (ev) => {
     const b = ev.target.closest('.notify-level');
     if (!b) return;
     try {
       const d = await api('PUT', `/rooms/${encodeURIComponent(room.slug)}/notify`, { level: b.dataset.level });
-      const r = knownRooms.get(room.id);
-      if (r) r.notify = d.level;
-      else knownRooms.set(room.id, { id: room.id, slug: room.slug, notify: d.level });
-      showNotifySettings();
-      updateBadge();
+      setLevel(room.id, d.level);
     } catch (err) { notice('Could not change notifications: ' + err.message); }
   });
   notifyBtn?.addEventListener('click', async () => {
@@ -2381,6 +2395,7 @@
     a.dataset.slug = r.slug;
     a.dataset.kind = r.kind;
     a.dataset.lastRead = String(r.last_read || 0);
+    if (r.notify) a.dataset.notify = r.notify;
     if (r.id === room.id) a.setAttribute('aria-current', 'page');
     const span = (className, text) => {
       const el = document.createElement('span');

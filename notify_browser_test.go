@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+)
+
+// hide makes tab's page believe it is in the background, as when another
+// tab or window is in front. (Headless Chromium shows every tab; the page
+// reads document.hidden and the visibilitychange event, which this sets.)
+func hide(t *testing.T, tab context.Context, hidden bool) {
+	t.Helper()
+	do(t, tab, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+		Object.defineProperty(document, 'hidden', {configurable: true, get: () => %[1]t});
+		Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => %[1]t ? 'hidden' : 'visible'});
+		document.dispatchEvent(new Event('visibilitychange'));
+	})()`, hidden)))
+}
+
+// countShown counts, across the tabs of one browser, the notifications the
+// page asks the browser to show, in localStorage's "test:shown".
+const countShown = `(() => {
+	const show = ServiceWorkerRegistration.prototype.showNotification;
+	ServiceWorkerRegistration.prototype.showNotification = function (...args) {
+		localStorage.setItem('test:shown', String(Number(localStorage.getItem('test:shown') || 0) + 1));
+		return show.apply(this, args);
+	};
+})()`
+
+type shownNotification struct {
+	Title, Body, Tag, URL string
+}
+
+// notifications lists what the browser shows for NoChat now.
+func notifications(t *testing.T, tab context.Context) []shownNotification {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tab, 20*time.Second)
+	defer cancel()
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.serviceWorker.ready
+		.then(r => r.getNotifications())
+		.then(ns => JSON.stringify(ns.map(n => ({title: n.title, body: n.body, tag: n.tag, url: n.data && n.data.url}))))`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ns []shownNotification
+	if err := json.Unmarshal([]byte(raw), &ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+func waitNotification(t *testing.T, tab context.Context, body string) shownNotification {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var ns []shownNotification
+	for time.Now().Before(deadline) {
+		ns = notifications(t, tab)
+		for _, n := range ns {
+			if n.Body == body {
+				return n
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("no notification %q; shown: %+v", body, ns)
+	return shownNotification{}
+}
+
+// Bob, with two tabs in the background, hears of what his setting asks
+// for, once, never of his own messages; the title and favicon count; the
+// notification leads to the message.
+func TestBrowserNotifiesAsTheRoomSettingAsks(t *testing.T) {
+	s, ann, invite := startWithAdmin(t)
+	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
+	do(t, bob, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
+			Permission:       &browser.PermissionDescriptor{Name: "notifications"},
+			Setting:          browser.PermissionSettingGranted,
+			Origin:           s.url,
+			BrowserContextID: chromedp.FromContext(bob).BrowserContextID,
+		})
+		return chromedp.Void{}, err
+	})
+	joinAs(t, bob, invite, "Bob")
+	bob2 := newTab(t, bob)
+	do(t, bob2, chromedp.Navigate(s.url+"/"))
+	do(t, ann, chromedp.Navigate(s.url+"/"))
+	connected(t, ann)
+	for _, tab := range []context.Context{bob, bob2} {
+		connected(t, tab)
+		workerReady(t, tab)
+		do(t, tab, chromedp.Evaluate[chromedp.Void](countShown))
+	}
+	do(t, bob, chromedp.Click(`#room-menu summary`))
+	waitPage(t, bob, "the notification settings", `document.getElementById('notify-browser').textContent === 'Browser notifications are on'
+		&& document.querySelector('.notify-level[data-level="mentions"]').getAttribute('aria-pressed') === 'true'`)
+	screenshots(t, bob, "notify-menu")
+	do(t, bob, chromedp.Click(`#room-menu summary`))
+
+	hide(t, bob, true)
+	hide(t, bob2, true)
+	say(t, ann, "anyone up for chess?")
+	say(t, ann, "@Bob your move")
+	n := waitNotification(t, bob, "@Bob your move")
+	if n.Title != "Ann in Lobby" || !strings.HasPrefix(n.URL, "/r/lobby/") || n.Tag == "" {
+		t.Fatalf("the mention's notification: %+v", n)
+	}
+	waitPage(t, bob, "the count in the title and on the favicon", `document.title === '(2) NoChat'
+		&& document.querySelector('link[rel="icon"]').href.startsWith('data:image/png')`)
+	time.Sleep(500 * time.Millisecond) // time for a second tab to announce it too, were it to
+	if ns := notifications(t, bob); len(ns) != 1 {
+		t.Fatalf("Bob is notified of %+v; his setting asks for mentions only", ns)
+	}
+	if shown := eval[string](t, bob, `localStorage.getItem('test:shown')`); shown != "1" {
+		t.Fatalf("the mention was shown %s times across Bob's two tabs, want once", shown)
+	}
+
+	// Back in front: the count is gone. Bob asks for every message.
+	hide(t, bob, false)
+	waitPage(t, bob, "the title without a count", `document.title === 'NoChat' && document.querySelector('link[rel="icon"]').href.includes('favicon.svg')`)
+	do(t, bob, chromedp.Click(`#room-menu summary`), chromedp.Click(`.notify-level[data-level="all"]`))
+	waitPage(t, bob, "every message chosen", `document.querySelector('.notify-level[data-level="all"]').getAttribute('aria-pressed') === 'true'`)
+	do(t, bob, chromedp.Click(`#room-menu summary`))
+	hide(t, bob, true)
+	say(t, bob2, "my own words") // from his other tab: never announced to him
+	say(t, ann, "plain words")
+	waitNotification(t, bob, "plain words")
+	for _, n := range notifications(t, bob) {
+		if n.Body == "my own words" {
+			t.Fatal("Bob was notified of his own message")
+		}
+	}
+
+	// Nothing: nothing more, not even a mention.
+	hide(t, bob, false)
+	do(t, bob, chromedp.Click(`#room-menu summary`), chromedp.Click(`.notify-level[data-level="none"]`))
+	waitPage(t, bob, "nothing chosen", `document.querySelector('.notify-level[data-level="none"]').getAttribute('aria-pressed') === 'true'`)
+	do(t, bob, chromedp.Click(`#room-menu summary`))
+	hide(t, bob, true)
+	say(t, ann, "@Bob are you there?")
+	waitMessages(t, bob, "the last mention", contains("@Bob are you there?"))
+	time.Sleep(500 * time.Millisecond)
+	if ns := notifications(t, bob); len(ns) != 2 {
+		t.Fatalf("Bob, who asked for nothing, has %+v", ns)
+	}
+
+	// The notification's address opens the room at the message.
+	do(t, bob, chromedp.Navigate(s.url+n.URL))
+	waitPage(t, bob, "the mention in focus", `document.querySelector('li.msg.focus .text')?.innerText === '@Bob your move'`)
+}
+
+// The page's side of Web Push, up to what this closed network allows:
+// "Turn on browser notifications" asks the browser's permission and, once
+// it is given, subscribes with the server's VAPID key and gives the
+// server the subscription, kept with the session. (A real subscription
+// needs the browser's push service on the internet: the browser's
+// subscribe is stood in for by one returning a subscription with a real
+// P-256 key, as Chromium would.)
+func TestBrowserSubscribesForPushOnceAllowed(t *testing.T) {
+	ann := newBrowser(t)
+	path := filepath.Join(t.TempDir(), "nochat.db")
+	s := start(t, map[string]string{"NOCHAT_DB": path})
+	link, _ := setupLink(t, s)
+	browserSetUp(t, ann, link)
+	connected(t, ann)
+	workerReady(t, ann)
+	do(t, ann, chromedp.Evaluate[chromedp.Void](`(() => {
+		PushManager.prototype.subscribe = async function (opts) {
+			const key = await crypto.subtle.generateKey({name: 'ECDH', namedCurve: 'P-256'}, true, ['deriveBits']);
+			const raw = new Uint8Array(await crypto.subtle.exportKey('raw', key.publicKey));
+			const b64 = (b) => btoa(String.fromCharCode(...b)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+			window.subscribedWith = {userVisibleOnly: opts.userVisibleOnly, key: b64(new Uint8Array(opts.applicationServerKey))};
+			const json = {endpoint: 'https://push.example.net/send/abc123', expirationTime: null, keys: {p256dh: b64(raw), auth: b64(crypto.getRandomValues(new Uint8Array(16)))}};
+			return {endpoint: json.endpoint, toJSON: () => json};
+		};
+	})()`))
+
+	// Not yet allowed: the menu offers it.
+	do(t, ann, chromedp.Click(`#room-menu summary`))
+	waitPage(t, ann, "the offer", `document.getElementById('notify-browser').textContent === 'Turn on browser notifications' && !document.getElementById('notify-browser').disabled`)
+	// Ann allows it (the browser's prompt, answered through DevTools).
+	do(t, ann, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
+			Permission: &browser.PermissionDescriptor{Name: "notifications"},
+			Setting:    browser.PermissionSettingGranted,
+			Origin:     s.url,
+		})
+		return chromedp.Void{}, err
+	})
+	do(t, ann, chromedp.Click(`#notify-browser`))
+	waitPage(t, ann, "notifications on", `document.getElementById('notify-browser').textContent === 'Browser notifications are on'`)
+	waitPage(t, ann, "the subscription made", `!!window.subscribedWith`)
+
+	var key struct{ Key string }
+	if err := json.Unmarshal([]byte(s.get(t, "/push/key")), &key); err != nil {
+		t.Fatal(err)
+	}
+	got := eval[map[string]any](t, ann, `window.subscribedWith`)
+	if got["userVisibleOnly"] != true || got["key"] != key.Key {
+		t.Fatalf("subscribed with %v, want userVisibleOnly and the server's key %s", got, key.Key)
+	}
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var endpoint, owner string
+		err := raw.QueryRow(`SELECT p.endpoint, a.name FROM push_subscriptions p JOIN accounts a ON a.id = p.account_id`).Scan(&endpoint, &owner)
+		if err == nil && endpoint == "https://push.example.net/send/abc123" && owner == "Ann" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server has no subscription of Ann's: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
