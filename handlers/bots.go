@@ -182,8 +182,11 @@ func WatchBotTokens(ctx context.Context, store botTokenWatch, hub botSocketClose
 			if err != nil {
 				log.Debug("bot tokens", "err", err)
 			} else {
-				for id, old := range known {
-					if !bytes.Equal(old, tokens[id]) {
+				for id, now := range tokens {
+					// A bot made since the last look may have changed its
+					// token already: its sockets (if any, a second old at
+					// most) close too, and reconnect with the token now.
+					if old, ok := known[id]; known != nil && (!ok || !bytes.Equal(old, now)) {
 						if n := hub.EndAccount(id, chat.CloseBotRevoked); n > 0 {
 							log.Info("closed the sockets of a bot whose token changed", "bot", id, "sockets", n)
 						}

@@ -23,3 +23,6 @@ INSERT INTO bot_tokens_version (id, n) VALUES (1, 0);
 CREATE TRIGGER bots_token_changed AFTER UPDATE OF token_hash ON bots BEGIN
     UPDATE bot_tokens_version SET n = n + 1 WHERE id = 1;
 END;
+CREATE TRIGGER bots_token_added AFTER INSERT ON bots BEGIN
+    UPDATE bot_tokens_version SET n = n + 1 WHERE id = 1;
+END;
