@@ -125,6 +125,11 @@ func TestBotPostsReadsAndReactsOverRESTAndWebSocket(t *testing.T) {
 		t.Fatalf("Bob reads the bot's message: %d %s", code, answer)
 	}
 
+	// And the page marks it: the bot's tag after its name.
+	if code, _, page := as(t, w.srv, "GET", "/r/"+w.ops.Slug, w.bob, nil); code != 200 || !strings.Contains(page, `<span class="tag">bot</span>`) {
+		t.Fatalf("Bob's page of ops: %d, no bot tag", code)
+	}
+
 	msg := "/rooms/" + w.ops.Slug + "/messages/" + strconv.FormatInt(first.ID, 10)
 	if code, _, body := w.asBot(t, "PATCH", msg, `{"message": "the dryer is done"}`, nil); code != 200 || !strings.Contains(body, "the dryer is done") {
 		t.Fatalf("bot edits its message: %d %s", code, body)
