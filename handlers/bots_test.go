@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -357,4 +358,127 @@ func TestBotRateLimit(t *testing.T) {
 	})
 	// Bob, from the same address, is not held back by the bot's limit.
 	sendTo(t, w.srv, w.bob, w.ops.Slug, "people still talk")
+}
+
+var botTokenRe = regexp.MustCompile(`nochat_bot_[A-Za-z0-9_-]{43}`)
+
+// The dashboard's Bots panel: only admins may use it (a member gets 403, a
+// guest 401); an admin makes a bot and sees its token once, changes its
+// rooms (its socket and REST follow), revokes it (its socket closes at
+// once) and gives it a new token, each with an audit line.
+func TestBotsPanel(t *testing.T) {
+	w := newBotWorld(t, chat.Options{})
+	ops := strconv.FormatInt(w.ops.ID, 10)
+	heron := "/admin/bots/" + strconv.FormatInt(w.bot.ID, 10)
+	for _, path := range []string{"/admin/bots", heron + "/rotate", heron + "/revoke", heron + "/rooms"} {
+		form := url.Values{"name": {"Kite"}, "room": {ops}}
+		if code, _, body := as(t, w.srv, "POST", path, w.bob, form); code != http.StatusForbidden {
+			t.Errorf("a member's POST %s: %d %s, want 403", path, code, body)
+		}
+		if code, _, body := as(t, w.srv, "POST", path, "", form); code != http.StatusUnauthorized {
+			t.Errorf("a guest's POST %s: %d %s, want 401", path, code, body)
+		}
+		// The bot itself: 403 (not a bot's route).
+		if code, _, body := w.asBot(t, "POST", path, "", nil); code != http.StatusForbidden {
+			t.Errorf("the bot's POST %s: %d %s, want 403", path, code, body)
+		}
+	}
+	if code, _, body := w.asBot(t, "GET", "/rooms", "", nil); code != 200 || !strings.Contains(body, w.ops.Slug) {
+		t.Fatalf("after the refused calls the token still works: %d %s", code, body)
+	}
+
+	// Made by Ada: the token is on the page once.
+	code, _, page := as(t, w.srv, "POST", "/admin/bots", w.ada, url.Values{"name": {"Kite"}, "room": {ops}})
+	token := botTokenRe.FindString(page)
+	if code != 200 || token == "" || !strings.Contains(page, `data-bot="Kite"`) {
+		t.Fatalf("Ada makes Kite: %d, token %q", code, token)
+	}
+	if _, _, again := as(t, w.srv, "GET", "/admin", w.ada, nil); strings.Contains(again, token) || !strings.Contains(again, token[:len(BotTokenPrefix)+6]) {
+		t.Fatalf("the dashboard shows the whole token again, or not its prefix")
+	}
+	w.token = token
+	if code, _, body := w.asBot(t, "GET", "/rooms", "", nil); code != 200 || !strings.Contains(body, `"slug":"`+w.ops.Slug+`"`) {
+		t.Fatalf("Kite's rooms: %d %s", code, body)
+	}
+	for _, bad := range []url.Values{
+		{"name": {"Kite"}},                                 // taken
+		{"name": {"Heron"}},                                // taken, by a bot
+		{"name": {"bob"}},                                  // taken, by a person
+		{"name": {""}},                                     // none
+		{"name": {"Owl"}, "room": {"999"}},                 // no such room
+		{"name": {"Owl"}, "room": {"x"}},                   // not an id
+		{"name": {strings.Repeat("o", 40)}, "room": {ops}}, // too long
+	} {
+		if code, _, body := as(t, w.srv, "POST", "/admin/bots", w.ada, bad); code != http.StatusBadRequest && code != http.StatusConflict || !strings.Contains(body, `"error"`) {
+			t.Errorf("making a bot with %v: %d %s, want 400 or 409", bad, code, body)
+		}
+	}
+	kiteID := ""
+	for _, b := range mustBots(t, w.store) {
+		if b.Name == "Kite" {
+			kiteID = strconv.FormatInt(b.ID, 10)
+		}
+	}
+	kite := "/admin/bots/" + kiteID
+
+	// Its rooms changed: lounge instead of ops, on its socket too.
+	c := w.botSocket(t, "")
+	frame(t, c, "hello")
+	if code, _, body := as(t, w.srv, "POST", kite+"/rooms", w.ada, url.Values{"room": {strconv.FormatInt(w.lounge.ID, 10)}}); code != http.StatusSeeOther {
+		t.Fatalf("Ada changes Kite's rooms: %d %s", code, body)
+	}
+	if code, _, body := w.asBot(t, "GET", "/rooms/"+w.ops.Slug+"/messages", "", nil); code != http.StatusNotFound {
+		t.Fatalf("Kite reads ops after losing it: %d %s, want 404", code, body)
+	}
+	sendTo(t, w.srv, w.ada, w.ops.Slug, "ops after Kite left")
+	sendTo(t, w.srv, w.ada, w.lounge.Slug, "lounge news")
+	for _, f := range framesUntil(t, c, "lounge's message on Kite's socket", isText(t, "lounge news")) {
+		if m, ok := f.message(t); ok && m.Room == w.ops.ID {
+			t.Fatalf("Kite's socket still gets ops: %s", f.Data)
+		}
+	}
+
+	// Revoked: the socket closes at once, the token is dead.
+	if code, _, body := as(t, w.srv, "POST", kite+"/revoke", w.ada, nil); code != http.StatusSeeOther {
+		t.Fatalf("Ada revokes Kite: %d %s", code, body)
+	}
+	closedWith(t, c, chat.CloseAccountEnded, "revoked", "Kite's socket after the dashboard revoked it")
+	if code, _, body := w.asBot(t, "GET", "/rooms", "", nil); code != http.StatusUnauthorized {
+		t.Fatalf("Kite's revoked token: %d %s, want 401", code, body)
+	}
+	// A new token: shown once, works.
+	code, _, page = as(t, w.srv, "POST", kite+"/rotate", w.ada, nil)
+	if w.token = botTokenRe.FindString(page); code != 200 || w.token == "" || w.token == token {
+		t.Fatalf("Ada gives Kite a new token: %d %q", code, w.token)
+	}
+	if code, _, body := w.asBot(t, "GET", "/rooms", "", nil); code != 200 || !strings.Contains(body, w.lounge.Slug) {
+		t.Fatalf("Kite's new token: %d %s", code, body)
+	}
+	// Not a bot: 404.
+	if code, _, body := as(t, w.srv, "POST", "/admin/bots/1/revoke", w.ada, nil); code != http.StatusNotFound {
+		t.Fatalf("revoking a person as a bot: %d %s, want 404", code, body)
+	}
+
+	lines, err := w.store.AuditLog(context.Background(), 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range lines {
+		if l.Target == "Kite" {
+			got = append(got, l.Actor+" "+l.Action)
+		}
+	}
+	if want := "Ada bot rotate|Ada bot revoke|Ada bot rooms|Ada bot create"; strings.Join(got, "|") != want {
+		t.Fatalf("audit lines for Kite: %q, want %q", got, want)
+	}
+}
+
+func mustBots(t *testing.T, store *db.Store) []db.Bot {
+	t.Helper()
+	bots, err := store.Bots(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bots
 }
