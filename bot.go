@@ -88,19 +88,19 @@ func runBot(ctx context.Context, args []string, getenv func(string) string, stdo
 	defer store.Close()
 	switch cmd {
 	case "create":
-		return botCreate(ctx, store, names[0], *rooms, stdout)
+		return botCreate(ctx, store, names[0], *rooms, stdout, stderr)
 	case "list":
 		return botList(ctx, store, stdout)
 	case "rotate":
-		return botRotate(ctx, store, names[0], stdout)
+		return botRotate(ctx, store, names[0], stdout, stderr)
 	default:
-		return botRevoke(ctx, store, names[0], stdout)
+		return botRevoke(ctx, store, names[0], stdout, stderr)
 	}
 }
 
 // botCreate makes a bot named name in the rooms with the comma-separated
 // slugs, and prints its token once.
-func botCreate(ctx context.Context, store *db.Store, name, slugs string, stdout io.Writer) error {
+func botCreate(ctx context.Context, store *db.Store, name, slugs string, stdout, stderr io.Writer) error {
 	display, key, err := chat.CleanAccountName(name, chat.DefaultMaxNameLen)
 	if err != nil {
 		return fmt.Errorf("bot create: %q: %w", name, err)
@@ -117,7 +117,7 @@ func botCreate(ctx context.Context, store *db.Store, name, slugs string, stdout 
 		}
 		found := false
 		for _, r := range all {
-			if r.Slug == slug {
+			if r.Slug == slug && r.Kind != db.KindDirect { // a direct room's people are fixed
 				ids, granted, found = append(ids, r.ID), append(granted, r.Slug), true
 				break
 			}
@@ -135,7 +135,7 @@ func botCreate(ctx context.Context, store *db.Store, name, slugs string, stdout 
 	if err != nil {
 		return err
 	}
-	audit(ctx, store, "bot create", bot.Name, "rooms: "+orNone(strings.Join(granted, ", ")))
+	audit(ctx, store, stderr, "bot create", bot.Name, "rooms: "+orNone(strings.Join(granted, ", ")))
 	fmt.Fprintf(stdout, "created bot %s (rooms: %s)\ntoken (shown this once; keep it secret):\n%s\n", bot.Name, orNone(strings.Join(granted, ", ")), token)
 	return nil
 }
@@ -153,7 +153,7 @@ func botNamed(ctx context.Context, store *db.Store, name string) (db.Account, er
 	return a, err
 }
 
-func botRotate(ctx context.Context, store *db.Store, name string, stdout io.Writer) error {
+func botRotate(ctx context.Context, store *db.Store, name string, stdout, stderr io.Writer) error {
 	bot, err := botNamed(ctx, store, name)
 	if err != nil {
 		return fmt.Errorf("bot rotate: %w", err)
@@ -162,12 +162,12 @@ func botRotate(ctx context.Context, store *db.Store, name string, stdout io.Writ
 	if err := store.SetBotToken(ctx, bot.ID, hash, prefix); err != nil {
 		return err
 	}
-	audit(ctx, store, "bot rotate", bot.Name, "a new token; the old one stopped")
+	audit(ctx, store, stderr, "bot rotate", bot.Name, "a new token; the old one stopped")
 	fmt.Fprintf(stdout, "new token for bot %s (shown this once; the old one no longer works):\n%s\n", bot.Name, token)
 	return nil
 }
 
-func botRevoke(ctx context.Context, store *db.Store, name string, stdout io.Writer) error {
+func botRevoke(ctx context.Context, store *db.Store, name string, stdout, stderr io.Writer) error {
 	bot, err := botNamed(ctx, store, name)
 	if err != nil {
 		return fmt.Errorf("bot revoke: %w", err)
@@ -175,7 +175,7 @@ func botRevoke(ctx context.Context, store *db.Store, name string, stdout io.Writ
 	if err := store.SetBotToken(ctx, bot.ID, nil, ""); err != nil {
 		return err
 	}
-	audit(ctx, store, "bot revoke", bot.Name, "no token; its open sockets close")
+	audit(ctx, store, stderr, "bot revoke", bot.Name, "no token; its open sockets close")
 	fmt.Fprintf(stdout, "revoked the token of bot %s: it opens nothing now (nochat bot rotate %s gives it a new one)\n", bot.Name, bot.Name)
 	return nil
 }
@@ -215,9 +215,9 @@ func botList(ctx context.Context, store *db.Store, stdout io.Writer) error {
 
 // audit adds a shell action to the audit list; the action is done by
 // then, so a line that cannot be stored is only reported.
-func audit(ctx context.Context, store *db.Store, action, target, detail string) {
+func audit(ctx context.Context, store *db.Store, stderr io.Writer, action, target, detail string) {
 	if err := store.Audit(ctx, db.AuditEntry{At: time.Now(), Actor: actorShell, Action: action, Target: target, Detail: detail}); err != nil {
-		fmt.Fprintln(os.Stderr, "audit line not stored:", err)
+		fmt.Fprintln(stderr, "audit line not stored:", err)
 	}
 }
 

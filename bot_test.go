@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"nochat/chat"
+	"nochat/db"
 )
 
 // runBotCmd runs `nochat bot ARGS -db path` as the binary would, and
@@ -111,6 +112,22 @@ func TestBotShellAgainstARunningServer(t *testing.T) {
 		t.Fatalf("GET /rooms with the rotated token: %d %s", resp.StatusCode, body)
 	}
 	s.shutdown(t)
+	store, err := db.Open(context.Background(), path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	lines, err := store.AuditLog(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range lines {
+		got = append(got, l.Actor+" "+l.Action+" "+l.Target)
+	}
+	if want := "shell bot rotate Heron|shell bot revoke Heron|shell bot create Heron"; strings.Join(got, "|") != want {
+		t.Errorf("audit: %q, want %q", got, want)
+	}
 	if !strings.Contains(s.logs.String(), "closed the sockets of a bot") {
 		t.Errorf("the log does not say the bot's socket was closed:\n%s", s.logs.String())
 	}
