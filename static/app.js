@@ -667,6 +667,7 @@
       id: m.id,
       user: typeof m.user === 'string' ? m.user : '',
       user_id: Number.isSafeInteger(m.user_id) ? m.user_id : null,
+      bot: m.bot === true,
       message: m.message,
       timestamp: typeof m.timestamp === 'number' ? m.timestamp : Date.now(),
       room: Number.isSafeInteger(m.room) && m.room > 0 ? m.room : 1,
