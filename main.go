@@ -66,6 +66,7 @@ type config struct {
 	trustProxy    bool
 	allowOrigins  []string
 	msgRate       float64
+	botRate       float64
 	maxConns      int
 	maxConnsPerIP int
 	maxHTTPPerIP  int
@@ -144,6 +145,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		}
 		fs.BoolVar(p, name, def, usage)
 	}
+	var botRate string
 	var durability, level, origins, msgRate, maxConns, maxConnsPerIP, maxMessage, replayLimit, retainDays, retainMessages string
 	var hosts, maxHTTPPerIP string
 	fs.StringVar(&cfg.addr, "addr", env("NOCHAT_ADDR", ":8080"), "`host:port` to listen on (NOCHAT_ADDR)")
@@ -156,6 +158,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	boolVar(&cfg.trustProxy, "trust-proxy", "NOCHAT_TRUST_PROXY", false, "take client addresses from X-Forwarded-For, behind a reverse proxy (NOCHAT_TRUST_PROXY)")
 	fs.StringVar(&origins, "allow-origin", env("NOCHAT_ALLOW_ORIGIN", ""), "comma-separated `origins` (https://example.org) of pages elsewhere that may use the socket and the API, or * for any (NOCHAT_ALLOW_ORIGIN)")
 	fs.StringVar(&hosts, "allow-host", env("NOCHAT_ALLOW_HOST", ""), "comma-separated host `names` NoChat is reached by besides IP addresses, localhost and this machine's name (and NAME.local), or * for any; others get 421 (NOCHAT_ALLOW_HOST)")
+	fs.StringVar(&botRate, "bot-rate", env("NOCHAT_BOT_RATE", "1"), "`messages` per second each bot may send (and edit, delete, react), over all its sockets and REST, in bursts of 5; 0 turns the limit off (NOCHAT_BOT_RATE)")
 	fs.StringVar(&msgRate, "msg-rate", env("NOCHAT_MSG_RATE", "10"), "`messages` per second one connection or address may send, in bursts of twice that; 0 turns the limit off (NOCHAT_MSG_RATE)")
 	fs.StringVar(&maxConns, "max-conns", env("NOCHAT_MAX_CONNS", "10000"), "most WebSocket `connections` in total (NOCHAT_MAX_CONNS)")
 	fs.StringVar(&maxConnsPerIP, "max-conns-per-ip", env("NOCHAT_MAX_CONNS_PER_IP", "100"), "most WebSocket `connections` from one address; 0 turns the limit off (NOCHAT_MAX_CONNS_PER_IP)")
@@ -211,6 +214,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if cfg.dbPath == "" {
 		return cfg, usageError{errors.New("-db: a database file is needed")}
+	}
+	if cfg.botRate, err = strconv.ParseFloat(botRate, 64); err != nil || cfg.botRate < 0 || math.IsInf(cfg.botRate, 0) || math.IsNaN(cfg.botRate) {
+		return cfg, usageError{fmt.Errorf("-bot-rate %q: want a number of messages per second, 0 or more", botRate)}
 	}
 	if cfg.msgRate, err = strconv.ParseFloat(msgRate, 64); err != nil || cfg.msgRate < 0 || math.IsInf(cfg.msgRate, 0) || math.IsNaN(cfg.msgRate) {
 		return cfg, usageError{fmt.Errorf("-msg-rate %q: want a number of messages per second, 0 or more", msgRate)}
@@ -314,6 +320,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // subcommands are the jobs besides serving: nochat NAME [flags].
 var subcommands = map[string]func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error{
+	"bot":     runBot,
 	"version": runVersion,
 	"backup":  runBackup,
 	"bench":   runBench,
@@ -379,6 +386,8 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		Log:           log,
 		MsgRate:       orOff(cfg.msgRate),
 		MsgBurst:      burst,
+		BotRate:       orOff(cfg.botRate),
+		BotBurst:      botBurst,
 		MaxConns:      cfg.maxConns,
 		MaxConnsPerIP: orOff(cfg.maxConnsPerIP),
 		AllowOrigins:  cfg.allowOrigins,
@@ -484,6 +493,14 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	pushCtx, stopPush := context.WithCancel(context.Background())
 	pushDone := make(chan struct{})
 	go func() { defer close(pushDone); pusher.Run(pushCtx) }()
+	// A bot token revoked by `nochat bot` (another process) closes the
+	// bot's sockets within botWatchEvery.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		handlers.WatchBotTokens(watchCtx, store, hub, log, botWatchEvery)
+	}()
 	log.Info("NoChat is serving", "url", serveURL, "db", cfg.dbPath, "durability", string(cfg.durability), "version", version)
 
 	serveErr := make(chan error, 1)
@@ -517,6 +534,8 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	stopRetention() // before the store closes under it
 	stopPush()
 	<-pushDone
+	stopWatch()
+	<-watchDone
 	if err := store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close database: %w", err))
 	}

@@ -25,6 +25,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/olahol/melody"
 	"golang.org/x/time/rate"
+
+	"nochat/db"
 )
 
 // IsUpgrade reports whether r asks for a WebSocket.
@@ -115,6 +117,11 @@ func (h *Hub) ServeWSAs(w http.ResponseWriter, r *http.Request, id Identity) {
 		refuse(http.StatusForbidden, KindBadOrigin, placeUpgrade+": origin", fmt.Sprintf("origin %.100s may not open a socket here", r.Header.Get("Origin")))
 		return
 	}
+	if id.Role == db.RoleBot && proto != V1 {
+		// echo-protocol is the default room's, which a bot may not have.
+		refuse(http.StatusBadRequest, KindRefusedUpgrade, placeUpgrade+": subprotocol", "a bot speaks nochat.v1: offer it")
+		return
+	}
 	if id.Guest() && h.opts.Guests == GuestsOff {
 		refuse(http.StatusUnauthorized, KindBadInput, placeUpgrade+": guests", errGuestsOff.Text)
 		return
@@ -183,6 +190,10 @@ func (h *Hub) ServeWSAs(w http.ResponseWriter, r *http.Request, id Identity) {
 	c.rooms.Store(&set)
 	if h.opts.MsgRate > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(h.opts.MsgRate), h.opts.MsgBurst)
+	}
+	if id.Role == db.RoleBot {
+		// A bot's limit is its account's, over all its sockets and REST.
+		c.limiter = h.bots.limiter(id.UserID)
 	}
 	keys := map[string]any{clientKey: c}
 	if handshakeOK(r) {

@@ -38,6 +38,10 @@ type Options struct {
 	MsgBurst      int     // messages a connection may send at once (20)
 	MaxConns      int     // WebSocket sessions in total (10,000)
 	MaxConnsPerIP int     // WebSocket sessions per client address (100)
+	// BotRate and BotBurst limit each bot account's messages and changes,
+	// over its sockets and REST together (1 a second, bursts of 5).
+	BotRate  float64
+	BotBurst int
 
 	// AllowOrigins lists the origins (scheme://host[:port]) of pages served
 	// elsewhere that may open sockets; "*" allows any. Same-origin pages and
@@ -94,6 +98,10 @@ func (o *Options) setDefaults() {
 		o.MsgRate = 10
 	}
 	def(&o.MsgBurst, 20)
+	if o.BotRate == 0 {
+		o.BotRate = 1
+	}
+	def(&o.BotBurst, 5)
 	if o.MaxConns == 0 {
 		o.MaxConns = 10000
 	}
@@ -129,6 +137,7 @@ type Hub struct {
 	dir       directory   // every room and membership (rooms.go)
 	b         broadcaster // the one registry of connections, and its goroutine
 	admission admission   // connections counted against the limits (edge.go)
+	bots      botLimits   // each bot's message limit (bot.go)
 
 	started    time.Time
 	errors     *errorLog
@@ -182,6 +191,7 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 		streamLimit:  int32(opts.SessionBuffer * 3 / 4),
 		notices:      make(chan db.Message, notifyQueue),
 		noticesDone:  make(chan struct{}),
+		bots:         botLimits{rate: opts.BotRate, burst: opts.BotBurst},
 	}
 	if err := h.dir.load(ctx, store); err != nil {
 		cancel()
@@ -334,6 +344,7 @@ var errNoReply = &Refusal{"bad_request", "reply_to: no such message in this room
 // renders its HTML here, off the broadcaster, which then finds it in the
 // cache.
 func (h *Hub) draftExtras(ctx context.Context, d *db.Draft, o *origin, role string) error {
+	d.Bot = role == db.RoleBot
 	if d.ReplyTo == 0 && !strings.Contains(d.Message, "@") {
 		RenderHTML(d.Message) // the common case: nothing to look up
 		return nil

@@ -23,10 +23,20 @@ var errNameReserved = &Refusal{"bad_name", "that name is what guests without a n
 // name (a guest without one is DefaultUser), and may not have
 // DefaultUser's, which would make every nameless guest look like it.
 func (h *Hub) AccountName(name string) (display, key string, err error) {
+	return CleanAccountName(name, h.opts.MaxNameLen)
+}
+
+// DefaultMaxNameLen is how many characters a name may have by default.
+const DefaultMaxNameLen = 32
+
+// CleanAccountName is AccountName for names of at most maxLen characters,
+// without a hub: for `nochat bot create`, which names a bot as people are
+// named.
+func CleanAccountName(name string, maxLen int) (display, key string, err error) {
 	if strings.TrimSpace(name) == "" {
 		return "", "", errNameEmpty
 	}
-	if display, err = cleanName(name, h.opts.MaxNameLen); err != nil {
+	if display, err = cleanName(name, maxLen); err != nil {
 		return "", "", err
 	}
 	if key, err = NameKey(display); err != nil {

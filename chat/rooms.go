@@ -187,6 +187,9 @@ var (
 	errLeaveDefault = &Refusal{"forbidden", "everyone is in the default room: it cannot be left"}
 	errNotOpen      = &Refusal{"forbidden", "only open rooms can be joined without an invitation"}
 	errGuestRooms   = &Refusal{"sign_in_required", "sign in to have rooms of your own"}
+	// ErrBotRooms refuses a room change for or by a bot: its rooms are
+	// what an admin grants it, and nothing else.
+	ErrBotRooms = &Refusal{"forbidden", "a bot's rooms are granted by an admin: it cannot join, leave, create or be invited to rooms"}
 )
 
 // AccessTo is what id may do in r. An admin does not see a private or
@@ -207,6 +210,11 @@ func (h *Hub) AccessTo(ctx context.Context, id Identity, r db.Room) (Access, err
 		a.Join = !a.Member && r.Kind == db.KindOpen && !r.IsArchived()
 		a.Manage = admin || r.Kind != db.KindDirect && r.CreatedBy == id.UserID
 		a.Invite = !r.IsArchived() && r.Kind != db.KindDirect && (a.Member || admin)
+		if id.Role == db.RoleBot {
+			// A bot sees its granted rooms only, open ones too, and
+			// changes no room.
+			a.See, a.Join, a.Manage, a.Invite = a.Member, false, false, false
+		}
 	}
 	switch {
 	case !a.See:
@@ -284,7 +292,7 @@ func (h *Hub) Rooms(ctx context.Context, id Identity) ([]RoomView, error) {
 	var out []RoomView
 	for _, r := range h.dir.rooms {
 		member := mine.has(r.ID)
-		if r.IsArchived() || !member && (id.Guest() || r.Kind != db.KindOpen) {
+		if r.IsArchived() || !member && (id.Guest() || id.Role == db.RoleBot || r.Kind != db.KindOpen) {
 			continue
 		}
 		u := unread[r.ID]
@@ -361,6 +369,9 @@ type NewRoom struct {
 func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomView, created bool, err error) {
 	if id.Guest() {
 		return RoomView{}, false, errGuestRooms
+	}
+	if id.Role == db.RoleBot {
+		return RoomView{}, false, ErrBotRooms
 	}
 	r := db.Room{Kind: nr.Kind, Post: cmp.Or(nr.Post, db.PostEveryone), Guests: nr.Guests, CreatedBy: id.UserID}
 	if r.Kind == db.KindDirect {
@@ -505,6 +516,8 @@ func (h *Hub) accountNamed(ctx context.Context, name string) (db.Account, error)
 		return db.Account{}, fmt.Errorf("%w (%w)", ErrRoomStore, err)
 	case a.Deactivated:
 		return db.Account{}, notFound
+	case a.Role == db.RoleBot:
+		return db.Account{}, ErrBotRooms
 	}
 	return a, nil
 }
@@ -603,6 +616,8 @@ func (h *Hub) Join(ctx context.Context, id Identity, r db.Room) error {
 		return err
 	case id.Guest():
 		return errGuestRooms
+	case id.Role == db.RoleBot:
+		return ErrBotRooms
 	case !a.See:
 		return ErrNoRoom
 	case a.Member:
@@ -659,6 +674,9 @@ func (h *Hub) Invite(ctx context.Context, id Identity, r db.Room, name string) (
 func (h *Hub) Leave(ctx context.Context, id Identity, r db.Room) error {
 	if id.Guest() {
 		return errGuestRooms
+	}
+	if id.Role == db.RoleBot {
+		return ErrBotRooms
 	}
 	if r.ID == db.DefaultRoom {
 		return errLeaveDefault

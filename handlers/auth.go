@@ -119,6 +119,7 @@ type authStore interface {
 	DeleteSessions(ctx context.Context, kind string) (int64, error)
 	PruneSessions(ctx context.Context, now time.Time) (int64, error)
 	BannedAddresses(ctx context.Context) ([]string, error)
+	botTokenStore
 }
 
 // NewAuth sets up sign-in: people's accounts, and the admin password of

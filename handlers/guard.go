@@ -29,7 +29,16 @@ func guardSend(d Deps) func(http.Handler) http.Handler {
 				writeError(w, r, d.Log, http.StatusForbidden, errCrossOrigin)
 				return
 			}
-			if limiter != nil && !limiter.allow(chat.ClientIP(r, d.TrustProxy)) {
+			if bot, ok := botOf(r); ok {
+				// A bot's limit is its own (-bot-rate), not its address's:
+				// several bots and people may share one machine.
+				if !d.Hub.BotAllowed(bot.ID) {
+					d.Hub.RecordErrorAt(chat.KindRateLimited, placeRESTSend, "a bot's sends over the bot rate limit", bot.Name)
+					w.Header().Set("Retry-After", "1")
+					writeError(w, r, d.Log, http.StatusTooManyRequests, chat.ErrRateLimited)
+					return
+				}
+			} else if limiter != nil && !limiter.allow(chat.ClientIP(r, d.TrustProxy)) {
 				d.Hub.RecordErrorAt(chat.KindRateLimited, placeRESTSend, "REST sends over the rate limit", requestSubject(r, d.TrustProxy))
 				w.Header().Set("Retry-After", "1")
 				writeError(w, r, d.Log, http.StatusTooManyRequests, chat.ErrRateLimited)

@@ -95,6 +95,9 @@ func (a *Auth) Person(r *http.Request) (db.Account, db.Session, bool) {
 // Identity is who r speaks for on the chat: the signed-in account, or a
 // guest. Any handler may ask it, also of a nil Auth (no sign-in at all).
 func (a *Auth) Identity(r *http.Request) chat.Identity {
+	if bot, ok := botOf(r); ok {
+		return chat.Identity{UserID: bot.ID, Name: bot.Name, Role: db.RoleBot}
+	}
 	acct, s, ok := a.Person(r)
 	if !ok {
 		return chat.Identity{}

@@ -86,20 +86,32 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 
 	audit := newAudit(d.Log, d.Auth, d.Store)
 	// The whole page, with a password-reset link just made (reset) or none.
-	pageView := func(reset views.ResetLink) func(*http.Request, views.Dashboard) (templ.Component, error) {
+	// The whole page, with a bot token just made (token) or none.
+	pageView := func(reset views.ResetLink, token views.BotToken) func(*http.Request, views.Dashboard) (templ.Component, error) {
 		return func(r *http.Request, data views.Dashboard) (templ.Component, error) {
 			inv, err := inviteCard(r, d.Auth, d.TrustProxy)
 			if err != nil {
 				return nil, err
 			}
 			people, err := peopleList(r, d.Auth, d.Store, data.Room)
+			if err != nil {
+				return nil, err
+			}
 			people.Reset = reset
-			return views.AdminPage(assets, data, inv, people), err
+			rooms, err := d.Store.Rooms(r.Context())
+			if err != nil {
+				return nil, err
+			}
+			bots, err := botsList(r, d.Store, rooms, token, d.Auth.now())
+			return views.AdminPage(assets, data, inv, people, bots), err
 		}
 	}
-	page := handleDashboard(d.Log, d.Hub, d.Store, d.Version, pageView(views.ResetLink{}), false)
+	page := handleDashboard(d.Log, d.Hub, d.Store, d.Version, pageView(views.ResetLink{}, views.BotToken{}), false)
 	withReset := func(link views.ResetLink) http.Handler {
-		return handleDashboard(d.Log, d.Hub, d.Store, d.Version, pageView(link), false)
+		return handleDashboard(d.Log, d.Hub, d.Store, d.Version, pageView(link, views.BotToken{}), false)
+	}
+	withToken := func(token views.BotToken) http.Handler {
+		return handleDashboard(d.Log, d.Hub, d.Store, d.Version, pageView(views.ResetLink{}, token), false)
 	}
 	liveView := func(_ *http.Request, data views.Dashboard) (templ.Component, error) {
 		return views.AdminLive(data), nil
@@ -129,6 +141,11 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /admin/rooms/{id}/archive", post(admin(handleArchiveRoom(d.Log, d.Auth, d.Hub, true, live, audit))))
 	mux.Handle("POST /admin/rooms/{id}/unarchive", post(admin(handleArchiveRoom(d.Log, d.Auth, d.Hub, false, live, audit))))
 	mux.Handle("POST /admin/rooms/{id}/members/{user}/remove", post(admin(handleRemoveMember(d.Log, d.Auth, d.Hub, d.Store, live, audit))))
+	// Bots (adminbots.go).
+	mux.Handle("POST /admin/bots", post(admin(handleCreateBot(d.Log, d.Auth, d.Store, d.Hub, audit, withToken))))
+	mux.Handle("POST /admin/bots/{id}/rotate", post(admin(handleRotateBot(d.Log, d.Store, d.Hub, audit, withToken))))
+	mux.Handle("POST /admin/bots/{id}/revoke", post(admin(handleRevokeBot(d.Log, d.Store, d.Hub, audit))))
+	mux.Handle("POST /admin/bots/{id}/rooms", post(admin(handleBotRooms(d.Log, d.Store, d.Hub, audit))))
 	mux.Handle("/admin/", admin(http.NotFoundHandler()))
 }
 

@@ -350,7 +350,7 @@
     // one renderer for the history it renders and for live messages.
     const text = document.createElement('div');
     setText(text, m);
-    li.replaceChildren(avatar(m.user, m.user_id), byline(m.user, m.user_id), link, text);
+    li.replaceChildren(avatar(m.user, m.user_id), byline(m.user, m.user_id, m.bot === true), link, text);
     if (m.reply_to) text.before(quoteButton(m.reply_to));
     if (m.file) text.after(fileBlock(m.file));
     li.classList.toggle('bare', !!m.file && m.message === ''); // views.msgClass
@@ -487,8 +487,8 @@
   }
 
   // byline is a message's author: the name in the person's colour, and a
-  // guest's tag.
-  function byline(name, userId) {
+  // guest's tag, or a bot's.
+  function byline(name, userId, bot) {
     const by = document.createElement('div');
     by.className = 'by';
     const user = document.createElement('span');
@@ -500,6 +500,11 @@
       tag.className = 'tag';
       tag.textContent = 'guest';
       by.append(' ', tag); // the space the server's markup has: "zed guest" read aloud
+    } else if (bot) {
+      const tag = document.createElement('span');
+      tag.className = 'tag';
+      tag.textContent = 'bot';
+      by.append(' ', tag);
     }
     return by;
   }
@@ -662,6 +667,7 @@
       id: m.id,
       user: typeof m.user === 'string' ? m.user : '',
       user_id: Number.isSafeInteger(m.user_id) ? m.user_id : null,
+      bot: m.bot === true,
       message: m.message,
       timestamp: typeof m.timestamp === 'number' ? m.timestamp : Date.now(),
       room: Number.isSafeInteger(m.room) && m.room > 0 ? m.room : 1,
@@ -831,7 +837,7 @@
       name.className = 'who';
       name.textContent = p.user;
       li.append(name);
-      const tag = p.guest ? 'guest' : helloUserId !== null && p.user_id === helloUserId ? 'you' : '';
+      const tag = p.guest ? 'guest' : p.role === 'bot' ? 'bot' : helloUserId !== null && p.user_id === helloUserId ? 'you' : '';
       if (tag) {
         const t = document.createElement('span');
         t.className = 'tag';

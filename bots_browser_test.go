@@ -1,0 +1,51 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// An admin makes a bot on the dashboard's Bots panel, in the lobby, and
+// copies its token, shown once; the bot posts with it, and the chat page
+// shows its message with a bot tag, live.
+func TestBrowserBotsPanelMakesABotThatPosts(t *testing.T) {
+	s := startAdmin(t)
+	browser := newBrowser(t)
+	admin := newTab(t, browser)
+	browserAdminLogin(t, admin, s)
+	do(t, admin,
+		chromedp.WaitVisible(chromedp.ID("bot-name")),
+		chromedp.SendKeys(chromedp.ID("bot-name"), "Washer"),
+		chromedp.Click(chromedp.CSS(`#bots form[action="/admin/bots"] input[name="room"][value="1"]`)),
+		chromedp.Click(chromedp.CSS(`#bots form[action="/admin/bots"] button[type="submit"]`)),
+	)
+	waitPage(t, admin, "the new bot's token", `!!document.getElementById("bot-token") && document.getElementById("bot-token").value.startsWith("nochat_bot_")`)
+	waitPage(t, admin, "Washer on the list", `!!document.querySelector('#bots-list tr[data-bot="Washer"]') && document.querySelector('#bots-list tr[data-bot="Washer"] .rooms').textContent.includes("lobby")`)
+	token := eval[string](t, admin, `document.getElementById("bot-token").value`)
+	do(t, admin, chromedp.Click(chromedp.CSS(`button[data-copy="bot-token"]`)))
+	waitPage(t, admin, "the Copy button's answer", `["Copied", "Press Ctrl+C"].includes(document.querySelector('button[data-copy="bot-token"]').textContent)`)
+	screenshot(t, admin, "bots-panel.png")
+
+	chat := newTab(t, browser)
+	do(t, chat, chromedp.Navigate(s.url+"/"))
+	connected(t, chat)
+	req, _ := http.NewRequest("POST", s.url+"/rooms/lobby/messages", strings.NewReader(`{"message": "The washing machine is done"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", "wash-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("the bot's post: %d %s", resp.StatusCode, body)
+	}
+	waitPage(t, chat, "the bot's message with its tag", `Array.from(document.querySelectorAll("#messages li")).some(li => li.textContent.includes("The washing machine is done") && Array.from(li.querySelectorAll(".by .tag")).some(t => t.textContent === "bot"))`)
+	screenshot(t, chat, "bot-message.png")
+}
