@@ -40,6 +40,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		addPeopleRoutes(mux, d)
 		addRoomRoutes(mux, d)
 		addFileRoutes(mux, d)
+		addWebhookRoutes(mux, d)
 	}
 }
 
