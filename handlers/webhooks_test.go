@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -318,4 +319,85 @@ func mustAudit(t *testing.T, store *db.Store) []db.AuditEntry {
 		t.Fatal(err)
 	}
 	return lines
+}
+
+// hookURLRe finds a webhook's URL on a page.
+var hookURLRe = regexp.MustCompile(`http://[^"' ]+/hooks/[0-9]+/[A-Za-z0-9_-]{43}`)
+
+// The dashboard's Webhooks panel: admins only (a member 403, a guest 401,
+// another site's page 403); the URL and the curl line are shown once;
+// the list shows id, room, created and last used; Delete makes the URL 404
+// at once.
+func TestWebhooksPanel(t *testing.T) {
+	w := newBotWorld(t, chat.Options{})
+	ops := strconv.FormatInt(w.ops.ID, 10)
+	_, victimPath := w.makeHook(t, w.lounge.ID, "Doorbell")
+	victim := strconv.FormatInt(hookIDOf(t, victimPath), 10)
+	for _, path := range []string{"/admin/webhooks", "/admin/webhooks/" + victim + "/delete"} {
+		form := url.Values{"name": {"Washer"}, "room": {ops}}
+		if code, _, body := as(t, w.srv, "POST", path, w.bob, form); code != http.StatusForbidden {
+			t.Errorf("a member's POST %s: %d %s, want 403", path, code, body)
+		}
+		if code, _, body := as(t, w.srv, "POST", path, "", form); code != http.StatusUnauthorized {
+			t.Errorf("a guest's POST %s: %d %s, want 401", path, code, body)
+		}
+		resp, body := request(t, w.srv, "POST", path, form, map[string]string{"Cookie": personCookie + "=" + w.ada, "Origin": "https://evil.example"})
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("another site's page, as Ada, POST %s: %d %s, want 403", path, resp.StatusCode, body)
+		}
+		if code, _, body := w.asBot(t, "POST", path, "", nil); code != http.StatusForbidden {
+			t.Errorf("a bot's POST %s: %d %s, want 403", path, code, body)
+		}
+	}
+	if code, _ := hookPost(t, w.srv, victimPath, "text/plain", "ding dong"); code != 200 {
+		t.Fatalf("the doorbell's webhook after the refused deletes: %d, want 200", code)
+	}
+
+	code, _, page := as(t, w.srv, "POST", "/admin/webhooks", w.ada, url.Values{"name": {"Washer"}, "room": {ops}})
+	hookURL := hookURLRe.FindString(page)
+	if code != 200 || hookURL == "" || !strings.Contains(page, `data-webhook="Washer"`) {
+		t.Fatalf("Ada makes Washer: %d, URL %q", code, hookURL)
+	}
+	if want := "curl -d &#39;The washing machine is done&#39; " + hookURL; !strings.Contains(page, want) {
+		t.Fatalf("the page has no curl line %q", want)
+	}
+	path := strings.TrimPrefix(hookURL, w.srv.URL)
+	if code, body := hookPost(t, w.srv, path, "application/x-www-form-urlencoded", "The washing machine is done"); code != 200 {
+		t.Fatalf("the URL from the page: %d %s", code, body)
+	}
+	if m := w.lastIn(t, w.ops.Slug, w.bob); m.Message != "The washing machine is done" || m.User != "Washer" || !m.Bot {
+		t.Fatalf("ops shows %+v", m)
+	}
+	_, _, again := as(t, w.srv, "GET", "/admin", w.ada, nil)
+	if strings.Contains(again, hookURL) || !strings.Contains(again, `data-webhook="Washer"`) || !strings.Contains(again, `data-webhook="Doorbell"`) {
+		t.Fatalf("the dashboard shows the URL again, or not both webhooks")
+	}
+	for _, bad := range []url.Values{
+		{"name": {"Owl"}, "room": {"999"}},                 // no such room
+		{"name": {"Owl"}, "room": {"x"}},                   // not an id
+		{"name": {"bob"}, "room": {ops}},                   // bob 2: allowed, see below
+		{"name": {strings.Repeat("o", 40)}, "room": {ops}}, // too long
+	} {
+		code, _, body := as(t, w.srv, "POST", "/admin/webhooks", w.ada, bad)
+		if bad.Get("name") == "bob" {
+			if code != 200 || !strings.Contains(body, `data-webhook="bob 2"`) {
+				t.Errorf("a webhook named as a person: %d, want it named bob 2", code)
+			}
+			continue
+		}
+		if code != http.StatusBadRequest || !strings.Contains(body, `"error"`) {
+			t.Errorf("making a webhook with %v: %d %s, want 400", bad, code, body)
+		}
+	}
+
+	washer := strconv.FormatInt(hookIDOf(t, path), 10)
+	if code, loc, body := as(t, w.srv, "POST", "/admin/webhooks/"+washer+"/delete", w.ada, nil); code != http.StatusSeeOther || loc != "/admin#webhooks" {
+		t.Fatalf("Ada deletes Washer: %d %s %s", code, loc, body)
+	}
+	if code, _ := hookPost(t, w.srv, path, "text/plain", "again"); code != 404 {
+		t.Fatalf("Washer's URL after its deletion: %d, want 404", code)
+	}
+	if code, _, _ := as(t, w.srv, "POST", "/admin/webhooks/"+washer+"/delete", w.ada, nil); code != 404 {
+		t.Fatalf("deleting it again: %d, want 404", code)
+	}
 }
