@@ -162,6 +162,16 @@ func TestWebhookRefusals(t *testing.T) {
 		t.Fatalf("a refused post stored message %d", got)
 	}
 
+	// Credentials a tool sends along are not read: the secret is the URL.
+	for _, auth := range []string{"Basic dXNlcjpwYXNz", "Bearer " + w.token, "Bearer nonsense"} {
+		if code, body := call(t, w.srv, "POST", path, "", `{"text": "with credentials"}`, map[string]string{"Authorization": auth}); code != 200 {
+			t.Fatalf("with Authorization: %s: %d %s, want 200", auth, code, body)
+		}
+		if code, body := call(t, w.srv, "POST", wrong, "", `{"text": "with credentials"}`, map[string]string{"Authorization": auth}); code != 404 || body != body1 {
+			t.Fatalf("a wrong secret with Authorization: %s: %d %s, want the same 404", auth, code, body)
+		}
+	}
+
 	// Archived: refused with the reason.
 	if code, body := call(t, w.srv, "PATCH", "/rooms/"+w.ops.Slug, w.ada, `{"archived": true}`, nil); code != 200 {
 		t.Fatalf("archive: %d %s", code, body)
