@@ -22,13 +22,13 @@ var ErrTooManyWebhooks = fmt.Errorf("a room may have at most %d webhooks: delete
 
 // Webhook is an incoming webhook as lists show it.
 type Webhook struct {
-	ID        int64     `json:"id"`
-	Room      int64     `json:"room"`
-	AccountID int64     `json:"account"` // the bot account it posts as
-	Name      string    `json:"name"`    // that account's name
-	Created   time.Time `json:"created"`
-	CreatedBy string    `json:"created_by"`
-	LastUsed  time.Time `json:"last_used"` // zero if never
+	ID        int64
+	Room      int64
+	AccountID int64  // the bot account it posts as
+	Name      string // that account's name
+	Created   time.Time
+	CreatedBy string    // an account's name, or "shell"
+	LastUsed  time.Time // zero if never
 }
 
 // CreateWebhook stores a webhook for room whose secret has the SHA-256

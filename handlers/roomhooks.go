@@ -46,12 +46,11 @@ var (
 // shown.
 type newWebhook struct {
 	db.Webhook
-	URL      string `json:"url"`
-	Curl     string `json:"curl"`
-	CurlJSON string `json:"curl_json"`
+	URL, Curl, CurlJSON string
 }
 
-// webhookAnswer is a webhook as the API lists it.
+// webhookAnswer is a webhook as the API lists it: times in Unix
+// milliseconds, as messages' timestamps; last_used null if never.
 func webhookAnswer(h db.Webhook) map[string]any {
 	out := map[string]any{"id": h.ID, "room": h.Room, "name": h.Name, "created": h.Created.UnixMilli(), "created_by": h.CreatedBy, "last_used": nil}
 	if !h.LastUsed.IsZero() {
@@ -138,7 +137,10 @@ func (rh roomHooks) create(w http.ResponseWriter, r *http.Request) {
 	}
 	rh.audit(r, id, auditWebhookCreate, h.Name, "room "+room.Slug+", webhook "+strconv.FormatInt(h.ID, 10))
 	w.Header().Set("Cache-Control", "no-store")
-	encode(w, http.StatusCreated, newWebhookOf(h, siteURL(r, rh.trustProxy), secret))
+	made := newWebhookOf(h, siteURL(r, rh.trustProxy), secret)
+	out := webhookAnswer(h)
+	out["url"], out["curl"], out["curl_json"] = made.URL, made.Curl, made.CurlJSON
+	encode(w, http.StatusCreated, out)
 }
 
 // newWebhookOf is h with its URL on site.

@@ -262,6 +262,9 @@ func TestRoomWebhooksAPI(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &made); code != 201 || err != nil || made.Name != "Sprinkler" || !strings.HasPrefix(made.URL, w.srv.URL+"/hooks/") {
 		t.Fatalf("the creator makes a webhook: %d %s", code, body)
 	}
+	if !strings.Contains(body, `"last_used":null`) || !strings.Contains(body, `"created":1`) {
+		t.Fatalf("the new webhook's times: %s, want created in Unix ms and last_used null", body)
+	}
 	if want := "curl -d 'The washing machine is done' " + made.URL; made.Curl != want || !strings.Contains(made.CurlJSON, "application/json") {
 		t.Fatalf("curl lines %q / %q, want %q", made.Curl, made.CurlJSON, want)
 	}
