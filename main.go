@@ -321,6 +321,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // subcommands are the jobs besides serving: nochat NAME [flags].
 var subcommands = map[string]func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error{
 	"bot":     runBot,
+	"webhook": runWebhook,
 	"version": runVersion,
 	"backup":  runBackup,
 	"bench":   runBench,

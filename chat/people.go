@@ -26,6 +26,10 @@ func (h *Hub) AccountName(name string) (display, key string, err error) {
 	return CleanAccountName(name, h.opts.MaxNameLen)
 }
 
+// MaxNameLen is how many characters an account's name may have
+// (Options.MaxNameLen).
+func (h *Hub) MaxNameLen() int { return h.opts.MaxNameLen }
+
 // DefaultMaxNameLen is how many characters a name may have by default.
 const DefaultMaxNameLen = 32
 

@@ -43,6 +43,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		if d.Push != nil {
 			addPushRoutes(mux, d)
 		}
+		addWebhookRoutes(mux, d)
 	}
 }
 
@@ -85,9 +86,9 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	admin := func(h http.Handler) http.Handler { return requireAdmin(d.Auth, h) }
 
 	audit := newAudit(d.Log, d.Auth, d.Store)
-	// The whole page, with a password-reset link just made (reset) or none.
-	// The whole page, with a bot token just made (token) or none.
-	pageView := func(reset views.ResetLink, token views.BotToken) func(*http.Request, views.Dashboard) (templ.Component, error) {
+	// The whole page, with a password-reset link, a bot token or a
+	// webhook's URL just made, or none.
+	pageView := func(reset views.ResetLink, token views.BotToken, hook views.NewWebhook) func(*http.Request, views.Dashboard) (templ.Component, error) {
 		return func(r *http.Request, data views.Dashboard) (templ.Component, error) {
 			inv, err := inviteCard(r, d.Auth, d.TrustProxy)
 			if err != nil {
@@ -103,15 +104,22 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 				return nil, err
 			}
 			bots, err := botsList(r, d.Store, rooms, token, d.Auth.now())
-			return views.AdminPage(assets, data, inv, people, bots), err
+			if err != nil {
+				return nil, err
+			}
+			hooks, err := webhooksList(r, d.Store, rooms, hook, d.Auth.now())
+			return views.AdminPage(assets, data, inv, people, bots, hooks), err
 		}
 	}
-	page := handleDashboard(d.Log, d.Hub, d.Store, d.Version, pageView(views.ResetLink{}, views.BotToken{}), false)
+	page := handleDashboard(d.Log, d.Hub, d.Store, d.Version, pageView(views.ResetLink{}, views.BotToken{}, views.NewWebhook{}), false)
 	withReset := func(link views.ResetLink) http.Handler {
-		return handleDashboard(d.Log, d.Hub, d.Store, d.Version, pageView(link, views.BotToken{}), false)
+		return handleDashboard(d.Log, d.Hub, d.Store, d.Version, pageView(link, views.BotToken{}, views.NewWebhook{}), false)
 	}
 	withToken := func(token views.BotToken) http.Handler {
-		return handleDashboard(d.Log, d.Hub, d.Store, d.Version, pageView(views.ResetLink{}, token), false)
+		return handleDashboard(d.Log, d.Hub, d.Store, d.Version, pageView(views.ResetLink{}, token, views.NewWebhook{}), false)
+	}
+	withHook := func(hook views.NewWebhook) http.Handler {
+		return handleDashboard(d.Log, d.Hub, d.Store, d.Version, pageView(views.ResetLink{}, views.BotToken{}, hook), false)
 	}
 	liveView := func(_ *http.Request, data views.Dashboard) (templ.Component, error) {
 		return views.AdminLive(data), nil
@@ -146,6 +154,9 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /admin/bots/{id}/rotate", post(admin(handleRotateBot(d.Log, d.Store, d.Hub, audit, withToken))))
 	mux.Handle("POST /admin/bots/{id}/revoke", post(admin(handleRevokeBot(d.Log, d.Store, d.Hub, audit))))
 	mux.Handle("POST /admin/bots/{id}/rooms", post(admin(handleBotRooms(d.Log, d.Store, d.Hub, audit))))
+	// Incoming webhooks (adminhooks.go).
+	mux.Handle("POST /admin/webhooks", post(admin(handleCreateWebhook(d.Log, d.Auth, d.Store, d.Hub, d.TrustProxy, audit, withHook))))
+	mux.Handle("POST /admin/webhooks/{id}/delete", post(admin(handleDeleteWebhook(d.Log, d.Store, audit))))
 	mux.Handle("/admin/", admin(http.NotFoundHandler()))
 }
 
