@@ -318,6 +318,7 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 	}
 	began := time.Now()
 	fresh := 0
+	var posted []db.Message // for Options.Posted, once all are out
 	for _, it := range c.Items {
 		// A WebSocket sender hears first: its ack, carrying the id, comes
 		// before the message itself, so a client can turn its pending line
@@ -351,6 +352,9 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 			b.window.change(func(w *window) { w.remember(f) })
 			h.broadcasted.Add(1)
 			fresh++
+			if h.opts.Posted != nil {
+				posted = append(posted, it.Message)
+			}
 		}
 		if f != nil {
 			b.lastID = f.id
@@ -374,6 +378,9 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 		if it.Tag.reply != nil {
 			h.answer(it, nil)
 		}
+	}
+	for _, m := range posted {
+		h.opts.Posted(m)
 	}
 }
 

@@ -55,6 +55,10 @@ type Options struct {
 	Guests Guests
 
 	Observer Observer // told of commits, broadcasts and errors, for metrics
+	// Posted, if set, is told of each new message once it is committed
+	// and handed out (bots' outgoing webhooks): never of edits,
+	// deletions or reactions.
+	Posted PostedFunc
 }
 
 func (o *Options) setDefaults() {
