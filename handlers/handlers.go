@@ -19,6 +19,7 @@ import (
 
 	"nochat/chat"
 	"nochat/db"
+	"nochat/outhook"
 	"nochat/static"
 )
 
@@ -59,6 +60,10 @@ type Deps struct {
 	// may have stored; 0 means DefaultUploadQuota, less than 0 no quota.
 	MaxUpload   int64
 	UploadQuota int64
+
+	// Webhooks checks a bot's outgoing webhook URL before it is stored
+	// (the SSRF rules and -webhook-allow); nil refuses every URL.
+	Webhooks *outhook.Guard
 }
 
 // New returns the whole HTTP surface as one handler.

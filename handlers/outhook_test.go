@@ -117,12 +117,11 @@ func newHookWorld(t *testing.T, opts outhook.Options, url func(secret string) st
 		opts.Backoff = 20 * time.Millisecond // the tries' waits, not what is tested
 	}
 	opts.Resolver = testResolver{"receiver.test": "127.0.0.1"}
-	opts.BaseURL = w.srv.URL
 	s = outhook.New(w.store, opts)
 	w.sender = s
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); s.Run(ctx, w.hub) }()
+	go func() { defer close(done); s.Run(ctx, w.hub, w.srv.URL) }()
 	t.Cleanup(func() { cancel(); <-done })
 	w.secret = outhook.NewSecret()
 	if err := w.store.SetBotWebhook(context.Background(), w.bot.ID, url(w.secret), w.secret, time.Now()); err != nil {

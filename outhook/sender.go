@@ -97,9 +97,6 @@ type Options struct {
 	Allow []string
 	// Resolver looks host names up (net.DefaultResolver).
 	Resolver Resolver
-	// BaseURL is the server's address as bots reach it, for reply_url
-	// ("http://localhost:8080").
-	BaseURL string
 	// Timeout bounds one request, from connecting to the answer's last
 	// byte (7 s).
 	Timeout time.Duration
@@ -141,7 +138,6 @@ func (o *Options) setDefaults() {
 	if o.Refresh <= 0 {
 		o.Refresh = time.Second
 	}
-	o.BaseURL = strings.TrimSuffix(o.BaseURL, "/")
 }
 
 // job is one request: one message for one bot, and how often it was tried.
@@ -243,8 +239,10 @@ func (s *Sender) drop(subject string) {
 }
 
 // Run sends until ctx ends, then waits for its requests to end (ctx ends
-// them too).
-func (s *Sender) Run(ctx context.Context, hub Hub) {
+// them too). base is the server's address as bots reach it
+// ("http://localhost:8080"), for the payload's reply_url.
+func (s *Sender) Run(ctx context.Context, hub Hub, base string) {
+	base = strings.TrimSuffix(base, "/")
 	s.hub.Store(&hubRef{hub})
 	var wg sync.WaitGroup
 	for range s.opts.Workers {
@@ -267,7 +265,7 @@ func (s *Sender) Run(ctx context.Context, hub Hub) {
 			wg.Wait()
 			return
 		case m := <-s.msgs:
-			s.dispatch(ctx, hub, m)
+			s.dispatch(ctx, hub, base, m)
 		}
 	}
 }
@@ -288,7 +286,7 @@ func (s *Sender) webhooks(ctx context.Context) []db.BotWebhook {
 // dispatch queues a request for each bot m is for: one it mentions, or
 // one in m's direct room; and only a bot in m's room (a mention never
 // shows a bot a room it was not given).
-func (s *Sender) dispatch(ctx context.Context, hub Hub, m db.Message) {
+func (s *Sender) dispatch(ctx context.Context, hub Hub, base string, m db.Message) {
 	hooks := s.webhooks(ctx)
 	if len(hooks) == 0 {
 		return
@@ -316,7 +314,7 @@ func (s *Sender) dispatch(ctx context.Context, hub Hub, m db.Message) {
 		if !in {
 			continue
 		}
-		body, err := json.Marshal(s.payload(h, m, room, mentioned))
+		body, err := json.Marshal(payload(base, h, m, room, mentioned))
 		if err != nil {
 			continue
 		}
@@ -368,7 +366,7 @@ type PayloadUser struct {
 	Bot  bool   `json:"bot"`
 }
 
-func (s *Sender) payload(h db.BotWebhook, m db.Message, r db.Room, mentioned bool) Payload {
+func payload(base string, h db.BotWebhook, m db.Message, r db.Room, mentioned bool) Payload {
 	p := Payload{
 		Trigger: "direct",
 		Message: PayloadMessage{
@@ -377,7 +375,7 @@ func (s *Sender) payload(h db.BotWebhook, m db.Message, r db.Room, mentioned boo
 			User: PayloadUser{Name: m.User, Bot: m.Bot},
 		},
 		Bot:      PayloadUser{ID: h.Bot.ID, Name: h.Bot.Name, Bot: true},
-		ReplyURL: s.opts.BaseURL + "/rooms/" + url.PathEscape(r.Slug) + "/messages",
+		ReplyURL: base + "/rooms/" + url.PathEscape(r.Slug) + "/messages",
 	}
 	if mentioned {
 		p.Trigger = "mention"
@@ -418,12 +416,13 @@ func (s *Sender) send(ctx context.Context, hub Hub, j job) {
 	}
 	s.failed.Add(1)
 	hub.RecordErrorAt(KindFailed, "outgoing webhook of bot "+j.hook.Bot.Name,
-		fmt.Sprintf("%s, after %d tries: %v", hostOf(j.hook.URL), j.tries, err), "message "+strconv.FormatInt(j.msg.ID, 10))
+		fmt.Sprintf("%s, after %d tries: %v", Host(j.hook.URL), j.tries, err), "message "+strconv.FormatInt(j.msg.ID, 10))
 }
 
-// hostOf is the scheme and host of a webhook URL, what the admin is shown
-// of it: its path or query may hold a secret of the receiver's.
-func hostOf(raw string) string {
+// Host is the scheme and host of a webhook URL, what the recent errors and
+// the audit list show of it: its path or query may hold a secret of the
+// receiver's.
+func Host(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "the webhook URL"
