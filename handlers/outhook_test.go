@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -425,5 +427,72 @@ func TestOutgoingWebhookSlowReceiver(t *testing.T) {
 	framesUntil(t, ada, "Bob's next message", isText(t, "meanwhile"))
 	if errs := w.hookErrors(t); len(errs) != 1 || !strings.Contains(errs[0].Detail, "after 1 tries") {
 		t.Fatalf("recent errors: %+v", errs)
+	}
+}
+
+// The Bots panel sets a bot's webhook at creation or later, checked by
+// the SSRF rules (a refused URL makes no bot), shows its secret once and
+// the webhook's host in the list; only admins may.
+func TestBotsPanelWebhook(t *testing.T) {
+	var store *db.Store
+	srv, _, _, _ := testServer{
+		hub:      chat.Options{BotRate: -1},
+		accounts: map[string]string{"Ada": db.RoleAdmin, "Bob": db.RoleMember},
+		deps: func(d *Deps) {
+			store = d.Store
+			d.Webhooks = outhook.NewGuard([]string{"receiver.test:8123"}, testResolver{"receiver.test": "127.0.0.1", "meta.test": "169.254.169.254", "example.test": "203.0.113.7"})
+		},
+	}.start(t)
+	ada := signInAs(t, srv, "Ada", "password of Ada", firefox)
+	bob := signInAs(t, srv, "Bob", "password of Bob", firefox)
+	secretRe := regexp.MustCompile(outhook.SecretPrefix + `[A-Za-z0-9_-]{43}`)
+
+	for _, u := range []string{"http://127.0.0.1:8123/", "http://meta.test/", "http://169.254.169.254/", "http://receiver.test:9999/", "gopher://example.test/"} {
+		code, _, body := as(t, srv, "POST", "/admin/bots", ada, url.Values{"name": {"Kite"}, "webhook": {u}})
+		if code != http.StatusBadRequest || !strings.Contains(body, `"error"`) {
+			t.Errorf("Kite with webhook %s: %d %s, want 400", u, code, body)
+		}
+	}
+	if bots, _ := store.Bots(context.Background()); len(bots) != 0 {
+		t.Fatalf("a refused webhook made a bot: %+v", bots)
+	}
+
+	code, _, page := as(t, srv, "POST", "/admin/bots", ada, url.Values{"name": {"Kite"}, "webhook": {"http://receiver.test:8123/kite?key=receivers-own"}})
+	secret := secretRe.FindString(page)
+	if code != 200 || secret == "" || botTokenRe.FindString(page) == "" {
+		t.Fatalf("Ada makes Kite with a webhook: %d, secret %q", code, secret)
+	}
+	hooks, err := store.BotWebhooks(context.Background())
+	if err != nil || len(hooks) != 1 || hooks[0].Secret != secret || hooks[0].URL != "http://receiver.test:8123/kite?key=receivers-own" {
+		t.Fatalf("stored: %+v %v", hooks, err)
+	}
+	_, _, again := as(t, srv, "GET", "/admin", ada, nil)
+	if strings.Contains(again, secret) || !strings.Contains(again, "http://receiver.test:8123") {
+		t.Fatalf("the dashboard shows the secret again, or not the webhook")
+	}
+	kite := "/admin/bots/" + strconv.FormatInt(hooks[0].Bot.ID, 10) + "/webhook"
+
+	// Only an admin changes it.
+	if code, _, body := as(t, srv, "POST", kite, bob, url.Values{"url": {"http://example.test/"}}); code != http.StatusForbidden {
+		t.Errorf("Bob sets Kite's webhook: %d %s, want 403", code, body)
+	}
+	if code, _, body := as(t, srv, "POST", kite, "", url.Values{"url": {"http://example.test/"}}); code != http.StatusUnauthorized {
+		t.Errorf("a guest sets Kite's webhook: %d %s, want 401", code, body)
+	}
+	if code, _, body := as(t, srv, "POST", kite, ada, url.Values{"url": {"http://meta.test/"}}); code != http.StatusBadRequest {
+		t.Errorf("Ada points Kite at the metadata address: %d %s, want 400", code, body)
+	}
+	code, _, page = as(t, srv, "POST", kite, ada, url.Values{"url": {"https://example.test/hook"}})
+	if again := secretRe.FindString(page); code != 200 || again == "" || again == secret {
+		t.Fatalf("a new webhook: %d, secret %q", code, again)
+	}
+	if code, _, _ := as(t, srv, "POST", kite, ada, url.Values{"url": {""}}); code != http.StatusSeeOther && code != 200 {
+		t.Fatalf("no webhook: %d", code)
+	}
+	if hooks, _ := store.BotWebhooks(context.Background()); len(hooks) != 0 {
+		t.Fatalf("the webhook is still there: %+v", hooks)
+	}
+	if code, _, body := as(t, srv, "POST", "/admin/bots/1/webhook", ada, url.Values{"url": {"https://example.test/"}}); code != http.StatusNotFound {
+		t.Errorf("a person's webhook: %d %s, want 404", code, body)
 	}
 }
