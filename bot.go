@@ -14,6 +14,7 @@ import (
 	"nochat/chat"
 	"nochat/db"
 	"nochat/handlers"
+	"nochat/outhook"
 )
 
 // Bots from the shell: `nochat bot create|list|rotate|revoke`, against the
@@ -36,7 +37,7 @@ const (
 
 // runBot is `nochat bot COMMAND [-db file] ...`.
 func runBot(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	usage := "Usage:\n  nochat bot create NAME [-rooms a,b] [-db file]   make a bot, print its token once\n  nochat bot list [-db file]\n  nochat bot rotate NAME [-db file]               a new token; the old one stops at once\n  nochat bot revoke NAME [-db file]               no token; its sockets close within a second\n"
+	usage := "Usage:\n  nochat bot create NAME [-rooms a,b] [-webhook URL] [-db file]   make a bot, print its token (and webhook secret) once\n  nochat bot list [-db file]\n  nochat bot rotate NAME [-db file]               a new token; the old one stops at once\n  nochat bot revoke NAME [-db file]               no token; its sockets close within a second\n"
 	if len(args) < 2 {
 		fmt.Fprint(stderr, usage)
 		return usageError{errors.New("bot: a command is missing: create, list, rotate or revoke")}
@@ -47,9 +48,11 @@ func runBot(ctx context.Context, args []string, getenv func(string) string, stdo
 	flags.SetOutput(stderr)
 	flags.Usage = func() { fmt.Fprint(stderr, usage+"\nFlags:\n"); flags.PrintDefaults() }
 	flags.StringVar(&dbPath, "db", dbPath, "SQLite database `file` (NOCHAT_DB)")
-	var rooms *string
+	var rooms, webhook, webhookAllow *string
 	if cmd == "create" {
 		rooms = flags.String("rooms", "", "the `slugs` of the rooms the bot may read and post in, comma-separated")
+		webhook = flags.String("webhook", "", "the bot's outgoing webhook `URL`, called when it is @mentioned or sent a direct message")
+		webhookAllow = flags.String("webhook-allow", envOr(getenv, "NOCHAT_WEBHOOK_ALLOW", ""), "`hosts` and host:port pairs a webhook may call though private or loopback, as the server's -webhook-allow (NOCHAT_WEBHOOK_ALLOW)")
 	}
 	// Flags may come before or after NAME.
 	var names []string
@@ -78,6 +81,16 @@ func runBot(ctx context.Context, args []string, getenv func(string) string, stdo
 		fmt.Fprint(stderr, usage)
 		return usageError{fmt.Errorf("bot: unknown command %q: create, list, rotate or revoke", cmd)}
 	}
+	if cmd == "create" && *webhook != "" {
+		// Checked before the database is opened: a refused URL makes no bot.
+		allow, err := outhook.ParseAllow(*webhookAllow)
+		if err != nil {
+			return usageError{err}
+		}
+		if err := outhook.NewGuard(allow, nil).CheckURL(ctx, *webhook); err != nil {
+			return fmt.Errorf("bot create: -webhook refused: %w", err)
+		}
+	}
 	if _, err := os.Stat(dbPath); err != nil {
 		return fmt.Errorf("bot: no database at %s (set -db or NOCHAT_DB): %w", dbPath, err)
 	}
@@ -88,7 +101,7 @@ func runBot(ctx context.Context, args []string, getenv func(string) string, stdo
 	defer store.Close()
 	switch cmd {
 	case "create":
-		return botCreate(ctx, store, names[0], *rooms, stdout, stderr)
+		return botCreate(ctx, store, names[0], *rooms, *webhook, stdout, stderr)
 	case "list":
 		return botList(ctx, store, stdout)
 	case "rotate":
@@ -99,8 +112,9 @@ func runBot(ctx context.Context, args []string, getenv func(string) string, stdo
 }
 
 // botCreate makes a bot named name in the rooms with the comma-separated
-// slugs, and prints its token once.
-func botCreate(ctx context.Context, store *db.Store, name, slugs string, stdout, stderr io.Writer) error {
+// slugs, with the outgoing webhook url (checked already; "" for none), and
+// prints its token, and its webhook's secret, once.
+func botCreate(ctx context.Context, store *db.Store, name, slugs, webhook string, stdout, stderr io.Writer) error {
 	display, key, err := chat.CleanAccountName(name, chat.DefaultMaxNameLen)
 	if err != nil {
 		return fmt.Errorf("bot create: %q: %w", name, err)
@@ -137,6 +151,14 @@ func botCreate(ctx context.Context, store *db.Store, name, slugs string, stdout,
 	}
 	audit(ctx, store, stderr, "bot create", bot.Name, "rooms: "+orNone(strings.Join(granted, ", ")))
 	fmt.Fprintf(stdout, "created bot %s (rooms: %s)\ntoken (shown this once; keep it secret):\n%s\n", bot.Name, orNone(strings.Join(granted, ", ")), token)
+	if webhook != "" {
+		secret := outhook.NewSecret()
+		if err := store.SetBotWebhook(ctx, bot.ID, webhook, secret, now); err != nil {
+			return fmt.Errorf("bot create: the bot is made, its webhook is not: %w", err)
+		}
+		audit(ctx, store, stderr, "bot webhook", bot.Name, "calls "+outhook.Host(webhook))
+		fmt.Fprintf(stdout, "webhook: %s\nwebhook secret, to check the X-NoChat-Signature of its requests (shown this once):\n%s\n", webhook, secret)
+	}
 	return nil
 }
 
@@ -194,7 +216,7 @@ func botList(ctx context.Context, store *db.Store, stdout io.Writer) error {
 		slug[r.ID] = r.Slug
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tROOMS\tTOKEN\tCREATED\tLAST USED")
+	fmt.Fprintln(tw, "NAME\tROOMS\tTOKEN\tCREATED\tLAST USED\tWEBHOOK")
 	for _, b := range bots {
 		var rooms []string
 		for _, id := range b.Rooms {
@@ -208,7 +230,7 @@ func botList(ctx context.Context, store *db.Store, stdout io.Writer) error {
 		if !b.LastUsed.IsZero() {
 			used = b.LastUsed.UTC().Format(time.DateTime)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", b.Name, orNone(strings.Join(rooms, ",")), token, b.Created.UTC().Format(time.DateTime), used)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", b.Name, orNone(strings.Join(rooms, ",")), token, b.Created.UTC().Format(time.DateTime), used, orNone(b.Webhook))
 	}
 	return tw.Flush()
 }

@@ -32,6 +32,7 @@ import (
 	"nochat/chat"
 	"nochat/db"
 	"nochat/handlers"
+	"nochat/outhook"
 	"nochat/push"
 	"nochat/static"
 )
@@ -71,6 +72,7 @@ type config struct {
 	maxConnsPerIP int
 	maxHTTPPerIP  int
 	allowHosts    []string
+	webhookAllow  []string // hosts and host:port pairs outgoing webhooks may reach though private
 	maxMessage    int
 	replayLimit   int
 	retention     retention
@@ -145,7 +147,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		}
 		fs.BoolVar(p, name, def, usage)
 	}
-	var botRate string
+	var botRate, webhookAllow string
 	var durability, level, origins, msgRate, maxConns, maxConnsPerIP, maxMessage, replayLimit, retainDays, retainMessages string
 	var hosts, maxHTTPPerIP string
 	fs.StringVar(&cfg.addr, "addr", env("NOCHAT_ADDR", ":8080"), "`host:port` to listen on (NOCHAT_ADDR)")
@@ -158,6 +160,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	boolVar(&cfg.trustProxy, "trust-proxy", "NOCHAT_TRUST_PROXY", false, "take client addresses from X-Forwarded-For, behind a reverse proxy (NOCHAT_TRUST_PROXY)")
 	fs.StringVar(&origins, "allow-origin", env("NOCHAT_ALLOW_ORIGIN", ""), "comma-separated `origins` (https://example.org) of pages elsewhere that may use the socket and the API, or * for any (NOCHAT_ALLOW_ORIGIN)")
 	fs.StringVar(&hosts, "allow-host", env("NOCHAT_ALLOW_HOST", ""), "comma-separated host `names` NoChat is reached by besides IP addresses, localhost and this machine's name (and NAME.local), or * for any; others get 421 (NOCHAT_ALLOW_HOST)")
+	fs.StringVar(&webhookAllow, "webhook-allow", env("NOCHAT_WEBHOOK_ALLOW", ""), "comma-separated `hosts` and host:port pairs that bots' outgoing webhooks may call though they are (or resolve to) loopback, private or link-local addresses, which are refused otherwise (NOCHAT_WEBHOOK_ALLOW)")
 	fs.StringVar(&botRate, "bot-rate", env("NOCHAT_BOT_RATE", "1"), "`messages` per second each bot may send (and edit, delete, react), over all its sockets and REST, in bursts of 5; 0 turns the limit off (NOCHAT_BOT_RATE)")
 	fs.StringVar(&msgRate, "msg-rate", env("NOCHAT_MSG_RATE", "10"), "`messages` per second one connection or address may send, in bursts of twice that; 0 turns the limit off (NOCHAT_MSG_RATE)")
 	fs.StringVar(&maxConns, "max-conns", env("NOCHAT_MAX_CONNS", "10000"), "most WebSocket `connections` in total (NOCHAT_MAX_CONNS)")
@@ -260,6 +263,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 			return cfg, usageError{fmt.Errorf("-allow-host %q: want host names like chat.example.org (no scheme, no port), or *", h)}
 		}
 		cfg.allowHosts = append(cfg.allowHosts, h)
+	}
+	if cfg.webhookAllow, err = outhook.ParseAllow(webhookAllow); err != nil {
+		return cfg, usageError{err}
 	}
 	if cfg.guests, err = chat.ParseGuests(guests); err != nil {
 		return cfg, usageError{fmt.Errorf("-guests %q: %w", guests, err)}
@@ -383,7 +389,11 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	// A connection, and an address sending over REST, may send bursts of
 	// twice the rate.
 	burst := int(max(1, 2*cfg.msgRate))
+	// Bots' outgoing webhooks: the hub hands them each new message, and
+	// they post the bots' replies through the hub (run below).
+	hooks := outhook.New(store, outhook.Options{Log: log, Allow: cfg.webhookAllow})
 	hub, err := chat.New(store, chat.Options{
+		Posted:        hooks.Posted,
 		Log:           log,
 		MsgRate:       orOff(cfg.msgRate),
 		MsgBurst:      burst,
@@ -424,6 +434,7 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		MaxUpload:   cfg.maxUpload,
 		UploadQuota: cfg.uploadQuota,
 		Push:        pusher,
+		Webhooks:    hooks.Guard(),
 	})
 	if https != nil {
 		handler = withHSTS(handler)
@@ -502,6 +513,12 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		defer close(watchDone)
 		handlers.WatchBotTokens(watchCtx, store, hub, log, botWatchEvery)
 	}()
+	hooksCtx, stopHooks := context.WithCancel(ctx)
+	hooksDone := make(chan struct{})
+	go func() {
+		defer close(hooksDone)
+		hooks.Run(hooksCtx, hub, serveURL)
+	}()
 	log.Info("NoChat is serving", "url", serveURL, "db", cfg.dbPath, "durability", string(cfg.durability), "version", version)
 
 	serveErr := make(chan error, 1)
@@ -527,6 +544,10 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		srv.Close() // cut what did not finish in time
 	}
 	shutdownRedirect(httpCtx, redirect)
+	// Webhook calls end before the hub closes: a reply they would post
+	// finds it open or not at all.
+	stopHooks()
+	<-hooksDone
 	hubCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout*3/5)
 	defer cancel()
 	if err := hub.Close(hubCtx); err != nil {

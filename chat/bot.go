@@ -85,8 +85,8 @@ func (h *Hub) GrantRooms(ctx context.Context, bot db.Account, rooms []int64) (ad
 		added = append(added, id)
 	}
 	for id := range have {
-		if want.has(id) {
-			continue
+		if r, ok := h.Room(id); want.has(id) || ok && r.Kind == db.KindDirect {
+			continue // a direct room is a person's conversation with it, not a grant
 		}
 		r, _ := h.Room(id)
 		r.ID = id

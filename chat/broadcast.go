@@ -319,6 +319,7 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 	began := time.Now()
 	fresh := 0
 	var notices []db.Message // for notifyLoop, once the batch is out
+	var posted []db.Message  // for Options.Posted, once all are out
 	for _, it := range c.Items {
 		// A WebSocket sender hears first: its ack, carrying the id, comes
 		// before the message itself, so a client can turn its pending line
@@ -355,6 +356,9 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 			if h.opts.Pusher != nil {
 				notices = append(notices, it.Message)
 			}
+			if h.opts.Posted != nil {
+				posted = append(posted, it.Message)
+			}
 		}
 		if f != nil {
 			b.lastID = f.id
@@ -381,6 +385,9 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 		if it.Tag.reply != nil {
 			h.answer(it, nil)
 		}
+	}
+	for _, m := range posted {
+		h.opts.Posted(m)
 	}
 }
 

@@ -61,6 +61,10 @@ type Options struct {
 	// "away" is (DefaultPushGrace).
 	Pusher    Pusher
 	PushGrace time.Duration
+	// Posted, if set, is told of each new message once it is committed
+	// and handed out (bots' outgoing webhooks): never of edits,
+	// deletions or reactions.
+	Posted PostedFunc
 }
 
 func (o *Options) setDefaults() {

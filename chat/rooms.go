@@ -405,7 +405,10 @@ func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomVi
 	}
 	members := []int64{id.UserID}
 	for _, name := range nr.Members {
-		a, err := h.accountNamed(ctx, name)
+		// A direct message to a bot is how one talks to it (its outgoing
+		// webhook hears of each): a bot may be in direct rooms people
+		// start with it, beside the rooms an admin grants it.
+		a, err := h.accountNamed(ctx, name, r.Kind == db.KindDirect)
 		if err != nil {
 			return RoomView{}, false, err
 		}
@@ -501,8 +504,9 @@ func (h *Hub) view(ctx context.Context, id Identity, r db.Room) (RoomView, error
 	return RoomView{Room: r, Title: r.Name}, nil
 }
 
-// accountNamed finds the account a person named, by the names' rule.
-func (h *Hub) accountNamed(ctx context.Context, name string) (db.Account, error) {
+// accountNamed finds the account a person named, by the names' rule; a
+// bot's only if bots is set.
+func (h *Hub) accountNamed(ctx context.Context, name string, bots bool) (db.Account, error) {
 	notFound := &Refusal{"not_found", "no one is called " + quote(name)}
 	key, err := NameKey(strings.TrimSpace(name))
 	if err != nil {
@@ -516,7 +520,7 @@ func (h *Hub) accountNamed(ctx context.Context, name string) (db.Account, error)
 		return db.Account{}, fmt.Errorf("%w (%w)", ErrRoomStore, err)
 	case a.Deactivated:
 		return db.Account{}, notFound
-	case a.Role == db.RoleBot:
+	case a.Role == db.RoleBot && !bots:
 		return db.Account{}, ErrBotRooms
 	}
 	return a, nil
@@ -652,7 +656,7 @@ func (h *Hub) Invite(ctx context.Context, id Identity, r db.Room, name string) (
 	case !a.Invite:
 		return db.Account{}, errNotInviter
 	}
-	who, err := h.accountNamed(ctx, name)
+	who, err := h.accountNamed(ctx, name, false)
 	if err != nil {
 		return db.Account{}, err
 	}

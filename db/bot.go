@@ -23,6 +23,7 @@ type Bot struct {
 	HasToken bool      // false once revoked
 	LastUsed time.Time // zero if never
 	Rooms    []int64   // the rooms it is in, by id
+	Webhook  string    // its outgoing webhook's URL; "" for none
 }
 
 // CreateBot stores a new bot account named name (key is its name key, as
@@ -100,7 +101,7 @@ func (s *Store) TouchBot(ctx context.Context, id int64, now time.Time) error {
 // Bots returns every bot, oldest first, with its rooms.
 func (s *Store) Bots(ctx context.Context) ([]Bot, error) {
 	cols := "a." + strings.ReplaceAll(accountColumns, ", ", ", a.")
-	rows, err := s.read.QueryContext(ctx, "SELECT "+cols+", b.prefix, b.token_hash IS NOT NULL, b.last_used, (SELECT group_concat(room_id) FROM members WHERE user_id = a.id) FROM bots b JOIN accounts a ON a.id = b.account_id ORDER BY a.id")
+	rows, err := s.read.QueryContext(ctx, "SELECT "+cols+", b.prefix, b.token_hash IS NOT NULL, b.last_used, (SELECT group_concat(room_id) FROM members WHERE user_id = a.id), coalesce((SELECT url FROM bot_webhooks WHERE account_id = a.id), '') FROM bots b JOIN accounts a ON a.id = b.account_id ORDER BY a.id")
 	if err != nil {
 		return nil, fmt.Errorf("bots: %w", err)
 	}
@@ -113,7 +114,7 @@ func (s *Store) Bots(ctx context.Context) ([]Bot, error) {
 			rooms sql.NullString
 		)
 		b.Account, err = scanAccount(scanFunc(func(dest ...any) error {
-			return rows.Scan(append(dest, &b.Prefix, &b.HasToken, &used, &rooms)...)
+			return rows.Scan(append(dest, &b.Prefix, &b.HasToken, &used, &rooms, &b.Webhook)...)
 		}))
 		if err != nil {
 			return nil, fmt.Errorf("bots: %w", err)

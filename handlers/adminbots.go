@@ -11,6 +11,7 @@ import (
 
 	"nochat/chat"
 	"nochat/db"
+	"nochat/outhook"
 	"nochat/views"
 )
 
@@ -23,6 +24,7 @@ import (
 //	POST /admin/bots/{id}/rotate      a new token, shown once; the old one and its sockets end
 //	POST /admin/bots/{id}/revoke      no token; its sockets close
 //	POST /admin/bots/{id}/rooms       its rooms: form room (ids, repeated)
+//	POST /admin/bots/{id}/webhook     its outgoing webhook: form url ("" for none); a new secret, shown once
 
 // Audit actions of the Bots panel (and of `nochat bot`, as "shell").
 const (
@@ -30,6 +32,7 @@ const (
 	auditBotRotate = "bot rotate"
 	auditBotRevoke = "bot revoke"
 	auditBotRooms  = "bot rooms"
+	auditBotHook   = "bot webhook"
 )
 
 // maxBotRooms bounds the rooms one form may name.
@@ -41,6 +44,7 @@ type botAdminStore interface {
 	CreateBot(ctx context.Context, name, key string, rooms []int64, tokenHash []byte, prefix string, now time.Time) (db.Account, error)
 	SetBotToken(ctx context.Context, id int64, tokenHash []byte, prefix string) error
 	AccountByID(ctx context.Context, id int64) (db.Account, error)
+	SetBotWebhook(ctx context.Context, id int64, url, secret string, now time.Time) error
 }
 
 // botAdminHub is what the Bots panel needs of the hub.
@@ -116,9 +120,22 @@ func afterBotAction(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/admin#bots", http.StatusSeeOther)
 }
 
+// errNoWebhooks refuses a webhook where the server was given no guard.
+var errNoWebhooks = errors.New("outgoing webhooks are not available here")
+
+// checkWebhook reports why raw may not be a bot's webhook URL (the SSRF
+// rules and -webhook-allow), or nil.
+func checkWebhook(r *http.Request, guard *outhook.Guard, raw string) error {
+	if guard == nil {
+		return errNoWebhooks
+	}
+	return guard.CheckURL(r.Context(), raw)
+}
+
 // handleCreateBot serves POST /admin/bots, and shows the new token once
-// (show renders the dashboard with it).
-func handleCreateBot(log *slog.Logger, a *Auth, store botAdminStore, hub botAdminHub, audit auditFunc, show func(views.BotToken) http.Handler) http.Handler {
+// (show renders the dashboard with it), with the secret of its webhook if
+// the form gave one (form webhook: a URL the guard lets through).
+func handleCreateBot(log *slog.Logger, a *Auth, store botAdminStore, hub botAdminHub, guard *outhook.Guard, audit auditFunc, show func(views.BotToken) http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		if err := r.ParseForm(); err != nil {
@@ -135,6 +152,13 @@ func handleCreateBot(log *slog.Logger, a *Auth, store botAdminStore, hub botAdmi
 			writeError(w, r, log, http.StatusBadRequest, err)
 			return
 		}
+		hook := strings.TrimSpace(r.PostForm.Get("webhook"))
+		if hook != "" {
+			if err := checkWebhook(r, guard, hook); err != nil {
+				writeError(w, r, log, http.StatusBadRequest, err)
+				return
+			}
+		}
 		token, hash, prefix := NewBotToken()
 		bot, err := store.CreateBot(r.Context(), name, key, rooms, hash, prefix, a.now())
 		if errors.Is(err, db.ErrNameTaken) {
@@ -146,8 +170,17 @@ func handleCreateBot(log *slog.Logger, a *Auth, store botAdminStore, hub botAdmi
 			return
 		}
 		audit(r, auditBotCreate, bot.Name, "rooms: "+roomSlugs(hub, rooms))
+		shown := views.BotToken{Name: bot.Name, Token: token}
+		if hook != "" {
+			shown.Secret = outhook.NewSecret()
+			if err := store.SetBotWebhook(r.Context(), bot.ID, hook, shown.Secret, a.now()); err != nil {
+				writeError(w, r, log, http.StatusInternalServerError, err)
+				return
+			}
+			audit(r, auditBotHook, bot.Name, "calls "+outhook.Host(hook))
+		}
 		w.Header().Set("Referrer-Policy", "no-referrer")
-		show(views.BotToken{Name: bot.Name, Token: token}).ServeHTTP(w, r)
+		show(shown).ServeHTTP(w, r)
 	})
 }
 
@@ -175,7 +208,7 @@ func botAction(log *slog.Logger, store botAdminStore, act func(w http.ResponseWr
 		}
 		if err := act(w, r, bot); err != nil {
 			status := http.StatusInternalServerError
-			if errors.Is(err, errBotRoomList) {
+			if errors.Is(err, errBotRoomList) || errors.As(err, new(errBadWebhook)) {
 				status = http.StatusBadRequest
 			}
 			writeError(w, r, log, status, err)
@@ -230,3 +263,34 @@ func handleBotRooms(log *slog.Logger, store botAdminStore, hub botAdminHub, audi
 		return nil
 	})
 }
+
+// handleBotWebhook serves POST /admin/bots/{id}/webhook: the bot's
+// outgoing webhook is the form's url, with a new secret shown once; an
+// empty url takes the webhook away.
+func handleBotWebhook(log *slog.Logger, a *Auth, store botAdminStore, guard *outhook.Guard, audit auditFunc, show func(views.BotToken) http.Handler) http.Handler {
+	return botAction(log, store, func(w http.ResponseWriter, r *http.Request, bot db.Account) error {
+		hook := strings.TrimSpace(r.PostForm.Get("url"))
+		if hook == "" {
+			if err := store.SetBotWebhook(r.Context(), bot.ID, "", "", a.now()); err != nil {
+				return err
+			}
+			audit(r, auditBotHook, bot.Name, "none")
+			afterBotAction(w, r)
+			return nil
+		}
+		if err := checkWebhook(r, guard, hook); err != nil {
+			return errBadWebhook{err}
+		}
+		secret := outhook.NewSecret()
+		if err := store.SetBotWebhook(r.Context(), bot.ID, hook, secret, a.now()); err != nil {
+			return err
+		}
+		audit(r, auditBotHook, bot.Name, "calls "+outhook.Host(hook)+"; a new secret")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		show(views.BotToken{Name: bot.Name, Secret: secret}).ServeHTTP(w, r)
+		return nil
+	})
+}
+
+// errBadWebhook is a webhook URL refused: the admin's to fix (400).
+type errBadWebhook struct{ error }

@@ -19,6 +19,7 @@ import (
 
 	"nochat/chat"
 	"nochat/db"
+	"nochat/outhook"
 	"nochat/static"
 )
 
@@ -62,6 +63,10 @@ type Deps struct {
 	// Push is Web Push (push.Sender); without it there are no /push
 	// routes.
 	Push PushService
+
+	// Webhooks checks a bot's outgoing webhook URL before it is stored
+	// (the SSRF rules and -webhook-allow); nil refuses every URL.
+	Webhooks *outhook.Guard
 }
 
 // New returns the whole HTTP surface as one handler.

@@ -150,13 +150,14 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /admin/rooms/{id}/unarchive", post(admin(handleArchiveRoom(d.Log, d.Auth, d.Hub, false, live, audit))))
 	mux.Handle("POST /admin/rooms/{id}/members/{user}/remove", post(admin(handleRemoveMember(d.Log, d.Auth, d.Hub, d.Store, live, audit))))
 	// Bots (adminbots.go).
-	mux.Handle("POST /admin/bots", post(admin(handleCreateBot(d.Log, d.Auth, d.Store, d.Hub, audit, withToken))))
+	mux.Handle("POST /admin/bots", post(admin(handleCreateBot(d.Log, d.Auth, d.Store, d.Hub, d.Webhooks, audit, withToken))))
 	mux.Handle("POST /admin/bots/{id}/rotate", post(admin(handleRotateBot(d.Log, d.Store, d.Hub, audit, withToken))))
 	mux.Handle("POST /admin/bots/{id}/revoke", post(admin(handleRevokeBot(d.Log, d.Store, d.Hub, audit))))
 	mux.Handle("POST /admin/bots/{id}/rooms", post(admin(handleBotRooms(d.Log, d.Store, d.Hub, audit))))
 	// Incoming webhooks (adminhooks.go).
 	mux.Handle("POST /admin/webhooks", post(admin(handleCreateWebhook(d.Log, d.Auth, d.Store, d.Hub, d.TrustProxy, audit, withHook))))
 	mux.Handle("POST /admin/webhooks/{id}/delete", post(admin(handleDeleteWebhook(d.Log, d.Store, audit))))
+	mux.Handle("POST /admin/bots/{id}/webhook", post(admin(handleBotWebhook(d.Log, d.Auth, d.Store, d.Webhooks, audit, withToken))))
 	mux.Handle("/admin/", admin(http.NotFoundHandler()))
 }
 

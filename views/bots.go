@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"nochat/db"
+	"nochat/outhook"
 )
 
 // Bots is the dashboard's list of bots, the rooms they may be granted,
@@ -17,10 +18,21 @@ type Bots struct {
 	Token BotToken  // a token just made, shown this once
 }
 
-// BotToken is a bot's token, shown once to the admin who made it.
+// BotToken is a bot's token, or its webhook's secret, or both, shown once
+// to the admin who made them.
 type BotToken struct {
-	Name  string
-	Token string
+	Name   string
+	Token  string
+	Secret string // its outgoing webhook's signing secret
+}
+
+// webhookShown is a bot's webhook as the list shows it: the scheme and
+// host (its path may hold a secret of the receiver's).
+func webhookShown(b db.Bot) string {
+	if b.Webhook == "" {
+		return "none"
+	}
+	return outhook.Host(b.Webhook)
 }
 
 func botURL(b db.Bot, action string) string {
