@@ -458,4 +458,19 @@ func TestImportTutorialHistory(t *testing.T) {
 			}
 		})
 	}
+
+	// A guest's message under a member's name would pass for theirs.
+	t.Run("a member's name", func(t *testing.T) {
+		dir := t.TempDir()
+		members := filepath.Join(dir, "members.db")
+		fillForExport(t, members) // Ann is a member
+		bad := filepath.Join(dir, "bad.json")
+		if err := os.WriteFile(bad, []byte(`[{"message": "hi", "user": "guest", "timestamp": 1}, {"message": "it is me", "user": "ANN", "timestamp": 2}]`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := nochat(t.Context(), map[string]string{"NOCHAT_DB": members}, "import", "-tutorial", bad)
+		if err == nil || !strings.Contains(err.Error(), "message 2") || !strings.Contains(err.Error(), "member's name") {
+			t.Fatalf("import -tutorial: %v\n%s; want message 2 refused for a member's name", err, out)
+		}
+	})
 }
