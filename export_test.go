@@ -266,6 +266,10 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if got, want := float64(st[0].Message.ID), seq+1; got != want {
 		t.Errorf("first id after the import = %v, want %v", got, want)
 	}
+	// The triggers are back: a new message is found by search.
+	if matches, err := store.Search(ctx2, db.SearchQuery{Text: "after", Rooms: []int64{db.DefaultRoom}}); err != nil || len(matches) != 1 {
+		t.Errorf("search for a message stored after the import: %v, %v; want it", matches, err)
+	}
 	store.Close()
 
 	sb := start(t, envB)
@@ -343,6 +347,15 @@ func TestImportRefusesABadLineWhole(t *testing.T) {
 			return l
 		}, 2, "never exported"},
 		{"cut off", func(l []string) []string { return l[:len(l)-2] }, len(lines) - 2, `without its "end" line`},
+		{"a counter below the ids", func(l []string) []string {
+			for i, s := range l {
+				if strings.HasPrefix(s, `{"type":"sequence","name":"messages"`) {
+					l[i] = `{"type":"sequence","name":"messages","seq":2}` + "\n"
+					return l
+				}
+			}
+			panic("no sequence line")
+		}, len(lines) - 1, "handed out twice"},
 		{"a message in a room that is not there", func(l []string) []string {
 			for i, s := range l {
 				if strings.HasPrefix(s, `{"type":"member","row":{`) {

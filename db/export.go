@@ -102,6 +102,7 @@ type ExportStats struct {
 	Lines  int            // row lines, without header, sequences and end
 }
 
+// String is the row counts in words, as the subcommands print them.
 func (st ExportStats) String() string {
 	var parts []string
 	for _, t := range exportTables {

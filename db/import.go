@@ -30,7 +30,10 @@ type LineError struct {
 	Err  error
 }
 
+// Error names the line.
 func (e *LineError) Error() string { return fmt.Sprintf("line %d: %v", e.Line, e.Err) }
+
+// Unwrap is the refusal.
 func (e *LineError) Unwrap() error { return e.Err }
 
 // Import loads an export file (ExportFile) into the database, which must be
@@ -196,6 +199,15 @@ func (im *importer) run(ctx context.Context, r *bufio.Reader, maxLine int, st *E
 	case !ended:
 		return &LineError{n, errors.New(`the file ends without its "end" line: it was cut off`)}
 	}
+	// The log's counter hands out message and event ids alike: one below
+	// an id the file has would hand it out again.
+	var top int64
+	if err := im.tx.QueryRowContext(ctx, "SELECT max((SELECT ifnull(max(id), 0) FROM messages), (SELECT ifnull(max(id), 0) FROM events))").Scan(&top); err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	if seq, ok := im.seqs["messages"]; top > 0 && (!ok || seq < top) {
+		return &LineError{n, fmt.Errorf(`the messages counter (a "sequence" line) is %d, below the file's id %d: ids would be handed out twice`, seq, top)}
+	}
 	for name, seq := range im.seqs {
 		if _, err := im.tx.ExecContext(ctx, "DELETE FROM sqlite_sequence WHERE name = ?", name); err != nil {
 			return fmt.Errorf("import: %w", err)
@@ -243,7 +255,11 @@ func readHeader(line []byte) (int, error) {
 		ExportedAt   *string `json:"exported_at"`
 	}
 	if err := strictJSON(line, &h); err != nil || h.NochatExport == nil || h.Schema == nil {
-		return 0, errors.New(`not a NoChat export: the first line is not {"nochat_export": 1, "schema": N, ...}`)
+		hint := ""
+		if bytes.HasPrefix(bytes.TrimSpace(line), []byte("[")) {
+			hint = " (a JSON array: the tutorial's history? import it with -tutorial)"
+		}
+		return 0, errors.New(`not a NoChat export: the first line is not {"nochat_export": 1, "schema": N, ...}` + hint)
 	}
 	if *h.NochatExport != ExportVersion {
 		return 0, fmt.Errorf("export format %d; this NoChat reads format %d", *h.NochatExport, ExportVersion)
