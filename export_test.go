@@ -487,3 +487,30 @@ func TestImportTutorialHistory(t *testing.T) {
 		}
 	})
 }
+
+// TestExportToStandardOutput: FILE "-" writes the same export to standard
+// output, and the summary to standard error, out of the file's way.
+func TestExportToStandardOutput(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "nochat.db")
+	fillForExport(t, dbPath)
+	env := map[string]string{"NOCHAT_DB": dbPath}
+	file := filepath.Join(dir, "a.jsonl")
+	if out, err := nochat(t.Context(), env, "export", file); err != nil {
+		t.Fatalf("export: %v\n%s", err, out)
+	}
+	var stdout, stderr strings.Builder
+	if err := run(t.Context(), []string{"nochat", "export", "-"}, func(k string) string { return env[k] }, &stdout, &stderr); err != nil {
+		t.Fatalf("export -: %v\n%s", err, stderr.String())
+	}
+	piped := filepath.Join(dir, "piped.jsonl")
+	if err := os.WriteFile(piped, []byte(stdout.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(withoutExportedAt(t, file), withoutExportedAt(t, piped)) {
+		t.Errorf("export - wrote another file than export FILE")
+	}
+	if !strings.Contains(stderr.String(), "exported") {
+		t.Errorf("export - said %q on standard error; want its summary", stderr.String())
+	}
+}
