@@ -331,6 +331,8 @@ var subcommands = map[string]func(ctx context.Context, args []string, getenv fun
 	"version": runVersion,
 	"backup":  runBackup,
 	"bench":   runBench,
+	"export":  runExport,
+	"import":  runImport,
 }
 
 // serve runs the chat server.

@@ -125,3 +125,19 @@ func ValidCID(s string) bool {
 	}
 	return true
 }
+
+// CleanGuestMessage cleans a guest's name and message by the rules a live
+// send follows (control characters out, spaces folded, at most maxName
+// and maxMessage characters): `nochat import -tutorial` holds an imported
+// history to them, so it shows as if sent here.
+func CleanGuestMessage(user, message string, maxName, maxMessage int) (string, string, error) {
+	user, err := cleanName(user, maxName)
+	if err != nil {
+		return "", "", err
+	}
+	message, err = cleanMessage(message, maxMessage)
+	if err != nil {
+		return "", "", err
+	}
+	return user, message, nil
+}

@@ -341,3 +341,28 @@ func peopleList(r *http.Request, a *Auth, store peopleReader, room chat.Snapshot
 	}
 	return p, nil
 }
+
+// sessionCreator stores a session, as db.Store does.
+type sessionCreator interface {
+	CreateSession(ctx context.Context, tokenHash []byte, s db.Session, max int) error
+}
+
+// NewResetPath makes a one-time password-reset link for an account, the
+// dashboard's kind (valid for resetTTL, once), and returns its path,
+// "/reset/TOKEN", to be opened at NoChat's address. `nochat import` makes
+// one for each admin: an export carries no password hashes, and with
+// admin accounts present the set-up link is retired.
+func NewResetPath(ctx context.Context, store sessionCreator, accountID int64, now time.Time) (string, error) {
+	token := newToken()
+	err := store.CreateSession(ctx, tokenHash(token), db.Session{
+		Kind:      resetSessions.kind,
+		AccountID: accountID,
+		UserAgent: "nochat import",
+		Created:   now,
+		Expires:   now.Add(resetSessions.ttl),
+	}, resetSessions.max)
+	if err != nil {
+		return "", fmt.Errorf("reset link: %w", err)
+	}
+	return "/reset/" + token, nil
+}
