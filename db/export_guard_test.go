@@ -51,7 +51,7 @@ func TestExportCoversEveryTable(t *testing.T) {
 	// The guard catches what a later migration could add: a table, and a
 	// secret column in an exported table.
 	for _, q := range []string{
-		"CREATE TABLE webhooks (id INTEGER PRIMARY KEY, secret TEXT) STRICT",
+		"CREATE TABLE gadgets (id INTEGER PRIMARY KEY, secret TEXT) STRICT",
 		"ALTER TABLE accounts ADD COLUMN token_hash BLOB",
 	} {
 		if _, err := s.write.ExecContext(ctx, q); err != nil {
@@ -59,7 +59,7 @@ func TestExportCoversEveryTable(t *testing.T) {
 		}
 	}
 	err = checkCoverage(ctx, s.write)
-	if err == nil || !strings.Contains(err.Error(), "table webhooks is neither exported") || !strings.Contains(err.Error(), "column accounts.token_hash is neither exported") {
+	if err == nil || !strings.Contains(err.Error(), "table gadgets is neither exported") || !strings.Contains(err.Error(), "column accounts.token_hash is neither exported") {
 		t.Fatalf("checkCoverage with a new table and column = %v; want both named", err)
 	}
 }
