@@ -28,7 +28,7 @@ func TestBrowserBotsPanelMakesABotThatPosts(t *testing.T) {
 	token := eval[string](t, admin, `document.getElementById("bot-token").value`)
 	do(t, admin, chromedp.Click(chromedp.CSS(`button[data-copy="bot-token"]`)))
 	waitPage(t, admin, "the Copy button's answer", `["Copied", "Press Ctrl+C"].includes(document.querySelector('button[data-copy="bot-token"]').textContent)`)
-	screenshot(t, admin, "bots-panel.png")
+	screenshots(t, admin, "bots-panel")
 
 	chat := newTab(t, browser)
 	do(t, chat, chromedp.Navigate(s.url+"/"))
@@ -47,5 +47,5 @@ func TestBrowserBotsPanelMakesABotThatPosts(t *testing.T) {
 		t.Fatalf("the bot's post: %d %s", resp.StatusCode, body)
 	}
 	waitPage(t, chat, "the bot's message with its tag", `Array.from(document.querySelectorAll("#messages li")).some(li => li.textContent.includes("The washing machine is done") && Array.from(li.querySelectorAll(".by .tag")).some(t => t.textContent === "bot"))`)
-	screenshot(t, chat, "bot-message.png")
+	screenshots(t, chat, "bot-message")
 }

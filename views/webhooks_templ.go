@@ -125,7 +125,7 @@ func webhooksPanel(ws Webhooks) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		} else {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, "<div><table id=\"webhooks-list\"><thead><tr><th>Id</th><th>Name</th><th>Room</th><th>Created</th><th>Last used</th><th><span class=\"visually-hidden\">Actions</span></th></tr></thead> <tbody>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, "<div class=\"scroll\"><table id=\"webhooks-list\"><thead><tr><th>Id</th><th>Name</th><th>Room</th><th>Created</th><th>Last used</th><th><span class=\"visually-hidden\">Actions</span></th></tr></thead> <tbody>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -283,7 +283,7 @@ func webhooksPanel(ws Webhooks) templ.Component {
 					}()
 				}
 				ctx = templ.InitializeContext(ctx)
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, "<fieldset><legend>New webhook</legend> <label for=\"hook-name\">Name (who its messages are from)</label> <input id=\"hook-name\" name=\"name\" type=\"text\" maxlength=\"32\" placeholder=\"Webhook\" autocomplete=\"off\" spellcheck=\"false\"> <label for=\"hook-room\">Room</label> <select id=\"hook-room\" name=\"room\" required>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, "<fieldset class=\"new-form\"><legend>New webhook</legend> <label for=\"hook-name\">Name (who its messages are from)</label> <input id=\"hook-name\" name=\"name\" type=\"text\" maxlength=\"32\" placeholder=\"Webhook\" autocomplete=\"off\" spellcheck=\"false\"> <label for=\"hook-room\">Room</label> <select id=\"hook-room\" name=\"room\" required>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
