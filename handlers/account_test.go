@@ -146,6 +146,7 @@ func TestPeopleSeeAndEndTheirOwnSessionsOnly(t *testing.T) {
 
 	t.Run("sign out one", func(t *testing.T) {
 		phoneSocket := openSocket(t, srv, mobile)
+		frame(t, phoneSocket, "hello") // the hub has it: a session ended now must close it
 		if status, loc, _ := as(t, srv, "POST", "/account/sessions/"+ids["Chrome on Android"]+"/end", laptop, url.Values{}); status != http.StatusSeeOther || loc != "/account" {
 			t.Fatalf("ending the phone's session: %d to %q", status, loc)
 		}
@@ -167,6 +168,8 @@ func TestPeopleSeeAndEndTheirOwnSessionsOnly(t *testing.T) {
 		}
 		clock.add(time.Minute) // past the account's limit
 		curlSocket, laptopSocket := openSocket(t, srv, curl), openSocket(t, srv, laptop)
+		frame(t, curlSocket, "hello")
+		frame(t, laptopSocket, "hello")
 		status, _, page := as(t, srv, "POST", "/account/password", laptop, url.Values{"current": {"password of Ann"}, "new": {"a long new password"}})
 		if status != 200 || !strings.Contains(page, "other 1 sessions are signed out") {
 			t.Fatalf("the change: %d, want 200 saying the other session ended", status)
@@ -205,6 +208,7 @@ func TestPeopleSeeAndEndTheirOwnSessionsOnly(t *testing.T) {
 
 	t.Run("signing out closes this device's open pages", func(t *testing.T) {
 		socket := openSocket(t, srv, laptop)
+		frame(t, socket, "hello")
 		resp, _ := request(t, srv, "POST", "/signout", url.Values{}, map[string]string{"Cookie": personCookie + "=" + laptop})
 		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/" {
 			t.Fatalf("sign out: %d to %q, want 303 to /", resp.StatusCode, loc)
