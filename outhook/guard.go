@@ -98,10 +98,10 @@ func (g *Guard) allowed(host, port string) bool {
 	return g.allow[host] || g.allow[net.JoinHostPort(host, port)]
 }
 
-// refused reports whether ip is not on the internet: loopback, private
+// Refused reports whether ip is not on the internet: loopback, private
 // (RFC 1918, ULA), link-local (169.254/16 with the cloud metadata
 // address, fe80::/10), unspecified, multicast, or shared (100.64/10).
-func refused(ip netip.Addr) bool {
+func Refused(ip netip.Addr) bool {
 	ip = ip.Unmap()
 	return !ip.IsValid() || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
 		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() || sharedAddrs.Contains(ip)
@@ -128,7 +128,7 @@ func (g *Guard) resolve(ctx context.Context, host, port string) ([]netip.Addr, e
 		return ips, nil
 	}
 	for _, ip := range ips {
-		if refused(ip) {
+		if Refused(ip) {
 			return nil, fmt.Errorf("%s (%s): %w", host, ip.Unmap(), ErrRefusedAddress)
 		}
 	}

@@ -32,6 +32,7 @@ import (
 
 	"nochat/chat"
 	"nochat/db"
+	"nochat/outhook"
 )
 
 // Store is what the sender needs of the database.
@@ -370,18 +371,11 @@ func (s *Sender) newClient() *http.Client {
 }
 
 // publicAddr reports whether ip may be pushed to: not loopback (unless the
-// tests allow it), private, link-local, shared (100.64/10), multicast or
-// unspecified.
+// tests allow it), nor any other address outhook.Refused keeps webhooks
+// from (private, link-local, shared, multicast, unspecified).
 func (s *Sender) publicAddr(ip netip.Addr) bool {
-	switch {
-	case ip.IsLoopback():
+	if ip.IsLoopback() {
 		return s.opts.AllowLoopback
-	case ip.IsPrivate(), ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast(), ip.IsInterfaceLocalMulticast(),
-		ip.IsMulticast(), ip.IsUnspecified(), sharedAddrs.Contains(ip):
-		return false
 	}
-	return true
+	return !outhook.Refused(ip)
 }
-
-// sharedAddrs is carrier-grade NAT space (RFC 6598): not the internet.
-var sharedAddrs = netip.MustParsePrefix("100.64.0.0/10")
