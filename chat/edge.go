@@ -199,7 +199,7 @@ func (h *Hub) ServeWSAs(w http.ResponseWriter, r *http.Request, id Identity) {
 	if handshakeOK(r) {
 		// Leave the HTTP server: see hijacked, below.
 		if conn, brw, err := http.NewResponseController(w).Hijack(); err == nil {
-			hj := &hijacked{conn: conn, brw: brw, header: w.Header()}
+			hj := &hijacked{conn: newCoalesced(conn, c.backlog), brw: brw, header: w.Header()}
 			handedOver = true
 			go h.upgrade(hj, handshakeRequest(r), keys, ip)
 			return

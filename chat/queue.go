@@ -68,6 +68,10 @@ func (c *queue) write(b []byte, limit int32) bool {
 	return true
 }
 
+// backlog reports whether, while a frame is being written, more wait behind
+// it (see coalesced).
+func (c *queue) backlog() bool { return c.queued.Load() > 1 }
+
 // maxOwed bounds the frames a client may be owed (a few KiB each at most,
 // most a hundred bytes). A client that far behind on its acks is not
 // reading; one sending at the rate limit never comes near.
