@@ -310,9 +310,14 @@ func (h *Hub) onConnect(s *melody.Session) {
 	h.log.Debug("connected", "session", c.id, "proto", c.proto, "remote", c.remote)
 	// A session whose upgrade finished just as Close began may have missed
 	// Close's round of close frames: Close sets closed before that round.
+	if h.joining != nil {
+		h.joining()
+	}
 	if h.closed.Load() || !h.b.send(opJoin{c}) {
 		c.closeWith(websocket.CloseGoingAway, "server shutting down")
+		return
 	}
+	h.recheck(c)
 }
 
 func (h *Hub) onDisconnect(s *melody.Session) {

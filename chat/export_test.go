@@ -58,3 +58,7 @@ func PushDropped(h *Hub) int64 { return h.pushDropped.Load() }
 
 // NotifyQueue is how many messages may wait to be notified of.
 const NotifyQueue = notifyQueue
+
+// WhileJoining runs f as each socket is about to join the broadcaster,
+// once ServeWS has let it in.
+func WhileJoining(h *Hub, f func()) { h.joining = f }

@@ -159,6 +159,10 @@ type Hub struct {
 	noticesDone chan struct{}
 	away        awayClock
 	pushDropped atomic.Int64
+
+	// joining, set only by tests, runs as a socket is about to join the
+	// broadcaster, after ServeWS let it in: the window recheck closes.
+	joining func()
 }
 
 // origin is who a submitted message came from and whom to answer.

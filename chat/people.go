@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -157,6 +158,37 @@ func (h *Hub) EndSessions(sessions ...int64) int {
 	})
 	return n
 }
+
+// recheck closes c if what let it in ended while it was upgrading: its
+// sign-in session or its account. ServeWS checked both, but ending them
+// (EndSessions, EndAccount) closes only the sockets the broadcaster has,
+// and c was not one of them before its join. The handlers end a session or
+// an account in the store first and close its sockets after: so once c
+// has joined, either the closing found it or the store shows the end here.
+func (h *Hub) recheck(c *client) {
+	if c.userID == 0 || !h.b.read(func() {}) { // after opJoin: c is in conns
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+	defer cancel()
+	if c.session != 0 {
+		if ok, err := h.store.SessionExists(ctx, c.session); err == nil && !ok {
+			c.closeWith(websocket.ClosePolicyViolation, closeSignedOut)
+			return
+		}
+	}
+	if a, err := h.store.AccountByID(ctx, c.userID); err == nil && a.Deactivated {
+		reason := closeAccountInactive
+		if a.Role == db.RoleBot {
+			reason = CloseBotRevoked
+		}
+		c.closeWith(CloseAccountEnded, reason)
+	}
+}
+
+// closeAccountInactive is the close frame of a socket whose account was
+// deactivated or banned as it opened.
+const closeAccountInactive = "your account is no longer active"
 
 // CloseAccountEnded is the close code of a socket whose account an admin
 // deactivated or banned (a private-use code, RFC 6455 7.4.2): the page

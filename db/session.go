@@ -91,6 +91,20 @@ func (s *Store) SessionByToken(ctx context.Context, tokenHash []byte, now time.T
 	return sess, nil
 }
 
+// SessionExists reports whether the session with this id is still stored:
+// not signed out, ended by a password change or an admin, or pruned.
+func (s *Store) SessionExists(ctx context.Context, id int64) (bool, error) {
+	var one int
+	err := s.read.QueryRowContext(ctx, "SELECT 1 FROM sessions WHERE id = ?", id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("session %d: %w", id, err)
+	}
+	return true, nil
+}
+
 // TouchSession records that a session was used at now.
 func (s *Store) TouchSession(ctx context.Context, id int64, now time.Time) error {
 	if _, err := s.write.ExecContext(ctx, "UPDATE sessions SET last_seen = ? WHERE id = ?", now.UnixMilli(), id); err != nil {

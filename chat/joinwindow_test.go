@@ -1,0 +1,85 @@
+package chat_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"nochat/chat"
+	"nochat/db"
+)
+
+// A socket lets its sign-in in at the upgrade and joins the broadcaster a
+// moment later. Ending the sign-in (or the account) in that moment closes
+// only the sockets the broadcaster has: the new one must close all the same.
+func TestEndingASignInAsItsSocketOpensClosesIt(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		end  func(ctx context.Context, store *db.Store, hub *chat.Hub, acct db.Account, session int64) error
+		code int
+		// noSession: the socket speaks for the account with no sign-in
+		// session (as a bot's does), so that only the account can end it.
+		noSession bool
+	}{
+		{"signed out", func(ctx context.Context, store *db.Store, hub *chat.Hub, acct db.Account, session int64) error {
+			if err := store.DeleteSessionOf(ctx, acct.ID, session); err != nil {
+				return err
+			}
+			if n := hub.EndSessions(session); n != 0 {
+				t.Errorf("EndSessions closed %d sockets before the socket joined", n)
+			}
+			return nil
+		}, websocket.ClosePolicyViolation, false},
+		{"deactivated", func(ctx context.Context, store *db.Store, hub *chat.Hub, acct db.Account, _ int64) error {
+			if _, _, err := store.Deactivate(ctx, acct.ID, time.Now()); err != nil {
+				return err
+			}
+			hub.EndAccount(acct.ID, "deactivated")
+			return nil
+		}, chat.CloseAccountEnded, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRoom(t, chat.Options{})
+			ctx := context.Background()
+			now := time.Now()
+			acct, err := r.store.CreateAccount(ctx, db.Account{Name: "Ada", NameKey: "ada", Role: db.RoleMember, Created: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			hash := sha256.Sum256([]byte("ada's token"))
+			if err := r.store.CreateSession(ctx, hash[:], db.Session{Kind: db.SessionAccount, AccountID: acct.ID, Created: now, Expires: now.Add(time.Hour)}, 10); err != nil {
+				t.Fatal(err)
+			}
+			sess, err := r.store.SessionByToken(ctx, hash[:], now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := chat.Identity{UserID: acct.ID, Name: acct.Name, Role: acct.Role, Session: sess.ID}
+			if tc.noSession {
+				id.Session = 0
+			}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { r.hub.ServeWSAs(w, req, id) }))
+			defer srv.Close()
+			chat.WhileJoining(r.hub, func() {
+				if err := tc.end(ctx, r.store, r.hub, acct, sess.ID); err != nil {
+					t.Error(err)
+				}
+			})
+
+			conn, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			c := &wsClient{t: t, conn: conn, proto: "nochat.v1"}
+			c.expect("hello")
+			c.expectClose(tc.code)
+		})
+	}
+}
