@@ -3,6 +3,7 @@ package chat
 import (
 	"net"
 	"sync"
+	"time"
 )
 
 // coalesced is the connection a socket's frames are written through: when
@@ -28,7 +29,17 @@ type coalesced struct {
 
 	mu  sync.Mutex // gorilla writes under its own lock; Close may come from anywhere
 	buf *[]byte    // frames held back, from coalescePool; nil when none
+
+	// melody sets a write deadline before every frame, and each costs the
+	// runtime's timer lock: one per write to the connection is enough, and
+	// none when it moved later by less than deadlineSlack.
+	deadline time.Time // the latest asked for
+	applied  time.Time // the one the connection has
 }
+
+// deadlineSlack is how much earlier than asked a write may time out: a
+// fraction of a second, next to the seconds of the slow-client bound.
+const deadlineSlack = 250 * time.Millisecond
 
 // coalesceLimit is the most held back before writing anyway: a few TCP
 // segments, a dozen or more chat frames. A connection holds a buffer only
@@ -51,7 +62,7 @@ func (c *coalesced) Write(p []byte) (int, error) {
 	defer c.mu.Unlock()
 	more := c.more()
 	if c.buf == nil && (!more || len(p) >= coalesceLimit) {
-		return c.Conn.Write(p) // the common case when not busy: no copy
+		return c.writeNow(p) // the common case when not busy: no copy
 	}
 	if c.buf == nil {
 		c.buf = coalescePool.Get().(*[]byte)
@@ -61,7 +72,7 @@ func (c *coalesced) Write(p []byte) (int, error) {
 			return 0, err
 		}
 		if !more || len(p) >= coalesceLimit {
-			return c.Conn.Write(p)
+			return c.writeNow(p)
 		}
 		c.buf = coalescePool.Get().(*[]byte)
 	}
@@ -82,10 +93,40 @@ func (c *coalesced) flushLocked() error {
 	}
 	b := c.buf
 	c.buf = nil
-	_, err := c.Conn.Write(*b)
+	_, err := c.writeNow(*b)
 	*b = (*b)[:0]
 	coalescePool.Put(b)
 	return err
+}
+
+// writeNow writes p to the connection, under the latest deadline.
+func (c *coalesced) writeNow(p []byte) (int, error) {
+	if !c.deadline.Equal(c.applied) {
+		if d := c.deadline.Sub(c.applied); c.deadline.IsZero() || c.applied.IsZero() || d < 0 || d >= deadlineSlack {
+			if err := c.Conn.SetWriteDeadline(c.deadline); err != nil {
+				return 0, err
+			}
+			c.applied = c.deadline
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+// SetWriteDeadline sets the deadline of the next write to the connection.
+func (c *coalesced) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deadline = t
+	return nil
+}
+
+// SetDeadline sets the read deadline now, and the write deadline as
+// SetWriteDeadline does.
+func (c *coalesced) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
 }
 
 // Close writes what was held back, if no write is under way, and closes

@@ -144,3 +144,50 @@ func TestCoalescedCloseDoesNotWaitForABlockedWrite(t *testing.T) {
 		t.Fatal("the blocked write did not end when the connection closed")
 	}
 }
+
+// deadlineConn records the write deadlines the connection is given.
+type deadlineConn struct {
+	recordingConn
+	deadlines []time.Time
+}
+
+func (d *deadlineConn) SetWriteDeadline(t time.Time) error {
+	d.deadlines = append(d.deadlines, t)
+	return nil
+}
+
+func TestCoalescedSetsTheDeadlineOncePerWrite(t *testing.T) {
+	dc := &deadlineConn{}
+	waiting := 5
+	c := newCoalesced(dc, func() bool { return waiting > 1 })
+	base := time.Now()
+	for i := range 5 {
+		c.SetWriteDeadline(base.Add(10*time.Second + time.Duration(i)*time.Millisecond))
+		c.Write(frameN(i))
+		waiting--
+	}
+	if len(dc.writes) != 1 || len(dc.deadlines) != 1 {
+		t.Fatalf("%d writes, %d deadlines set for a backlog of 5: want 1 and 1", len(dc.writes), len(dc.deadlines))
+	}
+	if want := base.Add(10*time.Second + 4*time.Millisecond); !dc.deadlines[0].Equal(want) {
+		t.Fatalf("deadline %v, want the last one asked for, %v", dc.deadlines[0], want)
+	}
+	// A deadline moved later by a little is left as it is; an earlier one,
+	// or one much later, is set.
+	for _, tc := range []struct {
+		at  time.Duration
+		set bool
+	}{{10*time.Second + 100*time.Millisecond, false}, {9 * time.Second, true}, {20 * time.Second, true}} {
+		n := len(dc.deadlines)
+		c.SetWriteDeadline(base.Add(tc.at))
+		c.Write([]byte("x"))
+		if set := len(dc.deadlines) > n; set != tc.set {
+			t.Errorf("deadline moved to +%v: set %v, want %v", tc.at, set, tc.set)
+		}
+	}
+	c.SetWriteDeadline(time.Time{})
+	c.Write([]byte("x"))
+	if last := dc.deadlines[len(dc.deadlines)-1]; !last.IsZero() {
+		t.Errorf("no deadline asked for, the connection has %v", last)
+	}
+}
