@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -41,7 +42,14 @@ var historySizes = []struct {
 // historyDB returns the path of a cached database holding n messages.
 func historyDB(b *testing.B, n int) string {
 	b.Helper()
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("nochat-bench-history-%d-v%d.db", n, db.LatestSchemaVersion()))
+	return cachedDB(b, fmt.Sprintf("history-%d", n), func(raw *sql.DB) error { return bulkInsert(raw, n, 1) })
+}
+
+// cachedDB returns the path of a cached database called name, made by
+// NoChat's Open and filled by fill the first time.
+func cachedDB(b *testing.B, name string, fill func(*sql.DB) error) string {
+	b.Helper()
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("nochat-bench-%s-v%d.db", name, db.LatestSchemaVersion()))
 	if _, err := os.Stat(path); err == nil {
 		return path
 	}
@@ -71,7 +79,7 @@ func historyDB(b *testing.B, n int) string {
 		b.Fatal(err)
 	}
 	defer raw.Close()
-	if err := bulkInsert(raw, n); err != nil {
+	if err := fill(raw); err != nil {
 		b.Fatal(err)
 	}
 	if err := raw.Close(); err != nil { // checkpoints the WAL into the file
@@ -86,8 +94,11 @@ func historyDB(b *testing.B, n int) string {
 
 // bulkInsert stores n messages like a busy room's: a few dozen people,
 // lines of varied length, one every second or so, a cid on most (browser
-// sends) and none on the rest (echo-protocol and REST sends).
-func bulkInsert(raw *sql.DB, n int) error {
+// sends) and none on the rest (echo-protocol and REST sends). With rooms
+// above 1, it adds open rooms room-2 to room-N beside the default one and
+// deals the messages out among them in turn, so that each room's messages
+// are spread over the whole table, as in a server with many busy rooms.
+func bulkInsert(raw *sql.DB, n, rooms int) error {
 	users := []string{"ann", "bob", "chidi", "dagny", "eun-ji", "farah", "gus", "hana", "ivo", "juno", "kofi", "lena"}
 	lines := []string{
 		"morning all",
@@ -104,19 +115,25 @@ func bulkInsert(raw *sql.DB, n int) error {
 		return err
 	}
 	defer tx.Rollback()
-	ins, err := tx.Prepare("INSERT INTO messages (user, message, timestamp, cid) VALUES (?, ?, ?, ?)")
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	for r := 2; r <= rooms; r++ {
+		if _, err := tx.Exec("INSERT INTO rooms (id, slug, name, kind, guests, created) VALUES (?, ?, ?, 'open', 1, ?)",
+			r, "room-"+strconv.Itoa(r), "Room "+strconv.Itoa(r), t0); err != nil {
+			return err
+		}
+	}
+	ins, err := tx.Prepare("INSERT INTO messages (user, message, timestamp, cid, room_id) VALUES (?, ?, ?, ?, ?)")
 	if err != nil {
 		return err
 	}
 	defer ins.Close()
-	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 	for i := range n {
 		var cid any
 		if i%4 != 0 {
 			cid = "c" + strconv.Itoa(i)
 		}
 		text := lines[i%len(lines)] + " #" + strconv.Itoa(i)
-		if _, err := ins.Exec(users[i*7%len(users)], text, t0+int64(i)*1100, cid); err != nil {
+		if _, err := ins.Exec(users[i*7%len(users)], text, t0+int64(i)*1100, cid, 1+i%rooms); err != nil {
 			return err
 		}
 	}
@@ -172,6 +189,56 @@ func BenchmarkHistory(b *testing.B) {
 		b.Run("page/messages="+size.name, func(b *testing.B) {
 			benchGet(b, openApp(b, path), "/")
 		})
+	}
+}
+
+// BenchmarkRoomHistory is a room's history on a server with many rooms:
+// 1,000,000 messages dealt out among 1,000 rooms, so that one room's 1,000
+// messages lie a thousand ids apart all over the table. A guest reads an
+// open room's newest 50 (the chat page's first fetch on switching rooms)
+// and the page of 50 before its middle (scrolling back).
+//
+//	go test ./handlers -run '^$' -bench RoomHistory -benchtime 2000x
+func BenchmarkRoomHistory(b *testing.B) {
+	path := cachedDB(b, "rooms-1000-1000000", func(raw *sql.DB) error { return bulkInsert(raw, 1_000_000, 1000) })
+	store, err := db.Open(context.Background(), path, db.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hub, err := chat.New(store, chat.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hub.Close(ctx)
+		store.Close()
+	})
+	auth, err := handlers.NewAuth(context.Background(), store, "bench-only-pass", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The rooms' API comes with accounts (Auth); a guest reads open rooms.
+	app := handlers.New(handlers.Deps{Store: store, Hub: hub, Auth: auth, Assets: static.New(), AllowHosts: []string{"example.com"}})
+	// Room 500 holds ids 500, 1500, ...: 500500 is the middle of its history.
+	for _, tc := range []struct{ name, path string }{
+		{"latest50", "/rooms/room-500/messages/latest/50"},
+		{"before50", "/rooms/room-500/messages?before=500500&limit=50"},
+	} {
+		// First, that the answer is the room's page and nothing else.
+		rec := httptest.NewRecorder()
+		app.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tc.path, nil))
+		var page []struct{ ID int64 }
+		if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil || len(page) != 50 {
+			b.Fatalf("GET %s: %d, %d messages (%v), want 50", tc.path, rec.Code, len(page), err)
+		}
+		for _, m := range page {
+			if m.ID%1000 != 500 {
+				b.Fatalf("GET %s: message %d is not room 500's", tc.path, m.ID)
+			}
+		}
+		b.Run(tc.name+"/rooms=1000/messages=1M", func(b *testing.B) { benchGet(b, app, tc.path) })
 	}
 }
 
