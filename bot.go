@@ -37,7 +37,7 @@ const (
 
 // runBot is `nochat bot COMMAND [-db file] ...`.
 func runBot(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	usage := "Usage:\n  nochat bot create NAME [-rooms a,b] [-webhook URL] [-db file]   make a bot, print its token (and webhook secret) once\n  nochat bot list [-db file]\n  nochat bot rotate NAME [-db file]               a new token; the old one stops at once\n  nochat bot revoke NAME [-db file]               no token; its sockets close within a second\n"
+	usage := "Usage:\n  nochat bot create NAME [-rooms a,b] [-avatar EMOJI] [-webhook URL] [-db file]   make a bot, print its token (and webhook secret) once\n  nochat bot list [-db file]\n  nochat bot rotate NAME [-db file]               a new token; the old one stops at once\n  nochat bot revoke NAME [-db file]               no token; its sockets close within a second\n"
 	if len(args) < 2 {
 		fmt.Fprint(stderr, usage)
 		return usageError{errors.New("bot: a command is missing: create, list, rotate or revoke")}
@@ -48,9 +48,10 @@ func runBot(ctx context.Context, args []string, getenv func(string) string, stdo
 	flags.SetOutput(stderr)
 	flags.Usage = func() { fmt.Fprint(stderr, usage+"\nFlags:\n"); flags.PrintDefaults() }
 	flags.StringVar(&dbPath, "db", dbPath, "SQLite database `file` (NOCHAT_DB)")
-	var rooms, webhook, webhookAllow *string
+	var rooms, avatar, webhook, webhookAllow *string
 	if cmd == "create" {
 		rooms = flags.String("rooms", "", "the `slugs` of the rooms the bot may read and post in, comma-separated")
+		avatar = flags.String("avatar", "", "one `emoji` the bot shows in place of its initials")
 		webhook = flags.String("webhook", "", "the bot's outgoing webhook `URL`, called when it is @mentioned or sent a direct message")
 		webhookAllow = flags.String("webhook-allow", envOr(getenv, "NOCHAT_WEBHOOK_ALLOW", ""), "`hosts` and host:port pairs a webhook may call though private or loopback, as the server's -webhook-allow (NOCHAT_WEBHOOK_ALLOW)")
 	}
@@ -81,6 +82,13 @@ func runBot(ctx context.Context, args []string, getenv func(string) string, stdo
 		fmt.Fprint(stderr, usage)
 		return usageError{fmt.Errorf("bot: unknown command %q: create, list, rotate or revoke", cmd)}
 	}
+	if cmd == "create" {
+		a, err := chat.CleanAvatar(*avatar)
+		if err != nil {
+			return usageError{fmt.Errorf("bot create: -%w", err)}
+		}
+		*avatar = a
+	}
 	if cmd == "create" && *webhook != "" {
 		// Checked before the database is opened: a refused URL makes no bot.
 		allow, err := outhook.ParseAllow(*webhookAllow)
@@ -101,7 +109,7 @@ func runBot(ctx context.Context, args []string, getenv func(string) string, stdo
 	defer store.Close()
 	switch cmd {
 	case "create":
-		return botCreate(ctx, store, names[0], *rooms, *webhook, stdout, stderr)
+		return botCreate(ctx, store, names[0], *rooms, *avatar, *webhook, stdout, stderr)
 	case "list":
 		return botList(ctx, store, stdout)
 	case "rotate":
@@ -112,9 +120,10 @@ func runBot(ctx context.Context, args []string, getenv func(string) string, stdo
 }
 
 // botCreate makes a bot named name in the rooms with the comma-separated
-// slugs, with the outgoing webhook url (checked already; "" for none), and
-// prints its token, and its webhook's secret, once.
-func botCreate(ctx context.Context, store *db.Store, name, slugs, webhook string, stdout, stderr io.Writer) error {
+// slugs, with the avatar and the outgoing webhook url (both checked
+// already; "" for none), and prints its token, and its webhook's secret,
+// once.
+func botCreate(ctx context.Context, store *db.Store, name, slugs, avatar, webhook string, stdout, stderr io.Writer) error {
 	display, key, err := chat.CleanAccountName(name, chat.DefaultMaxNameLen)
 	if err != nil {
 		return fmt.Errorf("bot create: %q: %w", name, err)
@@ -148,6 +157,11 @@ func botCreate(ctx context.Context, store *db.Store, name, slugs, webhook string
 	}
 	if err != nil {
 		return err
+	}
+	if avatar != "" {
+		if err := store.SetBotAvatar(ctx, bot.ID, avatar); err != nil {
+			return fmt.Errorf("bot create: the bot is made, its avatar is not: %w", err)
+		}
 	}
 	audit(ctx, store, stderr, "bot create", bot.Name, "rooms: "+orNone(strings.Join(granted, ", ")))
 	fmt.Fprintf(stdout, "created bot %s (rooms: %s)\ntoken (shown this once; keep it secret):\n%s\n", bot.Name, orNone(strings.Join(granted, ", ")), token)
@@ -216,7 +230,7 @@ func botList(ctx context.Context, store *db.Store, stdout io.Writer) error {
 		slug[r.ID] = r.Slug
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tROOMS\tTOKEN\tCREATED\tLAST USED\tWEBHOOK")
+	fmt.Fprintln(tw, "NAME\tROOMS\tTOKEN\tCREATED\tLAST USED\tWEBHOOK\tAVATAR") // last: an emoji's width is the terminal's guess
 	for _, b := range bots {
 		var rooms []string
 		for _, id := range b.Rooms {
@@ -230,7 +244,7 @@ func botList(ctx context.Context, store *db.Store, stdout io.Writer) error {
 		if !b.LastUsed.IsZero() {
 			used = b.LastUsed.UTC().Format(time.DateTime)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", b.Name, orNone(strings.Join(rooms, ",")), token, b.Created.UTC().Format(time.DateTime), used, orNone(b.Webhook))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Name, orNone(strings.Join(rooms, ",")), token, b.Created.UTC().Format(time.DateTime), used, orNone(b.Webhook), orNone(b.Avatar))
 	}
 	return tw.Flush()
 }

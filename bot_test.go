@@ -35,7 +35,7 @@ func TestBotShellAgainstARunningServer(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nochat.db")
 	s := start(t, map[string]string{"NOCHAT_DB": path})
 
-	out, err := runBotCmd(t, path, "create", "Heron", "-rooms", "lobby")
+	out, err := runBotCmd(t, path, "create", "Heron", "-rooms", "lobby", "-avatar", "🐦")
 	if err != nil {
 		t.Fatalf("bot create: %v\n%s", err, out)
 	}
@@ -52,6 +52,7 @@ func TestBotShellAgainstARunningServer(t *testing.T) {
 		{"create", "Heron"},                      // taken
 		{"create", "heron"},                      // taken, as names compare
 		{"create", "Crane", "-rooms", "nowhere"}, // no such room
+		{"create", "Crane", "-avatar", "CR"},     // not an emoji
 		{"create", ""},                           // no name
 		{"create", "guest"},                      // the guests' name
 		{"revoke", "Nobody"},
@@ -72,7 +73,7 @@ func TestBotShellAgainstARunningServer(t *testing.T) {
 	defer c.Close()
 
 	out, err = runBotCmd(t, path, "list")
-	if err != nil || !strings.Contains(out, "Heron") || !strings.Contains(out, "lobby") || !strings.Contains(out, token[:len("nochat_bot_")+6]) || strings.Contains(out, token) {
+	if err != nil || !strings.Contains(out, "Heron") || !strings.Contains(out, "lobby") || !strings.Contains(out, token[:len("nochat_bot_")+6]) || strings.Contains(out, token) || !strings.Contains(out, "🐦") {
 		t.Fatalf("bot list: %v\n%s", err, out)
 	}
 
@@ -111,6 +112,22 @@ func TestBotShellAgainstARunningServer(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"slug":"lobby"`) {
 		t.Fatalf("GET /rooms with the rotated token: %d %s", resp.StatusCode, body)
 	}
+	// Its messages carry its avatar, as sent and in history.
+	req, _ = http.NewRequest("POST", s.url+"/rooms/lobby/messages", strings.NewReader(`{"message":"the washing is done"}`))
+	req.Header.Set("Authorization", "Bearer "+fresh)
+	req.Header.Set("Content-Type", "application/json")
+	for _, r := range []*http.Request{req, must(http.NewRequest("GET", s.url+"/rooms/lobby/messages/latest/1", nil))} {
+		r.Header.Set("Authorization", "Bearer "+fresh)
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 || !strings.Contains(string(body), `"avatar":"🐦"`) {
+			t.Fatalf("%s %s: %d %s, want the bot's avatar", r.Method, r.URL.Path, resp.StatusCode, body)
+		}
+	}
 	s.shutdown(t)
 	store, err := db.Open(context.Background(), path, db.Options{})
 	if err != nil {
@@ -131,4 +148,13 @@ func TestBotShellAgainstARunningServer(t *testing.T) {
 	if !strings.Contains(s.logs.String(), "closed the sockets of a bot") {
 		t.Errorf("the log does not say the bot's socket was closed:\n%s", s.logs.String())
 	}
+}
+
+// must is v, failing the test's process on err: for requests built from
+// constants.
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

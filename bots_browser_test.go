@@ -11,7 +11,7 @@ import (
 
 // An admin makes a bot on the dashboard's Bots panel, in the lobby, and
 // copies its token, shown once; the bot posts with it, and the chat page
-// shows its message with a bot tag, live.
+// shows its message with a bot tag and its avatar, live and after a reload.
 func TestBrowserBotsPanelMakesABotThatPosts(t *testing.T) {
 	s := startAdmin(t)
 	browser := newBrowser(t)
@@ -20,6 +20,7 @@ func TestBrowserBotsPanelMakesABotThatPosts(t *testing.T) {
 	do(t, admin,
 		chromedp.WaitVisible(chromedp.ID("bot-name")),
 		chromedp.SendKeys(chromedp.ID("bot-name"), "Washer"),
+		chromedp.SetValue(chromedp.ID("bot-avatar"), "🧺"), // typed keys cannot carry an emoji
 		chromedp.Click(chromedp.CSS(`#bots form[action="/admin/bots"] input[name="room"][value="1"]`)),
 		chromedp.Click(chromedp.CSS(`#bots form[action="/admin/bots"] button[type="submit"]`)),
 	)
@@ -46,6 +47,10 @@ func TestBrowserBotsPanelMakesABotThatPosts(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("the bot's post: %d %s", resp.StatusCode, body)
 	}
-	waitPage(t, chat, "the bot's message with its tag", `Array.from(document.querySelectorAll("#messages li")).some(li => li.textContent.includes("The washing machine is done") && Array.from(li.querySelectorAll(".by .tag")).some(t => t.textContent === "bot"))`)
+	const botMessage = `Array.from(document.querySelectorAll("#messages li")).some(li => li.textContent.includes("The washing machine is done") && Array.from(li.querySelectorAll(".by .tag")).some(t => t.textContent === "bot") && li.querySelector(".avatar.face")?.dataset.initials === "🧺")`
+	waitPage(t, chat, "the bot's message with its tag and avatar", botMessage)
 	screenshots(t, chat, "bot-message")
+	// The history the server renders shows it the same.
+	do(t, chat, chromedp.Reload())
+	waitPage(t, chat, "the bot's message with its avatar, after a reload", botMessage)
 }

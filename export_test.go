@@ -26,7 +26,7 @@ import (
 // everything an export carries: people (an admin, a member with a
 // Unicode name, a banned one), rooms of every kind (open, private, an
 // archived one, a direct one), memberships with read marks, guests' and
-// members' messages, a reply, mentions, an edit, reactions, a deletion,
+// members' messages, a bot with an avatar, a reply, mentions, an edit, reactions, a deletion,
 // a picture with its thumbnail and another file, and an audit line.
 func fillForExport(t *testing.T, path string) {
 	t.Helper()
@@ -48,6 +48,13 @@ func fillForExport(t *testing.T, path string) {
 		return a
 	}
 	ann, zoe, bo := account("Ann", db.RoleAdmin), account("Zoë 🦊", db.RoleMember), account("Bo", db.RoleMember)
+	washer, err := s.CreateBot(ctx, "Washer", "washer", nil, []byte("the SHA-256 of a token, 32 byte"), "nochat_bot_ab", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetBotAvatar(ctx, washer.ID, "🧺"); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, _, err := s.Ban(ctx, bo.ID, []string{"192.0.2.7"}, nil, time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -390,6 +397,42 @@ func TestImportRefusesABadLineWhole(t *testing.T) {
 }
 
 func slicesClone(s []string) []string { return append([]string(nil), s...) }
+
+// A file exported before accounts had avatars imports, each avatar none.
+func TestImportAFileFromBeforeAvatars(t *testing.T) {
+	dir := t.TempDir()
+	dbA := filepath.Join(dir, "a.db")
+	fillForExport(t, dbA)
+	file := filepath.Join(dir, "a.jsonl")
+	if out, err := nochat(t.Context(), map[string]string{"NOCHAT_DB": dbA}, "export", file); err != nil {
+		t.Fatalf("export: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"avatar":"🧺"`) {
+		t.Fatal(`the export has no "avatar":"🧺"`)
+	}
+	old := regexp.MustCompile(`,"avatar":"[^"]*"|"avatar":"[^"]*",`).ReplaceAll(b, nil)
+	oldFile := filepath.Join(dir, "old.jsonl")
+	if err := os.WriteFile(oldFile, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dbB := filepath.Join(dir, "b.db")
+	if out, err := nochat(t.Context(), map[string]string{"NOCHAT_DB": dbB}, "import", oldFile); err != nil {
+		t.Fatalf("import of a file without avatars: %v\n%s", err, out)
+	}
+	s, err := db.Open(t.Context(), dbB, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	bots, err := s.Bots(t.Context())
+	if err != nil || len(bots) != 1 || bots[0].Name != "Washer" || bots[0].Avatar != "" {
+		t.Fatalf("bots after the import: %+v, %v; want Washer with no avatar", bots, err)
+	}
+}
 
 // TestImportTutorialHistory loads the Node tutorial's history into the
 // default room as guests' messages, names and times kept, in order; a

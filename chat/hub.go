@@ -353,6 +353,15 @@ var errNoReply = &Refusal{"bad_request", "reply_to: no such message in this room
 // cache.
 func (h *Hub) draftExtras(ctx context.Context, d *db.Draft, o *origin, role string) error {
 	d.Bot = role == db.RoleBot
+	if d.Bot {
+		// A bot sends at a person's pace at most (its rate limit): one
+		// read a message costs nothing, and is never stale.
+		a, err := h.store.Avatar(ctx, d.UserID)
+		if err != nil {
+			return fmt.Errorf("%w (%w)", ErrStore, err)
+		}
+		d.Avatar = a
+	}
 	if d.ReplyTo == 0 && !strings.Contains(d.Message, "@") {
 		RenderHTML(d.Message) // the common case: nothing to look up
 		return nil

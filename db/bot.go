@@ -24,6 +24,7 @@ type Bot struct {
 	LastUsed time.Time // zero if never
 	Rooms    []int64   // the rooms it is in, by id
 	Webhook  string    // its outgoing webhook's URL; "" for none
+	Avatar   string    // the emoji it shows in place of initials; "" for none
 }
 
 // CreateBot stores a new bot account named name (key is its name key, as
@@ -90,6 +91,29 @@ func (s *Store) SetBotToken(ctx context.Context, id int64, tokenHash []byte, pre
 	return nil
 }
 
+// SetBotAvatar gives bot id an avatar (an emoji the caller checked), or
+// takes it away with "". It is ErrNotBot for a person's account.
+func (s *Store) SetBotAvatar(ctx context.Context, id int64, avatar string) error {
+	res, err := s.write.ExecContext(ctx, "UPDATE accounts SET avatar = ? WHERE id = ? AND role = 'bot'", avatar, id)
+	if err != nil {
+		return fmt.Errorf("bot avatar: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotBot
+	}
+	return nil
+}
+
+// Avatar is account id's avatar ("" for none, or for no such account).
+func (s *Store) Avatar(ctx context.Context, id int64) (string, error) {
+	var a string
+	err := s.read.QueryRowContext(ctx, "SELECT avatar FROM accounts WHERE id = ?", id).Scan(&a)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("avatar: %w", err)
+	}
+	return a, nil
+}
+
 // TouchBot records that bot id used its token at now.
 func (s *Store) TouchBot(ctx context.Context, id int64, now time.Time) error {
 	if _, err := s.write.ExecContext(ctx, "UPDATE bots SET last_used = ? WHERE account_id = ?", now.UnixMilli(), id); err != nil {
@@ -101,7 +125,7 @@ func (s *Store) TouchBot(ctx context.Context, id int64, now time.Time) error {
 // Bots returns every bot, oldest first, with its rooms.
 func (s *Store) Bots(ctx context.Context) ([]Bot, error) {
 	cols := "a." + strings.ReplaceAll(accountColumns, ", ", ", a.")
-	rows, err := s.read.QueryContext(ctx, "SELECT "+cols+", b.prefix, b.token_hash IS NOT NULL, b.last_used, (SELECT group_concat(room_id) FROM members WHERE user_id = a.id), coalesce((SELECT url FROM bot_webhooks WHERE account_id = a.id), '') FROM bots b JOIN accounts a ON a.id = b.account_id ORDER BY a.id")
+	rows, err := s.read.QueryContext(ctx, "SELECT "+cols+", b.prefix, b.token_hash IS NOT NULL, b.last_used, (SELECT group_concat(room_id) FROM members WHERE user_id = a.id), coalesce((SELECT url FROM bot_webhooks WHERE account_id = a.id), ''), a.avatar FROM bots b JOIN accounts a ON a.id = b.account_id ORDER BY a.id")
 	if err != nil {
 		return nil, fmt.Errorf("bots: %w", err)
 	}
@@ -114,7 +138,7 @@ func (s *Store) Bots(ctx context.Context) ([]Bot, error) {
 			rooms sql.NullString
 		)
 		b.Account, err = scanAccount(scanFunc(func(dest ...any) error {
-			return rows.Scan(append(dest, &b.Prefix, &b.HasToken, &used, &rooms, &b.Webhook)...)
+			return rows.Scan(append(dest, &b.Prefix, &b.HasToken, &used, &rooms, &b.Webhook, &b.Avatar)...)
 		}))
 		if err != nil {
 			return nil, fmt.Errorf("bots: %w", err)

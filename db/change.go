@@ -102,7 +102,7 @@ func (s *Store) applyChange(ctx context.Context, tx *sql.Tx, d Draft, now int64,
 	)
 	var reply sql.NullInt64
 	err = tx.QueryRowContext(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.id = ?", d.Target).
-		Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &author, &m.Room, &edited, &reply, &m.Bot)
+		Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &author, &m.Room, &edited, &reply, &m.Bot, &m.Avatar)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		out.Refused = ErrNoMessage

@@ -44,6 +44,9 @@ type exportTable struct {
 	// added by a migration must be decided on, not leaked or lost.
 	columns []string
 	omit    map[string]omitted
+	// later are exported columns that files from an earlier version lack,
+	// with the value an import of such a file stores.
+	later map[string]any
 }
 
 // omitted lists t's left-out columns, in one order.
@@ -58,7 +61,8 @@ type omitted struct {
 
 var exportTables = []exportTable{
 	{typ: "person", table: "accounts", order: "id",
-		columns: []string{"id", "name", "name_key", "role", "created", "deactivated", "banned", "last_seen"},
+		columns: []string{"id", "name", "name_key", "role", "created", "deactivated", "banned", "last_seen", "avatar"},
+		later:   map[string]any{"avatar": ""},
 		omit:    map[string]omitted{"password_hash": {"", "a password hash is a secret of the old server; an imported person gets in through a reset link"}}},
 	{typ: "room", table: "rooms", order: "id",
 		columns: []string{"id", "slug", "name", "topic", "kind", "post", "guests", "direct_key", "created_by", "created", "archived"}},

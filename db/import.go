@@ -354,6 +354,10 @@ func (im *importer) line(ctx context.Context, line []byte, st *ExportStats) (end
 	args := make([]any, 0, len(t.columns)+len(t.omit))
 	for _, c := range t.columns {
 		raw, ok := row[c]
+		if v, later := t.later[c]; !ok && later {
+			args = append(args, v) // a file from before the column
+			continue
+		}
 		if !ok {
 			return false, fmt.Errorf("%s: %q is missing", typ, c)
 		}

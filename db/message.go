@@ -28,6 +28,9 @@ type Message struct {
 	// Bot is whether the sender is a bot account: pages and clients mark
 	// its name as a bot's.
 	Bot bool `json:"bot,omitempty"`
+	// Avatar is the emoji the sender's account shows in place of its
+	// initials; "" for the initials (every person, for now).
+	Avatar string `json:"avatar,omitempty"`
 	// Room is the room's id; DefaultRoom for the tutorial's messages.
 	Room int64 `json:"room"`
 	// HTML is the text as the page shows it (links, the small markup),
@@ -76,8 +79,9 @@ type Mention struct {
 // same CID is that send again and is not stored again.
 type Draft struct {
 	User    string
-	UserID  int64 // the sender's account; 0 for a guest
-	Bot     bool  // the sender's account is a bot's
+	UserID  int64  // the sender's account; 0 for a guest
+	Bot     bool   // the sender's account is a bot's
+	Avatar  string // the sender's account's avatar (Message.Avatar)
 	Message string
 	CID     string
 	Room    int64 // the room; 0 is DefaultRoom
@@ -152,7 +156,7 @@ func (k sendKey) sender() any {
 // columns are a message's columns, read from messagesFrom. A member's
 // message shows the account's current name, so a rename reaches every
 // message they wrote; a guest's shows the name it was sent under.
-const columns = "messages.id, coalesce(accounts.name, messages.user), messages.message, messages.timestamp, messages.user_id, messages.room_id, messages.edited, messages.reply_to, accounts.role IS 'bot'"
+const columns = "messages.id, coalesce(accounts.name, messages.user), messages.message, messages.timestamp, messages.user_id, messages.room_id, messages.edited, messages.reply_to, accounts.role IS 'bot', coalesce(accounts.avatar, '')"
 
 // messagesFrom joins each message to its sender's account (by its primary
 // key: one lookup a row).
@@ -220,7 +224,7 @@ func queryOn(ctx context.Context, q queryer, query string, args ...any) ([]Messa
 	for rows.Next() {
 		var m Message
 		var uid, edited, reply sql.NullInt64
-		if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid, &m.Room, &edited, &reply, &m.Bot); err != nil {
+		if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid, &m.Room, &edited, &reply, &m.Bot, &m.Avatar); err != nil {
 			return nil, err
 		}
 		m.setState(uid, edited, reply)
@@ -372,7 +376,7 @@ func (s *Store) findStored(ctx context.Context, tx *sql.Tx, drafts []Draft, sinc
 			var m Message
 			var cid, sent string
 			var uid, edited, reply sql.NullInt64
-			if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid, &m.Room, &edited, &reply, &m.Bot, &cid, &sent); err != nil {
+			if err := rows.Scan(&m.ID, &m.User, &m.Message, &m.Timestamp, &uid, &m.Room, &edited, &reply, &m.Bot, &m.Avatar, &cid, &sent); err != nil {
 				rows.Close()
 				return nil, nil, err
 			}
@@ -436,7 +440,7 @@ func (s *Store) insertChunk(ctx context.Context, tx *sql.Tx, k int, drafts []Dra
 	}
 	for j, i := range idx {
 		d := drafts[i]
-		m := Message{ID: last - n + 1 + int64(j), User: d.User, Message: d.Message, Timestamp: now, UserID: userID(d.UserID), Guest: d.UserID == 0, Bot: d.Bot, Room: cmp.Or(d.Room, DefaultRoom), Mentions: d.Mentions}
+		m := Message{ID: last - n + 1 + int64(j), User: d.User, Message: d.Message, Timestamp: now, UserID: userID(d.UserID), Guest: d.UserID == 0, Bot: d.Bot, Avatar: d.Avatar, Room: cmp.Or(d.Room, DefaultRoom), Mentions: d.Mentions}
 		if d.ReplyTo != 0 {
 			m.ReplyTo = &Quote{ID: d.ReplyTo}
 		}

@@ -119,7 +119,7 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]Match, error) {
 	for rows.Next() {
 		var m Match
 		var uid, edited, reply sql.NullInt64
-		if err := rows.Scan(&m.ID, &m.User, &m.Message.Message, &m.Timestamp, &uid, &m.Room, &edited, &reply, &m.Bot, &m.Snippet); err != nil {
+		if err := rows.Scan(&m.ID, &m.User, &m.Message.Message, &m.Timestamp, &uid, &m.Room, &edited, &reply, &m.Bot, &m.Avatar, &m.Snippet); err != nil {
 			return nil, fmt.Errorf("search: %w", err)
 		}
 		m.setState(uid, edited, reply)

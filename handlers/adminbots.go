@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -25,6 +26,7 @@ import (
 //	POST /admin/bots/{id}/revoke      no token; its sockets close
 //	POST /admin/bots/{id}/rooms       its rooms: form room (ids, repeated)
 //	POST /admin/bots/{id}/webhook     its outgoing webhook: form url ("" for none); a new secret, shown once
+//	POST /admin/bots/{id}/avatar      its avatar: form avatar, one emoji ("" for its initials)
 
 // Audit actions of the Bots panel (and of `nochat bot`, as "shell").
 const (
@@ -33,6 +35,7 @@ const (
 	auditBotRevoke = "bot revoke"
 	auditBotRooms  = "bot rooms"
 	auditBotHook   = "bot webhook"
+	auditBotAvatar = "bot avatar"
 )
 
 // maxBotRooms bounds the rooms one form may name.
@@ -45,6 +48,7 @@ type botAdminStore interface {
 	SetBotToken(ctx context.Context, id int64, tokenHash []byte, prefix string) error
 	AccountByID(ctx context.Context, id int64) (db.Account, error)
 	SetBotWebhook(ctx context.Context, id int64, url, secret string, now time.Time) error
+	SetBotAvatar(ctx context.Context, id int64, avatar string) error
 }
 
 // botAdminHub is what the Bots panel needs of the hub.
@@ -159,6 +163,11 @@ func handleCreateBot(log *slog.Logger, a *Auth, store botAdminStore, hub botAdmi
 				return
 			}
 		}
+		avatar, err := chat.CleanAvatar(r.PostForm.Get("avatar"))
+		if err != nil {
+			writeError(w, r, log, http.StatusBadRequest, err)
+			return
+		}
 		token, hash, prefix := NewBotToken()
 		bot, err := store.CreateBot(r.Context(), name, key, rooms, hash, prefix, a.now())
 		if errors.Is(err, db.ErrNameTaken) {
@@ -168,6 +177,12 @@ func handleCreateBot(log *slog.Logger, a *Auth, store botAdminStore, hub botAdmi
 		if err != nil {
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
+		}
+		if avatar != "" {
+			if err := store.SetBotAvatar(r.Context(), bot.ID, avatar); err != nil {
+				writeError(w, r, log, http.StatusInternalServerError, err)
+				return
+			}
 		}
 		audit(r, auditBotCreate, bot.Name, "rooms: "+roomSlugs(hub, rooms))
 		shown := views.BotToken{Name: bot.Name, Token: token}
@@ -208,7 +223,7 @@ func botAction(log *slog.Logger, store botAdminStore, act func(w http.ResponseWr
 		}
 		if err := act(w, r, bot); err != nil {
 			status := http.StatusInternalServerError
-			if errors.Is(err, errBotRoomList) || errors.As(err, new(errBadWebhook)) {
+			if errors.Is(err, errBotRoomList) || errors.As(err, new(errBadWebhook)) || errors.As(err, new(*chat.Refusal)) {
 				status = http.StatusBadRequest
 			}
 			writeError(w, r, log, status, err)
@@ -288,6 +303,24 @@ func handleBotWebhook(log *slog.Logger, a *Auth, store botAdminStore, guard *out
 		audit(r, auditBotHook, bot.Name, "calls "+outhook.Host(hook)+"; a new secret")
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		show(views.BotToken{Name: bot.Name, Secret: secret}).ServeHTTP(w, r)
+		return nil
+	})
+}
+
+// handleBotAvatar serves POST /admin/bots/{id}/avatar: the bot's avatar
+// is the form's emoji, or its initials again for none. Its messages show
+// it, those sent before too.
+func handleBotAvatar(log *slog.Logger, store botAdminStore, audit auditFunc) http.Handler {
+	return botAction(log, store, func(w http.ResponseWriter, r *http.Request, bot db.Account) error {
+		avatar, err := chat.CleanAvatar(r.PostForm.Get("avatar"))
+		if err != nil {
+			return err
+		}
+		if err := store.SetBotAvatar(r.Context(), bot.ID, avatar); err != nil {
+			return err
+		}
+		audit(r, auditBotAvatar, bot.Name, cmp.Or(avatar, "its initials"))
+		afterBotAction(w, r)
 		return nil
 	})
 }

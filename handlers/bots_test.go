@@ -484,3 +484,72 @@ func mustBots(t *testing.T, store *db.Store) []db.Bot {
 	}
 	return bots
 }
+
+// A bot's avatar: one emoji an admin gives it, shown on its messages (those
+// sent before too) and on the Bots panel. Only an admin may set it; a
+// name's initials, or anything but one emoji, is refused with a reason.
+func TestBotAvatar(t *testing.T) {
+	w := newBotWorld(t, chat.Options{})
+	heron := "/admin/bots/" + strconv.FormatInt(w.bot.ID, 10) + "/avatar"
+	form := url.Values{"avatar": {"🐦"}}
+	if code, _, body := as(t, w.srv, "POST", heron, w.bob, form); code != http.StatusForbidden {
+		t.Errorf("a member sets the avatar: %d %s, want 403", code, body)
+	}
+	if code, _, body := as(t, w.srv, "POST", heron, "", form); code != http.StatusUnauthorized {
+		t.Errorf("a guest sets the avatar: %d %s, want 401", code, body)
+	}
+	if code, _, body := w.asBot(t, "POST", heron, "", nil); code != http.StatusForbidden {
+		t.Errorf("the bot sets its own avatar: %d %s, want 403", code, body)
+	}
+	code, _, body := w.asBot(t, "POST", "/rooms/"+w.ops.Slug+"/messages", `{"message": "before the avatar"}`, nil)
+	if code != http.StatusCreated || strings.Contains(body, `"avatar"`) {
+		t.Fatalf("the bot posts with no avatar: %d %s", code, body)
+	}
+
+	for _, bad := range []string{"HB", "🐦🐦", "<b>", strings.Repeat("🐦", 20)} {
+		code, _, body := as(t, w.srv, "POST", heron, w.ada, url.Values{"avatar": {bad}})
+		if code != http.StatusBadRequest || !strings.Contains(body, "one emoji") {
+			t.Errorf("avatar %q: %d %s, want 400 saying one emoji", bad, code, body)
+		}
+	}
+	if code, _, body := as(t, w.srv, "POST", heron, w.ada, form); code != http.StatusSeeOther {
+		t.Fatalf("Ada gives Heron an avatar: %d %s", code, body)
+	}
+	if _, _, page := as(t, w.srv, "GET", "/admin", w.ada, nil); !strings.Contains(page, `data-initials="🐦"`) {
+		t.Error("the Bots panel does not show Heron's avatar")
+	}
+	// Sent now, and in history (the earlier message too).
+	c := w.botSocket(t, "")
+	frame(t, c, "hello")
+	if code, _, body := w.asBot(t, "POST", "/rooms/"+w.ops.Slug+"/messages", `{"message": "with the avatar"}`, nil); code != http.StatusCreated || !strings.Contains(body, `"avatar":"🐦"`) {
+		t.Fatalf("the bot posts with its avatar: %d %s", code, body)
+	}
+	f := framesUntil(t, c, "the bot's message on a socket", isText(t, "with the avatar"))
+	if last := f[len(f)-1]; !strings.Contains(string(last.Data), `"avatar":"🐦"`) {
+		t.Errorf("the message frame has no avatar: %s", last.Data)
+	}
+	if _, _, body := as(t, w.srv, "GET", "/rooms/"+w.ops.Slug+"/messages", w.bob, nil); strings.Count(body, `"avatar":"🐦"`) != 2 {
+		t.Errorf("history: %s, want both of Heron's messages with its avatar", body)
+	}
+
+	// Its initials again.
+	if code, _, body := as(t, w.srv, "POST", heron, w.ada, url.Values{"avatar": {""}}); code != http.StatusSeeOther {
+		t.Fatalf("Ada takes the avatar away: %d %s", code, body)
+	}
+	if _, _, body := as(t, w.srv, "GET", "/rooms/"+w.ops.Slug+"/messages", w.bob, nil); strings.Contains(body, `"avatar"`) {
+		t.Errorf("history after the avatar went: %s", body)
+	}
+	// A person is not a bot; a new bot may come with one, or a bad one not at all.
+	if code, _, body := as(t, w.srv, "POST", "/admin/bots/1/avatar", w.ada, form); code != http.StatusNotFound {
+		t.Errorf("a person's avatar through the bots panel: %d %s, want 404", code, body)
+	}
+	if code, _, body := as(t, w.srv, "POST", "/admin/bots", w.ada, url.Values{"name": {"Owl"}, "avatar": {"OW"}}); code != http.StatusBadRequest {
+		t.Errorf("a new bot with a bad avatar: %d %s, want 400", code, body)
+	}
+	if code, _, page := as(t, w.srv, "POST", "/admin/bots", w.ada, url.Values{"name": {"Owl"}, "avatar": {"🦉"}}); code != 200 || !strings.Contains(page, `data-initials="🦉"`) {
+		t.Errorf("a new bot with an avatar: %d", code)
+	}
+	if bots := mustBots(t, w.store); len(bots) != 2 || bots[1].Name != "Owl" || bots[1].Avatar != "🦉" {
+		t.Errorf("bots: %+v, want Heron and Owl 🦉 (and no Owl made with a bad avatar)", bots)
+	}
+}

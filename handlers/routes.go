@@ -154,6 +154,7 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /admin/bots/{id}/rotate", post(admin(handleRotateBot(d.Log, d.Store, d.Hub, audit, withToken))))
 	mux.Handle("POST /admin/bots/{id}/revoke", post(admin(handleRevokeBot(d.Log, d.Store, d.Hub, audit))))
 	mux.Handle("POST /admin/bots/{id}/rooms", post(admin(handleBotRooms(d.Log, d.Store, d.Hub, audit))))
+	mux.Handle("POST /admin/bots/{id}/avatar", post(admin(handleBotAvatar(d.Log, d.Store, audit))))
 	// Incoming webhooks (adminhooks.go).
 	mux.Handle("POST /admin/webhooks", post(admin(handleCreateWebhook(d.Log, d.Auth, d.Store, d.Hub, d.TrustProxy, audit, withHook))))
 	mux.Handle("POST /admin/webhooks/{id}/delete", post(admin(handleDeleteWebhook(d.Log, d.Store, audit))))

@@ -174,17 +174,18 @@
   }
 
   // avatar makes views.Avatar: the circle of a person's initials, hollow
-  // for a guest. CSS draws the initials from data-initials.
-  function avatar(name, userId) {
+  // for a guest, or of the account's emoji (face: a bot's avatar). CSS
+  // draws them from data-initials.
+  function avatar(name, userId, face) {
     const el = document.createElement('span');
-    setAvatar(el, name, userId);
+    setAvatar(el, name, userId, face);
     el.setAttribute('aria-hidden', 'true');
     return el;
   }
-  function setAvatar(el, name, userId) {
+  function setAvatar(el, name, userId, face) {
     const guest = !Number.isSafeInteger(userId);
-    el.className = 'avatar ' + (guest ? 'guest ' : '') + colorFor(name, userId);
-    el.dataset.initials = initials(name);
+    el.className = 'avatar ' + (guest ? 'guest ' : '') + colorFor(name, userId) + (face ? ' face' : '');
+    el.dataset.initials = face || initials(name);
   }
 
   const clockFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
@@ -350,7 +351,7 @@
     // one renderer for the history it renders and for live messages.
     const text = document.createElement('div');
     setText(text, m);
-    li.replaceChildren(avatar(m.user, m.user_id), byline(m.user, m.user_id, m.bot === true), link, text);
+    li.replaceChildren(avatar(m.user, m.user_id, m.avatar), byline(m.user, m.user_id, m.bot === true), link, text);
     if (m.reply_to) text.before(quoteButton(m.reply_to));
     if (m.file) text.after(fileBlock(m.file));
     li.classList.toggle('bare', !!m.file && m.message === ''); // views.msgClass
@@ -668,6 +669,7 @@
       user: typeof m.user === 'string' ? m.user : '',
       user_id: Number.isSafeInteger(m.user_id) ? m.user_id : null,
       bot: m.bot === true,
+      avatar: typeof m.avatar === 'string' && m.avatar.length <= 32 ? m.avatar : '',
       message: m.message,
       timestamp: typeof m.timestamp === 'number' ? m.timestamp : Date.now(),
       room: Number.isSafeInteger(m.room) && m.room > 0 ? m.room : 1,
@@ -910,7 +912,7 @@
       const user = li.querySelector('.user');
       if (user) user.textContent = d.user;
       const av = li.querySelector('.avatar');
-      if (av) setAvatar(av, d.user, d.user_id);
+      if (av) setAvatar(av, d.user, d.user_id, av.classList.contains('face') ? av.dataset.initials : '');
     }
     const typer = typers.get(typerKey(d.user, d.user_id));
     if (typer) { typer.user = d.user; renderTyping(); }
