@@ -364,9 +364,7 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 			b.lastID = f.id
 			b.published.Store(f.id)
 			for cl := range b.recipients(toLive, f.room, nil) {
-				// Frames the client is owed (its acks) go first: a client
-				// with any owed takes the stream from catch-up after them.
-				if cl.owedN.Load() > 0 || !cl.stream(f) {
+				if !cl.stream(f) {
 					// Its buffer is full: take it out of the live set and
 					// feed it from the database from this message on.
 					b.fallBehind(cl, f.id-1)
@@ -632,7 +630,7 @@ func (b *broadcaster) typing(from *client, room int64) {
 	}
 	frame := encode("typing", typingData{User: from.name(), UserID: from.who().UserID, Room: room})
 	for c := range b.recipients(toOthersV1, room, from) {
-		c.write(frame, c.controlLimit)
+		c.write(frame, c.melodyLimit) // none when it would wait: it is stale soon
 	}
 }
 

@@ -120,7 +120,7 @@ const closeGrace = time.Second
 // that does not read never takes the close frame).
 func (c *client) closeWith(code int, reason string) {
 	c.closing.Store(true)
-	c.s.CloseWithMsg(melody.FormatCloseMessage(code, reason))
+	c.closeAfter(melody.FormatCloseMessage(code, reason))
 	go func() { // a timer and a Close: nothing here can panic
 		t := time.NewTimer(closeGrace)
 		defer t.Stop()

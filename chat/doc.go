@@ -47,8 +47,11 @@
 //     (opRejoin).
 //   - queue.go — a connection's outgoing queue, the only place its frames
 //     are counted: stream (messages, within the stream budget), send
-//     (frames it must get, owed when the buffer is full), wrote (melody's
-//     sent handler). client.go — who the connection is and what it read.
+//     (frames it must get), both waiting in order when melody's small
+//     buffer is full; wrote (melody's sent handler) moves them on.
+//     coalesce.go — the connection melody writes through, which sends a
+//     backlog's frames in one write. client.go — who the connection is
+//     and what it read.
 //   - protocol.go — the frames of nochat.v1 and echo-protocol, each
 //     message encoded once per protocol (frames), not once per recipient.
 //

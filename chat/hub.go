@@ -23,7 +23,7 @@ type Options struct {
 	MaxMessageLen  int           // characters in a message (2,000)
 	MaxNameLen     int           // characters in a user name (32)
 	MaxFrameBytes  int64         // bytes in one incoming frame (16 KiB)
-	SessionBuffer  int           // frames queued per session (64)
+	SessionBuffer  int           // frames queued per session (64), the message stream 3/4 of them
 	ReplayLimit    int           // messages replayed on resume before asking for a resync (1,000)
 	SlowTimeout    time.Duration // how long a client may make no progress reading (30 s)
 	PingPeriod     time.Duration // keepalive ping interval (25 s)
@@ -128,11 +128,11 @@ type Hub struct {
 	writer db.Log[origin] // the ordered log: append, then committed batches to deliver
 	m      *melody.Melody
 
-	// Frame budgets per session, out of melody's buffer: the message stream
-	// may fill streamLimit; acks, errors and presence may use the rest; two
-	// slots stay free for close frames, which melody does not count as sent.
-	streamLimit  int32
-	controlLimit int32
+	// Frame budgets per session (queue.go): the message stream may have
+	// streamLimit frames outstanding; melody's buffer takes melodyLimit,
+	// two slots staying free for close frames.
+	streamLimit int32
+	melodyLimit int32
 
 	ctx    context.Context // cancelled when the hub closes: stops catch-up readers
 	cancel context.CancelFunc
@@ -187,19 +187,19 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{
-		log:          opts.Log,
-		opts:         opts,
-		store:        store,
-		ctx:          ctx,
-		cancel:       cancel,
-		started:      time.Now(),
-		errors:       newErrorLog(store),
-		errorsDone:   make(chan struct{}),
-		controlLimit: int32(opts.SessionBuffer - 2),
-		streamLimit:  int32(opts.SessionBuffer * 3 / 4),
-		notices:      make(chan db.Message, notifyQueue),
-		noticesDone:  make(chan struct{}),
-		bots:         botLimits{rate: opts.BotRate, burst: opts.BotBurst},
+		log:         opts.Log,
+		opts:        opts,
+		store:       store,
+		ctx:         ctx,
+		cancel:      cancel,
+		started:     time.Now(),
+		errors:      newErrorLog(store),
+		errorsDone:  make(chan struct{}),
+		melodyLimit: int32(min(opts.SessionBuffer, melodyBuffer) - 2),
+		streamLimit: int32(opts.SessionBuffer * 3 / 4),
+		notices:     make(chan db.Message, notifyQueue),
+		noticesDone: make(chan struct{}),
+		bots:        botLimits{rate: opts.BotRate, burst: opts.BotBurst},
 	}
 	if err := h.dir.load(ctx, store); err != nil {
 		cancel()
@@ -209,7 +209,7 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 
 	m := melody.New()
 	m.Config.MaxMessageSize = opts.MaxFrameBytes
-	m.Config.MessageBufferSize = opts.SessionBuffer
+	m.Config.MessageBufferSize = min(opts.SessionBuffer, melodyBuffer)
 	m.Config.PingPeriod = opts.PingPeriod
 	m.Config.PongWait = opts.PongWait
 	// A write that cannot finish in the slow-client bound means the peer has

@@ -170,7 +170,7 @@ func (h *Hub) catchUp(c *client, after int64) {
 	defer tick.Stop()
 	low := c.streamLimit / 2
 	for {
-		for c.queued.Load() > low || c.owedN.Load() > 0 {
+		for c.queued.Load()+c.waitN.Load() > low {
 			if !h.pause(c, tick.C, c.drained) { // the tick notices a client that stopped reading
 				return
 			}
@@ -179,7 +179,7 @@ func (h *Hub) catchUp(c *client, after int64) {
 				return
 			}
 		}
-		room := int(c.streamLimit - c.queued.Load())
+		room := int(c.streamLimit - c.queued.Load() - c.waitN.Load())
 		if room < 1 {
 			continue // control frames took the room meanwhile
 		}
