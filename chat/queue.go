@@ -16,8 +16,8 @@ import (
 // here, in order, in wait, which holds memory only while there is a
 // backlog; melody's sent handler (wrote) moves them on as frames leave.
 //
-// Budgets: the message stream may have streamLimit frames outstanding
-// (melody's and ours together); past that, the broadcaster takes the
+// Budgets: a message is handed over while fewer than streamLimit frames
+// are outstanding (melody's and ours together, of every kind); past that, the broadcaster takes the
 // connection out of the live set and feeds it from the database instead
 // (stream reports false). Frames the client must not miss (acks, errors,
 // hello, presence, deleted) wait whatever the stream's budget, up to
@@ -39,7 +39,7 @@ type queue struct {
 	drained   chan struct{} // capacity 1: a frame was written
 
 	melodyLimit int32 // frames melody's buffer takes: melodyBuffer less two for close frames
-	streamLimit int32 // stream frames outstanding, melody's and wait's
+	streamLimit int32 // frames outstanding, melody's and wait's, past which no message is handed over
 
 	mu       sync.Mutex
 	wait     [][]byte // frames waiting for room in melody's buffer, in order; nil when none
