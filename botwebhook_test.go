@@ -27,6 +27,7 @@ import (
 func TestBotWebhookFromTheShell(t *testing.T) {
 	var secret string
 	calls := make(chan string, 10)
+	replyTo := make(chan string, 10)
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		ts, _ := strconv.ParseInt(r.Header.Get(outhook.HeaderTimestamp), 10, 64)
@@ -38,6 +39,7 @@ func TestBotWebhookFromTheShell(t *testing.T) {
 		var p outhook.Payload
 		json.Unmarshal(body, &p)
 		calls <- p.Message.Text
+		replyTo <- p.ReplyURL
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "all systems nominal")
 	}))
@@ -46,7 +48,12 @@ func TestBotWebhookFromTheShell(t *testing.T) {
 	allow := "localhost:" + port
 
 	path := filepath.Join(t.TempDir(), "nochat.db")
-	s := start(t, map[string]string{"NOCHAT_DB": path, "NOCHAT_WEBHOOK_ALLOW": allow})
+	// Behind a proxy: the payload's reply_url and the set-up link name the
+	// address the proxy serves, not the one NoChat listens on.
+	s := start(t, map[string]string{"NOCHAT_DB": path, "NOCHAT_WEBHOOK_ALLOW": allow, "NOCHAT_PUBLIC_URL": "https://chat.example.org"})
+	if !strings.Contains(s.logs.String(), "https://chat.example.org/setup?token=") {
+		t.Errorf("the set-up link does not name -public-url:\n%s", s.logs.String())
+	}
 
 	for _, u := range []string{
 		"http://127.0.0.1:" + port + "/",      // loopback
@@ -92,6 +99,9 @@ func TestBotWebhookFromTheShell(t *testing.T) {
 	case got := <-calls:
 		if got != "@Heron status?" {
 			t.Fatalf("the receiver got %q", got)
+		}
+		if got := <-replyTo; got != "https://chat.example.org/rooms/lobby/messages" {
+			t.Errorf("reply_url %q, want it under -public-url", got)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("the webhook was not called")

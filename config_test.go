@@ -207,3 +207,25 @@ func TestParseBytes(t *testing.T) {
 		}
 	}
 }
+
+// -public-url is where people and bots reach NoChat behind a proxy: one
+// address with no path, and its host is allowed as by -allow-host.
+func TestPublicURLFlag(t *testing.T) {
+	for _, tc := range []struct{ in, want, bad string }{
+		{in: "https://chat.example.org", want: "https://chat.example.org/"},
+		{in: "http://pi.local:8080/", want: "http://pi.local:8080/"},
+		{in: "chat.example.org", bad: "-public-url"},
+		{in: "ftp://chat.example.org", bad: "-public-url"},
+		{in: "https://chat.example.org/nochat", bad: "no path"},
+		{in: "https://user@chat.example.org", bad: "-public-url"},
+		{in: "https://chat.example.org/?x=1", bad: "-public-url"},
+	} {
+		got, ok := parseCase(t, []string{"-public-url", tc.in}, nil, tc.bad)
+		if !ok {
+			continue
+		}
+		if got.publicURL != tc.want || !slices.Contains(got.allowHosts, "chat.example.org") && !slices.Contains(got.allowHosts, "pi.local") {
+			t.Errorf("-public-url %s: %q, allowed hosts %q; want %q and its host allowed", tc.in, got.publicURL, got.allowHosts, tc.want)
+		}
+	}
+}

@@ -72,6 +72,7 @@ type config struct {
 	maxConnsPerIP int
 	maxHTTPPerIP  int
 	allowHosts    []string
+	publicURL     string   // where people and bots reach NoChat ("https://chat.example.org/"); "" for the listener's
 	webhookAllow  []string // hosts and host:port pairs outgoing webhooks may reach though private
 	maxMessage    int
 	replayLimit   int
@@ -149,7 +150,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	var botRate, webhookAllow string
 	var durability, level, origins, msgRate, maxConns, maxConnsPerIP, maxMessage, replayLimit, retainDays, retainMessages string
-	var hosts, maxHTTPPerIP string
+	var hosts, maxHTTPPerIP, publicURL string
 	fs.StringVar(&cfg.addr, "addr", env("NOCHAT_ADDR", ":8080"), "`host:port` to listen on (NOCHAT_ADDR)")
 	fs.StringVar(&cfg.dbPath, "db", env("NOCHAT_DB", defaultDB), "SQLite database `file`, created if missing (NOCHAT_DB)")
 	fs.StringVar(&durability, "durability", env("NOCHAT_DURABILITY", "full"), "`full` survives power loss; normal is faster and may lose the last messages on power loss (NOCHAT_DURABILITY)")
@@ -160,6 +161,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	boolVar(&cfg.trustProxy, "trust-proxy", "NOCHAT_TRUST_PROXY", false, "take client addresses from X-Forwarded-For, behind a reverse proxy (NOCHAT_TRUST_PROXY)")
 	fs.StringVar(&origins, "allow-origin", env("NOCHAT_ALLOW_ORIGIN", ""), "comma-separated `origins` (https://example.org) of pages elsewhere that may use the socket and the API, or * for any (NOCHAT_ALLOW_ORIGIN)")
 	fs.StringVar(&hosts, "allow-host", env("NOCHAT_ALLOW_HOST", ""), "comma-separated host `names` NoChat is reached by besides IP addresses, localhost and this machine's name (and NAME.local), or * for any; others get 421 (NOCHAT_ALLOW_HOST)")
+	fs.StringVar(&publicURL, "public-url", env("NOCHAT_PUBLIC_URL", ""), "the `URL` people and bots reach NoChat at, as https://chat.example.org, when it is not the address it listens on (behind a reverse proxy): for the set-up link and outgoing webhooks' reply_url; its host is allowed as by -allow-host (NOCHAT_PUBLIC_URL)")
 	fs.StringVar(&webhookAllow, "webhook-allow", env("NOCHAT_WEBHOOK_ALLOW", ""), "comma-separated `hosts` and host:port pairs that bots' outgoing webhooks may call though they are (or resolve to) loopback, private or link-local addresses, which are refused otherwise (NOCHAT_WEBHOOK_ALLOW)")
 	fs.StringVar(&botRate, "bot-rate", env("NOCHAT_BOT_RATE", "1"), "`messages` per second each bot may send (and edit, delete, react), over all its sockets and REST, in bursts of 5; 0 turns the limit off (NOCHAT_BOT_RATE)")
 	fs.StringVar(&msgRate, "msg-rate", env("NOCHAT_MSG_RATE", "10"), "`messages` per second one connection or address may send, in bursts of twice that; 0 turns the limit off (NOCHAT_MSG_RATE)")
@@ -263,6 +265,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 			return cfg, usageError{fmt.Errorf("-allow-host %q: want host names like chat.example.org (no scheme, no port), or *", h)}
 		}
 		cfg.allowHosts = append(cfg.allowHosts, h)
+	}
+	if publicURL != "" {
+		if cfg.publicURL, err = parsePublicURL(publicURL); err != nil {
+			return cfg, usageError{err}
+		}
+		if !slices.Contains(cfg.allowHosts, "*") {
+			u, _ := url.Parse(cfg.publicURL)
+			cfg.allowHosts = append(cfg.allowHosts, u.Hostname())
+		}
 	}
 	if cfg.webhookAllow, err = outhook.ParseAllow(webhookAllow); err != nil {
 		return cfg, usageError{err}
@@ -496,9 +507,10 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		}
 		ln = tls.NewListener(ln, https.tls)
 	}
-	// The set-up link names the address people reach NoChat at, known
-	// only now that it listens.
-	if err := auth.AnnounceSetup(ctx, serveURL, cfg.newSetupLink); err != nil {
+	// Where people and bots reach NoChat: behind a proxy, -public-url;
+	// else the address it listens on, known only now.
+	publicURL := cmp.Or(cfg.publicURL, serveURL)
+	if err := auth.AnnounceSetup(ctx, publicURL, cfg.newSetupLink); err != nil {
 		log.Error("set-up link", "err", err)
 	}
 	stopRetention := startRetention(ctx, log, hub, hub, cfg.retention, cfg.retainEvery)
@@ -519,9 +531,13 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	hooksDone := make(chan struct{})
 	go func() {
 		defer close(hooksDone)
-		hooks.Run(hooksCtx, hub, serveURL)
+		hooks.Run(hooksCtx, hub, publicURL)
 	}()
-	log.Info("NoChat is serving", "url", serveURL, "db", cfg.dbPath, "durability", string(cfg.durability), "version", version)
+	serving := []any{"url", serveURL}
+	if cfg.publicURL != "" {
+		serving = append(serving, "public_url", cfg.publicURL)
+	}
+	log.Info("NoChat is serving", append(serving, "db", cfg.dbPath, "durability", string(cfg.durability), "version", version)...)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }() // net/http recovers each connection's panics
@@ -607,6 +623,17 @@ func envOr(getenv func(string) string, name, def string) string {
 }
 
 // browseURL is the address to open in a browser for a listener address.
+// parsePublicURL checks -public-url: http or https, a host, nothing after
+// it (NoChat serves from its root), and returns it ending in "/".
+func parsePublicURL(raw string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("-public-url %q: want the address NoChat is reached at, as https://chat.example.org or http://pi.local:8080 (no path: NoChat serves from the root)", raw)
+	}
+	return u.Scheme + "://" + u.Host + "/", nil
+}
+
 func browseURL(a net.Addr) string {
 	host, port, err := net.SplitHostPort(a.String())
 	if err != nil {
