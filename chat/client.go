@@ -27,9 +27,10 @@ type client struct {
 
 	// The account signed in on the socket's page; 0 and "" for a guest.
 	// Set before the session starts, never changed.
-	userID  int64
-	role    string
-	session int64 // the sign-in session (Identity.Session)
+	userID    int64
+	role      string
+	session   int64  // the sign-in session (Identity.Session)
+	tokenHash []byte // a bot's token (Identity.TokenHash)
 
 	received atomic.Int64  // frames read from the client
 	lastRead atomic.Int64  // Unix nanoseconds of the last frame read

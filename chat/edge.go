@@ -182,7 +182,7 @@ func (h *Hub) ServeWSAs(w http.ResponseWriter, r *http.Request, id Identity) {
 	}()
 
 	c := newClient(proto, user, ip, r.UserAgent(), after)
-	c.userID, c.role, c.session = id.UserID, id.Role, id.Session
+	c.userID, c.role, c.session, c.tokenHash = id.UserID, id.Role, id.Session, id.TokenHash
 	c.streamLimit, c.melodyLimit = h.streamLimit, h.melodyLimit
 	// Its rooms from the start: a frame may come before the broadcaster
 	// has the connection (opJoin sets them again, in order with changes).

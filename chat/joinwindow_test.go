@@ -83,3 +83,31 @@ func TestEndingASignInAsItsSocketOpensClosesIt(t *testing.T) {
 		})
 	}
 }
+
+// The same for a bot whose token is replaced as its socket opens.
+func TestReplacingABotTokenAsItsSocketOpensClosesIt(t *testing.T) {
+	r := newRoom(t, chat.Options{})
+	ctx := context.Background()
+	old, fresh := sha256.Sum256([]byte("old token")), sha256.Sum256([]byte("new token"))
+	bot, err := r.store.CreateBot(ctx, "Heron", "heron", []int64{db.DefaultRoom}, old[:], "nochat_bot_ab", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := chat.Identity{UserID: bot.ID, Name: bot.Name, Role: db.RoleBot, TokenHash: old[:]}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { r.hub.ServeWSAs(w, req, id) }))
+	defer srv.Close()
+	chat.WhileJoining(r.hub, func() {
+		if err := r.store.SetBotToken(ctx, bot.ID, fresh[:], "nochat_bot_cd"); err != nil {
+			t.Error(err)
+		}
+		r.hub.EndAccount(bot.ID, chat.CloseBotRevoked)
+	})
+	conn, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := &wsClient{t: t, conn: conn, proto: "nochat.v1"}
+	c.expect("hello")
+	c.expectClose(chat.CloseAccountEnded)
+}

@@ -62,6 +62,10 @@ type Identity struct {
 	// Session is the sign-in session the request came with, so that
 	// ending it can close its sockets (EndSessions); 0 for none.
 	Session int64
+	// TokenHash is the SHA-256 of a bot's token the request came with, so
+	// that a socket opened as the token is replaced is closed too; nil for
+	// none.
+	TokenHash []byte
 }
 
 // Guest reports whether the identity has no account.
@@ -160,7 +164,7 @@ func (h *Hub) EndSessions(sessions ...int64) int {
 }
 
 // recheck closes c if what let it in ended while it was upgrading: its
-// sign-in session or its account. ServeWS checked both, but ending them
+// sign-in session, its bot token, or its account. ServeWS checked both, but ending them
 // (EndSessions, EndAccount) closes only the sockets the broadcaster has,
 // and c was not one of them before its join. The handlers end a session or
 // an account in the store first and close its sockets after: so once c
@@ -174,6 +178,12 @@ func (h *Hub) recheck(c *client) {
 	if c.session != 0 {
 		if ok, err := h.store.SessionExists(ctx, c.session); err == nil && !ok {
 			c.closeWith(websocket.ClosePolicyViolation, closeSignedOut)
+			return
+		}
+	}
+	if c.tokenHash != nil {
+		if _, err := h.store.BotByToken(ctx, c.tokenHash); errors.Is(err, db.ErrNotFound) {
+			c.closeWith(CloseAccountEnded, CloseBotRevoked)
 			return
 		}
 	}

@@ -46,13 +46,19 @@ func wellFormedBotToken(v string) bool {
 	return ok && wellFormedToken(rest)
 }
 
-// botContextKey keys the bot account a request's token opened.
+// botContextKey keys the bot a request's token opened (botAuth).
 type botContextKey struct{}
+
+// botAuth is a bot account and the SHA-256 of the token that opened it.
+type botAuth struct {
+	db.Account
+	tokenHash []byte
+}
 
 // botOf is the bot account r's Bearer token opened, if any.
 func botOf(r *http.Request) (db.Account, bool) {
-	a, ok := r.Context().Value(botContextKey{}).(db.Account)
-	return a, ok
+	a, ok := r.Context().Value(botContextKey{}).(botAuth)
+	return a.Account, ok
 }
 
 // botRoutes are the routes a bot may call: its rooms, their history,
@@ -123,7 +129,8 @@ func bearerAuth(d Deps, mux *http.ServeMux, next http.Handler) http.Handler {
 			unauthorized(w, r, errBearerAndCookie)
 			return
 		}
-		bot, err := d.Auth.store.BotByToken(r.Context(), tokenHash(token))
+		hash := tokenHash(token)
+		bot, err := d.Auth.store.BotByToken(r.Context(), hash)
 		if errors.Is(err, db.ErrNotFound) {
 			unauthorized(w, r, errBearerWrong)
 			return
@@ -148,7 +155,7 @@ func bearerAuth(d Deps, mux *http.ServeMux, next http.Handler) http.Handler {
 				d.Log.Debug("bot last used", "err", err)
 			}
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), botContextKey{}, bot)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), botContextKey{}, botAuth{bot, hash})))
 	})
 }
 

@@ -95,8 +95,8 @@ func (a *Auth) Person(r *http.Request) (db.Account, db.Session, bool) {
 // Identity is who r speaks for on the chat: the signed-in account, or a
 // guest. Any handler may ask it, also of a nil Auth (no sign-in at all).
 func (a *Auth) Identity(r *http.Request) chat.Identity {
-	if bot, ok := botOf(r); ok {
-		return chat.Identity{UserID: bot.ID, Name: bot.Name, Role: db.RoleBot}
+	if b, ok := r.Context().Value(botContextKey{}).(botAuth); ok {
+		return chat.Identity{UserID: b.ID, Name: b.Name, Role: db.RoleBot, TokenHash: b.tokenHash}
 	}
 	acct, s, ok := a.Person(r)
 	if !ok {
