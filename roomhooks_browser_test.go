@@ -62,6 +62,9 @@ func TestBrowserRoomHooksFromTheRoomMenu(t *testing.T) {
 	setHookName(t, bob, strings.Repeat("w", 40))
 	do(t, bob, chromedp.KeyEvent("\r"))
 	waitPage(t, bob, "the refusal in the dialog", `!document.querySelector("#hooks-form .form-error").hidden && document.querySelector("#hooks-form .form-error").textContent.length > 5 && document.getElementById("hooks-dialog").open && document.getElementById("hooks-new").hidden`)
+	do(t, bob, chromedp.EmulateViewport(390, 844))
+	viewShot(t, bob, "roomhooks-refused-390.png")
+	do(t, bob, chromedp.EmulateViewport(1000, 760))
 
 	setHookName(t, bob, "")
 	do(t, bob, chromedp.SendKeys(`#hooks-form [name="name"]`, "Garage door\r"))
@@ -103,6 +106,9 @@ func TestBrowserRoomHooksFromTheRoomMenu(t *testing.T) {
 	})()`)
 	do(t, bob, chromedp.Click(`#hooks-list li.hook .hook-delete`))
 	waitPage(t, bob, "the question, Cancel focused", `document.querySelector("#hooks-list .hook-ask .hook-q").textContent === "Delete the webhook Garage door?" && document.activeElement.textContent === "Cancel"`)
+	do(t, bob, chromedp.EmulateViewport(390, 844))
+	viewShot(t, bob, "roomhooks-delete-390.png")
+	do(t, bob, chromedp.EmulateViewport(1000, 760))
 	do(t, bob, chromedp.KeyEvent("\r"))
 	waitPage(t, bob, "kept after Cancel", `!document.querySelector("#hooks-list .hook-ask") && !document.querySelector("#hooks-list li.hook").hidden`)
 	if code := hookPost(t, url, "text/plain", "still here"); code != http.StatusOK {
