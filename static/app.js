@@ -2485,6 +2485,8 @@
     $('room-leave').hidden = !d.member || d.id === 1 || d.kind === 'direct';
     $('room-edit').hidden = !d.manage || d.kind === 'direct';
     $('room-archive').hidden = !d.manage || d.id === 1 || !!d.archived;
+    // The same rule as GET /rooms/{slug}/webhooks: who manages the room.
+    if ($('room-hooks')) $('room-hooks').hidden = !d.manage || d.kind === 'direct';
   }
 
   async function roomDetail(slug) {
@@ -2767,6 +2769,7 @@
     document.addEventListener('click', (ev) => {
       if (roomMenu.open && !roomMenu.contains(ev.target)) roomMenu.open = false;
     });
+    roomHooks();
   }
   applyRights({
     id: room.id,
@@ -2778,6 +2781,178 @@
   });
   history.replaceState({ slug: room.slug }, '');
   updateDrawerBadge();
+
+  // ---------- a room's incoming webhooks ----------
+
+  // roomHooks drives the Webhooks dialog of the room menu, for whoever
+  // manages the room: the list from GET /rooms/{slug}/webhooks, a new one
+  // by POST (its URL and curl lines, which the server writes with the
+  // address it was reached at, shown this once), Delete after asking in
+  // the row itself.
+  function roomHooks() {
+    const dialog = $('hooks-dialog');
+    const opener = $('room-hooks');
+    if (!dialog || !opener) return;
+    const hookList = $('hooks-list');
+    const status = $('hooks-status');
+    const form = $('hooks-form');
+    const error = form.querySelector('.form-error');
+    const made = $('hooks-new');
+    const whenFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+    const base = () => `/rooms/${encodeURIComponent(room.slug)}/webhooks`;
+    let seq = 0; // a room switched meanwhile drops an older answer
+
+    const fail = (err) => {
+      error.textContent = err.message;
+      error.hidden = false;
+    };
+    const el = (tag, cls, text) => {
+      const e = document.createElement(tag);
+      if (cls) e.className = cls;
+      if (text !== undefined) e.textContent = text;
+      return e;
+    };
+
+    function row(h) {
+      const li = el('li', 'hook');
+      li.dataset.id = String(h.id);
+      li.dataset.name = h.name;
+      const about = el('div', 'hook-about');
+      about.append(el('span', 'hook-name', h.name));
+      const when = el('span', 'hook-when',
+        'Created ' + whenFmt.format(new Date(h.created)) +
+        ' · ' + (h.last_used ? 'last used ' + whenFmt.format(new Date(h.last_used)) : 'never used'));
+      about.append(when);
+      const del = el('button', 'secondary hook-delete', 'Delete');
+      del.type = 'button';
+      del.setAttribute('aria-label', 'Delete the webhook ' + h.name);
+      del.addEventListener('click', () => ask(li, h, del));
+      li.append(about, del);
+      return li;
+    }
+
+    // ask turns the row into the question, as the admin panel asks it.
+    function ask(li, h, del) {
+      const q = el('li', 'hook-ask');
+      q.setAttribute('role', 'group');
+      q.setAttribute('aria-label', 'Delete the webhook ' + h.name + '?');
+      q.append(el('p', 'hook-q', 'Delete the webhook ' + h.name + '?'),
+        el('p', 'note', 'Its URL stops working at once; its messages stay.'));
+      const acts = el('div', 'actions');
+      const no = el('button', 'secondary', 'Cancel');
+      no.type = 'button';
+      const yes = el('button', 'danger', 'Delete');
+      yes.type = 'button';
+      yes.className = 'danger hook-confirm';
+      acts.append(no, yes);
+      q.append(acts);
+      li.hidden = true;
+      li.after(q);
+      no.addEventListener('click', () => { q.remove(); li.hidden = false; del.focus(); });
+      yes.addEventListener('click', async () => {
+        yes.disabled = true;
+        error.hidden = true;
+        try {
+          await api('DELETE', `${base()}/${h.id}`);
+          q.remove();
+          li.remove();
+          status.textContent = `Deleted the webhook ${h.name}.`;
+          if (!hookList.children.length) status.textContent += ' No webhooks now.';
+          form.elements.name.focus();
+        } catch (err) {
+          yes.disabled = false;
+          fail(err);
+        }
+      });
+      no.focus();
+    }
+
+    async function load() {
+      const n = ++seq;
+      hookList.replaceChildren();
+      status.textContent = 'Loading…';
+      try {
+        const hooks = await api('GET', base());
+        if (n !== seq) return;
+        hookList.replaceChildren(...hooks.map(row));
+        status.textContent = hooks.length ? '' : 'No webhooks yet.';
+      } catch (err) {
+        if (n !== seq) return;
+        status.textContent = '';
+        fail(err);
+      }
+    }
+
+    opener.addEventListener('click', () => {
+      roomMenu.open = false;
+      error.hidden = true;
+      made.hidden = true;
+      for (const id of ['hook-url', 'hook-curl', 'hook-curl-json']) $(id).value = '';
+      form.reset();
+      // An archived room keeps its webhooks (to delete) but takes no new one.
+      form.elements.name.closest('label').hidden = !!room.archived;
+      form.querySelector('button[type="submit"]').hidden = !!room.archived;
+      dialog.showModal();
+      form.elements.name.focus();
+      load();
+    });
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const btn = form.querySelector('button[type="submit"]');
+      btn.disabled = true;
+      error.hidden = true;
+      try {
+        const h = await api('POST', base(), { name: form.elements.name.value });
+        $('hooks-new-name').textContent = h.name;
+        $('hook-url').value = h.url;
+        $('hook-curl').value = h.curl;
+        $('hook-curl-json').value = h.curl_json;
+        made.hidden = false;
+        form.reset();
+        hookList.append(row(h));
+        status.textContent = '';
+        $('hook-url').focus();
+        $('hook-url').select();
+      } catch (err) {
+        fail(err);
+        form.elements.name.focus();
+      } finally {
+        btn.disabled = false;
+      }
+    });
+    $('hooks-close').addEventListener('click', () => dialog.close());
+    dialog.addEventListener('click', (ev) => { if (ev.target === dialog) dialog.close(); });
+    // Escape closes it (the browser's); the URL leaves the page with it,
+    // and focus goes back to the menu it came from.
+    dialog.addEventListener('close', () => {
+      seq++;
+      made.hidden = true;
+      for (const id of ['hook-url', 'hook-curl', 'hook-curl-json']) $(id).value = '';
+      hookList.replaceChildren();
+      roomMenu.querySelector('summary').focus();
+    });
+
+    // Copy puts a value on the clipboard; where the page is not a secure
+    // context (plain http to a Pi), it is selected for Ctrl+C (as admin.js).
+    made.addEventListener('click', async (ev) => {
+      const btn = ev.target.closest('button[data-copy]');
+      const input = btn && $(btn.dataset.copy);
+      if (!input) return;
+      input.focus();
+      input.select();
+      let copied = false;
+      try {
+        if (navigator.clipboard && window.isSecureContext) {
+          await navigator.clipboard.writeText(input.value);
+          copied = true;
+        } else {
+          copied = document.execCommand('copy');
+        }
+      } catch { /* the value stays selected */ }
+      btn.textContent = copied ? 'Copied' : 'Press Ctrl+C';
+      setTimeout(() => { btn.textContent = 'Copy'; }, 3000);
+    });
+  }
 
   // ---------- search ----------
 
