@@ -38,9 +38,11 @@ import (
 //     PASSIVE would instead), and a commit that comes meanwhile waits only
 //     for that short copy. Litestream does the same (PASSIVE at 1,000
 //     pages, RESTART past a larger bound).
-//   - TRUNCATE when no commit came for CheckpointIdle, so an idle chat's WAL
-//     file shrinks to nothing (a reader that held a snapshot through the
-//     busy period may have kept it from restarting). TRUNCATE briefly takes
+//   - TRUNCATE when no commit came for CheckpointIdle and the WAL file is
+//     at least a quarter of CheckpointAfter (1 MiB), so an idle chat's WAL
+//     file shrinks to nothing (the writer starts the WAL over but leaves
+//     the file as long as it grew; a reader that held a snapshot through
+//     the busy period may have kept even that from happening). TRUNCATE briefly takes
 //     the write lock, which an idle chat does not miss; it does not wait for
 //     readers (busy_timeout 0), it tries again later.
 //
@@ -144,7 +146,11 @@ func (c *checkpointer) run() {
 				c.checkpoint(Restart)
 			}
 		case <-idle.C:
-			if !dirty {
+			// A small WAL waits for more: a quiet chat's every message
+			// would otherwise cost a checkpoint (twice the writes to an
+			// SD card), where SQLite's own waited for 1,000 pages.
+			if !dirty || c.walSize() < c.after/4 {
+				dirty = false
 				continue
 			}
 			if c.checkpoint(Truncate) {
