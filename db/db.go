@@ -79,8 +79,9 @@ type Options struct {
 // that slept with a message still queued in the page. A day covers both.
 const DefaultDedupWindow = 24 * time.Hour
 
-// Store is the database: one write connection, owned by the Writer, and a
-// pool of read-only connections that never block it (WAL).
+// Store is the database: one write connection, owned by the Writer, a pool
+// of read-only connections that never block it (WAL), and a connection that
+// checkpoints the WAL off the writer's commit (checkpoint.go).
 type Store struct {
 	path  string
 	write *sql.DB
@@ -100,7 +101,8 @@ type Store struct {
 }
 
 // Open opens (creating if needed) the database at path, checks it is in WAL
-// mode and applies pending migrations.
+// mode, applies pending migrations and starts the checkpointer, which Close
+// stops.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.Durability == "" {
 		opts.Durability = Full
