@@ -81,6 +81,7 @@ type config struct {
 	editWindow    time.Duration
 	guests        chat.Guests
 	newSetupLink  bool
+	memoryLimit   memoryLimit
 	maxUpload     int64 // bytes in one uploaded file
 	uploadQuota   int64 // bytes of files one account may store; -1: no quota
 
@@ -174,6 +175,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&retainMessages, "retain-messages", env("NOCHAT_RETAIN_MESSAGES", "0"), "keep only the newest `n` messages; 0 keeps them all (NOCHAT_RETAIN_MESSAGES)")
 	var dedupWindow, editWindow, guests, maxUpload, uploadQuota string
 	fs.StringVar(&maxUpload, "max-upload", env("NOCHAT_MAX_UPLOAD", "10MB"), "most `bytes` in one uploaded file, as 10MB, 512kB or 10000000 (NOCHAT_MAX_UPLOAD)")
+	var memLimit string
+	fs.StringVar(&memLimit, "memory-limit", env("NOCHAT_MEMORY_LIMIT", ""), "the Go runtime's soft memory `size` (64MiB, 200MB): as the heap nears it the GC runs more often, instead of the OS swapping; 0 or off for none. Default: GOMEMLIMIT if set, else half the machine's memory (the cgroup's limit if lower) (NOCHAT_MEMORY_LIMIT)")
 	fs.StringVar(&uploadQuota, "upload-quota", env("NOCHAT_UPLOAD_QUOTA", "200MB"), "most `bytes` of files one account may have stored, as 200MB or 1GB; 0 turns the quota off (NOCHAT_UPLOAD_QUOTA)")
 	fs.StringVar(&guests, "guests", env("NOCHAT_GUESTS", "on"), "what people without an account may do: `on` (read and send, as the tutorial's clients do), read, or off (sign in to read too) (NOCHAT_GUESTS)")
 	// The default is db.DefaultDedupWindow, written as people write it.
@@ -299,6 +302,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return given
 	}
 	cfg.httpRedirectSet = set("http-redirect-addr")
+	if cfg.memoryLimit, err = parseMemoryLimit(memLimit, set("memory-limit"), getenv); err != nil {
+		return cfg, usageError{err}
+	}
 	if err := parseTLSFlags(&cfg, acmeDomains, set); err != nil {
 		return cfg, usageError{err}
 	}
@@ -363,6 +369,8 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	logs := newCollapseHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}), logRepeatWindow, logRepeatKeys, time.Now)
 	defer logs.flush() // the last window's counts
 	log := slog.New(logs)
+	limit := cfg.memoryLimit.apply()
+	log.Info("memory limit", "limit", sizeText(limit), "from", cfg.memoryLimit.source)
 
 	store, err := db.Open(ctx, cfg.dbPath, db.Options{Durability: cfg.durability, DedupWindow: cfg.dedupWindow, Log: log})
 	if err != nil {

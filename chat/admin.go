@@ -17,16 +17,18 @@ import (
 // Observer is told what the hub does, for metrics. Its methods are called
 // on the hub's goroutines and must return quickly.
 type Observer interface {
-	Committed(messages int, took time.Duration, err error) // a transaction of the writer
-	Broadcast(messages int, took time.Duration)            // new messages handed to the live set
-	Error(kind string)                                     // an entry in the error log
+	// Committed is a transaction of the writer: took from BEGIN to the end
+	// of COMMIT, inCommit the part in COMMIT (the WAL's write and fsync).
+	Committed(messages int, took, inCommit time.Duration, err error)
+	Broadcast(messages int, took time.Duration) // new messages handed to the live set
+	Error(kind string)                          // an entry in the error log
 }
 
 type nopObserver struct{}
 
-func (nopObserver) Committed(int, time.Duration, error) {}
-func (nopObserver) Broadcast(int, time.Duration)        {}
-func (nopObserver) Error(string)                        {}
+func (nopObserver) Committed(int, time.Duration, time.Duration, error) {}
+func (nopObserver) Broadcast(int, time.Duration)                       {}
+func (nopObserver) Error(string)                                       {}
 
 // RecordErrorAt adds an occurrence to the recent-errors log the admin sees.
 // kind and place (where in NoChat: a route, a refusal code, a loop) must be

@@ -304,7 +304,7 @@ func (b *broadcaster) notify(to audience, room int64, frame []byte) {
 // the live clients, in id order.
 func (b *broadcaster) deliver(c db.Commit[origin]) {
 	h := b.h
-	h.opts.Observer.Committed(len(c.Items), c.Took, c.Err)
+	h.opts.Observer.Committed(len(c.Items), c.Took, c.InCommit, c.Err)
 	if c.Err != nil {
 		kind := KindDatabase
 		if errors.Is(c.Err, db.ErrPanic) {

@@ -44,8 +44,8 @@ type broadcastTimer struct {
 	messages atomic.Int64
 }
 
-func (o *broadcastTimer) Committed(int, time.Duration, error) {}
-func (o *broadcastTimer) Error(string)                        {}
+func (o *broadcastTimer) Committed(int, time.Duration, time.Duration, error) {}
+func (o *broadcastTimer) Error(string)                                       {}
 func (o *broadcastTimer) Broadcast(n int, took time.Duration) {
 	o.took.Add(int64(took))
 	o.messages.Add(int64(n))

@@ -7,6 +7,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -19,7 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver the read pool uses
 )
 
 //go:embed migrations/*.sql
@@ -63,6 +64,14 @@ type Options struct {
 	// Log receives progress of long migrations (building the search
 	// index); nil discards it.
 	Log *slog.Logger
+
+	// CheckpointAfter is the WAL size, in bytes, past which a commit has
+	// the checkpointer copy the WAL into the database (PASSIVE, off the
+	// writer's commit); 0 means DefaultCheckpointAfter.
+	CheckpointAfter int64
+	// CheckpointIdle is how long without a commit before the WAL file is
+	// truncated; 0 means DefaultCheckpointIdle.
+	CheckpointIdle time.Duration
 }
 
 // DefaultDedupWindow is how long a client id names its send, by default. A
@@ -70,8 +79,9 @@ type Options struct {
 // that slept with a message still queued in the page. A day covers both.
 const DefaultDedupWindow = 24 * time.Hour
 
-// Store is the database: one write connection, owned by the Writer, and a
-// pool of read-only connections that never block it (WAL).
+// Store is the database: one write connection, owned by the Writer, a pool
+// of read-only connections that never block it (WAL), and a connection that
+// checkpoints the WAL off the writer's commit (checkpoint.go).
 type Store struct {
 	path  string
 	write *sql.DB
@@ -81,6 +91,8 @@ type Store struct {
 	// inserts, and looks up the cids of, 1<<k messages (see chunkStmts).
 	stmts [chunkSizes]chunkStmts
 
+	ckpt *checkpointer // WAL checkpoints, off the writer's commit
+
 	pruned atomic.Int64 // messages removed by Prune since Open
 	count  counter      // messages stored, kept by the Store's own writes
 
@@ -89,7 +101,8 @@ type Store struct {
 }
 
 // Open opens (creating if needed) the database at path, checks it is in WAL
-// mode and applies pending migrations.
+// mode, applies pending migrations and starts the checkpointer, which Close
+// stops.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.Durability == "" {
 		opts.Durability = Full
@@ -103,23 +116,61 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.CheckpointAfter <= 0 {
+		opts.CheckpointAfter = DefaultCheckpointAfter
+	}
+	if opts.CheckpointIdle <= 0 {
+		opts.CheckpointIdle = DefaultCheckpointIdle
+	}
+
+	// The checkpointer's own connection, with the writer's synchronous
+	// setting so a checkpoint fsyncs what it copies. busy_timeout 0: a
+	// TRUNCATE waiting for a reader would hold the write lock meanwhile;
+	// it gives up instead and tries again later.
+	ckconn, err := sql.Open("sqlite", dsn(path, []string{
+		"busy_timeout(0)",
+		"synchronous(" + string(opts.Durability) + ")",
+	}, ""))
+	if err != nil {
+		return nil, fmt.Errorf("open %s for checkpoints: %w", path, err)
+	}
+	ckconn.SetMaxOpenConns(1)
+	ckconn.SetMaxIdleConns(1)
+	ckconn.SetConnMaxLifetime(0)
+	ckconn.SetConnMaxIdleTime(0)
+	ckpt := newCheckpointer(ckconn, path, opts.CheckpointAfter, opts.CheckpointIdle)
+
+	// The write connection comes from a driver of the Store's own, whose
+	// connection hook has every commit signal the checkpointer.
+	drv := &sqlite.Driver{}
+	drv.RegisterConnectionHook(func(c sqlite.ExecQuerierContext, _ string) error {
+		h, ok := c.(interface{ RegisterCommitHook(sqlite.CommitHookFn) })
+		if !ok {
+			return errNoCommitHook
+		}
+		h.RegisterCommitHook(func() int32 {
+			ckpt.committed()
+			return 0 // let the commit go on
+		})
+		return nil
+	})
 
 	// Pragmas go in the DSN so that every pooled connection gets them; a
 	// one-off db.Exec("PRAGMA ...") would reach a single connection only.
 	// _txlock=immediate makes write transactions take the write lock at BEGIN,
 	// so they wait on busy_timeout instead of failing mid-transaction.
-	write, err := sql.Open("sqlite", dsn(path, []string{
+	write := sql.OpenDB(connector{drv, dsn(path, []string{
 		"busy_timeout(5000)",
 		"journal_mode(wal)",
 		"foreign_keys(1)",
 		"synchronous(" + string(opts.Durability) + ")",
-		// Checkpoints stay automatic (every 1,000 pages); a WAL grown past
-		// 8 MiB (a long backup holds checkpoints off) is cut back after one.
+		// No checkpoint inside the writer's COMMIT: the checkpointer does
+		// them (checkpoint.go).
+		"wal_autocheckpoint(0)",
+		// A WAL grown past 8 MiB (a long backup holds checkpoints off) is
+		// cut back when the writer next starts it over.
 		"journal_size_limit(8388608)",
-	}, "_txlock=immediate"))
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
+	}, "_txlock=immediate")})
 	// One writer: SQLite serialises writes anyway, and a single connection
 	// makes that explicit instead of a busy-wait between pooled connections.
 	write.SetMaxOpenConns(1)
@@ -127,27 +178,28 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	s := &Store{path: path, write: write, dedupWindow: opts.DedupWindow, now: opts.Now}
-	if err := s.checkWAL(ctx); err != nil {
+	s := &Store{path: path, write: write, ckpt: ckpt, dedupWindow: opts.DedupWindow, now: opts.Now}
+	fail := func(err error) (*Store, error) {
+		s.closeStmts()
+		ckconn.Close()
 		write.Close()
 		return nil, err
 	}
+	if err := s.checkWAL(ctx); err != nil {
+		return fail(err)
+	}
 	if err := s.migrate(ctx); err != nil {
-		write.Close()
-		return nil, err
+		return fail(err)
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if err := s.backfillSearch(ctx, opts.Log); err != nil {
-		write.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return fail(fmt.Errorf("open %s: %w", path, err))
 	}
 
 	if err := s.prepare(ctx); err != nil {
-		s.closeStmts()
-		write.Close()
-		return nil, fmt.Errorf("open %s: prepare: %w", path, err)
+		return fail(fmt.Errorf("open %s: prepare: %w", path, err))
 	}
 
 	// The read pool opens only after the writer made the file and its WAL.
@@ -156,15 +208,24 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		"query_only(1)",
 	}, ""))
 	if err != nil {
-		write.Close()
-		return nil, fmt.Errorf("open %s for reading: %w", path, err)
+		return fail(fmt.Errorf("open %s for reading: %w", path, err))
 	}
 	read.SetMaxOpenConns(opts.ReadConns)
 	read.SetMaxIdleConns(opts.ReadConns)
 	read.SetConnMaxIdleTime(0)
 	s.read = read
+	go ckpt.run()
 	return s, nil
 }
+
+// connector opens the write connection through the Store's own driver.
+type connector struct {
+	drv *sqlite.Driver
+	dsn string
+}
+
+func (c connector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
+func (c connector) Driver() driver.Driver                        { return c.drv }
 
 func dsn(path string, pragmas []string, extra string) string {
 	q := url.Values{}
@@ -195,11 +256,14 @@ func (s *Store) Path() string { return s.path }
 // Close closes both pools. Close the Writer first so pending messages commit.
 func (s *Store) Close() error {
 	var errs []error
+	errs = append(errs, s.ckpt.close())
 	if s.read != nil {
 		errs = append(errs, s.read.Close())
 	}
 	errs = append(errs, s.closeStmts())
-	// Closing the last connection checkpoints the WAL into the main file.
+	// Closing the last connection checkpoints the WAL into the main file
+	// (whatever wal_autocheckpoint says) and removes it, on the writer's
+	// connection at synchronous=FULL: the final checkpoint, as before.
 	errs = append(errs, s.write.Close())
 	return errors.Join(errs...)
 }

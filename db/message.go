@@ -9,6 +9,7 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Message is one chat line as stored, served over REST and broadcast. The
@@ -245,10 +246,18 @@ func queryOn(ctx context.Context, q queryer, query string, args ...any) ([]Messa
 // per-statement work of database/sql and SQLite, not the fsync, was what
 // bounded the Writer.
 func (s *Store) Insert(ctx context.Context, drafts []Draft) ([]Stored, error) {
+	out, _, err := s.insert(ctx, drafts)
+	return out, err
+}
+
+// insert is Insert, also returning the time spent in COMMIT (writing and
+// fsyncing the WAL), which the Writer reports apart from the rest of the
+// transaction.
+func (s *Store) insert(ctx context.Context, drafts []Draft) (_ []Stored, inCommit time.Duration, _ error) {
 	out := make([]Stored, len(drafts))
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("insert messages: %w", err)
+		return nil, 0, fmt.Errorf("insert messages: %w", err)
 	}
 	defer tx.Rollback()
 
@@ -260,7 +269,7 @@ func (s *Store) Insert(ctx context.Context, drafts []Draft) ([]Stored, error) {
 		if drafts[i].Change != "" {
 			removed, err := s.applyChange(ctx, tx, drafts[i], now, &out[i])
 			if err != nil {
-				return nil, fmt.Errorf("insert messages: %s %d: %w", drafts[i].Change, drafts[i].Target, err)
+				return nil, 0, fmt.Errorf("insert messages: %s %d: %w", drafts[i].Change, drafts[i].Target, err)
 			}
 			added -= removed
 			i++
@@ -272,15 +281,20 @@ func (s *Store) Insert(ctx context.Context, drafts []Draft) ([]Stored, error) {
 		}
 		n, err := s.insertMessages(ctx, tx, drafts[i:j], now, out[i:j])
 		if err != nil {
-			return nil, fmt.Errorf("insert messages: %w", err)
+			return nil, 0, fmt.Errorf("insert messages: %w", err)
 		}
 		added += n
 		i = j
 	}
-	if err := s.count.change(func() (int64, error) { return added, tx.Commit() }); err != nil {
-		return nil, fmt.Errorf("insert messages: commit: %w", err)
+	err = s.count.change(func() (int64, error) {
+		began := time.Now()
+		defer func() { inCommit = time.Since(began) }()
+		return added, tx.Commit()
+	})
+	if err != nil {
+		return nil, inCommit, fmt.Errorf("insert messages: commit: %w", err)
 	}
-	return out, nil
+	return out, inCommit, nil
 }
 
 // insertMessages stores new-message drafts in tx and fills in their

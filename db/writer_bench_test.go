@@ -27,6 +27,12 @@ import (
 // benchStore opens an empty database for a benchmark.
 func benchStore(b *testing.B) *db.Store {
 	b.Helper()
+	return benchStoreWith(b, db.Options{})
+}
+
+// benchStoreWith is benchStore with options.
+func benchStoreWith(b *testing.B, o db.Options) *db.Store {
+	b.Helper()
 	dir := b.TempDir()
 	if parent := os.Getenv("NOCHAT_BENCH_DIR"); parent != "" {
 		var err error
@@ -35,7 +41,7 @@ func benchStore(b *testing.B) *db.Store {
 		}
 		b.Cleanup(func() { os.RemoveAll(dir) })
 	}
-	s, err := db.Open(context.Background(), filepath.Join(dir, "nochat.db"), db.Options{})
+	s, err := db.Open(context.Background(), filepath.Join(dir, "nochat.db"), o)
 	if err != nil {
 		b.Fatal(err)
 	}

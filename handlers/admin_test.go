@@ -500,7 +500,11 @@ func TestMetricsCountSentMessages(t *testing.T) {
 	if got := value("nochat_db_commit_seconds"); got < 1 {
 		t.Fatalf("nochat_db_commit_seconds has %v samples", got)
 	}
-	for _, name := range []string{"nochat_connections", "nochat_broadcast_seconds", "go_goroutines"} {
+	if got := value("nochat_db_commit_sync_seconds"); got < 1 {
+		t.Fatalf("nochat_db_commit_sync_seconds has %v samples", got)
+	}
+	for _, name := range []string{"nochat_connections", "nochat_broadcast_seconds", "go_goroutines",
+		"nochat_db_checkpoints_total", "nochat_db_checkpoint_seconds_total", "nochat_db_wal_bytes"} {
 		value(name)
 	}
 }

@@ -125,7 +125,7 @@ func newCommitGate() *commitGate {
 	return &commitGate{committed: make(chan struct{}), open: make(chan struct{})}
 }
 
-func (g *commitGate) Committed(int, time.Duration, error) {
+func (g *commitGate) Committed(int, time.Duration, time.Duration, error) {
 	g.once.Do(func() {
 		close(g.committed)
 		<-g.open
