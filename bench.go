@@ -46,8 +46,8 @@ Flags:
 	}
 	var cfg bench.Config
 	var mode, jsonPath, baseline, cpuProfile string
-	fs.StringVar(&cfg.URL, "url", bench.DefaultURL, "WebSocket `URL` of the server")
-	fs.StringVar(&cfg.Proto, "proto", bench.ProtoV1, "subprotocol: nochat.v1 or echo-protocol")
+	fs.StringVar(&cfg.URL, "url", "", "WebSocket `URL` of the server (default "+bench.DefaultURL+"; with -proto centrifugo, "+bench.CentrifugoURL+")")
+	fs.StringVar(&cfg.Proto, "proto", bench.ProtoV1, "subprotocol: nochat.v1, echo-protocol, or centrifugo (Centrifugo's JSON client protocol, to compare)")
 	fs.StringVar(&mode, "mode", string(bench.Fanout), "fanout, burst or idle")
 	fs.IntVar(&cfg.Clients, "clients", 100, "WebSocket connections")
 	fs.IntVar(&cfg.Senders, "senders", 0, "clients that send (default 5 in fanout, every client in burst)")

@@ -47,8 +47,8 @@ const (
 
 // Config is one run. Zero fields take the defaults noted.
 type Config struct {
-	URL     string        // WebSocket URL (ws://127.0.0.1:8080/)
-	Proto   string        // ProtoV1 (default) or ProtoEcho
+	URL     string        // WebSocket URL (ws://127.0.0.1:8080/; Centrifugo's: CentrifugoURL)
+	Proto   string        // ProtoV1 (default), ProtoEcho or ProtoCentrifugo
 	Mode    Mode          // Fanout (default), Burst or Idle
 	Clients int           // connections (100)
 	Senders int           // clients that send: 5 in fan-out, every client in burst
@@ -74,6 +74,10 @@ type Config struct {
 // DefaultURL is where the generator connects unless told otherwise.
 const DefaultURL = "ws://127.0.0.1:8080/"
 
+// CentrifugoURL is where it connects to Centrifugo unless told otherwise:
+// its default WebSocket endpoint.
+const CentrifugoURL = "ws://127.0.0.1:8000/connection/websocket"
+
 // Normalize fills in defaults and checks the configuration. Run calls it;
 // a caller parsing flags can call it first to tell usage errors apart.
 func (c *Config) Normalize() error {
@@ -89,6 +93,9 @@ func (c *Config) Normalize() error {
 	}
 	if c.URL == "" {
 		c.URL = DefaultURL
+		if c.Proto == ProtoCentrifugo {
+			c.URL = CentrifugoURL
+		}
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
@@ -97,8 +104,8 @@ func (c *Config) Normalize() error {
 	if c.Proto == "" {
 		c.Proto = ProtoV1
 	}
-	if c.Proto != ProtoV1 && c.Proto != ProtoEcho {
-		return fmt.Errorf("proto %q: want %s or %s", c.Proto, ProtoV1, ProtoEcho)
+	if c.Proto != ProtoV1 && c.Proto != ProtoEcho && c.Proto != ProtoCentrifugo {
+		return fmt.Errorf("proto %q: want %s, %s or %s", c.Proto, ProtoV1, ProtoEcho, ProtoCentrifugo)
 	}
 	if c.Mode == "" {
 		c.Mode = Fanout
@@ -154,6 +161,9 @@ func (c *Config) Normalize() error {
 	// a lossy server costs this much waiting at the end of a run.
 	defDur(&c.Quiet, 5*time.Second)
 	defDur(&c.Stall, time.Second)
+	if c.Verify && c.Proto == ProtoCentrifugo {
+		return errors.New("verify reads NoChat's history over REST: not with -proto centrifugo")
+	}
 	if c.Verify && c.Mode == Idle {
 		return errors.New("verify: idle mode sends nothing to verify")
 	}
@@ -250,8 +260,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // few times, and starts each one's reader as soon as it is connected (so
 // the server's pings are answered however long the rest take).
 func (r *runner) connect(ctx context.Context) {
+	var protos []string
+	if r.cfg.Proto != ProtoCentrifugo { // JSON is Centrifugo's protocol without one
+		protos = []string{r.cfg.Proto}
+	}
 	dialer := &websocket.Dialer{
-		Subprotocols:     []string{r.cfg.Proto},
+		Subprotocols:     protos,
 		HandshakeTimeout: 10 * time.Second,
 		// Small buffers and a shared write buffer pool: thousands of
 		// connections in one generator on a small machine.
@@ -287,6 +301,13 @@ func (r *runner) connect(ctx context.Context) {
 func (r *runner) dial(ctx context.Context, d *websocket.Dialer) (*websocket.Conn, error) {
 	for attempt := 0; ; attempt++ {
 		conn, resp, err := d.DialContext(ctx, r.cfg.URL, nil)
+		if err == nil && r.cfg.Proto == ProtoCentrifugo {
+			if err := centrifugoHandshake(ctx, conn); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			return conn, nil
+		}
 		if err == nil {
 			if conn.Subprotocol() != r.cfg.Proto {
 				conn.Close()
@@ -349,8 +370,7 @@ func (r *runner) warmUp(ctx context.Context, clients []*client) int {
 		if from == nil {
 			return 0
 		}
-		from.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		from.conn.WriteMessage(websocket.TextMessage, r.warmupFrame(k))
+		from.write(r.warmupFrame(k))
 		round := time.Now().Add(250 * time.Millisecond)
 		for {
 			notReady := 0

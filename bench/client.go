@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,7 @@ type client struct {
 	r      *runner
 	idx    int // index among the requested clients; a sender if idx < r.senders
 	conn   *websocket.Conn
+	wmu    sync.Mutex // writes: the sender's, the warm-up's, Centrifugo's pongs from the reader
 	sender bool
 
 	// Set by the runner between phases.
@@ -83,9 +85,12 @@ func (c *client) readLoop() {
 			c.foreign++
 			continue
 		}
-		if c.r.cfg.Proto == ProtoV1 {
+		switch c.r.cfg.Proto {
+		case ProtoV1:
 			c.handleV1(buf)
-		} else {
+		case ProtoCentrifugo:
+			c.handleCentrifugo(buf)
+		default:
 			c.handleText(buf)
 		}
 	}
@@ -203,13 +208,20 @@ func (c *client) send() error {
 		c.sentAt[c.seq%int64(len(c.sentAt))] = now
 	}
 	c.buf = c.r.frame(c.buf[:0], c.idx, c.seq, int64(now))
-	c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if err := c.conn.WriteMessage(websocket.TextMessage, c.buf); err != nil {
+	if err := c.write(c.buf); err != nil {
 		return err
 	}
 	c.seq++
 	c.sent.Store(c.seq)
 	return nil
+}
+
+// write writes one text frame, within writeTimeout.
+func (c *client) write(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return c.conn.WriteMessage(websocket.TextMessage, b)
 }
 
 // writeTimeout bounds one write, so a server that stops reading does not
@@ -299,8 +311,11 @@ func (c *client) sendBurst(window int, stall time.Duration, stop <-chan struct{}
 
 // frame appends the frame of a measured message in the run's protocol.
 func (r *runner) frame(dst []byte, sender int, seq, sentNS int64) []byte {
-	if r.cfg.Proto != ProtoV1 {
+	switch r.cfg.Proto {
+	case ProtoEcho:
 		return r.codec.appendText(dst, sender, seq, sentNS)
+	case ProtoCentrifugo:
+		return appendCentrifugoPublish(dst, seq+3, func(d []byte) []byte { return r.codec.appendText(d, sender, seq, sentNS) })
 	}
 	dst = append(dst, `{"type":"send","data":{"message":"`...)
 	dst = r.codec.appendText(dst, sender, seq, sentNS)
@@ -316,8 +331,11 @@ func (r *runner) frame(dst []byte, sender int, seq, sentNS int64) []byte {
 // warmupFrame is the frame of warm-up round k in the run's protocol.
 func (r *runner) warmupFrame(k int) []byte {
 	text := r.codec.warmupText(k)
-	if r.cfg.Proto != ProtoV1 {
+	switch r.cfg.Proto {
+	case ProtoEcho:
 		return []byte(text)
+	case ProtoCentrifugo:
+		return appendCentrifugoPublish(nil, centrifugoWarmupID+int64(k), func(d []byte) []byte { return append(d, text...) })
 	}
 	b, _ := json.Marshal(map[string]any{"type": "send", "data": map[string]string{
 		"message": text, "cid": r.codec.run + "-warmup-" + strconv.Itoa(k),
