@@ -55,6 +55,7 @@ Flags:
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send; idle: how long to hold, 0 until interrupted (default until interrupted)")
 	fs.IntVar(&cfg.Window, "window", 16, "burst: messages a sender may have sent and not yet received back")
 	fs.IntVar(&cfg.Size, "size", 64, "message text `bytes` (at least the header, about 50)")
+	fs.BoolVar(&cfg.Single, "single", false, "nochat.v1: ask for one frame a message, not several to a \"messages\" frame (?batch=1)")
 	fs.BoolVar(&cfg.Verify, "verify", false, "check over REST afterwards that every sent message is in history")
 	fs.StringVar(&jsonPath, "json", "", "also write the results as JSON to `file`")
 	fs.IntVar(&cfg.Connect, "connect-concurrency", 64, "connections dialled at once")

@@ -56,6 +56,7 @@ type Config struct {
 	Window  int           // burst: messages a sender may have unanswered (16)
 	Size    int           // bytes of message text (64; at least the header)
 	Verify  bool          // check over REST afterwards that every sent message is in history
+	Single  bool          // nochat.v1: one frame a message, not "messages" frames (?batch=1)
 	Connect int           // dials at once (64)
 	PID     int           // the server's process id, to read its CPU time and RSS from /proc; 0: none
 	Drain   time.Duration // after sending, the longest wait for deliveries (30 s)
@@ -173,6 +174,7 @@ func (c *Config) Normalize() error {
 // runner is the state of one run.
 type runner struct {
 	cfg     Config
+	dialURL string // cfg.URL, with ?batch=1 on nochat.v1
 	codec   *codec
 	senders int
 	start   time.Time // the run's clock: texts carry nanoseconds since it
@@ -202,6 +204,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		start:         time.Now(),
 		clients:       make([]*client, cfg.Clients),
 		connectErrors: make(map[string]int),
+		dialURL:       cfg.URL,
+	}
+	if cfg.Proto == ProtoV1 && !cfg.Single {
+		u, _ := url.Parse(cfg.URL) // Normalize parsed it
+		q := u.Query()
+		q.Set("batch", "1")
+		u.RawQuery = q.Encode()
+		r.dialURL = u.String()
 	}
 	if cfg.Mode == Idle {
 		r.senders = 0
@@ -300,7 +310,7 @@ func (r *runner) connect(ctx context.Context) {
 
 func (r *runner) dial(ctx context.Context, d *websocket.Dialer) (*websocket.Conn, error) {
 	for attempt := 0; ; attempt++ {
-		conn, resp, err := d.DialContext(ctx, r.cfg.URL, nil)
+		conn, resp, err := d.DialContext(ctx, r.dialURL, nil)
 		if err == nil && r.cfg.Proto == ProtoCentrifugo {
 			if err := centrifugoHandshake(ctx, conn); err != nil {
 				conn.Close()

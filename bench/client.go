@@ -113,8 +113,9 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 }
 
 var (
-	v1MessagePrefix = []byte(`{"type":"message",`)
-	v1MessageField  = []byte(`"message":"`)
+	v1MessagePrefix  = []byte(`{"type":"message",`)
+	v1MessagesPrefix = []byte(`{"type":"messages",`)
+	v1MessageField   = []byte(`"message":"`)
 )
 
 // handleV1 reads a nochat.v1 frame. Message frames, nearly all of them, are
@@ -122,6 +123,17 @@ var (
 // stands verbatim after "message":" (which cannot occur unescaped inside
 // another string). Other frames are rare and decoded properly.
 func (c *client) handleV1(b []byte) {
+	if bytes.HasPrefix(b, v1MessagesPrefix) {
+		// Several messages (?batch=1): each one's text, in order.
+		for {
+			i := bytes.Index(b, v1MessageField)
+			if i < 0 {
+				return
+			}
+			b = b[i+len(v1MessageField):]
+			c.handleText(b)
+		}
+	}
 	if bytes.HasPrefix(b, v1MessagePrefix) {
 		if i := bytes.Index(b, v1MessageField); i >= 0 {
 			c.handleText(b[i+len(v1MessageField):])

@@ -127,7 +127,7 @@ func (h *Hub) ServeWSAs(w http.ResponseWriter, r *http.Request, id Identity) {
 		return
 	}
 	q := r.URL.Query()
-	for _, name := range []string{"after", "user"} {
+	for _, name := range []string{"after", "user", "batch"} {
 		if len(q[name]) > 1 {
 			refuse(http.StatusBadRequest, KindBadInput, placeUpgrade+": query", name+" is given more than once: give it once")
 			return
@@ -141,6 +141,16 @@ func (h *Hub) ServeWSAs(w http.ResponseWriter, r *http.Request, id Identity) {
 			return
 		}
 		after = n
+	}
+	// ?batch=1: the client reads "messages" frames (queue.go), on nochat.v1.
+	batch := false
+	switch q.Get("batch") {
+	case "", "0":
+	case "1":
+		batch = proto == V1
+	default:
+		refuse(http.StatusBadRequest, KindBadInput, placeUpgrade+": query", "batch must be 1 (the client reads messages frames) or 0")
+		return
 	}
 	user := DefaultUser
 	if v := q.Get("user"); v != "" {
@@ -183,7 +193,13 @@ func (h *Hub) ServeWSAs(w http.ResponseWriter, r *http.Request, id Identity) {
 
 	c := newClient(proto, user, ip, r.UserAgent(), after)
 	c.userID, c.role, c.session, c.tokenHash = id.UserID, id.Role, id.Session, id.TokenHash
-	c.streamLimit, c.melodyLimit = h.streamLimit, h.melodyLimit
+	c.streamLimit, c.melodyLimit, c.batch = h.streamLimit, h.melodyLimit, batch
+	if batch {
+		// Two frames in melody's buffer at most, the one being written and
+		// the next: the rest wait in the queue and go as one frame.
+		c.melodyLimit = min(c.melodyLimit, 2)
+		c.streamLimit = max(c.streamLimit, batchStreamLimit)
+	}
 	// Its rooms from the start: a frame may come before the broadcaster
 	// has the connection (opJoin sets them again, in order with changes).
 	set := h.roomsFor(c)

@@ -1082,8 +1082,9 @@
     if (ws || ended) return;
     if (!navigator.onLine) { setStatus('offline', 'Offline'); return; }
     setStatus('connecting', 'Connecting…');
-    const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/' +
-      (lastId ? '?after=' + lastId : '');
+    // batch=1: messages that waited for us may come several to a frame.
+    const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/?batch=1' +
+      (lastId ? '&after=' + lastId : '');
     let sock;
     try {
       sock = new WebSocket(url, PROTOCOL);
@@ -1132,6 +1133,7 @@
   function onFrame(type, d) {
     switch (type) {
       case 'message': onMessage(d); break;
+      case 'messages': if (Array.isArray(d)) d.forEach(onMessage); break;
       case 'ack': onAck(d); break;
       case 'error': onError(d); break;
       case 'presence': onPresence(d); break;
