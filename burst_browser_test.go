@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/cdproto/cdp"
+	cdppage "github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"github.com/gorilla/websocket"
+)
+
+// The page asks for "messages" frames (?batch=1): a burst that piles up for
+// it comes several messages to a frame, and it shows every one, once, in
+// order. The frames are counted as they reach the page's socket.
+func TestBrowserABurstArrivesWholeAndInOrder(t *testing.T) {
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "0"})
+	tab := newTab(t, newBrowser(t))
+	// Before app.js runs: count the frames that carry several messages.
+	do(t, tab, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: `
+			window.messagesFrames = 0;
+			const Native = window.WebSocket;
+			window.WebSocket = function (url, protocols) {
+				const ws = new Native(url, protocols);
+				ws.addEventListener('message', (ev) => {
+					if (typeof ev.data === 'string' && ev.data.startsWith('{"type":"messages"')) window.messagesFrames++;
+				});
+				return ws;
+			};
+			window.WebSocket.prototype = Native.prototype;
+			Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });`})
+		return chromedp.Void{}, err
+	})
+	do(t, tab, chromedp.Navigate(s.url+"/"))
+	connected(t, tab)
+
+	conn, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial("ws"+strings.TrimPrefix(s.url, "http")+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const n = 400
+	want := make([]string, n)
+	for i := range n {
+		want[i] = fmt.Sprintf("burst %03d", i)
+		if err := conn.WriteJSON(map[string]any{"type": "send", "data": map[string]any{"message": want[i], "cid": fmt.Sprint("b", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := waitMessages(t, tab, "all 400", func(m []string) bool { return len(m) >= n })
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("the page shows %d messages, not the 400 once in order: %q", len(got), got)
+	}
+	if frames := eval[int](t, tab, `window.messagesFrames`); frames == 0 {
+		t.Error("no messages frame reached the page: the burst left it no backlog to batch")
+	} else {
+		t.Logf("%d messages frames", frames)
+	}
+}
