@@ -18,8 +18,9 @@ import (
 // only one that writes, so every ~4 MiB of messages one commit also copied
 // the WAL into the file and fsynced it, and every message of that batch
 // (and every batch queued behind it) reached its readers that much later.
-// The writer's connection has wal_autocheckpoint=0 instead, and a
-// checkpointer goroutine, on a connection of its own, does the work:
+// The writer's connection checkpoints only past twice that
+// (backstopPages), and a checkpointer goroutine, on a connection of its
+// own, does the work before:
 //
 //   - PASSIVE when the writer signals that the WAL has grown past
 //     CheckpointAfter. PASSIVE takes no lock the writer needs and never
@@ -53,6 +54,17 @@ import (
 // fsynced (synchronous=FULL), which the writer still does in its COMMIT; a
 // checkpoint only moves committed pages, and fsyncs them on its own
 // connection (same synchronous setting).
+
+// backstopPages is the writer's wal_autocheckpoint: twice the
+// checkpointer's threshold, in 4 KiB pages. The checkpointer keeps a
+// chat's WAL under it, so the writer's COMMIT never checkpoints; under
+// back-to-back commits, when the checkpointer's PASSIVE cannot catch the
+// writer between transactions, the WAL would grow until a RESTART (64
+// MiB) and, on a small disk, fill it before the messages reach the
+// database file (TestDiskFillingUpMidStreamAnswersEverySend found it). Then
+// the writer checkpoints in its COMMIT, as SQLite does by default, and the
+// WAL stays within about 8 MiB.
+func backstopPages(after int64) int64 { return max(2*after/4096, 1) }
 
 // Defaults for Options.CheckpointAfter and Options.CheckpointIdle.
 const (

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -164,9 +165,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		"journal_mode(wal)",
 		"foreign_keys(1)",
 		"synchronous(" + string(opts.Durability) + ")",
-		// No checkpoint inside the writer's COMMIT: the checkpointer does
-		// them (checkpoint.go).
-		"wal_autocheckpoint(0)",
+		// No checkpoint inside the writer's COMMIT while the checkpointer
+		// keeps up (checkpoint.go); past twice its threshold, the writer's
+		// own, as SQLite's default, bounds the WAL as before.
+		"wal_autocheckpoint(" + strconv.FormatInt(backstopPages(opts.CheckpointAfter), 10) + ")",
 		// A WAL grown past 8 MiB (a long backup holds checkpoints off) is
 		// cut back when the writer next starts it over.
 		"journal_size_limit(8388608)",
