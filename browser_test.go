@@ -342,10 +342,12 @@ func TestBrowserAdminDashboardUpdatesLive(t *testing.T) {
 	waitPage(t, browser, "the connection gone", `document.querySelector('#connections') === null || !document.querySelector('#connections').textContent.includes('dashboard-test-client/1.0')`)
 }
 
-// waitPage polls a JavaScript condition until it holds.
+// waitPage polls a JavaScript condition until it holds, for as long as
+// waitMessages waits: the race detector on a loaded 2-core machine makes a
+// page take seconds for what takes milliseconds alone.
 func waitPage(t *testing.T, ctx context.Context, what, cond string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond)); err == nil && ok {
 			return

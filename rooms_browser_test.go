@@ -114,7 +114,9 @@ func TestBrowserRoomsCreateInviteAndSwitch(t *testing.T) {
 	screenshots(t, bob, "rooms")
 	do(t, bob, chromedp.EmulateViewport(390, 844))
 	do(t, bob, chromedp.Click(chromedp.ID("drawer-open")))
-	waitPage(t, bob, "the drawer open", `document.body.classList.contains("drawer")`)
+	// Open, and done sliding in (a 0.2 s transition): a click meanwhile
+	// lands where the link is not yet.
+	waitPage(t, bob, "the drawer open", `document.body.classList.contains("drawer") && getComputedStyle(document.querySelector("#sidebar")).transform === "none"`)
 	viewShot(t, bob, "rooms-drawer-390.png")
 	do(t, bob, chromedp.Click(`#sidebar a.room-link[data-slug="lobby"]`))
 	waitPage(t, bob, "the lobby, drawer closed", `location.pathname === "/r/lobby" && !document.body.classList.contains("drawer")`)

@@ -51,6 +51,7 @@ func (s *centrifugoStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			case <-c.done:
 				return
 			}
+			b = bytes.Clone(b) // a push is shared by every subscriber's queue
 			lines := 1
 			for more := true; more; {
 				select {
