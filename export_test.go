@@ -315,13 +315,7 @@ func TestImportRefusesANonEmptyDatabase(t *testing.T) {
 // TestImportRefusesABadLineWhole: a bad line is named by its number and
 // nothing of the file is imported, even the lines before it.
 func TestImportRefusesABadLineWhole(t *testing.T) {
-	dir := t.TempDir()
-	dbA := filepath.Join(dir, "a.db")
-	fillForExport(t, dbA)
-	file := filepath.Join(dir, "a.jsonl")
-	if out, err := nochat(t.Context(), map[string]string{"NOCHAT_DB": dbA}, "export", file); err != nil {
-		t.Fatalf("export: %v\n%s", err, out)
-	}
+	dir, file := exportFilled(t)
 	good, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -398,15 +392,23 @@ func TestImportRefusesABadLineWhole(t *testing.T) {
 
 func slicesClone(s []string) []string { return append([]string(nil), s...) }
 
-// A file exported before accounts had avatars imports, each avatar none.
-func TestImportAFileFromBeforeAvatars(t *testing.T) {
-	dir := t.TempDir()
+// exportFilled exports a database filled by fillForExport into a file in a
+// new directory, and returns both.
+func exportFilled(t *testing.T) (dir, file string) {
+	t.Helper()
+	dir = t.TempDir()
 	dbA := filepath.Join(dir, "a.db")
 	fillForExport(t, dbA)
-	file := filepath.Join(dir, "a.jsonl")
+	file = filepath.Join(dir, "a.jsonl")
 	if out, err := nochat(t.Context(), map[string]string{"NOCHAT_DB": dbA}, "export", file); err != nil {
 		t.Fatalf("export: %v\n%s", err, out)
 	}
+	return dir, file
+}
+
+// A file exported before accounts had avatars imports, each avatar none.
+func TestImportAFileFromBeforeAvatars(t *testing.T) {
+	dir, file := exportFilled(t)
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)

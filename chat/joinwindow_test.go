@@ -72,14 +72,7 @@ func TestEndingASignInAsItsSocketOpensClosesIt(t *testing.T) {
 				}
 			})
 
-			conn, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			c := &wsClient{t: t, conn: conn, proto: "nochat.v1"}
-			c.expect("hello")
-			c.expectClose(tc.code)
+			helloThenClose(t, srv, tc.code)
 		})
 	}
 }
@@ -102,6 +95,13 @@ func TestReplacingABotTokenAsItsSocketOpensClosesIt(t *testing.T) {
 		}
 		r.hub.EndAccount(bot.ID, chat.CloseBotRevoked)
 	})
+	helloThenClose(t, srv, chat.CloseAccountEnded)
+}
+
+// helloThenClose opens a nochat.v1 socket on srv, and wants its hello and
+// then a close with code.
+func helloThenClose(t *testing.T, srv *httptest.Server, code int) {
+	t.Helper()
 	conn, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -109,5 +109,5 @@ func TestReplacingABotTokenAsItsSocketOpensClosesIt(t *testing.T) {
 	defer conn.Close()
 	c := &wsClient{t: t, conn: conn, proto: "nochat.v1"}
 	c.expect("hello")
-	c.expectClose(chat.CloseAccountEnded)
+	c.expectClose(code)
 }
