@@ -333,7 +333,9 @@ func (h *Hub) onConnect(s *melody.Session) {
 		c.closeWith(websocket.CloseGoingAway, "server shutting down")
 		return
 	}
-	h.recheck(c)
+	// On a goroutine of its own: the database read would grow the stack of
+	// this one, which goes on reading the socket for its whole life.
+	go h.recheck(c)
 }
 
 func (h *Hub) onDisconnect(s *melody.Session) {

@@ -170,6 +170,7 @@ func (h *Hub) EndSessions(sessions ...int64) int {
 // an account in the store first and close its sockets after: so once c
 // has joined, either the closing found it or the store shows the end here.
 func (h *Hub) recheck(c *client) {
+	defer h.recoverSession(c)
 	if c.userID == 0 || !h.b.read(func() {}) { // after opJoin: c is in conns
 		return
 	}

@@ -8,7 +8,7 @@ import (
 
 // The writer's connection checkpoints inside its COMMIT only past twice
 // the checkpointer's threshold: a backstop under back-to-back commits.
-func TestWriterConnectionDoesNotAutoCheckpoint(t *testing.T) {
+func TestWriterCheckpointsOnlyAsABackstop(t *testing.T) {
 	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "nochat.db"), Options{})
 	if err != nil {
 		t.Fatal(err)
