@@ -43,6 +43,7 @@ func buildBinary(t *testing.T) string {
 type process struct {
 	cmd  *exec.Cmd
 	url  string
+	urls chan string // the URL it serves at, once it says so
 	mu   sync.Mutex
 	log  []string // the last lines of its log, for failures
 	done chan struct{}
@@ -62,6 +63,15 @@ func startBinary(t *testing.T, bin, dbPath string) *process {
 // until it serves.
 func startCmd(t *testing.T, cmd *exec.Cmd) *process {
 	t.Helper()
+	p := launch(t, cmd)
+	p.await(t, 30*time.Second)
+	return p
+}
+
+// launch runs cmd, a NoChat serving on a free loopback port, without
+// waiting for it: several nodes of a cluster start together.
+func launch(t *testing.T, cmd *exec.Cmd) *process {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -69,9 +79,8 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *process {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
+	p := &process{cmd: cmd, urls: make(chan string, 1), done: make(chan struct{})}
 	t.Cleanup(func() { p.kill() })
-	urls := make(chan string, 1)
 	go func() {
 		defer close(p.done)
 		urlRe := regexp.MustCompile(`url=(http://\S+)`)
@@ -85,17 +94,23 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *process {
 			}
 			p.mu.Unlock()
 			if m := urlRe.FindStringSubmatch(line); m != nil {
-				urls <- strings.TrimSuffix(m[1], "/")
+				p.urls <- strings.TrimSuffix(m[1], "/")
 			}
 		}
 		cmd.Wait()
 	}()
+	return p
+}
+
+// await waits, up to limit, until p serves.
+func (p *process) await(t *testing.T, limit time.Duration) {
+	t.Helper()
 	select {
-	case p.url = <-urls:
+	case p.url = <-p.urls:
 	case <-p.done:
 		t.Fatalf("nochat exited before serving:\n%s", p.lastLog())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("nochat did not start serving in 30 s:\n%s", p.lastLog())
+	case <-time.After(limit):
+		t.Fatalf("nochat did not start serving in %v:\n%s", limit, p.lastLog())
 	}
 	resp, err := http.Get(p.url + "/healthz")
 	if err != nil {
@@ -105,7 +120,6 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *process {
 	if resp.StatusCode != 200 {
 		t.Fatalf("healthz: %d", resp.StatusCode)
 	}
-	return p
 }
 
 func (p *process) lastLog() string {

@@ -30,6 +30,7 @@ import (
 	"golang.org/x/crypto/acme/autocert"
 
 	"nochat/chat"
+	"nochat/cluster"
 	"nochat/db"
 	"nochat/handlers"
 	"nochat/outhook"
@@ -84,6 +85,9 @@ type config struct {
 	memoryLimit   memoryLimit
 	maxUpload     int64 // bytes in one uploaded file
 	uploadQuota   int64 // bytes of files one account may store; -1: no quota
+	// cluster makes this node one of several serving one chat; nil for a
+	// single node, the default.
+	cluster *cluster.Config
 
 	// HTTPS: a certificate's files, or ACME names (each with its
 	// certificate from the CA at acmeCA), or neither for plain HTTP.
@@ -189,6 +193,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&cfg.acmeCA, "acme-ca", env("NOCHAT_ACME_CA", autocert.DefaultACMEDirectory), "the ACME directory `URL` -acme-domain gets certificates from (NOCHAT_ACME_CA)")
 	fs.StringVar(&cfg.acmeEmail, "acme-email", env("NOCHAT_ACME_EMAIL", ""), "contact `address` the ACME CA may write to about the certificates; optional (NOCHAT_ACME_EMAIL)")
 	fs.StringVar(&cfg.httpRedirectAddr, "http-redirect-addr", env("NOCHAT_HTTP_REDIRECT_ADDR", defaultRedirectAddr), "with HTTPS on, `host:port` where plain HTTP is redirected to HTTPS (and ACME's HTTP-01 answered), or off (NOCHAT_HTTP_REDIRECT_ADDR)")
+	var clusterFlags clusterFlags
+	clusterFlags.define(fs, env)
 	fs.StringVar(&cfg.pushSubject, "push-subject", env("NOCHAT_PUSH_SUBJECT", ""), "`contact` (mailto:address or https://URL) push services may reach this server's operator at, sent with every Web Push; empty means mailto:admin@ this machine's name (NOCHAT_PUSH_SUBJECT)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -296,6 +302,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if cfg.retention, err = parseRetention(retainDays, retainMessages); err != nil {
 		return cfg, usageError{err}
 	}
+	if cfg.cluster, err = clusterFlags.config(cfg.dbPath, cfg.maxUpload, getenv); err != nil {
+		return cfg, usageError{err}
+	}
 	set := func(name string) bool {
 		given := getenv("NOCHAT_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))) != ""
 		fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
@@ -348,6 +357,7 @@ var subcommands = map[string]func(ctx context.Context, args []string, getenv fun
 	"version": runVersion,
 	"backup":  runBackup,
 	"bench":   runBench,
+	"cluster": runCluster,
 	"export":  runExport,
 	"import":  runImport,
 }
@@ -413,7 +423,20 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	// Bots' outgoing webhooks: the hub hands them each new message, and
 	// they post the bots' replies through the hub (run below).
 	hooks := outhook.New(store, outhook.Options{Log: log, Allow: cfg.webhookAllow})
+	var stream db.Stream // nil: this node's own writer
+	if cfg.cluster != nil {
+		node, err := startCluster(ctx, *cfg.cluster, log)
+		if err != nil {
+			store.Close()
+			return err
+		}
+		// Closed last, when serveConfig returns: the hub publishes
+		// through it until it has closed.
+		defer node.Close()
+		stream = node
+	}
 	hub, err := chat.New(store, chat.Options{
+		Stream:        stream,
 		Posted:        hooks.Posted,
 		Log:           log,
 		MsgRate:       orOff(cfg.msgRate),

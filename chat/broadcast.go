@@ -42,6 +42,11 @@ type broadcaster struct {
 	// that receive messages as they commit (the rest are catching up).
 	conns map[*client]struct{}
 	live  map[*client]struct{}
+	// ahead holds connections that resumed from past lastID, each with
+	// its ?after=: in a cluster, another node served them that far
+	// before this one has applied it. Each joins the live set with the
+	// first event after its own point, so it gets nothing twice.
+	ahead map[*client]int64
 	// inRoom is, for each room, the connections that see it: a message
 	// goes to its room's connections, not to every connection.
 	inRoom map[int64]map[*client]struct{}
@@ -65,6 +70,7 @@ func (b *broadcaster) init(h *Hub, latestID int64) {
 	b.lastID = latestID
 	b.conns = make(map[*client]struct{})
 	b.live = make(map[*client]struct{})
+	b.ahead = make(map[*client]int64)
 	b.inRoom = make(map[int64]map[*client]struct{})
 	b.published.Store(latestID)
 	b.accounts = make(map[int64]*person)
@@ -363,6 +369,12 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 		if f != nil {
 			b.lastID = f.id
 			b.published.Store(f.id)
+			for c, after := range b.ahead {
+				if after < f.id {
+					delete(b.ahead, c)
+					b.live[c] = struct{}{}
+				}
+			}
 			for cl := range b.recipients(toLive, f.room, nil) {
 				if !cl.stream(f) {
 					// Its buffer is full: take it out of the live set and
@@ -393,6 +405,8 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 func (h *Hub) answer(it db.Item[origin], err error) {
 	o := it.Tag
 	switch {
+	case errors.Is(err, db.ErrUnavailable):
+		err = ErrUnavailable
 	case err != nil:
 		err = ErrStore
 	case it.Reused:
@@ -449,6 +463,8 @@ func (b *broadcaster) join(c *client) {
 	}
 	after := c.after
 	switch {
+	case after > b.lastID && h.opts.Stream != nil:
+		b.ahead[c] = after
 	case after < 0 || after >= b.lastID:
 		b.live[c] = struct{}{}
 	case b.lastID-after > int64(h.opts.ReplayLimit):
@@ -489,6 +505,7 @@ func (b *broadcaster) leave(c *client) {
 	b.setRooms(c, nil)
 	delete(b.conns, c)
 	delete(b.live, c)
+	delete(b.ahead, c)
 	b.counted()
 	b.presenceChanged()
 }

@@ -147,7 +147,7 @@ func (h *Hub) refuse(c *client, err error, cid string) {
 		r = &Refusal{"internal", "internal error"}
 	}
 	switch r {
-	case ErrStore, ErrShutdown:
+	case ErrStore, ErrShutdown, ErrUnavailable:
 		// Logged once per failed commit, not once per sender.
 	default:
 		kind, ok := refusalKinds[r.Code]
@@ -170,6 +170,8 @@ func (h *Hub) refuse(c *client, err error, cid string) {
 		code = websocket.CloseInternalServerErr
 	case r == ErrShutdown:
 		code = websocket.CloseGoingAway
+	case r == ErrUnavailable:
+		code = websocket.CloseTryAgainLater
 	case r.Code == "too_long": // errTooLong's, made per limit
 		code = websocket.CloseMessageTooBig
 	}

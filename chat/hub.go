@@ -19,16 +19,21 @@ import (
 
 // Options configure a Hub. Zero fields take the defaults below.
 type Options struct {
-	Log            *slog.Logger
-	MaxMessageLen  int           // characters in a message (2,000)
-	MaxNameLen     int           // characters in a user name (32)
-	MaxFrameBytes  int64         // bytes in one incoming frame (16 KiB)
-	SessionBuffer  int           // frames queued per session (64), the message stream 3/4 of them
-	ReplayLimit    int           // messages replayed on resume before asking for a resync (1,000)
-	SlowTimeout    time.Duration // how long a client may make no progress reading (30 s)
-	PingPeriod     time.Duration // keepalive ping interval (25 s)
-	PongWait       time.Duration // a peer silent this long is dropped (60 s)
-	MaxBatch       int           // messages per transaction (256)
+	Log           *slog.Logger
+	MaxMessageLen int           // characters in a message (2,000)
+	MaxNameLen    int           // characters in a user name (32)
+	MaxFrameBytes int64         // bytes in one incoming frame (16 KiB)
+	SessionBuffer int           // frames queued per session (64), the message stream 3/4 of them
+	ReplayLimit   int           // messages replayed on resume before asking for a resync (1,000)
+	SlowTimeout   time.Duration // how long a client may make no progress reading (30 s)
+	PingPeriod    time.Duration // keepalive ping interval (25 s)
+	PongWait      time.Duration // a peer silent this long is dropped (60 s)
+	MaxBatch      int           // messages per transaction (256)
+	// Stream, when set, is a replicated log this node shares with the
+	// other nodes of a cluster (package cluster): messages are published
+	// to it and applied from it (db.ReplicatedWriter). Nil: this node's
+	// own SQLite writer, a single node.
+	Stream         db.Stream
 	TypingInterval time.Duration // at most one typing frame per client per interval (2 s)
 	EditWindow     time.Duration // how long after sending a person may edit a message (15 min)
 
@@ -238,11 +243,17 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 	m.HandleError(h.onError)
 	h.m = m
 
-	h.writer = db.NewWriter(store, opts.MaxBatch, func(c db.Commit[origin]) {
+	onCommit := func(c db.Commit[origin]) {
 		// Hand the batch to the broadcaster and return to writing. Waiting
 		// here when the broadcaster is busy is the back-pressure we want.
 		h.b.send(opCommit{c})
-	})
+	}
+	if opts.Stream == nil {
+		h.writer = db.NewWriter(store, opts.MaxBatch, onCommit)
+	} else if h.writer, err = db.NewReplicatedWriter(store, opts.Stream, opts.MaxBatch, onCommit); err != nil {
+		cancel()
+		return nil, fmt.Errorf("start chat: %w", err)
+	}
 	go h.b.run()
 	go h.flushErrors()
 	go h.notifyLoop()

@@ -25,6 +25,9 @@ var (
 	ErrBinary      = &Refusal{"binary_unsupported", "binary frames are not supported: send text"}
 	ErrStore       = &Refusal{"store_failed", "the message could not be stored; try again"}
 	ErrShutdown    = &Refusal{"unavailable", "the server is shutting down; reconnect shortly"}
+	// ErrUnavailable: a cluster node cut off from most of the others
+	// cannot have a message confirmed, so it refuses rather than accept it.
+	ErrUnavailable = &Refusal{"unavailable", "too few of the chat's servers are reachable to store messages; try again shortly"}
 	ErrRateLimited = &Refusal{"rate_limited", "you are sending too fast; wait a moment"}
 	ErrCIDReused   = &Refusal{"cid_reused", "this cid was used for another message: give each new message a new cid"}
 	// ErrUnconfirmed is a REST send whose sender stopped waiting after it

@@ -178,7 +178,7 @@ func (s *Store) applyChange(ctx context.Context, tx *sql.Tx, d Draft, now int64,
 			}
 			// created is the reaction's id in the log: the order people
 			// reacted, also within one millisecond.
-			if ch.ID, err = nextID(ctx, tx); err != nil {
+			if ch.ID, err = nextID(ctx, tx, d.ID); err != nil {
 				return 0, err
 			}
 			_, err = tx.ExecContext(ctx, "INSERT INTO reactions (message_id, emoji, user_id, created) VALUES (?, ?, ?, ?)", m.ID, d.Message, d.UserID, ch.ID)
@@ -197,7 +197,7 @@ func (s *Store) applyChange(ctx context.Context, tx *sql.Tx, d Draft, now int64,
 		return 0, fmt.Errorf("unknown change %q", d.Change)
 	}
 	if ch.ID == 0 {
-		if ch.ID, err = nextID(ctx, tx); err != nil {
+		if ch.ID, err = nextID(ctx, tx, d.ID); err != nil {
 			return 0, err
 		}
 	}
@@ -211,10 +211,15 @@ func (s *Store) applyChange(ctx context.Context, tx *sql.Tx, d Draft, now int64,
 
 // nextID takes the next id of the one sequence: AUTOINCREMENT gives the
 // next message one more than the largest it has handed out, which this is
-// then.
-func nextID(ctx context.Context, tx *sql.Tx) (int64, error) {
+// then. A replicated log names the id itself (given, not 0): the sequence
+// then moves up to it, so that ids stay the log's.
+func nextID(ctx context.Context, tx *sql.Tx, given int64) (int64, error) {
 	var id int64
-	if err := tx.QueryRowContext(ctx, "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'messages' RETURNING seq").Scan(&id); err != nil {
+	q, args := "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'messages' RETURNING seq", []any(nil)
+	if given != 0 {
+		q, args = "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'messages' RETURNING ?", []any{given, given}
+	}
+	if err := tx.QueryRowContext(ctx, q, args...).Scan(&id); err != nil {
 		return 0, fmt.Errorf("next id: %w", err)
 	}
 	return id, nil

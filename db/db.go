@@ -91,6 +91,8 @@ type Store struct {
 	// Prepared on the write connection, used in every Insert: stmts[k]
 	// inserts, and looks up the cids of, 1<<k messages (see chunkStmts).
 	stmts [chunkSizes]chunkStmts
+	// insertAtStmt inserts one message under an id a replicated log gave.
+	insertAtStmt *sql.Stmt
 
 	ckpt *checkpointer // WAL checkpoints, off the writer's commit
 

@@ -99,6 +99,7 @@ var notExported = map[string]string{
 	"acme_cache":         "ACME account key and certificates are this server's; the new one obtains its own",
 	"messages_fts":       "the search index is rebuilt from the messages on import",
 	"sqlite_sequence":    "carried as the \"sequence\" lines",
+	"log_position":       "a place in this cluster's log; an import is a new chat's start",
 	"bot_tokens_version": "a counter the server watches for token changes; it starts afresh",
 	"push_subscriptions": "they belong to sessions, which are not exported; browsers subscribe again",
 	"webhooks":           "an incoming webhook's URL holds a secret of the old server; its bot account is exported, make a new webhook",

@@ -107,6 +107,13 @@ type Draft struct {
 	// File is the file a new message comes with (nil: none), stored in
 	// the same transaction; UserID must be an account's.
 	File *Upload
+
+	// ID and At, when set, are the draft's id in the log and its time
+	// (Unix milliseconds), named by a replicated log (ReplicatedWriter),
+	// so that every node's projection stores it alike. Unset, the store
+	// takes the next id and its own clock.
+	ID int64 `json:",omitempty"`
+	At int64 `json:",omitempty"`
 }
 
 // roomOr is the draft's room, DefaultRoom for none.
@@ -246,14 +253,16 @@ func queryOn(ctx context.Context, q queryer, query string, args ...any) ([]Messa
 // per-statement work of database/sql and SQLite, not the fsync, was what
 // bounded the Writer.
 func (s *Store) Insert(ctx context.Context, drafts []Draft) ([]Stored, error) {
-	out, _, err := s.insert(ctx, drafts)
+	out, _, err := s.insert(ctx, drafts, 0)
 	return out, err
 }
 
 // insert is Insert, also returning the time spent in COMMIT (writing and
 // fsyncing the WAL), which the Writer reports apart from the rest of the
-// transaction.
-func (s *Store) insert(ctx context.Context, drafts []Draft) (_ []Stored, inCommit time.Duration, _ error) {
+// transaction. A replicated log's drafts carry their ids and times, and
+// upTo, the position in that log of the last of them, is stored in the
+// same transaction (LogPosition); 0 for the local Writer.
+func (s *Store) insert(ctx context.Context, drafts []Draft, upTo int64) (_ []Stored, inCommit time.Duration, _ error) {
 	out := make([]Stored, len(drafts))
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
@@ -261,13 +270,18 @@ func (s *Store) insert(ctx context.Context, drafts []Draft) (_ []Stored, inCommi
 	}
 	defer tx.Rollback()
 
+	if upTo != 0 {
+		if _, err := tx.ExecContext(ctx, "UPDATE log_position SET seq = ?", upTo); err != nil {
+			return nil, 0, fmt.Errorf("insert messages: log position: %w", err)
+		}
+	}
 	now := s.now().UnixMilli()
 	var added int64 // messages stored, less those deleted
 	// In submission order: runs of new messages a few statements a run,
 	// each change on its own.
 	for i := 0; i < len(drafts); {
 		if drafts[i].Change != "" {
-			removed, err := s.applyChange(ctx, tx, drafts[i], now, &out[i])
+			removed, err := s.applyChange(ctx, tx, drafts[i], cmp.Or(drafts[i].At, now), &out[i])
 			if err != nil {
 				return nil, 0, fmt.Errorf("insert messages: %s %d: %w", drafts[i].Change, drafts[i].Target, err)
 			}
@@ -279,7 +293,7 @@ func (s *Store) insert(ctx context.Context, drafts []Draft) (_ []Stored, inCommi
 		for j < len(drafts) && drafts[j].Change == "" {
 			j++
 		}
-		n, err := s.insertMessages(ctx, tx, drafts[i:j], now, out[i:j])
+		n, err := s.insertMessages(ctx, tx, drafts[i:j], cmp.Or(drafts[i].At, now), out[i:j])
 		if err != nil {
 			return nil, 0, fmt.Errorf("insert messages: %w", err)
 		}
@@ -426,7 +440,10 @@ func (s *Store) insertChunk(ctx context.Context, tx *sql.Tx, k int, drafts []Dra
 		if d := drafts[i]; d.CID != "" {
 			cid = d.CID
 		}
-		args = append(args, drafts[i].User, drafts[i].Message, now, cid, nullID(drafts[i].UserID), cmp.Or(drafts[i].Room, DefaultRoom), nullID(drafts[i].ReplyTo))
+		args = append(args, drafts[i].User, drafts[i].Message, cmp.Or(drafts[i].At, now), cid, nullID(drafts[i].UserID), cmp.Or(drafts[i].Room, DefaultRoom), nullID(drafts[i].ReplyTo))
+	}
+	if drafts[idx[0]].ID != 0 {
+		return s.insertAt(ctx, tx, drafts, idx, now, args, out)
 	}
 	res, err := tx.StmtContext(ctx, s.stmts[k].insert).ExecContext(ctx, args...)
 	if err != nil {
@@ -453,22 +470,47 @@ func (s *Store) insertChunk(ctx context.Context, tx *sql.Tx, k int, drafts []Dra
 		return err
 	}
 	for j, i := range idx {
-		d := drafts[i]
-		m := Message{ID: last - n + 1 + int64(j), User: d.User, Message: d.Message, Timestamp: now, UserID: userID(d.UserID), Guest: d.UserID == 0, Bot: d.Bot, Avatar: d.Avatar, Room: cmp.Or(d.Room, DefaultRoom), Mentions: d.Mentions}
-		if d.ReplyTo != 0 {
-			m.ReplyTo = &Quote{ID: d.ReplyTo}
-		}
-		if err := insertMentions(ctx, tx, m.ID, d.Mentions); err != nil {
+		if err := stored(ctx, tx, drafts[i], last-n+1+int64(j), now, &out[i]); err != nil {
 			return err
 		}
-		if d.File != nil {
-			if err := insertFile(ctx, tx, m, d); err != nil {
-				return err
-			}
-			m.File = d.File.file(m.ID)
-		}
-		out[i] = Stored{Message: m}
 	}
+	return nil
+}
+
+// insertAt stores the drafts at idx under the ids they carry, one row a
+// statement: a replicated log's, whose ids are its own. args holds their
+// rows' parameters as insertChunk lays them out.
+func (s *Store) insertAt(ctx context.Context, tx *sql.Tx, drafts []Draft, idx []int, now int64, args []any, out []Stored) error {
+	const cols = 7
+	for j, i := range idx {
+		row := append([]any{drafts[i].ID}, args[j*cols:(j+1)*cols]...)
+		if _, err := tx.StmtContext(ctx, s.insertAtStmt).ExecContext(ctx, row...); err != nil {
+			return err
+		}
+		if err := stored(ctx, tx, drafts[i], drafts[i].ID, now, &out[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stored writes what goes with the new message d stored as id (its
+// mentions, its file) and fills in its outcome.
+func stored(ctx context.Context, tx *sql.Tx, d Draft, id, now int64, out *Stored) error {
+	m := Message{ID: id, User: d.User, Message: d.Message, Timestamp: cmp.Or(d.At, now), UserID: userID(d.UserID), Guest: d.UserID == 0, Bot: d.Bot, Avatar: d.Avatar, Room: cmp.Or(d.Room, DefaultRoom), Mentions: d.Mentions}
+	if d.ReplyTo != 0 {
+		m.ReplyTo = &Quote{ID: d.ReplyTo}
+	}
+	if err := insertMentions(ctx, tx, m.ID, d.Mentions); err != nil {
+		return err
+	}
+	if d.File != nil {
+		if err := insertFile(ctx, tx, m, d); err != nil {
+			return err
+		}
+		m.File = d.File.file(m.ID)
+	}
+	*out = Stored{Message: m}
 	return nil
 }
 
@@ -502,7 +544,9 @@ func (s *Store) prepare(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	var err error
+	s.insertAtStmt, err = s.write.PrepareContext(ctx, "INSERT INTO messages (id, user, message, timestamp, cid, user_id, room_id, reply_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+	return err
 }
 
 // findSQL returns the messages of n (cid, sender) pairs stored at or after a

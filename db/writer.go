@@ -132,12 +132,34 @@ func (w *Writer[T]) Close() {
 // insert stores one batch. A panic becomes an error every sender is told of:
 // unrecovered, it would end the process on this goroutine.
 func (w *Writer[T]) insert(drafts []Draft) (stored []Stored, inCommit time.Duration, err error) {
+	return safeInsert(w.store, drafts, 0)
+}
+
+// safeInsert is Store.insert with a panic turned into ErrPanic.
+func safeInsert(s *Store, drafts []Draft, upTo int64) (stored []Stored, inCommit time.Duration, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			stored, err = nil, fmt.Errorf("%w: %v", ErrPanic, v)
 		}
 	}()
-	return w.store.insert(context.Background(), drafts)
+	return s.insert(context.Background(), drafts, upTo)
+}
+
+// fill adds to batch what is waiting in in, up to max in all, without
+// waiting for more.
+func fill[E any](batch []E, in <-chan E, max int) []E {
+	for len(batch) < max {
+		select {
+		case e, ok := <-in:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, e)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 func (w *Writer[T]) loop() {
@@ -145,20 +167,7 @@ func (w *Writer[T]) loop() {
 	batch := make([]request[T], 0, w.maxBatch)
 	drafts := make([]Draft, 0, w.maxBatch)
 	for first := range w.in {
-		batch = append(batch[:0], first)
-	fill:
-		for len(batch) < w.maxBatch {
-			select {
-			case r, ok := <-w.in:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-
+		batch = fill(append(batch[:0], first), w.in, w.maxBatch)
 		drafts = drafts[:0]
 		for _, r := range batch {
 			drafts = append(drafts, r.draft)
@@ -174,7 +183,7 @@ func (w *Writer[T]) loop() {
 			if err == nil {
 				c.Items[i].Stored = stored[i]
 			} else {
-				c.Items[i].Message = Message{User: r.draft.User, UserID: userID(r.draft.UserID), Message: r.draft.Message}
+				c.Items[i].Message = r.draft.unstored()
 			}
 		}
 		w.onCommit(c)
@@ -193,4 +202,9 @@ func (w *Writer[T]) loop() {
 			runtime.Gosched()
 		}
 	}
+}
+
+// unstored is d as a Commit that failed carries it: its text, no id.
+func (d Draft) unstored() Message {
+	return Message{User: d.User, UserID: userID(d.UserID), Message: d.Message}
 }

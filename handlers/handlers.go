@@ -245,7 +245,7 @@ type sender interface {
 func sendStatus(err error) int {
 	var refusal *chat.Refusal
 	switch {
-	case errors.Is(err, chat.ErrShutdown):
+	case errors.Is(err, chat.ErrShutdown), errors.Is(err, chat.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, chat.ErrStore), errors.Is(err, chat.ErrRoomStore):
 		return http.StatusServiceUnavailable // the disk is full or failing: try again later

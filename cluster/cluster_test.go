@@ -1,0 +1,265 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"nochat/db"
+)
+
+// Three nodes on loopback, each an embedded NATS server with its own
+// JetStream directory and its own SQLite file, as three Pis would be.
+
+const testSecret = "a-secret-of-the-test-cluster"
+
+// freePorts returns n loopback ports free at the time of asking.
+func freePorts(t *testing.T, n int) []string {
+	t.Helper()
+	var addrs []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, l.Addr().String())
+		l.Close()
+	}
+	return addrs
+}
+
+// node is one member of a test cluster: its NATS node, its projection and
+// the writer between them.
+type node struct {
+	cfg     Config
+	n       *Node
+	store   *db.Store
+	w       *db.ReplicatedWriter[string]
+	commits chan db.Commit[string]
+}
+
+func configs(t *testing.T, routes []string) []Config {
+	var cfgs []Config
+	for i, addr := range routes {
+		peers := slices.Delete(slices.Clone(routes), i, i+1)
+		cfgs = append(cfgs, Config{
+			Listen: addr, Peers: peers, Node: fmt.Sprintf("n%d", i+1), Secret: testSecret,
+			Dir: filepath.Join(t.TempDir(), "jetstream"), Replicas: 3, MaxEntry: 1 << 20,
+		})
+	}
+	return cfgs
+}
+
+// startAll starts the nodes together, as a cluster's first start does:
+// each waits for a quorum.
+func startAll(t *testing.T, cfgs []Config) []*node {
+	t.Helper()
+	nodes := make([]*node, len(cfgs))
+	var wg sync.WaitGroup
+	errs := make([]error, len(cfgs))
+	for i, c := range cfgs {
+		wg.Go(func() {
+			nodes[i], errs[i] = startNode(t, c, filepath.Join(t.TempDir(), "nochat.db"))
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return nodes
+}
+
+func startNode(t *testing.T, c Config, dbPath string) (*node, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n, err := Start(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	store, err := db.Open(context.Background(), dbPath, db.Options{})
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	nd := &node{cfg: c, n: n, store: store, commits: make(chan db.Commit[string], 1024)}
+	nd.w, err = db.NewReplicatedWriter(store, n, 0, func(cm db.Commit[string]) { nd.commits <- cm })
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(nd.stop)
+	return nd, nil
+}
+
+func (nd *node) stop() {
+	if nd.w != nil {
+		nd.w.Close()
+		nd.w = nil
+	}
+	if nd.n != nil {
+		nd.n.Close()
+		nd.n = nil
+	}
+	if nd.store != nil {
+		nd.store.Close()
+		nd.store = nil
+	}
+}
+
+// send appends d tagged tag and waits for the commit that answers it.
+func (nd *node) send(t *testing.T, d db.Draft, tag string) db.Item[string] {
+	t.Helper()
+	if err := nd.w.Append(context.Background(), d, tag); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case c := <-nd.commits:
+			for _, it := range c.Items {
+				if it.Tag == tag {
+					if c.Err != nil {
+						return db.Item[string]{Stored: db.Stored{Refused: c.Err}, Tag: tag}
+					}
+					return it
+				}
+			}
+		case <-deadline:
+			t.Fatalf("%s: no commit for %q", nd.cfg.Node, tag)
+		}
+	}
+}
+
+// caughtUp waits until every node has applied the stream up to seq.
+func caughtUp(t *testing.T, nodes []*node, seq int64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, nd := range nodes {
+		for nd.w.Applied() < seq {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s applied up to %d, not %d", nd.cfg.Node, nd.w.Applied(), seq)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// history is a node's whole log as a user would read it, one line each.
+func history(t *testing.T, nd *node) []string {
+	t.Helper()
+	entries, err := nd.store.LogAfter(context.Background(), 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, e := range entries {
+		if e.Change != nil {
+			lines = append(lines, fmt.Sprintf("%d %s on %d %q at %d", e.Change.ID, e.Change.Kind, e.Change.Message, e.Change.Text+e.Change.Emoji, e.Change.Timestamp))
+			continue
+		}
+		m := e.Message
+		lines = append(lines, fmt.Sprintf("%d %s: %q at %d edited %v", m.ID, m.User, m.Message, m.Timestamp, m.EditedAt != nil))
+	}
+	return lines
+}
+
+func TestThreeNodesKeepOneHistory(t *testing.T) {
+	nodes := startAll(t, configs(t, freePorts(t, 3)))
+	a, b, c := nodes[0], nodes[1], nodes[2]
+
+	first := a.send(t, db.Draft{User: "ann", Message: "hello from one", CID: "c1"}, "a1")
+	if first.Message.ID == 0 || first.Refused != nil || first.Duplicate {
+		t.Fatalf("first send: %+v", first.Stored)
+	}
+	second := b.send(t, db.Draft{User: "bob", Message: "hello from two", CID: "c1"}, "b1")
+	if second.Message.ID <= first.Message.ID {
+		t.Fatalf("a later send took id %d, after %d", second.Message.ID, first.Message.ID)
+	}
+	// The same sender and cid again, through another node: the same
+	// message, not a second one.
+	again := c.send(t, db.Draft{User: "ann", Message: "hello from one", CID: "c1"}, "c1")
+	if !again.Duplicate || again.Message.ID != first.Message.ID {
+		t.Fatalf("a re-send through another node: %+v, want a duplicate of %d", again.Stored, first.Message.ID)
+	}
+	del := c.send(t, db.Draft{User: "cy", Change: db.Delete, Target: second.Message.ID, Moderator: true}, "c2")
+	if del.Change == nil {
+		t.Fatalf("a moderator's deletion through the third node: %+v", del.Stored)
+	}
+	last := a.send(t, db.Draft{User: "ann", Message: "still here"}, "a2")
+	caughtUp(t, nodes, last.Message.ID)
+
+	want := history(t, a)
+	if len(want) != 3 {
+		t.Fatalf("history: %q, want the first message, the deletion of the second, the last", want)
+	}
+	for _, nd := range nodes[1:] {
+		if got := history(t, nd); !slices.Equal(got, want) {
+			t.Errorf("%s's history:\n%q\nwant %s's:\n%q", nd.cfg.Node, got, a.cfg.Node, want)
+		}
+	}
+}
+
+func TestANodeRestartsAndCatchesUp(t *testing.T) {
+	cfgs := configs(t, freePorts(t, 3))
+	nodes := startAll(t, cfgs)
+	a, c := nodes[0], nodes[2]
+	path := filepath.Join(t.TempDir(), "c.db")
+	c.stop()
+	var last db.Item[string]
+	for i := range 20 {
+		last = a.send(t, db.Draft{User: "ann", Message: fmt.Sprintf("while three was down %d", i)}, fmt.Sprint("a", i))
+	}
+	// Back, with an empty database: it builds its projection from the
+	// stream.
+	c, err := startNode(t, cfgs[2], path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caughtUp(t, []*node{a, c}, last.Message.ID)
+	if got, want := history(t, c), history(t, a); !slices.Equal(got, want) {
+		t.Errorf("the restarted node's history:\n%q\nwant:\n%q", got, want)
+	}
+}
+
+func TestANodeAloneRefusesToConfirm(t *testing.T) {
+	nodes := startAll(t, configs(t, freePorts(t, 3)))
+	a := nodes[0]
+	a.send(t, db.Draft{User: "ann", Message: "before"}, "a0")
+	nodes[1].stop()
+	nodes[2].stop()
+	got := a.send(t, db.Draft{User: "ann", Message: "alone"}, "a1")
+	if !errors.Is(got.Refused, db.ErrUnavailable) {
+		t.Fatalf("a send with two of three nodes down: %+v, want ErrUnavailable", got.Stored)
+	}
+}
+
+func TestConfigRefusals(t *testing.T) {
+	ok := Config{Listen: "127.0.0.1:6222", Peers: []string{"10.0.0.2:6222", "10.0.0.3:6222"}, Secret: testSecret, Replicas: 3}
+	if err := ok.Check(); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]Config{
+		"one replica":     {Listen: ok.Listen, Peers: ok.Peers, Secret: testSecret, Replicas: 1},
+		"two replicas":    {Listen: ok.Listen, Peers: ok.Peers, Secret: testSecret, Replicas: 2},
+		"too few nodes":   {Listen: ok.Listen, Peers: ok.Peers[:1], Secret: testSecret, Replicas: 3},
+		"no secret":       {Listen: ok.Listen, Peers: ok.Peers, Replicas: 3},
+		"short secret":    {Listen: ok.Listen, Peers: ok.Peers, Secret: "short", Replicas: 3},
+		"no peers":        {Listen: ok.Listen, Secret: testSecret, Replicas: 3},
+		"bad listen":      {Listen: "6222", Peers: ok.Peers, Secret: testSecret, Replicas: 3},
+		"bad peer":        {Listen: ok.Listen, Peers: []string{"nohost"}, Secret: testSecret, Replicas: 3},
+		"external, R1":    {URL: "nats://127.0.0.1:4222", Replicas: 1},
+		"nothing at all":  {},
+		"peers no listen": {Peers: ok.Peers, Secret: testSecret, Replicas: 3},
+	} {
+		if err := c.Check(); err == nil {
+			t.Errorf("%s: taken", name)
+		}
+	}
+}

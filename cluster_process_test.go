@@ -1,0 +1,739 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Several Pis, one chat: three processes of the real binary on loopback,
+// each with its own SQLite file and JetStream directory, clients on all of
+// them, and a checker that records every ack. What is asserted is what a
+// person would see: every acknowledged message in every node's history,
+// once, in one order, and a client whose node died goes on elsewhere with
+// no gap and no duplicate.
+
+const clusterSecret = "the-test-cluster-shared-secret"
+
+// clusterNode is one node of a test cluster: its flags, and its process
+// while it runs.
+type clusterNode struct {
+	name   string
+	route  string   // its route listener
+	peers  []string // where it reaches the others' routes
+	extra  []string // more flags
+	dbPath string
+	p      *process
+}
+
+type testCluster struct {
+	t     *testing.T
+	bin   string
+	nodes []*clusterNode
+}
+
+// newTestCluster lays out n nodes; nothing runs yet.
+func newTestCluster(t *testing.T, n int) *testCluster {
+	c := &testCluster{t: t, bin: buildBinary(t)}
+	routes := loopbackPorts(t, n)
+	for i := range n {
+		c.nodes = append(c.nodes, &clusterNode{
+			name:   fmt.Sprintf("n%d", i+1),
+			route:  routes[i],
+			peers:  slices.Delete(slices.Clone(routes), i, i+1),
+			dbPath: filepath.Join(t.TempDir(), "nochat.db"),
+		})
+	}
+	return c
+}
+
+// loopbackPorts returns n loopback addresses free when asked.
+func loopbackPorts(t *testing.T, n int) []string {
+	t.Helper()
+	var addrs []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, l.Addr().String())
+		l.Close()
+	}
+	return addrs
+}
+
+func (c *testCluster) launch(nd *clusterNode) {
+	args := append([]string{"-addr", "127.0.0.1:0", "-db", nd.dbPath,
+		"-cluster-listen", nd.route, "-cluster-peers", strings.Join(nd.peers, ","), "-node-name", nd.name,
+		// A client moving nodes is replayed what it missed however much
+		// it is, so that the test sees every message arrive.
+		"-replay-limit", "1000000"}, nd.extra...)
+	cmd := exec.Command(c.bin, args...)
+	cmd.Env = append(cmd.Environ(), "NOCHAT_MSG_RATE=0", "NOCHAT_CLUSTER_SECRET="+clusterSecret, "NOCHAT_LOG_LEVEL=debug")
+	nd.p = launch(c.t, cmd)
+}
+
+// startAll starts the nodes together, as a cluster's first start (or a
+// restart of all of them) does: each waits for a quorum of the others.
+func (c *testCluster) startAll() {
+	c.t.Helper()
+	for _, nd := range c.nodes {
+		c.launch(nd)
+	}
+	for _, nd := range c.nodes {
+		nd.p.await(c.t, 90*time.Second)
+	}
+}
+
+// start starts one node (again).
+func (c *testCluster) start(nd *clusterNode) {
+	c.t.Helper()
+	c.launch(nd)
+	nd.p.await(c.t, 90*time.Second)
+}
+
+func (c *testCluster) up() []*clusterNode {
+	var up []*clusterNode
+	for _, nd := range c.nodes {
+		if nd.p != nil {
+			select {
+			case <-nd.p.done:
+			default:
+				up = append(up, nd)
+			}
+		}
+	}
+	return up
+}
+
+// row is one message of a node's projection.
+type row struct {
+	id   int64
+	user string
+	text string
+}
+
+// projection reads a node's SQLite file as it is on disk.
+func projection(t *testing.T, dbPath string) []row {
+	t.Helper()
+	d, err := sql.Open("sqlite", "file:"+dbPath+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	rows, err := d.Query("SELECT id, user, message FROM messages ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.user, &r.text); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// converged waits until every running node's projection is the same, and
+// returns it.
+func (c *testCluster) converged() []row {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		up := c.up()
+		if !c.sameEnds(up) && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		first := projection(c.t, up[0].dbPath)
+		same := true
+		for _, nd := range up[1:] {
+			if !slices.Equal(projection(c.t, nd.dbPath), first) {
+				same = false
+				break
+			}
+		}
+		if same {
+			return first
+		}
+		if time.Now().After(deadline) {
+			for _, nd := range up {
+				p := projection(c.t, nd.dbPath)
+				c.t.Logf("%s: %d messages, last %v", nd.name, len(p), p[max(0, len(p)-1):])
+			}
+			c.t.Fatal("the nodes' histories did not converge in 60 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// sameEnds reports whether the nodes have the same count and last id:
+// cheap to ask, before comparing every row.
+func (c *testCluster) sameEnds(up []*clusterNode) bool {
+	var first [2]int64
+	for i, nd := range up {
+		d, err := sql.Open("sqlite", "file:"+nd.dbPath+"?mode=ro&_pragma=busy_timeout(5000)")
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		var ends [2]int64
+		err = d.QueryRow("SELECT count(*), ifnull(max(id), 0) FROM messages").Scan(&ends[0], &ends[1])
+		d.Close()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if i == 0 {
+			first = ends
+		} else if ends != first {
+			return false
+		}
+	}
+	return true
+}
+
+// ackLog records every ack any client got: cid -> id and text.
+type ackLog struct {
+	mu   sync.Mutex
+	id   map[string]int64
+	text map[string]string
+	// refused counts sends answered with unavailable (not acknowledged).
+	refused int
+}
+
+func newAckLog() *ackLog { return &ackLog{id: map[string]int64{}, text: map[string]string{}} }
+
+// check asserts every acknowledged message is in rows exactly once, under
+// the id its ack named.
+func (a *ackLog) check(t *testing.T, who string, rows []row) {
+	t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	byText := map[string][]int64{}
+	for _, r := range rows {
+		byText[r.text] = append(byText[r.text], r.id)
+	}
+	missing := 0
+	for cid, id := range a.id {
+		ids := byText[a.text[cid]]
+		if len(ids) != 1 || ids[0] != id {
+			if missing++; missing <= 5 {
+				t.Errorf("%s: acknowledged %s (id %d) is in history as %v", who, cid, id, ids)
+			}
+		}
+	}
+	if missing > 5 {
+		t.Errorf("%s: %d acknowledged messages wrong in all", who, missing)
+	}
+}
+
+// clusterSender sends from one guest over nochat.v1, at most window messages
+// unanswered, until stop closes or its connection dies; it records acks.
+// It runs on its own goroutine: it reports with t.Errorf only.
+func clusterSender(t *testing.T, base, name string, a *ackLog, stop <-chan struct{}) (sent int) {
+	conn, err := dialV1Conn(base, "?user="+name)
+	if err != nil {
+		t.Errorf("%s: dial: %v", name, err)
+		return 0
+	}
+	defer conn.Close()
+	// A few sends in flight and a short pause between them: a steady
+	// load of a few hundred messages a second per node, enough to be in
+	// the middle of many commits when a node is killed.
+	const window = 4
+	answered := make(chan struct{}, 1024)
+	texts := sync.Map{}
+	go func() {
+		for {
+			var f v1Frame
+			if err := conn.ReadJSON(&f); err != nil {
+				close(answered)
+				return
+			}
+			switch f.Type {
+			case "ack":
+				text, _ := texts.Load(f.Data.CID)
+				a.mu.Lock()
+				a.id[f.Data.CID], a.text[f.Data.CID] = f.Data.ID, text.(string)
+				a.mu.Unlock()
+			case "error":
+				if f.Data.Code != "unavailable" {
+					t.Errorf("%s: error frame %+v", name, f.Data)
+				}
+				a.mu.Lock()
+				a.refused++
+				a.mu.Unlock()
+			default:
+				continue
+			}
+			answered <- struct{}{}
+		}
+	}()
+	outstanding := 0
+	for i := 0; ; i++ {
+		for outstanding >= window {
+			if _, ok := <-answered; !ok {
+				return sent
+			}
+			outstanding--
+		}
+		select {
+		case <-stop:
+			// Wait for the last answers, so that what was acked is known.
+			for outstanding > 0 {
+				select {
+				case _, ok := <-answered:
+					if !ok {
+						return sent
+					}
+					outstanding--
+				case <-time.After(20 * time.Second):
+					t.Errorf("%s: %d sends unanswered 20 s after the last", name, outstanding)
+					return sent
+				}
+			}
+			return sent
+		default:
+		}
+		cid := fmt.Sprintf("%s-%d", name, i)
+		text := fmt.Sprintf("%s says %d", name, i)
+		texts.Store(cid, text)
+		conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := conn.WriteJSON(map[string]any{"type": "send", "data": map[string]string{"message": text, "cid": cid}}); err != nil {
+			return sent // its node died
+		}
+		sent++
+		outstanding++
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// follower is a client that only reads, on one node and then, when that
+// node dies, on the next one up, resuming with ?after= from the last id it
+// saw. It keeps every message id it was handed, in order.
+type follower struct {
+	stop    func() // ends follow
+	mu      sync.Mutex
+	ids     []int64
+	start   int64 // the latest id when it first joined
+	hello   bool  // it has joined
+	resumed int   // how many times it moved to another node
+}
+
+func (f *follower) started() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.hello
+}
+
+func (f *follower) last() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.ids) == 0 {
+		return f.start
+	}
+	return f.ids[len(f.ids)-1]
+}
+
+// follow reads until stop closes; nodes gives the URLs to move to.
+func (f *follower) follow(t *testing.T, first string, nodes func() []string, stop <-chan struct{}) {
+	base, query := first, ""
+	for {
+		conn, err := dialV1Conn(base, query)
+		if err != nil {
+			t.Errorf("follower: dial %s: %v", base, err)
+			return
+		}
+		go func() { <-stop; conn.Close() }()
+		for {
+			var fr v1Frame
+			var raw struct {
+				Type string `json:"type"`
+				Data struct {
+					LatestID int64 `json:"latest_id"`
+				} `json:"data"`
+			}
+			_, b, err := conn.ReadMessage()
+			if err != nil {
+				break
+			}
+			if err := json.Unmarshal(b, &fr); err != nil {
+				continue
+			}
+			switch fr.Type {
+			case "hello":
+				if query == "" {
+					json.Unmarshal(b, &raw)
+					f.mu.Lock()
+					f.start, f.hello = raw.Data.LatestID, true
+					f.mu.Unlock()
+				}
+			case "message":
+				f.mu.Lock()
+				f.ids = append(f.ids, fr.Data.ID)
+				f.mu.Unlock()
+			case "error":
+				t.Errorf("follower: error frame %+v", fr.Data)
+			}
+		}
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		// Its node is gone: on to another, from where it was.
+		gone := base
+		base = ""
+		for deadline := time.Now().Add(10 * time.Second); base == "" && time.Now().Before(deadline); {
+			for _, u := range nodes() {
+				if u != gone {
+					base = u
+					break
+				}
+			}
+			if base == "" {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		if base == "" {
+			t.Errorf("follower: no node left to move to")
+			return
+		}
+		query = fmt.Sprintf("?after=%d", f.last())
+		f.mu.Lock()
+		f.resumed++
+		f.mu.Unlock()
+	}
+}
+
+// checkFollower asserts the follower saw exactly the messages of rows
+// after it joined, in order: no gap, no duplicate; then stops it.
+func checkFollower(t *testing.T, f *follower, rows []row) {
+	t.Helper()
+	defer f.stop()
+	var want []int64
+	for _, r := range rows {
+		if r.id > f.start {
+			want = append(want, r.id)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for f.last() < want[len(want)-1] && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !slices.Equal(f.ids, want) {
+		i := firstDiff(f.ids, want)
+		t.Errorf("a client that moved nodes %d times saw %d messages, want %d; first difference at %d: saw %v, want %v", f.resumed, len(f.ids), len(want), i, f.ids[i:min(i+3, len(f.ids))], want[i:min(i+3, len(want))])
+		for _, r := range rows {
+			if r.id > f.start && !slices.Contains(f.ids, r.id) {
+				t.Logf("not seen: %+v", r)
+			}
+		}
+	}
+}
+
+func firstDiff(a, b []int64) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+func (c *testCluster) urls() []string {
+	var out []string
+	for _, nd := range c.up() {
+		out = append(out, nd.p.url)
+	}
+	return out
+}
+
+// load runs a sender on every node up until stop closes, and a follower
+// on victim's node, which moves to another when it dies, until
+// checkFollower stops it.
+func (c *testCluster) load(round int, a *ackLog, victim *clusterNode, stop chan struct{}) (f *follower, wait func()) {
+	t := c.t
+	var senders sync.WaitGroup
+	for _, nd := range c.up() {
+		senders.Go(func() { clusterSender(t, nd.p.url, fmt.Sprintf("r%d%s", round, nd.name), a, stop) })
+	}
+	done := make(chan struct{})
+	f = &follower{stop: sync.OnceFunc(func() { close(done) })}
+	t.Cleanup(f.stop)
+	base := victim.p.url
+	go f.follow(t, base, c.urls, done)
+	// Before the load starts, so its start is before every message.
+	for deadline := time.Now().Add(10 * time.Second); f.started() == false && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return f, senders.Wait
+}
+
+func TestClusterSurvivesKillingANode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three processes and five kills: not in -short")
+	}
+	if raceEnabled {
+		t.Skip("the processes run a binary built without the race detector: the plain run tests them")
+	}
+	c := newTestCluster(t, 3)
+	c.startAll()
+	a := newAckLog()
+	for round := range 5 {
+		victim := c.nodes[round%3]
+		stop := make(chan struct{})
+		f, wait := c.load(round, a, victim, stop)
+		time.Sleep(1500 * time.Millisecond)
+		victim.p.kill()
+		time.Sleep(1500 * time.Millisecond) // the survivors go on
+		close(stop)
+		wait()
+		rows := c.converged()
+		t.Logf("round %d: %s killed; %d messages, %d acknowledged", round, victim.name, len(rows), len(a.id))
+		for _, nd := range c.up() {
+			a.check(t, fmt.Sprintf("round %d, %s", round, nd.name), projection(t, nd.dbPath))
+		}
+		if f.resumed == 0 {
+			t.Errorf("round %d: the follower on %s never moved", round, victim.name)
+		}
+		checkFollower(t, f, rows)
+		// The killed node comes back and catches up.
+		c.start(victim)
+		if got := c.converged(); len(got) < len(rows) {
+			t.Errorf("round %d: %d messages after %s came back, %d before", round, len(got), victim.name, len(rows))
+		}
+	}
+	a.mu.Lock()
+	t.Logf("%d messages acknowledged, %d refused as unavailable, over five kills", len(a.id), a.refused)
+	a.mu.Unlock()
+	if len(a.id) < 100 {
+		t.Errorf("only %d messages acknowledged: the load was too light to show anything", len(a.id))
+	}
+
+	// All three at once, under load: nothing acknowledged is lost.
+	stop := make(chan struct{})
+	f, wait := c.load(9, a, c.nodes[0], stop)
+	time.Sleep(time.Second)
+	f.stop() // it has nowhere to go
+	for _, nd := range c.nodes {
+		nd.p.kill()
+	}
+	close(stop)
+	wait()
+	c.startAll()
+	rows := c.converged()
+	for _, nd := range c.nodes {
+		a.check(t, "after restarting all, "+nd.name, projection(t, nd.dbPath))
+	}
+
+	// A new, empty node joins and builds the same history from the log.
+	fresh := &clusterNode{name: "n4", route: loopbackPorts(t, 1)[0], dbPath: filepath.Join(t.TempDir(), "nochat.db")}
+	for _, nd := range c.nodes {
+		fresh.peers = append(fresh.peers, nd.route)
+	}
+	c.nodes = append(c.nodes, fresh)
+	c.start(fresh)
+	if got := c.converged(); !slices.Equal(got, rows) {
+		t.Errorf("the new node's history has %d messages, the others' %d", len(got), len(rows))
+	}
+	a.check(t, "the new node", projection(t, fresh.dbPath))
+}
+
+// proxy forwards TCP connections to target until cut, as a network link
+// between two machines would; cut closes what it carries and refuses more.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	cut    bool
+	conns  map[net.Conn]struct{}
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	t.Cleanup(func() { ln.Close(); p.setCut(true) })
+	go p.serve()
+	return p
+}
+
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) serve() {
+	for {
+		in, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.cut {
+			p.mu.Unlock()
+			in.Close()
+			continue
+		}
+		out, err := net.DialTimeout("tcp", p.target, 2*time.Second)
+		if err != nil {
+			p.mu.Unlock()
+			in.Close()
+			continue
+		}
+		p.conns[in], p.conns[out] = struct{}{}, struct{}{}
+		p.mu.Unlock()
+		go pipe(in, out)
+		go pipe(out, in)
+	}
+}
+
+func pipe(dst, src net.Conn) {
+	io.Copy(dst, src)
+	dst.Close()
+	src.Close()
+}
+
+func (p *proxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for c := range p.conns {
+			c.Close()
+		}
+		clear(p.conns)
+	}
+}
+
+func TestClusterNodeCutOffRefusesSendsAndRejoins(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three processes: not in -short")
+	}
+	if raceEnabled {
+		t.Skip("the processes run a binary built without the race detector: the plain run tests them")
+	}
+	c := newTestCluster(t, 3)
+	// Every link between two nodes goes through a proxy of its own, so
+	// that cutting the proxies to and from one node cuts it off for real.
+	// Each node advertises an address where nothing listens, so that
+	// no node finds a way around the proxies.
+	nowhere := loopbackPorts(t, 1)[0]
+	links := map[[2]int]*proxy{}
+	for i, nd := range c.nodes {
+		nd.peers = nil
+		for j, other := range c.nodes {
+			if i != j {
+				links[[2]int{i, j}] = newProxy(t, other.route)
+				nd.peers = append(nd.peers, links[[2]int{i, j}].addr())
+			}
+		}
+		nd.extra = []string{"-cluster-advertise", nowhere}
+	}
+	c.startAll()
+	a := newAckLog()
+	alone := c.nodes[2]
+
+	stop := make(chan struct{})
+	_, wait := c.load(0, a, c.nodes[0], stop)
+	time.Sleep(time.Second)
+	for k, p := range links {
+		if k[0] == 2 || k[1] == 2 {
+			p.setCut(true)
+		}
+	}
+	time.Sleep(time.Second)
+
+	// Cut off, the node serves reads and refuses sends with a clear code.
+	before := projection(t, alone.dbPath)
+	reader := dialV1(t, alone.p.url, "reader")
+	refusedSend := func() bool {
+		reader.conn.WriteJSON(map[string]any{"type": "send", "data": map[string]string{"message": "from the island", "cid": fmt.Sprint("island-", time.Now().UnixNano())}})
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			reader.conn.SetReadDeadline(deadline)
+			var f v1Frame
+			if err := reader.conn.ReadJSON(&f); err != nil {
+				t.Fatalf("the cut-off node's socket: %v", err)
+			}
+			switch f.Type {
+			case "error":
+				if f.Data.Code != "unavailable" {
+					t.Fatalf("a send on the cut-off node: error %+v, want unavailable", f.Data)
+				}
+				return true
+			case "ack":
+				return false
+			}
+		}
+		t.Fatal("a send on the cut-off node got no answer in 15 s")
+		return false
+	}
+	// The cut may take a moment to be noticed: a send acked in it would
+	// still be in the stream, and is checked below like any other.
+	refused := false
+	for range 5 {
+		if refused = refusedSend(); refused {
+			break
+		}
+	}
+	if !refused {
+		t.Fatal("the cut-off node kept acknowledging sends")
+	}
+	resp, err := httpGet(alone.p.url + "/discussion")
+	if err != nil || resp != 200 {
+		t.Errorf("the cut-off node's history: %d, %v; want it served", resp, err)
+	}
+	time.Sleep(time.Second) // the other two go on without it
+	close(stop)
+	wait()
+	if got := projection(t, alone.dbPath); len(got) > len(before)+64 {
+		t.Errorf("the cut-off node applied %d messages while cut off", len(got)-len(before))
+	}
+
+	// Healed: it catches up, with no divergence.
+	for _, p := range links {
+		p.setCut(false)
+	}
+	rows := c.converged()
+	for _, nd := range c.nodes {
+		a.check(t, nd.name+" after the cut healed", projection(t, nd.dbPath))
+	}
+	if len(rows) <= len(before) {
+		t.Errorf("%d messages after the cut, %d before: the other two did not go on", len(rows), len(before))
+	}
+}
+
+// httpGet is the status of a GET of url.
+func httpGet(url string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}

@@ -1,0 +1,294 @@
+package db
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrUnavailable is in a Commit's error when the replicated log could not
+// confirm the batch: too few of its replicas are reachable (this node is
+// cut off, or most nodes are down). The sender may send again with the same
+// cid: if the entry did reach the log after all, the send is a duplicate.
+var ErrUnavailable = errors.New("the cluster cannot confirm writes now")
+
+// Stream is a replicated, ordered log of entries: what a ReplicatedWriter
+// publishes drafts to and applies from. Package cluster implements it over
+// NATS JetStream.
+type Stream interface {
+	// Publish appends the entries, in order, and returns once each is
+	// stored by a quorum of the log's replicas (its Seq then set) or known
+	// not to be: errs[i] is entries[i]'s error, ErrUnavailable when the
+	// quorum could not be reached. An entry whose Key the log saw recently
+	// is not appended again; Seq is then the first one's.
+	Publish(ctx context.Context, entries []StreamEntry) (errs []error)
+	// Entries sends every entry after seq to the channel it returns, in
+	// order, as they are appended, until ctx ends; then it closes it.
+	Entries(ctx context.Context, after int64) (<-chan StreamEntry, error)
+}
+
+// StreamEntry is one entry of a Stream.
+type StreamEntry struct {
+	Seq  int64  // its place in the log, from 1; the log sets it
+	Key  string // names one publication, for the log's de-duplication
+	Data []byte
+}
+
+// publishTimeout bounds one Publish: a quorum that has not answered by then
+// is taken as unreachable, and the senders told so.
+const publishTimeout = 5 * time.Second
+
+// ReplicatedWriter is a Log over a Stream: each node of a cluster runs one
+// over its own Store. Drafts are published to the stream, a group at a time
+// (the Writer's group commit, with a quorum's acknowledgement in place of
+// an fsync); every node applies the stream in order to its Store, many
+// entries a transaction, each draft stored under its stream sequence as id
+// and at the time its publisher gave it, so that every node's projection
+// is the same. A committed batch reaches onCommit once this node has
+// applied it, with the tags of the drafts this writer published (the zero
+// T for the others'): persist, then broadcast, on every node.
+//
+// De-duplication by cid happens in the projection, as on a single node
+// (Store.Insert): it is deterministic, so every node gives a repeated cid
+// the same outcome, over the store's whole DedupWindow rather than the
+// stream's two minutes.
+type ReplicatedWriter[T any] struct {
+	store    *Store
+	stream   Stream
+	onCommit func(Commit[T])
+	maxBatch int
+	prefix   string       // this writer's keys: a random prefix, then a count
+	count    atomic.Int64 // keys issued
+
+	mu     sync.RWMutex // held for reading while submitting, for writing to close
+	closed bool
+	in     chan request[T]
+
+	waiting sync.Mutex
+	pending map[string]request[T] // published, not yet applied here, by key
+	acked   atomic.Int64          // the highest sequence a publish confirmed
+	applied atomic.Int64          // the sequence applied up to
+	caught  chan struct{}         // nudged whenever applied moves
+
+	ctx     context.Context // ends the applier
+	cancel  context.CancelFunc
+	pubDone chan struct{}
+	appDone chan struct{}
+}
+
+var _ Log[struct{}] = (*ReplicatedWriter[struct{}])(nil)
+
+// NewReplicatedWriter starts publishing to and applying from stream, from
+// where s left off (LogPosition). onCommit runs on the applier goroutine,
+// once per applied batch, in stream order, and once per batch the stream
+// refused (Err set, nothing stored), from the publisher's goroutine.
+func NewReplicatedWriter[T any](s *Store, stream Stream, maxBatch int, onCommit func(Commit[T])) (*ReplicatedWriter[T], error) {
+	if maxBatch <= 0 {
+		maxBatch = DefaultMaxBatch
+	}
+	from, err := s.LogPosition(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	var salt [6]byte
+	rand.Read(salt[:])
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &ReplicatedWriter[T]{
+		store:    s,
+		stream:   stream,
+		onCommit: onCommit,
+		maxBatch: maxBatch,
+		prefix:   fmt.Sprintf("%x-", salt),
+		in:       make(chan request[T], 2*maxBatch),
+		pending:  make(map[string]request[T]),
+		caught:   make(chan struct{}, 1),
+		ctx:      ctx,
+		cancel:   cancel,
+		pubDone:  make(chan struct{}),
+		appDone:  make(chan struct{}),
+	}
+	w.applied.Store(from)
+	go w.publish()
+	go w.apply(from)
+	return w, nil
+}
+
+// Append queues a draft for the stream, as Writer.Append does.
+func (w *ReplicatedWriter[T]) Append(ctx context.Context, d Draft, tag T) error {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return ErrClosed
+	}
+	select {
+	case w.in <- request[T]{draft: d, tag: tag}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops taking drafts, publishes those already queued, waits (up to
+// a bound) until this node has applied everything it published, and stops.
+func (w *ReplicatedWriter[T]) Close() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.in)
+	}
+	w.mu.Unlock()
+	<-w.pubDone
+	deadline := time.After(publishTimeout)
+	for w.applied.Load() < w.acked.Load() {
+		select {
+		case <-w.caught:
+		case <-deadline:
+			w.cancel()
+			<-w.appDone
+			return
+		}
+	}
+	w.cancel()
+	<-w.appDone
+}
+
+// Applied is the stream sequence this node has applied up to.
+func (w *ReplicatedWriter[T]) Applied() int64 { return w.applied.Load() }
+
+func (w *ReplicatedWriter[T]) publish() {
+	defer close(w.pubDone)
+	batch := make([]request[T], 0, w.maxBatch)
+	for first := range w.in {
+		batch = fill(append(batch[:0], first), w.in, w.maxBatch)
+		now := w.store.now().UnixMilli()
+		entries := make([]StreamEntry, len(batch))
+		w.waiting.Lock()
+		for i := range batch {
+			batch[i].draft.At = now
+			key := w.prefix + strconv.FormatInt(w.count.Add(1), 36)
+			data, err := json.Marshal(batch[i].draft)
+			if err != nil {
+				data = nil // refused below without publishing
+			}
+			entries[i] = StreamEntry{Key: key, Data: data}
+			w.pending[key] = batch[i]
+		}
+		w.waiting.Unlock()
+
+		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+		errs := w.stream.Publish(ctx, entries)
+		cancel()
+
+		var failed Commit[T]
+		w.waiting.Lock()
+		for i, e := range entries {
+			if errs[i] == nil {
+				if e.Seq > w.acked.Load() {
+					w.acked.Store(e.Seq)
+				}
+				continue
+			}
+			// Applied already (a late answer) or never: who takes the
+			// request out of pending answers its sender, once.
+			r, ok := w.pending[e.Key]
+			if !ok {
+				continue
+			}
+			delete(w.pending, e.Key)
+			failed.Items = append(failed.Items, Item[T]{Stored: Stored{Message: r.draft.unstored()}, Tag: r.tag})
+			failed.Err = errs[i]
+		}
+		w.waiting.Unlock()
+		if failed.Items != nil {
+			w.onCommit(failed)
+		}
+	}
+}
+
+// retryApply is how long the applier waits before trying a batch again
+// that its Store failed to write.
+const retryApply = time.Second
+
+func (w *ReplicatedWriter[T]) apply(from int64) {
+	defer close(w.appDone)
+	var entries <-chan StreamEntry
+	for entries == nil {
+		var err error
+		if entries, err = w.stream.Entries(w.ctx, from); err != nil {
+			w.onCommit(Commit[T]{Err: fmt.Errorf("follow the log: %w", err)})
+			select {
+			case <-time.After(retryApply):
+			case <-w.ctx.Done():
+				return
+			}
+		}
+	}
+	batch := make([]StreamEntry, 0, w.maxBatch)
+	for first := range entries {
+		batch = fill(append(batch[:0], first), entries, w.maxBatch)
+		drafts := make([]Draft, len(batch))
+		for i, e := range batch {
+			// An entry that is not a draft (none this code publishes)
+			// stores nothing, on every node alike; its place still moves
+			// the position on.
+			if err := json.Unmarshal(e.Data, &drafts[i]); err != nil || drafts[i].At == 0 {
+				drafts[i] = Draft{Change: Edit, Target: 0, At: 1}
+			}
+			drafts[i].ID = e.Seq
+		}
+		for {
+			began := time.Now()
+			stored, inCommit, err := safeInsert(w.store, drafts, batch[len(batch)-1].Seq)
+			if err == nil {
+				w.delivered(batch, stored, time.Since(began), inCommit)
+				break
+			}
+			// The entries are committed in the stream: they must be
+			// applied, in order, before anything after them. Report and
+			// try again.
+			w.onCommit(Commit[T]{Err: fmt.Errorf("apply the log at %d: %w", batch[0].Seq, err)})
+			select {
+			case <-time.After(retryApply):
+			case <-w.ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// delivered hands an applied batch on, with the tags of the drafts this
+// writer published.
+func (w *ReplicatedWriter[T]) delivered(batch []StreamEntry, stored []Stored, took, inCommit time.Duration) {
+	c := Commit[T]{Items: make([]Item[T], len(batch)), Took: took, InCommit: inCommit}
+	w.waiting.Lock()
+	for i, e := range batch {
+		c.Items[i].Stored = stored[i]
+		if r, ok := w.pending[e.Key]; ok {
+			delete(w.pending, e.Key)
+			c.Items[i].Tag = r.tag
+		}
+	}
+	w.waiting.Unlock()
+	w.applied.Store(batch[len(batch)-1].Seq)
+	select {
+	case w.caught <- struct{}{}:
+	default:
+	}
+	w.onCommit(c)
+}
+
+// LogPosition is how far this database has applied a replicated log: the
+// sequence of the last entry applied, 0 if none ever was.
+func (s *Store) LogPosition(ctx context.Context) (int64, error) {
+	var seq int64
+	if err := s.read.QueryRowContext(ctx, "SELECT seq FROM log_position").Scan(&seq); err != nil {
+		return 0, fmt.Errorf("log position: %w", err)
+	}
+	return seq, nil
+}
