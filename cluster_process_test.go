@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -556,6 +557,39 @@ func TestClusterSurvivesKillingANode(t *testing.T) {
 		t.Errorf("the new node's history has %d messages, the others' %d", len(got), len(rows))
 	}
 	a.check(t, "the new node", projection(t, fresh.dbPath))
+
+	// A dead node replaced: the same name and route, nothing on disk.
+	dead := c.nodes[2]
+	dead.p.kill()
+	for _, f := range []string{dead.dbPath, dead.dbPath + "-wal", dead.dbPath + "-shm", dead.dbPath + ".jetstream"} {
+		if err := os.RemoveAll(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.start(dead)
+	if got := c.converged(); !slices.Equal(got, rows) {
+		t.Errorf("the replaced node's history has %d messages, the others' %d", len(got), len(rows))
+	}
+
+	// `nochat cluster status` beside a node names the nodes, the leader,
+	// and how far the node's database has applied the stream.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := exec.Command(c.bin, "cluster", "status", "-db", c.nodes[0].dbPath).CombinedOutput()
+		status := string(out)
+		ok := err == nil && strings.Contains(status, "leader") && strings.Contains(status, "(0 behind)")
+		for _, nd := range c.nodes[:3] {
+			ok = ok && strings.Contains(status, nd.name+" ")
+		}
+		if ok {
+			t.Logf("nochat cluster status:\n%s", status)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nochat cluster status: %v\n%s", err, status)
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 // proxy forwards TCP connections to target until cut, as a network link

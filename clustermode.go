@@ -1,3 +1,5 @@
+//go:build !nocluster
+
 package main
 
 import (
@@ -18,32 +20,13 @@ import (
 	"nochat/db"
 )
 
-// Several nodes, one chat (package cluster): the flags that make this node
-// one of them, and `nochat cluster status`.
-
-// clusterFlags are the cluster's flags as given.
-type clusterFlags struct {
-	listen, advertise, peers, name, node, replicas, dir, secretFile, natsURL, creds string
-}
-
-// define adds the cluster's flags to fs.
-func (f *clusterFlags) define(fs *flag.FlagSet, env func(name, def string) string) {
-	fs.StringVar(&f.listen, "cluster-listen", env("NOCHAT_CLUSTER_LISTEN", ""), "`host:port` this node's cluster routes listen on; with -cluster-peers, makes NoChat one node of several serving one chat (NOCHAT_CLUSTER_LISTEN)")
-	fs.StringVar(&f.advertise, "cluster-advertise", env("NOCHAT_CLUSTER_ADVERTISE", ""), "`host:port` the other nodes reach this node's routes at, when not -cluster-listen's (NOCHAT_CLUSTER_ADVERTISE)")
-	fs.StringVar(&f.peers, "cluster-peers", env("NOCHAT_CLUSTER_PEERS", ""), "comma-separated `host:port` route addresses of the other nodes (NOCHAT_CLUSTER_PEERS)")
-	fs.StringVar(&f.name, "cluster-name", env("NOCHAT_CLUSTER_NAME", "nochat"), "the cluster's `name`, the same on every node (NOCHAT_CLUSTER_NAME)")
-	fs.StringVar(&f.node, "node-name", env("NOCHAT_NODE_NAME", ""), "this node's `name` in the cluster; default the host name (NOCHAT_NODE_NAME)")
-	fs.StringVar(&f.replicas, "replicas", env("NOCHAT_REPLICAS", "3"), "how many `nodes` store every message before it is acknowledged; at least 3 (NOCHAT_REPLICAS)")
-	fs.StringVar(&f.dir, "cluster-dir", env("NOCHAT_CLUSTER_DIR", ""), "`directory` for the cluster's log (NATS JetStream); default the database's name with .jetstream (NOCHAT_CLUSTER_DIR)")
-	fs.StringVar(&f.secretFile, "cluster-secret-file", env("NOCHAT_CLUSTER_SECRET_FILE", ""), "`file` holding the secret every node shares, at least 16 characters; or set NOCHAT_CLUSTER_SECRET (NOCHAT_CLUSTER_SECRET_FILE)")
-	fs.StringVar(&f.natsURL, "nats-url", env("NOCHAT_NATS_URL", ""), "use an existing NATS cluster with JetStream at these comma-separated `URLs` instead of running one (NOCHAT_NATS_URL)")
-	fs.StringVar(&f.creds, "nats-creds", env("NOCHAT_NATS_CREDS", ""), "credentials `file` for -nats-url (NOCHAT_NATS_CREDS)")
-}
+// clusterConfig is how this node joins its cluster.
+type clusterConfig = cluster.Config
 
 // config is the cluster's Config, or nil for a single node (no cluster
 // flag given).
-func (f *clusterFlags) config(dbPath string, maxUpload int64, getenv func(string) string) (*cluster.Config, error) {
-	if f.listen == "" && f.peers == "" && f.natsURL == "" {
+func (f *clusterFlags) config(dbPath string, maxUpload int64, getenv func(string) string) (*clusterConfig, error) {
+	if !f.given() {
 		return nil, nil
 	}
 	c := &cluster.Config{Listen: f.listen, Advertise: f.advertise, Name: f.name, Node: f.node, URL: f.natsURL, Creds: f.creds}
@@ -89,7 +72,7 @@ const maxEntry = 64 << 20
 
 // startCluster joins the cluster cfg names: it returns once the cluster's
 // stream is there, which on a first start waits for a quorum of nodes.
-func startCluster(ctx context.Context, c cluster.Config, log *slog.Logger) (*cluster.Node, error) {
+func startCluster(ctx context.Context, c clusterConfig, log *slog.Logger) (clusterLog, error) {
 	c.Log = log
 	log.Info("joining the cluster", "node", c.Node, "listen", c.Listen, "peers", strings.Join(c.Peers, ","), "nats", c.URL, "replicas", c.Replicas)
 	began := time.Now()
@@ -129,12 +112,9 @@ func runCluster(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	applied := "unknown"
-	if store, err := db.Open(ctx, *dbPath, db.Options{ReadConns: 1}); err == nil {
-		if pos, err := store.LogPosition(ctx); err == nil {
-			applied = fmt.Sprintf("%d (%d behind)", pos, max(0, int64(st.LastSeq)-pos))
-		}
-		store.Close()
+	applied := "unknown (" + *dbPath + " cannot be read)"
+	if pos, err := db.LogPositionOf(ctx, *dbPath); err == nil {
+		applied = fmt.Sprintf("%d (%d behind)", pos, max(0, int64(st.LastSeq)-pos))
 	}
 	fmt.Fprintf(stdout, "stream %s: %d entries, last %d, %d replicas\n", st.Stream, st.Entries, st.LastSeq, st.Replicas)
 	fmt.Fprintf(stdout, "this node's database has applied up to %s\n\n", applied)

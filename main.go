@@ -30,7 +30,6 @@ import (
 	"golang.org/x/crypto/acme/autocert"
 
 	"nochat/chat"
-	"nochat/cluster"
 	"nochat/db"
 	"nochat/handlers"
 	"nochat/outhook"
@@ -87,7 +86,7 @@ type config struct {
 	uploadQuota   int64 // bytes of files one account may store; -1: no quota
 	// cluster makes this node one of several serving one chat; nil for a
 	// single node, the default.
-	cluster *cluster.Config
+	cluster *clusterConfig
 
 	// HTTPS: a certificate's files, or ACME names (each with its
 	// certificate from the CA at acmeCA), or neither for plain HTTP.
@@ -360,6 +359,13 @@ var subcommands = map[string]func(ctx context.Context, args []string, getenv fun
 	"cluster": runCluster,
 	"export":  runExport,
 	"import":  runImport,
+}
+
+// clusterLog is this node's place in a cluster: the log it shares with
+// the others, closed when the node stops.
+type clusterLog interface {
+	db.Stream
+	Close()
 }
 
 // serve runs the chat server.

@@ -208,7 +208,7 @@ func (h *Hub) submitChange(c *client, req ChangeRequest, cid string) {
 		return
 	}
 	if err := h.writer.Append(h.ctx, d, origin{c: c, cid: cid}); err != nil {
-		h.refuse(c, ErrShutdown, cid)
+		h.refuse(c, socketRefusal(err), cid)
 	}
 }
 

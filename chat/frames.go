@@ -127,7 +127,7 @@ func (h *Hub) submitWS(c *client, room int64, user, text, cid string, replyTo in
 		return
 	}
 	if err := h.writer.Append(h.ctx, d, o); err != nil {
-		h.refuse(c, ErrShutdown, cid)
+		h.refuse(c, socketRefusal(err), cid)
 	}
 }
 

@@ -343,10 +343,7 @@ func (h *Hub) send(ctx context.Context, id Identity, r db.Room, user, text, key 
 func (h *Hub) commit(ctx context.Context, d db.Draft, o origin) (db.Stored, error) {
 	o.reply = make(chan sendResult, 1)
 	if err := h.writer.Append(ctx, d, o); err != nil {
-		if errors.Is(err, db.ErrClosed) {
-			return db.Stored{}, ErrShutdown
-		}
-		return db.Stored{}, err
+		return db.Stored{}, appendRefusal(err)
 	}
 	select {
 	case r := <-o.reply:
@@ -354,6 +351,27 @@ func (h *Hub) commit(ctx context.Context, d db.Draft, o origin) (db.Stored, erro
 	case <-ctx.Done():
 		return db.Stored{}, fmt.Errorf("%w (%w)", ErrUnconfirmed, ctx.Err())
 	}
+}
+
+// appendRefusal is what a sender is told when the log did not take its
+// draft.
+func appendRefusal(err error) error {
+	switch {
+	case errors.Is(err, db.ErrClosed):
+		return ErrShutdown
+	case errors.Is(err, db.ErrNotReplicated):
+		return ErrNotShared
+	}
+	return err
+}
+
+// socketRefusal is appendRefusal for a socket's send, appended under the
+// hub's context, which ends only when the hub closes.
+func socketRefusal(err error) error {
+	if errors.Is(err, db.ErrNotReplicated) {
+		return ErrNotShared
+	}
+	return ErrShutdown
 }
 
 var errNoReply = &Refusal{"bad_request", "reply_to: no such message in this room"}

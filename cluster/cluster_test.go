@@ -192,6 +192,16 @@ func TestThreeNodesKeepOneHistory(t *testing.T) {
 	if del.Change == nil {
 		t.Fatalf("a moderator's deletion through the third node: %+v", del.Stored)
 	}
+	// Accounts and rooms are each node's own so far: a draft naming one
+	// is refused, not stored under another node's person or room.
+	for name, d := range map[string]db.Draft{
+		"from an account": {User: "ann", UserID: 1, Message: "signed in"},
+		"in another room": {User: "ann", Room: 2, Message: "elsewhere"},
+	} {
+		if err := a.w.Append(context.Background(), d, "no"); !errors.Is(err, db.ErrNotReplicated) {
+			t.Errorf("a draft %s: %v, want ErrNotReplicated", name, err)
+		}
+	}
 	last := a.send(t, db.Draft{User: "ann", Message: "still here"}, "a2")
 	caughtUp(t, nodes, last.Message.ID)
 

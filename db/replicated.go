@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,13 @@ import (
 // cut off, or most nodes are down). The sender may send again with the same
 // cid: if the entry did reach the log after all, the send is a duplicate.
 var ErrUnavailable = errors.New("the cluster cannot confirm writes now")
+
+// ErrNotReplicated is Append's refusal of a draft the cluster cannot yet
+// share: one from an account, or in a room other than DefaultRoom.
+// Accounts and rooms are each node's own so far (their ids name different
+// people and rooms on different nodes), so storing such a draft on every
+// node would put it under another person's name or in another room.
+var ErrNotReplicated = errors.New("only guests' messages in the main room are shared across a cluster so far")
 
 // Stream is a replicated, ordered log of entries: what a ReplicatedWriter
 // publishes drafts to and applies from. Package cluster implements it over
@@ -119,8 +127,12 @@ func NewReplicatedWriter[T any](s *Store, stream Stream, maxBatch int, onCommit 
 	return w, nil
 }
 
-// Append queues a draft for the stream, as Writer.Append does.
+// Append queues a draft for the stream, as Writer.Append does; a draft
+// from an account or outside DefaultRoom is refused (ErrNotReplicated).
 func (w *ReplicatedWriter[T]) Append(ctx context.Context, d Draft, tag T) error {
+	if d.UserID != 0 || d.roomOr() != DefaultRoom || d.File != nil {
+		return ErrNotReplicated
+	}
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
@@ -289,6 +301,21 @@ func (s *Store) LogPosition(ctx context.Context) (int64, error) {
 	var seq int64
 	if err := s.read.QueryRowContext(ctx, "SELECT seq FROM log_position").Scan(&seq); err != nil {
 		return 0, fmt.Errorf("log position: %w", err)
+	}
+	return seq, nil
+}
+
+// LogPositionOf is LogPosition of the database file at path, opened read
+// only, as a tool beside a running node reads it (`nochat cluster status`).
+func LogPositionOf(ctx context.Context, path string) (int64, error) {
+	d, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return 0, err
+	}
+	defer d.Close()
+	var seq int64
+	if err := d.QueryRowContext(ctx, "SELECT seq FROM log_position").Scan(&seq); err != nil {
+		return 0, fmt.Errorf("log position of %s: %w", path, err)
 	}
 	return seq, nil
 }

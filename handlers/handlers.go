@@ -255,7 +255,7 @@ func sendStatus(err error) int {
 		return http.StatusUnauthorized
 	case errors.As(err, &refusal) && (refusal.Code == chat.ErrNoRoom.Code || refusal.Code == "not_found"):
 		return http.StatusNotFound // a room or person not there, or not to be seen
-	case errors.As(err, &refusal) && (refusal.Code == "forbidden" || refusal.Code == "too_late" || refusal.Code == chat.ErrArchived.Code):
+	case errors.As(err, &refusal) && (refusal.Code == "forbidden" || refusal.Code == chat.ErrNotShared.Code || refusal.Code == "too_late" || refusal.Code == chat.ErrArchived.Code):
 		return http.StatusForbidden
 	case errors.As(err, &refusal):
 		return http.StatusBadRequest
