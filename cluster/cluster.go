@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/crypto/bcrypt"
 
 	"nochat/db"
 )
@@ -175,12 +176,18 @@ func (n *Node) startServer() (*server.Server, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("JetStream directory: %w", err)
 	}
+	// The server keeps the secret as a bcrypt hash; routes and clients
+	// present it in the clear (over the LAN: see README).
+	hash, err := bcrypt.GenerateFromPassword([]byte(cfg.Secret), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, fmt.Errorf("cluster secret: %w", err)
+	}
 	opts := &server.Options{
 		ServerName: cfg.Node,
 		Host:       chost,
 		Port:       clientPort,
 		Username:   user,
-		Password:   cfg.Secret,
+		Password:   string(hash),
 		JetStream:  true,
 		StoreDir:   cfg.Dir,
 		// Every write on disk before it is acknowledged: JetStream's
@@ -194,7 +201,7 @@ func (n *Node) startServer() (*server.Server, error) {
 			Host:      lhost,
 			Port:      routePort,
 			Username:  user,
-			Password:  cfg.Secret,
+			Password:  string(hash),
 			Advertise: cfg.Advertise,
 		},
 		Routes: routes,
@@ -242,13 +249,16 @@ func (n *Node) streamConfig() jetstream.StreamConfig {
 
 // ensureStream makes the stream, or finds it, once a quorum is up.
 func (n *Node) ensureStream(ctx context.Context) error {
-	for wait := time.Duration(0); ; wait = min(2*wait+250*time.Millisecond, 5*time.Second) {
+	began := time.Now()
+	// Short tries, often: until the nodes have elected a leader, a try
+	// waits for an answer that does not come.
+	for wait := time.Duration(0); ; wait = min(2*wait+100*time.Millisecond, time.Second) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("the cluster's stream: %w", context.Cause(ctx))
 		case <-time.After(wait):
 		}
-		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		tctx, cancel := context.WithTimeout(ctx, time.Second)
 		s, err := n.js.Stream(tctx, StreamName)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			s, err = n.js.CreateStream(tctx, n.streamConfig())
@@ -261,7 +271,9 @@ func (n *Node) ensureStream(ctx context.Context) error {
 			}
 			return nil
 		}
-		n.log.Info("waiting for a quorum of the cluster", "err", err)
+		if time.Since(began) > 5*time.Second {
+			n.log.Info("waiting for a quorum of the cluster", "err", err)
+		}
 	}
 }
 
@@ -371,7 +383,14 @@ func (l natsLog) Noticef(format string, v ...any) {
 	l.log.Debug("nats: " + strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
 func (l natsLog) Warnf(format string, v ...any) {
-	l.log.Warn("nats: " + strings.TrimSpace(fmt.Sprintf(format, v...)))
+	msg := strings.TrimSpace(fmt.Sprintf(format, v...))
+	if strings.HasPrefix(msg, "Maximum payloads over") {
+		// Entries that large are files as big as -max-upload allows,
+		// which the admin chose; most entries are a few hundred bytes.
+		l.log.Debug("nats: " + msg)
+		return
+	}
+	l.log.Warn("nats: " + msg)
 }
 func (l natsLog) Fatalf(format string, v ...any) {
 	l.log.Error("nats: " + strings.TrimSpace(fmt.Sprintf(format, v...)))

@@ -5,11 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"nochat/db"
 )
@@ -271,5 +276,39 @@ func TestConfigRefusals(t *testing.T) {
 		if err := c.Check(); err == nil {
 			t.Errorf("%s: taken", name)
 		}
+	}
+}
+
+// Only nodes that know the secret join: a machine on the network with
+// another secret (or none) gets no route, so no copy of the chat, and no
+// client of the node's NATS gets in without it either.
+func TestAStrangerCannotJoin(t *testing.T) {
+	routes := freePorts(t, 4)
+	cfgs := configs(t, routes[:3])
+	nodes := startAll(t, cfgs)
+	nodes[0].send(t, db.Draft{User: "ann", Message: "members only"}, "a1")
+
+	stranger := Config{Listen: routes[3], Peers: routes[:3], Node: "stranger", Secret: "not-the-cluster-secret", Dir: filepath.Join(t.TempDir(), "js"), Replicas: 3, MaxEntry: 1 << 20}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if n, err := Start(ctx, stranger); err == nil {
+		n.Close()
+		t.Fatal("a node with another secret joined the cluster")
+	}
+
+	b, err := os.ReadFile(filepath.Join(cfgs[0].Dir, clientURLFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc, err := nats.Connect("nats://"+u.Host, nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("a NATS client without the secret connected to a node")
+	}
+	if info, err := os.Stat(filepath.Join(cfgs[0].Dir, clientURLFile)); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("the client URL file, which holds the secret: %v, %v; want mode 0600", info.Mode(), err)
 	}
 }
