@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // Several Pis, one chat: three processes of the real binary on loopback,
@@ -81,7 +83,7 @@ func (c *testCluster) launch(nd *clusterNode) {
 		// it is, so that the test sees every message arrive.
 		"-replay-limit", "1000000"}, nd.extra...)
 	cmd := exec.Command(c.bin, args...)
-	cmd.Env = append(cmd.Environ(), "NOCHAT_MSG_RATE=0", "NOCHAT_CLUSTER_SECRET="+clusterSecret, "NOCHAT_LOG_LEVEL=debug")
+	cmd.Env = append(cmd.Environ(), "NOCHAT_MSG_RATE=0", "NOCHAT_CLUSTER_SECRET="+clusterSecret, "NOCHAT_LOG_LEVEL=debug", "NOCHAT_ADMIN_PASSWORD="+adminPassword)
 	nd.p = launch(c.t, cmd)
 }
 
@@ -128,28 +130,47 @@ type row struct {
 // projection reads a node's SQLite file as it is on disk.
 func projection(t *testing.T, dbPath string) []row {
 	t.Helper()
-	d, err := sql.Open("sqlite", "file:"+dbPath+"?mode=ro&_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	rows, err := d.Query("SELECT id, user, message FROM messages ORDER BY id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []row
-	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.id, &r.user, &r.text); err != nil {
-			t.Fatal(err)
+	var rows []row
+	readFile(t, dbPath, func(d *sql.DB) error {
+		rs, err := d.Query("SELECT id, user, message FROM messages ORDER BY id")
+		if err != nil {
+			return err
 		}
-		out = append(out, r)
+		defer rs.Close()
+		rows = rows[:0]
+		for rs.Next() {
+			var r row
+			if err := rs.Scan(&r.id, &r.user, &r.text); err != nil {
+				return err
+			}
+			rows = append(rows, r)
+		}
+		return rs.Err()
+	})
+	return rows
+}
+
+// readFile runs read on a read-only connection to the SQLite file at
+// path, which a node is writing meanwhile. A read that fails is tried
+// again a few times, and logged: reading another process's database
+// while it starts (creating it, or recovering its WAL after a kill) has
+// failed now and then, with the node itself unharmed.
+func readFile(t *testing.T, path string, read func(*sql.DB) error) {
+	t.Helper()
+	var err error
+	for try := range 10 {
+		var d *sql.DB
+		if d, err = sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)"); err == nil {
+			err = read(d)
+			d.Close()
+		}
+		if err == nil {
+			return
+		}
+		t.Logf("reading %s (try %d): %v", path, try+1, err)
+		time.Sleep(200 * time.Millisecond)
 	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	t.Fatalf("reading %s: %v", path, err)
 }
 
 // converged waits until every running node's projection is the same, and
@@ -190,16 +211,10 @@ func (c *testCluster) converged() []row {
 func (c *testCluster) sameEnds(up []*clusterNode) bool {
 	var first [2]int64
 	for i, nd := range up {
-		d, err := sql.Open("sqlite", "file:"+nd.dbPath+"?mode=ro&_pragma=busy_timeout(5000)")
-		if err != nil {
-			c.t.Fatal(err)
-		}
 		var ends [2]int64
-		err = d.QueryRow("SELECT count(*), ifnull(max(id), 0) FROM messages").Scan(&ends[0], &ends[1])
-		d.Close()
-		if err != nil {
-			c.t.Fatal(err)
-		}
+		readFile(c.t, nd.dbPath, func(d *sql.DB) error {
+			return d.QueryRow("SELECT count(*), ifnull(max(id), 0) FROM messages").Scan(&ends[0], &ends[1])
+		})
 		if i == 0 {
 			first = ends
 		} else if ends != first {
@@ -498,6 +513,48 @@ func TestClusterSurvivesKillingANode(t *testing.T) {
 	}
 	c := newTestCluster(t, 3)
 	c.startAll()
+
+	// Presence is the cluster's: a person on one node sees who is on the
+	// others, and stops seeing the people of a node that died.
+	alice, err := dialV1Conn(c.nodes[0].p.url, "?user=alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	bob, err := dialV1Conn(c.nodes[1].p.url, "?user=bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	for _, conn := range []*websocket.Conn{alice, bob} {
+		go func() { // read, as a page does, so that neither is dropped as slow
+			for {
+				if _, _, err := conn.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	watcher := watchPresence(t, c.nodes[2].p.url)
+	watcher.waitFor(t, func(names []string) bool {
+		return slices.Contains(names, "alice") && slices.Contains(names, "bob") && slices.Contains(names, "watcher")
+	}, "alice (on n1), bob (on n2) and itself")
+	// So is typing, in the main room.
+	if err := alice.WriteJSON(map[string]any{"type": "typing", "data": map[string]any{}}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		watcher.mu.Lock()
+		typed := slices.Contains(watcher.typed, "alice")
+		watcher.mu.Unlock()
+		if typed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a client on n3 was never told alice, on n1, is typing")
+		}
+	}
+
 	a := newAckLog()
 	for round := range 5 {
 		victim := c.nodes[round%3]
@@ -516,6 +573,11 @@ func TestClusterSurvivesKillingANode(t *testing.T) {
 		if f.resumed == 0 {
 			t.Errorf("round %d: the follower on %s never moved", round, victim.name)
 		}
+		if round == 0 {
+			watcher.waitFor(t, func(names []string) bool {
+				return !slices.Contains(names, "alice") && slices.Contains(names, "bob")
+			}, "bob, and no longer alice, whose node was killed")
+		}
 		checkFollower(t, f, rows)
 		// The killed node comes back and catches up.
 		c.start(victim)
@@ -530,6 +592,7 @@ func TestClusterSurvivesKillingANode(t *testing.T) {
 		t.Errorf("only %d messages acknowledged: the load was too light to show anything", len(a.id))
 	}
 
+	t.Log("all three killed at once, under load")
 	// All three at once, under load: nothing acknowledged is lost.
 	stop := make(chan struct{})
 	f, wait := c.load(9, a, c.nodes[0], stop)
@@ -546,6 +609,7 @@ func TestClusterSurvivesKillingANode(t *testing.T) {
 		a.check(t, "after restarting all, "+nd.name, projection(t, nd.dbPath))
 	}
 
+	t.Log("a new, empty node joins")
 	// A new, empty node joins and builds the same history from the log.
 	fresh := &clusterNode{name: "n4", route: loopbackPorts(t, 1)[0], dbPath: filepath.Join(t.TempDir(), "nochat.db")}
 	for _, nd := range c.nodes {
@@ -558,6 +622,7 @@ func TestClusterSurvivesKillingANode(t *testing.T) {
 	}
 	a.check(t, "the new node", projection(t, fresh.dbPath))
 
+	t.Log("a dead node replaced by an empty one")
 	// A dead node replaced: the same name and route, nothing on disk.
 	dead := c.nodes[2]
 	dead.p.kill()
@@ -569,6 +634,20 @@ func TestClusterSurvivesKillingANode(t *testing.T) {
 	c.start(dead)
 	if got := c.converged(); !slices.Equal(got, rows) {
 		t.Errorf("the replaced node's history has %d messages, the others' %d", len(got), len(rows))
+	}
+
+	// After every kill, every node's database is whole.
+	for _, nd := range c.nodes {
+		readFile(t, nd.dbPath, func(d *sql.DB) error {
+			var result string
+			if err := d.QueryRow("PRAGMA integrity_check").Scan(&result); err != nil {
+				return err
+			}
+			if result != "ok" {
+				t.Errorf("%s's database: integrity_check says %s", nd.name, result)
+			}
+			return nil
+		})
 	}
 
 	// `nochat cluster status` beside a node names the nodes, the leader,
@@ -589,6 +668,73 @@ func TestClusterSurvivesKillingANode(t *testing.T) {
 			t.Fatalf("nochat cluster status: %v\n%s", err, status)
 		}
 		time.Sleep(time.Second)
+	}
+}
+
+// presenceWatcher is a client that keeps the names of the last presence
+// frame it was sent.
+type presenceWatcher struct {
+	mu    sync.Mutex
+	names []string
+	typed []string // who it was told is typing, in order
+}
+
+func watchPresence(t *testing.T, base string) *presenceWatcher {
+	conn, err := dialV1Conn(base, "?user=watcher")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	w := &presenceWatcher{}
+	go func() {
+		for {
+			var f struct {
+				Type string `json:"type"`
+				Data struct {
+					User   string `json:"user"`
+					People []struct {
+						User string `json:"user"`
+					} `json:"people"`
+				} `json:"data"`
+			}
+			if err := conn.ReadJSON(&f); err != nil {
+				return
+			}
+			if f.Type == "typing" {
+				w.mu.Lock()
+				w.typed = append(w.typed, f.Data.User)
+				w.mu.Unlock()
+			}
+			if f.Type != "presence" {
+				continue
+			}
+			var names []string
+			for _, p := range f.Data.People {
+				names = append(names, p.User)
+			}
+			w.mu.Lock()
+			w.names = names
+			w.mu.Unlock()
+		}
+	}()
+	return w
+}
+
+// waitFor waits until the names the watcher was last sent satisfy ok.
+func (w *presenceWatcher) waitFor(t *testing.T, ok func([]string) bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		w.mu.Lock()
+		names := w.names
+		w.mu.Unlock()
+		if ok(names) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("presence on n3 lists %q after 30 s, want %s", names, what)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -686,6 +832,13 @@ func TestClusterNodeCutOffRefusesSendsAndRejoins(t *testing.T) {
 	a := newAckLog()
 	alone := c.nodes[2]
 
+	// The admin of the node about to be cut off watches its dashboard:
+	// it names the node and the cluster's state, live.
+	admin := newBrowser(t)
+	browserAdminLogin(t, admin, &server{url: alone.p.url})
+	waitPage(t, admin, "the cluster tile", `document.querySelector('#live').innerText.includes('n3') && document.querySelector('#live').innerText.includes('3 of 3 replicas current')`)
+	screenshots(t, admin, "cluster-dashboard")
+
 	stop := make(chan struct{})
 	_, wait := c.load(0, a, c.nodes[0], stop)
 	time.Sleep(time.Second)
@@ -732,6 +885,10 @@ func TestClusterNodeCutOffRefusesSendsAndRejoins(t *testing.T) {
 	if !refused {
 		t.Fatal("the cut-off node kept acknowledging sends")
 	}
+	// It says it has no answer from the cluster, or, while it still
+	// leads the stream for a moment, that its replicas are not current.
+	waitPage(t, admin, "the cut-off node saying so", `(t => t.includes('no answer from the cluster') || /\b[0-2] of 3 replicas current/.test(t))(document.querySelector('#live').innerText)`)
+	screenshots(t, admin, "cluster-dashboard-cut-off")
 	resp, err := httpGet(alone.p.url + "/discussion")
 	if err != nil || resp != 200 {
 		t.Errorf("the cut-off node's history: %d, %v; want it served", resp, err)

@@ -18,6 +18,7 @@ import (
 
 	"nochat/cluster"
 	"nochat/db"
+	"nochat/views"
 )
 
 // clusterConfig is how this node joins its cluster.
@@ -40,7 +41,16 @@ func (f *clusterFlags) config(dbPath string, maxUpload int64, getenv func(string
 		return nil, fmt.Errorf("-replicas %q: want a whole number, 3 or more", f.replicas)
 	}
 	if c.Node == "" {
-		if c.Node = hostname(); c.Node == "" {
+		// The host name up to its first dot, as a node's name may be
+		// only letters, digits, - and _.
+		host, _, _ := strings.Cut(hostname(), ".")
+		c.Node = strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+				return r
+			}
+			return '-'
+		}, host)
+		if c.Node == "" {
 			return nil, errors.New("-node-name: this machine has no host name; give the node one")
 		}
 	}
@@ -134,4 +144,29 @@ func runCluster(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", p.Name, role, current, p.Lag, seen)
 	}
 	return tw.Flush()
+}
+
+// clusterDashboard is the dashboard's view of the cluster from node n,
+// joined as c says, whose database is store.
+func clusterDashboard(n clusterLog, store *db.Store, c clusterConfig) func(context.Context) views.ClusterView {
+	node := n.(*cluster.Node)
+	return func(ctx context.Context) views.ClusterView {
+		v := views.ClusterView{Node: c.Node}
+		v.Applied, _ = store.LogPosition(ctx)
+		st, err := node.Status(ctx)
+		if err != nil {
+			v.Unreachable = err.Error()
+			return v
+		}
+		v.Last, v.Nodes = int64(st.LastSeq), len(st.Nodes)
+		for _, p := range st.Nodes {
+			if p.Leader {
+				v.Leader = p.Name
+			}
+			if p.Current && !p.Offline {
+				v.Current++
+			}
+		}
+		return v
+	}
 }

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+
+	"nochat/db"
+	"nochat/views"
 )
 
 // A build without the cluster (-tags nocluster): the same flags, refused.
@@ -25,6 +28,10 @@ func (f *clusterFlags) config(string, int64, func(string) string) (*clusterConfi
 
 func startCluster(context.Context, clusterConfig, *slog.Logger) (clusterLog, error) {
 	return nil, errNoCluster
+}
+
+func clusterDashboard(clusterLog, *db.Store, clusterConfig) func(context.Context) views.ClusterView {
+	return nil
 }
 
 func runCluster(context.Context, []string, func(string) string, io.Writer, io.Writer) error {

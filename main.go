@@ -35,6 +35,7 @@ import (
 	"nochat/outhook"
 	"nochat/push"
 	"nochat/static"
+	"nochat/views"
 )
 
 func main() {
@@ -361,10 +362,11 @@ var subcommands = map[string]func(ctx context.Context, args []string, getenv fun
 	"import":  runImport,
 }
 
-// clusterLog is this node's place in a cluster: the log it shares with
-// the others, closed when the node stops.
+// clusterLog is this node's place in a cluster: the log and the presence
+// it shares with the others, closed when the node stops.
 type clusterLog interface {
 	db.Stream
+	chat.Peers
 	Close()
 }
 
@@ -430,6 +432,8 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	// they post the bots' replies through the hub (run below).
 	hooks := outhook.New(store, outhook.Options{Log: log, Allow: cfg.webhookAllow})
 	var stream db.Stream // nil: this node's own writer
+	var peers chat.Peers
+	var clusterView func(context.Context) views.ClusterView
 	if cfg.cluster != nil {
 		node, err := startCluster(ctx, *cfg.cluster, log)
 		if err != nil {
@@ -439,10 +443,12 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		// Closed last, when serveConfig returns: the hub publishes
 		// through it until it has closed.
 		defer node.Close()
-		stream = node
+		stream, peers = node, node
+		clusterView = clusterDashboard(node, store, *cfg.cluster)
 	}
 	hub, err := chat.New(store, chat.Options{
 		Stream:        stream,
+		Peers:         peers,
 		Posted:        hooks.Posted,
 		Log:           log,
 		MsgRate:       orOff(cfg.msgRate),
@@ -474,6 +480,7 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		Auth:         auth,
 		Metrics:      metrics,
 		Version:      version,
+		Cluster:      clusterView,
 		TrustProxy:   cfg.trustProxy,
 		AllowOrigins: cfg.allowOrigins,
 		SendRate:     cfg.msgRate,

@@ -47,6 +47,10 @@ type broadcaster struct {
 	// before this one has applied it. Each joins the live set with the
 	// first event after its own point, so it gets nothing twice.
 	ahead map[*client]int64
+	// In a cluster (Options.Peers): the other nodes' presence by node, and
+	// this node's as last told them (peers.go).
+	peers          map[string]peerPresence
+	sharedPresence []byte
 	// inRoom is, for each room, the connections that see it: a message
 	// goes to its room's connections, not to every connection.
 	inRoom map[int64]map[*client]struct{}
@@ -237,6 +241,12 @@ func (b *broadcaster) apply(o op) {
 		b.marked(o.from, o.user, o.room, o.id)
 	case opPresence:
 		b.sendPresence()
+	case opPeerPresence:
+		b.heardPeer(o.node, o.p)
+	case opPresenceBeat:
+		b.presenceBeat()
+	case opPeerTyping:
+		b.peerTyping(o.t)
 	case opRejoin:
 		*o.joined, *o.after = b.rejoin(o.c, *o.after)
 	case opRead:
@@ -578,7 +588,11 @@ func (b *broadcaster) sendPresence() {
 		return
 	}
 	b.presenceDirty = false
-	people := presencePeople(b.conns)
+	people, online := presencePeople(b.conns), len(b.conns)
+	if b.h.opts.Peers != nil {
+		b.sharePresence(people, online, false)
+		people, online = b.withPeers(people, online)
+	}
 	// users is what clients before people read: each name once.
 	users := make([]string, 0, len(people))
 	for i, p := range people {
@@ -586,7 +600,7 @@ func (b *broadcaster) sendPresence() {
 			users = append(users, p.User)
 		}
 	}
-	b.notify(toV1, 0, encode("presence", presenceData{Online: len(b.conns), Users: users, People: people}))
+	b.notify(toV1, 0, encode("presence", presenceData{Online: online, Users: users, People: people}))
 }
 
 // presenceKey is whom presence counts a session under: its account, or,
@@ -645,10 +659,12 @@ func (b *broadcaster) typing(from *client, room int64) {
 		}
 		p.typed = now
 	}
-	frame := encode("typing", typingData{User: from.name(), UserID: from.who().UserID, Room: room})
+	t := typingData{User: from.name(), UserID: from.who().UserID, Room: room}
+	frame := encode("typing", t)
 	for c := range b.recipients(toOthersV1, room, from) {
 		c.write(frame, c.melodyLimit) // none when it would wait: it is stale soon
 	}
+	b.shareTyping(t)
 }
 
 // person is what the broadcaster keeps per account.

@@ -33,7 +33,10 @@ type Options struct {
 	// other nodes of a cluster (package cluster): messages are published
 	// to it and applied from it (db.ReplicatedWriter). Nil: this node's
 	// own SQLite writer, a single node.
-	Stream         db.Stream
+	Stream db.Stream
+	// Peers, in a cluster, carries presence between the nodes (peers.go);
+	// nil for a single node.
+	Peers          Peers
 	TypingInterval time.Duration // at most one typing frame per client per interval (2 s)
 	EditWindow     time.Duration // how long after sending a person may edit a message (15 min)
 
@@ -255,6 +258,9 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 		return nil, fmt.Errorf("start chat: %w", err)
 	}
 	go h.b.run()
+	if opts.Peers != nil {
+		h.listenToPeers()
+	}
 	go h.flushErrors()
 	go h.notifyLoop()
 	return h, nil

@@ -88,6 +88,9 @@ func (c Config) Check() error {
 			}
 		}
 	}
+	if !validName(c.Node) {
+		return fmt.Errorf("-node-name %q: use letters, digits, - and _ (it names the node in NATS subjects)", c.Node)
+	}
 	if c.Replicas < 3 {
 		return fmt.Errorf("-replicas %d: a write needs a majority of the replicas, so fewer than 3 cannot survive losing a node; use 3 (or 5)", c.Replicas)
 	}
@@ -120,7 +123,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
-	opts := []nats.Option{nats.Name("nochat " + cfg.Node), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	// A generous connect timeout: a Pi busy starting, or a test machine
+	// under the race detector, takes seconds over what takes milliseconds.
+	opts := []nats.Option{nats.Name("nochat " + cfg.Node), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), nats.Timeout(15 * time.Second)}
 	if cfg.URL == "" {
 		srv, err := n.startServer()
 		if err != nil {
@@ -176,9 +181,12 @@ func (n *Node) startServer() (*server.Server, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("JetStream directory: %w", err)
 	}
-	// The server keeps the secret as a bcrypt hash; routes and clients
-	// present it in the clear (over the LAN: see README).
-	hash, err := bcrypt.GenerateFromPassword([]byte(cfg.Secret), bcrypt.DefaultCost)
+	// The server takes the secret as a bcrypt hash (NATS warns of a plain
+	// one); routes and clients present it in the clear (over the LAN: see
+	// README). The hash lives only in this process's memory, so its cost
+	// buys nothing, while every route and client connection pays it: the
+	// least cost.
+	hash, err := bcrypt.GenerateFromPassword([]byte(cfg.Secret), bcrypt.MinCost)
 	if err != nil {
 		return nil, fmt.Errorf("cluster secret: %w", err)
 	}
@@ -400,3 +408,38 @@ func (l natsLog) Errorf(format string, v ...any) {
 }
 func (l natsLog) Debugf(string, ...any) {}
 func (l natsLog) Tracef(string, ...any) {}
+
+// validName reports whether s can name a node: letters, digits, - and _,
+// at most 64 of them.
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// peerSubject is where nodes tell each other what is not in the log
+// (presence, typing): peerSubject.KIND.NODE.
+const peerSubject = "nochat.peer"
+
+// Share sends a document of a kind to the other nodes (chat.Peers). Core
+// NATS, not the stream: it is not stored, and a lost one is replaced by
+// the next.
+func (n *Node) Share(kind string, doc []byte) {
+	n.nc.Publish(peerSubject+"."+kind+"."+n.cfg.Node, doc)
+}
+
+// Listen hands fn the documents the other nodes share (chat.Peers).
+func (n *Node) Listen(fn func(node, kind string, doc []byte)) {
+	n.nc.Subscribe(peerSubject+".*.*", func(m *nats.Msg) {
+		kind, node, ok := strings.Cut(strings.TrimPrefix(m.Subject, peerSubject+"."), ".")
+		if ok && node != n.cfg.Node {
+			fn(node, kind, m.Data)
+		}
+	})
+}

@@ -256,22 +256,24 @@ func TestANodeAloneRefusesToConfirm(t *testing.T) {
 }
 
 func TestConfigRefusals(t *testing.T) {
-	ok := Config{Listen: "127.0.0.1:6222", Peers: []string{"10.0.0.2:6222", "10.0.0.3:6222"}, Secret: testSecret, Replicas: 3}
+	ok := Config{Listen: "127.0.0.1:6222", Peers: []string{"10.0.0.2:6222", "10.0.0.3:6222"}, Node: "pi1", Secret: testSecret, Replicas: 3}
 	if err := ok.Check(); err != nil {
 		t.Fatal(err)
 	}
 	for name, c := range map[string]Config{
-		"one replica":     {Listen: ok.Listen, Peers: ok.Peers, Secret: testSecret, Replicas: 1},
-		"two replicas":    {Listen: ok.Listen, Peers: ok.Peers, Secret: testSecret, Replicas: 2},
-		"too few nodes":   {Listen: ok.Listen, Peers: ok.Peers[:1], Secret: testSecret, Replicas: 3},
-		"no secret":       {Listen: ok.Listen, Peers: ok.Peers, Replicas: 3},
-		"short secret":    {Listen: ok.Listen, Peers: ok.Peers, Secret: "short", Replicas: 3},
-		"no peers":        {Listen: ok.Listen, Secret: testSecret, Replicas: 3},
-		"bad listen":      {Listen: "6222", Peers: ok.Peers, Secret: testSecret, Replicas: 3},
-		"bad peer":        {Listen: ok.Listen, Peers: []string{"nohost"}, Secret: testSecret, Replicas: 3},
-		"external, R1":    {URL: "nats://127.0.0.1:4222", Replicas: 1},
+		"one replica":     {Node: "pi1", Listen: ok.Listen, Peers: ok.Peers, Secret: testSecret, Replicas: 1},
+		"two replicas":    {Node: "pi1", Listen: ok.Listen, Peers: ok.Peers, Secret: testSecret, Replicas: 2},
+		"too few nodes":   {Node: "pi1", Listen: ok.Listen, Peers: ok.Peers[:1], Secret: testSecret, Replicas: 3},
+		"no secret":       {Node: "pi1", Listen: ok.Listen, Peers: ok.Peers, Replicas: 3},
+		"short secret":    {Node: "pi1", Listen: ok.Listen, Peers: ok.Peers, Secret: "short", Replicas: 3},
+		"no peers":        {Node: "pi1", Listen: ok.Listen, Secret: testSecret, Replicas: 3},
+		"bad listen":      {Node: "pi1", Listen: "6222", Peers: ok.Peers, Secret: testSecret, Replicas: 3},
+		"bad peer":        {Node: "pi1", Listen: ok.Listen, Peers: []string{"nohost"}, Secret: testSecret, Replicas: 3},
+		"external, R1":    {Node: "pi1", URL: "nats://127.0.0.1:4222", Replicas: 1},
 		"nothing at all":  {},
-		"peers no listen": {Peers: ok.Peers, Secret: testSecret, Replicas: 3},
+		"peers no listen": {Peers: ok.Peers, Node: "pi1", Secret: testSecret, Replicas: 3},
+		"dotted name":     {Listen: ok.Listen, Peers: ok.Peers, Node: "pi1.local", Secret: testSecret, Replicas: 3},
+		"no name":         {Listen: ok.Listen, Peers: ok.Peers, Secret: testSecret, Replicas: 3},
 	} {
 		if err := c.Check(); err == nil {
 			t.Errorf("%s: taken", name)

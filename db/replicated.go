@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -229,47 +230,86 @@ const retryApply = time.Second
 
 func (w *ReplicatedWriter[T]) apply(from int64) {
 	defer close(w.appDone)
-	var entries <-chan StreamEntry
-	for entries == nil {
-		var err error
-		if entries, err = w.stream.Entries(w.ctx, from); err != nil {
-			w.onCommit(Commit[T]{Err: fmt.Errorf("follow the log: %w", err)})
-			select {
-			case <-time.After(retryApply):
-			case <-w.ctx.Done():
-				return
-			}
+	for w.follow(from) {
+		from = w.applied.Load()
+		select {
+		case <-time.After(retryApply):
+		case <-w.ctx.Done():
+			return
 		}
 	}
+}
+
+// follow applies the stream from after from, in order, until the writer
+// closes (false) or the entries stop following one another (true: follow
+// again from where it got to). The stream has no holes (nothing is ever
+// deleted from it, and a refused publish takes no sequence), so an entry
+// past the next one means a reader that skipped some: a node whose own
+// copy of the stream is still being rebuilt served it. Skipping them
+// would lose them from this node's history for good.
+func (w *ReplicatedWriter[T]) follow(from int64) bool {
+	ctx, cancel := context.WithCancel(w.ctx)
+	defer cancel()
+	entries, err := w.stream.Entries(ctx, from)
+	if err != nil {
+		w.onCommit(Commit[T]{Err: fmt.Errorf("follow the log: %w", err)})
+		return w.ctx.Err() == nil
+	}
+	next := from + 1
 	batch := make([]StreamEntry, 0, w.maxBatch)
 	for first := range entries {
 		batch = fill(append(batch[:0], first), entries, w.maxBatch)
-		drafts := make([]Draft, len(batch))
+		// What was applied already (a reader that started again hands
+		// some out twice) is dropped; a hole ends the batch before it.
+		batch = slices.DeleteFunc(batch, func(e StreamEntry) bool { return e.Seq < next })
+		hole := false
 		for i, e := range batch {
-			// An entry that is not a draft (none this code publishes)
-			// stores nothing, on every node alike; its place still moves
-			// the position on.
-			if err := json.Unmarshal(e.Data, &drafts[i]); err != nil || drafts[i].At == 0 {
-				drafts[i] = Draft{Change: Edit, Target: 0, At: 1}
-			}
-			drafts[i].ID = e.Seq
-		}
-		for {
-			began := time.Now()
-			stored, inCommit, err := safeInsert(w.store, drafts, batch[len(batch)-1].Seq)
-			if err == nil {
-				w.delivered(batch, stored, time.Since(began), inCommit)
+			if want := next + int64(i); e.Seq != want {
+				w.onCommit(Commit[T]{Err: fmt.Errorf("follow the log: entry %d came where %d was due; following again from there", e.Seq, want)})
+				batch, hole = batch[:i], true
 				break
 			}
-			// The entries are committed in the stream: they must be
-			// applied, in order, before anything after them. Report and
-			// try again.
-			w.onCommit(Commit[T]{Err: fmt.Errorf("apply the log at %d: %w", batch[0].Seq, err)})
-			select {
-			case <-time.After(retryApply):
-			case <-w.ctx.Done():
-				return
+		}
+		if len(batch) > 0 {
+			if !w.applyBatch(batch) {
+				return false
 			}
+			next = batch[len(batch)-1].Seq + 1
+		}
+		if hole {
+			return true
+		}
+	}
+	return w.ctx.Err() == nil
+}
+
+// applyBatch stores batch, entries in order with no hole, in one
+// transaction, and hands it on; a failed transaction is tried again, since
+// nothing after it may be applied first. It reports false when the writer
+// closed first.
+func (w *ReplicatedWriter[T]) applyBatch(batch []StreamEntry) bool {
+	drafts := make([]Draft, len(batch))
+	for i, e := range batch {
+		// An entry that is not a draft (none this code publishes) stores
+		// nothing, on every node alike; its place still moves the
+		// position on.
+		if err := json.Unmarshal(e.Data, &drafts[i]); err != nil || drafts[i].At == 0 {
+			drafts[i] = Draft{Change: Edit, Target: 0, At: 1}
+		}
+		drafts[i].ID = e.Seq
+	}
+	for {
+		began := time.Now()
+		stored, inCommit, err := safeInsert(w.store, drafts, batch[len(batch)-1].Seq)
+		if err == nil {
+			w.delivered(batch, stored, time.Since(began), inCommit)
+			return true
+		}
+		w.onCommit(Commit[T]{Err: fmt.Errorf("apply the log at %d: %w", batch[0].Seq, err)})
+		select {
+		case <-time.After(retryApply):
+		case <-w.ctx.Done():
+			return false
 		}
 	}
 }

@@ -103,7 +103,7 @@ func findPage(ctx context.Context, store adminStore, l views.MessageList) (views
 // a filter that matches little scans the whole table (206 ms at 200,000
 // messages on the dev machine, BenchmarkFindRare), far too much to repeat
 // every second on a Pi; the newest page is one cheap index read.
-func dashboardData(ctx context.Context, hub adminHub, store adminStore, version string, list views.MessageList, refresh bool) (views.Dashboard, error) {
+func dashboardData(ctx context.Context, hub adminHub, store adminStore, info serverInfo, list views.MessageList, refresh bool) (views.Dashboard, error) {
 	stored, err := store.Count(ctx)
 	if err != nil {
 		return views.Dashboard{}, err
@@ -131,9 +131,36 @@ func dashboardData(ctx context.Context, hub adminHub, store adminStore, version 
 		DBSize:     store.Size(),
 		Memory:     residentMemory(),
 		Goroutines: runtime.NumGoroutine(),
-		Version:    version,
+		Version:    info.version,
 		Messages:   list,
+		Cluster:    info.clusterView(ctx),
 	}, nil
+}
+
+// serverInfo is what the dashboard shows of this server besides the chat:
+// its version, and, on a cluster, the cluster as this node sees it.
+type serverInfo struct {
+	version string
+	cluster func(context.Context) views.ClusterView // nil on a single node
+}
+
+func (d Deps) serverInfo() serverInfo {
+	return serverInfo{version: d.Version, cluster: d.Cluster}
+}
+
+// clusterStatusWait bounds the dashboard's question to the cluster: a node
+// cut off from the others gets no answer, and says so rather than hold
+// the page.
+const clusterStatusWait = 500 * time.Millisecond
+
+func (i serverInfo) clusterView(ctx context.Context) *views.ClusterView {
+	if i.cluster == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, clusterStatusWait)
+	defer cancel()
+	v := i.cluster(ctx)
+	return &v
 }
 
 // residentMemory is the process's resident set from /proc on Linux, or what
@@ -156,14 +183,14 @@ func residentMemory() uint64 {
 // choose the page of the message list; an action's URL carries them too, so
 // the admin stays where they were. refresh marks the every-second refresh,
 // which keeps a filtered or older page as the browser shows it.
-func handleDashboard(log *slog.Logger, hub adminHub, store adminStore, version string, view func(*http.Request, views.Dashboard) (templ.Component, error), refresh bool) http.Handler {
+func handleDashboard(log *slog.Logger, hub adminHub, store adminStore, info serverInfo, view func(*http.Request, views.Dashboard) (templ.Component, error), refresh bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		list, err := listRequest(r)
 		if err != nil {
 			writeError(w, r, log, http.StatusBadRequest, err)
 			return
 		}
-		data, err := dashboardData(r.Context(), hub, store, version, list, refresh)
+		data, err := dashboardData(r.Context(), hub, store, info, list, refresh)
 		if err != nil {
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return

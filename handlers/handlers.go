@@ -21,6 +21,7 @@ import (
 	"nochat/db"
 	"nochat/outhook"
 	"nochat/static"
+	"nochat/views"
 )
 
 // Deps is what the handlers need.
@@ -36,6 +37,9 @@ type Deps struct {
 	Metrics *Metrics
 	// Version is shown on the dashboard.
 	Version string
+	// Cluster, on a node of a cluster, is the cluster as this node sees
+	// it, for the dashboard; nil on a single node.
+	Cluster func(context.Context) views.ClusterView
 
 	// TrustProxy takes client addresses from X-Forwarded-For.
 	TrustProxy bool

@@ -111,21 +111,21 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 			return views.AdminPage(assets, data, inv, people, bots, hooks), err
 		}
 	}
-	page := handleDashboard(d.Log, d.Hub, d.Store, d.Version, pageView(views.ResetLink{}, views.BotToken{}, views.NewWebhook{}), false)
+	page := handleDashboard(d.Log, d.Hub, d.Store, d.serverInfo(), pageView(views.ResetLink{}, views.BotToken{}, views.NewWebhook{}), false)
 	withReset := func(link views.ResetLink) http.Handler {
-		return handleDashboard(d.Log, d.Hub, d.Store, d.Version, pageView(link, views.BotToken{}, views.NewWebhook{}), false)
+		return handleDashboard(d.Log, d.Hub, d.Store, d.serverInfo(), pageView(link, views.BotToken{}, views.NewWebhook{}), false)
 	}
 	withToken := func(token views.BotToken) http.Handler {
-		return handleDashboard(d.Log, d.Hub, d.Store, d.Version, pageView(views.ResetLink{}, token, views.NewWebhook{}), false)
+		return handleDashboard(d.Log, d.Hub, d.Store, d.serverInfo(), pageView(views.ResetLink{}, token, views.NewWebhook{}), false)
 	}
 	withHook := func(hook views.NewWebhook) http.Handler {
-		return handleDashboard(d.Log, d.Hub, d.Store, d.Version, pageView(views.ResetLink{}, views.BotToken{}, hook), false)
+		return handleDashboard(d.Log, d.Hub, d.Store, d.serverInfo(), pageView(views.ResetLink{}, views.BotToken{}, hook), false)
 	}
 	liveView := func(_ *http.Request, data views.Dashboard) (templ.Component, error) {
 		return views.AdminLive(data), nil
 	}
-	live := handleDashboard(d.Log, d.Hub, d.Store, d.Version, liveView, false)   // after an action
-	refresh := handleDashboard(d.Log, d.Hub, d.Store, d.Version, liveView, true) // every second
+	live := handleDashboard(d.Log, d.Hub, d.Store, d.serverInfo(), liveView, false)   // after an action
+	refresh := handleDashboard(d.Log, d.Hub, d.Store, d.serverInfo(), liveView, true) // every second
 
 	mux.Handle("GET /admin", admin(page))
 	mux.Handle("GET /admin/{$}", http.RedirectHandler("/admin", http.StatusMovedPermanently))

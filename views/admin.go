@@ -31,6 +31,31 @@ type Dashboard struct {
 	Messages   MessageList
 	Audit      []db.AuditEntry // the newest admin actions, newest first
 	Rooms      []RoomRow       // every room, archived ones too: the default first, then by name
+	Cluster    *ClusterView    // nil on a single node
+}
+
+// ClusterView is a cluster as the dashboard shows it, from this node.
+type ClusterView struct {
+	Node        string // this node
+	Leader      string // the stream's leader, "" when there is none
+	Nodes       int    // the stream's replicas
+	Current     int    // of which up to date with the leader
+	Last        int64  // the stream's last entry
+	Applied     int64  // how far this node's database has applied it
+	Unreachable string // why the cluster did not answer, "" when it did
+}
+
+// clusterNote is the note under the dashboard's cluster tile: the leader,
+// the replicas, the log, and how far behind this node is.
+func (c ClusterView) clusterNote() string {
+	if c.Unreachable != "" {
+		return "no answer from the cluster: this node may be cut off (" + c.Unreachable + ")"
+	}
+	behind := ""
+	if c.Applied < c.Last {
+		behind = " · " + count(c.Last-c.Applied) + " behind"
+	}
+	return "leader " + c.Leader + " · " + num(c.Current) + " of " + num(c.Nodes) + " replicas current · log at " + count(c.Last) + behind
 }
 
 // RoomRow is one room as the dashboard lists it: what it is, who is in it

@@ -1,0 +1,95 @@
+package db_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"nochat/db"
+)
+
+// holeyLog is a Stream whose first reader skips entries, as a reader
+// served by a node whose copy of the stream is still being rebuilt did in
+// the cluster's test; a reader started again sees them all. (The real
+// stream, NATS JetStream, is tested with three nodes in package cluster
+// and with three processes in package main; this one makes the skip
+// happen every time.)
+type holeyLog struct {
+	mu      sync.Mutex
+	entries []db.StreamEntry
+	follows int
+}
+
+func (l *holeyLog) Publish(context.Context, []db.StreamEntry) []error {
+	panic("the test only applies")
+}
+
+func (l *holeyLog) Entries(ctx context.Context, after int64) (<-chan db.StreamEntry, error) {
+	l.mu.Lock()
+	l.follows++
+	skip := l.follows == 1
+	l.mu.Unlock()
+	out := make(chan db.StreamEntry, len(l.entries))
+	for _, e := range l.entries {
+		if e.Seq <= after || skip && e.Seq >= 3 && e.Seq <= 5 {
+			continue
+		}
+		out <- e
+	}
+	// Open, as a live stream is, until the reader stops.
+	go func() { <-ctx.Done(); close(out) }()
+	return out, nil
+}
+
+func TestAReaderThatSkipsEntriesIsFollowedAgain(t *testing.T) {
+	ctx := context.Background()
+	s, err := db.Open(ctx, filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	l := &holeyLog{}
+	for i := range 8 {
+		data, _ := json.Marshal(db.Draft{User: "ann", Message: fmt.Sprint("entry ", i+1), At: time.Now().UnixMilli()})
+		l.entries = append(l.entries, db.StreamEntry{Seq: int64(i + 1), Key: fmt.Sprint("k", i+1), Data: data})
+	}
+	var mu sync.Mutex
+	var failures []error
+	w, err := db.NewReplicatedWriter(s, l, 0, func(c db.Commit[int]) {
+		if c.Err != nil {
+			mu.Lock()
+			failures = append(failures, c.Err)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for deadline := time.Now().Add(10 * time.Second); w.Applied() < 8; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("applied up to %d of 8", w.Applied())
+		}
+	}
+	got, err := s.LogAfter(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 8 {
+		t.Fatalf("%d entries stored, want all 8", len(got))
+	}
+	for i, e := range got {
+		if e.ID() != int64(i+1) || e.Message.Message != fmt.Sprint("entry ", i+1) {
+			t.Errorf("entry %d: %d %q", i+1, e.ID(), e.Message.Message)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(failures) != 1 {
+		t.Errorf("the hole was reported %d times, want once: %v", len(failures), failures)
+	}
+}
