@@ -91,7 +91,9 @@ func TestBrowserEditReactAndDelete(t *testing.T) {
 		t.Fatalf("Bob's actions on Ann's line: %q, want reply and react only", got)
 	}
 	// Ann fixes her last line with Up in the empty box, as in most chats;
-	// the box holds what she wrote, markup and all.
+	// the box holds what she wrote, markup and all. Up edits a stored
+	// line: under the race detector her ack can come after Bob sees it.
+	waitPage(t, ann, "Ann's line stored", "!!"+msgLine("bring bred"))
 	do(t, ann, chromedp.Focus(chromedp.ID("message")), chromedp.KeyEvent(kb.ArrowUp))
 	waitPage(t, ann, "the edit box", `document.querySelector('.edit-box textarea')?.value === 'bring *bred*'`)
 	do(t, ann, chromedp.Evaluate[chromedp.Void](`(() => { const a = document.querySelector('.edit-box textarea'); a.value = 'bring *bread*'; })()`))

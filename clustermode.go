@@ -154,6 +154,9 @@ func clusterDashboard(n clusterLog, store *db.Store, c clusterConfig) func(conte
 		v := views.ClusterView{Node: c.Node}
 		v.Applied, _ = store.LogPosition(ctx)
 		st, err := node.Status(ctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = context.DeadlineExceeded // the view words this one itself
+		}
 		if err != nil {
 			v.Unreachable = err.Error()
 			return v

@@ -1,6 +1,7 @@
 package views
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -48,8 +49,12 @@ type ClusterView struct {
 // clusterNote is the note under the dashboard's cluster tile: the leader,
 // the replicas, the log, and how far behind this node is.
 func (c ClusterView) clusterNote() string {
-	if c.Unreachable != "" {
-		return "no answer from the cluster: this node may be cut off (" + c.Unreachable + ")"
+	switch c.Unreachable {
+	case "":
+	case context.DeadlineExceeded.Error():
+		return "no answer from the cluster within half a second: this node may be cut off from the others"
+	default:
+		return "no answer from the cluster: this node may be cut off from the others (" + c.Unreachable + ")"
 	}
 	behind := ""
 	if c.Applied < c.Last {
