@@ -54,15 +54,37 @@
     if (el) el.dataset.held = String(held);
   }
 
+  // An action (a deletion, a disconnect) answers with the live part as it
+  // left it. A refresh asked for before the action's answer came shows the
+  // page as it was before: swapped in after it, it would bring back a
+  // deleted row, or leave a filtered list's panel empty. So no refresh is
+  // asked for while an action is under way, and one asked for before the
+  // last action began is dropped.
+  let acting = 0; // actions under way
+  let actedAt = -1; // when the last action began (performance.now())
+
   document.body.addEventListener('htmx:beforeRequest', (ev) => {
-    if (!isRefresh(ev)) return;
+    if (!isRefresh(ev)) {
+      acting++;
+      actedAt = performance.now();
+      return;
+    }
     const reason = why();
     showState(reason);
-    if (reason) { ev.preventDefault(); hold(); }
+    // (An action's answer that never came stops holding after 30 s.)
+    const waiting = acting > 0 && performance.now() - actedAt < 30000;
+    if (reason || waiting) { ev.preventDefault(); hold(); return; }
+    if (ev.detail.xhr) ev.detail.xhr.nochatAskedAt = performance.now();
   });
-  // A refresh already under way when the admin started working is dropped.
+  document.body.addEventListener('htmx:afterRequest', (ev) => {
+    if (!isRefresh(ev) && acting > 0) acting--;
+  });
+  // A refresh already under way when the admin started working, or asked
+  // for before the last action, is dropped.
   document.body.addEventListener('htmx:beforeSwap', (ev) => {
-    if (isRefresh(ev) && why()) { ev.detail.shouldSwap = false; hold(); }
+    if (!isRefresh(ev)) return;
+    const stale = (ev.detail.xhr && ev.detail.xhr.nochatAskedAt || 0) < actedAt;
+    if (stale || why()) { ev.detail.shouldSwap = false; hold(); }
   });
 
   // An action refused (the message was deleted meanwhile, the session left)
