@@ -75,9 +75,7 @@ type ReplicatedWriter[T any] struct {
 	prefix   string       // this writer's keys: a random prefix, then a count
 	count    atomic.Int64 // keys issued
 
-	mu     sync.RWMutex // held for reading while submitting, for writing to close
-	closed bool
-	in     chan request[T]
+	inbox[T]
 
 	waiting sync.Mutex
 	pending map[string]request[T] // published, not yet applied here, by key
@@ -114,7 +112,7 @@ func NewReplicatedWriter[T any](s *Store, stream Stream, maxBatch int, onCommit 
 		onCommit: onCommit,
 		maxBatch: maxBatch,
 		prefix:   fmt.Sprintf("%x-", salt),
-		in:       make(chan request[T], 2*maxBatch),
+		inbox:    inbox[T]{in: make(chan request[T], 2*maxBatch)},
 		pending:  make(map[string]request[T]),
 		caught:   make(chan struct{}, 1),
 		ctx:      ctx,
@@ -134,28 +132,13 @@ func (w *ReplicatedWriter[T]) Append(ctx context.Context, d Draft, tag T) error 
 	if d.UserID != 0 || d.roomOr() != DefaultRoom || d.File != nil {
 		return ErrNotReplicated
 	}
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	if w.closed {
-		return ErrClosed
-	}
-	select {
-	case w.in <- request[T]{draft: d, tag: tag}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return w.put(ctx, d, tag)
 }
 
 // Close stops taking drafts, publishes those already queued, waits (up to
 // a bound) until this node has applied everything it published, and stops.
 func (w *ReplicatedWriter[T]) Close() {
-	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		close(w.in)
-	}
-	w.mu.Unlock()
+	w.close()
 	<-w.pubDone
 	deadline := time.After(publishTimeout)
 	for w.applied.Load() < w.acked.Load() {

@@ -72,14 +72,45 @@ type request[T any] struct {
 // committed at once and a crowd shares one fsync (group commit). The tag is
 // the caller's, carried through untouched (who sent it, whom to answer).
 type Writer[T any] struct {
+	inbox[T]
 	store    *Store
 	onCommit func(Commit[T])
 	maxBatch int
+	done     chan struct{}
+}
 
+// inbox is a writer's queue of drafts: Append blocks while it is full
+// (back-pressure on the senders) and fails once it is closed.
+type inbox[T any] struct {
 	mu     sync.RWMutex // held for reading while submitting, for writing to close
 	closed bool
 	in     chan request[T]
-	done   chan struct{}
+}
+
+// put queues a draft, or fails with ErrClosed once close has begun, or
+// with the context's error.
+func (q *inbox[T]) put(ctx context.Context, d Draft, tag T) error {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed {
+		return ErrClosed
+	}
+	select {
+	case q.in <- request[T]{draft: d, tag: tag}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// close stops taking drafts; those queued stay to be read.
+func (q *inbox[T]) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.closed = true
+		close(q.in)
+	}
 }
 
 // NewWriter starts the writer goroutine. onCommit runs on that goroutine,
@@ -90,10 +121,10 @@ func NewWriter[T any](s *Store, maxBatch int, onCommit func(Commit[T])) *Writer[
 		maxBatch = DefaultMaxBatch
 	}
 	w := &Writer[T]{
+		inbox:    inbox[T]{in: make(chan request[T], 2*maxBatch)},
 		store:    s,
 		onCommit: onCommit,
 		maxBatch: maxBatch,
-		in:       make(chan request[T], 2*maxBatch),
 		done:     make(chan struct{}),
 	}
 	go w.loop()
@@ -104,28 +135,13 @@ func NewWriter[T any](s *Store, maxBatch int, onCommit func(Commit[T])) *Writer[
 // the senders) and fails with ErrClosed once Close has begun, or with the
 // context's error.
 func (w *Writer[T]) Append(ctx context.Context, d Draft, tag T) error {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	if w.closed {
-		return ErrClosed
-	}
-	select {
-	case w.in <- request[T]{draft: d, tag: tag}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return w.put(ctx, d, tag)
 }
 
 // Close stops taking drafts, commits everything already queued (handing it
 // to the callback as usual) and returns when the writer goroutine is done.
 func (w *Writer[T]) Close() {
-	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		close(w.in)
-	}
-	w.mu.Unlock()
+	w.close()
 	<-w.done
 }
 
