@@ -182,13 +182,18 @@ func (n *Node) startServer() (*server.Server, error) {
 		return nil, fmt.Errorf("JetStream directory: %w", err)
 	}
 	// The server takes the secret as a bcrypt hash (NATS warns of a plain
-	// one); routes and clients present it in the clear (over the LAN: see
-	// README). The hash lives only in this process's memory, so its cost
+	// one); routes present it inside their TLS (routeTLS), and the local
+	// client in this process or on loopback. The hash lives only in this process's memory, so its cost
 	// buys nothing, while every route and client connection pays it: the
 	// least cost.
 	hash, err := bcrypt.GenerateFromPassword([]byte(cfg.Secret), bcrypt.MinCost)
 	if err != nil {
 		return nil, fmt.Errorf("cluster secret: %w", err)
+	}
+	name := cmp.Or(cfg.Name, "nochat")
+	rtls, err := routeTLS(cfg.Secret, name, cfg.Node)
+	if err != nil {
+		return nil, err
 	}
 	opts := &server.Options{
 		ServerName: cfg.Node,
@@ -205,12 +210,16 @@ func (n *Node) startServer() (*server.Server, error) {
 		MaxPayload: cfg.MaxEntry,
 		NoSigs:     true,
 		Cluster: server.ClusterOpts{
-			Name:      cmp.Or(cfg.Name, "nochat"),
+			Name:      name,
 			Host:      lhost,
 			Port:      routePort,
 			Username:  user,
 			Password:  string(hash),
 			Advertise: cfg.Advertise,
+			TLSConfig: rtls,
+			// A Pi busy starting answers a handshake in more than
+			// NATS's default of two seconds.
+			TLSTimeout: 10,
 		},
 		Routes: routes,
 	}
