@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -170,10 +172,13 @@ func TestBrowserSubscribesForPushOnceAllowed(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nochat.db")
 	s := start(t, map[string]string{"NOCHAT_DB": path})
 	link, _ := setupLink(t, s)
-	browserSetUp(t, ann, link)
-	connected(t, ann)
-	workerReady(t, ann)
-	do(t, ann, chromedp.Evaluate[chromedp.Void](`(() => {
+	// The stand-in is in every document the tab opens, before its
+	// scripts run: one set on the page as it is would be gone after any
+	// later navigation, and Chromium's own subscribe, with no push
+	// service to reach, fails.
+	do(t, ann, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: `(() => {
+		if (!window.PushManager) return;
 		PushManager.prototype.subscribe = async function (opts) {
 			const key = await crypto.subtle.generateKey({name: 'ECDH', namedCurve: 'P-256'}, true, ['deriveBits']);
 			const raw = new Uint8Array(await crypto.subtle.exportKey('raw', key.publicKey));
@@ -182,7 +187,15 @@ func TestBrowserSubscribesForPushOnceAllowed(t *testing.T) {
 			const json = {endpoint: 'https://push.example.net/send/abc123', expirationTime: null, keys: {p256dh: b64(raw), auth: b64(crypto.getRandomValues(new Uint8Array(16)))}};
 			return {endpoint: json.endpoint, toJSON: () => json};
 		};
-	})()`))
+	})()`})
+		return chromedp.Void{}, err
+	})
+	browserSetUp(t, ann, link)
+	connected(t, ann)
+	workerReady(t, ann)
+	if !eval[bool](t, ann, `PushManager.prototype.subscribe.toString().includes('subscribedWith')`) {
+		t.Fatal("the page's PushManager is not the stand-in")
+	}
 
 	// Not yet allowed: the menu offers it.
 	do(t, ann, chromedp.Click(`#room-menu summary`))
