@@ -42,19 +42,32 @@ func waitReactions(t *testing.T, tab context.Context, what, text, want string) {
 
 // setOffline cuts the tab off the network (its socket too) or brings it
 // back, as a train's tunnel does.
+// emulateByRule is Network.emulateNetworkConditionsByRule with the
+// top-level offline that Chromium 148 asks for beside each rule's (the
+// cdproto release in go.mod predates it; older Chromium ignores it).
+var emulateByRule = cdp.Command[emulateByRuleParams, cdp.Empty]{Method: network.CommandEmulateNetworkConditionsByRule}
+
+type emulateByRuleParams struct {
+	Offline    bool                  `json:"offline"`
+	Conditions []*network.Conditions `json:"matchedNetworkConditions"`
+}
+
 func setOffline(t *testing.T, tab context.Context, off bool) {
 	t.Helper()
 	do(t, tab, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
 		if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
 			return chromedp.Void{}, err
 		}
-		if _, err := cdp.Call(ctx, tg, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
-			MatchedNetworkConditions: []*network.Conditions{{Offline: off, DownloadThroughput: -1, UploadThroughput: -1}},
+		if _, err := cdp.Call(ctx, tg, emulateByRule, emulateByRuleParams{
+			Offline:    off,
+			Conditions: []*network.Conditions{{Offline: off, DownloadThroughput: -1, UploadThroughput: -1}},
 		}); err != nil {
-			return chromedp.Void{}, err
+			return chromedp.Void{}, fmt.Errorf("emulateNetworkConditionsByRule: %w", err)
 		}
-		_, err := cdp.Call(ctx, tg, network.OverrideNetworkState, network.OverrideNetworkStateParams{Offline: off, DownloadThroughput: -1, UploadThroughput: -1})
-		return chromedp.Void{}, err
+		if _, err := cdp.Call(ctx, tg, network.OverrideNetworkState, network.OverrideNetworkStateParams{Offline: off, DownloadThroughput: -1, UploadThroughput: -1}); err != nil {
+			return chromedp.Void{}, fmt.Errorf("overrideNetworkState: %w", err)
+		}
+		return chromedp.Void{}, nil
 	})
 }
 
