@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 )
@@ -75,6 +77,17 @@ func newTab(t *testing.T, browser context.Context, opts ...chromedp.ContextOptio
 		t.Fatal(err)
 	}
 	return ctx
+}
+
+// onEveryDocument has the tab run src in every document it opens from now
+// on, before the page's own scripts: a stand-in or a probe that no later
+// navigation drops.
+func onEveryDocument(t *testing.T, tab context.Context, src string) {
+	t.Helper()
+	do(t, tab, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: src})
+		return chromedp.Void{}, err
+	})
 }
 
 // do runs browser steps, failing the test after 20 s.

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/chromedp/cdproto/cdp"
-	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 )
@@ -20,8 +17,7 @@ func TestBrowserABurstArrivesWholeAndInOrder(t *testing.T) {
 	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "0"})
 	tab := newTab(t, newBrowser(t))
 	// Before app.js runs: count the frames that carry several messages.
-	do(t, tab, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-		_, err := cdp.Call(ctx, tg, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: `
+	onEveryDocument(t, tab, `
 			window.messagesFrames = 0;
 			const Native = window.WebSocket;
 			window.WebSocket = function (url, protocols) {
@@ -32,9 +28,7 @@ func TestBrowserABurstArrivesWholeAndInOrder(t *testing.T) {
 				return ws;
 			};
 			window.WebSocket.prototype = Native.prototype;
-			Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });`})
-		return chromedp.Void{}, err
-	})
+			Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });`)
 	do(t, tab, chromedp.Navigate(s.url+"/"))
 	connected(t, tab)
 

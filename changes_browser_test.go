@@ -40,8 +40,6 @@ func waitReactions(t *testing.T, tab context.Context, what, text, want string) {
 		b.dataset.emoji + ' ' + b.querySelector('.n').textContent + ' ' + b.title + (b.getAttribute('aria-pressed') === 'true' ? ' pressed' : '')).join(' | ') === %q`, msgLine(text), want))
 }
 
-// setOffline cuts the tab off the network (its socket too) or brings it
-// back, as a train's tunnel does.
 // emulateByRule is Network.emulateNetworkConditionsByRule with the
 // top-level offline that Chromium 148 asks for beside each rule's (the
 // cdproto release in go.mod predates it; older Chromium ignores it).
@@ -52,6 +50,8 @@ type emulateByRuleParams struct {
 	Conditions []*network.Conditions `json:"matchedNetworkConditions"`
 }
 
+// setOffline cuts the tab off the network (its socket too) or brings it
+// back, as a train's tunnel does.
 func setOffline(t *testing.T, tab context.Context, off bool) {
 	t.Helper()
 	do(t, tab, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {

@@ -301,8 +301,9 @@ func clusterSender(t *testing.T, base, name string, a *ackLog, stop <-chan struc
 			answered <- struct{}{}
 		}
 	}()
-	// Every send is answered, and in bounded time: refused at once when
-	// its node cannot publish it, acked once its node has applied it. A
+	// Every send is answered, and in bounded time: refused within the
+	// publish timeout (5 s) when its node cannot reach a quorum, acked once
+	// its node has applied it. A
 	// send the quorum took just as its node was cut off is answered when
 	// the node is back in touch, which a test heals within a minute.
 	const answerWithin = 90 * time.Second

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
-	"github.com/chromedp/cdproto/cdp"
-	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -176,8 +174,7 @@ func TestBrowserSubscribesForPushOnceAllowed(t *testing.T) {
 	// scripts run: one set on the page as it is would be gone after any
 	// later navigation, and Chromium's own subscribe, with no push
 	// service to reach, fails.
-	do(t, ann, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-		_, err := cdp.Call(ctx, tg, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: `(() => {
+	onEveryDocument(t, ann, `(() => {
 		if (!window.PushManager) return;
 		PushManager.prototype.subscribe = async function (opts) {
 			const key = await crypto.subtle.generateKey({name: 'ECDH', namedCurve: 'P-256'}, true, ['deriveBits']);
@@ -187,9 +184,7 @@ func TestBrowserSubscribesForPushOnceAllowed(t *testing.T) {
 			const json = {endpoint: 'https://push.example.net/send/abc123', expirationTime: null, keys: {p256dh: b64(raw), auth: b64(crypto.getRandomValues(new Uint8Array(16)))}};
 			return {endpoint: json.endpoint, toJSON: () => json};
 		};
-	})()`})
-		return chromedp.Void{}, err
-	})
+	})()`)
 	browserSetUp(t, ann, link)
 	connected(t, ann)
 	workerReady(t, ann)

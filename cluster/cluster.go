@@ -182,10 +182,10 @@ func (n *Node) startServer() (*server.Server, error) {
 		return nil, fmt.Errorf("JetStream directory: %w", err)
 	}
 	// The server takes the secret as a bcrypt hash (NATS warns of a plain
-	// one); routes present it inside their TLS (routeTLS), and the local
-	// client in this process or on loopback. The hash lives only in this process's memory, so its cost
-	// buys nothing, while every route and client connection pays it: the
-	// least cost.
+	// one); routes present it inside their TLS (routeTLS), the local client
+	// in this process or on loopback. The hash lives only in this process's
+	// memory, so its cost buys nothing, while every route and client
+	// connection pays it: the least cost.
 	hash, err := bcrypt.GenerateFromPassword([]byte(cfg.Secret), bcrypt.MinCost)
 	if err != nil {
 		return nil, fmt.Errorf("cluster secret: %w", err)
