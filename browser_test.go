@@ -43,6 +43,26 @@ func chromiumPath(t *testing.T) string {
 // tab, with extra options if given. Further tabs come from newTab.
 func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
+	// Chromium now and then dies as it starts on a loaded machine (the
+	// last CI run saw it exit within a second, printing nothing of
+	// note): a browser that never started is tried again, twice.
+	var err error
+	for range 3 {
+		var ctx context.Context
+		if ctx, err = startBrowser(t, extra); err == nil {
+			return ctx
+		}
+		if !strings.Contains(err.Error(), "chrome failed to start") {
+			break
+		}
+		t.Logf("starting Chromium again: %v", err)
+	}
+	t.Fatal(err)
+	return nil
+}
+
+// startBrowser starts one Chromium, stopped when t ends.
+func startBrowser(t *testing.T, extra []chromedp.ExecAllocatorOption) (context.Context, error) {
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
 		chromedp.ExecPath(chromiumPath(t)),
 		chromedp.NoSandbox,
@@ -60,10 +80,8 @@ func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Con
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(alloc)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil { // start the browser now, without a timeout
-		t.Fatal(err)
-	}
-	return ctx
+	// Start the browser now, without a timeout.
+	return ctx, chromedp.Do(ctx)
 }
 
 // newTab opens another tab of browser, with opts if given

@@ -2236,6 +2236,17 @@
     showNotifySettings();
     if (p === 'granted') subscribePush(true);
   });
+  // Allowed or blocked elsewhere (the browser's site settings, or its
+  // prompt answered in another tab): the menu says so, and an allowed
+  // browser is subscribed at once, not at the next load.
+  if (canNotify && navigator.permissions) {
+    navigator.permissions.query({ name: 'notifications' }).then((status) => {
+      status.addEventListener('change', () => {
+        showNotifySettings();
+        if (Notification.permission === 'granted') subscribePush(false);
+      });
+    }).catch(() => { /* the browser cannot tell: the menu shows it at the next change */ });
+  }
   soundBox?.addEventListener('change', () => {
     setItem(SOUND_KEY, soundBox.checked ? 'on' : 'off');
     unlockAudio();
@@ -2250,8 +2261,15 @@
   // subscribePush gives the server this browser's push subscription, so
   // notifications reach it with every NoChat page closed. It runs on each
   // load too: the subscription belongs to the session it was given with.
-  async function subscribePush(loud) {
+  // One runs at a time: the prompt answered fires both the button's
+  // handler and the permission's change.
+  let subscribing = null;
+  function subscribePush(loud) {
     if (!canPush || !signedIn || Notification.permission !== 'granted') return;
+    if (!subscribing) subscribing = givePushSubscription(loud).finally(() => { subscribing = null; });
+    return subscribing;
+  }
+  async function givePushSubscription(loud) {
     try {
       const reg = await navigator.serviceWorker.ready;
       let sub = await reg.pushManager.getSubscription();
