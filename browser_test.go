@@ -378,14 +378,37 @@ func TestBrowserAdminDashboardUpdatesLive(t *testing.T) {
 // page take seconds for what takes milliseconds alone.
 func waitPage(t *testing.T, ctx context.Context, what, cond string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	waitPageFor(t, ctx, 20*time.Second, what, cond)
+}
+
+// waitPageFor is waitPage, waiting up to d. A page too busy to answer
+// is asked again, never waited for past d.
+func waitPageFor(t *testing.T, ctx context.Context, d time.Duration, what, cond string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	ask := func(expr string) (string, bool, error) {
+		until := deadline
+		if soon := time.Now().Add(5 * time.Second); until.Before(soon) {
+			until = soon
+		}
+		actx, cancel := context.WithDeadline(ctx, until)
+		defer cancel()
+		if expr != "" {
+			v, err := chromedp.Run(actx, chromedp.Evaluate[string](expr))
+			return v, false, err
+		}
+		ok, err := chromedp.Run(actx, chromedp.Evaluate[bool](cond))
+		return "", ok, err
+	}
 	for time.Now().Before(deadline) {
-		if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond)); err == nil && ok {
+		if _, ok, err := ask(""); err == nil && ok {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	var body string
-	body, _ = chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText.slice(0, 2000)`))
+	body, _, err := ask(`document.body.innerText.slice(0, 2000)`)
+	if err != nil {
+		body = "(no answer: " + err.Error() + ")"
+	}
 	t.Fatalf("the page never showed %s; it shows:\n%s", what, body)
 }

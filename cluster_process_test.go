@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
 )
 
@@ -859,7 +861,45 @@ func TestClusterNodeCutOffRefusesSendsAndRejoins(t *testing.T) {
 	admin := newBrowser(t)
 	browserAdminLogin(t, admin, &server{url: alone.p.url})
 	waitPage(t, admin, "the cluster tile", `document.querySelector('#live').innerText.includes('n3') && document.querySelector('#live').innerText.includes('3 of 3 replicas current')`)
+
+	// It lists the other nodes' connections under each node's name, and
+	// its admin disconnects one of them: carol, on n1.
+	carol, err := dialV1Conn(c.nodes[0].p.url, "?user=carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer carol.Close()
+	closed := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := carol.ReadMessage(); err != nil {
+				closed <- err
+				return
+			}
+		}
+	}()
+	carolRow := `[...document.querySelectorAll('section.node[data-node="n1"] tbody.person')].find(p => p.querySelector('.name').textContent === 'carol')`
+	waitPage(t, admin, "carol listed under n1", carolRow+` && document.querySelector('section.node[data-node="n2"]') && !document.querySelector('section.node[data-node="n3"]')`)
 	screenshots(t, admin, "cluster-dashboard")
+	eval[bool](t, admin, `(p => { p.querySelector('button.danger').click(); return true })(`+carolRow+`)`)
+	do(t, admin, chromedp.WaitVisible(chromedp.ID("confirm")))
+	if detail := eval[string](t, admin, `document.getElementById('confirm-detail').textContent`); !strings.Contains(detail, "carol") || !strings.Contains(detail, "on n1") {
+		t.Errorf("the question before disconnecting says %q; want carol, on n1", detail)
+	}
+	do(t, admin, chromedp.Click(chromedp.ID("confirm-ok")))
+	select {
+	case err := <-closed:
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation || ce.Text != "disconnected by an admin" {
+			t.Errorf("carol's socket ended with %v; want 1008, disconnected by an admin", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("carol, on n1, was not disconnected by n3's admin")
+	}
+	waitPage(t, admin, "carol gone from n1's list", `!(`+carolRow+`)`)
+	if audit := eval[string](t, admin, `document.getElementById('audit')?.innerText ?? ''`); !strings.Contains(audit, "carol") || !strings.Contains(audit, "on n1") {
+		t.Error("the audit log does not name the node of the disconnected session")
+	}
 
 	stop := make(chan struct{})
 	_, wait := c.load(0, a, c.nodes[0], stop)
@@ -907,9 +947,25 @@ func TestClusterNodeCutOffRefusesSendsAndRejoins(t *testing.T) {
 	if !refused {
 		t.Fatal("the cut-off node kept acknowledging sends")
 	}
+	// Someone typing on the cut-off node sees the message wait, not
+	// fail: the page sends it again by itself under its cid, and once
+	// the cut heals it is stored, once.
+	guest := newTab(t, admin, chromedp.WithNewBrowserContext())
+	do(t, guest, chromedp.Navigate(alone.p.url+"/"))
+	connected(t, guest)
+	const island = "typed on the island"
+	say(t, guest, island)
+	waitPage(t, guest, "the message waiting", `[...document.querySelectorAll('li.msg.pending')].some(li => li.innerText.includes('waiting for the server'))`)
+	screenshots(t, guest, "cluster-waiting")
+	if eval[bool](t, guest, `!!document.querySelector('li.msg.failed')`) {
+		t.Error("the page marked the refused message Not sent while it retries")
+	}
 	// It says it has no answer from the cluster, or, while it still
 	// leads the stream for a moment, that its replicas are not current.
 	waitPage(t, admin, "the cut-off node saying so", `(t => t.includes('no answer from the cluster') || /\b[0-2] of 3 replicas current/.test(t))(document.querySelector('#live').innerText)`)
+	// The others' blocks say they do not answer, until their presence is
+	// forgotten too.
+	waitPage(t, admin, "the other nodes silent", `(ns => ns.length ? ns.every(n => n.innerText.includes('No answer')) : document.getElementById('nodes-title').parentElement.innerText.includes('No other node heard from'))([...document.querySelectorAll('section.node')])`)
 	screenshots(t, admin, "cluster-dashboard-cut-off")
 	resp, err := httpGet(alone.p.url + "/discussion")
 	if err != nil || resp != 200 {
@@ -928,9 +984,19 @@ func TestClusterNodeCutOffRefusesSendsAndRejoins(t *testing.T) {
 		p.setCut(false)
 	}
 	wait()
+	waitPageFor(t, guest, 90*time.Second, "the island's message stored", `[...document.querySelectorAll('li.msg[data-id]')].some(li => li.querySelector('.text')?.innerText === '`+island+`') && !document.querySelector('li.msg.failed, li.msg.pending')`)
 	rows := c.converged()
 	for _, nd := range c.nodes {
 		a.check(t, nd.name+" after the cut healed", projection(t, nd.dbPath))
+		stored := 0
+		for _, r := range projection(t, nd.dbPath) {
+			if r.text == island {
+				stored++
+			}
+		}
+		if stored != 1 {
+			t.Errorf("%s stored the message typed during the cut %d times, want once", nd.name, stored)
+		}
 	}
 	if len(rows) <= len(before) {
 		t.Errorf("%d messages after the cut, %d before: the other two did not go on", len(rows), len(before))

@@ -100,21 +100,7 @@ func (h *Hub) Snapshot(maxErrors int) Snapshot {
 		}
 		conns = make([]Connection, 0, len(h.b.conns))
 		for c := range h.b.conns {
-			last := max(c.lastRead.Load(), c.lastWrite.Load())
-			conns = append(conns, Connection{
-				ID:           c.id,
-				Remote:       c.remote,
-				UserAgent:    c.agent,
-				Protocol:     string(c.proto),
-				User:         c.name(),
-				UserID:       c.userID,
-				Role:         c.role,
-				Since:        c.since,
-				LastActivity: time.Unix(0, last),
-				Received:     c.received.Load(),
-				Sent:         c.sent.Load(),
-				Rooms:        c.roomIDs(),
-			})
+			conns = append(conns, c.connection())
 		}
 	})
 	slices.SortFunc(conns, func(a, b Connection) int {
@@ -188,20 +174,45 @@ var ErrNoSession = errors.New("no such session")
 // Disconnect closes a session with 1008 and a reason. Its client may
 // reconnect.
 func (h *Hub) Disconnect(id, reason string) error {
+	_, err := h.disconnect(id, reason)
+	return err
+}
+
+// disconnect is Disconnect, returning the connection it closed.
+func (h *Hub) disconnect(id, reason string) (Connection, error) {
 	var c *client
+	var conn Connection
 	h.b.read(func() {
 		for cl := range h.b.conns {
 			if cl.id == id {
-				c = cl
+				c, conn = cl, cl.connection()
 				return
 			}
 		}
 	})
 	if c == nil {
-		return fmt.Errorf("disconnect %q: %w", id, ErrNoSession)
+		return Connection{}, fmt.Errorf("disconnect %q: %w", id, ErrNoSession)
 	}
 	c.closeWith(websocket.ClosePolicyViolation, reason)
-	return nil
+	return conn, nil
+}
+
+// connection is c as the admin sees it. It runs on the broadcaster.
+func (c *client) connection() Connection {
+	return Connection{
+		ID:           c.id,
+		Remote:       c.remote,
+		UserAgent:    c.agent,
+		Protocol:     string(c.proto),
+		User:         c.name(),
+		UserID:       c.userID,
+		Role:         c.role,
+		Since:        c.since,
+		LastActivity: time.Unix(0, max(c.lastRead.Load(), c.lastWrite.Load())),
+		Received:     c.received.Load(),
+		Sent:         c.sent.Load(),
+		Rooms:        c.roomIDs(),
+	}
 }
 
 // Prune deletes the messages retention no longer keeps (see

@@ -260,6 +260,7 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 	go h.b.run()
 	if opts.Peers != nil {
 		h.listenToPeers()
+		opts.Peers.Answer(h.answerPeer)
 	}
 	go h.flushErrors()
 	go h.notifyLoop()

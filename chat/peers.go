@@ -3,6 +3,7 @@ package chat
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -24,6 +25,13 @@ type Peers interface {
 	// sending node's name and the document's kind, until this node
 	// leaves the cluster.
 	Listen(fn func(node, kind string, doc []byte))
+	// Ask sends a question of a kind to every other node (to == "") or
+	// to one, and returns the answers by node: every one heard until
+	// expect nodes have answered or ctx ends.
+	Ask(ctx context.Context, to, kind string, doc []byte, expect int) map[string][]byte
+	// Answer has fn answer the other nodes' questions (nil: none) until
+	// this node leaves the cluster.
+	Answer(fn func(kind string, doc []byte) []byte)
 }
 
 // The kinds of document nodes share.

@@ -452,3 +452,73 @@ func (n *Node) Listen(fn func(node, kind string, doc []byte)) {
 		}
 	})
 }
+
+// askSubject is where nodes ask each other questions that want answers
+// (the dashboard's): askSubject.KIND to every other node,
+// askSubject.KIND.NODE to one. The asking node is in the fromHeader, the
+// answering one in the nodeHeader.
+const (
+	askSubject = "nochat.ask"
+	fromHeader = "Nochat-From"
+	nodeHeader = "Nochat-Node"
+)
+
+// Ask sends a question of a kind to every other node (to == "") or to one,
+// and returns the answers by node: every one heard until expect nodes
+// have answered or ctx ends (chat.Peers).
+func (n *Node) Ask(ctx context.Context, to, kind string, doc []byte, expect int) map[string][]byte {
+	answers := make(map[string][]byte)
+	if expect < 1 {
+		return answers
+	}
+	inbox := n.nc.NewInbox()
+	ch := make(chan *nats.Msg, max(expect, 8))
+	sub, err := n.nc.ChanSubscribe(inbox, ch)
+	if err != nil {
+		return answers
+	}
+	defer sub.Unsubscribe()
+	subj := askSubject + "." + kind
+	if to != "" {
+		subj += "." + to
+	}
+	q := nats.NewMsg(subj)
+	q.Reply = inbox
+	q.Header.Set(fromHeader, n.cfg.Node)
+	q.Data = doc
+	if n.nc.PublishMsg(q) != nil {
+		return answers
+	}
+	for len(answers) < expect {
+		select {
+		case m := <-ch:
+			if node := m.Header.Get(nodeHeader); validName(node) && node != n.cfg.Node && (to == "" || node == to) {
+				answers[node] = m.Data
+			}
+		case <-ctx.Done():
+			return answers
+		}
+	}
+	return answers
+}
+
+// Answer has fn answer the questions the other nodes ask of every node or
+// of this one (chat.Peers); a nil answer is none.
+func (n *Node) Answer(fn func(kind string, doc []byte) []byte) {
+	handle := func(m *nats.Msg) {
+		if m.Reply == "" || m.Header.Get(fromHeader) == n.cfg.Node {
+			return
+		}
+		kind, _, _ := strings.Cut(strings.TrimPrefix(m.Subject, askSubject+"."), ".")
+		doc := fn(kind, m.Data)
+		if doc == nil {
+			return
+		}
+		a := nats.NewMsg(m.Reply)
+		a.Header.Set(nodeHeader, n.cfg.Node)
+		a.Data = doc
+		n.nc.PublishMsg(a)
+	}
+	n.nc.Subscribe(askSubject+".*", handle)
+	n.nc.Subscribe(askSubject+".*."+n.cfg.Node, handle)
+}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -25,6 +26,9 @@ import (
 type adminHub interface {
 	Snapshot(maxErrors int) chat.Snapshot
 	Disconnect(id, reason string) error
+	// On a cluster: the other nodes, and a disconnect on one of them.
+	Nodes(ctx context.Context) []chat.NodeView
+	DisconnectOn(ctx context.Context, node, id, reason string) (chat.Connection, error)
 	Delete(ctx context.Context, id int64) error
 	ClearErrors(ctx context.Context) error
 	RecordErrorAt(kind, place, detail, subject string)
@@ -117,8 +121,22 @@ func dashboardData(ctx context.Context, hub adminHub, store adminStore, info ser
 	if err != nil {
 		return views.Dashboard{}, err
 	}
+	// On a cluster, the other nodes answer while this one gathers its own
+	// state: a node cut off waits for no answer once, not twice.
+	var nodes []chat.NodeView
+	var clusterView *views.ClusterView
+	var asked sync.WaitGroup
+	if info.cluster != nil {
+		asked.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, clusterStatusWait)
+			defer cancel()
+			nodes = hub.Nodes(ctx)
+		})
+		asked.Go(func() { clusterView = info.clusterView(ctx) })
+	}
 	snap := hub.Snapshot(200)
 	rooms, err := roomRows(ctx, store, snap)
+	asked.Wait()
 	if err != nil {
 		return views.Dashboard{}, err
 	}
@@ -133,7 +151,8 @@ func dashboardData(ctx context.Context, hub adminHub, store adminStore, info ser
 		Goroutines: runtime.NumGoroutine(),
 		Version:    info.version,
 		Messages:   list,
-		Cluster:    info.clusterView(ctx),
+		Cluster:    clusterView,
+		Nodes:      nodes,
 	}, nil
 }
 
@@ -239,6 +258,43 @@ func handleDisconnect(log *slog.Logger, hub adminHub, live http.Handler, audit a
 			return
 		}
 		audit(r, auditDisconnect, target, "")
+		afterAction(w, r, live)
+	})
+}
+
+// disconnectOnWait bounds an admin's disconnect of a session on another
+// node: long enough for a busy Pi to answer, short enough for the
+// dashboard to say when none did.
+const disconnectOnWait = 3 * time.Second
+
+// handleDisconnectOn disconnects a session on another node of the
+// cluster, which the dashboard lists under that node's name.
+func handleDisconnectOn(log *slog.Logger, hub adminHub, live http.Handler, audit auditFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		node, id := r.PathValue("node"), r.PathValue("id")
+		if len(node) > 64 || len(id) > 64 {
+			writeError(w, r, log, http.StatusBadRequest, errors.New("a node's name and a session's id are at most 64 characters"))
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), disconnectOnWait)
+		defer cancel()
+		c, err := hub.DisconnectOn(ctx, node, id, "disconnected by an admin")
+		switch {
+		case errors.Is(err, chat.ErrNoSession):
+			writeError(w, r, log, http.StatusNotFound, fmt.Errorf("no such session on %s: it may have left already", node))
+			return
+		case errors.Is(err, chat.ErrNoCluster):
+			writeError(w, r, log, http.StatusNotFound, fmt.Errorf("no node %s: this server is not in a cluster", node))
+			return
+		case err != nil:
+			writeError(w, r, log, http.StatusServiceUnavailable, fmt.Errorf("node %s did not answer: it may be down or cut off from this one", node))
+			return
+		}
+		target := c.User + " (session " + c.ID[:min(8, len(c.ID))] + ")"
+		if c.Remote != "" {
+			target += " from " + c.Remote
+		}
+		audit(r, auditDisconnect, target+" on "+node, "")
 		afterAction(w, r, live)
 	})
 }

@@ -450,3 +450,31 @@ func TestAdminPasswordActionsAreAuditedAsTheAdminPassword(t *testing.T) {
 		t.Fatalf("audit = %q", got)
 	}
 }
+
+// Disconnecting a session on another node of a cluster is an admin's
+// action like any other: refused without a session and to a member, and
+// on a server that is in no cluster, a clear 404.
+func TestDisconnectOnAnotherNodeIsForAdminsOnly(t *testing.T) {
+	srv, _, auth := peopleServer(t, map[string]string{"Ada": db.RoleAdmin, "Bob": db.RoleMember})
+	ada := signInAs(t, srv, "Ada", "password of Ada", firefox)
+	bob := signInAs(t, srv, "Bob", "password of Bob", firefox)
+	path := "/admin/nodes/n1/sessions/abc/disconnect"
+
+	if code, _, _ := as(t, srv, "POST", path, "", nil); code != http.StatusUnauthorized {
+		t.Errorf("without a session: %d, want 401", code)
+	}
+	if code, _, _ := as(t, srv, "POST", path, bob, nil); code != http.StatusForbidden {
+		t.Errorf("a member: %d, want 403", code)
+	}
+	code, _, body := as(t, srv, "POST", path, ada, nil)
+	if code != http.StatusNotFound || !strings.Contains(body, "not in a cluster") {
+		t.Errorf("an admin on a single node: %d %s, want 404 saying it is in no cluster", code, body)
+	}
+	long := "/admin/nodes/" + strings.Repeat("n", 65) + "/sessions/abc/disconnect"
+	if code, _, body := as(t, srv, "POST", long, ada, nil); code != http.StatusBadRequest || !strings.Contains(body, "at most 64") {
+		t.Errorf("a node name of 65 characters: %d %s, want 400", code, body)
+	}
+	if got := auditOf(t, auth); len(got) != 0 {
+		t.Errorf("refused disconnects left audit lines: %v", got)
+	}
+}

@@ -134,6 +134,8 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /admin/login", post(handleLogin(d.Log, d.Auth, d.Hub, d.TrustProxy, assets)))
 	mux.Handle("POST /admin/logout", post(handleLogout(d.Log, d.Auth, d.TrustProxy)))
 	mux.Handle("POST /admin/sessions/{id}/disconnect", post(admin(handleDisconnect(d.Log, d.Hub, live, audit))))
+	// On a cluster: a session of another node, which carries it out.
+	mux.Handle("POST /admin/nodes/{node}/sessions/{id}/disconnect", post(admin(handleDisconnectOn(d.Log, d.Hub, live, audit))))
 	mux.Handle("POST /admin/messages/{id}/delete", post(admin(handleDeleteMessage(d.Log, d.Hub, d.Store, live, audit))))
 	mux.Handle("POST /admin/errors/clear", post(admin(handleClearErrors(d.Log, d.Hub, live, audit))))
 	mux.Handle("POST /admin/invite/reset", post(admin(handleInviteReset(d.Log, d.Auth, audit))))

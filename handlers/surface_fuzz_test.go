@@ -187,6 +187,7 @@ func surfaceSeeds(assets *static.Assets) []surfaceSeed {
 		{0, "POST", "/admin/login", form, "password=" + url.QueryEscape(adminPassword)},
 		{0, "POST", "/admin/logout", host + "Cookie: nochat_admin=" + strings.Repeat("v", 4000) + "\n", ""},
 		{0, "POST", "/admin/sessions/abc/disconnect", htmx, ""},
+		{0, "POST", "/admin/nodes/n1/sessions/abc/disconnect", htmx, ""},
 		{0, "POST", "/admin/messages/1/delete", htmx, ""},
 		{0, "POST", "/admin/messages/-1/delete", host + session, ""},
 		{0, "POST", "/admin/errors/clear", htmx, ""},

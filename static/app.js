@@ -712,7 +712,8 @@
     typers.delete(typerKey(m.user, m.user_id));
     renderTyping();
 
-    const stick = nearBottom();
+    // Where the reader was before this burst's first message.
+    const stick = settling ? settling.stick : nearBottom();
     // Our own message may be broadcast before its ack: adopt the matching
     // pending line instead of adding a second copy. If the guess is wrong
     // (same text from another tab), the line still shows a real message, and
@@ -721,19 +722,37 @@
     const li = adopted || buildMessage(m);
     if (adopted) fillMessage(li, m);
     placeReal(li, m.id);
-    regroup();
-
-    if (stick || adopted) {
-      scrollToBottom();
-      markRead();
-    } else {
-      jumpBtn.hidden = false;
-    }
+    settleSoon(stick, adopted);
     if (document.hidden && !adopted && !li.classList.contains('mine') && levelOf(room.id) !== 'none') {
       unread++;
       updateBadge();
     }
     if (!adopted) announce(m);
+  }
+
+  // A burst (a batch frame, the catch-up after a long outage) brings many
+  // messages at once. The list is regrouped, and scrolled, once for all of
+  // them before the next paint: once a message, each a pass over the whole
+  // list and a layout, a page fed a few thousand froze for minutes.
+  let settling = null; // { stick, follow } while a settle is due
+  function settleSoon(stick, adopted) {
+    if (!settling) {
+      settling = { stick, follow: false };
+      const settle = () => {
+        const s = settling;
+        settling = null;
+        regroup();
+        if (s.follow) {
+          scrollToBottom();
+          markRead();
+        } else {
+          jumpBtn.hidden = false;
+        }
+      };
+      // A hidden page paints no frames: a timer, which it still runs.
+      if (document.hidden) setTimeout(settle, 50); else requestAnimationFrame(settle);
+    }
+    if (stick || adopted) settling.follow = true;
   }
 
   function adoptPending(m) {
@@ -791,6 +810,7 @@
     const reason = errorText(d.code, d.message);
     if (typeof d.cid === 'string' && d.cid) {
       const item = queue.find((it) => it.cid === d.cid);
+      if (item && d.code === 'unavailable' && retryLater(item)) return;
       queue = queue.filter((it) => it.cid !== d.cid);
       saveQueue();
       if (!item) return;
@@ -1284,6 +1304,30 @@
     item.sentAs = nickSent;
     saveQueue();
     sendItem(item);
+  }
+
+  // A node of a cluster that cannot reach the others refuses a send as
+  // unavailable: for the seconds the others take to choose a new leader
+  // when one dies, or while the node is cut off. The page sends it again
+  // by itself, under the same cid (so it is stored once however many
+  // tries reach the log), for about a minute, before it says Not sent.
+  const RETRY_UNAVAILABLE = [1, 2, 4, 8, 15, 15, 15]; // seconds
+
+  // retryLater sends item again after its next wait, and reports false
+  // once it has waited them all.
+  function retryLater(item) {
+    const n = item.retries || 0;
+    if (n >= RETRY_UNAVAILABLE.length) return false;
+    item.retries = n + 1;
+    saveQueue();
+    const label = pendingEl(item.cid)?.querySelector('.state span:last-child');
+    if (label) label.textContent = 'waiting for the server';
+    setTimeout(() => {
+      // Stored (acked) or given up meanwhile: nothing to send. Not
+      // connected: the reconnect sends the queue.
+      if (queue.includes(item) && ready) sendItem(item);
+    }, RETRY_UNAVAILABLE[n] * 1000);
+    return true;
   }
 
   // sendItem sends a queued message (again): the same cid names it.

@@ -33,6 +33,7 @@ type Dashboard struct {
 	Audit      []db.AuditEntry // the newest admin actions, newest first
 	Rooms      []RoomRow       // every room, archived ones too: the default first, then by name
 	Cluster    *ClusterView    // nil on a single node
+	Nodes      []chat.NodeView // the cluster's other nodes, by name; nil on a single node
 }
 
 // ClusterView is a cluster as the dashboard shows it, from this node.
@@ -218,6 +219,30 @@ func (d Dashboard) messagesLastHour() int64   { return chat.Sum(d.Room.Series.Me
 func (d Dashboard) errorsLastHour() int64     { return chat.Sum(d.Room.Series.Errors, 60) }
 
 func (d Dashboard) uptime() string { return duration(d.Room.Taken.Sub(d.Room.Started)) }
+
+// disconnectURL is where the dashboard disconnects c: a session of this
+// node (node "") or of another.
+func (d Dashboard) disconnectURL(node string, c chat.Connection) string {
+	if node == "" {
+		return "/admin/sessions/" + url.PathEscape(c.ID) + "/disconnect" + d.Messages.query()
+	}
+	return "/admin/nodes/" + url.PathEscape(node) + "/sessions/" + url.PathEscape(c.ID) + "/disconnect" + d.Messages.query()
+}
+
+// disconnectDetail says whom a disconnect concerns, and where.
+func disconnectDetail(node string, c chat.Connection) string {
+	s := c.User + " from " + c.Remote
+	if node != "" {
+		s += ", on " + node
+	}
+	return s
+}
+
+// nodeNote is another node's totals, under its name.
+func nodeNote(n chat.NodeView) string {
+	return plural(int64(n.Online), "connection", "connections") + " (peak " + num(n.Peak) + ") · " +
+		plural(n.MessagesLastHour, "message", "messages") + " and " + plural(n.ErrorsLastHour, "error", "errors") + " in the last hour · up " + duration(n.Taken.Sub(n.Started))
+}
 
 // duration writes a span the way people say it: 3d 4h, 2h 5m, 4m 10s, 12s.
 func duration(d time.Duration) string {

@@ -1,0 +1,60 @@
+package cluster
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+)
+
+// A node asks the others (the dashboard's questions) and hears each
+// one's answer under its name: every other node's, or the one node's it
+// asked, never its own; a question nobody answers ends with ctx.
+func TestNodesAskEachOtherAndAnswer(t *testing.T) {
+	nodes := startAll(t, configs(t, freePorts(t, 3)))
+	for _, nd := range nodes {
+		name := nd.cfg.Node
+		nd.n.Answer(func(kind string, doc []byte) []byte {
+			if kind == "silent" {
+				return nil
+			}
+			return []byte(kind + ":" + string(doc) + " from " + name)
+		})
+	}
+	ask := func(to, kind string, expect int, wait time.Duration) map[string]string {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		got := map[string]string{}
+		for node, doc := range nodes[0].n.Ask(ctx, to, kind, []byte("hi"), expect) {
+			got[node] = string(doc)
+		}
+		return got
+	}
+
+	// Every other node, and not the asker (the subscriptions may take a
+	// moment to reach the other servers).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := ask("", "echo", 2, time.Second)
+		want := map[string]string{"n2": "echo:hi from n2", "n3": "echo:hi from n3"}
+		if maps.Equal(got, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("asked every node, heard %v; want %v", got, want)
+		}
+	}
+	// One node: only it answers, although the asker waits for two.
+	if got := ask("n3", "echo", 2, 500*time.Millisecond); !maps.Equal(got, map[string]string{"n3": "echo:hi from n3"}) {
+		t.Errorf("asked n3, heard %v", got)
+	}
+	// A question without answers is over when ctx is.
+	began := time.Now()
+	if got := ask("", "silent", 2, 300*time.Millisecond); len(got) != 0 {
+		t.Errorf("nobody answers, yet heard %v", slices.Collect(maps.Keys(got)))
+	}
+	if took := time.Since(began); took > 5*time.Second {
+		t.Errorf("an unanswered question took %v", took)
+	}
+}
