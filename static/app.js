@@ -741,6 +741,7 @@
       const settle = () => {
         const s = settling;
         settling = null;
+        if (!s) return; // the room changed meanwhile: its own showing placed it
         regroup();
         if (s.follow) {
           scrollToBottom();
@@ -2601,6 +2602,7 @@
         if (older) msgs.shift();
       }
       list.replaceChildren(...msgs.map(buildMessage));
+      settling = null; // a settle due for the room shown before must not scroll this one
       olderBtn.hidden = !older;
       detached = newer;
       newerBtn.hidden = !newer;
