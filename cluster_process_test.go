@@ -198,9 +198,35 @@ func (c *testCluster) converged() []row {
 			return first
 		}
 		if time.Now().After(deadline) {
+			all := map[int64]bool{}
+			byNode := map[string][]row{}
 			for _, nd := range up {
-				p := projection(c.t, nd.dbPath)
-				c.t.Logf("%s: %d messages, last %v", nd.name, len(p), p[max(0, len(p)-1):])
+				byNode[nd.name] = projection(c.t, nd.dbPath)
+				for _, r := range byNode[nd.name] {
+					all[r.id] = true
+				}
+			}
+			for _, nd := range up {
+				p := byNode[nd.name]
+				has := map[int64]bool{}
+				for _, r := range p {
+					has[r.id] = true
+				}
+				var missing []int64
+				for id := range all {
+					if !has[id] {
+						missing = append(missing, id)
+					}
+				}
+				slices.Sort(missing)
+				c.t.Logf("%s: %d messages, last %v; missing %d ids, the first %v", nd.name, len(p), p[max(0, len(p)-1):], len(missing), missing[:min(len(missing), 8)])
+				nd.p.mu.Lock()
+				for _, line := range nd.p.log {
+					if strings.Contains(line, "follow the log") || strings.Contains(line, "apply the log") {
+						c.t.Logf("%s: %s", nd.name, line)
+					}
+				}
+				nd.p.mu.Unlock()
 			}
 			c.t.Fatal("the nodes' histories did not converge in 60 s")
 		}

@@ -252,6 +252,14 @@ func (w *ReplicatedWriter[T]) follow(from int64) bool {
 				batch, hole = batch[:i], true
 				break
 			}
+			// Nothing this code publishes is empty: an empty entry is
+			// one a rebuilding copy holds the place of but not yet the
+			// contents, and applied it would store nothing, for good.
+			if len(e.Data) == 0 {
+				w.onCommit(Commit[T]{Err: fmt.Errorf("follow the log: entry %d came empty; following again from there", e.Seq)})
+				batch, hole = batch[:i], true
+				break
+			}
 		}
 		if len(batch) > 0 {
 			if !w.applyBatch(batch) {
