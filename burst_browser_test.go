@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -76,13 +78,26 @@ func TestBrowserAPageKeepsUpWithThousandsOfMessages(t *testing.T) {
 	const senders, each = 8, 400
 	var wg sync.WaitGroup
 	for w := range senders {
-		wg.Go(func() {
+		wg.Go(func() { // t.Fatal belongs to the test's goroutine: errors end the sender
 			for i := range each {
-				s.post(t, fmt.Sprint("sender", w), fmt.Sprint("burst ", w, "-", i))
+				u := s.url + "/discussion/" + url.PathEscape(fmt.Sprint("burst ", w, "-", i)) + "?user=" + fmt.Sprint("sender", w)
+				resp, err := http.Post(u, "", nil)
+				if err != nil {
+					t.Errorf("POST: %v", err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("POST: %d", resp.StatusCode)
+					return
+				}
 			}
 		})
 	}
 	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
 	waitPageFor(t, tab, 90*time.Second, "every message", fmt.Sprintf(`document.querySelectorAll('li.msg[data-id]').length === %d`, senders*each))
 	// In order, grouped by sender, and the reader still at the bottom.
 	if !eval[bool](t, tab, `(ids => ids.every((id, i) => i === 0 || ids[i-1] < id))([...document.querySelectorAll('li.msg[data-id]')].map(li => Number(li.dataset.id)))`) {

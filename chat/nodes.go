@@ -30,6 +30,10 @@ const (
 	maxNodeConnections = 200
 	// maxNodeErrors bounds the errors it lists, newest first.
 	maxNodeErrors = 20
+	// maxNodeText bounds a listed connection's address and browser, and
+	// maxNodeRooms its rooms.
+	maxNodeText  = 256
+	maxNodeRooms = 64
 )
 
 // NodeView is another node of the cluster as this node's dashboard shows
@@ -179,6 +183,15 @@ func (h *Hub) nodeAnswer() nodeAnswer {
 	if len(a.Connections) > maxNodeConnections {
 		a.More = len(a.Connections) - maxNodeConnections
 		a.Connections = a.Connections[:maxNodeConnections]
+	}
+	// A browser's name is as long as it says (net/http takes headers up
+	// to 1 MB): cut, so that a client cannot make the answer too big to
+	// send and its node look silent to the others.
+	for i := range a.Connections {
+		c := &a.Connections[i]
+		c.UserAgent = Cut(c.UserAgent, maxNodeText)
+		c.Remote = Cut(c.Remote, maxNodeText)
+		c.Rooms = c.Rooms[:min(len(c.Rooms), maxNodeRooms)]
 	}
 	return a
 }

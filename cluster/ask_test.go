@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -13,11 +14,15 @@ import (
 // asked, never its own; a question nobody answers ends with ctx.
 func TestNodesAskEachOtherAndAnswer(t *testing.T) {
 	nodes := startAll(t, configs(t, freePorts(t, 3)))
-	for _, nd := range nodes {
+	var asked [3]atomic.Int32 // the questions of kind "one" each node heard
+	for i, nd := range nodes {
 		name := nd.cfg.Node
 		nd.n.Answer(func(kind string, doc []byte) []byte {
 			if kind == "silent" {
 				return nil
+			}
+			if kind == "one" {
+				asked[i].Add(1)
 			}
 			return []byte(kind + ":" + string(doc) + " from " + name)
 		})
@@ -45,9 +50,13 @@ func TestNodesAskEachOtherAndAnswer(t *testing.T) {
 			t.Fatalf("asked every node, heard %v; want %v", got, want)
 		}
 	}
-	// One node: only it answers, although the asker waits for two.
-	if got := ask("n3", "echo", 2, 500*time.Millisecond); !maps.Equal(got, map[string]string{"n3": "echo:hi from n3"}) {
+	// One node: only it hears the question, although the asker waits for
+	// two answers.
+	if got := ask("n3", "one", 2, 500*time.Millisecond); !maps.Equal(got, map[string]string{"n3": "one:hi from n3"}) {
 		t.Errorf("asked n3, heard %v", got)
+	}
+	if n1, n2, n3 := asked[0].Load(), asked[1].Load(), asked[2].Load(); n1 != 0 || n2 != 0 || n3 != 1 {
+		t.Errorf("a question for n3 reached n1 %d, n2 %d and n3 %d times; want n3 once", n1, n2, n3)
 	}
 	// A question without answers is over when ctx is.
 	began := time.Now()

@@ -517,7 +517,9 @@ func (n *Node) Answer(fn func(kind string, doc []byte) []byte) {
 		a := nats.NewMsg(m.Reply)
 		a.Header.Set(nodeHeader, n.cfg.Node)
 		a.Data = doc
-		n.nc.PublishMsg(a)
+		if err := n.nc.PublishMsg(a); err != nil {
+			n.log.Warn("answering another node", "kind", kind, "bytes", len(doc), "err", err)
+		}
 	}
 	n.nc.Subscribe(askSubject+".*", handle)
 	n.nc.Subscribe(askSubject+".*."+n.cfg.Node, handle)

@@ -276,6 +276,10 @@ func handleDisconnectOn(log *slog.Logger, hub adminHub, live http.Handler, audit
 			writeError(w, r, log, http.StatusBadRequest, errors.New("a node's name and a session's id are at most 64 characters"))
 			return
 		}
+		if strings.Trim(node, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" || node == "" {
+			writeError(w, r, log, http.StatusBadRequest, errors.New("a node's name is letters, digits, - and _"))
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), disconnectOnWait)
 		defer cancel()
 		c, err := hub.DisconnectOn(ctx, node, id, "disconnected by an admin")

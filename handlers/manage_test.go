@@ -474,6 +474,9 @@ func TestDisconnectOnAnotherNodeIsForAdminsOnly(t *testing.T) {
 	if code, _, body := as(t, srv, "POST", long, ada, nil); code != http.StatusBadRequest || !strings.Contains(body, "at most 64") {
 		t.Errorf("a node name of 65 characters: %d %s, want 400", code, body)
 	}
+	if code, _, body := as(t, srv, "POST", "/admin/nodes/n*1/sessions/abc/disconnect", ada, nil); code != http.StatusBadRequest || !strings.Contains(body, "letters, digits") {
+		t.Errorf("a node name with a *: %d %s, want 400", code, body)
+	}
 	if got := auditOf(t, auth); len(got) != 0 {
 		t.Errorf("refused disconnects left audit lines: %v", got)
 	}

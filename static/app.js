@@ -771,6 +771,8 @@
 
   function onAck(d) {
     if (!d || typeof d.cid !== 'string') return;
+    clearTimeout(retryTimers.get(d.cid));
+    retryTimers.delete(d.cid);
     const item = queue.find((it) => it.cid === d.cid);
     queue = queue.filter((it) => it.cid !== d.cid);
     saveQueue();
@@ -812,6 +814,8 @@
     if (typeof d.cid === 'string' && d.cid) {
       const item = queue.find((it) => it.cid === d.cid);
       if (item && d.code === 'unavailable' && retryLater(item)) return;
+      clearTimeout(retryTimers.get(d.cid));
+      retryTimers.delete(d.cid);
       queue = queue.filter((it) => it.cid !== d.cid);
       saveQueue();
       if (!item) return;
@@ -1026,6 +1030,7 @@
       olderBtn.hidden = !older;
       detached = false;
       newerBtn.hidden = true;
+      settling = null; // the list is whole again, and shown at its bottom
       regroup();
       scrollToBottom();
     } catch (err) {
@@ -1193,6 +1198,9 @@
     // id is below ours has a different database: reload history either way.
     if ((!resumed && latest > lastId) || latest < lastId) resync();
     sendNick();
+    // The queue goes again now: a retry still waiting would send twice.
+    for (const t of retryTimers.values()) clearTimeout(t);
+    retryTimers.clear();
     if (helloUserId !== null) {
       // A member's sends are theirs by account, whatever their name is
       // now: the server finds a re-sent cid by the account, so each item
@@ -1316,6 +1324,7 @@
 
   // retryLater sends item again after its next wait, and reports false
   // once it has waited them all.
+  const retryTimers = new Map(); // cid → the timer of its next try
   function retryLater(item) {
     const n = item.retries || 0;
     if (n >= RETRY_UNAVAILABLE.length) return false;
@@ -1323,12 +1332,29 @@
     saveQueue();
     const label = pendingEl(item.cid)?.querySelector('.state span:last-child');
     if (label) label.textContent = 'waiting for the server';
-    setTimeout(() => {
+    clearTimeout(retryTimers.get(item.cid));
+    retryTimers.set(item.cid, setTimeout(() => {
+      retryTimers.delete(item.cid);
       // Stored (acked) or given up meanwhile: nothing to send. Not
       // connected: the reconnect sends the queue.
-      if (queue.includes(item) && ready) sendItem(item);
-    }, RETRY_UNAVAILABLE[n] * 1000);
+      if (queue.includes(item) && ready) resendOne(item);
+    }, RETRY_UNAVAILABLE[n] * 1000));
     return true;
+  }
+
+  // resendOne sends item again. A guest's goes under the name it first
+  // went under, as the reconnect's resend does (onHello): a refused send
+  // may still have reached the log, and under a new name the same cid
+  // would be stored a second time.
+  function resendOne(item) {
+    const as = item.sentAs;
+    if (helloUserId === null && as && as !== nickSent) {
+      if (!send('nick', { user: as })) return;
+      sendItem(item);
+      send('nick', { user: nickSent });
+      return;
+    }
+    sendItem(item);
   }
 
   // sendItem sends a queued message (again): the same cid names it.
