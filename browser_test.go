@@ -392,28 +392,17 @@ func waitPage(t *testing.T, ctx context.Context, what, cond string) {
 // is asked again, never waited for past d.
 func waitPageFor(t *testing.T, ctx context.Context, d time.Duration, what, cond string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	ask := func(expr string) (string, bool, error) {
-		until := deadline
-		if soon := time.Now().Add(5 * time.Second); until.Before(soon) {
-			until = soon
-		}
-		actx, cancel := context.WithDeadline(ctx, until)
-		defer cancel()
-		if expr != "" {
-			v, err := chromedp.Run(actx, chromedp.Evaluate[string](expr))
-			return v, false, err
-		}
-		ok, err := chromedp.Run(actx, chromedp.Evaluate[bool](cond))
-		return "", ok, err
-	}
-	for time.Now().Before(deadline) {
-		if _, ok, err := ask(""); err == nil && ok {
+	wait, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for wait.Err() == nil {
+		if ok, err := chromedp.Run(wait, chromedp.Evaluate[bool](cond)); err == nil && ok {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	body, _, err := ask(`document.body.innerText.slice(0, 2000)`)
+	show, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	body, err := chromedp.Run(show, chromedp.Evaluate[string](`document.body.innerText.slice(0, 2000)`))
 	if err != nil {
 		body = "(no answer: " + err.Error() + ")"
 	}

@@ -171,15 +171,9 @@ func byPerson(conns []Connection) []Person {
 // ErrNoSession is returned for a session id that is not connected.
 var ErrNoSession = errors.New("no such session")
 
-// Disconnect closes a session with 1008 and a reason. Its client may
-// reconnect.
-func (h *Hub) Disconnect(id, reason string) error {
-	_, err := h.disconnect(id, reason)
-	return err
-}
-
-// disconnect is Disconnect, returning the connection it closed.
-func (h *Hub) disconnect(id, reason string) (Connection, error) {
+// Disconnect closes a session with 1008 and a reason, and returns the
+// connection it closed. Its client may reconnect.
+func (h *Hub) Disconnect(id, reason string) (Connection, error) {
 	var c *client
 	var conn Connection
 	h.b.read(func() {

@@ -33,10 +33,10 @@ func TestSessionIDsAre128BitsAndDisconnectTakesTheWholeID(t *testing.T) {
 
 	// The short form shown on the dashboard names no session: only the
 	// whole id disconnects, and only its own session.
-	if err := r.hub.Disconnect(id[:8], "by prefix"); !errors.Is(err, chat.ErrNoSession) {
+	if _, err := r.hub.Disconnect(id[:8], "by prefix"); !errors.Is(err, chat.ErrNoSession) {
 		t.Fatalf("Disconnect(%q) = %v, want ErrNoSession", id[:8], err)
 	}
-	if err := r.hub.Disconnect(id, "by an admin"); err != nil {
+	if _, err := r.hub.Disconnect(id, "by an admin"); err != nil {
 		t.Fatal(err)
 	}
 	other.expectClose(websocket.ClosePolicyViolation)

@@ -88,12 +88,7 @@ func (h *Hub) Nodes(ctx context.Context) []NodeView {
 		v := NodeView{Node: node}
 		if doc, ok := answers[node]; ok && json.Unmarshal(doc, &v.nodeAnswer) == nil {
 			v.Answered = true
-			// Bounded as this code sends it, whatever came.
-			if len(v.Connections) > maxNodeConnections {
-				v.More += len(v.Connections) - maxNodeConnections
-				v.Connections = v.Connections[:maxNodeConnections]
-			}
-			v.Errors = v.Errors[:min(len(v.Errors), maxNodeErrors)]
+			v.bound() // as this code sends it, whatever came
 			v.People = byPerson(v.Connections)
 		}
 		views = append(views, v)
@@ -151,7 +146,7 @@ func (h *Hub) answerPeer(kind string, doc []byte) []byte {
 			return nil // not a question this code asks
 		}
 		reason := Cut(q.Reason, 120)
-		c, err := h.disconnect(q.ID, reason)
+		c, err := h.Disconnect(q.ID, reason)
 		answer := disconnectAnswer{Connection: c}
 		if err != nil {
 			answer.Error = err.Error()
@@ -180,18 +175,25 @@ func (h *Hub) nodeAnswer() nodeAnswer {
 		Connections:      s.Connections,
 		Errors:           s.Errors,
 	}
+	a.bound()
+	return a
+}
+
+// bound keeps an answer within the limits above: the oldest connections
+// (More counts the rest), the newest errors, and each connection's text
+// cut. A browser's name is as long as it says (net/http takes headers up
+// to 1 MB): uncut, a client could make its node's answer too big to send,
+// and the node look silent to the others.
+func (a *nodeAnswer) bound() {
 	if len(a.Connections) > maxNodeConnections {
-		a.More = len(a.Connections) - maxNodeConnections
+		a.More += len(a.Connections) - maxNodeConnections
 		a.Connections = a.Connections[:maxNodeConnections]
 	}
-	// A browser's name is as long as it says (net/http takes headers up
-	// to 1 MB): cut, so that a client cannot make the answer too big to
-	// send and its node look silent to the others.
+	a.Errors = a.Errors[:min(len(a.Errors), maxNodeErrors)]
 	for i := range a.Connections {
 		c := &a.Connections[i]
 		c.UserAgent = Cut(c.UserAgent, maxNodeText)
 		c.Remote = Cut(c.Remote, maxNodeText)
 		c.Rooms = c.Rooms[:min(len(c.Rooms), maxNodeRooms)]
 	}
-	return a
 }

@@ -25,7 +25,7 @@ import (
 // adminHub is what the dashboard needs from the chat room.
 type adminHub interface {
 	Snapshot(maxErrors int) chat.Snapshot
-	Disconnect(id, reason string) error
+	Disconnect(id, reason string) (chat.Connection, error)
 	// On a cluster: the other nodes, and a disconnect on one of them.
 	Nodes(ctx context.Context) []chat.NodeView
 	DisconnectOn(ctx context.Context, node, id, reason string) (chat.Connection, error)
@@ -243,23 +243,24 @@ func afterAction(w http.ResponseWriter, r *http.Request, live http.Handler) {
 
 func handleDisconnect(log *slog.Logger, hub adminHub, live http.Handler, audit auditFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("id")
-		target := "session " + chat.Cut(id, 40)
-		for _, c := range hub.Snapshot(0).Connections {
-			if c.ID == id {
-				target = c.User + " (session " + c.ID[:min(8, len(c.ID))] + ")"
-				if c.Remote != "" {
-					target += " from " + c.Remote
-				}
-			}
-		}
-		if err := hub.Disconnect(id, "disconnected by an admin"); err != nil {
+		c, err := hub.Disconnect(r.PathValue("id"), "disconnected by an admin")
+		if err != nil {
 			writeError(w, r, log, http.StatusNotFound, errors.New("no such session: it may have left already"))
 			return
 		}
-		audit(r, auditDisconnect, target, "")
+		audit(r, auditDisconnect, sessionTarget(c), "")
 		afterAction(w, r, live)
 	})
+}
+
+// sessionTarget names a disconnected session in the audit log: its
+// person, its id's start, its address.
+func sessionTarget(c chat.Connection) string {
+	target := c.User + " (session " + c.ID[:min(8, len(c.ID))] + ")"
+	if c.Remote != "" {
+		target += " from " + c.Remote
+	}
+	return target
 }
 
 // disconnectOnWait bounds an admin's disconnect of a session on another
@@ -294,11 +295,7 @@ func handleDisconnectOn(log *slog.Logger, hub adminHub, live http.Handler, audit
 			writeError(w, r, log, http.StatusServiceUnavailable, fmt.Errorf("node %s did not answer: it may be down or cut off from this one", node))
 			return
 		}
-		target := c.User + " (session " + c.ID[:min(8, len(c.ID))] + ")"
-		if c.Remote != "" {
-			target += " from " + c.Remote
-		}
-		audit(r, auditDisconnect, target+" on "+node, "")
+		audit(r, auditDisconnect, sessionTarget(c)+" on "+node, "")
 		afterAction(w, r, live)
 	})
 }

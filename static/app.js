@@ -1201,42 +1201,47 @@
     // The queue goes again now: a retry still waiting would send twice.
     for (const t of retryTimers.values()) clearTimeout(t);
     retryTimers.clear();
+    resend(queue);
+    for (const item of queue) showState(item, 'sending');
+  }
+
+  // resend sends queued items again. A member's sends are theirs by
+  // account, whatever their name is now: the server finds a re-sent cid by
+  // the account, so each item simply goes again (and a nick would be
+  // refused). A guest's item goes again under the name it first went
+  // under: a cid names a guest's send per name, so one stored before a
+  // rename (its ack lost, or refused as unavailable after it reached the
+  // log) would be stored a second time under the new name. The server
+  // reads a connection's frames in order, so a nick before a send names
+  // that send.
+  function resend(items) {
     if (helloUserId !== null) {
-      // A member's sends are theirs by account, whatever their name is
-      // now: the server finds a re-sent cid by the account, so each item
-      // simply goes again (and a nick would be refused).
-      for (const item of queue) {
-        sendItem(item);
-        const label = pendingEl(item.cid)?.querySelector('.state span:last-child');
-        if (label) label.textContent = 'sending';
-      }
+      for (const item of items) sendItem(item);
       return;
     }
-    // A guest's item goes again under the name it first went under: a cid
-    // names a guest's send per name, so one stored before a rename (its ack
-    // lost) would be stored a second time under the new name. The server
-    // reads a connection's frames in order, so a nick before a send names
-    // that send.
     const current = nickSent;
     let as = current;
-    for (const item of queue) {
+    for (const item of items) {
       const name = item.sentAs || item.user || current;
       if (name !== as && send('nick', { user: name })) as = name;
       item.sentAs = as;
       sendItem(item);
-      const li = pendingEl(item.cid);
-      const label = li?.querySelector('.state span:last-child');
-      if (label) label.textContent = 'sending';
     }
     if (as !== current) send('nick', { user: current });
-    if (queue.length) saveQueue();
+    if (items.length) saveQueue();
+  }
+
+  // stateLabel is where a pending line says how its send is going.
+  function stateLabel(li) { return li?.querySelector('.state span:last-child'); }
+
+  // showState puts text on item's pending line, if it is on the page.
+  function showState(item, text) {
+    const label = stateLabel(pendingEl(item.cid));
+    if (label) label.textContent = text;
   }
 
   function markQueueWaiting() {
-    for (const item of queue) {
-      const label = pendingEl(item.cid)?.querySelector('.state span:last-child');
-      if (label) label.textContent = 'waiting';
-    }
+    for (const item of queue) showState(item, 'waiting');
   }
 
   // Exponential backoff with full jitter, capped at 30 s.
@@ -1302,7 +1307,7 @@
     queue.push(item);
     saveQueue();
     const li = buildPending(item);
-    if (!ready) li.querySelector('.state span:last-child').textContent = 'waiting';
+    if (!ready) stateLabel(li).textContent = 'waiting';
     list.append(li);
     regroup();
     scrollToBottom();
@@ -1330,31 +1335,15 @@
     if (n >= RETRY_UNAVAILABLE.length) return false;
     item.retries = n + 1;
     saveQueue();
-    const label = pendingEl(item.cid)?.querySelector('.state span:last-child');
-    if (label) label.textContent = 'waiting for the server';
+    showState(item, 'waiting for the server');
     clearTimeout(retryTimers.get(item.cid));
     retryTimers.set(item.cid, setTimeout(() => {
       retryTimers.delete(item.cid);
       // Stored (acked) or given up meanwhile: nothing to send. Not
       // connected: the reconnect sends the queue.
-      if (queue.includes(item) && ready) resendOne(item);
+      if (queue.includes(item) && ready) resend([item]);
     }, RETRY_UNAVAILABLE[n] * 1000));
     return true;
-  }
-
-  // resendOne sends item again. A guest's goes under the name it first
-  // went under, as the reconnect's resend does (onHello): a refused send
-  // may still have reached the log, and under a new name the same cid
-  // would be stored a second time.
-  function resendOne(item) {
-    const as = item.sentAs;
-    if (helloUserId === null && as && as !== nickSent) {
-      if (!send('nick', { user: as })) return;
-      sendItem(item);
-      send('nick', { user: nickSent });
-      return;
-    }
-    sendItem(item);
   }
 
   // sendItem sends a queued message (again): the same cid names it.
@@ -2592,7 +2581,7 @@
     for (const item of queue) {
       if ((item.room || 1) !== room.id) continue;
       const li = buildPending(item);
-      li.querySelector('.state span:last-child').textContent = ready ? 'sending' : 'waiting';
+      stateLabel(li).textContent = ready ? 'sending' : 'waiting';
       list.append(li);
     }
   }
