@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 	"time"
@@ -103,10 +102,11 @@ type CheckpointStats struct {
 
 // checkpointer runs the WAL checkpoints off the writer's commit (see above).
 type checkpointer struct {
-	conn  *sql.DB // its own connection, never the writer's
-	wal   string  // the WAL file's path
-	shm   string  // the WAL index's path
-	after int64   // WAL bytes past which a passive checkpoint runs
+	conn  *sql.DB  // its own connection, never the writer's
+	wal   string   // the WAL file's path
+	shm   string   // the WAL index's path
+	index *os.File // the WAL index, open from the first look until the Store closes (see walFrames)
+	after int64    // WAL bytes past which a passive checkpoint runs
 	idle  time.Duration
 
 	kick     chan struct{} // the writer committed (never blocks: capacity 1)
@@ -190,6 +190,17 @@ func (c *checkpointer) close() error {
 	return c.conn.Close()
 }
 
+// closeIndex closes the WAL index walFrames opened: only once no
+// connection of the Store's is open, so that no lock of theirs is dropped.
+func (c *checkpointer) closeIndex() error {
+	if c.index == nil {
+		return nil
+	}
+	err := c.index.Close()
+	c.index = nil
+	return err
+}
+
 // walFrames reads, from the WAL index, how many bytes of frames the WAL
 // holds and how many of them no checkpoint has copied yet. The file's size
 // says neither: the writer starts the WAL over from its beginning and
@@ -197,14 +208,27 @@ func (c *checkpointer) close() error {
 // file format (sqlite.org/walformat.html): the header's mxFrame at offset
 // 16, page size at 14, the checkpoint's nBackfill at 96, in the machine's
 // byte order. An index it cannot read counts as empty.
+//
+// The file is opened once and stays open until the Store's connections
+// have closed (closeIndex). SQLite coordinates processes with POSIX
+// advisory locks on this file, and closing any descriptor of a file drops
+// all of the process's locks on it, SQLite's own included: when each look
+// opened and closed the file, another process opening the database (the
+// sqlite3 shell, `nochat cluster status`, a backup) found it unlocked,
+// took itself for the only user and truncated the index under this
+// process's memory map. Commits then failed with "disk I/O error (8714)"
+// (SQLITE_IOERR_IN_PAGE), and a node applying a replicated log lost
+// entries it had applied.
 func (c *checkpointer) walFrames() (frames, pending int64) {
-	f, err := os.Open(c.shm)
-	if err != nil {
-		return 0, 0
+	if c.index == nil {
+		f, err := os.Open(c.shm)
+		if err != nil {
+			return 0, 0
+		}
+		c.index = f
 	}
-	defer f.Close()
 	var b [100]byte
-	if _, err := io.ReadFull(f, b[:]); err != nil {
+	if _, err := c.index.ReadAt(b[:], 0); err != nil {
 		return 0, 0
 	}
 	size := int64(binary.NativeEndian.Uint16(b[14:]))

@@ -269,6 +269,8 @@ func (s *Store) Close() error {
 	// (whatever wal_autocheckpoint says) and removes it, on the writer's
 	// connection at synchronous=FULL: the final checkpoint, as before.
 	errs = append(errs, s.write.Close())
+	// Last, with no connection left whose locks its closing could drop.
+	errs = append(errs, s.ckpt.closeIndex())
 	return errors.Join(errs...)
 }
 
