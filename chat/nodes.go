@@ -67,6 +67,11 @@ var ErrNodeSilent = errors.New("the node did not answer")
 // a cluster.
 var ErrNoCluster = errors.New("this server is not in a cluster")
 
+// ErrUnknownNode is a question for a node this one does not hear (its
+// presence): none of that name is in the cluster, or it has been silent
+// for a while (down, or cut off).
+var ErrUnknownNode = errors.New("no node of that name is heard in the cluster")
+
 // Nodes asks the other nodes of the cluster for what the dashboard shows
 // of them, and waits until every node this one hears has answered or ctx
 // ends. It is nil on a single node.
@@ -76,7 +81,7 @@ func (h *Hub) Nodes(ctx context.Context) []NodeView {
 	}
 	var known []string
 	h.b.read(func() { known = slices.Collect(maps.Keys(h.b.peers)) })
-	answers := h.opts.Peers.Ask(ctx, "", AskDashboard, nil, len(known))
+	answers := h.opts.Peers.Ask(ctx, "", AskDashboard, nil, known)
 	for node := range answers {
 		if !slices.Contains(known, node) {
 			known = append(known, node)
@@ -108,19 +113,29 @@ type disconnectAnswer struct {
 	Error      string     `json:"error,omitempty"`
 }
 
-// DisconnectOn closes session id on another node, as Disconnect does on
-// this one, and returns the connection it closed. It is ErrNoSession when
-// the node has no such session, ErrNodeSilent when the node did not
-// answer before ctx ended, ErrNoCluster on a single node.
+// DisconnectOn closes session id on a node of the cluster, as Disconnect
+// does on this one (which it is when node is this node's name), and
+// returns the connection it closed. It is ErrNoSession when the node has
+// no such session, ErrUnknownNode for a node this one does not hear (it
+// is not asked), ErrNodeSilent when the node did not answer before ctx
+// ended (it may still have closed it), ErrNoCluster on a single node.
 func (h *Hub) DisconnectOn(ctx context.Context, node, id, reason string) (Connection, error) {
 	if h.opts.Peers == nil {
 		return Connection{}, fmt.Errorf("disconnect on %q: %w", node, ErrNoCluster)
+	}
+	if node == h.opts.Peers.Name() {
+		return h.Disconnect(id, reason)
+	}
+	var known bool
+	h.b.read(func() { _, known = h.b.peers[node] })
+	if !known {
+		return Connection{}, fmt.Errorf("disconnect on %q: %w", node, ErrUnknownNode)
 	}
 	q, err := json.Marshal(disconnectQuestion{ID: id, Reason: reason})
 	if err != nil {
 		return Connection{}, err
 	}
-	doc, ok := h.opts.Peers.Ask(ctx, node, AskDisconnect, q, 1)[node]
+	doc, ok := h.opts.Peers.Ask(ctx, node, AskDisconnect, q, []string{node})[node]
 	if !ok {
 		return Connection{}, fmt.Errorf("disconnect on %q: %w", node, ErrNodeSilent)
 	}

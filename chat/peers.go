@@ -26,12 +26,15 @@ type Peers interface {
 	// leaves the cluster.
 	Listen(fn func(node, kind string, doc []byte))
 	// Ask sends a question of a kind to every other node (to == "") or
-	// to one, and returns the answers by node: every one heard until
-	// expect nodes have answered or ctx ends.
-	Ask(ctx context.Context, to, kind string, doc []byte, expect int) map[string][]byte
+	// to one, and returns the answers by node: every one heard until each
+	// node named in expect has answered or ctx ends; with expect empty, at
+	// once.
+	Ask(ctx context.Context, to, kind string, doc []byte, expect []string) map[string][]byte
 	// Answer has fn answer the other nodes' questions (nil: none) until
 	// this node leaves the cluster.
 	Answer(fn func(kind string, doc []byte) []byte)
+	// Name is this node's name in the cluster.
+	Name() string
 }
 
 // The kinds of document nodes share.

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -447,7 +448,7 @@ func (n *Node) Share(kind string, doc []byte) {
 func (n *Node) Listen(fn func(node, kind string, doc []byte)) {
 	n.nc.Subscribe(peerSubject+".*.*", func(m *nats.Msg) {
 		kind, node, ok := strings.Cut(strings.TrimPrefix(m.Subject, peerSubject+"."), ".")
-		if ok && node != n.cfg.Node {
+		if ok && validName(node) && node != n.cfg.Node {
 			fn(node, kind, m.Data)
 		}
 	})
@@ -464,15 +465,16 @@ const (
 )
 
 // Ask sends a question of a kind to every other node (to == "") or to one,
-// and returns the answers by node: every one heard until expect nodes
-// have answered or ctx ends (chat.Peers).
-func (n *Node) Ask(ctx context.Context, to, kind string, doc []byte, expect int) map[string][]byte {
+// and returns the answers by node: every one heard until each node named
+// in expect has answered, or ctx ends (chat.Peers). An answer from a node
+// not in expect is kept but does not end the wait for those that are.
+func (n *Node) Ask(ctx context.Context, to, kind string, doc []byte, expect []string) map[string][]byte {
 	answers := make(map[string][]byte)
-	if expect < 1 {
+	if len(expect) == 0 {
 		return answers
 	}
 	inbox := n.nc.NewInbox()
-	ch := make(chan *nats.Msg, max(expect, 8))
+	ch := make(chan *nats.Msg, max(len(expect), 8))
 	sub, err := n.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return answers
@@ -489,7 +491,8 @@ func (n *Node) Ask(ctx context.Context, to, kind string, doc []byte, expect int)
 	if n.nc.PublishMsg(q) != nil {
 		return answers
 	}
-	for len(answers) < expect {
+	unanswered := func(node string) bool { _, ok := answers[node]; return !ok }
+	for slices.ContainsFunc(expect, unanswered) {
 		select {
 		case m := <-ch:
 			if node := m.Header.Get(nodeHeader); validName(node) && node != n.cfg.Node && (to == "" || node == to) {
@@ -501,6 +504,9 @@ func (n *Node) Ask(ctx context.Context, to, kind string, doc []byte, expect int)
 	}
 	return answers
 }
+
+// Name is this node's name (chat.Peers).
+func (n *Node) Name() string { return n.cfg.Node }
 
 // Answer has fn answer the questions the other nodes ask of every node or
 // of this one (chat.Peers); a nil answer is none.

@@ -277,10 +277,6 @@ func handleDisconnectOn(log *slog.Logger, hub adminHub, live http.Handler, audit
 			writeError(w, r, log, http.StatusBadRequest, errors.New("a node's name and a session's id are at most 64 characters"))
 			return
 		}
-		if strings.Trim(node, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" || node == "" {
-			writeError(w, r, log, http.StatusBadRequest, errors.New("a node's name is letters, digits, - and _"))
-			return
-		}
 		ctx, cancel := context.WithTimeout(r.Context(), disconnectOnWait)
 		defer cancel()
 		c, err := hub.DisconnectOn(ctx, node, id, "disconnected by an admin")
@@ -291,8 +287,17 @@ func handleDisconnectOn(log *slog.Logger, hub adminHub, live http.Handler, audit
 		case errors.Is(err, chat.ErrNoCluster):
 			writeError(w, r, log, http.StatusNotFound, fmt.Errorf("no node %s: this server is not in a cluster", node))
 			return
+		case errors.Is(err, chat.ErrUnknownNode):
+			writeError(w, r, log, http.StatusNotFound, fmt.Errorf("no node %s is heard in the cluster now: it may be down, or cut off from this one", node))
+			return
+		case errors.Is(err, chat.ErrNodeSilent):
+			// The question went out: the node may have closed the
+			// session and its answer come too late. The audit says so.
+			audit(r, auditDisconnect, "session "+id[:min(8, len(id))]+" on "+node, "asked; no answer within "+disconnectOnWait.String())
+			writeError(w, r, log, http.StatusServiceUnavailable, &chat.Refusal{Code: "unavailable", Text: fmt.Sprintf("node %s did not answer: it may be down or cut off from this one, or have closed the session without its answer arriving", node)})
+			return
 		case err != nil:
-			writeError(w, r, log, http.StatusServiceUnavailable, fmt.Errorf("node %s did not answer: it may be down or cut off from this one", node))
+			writeError(w, r, log, http.StatusServiceUnavailable, fmt.Errorf("disconnect on %s: %w", node, err))
 			return
 		}
 		audit(r, auditDisconnect, sessionTarget(c)+" on "+node, "")

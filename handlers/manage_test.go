@@ -474,10 +474,70 @@ func TestDisconnectOnAnotherNodeIsForAdminsOnly(t *testing.T) {
 	if code, _, body := as(t, srv, "POST", long, ada, nil); code != http.StatusBadRequest || !strings.Contains(body, "at most 64") {
 		t.Errorf("a node name of 65 characters: %d %s, want 400", code, body)
 	}
-	if code, _, body := as(t, srv, "POST", "/admin/nodes/n*1/sessions/abc/disconnect", ada, nil); code != http.StatusBadRequest || !strings.Contains(body, "letters, digits") {
-		t.Errorf("a node name with a *: %d %s, want 400", code, body)
+	if code, _, body := as(t, srv, "POST", "/admin/nodes/n*1/sessions/abc/disconnect", ada, nil); code != http.StatusNotFound {
+		t.Errorf("a node name with a *: %d %s, want 404", code, body)
 	}
 	if got := auditOf(t, auth); len(got) != 0 {
 		t.Errorf("refused disconnects left audit lines: %v", got)
+	}
+}
+
+// silentCluster is a cluster as node n1 sees it when n2 is heard (its
+// presence came) but answers no question: n2 cut off from n1, or dying.
+type silentCluster struct{}
+
+func (silentCluster) Name() string                       { return "n1" }
+func (silentCluster) Share(string, []byte)               {}
+func (silentCluster) Answer(func(string, []byte) []byte) {}
+func (silentCluster) Listen(fn func(node, kind string, doc []byte)) {
+	go fn("n2", chat.PeerPresence, []byte(`{"online":1,"people":[]}`))
+}
+func (silentCluster) Ask(ctx context.Context, _, _ string, _ []byte, expect []string) map[string][]byte {
+	if len(expect) > 0 {
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// On a cluster, a disconnect on a node this one does not hear is a 404 at
+// once; on a node that does not answer, a 503 after the wait, and an
+// audit line saying it was asked (the node may have closed the session
+// with its answer lost); on this node's own name, this node's session.
+func TestDisconnectOnASilentNode(t *testing.T) {
+	srv, _, auth, _ := testServer{
+		accounts: map[string]string{"Ada": db.RoleAdmin},
+		hub:      chat.Options{Peers: silentCluster{}},
+	}.start(t)
+	ada := signInAs(t, srv, "Ada", "password of Ada", firefox)
+
+	began := time.Now()
+	code, _, body := as(t, srv, "POST", "/admin/nodes/n9/sessions/abc/disconnect", ada, nil)
+	if code != http.StatusNotFound || !strings.Contains(body, "no node n9 is heard") {
+		t.Errorf("a node nobody hears: %d %s, want 404", code, body)
+	}
+	if took := time.Since(began); took > time.Second {
+		t.Errorf("a node nobody hears took %v to refuse", took)
+	}
+	code, _, body = as(t, srv, "POST", "/admin/nodes/n1/sessions/0123456789abcdef/disconnect", ada, nil)
+	if code != http.StatusNotFound || !strings.Contains(body, "no such session on n1") {
+		t.Errorf("this node's own name, no such session: %d %s, want 404", code, body)
+	}
+	if got := auditOf(t, auth); len(got) != 0 {
+		t.Errorf("refused disconnects left audit lines: %v", got)
+	}
+
+	// n2's presence reaches the hub shortly after it starts.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		code, _, body = as(t, srv, "POST", "/admin/nodes/n2/sessions/0123456789abcdef/disconnect", ada, nil)
+		if code != http.StatusNotFound || time.Now().After(deadline) {
+			break
+		}
+	}
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "did not answer") {
+		t.Fatalf("a node that does not answer: %d %s, want 503", code, body)
+	}
+	got := auditOf(t, auth)
+	if len(got) != 1 || got[0] != "Ada disconnect session 01234567 on n2" {
+		t.Errorf("audit = %q, want the question to n2", got)
 	}
 }
