@@ -236,3 +236,42 @@ func TestBrowserSubscribesForPushOnceAllowed(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// Ann clicks "Turn on browser notifications" and allows them in the
+// browser's prompt: the permission's change starts the subscription
+// before the button's handler hears the answer, and joins it. When the
+// subscription fails, Ann, who asked, is told why. (The button's handler
+// once joined the quiet attempt and its failure went unsaid.)
+func TestBrowserPushFailureIsToldToWhoAsked(t *testing.T) {
+	ann := newBrowser(t)
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")})
+	link, _ := setupLink(t, s)
+	// The browser's push service refuses, a moment after being asked;
+	// the prompt waits for the test to answer it.
+	onEveryDocument(t, ann, `(() => {
+		if (!window.PushManager) return;
+		PushManager.prototype.subscribe = () => new Promise((_, fail) =>
+			setTimeout(() => fail(new Error('the push service refused')), 1500));
+		Notification.requestPermission = () => new Promise((answer) => { window.answerPrompt = answer; });
+	})()`)
+	browserSetUp(t, ann, link)
+	connected(t, ann)
+	workerReady(t, ann)
+
+	do(t, ann, chromedp.Click(`#room-menu summary`))
+	waitPage(t, ann, "the offer", `document.getElementById('notify-browser').textContent === 'Turn on browser notifications' && !document.getElementById('notify-browser').disabled`)
+	do(t, ann, chromedp.Click(`#notify-browser`))
+	waitPage(t, ann, "the prompt", `typeof window.answerPrompt === 'function'`)
+	// Ann allows: the permission changes, then the prompt answers.
+	do(t, ann, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
+			Permission: &browser.PermissionDescriptor{Name: "notifications"},
+			Setting:    browser.PermissionSettingGranted,
+			Origin:     s.url,
+		})
+		return chromedp.Void{}, err
+	})
+	waitPage(t, ann, "notifications on", `document.getElementById('notify-browser').textContent === 'Browser notifications are on'`)
+	eval[any](t, ann, `window.answerPrompt('granted'), null`)
+	waitPage(t, ann, "the failure told", `(n => !n.hidden && n.textContent.includes('could not be set up') && n.textContent.includes('the push service refused'))(document.getElementById('notice'))`)
+}

@@ -2322,25 +2322,25 @@
   // notifications reach it with every NoChat page closed. It runs on each
   // load too: the subscription belongs to the session it was given with.
   // One runs at a time: the prompt answered fires both the button's
-  // handler and the permission's change.
+  // handler and the permission's change, the change first. A failure is
+  // told to whoever asked out loud (the button), even when it joined
+  // the quiet attempt already under way.
   let subscribing = null;
   function subscribePush(loud) {
     if (!canPush || !signedIn || Notification.permission !== 'granted') return;
-    if (!subscribing) subscribing = givePushSubscription(loud).finally(() => { subscribing = null; });
-    return subscribing;
-  }
-  async function givePushSubscription(loud) {
-    try {
-      const reg = await navigator.serviceWorker.ready;
-      let sub = await reg.pushManager.getSubscription();
-      if (!sub) {
-        const { key } = await api('GET', '/push/key');
-        sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: fromBase64url(key) });
-      }
-      await api('POST', '/push/subscriptions', sub.toJSON());
-    } catch (err) {
+    if (!subscribing) subscribing = givePushSubscription().finally(() => { subscribing = null; });
+    return subscribing.catch((err) => {
       if (loud) notice('Notifications reach you while NoChat is open; with the browser closed they could not be set up (' + err.message + ').');
+    });
+  }
+  async function givePushSubscription() {
+    const reg = await navigator.serviceWorker.ready;
+    let sub = await reg.pushManager.getSubscription();
+    if (!sub) {
+      const { key } = await api('GET', '/push/key');
+      sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: fromBase64url(key) });
     }
+    await api('POST', '/push/subscriptions', sub.toJSON());
   }
 
   // ---------- the installable app ----------
