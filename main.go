@@ -97,6 +97,7 @@ type config struct {
 	acmeEmail        string
 	httpRedirectAddr string // "off" for none
 	httpRedirectSet  bool   // given by the admin, so failing to open it is an error
+	debugAddr        string // -debug-addr: the Go runtime's profiles on loopback; "" for none
 	// acmeHTTPClient talks to the ACME CA: not a flag, nil for Go's
 	// default; tests set one that trusts their local CA.
 	acmeHTTPClient *http.Client
@@ -180,6 +181,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	var dedupWindow, editWindow, guests, maxUpload, uploadQuota string
 	fs.StringVar(&maxUpload, "max-upload", env("NOCHAT_MAX_UPLOAD", "10MB"), "most `bytes` in one uploaded file, as 10MB, 512kB or 10000000 (NOCHAT_MAX_UPLOAD)")
 	var memLimit string
+	fs.StringVar(&cfg.debugAddr, "debug-addr", env("NOCHAT_DEBUG_ADDR", ""), "loopback `host:port` (127.0.0.1:6060) serving the Go runtime's profiles at /debug/pprof/, for go tool pprof; off unless given (NOCHAT_DEBUG_ADDR)")
 	fs.StringVar(&memLimit, "memory-limit", env("NOCHAT_MEMORY_LIMIT", ""), "the Go runtime's soft memory `size` (64MiB, 200MB): as the heap nears it the GC runs more often, instead of the OS swapping; 0 or off for none. Default: GOMEMLIMIT if set, else half the machine's memory (the cgroup's limit if lower) (NOCHAT_MEMORY_LIMIT)")
 	fs.StringVar(&uploadQuota, "upload-quota", env("NOCHAT_UPLOAD_QUOTA", "200MB"), "most `bytes` of files one account may have stored, as 200MB or 1GB; 0 turns the quota off (NOCHAT_UPLOAD_QUOTA)")
 	fs.StringVar(&guests, "guests", env("NOCHAT_GUESTS", "on"), "what people without an account may do: `on` (read and send, as the tutorial's clients do), read, or off (sign in to read too) (NOCHAT_GUESTS)")
@@ -311,6 +313,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return given
 	}
 	cfg.httpRedirectSet = set("http-redirect-addr")
+	if cfg.debugAddr, err = parseDebugAddr(cfg.debugAddr); err != nil {
+		return cfg, usageError{err}
+	}
 	if cfg.memoryLimit, err = parseMemoryLimit(memLimit, set("memory-limit"), getenv); err != nil {
 		return cfg, usageError{err}
 	}
@@ -583,6 +588,14 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	}
 	log.Info("NoChat is serving", append(serving, "db", cfg.dbPath, "durability", string(cfg.durability), "version", version)...)
 
+	if cfg.debugAddr != "" {
+		stopDebug, err := startDebug(cfg.debugAddr, log)
+		if err != nil {
+			log.Error("debug profiles not served", "err", err)
+		} else {
+			defer stopDebug()
+		}
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }() // net/http recovers each connection's panics
 
