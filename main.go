@@ -394,6 +394,15 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	log := slog.New(logs)
 	limit := cfg.memoryLimit.apply()
 	log.Info("memory limit", "limit", sizeText(limit), "from", cfg.memoryLimit.source)
+	// Profiles asked for but not served would be a surprise found only
+	// when needed: a port that cannot be had stops the start.
+	if cfg.debugAddr != "" {
+		stopDebug, err := startDebug(cfg.debugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 
 	store, err := db.Open(ctx, cfg.dbPath, db.Options{Durability: cfg.durability, DedupWindow: cfg.dedupWindow, Log: log})
 	if err != nil {
@@ -588,14 +597,6 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	}
 	log.Info("NoChat is serving", append(serving, "db", cfg.dbPath, "durability", string(cfg.durability), "version", version)...)
 
-	if cfg.debugAddr != "" {
-		stopDebug, err := startDebug(cfg.debugAddr, log)
-		if err != nil {
-			log.Error("debug profiles not served", "err", err)
-		} else {
-			defer stopDebug()
-		}
-	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }() // net/http recovers each connection's panics
 

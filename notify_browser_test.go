@@ -246,12 +246,13 @@ func TestBrowserPushFailureIsToldToWhoAsked(t *testing.T) {
 	ann := newBrowser(t)
 	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")})
 	link, _ := setupLink(t, s)
-	// The browser's push service refuses, a moment after being asked;
-	// the prompt waits for the test to answer it.
+	// The browser's push service refuses when the test says so; the
+	// prompt waits for the test to answer it.
 	onEveryDocument(t, ann, `(() => {
 		if (!window.PushManager) return;
-		PushManager.prototype.subscribe = () => new Promise((_, fail) =>
-			setTimeout(() => fail(new Error('the push service refused')), 1500));
+		PushManager.prototype.subscribe = () => new Promise((_, fail) => {
+			window.failPush = () => fail(new Error('the push service refused'));
+		});
 		Notification.requestPermission = () => new Promise((answer) => { window.answerPrompt = answer; });
 	})()`)
 	browserSetUp(t, ann, link)
@@ -272,6 +273,10 @@ func TestBrowserPushFailureIsToldToWhoAsked(t *testing.T) {
 		return chromedp.Void{}, err
 	})
 	waitPage(t, ann, "notifications on", `document.getElementById('notify-browser').textContent === 'Browser notifications are on'`)
+	// The change's quiet attempt is under way; the prompt's answer comes,
+	// and the button's handler joins it; then the push service refuses.
+	waitPage(t, ann, "the quiet attempt under way", `typeof window.failPush === 'function'`)
 	eval[any](t, ann, `window.answerPrompt('granted'), null`)
+	eval[any](t, ann, `window.failPush(), null`)
 	waitPage(t, ann, "the failure told", `(n => !n.hidden && n.textContent.includes('could not be set up') && n.textContent.includes('the push service refused'))(document.getElementById('notice'))`)
 }

@@ -470,7 +470,7 @@ const (
 // not in expect is kept but does not end the wait for those that are.
 func (n *Node) Ask(ctx context.Context, to, kind string, doc []byte, expect []string) map[string][]byte {
 	answers := make(map[string][]byte)
-	if len(expect) == 0 {
+	if len(expect) == 0 || to != "" && !validName(to) {
 		return answers
 	}
 	inbox := n.nc.NewInbox()

@@ -190,10 +190,12 @@ func (c *checkpointer) close() error {
 	return c.conn.Close()
 }
 
-// closeIndex closes the WAL index walFrames opened: only once no
-// connection of the Store's is open, so that no lock of theirs is dropped.
-func (c *checkpointer) closeIndex() error {
-	if c.index == nil {
+// closeIndex closes the WAL index walFrames opened, once no connection of
+// the Store's is open (open says how many are), so that no lock of theirs
+// is dropped. sql.DB.Close leaves a connection in use open until it is
+// put back; then the descriptor stays open until the process ends.
+func (c *checkpointer) closeIndex(open int) error {
+	if c.index == nil || open > 0 {
 		return nil
 	}
 	err := c.index.Close()
@@ -219,7 +221,20 @@ func (c *checkpointer) closeIndex() error {
 // process's memory map. Commits then failed with "disk I/O error (8714)"
 // (SQLITE_IOERR_IN_PAGE), and a node applying a replicated log lost
 // entries it had applied.
+//
+// Should SQLite ever remove the file and make another (only when every
+// connection of the process has closed), the old descriptor is of a file
+// nobody uses any more: it is closed, which drops no lock on the new one,
+// and the new one opened.
 func (c *checkpointer) walFrames() (frames, pending int64) {
+	if c.index != nil {
+		now, err1 := os.Stat(c.shm)
+		held, err2 := c.index.Stat()
+		if err1 != nil || err2 != nil || !os.SameFile(now, held) {
+			c.index.Close()
+			c.index = nil
+		}
+	}
 	if c.index == nil {
 		f, err := os.Open(c.shm)
 		if err != nil {

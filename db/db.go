@@ -270,7 +270,11 @@ func (s *Store) Close() error {
 	// connection at synchronous=FULL: the final checkpoint, as before.
 	errs = append(errs, s.write.Close())
 	// Last, with no connection left whose locks its closing could drop.
-	errs = append(errs, s.ckpt.closeIndex())
+	open := s.write.Stats().OpenConnections + s.ckpt.conn.Stats().OpenConnections
+	if s.read != nil {
+		open += s.read.Stats().OpenConnections
+	}
+	errs = append(errs, s.ckpt.closeIndex(open))
 	return errors.Join(errs...)
 }
 

@@ -125,6 +125,7 @@ func TestAnotherProcessReadingDoesNotHarmTheWriter(t *testing.T) {
 			time.Sleep(10 * time.Millisecond) // spread over the reader's run
 		}
 	}()
+	defer func() { <-sent }() // also when the other process fails the test
 	out := otherProcess(t, "read", path)
 	<-sent
 	t.Logf("the other process: %s", strings.TrimSpace(out))

@@ -293,7 +293,11 @@ func handleDisconnectOn(log *slog.Logger, hub adminHub, live http.Handler, audit
 		case errors.Is(err, chat.ErrNodeSilent):
 			// The question went out: the node may have closed the
 			// session and its answer come too late. The audit says so.
-			audit(r, auditDisconnect, "session "+id[:min(8, len(id))]+" on "+node, "asked; no answer within "+disconnectOnWait.String())
+			detail := "asked; no answer within " + disconnectOnWait.String()
+			if r.Context().Err() != nil {
+				detail = "asked; the admin's request ended before an answer"
+			}
+			audit(r, auditDisconnect, "session "+id[:min(8, len(id))]+" on "+node, detail)
 			writeError(w, r, log, http.StatusServiceUnavailable, &chat.Refusal{Code: "unavailable", Text: fmt.Sprintf("node %s did not answer: it may be down or cut off from this one, or have closed the session without its answer arriving", node)})
 			return
 		case err != nil:
