@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	cdppage "github.com/chromedp/cdproto/page"
@@ -20,7 +21,21 @@ import (
 // workerReady waits until the service worker controls tab's page.
 func workerReady(t *testing.T, tab context.Context) {
 	t.Helper()
-	waitPage(t, tab, "the service worker in control", `!!navigator.serviceWorker.controller`)
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(tab, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!navigator.serviceWorker.controller`))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+	}
+	// Say how far the worker got: never registered, installing (its
+	// shell's files still being fetched), or installed and never claiming.
+	eval[any](t, tab, `navigator.serviceWorker.getRegistration().then(r => { window.workerState = r
+		? JSON.stringify({installing: r.installing && r.installing.state, waiting: r.waiting && r.waiting.state, active: r.active && r.active.state})
+		: 'no registration'; }), null`)
+	time.Sleep(500 * time.Millisecond)
+	t.Fatalf("the service worker never took control of the page: %s", eval[string](t, tab, `String(window.workerState)`))
 }
 
 // NoChat is an app Chromium offers to install; it opens with the network
