@@ -279,4 +279,5 @@ func TestBrowserPushFailureIsToldToWhoAsked(t *testing.T) {
 	eval[any](t, ann, `window.answerPrompt('granted'), null`)
 	eval[any](t, ann, `window.failPush(), null`)
 	waitPage(t, ann, "the failure told", `(n => !n.hidden && n.textContent.includes('could not be set up') && n.textContent.includes('the push service refused'))(document.getElementById('notice'))`)
+	screenshots(t, ann, "push-failure-told")
 }
