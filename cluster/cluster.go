@@ -328,14 +328,26 @@ func (n *Node) Publish(ctx context.Context, entries []db.StreamEntry) []error {
 
 // unavailable is err as a sender is told of it: the server's refusal as
 // it is, anything else (no answer in time, no stream leader, no
-// connection) as db.ErrUnavailable.
+// connection) as db.ErrUnavailable. Two refusals say the same: a node
+// that led the stream and lost its leadership (cut off, or a new leader
+// elected) answers "JetStream cluster can not handle request" (500, error
+// code 10009), and an entry published again while its first publication
+// still waits for a quorum is "duplicate message id is in process" (409,
+// 10158). The writer publishes both again, as it does the others.
 func unavailable(err error) error {
 	var api *jetstream.APIError
-	if errors.As(err, &api) && api.Code != 503 {
+	if errors.As(err, &api) && api.Code != 503 && api.ErrorCode != errCodeNotLeader && api.ErrorCode != errCodeInProcess {
 		return err
 	}
 	return fmt.Errorf("%w: %v", db.ErrUnavailable, err)
 }
+
+// JetStream's JSClusterNotLeaderErr and JSStreamDuplicateMessageConflict,
+// which nats.go does not name.
+const (
+	errCodeNotLeader jetstream.ErrorCode = 10009
+	errCodeInProcess jetstream.ErrorCode = 10158
+)
 
 // Entries follows the stream from after on, in order, with an ordered
 // consumer: it re-creates itself from where it was when the node loses

@@ -49,9 +49,23 @@ type StreamEntry struct {
 	Data []byte
 }
 
-// publishTimeout bounds one Publish: a quorum that has not answered by then
-// is taken as unreachable, and the senders told so.
+// publishTimeout bounds how long Close waits for this node to apply what
+// it published.
 const publishTimeout = 5 * time.Second
+
+// Publishing a batch: one attempt waits at most publishAttempt for the
+// quorum's answer; a batch every entry of which the stream refused is
+// published again after firstRepublish, then twice as long each time up
+// to a second, for up to republishFor in all. Past that the quorum is
+// taken as unreachable, and the senders told so. republishFor outlasts a
+// JetStream leader election (its Raft waits 4 to 9 s before electing
+// anew), so that a node dying under load costs its senders a wait, not a
+// refusal.
+const (
+	publishAttempt = 2 * time.Second
+	firstRepublish = 100 * time.Millisecond
+	republishFor   = 12 * time.Second
+)
 
 // ReplicatedWriter is a Log over a Stream: each node of a cluster runs one
 // over its own Store. Drafts are published to the stream, a group at a time
@@ -177,9 +191,7 @@ func (w *ReplicatedWriter[T]) publish() {
 		}
 		w.waiting.Unlock()
 
-		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-		errs := w.stream.Publish(ctx, entries)
-		cancel()
+		errs := w.publishAll(entries)
 
 		var failed Commit[T]
 		w.waiting.Lock()
@@ -203,6 +215,37 @@ func (w *ReplicatedWriter[T]) publish() {
 		w.waiting.Unlock()
 		if failed.Items != nil {
 			w.onCommit(failed)
+		}
+	}
+}
+
+// publishAll publishes entries, and publishes them again while the stream
+// refuses every one of them as unavailable and republishFor allows: a
+// leader election (seconds, after a node dies) refuses everything until
+// it is over, and a sender that does not send again (the tutorial's
+// clients) would otherwise be told its message was not stored. The same
+// keys make an entry the stream did store, its answer lost, count once. A
+// batch refused only in part is not published again: its refused entries
+// would go after the ones stored, out of their order. One attempt waits
+// at most publishAttempt for its answer: a leader that died holding a
+// batch never answers, and the batch goes to the next one instead.
+func (w *ReplicatedWriter[T]) publishAll(entries []StreamEntry) []error {
+	ctx, cancel := context.WithTimeout(context.Background(), republishFor)
+	defer cancel()
+	pause := firstRepublish
+	for {
+		attempt, done := context.WithTimeout(ctx, publishAttempt)
+		errs := w.stream.Publish(attempt, entries)
+		done()
+		refused := !slices.ContainsFunc(errs, func(err error) bool { return !errors.Is(err, ErrUnavailable) })
+		if !refused {
+			return errs
+		}
+		select {
+		case <-time.After(pause):
+			pause = min(2*pause, time.Second)
+		case <-ctx.Done():
+			return errs
 		}
 	}
 }

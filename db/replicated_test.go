@@ -109,3 +109,124 @@ func followedAgain(t *testing.T, l *holeyLog) {
 		t.Errorf("the hole was reported %d times, want once: %v", len(failures), failures)
 	}
 }
+
+// electingLog is a Stream in memory that refuses, as unavailable, every
+// publication until refuse of them have been refused: a cluster electing a
+// leader after a node died. It keeps one entry a key, as JetStream's
+// de-duplication does.
+type electingLog struct {
+	mu        sync.Mutex
+	refuse    int
+	published int // Publish calls
+	entries   []db.StreamEntry
+	seqOf     map[string]int64
+	grew      chan struct{} // closed and replaced when an entry is added
+}
+
+func newElectingLog(refuse int) *electingLog {
+	return &electingLog{refuse: refuse, seqOf: map[string]int64{}, grew: make(chan struct{})}
+}
+
+func (l *electingLog) Publish(_ context.Context, entries []db.StreamEntry) []error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.published++
+	errs := make([]error, len(entries))
+	if l.refuse > 0 {
+		l.refuse--
+		for i := range errs {
+			errs[i] = fmt.Errorf("%w: no stream leader", db.ErrUnavailable)
+		}
+		return errs
+	}
+	for i, e := range entries {
+		if seq, ok := l.seqOf[e.Key]; ok {
+			entries[i].Seq = seq
+			continue
+		}
+		e.Seq = int64(len(l.entries) + 1)
+		l.entries = append(l.entries, e)
+		l.seqOf[e.Key] = e.Seq
+		entries[i].Seq = e.Seq
+	}
+	close(l.grew)
+	l.grew = make(chan struct{})
+	return errs
+}
+
+func (l *electingLog) Entries(ctx context.Context, after int64) (<-chan db.StreamEntry, error) {
+	out := make(chan db.StreamEntry)
+	go func() {
+		defer close(out)
+		for {
+			l.mu.Lock()
+			next, grew := l.entries[min(after, int64(len(l.entries))):], l.grew
+			l.mu.Unlock()
+			for _, e := range next {
+				select {
+				case out <- e:
+					after = e.Seq
+				case <-ctx.Done():
+					return
+				}
+			}
+			select {
+			case <-grew:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// A send while the cluster elects a leader (every publication refused as
+// unavailable for a moment) is published again until the election is
+// over: its sender gets an ack, and the message is stored once. (It was
+// refused at once, and a tutorial client, which does not send again, had
+// lost it.)
+func TestASendDuringAnElectionIsPublishedAgain(t *testing.T) {
+	ctx := context.Background()
+	s, err := db.Open(ctx, filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	l := newElectingLog(3) // refused 3 times: 0.1 + 0.2 + 0.4 s
+	w, err := db.NewReplicatedWriter(s, l, 0, func(c db.Commit[chan error]) {
+		for _, it := range c.Items {
+			if it.Tag != nil {
+				it.Tag <- c.Err
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	done := make(chan error, 1)
+	if err := w.Append(ctx, db.Draft{User: "ann", Message: "during the election"}, done); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the send: %v, want it stored once the election is over", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the send was never answered")
+	}
+	l.mu.Lock()
+	published := l.published
+	l.mu.Unlock()
+	if published != 4 {
+		t.Errorf("published %d times, want 4 (3 refused, then stored)", published)
+	}
+	got, err := s.LogAfter(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Message.Message != "during the election" {
+		t.Fatalf("stored %d entries (%+v), want the message once", len(got), got)
+	}
+}
