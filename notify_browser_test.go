@@ -81,15 +81,7 @@ func waitNotification(t *testing.T, tab context.Context, body string) shownNotif
 func TestBrowserNotifiesAsTheRoomSettingAsks(t *testing.T) {
 	s, ann, invite := startWithAdmin(t)
 	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
-	do(t, bob, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-		_, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
-			Permission:       &browser.PermissionDescriptor{Name: "notifications"},
-			Setting:          browser.PermissionSettingGranted,
-			Origin:           s.url,
-			BrowserContextID: chromedp.FromContext(bob).BrowserContextID,
-		})
-		return chromedp.Void{}, err
-	})
+	allowNotifications(t, bob, s.url)
 	joinAs(t, bob, invite, "Bob")
 	bob2 := newTab(t, bob)
 	do(t, bob2, chromedp.Navigate(s.url+"/"))
@@ -199,14 +191,7 @@ func TestBrowserSubscribesForPushOnceAllowed(t *testing.T) {
 	// answer the prompt the button opens): the open page sees the change
 	// and subscribes at once, with no click and no reload. (It once only
 	// noticed at its next redraw, and never subscribed.)
-	do(t, ann, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-		_, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
-			Permission: &browser.PermissionDescriptor{Name: "notifications"},
-			Setting:    browser.PermissionSettingGranted,
-			Origin:     s.url,
-		})
-		return chromedp.Void{}, err
-	})
+	allowNotifications(t, ann, s.url)
 	waitPage(t, ann, "notifications on", `document.getElementById('notify-browser').textContent === 'Browser notifications are on' && document.getElementById('notify-browser').disabled`)
 	waitPage(t, ann, "the subscription made", `!!window.subscribedWith`)
 
@@ -264,14 +249,7 @@ func TestBrowserPushFailureIsToldToWhoAsked(t *testing.T) {
 	do(t, ann, chromedp.Click(`#notify-browser`))
 	waitPage(t, ann, "the prompt", `typeof window.answerPrompt === 'function'`)
 	// Ann allows: the permission changes, then the prompt answers.
-	do(t, ann, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-		_, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
-			Permission: &browser.PermissionDescriptor{Name: "notifications"},
-			Setting:    browser.PermissionSettingGranted,
-			Origin:     s.url,
-		})
-		return chromedp.Void{}, err
-	})
+	allowNotifications(t, ann, s.url)
 	waitPage(t, ann, "notifications on", `document.getElementById('notify-browser').textContent === 'Browser notifications are on'`)
 	// The change's quiet attempt is under way; the prompt's answer comes,
 	// and the button's handler joins it; then the push service refuses.
@@ -280,4 +258,20 @@ func TestBrowserPushFailureIsToldToWhoAsked(t *testing.T) {
 	eval[any](t, ann, `window.failPush(), null`)
 	waitPage(t, ann, "the failure told", `(n => !n.hidden && n.textContent.includes('could not be set up') && n.textContent.includes('the push service refused'))(document.getElementById('notice'))`)
 	screenshots(t, ann, "push-failure-told")
+}
+
+// allowNotifications grants origin the notification permission in tab's
+// browser context, as a person does in the browser's site settings
+// (DevTools cannot answer the prompt a page opens).
+func allowNotifications(t *testing.T, tab context.Context, origin string) {
+	t.Helper()
+	do(t, tab, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
+			Permission:       &browser.PermissionDescriptor{Name: "notifications"},
+			Setting:          browser.PermissionSettingGranted,
+			Origin:           origin,
+			BrowserContextID: chromedp.FromContext(tab).BrowserContextID,
+		})
+		return chromedp.Void{}, err
+	})
 }
