@@ -2,12 +2,8 @@ package db
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -49,14 +45,7 @@ func TestCloseKeepsTheIndexOpenWhileAReadGoesOn(t *testing.T) {
 		}
 	})
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-	cmd.Env = append(os.Environ(), "NOCHAT_HELPER=lock", "NOCHAT_HELPER_DB="+path)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("helper: %v\n%s", err, out)
-	}
-	want := fmt.Sprintf("type=%d pid=%d", syscall.F_RDLCK, os.Getpid())
-	if got := strings.TrimSpace(string(out)); got != want {
+	if got, want := strings.TrimSpace(OtherProcess(t, "lock", path)), LockedByUs(); got != want {
 		t.Errorf("with a read still going on after Close, another process sees the index's lock as %q, want %q", got, want)
 	}
 	for rows.Next() {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,23 +15,8 @@ import (
 )
 
 // The tests here run a second process beside a Store, as an admin's
-// sqlite3 shell, `nochat backup` or `nochat cluster status` would: SQLite
-// coordinates processes with POSIX advisory locks on the database's -shm
-// file, and a process loses all of its locks on a file when it closes any
-// descriptor of it, SQLite's own or not.
-
-// otherProcess runs this test binary again as the helper named by what,
-// with the database's path, and returns what it printed.
-func otherProcess(t *testing.T, what, path string) string {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-	cmd.Env = append(os.Environ(), "NOCHAT_HELPER="+what, "NOCHAT_HELPER_DB="+path)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("helper %s: %v\n%s", what, err, out)
-	}
-	return string(out)
-}
+// sqlite3 shell, `nochat backup` or `nochat cluster status` would
+// (db.OtherProcess).
 
 // TestHelperProcess is the other process: it does nothing unless
 // otherProcess started it.
@@ -88,9 +72,8 @@ func TestStoreKeepsItsLocksOnTheWALIndex(t *testing.T) {
 	_, w, path := openCkptStore(t)
 	sendAll(t, w, 300) // crosses the checkpoint threshold: the checkpointer reads the index
 	time.Sleep(100 * time.Millisecond)
-	out := otherProcess(t, "lock", path)
-	want := fmt.Sprintf("type=%d pid=%d", syscall.F_RDLCK, os.Getpid())
-	if strings.TrimSpace(out) != want {
+	out := db.OtherProcess(t, "lock", path)
+	if want := db.LockedByUs(); strings.TrimSpace(out) != want {
 		t.Fatalf("another process sees the WAL index's DMS lock as %q, want %q (a read lock, held by this process)", strings.TrimSpace(out), want)
 	}
 }
@@ -126,7 +109,7 @@ func TestAnotherProcessReadingDoesNotHarmTheWriter(t *testing.T) {
 		}
 	}()
 	defer func() { <-sent }() // also when the other process fails the test
-	out := otherProcess(t, "read", path)
+	out := db.OtherProcess(t, "read", path)
 	<-sent
 	t.Logf("the other process: %s", strings.TrimSpace(out))
 

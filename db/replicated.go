@@ -237,9 +237,8 @@ func (w *ReplicatedWriter[T]) publishAll(entries []StreamEntry) []error {
 		attempt, done := context.WithTimeout(ctx, publishAttempt)
 		errs := w.stream.Publish(attempt, entries)
 		done()
-		refused := !slices.ContainsFunc(errs, func(err error) bool { return !errors.Is(err, ErrUnavailable) })
-		if !refused {
-			return errs
+		if slices.ContainsFunc(errs, func(err error) bool { return !errors.Is(err, ErrUnavailable) }) {
+			return errs // stored, or refused for good, in whole or in part
 		}
 		select {
 		case <-time.After(pause):

@@ -256,12 +256,16 @@ func handleDisconnect(log *slog.Logger, hub adminHub, live http.Handler, audit a
 // sessionTarget names a disconnected session in the audit log: its
 // person, its id's start, its address.
 func sessionTarget(c chat.Connection) string {
-	target := c.User + " (session " + c.ID[:min(8, len(c.ID))] + ")"
+	target := c.User + " (" + sessionName(c.ID) + ")"
 	if c.Remote != "" {
 		target += " from " + c.Remote
 	}
 	return target
 }
+
+// sessionName is a session as the dashboard and the audit show it: its
+// id's first 8 digits.
+func sessionName(id string) string { return "session " + id[:min(8, len(id))] }
 
 // disconnectOnWait bounds an admin's disconnect of a session on another
 // node: long enough for a busy Pi to answer, short enough for the
@@ -297,7 +301,7 @@ func handleDisconnectOn(log *slog.Logger, hub adminHub, live http.Handler, audit
 			if r.Context().Err() != nil {
 				detail = "asked; the admin's request ended before an answer"
 			}
-			audit(r, auditDisconnect, "session "+id[:min(8, len(id))]+" on "+node, detail)
+			audit(r, auditDisconnect, sessionName(id)+" on "+node, detail)
 			writeError(w, r, log, http.StatusServiceUnavailable, &chat.Refusal{Code: "unavailable", Text: fmt.Sprintf("node %s did not answer: it may be down or cut off from this one, or have closed the session without its answer arriving", node)})
 			return
 		case err != nil:
