@@ -935,7 +935,13 @@ func TestClusterNodeCutOffRefusesSendsAndRejoins(t *testing.T) {
 			p.setCut(true)
 		}
 	}
+	// The other two go on without it for a moment; then the load stops.
+	// (Left on through the steps below, which wait for refusals that take
+	// 12 s, the others took thousands of messages, and the island's page,
+	// catching up with them at the heal, fell behind, was dropped as slow
+	// and reconnected again and again, or stopped answering.)
 	time.Sleep(time.Second)
+	close(stop)
 
 	// Cut off, the node serves reads and refuses sends with a clear code.
 	before := projection(t, alone.dbPath)
@@ -974,13 +980,6 @@ func TestClusterNodeCutOffRefusesSendsAndRejoins(t *testing.T) {
 	if !refused {
 		t.Fatal("the cut-off node kept acknowledging sends")
 	}
-	// The other two go on without it for a moment; then the load stops.
-	// (Left on through the steps below, which wait for refusals that
-	// take 12 s now, the others took tens of thousands of messages, and
-	// the island's page, catching up with them all at the heal, stopped
-	// answering.)
-	time.Sleep(time.Second)
-	close(stop)
 	// Someone typing on the cut-off node sees the message wait, not
 	// fail: the page sends it again by itself under its cid, and once
 	// the cut heals it is stored, once.
