@@ -46,6 +46,7 @@ type testCluster struct {
 	t     *testing.T
 	bin   string
 	nodes []*clusterNode
+	env   []string // more environment, after (so over) the usual
 }
 
 // newTestCluster lays out n nodes; nothing runs yet.
@@ -86,6 +87,7 @@ func (c *testCluster) launch(nd *clusterNode) {
 		"-replay-limit", "1000000"}, nd.extra...)
 	cmd := exec.Command(c.bin, args...)
 	cmd.Env = append(cmd.Environ(), "NOCHAT_MSG_RATE=0", "NOCHAT_CLUSTER_SECRET="+clusterSecret, "NOCHAT_LOG_LEVEL=debug", "NOCHAT_ADMIN_PASSWORD="+adminPassword)
+	cmd.Env = append(cmd.Env, c.env...)
 	nd.p = launch(c.t, cmd)
 }
 

@@ -449,6 +449,10 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	var peers chat.Peers
 	var clusterView func(context.Context) views.ClusterView
 	if cfg.cluster != nil {
+		if err := store.CheckJoin(ctx); err != nil {
+			store.Close()
+			return fmt.Errorf("%s: %w", cfg.dbPath, err)
+		}
 		node, err := startCluster(ctx, *cfg.cluster, log)
 		if err != nil {
 			store.Close()

@@ -27,6 +27,7 @@ type v1Frame struct {
 	Data struct {
 		ID      int64  `json:"id"`
 		Message string `json:"message"`
+		User    string `json:"user"`
 		CID     string `json:"cid"`
 		Code    string `json:"code"`
 	} `json:"data"`

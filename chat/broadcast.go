@@ -320,6 +320,19 @@ func (b *broadcaster) notify(to audience, room int64, frame []byte) {
 // the live clients, in id order.
 func (b *broadcaster) deliver(c db.Commit[origin]) {
 	h := b.h
+	if len(c.Ended) > 0 || c.Account != nil {
+		// A command of a cluster's log, made through some node. A
+		// deactivated account's pages say so, not only that their
+		// sessions ended.
+		if a := c.Account; a != nil && a.Ended {
+			b.endAccount(a.ID, CloseDeactivated)
+		}
+		if a := c.Account; a != nil && a.Name != "" {
+			b.renamed(a.ID, a.Name)
+		}
+		b.endSessions(c.Ended)
+		return
+	}
 	h.opts.Observer.Committed(len(c.Items), c.Took, c.InCommit, c.Err)
 	if c.Err != nil {
 		kind := KindDatabase

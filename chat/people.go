@@ -152,14 +152,21 @@ func (h *Hub) EndSessions(sessions ...int64) int {
 		return 0
 	}
 	n := 0
-	h.b.read(func() {
-		for c := range h.b.conns {
-			if c.session != 0 && slices.Contains(sessions, c.session) {
-				c.closeWith(websocket.ClosePolicyViolation, closeSignedOut)
-				n++
-			}
+	h.b.read(func() { n = h.b.endSessions(sessions) })
+	return n
+}
+
+// endSessions is EndSessions on the broadcaster. A socket closing already
+// (a session ended through this node is closed by its handler, then again
+// as the log's command) is left to close.
+func (b *broadcaster) endSessions(sessions []int64) int {
+	n := 0
+	for c := range b.conns {
+		if c.session != 0 && slices.Contains(sessions, c.session) && !c.closing.Load() {
+			c.closeWith(websocket.ClosePolicyViolation, closeSignedOut)
+			n++
 		}
-	})
+	}
 	return n
 }
 
@@ -207,6 +214,10 @@ const closeAccountInactive = "your account is no longer active"
 // refused.
 const CloseAccountEnded = 4003
 
+// CloseDeactivated is the close reason of the sockets of an account an
+// admin deactivated.
+const CloseDeactivated = "your account was deactivated by an admin"
+
 // EndAccount closes, at once, every socket signed in to an account, with
 // CloseAccountEnded and reason (at most 123 bytes, a close frame's room).
 // It reports how many it closed.
@@ -215,14 +226,20 @@ func (h *Hub) EndAccount(userID int64, reason string) int {
 		return 0
 	}
 	n := 0
-	h.b.read(func() {
-		for c := range h.b.conns {
-			if c.userID == userID {
-				c.closeWith(CloseAccountEnded, reason)
-				n++
-			}
+	h.b.read(func() { n = h.b.endAccount(userID, reason) })
+	return n
+}
+
+// endAccount is EndAccount on the broadcaster; a socket closing already
+// (see endSessions) is left to close.
+func (b *broadcaster) endAccount(userID int64, reason string) int {
+	n := 0
+	for c := range b.conns {
+		if c.userID == userID && !c.closing.Load() {
+			c.closeWith(CloseAccountEnded, reason)
+			n++
 		}
-	})
+	}
 	return n
 }
 

@@ -25,9 +25,9 @@ var (
 	ErrBinary      = &Refusal{"binary_unsupported", "binary frames are not supported: send text"}
 	ErrStore       = &Refusal{"store_failed", "the message could not be stored; try again"}
 	ErrShutdown    = &Refusal{"unavailable", "the server is shutting down; reconnect shortly"}
-	// ErrNotShared: a cluster shares only guests' messages in the main
-	// room so far (db.ErrNotReplicated).
-	ErrNotShared = &Refusal{"not_shared", "this chat runs on several servers, which share only guests' messages in the main room so far: send as a guest there"}
+	// ErrNotShared: a cluster shares only messages in the main room,
+	// without files, so far (db.ErrNotReplicated).
+	ErrNotShared = &Refusal{"not_shared", "this chat runs on several servers, which share only messages in the main room, without files, so far: send there"}
 	// ErrUnavailable: a cluster node cut off from most of the others
 	// cannot have a message confirmed, so it refuses rather than accept it.
 	ErrUnavailable = &Refusal{"unavailable", "too few of the chat's servers are reachable to store messages; try again shortly"}

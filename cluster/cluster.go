@@ -251,7 +251,7 @@ const clientURLFile = "client.url"
 func (n *Node) streamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        StreamName,
-		Description: "NoChat's log: every message, edit, deletion and reaction, in order",
+		Description: "NoChat's log: messages, edits, deletions, reactions, accounts and sign-ins, in order",
 		Subjects:    []string{subject},
 		Storage:     jetstream.FileStorage,
 		Replicas:    n.cfg.Replicas,
@@ -324,6 +324,16 @@ func (n *Node) Publish(ctx context.Context, entries []db.StreamEntry) []error {
 		}
 	}
 	return errs
+}
+
+// Last returns the sequence of the stream's last entry, as its leader
+// knows it.
+func (n *Node) Last(ctx context.Context) (int64, error) {
+	s, err := n.js.Stream(ctx, StreamName)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return int64(s.CachedInfo().State.LastSeq), nil
 }
 
 // unavailable is err as a sender is told of it: the server's refusal as

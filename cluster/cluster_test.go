@@ -197,11 +197,23 @@ func TestThreeNodesKeepOneHistory(t *testing.T) {
 	if del.Change == nil {
 		t.Fatalf("a moderator's deletion through the third node: %+v", del.Stored)
 	}
-	// Accounts and rooms are each node's own so far: a draft naming one
-	// is refused, not stored under another node's person or room.
+	// An account made through one node posts through another, under the
+	// same id everywhere.
+	dee, err := b.store.CreateAccount(context.Background(), db.Account{Name: "Dee", NameKey: "dee", PasswordHash: "h", Role: db.RoleMember, Created: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caughtUp(t, nodes, b.w.Applied()) // as a session through c would be
+	signed := c.send(t, db.Draft{User: "Dee", UserID: dee.ID, Message: "signed in", CID: "d1"}, "c3")
+	if signed.Refused != nil || signed.Message.UserID == nil || *signed.Message.UserID != dee.ID {
+		t.Fatalf("a post from an account made on another node: %+v", signed.Stored)
+	}
+	// Rooms are each node's own so far, and the log makes every account
+	// that posts: a draft naming another room, or an account the log did
+	// not make, is refused, not stored under another node's room or person.
 	for name, d := range map[string]db.Draft{
-		"from an account": {User: "ann", UserID: 1, Message: "signed in"},
-		"in another room": {User: "ann", Room: 2, Message: "elsewhere"},
+		"from an account the log did not make": {User: "ann", UserID: 1, Message: "signed in"},
+		"in another room":                      {User: "ann", Room: 2, Message: "elsewhere"},
 	} {
 		if err := a.w.Append(context.Background(), d, "no"); !errors.Is(err, db.ErrNotReplicated) {
 			t.Errorf("a draft %s: %v, want ErrNotReplicated", name, err)
@@ -211,8 +223,8 @@ func TestThreeNodesKeepOneHistory(t *testing.T) {
 	caughtUp(t, nodes, last.Message.ID)
 
 	want := history(t, a)
-	if len(want) != 3 {
-		t.Fatalf("history: %q, want the first message, the deletion of the second, the last", want)
+	if len(want) != 4 {
+		t.Fatalf("history: %q, want the first message, the deletion of the second, Dee's, the last", want)
 	}
 	for _, nd := range nodes[1:] {
 		if got := history(t, nd); !slices.Equal(got, want) {

@@ -107,41 +107,57 @@ func (s *Store) HasAdmin(ctx context.Context) (bool, error) {
 }
 
 // CreateFirstAdmin creates the first admin account through the set-up
-// link: in one transaction it checks that no admin exists and that
-// tokenHash (hex SHA-256) is the stored set-up token, spends the token and
-// inserts the account. Anything else is ErrSetupDone, so two requests with
-// one link cannot both succeed; a name that is taken is ErrNameTaken.
+// link, if tokenHash (hex SHA-256) is the stored set-up token: it spends
+// the token and inserts the account, in one transaction that also checks
+// that no admin account exists. Anything else is ErrSetupDone, so two
+// requests with one link cannot both succeed; a name that is taken is
+// ErrNameTaken. On a cluster the token is this node's own, and the
+// command every node applies spends every node's.
 func (s *Store) CreateFirstAdmin(ctx context.Context, a Account, tokenHash string) (Account, error) {
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
+	stored, err := s.Setting(ctx, SettingSetupToken)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Account{}, fmt.Errorf("first admin: %w", ErrSetupDone)
+	case err != nil:
 		return Account{}, fmt.Errorf("first admin: %w", err)
+	case stored != tokenHash:
+		return Account{}, fmt.Errorf("first admin: %w", ErrSetupDone)
 	}
-	defer tx.Rollback()
+	return s.createAccount(ctx, command{Op: opFirstAdmin, Account: &a})
+}
+
+// firstAdmin inserts a as the first admin account, and spends the set-up
+// token; ErrSetupDone if an admin account exists (even a deactivated one).
+func firstAdmin(ctx context.Context, tx *sql.Tx, a Account) (Account, error) {
 	var admins int
 	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM accounts WHERE role = ?", RoleAdmin).Scan(&admins); err != nil {
 		return Account{}, fmt.Errorf("first admin: %w", err)
 	}
-	res, err := tx.ExecContext(ctx, "DELETE FROM settings WHERE key = ? AND value = ?", SettingSetupToken, tokenHash)
-	if err != nil {
-		return Account{}, fmt.Errorf("first admin: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 || admins > 0 {
+	if admins > 0 {
 		return Account{}, fmt.Errorf("first admin: %w", ErrSetupDone)
 	}
-	a.Role = RoleAdmin
-	if a, err = insertAccount(ctx, tx, a); err != nil {
-		return Account{}, err
-	}
-	if err := tx.Commit(); err != nil {
+	if _, err := tx.ExecContext(ctx, "DELETE FROM settings WHERE key = ?", SettingSetupToken); err != nil {
 		return Account{}, fmt.Errorf("first admin: %w", err)
 	}
-	return a, nil
+	a.Role = RoleAdmin
+	return insertAccount(ctx, tx, a)
 }
 
-// insertAccount stores a new account and returns it with its id.
+// createAccount runs c, a command that creates an account.
+func (s *Store) createAccount(ctx context.Context, c command) (Account, error) {
+	r, err := s.command(ctx, c)
+	if err != nil {
+		return Account{}, fmt.Errorf("create account %q: %w", c.Account.Name, err)
+	}
+	return r.Account, r.Err
+}
+
+// insertAccount stores a new account and returns it with its id: a.ID if
+// set (a cluster's log names it, and the account is marked as the log's),
+// else the next one.
 func insertAccount(ctx context.Context, tx *sql.Tx, a Account) (Account, error) {
-	res, err := tx.ExecContext(ctx, `INSERT INTO accounts (name, name_key, password_hash, role, created)
-		VALUES (?, ?, ?, ?, ?)`, a.Name, a.NameKey, a.PasswordHash, a.Role, a.Created.UnixMilli())
+	res, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, name, name_key, password_hash, role, created, from_log)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, nullID(a.ID), a.Name, a.NameKey, a.PasswordHash, a.Role, a.Created.UnixMilli(), a.ID != 0)
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE constraint failed: accounts.name_key") {
 			return Account{}, fmt.Errorf("account %q: %w", a.Name, ErrNameTaken)
@@ -159,15 +175,27 @@ func insertAccount(ctx context.Context, tx *sql.Tx, a Account) (Account, error) 
 // such account. Its messages show the new name from then on (see columns
 // in message.go): they are stored with the account, not only the name.
 func (s *Store) RenameAccount(ctx context.Context, id int64, name, key string) error {
-	res, err := s.write.ExecContext(ctx, "UPDATE accounts SET name = ?, name_key = ? WHERE id = ?", name, key, id)
+	r, err := s.command(ctx, command{Op: opRename, AccountID: id, Account: &Account{Name: name, NameKey: key}})
+	if err == nil {
+		err = r.Err
+	}
+	if err != nil {
+		return fmt.Errorf("rename account %d to %q: %w", id, name, err)
+	}
+	return nil
+}
+
+// renameAccount is RenameAccount in tx.
+func renameAccount(ctx context.Context, tx *sql.Tx, id int64, name, key string) error {
+	res, err := tx.ExecContext(ctx, "UPDATE accounts SET name = ?, name_key = ? WHERE id = ?", name, key, id)
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE constraint failed: accounts.name_key") {
-			return fmt.Errorf("rename account %d to %q: %w", id, name, ErrNameTaken)
+			return ErrNameTaken
 		}
-		return fmt.Errorf("rename account %d: %w", id, err)
+		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("rename account %d: %w", id, ErrNotFound)
+		return ErrNotFound
 	}
 	return nil
 }
@@ -177,22 +205,25 @@ func (s *Store) RenameAccount(ctx context.Context, id int64, name, key string) e
 // never stands beside the sessions it was meant to end. It returns the
 // ids of the sessions it ended.
 func (s *Store) ChangePassword(ctx context.Context, id int64, hash string, keep int64) ([]int64, error) {
-	var ended []int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE accounts SET password_hash = ? WHERE id = ?", hash, id)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
-		}
-		ended, err = deleteSessionsOf(ctx, tx, id, keep)
-		return err
-	})
+	r, err := s.command(ctx, command{Op: opPassword, AccountID: id, Hash: hash, Keep: keep})
+	if err == nil {
+		err = r.Err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("account %d password: %w", id, err)
 	}
-	return ended, nil
+	return r.Ended, nil
+}
+
+func changePassword(ctx context.Context, tx *sql.Tx, id int64, hash string, keep int64) ([]int64, error) {
+	res, err := tx.ExecContext(ctx, "UPDATE accounts SET password_hash = ? WHERE id = ?", hash, id)
+	if err != nil {
+		return nil, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, ErrNotFound
+	}
+	return deleteSessionsOf(ctx, tx, id, keep)
 }
 
 // SessionsOf returns an account's live sessions, newest first.
@@ -217,12 +248,12 @@ func (s *Store) SessionsOf(ctx context.Context, accountID int64, now time.Time) 
 // DeleteSessionOf ends one session of an account, by the session's id;
 // ErrNotFound if the account has no such session.
 func (s *Store) DeleteSessionOf(ctx context.Context, accountID, id int64) error {
-	res, err := s.write.ExecContext(ctx, "DELETE FROM sessions WHERE kind = ? AND account_id = ? AND id = ?", SessionAccount, accountID, id)
+	r, err := s.command(ctx, command{Op: opEndSession, AccountID: accountID, ID: id})
+	if err == nil {
+		err = r.Err
+	}
 	if err != nil {
 		return fmt.Errorf("end session %d: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("end session %d: %w", id, ErrNotFound)
 	}
 	return nil
 }
@@ -230,19 +261,19 @@ func (s *Store) DeleteSessionOf(ctx context.Context, accountID, id int64) error 
 // DeleteSessionsOf ends every session of an account but the one with id
 // keep (0 to end them all), and returns the ids of those it ended.
 func (s *Store) DeleteSessionsOf(ctx context.Context, accountID, keep int64) ([]int64, error) {
-	ids, err := deleteSessionsOf(ctx, s.write, accountID, keep)
+	r, err := s.command(ctx, command{Op: opEndSessions, AccountID: accountID, Keep: keep})
+	if err == nil {
+		err = r.Err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("end sessions of %d: %w", accountID, err)
 	}
-	return ids, nil
+	return r.Ended, nil
 }
 
-// deleteSessionsOf is DeleteSessionsOf on q: the store's write pool, or a
-// transaction that does more.
-func deleteSessionsOf(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, accountID, keep int64) ([]int64, error) {
-	return column[int64](q.QueryContext(ctx, "DELETE FROM sessions WHERE kind = ? AND account_id = ? AND id != ? RETURNING id", SessionAccount, accountID, keep))
+// deleteSessionsOf is DeleteSessionsOf in tx.
+func deleteSessionsOf(ctx context.Context, tx *sql.Tx, accountID, keep int64) ([]int64, error) {
+	return column[int64](tx.QueryContext(ctx, "DELETE FROM sessions WHERE kind = ? AND account_id = ? AND id != ? RETURNING id", SessionAccount, accountID, keep))
 }
 
 // column reads the one column of a query's rows into a slice, and closes
@@ -266,18 +297,7 @@ func column[T any](rows *sql.Rows, err error) ([]T, error) {
 // CreateAccount stores a new account; ErrNameTaken if its name key is
 // another account's.
 func (s *Store) CreateAccount(ctx context.Context, a Account) (Account, error) {
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return Account{}, fmt.Errorf("create account: %w", err)
-	}
-	defer tx.Rollback()
-	if a, err = insertAccount(ctx, tx, a); err != nil {
-		return Account{}, err
-	}
-	if err := tx.Commit(); err != nil {
-		return Account{}, fmt.Errorf("create account: %w", err)
-	}
-	return a, nil
+	return s.createAccount(ctx, command{Op: opAccount, Account: &a})
 }
 
 // DeleteSetting removes a setting, if it is there.

@@ -32,6 +32,9 @@ type Bot struct {
 // and no other (not the default room unless given), with the token whose
 // SHA-256 is tokenHash.
 func (s *Store) CreateBot(ctx context.Context, name, key string, rooms []int64, tokenHash []byte, prefix string, now time.Time) (Account, error) {
+	if err := s.unshared("add a bot"); err != nil {
+		return Account{}, err
+	}
 	a := Account{Name: name, NameKey: key, Role: RoleBot, Created: now}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
@@ -78,6 +81,9 @@ func (s *Store) BotByToken(ctx context.Context, tokenHash []byte) (Account, erro
 // nil tokenHash revokes the one it has: either way the old token opens
 // nothing from the commit on. ErrNotBot if id is not a bot's account.
 func (s *Store) SetBotToken(ctx context.Context, id int64, tokenHash []byte, prefix string) error {
+	if err := s.unshared("change a bot's token"); err != nil {
+		return err
+	}
 	if tokenHash == nil {
 		prefix = ""
 	}
@@ -94,6 +100,9 @@ func (s *Store) SetBotToken(ctx context.Context, id int64, tokenHash []byte, pre
 // SetBotAvatar gives bot id an avatar (an emoji the caller checked), or
 // takes it away with "". It is ErrNotBot for a person's account.
 func (s *Store) SetBotAvatar(ctx context.Context, id int64, avatar string) error {
+	if err := s.unshared("change a bot's avatar"); err != nil {
+		return err
+	}
 	res, err := s.write.ExecContext(ctx, "UPDATE accounts SET avatar = ? WHERE id = ? AND role = 'bot'", avatar, id)
 	if err != nil {
 		return fmt.Errorf("bot avatar: %w", err)

@@ -19,6 +19,9 @@ type BotWebhook struct {
 // secret, or with url "" takes its webhook away. ErrNotBot if id is not a
 // bot's account.
 func (s *Store) SetBotWebhook(ctx context.Context, id int64, url, secret string, now time.Time) error {
+	if err := s.unshared("set a bot's webhook"); err != nil {
+		return err
+	}
 	var is bool
 	if err := s.read.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM bots WHERE account_id = ?)", id).Scan(&is); err != nil {
 		return fmt.Errorf("bot %d webhook: %w", id, err)

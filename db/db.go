@@ -101,6 +101,11 @@ type Store struct {
 
 	dedupWindow time.Duration
 	now         func() time.Time
+
+	// shared, on a cluster, is the log that account and session writes go
+	// through (command.go): set by NewReplicatedWriter, before the store
+	// serves anyone. Nil on a single node.
+	shared commandLog
 }
 
 // Open opens (creating if needed) the database at path, checks it is in WAL

@@ -63,7 +63,10 @@ var exportTables = []exportTable{
 	{typ: "person", table: "accounts", order: "id",
 		columns: []string{"id", "name", "name_key", "role", "created", "deactivated", "banned", "last_seen", "avatar"},
 		later:   map[string]any{"avatar": ""},
-		omit:    map[string]omitted{"password_hash": {"", "a password hash is a secret of the old server; an imported person gets in through a reset link"}}},
+		omit: map[string]omitted{
+			"password_hash": {"", "a password hash is a secret of the old server; an imported person gets in through a reset link"},
+			"from_log":      {0, "whether a cluster's log made the account; an import is a new chat's start"},
+		}},
 	{typ: "room", table: "rooms", order: "id",
 		columns: []string{"id", "slug", "name", "topic", "kind", "post", "guests", "direct_key", "created_by", "created", "archived"}},
 	{typ: "bot", table: "bots", order: "account_id",

@@ -101,29 +101,33 @@ func otherAdmins(ctx context.Context, tx *sql.Tx, id int64) (int, error) {
 // refuses, with ErrLastAdmin, to take the admin role from the last active
 // admin account.
 func (s *Store) SetRole(ctx context.Context, id int64, role string) (Account, error) {
-	var before Account
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		a, err := accountIn(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		before = a
-		if a.Role == RoleAdmin && role != RoleAdmin && !a.Deactivated {
-			n, err := otherAdmins(ctx, tx, id)
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				return ErrLastAdmin
-			}
-		}
-		_, err = tx.ExecContext(ctx, "UPDATE accounts SET role = ? WHERE id = ?", role, id)
-		return err
-	})
+	r, err := s.command(ctx, command{Op: opRole, AccountID: id, Kind: role})
+	if err == nil {
+		err = r.Err
+	}
 	if err != nil {
 		return Account{}, fmt.Errorf("role of account %d: %w", id, err)
 	}
-	return before, nil
+	return r.Account, nil
+}
+
+// setRole is SetRole in tx; it returns the account as it was.
+func setRole(ctx context.Context, tx *sql.Tx, id int64, role string) (Account, error) {
+	a, err := accountIn(ctx, tx, id)
+	if err != nil {
+		return Account{}, err
+	}
+	if a.Role == RoleAdmin && role != RoleAdmin && !a.Deactivated {
+		n, err := otherAdmins(ctx, tx, id)
+		if err != nil {
+			return Account{}, err
+		}
+		if n == 0 {
+			return Account{}, ErrLastAdmin
+		}
+	}
+	_, err = tx.ExecContext(ctx, "UPDATE accounts SET role = ? WHERE id = ?", role, id)
+	return a, err
 }
 
 // endAccount deactivates an account (at now, unless it is already) and
@@ -167,45 +171,50 @@ func endAccount(ctx context.Context, tx *sql.Tx, a Account, now time.Time) ([]in
 // it was and the ids of the sessions it ended (their sockets are the
 // caller's to close). ErrLastAdmin for the last active admin account.
 func (s *Store) Deactivate(ctx context.Context, id int64, now time.Time) (Account, []int64, error) {
-	var (
-		before Account
-		ended  []int64
-	)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		a, err := accountIn(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		before = a
-		ended, err = endAccount(ctx, tx, a, now)
-		return err
-	})
+	r, err := s.command(ctx, command{Op: opDeactivate, AccountID: id, At: now.UnixMilli()})
+	if err == nil {
+		err = r.Err
+	}
 	if err != nil {
 		return Account{}, nil, fmt.Errorf("deactivate account %d: %w", id, err)
 	}
-	return before, ended, nil
+	return r.Account, r.Ended, nil
+}
+
+// deactivate is Deactivate in tx; it returns the account as it was.
+func deactivate(ctx context.Context, tx *sql.Tx, id int64, now time.Time) (Account, []int64, error) {
+	a, err := accountIn(ctx, tx, id)
+	if err != nil {
+		return Account{}, nil, err
+	}
+	ended, err := endAccount(ctx, tx, a, now)
+	return a, ended, err
 }
 
 // Reactivate lets a deactivated account sign in again; ErrBanned for a
 // banned one, which is unbanned first.
 func (s *Store) Reactivate(ctx context.Context, id int64) (Account, error) {
-	var before Account
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		a, err := accountIn(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if a.Banned {
-			return ErrBanned
-		}
-		before = a
-		_, err = tx.ExecContext(ctx, "UPDATE accounts SET deactivated = NULL WHERE id = ?", id)
-		return err
-	})
+	r, err := s.command(ctx, command{Op: opReactivate, AccountID: id})
+	if err == nil {
+		err = r.Err
+	}
 	if err != nil {
 		return Account{}, fmt.Errorf("reactivate account %d: %w", id, err)
 	}
-	return before, nil
+	return r.Account, nil
+}
+
+// reactivate is Reactivate in tx; it returns the account as it was.
+func reactivate(ctx context.Context, tx *sql.Tx, id int64) (Account, error) {
+	a, err := accountIn(ctx, tx, id)
+	if err != nil {
+		return Account{}, err
+	}
+	if a.Banned {
+		return Account{}, ErrBanned
+	}
+	_, err = tx.ExecContext(ctx, "UPDATE accounts SET deactivated = NULL WHERE id = ?", id)
+	return a, err
 }
 
 // Ban deactivates an account (as Deactivate), marks it banned and refuses
@@ -214,6 +223,9 @@ func (s *Store) Reactivate(ctx context.Context, id int64) (Account, error) {
 // in one transaction. It returns the account as it was, the ids of the
 // sessions it ended, and every address now refused for it.
 func (s *Store) Ban(ctx context.Context, id int64, addresses, spare []string, now time.Time) (Account, []int64, []string, error) {
+	if err := s.unshared("ban"); err != nil {
+		return Account{}, nil, nil, err
+	}
 	var (
 		before Account
 		ended  []int64
@@ -263,6 +275,9 @@ func bannedOf(ctx context.Context, tx *sql.Tx, id int64) ([]string, error) {
 // returns the account and the addresses it freed. The account stays
 // deactivated until it is reactivated.
 func (s *Store) Unban(ctx context.Context, id int64) (Account, []string, error) {
+	if err := s.unshared("unban"); err != nil {
+		return Account{}, nil, err
+	}
 	var (
 		before Account
 		freed  []string
@@ -300,6 +315,9 @@ func (s *Store) BannedAddresses(ctx context.Context) ([]string, error) {
 // DeleteMessagesOf removes every message an account stored, in one
 // transaction, and returns their ids by room, oldest first.
 func (s *Store) DeleteMessagesOf(ctx context.Context, accountID int64) (map[int64][]int64, error) {
+	if err := s.unshared("delete a person's messages"); err != nil {
+		return nil, err
+	}
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
@@ -338,34 +356,36 @@ func (s *Store) DeleteMessagesOf(ctx context.Context, accountID int64) (map[int6
 // the ids of the sign-in sessions it ended. ErrNotFound for a token that
 // is unknown, used or expired, or whose account is deactivated.
 func (s *Store) ResetPassword(ctx context.Context, tokenHash []byte, hash string, now time.Time) (Account, []int64, error) {
-	var (
-		acct  Account
-		ended []int64
-	)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var id int64
-		err := tx.QueryRowContext(ctx, "DELETE FROM sessions WHERE token_hash = ? AND kind = ? AND expires > ? RETURNING account_id",
-			tokenHash, SessionReset, now.UnixMilli()).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		if acct, err = accountIn(ctx, tx, id); err != nil {
-			return err
-		}
-		if acct.Deactivated {
-			return ErrNotFound
-		}
-		if _, err := tx.ExecContext(ctx, "UPDATE accounts SET password_hash = ? WHERE id = ?", hash, id); err != nil {
-			return err
-		}
-		ended, err = deleteSessionsOf(ctx, tx, id, 0)
-		return err
-	})
+	r, err := s.command(ctx, command{Op: opReset, TokenHash: tokenHash, Hash: hash, At: now.UnixMilli()})
+	if err == nil {
+		err = r.Err
+	}
 	if err != nil {
 		return Account{}, nil, fmt.Errorf("reset password: %w", err)
 	}
-	return acct, ended, nil
+	return r.Account, r.Ended, nil
+}
+
+func resetPassword(ctx context.Context, tx *sql.Tx, tokenHash []byte, hash string, now time.Time) (Account, []int64, error) {
+	var id int64
+	err := tx.QueryRowContext(ctx, "DELETE FROM sessions WHERE token_hash = ? AND kind = ? AND expires > ? RETURNING account_id",
+		tokenHash, SessionReset, now.UnixMilli()).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Account{}, nil, ErrNotFound
+	}
+	if err != nil {
+		return Account{}, nil, err
+	}
+	acct, err := accountIn(ctx, tx, id)
+	if err != nil {
+		return Account{}, nil, err
+	}
+	if acct.Deactivated {
+		return Account{}, nil, ErrNotFound
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE accounts SET password_hash = ? WHERE id = ?", hash, id); err != nil {
+		return Account{}, nil, err
+	}
+	ended, err := deleteSessionsOf(ctx, tx, id, 0)
+	return acct, ended, err
 }

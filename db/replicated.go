@@ -20,12 +20,14 @@ import (
 // cid: if the entry did reach the log after all, the send is a duplicate.
 var ErrUnavailable = errors.New("the cluster cannot confirm writes now")
 
-// ErrNotReplicated is Append's refusal of a draft the cluster cannot yet
-// share: one from an account, or in a room other than DefaultRoom.
-// Accounts and rooms are each node's own so far (their ids name different
-// people and rooms on different nodes), so storing such a draft on every
-// node would put it under another person's name or in another room.
-var ErrNotReplicated = errors.New("only guests' messages in the main room are shared across a cluster so far")
+// ErrNotReplicated is the refusal of a write a cluster cannot share yet:
+// Append's of a draft in a room other than DefaultRoom, with a file, or
+// from an account the log did not make; the store's of a change to rooms,
+// memberships, bans, bots and webhooks (a NotSharedError, command.go).
+// Rooms are each node's own so far, so a room's id names different rooms
+// on different nodes, and a write made on one node only would tell the
+// nodes apart for good.
+var ErrNotReplicated = errors.New("this chat runs on several servers, which do not share this yet")
 
 // Stream is a replicated, ordered log of entries: what a ReplicatedWriter
 // publishes drafts to and applies from. Package cluster implements it over
@@ -40,6 +42,9 @@ type Stream interface {
 	// Entries sends every entry after seq to the channel it returns, in
 	// order, as they are appended, until ctx ends; then it closes it.
 	Entries(ctx context.Context, after int64) (<-chan StreamEntry, error)
+	// Last returns the sequence of the log's last entry: what a node
+	// that has applied as far has seen of every node's writes.
+	Last(ctx context.Context) (int64, error)
 }
 
 // StreamEntry is one entry of a Stream.
@@ -91,11 +96,19 @@ type ReplicatedWriter[T any] struct {
 
 	inbox[T]
 
-	waiting sync.Mutex
-	pending map[string]request[T] // published, not yet applied here, by key
-	acked   atomic.Int64          // the highest sequence a publish confirmed
-	applied atomic.Int64          // the sequence applied up to
-	caught  chan struct{}         // nudged whenever applied moves
+	waiting  sync.Mutex
+	pending  map[string]request[T]         // published, not yet applied here, by key
+	commands map[string]chan commandResult // the same, of commands (run)
+	acked    atomic.Int64                  // the highest sequence a publish confirmed
+	// accounts are the ids of the accounts the log made, as far as this
+	// node applied it: the accounts that may post (Append).
+	accounts sync.Map
+	applied  atomic.Int64  // the sequence applied up to
+	caught   chan struct{} // nudged whenever applied moves
+	// catching holds the one catchUp that asks the log at a time.
+	catching chan struct{}
+	kick     chan struct{} // followAgain: ends the applier's reader
+	kicked   atomic.Bool   // followAgain: follow again without a pause
 
 	ctx     context.Context // ends the applier
 	cancel  context.CancelFunc
@@ -113,13 +126,21 @@ func NewReplicatedWriter[T any](s *Store, stream Stream, maxBatch int, onCommit 
 	if maxBatch <= 0 {
 		maxBatch = DefaultMaxBatch
 	}
-	from, err := s.LogPosition(context.Background())
+	ctx := context.Background()
+	from, err := s.LogPosition(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.CheckJoin(ctx); err != nil {
+		return nil, err
+	}
+	accounts, err := s.logAccounts(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var salt [6]byte
 	rand.Read(salt[:])
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	w := &ReplicatedWriter[T]{
 		store:    s,
 		stream:   stream,
@@ -128,22 +149,35 @@ func NewReplicatedWriter[T any](s *Store, stream Stream, maxBatch int, onCommit 
 		prefix:   fmt.Sprintf("%x-", salt),
 		inbox:    inbox[T]{in: make(chan request[T], 2*maxBatch)},
 		pending:  make(map[string]request[T]),
+		commands: make(map[string]chan commandResult),
 		caught:   make(chan struct{}, 1),
+		catching: make(chan struct{}, 1),
+		kick:     make(chan struct{}, 1),
 		ctx:      ctx,
 		cancel:   cancel,
 		pubDone:  make(chan struct{}),
 		appDone:  make(chan struct{}),
 	}
+	for _, id := range accounts {
+		w.accounts.Store(id, true)
+	}
 	w.applied.Store(from)
+	s.shared = w
 	go w.publish()
 	go w.apply(from)
 	return w, nil
 }
 
-// Append queues a draft for the stream, as Writer.Append does; a draft
-// from an account or outside DefaultRoom is refused (ErrNotReplicated).
+// Append queues a draft for the stream, as Writer.Append does. It refuses
+// (ErrNotReplicated) a draft outside DefaultRoom, or with a file, and one
+// from an account the log did not make: an account of this database alone
+// (made before accounts were shared) is someone else, or no one, on the
+// other nodes.
 func (w *ReplicatedWriter[T]) Append(ctx context.Context, d Draft, tag T) error {
-	if d.UserID != 0 || d.roomOr() != DefaultRoom || d.File != nil {
+	if d.roomOr() != DefaultRoom || d.File != nil {
+		return ErrNotReplicated
+	}
+	if _, ok := w.accounts.Load(d.UserID); d.UserID != 0 && !ok {
 		return ErrNotReplicated
 	}
 	return w.put(ctx, d, tag)
@@ -181,13 +215,12 @@ func (w *ReplicatedWriter[T]) publish() {
 		w.waiting.Lock()
 		for i := range batch {
 			batch[i].draft.At = now
-			key := w.prefix + strconv.FormatInt(w.count.Add(1), 36)
 			data, err := json.Marshal(batch[i].draft)
 			if err != nil {
 				data = nil // refused below without publishing
 			}
-			entries[i] = StreamEntry{Key: key, Data: data}
-			w.pending[key] = batch[i]
+			entries[i] = StreamEntry{Key: w.key(), Data: data}
+			w.pending[entries[i].Key] = batch[i]
 		}
 		w.waiting.Unlock()
 
@@ -257,6 +290,9 @@ func (w *ReplicatedWriter[T]) apply(from int64) {
 	defer close(w.appDone)
 	for w.follow(from) {
 		from = w.applied.Load()
+		if w.kicked.Swap(false) {
+			continue // followAgain: at once
+		}
 		select {
 		case <-time.After(retryApply):
 		case <-w.ctx.Done():
@@ -275,6 +311,13 @@ func (w *ReplicatedWriter[T]) apply(from int64) {
 func (w *ReplicatedWriter[T]) follow(from int64) bool {
 	ctx, cancel := context.WithCancel(w.ctx)
 	defer cancel()
+	go func() {
+		select {
+		case <-w.kick:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	entries, err := w.stream.Entries(ctx, from)
 	if err != nil {
 		w.onCommit(Commit[T]{Err: fmt.Errorf("follow the log: %w", err)})
@@ -316,11 +359,35 @@ func (w *ReplicatedWriter[T]) follow(from int64) bool {
 	return w.ctx.Err() == nil
 }
 
-// applyBatch stores batch, entries in order with no hole, in one
+// applyBatch applies batch, entries in order with no hole: each run of
+// drafts in one transaction, each command in one of its own. It reports
+// false when the writer closed first.
+func (w *ReplicatedWriter[T]) applyBatch(batch []StreamEntry) bool {
+	for len(batch) > 0 {
+		if isCommand(batch[0].Data) {
+			if !w.applyCommand(batch[0]) {
+				return false
+			}
+			batch = batch[1:]
+			continue
+		}
+		n := 1
+		for n < len(batch) && !isCommand(batch[n].Data) {
+			n++
+		}
+		if !w.applyDrafts(batch[:n]) {
+			return false
+		}
+		batch = batch[n:]
+	}
+	return true
+}
+
+// applyDrafts stores batch, drafts in order with no hole, in one
 // transaction, and hands it on; a failed transaction is tried again, since
 // nothing after it may be applied first. It reports false when the writer
 // closed first.
-func (w *ReplicatedWriter[T]) applyBatch(batch []StreamEntry) bool {
+func (w *ReplicatedWriter[T]) applyDrafts(batch []StreamEntry) bool {
 	drafts := make([]Draft, len(batch))
 	for i, e := range batch {
 		// An entry that is not a draft (none this code publishes) stores
@@ -338,13 +405,164 @@ func (w *ReplicatedWriter[T]) applyBatch(batch []StreamEntry) bool {
 			w.delivered(batch, stored, time.Since(began), inCommit)
 			return true
 		}
-		w.onCommit(Commit[T]{Err: fmt.Errorf("apply the log at %d: %w", batch[0].Seq, err)})
-		select {
-		case <-time.After(retryApply):
-		case <-w.ctx.Done():
+		if !w.failed(batch[0].Seq, err) {
 			return false
 		}
 	}
+}
+
+// applyCommand applies one command, and answers this node's caller of
+// run, if it published it; sessions it ended go on in a Commit of their
+// own, so that the chat closes their sockets on every node.
+func (w *ReplicatedWriter[T]) applyCommand(e StreamEntry) bool {
+	for {
+		r, err := w.store.applyCommandAt(w.ctx, e.Data, e.Seq)
+		if err == nil {
+			w.waiting.Lock()
+			done, ok := w.commands[e.Key]
+			delete(w.commands, e.Key)
+			w.waiting.Unlock()
+			if r.Made {
+				w.accounts.Store(r.Account.ID, true)
+			}
+			if ok {
+				done <- r
+			}
+			w.moved(e.Seq)
+			if r.Err == nil && (len(r.Ended) > 0 || r.Change != nil) {
+				w.onCommit(Commit[T]{Ended: r.Ended, Account: r.Change})
+			}
+			return true
+		}
+		if !w.failed(e.Seq, err) {
+			return false
+		}
+	}
+}
+
+// failed reports that applying the log at seq failed, and waits before it
+// is tried again; false if the writer closed meanwhile.
+func (w *ReplicatedWriter[T]) failed(seq int64, err error) bool {
+	w.onCommit(Commit[T]{Err: fmt.Errorf("apply the log at %d: %w", seq, err)})
+	select {
+	case <-time.After(retryApply):
+		return true
+	case <-w.ctx.Done():
+		return false
+	}
+}
+
+// moved records that this node applied the log up to seq.
+func (w *ReplicatedWriter[T]) moved(seq int64) {
+	w.applied.Store(seq)
+	select {
+	case w.caught <- struct{}{}:
+	default:
+	}
+}
+
+// run publishes a command and waits until this node applied it: see
+// command.go. A command the cluster could not confirm is ErrUnavailable,
+// as a draft is; once ctx ends the command may still be applied.
+func (w *ReplicatedWriter[T]) run(ctx context.Context, c command) (commandResult, error) {
+	if w.ctx.Err() != nil {
+		return commandResult{}, ErrClosed
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		return commandResult{}, err
+	}
+	e := StreamEntry{Key: w.key(), Data: data}
+	done := make(chan commandResult, 1)
+	w.waiting.Lock()
+	w.commands[e.Key] = done
+	w.waiting.Unlock()
+	forget := func() {
+		w.waiting.Lock()
+		delete(w.commands, e.Key)
+		w.waiting.Unlock()
+	}
+	entries := []StreamEntry{e}
+	if errs := w.publishAll(entries); errs[0] != nil {
+		forget()
+		return commandResult{}, errs[0]
+	}
+	w.waiting.Lock()
+	if entries[0].Seq > w.acked.Load() {
+		w.acked.Store(entries[0].Seq)
+	}
+	w.waiting.Unlock()
+	select {
+	case r := <-done:
+		return r, nil
+	case <-ctx.Done():
+		forget()
+		return commandResult{}, fmt.Errorf("not applied here yet: %w", ctx.Err())
+	case <-w.ctx.Done():
+		forget()
+		return commandResult{}, ErrClosed
+	}
+}
+
+// catchUpFor bounds how long a read that found nothing waits for this
+// node to apply what the log holds (catchUp).
+const catchUpFor = 2 * time.Second
+
+// catchUp waits until this node has applied the log as far as it reaches
+// now, or catchUpFor has passed: a sign-in made through another node a
+// moment ago is then known here. Callers ask one at a time, so that many
+// reads for sessions no one made (a stranger's guesses) cost the log one
+// question at a time.
+func (w *ReplicatedWriter[T]) catchUp(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, catchUpFor)
+	defer cancel()
+	select {
+	case w.catching <- struct{}{}:
+		defer func() { <-w.catching }()
+	case <-ctx.Done():
+		return
+	}
+	last, err := w.stream.Last(ctx)
+	if err != nil {
+		return
+	}
+	// Polled: caught is Close's.
+	began, from := time.Now(), w.applied.Load()
+	kicked := false
+	for w.applied.Load() < last {
+		if !kicked && w.applied.Load() == from && time.Since(began) > stalledFor {
+			w.followAgain()
+			kicked = true
+		}
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// stalledFor is how long catchUp waits for this node to apply anything of
+// what the log holds before it has the applier follow the log anew.
+const stalledFor = 500 * time.Millisecond
+
+// followAgain has the applier drop its reader of the log and follow it
+// again, at once, from where it got to. A reader can stall: the ordered
+// consumer behind it (package cluster) notices a lost server-side consumer
+// only after two missed heartbeats, 10 s, and until then this node applies
+// nothing. As a new cluster settles, a person who signed in through one
+// node was then signed out on another.
+func (w *ReplicatedWriter[T]) followAgain() {
+	w.kicked.Store(true)
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// key names a new publication of this writer's.
+func (w *ReplicatedWriter[T]) key() string {
+	return w.prefix + strconv.FormatInt(w.count.Add(1), 36)
 }
 
 // delivered hands an applied batch on, with the tags of the drafts this
@@ -360,11 +578,7 @@ func (w *ReplicatedWriter[T]) delivered(batch []StreamEntry, stored []Stored, to
 		}
 	}
 	w.waiting.Unlock()
-	w.applied.Store(batch[len(batch)-1].Seq)
-	select {
-	case w.caught <- struct{}{}:
-	default:
-	}
+	w.moved(batch[len(batch)-1].Seq)
 	w.onCommit(c)
 }
 

@@ -31,6 +31,12 @@ func (l *holeyLog) Publish(context.Context, []db.StreamEntry) []error {
 	panic("the test only applies")
 }
 
+func (l *holeyLog) Last(context.Context) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int64(len(l.entries)), nil
+}
+
 func (l *holeyLog) Entries(ctx context.Context, after int64) (<-chan db.StreamEntry, error) {
 	l.mu.Lock()
 	l.follows++
@@ -152,6 +158,12 @@ func (l *electingLog) Publish(_ context.Context, entries []db.StreamEntry) []err
 	close(l.grew)
 	l.grew = make(chan struct{})
 	return errs
+}
+
+func (l *electingLog) Last(context.Context) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int64(len(l.entries)), nil
 }
 
 func (l *electingLog) Entries(ctx context.Context, after int64) (<-chan db.StreamEntry, error) {

@@ -99,6 +99,9 @@ func (s *Store) Rooms(ctx context.Context) ([]Room, error) {
 // already have one is not created again: CreateRoom returns that room,
 // and created false.
 func (s *Store) CreateRoom(ctx context.Context, r Room, members []int64) (_ Room, created bool, err error) {
+	if err := s.unshared("create a room"); err != nil {
+		return Room{}, false, err
+	}
 	if r.Kind == KindDirect {
 		r.DirectKey = DirectKey(members)
 	}
@@ -159,6 +162,9 @@ func addMember(ctx context.Context, tx *sql.Tx, room, user, now int64) error {
 // UpdateRoom stores a room's name, slug, topic, post, guests and archived
 // time. A slug another room has is ErrSlugTaken.
 func (s *Store) UpdateRoom(ctx context.Context, r Room) error {
+	if err := s.unshared("change a room"); err != nil {
+		return err
+	}
 	var archived any
 	if r.Archived != 0 {
 		archived = r.Archived
@@ -176,6 +182,9 @@ func (s *Store) UpdateRoom(ctx context.Context, r Room) error {
 
 // AddMember puts an account in a room (nothing if it is in it already).
 func (s *Store) AddMember(ctx context.Context, room, user int64) error {
+	if err := s.unshared("add a member"); err != nil {
+		return err
+	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := addMember(ctx, tx, room, user, s.now().UnixMilli()); err != nil {
 			return fmt.Errorf("add member %d to room %d: %w", user, room, err)
@@ -186,6 +195,9 @@ func (s *Store) AddMember(ctx context.Context, room, user int64) error {
 
 // RemoveMember takes an account out of a room (nothing if it is not in it).
 func (s *Store) RemoveMember(ctx context.Context, room, user int64) error {
+	if err := s.unshared("remove a member"); err != nil {
+		return err
+	}
 	if _, err := s.write.ExecContext(ctx, "DELETE FROM members WHERE room_id = ? AND user_id = ?", room, user); err != nil {
 		return fmt.Errorf("remove member %d from room %d: %w", user, room, err)
 	}

@@ -52,36 +52,53 @@ func scanSession(row interface{ Scan(...any) error }) (Session, error) {
 // of the same kind and account, the oldest ones, so the table stays small
 // whatever happens.
 func (s *Store) CreateSession(ctx context.Context, tokenHash []byte, sess Session, max int) error {
-	tx, err := s.write.BeginTx(ctx, nil)
+	r, err := s.command(ctx, command{Op: opSession, TokenHash: tokenHash, Session: &sess, Max: max})
+	if err == nil {
+		err = r.Err
+	}
 	if err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
-	defer tx.Rollback()
+	return nil
+}
+
+// createSession is CreateSession in tx, under sess.ID if set (a cluster's
+// log names it), else the next id.
+func createSession(ctx context.Context, tx *sql.Tx, tokenHash []byte, sess Session, max int) error {
 	if _, err := tx.ExecContext(ctx, "DELETE FROM sessions WHERE expires <= ?", sess.Created.UnixMilli()); err != nil {
-		return fmt.Errorf("create session: prune: %w", err)
+		return fmt.Errorf("prune: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (token_hash, kind, account_id, user_agent, created, last_seen, expires, address)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		tokenHash, sess.Kind, nullID(sess.AccountID), sess.UserAgent,
+	if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, token_hash, kind, account_id, user_agent, created, last_seen, expires, address)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		nullID(sess.ID), tokenHash, sess.Kind, nullID(sess.AccountID), sess.UserAgent,
 		sess.Created.UnixMilli(), sess.Created.UnixMilli(), sess.Expires.UnixMilli(), sess.Address); err != nil {
-		return fmt.Errorf("create session: %w", err)
+		return err
 	}
 	// The newest max of this owner's sessions stay; ids grow with inserts.
 	if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE kind = ? AND account_id IS ? AND id NOT IN (
 		SELECT id FROM sessions WHERE kind = ? AND account_id IS ? ORDER BY id DESC LIMIT ?)`,
 		sess.Kind, nullID(sess.AccountID), sess.Kind, nullID(sess.AccountID), max); err != nil {
-		return fmt.Errorf("create session: drop the oldest: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("create session: %w", err)
+		return fmt.Errorf("drop the oldest: %w", err)
 	}
 	return nil
 }
 
 // SessionByToken returns the live session whose token has this SHA-256, or
 // ErrNotFound if there is none or it expired by now.
+//
+// On a cluster, a token this node does not know may be a sign-in made
+// through another node a moment ago (a load balancer sends the browser's
+// next request anywhere): it waits, briefly, until it has applied what
+// the log holds, and looks again.
 func (s *Store) SessionByToken(ctx context.Context, tokenHash []byte, now time.Time) (Session, error) {
-	sess, err := scanSession(s.read.QueryRowContext(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE token_hash = ? AND expires > ?", tokenHash, now.UnixMilli()))
+	find := func() (Session, error) {
+		return scanSession(s.read.QueryRowContext(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE token_hash = ? AND expires > ?", tokenHash, now.UnixMilli()))
+	}
+	sess, err := find()
+	if errors.Is(err, sql.ErrNoRows) && s.shared != nil {
+		s.shared.catchUp(ctx)
+		sess, err = find()
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, fmt.Errorf("session: %w", ErrNotFound)
 	}
@@ -115,7 +132,11 @@ func (s *Store) TouchSession(ctx context.Context, id int64, now time.Time) error
 
 // DeleteSession ends the session whose token has this SHA-256, if any.
 func (s *Store) DeleteSession(ctx context.Context, tokenHash []byte) error {
-	if _, err := s.write.ExecContext(ctx, "DELETE FROM sessions WHERE token_hash = ?", tokenHash); err != nil {
+	r, err := s.command(ctx, command{Op: opSignOut, TokenHash: tokenHash})
+	if err == nil {
+		err = r.Err
+	}
+	if err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
 	return nil
@@ -124,12 +145,14 @@ func (s *Store) DeleteSession(ctx context.Context, tokenHash []byte) error {
 // DeleteSessions ends every session of a kind (all admin sessions when the
 // admin password changes) and reports how many there were.
 func (s *Store) DeleteSessions(ctx context.Context, kind string) (int64, error) {
-	res, err := s.write.ExecContext(ctx, "DELETE FROM sessions WHERE kind = ?", kind)
+	r, err := s.command(ctx, command{Op: opEndKind, Kind: kind})
+	if err == nil {
+		err = r.Err
+	}
 	if err != nil {
 		return 0, fmt.Errorf("delete %s sessions: %w", kind, err)
 	}
-	n, _ := res.RowsAffected()
-	return n, nil
+	return r.Count, nil
 }
 
 // PruneSessions removes the sessions expired by now.

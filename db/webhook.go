@@ -35,6 +35,9 @@ type Webhook struct {
 // secretHash, with a new bot account named name (key is its name key:
 // ErrNameTaken if another account has it) in that room only.
 func (s *Store) CreateWebhook(ctx context.Context, room int64, name, key string, secretHash []byte, by string, now time.Time) (Webhook, error) {
+	if err := s.unshared("add a webhook"); err != nil {
+		return Webhook{}, err
+	}
 	h := Webhook{Room: room, Name: name, Created: now, CreatedBy: by}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var n int
@@ -129,6 +132,9 @@ func (s *Store) Webhooks(ctx context.Context, room int64) ([]Webhook, error) {
 // on), and takes its account out of its room; it returns what it was, or
 // ErrNotFound.
 func (s *Store) DeleteWebhook(ctx context.Context, id int64) (Webhook, error) {
+	if err := s.unshared("delete a webhook"); err != nil {
+		return Webhook{}, err
+	}
 	var h Webhook
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error

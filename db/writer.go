@@ -35,6 +35,20 @@ type Commit[T any] struct {
 	// at synchronous=FULL, fsyncing it. No checkpoint runs in it (see
 	// checkpoint.go).
 	InCommit time.Duration
+	// Ended and Account, from a ReplicatedWriter, are what a command of
+	// the log changed that open pages show, on whichever node it was
+	// made: sign-in sessions it ended (a sign-out, a new password), whose
+	// sockets on this node are to close too; an account renamed or
+	// deactivated. Such a commit has no Items.
+	Ended   []int64
+	Account *AccountChange
+}
+
+// AccountChange is a change to an account that its open pages show.
+type AccountChange struct {
+	ID    int64
+	Name  string // its new name; "" if not renamed
+	Ended bool   // deactivated: its pages close
 }
 
 // Item pairs a stored message with the tag it was submitted with.

@@ -104,7 +104,8 @@ type Auth struct {
 type authStore interface {
 	Setting(ctx context.Context, key string) (string, error)
 	SetSetting(ctx context.Context, key, value string) error
-	SettingOr(ctx context.Context, key, value string) (string, error)
+	SetSharedSetting(ctx context.Context, key, value string) error
+	SharedSettingOr(ctx context.Context, key, value string) (string, error)
 	DeleteSetting(ctx context.Context, key string) error
 	HasAdmin(ctx context.Context) (bool, error)
 	CreateFirstAdmin(ctx context.Context, a db.Account, tokenHash string) (db.Account, error)
@@ -247,6 +248,9 @@ func (a *Auth) check(ctx context.Context, password string) bool {
 		return false
 	}
 	if !passwordMatches(hash, password) {
+		return false
+	}
+	if a.isRetired() { // since this node started, on another of a cluster
 		return false
 	}
 	// A hash made with another cost (an earlier version's) is made again

@@ -97,9 +97,21 @@ type errorBody struct {
 	Error string `json:"error"`
 }
 
+// errClusterUnavailable is what a person is told of a write (a sign-in, a
+// new account) the cluster could not confirm.
+var errClusterUnavailable = &chat.Refusal{Code: "unavailable", Text: "this chat runs on several servers, and too few of them answer to confirm this now: try again in a moment"}
+
 // writeError answers with {"error": "..."}. Server-side failures are logged
 // once here and shown to the user as a plain message, without internals.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, status int, err error) {
+	// A cluster's refusal of what it does not share yet is the same
+	// wherever it comes from, and says what to do.
+	if notShared, ok := errors.AsType[*db.NotSharedError](err); ok {
+		status, err = http.StatusForbidden, notShared
+	}
+	if errors.Is(err, db.ErrUnavailable) {
+		status, err = http.StatusServiceUnavailable, errClusterUnavailable
+	}
 	msg := err.Error()
 	if status >= 500 {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
@@ -251,6 +263,8 @@ func sendStatus(err error) int {
 	switch {
 	case errors.Is(err, chat.ErrShutdown), errors.Is(err, chat.ErrUnavailable):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, db.ErrNotReplicated):
+		return http.StatusForbidden // a cluster's, of what it does not share yet
 	case errors.Is(err, chat.ErrStore), errors.Is(err, chat.ErrRoomStore):
 		return http.StatusServiceUnavailable // the disk is full or failing: try again later
 	case errors.Is(err, chat.ErrUnconfirmed):

@@ -65,7 +65,7 @@ func (a *Auth) JoinPolicy(ctx context.Context) (string, error) {
 // InviteCode returns the invite link's code, making the first one when
 // there is none yet (two dashboards opened at once show the same one).
 func (a *Auth) InviteCode(ctx context.Context) (string, error) {
-	code, err := a.store.SettingOr(ctx, settingInvite, newToken())
+	code, err := a.store.SharedSettingOr(ctx, settingInvite, newToken())
 	if err != nil {
 		return "", fmt.Errorf("invite code: %w", err)
 	}
@@ -76,7 +76,7 @@ func (a *Auth) InviteCode(ctx context.Context) (string, error) {
 // working at once, and returns it.
 func (a *Auth) ResetInvite(ctx context.Context) (string, error) {
 	code := newToken()
-	if err := a.store.SetSetting(ctx, settingInvite, code); err != nil {
+	if err := a.store.SetSharedSetting(ctx, settingInvite, code); err != nil {
 		return "", fmt.Errorf("invite code: %w", err)
 	}
 	return code, nil
@@ -169,7 +169,7 @@ func handleJoinPolicy(log *slog.Logger, a *Auth, audit auditFunc) http.Handler {
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
 		}
-		if err := a.store.SetSetting(r.Context(), settingJoin, p); err != nil {
+		if err := a.store.SetSharedSetting(r.Context(), settingJoin, p); err != nil {
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
 		}

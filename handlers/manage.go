@@ -29,7 +29,7 @@ const (
 	resetTTL = 24 * time.Hour
 
 	// The close reasons an account's open pages show.
-	closeDeactivated = "your account was deactivated by an admin"
+	closeDeactivated = chat.CloseDeactivated
 	closeBanned      = "your account was banned by an admin"
 )
 

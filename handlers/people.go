@@ -129,11 +129,25 @@ func membersRead(log *slog.Logger, hub guestReads, who identifier, next http.Han
 
 var errSignInToRead = errors.New("sign in to use this chat: it is for its members only (POST /signin)")
 
-// isRetired reports whether the admin password no longer opens anything.
+// isRetired reports whether the admin password no longer opens anything:
+// whether an admin account exists. It asks the database until one does,
+// since on a cluster another node may have made the first one since this
+// node started; it then retires the password here too.
 func (a *Auth) isRetired() bool {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.retired
+	retired := a.retired
+	a.mu.Unlock()
+	if retired {
+		return true
+	}
+	ctx := context.Background()
+	if has, err := a.store.HasAdmin(ctx); err != nil || !has {
+		return false
+	}
+	if err := a.retire(ctx); err != nil {
+		a.log.Warn("retiring the admin password", "err", err)
+	}
+	return true
 }
 
 // hasPassword reports whether an admin password opens /admin.

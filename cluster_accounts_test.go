@@ -1,0 +1,225 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Accounts and sign-ins are the cluster's: the first admin, made through
+// one node's set-up link, is signed in on every node (the cookie goes to
+// all three, as it would through a load balancer); her message sent
+// through another node is hers on all of them; signing out on one node
+// closes her page on another. What the cluster does not share yet is
+// refused, saying so.
+func TestClusterSharesAccountsAndSignIns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three processes: not in -short")
+	}
+	if raceEnabled {
+		t.Skip("the processes run a binary built without the race detector: the plain run tests them")
+	}
+	c := newTestCluster(t, 3)
+	// No admin password: each node logs a set-up link of its own.
+	c.env = []string{"NOCHAT_ADMIN_PASSWORD=", "NOCHAT_LOG_LEVEL=info"}
+	c.startAll()
+	n1, n2, n3 := c.nodes[0].p, c.nodes[1].p, c.nodes[2].p
+	_, token := processSetupLink(t, n1)
+	_, other := processSetupLink(t, n2)
+
+	p := fetch(t, "POST", n1.url+"/setup", "", url.Values{"token": {token}, "name": {"Ann"}, "password": {"correct horse"}})
+	session := p.cookies["nochat_session"]
+	if p.status != http.StatusSeeOther || session == "" {
+		t.Fatalf("the first admin through n1: %d with cookies %v, want 303 signed in", p.status, p.cookies)
+	}
+	cookie := "nochat_session=" + session
+	// Her next request may reach any node: it knows her session at once.
+	for _, n := range []*process{n2, n3} {
+		if p := fetch(t, "GET", n.url+"/admin/live", cookie, nil); p.status != http.StatusOK {
+			t.Fatalf("Ann's dashboard on %s: %d, want 200: she is signed in on every node", n.url, p.status)
+		}
+	}
+	// One first admin for the cluster: n2's own link is spent too.
+	if p := fetch(t, "GET", n2.url+"/setup?token="+other, "", nil); p.status != http.StatusGone {
+		t.Errorf("n2's set-up link once n1's made an admin: %d, want 410", p.status)
+	}
+	if p := fetch(t, "POST", n2.url+"/setup", "", url.Values{"token": {other}, "name": {"Eve"}, "password": {"correct horse"}}); p.status != http.StatusGone || len(p.cookies) > 0 {
+		t.Errorf("n2's set-up link used after n1's: %d %v, want 410 and no session", p.status, p.cookies)
+	}
+
+	// Her page on n1; she sends through n3.
+	page := dialSignedIn(t, n1.url, cookie)
+	other3 := dialSignedIn(t, n3.url, cookie)
+	id := other3.sendOK("hello from Ann, through n3", "a1")
+	got := page.next()
+	if got.Type != "message" || got.Data.ID != id || got.Data.User != "Ann" {
+		t.Fatalf("Ann's page on n1 got %+v, want her message %d", got, id)
+	}
+	var history []struct {
+		ID     int64  `json:"id"`
+		User   string `json:"user"`
+		UserID *int64 `json:"user_id"`
+	}
+	// n2 applies it a moment later.
+	for deadline := time.Now().Add(5 * time.Second); len(history) == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		p = fetch(t, "GET", n2.url+"/discussion", "", nil)
+		if err := json.Unmarshal([]byte(p.body), &history); err != nil {
+			t.Fatalf("n2's history: %v: %s", err, p.body)
+		}
+	}
+	if len(history) != 1 || history[0].ID != id || history[0].User != "Ann" || history[0].UserID == nil {
+		t.Fatalf("n2's history: %+v, want Ann's message %d under her account", history, id)
+	}
+
+	// She renames herself through n2: her page on n1 hears of it, and her
+	// message shows her new name on every node.
+	if p := fetch(t, "POST", n2.url+"/account/name", cookie, url.Values{"name": {"Annie"}}); p.status != http.StatusOK {
+		t.Fatalf("a rename through n2: %d", p.status)
+	}
+	if f := page.next(); f.Type != "person" || f.Data.User != "Annie" {
+		t.Errorf("Ann's page on n1 after her rename on n2: %+v, want her new name", f)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		p = fetch(t, "GET", n3.url+"/discussion", "", nil)
+		if strings.Contains(p.body, `"user":"Annie"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n3's history after the rename: %s, want Annie's message", p.body)
+		}
+	}
+
+	// Not shared yet: refused, saying so, and nothing is made.
+	req, err := http.NewRequest("POST", n2.url+"/rooms", strings.NewReader(`{"name": "garden", "kind": "open"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Cookie", cookie)
+	req.Header.Set("Origin", n2.url)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "several servers") {
+		t.Errorf("a new room on a cluster: %d %s, want 403 saying why", resp.StatusCode, body)
+	}
+
+	// Anyone may join, she says through n1; Bob joins through n3, and her
+	// deactivating him through n2 closes his page on n1.
+	if p := fetch(t, "POST", n1.url+"/admin/join-policy", cookie, url.Values{"policy": {"open"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("opening joins through n1: %d %s", p.status, p.body)
+	}
+	var bob string
+	for deadline := time.Now().Add(5 * time.Second); bob == ""; time.Sleep(50 * time.Millisecond) {
+		p := fetch(t, "POST", n3.url+"/join", "", url.Values{"name": {"Bob"}, "password": {"correct horse"}})
+		if s := p.cookies["nochat_session"]; p.status == http.StatusSeeOther && s != "" {
+			bob = "nochat_session=" + s
+		} else if time.Now().After(deadline) {
+			t.Fatalf("Bob joining through n3 once joins are open: %d", p.status)
+		}
+	}
+	bobPage := dialSignedIn(t, n1.url, bob)
+	said := bobPage.sendOK("Bob here, through n1", "b1")
+	p = fetch(t, "GET", n1.url+"/discussion", "", nil)
+	history = nil
+	if err := json.Unmarshal([]byte(p.body), &history); err != nil {
+		t.Fatal(err)
+	}
+	var bobID int64
+	for _, m := range history {
+		if m.ID == said && m.UserID != nil {
+			bobID = *m.UserID
+		}
+	}
+	if bobID == 0 {
+		t.Fatalf("Bob's message %d is not in n1's history under an account: %+v", said, history)
+	}
+	req, err = http.NewRequest("POST", n2.url+"/admin/people/"+strconv.FormatInt(bobID, 10)+"/deactivate", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Cookie", cookie)
+	req.Header.Set("Origin", n2.url)
+	req.Header.Set("Accept", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("deactivating Bob through n2: %v %v", resp, err)
+	}
+	bobPage.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if _, _, err := bobPage.conn.ReadMessage(); err != nil {
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != 4003 || ce.Text != "your account was deactivated by an admin" {
+				t.Errorf("Bob's page on n1 after n2 deactivated him: %v, want 4003 saying so", err)
+			}
+			break
+		}
+	}
+
+	// She signs out on n2: her pages on n1 and n3 close, and her cookie
+	// opens nothing anywhere.
+	if p := fetch(t, "POST", n2.url+"/signout", cookie, url.Values{}); p.status >= 400 {
+		t.Fatalf("signing out on n2: %d %s", p.status, p.body)
+	}
+	for name, c := range map[string]*v1{"n1": page, "n3": other3} {
+		closedSignedOut(t, name, c)
+	}
+	for _, n := range []*process{n1, n3} {
+		if p := fetch(t, "GET", n.url+"/admin/live", cookie, nil); p.status == http.StatusOK {
+			t.Errorf("Ann's dashboard on %s after she signed out on n2: 200", n.url)
+		}
+	}
+}
+
+// processSetupLink is the set-up link a node process logged.
+func processSetupLink(t *testing.T, p *process) (link, token string) {
+	t.Helper()
+	m := setupLinkRe.FindStringSubmatch(p.lastLog())
+	if m == nil {
+		t.Fatalf("no set-up link in the log:\n%s", p.lastLog())
+	}
+	return m[1], m[2]
+}
+
+// dialSignedIn opens a nochat.v1 socket with a session cookie, as the page
+// does, and reads its hello.
+func dialSignedIn(t *testing.T, base, cookie string) *v1 {
+	t.Helper()
+	conn, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}, HandshakeTimeout: 5 * time.Second}).Dial(wsURL(base), http.Header{"Cookie": {cookie}, "Origin": {base}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &v1{t: t, conn: conn}
+	if f := c.next(); f.Type != "hello" {
+		t.Fatalf("first frame %+v, want hello", f)
+	}
+	return c
+}
+
+// closedSignedOut waits for c to close because its sign-in ended.
+func closedSignedOut(t *testing.T, name string, c *v1) {
+	t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, _, err := c.conn.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation || !strings.Contains(ce.Text, "signed out") {
+			t.Errorf("the page on %s: %v, want it closed as signed out", name, err)
+		}
+		return
+	}
+}

@@ -1,0 +1,336 @@
+package db
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"modernc.org/sqlite"
+)
+
+// Accounts and sessions on a cluster.
+//
+// On one node the store writes accounts and sessions itself. On a cluster
+// (a ReplicatedWriter over the store) an account, a sign-in, a sign-out, a
+// new password, an admin's change to a person (a rename, a role, a
+// deactivation) and the settings every node shares (the invite link, the
+// join policy) made on one node must be there on every node, under the
+// same ids: so those writes are entries of the replicated log, commands
+// beside the drafts. Every node applies the log's commands in order, each
+// in a transaction of its own with the log position, and a row a command
+// creates takes the command's sequence as its id, as a draft's message
+// does. The node that published a command waits until it has applied it,
+// and returns what applying it gave: a refusal (a name taken, a used
+// set-up link) is reached alike on every node, since every node applies
+// the same commands in the same order, so it is the command's answer, not
+// an error to try again.
+//
+// The other writes to accounts (bans), rooms, memberships, bots and
+// webhooks are not commands yet: on a cluster they are refused (ErrNotReplicated)
+// rather than made on one node only, where they would tell the nodes apart
+// for good.
+
+// command is one write of those, as the log carries it. Its
+// JSON begins with "op", which no draft's does (isCommand).
+type command struct {
+	Op        string   `json:"op"`
+	Account   *Account `json:",omitempty"` // opFirstAdmin, opAccount
+	Session   *Session `json:",omitempty"` // opSession
+	TokenHash []byte   `json:",omitempty"` // opSession, opSignOut, opReset
+	AccountID int64    `json:",omitempty"` // the account a command changes
+	ID        int64    `json:",omitempty"` // opEndSession: the session's
+	Keep      int64    `json:",omitempty"` // opEndSessions, opPassword: the session that stays
+	Kind      string   `json:",omitempty"` // opEndKind: a session's; opRole: the role
+	Hash      string   `json:",omitempty"` // opPassword, opReset: the new password's
+	Max       int      `json:",omitempty"` // opSession: live sessions an owner keeps
+	At        int64    `json:",omitempty"` // opReset, opDeactivate: when, in Unix milliseconds
+	Key       string   `json:",omitempty"` // opSetting, opSettingOr
+	Value     string   `json:",omitempty"` // opSetting, opSettingOr
+}
+
+// The commands.
+const (
+	opFirstAdmin  = "first_admin"  // CreateFirstAdmin
+	opAccount     = "account"      // CreateAccount
+	opSession     = "session"      // CreateSession
+	opSignOut     = "sign_out"     // DeleteSession
+	opEndSession  = "end_session"  // DeleteSessionOf
+	opEndSessions = "end_sessions" // DeleteSessionsOf
+	opEndKind     = "end_kind"     // DeleteSessions
+	opPassword    = "password"     // ChangePassword
+	opReset       = "reset"        // ResetPassword
+	opSetting     = "setting"      // SetSharedSetting
+	opSettingOr   = "setting_or"   // SharedSettingOr
+	opRename      = "rename"       // RenameAccount
+	opRole        = "role"         // SetRole
+	opDeactivate  = "deactivate"   // Deactivate
+	opReactivate  = "reactivate"   // Reactivate
+)
+
+// commandResult is what applying a command gave.
+type commandResult struct {
+	Account Account        // the account it created, or the one it changed, as it was
+	Made    bool           // Account is one it created
+	Ended   []int64        // the sign-in sessions it ended
+	Count   int64          // the sessions DeleteSessions ended
+	Value   string         // the setting SharedSettingOr found or stored
+	Change  *AccountChange // what open pages show of an account that changed
+	Err     error          // its refusal, reached alike on every node
+}
+
+// commandLog runs a command through a replicated log: publishes it, and
+// returns what applying it gave on this node once it is applied here.
+type commandLog interface {
+	run(ctx context.Context, c command) (commandResult, error)
+	// catchUp waits, a short while at most, until this node has applied
+	// every write the log holds now.
+	catchUp(ctx context.Context)
+}
+
+// commandPrefix is how every command's JSON begins, and no draft's: a
+// Draft's first field is User.
+var commandPrefix = []byte(`{"op":`)
+
+// isCommand reports whether a log entry is a command rather than a draft.
+func isCommand(data []byte) bool { return bytes.HasPrefix(data, commandPrefix) }
+
+// command runs an account or session write: on a cluster, as a command of
+// its log; on one node, as a transaction of its own. A refusal is the
+// result's Err; the error is the write's failure.
+func (s *Store) command(ctx context.Context, c command) (commandResult, error) {
+	if s.shared != nil {
+		return s.shared.run(ctx, c)
+	}
+	var r commandResult
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		r, err = applyCommand(ctx, tx, c, 0)
+		return err
+	})
+	if err != nil && !refused(err) {
+		return commandResult{}, err
+	}
+	r.Err = err
+	return r, nil
+}
+
+// unshared refuses, on a cluster, a write that is not a command yet.
+func (s *Store) unshared(what string) error {
+	if s.shared != nil {
+		return &NotSharedError{What: what}
+	}
+	return nil
+}
+
+// NotSharedError is the store's refusal, on a cluster, of a write its log
+// does not carry yet. It is ErrNotReplicated.
+type NotSharedError struct {
+	What string // the write refused, as "create a room"
+}
+
+func (e *NotSharedError) Error() string {
+	return "this chat runs on several servers, which cannot " + e.What + " yet: see README, Several Pis, one chat"
+}
+
+// Is makes a NotSharedError ErrNotReplicated.
+func (e *NotSharedError) Is(target error) bool { return target == ErrNotReplicated }
+
+// refused reports whether err is a command's refusal, which every node
+// reaches alike from the same rows: one of the store's own refusals, or a
+// constraint of the schema. Anything else (a full disk, a busy database)
+// is this node's trouble, and the command is applied again.
+func refused(err error) bool {
+	var se *sqlite.Error
+	return errors.Is(err, ErrNameTaken) || errors.Is(err, ErrSetupDone) || errors.Is(err, ErrNotFound) ||
+		errors.Is(err, ErrLastAdmin) || errors.Is(err, ErrBanned) || (errors.As(err, &se) && se.Code()&0xff == sqliteConstraint)
+}
+
+// sqliteConstraint is SQLITE_CONSTRAINT, the primary code of every
+// constraint's failure.
+const sqliteConstraint = 19
+
+// applyCommand applies c in tx. id is its sequence in the log, which a
+// row it creates takes as its own id; 0 on a single node, where the row
+// takes the next one.
+func applyCommand(ctx context.Context, tx *sql.Tx, c command, id int64) (commandResult, error) {
+	var (
+		r   commandResult
+		err error
+	)
+	switch c.Op {
+	case opFirstAdmin, opAccount:
+		if c.Account == nil {
+			return r, fmt.Errorf("%w: %s without an account", errUnknownCommand, c.Op)
+		}
+		a := *c.Account
+		a.ID = id
+		if c.Op == opFirstAdmin {
+			r.Account, err = firstAdmin(ctx, tx, a)
+		} else {
+			r.Account, err = insertAccount(ctx, tx, a)
+		}
+		r.Made = err == nil
+	case opSession:
+		if c.Session == nil {
+			return r, fmt.Errorf("%w: %s without a session", errUnknownCommand, c.Op)
+		}
+		sess := *c.Session
+		sess.ID = id
+		err = createSession(ctx, tx, c.TokenHash, sess, c.Max)
+	case opSignOut:
+		r.Ended, err = column[int64](tx.QueryContext(ctx, "DELETE FROM sessions WHERE token_hash = ? RETURNING id", c.TokenHash))
+	case opEndSession:
+		r.Ended, err = column[int64](tx.QueryContext(ctx, "DELETE FROM sessions WHERE kind = ? AND account_id = ? AND id = ? RETURNING id", SessionAccount, c.AccountID, c.ID))
+		if err == nil && len(r.Ended) == 0 {
+			err = ErrNotFound
+		}
+	case opEndSessions:
+		r.Ended, err = deleteSessionsOf(ctx, tx, c.AccountID, c.Keep)
+	case opEndKind:
+		var ids []int64
+		ids, err = column[int64](tx.QueryContext(ctx, "DELETE FROM sessions WHERE kind = ? RETURNING id", c.Kind))
+		r.Count = int64(len(ids))
+		if c.Kind == SessionAccount {
+			r.Ended = ids
+		}
+	case opPassword:
+		r.Ended, err = changePassword(ctx, tx, c.AccountID, c.Hash, c.Keep)
+	case opReset:
+		r.Account, r.Ended, err = resetPassword(ctx, tx, c.TokenHash, c.Hash, time.UnixMilli(c.At))
+	case opRename:
+		if c.Account == nil {
+			return r, fmt.Errorf("%w: %s without a name", errUnknownCommand, c.Op)
+		}
+		err = renameAccount(ctx, tx, c.AccountID, c.Account.Name, c.Account.NameKey)
+		r.Change = &AccountChange{ID: c.AccountID, Name: c.Account.Name}
+	case opRole:
+		r.Account, err = setRole(ctx, tx, c.AccountID, c.Kind)
+	case opDeactivate:
+		r.Account, r.Ended, err = deactivate(ctx, tx, c.AccountID, time.UnixMilli(c.At))
+		r.Change = &AccountChange{ID: c.AccountID, Ended: true}
+	case opReactivate:
+		r.Account, err = reactivate(ctx, tx, c.AccountID)
+	case opSetting:
+		_, err = tx.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, c.Key, c.Value)
+	case opSettingOr:
+		err = tx.QueryRowContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = value RETURNING value`, c.Key, c.Value).Scan(&r.Value)
+	default:
+		// A command of a later version: every node of this version
+		// skips it alike. Rolling upgrades take the nodes to the same
+		// version before anyone uses what it adds.
+		return r, fmt.Errorf("%w: %q", errUnknownCommand, c.Op)
+	}
+	return r, err
+}
+
+// errUnknownCommand is an entry this version cannot apply as a command.
+var errUnknownCommand = errors.New("not a command of this version")
+
+// applyCommandAt applies the log entry at seq, a command, to s in one
+// transaction with the log's position: the command's changes, unless it
+// was refused, and the position in any case. It returns an error only
+// for a failure of this node's (the entry is to be applied again).
+func (s *Store) applyCommandAt(ctx context.Context, data []byte, seq int64) (commandResult, error) {
+	var c command
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return commandResult{}, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT command"); err != nil {
+		return commandResult{}, err
+	}
+	var r commandResult
+	if err = json.Unmarshal(data, &c); err != nil {
+		err = fmt.Errorf("%w: %w", errUnknownCommand, err)
+	} else {
+		r, err = applyCommand(ctx, tx, c, seq)
+	}
+	switch {
+	case err == nil:
+	case refused(err) || errors.Is(err, errUnknownCommand):
+		// Nothing of it stays; its place in the log still counts.
+		r = commandResult{Err: err}
+		if _, err := tx.ExecContext(ctx, "ROLLBACK TO command"); err != nil {
+			return commandResult{}, err
+		}
+	default:
+		return commandResult{}, err
+	}
+	if _, err := tx.ExecContext(ctx, "RELEASE command"); err != nil {
+		return commandResult{}, err
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE log_position SET seq = ?", seq); err != nil {
+		return commandResult{}, err
+	}
+	return r, tx.Commit()
+}
+
+// ErrOwnHistory is a cluster node's refusal to start on a database that
+// holds a chat of its own: messages or accounts no log made. Their ids
+// would name other messages and people than the log's on the other nodes.
+var ErrOwnHistory = errors.New("this database holds a chat of its own, made outside the cluster: a node starts from an empty database, or from a copy of another node's")
+
+// CheckJoin refuses, with ErrOwnHistory, a database that holds messages
+// or accounts already, but has applied no replicated log: it is not
+// to be a cluster's node. A node checks before it joins the cluster (and
+// NewReplicatedWriter again).
+func (s *Store) CheckJoin(ctx context.Context) error {
+	from, err := s.LogPosition(ctx)
+	if err != nil || from > 0 {
+		return err
+	}
+	var n int
+	err = s.read.QueryRowContext(ctx, "SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM accounts)").Scan(&n)
+	if err != nil {
+		return fmt.Errorf("join the cluster: %w", err)
+	}
+	if n > 0 {
+		return ErrOwnHistory
+	}
+	return nil
+}
+
+// logAccounts returns the ids of the accounts a cluster's log made: on a
+// cluster, the accounts that may post.
+func (s *Store) logAccounts(ctx context.Context) ([]int64, error) {
+	ids, err := column[int64](s.read.QueryContext(ctx, "SELECT id FROM accounts WHERE from_log = 1"))
+	if err != nil {
+		return nil, fmt.Errorf("the log's accounts: %w", err)
+	}
+	return ids, nil
+}
+
+// SetSharedSetting is SetSetting for a setting every node of a cluster
+// holds alike (the invite link, the join policy): on a cluster it is a
+// command of the log.
+func (s *Store) SetSharedSetting(ctx context.Context, key, value string) error {
+	r, err := s.command(ctx, command{Op: opSetting, Key: key, Value: value})
+	if err == nil {
+		err = r.Err
+	}
+	if err != nil {
+		return fmt.Errorf("set setting %s: %w", key, err)
+	}
+	return nil
+}
+
+// SharedSettingOr is SettingOr for a setting every node of a cluster holds
+// alike: of two nodes that store a first value at once, both get the one
+// the log applied first.
+func (s *Store) SharedSettingOr(ctx context.Context, key, value string) (string, error) {
+	r, err := s.command(ctx, command{Op: opSettingOr, Key: key, Value: value})
+	if err == nil {
+		err = r.Err
+	}
+	if err != nil {
+		return "", fmt.Errorf("setting %s: %w", key, err)
+	}
+	return r.Value, nil
+}
