@@ -242,9 +242,6 @@ func handleRename(log *slog.Logger, a *Auth, store accountStore, hub renamer, tr
 		case errors.Is(err, db.ErrNameTaken):
 			show(r, http.StatusConflict, draft, nameTaken, "")
 			return
-		case errors.Is(err, db.ErrNotReplicated):
-			show(r, http.StatusForbidden, draft, "Not renamed: "+err.Error()+".", "")
-			return
 		case err != nil:
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
