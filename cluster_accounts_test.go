@@ -28,8 +28,9 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 		t.Skip("the processes run a binary built without the race detector: the plain run tests them")
 	}
 	c := newTestCluster(t, 3)
-	// No admin password: each node logs a set-up link of its own.
-	c.env = []string{"NOCHAT_ADMIN_PASSWORD=", "NOCHAT_LOG_LEVEL=info"}
+	// No admin password: each node logs a set-up link of its own. The
+	// nodes trust X-Forwarded-For, as behind Caddy.
+	c.env = []string{"NOCHAT_ADMIN_PASSWORD=", "NOCHAT_LOG_LEVEL=info", "NOCHAT_TRUST_PROXY=true"}
 	c.startAll()
 	n1, n2, n3 := c.nodes[0].p, c.nodes[1].p, c.nodes[2].p
 	_, token := processSetupLink(t, n1)
@@ -115,21 +116,36 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 		t.Errorf("a new room on a cluster: %d %s, want 403 saying why", resp.StatusCode, body)
 	}
 
-	// Anyone may join, she says through n1; Bob joins through n3, and her
-	// deactivating him through n2 closes his page on n1.
+	// Anyone may join, she says through n1; Bob joins through n3 (from an
+	// address of his own, behind the proxy every node trusts), and her
+	// ban through n2 closes his page on n1 and refuses his address on
+	// every node.
 	if p := fetch(t, "POST", n1.url+"/admin/join-policy", cookie, url.Values{"policy": {"open"}}); p.status != http.StatusSeeOther {
 		t.Fatalf("opening joins through n1: %d %s", p.status, p.body)
 	}
+	const bobsAddress = "203.0.113.9"
 	var bob string
 	for deadline := time.Now().Add(5 * time.Second); bob == ""; time.Sleep(50 * time.Millisecond) {
-		p := fetch(t, "POST", n3.url+"/join", "", url.Values{"name": {"Bob"}, "password": {"correct horse"}})
-		if s := p.cookies["nochat_session"]; p.status == http.StatusSeeOther && s != "" {
-			bob = "nochat_session=" + s
-		} else if time.Now().After(deadline) {
-			t.Fatalf("Bob joining through n3 once joins are open: %d", p.status)
+		resp := from(t, bobsAddress, "POST", n3.url+"/join", "", url.Values{"name": {"Bob"}, "password": {"correct horse"}})
+		for _, c := range resp.Cookies() {
+			if c.Name == "nochat_session" && c.Value != "" && resp.StatusCode == http.StatusSeeOther {
+				bob = "nochat_session=" + c.Value
+			}
+		}
+		if bob == "" && time.Now().After(deadline) {
+			t.Fatalf("Bob joining through n3 once joins are open: %d", resp.StatusCode)
 		}
 	}
-	bobPage := dialSignedIn(t, n1.url, bob)
+	conn, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}, HandshakeTimeout: 5 * time.Second}).Dial(wsURL(n1.url),
+		http.Header{"Cookie": {bob}, "Origin": {n1.url}, "X-Forwarded-For": {bobsAddress}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	bobPage := &v1{t: t, conn: conn}
+	if f := bobPage.next(); f.Type != "hello" {
+		t.Fatalf("Bob's page on n1: %+v, want hello", f)
+	}
 	said := bobPage.sendOK("Bob here, through n1", "b1")
 	p = fetch(t, "GET", n1.url+"/discussion", "", nil)
 	history = nil
@@ -145,7 +161,7 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 	if bobID == 0 {
 		t.Fatalf("Bob's message %d is not in n1's history under an account: %+v", said, history)
 	}
-	req, err = http.NewRequest("POST", n2.url+"/admin/people/"+strconv.FormatInt(bobID, 10)+"/deactivate", nil)
+	req, err = http.NewRequest("POST", n2.url+"/admin/people/"+strconv.FormatInt(bobID, 10)+"/ban", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,16 +169,24 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 	req.Header.Set("Origin", n2.url)
 	req.Header.Set("Accept", "application/json")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("deactivating Bob through n2: %v %v", resp, err)
+		t.Fatalf("banning Bob through n2: %v %v", resp, err)
 	}
 	bobPage.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
 		if _, _, err := bobPage.conn.ReadMessage(); err != nil {
 			var ce *websocket.CloseError
-			if !errors.As(err, &ce) || ce.Code != 4003 || ce.Text != "your account was deactivated by an admin" {
-				t.Errorf("Bob's page on n1 after n2 deactivated him: %v, want 4003 saying so", err)
+			if !errors.As(err, &ce) || ce.Code != 4003 || ce.Text != "your account was banned by an admin" {
+				t.Errorf("Bob's page on n1 after n2 banned him: %v, want 4003 saying so", err)
 			}
 			break
+		}
+	}
+	for _, n := range []*process{n1, n3} {
+		if resp := from(t, bobsAddress, "GET", n.url+"/", "", nil); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("Bob's address on %s after his ban through n2: %d, want 403", n.url, resp.StatusCode)
+		}
+		if resp := from(t, "203.0.113.10", "GET", n.url+"/", "", nil); resp.StatusCode != http.StatusOK {
+			t.Errorf("another address on %s: %d, want 200", n.url, resp.StatusCode)
 		}
 	}
 
@@ -222,4 +246,33 @@ func closedSignedOut(t *testing.T, name string, c *v1) {
 		}
 		return
 	}
+}
+
+// from makes a request as a proxy would pass it on from address: its
+// answer, body read and closed, redirects not followed.
+func from(t *testing.T, address, method, u, cookie string, form url.Values) *http.Response {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	req.Header.Set("X-Forwarded-For", address)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
 }

@@ -466,6 +466,7 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	}
 	hub, err := chat.New(store, chat.Options{
 		Stream:        stream,
+		Bans:          auth.SetBanned,
 		Peers:         peers,
 		Posted:        hooks.Posted,
 		Log:           log,

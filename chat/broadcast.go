@@ -321,14 +321,9 @@ func (b *broadcaster) notify(to audience, room int64, frame []byte) {
 func (b *broadcaster) deliver(c db.Commit[origin]) {
 	h := b.h
 	if len(c.Ended) > 0 || c.Account != nil {
-		// A command of a cluster's log, made through some node. A
-		// deactivated account's pages say so, not only that their
-		// sessions ended.
-		if a := c.Account; a != nil && a.Ended {
-			b.endAccount(a.ID, CloseDeactivated)
-		}
-		if a := c.Account; a != nil && a.Name != "" {
-			b.renamed(a.ID, a.Name)
+		// A command of a cluster's log, made through another node.
+		if a := c.Account; a != nil {
+			b.accountChanged(*a)
 		}
 		b.endSessions(c.Ended)
 		return
@@ -688,6 +683,32 @@ type person struct {
 	// open, "" if none: a message sent under the old name and committed
 	// after the rename goes out under the new one.
 	name string
+}
+
+// accountChanged is what a command of a cluster's log, made through another
+// node, changed of an account: a deactivated or banned account's pages
+// close saying so (not only that their sessions ended), the addresses a
+// ban refuses close too, and the handlers hear of them (Options.Bans).
+func (b *broadcaster) accountChanged(a db.AccountChange) {
+	reason := CloseDeactivated
+	if a.Ban {
+		reason = CloseBanned
+	}
+	if a.Ended {
+		b.endAccount(a.ID, reason)
+	}
+	if a.Name != "" {
+		b.renamed(a.ID, a.Name)
+	}
+	b.closeAddresses(a.Banned, reason)
+	if bans := b.h.opts.Bans; bans != nil {
+		if len(a.Banned) > 0 {
+			bans(a.Banned, true)
+		}
+		if len(a.Unbanned) > 0 {
+			bans(a.Unbanned, false)
+		}
+	}
 }
 
 // renamed is Rename on the broadcaster goroutine.

@@ -34,6 +34,10 @@ type Options struct {
 	// to it and applied from it (db.ReplicatedWriter). Nil: this node's
 	// own SQLite writer, a single node.
 	Stream db.Stream
+	// Bans, on a cluster, hears of the addresses a ban made through any
+	// node refuses (banned) or an unban frees: whoever refuses banned
+	// addresses at the door (handlers.Auth) keeps its list with it.
+	Bans func(addresses []string, banned bool)
 	// Peers, in a cluster, carries presence between the nodes (peers.go);
 	// nil for a single node.
 	Peers          Peers

@@ -214,9 +214,12 @@ const closeAccountInactive = "your account is no longer active"
 // refused.
 const CloseAccountEnded = 4003
 
-// CloseDeactivated is the close reason of the sockets of an account an
-// admin deactivated.
-const CloseDeactivated = "your account was deactivated by an admin"
+// The close reasons of the sockets of an account an admin deactivated, or
+// banned.
+const (
+	CloseDeactivated = "your account was deactivated by an admin"
+	CloseBanned      = "your account was banned by an admin"
+)
 
 // EndAccount closes, at once, every socket signed in to an account, with
 // CloseAccountEnded and reason (at most 123 bytes, a close frame's room).
@@ -271,14 +274,20 @@ func (h *Hub) CloseAddresses(addresses []string, reason string) int {
 		return 0
 	}
 	n := 0
-	h.b.read(func() {
-		for c := range h.b.conns {
-			if slices.Contains(addresses, AddressKey(c.remote)) {
-				c.closeWith(CloseAccountEnded, reason)
-				n++
-			}
+	h.b.read(func() { n = h.b.closeAddresses(addresses, reason) })
+	return n
+}
+
+// closeAddresses is CloseAddresses on the broadcaster; a socket closing
+// already (see endSessions) is left to close.
+func (b *broadcaster) closeAddresses(addresses []string, reason string) int {
+	n := 0
+	for c := range b.conns {
+		if slices.Contains(addresses, AddressKey(c.remote)) && !c.closing.Load() {
+			c.closeWith(CloseAccountEnded, reason)
+			n++
 		}
-	})
+	}
 	return n
 }
 

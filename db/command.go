@@ -17,7 +17,7 @@ import (
 // On one node the store writes accounts and sessions itself. On a cluster
 // (a ReplicatedWriter over the store) an account, a sign-in, a sign-out, a
 // new password, an admin's change to a person (a rename, a role, a
-// deactivation) and the settings every node shares (the invite link, the
+// deactivation, a ban) and the settings every node shares (the invite link, the
 // join policy) made on one node must be there on every node, under the
 // same ids: so those writes are entries of the replicated log, commands
 // beside the drafts. Every node applies the log's commands in order, each
@@ -29,8 +29,8 @@ import (
 // the same commands in the same order, so it is the command's answer, not
 // an error to try again.
 //
-// The other writes to accounts (bans), rooms, memberships, bots and
-// webhooks are not commands yet: on a cluster they are refused (ErrNotReplicated)
+// The other writes to rooms, memberships, bots and webhooks are not
+// commands yet: on a cluster they are refused (ErrNotReplicated)
 // rather than made on one node only, where they would tell the nodes apart
 // for good.
 
@@ -47,7 +47,9 @@ type command struct {
 	Kind      string   `json:",omitempty"` // opEndKind: a session's; opRole: the role
 	Hash      string   `json:",omitempty"` // opPassword, opReset: the new password's
 	Max       int      `json:",omitempty"` // opSession: live sessions an owner keeps
-	At        int64    `json:",omitempty"` // opReset, opDeactivate: when, in Unix milliseconds
+	At        int64    `json:",omitempty"` // opReset, opDeactivate, opBan: when, in Unix milliseconds
+	Addresses []string `json:",omitempty"` // opBan: the addresses to refuse
+	Spare     []string `json:",omitempty"` // opBan: the addresses never to refuse
 	Key       string   `json:",omitempty"` // opSetting, opSettingOr
 	Value     string   `json:",omitempty"` // opSetting, opSettingOr
 }
@@ -69,6 +71,8 @@ const (
 	opRole        = "role"         // SetRole
 	opDeactivate  = "deactivate"   // Deactivate
 	opReactivate  = "reactivate"   // Reactivate
+	opBan         = "ban"          // Ban
+	opUnban       = "unban"        // Unban
 )
 
 // commandResult is what applying a command gave.
@@ -214,6 +218,14 @@ func applyCommand(ctx context.Context, tx *sql.Tx, c command, id int64) (command
 		r.Change = &AccountChange{ID: c.AccountID, Ended: true}
 	case opReactivate:
 		r.Account, err = reactivate(ctx, tx, c.AccountID)
+	case opBan:
+		change := &AccountChange{ID: c.AccountID, Ended: true, Ban: true}
+		r.Account, r.Ended, change.Banned, err = ban(ctx, tx, c.AccountID, c.Addresses, c.Spare, time.UnixMilli(c.At))
+		r.Change = change
+	case opUnban:
+		change := &AccountChange{ID: c.AccountID}
+		r.Account, change.Unbanned, err = unban(ctx, tx, c.AccountID)
+		r.Change = change
 	case opSetting:
 		_, err = tx.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, c.Key, c.Value)

@@ -6,6 +6,8 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -18,16 +20,16 @@ import (
 type twoNodes struct {
 	a, b   *db.Store
 	wa, wb *db.ReplicatedWriter[chan error]
-	// ended receives, per node, the sessions a command ended; changedA
-	// the accounts a command changed, as node a heard of them.
-	endedA, endedB chan []int64
-	changedA       chan db.AccountChange
+	// ended and changed receive, per node, the sessions and accounts a
+	// command made through the other node changed, as its chat hears.
+	endedA, endedB     chan []int64
+	changedA, changedB chan db.AccountChange
 }
 
 func newTwoNodes(t *testing.T) *twoNodes {
 	t.Helper()
 	l := newElectingLog(0)
-	n := &twoNodes{endedA: make(chan []int64, 16), endedB: make(chan []int64, 16), changedA: make(chan db.AccountChange, 16)}
+	n := &twoNodes{endedA: make(chan []int64, 16), endedB: make(chan []int64, 16), changedA: make(chan db.AccountChange, 16), changedB: make(chan db.AccountChange, 16)}
 	open := func(name string, ended chan []int64, changed chan db.AccountChange) (*db.Store, *db.ReplicatedWriter[chan error]) {
 		s, err := db.Open(context.Background(), filepath.Join(t.TempDir(), name), db.Options{})
 		if err != nil {
@@ -37,7 +39,7 @@ func newTwoNodes(t *testing.T) *twoNodes {
 			if c.Ended != nil {
 				ended <- c.Ended
 			}
-			if c.Account != nil && changed != nil {
+			if c.Account != nil {
 				changed <- *c.Account
 			}
 			for _, it := range c.Items {
@@ -53,7 +55,7 @@ func newTwoNodes(t *testing.T) *twoNodes {
 		return s, w
 	}
 	n.a, n.wa = open("a.db", n.endedA, n.changedA)
-	n.b, n.wb = open("b.db", n.endedB, nil)
+	n.b, n.wb = open("b.db", n.endedB, n.changedB)
 	return n
 }
 
@@ -241,30 +243,66 @@ func TestAccountsAndSessionsAreSharedByTheNodes(t *testing.T) {
 	if got, err := n.b.AccountByID(ctx, bob.ID); err != nil || got.Name != "Robert" || got.Role != db.RoleAdmin {
 		t.Errorf("Bob on b: %+v, %v; want Robert, an admin", got, err)
 	}
-	var changes []db.AccountChange
-	for len(changes) < 2 {
-		select {
-		case c := <-n.changedA:
-			changes = append(changes, c)
-		case <-time.After(5 * time.Second):
-			t.Fatalf("a heard of %+v, want the rename and the deactivation", changes)
-		}
-	}
-	if changes[0] != (db.AccountChange{ID: bob.ID, Name: "Robert"}) || changes[1] != (db.AccountChange{ID: ann.ID, Ended: true}) {
-		t.Errorf("a heard of %+v, want Bob renamed Robert, then Ann deactivated", changes)
-	}
 	if _, err := n.a.Reactivate(ctx, ann.ID); err != nil {
 		t.Fatal(err)
 	}
 
+	// A ban through a refuses, on both nodes, the address Cy signed in
+	// from through b and the one a's admin saw; the unban through b frees
+	// them on both.
+	cy, err := n.b.CreateAccount(ctx, db.Account{Name: "Cy", NameKey: "cy", PasswordHash: "h", Role: db.RoleMember, Created: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cySess := db.Session{Kind: db.SessionAccount, AccountID: cy.ID, Created: now, Expires: now.Add(time.Hour), Address: "198.51.100.7"}
+	if err := n.b.CreateSession(ctx, hash("cy's token"), cySess, 10); err != nil {
+		t.Fatal(err)
+	}
+	n.caughtUp(t)
+	_, _, banned, err := n.a.Ban(ctx, cy.ID, []string{"203.0.113.5"}, nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.caughtUp(t)
+	refused, err := n.b.BannedAddresses(ctx)
+	slices.Sort(refused)
+	if err != nil || !slices.Equal(banned, []string{"198.51.100.7", "203.0.113.5"}) || !slices.Equal(refused, banned) {
+		t.Errorf("a ban through a: %v, and b refuses %v (%v); want both addresses on both", banned, refused, err)
+	}
+	if _, err := n.b.SessionByToken(ctx, hash("cy's token"), now); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("Cy's session on b after a ban through a: %v, want ended", err)
+	}
+	if _, _, err := n.b.Unban(ctx, cy.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Each node's chat hears of what was made through the other.
+	heard := func(ch chan db.AccountChange, count int) []db.AccountChange {
+		var got []db.AccountChange
+		for len(got) < count {
+			select {
+			case c := <-ch:
+				got = append(got, c)
+			case <-time.After(5 * time.Second):
+				t.Fatalf("heard of %+v, want %d changes", got, count)
+			}
+		}
+		return got
+	}
+	if got, want := heard(n.changedA, 2), []db.AccountChange{{ID: ann.ID, Ended: true}, {ID: cy.ID, Unbanned: banned}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("a heard of %+v, want Ann deactivated and Cy unbanned, through b", got)
+	}
+	if got, want := heard(n.changedB, 2), []db.AccountChange{{ID: bob.ID, Name: "Robert"}, {ID: cy.ID, Ended: true, Ban: true, Banned: banned}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("b heard of %+v, want Bob renamed Robert and Cy banned, through a", got)
+	}
+	if left, err := n.a.BannedAddresses(ctx); err != nil || len(left) != 0 {
+		t.Errorf("a refuses %v (%v) after the unban through b", left, err)
+	}
+
 	// What is not shared yet is refused, with what to do.
-	_, _, _, err = n.a.Ban(ctx, ann.ID, nil, nil, now)
+	_, _, err = n.b.CreateRoom(ctx, db.Room{Slug: "garden", Name: "garden"}, nil)
 	var notShared *db.NotSharedError
 	if !errors.As(err, &notShared) || !errors.Is(err, db.ErrNotReplicated) {
-		t.Errorf("a ban on a cluster: %v, want a NotSharedError", err)
-	}
-	if _, _, err := n.b.CreateRoom(ctx, db.Room{Slug: "garden", Name: "garden"}, nil); !errors.Is(err, db.ErrNotReplicated) {
-		t.Errorf("a room on a cluster: %v, want ErrNotReplicated", err)
+		t.Errorf("a room on a cluster: %v, want a NotSharedError", err)
 	}
 
 	// Both nodes hold the same accounts and sessions.

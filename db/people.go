@@ -223,47 +223,45 @@ func reactivate(ctx context.Context, tx *sql.Tx, id int64) (Account, error) {
 // in one transaction. It returns the account as it was, the ids of the
 // sessions it ended, and every address now refused for it.
 func (s *Store) Ban(ctx context.Context, id int64, addresses, spare []string, now time.Time) (Account, []int64, []string, error) {
-	if err := s.unshared("ban"); err != nil {
-		return Account{}, nil, nil, err
+	r, err := s.command(ctx, command{Op: opBan, AccountID: id, Addresses: addresses, Spare: spare, At: now.UnixMilli()})
+	if err == nil {
+		err = r.Err
 	}
-	var (
-		before Account
-		ended  []int64
-		all    []string
-	)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		a, err := accountIn(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		before = a
-		// The sessions' addresses, read before endAccount deletes them.
-		signedIn, err := column[string](tx.QueryContext(ctx, "SELECT DISTINCT address FROM sessions WHERE account_id = ? AND address != ''", id))
-		if err != nil {
-			return err
-		}
-		addresses = append(addresses, signedIn...)
-		if ended, err = endAccount(ctx, tx, a, now); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, "UPDATE accounts SET banned = coalesce(banned, ?) WHERE id = ?", now.UnixMilli(), id); err != nil {
-			return err
-		}
-		for _, addr := range addresses {
-			if addr == "" || slices.Contains(spare, addr) {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, "INSERT INTO bans (address, account_id, at) VALUES (?, ?, ?) ON CONFLICT (address) DO NOTHING", addr, id, now.UnixMilli()); err != nil {
-				return err
-			}
-		}
-		all, err = bannedOf(ctx, tx, id)
-		return err
-	})
 	if err != nil {
 		return Account{}, nil, nil, fmt.Errorf("ban account %d: %w", id, err)
 	}
-	return before, ended, all, nil
+	return r.Account, r.Ended, r.Change.Banned, nil
+}
+
+// ban is Ban in tx; it returns the account as it was.
+func ban(ctx context.Context, tx *sql.Tx, id int64, addresses, spare []string, now time.Time) (Account, []int64, []string, error) {
+	a, err := accountIn(ctx, tx, id)
+	if err != nil {
+		return Account{}, nil, nil, err
+	}
+	// The sessions' addresses, read before endAccount deletes them.
+	signedIn, err := column[string](tx.QueryContext(ctx, "SELECT DISTINCT address FROM sessions WHERE account_id = ? AND address != ''", id))
+	if err != nil {
+		return Account{}, nil, nil, err
+	}
+	addresses = append(slices.Clip(addresses), signedIn...)
+	ended, err := endAccount(ctx, tx, a, now)
+	if err != nil {
+		return Account{}, nil, nil, err
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE accounts SET banned = coalesce(banned, ?) WHERE id = ?", now.UnixMilli(), id); err != nil {
+		return Account{}, nil, nil, err
+	}
+	for _, addr := range addresses {
+		if addr == "" || slices.Contains(spare, addr) {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO bans (address, account_id, at) VALUES (?, ?, ?) ON CONFLICT (address) DO NOTHING", addr, id, now.UnixMilli()); err != nil {
+			return Account{}, nil, nil, err
+		}
+	}
+	all, err := bannedOf(ctx, tx, id)
+	return a, ended, all, err
 }
 
 // bannedOf lists the addresses refused for an account's ban.
@@ -275,32 +273,31 @@ func bannedOf(ctx context.Context, tx *sql.Tx, id int64) ([]string, error) {
 // returns the account and the addresses it freed. The account stays
 // deactivated until it is reactivated.
 func (s *Store) Unban(ctx context.Context, id int64) (Account, []string, error) {
-	if err := s.unshared("unban"); err != nil {
-		return Account{}, nil, err
+	r, err := s.command(ctx, command{Op: opUnban, AccountID: id})
+	if err == nil {
+		err = r.Err
 	}
-	var (
-		before Account
-		freed  []string
-	)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		a, err := accountIn(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		before = a
-		if freed, err = bannedOf(ctx, tx, id); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM bans WHERE account_id = ?", id); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, "UPDATE accounts SET banned = NULL WHERE id = ?", id)
-		return err
-	})
 	if err != nil {
 		return Account{}, nil, fmt.Errorf("unban account %d: %w", id, err)
 	}
-	return before, freed, nil
+	return r.Account, r.Change.Unbanned, nil
+}
+
+// unban is Unban in tx; it returns the account as it was.
+func unban(ctx context.Context, tx *sql.Tx, id int64) (Account, []string, error) {
+	a, err := accountIn(ctx, tx, id)
+	if err != nil {
+		return Account{}, nil, err
+	}
+	freed, err := bannedOf(ctx, tx, id)
+	if err != nil {
+		return Account{}, nil, err
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM bans WHERE account_id = ?", id); err != nil {
+		return Account{}, nil, err
+	}
+	_, err = tx.ExecContext(ctx, "UPDATE accounts SET banned = NULL WHERE id = ?", id)
+	return a, freed, err
 }
 
 // BannedAddresses returns every address a ban refuses.

@@ -412,8 +412,9 @@ func (w *ReplicatedWriter[T]) applyDrafts(batch []StreamEntry) bool {
 }
 
 // applyCommand applies one command, and answers this node's caller of
-// run, if it published it; sessions it ended go on in a Commit of their
-// own, so that the chat closes their sockets on every node.
+// run, if it published it; on the other nodes, sessions it ended and an
+// account it changed go on in a Commit of their own, so that the chat
+// closes, or renames, their pages there too.
 func (w *ReplicatedWriter[T]) applyCommand(e StreamEntry) bool {
 	for {
 		r, err := w.store.applyCommandAt(w.ctx, e.Data, e.Seq)
@@ -429,7 +430,11 @@ func (w *ReplicatedWriter[T]) applyCommand(e StreamEntry) bool {
 				done <- r
 			}
 			w.moved(e.Seq)
-			if r.Err == nil && (len(r.Ended) > 0 || r.Change != nil) {
+			// What its pages show is told to the chat on the nodes that
+			// did not make the change; where it was made, whoever asked
+			// for it acts on the answer, as on a single node (and counts
+			// the pages it closed).
+			if !ok && r.Err == nil && (len(r.Ended) > 0 || r.Change != nil) {
 				w.onCommit(Commit[T]{Ended: r.Ended, Account: r.Change})
 			}
 			return true

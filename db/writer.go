@@ -36,19 +36,23 @@ type Commit[T any] struct {
 	// checkpoint.go).
 	InCommit time.Duration
 	// Ended and Account, from a ReplicatedWriter, are what a command of
-	// the log changed that open pages show, on whichever node it was
-	// made: sign-in sessions it ended (a sign-out, a new password), whose
-	// sockets on this node are to close too; an account renamed or
-	// deactivated. Such a commit has no Items.
+	// the log made through another node changed that open pages show:
+	// sign-in sessions it ended (a sign-out, a new password), whose
+	// sockets on this node are to close too; an account renamed,
+	// deactivated or banned. Such a commit has no Items.
 	Ended   []int64
 	Account *AccountChange
 }
 
-// AccountChange is a change to an account that its open pages show.
+// AccountChange is a change to an account that open pages, and the
+// addresses refused, show.
 type AccountChange struct {
-	ID    int64
-	Name  string // its new name; "" if not renamed
-	Ended bool   // deactivated: its pages close
+	ID       int64
+	Name     string   // its new name; "" if not renamed
+	Ended    bool     // deactivated (or banned): its pages close
+	Ban      bool     // banned: they say so
+	Banned   []string // addresses a ban refuses from now on (chat.AddressKey)
+	Unbanned []string // addresses an unban frees
 }
 
 // Item pairs a stored message with the tag it was submitted with.

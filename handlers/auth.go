@@ -151,7 +151,7 @@ func NewAuth(ctx context.Context, store authStore, password string, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	a.setBanned(bans, true)
+	a.SetBanned(bans, true)
 	hasAdmin, err := store.HasAdmin(ctx)
 	if err != nil {
 		return nil, err

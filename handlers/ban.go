@@ -15,8 +15,10 @@ import (
 // errBanned is what a banned address is told.
 var errBanned = errors.New("this address is banned from this chat by its admins")
 
-// setBanned refuses addresses (on) or stops refusing them.
-func (a *Auth) setBanned(addresses []string, on bool) {
+// SetBanned refuses the addresses (on), by chat.AddressKey, or stops
+// refusing them: a ban through this node, or, on a cluster, through
+// another one (chat.Options.Bans).
+func (a *Auth) SetBanned(addresses []string, on bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, k := range addresses {

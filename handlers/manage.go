@@ -30,7 +30,7 @@ const (
 
 	// The close reasons an account's open pages show.
 	closeDeactivated = chat.CloseDeactivated
-	closeBanned      = "your account was banned by an admin"
+	closeBanned      = chat.CloseBanned
 )
 
 // resetSessions are password-reset links: a session row per link, its
@@ -238,7 +238,7 @@ func handleBan(log *slog.Logger, a *Auth, store manageStore, hub accountCloser, 
 		if err != nil {
 			return storeRefusal(err)
 		}
-		a.setBanned(banned, true)
+		a.SetBanned(banned, true)
 		closed := hub.EndAccount(acct.ID, closeBanned)
 		closed += hub.CloseAddresses(banned, closeBanned)
 		detail := sessionsEnded(len(ended)) + ", " + pagesClosed(closed)
@@ -276,7 +276,7 @@ func handleUnban(log *slog.Logger, a *Auth, store manageStore, audit auditFunc) 
 		if err != nil {
 			return storeRefusal(err)
 		}
-		a.setBanned(freed, false)
+		a.SetBanned(freed, false)
 		detail := "no addresses were refused"
 		if len(freed) > 0 {
 			detail = "addresses no longer refused: " + strings.Join(freed, ", ")
