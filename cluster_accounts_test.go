@@ -124,16 +124,14 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 		t.Fatalf("opening joins through n1: %d %s", p.status, p.body)
 	}
 	const bobsAddress = "203.0.113.9"
+	fromBob := http.Header{"X-Forwarded-For": {bobsAddress}}
 	var bob string
 	for deadline := time.Now().Add(5 * time.Second); bob == ""; time.Sleep(50 * time.Millisecond) {
-		resp := from(t, bobsAddress, "POST", n3.url+"/join", "", url.Values{"name": {"Bob"}, "password": {"correct horse"}})
-		for _, c := range resp.Cookies() {
-			if c.Name == "nochat_session" && c.Value != "" && resp.StatusCode == http.StatusSeeOther {
-				bob = "nochat_session=" + c.Value
-			}
-		}
-		if bob == "" && time.Now().After(deadline) {
-			t.Fatalf("Bob joining through n3 once joins are open: %d", resp.StatusCode)
+		p := fetchWith(t, "POST", n3.url+"/join", "", url.Values{"name": {"Bob"}, "password": {"correct horse"}}, fromBob)
+		if s := p.cookies["nochat_session"]; p.status == http.StatusSeeOther && s != "" {
+			bob = "nochat_session=" + s
+		} else if time.Now().After(deadline) {
+			t.Fatalf("Bob joining through n3 once joins are open: %d", p.status)
 		}
 	}
 	conn, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}, HandshakeTimeout: 5 * time.Second}).Dial(wsURL(n1.url),
@@ -141,11 +139,7 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	bobPage := &v1{t: t, conn: conn}
-	if f := bobPage.next(); f.Type != "hello" {
-		t.Fatalf("Bob's page on n1: %+v, want hello", f)
-	}
+	bobPage := helloed(t, conn)
 	said := bobPage.sendOK("Bob here, through n1", "b1")
 	p = fetch(t, "GET", n1.url+"/discussion", "", nil)
 	history = nil
@@ -182,11 +176,11 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 		}
 	}
 	for _, n := range []*process{n1, n3} {
-		if resp := from(t, bobsAddress, "GET", n.url+"/", "", nil); resp.StatusCode != http.StatusForbidden {
-			t.Errorf("Bob's address on %s after his ban through n2: %d, want 403", n.url, resp.StatusCode)
+		if p := fetchWith(t, "GET", n.url+"/", "", nil, fromBob); p.status != http.StatusForbidden {
+			t.Errorf("Bob's address on %s after his ban through n2: %d, want 403", n.url, p.status)
 		}
-		if resp := from(t, "203.0.113.10", "GET", n.url+"/", "", nil); resp.StatusCode != http.StatusOK {
-			t.Errorf("another address on %s: %d, want 200", n.url, resp.StatusCode)
+		if p := fetchWith(t, "GET", n.url+"/", "", nil, http.Header{"X-Forwarded-For": {"203.0.113.10"}}); p.status != http.StatusOK {
+			t.Errorf("another address on %s: %d, want 200", n.url, p.status)
 		}
 	}
 
@@ -223,12 +217,7 @@ func dialSignedIn(t *testing.T, base, cookie string) *v1 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	c := &v1{t: t, conn: conn}
-	if f := c.next(); f.Type != "hello" {
-		t.Fatalf("first frame %+v, want hello", f)
-	}
-	return c
+	return helloed(t, conn)
 }
 
 // closedSignedOut waits for c to close because its sign-in ended.
@@ -246,33 +235,4 @@ func closedSignedOut(t *testing.T, name string, c *v1) {
 		}
 		return
 	}
-}
-
-// from makes a request as a proxy would pass it on from address: its
-// answer, body read and closed, redirects not followed.
-func from(t *testing.T, address, method, u, cookie string, form url.Values) *http.Response {
-	t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req, err := http.NewRequest(method, u, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	if cookie != "" {
-		req.Header.Set("Cookie", cookie)
-	}
-	req.Header.Set("X-Forwarded-For", address)
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp
 }

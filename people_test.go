@@ -32,6 +32,12 @@ type page struct {
 // reads the whole answer.
 func fetch(t *testing.T, method, u, cookie string, form url.Values) page {
 	t.Helper()
+	return fetchWith(t, method, u, cookie, form, nil)
+}
+
+// fetchWith is fetch with more headers.
+func fetchWith(t *testing.T, method, u, cookie string, form url.Values, header http.Header) page {
+	t.Helper()
 	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
@@ -45,6 +51,9 @@ func fetch(t *testing.T, method, u, cookie string, form url.Values) page {
 	}
 	if cookie != "" {
 		req.Header.Set("Cookie", cookie)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	resp, err := noRedirects.Do(req)
 	if err != nil {

@@ -63,6 +63,13 @@ func dialV1Query(t *testing.T, base, query string) *v1 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return helloed(t, conn)
+}
+
+// helloed is a test client of conn, a nochat.v1 socket just opened, once
+// it read its hello; the socket closes when the test ends.
+func helloed(t *testing.T, conn *websocket.Conn) *v1 {
+	t.Helper()
 	t.Cleanup(func() { conn.Close() })
 	c := &v1{t: t, conn: conn}
 	if f := c.next(); f.Type != "hello" {
