@@ -149,7 +149,7 @@ func (s *Store) createAccount(ctx context.Context, c command) (Account, error) {
 	if err != nil {
 		return Account{}, fmt.Errorf("create account %q: %w", c.Account.Name, err)
 	}
-	return r.Account, r.Err
+	return r.Account, nil
 }
 
 // insertAccount stores a new account and returns it with its id: a.ID if
@@ -175,10 +175,7 @@ func insertAccount(ctx context.Context, tx *sql.Tx, a Account) (Account, error) 
 // such account. Its messages show the new name from then on (see columns
 // in message.go): they are stored with the account, not only the name.
 func (s *Store) RenameAccount(ctx context.Context, id int64, name, key string) error {
-	r, err := s.command(ctx, command{Op: opRename, AccountID: id, Account: &Account{Name: name, NameKey: key}})
-	if err == nil {
-		err = r.Err
-	}
+	_, err := s.command(ctx, command{Op: opRename, AccountID: id, Account: &Account{Name: name, NameKey: key}})
 	if err != nil {
 		return fmt.Errorf("rename account %d to %q: %w", id, name, err)
 	}
@@ -206,9 +203,6 @@ func renameAccount(ctx context.Context, tx *sql.Tx, id int64, name, key string) 
 // ids of the sessions it ended.
 func (s *Store) ChangePassword(ctx context.Context, id int64, hash string, keep int64) ([]int64, error) {
 	r, err := s.command(ctx, command{Op: opPassword, AccountID: id, Hash: hash, Keep: keep})
-	if err == nil {
-		err = r.Err
-	}
 	if err != nil {
 		return nil, fmt.Errorf("account %d password: %w", id, err)
 	}
@@ -248,10 +242,7 @@ func (s *Store) SessionsOf(ctx context.Context, accountID int64, now time.Time) 
 // DeleteSessionOf ends one session of an account, by the session's id;
 // ErrNotFound if the account has no such session.
 func (s *Store) DeleteSessionOf(ctx context.Context, accountID, id int64) error {
-	r, err := s.command(ctx, command{Op: opEndSession, AccountID: accountID, ID: id})
-	if err == nil {
-		err = r.Err
-	}
+	_, err := s.command(ctx, command{Op: opEndSession, AccountID: accountID, ID: id})
 	if err != nil {
 		return fmt.Errorf("end session %d: %w", id, err)
 	}
@@ -262,9 +253,6 @@ func (s *Store) DeleteSessionOf(ctx context.Context, accountID, id int64) error 
 // keep (0 to end them all), and returns the ids of those it ended.
 func (s *Store) DeleteSessionsOf(ctx context.Context, accountID, keep int64) ([]int64, error) {
 	r, err := s.command(ctx, command{Op: opEndSessions, AccountID: accountID, Keep: keep})
-	if err == nil {
-		err = r.Err
-	}
 	if err != nil {
 		return nil, fmt.Errorf("end sessions of %d: %w", accountID, err)
 	}

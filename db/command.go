@@ -103,11 +103,15 @@ var commandPrefix = []byte(`{"op":`)
 func isCommand(data []byte) bool { return bytes.HasPrefix(data, commandPrefix) }
 
 // command runs an account or session write: on a cluster, as a command of
-// its log; on one node, as a transaction of its own. A refusal is the
-// result's Err; the error is the write's failure.
+// its log; on one node, as a transaction of its own. Its error is the
+// write's failure or its refusal (ErrNameTaken, ErrNotFound, …).
 func (s *Store) command(ctx context.Context, c command) (commandResult, error) {
 	if s.shared != nil {
-		return s.shared.run(ctx, c)
+		r, err := s.shared.run(ctx, c)
+		if err == nil {
+			err = r.Err
+		}
+		return r, err
 	}
 	var r commandResult
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -115,11 +119,7 @@ func (s *Store) command(ctx context.Context, c command) (commandResult, error) {
 		r, err = applyCommand(ctx, tx, c, 0)
 		return err
 	})
-	if err != nil && !refused(err) {
-		return commandResult{}, err
-	}
-	r.Err = err
-	return r, nil
+	return r, err
 }
 
 // unshared refuses, on a cluster, a write that is not a command yet.
@@ -323,10 +323,7 @@ func (s *Store) logAccounts(ctx context.Context) ([]int64, error) {
 // holds alike (the invite link, the join policy): on a cluster it is a
 // command of the log.
 func (s *Store) SetSharedSetting(ctx context.Context, key, value string) error {
-	r, err := s.command(ctx, command{Op: opSetting, Key: key, Value: value})
-	if err == nil {
-		err = r.Err
-	}
+	_, err := s.command(ctx, command{Op: opSetting, Key: key, Value: value})
 	if err != nil {
 		return fmt.Errorf("set setting %s: %w", key, err)
 	}
@@ -338,9 +335,6 @@ func (s *Store) SetSharedSetting(ctx context.Context, key, value string) error {
 // the log applied first.
 func (s *Store) SharedSettingOr(ctx context.Context, key, value string) (string, error) {
 	r, err := s.command(ctx, command{Op: opSettingOr, Key: key, Value: value})
-	if err == nil {
-		err = r.Err
-	}
 	if err != nil {
 		return "", fmt.Errorf("setting %s: %w", key, err)
 	}

@@ -102,9 +102,6 @@ func otherAdmins(ctx context.Context, tx *sql.Tx, id int64) (int, error) {
 // admin account.
 func (s *Store) SetRole(ctx context.Context, id int64, role string) (Account, error) {
 	r, err := s.command(ctx, command{Op: opRole, AccountID: id, Kind: role})
-	if err == nil {
-		err = r.Err
-	}
 	if err != nil {
 		return Account{}, fmt.Errorf("role of account %d: %w", id, err)
 	}
@@ -172,9 +169,6 @@ func endAccount(ctx context.Context, tx *sql.Tx, a Account, now time.Time) ([]in
 // caller's to close). ErrLastAdmin for the last active admin account.
 func (s *Store) Deactivate(ctx context.Context, id int64, now time.Time) (Account, []int64, error) {
 	r, err := s.command(ctx, command{Op: opDeactivate, AccountID: id, At: now.UnixMilli()})
-	if err == nil {
-		err = r.Err
-	}
 	if err != nil {
 		return Account{}, nil, fmt.Errorf("deactivate account %d: %w", id, err)
 	}
@@ -195,9 +189,6 @@ func deactivate(ctx context.Context, tx *sql.Tx, id int64, now time.Time) (Accou
 // banned one, which is unbanned first.
 func (s *Store) Reactivate(ctx context.Context, id int64) (Account, error) {
 	r, err := s.command(ctx, command{Op: opReactivate, AccountID: id})
-	if err == nil {
-		err = r.Err
-	}
 	if err != nil {
 		return Account{}, fmt.Errorf("reactivate account %d: %w", id, err)
 	}
@@ -224,9 +215,6 @@ func reactivate(ctx context.Context, tx *sql.Tx, id int64) (Account, error) {
 // sessions it ended, and every address now refused for it.
 func (s *Store) Ban(ctx context.Context, id int64, addresses, spare []string, now time.Time) (Account, []int64, []string, error) {
 	r, err := s.command(ctx, command{Op: opBan, AccountID: id, Addresses: addresses, Spare: spare, At: now.UnixMilli()})
-	if err == nil {
-		err = r.Err
-	}
 	if err != nil {
 		return Account{}, nil, nil, fmt.Errorf("ban account %d: %w", id, err)
 	}
@@ -274,9 +262,6 @@ func bannedOf(ctx context.Context, tx *sql.Tx, id int64) ([]string, error) {
 // deactivated until it is reactivated.
 func (s *Store) Unban(ctx context.Context, id int64) (Account, []string, error) {
 	r, err := s.command(ctx, command{Op: opUnban, AccountID: id})
-	if err == nil {
-		err = r.Err
-	}
 	if err != nil {
 		return Account{}, nil, fmt.Errorf("unban account %d: %w", id, err)
 	}
@@ -354,9 +339,6 @@ func (s *Store) DeleteMessagesOf(ctx context.Context, accountID int64) (map[int6
 // is unknown, used or expired, or whose account is deactivated.
 func (s *Store) ResetPassword(ctx context.Context, tokenHash []byte, hash string, now time.Time) (Account, []int64, error) {
 	r, err := s.command(ctx, command{Op: opReset, TokenHash: tokenHash, Hash: hash, At: now.UnixMilli()})
-	if err == nil {
-		err = r.Err
-	}
 	if err != nil {
 		return Account{}, nil, fmt.Errorf("reset password: %w", err)
 	}

@@ -52,10 +52,7 @@ func scanSession(row interface{ Scan(...any) error }) (Session, error) {
 // of the same kind and account, the oldest ones, so the table stays small
 // whatever happens.
 func (s *Store) CreateSession(ctx context.Context, tokenHash []byte, sess Session, max int) error {
-	r, err := s.command(ctx, command{Op: opSession, TokenHash: tokenHash, Session: &sess, Max: max})
-	if err == nil {
-		err = r.Err
-	}
+	_, err := s.command(ctx, command{Op: opSession, TokenHash: tokenHash, Session: &sess, Max: max})
 	if err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
@@ -132,10 +129,7 @@ func (s *Store) TouchSession(ctx context.Context, id int64, now time.Time) error
 
 // DeleteSession ends the session whose token has this SHA-256, if any.
 func (s *Store) DeleteSession(ctx context.Context, tokenHash []byte) error {
-	r, err := s.command(ctx, command{Op: opSignOut, TokenHash: tokenHash})
-	if err == nil {
-		err = r.Err
-	}
+	_, err := s.command(ctx, command{Op: opSignOut, TokenHash: tokenHash})
 	if err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
@@ -146,9 +140,6 @@ func (s *Store) DeleteSession(ctx context.Context, tokenHash []byte) error {
 // admin password changes) and reports how many there were.
 func (s *Store) DeleteSessions(ctx context.Context, kind string) (int64, error) {
 	r, err := s.command(ctx, command{Op: opEndKind, Kind: kind})
-	if err == nil {
-		err = r.Err
-	}
 	if err != nil {
 		return 0, fmt.Errorf("delete %s sessions: %w", kind, err)
 	}
