@@ -2118,19 +2118,36 @@
     return held.some((l) => l.name.startsWith('nochat-front:'));
   }
 
-  // claim is true in the one tab that announces message id: the check and
-  // the mark are one step under a lock every tab shares.
+  // claim is true in the one tab that announces message id. The browser
+  // keeps locks in one place for every tab, so the first tab to take the
+  // lock named for the message has it, and the others are told at once it
+  // is taken. localStorage alone cannot decide: each tab reads its own copy,
+  // which learns of another tab's write a moment later, and two tabs would
+  // both find the message unannounced. The claim holds its lock for a
+  // minute, long enough for every copy to hold the mark, which answers for
+  // a tab that gets the message later (back from an outage).
+  const CLAIM_HOLD_MS = 60 * 1000;
+  function announcedIds() {
+    let seen = [];
+    try { seen = JSON.parse(getItem(ANNOUNCED_KEY) || '[]'); } catch { /* start afresh */ }
+    return Array.isArray(seen) ? seen : [];
+  }
+  function markAnnounced(id) {
+    const seen = announcedIds();
+    if (seen.includes(id)) return false;
+    seen.push(id);
+    setItem(ANNOUNCED_KEY, JSON.stringify(seen.slice(-200)));
+    return true;
+  }
   function claim(id) {
-    const mark = () => {
-      let seen = [];
-      try { seen = JSON.parse(getItem(ANNOUNCED_KEY) || '[]'); } catch { /* start afresh */ }
-      if (!Array.isArray(seen)) seen = [];
-      if (seen.includes(id)) return false;
-      seen.push(id);
-      setItem(ANNOUNCED_KEY, JSON.stringify(seen.slice(-200)));
-      return true;
-    };
-    return navigator.locks ? navigator.locks.request('nochat-announce', mark) : Promise.resolve(mark());
+    if (announcedIds().includes(id)) return Promise.resolve(false);
+    if (!navigator.locks) return Promise.resolve(markAnnounced(id));
+    return new Promise((resolve) => {
+      navigator.locks.request('nochat-announce:' + id, { ifAvailable: true }, (lock) => {
+        resolve(lock !== null && markAnnounced(id));
+        return lock && new Promise((done) => setTimeout(done, CLAIM_HOLD_MS));
+      }).catch(() => resolve(false));
+    });
   }
 
   // announce tells of m, if its room's setting asks for it and no tab of
