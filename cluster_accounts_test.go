@@ -17,9 +17,9 @@ import (
 // Accounts and sign-ins are the cluster's: the first admin, made through
 // one node's set-up link, is signed in on every node (the cookie goes to
 // all three, as it would through a load balancer); her message sent
-// through another node is hers on all of them; signing out on one node
-// closes her page on another. What the cluster does not share yet is
-// refused, saying so.
+// through another node is hers on all of them; so is a room she makes,
+// and what she posts in it; signing out on one node closes her page on
+// another. What the cluster does not share yet is refused, saying so.
 func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three processes: not in -short")
@@ -98,22 +98,32 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 		}
 	}
 
+	// She makes a room through n2: her page on n1 hears of it, and what
+	// she posts in it through n3 reaches that page, and n1's history.
+	status, body := jsonCall(t, "POST", n2.url+"/rooms", cookie, `{"name": "Garden", "kind": "open"}`)
+	if status != http.StatusCreated || !strings.Contains(body, `"slug":"garden"`) {
+		t.Fatalf("a new room through n2: %d %s, want 201", status, body)
+	}
+	for _, want := range []string{"room", "membership"} {
+		if f := page.next(); f.Type != want {
+			t.Fatalf("Ann's page on n1 after her room through n2: %+v, want a %s frame", f, want)
+		}
+	}
+	status, body = jsonCall(t, "POST", n3.url+"/rooms/garden/messages", cookie, `{"message": "tomatoes are in"}`)
+	if status != http.StatusCreated {
+		t.Fatalf("a message in the new room through n3: %d %s", status, body)
+	}
+	if f := page.next(); f.Type != "message" || f.Data.Message != "tomatoes are in" {
+		t.Fatalf("Ann's page on n1 got %+v, want her message in Garden", f)
+	}
+	if status, body := jsonCall(t, "GET", n1.url+"/rooms/garden/messages", cookie, ""); status != http.StatusOK || !strings.Contains(body, "tomatoes are in") {
+		t.Errorf("Garden's history on n1: %d %s", status, body)
+	}
+
 	// Not shared yet: refused, saying so, and nothing is made.
-	req, err := http.NewRequest("POST", n2.url+"/rooms", strings.NewReader(`{"name": "garden", "kind": "open"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Cookie", cookie)
-	req.Header.Set("Origin", n2.url)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "several servers") {
-		t.Errorf("a new room on a cluster: %d %s, want 403 saying why", resp.StatusCode, body)
+	p = fetchWith(t, "POST", n2.url+"/admin/bots", cookie, url.Values{"name": {"Helper"}}, http.Header{"Accept": {"application/json"}, "Origin": {n2.url}})
+	if p.status != http.StatusForbidden || !strings.Contains(p.body, "several servers") {
+		t.Errorf("a new bot on a cluster: %d %s, want 403 saying why", p.status, p.body)
 	}
 
 	// Anyone may join, she says through n1; Bob joins through n3 (from an
@@ -155,7 +165,7 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 	if bobID == 0 {
 		t.Fatalf("Bob's message %d is not in n1's history under an account: %+v", said, history)
 	}
-	req, err = http.NewRequest("POST", n2.url+"/admin/people/"+strconv.FormatInt(bobID, 10)+"/ban", nil)
+	req, err := http.NewRequest("POST", n2.url+"/admin/people/"+strconv.FormatInt(bobID, 10)+"/ban", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,6 +207,26 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 			t.Errorf("Ann's dashboard on %s after she signed out on n2: 200", n.url)
 		}
 	}
+}
+
+// jsonCall makes a JSON request with a session cookie, as the page does,
+// and returns the answer's status and body.
+func jsonCall(t *testing.T, method, u, cookie, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Cookie", cookie)
+	req.Header.Set("Origin", req.URL.Scheme+"://"+req.URL.Host)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // processSetupLink is the set-up link a node process logged.

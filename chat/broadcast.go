@@ -320,10 +320,13 @@ func (b *broadcaster) notify(to audience, room int64, frame []byte) {
 // the live clients, in id order.
 func (b *broadcaster) deliver(c db.Commit[origin]) {
 	h := b.h
-	if len(c.Ended) > 0 || c.Account != nil {
+	if len(c.Ended) > 0 || c.Account != nil || c.Room != nil {
 		// A command of a cluster's log, made through another node.
 		if a := c.Account; a != nil {
 			b.accountChanged(*a)
+		}
+		if r := c.Room; r != nil {
+			b.roomFromLog(*r)
 		}
 		b.endSessions(c.Ended)
 		return
@@ -708,6 +711,35 @@ func (b *broadcaster) accountChanged(a db.AccountChange) {
 		if len(a.Unbanned) > 0 {
 			bans(a.Unbanned, false)
 		}
+	}
+}
+
+// roomFromLog is what a command of a cluster's log, made through another
+// node, changed of a room or of who is in it: the directory learns of it,
+// and the pages are told, as CreateRoom, ChangeRoom, Join and Leave tell
+// them on the node where they were made.
+func (b *broadcaster) roomFromLog(c db.RoomChange) {
+	d := &b.h.dir
+	if r := c.Room; r != nil {
+		d.mu.Lock()
+		d.rooms[r.ID], d.bySlug[r.Slug] = *r, r.ID
+		d.mu.Unlock()
+		event := "updated"
+		switch {
+		case c.Created:
+			event = "created"
+		case c.Archived:
+			event = "archived"
+		}
+		b.roomChanged(*r, event)
+	}
+	for _, user := range c.Joined {
+		d.setMember(user, c.ID, true)
+		b.membership(user, c.ID, true)
+	}
+	for _, user := range c.Left {
+		d.setMember(user, c.ID, false)
+		b.membership(user, c.ID, false)
 	}
 }
 

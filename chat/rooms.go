@@ -37,6 +37,9 @@ type directory struct {
 	rooms   map[int64]db.Room
 	bySlug  map[string]int64
 	members map[int64]roomSet // account → its rooms
+	// changes counts setMember's calls: a first read of an account's
+	// rooms that a change overtook reads them again (roomsOf).
+	changes uint64
 }
 
 func (d *directory) load(ctx context.Context, store *db.Store) error {
@@ -57,27 +60,38 @@ func (d *directory) load(ctx context.Context, store *db.Store) error {
 // roomsOf is an account's rooms, read from the store the first time.
 func (h *Hub) roomsOf(ctx context.Context, user int64) (roomSet, error) {
 	d := &h.dir
-	d.mu.RLock()
-	set, ok := d.members[user]
-	d.mu.RUnlock()
-	if ok {
+	for {
+		d.mu.RLock()
+		set, ok := d.members[user]
+		changes := d.changes
+		d.mu.RUnlock()
+		if ok {
+			return set, nil
+		}
+		ids, err := h.store.Memberships(ctx, user)
+		if err != nil {
+			return nil, err
+		}
+		d.mu.Lock()
+		if set, ok := d.members[user]; ok {
+			d.mu.Unlock()
+			return set, nil // read meanwhile by another request
+		}
+		if d.changes != changes {
+			// A membership changed while the store was read (on a
+			// cluster, one made through another node): what was read
+			// may be from before it, and setMember passed this list by.
+			d.mu.Unlock()
+			continue
+		}
+		set = make(roomSet, len(ids))
+		for _, id := range ids {
+			set[id] = struct{}{}
+		}
+		d.members[user] = set
+		d.mu.Unlock()
 		return set, nil
 	}
-	ids, err := h.store.Memberships(ctx, user)
-	if err != nil {
-		return nil, err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if set, ok := d.members[user]; ok {
-		return set, nil // read meanwhile by another request
-	}
-	set = make(roomSet, len(ids))
-	for _, id := range ids {
-		set[id] = struct{}{}
-	}
-	d.members[user] = set
-	return set, nil
 }
 
 // setMember records, after the store, that user joined or left room, and
@@ -86,6 +100,7 @@ func (h *Hub) roomsOf(ctx context.Context, user int64) (roomSet, error) {
 func (d *directory) setMember(user, room int64, in bool) roomSet {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.changes++
 	old, ok := d.members[user]
 	if !ok {
 		return nil

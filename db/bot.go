@@ -47,7 +47,7 @@ func (s *Store) CreateBot(ctx context.Context, name, key string, rooms []int64, 
 			return err
 		}
 		for _, room := range rooms {
-			if err := addMember(ctx, tx, room, a.ID, now.UnixMilli()); err != nil {
+			if _, err := addMember(ctx, tx, room, a.ID, now.UnixMilli()); err != nil {
 				return fmt.Errorf("room %d: %w", room, err)
 			}
 		}

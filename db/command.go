@@ -12,13 +12,14 @@ import (
 	"modernc.org/sqlite"
 )
 
-// Accounts and sessions on a cluster.
+// Accounts, sessions and rooms on a cluster.
 //
-// On one node the store writes accounts and sessions itself. On a cluster
-// (a ReplicatedWriter over the store) an account, a sign-in, a sign-out, a
-// new password, an admin's change to a person (a rename, a role, a
-// deactivation, a ban) and the settings every node shares (the invite link, the
-// join policy) made on one node must be there on every node, under the
+// On one node the store writes accounts, sessions and rooms itself. On a
+// cluster (a ReplicatedWriter over the store) an account, a sign-in, a
+// sign-out, a new password, an admin's change to a person (a rename, a
+// role, a deactivation, a ban), a room, a change to one, who is in it,
+// and the settings every node shares (the invite link, the join policy)
+// made on one node must be there on every node, under the
 // same ids: so those writes are entries of the replicated log, commands
 // beside the drafts. Every node applies the log's commands in order, each
 // in a transaction of its own with the log position, and a row a command
@@ -29,10 +30,9 @@ import (
 // the same commands in the same order, so it is the command's answer, not
 // an error to try again.
 //
-// The other writes to rooms, memberships, bots and webhooks are not
-// commands yet: on a cluster they are refused (ErrNotReplicated)
-// rather than made on one node only, where they would tell the nodes apart
-// for good.
+// The writes to bots and webhooks are not commands yet: on a cluster they
+// are refused (ErrNotReplicated) rather than made on one node only, where
+// they would tell the nodes apart for good.
 
 // command is one write of those, as the log carries it. Its
 // JSON begins with "op", which no draft's does (isCommand).
@@ -44,7 +44,7 @@ type command struct {
 	AccountID int64    `json:",omitempty"` // the account a command changes
 	ID        int64    `json:",omitempty"` // opEndSession: the session's
 	Keep      int64    `json:",omitempty"` // opEndSessions, opPassword: the session that stays
-	Kind      string   `json:",omitempty"` // opEndKind: a session's; opRole: the role
+	Kind      string   `json:",omitempty"` // opEndKind: a session's; opRole: the role; opNotify: the level
 	Hash      string   `json:",omitempty"` // opPassword, opReset: the new password's
 	Max       int      `json:",omitempty"` // opSession: live sessions an owner keeps
 	At        int64    `json:",omitempty"` // opReset, opDeactivate, opBan: when, in Unix milliseconds
@@ -52,6 +52,9 @@ type command struct {
 	Spare     []string `json:",omitempty"` // opBan: the addresses never to refuse
 	Key       string   `json:",omitempty"` // opSetting, opSettingOr
 	Value     string   `json:",omitempty"` // opSetting, opSettingOr
+	Room      *Room    `json:",omitempty"` // opRoom, opRoomUpdate
+	Members   []int64  `json:",omitempty"` // opRoom: the people in the new room
+	RoomID    int64    `json:",omitempty"` // opMember, opUnmember, opNotify (AccountID: whom)
 }
 
 // The commands.
@@ -73,6 +76,11 @@ const (
 	opReactivate  = "reactivate"   // Reactivate
 	opBan         = "ban"          // Ban
 	opUnban       = "unban"        // Unban
+	opRoom        = "room"         // CreateRoom
+	opRoomUpdate  = "room_update"  // UpdateRoom
+	opMember      = "member"       // AddMember
+	opUnmember    = "unmember"     // RemoveMember
+	opNotify      = "notify"       // SetNotify
 )
 
 // commandResult is what applying a command gave.
@@ -83,7 +91,11 @@ type commandResult struct {
 	Count   int64          // the sessions DeleteSessions ended
 	Value   string         // the setting SharedSettingOr found or stored
 	Change  *AccountChange // what open pages show of an account that changed
-	Err     error          // its refusal, reached alike on every node
+	Room    Room           // the room CreateRoom made, or found
+	// RoomChange is what open pages show of a room that changed, or
+	// whose people did; nil if nothing changed.
+	RoomChange *RoomChange
+	Err        error // its refusal, reached alike on every node
 }
 
 // commandLog runs a command through a replicated log: publishes it, and
@@ -102,7 +114,7 @@ var commandPrefix = []byte(`{"op":`)
 // isCommand reports whether a log entry is a command rather than a draft.
 func isCommand(data []byte) bool { return bytes.HasPrefix(data, commandPrefix) }
 
-// command runs an account or session write: on a cluster, as a command of
+// command runs an account, session or room write: on a cluster, as a command of
 // its log; on one node, as a transaction of its own. Its error is the
 // write's failure or its refusal (ErrNameTaken, ErrNotFound, …).
 func (s *Store) command(ctx context.Context, c command) (commandResult, error) {
@@ -150,7 +162,7 @@ func (e *NotSharedError) Is(target error) bool { return target == ErrNotReplicat
 func refused(err error) bool {
 	var se *sqlite.Error
 	return errors.Is(err, ErrNameTaken) || errors.Is(err, ErrSetupDone) || errors.Is(err, ErrNotFound) ||
-		errors.Is(err, ErrLastAdmin) || errors.Is(err, ErrBanned) || (errors.As(err, &se) && se.Code()&0xff == sqliteConstraint)
+		errors.Is(err, ErrLastAdmin) || errors.Is(err, ErrBanned) || errors.Is(err, ErrSlugTaken) || (errors.As(err, &se) && se.Code()&0xff == sqliteConstraint)
 }
 
 // sqliteConstraint is SQLITE_CONSTRAINT, the primary code of every
@@ -226,6 +238,28 @@ func applyCommand(ctx context.Context, tx *sql.Tx, c command, id int64) (command
 		change := &AccountChange{ID: c.AccountID}
 		r.Account, change.Unbanned, err = unban(ctx, tx, c.AccountID)
 		r.Change = change
+	case opRoom:
+		if c.Room == nil {
+			return r, fmt.Errorf("%w: %s without a room", errUnknownCommand, c.Op)
+		}
+		r.Room, r.RoomChange, err = createRoom(ctx, tx, *c.Room, c.Members, id)
+	case opRoomUpdate:
+		if c.Room == nil {
+			return r, fmt.Errorf("%w: %s without a room", errUnknownCommand, c.Op)
+		}
+		r.RoomChange, err = updateRoom(ctx, tx, *c.Room)
+	case opMember:
+		var added bool
+		if added, err = addMember(ctx, tx, c.RoomID, c.AccountID, c.At); added {
+			r.RoomChange = &RoomChange{ID: c.RoomID, Joined: []int64{c.AccountID}}
+		}
+	case opUnmember:
+		var removed bool
+		if removed, err = removeMember(ctx, tx, c.RoomID, c.AccountID); removed {
+			r.RoomChange = &RoomChange{ID: c.RoomID, Left: []int64{c.AccountID}}
+		}
+	case opNotify:
+		err = setNotify(ctx, tx, c.RoomID, c.AccountID, c.Kind)
 	case opSetting:
 		_, err = tx.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, c.Key, c.Value)
@@ -315,6 +349,16 @@ func (s *Store) logAccounts(ctx context.Context) ([]int64, error) {
 	ids, err := column[int64](s.read.QueryContext(ctx, "SELECT id FROM accounts WHERE from_log = 1"))
 	if err != nil {
 		return nil, fmt.Errorf("the log's accounts: %w", err)
+	}
+	return ids, nil
+}
+
+// logRooms returns the ids of the rooms a cluster's log made: on a
+// cluster, with the default room, the rooms that take messages.
+func (s *Store) logRooms(ctx context.Context) ([]int64, error) {
+	ids, err := column[int64](s.read.QueryContext(ctx, "SELECT id FROM rooms WHERE from_log = 1"))
+	if err != nil {
+		return nil, fmt.Errorf("the log's rooms: %w", err)
 	}
 	return ids, nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -24,13 +25,16 @@ type twoNodes struct {
 	// command made through the other node changed, as its chat hears.
 	endedA, endedB     chan []int64
 	changedA, changedB chan db.AccountChange
+	// roomsA and roomsB receive, likewise, the rooms changed.
+	roomsA, roomsB chan db.RoomChange
 }
 
 func newTwoNodes(t *testing.T) *twoNodes {
 	t.Helper()
 	l := newElectingLog(0)
-	n := &twoNodes{endedA: make(chan []int64, 16), endedB: make(chan []int64, 16), changedA: make(chan db.AccountChange, 16), changedB: make(chan db.AccountChange, 16)}
-	open := func(name string, ended chan []int64, changed chan db.AccountChange) (*db.Store, *db.ReplicatedWriter[chan error]) {
+	n := &twoNodes{endedA: make(chan []int64, 16), endedB: make(chan []int64, 16), changedA: make(chan db.AccountChange, 16), changedB: make(chan db.AccountChange, 16),
+		roomsA: make(chan db.RoomChange, 16), roomsB: make(chan db.RoomChange, 16)}
+	open := func(name string, ended chan []int64, changed chan db.AccountChange, rooms chan db.RoomChange) (*db.Store, *db.ReplicatedWriter[chan error]) {
 		s, err := db.Open(context.Background(), filepath.Join(t.TempDir(), name), db.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -41,6 +45,9 @@ func newTwoNodes(t *testing.T) *twoNodes {
 			}
 			if c.Account != nil {
 				changed <- *c.Account
+			}
+			if c.Room != nil {
+				rooms <- *c.Room
 			}
 			for _, it := range c.Items {
 				if it.Tag != nil {
@@ -54,8 +61,8 @@ func newTwoNodes(t *testing.T) *twoNodes {
 		t.Cleanup(func() { w.Close(); s.Close() })
 		return s, w
 	}
-	n.a, n.wa = open("a.db", n.endedA, n.changedA)
-	n.b, n.wb = open("b.db", n.endedB, n.changedB)
+	n.a, n.wa = open("a.db", n.endedA, n.changedA, n.roomsA)
+	n.b, n.wb = open("b.db", n.endedB, n.changedB, n.roomsB)
 	return n
 }
 
@@ -299,10 +306,10 @@ func TestAccountsAndSessionsAreSharedByTheNodes(t *testing.T) {
 	}
 
 	// What is not shared yet is refused, with what to do.
-	_, _, err = n.b.CreateRoom(ctx, db.Room{Slug: "garden", Name: "garden"}, nil)
+	_, err = n.b.CreateBot(ctx, "Helper", "helper", nil, hash("bot token"), "nc_x", now)
 	var notShared *db.NotSharedError
 	if !errors.As(err, &notShared) || !errors.Is(err, db.ErrNotReplicated) {
-		t.Errorf("a room on a cluster: %v, want a NotSharedError", err)
+		t.Errorf("a bot on a cluster: %v, want a NotSharedError", err)
 	}
 
 	// Both nodes hold the same accounts and sessions.
@@ -402,6 +409,10 @@ func TestAnAccountOfThisNodeAloneDoesNotPost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ownRoom, _, err := s.CreateRoom(ctx, db.Room{Slug: "attic", Name: "Attic", Kind: db.KindOpen}, []int64{own.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.Close()
 	// The node applied a log before (an earlier version's cluster, which
 	// shared guests' messages only).
@@ -437,12 +448,172 @@ func TestAnAccountOfThisNodeAloneDoesNotPost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := w.Append(ctx, db.Draft{User: "Bob", UserID: bob.ID, Message: "in a room of this node alone", Room: ownRoom.ID}, nil); !errors.Is(err, db.ErrNotReplicated) {
+		t.Errorf("a post in a room of this node alone: %v, want ErrNotReplicated", err)
+	}
+	garden, _, err := s.CreateRoom(ctx, db.Room{Slug: "garden", Name: "Garden", Kind: db.KindOpen}, []int64{bob.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, room := range []int64{db.DefaultRoom, garden.ID} {
+		sent := make(chan error, 1)
+		if err := w.Append(ctx, db.Draft{User: "Bob", UserID: bob.ID, Message: "the log's", Room: room}, sent); err != nil {
+			t.Fatalf("a post from an account the log made, in room %d: %v", room, err)
+		}
+		if err := <-sent; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// On a cluster, a room made through one node is there on every node,
+// under the same id, with the same people; a change to it or to who is in
+// it, made through either node, is on both, and each node's chat hears of
+// what the other node did. A slug taken, and two people's direct room, are
+// decided alike by the log's order. So is what a member chose to hear of
+// a room.
+func TestRoomsAreSharedByTheNodes(t *testing.T) {
+	ctx := context.Background()
+	n := newTwoNodes(t)
+	now := time.Now().Truncate(time.Millisecond)
+	ann, err := n.a.CreateAccount(ctx, db.Account{Name: "Ann", NameKey: "ann", PasswordHash: "h", Role: db.RoleMember, Created: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := n.b.CreateAccount(ctx, db.Account{Name: "Bob", NameKey: "bob", PasswordHash: "h", Role: db.RoleMember, Created: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heard := func(ch chan db.RoomChange, what string) db.RoomChange {
+		t.Helper()
+		select {
+		case c := <-ch:
+			return c
+		case <-time.After(5 * time.Second):
+			t.Fatalf("not told of %s", what)
+			return db.RoomChange{}
+		}
+	}
+
+	// Ann makes a room through a; b has it, under the same id, and its
+	// chat hears of it.
+	garden, created, err := n.a.CreateRoom(ctx, db.Room{Slug: "garden", Name: "Garden", Kind: db.KindOpen, CreatedBy: ann.ID}, []int64{ann.ID})
+	if err != nil || !created {
+		t.Fatalf("a new room: %+v, created %v, %v", garden, created, err)
+	}
+	c := heard(n.roomsB, "the new room on b")
+	if c.ID != garden.ID || c.Room == nil || *c.Room != garden || !c.Created || !slices.Equal(c.Joined, []int64{ann.ID}) {
+		t.Errorf("b heard of %+v (room %+v), want Garden %+v made with Ann in it", c, c.Room, garden)
+	}
+	if _, _, err := n.b.CreateRoom(ctx, db.Room{Slug: "garden", Name: "Garden", Kind: db.KindOpen, CreatedBy: bob.ID}, []int64{bob.ID}); !errors.Is(err, db.ErrSlugTaken) {
+		t.Errorf("the same address through b: %v, want ErrSlugTaken", err)
+	}
+
+	// Bob joins through b and posts there; Ann's node has both.
+	if err := n.b.AddMember(ctx, garden.ID, bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	if c := heard(n.roomsA, "Bob joining on a"); c.ID != garden.ID || c.Room != nil || !slices.Equal(c.Joined, []int64{bob.ID}) {
+		t.Errorf("a heard of %+v, want Bob in Garden", c)
+	}
 	sent := make(chan error, 1)
-	if err := w.Append(ctx, db.Draft{User: "Bob", UserID: bob.ID, Message: "the log's"}, sent); err != nil {
-		t.Fatalf("a post from an account the log made: %v", err)
+	if err := n.wb.Append(ctx, db.Draft{User: "Bob", UserID: bob.ID, Message: "tomatoes are in", CID: "g1", Room: garden.ID}, sent); err != nil {
+		t.Fatalf("a post in the shared room: %v", err)
 	}
 	if err := <-sent; err != nil {
 		t.Fatal(err)
+	}
+
+	// Ann and Bob start their direct conversation at once, each through
+	// a node: they get one room.
+	type made struct {
+		node    int // 0: a, 1: b
+		room    db.Room
+		created bool
+		err     error
+	}
+	results := make(chan made, 2)
+	for i, s := range []*db.Store{n.a, n.b} {
+		go func() {
+			r, created, err := s.CreateRoom(ctx, db.Room{Slug: fmt.Sprintf("dm-%d", i), Kind: db.KindDirect, CreatedBy: ann.ID}, []int64{ann.ID, bob.ID})
+			results <- made{i, r, created, err}
+		}()
+	}
+	x, y := <-results, <-results
+	if x.err != nil || y.err != nil || x.room.ID != y.room.ID || x.created == y.created {
+		t.Fatalf("one direct room through both nodes at once: %+v (%v) and %+v (%v), want one room, made once", x, x.err, y, y.err)
+	}
+	if y.created {
+		x = y
+	}
+	if c := heard([]chan db.RoomChange{n.roomsB, n.roomsA}[x.node], "the direct room on the other node"); c.ID != x.room.ID || !c.Created || !slices.Equal(c.Joined, []int64{ann.ID, bob.ID}) {
+		t.Errorf("the other node heard of %+v, want the direct room made with Ann and Bob", c)
+	}
+
+	// What Ann chose to hear of Garden, through b, holds on a.
+	if err := n.b.SetNotify(ctx, garden.ID, ann.ID, db.NotifyAll); err != nil {
+		t.Fatal(err)
+	}
+	n.caughtUp(t)
+	if u, err := n.a.UnreadOf(ctx, ann.ID); err != nil || u[garden.ID].Notify != db.NotifyAll {
+		t.Errorf("Ann's level in Garden on a: %+v, %v; want all, chosen through b", u[garden.ID], err)
+	}
+	if err := n.a.SetNotify(ctx, garden.ID, 424242, db.NotifyAll); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("a level for someone not in the room: %v, want ErrNotFound", err)
+	}
+
+	// Ann archives Garden through a, and takes Bob out of it through b.
+	archived := garden
+	archived.Archived = now.UnixMilli()
+	if err := n.a.UpdateRoom(ctx, archived); err != nil {
+		t.Fatal(err)
+	}
+	if c := heard(n.roomsB, "the archiving on b"); c.ID != garden.ID || c.Room == nil || *c.Room != archived || !c.Archived {
+		t.Errorf("b heard of %+v, want Garden archived", c)
+	}
+	if err := n.b.RemoveMember(ctx, garden.ID, bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	if c := heard(n.roomsA, "Bob taken out on a"); c.ID != garden.ID || c.Room != nil || !slices.Equal(c.Left, []int64{bob.ID}) {
+		t.Errorf("a heard of %+v, want Bob out of Garden", c)
+	}
+	if err := n.a.UpdateRoom(ctx, db.Room{ID: 999999, Slug: "nowhere", Name: "Nowhere", Post: db.PostEveryone}); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("a change to no room: %v, want ErrNotFound", err)
+	}
+
+	// Both nodes hold the same rooms, people and messages; nothing more
+	// was told to either.
+	n.caughtUp(t)
+	var rooms [2][]db.Room
+	var members [2]map[int64][]db.Member
+	var history [2][]db.Entry
+	for i, s := range []*db.Store{n.a, n.b} {
+		if rooms[i], err = s.Rooms(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rooms[i][0].Created = 0 // the lobby's: when each database was made
+		if members[i], err = s.RoomMembers(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if history[i], err = s.LogAfter(ctx, 0, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !reflect.DeepEqual(rooms[0], rooms[1]) || len(rooms[0]) != 3 {
+		t.Errorf("rooms: %+v on a, %+v on b; want the lobby, Garden and the direct room on both", rooms[0], rooms[1])
+	}
+	if !reflect.DeepEqual(members[0], members[1]) || len(members[0][garden.ID]) != 1 || len(members[0][x.room.ID]) != 2 {
+		t.Errorf("members: %+v on a, %+v on b; want Ann in Garden, Ann and Bob in their room", members[0], members[1])
+	}
+	if len(history[0]) != 1 || len(history[1]) != 1 || history[0][0].Message.ID != history[1][0].Message.ID || history[1][0].Message.Room != garden.ID {
+		t.Errorf("history: %+v on a, %+v on b; want Bob's message in Garden on both", history[0], history[1])
+	}
+	for name, ch := range map[string]chan db.RoomChange{"a": n.roomsA, "b": n.roomsB} {
+		select {
+		case c := <-ch:
+			t.Errorf("%s was told of %+v too", name, c)
+		default:
+		}
 	}
 }
 

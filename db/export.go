@@ -68,7 +68,10 @@ var exportTables = []exportTable{
 			"from_log":      {0, "whether a cluster's log made the account; an import is a new chat's start"},
 		}},
 	{typ: "room", table: "rooms", order: "id",
-		columns: []string{"id", "slug", "name", "topic", "kind", "post", "guests", "direct_key", "created_by", "created", "archived"}},
+		columns: []string{"id", "slug", "name", "topic", "kind", "post", "guests", "direct_key", "created_by", "created", "archived"},
+		omit: map[string]omitted{
+			"from_log": {0, "whether a cluster's log made the room; an import is a new chat's start"},
+		}},
 	{typ: "bot", table: "bots", order: "account_id",
 		columns: []string{"account_id", "created", "last_used"},
 		omit: map[string]omitted{

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 )
@@ -14,14 +15,24 @@ const (
 )
 
 // SetNotify stores member user's notification level in room, or reports
-// ErrNotFound if user is not a member.
+// ErrNotFound if user is not a member. On a cluster it is a command of
+// the log, so each of the person's pages hears as they chose, whichever
+// node serves it.
 func (s *Store) SetNotify(ctx context.Context, room, user int64, level string) error {
-	res, err := s.write.ExecContext(ctx, "UPDATE members SET notify = ? WHERE room_id = ? AND user_id = ?", level, room, user)
-	if err != nil {
+	if _, err := s.command(ctx, command{Op: opNotify, RoomID: room, AccountID: user, Kind: level}); err != nil {
 		return fmt.Errorf("set notify in room %d: %w", room, err)
 	}
+	return nil
+}
+
+// setNotify is SetNotify in tx.
+func setNotify(ctx context.Context, tx *sql.Tx, room, user int64, level string) error {
+	res, err := tx.ExecContext(ctx, "UPDATE members SET notify = ? WHERE room_id = ? AND user_id = ?", level, room, user)
+	if err != nil {
+		return err
+	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("set notify in room %d: %w", room, ErrNotFound)
+		return ErrNotFound
 	}
 	return nil
 }

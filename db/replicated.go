@@ -21,12 +21,10 @@ import (
 var ErrUnavailable = errors.New("the cluster cannot confirm writes now")
 
 // ErrNotReplicated is the refusal of a write a cluster cannot share yet:
-// Append's of a draft in a room other than DefaultRoom, with a file, or
-// from an account the log did not make; the store's of a change to rooms,
-// memberships, bans, bots and webhooks (a NotSharedError, command.go).
-// Rooms are each node's own so far, so a room's id names different rooms
-// on different nodes, and a write made on one node only would tell the
-// nodes apart for good.
+// Append's of a draft with a file, or in a room or from an account the
+// log did not make; the store's of a change to bots and webhooks, and of
+// the deletion of a person's messages (a NotSharedError, command.go).
+// A write made on one node only would tell the nodes apart for good.
 var ErrNotReplicated = errors.New("this chat runs on several servers, which do not share this yet")
 
 // Stream is a replicated, ordered log of entries: what a ReplicatedWriter
@@ -103,8 +101,11 @@ type ReplicatedWriter[T any] struct {
 	// accounts are the ids of the accounts the log made, as far as this
 	// node applied it: the accounts that may post (Append).
 	accounts sync.Map
-	applied  atomic.Int64  // the sequence applied up to
-	caught   chan struct{} // nudged whenever applied moves
+	// rooms are the ids of the rooms the log made, likewise: with the
+	// default room, the rooms that take messages (Append).
+	rooms   sync.Map
+	applied atomic.Int64  // the sequence applied up to
+	caught  chan struct{} // nudged whenever applied moves
 	// catching holds the one catchUp that asks the log at a time.
 	catching chan struct{}
 	kick     chan struct{} // followAgain: ends the applier's reader
@@ -138,6 +139,10 @@ func NewReplicatedWriter[T any](s *Store, stream Stream, maxBatch int, onCommit 
 	if err != nil {
 		return nil, err
 	}
+	rooms, err := s.logRooms(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var salt [6]byte
 	rand.Read(salt[:])
 	ctx, cancel := context.WithCancel(ctx)
@@ -161,6 +166,9 @@ func NewReplicatedWriter[T any](s *Store, stream Stream, maxBatch int, onCommit 
 	for _, id := range accounts {
 		w.accounts.Store(id, true)
 	}
+	for _, id := range rooms {
+		w.rooms.Store(id, true)
+	}
 	w.applied.Store(from)
 	s.shared = w
 	go w.publish()
@@ -169,12 +177,15 @@ func NewReplicatedWriter[T any](s *Store, stream Stream, maxBatch int, onCommit 
 }
 
 // Append queues a draft for the stream, as Writer.Append does. It refuses
-// (ErrNotReplicated) a draft outside DefaultRoom, or with a file, and one
-// from an account the log did not make: an account of this database alone
-// (made before accounts were shared) is someone else, or no one, on the
-// other nodes.
+// (ErrNotReplicated) a draft with a file, and one in a room or from an
+// account the log did not make: a room or an account of this database
+// alone (made before they were shared) is another, or none, on the other
+// nodes.
 func (w *ReplicatedWriter[T]) Append(ctx context.Context, d Draft, tag T) error {
-	if d.roomOr() != DefaultRoom || d.File != nil {
+	if d.File != nil {
+		return ErrNotReplicated
+	}
+	if _, ok := w.rooms.Load(d.roomOr()); d.roomOr() != DefaultRoom && !ok {
 		return ErrNotReplicated
 	}
 	if _, ok := w.accounts.Load(d.UserID); d.UserID != 0 && !ok {
@@ -426,6 +437,9 @@ func (w *ReplicatedWriter[T]) applyCommand(e StreamEntry) bool {
 			if r.Made {
 				w.accounts.Store(r.Account.ID, true)
 			}
+			if r.RoomChange != nil && r.RoomChange.Created {
+				w.rooms.Store(r.RoomChange.ID, true)
+			}
 			if ok {
 				done <- r
 			}
@@ -434,8 +448,8 @@ func (w *ReplicatedWriter[T]) applyCommand(e StreamEntry) bool {
 			// did not make the change; where it was made, whoever asked
 			// for it acts on the answer, as on a single node (and counts
 			// the pages it closed).
-			if !ok && r.Err == nil && (len(r.Ended) > 0 || r.Change != nil) {
-				w.onCommit(Commit[T]{Ended: r.Ended, Account: r.Change})
+			if !ok && r.Err == nil && (len(r.Ended) > 0 || r.Change != nil || r.RoomChange != nil) {
+				w.onCommit(Commit[T]{Ended: r.Ended, Account: r.Change, Room: r.RoomChange})
 			}
 			return true
 		}

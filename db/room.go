@@ -94,57 +94,61 @@ func (s *Store) Rooms(ctx context.Context) ([]Room, error) {
 	return out, nil
 }
 
-// CreateRoom stores a new room with the given members, in one transaction.
-// A slug another room has is ErrSlugTaken. A direct room whose people
-// already have one is not created again: CreateRoom returns that room,
-// and created false.
+// CreateRoom stores a new room with the given members, in one transaction
+// (on a cluster, one command of its log). A slug another room has is
+// ErrSlugTaken. A direct room whose people already have one is not
+// created again: CreateRoom returns that room, and created false.
 func (s *Store) CreateRoom(ctx context.Context, r Room, members []int64) (_ Room, created bool, err error) {
-	if err := s.unshared("create a room"); err != nil {
-		return Room{}, false, err
-	}
-	if r.Kind == KindDirect {
-		r.DirectKey = DirectKey(members)
-	}
 	r.Created = s.now().UnixMilli()
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if r.Kind == KindDirect {
-			had, err := scanRoom(tx.QueryRowContext(ctx, "SELECT "+roomColumns+" FROM rooms WHERE direct_key = ?", r.DirectKey))
-			if err == nil {
-				r = had
-				return nil
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-		}
-		var directKey any
-		if r.DirectKey != "" {
-			directKey = r.DirectKey
-		}
-		err := tx.QueryRowContext(ctx, `INSERT INTO rooms (slug, name, topic, kind, post, guests, direct_key, created_by, created)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			r.Slug, r.Name, r.Topic, r.Kind, cmp.Or(r.Post, PostEveryone), r.Guests, directKey, nullID(r.CreatedBy), r.Created).Scan(&r.ID)
-		if isUnique(err) {
-			return ErrSlugTaken
-		}
-		if err != nil {
-			return err
-		}
-		created = true
-		for _, id := range members {
-			if err := addMember(ctx, tx, r.ID, id, r.Created); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		if errors.Is(err, ErrSlugTaken) {
-			return Room{}, false, err
-		}
+	res, err := s.command(ctx, command{Op: opRoom, Room: &r, Members: members})
+	switch {
+	case errors.Is(err, ErrSlugTaken):
+		return Room{}, false, err
+	case err != nil:
 		return Room{}, false, fmt.Errorf("create room %s: %w", r.Slug, err)
 	}
-	return r, created, nil
+	return res.Room, res.RoomChange != nil, nil
+}
+
+// createRoom is CreateRoom in tx. id is the room's id, the command's
+// sequence in a cluster's log; 0 takes the next one. It returns the
+// change made, nil when the people's direct room existed already.
+func createRoom(ctx context.Context, tx *sql.Tx, r Room, members []int64, id int64) (Room, *RoomChange, error) {
+	if r.Kind == KindDirect {
+		r.DirectKey = DirectKey(members) // not in the log's copy of r: it follows from members
+		had, err := scanRoom(tx.QueryRowContext(ctx, "SELECT "+roomColumns+" FROM rooms WHERE direct_key = ?", r.DirectKey))
+		if err == nil {
+			return had, nil, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return Room{}, nil, err
+		}
+	}
+	var directKey any
+	if r.DirectKey != "" {
+		directKey = r.DirectKey
+	}
+	err := tx.QueryRowContext(ctx, `INSERT INTO rooms (id, slug, name, topic, kind, post, guests, direct_key, created_by, created, from_log)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		nullID(id), r.Slug, r.Name, r.Topic, r.Kind, cmp.Or(r.Post, PostEveryone), r.Guests, directKey, nullID(r.CreatedBy), r.Created, id != 0).Scan(&r.ID)
+	if isUnique(err) && strings.Contains(err.Error(), "rooms.slug") {
+		return Room{}, nil, ErrSlugTaken
+	}
+	if err != nil {
+		return Room{}, nil, err
+	}
+	r.Post = cmp.Or(r.Post, PostEveryone)
+	change := &RoomChange{ID: r.ID, Room: &r, Created: true}
+	for _, user := range members {
+		added, err := addMember(ctx, tx, r.ID, user, r.Created)
+		if err != nil {
+			return Room{}, nil, err
+		}
+		if added {
+			change.Joined = append(change.Joined, user)
+		}
+	}
+	return r, change, nil
 }
 
 // isUnique reports whether err is a UNIQUE constraint's.
@@ -152,56 +156,86 @@ func isUnique(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
-// addMember puts an account in a room, with nothing unread from before.
-func addMember(ctx context.Context, tx *sql.Tx, room, user, now int64) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO members (room_id, user_id, last_read, joined)
+// addMember puts an account in a room, with nothing unread from before,
+// and reports whether it was not in it already.
+func addMember(ctx context.Context, tx *sql.Tx, room, user, now int64) (bool, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO members (room_id, user_id, last_read, joined)
 		VALUES (?, ?, (SELECT ifnull(max(id), 0) FROM messages), ?) ON CONFLICT DO NOTHING`, room, user, now)
-	return err
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 // UpdateRoom stores a room's name, slug, topic, post, guests and archived
-// time. A slug another room has is ErrSlugTaken.
+// time. A slug another room has is ErrSlugTaken; a room that is not,
+// ErrNotFound.
 func (s *Store) UpdateRoom(ctx context.Context, r Room) error {
-	if err := s.unshared("change a room"); err != nil {
-		return err
-	}
-	var archived any
-	if r.Archived != 0 {
-		archived = r.Archived
-	}
-	_, err := s.write.ExecContext(ctx, "UPDATE rooms SET slug = ?, name = ?, topic = ?, post = ?, guests = ?, archived = ? WHERE id = ?",
-		r.Slug, r.Name, r.Topic, r.Post, r.Guests, archived, r.ID)
-	switch {
-	case isUnique(err):
-		return ErrSlugTaken
-	case err != nil:
+	if _, err := s.command(ctx, command{Op: opRoomUpdate, Room: &r}); err != nil {
+		if errors.Is(err, ErrSlugTaken) {
+			return err
+		}
 		return fmt.Errorf("update room %d: %w", r.ID, err)
 	}
 	return nil
 }
 
+// updateRoom is UpdateRoom in tx.
+func updateRoom(ctx context.Context, tx *sql.Tx, r Room) (*RoomChange, error) {
+	was, err := scanRoom(tx.QueryRowContext(ctx, "SELECT "+roomColumns+" FROM rooms WHERE id = ?", r.ID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	var archived any
+	if r.Archived != 0 {
+		archived = r.Archived
+	}
+	_, err = tx.ExecContext(ctx, "UPDATE rooms SET slug = ?, name = ?, topic = ?, post = ?, guests = ?, archived = ? WHERE id = ?",
+		r.Slug, r.Name, r.Topic, r.Post, r.Guests, archived, r.ID)
+	if isUnique(err) {
+		return nil, ErrSlugTaken
+	}
+	if err != nil {
+		return nil, err
+	}
+	now, err := scanRoom(tx.QueryRowContext(ctx, "SELECT "+roomColumns+" FROM rooms WHERE id = ?", r.ID))
+	if err != nil {
+		return nil, err
+	}
+	return &RoomChange{ID: r.ID, Room: &now, Archived: now.IsArchived() && !was.IsArchived()}, nil
+}
+
 // AddMember puts an account in a room (nothing if it is in it already).
 func (s *Store) AddMember(ctx context.Context, room, user int64) error {
-	if err := s.unshared("add a member"); err != nil {
-		return err
+	_, err := s.command(ctx, command{Op: opMember, RoomID: room, AccountID: user, At: s.now().UnixMilli()})
+	if err != nil {
+		return fmt.Errorf("add member %d to room %d: %w", user, room, err)
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := addMember(ctx, tx, room, user, s.now().UnixMilli()); err != nil {
-			return fmt.Errorf("add member %d to room %d: %w", user, room, err)
-		}
-		return nil
-	})
+	return nil
 }
 
 // RemoveMember takes an account out of a room (nothing if it is not in it).
 func (s *Store) RemoveMember(ctx context.Context, room, user int64) error {
-	if err := s.unshared("remove a member"); err != nil {
-		return err
-	}
-	if _, err := s.write.ExecContext(ctx, "DELETE FROM members WHERE room_id = ? AND user_id = ?", room, user); err != nil {
+	_, err := s.command(ctx, command{Op: opUnmember, RoomID: room, AccountID: user})
+	if err != nil {
 		return fmt.Errorf("remove member %d from room %d: %w", user, room, err)
 	}
 	return nil
+}
+
+// removeMember is RemoveMember in tx; it reports whether the account was
+// in the room.
+func removeMember(ctx context.Context, tx *sql.Tx, room, user int64) (bool, error) {
+	res, err := tx.ExecContext(ctx, "DELETE FROM members WHERE room_id = ? AND user_id = ?", room, user)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 // Memberships returns the rooms an account is in, by room id.

@@ -57,7 +57,7 @@ func (s *Store) CreateWebhook(ctx context.Context, room int64, name, key string,
 		if _, err := tx.ExecContext(ctx, "DELETE FROM members WHERE user_id = ?", a.ID); err != nil {
 			return err
 		}
-		if err := addMember(ctx, tx, room, a.ID, now.UnixMilli()); err != nil {
+		if _, err := addMember(ctx, tx, room, a.ID, now.UnixMilli()); err != nil {
 			return fmt.Errorf("room %d: %w", room, err)
 		}
 		res, err := tx.ExecContext(ctx, "INSERT INTO webhooks (room_id, account_id, secret_hash, created, created_by) VALUES (?, ?, ?, ?, ?)", room, a.ID, secretHash, now.UnixMilli(), by)

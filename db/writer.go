@@ -39,9 +39,22 @@ type Commit[T any] struct {
 	// the log made through another node changed that open pages show:
 	// sign-in sessions it ended (a sign-out, a new password), whose
 	// sockets on this node are to close too; an account renamed,
-	// deactivated or banned. Such a commit has no Items.
+	// deactivated or banned; a room made or changed, or its people. Such
+	// a commit has no Items.
 	Ended   []int64
 	Account *AccountChange
+	Room    *RoomChange // a room made or changed, or its people
+}
+
+// RoomChange is a change to a room, or to who is in it, that open pages
+// show.
+type RoomChange struct {
+	ID       int64   // the room's
+	Room     *Room   // the room as it is now; nil if only its people changed
+	Created  bool    // Room is new
+	Archived bool    // Room was archived by this change
+	Joined   []int64 // accounts put in the room
+	Left     []int64 // accounts taken out of it
 }
 
 // AccountChange is a change to an account that open pages, and the
