@@ -128,8 +128,9 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 
 	// Anyone may join, she says through n1; Bob joins through n3 (from an
 	// address of his own, behind the proxy every node trusts), and her
-	// ban through n2 closes his page on n1 and refuses his address on
-	// every node.
+	// ban through n2, his messages deleted with it, closes his page on n1,
+	// refuses his address on every node and takes his words from every
+	// node's history.
 	if p := fetch(t, "POST", n1.url+"/admin/join-policy", cookie, url.Values{"policy": {"open"}}); p.status != http.StatusSeeOther {
 		t.Fatalf("opening joins through n1: %d %s", p.status, p.body)
 	}
@@ -165,10 +166,11 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 	if bobID == 0 {
 		t.Fatalf("Bob's message %d is not in n1's history under an account: %+v", said, history)
 	}
-	req, err := http.NewRequest("POST", n2.url+"/admin/people/"+strconv.FormatInt(bobID, 10)+"/ban", nil)
+	req, err := http.NewRequest("POST", n2.url+"/admin/people/"+strconv.FormatInt(bobID, 10)+"/ban", strings.NewReader("delete_messages=on"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Cookie", cookie)
 	req.Header.Set("Origin", n2.url)
 	req.Header.Set("Accept", "application/json")
@@ -183,6 +185,18 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 				t.Errorf("Bob's page on n1 after n2 banned him: %v, want 4003 saying so", err)
 			}
 			break
+		}
+	}
+	// His message is gone from every node's history with the ban.
+	for _, n := range []*process{n1, n3} {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			p := fetch(t, "GET", n.url+"/discussion", "", nil)
+			if p.status == http.StatusOK && !strings.Contains(p.body, "Bob here") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's history after Bob's ban with his messages deleted: %d %s", n.url, p.status, p.body)
+			}
 		}
 	}
 	for _, n := range []*process{n1, n3} {

@@ -320,13 +320,16 @@ func (b *broadcaster) notify(to audience, room int64, frame []byte) {
 // the live clients, in id order.
 func (b *broadcaster) deliver(c db.Commit[origin]) {
 	h := b.h
-	if len(c.Ended) > 0 || c.Account != nil || c.Room != nil {
+	if len(c.Ended) > 0 || c.Account != nil || c.Room != nil || len(c.Deleted) > 0 {
 		// A command of a cluster's log, made through another node.
 		if a := c.Account; a != nil {
 			b.accountChanged(*a)
 		}
 		if r := c.Room; r != nil {
 			b.roomFromLog(*r)
+		}
+		for room, ids := range c.Deleted {
+			b.forget(room, 0, ids)
 		}
 		b.endSessions(c.Ended)
 		return

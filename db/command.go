@@ -81,6 +81,9 @@ const (
 	opMember      = "member"       // AddMember
 	opUnmember    = "unmember"     // RemoveMember
 	opNotify      = "notify"       // SetNotify
+	// opDeleteMessagesOf is DeleteMessagesOf: an admin's deletion of
+	// everything a person wrote, beside a ban.
+	opDeleteMessagesOf = "delete_messages_of"
 )
 
 // commandResult is what applying a command gave.
@@ -95,7 +98,9 @@ type commandResult struct {
 	// RoomChange is what open pages show of a room that changed, or
 	// whose people did; nil if nothing changed.
 	RoomChange *RoomChange
-	Err        error // its refusal, reached alike on every node
+	// Deleted is the messages it deleted, by room, oldest first.
+	Deleted map[int64][]int64
+	Err     error // its refusal, reached alike on every node
 }
 
 // commandLog runs a command through a replicated log: publishes it, and
@@ -125,13 +130,25 @@ func (s *Store) command(ctx context.Context, c command) (commandResult, error) {
 		}
 		return r, err
 	}
-	var r commandResult
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		r, err = applyCommand(ctx, tx, c, 0)
-		return err
-	})
-	return r, err
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return commandResult{}, err
+	}
+	defer tx.Rollback()
+	r, err := applyCommand(ctx, tx, c, 0)
+	if err != nil {
+		return r, err
+	}
+	return r, s.count.change(func() (int64, error) { return -r.removed(), tx.Commit() })
+}
+
+// removed is how many messages the command deleted.
+func (r commandResult) removed() int64 {
+	n := 0
+	for _, ids := range r.Deleted {
+		n += len(ids)
+	}
+	return int64(n)
 }
 
 // unshared refuses, on a cluster, a write that is not a command yet.
@@ -258,6 +275,8 @@ func applyCommand(ctx context.Context, tx *sql.Tx, c command, id int64) (command
 		if removed, err = removeMember(ctx, tx, c.RoomID, c.AccountID); removed {
 			r.RoomChange = &RoomChange{ID: c.RoomID, Left: []int64{c.AccountID}}
 		}
+	case opDeleteMessagesOf:
+		r.Deleted, err = deleteMessagesOf(ctx, tx, c.AccountID)
 	case opNotify:
 		err = setNotify(ctx, tx, c.RoomID, c.AccountID, c.Kind)
 	case opSetting:
@@ -315,7 +334,7 @@ func (s *Store) applyCommandAt(ctx context.Context, data []byte, seq int64) (com
 	if _, err := tx.ExecContext(ctx, "UPDATE log_position SET seq = ?", seq); err != nil {
 		return commandResult{}, err
 	}
-	return r, tx.Commit()
+	return r, s.count.change(func() (int64, error) { return -r.removed(), tx.Commit() })
 }
 
 // ErrOwnHistory is a cluster node's refusal to start on a database that

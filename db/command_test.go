@@ -25,16 +25,18 @@ type twoNodes struct {
 	// command made through the other node changed, as its chat hears.
 	endedA, endedB     chan []int64
 	changedA, changedB chan db.AccountChange
-	// roomsA and roomsB receive, likewise, the rooms changed.
-	roomsA, roomsB chan db.RoomChange
+	// roomsA and roomsB receive, likewise, the rooms changed, and
+	// deletedA and deletedB the messages deleted.
+	roomsA, roomsB     chan db.RoomChange
+	deletedA, deletedB chan map[int64][]int64
 }
 
 func newTwoNodes(t *testing.T) *twoNodes {
 	t.Helper()
 	l := newElectingLog(0)
 	n := &twoNodes{endedA: make(chan []int64, 16), endedB: make(chan []int64, 16), changedA: make(chan db.AccountChange, 16), changedB: make(chan db.AccountChange, 16),
-		roomsA: make(chan db.RoomChange, 16), roomsB: make(chan db.RoomChange, 16)}
-	open := func(name string, ended chan []int64, changed chan db.AccountChange, rooms chan db.RoomChange) (*db.Store, *db.ReplicatedWriter[chan error]) {
+		roomsA: make(chan db.RoomChange, 16), roomsB: make(chan db.RoomChange, 16), deletedA: make(chan map[int64][]int64, 16), deletedB: make(chan map[int64][]int64, 16)}
+	open := func(name string, ended chan []int64, changed chan db.AccountChange, rooms chan db.RoomChange, deleted chan map[int64][]int64) (*db.Store, *db.ReplicatedWriter[chan error]) {
 		s, err := db.Open(context.Background(), filepath.Join(t.TempDir(), name), db.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -49,6 +51,9 @@ func newTwoNodes(t *testing.T) *twoNodes {
 			if c.Room != nil {
 				rooms <- *c.Room
 			}
+			if c.Deleted != nil {
+				deleted <- c.Deleted
+			}
 			for _, it := range c.Items {
 				if it.Tag != nil {
 					it.Tag <- c.Err
@@ -61,8 +66,8 @@ func newTwoNodes(t *testing.T) *twoNodes {
 		t.Cleanup(func() { w.Close(); s.Close() })
 		return s, w
 	}
-	n.a, n.wa = open("a.db", n.endedA, n.changedA, n.roomsA)
-	n.b, n.wb = open("b.db", n.endedB, n.changedB, n.roomsB)
+	n.a, n.wa = open("a.db", n.endedA, n.changedA, n.roomsA, n.deletedA)
+	n.b, n.wb = open("b.db", n.endedB, n.changedB, n.roomsB, n.deletedB)
 	return n
 }
 
@@ -614,6 +619,81 @@ func TestRoomsAreSharedByTheNodes(t *testing.T) {
 			t.Errorf("%s was told of %+v too", name, c)
 		default:
 		}
+	}
+}
+
+// An admin's deletion of everything a person wrote, through one node, is
+// done on every node, and the other node's chat hears which messages went.
+func TestAPersonsMessagesAreDeletedOnEveryNode(t *testing.T) {
+	ctx := context.Background()
+	n := newTwoNodes(t)
+	now := time.Now().Truncate(time.Millisecond)
+	var people []db.Account
+	for _, name := range []string{"Ann", "Bob"} {
+		a, err := n.a.CreateAccount(ctx, db.Account{Name: name, NameKey: name, PasswordHash: "h", Role: db.RoleMember, Created: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		people = append(people, a)
+	}
+	ann, bob := people[0], people[1]
+	garden, _, err := n.b.CreateRoom(ctx, db.Room{Slug: "garden", Name: "Garden", Kind: db.KindOpen, CreatedBy: bob.ID}, []int64{ann.ID, bob.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(w *db.ReplicatedWriter[chan error], who db.Account, room int64, text string) {
+		t.Helper()
+		sent := make(chan error, 1)
+		if err := w.Append(ctx, db.Draft{User: who.Name, UserID: who.ID, Message: text, CID: text, Room: room}, sent); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-sent; err != nil {
+			t.Fatal(err)
+		}
+	}
+	post(n.wb, bob, db.DefaultRoom, "spam one")
+	post(n.wa, ann, db.DefaultRoom, "Ann's")
+	post(n.wb, bob, garden.ID, "spam two")
+	post(n.wa, bob, db.DefaultRoom, "spam three")
+	n.caughtUp(t)
+	for name, s := range map[string]*db.Store{"a": n.a, "b": n.b} {
+		if count, err := s.Count(ctx); err != nil || count != 4 {
+			t.Fatalf("%s counts %d messages (%v), want 4", name, count, err)
+		}
+	}
+
+	deleted, err := n.a.DeleteMessagesOf(ctx, bob.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(deleted[db.DefaultRoom]) != 2 || len(deleted[garden.ID]) != 1 {
+		t.Fatalf("deleted %v, want Bob's two messages in the lobby and one in Garden", deleted)
+	}
+	select {
+	case got := <-n.deletedB:
+		if !reflect.DeepEqual(got, deleted) {
+			t.Errorf("b heard of %v deleted, want %v", got, deleted)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("b did not hear of the deletion made through a")
+	}
+	n.caughtUp(t)
+	for name, s := range map[string]*db.Store{"a": n.a, "b": n.b} {
+		got, err := s.LogAfter(ctx, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].Message == nil || got[0].Message.Message != "Ann's" {
+			t.Errorf("%s's history: %+v, want Ann's message alone", name, got)
+		}
+		if count, err := s.Count(ctx); err != nil || count != 1 {
+			t.Errorf("%s counts %d messages (%v), want 1", name, count, err)
+		}
+	}
+	select {
+	case got := <-n.deletedA:
+		t.Errorf("a, which made the deletion, was told of it too: %v", got)
+	default:
 	}
 }
 

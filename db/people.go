@@ -295,36 +295,33 @@ func (s *Store) BannedAddresses(ctx context.Context) ([]string, error) {
 }
 
 // DeleteMessagesOf removes every message an account stored, in one
-// transaction, and returns their ids by room, oldest first.
+// transaction (on a cluster, one command of its log), and returns their
+// ids by room, oldest first.
 func (s *Store) DeleteMessagesOf(ctx context.Context, accountID int64) (map[int64][]int64, error) {
-	if err := s.unshared("delete a person's messages"); err != nil {
-		return nil, err
-	}
-	tx, err := s.write.BeginTx(ctx, nil)
+	r, err := s.command(ctx, command{Op: opDeleteMessagesOf, AccountID: accountID})
 	if err != nil {
 		return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
 	}
-	defer tx.Rollback()
+	return r.Deleted, nil
+}
+
+// deleteMessagesOf is DeleteMessagesOf in tx.
+func deleteMessagesOf(ctx context.Context, tx *sql.Tx, accountID int64) (map[int64][]int64, error) {
 	rows, err := tx.QueryContext(ctx, "DELETE FROM messages WHERE user_id = ? RETURNING id, room_id", accountID)
 	if err != nil {
-		return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
+		return nil, err
 	}
+	defer rows.Close()
 	byRoom := make(map[int64][]int64)
-	n := int64(0)
 	for rows.Next() {
 		var id, room int64
 		if err := rows.Scan(&id, &room); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
+			return nil, err
 		}
 		byRoom[room] = append(byRoom[room], id)
-		n++
 	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
-	}
-	if err := s.count.change(func() (int64, error) { return -n, tx.Commit() }); err != nil {
-		return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
+	if err := rows.Err(); err != nil {
+		return nil, err
 	}
 	for _, ids := range byRoom {
 		slices.Sort(ids)

@@ -22,8 +22,8 @@ var ErrUnavailable = errors.New("the cluster cannot confirm writes now")
 
 // ErrNotReplicated is the refusal of a write a cluster cannot share yet:
 // Append's of a draft with a file, or in a room or from an account the
-// log did not make; the store's of a change to bots and webhooks, and of
-// the deletion of a person's messages (a NotSharedError, command.go).
+// log did not make; the store's of a change to bots and webhooks
+// (a NotSharedError, command.go).
 // A write made on one node only would tell the nodes apart for good.
 var ErrNotReplicated = errors.New("this chat runs on several servers, which do not share this yet")
 
@@ -448,8 +448,8 @@ func (w *ReplicatedWriter[T]) applyCommand(e StreamEntry) bool {
 			// did not make the change; where it was made, whoever asked
 			// for it acts on the answer, as on a single node (and counts
 			// the pages it closed).
-			if !ok && r.Err == nil && (len(r.Ended) > 0 || r.Change != nil || r.RoomChange != nil) {
-				w.onCommit(Commit[T]{Ended: r.Ended, Account: r.Change, Room: r.RoomChange})
+			if !ok && r.Err == nil && (len(r.Ended) > 0 || r.Change != nil || r.RoomChange != nil || len(r.Deleted) > 0) {
+				w.onCommit(Commit[T]{Ended: r.Ended, Account: r.Change, Room: r.RoomChange, Deleted: r.Deleted})
 			}
 			return true
 		}

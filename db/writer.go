@@ -39,11 +39,14 @@ type Commit[T any] struct {
 	// the log made through another node changed that open pages show:
 	// sign-in sessions it ended (a sign-out, a new password), whose
 	// sockets on this node are to close too; an account renamed,
-	// deactivated or banned; a room made or changed, or its people. Such
-	// a commit has no Items.
+	// deactivated or banned; a room made or changed, or its people; the
+	// messages of a banned person deleted. Such a commit has no Items.
 	Ended   []int64
 	Account *AccountChange
 	Room    *RoomChange // a room made or changed, or its people
+	// Deleted is the messages an admin deleted with a person's ban, by
+	// room, oldest first.
+	Deleted map[int64][]int64
 }
 
 // RoomChange is a change to a room, or to who is in it, that open pages
