@@ -107,6 +107,11 @@ func runBot(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	defer store.Close()
+	if cmd != "list" {
+		if err := refuseOnNode(ctx, store, "bot", "make and change bots on the dashboard (Bots) of any node, which every node shares"); err != nil {
+			return err
+		}
+	}
 	switch cmd {
 	case "create":
 		return botCreate(ctx, store, names[0], *rooms, *avatar, *webhook, stdout, stderr)
@@ -117,6 +122,20 @@ func runBot(ctx context.Context, args []string, getenv func(string) string, stdo
 	default:
 		return botRevoke(ctx, store, names[0], stdout, stderr)
 	}
+}
+
+// refuseOnNode refuses a command's write to the database of a cluster's
+// node: written there alone, behind the cluster's log, it would make that
+// node differ from the others for good. instead says what to do.
+func refuseOnNode(ctx context.Context, store *db.Store, command, instead string) error {
+	pos, err := store.LogPosition(ctx)
+	if err != nil {
+		return err
+	}
+	if pos > 0 {
+		return fmt.Errorf("%s: this database is a cluster node's, and a change made here would be this node's alone: %s", command, instead)
+	}
+	return nil
 }
 
 // botCreate makes a bot named name in the rooms with the comma-separated

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -157,4 +159,48 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// On a cluster node's database, the shell's bot, webhook and import
+// commands refuse to write: the change would be that node's alone. What
+// they only read still works.
+func TestShellCommandsRefuseToWriteANodesDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nochat.db")
+	s, err := db.Open(context.Background(), path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec("UPDATE log_position SET seq = 7"); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	export := filepath.Join(t.TempDir(), "export.jsonl")
+	if err := os.WriteFile(export, []byte(`[{"message":"hi","user":"ann","timestamp":1}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, args := range [][]string{
+		{"bot", "create", "Heron", "-rooms", "lobby", "-db", path},
+		{"bot", "rotate", "Heron", "-db", path},
+		{"webhook", "create", "-room", "lobby", "-name", "Doorbell", "-db", path},
+		{"webhook", "delete", "1", "-db", path},
+		{"import", "-db", path, "-tutorial", export},
+	} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), append([]string{"nochat"}, args...), func(string) string { return "" }, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), "a cluster node's") {
+			t.Errorf("nochat %s on a node's database: %v, want refused\n%s%s", strings.Join(args, " "), err, out.String(), errOut.String())
+		}
+	}
+	if out, err := runBotCmd(t, path, "list"); err != nil {
+		t.Errorf("nochat bot list on a node's database: %v\n%s", err, out)
+	}
+	if count, err := db.LogPositionOf(context.Background(), path); err != nil || count != 7 {
+		t.Errorf("the node's log position after the refusals: %d, %v", count, err)
+	}
 }

@@ -150,6 +150,9 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer store.Close()
+	if err := refuseOnNode(ctx, store, "import", "a cluster takes no import yet; import into a single node's database"); err != nil {
+		return err
+	}
 	if *tutorial {
 		return importTutorial(ctx, store, in, *maxMessage, src, dbPath, stdout)
 	}

@@ -80,6 +80,11 @@ func runWebhook(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer store.Close()
+	if cmd != "list" {
+		if err := refuseOnNode(ctx, store, "webhook", "make and delete webhooks on the dashboard (Webhooks) of any node, which every node shares"); err != nil {
+			return err
+		}
+	}
 	switch cmd {
 	case "create":
 		return webhookCreate(ctx, store, *room, *name, *base, stdout, stderr)

@@ -386,7 +386,9 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 			if h.opts.Pusher != nil {
 				notices = append(notices, it.Message)
 			}
-			if h.opts.Posted != nil {
+			if h.opts.Posted != nil && it.Tag.here() {
+				// On a cluster every node applies the message; the node
+				// it was sent through calls the bots' webhooks, once.
 				posted = append(posted, it.Message)
 			}
 		}

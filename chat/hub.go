@@ -73,7 +73,8 @@ type Options struct {
 	// "away" is (DefaultPushGrace).
 	Pusher    Pusher
 	PushGrace time.Duration
-	// Posted, if set, is told of each new message once it is committed
+	// Posted, if set, is told of each new message sent through this node
+	// (on a cluster, not of those sent through another) once it is committed
 	// and handed out (bots' outgoing webhooks): never of edits,
 	// deletions or reactions.
 	Posted PostedFunc
@@ -184,6 +185,10 @@ type origin struct {
 	reply chan sendResult // the REST sender waiting for the commit, or nil
 	quote *db.Quote       // what a reply answers, as it shows it
 }
+
+// here reports whether the message was sent through this node: on a
+// cluster, one applied from the log carries no origin.
+func (o origin) here() bool { return o.c != nil || o.reply != nil }
 
 type sendResult struct {
 	stored db.Stored
@@ -371,7 +376,7 @@ func appendRefusal(err error) error {
 	case errors.Is(err, db.ErrClosed):
 		return ErrShutdown
 	case errors.Is(err, db.ErrNotReplicated):
-		return ErrNotShared
+		return notShared(err)
 	}
 	return err
 }
@@ -380,9 +385,17 @@ func appendRefusal(err error) error {
 // hub's context, which ends only when the hub closes.
 func socketRefusal(err error) error {
 	if errors.Is(err, db.ErrNotReplicated) {
-		return ErrNotShared
+		return notShared(err)
 	}
 	return ErrShutdown
+}
+
+// notShared is what a sender is told of a draft a cluster does not share.
+func notShared(err error) error {
+	if errors.Is(err, db.ErrFileNotReplicated) {
+		return ErrFilesNotShared
+	}
+	return ErrNotShared
 }
 
 var errNoReply = &Refusal{"bad_request", "reply_to: no such message in this room"}

@@ -32,42 +32,52 @@ type Bot struct {
 // and no other (not the default room unless given), with the token whose
 // SHA-256 is tokenHash.
 func (s *Store) CreateBot(ctx context.Context, name, key string, rooms []int64, tokenHash []byte, prefix string, now time.Time) (Account, error) {
-	if err := s.unshared("add a bot"); err != nil {
-		return Account{}, err
-	}
 	a := Account{Name: name, NameKey: key, Role: RoleBot, Created: now}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		if a, err = insertAccount(ctx, tx, a); err != nil {
-			return err
-		}
-		// Every new account joins the default room by trigger
-		// (accounts_join_lobby); a bot is only where it is granted.
-		if _, err := tx.ExecContext(ctx, "DELETE FROM members WHERE user_id = ?", a.ID); err != nil {
-			return err
-		}
-		for _, room := range rooms {
-			if _, err := addMember(ctx, tx, room, a.ID, now.UnixMilli()); err != nil {
-				return fmt.Errorf("room %d: %w", room, err)
-			}
-		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO bots (account_id, token_hash, prefix, created) VALUES (?, ?, ?, ?)", a.ID, tokenHash, prefix, now.UnixMilli())
-		return err
-	})
+	r, err := s.command(ctx, command{Op: opBot, Account: &a, Members: rooms, TokenHash: tokenHash, Value: prefix})
 	if err != nil {
 		if errors.Is(err, ErrNameTaken) {
 			return Account{}, err
 		}
 		return Account{}, fmt.Errorf("create bot %q: %w", name, err)
 	}
-	return a, nil
+	return r.Account, nil
+}
+
+// createBot is CreateBot in tx; a.ID is the account's id, as for
+// insertAccount.
+func createBot(ctx context.Context, tx *sql.Tx, a Account, rooms []int64, tokenHash []byte, prefix string) (Account, error) {
+	a, err := insertAccount(ctx, tx, a)
+	if err != nil {
+		return Account{}, err
+	}
+	// Every new account joins the default room by trigger
+	// (accounts_join_lobby); a bot is only where it is granted.
+	if _, err := tx.ExecContext(ctx, "DELETE FROM members WHERE user_id = ?", a.ID); err != nil {
+		return Account{}, err
+	}
+	for _, room := range rooms {
+		if _, err := addMember(ctx, tx, room, a.ID, a.Created.UnixMilli()); err != nil {
+			return Account{}, fmt.Errorf("room %d: %w", room, err)
+		}
+	}
+	_, err = tx.ExecContext(ctx, "INSERT INTO bots (account_id, token_hash, prefix, created) VALUES (?, ?, ?, ?)", a.ID, tokenHash, prefix, a.Created.UnixMilli())
+	return a, err
 }
 
 // BotByToken returns the active bot account whose token has this SHA-256,
 // or ErrNotFound: a wrong, rotated or revoked token, or a deactivated bot.
 func (s *Store) BotByToken(ctx context.Context, tokenHash []byte) (Account, error) {
 	cols := "a." + strings.ReplaceAll(accountColumns, ", ", ", a.")
-	a, err := scanAccount(s.read.QueryRowContext(ctx, "SELECT "+cols+" FROM bots b JOIN accounts a ON a.id = b.account_id WHERE b.token_hash = ? AND a.role = ? AND a.deactivated IS NULL", tokenHash, RoleBot))
+	find := func() (Account, error) {
+		return scanAccount(s.read.QueryRowContext(ctx, "SELECT "+cols+" FROM bots b JOIN accounts a ON a.id = b.account_id WHERE b.token_hash = ? AND a.role = ? AND a.deactivated IS NULL", tokenHash, RoleBot))
+	}
+	a, err := find()
+	if errors.Is(err, sql.ErrNoRows) && s.shared != nil {
+		// A bot made, or given a token, through another node a moment
+		// ago (see SessionByToken).
+		s.shared.catchUp(ctx)
+		a, err = find()
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return Account{}, fmt.Errorf("bot token: %w", ErrNotFound)
 	}
@@ -81,18 +91,11 @@ func (s *Store) BotByToken(ctx context.Context, tokenHash []byte) (Account, erro
 // nil tokenHash revokes the one it has: either way the old token opens
 // nothing from the commit on. ErrNotBot if id is not a bot's account.
 func (s *Store) SetBotToken(ctx context.Context, id int64, tokenHash []byte, prefix string) error {
-	if err := s.unshared("change a bot's token"); err != nil {
-		return err
-	}
 	if tokenHash == nil {
 		prefix = ""
 	}
-	res, err := s.write.ExecContext(ctx, "UPDATE bots SET token_hash = ?, prefix = ? WHERE account_id = ?", tokenHash, prefix, id)
-	if err != nil {
+	if _, err := s.command(ctx, command{Op: opBotToken, AccountID: id, TokenHash: tokenHash, Value: prefix}); err != nil {
 		return fmt.Errorf("bot %d token: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("bot %d token: %w", id, ErrNotBot)
 	}
 	return nil
 }
@@ -100,12 +103,18 @@ func (s *Store) SetBotToken(ctx context.Context, id int64, tokenHash []byte, pre
 // SetBotAvatar gives bot id an avatar (an emoji the caller checked), or
 // takes it away with "". It is ErrNotBot for a person's account.
 func (s *Store) SetBotAvatar(ctx context.Context, id int64, avatar string) error {
-	if err := s.unshared("change a bot's avatar"); err != nil {
-		return err
-	}
-	res, err := s.write.ExecContext(ctx, "UPDATE accounts SET avatar = ? WHERE id = ? AND role = 'bot'", avatar, id)
-	if err != nil {
+	if _, err := s.command(ctx, command{Op: opBotAvatar, AccountID: id, Value: avatar}); err != nil {
 		return fmt.Errorf("bot avatar: %w", err)
+	}
+	return nil
+}
+
+// updatedOne runs an UPDATE in tx that changes one row of a bot's, or
+// none: then the account is not a bot's (ErrNotBot).
+func updatedOne(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return ErrNotBot

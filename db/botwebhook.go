@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -19,27 +20,30 @@ type BotWebhook struct {
 // secret, or with url "" takes its webhook away. ErrNotBot if id is not a
 // bot's account.
 func (s *Store) SetBotWebhook(ctx context.Context, id int64, url, secret string, now time.Time) error {
-	if err := s.unshared("set a bot's webhook"); err != nil {
-		return err
-	}
-	var is bool
-	if err := s.read.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM bots WHERE account_id = ?)", id).Scan(&is); err != nil {
-		return fmt.Errorf("bot %d webhook: %w", id, err)
-	}
-	if !is {
-		return fmt.Errorf("bot %d webhook: %w", id, ErrNotBot)
-	}
-	var err error
-	if url == "" {
-		_, err = s.write.ExecContext(ctx, "DELETE FROM bot_webhooks WHERE account_id = ?", id)
-	} else {
-		_, err = s.write.ExecContext(ctx, `INSERT INTO bot_webhooks (account_id, url, secret, created) VALUES (?, ?, ?, ?)
-			ON CONFLICT (account_id) DO UPDATE SET url = excluded.url, secret = excluded.secret, created = excluded.created`, id, url, secret, now.UnixMilli())
-	}
+	_, err := s.command(ctx, command{Op: opBotWebhook, AccountID: id, Value: url, Key: secret, At: now.UnixMilli()})
 	if err != nil {
 		return fmt.Errorf("bot %d webhook: %w", id, err)
 	}
 	return nil
+}
+
+// setBotWebhook is SetBotWebhook in tx.
+func setBotWebhook(ctx context.Context, tx *sql.Tx, id int64, url, secret string, now int64) error {
+	var is bool
+	if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM bots WHERE account_id = ?)", id).Scan(&is); err != nil {
+		return err
+	}
+	if !is {
+		return ErrNotBot
+	}
+	var err error
+	if url == "" {
+		_, err = tx.ExecContext(ctx, "DELETE FROM bot_webhooks WHERE account_id = ?", id)
+	} else {
+		_, err = tx.ExecContext(ctx, `INSERT INTO bot_webhooks (account_id, url, secret, created) VALUES (?, ?, ?, ?)
+			ON CONFLICT (account_id) DO UPDATE SET url = excluded.url, secret = excluded.secret, created = excluded.created`, id, url, secret, now)
+	}
+	return err
 }
 
 // BotWebhooks returns the webhooks of the bots that may act now: active

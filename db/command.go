@@ -12,7 +12,7 @@ import (
 	"modernc.org/sqlite"
 )
 
-// Accounts, sessions and rooms on a cluster.
+// Accounts, sessions, rooms and bots on a cluster.
 //
 // On one node the store writes accounts, sessions and rooms itself. On a
 // cluster (a ReplicatedWriter over the store) an account, a sign-in, a
@@ -30,17 +30,18 @@ import (
 // the same commands in the same order, so it is the command's answer, not
 // an error to try again.
 //
-// The writes to bots and webhooks are not commands yet: on a cluster they
-// are refused (ErrNotReplicated) rather than made on one node only, where
-// they would tell the nodes apart for good.
+// Bots and incoming webhooks, and their tokens, avatars and outgoing
+// webhooks, are commands too. Files are not in the log yet: a draft with
+// one is refused on a cluster (ErrFileNotReplicated) rather than stored on
+// one node only.
 
 // command is one write of those, as the log carries it. Its
 // JSON begins with "op", which no draft's does (isCommand).
 type command struct {
 	Op        string   `json:"op"`
-	Account   *Account `json:",omitempty"` // opFirstAdmin, opAccount
+	Account   *Account `json:",omitempty"` // opFirstAdmin, opAccount, opBot, opWebhook
 	Session   *Session `json:",omitempty"` // opSession
-	TokenHash []byte   `json:",omitempty"` // opSession, opSignOut, opReset
+	TokenHash []byte   `json:",omitempty"` // opSession, opSignOut, opReset, opBot, opBotToken; opWebhook: its secret's
 	AccountID int64    `json:",omitempty"` // the account a command changes
 	ID        int64    `json:",omitempty"` // opEndSession: the session's
 	Keep      int64    `json:",omitempty"` // opEndSessions, opPassword: the session that stays
@@ -50,10 +51,10 @@ type command struct {
 	At        int64    `json:",omitempty"` // opReset, opDeactivate, opBan: when, in Unix milliseconds
 	Addresses []string `json:",omitempty"` // opBan: the addresses to refuse
 	Spare     []string `json:",omitempty"` // opBan: the addresses never to refuse
-	Key       string   `json:",omitempty"` // opSetting, opSettingOr
-	Value     string   `json:",omitempty"` // opSetting, opSettingOr
+	Key       string   `json:",omitempty"` // opSetting, opSettingOr; opBotWebhook: the secret
+	Value     string   `json:",omitempty"` // opSetting, opSettingOr; a bot's prefix, avatar or webhook URL; opWebhook: who made it
 	Room      *Room    `json:",omitempty"` // opRoom, opRoomUpdate
-	Members   []int64  `json:",omitempty"` // opRoom: the people in the new room
+	Members   []int64  `json:",omitempty"` // opRoom: the people in the new room; opBot: its rooms
 	RoomID    int64    `json:",omitempty"` // opMember, opUnmember, opNotify (AccountID: whom)
 }
 
@@ -84,6 +85,12 @@ const (
 	// opDeleteMessagesOf is DeleteMessagesOf: an admin's deletion of
 	// everything a person wrote, beside a ban.
 	opDeleteMessagesOf = "delete_messages_of"
+	opBot              = "bot"            // CreateBot
+	opBotToken         = "bot_token"      // SetBotToken
+	opBotAvatar        = "bot_avatar"     // SetBotAvatar
+	opBotWebhook       = "bot_webhook"    // SetBotWebhook
+	opWebhook          = "webhook"        // CreateWebhook
+	opWebhookDelete    = "webhook_delete" // DeleteWebhook
 )
 
 // commandResult is what applying a command gave.
@@ -100,7 +107,8 @@ type commandResult struct {
 	RoomChange *RoomChange
 	// Deleted is the messages it deleted, by room, oldest first.
 	Deleted map[int64][]int64
-	Err     error // its refusal, reached alike on every node
+	Webhook Webhook // the incoming webhook it made or deleted
+	Err     error   // its refusal, reached alike on every node
 }
 
 // commandLog runs a command through a replicated log: publishes it, and
@@ -151,27 +159,6 @@ func (r commandResult) removed() int64 {
 	return int64(n)
 }
 
-// unshared refuses, on a cluster, a write that is not a command yet.
-func (s *Store) unshared(what string) error {
-	if s.shared != nil {
-		return &NotSharedError{What: what}
-	}
-	return nil
-}
-
-// NotSharedError is the store's refusal, on a cluster, of a write its log
-// does not carry yet. It is ErrNotReplicated.
-type NotSharedError struct {
-	What string // the write refused, as "create a room"
-}
-
-func (e *NotSharedError) Error() string {
-	return "this chat runs on several servers, which cannot " + e.What + " yet: see README, Several Pis, one chat"
-}
-
-// Is makes a NotSharedError ErrNotReplicated.
-func (e *NotSharedError) Is(target error) bool { return target == ErrNotReplicated }
-
 // refused reports whether err is a command's refusal, which every node
 // reaches alike from the same rows: one of the store's own refusals, or a
 // constraint of the schema. Anything else (a full disk, a busy database)
@@ -179,7 +166,8 @@ func (e *NotSharedError) Is(target error) bool { return target == ErrNotReplicat
 func refused(err error) bool {
 	var se *sqlite.Error
 	return errors.Is(err, ErrNameTaken) || errors.Is(err, ErrSetupDone) || errors.Is(err, ErrNotFound) ||
-		errors.Is(err, ErrLastAdmin) || errors.Is(err, ErrBanned) || errors.Is(err, ErrSlugTaken) || (errors.As(err, &se) && se.Code()&0xff == sqliteConstraint)
+		errors.Is(err, ErrLastAdmin) || errors.Is(err, ErrBanned) || errors.Is(err, ErrSlugTaken) ||
+		errors.Is(err, ErrNotBot) || errors.Is(err, ErrTooManyWebhooks) || (errors.As(err, &se) && se.Code()&0xff == sqliteConstraint)
 }
 
 // sqliteConstraint is SQLITE_CONSTRAINT, the primary code of every
@@ -275,6 +263,30 @@ func applyCommand(ctx context.Context, tx *sql.Tx, c command, id int64) (command
 		if removed, err = removeMember(ctx, tx, c.RoomID, c.AccountID); removed {
 			r.RoomChange = &RoomChange{ID: c.RoomID, Left: []int64{c.AccountID}}
 		}
+	case opBot:
+		if c.Account == nil {
+			return r, fmt.Errorf("%w: %s without an account", errUnknownCommand, c.Op)
+		}
+		a := *c.Account
+		a.ID = id
+		r.Account, err = createBot(ctx, tx, a, c.Members, c.TokenHash, c.Value)
+		r.Made = err == nil
+	case opBotToken:
+		err = updatedOne(ctx, tx, "UPDATE bots SET token_hash = ?, prefix = ? WHERE account_id = ?", c.TokenHash, c.Value, c.AccountID)
+	case opBotAvatar:
+		err = updatedOne(ctx, tx, "UPDATE accounts SET avatar = ? WHERE id = ? AND role = 'bot'", c.Value, c.AccountID)
+	case opBotWebhook:
+		err = setBotWebhook(ctx, tx, c.AccountID, c.Value, c.Key, c.At)
+	case opWebhook:
+		if c.Account == nil {
+			return r, fmt.Errorf("%w: %s without an account", errUnknownCommand, c.Op)
+		}
+		r.Webhook, err = createWebhook(ctx, tx, c.RoomID, *c.Account, c.TokenHash, c.Value, id)
+		if err == nil {
+			r.Account, r.Made = Account{ID: r.Webhook.AccountID}, true
+		}
+	case opWebhookDelete:
+		r.Webhook, err = deleteWebhook(ctx, tx, c.ID)
 	case opDeleteMessagesOf:
 		r.Deleted, err = deleteMessagesOf(ctx, tx, c.AccountID)
 	case opNotify:

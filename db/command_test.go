@@ -310,11 +310,10 @@ func TestAccountsAndSessionsAreSharedByTheNodes(t *testing.T) {
 		t.Errorf("a refuses %v (%v) after the unban through b", left, err)
 	}
 
-	// What is not shared yet is refused, with what to do.
-	_, err = n.b.CreateBot(ctx, "Helper", "helper", nil, hash("bot token"), "nc_x", now)
-	var notShared *db.NotSharedError
-	if !errors.As(err, &notShared) || !errors.Is(err, db.ErrNotReplicated) {
-		t.Errorf("a bot on a cluster: %v, want a NotSharedError", err)
+	// What is not shared yet, a file, is refused.
+	err = n.wb.Append(ctx, db.Draft{User: "Bob", UserID: bob.ID, Message: "a picture", File: &db.Upload{Name: "a.txt", Type: "text/plain", Data: []byte("x")}}, nil)
+	if !errors.Is(err, db.ErrFileNotReplicated) || !errors.Is(err, db.ErrNotReplicated) {
+		t.Errorf("a file on a cluster: %v, want ErrFileNotReplicated", err)
 	}
 
 	// Both nodes hold the same accounts and sessions.
@@ -694,6 +693,111 @@ func TestAPersonsMessagesAreDeletedOnEveryNode(t *testing.T) {
 	case got := <-n.deletedA:
 		t.Errorf("a, which made the deletion, was told of it too: %v", got)
 	default:
+	}
+}
+
+// On a cluster, a bot or an incoming webhook made through one node works
+// through every node at once, under the same id; its new token, avatar
+// and outgoing webhook are every node's, and a deleted webhook opens
+// nothing anywhere.
+func TestBotsAndWebhooksAreSharedByTheNodes(t *testing.T) {
+	ctx := context.Background()
+	n := newTwoNodes(t)
+	now := time.Now().Truncate(time.Millisecond)
+	ann, err := n.a.CreateAccount(ctx, db.Account{Name: "Ann", NameKey: "ann", PasswordHash: "h", Role: db.RoleMember, Created: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A bot made through a is known to b straight away, by its token.
+	heron, err := n.a.CreateBot(ctx, "Heron", "heron", []int64{db.DefaultRoom}, hash("token 1"), "nochat_bot_1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := n.b.BotByToken(ctx, hash("token 1")); err != nil || got.ID != heron.ID || got.Name != "Heron" {
+		t.Fatalf("the bot's token on b: %+v, %v; want Heron, %d", got, err, heron.ID)
+	}
+	if _, err := n.a.CreateBot(ctx, "HERON", "heron", nil, hash("token 2"), "nochat_bot_2", now); !errors.Is(err, db.ErrNameTaken) {
+		t.Errorf("a second Heron: %v, want ErrNameTaken", err)
+	}
+	// It posts through b.
+	sent := make(chan error, 1)
+	if err := n.wb.Append(ctx, db.Draft{User: "Heron", UserID: heron.ID, Bot: true, Message: "all systems nominal", CID: "h1"}, sent); err != nil {
+		t.Fatalf("a post from the bot through b: %v", err)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+
+	// A new token, an avatar and an outgoing webhook through b hold on a.
+	before, err := n.a.BotTokensVersion(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.b.SetBotToken(ctx, heron.ID, hash("token 3"), "nochat_bot_3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.b.SetBotAvatar(ctx, heron.ID, "🐦"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.b.SetBotWebhook(ctx, heron.ID, "https://bots.example.org/heron", "whsec_1", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.b.SetBotAvatar(ctx, ann.ID, "🐦"); !errors.Is(err, db.ErrNotBot) {
+		t.Errorf("an avatar for a person through b: %v, want ErrNotBot", err)
+	}
+	n.caughtUp(t)
+	if _, err := n.a.BotByToken(ctx, hash("token 1")); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("the old token on a: %v, want ErrNotFound", err)
+	}
+	if got, err := n.a.BotByToken(ctx, hash("token 3")); err != nil || got.ID != heron.ID {
+		t.Errorf("the new token on a: %+v, %v", got, err)
+	}
+	if after, err := n.a.BotTokensVersion(ctx); err != nil || after == before {
+		t.Errorf("a's bot tokens version: %d, then %d (%v); want it moved, so a closes the bot's sockets", before, after, err)
+	}
+	if avatar, err := n.a.Avatar(ctx, heron.ID); err != nil || avatar != "🐦" {
+		t.Errorf("the avatar on a: %q, %v", avatar, err)
+	}
+	hooks, err := n.a.BotWebhooks(ctx)
+	if err != nil || len(hooks) != 1 || hooks[0].Bot.ID != heron.ID || hooks[0].URL != "https://bots.example.org/heron" || hooks[0].Secret != "whsec_1" {
+		t.Errorf("the webhooks on a: %+v, %v", hooks, err)
+	}
+
+	// An incoming webhook made through b opens on a, and posts there.
+	hook, err := n.b.CreateWebhook(ctx, db.DefaultRoom, "Doorbell", "doorbell", hash("secret"), "Ann", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, secret, err := n.a.WebhookSecret(ctx, hook.ID)
+	if err != nil || got.AccountID != hook.AccountID || got.Name != "Doorbell" || string(secret) != string(hash("secret")) {
+		t.Fatalf("the webhook on a: %+v %x, %v; want %+v", got, secret, err, hook)
+	}
+	sent = make(chan error, 1)
+	if err := n.wa.Append(ctx, db.Draft{User: "Doorbell", UserID: hook.AccountID, Bot: true, Message: "ding", CID: "d1"}, sent); err != nil {
+		t.Fatalf("a post from the webhook through a: %v", err)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.a.DeleteWebhook(ctx, hook.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.b.DeleteWebhook(ctx, hook.ID); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("deleting it again through b: %v, want ErrNotFound", err)
+	}
+	if _, _, err := n.b.WebhookSecret(ctx, hook.ID); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("the deleted webhook on b: %v, want ErrNotFound", err)
+	}
+	n.caughtUp(t)
+	for name, s := range map[string]*db.Store{"a": n.a, "b": n.b} {
+		bots, err := s.Bots(ctx)
+		if err != nil || len(bots) != 1 || bots[0].ID != heron.ID || bots[0].Prefix != "nochat_bot_3" || bots[0].Avatar != "🐦" || !slices.Equal(bots[0].Rooms, []int64{db.DefaultRoom}) {
+			t.Errorf("%s's bots: %+v, %v; want Heron as changed through b", name, bots, err)
+		}
+		if hooks, err := s.Webhooks(ctx, 0); err != nil || len(hooks) != 0 {
+			t.Errorf("%s's webhooks: %+v, %v; want none", name, hooks, err)
+		}
 	}
 }
 

@@ -20,12 +20,16 @@ import (
 // cid: if the entry did reach the log after all, the send is a duplicate.
 var ErrUnavailable = errors.New("the cluster cannot confirm writes now")
 
-// ErrNotReplicated is the refusal of a write a cluster cannot share yet:
-// Append's of a draft with a file, or in a room or from an account the
-// log did not make; the store's of a change to bots and webhooks
-// (a NotSharedError, command.go).
-// A write made on one node only would tell the nodes apart for good.
+// ErrNotReplicated is Append's refusal, on a cluster, of a draft it cannot
+// share: one with a file (ErrFileNotReplicated), or in a room or from an
+// account the log did not make (made on one node before the cluster
+// shared them). Stored on one node only, it would tell the nodes apart
+// for good.
 var ErrNotReplicated = errors.New("this chat runs on several servers, which do not share this yet")
+
+// ErrFileNotReplicated is ErrNotReplicated for a draft with a file: the
+// log carries no files yet.
+var ErrFileNotReplicated = fmt.Errorf("%w: files", ErrNotReplicated)
 
 // Stream is a replicated, ordered log of entries: what a ReplicatedWriter
 // publishes drafts to and applies from. Package cluster implements it over
@@ -183,7 +187,7 @@ func NewReplicatedWriter[T any](s *Store, stream Stream, maxBatch int, onCommit 
 // nodes.
 func (w *ReplicatedWriter[T]) Append(ctx context.Context, d Draft, tag T) error {
 	if d.File != nil {
-		return ErrNotReplicated
+		return ErrFileNotReplicated
 	}
 	if _, ok := w.rooms.Load(d.roomOr()); d.roomOr() != DefaultRoom && !ok {
 		return ErrNotReplicated

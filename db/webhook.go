@@ -35,45 +35,44 @@ type Webhook struct {
 // secretHash, with a new bot account named name (key is its name key:
 // ErrNameTaken if another account has it) in that room only.
 func (s *Store) CreateWebhook(ctx context.Context, room int64, name, key string, secretHash []byte, by string, now time.Time) (Webhook, error) {
-	if err := s.unshared("add a webhook"); err != nil {
-		return Webhook{}, err
-	}
-	h := Webhook{Room: room, Name: name, Created: now, CreatedBy: by}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM webhooks WHERE room_id = ?", room).Scan(&n); err != nil {
-			return err
-		}
-		if n >= MaxWebhooksPerRoom {
-			return ErrTooManyWebhooks
-		}
-		a, err := insertAccount(ctx, tx, Account{Name: name, NameKey: key, Role: RoleBot, Created: now})
-		if err != nil {
-			return err
-		}
-		h.AccountID = a.ID
-		// Every new account joins the default room by trigger; a
-		// webhook's is in its room only.
-		if _, err := tx.ExecContext(ctx, "DELETE FROM members WHERE user_id = ?", a.ID); err != nil {
-			return err
-		}
-		if _, err := addMember(ctx, tx, room, a.ID, now.UnixMilli()); err != nil {
-			return fmt.Errorf("room %d: %w", room, err)
-		}
-		res, err := tx.ExecContext(ctx, "INSERT INTO webhooks (room_id, account_id, secret_hash, created, created_by) VALUES (?, ?, ?, ?, ?)", room, a.ID, secretHash, now.UnixMilli(), by)
-		if err != nil {
-			return err
-		}
-		h.ID, err = res.LastInsertId()
-		return err
-	})
+	a := Account{Name: name, NameKey: key, Role: RoleBot, Created: now}
+	r, err := s.command(ctx, command{Op: opWebhook, RoomID: room, Account: &a, TokenHash: secretHash, Value: by})
 	if err != nil {
 		if errors.Is(err, ErrNameTaken) || errors.Is(err, ErrTooManyWebhooks) {
 			return Webhook{}, err
 		}
 		return Webhook{}, fmt.Errorf("create webhook %q: %w", name, err)
 	}
-	return h, nil
+	return r.Webhook, nil
+}
+
+// createWebhook is CreateWebhook in tx. id is the webhook's and its
+// account's id, as for insertAccount.
+func createWebhook(ctx context.Context, tx *sql.Tx, room int64, a Account, secretHash []byte, by string, id int64) (Webhook, error) {
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM webhooks WHERE room_id = ?", room).Scan(&n); err != nil {
+		return Webhook{}, err
+	}
+	if n >= MaxWebhooksPerRoom {
+		return Webhook{}, ErrTooManyWebhooks
+	}
+	a.ID = id
+	a, err := insertAccount(ctx, tx, a)
+	if err != nil {
+		return Webhook{}, err
+	}
+	h := Webhook{Room: room, AccountID: a.ID, Name: a.Name, Created: a.Created, CreatedBy: by}
+	// Every new account joins the default room by trigger; a webhook's is
+	// in its room only.
+	if _, err := tx.ExecContext(ctx, "DELETE FROM members WHERE user_id = ?", a.ID); err != nil {
+		return Webhook{}, err
+	}
+	if _, err := addMember(ctx, tx, room, a.ID, a.Created.UnixMilli()); err != nil {
+		return Webhook{}, fmt.Errorf("room %d: %w", room, err)
+	}
+	err = tx.QueryRowContext(ctx, "INSERT INTO webhooks (id, room_id, account_id, secret_hash, created, created_by) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+		nullID(id), room, a.ID, secretHash, a.Created.UnixMilli(), by).Scan(&h.ID)
+	return h, err
 }
 
 const webhookColumns = "w.id, w.room_id, w.account_id, a.name, w.created, w.created_by, w.last_used"
@@ -99,7 +98,16 @@ func scanWebhook(row interface{ Scan(...any) error }, extra ...any) (Webhook, er
 // or deleted by another process (`nochat webhook`) counts at once.
 func (s *Store) WebhookSecret(ctx context.Context, id int64) (Webhook, []byte, error) {
 	var hash []byte
-	h, err := scanWebhook(s.read.QueryRowContext(ctx, "SELECT "+webhookColumns+", w.secret_hash FROM webhooks w JOIN accounts a ON a.id = w.account_id WHERE w.id = ?", id), &hash)
+	find := func() (Webhook, error) {
+		return scanWebhook(s.read.QueryRowContext(ctx, "SELECT "+webhookColumns+", w.secret_hash FROM webhooks w JOIN accounts a ON a.id = w.account_id WHERE w.id = ?", id), &hash)
+	}
+	h, err := find()
+	if errors.Is(err, sql.ErrNoRows) && s.shared != nil {
+		// One made through another node a moment ago (see
+		// SessionByToken).
+		s.shared.catchUp(ctx)
+		h, err = find()
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return Webhook{}, nil, fmt.Errorf("webhook %d: %w", id, ErrNotFound)
 	}
@@ -132,29 +140,27 @@ func (s *Store) Webhooks(ctx context.Context, room int64) ([]Webhook, error) {
 // on), and takes its account out of its room; it returns what it was, or
 // ErrNotFound.
 func (s *Store) DeleteWebhook(ctx context.Context, id int64) (Webhook, error) {
-	if err := s.unshared("delete a webhook"); err != nil {
-		return Webhook{}, err
-	}
-	var h Webhook
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		h, err = scanWebhook(tx.QueryRowContext(ctx, "SELECT "+webhookColumns+" FROM webhooks w JOIN accounts a ON a.id = w.account_id WHERE w.id = ?", id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM webhooks WHERE id = ?", id); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, "DELETE FROM members WHERE room_id = ? AND user_id = ?", h.Room, h.AccountID)
-		return err
-	})
+	r, err := s.command(ctx, command{Op: opWebhookDelete, ID: id})
 	if err != nil {
 		return Webhook{}, fmt.Errorf("delete webhook %d: %w", id, err)
 	}
-	return h, nil
+	return r.Webhook, nil
+}
+
+// deleteWebhook is DeleteWebhook in tx.
+func deleteWebhook(ctx context.Context, tx *sql.Tx, id int64) (Webhook, error) {
+	h, err := scanWebhook(tx.QueryRowContext(ctx, "SELECT "+webhookColumns+" FROM webhooks w JOIN accounts a ON a.id = w.account_id WHERE w.id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Webhook{}, ErrNotFound
+	}
+	if err != nil {
+		return Webhook{}, err
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM webhooks WHERE id = ?", id); err != nil {
+		return Webhook{}, err
+	}
+	_, err = tx.ExecContext(ctx, "DELETE FROM members WHERE room_id = ? AND user_id = ?", h.Room, h.AccountID)
+	return h, err
 }
 
 // TouchWebhook records that webhook id posted at now.

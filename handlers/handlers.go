@@ -104,11 +104,6 @@ var errClusterUnavailable = &chat.Refusal{Code: "unavailable", Text: "this chat 
 // writeError answers with {"error": "..."}. Server-side failures are logged
 // once here and shown to the user as a plain message, without internals.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, status int, err error) {
-	// A cluster's refusal of what it does not share yet is the same
-	// wherever it comes from, and says what to do.
-	if notShared, ok := errors.AsType[*db.NotSharedError](err); ok {
-		status, err = http.StatusForbidden, notShared
-	}
 	if errors.Is(err, db.ErrUnavailable) {
 		status, err = http.StatusServiceUnavailable, errClusterUnavailable
 	}
