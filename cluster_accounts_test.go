@@ -4,10 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,10 +31,21 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the processes run a binary built without the race detector: the plain run tests them")
 	}
+	// A bot's outgoing webhook: it counts its calls, and answers.
+	var calls atomic.Int32
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "all systems nominal")
+	}))
+	defer receiver.Close()
+	_, port, _ := net.SplitHostPort(receiver.Listener.Addr().String())
+
 	c := newTestCluster(t, 3)
 	// No admin password: each node logs a set-up link of its own. The
-	// nodes trust X-Forwarded-For, as behind Caddy.
-	c.env = []string{"NOCHAT_ADMIN_PASSWORD=", "NOCHAT_LOG_LEVEL=info", "NOCHAT_TRUST_PROXY=true"}
+	// nodes trust X-Forwarded-For, as behind Caddy, and let bots call the
+	// receiver.
+	c.env = []string{"NOCHAT_ADMIN_PASSWORD=", "NOCHAT_LOG_LEVEL=info", "NOCHAT_TRUST_PROXY=true", "NOCHAT_WEBHOOK_ALLOW=localhost:" + port}
 	c.startAll()
 	n1, n2, n3 := c.nodes[0].p, c.nodes[1].p, c.nodes[2].p
 	_, token := processSetupLink(t, n1)
@@ -120,10 +135,44 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 		t.Errorf("Garden's history on n1: %d %s", status, body)
 	}
 
-	// Not shared yet: refused, saying so, and nothing is made.
-	p = fetchWith(t, "POST", n2.url+"/admin/bots", cookie, url.Values{"name": {"Helper"}}, http.Header{"Accept": {"application/json"}, "Origin": {n2.url}})
-	if p.status != http.StatusForbidden || !strings.Contains(p.body, "several servers") {
-		t.Errorf("a new bot on a cluster: %d %s, want 403 saying why", p.status, p.body)
+	// A bot made on n2's dashboard, with an outgoing webhook: Ann
+	// mentions it through n3, and it is called once (by n3, not by every
+	// node), its answer reaching her page on n1; its token works on n1.
+	p = fetchWith(t, "POST", n2.url+"/admin/bots", cookie, url.Values{"name": {"Heron"}, "room": {"1"}, "webhook": {"http://localhost:" + port + "/hook"}}, http.Header{"Origin": {n2.url}})
+	botToken := botTokenRe.FindString(p.body)
+	if p.status != http.StatusOK || botToken == "" {
+		t.Fatalf("a bot through n2: %d, token %q", p.status, botToken)
+	}
+	req, err := http.NewRequest("GET", n1.url+"/rooms/lobby/messages/latest/1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+botToken)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("the bot's token on n1: %v %v, want 200", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	time.Sleep(1200 * time.Millisecond) // a node reads the bots' webhooks again once a second
+	dialSignedIn(t, n3.url, cookie).sendOK("@Heron status?", "a2")
+	for _, want := range []string{"@Heron status?", "all systems nominal"} {
+		if f := page.next(); f.Type != "message" || f.Data.Message != want {
+			t.Fatalf("Ann's page on n1 got %+v, want the message %q", f, want)
+		}
+	}
+	time.Sleep(time.Second) // time for another node's call, were there one
+	if n := calls.Load(); n != 1 {
+		t.Errorf("the bot's webhook was called %d times for one mention, want once", n)
+	}
+
+	// Not shared yet: files. The page offers none, and an upload is
+	// refused, saying why.
+	if p := fetch(t, "GET", n2.url+"/", cookie, nil); p.status != http.StatusOK || strings.Contains(p.body, `id="attach"`) {
+		t.Errorf("n2's page: %d, with a paperclip %v; want none on a cluster", p.status, strings.Contains(p.body, `id="attach"`))
+	}
+	p = fetchWith(t, "POST", n2.url+"/rooms/lobby/files", cookie, url.Values{}, http.Header{"Origin": {n2.url}})
+	if p.status != http.StatusForbidden || !strings.Contains(p.body, "files") {
+		t.Errorf("an upload on a cluster: %d %s, want 403 saying files are not shared", p.status, p.body)
 	}
 
 	// Anyone may join, she says through n1; Bob joins through n3 (from an
@@ -166,7 +215,7 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 	if bobID == 0 {
 		t.Fatalf("Bob's message %d is not in n1's history under an account: %+v", said, history)
 	}
-	req, err := http.NewRequest("POST", n2.url+"/admin/people/"+strconv.FormatInt(bobID, 10)+"/ban", strings.NewReader("delete_messages=on"))
+	req, err = http.NewRequest("POST", n2.url+"/admin/people/"+strconv.FormatInt(bobID, 10)+"/ban", strings.NewReader("delete_messages=on"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,6 +271,9 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 		}
 	}
 }
+
+// botTokenRe finds a bot's token on the dashboard.
+var botTokenRe = regexp.MustCompile(`nochat_bot_[A-Za-z0-9_-]{43}`)
 
 // jsonCall makes a JSON request with a session cookie, as the page does,
 // and returns the answer's status and body.
