@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,9 +23,9 @@ import (
 // Accounts and sign-ins are the cluster's: the first admin, made through
 // one node's set-up link, is signed in on every node (the cookie goes to
 // all three, as it would through a load balancer); her message sent
-// through another node is hers on all of them; so is a room she makes,
-// and what she posts in it; signing out on one node closes her page on
-// another. What the cluster does not share yet is refused, saying so.
+// through another node is hers on all of them; so are a room she makes,
+// what she posts in it, a file, a bot; signing out on one node closes her
+// page on another.
 func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three processes: not in -short")
@@ -165,14 +167,45 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 		t.Errorf("the bot's webhook was called %d times for one mention, want once", n)
 	}
 
-	// Not shared yet: files. The page offers none, and an upload is
-	// refused, saying why.
-	if p := fetch(t, "GET", n2.url+"/", cookie, nil); p.status != http.StatusOK || strings.Contains(p.body, `id="attach"`) {
-		t.Errorf("n2's page: %d, with a paperclip %v; want none on a cluster", p.status, strings.Contains(p.body, `id="attach"`))
+	// A file she sends through n2 reaches her page on n1, and n1 and n3
+	// serve it, byte for byte: 6 MB, six times what a NATS message takes
+	// unless told otherwise.
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	fw, err := mw.CreateFormFile("file", "plan.txt")
+	if err != nil {
+		t.Fatal(err)
 	}
-	p = fetchWith(t, "POST", n2.url+"/rooms/lobby/files", cookie, url.Values{}, http.Header{"Origin": {n2.url}})
-	if p.status != http.StatusForbidden || !strings.Contains(p.body, "files") {
-		t.Errorf("an upload on a cluster: %d %s, want 403 saying files are not shared", p.status, p.body)
+	plan := strings.Repeat("rows of tomatoes, then beans, then the row of leeks by the fence\n", 6<<20/64)
+	io.WriteString(fw, plan)
+	mw.WriteField("message", "the plan")
+	mw.Close()
+	req, err = http.NewRequest("POST", n2.url+"/rooms/garden/files", &form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Cookie", cookie)
+	req.Header.Set("Origin", n2.url)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var sent struct {
+		ID int64 `json:"id"`
+	}
+	if resp.StatusCode != http.StatusCreated || json.Unmarshal(answer, &sent) != nil {
+		t.Fatalf("a file through n2: %d %s", resp.StatusCode, answer)
+	}
+	if f := page.next(); f.Type != "message" || f.Data.ID != sent.ID || f.Data.Message != "the plan" {
+		t.Fatalf("Ann's page on n1 got %+v, want her file's message %d", f, sent.ID)
+	}
+	for _, n := range []*process{n1, n3} {
+		if p := fetch(t, "GET", n.url+"/files/"+strconv.FormatInt(sent.ID, 10), cookie, nil); p.status != http.StatusOK || p.body != plan {
+			t.Errorf("the file on %s: %d, %d bytes; want the plan's %d", n.url, p.status, len(p.body), len(plan))
+		}
 	}
 
 	// Anyone may join, she says through n1; Bob joins through n3 (from an

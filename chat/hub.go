@@ -376,7 +376,7 @@ func appendRefusal(err error) error {
 	case errors.Is(err, db.ErrClosed):
 		return ErrShutdown
 	case errors.Is(err, db.ErrNotReplicated):
-		return notShared(err)
+		return ErrNotShared
 	}
 	return err
 }
@@ -385,17 +385,9 @@ func appendRefusal(err error) error {
 // hub's context, which ends only when the hub closes.
 func socketRefusal(err error) error {
 	if errors.Is(err, db.ErrNotReplicated) {
-		return notShared(err)
+		return ErrNotShared
 	}
 	return ErrShutdown
-}
-
-// notShared is what a sender is told of a draft a cluster does not share.
-func notShared(err error) error {
-	if errors.Is(err, db.ErrFileNotReplicated) {
-		return ErrFilesNotShared
-	}
-	return ErrNotShared
 }
 
 var errNoReply = &Refusal{"bad_request", "reply_to: no such message in this room"}

@@ -29,9 +29,6 @@ var (
 	// alone, before the cluster shared rooms and accounts, takes no
 	// messages (db.ErrNotReplicated).
 	ErrNotShared = &Refusal{"not_shared", "this chat runs on several servers, and this room or account was made on one of them alone, before they shared rooms and accounts: it takes no messages"}
-	// ErrFilesNotShared: a cluster shares no files yet
-	// (db.ErrFileNotReplicated).
-	ErrFilesNotShared = &Refusal{"not_shared", "this chat runs on several servers, which do not share files and pictures yet: send words, or a link"}
 	// ErrUnavailable: a cluster node cut off from most of the others
 	// cannot have a message confirmed, so it refuses rather than accept it.
 	ErrUnavailable = &Refusal{"unavailable", "too few of the chat's servers are reachable to store messages; try again shortly"}

@@ -143,6 +143,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("connect to NATS: %w", err)
 	}
 	n.nc = nc
+	if mp := nc.MaxPayload(); mp < int64(cfg.MaxEntry) {
+		// An external server's own bound: a message with a file near
+		// -max-upload would be refused at each send, after 12 s of trying.
+		n.Close()
+		return nil, fmt.Errorf("the NATS server at %s takes messages of up to %d bytes, and a message with its file (-max-upload) may take %d: raise the server's max_payload, or lower -max-upload", cfg.URL, mp, cfg.MaxEntry)
+	}
 	if n.js, err = jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishTimeout)); err != nil {
 		n.Close()
 		return nil, err

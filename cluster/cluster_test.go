@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"nochat/db"
@@ -324,5 +325,30 @@ func TestAStrangerCannotJoin(t *testing.T) {
 	}
 	if info, err := os.Stat(filepath.Join(cfgs[0].Dir, clientURLFile)); err != nil || info.Mode().Perm() != 0o600 {
 		t.Errorf("the client URL file, which holds the secret: %v, %v; want mode 0600", info.Mode(), err)
+	}
+}
+
+// An external NATS server that takes smaller messages than a message with
+// its largest file is refused at start, saying what to change, rather
+// than found out at each send of a picture.
+func TestAnExternalServerTooSmallForFilesIsRefused(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, MaxPayload: 1 << 20, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	defer srv.Shutdown()
+	if !srv.ReadyForConnections(5 * time.Second) {
+		t.Fatal("the NATS server did not start")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := Start(ctx, Config{Node: "pi1", URL: srv.ClientURL(), Replicas: 3, MaxEntry: 16 << 20})
+	if err == nil {
+		n.Close()
+		t.Fatal("a server that takes 1 MB messages was taken for 16 MB entries")
+	}
+	if !strings.Contains(err.Error(), "max_payload") || !strings.Contains(err.Error(), "-max-upload") {
+		t.Errorf("the refusal: %v; want it to name max_payload and -max-upload", err)
 	}
 }

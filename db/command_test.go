@@ -91,8 +91,7 @@ func hash(token string) []byte {
 // On a cluster, an account, a sign-in, a sign-out and a new password made
 // on one node are there on every node, under the same ids: a person signs
 // up through one node and carries on through another. A refusal (a name
-// taken, a used set-up link) is the same on every node. What is not shared
-// yet is refused, not made on one node only.
+// taken, a used set-up link) is the same on every node.
 func TestAccountsAndSessionsAreSharedByTheNodes(t *testing.T) {
 	ctx := context.Background()
 	n := newTwoNodes(t)
@@ -310,12 +309,6 @@ func TestAccountsAndSessionsAreSharedByTheNodes(t *testing.T) {
 		t.Errorf("a refuses %v (%v) after the unban through b", left, err)
 	}
 
-	// What is not shared yet, a file, is refused.
-	err = n.wb.Append(ctx, db.Draft{User: "Bob", UserID: bob.ID, Message: "a picture", File: &db.Upload{Name: "a.txt", Type: "text/plain", Data: []byte("x")}}, nil)
-	if !errors.Is(err, db.ErrFileNotReplicated) || !errors.Is(err, db.ErrNotReplicated) {
-		t.Errorf("a file on a cluster: %v, want ErrFileNotReplicated", err)
-	}
-
 	// Both nodes hold the same accounts and sessions.
 	n.caughtUp(t)
 	for _, id := range []int64{ann.ID, bob.ID} {
@@ -528,6 +521,29 @@ func TestRoomsAreSharedByTheNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A file Bob sends through b is on a, byte for byte, under the
+	// message's id.
+	sent = make(chan error, 1)
+	file := &db.Upload{Name: "plan.txt", Type: "text/plain", Data: []byte("rows of tomatoes, then beans"), Quota: 1 << 20}
+	if err := n.wb.Append(ctx, db.Draft{User: "Bob", UserID: bob.ID, Message: "the plan", CID: "g2", Room: garden.ID, File: file}, sent); err != nil {
+		t.Fatalf("a file on a cluster: %v", err)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	n.caughtUp(t)
+	last, err := n.a.LatestIn(ctx, garden.ID, 1)
+	if err != nil || len(last) != 1 || last[0].File == nil {
+		t.Fatalf("Garden's newest message on a: %+v, %v; want Bob's file", last, err)
+	}
+	meta, err := n.a.FileInfo(ctx, last[0].ID)
+	if err != nil || meta.Name != "plan.txt" || meta.Room != garden.ID {
+		t.Errorf("the file on a: %+v, %v; want Bob's plan, in Garden", meta, err)
+	}
+	if data, err := n.a.FileBytes(ctx, last[0].ID, false); err != nil || string(data) != string(file.Data) {
+		t.Errorf("the file's bytes on a: %q, %v; want %q", data, err, file.Data)
+	}
+
 	// Ann and Bob start their direct conversation at once, each through
 	// a node: they get one room.
 	type made struct {
@@ -609,8 +625,14 @@ func TestRoomsAreSharedByTheNodes(t *testing.T) {
 	if !reflect.DeepEqual(members[0], members[1]) || len(members[0][garden.ID]) != 1 || len(members[0][x.room.ID]) != 2 {
 		t.Errorf("members: %+v on a, %+v on b; want Ann in Garden, Ann and Bob in their room", members[0], members[1])
 	}
-	if len(history[0]) != 1 || len(history[1]) != 1 || history[0][0].Message.ID != history[1][0].Message.ID || history[1][0].Message.Room != garden.ID {
-		t.Errorf("history: %+v on a, %+v on b; want Bob's message in Garden on both", history[0], history[1])
+	if len(history[0]) != 2 || len(history[1]) != 2 {
+		t.Fatalf("history: %d messages on a, %d on b; want Bob's two in Garden on both", len(history[0]), len(history[1]))
+	}
+	for i := range history[0] {
+		x, y := history[0][i].Message, history[1][i].Message
+		if x.ID != y.ID || x.Message != y.Message || x.Room != garden.ID || y.Room != garden.ID {
+			t.Errorf("message %d: %+v on a, %+v on b; want the same, in Garden", i, x, y)
+		}
 	}
 	for name, ch := range map[string]chan db.RoomChange{"a": n.roomsA, "b": n.roomsB} {
 		select {

@@ -21,15 +21,10 @@ import (
 var ErrUnavailable = errors.New("the cluster cannot confirm writes now")
 
 // ErrNotReplicated is Append's refusal, on a cluster, of a draft it cannot
-// share: one with a file (ErrFileNotReplicated), or in a room or from an
-// account the log did not make (made on one node before the cluster
-// shared them). Stored on one node only, it would tell the nodes apart
+// share: one in a room or from an account the log did not make (made on
+// one node before the cluster shared them). Stored on one node only, it would tell the nodes apart
 // for good.
 var ErrNotReplicated = errors.New("this chat runs on several servers, which do not share this yet")
-
-// ErrFileNotReplicated is ErrNotReplicated for a draft with a file: the
-// log carries no files yet.
-var ErrFileNotReplicated = fmt.Errorf("%w: files", ErrNotReplicated)
 
 // Stream is a replicated, ordered log of entries: what a ReplicatedWriter
 // publishes drafts to and applies from. Package cluster implements it over
@@ -186,9 +181,6 @@ func NewReplicatedWriter[T any](s *Store, stream Stream, maxBatch int, onCommit 
 // alone (made before they were shared) is another, or none, on the other
 // nodes.
 func (w *ReplicatedWriter[T]) Append(ctx context.Context, d Draft, tag T) error {
-	if d.File != nil {
-		return ErrFileNotReplicated
-	}
 	if _, ok := w.rooms.Load(d.roomOr()); d.roomOr() != DefaultRoom && !ok {
 		return ErrNotReplicated
 	}

@@ -62,16 +62,6 @@ const (
 	maxFileName = 200
 )
 
-// pageUpload is the most bytes the page offers to upload: 0 on a
-// cluster's node, which takes no files yet, and the page shows no
-// paperclip.
-func pageUpload(d Deps) int64 {
-	if d.Cluster != nil {
-		return 0
-	}
-	return maxUpload(d)
-}
-
 func maxUpload(d Deps) int64 {
 	if d.MaxUpload > 0 {
 		return d.MaxUpload
@@ -134,7 +124,6 @@ type fileRoutes struct {
 	who       identifier
 	maxUpload int64
 	quota     int64 // 0: none
-	clustered bool  // a cluster's node: its log carries no files yet
 	uploads   chan struct{}
 	decodes   chan struct{}
 	downloads chan struct{}
@@ -152,7 +141,7 @@ func addFileRoutes(mux *http.ServeMux, d Deps) {
 	}
 	fr := &fileRoutes{
 		log: d.Log, hub: d.Hub, store: d.Store, who: d.Auth,
-		maxUpload: maxUpload(d), quota: quota, clustered: d.Cluster != nil,
+		maxUpload: maxUpload(d), quota: quota,
 		uploads:   make(chan struct{}, uploadSlots),
 		decodes:   make(chan struct{}, decodeSlots),
 		downloads: make(chan struct{}, downloadSlots),
@@ -192,10 +181,6 @@ func (fr *fileRoutes) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	case !a.Post:
 		writeError(w, r, fr.log, sendStatus(a.Why), a.Why)
-		return
-	case fr.clustered:
-		// Refused before the body is read, not after the upload.
-		writeError(w, r, fr.log, sendStatus(chat.ErrFilesNotShared), chat.ErrFilesNotShared)
 		return
 	}
 	key, err := idempotencyKey(r)

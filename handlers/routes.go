@@ -18,10 +18,10 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		admins = d.Auth
 	}
 	// d.Auth may be nil: its Identity is then always a guest's.
-	mux.Handle("GET /{$}", handleRoot(d.Log, d.Hub, d.Store, admins, d.Auth, d.Assets, pageUpload(d)))
-	mux.Handle("GET /r/{slug}", handleRoot(d.Log, d.Hub, d.Store, admins, d.Auth, d.Assets, pageUpload(d)))
+	mux.Handle("GET /{$}", handleRoot(d.Log, d.Hub, d.Store, admins, d.Auth, d.Assets, maxUpload(d)))
+	mux.Handle("GET /r/{slug}", handleRoot(d.Log, d.Hub, d.Store, admins, d.Auth, d.Assets, maxUpload(d)))
 	// A message's permalink: its room, around it.
-	mux.Handle("GET /r/{slug}/{id}", handleRoot(d.Log, d.Hub, d.Store, admins, d.Auth, d.Assets, pageUpload(d)))
+	mux.Handle("GET /r/{slug}/{id}", handleRoot(d.Log, d.Hub, d.Store, admins, d.Auth, d.Assets, maxUpload(d)))
 	mux.Handle("GET /discussion/latest/{n}", allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, handleLatest(d.Log, d.Store))))
 	mux.Handle("GET /discussion", allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, handleHistory(d.Log, d.Store))))
 	send := guardSend(d) // one limit for both ways to send

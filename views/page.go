@@ -40,7 +40,7 @@ type Chat struct {
 	// The limits the server enforces, which the composer checks first.
 	MaxMessage int   // characters in a message
 	MaxName    int   // characters in a name
-	MaxUpload  int64 // bytes in an uploaded file; 0: no uploads (a cluster's node)
+	MaxUpload  int64 // bytes in an uploaded file
 	// EditWindow is how long after sending one may edit a message.
 	EditWindow time.Duration
 
