@@ -26,7 +26,7 @@ import (
 const testSecret = "a-secret-of-the-test-cluster"
 
 // freePorts returns n loopback ports free at the time of asking.
-func freePorts(t *testing.T, n int) []string {
+func freePorts(t testing.TB, n int) []string {
 	t.Helper()
 	var addrs []string
 	for range n {
@@ -50,7 +50,7 @@ type node struct {
 	commits chan db.Commit[string]
 }
 
-func configs(t *testing.T, routes []string) []Config {
+func configs(t testing.TB, routes []string) []Config {
 	var cfgs []Config
 	for i, addr := range routes {
 		peers := slices.Delete(slices.Clone(routes), i, i+1)
@@ -64,7 +64,7 @@ func configs(t *testing.T, routes []string) []Config {
 
 // startAll starts the nodes together, as a cluster's first start does:
 // each waits for a quorum.
-func startAll(t *testing.T, cfgs []Config) []*node {
+func startAll(t testing.TB, cfgs []Config) []*node {
 	t.Helper()
 	nodes := make([]*node, len(cfgs))
 	var wg sync.WaitGroup
@@ -83,7 +83,7 @@ func startAll(t *testing.T, cfgs []Config) []*node {
 	return nodes
 }
 
-func startNode(t *testing.T, c Config, dbPath string) (*node, error) {
+func startNode(t testing.TB, c Config, dbPath string) (*node, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	n, err := Start(ctx, c)
