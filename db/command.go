@@ -118,6 +118,8 @@ type commandLog interface {
 	// catchUp waits, a short while at most, until this node has applied
 	// every write the log holds now.
 	catchUp(ctx context.Context)
+	// health is ErrLaterVersion while this node waits for an upgrade.
+	health() error
 }
 
 // commandPrefix is how every command's JSON begins, and no draft's: a
@@ -298,16 +300,26 @@ func applyCommand(ctx context.Context, tx *sql.Tx, c command, id int64) (command
 		err = tx.QueryRowContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
 			ON CONFLICT (key) DO UPDATE SET value = value RETURNING value`, c.Key, c.Value).Scan(&r.Value)
 	default:
-		// A command of a later version: every node of this version
-		// skips it alike. Rolling upgrades take the nodes to the same
-		// version before anyone uses what it adds.
-		return r, fmt.Errorf("%w: %q", errUnknownCommand, c.Op)
+		// A command of a later version, made through a node upgraded
+		// before this one. Skipped, it would leave this node without
+		// what it made for good; so this node applies nothing more until
+		// it is upgraded too, and then goes on from here.
+		return r, fmt.Errorf("%w (its command %q)", ErrLaterVersion, c.Op)
 	}
 	return r, err
 }
 
-// errUnknownCommand is an entry this version cannot apply as a command.
-var errUnknownCommand = errors.New("not a command of this version")
+// errUnknownCommand is an entry no version can apply as a command: one
+// that is not JSON, or lacks what its op needs. Every node skips it alike.
+var errUnknownCommand = errors.New("not a well-formed command")
+
+// ErrLaterVersion is a command of the cluster's log that a later version
+// of NoChat wrote, which this node cannot apply: it applies nothing more,
+// refuses writes (ErrUnavailable) and answers its health check 503 until
+// it runs that version too. A later version adds an op of its own for
+// anything an earlier one would apply differently, never a field to an
+// existing op.
+var ErrLaterVersion = errors.New("the cluster's log holds a change made by a later version of NoChat: upgrade this node")
 
 // applyCommandAt applies the log entry at seq, a command, to s in one
 // transaction with the log's position: the command's changes, unless it
@@ -331,6 +343,8 @@ func (s *Store) applyCommandAt(ctx context.Context, data []byte, seq int64) (com
 	}
 	switch {
 	case err == nil:
+	case errors.Is(err, ErrLaterVersion):
+		return commandResult{}, err // not moved past: applied once upgraded
 	case refused(err) || errors.Is(err, errUnknownCommand):
 		// Nothing of it stays; its place in the log still counts.
 		r = commandResult{Err: err}

@@ -284,7 +284,16 @@ func (s *Store) Close() error {
 }
 
 // Ping checks that the database answers a query.
+//
+// On a cluster's node that waits for an upgrade (ErrLaterVersion), it is
+// that error: the node serves what it has, and falls behind until it is
+// upgraded.
 func (s *Store) Ping(ctx context.Context) error {
+	if s.shared != nil {
+		if err := s.shared.health(); err != nil {
+			return err
+		}
+	}
 	var one int
 	if err := s.read.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
 		return fmt.Errorf("ping: %w", err)

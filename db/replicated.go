@@ -102,7 +102,11 @@ type ReplicatedWriter[T any] struct {
 	accounts sync.Map
 	// rooms are the ids of the rooms the log made, likewise: with the
 	// default room, the rooms that take messages (Append).
-	rooms   sync.Map
+	rooms sync.Map
+	// later is set while the log's next entry is a command of a later
+	// version (ErrLaterVersion): this node applies nothing until it is
+	// upgraded.
+	later   atomic.Bool
 	applied atomic.Int64  // the sequence applied up to
 	caught  chan struct{} // nudged whenever applied moves
 	// catching holds the one catchUp that asks the log at a time.
@@ -181,6 +185,9 @@ func NewReplicatedWriter[T any](s *Store, stream Stream, maxBatch int, onCommit 
 // alone (made before they were shared) is another, or none, on the other
 // nodes.
 func (w *ReplicatedWriter[T]) Append(ctx context.Context, d Draft, tag T) error {
+	if err := w.health(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	if _, ok := w.rooms.Load(d.roomOr()); d.roomOr() != DefaultRoom && !ok {
 		return ErrNotReplicated
 	}
@@ -425,6 +432,7 @@ func (w *ReplicatedWriter[T]) applyDrafts(batch []StreamEntry) bool {
 func (w *ReplicatedWriter[T]) applyCommand(e StreamEntry) bool {
 	for {
 		r, err := w.store.applyCommandAt(w.ctx, e.Data, e.Seq)
+		w.later.Store(errors.Is(err, ErrLaterVersion))
 		if err == nil {
 			w.waiting.Lock()
 			done, ok := w.commands[e.Key]
@@ -455,6 +463,15 @@ func (w *ReplicatedWriter[T]) applyCommand(e StreamEntry) bool {
 	}
 }
 
+// health is ErrLaterVersion while this node waits for an upgrade to apply
+// the log's next command.
+func (w *ReplicatedWriter[T]) health() error {
+	if w.later.Load() {
+		return ErrLaterVersion
+	}
+	return nil
+}
+
 // failed reports that applying the log at seq failed, and waits before it
 // is tried again; false if the writer closed meanwhile.
 func (w *ReplicatedWriter[T]) failed(seq int64, err error) bool {
@@ -482,6 +499,9 @@ func (w *ReplicatedWriter[T]) moved(seq int64) {
 func (w *ReplicatedWriter[T]) run(ctx context.Context, c command) (commandResult, error) {
 	if w.ctx.Err() != nil {
 		return commandResult{}, ErrClosed
+	}
+	if err := w.health(); err != nil {
+		return commandResult{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	data, err := json.Marshal(c)
 	if err != nil {

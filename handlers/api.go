@@ -268,7 +268,9 @@ type pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// handleHealth answers 200 "ok" when the database answers a query.
+// handleHealth answers 200 "ok" when the database answers a query, and
+// 503 on a cluster's node that waits for an upgrade (a load balancer then
+// sends its people to the others).
 func handleHealth(log *slog.Logger, store pinger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -276,6 +278,10 @@ func handleHealth(log *slog.Logger, store pinger) http.Handler {
 		if err := store.Ping(r.Context()); err != nil {
 			log.Error("health check", "err", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
+			if errors.Is(err, db.ErrLaterVersion) {
+				fmt.Fprintln(w, "this node is older than the cluster: upgrade it")
+				return
+			}
 			fmt.Fprintln(w, "database unavailable")
 			return
 		}
