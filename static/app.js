@@ -742,6 +742,7 @@
         const s = settling;
         settling = null;
         if (!s) return; // the room changed meanwhile: its own showing placed it
+        if (s.follow) trimOldest();
         regroup();
         if (s.follow) {
           scrollToBottom();
@@ -754,6 +755,24 @@
       if (document.hidden) setTimeout(settle, 50); else requestAnimationFrame(settle);
     }
     if (stick || adopted) settling.follow = true;
+  }
+
+  // KEEP_SHOWN bounds the messages a page holds while its reader follows
+  // the newest: a busy room, or the catch-up after a long outage, would
+  // otherwise grow the list without end (tens of thousands of lines made a
+  // page unresponsive for minutes). The oldest go from the top, out of
+  // sight, and "Load older messages" brings them back.
+  const KEEP_SHOWN = 1000;
+  function trimOldest() {
+    let extra = list.querySelectorAll('li.msg[data-id]').length - KEEP_SHOWN;
+    if (extra <= 0) return;
+    while (extra > 0 && list.firstElementChild) {
+      const li = list.firstElementChild;
+      if (li.matches('li.msg[data-id]')) extra--;
+      else if (li.matches('li.msg')) break; // a line not sent yet: never
+      li.remove(); // separators go with the messages below them
+    }
+    olderBtn.hidden = false;
   }
 
   function adoptPending(m) {
