@@ -320,7 +320,7 @@ func (b *broadcaster) notify(to audience, room int64, frame []byte) {
 // the live clients, in id order.
 func (b *broadcaster) deliver(c db.Commit[origin]) {
 	h := b.h
-	if len(c.Ended) > 0 || c.Account != nil || c.Room != nil || len(c.Deleted) > 0 {
+	if len(c.Ended) > 0 || c.Account != nil || c.Room != nil || len(c.Deleted) > 0 || c.Read != nil {
 		// A command of a cluster's log, made through another node.
 		if a := c.Account; a != nil {
 			b.accountChanged(*a)
@@ -330,6 +330,9 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 		}
 		for room, ids := range c.Deleted {
 			b.forget(room, 0, ids)
+		}
+		if r := c.Read; r != nil {
+			b.marked(nil, r.User, r.Room, r.ID) // every page of theirs here
 		}
 		b.endSessions(c.Ended)
 		return

@@ -43,7 +43,7 @@ type command struct {
 	Session   *Session `json:",omitempty"` // opSession
 	TokenHash []byte   `json:",omitempty"` // opSession, opSignOut, opReset, opBot, opBotToken; opWebhook: its secret's
 	AccountID int64    `json:",omitempty"` // the account a command changes
-	ID        int64    `json:",omitempty"` // opEndSession: the session's
+	ID        int64    `json:",omitempty"` // opEndSession: the session's; opRead: the message read up to
 	Keep      int64    `json:",omitempty"` // opEndSessions, opPassword: the session that stays
 	Kind      string   `json:",omitempty"` // opEndKind: a session's; opRole: the role; opNotify: the level
 	Hash      string   `json:",omitempty"` // opPassword, opReset: the new password's
@@ -82,6 +82,7 @@ const (
 	opMember      = "member"       // AddMember
 	opUnmember    = "unmember"     // RemoveMember
 	opNotify      = "notify"       // SetNotify
+	opRead        = "read"         // MarkRead, as the other nodes follow it
 	// opDeleteMessagesOf is DeleteMessagesOf: an admin's deletion of
 	// everything a person wrote, beside a ban.
 	opDeleteMessagesOf = "delete_messages_of"
@@ -107,8 +108,9 @@ type commandResult struct {
 	RoomChange *RoomChange
 	// Deleted is the messages it deleted, by room, oldest first.
 	Deleted map[int64][]int64
-	Webhook Webhook // the incoming webhook it made or deleted
-	Err     error   // its refusal, reached alike on every node
+	Webhook Webhook   // the incoming webhook it made or deleted
+	Read    *ReadMark // a read marker it moved
+	Err     error     // its refusal, reached alike on every node
 }
 
 // commandLog runs a command through a replicated log: publishes it, and
@@ -120,6 +122,8 @@ type commandLog interface {
 	catchUp(ctx context.Context)
 	// health is ErrLaterVersion while this node waits for an upgrade.
 	health() error
+	// shareRead has the other nodes move a read marker too, soon.
+	shareRead(room, user, id int64)
 }
 
 // commandPrefix is how every command's JSON begins, and no draft's: a
@@ -291,6 +295,11 @@ func applyCommand(ctx context.Context, tx *sql.Tx, c command, id int64) (command
 		r.Webhook, err = deleteWebhook(ctx, tx, c.ID)
 	case opDeleteMessagesOf:
 		r.Deleted, err = deleteMessagesOf(ctx, tx, c.AccountID)
+	case opRead:
+		var moved bool
+		if moved, err = markRead(ctx, tx, c.RoomID, c.AccountID, c.ID); moved {
+			r.Read = &ReadMark{Room: c.RoomID, User: c.AccountID, ID: c.ID}
+		}
 	case opNotify:
 		err = setNotify(ctx, tx, c.RoomID, c.AccountID, c.Kind)
 	case opSetting:

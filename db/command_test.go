@@ -30,14 +30,16 @@ type twoNodes struct {
 	// deletedA and deletedB the messages deleted.
 	roomsA, roomsB     chan db.RoomChange
 	deletedA, deletedB chan map[int64][]int64
+	readA, readB       chan db.ReadMark
 }
 
 func newTwoNodes(t *testing.T) *twoNodes {
 	t.Helper()
 	l := newElectingLog(0)
 	n := &twoNodes{endedA: make(chan []int64, 16), endedB: make(chan []int64, 16), changedA: make(chan db.AccountChange, 16), changedB: make(chan db.AccountChange, 16),
-		roomsA: make(chan db.RoomChange, 16), roomsB: make(chan db.RoomChange, 16), deletedA: make(chan map[int64][]int64, 16), deletedB: make(chan map[int64][]int64, 16)}
-	open := func(name string, ended chan []int64, changed chan db.AccountChange, rooms chan db.RoomChange, deleted chan map[int64][]int64) (*db.Store, *db.ReplicatedWriter[chan error]) {
+		roomsA: make(chan db.RoomChange, 16), roomsB: make(chan db.RoomChange, 16), deletedA: make(chan map[int64][]int64, 16), deletedB: make(chan map[int64][]int64, 16),
+		readA: make(chan db.ReadMark, 16), readB: make(chan db.ReadMark, 16)}
+	open := func(name string, ended chan []int64, changed chan db.AccountChange, rooms chan db.RoomChange, deleted chan map[int64][]int64, read chan db.ReadMark) (*db.Store, *db.ReplicatedWriter[chan error]) {
 		s, err := db.Open(context.Background(), filepath.Join(t.TempDir(), name), db.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -55,6 +57,9 @@ func newTwoNodes(t *testing.T) *twoNodes {
 			if c.Deleted != nil {
 				deleted <- c.Deleted
 			}
+			if c.Read != nil {
+				read <- *c.Read
+			}
 			for _, it := range c.Items {
 				if it.Tag != nil {
 					it.Tag <- c.Err
@@ -67,8 +72,8 @@ func newTwoNodes(t *testing.T) *twoNodes {
 		t.Cleanup(func() { w.Close(); s.Close() })
 		return s, w
 	}
-	n.a, n.wa = open("a.db", n.endedA, n.changedA, n.roomsA, n.deletedA)
-	n.b, n.wb = open("b.db", n.endedB, n.changedB, n.roomsB, n.deletedB)
+	n.a, n.wa = open("a.db", n.endedA, n.changedA, n.roomsA, n.deletedA, n.readA)
+	n.b, n.wb = open("b.db", n.endedB, n.changedB, n.roomsB, n.deletedB, n.readB)
 	return n
 }
 
@@ -842,6 +847,83 @@ func TestBotsAndWebhooksAreSharedByTheNodes(t *testing.T) {
 		if hooks, err := s.Webhooks(ctx, 0); err != nil || len(hooks) != 0 {
 			t.Errorf("%s's webhooks: %+v, %v; want none", name, hooks, err)
 		}
+	}
+}
+
+// A room read through one node is read on the other within a few
+// seconds: a page loaded through either counts the same messages unread,
+// and the other node's pages of that person hear of it.
+func TestReadMarkersFollowAcrossNodes(t *testing.T) {
+	ctx := context.Background()
+	n := newTwoNodes(t)
+	now := time.Now().Truncate(time.Millisecond)
+	ann, err := n.a.CreateAccount(ctx, db.Account{Name: "Ann", NameKey: "ann", PasswordHash: "h", Role: db.RoleMember, Created: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := n.a.CreateAccount(ctx, db.Account{Name: "Bob", NameKey: "bob", PasswordHash: "h", Role: db.RoleMember, Created: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	garden, _, err := n.a.CreateRoom(ctx, db.Room{Slug: "garden", Name: "Garden", Kind: db.KindOpen, CreatedBy: ann.ID}, []int64{ann.ID, bob.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.caughtUp(t)
+	var ids []int64
+	for i := range 3 {
+		sent := make(chan error, 1)
+		if err := n.wb.Append(ctx, db.Draft{User: "Bob", UserID: bob.ID, Message: fmt.Sprint("row ", i), CID: fmt.Sprint("r", i), Room: garden.ID}, sent); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-sent; err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.caughtUp(t)
+	latest, err := n.a.LatestIn(ctx, garden.ID, 3)
+	if err != nil || len(latest) != 3 {
+		t.Fatalf("Garden on a: %v, %v", latest, err)
+	}
+	for _, m := range latest {
+		ids = append(ids, m.ID)
+	}
+	if u, err := n.b.UnreadOf(ctx, ann.ID); err != nil || u[garden.ID].Count != 3 {
+		t.Fatalf("Ann's unread in Garden on b: %+v, %v; want 3", u[garden.ID], err)
+	}
+
+	// Ann reads through a, twice: a has it at once, b within readsEvery.
+	for _, id := range ids[1:] {
+		if moved, err := n.a.MarkRead(ctx, garden.ID, ann.ID, id); err != nil || !moved {
+			t.Fatalf("marking %d read on a: %v, %v", id, moved, err)
+		}
+	}
+	if u, err := n.a.UnreadOf(ctx, ann.ID); err != nil || u[garden.ID].LastRead != ids[2] || u[garden.ID].Count != 0 {
+		t.Errorf("Ann's unread on a: %+v, %v; want none, read to %d", u[garden.ID], err, ids[2])
+	}
+	select {
+	case r := <-n.readB:
+		for r.ID != ids[2] { // the first read alone, were a tick between the two
+			r = <-n.readB
+		}
+		if r != (db.ReadMark{Room: garden.ID, User: ann.ID, ID: ids[2]}) {
+			t.Errorf("b heard of %+v, want Ann's read of Garden to %d", r, ids[2])
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("b was not told that Ann read Garden through a")
+	}
+	n.caughtUp(t)
+	if u, err := n.b.UnreadOf(ctx, ann.ID); err != nil || u[garden.ID].LastRead != ids[2] || u[garden.ID].Count != 0 {
+		t.Errorf("Ann's unread on b: %+v, %v; want none, read to %d", u[garden.ID], err, ids[2])
+	}
+	// Never back: an older marker through b moves nothing on either.
+	if moved, err := n.b.MarkRead(ctx, garden.ID, ann.ID, ids[0]); err != nil || moved {
+		t.Errorf("an older marker on b: moved %v, %v", moved, err)
+	}
+	select {
+	case r := <-n.readA:
+		t.Errorf("a was told of its own read, or an older one: %+v", r)
+	case <-time.After(2500 * time.Millisecond):
 	}
 }
 

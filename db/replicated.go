@@ -106,9 +106,15 @@ type ReplicatedWriter[T any] struct {
 	// later is set while the log's next entry is a command of a later
 	// version (ErrLaterVersion): this node applies nothing until it is
 	// upgraded.
-	later   atomic.Bool
-	applied atomic.Int64  // the sequence applied up to
-	caught  chan struct{} // nudged whenever applied moves
+	later atomic.Bool
+	// reads are the read markers moved here since readsEvery ago, for
+	// the other nodes: the newest of each account in each room.
+	readsMu   sync.Mutex
+	reads     map[[2]int64]int64 // {room, user} → id
+	readsStop chan struct{}      // Close's: publish the last, and stop
+	readsDone chan struct{}
+	applied   atomic.Int64  // the sequence applied up to
+	caught    chan struct{} // nudged whenever applied moves
 	// catching holds the one catchUp that asks the log at a time.
 	catching chan struct{}
 	kick     chan struct{} // followAgain: ends the applier's reader
@@ -150,21 +156,24 @@ func NewReplicatedWriter[T any](s *Store, stream Stream, maxBatch int, onCommit 
 	rand.Read(salt[:])
 	ctx, cancel := context.WithCancel(ctx)
 	w := &ReplicatedWriter[T]{
-		store:    s,
-		stream:   stream,
-		onCommit: onCommit,
-		maxBatch: maxBatch,
-		prefix:   fmt.Sprintf("%x-", salt),
-		inbox:    inbox[T]{in: make(chan request[T], 2*maxBatch)},
-		pending:  make(map[string]request[T]),
-		commands: make(map[string]chan commandResult),
-		caught:   make(chan struct{}, 1),
-		catching: make(chan struct{}, 1),
-		kick:     make(chan struct{}, 1),
-		ctx:      ctx,
-		cancel:   cancel,
-		pubDone:  make(chan struct{}),
-		appDone:  make(chan struct{}),
+		store:     s,
+		stream:    stream,
+		onCommit:  onCommit,
+		maxBatch:  maxBatch,
+		prefix:    fmt.Sprintf("%x-", salt),
+		inbox:     inbox[T]{in: make(chan request[T], 2*maxBatch)},
+		pending:   make(map[string]request[T]),
+		commands:  make(map[string]chan commandResult),
+		caught:    make(chan struct{}, 1),
+		catching:  make(chan struct{}, 1),
+		kick:      make(chan struct{}, 1),
+		ctx:       ctx,
+		cancel:    cancel,
+		pubDone:   make(chan struct{}),
+		appDone:   make(chan struct{}),
+		reads:     make(map[[2]int64]int64),
+		readsStop: make(chan struct{}),
+		readsDone: make(chan struct{}),
 	}
 	for _, id := range accounts {
 		w.accounts.Store(id, true)
@@ -176,6 +185,7 @@ func NewReplicatedWriter[T any](s *Store, stream Stream, maxBatch int, onCommit 
 	s.shared = w
 	go w.publish()
 	go w.apply(from)
+	go w.shareReads()
 	return w, nil
 }
 
@@ -202,6 +212,8 @@ func (w *ReplicatedWriter[T]) Append(ctx context.Context, d Draft, tag T) error 
 func (w *ReplicatedWriter[T]) Close() {
 	w.close()
 	<-w.pubDone
+	close(w.readsStop)
+	<-w.readsDone
 	deadline := time.After(publishTimeout)
 	for w.applied.Load() < w.acked.Load() {
 		select {
@@ -452,8 +464,8 @@ func (w *ReplicatedWriter[T]) applyCommand(e StreamEntry) bool {
 			// did not make the change; where it was made, whoever asked
 			// for it acts on the answer, as on a single node (and counts
 			// the pages it closed).
-			if !ok && r.Err == nil && (len(r.Ended) > 0 || r.Change != nil || r.RoomChange != nil || len(r.Deleted) > 0) {
-				w.onCommit(Commit[T]{Ended: r.Ended, Account: r.Change, Room: r.RoomChange, Deleted: r.Deleted})
+			if !ok && r.Err == nil && (len(r.Ended) > 0 || r.Change != nil || r.RoomChange != nil || len(r.Deleted) > 0 || r.Read != nil) {
+				w.onCommit(Commit[T]{Ended: r.Ended, Account: r.Change, Room: r.RoomChange, Deleted: r.Deleted, Read: r.Read})
 			}
 			return true
 		}
@@ -461,6 +473,63 @@ func (w *ReplicatedWriter[T]) applyCommand(e StreamEntry) bool {
 			return false
 		}
 	}
+}
+
+// readsEvery is how often a node tells the others of the read markers
+// that moved through it: one command for each account's rooms read
+// meanwhile, however many times it read them.
+const readsEvery = 2 * time.Second
+
+func (w *ReplicatedWriter[T]) shareRead(room, user, id int64) {
+	w.readsMu.Lock()
+	defer w.readsMu.Unlock()
+	k := [2]int64{room, user}
+	w.reads[k] = max(w.reads[k], id)
+}
+
+// shareReads publishes the read markers gathered, every readsEvery, one
+// attempt each time: a marker the log does not take (no quorum, or the
+// node stopping) stays this node's alone, as a read is not worth a wait.
+func (w *ReplicatedWriter[T]) shareReads() {
+	defer close(w.readsDone)
+	t := time.NewTicker(readsEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			w.publishReads()
+		case <-w.readsStop:
+			return
+		}
+	}
+}
+
+func (w *ReplicatedWriter[T]) publishReads() {
+	w.readsMu.Lock()
+	reads := w.reads
+	w.reads = make(map[[2]int64]int64)
+	w.readsMu.Unlock()
+	var entries []StreamEntry
+	for k, id := range reads {
+		data, err := json.Marshal(command{Op: opRead, RoomID: k[0], AccountID: k[1], ID: id})
+		if err != nil {
+			continue
+		}
+		entries = append(entries, StreamEntry{Key: w.key(), Data: data})
+	}
+	if len(entries) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), publishAttempt)
+	defer cancel()
+	go func() {
+		select {
+		case <-w.readsStop: // Close does not wait for the answer
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	w.stream.Publish(ctx, entries)
 }
 
 // health is ErrLaterVersion while this node waits for an upgrade to apply

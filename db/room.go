@@ -297,10 +297,29 @@ func (s *Store) RoomMembers(ctx context.Context) (map[int64][]Member, error) {
 // MarkRead moves an account's read marker in a room up to id (never
 // down: a tab that shows older messages does not unread newer ones). It
 // reports whether the marker moved.
+//
+// On a cluster the marker moves here at once, and the other nodes follow
+// within readsEvery: a command of the log carries each account's newest
+// marker of each room it read meanwhile (one for many reads), so that a
+// page loaded through any node counts the same messages unread.
 func (s *Store) MarkRead(ctx context.Context, room, user, id int64) (bool, error) {
-	res, err := s.write.ExecContext(ctx, "UPDATE members SET last_read = ? WHERE room_id = ? AND user_id = ? AND last_read < ?", id, room, user, id)
+	moved, err := markRead(ctx, s.write, room, user, id)
 	if err != nil {
 		return false, fmt.Errorf("mark room %d read: %w", room, err)
+	}
+	if moved && s.shared != nil {
+		s.shared.shareRead(room, user, id)
+	}
+	return moved, nil
+}
+
+// markRead is MarkRead on db, a connection or a transaction.
+func markRead(ctx context.Context, db interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, room, user, id int64) (bool, error) {
+	res, err := db.ExecContext(ctx, "UPDATE members SET last_read = ? WHERE room_id = ? AND user_id = ? AND last_read < ?", id, room, user, id)
+	if err != nil {
+		return false, err
 	}
 	n, err := res.RowsAffected()
 	return n > 0, err

@@ -40,13 +40,22 @@ type Commit[T any] struct {
 	// sign-in sessions it ended (a sign-out, a new password), whose
 	// sockets on this node are to close too; an account renamed,
 	// deactivated or banned; a room made or changed, or its people; the
-	// messages of a banned person deleted. Such a commit has no Items.
+	// messages of a banned person deleted; a room read. Such a commit has
+	// no Items.
 	Ended   []int64
 	Account *AccountChange
 	Room    *RoomChange // a room made or changed, or its people
 	// Deleted is the messages an admin deleted with a person's ban, by
 	// room, oldest first.
 	Deleted map[int64][]int64
+	// Read is a read marker moved through another node: the person's
+	// pages here count the room's unread messages anew.
+	Read *ReadMark
+}
+
+// ReadMark is an account's read marker in a room: read up to message ID.
+type ReadMark struct {
+	Room, User, ID int64
 }
 
 // RoomChange is a change to a room, or to who is in it, that open pages
