@@ -320,7 +320,7 @@ func (b *broadcaster) notify(to audience, room int64, frame []byte) {
 // the live clients, in id order.
 func (b *broadcaster) deliver(c db.Commit[origin]) {
 	h := b.h
-	if len(c.Ended) > 0 || c.Account != nil || c.Room != nil || len(c.Deleted) > 0 || c.Read != nil {
+	if len(c.Ended) > 0 || c.Account != nil || c.Room != nil || len(c.Deleted) > 0 || c.Read != nil || c.Notify != nil {
 		// A command of a cluster's log, made through another node.
 		if a := c.Account; a != nil {
 			b.accountChanged(*a)
@@ -333,6 +333,9 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 		}
 		if r := c.Read; r != nil {
 			b.marked(nil, r.User, r.Room, r.ID) // every page of theirs here
+		}
+		if n := c.Notify; n != nil {
+			b.notifyLevel(n.User, n.Room, n.Level)
 		}
 		b.endSessions(c.Ended)
 		return
@@ -389,7 +392,7 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 			if h.opts.Pusher != nil {
 				notices = append(notices, it.Message)
 			}
-			if h.opts.Posted != nil && it.Tag.here() {
+			if h.opts.Posted != nil && it.Local {
 				// On a cluster every node applies the message; the node
 				// it was sent through calls the bots' webhooks, once.
 				posted = append(posted, it.Message)

@@ -186,10 +186,6 @@ type origin struct {
 	quote *db.Quote       // what a reply answers, as it shows it
 }
 
-// here reports whether the message was sent through this node: on a
-// cluster, one applied from the log carries no origin.
-func (o origin) here() bool { return o.c != nil || o.reply != nil }
-
 type sendResult struct {
 	stored db.Stored
 	err    error

@@ -68,17 +68,21 @@ func (h *Hub) SetNotify(ctx context.Context, id Identity, r db.Room, level strin
 		}
 		return fmt.Errorf("%w (%w)", ErrRoomStore, err)
 	}
-	frame := encode("notify", notifyData{Room: r.ID, Level: level})
 	// On the broadcaster, which alone reads its registry; sending a frame
 	// changes nothing else, as marked (the read frame) does not.
-	h.b.send(opRead{func() {
-		for c := range h.b.conns {
-			if c.userID == id.UserID && c.proto == V1 {
-				h.mustSend(c, frame)
-			}
-		}
-	}})
+	h.b.send(opRead{func() { h.b.notifyLevel(id.UserID, r.ID, level) }})
 	return nil
+}
+
+// notifyLevel tells user's pages that their level in room is now level
+// (on a cluster, also when it was set through another node).
+func (b *broadcaster) notifyLevel(user, room int64, level string) {
+	frame := encode("notify", notifyData{Room: room, Level: level})
+	for c := range b.conns {
+		if c.userID == user && c.proto == V1 {
+			b.h.mustSend(c, frame)
+		}
+	}
 }
 
 // notifyData is the notify frame: the person's level in room changed.

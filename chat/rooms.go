@@ -470,13 +470,16 @@ func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomVi
 		break
 	}
 	if created {
-		h.dir.mu.Lock()
-		h.dir.rooms[r.ID], h.dir.bySlug[r.Slug] = r, r.ID
-		h.dir.mu.Unlock()
-		h.b.sendWait(opRoom{room: r, event: "created"})
-		for _, m := range people {
-			h.memberChanged(m, r.ID, true)
-		}
+		h.roomStored(func() {
+			h.dir.mu.Lock()
+			h.dir.rooms[r.ID], h.dir.bySlug[r.Slug] = r, r.ID
+			h.dir.mu.Unlock()
+			h.b.sendWait(opRoom{room: r, event: "created"})
+			for _, m := range people {
+				h.dir.setMember(m, r.ID, true)
+				h.b.sendWait(opMembership{user: m, room: r.ID, in: true})
+			}
+		})
 	} else if err := h.rejoinDirect(ctx, id, r); err != nil {
 		return RoomView{}, false, err
 	}
@@ -623,8 +626,24 @@ const slugNumbered = 10
 // memberChanged tells the directory and the broadcaster that user joined
 // (in) or left room, after the store has it.
 func (h *Hub) memberChanged(user, room int64, in bool) {
-	h.dir.setMember(user, room, in)
-	h.b.sendWait(opMembership{user: user, room: room, in: in})
+	h.roomStored(func() {
+		h.dir.setMember(user, room, in)
+		h.b.sendWait(opMembership{user: user, room: room, in: in})
+	})
+}
+
+// roomStored is what follows a change to rooms or their people once the
+// store has it: on a single node, apply them to the directory and tell
+// the pages. On a cluster the log's copy of the change did that already,
+// on this node as on the others, in the log's order (so that two changes
+// made through two nodes at once end alike everywhere); roomStored then
+// waits until the broadcaster got to it, so the caller finds it done.
+func (h *Hub) roomStored(apply func()) {
+	if h.opts.Stream != nil {
+		h.b.read(func() {})
+		return
+	}
+	apply()
 }
 
 // Join makes an open room one of id's rooms.
@@ -799,9 +818,14 @@ func (h *Hub) ChangeRoom(ctx context.Context, id Identity, r db.Room, ch RoomCha
 	if err := h.store.UpdateRoom(ctx, next); err != nil {
 		return db.Room{}, fmt.Errorf("%w (%w)", ErrRoomStore, err)
 	}
-	h.dir.mu.Lock()
-	h.dir.rooms[next.ID] = next
-	h.dir.mu.Unlock()
-	h.b.sendWait(opRoom{room: next, event: event})
+	h.roomStored(func() {
+		h.dir.mu.Lock()
+		h.dir.rooms[next.ID] = next
+		h.dir.mu.Unlock()
+		h.b.sendWait(opRoom{room: next, event: event})
+	})
+	if stored, ok := h.Room(next.ID); ok {
+		next = stored // on a cluster, as the log left it
+	}
 	return next, nil
 }

@@ -31,9 +31,7 @@ import (
 // an error to try again.
 //
 // Bots and incoming webhooks, and their tokens, avatars and outgoing
-// webhooks, are commands too. Files are not in the log yet: a draft with
-// one is refused on a cluster (ErrFileNotReplicated) rather than stored on
-// one node only.
+// webhooks, are commands too; files travel with their message's draft.
 
 // command is one write of those, as the log carries it. Its
 // JSON begins with "op", which no draft's does (isCommand).
@@ -94,6 +92,40 @@ const (
 	opWebhookDelete    = "webhook_delete" // DeleteWebhook
 )
 
+// knownOps are the commands this version applies.
+var knownOps = map[string]bool{
+	opFirstAdmin:       true,
+	opAccount:          true,
+	opSession:          true,
+	opSignOut:          true,
+	opEndSession:       true,
+	opEndSessions:      true,
+	opEndKind:          true,
+	opPassword:         true,
+	opReset:            true,
+	opSetting:          true,
+	opSettingOr:        true,
+	opRename:           true,
+	opRole:             true,
+	opDeactivate:       true,
+	opReactivate:       true,
+	opBan:              true,
+	opUnban:            true,
+	opRoom:             true,
+	opRoomUpdate:       true,
+	opMember:           true,
+	opUnmember:         true,
+	opNotify:           true,
+	opRead:             true,
+	opDeleteMessagesOf: true,
+	opBot:              true,
+	opBotToken:         true,
+	opBotAvatar:        true,
+	opBotWebhook:       true,
+	opWebhook:          true,
+	opWebhookDelete:    true,
+}
+
 // commandResult is what applying a command gave.
 type commandResult struct {
 	Account Account        // the account it created, or the one it changed, as it was
@@ -108,9 +140,10 @@ type commandResult struct {
 	RoomChange *RoomChange
 	// Deleted is the messages it deleted, by room, oldest first.
 	Deleted map[int64][]int64
-	Webhook Webhook   // the incoming webhook it made or deleted
-	Read    *ReadMark // a read marker it moved
-	Err     error     // its refusal, reached alike on every node
+	Webhook Webhook       // the incoming webhook it made or deleted
+	Read    *ReadMark     // a read marker it moved
+	Notify  *NotifyChange // a level it set
+	Err     error         // its refusal, reached alike on every node
 }
 
 // commandLog runs a command through a replicated log: publishes it, and
@@ -301,7 +334,9 @@ func applyCommand(ctx context.Context, tx *sql.Tx, c command, id int64) (command
 			r.Read = &ReadMark{Room: c.RoomID, User: c.AccountID, ID: c.ID}
 		}
 	case opNotify:
-		err = setNotify(ctx, tx, c.RoomID, c.AccountID, c.Kind)
+		if err = setNotify(ctx, tx, c.RoomID, c.AccountID, c.Kind); err == nil {
+			r.Notify = &NotifyChange{Room: c.RoomID, User: c.AccountID, Level: c.Kind}
+		}
 	case opSetting:
 		_, err = tx.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, c.Key, c.Value)
@@ -345,6 +380,13 @@ func (s *Store) applyCommandAt(ctx context.Context, data []byte, seq int64) (com
 		return commandResult{}, err
 	}
 	var r commandResult
+	// The op first: a later version's command may not decode as this
+	// version's, and is to wait for the upgrade, not be skipped as
+	// malformed.
+	var head struct{ Op string }
+	if err = json.Unmarshal(data, &head); err == nil && !knownOps[head.Op] {
+		return commandResult{}, fmt.Errorf("%w (its command %q)", ErrLaterVersion, head.Op)
+	}
 	if err = json.Unmarshal(data, &c); err != nil {
 		err = fmt.Errorf("%w: %w", errUnknownCommand, err)
 	} else {

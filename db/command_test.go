@@ -31,6 +31,7 @@ type twoNodes struct {
 	roomsA, roomsB     chan db.RoomChange
 	deletedA, deletedB chan map[int64][]int64
 	readA, readB       chan db.ReadMark
+	notifyA, notifyB   chan db.NotifyChange
 }
 
 func newTwoNodes(t *testing.T) *twoNodes {
@@ -38,8 +39,8 @@ func newTwoNodes(t *testing.T) *twoNodes {
 	l := newElectingLog(0)
 	n := &twoNodes{endedA: make(chan []int64, 16), endedB: make(chan []int64, 16), changedA: make(chan db.AccountChange, 16), changedB: make(chan db.AccountChange, 16),
 		roomsA: make(chan db.RoomChange, 16), roomsB: make(chan db.RoomChange, 16), deletedA: make(chan map[int64][]int64, 16), deletedB: make(chan map[int64][]int64, 16),
-		readA: make(chan db.ReadMark, 16), readB: make(chan db.ReadMark, 16)}
-	open := func(name string, ended chan []int64, changed chan db.AccountChange, rooms chan db.RoomChange, deleted chan map[int64][]int64, read chan db.ReadMark) (*db.Store, *db.ReplicatedWriter[chan error]) {
+		readA: make(chan db.ReadMark, 16), readB: make(chan db.ReadMark, 16), notifyA: make(chan db.NotifyChange, 16), notifyB: make(chan db.NotifyChange, 16)}
+	open := func(name string, ended chan []int64, changed chan db.AccountChange, rooms chan db.RoomChange, deleted chan map[int64][]int64, read chan db.ReadMark, notify chan db.NotifyChange) (*db.Store, *db.ReplicatedWriter[chan error]) {
 		s, err := db.Open(context.Background(), filepath.Join(t.TempDir(), name), db.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -60,6 +61,9 @@ func newTwoNodes(t *testing.T) *twoNodes {
 			if c.Read != nil {
 				read <- *c.Read
 			}
+			if c.Notify != nil {
+				notify <- *c.Notify
+			}
 			for _, it := range c.Items {
 				if it.Tag != nil {
 					it.Tag <- c.Err
@@ -72,8 +76,8 @@ func newTwoNodes(t *testing.T) *twoNodes {
 		t.Cleanup(func() { w.Close(); s.Close() })
 		return s, w
 	}
-	n.a, n.wa = open("a.db", n.endedA, n.changedA, n.roomsA, n.deletedA, n.readA)
-	n.b, n.wb = open("b.db", n.endedB, n.changedB, n.roomsB, n.deletedB, n.readB)
+	n.a, n.wa = open("a.db", n.endedA, n.changedA, n.roomsA, n.deletedA, n.readA, n.notifyA)
+	n.b, n.wb = open("b.db", n.endedB, n.changedB, n.roomsB, n.deletedB, n.readB, n.notifyB)
 	return n
 }
 
@@ -342,7 +346,7 @@ func TestACommandOfALaterVersionWaitsForAnUpgrade(t *testing.T) {
 	l := newElectingLog(0)
 	l.Publish(ctx, []db.StreamEntry{
 		{Key: "k1", Data: []byte(`{"op":"account","Account":"not an account"}`)},
-		{Key: "k2", Data: []byte(`{"op":"move_the_moon","Moon":1}`)},
+		{Key: "k2", Data: []byte(`{"op":"move_the_moon","Members":["not","ids"]}`)},
 		{Key: "k3", Data: []byte(`{"User":"cy","Message":"after the moon moved","At":1}`)},
 	})
 	s, err := db.Open(ctx, filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
@@ -492,9 +496,9 @@ func TestAnAccountOfThisNodeAloneDoesNotPost(t *testing.T) {
 
 // On a cluster, a room made through one node is there on every node,
 // under the same id, with the same people; a change to it or to who is in
-// it, made through either node, is on both, and each node's chat hears of
-// what the other node did. A slug taken, and two people's direct room, are
-// decided alike by the log's order. So is what a member chose to hear of
+// it, made through either node, is on both, and both nodes' chats hear of
+// it, in the log's order, the node that made it too. A slug taken, and two
+// people's direct room, are decided alike by the log's order. So is what a member chose to hear of
 // a room.
 func TestRoomsAreSharedByTheNodes(t *testing.T) {
 	ctx := context.Background()
@@ -508,15 +512,23 @@ func TestRoomsAreSharedByTheNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	heard := func(ch chan db.RoomChange, what string) db.RoomChange {
+	// heard is the next room change both nodes' chats heard: the same
+	// on each, the one that made it too (each node's list of rooms
+	// follows the log's order).
+	heard := func(what string) db.RoomChange {
 		t.Helper()
-		select {
-		case c := <-ch:
-			return c
-		case <-time.After(5 * time.Second):
-			t.Fatalf("not told of %s", what)
-			return db.RoomChange{}
+		var got [2]db.RoomChange
+		for i, ch := range []chan db.RoomChange{n.roomsA, n.roomsB} {
+			select {
+			case got[i] = <-ch:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s not told of %s", []string{"a", "b"}[i], what)
+			}
 		}
+		if !reflect.DeepEqual(got[0], got[1]) {
+			t.Fatalf("%s: a heard of %+v, b of %+v", what, got[0], got[1])
+		}
+		return got[0]
 	}
 
 	// Ann makes a room through a; b has it, under the same id, and its
@@ -525,7 +537,7 @@ func TestRoomsAreSharedByTheNodes(t *testing.T) {
 	if err != nil || !created {
 		t.Fatalf("a new room: %+v, created %v, %v", garden, created, err)
 	}
-	c := heard(n.roomsB, "the new room on b")
+	c := heard("the new room")
 	if c.ID != garden.ID || c.Room == nil || *c.Room != garden || !c.Created || !slices.Equal(c.Joined, []int64{ann.ID}) {
 		t.Errorf("b heard of %+v (room %+v), want Garden %+v made with Ann in it", c, c.Room, garden)
 	}
@@ -537,7 +549,7 @@ func TestRoomsAreSharedByTheNodes(t *testing.T) {
 	if err := n.b.AddMember(ctx, garden.ID, bob.ID); err != nil {
 		t.Fatal(err)
 	}
-	if c := heard(n.roomsA, "Bob joining on a"); c.ID != garden.ID || c.Room != nil || !slices.Equal(c.Joined, []int64{bob.ID}) {
+	if c := heard("Bob joining"); c.ID != garden.ID || c.Room != nil || !slices.Equal(c.Joined, []int64{bob.ID}) {
 		t.Errorf("a heard of %+v, want Bob in Garden", c)
 	}
 	sent := make(chan error, 1)
@@ -593,13 +605,22 @@ func TestRoomsAreSharedByTheNodes(t *testing.T) {
 	if y.created {
 		x = y
 	}
-	if c := heard([]chan db.RoomChange{n.roomsB, n.roomsA}[x.node], "the direct room on the other node"); c.ID != x.room.ID || !c.Created || !slices.Equal(c.Joined, []int64{ann.ID, bob.ID}) {
+	if c := heard("the direct room"); c.ID != x.room.ID || !c.Created || !slices.Equal(c.Joined, []int64{ann.ID, bob.ID}) {
 		t.Errorf("the other node heard of %+v, want the direct room made with Ann and Bob", c)
 	}
 
-	// What Ann chose to hear of Garden, through b, holds on a.
+	// What Ann chose to hear of Garden, through b, holds on a, and her
+	// pages there hear of it.
 	if err := n.b.SetNotify(ctx, garden.ID, ann.ID, db.NotifyAll); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case got := <-n.notifyA:
+		if got != (db.NotifyChange{Room: garden.ID, User: ann.ID, Level: db.NotifyAll}) {
+			t.Errorf("a heard of %+v, want Ann's level in Garden: all", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("a was not told of Ann's level set through b")
 	}
 	n.caughtUp(t)
 	if u, err := n.a.UnreadOf(ctx, ann.ID); err != nil || u[garden.ID].Notify != db.NotifyAll {
@@ -615,13 +636,13 @@ func TestRoomsAreSharedByTheNodes(t *testing.T) {
 	if err := n.a.UpdateRoom(ctx, archived); err != nil {
 		t.Fatal(err)
 	}
-	if c := heard(n.roomsB, "the archiving on b"); c.ID != garden.ID || c.Room == nil || *c.Room != archived || !c.Archived {
+	if c := heard("the archiving"); c.ID != garden.ID || c.Room == nil || *c.Room != archived || !c.Archived {
 		t.Errorf("b heard of %+v, want Garden archived", c)
 	}
 	if err := n.b.RemoveMember(ctx, garden.ID, bob.ID); err != nil {
 		t.Fatal(err)
 	}
-	if c := heard(n.roomsA, "Bob taken out on a"); c.ID != garden.ID || c.Room != nil || !slices.Equal(c.Left, []int64{bob.ID}) {
+	if c := heard("Bob taken out"); c.ID != garden.ID || c.Room != nil || !slices.Equal(c.Left, []int64{bob.ID}) {
 		t.Errorf("a heard of %+v, want Bob out of Garden", c)
 	}
 	if err := n.a.UpdateRoom(ctx, db.Room{ID: 999999, Slug: "nowhere", Name: "Nowhere", Post: db.PostEveryone}); !errors.Is(err, db.ErrNotFound) {

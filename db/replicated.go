@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -268,7 +269,7 @@ func (w *ReplicatedWriter[T]) publish() {
 				continue
 			}
 			delete(w.pending, e.Key)
-			failed.Items = append(failed.Items, Item[T]{Stored: Stored{Message: r.draft.unstored()}, Tag: r.tag})
+			failed.Items = append(failed.Items, Item[T]{Stored: Stored{Message: r.draft.unstored()}, Tag: r.tag, Local: true})
 			failed.Err = errs[i]
 		}
 		w.waiting.Unlock()
@@ -456,17 +457,26 @@ func (w *ReplicatedWriter[T]) applyCommand(e StreamEntry) bool {
 			if r.RoomChange != nil && r.RoomChange.Created {
 				w.rooms.Store(r.RoomChange.ID, true)
 			}
+			// What its pages show goes to the chat. A room's change goes
+			// on every node, the one that made it too, so that each
+			// node's list of rooms follows the log's order (two changes
+			// to one room, made through two nodes at once, end the same
+			// everywhere); it goes before the answer, so that whoever
+			// asked finds it done. The other changes go to the nodes
+			// that did not make them: where one was made, whoever asked
+			// acts on the answer, as on a single node (and counts the
+			// pages it closed).
+			c := Commit[T]{Room: r.RoomChange}
+			if !ok {
+				c.Ended, c.Account, c.Deleted, c.Read, c.Notify = r.Ended, r.Change, r.Deleted, r.Read, r.Notify
+			}
+			if r.Err == nil && (len(c.Ended) > 0 || c.Account != nil || c.Room != nil || len(c.Deleted) > 0 || c.Read != nil || c.Notify != nil) {
+				w.onCommit(c)
+			}
 			if ok {
 				done <- r
 			}
 			w.moved(e.Seq)
-			// What its pages show is told to the chat on the nodes that
-			// did not make the change; where it was made, whoever asked
-			// for it acts on the answer, as on a single node (and counts
-			// the pages it closed).
-			if !ok && r.Err == nil && (len(r.Ended) > 0 || r.Change != nil || r.RoomChange != nil || len(r.Deleted) > 0 || r.Read != nil) {
-				w.onCommit(Commit[T]{Ended: r.Ended, Account: r.Change, Room: r.RoomChange, Deleted: r.Deleted, Read: r.Read})
-			}
 			return true
 		}
 		if !w.failed(e.Seq, err) {
@@ -581,10 +591,14 @@ func (w *ReplicatedWriter[T]) run(ctx context.Context, c command) (commandResult
 	w.waiting.Lock()
 	w.commands[e.Key] = done
 	w.waiting.Unlock()
-	forget := func() {
+	// forget stops waiting, and reports whether the command was still
+	// unapplied: false once the applier took its answer channel.
+	forget := func() bool {
 		w.waiting.Lock()
+		defer w.waiting.Unlock()
+		_, waiting := w.commands[e.Key]
 		delete(w.commands, e.Key)
-		w.waiting.Unlock()
+		return waiting
 	}
 	entries := []StreamEntry{e}
 	if errs := w.publishAll(entries); errs[0] != nil {
@@ -600,7 +614,11 @@ func (w *ReplicatedWriter[T]) run(ctx context.Context, c command) (commandResult
 	case r := <-done:
 		return r, nil
 	case <-ctx.Done():
-		forget()
+		if !forget() {
+			// Applied meanwhile: its answer is on its way, and the
+			// caller is to act on it as on any other.
+			return <-done, nil
+		}
 		return commandResult{}, fmt.Errorf("not applied here yet: %w", ctx.Err())
 	case <-w.ctx.Done():
 		forget()
@@ -618,6 +636,9 @@ const catchUpFor = 2 * time.Second
 // reads for sessions no one made (a stranger's guesses) cost the log one
 // question at a time.
 func (w *ReplicatedWriter[T]) catchUp(ctx context.Context) {
+	if w.health() != nil {
+		return // it applies nothing until upgraded: nothing to wait for
+	}
 	ctx, cancel := context.WithTimeout(ctx, catchUpFor)
 	defer cancel()
 	select {
@@ -676,6 +697,7 @@ func (w *ReplicatedWriter[T]) delivered(batch []StreamEntry, stored []Stored, to
 	w.waiting.Lock()
 	for i, e := range batch {
 		c.Items[i].Stored = stored[i]
+		c.Items[i].Local = strings.HasPrefix(e.Key, w.prefix)
 		if r, ok := w.pending[e.Key]; ok {
 			delete(w.pending, e.Key)
 			c.Items[i].Tag = r.tag

@@ -51,11 +51,21 @@ type Commit[T any] struct {
 	// Read is a read marker moved through another node: the person's
 	// pages here count the room's unread messages anew.
 	Read *ReadMark
+	// Notify is a person's new level in a room, set through another
+	// node: their pages here hear of it.
+	Notify *NotifyChange
 }
 
 // ReadMark is an account's read marker in a room: read up to message ID.
 type ReadMark struct {
 	Room, User, ID int64
+}
+
+// NotifyChange is what an account chose to hear of a room (NotifyAll,
+// NotifyMentions or NotifyNone).
+type NotifyChange struct {
+	Room, User int64
+	Level      string
 }
 
 // RoomChange is a change to a room, or to who is in it, that open pages
@@ -84,6 +94,11 @@ type AccountChange struct {
 type Item[T any] struct {
 	Stored
 	Tag T
+	// Local is whether the draft was appended through this node: on a
+	// single node, every one; on a cluster, not those applied from
+	// another node's publishing (whose Tag is zero). It holds even when
+	// this node's publish lost its answer and the tag with it.
+	Local bool
 }
 
 // Log is the writer's contract, what the chat core depends on: Append a
@@ -238,7 +253,7 @@ func (w *Writer[T]) loop() {
 
 		c := Commit[T]{Items: make([]Item[T], len(batch)), Err: err, Took: time.Since(began), InCommit: inCommit}
 		for i, r := range batch {
-			c.Items[i].Tag = r.tag
+			c.Items[i].Tag, c.Items[i].Local = r.tag, true
 			if err == nil {
 				c.Items[i].Stored = stored[i]
 			} else {

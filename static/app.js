@@ -764,6 +764,7 @@
   // sight, and "Load older messages" brings them back.
   const KEEP_SHOWN = 1000;
   function trimOldest() {
+    if (olderBtn.disabled) return; // older ones on their way: they would land past a gap
     let extra = list.querySelectorAll('li.msg[data-id]').length - KEEP_SHOWN;
     if (extra <= 0) return;
     while (extra > 0 && list.firstElementChild) {
@@ -2085,7 +2086,6 @@
   // closed, Web Push takes over (the server's side, and sw.js).
 
   const SOUND_KEY = 'nochat:sound';
-  const ANNOUNCED_KEY = 'nochat:announced';
   const tabId = uuid4();
   const iconLink = document.querySelector('link[rel="icon"]');
   const iconHref = iconLink ? iconLink.href : '';
@@ -2144,27 +2144,41 @@
   // which learns of another tab's write a moment later, and two tabs would
   // both find the message unannounced. The claim holds its lock for a
   // minute, long enough for every copy to hold the mark, which answers for
-  // a tab that gets the message later (back from an outage).
+  // a tab that gets the message later (back from an outage). Each mark is
+  // a key of its own, so that two tabs marking two messages at once do not
+  // write over each other's; marks older than a day are let go.
   const CLAIM_HOLD_MS = 60 * 1000;
-  function announcedIds() {
-    let seen = [];
-    try { seen = JSON.parse(getItem(ANNOUNCED_KEY) || '[]'); } catch { /* start afresh */ }
-    return Array.isArray(seen) ? seen : [];
-  }
+  const ANNOUNCED_PREFIX = 'nochat:announced:';
+  const ANNOUNCED_FOR_MS = 24 * 60 * 60 * 1000;
+  function announced(id) { return getItem(ANNOUNCED_PREFIX + id) !== null; }
   function markAnnounced(id) {
-    const seen = announcedIds();
-    if (seen.includes(id)) return false;
-    seen.push(id);
-    setItem(ANNOUNCED_KEY, JSON.stringify(seen.slice(-200)));
-    return true;
+    const now = Date.now();
+    setItem(ANNOUNCED_PREFIX + id, String(now));
+    try {
+      for (let i = localStorage.length - 1; i >= 0; i--) {
+        const k = localStorage.key(i);
+        if (k && k.startsWith(ANNOUNCED_PREFIX) && !(now - Number(localStorage.getItem(k)) < ANNOUNCED_FOR_MS)) {
+          localStorage.removeItem(k);
+        }
+      }
+    } catch { /* storage unavailable: the lock still decides */ }
   }
+  try { localStorage.removeItem('nochat:announced'); } catch { /* an earlier version's list of marks */ }
   function claim(id) {
-    if (announcedIds().includes(id)) return Promise.resolve(false);
-    if (!navigator.locks) return Promise.resolve(markAnnounced(id));
+    if (announced(id)) return Promise.resolve(false);
+    if (!navigator.locks) {
+      markAnnounced(id);
+      return Promise.resolve(true);
+    }
     return new Promise((resolve) => {
       navigator.locks.request('nochat-announce:' + id, { ifAvailable: true }, (lock) => {
-        resolve(lock !== null && markAnnounced(id));
-        return lock && new Promise((done) => setTimeout(done, CLAIM_HOLD_MS));
+        if (lock === null || announced(id)) {
+          resolve(false);
+          return null;
+        }
+        markAnnounced(id);
+        resolve(true);
+        return new Promise((done) => setTimeout(done, CLAIM_HOLD_MS));
       }).catch(() => resolve(false));
     });
   }
