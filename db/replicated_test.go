@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -240,5 +241,66 @@ func TestASendDuringAnElectionIsPublishedAgain(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].Message.Message != "during the election" {
 		t.Fatalf("stored %d entries (%+v), want the message once", len(got), got)
+	}
+}
+
+// lostAnswerLog stores what is published, but its answer is lost: the
+// publisher hears an error that is not ErrUnavailable.
+type lostAnswerLog struct{ *electingLog }
+
+func (l lostAnswerLog) Publish(ctx context.Context, entries []db.StreamEntry) []error {
+	l.electingLog.Publish(ctx, entries)
+	errs := make([]error, len(entries))
+	for i := range errs {
+		errs[i] = errors.New("the answer was lost")
+	}
+	return errs
+}
+
+// A message this node published is its own when applied, even if the
+// publish lost its answer and the sender's tag with it: the node that
+// sent it, and only that one, calls its bots' webhooks.
+func TestAMessageWhosePublishLostItsAnswerIsStillThisNodes(t *testing.T) {
+	ctx := context.Background()
+	l := newElectingLog(0)
+	local := make(map[string]chan db.Item[int])
+	for _, name := range []string{"a", "b"} {
+		s, err := db.Open(ctx, filepath.Join(t.TempDir(), name+".db"), db.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		items := make(chan db.Item[int], 16)
+		var stream db.Stream = l
+		if name == "a" {
+			stream = lostAnswerLog{l}
+		}
+		w, err := db.NewReplicatedWriter(s, stream, 0, func(c db.Commit[int]) {
+			if c.Err == nil {
+				for _, it := range c.Items {
+					items <- it
+				}
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		local[name] = items
+		if name == "a" {
+			if err := w.Append(ctx, db.Draft{User: "ann", Message: "did it land?", CID: "c1"}, 7); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for name, want := range map[string]bool{"a": true, "b": false} {
+		select {
+		case it := <-local[name]:
+			if it.Message.Message != "did it land?" || it.Local != want || it.Tag != 0 {
+				t.Errorf("%s applied %q, local %v, tag %d; want local %v, no tag", name, it.Message.Message, it.Local, it.Tag, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s did not apply the message", name)
+		}
 	}
 }
