@@ -118,6 +118,21 @@ func (d *directory) setMember(user, room int64, in bool) roomSet {
 	return set
 }
 
+// CatchUp has this node apply what its cluster's log holds now (2 s at
+// most), and its list of rooms and their people follow, before a request
+// that found no room, or found its person outside it, looks again: a
+// room made or joined through another node a moment ago (a load balancer
+// sends a person's next request anywhere) is then found here too. It
+// reports false, at once, on a single node, where there is nothing to
+// wait for.
+func (h *Hub) CatchUp(ctx context.Context) bool {
+	if !h.store.CatchUp(ctx) {
+		return false
+	}
+	h.b.read(func() {}) // the commits applied are handed out
+	return true
+}
+
 // Room returns the room with the given id.
 func (h *Hub) Room(id int64) (db.Room, bool) {
 	h.dir.mu.RLock()

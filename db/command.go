@@ -459,6 +459,19 @@ func (s *Store) logRooms(ctx context.Context) ([]int64, error) {
 	return ids, nil
 }
 
+// CatchUp waits, 2 s at most, until this node has applied everything its
+// cluster's log holds now, and reports whether it is a cluster's node (on
+// a single node it returns false at once). A read that found nothing, on
+// a node that may be a moment behind the one that wrote it, looks again
+// after it.
+func (s *Store) CatchUp(ctx context.Context) bool {
+	if s.shared == nil {
+		return false
+	}
+	s.shared.catchUp(ctx)
+	return true
+}
+
 // SetSharedSetting is SetSetting for a setting every node of a cluster
 // holds alike (the invite link, the join policy): on a cluster it is a
 // command of the log.

@@ -106,6 +106,7 @@ type fileHub interface {
 	Room(id int64) (db.Room, bool)
 	RoomBySlug(slug string) (db.Room, bool)
 	AccessTo(ctx context.Context, id chat.Identity, r db.Room) (chat.Access, error)
+	CatchUp(ctx context.Context) bool
 	Upload(ctx context.Context, id chat.Identity, r db.Room, text, key string, file *db.Upload) (db.Stored, error)
 	GuestsMayRead() bool
 }
@@ -163,12 +164,11 @@ var (
 // before it is read.
 func (fr *fileRoutes) upload(w http.ResponseWriter, r *http.Request) {
 	id := fr.who.Identity(r)
-	room, ok := fr.hub.RoomBySlug(r.PathValue("slug"))
+	room, a, ok, err := lookUpRoom(r.Context(), fr.hub, id, r.PathValue("slug"))
 	if !ok {
 		writeError(w, r, fr.log, http.StatusNotFound, errNoRoom)
 		return
 	}
-	a, err := fr.hub.AccessTo(r.Context(), id, room)
 	switch {
 	case err != nil:
 		writeError(w, r, fr.log, http.StatusServiceUnavailable, err)
@@ -360,6 +360,10 @@ func (fr *fileRoutes) serve(thumb bool) http.Handler {
 			return
 		}
 		f, err := fr.store.FileInfo(r.Context(), id)
+		if errors.Is(err, db.ErrNotFound) && fr.hub.CatchUp(r.Context()) {
+			// Sent through another node a moment ago, perhaps.
+			f, err = fr.store.FileInfo(r.Context(), id)
+		}
 		switch {
 		case errors.Is(err, db.ErrNotFound):
 			writeError(w, r, fr.log, http.StatusNotFound, errNoSuchFile)

@@ -29,6 +29,7 @@ type room interface {
 	Room(id int64) (db.Room, bool)
 	RoomBySlug(slug string) (db.Room, bool)
 	AccessTo(ctx context.Context, id chat.Identity, r db.Room) (chat.Access, error)
+	CatchUp(ctx context.Context) bool
 	LatestID() int64
 }
 
@@ -74,17 +75,17 @@ func handleRoot(log *slog.Logger, hub room, store pageReader, admins adminChecke
 			return
 		}
 		rm, ok := hub.Room(db.DefaultRoom)
-		if slug := r.PathValue("slug"); slug != "" {
-			rm, ok = hub.RoomBySlug(slug)
-		}
 		var access chat.Access
 		var err error
-		if ok {
-			if access, err = hub.AccessTo(r.Context(), id, rm); err != nil {
-				log.Error("chat page", "err", err)
-				http.Error(w, "rooms are unavailable right now; try again shortly", http.StatusServiceUnavailable)
-				return
-			}
+		if slug := r.PathValue("slug"); slug != "" {
+			rm, access, ok, err = lookUpRoom(r.Context(), hub, id, slug)
+		} else {
+			access, err = hub.AccessTo(r.Context(), id, rm)
+		}
+		if ok && err != nil {
+			log.Error("chat page", "err", err)
+			http.Error(w, "rooms are unavailable right now; try again shortly", http.StatusServiceUnavailable)
+			return
 		}
 		if !ok || !access.See {
 			w.Header().Set("Cache-Control", "no-store")

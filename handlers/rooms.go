@@ -43,6 +43,7 @@ type roomHub interface {
 	Rooms(ctx context.Context, id chat.Identity) ([]chat.RoomView, error)
 	RoomBySlug(slug string) (db.Room, bool)
 	AccessTo(ctx context.Context, id chat.Identity, r db.Room) (chat.Access, error)
+	CatchUp(ctx context.Context) bool
 	CreateRoom(ctx context.Context, id chat.Identity, nr chat.NewRoom) (chat.RoomView, bool, error)
 	ChangeRoom(ctx context.Context, id chat.Identity, r db.Room, ch chat.RoomChange) (db.Room, error)
 	Join(ctx context.Context, id chat.Identity, r db.Room) error
@@ -158,12 +159,11 @@ var errNoRoom = errors.New(chat.ErrNoRoom.Text)
 // they may not see is answered 404, as one that does not exist.
 func (rr *roomRoutes) room(w http.ResponseWriter, r *http.Request) (db.Room, chat.Identity, chat.Access, bool) {
 	id := rr.who.Identity(r)
-	room, ok := rr.hub.RoomBySlug(r.PathValue("slug"))
+	room, a, ok, err := lookUpRoom(r.Context(), rr.hub, id, r.PathValue("slug"))
 	if !ok {
 		writeError(w, r, rr.log, http.StatusNotFound, errNoRoom)
 		return db.Room{}, id, chat.Access{}, false
 	}
-	a, err := rr.hub.AccessTo(r.Context(), id, room)
 	if err != nil {
 		writeError(w, r, rr.log, http.StatusServiceUnavailable, err)
 		return db.Room{}, id, chat.Access{}, false
@@ -173,6 +173,33 @@ func (rr *roomRoutes) room(w http.ResponseWriter, r *http.Request) (db.Room, cha
 		return db.Room{}, id, chat.Access{}, false
 	}
 	return room, id, a, true
+}
+
+// roomFinder is what lookUpRoom needs of the hub.
+type roomFinder interface {
+	RoomBySlug(slug string) (db.Room, bool)
+	AccessTo(ctx context.Context, id chat.Identity, r db.Room) (chat.Access, error)
+	CatchUp(ctx context.Context) bool
+}
+
+// lookUpRoom is the room with slug and what id may do there. On a cluster,
+// a room not found, or not one of a signed-in person's rooms, may have
+// been made or joined through another node a moment ago: it looks again
+// once this node has caught up with the log.
+func lookUpRoom(ctx context.Context, hub roomFinder, id chat.Identity, slug string) (db.Room, chat.Access, bool, error) {
+	look := func() (db.Room, chat.Access, bool, error) {
+		room, ok := hub.RoomBySlug(slug)
+		if !ok {
+			return db.Room{}, chat.Access{}, false, nil
+		}
+		a, err := hub.AccessTo(ctx, id, room)
+		return room, a, true, err
+	}
+	room, a, ok, err := look()
+	if err == nil && (!ok || !a.See || !id.Guest() && !a.Member) && hub.CatchUp(ctx) {
+		room, a, ok, err = look()
+	}
+	return room, a, ok, err
 }
 
 // list is GET /rooms: the person's rooms; with ?include=open, the open
@@ -519,6 +546,10 @@ func (rr *roomRoutes) one(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, err := rr.store.Get(r.Context(), id)
+	if errors.Is(err, db.ErrNotFound) && rr.hub.CatchUp(r.Context()) {
+		// Sent through another node a moment ago, perhaps.
+		m, err = rr.store.Get(r.Context(), id)
+	}
 	switch {
 	case err == nil && m.Room == room.ID:
 		encode(w, http.StatusOK, message(m))
