@@ -78,10 +78,17 @@ func startWithAdmin(t *testing.T) (s *server, ann context.Context, invite string
 	ann = newBrowser(t)
 	s = start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
 	link, _ := setupLink(t, s)
+	return s, ann, setUpAdmin(t, ann, link, s.url)
+}
+
+// setUpAdmin makes Ann the first admin through the set-up link, in tab
+// ann, and returns the invite link her dashboard at base shows.
+func setUpAdmin(t *testing.T, ann context.Context, link, base string) (invite string) {
+	t.Helper()
 	browserSetUp(t, ann, link)
 	connected(t, ann)
-	do(t, ann, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.ID("people")))
-	return s, ann, eval[string](t, ann, `document.getElementById("invite-link").href`)
+	do(t, ann, chromedp.Navigate(base+"/admin"), chromedp.WaitVisible(chromedp.ID("people")))
+	return eval[string](t, ann, `document.getElementById("invite-link").href`)
 }
 
 // Two people edit, react and delete as they would: the actions on a

@@ -28,9 +28,7 @@ func TestBrowserClusterRoomsAndDirectMessagesAcrossNodes(t *testing.T) {
 	// on n1's dashboard lets Bob in (cookies are the host's, whatever the
 	// port, as behind one address).
 	link, _ := processSetupLink(t, n1)
-	browserSetUp(t, ann, link)
-	do(t, ann, chromedp.Navigate(n1.url+"/admin"), chromedp.WaitVisible(chromedp.ID("people")))
-	invite := eval[string](t, ann, `document.getElementById("invite-link").href`)
+	invite := setUpAdmin(t, ann, link, n1.url)
 	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
 	joinAs(t, bob, invite, "Bob")
 

@@ -139,9 +139,7 @@ func TestBrowserRoomsJoinLookInAndArchive(t *testing.T) {
 	ann := newBrowser(t)
 	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
 	link, _ := setupLink(t, s)
-	browserSetUp(t, ann, link)
-	do(t, ann, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.ID("people")))
-	invite := eval[string](t, ann, `document.getElementById("invite-link").href`)
+	invite := setUpAdmin(t, ann, link, s.url)
 	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
 	joinAs(t, bob, invite, "Bob")
 
@@ -188,9 +186,7 @@ func TestBrowserOtherRoomsCountedOnce(t *testing.T) {
 	ann := newBrowser(t)
 	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
 	link, _ := setupLink(t, s)
-	browserSetUp(t, ann, link)
-	do(t, ann, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.ID("people")))
-	invite := eval[string](t, ann, `document.getElementById("invite-link").href`)
+	invite := setUpAdmin(t, ann, link, s.url)
 	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
 	joinAs(t, bob, invite, "Bob")
 	cancelTab(t, bob) // Bob is away

@@ -93,6 +93,16 @@ func (n *twoNodes) caughtUp(t *testing.T) {
 	}
 }
 
+// member makes, through s, the account of a member called name.
+func member(t *testing.T, s *db.Store, name string) db.Account {
+	t.Helper()
+	a, err := s.CreateAccount(context.Background(), db.Account{Name: name, NameKey: strings.ToLower(name), PasswordHash: "h", Role: db.RoleMember, Created: time.Now().Truncate(time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 func hash(token string) []byte {
 	h := sha256.Sum256([]byte(token))
 	return h[:]
@@ -498,20 +508,14 @@ func TestAnAccountOfThisNodeAloneDoesNotPost(t *testing.T) {
 // under the same id, with the same people; a change to it or to who is in
 // it, made through either node, is on both, and both nodes' chats hear of
 // it, in the log's order, the node that made it too. A slug taken, and two
-// people's direct room, are decided alike by the log's order. So is what a member chose to hear of
-// a room.
+// people's direct room, are decided alike by the log's order. So is what a
+// member chose to hear of a room.
 func TestRoomsAreSharedByTheNodes(t *testing.T) {
 	ctx := context.Background()
 	n := newTwoNodes(t)
 	now := time.Now().Truncate(time.Millisecond)
-	ann, err := n.a.CreateAccount(ctx, db.Account{Name: "Ann", NameKey: "ann", PasswordHash: "h", Role: db.RoleMember, Created: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob, err := n.b.CreateAccount(ctx, db.Account{Name: "Bob", NameKey: "bob", PasswordHash: "h", Role: db.RoleMember, Created: now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ann := member(t, n.a, "Ann")
+	bob := member(t, n.b, "Bob")
 	// heard is the next room change both nodes' chats heard: the same
 	// on each, the one that made it too (each node's list of rooms
 	// follows the log's order).
@@ -774,10 +778,7 @@ func TestBotsAndWebhooksAreSharedByTheNodes(t *testing.T) {
 	ctx := context.Background()
 	n := newTwoNodes(t)
 	now := time.Now().Truncate(time.Millisecond)
-	ann, err := n.a.CreateAccount(ctx, db.Account{Name: "Ann", NameKey: "ann", PasswordHash: "h", Role: db.RoleMember, Created: now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ann := member(t, n.a, "Ann")
 
 	// A bot made through a is known to b straight away, by its token.
 	heron, err := n.a.CreateBot(ctx, "Heron", "heron", []int64{db.DefaultRoom}, hash("token 1"), "nochat_bot_1", now)
@@ -877,15 +878,8 @@ func TestBotsAndWebhooksAreSharedByTheNodes(t *testing.T) {
 func TestReadMarkersFollowAcrossNodes(t *testing.T) {
 	ctx := context.Background()
 	n := newTwoNodes(t)
-	now := time.Now().Truncate(time.Millisecond)
-	ann, err := n.a.CreateAccount(ctx, db.Account{Name: "Ann", NameKey: "ann", PasswordHash: "h", Role: db.RoleMember, Created: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob, err := n.a.CreateAccount(ctx, db.Account{Name: "Bob", NameKey: "bob", PasswordHash: "h", Role: db.RoleMember, Created: now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ann := member(t, n.a, "Ann")
+	bob := member(t, n.a, "Bob")
 	garden, _, err := n.a.CreateRoom(ctx, db.Room{Slug: "garden", Name: "Garden", Kind: db.KindOpen, CreatedBy: ann.ID}, []int64{ann.ID, bob.ID})
 	if err != nil {
 		t.Fatal(err)
