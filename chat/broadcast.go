@@ -320,7 +320,7 @@ func (b *broadcaster) notify(to audience, room int64, frame []byte) {
 // the live clients, in id order.
 func (b *broadcaster) deliver(c db.Commit[origin]) {
 	h := b.h
-	if len(c.Ended) > 0 || c.Account != nil || c.Room != nil || len(c.Deleted) > 0 || c.Read != nil || c.Notify != nil {
+	if c.FromCommand() {
 		// A command of a cluster's log, made through another node.
 		if a := c.Account; a != nil {
 			b.accountChanged(*a)

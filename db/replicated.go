@@ -23,8 +23,8 @@ var ErrUnavailable = errors.New("the cluster cannot confirm writes now")
 
 // ErrNotReplicated is Append's refusal, on a cluster, of a draft it cannot
 // share: one in a room or from an account the log did not make (made on
-// one node before the cluster shared them). Stored on one node only, it would tell the nodes apart
-// for good.
+// one node before the cluster shared them). Stored on one node only, it
+// would tell the nodes apart for good.
 var ErrNotReplicated = errors.New("this chat runs on several servers, which do not share this yet")
 
 // Stream is a replicated, ordered log of entries: what a ReplicatedWriter
@@ -112,7 +112,7 @@ type ReplicatedWriter[T any] struct {
 	// the other nodes: the newest of each account in each room.
 	readsMu   sync.Mutex
 	reads     map[[2]int64]int64 // {room, user} → id
-	readsStop chan struct{}      // Close's: publish the last, and stop
+	readsStop chan struct{}      // closed by Close: stop, without waiting for an answer
 	readsDone chan struct{}
 	applied   atomic.Int64  // the sequence applied up to
 	caught    chan struct{} // nudged whenever applied moves
@@ -191,10 +191,10 @@ func NewReplicatedWriter[T any](s *Store, stream Stream, maxBatch int, onCommit 
 }
 
 // Append queues a draft for the stream, as Writer.Append does. It refuses
-// (ErrNotReplicated) a draft with a file, and one in a room or from an
-// account the log did not make: a room or an account of this database
-// alone (made before they were shared) is another, or none, on the other
-// nodes.
+// (ErrNotReplicated) a draft in a room or from an account the log did not
+// make: a room or an account of this database alone (made before they
+// were shared) is another, or none, on the other nodes; and, as
+// ErrUnavailable, any draft while this node waits for an upgrade.
 func (w *ReplicatedWriter[T]) Append(ctx context.Context, d Draft, tag T) error {
 	if err := w.health(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -470,7 +470,7 @@ func (w *ReplicatedWriter[T]) applyCommand(e StreamEntry) bool {
 			if !ok {
 				c.Ended, c.Account, c.Deleted, c.Read, c.Notify = r.Ended, r.Change, r.Deleted, r.Read, r.Notify
 			}
-			if r.Err == nil && (len(c.Ended) > 0 || c.Account != nil || c.Room != nil || len(c.Deleted) > 0 || c.Read != nil || c.Notify != nil) {
+			if r.Err == nil && c.FromCommand() {
 				w.onCommit(c)
 			}
 			if ok {
@@ -486,8 +486,8 @@ func (w *ReplicatedWriter[T]) applyCommand(e StreamEntry) bool {
 }
 
 // readsEvery is how often a node tells the others of the read markers
-// that moved through it: one command for each account's rooms read
-// meanwhile, however many times it read them.
+// that moved through it: one command for each account and room read
+// meanwhile, however many times it was read.
 const readsEvery = 2 * time.Second
 
 func (w *ReplicatedWriter[T]) shareRead(room, user, id int64) {

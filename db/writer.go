@@ -79,6 +79,13 @@ type RoomChange struct {
 	Left     []int64 // accounts taken out of it
 }
 
+// FromCommand reports whether c carries what a command of a cluster's log
+// changed (Ended, Account, Room, Deleted, Read, Notify) rather than
+// messages.
+func (c Commit[T]) FromCommand() bool {
+	return len(c.Ended) > 0 || c.Account != nil || c.Room != nil || len(c.Deleted) > 0 || c.Read != nil || c.Notify != nil
+}
+
 // AccountChange is a change to an account that open pages, and the
 // addresses refused, show.
 type AccountChange struct {
