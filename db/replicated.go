@@ -199,13 +199,32 @@ func (w *ReplicatedWriter[T]) Append(ctx context.Context, d Draft, tag T) error 
 	if err := w.health(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	if _, ok := w.rooms.Load(d.roomOr()); d.roomOr() != DefaultRoom && !ok {
+	if d.roomOr() != DefaultRoom && !w.fromLog(ctx, &w.rooms, "rooms", d.roomOr()) {
 		return ErrNotReplicated
 	}
-	if _, ok := w.accounts.Load(d.UserID); d.UserID != 0 && !ok {
+	if d.UserID != 0 && !w.fromLog(ctx, &w.accounts, "accounts", d.UserID) {
 		return ErrNotReplicated
 	}
 	return w.put(ctx, d, tag)
+}
+
+// fromLog reports whether the log made the row id of table (rooms or
+// accounts), as known is told when the applier applies the command that
+// made it. On a miss it asks the database: the command's transaction
+// commits before known is told, so a reader that saw the new row there
+// (a room or webhook made through another node, found a moment ago) may
+// come here first.
+func (w *ReplicatedWriter[T]) fromLog(ctx context.Context, known *sync.Map, table string, id int64) bool {
+	if _, ok := known.Load(id); ok {
+		return true
+	}
+	var made bool
+	err := w.store.read.QueryRowContext(ctx, "SELECT from_log FROM "+table+" WHERE id = ?", id).Scan(&made)
+	if err != nil || !made {
+		return false
+	}
+	known.Store(id, true)
+	return true
 }
 
 // Close stops taking drafts, publishes those already queued, waits (up to
