@@ -52,6 +52,16 @@ type testCluster struct {
 // newTestCluster lays out n nodes; nothing runs yet.
 func newTestCluster(t *testing.T, n int) *testCluster {
 	c := &testCluster{t: t, bin: buildBinary(t)}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, nd := range c.nodes {
+			if nd.p != nil {
+				t.Logf("%s's last lines:\n%s", nd.name, nd.p.lastLog())
+			}
+		}
+	})
 	routes := loopbackPorts(t, n)
 	for i := range n {
 		c.nodes = append(c.nodes, &clusterNode{

@@ -332,15 +332,30 @@ func (w *ReplicatedWriter[T]) publishAll(entries []StreamEntry) []error {
 // that its Store failed to write.
 const retryApply = time.Second
 
+// firstRefollow is how long the applier first waits to follow the log
+// again when its reader ended (the stream not there yet, as a new
+// cluster elects its leaders, or a hole); the waits double up to
+// retryApply while it gets nowhere.
+const firstRefollow = 50 * time.Millisecond
+
 func (w *ReplicatedWriter[T]) apply(from int64) {
 	defer close(w.appDone)
+	pause := firstRefollow
 	for w.follow(from) {
+		if w.applied.Load() > from {
+			pause = firstRefollow
+		}
 		from = w.applied.Load()
 		if w.kicked.Swap(false) {
 			continue // followAgain: at once
 		}
 		select {
-		case <-time.After(retryApply):
+		case <-time.After(pause):
+			pause = min(2*pause, retryApply)
+		case <-w.kick:
+			// followAgain while it waits: at once, and the kick is
+			// not left to end the next reader as soon as it starts.
+			w.kicked.Store(false)
 		case <-w.ctx.Done():
 			return
 		}
@@ -666,9 +681,16 @@ func (w *ReplicatedWriter[T]) catchUp(ctx context.Context) {
 	case <-ctx.Done():
 		return
 	}
+	// The log may not answer for a moment (a new cluster electing its
+	// stream's leader): ask again until it does, within the bound.
 	last, err := w.stream.Last(ctx)
-	if err != nil {
-		return
+	for err != nil {
+		select {
+		case <-time.After(firstRefollow):
+		case <-ctx.Done():
+			return
+		}
+		last, err = w.stream.Last(ctx)
 	}
 	// Polled: caught is Close's.
 	began, from := time.Now(), w.applied.Load()
