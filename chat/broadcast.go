@@ -635,6 +635,9 @@ func (b *broadcaster) sendPresence() {
 type presenceKey struct {
 	userID int64
 	guest  string
+	// byName is an account told by its name alone: another node's, of
+	// a version from before accounts were shared (withPeers).
+	byName bool
 }
 
 // presencePeople lists the people of the given sessions, one entry per
@@ -656,14 +659,17 @@ func presencePeople(members map[*client]struct{}) []presencePerson {
 		byKey[k] = len(people)
 		people = append(people, presencePerson{User: c.name(), whoData: c.who(), Devices: 1})
 	}
-	slices.SortFunc(people, func(a, b presencePerson) int {
-		return cmp.Or(
-			strings.Compare(strings.ToLower(a.User), strings.ToLower(b.User)),
-			strings.Compare(a.User, b.User),
-			cmp.Compare(a.id(), b.id()),
-		)
-	})
+	slices.SortFunc(people, byName)
 	return people
+}
+
+// byName orders people by name, case aside, then by account id.
+func byName(a, b presencePerson) int {
+	return cmp.Or(
+		strings.Compare(strings.ToLower(a.User), strings.ToLower(b.User)),
+		strings.Compare(a.User, b.User),
+		cmp.Compare(a.id(), b.id()),
+	)
 }
 
 // typing tells everyone else that from is typing. An account's typing

@@ -14,9 +14,9 @@ import (
 
 // In a cluster, an admin's dashboard on any node shows every node: each
 // answers the dashboard's question with its connections, totals and
-// errors, and carries out a disconnect asked of it (Peers.Ask). Other
-// nodes' accounts are not this node's (they are not in the log yet), so
-// an account id in an answer names someone on the answering node only.
+// errors, and carries out a disconnect asked of it (Peers.Ask). Accounts
+// are the log's, so an account id in an answer names the same person on
+// every node.
 
 // The questions nodes ask each other.
 const (

@@ -94,10 +94,37 @@ type notifyData struct {
 // awayClock is, for each account, whether it has a socket open and, if
 // not, since when: written by the broadcaster as an account's first socket
 // opens and its last closes, read by notifyLoop. An account with no entry
-// has been away since before the hub started.
+// has been away since before the hub started. On a cluster it also knows
+// who has a socket open on another node (elsewhere), and since when not.
 type awayClock struct {
 	mu    sync.Mutex
 	since map[int64]time.Time // zero: online now
+	// remote is, likewise, the accounts online on another node (zero)
+	// and those that left the others lately.
+	remote map[int64]time.Time
+}
+
+// elsewhere records who is online on the other nodes now: the ones no
+// longer there left at now; whoever left longer than grace ago is
+// forgotten.
+func (a *awayClock) elsewhere(online map[int64]bool, now time.Time, grace time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.remote == nil {
+		a.remote = make(map[int64]time.Time)
+	}
+	for u, t := range a.remote {
+		switch {
+		case online[u]:
+		case t.IsZero():
+			a.remote[u] = now
+		case now.Sub(t) > grace:
+			delete(a.remote, u)
+		}
+	}
+	for u := range online {
+		a.remote[u] = time.Time{}
+	}
 }
 
 func (a *awayClock) online(user int64) {
@@ -128,12 +155,15 @@ func (a *awayClock) offline(user int64, now time.Time, grace time.Duration) {
 	}
 }
 
-// away reports whether user has had no socket open for longer than grace.
+// away reports whether user has had no socket open, here or on another
+// node, for longer than grace.
 func (a *awayClock) away(user int64, now time.Time, grace time.Duration) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	gone := func(t time.Time, seen bool) bool { return !seen || !t.IsZero() && now.Sub(t) > grace }
 	t, seen := a.since[user]
-	return !seen || !t.IsZero() && now.Sub(t) > grace
+	r, there := a.remote[user]
+	return gone(t, seen) && gone(r, there)
 }
 
 // queueNotice hands a committed message to notifyLoop without waiting:

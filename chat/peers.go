@@ -2,15 +2,11 @@ package chat
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"maps"
 	"slices"
-	"strings"
 	"time"
-
-	"nochat/db"
 )
 
 // Peers carries what the nodes of a cluster tell each other outside the
@@ -54,8 +50,8 @@ const (
 	maxPeerPeople = 10000
 )
 
-// sharedPresence is a node's presence as it tells the others: its people
-// with no account ids, which name other people on other nodes.
+// sharedPresence is a node's presence as it tells the others: its people,
+// an account by its id (the log's accounts have one id on every node).
 type sharedPresence struct {
 	Online int              `json:"online"`
 	People []presencePerson `json:"people"`
@@ -76,7 +72,7 @@ type (
 	// opPresenceBeat: time to tell the others again, and to forget the
 	// nodes not heard from.
 	opPresenceBeat struct{}
-	// opPeerTyping: someone on another node is typing in the main room.
+	// opPeerTyping: someone on another node is typing in a room.
 	opPeerTyping struct{ t typingData }
 )
 
@@ -84,23 +80,26 @@ func (opPeerPresence) isOp() {}
 func (opPresenceBeat) isOp() {}
 func (opPeerTyping) isOp()   {}
 
-// shareTyping tells the other nodes that someone here is typing in the
-// main room, the one room the nodes share so far.
+// shareTyping tells the other nodes that someone here is typing in a
+// room.
 func (b *broadcaster) shareTyping(t typingData) {
-	if b.h.opts.Peers == nil || t.Room != db.DefaultRoom {
+	if b.h.opts.Peers == nil {
 		return
 	}
-	t.UserID = nil
 	if doc, err := json.Marshal(t); err == nil {
 		b.h.opts.Peers.Share(PeerTyping, doc)
 	}
 }
 
-// peerTyping tells this node's clients in the main room that someone on
-// another node is typing.
+// peerTyping tells this node's clients who see the room that someone on
+// another node is typing there; not the typist's own tabs here, as
+// typing does.
 func (b *broadcaster) peerTyping(t typingData) {
 	frame := encode("typing", t)
 	for c := range b.recipients(toRoomV1, t.Room, nil) {
+		if t.UserID != nil && c.userID == *t.UserID {
+			continue
+		}
 		c.write(frame, c.melodyLimit) // none when it would wait: it is stale soon
 	}
 }
@@ -118,10 +117,9 @@ func (h *Hub) listenToPeers() {
 			h.b.send(opPeerPresence{node: node, p: p})
 		case PeerTyping:
 			var t typingData
-			if json.Unmarshal(data, &t) != nil || t.Room != db.DefaultRoom || len(t.User) > 4*h.opts.MaxNameLen {
+			if json.Unmarshal(data, &t) != nil || t.Room <= 0 || t.UserID != nil && *t.UserID <= 0 || len(t.User) > 4*h.opts.MaxNameLen {
 				return
 			}
-			t.UserID = nil // an account's id names someone else here
 			h.b.send(opPeerTyping{t})
 		}
 	})
@@ -142,12 +140,7 @@ func (h *Hub) listenToPeers() {
 // sharePresence tells the other nodes this node's presence if it changed
 // since it last did, or always when beat.
 func (b *broadcaster) sharePresence(people []presencePerson, online int, beat bool) {
-	shared := sharedPresence{Online: online, People: make([]presencePerson, len(people))}
-	for i, p := range people {
-		p.UserID = nil
-		shared.People[i] = p
-	}
-	doc, err := json.Marshal(shared)
+	doc, err := json.Marshal(sharedPresence{Online: online, People: people})
 	if err != nil || (!beat && bytes.Equal(doc, b.sharedPresence)) {
 		return
 	}
@@ -161,7 +154,24 @@ func (b *broadcaster) heardPeer(node string, p sharedPresence) {
 		b.peers = make(map[string]peerPresence)
 	}
 	b.peers[node] = peerPresence{sharedPresence: p, at: time.Now()}
+	b.peersChanged()
+}
+
+// peersChanged tells presence, and the away clock, that the people on
+// the other nodes changed: a person online on any node is not away, and
+// is pushed to only once they have been gone from every node for the
+// grace.
+func (b *broadcaster) peersChanged() {
 	b.presenceChanged()
+	online := make(map[int64]bool)
+	for _, p := range b.peers {
+		for _, q := range p.People {
+			if q.UserID != nil {
+				online[*q.UserID] = true
+			}
+		}
+	}
+	b.h.away.elsewhere(online, time.Now(), b.h.opts.PushGrace)
 }
 
 // presenceBeat tells the others this node's presence, and forgets nodes
@@ -171,34 +181,34 @@ func (b *broadcaster) presenceBeat() {
 	for node, p := range b.peers {
 		if time.Since(p.at) > peerPresenceTTL {
 			delete(b.peers, node)
-			b.presenceChanged()
+			b.peersChanged()
 		}
 	}
 }
 
-// withPeers adds the other nodes' people to this node's: a name on
-// several nodes (a guest's, or a person's tabs on two nodes) is one line
-// with their devices added up. Other nodes' people carry no account id.
+// withPeers adds the other nodes' people to this node's: a person with
+// tabs on several nodes (by account), or a guest name on several, is one
+// line with their devices added up. A node of a version from before
+// accounts were shared tells no ids: its people go by name, as they did.
 func (b *broadcaster) withPeers(people []presencePerson, online int) ([]presencePerson, int) {
 	if len(b.peers) == 0 {
 		return people, online
 	}
-	type key struct {
-		user  string
-		guest bool
-	}
-	at := make(map[key]int, len(people))
-	for i, p := range people {
-		if p.UserID == nil {
-			at[key{p.User, p.Guest}] = i
+	at := make(map[presenceKey]int, len(people))
+	key := func(p presencePerson) presenceKey {
+		if p.UserID != nil {
+			return presenceKey{userID: *p.UserID}
 		}
+		return presenceKey{guest: p.User, byName: !p.Guest}
+	}
+	for i, p := range people {
+		at[key(p)] = i
 	}
 	for _, node := range slices.Sorted(maps.Keys(b.peers)) {
 		p := b.peers[node]
 		online += p.Online
 		for _, q := range p.People {
-			q.UserID = nil
-			k := key{q.User, q.Guest}
+			k := key(q)
 			if i, ok := at[k]; ok {
 				people[i].Devices += q.Devices
 				continue
@@ -207,8 +217,6 @@ func (b *broadcaster) withPeers(people []presencePerson, online int) ([]presence
 			people = append(people, q)
 		}
 	}
-	slices.SortStableFunc(people, func(a, b presencePerson) int {
-		return cmp.Or(strings.Compare(strings.ToLower(a.User), strings.ToLower(b.User)), strings.Compare(a.User, b.User))
-	})
+	slices.SortStableFunc(people, byName)
 	return people, online
 }
