@@ -73,6 +73,26 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 		t.Errorf("n2's set-up link used after n1's: %d %v, want 410 and no session", p.status, p.cookies)
 	}
 
+	// A page subscribes to pushes with the key of whichever node answers
+	// it, and any node may push to it: the nodes agree on one key (each
+	// says it is starting until they have).
+	var keys []string
+	for _, n := range []*process{n1, n2, n3} {
+		p := fetch(t, "GET", n.url+"/push/key", cookie, nil)
+		for deadline := time.Now().Add(30 * time.Second); p.status == http.StatusServiceUnavailable && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+			p = fetch(t, "GET", n.url+"/push/key", cookie, nil)
+		}
+		var k struct{ Key string }
+		if p.status != http.StatusOK || json.Unmarshal([]byte(p.body), &k) != nil || k.Key == "" {
+			t.Fatalf("the push key on %s: %d %s", n.url, p.status, p.body)
+		}
+		keys = append(keys, k.Key)
+	}
+	if keys[0] != keys[1] || keys[1] != keys[2] {
+		t.Errorf("the nodes' push keys: %q, want one key", keys)
+	}
+
 	// Her page on n1; she sends through n3.
 	page := dialSignedIn(t, n1.url, cookie)
 	other3 := dialSignedIn(t, n3.url, cookie)

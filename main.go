@@ -433,7 +433,7 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		observer = metrics
 	}
 	pushOpts := cfg.push
-	pushOpts.Log, pushOpts.Subject = log, cfg.pushSubject
+	pushOpts.Log, pushOpts.Subject, pushOpts.Shared = log, cfg.pushSubject, cfg.cluster != nil
 	pusher, err := push.New(ctx, store, pushOpts)
 	if err != nil {
 		store.Close()

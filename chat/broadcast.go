@@ -389,7 +389,9 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 			b.window.change(func(w *window) { w.remember(f) })
 			h.broadcasted.Add(1)
 			fresh++
-			if h.opts.Pusher != nil {
+			if h.opts.Pusher != nil && it.Local {
+				// On a cluster every node holds every push
+				// subscription: the node it was sent through pushes it.
 				notices = append(notices, it.Message)
 			}
 			if h.opts.Posted != nil && it.Local {

@@ -3,6 +3,7 @@ package chat_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -14,6 +15,7 @@ import (
 
 	"nochat/chat"
 	"nochat/db"
+	"nochat/db/dbtest"
 )
 
 // recordingPusher hands each push on, whom to and what.
@@ -212,4 +214,73 @@ func TestAPersonIsOnePersonAcrossNodes(t *testing.T) {
 			t.Fatalf("Ann's own tab on n1 was told she is typing: %s", b)
 		}
 	}
+}
+
+// On a cluster every node holds every push subscription, and the node a
+// message is sent through pushes it, once: a phone subscribed through one
+// node hears of a mention sent through another (with the first one down,
+// too), and no node pushes a message another node took.
+func TestTheNodeAMessageIsSentThroughPushesIt(t *testing.T) {
+	ctx := context.Background()
+	log := dbtest.NewLog(0)
+	pushers := [2]*recordingPusher{{got: make(chan pushed, 16)}, {got: make(chan pushed, 16)}}
+	var nodes [2]*room
+	for i := range nodes {
+		nodes[i] = newRoom(t, chat.Options{Stream: log, Pusher: pushers[i], PushGrace: time.Nanosecond, MsgRate: -1})
+	}
+	n1, n2 := nodes[0], nodes[1]
+	account := func(name string) chat.Identity {
+		a, err := n1.store.CreateAccount(ctx, db.Account{Name: name, NameKey: strings.ToLower(name), PasswordHash: "x", Role: db.RoleMember, Created: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return chat.Identity{UserID: a.ID, Name: name, Role: db.RoleMember}
+	}
+	ann, bob := account("Ann"), account("Bob")
+	// Bob's phone subscribes through n2.
+	now := time.Now()
+	if err := n2.store.CreateSession(ctx, []byte("bob's phone"), db.Session{Kind: db.SessionAccount, AccountID: bob.UserID, Created: now, Expires: now.Add(time.Hour)}, 8); err != nil {
+		t.Fatal(err)
+	}
+	session, err := n2.store.SessionByToken(ctx, []byte("bob's phone"), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.store.SavePushSubscription(ctx, db.PushSubscription{SessionID: session.ID, AccountID: bob.UserID, Endpoint: "https://push.example/bob", P256dh: "k", Auth: "a", Created: now}, 10); err != nil {
+		t.Fatal(err)
+	}
+	// pushedBy wants the one push of text, to Bob, from node i alone.
+	pushedBy := func(i int, text string) {
+		t.Helper()
+		select {
+		case p := <-pushers[i].got:
+			if p.user != bob.UserID || p.n.Body != text {
+				t.Errorf("n%d pushed %+v, want %q to Bob", i+1, p, text)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("n%d never pushed %q to Bob", i+1, text)
+		}
+		select {
+		case p := <-pushers[1-i].got:
+			t.Errorf("n%d pushed %+v too: the message was sent through n%d", 2-i, p, i+1)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+
+	for i, n := range nodes {
+		text := fmt.Sprintf("@Bob through n%d", i+1)
+		if _, err := n.hub.SendAs(ctx, ann, "", text, ""); err != nil {
+			t.Fatal(err)
+		}
+		pushedBy(i, text)
+	}
+	// n2, which Bob's phone subscribed through, stops: n1 still reaches it.
+	closeCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n2.srv.Close()
+	n2.hub.Close(closeCtx)
+	if _, err := n1.hub.SendAs(ctx, ann, "", "@Bob with n2 down", ""); err != nil {
+		t.Fatal(err)
+	}
+	pushedBy(0, "@Bob with n2 down")
 }

@@ -54,6 +54,8 @@ type command struct {
 	Room      *Room    `json:",omitempty"` // opRoom, opRoomUpdate
 	Members   []int64  `json:",omitempty"` // opRoom: the people in the new room; opBot: its rooms
 	RoomID    int64    `json:",omitempty"` // opMember, opUnmember, opNotify (AccountID: whom)
+	// Push is opPushSave's subscription (Max: how many its account keeps).
+	Push *PushSubscription `json:",omitempty"`
 }
 
 // The commands.
@@ -90,6 +92,9 @@ const (
 	opBotWebhook       = "bot_webhook"    // SetBotWebhook
 	opWebhook          = "webhook"        // CreateWebhook
 	opWebhookDelete    = "webhook_delete" // DeleteWebhook
+	opPushSave         = "push_save"      // SavePushSubscription
+	opPushDelete       = "push_delete"    // DeletePushSubscription (Value: the endpoint)
+	opPushDrop         = "push_drop"      // DropPushSubscription (Value: the endpoint)
 )
 
 // knownOps are the commands this version applies.
@@ -124,6 +129,9 @@ var knownOps = map[string]bool{
 	opBotWebhook:       true,
 	opWebhook:          true,
 	opWebhookDelete:    true,
+	opPushSave:         true,
+	opPushDelete:       true,
+	opPushDrop:         true,
 }
 
 // commandResult is what applying a command gave.
@@ -326,6 +334,15 @@ func applyCommand(ctx context.Context, tx *sql.Tx, c command, id int64) (command
 		}
 	case opWebhookDelete:
 		r.Webhook, err = deleteWebhook(ctx, tx, c.ID)
+	case opPushSave:
+		if c.Push == nil {
+			return r, fmt.Errorf("%w: no subscription", errUnknownCommand)
+		}
+		err = savePushSubscription(ctx, tx, *c.Push, c.Max)
+	case opPushDelete:
+		err = deletePushSubscription(ctx, tx, "DELETE FROM push_subscriptions WHERE account_id = ? AND endpoint = ?", c.AccountID, c.Value)
+	case opPushDrop:
+		err = deletePushSubscription(ctx, tx, "DELETE FROM push_subscriptions WHERE endpoint = ?", c.Value)
 	case opDeleteMessagesOf:
 		r.Deleted, err = deleteMessagesOf(ctx, tx, c.AccountID)
 	case opRead:

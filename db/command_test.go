@@ -878,6 +878,76 @@ func TestBotsAndWebhooksAreSharedByTheNodes(t *testing.T) {
 	}
 }
 
+// Push subscriptions are the cluster's: one given through either node is
+// on both, replaced or removed through either, so that the node a message
+// is sent through can push it to every device of the person's. A device
+// the push service says is gone goes, by its endpoint, from both.
+func TestPushSubscriptionsAreSharedByTheNodes(t *testing.T) {
+	ctx := context.Background()
+	n := newTwoNodes(t)
+	now := time.Now().Truncate(time.Millisecond)
+	ann := member(t, n.a, "Ann")
+	if err := n.a.CreateSession(ctx, hash("ann's phone"), db.Session{Kind: db.SessionAccount, AccountID: ann.ID, Created: now, Expires: now.Add(time.Hour)}, 10); err != nil {
+		t.Fatal(err)
+	}
+	session, err := n.b.SessionByToken(ctx, hash("ann's phone"), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := func(endpoint, auth string) db.PushSubscription {
+		return db.PushSubscription{SessionID: session.ID, AccountID: ann.ID, Endpoint: endpoint, P256dh: "key", Auth: auth, Created: now}
+	}
+	// endpoints lists, on each node, Ann's subscriptions as endpoint=auth.
+	endpoints := func(what string, want ...string) {
+		t.Helper()
+		n.caughtUp(t)
+		for name, s := range map[string]*db.Store{"a": n.a, "b": n.b} {
+			subs, err := s.PushSubscriptions(ctx, ann.ID, now)
+			var got []string
+			for _, p := range subs {
+				got = append(got, p.Endpoint+"="+p.Auth)
+			}
+			if err != nil || !slices.Equal(got, want) {
+				t.Errorf("%s: %s has %q, %v; want %q", what, name, got, err, want)
+			}
+		}
+	}
+
+	if err := n.b.SavePushSubscription(ctx, sub("https://push.example/phone", "1"), 2); err != nil {
+		t.Fatal(err)
+	}
+	endpoints("given through b", "https://push.example/phone=1")
+	if err := n.a.SavePushSubscription(ctx, sub("https://push.example/phone", "2"), 2); err != nil {
+		t.Fatal(err)
+	}
+	endpoints("given again through a", "https://push.example/phone=2")
+	for _, device := range []string{"laptop", "tablet"} {
+		now = now.Add(time.Second)
+		if err := n.b.SavePushSubscription(ctx, sub("https://push.example/"+device, "3"), 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	endpoints("past two, the oldest goes", "https://push.example/laptop=3", "https://push.example/tablet=3")
+
+	if err := n.a.DeletePushSubscription(ctx, ann.ID, "https://push.example/laptop"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.b.DeletePushSubscription(ctx, ann.ID, "https://push.example/laptop"); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("the same removed again through b: %v, want ErrNotFound", err)
+	}
+	if err := n.b.DeletePushSubscription(ctx, ann.ID+1, "https://push.example/tablet"); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("someone else's removed: %v, want ErrNotFound", err)
+	}
+	endpoints("one removed through a", "https://push.example/tablet=3")
+	if err := n.b.DropPushSubscription(ctx, "https://push.example/tablet"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.a.DropPushSubscription(ctx, "https://push.example/tablet"); err != nil {
+		t.Errorf("dropping one gone already: %v, want no error", err)
+	}
+	endpoints("the last one gone")
+}
+
 // A room read through one node is read on the other within a few
 // seconds: a page loaded through either counts the same messages unread,
 // and the other node's pages of that person hear of it.

@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -78,29 +79,33 @@ type PushSubscription struct {
 
 // SavePushSubscription stores a subscription with its session; one with
 // the same endpoint is replaced (a browser that subscribes again), and
-// past max of the account's subscriptions the oldest go.
+// past max of the account's subscriptions the oldest go. On a cluster it
+// is a command of the log: every node holds every subscription, so the
+// node a message is sent through pushes it, whichever node the device
+// subscribed through.
 func (s *Store) SavePushSubscription(ctx context.Context, sub PushSubscription, max int) error {
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
+	sub.ID = 0
+	if _, err := s.command(ctx, command{Op: opPushSave, Push: &sub, Max: max}); err != nil {
 		return fmt.Errorf("save push subscription: %w", err)
 	}
-	defer tx.Rollback()
+	return nil
+}
+
+// savePushSubscription is SavePushSubscription in tx.
+func savePushSubscription(ctx context.Context, tx *sql.Tx, sub PushSubscription, max int) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO push_subscriptions (session_id, account_id, endpoint, p256dh, auth, created)
 		VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (endpoint) DO UPDATE SET session_id = excluded.session_id, account_id = excluded.account_id,
 			p256dh = excluded.p256dh, auth = excluded.auth, created = excluded.created`,
 		sub.SessionID, sub.AccountID, sub.Endpoint, sub.P256dh, sub.Auth, sub.Created.UnixMilli()); err != nil {
-		return fmt.Errorf("save push subscription: %w", err)
+		return err
 	}
 	// The newest max stay; ids grow with inserts, and a replaced one keeps
 	// its id, so order by when it was (re)made.
 	if _, err := tx.ExecContext(ctx, `DELETE FROM push_subscriptions WHERE account_id = ? AND id NOT IN (
 		SELECT id FROM push_subscriptions WHERE account_id = ? ORDER BY created DESC, id DESC LIMIT ?)`,
 		sub.AccountID, sub.AccountID, max); err != nil {
-		return fmt.Errorf("save push subscription: drop the oldest: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("save push subscription: %w", err)
+		return fmt.Errorf("drop the oldest: %w", err)
 	}
 	return nil
 }
@@ -108,21 +113,32 @@ func (s *Store) SavePushSubscription(ctx context.Context, sub PushSubscription, 
 // DeletePushSubscription removes account's subscription at endpoint, or
 // reports ErrNotFound if it has none there.
 func (s *Store) DeletePushSubscription(ctx context.Context, account int64, endpoint string) error {
-	res, err := s.write.ExecContext(ctx, "DELETE FROM push_subscriptions WHERE account_id = ? AND endpoint = ?", account, endpoint)
-	if err != nil {
+	if _, err := s.command(ctx, command{Op: opPushDelete, AccountID: account, Value: endpoint}); err != nil {
 		return fmt.Errorf("delete push subscription: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("delete push subscription: %w", ErrNotFound)
 	}
 	return nil
 }
 
-// DropPushSubscription removes the subscription with this id, whoever's
-// it is: the push service said it is gone (404, 410).
-func (s *Store) DropPushSubscription(ctx context.Context, id int64) error {
-	if _, err := s.write.ExecContext(ctx, "DELETE FROM push_subscriptions WHERE id = ?", id); err != nil {
-		return fmt.Errorf("drop push subscription %d: %w", id, err)
+// DropPushSubscription removes the subscription at endpoint, whoever's it
+// is: the push service said it is gone (404, 410). By its endpoint, not
+// its id: a node's ids of subscriptions from before they were shared are
+// its own.
+func (s *Store) DropPushSubscription(ctx context.Context, endpoint string) error {
+	if _, err := s.command(ctx, command{Op: opPushDrop, Value: endpoint}); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("drop push subscription at %s: %w", endpoint, err)
+	}
+	return nil
+}
+
+// deletePushSubscription runs query, a deletion of subscriptions, in tx,
+// and reports ErrNotFound if it deleted none.
+func deletePushSubscription(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
 	}
 	return nil
 }

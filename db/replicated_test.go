@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"nochat/db"
+	"nochat/db/dbtest"
 )
 
 // holeyLog is a Stream whose first reader skips entries, as a reader
@@ -117,81 +118,11 @@ func followedAgain(t *testing.T, l *holeyLog) {
 	}
 }
 
-// electingLog is a Stream in memory that refuses, as unavailable, every
-// publication until refuse of them have been refused: a cluster electing a
-// leader after a node died. It keeps one entry a key, as JetStream's
-// de-duplication does.
-type electingLog struct {
-	mu        sync.Mutex
-	refuse    int
-	published int // Publish calls
-	entries   []db.StreamEntry
-	seqOf     map[string]int64
-	grew      chan struct{} // closed and replaced when an entry is added
-}
+// electingLog is the in-memory log of package dbtest, under the name
+// these tests knew it by.
+type electingLog = dbtest.Log
 
-func newElectingLog(refuse int) *electingLog {
-	return &electingLog{refuse: refuse, seqOf: map[string]int64{}, grew: make(chan struct{})}
-}
-
-func (l *electingLog) Publish(_ context.Context, entries []db.StreamEntry) []error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.published++
-	errs := make([]error, len(entries))
-	if l.refuse > 0 {
-		l.refuse--
-		for i := range errs {
-			errs[i] = fmt.Errorf("%w: no stream leader", db.ErrUnavailable)
-		}
-		return errs
-	}
-	for i, e := range entries {
-		if seq, ok := l.seqOf[e.Key]; ok {
-			entries[i].Seq = seq
-			continue
-		}
-		e.Seq = int64(len(l.entries) + 1)
-		l.entries = append(l.entries, e)
-		l.seqOf[e.Key] = e.Seq
-		entries[i].Seq = e.Seq
-	}
-	close(l.grew)
-	l.grew = make(chan struct{})
-	return errs
-}
-
-func (l *electingLog) Last(context.Context) (int64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return int64(len(l.entries)), nil
-}
-
-func (l *electingLog) Entries(ctx context.Context, after int64) (<-chan db.StreamEntry, error) {
-	out := make(chan db.StreamEntry)
-	go func() {
-		defer close(out)
-		for {
-			l.mu.Lock()
-			next, grew := l.entries[min(after, int64(len(l.entries))):], l.grew
-			l.mu.Unlock()
-			for _, e := range next {
-				select {
-				case out <- e:
-					after = e.Seq
-				case <-ctx.Done():
-					return
-				}
-			}
-			select {
-			case <-grew:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
-}
+func newElectingLog(refuse int) *electingLog { return dbtest.NewLog(refuse) }
 
 // A send while the cluster elects a leader (every publication refused as
 // unavailable for a moment) is published again until the election is
@@ -229,10 +160,7 @@ func TestASendDuringAnElectionIsPublishedAgain(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the send was never answered")
 	}
-	l.mu.Lock()
-	published := l.published
-	l.mu.Unlock()
-	if published != 4 {
+	if published := l.Published(); published != 4 {
 		t.Errorf("published %d times, want 4 (3 refused, then stored)", published)
 	}
 	got, err := s.LogAfter(ctx, 0, 100)

@@ -45,6 +45,9 @@ const MaxPushSubscriptions = 10
 var (
 	errGuestPush = errors.New("sign in to get notifications")
 	errNoPushSub = errors.New("no such subscription of yours")
+	// errPushStarting: a cluster's node has not yet agreed the cluster's
+	// key with the others.
+	errPushStarting = errors.New("notifications are starting on this server: try again in a moment")
 )
 
 // addPushRoutes adds the Web Push routes, when push is on.
@@ -65,7 +68,12 @@ type pushRoutes struct {
 }
 
 func (p *pushRoutes) key(w http.ResponseWriter, r *http.Request) {
-	encode(w, http.StatusOK, map[string]string{"key": p.push.PublicKey()})
+	key := p.push.PublicKey()
+	if key == "" {
+		writeError(w, r, p.log, http.StatusServiceUnavailable, errPushStarting)
+		return
+	}
+	encode(w, http.StatusOK, map[string]string{"key": key})
 }
 
 // subscriptionBody is a browser's PushSubscription.toJSON().

@@ -37,9 +37,11 @@ import (
 
 // Store is what the sender needs of the database.
 type Store interface {
+	Setting(ctx context.Context, key string) (string, error)
 	SettingOr(ctx context.Context, key, value string) (string, error)
+	SharedSettingOr(ctx context.Context, key, value string) (string, error)
 	PushSubscriptions(ctx context.Context, account int64, now time.Time) ([]db.PushSubscription, error)
-	DropPushSubscription(ctx context.Context, id int64) error
+	DropPushSubscription(ctx context.Context, endpoint string) error
 }
 
 // Options tune a Sender. Zero values take the defaults.
@@ -58,6 +60,11 @@ type Options struct {
 	// first wait between tries (1 s), doubled each time.
 	Attempts int
 	Backoff  time.Duration
+	// Shared is set on a cluster's node: the VAPID keys are the
+	// cluster's, decided through its log once the node runs (Run), since
+	// a page subscribes with the key of whichever node answered it and
+	// any node may push to it.
+	Shared bool
 
 	// For tests only: AllowLoopback lets endpoints on loopback addresses
 	// through (a push service stand-in on 127.0.0.1), and RootCAs is the
@@ -92,8 +99,14 @@ const (
 )
 
 // settingPrivate is the settings key of the VAPID private key, made at
-// first start.
-const settingPrivate = "vapid_private_key"
+// first start; settingShared is a cluster's, the same on every node.
+const (
+	settingPrivate = "vapid_private_key"
+	settingShared  = "cluster_vapid_private_key"
+)
+
+// vapid is a VAPID key pair, base64url.
+type vapid struct{ private, public string }
 
 // job is one push to one person, and how many times it was tried.
 type job struct {
@@ -110,8 +123,8 @@ type Sender struct {
 	store  Store
 	client *http.Client
 
-	private, public string // the VAPID keys, base64url
-	subject         string // as webpush-go wants it (see New)
+	keys    atomic.Pointer[vapid] // nil on a cluster's node until Run has them
+	subject string                // as webpush-go wants it (see New)
 
 	jobs chan job
 
@@ -122,34 +135,69 @@ type Sender struct {
 }
 
 // New loads the VAPID key pair from the store, making and storing one at
-// first start.
+// first start; on a cluster's node (Options.Shared), Run does.
 func New(ctx context.Context, store Store, opts Options) (*Sender, error) {
 	opts.setDefaults()
 	if !strings.HasPrefix(opts.Subject, "mailto:") && !strings.HasPrefix(opts.Subject, "https://") {
 		return nil, fmt.Errorf("push subject %q: want mailto:address or https://URL", opts.Subject)
 	}
-	priv, pub, err := webpush.GenerateVAPIDKeys()
-	if err != nil {
-		return nil, fmt.Errorf("make VAPID keys: %w", err)
-	}
-	// Only the private key is stored: of two first starts at once, both
-	// keep the one SettingOr stored, and the public key follows from it.
-	if priv, err = store.SettingOr(ctx, settingPrivate, priv); err != nil {
-		return nil, fmt.Errorf("VAPID key: %w", err)
-	}
-	if pub, err = publicOf(priv); err != nil {
-		return nil, fmt.Errorf("VAPID key: %w", err)
-	}
 	s := &Sender{
 		log: opts.Log, opts: opts, store: store,
-		private: priv, public: pub,
 		// webpush-go puts "mailto:" before a subject that does not start
 		// with "https:": give it the address alone.
 		subject: strings.TrimPrefix(opts.Subject, "mailto:"),
 		jobs:    make(chan job, opts.Queue),
 	}
 	s.client = s.newClient()
+	if !opts.Shared {
+		if err := s.decideKeys(func(priv string) (string, error) { return store.SettingOr(ctx, settingPrivate, priv) }); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// decideKeys makes a key pair and has store keep it, or the one it keeps
+// already. Only the private key is stored: of two first starts at once,
+// both keep the one stored first, and the public key follows from it.
+func (s *Sender) decideKeys(store func(priv string) (string, error)) error {
+	priv, _, err := webpush.GenerateVAPIDKeys()
+	if err != nil {
+		return fmt.Errorf("make VAPID keys: %w", err)
+	}
+	if priv, err = store(priv); err != nil {
+		return fmt.Errorf("VAPID key: %w", err)
+	}
+	pub, err := publicOf(priv)
+	if err != nil {
+		return fmt.Errorf("VAPID key: %w", err)
+	}
+	s.keys.Store(&vapid{private: priv, public: pub})
+	return nil
+}
+
+// shareKeys decides a cluster's key pair: the one its log holds, or one
+// this node makes, through the log. While the cluster cannot confirm it
+// (no quorum), it tries again, up to every 30 s, until ctx ends (false).
+func (s *Sender) shareKeys(ctx context.Context) bool {
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		err := s.decideKeys(func(priv string) (string, error) {
+			// Applied here already (the node ran before): no need to ask.
+			if v, err := s.store.Setting(ctx, settingShared); err == nil {
+				return v, nil
+			}
+			return s.store.SharedSettingOr(ctx, settingShared, priv)
+		})
+		if err == nil {
+			return true
+		}
+		s.log.Warn("push: the cluster's VAPID key: trying again", "in", wait, "err", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // publicOf is the uncompressed P-256 public key of a base64url private key.
@@ -166,8 +214,14 @@ func publicOf(private string) (string, error) {
 }
 
 // PublicKey is the VAPID public key, base64url (uncompressed P-256): the
-// applicationServerKey a page subscribes with.
-func (s *Sender) PublicKey() string { return s.public }
+// applicationServerKey a page subscribes with; "" on a cluster's node
+// until its cluster has decided it.
+func (s *Sender) PublicKey() string {
+	if k := s.keys.Load(); k != nil {
+		return k.public
+	}
+	return ""
+}
 
 // Stats are counts since start: pushes accepted by push services, dropped
 // (queue full), subscriptions deleted as gone, pushes given up on.
@@ -223,8 +277,12 @@ func (s *Sender) Push(user int64, n chat.Notification) {
 	}
 }
 
-// Run sends queued pushes until ctx ends.
+// Run sends queued pushes until ctx ends; on a cluster's node, once it
+// has the cluster's keys (pushes queue meanwhile).
 func (s *Sender) Run(ctx context.Context) {
+	if s.keys.Load() == nil && !s.shareKeys(ctx) {
+		return
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -287,6 +345,7 @@ func (s *Sender) send(ctx context.Context, j job) {
 // with: accepted, or refused for good (a gone subscription is deleted).
 // false means try again later: 429, 5xx, or the network failed.
 func (s *Sender) sendOne(ctx context.Context, sub db.PushSubscription, payload []byte, urgency webpush.Urgency) bool {
+	keys := s.keys.Load() // set: Run sends nothing before
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	resp, err := webpush.SendNotificationWithContext(ctx, payload, &webpush.Subscription{
@@ -297,8 +356,8 @@ func (s *Sender) sendOne(ctx context.Context, sub db.PushSubscription, payload [
 		Subscriber:      s.subject,
 		TTL:             int(s.opts.TTL / time.Second),
 		Urgency:         urgency,
-		VAPIDPublicKey:  s.public,
-		VAPIDPrivateKey: s.private,
+		VAPIDPublicKey:  keys.public,
+		VAPIDPrivateKey: keys.private,
 		VapidExpiration: time.Now().Add(12 * time.Hour),
 	})
 	if err != nil {
@@ -317,7 +376,7 @@ func (s *Sender) sendOne(ctx context.Context, sub db.PushSubscription, payload [
 		return true
 	case code == http.StatusNotFound || code == http.StatusGone:
 		// The browser unsubscribed, or the push service forgot it.
-		if err := s.store.DropPushSubscription(ctx, sub.ID); err != nil {
+		if err := s.store.DropPushSubscription(ctx, sub.Endpoint); err != nil {
 			s.log.Error("push: delete gone subscription", "subscription", sub.ID, "err", err)
 		}
 		s.gone.Add(1)

@@ -15,6 +15,7 @@ import (
 
 	"nochat/chat"
 	"nochat/db"
+	"nochat/db/dbtest"
 	"nochat/push"
 )
 
@@ -118,5 +119,43 @@ func TestNoPushToALoopbackAddressByName(t *testing.T) {
 	}
 	if n := reached.Load(); n != 0 {
 		t.Fatalf("the server posted to localhost %d times", n)
+	}
+}
+
+// On a cluster the nodes push with one VAPID key, the one the first of
+// them put in the log: a page subscribes with the key of whichever node
+// answered it, and another node may push to it. Until its node has the
+// cluster's key, a sender has none to give out.
+func TestTheNodesOfAClusterShareOneKey(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := dbtest.NewLog(0)
+	var senders []*push.Sender
+	for range 2 {
+		store := newStore(t)
+		w, err := db.NewReplicatedWriter(store, log, 0, func(db.Commit[int]) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Close)
+		s, err := push.New(ctx, store, push.Options{Subject: "mailto:ops@example.org", Shared: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k := s.PublicKey(); k != "" {
+			t.Fatalf("a cluster's node gives out key %q before its cluster agreed one", k)
+		}
+		go s.Run(ctx)
+		senders = append(senders, s)
+	}
+	var got [2]string
+	for deadline := time.Now().Add(10 * time.Second); got[0] == "" || got[1] == ""; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the nodes' keys after 10 s: %q", got)
+		}
+		got = [2]string{senders[0].PublicKey(), senders[1].PublicKey()}
+	}
+	if got[0] != got[1] {
+		t.Errorf("the nodes push with %q and %q, want one key", got[0], got[1])
 	}
 }

@@ -2385,12 +2385,21 @@
   }
   async function givePushSubscription() {
     const reg = await navigator.serviceWorker.ready;
+    const { key } = await api('GET', '/push/key');
+    const want = fromBase64url(key);
     let sub = await reg.pushManager.getSubscription();
-    if (!sub) {
-      const { key } = await api('GET', '/push/key');
-      sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: fromBase64url(key) });
+    // One made with another key is never pushed to (a cluster's nodes
+    // each had their own before they shared one): make it anew.
+    const had = sub && sub.options && sub.options.applicationServerKey;
+    if (had && !sameBytes(new Uint8Array(had), want)) {
+      await sub.unsubscribe();
+      sub = null;
     }
+    if (!sub) sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: want });
     await api('POST', '/push/subscriptions', sub.toJSON());
+  }
+  function sameBytes(a, b) {
+    return a.length === b.length && a.every((x, i) => x === b[i]);
   }
 
   // ---------- the installable app ----------
