@@ -284,3 +284,73 @@ func TestTheNodeAMessageIsSentThroughPushesIt(t *testing.T) {
 	}
 	pushedBy(0, "@Bob with n2 down")
 }
+
+// Two admins changing two settings of one room from pages loaded before
+// either change (through one node, or through two nodes of a cluster at
+// once) both keep their change: an edit writes only what it changes.
+func TestTwoEditsOfARoomBothHold(t *testing.T) {
+	for _, cluster := range []bool{false, true} {
+		t.Run(map[bool]string{false: "one node", true: "two nodes"}[cluster], func(t *testing.T) {
+			ctx := context.Background()
+			var nodes [2]*room
+			if cluster {
+				log := dbtest.NewLog(0)
+				for i := range nodes {
+					nodes[i] = newRoom(t, chat.Options{Stream: log})
+				}
+			} else {
+				nodes[0] = newRoom(t, chat.Options{})
+				nodes[1] = nodes[0]
+			}
+			a, err := nodes[0].store.CreateAccount(ctx, db.Account{Name: "Ann", NameKey: "ann", PasswordHash: "x", Role: db.RoleAdmin, Created: time.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ann := chat.Identity{UserID: a.ID, Name: "Ann", Role: db.RoleAdmin}
+			v, _, err := nodes[0].hub.CreateRoom(ctx, ann, chat.NewRoom{Name: "Garden", Kind: db.KindOpen, Topic: "tomatoes"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stale db.Room // as both pages read it, before either change
+			for deadline := time.Now().Add(5 * time.Second); stale.ID == 0; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the second node never had Garden")
+				}
+				stale, _ = nodes[1].hub.Room(v.ID)
+			}
+			name, topic, members := "Vegetable garden", "beans", db.PostMembers
+			errs := make(chan error, 2)
+			go func() {
+				_, err := nodes[0].hub.ChangeRoom(ctx, ann, stale, chat.RoomChange{Name: &name})
+				errs <- err
+			}()
+			go func() {
+				_, err := nodes[1].hub.ChangeRoom(ctx, ann, stale, chat.RoomChange{Topic: &topic, Post: &members})
+				errs <- err
+			}()
+			for range 2 {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i, n := range nodes {
+				for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+					got, _ := n.hub.Room(v.ID)
+					rooms, err := n.store.Rooms(ctx)
+					var stored db.Room
+					for _, r := range rooms {
+						if r.ID == v.ID {
+							stored = r
+						}
+					}
+					if got.Name == name && got.Topic == topic && got.Post == members && err == nil && stored == got {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("node %d's Garden: %+v, stored %+v (%v); want both changes", i+1, got, stored, err)
+					}
+				}
+			}
+		})
+	}
+}

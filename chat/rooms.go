@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 	"unicode"
 
 	"nochat/db"
@@ -791,16 +790,22 @@ func (h *Hub) ChangeRoom(ctx context.Context, id Identity, r db.Room, ch RoomCha
 	if r.Kind == db.KindDirect && (ch.Post != nil || ch.Guests != nil || ch.Name != nil) {
 		return db.Room{}, &Refusal{"bad_request", "a direct conversation has no name and fixed rules: only its topic and archiving change"}
 	}
-	next := r
+	// Only what ch names changes: another admin's edit of another
+	// setting meanwhile (perhaps through another node) holds.
+	edit := db.RoomEdit{ID: r.ID, Guests: ch.Guests, Archive: ch.Archive}
 	if ch.Name != nil {
-		if next.Name, err = cleanRoomName(*ch.Name); err != nil {
+		name, err := cleanRoomName(*ch.Name)
+		if err != nil {
 			return db.Room{}, err
 		}
+		edit.Name = &name
 	}
 	if ch.Topic != nil {
-		if next.Topic, err = cleanTopic(*ch.Topic); err != nil {
+		topic, err := cleanTopic(*ch.Topic)
+		if err != nil {
 			return db.Room{}, err
 		}
+		edit.Topic = &topic
 	}
 	if ch.Post != nil {
 		switch *ch.Post {
@@ -811,27 +816,21 @@ func (h *Hub) ChangeRoom(ctx context.Context, id Identity, r db.Room, ch RoomCha
 		if *ch.Post == db.PostAdmins && id.Role != db.RoleAdmin {
 			return db.Room{}, &Refusal{"forbidden", "only admins may make a room where only admins post"}
 		}
-		next.Post = *ch.Post
+		edit.Post = ch.Post
 	}
-	if ch.Guests != nil {
-		if *ch.Guests && r.Kind != db.KindOpen {
-			return db.Room{}, &Refusal{"bad_request", "only open rooms may let guests in"}
-		}
-		next.Guests = *ch.Guests
+	if ch.Guests != nil && *ch.Guests && r.Kind != db.KindOpen {
+		return db.Room{}, &Refusal{"bad_request", "only open rooms may let guests in"}
 	}
-	event := "updated"
-	if ch.Archive != nil {
-		switch {
-		case *ch.Archive && r.ID == db.DefaultRoom:
-			return db.Room{}, &Refusal{"forbidden", "the default room cannot be archived"}
-		case *ch.Archive && !r.IsArchived():
-			next.Archived, event = time.Now().UnixMilli(), "archived"
-		case !*ch.Archive:
-			next.Archived = 0
-		}
+	if ch.Archive != nil && *ch.Archive && r.ID == db.DefaultRoom {
+		return db.Room{}, &Refusal{"forbidden", "the default room cannot be archived"}
 	}
-	if err := h.store.UpdateRoom(ctx, next); err != nil {
+	changed, err := h.store.EditRoom(ctx, edit)
+	if err != nil {
 		return db.Room{}, fmt.Errorf("%w (%w)", ErrRoomStore, err)
+	}
+	next, event := *changed.Room, "updated"
+	if changed.Archived {
+		event = "archived"
 	}
 	h.roomStored(func() {
 		h.dir.mu.Lock()

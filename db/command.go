@@ -56,6 +56,7 @@ type command struct {
 	RoomID    int64    `json:",omitempty"` // opMember, opUnmember, opNotify (AccountID: whom)
 	// Push is opPushSave's subscription (Max: how many its account keeps).
 	Push *PushSubscription `json:",omitempty"`
+	Edit *RoomEdit         `json:",omitempty"` // opRoomEdit
 }
 
 // The commands.
@@ -79,6 +80,7 @@ const (
 	opUnban       = "unban"        // Unban
 	opRoom        = "room"         // CreateRoom
 	opRoomUpdate  = "room_update"  // UpdateRoom
+	opRoomEdit    = "room_edit"    // EditRoom
 	opMember      = "member"       // AddMember
 	opUnmember    = "unmember"     // RemoveMember
 	opNotify      = "notify"       // SetNotify
@@ -118,6 +120,7 @@ var knownOps = map[string]bool{
 	opUnban:            true,
 	opRoom:             true,
 	opRoomUpdate:       true,
+	opRoomEdit:         true,
 	opMember:           true,
 	opUnmember:         true,
 	opNotify:           true,
@@ -300,6 +303,11 @@ func applyCommand(ctx context.Context, tx *sql.Tx, c command, id int64) (command
 			return r, fmt.Errorf("%w: %s without a room", errUnknownCommand, c.Op)
 		}
 		r.RoomChange, err = updateRoom(ctx, tx, *c.Room)
+	case opRoomEdit:
+		if c.Edit == nil {
+			return r, fmt.Errorf("%w: %s without an edit", errUnknownCommand, c.Op)
+		}
+		r.RoomChange, err = editRoom(ctx, tx, *c.Edit)
 	case opMember:
 		var added bool
 		if added, err = addMember(ctx, tx, c.RoomID, c.AccountID, c.At); added {

@@ -209,6 +209,64 @@ func updateRoom(ctx context.Context, tx *sql.Tx, r Room) (*RoomChange, error) {
 	return &RoomChange{ID: r.ID, Room: &now, Archived: now.IsArchived() && !was.IsArchived()}, nil
 }
 
+// RoomEdit is a change to some of a room's settings: nil leaves one as it
+// is, however another edit left it meanwhile.
+type RoomEdit struct {
+	ID      int64
+	Name    *string `json:",omitempty"`
+	Topic   *string `json:",omitempty"`
+	Post    *string `json:",omitempty"`
+	Guests  *bool   `json:",omitempty"`
+	Archive *bool   `json:",omitempty"` // true: archived, as of At if it was open; false: open
+	At      int64   `json:",omitempty"` // Unix milliseconds
+}
+
+// EditRoom changes the settings e names, and no others, and returns the
+// room as it left it: two people's edits of different settings both hold,
+// in whatever order they reach the store (on a cluster, through two
+// nodes). A room that is not is ErrNotFound.
+func (s *Store) EditRoom(ctx context.Context, e RoomEdit) (RoomChange, error) {
+	e.At = s.now().UnixMilli()
+	r, err := s.command(ctx, command{Op: opRoomEdit, Edit: &e})
+	if err != nil {
+		return RoomChange{}, fmt.Errorf("edit room %d: %w", e.ID, err)
+	}
+	if r.RoomChange == nil {
+		return RoomChange{}, fmt.Errorf("edit room %d: %w", e.ID, ErrNotFound)
+	}
+	return *r.RoomChange, nil
+}
+
+// editRoom is EditRoom in tx.
+func editRoom(ctx context.Context, tx *sql.Tx, e RoomEdit) (*RoomChange, error) {
+	r, err := scanRoom(tx.QueryRowContext(ctx, "SELECT "+roomColumns+" FROM rooms WHERE id = ?", e.ID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	set := func(to *string, from *string) {
+		if from != nil {
+			*to = *from
+		}
+	}
+	set(&r.Name, e.Name)
+	set(&r.Topic, e.Topic)
+	set(&r.Post, e.Post)
+	if e.Guests != nil {
+		r.Guests = *e.Guests
+	}
+	switch {
+	case e.Archive == nil:
+	case *e.Archive && !r.IsArchived():
+		r.Archived = e.At
+	case !*e.Archive:
+		r.Archived = 0
+	}
+	return updateRoom(ctx, tx, r)
+}
+
 // AddMember puts an account in a room (nothing if it is in it already).
 func (s *Store) AddMember(ctx context.Context, room, user int64) error {
 	_, err := s.command(ctx, command{Op: opMember, RoomID: room, AccountID: user, At: s.now().UnixMilli()})
