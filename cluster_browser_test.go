@@ -10,7 +10,9 @@ import (
 // n2's page, makes a room; Bob, on n3's page, sees it offered at once,
 // joins it and answers, and Ann reads him live; Bob starts a direct
 // conversation with Ann from n3, and it reaches her page on n2, where she
-// answers. Screenshots of both pages at phone and desktop width.
+// answers; with a second tab on n1 she is one person on his page, and
+// he sees her type there. Screenshots of both pages at phone and
+// desktop width.
 func TestBrowserClusterRoomsAndDirectMessagesAcrossNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three processes: not in -short")
@@ -58,6 +60,26 @@ func TestBrowserClusterRoomsAndDirectMessagesAcrossNodes(t *testing.T) {
 	waitMessages(t, ann, "Bob's word on n2", contains("a word just for you"))
 	say(t, ann, "heard you, through n2")
 	waitMessages(t, bob, "Ann's answer on n3", contains("heard you, through n2"))
+
+	// Ann opens the conversation in a second tab, on n1: Bob's page on n3
+	// lists her once, with her two devices, not as two people.
+	dm := eval[string](t, ann, `location.pathname`)
+	annAgain := newTab(t, ann)
+	do(t, annAgain, chromedp.Navigate(n1.url+dm))
+	connected(t, annAgain)
+	waitPage(t, bob, "Ann once, with two devices, on n3", `(() => {
+		const lines = [...document.querySelectorAll('#online-users li')].filter((li) => li.querySelector('.who')?.textContent === 'Ann');
+		return lines.length === 1 && lines[0].querySelector('.count')?.textContent === '2 devices';
+	})()`)
+	do(t, bob, chromedp.Click(`#presence summary`))
+	screenshots(t, bob, "cluster-presence-n3")
+	do(t, bob, chromedp.Click(`#presence summary`))
+	// She types there: Bob, on n3, sees it; her own tab on n2 does not.
+	do(t, annAgain, chromedp.SendKeys(chromedp.ID("message"), "one more th"))
+	waitPage(t, bob, "Ann typing, on n3", `document.getElementById("typing").textContent === "Ann is typing…"`)
+	if ownTyping := eval[string](t, ann, `document.getElementById("typing").textContent`); ownTyping != "" {
+		t.Errorf("Ann's own tab on n2 says %q while she types on n1", ownTyping)
+	}
 
 	screenshots(t, ann, "cluster-dm-n2")
 	clickRoom(t, bob, "Garden")
