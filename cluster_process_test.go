@@ -932,6 +932,10 @@ func TestClusterNodeCutOffRefusesSendsAndRejoins(t *testing.T) {
 	}()
 	carolRow := `[...document.querySelectorAll('section.node[data-node="n1"] tbody.person')].find(p => p.querySelector('.name').textContent === 'carol')`
 	waitPage(t, admin, "carol listed under n1", carolRow+` && document.querySelector('section.node[data-node="n2"]') && !document.querySelector('section.node[data-node="n3"]')`)
+	// Her row names the rooms she sees (rooms are the cluster's).
+	if rooms := eval[string](t, admin, `(`+carolRow+`).querySelector('td.rooms').textContent`); rooms != "Lobby" {
+		t.Errorf("carol's rooms, as n3's dashboard lists her on n1: %q, want Lobby", rooms)
+	}
 	screenshots(t, admin, "cluster-dashboard")
 	eval[bool](t, admin, `(p => { p.querySelector('button.danger').click(); return true })(`+carolRow+`)`)
 	do(t, admin, chromedp.WaitVisible(chromedp.ID("confirm")))
