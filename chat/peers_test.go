@@ -41,13 +41,20 @@ func newClusterNode(t *testing.T, net *peerNet, name string, opts chat.Options) 
 	opts.Peers = netPeer{net, name}
 	n := &clusterNode{room: newRoom(t, opts), ids: map[string]chat.Identity{}}
 	for _, who := range []string{"Ann", "Bob"} {
-		a, err := n.store.CreateAccount(context.Background(), db.Account{Name: who, NameKey: strings.ToLower(who), PasswordHash: "x", Role: db.RoleMember, Created: time.Now()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.ids[who] = chat.Identity{UserID: a.ID, Name: who, Role: db.RoleMember}
+		n.ids[who] = accountIn(t, n.store, who, db.RoleMember)
 	}
 	return n
+}
+
+// accountIn makes, in store, the account of a person called name with
+// role, and returns them as the hub takes them.
+func accountIn(t *testing.T, store *db.Store, name, role string) chat.Identity {
+	t.Helper()
+	a, err := store.CreateAccount(context.Background(), db.Account{Name: name, NameKey: strings.ToLower(name), PasswordHash: "x", Role: role, Created: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return chat.Identity{UserID: a.ID, Name: name, Role: role}
 }
 
 // dialAs opens a nochat.v1 socket on n signed in as who.
@@ -229,14 +236,7 @@ func TestTheNodeAMessageIsSentThroughPushesIt(t *testing.T) {
 		nodes[i] = newRoom(t, chat.Options{Stream: log, Pusher: pushers[i], PushGrace: time.Nanosecond, MsgRate: -1})
 	}
 	n1, n2 := nodes[0], nodes[1]
-	account := func(name string) chat.Identity {
-		a, err := n1.store.CreateAccount(ctx, db.Account{Name: name, NameKey: strings.ToLower(name), PasswordHash: "x", Role: db.RoleMember, Created: time.Now()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return chat.Identity{UserID: a.ID, Name: name, Role: db.RoleMember}
-	}
-	ann, bob := account("Ann"), account("Bob")
+	ann, bob := accountIn(t, n1.store, "Ann", db.RoleMember), accountIn(t, n1.store, "Bob", db.RoleMember)
 	// Bob's phone subscribes through n2.
 	now := time.Now()
 	if err := n2.store.CreateSession(ctx, []byte("bob's phone"), db.Session{Kind: db.SessionAccount, AccountID: bob.UserID, Created: now, Expires: now.Add(time.Hour)}, 8); err != nil {
@@ -302,11 +302,7 @@ func TestTwoEditsOfARoomBothHold(t *testing.T) {
 				nodes[0] = newRoom(t, chat.Options{})
 				nodes[1] = nodes[0]
 			}
-			a, err := nodes[0].store.CreateAccount(ctx, db.Account{Name: "Ann", NameKey: "ann", PasswordHash: "x", Role: db.RoleAdmin, Created: time.Now()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ann := chat.Identity{UserID: a.ID, Name: "Ann", Role: db.RoleAdmin}
+			ann := accountIn(t, nodes[0].store, "Ann", db.RoleAdmin)
 			v, _, err := nodes[0].hub.CreateRoom(ctx, ann, chat.NewRoom{Name: "Garden", Kind: db.KindOpen, Topic: "tomatoes"})
 			if err != nil {
 				t.Fatal(err)

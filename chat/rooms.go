@@ -490,8 +490,7 @@ func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomVi
 			h.dir.mu.Unlock()
 			h.b.sendWait(opRoom{room: r, event: "created"})
 			for _, m := range people {
-				h.dir.setMember(m, r.ID, true)
-				h.b.sendWait(opMembership{user: m, room: r.ID, in: true})
+				h.setMember(m, r.ID, true)
 			}
 		})
 	} else if err := h.rejoinDirect(ctx, id, r); err != nil {
@@ -640,10 +639,14 @@ const slugNumbered = 10
 // memberChanged tells the directory and the broadcaster that user joined
 // (in) or left room, after the store has it.
 func (h *Hub) memberChanged(user, room int64, in bool) {
-	h.roomStored(func() {
-		h.dir.setMember(user, room, in)
-		h.b.sendWait(opMembership{user: user, room: room, in: in})
-	})
+	h.roomStored(func() { h.setMember(user, room, in) })
+}
+
+// setMember puts user in room (in) or takes them out, in the directory
+// and on the broadcaster.
+func (h *Hub) setMember(user, room int64, in bool) {
+	h.dir.setMember(user, room, in)
+	h.b.sendWait(opMembership{user: user, room: room, in: in})
 }
 
 // roomStored is what follows a change to rooms or their people once the
@@ -838,8 +841,5 @@ func (h *Hub) ChangeRoom(ctx context.Context, id Identity, r db.Room, ch RoomCha
 		h.dir.mu.Unlock()
 		h.b.sendWait(opRoom{room: next, event: event})
 	})
-	if stored, ok := h.Room(next.ID); ok {
-		next = stored // on a cluster, as the log left it
-	}
 	return next, nil
 }

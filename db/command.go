@@ -464,26 +464,6 @@ func (s *Store) CheckJoin(ctx context.Context) error {
 	return nil
 }
 
-// logAccounts returns the ids of the accounts a cluster's log made: on a
-// cluster, the accounts that may post.
-func (s *Store) logAccounts(ctx context.Context) ([]int64, error) {
-	ids, err := column[int64](s.read.QueryContext(ctx, "SELECT id FROM accounts WHERE from_log = 1"))
-	if err != nil {
-		return nil, fmt.Errorf("the log's accounts: %w", err)
-	}
-	return ids, nil
-}
-
-// logRooms returns the ids of the rooms a cluster's log made: on a
-// cluster, with the default room, the rooms that take messages.
-func (s *Store) logRooms(ctx context.Context) ([]int64, error) {
-	ids, err := column[int64](s.read.QueryContext(ctx, "SELECT id FROM rooms WHERE from_log = 1"))
-	if err != nil {
-		return nil, fmt.Errorf("the log's rooms: %w", err)
-	}
-	return ids, nil
-}
-
 // CatchUp waits, 2 s at most, until this node has applied everything its
 // cluster's log holds now, and reports whether it is a cluster's node (on
 // a single node it returns false at once). A read that found nothing, on

@@ -84,7 +84,6 @@ type PushSubscription struct {
 // node a message is sent through pushes it, whichever node the device
 // subscribed through.
 func (s *Store) SavePushSubscription(ctx context.Context, sub PushSubscription, max int) error {
-	sub.ID = 0
 	if _, err := s.command(ctx, command{Op: opPushSave, Push: &sub, Max: max}); err != nil {
 		return fmt.Errorf("save push subscription: %w", err)
 	}

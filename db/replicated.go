@@ -98,12 +98,11 @@ type ReplicatedWriter[T any] struct {
 	pending  map[string]request[T]         // published, not yet applied here, by key
 	commands map[string]chan commandResult // the same, of commands (run)
 	acked    atomic.Int64                  // the highest sequence a publish confirmed
-	// accounts are the ids of the accounts the log made, as far as this
-	// node applied it: the accounts that may post (Append).
+	// accounts and rooms are the ids of the accounts and rooms the log
+	// made that Append has met (fromLog): the accounts that may post and,
+	// with the default room, the rooms that take messages.
 	accounts sync.Map
-	// rooms are the ids of the rooms the log made, likewise: with the
-	// default room, the rooms that take messages (Append).
-	rooms sync.Map
+	rooms    sync.Map
 	// later is set while the log's next entry is a command of a later
 	// version (ErrLaterVersion): this node applies nothing until it is
 	// upgraded.
@@ -145,14 +144,6 @@ func NewReplicatedWriter[T any](s *Store, stream Stream, maxBatch int, onCommit 
 	if err := s.CheckJoin(ctx); err != nil {
 		return nil, err
 	}
-	accounts, err := s.logAccounts(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rooms, err := s.logRooms(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var salt [6]byte
 	rand.Read(salt[:])
 	ctx, cancel := context.WithCancel(ctx)
@@ -175,12 +166,6 @@ func NewReplicatedWriter[T any](s *Store, stream Stream, maxBatch int, onCommit 
 		reads:     make(map[[2]int64]int64),
 		readsStop: make(chan struct{}),
 		readsDone: make(chan struct{}),
-	}
-	for _, id := range accounts {
-		w.accounts.Store(id, true)
-	}
-	for _, id := range rooms {
-		w.rooms.Store(id, true)
 	}
 	w.applied.Store(from)
 	s.shared = w
@@ -209,11 +194,8 @@ func (w *ReplicatedWriter[T]) Append(ctx context.Context, d Draft, tag T) error 
 }
 
 // fromLog reports whether the log made the row id of table (rooms or
-// accounts), as known is told when the applier applies the command that
-// made it. On a miss it asks the database: the command's transaction
-// commits before known is told, so a reader that saw the new row there
-// (a room or webhook made through another node, found a moment ago) may
-// come here first.
+// accounts): as the database says (from_log), the first time Append meets
+// it, and then as known remembers. A row the log made keeps that mark.
 func (w *ReplicatedWriter[T]) fromLog(ctx context.Context, known *sync.Map, table string, id int64) bool {
 	if _, ok := known.Load(id); ok {
 		return true
@@ -485,12 +467,6 @@ func (w *ReplicatedWriter[T]) applyCommand(e StreamEntry) bool {
 			done, ok := w.commands[e.Key]
 			delete(w.commands, e.Key)
 			w.waiting.Unlock()
-			if r.Made {
-				w.accounts.Store(r.Account.ID, true)
-			}
-			if r.RoomChange != nil && r.RoomChange.Created {
-				w.rooms.Store(r.RoomChange.ID, true)
-			}
 			// What its pages show goes to the chat. A room's change goes
 			// on every node, the one that made it too, so that each
 			// node's list of rooms follows the log's order (two changes

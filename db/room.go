@@ -183,18 +183,30 @@ func (s *Store) UpdateRoom(ctx context.Context, r Room) error {
 
 // updateRoom is UpdateRoom in tx.
 func updateRoom(ctx context.Context, tx *sql.Tx, r Room) (*RoomChange, error) {
-	was, err := scanRoom(tx.QueryRowContext(ctx, "SELECT "+roomColumns+" FROM rooms WHERE id = ?", r.ID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
+	was, err := roomIn(ctx, tx, r.ID)
 	if err != nil {
 		return nil, err
 	}
+	return storeRoom(ctx, tx, was, r)
+}
+
+// roomIn reads room id in tx, or reports ErrNotFound.
+func roomIn(ctx context.Context, tx *sql.Tx, id int64) (Room, error) {
+	r, err := scanRoom(tx.QueryRowContext(ctx, "SELECT "+roomColumns+" FROM rooms WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Room{}, ErrNotFound
+	}
+	return r, err
+}
+
+// storeRoom writes r's settings over was, the room as it was, and returns
+// the change as stored.
+func storeRoom(ctx context.Context, tx *sql.Tx, was, r Room) (*RoomChange, error) {
 	var archived any
 	if r.Archived != 0 {
 		archived = r.Archived
 	}
-	_, err = tx.ExecContext(ctx, "UPDATE rooms SET slug = ?, name = ?, topic = ?, post = ?, guests = ?, archived = ? WHERE id = ?",
+	_, err := tx.ExecContext(ctx, "UPDATE rooms SET slug = ?, name = ?, topic = ?, post = ?, guests = ?, archived = ? WHERE id = ?",
 		r.Slug, r.Name, r.Topic, r.Post, r.Guests, archived, r.ID)
 	if isUnique(err) {
 		return nil, ErrSlugTaken
@@ -202,7 +214,7 @@ func updateRoom(ctx context.Context, tx *sql.Tx, r Room) (*RoomChange, error) {
 	if err != nil {
 		return nil, err
 	}
-	now, err := scanRoom(tx.QueryRowContext(ctx, "SELECT "+roomColumns+" FROM rooms WHERE id = ?", r.ID))
+	now, err := roomIn(ctx, tx, r.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -239,13 +251,11 @@ func (s *Store) EditRoom(ctx context.Context, e RoomEdit) (RoomChange, error) {
 
 // editRoom is EditRoom in tx.
 func editRoom(ctx context.Context, tx *sql.Tx, e RoomEdit) (*RoomChange, error) {
-	r, err := scanRoom(tx.QueryRowContext(ctx, "SELECT "+roomColumns+" FROM rooms WHERE id = ?", e.ID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
-	}
+	was, err := roomIn(ctx, tx, e.ID)
 	if err != nil {
 		return nil, err
 	}
+	r := was
 	set := func(to *string, from *string) {
 		if from != nil {
 			*to = *from
@@ -264,7 +274,7 @@ func editRoom(ctx context.Context, tx *sql.Tx, e RoomEdit) (*RoomChange, error) 
 	case !*e.Archive:
 		r.Archived = 0
 	}
-	return updateRoom(ctx, tx, r)
+	return storeRoom(ctx, tx, was, r)
 }
 
 // AddMember puts an account in a room (nothing if it is in it already).

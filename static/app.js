@@ -2146,24 +2146,23 @@
   // minute, long enough for every copy to hold the mark, which answers for
   // a tab that gets the message later (back from an outage). Each mark is
   // a key of its own, so that two tabs marking two messages at once do not
-  // write over each other's; marks older than a day are let go.
+  // write over each other's; a page, as it loads, lets go of marks older
+  // than a day.
   const CLAIM_HOLD_MS = 60 * 1000;
   const ANNOUNCED_PREFIX = 'nochat:announced:';
   const ANNOUNCED_FOR_MS = 24 * 60 * 60 * 1000;
   function announced(id) { return getItem(ANNOUNCED_PREFIX + id) !== null; }
-  function markAnnounced(id) {
+  function markAnnounced(id) { setItem(ANNOUNCED_PREFIX + id, String(Date.now())); }
+  try {
     const now = Date.now();
-    setItem(ANNOUNCED_PREFIX + id, String(now));
-    try {
-      for (let i = localStorage.length - 1; i >= 0; i--) {
-        const k = localStorage.key(i);
-        if (k && k.startsWith(ANNOUNCED_PREFIX) && !(now - Number(localStorage.getItem(k)) < ANNOUNCED_FOR_MS)) {
-          localStorage.removeItem(k);
-        }
+    for (let i = localStorage.length - 1; i >= 0; i--) {
+      const k = localStorage.key(i);
+      if (k && k.startsWith(ANNOUNCED_PREFIX) && !(now - Number(localStorage.getItem(k)) < ANNOUNCED_FOR_MS)) {
+        localStorage.removeItem(k);
       }
-    } catch { /* storage unavailable: the lock still decides */ }
-  }
-  try { localStorage.removeItem('nochat:announced'); } catch { /* an earlier version's list of marks */ }
+    }
+    localStorage.removeItem('nochat:announced'); // an earlier version's list of marks
+  } catch { /* storage unavailable: the lock still decides */ }
   function claim(id) {
     if (announced(id)) return Promise.resolve(false);
     if (!navigator.locks) {
