@@ -1016,11 +1016,12 @@ func TestReadMarkersFollowAcrossNodes(t *testing.T) {
 	}
 }
 
-// stallingLog is a log whose first reader hands out nothing, ever: the
+// stallingLog is a log whose first reader (first stall readers) hands out nothing, ever: the
 // ordered consumer of a node whose server-side consumer was lost, as a
 // new cluster settles, which notices only after 10 s.
 type stallingLog struct {
 	*electingLog
+	stall   int // how many readers stall: 1 unless set
 	mu      sync.Mutex
 	readers int
 }
@@ -1028,9 +1029,9 @@ type stallingLog struct {
 func (l *stallingLog) Entries(ctx context.Context, after int64) (<-chan db.StreamEntry, error) {
 	l.mu.Lock()
 	l.readers++
-	first := l.readers == 1
+	stalls := l.readers <= max(l.stall, 1)
 	l.mu.Unlock()
-	if !first {
+	if !stalls {
 		return l.electingLog.Entries(ctx, after)
 	}
 	out := make(chan db.StreamEntry)
@@ -1073,6 +1074,10 @@ func TestASignInThroughAnotherNodeIsKnownThereAtOnce(t *testing.T) {
 	t.Run("stalled reader", func(t *testing.T) {
 		l := newElectingLog(0)
 		signInThroughAnother(t, l, &stallingLog{electingLog: l})
+	})
+	t.Run("reader stalled twice", func(t *testing.T) {
+		l := newElectingLog(0)
+		signInThroughAnother(t, l, &stallingLog{electingLog: l, stall: 2})
 	})
 	t.Run("log not reachable at first", func(t *testing.T) {
 		l := newElectingLog(0)

@@ -669,12 +669,15 @@ func (w *ReplicatedWriter[T]) catchUp(ctx context.Context) {
 		last, err = w.stream.Last(ctx)
 	}
 	// Polled: caught is Close's.
-	began, from := time.Now(), w.applied.Load()
-	kicked := false
+	// A reader that stands still for stalledFor is replaced, as often
+	// as it takes: the next one may stall too, as a new cluster settles.
+	moved, at := time.Now(), w.applied.Load()
 	for w.applied.Load() < last {
-		if !kicked && w.applied.Load() == from && time.Since(began) > stalledFor {
+		if now := w.applied.Load(); now != at {
+			moved, at = time.Now(), now
+		} else if time.Since(moved) > stalledFor {
 			w.followAgain()
-			kicked = true
+			moved = time.Now()
 		}
 		select {
 		case <-time.After(5 * time.Millisecond):
