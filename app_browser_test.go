@@ -21,12 +21,27 @@ import (
 // workerReady waits until the service worker controls tab's page.
 func workerReady(t *testing.T, tab context.Context) {
 	t.Helper()
+	reloadAt := time.Now().Add(5 * time.Second)
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		ctx, cancel := context.WithTimeout(tab, 5*time.Second)
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!navigator.serviceWorker.controller`))
 		cancel()
 		if err == nil && ok {
 			return
+		}
+		// A page whose load began while the worker was activating can
+		// miss its claim; the worker then takes the next load, as a
+		// person's reload.
+		if reloadAt.IsZero() || time.Now().Before(reloadAt) {
+			continue
+		}
+		ctx, cancel = context.WithTimeout(tab, 5*time.Second)
+		active, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`navigator.serviceWorker.getRegistration().then(r => !!(r && r.active && r.active.state === 'activated'))`, chromedp.EvalAwaitPromise))
+		cancel()
+		if err == nil && active {
+			reloadAt = time.Time{}
+			do(t, tab, chromedp.Reload())
+			connected(t, tab)
 		}
 	}
 	// Say how far the worker got: never registered, installing (its
