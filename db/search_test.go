@@ -279,3 +279,118 @@ func TestSearchMigrationBuildsIndex(t *testing.T) {
 		t.Fatalf("second open logged %s", logs.String())
 	}
 }
+
+// indexed counts the messages the search index holds for a word, read
+// straight from the index (no catching up first, as Search does).
+func indexed(t *testing.T, path, word string) int {
+	t.Helper()
+	raw, err := sqlOpen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var n int
+	if err := raw.QueryRow("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?", word).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A send does not wait for the search index, yet a search a moment later
+// finds it; edits and deletions of messages the index has not taken yet
+// leave it whole, and find what the messages say now.
+func TestSearchFindsWhatTheIndexHasNotTakenYet(t *testing.T) {
+	ctx := context.Background()
+	// The indexer waits an hour: only a search brings the index up to date.
+	s := newTestStoreWith(t, db.Options{SearchIndexDelay: time.Hour})
+	raw, err := sqlOpen(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	sent := ids(insert(t, s, "alpha one", "alpha two", "alpha three", "alpha four"))
+	if n := indexed(t, s.Path(), "alpha"); n != 0 {
+		t.Fatalf("the index holds %d alpha messages at once; the send should have left them to the indexer", n)
+	}
+	// Edited and deleted before the index took them, as edit and delete
+	// events do.
+	if _, err := raw.Exec("UPDATE messages SET message = 'beta two' WHERE id = ?", sent[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec("DELETE FROM messages WHERE id = ?", sent[2]); err != nil {
+		t.Fatal(err)
+	}
+	if got := matchIDs(search(t, s, db.SearchQuery{Text: "alpha"})); !slices.Equal(got, []int64{sent[3], sent[0]}) {
+		t.Fatalf("alpha found %v, want %v", got, []int64{sent[3], sent[0]})
+	}
+	if got := matchIDs(search(t, s, db.SearchQuery{Text: "beta"})); !slices.Equal(got, []int64{sent[1]}) {
+		t.Fatalf("beta found %v, want %v", got, sent[1:2])
+	}
+	if err := s.SearchIndexCheck(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Now indexed: an edit and a deletion take the old text out.
+	if _, err := raw.Exec("UPDATE messages SET message = 'gamma one' WHERE id = ?", sent[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec("DELETE FROM messages WHERE id = ?", sent[3]); err != nil {
+		t.Fatal(err)
+	}
+	if got := search(t, s, db.SearchQuery{Text: "alpha"}); len(got) != 0 {
+		t.Fatalf("alpha found %v after its messages were edited and deleted", matchIDs(got))
+	}
+	if got := matchIDs(search(t, s, db.SearchQuery{Text: "gamma"})); !slices.Equal(got, sent[:1]) {
+		t.Fatalf("gamma found %v, want %v", got, sent[:1])
+	}
+	if err := s.SearchIndexCheck(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The newest message deleted before it was indexed: the next one is
+	// still taken.
+	last := insert(t, s, "delta last")[0].ID
+	if _, err := raw.Exec("DELETE FROM messages WHERE id = ?", last); err != nil {
+		t.Fatal(err)
+	}
+	if got := search(t, s, db.SearchQuery{Text: "delta"}); len(got) != 0 {
+		t.Fatalf("delta found %v after it was deleted", matchIDs(got))
+	}
+	next := insert(t, s, "delta next")[0].ID
+	if got := matchIDs(search(t, s, db.SearchQuery{Text: "delta"})); !slices.Equal(got, []int64{next}) {
+		t.Fatalf("delta found %v, want %d", got, next)
+	}
+	if err := s.SearchIndexCheck(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The indexer takes new messages by itself, a moment after they are
+// stored, and takes on a restart what the last run left.
+func TestSearchIndexTakesNewMessagesByItself(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "nochat.db")
+	s, err := db.Open(ctx, path, db.Options{SearchIndexDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	insert(t, s, "left for the next run")
+	s.Close()
+	if n := indexed(t, path, "left"); n != 0 {
+		t.Fatalf("the index holds %d; the indexer was not to run", n)
+	}
+	s, err = db.Open(ctx, path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	insert(t, s, "sent in this run")
+	deadline := time.Now().Add(5 * time.Second)
+	for indexed(t, path, "left") != 1 || indexed(t, path, "sent") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5 s the index holds %d of the last run's message and %d of this run's, want 1 and 1", indexed(t, path, "left"), indexed(t, path, "sent"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := s.SearchIndexCheck(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
