@@ -65,6 +65,10 @@ type broadcaster struct {
 
 	presenceDirty     bool // presence changed since it was last sent
 	presenceScheduled bool // a presence send is due
+
+	// runs are the clients that read "messages" frames and have frames
+	// of the batch being delivered gathered in their run (flushRuns).
+	runs []*client
 }
 
 func (b *broadcaster) init(h *Hub, latestID int64) {
@@ -410,6 +414,13 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 				}
 			}
 			for cl := range b.recipients(toLive, f.room, nil) {
+				if cl.batch {
+					if len(cl.run) == 0 {
+						b.runs = append(b.runs, cl)
+					}
+					cl.run = append(cl.run, f)
+					continue
+				}
 				if !cl.stream(f) {
 					// Its buffer is full: take it out of the live set and
 					// feed it from the database from this message on.
@@ -418,6 +429,7 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 			}
 		}
 	}
+	b.flushRuns()
 	for _, m := range notices {
 		h.queueNotice(m)
 	}
@@ -472,6 +484,24 @@ func (h *Hub) answer(it db.Item[origin], err error) {
 // join registers a new connection, greets it and brings it into the live
 // set: at once, or after replaying what it missed when it resumes with
 // ?after=.
+// flushRuns hands each client that reads "messages" frames the frames of
+// the batch that deliver gathered for it, after the batch's acks: its
+// messages then leave in one frame, not one each as they came.
+func (b *broadcaster) flushRuns() {
+	for _, cl := range b.runs {
+		if n := cl.streamRun(cl.run); n < len(cl.run) {
+			b.fallBehind(cl, cl.run[n].id-1) // as stream's refusal above
+		}
+		clear(cl.run)
+		cl.run = cl.run[:0]
+		if cap(cl.run) > maxBatchMessages {
+			cl.run = nil // a large batch's room goes with it
+		}
+	}
+	clear(b.runs)
+	b.runs = b.runs[:0]
+}
+
 func (b *broadcaster) join(c *client) {
 	h := b.h
 	b.conns[c] = struct{}{}

@@ -3,6 +3,8 @@ package chat_test
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,4 +107,75 @@ func TestABurstComesInMessagesFramesToAClientThatAsks(t *testing.T) {
 			t.Errorf("%s: %v, want 400", q, err)
 		}
 	}
+}
+
+// batchSizes records how many new messages each batch the broadcaster
+// handed out held.
+type batchSizes struct {
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (b *batchSizes) Committed(int, time.Duration, time.Duration, error) {}
+func (b *batchSizes) Error(string)                                       {}
+func (b *batchSizes) Broadcast(n int, _ time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sizes = append(b.sizes, n)
+}
+
+// A client that reads "messages" frames gets a batch the writer committed
+// as one frame, however many messages it holds (up to a frame's bounds),
+// rather than the first one or two alone and the rest after them: the
+// server writes, and the client reads, one frame where it was several.
+func TestACommitComesInOneFrameToAClientThatAsks(t *testing.T) {
+	batches := &batchSizes{}
+	r := newRoom(t, chat.Options{MsgRate: -1, Observer: batches})
+	sender := r.dial(t, "nochat.v1", "")
+	batched := r.dial(t, "nochat.v1", "?batch=1")
+	waitOnline(t, r.hub, 2)
+	const n = 60 // fewer than a frame holds: every batch fits one
+	go func() {
+		for i := range n { // unpaced: the writer commits several at once
+			sender.conn.WriteJSON(map[string]any{"type": "send", "data": map[string]any{"message": fmt.Sprintf("burst %02d", i), "cid": fmt.Sprint("b", i)}})
+		}
+	}()
+	frames := 0
+	for i := 0; i < n; {
+		f, _ := batched.next()
+		var ms []msgData
+		switch f.Type {
+		case "message":
+			var m msgData
+			if err := json.Unmarshal(f.Data, &m); err != nil {
+				t.Fatal(err)
+			}
+			ms = []msgData{m}
+		case "messages":
+			if err := json.Unmarshal(f.Data, &ms); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			continue
+		}
+		frames++
+		for _, m := range ms {
+			if want := fmt.Sprintf("burst %02d", i); m.Message != want {
+				t.Fatalf("message %d: %q, want %q", i, m.Message, want)
+			}
+			i++
+		}
+	}
+	batches.mu.Lock()
+	sizes := slices.Clone(batches.sizes)
+	batches.mu.Unlock()
+	if slices.Max(sizes) < 3 {
+		t.Fatalf("the writer's batches held %v messages: none held three, so the test shows nothing", sizes)
+	}
+	// Frames can be fewer than batches (a batch's frame still waiting when
+	// the next came), never more.
+	if frames > len(sizes) {
+		t.Fatalf("%d messages in %d batches %v came in %d frames, want at most one a batch", n, len(sizes), sizes, frames)
+	}
+	t.Logf("%d messages in %d batches %v came in %d frames", n, len(sizes), sizes, frames)
 }

@@ -48,6 +48,10 @@ type queue struct {
 	mu       sync.Mutex
 	wait     [][]byte // frames waiting for room in melody's buffer, in order; nil when none
 	closeMsg []byte   // a close frame to send once wait is empty; nil for none
+
+	// run gathers, with batch, the frames of the batch the broadcaster is
+	// delivering, for streamRun; only the broadcaster touches it.
+	run []*frames
 }
 
 // melodyBuffer is the frames melody's buffer holds per session; Options'
@@ -74,6 +78,24 @@ func (c *queue) stream(f *frames) bool {
 	}
 	c.enqueueLocked(b)
 	return true
+}
+
+// streamRun hands over run, in order, as stream would each frame, but
+// waiting together so that the messages among them leave as one
+// "messages" frame (batch). It returns how many it handed over: all, or
+// those before the first that would not fit the stream's budget.
+func (c *queue) streamRun(run []*frames) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer c.payLocked()
+	for i, f := range run {
+		if c.queued.Load()+int32(len(c.wait)) >= c.streamLimit {
+			return i
+		}
+		c.wait = append(c.wait, f.forProtocol(c.proto))
+		c.waitN.Add(1)
+	}
+	return len(run)
 }
 
 // write hands a text frame to melody if fewer than limit frames are queued.
