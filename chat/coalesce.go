@@ -25,7 +25,8 @@ import (
 // NoChat's CPU under load (BENCHMARKS.md).
 type coalesced struct {
 	net.Conn
-	more func() bool // whether another frame is already on its way
+	more   func() bool // whether another frame is already on its way
+	client *client     // whose socket this is (clientOf); nil in tests
 
 	mu  sync.Mutex // gorilla writes under its own lock; Close may come from anywhere
 	buf *[]byte    // frames held back, from coalescePool; nil when none
