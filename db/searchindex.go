@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -40,16 +39,20 @@ type searchIndexer struct {
 	stored  atomic.Int64 // the newest message id committed
 	indexed atomic.Int64 // the id at and below which the index holds every message
 
-	kick     chan struct{}
-	stop     chan struct{}
-	stopOnce sync.Once
-	done     chan struct{}
+	kick chan struct{}
+	// ctx ends when the indexer is closed, ending a catch-up between (or
+	// in) its transactions; what is left waits for the next Open.
+	ctx  context.Context
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 // newSearchIndexer reads how far the index has come; run starts it.
 func newSearchIndexer(ctx context.Context, write *sql.DB, delay time.Duration, log *slog.Logger) (*searchIndexer, error) {
-	ix := &searchIndexer{write: write, delay: delay, log: log, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	ix := &searchIndexer{write: write, delay: delay, log: log, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	ix.ctx, ix.stop = context.WithCancel(context.Background())
 	if err := ix.reread(ctx); err != nil {
+		ix.stop()
 		return nil, err
 	}
 	ix.kick <- struct{}{} // what an earlier run left
@@ -84,16 +87,16 @@ func (ix *searchIndexer) run() {
 	defer close(ix.done)
 	for {
 		select {
-		case <-ix.stop:
+		case <-ix.ctx.Done():
 			return
 		case <-ix.kick:
 		}
 		select {
-		case <-ix.stop:
+		case <-ix.ctx.Done():
 			return
 		case <-time.After(ix.delay):
 		}
-		if err := ix.catchUp(context.Background()); err != nil {
+		if err := ix.catchUp(ix.ctx); err != nil && ix.ctx.Err() == nil {
 			// The next commit, or the next search, tries again.
 			ix.log.Warn("search index: could not add the newest messages", "err", err)
 		}
@@ -103,12 +106,10 @@ func (ix *searchIndexer) run() {
 // catchUp indexes every message committed before it was called; at once
 // when there is none.
 func (ix *searchIndexer) catchUp(ctx context.Context) error {
-	for {
-		// Every message committed by now is seen by the next transaction.
-		want := ix.stored.Load()
-		if ix.indexed.Load() >= want {
-			return nil
-		}
+	// Every message committed by now is seen by the transactions below;
+	// those committed meanwhile are for the next call.
+	want := ix.stored.Load()
+	for ix.indexed.Load() < want {
 		tx, err := ix.write.BeginTx(ctx, nil)
 		if err != nil {
 			return fmt.Errorf("search index: %w", err)
@@ -128,6 +129,7 @@ func (ix *searchIndexer) catchUp(ctx context.Context) error {
 		}
 		raise(&ix.indexed, to)
 	}
+	return nil
 }
 
 // indexNext adds to the index, in tx, the messages above indexed_to, up to
@@ -168,6 +170,6 @@ func raise(v *atomic.Int64, n int64) bool {
 // close stops the indexer. What it had not indexed yet waits for the next
 // Open.
 func (ix *searchIndexer) close() {
-	ix.stopOnce.Do(func() { close(ix.stop) })
+	ix.stop()
 	<-ix.done
 }
