@@ -87,6 +87,14 @@ func (c *coalesced) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// flush writes what was held back, if anything: its queue calls it when no
+// frame follows the last one written.
+func (c *coalesced) flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.flushLocked() // an error ends the session through the next read or write
+}
+
 // flushLocked writes what was held back and returns the buffer to the pool.
 func (c *coalesced) flushLocked() error {
 	if c.buf == nil {

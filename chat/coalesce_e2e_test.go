@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -178,4 +179,45 @@ func TestACommitComesInOneFrameToAClientThatAsks(t *testing.T) {
 		t.Fatalf("%d messages in %d batches %v came in %d frames, want at most one a batch", n, len(sizes), sizes, frames)
 	}
 	t.Logf("%d messages in %d batches %v came in %d frames", n, len(sizes), sizes, frames)
+}
+
+// A frame melody writes while it is still counted as waiting (the
+// broadcaster handing over waiting frames as the connection's writer runs)
+// reaches the client: the connection holds it back for the frame that
+// seems to follow, and sends it when none does. It waited for the next
+// frame before, seconds or for ever on a quiet socket (a fan-out of the
+// bench generator under -race stalled in 3 runs of 40).
+func TestAFrameCountedAsWaitingWhileWrittenArrives(t *testing.T) {
+	r := newRoom(t, chat.Options{MsgRate: -1})
+	c := r.dial(t, "nochat.v1", "?batch=1")
+	waitOnline(t, r.hub, 1)
+	frames := make(chan []byte, 16)
+	go func() {
+		for {
+			_, b, err := c.conn.ReadMessage()
+			if err != nil {
+				close(frames)
+				return
+			}
+			frames <- b
+		}
+	}()
+	for quiet := false; !quiet; { // hello and presence first
+		select {
+		case <-frames:
+		case <-time.After(500 * time.Millisecond):
+			quiet = true
+		}
+	}
+	if !chat.HandOverCounted(r.hub, []byte(`{"type":"notice","data":{"text":"held"}}`)) {
+		t.Fatal("could not hand the frame over")
+	}
+	select {
+	case b := <-frames:
+		if !strings.Contains(string(b), `"held"`) {
+			t.Fatalf("got %s, want the notice", b)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the frame did not arrive in 3 s: the connection held it back")
+	}
 }

@@ -216,6 +216,7 @@ func (h *Hub) ServeWSAs(w http.ResponseWriter, r *http.Request, id Identity) {
 		if conn, brw, err := http.NewResponseController(w).Hijack(); err == nil {
 			cc := newCoalesced(conn, c.backlog)
 			cc.client = c // how clientOf finds it
+			c.conn = cc
 			hj := &hijacked{conn: cc, brw: brw, header: w.Header()}
 			handedOver = true
 			go h.upgrade(hj, handshakeRequest(r), ip)

@@ -62,3 +62,33 @@ const NotifyQueue = notifyQueue
 // WhileJoining runs f as each socket is about to join the broadcaster,
 // once ServeWS has let it in.
 func WhileJoining(h *Hub, f func()) { h.joining = f }
+
+// HandOverCounted hands frame to the one connection's melody as payLocked
+// does when another goroutine pays a waiting frame: counted as waiting
+// (waitN) until melody has written it. It returns once the frame left
+// melody and is counted out.
+func HandOverCounted(h *Hub, frame []byte) bool {
+	var c *client
+	h.b.read(func() {
+		for cl := range h.b.conns {
+			c = cl
+		}
+	})
+	if c == nil {
+		return false
+	}
+	c.queue.mu.Lock()
+	defer c.queue.mu.Unlock()
+	c.wait = append(c.wait, frame)
+	c.waitN.Add(1)
+	sent := c.sent.Load()
+	if !c.write(frame, c.melodyLimit) {
+		return false
+	}
+	for c.sent.Load() == sent { // written, its sent handler begun
+		time.Sleep(time.Millisecond)
+	}
+	c.wait = c.wait[1:]
+	c.waitN.Add(-1)
+	return true
+}

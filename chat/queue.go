@@ -52,6 +52,9 @@ type queue struct {
 	// run gathers, with batch, the frames of the batch the broadcaster is
 	// delivering, for streamRun; only the broadcaster touches it.
 	run []*frames
+	// conn is the connection melody writes through, which may hold a
+	// frame back (coalesced); nil for a socket NoChat did not take over.
+	conn *coalesced
 }
 
 // melodyBuffer is the frames melody's buffer holds per session; Options'
@@ -197,6 +200,13 @@ func (c *queue) wrote() {
 	}
 	if c.waitN.Load() > 0 {
 		c.payOwed()
+	}
+	if c.conn != nil && c.queued.Load() == 0 && c.waitN.Load() == 0 {
+		// Nothing follows this frame: what the connection held back
+		// leaves now. It holds a frame while waitN counts frames being
+		// handed to melody (payLocked counts them out once melody has
+		// them), and one of those may have been this frame itself.
+		c.conn.flush()
 	}
 	select {
 	case c.drained <- struct{}{}:
