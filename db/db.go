@@ -5,7 +5,6 @@
 package db
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -74,11 +73,6 @@ type Options struct {
 	// CheckpointIdle is how long without a commit before the WAL file is
 	// truncated; 0 means DefaultCheckpointIdle.
 	CheckpointIdle time.Duration
-
-	// SearchIndexDelay is how long new messages gather before the search
-	// index takes them (searchindex.go); 0 means DefaultSearchIndexDelay.
-	// A search never waits for it.
-	SearchIndexDelay time.Duration
 }
 
 // DefaultDedupWindow is how long a client id names its send, by default. A
@@ -100,8 +94,7 @@ type Store struct {
 	// insertAtStmt inserts one message under an id a replicated log gave.
 	insertAtStmt *sql.Stmt
 
-	ckpt   *checkpointer  // WAL checkpoints, off the writer's commit
-	search *searchIndexer // the search index, a moment behind the messages
+	ckpt *checkpointer // WAL checkpoints, off the writer's commit
 
 	pruned atomic.Int64 // messages removed by Prune since Open
 	count  counter      // messages stored, kept by the Store's own writes
@@ -217,9 +210,6 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := s.prepare(ctx); err != nil {
 		return fail(fmt.Errorf("open %s: prepare: %w", path, err))
 	}
-	if s.search, err = newSearchIndexer(ctx, write, cmp.Or(opts.SearchIndexDelay, DefaultSearchIndexDelay), opts.Log); err != nil {
-		return fail(fmt.Errorf("open %s: %w", path, err))
-	}
 
 	// The read pool opens only after the writer made the file and its WAL.
 	read, err := sql.Open("sqlite", dsn(path, []string{
@@ -234,7 +224,6 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	read.SetConnMaxIdleTime(0)
 	s.read = read
 	go ckpt.run()
-	go s.search.run()
 	return s, nil
 }
 
@@ -276,7 +265,6 @@ func (s *Store) Path() string { return s.path }
 // Close closes both pools. Close the Writer first so pending messages commit.
 func (s *Store) Close() error {
 	var errs []error
-	s.search.close()
 	errs = append(errs, s.ckpt.close())
 	if s.read != nil {
 		errs = append(errs, s.read.Close())

@@ -104,7 +104,6 @@ var notExported = map[string]string{
 	"errors":             "the recent-errors log is this machine's diagnostics",
 	"acme_cache":         "ACME account key and certificates are this server's; the new one obtains its own",
 	"messages_fts":       "the search index is rebuilt from the messages on import",
-	"search_index":       "how far the search index has come; an import rebuilds the index",
 	"sqlite_sequence":    "carried as the \"sequence\" lines",
 	"log_position":       "a place in this cluster's log; an import is a new chat's start",
 	"bot_tokens_version": "a counter the server watches for token changes; it starts afresh",

@@ -70,9 +70,6 @@ func (s *Store) Import(ctx context.Context, r io.Reader, maxLine int) (ExportSta
 	if err != nil {
 		return st, fmt.Errorf("import: %w", err)
 	}
-	if err := s.search.reread(ctx); err != nil {
-		return st, fmt.Errorf("import: %w", err)
-	}
 	return st, nil
 }
 
@@ -225,9 +222,6 @@ func (im *importer) run(ctx context.Context, r *bufio.Reader, maxLine int, st *E
 		}
 	}
 	if _, err := im.tx.ExecContext(ctx, "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')"); err != nil {
-		return fmt.Errorf("import: rebuild the search index: %w", err)
-	}
-	if _, err := im.tx.ExecContext(ctx, "UPDATE search_index SET indexed_to = (SELECT ifnull(max(id), 0) FROM messages)"); err != nil {
 		return fmt.Errorf("import: rebuild the search index: %w", err)
 	}
 	return nil
@@ -436,7 +430,7 @@ type GuestMessage struct {
 // ImportGuestMessages appends msgs to room as guests' messages, in order,
 // with their names and timestamps, in one transaction: all or none. Their
 // ids continue the log's, after every message already stored; the search
-// index takes them a moment later, as it takes every message. It returns the first and last
+// index takes them in the same transaction. It returns the first and last
 // id given (0, 0 for none).
 func (s *Store) ImportGuestMessages(ctx context.Context, room int64, msgs []GuestMessage) (first, last int64, err error) {
 	tx, err := s.write.BeginTx(ctx, nil)
@@ -474,6 +468,5 @@ func (s *Store) ImportGuestMessages(ctx context.Context, room int64, msgs []Gues
 	if err := s.count.change(func() (int64, error) { return int64(len(msgs)), tx.Commit() }); err != nil {
 		return 0, 0, fmt.Errorf("import messages: %w", err)
 	}
-	s.search.committed(last)
 	return first, last, nil
 }

@@ -308,11 +308,6 @@ func (s *Store) insert(ctx context.Context, drafts []Draft, upTo int64) (_ []Sto
 	if err != nil {
 		return nil, inCommit, fmt.Errorf("insert messages: commit: %w", err)
 	}
-	var top int64
-	for _, o := range out {
-		top = max(top, o.Message.ID)
-	}
-	s.search.committed(top)
 	return out, inCommit, nil
 }
 

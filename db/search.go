@@ -15,9 +15,8 @@ import (
 )
 
 // Search: the FTS5 index messages_fts (migration 0012), kept in step with
-// messages by the indexer (searchindex.go) and triggers, and the query
-// over it. Which rooms a person may search is decided by the caller
-// (chat's room rules), never here.
+// messages by triggers, and the query over it. Which rooms a person may
+// search is decided by the caller (chat's room rules), never here.
 
 // ErrEmptySearch is returned for a search with no word to look for.
 var ErrEmptySearch = errors.New("type a word to search for")
@@ -69,9 +68,6 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]Match, error) {
 	}
 	if len(q.Rooms) == 0 {
 		return nil, nil
-	}
-	if err := s.search.catchUp(ctx); err != nil {
-		return nil, err
 	}
 	limit := q.Limit
 	if limit <= 0 {
@@ -271,9 +267,6 @@ func (s *Store) backfillSearch(ctx context.Context, log *slog.Logger) error {
 // SearchIndexCheck runs FTS5's integrity check, which compares the index
 // with the messages table: nil when they agree.
 func (s *Store) SearchIndexCheck(ctx context.Context) error {
-	if err := s.search.catchUp(ctx); err != nil {
-		return fmt.Errorf("search index check: %w", err)
-	}
 	if _, err := s.write.ExecContext(ctx, "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)"); err != nil {
 		return fmt.Errorf("search index check: %w", err)
 	}
