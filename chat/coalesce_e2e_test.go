@@ -71,21 +71,12 @@ func TestABurstComesInMessagesFramesToAClientThatAsks(t *testing.T) {
 	read := func(c *wsClient) (frames int) {
 		for i := 0; i < n; {
 			f, _ := c.next()
-			var ms []msgData
-			switch f.Type {
-			case "message":
-				var m msgData
-				if err := json.Unmarshal(f.Data, &m); err != nil {
-					t.Fatal(err)
-				}
-				ms = []msgData{m}
-			case "messages":
-				if err := json.Unmarshal(f.Data, &ms); err != nil || len(ms) < 2 {
-					t.Fatalf("messages frame %s: %v, want an array of two or more", f.Data, err)
+			ms := messagesIn(t, f)
+			if f.Type == "messages" {
+				if len(ms) < 2 {
+					t.Fatalf("messages frame %s, want an array of two or more", f.Data)
 				}
 				frames++
-			default:
-				continue
 			}
 			for _, m := range ms {
 				if want := fmt.Sprintf("burst %04d", i); m.Message != want || m.ID == 0 {
@@ -144,19 +135,8 @@ func TestACommitComesInOneFrameToAClientThatAsks(t *testing.T) {
 	frames := 0
 	for i := 0; i < n; {
 		f, _ := batched.next()
-		var ms []msgData
-		switch f.Type {
-		case "message":
-			var m msgData
-			if err := json.Unmarshal(f.Data, &m); err != nil {
-				t.Fatal(err)
-			}
-			ms = []msgData{m}
-		case "messages":
-			if err := json.Unmarshal(f.Data, &ms); err != nil {
-				t.Fatal(err)
-			}
-		default:
+		ms := messagesIn(t, f)
+		if ms == nil {
 			continue
 		}
 		frames++
@@ -220,4 +200,25 @@ func TestAFrameCountedAsWaitingWhileWrittenArrives(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("the frame did not arrive in 3 s: the connection held it back")
 	}
+}
+
+// messagesIn returns the messages a frame carries: one for a "message"
+// frame, each of a "messages" frame's, none for any other frame.
+func messagesIn(t *testing.T, f frame) []msgData {
+	t.Helper()
+	switch f.Type {
+	case "message":
+		var m msgData
+		if err := json.Unmarshal(f.Data, &m); err != nil {
+			t.Fatal(err)
+		}
+		return []msgData{m}
+	case "messages":
+		var ms []msgData
+		if err := json.Unmarshal(f.Data, &ms); err != nil {
+			t.Fatalf("messages frame %s: %v", f.Data, err)
+		}
+		return ms
+	}
+	return nil
 }
