@@ -147,10 +147,22 @@ func TestACommitComesInOneFrameToAClientThatAsks(t *testing.T) {
 			i++
 		}
 	}
-	batches.mu.Lock()
-	sizes := slices.Clone(batches.sizes)
-	batches.mu.Unlock()
-	if slices.Max(sizes) < 3 {
+	// The observer hears of a batch once it is handed out: it may come
+	// after the client has read it.
+	var sizes []int
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		batches.mu.Lock()
+		sizes = slices.Clone(batches.sizes)
+		batches.mu.Unlock()
+		total := 0
+		for _, size := range sizes {
+			total += size
+		}
+		if total >= n || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(sizes) == 0 || slices.Max(sizes) < 3 {
 		t.Fatalf("the writer's batches held %v messages: none held three, so the test shows nothing", sizes)
 	}
 	// Frames can be fewer than batches (a batch's frame still waiting when
