@@ -481,9 +481,6 @@ func (h *Hub) answer(it db.Item[origin], err error) {
 	}
 }
 
-// join registers a new connection, greets it and brings it into the live
-// set: at once, or after replaying what it missed when it resumes with
-// ?after=.
 // flushRuns hands each client that reads "messages" frames the frames of
 // the batch that deliver gathered for it, after the batch's acks: its
 // messages then leave in one frame, not one each as they came.
@@ -502,6 +499,9 @@ func (b *broadcaster) flushRuns() {
 	b.runs = b.runs[:0]
 }
 
+// join registers a new connection, greets it and brings it into the live
+// set: at once, or after replaying what it missed when it resumes with
+// ?after=.
 func (b *broadcaster) join(c *client) {
 	h := b.h
 	b.conns[c] = struct{}{}

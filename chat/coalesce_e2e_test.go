@@ -183,17 +183,7 @@ func TestAFrameCountedAsWaitingWhileWrittenArrives(t *testing.T) {
 	r := newRoom(t, chat.Options{MsgRate: -1})
 	c := r.dial(t, "nochat.v1", "?batch=1")
 	waitOnline(t, r.hub, 1)
-	frames := make(chan []byte, 16)
-	go func() {
-		for {
-			_, b, err := c.conn.ReadMessage()
-			if err != nil {
-				close(frames)
-				return
-			}
-			frames <- b
-		}
-	}()
+	frames := c.frames()
 	for quiet := false; !quiet; { // hello and presence first
 		select {
 		case <-frames:
@@ -206,7 +196,7 @@ func TestAFrameCountedAsWaitingWhileWrittenArrives(t *testing.T) {
 	}
 	select {
 	case b := <-frames:
-		if !strings.Contains(string(b), `"held"`) {
+		if !strings.Contains(b, `"held"`) {
 			t.Fatalf("got %s, want the notice", b)
 		}
 	case <-time.After(3 * time.Second):

@@ -129,6 +129,23 @@ const readWait = 20 * time.Second
 
 // next reads the next frame, skipping presence and typing frames, which
 // come and go with other clients.
+// frames reads c's frames on a goroutine of its own, into the channel it
+// returns, closed when the connection ends. Reading answers pings.
+func (c *wsClient) frames() <-chan string {
+	out := make(chan string, 100)
+	go func() {
+		for {
+			_, b, err := c.conn.ReadMessage()
+			if err != nil {
+				close(out)
+				return
+			}
+			out <- string(b)
+		}
+	}()
+	return out
+}
+
 func (c *wsClient) next() (frame, string) {
 	c.t.Helper()
 	for {

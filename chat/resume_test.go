@@ -284,17 +284,7 @@ func TestKeepaliveDropsDeadPeersAndKeepsLiveOnes(t *testing.T) {
 	r.dial(t, "nochat.v1", "") // never reads, so never answers a ping: a dead peer
 
 	// Reading answers pings (the WebSocket library does it while reading).
-	frames := make(chan string, 100)
-	go func() {
-		for {
-			_, b, err := alive.conn.ReadMessage()
-			if err != nil {
-				close(frames)
-				return
-			}
-			frames <- string(b)
-		}
-	}()
+	frames := alive.frames()
 	deadline := time.Now().Add(readWait)
 	for r.hub.Online() != 1 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
