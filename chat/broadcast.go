@@ -357,6 +357,9 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 		return
 	}
 	began := time.Now()
+	// A quiet chat's message is written to idle clients from here (see
+	// queue.direct); a busy one's goes through the sessions' goroutines.
+	direct := len(c.Items) == 1
 	fresh := 0
 	var notices []db.Message // for notifyLoop, once the batch is out
 	var posted []db.Message  // for Options.Posted, once all are out
@@ -421,7 +424,7 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 					cl.run = append(cl.run, f)
 					continue
 				}
-				if !cl.stream(f) {
+				if !cl.stream(f, direct) {
 					// Its buffer is full: take it out of the live set and
 					// feed it from the database from this message on.
 					b.fallBehind(cl, f.id-1)
@@ -429,7 +432,7 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 			}
 		}
 	}
-	b.flushRuns()
+	b.flushRuns(direct)
 	for _, m := range notices {
 		h.queueNotice(m)
 	}
@@ -483,10 +486,11 @@ func (h *Hub) answer(it db.Item[origin], err error) {
 
 // flushRuns hands each client that reads "messages" frames the frames of
 // the batch that deliver gathered for it, after the batch's acks: its
-// messages then leave in one frame, not one each as they came.
-func (b *broadcaster) flushRuns() {
+// messages then leave in one frame, not one each as they came. direct is
+// as for queue.stream.
+func (b *broadcaster) flushRuns(direct bool) {
 	for _, cl := range b.runs {
-		if n := cl.streamRun(cl.run); n < len(cl.run) {
+		if n := cl.streamRun(cl.run, direct); n < len(cl.run) {
 			b.fallBehind(cl, cl.run[n].id-1) // as stream's refusal above
 		}
 		clear(cl.run)
@@ -593,7 +597,7 @@ func (b *broadcaster) rejoin(c *client, after int64) (bool, int64) {
 		return false, after
 	}
 	for _, f := range gap {
-		if c.sees(f.room) && !c.stream(f) {
+		if c.sees(f.room) && !c.stream(f, false) {
 			return false, after
 		}
 		after = f.id

@@ -1,8 +1,12 @@
 package chat
 
 import (
+	"encoding/binary"
+	"errors"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -36,6 +40,21 @@ type coalesced struct {
 	// none when it moved later by less than deadlineSlack.
 	deadline time.Time // the latest asked for
 	applied  time.Time // the one the connection has
+
+	// raw is the socket itself, for writes that must not wait (writeNow
+	// from the broadcaster, see direct); nil when the connection is not a
+	// plain TCP socket (TLS), which then has melody's writer only.
+	raw syscall.RawConn
+	// frameLeft is how much of the frame gorilla is writing has yet to come
+	// through Write (a frame larger than its buffer comes in two writes):
+	// a direct write goes only between frames. -1 when the bytes did not
+	// read as server frames, or after a close frame: no direct write then.
+	frameLeft int
+	// wait bounds the write of what is left of a direct write the socket
+	// took only part of: the slow-client bound. stalled is called when it
+	// ran out, before the connection is closed for it.
+	wait    time.Duration
+	stalled func()
 }
 
 // deadlineSlack is how much earlier than asked a write may time out: a
@@ -61,6 +80,9 @@ func newCoalesced(conn net.Conn, more func() bool) *coalesced {
 func (c *coalesced) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.raw != nil {
+		c.track(p)
+	}
 	more := c.more()
 	if c.buf == nil && (!more || len(p) >= coalesceLimit) {
 		return c.writeNow(p) // the common case when not busy: no copy
@@ -147,4 +169,179 @@ func (c *coalesced) Close() error {
 		c.mu.Unlock()
 	}
 	return c.Conn.Close()
+}
+
+// Direct writes. A frame handed to melody costs a wake-up of the session's
+// write goroutine, a copy into gorilla's buffer and melody's sent handler;
+// for a connection with nothing on its way, the broadcaster can instead
+// write the frame, encoded once for every client (frames.wire), itself,
+// with one system call that never waits. With a thousand clients that is a
+// thousand goroutine wake-ups a message fewer. Whatever does not fit at
+// once (a client behind) goes the usual way, through melody.
+
+// enableDirect lets the connection take direct writes, if it is a socket
+// (not TLS, whose bytes on the socket are not the frames), once the
+// handshake is through: what it writes from then on is frames. wait bounds
+// the write of what the socket did not take at once; stalled (may be nil)
+// hears when a client did not take it in that time.
+func (c *coalesced) enableDirect(wait time.Duration, stalled func()) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.raw, c.wait, c.stalled = raw, wait, stalled
+}
+
+// writeDirect writes frame, a whole WebSocket frame, from the caller's
+// goroutine, if the socket takes it without waiting and nothing else is on
+// its way through the connection (gorilla in the middle of a frame, bytes
+// held back). It reports false, having written nothing, when not: the
+// caller hands the frame to melody instead. If the socket takes only part
+// of it, the rest is written before anything else, by a goroutine that may
+// wait for the client.
+func (c *coalesced) writeDirect(frame []byte) bool {
+	if c.raw == nil || !c.mu.TryLock() { // locked: a write under way, perhaps blocked
+		return false
+	}
+	defer c.mu.Unlock()
+	if c.buf != nil || c.frameLeft != 0 {
+		return false
+	}
+	n, err := c.tryWrite(frame)
+	if errors.Is(err, os.ErrDeadlineExceeded) && !c.applied.IsZero() {
+		// The deadline of melody's last write has passed since, and the
+		// socket refuses every write after it: a write that never waits
+		// needs none (writeNow sets melody's again for its next write).
+		if c.Conn.SetWriteDeadline(time.Time{}) == nil {
+			c.applied = time.Time{}
+			n, err = c.tryWrite(frame)
+		}
+	}
+	if err != nil || n <= 0 {
+		return false // it would wait (EAGAIN), or the socket is gone: melody's writer finds out
+	}
+	if n < len(frame) {
+		b := coalescePool.Get().(*[]byte)
+		*b = append(*b, frame[n:]...)
+		c.buf = b
+		go c.flushRest()
+	}
+	return true
+}
+
+// tryWrite writes what of p the socket takes without waiting.
+func (c *coalesced) tryWrite(p []byte) (n int, err error) {
+	err = c.raw.Write(func(fd uintptr) bool {
+		n, _ = syscall.Write(int(fd), p)
+		return true // one try: never wait for the socket here
+	})
+	return n, err
+}
+
+// flushRest writes the rest of a direct write, unless a write of melody's
+// took it along first; a client that does not take it within the
+// slow-client bound loses its connection (and resumes from where it got).
+func (c *coalesced) flushRest() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.buf == nil {
+		return
+	}
+	c.deadline = time.Now().Add(c.wait)
+	err := c.flushLocked()
+	if err == nil {
+		return
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) && c.stalled != nil {
+		c.stalled()
+	}
+	c.Conn.Close() // its reader ends the session
+}
+
+// track follows the frames gorilla writes through p, so that a direct
+// write never lands inside one.
+func (c *coalesced) track(p []byte) {
+	for len(p) > 0 && c.frameLeft >= 0 {
+		if c.frameLeft == 0 {
+			n, ok := frameSize(p)
+			if !ok || p[0]&0x0f == closeOpcode { // nothing may follow a close frame
+				c.frameLeft = -1
+				return
+			}
+			c.frameLeft = n
+		}
+		k := min(c.frameLeft, len(p))
+		c.frameLeft -= k
+		p = p[k:]
+	}
+}
+
+// closeOpcode is a close frame's opcode (RFC 6455, 5.2).
+const closeOpcode = 0x8
+
+// frameSize is the size, header included, of the server frame (unmasked)
+// that b begins with; false when b does not begin with a whole header of one.
+func frameSize(b []byte) (int, bool) {
+	if len(b) < 2 || b[1]&0x80 != 0 {
+		return 0, false
+	}
+	switch n := int(b[1] & 0x7f); n {
+	case 126:
+		if len(b) < 4 {
+			return 0, false
+		}
+		return 4 + int(binary.BigEndian.Uint16(b[2:])), true
+	case 127:
+		if len(b) < 10 {
+			return 0, false
+		}
+		u := binary.BigEndian.Uint64(b[2:])
+		if u > 1<<40 {
+			return 0, false
+		}
+		return 10 + int(u), true
+	default:
+		return 2 + n, true
+	}
+}
+
+// textFrame returns p as a server's text frame (final, unmasked), and p's
+// place within it.
+func textFrame(p []byte) (frame, payload []byte) {
+	return sealFrame(append(make([]byte, maxHeader, maxHeader+len(p)), p...))
+}
+
+// maxHeader is the longest header of a server frame.
+const maxHeader = 10
+
+// sealFrame makes a text frame of b[maxHeader:], the payload built after
+// maxHeader bytes of room, by putting its header just before it.
+func sealFrame(b []byte) (frame, payload []byte) {
+	payload = b[maxHeader:]
+	var room [maxHeader]byte
+	h := appendHeader(room[:0], len(payload))
+	start := maxHeader - len(h)
+	copy(b[start:], h)
+	return b[start:], payload
+}
+
+// appendHeader appends the header of a server's text frame (final,
+// unmasked) of n bytes.
+func appendHeader(b []byte, n int) []byte {
+	switch {
+	case n > 0xffff:
+		b = append(b, 0x81, 127)
+		return binary.BigEndian.AppendUint64(b, uint64(n))
+	case n > 125:
+		b = append(b, 0x81, 126)
+		return binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		return append(b, 0x81, byte(n))
+	}
 }

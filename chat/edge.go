@@ -329,6 +329,14 @@ func clientOf(s *melody.Session) *client {
 func (h *Hub) onConnect(s *melody.Session) {
 	c := clientOf(s)
 	c.s = s
+	if c.conn != nil {
+		// From here on only frames go through it (the handshake's
+		// response went before): see direct.
+		c.conn.enableDirect(h.opts.SlowTimeout, func() {
+			h.writeStalled(c)
+			c.closing.Store(true) // what follows from the close is not news
+		})
+	}
 	// melody keeps the upgrade request for the session's life and never
 	// reads it again; what NoChat needs from it is in the client.
 	s.Request = nil
@@ -381,12 +389,18 @@ func (h *Hub) onError(s *melody.Session, err error) {
 		h.RecordErrorAt(KindTooLarge, placeSocket, fmt.Sprintf("frame over %d bytes: connection closed (1009)", h.opts.MaxFrameBytes), c.subject())
 	case errors.As(err, &ne) && ne.Timeout() && strings.Contains(err.Error(), "write"):
 		// The peer stopped reading long enough to fill the socket.
-		h.droppedSlow(c, "a write waited "+h.opts.SlowTimeout.String()+": the client stopped reading")
+		h.writeStalled(c)
 	case errors.As(err, &ne) && ne.Timeout():
 		h.RecordErrorAt(KindReadWrite, placeSocket+": keepalive", "no answer to pings for "+h.opts.PongWait.String()+": peer gone", c.subject())
 	default:
 		h.RecordErrorAt(KindReadWrite, placeSocket, err.Error(), c.subject())
 	}
+}
+
+// writeStalled counts c as dropped for not reading: a write to it waited
+// as long as a client may make no progress.
+func (h *Hub) writeStalled(c *client) {
+	h.droppedSlow(c, "a write waited "+h.opts.SlowTimeout.String()+": the client stopped reading")
 }
 
 // A melody session runs its read loop inside the handler that upgraded it,

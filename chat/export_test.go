@@ -92,3 +92,15 @@ func HandOverCounted(h *Hub, frame []byte) bool {
 	c.waitN.Add(-1)
 	return true
 }
+
+// DirectWrites counts the frames written to the hub's connections directly
+// (queue.direct), not through melody.
+func DirectWrites(h *Hub) int64 {
+	var n int64
+	h.b.read(func() {
+		for c := range h.b.conns {
+			n += c.directs.Load()
+		}
+	})
+	return n
+}

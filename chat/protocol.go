@@ -311,13 +311,21 @@ type frames struct {
 	msg    int64 // the message: its own id, or the one the change is to
 	quote  int64 // the message a reply quotes, 0 for none: its deletion re-encodes
 	userID int64 // a message's sender's account, 0 for a guest or a change: a rename re-encodes
-	v1     []byte
-	echo   []byte
+	// The payloads, set with setV1 and setEcho: each lies within its whole
+	// WebSocket frame, v1Wire and echoWire, which a direct write sends as
+	// it is (coalesced.writeDirect).
+	v1, v1Wire     []byte
+	echo, echoWire []byte
 }
+
+func (f *frames) setV1(b []byte)   { f.v1Wire, f.v1 = textFrame(b) }
+func (f *frames) setEcho(b []byte) { f.echoWire, f.echo = textFrame(b) }
 
 func encodeMessage(m db.Message) *frames {
 	m.HTML = MessageHTML(m.Message, m.Mentions)
-	f := &frames{id: m.ID, room: roomOr(m.Room), msg: m.ID, v1: encode("message", m), echo: []byte(echoText(m))}
+	f := &frames{id: m.ID, room: roomOr(m.Room), msg: m.ID}
+	f.setV1(encode("message", m))
+	f.setEcho([]byte(echoText(m)))
 	if m.UserID != nil {
 		f.userID = *m.UserID
 	}
@@ -363,15 +371,15 @@ func encodeChange(ch db.Change) *frames {
 	f := &frames{id: ch.ID, room: ch.Room, msg: ch.Message}
 	switch ch.Kind {
 	case db.Edit:
-		f.v1 = encode("edited", editedData{Event: ch.ID, ID: ch.Message, Room: ch.Room, Message: ch.Text, HTML: MessageHTML(ch.Text, ch.Mentions), EditedAt: ch.EditedAt, UserID: ch.UserID})
+		f.setV1(encode("edited", editedData{Event: ch.ID, ID: ch.Message, Room: ch.Room, Message: ch.Text, HTML: MessageHTML(ch.Text, ch.Mentions), EditedAt: ch.EditedAt, UserID: ch.UserID}))
 	case db.Delete:
-		f.v1 = encode("deleted", deletedData{Event: ch.ID, ID: ch.Message, Room: ch.Room})
+		f.setV1(encode("deleted", deletedData{Event: ch.ID, ID: ch.Message, Room: ch.Room}))
 	case db.React:
 		rs := ch.Reactions
 		if rs == nil {
 			rs = []db.Reaction{}
 		}
-		f.v1 = encode("reacted", reactedData{Event: ch.ID, ID: ch.Message, Room: ch.Room, UserID: ch.UserID, Emoji: ch.Emoji, On: ch.On, Reactions: rs})
+		f.setV1(encode("reacted", reactedData{Event: ch.ID, ID: ch.Message, Room: ch.Room, UserID: ch.UserID, Emoji: ch.Emoji, On: ch.On, Reactions: rs}))
 	default:
 		panic("chat: encode a change of kind " + string(ch.Kind))
 	}
@@ -407,7 +415,7 @@ func (f *frames) reencoded(change func(*db.Message)) *frames {
 	}
 	change(&env.Data)
 	g := *f
-	g.v1 = encode("message", env.Data)
+	g.setV1(encode("message", env.Data))
 	return &g
 }
 
@@ -418,6 +426,15 @@ func (f *frames) forProtocol(p Protocol) []byte {
 		return f.echo
 	}
 	return f.v1
+}
+
+// wire is forProtocol's frame whole, header and all; nil when f was made
+// without one.
+func (f *frames) wire(p Protocol) []byte {
+	if p == Echo {
+		return f.echoWire
+	}
+	return f.v1Wire
 }
 
 // roomIDs lists the rooms c sees, in id order.

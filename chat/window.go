@@ -200,7 +200,7 @@ func (h *Hub) catchUp(c *client, after int64) {
 				after = f.id // not this connection's: passed over
 				continue
 			}
-			if !c.stream(f) {
+			if !c.stream(f, false) {
 				stuck = true
 				break
 			}

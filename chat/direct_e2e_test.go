@@ -1,0 +1,42 @@
+package chat_test
+
+import (
+	"strings"
+	"testing"
+
+	"nochat/chat"
+)
+
+// A client with nothing on its way gets a message written by the
+// broadcaster itself, without a hand-over to melody's write goroutine; what
+// it reads is the same frame, whatever its size or protocol, and frames
+// written through melody (the hello, acks) keep their places around them.
+func TestAnIdleClientGetsItsMessageWrittenDirectly(t *testing.T) {
+	r := newRoom(t, chat.Options{MaxMessageLen: 60000, MaxFrameBytes: 1 << 20})
+	ann := r.dial(t, "nochat.v1", "?user=ann")
+	bob := r.dial(t, "nochat.v1", "?batch=1")
+	echo := r.dial(t, "echo-protocol", "")
+
+	for i, text := range []string{
+		"short",
+		strings.Repeat("medium ", 30) + "end",   // a two-byte length
+		strings.Repeat("long ", 11_000) + "end", // more than gorilla's buffer; a 64-bit length on nochat.v1
+	} {
+		ann.say(text, "c"+string(rune('0'+i)))
+		if ack := ann.expect("ack"); ack.CID != "c"+string(rune('0'+i)) {
+			t.Fatalf("ack %+v", ack)
+		}
+		if m := ann.expect("message"); m.Message != text {
+			t.Fatalf("ann got %.20q (%d bytes), want %d bytes", m.Message, len(m.Message), len(text))
+		}
+		if m := bob.expect("message"); m.Message != text {
+			t.Fatalf("bob got %.20q (%d bytes), want %d bytes", m.Message, len(m.Message), len(text))
+		}
+		if got := echo.expectText(); got != text {
+			t.Fatalf("the echo client got %.20q (%d bytes), want %d bytes", got, len(got), len(text))
+		}
+	}
+	if n := chat.DirectWrites(r.hub); n < 3 {
+		t.Fatalf("%d frames written directly of 9 messages to idle clients", n)
+	}
+}

@@ -1,0 +1,226 @@
+package chat
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// tcpPair returns the two ends of a real TCP connection on the loopback:
+// the server's, taking direct writes, and the client's.
+func tcpPair(t *testing.T, more func() bool) (*coalesced, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		conn, _ := ln.Accept()
+		accepted <- conn
+	}()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	c := newCoalesced(server, more)
+	c.enableDirect(2*time.Second, nil)
+	if c.raw == nil {
+		t.Fatal("a TCP connection takes no direct writes")
+	}
+	t.Cleanup(func() { c.Close(); client.Close() })
+	client.SetReadDeadline(time.Now().Add(10 * time.Second)) // a cut frame fails, not hangs
+	return c, client
+}
+
+// readFrame reads one unmasked server frame, as a browser would.
+func readFrame(r *bufio.Reader) (opcode byte, payload []byte, err error) {
+	var h [2]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, nil, err
+	}
+	if h[0]&0x80 == 0 || h[1]&0x80 != 0 {
+		return 0, nil, fmt.Errorf("header % x: not a final unmasked frame", h)
+	}
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var l [2]byte
+		if _, err := io.ReadFull(r, l[:]); err != nil {
+			return 0, nil, err
+		}
+		n = uint64(binary.BigEndian.Uint16(l[:]))
+	case 127:
+		var l [8]byte
+		if _, err := io.ReadFull(r, l[:]); err != nil {
+			return 0, nil, err
+		}
+		n = binary.BigEndian.Uint64(l[:])
+	}
+	payload = make([]byte, n)
+	_, err = io.ReadFull(r, payload)
+	return h[0] & 0x0f, payload, err
+}
+
+func payloadN(i, size int) []byte {
+	b := bytes.Repeat([]byte{'.'}, size)
+	copy(b, fmt.Sprintf("frame %04d ", i))
+	return b
+}
+
+// A frame gorilla writes in two parts (larger than its buffer) must not
+// have a direct write land between them: the client would read garbage.
+func TestADirectWriteWaitsForTheFrameUnderWay(t *testing.T) {
+	c, client := tcpPair(t, func() bool { return false })
+	big, _ := textFrame(payloadN(0, 6000))
+	if _, err := c.Write(big[:4096]); err != nil { // as gorilla: its buffer, then the rest
+		t.Fatal(err)
+	}
+	small, _ := textFrame(payloadN(1, 20))
+	if c.writeDirect(small) {
+		t.Fatal("a direct write went inside a frame gorilla was writing")
+	}
+	if _, err := c.Write(big[4096:]); err != nil {
+		t.Fatal(err)
+	}
+	if !c.writeDirect(small) {
+		t.Fatal("no direct write between frames, on an idle socket")
+	}
+	r := bufio.NewReader(client)
+	for i, size := range []int{6000, 20} {
+		op, p, err := readFrame(r)
+		if err != nil || op != 1 || !bytes.Equal(p, payloadN(i, size)) {
+			t.Fatalf("frame %d: opcode %d, %d bytes %.12q, %v", i, op, len(p), p, err)
+		}
+	}
+}
+
+// melody sets a deadline before each of its writes; one that has passed
+// since must not stop a direct write, which never waits.
+func TestADirectWriteAfterMelodysDeadlinePassed(t *testing.T) {
+	c, client := tcpPair(t, func() bool { return false })
+	c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	f, _ := textFrame([]byte("through melody"))
+	if _, err := c.Write(f); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	f, _ = textFrame([]byte("direct"))
+	if !c.writeDirect(f) {
+		t.Fatal("no direct write once melody's deadline had passed")
+	}
+	f, _ = textFrame([]byte("through melody again"))
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write(f); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(client)
+	for _, want := range []string{"through melody", "direct", "through melody again"} {
+		if _, p, err := readFrame(r); err != nil || string(p) != want {
+			t.Fatalf("read %q, %v; want %q", p, err, want)
+		}
+	}
+}
+
+// Nothing may follow a close frame, not even a direct write.
+func TestNoDirectWriteAfterACloseFrame(t *testing.T) {
+	c, _ := tcpPair(t, func() bool { return false })
+	if _, err := c.Write([]byte{0x88, 2, 0x03, 0xe8}); err != nil { // close 1000
+		t.Fatal(err)
+	}
+	f, _ := textFrame([]byte("too late"))
+	if c.writeDirect(f) {
+		t.Fatal("a direct write after the close frame")
+	}
+}
+
+// A client that stops reading fills its socket: a direct write the socket
+// takes only part of leaves the rest to follow, before anything else, and
+// the next direct writes stand back until it has; then the client, reading
+// again, gets every frame whole and in order.
+func TestADirectWriteTheSocketTakesPartOfArrivesWhole(t *testing.T) {
+	c, client := tcpPair(t, func() bool { return false })
+	var sent [][]byte
+	for i := 0; ; i++ {
+		p := payloadN(i, 3000)
+		f, _ := textFrame(p)
+		if !c.writeDirect(f) {
+			break
+		}
+		sent = append(sent, p)
+		if i > 100_000 {
+			t.Fatal("the socket never filled up")
+		}
+	}
+	c.mu.Lock()
+	held := c.buf != nil
+	c.mu.Unlock()
+	// Through melody, as the queue would hand it over once direct writes
+	// stand back: after the rest of the cut frame.
+	last := payloadN(len(sent), 10)
+	lastFrame, _ := textFrame(last)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.Write(lastFrame)
+		wrote <- err
+	}()
+	sent = append(sent, last)
+
+	r := bufio.NewReader(client)
+	for i, want := range sent {
+		op, p, err := readFrame(r)
+		if err != nil || op != 1 || !bytes.Equal(p, want) {
+			t.Fatalf("frame %d of %d (a frame was cut: %v): opcode %d, %d bytes %.12q, %v", i, len(sent), held, op, len(p), p, err)
+		}
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	again, _ := textFrame([]byte("and on"))
+	if !c.writeDirect(again) {
+		t.Fatal("no direct write once the client caught up")
+	}
+	if _, p, err := readFrame(r); err != nil || string(p) != "and on" {
+		t.Fatalf("after catching up: %q, %v", p, err)
+	}
+}
+
+// What is left of a cut frame waits for the client only as long as a slow
+// client is given; then the connection goes.
+func TestTheRestOfADirectWriteIsBoundedByTheSlowClientWait(t *testing.T) {
+	c, client := tcpPair(t, func() bool { return false })
+	c.wait = 200 * time.Millisecond
+	cut := false
+	for i := 0; i < 100_000 && !cut; i++ {
+		f, _ := textFrame(payloadN(i, 3001))
+		if !c.writeDirect(f) {
+			// Full without a cut on a frame boundary; try a size that
+			// does not divide the socket's buffer.
+			f, _ = textFrame(payloadN(i, 7))
+			if !c.writeDirect(f) {
+				t.Skip("the socket filled on a frame boundary: nothing was cut")
+			}
+		}
+		c.mu.Lock()
+		cut = c.buf != nil
+		c.mu.Unlock()
+	}
+	if !cut {
+		t.Fatal("the socket never filled up")
+	}
+	time.Sleep(time.Second)
+	client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, client); err != nil {
+		t.Fatalf("the connection was not closed: %v", err)
+	}
+}
