@@ -358,8 +358,10 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 	}
 	began := time.Now()
 	// A quiet chat's message is written to idle clients from here (see
-	// queue.direct); a busy one's goes through the sessions' goroutines.
-	direct := len(c.Items) == 1
+	// queue.direct); a busy one's goes through the sessions' goroutines:
+	// when the writer commits several at once, or more work waits for the
+	// broadcaster (its own writes would hold it up further).
+	direct := len(c.Items) == 1 && len(b.ops) == 0
 	fresh := 0
 	var notices []db.Message // for notifyLoop, once the batch is out
 	var posted []db.Message  // for Options.Posted, once all are out
