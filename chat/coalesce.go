@@ -206,11 +206,11 @@ func (c *coalesced) enableDirect(wait time.Duration, stalled func()) {
 // of it, the rest is written before anything else, by a goroutine that may
 // wait for the client.
 func (c *coalesced) writeDirect(frame []byte) bool {
-	if c.raw == nil || !c.mu.TryLock() { // locked: a write under way, perhaps blocked
+	if !c.mu.TryLock() { // a write under way, perhaps blocked
 		return false
 	}
 	defer c.mu.Unlock()
-	if c.buf != nil || c.frameLeft != 0 {
+	if c.raw == nil || c.buf != nil || c.frameLeft != 0 {
 		return false
 	}
 	n, err := c.tryWrite(frame)
@@ -302,7 +302,7 @@ func frameSize(b []byte) (int, bool) {
 			return 0, false
 		}
 		u := binary.BigEndian.Uint64(b[2:])
-		if u > 1<<40 {
+		if u > 1<<30 { // far beyond any frame NoChat sends; an int on 32-bit ARM
 			return 0, false
 		}
 		return 10 + int(u), true
@@ -314,22 +314,14 @@ func frameSize(b []byte) (int, bool) {
 // textFrame returns p as a server's text frame (final, unmasked), and p's
 // place within it.
 func textFrame(p []byte) (frame, payload []byte) {
-	return sealFrame(append(make([]byte, maxHeader, maxHeader+len(p)), p...))
+	frame = appendHeader(make([]byte, 0, maxHeader+len(p)), len(p))
+	h := len(frame)
+	frame = append(frame, p...)
+	return frame, frame[h:]
 }
 
 // maxHeader is the longest header of a server frame.
 const maxHeader = 10
-
-// sealFrame makes a text frame of b[maxHeader:], the payload built after
-// maxHeader bytes of room, by putting its header just before it.
-func sealFrame(b []byte) (frame, payload []byte) {
-	payload = b[maxHeader:]
-	var room [maxHeader]byte
-	h := appendHeader(room[:0], len(payload))
-	start := maxHeader - len(h)
-	copy(b[start:], h)
-	return b[start:], payload
-}
 
 // appendHeader appends the header of a server's text frame (final,
 // unmasked) of n bytes.

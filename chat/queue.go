@@ -89,7 +89,7 @@ func (c *queue) stream(f *frames, direct bool) bool {
 // waiting together so that the messages among them leave as one
 // "messages" frame (batch). It returns how many it handed over: all, or
 // those before the first that would not fit the stream's budget. direct
-// is as for stream.
+// is as for stream, for a run of one (a commit of one message: see direct).
 func (c *queue) streamRun(run []*frames, direct bool) int {
 	if len(run) == 1 { // nothing to gather: as stream, which may write it directly
 		if c.stream(run[0], direct) {
@@ -99,7 +99,7 @@ func (c *queue) streamRun(run []*frames, direct bool) int {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	defer c.payLocked(direct)
+	defer c.payLocked()
 	for i, f := range run {
 		if c.queued.Load()+int32(len(c.wait)) >= c.streamLimit {
 			return i
@@ -130,8 +130,8 @@ func (c *queue) write(b []byte, limit int32) bool {
 // reports false, having written nothing, otherwise.
 //
 // The broadcaster writes directly only while the chat is quiet (a commit
-// of one message): each direct write is a system call of its own, on the
-// broadcaster's goroutine. Under load, frames handed to melody are written
+// of one message, nothing else waiting for the broadcaster): each direct
+// write is a system call of its own, on the broadcaster's goroutine. Under load, frames handed to melody are written
 // by the sessions' goroutines on every core, and those that wait behind
 // one another leave together (coalesced): in a burst, writing directly
 // delivered a quarter of what melody did.
@@ -181,26 +181,23 @@ func (c *queue) enqueueLocked(b []byte) {
 	// Every frame queued may have left between the caller's write and
 	// waitN counting this one, their sent handlers seeing nothing waiting:
 	// move on now. A frame leaving later sees waitN and moves them on.
-	c.payLocked(false)
+	c.payLocked()
 }
 
 // payOwed moves waiting frames to melody while there is room.
 func (c *queue) payOwed() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.payLocked(false)
+	c.payLocked()
 }
 
-// payLocked moves waiting frames to melody while there is room; with
-// direct, a batch of messages may be written directly (see direct).
-func (c *queue) payLocked(direct bool) {
+func (c *queue) payLocked() {
 	for len(c.wait) > 0 && c.queued.Load() < c.melodyLimit { // else no batch is built for nothing
-		var frame []byte
 		b, n := c.wait[0], 1
 		if c.batch {
-			frame, b, n = batchMessages(c.wait)
+			b, n = batchMessages(c.wait)
 		}
-		if !(direct && c.direct(frame)) && !c.write(b, c.melodyLimit) {
+		if !c.write(b, c.melodyLimit) {
 			break
 		}
 		clear(c.wait[:n])
@@ -276,12 +273,11 @@ const (
 	maxBatchBytes    = 16 << 10
 )
 
-// batchMessages returns the frame to send for the head of wait, whole
-// (header and all, for a direct write) and its payload, and how many of
-// wait's frames it carries: wait[0] alone, with no whole frame, unless it
-// and those after it are message frames.
-func batchMessages(wait [][]byte) (frame, payload []byte, n int) {
-	size := len(messagesPrefix) + 2
+// batchMessages returns the frame to send for the head of wait, and how
+// many of wait's frames it carries: wait[0] alone unless it and those
+// after it are message frames.
+func batchMessages(wait [][]byte) ([]byte, int) {
+	n, size := 0, len(messagesPrefix)+2
 	for n < len(wait) && n < maxBatchMessages && bytes.HasPrefix(wait[n], messagePrefix) {
 		size += len(wait[n]) - len(messagePrefix)
 		if n > 0 && size > maxBatchBytes {
@@ -290,15 +286,15 @@ func batchMessages(wait [][]byte) (frame, payload []byte, n int) {
 		n++
 	}
 	if n < 2 {
-		return nil, wait[0], 1
+		return wait[0], 1
 	}
-	b := append(make([]byte, maxHeader, maxHeader+size), messagesPrefix...)
+	b := make([]byte, 0, size)
+	b = append(b, messagesPrefix...)
 	for i, f := range wait[:n] {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, f[len(messagePrefix):len(f)-1]...) // the data object
 	}
-	frame, payload = sealFrame(append(b, "]}"...))
-	return frame, payload, n
+	return append(b, "]}"...), n
 }
