@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +34,11 @@ type broadcaster struct {
 	quit chan struct{} // closed when the goroutine has stopped
 
 	lastID int64 // newest message handed out
+
+	// lane shares a quiet chat's direct writes (lane.go); nil on one core.
+	// fan is fanOut's list of recipients, kept between messages.
+	lane *lane
+	fan  []*client
 	// published is lastID for other goroutines: catch-up reads no further,
 	// so every membership change before a message is applied (to the
 	// connection's rooms) before catch-up can hand that message out.
@@ -76,6 +82,10 @@ func (b *broadcaster) init(h *Hub, latestID int64) {
 	b.ops = make(chan op, 1024)
 	b.quit = make(chan struct{})
 	b.lastID = latestID
+	if runtime.GOMAXPROCS(0) > 1 {
+		b.lane = newLane()
+		go b.lane.run(h)
+	}
 	b.conns = make(map[*client]struct{})
 	b.live = make(map[*client]struct{})
 	b.ahead = make(map[*client]int64)
@@ -204,6 +214,9 @@ func (b *broadcaster) read(f func()) bool { return b.sendWait(opRead{f}) }
 
 func (b *broadcaster) run() {
 	defer close(b.quit)
+	if b.lane != nil {
+		defer close(b.lane.jobs)
+	}
 	for o := range b.ops {
 		if _, stop := o.(opStop); stop {
 			return
@@ -418,23 +431,27 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 					b.live[c] = struct{}{}
 				}
 			}
-			for cl := range b.recipients(toLive, f.room, nil) {
-				if cl.batch {
-					if len(cl.run) == 0 {
-						b.runs = append(b.runs, cl)
+			if direct {
+				b.fanOut(f) // a commit of one message: no runs to gather
+			} else {
+				for cl := range b.recipients(toLive, f.room, nil) {
+					if cl.batch {
+						if len(cl.run) == 0 {
+							b.runs = append(b.runs, cl)
+						}
+						cl.run = append(cl.run, f)
+						continue
 					}
-					cl.run = append(cl.run, f)
-					continue
-				}
-				if !cl.stream(f, direct) {
-					// Its buffer is full: take it out of the live set and
-					// feed it from the database from this message on.
-					b.fallBehind(cl, f.id-1)
+					if !cl.stream(f, false) {
+						// Its buffer is full: take it out of the live set and
+						// feed it from the database from this message on.
+						b.fallBehind(cl, f.id-1)
+					}
 				}
 			}
 		}
 	}
-	b.flushRuns(direct)
+	b.flushRuns()
 	for _, m := range notices {
 		h.queueNotice(m)
 	}
@@ -488,11 +505,10 @@ func (h *Hub) answer(it db.Item[origin], err error) {
 
 // flushRuns hands each client that reads "messages" frames the frames of
 // the batch that deliver gathered for it, after the batch's acks: its
-// messages then leave in one frame, not one each as they came. direct is
-// as for queue.stream.
-func (b *broadcaster) flushRuns(direct bool) {
+// messages then leave in one frame, not one each as they came.
+func (b *broadcaster) flushRuns() {
 	for _, cl := range b.runs {
-		if n := cl.streamRun(cl.run, direct); n < len(cl.run) {
+		if n := cl.streamRun(cl.run); n < len(cl.run) {
 			b.fallBehind(cl, cl.run[n].id-1) // as stream's refusal above
 		}
 		clear(cl.run)

@@ -1,6 +1,8 @@
 package chat_test
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -38,5 +40,45 @@ func TestAnIdleClientGetsItsMessageWrittenDirectly(t *testing.T) {
 	}
 	if n := chat.DirectWrites(r.hub); n < 3 {
 		t.Fatalf("%d frames written directly of 9 messages to idle clients", n)
+	}
+}
+
+// A large room's quiet messages are written by the broadcaster and, on a
+// machine of several cores, a second lane, each to half of the clients:
+// every client still gets every message once, in order, on both
+// protocols.
+func TestALargeRoomGetsEveryQuietMessageInOrder(t *testing.T) {
+	r := newRoom(t, chat.Options{})
+	var clients []*wsClient
+	for i := range 80 {
+		proto, query := "echo-protocol", ""
+		if i%2 == 1 {
+			proto, query = "nochat.v1", "?batch=1"
+		}
+		clients = append(clients, r.dial(t, proto, query))
+	}
+	const n = 30
+	for i := range n {
+		// One at a time: each send is a commit of its own, a quiet chat's.
+		if _, err := r.hub.Send(context.Background(), "curl", fmt.Sprintf("quiet %02d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, c := range clients {
+		for i := range n {
+			want := fmt.Sprintf("quiet %02d", i)
+			var got string
+			if c.proto == "echo-protocol" {
+				got = c.expectText()
+			} else {
+				got = c.expect("message").Message
+			}
+			if got != want {
+				t.Fatalf("client %d (%s), message %d: got %q, want %q", k, c.proto, i, got, want)
+			}
+		}
+	}
+	if d := chat.DirectWrites(r.hub); d < n {
+		t.Fatalf("%d of %d deliveries written directly", d, n*len(clients))
 	}
 }

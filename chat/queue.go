@@ -88,15 +88,8 @@ func (c *queue) stream(f *frames, direct bool) bool {
 // streamRun hands over run, in order, as stream would each frame, but
 // waiting together so that the messages among them leave as one
 // "messages" frame (batch). It returns how many it handed over: all, or
-// those before the first that would not fit the stream's budget. direct
-// is as for stream, for a run of one (a commit of one message: see direct).
-func (c *queue) streamRun(run []*frames, direct bool) int {
-	if len(run) == 1 { // nothing to gather: as stream, which may write it directly
-		if c.stream(run[0], direct) {
-			return 1
-		}
-		return 0
-	}
+// those before the first that would not fit the stream's budget.
+func (c *queue) streamRun(run []*frames) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.payLocked()
