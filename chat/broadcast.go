@@ -34,15 +34,15 @@ type broadcaster struct {
 	quit chan struct{} // closed when the goroutine has stopped
 
 	lastID int64 // newest message handed out
+	// published is lastID for other goroutines: catch-up reads no further,
+	// so every membership change before a message is applied (to the
+	// connection's rooms) before catch-up can hand that message out.
+	published atomic.Int64
 
 	// lane shares a quiet chat's direct writes (lane.go); nil on one core.
 	// fan is fanOut's list of recipients, kept between messages.
 	lane *lane
 	fan  []*client
-	// published is lastID for other goroutines: catch-up reads no further,
-	// so every membership change before a message is applied (to the
-	// connection's rooms) before catch-up can hand that message out.
-	published atomic.Int64
 
 	// The registry. conns is every connection; live is those of them
 	// that receive messages as they commit (the rest are catching up).
@@ -82,10 +82,6 @@ func (b *broadcaster) init(h *Hub, latestID int64) {
 	b.ops = make(chan op, 1024)
 	b.quit = make(chan struct{})
 	b.lastID = latestID
-	if runtime.GOMAXPROCS(0) > 1 {
-		b.lane = newLane()
-		go b.lane.run(h)
-	}
 	b.conns = make(map[*client]struct{})
 	b.live = make(map[*client]struct{})
 	b.ahead = make(map[*client]int64)
@@ -214,8 +210,10 @@ func (b *broadcaster) read(f func()) bool { return b.sendWait(opRead{f}) }
 
 func (b *broadcaster) run() {
 	defer close(b.quit)
-	if b.lane != nil {
-		defer close(b.lane.jobs)
+	if runtime.GOMAXPROCS(0) > 1 {
+		b.lane = newLane()
+		go b.lane.run(b.h)
+		defer close(b.lane.jobs) // it ends with the broadcaster
 	}
 	for o := range b.ops {
 		if _, stop := o.(opStop); stop {
