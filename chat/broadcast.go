@@ -208,11 +208,19 @@ func (b *broadcaster) sendWait(o op) bool {
 // read runs f on the broadcaster and waits for it (see opRead).
 func (b *broadcaster) read(f func()) bool { return b.sendWait(opRead{f}) }
 
-func (b *broadcaster) run() {
-	defer close(b.quit)
+// start runs the broadcaster, and its lane on a machine of several cores,
+// each on a goroutine of its own, from now on.
+func (b *broadcaster) start() {
 	if runtime.GOMAXPROCS(0) > 1 {
 		b.lane = newLane()
 		go b.lane.run(b.h)
+	}
+	go b.run()
+}
+
+func (b *broadcaster) run() {
+	defer close(b.quit)
+	if b.lane != nil {
 		defer close(b.lane.jobs) // it ends with the broadcaster
 	}
 	for o := range b.ops {

@@ -262,7 +262,7 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 		cancel()
 		return nil, fmt.Errorf("start chat: %w", err)
 	}
-	go h.b.run()
+	h.b.start()
 	if opts.Peers != nil {
 		h.listenToPeers()
 		opts.Peers.Answer(h.answerPeer)
