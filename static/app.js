@@ -2119,15 +2119,25 @@
 
   // A tab in front holds a lock named for it, so any tab can tell whether
   // one of ours is in front: navigator.locks.query sees every tab's locks.
+  // The lock is granted a moment after it is asked for; a tab sent back in
+  // that moment (a person leafing through tabs) must not then hold it, or
+  // every tab would believe one of ours is in front, and stay silent.
   let releaseFront = null;
+  let askingFront = false;
   function holdFront() {
     if (!navigator.locks) return;
     if (document.hidden) {
       if (releaseFront) releaseFront();
       releaseFront = null;
-    } else if (!releaseFront) {
-      navigator.locks.request('nochat-front:' + tabId, () => new Promise((resolve) => { releaseFront = resolve; }));
+      return;
     }
+    if (releaseFront || askingFront) return;
+    askingFront = true;
+    navigator.locks.request('nochat-front:' + tabId, () => {
+      askingFront = false;
+      if (document.hidden) return null; // back in the background already
+      return new Promise((resolve) => { releaseFront = resolve; });
+    }).catch(() => { askingFront = false; });
   }
 
   async function anyTabInFront() {
