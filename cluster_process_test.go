@@ -587,6 +587,9 @@ func TestClusterSurvivesKillingANode(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the processes run a binary built without the race detector: the plain run tests them")
 	}
+	// Mostly waiting for elections and restarts: beside the other test of
+	// three processes, not after it.
+	t.Parallel()
 	c := newTestCluster(t, 3)
 	c.startAll()
 
@@ -887,6 +890,9 @@ func TestClusterNodeCutOffRefusesSendsAndRejoins(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the processes run a binary built without the race detector: the plain run tests them")
 	}
+	// Mostly waiting for elections and restarts: beside the other test of
+	// three processes, not after it.
+	t.Parallel()
 	c := newTestCluster(t, 3)
 	// Every link between two nodes goes through a proxy of its own, so
 	// that cutting the proxies to and from one node cuts it off for real.
