@@ -3,6 +3,7 @@ package db_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -277,5 +278,31 @@ func TestSearchMigrationBuildsIndex(t *testing.T) {
 	}
 	if logs.Len() != 0 {
 		t.Fatalf("second open logged %s", logs.String())
+	}
+}
+
+// The index merges its segments sixteen at a time (migration 0023), and
+// stays whole and complete through the merges: each commit below adds a
+// segment, and 70 are more than FTS5 leaves unmerged.
+func TestSearchIndexMergesSixteenAtATime(t *testing.T) {
+	s := newTestStore(t)
+	const n = 70
+	for i := range n {
+		insert(t, s, fmt.Sprintf("spool %d of filament", i))
+	}
+	raw, err := sql.Open("sqlite", "file:"+s.Path()+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var automerge int
+	if err := raw.QueryRow("SELECT v FROM messages_fts_config WHERE k = 'automerge'").Scan(&automerge); err != nil || automerge != 16 {
+		t.Fatalf("the index's automerge: %d (%v), want 16", automerge, err)
+	}
+	if err := s.SearchIndexCheck(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := search(t, s, db.SearchQuery{Text: "filament", Limit: db.MaxSearchLimit}); len(got) != n {
+		t.Fatalf("filament: %d matches, want %d", len(got), n)
 	}
 }
