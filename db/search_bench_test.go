@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,11 +92,34 @@ func searchBaseDB(b *testing.B) (path string, version int) {
 	return path, version
 }
 
+// benchTexts makes the benchmarks' messages: 3 to 20 words each.
+type benchTexts struct {
+	rng   *rand.Rand
+	words *rand.Zipf
+	text  strings.Builder
+}
+
+func newBenchTexts() *benchTexts {
+	rng := rand.New(rand.NewPCG(14, 8))
+	return &benchTexts{rng: rng, words: rand.NewZipf(rng, 1.1, 2, uint64(len(benchWords)-1))}
+}
+
+func (t *benchTexts) next() string {
+	t.text.Reset()
+	for w := range 3 + t.rng.IntN(18) {
+		if w > 0 {
+			t.text.WriteByte(' ')
+		}
+		t.text.WriteString(benchWords[t.words.Uint64()])
+	}
+	return t.text.String()
+}
+
 // fillMessages inserts n messages of 3 to 20 words, from 50 guests, in 20
 // rooms (the lobby the busiest), a minute apart.
 func fillMessages(raw *sql.DB, n int) error {
-	rng := rand.New(rand.NewPCG(14, 8))
-	words := rand.NewZipf(rng, 1.1, 2, uint64(len(benchWords)-1))
+	texts := newBenchTexts()
+	rng := texts.rng
 	rooms := rand.NewZipf(rng, 1.2, 1, 19)
 	tx, err := raw.Begin()
 	if err != nil {
@@ -109,16 +133,9 @@ func fillMessages(raw *sql.DB, n int) error {
 	}
 	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 	args := make([]any, 0, 4*rows)
-	var text strings.Builder
 	for i := range n {
-		text.Reset()
-		for w := range 3 + rng.IntN(18) {
-			if w > 0 {
-				text.WriteByte(' ')
-			}
-			text.WriteString(benchWords[words.Uint64()])
-		}
-		args = append(args, fmt.Sprintf("guest%d", rng.IntN(50)), text.String(), start+int64(i)*60_000, 1+int64(rooms.Uint64()))
+		text := texts.next()
+		args = append(args, fmt.Sprintf("guest%d", rng.IntN(50)), text, start+int64(i)*60_000, 1+int64(rooms.Uint64()))
 		if len(args) == cap(args) {
 			if _, err := stmt.Exec(args...); err != nil {
 				return err
@@ -207,10 +224,7 @@ func BenchmarkSearch(b *testing.B) {
 	}
 	defer s.Close()
 	mine := []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
-	for _, c := range []struct {
-		name string
-		q    db.SearchQuery
-	}{
+	benchSearches(b, s, []searchCase{
 		{"common", db.SearchQuery{Text: "the", Rooms: mine}},
 		{"word", db.SearchQuery{Text: "printer", Rooms: mine}},
 		{"rare", db.SearchQuery{Text: "plywood acrylic", Rooms: mine}},
@@ -222,7 +236,17 @@ func BenchmarkSearch(b *testing.B) {
 		// The worst case: a word in most messages, and a filter that
 		// keeps none of them, so every match is read and refused.
 		{"worst", db.SearchQuery{Text: "the", From: "nobody", Rooms: mine}},
-	} {
+	})
+}
+
+type searchCase struct {
+	name string
+	q    db.SearchQuery
+}
+
+// benchSearches runs each search as a sub-benchmark and reports its median.
+func benchSearches(b *testing.B, s *db.Store, cases []searchCase) {
+	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			var times []time.Duration
 			found := 0
@@ -240,4 +264,55 @@ func BenchmarkSearch(b *testing.B) {
 			b.ReportMetric(float64(found), "matches")
 		})
 	}
+}
+
+// BenchmarkSearchLive searches an index built as a busy chat builds it:
+// 200,000 messages through the Writer, 50 senders at once (commits of
+// about 40), each commit adding its segment to the index for FTS5 to merge
+// (migration 0023), where the 1M-message database above is indexed in
+// large batches.
+//
+//	go test ./db -run '^$' -bench 'SearchLive' -benchtime 200x
+func BenchmarkSearchLive(b *testing.B) {
+	s := benchStore(b)
+	w := db.NewWriter(s, 0, func(c db.Commit[chan error]) {
+		for _, it := range c.Items {
+			it.Tag <- c.Err
+		}
+	})
+	const n, senders = 200_000, 50
+	gen := newBenchTexts()
+	texts := make(chan string, senders)
+	go func() {
+		for range n {
+			texts <- gen.next()
+		}
+		close(texts)
+	}()
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Go(func() {
+			done := make(chan error, 1)
+			for text := range texts {
+				if err := w.Append(context.Background(), db.Draft{User: "ann", Message: text}, done); err != nil {
+					b.Error(err)
+					return
+				}
+				if err := <-done; err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	w.Close()
+	lobby := []int64{db.DefaultRoom}
+	benchSearches(b, s, []searchCase{
+		{"common", db.SearchQuery{Text: "the", Rooms: lobby}},
+		{"word", db.SearchQuery{Text: "printer", Rooms: lobby}},
+		{"rare", db.SearchQuery{Text: "plywood acrylic", Rooms: lobby}},
+		{"prefix", db.SearchQuery{Text: "pri", Rooms: lobby}},
+		{"none", db.SearchQuery{Text: "zebra", Rooms: lobby}},
+	})
 }

@@ -14,7 +14,8 @@ import (
 )
 
 // The storage benchmarks of the performance issue: the Writer at
-// synchronous=FULL (the default) with 1 and with 64 senders, each sender
+// synchronous=FULL (the default) with 1, 64 and 800 senders (800: a burst
+// of nochat bench, 50 clients with 16 messages in flight), each sender
 // waiting for its message's commit before sending the next, as a chat
 // client waits for its ack; and, for the ratio, one transaction per message.
 //
@@ -68,7 +69,7 @@ func BenchmarkWriter(b *testing.B) {
 		name string
 		cid  bool
 	}{{"cid", true}, {"nocid", false}} {
-		for _, senders := range []int{1, 64} {
+		for _, senders := range []int{1, 64, 800} {
 			b.Run(fmt.Sprintf("senders=%d/%s", senders, proto.name), func(b *testing.B) {
 				benchWriter(b, senders, proto.cid)
 			})
