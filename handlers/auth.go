@@ -36,9 +36,9 @@ import (
 // attack, so the cost cannot be turned against the Pi's CPU.
 //
 // It is a variable for this package's tests alone, which sign in
-// hundreds of times and use bcrypt's least cost (a check under the race
-// detector takes nearly a second at this one); the main package's tests check
-// that the hash a server stores has this cost.
+// hundreds of times and use bcrypt's least cost (under the race detector
+// a check at this one takes nearly a second); the main package's tests
+// check that the hash a server stores has this cost.
 var hashCost = bcrypt.DefaultCost
 
 const (
