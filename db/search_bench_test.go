@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -289,23 +288,10 @@ func BenchmarkSearchLive(b *testing.B) {
 		}
 		close(texts)
 	}()
-	var wg sync.WaitGroup
-	for range senders {
-		wg.Go(func() {
-			done := make(chan error, 1)
-			for text := range texts {
-				if err := w.Append(context.Background(), db.Draft{User: "ann", Message: text}, done); err != nil {
-					b.Error(err)
-					return
-				}
-				if err := <-done; err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	sendFrom(b, w, senders, func() (db.Draft, bool) {
+		text, ok := <-texts
+		return db.Draft{User: "ann", Message: text}, ok
+	})
 	w.Close()
 	lobby := []int64{db.DefaultRoom}
 	benchSearches(b, s, []searchCase{
