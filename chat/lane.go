@@ -37,12 +37,12 @@ func (l *lane) do(h *Hub, j laneJob) (failed []*client) {
 	// As in the broadcaster: a panic is an error entry, and the lane goes
 	// on with the next job (the broadcaster waits for this one).
 	defer h.recordRecovered(placeBroadcaster, "the chat room")
-	return streamAll(j.f, j.to, nil)
+	return streamAll(j.f, j.to)
 }
 
 // streamAll hands f to each of to, writing it directly where it can
-// (queue.stream), and returns failed with the clients it did not fit.
-func streamAll(f *frames, to []*client, failed []*client) []*client {
+// (queue.stream), and returns the clients it did not fit.
+func streamAll(f *frames, to []*client) (failed []*client) {
 	for _, c := range to {
 		if !c.stream(f, true) {
 			failed = append(failed, c)
@@ -64,10 +64,10 @@ func (b *broadcaster) fanOut(f *frames) {
 	if b.lane != nil && len(to) >= laneMin {
 		half := len(to) / 2
 		b.lane.jobs <- laneJob{f: f, to: to[half:]}
-		failed = streamAll(f, to[:half], nil)
+		failed = streamAll(f, to[:half])
 		failed = append(failed, <-b.lane.done...)
 	} else {
-		failed = streamAll(f, to, nil)
+		failed = streamAll(f, to)
 	}
 	for _, cl := range failed {
 		b.fallBehind(cl, f.id-1)

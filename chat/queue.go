@@ -124,10 +124,11 @@ func (c *queue) write(b []byte, limit int32) bool {
 //
 // The broadcaster writes directly only while the chat is quiet (a commit
 // of one message, nothing else waiting for the broadcaster): each direct
-// write is a system call of its own, on the broadcaster's goroutine. Under load, frames handed to melody are written
-// by the sessions' goroutines on every core, and those that wait behind
-// one another leave together (coalesced): in a burst, writing directly
-// delivered a quarter of what melody did.
+// write is a system call of its own, on the broadcaster's goroutine. Under
+// load, frames handed to melody are written by the sessions' goroutines on
+// every core, and those that wait behind one another leave together
+// (coalesced): in a burst, writing directly delivered a quarter of what
+// melody did.
 func (c *queue) direct(frame []byte) bool {
 	if frame == nil || c.conn == nil || c.queued.Load() != 0 || !c.conn.writeDirect(frame) {
 		return false
