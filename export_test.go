@@ -464,10 +464,18 @@ func TestImportTutorialHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := store.Latest(t.Context(), 10)
-	store.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Search finds them: the index took them in the import's transaction.
+	found, err := store.Search(t.Context(), db.SearchQuery{Text: "world", Rooms: []int64{db.DefaultRoom}})
+	if err != nil || len(found) != 2 {
+		t.Errorf("search for world after the imports: %d matches, %v; want 2", len(found), err)
+	}
+	if err := store.SearchIndexCheck(t.Context()); err != nil {
+		t.Error(err)
+	}
+	store.Close()
 	if len(got) != 6 {
 		t.Fatalf("%d messages, want 6: %+v", len(got), got)
 	}

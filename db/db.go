@@ -93,6 +93,8 @@ type Store struct {
 	stmts [chunkSizes]chunkStmts
 	// insertAtStmt inserts one message under an id a replicated log gave.
 	insertAtStmt *sql.Stmt
+	// indexStmt adds a range of ids' messages to the search index.
+	indexStmt *sql.Stmt
 
 	ckpt *checkpointer // WAL checkpoints, off the writer's commit
 

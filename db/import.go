@@ -464,6 +464,13 @@ func (s *Store) ImportGuestMessages(ctx context.Context, room int64, msgs []Gues
 		}
 		last = id
 	}
+	if first != 0 {
+		// AUTOINCREMENT gave the messages ids in a row: nothing else
+		// writes while this transaction holds the write lock.
+		if _, err := tx.ExecContext(ctx, indexRangeSQL, first, last); err != nil {
+			return 0, 0, fmt.Errorf("import messages: search index: %w", err)
+		}
+	}
 	// Only the commit runs under the counter's lock (see counter.change).
 	if err := s.count.change(func() (int64, error) { return int64(len(msgs)), tx.Commit() }); err != nil {
 		return 0, 0, fmt.Errorf("import messages: %w", err)

@@ -331,6 +331,9 @@ func (s *Store) insertMessages(ctx context.Context, tx *sql.Tx, drafts []Draft, 
 		}
 		rest = rest[1<<k:]
 	}
+	if err := s.indexRun(ctx, tx, fresh, out); err != nil {
+		return 0, fmt.Errorf("search index: %w", err)
+	}
 	// A draft repeating the CID of an earlier draft of its sender in the
 	// batch names what that one named: the message stored just now or
 	// before.
@@ -454,10 +457,8 @@ func (s *Store) insertChunk(ctx context.Context, tx *sql.Tx, k int, drafts []Dra
 	// gives each new row one more than the largest id the table ever had;
 	// nothing else can take an id meanwhile, since this transaction holds
 	// the database's write lock (BEGIN IMMEDIATE) and no trigger inserts
-	// into messages (the search index's triggers, search.go, write only to
-	// messages_fts, whose rowids are the messages' own ids). (RETURNING
-	// would name the ids too, but SQLite leaves the
-	// order of its rows unspecified.)
+	// into messages. (RETURNING would name the ids too, but SQLite leaves
+	// the order of its rows unspecified.)
 	n, err := res.RowsAffected()
 	if err != nil {
 		return err
@@ -490,6 +491,32 @@ func (s *Store) insertAt(ctx context.Context, tx *sql.Tx, drafts []Draft, idx []
 		if err := stored(ctx, tx, drafts[i], drafts[i].ID, now, &out[i]); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// indexRun adds the messages just stored for the drafts at fresh to the
+// search index: one statement for each run of consecutive ids, so one for
+// a batch of the Writer's, whose ids AUTOINCREMENT gives in a row. FTS5
+// writes a new segment of the index for what it holds at each statement
+// that opens a savepoint (migration 0024), and at the commit: indexing the
+// run last, it writes one segment for the run rather than one for each
+// statement that stored it. A range of n ids holding n messages stored in
+// this transaction holds those messages and no other.
+func (s *Store) indexRun(ctx context.Context, tx *sql.Tx, fresh []int, out []Stored) error {
+	var stmt *sql.Stmt
+	for len(fresh) > 0 {
+		first, n := out[fresh[0]].Message.ID, 1
+		for n < len(fresh) && out[fresh[n]].Message.ID == first+int64(n) {
+			n++
+		}
+		if stmt == nil {
+			stmt = tx.StmtContext(ctx, s.indexStmt)
+		}
+		if _, err := stmt.ExecContext(ctx, first, first+int64(n)-1); err != nil {
+			return err
+		}
+		fresh = fresh[n:]
 	}
 	return nil
 }
@@ -546,6 +573,10 @@ func (s *Store) prepare(ctx context.Context) error {
 	}
 	var err error
 	s.insertAtStmt, err = s.write.PrepareContext(ctx, "INSERT INTO messages (id, user, message, timestamp, cid, user_id, room_id, reply_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+	if err != nil {
+		return err
+	}
+	s.indexStmt, err = s.write.PrepareContext(ctx, indexRangeSQL)
 	return err
 }
 

@@ -15,8 +15,14 @@ import (
 )
 
 // Search: the FTS5 index messages_fts (migration 0012), kept in step with
-// messages by triggers, and the query over it. Which rooms a person may
-// search is decided by the caller (chat's room rules), never here.
+// messages in the transaction of every change (new messages by indexRun,
+// edits and deletions by triggers), and the query over it. Which rooms a
+// person may search is decided by the caller (chat's room rules), never
+// here.
+
+// indexRangeSQL adds the messages with ids from the first parameter to the
+// second to the search index. They must not be in it yet.
+const indexRangeSQL = "INSERT INTO messages_fts (rowid, message) SELECT id, message FROM messages WHERE id BETWEEN ? AND ?"
 
 // ErrEmptySearch is returned for a search with no word to look for.
 var ErrEmptySearch = errors.New("type a word to search for")

@@ -306,3 +306,54 @@ func TestSearchIndexMergesSixteenAtATime(t *testing.T) {
 		t.Fatalf("filament: %d matches, want %d", len(got), n)
 	}
 }
+
+// A batch's messages reach the search index as one segment, however many
+// statements stored them (127 messages take seven, one for each power of
+// two), and an edit or a deletion of a message stored earlier in the same
+// batch finds it in the index. FTS5 writes a segment at every statement
+// that opens a savepoint: with an index written row by row, by a trigger,
+// this batch made seven, each to write and later to merge.
+func TestSearchIndexTakesABatchAsOneSegment(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	ann := account(t, s, "ann")
+	drafts := make([]db.Draft, 127)
+	for i := range drafts {
+		drafts[i] = db.Draft{User: "ann", UserID: ann, Message: fmt.Sprintf("spool%d of filament", i)}
+	}
+	first := store(t, s, drafts...)[0].Message.ID
+
+	raw, err := sql.Open("sqlite", "file:"+s.Path()+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var segments int
+	if err := raw.QueryRow("SELECT count(DISTINCT segid) FROM messages_fts_idx").Scan(&segments); err != nil {
+		t.Fatal(err)
+	}
+	if segments != 1 {
+		t.Errorf("a batch of 127 messages made %d segments of the search index, want 1", segments)
+	}
+
+	// One batch: a message, its edit, another message, and the deletion of
+	// the first batch's first message.
+	next := first + int64(len(drafts))
+	out := store(t, s,
+		db.Draft{User: "ann", UserID: ann, Message: "nozzle clogged"},
+		db.Draft{UserID: ann, Change: db.Edit, Target: next, Message: "nozzle cleaned"},
+		db.Draft{User: "ann", UserID: ann, Message: "bed levelled"},
+		db.Draft{UserID: ann, Change: db.Delete, Target: first},
+	)
+	if out[0].Message.ID != next || out[1].Refused != nil || out[3].Refused != nil {
+		t.Fatalf("the batch: %+v; want the first message at id %d, edited, and the deletion done", out, next)
+	}
+	if err := s.SearchIndexCheck(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for word, want := range map[string]int{"clogged": 0, "cleaned": 1, "levelled": 1, "spool0": 0, "spool63": 1, "spool126": 1} {
+		if got := search(t, s, db.SearchQuery{Text: word, Limit: db.MaxSearchLimit}); len(got) != want {
+			t.Errorf("%s: %d matches, want %d", word, len(got), want)
+		}
+	}
+}
