@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -98,9 +99,14 @@ type benchTexts struct {
 	text  strings.Builder
 }
 
-func newBenchTexts() *benchTexts {
+func newBenchTexts() *benchTexts { return newBenchTextsOf(len(benchWords)) }
+
+// newBenchTextsOf makes texts from a vocabulary of n words: benchWords,
+// then made-up words ("w1234") for a chat's long tail of names, numbers and
+// typos, drawn with the same Zipf weights.
+func newBenchTextsOf(n int) *benchTexts {
 	rng := rand.New(rand.NewPCG(14, 8))
-	return &benchTexts{rng: rng, words: rand.NewZipf(rng, 1.1, 2, uint64(len(benchWords)-1))}
+	return &benchTexts{rng: rng, words: rand.NewZipf(rng, 1.1, 2, uint64(n-1))}
 }
 
 func (t *benchTexts) next() string {
@@ -109,7 +115,12 @@ func (t *benchTexts) next() string {
 		if w > 0 {
 			t.text.WriteByte(' ')
 		}
-		t.text.WriteString(benchWords[t.words.Uint64()])
+		if i := t.words.Uint64(); i < uint64(len(benchWords)) {
+			t.text.WriteString(benchWords[i])
+		} else {
+			t.text.WriteByte('w')
+			t.text.WriteString(strconv.FormatUint(i, 10))
+		}
 	}
 	return t.text.String()
 }
@@ -301,4 +312,34 @@ func BenchmarkSearchLive(b *testing.B) {
 	})
 	w.Close()
 	benchSearches(b, s, wordSearches([]int64{db.DefaultRoom}))
+}
+
+// BenchmarkCommitTail stores messages one a commit, as a quiet chat does,
+// and reports the slowest commits: FTS5 merges the search index's segments
+// inside commits, and a merge done a whole level at once stalls the commit
+// that tips the level over (migration 0025). The words come from a
+// vocabulary of 50,000, as a chat's do over time, not only the common ones
+// (an index of few words merges quickly). At Durability Normal, so that the
+// commits' own work shows rather than the disk's fsync; the stalls grow with
+// the index, so run it long:
+//
+//	go test ./db -run '^$' -bench CommitTail -benchtime 300000x
+func BenchmarkCommitTail(b *testing.B) {
+	s := benchStoreWith(b, db.Options{Durability: db.Normal})
+	texts := newBenchTextsOf(50_000)
+	ctx := context.Background()
+	times := make([]time.Duration, 0, b.N)
+	for b.Loop() {
+		d := db.Draft{User: "ann", Message: texts.next()}
+		t0 := time.Now()
+		if _, err := s.Insert(ctx, []db.Draft{d}); err != nil {
+			b.Fatal(err)
+		}
+		times = append(times, time.Since(t0))
+	}
+	slices.Sort(times)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(times[len(times)/2]), "ms-median")
+	b.ReportMetric(ms(times[len(times)*999/1000]), "ms-p99.9")
+	b.ReportMetric(ms(times[len(times)-1]), "ms-max")
 }
