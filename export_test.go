@@ -465,6 +465,7 @@ func TestImportTutorialHistory(t *testing.T) {
 	}
 	got, err := store.Latest(t.Context(), 10)
 	if err != nil {
+		store.Close()
 		t.Fatal(err)
 	}
 	// Search finds them: the index took them in the import's transaction.
