@@ -273,9 +273,29 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if got, want := float64(st[0].Message.ID), seq+1; got != want {
 		t.Errorf("first id after the import = %v, want %v", got, want)
 	}
-	// The triggers are back: a new message is found by search.
 	if matches, err := store.Search(ctx2, db.SearchQuery{Text: "after", Rooms: []int64{db.DefaultRoom}}); err != nil || len(matches) != 1 {
 		t.Errorf("search for a message stored after the import: %v, %v; want it", matches, err)
+	}
+	// The index's triggers are back: an edit and a deletion of an imported
+	// message keep it whole (new messages the store indexes itself).
+	if len(matches) != 1 || matches[0].UserID == nil {
+		t.Fatalf("the imported crème brûlée: %+v, want one member's message", matches)
+	}
+	m := matches[0].Message
+	for _, d := range []db.Draft{
+		{Change: db.Edit, Target: m.ID, Room: m.Room, UserID: *m.UserID, User: m.User, Message: "crème brûlée, recooked"},
+		{Change: db.Delete, Target: m.ID, Room: m.Room, UserID: *m.UserID, User: m.User},
+	} {
+		st, err := store.Insert(ctx2, []db.Draft{d})
+		if err != nil || st[0].Refused != nil {
+			t.Fatalf("%s of an imported message: %v %+v", d.Change, err, st)
+		}
+		if found, err := store.Search(ctx2, db.SearchQuery{Text: "recooked", Rooms: []int64{m.Room}}); err != nil || len(found) != map[db.ChangeKind]int{db.Edit: 1, db.Delete: 0}[d.Change] {
+			t.Errorf("after the %s of an imported message, search for recooked: %d matches, %v", d.Change, len(found), err)
+		}
+		if err := store.SearchIndexCheck(ctx2); err != nil {
+			t.Errorf("after the %s of an imported message: %v", d.Change, err)
+		}
 	}
 	store.Close()
 

@@ -497,12 +497,13 @@ func (s *Store) insertAt(ctx context.Context, tx *sql.Tx, drafts []Draft, idx []
 
 // indexRun adds the messages just stored for the drafts at fresh to the
 // search index: one statement for each run of consecutive ids, so one for
-// a batch of the Writer's, whose ids AUTOINCREMENT gives in a row. FTS5
-// writes a new segment of the index for what it holds at each statement
-// that opens a savepoint (migration 0024), and at the commit: indexing the
-// run last, it writes one segment for the run rather than one for each
-// statement that stored it. A range of n ids holding n messages stored in
-// this transaction holds those messages and no other.
+// the new messages between two changes of a batch (all of a batch without
+// edits, deletions or reactions), whose ids AUTOINCREMENT gives in a row.
+// FTS5 writes a new segment of the index for what it holds at each
+// statement that opens a savepoint (migration 0024), and at the commit:
+// indexing the run last, it writes one segment for the run rather than one
+// for each statement that stored it. A range of n ids holding n messages
+// stored in this transaction holds those messages and no other.
 func (s *Store) indexRun(ctx context.Context, tx *sql.Tx, fresh []int, out []Stored) error {
 	var stmt *sql.Stmt
 	for len(fresh) > 0 {
@@ -624,11 +625,13 @@ func list(item string, n int) string {
 
 func (s *Store) closeStmts() error {
 	var errs []error
+	stmts := []*sql.Stmt{s.insertAtStmt, s.indexStmt}
 	for _, st := range s.stmts {
-		for _, stmt := range []*sql.Stmt{st.insert, st.find} {
-			if stmt != nil {
-				errs = append(errs, stmt.Close())
-			}
+		stmts = append(stmts, st.insert, st.find)
+	}
+	for _, stmt := range stmts {
+		if stmt != nil {
+			errs = append(errs, stmt.Close())
 		}
 	}
 	return errors.Join(errs...)
