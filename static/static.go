@@ -31,7 +31,7 @@ func New() *Assets { return NewFS(files) }
 // NewFS is New for the files of fsys instead of the embedded ones: another
 // build's, as a test has it.
 func NewFS(fsys fs.FS) *Assets {
-	a := &Assets{fsys: fsys, hashes: make(map[string]string), drawn: drawIcons()}
+	a := &Assets{fsys: fsys, hashes: make(map[string]string), drawn: icons()}
 	entries, _ := fs.ReadDir(fsys, ".")
 	for _, e := range entries {
 		if e.IsDir() {
