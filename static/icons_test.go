@@ -26,3 +26,12 @@ func TestIconWholePixelsAreWhatTheirSamplesMake(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDrawIcons is what drawing and encoding the icons costs a start:
+//
+//	go test ./static -run '^$' -bench DrawIcons -benchtime 20x
+func BenchmarkDrawIcons(b *testing.B) {
+	for b.Loop() {
+		drawIcons()
+	}
+}
