@@ -505,14 +505,14 @@ func (s *Store) insertAt(ctx context.Context, tx *sql.Tx, drafts []Draft, idx []
 // for each statement that stored it. A range of n ids holding n messages
 // stored in this transaction holds those messages and no other.
 func (s *Store) indexRun(ctx context.Context, tx *sql.Tx, fresh []int, out []Stored) error {
-	var stmt *sql.Stmt
+	if len(fresh) == 0 {
+		return nil
+	}
+	stmt := tx.StmtContext(ctx, s.indexStmt)
 	for len(fresh) > 0 {
 		first, n := out[fresh[0]].Message.ID, 1
 		for n < len(fresh) && out[fresh[n]].Message.ID == first+int64(n) {
 			n++
-		}
-		if stmt == nil {
-			stmt = tx.StmtContext(ctx, s.indexStmt)
 		}
 		if _, err := stmt.ExecContext(ctx, first, first+int64(n)-1); err != nil {
 			return err

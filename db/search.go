@@ -245,7 +245,7 @@ func (s *Store) backfillSearch(ctx context.Context, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("search index: %w", err)
 		}
-		res, err := tx.ExecContext(ctx, "INSERT INTO messages_fts (rowid, message) SELECT id, message FROM messages WHERE id > ? AND id <= ?", next, top)
+		res, err := tx.ExecContext(ctx, indexRangeSQL, next+1, top)
 		if err == nil {
 			_, err = tx.ExecContext(ctx, "UPDATE settings SET value = ? WHERE key = ?", strconv.FormatInt(next, 10), settingSearchBackfill)
 		}

@@ -4,8 +4,9 @@
 -- a savepoint, and FTS5 writes what it holds in memory to a new segment of
 -- the index at every savepoint: with the trigger, each of the statements
 -- that store a batch (one for every power of two in its size, up to 64
--- rows) made a segment, and the writer wrote and later merged about seven
--- small segments for a burst's commit of 300 messages instead of one.
+-- rows) made a segment, and the writer wrote and later merged seven small
+-- segments for a commit of 300 messages (64 four times, 32, 8 and 4)
+-- instead of one.
 -- Edits, deletions and retention still reach the index through the
 -- triggers of migration 0012.
 DROP TRIGGER messages_fts_insert;
