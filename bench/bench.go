@@ -510,9 +510,13 @@ func (r *runner) hold(ctx context.Context, res *Result) {
 		<-ctx.Done()
 	}
 	s := &res.Server
-	s.measure(s.connected, readProc(r.cfg.PID))
+	end := readProc(r.cfg.PID)
+	s.measure(s.connected, end)
 	if s.Measured && s.connected.ok && res.Connected > 0 {
-		s.RSSPerConnKiB = float64(s.connected.rss-s.before.rss) / float64(res.Connected) / 1024
+		perConn := func(b int64) float64 { return float64(b) / float64(res.Connected) / 1024 }
+		s.RSSConnectedMiB = mib(s.connected.rss)
+		s.RSSPerConnKiB = perConn(s.connected.rss - s.before.rss)
+		s.RSSHeldPerConnKiB = perConn(end.rss - s.before.rss)
 	}
 }
 

@@ -3,6 +3,8 @@ package bench_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -364,8 +366,27 @@ func TestIdleHoldsConnections(t *testing.T) {
 	if res.Connected != 20 || res.Disconnected != 0 || res.Sent != 0 {
 		t.Fatalf("connected %d, dropped %d, sent %d; want 20, 0, 0", res.Connected, res.Disconnected, res.Sent)
 	}
-	if _, err := os.Stat("/proc/self/stat"); err == nil && !res.Server.Measured {
-		t.Fatal("server stats not read from /proc")
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		return
+	}
+	s := res.Server
+	if !s.Measured || s.RSSConnectedMiB <= 0 {
+		t.Fatalf("server stats %+v: not read from /proc", s)
+	}
+	// Per connection: growth from before connecting, to all connected and
+	// to the end of holding.
+	for _, c := range []struct {
+		name    string
+		got, at float64
+	}{{"once connected", s.RSSPerConnKiB, s.RSSConnectedMiB}, {"at the end", s.RSSHeldPerConnKiB, s.RSSMiB}} {
+		if want := (c.at - s.RSSBeforeMiB) * 1024 / 20; math.Abs(c.got-want) > 0.01 {
+			t.Errorf("%s: %.3f KiB per connection, want %.3f", c.name, c.got, want)
+		}
+	}
+	var table strings.Builder
+	res.WriteTable(&table)
+	if want := fmt.Sprintf("%.1f KiB of RSS once connected, %.1f KiB at the end (held 200ms", s.RSSPerConnKiB, s.RSSHeldPerConnKiB); !strings.Contains(table.String(), want) {
+		t.Errorf("report:\n%s\nwant a line with %q", table.String(), want)
 	}
 }
 

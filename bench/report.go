@@ -82,6 +82,12 @@ type ServerStats struct {
 	RSSBeforeMiB  float64 `json:"rss_before_mib"`             // before the first connection
 	RSSMiB        float64 `json:"rss_mib"`                    // at the end
 	RSSPerConnKiB float64 `json:"rss_per_conn_kib,omitempty"` // idle: growth from before connecting to all connected, per connection
+	// Idle: RSS once all connected, and the growth from before connecting
+	// to the end of holding, per connection. A server's keepalive starts
+	// after tens of seconds (NoChat pings every 25 s), and what it costs
+	// shows only in a run held that long.
+	RSSConnectedMiB   float64 `json:"rss_connected_mib,omitempty"`
+	RSSHeldPerConnKiB float64 `json:"rss_held_per_conn_kib,omitempty"`
 
 	before, connected procSample
 }
@@ -268,8 +274,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	if s := r.Server; s.Measured {
 		if r.Mode == Idle {
-			row("server", "pid %d: RSS %.1f MiB before connecting, %.1f MiB at the end; %.1f KiB per connection; CPU %.2f s while holding",
-				s.PID, s.RSSBeforeMiB, s.RSSMiB, s.RSSPerConnKiB, s.CPUSeconds)
+			row("server", "pid %d: RSS %.1f MiB before connecting, %.1f MiB all connected, %.1f MiB at the end; CPU %.2f s while holding",
+				s.PID, s.RSSBeforeMiB, s.RSSConnectedMiB, s.RSSMiB, s.CPUSeconds)
+			row("per conn", "%.1f KiB of RSS once connected, %.1f KiB at the end (held %s: keepalive pings start after tens of seconds)",
+				s.RSSPerConnKiB, s.RSSHeldPerConnKiB, dur(r.DurationSeconds))
 		} else {
 			row("server", "pid %d: CPU %.2f s (sending and draining), RSS %.1f MiB (%.1f MiB before connecting)",
 				s.PID, s.CPUSeconds, s.RSSMiB, s.RSSBeforeMiB)

@@ -50,6 +50,9 @@ type client struct {
 
 	// Owned by the session's reader goroutine.
 	lastTyping time.Time
+
+	// Where the hub's keepalive holds it; pingPos is -1 when it does not.
+	pingSlot, pingPos int
 }
 
 func newClient(proto Protocol, user, remote, agent string, after int64) *client {
@@ -63,6 +66,8 @@ func newClient(proto Protocol, user, remote, agent string, after int64) *client 
 		after:  after,
 		gone:   make(chan struct{}),
 		marks:  rate.NewLimiter(markRate, markBurst),
+
+		pingPos: -1,
 	}
 	c.lastWrite.Store(c.since.UnixNano())
 	c.lastRead.Store(c.since.UnixNano())

@@ -337,6 +337,7 @@ func (h *Hub) onConnect(s *melody.Session) {
 			c.closing.Store(true) // what follows from the close is not news
 		})
 	}
+	h.pings.add(c)
 	// melody keeps the upgrade request for the session's life and never
 	// reads it again; what NoChat needs from it is in the client.
 	s.Request = nil
@@ -358,6 +359,7 @@ func (h *Hub) onConnect(s *melody.Session) {
 func (h *Hub) onDisconnect(s *melody.Session) {
 	c := clientOf(s)
 	c.markGone()
+	h.pings.remove(c)
 	h.b.send(opLeave{c})
 	h.log.Debug("disconnected", "session", c.id)
 }

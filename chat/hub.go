@@ -159,6 +159,8 @@ type Hub struct {
 	started    time.Time
 	errors     *errorLog
 	errorsDone chan struct{} // closed when flushErrors has stopped
+	pings      keepalive     // the connections pinged, slot by slot (keepalive.go)
+	pingsDone  chan struct{} // closed when keepalive has stopped
 	series     series
 
 	fellBehind  atomic.Int64 // times a session left the live set to catch up
@@ -208,6 +210,7 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 		started:     time.Now(),
 		errors:      newErrorLog(store),
 		errorsDone:  make(chan struct{}),
+		pingsDone:   make(chan struct{}),
 		melodyLimit: int32(min(opts.SessionBuffer, melodyBuffer) - 2),
 		streamLimit: int32(opts.SessionBuffer * 3 / 4),
 		notices:     make(chan db.Message, notifyQueue),
@@ -223,7 +226,7 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 	m := melody.New()
 	m.Config.MaxMessageSize = opts.MaxFrameBytes
 	m.Config.MessageBufferSize = min(opts.SessionBuffer, melodyBuffer)
-	m.Config.PingPeriod = opts.PingPeriod
+	m.Config.PingPeriod = noPings // the hub pings: see keepalive
 	m.Config.PongWait = opts.PongWait
 	// A write that cannot finish in the slow-client bound means the peer has
 	// stopped reading; melody then closes the session.
@@ -269,6 +272,7 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 	}
 	go h.flushErrors()
 	go h.notifyLoop()
+	go h.keepalive()
 	return h, nil
 }
 
@@ -528,6 +532,7 @@ func (h *Hub) Close(ctx context.Context) error {
 	h.b.send(opStop{})
 	<-h.b.quit
 	<-h.errorsDone
+	<-h.pingsDone
 	<-h.noticesDone // stopped by h.cancel: it reads the store no more
 	if ferr := h.errors.flush(context.Background()); ferr != nil {
 		h.log.Error("save error log", "err", ferr)
