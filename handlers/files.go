@@ -223,8 +223,10 @@ func (fr *fileRoutes) upload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, fr.log, http.StatusServiceUnavailable, errBusyUploads)
 		return
 	}
-	f, err := media.Process(data, declared, media.Limits{})
-	<-fr.decodes
+	f, err := func() (media.File, error) {
+		defer func() { <-fr.decodes }() // a panic too gives the slot back
+		return media.Process(data, declared, media.Limits{})
+	}()
 	data = nil // a picture's upload is garbage now; another file's is f.Data
 	switch {
 	case errors.Is(err, media.ErrLyingType):
@@ -326,13 +328,15 @@ func (fr *fileRoutes) readUpload(r *http.Request) (text, name, declared string, 
 }
 
 // fileName is the name an upload is kept and served under: the last part
-// of what the browser sent, valid UTF-8 without control characters, at
-// most maxFileName characters; "file" when nothing is left.
+// of what the browser sent, valid UTF-8 without control characters or
+// bidirectional controls (U+202E would show "invoice\u202Efdp.exe" as
+// "invoiceexe.pdf"), at most maxFileName characters; "file" when nothing
+// is left.
 func fileName(s string) string {
 	s = strings.ToValidUTF8(s, "")
 	s = path.Base(strings.ReplaceAll(s, `\`, "/")) // a Windows path too
 	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == '"' {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == '"' {
 			return -1
 		}
 		return r

@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/textproto"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -473,5 +475,49 @@ func TestUploadKeepsTransparency(t *testing.T) {
 		if _, _, _, a := p.At(p.Bounds().Dx()-1, p.Bounds().Dy()-1).RGBA(); a != 0 {
 			t.Errorf("%s: a transparent corner has alpha %d", path, a)
 		}
+	}
+}
+
+// What a browser sends as a file's name is kept as people will read it:
+// no path, no control characters, nothing that turns the text around.
+func TestFileName(t *testing.T) {
+	for in, want := range map[string]string{
+		"holiday.jpg":               "holiday.jpg",
+		`C:\Users\ann\holiday.jpg`:  "holiday.jpg",
+		"../../etc/passwd":          "passwd",
+		"invoice\u202efdp.exe":      "invoicefdp.exe", // shown as "invoiceexe.pdf"
+		"a\u2066b\u2069\u200fc.txt": "abc.txt",
+		"Grüße \"März\".pdf":        "Grüße März.pdf",
+		"tab\there\x00.txt":         "tabhere.txt",
+		"\u202e":                    "file",
+		"..":                        "file",
+		"👩‍👩‍👧 family.png":          "👩‍👩‍👧 family.png", // the joiners of an emoji stay
+	} {
+		if got := fileName(in); got != want {
+			t.Errorf("fileName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A picture with chroma sampled 4:1:1, as some cameras write, is stored
+// with its thumbnail; it once panicked the decoder's caller, which then
+// never gave back the one decoding slot, and every upload after it waited
+// for good.
+func TestUpload411Picture(t *testing.T) {
+	srv, _, _, _ := testServer{accounts: map[string]string{"Ann": db.RoleMember}}.start(t)
+	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
+	for _, name := range []string{"411-orientation3.jpg", "411-wide.jpg"} {
+		data, err := os.ReadFile(filepath.Join("..", "media", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := uploadOK(t, srv, ann, "lobby", name, "image/jpeg", data, "", nil)
+		if m.File.Type != "image/jpeg" || m.File.Thumbnail == "" || m.File.Width == 0 {
+			t.Fatalf("%s: file = %+v, want a JPEG with a thumbnail", name, m.File)
+		}
+	}
+	m := uploadOK(t, srv, ann, "lobby", "notes.txt", "text/plain", []byte("after the pictures\n"), "", nil)
+	if m.File.Size == 0 {
+		t.Fatalf("file = %+v", m.File)
 	}
 }

@@ -122,18 +122,26 @@ func turned(r image.Rectangle, swap bool) image.Rectangle {
 	return image.Rect(0, 0, r.Dx(), r.Dy())
 }
 
-// chromaSize is the size of m's Cb and Cr planes, in samples.
+// chromaSize is the size of m's Cb and Cr planes, in samples: as
+// image.NewYCbCr lays them out, for every subsampling the JPEG decoder
+// makes (4:1:1 and 4:1:0 among them, which some cameras write).
 func chromaSize(m *image.YCbCr) (int, int) {
-	w, h := m.Rect.Dx(), m.Rect.Dy()
+	r := m.Rect
+	halve := func(lo, hi int) int { return (hi+1)/2 - lo/2 }
+	quarter := func(lo, hi int) int { return (hi+3)/4 - lo/4 }
 	switch m.SubsampleRatio {
 	case image.YCbCrSubsampleRatio422:
-		return (w + 1) / 2, h
+		return halve(r.Min.X, r.Max.X), r.Dy()
 	case image.YCbCrSubsampleRatio420:
-		return (w + 1) / 2, (h + 1) / 2
+		return halve(r.Min.X, r.Max.X), halve(r.Min.Y, r.Max.Y)
 	case image.YCbCrSubsampleRatio440:
-		return w, (h + 1) / 2
+		return r.Dx(), halve(r.Min.Y, r.Max.Y)
+	case image.YCbCrSubsampleRatio411:
+		return quarter(r.Min.X, r.Max.X), r.Dy()
+	case image.YCbCrSubsampleRatio410:
+		return quarter(r.Min.X, r.Max.X), halve(r.Min.Y, r.Max.Y)
 	}
-	return w, h
+	return r.Dx(), r.Dy()
 }
 
 // turn writes the w×h plane src (px bytes a sample) into dst as EXIF

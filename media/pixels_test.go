@@ -1,7 +1,11 @@
 package media
 
 import (
+	"bytes"
 	"image"
+	"image/jpeg"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -56,4 +60,56 @@ func FuzzExifOrientation(f *testing.F) {
 			t.Fatalf("orientation %d", o)
 		}
 	})
+}
+
+// Every subsampling the JPEG decoder makes has its chroma planes sized as
+// the image package lays them out; 4:1:1 and 4:1:0 were taken for 4:4:4,
+// and turning or shrinking such a picture read past its planes (a panic,
+// and an upload slot never given back).
+func TestChromaPlanesOfEverySubsampling(t *testing.T) {
+	for _, ratio := range []image.YCbCrSubsampleRatio{
+		image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420,
+		image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410,
+	} {
+		for _, r := range []image.Rectangle{image.Rect(0, 0, 37, 21), image.Rect(3, 1, 40, 22)} {
+			m := image.NewYCbCr(r, ratio)
+			cw, ch := chromaSize(m)
+			// The plane's last sample is the one under the last pixel.
+			if last := m.COffset(r.Max.X-1, r.Max.Y-1) - m.COffset(r.Min.X, r.Min.Y); last != (ch-1)*m.CStride+cw-1 || len(m.Cb) != ch*m.CStride {
+				t.Errorf("%v %v: chroma %d×%d, but the planes hold %d samples, the last at %d", ratio, r, cw, ch, len(m.Cb), last)
+			}
+			for o := 2; o <= 8; o++ {
+				orient(m, o)
+			}
+			shrink(m, 2)
+			shrink(m, 3)
+		}
+	}
+}
+
+// A 4:1:1 JPEG, as some cameras write (made by a copy of image/jpeg's
+// encoder that samples chroma so): turned upright, and given a thumbnail.
+func TestProcess411(t *testing.T) {
+	for _, c := range []struct {
+		file string
+		w, h int
+	}{
+		{"411-orientation3.jpg", 64, 48}, // EXIF orientation 3: upside down
+		{"411-wide.jpg", 1200, 24},       // wide enough to be shrunk for its thumbnail
+	} {
+		data, err := os.ReadFile(filepath.Join("testdata", c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, err := jpeg.Decode(bytes.NewReader(data)); err != nil || m.(*image.YCbCr).SubsampleRatio != image.YCbCrSubsampleRatio411 {
+			t.Fatalf("%s: %v, want a 4:1:1 JPEG", c.file, err)
+		}
+		f, err := Process(data, "image/jpeg", Limits{})
+		if err != nil {
+			t.Fatalf("%s: %v", c.file, err)
+		}
+		if f.Type != "image/jpeg" || f.Width != c.w || f.Height != c.h || len(f.Thumb) == 0 {
+			t.Errorf("%s: %s %d×%d, thumbnail %d bytes; want a %d×%d JPEG with a thumbnail", c.file, f.Type, f.Width, f.Height, len(f.Thumb), c.w, c.h)
+		}
+	}
 }
