@@ -200,7 +200,7 @@ func (c *client) connection() Connection {
 		Protocol:     string(c.proto),
 		User:         c.name(),
 		UserID:       c.userID,
-		Role:         c.role,
+		Role:         c.roleNow(),
 		Since:        c.since,
 		LastActivity: time.Unix(0, max(c.lastRead.Load(), c.lastWrite.Load())),
 		Received:     c.received.Load(),

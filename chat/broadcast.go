@@ -780,6 +780,9 @@ func (b *broadcaster) accountChanged(a db.AccountChange) {
 	if a.Name != "" {
 		b.renamed(a.ID, a.Name)
 	}
+	if a.Role != "" {
+		b.setRole(a.ID, a.Role)
+	}
 	b.closeAddresses(a.Banned, reason)
 	if bans := b.h.opts.Bans; bans != nil {
 		if len(a.Banned) > 0 {

@@ -199,7 +199,7 @@ func (h *Hub) submitChange(c *client, req ChangeRequest, cid string) {
 		h.refuse(c, ErrRateLimited, cid)
 		return
 	}
-	d, err := h.draftChange(h.ctx, who{userID: c.userID, role: c.role, sees: c.sees}, req)
+	d, err := h.draftChange(h.ctx, who{userID: c.userID, role: c.roleNow(), sees: c.sees}, req)
 	if err != nil {
 		if errors.Is(err, ErrStore) {
 			h.RecordErrorAt(KindDatabase, placeFrame+": "+string(req.Kind), err.Error(), c.subject())

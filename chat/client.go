@@ -24,11 +24,13 @@ type client struct {
 
 	mu   sync.Mutex
 	user string
+	// role is the account's role, "" for a guest: an admin may change it
+	// while the socket is open (Hub.SetRole).
+	role string
 
-	// The account signed in on the socket's page; 0 and "" for a guest.
-	// Set before the session starts, never changed.
+	// The account signed in on the socket's page; 0 for a guest. Set
+	// before the session starts, never changed.
 	userID    int64
-	role      string
 	session   int64  // the sign-in session (Identity.Session)
 	tokenHash []byte // a bot's token (Identity.TokenHash)
 
@@ -104,6 +106,19 @@ func (c *client) name() string {
 func (c *client) setName(name string) {
 	c.mu.Lock()
 	c.user = name
+	c.mu.Unlock()
+}
+
+// roleNow is the account's role as it is now, "" for a guest.
+func (c *client) roleNow() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.role
+}
+
+func (c *client) setRole(role string) {
+	c.mu.Lock()
+	c.role = role
 	c.mu.Unlock()
 }
 

@@ -119,7 +119,7 @@ func (h *Hub) submitWS(c *client, room int64, user, text, cid string, replyTo in
 	}
 	d := db.Draft{User: user, UserID: c.userID, Message: msg, CID: cid, Room: room, ReplyTo: replyTo}
 	o := origin{c: c, cid: cid}
-	if err := h.draftExtras(h.ctx, &d, &o, c.role); err != nil {
+	if err := h.draftExtras(h.ctx, &d, &o, c.roleNow()); err != nil {
 		if errors.Is(err, ErrStore) {
 			h.RecordErrorAt(KindDatabase, placeFrame+": send", err.Error(), c.subject())
 		}

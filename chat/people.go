@@ -171,11 +171,13 @@ func (b *broadcaster) endSessions(sessions []int64) int {
 }
 
 // recheck closes c if what let it in ended while it was upgrading: its
-// sign-in session, its bot token, or its account. ServeWS checked both, but ending them
-// (EndSessions, EndAccount) closes only the sockets the broadcaster has,
-// and c was not one of them before its join. The handlers end a session or
-// an account in the store first and close its sockets after: so once c
-// has joined, either the closing found it or the store shows the end here.
+// sign-in session, its bot token, or its account; and gives it its
+// account's role, if an admin changed it meanwhile. ServeWS checked them,
+// but ending them (EndSessions, EndAccount) or a new role (SetRole)
+// reaches only the sockets the broadcaster has, and c was not one of them
+// before its join. The handlers change the store first and the sockets
+// after: so once c has joined, either the handler found it or the store
+// shows the change here.
 func (h *Hub) recheck(c *client) {
 	defer h.recoverSession(c)
 	if c.userID == 0 || !h.b.read(func() {}) { // after opJoin: c is in conns
@@ -195,12 +197,17 @@ func (h *Hub) recheck(c *client) {
 			return
 		}
 	}
-	if a, err := h.store.AccountByID(ctx, c.userID); err == nil && a.Deactivated {
+	a, err := h.store.AccountByID(ctx, c.userID)
+	switch {
+	case err != nil:
+	case a.Deactivated:
 		reason := closeAccountInactive
 		if a.Role == db.RoleBot {
 			reason = CloseBotRevoked
 		}
 		c.closeWith(CloseAccountEnded, reason)
+	case a.Role != c.roleNow():
+		c.setRole(a.Role) // changed while it was upgrading (SetRole)
 	}
 }
 
@@ -220,6 +227,26 @@ const (
 	CloseDeactivated = "your account was deactivated by an admin"
 	CloseBanned      = "your account was banned by an admin"
 )
+
+// SetRole gives the sockets signed in to account id the role an admin
+// has just stored for it: what they may do (post where only admins post,
+// delete others' messages, @everyone) follows at once, from their next
+// frame, without closing them.
+func (h *Hub) SetRole(id int64, role string) {
+	if id == 0 {
+		return
+	}
+	h.b.read(func() { h.b.setRole(id, role) })
+}
+
+// setRole is SetRole on the broadcaster.
+func (b *broadcaster) setRole(id int64, role string) {
+	for c := range b.conns {
+		if c.userID == id {
+			c.setRole(role)
+		}
+	}
+}
 
 // EndAccount closes, at once, every socket signed in to an account, with
 // CloseAccountEnded and reason (at most 123 bytes, a close frame's room).

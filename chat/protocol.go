@@ -156,7 +156,7 @@ func (c *client) who() whoData {
 		return whoData{Role: roleGuest, Guest: true}
 	}
 	id := c.userID
-	return whoData{UserID: &id, Role: c.role}
+	return whoData{UserID: &id, Role: c.roleNow()}
 }
 
 func (p presencePerson) id() int64 {

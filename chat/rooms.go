@@ -276,7 +276,7 @@ func (h *Hub) mayPost(c *client, room int64) error {
 	switch {
 	case r.IsArchived():
 		return ErrArchived
-	case r.Post == db.PostAdmins && c.role != db.RoleAdmin:
+	case r.Post == db.PostAdmins && c.roleNow() != db.RoleAdmin:
 		return errPostAdmins
 	case r.Post == db.PostMembers && !member:
 		return errPostMembers

@@ -280,6 +280,7 @@ func applyCommand(ctx context.Context, tx *sql.Tx, c command, id int64) (command
 		r.Change = &AccountChange{ID: c.AccountID, Name: c.Account.Name}
 	case opRole:
 		r.Account, err = setRole(ctx, tx, c.AccountID, c.Kind)
+		r.Change = &AccountChange{ID: c.AccountID, Role: c.Kind}
 	case opDeactivate:
 		r.Account, r.Ended, err = deactivate(ctx, tx, c.AccountID, time.UnixMilli(c.At))
 		r.Change = &AccountChange{ID: c.AccountID, Ended: true}

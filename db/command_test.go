@@ -319,11 +319,11 @@ func TestAccountsAndSessionsAreSharedByTheNodes(t *testing.T) {
 		}
 		return got
 	}
-	if got, want := heard(n.changedA, 2), []db.AccountChange{{ID: ann.ID, Ended: true}, {ID: cy.ID, Unbanned: banned}}; !reflect.DeepEqual(got, want) {
-		t.Errorf("a heard of %+v, want Ann deactivated and Cy unbanned, through b", got)
+	if got, want := heard(n.changedA, 3), []db.AccountChange{{ID: bob.ID, Role: db.RoleAdmin}, {ID: ann.ID, Ended: true}, {ID: cy.ID, Unbanned: banned}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("a heard of %+v, want Bob made an admin, Ann deactivated and Cy unbanned, through b", got)
 	}
-	if got, want := heard(n.changedB, 2), []db.AccountChange{{ID: bob.ID, Name: "Robert"}, {ID: cy.ID, Ended: true, Ban: true, Banned: banned}}; !reflect.DeepEqual(got, want) {
-		t.Errorf("b heard of %+v, want Bob renamed Robert and Cy banned, through a", got)
+	if got, want := heard(n.changedB, 3), []db.AccountChange{{ID: bob.ID, Name: "Robert"}, {ID: ann.ID, Role: db.RoleMember}, {ID: cy.ID, Ended: true, Ban: true, Banned: banned}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("b heard of %+v, want Bob renamed Robert, Ann made a member and Cy banned, through a", got)
 	}
 	if left, err := n.a.BannedAddresses(ctx); err != nil || len(left) != 0 {
 		t.Errorf("a refuses %v (%v) after the unban through b", left, err)

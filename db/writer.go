@@ -91,6 +91,7 @@ func (c Commit[T]) FromCommand() bool {
 type AccountChange struct {
 	ID       int64
 	Name     string   // its new name; "" if not renamed
+	Role     string   // its new role; "" if not changed
 	Ended    bool     // deactivated (or banned): its pages close
 	Ban      bool     // banned: they say so
 	Banned   []string // addresses a ban refuses from now on (chat.AddressKey)

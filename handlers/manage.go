@@ -55,6 +55,11 @@ type accountCloser interface {
 	DeleteMessagesOf(ctx context.Context, userID int64) (int, error)
 }
 
+// roleSetter gives an account's open sockets its new role.
+type roleSetter interface {
+	SetRole(id int64, role string)
+}
+
 // Refusals of the people routes.
 var (
 	errNoPerson      = errors.New("no such account")
@@ -155,8 +160,10 @@ func pagesClosed(n int) string {
 }
 
 // handleSetRole serves POST /admin/people/{id}/role: form field role,
-// admin or member.
-func handleSetRole(log *slog.Logger, a *Auth, store manageStore, audit auditFunc) http.Handler {
+// admin or member. The account's open pages act in the new role from
+// their next frame: a demoted admin's socket no longer deletes others'
+// messages.
+func handleSetRole(log *slog.Logger, a *Auth, store manageStore, hub roleSetter, audit auditFunc) http.Handler {
 	return personAction(log, a, store, func(w http.ResponseWriter, r *http.Request, acct db.Account, me int64) error {
 		role := r.PostFormValue("role")
 		switch {
@@ -170,6 +177,7 @@ func handleSetRole(log *slog.Logger, a *Auth, store manageStore, audit auditFunc
 		if _, err := store.SetRole(r.Context(), acct.ID, role); err != nil {
 			return storeRefusal(err)
 		}
+		hub.SetRole(acct.ID, role)
 		if acct.Role != role {
 			audit(r, auditRole, acct.Name, acct.Role+" → "+role)
 		}

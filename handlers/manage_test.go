@@ -541,3 +541,41 @@ func TestDisconnectOnASilentNode(t *testing.T) {
 		t.Errorf("audit = %q, want the question to n2", got)
 	}
 }
+
+// A role an admin changes reaches the person's open pages at once: a
+// demoted admin's socket no longer deletes others' messages (it kept the
+// role it was opened with until the next sign-in), and a member made an
+// admin may, without reloading.
+func TestARoleChangeReachesOpenPages(t *testing.T) {
+	srv, _, auth := peopleServer(t, map[string]string{"Ada": db.RoleAdmin, "Ann": db.RoleAdmin, "Bob": db.RoleMember})
+	ada := signInAs(t, srv, "Ada", "password of Ada", firefox)
+	ann := openSocket(t, srv, signInAs(t, srv, "Ann", "password of Ann", firefox))
+	bob := openSocket(t, srv, signInAs(t, srv, "Bob", "password of Bob", firefox))
+	cids := 0
+	say := func(c *websocket.Conn, text string) int64 {
+		t.Helper()
+		cids++
+		sendFrame(t, c, "send", map[string]any{"message": text, "cid": fmt.Sprint("c", cids)})
+		fs := framesUntil(t, c, text, isText(t, text))
+		m, _ := fs[len(fs)-1].message(t)
+		return m.ID
+	}
+	setRole := func(who, role string) {
+		t.Helper()
+		if code, _, body := as(t, srv, "POST", peopleURL(t, auth, who, "role"), ada, url.Values{"role": {role}}); code != http.StatusSeeOther {
+			t.Fatalf("making %s %s: %d %s", who, role, code, body)
+		}
+	}
+
+	setRole("Ann", db.RoleMember)
+	bobs := say(bob, "Bob's first")
+	sendFrame(t, ann, "delete", map[string]any{"id": bobs})
+	refusedWith(t, ann, "forbidden", "Ann, an admin no more, deleting Bob's message")
+
+	setRole("Bob", db.RoleAdmin)
+	anns := say(ann, "Ann's first")
+	sendFrame(t, bob, "delete", map[string]any{"id": anns, "cid": "d1"})
+	if d := nextOf(t, bob, "deleted").change(t); d.ID != anns {
+		t.Fatalf("Bob, made an admin, deleting Ann's message: %+v", d)
+	}
+}

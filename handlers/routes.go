@@ -141,7 +141,7 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /admin/invite/reset", post(admin(handleInviteReset(d.Log, d.Auth, audit))))
 	mux.Handle("POST /admin/join-policy", post(admin(handleJoinPolicy(d.Log, d.Auth, audit))))
 	// Managing people (manage.go).
-	mux.Handle("POST /admin/people/{id}/role", post(admin(handleSetRole(d.Log, d.Auth, d.Store, audit))))
+	mux.Handle("POST /admin/people/{id}/role", post(admin(handleSetRole(d.Log, d.Auth, d.Store, d.Hub, audit))))
 	mux.Handle("POST /admin/people/{id}/deactivate", post(admin(handleDeactivate(d.Log, d.Auth, d.Store, d.Hub, audit))))
 	mux.Handle("POST /admin/people/{id}/reactivate", post(admin(handleReactivate(d.Log, d.Auth, d.Store, audit))))
 	mux.Handle("POST /admin/people/{id}/ban", post(admin(handleBan(d.Log, d.Auth, d.Store, d.Hub, d.TrustProxy, audit))))
