@@ -42,9 +42,10 @@ type client struct {
 	closing  atomic.Bool // the server has sent a close frame
 
 	limiter *rate.Limiter // messages per second, nil when unlimited
-	// marks limits read frames, which write to the database: a page sends
-	// a few a second at most while messages arrive.
-	marks *rate.Limiter
+	// lookups limits the frames besides messages that reach the database:
+	// a signed-in page's read marks (a few a second at most while messages
+	// arrive), a guest's name changes (each looked up among the members').
+	lookups *rate.Limiter
 
 	// rooms is the rooms the connection sees, replaced (never changed) by
 	// the broadcaster when a membership changes; read anywhere.
@@ -59,15 +60,15 @@ type client struct {
 
 func newClient(proto Protocol, user, remote, agent string, after int64) *client {
 	c := &client{
-		queue:  queue{proto: proto, drained: make(chan struct{}, 1)},
-		id:     newID(),
-		user:   user,
-		remote: remote,
-		agent:  agent,
-		since:  time.Now(),
-		after:  after,
-		gone:   make(chan struct{}),
-		marks:  rate.NewLimiter(markRate, markBurst),
+		queue:   queue{proto: proto, drained: make(chan struct{}, 1)},
+		id:      newID(),
+		user:    user,
+		remote:  remote,
+		agent:   agent,
+		since:   time.Now(),
+		after:   after,
+		gone:    make(chan struct{}),
+		lookups: rate.NewLimiter(lookupRate, lookupBurst),
 
 		pingPos: -1,
 	}
@@ -79,10 +80,12 @@ func newClient(proto Protocol, user, remote, agent string, after int64) *client 
 // newID is a session id: 128 random bits, so that ids of the sessions open
 // at once never collide (32 bits gave a 1% chance at 10,000 connections, and
 // an admin's disconnect then missed or hit the wrong session).
-// A connection's read marks: a burst of markBurst, then markRate a second.
+// A connection's lookups: a burst of lookupBurst, then lookupRate a
+// second. The burst leaves room for a page that comes back online and
+// sends what it queued, a nick before each line sent under another name.
 const (
-	markRate  = 2
-	markBurst = 5
+	lookupRate  = 2
+	lookupBurst = 10
 )
 
 func newID() string {

@@ -73,6 +73,10 @@ func (h *Hub) onMessage(s *melody.Session, b []byte) {
 			h.refuse(c, errAccountName, "")
 			return
 		}
+		if !c.lookups.Allow() {
+			h.refuse(c, ErrRateLimited, "")
+			return
+		}
 		name, err := cleanName(cmd.User, h.opts.MaxNameLen)
 		if err == nil {
 			err = h.guestName(h.ctx, name)
@@ -192,7 +196,7 @@ func (h *Hub) markRead(c *client, room, id int64) {
 		h.refuse(c, &Refusal{"bad_request", "read: no message has that id yet"}, "")
 		return
 	}
-	if !c.marks.Allow() {
+	if !c.lookups.Allow() {
 		return // the next mark says as much: dropped, not refused
 	}
 	moved, err := h.store.MarkRead(h.ctx, room, c.userID, id)

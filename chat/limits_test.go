@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -39,6 +40,37 @@ func TestMessageRateLimitPerConnection(t *testing.T) {
 	}
 	if errs := r.hub.Snapshot(10).Errors; len(errs) == 0 || errs[0].Kind != chat.KindRateLimited {
 		t.Fatalf("error log %+v, want a rate-limited entry", errs)
+	}
+}
+
+// A guest's name changes are limited too: each is looked up among the
+// members' names, and one socket sending them as fast as it could kept
+// more than a core busy. A burst (a page sending what it queued offline,
+// a nick before each line under another name) still goes through.
+func TestNameChangesAreLimited(t *testing.T) {
+	r := newRoom(t, chat.Options{MsgRate: -1})
+	c := r.dial(t, "nochat.v1", "")
+	const sent = 40
+	for i := range sent {
+		c.send(map[string]any{"type": "nick", "data": map[string]any{"user": fmt.Sprint("guest ", i)}})
+	}
+	c.say("after the names", "c1") // acked once every nick before it is handled
+	limited := 0
+	for {
+		f, raw := c.next()
+		if f.Type == "ack" {
+			break
+		}
+		if f.Type == "error" {
+			if !strings.Contains(raw, `"rate_limited"`) {
+				t.Fatalf("got %s", raw)
+			}
+			limited++
+		}
+	}
+	// A burst of 10, and 2 a second after it.
+	if limited < sent-15 || limited > sent-10 {
+		t.Fatalf("%d of %d quick name changes refused as too fast, want all but the burst of 10", limited, sent)
 	}
 }
 
