@@ -53,6 +53,9 @@ type client struct {
 
 	// Owned by the session's reader goroutine.
 	lastTyping time.Time
+	// namesSeen is the store's NamesVersion when a guest's name was last
+	// found to be no member's.
+	namesSeen int64
 
 	// Where the hub's keepalive holds it; pingPos is -1 when it does not.
 	pingSlot, pingPos int

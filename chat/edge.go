@@ -161,6 +161,7 @@ func (h *Hub) ServeWSAs(w http.ResponseWriter, r *http.Request, id Identity) {
 		}
 		user = name
 	}
+	namesSeen := h.store.NamesVersion() // before the check: see submitWS
 	if !id.Guest() {
 		user = id.Name // a member is their account, whatever ?user= says
 	} else if err := h.guestName(r.Context(), user); err != nil {
@@ -193,6 +194,7 @@ func (h *Hub) ServeWSAs(w http.ResponseWriter, r *http.Request, id Identity) {
 
 	c := newClient(proto, user, ip, r.UserAgent(), after)
 	c.userID, c.role, c.session, c.tokenHash = id.UserID, id.Role, id.Session, id.TokenHash
+	c.namesSeen = namesSeen
 	c.streamLimit, c.melodyLimit, c.batch = h.streamLimit, h.melodyLimit, batch
 	if batch {
 		// Two frames in melody's buffer at most, the one being written and

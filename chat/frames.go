@@ -77,6 +77,7 @@ func (h *Hub) onMessage(s *melody.Session, b []byte) {
 			h.refuse(c, ErrRateLimited, "")
 			return
 		}
+		namesSeen := h.store.NamesVersion()
 		name, err := cleanName(cmd.User, h.opts.MaxNameLen)
 		if err == nil {
 			err = h.guestName(h.ctx, name)
@@ -86,6 +87,7 @@ func (h *Hub) onMessage(s *melody.Session, b []byte) {
 			return
 		}
 		c.setName(name)
+		c.namesSeen = namesSeen
 		h.b.send(opNick{})
 	case "typing":
 		if now := time.Now(); now.Sub(c.lastTyping) >= h.opts.TypingInterval {
@@ -110,6 +112,15 @@ func (h *Hub) submitWS(c *client, room int64, user, text, cid string, replyTo in
 		if err := h.mayGuestSend(); err != nil {
 			h.refuse(c, err, cid)
 			return
+		}
+		// A member may have taken the guest's name since it was chosen:
+		// looked up again only then, not for every message.
+		if v := h.store.NamesVersion(); v != c.namesSeen {
+			if err := h.guestName(h.ctx, user); err != nil {
+				h.refuse(c, err, cid)
+				return
+			}
+			c.namesSeen = v
 		}
 	}
 	if c.limiter != nil && !c.limiter.Allow() {

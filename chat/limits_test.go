@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"nochat/chat"
+	"nochat/db"
 )
 
 func TestMessageRateLimitPerConnection(t *testing.T) {
@@ -155,5 +156,58 @@ func TestClientIPTrustsOnlyTheProxysOwnEntry(t *testing.T) {
 	}
 	if got := chat.ClientIP(r, false); got != "127.0.0.2" {
 		t.Fatalf("without -trust-proxy: %q, want the peer", got)
+	}
+}
+
+// A guest's socket named "dave" stops posting under that name once a
+// member takes it (a new account, or one renamed so): it was checked only
+// when chosen, and the guest's lines read as the member's. It may go on
+// under another name.
+func TestAGuestLosesANameAMemberTakes(t *testing.T) {
+	ctx := context.Background()
+	r := newRoom(t, chat.Options{MsgRate: -1})
+	dave := r.dial(t, "nochat.v1", "?user=dave")
+	erin := r.dial(t, "nochat.v1", "?user=erin")
+	if got := sendAcked(t, dave, "before"); got.User != "dave" {
+		t.Fatalf("user %q, want dave", got.User)
+	}
+	refused := func(c *wsClient, text string) {
+		t.Helper()
+		c.say(text, "c-"+text)
+		for {
+			f, raw := c.next()
+			if f.Type == "ack" || f.Type == "error" && !strings.Contains(raw, `"bad_name"`) {
+				t.Fatalf("%q under a member's name: %s, want a bad_name error", text, raw)
+			}
+			if f.Type == "error" {
+				return
+			}
+		}
+	}
+
+	if _, err := r.store.CreateAccount(ctx, db.Account{Name: "Dave", NameKey: "dave", PasswordHash: "x", Role: db.RoleMember, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	refused(dave, "after")
+	if got := sendAcked(t, erin, "erin goes on"); got.User != "erin" {
+		t.Fatalf("user %q, want erin", got.User)
+	}
+
+	// Renamed, an account takes its new name from a guest too.
+	bo, err := r.store.CreateAccount(ctx, db.Account{Name: "Bo", NameKey: "bo", PasswordHash: "x", Role: db.RoleMember, Created: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.store.RenameAccount(ctx, bo.ID, "Erin", "erin"); err != nil {
+		t.Fatal(err)
+	}
+	refused(erin, "renamed")
+
+	dave.send(map[string]any{"type": "nick", "data": map[string]any{"user": "not dave"}})
+	if got := sendAcked(t, dave, "renamed myself"); got.User != "not dave" {
+		t.Fatalf("user %q, want not dave", got.User)
+	}
+	if msgs, _ := r.store.Latest(ctx, 10); len(msgs) != 3 {
+		t.Fatalf("%d stored, want the 3 under names of no member", len(msgs))
 	}
 }

@@ -197,8 +197,21 @@ func (s *Store) command(ctx context.Context, c command) (commandResult, error) {
 	if err != nil {
 		return r, err
 	}
-	return r, s.count.change(func() (int64, error) { return -r.removed(), tx.Commit() })
+	err = s.count.change(func() (int64, error) { return -r.removed(), tx.Commit() })
+	if err == nil && namesAccount[c.Op] {
+		s.names.Add(1)
+	}
+	return r, err
 }
+
+// NamesVersion counts the commits that gave an account a name (a new
+// account or bot, a rename), through this node or, on a cluster, another:
+// a guest's socket, named when it opened, checks its name again when it
+// has moved (a member may have taken the name since).
+func (s *Store) NamesVersion() int64 { return s.names.Load() }
+
+// namesAccount holds the commands that give an account a name.
+var namesAccount = map[string]bool{opFirstAdmin: true, opAccount: true, opBot: true, opRename: true}
 
 // removed is how many messages the command deleted.
 func (r commandResult) removed() int64 {
@@ -437,7 +450,11 @@ func (s *Store) applyCommandAt(ctx context.Context, data []byte, seq int64) (com
 	if _, err := tx.ExecContext(ctx, "UPDATE log_position SET seq = ?", seq); err != nil {
 		return commandResult{}, err
 	}
-	return r, s.count.change(func() (int64, error) { return -r.removed(), tx.Commit() })
+	err = s.count.change(func() (int64, error) { return -r.removed(), tx.Commit() })
+	if err == nil && r.Err == nil && namesAccount[c.Op] {
+		s.names.Add(1)
+	}
+	return r, err
 }
 
 // ErrOwnHistory is a cluster node's refusal to start on a database that

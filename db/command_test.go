@@ -249,6 +249,7 @@ func TestAccountsAndSessionsAreSharedByTheNodes(t *testing.T) {
 
 	// An admin's changes to an account through one node are every
 	// node's, and the others' open pages hear of them.
+	names := n.b.NamesVersion()
 	if err := n.a.RenameAccount(ctx, bob.ID, "Robert", "robert"); err != nil {
 		t.Fatal(err)
 	}
@@ -268,6 +269,9 @@ func TestAccountsAndSessionsAreSharedByTheNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.caughtUp(t)
+	if got := n.b.NamesVersion(); got <= names {
+		t.Errorf("b's names version %d after a rename through a, want past %d: its guests' names are not checked again", got, names)
+	}
 	if got, err := n.a.AccountByID(ctx, ann.ID); err != nil || !got.Deactivated || got.Role != db.RoleMember {
 		t.Errorf("Ann on a after b deactivated her: %+v, %v", got, err)
 	}

@@ -99,6 +99,7 @@ type Store struct {
 	ckpt *checkpointer // WAL checkpoints, off the writer's commit
 
 	pruned atomic.Int64 // messages removed by Prune since Open
+	names  atomic.Int64 // NamesVersion
 	count  counter      // messages stored, kept by the Store's own writes
 
 	dedupWindow time.Duration
