@@ -30,6 +30,7 @@ type adminHub interface {
 	Nodes(ctx context.Context) []chat.NodeView
 	DisconnectOn(ctx context.Context, node, id, reason string) (chat.Connection, error)
 	Delete(ctx context.Context, id int64) error
+	Room(id int64) (db.Room, bool)
 	ClearErrors(ctx context.Context) error
 	RecordErrorAt(kind, place, detail, subject string)
 }
@@ -325,9 +326,19 @@ func handleDeleteMessage(log *slog.Logger, hub adminHub, store messageGetter, li
 			writeError(w, r, log, http.StatusBadRequest, errors.New("id must be a message id"))
 			return
 		}
+		// The audit line quotes what the dashboard shows, an open room's
+		// message; of a private or direct room's, which an admin may
+		// delete without reading, every admin reads only that it was one.
 		detail := ""
 		if m, err := store.Get(r.Context(), id); err == nil {
-			detail = m.User + ": " + chat.Cut(m.Message, 120)
+			switch room, _ := hub.Room(m.Room); room.Kind {
+			case db.KindOpen:
+				detail = m.User + ": " + chat.Cut(m.Message, 120)
+			case db.KindDirect:
+				detail = "in a direct conversation"
+			default:
+				detail = "in a private room"
+			}
 		}
 		switch err := hub.Delete(r.Context(), id); {
 		case errors.Is(err, db.ErrNotFound):
