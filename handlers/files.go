@@ -12,6 +12,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -49,12 +50,16 @@ const (
 	// writeSlack is the time an answer has after its body arrived.
 	writeSlack = time.Minute
 	// uploadSlots bounds the uploads held in memory at once (each up to
-	// MaxUpload); more wait for a slot, or are refused with 503 when
-	// their request ends first. decodeSlots bounds the pictures decoded at
-	// once: a 12-megapixel photo takes about 18 MB decoded, twice that
-	// while it is turned upright.
-	uploadSlots = 4
-	decodeSlots = 1
+	// MaxUpload); more wait for a slot up to slotWait, or until their
+	// request ends, and are then refused with 503. One account holds at
+	// most accountUploads of them (429 beyond), so that one person's
+	// slow uploads leave room for everyone else's. decodeSlots bounds
+	// the pictures decoded at once: a 12-megapixel photo takes about
+	// 18 MB decoded, twice that while it is turned upright.
+	uploadSlots    = 4
+	accountUploads = 2
+	slotWait       = 15 * time.Second
+	decodeSlots    = 1
 	// downloadSlots bounds the files read into memory to be sent at once
 	// (each up to MaxUpload); thumbnails are small and not counted.
 	downloadSlots = 8
@@ -128,6 +133,9 @@ type fileRoutes struct {
 	uploads   chan struct{}
 	decodes   chan struct{}
 	downloads chan struct{}
+
+	mu        sync.Mutex
+	uploading map[int64]int // uploads under way, per account
 }
 
 // addFileRoutes adds the file routes (signed-in people only upload, so it
@@ -156,8 +164,32 @@ var (
 	errNotMultipart = errors.New("send the file as multipart/form-data, in a field named file")
 	errNoFile       = errors.New("no file: send it in a multipart field named file")
 	errBusyUploads  = errors.New("too many uploads at once: try again in a moment")
+	errYourUploads  = fmt.Errorf("you have %d uploads under way: send this one when one of them is through", accountUploads)
 	errNoSuchFile   = errors.New("no such file")
 )
+
+// startUpload counts an upload of account's, unless it has
+// accountUploads under way already.
+func (fr *fileRoutes) startUpload(account int64) bool {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	if fr.uploading[account] >= accountUploads {
+		return false
+	}
+	if fr.uploading == nil {
+		fr.uploading = make(map[int64]int)
+	}
+	fr.uploading[account]++
+	return true
+}
+
+func (fr *fileRoutes) endUpload(account int64) {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	if fr.uploading[account]--; fr.uploading[account] <= 0 {
+		delete(fr.uploading, account)
+	}
+}
 
 // upload is POST /rooms/{slug}/files. Everything that can be refused
 // without the body (the room, the person, the key, the type) is refused
@@ -192,9 +224,20 @@ func (fr *fileRoutes) upload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, fr.log, http.StatusUnsupportedMediaType, errNotMultipart)
 		return
 	}
+	if !fr.startUpload(id.UserID) {
+		writeError(w, r, fr.log, http.StatusTooManyRequests, errYourUploads)
+		return
+	}
+	defer fr.endUpload(id.UserID)
+	wait := time.NewTimer(slotWait)
+	defer wait.Stop()
 	select {
 	case fr.uploads <- struct{}{}:
 		defer func() { <-fr.uploads }()
+	case <-wait.C:
+		w.Header().Set("Retry-After", "10")
+		writeError(w, r, fr.log, http.StatusServiceUnavailable, errBusyUploads)
+		return
 	case <-r.Context().Done():
 		writeError(w, r, fr.log, http.StatusServiceUnavailable, errBusyUploads)
 		return

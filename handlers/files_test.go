@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -519,5 +520,56 @@ func TestUpload411Picture(t *testing.T) {
 	m := uploadOK(t, srv, ann, "lobby", "notes.txt", "text/plain", []byte("after the pictures\n"), "", nil)
 	if m.File.Size == 0 {
 		t.Fatalf("file = %+v", m.File)
+	}
+}
+
+// One person's uploads, however slowly their bodies come, hold at most
+// two of the server's four upload slots: a third is refused at once, and
+// someone else's upload goes through meanwhile. (Four slow uploads of
+// one member's held every slot, and everyone's uploads waited.)
+func TestOnePersonsSlowUploadsLeaveRoomForOthers(t *testing.T) {
+	srv, _, _, _ := testServer{accounts: map[string]string{"Ann": db.RoleMember, "Bob": db.RoleMember}}.start(t)
+	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
+	bob := signInAs(t, srv, "Bob", "password of Bob", firefox)
+	transport := srv.Client().Transport
+	for range accountUploads + 2 {
+		pr, pw := io.Pipe()
+		t.Cleanup(func() { pw.CloseWithError(errors.New("the test is over")) })
+		req, err := http.NewRequest("POST", srv.URL+"/rooms/lobby/files", pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "multipart/form-data; boundary=x")
+		req.Header.Set("Cookie", personCookie+"="+ann)
+		answered := make(chan int, 1)
+		go func() {
+			if resp, err := transport.RoundTrip(req); err == nil {
+				resp.Body.Close()
+				answered <- resp.StatusCode
+			}
+		}()
+		// The first bytes of the body, then nothing: a write to the pipe
+		// returns once the server reads it, or the answer comes first.
+		wrote := make(chan struct{})
+		go func() {
+			pw.Write([]byte("--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.txt\"\r\n\r\nslow"))
+			close(wrote)
+		}()
+		select {
+		case <-wrote:
+		case code := <-answered:
+			if code != http.StatusTooManyRequests {
+				t.Fatalf("one of Ann's slow uploads answered %d before its body came, want 429 only past %d", code, accountUploads)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the server neither read Ann's upload nor answered it")
+		}
+	}
+	code, _, body := upload(t, srv, ann, "lobby", "third.txt", "text/plain", []byte("a third\n"), "", nil)
+	if code != http.StatusTooManyRequests || !strings.Contains(body, "uploads under way") {
+		t.Fatalf("Ann's upload past her two slow ones: %d %s, want 429", code, body)
+	}
+	if m := uploadOK(t, srv, bob, "lobby", "notes.txt", "text/plain", []byte("Bob's\n"), "", nil); m.File.Size == 0 {
+		t.Fatalf("Bob's upload beside Ann's slow ones: %+v", m.File)
 	}
 }
