@@ -108,6 +108,20 @@ func TestBrowserPicturesAndFiles(t *testing.T) {
 	waitPage(t, ann, "the retried upload done", `document.getElementById('uploads').hidden`)
 	screenshots(t, bob, "files")
 
+	// A refusal the same file would get again (a text calling itself a
+	// JPEG) offers no Retry, only Dismiss.
+	do(t, ann, chromedp.Evaluate[chromedp.Void](`(() => {
+		const dt = new DataTransfer();
+		dt.items.add(new File(['not a picture'], 'fake.jpg', { type: 'image/jpeg' }));
+		document.getElementById('message').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+	})()`))
+	waitPage(t, ann, "the refused upload", `document.querySelector('#uploads .upload.failed .up-state')?.textContent.startsWith('Not sent:')`)
+	if eval[bool](t, ann, `!!document.querySelector('#uploads .upload.failed button.retry') || !document.querySelector('#uploads .upload.failed button.dismiss')`) {
+		t.Fatal("a refused upload offers Retry, or no Dismiss")
+	}
+	do(t, ann, chromedp.Click(chromedp.CSS(`#uploads .upload.failed button.dismiss`)))
+	waitPage(t, ann, "the refused upload dismissed", `document.getElementById('uploads').hidden`)
+
 	// The history the server renders shows them as the live page did.
 	do(t, bob, chromedp.Reload())
 	connected(t, bob)

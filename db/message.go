@@ -682,6 +682,21 @@ func (s *Store) Find(ctx context.Context, f Filter) ([]Message, error) {
 	if order == "DESC" {
 		slices.Reverse(msgs)
 	}
+	// A file sent without text is shown by its name: read the files of
+	// those only.
+	var bare []int64
+	for _, m := range msgs {
+		if m.Message == "" {
+			bare = append(bare, m.ID)
+		}
+	}
+	files, err := filesIn(ctx, s.read, bare)
+	if err != nil {
+		return nil, fmt.Errorf("find messages: %w", err)
+	}
+	for i := range msgs {
+		msgs[i].File = files[msgs[i].ID]
+	}
 	return msgs, nil
 }
 

@@ -573,3 +573,22 @@ func TestOnePersonsSlowUploadsLeaveRoomForOthers(t *testing.T) {
 		t.Fatalf("Bob's upload beside Ann's slow ones: %+v", m.File)
 	}
 }
+
+// The dashboard's message list names a file sent without text, where it
+// showed an empty row (and its delete dialog quoted nothing).
+func TestDashboardListsFilesByName(t *testing.T) {
+	srv, _, _, _ := testServer{accounts: map[string]string{"Ann": db.RoleMember, "Ada": db.RoleAdmin}}.start(t)
+	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
+	ada := signInAs(t, srv, "Ada", "password of Ada", firefox)
+	uploadOK(t, srv, ann, "lobby", "list.txt", "text/plain", []byte("milk\n"), "", nil)
+	uploadOK(t, srv, ann, "lobby", "with words.txt", "text/plain", []byte("eggs\n"), "and a word", nil)
+	code, _, body := get(t, srv, "/admin", ada, nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET /admin: %d", code)
+	}
+	for _, want := range []string{`<td class="detail">📎 file: list.txt</td>`, `<td class="detail">and a word</td>`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("the dashboard's list has no %s", want)
+		}
+	}
+}

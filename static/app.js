@@ -834,6 +834,11 @@
     if (typeof d.cid === 'string' && d.cid) {
       const item = queue.find((it) => it.cid === d.cid);
       if (item && d.code === 'unavailable' && retryLater(item)) return;
+      if (d.code === 'bad_name' && !nameInput.readOnly) {
+        // A member has taken the name since it was chosen.
+        nameInput.setAttribute('aria-invalid', 'true');
+        nickSent = '';
+      }
       clearTimeout(retryTimers.get(d.cid));
       retryTimers.delete(d.cid);
       queue = queue.filter((it) => it.cid !== d.cid);
@@ -1306,6 +1311,14 @@
   function submit() {
     const text = msgInput.value.trim();
     if (!text || !updateCounter()) return;
+    // The server refused the name in the field (a member's): a message
+    // would go out under the name before it, not the one shown. The text
+    // stays in the box until the name is one the server takes.
+    if (!nameInput.readOnly && nameInput.getAttribute('aria-invalid') === 'true') {
+      notice(`Choose another name first: “${myName()}” is not one you can use here.`);
+      nameInput.focus();
+      return;
+    }
     msgInput.value = '';
     autosize();
     updateCounter();
@@ -1552,24 +1565,30 @@
       }
       let why = '';
       try { why = JSON.parse(xhr.responseText).error; } catch { /* not JSON */ }
-      uploadFailed(up, typeof why === 'string' && why ? why : `The server answered ${xhr.status}.`);
+      // Too large, not allowed, not a picture it claims to be: trying the
+      // same file again gets the same answer. Busy or failing may pass.
+      const retryable = xhr.status >= 500 || xhr.status === 429 || xhr.status === 408;
+      uploadFailed(up, typeof why === 'string' && why ? why : `The server answered ${xhr.status}.`, retryable);
     };
-    xhr.onerror = () => uploadFailed(up, 'It did not get through: check the connection.');
+    xhr.onerror = () => uploadFailed(up, 'It did not get through: check the connection.', true);
     const body = new FormData();
     body.append('file', up.file, up.file.name || 'file');
     xhr.send(body);
   }
 
-  function uploadFailed(up, why) {
+  function uploadFailed(up, why, retryable) {
     up.li.classList.add('failed');
     uploadRow(up, 'Not sent: ' + why);
     const actions = document.createElement('div');
     actions.className = 'up-actions';
-    const retry = document.createElement('button');
-    retry.type = 'button';
-    retry.className = 'retry';
-    retry.textContent = 'Retry';
-    retry.addEventListener('click', () => sendUpload(up));
+    if (retryable) {
+      const retry = document.createElement('button');
+      retry.type = 'button';
+      retry.className = 'retry';
+      retry.textContent = 'Retry';
+      retry.addEventListener('click', () => sendUpload(up));
+      actions.append(retry);
+    }
     const dismiss = document.createElement('button');
     dismiss.type = 'button';
     dismiss.className = 'dismiss';
@@ -1579,7 +1598,7 @@
       uploadsEl.hidden = uploadsEl.children.length === 0;
       msgInput.focus();
     });
-    actions.append(retry, dismiss);
+    actions.append(dismiss);
     up.li.append(actions);
   }
 
@@ -2628,7 +2647,7 @@
       if (!why) updateCounter();
     }
     if (!roomMenu) return;
-    $('room-invite').hidden = !d.invite;
+    $('room-invite').hidden = !d.invite || d.id === 1; // everyone is in the default room
     $('room-join').hidden = !!d.member || d.kind !== 'open' || !!d.archived;
     $('room-leave').hidden = !d.member || d.id === 1 || d.kind === 'direct';
     $('room-edit').hidden = !d.manage || d.kind === 'direct';

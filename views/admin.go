@@ -385,3 +385,16 @@ func personDevices(p chat.Person) string {
 	}
 	return num(n) + " devices"
 }
+
+// listedText is a message as the dashboard's list shows it: its text, or,
+// for a file sent without one, the file's name (a picture's said so).
+func listedText(m db.Message) string {
+	switch {
+	case m.Message != "" || m.File == nil:
+		return m.Message
+	case m.File.Image() || strings.HasPrefix(m.File.Type, "image/"):
+		return "🖼 picture: " + m.File.Name
+	default:
+		return "📎 file: " + m.File.Name
+	}
+}

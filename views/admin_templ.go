@@ -2420,9 +2420,9 @@ func messageRow(l MessageList, m db.Message) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var119 string
-		templ_7745c5c3_Var119, templ_7745c5c3_Err = templ.JoinStringErrs(m.Message)
+		templ_7745c5c3_Var119, templ_7745c5c3_Err = templ.JoinStringErrs(listedText(m))
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/admin.templ`, Line: 510, Col: 32}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/admin.templ`, Line: 510, Col: 36}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var119))
 		if templ_7745c5c3_Err != nil {
@@ -2463,7 +2463,7 @@ func messageRow(l MessageList, m db.Message) templ.Component {
 			}
 			return nil
 		})
-		templ_7745c5c3_Err = liveAction(l.deleteURL(m), "Delete message #"+dataID(m)+" by "+m.User+"?", m.Message, "Delete", "").Render(templ.WithChildren(ctx, templ_7745c5c3_Var120), templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = liveAction(l.deleteURL(m), "Delete message #"+dataID(m)+" by "+m.User+"?", listedText(m), "Delete", "").Render(templ.WithChildren(ctx, templ_7745c5c3_Var120), templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
