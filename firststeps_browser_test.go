@@ -39,6 +39,21 @@ func TestBrowserFirstStepsOfAnAdminAndAGuest(t *testing.T) {
 	screenshot(t, browser, "first-drawer-phone.png")
 	do(t, browser, chromedp.Click(chromedp.ID("side-admin")), chromedp.WaitVisible(chromedp.ID("invite-link")))
 
+	// A mistyped current password on the account page: the page comes
+	// back with the reason in view, not at its top with the reason below
+	// the fold.
+	do(t, browser, chromedp.EmulateViewport(390, 844), chromedp.Navigate(s.url+"/account"), chromedp.WaitVisible(chromedp.ID("current")),
+		chromedp.SendKeys(chromedp.ID("current"), "not my password"),
+		chromedp.SendKeys(chromedp.ID("new"), "a long new password"),
+		chromedp.Submit(chromedp.ID("new")))
+	waitPage(t, browser, "the refusal in view", `(() => {
+		const p = document.querySelector('p.problem');
+		if (!p || !p.textContent.includes('not your current password')) return false;
+		const r = p.getBoundingClientRect();
+		return r.top >= 0 && r.bottom <= innerHeight;
+	})()`)
+	screenshot(t, browser, "first-account-wrong-password-phone.png")
+
 	// A guest, in a browser context of their own, takes Ann's name.
 	guest := newTab(t, browser, chromedp.WithNewBrowserContext())
 	do(t, guest, chromedp.EmulateViewport(390, 844), chromedp.Navigate(s.url+"/"))

@@ -20,6 +20,7 @@ import (
 
 	"nochat/chat"
 	"nochat/db"
+	"nochat/views"
 )
 
 // Admin authentication: one password, kept only as a bcrypt hash, and
@@ -540,7 +541,7 @@ func secureRequest(r *http.Request, trustProxy bool) bool {
 
 // requireAdmin lets a request with a valid session through. Others go to the
 // login page if they are a browser asking for a page, or get 401.
-func requireAdmin(a *Auth, next http.Handler) http.Handler {
+func requireAdmin(a *Auth, assets views.AdminAssets, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		acct, _, signedIn := a.Person(r)
 		if a.admits(r, signedIn && acct.Role == db.RoleAdmin) {
@@ -550,7 +551,12 @@ func requireAdmin(a *Auth, next http.Handler) http.Handler {
 		}
 		if signedIn {
 			// Signed in, as someone who is not an admin: signing in again
-			// would not help.
+			// would not help. A browser opening a page gets a page.
+			if r.Method == http.MethodGet && r.Header.Get("HX-Request") == "" && strings.Contains(r.Header.Get("Accept"), "text/html") {
+				render(w, r, a.log, http.StatusForbidden, views.MissingPage(assets, "The dashboard is for admins",
+					"You are signed in as "+acct.Name+", a "+acct.Role+". An admin can make you one.", "/", "Back to the chat"))
+				return
+			}
 			encode(w, http.StatusForbidden, errorBody{Error: "the dashboard is for admins"})
 			return
 		}

@@ -579,3 +579,37 @@ func TestARoleChangeReachesOpenPages(t *testing.T) {
 		t.Fatalf("Bob, made an admin, deleting Ann's message: %+v", d)
 	}
 }
+
+// A link to what is not there, followed in a browser, opens a page that
+// says so and leads on, not a line of plain text (or JSON, for a member
+// opening the dashboard).
+func TestMissingThingsGetAPage(t *testing.T) {
+	srv, _, _ := peopleServer(t, map[string]string{"Ann": db.RoleMember})
+	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
+	browser := map[string]string{"Cookie": personCookie + "=" + ann, "Accept": "text/html,application/xhtml+xml"}
+	for _, c := range []struct {
+		path   string
+		status int
+		says   []string
+	}{
+		{"/r/nope", http.StatusNotFound, []string{"<h1>No such room</h1>", `href="/"`, "Go to the lobby"}},
+		{"/r/lobby/999", http.StatusNotFound, []string{"<h1>No such message</h1>", `href="/r/lobby"`, "Open the room"}},
+		{"/admin", http.StatusForbidden, []string{"<h1>The dashboard is for admins</h1>", "signed in as Ann, a member", `href="/"`}},
+	} {
+		resp, body := request(t, srv, "GET", c.path, nil, browser)
+		if resp.StatusCode != c.status || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			t.Errorf("GET %s: %d %s, want %d and a page", c.path, resp.StatusCode, resp.Header.Get("Content-Type"), c.status)
+			continue
+		}
+		for _, want := range c.says {
+			if !strings.Contains(body, want) {
+				t.Errorf("GET %s: the page does not say %s:\n%s", c.path, want, body)
+			}
+		}
+	}
+	// A script still gets JSON.
+	resp, body := request(t, srv, "GET", "/admin", nil, map[string]string{"Cookie": personCookie + "=" + ann, "Accept": "application/json"})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, `"error":"the dashboard is for admins"`) {
+		t.Errorf("GET /admin asking for JSON: %d %s", resp.StatusCode, body)
+	}
+}

@@ -59,6 +59,7 @@ func handleRoot(log *slog.Logger, hub room, store pageReader, admins adminChecke
 		IconURL:    assets.URL("favicon.svg"),
 		AppIconURL: assets.URL("icon-192.png"),
 	}
+	cardAssets := views.AdminAssets{CSS: assets.URL("admin.css"), Icon: assets.URL("favicon.svg")}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := who.Identity(r)
 		if chat.IsUpgrade(r) {
@@ -94,7 +95,8 @@ func handleRoot(log *slog.Logger, hub room, store pageReader, admins adminChecke
 				http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
 				return
 			}
-			http.Error(w, "No such room, or it is not one of yours. The lobby is at /.", http.StatusNotFound)
+			render(w, r, log, http.StatusNotFound, views.MissingPage(cardAssets, "No such room",
+				"There is no room at this address, or it is not one of yours: its people can invite you.", "/", "Go to the lobby"))
 			return
 		}
 		rooms, err := hub.Rooms(r.Context(), id)
@@ -120,7 +122,8 @@ func handleRoot(log *slog.Logger, hub room, store pageReader, admins adminChecke
 			}
 			if errors.Is(err, db.ErrNotFound) {
 				w.Header().Set("Cache-Control", "no-store")
-				http.Error(w, "No such message in this room. The room is at /r/"+rm.Slug+".", http.StatusNotFound)
+				render(w, r, log, http.StatusNotFound, views.MissingPage(cardAssets, "No such message",
+					"This room has no message at this address: it may have been deleted.", "/r/"+url.PathEscape(rm.Slug), "Open the room"))
 				return
 			}
 		} else {

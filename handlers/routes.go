@@ -83,7 +83,7 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 		Icon:  d.Assets.URL("favicon.svg"),
 	}
 	post := sameOrigin(d, placeAdmin, "cross-origin admin request refused")
-	admin := func(h http.Handler) http.Handler { return requireAdmin(d.Auth, h) }
+	admin := func(h http.Handler) http.Handler { return requireAdmin(d.Auth, assets, h) }
 
 	audit := newAudit(d.Log, d.Auth, d.Store)
 	// The whole page, with a password-reset link, a bot token or a
