@@ -49,9 +49,10 @@ type broadcaster struct {
 	conns map[*client]struct{}
 	live  map[*client]struct{}
 	// ahead holds connections that resumed from past lastID, each with
-	// its ?after=: in a cluster, another node served them that far
-	// before this one has applied it. Each joins the live set with the
-	// first event after its own point, so it gets nothing twice.
+	// its ?after=: what they read over REST, committed before the
+	// broadcaster had it, or in a cluster what another node served them
+	// before this one applied it. Each joins the live set with the first
+	// event after its own point, so it gets nothing twice.
 	ahead map[*client]int64
 	// In a cluster (Options.Peers): the other nodes' presence by node, and
 	// this node's as last told them (peers.go).
@@ -550,12 +551,23 @@ func (b *broadcaster) join(c *client) {
 		p.sessions++
 	}
 	b.presenceChanged()
-	if c.proto == V1 {
-		h.mustSend(c, encode("hello", helloData{Session: c.id, User: c.name(), whoData: c.who(), LatestID: b.lastID, Rooms: c.roomIDs()}))
-	}
 	after := c.after
+	// Past lastID, a resume point is one the client read over REST after
+	// the writer committed it, before the broadcaster had it (on a
+	// cluster, one another node served): the rest of that commit would
+	// reach it twice if it joined the live set now. Past what is
+	// committed, it names nothing of this database: it joins at once, and
+	// the hello's latest id tells it so.
+	ahead := after > b.lastID && (h.opts.Stream != nil || after <= h.committed.Load())
+	if c.proto == V1 {
+		latest := b.lastID
+		if ahead {
+			latest = after // what it has is stored: not another database
+		}
+		h.mustSend(c, encode("hello", helloData{Session: c.id, User: c.name(), whoData: c.who(), LatestID: latest, Rooms: c.roomIDs()}))
+	}
 	switch {
-	case after > b.lastID && h.opts.Stream != nil:
+	case ahead:
 		b.ahead[c] = after
 	case after < 0 || after >= b.lastID:
 		b.live[c] = struct{}{}

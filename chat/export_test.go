@@ -63,6 +63,10 @@ const NotifyQueue = notifyQueue
 // once ServeWS has let it in.
 func WhileJoining(h *Hub, f func()) { h.joining = f }
 
+// WhileCommitting makes f run between each commit and its hand-over to
+// the broadcaster. Set it before anything is sent.
+func WhileCommitting(h *Hub, f func()) { h.committing = f }
+
 // HandOverCounted hands frame to the one connection's melody as payLocked
 // does when another goroutine pays a waiting frame: counted as waiting
 // (waitN) until melody has written it. It returns once the frame left

@@ -163,6 +163,10 @@ type Hub struct {
 	pingsDone  chan struct{} // closed when keepalive has stopped
 	series     series
 
+	// committed is the newest id the writer has committed, which the
+	// store's readers (REST) may show before the broadcaster has it.
+	committed atomic.Int64
+
 	fellBehind  atomic.Int64 // times a session left the live set to catch up
 	slowDropped atomic.Int64 // sessions disconnected as too slow
 	broadcasted atomic.Int64 // messages handed to the live set
@@ -178,6 +182,10 @@ type Hub struct {
 	// joining, set only by tests, runs as a socket is about to join the
 	// broadcaster, after ServeWS let it in: the window recheck closes.
 	joining func()
+	// committing, set only by tests, runs between a commit and its
+	// hand-over to the broadcaster: the moment the store's readers have
+	// what the broadcaster does not yet.
+	committing func()
 }
 
 // origin is who a submitted message came from and whom to answer.
@@ -191,6 +199,19 @@ type origin struct {
 type sendResult struct {
 	stored db.Stored
 	err    error
+}
+
+// newestIn is the newest id of a commit: of a message, or of a change's
+// event.
+func newestIn(c db.Commit[origin]) int64 {
+	var id int64
+	for _, it := range c.Items {
+		id = max(id, it.Message.ID)
+		if it.Change != nil {
+			id = max(id, it.Change.ID)
+		}
+	}
+	return id
 }
 
 // New builds a hub over an open store and starts its writer and broadcaster.
@@ -222,6 +243,7 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 		return nil, fmt.Errorf("start chat: %w", err)
 	}
 	h.b.init(h, latest)
+	h.committed.Store(latest)
 
 	m := melody.New()
 	m.Config.MaxMessageSize = opts.MaxFrameBytes
@@ -255,6 +277,10 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 	h.m = m
 
 	onCommit := func(c db.Commit[origin]) {
+		h.committed.Store(max(h.committed.Load(), newestIn(c)))
+		if h.committing != nil {
+			h.committing()
+		}
 		// Hand the batch to the broadcaster and return to writing. Waiting
 		// here when the broadcaster is busy is the back-pressure we want.
 		h.b.send(opCommit{c})

@@ -394,3 +394,43 @@ func TestCatchUpEndsWhenItsClientLeaves(t *testing.T) {
 		t.Fatalf("%d goroutines, %d before the clients came and went:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// A client that read the newest message over REST and resumes from it
+// gets nothing twice. The store's readers have a commit as soon as it is
+// made, the broadcaster a moment later, and the socket may join in
+// between: it joined the live set at once then, and got the rest of that
+// commit again (seen under load: a whole commit of 256 messages), its
+// hello saying the server had less than it had read.
+func TestResumeFromWhatRESTShowedBeforeTheBroadcaster(t *testing.T) {
+	ctx := context.Background()
+	r := newRoom(t, chat.Options{})
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	chat.WhileCommitting(r.hub, func() {
+		once.Do(func() { close(held); <-release })
+	})
+	go r.hub.Send(ctx, "ann", "one")
+	<-held // committed, not yet the broadcaster's
+	latest, err := r.store.LatestID(ctx) // what REST shows
+	if err != nil || latest == 0 {
+		t.Fatalf("latest id %d, %v", latest, err)
+	}
+	c := r.dial(t, "nochat.v1", fmt.Sprintf("?after=%d", latest))
+	if c.hello.LatestID != latest {
+		t.Errorf("hello's latest id %d, want %d: the client read it, and it is stored", c.hello.LatestID, latest)
+	}
+	close(release)
+	if _, err := r.hub.Send(ctx, "ann", "two"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, raw := c.next()
+		if f.Type != "message" {
+			continue
+		}
+		if !strings.Contains(raw, `"message":"two"`) {
+			t.Fatalf("after resuming from %d, got %s, want the next message only", latest, raw)
+		}
+		return
+	}
+}
