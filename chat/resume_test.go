@@ -411,7 +411,8 @@ func TestResumeFromWhatRESTShowedBeforeTheBroadcaster(t *testing.T) {
 	})
 	go r.hub.Send(ctx, "ann", "one")
 	<-held // committed, not yet the broadcaster's
-	latest, err := r.store.LatestID(ctx) // what REST shows
+	// What REST shows.
+	latest, err := r.store.LatestID(ctx)
 	if err != nil || latest == 0 {
 		t.Fatalf("latest id %d, %v", latest, err)
 	}
