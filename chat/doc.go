@@ -51,7 +51,8 @@
 //     buffer is full; wrote (melody's sent handler) moves them on.
 //     coalesce.go — the connection melody writes through, which sends a
 //     backlog's frames in one write. client.go — who the connection is
-//     and what it read.
+//     and what it read. keepalive.go — every connection's ping, from one
+//     goroutine, slot by slot (melody's would grow each write goroutine).
 //   - protocol.go — the frames of nochat.v1 and echo-protocol, each
 //     message encoded once per protocol (frames), not once per recipient.
 //
