@@ -122,6 +122,16 @@ func TestBrowserPicturesAndFiles(t *testing.T) {
 	do(t, ann, chromedp.Click(chromedp.CSS(`#uploads .upload.failed button.dismiss`)))
 	waitPage(t, ann, "the refused upload dismissed", `document.getElementById('uploads').hidden`)
 
+	// Three files pasted at once: the server takes two of one person's at
+	// a time (429 beyond), so the page sends two and queues the third.
+	do(t, ann, chromedp.Evaluate[chromedp.Void](`(() => {
+		const dt = new DataTransfer();
+		for (const n of ['one.txt', 'two.txt', 'three.txt']) dt.items.add(new File([n], n, { type: 'text/plain' }));
+		document.getElementById('message').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+	})()`))
+	waitPage(t, bob, "the three pasted files on Bob's page", `['one.txt', 'two.txt', 'three.txt'].every(n => [...document.querySelectorAll('#messages .file-name')].some(e => e.textContent === n))`)
+	waitPage(t, ann, "the three uploads done", `document.getElementById('uploads').hidden`)
+
 	// The history the server renders shows them as the live page did.
 	do(t, bob, chromedp.Reload())
 	connected(t, bob)

@@ -25,8 +25,9 @@ type client struct {
 	mu   sync.Mutex
 	user string
 	// role is the account's role, "" for a guest: an admin may change it
-	// while the socket is open (Hub.SetRole).
-	role string
+	// while the socket is open (Hub.SetRole); roleSet counts the changes.
+	role    string
+	roleSet int
 
 	// The account signed in on the socket's page; 0 for a guest. Set
 	// before the session starts, never changed.
@@ -54,8 +55,10 @@ type client struct {
 	// Owned by the session's reader goroutine.
 	lastTyping time.Time
 	// namesSeen is the store's NamesVersion when a guest's name was last
-	// found to be no member's.
+	// looked up among the members'; nameTaken the refusal then, if a
+	// member had it.
 	namesSeen int64
+	nameTaken error
 
 	// Where the hub's keepalive holds it; pingPos is -1 when it does not.
 	pingSlot, pingPos int
@@ -125,7 +128,25 @@ func (c *client) roleNow() string {
 func (c *client) setRole(role string) {
 	c.mu.Lock()
 	c.role = role
+	c.roleSet++
 	c.mu.Unlock()
+}
+
+// roleChanges is how many times the role was set: see setRoleUnlessSince.
+func (c *client) roleChanges() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.roleSet
+}
+
+// setRoleUnlessSince sets role, read from the store after roleChanges
+// said n, unless SetRole has set a newer one since.
+func (c *client) setRoleUnlessSince(n int, role string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.roleSet == n {
+		c.role = role
+	}
 }
 
 // read is called for every frame the client sends.

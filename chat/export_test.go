@@ -63,6 +63,13 @@ const NotifyQueue = notifyQueue
 // once ServeWS has let it in.
 func WhileJoining(h *Hub, f func()) { h.joining = f }
 
+// Behind is how many connections are out of the live set: catching up,
+// or waiting in ahead.
+func Behind(h *Hub) (n int) {
+	h.b.read(func() { n = h.b.behind() })
+	return n
+}
+
 // WhileCommitting makes f run between each commit and its hand-over to
 // the broadcaster. Set it before anything is sent.
 func WhileCommitting(h *Hub, f func()) { h.committing = f }

@@ -87,7 +87,7 @@ func (h *Hub) onMessage(s *melody.Session, b []byte) {
 			return
 		}
 		c.setName(name)
-		c.namesSeen = namesSeen
+		c.namesSeen, c.nameTaken = namesSeen, nil
 		h.b.send(opNick{})
 	case "typing":
 		if now := time.Now(); now.Sub(c.lastTyping) >= h.opts.TypingInterval {
@@ -113,19 +113,28 @@ func (h *Hub) submitWS(c *client, room int64, user, text, cid string, replyTo in
 			h.refuse(c, err, cid)
 			return
 		}
-		// A member may have taken the guest's name since it was chosen:
-		// looked up again only then, not for every message.
-		if v := h.store.NamesVersion(); v != c.namesSeen {
-			if err := h.guestName(h.ctx, user); err != nil {
-				h.refuse(c, err, cid)
-				return
-			}
-			c.namesSeen = v
-		}
 	}
 	if c.limiter != nil && !c.limiter.Allow() {
 		h.refuse(c, ErrRateLimited, cid)
 		return
+	}
+	if c.userID == 0 {
+		// A member may have taken the guest's name since it was chosen:
+		// looked up again only then, not for every message, and a name
+		// found taken stays refused, unread, until a nick or the next
+		// change of names.
+		if v := h.store.NamesVersion(); v != c.namesSeen {
+			err := h.guestName(h.ctx, user)
+			if errors.Is(err, ErrStore) {
+				h.refuse(c, err, cid) // the store's trouble: asked again next time
+				return
+			}
+			c.namesSeen, c.nameTaken = v, err
+		}
+		if c.nameTaken != nil {
+			h.refuse(c, c.nameTaken, cid)
+			return
+		}
 	}
 	msg, err := cleanMessage(text, h.opts.MaxMessageLen)
 	if err != nil {

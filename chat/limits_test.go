@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -209,5 +210,36 @@ func TestAGuestLosesANameAMemberTakes(t *testing.T) {
 	}
 	if msgs, _ := r.store.Latest(ctx, 10); len(msgs) != 3 {
 		t.Fatalf("%d stored, want the 3 under names of no member", len(msgs))
+	}
+}
+
+// A guest refused for a name a member took is still held to the message
+// rate: the refusals are counted as sends, and each does not go back to
+// the database (the name is looked up once per change of names).
+func TestRefusedNamesAreRateLimitedToo(t *testing.T) {
+	r := newRoom(t, chat.Options{MsgRate: 1, MsgBurst: 3})
+	dave := r.dial(t, "nochat.v1", "?user=dave")
+	if _, err := r.store.CreateAccount(context.Background(), db.Account{Name: "Dave", NameKey: "dave", PasswordHash: "x", Role: db.RoleMember, Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	const sent = 10
+	for i := range sent {
+		dave.say("hi", fmt.Sprint("c", i))
+	}
+	codes := map[string]int{}
+	for n := 0; n < sent; {
+		f, raw := dave.next()
+		if f.Type != "error" {
+			continue
+		}
+		var e struct {
+			Data struct{ Code string } `json:"data"`
+		}
+		json.Unmarshal([]byte(raw), &e)
+		codes[e.Data.Code]++
+		n++
+	}
+	if codes["bad_name"] != 3 || codes["rate_limited"] != sent-3 {
+		t.Fatalf("refusals %v, want the burst of 3 refused for the name and the rest as too fast", codes)
 	}
 }

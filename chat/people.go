@@ -197,6 +197,7 @@ func (h *Hub) recheck(c *client) {
 			return
 		}
 	}
+	roles := c.roleChanges() // before the read: a SetRole after it wins
 	a, err := h.store.AccountByID(ctx, c.userID)
 	switch {
 	case err != nil:
@@ -207,7 +208,7 @@ func (h *Hub) recheck(c *client) {
 		}
 		c.closeWith(CloseAccountEnded, reason)
 	case a.Role != c.roleNow():
-		c.setRole(a.Role) // changed while it was upgrading (SetRole)
+		c.setRoleUnlessSince(roles, a.Role) // changed while it was upgrading
 	}
 }
 

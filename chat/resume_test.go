@@ -409,7 +409,11 @@ func TestResumeFromWhatRESTShowedBeforeTheBroadcaster(t *testing.T) {
 	chat.WhileCommitting(r.hub, func() {
 		once.Do(func() { close(held); <-release })
 	})
-	go r.hub.Send(ctx, "ann", "one")
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		r.hub.Send(ctx, "ann", "one")
+	}()
 	<-held // committed, not yet the broadcaster's
 	// What REST shows.
 	latest, err := r.store.LatestID(ctx)
@@ -421,6 +425,11 @@ func TestResumeFromWhatRESTShowedBeforeTheBroadcaster(t *testing.T) {
 		t.Errorf("hello's latest id %d, want %d: the client read it, and it is stored", c.hello.LatestID, latest)
 	}
 	close(release)
+	<-sent
+	// It had "one": it is live from the next, not waiting for it.
+	if n := chat.Behind(r.hub); n != 0 {
+		t.Errorf("%d connections out of the live set once the message it resumed from was handed out, want 0", n)
+	}
 	if _, err := r.hub.Send(ctx, "ann", "two"); err != nil {
 		t.Fatal(err)
 	}

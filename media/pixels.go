@@ -98,7 +98,14 @@ func orient(img image.Image, o int) image.Image {
 		}
 		out := image.NewYCbCr(image.Rect(0, 0, w, h), ratio)
 		turn(out.Y, out.YStride, m.Y[m.YOffset(m.Rect.Min.X, m.Rect.Min.Y):], m.YStride, m.Rect.Dx(), m.Rect.Dy(), 1, o)
+		// A picture not at the origin (never a decoder's) may have a
+		// chroma sample more a side than the turned one holds.
 		cw, ch := chromaSize(m)
+		ow, oh := chromaSize(out)
+		if swap {
+			ow, oh = oh, ow
+		}
+		cw, ch = min(cw, ow), min(ch, oh)
 		c := m.COffset(m.Rect.Min.X, m.Rect.Min.Y)
 		turn(out.Cb, out.CStride, m.Cb[c:], m.CStride, cw, ch, 1, o)
 		turn(out.Cr, out.CStride, m.Cr[c:], m.CStride, cw, ch, 1, o)

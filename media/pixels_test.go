@@ -71,7 +71,7 @@ func TestChromaPlanesOfEverySubsampling(t *testing.T) {
 		image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420,
 		image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410,
 	} {
-		for _, r := range []image.Rectangle{image.Rect(0, 0, 37, 21), image.Rect(3, 1, 40, 22)} {
+		for _, r := range []image.Rectangle{image.Rect(0, 0, 37, 21), image.Rect(3, 1, 40, 22), image.Rect(1, 1, 3, 3)} {
 			m := image.NewYCbCr(r, ratio)
 			cw, ch := chromaSize(m)
 			// The plane's last sample is the one under the last pixel.

@@ -1541,8 +1541,24 @@
     return state;
   }
 
+  // The server takes two uploads of one person at once (429 beyond): a
+  // paste or a drop of more waits its turn here.
+  const UPLOADS_AT_ONCE = 2;
+  let uploading = 0;
+  const waitingUploads = [];
+  function uploadDone() {
+    uploading--;
+    if (waitingUploads.length) sendUpload(waitingUploads.shift());
+  }
+
   function sendUpload(up) {
     up.li.classList.remove('failed');
+    if (uploading >= UPLOADS_AT_ONCE) {
+      uploadRow(up, 'waiting');
+      waitingUploads.push(up);
+      return;
+    }
+    uploading++;
     const state = uploadRow(up, '0%');
     const bar = document.createElement('progress');
     bar.max = 1;
@@ -1557,6 +1573,7 @@
       bar.value = e.loaded / e.total;
       state.textContent = Math.floor(100 * e.loaded / e.total) + '%';
     };
+    xhr.onloadend = uploadDone;
     xhr.onload = () => {
       if (xhr.status === 201) {
         up.li.remove();
