@@ -570,8 +570,11 @@ func (b *broadcaster) join(c *client) {
 	ahead := after > b.lastID && (h.opts.Stream != nil || after <= h.committed.Load())
 	if c.proto == V1 {
 		latest := b.lastID
-		if ahead {
-			latest = after // what it has is stored: not another database
+		if ahead && after <= h.committed.Load() {
+			// What it has is stored here: not another database. (On a
+			// cluster, a point this node has not applied yet says the
+			// newest it has, as before.)
+			latest = after
 		}
 		h.mustSend(c, encode("hello", helloData{Session: c.id, User: c.name(), whoData: c.who(), LatestID: latest, Rooms: c.roomIDs()}))
 	}
