@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -43,6 +44,13 @@ func newRoom(t testing.TB, opts chat.Options) *room {
 // the store is closed with the room.
 func serveRoom(t testing.TB, store *db.Store, opts chat.Options) *room {
 	t.Helper()
+	return serveRoomOn(t, store, opts, nil)
+}
+
+// serveRoomOn is serveRoom with the server's listener wrapped by wrap
+// (nil: as it is).
+func serveRoomOn(t testing.TB, store *db.Store, opts chat.Options, wrap func(net.Listener) net.Listener) *room {
+	t.Helper()
 	if opts.Log == nil && os.Getenv("NOCHAT_TEST_LOG") != "" {
 		opts.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -50,7 +58,11 @@ func serveRoom(t testing.TB, store *db.Store, opts chat.Options) *room {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(http.HandlerFunc(hub.ServeWS))
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(hub.ServeWS))
+	if wrap != nil {
+		srv.Listener = wrap(srv.Listener)
+	}
+	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -38,37 +35,18 @@ func TestPingsDoNotGrowIdleConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
-	hub, err := chat.New(store, chat.Options{PingPeriod: period, MaxConnsPerIP: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		hub.Close(ctx)
-	})
 	// Sockets come wrapped, as from nochat's own listener (connlimit.go):
 	// the write path is as deep as in the server people run.
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(hub.ServeWS))
-	srv.Listener = wrappingListener{srv.Listener}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/"
+	r := serveRoomOn(t, store, chat.Options{PingPeriod: period, MaxConnsPerIP: -1}, func(l net.Listener) net.Listener { return wrappingListener{l} })
 
 	start := time.Now()
 	conns := make([]*websocket.Conn, n)
 	for i := range conns {
 		// Nothing reads these until the end, so no goroutine of this
 		// process holds them: the stacks counted are the server's.
-		c, _, err := (&websocket.Dialer{Subprotocols: []string{"echo-protocol"}}).Dial(url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		conns[i] = c
+		conns[i] = r.dial(t, "echo-protocol", "").conn
 	}
-	waitOnline(t, hub, n)
+	waitOnline(t, r.hub, n)
 	before := stacks()
 	connected := time.Since(start)
 	if connected > period*3/4 {
@@ -95,8 +73,8 @@ func TestPingsDoNotGrowIdleConnections(t *testing.T) {
 			t.Fatalf("connection %d got no ping", i)
 		}
 	}
-	if hub.Online() != n {
-		t.Fatalf("%d sessions open, want %d", hub.Online(), n)
+	if r.hub.Online() != n {
+		t.Fatalf("%d sessions open, want %d", r.hub.Online(), n)
 	}
 	per := (float64(after) - float64(before)) / n
 	t.Logf("connected in %v; server stacks %d → %d bytes: %+.0f bytes a connection", connected, before, after, per)
