@@ -61,13 +61,17 @@ func settle(limit int) int {
 	}
 }
 
-func heapInUse() uint64 {
+// collected is the runtime's memory statistics after two collections,
+// which free what is garbage and shrink the stacks they can.
+func collected() runtime.MemStats {
 	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return m.HeapInuse
+	return m
 }
+
+func heapInUse() uint64 { return collected().HeapInuse }
 
 // waitOnline waits, up to a bound, until the hub has n sessions.
 func waitOnline(t testing.TB, h *chat.Hub, n int) {

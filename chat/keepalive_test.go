@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -85,13 +84,7 @@ func TestPingsDoNotGrowIdleConnections(t *testing.T) {
 
 // stacks is the stack memory in use, after collections have shrunk what
 // they can.
-func stacks() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.StackInuse
-}
+func stacks() uint64 { return collected().StackInuse }
 
 // wrappingListener wraps each connection as nochat's listener does.
 type wrappingListener struct{ net.Listener }
