@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ type room struct {
 	store *db.Store
 	srv   *httptest.Server
 	url   string
+	tls   *tls.Config // dial's, for a room served over TLS; nil for none
 }
 
 // newRoom runs a hub over a real database file behind a real HTTP server.
@@ -100,7 +102,7 @@ type wsClient struct {
 
 func (r *room) dial(t *testing.T, proto, query string) *wsClient {
 	t.Helper()
-	d := websocket.Dialer{Subprotocols: []string{proto}, HandshakeTimeout: readWait}
+	d := websocket.Dialer{Subprotocols: []string{proto}, HandshakeTimeout: readWait, TLSClientConfig: r.tls}
 	conn, resp, err := d.Dial(r.url+query, nil)
 	if err != nil {
 		t.Fatalf("dial %s: %v (%v)", proto, err, resp)

@@ -2,10 +2,12 @@ package chat_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -279,7 +281,29 @@ func TestTypingIsRelayedToOthers(t *testing.T) {
 }
 
 func TestKeepaliveDropsDeadPeersAndKeepsLiveOnes(t *testing.T) {
-	r := newRoom(t, chat.Options{PingPeriod: 100 * time.Millisecond, PongWait: 600 * time.Millisecond})
+	t.Run("socket", func(t *testing.T) {
+		keepsLiveDropsDead(t, newRoom(t, keepaliveOptions))
+	})
+	// Over TLS the hub cannot write a ping to the socket itself: gorilla
+	// writes it, on a goroutine of its own.
+	t.Run("TLS", func(t *testing.T) {
+		store, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
+		r := serveRoomOn(t, store, keepaliveOptions, func(l net.Listener) net.Listener { return tls.NewListener(l, cfg) })
+		r.url, r.tls = "wss"+strings.TrimPrefix(r.url, "ws"), &tls.Config{InsecureSkipVerify: true}
+		keepsLiveDropsDead(t, r)
+	})
+}
+
+var keepaliveOptions = chat.Options{PingPeriod: 100 * time.Millisecond, PongWait: 600 * time.Millisecond}
+
+// keepsLiveDropsDead opens two sockets on r, one that reads (and so
+// answers pings) and one that never does, and checks that the second is
+// dropped after the pong wait and the first stays.
+func keepsLiveDropsDead(t *testing.T, r *room) {
 	alive := r.dial(t, "nochat.v1", "")
 	r.dial(t, "nochat.v1", "") // never reads, so never answers a ping: a dead peer
 
