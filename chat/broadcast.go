@@ -458,11 +458,13 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 			}
 			// One that resumed from this very event has it: it takes the
 			// next live (else it would wait for one, in a quiet chat for
-			// long, and Close for it).
-			for c, after := range b.ahead {
-				if after == f.id {
-					delete(b.ahead, c)
-					b.live[c] = struct{}{}
+			// long, and Close for it). Almost always none waits.
+			if len(b.ahead) > 0 {
+				for c, after := range b.ahead {
+					if after == f.id {
+						delete(b.ahead, c)
+						b.live[c] = struct{}{}
+					}
 				}
 			}
 		}

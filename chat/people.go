@@ -207,8 +207,8 @@ func (h *Hub) recheck(c *client) {
 			reason = CloseBotRevoked
 		}
 		c.closeWith(CloseAccountEnded, reason)
-	case a.Role != c.roleNow():
-		c.setRoleUnlessSince(roles, a.Role) // changed while it was upgrading
+	default:
+		c.setRoleUnlessSince(roles, a.Role) // changed while it was upgrading?
 	}
 }
 

@@ -59,7 +59,7 @@ func handleRoot(log *slog.Logger, hub room, store pageReader, admins adminChecke
 		IconURL:    assets.URL("favicon.svg"),
 		AppIconURL: assets.URL("icon-192.png"),
 	}
-	cardAssets := views.AdminAssets{CSS: assets.URL("admin.css"), Icon: assets.URL("favicon.svg")}
+	cardAssets := cardAssetsOf(assets)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := who.Identity(r)
 		if chat.IsUpgrade(r) {

@@ -6,6 +6,7 @@ import (
 	"github.com/a-h/templ"
 
 	"nochat/chat"
+	"nochat/static"
 	"nochat/views"
 )
 
@@ -50,7 +51,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 // addPeopleRoutes is set-up and sign-in: open to anyone (that is their
 // point), every POST refused when it comes from another site's page.
 func addPeopleRoutes(mux *http.ServeMux, d Deps) {
-	assets := views.AdminAssets{CSS: d.Assets.URL("admin.css"), Icon: d.Assets.URL("favicon.svg")}
+	assets := cardAssetsOf(d.Assets)
 	post := sameOrigin(d, placeSignIn, "cross-origin sign-in request refused")
 	mux.Handle("GET /setup", handleSetupForm(d.Log, d.Auth, d.Hub, assets))
 	mux.Handle("POST /setup", post(handleSetup(d.Log, d.Auth, d.Hub, d.Hub, d.TrustProxy, assets)))
@@ -174,4 +175,11 @@ func sameOrigin(d Deps, place, detail string) func(http.Handler) http.Handler {
 		writeError(w, r, d.Log, http.StatusForbidden, errCrossOrigin)
 	}))
 	return cop.Handler
+}
+
+// cardAssetsOf is what the card pages (sign-in, set-up, joining, one's
+// account, a missing room or message) load: the dashboard's style sheet
+// and the icon.
+func cardAssetsOf(a *static.Assets) views.AdminAssets {
+	return views.AdminAssets{CSS: a.URL("admin.css"), Icon: a.URL("favicon.svg")}
 }
