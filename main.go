@@ -394,6 +394,10 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	log := slog.New(logs)
 	limit := cfg.memoryLimit.apply()
 	log.Info("memory limit", "limit", sizeText(limit), "from", cfg.memoryLimit.source)
+	giveCtx, stopGiving := context.WithCancel(ctx)
+	givingDone := make(chan struct{})
+	go func() { defer close(givingDone); defaultGiveBack.run(giveCtx, log) }()
+	defer func() { stopGiving(); <-givingDone }()
 	// Profiles asked for but not served would be a surprise found only
 	// when needed: a port that cannot be had stops the start.
 	if cfg.debugAddr != "" {
