@@ -83,8 +83,9 @@ type config struct {
 	guests        chat.Guests
 	newSetupLink  bool
 	memoryLimit   memoryLimit
-	maxUpload     int64 // bytes in one uploaded file
-	uploadQuota   int64 // bytes of files one account may store; -1: no quota
+	giveBack      giveBack // when a quiet heap's free memory goes back to the OS
+	maxUpload     int64    // bytes in one uploaded file
+	uploadQuota   int64    // bytes of files one account may store; -1: no quota
 	// cluster makes this node one of several serving one chat; nil for a
 	// single node, the default.
 	cluster *clusterConfig
@@ -319,6 +320,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if cfg.memoryLimit, err = parseMemoryLimit(memLimit, set("memory-limit"), getenv); err != nil {
 		return cfg, usageError{err}
 	}
+	cfg.giveBack = defaultGiveBack()
 	if err := parseTLSFlags(&cfg, acmeDomains, set); err != nil {
 		return cfg, usageError{err}
 	}
@@ -396,7 +398,7 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	log.Info("memory limit", "limit", sizeText(limit), "from", cfg.memoryLimit.source)
 	giveCtx, stopGiving := context.WithCancel(ctx)
 	givingDone := make(chan struct{})
-	go func() { defer close(givingDone); defaultGiveBack.run(giveCtx, log) }()
+	go func() { defer close(givingDone); cfg.giveBack.run(giveCtx, log) }()
 	defer func() { stopGiving(); <-givingDone }()
 	// Profiles asked for but not served would be a surprise found only
 	// when needed: a port that cannot be had stops the start.
