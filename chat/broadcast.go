@@ -569,10 +569,11 @@ func (b *broadcaster) join(c *client) {
 	// reach it twice if it joined the live set now. Past what is
 	// committed, it names nothing of this database: it joins at once, and
 	// the hello's latest id tells it so.
-	ahead := after > b.lastID && (h.opts.Stream != nil || after <= h.committed.Load())
+	stored := after <= h.committed.Load()
+	ahead := after > b.lastID && (h.opts.Stream != nil || stored)
 	if c.proto == V1 {
 		latest := b.lastID
-		if ahead && after <= h.committed.Load() {
+		if ahead && stored {
 			// What it has is stored here: not another database. (On a
 			// cluster, a point this node has not applied yet says the
 			// newest it has, as before.)

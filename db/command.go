@@ -197,11 +197,18 @@ func (s *Store) command(ctx context.Context, c command) (commandResult, error) {
 	if err != nil {
 		return r, err
 	}
-	err = s.count.change(func() (int64, error) { return -r.removed(), tx.Commit() })
-	if err == nil && namesAccount[c.Op] {
+	return r, s.commitCommand(tx, c, r)
+}
+
+// commitCommand commits tx, in which c was applied with result r: the
+// messages it removed leave the count, and a name it gave an account moves
+// NamesVersion.
+func (s *Store) commitCommand(tx *sql.Tx, c command, r commandResult) error {
+	err := s.count.change(func() (int64, error) { return -r.removed(), tx.Commit() })
+	if err == nil && r.Err == nil && namesAccount[c.Op] {
 		s.names.Add(1)
 	}
-	return r, err
+	return err
 }
 
 // NamesVersion counts the commits that gave an account a name (a new
@@ -450,11 +457,7 @@ func (s *Store) applyCommandAt(ctx context.Context, data []byte, seq int64) (com
 	if _, err := tx.ExecContext(ctx, "UPDATE log_position SET seq = ?", seq); err != nil {
 		return commandResult{}, err
 	}
-	err = s.count.change(func() (int64, error) { return -r.removed(), tx.Commit() })
-	if err == nil && r.Err == nil && namesAccount[c.Op] {
-		s.names.Add(1)
-	}
-	return r, err
+	return r, s.commitCommand(tx, c, r)
 }
 
 // ErrOwnHistory is a cluster node's refusal to start on a database that

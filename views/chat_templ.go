@@ -335,7 +335,7 @@ func ChatPage(p Page, c Chat) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		if !c.Room.Invite || c.Room.ID == 1 {
+		if !c.Room.Invite || c.Room.ID == db.DefaultRoom {
 			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 34, " hidden")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
@@ -355,7 +355,7 @@ func ChatPage(p Page, c Chat) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		if !c.Room.Member || c.Room.ID == 1 || c.Room.Kind == "direct" {
+		if !c.Room.Member || c.Room.ID == db.DefaultRoom || c.Room.Kind == "direct" {
 			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 38, " hidden")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
@@ -385,7 +385,7 @@ func ChatPage(p Page, c Chat) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		if !c.Room.Manage || c.Room.ID == 1 {
+		if !c.Room.Manage || c.Room.ID == db.DefaultRoom {
 			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 44, " hidden")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
