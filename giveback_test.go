@@ -44,20 +44,25 @@ func TestGiveBackIsDueWhenQuietAndWorthIt(t *testing.T) {
 // lies far above the garbage the test makes, so that neither a collection
 // nor the runtime's scavenger comes for it meanwhile. GOGC and the memory
 // limit are pinned (the environment's, or a limit an earlier test's server
-// set, would collect the garbage while it is made) and put back after. The
+// set, would collect the garbage while it is made). When the test ends the
+// heap is let go and collected and the settings put back, so that the
+// tests after it do not run under its goal (collections, and the
+// finalizers that close what a test left open, would come far apart). The
 // heap is the process's: the tests that use this are not parallel.
-func quietHeap(t *testing.T) (live [][]byte) {
+func quietHeap(t *testing.T) {
 	gogc, limit := debug.SetGCPercent(100), debug.SetMemoryLimit(math.MaxInt64)
-	t.Cleanup(func() {
-		debug.SetGCPercent(gogc)
-		debug.SetMemoryLimit(limit)
-	})
-	live = make([][]byte, 96)
+	live := make([][]byte, 96)
 	for i := range live {
 		live[i] = make([]byte, oneMiB)
 	}
+	t.Cleanup(func() {
+		runtime.KeepAlive(live)
+		live = nil
+		debug.FreeOSMemory()
+		debug.SetGCPercent(gogc)
+		debug.SetMemoryLimit(limit)
+	})
 	debug.FreeOSMemory() // nothing free: the next goal about twice the live heap
-	return live
 }
 
 // litter leaves 64 MiB of garbage.
@@ -111,7 +116,7 @@ func waitReleased(start heapLook, n int64) bool {
 // runtime's forced one comes every two); the give-back returns it within a
 // look or two, and once a gap at most.
 func TestGiveBackReturnsWhatAQuietHeapHoldsFree(t *testing.T) {
-	live := quietHeap(t)
+	quietHeap(t)
 	litter()
 	start, ok := lookAtHeap()
 	if !ok || start.free < 48*oneMiB {
@@ -135,14 +140,13 @@ func TestGiveBackReturnsWhatAQuietHeapHoldsFree(t *testing.T) {
 	if more := releasedSince(start) - given; more >= 32*oneMiB {
 		t.Errorf("%d MiB more given back within the gap, want the second garbage kept", more/oneMiB)
 	}
-	runtime.KeepAlive(live)
 }
 
 // A quiet heap with nothing free is left alone, however often it is looked
 // at; pages a collection freed (the runtime's forced one, every two
 // minutes) are given back as the garbage is.
 func TestGiveBackLeavesAHeapWithNothingFree(t *testing.T) {
-	live := quietHeap(t)
+	quietHeap(t)
 	logs, stop := giveBackFor(t, giveBack{every: 20 * time.Millisecond, atLeast: 4 * oneMiB, gap: 0})
 	time.Sleep(200 * time.Millisecond) // ten looks
 	if n := strings.Count(logs.String(), "gave memory back to the OS"); n != 0 {
@@ -158,7 +162,6 @@ func TestGiveBackLeavesAHeapWithNothingFree(t *testing.T) {
 	if !ok {
 		t.Errorf("%d MiB of 64 MiB a collection freed given back in 10 s, want 48 MiB or more; log:\n%s", releasedSince(start)/oneMiB, logs)
 	}
-	runtime.KeepAlive(live)
 }
 
 // The server gives memory back as it runs: its log says so once its heap
@@ -169,7 +172,7 @@ func TestAQuietServerGivesMemoryBack(t *testing.T) {
 		c.memoryLimit = memoryLimit{bytes: math.MaxInt64, source: "off"}
 		c.giveBack = giveBack{every: 20 * time.Millisecond, atLeast: 4 * oneMiB, gap: time.Hour}
 	})
-	live := quietHeap(t) // after the start, whose garbage would count
+	quietHeap(t) // after the start, whose garbage would count
 	litter()
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(s.logs.String(), "gave memory back to the OS"); {
 		if time.Now().After(deadline) {
@@ -177,5 +180,4 @@ func TestAQuietServerGivesMemoryBack(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	runtime.KeepAlive(live)
 }
