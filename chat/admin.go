@@ -225,18 +225,59 @@ func (h *Hub) Prune(ctx context.Context, olderThan time.Time, keepNewest int) (i
 	return n, err
 }
 
-// DeleteMessagesOf removes every message an account stored, in one
-// transaction, and tells open pages as Delete does; it returns how many
-// it removed.
+// deleteBatch is how many of a person's messages DeleteMessagesOf hands
+// the log at once: a writer's batch (db.DefaultMaxBatch).
+const deleteBatch = db.DefaultMaxBatch
+
+// DeleteMessagesOf deletes every message an account stored, each as Delete
+// does, as a deletion of the log: the rooms' open pages are told, and so
+// is a page that was away, when it resumes. The deletions go to the log a
+// batch at a time, each batch committed before the next is read. It
+// returns how many it deleted; after an error, those deleted stay deleted
+// and calling it again deletes the rest. An account that still sends
+// while this runs may keep a message sent after the last batch: a ban
+// (handlers) closes its sockets and sessions first.
 func (h *Hub) DeleteMessagesOf(ctx context.Context, userID int64) (int, error) {
-	ids, err := h.store.DeleteMessagesOf(ctx, userID)
-	if err != nil {
-		return 0, err
-	}
 	n := 0
-	for room, ids := range ids {
-		h.b.send(opDelete{room: room, ids: ids})
-		n += len(ids)
+	for {
+		msgs, err := h.store.MessagesOf(ctx, userID, deleteBatch)
+		if err != nil || len(msgs) == 0 {
+			return n, err
+		}
+		replies := make([]chan sendResult, 0, len(msgs))
+		for _, m := range msgs {
+			o := origin{reply: make(chan sendResult, 1)}
+			if err = h.writer.Append(ctx, db.Draft{Change: db.Delete, Target: m.ID, Room: m.Room, Moderator: true}, o); err != nil {
+				err = appendRefusal(err)
+				break
+			}
+			replies = append(replies, o.reply)
+		}
+		// Every draft the log took is answered, also after a refusal.
+		gone := 0
+		for _, reply := range replies {
+			var r sendResult
+			select {
+			case r = <-reply:
+			case <-ctx.Done():
+				return n, fmt.Errorf("%w (%w)", ErrUnconfirmed, ctx.Err())
+			}
+			switch {
+			case r.err == nil:
+				n++
+				gone++
+			case errors.Is(r.stored.Refused, db.ErrNoMessage):
+				gone++ // deleted already, by someone else
+			case err == nil:
+				err = r.err
+			}
+		}
+		if err != nil {
+			return n, err
+		}
+		if gone == 0 {
+			// Never: what the store listed, the log deletes.
+			return n, fmt.Errorf("delete messages of %d: none of %d deleted", userID, len(msgs))
+		}
 	}
-	return n, nil
 }

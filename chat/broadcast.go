@@ -104,13 +104,6 @@ type (
 	opLeave struct{ c *client }
 	// opCommit: a batch the log committed, or failed to.
 	opCommit struct{ commit db.Commit[origin] }
-	// opDelete: one message (id) or many (ids) of room deleted from the
-	// store.
-	opDelete struct {
-		room int64
-		id   int64
-		ids  []int64
-	}
 	// opPrune: the messages under below were pruned from the store.
 	opPrune struct{ below int64 }
 	// opRename: an account's new name, stored.
@@ -166,7 +159,6 @@ type (
 func (opJoin) isOp()       {}
 func (opLeave) isOp()      {}
 func (opCommit) isOp()     {}
-func (opDelete) isOp()     {}
 func (opPrune) isOp()      {}
 func (opRename) isOp()     {}
 func (opNick) isOp()       {}
@@ -247,8 +239,6 @@ func (b *broadcaster) apply(o op) {
 		b.leave(o.c)
 	case opCommit:
 		b.deliver(o.commit)
-	case opDelete:
-		b.forget(o.room, o.id, o.ids)
 	case opPrune:
 		b.window.change(func(w *window) { w.dropBelow(o.below) })
 	case opRename:
@@ -353,7 +343,7 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 			b.roomFromLog(*r)
 		}
 		for room, ids := range c.Deleted {
-			b.forget(room, 0, ids)
+			b.forget(room, ids)
 		}
 		if r := c.Read; r != nil {
 			b.marked(nil, r.User, r.Room, r.ID) // every page of theirs here
@@ -872,23 +862,17 @@ func (b *broadcaster) renamed(id int64, name string) {
 	b.presenceChanged()
 }
 
-// maxDeletedIDs is how many ids one deleted frame carries: a ban that
-// deletes thousands of messages tells each page in a few frames, not
-// thousands.
+// maxDeletedIDs is how many ids one deleted frame of forget carries.
 const maxDeletedIDs = 256
 
-// forget runs on the broadcaster once messages of room are deleted from
-// the store: they leave the window, so no catch-up hands them out again,
-// and the room's clients are told (no one else: not even an id of a
-// private room reaches a non-member): one message (Delete) as deleted
-// {id}, many (DeleteMessagesOf) in frames of up to maxDeletedIDs.
-func (b *broadcaster) forget(room, id int64, ids []int64) {
+// forget runs on the broadcaster when a command of a cluster's log deleted
+// messages of room (db.Commit.Deleted: a ban's deletions, from a log
+// written before each was an event of its own): they leave the window, so
+// no catch-up hands them out again, and the room's clients are told (no
+// one else: not even an id of a private room reaches a non-member), in
+// frames of up to maxDeletedIDs ids.
+func (b *broadcaster) forget(room int64, ids []int64) {
 	// With their changes: the store deleted those with them.
-	if ids == nil {
-		b.window.change(func(w *window) { w.forget(id) })
-		b.notify(toRoomV1, room, encode("deleted", deletedData{ID: id}))
-		return
-	}
 	b.window.change(func(w *window) { w.forget(ids...) })
 	for chunk := range slices.Chunk(ids, maxDeletedIDs) {
 		b.notify(toRoomV1, room, encode("deleted", deletedData{ID: chunk[0], IDs: chunk}))

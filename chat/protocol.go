@@ -126,12 +126,13 @@ type (
 		Room     int64 `json:"room"`
 		LastRead int64 `json:"last_read"`
 	}
-	// deletedData names a deleted message; a batch deleted together
-	// (a ban's) comes as ids, up to maxDeletedIDs a frame, its first in id.
-	//
-	// A deletion in the log (by its author, a room's manager or an admin)
-	// carries its event id and room; a ban's many do not: they are not
-	// events of the log, and a page that was away reloads its history.
+	// deletedData names a deleted message. A deletion in the log (by its
+	// author, a room's manager, an admin, or a ban's, one for each of the
+	// person's messages) carries its event id and room, and a page that
+	// was away is handed it when it resumes. A ban's deletions in one
+	// command, as a cluster's log written before each was an event of its
+	// own holds them, come as ids, up to maxDeletedIDs a frame, its first
+	// in id, with no event.
 	deletedData struct {
 		Event int64   `json:"event,omitempty"`
 		ID    int64   `json:"id"`

@@ -85,8 +85,9 @@ const (
 	opUnmember    = "unmember"     // RemoveMember
 	opNotify      = "notify"       // SetNotify
 	opRead        = "read"         // MarkRead, as the other nodes follow it
-	// opDeleteMessagesOf is DeleteMessagesOf: an admin's deletion of
-	// everything a person wrote, beside a ban.
+	// opDeleteMessagesOf was an admin's deletion of everything a person
+	// wrote, beside a ban, in one command; made no more (a ban's
+	// deletions are events of the log now), applied for logs that hold it.
 	opDeleteMessagesOf = "delete_messages_of"
 	opBot              = "bot"            // CreateBot
 	opBotToken         = "bot_token"      // SetBotToken

@@ -701,8 +701,10 @@ func TestRoomsAreSharedByTheNodes(t *testing.T) {
 	}
 }
 
-// An admin's deletion of everything a person wrote, through one node, is
-// done on every node, and the other node's chat hears which messages went.
+// A ban's deletion of everything a person wrote in one command, as a log
+// written before each deletion was an event of its own holds it, is
+// applied on every node, and the other node's chat hears which messages
+// went.
 func TestAPersonsMessagesAreDeletedOnEveryNode(t *testing.T) {
 	ctx := context.Background()
 	n := newTwoNodes(t)
@@ -741,7 +743,7 @@ func TestAPersonsMessagesAreDeletedOnEveryNode(t *testing.T) {
 		}
 	}
 
-	deleted, err := n.a.DeleteMessagesOf(ctx, bob.ID)
+	deleted, err := n.a.DeleteMessagesOfInOneCommand(ctx, bob.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -294,18 +294,21 @@ func (s *Store) BannedAddresses(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// DeleteMessagesOf removes every message an account stored, in one
-// transaction (on a cluster, one command of its log), and returns their
-// ids by room, oldest first.
-func (s *Store) DeleteMessagesOf(ctx context.Context, accountID int64) (map[int64][]int64, error) {
-	r, err := s.command(ctx, command{Op: opDeleteMessagesOf, AccountID: accountID})
+// MessagesOf returns the oldest limit messages an account stored, oldest
+// first: what a ban that deletes them deletes next (chat's
+// Hub.DeleteMessagesOf), as deletions of the log, a batch at a time.
+func (s *Store) MessagesOf(ctx context.Context, accountID int64, limit int) ([]Message, error) {
+	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.user_id = ? ORDER BY messages.id LIMIT ?", accountID, limit)
 	if err != nil {
-		return nil, fmt.Errorf("delete messages of %d: %w", accountID, err)
+		return nil, fmt.Errorf("messages of %d: %w", accountID, err)
 	}
-	return r.Deleted, nil
+	return msgs, nil
 }
 
-// deleteMessagesOf is DeleteMessagesOf in tx.
+// deleteMessagesOf applies a cluster log's opDeleteMessagesOf in tx: how
+// a ban deleted a person's messages before each deletion was an event of
+// the log (see MessagesOf). A log written then still holds such commands,
+// and a node that replays it must apply them alike.
 func deleteMessagesOf(ctx context.Context, tx *sql.Tx, accountID int64) (map[int64][]int64, error) {
 	rows, err := tx.QueryContext(ctx, "DELETE FROM messages WHERE user_id = ? RETURNING id, room_id", accountID)
 	if err != nil {

@@ -46,7 +46,8 @@ type Commit[T any] struct {
 	Account *AccountChange
 	Room    *RoomChange // a room made or changed, or its people
 	// Deleted is the messages an admin deleted with a person's ban, by
-	// room, oldest first.
+	// room, oldest first, in one command of a log written before each
+	// deletion was an event of its own (opDeleteMessagesOf).
 	Deleted map[int64][]int64
 	// Read is a read marker moved through another node: the person's
 	// pages here count the room's unread messages anew.

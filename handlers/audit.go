@@ -31,6 +31,7 @@ const (
 	auditUnban        = "unban"
 	auditResetLink    = "reset link"
 	auditDelete       = "delete message"
+	auditDeleteAll    = "delete messages"
 	auditDisconnect   = "disconnect"
 	auditClearErrors  = "clear errors"
 	auditInvite       = "reset invite"

@@ -416,3 +416,49 @@ func TestBanForgetsTheEditsInMemory(t *testing.T) {
 		}
 	}
 }
+
+// A page that was away while a ban deleted a person's messages is told of
+// each deletion when it resumes, in the log's order, as a page that was
+// open is: it takes them off and never shows them again.
+func TestBanDeletionsReachAPageThatWasAway(t *testing.T) {
+	srv, _, auth := peopleServer(t, map[string]string{"Ada": db.RoleAdmin, "Eve": db.RoleMember, "Bob": db.RoleMember})
+	ada := signInAs(t, srv, "Ada", "password of Ada", firefox)
+	eveSession := signInAs(t, srv, "Eve", "password of Eve", firefox)
+	bobSession := signInAs(t, srv, "Bob", "password of Bob", firefox)
+	sendTo(t, srv, bobSession, "lobby", "hello")
+	var spam []int64
+	for i := range 3 {
+		spam = append(spam, sendTo(t, srv, eveSession, "lobby", fmt.Sprint("spam ", i)))
+	}
+	seen := sendTo(t, srv, bobSession, "lobby", "what is this?") // Bob's page has everything up to here
+	if code, _, body := as(t, srv, "POST", peopleURL(t, auth, "Eve", "ban"), ada, url.Values{"delete_messages": {"on"}}); code != http.StatusSeeOther {
+		t.Fatalf("ban: %d %s", code, body)
+	}
+	sendTo(t, srv, ada, "lobby", "gone now")
+
+	bob := dialPage(t, srv, fmt.Sprintf("/?after=%d", seen), bobSession)
+	var told []int64
+	lastEvent := seen
+	for _, f := range framesUntil(t, bob, "the resume", isText(t, "gone now")) {
+		if f.Type != "deleted" {
+			continue
+		}
+		var d struct {
+			Event int64 `json:"event"`
+			ID    int64 `json:"id"`
+		}
+		json.Unmarshal(f.Data, &d)
+		if d.Event <= lastEvent {
+			t.Fatalf("deleted %s: its event is not after %d", f.Data, lastEvent)
+		}
+		lastEvent = d.Event
+		told = append(told, d.ID)
+	}
+	if !slices.Equal(told, spam) {
+		t.Fatalf("the resumed page was told of %v deleted, want Eve's %v", told, spam)
+	}
+	_, body := call(t, srv, "GET", "/rooms/lobby/messages/latest/10", bobSession, "", nil)
+	if strings.Contains(body, "spam") {
+		t.Fatalf("history after the ban: %s", body)
+	}
+}

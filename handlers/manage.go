@@ -259,18 +259,53 @@ func handleBan(log *slog.Logger, a *Auth, store manageStore, hub accountCloser, 
 			detail += " (" + own + " is spared: it is your own address)"
 		}
 		if r.PostFormValue("delete_messages") == "on" {
-			// The ban is done: its deletions go on if the admin leaves.
-			n, err := hub.DeleteMessagesOf(context.WithoutCancel(r.Context()), acct.ID)
+			deleted, err := deleteMessagesOf(r, hub, acct)
+			detail += "; " + deleted
 			if err != nil {
-				audit(r, auditBan, acct.Name, detail+"; deleting messages failed")
+				audit(r, auditBan, acct.Name, detail)
 				return err
 			}
-			detail += fmt.Sprintf("; %d messages deleted", n)
 		}
 		audit(r, auditBan, acct.Name, detail)
 		afterPeopleAction(w, r)
 		return nil
 	})
+}
+
+// handleDeleteMessages serves POST /admin/people/{id}/delete-messages:
+// every message a banned account stored deleted, from open pages too. It
+// is how an admin finishes a ban's deletions that stopped part way (a
+// full disk, a restart), or deletes what a ban without them left. An
+// account that is not banned is refused (409): banned, it sends nothing
+// more while its messages go.
+func handleDeleteMessages(log *slog.Logger, a *Auth, store manageStore, hub accountCloser, audit auditFunc) http.Handler {
+	return personAction(log, a, store, func(w http.ResponseWriter, r *http.Request, acct db.Account, me int64) error {
+		if !acct.Banned {
+			return errNotBanned
+		}
+		detail, err := deleteMessagesOf(r, hub, acct)
+		audit(r, auditDeleteAll, acct.Name, detail)
+		if err != nil {
+			return err
+		}
+		afterPeopleAction(w, r)
+		return nil
+	})
+}
+
+// deleteMessagesOf deletes every message acct stored, for r, and says how
+// many it deleted, and whether it stopped part way, for the audit line.
+// Begun, the deletions go on if the admin leaves.
+func deleteMessagesOf(r *http.Request, hub accountCloser, acct db.Account) (string, error) {
+	n, err := hub.DeleteMessagesOf(context.WithoutCancel(r.Context()), acct.ID)
+	detail := fmt.Sprintf("%d messages deleted", n)
+	if n == 1 {
+		detail = "1 message deleted"
+	}
+	if err != nil {
+		return detail + ", then deleting stopped: " + err.Error(), fmt.Errorf("%s; the rest are not deleted yet: %w", detail, err)
+	}
+	return detail, nil
 }
 
 // handleUnban serves POST /admin/people/{id}/unban: the ban's addresses

@@ -2,12 +2,14 @@ package handlers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,7 +91,7 @@ func TestPeopleRoutesAreForAdminsOnly(t *testing.T) {
 	srv, _, auth := peopleServer(t, map[string]string{"Ada": db.RoleAdmin, "Ann": db.RoleMember, "Bob": db.RoleMember})
 	member := signInAs(t, srv, "Ann", "password of Ann", firefox)
 	admin := signInAs(t, srv, "Ada", "password of Ada", firefox)
-	for _, action := range []string{"role", "deactivate", "reactivate", "ban", "unban", "reset-link"} {
+	for _, action := range []string{"role", "deactivate", "reactivate", "ban", "unban", "reset-link", "delete-messages"} {
 		path := peopleURL(t, auth, "Bob", action)
 		form := url.Values{"role": {"admin"}, "delete_messages": {"on"}}
 		t.Run(action, func(t *testing.T) {
@@ -330,9 +332,10 @@ func TestBanRefusesAddressesAndDeletesMessages(t *testing.T) {
 			t.Fatalf("the watcher's deleted frames: %v (have %v)", err, deleted)
 		}
 		if f.Type == "deleted" {
-			for _, id := range f.Data["ids"].([]any) {
-				deleted[id.(float64)] = true
+			if f.Data["event"] == nil || f.Data["ids"] != nil {
+				t.Fatalf("deleted %v, want one message's deletion, an event of the log", f.Data)
 			}
+			deleted[f.Data["id"].(float64)] = true
 		}
 	}
 	_, latest := request(t, srv, "GET", "/discussion/latest/10", nil, map[string]string{"X-Forwarded-For": "198.51.100.1"})
@@ -374,6 +377,69 @@ func TestBanRefusesAddressesAndDeletesMessages(t *testing.T) {
 	}
 	if resp, _ := request(t, srv, "GET", "/", nil, map[string]string{"X-Forwarded-For": "203.0.113.7"}); resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET / after the unban: %d, want 200", resp.StatusCode)
+	}
+}
+
+// A ban that left a person's messages (deleting them was not asked, or
+// stopped part way) is finished from the banned account's row: every
+// message goes, more than one of the log's batches, each an event that
+// open pages are told of; only for a banned account, and only by an admin.
+func TestDeleteMessagesFinishesABan(t *testing.T) {
+	srv, _, auth := peopleServer(t, map[string]string{"Ada": db.RoleAdmin, "Eve": db.RoleMember, "Bob": db.RoleMember})
+	ada := signInAs(t, srv, "Ada", "password of Ada", firefox)
+	eve := signInAs(t, srv, "Eve", "password of Eve", firefox)
+	bob := signInAs(t, srv, "Bob", "password of Bob", firefox)
+	const spam = 300 // more than a batch of the log's (256)
+	var ids []int64
+	for i := range spam {
+		ids = append(ids, sendTo(t, srv, eve, "lobby", fmt.Sprint("spam ", i)))
+	}
+	sendTo(t, srv, bob, "lobby", "Bob's own")
+	path := peopleURL(t, auth, "Eve", "delete-messages")
+	if code, _, body := as(t, srv, "POST", path, ada, nil); code != http.StatusConflict || !strings.Contains(body, "not banned") {
+		t.Fatalf("delete-messages of an account not banned: %d %s, want 409", code, body)
+	}
+	if code, _, body := as(t, srv, "POST", peopleURL(t, auth, "Eve", "ban"), ada, nil); code != http.StatusSeeOther {
+		t.Fatalf("ban: %d %s", code, body)
+	}
+	if _, _, page := as(t, srv, "GET", "/admin", ada, nil); !strings.Contains(page, fmt.Sprintf("Delete %d messages", spam)) || !strings.Contains(page, path) {
+		t.Fatalf("the banned account's row offers no deletion of its %d messages", spam)
+	}
+	if code, _, body := as(t, srv, "POST", path, bob, nil); code != http.StatusForbidden {
+		t.Fatalf("a member's delete-messages: %d %s, want 403", code, body)
+	}
+
+	watcher := dialPage(t, srv, "/", bob)
+	frame(t, watcher, "hello")
+	if code, _, body := as(t, srv, "POST", path, ada, nil); code != http.StatusSeeOther {
+		t.Fatalf("delete-messages: %d %s", code, body)
+	}
+	var told []int64
+	for _, f := range framesUntil(t, watcher, "the deletions", func(f sockFrame) bool {
+		return f.Type == "deleted" && strings.Contains(string(f.Data), fmt.Sprintf(`"id":%d,`, ids[spam-1]))
+	}) {
+		if f.Type == "deleted" {
+			var d struct{ Event, ID int64 }
+			json.Unmarshal(f.Data, &d)
+			if d.Event == 0 {
+				t.Fatalf("deleted %s: not an event of the log", f.Data)
+			}
+			told = append(told, d.ID)
+		}
+	}
+	if !slices.Equal(told, ids) {
+		t.Fatalf("the open page was told of %d deletions, want Eve's %d in order", len(told), spam)
+	}
+	_, body := call(t, srv, "GET", "/rooms/lobby/messages/latest/10", bob, "", nil)
+	if strings.Contains(body, "spam") || !strings.Contains(body, "Bob's own") {
+		t.Fatalf("history after the deletion: %s", body)
+	}
+	if _, _, page := as(t, srv, "GET", "/admin", ada, nil); strings.Contains(page, path) {
+		t.Fatal("the banned account's row still offers to delete its messages, with none left")
+	}
+	log, _ := auth.store.(*db.Store).AuditLog(context.Background(), 1)
+	if e := log[0]; e.Action != "delete messages" || e.Target != "Eve" || e.Detail != fmt.Sprintf("%d messages deleted", spam) {
+		t.Fatalf("audit line %+v", e)
 	}
 }
 

@@ -147,6 +147,7 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /admin/people/{id}/reactivate", post(admin(handleReactivate(d.Log, d.Auth, d.Store, audit))))
 	mux.Handle("POST /admin/people/{id}/ban", post(admin(handleBan(d.Log, d.Auth, d.Store, d.Hub, d.TrustProxy, audit))))
 	mux.Handle("POST /admin/people/{id}/unban", post(admin(handleUnban(d.Log, d.Auth, d.Store, audit))))
+	mux.Handle("POST /admin/people/{id}/delete-messages", post(admin(handleDeleteMessages(d.Log, d.Auth, d.Store, d.Hub, audit))))
 	mux.Handle("POST /admin/people/{id}/reset-link", post(admin(handleResetLink(d.Log, d.Auth, d.Store, d.TrustProxy, audit, withReset))))
 	// Rooms (adminrooms.go): an admin account only, never the room's messages.
 	mux.Handle("POST /admin/rooms/{id}/archive", post(admin(handleArchiveRoom(d.Log, d.Auth, d.Hub, true, live, audit))))
