@@ -95,6 +95,8 @@ type Store struct {
 	insertAtStmt *sql.Stmt
 	// indexStmt adds a range of ids' messages to the search index.
 	indexStmt *sql.Stmt
+	// change holds applyChange's statements.
+	change changeStmts
 
 	ckpt *checkpointer // WAL checkpoints, off the writer's commit
 

@@ -577,8 +577,10 @@ func (s *Store) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.indexStmt, err = s.write.PrepareContext(ctx, indexRangeSQL)
-	return err
+	if s.indexStmt, err = s.write.PrepareContext(ctx, indexRangeSQL); err != nil {
+		return err
+	}
+	return s.prepareChanges(ctx)
 }
 
 // findSQL returns the messages of n (cid, sender) pairs stored at or after a
@@ -625,7 +627,8 @@ func list(item string, n int) string {
 
 func (s *Store) closeStmts() error {
 	var errs []error
-	stmts := []*sql.Stmt{s.insertAtStmt, s.indexStmt}
+	c := s.change
+	stmts := []*sql.Stmt{s.insertAtStmt, s.indexStmt, c.get, c.delete, c.event, c.next, c.nextAt}
 	for _, st := range s.stmts {
 		stmts = append(stmts, st.insert, st.find)
 	}

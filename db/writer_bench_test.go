@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -146,5 +147,44 @@ func BenchmarkOneTxPerMessage(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 		})
+	}
+}
+
+// BenchmarkDeleteInBatches is a ban's deletion of a person's messages:
+// Delete drafts in the writer's batches (256 a transaction), each an event
+// of the log. ns/op is one message's deletion.
+func BenchmarkDeleteInBatches(b *testing.B) {
+	s := benchStore(b)
+	ctx := context.Background()
+	const batch = db.DefaultMaxBatch
+	var ids []int64
+	for len(ids) < b.N {
+		drafts := make([]db.Draft, min(batch, b.N-len(ids)))
+		for i := range drafts {
+			drafts[i] = draft(int64(len(ids)+i), false)
+		}
+		stored, err := s.Insert(ctx, drafts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, st := range stored {
+			ids = append(ids, st.Message.ID)
+		}
+	}
+	b.ResetTimer()
+	for chunk := range slices.Chunk(ids, batch) {
+		drafts := make([]db.Draft, len(chunk))
+		for i, id := range chunk {
+			drafts[i] = db.Draft{Change: db.Delete, Target: id, Moderator: true}
+		}
+		stored, err := s.Insert(ctx, drafts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, st := range stored {
+			if st.Change == nil {
+				b.Fatalf("a deletion was refused: %v", st.Refused)
+			}
+		}
 	}
 }
