@@ -229,55 +229,91 @@ func (h *Hub) Prune(ctx context.Context, olderThan time.Time, keepNewest int) (i
 // the log at once: a writer's batch (db.DefaultMaxBatch).
 const deleteBatch = db.DefaultMaxBatch
 
+// deleteWait bounds how long DeleteMessagesOf waits for a batch's answers:
+// a writer commits one in well under a second, a cluster's log in a few.
+const deleteWait = time.Minute
+
 // DeleteMessagesOf deletes every message an account stored, each as Delete
 // does, as a deletion of the log: the rooms' open pages are told, and so
 // is a page that was away, when it resumes. The deletions go to the log a
-// batch at a time, each batch committed before the next is read. It
-// returns how many it deleted; after an error, those deleted stay deleted
-// and calling it again deletes the rest. An account that still sends
-// while this runs may keep a message sent after the last batch: a ban
-// (handlers) closes its sockets and sessions first.
+// batch at a time, oldest first, each batch answered before the next is
+// read. It returns how many it deleted. A message the log refuses to
+// delete (on a cluster, one in a room a node made on its own before rooms
+// were shared) is kept and the rest go on; the error then says how many
+// were kept and why. After any other error (the hub closing, the store
+// failing) those deleted stay deleted, and calling it again deletes the
+// rest. An account that still sends while this runs may keep a message
+// sent after the last batch: a ban (handlers) closes its sockets and
+// sessions first.
 func (h *Hub) DeleteMessagesOf(ctx context.Context, userID int64) (int, error) {
-	n := 0
+	var (
+		n, kept int
+		why     error // why the first message kept was refused
+		after   int64 // the newest message read so far
+	)
+	keep := func(err error) {
+		kept++
+		if why == nil {
+			why = err
+		}
+	}
 	for {
-		msgs, err := h.store.MessagesOf(ctx, userID, deleteBatch)
-		if err != nil || len(msgs) == 0 {
+		msgs, err := h.store.MessagesOf(ctx, userID, after, deleteBatch)
+		if err != nil {
 			return n, err
 		}
+		if len(msgs) == 0 {
+			break
+		}
+		after = msgs[len(msgs)-1].ID
 		replies := make([]chan sendResult, 0, len(msgs))
+		var stop error // the log takes no more drafts
 		for _, m := range msgs {
 			o := origin{reply: make(chan sendResult, 1)}
-			if err = h.writer.Append(ctx, db.Draft{Change: db.Delete, Target: m.ID, Room: m.Room, Moderator: true}, o); err != nil {
-				err = appendRefusal(err)
+			err := h.writer.Append(ctx, db.Draft{Change: db.Delete, Target: m.ID, Room: m.Room, Moderator: true}, o)
+			switch {
+			case err == nil:
+				replies = append(replies, o.reply)
+			case errors.Is(err, db.ErrNotReplicated):
+				keep(appendRefusal(err)) // this message's room: the others go on
+			default:
+				stop = appendRefusal(err)
+			}
+			if stop != nil {
 				break
 			}
-			replies = append(replies, o.reply)
 		}
 		// Every draft the log took is answered, also after a refusal.
-		gone := 0
+		timeout := time.NewTimer(deleteWait)
 		for _, reply := range replies {
 			var r sendResult
 			select {
 			case r = <-reply:
 			case <-ctx.Done():
+				timeout.Stop()
 				return n, fmt.Errorf("%w (%w)", ErrUnconfirmed, ctx.Err())
+			case <-h.ctx.Done():
+				timeout.Stop()
+				return n, ErrShutdown
+			case <-timeout.C:
+				return n, fmt.Errorf("%w (no answer from the log in %v)", ErrUnconfirmed, deleteWait)
 			}
 			switch {
 			case r.err == nil:
 				n++
-				gone++
 			case errors.Is(r.stored.Refused, db.ErrNoMessage):
-				gone++ // deleted already, by someone else
-			case err == nil:
-				err = r.err
+				// Deleted already, by someone else.
+			default:
+				keep(r.err)
 			}
 		}
-		if err != nil {
-			return n, err
-		}
-		if gone == 0 {
-			// Never: what the store listed, the log deletes.
-			return n, fmt.Errorf("delete messages of %d: none of %d deleted", userID, len(msgs))
+		timeout.Stop()
+		if stop != nil {
+			return n, stop
 		}
 	}
+	if kept > 0 {
+		return n, fmt.Errorf("%d of the messages could not be deleted: %w", kept, why)
+	}
+	return n, nil
 }

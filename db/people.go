@@ -294,11 +294,12 @@ func (s *Store) BannedAddresses(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// MessagesOf returns the oldest limit messages an account stored, oldest
-// first: what a ban that deletes them deletes next (chat's
-// Hub.DeleteMessagesOf), as deletions of the log, a batch at a time.
-func (s *Store) MessagesOf(ctx context.Context, accountID int64, limit int) ([]Message, error) {
-	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.user_id = ? ORDER BY messages.id LIMIT ?", accountID, limit)
+// MessagesOf returns the oldest limit messages an account stored with ids
+// above after, oldest first: what a ban that deletes them deletes next
+// (chat's Hub.DeleteMessagesOf), as deletions of the log, a batch at a
+// time.
+func (s *Store) MessagesOf(ctx context.Context, accountID, after int64, limit int) ([]Message, error) {
+	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.user_id = ? AND messages.id > ? ORDER BY messages.id LIMIT ?", accountID, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("messages of %d: %w", accountID, err)
 	}

@@ -104,18 +104,26 @@ func TestBanAndUnban(t *testing.T) {
 		t.Fatalf("reactivate banned: err = %v, want ErrBanned", err)
 	}
 	// What a ban that deletes them deletes, a batch at a time, oldest first.
-	for limit, want := range map[int][]string{1: {"spam"}, 2: {"spam", "more"}, 10: {"spam", "more"}} {
-		msgs, err := s.MessagesOf(ctx, bob.ID, limit)
+	var after int64
+	for _, c := range []struct {
+		limit int
+		want  []string
+	}{{1, []string{"spam"}}, {10, []string{"more"}}, {10, nil}} {
+		msgs, err := s.MessagesOf(ctx, bob.ID, after, c.limit)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var got []string
 		for _, m := range msgs {
 			got = append(got, m.Message)
+			after = m.ID
 		}
-		if !slices.Equal(got, want) {
-			t.Fatalf("MessagesOf(bob, %d) = %q, want %q", limit, got, want)
+		if !slices.Equal(got, c.want) {
+			t.Fatalf("MessagesOf(bob, after %d, %d) = %q, want %q", after, c.limit, got, c.want)
 		}
+	}
+	if all, _ := s.MessagesOf(ctx, bob.ID, 0, 10); len(all) != 2 {
+		t.Fatalf("MessagesOf(bob, 0, 10): %d messages, want both", len(all))
 	}
 	if _, err := s.DeleteMessagesOfInOneCommand(ctx, bob.ID); err != nil {
 		t.Fatal(err)

@@ -46,6 +46,10 @@ const (
 // the action itself is done by then.
 func newAudit(log *slog.Logger, a *Auth, lines auditLines) auditFunc {
 	return func(r *http.Request, action, target, detail string) {
+		// The request may be cancelled by now (the admin navigated away
+		// while a ban deleted thousands of messages); the line is still
+		// owed, under the admin's name.
+		r = r.WithContext(context.WithoutCancel(r.Context()))
 		id, name := a.actor(r)
 		e := db.AuditEntry{
 			At:      a.now(),
@@ -55,9 +59,7 @@ func newAudit(log *slog.Logger, a *Auth, lines auditLines) auditFunc {
 			Target:  chat.Cut(target, 200),
 			Detail:  chat.Cut(detail, 300),
 		}
-		// The request may be cancelled by now (the admin navigated away);
-		// the line is still owed.
-		if err := lines.Audit(context.WithoutCancel(r.Context()), e); err != nil {
+		if err := lines.Audit(r.Context(), e); err != nil {
 			log.Error("audit line not stored", "actor", name, "action", action, "target", e.Target, "detail", e.Detail, "err", err)
 		}
 	}

@@ -115,6 +115,10 @@ func refusalStatus(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, errNoPerson):
 		return http.StatusNotFound
+	case errors.Is(err, chat.ErrNotShared):
+		return http.StatusConflict // a cluster's, of what it does not share
+	case errors.Is(err, chat.ErrShutdown), errors.Is(err, chat.ErrUnavailable), errors.Is(err, chat.ErrUnconfirmed), errors.Is(err, chat.ErrStore):
+		return http.StatusServiceUnavailable // try again shortly
 	}
 	return http.StatusInternalServerError
 }
@@ -303,7 +307,8 @@ func deleteMessagesOf(r *http.Request, hub accountCloser, acct db.Account) (stri
 		detail = "1 message deleted"
 	}
 	if err != nil {
-		return detail + ", then deleting stopped: " + err.Error(), fmt.Errorf("%s; the rest are not deleted yet: %w", detail, err)
+		err = fmt.Errorf("%s, then: %w", detail, err)
+		return err.Error(), err
 	}
 	return detail, nil
 }

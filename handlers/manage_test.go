@@ -679,3 +679,48 @@ func TestMissingThingsGetAPage(t *testing.T) {
 		t.Errorf("GET /admin asking for JSON: %d %s", resp.StatusCode, body)
 	}
 }
+
+// An admin who leaves while a ban deletes thousands of messages (the
+// deletions go on) is still the one its audit line names.
+func TestBanAuditNamesTheAdminWhoLeft(t *testing.T) {
+	srv, _, auth := peopleServer(t, map[string]string{"Ada": db.RoleAdmin, "Eve": db.RoleMember})
+	ada := signInAs(t, srv, "Ada", "password of Ada", firefox)
+	store := auth.store.(*db.Store)
+	eve := accountID(t, auth, "Eve")
+	ctx := context.Background()
+	for i := range 20 {
+		drafts := make([]db.Draft, 256)
+		for j := range drafts {
+			drafts[j] = db.Draft{User: "Eve", UserID: eve, Message: fmt.Sprint("spam ", i, " ", j)}
+		}
+		if _, err := store.Insert(ctx, drafts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leaving, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	form := url.Values{"delete_messages": {"on"}}
+	req, _ := http.NewRequestWithContext(leaving, "POST", srv.URL+peopleURL(t, auth, "Eve", "ban"), strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Cookie", personCookie+"="+ada)
+	req.Header.Set("Origin", srv.URL)
+	if resp, err := srv.Client().Transport.RoundTrip(req); err == nil {
+		resp.Body.Close()
+		t.Skip("the ban with its 5,120 deletions was answered within 100 ms: nobody left before the end")
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		log, err := store.AuditLog(ctx, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range log {
+			if e.Action == "ban" {
+				if e.Actor != "Ada" || !strings.Contains(e.Detail, "5120 messages deleted") {
+					t.Fatalf("the ban's audit line: %q by %q, want Ada's, with 5120 messages deleted", e.Detail, e.Actor)
+				}
+				return
+			}
+		}
+	}
+	t.Fatal("no audit line for the ban after 30 s")
+}
