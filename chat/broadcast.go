@@ -385,7 +385,7 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 		}
 		var f *frames
 		switch {
-		case it.Change != nil && it.Change.ID > b.lastID:
+		case it.Change != nil && !it.Duplicate && it.Change.ID > b.lastID:
 			f = encodeChange(*it.Change)
 			b.window.change(func(w *window) {
 				if it.Change.Kind == db.Delete {

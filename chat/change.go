@@ -207,6 +207,9 @@ func (h *Hub) submitChange(c *client, req ChangeRequest, cid string) {
 		h.refuse(c, err, cid)
 		return
 	}
+	// Stored under its cid: sent again after a reconnect, it is acked with
+	// the change made the first time, not made twice.
+	d.CID = cid
 	if err := h.writer.Append(h.ctx, d, origin{c: c, cid: cid}); err != nil {
 		h.refuse(c, socketRefusal(err), cid)
 	}

@@ -95,6 +95,11 @@ func (e Entry) ID() int64 {
 // on). It returns how many messages it removed. An edit to the same text
 // and a reaction already as asked change nothing: no event, no id.
 func (s *Store) applyChange(ctx context.Context, tx *sql.Tx, d Draft, now int64, out *Stored) (removed int64, err error) {
+	if d.CID != "" && d.UserID != 0 {
+		if named, err := s.changeNamed(ctx, tx, d, now, out); named || err != nil {
+			return 0, err
+		}
+	}
 	var (
 		m      Message
 		author sql.NullInt64
@@ -201,11 +206,46 @@ func (s *Store) applyChange(ctx context.Context, tx *sql.Tx, d Draft, now int64,
 			return 0, err
 		}
 	}
-	if _, err := tx.StmtContext(ctx, s.change.event).ExecContext(ctx, ch.ID, ch.Kind, ch.Room, ch.Message, nullID(d.UserID), body, on, now); err != nil {
+	if _, err := tx.StmtContext(ctx, s.change.event).ExecContext(ctx, ch.ID, ch.Kind, ch.Room, ch.Message, nullID(d.UserID), body, on, now, nullText(d.CID)); err != nil {
 		return 0, err
 	}
 	out.Message, out.Change = m, &ch
 	return removed, nil
+}
+
+// changeNamed looks for the change d's cid names: one that d's account
+// made under it within the de-duplication window. Found, d's outcome is
+// that change again, nothing made (Duplicate, with Change its id, kind,
+// room and message), or, when the cid named another change, a refusal
+// (Reused); named says whether it was found.
+func (s *Store) changeNamed(ctx context.Context, tx *sql.Tx, d Draft, now int64, out *Stored) (named bool, err error) {
+	var (
+		ch   Change
+		body string
+		on   bool
+	)
+	err = tx.StmtContext(ctx, s.change.named).QueryRowContext(ctx, d.UserID, d.CID, now-s.dedupWindow.Milliseconds()).
+		Scan(&ch.ID, &ch.Kind, &ch.Room, &ch.Message, &body, &on)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("find cid: %w", err)
+	}
+	same := ch.Kind == d.Change && ch.Message == d.Target && ch.Room == d.roomOr()
+	if d.Change == Edit || d.Change == React {
+		same = same && body == d.Message
+	}
+	if d.Change == React && d.On != nil {
+		same = same && on == *d.On
+	}
+	if !same {
+		out.Reused = true
+		return true, nil
+	}
+	ch.UserID = userID(d.UserID)
+	out.Duplicate, out.Change = true, &ch
+	return true, nil
 }
 
 // nextID takes the next id of the one sequence: AUTOINCREMENT gives the
@@ -233,6 +273,7 @@ type changeStmts struct {
 	get    *sql.Stmt // the message a change is to
 	delete *sql.Stmt // a deletion's
 	event  *sql.Stmt // the change's event in the log
+	named  *sql.Stmt // the change an account's cid names (changeNamed)
 	next   *sql.Stmt // the next id of the sequence
 	nextAt *sql.Stmt // the sequence moved up to an id a replicated log gave
 }
@@ -245,7 +286,8 @@ func (s *Store) prepareChanges(ctx context.Context) error {
 	}{
 		{&s.change.get, "SELECT " + columns + messagesFrom + " WHERE messages.id = ?"},
 		{&s.change.delete, "DELETE FROM messages WHERE id = ?"},
-		{&s.change.event, `INSERT INTO events (id, kind, room_id, message_id, user_id, body, "on", timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&s.change.event, `INSERT INTO events (id, kind, room_id, message_id, user_id, body, "on", timestamp, cid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&s.change.named, `SELECT id, kind, room_id, message_id, body, "on" FROM events WHERE user_id = ? AND cid = ? AND timestamp >= ?`},
 		{&s.change.next, "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'messages' RETURNING seq"},
 		{&s.change.nextAt, "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'messages' RETURNING ?"},
 	} {

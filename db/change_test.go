@@ -245,3 +245,57 @@ func TestDeletionForgetsTheEdits(t *testing.T) {
 		t.Fatalf("log after the deletion: %+v, want the deletion alone", log)
 	}
 }
+
+// A change sent again under its cid (a client that reconnected with its
+// ack lost) is the change made the first time: a toggled reaction is not
+// toggled back, the same id is answered, nothing is logged twice. Another
+// change under the same cid is refused; another account's cid, or the
+// same one past the de-duplication window, names nothing.
+func TestAChangeSentAgainUnderItsCIDIsMadeOnce(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	s := newTestStoreWith(t, db.Options{DedupWindow: time.Hour, Now: func() time.Time { return now }})
+	ann, bob := account(t, s, "ann"), account(t, s, "bob")
+	msg := store(t, s, db.Draft{User: "ann", UserID: ann, Message: "lunch?"})[0].Message
+	toggle := db.Draft{UserID: bob, Change: db.React, Target: msg.ID, Message: "👍", CID: "r1"}
+
+	first := store(t, s, toggle)[0]
+	if first.Change == nil || !first.Change.On {
+		t.Fatalf("the toggle: %+v, want the reaction added", first)
+	}
+	for _, again := range [][]db.Stored{store(t, s, toggle), store(t, s, toggle, toggle)} {
+		for _, st := range again {
+			if !st.Duplicate || st.Change == nil || st.Change.ID != first.Change.ID || st.Refused != nil {
+				t.Fatalf("the toggle sent again: %+v, want the change %d again", st, first.Change.ID)
+			}
+		}
+	}
+	if got, _ := s.Get(ctx, msg.ID); len(got.Reactions) != 1 || got.Reactions[0].Count != 1 {
+		t.Fatalf("reactions after the toggle was sent three times more: %+v, want Bob's 👍 once", got.Reactions)
+	}
+	if log, _ := s.LogAfter(ctx, msg.ID, 10); len(log) != 1 {
+		t.Fatalf("the log after the message: %d entries, want the one reaction", len(log))
+	}
+
+	other := toggle
+	other.Message = "🎉"
+	if st := store(t, s, other)[0]; !st.Reused || st.Change != nil {
+		t.Fatalf("another change under the cid: %+v, want it refused as reused", st)
+	}
+	taken := toggle
+	taken.UserID = ann // Ann's own r1: another sender's cid names nothing of hers
+	if st := store(t, s, taken)[0]; st.Duplicate || st.Reused || st.Change == nil || !st.Change.On {
+		t.Fatalf("Ann's toggle under Bob's cid: %+v, want her reaction added", st)
+	}
+	now = now.Add(2 * time.Hour)
+	if st := store(t, s, toggle)[0]; st.Duplicate || st.Change == nil || st.Change.On {
+		t.Fatalf("the toggle past the window: %+v, want it made, taking Bob's reaction back", st)
+	}
+	plain := toggle
+	plain.CID = ""
+	for i, want := range []bool{true, false} {
+		if st := store(t, s, plain)[0]; st.Duplicate || st.Change == nil || st.Change.On != want {
+			t.Fatalf("toggle %d without a cid: %+v, want on = %v", i, st, want)
+		}
+	}
+}

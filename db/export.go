@@ -83,7 +83,10 @@ var exportTables = []exportTable{
 	{typ: "message", table: "messages", order: "id",
 		columns: []string{"id", "user", "message", "timestamp", "cid", "user_id", "room_id", "edited", "reply_to"}},
 	{typ: "event", table: "events", order: "id",
-		columns: []string{"id", "kind", "room_id", "message_id", "user_id", "body", "on", "timestamp"}},
+		columns: []string{"id", "kind", "room_id", "message_id", "user_id", "body", "on", "timestamp"},
+		omit: map[string]omitted{
+			"cid": {nil, "a client's id for a change names it against a re-send for a day; the new server's clients send afresh"},
+		}},
 	{typ: "reaction", table: "reactions", order: "message_id, emoji, user_id",
 		columns: []string{"message_id", "emoji", "user_id", "created"}},
 	{typ: "mention", table: "mentions", order: "message_id, start",

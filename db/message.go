@@ -120,7 +120,9 @@ type Draft struct {
 func (d Draft) roomOr() int64 { return cmp.Or(d.Room, DefaultRoom) }
 
 // Stored is the outcome of storing one draft. With Duplicate or Reused set,
-// nothing was stored and Message is the earlier message the CID names.
+// nothing was stored and Message is the earlier message the CID names; for
+// a change draft, Change is the change its CID names (id, kind, room and
+// message only), and Message is not read.
 type Stored struct {
 	Message   Message
 	Duplicate bool // the same send again: the CID names a message with this text
@@ -628,7 +630,7 @@ func list(item string, n int) string {
 func (s *Store) closeStmts() error {
 	var errs []error
 	c := s.change
-	stmts := []*sql.Stmt{s.insertAtStmt, s.indexStmt, c.get, c.delete, c.event, c.next, c.nextAt}
+	stmts := []*sql.Stmt{s.insertAtStmt, s.indexStmt, c.get, c.delete, c.event, c.named, c.next, c.nextAt}
 	for _, st := range s.stmts {
 		stmts = append(stmts, st.insert, st.find)
 	}

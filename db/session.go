@@ -158,3 +158,6 @@ func (s *Store) PruneSessions(ctx context.Context, now time.Time) (int64, error)
 
 // nullID is an account id as SQL: NULL for none.
 func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id != 0} }
+
+// nullText is s as a nullable column: NULL for "".
+func nullText(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }

@@ -462,3 +462,48 @@ func TestBanDeletionsReachAPageThatWasAway(t *testing.T) {
 		t.Fatalf("history after the ban: %s", body)
 	}
 }
+
+// A reaction toggled from a socket that dropped before its ack came, and
+// sent again from the next socket under the same cid, as a client that
+// keeps its unanswered frames does: acked with the change made the first
+// time, not toggled back, and the room hears of it once.
+func TestAToggleSentAgainAfterAReconnectIsMadeOnce(t *testing.T) {
+	srv, _, _ := peopleServer(t, map[string]string{"Ann": db.RoleMember, "Bob": db.RoleMember})
+	annSession, bobSession := signInAs(t, srv, "Ann", "password of Ann", firefox), signInAs(t, srv, "Bob", "password of Bob", firefox)
+	ann := openSocket(t, srv, annSession)
+	frame(t, ann, "hello")
+	msg := sendTo(t, srv, annSession, "lobby", "lunch at noon?")
+	toggle := map[string]any{"id": msg, "emoji": "👍", "cid": "t1"}
+
+	first := openSocket(t, srv, bobSession)
+	frame(t, first, "hello")
+	sendFrame(t, first, "react", toggle)
+	ack := nextOf(t, first, "ack")
+	first.Close() // its ack is lost with it, as far as Bob's page knows
+
+	again := openSocket(t, srv, bobSession)
+	frame(t, again, "hello")
+	sendFrame(t, again, "react", toggle)
+	if got := nextOf(t, again, "ack"); string(got.Data) != string(ack.Data) {
+		t.Fatalf("the toggle sent again was acked %s, want %s, the first one's", got.Data, ack.Data)
+	}
+	sendTo(t, srv, annSession, "lobby", "see you")
+	var reacted int
+	for _, f := range framesUntil(t, ann, "Ann's page", isText(t, "see you")) {
+		if f.Type == "reacted" {
+			reacted++
+			if r := f.change(t); !r.On {
+				t.Fatalf("Ann's page heard the reaction taken back: %s", f.Data)
+			}
+		}
+	}
+	if reacted != 1 {
+		t.Fatalf("Ann's page heard of %d reactions, want the one", reacted)
+	}
+	_, body := call(t, srv, "GET", fmt.Sprintf("/rooms/lobby/messages/%d", msg), annSession, "", nil)
+	if !strings.Contains(body, `"emoji":"👍","count":1`) {
+		t.Fatalf("the message after the toggle was sent twice: %s", body)
+	}
+	sendFrame(t, again, "react", map[string]any{"id": msg, "emoji": "🎉", "cid": "t1"})
+	refusedWith(t, again, "cid_reused", "another reaction under the same cid")
+}
