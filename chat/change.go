@@ -199,6 +199,9 @@ func (h *Hub) submitChange(c *client, req ChangeRequest, cid string) {
 		h.refuse(c, ErrRateLimited, cid)
 		return
 	}
+	if cid != "" && c.userID != 0 && h.sentBefore(c, req, cid) {
+		return
+	}
 	d, err := h.draftChange(h.ctx, who{userID: c.userID, role: c.roleNow(), sees: c.sees}, req)
 	if err != nil {
 		if errors.Is(err, ErrStore) {
@@ -207,12 +210,40 @@ func (h *Hub) submitChange(c *client, req ChangeRequest, cid string) {
 		h.refuse(c, err, cid)
 		return
 	}
-	// Stored under its cid: sent again after a reconnect, it is acked with
-	// the change made the first time, not made twice.
+	// Stored under its cid, which sentBefore finds when it comes again.
 	d.CID = cid
 	if err := h.writer.Append(h.ctx, d, origin{c: c, cid: cid}); err != nil {
 		h.refuse(c, socketRefusal(err), cid)
 	}
+}
+
+// sentBefore answers a change frame that c's account sent before under
+// cid (a reconnect lost the first one's ack, and the client sent it
+// again) as the first one was answered: acked with the change it made, or
+// refused as cid_reused when the cid named another change. It looks
+// before the change is drafted: by now the message may be gone, or too
+// old to edit, which would refuse the copy of a change that was made. It
+// reports whether it answered; a copy that comes while the first is
+// still on its way is the writer's to find (db.Store.applyChange).
+func (h *Hub) sentBefore(c *client, req ChangeRequest, cid string) bool {
+	d := db.Draft{Change: req.Kind, Target: req.ID, Message: req.Text, On: req.On, UserID: c.userID, CID: cid}
+	if req.Kind == db.Edit {
+		text, err := cleanMessage(req.Text, h.opts.MaxMessageLen)
+		if err != nil {
+			return false // never stored so: refused as a new change
+		}
+		d.Message = text
+	}
+	st, named, err := h.store.ChangeUnderCID(h.ctx, d)
+	switch {
+	case err != nil, !named:
+		return false // the store's trouble is found again when drafting
+	case st.Reused:
+		h.refuse(c, ErrCIDReused, cid)
+	default:
+		h.mustSend(c, encode("ack", ackData{CID: cid, ID: st.Change.ID}))
+	}
+	return true
 }
 
 // ValidEmoji reports whether s is one emoji as a reaction: one pictograph,

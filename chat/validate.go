@@ -33,7 +33,7 @@ var (
 	// cannot have a message confirmed, so it refuses rather than accept it.
 	ErrUnavailable = &Refusal{"unavailable", "too few of the chat's servers are reachable to store messages; try again shortly"}
 	ErrRateLimited = &Refusal{"rate_limited", "you are sending too fast; wait a moment"}
-	ErrCIDReused   = &Refusal{"cid_reused", "this cid was used for another message: give each new message a new cid"}
+	ErrCIDReused   = &Refusal{"cid_reused", "this cid was used for another message or change: give each new one a new cid"}
 	// ErrUnconfirmed is a REST send whose sender stopped waiting after it
 	// was queued: it is stored, or is about to be; a retry with the same
 	// Idempotency-Key tells which without storing it twice.

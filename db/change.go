@@ -95,8 +95,14 @@ func (e Entry) ID() int64 {
 // on). It returns how many messages it removed. An edit to the same text
 // and a reaction already as asked change nothing: no event, no id.
 func (s *Store) applyChange(ctx context.Context, tx *sql.Tx, d Draft, now int64, out *Stored) (removed int64, err error) {
-	if d.CID != "" && d.UserID != 0 {
-		if named, err := s.changeNamed(ctx, tx, d, now, out); named || err != nil {
+	// A change sent again under its cid: chat answers most before they
+	// reach the log (ChangeUnderCID); this catches one that came while the
+	// first was still on its way. Not on a cluster's log, whose nodes may
+	// run versions that apply it without this look, and would then differ.
+	if d.CID != "" && d.UserID != 0 && s.shared == nil {
+		stmt := tx.StmtContext(ctx, s.change.named)
+		named, err := s.changeNamed(rowQueryFunc(func(args ...any) *sql.Row { return stmt.QueryRowContext(ctx, args...) }), d, now, out)
+		if named || err != nil {
 			return 0, err
 		}
 	}
@@ -213,26 +219,56 @@ func (s *Store) applyChange(ctx context.Context, tx *sql.Tx, d Draft, now int64,
 	return removed, nil
 }
 
-// changeNamed looks for the change d's cid names: one that d's account
-// made under it within the de-duplication window. Found, d's outcome is
-// that change again, nothing made (Duplicate, with Change its id, kind,
-// room and message), or, when the cid named another change, a refusal
-// (Reused); named says whether it was found.
-func (s *Store) changeNamed(ctx context.Context, tx *sql.Tx, d Draft, now int64, out *Stored) (named bool, err error) {
+// namedSQL finds the change an account made under a cid since a time.
+const namedSQL = `SELECT id, kind, room_id, message_id, body, "on" FROM events WHERE user_id = ? AND cid = ? AND timestamp >= ?`
+
+// ChangeUnderCID reports whether d, a change draft with a cid, is a change
+// its account sent before under that cid, within the de-duplication
+// window: a copy sent again after a reconnect lost the first one's ack.
+// If so, the outcome is that change again (Duplicate, Change its id, kind,
+// room and message), or a refusal (Reused) when the cid named another
+// change. Chat asks before anything else, since by the time a copy comes
+// the message may be gone, or too old to edit, which would refuse the copy
+// of a change that was made. A change that changed nothing (an edit to
+// the same text, a reaction already as asked) kept no event, and its cid
+// names nothing.
+func (s *Store) ChangeUnderCID(ctx context.Context, d Draft) (Stored, bool, error) {
+	var out Stored
+	named, err := s.changeNamed(s.readNamed(ctx), d, s.now().UnixMilli(), &out)
+	if err != nil {
+		return Stored{}, false, fmt.Errorf("change under cid: %w", err)
+	}
+	return out, named, nil
+}
+
+// readNamed runs namedSQL on the read pool.
+func (s *Store) readNamed(ctx context.Context) rowQueryFunc {
+	return func(args ...any) *sql.Row { return s.read.QueryRowContext(ctx, namedSQL, args...) }
+}
+
+// rowQueryFunc runs one statement that returns a row, with args: namedSQL
+// prepared in the writer's transaction, or on the read pool.
+type rowQueryFunc func(args ...any) *sql.Row
+
+// changeNamed looks, with q (namedSQL), for the change d's cid names: one
+// that d's account made under it within the de-duplication window before
+// now. Found, d's outcome is that change again, nothing made, or Reused
+// when the cid named another change (another kind, message, text or
+// emoji, or a reaction's other way); named says whether it was found.
+func (s *Store) changeNamed(q rowQueryFunc, d Draft, now int64, out *Stored) (named bool, err error) {
 	var (
 		ch   Change
 		body string
 		on   bool
 	)
-	err = tx.StmtContext(ctx, s.change.named).QueryRowContext(ctx, d.UserID, d.CID, now-s.dedupWindow.Milliseconds()).
-		Scan(&ch.ID, &ch.Kind, &ch.Room, &ch.Message, &body, &on)
+	err = q(d.UserID, d.CID, now-s.dedupWindow.Milliseconds()).Scan(&ch.ID, &ch.Kind, &ch.Room, &ch.Message, &body, &on)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("find cid: %w", err)
 	}
-	same := ch.Kind == d.Change && ch.Message == d.Target && ch.Room == d.roomOr()
+	same := ch.Kind == d.Change && ch.Message == d.Target
 	if d.Change == Edit || d.Change == React {
 		same = same && body == d.Message
 	}
@@ -287,7 +323,7 @@ func (s *Store) prepareChanges(ctx context.Context) error {
 		{&s.change.get, "SELECT " + columns + messagesFrom + " WHERE messages.id = ?"},
 		{&s.change.delete, "DELETE FROM messages WHERE id = ?"},
 		{&s.change.event, `INSERT INTO events (id, kind, room_id, message_id, user_id, body, "on", timestamp, cid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&s.change.named, `SELECT id, kind, room_id, message_id, body, "on" FROM events WHERE user_id = ? AND cid = ? AND timestamp >= ?`},
+		{&s.change.named, namedSQL},
 		{&s.change.next, "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'messages' RETURNING seq"},
 		{&s.change.nextAt, "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'messages' RETURNING ?"},
 	} {

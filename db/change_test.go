@@ -299,3 +299,56 @@ func TestAChangeSentAgainUnderItsCIDIsMadeOnce(t *testing.T) {
 		}
 	}
 }
+
+// What a cid names is matched in full: the kind, the message, an edit's
+// text, a reaction's emoji and, when the copy says, which way. Two copies
+// in one batch are one change; an edit sent again after a later edit does
+// not bring back the text it replaced; and ChangeUnderCID, which chat asks
+// before drafting, finds a deletion's after its message is gone.
+func TestWhatAChangesCIDNames(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	ann, bob := account(t, s, "ann"), account(t, s, "bob")
+	msgs := store(t, s, db.Draft{User: "ann", UserID: ann, Message: "one"}, db.Draft{User: "ann", UserID: ann, Message: "two"})
+	one, two := msgs[0].Message.ID, msgs[1].Message.ID
+
+	like := db.Draft{UserID: bob, Change: db.React, Target: one, Message: "👍", On: on(true), CID: "like"}
+	out := store(t, s, like, like)
+	if out[0].Change == nil || out[0].Duplicate || !out[1].Duplicate || out[1].Change == nil || out[1].Change.ID != out[0].Change.ID {
+		t.Fatalf("two copies in one batch: %+v, %+v; want one change, then it again", out[0], out[1])
+	}
+	for name, d := range map[string]db.Draft{
+		"the other way":     {UserID: bob, Change: db.React, Target: one, Message: "👍", On: on(false), CID: "like"},
+		"another emoji":     {UserID: bob, Change: db.React, Target: one, Message: "🎉", On: on(true), CID: "like"},
+		"another message":   {UserID: bob, Change: db.React, Target: two, Message: "👍", On: on(true), CID: "like"},
+		"another kind":      {UserID: bob, Change: db.Delete, Target: one, Moderator: true, CID: "like"},
+		"a toggle, not on?": {UserID: bob, Change: db.React, Target: one, Message: "👍", CID: "like"},
+	} {
+		st := store(t, s, d)[0]
+		switch {
+		case name == "a toggle, not on?" && (!st.Duplicate || st.Change == nil):
+			t.Errorf("%s: %+v, want the change made before (a toggle names no way)", name, st)
+		case name != "a toggle, not on?" && (!st.Reused || st.Change != nil):
+			t.Errorf("%s under the cid: %+v, want it refused as reused", name, st)
+		}
+	}
+
+	first := store(t, s, db.Draft{UserID: ann, Change: db.Edit, Target: two, Message: "two!", CID: "e1"})[0]
+	store(t, s, db.Draft{UserID: ann, Change: db.Edit, Target: two, Message: "two!!", CID: "e2"})
+	if st := store(t, s, db.Draft{UserID: ann, Change: db.Edit, Target: two, Message: "two!", CID: "e1"})[0]; !st.Duplicate || st.Change.ID != first.Change.ID {
+		t.Fatalf("the first edit sent again: %+v, want it answered as before", st)
+	}
+	if m, _ := s.Get(ctx, two); m.Message != "two!!" {
+		t.Fatalf("the text after the first edit came again: %q, want the later edit's", m.Message)
+	}
+
+	gone := store(t, s, db.Draft{UserID: ann, Change: db.Delete, Target: two, CID: "d1"})[0]
+	again := db.Draft{UserID: ann, Change: db.Delete, Target: two, CID: "d1"}
+	st, named, err := s.ChangeUnderCID(ctx, again)
+	if err != nil || !named || !st.Duplicate || st.Change.ID != gone.Change.ID {
+		t.Fatalf("ChangeUnderCID of the deletion sent again: %+v, %v, %v; want deletion %d", st, named, err, gone.Change.ID)
+	}
+	if _, named, _ := s.ChangeUnderCID(ctx, db.Draft{UserID: bob, Change: db.Delete, Target: two, CID: "d1"}); named {
+		t.Fatal("Bob's d1 names Ann's deletion")
+	}
+}

@@ -507,3 +507,42 @@ func TestAToggleSentAgainAfterAReconnectIsMadeOnce(t *testing.T) {
 	sendFrame(t, again, "react", map[string]any{"id": msg, "emoji": "🎉", "cid": "t1"})
 	refusedWith(t, again, "cid_reused", "another reaction under the same cid")
 }
+
+// An edit and a deletion sent again from the next socket under their cids
+// are acked as the first time; the deletion also after its message is
+// gone, where a new deletion is refused as a change of no message; and a
+// cid that named one change refuses another.
+func TestChangesSentAgainAreAckedAsTheFirstTime(t *testing.T) {
+	srv, _, _ := peopleServer(t, map[string]string{"Ann": db.RoleMember})
+	session := signInAs(t, srv, "Ann", "password of Ann", firefox)
+	msg := sendTo(t, srv, session, "lobby", "lunch at noon")
+	edit := map[string]any{"id": msg, "message": "lunch at one", "cid": "e1"}
+	del := map[string]any{"id": msg, "cid": "d1"}
+
+	first := openSocket(t, srv, session)
+	frame(t, first, "hello")
+	sendFrame(t, first, "edit", edit)
+	edited := nextOf(t, first, "ack")
+	first.Close()
+	again := openSocket(t, srv, session)
+	frame(t, again, "hello")
+	sendFrame(t, again, "edit", edit)
+	if got := nextOf(t, again, "ack"); string(got.Data) != string(edited.Data) {
+		t.Fatalf("the edit sent again was acked %s, want %s", got.Data, edited.Data)
+	}
+
+	sendFrame(t, again, "delete", del)
+	deleted := nextOf(t, again, "ack")
+	again.Close()
+	third := openSocket(t, srv, session)
+	frame(t, third, "hello")
+	sendFrame(t, third, "delete", del)
+	if got := nextOf(t, third, "ack"); string(got.Data) != string(deleted.Data) {
+		t.Fatalf("the deletion sent again was acked %s, want %s", got.Data, deleted.Data)
+	}
+	sendFrame(t, third, "delete", map[string]any{"id": msg, "cid": "d2"})
+	refusedWith(t, third, "not_found", "a new deletion of the message gone")
+	other := sendTo(t, srv, session, "lobby", "another")
+	sendFrame(t, third, "delete", map[string]any{"id": other, "cid": "d1"})
+	refusedWith(t, third, "cid_reused", "a deletion of another message under d1")
+}
