@@ -74,7 +74,10 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 	return c
 }
 
-// loopbackPorts returns n loopback addresses free when asked.
+// loopbackPorts returns n different loopback addresses free when asked.
+// Each stays taken until all are: closed one by one, the kernel may hand
+// the same port out twice (a CI run once gave a node the same peer
+// twice, which then never found a quorum).
 func loopbackPorts(t *testing.T, n int) []string {
 	t.Helper()
 	var addrs []string
@@ -83,8 +86,8 @@ func loopbackPorts(t *testing.T, n int) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer l.Close()
 		addrs = append(addrs, l.Addr().String())
-		l.Close()
 	}
 	return addrs
 }

@@ -25,7 +25,9 @@ import (
 
 const testSecret = "a-secret-of-the-test-cluster"
 
-// freePorts returns n loopback ports free at the time of asking.
+// freePorts returns n different loopback ports free at the time of
+// asking. Each stays taken until all are: closed one by one, the kernel
+// may hand the same port out twice.
 func freePorts(t testing.TB, n int) []string {
 	t.Helper()
 	var addrs []string
@@ -34,8 +36,8 @@ func freePorts(t testing.TB, n int) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer l.Close()
 		addrs = append(addrs, l.Addr().String())
-		l.Close()
 	}
 	return addrs
 }
