@@ -2,7 +2,6 @@ package chat_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,15 +60,7 @@ func TestBanDeletionsGoPastAMessageTheLogRefuses(t *testing.T) {
 	// The database then joins a cluster, as one that applied the log's
 	// first entry: its attic is its own, not the log's.
 	l := dbtest.NewLog(0)
-	l.Publish(ctx, []db.StreamEntry{{Key: "k1", Data: []byte(`{"User":"cy","Message":"an earlier entry","At":1}`)}})
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := raw.Exec("UPDATE log_position SET seq = 1"); err != nil {
-		t.Fatal(err)
-	}
-	raw.Close()
+	dbtest.AppliedBefore(t, path, l)
 	if s, err = db.Open(ctx, path, db.Options{}); err != nil {
 		t.Fatal(err)
 	}

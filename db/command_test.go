@@ -3,7 +3,6 @@ package db_test
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"nochat/db"
+	"nochat/db/dbtest"
 )
 
 // twoNodes is two stores, each with its writer, over one log: two nodes of
@@ -459,15 +459,7 @@ func TestAnAccountOfThisNodeAloneDoesNotPost(t *testing.T) {
 	// The node applied a log before (an earlier version's cluster, which
 	// shared guests' messages only).
 	l := newElectingLog(0)
-	l.Publish(ctx, []db.StreamEntry{{Key: "k1", Data: []byte(`{"User":"cy","Message":"an earlier entry","At":1}`)}})
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := raw.Exec("UPDATE log_position SET seq = 1"); err != nil {
-		t.Fatal(err)
-	}
-	raw.Close()
+	dbtest.AppliedBefore(t, path, l)
 
 	s, err = db.Open(ctx, path, db.Options{})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -475,18 +476,7 @@ func TestAToggleSentAgainAfterAReconnectIsMadeOnce(t *testing.T) {
 	msg := sendTo(t, srv, annSession, "lobby", "lunch at noon?")
 	toggle := map[string]any{"id": msg, "emoji": "👍", "cid": "t1"}
 
-	first := openSocket(t, srv, bobSession)
-	frame(t, first, "hello")
-	sendFrame(t, first, "react", toggle)
-	ack := nextOf(t, first, "ack")
-	first.Close() // its ack is lost with it, as far as Bob's page knows
-
-	again := openSocket(t, srv, bobSession)
-	frame(t, again, "hello")
-	sendFrame(t, again, "react", toggle)
-	if got := nextOf(t, again, "ack"); string(got.Data) != string(ack.Data) {
-		t.Fatalf("the toggle sent again was acked %s, want %s, the first one's", got.Data, ack.Data)
-	}
+	again := sentAgain(t, srv, bobSession, "react", toggle)
 	sendTo(t, srv, annSession, "lobby", "see you")
 	var reacted int
 	for _, f := range framesUntil(t, ann, "Ann's page", isText(t, "see you")) {
@@ -518,31 +508,31 @@ func TestChangesSentAgainAreAckedAsTheFirstTime(t *testing.T) {
 	msg := sendTo(t, srv, session, "lobby", "lunch at noon")
 	edit := map[string]any{"id": msg, "message": "lunch at one", "cid": "e1"}
 	del := map[string]any{"id": msg, "cid": "d1"}
+	sentAgain(t, srv, session, "edit", edit)
+	page := sentAgain(t, srv, session, "delete", del) // the message is gone by the copy
+	sendFrame(t, page, "delete", map[string]any{"id": msg, "cid": "d2"})
+	refusedWith(t, page, "not_found", "a new deletion of the message gone")
+	other := sendTo(t, srv, session, "lobby", "another")
+	sendFrame(t, page, "delete", map[string]any{"id": other, "cid": "d1"})
+	refusedWith(t, page, "cid_reused", "a deletion of another message under d1")
+}
 
+// sentAgain sends frame typ with data from a new socket of session and
+// reads its ack, closes the socket (as far as the page knows, the ack was
+// lost with it), sends the same frame from the next socket, and fails
+// unless the copy is acked as the first was. It returns that next socket.
+func sentAgain(t *testing.T, srv *httptest.Server, session, typ string, data map[string]any) *websocket.Conn {
+	t.Helper()
 	first := openSocket(t, srv, session)
 	frame(t, first, "hello")
-	sendFrame(t, first, "edit", edit)
-	edited := nextOf(t, first, "ack")
+	sendFrame(t, first, typ, data)
+	ack := nextOf(t, first, "ack")
 	first.Close()
 	again := openSocket(t, srv, session)
 	frame(t, again, "hello")
-	sendFrame(t, again, "edit", edit)
-	if got := nextOf(t, again, "ack"); string(got.Data) != string(edited.Data) {
-		t.Fatalf("the edit sent again was acked %s, want %s", got.Data, edited.Data)
+	sendFrame(t, again, typ, data)
+	if got := nextOf(t, again, "ack"); string(got.Data) != string(ack.Data) {
+		t.Fatalf("the %s sent again was acked %s, want %s, the first one's", typ, got.Data, ack.Data)
 	}
-
-	sendFrame(t, again, "delete", del)
-	deleted := nextOf(t, again, "ack")
-	again.Close()
-	third := openSocket(t, srv, session)
-	frame(t, third, "hello")
-	sendFrame(t, third, "delete", del)
-	if got := nextOf(t, third, "ack"); string(got.Data) != string(deleted.Data) {
-		t.Fatalf("the deletion sent again was acked %s, want %s", got.Data, deleted.Data)
-	}
-	sendFrame(t, third, "delete", map[string]any{"id": msg, "cid": "d2"})
-	refusedWith(t, third, "not_found", "a new deletion of the message gone")
-	other := sendTo(t, srv, session, "lobby", "another")
-	sendFrame(t, third, "delete", map[string]any{"id": other, "cid": "d1"})
-	refusedWith(t, third, "cid_reused", "a deletion of another message under d1")
+	return again
 }
