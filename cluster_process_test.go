@@ -830,10 +830,26 @@ type proxy struct {
 	conns  map[net.Conn]struct{}
 }
 
-func newProxy(t *testing.T, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// newProxy starts a proxy to target, closed when the test ends. Its own
+// port is none of avoid: the addresses the test picked for the
+// nodes, free until the nodes take them, which the kernel may hand out
+// again meanwhile. A proxy given its own target's port would dial itself
+// without end, a socket pair a turn, until the test process ran out of
+// files, and its node, whose port it took, would not start: the likely
+// cause of a CI run's "too many open files" beside a cluster that found
+// no quorum.
+func newProxy(t *testing.T, target string, avoid []string) *proxy {
+	var ln net.Listener
+	for ln == nil {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(avoid, l.Addr().String()) {
+			defer l.Close() // held, so that the next port is another
+			continue
+		}
+		ln = l
 	}
 	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
 	t.Cleanup(func() { ln.Close(); p.setCut(true) })
@@ -903,11 +919,15 @@ func TestClusterNodeCutOffRefusesSendsAndRejoins(t *testing.T) {
 	// no node finds a way around the proxies.
 	nowhere := loopbackPorts(t, 1)[0]
 	links := map[[2]int]*proxy{}
+	taken := []string{nowhere}
+	for _, nd := range c.nodes {
+		taken = append(taken, nd.route)
+	}
 	for i, nd := range c.nodes {
 		nd.peers = nil
 		for j, other := range c.nodes {
 			if i != j {
-				links[[2]int{i, j}] = newProxy(t, other.route)
+				links[[2]int{i, j}] = newProxy(t, other.route, taken)
 				nd.peers = append(nd.peers, links[[2]int{i, j}].addr())
 			}
 		}
