@@ -100,8 +100,8 @@ func (s *Store) applyChange(ctx context.Context, tx *sql.Tx, d Draft, now int64,
 	// first was still on its way. Not on a cluster's log, whose nodes may
 	// run versions that apply it without this look, and would then differ.
 	if d.CID != "" && d.UserID != 0 && s.shared == nil {
-		stmt := tx.StmtContext(ctx, s.change.named)
-		named, err := s.changeNamed(rowQueryFunc(func(args ...any) *sql.Row { return stmt.QueryRowContext(ctx, args...) }), d, now, out)
+		row := tx.StmtContext(ctx, s.change.named).QueryRowContext(ctx, s.namedArgs(d, now)...)
+		named, err := changeNamed(row, d, out)
 		if named || err != nil {
 			return 0, err
 		}
@@ -234,34 +234,32 @@ const namedSQL = `SELECT id, kind, room_id, message_id, body, "on" FROM events W
 // names nothing.
 func (s *Store) ChangeUnderCID(ctx context.Context, d Draft) (Stored, bool, error) {
 	var out Stored
-	named, err := s.changeNamed(s.readNamed(ctx), d, s.now().UnixMilli(), &out)
+	row := s.read.QueryRowContext(ctx, namedSQL, s.namedArgs(d, s.now().UnixMilli())...)
+	named, err := changeNamed(row, d, &out)
 	if err != nil {
 		return Stored{}, false, fmt.Errorf("change under cid: %w", err)
 	}
 	return out, named, nil
 }
 
-// readNamed runs namedSQL on the read pool.
-func (s *Store) readNamed(ctx context.Context) rowQueryFunc {
-	return func(args ...any) *sql.Row { return s.read.QueryRowContext(ctx, namedSQL, args...) }
+// namedArgs are namedSQL's arguments for d at time now: its account, its
+// cid, and the start of the de-duplication window.
+func (s *Store) namedArgs(d Draft, now int64) []any {
+	return []any{d.UserID, d.CID, now - s.dedupWindow.Milliseconds()}
 }
 
-// rowQueryFunc runs one statement that returns a row, with args: namedSQL
-// prepared in the writer's transaction, or on the read pool.
-type rowQueryFunc func(args ...any) *sql.Row
-
-// changeNamed looks, with q (namedSQL), for the change d's cid names: one
-// that d's account made under it within the de-duplication window before
-// now. Found, d's outcome is that change again, nothing made, or Reused
-// when the cid named another change (another kind, message, text or
-// emoji, or a reaction's other way); named says whether it was found.
-func (s *Store) changeNamed(q rowQueryFunc, d Draft, now int64, out *Stored) (named bool, err error) {
+// changeNamed reads row, namedSQL's answer for d: the change d's cid
+// names, if its account made one under it within the de-duplication
+// window. Found, d's outcome is that change again, nothing made, or
+// Reused when the cid named another change (another kind, message, text
+// or emoji, or a reaction's other way); named says whether it was found.
+func changeNamed(row *sql.Row, d Draft, out *Stored) (named bool, err error) {
 	var (
 		ch   Change
 		body string
 		on   bool
 	)
-	err = q(d.UserID, d.CID, now-s.dedupWindow.Milliseconds()).Scan(&ch.ID, &ch.Kind, &ch.Room, &ch.Message, &body, &on)
+	err = row.Scan(&ch.ID, &ch.Kind, &ch.Room, &ch.Message, &body, &on)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"nochat/db"
 )
@@ -157,20 +158,7 @@ func BenchmarkDeleteInBatches(b *testing.B) {
 	s := benchStore(b)
 	ctx := context.Background()
 	const batch = db.DefaultMaxBatch
-	var ids []int64
-	for len(ids) < b.N {
-		drafts := make([]db.Draft, min(batch, b.N-len(ids)))
-		for i := range drafts {
-			drafts[i] = draft(int64(len(ids)+i), false)
-		}
-		stored, err := s.Insert(ctx, drafts)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, st := range stored {
-			ids = append(ids, st.Message.ID)
-		}
-	}
+	ids := personsMessages(b, s, 0)
 	b.ResetTimer()
 	for chunk := range slices.Chunk(ids, batch) {
 		drafts := make([]db.Draft, len(chunk))
@@ -187,4 +175,43 @@ func BenchmarkDeleteInBatches(b *testing.B) {
 			}
 		}
 	}
+}
+
+// BenchmarkDeleteInOneCommand is what BenchmarkDeleteInBatches replaced:
+// a ban's deletion of all of a person's messages in one command, which
+// no page that was away heard of. ns/op is one message's deletion.
+func BenchmarkDeleteInOneCommand(b *testing.B) {
+	s := benchStore(b)
+	a, err := s.CreateAccount(context.Background(), db.Account{Name: "ann", NameKey: "ann", PasswordHash: "h", Role: db.RoleMember, Created: time.Now()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	personsMessages(b, s, a.ID)
+	b.ResetTimer()
+	deleted, err := s.DeleteMessagesOfInOneCommand(context.Background(), a.ID)
+	if err != nil || len(deleted[db.DefaultRoom]) != b.N {
+		b.Fatalf("deleted %d of %d (%v)", len(deleted[db.DefaultRoom]), b.N, err)
+	}
+}
+
+// personsMessages stores b.N messages of account (0: a guest's) in the
+// writer's batches and returns their ids.
+func personsMessages(b *testing.B, s *db.Store, account int64) []int64 {
+	b.Helper()
+	var ids []int64
+	for len(ids) < b.N {
+		drafts := make([]db.Draft, min(db.DefaultMaxBatch, b.N-len(ids)))
+		for i := range drafts {
+			drafts[i] = draft(int64(len(ids)+i), false)
+			drafts[i].UserID = account
+		}
+		stored, err := s.Insert(context.Background(), drafts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, st := range stored {
+			ids = append(ids, st.Message.ID)
+		}
+	}
+	return ids
 }

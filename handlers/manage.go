@@ -147,21 +147,20 @@ func afterPeopleAction(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/admin#people", http.StatusSeeOther)
 }
 
-// sessionsEnded says how many sessions ended, in words.
-func sessionsEnded(n int) string {
+// counted says n of something in words: "1 session ended", "3 sessions
+// ended"; one and many are the singular and the plural of the rest.
+func counted(n int, one, many string) string {
 	if n == 1 {
-		return "1 session ended"
+		return "1 " + one
 	}
-	return strconv.Itoa(n) + " sessions ended"
+	return strconv.Itoa(n) + " " + many
 }
 
+// sessionsEnded says how many sessions ended, in words.
+func sessionsEnded(n int) string { return counted(n, "session ended", "sessions ended") }
+
 // pagesClosed says how many open sockets were closed, in words.
-func pagesClosed(n int) string {
-	if n == 1 {
-		return "1 open page closed"
-	}
-	return strconv.Itoa(n) + " open pages closed"
-}
+func pagesClosed(n int) string { return counted(n, "open page closed", "open pages closed") }
 
 // handleSetRole serves POST /admin/people/{id}/role: form field role,
 // admin or member. The account's open pages act in the new role from
@@ -302,10 +301,7 @@ func handleDeleteMessages(log *slog.Logger, a *Auth, store manageStore, hub acco
 // Begun, the deletions go on if the admin leaves.
 func deleteMessagesOf(r *http.Request, hub accountCloser, acct db.Account) (string, error) {
 	n, err := hub.DeleteMessagesOf(context.WithoutCancel(r.Context()), acct.ID)
-	detail := fmt.Sprintf("%d messages deleted", n)
-	if n == 1 {
-		detail = "1 message deleted"
-	}
+	detail := counted(n, "message deleted", "messages deleted")
 	if err != nil {
 		err = fmt.Errorf("%s, then: %w", detail, err)
 		return err.Error(), err
