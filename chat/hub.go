@@ -267,11 +267,11 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 	m.HandleDisconnect(h.onDisconnect)
 	m.HandleMessage(h.onMessage)
 	m.HandleMessageBinary(h.onBinary)
-	m.HandleSentMessage(func(s *melody.Session, _ []byte) {
+	m.HandleSentMessage(func(s *melody.Session, b []byte) {
 		// On melody's write goroutine, which nothing above recovers.
 		c := clientOf(s)
 		defer h.recoverSession(c)
-		c.wrote()
+		c.wrote(b)
 	})
 	m.HandleError(h.onError)
 	h.m = m

@@ -48,6 +48,10 @@ type queue struct {
 	mu       sync.Mutex
 	wait     [][]byte // frames waiting for room in melody's buffer, in order; nil when none
 	closeMsg []byte   // a close frame to send once wait is empty; nil for none
+	// batches are the buffers of the "messages" frames handed to melody
+	// and not yet written, in order: each goes back to batchPool once
+	// written (recycle). nil when none.
+	batches []*[]byte
 
 	// run gathers, with batch, the frames of the batch the broadcaster is
 	// delivering, for streamRun; only the broadcaster touches it.
@@ -188,11 +192,17 @@ func (c *queue) payOwed() {
 func (c *queue) payLocked() {
 	for len(c.wait) > 0 && c.queued.Load() < c.melodyLimit { // else no batch is built for nothing
 		b, n := c.wait[0], 1
+		var buf *[]byte
 		if c.batch {
-			b, n = batchMessages(c.wait)
+			b, n, buf = batchMessages(c.wait)
 		}
 		if !c.write(b, c.melodyLimit) {
+			putBatch(buf)
 			break
+		}
+		if buf != nil {
+			// Its sent handler waits for mu: recycle finds it here.
+			c.batches = append(c.batches, buf)
 		}
 		clear(c.wait[:n])
 		c.wait = c.wait[n:]
@@ -218,8 +228,11 @@ func (c *queue) closeAfter(msg []byte) {
 	c.s.CloseWithMsg(msg)
 }
 
-// wrote is called by melody's sent handler after a frame reached the socket.
-func (c *queue) wrote() {
+// wrote is called by melody's sent handler after frame b reached the socket.
+func (c *queue) wrote(b []byte) {
+	if c.batch {
+		c.recycle(b)
+	}
 	// The clock costs more than the rest of this: while frames flow, every
 	// 16th write tells a stalled client apart well enough.
 	left := c.queued.Add(-1)
@@ -269,9 +282,10 @@ const (
 
 // batchMessages returns the frame to send for the head of wait, and how
 // many of wait's frames it carries: wait[0] alone unless it and those
-// after it are message frames.
-func batchMessages(wait [][]byte) ([]byte, int) {
-	n, size := 0, len(messagesPrefix)+2
+// after it are message frames. A frame it built lies in buf, from
+// batchPool; buf is nil for wait[0] alone.
+func batchMessages(wait [][]byte) (frame []byte, n int, buf *[]byte) {
+	size := len(messagesPrefix) + 2
 	for n < len(wait) && n < maxBatchMessages && bytes.HasPrefix(wait[n], messagePrefix) {
 		size += len(wait[n]) - len(messagePrefix)
 		if n > 0 && size > maxBatchBytes {
@@ -280,9 +294,13 @@ func batchMessages(wait [][]byte) ([]byte, int) {
 		n++
 	}
 	if n < 2 {
-		return wait[0], 1
+		return wait[0], 1, nil
 	}
-	b := make([]byte, 0, size)
+	buf = batchPool.Get().(*[]byte)
+	b := *buf
+	if cap(b) < size {
+		b = make([]byte, 0, size)
+	}
 	b = append(b, messagesPrefix...)
 	for i, f := range wait[:n] {
 		if i > 0 {
@@ -290,5 +308,53 @@ func batchMessages(wait [][]byte) ([]byte, int) {
 		}
 		b = append(b, f[len(messagePrefix):len(f)-1]...) // the data object
 	}
-	return append(b, "]}"...), n
+	b = append(b, "]}"...)
+	*buf = b
+	return b, n, buf
+}
+
+// batchPool holds the buffers "messages" frames are built in. In a burst
+// they were most of the bytes the server allocated (three fifths), and so
+// most of what its garbage collector had to keep up with; each is used
+// again once its frame is written.
+var batchPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, maxBatchBytes+maxBatchBytes/4)
+	return &b
+}}
+
+// putBatch gives buf, if any, back to batchPool, unless a very long
+// message made it larger than a batch needs.
+func putBatch(buf *[]byte) {
+	if buf == nil || cap(*buf) > 4*maxBatchBytes {
+		return
+	}
+	*buf = (*buf)[:0]
+	batchPool.Put(buf)
+}
+
+// recycle gives the buffer of b, a frame just written, back to batchPool
+// if b is the "messages" frame handed to melody first: melody writes a
+// session's frames in order.
+func (c *queue) recycle(b []byte) {
+	if !bytes.HasPrefix(b, messagesPrefix) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.batches) == 0 {
+		return
+	}
+	buf := c.batches[0]
+	if &(*buf)[0] != &b[0] {
+		// Not the frame expected (which cannot be): let the collector
+		// have them all rather than hand out a buffer still in use.
+		c.batches = nil
+		return
+	}
+	c.batches[0] = nil
+	c.batches = c.batches[1:]
+	if len(c.batches) == 0 {
+		c.batches = nil
+	}
+	putBatch(buf)
 }
