@@ -76,6 +76,12 @@ type broadcaster struct {
 	// runs are the clients that read "messages" frames and have frames
 	// of the batch being delivered gathered in their run (flushRuns).
 	runs []*client
+	// spareRuns are the arrays of runs handed out before, for the next
+	// batch's: a client holds one only while a batch is delivered.
+	spareRuns [][]*frames
+	// notices and posted gather a batch's messages for notifyLoop and
+	// Options.Posted; they keep their arrays from batch to batch.
+	notices, posted []db.Message
 }
 
 func (b *broadcaster) init(h *Hub, latestID int64) {
@@ -373,8 +379,12 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 	// broadcaster (its own writes would hold it up further).
 	direct := len(c.Items) == 1 && len(b.ops) == 0
 	fresh := 0
-	var notices []db.Message // for notifyLoop, once the batch is out
-	var posted []db.Message  // for Options.Posted, once all are out
+	notices, posted := b.notices[:0], b.posted[:0]
+	defer func() {
+		clear(notices)
+		clear(posted)
+		b.notices, b.posted = notices[:0], posted[:0]
+	}()
 	for _, it := range c.Items {
 		// A WebSocket sender hears first: its ack, carrying the id, comes
 		// before the message itself, so a client can turn its pending line
@@ -435,6 +445,10 @@ func (b *broadcaster) deliver(c db.Commit[origin]) {
 					if cl.batch {
 						if len(cl.run) == 0 {
 							b.runs = append(b.runs, cl)
+							if n := len(b.spareRuns); n > 0 {
+								cl.run = b.spareRuns[n-1]
+								b.spareRuns = b.spareRuns[:n-1]
+							}
 						}
 						cl.run = append(cl.run, f)
 						continue
@@ -511,6 +525,10 @@ func (h *Hub) answer(it db.Item[origin], err error) {
 	}
 }
 
+// maxSpareRuns bounds the arrays kept for runs: at most 4 KiB each, the
+// number of clients a busy batch reaches.
+const maxSpareRuns = 256
+
 // flushRuns hands each client that reads "messages" frames the frames of
 // the batch that deliver gathered for it, after the batch's acks: its
 // messages then leave in one frame, not one each as they came.
@@ -520,10 +538,10 @@ func (b *broadcaster) flushRuns() {
 			b.fallBehind(cl, cl.run[n].id-1) // as stream's refusal above
 		}
 		clear(cl.run)
-		cl.run = cl.run[:0]
-		if cap(cl.run) > maxBatchMessages {
-			cl.run = nil // a large batch's room goes with it
+		if cap(cl.run) <= batchStreamLimit && len(b.spareRuns) < maxSpareRuns {
+			b.spareRuns = append(b.spareRuns, cl.run[:0])
 		}
+		cl.run = nil
 	}
 	clear(b.runs)
 	b.runs = b.runs[:0]

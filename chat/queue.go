@@ -101,7 +101,7 @@ func (c *queue) streamRun(run []*frames) int {
 		if c.queued.Load()+int32(len(c.wait)) >= c.streamLimit {
 			return i
 		}
-		c.wait = append(c.wait, f.forProtocol(c.proto))
+		c.wait = append(c.waitOrNew(), f.forProtocol(c.proto))
 		c.waitN.Add(1)
 	}
 	return len(run)
@@ -174,7 +174,7 @@ func (c *queue) send(b []byte) bool {
 
 // enqueueLocked puts b at the end of wait.
 func (c *queue) enqueueLocked(b []byte) {
-	c.wait = append(c.wait, b)
+	c.wait = append(c.waitOrNew(), b)
 	c.waitN.Add(1)
 	// Every frame queued may have left between the caller's write and
 	// waitN counting this one, their sent handlers seeing nothing waiting:
@@ -190,11 +190,12 @@ func (c *queue) payOwed() {
 }
 
 func (c *queue) payLocked() {
-	for len(c.wait) > 0 && c.queued.Load() < c.melodyLimit { // else no batch is built for nothing
-		b, n := c.wait[0], 1
+	paid := 0
+	for paid < len(c.wait) && c.queued.Load() < c.melodyLimit { // else no batch is built for nothing
+		b, n := c.wait[paid], 1
 		var buf *[]byte
 		if c.batch {
-			b, n, buf = batchMessages(c.wait)
+			b, n, buf = batchMessages(c.wait[paid:])
 		}
 		if !c.write(b, c.melodyLimit) {
 			putBatch(buf)
@@ -204,17 +205,48 @@ func (c *queue) payLocked() {
 			// Its sent handler waits for mu: recycle finds it here.
 			c.batches = append(c.batches, buf)
 		}
-		clear(c.wait[:n])
-		c.wait = c.wait[n:]
+		paid += n
 		c.waitN.Add(-int32(n))
 	}
+	if paid > 0 {
+		// What is left moves to the front, so that the array serves the
+		// whole backlog: sliced from the front, it would be allocated
+		// again every few frames.
+		left := copy(c.wait, c.wait[paid:])
+		clear(c.wait[left:])
+		c.wait = c.wait[:left]
+	}
 	if len(c.wait) == 0 {
-		c.wait = nil // the backlog's memory goes with it
+		putWait(c.wait) // the backlog's memory goes with it
+		c.wait = nil
 		if c.closeMsg != nil {
 			c.s.CloseWithMsg(c.closeMsg)
 			c.closeMsg = nil
 		}
 	}
+}
+
+// waitOrNew returns wait, or while there is no backlog an empty array
+// from waitPool to start one in.
+func (c *queue) waitOrNew() [][]byte {
+	if c.wait != nil {
+		return c.wait
+	}
+	return waitPool.Get().([][]byte)[:0]
+}
+
+// waitPool holds the arrays of backlogs that ended: a busy chat's clients
+// start one and end it many times a second, and the arrays were a third of
+// what a burst allocated once the frames were pooled.
+var waitPool = sync.Pool{New: func() any { return make([][]byte, 0, 64) }}
+
+// putWait gives w, emptied, to waitPool, unless a long backlog made it
+// large.
+func putWait(w [][]byte) {
+	if cap(w) == 0 || cap(w) > 4*batchStreamLimit {
+		return
+	}
+	waitPool.Put(w[:0]) // its header is boxed: 24 bytes, next to the array it keeps
 }
 
 // closeAfter sends the close frame msg after the frames waiting.
