@@ -55,6 +55,7 @@ type coalesced struct {
 	// ran out, before the connection is closed for it.
 	wait    time.Duration
 	stalled func()
+	tried   try // tryWrite's, under mu
 }
 
 // deadlineSlack is how much earlier than asked a write may time out: a
@@ -196,6 +197,7 @@ func (c *coalesced) enableDirect(wait time.Duration, stalled func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.raw, c.wait, c.stalled = raw, wait, stalled
+	c.tried.init()
 }
 
 // writeDirect writes frame, a whole WebSocket frame, from the caller's
@@ -237,11 +239,27 @@ func (c *coalesced) writeDirect(frame []byte) bool {
 
 // tryWrite writes what of p the socket takes without waiting.
 func (c *coalesced) tryWrite(p []byte) (n int, err error) {
-	err = c.raw.Write(func(fd uintptr) bool {
-		n, _ = syscall.Write(int(fd), p)
-		return true // one try: never wait for the socket here
-	})
+	c.tried.p = p
+	err = c.raw.Write(c.tried.write)
+	n = c.tried.n
+	c.tried = try{write: c.tried.write}
 	return n, err
+}
+
+// try is a direct write's system call, made once per connection: a
+// closure made for each write would be two allocations a recipient of
+// every message (the closure and what it sets).
+type try struct {
+	write func(fd uintptr) bool // writes p, sets n
+	p     []byte
+	n     int
+}
+
+func (t *try) init() {
+	t.write = func(fd uintptr) bool {
+		t.n, _ = syscall.Write(int(fd), t.p)
+		return true // one try: never wait for the socket here
+	}
 }
 
 // flushRest writes the rest of a direct write, unless a write of melody's

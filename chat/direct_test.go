@@ -221,3 +221,24 @@ func TestTheRestOfADirectWriteIsBoundedByTheSlowClientWait(t *testing.T) {
 		t.Fatalf("the connection was not closed: %v", err)
 	}
 }
+
+// A direct write is made for every recipient of a quiet chat's message:
+// it allocates nothing (a closure made for each was two allocations a
+// recipient, most of what a message cost the server beyond its encoding).
+func TestADirectWriteAllocatesNothing(t *testing.T) {
+	c, client := tcpPair(t, func() bool { return false })
+	go io.Copy(io.Discard, client)
+	f, _ := textFrame([]byte("a message for every recipient"))
+	var failed int
+	allocs := testing.AllocsPerRun(200, func() {
+		if !c.writeDirect(f) {
+			failed++
+		}
+	})
+	if failed > 0 {
+		t.Fatalf("%d of the direct writes to an idle socket were refused", failed)
+	}
+	if allocs != 0 {
+		t.Errorf("a direct write allocates %v times, want none", allocs)
+	}
+}

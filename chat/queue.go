@@ -238,7 +238,7 @@ func (c *queue) waitOrNew() [][]byte {
 // waitPool holds the arrays of backlogs that ended: a busy chat's clients
 // start one and end it many times a second, and the arrays were a third of
 // what a burst allocated once the frames were pooled.
-var waitPool = sync.Pool{New: func() any { return make([][]byte, 0, 64) }}
+var waitPool = sync.Pool{New: func() any { return make([][]byte, 0, 4) }}
 
 // putWait gives w, emptied, to waitPool, unless a long backlog made it
 // large.
