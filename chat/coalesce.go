@@ -63,9 +63,11 @@ type coalesced struct {
 const deadlineSlack = 250 * time.Millisecond
 
 // coalesceLimit is the most held back before writing anyway: a few TCP
-// segments, a dozen or more chat frames. A connection holds a buffer only
-// while it has a backlog, so an idle one costs nothing.
-const coalesceLimit = 8 << 10
+// segments, a hundred or more chat frames, or a whole "messages" frame
+// (maxBatchBytes) with the acks around it, which at half this took two
+// system calls. A connection holds a buffer only while it has a backlog,
+// so an idle one costs nothing.
+const coalesceLimit = 2 * maxBatchBytes
 
 var coalescePool = sync.Pool{New: func() any {
 	b := make([]byte, 0, coalesceLimit)

@@ -255,9 +255,11 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 	m.Config.WriteWait = opts.SlowTimeout
 	// Memory per connection matters on a Pi: a small read buffer of the
 	// connection's own (edge.go), and write buffers from a pool, so an
-	// idle connection holds none.
+	// idle connection holds none. A write buffer takes a whole "messages"
+	// frame: gorilla writes a frame larger than its buffer in two parts,
+	// two system calls.
 	m.Upgrader.ReadBufferSize = readBufferSize
-	m.Upgrader.WriteBufferSize = 4096
+	m.Upgrader.WriteBufferSize = maxBatchBytes
 	m.Upgrader.WriteBufferPool = &sync.Pool{}
 	m.Upgrader.Subprotocols = Protocols
 	// ServeWS checks the origin itself before upgrading, so that a refusal
