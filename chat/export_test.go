@@ -90,7 +90,7 @@ func HandOverCounted(h *Hub, frame []byte) bool {
 	}
 	c.queue.mu.Lock()
 	defer c.queue.mu.Unlock()
-	c.wait = append(c.wait, frame)
+	c.wait = append(c.waitOrNew(), frame)
 	c.waitN.Add(1)
 	sent := c.sent.Load()
 	if !c.write(frame, c.melodyLimit) {
@@ -99,8 +99,7 @@ func HandOverCounted(h *Hub, frame []byte) bool {
 	for c.sent.Load() == sent { // written, its sent handler begun
 		time.Sleep(time.Millisecond)
 	}
-	c.wait = c.wait[1:]
-	c.waitN.Add(-1)
+	c.paidLocked(1)
 	return true
 }
 

@@ -46,8 +46,9 @@ type queue struct {
 	batch bool
 
 	mu       sync.Mutex
-	wait     [][]byte // frames waiting for room in melody's buffer, in order; nil when none
-	closeMsg []byte   // a close frame to send once wait is empty; nil for none
+	wait     [][]byte // frames waiting for room in melody's buffer, in order, from head on; nil when none
+	head     int      // wait's frames before head are paid (see paidLocked)
+	closeMsg []byte   // a close frame to send once nothing waits; nil for none
 	// batches are the buffers of the "messages" frames handed to melody
 	// and not yet written, in order: each goes back to batchPool once
 	// written (recycle). nil when none.
@@ -82,7 +83,7 @@ func (c *queue) stream(f *frames, direct bool) bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.queued.Load()+int32(len(c.wait)) >= c.streamLimit {
+	if c.queued.Load()+int32(c.waiting()) >= c.streamLimit {
 		return false
 	}
 	c.enqueueLocked(b)
@@ -98,7 +99,7 @@ func (c *queue) streamRun(run []*frames) int {
 	defer c.mu.Unlock()
 	defer c.payLocked()
 	for i, f := range run {
-		if c.queued.Load()+int32(len(c.wait)) >= c.streamLimit {
+		if c.queued.Load()+int32(c.waiting()) >= c.streamLimit {
 			return i
 		}
 		c.wait = append(c.waitOrNew(), f.forProtocol(c.proto))
@@ -165,7 +166,7 @@ func (c *queue) send(b []byte) bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.wait) >= maxOwed {
+	if c.waiting() >= maxOwed {
 		return false
 	}
 	c.enqueueLocked(b)
@@ -190,12 +191,12 @@ func (c *queue) payOwed() {
 }
 
 func (c *queue) payLocked() {
-	paid := 0
-	for paid < len(c.wait) && c.queued.Load() < c.melodyLimit { // else no batch is built for nothing
-		b, n := c.wait[paid], 1
+	for c.waiting() > 0 && c.queued.Load() < c.melodyLimit { // else no batch is built for nothing
+		rest := c.wait[c.head:]
+		b, n := rest[0], 1
 		var buf *[]byte
 		if c.batch {
-			b, n, buf = batchMessages(c.wait[paid:])
+			b, n, buf = batchMessages(rest)
 		}
 		if !c.write(b, c.melodyLimit) {
 			putBatch(buf)
@@ -205,24 +206,36 @@ func (c *queue) payLocked() {
 			// Its sent handler waits for mu: recycle finds it here.
 			c.batches = append(c.batches, buf)
 		}
-		paid += n
-		c.waitN.Add(-int32(n))
+		c.paidLocked(n)
 	}
-	if paid > 0 {
-		// What is left moves to the front, so that the array serves the
-		// whole backlog: sliced from the front, it would be allocated
-		// again every few frames.
-		left := copy(c.wait, c.wait[paid:])
+	if c.waiting() == 0 && c.closeMsg != nil {
+		c.s.CloseWithMsg(c.closeMsg)
+		c.closeMsg = nil
+	}
+}
+
+// waiting is how many frames wait, under mu.
+func (c *queue) waiting() int { return len(c.wait) - c.head }
+
+// paidLocked takes the first n frames waiting off wait, handed to melody.
+// The array serves the whole backlog: sliced from the front it would be
+// allocated again every few frames, and moving what is left to the front
+// at every frame paid would cost the backlog's length each time. What is
+// left moves once the frames paid outnumber it, a move of at most one
+// frame for each paid since the last. An emptied array goes back to
+// waitPool: the backlog's memory goes with it.
+func (c *queue) paidLocked(n int) {
+	clear(c.wait[c.head : c.head+n])
+	c.head += n
+	c.waitN.Add(-int32(n))
+	switch left := c.waiting(); {
+	case left == 0:
+		putWait(c.wait)
+		c.wait, c.head = nil, 0
+	case c.head >= left:
+		copy(c.wait, c.wait[c.head:])
 		clear(c.wait[left:])
-		c.wait = c.wait[:left]
-	}
-	if len(c.wait) == 0 {
-		putWait(c.wait) // the backlog's memory goes with it
-		c.wait = nil
-		if c.closeMsg != nil {
-			c.s.CloseWithMsg(c.closeMsg)
-			c.closeMsg = nil
-		}
+		c.wait, c.head = c.wait[:left], 0
 	}
 }
 
@@ -253,7 +266,7 @@ func putWait(w [][]byte) {
 func (c *queue) closeAfter(msg []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.wait) > 0 {
+	if c.waiting() > 0 {
 		c.closeMsg = msg
 		return
 	}
@@ -262,14 +275,14 @@ func (c *queue) closeAfter(msg []byte) {
 
 // wrote is called by melody's sent handler after frame b reached the socket.
 func (c *queue) wrote(b []byte) {
-	if c.batch {
-		c.recycle(b)
-	}
 	// The clock costs more than the rest of this: while frames flow, every
 	// 16th write tells a stalled client apart well enough.
 	left := c.queued.Add(-1)
 	if n := c.sent.Add(1); left == 0 || n%16 == 0 {
 		c.lastWrite.Store(time.Now().UnixNano())
+	}
+	if c.batch {
+		c.recycle(b) // before payOwed, which may build the next in it
 	}
 	if c.waitN.Load() > 0 {
 		c.payOwed()
@@ -319,10 +332,11 @@ const (
 func batchMessages(wait [][]byte) (frame []byte, n int, buf *[]byte) {
 	size := len(messagesPrefix) + 2
 	for n < len(wait) && n < maxBatchMessages && bytes.HasPrefix(wait[n], messagePrefix) {
-		size += len(wait[n]) - len(messagePrefix)
-		if n > 0 && size > maxBatchBytes {
+		more := len(wait[n]) - len(messagePrefix)
+		if n > 0 && size+more > maxBatchBytes {
 			break
 		}
+		size += more
 		n++
 	}
 	if n < 2 {
@@ -350,12 +364,13 @@ func batchMessages(wait [][]byte) (frame []byte, n int, buf *[]byte) {
 // most of what its garbage collector had to keep up with; each is used
 // again once its frame is written.
 var batchPool = sync.Pool{New: func() any {
-	b := make([]byte, 0, maxBatchBytes+maxBatchBytes/4)
+	b := make([]byte, 0, maxBatchBytes)
 	return &b
 }}
 
-// putBatch gives buf, if any, back to batchPool, unless a very long
-// message made it larger than a batch needs.
+// putBatch gives buf, if any, back to batchPool. A frame of two or more
+// messages is at most maxBatchBytes (one longer message goes alone, as its
+// own frame), so buffers keep their size; the bound is a safeguard.
 func putBatch(buf *[]byte) {
 	if buf == nil || cap(*buf) > 4*maxBatchBytes {
 		return
