@@ -256,7 +256,7 @@ var waitPool = sync.Pool{New: func() any { return make([][]byte, 0, 4) }}
 // putWait gives w, emptied, to waitPool, unless a long backlog made it
 // large.
 func putWait(w [][]byte) {
-	if cap(w) == 0 || cap(w) > 4*batchStreamLimit {
+	if cap(w) > 4*batchStreamLimit {
 		return
 	}
 	waitPool.Put(w[:0]) // its header is boxed: 24 bytes, next to the array it keeps
@@ -343,11 +343,7 @@ func batchMessages(wait [][]byte) (frame []byte, n int, buf *[]byte) {
 		return wait[0], 1, nil
 	}
 	buf = batchPool.Get().(*[]byte)
-	b := *buf
-	if cap(b) < size {
-		b = make([]byte, 0, size)
-	}
-	b = append(b, messagesPrefix...)
+	b := append(*buf, messagesPrefix...) // size fits: the pool's buffers are maxBatchBytes
 	for i, f := range wait[:n] {
 		if i > 0 {
 			b = append(b, ',')

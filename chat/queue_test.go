@@ -10,9 +10,9 @@ import (
 
 // A "messages" frame is built in a buffer from batchPool, sized for the
 // largest frame of two or more messages: the message that would take a
-// frame past maxBatchBytes waits for the next frame, and must not make
-// the buffer grow (a buffer made again for each such frame, and larger
-// ones kept in the pool, were what pooling was to avoid).
+// frame past maxBatchBytes waits for the next frame, and the buffer does
+// not grow (larger buffers made for such frames, and kept in the pool,
+// were what pooling was to avoid).
 func TestAMessagesFrameFitsItsPooledBuffer(t *testing.T) {
 	message := func(id int, size int) []byte {
 		return fmt.Appendf(nil, `{"type":"message","data":{"id":%d,"message":%q}}`, id, strings.Repeat("x", size))
