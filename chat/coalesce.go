@@ -187,7 +187,13 @@ func (c *coalesced) Close() error {
 // handshake is through: what it writes from then on is frames. wait bounds
 // the write of what the socket did not take at once; stalled (may be nil)
 // hears when a client did not take it in that time.
+//
+// wait and stalled hold for every connection, TLS too: they also bound
+// writeFrames.
 func (c *coalesced) enableDirect(wait time.Duration, stalled func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wait, c.stalled = wait, stalled
 	sc, ok := c.Conn.(syscall.Conn)
 	if !ok {
 		return
@@ -196,11 +202,59 @@ func (c *coalesced) enableDirect(wait time.Duration, stalled func()) {
 	if err != nil {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.raw, c.wait, c.stalled = raw, wait, stalled
+	c.raw = raw
 	c.tried.init()
 }
+
+// writeFrames writes payloads, each as a text frame of its own, after what
+// was held back, in as few writes as coalesceLimit allows: the frames of a
+// backlog written by the session's write goroutine itself, rather than
+// handed to melody one at a time (see queue.drain). It is called between
+// melody's frames, never inside one. A write that fails, or that the
+// client does not take within the slow-client bound, closes the
+// connection, as melody's own would end the session.
+func (c *coalesced) writeFrames(payloads [][]byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.frameLeft != 0 {
+		return errAfterClose // after a close frame: nothing may follow it
+	}
+	if c.wait > 0 {
+		c.deadline = time.Now().Add(c.wait)
+	}
+	b := c.buf
+	if b == nil {
+		b = coalescePool.Get().(*[]byte)
+	}
+	c.buf = nil
+	var err error
+	for _, p := range payloads {
+		if len(*b) > 0 && len(*b)+maxHeader+len(p) > coalesceLimit {
+			if _, err = c.writeNow(*b); err != nil {
+				break
+			}
+			*b = (*b)[:0]
+		}
+		*b = append(appendHeader(*b, len(p)), p...)
+	}
+	if err == nil && len(*b) > 0 {
+		_, err = c.writeNow(*b)
+	}
+	if cap(*b) == coalesceLimit { // a frame longer than that grew it: let it go
+		*b = (*b)[:0]
+		coalescePool.Put(b)
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) && c.stalled != nil {
+			c.stalled()
+		}
+		c.Conn.Close() // its reader ends the session
+	}
+	return err
+}
+
+// errAfterClose is writeFrames' refusal to write after a close frame.
+var errAfterClose = errors.New("a close frame was written: nothing may follow it")
 
 // writeDirect writes frame, a whole WebSocket frame, from the caller's
 // goroutine, if the socket takes it without waiting and nothing else is on

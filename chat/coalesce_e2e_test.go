@@ -1,8 +1,12 @@
 package chat_test
 
 import (
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"nochat/chat"
+	"nochat/db"
 )
 
 // Under a burst the server sends a connection's waiting frames in one
@@ -50,6 +55,100 @@ func TestABurstStaysOneFrameAMessage(t *testing.T) {
 			t.Fatalf("v1 client, message %d: %s, want %q", i, f.Data, fmt.Sprintf("burst %03d", i))
 		}
 		i++
+	}
+}
+
+// Under a burst, the frames that wait for a connection are written by its
+// write goroutine itself, many at once, rather than handed to melody one by
+// one (queue.drain): over a socket and over TLS, every client still gets
+// every frame once, in order, echo-protocol one text frame a message, and
+// the sender each ack before its own message.
+func TestABacklogIsWrittenInLine(t *testing.T) {
+	t.Run("socket", func(t *testing.T) {
+		backlogInLine(t, newRoom(t, chat.Options{MsgRate: -1}))
+	})
+	t.Run("TLS", func(t *testing.T) {
+		store, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
+		r := serveRoomOn(t, store, chat.Options{MsgRate: -1}, func(l net.Listener) net.Listener { return tls.NewListener(l, cfg) })
+		r.url, r.tls = "wss"+strings.TrimPrefix(r.url, "ws"), &tls.Config{InsecureSkipVerify: true}
+		backlogInLine(t, r)
+	})
+}
+
+func backlogInLine(t *testing.T, r *room) {
+	sender := r.dial(t, "nochat.v1", "")
+	var echoes []*wsClient
+	for range 3 {
+		echoes = append(echoes, r.dial(t, "echo-protocol", ""))
+	}
+	reader := r.dial(t, "nochat.v1", "")
+	waitOnline(t, r.hub, 5)
+	const n = 2000
+	go func() {
+		for i := range n { // unpaced: the writer's batches fill every queue
+			sender.conn.WriteJSON(map[string]any{"type": "send", "data": map[string]any{"message": fmt.Sprintf("burst %04d", i), "cid": fmt.Sprint("b", i)}})
+		}
+	}()
+	var wg sync.WaitGroup
+	for k, echo := range echoes {
+		wg.Go(func() {
+			for i := range n {
+				echo.conn.SetReadDeadline(time.Now().Add(readWait))
+				typ, b, err := echo.conn.ReadMessage()
+				if err != nil {
+					t.Errorf("echo client %d, frame %d: %v", k, i, err)
+					return
+				}
+				if want := fmt.Sprintf("burst %04d", i); typ != websocket.TextMessage || string(b) != want {
+					t.Errorf("echo client %d, frame %d: type %d %q, want one text frame %q", k, i, typ, b, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := 0; i < n; {
+			f, _ := reader.next()
+			if f.Type != "message" {
+				continue // presence, typing
+			}
+			var m msgData
+			if err := json.Unmarshal(f.Data, &m); err != nil || m.Message != fmt.Sprintf("burst %04d", i) {
+				t.Errorf("v1 reader, message %d: %s, want %q", i, f.Data, fmt.Sprintf("burst %04d", i))
+				return
+			}
+			i++
+		}
+	})
+	acked := 0
+	for i := 0; i < n; {
+		f, _ := sender.next()
+		var m msgData
+		json.Unmarshal(f.Data, &m)
+		switch f.Type {
+		case "ack":
+			if m.CID != fmt.Sprint("b", acked) {
+				t.Fatalf("sender: ack %s, want cid b%d", f.Data, acked)
+			}
+			acked++
+		case "message":
+			if m.Message != fmt.Sprintf("burst %04d", i) || acked <= i {
+				t.Fatalf("sender: message %q after %d acks, want \"burst %04d\" after its ack", m.Message, acked, i)
+			}
+			i++
+		case "error":
+			t.Fatalf("sender: error %s", f.Data)
+		}
+	}
+	wg.Wait()
+	if got := chat.InlineWrites(r.hub); got == 0 {
+		t.Error("no frame was written in line: the burst left no backlog, or drain never ran")
+	} else {
+		t.Logf("%d frames written in line", got)
 	}
 }
 

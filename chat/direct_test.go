@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 )
@@ -240,5 +242,76 @@ func TestADirectWriteAllocatesNothing(t *testing.T) {
 	}
 	if allocs != 0 {
 		t.Errorf("a direct write allocates %v times, want none", allocs)
+	}
+}
+
+// A backlog written in line goes after the bytes held back, as frames a
+// client reads one by one, in writes of at most coalesceLimit (a frame
+// longer than that alone).
+func TestWriteFramesSendsABacklogAfterWhatWasHeld(t *testing.T) {
+	c, client := tcpPair(t, func() bool { return true })
+	held, _ := textFrame(payloadN(0, 30))
+	if _, err := c.Write(held); err != nil { // melody's frame, more said to follow
+		t.Fatal(err)
+	}
+	sizes := []int{30}
+	var payloads [][]byte
+	for i := 1; i < 1000; i++ {
+		size := 100
+		if i == 500 {
+			size = coalesceLimit + 1
+		}
+		sizes = append(sizes, size)
+		payloads = append(payloads, payloadN(i, size))
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.writeFrames(payloads) }()
+	r := bufio.NewReader(client)
+	for i, size := range sizes {
+		op, p, err := readFrame(r)
+		if err != nil || op != 1 || !bytes.Equal(p, payloadN(i, size)) {
+			t.Fatalf("frame %d: opcode %d, %d bytes %.12q, %v", i, op, len(p), p, err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if c.buf != nil {
+		t.Error("bytes still held back after writeFrames")
+	}
+}
+
+// A client that takes nothing within the slow-client bound loses its
+// connection, and the hub hears of it, as with melody's own writes.
+func TestWriteFramesToAClientThatDoesNotRead(t *testing.T) {
+	c, client := tcpPair(t, func() bool { return false })
+	stalled := make(chan struct{}, 1)
+	c.enableDirect(200*time.Millisecond, func() { stalled <- struct{}{} })
+	payloads := make([][]byte, 4096) // far more than the socket buffers hold
+	for i := range payloads {
+		payloads[i] = payloadN(i, 1000)
+	}
+	if err := c.writeFrames(payloads); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("writeFrames to a client that does not read: %v, want a deadline exceeded", err)
+	}
+	select {
+	case <-stalled:
+	default:
+		t.Error("the stall went unheard")
+	}
+	client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, client); err != nil {
+		t.Fatalf("the connection was not closed: %v", err)
+	}
+}
+
+// Nothing may follow a close frame: writeFrames refuses.
+func TestWriteFramesAfterACloseFrame(t *testing.T) {
+	c, _ := tcpPair(t, func() bool { return false })
+	if _, err := c.Write([]byte{0x88, 2, 0x03, 0xe8}); err != nil { // close 1000
+		t.Fatal(err)
+	}
+	if err := c.writeFrames([][]byte{[]byte("after the close")}); !errors.Is(err, errAfterClose) {
+		t.Fatalf("writeFrames after a close frame: %v", err)
 	}
 }

@@ -114,3 +114,15 @@ func DirectWrites(h *Hub) int64 {
 	})
 	return n
 }
+
+// InlineWrites counts the frames the hub's connections' write goroutines
+// wrote themselves (queue.drain), not through melody.
+func InlineWrites(h *Hub) int64 {
+	var n int64
+	h.b.read(func() {
+		for c := range h.b.conns {
+			n += c.drains.Load()
+		}
+	})
+	return n
+}

@@ -49,6 +49,9 @@ type queue struct {
 	wait     [][]byte // frames waiting for room in melody's buffer, in order, from head on; nil when none
 	head     int      // wait's frames before head are paid (see paidLocked)
 	closeMsg []byte   // a close frame to send once nothing waits; nil for none
+	// draining: the session's write goroutine is writing frames of wait
+	// itself (drain), so none goes to melody meanwhile.
+	draining bool
 	// batches are the buffers of the "messages" frames handed to melody
 	// and not yet written, in order: each goes back to batchPool once
 	// written (recycle). nil when none.
@@ -61,6 +64,7 @@ type queue struct {
 	// frame back (coalesced); nil for a socket NoChat did not take over.
 	conn    *coalesced
 	directs atomic.Int64 // of the frames sent, those written directly
+	drains  atomic.Int64 // of the frames sent, those drain wrote
 }
 
 // melodyBuffer is the frames melody's buffer holds per session; Options'
@@ -191,7 +195,16 @@ func (c *queue) payOwed() {
 }
 
 func (c *queue) payLocked() {
-	for c.waiting() > 0 && c.queued.Load() < c.melodyLimit { // else no batch is built for nothing
+	if c.draining {
+		return // drain writes them, in order, and the close frame after them
+	}
+	limit := c.melodyLimit
+	if c.inline() {
+		// One frame to wake the session's write goroutine, which then
+		// writes the others itself (drain); none while melody has one.
+		limit = 1
+	}
+	for c.waiting() > 0 && c.queued.Load() < limit { // else no batch is built for nothing
 		rest := c.wait[c.head:]
 		b, n := rest[0], 1
 		var buf *[]byte
@@ -262,6 +275,55 @@ func putWait(w [][]byte) {
 	waitPool.Put(w[:0]) // its header is boxed: 24 bytes, next to the array it keeps
 }
 
+// Frames written in line. A frame handed to melody costs a hand-over
+// through its session's channel, a wake-up of its write goroutine, a clock
+// reading for the write's deadline, a copy into gorilla's buffer and the
+// sent handler, for each frame; on echo-protocol, where every message is a
+// frame of its own, that was most of what a burst cost the server beyond
+// the system calls coalesced saves. So a connection NoChat took over
+// (conn) hands melody one frame at a time while others wait: once melody
+// has written it and has nothing more, the same goroutine, still in
+// melody's sent handler and so between frames, writes what waits behind it
+// (drain), in one write for as many frames as coalesceLimit holds. The
+// client reads the same frames, one per message, in the same order.
+// "messages" frames (batch) go through melody: one carries many messages.
+
+// inline reports whether drain writes the connection's waiting frames.
+func (c *queue) inline() bool { return c.conn != nil && !c.batch }
+
+// drain writes the frames waiting for the client, on melody's write
+// goroutine, once melody has none left (wrote, with left 0). Frames
+// queued meanwhile wait behind them (waitN counts those being written,
+// and draining keeps payLocked from handing any to melody), and are
+// written in turn. A write that fails has closed the connection: its
+// session ends, and the frames left go with it.
+func (c *queue) drain() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.waiting() > 0 && c.queued.Load() == 0 {
+		n := c.waiting()
+		// Appends while unlocked may move wait to a larger array; this
+		// one keeps these frames until they are paid, below.
+		frames := c.wait[c.head : c.head+n]
+		c.draining = true
+		c.mu.Unlock()
+		err := c.conn.writeFrames(frames)
+		c.mu.Lock()
+		c.draining = false
+		if err != nil {
+			return
+		}
+		c.paidLocked(n)
+		c.sent.Add(int64(n))
+		c.drains.Add(int64(n))
+		c.lastWrite.Store(time.Now().UnixNano())
+	}
+	if c.waiting() == 0 && c.closeMsg != nil {
+		c.s.CloseWithMsg(c.closeMsg)
+		c.closeMsg = nil
+	}
+}
+
 // closeAfter sends the close frame msg after the frames waiting.
 func (c *queue) closeAfter(msg []byte) {
 	c.mu.Lock()
@@ -285,7 +347,12 @@ func (c *queue) wrote(b []byte) {
 		c.recycle(b) // before payOwed, which may build the next in it
 	}
 	if c.waitN.Load() > 0 {
-		c.payOwed()
+		switch {
+		case !c.inline():
+			c.payOwed()
+		case left == 0:
+			c.drain()
+		}
 	}
 	if c.conn != nil && c.queued.Load() == 0 && c.waitN.Load() == 0 {
 		// Nothing follows this frame: what the connection held back
