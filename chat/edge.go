@@ -219,9 +219,6 @@ func (h *Hub) ServeWSAs(w http.ResponseWriter, r *http.Request, id Identity) {
 			cc := newCoalesced(conn, c.backlog)
 			cc.client = c // how clientOf finds it
 			c.conn = cc
-			// Melody's buffer holds the frame being written and the next:
-			// the rest wait in the queue and go in line (drain).
-			c.melodyLimit = min(c.melodyLimit, 2)
 			hj := &hijacked{conn: cc, brw: brw, header: w.Header()}
 			handedOver = true
 			go h.upgrade(hj, handshakeRequest(r), ip)
