@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -37,9 +38,13 @@ type coalesced struct {
 
 	// melody sets a write deadline before every frame, and each costs the
 	// runtime's timer lock: one per write to the connection is enough, and
-	// none when it moved later by less than deadlineSlack.
-	deadline time.Time // the latest asked for
-	applied  time.Time // the one the connection has
+	// none when it moved later by less than deadlineSlack. The deadline
+	// asked for has a lock of its own: gorilla sets one before a control
+	// frame it writes from another goroutine, which must not wait for a
+	// write under way to do so (see writeControl).
+	dmu      sync.Mutex
+	deadline time.Time // the latest asked for, under dmu
+	applied  time.Time // the one the connection has, under mu
 
 	// raw is the socket itself, for writes that must not wait (writeNow
 	// from the broadcaster, see direct); nil when the connection is not a
@@ -48,8 +53,13 @@ type coalesced struct {
 	// frameLeft is how much of the frame gorilla is writing has yet to come
 	// through Write (a frame larger than its buffer comes in two writes):
 	// a direct write goes only between frames. -1 when the bytes did not
-	// read as server frames, or after a close frame: no direct write then.
-	frameLeft int
+	// read as server frames, or after a close frame: nothing of NoChat's
+	// own then. Written under mu, by gorilla's writes alone, which its own
+	// lock keeps one at a time: a write of gorilla's may read it unlocked.
+	frameLeft atomic.Int32
+	// framed: the handshake's answer went, and what goes through now is
+	// frames, which track follows (enableDirect).
+	framed bool
 	// wait bounds the write of what is left of a direct write the socket
 	// took only part of: the slow-client bound. stalled is called when it
 	// ran out, before the connection is closed for it.
@@ -81,9 +91,11 @@ func newCoalesced(conn net.Conn, more func() bool) *coalesced {
 // Write writes p now, with what was held back before it, unless more
 // frames are on their way and there is room to hold p too.
 func (c *coalesced) Write(p []byte) (int, error) {
-	c.mu.Lock()
+	if !c.lock(p) {
+		return len(p), nil // dropped: see lock
+	}
 	defer c.mu.Unlock()
-	if c.raw != nil {
+	if c.framed {
 		c.track(p)
 	}
 	more := c.more()
@@ -112,6 +124,52 @@ func (c *coalesced) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// controlWait bounds how long a control frame waits for a write under
+// way: gorilla's own wait for its write lock, before it gives one up.
+const controlWait = time.Second
+
+// lock takes mu for a write of p, and reports false when p is a control
+// frame that waited too long for it, to be dropped. gorilla writes control
+// frames (a pong, the answer to a close frame, a ping over TLS) from the
+// goroutine that reads, or the one that pings, holding only its own lock,
+// which a backlog written in line (writeFrames) does not hold: such a frame
+// may find the connection busy with a slow client for as long as the
+// slow-client bound. It waits at most controlWait, or until its deadline
+// has passed, and is then dropped, as gorilla drops one its own lock kept
+// waiting (its ping handler ignores that). Written past its deadline, it
+// would fail, and a TLS connection never recovers from a write that timed
+// out.
+func (c *coalesced) lock(p []byte) bool {
+	if c.mu.TryLock() {
+		return true
+	}
+	if !c.framed || c.frameLeft.Load() != 0 || !isControl(p) {
+		c.mu.Lock()
+		return true
+	}
+	limit := time.Now().Add(controlWait)
+	if d := c.writeDeadline(); !d.IsZero() && d.Before(limit) {
+		limit = d
+	}
+	for !c.mu.TryLock() {
+		if time.Now().After(limit) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if time.Now().After(limit) {
+		c.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+// isControl reports whether p is one whole control frame of a server's.
+func isControl(p []byte) bool {
+	n, ok := frameSize(p)
+	return ok && n == len(p) && p[0]&0x08 != 0
+}
+
 // flush writes what was held back, if anything: its queue calls it when no
 // frame follows the last one written.
 func (c *coalesced) flush() {
@@ -135,12 +193,17 @@ func (c *coalesced) flushLocked() error {
 
 // writeNow writes p to the connection, under the latest deadline.
 func (c *coalesced) writeNow(p []byte) (int, error) {
-	if !c.deadline.Equal(c.applied) {
-		if d := c.deadline.Sub(c.applied); c.deadline.IsZero() || c.applied.IsZero() || d < 0 || d >= deadlineSlack {
-			if err := c.Conn.SetWriteDeadline(c.deadline); err != nil {
+	return c.writeBy(p, c.writeDeadline())
+}
+
+// writeBy writes p to the connection under deadline t.
+func (c *coalesced) writeBy(p []byte, t time.Time) (int, error) {
+	if !t.Equal(c.applied) {
+		if d := t.Sub(c.applied); t.IsZero() || c.applied.IsZero() || d < 0 || d >= deadlineSlack {
+			if err := c.Conn.SetWriteDeadline(t); err != nil {
 				return 0, err
 			}
-			c.applied = c.deadline
+			c.applied = t
 		}
 	}
 	return c.Conn.Write(p)
@@ -148,10 +211,17 @@ func (c *coalesced) writeNow(p []byte) (int, error) {
 
 // SetWriteDeadline sets the deadline of the next write to the connection.
 func (c *coalesced) SetWriteDeadline(t time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
 	c.deadline = t
 	return nil
+}
+
+// writeDeadline is the deadline last asked for.
+func (c *coalesced) writeDeadline() time.Time {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	return c.deadline
 }
 
 // SetDeadline sets the read deadline now, and the write deadline as
@@ -193,7 +263,7 @@ func (c *coalesced) Close() error {
 func (c *coalesced) enableDirect(wait time.Duration, stalled func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.wait, c.stalled = wait, stalled
+	c.framed, c.wait, c.stalled = true, wait, stalled
 	sc, ok := c.Conn.(syscall.Conn)
 	if !ok {
 		return
@@ -210,36 +280,54 @@ func (c *coalesced) enableDirect(wait time.Duration, stalled func()) {
 // was held back, in as few writes as coalesceLimit allows: the frames of a
 // backlog written by the session's write goroutine itself, rather than
 // handed to melody one at a time (see queue.drain). It is called between
-// melody's frames, never inside one. A write that fails, or that the
-// client does not take within the slow-client bound, closes the
+// melody's frames, never inside one. Each write has the slow-client bound
+// of its own, as each of melody's frames has, and the connection is free
+// between two (for a control frame gorilla writes meanwhile: a pong). A
+// write that fails, or that the client does not take in time, closes the
 // connection, as melody's own would end the session.
 func (c *coalesced) writeFrames(payloads [][]byte) error {
+	for len(payloads) > 0 {
+		var err error
+		if payloads, err = c.writeSome(payloads); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeSome writes, in one write, the frames of payloads that fit
+// coalesceLimit after what was held back (at least one), and returns the
+// rest.
+func (c *coalesced) writeSome(payloads [][]byte) (rest [][]byte, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.frameLeft != 0 {
-		return errAfterClose // after a close frame: nothing may follow it
-	}
-	if c.wait > 0 {
-		c.deadline = time.Now().Add(c.wait)
+	if c.frameLeft.Load() != 0 {
+		return nil, errAfterClose // after a close frame: nothing may follow it
 	}
 	b := c.buf
 	if b == nil {
 		b = coalescePool.Get().(*[]byte)
 	}
 	c.buf = nil
-	var err error
+	n := 0
 	for _, p := range payloads {
 		if len(*b) > 0 && len(*b)+maxHeader+len(p) > coalesceLimit {
-			if _, err = c.writeNow(*b); err != nil {
-				break
-			}
-			*b = (*b)[:0]
+			break
 		}
 		*b = append(appendHeader(*b, len(p)), p...)
+		n++
 	}
-	if err == nil && len(*b) > 0 {
-		_, err = c.writeNow(*b)
+	if n == 0 { // what was held back filled the buffer
+		*b = append(appendHeader(*b, len(payloads[0])), payloads[0]...)
+		n = 1
 	}
+	var deadline time.Time
+	if c.wait > 0 {
+		deadline = time.Now().Add(c.wait)
+	} else {
+		deadline = c.writeDeadline()
+	}
+	_, err = c.writeBy(*b, deadline)
 	if cap(*b) == coalesceLimit { // a frame longer than that grew it: let it go
 		*b = (*b)[:0]
 		coalescePool.Put(b)
@@ -249,8 +337,9 @@ func (c *coalesced) writeFrames(payloads [][]byte) error {
 			c.stalled()
 		}
 		c.Conn.Close() // its reader ends the session
+		return nil, err
 	}
-	return err
+	return payloads[n:], nil
 }
 
 // errAfterClose is writeFrames' refusal to write after a close frame.
@@ -268,7 +357,7 @@ func (c *coalesced) writeDirect(frame []byte) bool {
 		return false
 	}
 	defer c.mu.Unlock()
-	if c.raw == nil || c.buf != nil || c.frameLeft != 0 {
+	if c.raw == nil || c.buf != nil || c.frameLeft.Load() != 0 {
 		return false
 	}
 	n, err := c.tryWrite(frame)
@@ -327,7 +416,7 @@ func (c *coalesced) flushRest() {
 	if c.buf == nil {
 		return
 	}
-	c.deadline = time.Now().Add(c.wait)
+	c.SetWriteDeadline(time.Now().Add(c.wait))
 	err := c.flushLocked()
 	if err == nil {
 		return
@@ -341,17 +430,19 @@ func (c *coalesced) flushRest() {
 // track follows the frames gorilla writes through p, so that a direct
 // write never lands inside one.
 func (c *coalesced) track(p []byte) {
-	for len(p) > 0 && c.frameLeft >= 0 {
-		if c.frameLeft == 0 {
+	left := int(c.frameLeft.Load())
+	defer func() { c.frameLeft.Store(int32(left)) }()
+	for len(p) > 0 && left >= 0 {
+		if left == 0 {
 			n, ok := frameSize(p)
 			if !ok || p[0]&0x0f == closeOpcode { // nothing may follow a close frame
-				c.frameLeft = -1
+				left = -1
 				return
 			}
-			c.frameLeft = n
+			left = n
 		}
-		k := min(c.frameLeft, len(p))
-		c.frameLeft -= k
+		k := min(left, len(p))
+		left -= k
 		p = p[k:]
 	}
 }

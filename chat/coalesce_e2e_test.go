@@ -110,9 +110,14 @@ func backlogInLine(t *testing.T, r *room) {
 			}
 		})
 	}
-	wg.Go(func() {
+	wg.Go(func() { // t.Fatal belongs to the test's goroutine: errors only here
 		for i := 0; i < n; {
-			f, _ := reader.next()
+			reader.conn.SetReadDeadline(time.Now().Add(readWait))
+			var f frame
+			if err := reader.conn.ReadJSON(&f); err != nil {
+				t.Errorf("v1 reader, message %d: %v", i, err)
+				return
+			}
 			if f.Type != "message" {
 				continue // presence, typing
 			}

@@ -285,9 +285,12 @@ func TestWriteFramesSendsABacklogAfterWhatWasHeld(t *testing.T) {
 // connection, and the hub hears of it, as with melody's own writes.
 func TestWriteFramesToAClientThatDoesNotRead(t *testing.T) {
 	c, client := tcpPair(t, func() bool { return false })
+	// Small socket buffers: what is written below is far more than they hold.
+	c.Conn.(*net.TCPConn).SetWriteBuffer(4096)
+	client.(*net.TCPConn).SetReadBuffer(4096)
 	stalled := make(chan struct{}, 1)
 	c.enableDirect(200*time.Millisecond, func() { stalled <- struct{}{} })
-	payloads := make([][]byte, 4096) // far more than the socket buffers hold
+	payloads := make([][]byte, 4096)
 	for i := range payloads {
 		payloads[i] = payloadN(i, 1000)
 	}
@@ -305,13 +308,65 @@ func TestWriteFramesToAClientThatDoesNotRead(t *testing.T) {
 	}
 }
 
-// Nothing may follow a close frame: writeFrames refuses.
+// Nothing may follow a close frame: writeFrames refuses, on a socket and
+// on a connection that is not one (TLS's).
 func TestWriteFramesAfterACloseFrame(t *testing.T) {
-	c, _ := tcpPair(t, func() bool { return false })
-	if _, err := c.Write([]byte{0x88, 2, 0x03, 0xe8}); err != nil { // close 1000
+	socket, _ := tcpPair(t, func() bool { return false })
+	other := newCoalesced(&recordingConn{}, func() bool { return false })
+	other.enableDirect(time.Second, nil)
+	for name, c := range map[string]*coalesced{"socket": socket, "not a socket": other} {
+		if _, err := c.Write([]byte{0x88, 2, 0x03, 0xe8}); err != nil { // close 1000
+			t.Fatal(err)
+		}
+		if err := c.writeFrames([][]byte{[]byte("after the close")}); !errors.Is(err, errAfterClose) {
+			t.Errorf("%s: writeFrames after a close frame: %v", name, err)
+		}
+	}
+}
+
+// gorilla writes a pong from the goroutine that reads, holding its own
+// lock only. While a backlog written in line waits for a client that does
+// not read, the pong waits no longer than gorilla would for its lock and is
+// dropped, as gorilla drops one then; the backlog then arrives whole, and
+// the connection still works. Written past its deadline it failed (and over
+// TLS would have broken the connection), after waiting for the whole
+// backlog.
+func TestAPongWaitsForABacklogNoLongerThanGorillaWould(t *testing.T) {
+	c, client := tcpPair(t, func() bool { return false })
+	c.enableDirect(30*time.Second, nil)
+	payloads := make([][]byte, 8192) // 8 MB: more than the socket buffers hold
+	for i := range payloads {
+		payloads[i] = payloadN(i, 1000)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.writeFrames(payloads) }()
+	time.Sleep(100 * time.Millisecond)
+	began := time.Now()
+	c.SetWriteDeadline(began.Add(time.Second)) // as gorilla's WriteControl does
+	if _, err := c.Write([]byte{0x8A, 0}); err != nil {
+		t.Fatalf("the pong: %v, want it dropped quietly", err)
+	}
+	if waited := time.Since(began); waited > controlWait+500*time.Millisecond {
+		t.Fatalf("the pong waited %v for the backlog, want at most about %v", waited, controlWait)
+	}
+	r := bufio.NewReader(client)
+	for i := range payloads {
+		op, p, err := readFrame(r)
+		if err == nil && op == 0xA { // a pong that did go between two writes
+			op, p, err = readFrame(r)
+		}
+		if err != nil || op != 1 || !bytes.Equal(p, payloads[i]) {
+			t.Fatalf("frame %d: opcode %d, %d bytes %.12q, %v", i, op, len(p), p, err)
+		}
+	}
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if err := c.writeFrames([][]byte{[]byte("after the close")}); !errors.Is(err, errAfterClose) {
-		t.Fatalf("writeFrames after a close frame: %v", err)
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte{0x8A, 0}); err != nil {
+		t.Fatalf("a pong once the backlog went: %v", err)
+	}
+	if op, _, err := readFrame(r); err != nil || op != 0xA {
+		t.Fatalf("after the backlog: opcode %d, %v; want the pong", op, err)
 	}
 }
