@@ -1,12 +1,8 @@
 package chat_test
 
 import (
-	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"net"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,7 +12,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"nochat/chat"
-	"nochat/db"
 )
 
 // Under a burst the server sends a connection's waiting frames in one
@@ -68,15 +63,16 @@ func TestABacklogIsWrittenInLine(t *testing.T) {
 		backlogInLine(t, newRoom(t, chat.Options{MsgRate: -1}))
 	})
 	t.Run("TLS", func(t *testing.T) {
-		store, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
-		r := serveRoomOn(t, store, chat.Options{MsgRate: -1}, func(l net.Listener) net.Listener { return tls.NewListener(l, cfg) })
-		r.url, r.tls = "wss"+strings.TrimPrefix(r.url, "ws"), &tls.Config{InsecureSkipVerify: true}
-		backlogInLine(t, r)
+		backlogInLine(t, newTLSRoom(t, chat.Options{MsgRate: -1}))
 	})
+}
+
+// sendBurst sends n messages, "burst 0000" on, cids "b0" on, unpaced: the
+// writer's batches fill every queue. It runs on a goroutine of its own.
+func sendBurst(sender *wsClient, n int) {
+	for i := range n {
+		sender.conn.WriteJSON(map[string]any{"type": "send", "data": map[string]any{"message": fmt.Sprintf("burst %04d", i), "cid": fmt.Sprint("b", i)}})
+	}
 }
 
 func backlogInLine(t *testing.T, r *room) {
@@ -88,11 +84,7 @@ func backlogInLine(t *testing.T, r *room) {
 	reader := r.dial(t, "nochat.v1", "")
 	waitOnline(t, r.hub, 5)
 	const n = 2000
-	go func() {
-		for i := range n { // unpaced: the writer's batches fill every queue
-			sender.conn.WriteJSON(map[string]any{"type": "send", "data": map[string]any{"message": fmt.Sprintf("burst %04d", i), "cid": fmt.Sprint("b", i)}})
-		}
-	}()
+	go sendBurst(sender, n)
 	var wg sync.WaitGroup
 	for k, echo := range echoes {
 		wg.Go(func() {
@@ -173,11 +165,7 @@ func TestABurstComesInMessagesFramesToAClientThatAsks(t *testing.T) {
 	plain := r.dial(t, "nochat.v1", "")
 	waitOnline(t, r.hub, 5)
 	const n = 2000
-	go func() {
-		for i := range n {
-			sender.conn.WriteJSON(map[string]any{"type": "send", "data": map[string]any{"message": fmt.Sprintf("burst %04d", i), "cid": fmt.Sprint("b", i)}})
-		}
-	}()
+	go sendBurst(sender, n)
 	read := func(c *wsClient) (frames int) {
 		for i := 0; i < n; {
 			f, _ := c.next()

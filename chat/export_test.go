@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"nochat/db"
@@ -106,22 +107,21 @@ func HandOverCounted(h *Hub, frame []byte) bool {
 // DirectWrites counts the frames written to the hub's connections directly
 // (queue.direct), not through melody.
 func DirectWrites(h *Hub) int64 {
-	var n int64
-	h.b.read(func() {
-		for c := range h.b.conns {
-			n += c.directs.Load()
-		}
-	})
-	return n
+	return framesSent(h, func(c *client) *atomic.Int64 { return &c.directs })
 }
 
 // InlineWrites counts the frames the hub's connections' write goroutines
 // wrote themselves (queue.drain), not through melody.
 func InlineWrites(h *Hub) int64 {
+	return framesSent(h, func(c *client) *atomic.Int64 { return &c.drains })
+}
+
+// framesSent sums a count of frames sent over the hub's connections.
+func framesSent(h *Hub, count func(*client) *atomic.Int64) int64 {
 	var n int64
 	h.b.read(func() {
 		for c := range h.b.conns {
-			n += c.drains.Load()
+			n += count(c).Load()
 		}
 	})
 	return n

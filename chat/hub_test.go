@@ -75,6 +75,20 @@ func serveRoomOn(t testing.TB, store *db.Store, opts chat.Options, wrap func(net
 	return &room{hub: hub, store: store, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/"}
 }
 
+// newTLSRoom is newRoom served over TLS, with a certificate of its own
+// that dial trusts.
+func newTLSRoom(t *testing.T, opts chat.Options) *room {
+	t.Helper()
+	store, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
+	r := serveRoomOn(t, store, opts, func(l net.Listener) net.Listener { return tls.NewListener(l, cfg) })
+	r.url, r.tls = "wss"+strings.TrimPrefix(r.url, "ws"), &tls.Config{InsecureSkipVerify: true}
+	return r
+}
+
 type frame struct {
 	Type string          `json:"type"`
 	Data json.RawMessage `json:"data"`

@@ -3,11 +3,8 @@
 package chat_test
 
 import (
-	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,7 +13,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"nochat/chat"
-	"nochat/db"
 )
 
 // A client that pings while it is behind (it stops reading, the server's
@@ -28,13 +24,7 @@ import (
 // two thousand frames in, when the backlog was written in line and the
 // pong waited for it).
 func TestAClientThatPingsWhileBehindGetsEverything(t *testing.T) {
-	store, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
-	r := serveRoomOn(t, store, chat.Options{MsgRate: -1, SessionBuffer: 1024}, func(l net.Listener) net.Listener { return tls.NewListener(l, cfg) })
-	r.url, r.tls = "wss"+strings.TrimPrefix(r.url, "ws"), &tls.Config{InsecureSkipVerify: true}
+	r := newTLSRoom(t, chat.Options{MsgRate: -1, SessionBuffer: 1024})
 	sender := r.dial(t, "nochat.v1", "")
 	small := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		// A small receive buffer: the server's writes wait sooner.

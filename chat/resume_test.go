@@ -2,12 +2,10 @@ package chat_test
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -287,14 +285,7 @@ func TestKeepaliveDropsDeadPeersAndKeepsLiveOnes(t *testing.T) {
 	// Over TLS the hub cannot write a ping to the socket itself: gorilla
 	// writes it, on a goroutine of its own.
 	t.Run("TLS", func(t *testing.T) {
-		store, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
-		r := serveRoomOn(t, store, keepaliveOptions, func(l net.Listener) net.Listener { return tls.NewListener(l, cfg) })
-		r.url, r.tls = "wss"+strings.TrimPrefix(r.url, "ws"), &tls.Config{InsecureSkipVerify: true}
-		keepsLiveDropsDead(t, r)
+		keepsLiveDropsDead(t, newTLSRoom(t, keepaliveOptions))
 	})
 }
 
