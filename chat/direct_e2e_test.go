@@ -65,16 +65,23 @@ func TestALargeRoomGetsEveryQuietMessageInOrder(t *testing.T) {
 		}
 	}
 	for k, c := range clients {
-		for i := range n {
-			want := fmt.Sprintf("quiet %02d", i)
-			var got string
+		var got []string
+		for len(got) < n {
 			if c.proto == "echo-protocol" {
-				got = c.expectText()
-			} else {
-				got = c.expect("message").Message
+				got = append(got, c.expectText())
+				continue
 			}
-			if got != want {
-				t.Fatalf("client %d (%s), message %d: got %q, want %q", k, c.proto, i, got, want)
+			// A "messages" frame is as good: a send that found the
+			// broadcaster busy (a slow machine, the race detector) left a
+			// backlog, which a batching client gets in one frame.
+			f, _ := c.next()
+			for _, m := range messagesIn(t, f) {
+				got = append(got, m.Message)
+			}
+		}
+		for i, m := range got {
+			if want := fmt.Sprintf("quiet %02d", i); m != want {
+				t.Fatalf("client %d (%s), message %d: got %q, want %q", k, c.proto, i, m, want)
 			}
 		}
 	}
