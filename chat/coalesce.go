@@ -41,7 +41,7 @@ type coalesced struct {
 	// none when it moved later by less than deadlineSlack. The deadline
 	// asked for has a lock of its own: gorilla sets one before a control
 	// frame it writes from another goroutine, which must not wait for a
-	// write under way to do so (see writeControl).
+	// write under way to do so (see lock).
 	dmu      sync.Mutex
 	deadline time.Time // the latest asked for, under dmu
 	applied  time.Time // the one the connection has, under mu

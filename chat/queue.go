@@ -221,10 +221,7 @@ func (c *queue) payLocked() {
 		}
 		c.paidLocked(n)
 	}
-	if c.waiting() == 0 && c.closeMsg != nil {
-		c.s.CloseWithMsg(c.closeMsg)
-		c.closeMsg = nil
-	}
+	c.closeIfDoneLocked()
 }
 
 // waiting is how many frames wait, under mu.
@@ -323,6 +320,12 @@ func (c *queue) drain() {
 		c.drains.Add(int64(n))
 		c.lastWrite.Store(time.Now().UnixNano())
 	}
+	c.closeIfDoneLocked()
+}
+
+// closeIfDoneLocked sends the close frame closeAfter kept, once no frame
+// waits before it.
+func (c *queue) closeIfDoneLocked() {
 	if c.waiting() == 0 && c.closeMsg != nil {
 		c.s.CloseWithMsg(c.closeMsg)
 		c.closeMsg = nil
