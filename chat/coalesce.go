@@ -284,12 +284,16 @@ func (c *coalesced) enableDirect(wait time.Duration, stalled func()) {
 // of its own, as each of melody's frames has, and the connection is free
 // between two (for a control frame gorilla writes meanwhile: a pong). A
 // write that fails, or that the client does not take in time, closes the
-// connection, as melody's own would end the session.
-func (c *coalesced) writeFrames(payloads [][]byte) error {
+// connection, as melody's own would end the session. wrote, if not nil,
+// hears of each write that went through.
+func (c *coalesced) writeFrames(payloads [][]byte, wrote func()) error {
 	for len(payloads) > 0 {
 		var err error
 		if payloads, err = c.writeSome(payloads); err != nil {
 			return err
+		}
+		if wrote != nil {
+			wrote()
 		}
 	}
 	return nil

@@ -265,7 +265,7 @@ func TestWriteFramesSendsABacklogAfterWhatWasHeld(t *testing.T) {
 		payloads = append(payloads, payloadN(i, size))
 	}
 	done := make(chan error, 1)
-	go func() { done <- c.writeFrames(payloads) }()
+	go func() { done <- c.writeFrames(payloads, nil) }()
 	r := bufio.NewReader(client)
 	for i, size := range sizes {
 		op, p, err := readFrame(r)
@@ -294,7 +294,7 @@ func TestWriteFramesToAClientThatDoesNotRead(t *testing.T) {
 	for i := range payloads {
 		payloads[i] = payloadN(i, 1000)
 	}
-	if err := c.writeFrames(payloads); !errors.Is(err, os.ErrDeadlineExceeded) {
+	if err := c.writeFrames(payloads, nil); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("writeFrames to a client that does not read: %v, want a deadline exceeded", err)
 	}
 	select {
@@ -308,6 +308,53 @@ func TestWriteFramesToAClientThatDoesNotRead(t *testing.T) {
 	}
 }
 
+// A backlog written in line notes each write as it goes through, not only
+// the last: a client reading a long backlog slowly is reading, and the
+// catch-up's stall check, which reads the last write's time, must not take
+// it for stalled before the whole backlog is through (noted once at its
+// end, a backlog longer than the slow-client bound closed a client that
+// read). Here the client stops halfway.
+func TestABacklogWrittenInLineNotesEachWrite(t *testing.T) {
+	c, client := tcpPair(t, func() bool { return false })
+	// Buffers of 32 KiB: what is written below is far more than they hold
+	// (smaller ones slow loopback TCP to a crawl).
+	c.Conn.(*net.TCPConn).SetWriteBuffer(32 << 10)
+	client.(*net.TCPConn).SetReadBuffer(32 << 10)
+	q := &queue{conn: c, drained: make(chan struct{}, 1)}
+	const n, size = 2000, 1000 // 2 MB: about 60 writes, 30 of them before the reader stops
+	for i := range n {
+		q.wait = append(q.wait, payloadN(i, size))
+	}
+	q.waitN.Store(n)
+	done := make(chan struct{})
+	go func() {
+		q.drain()
+		close(done)
+	}()
+	// Read half of it, then stop: the rest waits on the socket, and the
+	// backlog is not through.
+	client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.CopyN(io.Discard, client, n*size/2); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+		t.Fatal("the backlog went through before half of it was read")
+	default:
+	}
+	if q.lastWrite.Load() == 0 {
+		t.Error("half the backlog read, and no write of it noted")
+	}
+	const header = 4 // of a text frame of 126 to 65,535 bytes
+	if _, err := io.CopyN(io.Discard, client, n*(header+size)-n*size/2); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if got := q.sent.Load(); got != n {
+		t.Errorf("%d frames counted sent, want %d", got, n)
+	}
+}
+
 // Nothing may follow a close frame: writeFrames refuses, on a socket and
 // on a connection that is not one (TLS's).
 func TestWriteFramesAfterACloseFrame(t *testing.T) {
@@ -318,7 +365,7 @@ func TestWriteFramesAfterACloseFrame(t *testing.T) {
 		if _, err := c.Write([]byte{0x88, 2, 0x03, 0xe8}); err != nil { // close 1000
 			t.Fatal(err)
 		}
-		if err := c.writeFrames([][]byte{[]byte("after the close")}); !errors.Is(err, errAfterClose) {
+		if err := c.writeFrames([][]byte{[]byte("after the close")}, nil); !errors.Is(err, errAfterClose) {
 			t.Errorf("%s: writeFrames after a close frame: %v", name, err)
 		}
 	}
@@ -339,7 +386,7 @@ func TestAPongWaitsForABacklogNoLongerThanGorillaWould(t *testing.T) {
 		payloads[i] = payloadN(i, 1000)
 	}
 	done := make(chan error, 1)
-	go func() { done <- c.writeFrames(payloads) }()
+	go func() { done <- c.writeFrames(payloads, nil) }()
 	time.Sleep(100 * time.Millisecond)
 	began := time.Now()
 	c.SetWriteDeadline(began.Add(time.Second)) // as gorilla's WriteControl does

@@ -309,7 +309,7 @@ func (c *queue) drain() {
 		frames := c.wait[c.head : c.head+n]
 		c.draining = true
 		c.mu.Unlock()
-		err := c.conn.writeFrames(frames)
+		err := c.conn.writeFrames(frames, c.noteWrite)
 		c.mu.Lock()
 		c.draining = false
 		if err != nil {
@@ -318,10 +318,15 @@ func (c *queue) drain() {
 		c.paidLocked(n)
 		c.sent.Add(int64(n))
 		c.drains.Add(int64(n))
-		c.lastWrite.Store(time.Now().UnixNano())
 	}
 	c.closeIfDoneLocked()
 }
+
+// noteWrite notes that frames reached the socket just now. A backlog
+// written in line notes each of its writes: a client reading a long one
+// slowly is reading, and the catch-up's stall check (and the admin page's
+// last activity) must see it so.
+func (c *queue) noteWrite() { c.lastWrite.Store(time.Now().UnixNano()) }
 
 // closeIfDoneLocked sends the close frame closeAfter kept, once no frame
 // waits before it.
