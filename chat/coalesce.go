@@ -299,9 +299,9 @@ func (c *coalesced) writeFrames(payloads [][]byte, wrote func()) error {
 	return nil
 }
 
-// writeSome writes, in one write, the frames of payloads that fit
-// coalesceLimit after what was held back (at least one), and returns the
-// rest.
+// writeSome writes, in one write, what was held back and the frames of
+// payloads that fit coalesceLimit after it (at least one when nothing
+// was), and returns the rest.
 func (c *coalesced) writeSome(payloads [][]byte) (rest [][]byte, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -321,10 +321,9 @@ func (c *coalesced) writeSome(payloads [][]byte) (rest [][]byte, err error) {
 		*b = append(appendHeader(*b, len(p)), p...)
 		n++
 	}
-	if n == 0 { // what was held back filled the buffer
-		*b = append(appendHeader(*b, len(payloads[0])), payloads[0]...)
-		n = 1
-	}
+	// n is 0 only when what was held back left no room for the first
+	// frame: what was held back goes alone, the frames with the next write.
+	// (A frame larger than the buffer goes whole, in a buffer grown for it.)
 	var deadline time.Time
 	if c.wait > 0 {
 		deadline = time.Now().Add(c.wait)

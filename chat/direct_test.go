@@ -308,6 +308,34 @@ func TestWriteFramesToAClientThatDoesNotRead(t *testing.T) {
 	}
 }
 
+// Bytes held back that leave no room for a backlog's first frame are
+// written alone, the frames after them: no write is larger than
+// coalesceLimit, so the pooled buffer is never grown and let go for it.
+func TestWriteFramesAfterAFullBufferStayWithinTheLimit(t *testing.T) {
+	rc := &recordingConn{}
+	c := newCoalesced(rc, func() bool { return true })
+	held := bytes.Repeat([]byte("h"), coalesceLimit-100)
+	if _, err := c.Write(held); err != nil || c.buf == nil {
+		t.Fatalf("%v: nothing held back", err)
+	}
+	payloads := [][]byte{payloadN(0, 200), payloadN(1, 200)}
+	if err := c.writeFrames(payloads, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := held
+	for _, p := range payloads {
+		want = append(appendHeader(want, len(p)), p...)
+	}
+	if !bytes.Equal(rc.stream(), want) {
+		t.Fatal("the bytes on the wire are not what was held back and the frames, in order")
+	}
+	for i, w := range rc.writes {
+		if len(w) > coalesceLimit {
+			t.Errorf("write %d of %d: %d bytes, more than coalesceLimit (%d)", i, len(rc.writes), len(w), coalesceLimit)
+		}
+	}
+}
+
 // A backlog written in line notes each write as it goes through, not only
 // the last: a client reading a long backlog slowly is reading, and the
 // catch-up's stall check, which reads the last write's time, must not take
