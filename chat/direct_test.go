@@ -373,8 +373,8 @@ func TestABacklogWrittenInLineNotesEachWrite(t *testing.T) {
 	if q.lastWrite.Load() == 0 {
 		t.Error("half the backlog read, and no write of it noted")
 	}
-	const header = 4 // of a text frame of 126 to 65,535 bytes
-	if _, err := io.CopyN(io.Discard, client, n*(header+size)-n*size/2); err != nil {
+	frame := len(appendHeader(nil, size)) + size
+	if _, err := io.CopyN(io.Discard, client, int64(n*frame-n*size/2)); err != nil {
 		t.Fatal(err)
 	}
 	<-done
