@@ -181,7 +181,9 @@ func postJSON(t *testing.T, tab context.Context, method, path, body string) int 
 // A room's page counts the other rooms' unread messages once: the server
 // renders the counts, and the socket resumes after the newest message of
 // any room, not after the newest of the room shown (which would hand the
-// page the other rooms' messages again, counted twice).
+// page the other rooms' messages again, counted twice). And the room shown,
+// whose one message fits on the screen, counts as read once it has been
+// looked at, though the page never scrolled.
 func TestBrowserOtherRoomsCountedOnce(t *testing.T) {
 	ann := newBrowser(t)
 	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
@@ -214,4 +216,27 @@ func TestBrowserOtherRoomsCountedOnce(t *testing.T) {
 	if got := eval[string](t, bob, `document.querySelector('#sidebar a.room-link[data-slug="lobby"]').dataset.unread || '0'`); got != "3" {
 		t.Fatalf("Bob's lobby shows %s unread on Family's page, want 3", got)
 	}
+
+	// Family's one message fits on Bob's screen: the page never scrolls,
+	// and opening it must still count as reading it, for the server too.
+	waitPage(t, bob, "Family read, as the server counts it", unreadOf("family")+` === 0`)
+	do(t, bob, chromedp.Navigate(s.url+"/r/lobby"))
+	connected(t, bob)
+	if got := eval[string](t, bob, `document.querySelector('#sidebar a.room-link[data-slug="family"]').dataset.unread || '0'`); got != "0" {
+		t.Fatalf("Bob's Family shows %s unread after he read it, want 0", got)
+	}
+}
+
+// unreadOf is a JavaScript expression: the unread count the server gives
+// the page's person for the room slug (a synchronous request, so that
+// waitPage can poll it).
+func unreadOf(slug string) string {
+	return fmt.Sprintf(`(() => {
+		const x = new XMLHttpRequest();
+		x.open('GET', '/rooms?include=open', false);
+		x.setRequestHeader('Accept', 'application/json');
+		x.send();
+		const r = JSON.parse(x.responseText).find(r => r.slug === %q);
+		return r ? r.unread : -1;
+	})()`, slug)
 }

@@ -1222,6 +1222,10 @@
     // Without ?after= the server replays nothing, and a server whose latest
     // id is below ours has a different database: reload history either way.
     if ((!resumed && latest > lastId) || latest < lastId) resync();
+    // A room that fits on the screen never scrolls, and a page opened at
+    // its bottom scrolled before the socket could carry the read: now it
+    // can.
+    markRead();
     sendNick();
     // The queue goes again now: a retry still waiting would send twice.
     for (const t of retryTimers.values()) clearTimeout(t);
