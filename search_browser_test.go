@@ -19,8 +19,9 @@ func inView(id int64) string {
 	})()`, id)
 }
 
-// A person searches for an old message (far beyond the newest 50 the page
-// shows), sees it highlighted among the results, and opens it: the room
+// A person lists what one sender wrote (from: alone), then searches for an
+// old message (far beyond the newest 50 the page shows), sees it
+// highlighted among the results, and opens it: the room
 // scrolls to it, marked, with the history around it; the permalink opened
 // as an address does the same, and "jump to the newest" comes back to the
 // present. Screenshots at phone and desktop width, light and dark.
@@ -46,6 +47,12 @@ func TestBrowserSearchAndPermalink(t *testing.T) {
 	}
 
 	do(t, ann, chromedp.Click(chromedp.ID("search-open")), chromedp.WaitVisible(chromedp.ID("search-q")))
+	// A filter alone lists what it keeps, newest first.
+	do(t, ann, chromedp.SendKeys(chromedp.ID("search-q"), "from:zed"))
+	waitPage(t, ann, "zed's newest messages", `document.querySelectorAll("#search-results a.search-hit").length === 20 &&
+		document.querySelector("#search-results .hit-text").textContent === "line 119 of the day" &&
+		document.getElementById("search-status").textContent === "20 messages, newest first"`)
+	eval[string](t, ann, `document.getElementById("search-q").value = ""`)
 	do(t, ann, chromedp.SendKeys(chromedp.ID("search-q"), "kay"))
 	waitPage(t, ann, "one result, highlighted", `document.querySelectorAll("#search-results a.search-hit").length === 1 &&
 		document.querySelector("#search-results mark")?.textContent === "kayak"`)

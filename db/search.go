@@ -24,9 +24,6 @@ import (
 // second to the search index. They must not be in it yet.
 const indexRangeSQL = "INSERT INTO messages_fts (rowid, message) SELECT id, message FROM messages WHERE id BETWEEN ? AND ?"
 
-// ErrEmptySearch is returned for a search with no word to look for.
-var ErrEmptySearch = errors.New("type a word to search for")
-
 // SearchQuery is one search. Text is what the person typed (free words,
 // without filters); Rooms are the rooms they may see, and nothing outside
 // them is returned (none: no result).
@@ -66,21 +63,16 @@ const (
 )
 
 // Search returns the messages of q.Rooms that hold every word of q.Text (each
-// as a prefix: "prin" finds "printer"), newest first.
+// as a prefix: "prin" finds "printer"), newest first. With no word in
+// q.Text it lists the messages its other fields keep (see list).
 func (s *Store) Search(ctx context.Context, q SearchQuery) ([]Match, error) {
-	match := MatchExpr(q.Text)
-	if match == "" {
-		return nil, ErrEmptySearch
-	}
 	if len(q.Rooms) == 0 {
 		return nil, nil
 	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = DefaultSearchLimit
+	match := MatchExpr(q.Text)
+	if match == "" {
+		return s.list(ctx, q)
 	}
-	limit = min(limit, MaxSearchLimit)
-
 	where := []string{"messages_fts MATCH ?", "messages.room_id IN (" + list("?", len(q.Rooms)) + ")"}
 	args := []any{string(markOpen), string(markClose), match}
 	for _, r := range q.Rooms {
@@ -90,14 +82,7 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]Match, error) {
 		where = append(where, "coalesce(accounts.name, messages.user) = ? COLLATE NOCASE")
 		args = append(args, q.From)
 	}
-	if !q.Before.IsZero() {
-		where = append(where, "messages.timestamp < ?")
-		args = append(args, q.Before.UnixMilli())
-	}
-	if !q.After.IsZero() {
-		where = append(where, "messages.timestamp >= ?")
-		args = append(args, q.After.UnixMilli())
-	}
+	where, args = q.timeBounds(where, args)
 	// On the FTS table's rowid, which FTS5 bounds itself.
 	if q.BeforeID > 0 {
 		where = append(where, "messages_fts.rowid < ?")
@@ -107,7 +92,7 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]Match, error) {
 		where = append(where, "messages_fts.rowid > ?")
 		args = append(args, q.AfterID)
 	}
-	args = append(args, limit)
+	args = append(args, q.limit())
 	// The index is the outer loop (CROSS JOIN), walked newest first by
 	// rowid, so a common word stops at the limit instead of sorting every
 	// match; each match is then one primary-key lookup in messages.
@@ -116,6 +101,79 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]Match, error) {
 		" LEFT JOIN accounts ON accounts.id = messages.user_id" +
 		" WHERE " + strings.Join(where, " AND ") +
 		" ORDER BY messages_fts.rowid DESC LIMIT ?"
+	return s.matches(ctx, query, args, markSnippet)
+}
+
+// list is a search without words: the messages of q.Rooms that its sender,
+// dates and ids keep, newest first, each with its opening words as the
+// snippet ("from:ann" alone lists what Ann wrote). The plan walks messages
+// newest first and stops at the limit: by the account's index when From
+// is an account's name, by the room's index for one room, else by id.
+func (s *Store) list(ctx context.Context, q SearchQuery) ([]Match, error) {
+	table := "messages NOT INDEXED"
+	var where []string
+	var args []any
+	if len(q.Rooms) == 1 {
+		table = "messages INDEXED BY messages_room"
+		where, args = append(where, "messages.room_id = ?"), append(args, q.Rooms[0])
+	} else {
+		where = append(where, "messages.room_id IN ("+list("?", len(q.Rooms))+")")
+		for _, r := range q.Rooms {
+			args = append(args, r)
+		}
+	}
+	if q.From != "" {
+		var account int64
+		err := s.read.QueryRowContext(ctx, "SELECT id FROM accounts WHERE name = ? COLLATE NOCASE", q.From).Scan(&account)
+		switch {
+		case err == nil:
+			// An account's messages are its own by id, whatever name
+			// they were sent under.
+			table = "messages INDEXED BY messages_user"
+			where, args = append(where, "messages.user_id = ?"), append(args, account)
+		case errors.Is(err, sql.ErrNoRows):
+			where, args = append(where, "messages.user_id IS NULL AND messages.user = ? COLLATE NOCASE"), append(args, q.From)
+		default:
+			return nil, fmt.Errorf("search: %w", err)
+		}
+	}
+	where, args = q.timeBounds(where, args)
+	if q.BeforeID > 0 {
+		where, args = append(where, "messages.id < ?"), append(args, q.BeforeID)
+	}
+	if q.AfterID > 0 {
+		where, args = append(where, "messages.id > ?"), append(args, q.AfterID)
+	}
+	args = append(args, q.limit())
+	query := "SELECT " + columns + ", messages.message FROM " + table +
+		" LEFT JOIN accounts ON accounts.id = messages.user_id" +
+		" WHERE " + strings.Join(where, " AND ") +
+		" ORDER BY messages.id DESC LIMIT ?"
+	return s.matches(ctx, query, args, openingWords)
+}
+
+// timeBounds adds q's Before and After to a query's conditions.
+func (q SearchQuery) timeBounds(where []string, args []any) ([]string, []any) {
+	if !q.Before.IsZero() {
+		where, args = append(where, "messages.timestamp < ?"), append(args, q.Before.UnixMilli())
+	}
+	if !q.After.IsZero() {
+		where, args = append(where, "messages.timestamp >= ?"), append(args, q.After.UnixMilli())
+	}
+	return where, args
+}
+
+// limit is how many results q asks for, within MaxSearchLimit.
+func (q SearchQuery) limit() int {
+	if q.Limit <= 0 {
+		return DefaultSearchLimit
+	}
+	return min(q.Limit, MaxSearchLimit)
+}
+
+// matches runs a search's query, whose last column is the snippet's text,
+// made HTML by snippet.
+func (s *Store) matches(ctx context.Context, query string, args []any, snippet func(string) string) ([]Match, error) {
 	rows, err := s.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
@@ -129,13 +187,28 @@ func (s *Store) Search(ctx context.Context, q SearchQuery) ([]Match, error) {
 			return nil, fmt.Errorf("search: %w", err)
 		}
 		m.setState(uid, edited, reply)
-		m.Snippet = markSnippet(m.Snippet)
+		m.Snippet = snippet(m.Snippet)
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
 	return out, nil
+}
+
+// openingWords is a listed message's snippet: its first twelve words (as
+// FTS5's snippet keeps twelve), at most 200 characters, escaped.
+func openingWords(text string) string {
+	words := strings.Fields(text)
+	more := len(words) > 12
+	s := strings.Join(words[:min(len(words), 12)], " ")
+	if utf8.RuneCountInString(s) > 200 {
+		s, more = string([]rune(s)[:200]), true
+	}
+	if more {
+		s += "…"
+	}
+	return html.EscapeString(s)
 }
 
 // MatchExpr turns what a person typed into an FTS5 query that cannot be an

@@ -241,6 +241,12 @@ func BenchmarkSearch(b *testing.B) {
 		// The worst case: a word in most messages, and a filter that
 		// keeps none of them, so every match is read and refused.
 		searchCase{"worst", db.SearchQuery{Text: "the", From: "nobody", Rooms: mine}},
+		// Filters without a word list what they keep: one sender, one
+		// room, and the worst, a sender with no message, every message
+		// of the ten rooms read and refused.
+		searchCase{"list-from", db.SearchQuery{From: "guest7", Rooms: mine}},
+		searchCase{"list-room", db.SearchQuery{Rooms: []int64{20}}},
+		searchCase{"list-worst", db.SearchQuery{From: "nobody", Rooms: mine}},
 	))
 }
 

@@ -129,8 +129,7 @@ func TestSearchHostileInput(t *testing.T) {
 		`alpha AND`, `NOT alpha`, `(alpha`, `alpha)`, `message:alpha`, `{message}:alpha`, `-alpha`, `+alpha`, `alpha:`, `:`,
 		`'`, `\`, `%`, `_`, "\x00", "al\x00pha", `rank:1`, `messages_fts:alpha`, `"" OR ""`, "\uE000", `🎉`, `é`, strings.Repeat("a ", 200),
 	} {
-		_, err := s.Search(context.Background(), db.SearchQuery{Text: q, Rooms: []int64{1}})
-		if err != nil && err != db.ErrEmptySearch {
+		if _, err := s.Search(context.Background(), db.SearchQuery{Text: q, Rooms: []int64{1}}); err != nil {
 			t.Errorf("Search(%q): %v", q, err)
 		}
 	}
@@ -141,10 +140,79 @@ func TestSearchHostileInput(t *testing.T) {
 	if got := search(t, s, db.SearchQuery{Text: `"hi"`}); len(got) != 1 {
 		t.Fatalf(`"hi" found %d, want 1`, len(got))
 	}
+	// No word left: the newest messages, as a search without words lists.
 	for _, q := range []string{"", "   ", "***", `"" ^`} {
-		if _, err := s.Search(context.Background(), db.SearchQuery{Text: q, Rooms: []int64{1}}); err != db.ErrEmptySearch {
-			t.Errorf("Search(%q) = %v, want ErrEmptySearch", q, err)
+		if got := search(t, s, db.SearchQuery{Text: q}); len(got) != 4 || got[0].Message.Message != "col:umn" {
+			t.Errorf("Search(%q) = %v, want the 4 messages newest first", q, matchIDs(got))
 		}
+	}
+}
+
+// A search without words lists the messages its filters keep, newest
+// first: an account's by id whatever name they went under, a guest's by
+// name, one room's, between dates and ids; each with its opening words,
+// escaped, as the snippet.
+func TestSearchWithoutWordsListsWhatTheFiltersKeep(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	s := newTestStoreWith(t, db.Options{Now: clk.now})
+	ann, err := s.CreateAccount(ctx, db.Account{Name: "Ann", NameKey: "ann", PasswordHash: "x", Role: db.RoleMember, Created: clk.now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	garden, _, err := s.CreateRoom(ctx, db.Room{Slug: "garden", Name: "Garden", Kind: db.KindOpen}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("word ", 20) + "<b>"
+	st, err := s.Insert(ctx, []db.Draft{
+		{User: "annie", UserID: ann.ID, Message: "sent before a rename"},
+		{User: "bob", Message: "a guest's line"},
+		{User: "Ann", UserID: ann.ID, Message: "<b>tomatoes</b> & beans", Room: garden.ID},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(48 * time.Hour)
+	later, err := s.Insert(ctx, []db.Draft{{User: "Ann", UserID: ann.ID, Message: long}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := func(i int) int64 { return st[i].Message.ID }
+	both := []int64{db.DefaultRoom, garden.ID}
+	for _, c := range []struct {
+		name string
+		q    db.SearchQuery
+		want []int64
+	}{
+		{"from:ann", db.SearchQuery{From: "ann", Rooms: both}, []int64{later[0].Message.ID, id(2), id(0)}},
+		{"from:ann in:garden", db.SearchQuery{From: "ANN", Rooms: []int64{garden.ID}}, []int64{id(2)}},
+		{"from:bob", db.SearchQuery{From: "Bob", Rooms: both}, []int64{id(1)}},
+		{"from:nobody", db.SearchQuery{From: "nobody", Rooms: both}, nil},
+		{"in:lobby", db.SearchQuery{Rooms: []int64{db.DefaultRoom}}, []int64{later[0].Message.ID, id(1), id(0)}},
+		{"before a day", db.SearchQuery{Rooms: both, Before: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)}, []int64{id(2), id(1), id(0)}},
+		{"after a day", db.SearchQuery{From: "ann", Rooms: both, After: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)}, []int64{later[0].Message.ID}},
+		{"next page", db.SearchQuery{From: "ann", Rooms: both, BeforeID: id(2), Limit: 5}, []int64{id(0)}},
+		{"limit", db.SearchQuery{Rooms: both, Limit: 2}, []int64{later[0].Message.ID, id(2)}},
+		{"no rooms", db.SearchQuery{From: "ann", Rooms: []int64{}}, nil},
+	} {
+		got, err := s.Search(ctx, c.q)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if !slices.Equal(matchIDs(got), c.want) {
+			t.Errorf("%s: %v, want %v", c.name, matchIDs(got), c.want)
+		}
+	}
+	got := search(t, s, db.SearchQuery{From: "ann", Rooms: both})
+	if got[0].User != "Ann" || got[2].User != "Ann" {
+		t.Errorf("listed under %q and %q, want the account's name", got[0].User, got[2].User)
+	}
+	if want := strings.Repeat("word ", 11) + "word…"; got[0].Snippet != want {
+		t.Errorf("a long message's snippet = %q, want %q", got[0].Snippet, want)
+	}
+	if want := "&lt;b&gt;tomatoes&lt;/b&gt; &amp; beans"; got[1].Snippet != want {
+		t.Errorf("snippet = %q, want %q", got[1].Snippet, want)
 	}
 }
 

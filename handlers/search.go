@@ -20,7 +20,8 @@ import (
 //
 // q is what the person typed in the search box: free words, each found as
 // a word prefix, and the filters in:room-slug, from:name, before:DATE and
-// after:DATE (YYYY-MM-DD, UTC; after: is the days after that date). The
+// after:DATE (YYYY-MM-DD, UTC; after: is the days after that date). With
+// no word, the filters alone list the messages they keep, newest first. The
 // parameters room, from, before and after say the same and win over q's
 // filters; before and after also take a message id, for the next page.
 // Only the rooms the person may see are searched, decided by the room
@@ -44,7 +45,7 @@ const searchTimeout = 3 * time.Second
 
 var (
 	errSearchSlow    = errors.New("the search took too long: add a word, or search one room")
-	errSearchEmpty   = errors.New("type a word to search for")
+	errSearchEmpty   = errors.New("type a word to search for, or a filter: from:name, in:room, before:date, after:date")
 	errSearchLong    = errors.New("the search is too long: at most 256 characters")
 	errSearchLimited = errors.New("too many searches at once: wait a moment and try again")
 )
@@ -166,7 +167,8 @@ func handleSearch(log *slog.Logger, hub searchHub, store searcher, who identifie
 			}
 		}
 		q := db.SearchQuery{Text: strings.Join(t.words, " "), From: t.from}
-		if db.MatchExpr(q.Text) == "" {
+		if db.MatchExpr(q.Text) == "" && t.room == "" && t.from == "" && t.before == "" && t.after == "" {
+			// Without a word, a filter alone lists what it keeps.
 			writeError(w, r, log, http.StatusBadRequest, errSearchEmpty)
 			return
 		}
