@@ -195,10 +195,10 @@ func TestBrowserOtherRoomsCountedOnce(t *testing.T) {
 
 	do(t, ann, chromedp.Navigate(s.url+"/"))
 	connected(t, ann)
-	if code := postJSON(t, ann, "POST", "/rooms", `{"name":"Family","kind":"private","members":["Bob"]}`); code != 201 {
+	if code := postJSON(t, ann, "POST", "/rooms", `{"name":"Family Garden","topic":"Tomatoes, beans and who waters them","kind":"private","members":["Bob"]}`); code != 201 {
 		t.Fatalf("Family: %d", code)
 	}
-	if code := postJSON(t, ann, "POST", "/rooms/family/messages", `{"message":"in family"}`); code != 201 {
+	if code := postJSON(t, ann, "POST", "/rooms/family-garden/messages", `{"message":"in family"}`); code != 201 {
 		t.Fatalf("a line in Family: %d", code)
 	}
 	for i := range 3 {
@@ -210,19 +210,33 @@ func TestBrowserOtherRoomsCountedOnce(t *testing.T) {
 	do(t, bob, chromedp.Navigate(s.url+"/signin"), chromedp.WaitVisible(chromedp.ID("name")))
 	do(t, bob, chromedp.SendKeys(chromedp.ID("name"), "Bob"), chromedp.SendKeys(chromedp.ID("password"), "Bob's password"), chromedp.Submit(chromedp.ID("password")))
 	waitPage(t, bob, "Bob signed in", `!!document.getElementById("messages")`)
-	do(t, bob, chromedp.Navigate(s.url+"/r/family"))
+	do(t, bob, chromedp.Navigate(s.url+"/r/family-garden"))
 	connected(t, bob)
 	time.Sleep(500 * time.Millisecond) // whatever the socket hands over
 	if got := eval[string](t, bob, `document.querySelector('#sidebar a.room-link[data-slug="lobby"]').dataset.unread || '0'`); got != "3" {
 		t.Fatalf("Bob's lobby shows %s unread on Family's page, want 3", got)
 	}
+	// On a phone the header shows the room's whole name, its padlock clear
+	// of the rooms button's count.
+	do(t, bob, chromedp.EmulateViewport(390, 844))
+	if got := eval[string](t, bob, `(() => {
+		const name = document.getElementById("room-name-text"), mark = document.querySelector("#room-name .room-mark");
+		const badge = document.getElementById("drawer-badge");
+		if (badge.hidden) return "no count on the rooms button";
+		if (name.scrollWidth > name.clientWidth) return "the name is cut off: " + name.clientWidth + " of " + name.scrollWidth + " px";
+		if (badge.getBoundingClientRect().right > mark.getBoundingClientRect().left) return "the count covers the padlock";
+		return "";
+	})()`); got != "" {
+		t.Fatalf("Bob's header at 390 px: %s", got)
+	}
+	screenshots(t, bob, "rooms-unread")
 
 	// Family's one message fits on Bob's screen: the page never scrolls,
 	// and opening it must still count as reading it, for the server too.
-	waitPage(t, bob, "Family read, as the server counts it", unreadOf("family")+` === 0`)
+	waitPage(t, bob, "Family read, as the server counts it", unreadOf("family-garden")+` === 0`)
 	do(t, bob, chromedp.Navigate(s.url+"/r/lobby"))
 	connected(t, bob)
-	if got := eval[string](t, bob, `document.querySelector('#sidebar a.room-link[data-slug="family"]').dataset.unread || '0'`); got != "0" {
+	if got := eval[string](t, bob, `document.querySelector('#sidebar a.room-link[data-slug="family-garden"]').dataset.unread || '0'`); got != "0" {
 		t.Fatalf("Bob's Family shows %s unread after he read it, want 0", got)
 	}
 }
