@@ -153,6 +153,14 @@ func TestBrowserEditReactAndDelete(t *testing.T) {
 	waitMessages(t, ann, "Ann's lines", contains("dinner at 8, sorry"))
 	clickIn(t, phone, "dinner at 7?", "button.reaction[data-emoji='🦄']")
 	waitReactions(t, ann, "the unicorn gone", "dinner at 7?", "🎉 2 Bob, Ann pressed")
+	// The bin is drawn, not an emoji, which a machine without an emoji
+	// font shows as a blank box.
+	if got := eval[string](t, ann, fmt.Sprintf(`(() => {
+		const b = %s.querySelector(".act-delete"), svg = b.querySelector("svg");
+		return b.textContent + "|" + (svg ? svg.getBoundingClientRect().width : 0);
+	})()`, msgLine("scratch that"))); got != "|14" {
+		t.Fatalf("the delete button shows %q (text|drawn width), want a 14 px drawing and no text", got)
+	}
 	clickIn(t, ann, "scratch that", ".act-delete")
 	do(t, ann, chromedp.WaitVisible(chromedp.ID("delete-dialog")), chromedp.Click(`#delete-dialog button[value="ok"]`))
 	waitMessages(t, ann, "the line deleted", func(m []string) bool { return len(m) == 3 && m[2] == "dinner at 8, sorry" })

@@ -1674,6 +1674,20 @@
     return !room.archived && (own || IS_ADMIN || room.manage);
   }
 
+  const trashIcon = (() => {
+    const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+    svg.setAttribute('viewBox', '0 0 24 24');
+    svg.setAttribute('width', '14');
+    svg.setAttribute('height', '14');
+    svg.setAttribute('aria-hidden', 'true');
+    svg.setAttribute('focusable', 'false');
+    const path = document.createElementNS('http://www.w3.org/2000/svg', 'path');
+    path.setAttribute('d', 'M9 3h6l1 2h4v2H4V5h4zM6 9h12l-1 12H7zm4 2v8h1.5v-8zm2.5 0v8H14v-8z');
+    path.setAttribute('fill', 'currentColor');
+    svg.append(path);
+    return svg;
+  })();
+
   function actionButton(cls, label, text) {
     const b = document.createElement('button');
     b.type = 'button';
@@ -1695,7 +1709,12 @@
     if (document.body.hasAttribute('data-may-post')) bar.append(actionButton('act-reply', `Reply to message #${id}`, '↩'));
     if (signedIn) bar.append(actionButton('act-react', `React to message #${id}`, '☺+'));
     if (signedIn && mayEdit(li)) bar.append(actionButton('act-edit', `Edit message #${id}`, '✎'));
-    if (mayDelete(li)) bar.append(actionButton('act-delete delete', `Delete message #${id}`, '🗑'));
+    if (mayDelete(li)) {
+      // A drawn bin: the emoji one is a blank box where no emoji font is.
+      const del = actionButton('act-delete delete', `Delete message #${id}`, '');
+      del.append(trashIcon.cloneNode(true));
+      bar.append(del);
+    }
     li.append(bar);
   }
 
