@@ -284,6 +284,18 @@ func TestBrowserDashboardPagesAndFilters(t *testing.T) {
 	if eval[bool](t, browser, `document.documentElement.scrollWidth > window.innerWidth`) {
 		t.Fatal("the dashboard scrolls sideways at 1280 px")
 	}
+	// The figures stand in even rows at every width, none left alone.
+	for _, width := range []int64{390, 600, 1000, 1280, 1600} {
+		do(t, browser, chromedp.EmulateViewport(width, 900))
+		if got := eval[[]int](t, browser, `(() => {
+			const rows = new Map();
+			for (const s of document.querySelectorAll('.totals .stat')) rows.set(s.offsetTop, (rows.get(s.offsetTop) || 0) + 1);
+			return [...rows.values()];
+		})()`); len(got) == 0 || slices.ContainsFunc(got, func(n int) bool { return n != got[0] }) {
+			t.Errorf("at %d px the figures stand in rows of %v", width, got)
+		}
+	}
+	do(t, browser, chromedp.EmulateViewport(1280, 900))
 
 	// Deleting from the filtered page stays on it.
 	// Clicked in the page, in one step: the live refresh replaces the
