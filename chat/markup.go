@@ -37,8 +37,7 @@ import (
 // RenderHTML is text as the page shows it: sanitized HTML.
 func RenderHTML(text string) string {
 	if plain(text) {
-		// Most lines are plain words: escaped, with their line breaks.
-		return "<p>" + strings.ReplaceAll(html.EscapeString(text), "\n", "<br>\n") + "</p>"
+		return plainHTML(text) // most lines are plain words
 	}
 	if out, ok := rendered.get(text); ok {
 		return out
@@ -49,9 +48,29 @@ func RenderHTML(text string) string {
 		return "<p>" + html.EscapeString(text) + "</p>" // goldmark writes to memory: no error comes
 	}
 	out := strings.TrimSpace(r.policy.Sanitize(buf.String()))
+	if len(out) > maxHTML(len(text)) {
+		// Whatever markup made it so large (a wall of links), the text is
+		// shown as typed: a frame, sent to every reader, stays near the
+		// size of what was stored.
+		out = plainHTML(text)
+	}
 	rendered.put(text, out)
 	return out
 }
+
+// plainHTML is text escaped, with its line breaks.
+func plainHTML(text string) string {
+	return "<p>" + strings.ReplaceAll(html.EscapeString(text), "\n", "<br>\n") + "</p>"
+}
+
+// maxHTML bounds the HTML of a text of n bytes: links and emphasis make a
+// few times the text (a bare address about eight), no more.
+func maxHTML(n int) int { return 8*n + 512 }
+
+// maxQuoteDepth is how deep quotes nest: a quote of a quote of a quote.
+// Deeper ">" are text: a line of a thousand would otherwise be a thousand
+// nested blockquotes, 54 KB of HTML for 2 KB typed.
+const maxQuoteDepth = 3
 
 // rendered remembers the HTML of recent texts with markup: a page of
 // history is read again and again, and goldmark and the sanitizer take
@@ -134,8 +153,14 @@ func literal(text string) []byte {
 		}
 		if len(trimmed) == len(line) {
 			// A quote's markers (">", "> > "), then what follows them is
-			// the line whose indent is kept.
-			for strings.HasPrefix(line, ">") {
+			// the line whose indent is kept. Past maxQuoteDepth a ">" is
+			// text (an entity, which goldmark does not take for a marker).
+			for depth := 0; strings.HasPrefix(line, ">"); depth++ {
+				if depth == maxQuoteDepth {
+					out.WriteString("&gt;")
+					line = line[1:]
+					break
+				}
 				n := 1
 				if strings.HasPrefix(line[1:], " ") {
 					n++

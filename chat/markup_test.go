@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,6 +47,54 @@ func TestRenderHTMLConstructs(t *testing.T) {
 		if got := strings.TrimSpace(chat.RenderHTML(tt.in)); got != tt.want {
 			t.Errorf("RenderHTML(%q)\n got %s\nwant %s", tt.in, got, tt.want)
 		}
+	}
+}
+
+// Quotes nest three deep; a deeper ">" is text. A message of a thousand
+// ">" was a thousand nested blockquotes, 54 KB of HTML (110 KB a frame,
+// JSON-escaped) for 2 KB stored, sent to every reader.
+func TestRenderHTMLNestsQuotesThreeDeep(t *testing.T) {
+	for _, tt := range []struct {
+		in          string
+		quotes      int
+		shown, text string
+	}{
+		{"> > quoted twice", 2, "quoted twice", ""},
+		{">>> three", 3, "three", ""},
+		{"> > > > four", 3, "four", ">"},
+		{strings.Repeat(">", 1990) + " x", 3, "x", strings.Repeat(">", 1987)},
+		{strings.Repeat("> ", 995) + "x", 3, "x", ">"},
+	} {
+		out := chat.RenderHTML(tt.in)
+		text := html.UnescapeString(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(out, ""))
+		if got := strings.Count(out, "<blockquote>"); got != tt.quotes || !strings.Contains(text, tt.shown) || !strings.Contains(text, tt.text) {
+			t.Errorf("RenderHTML(%.20q…): %d quotes, text %.40q…; want %d quotes, %q and %q shown", tt.in, got, strings.TrimSpace(text), tt.quotes, tt.shown, tt.text)
+		}
+	}
+}
+
+// However the markup is piled up, a message's HTML stays within eight
+// times its text and half a KiB: what would be larger (a wall of links) is
+// shown as typed.
+func TestRenderHTMLStaysNearTheTextsSize(t *testing.T) {
+	for name, in := range map[string]string{
+		"quotes":     strings.Repeat(">", 1990) + " x",
+		"spaced":     strings.Repeat("> ", 995) + "x",
+		"bare links": strings.Repeat("www.a.bc ", 222),
+		"links":      strings.Repeat("http://a.b ", 180),
+		"emphasis":   strings.Repeat("*_", 1000),
+		"bold":       strings.Repeat("*a", 1000),
+		"code spans": strings.Repeat("`a` ", 500),
+		"everything": strings.Repeat("> *a* _b_ `c` http://x.y\n", 80),
+		"entities":   strings.Repeat("&", 2000),
+	} {
+		if out := chat.RenderHTML(in); len(out) > 8*len(in)+512 {
+			t.Errorf("%s: %d bytes of HTML for %d typed", name, len(out), len(in))
+		}
+	}
+	// Within the bound, links stay links.
+	if out := chat.RenderHTML("see www.example.org and https://example.org/a"); strings.Count(out, "<a ") != 2 {
+		t.Errorf("two addresses: %s", out)
 	}
 }
 
