@@ -114,7 +114,7 @@ func (h *Hub) submitWS(c *client, room int64, user, text, cid string, replyTo in
 			return
 		}
 	}
-	if c.limiter != nil && !c.limiter.Allow() {
+	if c.limiter != nil && !c.limiter.Allow() || c.userID == 0 && h.guestSends != nil && !h.guestSends.Allow(c.remote) {
 		h.refuse(c, ErrRateLimited, cid)
 		return
 	}

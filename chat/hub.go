@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/olahol/melody"
+	"golang.org/x/time/rate"
 
 	"nochat/db"
 )
@@ -46,8 +47,8 @@ type Options struct {
 
 	// Abuse limits. Zero values take the defaults; a negative value turns
 	// the limit off.
-	MsgRate       float64 // messages per second per connection (10)
-	MsgBurst      int     // messages a connection may send at once (20)
+	MsgRate       float64 // messages per second per connection, and per address over its guests' sockets (10)
+	MsgBurst      int     // messages a connection (an address's guests) may send at once (20)
 	MaxConns      int     // WebSocket sessions in total (10,000)
 	MaxConnsPerIP int     // WebSocket sessions per client address (100)
 	// BotRate and BotBurst limit each bot account's messages and changes,
@@ -155,6 +156,10 @@ type Hub struct {
 	b         broadcaster // the one registry of connections, and its goroutine
 	admission admission   // connections counted against the limits (edge.go)
 	bots      botLimits   // each bot's message limit (bot.go)
+	// guestSends is the message limit of each address over all its guests'
+	// sockets, nil when messages are not limited: a guest with a hundred
+	// sockets sends no faster than with one.
+	guestSends *KeyedLimiter
 
 	started    time.Time
 	errors     *errorLog
@@ -237,6 +242,9 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 		notices:     make(chan db.Message, notifyQueue),
 		noticesDone: make(chan struct{}),
 		bots:        botLimits{rate: opts.BotRate, burst: opts.BotBurst},
+	}
+	if opts.MsgRate > 0 {
+		h.guestSends = NewKeyedLimiter(rate.Limit(opts.MsgRate), opts.MsgBurst)
 	}
 	if err := h.dir.load(ctx, store); err != nil {
 		cancel()

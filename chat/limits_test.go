@@ -45,6 +45,45 @@ func TestMessageRateLimitPerConnection(t *testing.T) {
 	}
 }
 
+// An address's guests share its limit: a hundred sockets send no faster
+// than one (one address filled 2 MB of disk a second with 100 sockets
+// sending at each one's limit).
+func TestGuestsOfOneAddressShareTheMessageLimit(t *testing.T) {
+	r := newRoom(t, chat.Options{MsgRate: 1, MsgBurst: 3})
+	var socks []*wsClient
+	for range 4 {
+		socks = append(socks, r.dial(t, "nochat.v1", ""))
+	}
+	for i, c := range socks {
+		for j := range 3 { // within each socket's own burst
+			c.say(fmt.Sprintf("socket %d line %d", i, j), fmt.Sprintf("c%d-%d", i, j))
+		}
+	}
+	var acks, limited int
+	for _, c := range socks {
+		for n := 0; n < 3; {
+			f, raw := c.next()
+			switch f.Type {
+			case "ack":
+				acks++
+				n++
+			case "error":
+				if !strings.Contains(raw, `"rate_limited"`) {
+					t.Fatalf("got %s", raw)
+				}
+				limited++
+				n++
+			}
+		}
+	}
+	if acks != 3 || limited != 9 {
+		t.Fatalf("%d acks and %d rate_limited for 12 sends over 4 guest sockets of one address, burst 3", acks, limited)
+	}
+	if msgs, _ := r.store.Latest(context.Background(), 20); len(msgs) != 3 {
+		t.Fatalf("%d stored, want the address's 3", len(msgs))
+	}
+}
+
 // A guest's name changes are limited too: each is looked up among the
 // members' names, and one socket sending them as fast as it could kept
 // more than a core busy. A burst (a page sending what it queued offline,

@@ -151,7 +151,7 @@ func handleChangePassword(log *slog.Logger, a *Auth, store accountStore, hub int
 			refuse(http.StatusBadRequest, "That is not your current password.")
 			return
 		}
-		if !a.tries.allowAt(chat.ClientIP(r, trustProxy), now) || !a.accounts.allowAt(strconv.FormatInt(acct.ID, 10), now) {
+		if !a.tries.AllowAt(chat.ClientIP(r, trustProxy), now) || !a.accounts.AllowAt(strconv.FormatInt(acct.ID, 10), now) {
 			refuse(http.StatusTooManyRequests, tooManyAttempts(w, tryEvery))
 			return
 		}
@@ -233,7 +233,7 @@ func handleRename(log *slog.Logger, a *Auth, store accountStore, hub renamer, tr
 			return
 		}
 		// Only renames that happen count: a refused name costs one read.
-		if !a.renames.allowAt(strconv.FormatInt(acct.ID, 10), a.now()) {
+		if !a.renames.AllowAt(strconv.FormatInt(acct.ID, 10), a.now()) {
 			hub.RecordErrorAt(chat.KindRateLimited, placeRename, "too many renames", requestSubject(r, trustProxy))
 			show(r, http.StatusTooManyRequests, draft, tooManyAttempts(w, renameEvery), "")
 			return

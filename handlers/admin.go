@@ -391,7 +391,7 @@ func handleLogin(log *slog.Logger, a *Auth, hub adminHub, trustProxy bool, asset
 			hub.RecordErrorAt(chat.KindRateLimited, placeLogin, "too many admin login attempts", requestSubject(r, trustProxy))
 			render(w, r, log, http.StatusTooManyRequests, views.LoginPage(assets, tooManyAttempts(w, wait)))
 		}
-		if !a.tries.allowAt(chat.ClientIP(r, trustProxy), a.now()) {
+		if !a.tries.AllowAt(chat.ClientIP(r, trustProxy), a.now()) {
 			tooMany(tryEvery)
 			return
 		}

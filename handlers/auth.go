@@ -79,10 +79,10 @@ type Auth struct {
 	log   *slog.Logger
 	now   func() time.Time // time.Now; tests move it by hand
 
-	tries    *keyedLimiter // attempts per client address
-	accounts *keyedLimiter // sign-in attempts per account
-	renames  *keyedLimiter // renames per account
-	gate     *loginGate    // checks from every address together, admin password and accounts alike
+	tries    *chat.KeyedLimiter // attempts per client address
+	accounts *chat.KeyedLimiter // sign-in attempts per account
+	renames  *chat.KeyedLimiter // renames per account
+	gate     *loginGate         // checks from every address together, admin password and accounts alike
 
 	// dummy is a bcrypt hash a sign-in with an unknown name is checked
 	// against, so that it takes as long as one with a known name.
@@ -145,9 +145,9 @@ func NewAuth(ctx context.Context, store authStore, password string, log *slog.Lo
 		store:    store,
 		log:      log,
 		now:      time.Now,
-		tries:    newKeyedLimiter(rate.Every(tryEvery), 5),
-		accounts: newKeyedLimiter(rate.Every(tryEvery), 5),
-		renames:  newKeyedLimiter(rate.Every(renameEvery), 5),
+		tries:    chat.NewKeyedLimiter(rate.Every(tryEvery), 5),
+		accounts: chat.NewKeyedLimiter(rate.Every(tryEvery), 5),
+		renames:  chat.NewKeyedLimiter(rate.Every(renameEvery), 5),
 		gate:     &loginGate{},
 
 		unsaved: make(map[string]time.Time),

@@ -18,9 +18,9 @@ var errCrossOrigin = errors.New("cross-origin request refused: this action must 
 // client address may send at most SendRate messages a second, over all the
 // routes it guards together.
 func guardSend(d Deps) func(http.Handler) http.Handler {
-	var limiter *keyedLimiter
+	var limiter *chat.KeyedLimiter
 	if d.SendRate > 0 {
-		limiter = newKeyedLimiter(rate.Limit(d.SendRate), max(1, d.SendBurst))
+		limiter = chat.NewKeyedLimiter(rate.Limit(d.SendRate), max(1, d.SendBurst))
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -38,7 +38,7 @@ func guardSend(d Deps) func(http.Handler) http.Handler {
 					writeError(w, r, d.Log, http.StatusTooManyRequests, chat.ErrRateLimited)
 					return
 				}
-			} else if limiter != nil && !limiter.allow(chat.ClientIP(r, d.TrustProxy)) {
+			} else if limiter != nil && !limiter.Allow(chat.ClientIP(r, d.TrustProxy)) {
 				d.Hub.RecordErrorAt(chat.KindRateLimited, placeRESTSend, "REST sends over the rate limit", requestSubject(r, d.TrustProxy))
 				w.Header().Set("Retry-After", "1")
 				writeError(w, r, d.Log, http.StatusTooManyRequests, chat.ErrRateLimited)

@@ -261,7 +261,7 @@ func handleJoin(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, tru
 		refuse := func(status int, problem string) {
 			render(w, r, log, status, views.JoinPage(assets, joinForm(names, code, chat.Cut(name, 4*names.Limits().MaxNameLen), problem)))
 		}
-		if !a.tries.allowAt(chat.ClientIP(r, trustProxy), a.now()) {
+		if !a.tries.AllowAt(chat.ClientIP(r, trustProxy), a.now()) {
 			hub.RecordErrorAt(chat.KindRateLimited, placeJoin, "too many joins", requestSubject(r, trustProxy))
 			refuse(http.StatusTooManyRequests, tooManyAttempts(w, tryEvery))
 			return

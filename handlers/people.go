@@ -428,7 +428,7 @@ func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, t
 			answer(http.StatusTooManyRequests, tooManyAttempts(w, wait))
 		}
 		now := a.now()
-		if !a.tries.allowAt(chat.ClientIP(r, trustProxy), now) {
+		if !a.tries.AllowAt(chat.ClientIP(r, trustProxy), now) {
 			tooMany(tryEvery)
 			return
 		}
@@ -456,7 +456,7 @@ func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, t
 		}
 		// Keyed by account id: only accounts that exist have a bucket, so
 		// made-up names cannot grow the table.
-		if found && !a.accounts.allowAt(strconv.FormatInt(acct.ID, 10), now) {
+		if found && !a.accounts.AllowAt(strconv.FormatInt(acct.ID, 10), now) {
 			tooMany(tryEvery)
 			return
 		}

@@ -53,7 +53,7 @@ var (
 // addPushRoutes adds the Web Push routes, when push is on.
 func addPushRoutes(mux *http.ServeMux, d Deps) {
 	change := guardJSON(d)
-	limited := limitRoomChanges(d, newKeyedLimiter(rate.Every(roomChangeEvery), roomChangeBurst))
+	limited := limitRoomChanges(d, chat.NewKeyedLimiter(rate.Every(roomChangeEvery), roomChangeBurst))
 	p := &pushRoutes{log: d.Log, push: d.Push, store: d.Store, who: d.Auth}
 	mux.Handle("GET /push/key", http.HandlerFunc(p.key))
 	mux.Handle("POST /push/subscriptions", limited(change(p.subscribe)))

@@ -74,7 +74,7 @@ func addRoomRoutes(mux *http.ServeMux, d Deps) {
 	}
 	change := guardJSON(d)
 	// Creating, inviting, joining...: a person's bursts, not a script's.
-	limited := limitRoomChanges(d, newKeyedLimiter(rate.Every(roomChangeEvery), roomChangeBurst))
+	limited := limitRoomChanges(d, chat.NewKeyedLimiter(rate.Every(roomChangeEvery), roomChangeBurst))
 	mux.Handle("GET /rooms", read(rooms.list))
 	mux.Handle("POST /rooms", limited(change(rooms.create)))
 	mux.Handle("GET /rooms/{slug}", read(rooms.show))
@@ -105,14 +105,14 @@ const (
 var errRoomChangesLimited = errors.New("too many room changes at once: wait a moment and try again")
 
 // limitRoomChanges refuses, with 429, changes past the limiter's rate.
-func limitRoomChanges(d Deps, limiter *keyedLimiter) func(http.Handler) http.Handler {
+func limitRoomChanges(d Deps, limiter *chat.KeyedLimiter) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			key := "ip " + chat.ClientIP(r, d.TrustProxy)
 			if id := d.Auth.Identity(r); !id.Guest() {
 				key = "account " + strconv.FormatInt(id.UserID, 10)
 			}
-			if !limiter.allow(key) {
+			if !limiter.Allow(key) {
 				w.Header().Set("Retry-After", strconv.Itoa(int(roomChangeEvery/time.Second)))
 				writeError(w, r, d.Log, http.StatusTooManyRequests, errRoomChangesLimited)
 				return

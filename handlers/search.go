@@ -127,14 +127,14 @@ func searchBound(name, v string, after bool) (time.Time, int64, error) {
 }
 
 func limitSearches(d Deps) func(http.Handler) http.Handler {
-	limiter := newKeyedLimiter(rate.Every(searchEvery), searchBurst)
+	limiter := chat.NewKeyedLimiter(rate.Every(searchEvery), searchBurst)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			key := "ip " + chat.ClientIP(r, d.TrustProxy)
 			if id := d.Auth.Identity(r); !id.Guest() {
 				key = "account " + strconv.FormatInt(id.UserID, 10)
 			}
-			if !limiter.allow(key) {
+			if !limiter.Allow(key) {
 				w.Header().Set("Retry-After", "1")
 				writeError(w, r, d.Log, http.StatusTooManyRequests, errSearchLimited)
 				return

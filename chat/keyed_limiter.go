@@ -1,19 +1,17 @@
-package handlers
+package chat
 
 import (
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
-
-	"nochat/chat"
 )
 
-// keyedLimiter is a token bucket per key: a client address, IPv6 addresses
-// by their /64 (chat.AddressKey), or an account's id. It holds at most maxBuckets buckets however
+// KeyedLimiter is a token bucket per key: a client address, IPv6 addresses
+// by their /64 (AddressKey), or an account's id. It holds at most maxBuckets buckets however
 // many addresses come by: buckets idle for a while are forgotten, and when
 // the table is full and none is idle, one is dropped to make room.
-type keyedLimiter struct {
+type KeyedLimiter struct {
 	limit rate.Limit
 	burst int
 
@@ -42,16 +40,16 @@ const idleAfter = 10 * time.Minute
 // across all addresses, does not depend on this table.
 const maxBuckets = 10_000
 
-func newKeyedLimiter(limit rate.Limit, burst int) *keyedLimiter {
-	return &keyedLimiter{limit: limit, burst: burst, buckets: make(map[string]*bucket), swept: time.Now()}
+func NewKeyedLimiter(limit rate.Limit, burst int) *KeyedLimiter {
+	return &KeyedLimiter{limit: limit, burst: burst, buckets: make(map[string]*bucket), swept: time.Now()}
 }
 
-// allow takes a token from addr's bucket, reporting false when it is empty.
-func (k *keyedLimiter) allow(addr string) bool { return k.allowAt(addr, time.Now()) }
+// Allow takes a token from addr's bucket, reporting false when it is empty.
+func (k *KeyedLimiter) Allow(addr string) bool { return k.AllowAt(addr, time.Now()) }
 
-// allowAt is allow at the given time.
-func (k *keyedLimiter) allowAt(addr string, now time.Time) bool {
-	key := chat.AddressKey(addr)
+// AllowAt is Allow at the given time.
+func (k *KeyedLimiter) AllowAt(addr string, now time.Time) bool {
+	key := AddressKey(addr)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if now.Sub(k.swept) > idleAfter {
@@ -70,7 +68,7 @@ func (k *keyedLimiter) allowAt(addr string, now time.Time) bool {
 }
 
 // sweep forgets the buckets idle for idleAfter.
-func (k *keyedLimiter) sweep(now time.Time) {
+func (k *KeyedLimiter) sweep(now time.Time) {
 	for key, b := range k.buckets {
 		if now.Sub(b.seen) > idleAfter {
 			delete(k.buckets, key)
@@ -83,7 +81,7 @@ func (k *keyedLimiter) sweep(now time.Time) {
 // any (a sweep at most once a second, so that a stream of new addresses
 // does not walk the table each time), else one bucket, whichever the map
 // yields first.
-func (k *keyedLimiter) makeRoom(now time.Time) {
+func (k *KeyedLimiter) makeRoom(now time.Time) {
 	if now.Sub(k.swept) > time.Second {
 		k.sweep(now)
 	}
