@@ -150,6 +150,8 @@ func TestBadV1FramesAreRefusedAndHarmNoOne(t *testing.T) {
 		{"invalid UTF-8 outside strings", "\xff{}", "invalid_utf8", ""},
 		{"overlong encoding of /", sendFrame("{\"message\":\"\xc0\xaf\"}"), "invalid_utf8", ""},
 		{"UTF-8 encoded surrogate", sendFrame("{\"message\":\"\xed\xa0\x80\"}"), "invalid_utf8", ""},
+		{"half a surrogate pair escaped", sendFrame(`{"message":"a\ud800b","cid":"s1"}`), "invalid_utf8", ""},
+		{"a name with a low half alone", `{"type":"nick","data":{"user":"ann\uDC00"}}`, "invalid_utf8", ""},
 		{"truncated sequence", sendFrame("{\"message\":\"\xe2\x82\"}"), "invalid_utf8", ""},
 		{"invalid UTF-8 in the cid", sendFrame("{\"message\":\"hi\",\"cid\":\"\xff\"}"), "invalid_utf8", ""},
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"nochat/db"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/olahol/melody"
@@ -54,9 +53,10 @@ func (h *Hub) onMessage(s *melody.Session, b []byte) {
 		h.submitWS(c, db.DefaultRoom, user, string(b), "", 0)
 		return
 	}
-	if !utf8.Valid(b) {
-		// Checked before decoding: JSON would quietly turn bad bytes into
-		// U+FFFD and store a message the sender did not write.
+	if !ValidJSONText(b) {
+		// Checked before decoding: JSON would quietly turn bad bytes (and
+		// a lone surrogate's escape) into U+FFFD and store a message the
+		// sender did not write.
 		h.refuse(c, ErrInvalidUTF8, "")
 		return
 	}

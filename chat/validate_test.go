@@ -30,3 +30,32 @@ func TestNameRefusalSaysTheLimitInForce(t *testing.T) {
 		t.Fatalf("a name of 10 characters: %v", err)
 	}
 }
+
+// JSON whose escapes name half a surrogate pair is refused before
+// decoding, which would turn it into U+FFFD; a whole pair, any case, and
+// an escaped backslash before "ud800" are text.
+func TestValidJSONText(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want bool
+	}{
+		{`{"message":"hi"}`, true},
+		{`{"message":"\ud83d\ude00"}`, true},
+		{`{"message":"\uD83D\uDE00 and \u00e9"}`, true},
+		{`{"message":"\\ud800"}`, true},
+		{`{"message":"\\\ud83d\ude00"}`, true},
+		{`{"message":"a\ud800b"}`, false},
+		{`{"message":"\udc00"}`, false},
+		{`{"message":"\ud800"}`, false},
+		{`{"message":"\ud83d\u0041"}`, false},
+		{`{"message":"\ud83d\ud83d"}`, false},
+		{`{"message":"\ud83d\\ude00"}`, false},
+		{`{"message":"\\\ud800"}`, false},
+		{"{\"message\":\"\xff\"}", false},
+		{`{"message":"\u12"}`, true}, // not JSON: the decoder refuses it
+	} {
+		if got := chat.ValidJSONText([]byte(tt.in)); got != tt.want {
+			t.Errorf("ValidJSONText(%s) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}

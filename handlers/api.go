@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"unicode/utf8"
 
 	"nochat/chat"
 	"nochat/db"
@@ -186,10 +185,10 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any, shape string) error
 		return fmt.Errorf("read body: %v", err)
 	}
 	// Checked before decoding, as the WebSocket path does: encoding/json
-	// quietly turns invalid bytes into U+FFFD, which would store a message
-	// the sender did not write.
-	if !utf8.Valid(raw) {
-		return errors.New("body is not valid UTF-8")
+	// quietly turns invalid bytes (and a lone surrogate's \u escape) into
+	// U+FFFD, which would store a message the sender did not write.
+	if !chat.ValidJSONText(raw) {
+		return errors.New("body is not valid UTF-8 (or escapes half a surrogate pair)")
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(v); err != nil {

@@ -217,6 +217,8 @@ func TestBadSendsAreRefused(t *testing.T) {
 		{"JSON: invalid UTF-8 in the message", "POST", "/discussion", "{\"message\":\"hi \xff\"}", 400},
 		{"JSON: invalid UTF-8 in the name", "POST", "/discussion", "{\"user\":\"\xc0\xaf\",\"message\":\"hi\"}", 400},
 		{"JSON: invalid UTF-8 outside strings", "POST", "/discussion", "{\"message\":\"hi\"}\xff", 400},
+		{"JSON: half a surrogate pair in the message", "POST", "/discussion", `{"message":"a\ud800b"}`, 400},
+		{"JSON: a low half alone in the name", "POST", "/discussion", `{"user":"\udc00","message":"hi"}`, 400},
 		{"JSON: message null", "POST", "/discussion", `{"message":null}`, 400},
 		{"JSON: message an array", "POST", "/discussion", `{"message":["hi"]}`, 400},
 		{"JSON: user a number", "POST", "/discussion", `{"user":5,"message":"hi"}`, 400},

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"nochat/chat"
 )
 
 // What an incoming webhook's body becomes: the text of one message. Tools
@@ -93,6 +95,9 @@ func hookText(contentType string, body []byte) (text, username string, err error
 	mt, _, _ := mime.ParseMediaType(contentType)
 	switch mt {
 	case "application/json":
+		if !chat.ValidJSONText(body) {
+			return "", "", errHookBadUTF8
+		}
 		var p hookPayload
 		if err := json.Unmarshal(body, &p); err != nil {
 			return "", "", errHookBadJSON

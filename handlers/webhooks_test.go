@@ -147,6 +147,7 @@ func TestWebhookRefusals(t *testing.T) {
 		{"not JSON", "application/json", `{"text": `, "JSON object"},
 		{"bad payload=", "application/x-www-form-urlencoded", "payload=%7B", "payload must be"},
 		{"not UTF-8", "text/plain", "\xff\xfe", "UTF-8"},
+		{"half a surrogate pair", "application/json", `{"text": "a\ud800b"}`, "UTF-8"},
 		{"too long", "text/plain", strings.Repeat("a", 101), "longer than 100"},
 		{"too many blocks", "application/json", `{"blocks": [` + strings.Repeat(`{"type": "divider"},`, 100) + `{"type": "divider"}]}`, "at most 100"},
 	} {
