@@ -2,7 +2,7 @@ package chat
 
 import (
 	"cmp"
-	"errors"
+	"context"
 	"slices"
 	"sync"
 	"time"
@@ -124,8 +124,8 @@ func (w *window) dropBelow(below int64) {
 }
 
 // fetch returns up to n messages after the given id, from memory when they
-// are recent, else from the database.
-func (h *Hub) fetch(after int64, n int) ([]*frames, error) {
+// are recent, else from the database (until ctx ends).
+func (h *Hub) fetch(ctx context.Context, after int64, n int) ([]*frames, error) {
 	h.b.window.mu.RLock()
 	recent, ok := h.b.window.since(after)
 	if ok {
@@ -135,7 +135,7 @@ func (h *Hub) fetch(after int64, n int) ([]*frames, error) {
 	if ok {
 		return recent, nil
 	}
-	entries, err := h.store.LogAfter(h.ctx, after, n)
+	entries, err := h.store.LogAfter(ctx, after, n)
 	if err != nil {
 		return nil, err
 	}
@@ -166,10 +166,23 @@ func (h *Hub) catchUp(c *client, after int64) {
 			c.closeWith(websocket.CloseInternalServerErr, "internal error")
 		}
 	}()
+	// The client's reads end when it goes, not when the hub stops only: a
+	// hundred clients that resumed far behind and left at once had their
+	// reads wait their turn for the database's two read connections, and
+	// keep it busy, for a minute after.
+	ctx, cancel := context.WithCancel(h.ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.gone:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	low := c.streamLimit / 2
-	for {
+	for ctx.Err() == nil {
 		for c.queued.Load()+c.waitN.Load() > low {
 			if !h.pause(c, tick.C, c.drained) { // the tick notices a client that stopped reading
 				return
@@ -183,11 +196,11 @@ func (h *Hub) catchUp(c *client, after int64) {
 		if room < 1 {
 			continue // control frames took the room meanwhile
 		}
-		batch, err := h.fetch(after, room)
+		batch, err := h.fetch(ctx, after, room)
+		if ctx.Err() != nil {
+			return // gone, or the hub is stopping: nothing more to hand over
+		}
 		if err != nil {
-			if errors.Is(err, h.ctx.Err()) {
-				return
-			}
 			h.RecordErrorAt(KindDatabase, placeCatchUp, err.Error(), c.subject())
 			if !h.pause(c, tick.C, nil) {
 				return
