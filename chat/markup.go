@@ -50,8 +50,8 @@ func RenderHTML(text string) string {
 	out := strings.TrimSpace(r.policy.Sanitize(buf.String()))
 	if len(out) > maxHTML(len(text)) {
 		// Whatever markup made it so large (a wall of links), the text is
-		// shown as typed: a frame, sent to every reader, stays near the
-		// size of what was stored.
+		// shown as typed: a frame, sent to every reader and read back with
+		// every page of history, stays near the size of what was stored.
 		out = plainHTML(text)
 	}
 	rendered.put(text, out)
@@ -63,9 +63,10 @@ func plainHTML(text string) string {
 	return "<p>" + strings.ReplaceAll(html.EscapeString(text), "\n", "<br>\n") + "</p>"
 }
 
-// maxHTML bounds the HTML of a text of n bytes: links and emphasis make a
-// few times the text (a bare address about eight), no more.
-func maxHTML(n int) int { return 8*n + 512 }
+// maxHTML bounds the HTML of a text of n bytes: a few links and some
+// emphasis make two or three times the text; a text of little else than
+// addresses (eight times) is shown as typed.
+func maxHTML(n int) int { return 4*n + 512 }
 
 // maxQuoteDepth is how deep quotes nest: a quote of a quote of a quote.
 // Deeper ">" are text: a line of a thousand would otherwise be a thousand
