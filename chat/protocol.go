@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"unicode/utf8"
@@ -289,13 +290,18 @@ func Cut(s string, n int) string {
 }
 
 // encode marshals a server frame. The payloads are plain structs of strings
-// and numbers, which always marshal.
+// and numbers, which always marshal. <, > and & stay themselves: a frame
+// is read by JSON.parse, never as HTML, and escaped (\u003c, six bytes for
+// one) a message's HTML, and any text of quotes or code, took up to twice
+// the bytes, for every reader.
 func encode(typ string, data any) []byte {
-	b, err := json.Marshal(outFrame{Type: typ, Data: data})
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(outFrame{Type: typ, Data: data}); err != nil {
 		panic("chat: encode " + typ + ": " + err.Error())
 	}
-	return b
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 func errorFrame(r *Refusal, cid string) []byte {
