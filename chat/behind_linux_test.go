@@ -1,6 +1,8 @@
 package chat_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -67,4 +69,80 @@ func pingWhileBehind(t *testing.T, r *room) {
 			t.Fatalf("frame %d: %.20q, want %q…", i, b, want)
 		}
 	}
+}
+
+// A client far behind on long messages, resuming on a "messages" socket
+// (512 frames of budget) and reading nothing, holds no more than about a
+// round of catchUpBytes (256 KiB) waiting for it (347 KB here; 3 MB before
+// the bound, of frames of 11 KB); read again, it gets every message once,
+// in order.
+func TestACatchUpOfLongMessagesIsBoundedInBytes(t *testing.T) {
+	r := newRoom(t, chat.Options{MsgRate: -1, ReplayLimit: 2000})
+	const n = 1500
+	sender := r.dial(t, "nochat.v1", "")
+	acked := make(chan struct{}, n)
+	go countAcks(sender, acked)
+	sendBurst(sender, n, " "+strings.Repeat("&", 1900), acked) // 9.5 KB of HTML each: "&amp;"
+	for range min(n, burstWindow) {
+		<-acked
+	}
+	stored, err := r.store.Latest(context.Background(), n)
+	if err != nil || len(stored) != n {
+		t.Fatalf("%d stored (%v)", len(stored), err)
+	}
+	d := websocket.Dialer{
+		Subprotocols:     []string{"nochat.v1"},
+		HandshakeTimeout: readWait,
+		NetDialContext: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+			var err error
+			c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+			return err
+		}}).DialContext,
+	}
+	conn, _, err := d.Dial(fmt.Sprintf("%s?after=%d&batch=1", r.url, stored[0].ID-1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	most := 0
+	for range 150 { // 3 s, reading nothing: the kernel's buffers fill, then the queue
+		most = max(most, chat.WaitingBytes(r.hub))
+		time.Sleep(20 * time.Millisecond)
+	}
+	if most == 0 || most > 1<<20 {
+		t.Fatalf("at most %d bytes waited for the client, want some and at most 1 MiB", most)
+	}
+	next := 0
+	for next < n {
+		conn.SetReadDeadline(time.Now().Add(readWait))
+		_, b, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("after message %d: %v", next, err)
+		}
+		var f struct {
+			Type string
+			Data json.RawMessage
+		}
+		if err := json.Unmarshal(b, &f); err != nil {
+			t.Fatal(err)
+		}
+		var msgs []struct{ Message string }
+		switch f.Type {
+		case "message":
+			msgs = make([]struct{ Message string }, 1)
+			err = json.Unmarshal(f.Data, &msgs[0])
+		case "messages":
+			err = json.Unmarshal(f.Data, &msgs)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if want := fmt.Sprintf("burst %04d ", next); !strings.HasPrefix(m.Message, want) {
+				t.Fatalf("message %.10q…, want %q…", m.Message, want)
+			}
+			next++
+		}
+	}
+	t.Logf("at most %d bytes waited", most)
 }

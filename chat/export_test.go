@@ -126,3 +126,22 @@ func framesSent(h *Hub, count func(*client) *atomic.Int64) int64 {
 	})
 	return n
 }
+
+// WaitingBytes is the bytes of the frames waiting in the hub's
+// connections' queues (queue.wait), not yet handed to melody.
+func WaitingBytes(h *Hub) (n int) {
+	var cs []*client
+	h.b.read(func() {
+		for c := range h.b.conns {
+			cs = append(cs, c)
+		}
+	})
+	for _, c := range cs {
+		c.queue.mu.Lock()
+		for _, b := range c.wait[c.head:] {
+			n += len(b)
+		}
+		c.queue.mu.Unlock()
+	}
+	return n
+}

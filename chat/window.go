@@ -182,8 +182,9 @@ func (h *Hub) catchUp(c *client, after int64) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	low := c.streamLimit / 2
+	below, fetchMax := low, 0 // after a round cut at catchUpBytes, see below
 	for ctx.Err() == nil {
-		for c.queued.Load()+c.waitN.Load() > low {
+		for c.queued.Load()+c.waitN.Load() > below {
 			if !h.pause(c, tick.C, c.drained) { // the tick notices a client that stopped reading
 				return
 			}
@@ -192,11 +193,16 @@ func (h *Hub) catchUp(c *client, after int64) {
 				return
 			}
 		}
+		below = low
 		room := int(c.streamLimit - c.queued.Load() - c.waitN.Load())
 		if room < 1 {
 			continue // control frames took the room meanwhile
 		}
-		batch, err := h.fetch(ctx, after, room)
+		n := room
+		if fetchMax > 0 {
+			n = min(n, fetchMax)
+		}
+		batch, err := h.fetch(ctx, after, n)
 		if ctx.Err() != nil {
 			return // gone, or the hub is stopping: nothing more to hand over
 		}
@@ -207,8 +213,12 @@ func (h *Hub) catchUp(c *client, after int64) {
 			}
 			continue
 		}
-		wrote, stuck := 0, false
+		wrote, stuck, cut, size := 0, false, false, 0
 		for _, f := range batch {
+			if size >= catchUpBytes {
+				cut = true
+				break
+			}
 			if !c.sees(f.room) {
 				after = f.id // not this connection's: passed over
 				continue
@@ -217,6 +227,7 @@ func (h *Hub) catchUp(c *client, after int64) {
 				stuck = true
 				break
 			}
+			size += len(f.forProtocol(c.proto))
 			after = f.id
 			wrote++
 		}
@@ -229,7 +240,14 @@ func (h *Hub) catchUp(c *client, after int64) {
 			}
 			continue
 		}
-		if len(batch) < room {
+		if cut {
+			// Large messages: the next round waits until half of this one
+			// is written, and fetches no more than it handed over.
+			below, fetchMax = int32(wrote/2), wrote+1
+			continue
+		}
+		fetchMax = 0
+		if len(batch) < n {
 			joined := false
 			if !h.b.sendWait(opRejoin{c: c, after: &after, joined: &joined}) || joined {
 				return
@@ -237,6 +255,13 @@ func (h *Hub) catchUp(c *client, after int64) {
 		}
 	}
 }
+
+// catchUpBytes bounds what one round of a catch-up hands a client, on top
+// of the stream's budget in frames: 512 frames of a "messages" socket
+// could otherwise be 5 MB of long messages with their HTML, waiting in
+// memory for one client that reads slowly, and a hundred such clients
+// from one address held half a gigabyte.
+const catchUpBytes = 256 << 10
 
 // pause waits in catchUp for the next tick or for c's queue to drain (nil:
 // the tick only). It reports false when c is gone or the hub is stopping,
