@@ -395,7 +395,7 @@ func (rr *roomRoutes) latest(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, rr.log, http.StatusInternalServerError, err)
 		return
 	}
-	encode(w, http.StatusOK, messages(msgs))
+	encodeMessages(w, http.StatusOK, msgs)
 }
 
 func (rr *roomRoutes) history(w http.ResponseWriter, r *http.Request) {
@@ -489,7 +489,7 @@ func (rr *roomRoutes) around(w http.ResponseWriter, r *http.Request, room db.Roo
 	case err != nil:
 		writeError(w, r, rr.log, http.StatusInternalServerError, err)
 	default:
-		encode(w, http.StatusOK, messages(msgs))
+		encodeMessages(w, http.StatusOK, msgs)
 	}
 	return nil
 }
