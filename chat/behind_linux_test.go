@@ -31,10 +31,12 @@ func TestAClientThatPingsWhileBehindGetsEverything(t *testing.T) {
 	})
 }
 
-func pingWhileBehind(t *testing.T, r *room) {
-	sender := r.dial(t, "nochat.v1", "")
-	d := websocket.Dialer{
-		Subprotocols:     []string{"echo-protocol"},
+// smallBufferDialer dials r in proto with a receive buffer of 4 KiB, set
+// before connecting: a client that stops reading is behind at once, not
+// after the kernel's megabytes.
+func smallBufferDialer(r *room, proto string) *websocket.Dialer {
+	return &websocket.Dialer{
+		Subprotocols:     []string{proto},
 		HandshakeTimeout: readWait,
 		TLSClientConfig:  r.tls,
 		NetDialContext: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
@@ -43,6 +45,11 @@ func pingWhileBehind(t *testing.T, r *room) {
 			return err
 		}}).DialContext,
 	}
+}
+
+func pingWhileBehind(t *testing.T, r *room) {
+	sender := r.dial(t, "nochat.v1", "")
+	d := smallBufferDialer(r, "echo-protocol")
 	conn, _, err := d.Dial(r.url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -90,15 +97,7 @@ func TestACatchUpOfLongMessagesIsBoundedInBytes(t *testing.T) {
 	if err != nil || len(stored) != n {
 		t.Fatalf("%d stored (%v)", len(stored), err)
 	}
-	d := websocket.Dialer{
-		Subprotocols:     []string{"nochat.v1"},
-		HandshakeTimeout: readWait,
-		NetDialContext: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-			var err error
-			c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-			return err
-		}}).DialContext,
-	}
+	d := smallBufferDialer(r, "nochat.v1")
 	conn, _, err := d.Dial(fmt.Sprintf("%s?after=%d&batch=1", r.url, stored[0].ID-1), nil)
 	if err != nil {
 		t.Fatal(err)
