@@ -107,8 +107,12 @@ func hookText(contentType string, body []byte) (text, username string, err error
 		form, err := url.ParseQuery(string(body))
 		switch {
 		case err == nil && form.Has("payload"):
+			payload := []byte(form.Get("payload"))
+			if !chat.ValidJSONText(payload) {
+				return "", "", errHookBadUTF8 // %FF, or half a surrogate pair, would be U+FFFD
+			}
 			var p hookPayload
-			if err := json.Unmarshal([]byte(form.Get("payload")), &p); err != nil {
+			if err := json.Unmarshal(payload, &p); err != nil {
 				return "", "", errHookBadForm
 			}
 			return p.text()

@@ -148,6 +148,8 @@ func TestWebhookRefusals(t *testing.T) {
 		{"bad payload=", "application/x-www-form-urlencoded", "payload=%7B", "payload must be"},
 		{"not UTF-8", "text/plain", "\xff\xfe", "UTF-8"},
 		{"half a surrogate pair", "application/json", `{"text": "a\ud800b"}`, "UTF-8"},
+		{"half a surrogate pair in payload=", "application/x-www-form-urlencoded", `payload=%7B%22text%22%3A%22a%5Cud800b%22%7D`, "UTF-8"},
+		{"not UTF-8 in payload=", "application/x-www-form-urlencoded", `payload=%7B%22text%22%3A%22a%FFb%22%7D`, "UTF-8"},
 		{"too long", "text/plain", strings.Repeat("a", 101), "longer than 100"},
 		{"too many blocks", "application/json", `{"blocks": [` + strings.Repeat(`{"type": "divider"},`, 100) + `{"type": "divider"}]}`, "at most 100"},
 	} {
