@@ -73,6 +73,25 @@ func maxHTML(n int) int { return 4*n + 512 }
 // nested blockquotes, 54 KB of HTML for 2 KB typed.
 const maxQuoteDepth = 3
 
+// shallowQuotes is goldmark's blockquote parser, which opens no quote
+// deeper than maxQuoteDepth: the line's further ">" are then a paragraph's
+// text. In the parser, not the text, so that a ">" in code (quoted code
+// too) stays as typed.
+type shallowQuotes struct{ parser.BlockParser }
+
+func (q shallowQuotes) Open(parent ast.Node, reader text.Reader, pc parser.Context) (ast.Node, parser.State) {
+	depth := 0
+	for n := parent; n != nil; n = n.Parent() {
+		if n.Kind() == ast.KindBlockquote {
+			depth++
+		}
+	}
+	if depth >= maxQuoteDepth {
+		return nil, parser.NoChildren
+	}
+	return q.BlockParser.Open(parent, reader, pc)
+}
+
 // rendered remembers the HTML of recent texts with markup: a page of
 // history is read again and again, and goldmark and the sanitizer take
 // tens of microseconds a message where the fast path takes less than one.
@@ -154,14 +173,8 @@ func literal(text string) []byte {
 		}
 		if len(trimmed) == len(line) {
 			// A quote's markers (">", "> > "), then what follows them is
-			// the line whose indent is kept. Past maxQuoteDepth a ">" is
-			// text (an entity, which goldmark does not take for a marker).
-			for depth := 0; strings.HasPrefix(line, ">"); depth++ {
-				if depth == maxQuoteDepth {
-					out.WriteString("&gt;")
-					line = line[1:]
-					break
-				}
+			// the line whose indent is kept.
+			for strings.HasPrefix(line, ">") {
 				n := 1
 				if strings.HasPrefix(line[1:], " ") {
 					n++
@@ -249,7 +262,7 @@ var renderer = sync.OnceValue(func() *markup {
 		goldmark.WithParser(parser.NewParser(
 			parser.WithBlockParsers(
 				util.Prioritized(parser.NewFencedCodeBlockParser(), 700),
-				util.Prioritized(parser.NewBlockquoteParser(), 800),
+				util.Prioritized(shallowQuotes{parser.NewBlockquoteParser()}, 800),
 				util.Prioritized(parser.NewParagraphParser(), 1000),
 			),
 			parser.WithInlineParsers(

@@ -64,10 +64,13 @@ func TestRenderHTMLNestsQuotesThreeDeep(t *testing.T) {
 		{"> > > > four", 3, "four", ">"},
 		{strings.Repeat(">", 1990) + " x", 3, "x", strings.Repeat(">", 1987)},
 		{strings.Repeat("> ", 995) + "x", 3, "x", ">"},
+		// In code, quoted or not, a ">" is what was typed.
+		{"> ```\n> >>>>>>> feature\n> ```", 1, ">>>>>>> feature", ""},
+		{"```\n>>>>>>> feature\n```", 0, ">>>>>>> feature", ""},
 	} {
 		out := chat.RenderHTML(tt.in)
 		text := html.UnescapeString(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(out, ""))
-		if got := strings.Count(out, "<blockquote>"); got != tt.quotes || !strings.Contains(text, tt.shown) || !strings.Contains(text, tt.text) {
+		if got := strings.Count(out, "<blockquote>"); got != tt.quotes || !strings.Contains(text, tt.shown) || !strings.Contains(text, tt.text) || strings.Contains(text, "&gt;") {
 			t.Errorf("RenderHTML(%.20q…): %d quotes, text %.40q…; want %d quotes, %q and %q shown", tt.in, got, strings.TrimSpace(text), tt.quotes, tt.shown, tt.text)
 		}
 	}
