@@ -47,8 +47,8 @@ type Options struct {
 
 	// Abuse limits. Zero values take the defaults; a negative value turns
 	// the limit off.
-	MsgRate       float64 // messages per second per connection, and per address over its guests' sockets (10)
-	MsgBurst      int     // messages a connection (an address's guests) may send at once (20)
+	MsgRate       float64 // messages per second per connection, and guestShare times that per address over its guests' sockets (10)
+	MsgBurst      int     // messages a connection may send at once (20); an address's guests, guestShare times that
 	MaxConns      int     // WebSocket sessions in total (10,000)
 	MaxConnsPerIP int     // WebSocket sessions per client address (100)
 	// BotRate and BotBurst limit each bot account's messages and changes,
@@ -157,8 +157,10 @@ type Hub struct {
 	admission admission   // connections counted against the limits (edge.go)
 	bots      botLimits   // each bot's message limit (bot.go)
 	// guestSends is the message limit of each address over all its guests'
-	// sockets, nil when messages are not limited: a guest with a hundred
-	// sockets sends no faster than with one.
+	// sockets, nil when messages are not limited: three times a socket's,
+	// so that a guest with a hundred sockets sends no faster than three,
+	// and one guest sending flat out leaves room for others behind the
+	// same address (a home's router, a school's).
 	guestSends *KeyedLimiter
 
 	started    time.Time
@@ -219,6 +221,10 @@ func newestIn(c db.Commit[origin]) int64 {
 	return id
 }
 
+// guestShare is an address's message limit over all its guests' sockets,
+// in sockets' limits (MsgRate, MsgBurst).
+const guestShare = 3
+
 // New builds a hub over an open store and starts its writer and broadcaster.
 func New(store *db.Store, opts Options) (*Hub, error) {
 	opts.setDefaults()
@@ -244,7 +250,7 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 		bots:        botLimits{rate: opts.BotRate, burst: opts.BotBurst},
 	}
 	if opts.MsgRate > 0 {
-		h.guestSends = NewKeyedLimiter(rate.Limit(opts.MsgRate), opts.MsgBurst)
+		h.guestSends = NewKeyedLimiter(rate.Limit(guestShare*opts.MsgRate), guestShare*opts.MsgBurst)
 	}
 	if err := h.dir.load(ctx, store); err != nil {
 		cancel()
