@@ -108,7 +108,7 @@ var errRoomChangesLimited = errors.New("too many room changes at once: wait a mo
 func limitRoomChanges(d Deps, limiter *chat.KeyedLimiter) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			key := "ip " + chat.ClientIP(r, d.TrustProxy)
+			key := "ip " + chat.AddressKey(chat.ClientIP(r, d.TrustProxy)) // an IPv6 /64 is one address
 			if id := d.Auth.Identity(r); !id.Guest() {
 				key = "account " + strconv.FormatInt(id.UserID, 10)
 			}

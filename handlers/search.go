@@ -130,7 +130,7 @@ func limitSearches(d Deps) func(http.Handler) http.Handler {
 	limiter := chat.NewKeyedLimiter(rate.Every(searchEvery), searchBurst)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			key := "ip " + chat.ClientIP(r, d.TrustProxy)
+			key := "ip " + chat.AddressKey(chat.ClientIP(r, d.TrustProxy)) // an IPv6 /64 is one address
 			if id := d.Auth.Identity(r); !id.Guest() {
 				key = "account " + strconv.FormatInt(id.UserID, 10)
 			}

@@ -245,3 +245,20 @@ func TestSearchFollowsEditsAndDeletions(t *testing.T) {
 		t.Fatalf("the deleted message is found %d times", got)
 	}
 }
+
+// An IPv6 /64 is one address to the search limit: a guest rotating
+// through its network's addresses is slowed down as one.
+func TestSearchLimitKeysIPv6By64(t *testing.T) {
+	srv, _, _ := peopleServer(t, map[string]string{"Ann": db.RoleMember})
+	limited := false
+	for i := range 40 {
+		header := map[string]string{"X-Forwarded-For": fmt.Sprintf("2001:db8:7:7::%x", i+1)}
+		if code, _ := call(t, srv, "GET", "/search?q=alpha", "", "", header); code == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatal("40 searches from 40 addresses of one /64: none refused with 429")
+	}
+}
