@@ -242,11 +242,13 @@ func (h *Hub) catchUp(c *client, after int64) {
 		}
 		if cut {
 			// Large messages: the next round waits until half of this one
-			// is written, and fetches no more than it handed over.
+			// is written, and fetches no more than it handed over (each
+			// fetched message is encoded, its HTML rendered, for nothing
+			// if it is not handed over).
 			below, fetchMax = int32(wrote/2), wrote+1
 			continue
 		}
-		fetchMax = 0
+		fetchMax *= 2 // smaller messages again: back to the stream's budget, by steps
 		if len(batch) < n {
 			joined := false
 			if !h.b.sendWait(opRejoin{c: c, after: &after, joined: &joined}) || joined {
