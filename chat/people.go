@@ -194,6 +194,9 @@ func (h *Hub) recheck(c *client) {
 	if c.tokenHash != nil {
 		if _, err := h.store.BotByToken(ctx, c.tokenHash); errors.Is(err, db.ErrNotFound) {
 			c.closeWith(CloseAccountEnded, CloseBotRevoked)
+			// As the token watcher says it (handlers.WatchBotTokens), which
+			// then finds this socket closed already.
+			h.log.Info("closed the sockets of a bot whose token changed", "bot", c.userID, "sockets", 1)
 			return
 		}
 	}
