@@ -310,6 +310,54 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 		}
 	}
 
+	// A guest, Zed, chats through n3 from an address of his own; her ban
+	// of that address through n1 closes his page there and refuses the
+	// address on every node, until she lifts it through n3.
+	const zedsAddress = "203.0.113.20"
+	fromZed := http.Header{"X-Forwarded-For": {zedsAddress}}
+	conn, _, err = (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}, HandshakeTimeout: 5 * time.Second}).Dial(wsURL(n3.url)+"?user=Zed",
+		http.Header{"Origin": {n3.url}, "X-Forwarded-For": {zedsAddress}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zedPage := helloed(t, conn)
+	if p := fetch(t, "POST", n1.url+"/admin/bans", cookie, url.Values{"address": {zedsAddress}, "name": {"Zed"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("banning Zed's address through n1: %d %s", p.status, p.body)
+	}
+	zedPage.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if _, _, err := zedPage.conn.ReadMessage(); err != nil {
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != 4003 || !strings.Contains(ce.Text, "address was banned") {
+				t.Errorf("Zed's page on n3 after n1 banned his address: %v, want 4003 saying so", err)
+			}
+			break
+		}
+	}
+	// Each node applies the log in its own time: a node is asked until it
+	// answers want.
+	answers := func(n *process, want int, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			p := fetchWith(t, "GET", n.url+"/", "", nil, fromZed)
+			if p.status == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Zed's address on %s %s: %d, want %d", n.url, what, p.status, want)
+			}
+		}
+	}
+	for _, n := range []*process{n1, n2, n3} {
+		answers(n, http.StatusForbidden, "after the ban through n1")
+	}
+	if p := fetch(t, "POST", n3.url+"/admin/bans/lift", cookie, url.Values{"address": {zedsAddress}}); p.status != http.StatusSeeOther {
+		t.Fatalf("lifting the ban through n3: %d %s", p.status, p.body)
+	}
+	for _, n := range []*process{n1, n2, n3} {
+		answers(n, http.StatusOK, "after the ban was lifted through n3")
+	}
+
 	// She signs out on n2: her pages on n1 and n3 close, and her cookie
 	// opens nothing anywhere.
 	if p := fetch(t, "POST", n2.url+"/signout", cookie, url.Values{}); p.status >= 400 {

@@ -58,6 +58,9 @@ func fillForExport(t *testing.T, path string) {
 	if _, _, _, err := s.Ban(ctx, bo.ID, []string{"192.0.2.7"}, nil, time.Now()); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.BanAddress(ctx, "2001:db8:7::/64", "Zed", time.Now()); err != nil { // a guest's, no account
+		t.Fatal(err)
+	}
 	room := func(r db.Room, members ...int64) db.Room {
 		r, _, err := s.CreateRoom(ctx, r, members)
 		if err != nil {

@@ -806,7 +806,10 @@ type person struct {
 // ban refuses close too, and the handlers hear of them (Options.Bans).
 func (b *broadcaster) accountChanged(a db.AccountChange) {
 	reason := CloseDeactivated
-	if a.Ban {
+	switch {
+	case a.Ban && a.ID == 0:
+		reason = CloseAddressBanned // an address banned on its own
+	case a.Ban:
 		reason = CloseBanned
 	}
 	if a.Ended {

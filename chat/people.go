@@ -230,6 +230,9 @@ const CloseAccountEnded = 4003
 const (
 	CloseDeactivated = "your account was deactivated by an admin"
 	CloseBanned      = "your account was banned by an admin"
+	// CloseAddressBanned closes the pages open from an address an admin
+	// banned on its own (a guest's), with no account banned.
+	CloseAddressBanned = "this address was banned from the chat by an admin"
 )
 
 // SetRole gives the sockets signed in to account id the role an admin

@@ -47,7 +47,7 @@ type command struct {
 	Hash      string   `json:",omitempty"` // opPassword, opReset: the new password's
 	Max       int      `json:",omitempty"` // opSession: live sessions an owner keeps
 	At        int64    `json:",omitempty"` // opReset, opDeactivate, opBan: when, in Unix milliseconds
-	Addresses []string `json:",omitempty"` // opBan: the addresses to refuse
+	Addresses []string `json:",omitempty"` // opBan: the addresses to refuse; opBanAddress, opUnbanAddress: the one
 	Spare     []string `json:",omitempty"` // opBan: the addresses never to refuse
 	Key       string   `json:",omitempty"` // opSetting, opSettingOr; opBotWebhook: the secret
 	Value     string   `json:",omitempty"` // opSetting, opSettingOr; a bot's prefix, avatar or webhook URL; opWebhook: who made it
@@ -78,13 +78,17 @@ const (
 	opReactivate  = "reactivate"   // Reactivate
 	opBan         = "ban"          // Ban
 	opUnban       = "unban"        // Unban
-	opRoom        = "room"         // CreateRoom
-	opRoomUpdate  = "room_update"  // UpdateRoom
-	opRoomEdit    = "room_edit"    // EditRoom
-	opMember      = "member"       // AddMember
-	opUnmember    = "unmember"     // RemoveMember
-	opNotify      = "notify"       // SetNotify
-	opRead        = "read"         // MarkRead, as the other nodes follow it
+	// opBanAddress refuses Addresses[0] with no account to ban (Value:
+	// the guest's name); opUnbanAddress frees Addresses[0].
+	opBanAddress   = "ban_address"   // BanAddress
+	opUnbanAddress = "unban_address" // UnbanAddress
+	opRoom         = "room"          // CreateRoom
+	opRoomUpdate   = "room_update"   // UpdateRoom
+	opRoomEdit     = "room_edit"     // EditRoom
+	opMember       = "member"        // AddMember
+	opUnmember     = "unmember"      // RemoveMember
+	opNotify       = "notify"        // SetNotify
+	opRead         = "read"          // MarkRead, as the other nodes follow it
 	// opDeleteMessagesOf was an admin's deletion of everything a person
 	// wrote, beside a ban, in one command; made no more (a ban's
 	// deletions are events of the log now), applied for logs that hold it.
@@ -119,6 +123,8 @@ var knownOps = map[string]bool{
 	opReactivate:       true,
 	opBan:              true,
 	opUnban:            true,
+	opBanAddress:       true,
+	opUnbanAddress:     true,
 	opRoom:             true,
 	opRoomUpdate:       true,
 	opRoomEdit:         true,
@@ -238,7 +244,7 @@ func refused(err error) bool {
 	var se *sqlite.Error
 	return errors.Is(err, ErrNameTaken) || errors.Is(err, ErrSetupDone) || errors.Is(err, ErrNotFound) ||
 		errors.Is(err, ErrLastAdmin) || errors.Is(err, ErrBanned) || errors.Is(err, ErrSlugTaken) ||
-		errors.Is(err, ErrNotBot) || errors.Is(err, ErrTooManyWebhooks) || (errors.As(err, &se) && se.Code()&0xff == sqliteConstraint)
+		errors.Is(err, ErrNotBot) || errors.Is(err, ErrTooManyWebhooks) || errors.Is(err, ErrAddressBanned) || (errors.As(err, &se) && se.Code()&0xff == sqliteConstraint)
 }
 
 // sqliteConstraint is SQLITE_CONSTRAINT, the primary code of every
@@ -315,6 +321,15 @@ func applyCommand(ctx context.Context, tx *sql.Tx, c command, id int64) (command
 		change := &AccountChange{ID: c.AccountID}
 		r.Account, change.Unbanned, err = unban(ctx, tx, c.AccountID)
 		r.Change = change
+	case opBanAddress, opUnbanAddress:
+		if len(c.Addresses) != 1 || c.Addresses[0] == "" {
+			return r, fmt.Errorf("%w: %s without its address", errUnknownCommand, c.Op)
+		}
+		if c.Op == opBanAddress {
+			r.Change, err = banAddress(ctx, tx, c.Addresses[0], c.Value, c.At)
+		} else {
+			r.Change, err = unbanAddress(ctx, tx, c.Addresses[0])
+		}
 	case opRoom:
 		if c.Room == nil {
 			return r, fmt.Errorf("%w: %s without a room", errUnknownCommand, c.Op)

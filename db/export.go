@@ -96,7 +96,8 @@ var exportTables = []exportTable{
 	{typ: "audit", table: "audit", order: "id",
 		columns: []string{"id", "at", "actor_id", "actor", "action", "target", "detail"}},
 	{typ: "ban", table: "bans", order: "address",
-		columns: []string{"address", "account_id", "at"}},
+		columns: []string{"address", "account_id", "name", "at"},
+		later:   map[string]any{"name": ""}},
 }
 
 // notExported are the tables an export leaves out, and why. A table in

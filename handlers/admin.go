@@ -40,6 +40,7 @@ type adminStore interface {
 	Count(ctx context.Context) (int64, error)
 	Find(ctx context.Context, f db.Filter) ([]db.Message, error)
 	AuditLog(ctx context.Context, n int) ([]db.AuditEntry, error)
+	AddressBans(ctx context.Context, limit int) ([]db.AddressBan, int, error)
 	Size() int64
 	Pruned() int64
 	roomLister
@@ -122,6 +123,10 @@ func dashboardData(ctx context.Context, hub adminHub, store adminStore, info ser
 	if err != nil {
 		return views.Dashboard{}, err
 	}
+	bans, banned, err := store.AddressBans(ctx, bansShown)
+	if err != nil {
+		return views.Dashboard{}, err
+	}
 	// On a cluster, the other nodes answer while this one gathers its own
 	// state: a node cut off waits for no answer once, not twice.
 	var nodes []chat.NodeView
@@ -143,6 +148,8 @@ func dashboardData(ctx context.Context, hub adminHub, store adminStore, info ser
 	}
 	return views.Dashboard{
 		Audit:      audit,
+		Bans:       bans,
+		Banned:     banned,
 		Rooms:      rooms,
 		Room:       snap,
 		Stored:     stored,

@@ -29,6 +29,8 @@ const (
 	auditReactivate   = "reactivate"
 	auditBan          = "ban"
 	auditUnban        = "unban"
+	auditBanAddress   = "ban address"
+	auditUnbanAddress = "lift address ban"
 	auditResetLink    = "reset link"
 	auditDelete       = "delete message"
 	auditDeleteAll    = "delete messages"

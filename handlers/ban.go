@@ -2,9 +2,15 @@ package handlers
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"net/netip"
+	"strings"
+	"unicode/utf8"
 
 	"nochat/chat"
+	"nochat/db"
 )
 
 // A ban refuses the addresses its person used, by chat.AddressKey (an
@@ -54,5 +60,112 @@ func refuseBanned(d Deps, next http.Handler) http.Handler {
 			return
 		}
 		next.ServeHTTP(w, r)
+	})
+}
+
+// An admin bans an address from the dashboard's list of connections: a
+// guest's, who has no account to ban, and who came back at once after a
+// disconnect. The address is refused, by chat.AddressKey, on every node
+// of a cluster (the ban is a command of its log), and every page open
+// from it closes, signed-in people's too: the dashboard's question says
+// how many. An admin lifts any refused address from the list of bans,
+// one of a banned account's too (a banned person on a shared router's
+// address), which leaves the account banned.
+
+// maxBanName bounds the name a ban is listed under (a guest's name is
+// at most chat.Options.MaxNameLen, 32 by default).
+const maxBanName = 64
+
+// bansShown is how many refused addresses the dashboard lists, the
+// newest first.
+const bansShown = 100
+
+// Refusals of the address-ban routes.
+var (
+	errBanAddress    = errors.New("address must be an IP address, or an IPv6 /64 as the list of bans shows it")
+	errBanName       = fmt.Errorf("name must be valid text of at most %d characters", maxBanName)
+	errBanOwnAddress = errors.New("that is your own address: banning it would lock you out of this dashboard")
+	errBannedAddress = errors.New("that address is banned already")
+	errNoBan         = errors.New("no ban refuses that address: it may have been lifted already")
+)
+
+// addressCloser closes the pages open from addresses.
+type addressCloser interface {
+	CloseAddresses(addresses []string, reason string) int
+}
+
+// banAddressKey reads an address an admin names (an IP address, or an
+// IPv6 /64 prefix) as the chat.AddressKey a ban refuses.
+func banAddressKey(s string) (string, bool) {
+	s = strings.TrimSpace(s)
+	if a, err := netip.ParseAddr(s); err == nil {
+		return chat.AddressKey(a.String()), true
+	}
+	if p, err := netip.ParsePrefix(s); err == nil && p.Addr().Is6() && !p.Addr().Is4In6() && p.Bits() == 64 {
+		return p.Masked().String(), true
+	}
+	return "", false
+}
+
+// handleBanAddress serves POST /admin/bans (admins only): form field
+// address, the address to refuse, and name, whom it is banned for (the
+// guest's name, for the list of bans; may be empty).
+func handleBanAddress(log *slog.Logger, a *Auth, store *db.Store, hub addressCloser, trustProxy bool, live http.Handler, audit auditFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		key, ok := banAddressKey(r.PostFormValue("address"))
+		if !ok {
+			writeError(w, r, log, http.StatusBadRequest, errBanAddress)
+			return
+		}
+		name := strings.TrimSpace(r.PostFormValue("name"))
+		if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxBanName {
+			writeError(w, r, log, http.StatusBadRequest, errBanName)
+			return
+		}
+		if key == chat.AddressKey(chat.ClientIP(r, trustProxy)) {
+			writeError(w, r, log, http.StatusForbidden, errBanOwnAddress)
+			return
+		}
+		switch err := store.BanAddress(r.Context(), key, name, a.now()); {
+		case errors.Is(err, db.ErrAddressBanned):
+			writeError(w, r, log, http.StatusConflict, errBannedAddress)
+			return
+		case err != nil:
+			writeError(w, r, log, refusalStatus(err), err)
+			return
+		}
+		a.SetBanned([]string{key}, true)
+		closed := hub.CloseAddresses([]string{key}, chat.CloseAddressBanned)
+		target := key
+		if name != "" {
+			target += " (" + name + ")"
+		}
+		audit(r, auditBanAddress, target, pagesClosed(closed))
+		afterAction(w, r, live)
+	})
+}
+
+// handleUnbanAddress serves POST /admin/bans/lift (admins only): form
+// field address, a refused address, which is refused no more.
+func handleUnbanAddress(log *slog.Logger, a *Auth, store *db.Store, live http.Handler, audit auditFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		key, ok := banAddressKey(r.PostFormValue("address"))
+		if !ok {
+			writeError(w, r, log, http.StatusBadRequest, errBanAddress)
+			return
+		}
+		switch err := store.UnbanAddress(r.Context(), key); {
+		case errors.Is(err, db.ErrNotFound):
+			writeError(w, r, log, http.StatusNotFound, errNoBan)
+			return
+		case err != nil:
+			writeError(w, r, log, refusalStatus(err), err)
+			return
+		}
+		a.SetBanned([]string{key}, false)
+		audit(r, auditUnbanAddress, key, "")
+		afterAction(w, r, live)
 	})
 }

@@ -137,6 +137,10 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /admin/sessions/{id}/disconnect", post(admin(handleDisconnect(d.Log, d.Hub, live, audit))))
 	// On a cluster: a session of another node, which carries it out.
 	mux.Handle("POST /admin/nodes/{node}/sessions/{id}/disconnect", post(admin(handleDisconnectOn(d.Log, d.Hub, live, audit))))
+	// Addresses (ban.go): a guest's, from the list of connections; any
+	// refused address lifted from the list of bans.
+	mux.Handle("POST /admin/bans", post(admin(handleBanAddress(d.Log, d.Auth, d.Store, d.Hub, d.TrustProxy, live, audit))))
+	mux.Handle("POST /admin/bans/lift", post(admin(handleUnbanAddress(d.Log, d.Auth, d.Store, live, audit))))
 	mux.Handle("POST /admin/messages/{id}/delete", post(admin(handleDeleteMessage(d.Log, d.Hub, d.Store, live, audit))))
 	mux.Handle("POST /admin/errors/clear", post(admin(handleClearErrors(d.Log, d.Hub, live, audit))))
 	mux.Handle("POST /admin/invite/reset", post(admin(handleInviteReset(d.Log, d.Auth, audit))))

@@ -1163,7 +1163,9 @@
         clearTimeout(retryTimer);
         clearInterval(countdownTimer);
         setStatus('ended', 'Disconnected');
-        notice(`${ended}. Reload the page to go on signed out.`, true);
+        // A deactivated person may read on as a guest; a ban refuses the
+        // address too, so a reload would only be refused.
+        notice(/banned/.test(why) ? `${ended}.` : `${ended}. Reload the page to go on signed out.`, true);
         // Nothing typed now could be sent: say so where one types.
         msgInput.disabled = true;
         sendBtn.disabled = true;

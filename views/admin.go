@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,8 @@ type Dashboard struct {
 	Version    string
 	Messages   MessageList
 	Audit      []db.AuditEntry // the newest admin actions, newest first
+	Bans       []db.AddressBan // the newest refused addresses, newest first
+	Banned     int             // refused addresses in all
 	Rooms      []RoomRow       // every room, archived ones too: the default first, then by name
 	Cluster    *ClusterView    // nil on a single node
 	Nodes      []chat.NodeView // the cluster's other nodes, by name; nil on a single node
@@ -234,6 +237,51 @@ func disconnectDetail(node string, c chat.Connection) string {
 	s := c.User + " from " + c.Remote
 	if node != "" {
 		s += ", on " + node
+	}
+	return s
+}
+
+// banDetail says what banning a guest's address does, naming the others
+// whose pages from the same address (people, a node's) close with it: a
+// family's or a club's router is one address for everyone behind it.
+func banDetail(people []chat.Person, c chat.Connection) string {
+	key := chat.AddressKey(c.Remote)
+	var others []string
+	n := 0
+	for _, p := range people {
+		for _, o := range p.Connections {
+			if o.ID == c.ID || chat.AddressKey(o.Remote) != key {
+				continue
+			}
+			n++
+			if !slices.Contains(others, p.User) {
+				others = append(others, p.User)
+			}
+		}
+	}
+	s := "Every page, sign-in and message from " + key + " is refused until you lift the ban, signed-in people's too. Closing now: the page of " + c.User
+	if n > 0 {
+		s += ", and " + plural(int64(n), "other page", "other pages") + " from the same address (" + strings.Join(others, ", ") + ")"
+	}
+	return s + "."
+}
+
+// banWho is whom a refused address was banned for.
+func banWho(b db.AddressBan) string {
+	switch {
+	case b.AccountID != 0:
+		return b.Name + "'s ban"
+	case b.Name != "":
+		return b.Name + " (a guest)"
+	}
+	return "an address"
+}
+
+// liftDetail says what lifting a ban on an address does.
+func liftDetail(b db.AddressBan) string {
+	s := "Pages and messages from " + b.Address + " are served again."
+	if b.AccountID != 0 {
+		s += " " + b.Name + "'s account stays banned, and any other address of its ban stays refused."
 	}
 	return s
 }

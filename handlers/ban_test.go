@@ -1,0 +1,176 @@
+package handlers
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/gorilla/websocket"
+
+	"nochat/chat"
+	"nochat/db"
+)
+
+// dialFrom opens the chat page's socket as a guest at addr (the server
+// trusts X-Forwarded-For), named name.
+func dialFrom(t *testing.T, srvURL, addr, name string) *websocket.Conn {
+	t.Helper()
+	h := http.Header{"Origin": {srvURL}, "X-Forwarded-For": {addr}}
+	c, resp, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial("ws"+strings.TrimPrefix(srvURL, "http")+"/?user="+url.QueryEscape(name), h)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("%s's socket from %s: %v (%d)", name, addr, err, status)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// An admin bans a guest's address from the dashboard: the guest's pages,
+// and every other page from that address, close saying why; the address
+// is refused until the ban is lifted from the list of bans. Nobody else
+// may ban or lift, and bad input is refused with a reason.
+func TestBanAGuestsAddress(t *testing.T) {
+	srv, _, auth := peopleServer(t, map[string]string{"Ada": db.RoleAdmin, "Ann": db.RoleMember})
+	ada := signInAs(t, srv, "Ada", "password of Ada", firefox)
+	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
+	store := auth.store.(*db.Store)
+
+	zed := dialFrom(t, srv.URL, "203.0.113.50", "Zed")
+	frame(t, zed, "hello")
+	yan := dialFrom(t, srv.URL, "203.0.113.50", "Yan") // behind the same router
+	frame(t, yan, "hello")
+	other := dialFrom(t, srv.URL, "198.51.100.1", "Uma")
+	frame(t, other, "hello")
+
+	ban := url.Values{"address": {"203.0.113.50"}, "name": {"Zed"}}
+	for _, path := range []string{"/admin/bans", "/admin/bans/lift"} {
+		if code, _, body := as(t, srv, "POST", path, ann, ban); code != http.StatusForbidden {
+			t.Errorf("a member's POST %s: %d %s, want 403", path, code, body)
+		}
+		if code, _, body := as(t, srv, "POST", path, "", ban); code != http.StatusUnauthorized {
+			t.Errorf("a guest's POST %s: %d %s, want 401", path, code, body)
+		}
+		resp, body := request(t, srv, "POST", path, ban, map[string]string{
+			"Cookie": personCookie + "=" + ada, "Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site",
+		})
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("another site's POST %s with an admin's cookie: %d %s, want 403", path, resp.StatusCode, body)
+		}
+	}
+	for _, c := range []struct {
+		form url.Values
+		want int
+		says string
+	}{
+		{url.Values{}, http.StatusBadRequest, "IP address"},
+		{url.Values{"address": {"zed.example"}}, http.StatusBadRequest, "IP address"},
+		{url.Values{"address": {"203.0.113.0/24"}}, http.StatusBadRequest, "IP address"},
+		{url.Values{"address": {"2001:db8::/48"}}, http.StatusBadRequest, "IP address"},
+		{url.Values{"address": {"203.0.113.50"}, "name": {strings.Repeat("z", maxBanName+1)}}, http.StatusBadRequest, "at most"},
+		{url.Values{"address": {"203.0.113.50"}, "name": {"Z\xffd"}}, http.StatusBadRequest, "valid text"},
+		{url.Values{"address": {"127.0.0.1"}}, http.StatusForbidden, "your own address"}, // the admin's, here
+	} {
+		if code, _, body := as(t, srv, "POST", "/admin/bans", ada, c.form); code != c.want || !strings.Contains(body, c.says) {
+			t.Errorf("POST /admin/bans %v: %d %s, want %d saying %q", c.form, code, body, c.want, c.says)
+		}
+	}
+	if refused, err := store.BannedAddresses(t.Context()); err != nil || len(refused) != 0 {
+		t.Fatalf("refused after the refused bans: %v, %v; want none", refused, err)
+	}
+
+	if code, _, body := as(t, srv, "POST", "/admin/bans", ada, ban); code != http.StatusSeeOther {
+		t.Fatalf("ban: %d %s", code, body)
+	}
+	closedWith(t, zed, chat.CloseAccountEnded, "address was banned", "Zed's page")
+	closedWith(t, yan, chat.CloseAccountEnded, "address was banned", "Yan's page, from the same address")
+	if err := other.WriteJSON(map[string]any{"type": "send", "data": map[string]any{"message": "still here", "cid": "u1"}}); err != nil {
+		t.Fatal(err)
+	}
+	frame(t, other, "ack")
+
+	resp, body := request(t, srv, "GET", "/", nil, map[string]string{"X-Forwarded-For": "203.0.113.50"})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "banned") {
+		t.Fatalf("GET / from the banned address: %d %s, want 403 saying banned", resp.StatusCode, body)
+	}
+	if code, _ := postStatusAs(t, srv, "/discussion/back%20again", "203.0.113.50"); code != http.StatusForbidden {
+		t.Fatalf("a REST send from the banned address: %d, want 403", code)
+	}
+	if code, _, body := as(t, srv, "POST", "/admin/bans", ada, ban); code != http.StatusConflict || !strings.Contains(body, "banned already") {
+		t.Fatalf("the same ban again: %d %s, want 409", code, body)
+	}
+	code, _, page := as(t, srv, "GET", "/admin", ada, nil)
+	if code != http.StatusOK || !strings.Contains(page, "Banned addresses") || !strings.Contains(page, "203.0.113.50") || !strings.Contains(page, "Zed (a guest)") {
+		t.Fatalf("the dashboard after the ban: %d, want the address listed for Zed", code)
+	}
+
+	// An IPv6 address is banned by its /64, and lifted by it.
+	if code, _, body := as(t, srv, "POST", "/admin/bans", ada, url.Values{"address": {"2001:db8:5:6::7"}}); code != http.StatusSeeOther {
+		t.Fatalf("ban of an IPv6 address: %d %s", code, body)
+	}
+	if resp, _ := request(t, srv, "GET", "/", nil, map[string]string{"X-Forwarded-For": "2001:db8:5:6::99"}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("GET / from the same /64: %d, want 403", resp.StatusCode)
+	}
+
+	for _, address := range []string{"203.0.113.50", "2001:db8:5:6::/64"} {
+		if code, _, body := as(t, srv, "POST", "/admin/bans/lift", ada, url.Values{"address": {address}}); code != http.StatusSeeOther {
+			t.Fatalf("lift %s: %d %s", address, code, body)
+		}
+	}
+	for _, addr := range []string{"203.0.113.50", "2001:db8:5:6::99"} {
+		if resp, body := request(t, srv, "GET", "/", nil, map[string]string{"X-Forwarded-For": addr}); resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET / from %s after the lift: %d %.200s", addr, resp.StatusCode, body)
+		}
+	}
+	frame(t, dialFrom(t, srv.URL, "203.0.113.50", "Zed"), "hello")
+	if code, _, body := as(t, srv, "POST", "/admin/bans/lift", ada, url.Values{"address": {"203.0.113.50"}}); code != http.StatusNotFound || !strings.Contains(body, "no ban") {
+		t.Fatalf("lift again: %d %s, want 404", code, body)
+	}
+
+	want := []string{
+		"Ada lift address ban 2001:db8:5:6::/64",
+		"Ada lift address ban 203.0.113.50",
+		"Ada ban address 2001:db8:5:6::/64",
+		"Ada ban address 203.0.113.50 (Zed)",
+	}
+	if lines := auditOf(t, auth); strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("audit = %q\nwant %q", lines, want)
+	}
+	log, _ := store.AuditLog(t.Context(), 4)
+	if d := log[3].Detail; d != "2 open pages closed" {
+		t.Fatalf("the ban's detail = %q, want 2 open pages closed", d)
+	}
+}
+
+// Lifting one address of a banned account frees that address only: the
+// account stays banned, its other address refused.
+func TestLiftOneAddressOfABannedAccount(t *testing.T) {
+	srv, _, auth := peopleServer(t, map[string]string{"Ada": db.RoleAdmin, "Bob": db.RoleMember})
+	ada := signInAs(t, srv, "Ada", "password of Ada", firefox)
+	for _, addr := range []string{"203.0.113.7", "198.51.100.8"} {
+		if code := signIn(t, srv, addr, "Bob", "password of Bob"); code != http.StatusSeeOther {
+			t.Fatalf("Bob's sign-in from %s: %d", addr, code)
+		}
+	}
+	if code, _, body := as(t, srv, "POST", peopleURL(t, auth, "Bob", "ban"), ada, nil); code != http.StatusSeeOther {
+		t.Fatalf("ban: %d %s", code, body)
+	}
+	code, _, page := as(t, srv, "GET", "/admin", ada, nil)
+	if code != http.StatusOK || !strings.Contains(page, "Bob&#39;s ban") {
+		t.Fatalf("the dashboard after Bob's ban: %d, want his addresses listed as Bob's ban", code)
+	}
+	if code, _, body := as(t, srv, "POST", "/admin/bans/lift", ada, url.Values{"address": {"203.0.113.7"}}); code != http.StatusSeeOther {
+		t.Fatalf("lift: %d %s", code, body)
+	}
+	for addr, want := range map[string]int{"203.0.113.7": http.StatusOK, "198.51.100.8": http.StatusForbidden} {
+		if resp, _ := request(t, srv, "GET", "/", nil, map[string]string{"X-Forwarded-For": addr}); resp.StatusCode != want {
+			t.Errorf("GET / from %s: %d, want %d", addr, resp.StatusCode, want)
+		}
+	}
+	if code := signIn(t, srv, "203.0.113.7", "Bob", "password of Bob"); code != http.StatusForbidden {
+		t.Fatalf("Bob's sign-in from the freed address: %d, want 403 (still banned)", code)
+	}
+}
