@@ -257,3 +257,39 @@ func unreadOf(slug string) string {
 		return r ? r.unread : -1;
 	})()`, slug)
 }
+
+// TestBrowserRoomListKeepsItsLinks: the room list is read again whenever
+// another tab of the same person reads a room; a link that shows what it
+// showed stays the node it was, so a tap at that instant lands on it
+// (before, every link was built anew, and a tap could land on a node just
+// taken out of the page).
+func TestBrowserRoomListKeepsItsLinks(t *testing.T) {
+	ann := newBrowser(t)
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
+	link, _ := setupLink(t, s)
+	invite := setUpAdmin(t, ann, link, s.url)
+	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
+	joinAs(t, bob, invite, "Bob")
+	if code := postJSON(t, ann, "POST", "/rooms", `{"name":"Family Garden","kind":"private","members":["Bob"]}`); code != 201 {
+		t.Fatalf("Family: %d", code)
+	}
+	do(t, ann, chromedp.Navigate(s.url+"/"))
+	connected(t, ann)
+	if code := postJSON(t, bob, "POST", "/rooms/family-garden/messages", `{"message":"the beans are up"}`); code != 201 {
+		t.Fatalf("Bob's line in Family: %d", code)
+	}
+	family := `document.querySelector('#sidebar a.room-link[data-slug="family-garden"]')`
+	lobby := `document.querySelector('#sidebar a.room-link[data-slug="lobby"]')`
+	waitPage(t, ann, "Family's unread line on Ann's lobby page", family+`?.dataset.unread === '1'`)
+	do(t, ann, chromedp.Evaluate[chromedp.Void](lobby+`.closest('li').nochatMark = true`))
+
+	// Ann reads Family in another tab: this one hears of it, reads the list
+	// again and shows Family read; the lobby's link has not changed.
+	other := newTab(t, ann)
+	do(t, other, chromedp.Navigate(s.url+"/r/family-garden"))
+	connected(t, other)
+	waitPage(t, ann, "Family read in the other tab", `!`+family+`.dataset.unread`)
+	if !eval[bool](t, ann, lobby+`.closest('li').nochatMark === true`) {
+		t.Fatal("the lobby's link, unchanged, was built anew when the list was read again")
+	}
+}

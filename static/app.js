@@ -2607,41 +2607,68 @@
     const li = document.createElement('li');
     const a = document.createElement('a');
     a.className = 'room-link';
-    a.href = '/r/' + encodeURIComponent(r.slug);
-    a.dataset.roomId = String(r.id);
-    a.dataset.slug = r.slug;
-    a.dataset.kind = r.kind;
-    a.dataset.lastRead = String(r.last_read || 0);
-    if (r.notify) a.dataset.notify = r.notify;
-    if (r.id === room.id) a.setAttribute('aria-current', 'page');
-    const span = (className, text) => {
+    const span = (className) => {
       const el = document.createElement('span');
       el.className = className;
-      el.textContent = text;
       return el;
     };
-    const mark = span('room-mark', MARK[r.kind] ?? '#');
+    const mark = span('room-mark');
     mark.setAttribute('aria-hidden', 'true');
-    mark.dataset.kind = r.kind;
-    const mention = span('mention', '@');
+    const mention = span('mention');
+    mention.textContent = '@';
     mention.title = 'You were mentioned';
-    a.append(mark, span('room-link-name', r.title || r.name), mention, span('badge', ''));
+    a.append(mark, span('room-link-name'), mention, span('badge'));
     li.append(a);
+    fillRoomLink(a, r);
+    return li;
+  }
+
+  // fillRoomLink makes a (built here, or by the server, alike) show room
+  // r, changing only what differs.
+  function fillRoomLink(a, r) {
+    const set = (el, name, value) => {
+      if (value == null) el.removeAttribute(name);
+      else if (el.getAttribute(name) !== value) el.setAttribute(name, value);
+    };
+    const text = (el, value) => { if (el.textContent !== value) el.textContent = value; };
+    set(a, 'href', '/r/' + encodeURIComponent(r.slug));
+    set(a, 'data-room-id', String(r.id));
+    set(a, 'data-slug', r.slug);
+    set(a, 'data-kind', r.kind);
+    set(a, 'data-last-read', String(r.last_read || 0));
+    set(a, 'data-notify', r.notify || null);
+    set(a, 'aria-current', r.id === room.id ? 'page' : null);
+    const mark = a.querySelector('.room-mark');
+    set(mark, 'data-kind', r.kind);
+    text(mark, MARK[r.kind] ?? '#');
+    text(a.querySelector('.room-link-name'), r.title || r.name);
     const unreadHere = r.id === room.id && nearBottom() && !document.hidden ? 0 : r.unread;
     setUnread(a, unreadHere || 0, !!r.mention && unreadHere > 0);
-    return li;
   }
 
   let knownRooms = new Map(); // id -> room, from the last /rooms
   function renderRooms(rooms) {
     knownRooms = new Map(rooms.map((r) => [r.id, r]));
+    // Each link stays the node it was, changed where the room changed, and
+    // a list whose links are those it has, in order, is left alone: the
+    // list is read again whenever another tab reads a room, and a tap at
+    // that instant must still land on the link under the finger.
+    const shown = new Map();
+    for (const a of sidebar.querySelectorAll('a.room-link[data-room-id]')) {
+      if (Object.values(roomLists).includes(a.closest('ul'))) shown.set(a.dataset.roomId, a);
+    }
     const lists = { room: [], dm: [], browse: [] };
     for (const r of rooms) {
       if (!Number.isSafeInteger(r.id) || typeof r.slug !== 'string') continue;
       const which = !r.member && signedIn ? 'browse' : r.kind === 'direct' ? 'dm' : 'room';
-      lists[which].push(buildRoomLink(r));
+      const a = shown.get(String(r.id));
+      if (a) fillRoomLink(a, r);
+      lists[which].push(a ? a.closest('li') : buildRoomLink(r));
     }
-    for (const [k, ul] of Object.entries(roomLists)) if (ul) ul.replaceChildren(...lists[k]);
+    for (const [k, ul] of Object.entries(roomLists)) {
+      const now = lists[k];
+      if (ul && (ul.children.length !== now.length || now.some((li, i) => ul.children[i] !== li))) ul.replaceChildren(...now);
+    }
     updateDrawerBadge();
     const here = knownRooms.get(room.id);
     if (here) showRoomHead(here);
