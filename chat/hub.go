@@ -325,6 +325,14 @@ func (h *Hub) Send(ctx context.Context, user, text string) (db.Message, error) {
 	return st.Message, err
 }
 
+// AllowGuestSend takes one message from the limit the guests of the
+// client address ip share (guestShare sockets' worth), for a guest's REST
+// send: their sockets draw from the same limit, so that a guest at an
+// address sends no faster over both. It reports whether one was left.
+func (h *Hub) AllowGuestSend(ip string) bool {
+	return h.guestSends == nil || h.guestSends.Allow(ip)
+}
+
 // SendAs is Send from whom id names, with a key that names the send, as a
 // cid does on nochat.v1 (a REST Idempotency-Key; "" for none). A signed-in
 // person's message goes under their account's name, whatever user says; a

@@ -14,9 +14,10 @@ import (
 var errCrossOrigin = errors.New("cross-origin request refused: this action must come from this server's own pages")
 
 // guardSend protects the REST send routes: a page on another site may not
-// post in its visitors' names (unless allowed with -allow-origin), and each
+// post in its visitors' names (unless allowed with -allow-origin), each
 // client address may send at most SendRate messages a second, over all the
-// routes it guards together.
+// routes it guards together, and a guest's sends count toward the limit its
+// address's guests share with their sockets (chat.Hub.AllowGuestSend).
 func guardSend(d Deps) func(http.Handler) http.Handler {
 	var limiter *chat.KeyedLimiter
 	if d.SendRate > 0 {
@@ -38,8 +39,16 @@ func guardSend(d Deps) func(http.Handler) http.Handler {
 					writeError(w, r, d.Log, http.StatusTooManyRequests, chat.ErrRateLimited)
 					return
 				}
-			} else if limiter != nil && !limiter.Allow(chat.ClientIP(r, d.TrustProxy)) {
+			} else if ip := chat.ClientIP(r, d.TrustProxy); limiter != nil && !limiter.Allow(ip) {
 				d.Hub.RecordErrorAt(chat.KindRateLimited, placeRESTSend, "REST sends over the rate limit", requestSubject(r, d.TrustProxy))
+				w.Header().Set("Retry-After", "1")
+				writeError(w, r, d.Log, http.StatusTooManyRequests, chat.ErrRateLimited)
+				return
+			} else if (d.Auth == nil || d.Auth.Identity(r).Guest()) && !d.Hub.AllowGuestSend(ip) {
+				// A guest's REST sends draw from the limit its address's
+				// guests share with their sockets: both ways together are
+				// no faster than the sockets alone.
+				d.Hub.RecordErrorAt(chat.KindRateLimited, placeRESTSend, "a guest address's sends over the limit its guests share", requestSubject(r, d.TrustProxy))
 				w.Header().Set("Retry-After", "1")
 				writeError(w, r, d.Log, http.StatusTooManyRequests, chat.ErrRateLimited)
 				return
