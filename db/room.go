@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -485,6 +486,41 @@ func (s *Store) BeforeIn(ctx context.Context, room, id int64, limit int) ([]Mess
 	}
 	if err != nil {
 		return nil, fmt.Errorf("messages of room %d before %d: %w", room, id, err)
+	}
+	return msgs, nil
+}
+
+// PageStartIn returns the id of the oldest of a room's newest n messages
+// with ids below before (0: of all its messages), or 0 when it has no more
+// than n there: where a page of history begins, read then a part at a
+// time (RangeIn) rather than held whole while a slow client reads it.
+func (s *Store) PageStartIn(ctx context.Context, room, before int64, n int) (int64, error) {
+	if before <= 0 {
+		before = math.MaxInt64
+	}
+	var id int64
+	err := s.read.QueryRowContext(ctx, "SELECT id FROM messages WHERE room_id = ? AND id < ? ORDER BY id DESC LIMIT 1 OFFSET ?", room, before, n-1).Scan(&id)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("start of a page of room %d: %w", room, err)
+	}
+	return id, nil
+}
+
+// RangeIn returns up to limit of a room's messages with ids from from up
+// to, not including, to (0: no end), oldest first.
+func (s *Store) RangeIn(ctx context.Context, room, from, to int64, limit int) ([]Message, error) {
+	if to <= 0 {
+		to = math.MaxInt64
+	}
+	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.room_id = ? AND messages.id >= ? AND messages.id < ? ORDER BY messages.id LIMIT ?", room, from, to, limit)
+	if err == nil {
+		msgs, err = withState(ctx, s.read, msgs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("messages of room %d from %d: %w", room, from, err)
 	}
 	return msgs, nil
 }

@@ -18,10 +18,17 @@ import (
 // maxPage is the most messages one history request returns.
 const maxPage = 500
 
+// historyReader reads a room's history a part at a time (db.Store).
 type historyReader interface {
-	Latest(ctx context.Context, n int) ([]db.Message, error)
-	Before(ctx context.Context, id int64, limit int) ([]db.Message, error)
+	LatestID(ctx context.Context) (int64, error)
+	PageStartIn(ctx context.Context, room, before int64, n int) (int64, error)
+	RangeIn(ctx context.Context, room, from, to int64, limit int) ([]db.Message, error)
 }
+
+// historyPart is how many messages a history answer reads and holds at
+// once: a page of 500 long messages held whole by each of 128 requests
+// that never read their answers (one address's limit) was 182 MB.
+const historyPart = 50
 
 // parseCount reads a page size: a whole number from 1 to maxPage.
 func parseCount(name, s string) (int, error) {
@@ -50,26 +57,97 @@ func singleQuery(r *http.Request, name string) (string, bool, error) {
 // holds one message's HTML and JSON at a time, not all of it (15 MB for a
 // page of quote marks, which six clients that never read kept).
 func encodeMessages(w http.ResponseWriter, status int, ms []db.Message) {
+	mw := newMessageWriter(w, status)
+	mw.write(ms)
+	mw.close()
+}
+
+// messageWriter writes a JSON array of messages, a message at a time.
+type messageWriter struct {
+	w     http.ResponseWriter
+	buf   bytes.Buffer
+	enc   *json.Encoder
+	empty bool
+}
+
+// newMessageWriter answers status and opens the array.
+func newMessageWriter(w http.ResponseWriter, status int) *messageWriter {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	buf.WriteByte('[')
+	mw := &messageWriter{w: w, empty: true}
+	mw.enc = json.NewEncoder(&mw.buf)
+	mw.buf.WriteByte('[')
+	return mw
+}
+
+// write writes ms, each with its HTML; false once the client has gone.
+func (mw *messageWriter) write(ms []db.Message) bool {
 	for i := range ms {
-		if i > 0 {
-			buf.WriteByte(',')
+		if !mw.empty {
+			mw.buf.WriteByte(',')
 		}
+		mw.empty = false
 		m := ms[i]
 		m.HTML = chat.MessageHTML(m.Message, m.Mentions)
-		enc.Encode(m)               // plain strings and numbers: always encodes
-		buf.Truncate(buf.Len() - 1) // Encode's newline
-		if _, err := w.Write(buf.Bytes()); err != nil {
+		mw.enc.Encode(m)                  // plain strings and numbers: always encodes
+		mw.buf.Truncate(mw.buf.Len() - 1) // Encode's newline
+		if _, err := mw.w.Write(mw.buf.Bytes()); err != nil {
+			return false
+		}
+		mw.buf.Reset()
+	}
+	return true
+}
+
+// close ends the array.
+func (mw *messageWriter) close() {
+	mw.buf.WriteString("]\n")
+	mw.w.Write(mw.buf.Bytes())
+}
+
+// writeHistory answers a room's newest n messages with ids below before
+// (0: its newest), oldest first, reading and holding historyPart of them
+// at a time. The page's first message is found first; a message stored
+// while the answer is written is not in it, and one deleted meanwhile may
+// or may not be. Should a later part fail to read, the answer is cut off
+// (its JSON left unclosed), never ended as if whole.
+func writeHistory(w http.ResponseWriter, r *http.Request, log *slog.Logger, store historyReader, room, before int64, n int) {
+	ctx := r.Context()
+	var err error
+	if before == 0 {
+		// The newest: those stored by now.
+		if before, err = store.LatestID(ctx); err == nil {
+			before++
+		}
+	}
+	var start int64
+	if err == nil {
+		start, err = store.PageStartIn(ctx, room, before, n)
+	}
+	var part []db.Message
+	if err == nil {
+		part, err = store.RangeIn(ctx, room, start, before, min(n, historyPart))
+	}
+	if err != nil {
+		writeError(w, r, log, http.StatusInternalServerError, err)
+		return
+	}
+	mw := newMessageWriter(w, http.StatusOK)
+	for {
+		if !mw.write(part) {
 			return // the client went
 		}
-		buf.Reset()
+		n -= len(part)
+		if n <= 0 || len(part) < historyPart {
+			break
+		}
+		from := part[len(part)-1].ID + 1
+		if part, err = store.RangeIn(ctx, room, from, before, min(n, historyPart)); err != nil {
+			log.Warn("history answer cut off", "room", room, "err", err)
+			panic(http.ErrAbortHandler)
+		}
 	}
-	buf.WriteString("]\n")
-	w.Write(buf.Bytes())
+	mw.close()
 }
 
 // message is one message as REST answers it, with its HTML.
@@ -84,19 +162,14 @@ func handleLatest(log *slog.Logger, store historyReader) http.Handler {
 			writeError(w, r, log, http.StatusBadRequest, err)
 			return
 		}
-		msgs, err := store.Latest(r.Context(), n)
-		if err != nil {
-			writeError(w, r, log, http.StatusInternalServerError, err)
-			return
-		}
-		encodeMessages(w, http.StatusOK, msgs)
+		writeHistory(w, r, log, store, db.DefaultRoom, 0, n)
 	})
 }
 
 // handleHistory serves GET /discussion?before={id}&limit={n}: the page of
 // history just above a client's oldest message, oldest first. Without
 // before, the newest messages.
-func handleHistory(log *slog.Logger, store historyReader) http.Handler {
+func handleHistory(log *slog.Logger, store historyReader, room int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := pageSize
 		if v, ok, err := singleQuery(r, "limit"); err != nil {
@@ -113,22 +186,14 @@ func handleHistory(log *slog.Logger, store historyReader) http.Handler {
 			writeError(w, r, log, http.StatusBadRequest, err)
 			return
 		}
-		var msgs []db.Message
+		var before int64
 		if hasBefore {
-			before, perr := strconv.ParseInt(v, 10, 64)
-			if perr != nil || before < 1 {
+			if before, err = strconv.ParseInt(v, 10, 64); err != nil || before < 1 {
 				writeError(w, r, log, http.StatusBadRequest, errors.New("before must be a message id (a whole number, 1 or more)"))
 				return
 			}
-			msgs, err = store.Before(r.Context(), before, limit)
-		} else {
-			msgs, err = store.Latest(r.Context(), limit)
 		}
-		if err != nil {
-			writeError(w, r, log, http.StatusInternalServerError, err)
-			return
-		}
-		encodeMessages(w, http.StatusOK, msgs)
+		writeHistory(w, r, log, store, room, before, limit)
 	})
 }
 

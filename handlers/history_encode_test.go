@@ -2,7 +2,11 @@ package handlers
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -46,5 +50,87 @@ func TestAPageOfHistoryIsWrittenAMessageAtATime(t *testing.T) {
 	encodeMessages(empty, 200, nil)
 	if empty.Body.String() != "[]\n" {
 		t.Fatalf("no messages: %q, want []", empty.Body.String())
+	}
+}
+
+// partsReader is the store, recording the parts a history answer reads,
+// and doing between the first part and the next what the test asks.
+type partsReader struct {
+	*db.Store
+	parts   []int
+	between func()
+}
+
+func (p *partsReader) RangeIn(ctx context.Context, room, from, to int64, limit int) ([]db.Message, error) {
+	p.parts = append(p.parts, limit)
+	msgs, err := p.Store.RangeIn(ctx, room, from, to, limit)
+	if p.between != nil {
+		p.between()
+		p.between = nil
+	}
+	return msgs, err
+}
+
+// A page of history is read a part at a time, never more than
+// historyPart messages held at once, and is the page as it stood when
+// asked for: what the one read of the whole page gave, byte for byte,
+// with a message stored while it is written left out.
+func TestAPageOfHistoryIsReadInParts(t *testing.T) {
+	ctx := context.Background()
+	store, err := db.Open(ctx, filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	other, _, err := store.CreateRoom(ctx, db.Room{Slug: "other", Name: "Other", Kind: db.KindOpen}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var drafts []db.Draft
+	for i := range 130 {
+		drafts = append(drafts, db.Draft{User: "ann", Message: fmt.Sprintf("line %d, **bold** & <b>", i)})
+		drafts = append(drafts, db.Draft{User: "bob", Message: "in another room", Room: other.ID})
+	}
+	stored, err := store.Insert(ctx, drafts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := func(msgs []db.Message, err error) []byte {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := httptest.NewRecorder()
+		encodeMessages(w, 200, msgs)
+		return w.Body.Bytes()
+	}
+	before := stored[200].Message.ID
+	for _, c := range []struct {
+		name   string
+		before int64
+		n      int
+		want   func() []byte
+		parts  []int
+	}{
+		{"the newest 120", 0, 120, func() []byte { return whole(store.LatestIn(ctx, db.DefaultRoom, 120)) }, []int{50, 50, 20}},
+		{"60 before a message", before, 60, func() []byte { return whole(store.BeforeIn(ctx, db.DefaultRoom, before, 60)) }, []int{50, 10}},
+		{"500 of what there is", 0, 500, func() []byte { return whole(store.LatestIn(ctx, db.DefaultRoom, 500)) }, []int{50, 50, 50}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			want := c.want()
+			p := &partsReader{Store: store, between: func() {
+				if _, err := store.Insert(ctx, []db.Draft{{User: "dan", Message: "stored while the answer is written"}}); err != nil {
+					t.Fatal(err)
+				}
+			}}
+			w := httptest.NewRecorder()
+			writeHistory(w, httptest.NewRequest("GET", "/discussion", nil), slog.New(slog.DiscardHandler), p, db.DefaultRoom, c.before, c.n)
+			if w.Code != 200 || !bytes.Equal(w.Body.Bytes(), want) {
+				t.Fatalf("%d\n%.400s\nwant the page read whole:\n%.400s", w.Code, w.Body.Bytes(), want)
+			}
+			if !slices.Equal(p.parts, c.parts) {
+				t.Fatalf("read in parts of %v, want %v", p.parts, c.parts)
+			}
+		})
 	}
 }

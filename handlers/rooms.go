@@ -59,6 +59,7 @@ type roomHub interface {
 type roomStore interface {
 	LatestIn(ctx context.Context, room int64, n int) ([]db.Message, error)
 	BeforeIn(ctx context.Context, room, id int64, limit int) ([]db.Message, error)
+	historyReader
 	AfterIn(ctx context.Context, room, id int64, limit int) ([]db.Message, error)
 	Get(ctx context.Context, id int64) (db.Message, error)
 	Members(ctx context.Context, room int64) ([]db.Member, error)
@@ -390,12 +391,7 @@ func (rr *roomRoutes) latest(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, rr.log, http.StatusBadRequest, err)
 		return
 	}
-	msgs, err := rr.store.LatestIn(r.Context(), room.ID, n)
-	if err != nil {
-		writeError(w, r, rr.log, http.StatusInternalServerError, err)
-		return
-	}
-	encodeMessages(w, http.StatusOK, msgs)
+	writeHistory(w, r, rr.log, rr.store, room.ID, 0, n)
 }
 
 func (rr *roomRoutes) history(w http.ResponseWriter, r *http.Request) {
@@ -412,21 +408,7 @@ func (rr *roomRoutes) history(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	handleHistory(rr.log, inRoom{rr.store, room.ID}).ServeHTTP(w, r)
-}
-
-// inRoom is the history of one room, as handleHistory reads it.
-type inRoom struct {
-	store roomStore
-	room  int64
-}
-
-func (h inRoom) Latest(ctx context.Context, n int) ([]db.Message, error) {
-	return h.store.LatestIn(ctx, h.room, n)
-}
-
-func (h inRoom) Before(ctx context.Context, id int64, limit int) ([]db.Message, error) {
-	return h.store.BeforeIn(ctx, h.room, id, limit)
+	handleHistory(rr.log, rr.store, room.ID).ServeHTTP(w, r)
 }
 
 type roomSendBody struct {

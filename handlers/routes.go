@@ -6,6 +6,7 @@ import (
 	"github.com/a-h/templ"
 
 	"nochat/chat"
+	"nochat/db"
 	"nochat/static"
 	"nochat/views"
 )
@@ -24,7 +25,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	// A message's permalink: its room, around it.
 	mux.Handle("GET /r/{slug}/{id}", handleRoot(d.Log, d.Hub, d.Store, admins, d.Auth, d.Assets, maxUpload(d)))
 	mux.Handle("GET /discussion/latest/{n}", allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, handleLatest(d.Log, d.Store))))
-	mux.Handle("GET /discussion", allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, handleHistory(d.Log, d.Store))))
+	mux.Handle("GET /discussion", allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, handleHistory(d.Log, d.Store, db.DefaultRoom))))
 	send := guardSend(d) // one limit for both ways to send
 	mux.Handle("POST /discussion/{message}", send(handleSendPath(d.Log, d.Hub, d.Auth)))
 	mux.Handle("POST /discussion", send(handleSendJSON(d.Log, d.Hub, d.Auth)))
