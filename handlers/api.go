@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 
@@ -20,6 +21,7 @@ const maxPage = 500
 
 // historyReader reads a room's history a part at a time (db.Store).
 type historyReader interface {
+	BeforeIn(ctx context.Context, room, id int64, limit int) ([]db.Message, error)
 	LatestID(ctx context.Context) (int64, error)
 	PageStartIn(ctx context.Context, room, before int64, n int) (int64, error)
 	RangeIn(ctx context.Context, room, from, to int64, limit int) ([]db.Message, error)
@@ -113,6 +115,19 @@ func (mw *messageWriter) close() {
 // (its JSON left unclosed), never ended as if whole.
 func writeHistory(w http.ResponseWriter, r *http.Request, log *slog.Logger, store historyReader, room, before int64, n int) {
 	ctx := r.Context()
+	if n <= historyPart {
+		// A part's worth: one read, as it always was.
+		if before == 0 {
+			before = math.MaxInt64
+		}
+		msgs, err := store.BeforeIn(ctx, room, before, n)
+		if err != nil {
+			writeError(w, r, log, http.StatusInternalServerError, err)
+			return
+		}
+		encodeMessages(w, http.StatusOK, msgs)
+		return
+	}
 	var err error
 	if before == 0 {
 		// The newest: those stored by now.
