@@ -281,7 +281,13 @@ func TestBrowserRoomListKeepsItsLinks(t *testing.T) {
 	family := `document.querySelector('#sidebar a.room-link[data-slug="family-garden"]')`
 	lobby := `document.querySelector('#sidebar a.room-link[data-slug="lobby"]')`
 	waitPage(t, ann, "Family's unread line on Ann's lobby page", family+`?.dataset.unread === '1'`)
-	do(t, ann, chromedp.Evaluate[chromedp.Void](lobby+`.closest('li').nochatMark = true`))
+	do(t, ann, chromedp.Evaluate[chromedp.Void](`(() => {
+		const li = `+lobby+`.closest('li');
+		li.nochatMark = true;
+		window.lobbyLeft = false; // the link taken out of the page, if only for a moment
+		new MutationObserver((ms) => { for (const m of ms) if ([...m.removedNodes].includes(li)) window.lobbyLeft = true; })
+			.observe(li.parentElement, { childList: true });
+	})()`))
 
 	// Ann reads Family in another tab: this one hears of it, reads the list
 	// again and shows Family read; the lobby's link has not changed.
@@ -291,5 +297,13 @@ func TestBrowserRoomListKeepsItsLinks(t *testing.T) {
 	waitPage(t, ann, "Family read in the other tab", `!`+family+`.dataset.unread`)
 	if !eval[bool](t, ann, lobby+`.closest('li').nochatMark === true`) {
 		t.Fatal("the lobby's link, unchanged, was built anew when the list was read again")
+	}
+	// A new room joins the list: the links already there stay in the page.
+	if code := postJSON(t, other, "POST", "/rooms", `{"name":"Allotment","kind":"open"}`); code != 201 {
+		t.Fatalf("Allotment: %d", code)
+	}
+	waitPage(t, ann, "Allotment on the list", `!!document.querySelector('#sidebar a.room-link[data-slug="allotment"]')`)
+	if !eval[bool](t, ann, lobby+`.closest('li').nochatMark === true && !window.lobbyLeft`) {
+		t.Fatal("the lobby's link was taken out of the page when a room joined the list")
 	}
 }

@@ -87,6 +87,10 @@ func cleanMessage(s string, limit int) (string, error) {
 	return s, nil
 }
 
+// CleanName is cleanName, for a name the handlers take that is not a
+// sender's (the guest's name an address is banned for).
+func CleanName(s string, limit int) (string, error) { return cleanName(s, limit) }
+
 // cleanName normalises a user name: control characters removed, runs of
 // whitespace collapsed to one space, trimmed. An empty name is the default
 // user; a name over limit characters is refused, and so is a name with an

@@ -78,12 +78,9 @@ func unbanAddress(ctx context.Context, tx *sql.Tx, address string) (*AccountChan
 // AddressBans lists the refused addresses, the newest ban first, at most
 // limit of them, and how many there are in all.
 func (s *Store) AddressBans(ctx context.Context, limit int) ([]AddressBan, int, error) {
-	var total int
-	if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM bans").Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("address bans: %w", err)
-	}
+	// One read: the count is the table's as the rows are.
 	rows, err := s.read.QueryContext(ctx, `SELECT bans.address, coalesce(bans.account_id, 0),
-		CASE WHEN accounts.id IS NULL THEN bans.name ELSE accounts.name END, bans.at
+		CASE WHEN accounts.id IS NULL THEN bans.name ELSE accounts.name END, bans.at, count(*) OVER ()
 		FROM bans LEFT JOIN accounts ON accounts.id = bans.account_id
 		ORDER BY bans.at DESC, bans.address LIMIT ?`, limit)
 	if err != nil {
@@ -91,10 +88,11 @@ func (s *Store) AddressBans(ctx context.Context, limit int) ([]AddressBan, int, 
 	}
 	defer rows.Close()
 	var out []AddressBan
+	total := 0
 	for rows.Next() {
 		var b AddressBan
 		var at int64
-		if err := rows.Scan(&b.Address, &b.AccountID, &b.Name, &at); err != nil {
+		if err := rows.Scan(&b.Address, &b.AccountID, &b.Name, &at, &total); err != nil {
 			return nil, 0, fmt.Errorf("address bans: %w", err)
 		}
 		b.At = time.UnixMilli(at)

@@ -167,12 +167,13 @@ func dashboardData(ctx context.Context, hub adminHub, store adminStore, info ser
 // serverInfo is what the dashboard shows of this server besides the chat:
 // its version, and, on a cluster, the cluster as this node sees it.
 type serverInfo struct {
-	version string
-	cluster func(context.Context) views.ClusterView // nil on a single node
+	version    string
+	cluster    func(context.Context) views.ClusterView // nil on a single node
+	trustProxy bool                                    // where the admin is: X-Forwarded-For
 }
 
 func (d Deps) serverInfo() serverInfo {
-	return serverInfo{version: d.Version, cluster: d.Cluster}
+	return serverInfo{version: d.Version, cluster: d.Cluster, trustProxy: d.TrustProxy}
 }
 
 // clusterStatusWait bounds the dashboard's question to the cluster: a node
@@ -222,6 +223,7 @@ func handleDashboard(log *slog.Logger, hub adminHub, store adminStore, info serv
 			writeError(w, r, log, http.StatusInternalServerError, err)
 			return
 		}
+		data.Viewer = chat.AddressKey(chat.ClientIP(r, info.trustProxy))
 		page, err := view(r, data)
 		if err != nil {
 			writeError(w, r, log, http.StatusInternalServerError, err)

@@ -29,8 +29,10 @@ type historyReader interface {
 
 // historyPart is how many messages a history answer reads and holds at
 // once: a page of 500 long messages held whole by each of 128 requests
-// that never read their answers (one address's limit) was 182 MB.
-const historyPart = 50
+// that never read their answers (one address's limit) was 170 MiB. It is
+// what the chat page asks for, a page and one more (which tells it there
+// is more), so that the page's own requests are one read each.
+const historyPart = pageSize + 1
 
 // parseCount reads a page size: a whole number from 1 to maxPage.
 func parseCount(name, s string) (int, error) {
@@ -158,7 +160,9 @@ func writeHistory(w http.ResponseWriter, r *http.Request, log *slog.Logger, stor
 		}
 		from := part[len(part)-1].ID + 1
 		if part, err = store.RangeIn(ctx, room, from, before, min(n, historyPart)); err != nil {
-			log.Warn("history answer cut off", "room", room, "err", err)
+			if ctx.Err() == nil { // not just the client gone
+				log.Warn("history answer cut off", "room", room, "err", err)
+			}
 			panic(http.ErrAbortHandler)
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"unicode/utf8"
 
 	"nochat/chat"
 	"nochat/db"
@@ -83,7 +82,7 @@ const bansShown = 100
 // Refusals of the address-ban routes.
 var (
 	errBanAddress    = errors.New("address must be an IP address, or an IPv6 /64 as the list of bans shows it")
-	errBanName       = fmt.Errorf("name must be valid text of at most %d characters", maxBanName)
+	errBanName       = errors.New("name is not one a guest could have")
 	errBanOwnAddress = errors.New("that is your own address: banning it would lock you out of this dashboard")
 	errBannedAddress = errors.New("that address is banned already")
 	errNoBan         = errors.New("no ban refuses that address: it may have been lifted already")
@@ -118,10 +117,13 @@ func handleBanAddress(log *slog.Logger, a *Auth, store *db.Store, hub addressClo
 			writeError(w, r, log, http.StatusBadRequest, errBanAddress)
 			return
 		}
-		name := strings.TrimSpace(r.PostFormValue("name"))
-		if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxBanName {
-			writeError(w, r, log, http.StatusBadRequest, errBanName)
-			return
+		name := r.PostFormValue("name")
+		if strings.TrimSpace(name) != "" {
+			var err error
+			if name, err = chat.CleanName(name, maxBanName); err != nil {
+				writeError(w, r, log, http.StatusBadRequest, fmt.Errorf("%w: %w", errBanName, err))
+				return
+			}
 		}
 		if key == chat.AddressKey(chat.ClientIP(r, trustProxy)) {
 			writeError(w, r, log, http.StatusForbidden, errBanOwnAddress)

@@ -46,6 +46,13 @@ func TestBanAGuestsAddress(t *testing.T) {
 	other := dialFrom(t, srv.URL, "198.51.100.1", "Uma")
 	frame(t, other, "hello")
 
+	// A guest tab of the admin's own address is offered no ban: it
+	// would be refused.
+	frame(t, dialFrom(t, srv.URL, "127.0.0.1", "Ada's guest tab"), "hello")
+	if _, _, page := as(t, srv, "GET", "/admin", ada, nil); strings.Count(page, `action="/admin/bans`) != 3 {
+		t.Fatalf("the dashboard offers %d address bans, want 3: Zed's, Yan's and Uma's, not the admin's own", strings.Count(page, `action="/admin/bans`))
+	}
+
 	ban := url.Values{"address": {"203.0.113.50"}, "name": {"Zed"}}
 	for _, path := range []string{"/admin/bans", "/admin/bans/lift"} {
 		if code, _, body := as(t, srv, "POST", path, ann, ban); code != http.StatusForbidden {
@@ -70,8 +77,9 @@ func TestBanAGuestsAddress(t *testing.T) {
 		{url.Values{"address": {"zed.example"}}, http.StatusBadRequest, "IP address"},
 		{url.Values{"address": {"203.0.113.0/24"}}, http.StatusBadRequest, "IP address"},
 		{url.Values{"address": {"2001:db8::/48"}}, http.StatusBadRequest, "IP address"},
-		{url.Values{"address": {"203.0.113.50"}, "name": {strings.Repeat("z", maxBanName+1)}}, http.StatusBadRequest, "at most"},
-		{url.Values{"address": {"203.0.113.50"}, "name": {"Z\xffd"}}, http.StatusBadRequest, "valid text"},
+		{url.Values{"address": {"203.0.113.50"}, "name": {strings.Repeat("z", maxBanName+1)}}, http.StatusBadRequest, "1 to 64 characters"},
+		{url.Values{"address": {"203.0.113.50"}, "name": {"Z\xffd"}}, http.StatusBadRequest, "UTF-8"},
+		{url.Values{"address": {"203.0.113.50"}, "name": {"Z\u202Ed"}}, http.StatusBadRequest, "name"},
 		{url.Values{"address": {"127.0.0.1"}}, http.StatusForbidden, "your own address"}, // the admin's, here
 	} {
 		if code, _, body := as(t, srv, "POST", "/admin/bans", ada, c.form); code != c.want || !strings.Contains(body, c.says) {
@@ -115,7 +123,16 @@ func TestBanAGuestsAddress(t *testing.T) {
 		t.Fatalf("GET / from the same /64: %d, want 403", resp.StatusCode)
 	}
 
-	for _, address := range []string{"203.0.113.50", "2001:db8:5:6::/64"} {
+	// An IPv4 address written as IPv6 is the IPv4 address.
+	if code, _, body := as(t, srv, "POST", "/admin/bans", ada, url.Values{"address": {"::ffff:198.51.100.77"}}); code != http.StatusSeeOther {
+		t.Fatalf("ban of an IPv4-mapped address: %d %s", code, body)
+	}
+	if resp, _ := request(t, srv, "GET", "/", nil, map[string]string{"X-Forwarded-For": "198.51.100.77"}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("GET / from the IPv4 address banned as ::ffff: %d, want 403", resp.StatusCode)
+	}
+
+	// Any address of a /64 lifts its ban.
+	for _, address := range []string{"203.0.113.50", "2001:db8:5:6::1234", "198.51.100.77"} {
 		if code, _, body := as(t, srv, "POST", "/admin/bans/lift", ada, url.Values{"address": {address}}); code != http.StatusSeeOther {
 			t.Fatalf("lift %s: %d %s", address, code, body)
 		}
@@ -131,16 +148,18 @@ func TestBanAGuestsAddress(t *testing.T) {
 	}
 
 	want := []string{
+		"Ada lift address ban 198.51.100.77",
 		"Ada lift address ban 2001:db8:5:6::/64",
 		"Ada lift address ban 203.0.113.50",
+		"Ada ban address 198.51.100.77",
 		"Ada ban address 2001:db8:5:6::/64",
 		"Ada ban address 203.0.113.50 (Zed)",
 	}
 	if lines := auditOf(t, auth); strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("audit = %q\nwant %q", lines, want)
 	}
-	log, _ := store.AuditLog(t.Context(), 4)
-	if d := log[3].Detail; d != "2 open pages closed" {
+	log, _ := store.AuditLog(t.Context(), 6)
+	if d := log[5].Detail; d != "2 open pages closed" {
 		t.Fatalf("the ban's detail = %q, want 2 open pages closed", d)
 	}
 }

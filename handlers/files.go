@@ -140,7 +140,7 @@ type fileRoutes struct {
 
 // addFileRoutes adds the file routes (signed-in people only upload, so it
 // comes with the accounts).
-func addFileRoutes(mux *http.ServeMux, d Deps) {
+func addFileRoutes(mux *http.ServeMux, d Deps, guard *sendGuard) {
 	quota := d.UploadQuota
 	switch {
 	case quota == 0:
@@ -155,7 +155,7 @@ func addFileRoutes(mux *http.ServeMux, d Deps) {
 		decodes:   make(chan struct{}, decodeSlots),
 		downloads: make(chan struct{}, downloadSlots),
 	}
-	mux.Handle("POST /rooms/{slug}/files", guardSend(d)(http.HandlerFunc(fr.upload)))
+	mux.Handle("POST /rooms/{slug}/files", guard.sends(http.HandlerFunc(fr.upload)))
 	mux.Handle("GET /files/{id}", membersRead(d.Log, d.Hub, d.Auth, fr.serve(false)))
 	mux.Handle("GET /files/{id}/thumb", membersRead(d.Log, d.Hub, d.Auth, fr.serve(true)))
 }

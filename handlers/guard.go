@@ -13,50 +13,63 @@ import (
 
 var errCrossOrigin = errors.New("cross-origin request refused: this action must come from this server's own pages")
 
-// guardSend protects the REST send routes: a page on another site may not
-// post in its visitors' names (unless allowed with -allow-origin), each
-// client address may send at most SendRate messages a second, over all the
-// routes it guards together, and a guest's sends count toward the limit its
-// address's guests share with their sockets (chat.Hub.AllowGuestSend).
-func guardSend(d Deps) func(http.Handler) http.Handler {
-	var limiter *chat.KeyedLimiter
+// sendGuard protects the REST routes that send or change messages: a page
+// on another site may not act in its visitors' names (unless allowed with
+// -allow-origin), each client address may send at most SendRate messages
+// a second over every route it guards together, and a guest's sends count
+// toward the limit its address's guests share with their sockets
+// (chat.Hub.AllowGuestSend). A bot's limit is its own (-bot-rate). One
+// guard serves every such route, so that its limit is one per address.
+type sendGuard struct {
+	d       Deps
+	limiter *chat.KeyedLimiter // nil: no limit per address
+}
+
+func newSendGuard(d Deps) *sendGuard {
+	g := &sendGuard{d: d}
 	if d.SendRate > 0 {
-		limiter = chat.NewKeyedLimiter(rate.Limit(d.SendRate), max(1, d.SendBurst))
+		g.limiter = chat.NewKeyedLimiter(rate.Limit(d.SendRate), max(1, d.SendBurst))
 	}
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !chat.OriginAllowed(r, d.AllowOrigins) {
-				d.Hub.RecordErrorAt(chat.KindBadOrigin, placeRESTSend, fmt.Sprintf("origin %.100s may not send here", r.Header.Get("Origin")), requestSubject(r, d.TrustProxy))
-				writeError(w, r, d.Log, http.StatusForbidden, errCrossOrigin)
+	return g
+}
+
+// sends guards a route that stores a new message.
+func (g *sendGuard) sends(next http.Handler) http.Handler { return g.guard(next, true) }
+
+// changes guards a route that changes a message (an edit, a deletion, a
+// reaction), which no guest may make.
+func (g *sendGuard) changes(next http.Handler) http.Handler { return g.guard(next, false) }
+
+func (g *sendGuard) guard(next http.Handler, sends bool) http.Handler {
+	d := g.d
+	refuse := func(w http.ResponseWriter, r *http.Request, detail, subject string) {
+		d.Hub.RecordErrorAt(chat.KindRateLimited, placeRESTSend, detail, subject)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, r, d.Log, http.StatusTooManyRequests, chat.ErrRateLimited)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !chat.OriginAllowed(r, d.AllowOrigins) {
+			d.Hub.RecordErrorAt(chat.KindBadOrigin, placeRESTSend, fmt.Sprintf("origin %.100s may not send here", r.Header.Get("Origin")), requestSubject(r, d.TrustProxy))
+			writeError(w, r, d.Log, http.StatusForbidden, errCrossOrigin)
+			return
+		}
+		if bot, ok := botOf(r); ok {
+			// A bot's limit is its own, not its address's: several bots
+			// and people may share one machine.
+			if !d.Hub.BotAllowed(bot.ID) {
+				refuse(w, r, "a bot's sends over the bot rate limit", bot.Name)
 				return
 			}
-			if bot, ok := botOf(r); ok {
-				// A bot's limit is its own (-bot-rate), not its address's:
-				// several bots and people may share one machine.
-				if !d.Hub.BotAllowed(bot.ID) {
-					d.Hub.RecordErrorAt(chat.KindRateLimited, placeRESTSend, "a bot's sends over the bot rate limit", bot.Name)
-					w.Header().Set("Retry-After", "1")
-					writeError(w, r, d.Log, http.StatusTooManyRequests, chat.ErrRateLimited)
-					return
-				}
-			} else if ip := chat.ClientIP(r, d.TrustProxy); limiter != nil && !limiter.Allow(ip) {
-				d.Hub.RecordErrorAt(chat.KindRateLimited, placeRESTSend, "REST sends over the rate limit", requestSubject(r, d.TrustProxy))
-				w.Header().Set("Retry-After", "1")
-				writeError(w, r, d.Log, http.StatusTooManyRequests, chat.ErrRateLimited)
-				return
-			} else if (d.Auth == nil || d.Auth.Identity(r).Guest()) && !d.Hub.AllowGuestSend(ip) {
-				// A guest's REST sends draw from the limit its address's
-				// guests share with their sockets: both ways together are
-				// no faster than the sockets alone.
-				d.Hub.RecordErrorAt(chat.KindRateLimited, placeRESTSend, "a guest address's sends over the limit its guests share", requestSubject(r, d.TrustProxy))
-				w.Header().Set("Retry-After", "1")
-				writeError(w, r, d.Log, http.StatusTooManyRequests, chat.ErrRateLimited)
-				return
-			}
-			allowOrigin(w, r, d.AllowOrigins)
-			next.ServeHTTP(w, r)
-		})
-	}
+		} else if ip := chat.ClientIP(r, d.TrustProxy); g.limiter != nil && !g.limiter.Allow(ip) {
+			refuse(w, r, "REST sends over the rate limit", requestSubject(r, d.TrustProxy))
+			return
+		} else if sends && (d.Auth == nil || d.Auth.Identity(r).Guest()) && !d.Hub.AllowGuestSend(ip) {
+			refuse(w, r, "a guest address's sends over the limit its guests share", requestSubject(r, d.TrustProxy))
+			return
+		}
+		allowOrigin(w, r, d.AllowOrigins)
+		next.ServeHTTP(w, r)
+	})
 }
 
 // allowCORS lets pages from the allowed origins read a route's answers.

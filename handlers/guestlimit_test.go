@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -36,10 +37,71 @@ func TestGuestsShareTheirLimitOverSocketsAndREST(t *testing.T) {
 	if code, body := postStatusAs(t, srv, "/discussion/from%20elsewhere", "198.51.100.5"); code != http.StatusOK {
 		t.Fatalf("a REST send from another address: %d %s", code, body)
 	}
+	// The other way round: REST sends spend an address's share, and its
+	// guests' sockets are refused.
+	const other = "203.0.113.6"
+	for i := range 6 {
+		if code, body := postStatusAs(t, srv, fmt.Sprintf("/discussion/rest%%20%d", i), other); code != http.StatusOK {
+			t.Fatalf("REST send %d from %s: %d %s", i, other, code, body)
+		}
+	}
+	c := dialFrom(t, srv.URL, other, "guest")
+	frame(t, c, "hello")
+	if err := c.WriteJSON(map[string]any{"type": "send", "data": map[string]any{"message": "and one by socket", "cid": "s1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if f := frame(t, c, "error"); f["code"] != "rate_limited" {
+		t.Fatalf("a socket send after REST spent the share: %v, want rate_limited", f)
+	}
 	resp = post(t, srv, "/signin", addr, url.Values{"name": {"Ann"}, "password": {"password of Ann"}}, nil)
 	ann := newSession(resp)
 	resp, body = request(t, srv, "POST", "/discussion/Ann%20here", nil, map[string]string{"X-Forwarded-For": addr, "Cookie": personCookie + "=" + ann})
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("Ann's REST send from the same address: %d %s, want 200 (her limit is her own)", resp.StatusCode, body)
+	}
+}
+
+// One address's REST limit holds over every route that sends or changes
+// messages: the tutorial's, a room's, an edit (before, each room route
+// had a limit of its own, five in all).
+func TestOneRESTLimitOverEveryRoute(t *testing.T) {
+	srv, _, _, _ := testServer{accounts: map[string]string{"Ann": db.RoleMember}, deps: func(d *Deps) { d.SendRate, d.SendBurst = 0.001, 3 }}.start(t)
+	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
+	var lastID int64 // the last message stored
+	send := func(method, path, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Cookie", personCookie+"="+ann)
+		req.Header.Set("X-Forwarded-For", "198.51.100.20")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m struct{ ID int64 }
+		json.NewDecoder(resp.Body).Decode(&m)
+		if m.ID != 0 {
+			lastID = m.ID
+		}
+		return resp.StatusCode
+	}
+	if code := send("POST", "/discussion", `{"message":"one"}`); code != http.StatusCreated {
+		t.Fatalf("the first send: %d", code)
+	}
+	if code := send("POST", "/rooms/lobby/messages", `{"message":"two"}`); code != http.StatusCreated {
+		t.Fatalf("the second, to a room: %d", code)
+	}
+	if code := send("PATCH", fmt.Sprintf("/rooms/lobby/messages/%d", lastID), `{"message":"two, edited"}`); code != http.StatusOK {
+		t.Fatalf("the third, an edit: %d", code)
+	}
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/rooms/lobby/messages", `{"message":"four"}`},
+		{"POST", "/discussion", `{"message":"four"}`},
+		{"PATCH", fmt.Sprintf("/rooms/lobby/messages/%d", lastID), `{"message":"edited again"}`},
+	} {
+		if code := send(c.method, c.path, c.body); code != http.StatusTooManyRequests {
+			t.Errorf("%s %s after the burst of 3 over the routes: %d, want 429", c.method, c.path, code)
+		}
 	}
 }

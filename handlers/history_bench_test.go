@@ -227,16 +227,24 @@ func BenchmarkRoomHistory(b *testing.B) {
 	// The rooms' API comes with accounts (Auth); a guest reads open rooms.
 	app := handlers.New(handlers.Deps{Store: store, Hub: hub, Auth: auth, Assets: static.New(), AllowHosts: []string{"example.com"}})
 	// Room 500 holds ids 500, 1500, ...: 500500 is the middle of its history.
-	for _, tc := range []struct{ name, path string }{
-		{"latest50", "/rooms/room-500/messages/latest/50"},
-		{"before50", "/rooms/room-500/messages?before=500500&limit=50"},
+	// The chat page asks for a page and one more (51), which tells it
+	// there is more; a longer page is read in parts.
+	for _, tc := range []struct {
+		name, path string
+		n          int
+	}{
+		{"latest50", "/rooms/room-500/messages/latest/50", 50},
+		{"before50", "/rooms/room-500/messages?before=500500&limit=50", 50},
+		{"page51", "/rooms/room-500/messages?limit=51", 51},
+		{"before51", "/rooms/room-500/messages?before=500500&limit=51", 51},
+		{"latest200", "/rooms/room-500/messages/latest/200", 200},
 	} {
 		// First, that the answer is the room's page and nothing else.
 		rec := httptest.NewRecorder()
 		app.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tc.path, nil))
 		var page []struct{ ID int64 }
-		if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil || len(page) != 50 {
-			b.Fatalf("GET %s: %d, %d messages (%v), want 50", tc.path, rec.Code, len(page), err)
+		if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil || len(page) != tc.n {
+			b.Fatalf("GET %s: %d, %d messages (%v), want %d", tc.path, rec.Code, len(page), err, tc.n)
 		}
 		for _, m := range page {
 			if m.ID%1000 != 500 {

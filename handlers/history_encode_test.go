@@ -112,10 +112,10 @@ func TestAPageOfHistoryIsReadInParts(t *testing.T) {
 		want   func() []byte
 		parts  []int
 	}{
-		{"the newest 120", 0, 120, func() []byte { return whole(store.LatestIn(ctx, db.DefaultRoom, 120)) }, []int{50, 50, 20}},
-		{"60 before a message", before, 60, func() []byte { return whole(store.BeforeIn(ctx, db.DefaultRoom, before, 60)) }, []int{50, 10}},
-		{"500 of what there is", 0, 500, func() []byte { return whole(store.LatestIn(ctx, db.DefaultRoom, 500)) }, []int{50, 50, 50}},
-		{"a part's worth, read at once", 0, 50, func() []byte { return whole(store.LatestIn(ctx, db.DefaultRoom, 50)) }, nil},
+		{"the newest 120", 0, 120, func() []byte { return whole(store.LatestIn(ctx, db.DefaultRoom, 120)) }, []int{51, 51, 18}},
+		{"60 before a message", before, 60, func() []byte { return whole(store.BeforeIn(ctx, db.DefaultRoom, before, 60)) }, []int{51, 9}},
+		{"500 of what there is", 0, 500, func() []byte { return whole(store.LatestIn(ctx, db.DefaultRoom, 500)) }, []int{51, 51, 51}},
+		{"the chat page's page and one more, read at once", 0, 51, func() []byte { return whole(store.LatestIn(ctx, db.DefaultRoom, 51)) }, nil},
 		{"a part's worth before a message", before, 7, func() []byte { return whole(store.BeforeIn(ctx, db.DefaultRoom, before, 7)) }, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {

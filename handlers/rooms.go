@@ -68,7 +68,7 @@ type roomStore interface {
 // addRoomRoutes adds the rooms' API. Reads follow the guest policy; every
 // change needs an account (the hub refuses guests) and comes as JSON
 // from an allowed origin (guardJSON), so another site's form cannot post it.
-func addRoomRoutes(mux *http.ServeMux, d Deps) {
+func addRoomRoutes(mux *http.ServeMux, d Deps, guard *sendGuard) {
 	rooms := &roomRoutes{log: d.Log, hub: d.Hub, store: d.Store, who: d.Auth}
 	read := func(h http.HandlerFunc) http.Handler {
 		return allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, h))
@@ -88,12 +88,12 @@ func addRoomRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /rooms/{slug}/messages/latest/{n}", read(rooms.latest))
 	mux.Handle("GET /rooms/{slug}/messages", read(rooms.history))
 	mux.Handle("GET /search", limitSearches(d)(allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, handleSearch(d.Log, d.Hub, d.Store, d.Auth)))))
-	mux.Handle("POST /rooms/{slug}/messages", guardSend(d)(change(rooms.send)))
+	mux.Handle("POST /rooms/{slug}/messages", guard.sends(change(rooms.send)))
 	mux.Handle("GET /rooms/{slug}/messages/{id}", read(rooms.one))
 	// Changes to messages count against the sender's limit, as sends do.
-	mux.Handle("PATCH /rooms/{slug}/messages/{id}", guardSend(d)(change(rooms.edit)))
-	mux.Handle("DELETE /rooms/{slug}/messages/{id}", guardSend(d)(change(rooms.delete)))
-	mux.Handle("POST /rooms/{slug}/messages/{id}/reactions", guardSend(d)(change(rooms.react)))
+	mux.Handle("PATCH /rooms/{slug}/messages/{id}", guard.changes(change(rooms.edit)))
+	mux.Handle("DELETE /rooms/{slug}/messages/{id}", guard.changes(change(rooms.delete)))
+	mux.Handle("POST /rooms/{slug}/messages/{id}/reactions", guard.changes(change(rooms.react)))
 }
 
 // Room changes per person (or, for a guest, per address): a burst of

@@ -26,9 +26,9 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /r/{slug}/{id}", handleRoot(d.Log, d.Hub, d.Store, admins, d.Auth, d.Assets, maxUpload(d)))
 	mux.Handle("GET /discussion/latest/{n}", allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, handleLatest(d.Log, d.Store))))
 	mux.Handle("GET /discussion", allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, handleHistory(d.Log, d.Store, db.DefaultRoom))))
-	send := guardSend(d) // one limit for both ways to send
-	mux.Handle("POST /discussion/{message}", send(handleSendPath(d.Log, d.Hub, d.Auth)))
-	mux.Handle("POST /discussion", send(handleSendJSON(d.Log, d.Hub, d.Auth)))
+	guard := newSendGuard(d) // one limit over every way to send
+	mux.Handle("POST /discussion/{message}", guard.sends(handleSendPath(d.Log, d.Hub, d.Auth)))
+	mux.Handle("POST /discussion", guard.sends(handleSendJSON(d.Log, d.Hub, d.Auth)))
 	mux.Handle("GET /healthz", handleHealth(d.Log, d.Store))
 	mux.Handle("GET /static/", d.Assets.Handler())
 	// The installable app: public, like the assets (they hold no one's data).
@@ -40,8 +40,8 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	if d.Auth != nil {
 		addAdminRoutes(mux, d)
 		addPeopleRoutes(mux, d)
-		addRoomRoutes(mux, d)
-		addFileRoutes(mux, d)
+		addRoomRoutes(mux, d, guard)
+		addFileRoutes(mux, d, guard)
 		if d.Push != nil {
 			addPushRoutes(mux, d)
 		}

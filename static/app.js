@@ -2650,9 +2650,9 @@
   function renderRooms(rooms) {
     knownRooms = new Map(rooms.map((r) => [r.id, r]));
     // Each link stays the node it was, changed where the room changed, and
-    // a list whose links are those it has, in order, is left alone: the
-    // list is read again whenever another tab reads a room, and a tap at
-    // that instant must still land on the link under the finger.
+    // stays in the page unless its room left the list: the list is read
+    // again whenever another tab reads a room, and a tap at that instant
+    // must still land on the link under the finger.
     const shown = new Map();
     for (const a of sidebar.querySelectorAll('a.room-link[data-room-id]')) {
       if (Object.values(roomLists).includes(a.closest('ul'))) shown.set(a.dataset.roomId, a);
@@ -2666,8 +2666,11 @@
       lists[which].push(a ? a.closest('li') : buildRoomLink(r));
     }
     for (const [k, ul] of Object.entries(roomLists)) {
-      const now = lists[k];
-      if (ul && (ul.children.length !== now.length || now.some((li, i) => ul.children[i] !== li))) ul.replaceChildren(...now);
+      if (!ul) continue;
+      // Only a link out of its place moves: the others are never taken
+      // out of the page, not even for a moment.
+      lists[k].forEach((li, i) => { if (ul.children[i] !== li) ul.insertBefore(li, ul.children[i] || null); });
+      while (ul.children.length > lists[k].length) ul.lastElementChild.remove();
     }
     updateDrawerBadge();
     const here = knownRooms.get(room.id);

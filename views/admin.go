@@ -34,6 +34,7 @@ type Dashboard struct {
 	Audit      []db.AuditEntry // the newest admin actions, newest first
 	Bans       []db.AddressBan // the newest refused addresses, newest first
 	Banned     int             // refused addresses in all
+	Viewer     string          // the admin's own address (chat.AddressKey), never banned
 	Rooms      []RoomRow       // every room, archived ones too: the default first, then by name
 	Cluster    *ClusterView    // nil on a single node
 	Nodes      []chat.NodeView // the cluster's other nodes, by name; nil on a single node
@@ -244,7 +245,7 @@ func disconnectDetail(node string, c chat.Connection) string {
 // banDetail says what banning a guest's address does, naming the others
 // whose pages from the same address (people, a node's) close with it: a
 // family's or a club's router is one address for everyone behind it.
-func banDetail(people []chat.Person, c chat.Connection) string {
+func banDetail(people []chat.Person, c chat.Connection, cluster bool) string {
 	key := chat.AddressKey(c.Remote)
 	var others []string
 	n := 0
@@ -262,6 +263,9 @@ func banDetail(people []chat.Person, c chat.Connection) string {
 	s := "Every page, sign-in and message from " + key + " is refused until you lift the ban, signed-in people's too. Closing now: the page of " + c.User
 	if n > 0 {
 		s += ", and " + plural(int64(n), "other page", "other pages") + " from the same address (" + strings.Join(others, ", ") + ")"
+	}
+	if cluster {
+		s += ", and any from the same address on the other nodes"
 	}
 	return s + "."
 }
