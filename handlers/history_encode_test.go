@@ -3,8 +3,10 @@ package handlers
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
@@ -59,10 +61,14 @@ type partsReader struct {
 	*db.Store
 	parts   []int
 	between func()
+	failAt  int // the part that fails to read, counted from 1; 0: none
 }
 
 func (p *partsReader) RangeIn(ctx context.Context, room, from, to int64, limit int) ([]db.Message, error) {
 	p.parts = append(p.parts, limit)
+	if len(p.parts) == p.failAt {
+		return nil, errors.New("disk I/O error")
+	}
 	msgs, err := p.Store.RangeIn(ctx, room, from, to, limit)
 	if p.between != nil {
 		p.between()
@@ -134,5 +140,35 @@ func TestAPageOfHistoryIsReadInParts(t *testing.T) {
 				t.Fatalf("read in parts of %v, want %v", p.parts, c.parts)
 			}
 		})
+	}
+}
+
+// A part that fails to read once the answer has begun cuts the answer off,
+// its JSON left open, rather than ending it as if the page were whole.
+func TestAHistoryAnswerThatFailsPartWayIsCutOff(t *testing.T) {
+	ctx := context.Background()
+	store, err := db.Open(ctx, filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	drafts := make([]db.Draft, 120)
+	for i := range drafts {
+		drafts[i] = db.Draft{User: "ann", Message: fmt.Sprint("line ", i)}
+	}
+	if _, err := store.Insert(ctx, drafts); err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	func() {
+		defer func() {
+			if p := recover(); p != http.ErrAbortHandler {
+				t.Fatalf("recovered %v, want http.ErrAbortHandler: the server cuts the connection", p)
+			}
+		}()
+		writeHistory(w, httptest.NewRequest("GET", "/discussion/latest/120", nil), slog.New(slog.DiscardHandler), &partsReader{Store: store, failAt: 2}, db.DefaultRoom, 0, 120)
+	}()
+	if body := w.Body.String(); !strings.HasPrefix(body, "[") || strings.HasSuffix(strings.TrimSpace(body), "]") || strings.Count(body, `"id"`) != historyPart {
+		t.Fatalf("the answer cut off after its first part: %d messages, ends %q", strings.Count(body, `"id"`), body[max(0, len(body)-20):])
 	}
 }
