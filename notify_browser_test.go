@@ -26,6 +26,17 @@ func hide(t *testing.T, tab context.Context, hidden bool) {
 	})()`, hidden)))
 }
 
+// noTabInFront waits until no tab of tab's browser context holds the lock
+// that says one of its tabs is in front (app.js holdFront): a tab sent to
+// the background lets go of it a moment later, and a message arriving in
+// that moment is rightly not announced.
+func noTabInFront(t *testing.T, tab context.Context) {
+	t.Helper()
+	waitPage(t, tab, "no tab in front", `(navigator.locks.query().then((q) => {
+		window.nochatFront = q.held.filter((l) => l.name.startsWith('nochat-front:')).length;
+	}), window.nochatFront === 0)`)
+}
+
 // flick brings tab to the front and sends it back at once, as a person
 // leafing through tabs does: the page's hold on "a tab of ours is in
 // front" is still being granted when it goes to the background again.
@@ -87,7 +98,7 @@ func notifications(t *testing.T, tab context.Context) []shownNotification {
 
 func waitNotification(t *testing.T, tab context.Context, body string) shownNotification {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	var ns []shownNotification
 	for time.Now().Before(deadline) {
 		ns = notifications(t, tab)
@@ -127,6 +138,7 @@ func TestBrowserNotifiesAsTheRoomSettingAsks(t *testing.T) {
 
 	hide(t, bob, true)
 	hide(t, bob2, true)
+	noTabInFront(t, bob)
 	say(t, ann, "anyone up for chess?")
 	say(t, ann, "@Bob your move")
 	n := waitNotification(t, bob, "@Bob your move")
