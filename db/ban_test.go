@@ -3,8 +3,6 @@ package db_test
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -79,28 +77,10 @@ func TestAddressBans(t *testing.T) {
 // banned with none.
 func TestAddressBansMigration(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "nochat.db")
-	raw, err := sqlOpen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names, err := filepath.Glob("migrations/*.sql")
-	if err != nil || len(names) < 27 {
-		t.Fatalf("migrations: %v, %v", names, err)
-	}
-	for _, name := range names[:26] {
-		body, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := raw.Exec(string(body)); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
+	raw, path := schemaBefore(t, "0027_address_bans.sql")
 	if _, err := raw.Exec(`INSERT INTO accounts (id, name, name_key, password_hash, role, created, deactivated, banned)
 		VALUES (7, 'Bo', 'bo', 'x', 'member', 1, 2, 2);
-		INSERT INTO bans (address, account_id, at) VALUES ('198.51.100.4', 7, 2);
-		PRAGMA user_version = 26`); err != nil {
+		INSERT INTO bans (address, account_id, at) VALUES ('198.51.100.4', 7, 2)`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := raw.Exec(`INSERT INTO bans (address, at) VALUES ('203.0.113.9', 3)`); err == nil {

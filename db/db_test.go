@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -299,6 +301,38 @@ func TestRefusesNewerSchema(t *testing.T) {
 }
 
 func sqlOpen(path string) (*sql.DB, error) { return sql.Open("sqlite", "file:"+path) }
+
+// schemaBefore is a new database file with every migration before the one
+// named (its file name, as "0009_rooms.sql") applied, opened as plain
+// SQLite at that version: what an earlier NoChat left, for a test to fill
+// as it would have and then open with the store, which migrates it.
+func schemaBefore(t *testing.T, migration string) (raw *sql.DB, path string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "nochat.db")
+	raw, err := sqlOpen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	names, err := filepath.Glob("migrations/*.sql")
+	version := slices.IndexFunc(names, func(n string) bool { return filepath.Base(n) == migration })
+	if err != nil || version < 0 {
+		t.Fatalf("no migration %s in %v (%v)", migration, names, err)
+	}
+	for _, name := range names[:version] {
+		body, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.Exec(string(body)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if _, err := raw.Exec(fmt.Sprintf("PRAGMA user_version = %d", version)); err != nil {
+		t.Fatal(err)
+	}
+	return raw, path
+}
 
 func TestCountFollowsEveryWrite(t *testing.T) {
 	ctx := context.Background()

@@ -2,8 +2,6 @@ package db_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"reflect"
 	"sync/atomic"
 	"testing"
@@ -157,29 +155,11 @@ func TestCIDIsForgottenAfterTheWindow(t *testing.T) {
 // old rule (cids unique across the room) and checks the new rule holds on it.
 func TestCIDScopeMigration(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "nochat.db")
-	raw, err := sqlOpen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The first two migrations: the schema before cids had a scope.
-	names, err := filepath.Glob("migrations/*.sql")
-	if err != nil || len(names) < 3 {
-		t.Fatalf("migrations: %v, %v", names, err)
-	}
-	for _, name := range names[:2] {
-		body, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := raw.Exec(string(body)); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
+	raw, path := schemaBefore(t, "0003_sessions.sql")
 	now := time.Now().UnixMilli()
 	if _, err := raw.Exec(`INSERT INTO messages (user, message, timestamp, cid) VALUES
-		('ann', 'hi!', ?, 'a1'), ('bob', 'yo', ?, NULL), ('cy', 'hey', ?, 'c3');
-		PRAGMA user_version = 2`, now, now, now); err != nil {
+		('ann', 'hi!', ?, 'a1'), ('bob', 'yo', ?, NULL), ('cy', 'hey', ?, 'c3')`, now, now, now); err != nil {
 		t.Fatal(err)
 	}
 	raw.Close()

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -500,30 +498,12 @@ func TestRoomStats(t *testing.T) {
 // and its accounts its members, with nothing unread from before.
 func TestRoomsMigration(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "nochat.db")
-	raw, err := sqlOpen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names, err := filepath.Glob("migrations/*.sql")
-	if err != nil || len(names) < 9 || filepath.Base(names[8]) != "0009_rooms.sql" {
-		t.Fatalf("migrations: %v, %v", names, err)
-	}
-	for _, name := range names[:8] {
-		body, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := raw.Exec(string(body)); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
+	raw, path := schemaBefore(t, "0009_rooms.sql")
 	now := time.Now().UnixMilli()
 	if _, err := raw.Exec(`INSERT INTO accounts (id, name, name_key, password_hash, role, created) VALUES
 		(1, 'Ann', 'ann', 'x', 'admin', ?), (2, 'Bob', 'bob', 'x', 'member', ?);
 		INSERT INTO messages (user, message, timestamp, user_id) VALUES
-		('Ann', 'one', ?, 1), ('guest', 'two', ?, NULL), ('Bob', 'three @ann', ?, 2);
-		PRAGMA user_version = 8`, now, now, now, now, now); err != nil {
+		('Ann', 'one', ?, 1), ('guest', 'two', ?, NULL), ('Bob', 'three @ann', ?, 2)`, now, now, now, now, now); err != nil {
 		t.Fatal(err)
 	}
 	raw.Close()

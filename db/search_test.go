@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -287,34 +285,10 @@ func TestSearchIndexFollowsMessages(t *testing.T) {
 // progress in the log, and finds the messages it held.
 func TestSearchMigrationBuildsIndex(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "nochat.db")
-	raw, err := sqlOpen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names, err := filepath.Glob("migrations/*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := slices.IndexFunc(names, func(n string) bool { return strings.HasSuffix(n, "_search.sql") })
-	if i < 0 {
-		t.Fatalf("no search migration in %v", names)
-	}
-	for _, name := range names[:i] {
-		body, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := raw.Exec(string(body)); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
+	raw, path := schemaBefore(t, "0012_search.sql")
 	// More than one back-fill batch, with a hole in the ids.
 	if _, err := raw.Exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 120000)
 		INSERT INTO messages (id, user, message, timestamp) SELECT i, 'ann', 'message number ' || i || CASE WHEN i % 1000 = 0 THEN ' thousand' ELSE '' END, i FROM n WHERE i NOT BETWEEN 50 AND 60000`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := raw.Exec(fmt.Sprintf("PRAGMA user_version = %d", i)); err != nil {
 		t.Fatal(err)
 	}
 	raw.Close()
