@@ -81,12 +81,18 @@ func TestBrowserAdminBansAGuestsAddress(t *testing.T) {
 	screenshots(t, admin, "admin-bans")
 	do(t, admin, chromedp.EmulateViewport(390, 844), chromedp.ScrollIntoView(chromedp.ID("bans")))
 	viewShot(t, admin, "admin-bans-390-view.png")
+	do(t, admin, chromedp.ScrollIntoView(chromedp.ID("audit")))
+	viewShot(t, admin, "admin-audit-390-view.png")
 
 	// Coming back is refused, with the reason.
 	do(t, guest, chromedp.Navigate(proxied+"/"))
-	if body := eval[string](t, guest, `document.body.innerText`); !strings.Contains(body, "banned") {
-		t.Fatalf("the guest's page after the ban: %q, want the refusal", body)
+	if h1 := eval[string](t, guest, `document.querySelector('h1')?.textContent || document.body.innerText`); h1 != "This address is banned" {
+		t.Fatalf("the guest's page after the ban: %q, want a page saying the address is banned", h1)
 	}
+	if !eval[bool](t, guest, `getComputedStyle(document.querySelector('main')).borderTopLeftRadius === '14px'`) {
+		t.Fatal("the banned page is unstyled: its style sheet was refused")
+	}
+	screenshots(t, guest, "guest-banned-reload")
 
 	// Lifted, the address is served again.
 	do(t, admin, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector('#bans tr[data-address="%s"] button').click()`, address)))

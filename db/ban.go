@@ -75,6 +75,23 @@ func unbanAddress(ctx context.Context, tx *sql.Tx, address string) (*AccountChan
 	return &AccountChange{Unbanned: freed}, nil
 }
 
+// AddressBanOf is the ban that refuses address, or ErrNotFound.
+func (s *Store) AddressBanOf(ctx context.Context, address string) (AddressBan, error) {
+	var b AddressBan
+	var at int64
+	err := s.read.QueryRowContext(ctx, `SELECT bans.address, coalesce(bans.account_id, 0),
+		CASE WHEN accounts.id IS NULL THEN bans.name ELSE accounts.name END, bans.at
+		FROM bans LEFT JOIN accounts ON accounts.id = bans.account_id WHERE bans.address = ?`, address).Scan(&b.Address, &b.AccountID, &b.Name, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return AddressBan{}, fmt.Errorf("address ban %s: %w", address, ErrNotFound)
+	}
+	if err != nil {
+		return AddressBan{}, fmt.Errorf("address ban %s: %w", address, err)
+	}
+	b.At = time.UnixMilli(at)
+	return b, nil
+}
+
 // AddressBans lists the refused addresses, the newest ban first, at most
 // limit of them, and how many there are in all.
 func (s *Store) AddressBans(ctx context.Context, limit int) ([]AddressBan, int, error) {

@@ -127,6 +127,14 @@ func dashboardData(ctx context.Context, hub adminHub, store adminStore, info ser
 	if err != nil {
 		return views.Dashboard{}, err
 	}
+	refused := make(map[string]views.Refused, len(bans))
+	if info.auth != nil {
+		for _, b := range bans {
+			if r := info.auth.RefusalsOf(b.Address); r.N > 0 {
+				refused[b.Address] = views.Refused{N: r.N, Last: r.Last}
+			}
+		}
+	}
 	// On a cluster, the other nodes answer while this one gathers its own
 	// state: a node cut off waits for no answer once, not twice.
 	var nodes []chat.NodeView
@@ -150,6 +158,7 @@ func dashboardData(ctx context.Context, hub adminHub, store adminStore, info ser
 		Audit:      audit,
 		Bans:       bans,
 		Banned:     banned,
+		Refused:    refused,
 		Rooms:      rooms,
 		Room:       snap,
 		Stored:     stored,
@@ -170,10 +179,11 @@ type serverInfo struct {
 	version    string
 	cluster    func(context.Context) views.ClusterView // nil on a single node
 	trustProxy bool                                    // where the admin is: X-Forwarded-For
+	auth       *Auth                                   // how often each ban refused; nil: no accounts
 }
 
 func (d Deps) serverInfo() serverInfo {
-	return serverInfo{version: d.Version, cluster: d.Cluster, trustProxy: d.TrustProxy}
+	return serverInfo{version: d.Version, cluster: d.Cluster, trustProxy: d.TrustProxy, auth: d.Auth}
 }
 
 // clusterStatusWait bounds the dashboard's question to the cluster: a node

@@ -100,8 +100,9 @@ type Auth struct {
 	// shows what is wrong. Keyed by the token's SHA-256; values expire.
 	unsaved map[string]time.Time
 	// banned are the addresses (chat.AddressKey) a ban refuses, as the
-	// database holds them: read at the start, changed with every ban.
-	banned map[string]bool
+	// database holds them: read at the start, changed with every ban;
+	// with how often, and when last, this node refused each since.
+	banned map[string]*Refusals
 }
 
 // authStore is what Auth keeps in the database: in the settings, the
@@ -151,7 +152,7 @@ func NewAuth(ctx context.Context, store authStore, password string, log *slog.Lo
 		gate:     &loginGate{},
 
 		unsaved: make(map[string]time.Time),
-		banned:  make(map[string]bool),
+		banned:  make(map[string]*Refusals),
 	}
 	bans, err := store.BannedAddresses(ctx)
 	if err != nil {

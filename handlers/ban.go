@@ -7,18 +7,27 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"nochat/chat"
 	"nochat/db"
+	"nochat/views"
 )
 
 // A ban refuses the addresses its person used, by chat.AddressKey (an
 // IPv4 address, an IPv6 /64, as the connection limits count them): every
 // request from one, page, REST or WebSocket, is answered 403 before it
-// reaches a route. /healthz stays open, for the monitor on the Pi itself.
+// reaches a route. /healthz and the assets stay open.
 
 // errBanned is what a banned address is told.
 var errBanned = errors.New("this address is banned from this chat by its admins")
+
+// Refusals is how often this node refused a banned address since it
+// started (or since the ban, if later), and when it last did.
+type Refusals struct {
+	N    int64
+	Last time.Time
+}
 
 // SetBanned refuses the addresses (on), by chat.AddressKey, or stops
 // refusing them: a ban through this node, or, on a cluster, through
@@ -27,15 +36,16 @@ func (a *Auth) SetBanned(addresses []string, on bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, k := range addresses {
-		if on {
-			a.banned[k] = true
-		} else {
+		if !on {
 			delete(a.banned, k)
+		} else if a.banned[k] == nil {
+			a.banned[k] = &Refusals{}
 		}
 	}
 }
 
-// Banned reports whether a ban refuses the client address ip.
+// Banned reports whether a ban refuses the client address ip, and counts
+// the refusal.
 func (a *Auth) Banned(ip string) bool {
 	if a == nil {
 		return false
@@ -43,22 +53,49 @@ func (a *Auth) Banned(ip string) bool {
 	k := chat.AddressKey(ip)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.banned) > 0 && a.banned[k]
+	if len(a.banned) == 0 {
+		return false
+	}
+	r := a.banned[k]
+	if r == nil {
+		return false
+	}
+	r.N++
+	r.Last = a.now()
+	return true
 }
 
-// refuseBanned answers 403 to a request from a banned address.
+// RefusalsOf is how often this node refused the banned address key (a
+// chat.AddressKey), and when it last did.
+func (a *Auth) RefusalsOf(key string) Refusals {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if r := a.banned[key]; r != nil {
+		return *r
+	}
+	return Refusals{}
+}
+
+// refuseBanned answers 403 to a request from a banned address: a page
+// saying so to a browser, {"error"} to a script. The assets stay served
+// (the page's style sheet and icon hold nobody's data), and /healthz, for
+// the monitor on the Pi itself. A refusal is no error of the server's: the
+// dashboard's list of bans counts them.
 func refuseBanned(d Deps, next http.Handler) http.Handler {
 	if d.Auth == nil {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" && d.Auth.Banned(chat.ClientIP(r, d.TrustProxy)) {
-			d.Hub.RecordErrorAt(chat.KindBadInput, placeBanned, "a banned address was refused", requestSubject(r, d.TrustProxy))
-			w.Header().Set("Cache-Control", "no-store")
-			writeError(w, r, d.Log, http.StatusForbidden, errBanned)
+		if r.URL.Path == "/healthz" || strings.HasPrefix(r.URL.Path, "/static/") || !d.Auth.Banned(chat.ClientIP(r, d.TrustProxy)) {
+			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r)
+		w.Header().Set("Cache-Control", "no-store")
+		if r.Method == http.MethodGet && r.Header.Get("HX-Request") == "" && strings.Contains(r.Header.Get("Accept"), "text/html") && d.Assets != nil {
+			render(w, r, d.Log, http.StatusForbidden, views.BannedPage(cardAssetsOf(d.Assets)))
+			return
+		}
+		writeError(w, r, d.Log, http.StatusForbidden, errBanned)
 	})
 }
 
@@ -139,13 +176,21 @@ func handleBanAddress(log *slog.Logger, a *Auth, store *db.Store, hub addressClo
 		}
 		a.SetBanned([]string{key}, true)
 		closed := hub.CloseAddresses([]string{key}, chat.CloseAddressBanned)
-		target := key
-		if name != "" {
-			target += " (" + name + ")"
-		}
-		audit(r, auditBanAddress, target, pagesClosed(closed))
+		audit(r, auditBanAddress, banTarget(db.AddressBan{Address: key, Name: name}), pagesClosed(closed))
 		afterAction(w, r, live)
 	})
+}
+
+// banTarget names a ban in the audit list: its address, and whom it is
+// for.
+func banTarget(b db.AddressBan) string {
+	switch {
+	case b.AccountID != 0:
+		return b.Address + " (" + b.Name + "'s ban)"
+	case b.Name != "":
+		return b.Address + " (" + b.Name + ")"
+	}
+	return b.Address
 }
 
 // handleUnbanAddress serves POST /admin/bans/lift (admins only): form
@@ -158,7 +203,13 @@ func handleUnbanAddress(log *slog.Logger, a *Auth, store *db.Store, live http.Ha
 			writeError(w, r, log, http.StatusBadRequest, errBanAddress)
 			return
 		}
-		switch err := store.UnbanAddress(r.Context(), key); {
+		// Whom it was for, for the audit line; read first, as the lift
+		// deletes it.
+		was, err := store.AddressBanOf(r.Context(), key)
+		if err == nil {
+			err = store.UnbanAddress(r.Context(), key)
+		}
+		switch {
 		case errors.Is(err, db.ErrNotFound):
 			writeError(w, r, log, http.StatusNotFound, errNoBan)
 			return
@@ -167,7 +218,7 @@ func handleUnbanAddress(log *slog.Logger, a *Auth, store *db.Store, live http.Ha
 			return
 		}
 		a.SetBanned([]string{key}, false)
-		audit(r, auditUnbanAddress, key, "")
+		audit(r, auditUnbanAddress, banTarget(was), "")
 		afterAction(w, r, live)
 	})
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -110,9 +111,25 @@ func TestBanAGuestsAddress(t *testing.T) {
 	if code, _, body := as(t, srv, "POST", "/admin/bans", ada, ban); code != http.StatusConflict || !strings.Contains(body, "banned already") {
 		t.Fatalf("the same ban again: %d %s, want 409", code, body)
 	}
+	// A browser is told in a page, whose style sheet still loads.
+	resp, body = request(t, srv, "GET", "/r/lobby", nil, map[string]string{"X-Forwarded-For": "203.0.113.50", "Accept": "text/html,application/xhtml+xml"})
+	if resp.StatusCode != http.StatusForbidden || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(body, "<h1>This address is banned</h1>") {
+		t.Fatalf("a browser at the banned address: %d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	css := regexp.MustCompile(`href="(/static/[^"]+\.css[^"]*)"`).FindStringSubmatch(body)
+	if css == nil {
+		t.Fatalf("the banned page has no style sheet:\n%s", body)
+	}
+	if resp, _ := request(t, srv, "GET", css[1], nil, map[string]string{"X-Forwarded-For": "203.0.113.50"}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the banned page's style sheet: %d, want 200", resp.StatusCode)
+	}
 	code, _, page := as(t, srv, "GET", "/admin", ada, nil)
 	if code != http.StatusOK || !strings.Contains(page, "Banned addresses") || !strings.Contains(page, "203.0.113.50") || !strings.Contains(page, "Zed (a guest)") {
 		t.Fatalf("the dashboard after the ban: %d, want the address listed for Zed", code)
+	}
+	// The refusals are counted on the list, not logged as errors.
+	if !regexp.MustCompile(`refused </span>[3-9] times, last`).MatchString(page) || strings.Contains(page, "banned address") {
+		t.Fatalf("the dashboard after 3 refused requests: want them counted on the list of bans, and no error for them:\n%s", page)
 	}
 
 	// An IPv6 address is banned by its /64, and lifted by it.
@@ -150,7 +167,7 @@ func TestBanAGuestsAddress(t *testing.T) {
 	want := []string{
 		"Ada lift address ban 198.51.100.77",
 		"Ada lift address ban 2001:db8:5:6::/64",
-		"Ada lift address ban 203.0.113.50",
+		"Ada lift address ban 203.0.113.50 (Zed)",
 		"Ada ban address 198.51.100.77",
 		"Ada ban address 2001:db8:5:6::/64",
 		"Ada ban address 203.0.113.50 (Zed)",
@@ -191,5 +208,8 @@ func TestLiftOneAddressOfABannedAccount(t *testing.T) {
 	}
 	if code := signIn(t, srv, "203.0.113.7", "Bob", "password of Bob"); code != http.StatusForbidden {
 		t.Fatalf("Bob's sign-in from the freed address: %d, want 403 (still banned)", code)
+	}
+	if lines := auditOf(t, auth); len(lines) == 0 || lines[0] != "Ada lift address ban 203.0.113.7 (Bob's ban)" {
+		t.Fatalf("audit = %q, want the lift naming Bob's ban first", lines)
 	}
 }

@@ -239,7 +239,6 @@ const (
 	placeLogin    = "admin login"
 	placeAdmin    = "admin" // the dashboard's actions
 	placeRESTSend = "REST send"
-	placeBanned   = "banned address" // refuseBanned
 )
 
 // requestSubject names a request in the error log: method, path, address.

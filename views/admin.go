@@ -31,13 +31,14 @@ type Dashboard struct {
 	Goroutines int
 	Version    string
 	Messages   MessageList
-	Audit      []db.AuditEntry // the newest admin actions, newest first
-	Bans       []db.AddressBan // the newest refused addresses, newest first
-	Banned     int             // refused addresses in all
-	Viewer     string          // the admin's own address (chat.AddressKey), never banned
-	Rooms      []RoomRow       // every room, archived ones too: the default first, then by name
-	Cluster    *ClusterView    // nil on a single node
-	Nodes      []chat.NodeView // the cluster's other nodes, by name; nil on a single node
+	Audit      []db.AuditEntry    // the newest admin actions, newest first
+	Bans       []db.AddressBan    // the newest refused addresses, newest first
+	Banned     int                // refused addresses in all
+	Viewer     string             // the admin's own address (chat.AddressKey), never banned
+	Refused    map[string]Refused // by a ban's address: what this node refused since it started
+	Rooms      []RoomRow          // every room, archived ones too: the default first, then by name
+	Cluster    *ClusterView       // nil on a single node
+	Nodes      []chat.NodeView    // the cluster's other nodes, by name; nil on a single node
 }
 
 // ClusterView is a cluster as the dashboard shows it, from this node.
@@ -268,6 +269,21 @@ func banDetail(people []chat.Person, c chat.Connection, cluster bool) string {
 		s += ", and any from the same address on the other nodes"
 	}
 	return s + "."
+}
+
+// Refused is how often a banned address was refused, and when last.
+type Refused struct {
+	N    int64
+	Last time.Time
+}
+
+// refusedText says how often a banned address was refused here.
+func (d Dashboard) refusedText(address string) string {
+	r, ok := d.Refused[address]
+	if !ok {
+		return "none since this node started"
+	}
+	return plural(r.N, "time", "times") + ", last " + ago(d.Room.Taken, r.Last)
 }
 
 // banWho is whom a refused address was banned for.
