@@ -473,6 +473,7 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	hub, err := chat.New(store, chat.Options{
 		Stream:        stream,
 		Bans:          auth.SetBanned,
+		Refused:       auth.Banned,
 		Peers:         peers,
 		Posted:        hooks.Posted,
 		Log:           log,

@@ -552,6 +552,12 @@ func (b *broadcaster) flushRuns() {
 // ?after=.
 func (b *broadcaster) join(c *client) {
 	h := b.h
+	if refused := h.opts.Refused; refused != nil && refused(c.remote) {
+		// Banned while it was being opened: the door let it in, and the
+		// ban's CloseAddresses ran before it joined. It never joins.
+		c.closeWith(CloseAccountEnded, CloseAddressBanned)
+		return
+	}
 	b.conns[c] = struct{}{}
 	b.counted()
 	b.setRooms(c, h.roomsFor(c))

@@ -39,6 +39,11 @@ type Options struct {
 	// node refuses (banned) or an unban frees: whoever refuses banned
 	// addresses at the door (handlers.Auth) keeps its list with it.
 	Bans func(addresses []string, banned bool)
+	// Refused, when set, is asked as a connection joins whether a ban
+	// refuses its address (handlers.Auth.Banned): one opened as a ban was
+	// made passed the door before it and joins after the ban closed the
+	// address's pages, and is closed as they were.
+	Refused func(ip string) bool
 	// Peers, in a cluster, carries presence between the nodes (peers.go);
 	// nil for a single node.
 	Peers          Peers

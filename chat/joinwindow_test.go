@@ -3,9 +3,11 @@ package chat_test
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,4 +112,34 @@ func helloThenClose(t *testing.T, srv *httptest.Server, code int) {
 	c := &wsClient{t: t, conn: conn, proto: "nochat.v1"}
 	c.expect("hello")
 	c.expectClose(code)
+}
+
+// The same for an address banned as a guest's socket from it opens: the
+// door let the socket in, the ban's CloseAddresses ran before it joined,
+// and it joins to a close saying why, never to the room.
+func TestBanningAnAddressAsItsSocketOpensClosesIt(t *testing.T) {
+	var banned atomic.Bool
+	r := newRoom(t, chat.Options{Refused: func(ip string) bool { return banned.Load() && chat.AddressKey(ip) == "127.0.0.1" }})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { r.hub.ServeWSAs(w, req, chat.Identity{}) }))
+	defer srv.Close()
+	chat.WhileJoining(r.hub, func() {
+		banned.Store(true)
+		if n := r.hub.CloseAddresses([]string{"127.0.0.1"}, chat.CloseAddressBanned); n != 0 {
+			t.Errorf("CloseAddresses closed %d sockets before the socket joined", n)
+		}
+	})
+	conn, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}}).Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, b, err := conn.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != chat.CloseAccountEnded || ce.Text != chat.CloseAddressBanned {
+		t.Fatalf("the socket opened as its address was banned: %q, %v; want a close %d saying %q", b, err, chat.CloseAccountEnded, chat.CloseAddressBanned)
+	}
+	if online := r.hub.Snapshot(10).Online; online != 0 {
+		t.Fatalf("%d online after the banned socket closed, want 0", online)
+	}
 }

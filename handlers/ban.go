@@ -121,6 +121,7 @@ var (
 	errBanAddress    = errors.New("address must be an IP address, or an IPv6 /64 as the list of bans shows it")
 	errBanName       = errors.New("name is not one a guest could have")
 	errBanOwnAddress = errors.New("that is your own address: banning it would lock you out of this dashboard")
+	errBanLoopback   = errors.New("that is this machine's own address: banning it would refuse whoever connects on the machine itself, through a proxy on it, or as an admin over its other address")
 	errBannedAddress = errors.New("that address is banned already")
 	errNoBan         = errors.New("no ban refuses that address: it may have been lifted already")
 )
@@ -141,6 +142,18 @@ func banAddressKey(s string) (string, bool) {
 		return p.Masked().String(), true
 	}
 	return "", false
+}
+
+// loopback reports whether the address key is this machine's own (an IPv4
+// loopback address, or the /64 that holds ::1). Its own address is never
+// banned: an admin on [::1] would otherwise lock out the admin on
+// 127.0.0.1, and everyone behind a proxy NoChat does not trust.
+func loopback(key string) bool {
+	if a, err := netip.ParseAddr(key); err == nil {
+		return a.IsLoopback() || a.IsUnspecified()
+	}
+	p, err := netip.ParsePrefix(key)
+	return err == nil && (p.Contains(netip.IPv6Loopback()) || p.Contains(netip.IPv6Unspecified()))
 }
 
 // handleBanAddress serves POST /admin/bans (admins only): form field
@@ -164,6 +177,10 @@ func handleBanAddress(log *slog.Logger, a *Auth, store *db.Store, hub addressClo
 		}
 		if key == chat.AddressKey(chat.ClientIP(r, trustProxy)) {
 			writeError(w, r, log, http.StatusForbidden, errBanOwnAddress)
+			return
+		}
+		if loopback(key) {
+			writeError(w, r, log, http.StatusForbidden, errBanLoopback)
 			return
 		}
 		switch err := store.BanAddress(r.Context(), key, name, a.now()); {

@@ -82,6 +82,9 @@ func TestBanAGuestsAddress(t *testing.T) {
 		{url.Values{"address": {"203.0.113.50"}, "name": {"Z\xffd"}}, http.StatusBadRequest, "UTF-8"},
 		{url.Values{"address": {"203.0.113.50"}, "name": {"Z\u202Ed"}}, http.StatusBadRequest, "name"},
 		{url.Values{"address": {"127.0.0.1"}}, http.StatusForbidden, "your own address"}, // the admin's, here
+		{url.Values{"address": {"::1"}}, http.StatusForbidden, "this machine's own address"},
+		{url.Values{"address": {"127.0.0.2"}}, http.StatusForbidden, "this machine's own address"},
+		{url.Values{"address": {"::"}}, http.StatusForbidden, "this machine's own address"},
 	} {
 		if code, _, body := as(t, srv, "POST", "/admin/bans", ada, c.form); code != c.want || !strings.Contains(body, c.says) {
 			t.Errorf("POST /admin/bans %v: %d %s, want %d saying %q", c.form, code, body, c.want, c.says)

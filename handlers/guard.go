@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 
 	"golang.org/x/time/rate"
 
@@ -15,11 +16,12 @@ var errCrossOrigin = errors.New("cross-origin request refused: this action must 
 
 // sendGuard protects the REST routes that send or change messages: a page
 // on another site may not act in its visitors' names (unless allowed with
-// -allow-origin), each client address may send at most SendRate messages
-// a second over every route it guards together, and a guest's sends count
-// toward the limit its address's guests share with their sockets
-// (chat.Hub.AllowGuestSend). A bot's limit is its own (-bot-rate). One
-// guard serves every such route, so that its limit is one per address.
+// -allow-origin); each signed-in person, and each guest's client address,
+// may send at most SendRate messages a second over every route it guards
+// together; and a guest's sends count toward the limit its address's
+// guests share with their sockets (chat.Hub.AllowGuestSend). A bot's
+// limit is its own (-bot-rate). One guard serves every such route, so
+// that its limit is one per person or address.
 type sendGuard struct {
 	d       Deps
 	limiter *chat.KeyedLimiter // nil: no limit per address
@@ -60,12 +62,27 @@ func (g *sendGuard) guard(next http.Handler, sends bool) http.Handler {
 				refuse(w, r, "a bot's sends over the bot rate limit", bot.Name)
 				return
 			}
-		} else if ip := chat.ClientIP(r, d.TrustProxy); g.limiter != nil && !g.limiter.Allow(ip) {
-			refuse(w, r, "REST sends over the rate limit", requestSubject(r, d.TrustProxy))
-			return
-		} else if sends && (d.Auth == nil || d.Auth.Identity(r).Guest()) && !d.Hub.AllowGuestSend(ip) {
-			refuse(w, r, "a guest address's sends over the limit its guests share", requestSubject(r, d.TrustProxy))
-			return
+		} else {
+			// A signed-in person's limit is their account's, a guest's is
+			// their address's: a guest sending junk behind a family's
+			// router does not use up its members' edits and uploads.
+			ip := chat.ClientIP(r, d.TrustProxy)
+			var id chat.Identity
+			if d.Auth != nil {
+				id = d.Auth.Identity(r)
+			}
+			guest, key := id.Guest(), ip
+			if !guest {
+				key = "account " + strconv.FormatInt(id.UserID, 10)
+			}
+			if g.limiter != nil && !g.limiter.Allow(key) {
+				refuse(w, r, "REST sends over the rate limit", requestSubject(r, d.TrustProxy))
+				return
+			}
+			if sends && guest && !d.Hub.AllowGuestSend(ip) {
+				refuse(w, r, "a guest address's sends over the limit its guests share", requestSubject(r, d.TrustProxy))
+				return
+			}
 		}
 		allowOrigin(w, r, d.AllowOrigins)
 		next.ServeHTTP(w, r)

@@ -105,3 +105,34 @@ func TestOneRESTLimitOverEveryRoute(t *testing.T) {
 		}
 	}
 }
+
+// A signed-in person's REST limit is their account's, not their
+// address's: a guest sending junk behind the same router does not use up
+// their sends, edits and uploads (it did while the limit was the
+// address's alone).
+func TestAGuestsJunkDoesNotUseUpAMembersLimit(t *testing.T) {
+	srv, _, _, _ := testServer{accounts: map[string]string{"Ann": db.RoleMember}, deps: func(d *Deps) { d.SendRate, d.SendBurst = 0.001, 3 }}.start(t)
+	const router = "198.51.100.30"
+	resp := post(t, srv, "/signin", router, url.Values{"name": {"Ann"}, "password": {"password of Ann"}}, nil)
+	ann := newSession(resp)
+	codes := map[int]int{}
+	for range 6 {
+		resp, _ := request(t, srv, "POST", "/discussion", url.Values{"x": {"not json"}}, map[string]string{"X-Forwarded-For": router})
+		codes[resp.StatusCode]++
+	}
+	if codes[http.StatusTooManyRequests] != 3 {
+		t.Fatalf("the guest's 6 junk sends: %v, want 3 refused past the burst of 3", codes)
+	}
+	req, _ := http.NewRequest("POST", srv.URL+"/rooms/lobby/messages", strings.NewReader(`{"message":"Ann, behind the same router"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Cookie", personCookie+"="+ann)
+	req.Header.Set("X-Forwarded-For", router)
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("Ann's send behind the guest's router: %d, want 201", res.StatusCode)
+	}
+}

@@ -68,6 +68,10 @@ func (ts testServer) start(t *testing.T) (srv *httptest.Server, clock *handClock
 	} else {
 		close(pushDone)
 	}
+	if ts.hub.Refused == nil {
+		// As main wires it: a ban made as a socket opens closes it.
+		ts.hub.Refused = func(ip string) bool { return auth.Banned(ip) }
+	}
 	hub, err := chat.New(store, ts.hub)
 	if err != nil {
 		t.Fatal(err)

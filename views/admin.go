@@ -3,6 +3,7 @@ package views
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -241,6 +242,14 @@ func disconnectDetail(node string, c chat.Connection) string {
 		s += ", on " + node
 	}
 	return s
+}
+
+// mayBan reports whether the dashboard offers to ban c's address: a
+// guest's, unless it is the admin's own or this machine's (the server
+// refuses both).
+func (d Dashboard) mayBan(c chat.Connection) bool {
+	a, err := netip.ParseAddr(c.Remote)
+	return c.UserID == 0 && err == nil && !a.IsLoopback() && !a.Unmap().IsLoopback() && chat.AddressKey(c.Remote) != d.Viewer
 }
 
 // banDetail says what banning a guest's address does, naming the others
