@@ -68,7 +68,7 @@ type roomStore interface {
 // addRoomRoutes adds the rooms' API. Reads follow the guest policy; every
 // change needs an account (the hub refuses guests) and comes as JSON
 // from an allowed origin (guardJSON), so another site's form cannot post it.
-func addRoomRoutes(mux *http.ServeMux, d Deps, guard *sendGuard) {
+func addRoomRoutes(mux *http.ServeMux, d Deps, guard *sendGuard, heavy *answerSlots) {
 	rooms := &roomRoutes{log: d.Log, hub: d.Hub, store: d.Store, who: d.Auth}
 	read := func(h http.HandlerFunc) http.Handler {
 		return allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, h))
@@ -85,8 +85,8 @@ func addRoomRoutes(mux *http.ServeMux, d Deps, guard *sendGuard) {
 	mux.Handle("POST /rooms/{slug}/members", limited(change(rooms.invite)))
 	mux.Handle("DELETE /rooms/{slug}/members/{id}", limited(change(rooms.remove)))
 	mux.Handle("PUT /rooms/{slug}/notify", limited(change(rooms.notify))) // push.go
-	mux.Handle("GET /rooms/{slug}/messages/latest/{n}", read(rooms.latest))
-	mux.Handle("GET /rooms/{slug}/messages", read(rooms.history))
+	mux.Handle("GET /rooms/{slug}/messages/latest/{n}", heavy.bound(d.Log, read(rooms.latest)))
+	mux.Handle("GET /rooms/{slug}/messages", heavy.bound(d.Log, read(rooms.history)))
 	mux.Handle("GET /search", limitSearches(d)(allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, handleSearch(d.Log, d.Hub, d.Store, d.Auth)))))
 	mux.Handle("POST /rooms/{slug}/messages", guard.sends(change(rooms.send)))
 	mux.Handle("GET /rooms/{slug}/messages/{id}", read(rooms.one))

@@ -19,13 +19,16 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	if d.Auth != nil {
 		admins = d.Auth
 	}
-	// d.Auth may be nil: its Identity is then always a guest's.
-	mux.Handle("GET /{$}", handleRoot(d.Log, d.Hub, d.Store, admins, d.Auth, d.Assets, maxUpload(d)))
-	mux.Handle("GET /r/{slug}", handleRoot(d.Log, d.Hub, d.Store, admins, d.Auth, d.Assets, maxUpload(d)))
+	// d.Auth may be nil: its Identity is then always a guest's. The page
+	// and history answers hold messages until taken (answers.go).
+	heavy := newAnswerSlots(d.TrustProxy)
+	page := heavy.bound(d.Log, handleRoot(d.Log, d.Hub, d.Store, admins, d.Auth, d.Assets, maxUpload(d)))
+	mux.Handle("GET /{$}", page)
+	mux.Handle("GET /r/{slug}", page)
 	// A message's permalink: its room, around it.
-	mux.Handle("GET /r/{slug}/{id}", handleRoot(d.Log, d.Hub, d.Store, admins, d.Auth, d.Assets, maxUpload(d)))
-	mux.Handle("GET /discussion/latest/{n}", allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, handleLatest(d.Log, d.Store))))
-	mux.Handle("GET /discussion", allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, handleHistory(d.Log, d.Store, db.DefaultRoom))))
+	mux.Handle("GET /r/{slug}/{id}", page)
+	mux.Handle("GET /discussion/latest/{n}", allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, heavy.bound(d.Log, handleLatest(d.Log, d.Store)))))
+	mux.Handle("GET /discussion", allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, heavy.bound(d.Log, handleHistory(d.Log, d.Store, db.DefaultRoom)))))
 	guard := newSendGuard(d) // one limit over every way to send
 	mux.Handle("POST /discussion/{message}", guard.sends(handleSendPath(d.Log, d.Hub, d.Auth)))
 	mux.Handle("POST /discussion", guard.sends(handleSendJSON(d.Log, d.Hub, d.Auth)))
@@ -40,7 +43,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	if d.Auth != nil {
 		addAdminRoutes(mux, d)
 		addPeopleRoutes(mux, d)
-		addRoomRoutes(mux, d, guard)
+		addRoomRoutes(mux, d, guard, heavy)
 		addFileRoutes(mux, d, guard)
 		if d.Push != nil {
 			addPushRoutes(mux, d)
