@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -106,5 +107,27 @@ func TestAddressBansMigration(t *testing.T) {
 	}
 	if _, freed, err := s.Unban(ctx, 7); err != nil || !slices.Equal(freed, []string{"198.51.100.4"}) {
 		t.Fatalf("Unban of the account banned before = %v, %v", freed, err)
+	}
+}
+
+// BenchmarkAddressBans is the dashboard's list of bans, read every second
+// while it is open, with 50,000 bans.
+//
+//	go test ./db -run '^$' -bench AddressBans
+func BenchmarkAddressBans(b *testing.B) {
+	ctx := context.Background()
+	s := newTestStore(b)
+	now := time.Now()
+	for i := range 50_000 {
+		if err := s.BanAddress(ctx, fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255), "guest", now.Add(time.Duration(i)*time.Millisecond)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		bans, total, err := s.AddressBans(ctx, 100)
+		if err != nil || len(bans) != 100 || total != 50_000 {
+			b.Fatalf("%d bans of %d, %v", len(bans), total, err)
+		}
 	}
 }
