@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -305,5 +306,57 @@ func TestBrowserRoomListKeepsItsLinks(t *testing.T) {
 	waitPage(t, ann, "Allotment on the list", `!!document.querySelector('#sidebar a.room-link[data-slug="allotment"]')`)
 	if !eval[bool](t, ann, lobby+`.closest('li').nochatMark === true && !window.lobbyLeft`) {
 		t.Fatal("the lobby's link was taken out of the page when a room joined the list")
+	}
+}
+
+// TestBrowserNewLineMovesUpAsOlderUnreadLoad: a room opened with more
+// unread messages than a page shows its "New" line above the first
+// message loaded; as older ones load, the line moves up to the first
+// unread one (before, the older unread messages sat above the line, as if
+// read).
+func TestBrowserNewLineMovesUpAsOlderUnreadLoad(t *testing.T) {
+	ann := newBrowser(t)
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
+	link, _ := setupLink(t, s)
+	invite := setUpAdmin(t, ann, link, s.url)
+	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
+	joinAs(t, bob, invite, "Bob")
+	if code := postJSON(t, bob, "POST", "/rooms/lobby/messages", `{"message":"read before"}`); code != 201 {
+		t.Fatalf("Bob's first line: %d", code)
+	}
+	do(t, ann, chromedp.Navigate(s.url+"/"))
+	connected(t, ann)
+	waitPage(t, ann, "the first line read, as the server counts it", unreadOf("lobby")+` === 0`)
+	do(t, ann, chromedp.Navigate(s.url+"/account"))
+	for i := range 120 {
+		if code := postJSON(t, bob, "POST", "/rooms/lobby/messages", fmt.Sprintf(`{"message":"unread %d"}`, i)); code != 201 {
+			t.Fatalf("Bob's line %d: %d", i, code)
+		}
+	}
+	do(t, ann, chromedp.Navigate(s.url+"/"))
+	connected(t, ann)
+	afterLine := `document.querySelector('#messages li.sep.new')?.nextElementSibling?.querySelector('.text')?.innerText`
+	firstShown := `document.querySelector('#messages li.msg .text').innerText`
+	if got, first := eval[string](t, ann, afterLine+` || ''`), eval[string](t, ann, firstShown); got != first || got == "unread 0" {
+		t.Fatalf("the New line on opening sits above %q, want the first message loaded (%q), a later one than unread 0", got, first)
+	}
+	// Older pages load until Bob's first line: the line follows the
+	// first unread one loaded, and ends above unread 0.
+	for range 5 {
+		if eval[string](t, ann, firstShown) == "read before" {
+			break
+		}
+		before := eval[string](t, ann, firstShown)
+		do(t, ann, chromedp.Evaluate[chromedp.Void](`document.getElementById('load-older').click()`))
+		waitPage(t, ann, "older messages", firstShown+` !== `+strconv.Quote(before))
+		if got, first := eval[string](t, ann, afterLine), eval[string](t, ann, firstShown); first != "read before" && got != first {
+			t.Fatalf("after loading older, the New line sits above %q, want the first unread loaded, %q", got, first)
+		}
+	}
+	if got := eval[string](t, ann, afterLine); got != "unread 0" {
+		t.Fatalf("with every message loaded, the New line sits above %q, want unread 0", got)
+	}
+	if n := eval[int](t, ann, `document.querySelectorAll('#messages li.sep.new').length`); n != 1 {
+		t.Fatalf("%d New lines, want 1", n)
 	}
 }

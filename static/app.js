@@ -611,15 +611,34 @@
   // own), and reports whether there is such a place. It stays while the
   // room is shown, as the place one came back to.
   const jumpUnread = $('jump-unread');
+  let dividerRead = 0; // the read point the divider was shown for; 0: none
   function showNewDivider(lastRead) {
     list.querySelector('li.sep.new')?.remove();
     jumpUnread.hidden = true;
+    dividerRead = 0;
     if (!signedIn || !lastRead) return false;
-    const first = [...realItems()].find((li) => msgIdOf(li) > lastRead && !li.classList.contains('mine'));
+    const first = firstUnread(lastRead);
     if (!first) return false;
     first.before(separator('new', 'New'));
+    dividerRead = lastRead;
     regroup();
     return true;
+  }
+
+  // firstUnread is the first message on the page after lastRead, not ours.
+  function firstUnread(lastRead) {
+    return [...realItems()].find((li) => msgIdOf(li) > lastRead && !li.classList.contains('mine'));
+  }
+
+  // moveNewDivider puts the divider back above the first unread message
+  // once older messages are on the page: a room opened with more unread
+  // than a page shows it above the first message loaded, and the older
+  // unread ones loaded later belong under it too.
+  function moveNewDivider() {
+    const divider = list.querySelector('li.sep.new');
+    if (!divider || !dividerRead) return;
+    const first = firstUnread(dividerRead);
+    if (first && first !== divider.nextElementSibling) first.before(divider);
   }
 
   // openAtUnread scrolls a room just opened to its first unread message
@@ -1084,6 +1103,7 @@
       // Keep what the reader is looking at in place.
       const fromBottom = scroller.scrollHeight - scroller.scrollTop;
       list.prepend(frag);
+      moveNewDivider();
       regroup();
       scroller.scrollTop = scroller.scrollHeight - fromBottom;
       olderBtn.hidden = !older;
