@@ -70,6 +70,7 @@ func (g *sendGuard) guard(next http.Handler, sends bool) http.Handler {
 			var id chat.Identity
 			if d.Auth != nil {
 				id = d.Auth.Identity(r)
+				r = withIdentity(r, id) // the handler asks again
 			}
 			guest, key := id.Guest(), ip
 			if !guest {

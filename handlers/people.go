@@ -95,6 +95,9 @@ func (a *Auth) Person(r *http.Request) (db.Account, db.Session, bool) {
 // Identity is who r speaks for on the chat: the signed-in account, or a
 // guest. Any handler may ask it, also of a nil Auth (no sign-in at all).
 func (a *Auth) Identity(r *http.Request) chat.Identity {
+	if id, ok := r.Context().Value(identityContextKey{}).(chat.Identity); ok {
+		return id // told once already on this request (sendGuard)
+	}
 	if b, ok := r.Context().Value(botContextKey{}).(botAuth); ok {
 		return chat.Identity{UserID: b.ID, Name: b.Name, Role: db.RoleBot, TokenHash: b.tokenHash}
 	}
@@ -103,6 +106,15 @@ func (a *Auth) Identity(r *http.Request) chat.Identity {
 		return chat.Identity{}
 	}
 	return chat.Identity{UserID: acct.ID, Name: acct.Name, Role: acct.Role, Session: s.ID}
+}
+
+// identityContextKey keys the identity a request was found to speak for,
+// so that a handler after the send guard does not read its session again.
+type identityContextKey struct{}
+
+// withIdentity is r, knowing it speaks for id.
+func withIdentity(r *http.Request, id chat.Identity) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), identityContextKey{}, id))
 }
 
 // identifier tells who a request speaks for.

@@ -57,9 +57,7 @@ type roomHub interface {
 }
 
 type roomStore interface {
-	LatestIn(ctx context.Context, room int64, n int) ([]db.Message, error)
-	BeforeIn(ctx context.Context, room, id int64, limit int) ([]db.Message, error)
-	historyReader
+	historyReader // BeforeIn too
 	AfterIn(ctx context.Context, room, id int64, limit int) ([]db.Message, error)
 	Get(ctx context.Context, id int64) (db.Message, error)
 	Members(ctx context.Context, room int64) ([]db.Member, error)
