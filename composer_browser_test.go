@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/chromedp/cdproto/input"
@@ -147,5 +149,42 @@ func TestChatPageTakesTheMessageLimitFromTheFlag(t *testing.T) {
 	page := s.get(t, "/")
 	if !strings.Contains(page, `data-max-length="300"`) || strings.Contains(page, `maxlength="2000"`) {
 		t.Fatal(`with -max-message 300 the page's message box does not carry data-max-length="300"`)
+	}
+}
+
+// Loading older messages keeps the message the reader was looking at where
+// it was on the screen, to the pixel.
+func TestBrowserLoadingOlderKeepsTheReadersPlace(t *testing.T) {
+	browser := newBrowser(t)
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "0"})
+	// Runs of messages by one person, as a chat has: a run split by a page's
+	// edge joins into one group once the older part loads.
+	for i := range 130 {
+		s.post(t, []string{"ann", "bob"}[i/4%2], fmt.Sprint("m", i+1))
+	}
+	for _, width := range []int64{390, 1280} {
+		do(t, browser, chromedp.EmulateViewport(width, 800), chromedp.Navigate(s.url+"/"))
+		connected(t, browser)
+		waitMessages(t, browser, "the newest page", func(m []string) bool { return len(m) == 50 && m[49] == "m130" })
+		for round := range 2 {
+			// The reader scrolls to the top and looks at the oldest message shown.
+			first := eval[string](t, browser, `(() => {
+				document.querySelector('#messages li[id^="m-"]').scrollIntoView({block: 'start'});
+				return document.querySelector('#messages li[id^="m-"]').id;
+			})()`)
+			time.Sleep(200 * time.Millisecond) // scroll events settle
+			top := func() float64 {
+				return eval[float64](t, browser, `document.querySelector('#`+first+` .text').getBoundingClientRect().top`)
+			}
+			before := top()
+			// Clicked as the reader does, without scrolling to the button first.
+			eval[bool](t, browser, `(document.getElementById('load-older').click(), true)`)
+			want := 50 * (round + 2)
+			waitMessages(t, browser, "older messages loaded", func(m []string) bool { return len(m) == min(want, 130) })
+			time.Sleep(300 * time.Millisecond)
+			if after := top(); math.Abs(after-before) > 1 {
+				t.Errorf("at %d px, round %d: loading older messages moved %s from %.0f to %.0f px", width, round+1, first, before, after)
+			}
+		}
 	}
 }

@@ -472,7 +472,7 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	}
 	hub, err := chat.New(store, chat.Options{
 		Stream:        stream,
-		Bans:          auth.SetBanned,
+		Bans:          auth.BansChanged,
 		Refused:       auth.Banned,
 		Peers:         peers,
 		Posted:        hooks.Posted,

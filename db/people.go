@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -290,6 +291,23 @@ func (s *Store) BannedAddresses(ctx context.Context) ([]string, error) {
 	out, err := column[string](s.read.QueryContext(ctx, "SELECT address FROM bans"))
 	if err != nil {
 		return nil, fmt.Errorf("banned addresses: %w", err)
+	}
+	return out, nil
+}
+
+// BannedAmong returns which of addresses a ban refuses, as the database
+// has them now.
+func (s *Store) BannedAmong(ctx context.Context, addresses []string) ([]string, error) {
+	if len(addresses) == 0 {
+		return nil, nil
+	}
+	list, err := json.Marshal(addresses)
+	if err != nil {
+		return nil, fmt.Errorf("banned among %d addresses: %w", len(addresses), err)
+	}
+	out, err := column[string](s.read.QueryContext(ctx, "SELECT address FROM bans WHERE address IN (SELECT value FROM json_each(?))", string(list)))
+	if err != nil {
+		return nil, fmt.Errorf("banned among %d addresses: %w", len(addresses), err)
 	}
 	return out, nil
 }

@@ -103,6 +103,9 @@ type Auth struct {
 	// database holds them: read at the start, changed with every ban;
 	// with how often, and when last, this node refused each since.
 	banned map[string]*Refusals
+	// banReads serializes the reads that set banned as the database has
+	// it after a change (bansChanged).
+	banReads sync.Mutex
 }
 
 // authStore is what Auth keeps in the database: in the settings, the
@@ -127,6 +130,7 @@ type authStore interface {
 	DeleteSessions(ctx context.Context, kind string) (int64, error)
 	PruneSessions(ctx context.Context, now time.Time) (int64, error)
 	BannedAddresses(ctx context.Context) ([]string, error)
+	BannedAmong(ctx context.Context, addresses []string) ([]string, error)
 	botTokenStore
 }
 

@@ -1,11 +1,13 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,12 +38,53 @@ func (a *Auth) SetBanned(addresses []string, on bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, k := range addresses {
-		if !on {
-			delete(a.banned, k)
-		} else if a.banned[k] == nil {
-			a.banned[k] = &Refusals{}
-		}
+		a.setBanned(k, on)
 	}
+}
+
+// setBanned refuses the address key k (on) or stops refusing it; a.mu is
+// held.
+func (a *Auth) setBanned(k string, on bool) {
+	if !on {
+		delete(a.banned, k)
+	} else if a.banned[k] == nil {
+		a.banned[k] = &Refusals{}
+	}
+}
+
+// bansChanged refuses the addresses a change of the bans just wrote (on)
+// or stops refusing them, at once, and then as the database has them,
+// read back after the write, one such read at a time. Two changes of one
+// address racing (a ban and its lift by two admins, or through two nodes)
+// may reach the map in another order than the database took them; the
+// read after the last of them leaves this node refusing exactly what the
+// database bans, so that a lifted ban does not go on refusing with no ban
+// left to lift, nor a ban refuse nobody.
+func (a *Auth) bansChanged(ctx context.Context, addresses []string, on bool) {
+	if len(addresses) == 0 {
+		return
+	}
+	a.SetBanned(addresses, on)
+	a.banReads.Lock()
+	defer a.banReads.Unlock()
+	banned, err := a.store.BannedAmong(context.WithoutCancel(ctx), addresses)
+	if err != nil {
+		a.log.Warn("could not read back the bans just changed: this node refuses them as changed until it restarts", "addresses", addresses, "banned", on, "err", err)
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, k := range addresses {
+		a.setBanned(k, slices.Contains(banned, k))
+	}
+}
+
+// BansChanged is bansChanged for a change made through another node of a
+// cluster (chat.Options.Bans, on the broadcaster's goroutine): the map at
+// once, the read back on a goroutine of its own.
+func (a *Auth) BansChanged(addresses []string, on bool) {
+	a.SetBanned(addresses, on)
+	go a.bansChanged(context.Background(), addresses, on)
 }
 
 // Banned reports whether a ban refuses the client address ip, and counts
@@ -126,6 +169,13 @@ var (
 	errNoBan         = errors.New("no ban refuses that address: it may have been lifted already")
 )
 
+// addressBanStore keeps the refused addresses.
+type addressBanStore interface {
+	BanAddress(ctx context.Context, address, name string, now time.Time) error
+	UnbanAddress(ctx context.Context, address string) error
+	AddressBanOf(ctx context.Context, address string) (db.AddressBan, error)
+}
+
 // addressCloser closes the pages open from addresses.
 type addressCloser interface {
 	CloseAddresses(addresses []string, reason string) int
@@ -159,7 +209,7 @@ func loopback(key string) bool {
 // handleBanAddress serves POST /admin/bans (admins only): form field
 // address, the address to refuse, and name, whom it is banned for (the
 // guest's name, for the list of bans; may be empty).
-func handleBanAddress(log *slog.Logger, a *Auth, store *db.Store, hub addressCloser, trustProxy bool, live http.Handler, audit auditFunc) http.Handler {
+func handleBanAddress(log *slog.Logger, a *Auth, store addressBanStore, hub addressCloser, trustProxy bool, live http.Handler, audit auditFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		key, ok := banAddressKey(r.PostFormValue("address"))
@@ -191,7 +241,7 @@ func handleBanAddress(log *slog.Logger, a *Auth, store *db.Store, hub addressClo
 			writeError(w, r, log, refusalStatus(err), err)
 			return
 		}
-		a.SetBanned([]string{key}, true)
+		a.bansChanged(r.Context(), []string{key}, true)
 		closed := hub.CloseAddresses([]string{key}, chat.CloseAddressBanned)
 		audit(r, auditBanAddress, banTarget(db.AddressBan{Address: key, Name: name}), pagesClosed(closed))
 		afterAction(w, r, live)
@@ -212,7 +262,7 @@ func banTarget(b db.AddressBan) string {
 
 // handleUnbanAddress serves POST /admin/bans/lift (admins only): form
 // field address, a refused address, which is refused no more.
-func handleUnbanAddress(log *slog.Logger, a *Auth, store *db.Store, live http.Handler, audit auditFunc) http.Handler {
+func handleUnbanAddress(log *slog.Logger, a *Auth, store addressBanStore, live http.Handler, audit auditFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		key, ok := banAddressKey(r.PostFormValue("address"))
@@ -234,7 +284,7 @@ func handleUnbanAddress(log *slog.Logger, a *Auth, store *db.Store, live http.Ha
 			writeError(w, r, log, refusalStatus(err), err)
 			return
 		}
-		a.SetBanned([]string{key}, false)
+		a.bansChanged(r.Context(), []string{key}, false)
 		audit(r, auditUnbanAddress, banTarget(was), "")
 		afterAction(w, r, live)
 	})

@@ -1,11 +1,15 @@
 package handlers
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -214,5 +218,76 @@ func TestLiftOneAddressOfABannedAccount(t *testing.T) {
 	}
 	if lines := auditOf(t, auth); len(lines) == 0 || lines[0] != "Ada lift address ban 203.0.113.7 (Bob's ban)" {
 		t.Fatalf("audit = %q, want the lift naming Bob's ban first", lines)
+	}
+}
+
+// racingBans is the store of an admin's ban or lift during which another
+// admin's change of the same address runs to its end: between the first
+// change's write and its handler's next step.
+type racingBans struct {
+	*db.Store
+	other func() // the other admin's change
+}
+
+func (s racingBans) BanAddress(ctx context.Context, address, name string, now time.Time) error {
+	err := s.Store.BanAddress(ctx, address, name, now)
+	s.other()
+	return err
+}
+
+func (s racingBans) UnbanAddress(ctx context.Context, address string) error {
+	err := s.Store.UnbanAddress(ctx, address)
+	s.other()
+	return err
+}
+
+type closesNothing struct{}
+
+func (closesNothing) CloseAddresses([]string, string) int { return 0 }
+
+// Two admins ban and lift one address at the same instant: whatever order
+// the two handlers then go on in, the address is refused exactly when the
+// list of bans says it is banned.
+func TestABanAndItsLiftRacingLeaveWhatTheDatabaseSays(t *testing.T) {
+	_, _, auth := peopleServer(t, nil)
+	store := auth.store.(*db.Store)
+	log := slog.New(slog.DiscardHandler)
+	noAudit := func(*http.Request, string, string, string) {}
+	const zed = "203.0.113.50"
+	form := url.Values{"address": {zed}, "name": {"Zed"}}
+	serve := func(h http.Handler, path string) {
+		t.Helper()
+		r := httptest.NewRequest("POST", path, strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.RemoteAddr = "192.0.2.1:1234" // the admin's
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusSeeOther {
+			t.Fatalf("POST %s: %d %s", path, w.Code, w.Body)
+		}
+	}
+	ban := func(s addressBanStore) http.Handler {
+		return handleBanAddress(log, auth, s, closesNothing{}, false, nil, noAudit)
+	}
+	lift := func(s addressBanStore) http.Handler { return handleUnbanAddress(log, auth, s, nil, noAudit) }
+	refused := func() bool {
+		_, err := store.AddressBanOf(context.Background(), zed)
+		listed := err == nil
+		if got := auth.Banned(zed); got != listed {
+			t.Fatalf("%s refused: %t, but listed as banned: %t", zed, got, listed)
+		}
+		return listed
+	}
+
+	// A ban, and its lift by the other admin in between: lifted.
+	serve(ban(racingBans{store, func() { serve(lift(store), "/admin/bans/lift") }}), "/admin/bans")
+	if refused() {
+		t.Fatal("lifted, yet banned")
+	}
+	// A lift, and a new ban by the other admin in between: banned.
+	serve(ban(store), "/admin/bans")
+	serve(lift(racingBans{store, func() { serve(ban(store), "/admin/bans") }}), "/admin/bans/lift")
+	if !refused() {
+		t.Fatal("banned again, yet not refused")
 	}
 }

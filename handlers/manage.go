@@ -249,7 +249,7 @@ func handleBan(log *slog.Logger, a *Auth, store manageStore, hub accountCloser, 
 		if err != nil {
 			return storeRefusal(err)
 		}
-		a.SetBanned(banned, true)
+		a.bansChanged(r.Context(), banned, true)
 		closed := hub.EndAccount(acct.ID, closeBanned)
 		closed += hub.CloseAddresses(banned, closeBanned)
 		detail := sessionsEnded(len(ended)) + ", " + pagesClosed(closed)
@@ -320,7 +320,7 @@ func handleUnban(log *slog.Logger, a *Auth, store manageStore, audit auditFunc) 
 		if err != nil {
 			return storeRefusal(err)
 		}
-		a.SetBanned(freed, false)
+		a.bansChanged(r.Context(), freed, false)
 		detail := "no addresses were refused"
 		if len(freed) > 0 {
 			detail = "addresses no longer refused: " + strings.Join(freed, ", ")
