@@ -339,3 +339,31 @@ func TestBrowserAClickRightAfterARefreshStillAsks(t *testing.T) {
 		t.Fatalf("the click deleted without asking; stored now: %q", got)
 	}
 }
+
+// The dashboard is long; its row of parts takes the admin to each of them,
+// at a phone's width and a desktop's, and every link leads somewhere.
+func TestBrowserDashboardJumpsToItsParts(t *testing.T) {
+	browser := newBrowser(t)
+	s := startAdmin(t)
+	s.post(t, "ann", "hello")
+	browserAdminLogin(t, browser, s)
+	for _, width := range []int64{390, 1280} {
+		do(t, browser, chromedp.EmulateViewport(width, 800), chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.ID("live")))
+		viewShot(t, browser, fmt.Sprintf("admin-parts-%d.png", width))
+		links := eval[[]string](t, browser, `[...document.querySelectorAll('nav.jump a')].map((a) => a.getAttribute('href'))`)
+		if len(links) < 8 {
+			t.Fatalf("the dashboard's row of parts has %d links: %q", len(links), links)
+		}
+		for i, href := range links {
+			// Bottom first: a part already in sight would not need to scroll.
+			eval[bool](t, browser, fmt.Sprintf(`(window.scrollTo(0, %d %% 2 ? document.body.scrollHeight : 0), true)`, i))
+			do(t, browser, chromedp.Click(fmt.Sprintf(`nav.jump a[href=%q]`, href)))
+			where := fmt.Sprintf(`(() => { const h = document.querySelector(%q); return h ? h.getBoundingClientRect().top : -1e6; })()`, href)
+			// In sight, and near the top unless the page ends first.
+			waitPage(t, browser, fmt.Sprintf("%s in sight at %d px", href, width), where+` >= 0 && (`+where+` < window.innerHeight / 3 || window.scrollY + window.innerHeight >= document.documentElement.scrollHeight - 1)`)
+			if href == "#conns-title" {
+				viewShot(t, browser, fmt.Sprintf("admin-parts-connections-%d.png", width))
+			}
+		}
+	}
+}
