@@ -146,7 +146,8 @@ func plain(text string) bool {
 
 // literal prepares text for goldmark so that what a person typed is what
 // the page shows, markup aside. Outside code:
-//   - a backslash is doubled and an ampersand written &amp;, so that
+//   - a backslash is doubled and an ampersand that starts a reference
+//     written &amp;, so that
 //     goldmark's backslash escapes and entity references (\*, &#60;) do not
 //     eat or turn into other characters what was typed (a Windows path, a
 //     pasted "&lt;");
@@ -199,8 +200,8 @@ func literal(text string) []byte {
 	return out.Bytes()
 }
 
-// escapeOutsideSpans writes line with its backslashes doubled and its
-// ampersands as &amp;, except inside code spans: a run of backticks up to
+// escapeOutsideSpans writes line with its backslashes doubled and the
+// ampersands that start a reference as &amp;, except inside code spans: a run of backticks up to
 // the next run of as many.
 func escapeOutsideSpans(out *bytes.Buffer, line string) {
 	for i := 0; i < len(line); {
@@ -223,7 +224,15 @@ func escapeOutsideSpans(out *bytes.Buffer, line string) {
 			out.WriteString(`\\`)
 			i++
 		case '&':
-			out.WriteString("&amp;")
+			// Only where goldmark would read an entity reference ("&lt;",
+			// "&#60;"): a bare ampersand is text to it already, and one in
+			// an address ("?v=a&t=42") must reach the linkifier as typed,
+			// or the link's address and text would hold "&amp;".
+			if entityAt(line[i:]) {
+				out.WriteString("&amp;")
+			} else {
+				out.WriteByte(c)
+			}
 			i++
 		default:
 			out.WriteByte(c)
@@ -231,6 +240,40 @@ func escapeOutsideSpans(out *bytes.Buffer, line string) {
 		}
 	}
 }
+
+// entityAt reports whether s starts with what CommonMark reads as an
+// entity or numeric character reference: "&name;", "&#123;", "&#x1F;".
+func entityAt(s string) bool {
+	end := strings.IndexByte(s, ';')
+	if end < 2 || end > 33 { // the longest entity name is 31 letters
+		return false
+	}
+	ref := s[1:end]
+	if ref[0] == '#' {
+		ref = ref[1:]
+		hex := len(ref) > 0 && (ref[0] == 'x' || ref[0] == 'X')
+		if hex {
+			ref = ref[1:]
+		}
+		if len(ref) == 0 || len(ref) > 7 {
+			return false
+		}
+		for _, c := range []byte(ref) {
+			if !isDigit(c) && !(hex && (c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F')) {
+				return false
+			}
+		}
+		return true
+	}
+	for j, c := range []byte(ref) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || j > 0 && isDigit(c)) {
+			return false
+		}
+	}
+	return true
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // closingRun is the index in s of the first run of exactly n backticks,
 // -1 if there is none.

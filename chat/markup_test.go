@@ -41,6 +41,12 @@ func TestRenderHTMLConstructs(t *testing.T) {
 		{`C:\Users\ann`, `<p>C:\Users\ann</p>`},
 		{`\*not escaped\*`, `<p>\<strong>not escaped\</strong></p>`},
 		{"&lt; &amp; &#60;", "<p>&amp;lt; &amp;amp; &amp;#60;</p>"},
+		{"&#x3C; &#X3c; &copy; &frac34;", "<p>&amp;#x3C; &amp;#X3c; &amp;copy; &amp;frac34;</p>"},
+		{"fish & chips && R&D &; &#; &#xz; &a b;", "<p>fish &amp; chips &amp;&amp; R&amp;D &amp;; &amp;#; &amp;#xz; &amp;a b;</p>"},
+		// An address's ampersands are the address's: the link goes where
+		// it was typed to, and reads as typed.
+		{"https://www.youtube.com/watch?v=abc&t=42", "<p>" + link("https://www.youtube.com/watch?v=abc&amp;t=42", "https://www.youtube.com/watch?v=abc&amp;t=42") + "</p>"},
+		{"recipe: https://example.org/r?i=tomatoes,beans&servings=4 & more", "<p>recipe: " + link("https://example.org/r?i=tomatoes,beans&amp;servings=4", "https://example.org/r?i=tomatoes,beans&amp;servings=4") + " &amp; more</p>"},
 		{"    four spaces", "<p>\u00a0\u00a0\u00a0\u00a0four spaces</p>"},
 		{"`&amp; \\`", "<p><code>&amp;amp; \\</code></p>"},
 	} {
