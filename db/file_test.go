@@ -39,6 +39,23 @@ func TestFileIsStoredWithItsMessage(t *testing.T) {
 	if f := msgs[1].File; f == nil || f.Name != "notes.pdf" || f.Thumbnail != "" || f.Width != 0 || f.Size != 8 {
 		t.Fatalf("history's second file = %+v, want notes.pdf, 8 bytes, no thumbnail", f)
 	}
+	// Every read of a room's history carries the files: the newest page,
+	// older pages, a page's parts, and what follows a permalink's message.
+	last := st[1].Message.ID
+	for name, read := range map[string]func() ([]db.Message, error){
+		"LatestIn": func() ([]db.Message, error) { return s.LatestIn(ctx, db.DefaultRoom, 10) },
+		"BeforeIn": func() ([]db.Message, error) { return s.BeforeIn(ctx, db.DefaultRoom, last+1, 10) },
+		"RangeIn":  func() ([]db.Message, error) { return s.RangeIn(ctx, db.DefaultRoom, 0, last+1, 10) },
+		"AfterIn":  func() ([]db.Message, error) { return s.AfterIn(ctx, db.DefaultRoom, 0, 10) },
+	} {
+		msgs, err := read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) != 2 || msgs[0].File == nil || *msgs[0].File != want || msgs[1].File == nil {
+			t.Errorf("%s = %+v, want both messages with their files", name, msgs)
+		}
+	}
 	b, err := s.FileBytes(ctx, st[0].Message.ID, false)
 	if err != nil || len(b) != 1000 {
 		t.Fatalf("FileBytes = %d bytes, %v; want 1000", len(b), err)

@@ -529,6 +529,10 @@ func (s *Store) RangeIn(ctx context.Context, room, from, to int64, limit int) ([
 // first: the history below a message a permalink opens.
 func (s *Store) AfterIn(ctx context.Context, room, id int64, limit int) ([]Message, error) {
 	msgs, err := s.query(ctx, "SELECT "+columns+messagesFrom+" WHERE messages.room_id = ? AND messages.id > ? ORDER BY messages.id LIMIT ?", room, id, limit)
+	if err == nil {
+		// Their files, reactions and quotes, as every page of history.
+		msgs, err = withState(ctx, s.read, msgs)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("messages of room %d after %d: %w", room, id, err)
 	}
