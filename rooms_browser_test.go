@@ -160,6 +160,20 @@ func TestBrowserRoomsJoinLookInAndArchive(t *testing.T) {
 	if !eval[bool](t, bob, `!document.getElementById("join-bar").hidden && document.getElementById("composer").hidden`) {
 		t.Fatal("looking into an open room: want the Join button in place of the composer")
 	}
+	// Looking in is no error: the page marks nothing read in a room Bob
+	// is not in (the server would refuse it, and the page say so), neither
+	// from the list nor opened at its address.
+	for i := range 2 {
+		if i == 1 {
+			do(t, bob, chromedp.Navigate(s.url+"/r/garden"))
+			connected(t, bob)
+			waitMessages(t, bob, "Garden's history at its address", contains("tomatoes are in"))
+		}
+		time.Sleep(time.Second) // the page marks what it shows read 300 ms after
+		if shown := eval[string](t, bob, `document.getElementById("notice").hidden ? "" : document.getElementById("notice").textContent`); shown != "" {
+			t.Fatalf("looking into Garden, Bob's page says %q", shown)
+		}
+	}
 	do(t, bob, chromedp.Click(chromedp.ID("join-now")))
 	waitPage(t, bob, "the composer after joining", `document.getElementById("join-bar").hidden && !document.getElementById("composer").hidden && !document.getElementById("message").disabled`)
 	waitPage(t, bob, "Garden among Bob's rooms", `!!document.querySelector('#room-list a.room-link[data-slug="garden"]')`)

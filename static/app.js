@@ -2596,6 +2596,8 @@
       const newest = items.length ? msgIdOf(items[items.length - 1]) : 0;
       // Looking at a permalink's past, the newest is not on the page.
       if (!newest || !nearBottom() || detached) return;
+      // An open room looked into is none of ours: nothing to mark read.
+      if (!room.member) return;
       const a = roomLink(room.id);
       if (a) {
         setUnread(a, 0, false);
@@ -2718,6 +2720,7 @@
     document.body.toggleAttribute('data-may-post', !!d.may_post);
     room.manage = !!d.manage;
     room.archived = !!d.archived;
+    room.member = !!d.member;
     if (notifyMenu) notifyMenu.hidden = !d.member;
     showNotifySettings();
     for (const li of realItems()) addActions(li);
