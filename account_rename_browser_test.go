@@ -128,7 +128,7 @@ func TestBrowserTwoTabsAreOnePresenceEntryAndARenameReachesBoth(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("new-name"), "Annie Hall"),
 		chromedp.Submit(chromedp.ID("new-name")),
 	)
-	waitPage(t, account, "the rename done", `document.querySelector(".done")?.textContent.includes("Your name is now Annie Hall") && document.querySelector("h1").textContent === "Annie Hall"`)
+	waitPage(t, account, "the rename done, at /account", `document.querySelector(".done")?.textContent.includes("Your name is now Annie Hall") && document.querySelector("h1").textContent === "Annie Hall" && location.pathname === "/account"`)
 	if got := eval[string](t, account, `document.querySelector(".who-am-i .avatar").dataset.initials`); got != "AH" {
 		t.Fatalf("the account page's avatar shows %q, want AH", got)
 	}

@@ -126,8 +126,11 @@ func TestRenameReachesEverySocketAndKeepsResendsOnce(t *testing.T) {
 	})
 
 	p = fetch(t, "POST", s.url+"/account/name", ann, url.Values{"name": {"Annie"}})
-	if p.status != http.StatusOK || !strings.Contains(p.body, "Your name is now Annie") {
-		t.Fatalf("rename to Annie: %d %s", p.status, p.body)
+	if p.status != http.StatusSeeOther || p.location != "/account?done=name" {
+		t.Fatalf("rename to Annie: %d to %q, want 303 to the account page", p.status, p.location)
+	}
+	if p := fetch(t, "GET", s.url+p.location, ann, nil); p.status != http.StatusOK || !strings.Contains(p.body, "Your name is now Annie.") {
+		t.Fatalf("the account page after the rename: %d %s", p.status, p.body)
 	}
 	for who, c := range map[string]*websocket.Conn{"Ann's first tab": tab1, "Ann's second tab": tab2, "Bob": bobs, "the guest": guest} {
 		if d := frame(t, c, "person"); d["user_id"] != annID || d["user"] != "Annie" {
@@ -200,7 +203,7 @@ func TestRenameReachesEverySocketAndKeepsResendsOnce(t *testing.T) {
 	// Renames are limited per account: five at once (one is spent).
 	for i, name := range []string{"Annie B", "Annie C", "Annie D", "Annie E", "Annie F"} {
 		p := fetch(t, "POST", s.url+"/account/name", ann, url.Values{"name": {name}})
-		if want := http.StatusOK; i == 4 {
+		if want := http.StatusSeeOther; i == 4 {
 			if p.status != http.StatusTooManyRequests || !strings.Contains(p.body, "Too many") {
 				t.Fatalf("a sixth rename: %d, want 429 saying too many", p.status)
 			}

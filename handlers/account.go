@@ -56,8 +56,8 @@ func requirePerson(a *Auth, next func(w http.ResponseWriter, r *http.Request, ac
 }
 
 // accountPage renders the page with a problem or a note.
-func accountPage(w http.ResponseWriter, r *http.Request, log *slog.Logger, a *Auth, store accountStore, assets views.AdminAssets, acct db.Account, s db.Session, status int, problem, done string) {
-	accountPageWith(w, r, log, a, store, assets, acct, s, status, views.Account{Problem: problem, Done: done})
+func accountPage(w http.ResponseWriter, r *http.Request, log *slog.Logger, a *Auth, store accountStore, assets views.AdminAssets, acct db.Account, s db.Session, status int, problem string) {
+	accountPageWith(w, r, log, a, store, assets, acct, s, status, views.Account{Problem: problem})
 }
 
 // accountPageWith renders the page with what page says besides the
@@ -79,7 +79,41 @@ func accountPageWith(w http.ResponseWriter, r *http.Request, log *slog.Logger, a
 // handleAccount serves GET /account to a signed-in person.
 func handleAccount(log *slog.Logger, a *Auth, store accountStore, names accountNamer, assets views.AdminAssets) http.Handler {
 	return requirePerson(a, func(w http.ResponseWriter, r *http.Request, acct db.Account, s db.Session) {
-		accountPageWith(w, r, log, a, store, assets, acct, s, http.StatusOK, views.Account{MaxName: names.Limits().MaxNameLen})
+		accountPageWith(w, r, log, a, store, assets, acct, s, http.StatusOK, views.Account{MaxName: names.Limits().MaxNameLen, Done: doneNote(r, acct)})
+	})
+}
+
+// A change made on the account page answers with a redirect to it (303),
+// saying what was done in its query, so that a reload shows the page
+// again rather than sending the form twice, and the address bar reads
+// /account. A refusal shows the page with the form as it was sent.
+
+// doneNote is what the account page's query says was just done: a rename
+// (done=name), a new password (done=password, ended=the other sessions
+// signed out). Anything else says nothing.
+func doneNote(r *http.Request, acct db.Account) string {
+	switch r.URL.Query().Get("done") {
+	case "name":
+		return "Your name is now " + acct.Name + ". Everyone sees it, on your messages too."
+	case "password":
+		done := "Your password is changed."
+		if n, err := strconv.Atoi(r.URL.Query().Get("ended")); err == nil && n > 0 && n <= maxSessionsListed {
+			done += " Your other " + strconv.Itoa(n) + " sessions are signed out."
+		}
+		return done
+	}
+	return ""
+}
+
+// maxSessionsListed bounds the count a done note repeats from its query.
+const maxSessionsListed = 1000
+
+// handleAccountForm serves GET on a form's address (/account/name,
+// /account/password): a reload of a refused form's page, or the address
+// kept, goes to the account page.
+func handleAccountForm() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/account", http.StatusSeeOther)
 	})
 }
 
@@ -134,13 +168,13 @@ func handleChangePassword(log *slog.Logger, a *Auth, store accountStore, hub int
 }, trustProxy bool, assets views.AdminAssets) http.Handler {
 	return requirePerson(a, func(w http.ResponseWriter, r *http.Request, acct db.Account, s db.Session) {
 		if !readForm(w, r, hub, trustProxy, placeSignIn, func(r *http.Request, status int, text string) {
-			accountPage(w, r, log, a, store, assets, acct, s, status, text, "")
+			accountPage(w, r, log, a, store, assets, acct, s, status, text)
 		}) {
 			return
 		}
 		current, next := r.PostFormValue("current"), r.PostFormValue("new")
 		refuse := func(status int, problem string) {
-			accountPage(w, r, log, a, store, assets, acct, s, status, problem, "")
+			accountPage(w, r, log, a, store, assets, acct, s, status, problem)
 		}
 		if err := checkPassword(next); err != nil {
 			refuse(http.StatusBadRequest, err.Error())
@@ -177,11 +211,7 @@ func handleChangePassword(log *slog.Logger, a *Auth, store accountStore, hub int
 			return
 		}
 		hub.EndSessions(ended...)
-		done := "Your password is changed."
-		if len(ended) > 0 {
-			done += " Your other " + strconv.Itoa(len(ended)) + " sessions are signed out."
-		}
-		accountPage(w, r, log, a, store, assets, acct, s, http.StatusOK, "", done)
+		http.Redirect(w, r, "/account?done=password&ended="+strconv.Itoa(len(ended)), http.StatusSeeOther)
 	})
 }
 
@@ -248,7 +278,6 @@ func handleRename(log *slog.Logger, a *Auth, store accountStore, hub renamer, tr
 		}
 		log.Info("an account is renamed", "id", acct.ID, "from", acct.Name, "to", display)
 		hub.Rename(acct.ID, display)
-		acct.Name, acct.NameKey = display, key
-		show(r, http.StatusOK, "", "", "Your name is now "+display+". Everyone sees it, on your messages too.")
+		http.Redirect(w, r, "/account?done=name", http.StatusSeeOther)
 	})
 }

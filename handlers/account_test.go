@@ -170,9 +170,19 @@ func TestPeopleSeeAndEndTheirOwnSessionsOnly(t *testing.T) {
 		curlSocket, laptopSocket := openSocket(t, srv, curl), openSocket(t, srv, laptop)
 		frame(t, curlSocket, "hello")
 		frame(t, laptopSocket, "hello")
-		status, _, page := as(t, srv, "POST", "/account/password", laptop, url.Values{"current": {"password of Ann"}, "new": {"a long new password"}})
-		if status != 200 || !strings.Contains(page, "other 1 sessions are signed out") {
-			t.Fatalf("the change: %d, want 200 saying the other session ended", status)
+		status, where, _ := as(t, srv, "POST", "/account/password", laptop, url.Values{"current": {"password of Ann"}, "new": {"a long new password"}})
+		if status != http.StatusSeeOther || where != "/account?done=password&ended=1" {
+			t.Fatalf("the change: %d to %q, want 303 to the account page", status, where)
+		}
+		// The account page says what was done; a reload of its address
+		// sends nothing again.
+		if status, _, page := as(t, srv, "GET", where, laptop, nil); status != 200 || !strings.Contains(page, "Your password is changed. Your other 1 sessions are signed out.") {
+			t.Fatalf("the account page after the change: %d, want 200 saying the other session ended", status)
+		}
+		for _, form := range []string{"/account/password", "/account/name"} {
+			if status, to, _ := as(t, srv, "GET", form, laptop, nil); status != http.StatusSeeOther || to != "/account" {
+				t.Fatalf("GET %s: %d to %q, want 303 to /account", form, status, to)
+			}
 		}
 		if status, _, _ := as(t, srv, "GET", "/account", curl, nil); status != http.StatusSeeOther {
 			t.Fatalf("the other session after the change: %d, want 303 to sign in", status)
