@@ -247,3 +247,49 @@ func TestBrowserReplyAndMention(t *testing.T) {
 	waitPage(t, bob, "the list", `!document.getElementById('mention-list').hidden`)
 	screenshots(t, bob, "reply-mention")
 }
+
+// On a phone a tap shows a message's actions; once one is used (a reply, a
+// reaction picked) they go, rather than float over the message above.
+// Escape closes the room's menu, as it does the list of who is online.
+func TestBrowserATappedMessagesActionsGoOnceUsed(t *testing.T) {
+	s, ann, _ := startWithAdmin(t)
+	do(t, ann, chromedp.EmulateViewport(390, 844), chromedp.Navigate(s.url+"/"))
+	connected(t, ann)
+	if !eval[bool](t, ann, `matchMedia('(hover: none)').matches`) {
+		t.Skip("this Chromium reports a pointer that hovers: taps do not show actions")
+	}
+	say(t, ann, "first line")
+	say(t, ann, "second line")
+	waitPage(t, ann, "both lines stored", "!!"+msgLine("first line")+" && !!"+msgLine("second line"))
+	shown := func(text string) bool {
+		return eval[bool](t, ann, msgLine(text)+`.classList.contains('show-actions')`)
+	}
+	tap := func(sel string) { do(t, ann, chromedp.Click(sel)) }
+	idOf := func(text string) string { return eval[string](t, ann, msgLine(text)+`.id`) }
+	first, second := idOf("first line"), idOf("second line")
+
+	tap("#" + first + " .text")
+	if !shown("first line") {
+		t.Fatal("a tap on the first line shows no actions")
+	}
+	tap("#" + first + " .act-reply")
+	waitPage(t, ann, "the reply begun", `!document.getElementById('replying').hidden`)
+	if shown("first line") {
+		t.Fatal("replying, the first line's actions stay shown")
+	}
+
+	tap("#" + second + " .text")
+	tap("#" + second + " .act-react")
+	do(t, ann, chromedp.WaitVisible(chromedp.ID("picker")))
+	tap(`#picker button[data-emoji="👍"]`)
+	waitReactions(t, ann, "the reaction", "second line", "👍 1 Ann pressed")
+	if shown("second line") || eval[bool](t, ann, `document.getElementById('`+second+`').contains(document.activeElement)`) {
+		t.Fatal("a reaction picked, the second line's actions stay shown")
+	}
+
+	do(t, ann, chromedp.EmulateViewport(1280, 900))
+	tap("#room-menu summary")
+	waitPage(t, ann, "the room's menu open", `document.getElementById('room-menu').open`)
+	do(t, ann, chromedp.KeyEvent(kb.Escape))
+	waitPage(t, ann, "the room's menu closed by Escape", `!document.getElementById('room-menu').open`)
+}

@@ -1779,7 +1779,11 @@
       const b = ev.target.closest('.quick button[data-emoji]');
       if (!b || !pickerFor) return;
       const li = pickerFor;
-      closePicker(true);
+      // A tap or a click is done with the message: its actions go (focus
+      // left on them would keep them shown). A key's press gives the
+      // focus back to the button that opened the picker.
+      closePicker(ev.detail === 0);
+      if (ev.detail !== 0) li.classList.remove('show-actions');
       react(li, b.dataset.emoji);
     });
     $('picker-any').addEventListener('submit', (ev) => {
@@ -1936,6 +1940,8 @@
     const quote = ev.target.closest('button.quote');
     if (quote) { showMessage(Number(quote.dataset.id)); return; }
     const action = ev.target.closest('.actions button');
+    // On a touch screen the actions a tap showed go once one is used.
+    if (action && !action.classList.contains('act-react')) li.classList.remove('show-actions');
     if (action?.classList.contains('act-reply')) {
       startReply(li);
     } else if (action?.classList.contains('act-react')) {
@@ -3031,6 +3037,14 @@
     });
     document.addEventListener('click', (ev) => {
       if (roomMenu.open && !roomMenu.contains(ev.target)) roomMenu.open = false;
+    });
+    // Escape closes it, as it does the list of who is online; focus that
+    // was in it goes back to its button.
+    document.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Escape' || !roomMenu.open) return;
+      const inside = roomMenu.contains(document.activeElement);
+      roomMenu.open = false;
+      if (inside) roomMenu.querySelector('summary').focus();
     });
     roomHooks();
   }
