@@ -1,8 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -51,7 +53,25 @@ func TestBrowserSearchAndPermalink(t *testing.T) {
 	do(t, ann, chromedp.SendKeys(chromedp.ID("search-q"), "from:zed"))
 	waitPage(t, ann, "zed's newest messages", `document.querySelectorAll("#search-results a.search-hit").length === 20 &&
 		document.querySelector("#search-results .hit-text").textContent === "line 119 of the day" &&
-		document.getElementById("search-status").textContent === "20 messages, newest first"`)
+		document.getElementById("search-status").textContent === "The 20 newest messages; there are older ones" &&
+		!document.getElementById("search-more").hidden`)
+	viewShot(t, ann, "search-older.png")
+	// The older ones, a page at a time, to the first: every one once,
+	// newest first.
+	for page := 2; !eval[bool](t, ann, `document.getElementById("search-more").hidden`); page++ {
+		if page > 8 {
+			t.Fatal("Show older results never ends at 120 messages")
+		}
+		do(t, ann, chromedp.Click(chromedp.ID("search-more")))
+		waitPage(t, ann, fmt.Sprintf("page %d of zed's messages", page), fmt.Sprintf(`document.querySelectorAll("#search-results a.search-hit").length === %d && !document.getElementById("search-status").textContent.startsWith("Loading")`, min(page*20, 120)))
+	}
+	hits := eval[[]int64](t, ann, `[...document.querySelectorAll("#search-results a.search-hit")].map(a => Number(a.dataset.id))`)
+	if len(hits) != 120 || !slices.IsSortedFunc(hits, func(a, b int64) int { return cmp.Compare(b, a) }) || slices.Compact(slices.Clone(hits))[119] != hits[119] {
+		t.Fatalf("all of zed's messages: %d results %v, want 120, newest first, each once", len(hits), hits)
+	}
+	if got := eval[string](t, ann, `document.getElementById("search-status").textContent`); got != "120 messages, newest first" {
+		t.Fatalf("at the last page the search says %q", got)
+	}
 	eval[string](t, ann, `document.getElementById("search-q").value = ""`)
 	do(t, ann, chromedp.SendKeys(chromedp.ID("search-q"), "kay"))
 	waitPage(t, ann, "one result, highlighted", `document.querySelectorAll("#search-results a.search-hit").length === 1 &&

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/time/rate"
@@ -81,11 +82,15 @@ type searchTerms struct {
 }
 
 // parseSearch splits a search box's line into its words and filters. A
-// filter's key is any case; an empty filter ("in:") is a word.
+// filter's key is any case; its value may be quoted, for a name with
+// spaces (from:"Grandma Jo"); an empty filter ("in:") is a word.
 func parseSearch(q string) searchTerms {
 	var t searchTerms
-	for _, f := range strings.Fields(q) {
+	for _, f := range searchFields(q) {
 		key, value, ok := strings.Cut(f, ":")
+		if unquoted, quoted := strings.CutPrefix(value, `"`); quoted && filterKey(key) {
+			value = strings.TrimSuffix(unquoted, `"`)
+		}
 		if ok && value != "" {
 			switch strings.ToLower(key) {
 			case "in":
@@ -105,6 +110,41 @@ func parseSearch(q string) searchTerms {
 		t.words = append(t.words, f)
 	}
 	return t
+}
+
+// searchFields splits a search box's line at its spaces, except within a
+// filter's quoted value: `from:"Dad Bob" beans` is `from:"Dad Bob"` and
+// `beans`. A quote left open runs to the line's end.
+func searchFields(q string) []string {
+	var out []string
+	for {
+		q = strings.TrimLeftFunc(q, unicode.IsSpace)
+		if q == "" {
+			return out
+		}
+		end := strings.IndexFunc(q, unicode.IsSpace)
+		if end < 0 {
+			end = len(q)
+		}
+		if key, value, ok := strings.Cut(q[:end], ":"); ok && strings.HasPrefix(value, `"`) && filterKey(key) {
+			open := len(key) + 2 // past `key:"`
+			if close := strings.IndexByte(q[open:], '"'); close >= 0 {
+				end = open + close + 1
+			} else {
+				end = len(q)
+			}
+		}
+		out, q = append(out, q[:end]), q[end:]
+	}
+}
+
+// filterKey reports whether key names a filter, in any case.
+func filterKey(key string) bool {
+	switch strings.ToLower(key) {
+	case "in", "from", "before", "after":
+		return true
+	}
+	return false
 }
 
 // searchBound reads before: or after: — a date (YYYY-MM-DD, UTC) or a

@@ -262,3 +262,46 @@ func TestSearchLimitKeysIPv6By64(t *testing.T) {
 		t.Fatal("40 searches from 40 addresses of one /64: none refused with 429")
 	}
 }
+
+// A name with a space is searched for in quotes, as the search box's hint
+// says: from:"Dad Bob", alone or with words and other filters.
+func TestSearchFromANameWithSpaces(t *testing.T) {
+	srv, _, _ := peopleServer(t, map[string]string{"Ann": db.RoleMember, "Dad Bob": db.RoleMember, "Dad": db.RoleMember})
+	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
+	bob := signInAs(t, srv, "Dad Bob", "password of Dad Bob", firefox)
+	dad := signInAs(t, srv, "Dad", "password of Dad", firefox)
+	sendTo(t, srv, bob, "lobby", "beans are up")
+	sendTo(t, srv, bob, "lobby", "and the peas")
+	sendTo(t, srv, dad, "lobby", "beans from the other dad")
+	sendTo(t, srv, ann, "lobby", "beans from Ann")
+	as := func(path string) (int, string) { return call(t, srv, "GET", path, ann, "", nil) }
+	for q, want := range map[string][]string{
+		`from:"Dad Bob"`:                {"and the peas", "beans are up"},
+		`from:"dad bob" beans`:          {"beans are up"},
+		`beans FROM:"Dad Bob" in:lobby`: {"beans are up"},
+		`beans from:"Dad Bob`:           {"beans are up"}, // a quote left open runs to the end
+		`from:Dad beans`:                {"beans from the other dad"},
+		`beans "from" Ann`:              {"beans from Ann"},
+	} {
+		if got := texts(searchAs(t, as, q)); !slices.Equal(got, want) {
+			t.Errorf("search %s: %q, want %q", q, got, want)
+		}
+	}
+}
+
+func TestSearchFields(t *testing.T) {
+	for q, want := range map[string][]string{
+		`  beans  from:"Dad Bob"  peas `: {"beans", `from:"Dad Bob"`, "peas"},
+		`in:"garden club" from:"x`:       {`in:"garden club"`, `from:"x`},
+		`a:"b c" "d e"`:                  {`a:"b`, `c"`, `"d`, `e"`}, // a: is no filter; words are words
+		`from:""`:                        {`from:""`},
+		"":                               nil,
+	} {
+		if got := searchFields(q); !slices.Equal(got, want) {
+			t.Errorf("searchFields(%q) = %q, want %q", q, got, want)
+		}
+	}
+	if got := parseSearch(`beans from:"Dad Bob" in:"#garden"`); got.from != "Dad Bob" || got.room != "garden" || !slices.Equal(got.words, []string{"beans"}) {
+		t.Errorf("parseSearch = %+v", got)
+	}
+}

@@ -190,6 +190,7 @@
 
   const clockFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
   const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
+  const hitFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 
   // setTime shows a message's time: "now" and "N min" in its first hour
   // (kept up to date, see the timer below), its clock time after; the day
@@ -3251,8 +3252,8 @@
     $('search-open').addEventListener('click', openSearch);
     $('search-close').addEventListener('click', () => searchDialog.close());
     searchDialog.addEventListener('click', (ev) => { if (ev.target === searchDialog) searchDialog.close(); });
-    $('search-form').addEventListener('submit', (ev) => { ev.preventDefault(); clearTimeout(searchTimer); runSearch(); });
-    searchInput.addEventListener('input', () => { clearTimeout(searchTimer); searchTimer = setTimeout(runSearch, 300); });
+    $('search-form').addEventListener('submit', (ev) => { ev.preventDefault(); clearTimeout(searchTimer); runSearch(false); });
+    searchInput.addEventListener('input', () => { clearTimeout(searchTimer); searchTimer = setTimeout(() => runSearch(false), 300); });
     // "/" opens search from anywhere but a field.
     document.addEventListener('keydown', (ev) => {
       if (ev.key !== '/' || ev.altKey || ev.ctrlKey || ev.metaKey || document.querySelector('dialog[open]')) return;
@@ -3279,7 +3280,10 @@
       const when = document.createElement('time');
       const date = new Date(m.timestamp);
       when.dateTime = date.toISOString();
-      when.textContent = fullFmt.format(date);
+      // Short, so that the room's name keeps its room on a phone; the
+      // whole date on hover.
+      when.textContent = hitFmt.format(date);
+      when.title = fullFmt.format(date);
       head.append(who, where, when);
       // The snippet is the server's: the text escaped, the words found
       // in <mark> and nothing else (db.markSnippet).
@@ -3291,29 +3295,49 @@
       return li;
     };
 
-    async function runSearch() {
+    // Results come a page at a time, newest first; a full page may have
+    // older ones after it, which "Show older results" asks for (before=
+    // the last one's id).
+    const SEARCH_PAGE = 20;
+    const searchMore = $('search-more');
+    let searchOlder = 0; // the id older results are before; 0: none
+    async function runSearch(more) {
       const q = searchInput.value.trim();
       const seq = ++searchSeq;
+      if (!more) searchOlder = 0;
+      searchMore.hidden = true;
       if (!q) { searchResults.replaceChildren(); searchStatus.textContent = ''; return; }
-      searchStatus.textContent = 'Searching…';
+      searchStatus.textContent = more ? 'Loading older results…' : 'Searching…';
       try {
-        const res = await fetch('/search?q=' + encodeURIComponent(q), { headers: { Accept: 'application/json' }, cache: 'no-store' });
+        const before = more ? `&before=${searchOlder}` : '';
+        const res = await fetch(`/search?q=${encodeURIComponent(q)}&limit=${SEARCH_PAGE}${before}`, { headers: { Accept: 'application/json' }, cache: 'no-store' });
         let data = null;
         try { data = await res.json(); } catch { /* not JSON */ }
         if (seq !== searchSeq) return; // a newer search is on its way
         if (!res.ok || !Array.isArray(data)) {
-          searchResults.replaceChildren();
+          if (!more) searchResults.replaceChildren();
           searchStatus.textContent = errorText('search', data?.error || `HTTP ${res.status}`);
+          searchMore.hidden = !more; // an older page may be tried again
           return;
         }
         const hits = data.filter((m) => Number.isSafeInteger(m.id) && typeof m.slug === 'string' && typeof m.snippet === 'string');
-        searchResults.replaceChildren(...hits.map(buildHit));
-        searchStatus.textContent = hits.length === 0 ? 'No messages found.'
-          : hits.length === 1 ? '1 message' : `${hits.length} messages, newest first`;
+        if (more) searchResults.append(...hits.map(buildHit));
+        else searchResults.replaceChildren(...hits.map(buildHit));
+        const n = searchResults.children.length;
+        const full = data.length >= SEARCH_PAGE;
+        searchOlder = full && hits.length ? hits[hits.length - 1].id : 0;
+        searchMore.hidden = !searchOlder;
+        searchStatus.textContent = n === 0 ? 'No messages found.'
+          : full ? `The ${n} newest messages; there are older ones`
+          : n === 1 ? '1 message' : `${n} messages, newest first`;
       } catch (err) {
-        if (seq === searchSeq) searchStatus.textContent = 'Could not search: ' + err.message;
+        if (seq === searchSeq) {
+          searchStatus.textContent = 'Could not search: ' + err.message;
+          searchMore.hidden = !more;
+        }
       }
     }
+    searchMore.addEventListener('click', () => { if (searchOlder) runSearch(true); });
 
     searchResults.addEventListener('click', (ev) => {
       const a = ev.target.closest('a.search-hit');
