@@ -108,8 +108,27 @@ func TestBrowserPicturesAndFiles(t *testing.T) {
 	waitPage(t, ann, "the retried upload done", `document.getElementById('uploads').hidden`)
 	screenshots(t, bob, "files")
 
+	// Typed first, then a file: the text goes as its caption, and the
+	// reply begun goes with it; the box is empty after.
+	say(t, bob, "what were the minutes about?")
+	clickIn(t, ann, "what were the minutes about?", ".act-reply")
+	waitPage(t, ann, "the reply begun", `!document.getElementById('replying').hidden`)
+	do(t, ann, chromedp.SendKeys(chromedp.ID("message"), "the agenda, here"))
+	do(t, ann, chromedp.Evaluate[chromedp.Void](`(() => {
+		const dt = new DataTransfer();
+		dt.items.add(new File(['1. the roof'], 'agenda.txt', { type: 'text/plain' }));
+		document.getElementById('message').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+	})()`))
+	waitPage(t, bob, "the file with its caption, quoting Bob", msgLine("the agenda, here")+`?.querySelector('.file-name')?.textContent === 'agenda.txt' && `+
+		msgLine("the agenda, here")+`.querySelector('button.quote')?.textContent.includes('what were the minutes about?')`)
+	if !eval[bool](t, ann, `document.getElementById('message').value === '' && document.getElementById('replying').hidden`) {
+		t.Fatal("the caption sent, Ann's message box still holds it, or the reply")
+	}
+
 	// A refusal the same file would get again (a text calling itself a
-	// JPEG) offers no Retry, only Dismiss.
+	// JPEG) offers no Retry, only Dismiss; dismissed, its caption comes
+	// back to the box.
+	do(t, ann, chromedp.SendKeys(chromedp.ID("message"), "my picture"))
 	do(t, ann, chromedp.Evaluate[chromedp.Void](`(() => {
 		const dt = new DataTransfer();
 		dt.items.add(new File(['not a picture'], 'fake.jpg', { type: 'image/jpeg' }));
@@ -120,7 +139,8 @@ func TestBrowserPicturesAndFiles(t *testing.T) {
 		t.Fatal("a refused upload offers Retry, or no Dismiss")
 	}
 	do(t, ann, chromedp.Click(chromedp.CSS(`#uploads .upload.failed button.dismiss`)))
-	waitPage(t, ann, "the refused upload dismissed", `document.getElementById('uploads').hidden`)
+	waitPage(t, ann, "the refused upload dismissed, its caption back", `document.getElementById('uploads').hidden && document.getElementById('message').value === 'my picture'`)
+	eval[bool](t, ann, `(document.getElementById('message').value = '', true)`)
 
 	// Three files pasted at once: the server takes two of one person's at
 	// a time (429 beyond), so the page sends two and queues the third.

@@ -17,19 +17,20 @@ var ErrGuestUpload = &Refusal{"sign_in_required", "sign in to send files: guests
 var ErrOverQuota = &Refusal{"over_quota", "this file would take you over your upload quota: delete some of your files, or ask an admin"}
 
 // Upload sends a message with a file to room r from id (an account, who
-// may post there), with text (which may be empty) and a key that names the
-// send as on SendAs. The message and its file are stored in one
+// may post there), with text (which may be empty), answering message
+// replyTo (0: none) as Reply does, and a key that names the send as on
+// SendAs. The message and its file are stored in one
 // transaction, then broadcast: nobody sees a message whose file is not
 // stored. A file that would take its sender past file.Quota is refused
 // with ErrOverQuota, nothing stored.
-func (h *Hub) Upload(ctx context.Context, id Identity, r db.Room, text, key string, file *db.Upload) (db.Stored, error) {
+func (h *Hub) Upload(ctx context.Context, id Identity, r db.Room, text, key string, replyTo int64, file *db.Upload) (db.Stored, error) {
 	if file == nil {
 		return db.Stored{}, errors.New("upload: no file")
 	}
 	if id.Guest() {
 		return db.Stored{}, ErrGuestUpload
 	}
-	st, err := h.send(ctx, id, r, DefaultUser, text, key, 0, file)
+	st, err := h.send(ctx, id, r, DefaultUser, text, key, replyTo, file)
 	if err != nil || !st.Duplicate {
 		return st, err
 	}

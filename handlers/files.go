@@ -112,7 +112,7 @@ type fileHub interface {
 	RoomBySlug(slug string) (db.Room, bool)
 	AccessTo(ctx context.Context, id chat.Identity, r db.Room) (chat.Access, error)
 	CatchUp(ctx context.Context) bool
-	Upload(ctx context.Context, id chat.Identity, r db.Room, text, key string, file *db.Upload) (db.Stored, error)
+	Upload(ctx context.Context, id chat.Identity, r db.Room, text, key string, replyTo int64, file *db.Upload) (db.Stored, error)
 	GuestsMayRead() bool
 }
 
@@ -242,7 +242,7 @@ func (fr *fileRoutes) upload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, fr.log, http.StatusServiceUnavailable, errBusyUploads)
 		return
 	}
-	text, name, declared, data, status, err := fr.readUpload(r)
+	text, replyTo, name, declared, data, status, err := fr.readUpload(r)
 	if err != nil {
 		writeError(w, r, fr.log, status, err)
 		return
@@ -286,7 +286,7 @@ func (fr *fileRoutes) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	up := &db.Upload{Name: name, Type: f.Type, Width: f.Width, Height: f.Height, Data: f.Data, Thumb: f.Thumb, Quota: fr.quota}
-	st, err := fr.hub.Upload(r.Context(), id, room, text, key, up)
+	st, err := fr.hub.Upload(r.Context(), id, room, text, key, replyTo, up)
 	switch {
 	case errors.Is(err, chat.ErrOverQuota):
 		used, _ := fr.store.UploadedBy(r.Context(), id.UserID)
@@ -306,22 +306,23 @@ func (fr *fileRoutes) overQuota(used int64) error {
 }
 
 // readUpload reads the multipart body: the file (at most maxUpload bytes),
-// its name and declared type, and the message. On error it returns the
-// status to answer with.
-func (fr *fileRoutes) readUpload(r *http.Request) (text, name, declared string, data []byte, status int, err error) {
+// its name and declared type, the message, and the message it answers
+// (reply_to, a message id; 0 for none). On error it returns the status to
+// answer with.
+func (fr *fileRoutes) readUpload(r *http.Request) (text string, replyTo int64, name, declared string, data []byte, status int, err error) {
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return "", "", "", nil, http.StatusUnsupportedMediaType, errNotMultipart
+		return "", 0, "", "", nil, http.StatusUnsupportedMediaType, errNotMultipart
 	}
-	bodyErr := func(err error) (string, string, string, []byte, int, error) {
+	bodyErr := func(err error) (string, int64, string, string, []byte, int, error) {
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
-			return "", "", "", nil, http.StatusRequestEntityTooLarge, fmt.Errorf("file too large: the most is %s", humanBytes(fr.maxUpload))
+			return "", 0, "", "", nil, http.StatusRequestEntityTooLarge, fmt.Errorf("file too large: the most is %s", humanBytes(fr.maxUpload))
 		case errors.Is(err, errBodyTimeout):
-			return "", "", "", nil, http.StatusRequestTimeout, err
+			return "", 0, "", "", nil, http.StatusRequestTimeout, err
 		}
-		return "", "", "", nil, http.StatusBadRequest, fmt.Errorf("reading the upload: %w", err)
+		return "", 0, "", "", nil, http.StatusBadRequest, fmt.Errorf("reading the upload: %w", err)
 	}
 	var got bool
 	// A file and a message: a few parts at most, however the body is cut.
@@ -336,7 +337,7 @@ func (fr *fileRoutes) readUpload(r *http.Request) (text, name, declared string, 
 		switch p.FormName() {
 		case "file":
 			if got {
-				return "", "", "", nil, http.StatusBadRequest, errors.New("one file per message")
+				return "", 0, "", "", nil, http.StatusBadRequest, errors.New("one file per message")
 			}
 			got = true
 			name, declared = fileName(p.FileName()), p.Header.Get("Content-Type")
@@ -349,7 +350,15 @@ func (fr *fileRoutes) readUpload(r *http.Request) (text, name, declared string, 
 			}
 			data = buf.Bytes()
 			if int64(len(data)) > fr.maxUpload {
-				return "", "", "", nil, http.StatusRequestEntityTooLarge, fmt.Errorf("file too large: the most is %s", humanBytes(fr.maxUpload))
+				return "", 0, "", "", nil, http.StatusRequestEntityTooLarge, fmt.Errorf("file too large: the most is %s", humanBytes(fr.maxUpload))
+			}
+		case "reply_to":
+			b, err := io.ReadAll(io.LimitReader(p, 32))
+			if err != nil {
+				return bodyErr(err)
+			}
+			if replyTo, err = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err != nil || replyTo < 1 {
+				return "", 0, "", "", nil, http.StatusBadRequest, errors.New("reply_to must be a message id (a whole number, 1 or more)")
 			}
 		case "message":
 			b, err := io.ReadAll(io.LimitReader(p, uploadSlack))
@@ -358,16 +367,16 @@ func (fr *fileRoutes) readUpload(r *http.Request) (text, name, declared string, 
 			}
 			text = string(b)
 		default:
-			return "", "", "", nil, http.StatusBadRequest, fmt.Errorf("unexpected field %.40q: send file and, if you like, message", p.FormName())
+			return "", 0, "", "", nil, http.StatusBadRequest, fmt.Errorf("unexpected field %.40q: send file and, if you like, message and reply_to", p.FormName())
 		}
 	}
 	if !got {
-		return "", "", "", nil, http.StatusBadRequest, errNoFile
+		return "", 0, "", "", nil, http.StatusBadRequest, errNoFile
 	}
 	if len(data) == 0 {
-		return "", "", "", nil, http.StatusBadRequest, errors.New("the file is empty")
+		return "", 0, "", "", nil, http.StatusBadRequest, errors.New("the file is empty")
 	}
-	return text, name, declared, data, 0, nil
+	return text, replyTo, name, declared, data, 0, nil
 }
 
 // fileName is the name an upload is kept and served under: the last part

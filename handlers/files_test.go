@@ -116,10 +116,20 @@ func pngBomb(w, h uint32) []byte {
 // headers. It returns the status, the answer's headers and its body.
 func upload(t *testing.T, srv *httptest.Server, session, slug, name, typ string, data []byte, message string, header map[string]string) (int, http.Header, string) {
 	t.Helper()
+	fields := map[string]string{}
+	if message != "" {
+		fields["message"] = message
+	}
+	return uploadWith(t, srv, session, slug, name, typ, data, fields, header)
+}
+
+// uploadWith is upload with the form's other fields (message, reply_to).
+func uploadWith(t *testing.T, srv *httptest.Server, session, slug, name, typ string, data []byte, fields, header map[string]string) (int, http.Header, string) {
+	t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
-	if message != "" {
-		mw.WriteField("message", message)
+	for k, v := range fields {
+		mw.WriteField(k, v)
 	}
 	h := textproto.MIMEHeader{}
 	h.Set("Content-Disposition", `form-data; name="file"; filename="`+name+`"`)
@@ -601,5 +611,38 @@ func TestDashboardListsFilesByName(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("the dashboard's list has no %s", want)
 		}
+	}
+}
+
+// A file may answer a message, as a text does: its message carries the
+// quote. One that names no message of the room, or no number, is refused
+// with a reason and stores nothing.
+func TestUploadAsAReply(t *testing.T) {
+	srv, _, _, _ := testServer{accounts: map[string]string{"Ann": db.RoleMember, "Bob": db.RoleMember}}.start(t)
+	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
+	bob := signInAs(t, srv, "Bob", "password of Bob", firefox)
+	question := sendTo(t, srv, bob, "lobby", "which bike did you get?")
+	garden := createRoom(t, srv, bob, `{"name": "Garden", "kind": "open"}`, http.StatusCreated)
+	elsewhere := sendTo(t, srv, bob, garden.Slug, "in the garden")
+
+	status, h, body := uploadWith(t, srv, ann, "lobby", "bike.txt", "text/plain", []byte("a blue one"), map[string]string{"message": "this one", "reply_to": itoa(question)}, nil)
+	m := uploaded(t, status, h, body)
+	if m.ReplyTo == nil || m.ReplyTo.ID != question || m.ReplyTo.Message != "which bike did you get?" || m.Message != "this one" {
+		t.Fatalf("the file's message = %+v, want it to quote Bob's question", m)
+	}
+	for reply, want := range map[string]int{
+		"x":             http.StatusBadRequest,
+		"-1":            http.StatusBadRequest,
+		itoa(elsewhere): http.StatusBadRequest, // another room's message: as a text's reply_to
+		"999999":        http.StatusBadRequest,
+	} {
+		status, _, body := uploadWith(t, srv, ann, "lobby", "bike.txt", "text/plain", []byte("a blue one"), map[string]string{"reply_to": reply}, nil)
+		if status != want || !strings.Contains(body, `"error"`) {
+			t.Errorf("reply_to %q: %d %s, want %d with a reason", reply, status, body, want)
+		}
+	}
+	var lobby []db.Message
+	if code, _, b := get(t, srv, "/rooms/lobby/messages/latest/10", ann, nil); code != http.StatusOK || json.Unmarshal(b, &lobby) != nil || len(lobby) != 2 {
+		t.Fatalf("the lobby after the refusals: %d, %d messages, want 2", code, len(lobby))
 	}
 }

@@ -1544,9 +1544,28 @@
     return a;
   }
 
-  function startUpload(file) {
-    if (!fileInput || !file) return;
-    const up = { file, key: uuid4(), slug: room.slug, li: document.createElement('li') };
+  // startUploads sends files to the shown room. The first carries what the
+  // composer holds, as one would expect of a picture picked after typing:
+  // its text as the caption (one too long to send stays in the box), and
+  // the message being answered.
+  function startUploads(files) {
+    files = [...files];
+    if (!fileInput || files.length === 0) return;
+    let text = msgInput.value.trim();
+    if (text && updateCounter()) {
+      msgInput.value = '';
+      autosize();
+      updateCounter();
+    } else {
+      text = '';
+    }
+    const replyTo = replyingTo ? replyingTo.id : 0;
+    if (replyingTo) setReplying(null);
+    files.forEach((f, i) => startUpload(f, i === 0 ? text : '', i === 0 ? replyTo : 0));
+  }
+
+  function startUpload(file, text, replyTo) {
+    const up = { file, text, replyTo, key: uuid4(), slug: room.slug, li: document.createElement('li') };
     up.li.className = 'upload';
     uploadsEl.append(up.li);
     uploadsEl.hidden = false;
@@ -1616,6 +1635,8 @@
     };
     xhr.onerror = () => uploadFailed(up, 'It did not get through: check the connection.', true);
     const body = new FormData();
+    if (up.text) body.append('message', up.text);
+    if (up.replyTo) body.append('reply_to', String(up.replyTo));
     body.append('file', up.file, up.file.name || 'file');
     xhr.send(body);
   }
@@ -1640,6 +1661,12 @@
     dismiss.addEventListener('click', () => {
       up.li.remove();
       uploadsEl.hidden = uploadsEl.children.length === 0;
+      // The caption it took goes back to an empty box, not lost with it.
+      if (up.text && msgInput.value.trim() === '') {
+        msgInput.value = up.text;
+        autosize();
+        updateCounter();
+      }
       msgInput.focus();
     });
     actions.append(dismiss);
@@ -1649,14 +1676,14 @@
   if (fileInput) {
     attachBtn.addEventListener('click', () => fileInput.click());
     fileInput.addEventListener('change', () => {
-      for (const f of fileInput.files) startUpload(f);
+      startUploads(fileInput.files);
       fileInput.value = ''; // the same file may be picked again
     });
     msgInput.addEventListener('paste', (ev) => {
       const files = ev.clipboardData ? [...ev.clipboardData.files] : [];
       if (files.length === 0) return; // text: pasted as usual
       ev.preventDefault();
-      for (const f of files) startUpload(f);
+      startUploads(files);
     });
     const carriesFiles = (ev) => !!ev.dataTransfer && [...ev.dataTransfer.types].includes('Files');
     document.addEventListener('dragover', (ev) => {
@@ -1672,7 +1699,7 @@
       document.body.classList.remove('dropping');
       if (!carriesFiles(ev) || form.hidden) return;
       ev.preventDefault();
-      for (const f of ev.dataTransfer.files) startUpload(f);
+      startUploads(ev.dataTransfer.files);
     });
   }
 
