@@ -255,7 +255,6 @@ func TestBrowserPhoneWidth(t *testing.T) {
 	screenshot(t, browser, "phone.png")
 }
 
-// post sends a message over the tutorial's REST route.
 // post sends text as user through POST /discussion/{message} and fails the
 // test unless it is accepted.
 func (s *server) post(t *testing.T, user, text string) {

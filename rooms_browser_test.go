@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -323,53 +322,69 @@ func TestBrowserRoomListKeepsItsLinks(t *testing.T) {
 	}
 }
 
-// TestBrowserNewLineMovesUpAsOlderUnreadLoad: a room opened with more
-// unread messages than a page shows its "New" line above the first
-// message loaded; as older ones load, the line moves up to the first
-// unread one (before, the older unread messages sat above the line, as if
-// read).
-func TestBrowserNewLineMovesUpAsOlderUnreadLoad(t *testing.T) {
+// TestBrowserOpensAtTheFirstUnreadPagesBack: a room opened with more
+// unread messages than a page loads the older pages first, so that it
+// opens at the first unread one under the "New" line, and marks nothing
+// read until the reader has come down to the newest. With more unread than
+// it loads, the line says that older unread ones sit above, and moves up
+// to the first unread one as they load (before, it sat above the first
+// message loaded, the older unread ones above it as if read).
+func TestBrowserOpensAtTheFirstUnreadPagesBack(t *testing.T) {
 	ann := newBrowser(t)
 	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
 	link, _ := setupLink(t, s)
 	invite := setUpAdmin(t, ann, link, s.url)
 	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
 	joinAs(t, bob, invite, "Bob")
-	if code := postJSON(t, bob, "POST", "/rooms/lobby/messages", `{"message":"read before"}`); code != 201 {
-		t.Fatalf("Bob's first line: %d", code)
+	post := func(text string) {
+		t.Helper()
+		if code := postJSON(t, bob, "POST", "/rooms/lobby/messages", fmt.Sprintf(`{"message":%q}`, text)); code != 201 {
+			t.Fatalf("Bob's line %q: %d", text, code)
+		}
 	}
-	do(t, ann, chromedp.Navigate(s.url+"/"))
+	post("read before")
+	do(t, ann, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(s.url+"/"))
 	connected(t, ann)
 	waitPage(t, ann, "the first line read, as the server counts it", unreadOf("lobby")+` === 0`)
 	do(t, ann, chromedp.Navigate(s.url+"/account"))
 	for i := range 120 {
-		if code := postJSON(t, bob, "POST", "/rooms/lobby/messages", fmt.Sprintf(`{"message":"unread %d"}`, i)); code != 201 {
-			t.Fatalf("Bob's line %d: %d", i, code)
-		}
+		s.post(t, "zed", fmt.Sprintf("unread %d", i)) // a guest's, as fast as the tutorial's route goes
+	}
+	afterLine := `document.querySelector('#messages li.sep.new')?.nextElementSibling?.querySelector('.text')?.innerText`
+	firstShown := `document.querySelector('#messages li.msg .text').innerText`
+	label := `document.querySelector('#messages li.sep.new')?.textContent`
+	lineInView := `(() => { const d = document.querySelector('#messages li.sep.new'), s = document.getElementById('scroller').getBoundingClientRect();
+		const r = d?.getBoundingClientRect(); return !!r && r.top >= s.top && r.bottom <= s.bottom; })()`
+
+	// 120 unread, more than the page's 50: it opens at unread 0.
+	do(t, ann, chromedp.Navigate(s.url+"/"))
+	connected(t, ann)
+	waitPage(t, ann, "the room open at its first unread", afterLine+` === "unread 0" && `+lineInView)
+	if got := eval[string](t, ann, label); got != "New" {
+		t.Fatalf("the New line says %q, want New", got)
+	}
+	time.Sleep(time.Second) // a read would be marked 300 ms after
+	if n := eval[int](t, ann, unreadOf("lobby")); n != 100 {
+		t.Fatalf("opened at the first unread, the server counts %d unread, want all still (100: it counts to 99+)", n)
+	}
+	// Down to the newest: read.
+	do(t, ann, chromedp.Evaluate[chromedp.Void](`document.getElementById('scroller').scrollTop = 1e9`))
+	waitPage(t, ann, "all read once at the bottom", unreadOf("lobby")+` === 0`)
+
+	// 260 unread: the 250 it loads leave some above, and the line says so.
+	do(t, ann, chromedp.Navigate(s.url+"/account"))
+	for i := range 260 {
+		s.post(t, "zed", fmt.Sprintf("later %d", i))
 	}
 	do(t, ann, chromedp.Navigate(s.url+"/"))
 	connected(t, ann)
-	afterLine := `document.querySelector('#messages li.sep.new')?.nextElementSibling?.querySelector('.text')?.innerText`
-	firstShown := `document.querySelector('#messages li.msg .text').innerText`
-	if got, first := eval[string](t, ann, afterLine+` || ''`), eval[string](t, ann, firstShown); got != first || got == "unread 0" {
-		t.Fatalf("the New line on opening sits above %q, want the first message loaded (%q), a later one than unread 0", got, first)
+	waitPage(t, ann, "250 loaded, the line above the first", `document.querySelectorAll('#messages li.msg').length === 250 && `+afterLine+` === `+firstShown)
+	if got := eval[string](t, ann, label); got != "New · older unread messages above" || eval[string](t, ann, firstShown) != "later 10" {
+		t.Fatalf("the New line says %q above %q, want that older unread messages are above later 10", got, eval[string](t, ann, firstShown))
 	}
-	// Older pages load until Bob's first line: the line follows the
-	// first unread one loaded, and ends above unread 0.
-	for range 5 {
-		if eval[string](t, ann, firstShown) == "read before" {
-			break
-		}
-		before := eval[string](t, ann, firstShown)
-		do(t, ann, chromedp.Evaluate[chromedp.Void](`document.getElementById('load-older').click()`))
-		waitPage(t, ann, "older messages", firstShown+` !== `+strconv.Quote(before))
-		if got, first := eval[string](t, ann, afterLine), eval[string](t, ann, firstShown); first != "read before" && got != first {
-			t.Fatalf("after loading older, the New line sits above %q, want the first unread loaded, %q", got, first)
-		}
-	}
-	if got := eval[string](t, ann, afterLine); got != "unread 0" {
-		t.Fatalf("with every message loaded, the New line sits above %q, want unread 0", got)
-	}
+	viewShot(t, ann, "unread-above-1280.png")
+	do(t, ann, chromedp.Evaluate[chromedp.Void](`document.getElementById('load-older').click()`))
+	waitPage(t, ann, "the line above later 0 once it loads", afterLine+` === "later 0" && `+label+` === "New"`)
 	if n := eval[int](t, ann, `document.querySelectorAll('#messages li.sep.new').length`); n != 1 {
 		t.Fatalf("%d New lines, want 1", n)
 	}

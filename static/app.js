@@ -622,8 +622,20 @@
     if (!first) return false;
     first.before(separator('new', 'New'));
     dividerRead = lastRead;
+    labelNewDivider();
     regroup();
     return true;
+  }
+
+  // labelNewDivider says so when unread messages older than the page sit
+  // above the divider, not loaded yet.
+  function labelNewDivider() {
+    const divider = list.querySelector('li.sep.new');
+    if (!divider) return;
+    const more = !olderBtn.hidden && divider === list.querySelector('li.sep.new, li.msg[data-id]') && smallestId() > dividerRead;
+    const label = more ? 'New · older unread messages above' : 'New';
+    divider.textContent = label;
+    divider.setAttribute('aria-label', label);
   }
 
   // firstUnread is the first message on the page after lastRead, not ours.
@@ -640,18 +652,43 @@
     if (!divider || !dividerRead) return;
     const first = firstUnread(dividerRead);
     if (first && first !== divider.nextElementSibling) first.before(divider);
+    labelNewDivider();
   }
+
+  // UNREAD_PAGES is how many older pages (50 messages each) a room opened
+  // with more unread than its page loads to reach its first unread.
+  const UNREAD_PAGES = 4;
+  let opening = 0; // the room opening now; a later one drops an earlier
+  let loadingUnread = false; // nothing is marked read meanwhile
 
   // openAtUnread scrolls a room just opened to its first unread message
   // when there is one and not all of it fits below; else to the bottom.
-  function openAtUnread(lastRead) {
-    if (!showNewDivider(lastRead)) { scrollToBottom(); return; }
+  // With more unread than the page holds, the older pages load first (up
+  // to UNREAD_PAGES), so that the room opens at its first unread, as one
+  // reads, rather than at the newest page's top.
+  async function openAtUnread(lastRead) {
+    const seq = ++opening;
+    if (signedIn && lastRead && !olderBtn.hidden && smallestId() > lastRead) {
+      loadingUnread = true;
+      try {
+        for (let i = 0; i < UNREAD_PAGES && !olderBtn.hidden && smallestId() > lastRead; i++) {
+          const before = smallestId();
+          await loadOlder();
+          if (seq !== opening) return; // another room opened meanwhile
+          if (smallestId() === before) break; // it failed, and said so
+        }
+      } finally {
+        if (seq === opening) loadingUnread = false;
+      }
+    }
+    if (!showNewDivider(lastRead)) { scrollToBottom(); markRead(); return; }
     const divider = list.querySelector('li.sep.new');
     scrollToBottom();
     if (topIn(divider) < scroller.scrollTop) {
       scroller.scrollTop = Math.max(0, topIn(divider) - 16);
       jumpBtn.hidden = false;
     }
+    markRead();
   }
 
   // topIn is el's top in the scroller's content.
@@ -1090,11 +1127,13 @@
   async function loadOlder() {
     const before = smallestId();
     if (!before) { olderBtn.hidden = true; return; }
+    const from = room.id;
     olderBtn.disabled = true;
     olderBtn.textContent = 'Loading…';
     list.setAttribute('aria-busy', 'true');
     try {
       const msgs = await fetchMessages(`${historyURL()}?before=${before}&limit=${PAGE + 1}`);
+      if (room.id !== from) return; // another room is shown now: not its history
       const older = msgs.length > PAGE;
       if (older) msgs.shift();
       const frag = document.createDocumentFragment();
@@ -2623,7 +2662,7 @@
   let readSent = 0;
   let readTimer = 0;
   function markRead() {
-    if (!signedIn || document.hidden) return;
+    if (!signedIn || document.hidden || loadingUnread) return;
     clearTimeout(readTimer);
     readTimer = setTimeout(() => {
       const items = realItems();
