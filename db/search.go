@@ -193,6 +193,22 @@ func (s *Store) matches(ctx context.Context, query string, args []any, snippet f
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
+	// Their files: a result shows its file, and one sent without text
+	// (listed by a filter) is shown by the file's name, not as nothing.
+	ids := make([]int64, len(out))
+	for i, m := range out {
+		ids[i] = m.ID
+	}
+	files, err := filesIn(ctx, s.read, ids)
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	for i := range out {
+		m := &out[i]
+		if m.File = files[m.ID]; m.File != nil && m.Snippet == "" {
+			m.Snippet = html.EscapeString(m.File.Name)
+		}
+	}
 	return out, nil
 }
 

@@ -406,3 +406,26 @@ func TestSearchIndexTakesABatchAsOneSegment(t *testing.T) {
 		}
 	}
 }
+
+// A result carries its file; one sent without text is listed by the file's
+// name, not as an empty line.
+func TestSearchResultsCarryTheirFiles(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	ann := account(t, s, "ann")
+	st := store(t, s,
+		db.Draft{User: "ann", UserID: ann, Message: "", File: picture("<harbour>.jpg", 100)},
+		db.Draft{User: "ann", UserID: ann, Message: "the harbour at dawn", File: picture("dawn.jpg", 100)},
+	)
+	got, err := s.Search(ctx, db.SearchQuery{From: "ann", Rooms: []int64{db.DefaultRoom}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != st[1].Message.ID || got[0].File == nil || got[0].File.Name != "dawn.jpg" || got[0].Snippet != "the harbour at dawn" ||
+		got[1].File == nil || got[1].Snippet != "&lt;harbour&gt;.jpg" {
+		t.Fatalf("from:ann = %+v, want the captioned picture, then the bare one listed by its name, escaped", got)
+	}
+	if got, err := s.Search(ctx, db.SearchQuery{Text: "harbour", Rooms: []int64{db.DefaultRoom}}); err != nil || len(got) != 1 || got[0].File == nil {
+		t.Fatalf("harbour = %+v, %v; want the captioned picture with its file", got, err)
+	}
+}
