@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -275,5 +276,20 @@ func TestUnreadableSignInFormsCountNoAttempt(t *testing.T) {
 	}
 	if got := signIn(t, srv, "192.0.2.1", "Ann", "password of Ann"); got != http.StatusSeeOther {
 		t.Fatalf("the right password after %d unreadable forms: %d, want 303", 2*gateFree, got)
+	}
+}
+
+// A refused sign-in shows the form again with the name kept and the
+// password field ready to type in; an empty form starts at the name.
+func TestSignInRefusedFocusesThePassword(t *testing.T) {
+	srv, _, _ := peopleServer(t, map[string]string{"Ann": db.RoleMember})
+	resp, body := request(t, srv, "POST", "/signin", url.Values{"name": {"Ann"}, "password": {"not it"}}, map[string]string{"Accept": "text/html"})
+	if resp.StatusCode != http.StatusUnauthorized || !regexp.MustCompile(`<input id="password"[^>]* autofocus`).MatchString(body) ||
+		regexp.MustCompile(`<input id="name"[^>]* autofocus`).MatchString(body) || !strings.Contains(body, `value="Ann"`) {
+		t.Fatalf("a wrong password: %d, want the form with Ann kept and the password focused:\n%s", resp.StatusCode, body)
+	}
+	_, body = request(t, srv, "GET", "/signin", nil, map[string]string{"Accept": "text/html"})
+	if !regexp.MustCompile(`<input id="name"[^>]* autofocus`).MatchString(body) || regexp.MustCompile(`<input id="password"[^>]* autofocus`).MatchString(body) {
+		t.Fatalf("the empty form does not start at the name:\n%s", body)
 	}
 }
