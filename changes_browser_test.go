@@ -281,6 +281,10 @@ func TestBrowserATappedMessagesActionsGoOnceUsed(t *testing.T) {
 	tap("#" + second + " .text")
 	tap("#" + second + " .act-react")
 	do(t, ann, chromedp.WaitVisible(chromedp.ID("picker")))
+	// The last message's picker opens upward, clear of the message box.
+	if !eval[bool](t, ann, `document.getElementById('picker').getBoundingClientRect().bottom <= document.getElementById('scroller').getBoundingClientRect().bottom`) {
+		t.Fatal("the last message's reaction picker covers the message box")
+	}
 	tap(`#picker button[data-emoji="👍"]`)
 	waitReactions(t, ann, "the reaction", "second line", "👍 1 Ann pressed")
 	if shown("second line") || eval[bool](t, ann, `document.getElementById('`+second+`').contains(document.activeElement)`) {

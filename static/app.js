@@ -1831,8 +1831,11 @@
     const r = from.getBoundingClientRect();
     const w = picker.offsetWidth;
     picker.style.left = Math.max(8, Math.min(window.innerWidth - w - 8, r.right - w)) + 'px';
+    // Below the button if it fits above the composer, else above it: not
+    // over the message box, nor the message it is for.
     const below = r.bottom + 6;
-    picker.style.top = (below + picker.offsetHeight < window.innerHeight ? below : Math.max(8, r.top - picker.offsetHeight - 6)) + 'px';
+    const floor = Math.min(window.innerHeight, scroller.getBoundingClientRect().bottom);
+    picker.style.top = (below + picker.offsetHeight <= floor ? below : Math.max(8, r.top - picker.offsetHeight - 6)) + 'px';
     picker.querySelector('button')?.focus();
   }
   function closePicker(refocus) {
