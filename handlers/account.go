@@ -69,7 +69,7 @@ func accountPageWith(w http.ResponseWriter, r *http.Request, log *slog.Logger, a
 		return
 	}
 	page.Name, page.UserID, page.Role, page.Sessions, page.Current = acct.Name, acct.ID, acct.Role, sessions, s.ID
-	page.MinPassword, page.MaxPassword = minPassword, maxPassword
+	page.MinPassword, page.MaxPassword, page.Now = minPassword, maxPassword, a.now()
 	if page.NameDraft == "" {
 		page.NameDraft = acct.Name
 	}

@@ -139,6 +139,29 @@ func clockTime(ms int64) string { return time.UnixMilli(ms).UTC().Format("15:04"
 
 func fullTime(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04 UTC") }
 
+// agoWords is how long before now t was, as a person says it: "just now",
+// "5 minutes ago", "3 hours ago", "2 days ago"; from 30 days on, the date.
+func agoWords(now, t time.Time) string {
+	d := now.Sub(t)
+	unit := func(n int, one string) string {
+		if n == 1 {
+			return "1 " + one + " ago"
+		}
+		return strconv.Itoa(n) + " " + one + "s ago"
+	}
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return unit(int(d/time.Minute), "minute")
+	case d < 24*time.Hour:
+		return unit(int(d/time.Hour), "hour")
+	case d < 30*24*time.Hour:
+		return unit(int(d/(24*time.Hour)), "day")
+	}
+	return "on " + t.UTC().Format("2006-01-02")
+}
+
 // nameHash is FNV-1a over a name's UTF-8 bytes, as app.js computes it, so
 // that server- and client-rendered colours agree.
 func nameHash(name string) uint32 {
