@@ -119,8 +119,8 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 
 	// She renames herself through n2: her page on n1 hears of it, and her
 	// message shows her new name on every node.
-	if p := fetch(t, "POST", n2.url+"/account/name", cookie, url.Values{"name": {"Annie"}}); p.status != http.StatusOK {
-		t.Fatalf("a rename through n2: %d", p.status)
+	if p := fetch(t, "POST", n2.url+"/account/name", cookie, url.Values{"name": {"Annie"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("a rename through n2: %d, want 303 to the account page", p.status)
 	}
 	if f := page.next(); f.Type != "person" || f.Data.User != "Annie" {
 		t.Errorf("Ann's page on n1 after her rename on n2: %+v, want her new name", f)

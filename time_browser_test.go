@@ -59,11 +59,14 @@ func TestBrowserDaysNewDividerAndKeys(t *testing.T) {
 	ann = newTab(t, browser)
 	do(t, ann, chromedp.EmulateViewport(1000, 700), chromedp.Navigate(s.url+"/"))
 	connected(t, ann)
+	// 63 messages: yesterday's two, Ann's, Bob's 60. The page shows the
+	// newest 50, Bob's 11th to 60th, all new to Ann, so it loads the page
+	// before them too: Yesterday, Today, Ann's line, New, then Bob's 60.
+	waitPage(t, ann, "the page before the unread ones loaded", `document.querySelector('#messages li.sep.new')?.nextElementSibling?.querySelector('.text')?.innerText === "while you were away 1"`)
 	items := eval[[]string](t, ann, `Array.from(document.querySelectorAll('#messages > li')).map(li =>
 		li.classList.contains('sep') ? '[' + li.textContent + ']' : li.querySelector('.text').innerText)`)
-	// 63 messages: yesterday's two, Ann's, Bob's 60. The page shows the
-	// newest 50, Bob's 11th to 60th, all new to Ann: Today, New, then them.
-	if len(items) != 52 || items[0] != "[Today]" || items[1] != "[New]" || items[2] != "while you were away 11" || items[51] != "while you were away 60" {
+	if len(items) != 66 || items[0] != "[Yesterday]" || items[3] != "[Today]" || items[4] != "read up to here" || items[5] != "[New]" ||
+		items[6] != "while you were away 1" || items[65] != "while you were away 60" {
 		t.Fatalf("the list is %q", items)
 	}
 	// Opened where the new ones begin, not at the bottom.
