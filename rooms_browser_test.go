@@ -389,3 +389,74 @@ func TestBrowserOpensAtTheFirstUnreadPagesBack(t *testing.T) {
 		t.Fatalf("%d New lines, want 1", n)
 	}
 }
+
+// Ann opens a room with many unread messages and leaves it before its
+// older pages have come (they answer slowly here): to another room, whose
+// reads are still marked, and to a permalink, which stays in view, with no
+// New line or pages of the room she left. (Before, the first room's
+// loading went on in the next: nothing was marked read again, or the
+// permalink was scrolled away.)
+func TestBrowserLeavingARoomWhileItLoadsItsUnread(t *testing.T) {
+	ann := newBrowser(t)
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
+	link, _ := setupLink(t, s)
+	invite := setUpAdmin(t, ann, link, s.url)
+	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
+	joinAs(t, bob, invite, "Bob")
+	if code := postJSON(t, ann, "POST", "/rooms", `{"name":"Family","kind":"private","members":["Bob"]}`); code != 201 {
+		t.Fatalf("Family: %d", code)
+	}
+	if code := postJSON(t, bob, "POST", "/rooms/family/messages", `{"message":"read before"}`); code != 201 {
+		t.Fatalf("Bob's first line: %d", code)
+	}
+	do(t, ann, chromedp.Navigate(s.url+"/r/family"))
+	connected(t, ann)
+	waitPage(t, ann, "Family read", unreadOf("family")+` === 0`)
+	do(t, ann, chromedp.Navigate(s.url+"/account"))
+	for i := range 120 {
+		if code := postJSON(t, bob, "POST", "/rooms/family/messages", fmt.Sprintf(`{"message":"unread %d"}`, i)); code != 201 {
+			t.Fatalf("Bob's line %d: %d", i, code)
+		}
+	}
+	for i := range 120 {
+		s.post(t, "zed", fmt.Sprintf("lobby %d", i))
+	}
+	slowOlderPages := chromedp.Evaluate[chromedp.Void](`(() => { const f = window.fetch;
+		window.fetch = (u, o) => String(u).includes('before=') ? new Promise((r) => setTimeout(r, 1500)).then(() => f(u, o)) : f(u, o); })()`)
+	openFamily := func() {
+		t.Helper()
+		do(t, ann, chromedp.Evaluate[chromedp.Void](`document.querySelector('#sidebar a.room-link[data-slug="family"]').click()`))
+		waitPage(t, ann, "Family shown", `document.body.dataset.roomSlug === "family" && document.querySelector('#load-older').disabled`)
+	}
+
+	// To the lobby: read at its bottom, as ever.
+	do(t, ann, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(s.url+"/"))
+	connected(t, ann)
+	waitPage(t, ann, "the lobby read", unreadOf("lobby")+` === 0`)
+	do(t, ann, slowOlderPages)
+	openFamily()
+	clickRoom(t, ann, "Lobby")
+	waitPage(t, ann, "the lobby shown", `document.body.dataset.roomSlug === "lobby"`)
+	time.Sleep(2 * time.Second) // Family's older page comes, late
+	s.post(t, "zed", "hello again")
+	waitMessages(t, ann, "the new lobby line", contains("hello again"))
+	waitPage(t, ann, "the new lobby line read", unreadOf("lobby")+` === 0`)
+	if n := eval[int](t, ann, `document.querySelectorAll('#messages li.msg').length`); n != 51 {
+		t.Fatalf("the lobby shows %d messages, want its newest 50 and the new line", n)
+	}
+
+	// To a permalink of the lobby: it stays in view.
+	target := eval[int](t, ann, `Number(document.querySelectorAll('#messages li.msg')[10].dataset.id)`)
+	do(t, ann, chromedp.Reload())
+	connected(t, ann)
+	do(t, ann, slowOlderPages)
+	openFamily()
+	do(t, ann, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`history.pushState({}, '', '/r/lobby/%d'); dispatchEvent(new PopStateEvent('popstate'))`, target)))
+	inView := fmt.Sprintf(`(() => { const d = document.getElementById('m-%d'), s = document.getElementById('scroller').getBoundingClientRect();
+		const r = d?.getBoundingClientRect(); return !!r && r.top >= s.top && r.bottom <= s.bottom; })()`, target)
+	waitPage(t, ann, "the permalink in view", `document.body.dataset.roomSlug === "lobby" && `+inView)
+	time.Sleep(2 * time.Second) // Family's older page comes, late
+	if !eval[bool](t, ann, inView) || eval[bool](t, ann, `!!document.querySelector('#messages li.sep.new')`) {
+		t.Fatal("Family's late page moved the lobby's permalink out of view, or drew a New line in the lobby")
+	}
+}

@@ -97,7 +97,11 @@ func doneNote(r *http.Request, acct db.Account) string {
 		return "Your name is now " + acct.Name + ". Everyone sees it, on your messages too."
 	case "password":
 		done := "Your password is changed."
-		if n, err := strconv.Atoi(r.URL.Query().Get("ended")); err == nil && n > 0 && n <= maxSessionsListed {
+		switch n, err := strconv.Atoi(r.URL.Query().Get("ended")); {
+		case err != nil || n < 1 || n > maxSessionsListed:
+		case n == 1:
+			done += " Your other session is signed out."
+		default:
 			done += " Your other " + strconv.Itoa(n) + " sessions are signed out."
 		}
 		return done

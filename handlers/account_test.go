@@ -176,7 +176,7 @@ func TestPeopleSeeAndEndTheirOwnSessionsOnly(t *testing.T) {
 		}
 		// The account page says what was done; a reload of its address
 		// sends nothing again.
-		if status, _, page := as(t, srv, "GET", where, laptop, nil); status != 200 || !strings.Contains(page, "Your password is changed. Your other 1 sessions are signed out.") ||
+		if status, _, page := as(t, srv, "GET", where, laptop, nil); status != 200 || !strings.Contains(page, "Your password is changed. Your other session is signed out.") ||
 			!regexp.MustCompile(`Last seen <time datetime="[^"]+" title="\d{4}-\d\d-\d\d \d\d:\d\d UTC">(just now|\d+ minutes? ago)</time>`).MatchString(page) {
 			t.Fatalf("the account page after the change: %d, want 200 saying the other session ended", status)
 		}

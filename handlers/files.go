@@ -353,11 +353,11 @@ func (fr *fileRoutes) readUpload(r *http.Request) (text string, replyTo int64, n
 				return "", 0, "", "", nil, http.StatusRequestEntityTooLarge, fmt.Errorf("file too large: the most is %s", humanBytes(fr.maxUpload))
 			}
 		case "reply_to":
-			b, err := io.ReadAll(io.LimitReader(p, 32))
+			b, err := io.ReadAll(io.LimitReader(p, 33))
 			if err != nil {
 				return bodyErr(err)
 			}
-			if replyTo, err = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err != nil || replyTo < 1 {
+			if replyTo, err = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err != nil || replyTo < 1 || len(b) > 32 {
 				return "", 0, "", "", nil, http.StatusBadRequest, errors.New("reply_to must be a message id (a whole number, 1 or more)")
 			}
 		case "message":

@@ -631,10 +631,11 @@ func TestUploadAsAReply(t *testing.T) {
 		t.Fatalf("the file's message = %+v, want it to quote Bob's question", m)
 	}
 	for reply, want := range map[string]int{
-		"x":             http.StatusBadRequest,
-		"-1":            http.StatusBadRequest,
-		itoa(elsewhere): http.StatusBadRequest, // another room's message: as a text's reply_to
-		"999999":        http.StatusBadRequest,
+		"x":                                 http.StatusBadRequest,
+		"-1":                                http.StatusBadRequest,
+		"1" + strings.Repeat(" ", 31) + "x": http.StatusBadRequest, // not cut to a number at 32 bytes
+		itoa(elsewhere):                     http.StatusBadRequest, // another room's message: as a text's reply_to
+		"999999":                            http.StatusBadRequest,
 	} {
 		status, _, body := uploadWith(t, srv, ann, "lobby", "bike.txt", "text/plain", []byte("a blue one"), map[string]string{"reply_to": reply}, nil)
 		if status != want || !strings.Contains(body, `"error"`) {

@@ -658,8 +658,7 @@
   // UNREAD_PAGES is how many older pages (50 messages each) a room opened
   // with more unread than its page loads to reach its first unread.
   const UNREAD_PAGES = 4;
-  let opening = 0; // the room opening now; a later one drops an earlier
-  let loadingUnread = false; // nothing is marked read meanwhile
+  let loadingUnread = -1; // the list whose unread pages load: nothing is marked read meanwhile
 
   // openAtUnread scrolls a room just opened to its first unread message
   // when there is one and not all of it fits below; else to the bottom.
@@ -667,19 +666,19 @@
   // to UNREAD_PAGES), so that the room opens at its first unread, as one
   // reads, rather than at the newest page's top.
   async function openAtUnread(lastRead) {
-    const seq = ++opening;
+    const gen = listGen;
     if (signedIn && lastRead && !olderBtn.hidden && smallestId() > lastRead) {
-      loadingUnread = true;
+      loadingUnread = gen;
       try {
         for (let i = 0; i < UNREAD_PAGES && !olderBtn.hidden && smallestId() > lastRead; i++) {
-          const before = smallestId();
-          await loadOlder();
-          if (seq !== opening) return; // another room opened meanwhile
-          if (smallestId() === before) break; // it failed, and said so
+          // Nothing added: it failed (and said so), or another list is
+          // shown now (another room, a permalink), which this is not for.
+          if (!(await loadOlder()) || gen !== listGen) break;
         }
       } finally {
-        if (seq === opening) loadingUnread = false;
+        if (loadingUnread === gen) loadingUnread = -1;
       }
+      if (gen !== listGen) return;
     }
     if (!showNewDivider(lastRead)) { scrollToBottom(); markRead(); return; }
     const divider = list.querySelector('li.sep.new');
@@ -1096,6 +1095,7 @@
   async function resync() {
     if (resyncing) return;
     resyncing = [];
+    newList();
     try {
       // One more than a page, to know whether there is anything older.
       const msgs = await fetchMessages(`${historyURL()}/latest/${PAGE + 1}`);
@@ -1124,22 +1124,37 @@
     }
   }
 
+  // listGen counts the lists shown: a new room's, a reload of the
+  // history, a permalink opened. What was asked for one list (an older
+  // page, the pages before the first unread) is dropped if another is
+  // shown when it comes: put above the new one, it would leave a gap.
+  let listGen = 0;
+  function newList() {
+    listGen++;
+    olderBtn.disabled = false;
+    olderBtn.textContent = 'Load older messages';
+    list.removeAttribute('aria-busy');
+  }
+
+  // loadOlder puts the page before the oldest message shown above it, and
+  // reports whether it added any.
   async function loadOlder() {
     const before = smallestId();
-    if (!before) { olderBtn.hidden = true; return; }
-    const from = room.id;
+    if (!before) { olderBtn.hidden = true; return false; }
+    const gen = listGen;
     olderBtn.disabled = true;
     olderBtn.textContent = 'Loading…';
     list.setAttribute('aria-busy', 'true');
     try {
       const msgs = await fetchMessages(`${historyURL()}?before=${before}&limit=${PAGE + 1}`);
-      if (room.id !== from) return; // another room is shown now: not its history
+      if (gen !== listGen) return false; // another list is shown now
       const older = msgs.length > PAGE;
       if (older) msgs.shift();
       const frag = document.createDocumentFragment();
       for (const m of msgs) {
         if (m.id < before && !$('m-' + m.id)) frag.append(buildMessage(m));
       }
+      const added = frag.childNodes.length > 0;
       // Keep what the reader is looking at in place.
       const fromBottom = scroller.scrollHeight - scroller.scrollTop;
       list.prepend(frag);
@@ -1147,12 +1162,16 @@
       regroup();
       scroller.scrollTop = scroller.scrollHeight - fromBottom;
       olderBtn.hidden = !older;
+      return added;
     } catch (err) {
-      notice('Could not load older messages: ' + err.message);
+      if (gen === listGen) notice('Could not load older messages: ' + err.message);
+      return false;
     } finally {
-      olderBtn.disabled = false;
-      olderBtn.textContent = 'Load older messages';
-      list.removeAttribute('aria-busy');
+      if (gen === listGen) {
+        olderBtn.disabled = false;
+        olderBtn.textContent = 'Load older messages';
+        list.removeAttribute('aria-busy');
+      }
     }
   }
 
@@ -2665,9 +2684,12 @@
   let readSent = 0;
   let readTimer = 0;
   function markRead() {
-    if (!signedIn || document.hidden || loadingUnread) return;
+    if (!signedIn || document.hidden || loadingUnread === listGen) return;
     clearTimeout(readTimer);
     readTimer = setTimeout(() => {
+      // A room being opened, or its history reloaded: the list is not
+      // the room's yet. Marked once it is.
+      if (resyncing || loadingUnread === listGen) return;
       const items = realItems();
       const newest = items.length ? msgIdOf(items[items.length - 1]) : 0;
       // Looking at a permalink's past, the newest is not on the page.
@@ -2851,12 +2873,14 @@
   async function switchRoom(slug, push, at) {
     closeDrawer();
     if (slug === room.slug && at && focusMessage(at)) {
+      newList(); // a message looked at: the pages before the first unread are not wanted now
       if (push) history.pushState({ slug: room.slug, at }, '', permalinkOf(room.slug, at));
       return;
     }
     if (slug === room.slug && push && !at && !detached) { scrollToBottom(); markRead(); return; }
     if (resyncing) return;
     resyncing = [];
+    newList();
     const prev = { ...room };
     try {
       const d = signedIn || slug !== 'lobby' ? await roomDetail(slug) : { id: 1, slug: 'lobby', kind: 'open', may_post: true };
@@ -3379,7 +3403,8 @@
       searchStatus.textContent = more ? 'Loading older results…' : 'Searching…';
       try {
         const before = more ? `&before=${searchOlder}` : '';
-        const res = await fetch(`/search?q=${encodeURIComponent(q)}&limit=${SEARCH_PAGE}${before}`, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+        // One more than a page, to know whether there are older ones.
+        const res = await fetch(`/search?q=${encodeURIComponent(q)}&limit=${SEARCH_PAGE + 1}${before}`, { headers: { Accept: 'application/json' }, cache: 'no-store' });
         let data = null;
         try { data = await res.json(); } catch { /* not JSON */ }
         if (seq !== searchSeq) return; // a newer search is on its way
@@ -3389,11 +3414,11 @@
           searchMore.hidden = !more; // an older page may be tried again
           return;
         }
-        const hits = data.filter((m) => Number.isSafeInteger(m.id) && typeof m.slug === 'string' && typeof m.snippet === 'string');
+        const full = data.length > SEARCH_PAGE;
+        const hits = data.slice(0, SEARCH_PAGE).filter((m) => Number.isSafeInteger(m.id) && typeof m.slug === 'string' && typeof m.snippet === 'string');
         if (more) searchResults.append(...hits.map(buildHit));
         else searchResults.replaceChildren(...hits.map(buildHit));
         const n = searchResults.children.length;
-        const full = data.length >= SEARCH_PAGE;
         searchOlder = full && hits.length ? hits[hits.length - 1].id : 0;
         searchMore.hidden = !searchOlder;
         searchStatus.textContent = n === 0 ? 'No messages found.'
