@@ -1719,8 +1719,9 @@
     dismiss.addEventListener('click', () => {
       up.li.remove();
       uploadsEl.hidden = uploadsEl.children.length === 0;
-      // The caption it took goes back to an empty box, not lost with it.
-      if (up.text && msgInput.value.trim() === '') {
+      // The caption it took goes back to an empty box of its room, not
+      // lost with it.
+      if (up.text && up.slug === room.slug && msgInput.value.trim() === '') {
         msgInput.value = up.text;
         autosize();
         updateCounter();
