@@ -124,6 +124,7 @@ func TestBrowserPicturesAndFiles(t *testing.T) {
 	if !eval[bool](t, ann, `document.getElementById('message').value === '' && document.getElementById('replying').hidden`) {
 		t.Fatal("the caption sent, Ann's message box still holds it, or the reply")
 	}
+	screenshots(t, bob, "file-caption")
 
 	// A refusal the same file would get again (a text calling itself a
 	// JPEG) offers no Retry, only Dismiss; dismissed, its caption comes
