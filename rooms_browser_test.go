@@ -57,10 +57,24 @@ func TestBrowserRoomsCreateInviteAndSwitch(t *testing.T) {
 	do(t, ann, chromedp.Navigate(s.url+"/"))
 	connected(t, ann)
 	say(t, ann, "hello lobby")
+	// The header's height at a phone's width and a desktop's.
+	headerHeights := func() (h [2]float64) {
+		for i, w := range []int64{390, 1280} {
+			do(t, ann, chromedp.EmulateViewport(w, 844))
+			h[i] = eval[float64](t, ann, `document.querySelector('header.top').getBoundingClientRect().height`)
+		}
+		return h
+	}
+	lobbyHeader := headerHeights()
 	fillDialog(t, ann, "new-room", "new-room-dialog", map[string]string{"name": "Family", "topic": "dinner plans"}, `input[value="private"]`)
 	waitPage(t, ann, "Ann in #family", `location.pathname === "/r/family" && document.getElementById("room-name-text").textContent === "Family"`)
 	if got := eval[string](t, ann, `document.getElementById("room-topic").textContent`); got != "dinner plans" {
 		t.Fatalf("the room's topic shows %q", got)
+	}
+	// A topic's line does not make the header taller: switching rooms, the
+	// messages do not jump.
+	if got := headerHeights(); got != lobbyHeader {
+		t.Fatalf("the header is %v px with a topic, %v px without (at 390 and 1280 px)", got, lobbyHeader)
 	}
 	do(t, ann, chromedp.Click(`#room-menu summary`))
 	fillDialog(t, ann, "room-invite", "invite-dialog", map[string]string{"user": "bob"})
