@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // roomLinks is the sidebar's rooms as "list:title:unread" strings.
@@ -79,6 +81,19 @@ func TestBrowserRoomsCreateInviteAndSwitch(t *testing.T) {
 	do(t, ann, chromedp.Click(`#room-menu summary`))
 	fillDialog(t, ann, "room-invite", "invite-dialog", map[string]string{"user": "bob"})
 	waitPage(t, ann, "the invitation confirmed", `document.getElementById("notice").textContent.includes("Bob is in the room")`)
+	// Who is in the room: Ann and Bob, not Cleo, who is not invited.
+	do(t, ann, chromedp.Click(`#room-menu summary`))
+	eval[bool](t, ann, `(document.getElementById("room-people").click(), true)`)
+	waitPage(t, ann, "the room's people", `document.getElementById("room-people-status").textContent.startsWith("2 members, ")`)
+	if got := eval[[]string](t, ann, `[...document.querySelectorAll('#room-people-list li')].map((li) => li.innerText.replace(/\s+/g, ' ').trim())`); !slices.Contains(got, "Ann you") || !slices.Contains(got, "Bob") || len(got) != 2 {
+		t.Fatalf("Family's people: %q, want Ann (you) and Bob", got)
+	}
+	viewShot(t, ann, "room-people-1280.png")
+	do(t, ann, chromedp.EmulateViewport(390, 844))
+	viewShot(t, ann, "room-people-390.png")
+	do(t, ann, chromedp.EmulateViewport(1280, 844))
+	do(t, ann, chromedp.KeyEvent(kb.Escape))
+	waitPage(t, ann, "the people dialog closed", `!document.getElementById("people-dialog").open`)
 	say(t, ann, "dinner at seven")
 	say(t, ann, "bring bread")
 	waitMessages(t, ann, "Ann's two lines in Family", contains("bring bread"))

@@ -923,6 +923,8 @@
     notice(reason);
   }
 
+  let onlineIds = new Set(); // the accounts online, from the last presence frame
+
   // onPresence lists who is here: one line per person (an account's tabs
   // and devices counted on it), guests marked. A server from before
   // people sent names only: each is a line.
@@ -938,6 +940,7 @@
       ? people.reduce((n, p) => n + (p.guest && Number.isSafeInteger(p.devices) ? p.devices : 1), 0)
       : Number.isFinite(d.online) ? d.online : users.length;
     onlineCount.textContent = String(online);
+    onlineIds = new Set(people.filter((p) => !p.guest && Number.isSafeInteger(p.user_id)).map((p) => p.user_id));
     const items = people.map((p) => {
       const li = document.createElement('li');
       li.append(avatar(p.user, p.guest ? null : p.user_id));
@@ -3080,6 +3083,43 @@
     $('new-room')?.addEventListener('click', newRoom);
     $('new-dm')?.addEventListener('click', newDM);
     $('room-invite')?.addEventListener('click', invite);
+    // Who is in the room: its members, those online first, each marked.
+    $('room-people')?.addEventListener('click', async () => {
+      roomMenu.open = false;
+      const dialog = $('people-dialog');
+      const ul = $('room-people-list');
+      const status = $('room-people-status');
+      ul.replaceChildren();
+      status.textContent = 'Loading…';
+      dialog.showModal();
+      try {
+        const d = await roomDetail(room.slug);
+        const people = (Array.isArray(d.people) ? d.people : []).filter((p) => p && typeof p.user === 'string' && Number.isSafeInteger(p.user_id));
+        people.sort((a, b) => (onlineIds.has(b.user_id) - onlineIds.has(a.user_id)) || a.user.localeCompare(b.user));
+        const here = people.filter((p) => onlineIds.has(p.user_id)).length;
+        status.textContent = `${people.length} ${people.length === 1 ? 'member' : 'members'}, ${here} online`;
+        ul.replaceChildren(...people.map((p) => {
+          const li = document.createElement('li');
+          li.classList.toggle('away', !onlineIds.has(p.user_id)); // dimmed
+          li.title = onlineIds.has(p.user_id) ? 'Online now' : 'Not online';
+          li.append(avatar(p.user, p.user_id));
+          const name = document.createElement('span');
+          name.className = 'who';
+          name.textContent = p.user;
+          li.append(name);
+          const tag = p.user_id === helloUserId ? 'you' : p.role === 'admin' ? 'admin' : p.role === 'bot' ? 'bot' : '';
+          if (tag) {
+            const t = document.createElement('span');
+            t.className = 'tag';
+            t.textContent = tag;
+            li.append(t);
+          }
+          return li;
+        }));
+      } catch (err) {
+        status.textContent = 'Could not list them: ' + err.message;
+      }
+    });
     $('room-edit')?.addEventListener('click', async () => {
       const form = $('edit-form');
       try {
