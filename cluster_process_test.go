@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -78,13 +80,33 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 // Each stays taken until all are: closed one by one, the kernel may hand
 // the same port out twice (a CI run once gave a node the same peer
 // twice, which then never found a quorum).
+//
+// They are drawn below the kernel's range of ephemeral ports: a port the
+// kernel handed out and took back could go, before the node binds it, to
+// any outgoing connection on the machine (a proxy's dial, a browser's),
+// and the node then fails to listen ("address already in use"). Below the
+// range only another listener can take it.
 func loopbackPorts(t *testing.T, n int) []string {
 	t.Helper()
+	low := 32768 // Linux's default start of the range
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				low = v
+			}
+		}
+	}
 	var addrs []string
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+		var l net.Listener
+		for try := 0; l == nil && low > 12000 && try < 50; try++ {
+			l, _ = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(low-10000)))
+		}
+		if l == nil { // no room below the range: one from it, as before
+			var err error
+			if l, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+				t.Fatal(err)
+			}
 		}
 		defer l.Close()
 		addrs = append(addrs, l.Addr().String())
