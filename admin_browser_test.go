@@ -361,6 +361,15 @@ func TestBrowserDashboardJumpsToItsParts(t *testing.T) {
 			where := fmt.Sprintf(`(() => { const h = document.querySelector(%q); return h ? h.getBoundingClientRect().top : -1e6; })()`, href)
 			// In sight, and near the top unless the page ends first.
 			waitPage(t, browser, fmt.Sprintf("%s in sight at %d px", href, width), where+` >= 0 && (`+where+` < window.innerHeight / 3 || window.scrollY + window.innerHeight >= document.documentElement.scrollHeight - 1)`)
+			// And a part of the live part stays there through its refreshes,
+			// once a second.
+			if !eval[bool](t, browser, fmt.Sprintf(`!!document.querySelector(%q).closest('#live')`, href)) {
+				continue
+			}
+			time.Sleep(1500 * time.Millisecond)
+			if !eval[bool](t, browser, where+` >= 0 && (`+where+` < window.innerHeight / 3 || window.scrollY + window.innerHeight >= document.documentElement.scrollHeight - 1)`) {
+				t.Fatalf("%s at %d px: a refresh of the live part moved it out of sight (%.0f px from the top)", href, width, eval[float64](t, browser, where))
+			}
 			if href == "#conns-title" {
 				viewShot(t, browser, fmt.Sprintf("admin-parts-connections-%d.png", width))
 			}
