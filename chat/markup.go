@@ -204,6 +204,7 @@ func literal(text string) []byte {
 // ampersands that start a reference as &amp;, except inside code spans: a run of backticks up to
 // the next run of as many.
 func escapeOutsideSpans(out *bytes.Buffer, line string) {
+	word := 0 // where the word i is in begins
 	for i := 0; i < len(line); {
 		switch c := line[i]; c {
 		case '`':
@@ -228,17 +229,29 @@ func escapeOutsideSpans(out *bytes.Buffer, line string) {
 			// "&#60;"): a bare ampersand is text to it already, and one in
 			// an address ("?v=a&t=42") must reach the linkifier as typed,
 			// or the link's address and text would hold "&amp;".
-			if entityAt(line[i:]) {
+			// In an address the linkifier reads the text as it is, so
+			// there even "&amp;" is the address's own, and stays.
+			if entityAt(line[i:]) && !inAddress(line[word:i]) {
 				out.WriteString("&amp;")
 			} else {
 				out.WriteByte(c)
 			}
 			i++
+		case ' ', '\t', '\n', '\r':
+			out.WriteByte(c)
+			i++
+			word = i
 		default:
 			out.WriteByte(c)
 			i++
 		}
 	}
+}
+
+// inAddress reports whether the start of a word, up to an ampersand,
+// is a web address the linkifier would take.
+func inAddress(word string) bool {
+	return strings.Contains(word, "://") || strings.HasPrefix(word, "www.")
 }
 
 // entityAt reports whether s starts with what CommonMark reads as an

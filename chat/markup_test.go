@@ -46,6 +46,8 @@ func TestRenderHTMLConstructs(t *testing.T) {
 		// An address's ampersands are the address's: the link goes where
 		// it was typed to, and reads as typed.
 		{"https://www.youtube.com/watch?v=abc&t=42", "<p>" + link("https://www.youtube.com/watch?v=abc&amp;t=42", "https://www.youtube.com/watch?v=abc&amp;t=42") + "</p>"},
+		{"https://example.com/?q=a&amp;b=c", "<p>" + link("https://example.com/?q=a&amp;amp;b=c", "https://example.com/?q=a&amp;amp;b=c") + "</p>"},
+		{"see https://example.com/?q=&lt;x&y &lt;", "<p>see " + link("https://example.com/?q=&amp;lt;x&amp;y", "https://example.com/?q=&amp;lt;x&amp;y") + " &amp;lt;</p>"},
 		{"recipe: https://example.org/r?i=tomatoes,beans&servings=4 & more", "<p>recipe: " + link("https://example.org/r?i=tomatoes,beans&amp;servings=4", "https://example.org/r?i=tomatoes,beans&amp;servings=4") + " &amp; more</p>"},
 		{"    four spaces", "<p>\u00a0\u00a0\u00a0\u00a0four spaces</p>"},
 		{"`&amp; \\`", "<p><code>&amp;amp; \\</code></p>"},
