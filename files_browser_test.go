@@ -128,7 +128,9 @@ func TestBrowserPicturesAndFiles(t *testing.T) {
 
 	// A refusal the same file would get again (a text calling itself a
 	// JPEG) offers no Retry, only Dismiss; dismissed, its caption comes
-	// back to the box.
+	// back to the box, and the reply it was.
+	clickIn(t, ann, "what were the minutes about?", ".act-reply")
+	waitPage(t, ann, "the reply begun again", `!document.getElementById('replying').hidden`)
 	do(t, ann, chromedp.SendKeys(chromedp.ID("message"), "my picture"))
 	do(t, ann, chromedp.Evaluate[chromedp.Void](`(() => {
 		const dt = new DataTransfer();
@@ -140,8 +142,9 @@ func TestBrowserPicturesAndFiles(t *testing.T) {
 		t.Fatal("a refused upload offers Retry, or no Dismiss")
 	}
 	do(t, ann, chromedp.Click(chromedp.CSS(`#uploads .upload.failed button.dismiss`)))
-	waitPage(t, ann, "the refused upload dismissed, its caption back", `document.getElementById('uploads').hidden && document.getElementById('message').value === 'my picture'`)
-	eval[bool](t, ann, `(document.getElementById('message').value = '', true)`)
+	waitPage(t, ann, "the refused upload dismissed, its caption and reply back", `document.getElementById('uploads').hidden && document.getElementById('message').value === 'my picture' &&
+		!document.getElementById('replying').hidden && document.getElementById('replying').textContent.includes('what were the minutes about?')`)
+	eval[bool](t, ann, `(document.getElementById('message').value = '', document.querySelector('#replying button')?.click(), true)`)
 
 	// Three files pasted at once: the server takes two of one person's at
 	// a time (429 beyond), so the page sends two and queues the third.

@@ -400,20 +400,25 @@ func TestBrowserOpensAtTheFirstUnreadPagesBack(t *testing.T) {
 	do(t, ann, chromedp.Evaluate[chromedp.Void](`document.getElementById('scroller').scrollTop = 1e9`))
 	waitPage(t, ann, "all read once at the bottom", unreadOf("lobby")+` === 0`)
 
-	// 260 unread: the 250 it loads leave some above, and the line says so.
+	// 300 unread: the 250 it loads leave 50 above, and the line says so;
+	// once those load, the first loaded is the first unread, read ones
+	// before it not loaded, and the line says New again (before, it went
+	// on saying older unread ones were above).
 	do(t, ann, chromedp.Navigate(s.url+"/account"))
-	for i := range 260 {
+	for i := range 300 {
 		s.post(t, "zed", fmt.Sprintf("later %d", i))
 	}
 	do(t, ann, chromedp.Navigate(s.url+"/"))
 	connected(t, ann)
-	waitPage(t, ann, "250 loaded, the line above the first", `document.querySelectorAll('#messages li.msg').length === 250 && `+afterLine+` === `+firstShown)
-	if got := eval[string](t, ann, label); got != "New · older unread messages above" || eval[string](t, ann, firstShown) != "later 10" {
-		t.Fatalf("the New line says %q above %q, want that older unread messages are above later 10", got, eval[string](t, ann, firstShown))
+	waitPage(t, ann, "250 loaded, the line above the first, saying older unread are above", `document.querySelectorAll('#messages li.msg').length === 250 && `+afterLine+` === `+firstShown+
+		` && `+label+` === "New · older unread messages above"`)
+	if got := eval[string](t, ann, firstShown); got != "later 50" {
+		t.Fatalf("the first loaded is %q, want later 50", got)
 	}
 	viewShot(t, ann, "unread-above-1280.png")
 	do(t, ann, chromedp.Evaluate[chromedp.Void](`document.getElementById('load-older').click()`))
 	waitPage(t, ann, "the line above later 0 once it loads", afterLine+` === "later 0" && `+label+` === "New"`)
+
 	if n := eval[int](t, ann, `document.querySelectorAll('#messages li.sep.new').length`); n != 1 {
 		t.Fatalf("%d New lines, want 1", n)
 	}

@@ -628,14 +628,26 @@
   }
 
   // labelNewDivider says so when unread messages older than the page sit
-  // above the divider, not loaded yet.
-  function labelNewDivider() {
+  // above the divider, not loaded yet. When the oldest message shown is
+  // unread and older ones exist, the one just before it says whether they
+  // were read (one message asked for).
+  async function labelNewDivider() {
     const divider = list.querySelector('li.sep.new');
     if (!divider) return;
-    const more = !olderBtn.hidden && divider === list.querySelector('li.sep.new, li.msg[data-id]') && smallestId() > dividerRead;
-    const label = more ? 'New · older unread messages above' : 'New';
-    divider.textContent = label;
-    divider.setAttribute('aria-label', label);
+    const label = (more) => {
+      const text = more ? 'New · older unread messages above' : 'New';
+      divider.textContent = text;
+      divider.setAttribute('aria-label', text);
+    };
+    label(false);
+    const first = smallestId();
+    if (olderBtn.hidden || divider !== list.querySelector('li.sep.new, li.msg[data-id]') || first <= dividerRead) return;
+    const gen = listGen, read = dividerRead;
+    try {
+      const [m] = await fetchMessages(`${historyURL()}?before=${first}&limit=1`);
+      if (gen !== listGen || read !== dividerRead || smallestId() !== first || !divider.isConnected) return; // things moved on
+      label(!!m && m.id > read && !isMine(m.user, m.id, m.user_id));
+    } catch { /* the line says New, as it did */ }
   }
 
   // firstUnread is the first message on the page after lastRead, not ours.
@@ -1620,13 +1632,15 @@
     } else {
       text = '';
     }
-    const replyTo = replyingTo ? replyingTo.id : 0;
+    const quote = replyingTo;
     if (replyingTo) setReplying(null);
-    files.forEach((f, i) => startUpload(f, i === 0 ? text : '', i === 0 ? replyTo : 0));
+    files.forEach((f, i) => startUpload(f, i === 0 ? text : '', i === 0 ? quote : null));
   }
 
-  function startUpload(file, text, replyTo) {
-    const up = { file, text, replyTo, key: uuid4(), slug: room.slug, li: document.createElement('li') };
+  // startUpload sends one file, with its caption and the quote of what it
+  // answers (null: nothing).
+  function startUpload(file, text, quote) {
+    const up = { file, text, quote, replyTo: quote ? quote.id : 0, key: uuid4(), slug: room.slug, li: document.createElement('li') };
     up.li.className = 'upload';
     uploadsEl.append(up.li);
     uploadsEl.hidden = false;
@@ -1723,11 +1737,12 @@
       up.li.remove();
       uploadsEl.hidden = uploadsEl.children.length === 0;
       // The caption it took goes back to an empty box of its room, not
-      // lost with it.
+      // lost with it, and the reply it was.
       if (up.text && up.slug === room.slug && msgInput.value.trim() === '') {
         msgInput.value = up.text;
         autosize();
         updateCounter();
+        if (up.quote && !replyingTo) setReplying(up.quote);
       }
       msgInput.focus();
     });
