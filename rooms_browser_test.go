@@ -12,6 +12,19 @@ import (
 	"github.com/chromedp/chromedp/kb"
 )
 
+// annAndBob starts NoChat with Ann its first admin, in a browser, and
+// Bob, who joined through her invite link, in a browser context of his own.
+func annAndBob(t *testing.T) (s *server, ann, bob context.Context) {
+	t.Helper()
+	ann = newBrowser(t)
+	s = start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
+	link, _ := setupLink(t, s)
+	invite := setUpAdmin(t, ann, link, s.url)
+	bob = newTab(t, ann, chromedp.WithNewBrowserContext())
+	joinAs(t, bob, invite, "Bob")
+	return s, ann, bob
+}
+
 // roomLinks is the sidebar's rooms as "list:title:unread" strings.
 const roomLinks = `Array.from(document.querySelectorAll('#sidebar a.room-link')).map(a =>
 	a.closest('ul').id + ':' + a.querySelector('.room-link-name').textContent + ':' + (a.dataset.unread || '0'))`
@@ -168,12 +181,7 @@ func getWithCookies(t *testing.T, tab context.Context, u string) int {
 // then on gets its messages live; when Ann archives it, his page says it is
 // read-only and sends nothing.
 func TestBrowserRoomsJoinLookInAndArchive(t *testing.T) {
-	ann := newBrowser(t)
-	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
-	link, _ := setupLink(t, s)
-	invite := setUpAdmin(t, ann, link, s.url)
-	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
-	joinAs(t, bob, invite, "Bob")
+	s, ann, bob := annAndBob(t)
 
 	do(t, ann, chromedp.Navigate(s.url+"/"))
 	connected(t, ann)
@@ -231,12 +239,7 @@ func postJSON(t *testing.T, tab context.Context, method, path, body string) int 
 // whose one message fits on the screen, counts as read once it has been
 // looked at, though the page never scrolled.
 func TestBrowserOtherRoomsCountedOnce(t *testing.T) {
-	ann := newBrowser(t)
-	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
-	link, _ := setupLink(t, s)
-	invite := setUpAdmin(t, ann, link, s.url)
-	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
-	joinAs(t, bob, invite, "Bob")
+	s, ann, bob := annAndBob(t)
 	cancelTab(t, bob) // Bob is away
 
 	do(t, ann, chromedp.Navigate(s.url+"/"))
@@ -307,12 +310,7 @@ func unreadOf(slug string) string {
 // (before, every link was built anew, and a tap could land on a node just
 // taken out of the page).
 func TestBrowserRoomListKeepsItsLinks(t *testing.T) {
-	ann := newBrowser(t)
-	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
-	link, _ := setupLink(t, s)
-	invite := setUpAdmin(t, ann, link, s.url)
-	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
-	joinAs(t, bob, invite, "Bob")
+	s, ann, bob := annAndBob(t)
 	if code := postJSON(t, ann, "POST", "/rooms", `{"name":"Family Garden","kind":"private","members":["Bob"]}`); code != 201 {
 		t.Fatalf("Family: %d", code)
 	}
@@ -359,12 +357,7 @@ func TestBrowserRoomListKeepsItsLinks(t *testing.T) {
 // to the first unread one as they load (before, it sat above the first
 // message loaded, the older unread ones above it as if read).
 func TestBrowserOpensAtTheFirstUnreadPagesBack(t *testing.T) {
-	ann := newBrowser(t)
-	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
-	link, _ := setupLink(t, s)
-	invite := setUpAdmin(t, ann, link, s.url)
-	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
-	joinAs(t, bob, invite, "Bob")
+	s, ann, bob := annAndBob(t)
 	post := func(text string) {
 		t.Helper()
 		if code := postJSON(t, bob, "POST", "/rooms/lobby/messages", fmt.Sprintf(`{"message":%q}`, text)); code != 201 {
@@ -431,12 +424,7 @@ func TestBrowserOpensAtTheFirstUnreadPagesBack(t *testing.T) {
 // loading went on in the next: nothing was marked read again, or the
 // permalink was scrolled away.)
 func TestBrowserLeavingARoomWhileItLoadsItsUnread(t *testing.T) {
-	ann := newBrowser(t)
-	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
-	link, _ := setupLink(t, s)
-	invite := setUpAdmin(t, ann, link, s.url)
-	bob := newTab(t, ann, chromedp.WithNewBrowserContext())
-	joinAs(t, bob, invite, "Bob")
+	s, ann, bob := annAndBob(t)
 	if code := postJSON(t, ann, "POST", "/rooms", `{"name":"Family","kind":"private","members":["Bob"]}`); code != 201 {
 		t.Fatalf("Family: %d", code)
 	}
