@@ -112,15 +112,6 @@ func doneNote(r *http.Request, acct db.Account) string {
 // maxSessionsListed bounds the count a done note repeats from its query.
 const maxSessionsListed = 1000
 
-// handleAccountForm serves GET on a form's address (/account/name,
-// /account/password): a reload of a refused form's page, or the address
-// kept, goes to the account page.
-func handleAccountForm() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/account", http.StatusSeeOther)
-	})
-}
-
 // handleEndSession serves POST /account/sessions/{id}/end: it ends one of
 // the person's own sessions (their current one signs them out).
 func handleEndSession(log *slog.Logger, a *Auth, store accountStore, hub sessionCloser, trustProxy bool) http.Handler {

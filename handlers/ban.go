@@ -65,11 +65,17 @@ func (a *Auth) bansChanged(ctx context.Context, addresses []string, on bool) {
 		return
 	}
 	a.SetBanned(addresses, on)
+	a.readBansBack(ctx, addresses)
+}
+
+// readBansBack sets the addresses refused or not as the database has them
+// now; one such read at a time.
+func (a *Auth) readBansBack(ctx context.Context, addresses []string) {
 	a.banReads.Lock()
 	defer a.banReads.Unlock()
 	banned, err := a.store.BannedAmong(context.WithoutCancel(ctx), addresses)
 	if err != nil {
-		a.log.Warn("could not read back the bans just changed: this node refuses them as changed until it restarts", "addresses", addresses, "banned", on, "err", err)
+		a.log.Warn("could not read back the bans just changed: this node refuses them as changed until it restarts", "addresses", addresses, "err", err)
 		return
 	}
 	a.mu.Lock()
@@ -84,7 +90,7 @@ func (a *Auth) bansChanged(ctx context.Context, addresses []string, on bool) {
 // once, the read back on a goroutine of its own.
 func (a *Auth) BansChanged(addresses []string, on bool) {
 	a.SetBanned(addresses, on)
-	go a.bansChanged(context.Background(), addresses, on)
+	go a.readBansBack(context.Background(), addresses)
 }
 
 // Banned reports whether a ban refuses the client address ip, and counts

@@ -69,8 +69,10 @@ func addPeopleRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("POST /signout", post(handleSignOut(d.Log, d.Auth, d.Hub, d.TrustProxy)))
 	// A person's own account: signed-in only, and only their own sessions.
 	mux.Handle("GET /account", handleAccount(d.Log, d.Auth, d.Store, d.Hub, assets))
-	mux.Handle("GET /account/name", handleAccountForm())
-	mux.Handle("GET /account/password", handleAccountForm())
+	// A reload of a refused form's page, or its address kept, goes to the
+	// account page.
+	mux.Handle("GET /account/name", http.RedirectHandler("/account", http.StatusSeeOther))
+	mux.Handle("GET /account/password", http.RedirectHandler("/account", http.StatusSeeOther))
 	mux.Handle("POST /account/name", post(handleRename(d.Log, d.Auth, d.Store, d.Hub, d.TrustProxy, assets)))
 	mux.Handle("POST /account/sessions/{id}/end", post(handleEndSession(d.Log, d.Auth, d.Store, d.Hub, d.TrustProxy)))
 	mux.Handle("POST /account/sessions/end-others", post(handleEndOtherSessions(d.Log, d.Auth, d.Store, d.Hub)))

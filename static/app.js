@@ -1146,6 +1146,11 @@
   let listGen = 0;
   function newList() {
     listGen++;
+    olderIdle();
+  }
+
+  // olderIdle shows "Load older messages" ready, no page on its way.
+  function olderIdle() {
     olderBtn.disabled = false;
     olderBtn.textContent = 'Load older messages';
     list.removeAttribute('aria-busy');
@@ -1182,11 +1187,7 @@
       if (gen === listGen) notice('Could not load older messages: ' + err.message);
       return false;
     } finally {
-      if (gen === listGen) {
-        olderBtn.disabled = false;
-        olderBtn.textContent = 'Load older messages';
-        list.removeAttribute('aria-busy');
-      }
+      if (gen === listGen) olderIdle();
     }
   }
 
