@@ -129,8 +129,8 @@ func limitBodies(d Deps, next http.Handler) http.Handler {
 		if isUpload(r) {
 			// A file: larger, and given the time a slow link needs for
 			// it; the answer's deadline moves with it.
-			limit, timeout, tooLarge = uploadBodyLimit(d), uploadTimeout, errFileTooLarge(d)
-			rc.SetWriteDeadline(time.Now().Add(uploadTimeout + writeSlack))
+			limit, timeout, tooLarge = uploadBodyLimit(d), cmp.Or(d.UploadTimeout, uploadTimeout), errFileTooLarge(d)
+			rc.SetWriteDeadline(time.Now().Add(timeout + writeSlack))
 		}
 		if r.ContentLength > limit {
 			// Not to be read: the deadline passes now, so that net/http,

@@ -242,9 +242,9 @@ func (fr *fileRoutes) upload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, fr.log, http.StatusServiceUnavailable, errBusyUploads)
 		return
 	}
-	text, replyTo, name, declared, data, status, err := fr.readUpload(r)
+	body, err := fr.readUpload(r)
 	if err != nil {
-		writeError(w, r, fr.log, status, err)
+		writeBodyError(w, r, fr.log, err)
 		return
 	}
 	if fr.quota > 0 {
@@ -255,7 +255,7 @@ func (fr *fileRoutes) upload(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, fr.log, http.StatusServiceUnavailable, err)
 			return
 		}
-		if used+int64(len(data)) > fr.quota {
+		if used+int64(len(body.data)) > fr.quota {
 			writeError(w, r, fr.log, http.StatusRequestEntityTooLarge, fr.overQuota(used))
 			return
 		}
@@ -268,9 +268,9 @@ func (fr *fileRoutes) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	f, err := func() (media.File, error) {
 		defer func() { <-fr.decodes }() // a panic too gives the slot back
-		return media.Process(data, declared, media.Limits{})
+		return media.Process(body.data, body.declared, media.Limits{})
 	}()
-	data = nil // a picture's upload is garbage now; another file's is f.Data
+	body.data = nil // a picture's upload is garbage now; another file's is f.Data
 	switch {
 	case errors.Is(err, media.ErrLyingType):
 		writeError(w, r, fr.log, http.StatusUnsupportedMediaType, err)
@@ -285,8 +285,8 @@ func (fr *fileRoutes) upload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, fr.log, http.StatusInternalServerError, err)
 		return
 	}
-	up := &db.Upload{Name: name, Type: f.Type, Width: f.Width, Height: f.Height, Data: f.Data, Thumb: f.Thumb, Quota: fr.quota}
-	st, err := fr.hub.Upload(r.Context(), id, room, text, key, replyTo, up)
+	up := &db.Upload{Name: body.name, Type: f.Type, Width: f.Width, Height: f.Height, Data: f.Data, Thumb: f.Thumb, Quota: fr.quota}
+	st, err := fr.hub.Upload(r.Context(), id, room, body.text, key, body.replyTo, up)
 	switch {
 	case errors.Is(err, chat.ErrOverQuota):
 		used, _ := fr.store.UploadedBy(r.Context(), id.UserID)
@@ -305,24 +305,35 @@ func (fr *fileRoutes) overQuota(used int64) error {
 	return fmt.Errorf("over your upload quota: you have %s of files stored, the most is %s; delete some of your files first", humanBytes(used), humanBytes(fr.quota))
 }
 
-// readUpload reads the multipart body: the file (at most maxUpload bytes),
-// its name and declared type, the message, and the message it answers
-// (reply_to, a message id; 0 for none). On error it returns the status to
-// answer with.
-func (fr *fileRoutes) readUpload(r *http.Request) (text string, replyTo int64, name, declared string, data []byte, status int, err error) {
+// uploadForm is what an upload's multipart body holds: the file, its name and
+// declared type, the message sent with it, and the message it answers
+// (reply_to, a message id; 0 for none).
+type uploadForm struct {
+	text     string
+	replyTo  int64
+	name     string
+	declared string
+	data     []byte
+}
+
+// readUpload reads the multipart body, the file at most maxUpload bytes.
+// Its errors are statusErrors where 400 is not the answer.
+func (fr *fileRoutes) readUpload(r *http.Request) (uploadForm, error) {
+	var up uploadForm
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return "", 0, "", "", nil, http.StatusUnsupportedMediaType, errNotMultipart
+		return up, &statusError{http.StatusUnsupportedMediaType, errNotMultipart}
 	}
-	bodyErr := func(err error) (string, int64, string, string, []byte, int, error) {
+	tooLarge := &statusError{http.StatusRequestEntityTooLarge, fmt.Errorf("file too large: the most is %s", humanBytes(fr.maxUpload))}
+	bodyErr := func(err error) error {
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
-			return "", 0, "", "", nil, http.StatusRequestEntityTooLarge, fmt.Errorf("file too large: the most is %s", humanBytes(fr.maxUpload))
+			return tooLarge
 		case errors.Is(err, errBodyTimeout):
-			return "", 0, "", "", nil, http.StatusRequestTimeout, err
+			return &statusError{http.StatusRequestTimeout, err}
 		}
-		return "", 0, "", "", nil, http.StatusBadRequest, fmt.Errorf("reading the upload: %w", err)
+		return fmt.Errorf("reading the upload: %w", err)
 	}
 	var got bool
 	// A file and a message: a few parts at most, however the body is cut.
@@ -332,51 +343,51 @@ func (fr *fileRoutes) readUpload(r *http.Request) (text string, replyTo int64, n
 			break
 		}
 		if err != nil {
-			return bodyErr(err)
+			return up, bodyErr(err)
 		}
 		switch p.FormName() {
 		case "file":
 			if got {
-				return "", 0, "", "", nil, http.StatusBadRequest, errors.New("one file per message")
+				return up, errors.New("one file per message")
 			}
 			got = true
-			name, declared = fileName(p.FileName()), p.Header.Get("Content-Type")
+			up.name, up.declared = fileName(p.FileName()), p.Header.Get("Content-Type")
 			// Read into one buffer of the size the body says (at most
 			// the limit): io.ReadAll's doubling would leave about as much
 			// again behind as garbage, at the moment memory is tightest.
 			buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 512), fr.maxUpload+1)))
 			if _, err := buf.ReadFrom(io.LimitReader(p, fr.maxUpload+1)); err != nil {
-				return bodyErr(err)
+				return up, bodyErr(err)
 			}
-			data = buf.Bytes()
-			if int64(len(data)) > fr.maxUpload {
-				return "", 0, "", "", nil, http.StatusRequestEntityTooLarge, fmt.Errorf("file too large: the most is %s", humanBytes(fr.maxUpload))
+			up.data = buf.Bytes()
+			if int64(len(up.data)) > fr.maxUpload {
+				return up, tooLarge
 			}
 		case "reply_to":
 			b, err := io.ReadAll(io.LimitReader(p, 33))
 			if err != nil {
-				return bodyErr(err)
+				return up, bodyErr(err)
 			}
-			if replyTo, err = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err != nil || replyTo < 1 || len(b) > 32 {
-				return "", 0, "", "", nil, http.StatusBadRequest, errors.New("reply_to must be a message id (a whole number, 1 or more)")
+			if up.replyTo, err = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err != nil || up.replyTo < 1 || len(b) > 32 {
+				return up, errors.New("reply_to must be a message id (a whole number, 1 or more)")
 			}
 		case "message":
 			b, err := io.ReadAll(io.LimitReader(p, uploadSlack))
 			if err != nil {
-				return bodyErr(err)
+				return up, bodyErr(err)
 			}
-			text = string(b)
+			up.text = string(b)
 		default:
-			return "", 0, "", "", nil, http.StatusBadRequest, fmt.Errorf("unexpected field %.40q: send file and, if you like, message and reply_to", p.FormName())
+			return up, fmt.Errorf("unexpected field %.40q: send file and, if you like, message and reply_to", p.FormName())
 		}
 	}
 	if !got {
-		return "", 0, "", "", nil, http.StatusBadRequest, errNoFile
+		return up, errNoFile
 	}
-	if len(data) == 0 {
-		return "", 0, "", "", nil, http.StatusBadRequest, errors.New("the file is empty")
+	if len(up.data) == 0 {
+		return up, errors.New("the file is empty")
 	}
-	return text, replyTo, name, declared, data, 0, nil
+	return up, nil
 }
 
 // fileName is the name an upload is kept and served under: the last part

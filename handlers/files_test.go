@@ -1,10 +1,12 @@
 package handlers
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -12,6 +14,7 @@ import (
 	"image/png"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/textproto"
@@ -645,5 +648,45 @@ func TestUploadAsAReply(t *testing.T) {
 	var lobby []db.Message
 	if code, _, b := get(t, srv, "/rooms/lobby/messages/latest/10", ann, nil); code != http.StatusOK || json.Unmarshal(b, &lobby) != nil || len(lobby) != 2 {
 		t.Fatalf("the lobby after the refusals: %d, %d messages, want 2", code, len(lobby))
+	}
+}
+
+// An upload whose body stops half-way is answered 408 once the body's time
+// is up, stores nothing, and gives its slots back: the same person's next
+// upload goes through.
+func TestUploadWhoseBodyStopsTimesOut(t *testing.T) {
+	srv, _, _, _ := testServer{
+		accounts: map[string]string{"Ann": db.RoleMember},
+		deps:     func(d *Deps) { d.UploadTimeout = 200 * time.Millisecond },
+	}.start(t)
+	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
+
+	c, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second)) // bounds the test, not the server
+	part := "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"notes.txt\"\r\n\r\nremember the"
+	fmt.Fprintf(c, "POST /rooms/lobby/files HTTP/1.1\r\nHost: %s\r\nOrigin: %s\r\nCookie: %s=%s\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000\r\n\r\n%s",
+		srv.Listener.Addr(), srv.URL, personCookie, ann, part)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer to an upload whose body stopped: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), "the body did not arrive") {
+		t.Fatalf("an upload whose body stopped: %d %s, want 408 saying the body did not arrive", resp.StatusCode, body)
+	}
+
+	for i := range 3 { // more than one person's uploads at once
+		m := uploadOK(t, srv, ann, "lobby", "notes.txt", "text/plain", []byte("remember the milk\n"), "", nil)
+		if m.File == nil || m.File.Size != 18 {
+			t.Fatalf("upload %d after the stopped one: %+v", i+1, m)
+		}
+	}
+	code, _, b := get(t, srv, "/rooms/lobby/messages", ann, nil)
+	if code != http.StatusOK || strings.Count(string(b), `"notes.txt"`) != 3 {
+		t.Fatalf("the room's history: %d %s, want the three whole uploads and nothing of the stopped one", code, b)
 	}
 }

@@ -56,8 +56,11 @@ type Deps struct {
 	Hostname   string
 	AllowHosts []string
 	// BodyTimeout is how long a request body may take to arrive once its
-	// headers are in; 0 means 10 s (defaultBodyTimeout). Tests shorten it.
-	BodyTimeout time.Duration
+	// headers are in; 0 means 10 s (defaultBodyTimeout). UploadTimeout is
+	// the same for an uploaded file; 0 means 5 minutes (uploadTimeout).
+	// Tests shorten them.
+	BodyTimeout   time.Duration
+	UploadTimeout time.Duration
 
 	// MaxUpload is the most bytes one uploaded file may have; 0 means
 	// DefaultMaxUpload. UploadQuota is the most bytes of files one account
