@@ -641,7 +641,10 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 	if err := hub.Close(hubCtx); err != nil {
 		log.Warn("closing WebSockets", "err", err)
 	}
-	stopRetention() // before the store closes under it
+	// The reads back of the bans the hub's last commands changed, and
+	// retention: both before the store closes under them.
+	auth.Wait()
+	stopRetention()
 	stopPush()
 	<-pushDone
 	stopWatch()

@@ -104,8 +104,10 @@ type Auth struct {
 	// with how often, and when last, this node refused each since.
 	banned map[string]*Refusals
 	// banReads serializes the reads that set banned as the database has
-	// it after a change (bansChanged).
-	banReads sync.Mutex
+	// it after a change (bansChanged); readingBack counts those started by
+	// BansChanged, which Wait waits for.
+	banReads    sync.Mutex
+	readingBack sync.WaitGroup
 }
 
 // authStore is what Auth keeps in the database: in the settings, the

@@ -87,10 +87,17 @@ func (a *Auth) readBansBack(ctx context.Context, addresses []string) {
 
 // BansChanged is bansChanged for a change made through another node of a
 // cluster (chat.Options.Bans, on the broadcaster's goroutine): the map at
-// once, the read back on a goroutine of its own.
+// once, the read back on a goroutine of its own, which Wait waits for.
 func (a *Auth) BansChanged(addresses []string, on bool) {
 	a.SetBanned(addresses, on)
-	go a.readBansBack(context.Background(), addresses)
+	a.readingBack.Go(func() { a.readBansBack(context.Background(), addresses) })
+}
+
+// Wait waits for the reads back that BansChanged started: at shutdown,
+// once the hub has closed (nothing calls BansChanged after that) and
+// before the store closes under them.
+func (a *Auth) Wait() {
+	a.readingBack.Wait()
 }
 
 // Banned reports whether a ban refuses the client address ip, and counts

@@ -291,3 +291,24 @@ func TestABanAndItsLiftRacingLeaveWhatTheDatabaseSays(t *testing.T) {
 		t.Fatal("banned again, yet not refused")
 	}
 }
+
+// A change of the bans made through another node sets this node's list at
+// once and reads it back from the database on a goroutine of its own; Wait
+// returns once that read has set the list as the database has it, so that
+// shutdown closes the store after it, not under it.
+func TestBansChangedElsewhereAreReadBackBeforeWaitReturns(t *testing.T) {
+	_, _, auth := peopleServer(t, nil)
+	store := auth.store.(*db.Store)
+	const zed = "203.0.113.51"
+	ctx := context.Background()
+	if err := store.BanAddress(ctx, chat.AddressKey(zed), "Zed", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// The command says lifted; the database, where a later ban landed,
+	// says banned.
+	auth.BansChanged([]string{chat.AddressKey(zed)}, false)
+	auth.Wait()
+	if !auth.Banned(zed) {
+		t.Fatal("after Wait, the address is not refused though the database bans it: the read back had not run")
+	}
+}
