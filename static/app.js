@@ -1105,6 +1105,18 @@
     return data.filter(validMessage).map(normalize);
   }
 
+  // historyPage fetches the page of the room's history before the message
+  // before (0: the newest page). It asks for one message more than a page:
+  // if that one comes, there are older ones, and it is dropped.
+  async function historyPage(before) {
+    const msgs = await fetchMessages(before
+      ? `${historyURL()}?before=${before}&limit=${PAGE + 1}`
+      : `${historyURL()}/latest/${PAGE + 1}`);
+    const older = msgs.length > PAGE;
+    if (older) msgs.shift(); // oldest first: the extra one is the oldest
+    return { msgs, older };
+  }
+
   // resync replaces the list with the newest page of history; frames that
   // arrive meanwhile are held and applied after it.
   async function resync() {
@@ -1112,10 +1124,7 @@
     resyncing = [];
     newList();
     try {
-      // One more than a page, to know whether there is anything older.
-      const msgs = await fetchMessages(`${historyURL()}/latest/${PAGE + 1}`);
-      const older = msgs.length > PAGE;
-      if (older) msgs.shift(); // oldest first: the extra one is the oldest
+      const { msgs, older } = await historyPage(0);
       for (const li of realItems()) li.remove();
       const frag = document.createDocumentFragment();
       for (const m of msgs) frag.append(buildMessage(m));
@@ -1166,10 +1175,8 @@
     olderBtn.textContent = 'Loading…';
     list.setAttribute('aria-busy', 'true');
     try {
-      const msgs = await fetchMessages(`${historyURL()}?before=${before}&limit=${PAGE + 1}`);
+      const { msgs, older } = await historyPage(before);
       if (gen !== listGen) return false; // another list is shown now
-      const older = msgs.length > PAGE;
-      if (older) msgs.shift();
       const frag = document.createDocumentFragment();
       for (const m of msgs) {
         if (m.id < before && !$('m-' + m.id)) frag.append(buildMessage(m));
@@ -2914,9 +2921,7 @@
         older = msgs.filter((m) => m.id < at).length >= half;
         newer = msgs.filter((m) => m.id > at).length >= half;
       } else {
-        msgs = await fetchMessages(`${historyURL()}/latest/${PAGE + 1}`);
-        older = msgs.length > PAGE;
-        if (older) msgs.shift();
+        ({ msgs, older } = await historyPage(0));
       }
       list.replaceChildren(...msgs.map(buildMessage));
       settling = null; // a settle due for the room shown before must not scroll this one
