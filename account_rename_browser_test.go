@@ -132,6 +132,9 @@ func TestBrowserTwoTabsAreOnePresenceEntryAndARenameReachesBoth(t *testing.T) {
 	if got := eval[string](t, account, `document.querySelector(".who-am-i .avatar").dataset.initials`); got != "AH" {
 		t.Fatalf("the account page's avatar shows %q, want AH", got)
 	}
+	// A reload shows the page as it is, without saying the change again.
+	do(t, account, chromedp.Reload())
+	waitPage(t, account, "the account page reloaded, without the note", `document.readyState === "complete" && document.querySelector("h1")?.textContent === "Annie Hall" && !document.querySelector(".done") && location.href.endsWith("/account")`)
 
 	for _, tab := range []struct {
 		name string

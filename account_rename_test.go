@@ -126,10 +126,10 @@ func TestRenameReachesEverySocketAndKeepsResendsOnce(t *testing.T) {
 	})
 
 	p = fetch(t, "POST", s.url+"/account/name", ann, url.Values{"name": {"Annie"}})
-	if p.status != http.StatusSeeOther || p.location != "/account?done=name" {
-		t.Fatalf("rename to Annie: %d to %q, want 303 to the account page", p.status, p.location)
+	if p.status != http.StatusSeeOther || p.location != "/account" || p.cookies["nochat_done"] != "name" {
+		t.Fatalf("rename to Annie: %d to %q with cookies %v, want 303 to the account page saying what was done", p.status, p.location, p.cookies)
 	}
-	if p := fetch(t, "GET", s.url+p.location, ann, nil); p.status != http.StatusOK || !strings.Contains(p.body, "Your name is now Annie.") {
+	if p := fetch(t, "GET", s.url+p.location, ann+"; nochat_done=name", nil); p.status != http.StatusOK || !strings.Contains(p.body, "Your name is now Annie.") {
 		t.Fatalf("the account page after the rename: %d %s", p.status, p.body)
 	}
 	for who, c := range map[string]*websocket.Conn{"Ann's first tab": tab1, "Ann's second tab": tab2, "Bob": bobs, "the guest": guest} {

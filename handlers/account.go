@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"nochat/chat"
@@ -79,25 +80,43 @@ func accountPageWith(w http.ResponseWriter, r *http.Request, log *slog.Logger, a
 // handleAccount serves GET /account to a signed-in person.
 func handleAccount(log *slog.Logger, a *Auth, store accountStore, names accountNamer, assets views.AdminAssets) http.Handler {
 	return requirePerson(a, func(w http.ResponseWriter, r *http.Request, acct db.Account, s db.Session) {
-		accountPageWith(w, r, log, a, store, assets, acct, s, http.StatusOK, views.Account{MaxName: names.Limits().MaxNameLen, Done: doneNote(r, acct)})
+		accountPageWith(w, r, log, a, store, assets, acct, s, http.StatusOK, views.Account{MaxName: names.Limits().MaxNameLen, Done: doneNote(w, r, acct)})
 	})
 }
 
 // A change made on the account page answers with a redirect to it (303),
-// saying what was done in its query, so that a reload shows the page
-// again rather than sending the form twice, and the address bar reads
-// /account. A refusal shows the page with the form as it was sent.
+// so that a reload shows the page again rather than sending the form
+// twice, and the address bar reads /account. What was done goes with the
+// redirect in a cookie the page reads once and clears (doneCookie), so
+// that a later reload no longer says it. A refusal shows the page with
+// the form as it was sent.
 
-// doneNote is what the account page's query says was just done: a rename
-// (done=name), a new password (done=password, ended=the other sessions
-// signed out). Anything else says nothing.
-func doneNote(r *http.Request, acct db.Account) string {
-	switch r.URL.Query().Get("done") {
+// doneCookie says what the account page's last change did: "name" (a
+// rename) or "password-N" (a new password, N the other sessions signed
+// out). Only /account is sent it, for a minute.
+const doneCookie = "nochat_done"
+
+// changeDone redirects to the account page, saying what was done.
+func changeDone(w http.ResponseWriter, r *http.Request, done string) {
+	http.SetCookie(w, &http.Cookie{Name: doneCookie, Value: done, Path: "/account", MaxAge: 60, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, "/account", http.StatusSeeOther)
+}
+
+// doneNote is what the doneCookie says was just done, and clears it.
+// Anything else says nothing.
+func doneNote(w http.ResponseWriter, r *http.Request, acct db.Account) string {
+	c, err := r.Cookie(doneCookie)
+	if err != nil {
+		return ""
+	}
+	http.SetCookie(w, &http.Cookie{Name: doneCookie, Path: "/account", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	what, n, _ := strings.Cut(c.Value, "-")
+	switch what {
 	case "name":
 		return "Your name is now " + acct.Name + ". Everyone sees it, on your messages too."
 	case "password":
 		done := "Your password is changed."
-		switch n, err := strconv.Atoi(r.URL.Query().Get("ended")); {
+		switch n, err := strconv.Atoi(n); {
 		case err != nil || n < 1 || n > maxSessionsListed:
 		case n == 1:
 			done += " Your other session is signed out."
@@ -206,7 +225,7 @@ func handleChangePassword(log *slog.Logger, a *Auth, store accountStore, hub int
 			return
 		}
 		hub.EndSessions(ended...)
-		http.Redirect(w, r, "/account?done=password&ended="+strconv.Itoa(len(ended)), http.StatusSeeOther)
+		changeDone(w, r, "password-"+strconv.Itoa(len(ended)))
 	})
 }
 
@@ -273,6 +292,6 @@ func handleRename(log *slog.Logger, a *Auth, store accountStore, hub renamer, tr
 		}
 		log.Info("an account is renamed", "id", acct.ID, "from", acct.Name, "to", display)
 		hub.Rename(acct.ID, display)
-		http.Redirect(w, r, "/account?done=name", http.StatusSeeOther)
+		changeDone(w, r, "name")
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -170,15 +171,25 @@ func TestPeopleSeeAndEndTheirOwnSessionsOnly(t *testing.T) {
 		curlSocket, laptopSocket := openSocket(t, srv, curl), openSocket(t, srv, laptop)
 		frame(t, curlSocket, "hello")
 		frame(t, laptopSocket, "hello")
-		status, where, _ := as(t, srv, "POST", "/account/password", laptop, url.Values{"current": {"password of Ann"}, "new": {"a long new password"}})
-		if status != http.StatusSeeOther || where != "/account?done=password&ended=1" {
-			t.Fatalf("the change: %d to %q, want 303 to the account page", status, where)
+		changed, _ := request(t, srv, "POST", "/account/password", url.Values{"current": {"password of Ann"}, "new": {"a long new password"}}, map[string]string{"Cookie": personCookie + "=" + laptop})
+		where := changed.Header.Get("Location")
+		if changed.StatusCode != http.StatusSeeOther || where != "/account" ||
+			!slices.ContainsFunc(changed.Cookies(), func(c *http.Cookie) bool { return c.Name == doneCookie && c.Value == "password-1" && c.Path == "/account" && c.MaxAge > 0 }) {
+			t.Fatalf("the change: %d to %q with cookies %v, want 303 to the account page saying the other session ended", changed.StatusCode, where, changed.Cookies())
 		}
-		// The account page says what was done; a reload of its address
-		// sends nothing again.
-		if status, _, page := as(t, srv, "GET", where, laptop, nil); status != 200 || !strings.Contains(page, "Your password is changed. Your other session is signed out.") ||
+		// The account page says what was done, once: it clears the note's
+		// cookie, so a reload of its address neither sends anything again
+		// nor says it again.
+		resp, page := request(t, srv, "GET", where, nil, map[string]string{"Cookie": personCookie + "=" + laptop + "; " + doneCookie + "=password-1"})
+		if resp.StatusCode != 200 || !strings.Contains(page, "Your password is changed. Your other session is signed out.") ||
 			!regexp.MustCompile(`Last seen <time datetime="[^"]+" title="\d{4}-\d\d-\d\d \d\d:\d\d UTC">(just now|\d+ minutes? ago)</time>`).MatchString(page) {
-			t.Fatalf("the account page after the change: %d, want 200 saying the other session ended", status)
+			t.Fatalf("the account page after the change: %d, want 200 saying the other session ended", resp.StatusCode)
+		}
+		if cleared := slices.ContainsFunc(resp.Cookies(), func(c *http.Cookie) bool { return c.Name == doneCookie && c.MaxAge < 0 && c.Path == "/account" }); !cleared {
+			t.Fatalf("the account page left its note's cookie: %v", resp.Cookies())
+		}
+		if status, _, page := as(t, srv, "GET", where, laptop, nil); status != 200 || strings.Contains(page, "password is changed") {
+			t.Fatalf("a reload of the account page: %d, and it says the change again", status)
 		}
 		for _, form := range []string{"/account/password", "/account/name"} {
 			if status, to, _ := as(t, srv, "GET", form, laptop, nil); status != http.StatusSeeOther || to != "/account" {
