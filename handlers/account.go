@@ -92,8 +92,9 @@ func handleAccount(log *slog.Logger, a *Auth, store accountStore, names accountN
 // the form as it was sent.
 
 // doneCookie says what the account page's last change did: "name" (a
-// rename) or "password-N" (a new password, N the other sessions signed
-// out). Only /account is sent it, for a minute.
+// rename), "password-N" (a new password, N the other sessions signed
+// out) or "ended-N" (N sessions signed out). Only /account is sent it,
+// for a minute.
 const doneCookie = "nochat_done"
 
 // changeDone redirects to the account page, saying what was done.
@@ -124,11 +125,21 @@ func doneNote(w http.ResponseWriter, r *http.Request, acct db.Account) string {
 			done += " Your other " + strconv.Itoa(n) + " sessions are signed out."
 		}
 		return done
+	case "ended":
+		switch n, err := strconv.Atoi(n); {
+		case err != nil || n < 0 || n > maxSessionsListed:
+		case n == 0:
+			return "No other session was signed in."
+		case n == 1:
+			return "That session is signed out: its pages close, and it must sign in again."
+		default:
+			return strconv.Itoa(n) + " sessions are signed out: their pages close, and they must sign in again."
+		}
 	}
 	return ""
 }
 
-// maxSessionsListed bounds the count a done note repeats from its query.
+// maxSessionsListed bounds the count a done note repeats from its cookie.
 const maxSessionsListed = 1000
 
 // handleEndSession serves POST /account/sessions/{id}/end: it ends one of
@@ -154,7 +165,7 @@ func handleEndSession(log *slog.Logger, a *Auth, store accountStore, hub session
 			http.Redirect(w, r, "/", http.StatusSeeOther)
 			return
 		}
-		http.Redirect(w, r, "/account", http.StatusSeeOther)
+		changeDone(w, r, "ended-1")
 	})
 }
 
@@ -168,7 +179,7 @@ func handleEndOtherSessions(log *slog.Logger, a *Auth, store accountStore, hub s
 			return
 		}
 		hub.EndSessions(ended...)
-		http.Redirect(w, r, "/account", http.StatusSeeOther)
+		changeDone(w, r, "ended-"+strconv.Itoa(len(ended)))
 	})
 }
 

@@ -148,8 +148,19 @@ func TestPeopleSeeAndEndTheirOwnSessionsOnly(t *testing.T) {
 	t.Run("sign out one", func(t *testing.T) {
 		phoneSocket := openSocket(t, srv, mobile)
 		frame(t, phoneSocket, "hello") // the hub has it: a session ended now must close it
-		if status, loc, _ := as(t, srv, "POST", "/account/sessions/"+ids["Chrome on Android"]+"/end", laptop, url.Values{}); status != http.StatusSeeOther || loc != "/account" {
-			t.Fatalf("ending the phone's session: %d to %q", status, loc)
+		ended, _ := request(t, srv, "POST", "/account/sessions/"+ids["Chrome on Android"]+"/end", url.Values{}, map[string]string{"Cookie": personCookie + "=" + laptop})
+		if loc := ended.Header.Get("Location"); ended.StatusCode != http.StatusSeeOther || loc != "/account" {
+			t.Fatalf("ending the phone's session: %d to %q", ended.StatusCode, loc)
+		}
+		// The page it goes back to says so, once.
+		note := ""
+		for _, c := range ended.Cookies() {
+			if c.Name == doneCookie {
+				note = c.Value
+			}
+		}
+		if _, page := request(t, srv, "GET", "/account", nil, map[string]string{"Cookie": personCookie + "=" + laptop + "; " + doneCookie + "=" + note}); !strings.Contains(page, "That session is signed out") || strings.Contains(page, "Chrome on Android") {
+			t.Fatalf("the account page after ending the phone's session does not say so, or lists it still (note cookie %q)", note)
 		}
 		if status, _, _ := as(t, srv, "GET", "/account", mobile, nil); status != http.StatusSeeOther {
 			t.Fatalf("the ended phone session: %d, want 303 to sign in", status)
@@ -174,7 +185,9 @@ func TestPeopleSeeAndEndTheirOwnSessionsOnly(t *testing.T) {
 		changed, _ := request(t, srv, "POST", "/account/password", url.Values{"current": {"password of Ann"}, "new": {"a long new password"}}, map[string]string{"Cookie": personCookie + "=" + laptop})
 		where := changed.Header.Get("Location")
 		if changed.StatusCode != http.StatusSeeOther || where != "/account" ||
-			!slices.ContainsFunc(changed.Cookies(), func(c *http.Cookie) bool { return c.Name == doneCookie && c.Value == "password-1" && c.Path == "/account" && c.MaxAge > 0 }) {
+			!slices.ContainsFunc(changed.Cookies(), func(c *http.Cookie) bool {
+				return c.Name == doneCookie && c.Value == "password-1" && c.Path == "/account" && c.MaxAge > 0
+			}) {
 			t.Fatalf("the change: %d to %q with cookies %v, want 303 to the account page saying the other session ended", changed.StatusCode, where, changed.Cookies())
 		}
 		// The account page says what was done, once: it clears the note's

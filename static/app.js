@@ -478,13 +478,16 @@
 
   // focusMessage scrolls the list to message id and marks it; false when
   // it is not on the page.
-  function focusMessage(id) {
+  function focusMessage(id, take) {
     const li = $('m-' + id);
     if (!li) return false;
     for (const el of list.querySelectorAll('li.msg.focus')) el.classList.remove('focus');
     li.classList.add('focus');
     li.scrollIntoView({ block: 'center' });
     jumpBtn.hidden = true;
+    // Opened from elsewhere (a search, a notification, the address): the
+    // keyboard is at the message too.
+    if (take) li.querySelector('a.permalink')?.focus({ preventScroll: true });
     return true;
   }
 
@@ -569,6 +572,18 @@
       if (li.dataset.cid === cid) return li;
     }
     return null;
+  }
+
+  // removeKeepingFocus takes a message off the list; the keyboard's focus
+  // on it goes to the message below (or above), or the message box, not
+  // to the page's start.
+  function removeKeepingFocus(li) {
+    if (!li) return;
+    if (!li.contains(document.activeElement)) { li.remove(); return; }
+    const near = (step) => { let el = li[step]; while (el && !el.matches('li.msg[data-id]')) el = el[step]; return el; };
+    const next = near('nextElementSibling') || near('previousElementSibling');
+    li.remove();
+    (next?.querySelector('.actions button, a.permalink') || (msgInput.disabled ? scroller : msgInput)).focus();
   }
 
   // placeReal puts a stored message in id order, above the pending/failed
@@ -1088,7 +1103,7 @@
     for (const id of ids) {
       if (!Number.isSafeInteger(id)) continue;
       deletedIds.add(id);
-      $('m-' + id)?.remove();
+      removeKeepingFocus($('m-' + id));
       // The replies to it say so.
       for (const q of list.querySelectorAll(`button.quote[data-id="${id}"]`)) q.replaceWith(quoteButton({ id, deleted: true }));
     }
@@ -1913,6 +1928,19 @@
       react(li, emoji);
     });
     picker.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') { ev.stopPropagation(); closePicker(true); } });
+    // Tab past its first or last control leaves it: closed, back at its
+    // button (it sits at the end of the page, away from the message).
+    picker.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Tab') return;
+      const stops = [...picker.querySelectorAll('button, input')].filter((el) => !el.disabled && el.checkVisibility?.() !== false);
+      if (document.activeElement === (ev.shiftKey ? stops[0] : stops[stops.length - 1])) {
+        ev.preventDefault();
+        closePicker(true);
+      }
+    });
+    picker.addEventListener('focusout', (ev) => {
+      if (ev.relatedTarget && !picker.contains(ev.relatedTarget)) closePicker(false);
+    });
     document.addEventListener('pointerdown', (ev) => {
       if (!picker.hidden && !picker.contains(ev.target) && !ev.target.closest('.act-react')) closePicker(false);
     });
@@ -1921,8 +1949,9 @@
   }
 
   // Editing happens in place: the text becomes a box; Enter saves, Shift+
-  // Enter is a new line, Escape leaves it as it was.
-  async function startEdit(li) {
+  // Enter is a new line, Escape leaves it as it was. Begun with the keys
+  // on its ✎ (fromKey), the focus goes back there; else to the message box.
+  async function startEdit(li, fromKey) {
     if (!mayEdit(li) || li.classList.contains('editing')) return;
     closePicker(false);
     const text = li.querySelector('.text');
@@ -1968,9 +1997,10 @@
       li.classList.remove('editing');
       addActions(li);
     };
-    cancel.addEventListener('click', () => { done(); msgInput.focus(); });
+    const back = () => ((fromKey && li.isConnected && li.querySelector('.act-edit')) || msgInput).focus();
+    cancel.addEventListener('click', () => { done(); back(); });
     area.addEventListener('keydown', (ev) => {
-      if (ev.key === 'Escape') { ev.preventDefault(); ev.stopPropagation(); done(); msgInput.focus(); }
+      if (ev.key === 'Escape') { ev.preventDefault(); ev.stopPropagation(); done(); back(); }
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); box.requestSubmit(); }
     });
     box.addEventListener('submit', async (ev) => {
@@ -1983,7 +2013,7 @@
         done();
         if (m) onEdited({ id: m.id, room: room.id, message: m.message, html: m.html, edited_at: m.edited_at });
         li.dataset.source = message;
-        msgInput.focus();
+        back();
       } catch (err) {
         save.disabled = false;
         notice('Could not save the edit: ' + err.message);
@@ -2018,12 +2048,9 @@
     deleteDialog.returnValue = '';
     deleteDialog.onclose = () => {
       deleteDialog.onclose = null;
-      if (deleteDialog.returnValue !== 'ok') return;
-      // Keep keyboard focus in the list once this line is gone.
-      const next = li.nextElementSibling || li.previousElementSibling;
-      deleteMessage(id).then(() => {
-        if (document.activeElement === document.body) (next?.querySelector('.actions button') || msgInput).focus();
-      });
+      // The line goes when the deletion comes back (onDeleted), with the
+      // keyboard's focus on it moved to the next.
+      if (deleteDialog.returnValue === 'ok') deleteMessage(id);
     };
     deleteDialog.showModal();
   }
@@ -2063,7 +2090,7 @@
     } else if (action?.classList.contains('act-react')) {
       if (pickerFor === li) closePicker(true); else openPicker(li, action);
     } else if (action?.classList.contains('act-edit')) {
-      startEdit(li);
+      startEdit(li, ev.detail === 0);
     } else if (action?.classList.contains('act-delete')) {
       confirmDelete(li);
     } else if (!ev.target.closest('a, button, textarea, form, .mention') && window.matchMedia('(hover: none)').matches) {
@@ -2681,6 +2708,9 @@
       delete a.dataset.unread;
       badge.hidden = true;
     }
+    // Heard after the name, as views.unreadWords has it.
+    const words = a.querySelector('.unread-words');
+    if (words) words.textContent = n > 0 ? `, ${n} unread` : '';
     if (mention !== undefined) a.querySelector('.mention').hidden = !mention;
     updateDrawerBadge();
   }
@@ -2692,6 +2722,7 @@
     }
     drawerBadge.hidden = n === 0;
     drawerBadge.textContent = n > 99 ? '99+' : String(n);
+    drawerBtn.setAttribute('aria-label', n === 0 ? 'Rooms' : `Rooms, ${n} unread elsewhere`);
     updateBadge();
   }
 
@@ -2761,10 +2792,18 @@
     };
     const mark = span('room-mark');
     mark.setAttribute('aria-hidden', 'true');
+    // As views.roomLink: the marks seen, and the words heard.
     const mention = span('mention');
-    mention.textContent = '@';
+    const at = span('');
+    at.textContent = '@';
+    at.setAttribute('aria-hidden', 'true');
+    const said = span('visually-hidden');
+    said.textContent = ', you were mentioned';
+    mention.append(at, said);
     mention.title = 'You were mentioned';
-    a.append(mark, span('room-link-name'), mention, span('badge'));
+    const badge = span('badge');
+    badge.setAttribute('aria-hidden', 'true');
+    a.append(mark, span('room-link-name'), mention, badge, span('unread-words visually-hidden'));
     li.append(a);
     fillRoomLink(a, r);
     return li;
@@ -2898,8 +2937,8 @@
   // its header, rights and unsent messages. The address bar follows. With
   // at, the room opens around that message (a permalink), marked.
   async function switchRoom(slug, push, at) {
-    closeDrawer();
-    if (slug === room.slug && at && focusMessage(at)) {
+    closeDrawer(msgInput.disabled ? scroller : msgInput);
+    if (slug === room.slug && at && focusMessage(at, true)) {
       newList(); // a message looked at: the pages before the first unread are not wanted now
       if (push) history.pushState({ slug: room.slug, at }, '', permalinkOf(room.slug, at));
       return;
@@ -2947,7 +2986,7 @@
       regroup();
       retint();
       jumpBtn.hidden = true;
-      if (!at || !focusMessage(at)) openAtUnread(Number(roomLink(room.id)?.dataset.lastRead) || 0);
+      if (!at || !focusMessage(at, true)) openAtUnread(Number(roomLink(room.id)?.dataset.lastRead) || 0);
       readSent = 0;
       markRead();
     } catch (err) {
@@ -3011,21 +3050,29 @@
 
   // ---------- the drawer (a phone's room list) ----------
 
+  // While the drawer is open the page behind it is inert: Tab stays in
+  // the drawer, as in a dialog. Closed, it gives the focus it had to back
+  // (its button unless said).
+  const behindDrawer = [document.querySelector('.skip'), document.querySelector('header.top'), scroller, document.querySelector('footer.bottom')].filter(Boolean);
   function openDrawer() {
     document.body.classList.add('drawer');
     backdrop.hidden = false;
     drawerBtn.setAttribute('aria-expanded', 'true');
+    for (const el of behindDrawer) el.inert = true;
     (sidebar.querySelector('a[aria-current]') || sidebar.querySelector('a, button'))?.focus();
   }
-  function closeDrawer() {
+  function closeDrawer(back = drawerBtn) {
     if (!document.body.classList.contains('drawer')) return;
+    const had = sidebar.contains(document.activeElement);
     document.body.classList.remove('drawer');
     backdrop.hidden = true;
     drawerBtn.setAttribute('aria-expanded', 'false');
+    for (const el of behindDrawer) el.inert = false;
+    if (had) back?.focus();
   }
   drawerBtn.addEventListener('click', openDrawer);
-  $('drawer-close').addEventListener('click', () => { closeDrawer(); drawerBtn.focus(); });
-  backdrop.addEventListener('click', closeDrawer);
+  $('drawer-close').addEventListener('click', () => closeDrawer());
+  backdrop.addEventListener('click', () => closeDrawer());
   document.addEventListener('keydown', (ev) => {
     if (ev.key === 'Escape') closeDrawer();
   });
@@ -3046,34 +3093,61 @@
 
   const names = (v) => String(v || '').split(',').map((n) => n.trim()).filter(Boolean);
 
+  // A dialog's Cancel (data-close) closes it without sending its form.
+  document.addEventListener('click', (ev) => {
+    const b = ev.target.closest('button[data-close]');
+    if (b) b.closest('dialog')?.close();
+  });
+
+  // openDialog shows a modal dialog; when it closes with the focus nowhere
+  // (in it, or on the page's body), the focus goes back to back, or if that
+  // is hidden now to the message box, or the messages.
+  function openDialog(dialog, back = document.activeElement) {
+    dialog.addEventListener('close', () => {
+      const at = document.activeElement;
+      if (at && at !== document.body && !dialog.contains(at)) return; // put somewhere on purpose
+      [back, msgInput, scroller].find((el) => el && el !== document.body && el.isConnected && !el.disabled && (el.checkVisibility?.() ?? true))?.focus();
+    }, { once: true });
+    dialog.showModal();
+  }
+
+  // menuOpener is what a dialog opened from the room's menu gives the
+  // focus back to: the menu's button, since the menu closes as it opens.
+  function menuOpener() {
+    return roomMenu?.contains(document.activeElement) ? roomMenu.querySelector('summary') : document.activeElement;
+  }
+
   // formDialog opens a dialog whose form is sent by action(values); a
-  // refusal is shown in the dialog, which stays open to fix it.
+  // refusal is shown in the dialog, which stays open to fix it. What
+  // action returns, if anything, takes the focus once it is done.
   function formDialog(id, action) {
     const dialog = $(id);
     if (!dialog) return () => {};
     const form = dialog.querySelector('form');
     const error = dialog.querySelector('.form-error');
     form.addEventListener('submit', async (ev) => {
-      if (ev.submitter?.value !== 'ok') return; // Cancel closes it
       ev.preventDefault();
       if (!form.reportValidity()) return;
       const values = Object.fromEntries(new FormData(form));
-      ev.submitter.disabled = true;
+      const ok = form.querySelector('button[value="ok"]');
+      ok.disabled = true;
       try {
-        await action(values);
+        const next = await action(values);
         dialog.close();
         form.reset();
+        next?.focus();
       } catch (err) {
         error.textContent = err.message;
         error.hidden = false;
       } finally {
-        ev.submitter.disabled = false;
+        ok.disabled = false;
       }
     });
     return () => {
       error.hidden = true;
+      const back = menuOpener();
       if (roomMenu) roomMenu.open = false;
-      dialog.showModal();
+      openDialog(dialog, back);
     };
   }
 
@@ -3085,11 +3159,13 @@
       });
       refreshRooms();
       await switchRoom(r.slug, true);
+      return msgInput.disabled ? scroller : msgInput;
     });
     const newDM = formDialog('new-dm-dialog', async (v) => {
       const r = await api('POST', '/rooms', { kind: 'direct', members: names(v.members) });
       refreshRooms();
       await switchRoom(r.slug, true);
+      return msgInput.disabled ? scroller : msgInput;
     });
     const invite = formDialog('invite-dialog', async (v) => {
       const m = await api('POST', `/rooms/${encodeURIComponent(room.slug)}/members`, { user: v.user });
@@ -3106,13 +3182,14 @@
     $('room-invite')?.addEventListener('click', invite);
     // Who is in the room: its members, those online first, each marked.
     $('room-people')?.addEventListener('click', async () => {
+      const back = menuOpener();
       roomMenu.open = false;
       const dialog = $('people-dialog');
       const ul = $('room-people-list');
       const status = $('room-people-status');
       ul.replaceChildren();
       status.textContent = 'Loading…';
-      dialog.showModal();
+      openDialog(dialog, back);
       try {
         const d = await roomDetail(room.slug);
         const people = (Array.isArray(d.people) ? d.people : []).filter((p) => p && typeof p.user === 'string' && Number.isSafeInteger(p.user_id));
@@ -3193,6 +3270,10 @@
     });
     document.addEventListener('click', (ev) => {
       if (roomMenu.open && !roomMenu.contains(ev.target)) roomMenu.open = false;
+    });
+    // Tabbing out of it closes it, as a click elsewhere does.
+    roomMenu.addEventListener('focusout', (ev) => {
+      if (roomMenu.open && ev.relatedTarget && !roomMenu.contains(ev.relatedTarget)) roomMenu.open = false;
     });
     // Escape closes it, as it does the list of who is online; focus that
     // was in it goes back to its button.
@@ -3478,8 +3559,12 @@
         }
         const full = data.length > SEARCH_PAGE;
         const hits = data.slice(0, SEARCH_PAGE).filter((m) => Number.isSafeInteger(m.id) && typeof m.slug === 'string' && typeof m.snippet === 'string');
+        const shown = more ? searchResults.children.length : 0;
         if (more) searchResults.append(...hits.map(buildHit));
         else searchResults.replaceChildren(...hits.map(buildHit));
+        // The button pressed may go: the keyboard goes on at the first
+        // result it brought.
+        if (more) searchResults.children[shown]?.querySelector('a')?.focus();
         const n = searchResults.children.length;
         searchOlder = full && hits.length ? hits[hits.length - 1].id : 0;
         searchMore.hidden = !searchOlder;

@@ -101,6 +101,15 @@ func roomMark(kind string) string {
 	return "#"
 }
 
+// unreadWords is what a reader hears of a room's unread count, after
+// its name; nothing for none.
+func unreadWords(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return ", " + strconv.Itoa(n) + " unread"
+}
+
 // unreadText is an unread count as the list shows it: 99+ past 99.
 func unreadText(n int) string {
 	if n > 99 {
@@ -168,6 +177,15 @@ func nameHash(name string) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(name))
 	return h.Sum32()
+}
+
+// signOutLabel names a session's Sign out button for those who hear it:
+// which device, since every row's button reads the same.
+func signOutLabel(s db.Session, current int64) string {
+	if s.ID == current {
+		return "Sign out this device (" + deviceName(s.UserAgent) + ")"
+	}
+	return "Sign out " + deviceName(s.UserAgent) + ", last seen " + s.LastSeen.UTC().Format("2006-01-02 15:04") + " UTC"
 }
 
 // deviceName is a session's user agent as a person names the device: the

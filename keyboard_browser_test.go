@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// focused describes the element with the keyboard's focus.
+const focused = `(() => { const a = document.activeElement; return a ? (a.id || a.getAttribute('aria-label') || a.className || a.tagName) : ''; })()`
+
+// Someone who uses the keyboard alone: Enter in a dialog's field does what
+// the dialog is for; a dialog gives the focus back to what opened it; Tab
+// out of the room's menu or the reaction picker closes it; a search result
+// takes the focus to its message, and older results to the first of them;
+// another's delete of the message one is on moves the focus on, not to the
+// page's start; on a phone the drawer keeps Tab in it and gives the focus
+// back as it closes.
+func TestBrowserKeyboardAlone(t *testing.T) {
+	s, ann, bob := annAndBob(t)
+	do(t, ann, chromedp.Navigate(s.url+"/"))
+	connected(t, ann)
+
+	// Enter in the name of a new room makes it, and the keyboard is in
+	// its message box (Cancel came first in the form, and Enter took it).
+	do(t, ann, chromedp.Focus(chromedp.ID("new-room")), chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.ID("new-room-dialog")))
+	do(t, ann, chromedp.SendKeys(`#new-room-dialog [name="name"]`, "Printers"+kb.Enter))
+	waitPage(t, ann, "Printers made with Enter, its message box focused", `document.getElementById("room-name-text").textContent === "Printers" && document.activeElement.id === "message"`)
+	// Cancel with the keys sends nothing and gives the focus back.
+	do(t, ann, chromedp.Focus(chromedp.ID("new-room")), chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.ID("new-room-dialog")))
+	do(t, ann, chromedp.SendKeys(`#new-room-dialog [name="name"]`, "Not this one"), chromedp.Focus(`#new-room-dialog button[data-close]`), chromedp.KeyEvent(kb.Enter))
+	waitPage(t, ann, "the dialog cancelled, the focus on its opener", `!document.getElementById("new-room-dialog").open && document.activeElement.id === "new-room"`)
+	if got := eval[[]string](t, ann, roomLinks); fmt.Sprint(got) != "[room-list:Lobby:0 room-list:Printers:0]" {
+		t.Fatalf("rooms after a made and a cancelled one: %v", got)
+	}
+
+	// A dialog from the room's menu gives the focus back to the menu's
+	// button: the item that opened it is hidden with the menu.
+	for _, close := range []chromedp.Action[chromedp.Void]{chromedp.KeyEvent(kb.Escape), chromedp.KeyEvent(kb.Enter)} {
+		do(t, ann, chromedp.Focus(`#room-menu summary`), chromedp.KeyEvent(kb.Enter))
+		waitPage(t, ann, "the room's menu open", `document.getElementById("room-menu").open`)
+		do(t, ann, chromedp.Focus(chromedp.ID("room-people")), chromedp.KeyEvent(kb.Enter))
+		waitPage(t, ann, "the people dialog", `document.getElementById("people-dialog").open && document.getElementById("room-people-status").textContent.includes("member")`)
+		do(t, ann, close) // Escape, or Enter on its Close
+		waitPage(t, ann, "the focus back on the room's menu button", `!document.getElementById("people-dialog").open && document.activeElement === document.querySelector("#room-menu summary")`)
+	}
+	// Tab past the menu's last item closes it.
+	do(t, ann, chromedp.KeyEvent(kb.Enter))
+	waitPage(t, ann, "the room's menu open again", `document.getElementById("room-menu").open`)
+	eval[bool](t, ann, `(() => { const items = [...document.querySelectorAll('#room-menu button, #room-menu a, #room-menu input')].filter((el) => el.checkVisibility()); items[items.length - 1].focus(); return true; })()`)
+	do(t, ann, chromedp.KeyEvent(kb.Tab))
+	waitPage(t, ann, "the menu closed as the focus left it", `!document.getElementById("room-menu").open && !document.getElementById("room-menu").contains(document.activeElement)`)
+
+	// Bob writes in the lobby; Ann is on his first message's ☺+.
+	clickRoom(t, ann, "Lobby")
+	waitPage(t, ann, "the lobby", `document.body.dataset.roomSlug === "lobby"`)
+	for i := range 25 {
+		say(t, bob, fmt.Sprintf("lathe note %d", i+1))
+	}
+	waitMessages(t, ann, "Bob's 25 lines", contains("lathe note 25"))
+	first := eval[string](t, ann, `[...document.querySelectorAll('#messages li.msg')].find((li) => li.querySelector('.text')?.textContent === 'lathe note 24').id`)
+	do(t, ann, chromedp.Focus("#"+first+" .act-react"), chromedp.KeyEvent(kb.Enter))
+	waitPage(t, ann, "the picker open, the focus in it", `!document.getElementById("picker").hidden && document.getElementById("picker").contains(document.activeElement)`)
+	do(t, ann, chromedp.KeyEvent(kb.Tab, chromedp.KeyModifiers(1<<3))) // Shift+Tab off its first emoji
+	waitPage(t, ann, "Shift+Tab out of the picker: closed, back on ☺+", fmt.Sprintf(`document.getElementById("picker").hidden && document.activeElement === document.querySelector("#%s .act-react")`, first))
+	do(t, ann, chromedp.KeyEvent(kb.Enter))
+	waitPage(t, ann, "the picker open again", `!document.getElementById("picker").hidden`)
+	eval[bool](t, ann, `(() => { const stops = [...document.querySelectorAll('#picker button, #picker input')].filter((el) => el.checkVisibility()); stops[stops.length - 1].focus(); return true; })()`)
+	do(t, ann, chromedp.KeyEvent(kb.Tab))
+	waitPage(t, ann, "Tab out of the picker: closed, back on ☺+", fmt.Sprintf(`document.getElementById("picker").hidden && document.activeElement === document.querySelector("#%s .act-react")`, first))
+
+	// Bob deletes that message: Ann's focus goes to the next one's
+	// actions, not to the page's start.
+	id := first[len("m-"):]
+	if status := postJSON(t, bob, "DELETE", "/rooms/lobby/messages/"+id, ""); status != 204 {
+		t.Fatalf("Bob's delete: %v", status)
+	}
+	waitPage(t, ann, "the deleted line gone, the focus on the next", fmt.Sprintf(`!document.getElementById(%q) && document.activeElement.closest("li.msg")?.querySelector(".text")?.textContent === "lathe note 25"`, first))
+
+	// Search: Enter on a result puts the focus on its message; older
+	// results put it on the first of them.
+	do(t, ann, chromedp.Focus(chromedp.ID("scroller")), chromedp.KeyEvent("/"))
+	waitPage(t, ann, "the search box", `document.getElementById("search-dialog").open && document.activeElement.id === "search-q"`)
+	do(t, ann, chromedp.SendKeys(chromedp.ID("search-q"), "lathe"))
+	waitPage(t, ann, "20 results and more", `document.querySelectorAll("#search-results li").length === 20 && !document.getElementById("search-more").hidden`)
+	do(t, ann, chromedp.Focus(chromedp.ID("search-more")), chromedp.KeyEvent(kb.Enter))
+	waitPage(t, ann, "the older results, the focus on the first of them", `document.querySelectorAll("#search-results li").length === 24 && document.activeElement === document.querySelector("#search-results li:nth-child(21) a")`)
+	hit := eval[string](t, ann, `document.activeElement.dataset.id`)
+	do(t, ann, chromedp.KeyEvent(kb.Enter))
+	waitPage(t, ann, "the result's message focused", fmt.Sprintf(`!document.getElementById("search-dialog").open && document.activeElement.matches("a.permalink") && document.activeElement.closest("li.msg").id === "m-%s"`, hit))
+
+	// On a phone the drawer keeps Tab in it; Escape gives the focus back
+	// to its button; a room chosen in it gives it to the message box.
+	do(t, ann, chromedp.EmulateViewport(390, 844))
+	do(t, ann, chromedp.Focus(chromedp.ID("drawer-open")), chromedp.KeyEvent(kb.Enter))
+	waitPage(t, ann, "the drawer open, the focus in it", `document.body.classList.contains("drawer") && document.getElementById("sidebar").contains(document.activeElement)`)
+	for i := range 14 {
+		do(t, ann, chromedp.KeyEvent(kb.Tab))
+		if where := eval[string](t, ann, `document.activeElement.closest("header.top, main, footer.bottom, .skip") ? document.activeElement.outerHTML.slice(0, 80) : ""`); where != "" {
+			t.Fatalf("Tab %d left the open drawer for %s", i+1, where)
+		}
+	}
+	do(t, ann, chromedp.KeyEvent(kb.Escape))
+	waitPage(t, ann, "Escape: the drawer closed, the focus on its button", `!document.body.classList.contains("drawer") && document.activeElement.id === "drawer-open"`)
+	do(t, ann, chromedp.KeyEvent(kb.Enter))
+	waitPage(t, ann, "the drawer open again", `document.body.classList.contains("drawer")`)
+	do(t, ann, chromedp.Focus(`#sidebar a.room-link[data-slug="printers"]`), chromedp.KeyEvent(kb.Enter))
+	waitPage(t, ann, "Printers chosen: the drawer closed, the focus in the message box", `document.body.dataset.roomSlug === "printers" && !document.body.classList.contains("drawer") && document.activeElement.id === "message"`)
+	if got := eval[string](t, ann, focused); got != "message" {
+		t.Fatalf("focus on %q", got)
+	}
+}
