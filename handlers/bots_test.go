@@ -26,6 +26,7 @@ type botWorld struct {
 	srv                 *httptest.Server
 	store               *db.Store
 	hub                 *chat.Hub
+	auth                *Auth
 	ada, bob            string // sessions
 	ops, secret, lounge roomAnswer
 	bot                 db.Account
@@ -41,7 +42,7 @@ func newBotWorld(t *testing.T, hubOpts chat.Options) botWorld {
 	w.srv, _, _, _ = testServer{
 		hub:      hubOpts,
 		accounts: map[string]string{"Ada": db.RoleAdmin, "Bob": db.RoleMember},
-		deps:     func(d *Deps) { w.store, w.hub = d.Store, d.Hub },
+		deps:     func(d *Deps) { w.store, w.hub, w.auth = d.Store, d.Hub, d.Auth },
 	}.start(t)
 	w.ada = signInAs(t, w.srv, "Ada", "password of Ada", firefox)
 	w.bob = signInAs(t, w.srv, "Bob", "password of Bob", firefox)
@@ -551,5 +552,58 @@ func TestBotAvatar(t *testing.T) {
 	}
 	if bots := mustBots(t, w.store); len(bots) != 2 || bots[1].Name != "Owl" || bots[1].Avatar != "🦉" {
 		t.Errorf("bots: %+v, want Heron and Owl 🦉 (and no Owl made with a bad avatar)", bots)
+	}
+}
+
+// A bot has no password and never signs in: the dashboard offers no reset
+// link for it and the route refuses one; a link, a password or a session
+// a bot got before these refusals (an admin could once make it a reset
+// link) opens nothing.
+func TestABotHasNoPassword(t *testing.T) {
+	w := newBotWorld(t, chat.Options{})
+	resetLink := fmt.Sprintf("/admin/people/%d/reset-link", w.bot.ID)
+	if code, _, page := as(t, w.srv, "GET", "/admin", w.ada, nil); code != http.StatusOK || !strings.Contains(page, "Heron") || strings.Contains(page, resetLink) {
+		t.Fatalf("the dashboard: %d, Heron listed %t, a reset link offered for it %t", code, strings.Contains(page, "Heron"), strings.Contains(page, resetLink))
+	}
+	if code, _, body := as(t, w.srv, "POST", resetLink, w.ada, nil); code != http.StatusBadRequest || !strings.Contains(body, "a bot has no password") {
+		t.Fatalf("a reset link for the bot: %d %.200s, want 400 saying a bot has no password", code, body)
+	}
+
+	// What the route once gave, made directly.
+	r := httptest.NewRequest("POST", "/", nil)
+	token, _, err := w.auth.newSession(r, resetSessions, w.bot.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := as(t, w.srv, "GET", "/reset/"+token, "", nil); code != http.StatusGone {
+		t.Fatalf("the bot's old reset link: %d, want 410", code)
+	}
+	if code, _, _ := as(t, w.srv, "POST", "/reset/"+token, "", url.Values{"password": {"botpassword123"}}); code != http.StatusGone {
+		t.Fatalf("a password through the bot's old reset link: %d, want 410", code)
+	}
+	hash, err := hashPassword("botpassword123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.store.ChangePassword(context.Background(), w.bot.ID, hash, 0); err != nil {
+		t.Fatal(err)
+	}
+	resp := post(t, w.srv, "/signin", "192.0.2.9", url.Values{"name": {"Heron"}, "password": {"botpassword123"}}, nil)
+	if resp.StatusCode != http.StatusUnauthorized || newSession(resp) != "" {
+		t.Fatalf("signing in as the bot with the password it was given: %d, session %t; want 401 and none", resp.StatusCode, newSession(resp) != "")
+	}
+	session, _, err := w.auth.newSession(r, personSessions, w.bot.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := as(t, w.srv, "GET", "/account", session, nil); code != http.StatusSeeOther {
+		t.Fatalf("the account page with a session of the bot's: %d, want 303 to sign in", code)
+	}
+	if code, _, body := as(t, w.srv, "GET", "/rooms", session, nil); strings.Contains(body, "ops") {
+		t.Fatalf("the rooms with a session of the bot's: %d %s, want its private room not among them", code, body)
+	}
+	// The bot's token still works: it is how a bot speaks.
+	if code, _, body := w.asBot(t, "GET", "/rooms", "", nil); code != http.StatusOK || !strings.Contains(body, "ops") {
+		t.Fatalf("the bot's token after all this: %d %s", code, body)
 	}
 }

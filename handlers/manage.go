@@ -70,6 +70,7 @@ var (
 	errResetInactive = errors.New("the account is deactivated: reactivate it before making a reset link")
 	errBadRole       = errors.New("role must be admin or member")
 	errBotRole       = errors.New("a bot's role is not changed here")
+	errBotReset      = errors.New("a bot has no password: it posts with its token (Bots: New token gives it another)")
 	errIsDeactivated = errors.New("the account is deactivated already")
 	errIsActive      = errors.New("the account is active already")
 	errIsBanned      = errors.New("the account is banned already")
@@ -106,7 +107,7 @@ func personAction(log *slog.Logger, a *Auth, store manageStore, act func(w http.
 // refusalStatus is the HTTP status of a people route's refusal.
 func refusalStatus(err error) int {
 	switch {
-	case errors.Is(err, errBadRole), errors.Is(err, errBotRole):
+	case errors.Is(err, errBadRole), errors.Is(err, errBotRole), errors.Is(err, errBotReset):
 		return http.StatusBadRequest
 	case errors.Is(err, errSelfRole), errors.Is(err, errSelfEnd):
 		return http.StatusForbidden
@@ -337,7 +338,10 @@ func handleUnban(log *slog.Logger, a *Auth, store manageStore, audit auditFunc) 
 // dashboard showing the link, this once: only its token's SHA-256 is kept.
 func handleResetLink(log *slog.Logger, a *Auth, store manageStore, trustProxy bool, audit auditFunc, show func(views.ResetLink) http.Handler) http.Handler {
 	return personAction(log, a, store, func(w http.ResponseWriter, r *http.Request, acct db.Account, me int64) error {
-		if acct.Deactivated {
+		switch {
+		case acct.Role == db.RoleBot:
+			return errBotReset
+		case acct.Deactivated:
 			return errResetInactive
 		}
 		token, _, err := a.newSession(r, resetSessions, acct.ID, "")

@@ -70,7 +70,9 @@ func readForm(w http.ResponseWriter, r *http.Request, hub adminHub, trustProxy b
 }
 
 // Person returns the account r is signed in to, with its session. A
-// deactivated account is signed in to nothing.
+// deactivated account is signed in to nothing, and so is a bot's (it has
+// a token, never a session: one made before bots were refused a password
+// does not count).
 func (a *Auth) Person(r *http.Request) (db.Account, db.Session, bool) {
 	if a == nil {
 		return db.Account{}, db.Session{}, false
@@ -86,7 +88,7 @@ func (a *Auth) Person(r *http.Request) (db.Account, db.Session, bool) {
 		}
 		return db.Account{}, db.Session{}, false
 	}
-	if acct.Deactivated {
+	if acct.Deactivated || acct.Role == db.RoleBot {
 		return db.Account{}, db.Session{}, false
 	}
 	return acct, s, true
@@ -452,6 +454,9 @@ func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, t
 		found := false
 		if display, key, err := names.AccountName(name); err == nil {
 			switch acct, err = a.store.AccountByNameKey(r.Context(), key); {
+			case err == nil && acct.Role == db.RoleBot:
+				// A bot signs in with nothing but its token: its name is
+				// answered as a name no account has.
 			case err == nil:
 				found = true
 				// An account that start-up's rekeying left on its old key,

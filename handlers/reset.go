@@ -40,7 +40,7 @@ func resetAccount(ctx context.Context, store resetStore, token string, now time.
 		return db.Account{}, false
 	}
 	acct, err := store.AccountByID(ctx, s.AccountID)
-	if err != nil || acct.Deactivated {
+	if err != nil || acct.Deactivated || acct.Role == db.RoleBot {
 		return db.Account{}, false
 	}
 	return acct, true
