@@ -29,6 +29,9 @@ type Webhook struct {
 	Created   time.Time
 	CreatedBy string    // an account's name, or "shell"
 	LastUsed  time.Time // zero if never
+	// Off is whether an admin deactivated the account it posts as: then
+	// it posts nothing until the account is reactivated.
+	Off bool
 }
 
 // CreateWebhook stores a webhook for room whose secret has the SHA-256
@@ -75,7 +78,7 @@ func createWebhook(ctx context.Context, tx *sql.Tx, room int64, a Account, secre
 	return h, err
 }
 
-const webhookColumns = "w.id, w.room_id, w.account_id, a.name, w.created, w.created_by, w.last_used"
+const webhookColumns = "w.id, w.room_id, w.account_id, a.name, w.created, w.created_by, w.last_used, a.deactivated IS NOT NULL"
 
 func scanWebhook(row interface{ Scan(...any) error }, extra ...any) (Webhook, error) {
 	var (
@@ -83,7 +86,7 @@ func scanWebhook(row interface{ Scan(...any) error }, extra ...any) (Webhook, er
 		created int64
 		used    sql.NullInt64
 	)
-	if err := row.Scan(append([]any{&h.ID, &h.Room, &h.AccountID, &h.Name, &created, &h.CreatedBy, &used}, extra...)...); err != nil {
+	if err := row.Scan(append([]any{&h.ID, &h.Room, &h.AccountID, &h.Name, &created, &h.CreatedBy, &used, &h.Off}, extra...)...); err != nil {
 		return Webhook{}, err
 	}
 	h.Created = time.UnixMilli(created)

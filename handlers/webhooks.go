@@ -48,6 +48,7 @@ const webhookTouchEvery = time.Minute
 
 var (
 	errNoHook       = errors.New("no such webhook (or the secret is wrong)")
+	errHookOff      = errors.New("this webhook is turned off: an admin deactivated the account it posts as")
 	errHookRoom     = errors.New("a webhook posts into an open or private room that is not archived")
 	errHookNameUsed = errors.New("that name is taken (by a person, a bot or another webhook): choose another")
 )
@@ -157,6 +158,11 @@ func handleHook(log *slog.Logger, store hookStore, hub hookHub, now func() time.
 		}
 		if subtle.ConstantTimeCompare(tokenHash(secret), want) != 1 || hook.ID == 0 {
 			writeError(w, r, log, http.StatusNotFound, errNoHook)
+			return
+		}
+		if hook.Off {
+			hub.RecordErrorAt(chat.KindBadInput, placeWebhook, "a post to a webhook whose account is deactivated", hook.Name)
+			writeError(w, r, log, http.StatusForbidden, errHookOff)
 			return
 		}
 		room, ok := hub.Room(hook.Room)

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -415,5 +416,34 @@ func TestWebhooksPanel(t *testing.T) {
 	}
 	if code, _, _ := as(t, w.srv, "POST", "/admin/webhooks/"+washer+"/delete", w.ada, nil); code != 404 {
 		t.Fatalf("deleting it again: %d, want 404", code)
+	}
+}
+
+// An admin turns a webhook off by deactivating the account it posts as
+// (the dashboard lists it among the people): its posts are refused, 403
+// saying why, and nothing is stored, until the account is reactivated.
+func TestADeactivatedWebhookPostsNothing(t *testing.T) {
+	w := newBotWorld(t, chat.Options{})
+	hook, path := w.makeHook(t, w.ops.ID, "Grafana")
+	deactivate := fmt.Sprintf("/admin/people/%d/deactivate", hook.AccountID)
+	if code, _, body := as(t, w.srv, "POST", deactivate, w.ada, nil); code != http.StatusSeeOther {
+		t.Fatalf("deactivating the webhook's account: %d %s", code, body)
+	}
+	sendTo(t, w.srv, w.ada, w.ops.Slug, "before the webhook is off")
+	before := w.lastIn(t, w.ops.Slug, w.ada)
+	if code, body := hookPost(t, w.srv, path, "text/plain", "disk full"); code != http.StatusForbidden || !strings.Contains(body, "turned off") {
+		t.Fatalf("a post to the deactivated webhook: %d %s, want 403 saying it is turned off", code, body)
+	}
+	if m := w.lastIn(t, w.ops.Slug, w.ada); m.ID != before.ID {
+		t.Fatalf("the deactivated webhook's post was stored: %+v", m)
+	}
+	if code, _, body := as(t, w.srv, "POST", fmt.Sprintf("/admin/people/%d/reactivate", hook.AccountID), w.ada, nil); code != http.StatusSeeOther {
+		t.Fatalf("reactivating: %d %s", code, body)
+	}
+	if code, body := hookPost(t, w.srv, path, "text/plain", "disk fine again"); code != http.StatusOK {
+		t.Fatalf("a post after reactivation: %d %s", code, body)
+	}
+	if m := w.lastIn(t, w.ops.Slug, w.ada); m.Message != "disk fine again" || m.User != "Grafana" {
+		t.Fatalf("the room's newest after reactivation: %+v", m)
 	}
 }
