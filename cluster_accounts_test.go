@@ -268,6 +268,13 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 	if bobID == 0 {
 		t.Fatalf("Bob's message %d is not in n1's history under an account: %+v", said, history)
 	}
+	// A guest on n1 shares Bob's address.
+	neighbourConn, _, err := (&websocket.Dialer{Subprotocols: []string{"nochat.v1"}, HandshakeTimeout: 5 * time.Second}).Dial(wsURL(n1.url)+"?user=Neighbour",
+		http.Header{"Origin": {n1.url}, "X-Forwarded-For": {bobsAddress}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	neighbour := helloed(t, neighbourConn)
 	req, err = http.NewRequest("POST", n2.url+"/admin/people/"+strconv.FormatInt(bobID, 10)+"/ban", strings.NewReader("delete_messages=on"))
 	if err != nil {
 		t.Fatal(err)
@@ -285,6 +292,17 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 			var ce *websocket.CloseError
 			if !errors.As(err, &ce) || ce.Code != 4003 || ce.Text != "your account was banned by an admin" {
 				t.Errorf("Bob's page on n1 after n2 banned him: %v, want 4003 saying so", err)
+			}
+			break
+		}
+	}
+	// The guest at his address is told of the address, not of an account.
+	neighbour.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if _, _, err := neighbour.conn.ReadMessage(); err != nil {
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != 4003 || ce.Text != "this address was banned from the chat by an admin" {
+				t.Errorf("a guest's page at Bob's address on n1 after n2 banned him: %v, want 4003 saying the address was banned", err)
 			}
 			break
 		}

@@ -827,7 +827,7 @@ func (b *broadcaster) accountChanged(a db.AccountChange) {
 	if a.Role != "" {
 		b.setRole(a.ID, a.Role)
 	}
-	b.closeAddresses(a.Banned, reason)
+	b.closeAddresses(a.Banned, CloseAddressBanned) // others there have no account banned
 	if bans := b.h.opts.Bans; bans != nil {
 		if len(a.Banned) > 0 {
 			bans(a.Banned, true)

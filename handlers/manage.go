@@ -252,7 +252,9 @@ func handleBan(log *slog.Logger, a *Auth, store manageStore, hub accountCloser, 
 		}
 		a.bansChanged(r.Context(), banned, true)
 		closed := hub.EndAccount(acct.ID, closeBanned)
-		closed += hub.CloseAddresses(banned, closeBanned)
+		// Others at those addresses are told of the address, not of an
+		// account they do not have.
+		closed += hub.CloseAddresses(banned, chat.CloseAddressBanned)
 		detail := sessionsEnded(len(ended)) + ", " + pagesClosed(closed)
 		if len(banned) > 0 {
 			detail += "; addresses refused: " + strings.Join(banned, ", ")

@@ -309,9 +309,11 @@ func TestBanRefusesAddressesAndDeletesMessages(t *testing.T) {
 		bobSocket.WriteJSON(map[string]any{"type": "send", "data": map[string]any{"message": text, "cid": fmt.Sprint("c", i)}})
 		frame(t, bobSocket, "ack")
 	}
-	// A guest watches the room.
+	// A guest watches the room; another shares Bob's network.
 	watcher := dialPage(t, srv, "/", "")
 	frame(t, watcher, "hello")
+	neighbour := dialFrom(t, srv.URL, "2001:db8:1:2::7", "Neighbour")
+	frame(t, neighbour, "hello")
 	if code, _ := postStatusAs(t, srv, "/discussion/a%20guest%20line", "198.51.100.1"); code != http.StatusOK {
 		t.Fatalf("a guest's send: %d", code)
 	}
@@ -321,6 +323,9 @@ func TestBanRefusesAddressesAndDeletesMessages(t *testing.T) {
 		t.Fatalf("ban: %d %s", code, body)
 	}
 	closedWith(t, bobSocket, chat.CloseAccountEnded, "banned by an admin", "Bob's open page")
+	// The neighbour is told what happened to it: its address, not an
+	// account it does not have.
+	closedWith(t, neighbour, chat.CloseAccountEnded, chat.CloseAddressBanned, "the page of a guest at Bob's address")
 	deleted := map[float64]bool{}
 	watcher.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for len(deleted) < 2 {
