@@ -112,7 +112,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, status
 	}
 	msg := err.Error()
 	if status >= 500 {
-		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+		log.Error("request failed", "method", r.Method, "path", loggedPath(r), "status", status, "err", err)
 		msg = http.StatusText(status)
 		var refusal *chat.Refusal
 		if errors.As(err, &refusal) {
@@ -127,7 +127,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, status
 func render(w http.ResponseWriter, r *http.Request, log *slog.Logger, status int, c templ.Component) {
 	var buf bytes.Buffer
 	if err := c.Render(r.Context(), &buf); err != nil {
-		log.Error("render page", "path", r.URL.Path, "err", err)
+		log.Error("render page", "path", loggedPath(r), "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
@@ -214,7 +214,7 @@ func recoverPanics(log *slog.Logger, errs errorRecorder, trustProxy bool, next h
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.Error("panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				log.Error("panic", "method", r.Method, "path", loggedPath(r), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				// The route's pattern is a fixed text from the code (the log's
 				// key must be); the mux sets it on this same request.
 				place := r.Pattern
@@ -246,7 +246,26 @@ const (
 
 // requestSubject names a request in the error log: method, path, address.
 func requestSubject(r *http.Request, trustProxy bool) string {
-	return r.Method + " " + chat.Cut(r.URL.Path, 80) + " from " + chat.ClientIP(r, trustProxy)
+	return r.Method + " " + chat.Cut(loggedPath(r), 80) + " from " + chat.ClientIP(r, trustProxy)
+}
+
+// loggedPath is r's path as the log and the dashboard's errors show it:
+// without the key in an invite link (/join/{code}), a password reset link
+// (/reset/{token}) or a webhook's address (/hooks/{id}/{secret}), which
+// whoever reads them could use.
+func loggedPath(r *http.Request) string {
+	p := r.URL.Path
+	for _, prefix := range []string{"/join/", "/reset/"} {
+		if strings.HasPrefix(p, prefix) {
+			return prefix + "…"
+		}
+	}
+	if rest, ok := strings.CutPrefix(p, "/hooks/"); ok {
+		if id, _, secret := strings.Cut(rest, "/"); secret {
+			return "/hooks/" + id + "/…"
+		}
+	}
+	return p
 }
 
 // sender is what the send routes need from the hub.

@@ -1,7 +1,11 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"nochat/chat"
 	"nochat/db"
 )
 
@@ -240,5 +245,86 @@ func TestFirstInviteCodeIsOneForEveryone(t *testing.T) {
 	}
 	if !auth.inviteValid(context.Background(), first) {
 		t.Fatal("the code shown is not the one that works")
+	}
+}
+
+// The keys in links stay out of what admins and the log see: a join
+// refused or rate limited at the invite link, a reset link used twice and
+// a webhook's post refused are in the log and the dashboard's errors
+// without the invite code, the reset token or the webhook's secret.
+func TestKeysInLinksStayOutOfTheLogAndErrors(t *testing.T) {
+	var logged bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var hub *chat.Hub
+	srv, _, auth, _ := testServer{
+		accounts: map[string]string{"Boss": db.RoleAdmin, "Bob": db.RoleMember},
+		hub:      chat.Options{Log: logger},
+		deps:     func(d *Deps) { d.Log, hub = logger, d.Hub },
+	}.start(t)
+	admin := signInAs(t, srv, "Boss", "password of Boss", "test")
+	_, _, code := inviteLink(t, srv, admin)
+
+	// A join refused (joining closed), then joins past the address's limit.
+	if status, _, _ := as(t, srv, "POST", "/admin/join-policy", admin, url.Values{"policy": {JoinClosed}}); status != http.StatusSeeOther {
+		t.Fatalf("closing joins: %d", status)
+	}
+	if status, _ := join(t, srv, "/join/"+code, "192.0.2.60", "Dan", "long enough"); status != http.StatusForbidden {
+		t.Fatalf("a join when closed: %d, want 403", status)
+	}
+	if status, _, _ := as(t, srv, "POST", "/admin/join-policy", admin, url.Values{"policy": {JoinInvite}}); status != http.StatusSeeOther {
+		t.Fatalf("opening joins to the link: %d", status)
+	}
+	limited := false
+	for i := range 30 {
+		status, _ := join(t, srv, "/join/"+code, "192.0.2.61", "", "x") // refused: no name
+		if status == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+		if i == 29 {
+			t.Fatalf("30 joins from one address: never 429 (last %d)", status)
+		}
+	}
+	if !limited {
+		t.Fatal("no join was rate limited")
+	}
+
+	// A reset link used twice: the second is refused.
+	status, _, page := as(t, srv, "POST", peopleURL(t, auth, "Bob", "reset-link"), admin, nil)
+	m := resetLinkRe.FindStringSubmatch(page)
+	if status != http.StatusOK || m == nil {
+		t.Fatalf("a reset link for Bob: %d", status)
+	}
+	token := m[2]
+	for range 2 {
+		post(t, srv, "/reset/"+token, "192.0.2.62", url.Values{"password": {"a brand new password"}}, nil)
+	}
+
+	// A webhook's post refused: an empty one.
+	status, _, made := roomCall(t, srv, "POST", "/rooms/lobby/webhooks", admin, `{"name": "Sensor"}`, nil)
+	var hook struct{ URL string }
+	if err := json.Unmarshal([]byte(made), &hook); status != http.StatusCreated || err != nil {
+		t.Fatalf("a webhook: %d %s", status, made)
+	}
+	u, err := url.Parse(hook.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hookPath, secret := u.Path, u.Path[strings.LastIndex(u.Path, "/")+1:]
+	if status, _ := hookPost(t, srv, hookPath, "text/plain", ""); status != http.StatusBadRequest {
+		t.Fatalf("an empty webhook post: %d, want 400", status)
+	}
+
+	errs := fmt.Sprint(hub.Snapshot(100).Errors)
+	if !strings.Contains(errs, "POST /join/…") {
+		t.Fatalf("the dashboard's errors do not show the refused joins: %s", errs)
+	}
+	for what, key := range map[string]string{"the invite code": code, "the reset token": token, "the webhook's secret": secret} {
+		if strings.Contains(errs, key) {
+			t.Errorf("the dashboard's errors show %s: %s", what, errs)
+		}
+		if strings.Contains(logged.String(), key) {
+			t.Errorf("the log shows %s:\n%s", what, logged.String())
+		}
 	}
 }
