@@ -136,7 +136,21 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs := flag.NewFlagSet("nochat", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: nochat [flags]\n       nochat backup [-db file] [-force] DEST\n       nochat bench [flags]   (nochat bench -h lists them)\n       nochat version\n\nNoChat serves a chat room over HTTP and WebSocket, storing it in one SQLite file.\nEvery flag can also be set with the environment variable shown.\n\nFlags:\n")
+		fmt.Fprint(stderr, `Usage: nochat [flags]
+       nochat backup [-db file] [-force] DEST      a consistent copy of the database
+       nochat export [-db file] [-force] FILE      the chat as one JSON Lines file
+       nochat import [-db file] [-tutorial] FILE   an export into a new database
+       nochat bot create|list|rotate|revoke ...    bots (nochat bot -h)
+       nochat webhook create|list|delete ...       incoming webhooks (nochat webhook -h)
+       nochat cluster status                       a cluster's nodes, as this one sees them
+       nochat bench [flags]                        load tests (nochat bench -h)
+       nochat version
+
+NoChat serves a chat over HTTP and WebSocket, storing it in one SQLite file.
+Every flag can also be set with the environment variable shown.
+
+Flags:
+`)
 		fs.PrintDefaults()
 	}
 	var cfg config
