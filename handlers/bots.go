@@ -88,9 +88,9 @@ type botTokenStore interface {
 }
 
 var (
-	errBearerMalformed = errors.New("send one header Authorization: Bearer nochat_bot_... (the token as it was shown)")
+	errBearerMalformed = errors.New("that is not a bot token: send one header, Authorization: Bearer nochat_bot_... (the token exactly as it was shown)")
 	errBearerAndCookie = errors.New("send a bot token or a sign-in cookie, not both")
-	errBearerWrong     = errors.New("the bot token is wrong, replaced or revoked")
+	errBearerWrong     = errors.New("the bot token is wrong, replaced or revoked, or an admin deactivated its bot")
 	errBotRoute        = errors.New("a bot may not use this route: bots read and post in their rooms (/rooms) and open the nochat.v1 socket")
 )
 

@@ -497,7 +497,11 @@ func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, t
 		// that the account exists.
 		if acct.Deactivated {
 			hub.RecordErrorAt(chat.KindBadInput, placeSignIn, "sign-in to a deactivated account", requestSubject(r, trustProxy))
-			answer(http.StatusForbidden, errDeactivatedSignIn)
+			if acct.Banned {
+				answer(http.StatusForbidden, errBannedSignIn)
+			} else {
+				answer(http.StatusForbidden, errDeactivatedSignIn)
+			}
 			return
 		}
 		if err := a.startPersonSession(w, r, trustProxy, acct.ID); err != nil {
@@ -511,6 +515,9 @@ func handleSignIn(log *slog.Logger, a *Auth, names accountNamer, hub adminHub, t
 
 // errDeactivatedSignIn answers the right password of a deactivated account.
 const errDeactivatedSignIn = "This account is deactivated: an admin has turned it off. Ask one of the chat's admins if you think that is a mistake."
+
+// errBannedSignIn answers the right password of a banned account.
+const errBannedSignIn = "This account is banned: an admin has turned it off and refuses the addresses it used. Ask one of the chat's admins if you think that is a mistake."
 
 // handleSignOut serves POST /signout: it ends the request's session, if it
 // has a live one; anyone may call it, and without a session it only clears
