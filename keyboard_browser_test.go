@@ -61,6 +61,10 @@ func TestBrowserKeyboardAlone(t *testing.T) {
 	}
 	waitMessages(t, ann, "Bob's 25 lines", contains("lathe note 25"))
 	first := eval[string](t, ann, `[...document.querySelectorAll('#messages li.msg')].find((li) => li.querySelector('.text')?.textContent === 'lathe note 24').id`)
+	// Each action names the message it is for.
+	if got := eval[string](t, ann, `document.querySelector("#`+first+` .act-react").getAttribute("aria-label")`); got != "React to Bob’s message “lathe note 24”" {
+		t.Fatalf("the ☺+ of Bob's message is named %q", got)
+	}
 	do(t, ann, chromedp.Focus("#"+first+" .act-react"), chromedp.KeyEvent(kb.Enter))
 	waitPage(t, ann, "the picker open, the focus in it", `!document.getElementById("picker").hidden && document.getElementById("picker").contains(document.activeElement)`)
 	do(t, ann, chromedp.KeyEvent(kb.Tab, chromedp.KeyModifiers(1<<3))) // Shift+Tab off its first emoji
@@ -78,6 +82,15 @@ func TestBrowserKeyboardAlone(t *testing.T) {
 		t.Fatalf("Bob's delete: %v", status)
 	}
 	waitPage(t, ann, "the deleted line gone, the focus on the next", fmt.Sprintf(`!document.getElementById(%q) && document.activeElement.closest("li.msg")?.querySelector(".text")?.textContent === "lathe note 25"`, first))
+
+	// Typing @ offers names, and says so to those who do not see the list.
+	do(t, ann, chromedp.Focus(chromedp.ID("message")), chromedp.SendKeys(chromedp.ID("message"), "@B"))
+	waitPage(t, ann, "the names offered, and said", `!document.getElementById("mention-list").hidden && document.getElementById("message").getAttribute("aria-activedescendant") === "mention-0" && [...document.querySelectorAll('[role="status"]')].some((el) => el.textContent === "1 name to mention: arrows choose, Enter picks")`)
+	// Enter picks (dispatched in the page: the protocol's key events type
+	// the Enter's character into the box even when the page prevents it).
+	do(t, ann, chromedp.Evaluate[chromedp.Void](`document.getElementById("message").dispatchEvent(new KeyboardEvent("keydown", {key: "Enter", bubbles: true, cancelable: true}))`))
+	waitPage(t, ann, "Bob picked", `document.getElementById("message").value === "@Bob " && document.getElementById("mention-list").hidden`)
+	eval[bool](t, ann, `(document.getElementById("message").value = "", true)`)
 
 	// Search: Enter on a result puts the focus on its message; older
 	// results put it on the first of them.

@@ -219,7 +219,7 @@ func TestBrowserRoomsJoinLookInAndArchive(t *testing.T) {
 	do(t, ann, chromedp.Click(`#room-menu summary`))
 	eval[bool](t, ann, `(window.confirm = () => true, true)`) // the archive button asks: yes
 	do(t, ann, chromedp.Click(chromedp.ID("room-archive")))
-	waitPage(t, ann, "Ann back in the lobby", `location.pathname === "/r/lobby"`)
+	waitPage(t, ann, "Ann back in the lobby, told where the room went", `location.pathname === "/r/lobby" && document.getElementById("notice").textContent.startsWith("Garden is archived")`)
 	waitPage(t, bob, "Bob's page read-only", `document.getElementById("message").disabled && document.getElementById("message").placeholder.includes("archived")`)
 	waitPage(t, bob, "Garden gone from Bob's list", `!document.querySelector('#sidebar a.room-link[data-slug="garden"]')`)
 }

@@ -1084,6 +1084,7 @@
     if (!li) return;
     li.dataset.source = d.message;
     setText(li.querySelector('.text'), d);
+    nameActions(li); // their names say how it begins
     setEdited(li, d.edited_at);
     // The replies to it quote it as it is now.
     for (const q of list.querySelectorAll(`button.quote[data-id="${d.id}"]`)) q.replaceWith(quoteButton(quoteOf(li)));
@@ -1848,6 +1849,15 @@
     return b;
   }
 
+  // aboutMessage names a message for those who hear its actions: whose,
+  // and how it begins ("Bob's message “see you at…”").
+  function aboutMessage(li) {
+    const whose = li.classList.contains('mine') ? 'your' : `${li.querySelector('.by .user')?.textContent || 'a'}’s`;
+    let text = (li.querySelector('.text')?.textContent || li.querySelector('.file-name')?.textContent || '').trim().replace(/\s+/g, ' ');
+    if (text.length > 40) text = text.slice(0, 39) + '…';
+    return text ? `${whose} message “${text}”` : `${whose} message`;
+  }
+
   function addActions(li) {
     li.querySelector('.actions')?.remove();
     // A guest may reply; an admin signed in with the admin password alone
@@ -1855,17 +1865,30 @@
     if (!li.dataset.id || li.classList.contains('editing') || room.archived) return;
     const bar = document.createElement('div');
     bar.className = 'actions';
-    const id = li.dataset.id;
-    if (document.body.hasAttribute('data-may-post')) bar.append(actionButton('act-reply', `Reply to message #${id}`, '↩'));
-    if (signedIn) bar.append(actionButton('act-react', `React to message #${id}`, '☺+'));
-    if (signedIn && mayEdit(li)) bar.append(actionButton('act-edit', `Edit message #${id}`, '✎'));
+    if (document.body.hasAttribute('data-may-post')) bar.append(actionButton('act-reply', '', '↩'));
+    if (signedIn) bar.append(actionButton('act-react', '', '☺+'));
+    if (signedIn && mayEdit(li)) bar.append(actionButton('act-edit', '', '✎'));
     if (mayDelete(li)) {
       // A drawn bin: the emoji one is a blank box where no emoji font is.
-      const del = actionButton('act-delete delete', `Delete message #${id}`, '');
+      const del = actionButton('act-delete delete', '', '');
       del.append(trashIcon.cloneNode(true));
       bar.append(del);
     }
     li.append(bar);
+    nameActions(li);
+  }
+
+  // nameActions gives a message's actions their names, as the message
+  // reads now.
+  function nameActions(li) {
+    const about = aboutMessage(li);
+    for (const [cls, verb] of [['act-reply', 'Reply to'], ['act-react', 'React to'], ['act-edit', 'Edit'], ['act-delete', 'Delete']]) {
+      const b = li.querySelector(`.actions .${cls}`);
+      if (b) {
+        b.setAttribute('aria-label', `${verb} ${about}`);
+        b.title = verb.replace(' to', ''); // seen on hover: the message is beside it
+      }
+    }
   }
 
   function messageURL(id) {
@@ -2153,6 +2176,14 @@
   mentionBox.setAttribute('aria-label', 'People to mention');
   mentionBox.hidden = true;
   form.before(mentionBox);
+  // The message box says it offers names from that list, and a status
+  // says when it opens, for those who do not see it.
+  msgInput.setAttribute('aria-autocomplete', 'list');
+  msgInput.setAttribute('aria-controls', mentionBox.id);
+  const mentionSaid = document.createElement('span');
+  mentionSaid.className = 'visually-hidden';
+  mentionSaid.setAttribute('role', 'status');
+  form.before(mentionSaid);
   let roomPeopleList = null; // the room's people, read once per room: [{user_id, user}]
   let peopleFor = 0;
   let mentionAt = -1; // where the "@" being completed is in the box
@@ -2176,6 +2207,7 @@
     mentionBox.hidden = true;
     mentionAt = -1;
     msgInput.removeAttribute('aria-activedescendant');
+    mentionSaid.textContent = '';
   }
 
   let offerSeq = 0; // the newest offer: an older one whose people come later is dropped
@@ -2204,6 +2236,8 @@
     }));
     mentionBox.hidden = false;
     msgInput.setAttribute('aria-activedescendant', 'mention-' + mentionPick);
+    const said = `${found.length} ${found.length === 1 ? 'name' : 'names'} to mention: arrows choose, Enter picks`;
+    if (mentionSaid.textContent !== said) mentionSaid.textContent = said;
   }
 
   function pickMention(name) {
@@ -3254,18 +3288,22 @@
     $('join-now')?.addEventListener('click', join);
     $('room-leave')?.addEventListener('click', async () => {
       roomMenu.open = false;
-      if (!confirm(`Leave ${$('room-name-text').textContent}?`)) return;
+      const name = $('room-name-text').textContent;
+      if (!confirm(`Leave ${name}?`)) return;
       try {
         await api('POST', `/rooms/${encodeURIComponent(room.slug)}/leave`);
         await switchRoom('lobby', true);
+        notice(`You left ${name}.`);
       } catch (err) { notice('Could not leave: ' + err.message); }
     });
     $('room-archive')?.addEventListener('click', async () => {
       roomMenu.open = false;
-      if (!confirm(`Archive ${$('room-name-text').textContent}? It becomes read-only and leaves everyone's list.`)) return;
+      const name = $('room-name-text').textContent;
+      if (!confirm(`Archive ${name}? It becomes read-only and leaves everyone's list.`)) return;
       try {
         await api('PATCH', `/rooms/${encodeURIComponent(room.slug)}`, { archived: true });
         await switchRoom('lobby', true);
+        notice(`${name} is archived: read-only, and off everyone's list. Admins find it on the dashboard's Rooms.`);
       } catch (err) { notice('Could not archive: ' + err.message); }
     });
     document.addEventListener('click', (ev) => {
