@@ -28,6 +28,7 @@ func TestBrowserKeyboardAlone(t *testing.T) {
 	do(t, ann, chromedp.Focus(chromedp.ID("new-room")), chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.ID("new-room-dialog")))
 	do(t, ann, chromedp.SendKeys(`#new-room-dialog [name="name"]`, "Printers"+kb.Enter))
 	waitPage(t, ann, "Printers made with Enter, its message box focused", `document.getElementById("room-name-text").textContent === "Printers" && document.activeElement.id === "message"`)
+	viewShot(t, ann, "keys-message-box-1280.png")
 	// Cancel with the keys sends nothing and gives the focus back.
 	do(t, ann, chromedp.Focus(chromedp.ID("new-room")), chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.ID("new-room-dialog")))
 	do(t, ann, chromedp.SendKeys(`#new-room-dialog [name="name"]`, "Not this one"), chromedp.Focus(`#new-room-dialog button[data-close]`), chromedp.KeyEvent(kb.Enter))
@@ -85,6 +86,7 @@ func TestBrowserKeyboardAlone(t *testing.T) {
 
 	// Typing @ offers names, and says so to those who do not see the list.
 	do(t, ann, chromedp.Focus(chromedp.ID("message")), chromedp.SendKeys(chromedp.ID("message"), "@B"))
+	viewShot(t, ann, "keys-mention-1280.png")
 	waitPage(t, ann, "the names offered, and said", `!document.getElementById("mention-list").hidden && document.getElementById("message").getAttribute("aria-activedescendant") === "mention-0" && [...document.querySelectorAll('[role="status"]')].some((el) => el.textContent === "1 name to mention: arrows choose, Enter picks")`)
 	// Enter picks (dispatched in the page: the protocol's key events type
 	// the Enter's character into the box even when the page prevents it).
@@ -109,6 +111,7 @@ func TestBrowserKeyboardAlone(t *testing.T) {
 	do(t, ann, chromedp.EmulateViewport(390, 844))
 	do(t, ann, chromedp.Focus(chromedp.ID("drawer-open")), chromedp.KeyEvent(kb.Enter))
 	waitPage(t, ann, "the drawer open, the focus in it", `document.body.classList.contains("drawer") && document.getElementById("sidebar").contains(document.activeElement)`)
+	viewShot(t, ann, "keys-drawer-390.png")
 	for i := range 14 {
 		do(t, ann, chromedp.KeyEvent(kb.Tab))
 		if where := eval[string](t, ann, `document.activeElement.closest("header.top, main, footer.bottom, .skip") ? document.activeElement.outerHTML.slice(0, 80) : ""`); where != "" {
