@@ -17,9 +17,17 @@ func TestBrowserBotsPanelMakesABotThatPosts(t *testing.T) {
 	browser := newBrowser(t)
 	admin := newTab(t, browser)
 	browserAdminLogin(t, admin, s)
+	// A refusal is said by the form's button, where the admin looks.
 	do(t, admin,
 		chromedp.WaitVisible(chromedp.ID("bot-name")),
 		chromedp.SendKeys(chromedp.ID("bot-name"), "Washer"),
+		chromedp.SendKeys(chromedp.ID("bot-avatar"), "printer"),
+		chromedp.Click(chromedp.CSS(`#bots form[action="/admin/bots"] button[type="submit"]`)),
+	)
+	waitPage(t, admin, "the bad avatar refused by the form", `document.querySelector('#bots form[action="/admin/bots"] .problem[role="alert"]')?.textContent.startsWith("Avatar")`)
+	eval[bool](t, admin, `(document.getElementById("bot-avatar").scrollIntoView({block: "center"}), true)`)
+	viewShot(t, admin, "bot-refused-1280.png")
+	do(t, admin,
 		chromedp.SetValue(chromedp.ID("bot-avatar"), "🧺"), // typed keys cannot carry an emoji
 		chromedp.Click(chromedp.CSS(`#bots form[action="/admin/bots"] input[name="room"][value="1"]`)),
 		chromedp.Click(chromedp.CSS(`#bots form[action="/admin/bots"] button[type="submit"]`)),

@@ -94,6 +94,20 @@
     let said = '';
     try { said = JSON.parse(ev.detail.xhr.responseText).error || ''; } catch { /* not JSON */ }
     problem = said ? said.charAt(0).toUpperCase() + said.slice(1) : `That did not work (HTTP ${ev.detail.xhr.status}).`;
+    // A new bot's or webhook's form says it by its button too, where the
+    // admin is looking, until the form is sent again.
+    const form = ev.detail.elt && ev.detail.elt.closest && ev.detail.elt.closest('form');
+    const button = form && form.querySelector('.new-form button[type="submit"]');
+    if (button) {
+      let p = form.querySelector('.problem');
+      if (!p) {
+        p = document.createElement('p');
+        p.className = 'problem';
+        p.setAttribute('role', 'alert');
+        button.before(p);
+      }
+      p.textContent = problem;
+    }
     showState(why());
     clearTimeout(problemTimer);
     problemTimer = setTimeout(() => { problem = ''; showState(why()); }, 6000);
