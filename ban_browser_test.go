@@ -61,6 +61,15 @@ func TestBrowserAdminBansAGuestsAddress(t *testing.T) {
 	do(t, admin, chromedp.EmulateViewport(390, 844), chromedp.ScrollIntoView(chromedp.ID("connections")))
 	viewShot(t, admin, "admin-guest-connection-390-view.png")
 	do(t, admin, chromedp.EmulateViewport(1280, 900))
+	// A disconnect first: the question says the page comes back, the page
+	// says why it dropped, and it does come back.
+	first := eval[string](t, admin, row+`.dataset.session`)
+	do(t, admin, chromedp.Evaluate[chromedp.Void](row+`.querySelector('form[action*="/disconnect"] button').click()`))
+	waitPage(t, admin, "the disconnect's question", `document.getElementById('confirm')?.open === true && document.getElementById('confirm-detail').textContent.includes("connects again by itself; to keep someone out, ban them")`)
+	do(t, admin, chromedp.Click(chromedp.ID("confirm-ok")))
+	waitPage(t, guest, "the guest told of the disconnect", `document.getElementById("notice").textContent === "Disconnected by an admin: connecting again."`)
+	connected(t, guest)
+	waitPage(t, admin, "Zed's page back, on a new connection", row+` !== undefined && `+row+`.dataset.session !== `+fmt.Sprintf("%q", first))
 	do(t, admin, chromedp.Evaluate[chromedp.Void](row+`.querySelector('form[action^="/admin/bans"] button').click()`))
 	waitPage(t, admin, "the question", `document.getElementById('confirm')?.open === true`)
 	title := eval[string](t, admin, `document.getElementById('confirm-title').textContent`)

@@ -1292,6 +1292,8 @@
         markQueueWaiting();
         return;
       }
+      // An admin's Disconnect (1008) is said; the page connects again.
+      if (ev.code === 1008 && ev.reason) notice(`${ev.reason.charAt(0).toUpperCase() + ev.reason.slice(1)}: connecting again.`);
       if (connectedAt && Date.now() - connectedAt > 10000) attempt = 0;
       connectedAt = 0;
       onlineCount.textContent = '–'; // unknown until the next presence frame

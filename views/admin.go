@@ -241,7 +241,8 @@ func disconnectDetail(node string, c chat.Connection) string {
 	if node != "" {
 		s += ", on " + node
 	}
-	return s
+	// What a disconnect does, and does not: a page opens its socket again.
+	return s + ". Its page says so and connects again by itself; to keep someone out, ban them."
 }
 
 // mayBan reports whether the dashboard offers to ban c's address: a
