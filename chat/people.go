@@ -112,6 +112,10 @@ var errAccountName = &Refusal{"bad_name", "signed in, you write under your accou
 // GuestsMayRead reports whether people without an account may read.
 func (h *Hub) GuestsMayRead() bool { return h.opts.Guests != GuestsOff }
 
+// GuestsMayPost reports whether people without an account may post (in
+// the lobby, and rooms opened to guests).
+func (h *Hub) GuestsMayPost() bool { return h.opts.Guests == GuestsOn }
+
 // guestName checks that a guest's cleaned name is no member's, by the
 // same comparison account names are unique under. A name that has no key
 // (NameKey refuses it) cannot be a member's.

@@ -172,6 +172,10 @@ func TestWhoMayJoinIsTheAdminsSetting(t *testing.T) {
 	}
 
 	setPolicy(JoinClosed)
+	// Closed to new accounts is not closed to guests: the dashboard says so.
+	if _, _, page := as(t, srv, "GET", "/admin", admin, nil); !strings.Contains(page, "Guests, people without an account, may still post in the Lobby") {
+		t.Fatal("the dashboard with joining closed does not say that guests may still post")
+	}
 	for _, path := range []string{"/join", "/join/" + code} {
 		status, _, page := as(t, srv, "GET", path, "", nil)
 		if status != http.StatusForbidden || !strings.Contains(page, "Joining is closed") {
@@ -187,6 +191,13 @@ func TestWhoMayJoinIsTheAdminsSetting(t *testing.T) {
 	setPolicy(JoinInvite)
 	if status, _, _ := as(t, srv, "GET", "/join/"+code, "", nil); status != http.StatusOK {
 		t.Fatalf("the invite link once it is allowed again: %d, want 200", status)
+	}
+
+	// Where guests may only read, the dashboard has nothing to warn of.
+	readOnly, _, _, _ := testServer{accounts: map[string]string{"Boss": db.RoleAdmin}, hub: chat.Options{Guests: chat.GuestsRead}}.start(t)
+	boss := signInAs(t, readOnly, "Boss", "password of Boss", "test")
+	if code, _, page := as(t, readOnly, "GET", "/admin", boss, nil); code != http.StatusOK || strings.Contains(page, "may still post in the Lobby") {
+		t.Fatalf("the dashboard with -guests read: %d, and it says guests may post", code)
 	}
 }
 

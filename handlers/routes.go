@@ -103,6 +103,7 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 			if err != nil {
 				return nil, err
 			}
+			inv.GuestsPost = d.Hub.GuestsMayPost()
 			people, err := peopleList(r, d.Auth, d.Store, data.Room)
 			if err != nil {
 				return nil, err
