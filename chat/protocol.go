@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"nochat/db"
@@ -269,11 +270,24 @@ func roomOr(room int64) int64 {
 	return room
 }
 
-// quote shows a client's string in a reason, cut to at most 32 bytes.
+// quote shows a client's string in a reason, as JSON: at most 32 bytes
+// of it, and at most maxQuoted bytes quoted.
 func quote(s string) string {
-	b, _ := json.Marshal(Cut(s, 32))
-	return string(b)
+	// A control character quotes as six bytes (\u0001): fewer of such
+	// bytes are quoted, so that the quote stays short too.
+	for n := 32; ; n /= 2 {
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false) // & as itself, not six bytes of \u0026
+		enc.Encode(Cut(s, n))
+		if q := strings.TrimSuffix(b.String(), "\n"); len(q) <= maxQuoted || n == 0 {
+			return q
+		}
+	}
 }
+
+// maxQuoted bounds a quote of what a client sent, in bytes.
+const maxQuoted = 64
 
 // Cut shortens s to at most n bytes, and marks that it did, at a character
 // boundary: cut inside one, it would show as \ufffd garbage, or be invalid
