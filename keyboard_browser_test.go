@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -75,6 +76,12 @@ func TestBrowserKeyboardAlone(t *testing.T) {
 	eval[bool](t, ann, `(() => { const stops = [...document.querySelectorAll('#picker button, #picker input')].filter((el) => el.checkVisibility()); stops[stops.length - 1].focus(); return true; })()`)
 	do(t, ann, chromedp.KeyEvent(kb.Tab))
 	waitPage(t, ann, "Tab out of the picker: closed, back on ☺+", fmt.Sprintf(`document.getElementById("picker").hidden && document.activeElement === document.querySelector("#%s .act-react")`, first))
+	// With a mouse, ☺+ again closes the picker: a press focuses the button
+	// (leaving the picker) before its click, which must still find it open.
+	do(t, ann, chromedp.KeyEvent(kb.Enter))
+	waitPage(t, ann, "the picker open for the mouse", `!document.getElementById("picker").hidden`)
+	eval[bool](t, ann, `(() => { const b = document.querySelector("#`+first+` .act-react"); b.focus(); b.click(); return true; })()`)
+	waitPage(t, ann, "the picker closed by its button pressed again", fmt.Sprintf(`document.getElementById("picker").hidden && document.activeElement === document.querySelector("#%s .act-react")`, first))
 
 	// Bob deletes that message: Ann's focus goes to the next one's
 	// actions, not to the page's start.
@@ -83,6 +90,40 @@ func TestBrowserKeyboardAlone(t *testing.T) {
 		t.Fatalf("Bob's delete: %v", status)
 	}
 	waitPage(t, ann, "the deleted line gone, the focus on the next", fmt.Sprintf(`!document.getElementById(%q) && document.activeElement.closest("li.msg")?.querySelector(".text")?.textContent === "lathe note 25"`, first))
+
+	// The list is one stop of Tab: in at one message, ↑ and ↓ between
+	// messages, Tab into one's links and actions and on out of the list,
+	// Shift+Tab back in at the message last visited.
+	text := `document.activeElement.matches("li.msg") ? document.activeElement.querySelector(".text").textContent : ""`
+	do(t, ann, chromedp.Focus(chromedp.ID("scroller")), chromedp.KeyEvent(kb.Tab))
+	if got := eval[string](t, ann, text); got != "lathe note 25" {
+		t.Fatalf("Tab into the list is at %q (%s), want the newest message", got, eval[string](t, ann, focused))
+	}
+	do(t, ann, chromedp.KeyEvent(kb.ArrowUp), chromedp.KeyEvent(kb.ArrowUp))
+	if got := eval[string](t, ann, text); got != "lathe note 22" {
+		t.Fatalf("↑ twice from the newest: at %q, want lathe note 22 (24 is deleted)", got)
+	}
+	do(t, ann, chromedp.KeyEvent(kb.ArrowDown))
+	if got := eval[string](t, ann, text); got != "lathe note 23" {
+		t.Fatalf("↓ once: at %q, want lathe note 23", got)
+	}
+	stops := 0
+	for eval[bool](t, ann, `document.getElementById("messages").contains(document.activeElement)`) {
+		if stops++; stops > 8 {
+			t.Fatalf("8 Tabs from a message and still in the list, at %s", eval[string](t, ann, `document.activeElement.outerHTML.slice(0, 120)`))
+		}
+		do(t, ann, chromedp.KeyEvent(kb.Tab))
+	}
+	if stops < 3 {
+		t.Fatalf("Tab left the message after %d stops: its link and actions were skipped", stops)
+	}
+	if got := eval[string](t, ann, focused); got == "BODY" || eval[bool](t, ann, `document.activeElement.closest("header.top") !== null`) {
+		t.Fatalf("Tab out of the list went to %q", got)
+	}
+	do(t, ann, chromedp.KeyEvent(kb.Tab, chromedp.KeyModifiers(1<<3)))
+	if got := eval[string](t, ann, text); got != "lathe note 23" {
+		t.Fatalf("Shift+Tab back into the list: at %q (%s), want the message last visited", got, eval[string](t, ann, focused))
+	}
 
 	// Typing @ offers names, and says so to those who do not see the list.
 	do(t, ann, chromedp.Focus(chromedp.ID("message")), chromedp.SendKeys(chromedp.ID("message"), "@B"))
@@ -104,7 +145,11 @@ func TestBrowserKeyboardAlone(t *testing.T) {
 	waitPage(t, ann, "the older results, the focus on the first of them", `document.querySelectorAll("#search-results li").length === 24 && document.activeElement === document.querySelector("#search-results li:nth-child(21) a")`)
 	hit := eval[string](t, ann, `document.activeElement.dataset.id`)
 	do(t, ann, chromedp.KeyEvent(kb.Enter))
-	waitPage(t, ann, "the result's message focused", fmt.Sprintf(`!document.getElementById("search-dialog").open && document.activeElement.matches("a.permalink") && document.activeElement.closest("li.msg").id === "m-%s"`, hit))
+	waitPage(t, ann, "the result's message focused", fmt.Sprintf(`!document.getElementById("search-dialog").open && document.activeElement.matches("li.msg") && document.activeElement.id === "m-%s"`, hit))
+	do(t, ann, chromedp.KeyEvent(kb.ArrowDown))
+	if got := eval[string](t, ann, `document.activeElement.matches("li.msg") ? document.activeElement.id : document.activeElement.tagName`); got == "m-"+hit || !strings.HasPrefix(got, "m-") {
+		t.Fatalf("↓ from the result's message: at %s, want the message after m-%s", got, hit)
+	}
 
 	// On a phone the drawer keeps Tab in it; Escape gives the focus back
 	// to its button; a room chosen in it gives it to the message box.
@@ -118,6 +163,10 @@ func TestBrowserKeyboardAlone(t *testing.T) {
 			t.Fatalf("Tab %d left the open drawer for %s", i+1, where)
 		}
 	}
+	// Escape in a dialog opened from the drawer closes the dialog alone.
+	do(t, ann, chromedp.Focus(chromedp.ID("new-room")), chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.ID("new-room-dialog")))
+	do(t, ann, chromedp.KeyEvent(kb.Escape))
+	waitPage(t, ann, "the dialog closed, the drawer open, the focus on +", `!document.getElementById("new-room-dialog").open && document.body.classList.contains("drawer") && document.activeElement.id === "new-room"`)
 	do(t, ann, chromedp.KeyEvent(kb.Escape))
 	waitPage(t, ann, "Escape: the drawer closed, the focus on its button", `!document.body.classList.contains("drawer") && document.activeElement.id === "drawer-open"`)
 	do(t, ann, chromedp.KeyEvent(kb.Enter))
@@ -127,4 +176,10 @@ func TestBrowserKeyboardAlone(t *testing.T) {
 	if got := eval[string](t, ann, focused); got != "message" {
 		t.Fatalf("focus on %q", got)
 	}
+	// A drawer left open as the window widens past a phone's closes: the
+	// page behind it must not stay inert.
+	do(t, ann, chromedp.Focus(chromedp.ID("drawer-open")), chromedp.KeyEvent(kb.Enter))
+	waitPage(t, ann, "the drawer open once more", `document.body.classList.contains("drawer") && document.getElementById("scroller").inert`)
+	do(t, ann, chromedp.EmulateViewport(1280, 844))
+	waitPage(t, ann, "wide: the drawer closed, nothing inert", `!document.body.classList.contains("drawer") && !document.getElementById("scroller").inert && !document.querySelector("footer.bottom").inert`)
 }

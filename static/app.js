@@ -487,7 +487,7 @@
     jumpBtn.hidden = true;
     // Opened from elsewhere (a search, a notification, the address): the
     // keyboard is at the message too.
-    if (take) li.querySelector('a.permalink')?.focus({ preventScroll: true });
+    if (take) visit(li);
     return true;
   }
 
@@ -574,16 +574,21 @@
     return null;
   }
 
-  // removeKeepingFocus takes a message off the list; the keyboard's focus
-  // on it goes to the message below (or above), or the message box, not
-  // to the page's start.
-  function removeKeepingFocus(li) {
-    if (!li) return;
-    if (!li.contains(document.activeElement)) { li.remove(); return; }
-    const near = (step) => { let el = li[step]; while (el && !el.matches('li.msg[data-id]')) el = el[step]; return el; };
-    const next = near('nextElementSibling') || near('previousElementSibling');
-    li.remove();
-    (next?.querySelector('.actions button, a.permalink') || (msgInput.disabled ? scroller : msgInput)).focus();
+  // removeKeepingFocus takes messages off the list; the keyboard's focus
+  // on one of them goes to the nearest message below (or above) that
+  // stays, or the message box, not to the page's start.
+  function removeKeepingFocus(lis) {
+    const gone = new Set(lis.filter(Boolean));
+    const at = [...gone].find((li) => li.contains(document.activeElement));
+    let next = null;
+    if (at) {
+      const near = (step) => { let el = at[step]; while (el && (!el.matches('li.msg[data-id]') || gone.has(el))) el = el[step]; return el; };
+      next = near('nextElementSibling') || near('previousElementSibling');
+    }
+    for (const li of gone) li.remove();
+    if (!at) return;
+    if (next) visit(next);
+    else (msgInput.disabled ? scroller : msgInput).focus();
   }
 
   // placeReal puts a stored message in id order, above the pending/failed
@@ -1100,14 +1105,13 @@
   function onDeleted(d) {
     if (!d) return;
     if (Number.isSafeInteger(d.event) && !changeEvent('deleted', d) && resyncing) return;
-    const ids = Array.isArray(d.ids) ? d.ids : [d.id];
+    const ids = (Array.isArray(d.ids) ? d.ids : [d.id]).filter(Number.isSafeInteger);
     for (const id of ids) {
-      if (!Number.isSafeInteger(id)) continue;
       deletedIds.add(id);
-      removeKeepingFocus($('m-' + id));
       // The replies to it say so.
       for (const q of list.querySelectorAll(`button.quote[data-id="${id}"]`)) q.replaceWith(quoteButton({ id, deleted: true }));
     }
+    removeKeepingFocus(ids.map((id) => $('m-' + id))); // a batch at once: the focus skips them all
     regroup();
   }
 
@@ -1292,8 +1296,8 @@
         markQueueWaiting();
         return;
       }
-      // An admin's Disconnect (1008) is said; the page connects again.
-      if (ev.code === 1008 && ev.reason) notice(`${ev.reason.charAt(0).toUpperCase() + ev.reason.slice(1)}: connecting again.`);
+      // An admin's Disconnect is said; the page connects again.
+      if (ev.code === 1008 && ev.reason === 'disconnected by an admin') notice('Disconnected by an admin: connecting again.');
       if (connectedAt && Date.now() - connectedAt > 10000) attempt = 0;
       connectedAt = 0;
       onlineCount.textContent = '–'; // unknown until the next presence frame
@@ -1964,7 +1968,8 @@
       }
     });
     picker.addEventListener('focusout', (ev) => {
-      if (ev.relatedTarget && !picker.contains(ev.relatedTarget)) closePicker(false);
+      // Its own ☺+, pressed again, closes it by its click.
+      if (ev.relatedTarget && !picker.contains(ev.relatedTarget) && ev.relatedTarget !== pickerFor?.querySelector('.act-react')) closePicker(false);
     });
     document.addEventListener('pointerdown', (ev) => {
       if (!picker.hidden && !picker.contains(ev.target) && !ev.target.closest('.act-react')) closePicker(false);
@@ -3109,9 +3114,13 @@
   drawerBtn.addEventListener('click', openDrawer);
   $('drawer-close').addEventListener('click', () => closeDrawer());
   backdrop.addEventListener('click', () => closeDrawer());
+  // Escape closes it, unless a dialog opened from it is what Escape closes.
   document.addEventListener('keydown', (ev) => {
-    if (ev.key === 'Escape') closeDrawer();
+    if (ev.key === 'Escape' && !document.querySelector('dialog[open]')) closeDrawer();
   });
+  // Wider than a phone the list is in its place, not a drawer (style.css's
+  // 760px): an open drawer closes, or the page behind would stay inert.
+  window.matchMedia('(max-width: 760px)').addEventListener('change', (ev) => { if (!ev.matches) closeDrawer(null); });
 
   // ---------- creating, inviting, leaving ----------
 
@@ -3142,7 +3151,11 @@
     dialog.addEventListener('close', () => {
       const at = document.activeElement;
       if (at && at !== document.body && !dialog.contains(at)) return; // put somewhere on purpose
-      [back, msgInput, scroller].find((el) => el && el !== document.body && el.isConnected && !el.disabled && (el.checkVisibility?.() ?? true))?.focus();
+      for (const el of [back, msgInput, scroller]) {
+        if (!el || el === document.body || !el.isConnected || el.disabled || el.checkVisibility?.({ visibilityProperty: true }) === false) continue;
+        el.focus();
+        if (document.activeElement === el) return;
+      }
     }, { once: true });
     dialog.showModal();
   }
@@ -3628,6 +3641,86 @@
       switchRoom(a.dataset.slug, true, Number(a.dataset.id));
     });
   }
+
+  // ---------- the list with the keyboard: one stop, arrows between messages ----------
+
+  // Tab reaches the list of messages once, at the message last visited
+  // (else the newest on screen); ↑ and ↓ go from message to message; Tab
+  // goes into one message's links and actions, and past the last of them
+  // leaves the list. A room of 300 messages is not 1,500 stops of Tab.
+  const TABBABLE = 'a[href], button:not([disabled]), input:not([disabled]), textarea:not([disabled]), select:not([disabled]), [tabindex]:not([tabindex="-1"])';
+  const shown = (el) => el.checkVisibility?.() !== false;
+  const stopsIn = (el) => [...el.querySelectorAll(TABBABLE)].filter(shown);
+  const isMsg = (el) => el && el.matches('li.msg') && !el.hidden;
+  let visited = null; // the message the keyboard was last at
+  function visit(li) {
+    if (!li) return;
+    li.tabIndex = -1;
+    li.focus({ preventScroll: true });
+    if (!li.classList.contains('focus')) li.scrollIntoView({ block: 'nearest' }); // a marked one is centred already
+    visited = li;
+  }
+  function msgBeside(li, step) {
+    let el = li[step];
+    while (el && !isMsg(el)) el = el[step];
+    return el;
+  }
+  // entryMsg is where Tab enters the list: the message last visited, if
+  // it is still there, else the newest whose top is on screen.
+  function entryMsg() {
+    if (visited && visited.isConnected && isMsg(visited)) return visited;
+    const bottom = scroller.getBoundingClientRect().bottom;
+    const msgs = [...list.querySelectorAll('li.msg')].filter(isMsg);
+    return msgs.findLast((li) => li.getBoundingClientRect().top < bottom) || msgs[msgs.length - 1];
+  }
+  // outside is the first place Tab stops at after the list (forward), or
+  // the last before it.
+  function outside(forward) {
+    const all = [...document.querySelectorAll(TABBABLE)].filter((el) => !list.contains(el) && shown(el));
+    return forward
+      ? all.find((el) => list.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING)
+      : all.findLast((el) => list.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_PRECEDING);
+  }
+  // tabKey is the press of Tab being handled, from the press to the end of
+  // its task, in which the browser moves the focus; a handler that moves
+  // the focus itself prevents the key's default first.
+  let tabKey = null;
+  document.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Tab') return;
+    tabKey = ev;
+    setTimeout(() => { tabKey = null; });
+  }, true);
+  // Coming in by Tab, from before the list or after it: to one message,
+  // not to the first (or last) control of them all.
+  list.addEventListener('focusin', (ev) => {
+    if (!tabKey || tabKey.defaultPrevented || list.contains(ev.relatedTarget)) return;
+    const li = entryMsg();
+    if (li && ev.target !== li) visit(li);
+  });
+  list.addEventListener('keydown', (ev) => {
+    const li = ev.target.closest('li.msg');
+    if (!li || ev.altKey || ev.ctrlKey || ev.metaKey) return;
+    if (ev.target === li && (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') && !ev.shiftKey) {
+      ev.preventDefault();
+      const next = msgBeside(li, ev.key === 'ArrowDown' ? 'nextElementSibling' : 'previousElementSibling');
+      if (next) visit(next);
+      else if (ev.key === 'ArrowUp' && !olderBtn.hidden) olderBtn.focus(); // the top: older ones are a press away
+      return;
+    }
+    if (ev.key !== 'Tab') return;
+    visited = li;
+    const stops = stopsIn(li);
+    if (ev.shiftKey && ev.target === li) {
+      ev.preventDefault();
+      outside(false)?.focus();
+    } else if (ev.shiftKey && ev.target === stops[0]) {
+      ev.preventDefault();
+      visit(li);
+    } else if (!ev.shiftKey && ev.target === (stops[stops.length - 1] || li)) {
+      ev.preventDefault();
+      outside(true)?.focus();
+    }
+  });
 
   // ---------- start ----------
 
