@@ -156,7 +156,7 @@ func webhookStatus(err error) int {
 	switch {
 	case errors.Is(err, errHookRoom):
 		return http.StatusForbidden
-	case errors.Is(err, db.ErrTooManyWebhooks), errors.Is(err, errHookNameUsed):
+	case errors.Is(err, db.ErrTooManyWebhooks), errors.Is(err, errHookNameUsed), errors.Is(err, errHookPersonName):
 		return http.StatusConflict
 	case errors.As(err, &refusal):
 		return http.StatusBadRequest // the name

@@ -47,10 +47,11 @@ const webhookNameTries = 9
 const webhookTouchEvery = time.Minute
 
 var (
-	errNoHook       = errors.New("no such webhook (or the secret is wrong)")
-	errHookOff      = errors.New("this webhook is turned off: an admin deactivated the account it posts as")
-	errHookRoom     = errors.New("a webhook posts into an open or private room that is not archived")
-	errHookNameUsed = errors.New("that name is taken (by a person, a bot or another webhook): choose another")
+	errNoHook         = errors.New("no such webhook (or the secret is wrong)")
+	errHookOff        = errors.New("this webhook is turned off: an admin deactivated the account it posts as")
+	errHookRoom       = errors.New("a webhook posts into an open or private room that is not archived")
+	errHookNameUsed   = errors.New("that name is taken (by a person, a bot or another webhook): choose another")
+	errHookPersonName = errors.New("that is a person's name: a webhook posts as a bot of its own, so give it a name of its own")
 )
 
 // NewWebhookSecret returns a new random webhook secret (32 bytes,
@@ -78,6 +79,7 @@ func WebhookCurl(url string) (plain, json string) {
 // webhookMaker is what making a webhook needs of the database.
 type webhookMaker interface {
 	CreateWebhook(ctx context.Context, room int64, name, key string, secretHash []byte, by string, now time.Time) (db.Webhook, error)
+	AccountByNameKey(ctx context.Context, key string) (db.Account, error)
 }
 
 // CreateWebhook makes a webhook for room, posting as a new bot account
@@ -92,8 +94,17 @@ func CreateWebhook(ctx context.Context, store webhookMaker, room db.Room, name, 
 	if strings.TrimSpace(name) == "" {
 		name = DefaultWebhookName
 	}
-	display, _, err := chat.CleanAccountName(name, maxNameLen)
+	display, key, err := chat.CleanAccountName(name, maxNameLen)
 	if err != nil {
+		return db.Webhook{}, "", err
+	}
+	// A person's name is not a webhook's, not even numbered ("Mara 2"):
+	// its messages would read as hers but for the bot tag. A bot's or
+	// another webhook's name is numbered on ("Sensor 2").
+	switch acct, err := store.AccountByNameKey(ctx, key); {
+	case err == nil && acct.Role != db.RoleBot:
+		return db.Webhook{}, "", errHookPersonName
+	case err != nil && !errors.Is(err, db.ErrNotFound):
 		return db.Webhook{}, "", err
 	}
 	secret, hash := NewWebhookSecret()

@@ -392,13 +392,13 @@ func TestWebhooksPanel(t *testing.T) {
 	for _, bad := range []url.Values{
 		{"name": {"Owl"}, "room": {"999"}},                 // no such room
 		{"name": {"Owl"}, "room": {"x"}},                   // not an id
-		{"name": {"bob"}, "room": {ops}},                   // bob 2: allowed, see below
+		{"name": {"bob"}, "room": {ops}},                   // a person's: 409, see below
 		{"name": {strings.Repeat("o", 40)}, "room": {ops}}, // too long
 	} {
 		code, _, body := as(t, w.srv, "POST", "/admin/webhooks", w.ada, bad)
 		if bad.Get("name") == "bob" {
-			if code != 200 || !strings.Contains(body, `data-webhook="bob 2"`) {
-				t.Errorf("a webhook named as a person: %d, want it named bob 2", code)
+			if code != http.StatusConflict || !strings.Contains(body, "a person's name") || strings.Contains(body, `data-webhook="bob 2"`) {
+				t.Errorf("a webhook named as a person: %d, want 409 saying it is a person's name", code)
 			}
 			continue
 		}
@@ -445,5 +445,23 @@ func TestADeactivatedWebhookPostsNothing(t *testing.T) {
 	}
 	if m := w.lastIn(t, w.ops.Slug, w.ada); m.Message != "disk fine again" || m.User != "Grafana" {
 		t.Fatalf("the room's newest after reactivation: %+v", m)
+	}
+}
+
+// A webhook may not take a person's name, in any spelling nor numbered
+// ("Bob 2" would read as Bob's but for the bot tag); a bot's name, or
+// another webhook's, is numbered on.
+func TestAWebhookIsNotNamedLikeAPerson(t *testing.T) {
+	w := newBotWorld(t, chat.Options{})
+	path := "/rooms/" + w.ops.Slug + "/webhooks"
+	for _, name := range []string{"Bob", "bob", "ADA"} {
+		code, _, body := roomCall(t, w.srv, "POST", path, w.ada, `{"name": "`+name+`"}`, nil)
+		if code != http.StatusConflict || !strings.Contains(body, "a person's name") {
+			t.Fatalf("a webhook named %q: %d %s, want 409 saying it is a person's name", name, code, body)
+		}
+	}
+	code, _, body := roomCall(t, w.srv, "POST", path, w.ada, `{"name": "Heron"}`, nil)
+	if code != http.StatusCreated || !strings.Contains(body, `"Heron 2"`) {
+		t.Fatalf("a webhook named like the bot Heron: %d %s, want 201 as Heron 2", code, body)
 	}
 }
