@@ -375,4 +375,11 @@ func TestBrowserDashboardJumpsToItsParts(t *testing.T) {
 			}
 		}
 	}
+	// An action's redirect to a part (Save of who may join: /admin#invite)
+	// puts the focus on that part, not the page's start: the browser
+	// focuses a fragment's target that may take the focus.
+	do(t, browser, chromedp.Focus(chromedp.ID("policy")), chromedp.SetValue(chromedp.ID("policy"), "closed"),
+		chromedp.Click(`#invite form.join-policy button[type="submit"]`))
+	waitPage(t, browser, "the invite card's heading focused after Save", `location.hash === "#invite" && document.activeElement.id === "invite" && document.getElementById("policy").value === "closed"`)
+	viewShot(t, browser, "admin-after-save-1280.png")
 }

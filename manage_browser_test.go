@@ -114,6 +114,10 @@ func TestBrowserBanDeletesMessagesFromOpenPages(t *testing.T) {
 	personButton(t, admin, "Bob", "Password reset link")
 	waitPage(t, admin, "the reset link", `!!document.getElementById("reset-link") && document.getElementById("reset-link").value.includes("/reset/")`)
 	waitPage(t, admin, "focus on the new link", `document.activeElement && document.activeElement.id === "reset-link"`)
+	// The whole box is in sight: its heading is not above the screen.
+	if top := eval[float64](t, admin, `document.querySelector(".reset-box").getBoundingClientRect().top`); top < 0 {
+		t.Fatalf("the reset link's box starts %v px above the screen", -top)
+	}
 	// The link's page, as its holder sees it (opening it spends nothing).
 	reset := eval[string](t, admin, `document.getElementById("reset-link").value`)
 	holder := newTab(t, admin, chromedp.WithNewBrowserContext())

@@ -158,8 +158,13 @@
     if (ev.target.id !== 'people') return;
     const link = document.getElementById('reset-link');
     const target = link || document.getElementById('people-title');
-    if (target) target.focus({ focusVisible: true });
-    if (link) link.select();
+    if (target) target.focus({ focusVisible: true, preventScroll: !!link });
+    if (link) {
+      // The whole box in sight, its heading and what the link does too,
+      // not the field alone at the screen's top edge.
+      link.closest('.reset-box')?.scrollIntoView({ block: 'nearest' });
+      link.select();
+    }
   });
 
   // One Manage menu open at a time; Escape or a click elsewhere closes it,

@@ -31,7 +31,7 @@ func botsPanel(b Bots) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<section id=\"bots\" class=\"panel bots\" aria-labelledby=\"bots-title\"><h2 id=\"bots-title\" tabindex=\"-1\">Bots <span class=\"badge\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<section id=\"bots\" class=\"panel bots\" aria-labelledby=\"bots-title\" tabindex=\"-1\"><h2 id=\"bots-title\" tabindex=\"-1\">Bots <span class=\"badge\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

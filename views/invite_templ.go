@@ -54,7 +54,7 @@ func inviteCard(inv Invite) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<section id=\"invite\" class=\"panel invite\" aria-labelledby=\"invite-title\"><h2 id=\"invite-title\">Invite people</h2><div class=\"invite-body\"><svg class=\"qr\" viewBox=\"")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<section id=\"invite\" class=\"panel invite\" aria-labelledby=\"invite-title\" tabindex=\"-1\"><h2 id=\"invite-title\">Invite people</h2><div class=\"invite-body\"><svg class=\"qr\" viewBox=\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -38,7 +38,7 @@ func peoplePanel(p People) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<section id=\"people\" class=\"panel people\" aria-labelledby=\"people-title\"><h2 id=\"people-title\" tabindex=\"-1\">People <span class=\"badge\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<section id=\"people\" class=\"panel people\" aria-labelledby=\"people-title\" tabindex=\"-1\"><h2 id=\"people-title\" tabindex=\"-1\">People <span class=\"badge\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

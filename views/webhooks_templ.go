@@ -31,7 +31,7 @@ func webhooksPanel(ws Webhooks) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<section id=\"webhooks\" class=\"panel webhooks\" aria-labelledby=\"webhooks-title\"><h2 id=\"webhooks-title\" tabindex=\"-1\">Incoming webhooks <span class=\"badge\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<section id=\"webhooks\" class=\"panel webhooks\" aria-labelledby=\"webhooks-title\" tabindex=\"-1\"><h2 id=\"webhooks-title\" tabindex=\"-1\">Incoming webhooks <span class=\"badge\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
