@@ -286,27 +286,9 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("banning Bob through n2: %v %v", resp, err)
 	}
-	bobPage.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		if _, _, err := bobPage.conn.ReadMessage(); err != nil {
-			var ce *websocket.CloseError
-			if !errors.As(err, &ce) || ce.Code != 4003 || ce.Text != "your account was banned by an admin" {
-				t.Errorf("Bob's page on n1 after n2 banned him: %v, want 4003 saying so", err)
-			}
-			break
-		}
-	}
+	closedSaying(t, "Bob's page on n1 after n2 banned him", bobPage, 4003, "your account was banned by an admin")
 	// The guest at his address is told of the address, not of an account.
-	neighbour.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		if _, _, err := neighbour.conn.ReadMessage(); err != nil {
-			var ce *websocket.CloseError
-			if !errors.As(err, &ce) || ce.Code != 4003 || ce.Text != "this address was banned from the chat by an admin" {
-				t.Errorf("a guest's page at Bob's address on n1 after n2 banned him: %v, want 4003 saying the address was banned", err)
-			}
-			break
-		}
-	}
+	closedSaying(t, "a guest's page at Bob's address on n1 after n2 banned him", neighbour, 4003, "this address was banned from the chat by an admin")
 	// His message is gone from every node's history with the ban.
 	for _, n := range []*process{n1, n3} {
 		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -342,16 +324,7 @@ func TestClusterSharesAccountsAndSignIns(t *testing.T) {
 	if p := fetch(t, "POST", n1.url+"/admin/bans", cookie, url.Values{"address": {zedsAddress}, "name": {"Zed"}}); p.status != http.StatusSeeOther {
 		t.Fatalf("banning Zed's address through n1: %d %s", p.status, p.body)
 	}
-	zedPage.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		if _, _, err := zedPage.conn.ReadMessage(); err != nil {
-			var ce *websocket.CloseError
-			if !errors.As(err, &ce) || ce.Code != 4003 || !strings.Contains(ce.Text, "address was banned") {
-				t.Errorf("Zed's page on n3 after n1 banned his address: %v, want 4003 saying so", err)
-			}
-			break
-		}
-	}
+	closedSaying(t, "Zed's page on n3 after n1 banned his address", zedPage, 4003, "this address was banned from the chat by an admin")
 	// Each node applies the log in its own time: a node is asked until it
 	// answers want.
 	answers := func(n *process, want int, what string) {
@@ -438,6 +411,13 @@ func dialSignedIn(t *testing.T, base, cookie string) *v1 {
 // closedSignedOut waits for c to close because its sign-in ended.
 func closedSignedOut(t *testing.T, name string, c *v1) {
 	t.Helper()
+	closedSaying(t, "the page on "+name, c, websocket.ClosePolicyViolation, "signed out")
+}
+
+// closedSaying waits for c to close with code and a reason that holds
+// text; frames before the close are skipped.
+func closedSaying(t *testing.T, what string, c *v1, code int, text string) {
+	t.Helper()
 	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
 		_, _, err := c.conn.ReadMessage()
@@ -445,8 +425,8 @@ func closedSignedOut(t *testing.T, name string, c *v1) {
 			continue
 		}
 		var ce *websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation || !strings.Contains(ce.Text, "signed out") {
-			t.Errorf("the page on %s: %v, want it closed as signed out", name, err)
+		if !errors.As(err, &ce) || ce.Code != code || !strings.Contains(ce.Text, text) {
+			t.Errorf("%s: %v, want a close %d saying %q", what, err, code, text)
 		}
 		return
 	}

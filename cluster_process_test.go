@@ -7,14 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +20,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
+
+	"nochat/cluster/clustertest"
 )
 
 // Several Pis, one chat: three processes of the real binary on loopback,
@@ -64,7 +64,7 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 			}
 		}
 	})
-	routes := loopbackPorts(t, n)
+	routes := clustertest.LoopbackPorts(t, n)
 	for i := range n {
 		c.nodes = append(c.nodes, &clusterNode{
 			name:   fmt.Sprintf("n%d", i+1),
@@ -74,44 +74,6 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 		})
 	}
 	return c
-}
-
-// loopbackPorts returns n different loopback addresses free when asked.
-// Each stays taken until all are: closed one by one, the kernel may hand
-// the same port out twice (a CI run once gave a node the same peer
-// twice, which then never found a quorum).
-//
-// They are drawn below the kernel's range of ephemeral ports: a port the
-// kernel handed out and took back could go, before the node binds it, to
-// any outgoing connection on the machine (a proxy's dial, a browser's),
-// and the node then fails to listen ("address already in use"). Below the
-// range only another listener can take it.
-func loopbackPorts(t *testing.T, n int) []string {
-	t.Helper()
-	low := 32768 // Linux's default start of the range
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil {
-				low = v
-			}
-		}
-	}
-	var addrs []string
-	for range n {
-		var l net.Listener
-		for try := 0; l == nil && low > 12000 && try < 50; try++ {
-			l, _ = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(low-10000)))
-		}
-		if l == nil { // no room below the range: one from it, as before
-			var err error
-			if l, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		defer l.Close()
-		addrs = append(addrs, l.Addr().String())
-	}
-	return addrs
 }
 
 func (c *testCluster) launch(nd *clusterNode) {
@@ -715,7 +677,7 @@ func TestClusterSurvivesKillingANode(t *testing.T) {
 
 	t.Log("a new, empty node joins")
 	// A new, empty node joins and builds the same history from the log.
-	fresh := &clusterNode{name: "n4", route: loopbackPorts(t, 1)[0], dbPath: filepath.Join(t.TempDir(), "nochat.db")}
+	fresh := &clusterNode{name: "n4", route: clustertest.LoopbackPorts(t, 1)[0], dbPath: filepath.Join(t.TempDir(), "nochat.db")}
 	for _, nd := range c.nodes {
 		fresh.peers = append(fresh.peers, nd.route)
 	}
@@ -939,7 +901,7 @@ func TestClusterNodeCutOffRefusesSendsAndRejoins(t *testing.T) {
 	// that cutting the proxies to and from one node cuts it off for real.
 	// Each node advertises an address where nothing listens, so that
 	// no node finds a way around the proxies.
-	nowhere := loopbackPorts(t, 1)[0]
+	nowhere := clustertest.LoopbackPorts(t, 1)[0]
 	links := map[[2]int]*proxy{}
 	taken := []string{nowhere}
 	for _, nd := range c.nodes {

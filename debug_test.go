@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"nochat/cluster/clustertest"
 )
 
 // -debug-addr takes loopback addresses only: the profiles show what the
@@ -36,7 +38,7 @@ func TestDebugAddrIsLoopbackOnly(t *testing.T) {
 // With -debug-addr, the profiles are served there, and never on the
 // chat's own address.
 func TestDebugProfilesOnTheirOwnAddress(t *testing.T) {
-	addr := loopbackPorts(t, 1)[0]
+	addr := clustertest.LoopbackPorts(t, 1)[0]
 	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_DEBUG_ADDR": addr})
 	get := func(url string) (int, []byte) {
 		t.Helper()

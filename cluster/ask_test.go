@@ -7,13 +7,15 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"nochat/cluster/clustertest"
 )
 
 // A node asks the others (the dashboard's questions) and hears each
 // one's answer under its name: every other node's, or the one node's it
 // asked, never its own; a question nobody answers ends with ctx.
 func TestNodesAskEachOtherAndAnswer(t *testing.T) {
-	nodes := startAll(t, configs(t, freePorts(t, 3)))
+	nodes := startAll(t, configs(t, clustertest.LoopbackPorts(t, 3)))
 	var asked [3]atomic.Int32 // the questions of kind "one" each node heard
 	for i, nd := range nodes {
 		name := nd.cfg.Node

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"nochat/cluster/clustertest"
 	"nochat/db"
 )
 
@@ -24,23 +24,6 @@ import (
 // JetStream directory and its own SQLite file, as three Pis would be.
 
 const testSecret = "a-secret-of-the-test-cluster"
-
-// freePorts returns n different loopback ports free at the time of
-// asking. Each stays taken until all are: closed one by one, the kernel
-// may hand the same port out twice.
-func freePorts(t testing.TB, n int) []string {
-	t.Helper()
-	var addrs []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		addrs = append(addrs, l.Addr().String())
-	}
-	return addrs
-}
 
 // node is one member of a test cluster: its NATS node, its projection and
 // the writer between them.
@@ -179,7 +162,7 @@ func history(t *testing.T, nd *node) []string {
 }
 
 func TestThreeNodesKeepOneHistory(t *testing.T) {
-	nodes := startAll(t, configs(t, freePorts(t, 3)))
+	nodes := startAll(t, configs(t, clustertest.LoopbackPorts(t, 3)))
 	a, b, c := nodes[0], nodes[1], nodes[2]
 
 	first := a.send(t, db.Draft{User: "ann", Message: "hello from one", CID: "c1"}, "a1")
@@ -237,7 +220,7 @@ func TestThreeNodesKeepOneHistory(t *testing.T) {
 }
 
 func TestANodeRestartsAndCatchesUp(t *testing.T) {
-	cfgs := configs(t, freePorts(t, 3))
+	cfgs := configs(t, clustertest.LoopbackPorts(t, 3))
 	nodes := startAll(t, cfgs)
 	a, c := nodes[0], nodes[2]
 	path := filepath.Join(t.TempDir(), "c.db")
@@ -259,7 +242,7 @@ func TestANodeRestartsAndCatchesUp(t *testing.T) {
 }
 
 func TestANodeAloneRefusesToConfirm(t *testing.T) {
-	nodes := startAll(t, configs(t, freePorts(t, 3)))
+	nodes := startAll(t, configs(t, clustertest.LoopbackPorts(t, 3)))
 	a := nodes[0]
 	a.send(t, db.Draft{User: "ann", Message: "before"}, "a0")
 	nodes[1].stop()
@@ -300,7 +283,7 @@ func TestConfigRefusals(t *testing.T) {
 // another secret (or none) gets no route, so no copy of the chat, and no
 // client of the node's NATS gets in without it either.
 func TestAStrangerCannotJoin(t *testing.T) {
-	routes := freePorts(t, 4)
+	routes := clustertest.LoopbackPorts(t, 4)
 	cfgs := configs(t, routes[:3])
 	nodes := startAll(t, cfgs)
 	nodes[0].send(t, db.Draft{User: "ann", Message: "members only"}, "a1")

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"nochat/cluster/clustertest"
 	"nochat/db"
 )
 
@@ -28,7 +29,7 @@ func BenchmarkCommands(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer single.Close()
-	nodes := startAll(b, configs(b, freePorts(b, 3)))
+	nodes := startAll(b, configs(b, clustertest.LoopbackPorts(b, 3)))
 	var made atomic.Int64 // names each session and room apart, run after run
 	for _, where := range []struct {
 		name  string

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"nochat/cluster/clustertest"
 	"nochat/db"
 )
 
@@ -149,8 +150,8 @@ func (r *recorder) bytes() []byte {
 // What crosses the network between nodes is encrypted: a message is on
 // every node, and nowhere in the bytes that carried it.
 func TestRoutesAreEncrypted(t *testing.T) {
-	routes := freePorts(t, 3)
-	nowhere := freePorts(t, 1)[0]
+	routes := clustertest.LoopbackPorts(t, 3)
+	nowhere := clustertest.LoopbackPorts(t, 1)[0]
 	cfgs := configs(t, routes)
 	var recs []*recorder
 	for i := range cfgs {
