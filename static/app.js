@@ -574,21 +574,36 @@
     return null;
   }
 
+  // ---------- where the keyboard goes ----------
+
+  const TABBABLE = 'a[href], button:not([disabled]), input:not([disabled]), textarea:not([disabled]), select:not([disabled]), [tabindex]:not([tabindex="-1"])';
+  const shown = (el) => el.checkVisibility?.() !== false;
+  // stopsIn is where Tab stops inside el, in order.
+  const stopsIn = (el) => [...el.querySelectorAll(TABBABLE)].filter(shown);
+  const isMsg = (el) => !!el && el.matches('li.msg') && !el.hidden;
+  // msgBeside is the nearest message after li (step nextElementSibling)
+  // or before it that is, and that ok takes.
+  function msgBeside(li, step, ok = isMsg) {
+    let el = li[step];
+    while (el && !(isMsg(el) && ok(el))) el = el[step];
+    return el;
+  }
+  // typingPlace is where the keyboard goes when nothing nearer is left:
+  // the message box, or the messages when one may not post.
+  const typingPlace = () => (msgInput.disabled ? scroller : msgInput);
+
   // removeKeepingFocus takes messages off the list; the keyboard's focus
   // on one of them goes to the nearest message below (or above) that
   // stays, or the message box, not to the page's start.
   function removeKeepingFocus(lis) {
     const gone = new Set(lis.filter(Boolean));
     const at = [...gone].find((li) => li.contains(document.activeElement));
-    let next = null;
-    if (at) {
-      const near = (step) => { let el = at[step]; while (el && (!el.matches('li.msg[data-id]') || gone.has(el))) el = el[step]; return el; };
-      next = near('nextElementSibling') || near('previousElementSibling');
-    }
+    const stays = (el) => el.dataset.id !== undefined && !gone.has(el);
+    const next = at && (msgBeside(at, 'nextElementSibling', stays) || msgBeside(at, 'previousElementSibling', stays));
     for (const li of gone) li.remove();
     if (!at) return;
     if (next) visit(next);
-    else (msgInput.disabled ? scroller : msgInput).focus();
+    else typingPlace().focus();
   }
 
   // placeReal puts a stored message in id order, above the pending/failed
@@ -1961,7 +1976,7 @@
     // button (it sits at the end of the page, away from the message).
     picker.addEventListener('keydown', (ev) => {
       if (ev.key !== 'Tab') return;
-      const stops = [...picker.querySelectorAll('button, input')].filter((el) => !el.disabled && el.checkVisibility?.() !== false);
+      const stops = stopsIn(picker);
       if (document.activeElement === (ev.shiftKey ? stops[0] : stops[stops.length - 1])) {
         ev.preventDefault();
         closePicker(true);
@@ -2978,7 +2993,7 @@
   // its header, rights and unsent messages. The address bar follows. With
   // at, the room opens around that message (a permalink), marked.
   async function switchRoom(slug, push, at) {
-    closeDrawer(msgInput.disabled ? scroller : msgInput);
+    closeDrawer(typingPlace());
     if (slug === room.slug && at && focusMessage(at, true)) {
       newList(); // a message looked at: the pages before the first unread are not wanted now
       if (push) history.pushState({ slug: room.slug, at }, '', permalinkOf(room.slug, at));
@@ -3208,13 +3223,13 @@
       });
       refreshRooms();
       await switchRoom(r.slug, true);
-      return msgInput.disabled ? scroller : msgInput;
+      return typingPlace();
     });
     const newDM = formDialog('new-dm-dialog', async (v) => {
       const r = await api('POST', '/rooms', { kind: 'direct', members: names(v.members) });
       refreshRooms();
       await switchRoom(r.slug, true);
-      return msgInput.disabled ? scroller : msgInput;
+      return typingPlace();
     });
     const invite = formDialog('invite-dialog', async (v) => {
       const m = await api('POST', `/rooms/${encodeURIComponent(room.slug)}/members`, { user: v.user });
@@ -3648,10 +3663,6 @@
   // (else the newest on screen); ↑ and ↓ go from message to message; Tab
   // goes into one message's links and actions, and past the last of them
   // leaves the list. A room of 300 messages is not 1,500 stops of Tab.
-  const TABBABLE = 'a[href], button:not([disabled]), input:not([disabled]), textarea:not([disabled]), select:not([disabled]), [tabindex]:not([tabindex="-1"])';
-  const shown = (el) => el.checkVisibility?.() !== false;
-  const stopsIn = (el) => [...el.querySelectorAll(TABBABLE)].filter(shown);
-  const isMsg = (el) => el && el.matches('li.msg') && !el.hidden;
   let visited = null; // the message the keyboard was last at
   function visit(li) {
     if (!li) return;
@@ -3659,11 +3670,6 @@
     li.focus({ preventScroll: true });
     if (!li.classList.contains('focus')) li.scrollIntoView({ block: 'nearest' }); // a marked one is centred already
     visited = li;
-  }
-  function msgBeside(li, step) {
-    let el = li[step];
-    while (el && !isMsg(el)) el = el[step];
-    return el;
   }
   // entryMsg is where Tab enters the list: the message last visited, if
   // it is still there, else the newest whose top is on screen.
