@@ -145,6 +145,12 @@ func limitBodies(d Deps, next http.Handler) http.Handler {
 		if err := rc.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 			d.Log.Warn("request body deadline", "err", err)
 		}
+		// On a copy of the request: net/http looks at the body of the one
+		// it made, once the handler is done, to see what is left of it. A
+		// body a client has not sent yet (Expect: 100-continue) it then
+		// leaves unasked and closes the connection after the answer; had
+		// it found this wrapper, it would wait for that body to read it.
+		r = r.WithContext(r.Context())
 		r.Body = &deadlineBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit), rc: rc, timeout: timeout}
 		next.ServeHTTP(w, r)
 	})
