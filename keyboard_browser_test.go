@@ -38,6 +38,14 @@ func TestBrowserKeyboardAlone(t *testing.T) {
 	if got := eval[[]string](t, ann, roomLinks); fmt.Sprint(got) != "[room-list:Lobby:0 room-list:Printers:0]" {
 		t.Fatalf("rooms after a made and a cancelled one: %v", got)
 	}
+	// A name a room in sight has already, in another case, is refused in
+	// the dialog, which stays open with the words and the name to mend.
+	do(t, ann, chromedp.Focus(chromedp.ID("new-room")), chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.ID("new-room-dialog")))
+	do(t, ann, chromedp.Evaluate[chromedp.Void](`document.querySelector('#new-room-dialog [name="name"]').value = ""`), chromedp.SendKeys(`#new-room-dialog [name="name"]`, "printers"+kb.Enter))
+	waitPage(t, ann, "the taken name said in the open dialog", `document.getElementById("new-room-dialog").open && !document.querySelector("#new-room-dialog .form-error").hidden && document.querySelector("#new-room-dialog .form-error").textContent.includes("there is a room called “Printers” already") && document.activeElement.name === "name"`)
+	viewShot(t, ann, "keys-room-name-taken-1280.png")
+	do(t, ann, chromedp.KeyEvent(kb.Escape))
+	waitPage(t, ann, "the refused dialog closed by Escape", `!document.getElementById("new-room-dialog").open && document.activeElement.id === "new-room"`)
 
 	// A dialog from the room's menu gives the focus back to the menu's
 	// button: the item that opened it is hidden with the menu.

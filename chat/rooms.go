@@ -11,6 +11,9 @@ import (
 	"sync"
 	"unicode"
 
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
+
 	"nochat/db"
 )
 
@@ -453,6 +456,9 @@ func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomVi
 		if r.Name, err = cleanRoomName(nr.Name); err != nil {
 			return RoomView{}, false, err
 		}
+		if err := h.nameFree(ctx, id, r.Name, 0); err != nil {
+			return RoomView{}, false, err
+		}
 		if r.Topic, err = cleanTopic(nr.Topic); err != nil {
 			return RoomView{}, false, err
 		}
@@ -555,6 +561,37 @@ func (h *Hub) accountNamed(ctx context.Context, name string, bots bool) (db.Acco
 		return db.Account{}, ErrBotRooms
 	}
 	return a, nil
+}
+
+// nameFree refuses name for a room (other than the room except) when a
+// room id sees has it already, as people tell names apart: "Laser cutter"
+// and "Laser  Cutter" would be two rooms nobody could tell apart in a
+// list. Archived rooms and direct conversations do not count, nor private
+// rooms id is not in: their names are not to be learned this way. Two
+// people naming rooms alike at the same moment may both get theirs (their
+// addresses differ): this keeps a list clear, it does not guard data.
+func (h *Hub) nameFree(ctx context.Context, id Identity, name string, except int64) error {
+	mine, err := h.roomsOf(ctx, id.UserID)
+	if err != nil {
+		return err
+	}
+	key := roomNameKey(name)
+	h.dir.mu.RLock()
+	defer h.dir.mu.RUnlock()
+	for _, r := range h.dir.rooms {
+		switch {
+		case r.ID == except, r.Kind == db.KindDirect, r.IsArchived(), r.Kind != db.KindOpen && !mine.has(r.ID):
+		case roomNameKey(r.Name) == key:
+			return &Refusal{"name_taken", fmt.Sprintf("there is a room called “%s” already: give this one another name", r.Name)}
+		}
+	}
+	return nil
+}
+
+// roomNameKey is what two rooms' names are compared by: case, width and
+// runs of spaces aside.
+func roomNameKey(name string) string {
+	return cases.Fold().String(norm.NFKC.String(strings.Join(strings.Fields(name), " ")))
 }
 
 func cleanRoomName(name string) (string, error) {
@@ -799,6 +836,9 @@ func (h *Hub) ChangeRoom(ctx context.Context, id Identity, r db.Room, ch RoomCha
 	if ch.Name != nil {
 		name, err := cleanRoomName(*ch.Name)
 		if err != nil {
+			return db.Room{}, err
+		}
+		if err := h.nameFree(ctx, id, name, r.ID); err != nil {
 			return db.Room{}, err
 		}
 		edit.Name = &name

@@ -291,6 +291,8 @@ func sendStatus(err error) int {
 		return http.StatusNotFound // a room or person not there, or not to be seen
 	case errors.As(err, &refusal) && (refusal.Code == "forbidden" || refusal.Code == chat.ErrNotShared.Code || refusal.Code == "too_late" || refusal.Code == chat.ErrArchived.Code):
 		return http.StatusForbidden
+	case errors.As(err, &refusal) && refusal.Code == "name_taken":
+		return http.StatusConflict
 	case errors.As(err, &refusal):
 		return http.StatusBadRequest
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
