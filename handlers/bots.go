@@ -99,6 +99,20 @@ var (
 // Authorization header pass as they are. A token needs no origin check:
 // a browser never sends one by itself, so another site's page cannot
 // make it (the rooms routes check origins anyway).
+// bearerSent reports whether an Authorization header is meant for NoChat:
+// a Bearer token, or a bot's token under another scheme (refused, saying
+// how to send it). Other credentials are not NoChat's to judge: a login a
+// proxy asks for in front of it (Basic) comes with every request.
+func bearerSent(values []string) bool {
+	for _, v := range values {
+		scheme, rest, _ := strings.Cut(v, " ")
+		if strings.EqualFold(scheme, "Bearer") || strings.HasPrefix(strings.TrimSpace(rest), BotTokenPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
 func bearerAuth(d Deps, mux *http.ServeMux, next http.Handler) http.Handler {
 	if d.Auth == nil {
 		return next
@@ -115,7 +129,7 @@ func bearerAuth(d Deps, mux *http.ServeMux, next http.Handler) http.Handler {
 		values := r.Header.Values("Authorization")
 		// An incoming webhook's secret is in its URL: credentials a tool
 		// sends with it (Home Assistant's basic auth, say) are not read.
-		if len(values) == 0 || strings.HasPrefix(r.URL.Path, "/hooks/") {
+		if !bearerSent(values) || strings.HasPrefix(r.URL.Path, "/hooks/") {
 			next.ServeHTTP(w, r)
 			return
 		}

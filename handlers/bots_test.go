@@ -317,6 +317,31 @@ func TestBotTokensRefused(t *testing.T) {
 	}
 }
 
+// A login a proxy asks for in front of NoChat (Basic) comes with every
+// request of the browser's, and is not NoChat's to judge: every route
+// answered it 401 "that is not a bot token", so a chat behind such a
+// proxy did not open at all. A bot's token sent under another scheme is
+// still refused, saying how to send it.
+func TestAProxysBasicLoginIsLeftAlone(t *testing.T) {
+	w := newBotWorld(t, chat.Options{})
+	basic := map[string]string{"Authorization": "Basic ZmFtOnNlY3JldA=="} // fam:secret
+	for _, c := range []struct{ path, session string }{
+		{"/signin", ""}, {"/healthz", ""}, {"/", w.bob}, {"/rooms", w.bob}, {"/account", w.bob},
+	} {
+		if code, _, body := get(t, w.srv, c.path, c.session, basic); code != http.StatusOK {
+			t.Errorf("GET %s behind a proxy's login: %d %.200s, want 200", c.path, code, body)
+		}
+	}
+	resp := post(t, w.srv, "/signin", "192.0.2.1", url.Values{"name": {"Bob"}, "password": {"password of Bob"}}, basic)
+	if newSession(resp) == "" {
+		t.Errorf("signing in behind a proxy's login: %d and no session", resp.StatusCode)
+	}
+	code, header, body := w.asBot(t, "GET", "/rooms", "", map[string]string{"Authorization": "Token " + w.token})
+	if code != http.StatusUnauthorized || !strings.HasPrefix(header.Get("WWW-Authenticate"), "Bearer") || !strings.Contains(body, "Bearer") {
+		t.Errorf("a bot's token as Token: %d %s, want 401 saying Bearer", code, body)
+	}
+}
+
 // Revoking a token, in the database by another connection as `nochat bot
 // revoke` does, closes the bot's open socket through WatchBotTokens, with
 // the account-ended close code.
