@@ -95,6 +95,13 @@ func checkHost(d Deps, hosts Hosts, next http.Handler) http.Handler {
 		}
 		d.Hub.RecordErrorAt(chat.KindBadOrigin, placeHost, fmt.Sprintf("request for host %.60q refused (-allow-host)", r.Host), requestSubject(r, d.TrustProxy))
 		err := fmt.Errorf("host %.60q is not a name this server answers to: add it with -allow-host (NOCHAT_ALLOW_HOST)", r.Host)
+		if r.ContentLength != 0 {
+			// Not to be read, and outside limitBodies, so with no
+			// deadline: net/http would wait for the body, to read it,
+			// before answering and again before closing.
+			http.NewResponseController(w).SetReadDeadline(time.Now())
+			w.Header().Set("Connection", "close")
+		}
 		refuseRequest(w, r, d.Log, http.StatusMisdirectedRequest, err)
 	})
 }
