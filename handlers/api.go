@@ -76,7 +76,7 @@ type messageWriter struct {
 
 // newMessageWriter answers status and opens the array.
 func newMessageWriter(w http.ResponseWriter, status int) *messageWriter {
-	w.Header().Set("Content-Type", "application/json")
+	jsonHeader(w.Header())
 	w.WriteHeader(status)
 	mw := &messageWriter{w: w, empty: true}
 	mw.enc = json.NewEncoder(&mw.buf)

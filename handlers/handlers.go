@@ -91,9 +91,20 @@ func New(d Deps) http.Handler {
 const maxBodyBytes = 64 << 10
 
 func encode(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+	jsonHeader(w.Header())
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// jsonHeader marks an answer as JSON that no cache keeps: most are one
+// person's (their rooms, their history), told apart by a cookie that a
+// shared cache does not key on. A route that means its answer to be kept
+// says so before.
+func jsonHeader(h http.Header) {
+	h.Set("Content-Type", "application/json")
+	if h.Get("Cache-Control") == "" {
+		h.Set("Cache-Control", "no-store")
+	}
 }
 
 type errorBody struct {

@@ -157,8 +157,8 @@ func handleRoot(log *slog.Logger, hub room, store pageReader, admins adminChecke
 		p.Admin = admins != nil && admins.AdminAs(r, id)
 		p.User, p.UserID, p.SignIn = id.Name, id.UserID, admins != nil
 		p.GuestsMay = hub.GuestsMayRead()
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("Vary", "Cookie") // an admin's page has more controls
+		w.Header().Set("Cache-Control", "private, no-cache") // history a shared cache must not keep
+		w.Header().Set("Vary", "Cookie")                     // an admin's page has more controls
 		render(w, r, log, http.StatusOK, views.ChatPage(p, views.Chat{
 			Messages:   msgs,
 			HasOlder:   older,
