@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -34,10 +35,22 @@ func newConnLimit(perIP int, refuse func(ip string)) *connLimit {
 }
 
 // listener wraps ln: a connection over the cap is answered 429 and closed
-// as soon as it is accepted, without reading anything from it.
-func (l *connLimit) listener(ln net.Listener) net.Listener {
-	return &limitedListener{Listener: ln, limit: l}
+// as soon as it is accepted, without reading a request from it. On HTTPS
+// (conf not nil: ln's connections are to be TLS) the answer comes once
+// the connection's handshake is done, which a browser can show: a 429
+// written on the bare socket read to it as a broken handshake.
+func (l *connLimit) listener(ln net.Listener, conf *tls.Config) net.Listener {
+	return &limitedListener{Listener: ln, limit: l, tls: conf, handshakes: make(chan struct{}, refusalHandshakes)}
 }
+
+// refusalHandshakes bounds the TLS handshakes of refused connections at
+// once, each on its own goroutine for at most refusalWait: past it, a
+// refused connection is closed without an answer, so that a flood of
+// them costs no more than that.
+const (
+	refusalHandshakes = 32
+	refusalWait       = 2 * time.Second
+)
 
 // connState is the server's ConnState hook: a connection taken out of the
 // server (a WebSocket) no longer counts as an HTTP connection.
@@ -70,7 +83,9 @@ func (l *connLimit) give(ip string) {
 
 type limitedListener struct {
 	net.Listener
-	limit *connLimit
+	limit      *connLimit
+	tls        *tls.Config   // nil: plain HTTP
+	handshakes chan struct{} // refused connections' handshakes under way
 }
 
 func (ln *limitedListener) Accept() (net.Conn, error) {
@@ -87,13 +102,43 @@ func (ln *limitedListener) Accept() (net.Conn, error) {
 			return cc, nil
 		}
 		ln.limit.refuse(ip)
-		// A new socket's send buffer is empty, so this write does not wait
-		// on the client; the deadline is there in case it ever would.
-		msg := fmt.Sprintf("too many connections from one address (the limit is %d, -max-http-conns-per-ip): close some and try again\n", ln.limit.perIP)
-		c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		fmt.Fprintf(c, "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(msg), msg)
-		c.Close()
+		if ln.tls == nil {
+			// A new socket's send buffer is empty, so this write does
+			// not wait on the client; the deadline is there in case it
+			// ever would.
+			c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			ln.tooMany(c)
+			c.Close()
+			continue
+		}
+		select {
+		case ln.handshakes <- struct{}{}:
+		default:
+			c.Close()
+			continue
+		}
+		go func() {
+			defer func() { <-ln.handshakes }()
+			tc := tls.Server(c, ln.tls)
+			defer tc.Close()
+			tc.SetDeadline(time.Now().Add(refusalWait))
+			if tc.Handshake() != nil {
+				return
+			}
+			ln.tooMany(tc)
+			// The client's request is on its way: read to its end, or
+			// to the deadline, so that the close does not reset the
+			// connection under the answer before the client reads it.
+			tc.CloseWrite()
+			io.Copy(io.Discard, io.LimitReader(tc, 64<<10))
+		}()
 	}
+}
+
+// tooMany writes the answer to a connection over the cap.
+func (ln *limitedListener) tooMany(c net.Conn) {
+	msg := fmt.Sprintf("too many connections from one address (the limit is %d, -max-http-conns-per-ip): close some and try again\n", ln.limit.perIP)
+	fmt.Fprintf(c, "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(msg), msg)
 }
 
 // countedConn is a connection counted against its address until it is

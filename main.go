@@ -560,7 +560,11 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 		conns = newConnLimit(cfg.maxHTTPPerIP, func(ip string) {
 			hub.RecordErrorAt(chat.KindTooMany, "HTTP connections", "too many HTTP connections from one address", ip)
 		})
-		ln = conns.listener(ln)
+		var conf *tls.Config
+		if https != nil {
+			conf = https.tls
+		}
+		ln = conns.listener(ln, conf)
 		srv.ConnState = conns.connState
 	}
 	serveURL := browseURL(ln.Addr())
@@ -583,7 +587,7 @@ func serveConfig(ctx context.Context, cfg config, stderr io.Writer) error {
 				ErrorLog:          srv.ErrorLog,
 			}
 			if conns != nil { // one count per address over both listeners
-				rln = conns.listener(rln)
+				rln = conns.listener(rln, nil)
 				redirect.ConnState = conns.connState
 			}
 			log.Info("redirecting plain HTTP to HTTPS", "addr", rln.Addr().String())

@@ -356,3 +356,43 @@ func TestHTTPSWebSocketsLeaveTheHTTPCount(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// TestHTTPSConnectionCapAnswers429: over HTTPS a connection past
+// -max-http-conns-per-ip is answered 429 once its handshake is done, as
+// over plain HTTP. The answer was written on the bare socket, which a
+// browser showed as a broken handshake (ERR_SSL_PROTOCOL_ERROR).
+func TestHTTPSConnectionCapAnswers429(t *testing.T) {
+	const client = "127.0.0.4" // nothing else comes from it
+	dir := t.TempDir()
+	pair := newCertPair(t, "cap")
+	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	replaceFile(t, certPath, pair.certPEM)
+	replaceFile(t, keyPath, pair.keyPEM)
+	s := startServingWith(t, true, func(*server) *http.Client { return trusting(pair.cert) }, func(ctx context.Context, stderr io.Writer) error {
+		args := []string{"nochat", "-addr", "127.0.0.1:0", "-db", filepath.Join(dir, "chat.db"), "-tls-cert", certPath, "-tls-key", keyPath, "-http-redirect-addr", "off", "-max-http-conns-per-ip", "2"}
+		return run(ctx, args, func(string) string { return "" }, io.Discard, stderr)
+	})
+	addr := strings.TrimPrefix(s.url, "https://")
+	for range 2 {
+		c, err := fromAddr(client).Dial("tcp", addr)
+		if err != nil {
+			t.Skipf("cannot dial from %s: %v", client, err)
+		}
+		defer c.Close()
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(pair.cert)
+	browser := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext:     fromAddr(client).DialContext,
+		TLSClientConfig: &tls.Config{RootCAs: pool},
+	}}
+	resp, err := browser.Get(s.url + "/healthz")
+	if err != nil {
+		t.Fatalf("a third connection over HTTPS with 2 allowed: %v; want a 429", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), "-max-http-conns-per-ip") {
+		t.Fatalf("a third connection over HTTPS with 2 allowed: %d %q; want 429 naming -max-http-conns-per-ip", resp.StatusCode, body)
+	}
+}
