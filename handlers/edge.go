@@ -136,7 +136,7 @@ func limitBodies(d Deps, next http.Handler) http.Handler {
 		if isUpload(r) {
 			// A file: larger, and given the time a slow link needs for
 			// it; the answer's deadline moves with it.
-			limit, timeout, tooLarge = uploadBodyLimit(d), cmp.Or(d.UploadTimeout, uploadTimeout), errFileTooLarge(d)
+			limit, timeout, tooLarge = uploadBodyLimit(d), cmp.Or(d.UploadTimeout, slowLinkTime(uploadBodyLimit(d))), errFileTooLarge(d)
 			rc.SetWriteDeadline(time.Now().Add(timeout + writeSlack))
 		}
 		if r.ContentLength > limit {

@@ -473,7 +473,8 @@ func (fr *fileRoutes) serve(thumb bool) http.Handler {
 			}
 			h.Set("Content-Disposition", disposition)
 		}
-		if r.Header.Get("If-None-Match") == etag {
+		if noneMatch(r.Header.Get("If-None-Match"), etag) {
+			// The client has it: its bytes are not read.
 			headers()
 			w.WriteHeader(http.StatusNotModified)
 			return
@@ -487,7 +488,7 @@ func (fr *fileRoutes) serve(thumb bool) http.Handler {
 			}
 			// A large file over a slow link takes longer than the
 			// server's write timeout allows a page.
-			http.NewResponseController(w).SetWriteDeadline(time.Now().Add(uploadTimeout))
+			http.NewResponseController(w).SetWriteDeadline(time.Now().Add(slowLinkTime(f.Size)))
 		}
 		b, err := fr.store.FileBytes(r.Context(), id, thumb)
 		switch {
@@ -499,10 +500,29 @@ func (fr *fileRoutes) serve(thumb bool) http.Handler {
 			return
 		}
 		headers()
-		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-		w.WriteHeader(http.StatusOK)
-		if r.Method != http.MethodHead {
-			w.Write(b)
-		}
+		// A part of it (Range: a download resumed, a video's player)
+		// and HEAD, as net/http serves them; a file never changes
+		// under its address, so its ETag is all If-Range needs.
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
 	})
+}
+
+// noneMatch reports whether an If-None-Match header names etag, compared
+// weakly as RFC 9110 asks (a proxy compressing a file may mark its ETag
+// W/), or is *.
+func noneMatch(header, etag string) bool {
+	for v := range strings.SplitSeq(header, ",") {
+		v = strings.TrimPrefix(strings.TrimSpace(v), "W/")
+		if v == etag || v == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// slowLinkTime is how long a body of size bytes may take: uploadTimeout,
+// or longer for a file that takes longer than that at 32 KiB/s (a
+// 256 kbit/s link), which -max-upload may allow.
+func slowLinkTime(size int64) time.Duration {
+	return max(uploadTimeout, time.Duration(size/(32<<10))*time.Second)
 }

@@ -311,6 +311,25 @@ func TestUploadPicture(t *testing.T) {
 	if code, _, _ := get(t, srv, f.URL, bob, map[string]string{"If-None-Match": `"f` + itoa(m.ID) + `"`}); code != http.StatusNotModified {
 		t.Errorf("the picture with its own ETag: %d, want 304", code)
 	}
+	// Compared weakly, as RFC 9110 asks: a proxy that compresses marks
+	// the ETag W/, and a client may name several.
+	for _, inm := range []string{`W/"f` + itoa(m.ID) + `"`, `"x", "f` + itoa(m.ID) + `"`, `*`} {
+		if code, _, _ := get(t, srv, f.URL, bob, map[string]string{"If-None-Match": inm}); code != http.StatusNotModified {
+			t.Errorf("the picture with If-None-Match %s: %d, want 304", inm, code)
+		}
+	}
+	// A part of it, as a resumed download or a video's player asks; it
+	// came whole, 200, with no word of ranges.
+	code, h, part := get(t, srv, f.URL, bob, map[string]string{"Range": "bytes=10-19"})
+	if code != http.StatusPartialContent || h.Get("Content-Range") != fmt.Sprintf("bytes 10-19/%d", len(full)) || !bytes.Equal(part, full[10:20]) {
+		t.Errorf("bytes 10-19 of the picture: %d %q, %d bytes; want 206 and those 10", code, h.Get("Content-Range"), len(part))
+	}
+	if code, h, _ := get(t, srv, f.URL, bob, nil); h.Get("Accept-Ranges") != "bytes" {
+		t.Errorf("the picture: %d, Accept-Ranges %q, want bytes", code, h.Get("Accept-Ranges"))
+	}
+	if code, _, part := get(t, srv, f.URL, bob, map[string]string{"Range": "bytes=10-19", "If-Range": `"f0"`}); code != http.StatusOK || !bytes.Equal(part, full) {
+		t.Errorf("a range If-Range another file: %d, %d bytes; want 200 and the whole", code, len(part))
+	}
 
 	// History carries the file as the message did.
 	code, _, hist := get(t, srv, "/rooms/lobby/messages/"+itoa(m.ID), bob, nil)
