@@ -98,16 +98,48 @@ func allowCORS(allow []string, next http.Handler) http.Handler {
 	})
 }
 
-func allowOrigin(w http.ResponseWriter, r *http.Request, allow []string) {
+func allowOrigin(w http.ResponseWriter, r *http.Request, allow []string) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" || len(allow) == 0 {
-		return
+		return false
 	}
-	w.Header().Add("Vary", "Origin")
+	h := w.Header()
+	h.Add("Vary", "Origin")
 	switch {
 	case slices.Contains(allow, "*"):
-		w.Header().Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Allow-Origin", "*")
 	case slices.Contains(allow, origin):
-		w.Header().Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Origin", origin)
+	default:
+		return false
 	}
+	// What a script needs of an answer besides its body: a new message's
+	// address, when to try again, whether a send was a retry's.
+	h.Set("Access-Control-Expose-Headers", "Location, Retry-After, Idempotent-Replayed")
+	return true
+}
+
+// preflight answers a browser's CORS preflight (OPTIONS with
+// Access-Control-Request-Method) from an origin -allow-origin names, so
+// that a page there may send what the API asks for: JSON, a bot's token,
+// an Idempotency-Key. It allows no credentials: people's cookies are
+// SameSite and go to no other site's requests anyway. Anyone may ask; the
+// answer tells no more than the allowed origins' answers do. A preflight
+// from any other origin is answered as any OPTIONS is (405), which the
+// browser takes as a no.
+func preflight(allow []string, next http.Handler) http.Handler {
+	if len(allow) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" || !allowOrigin(w, r, allow) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, PUT, DELETE")
+		h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, Idempotency-Key")
+		h.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+	})
 }
