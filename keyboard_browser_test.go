@@ -132,6 +132,20 @@ func TestBrowserKeyboardAlone(t *testing.T) {
 	if got := eval[string](t, ann, text); got != "lathe note 23" {
 		t.Fatalf("↓ once: at %q, want lathe note 23", got)
 	}
+	// Its first stop is its time, its link: heard with whose message it
+	// is. ↑ and ↓ go on from there, as from the message.
+	do(t, ann, chromedp.KeyEvent(kb.Tab))
+	if got := eval[string](t, ann, `document.activeElement.matches("a.permalink") ? document.activeElement.textContent : document.activeElement.outerHTML.slice(0, 120)`); !strings.HasSuffix(got, ", Bob’s message “lathe note 23”") {
+		t.Fatalf("the first stop in a message reads %q, want its time and whose message", got)
+	}
+	do(t, ann, chromedp.KeyEvent(kb.ArrowUp))
+	if got := eval[string](t, ann, text); got != "lathe note 22" {
+		t.Fatalf("↑ from a message's link: at %q, want lathe note 22", got)
+	}
+	do(t, ann, chromedp.KeyEvent(kb.ArrowDown))
+	if got := eval[string](t, ann, text); got != "lathe note 23" {
+		t.Fatalf("↓ back: at %q, want lathe note 23", got)
+	}
 	stops := 0
 	for eval[bool](t, ann, `document.getElementById("messages").contains(document.activeElement)`) {
 		if stops++; stops > 8 {

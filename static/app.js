@@ -1903,6 +1903,18 @@
   // reads now.
   function nameActions(li) {
     const about = aboutMessage(li);
+    // Its time is its link: heard as the time and the message ("12:04,
+    // Bob’s message “see you…”"), the time still read as shown.
+    const link = li.querySelector('a.permalink');
+    if (link) {
+      let hidden = link.querySelector('.about');
+      if (!hidden) {
+        hidden = document.createElement('span');
+        hidden.className = 'about visually-hidden';
+        link.append(hidden);
+      }
+      hidden.textContent = `, ${about}`;
+    }
     for (const [cls, verb] of [['act-reply', 'Reply to'], ['act-react', 'React to'], ['act-edit', 'Edit'], ['act-delete', 'Delete']]) {
       const b = li.querySelector(`.actions .${cls}`);
       if (b) {
@@ -3706,7 +3718,10 @@
   list.addEventListener('keydown', (ev) => {
     const li = ev.target.closest('li.msg');
     if (!li || ev.altKey || ev.ctrlKey || ev.metaKey) return;
-    if (ev.target === li && (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') && !ev.shiftKey) {
+    // From the message or one of its links and buttons (not a field:
+    // an edit's box keeps its arrows).
+    const onMsg = ev.target === li || ev.target.matches('a, button');
+    if (onMsg && (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') && !ev.shiftKey) {
       ev.preventDefault();
       const next = msgBeside(li, ev.key === 'ArrowDown' ? 'nextElementSibling' : 'previousElementSibling');
       if (next) visit(next);
