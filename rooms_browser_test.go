@@ -165,6 +165,16 @@ func TestBrowserRoomsCreateInviteAndSwitch(t *testing.T) {
 	// clicking it, as chromedp's Click does in several.
 	clickRoom(t, bob, "Lobby")
 	waitPage(t, bob, "the lobby, drawer closed", `location.pathname === "/r/lobby" && !document.body.classList.contains("drawer")`)
+	// Leaving asks first, in the page's own dialog, saying how one comes
+	// back to a private room.
+	do(t, bob, chromedp.EmulateViewport(1280, 900))
+	clickRoom(t, bob, "Family")
+	waitPage(t, bob, "Family again", `location.pathname === "/r/family"`)
+	do(t, bob, chromedp.EmulateViewport(390, 844), chromedp.Click(`#room-menu summary`), chromedp.Click(chromedp.ID("room-leave")))
+	waitPage(t, bob, "the leave question", `document.getElementById("room-ask").open && document.getElementById("room-ask-title").textContent === "Leave Family?" && document.getElementById("room-ask-text").textContent.includes("must invite you again")`)
+	viewShot(t, bob, "room-leave-ask-390.png")
+	do(t, bob, chromedp.Click(`#room-ask button[value="ok"]`))
+	waitPage(t, bob, "Bob out of Family, in the lobby", `location.pathname === "/r/lobby" && document.getElementById("notice").textContent === "You left Family." && !document.querySelector('#room-list a.room-link[data-slug="family"]')`)
 	do(t, ann, chromedp.EmulateViewport(1280, 900), chromedp.Click(chromedp.ID("new-room")), chromedp.WaitVisible(chromedp.ID("new-room-dialog")))
 	viewShot(t, ann, "rooms-new-room-1280.png")
 }
@@ -216,9 +226,16 @@ func TestBrowserRoomsJoinLookInAndArchive(t *testing.T) {
 	say(t, ann, "and the beans")
 	waitMessages(t, bob, "Ann's next line, live", contains("and the beans"))
 
-	do(t, ann, chromedp.Click(`#room-menu summary`))
-	eval[bool](t, ann, `(window.confirm = () => true, true)`) // the archive button asks: yes
-	do(t, ann, chromedp.Click(chromedp.ID("room-archive")))
+	// Archiving asks first, in the page's own dialog: Cancel keeps the
+	// room, and the focus goes back to the room's menu.
+	do(t, ann, chromedp.Click(`#room-menu summary`), chromedp.Click(chromedp.ID("room-archive")))
+	waitPage(t, ann, "the archive question", `document.getElementById("room-ask").open && document.getElementById("room-ask-title").textContent === "Archive Garden?" && document.querySelector('#room-ask button[value="ok"]').textContent === "Archive"`)
+	viewShot(t, ann, "room-archive-ask-1280.png")
+	do(t, ann, chromedp.Click(`#room-ask button[value="cancel"]`))
+	waitPage(t, ann, "Cancel: still in Garden, the focus on the room's menu", `!document.getElementById("room-ask").open && location.pathname === "/r/garden" && document.activeElement === document.querySelector("#room-menu summary")`)
+	do(t, ann, chromedp.Click(`#room-menu summary`), chromedp.Click(chromedp.ID("room-archive")))
+	waitPage(t, ann, "the archive question again", `document.getElementById("room-ask").open`)
+	do(t, ann, chromedp.Click(`#room-ask button[value="ok"]`))
 	waitPage(t, ann, "Ann back in the lobby, told where the room went", `location.pathname === "/r/lobby" && document.getElementById("notice").textContent.startsWith("Garden is archived")`)
 	waitPage(t, bob, "Bob's page read-only", `document.getElementById("message").disabled && document.getElementById("message").placeholder.includes("archived")`)
 	waitPage(t, bob, "Garden gone from Bob's list", `!document.querySelector('#sidebar a.room-link[data-slug="garden"]')`)

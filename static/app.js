@@ -2953,6 +2953,7 @@
     room.manage = !!d.manage;
     room.archived = !!d.archived;
     room.member = !!d.member;
+    room.kind = d.kind;
     if (notifyMenu) notifyMenu.hidden = !d.member;
     showNotifySettings();
     for (const li of realItems()) addActions(li);
@@ -3328,10 +3329,25 @@
     };
     $('room-join')?.addEventListener('click', join);
     $('join-now')?.addEventListener('click', join);
+    // ask puts a question on the room to its dialog: true if the person
+    // chose to go on. The focus goes back to the room's menu either way
+    // (the item pressed is hidden with the menu).
+    const ask = (title, text, action) => {
+      const dialog = $('room-ask');
+      $('room-ask-title').textContent = title;
+      $('room-ask-text').textContent = text;
+      dialog.querySelector('button[value="ok"]').textContent = action;
+      dialog.returnValue = '';
+      return new Promise((resolve) => {
+        dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
+        openDialog(dialog, roomMenu.querySelector('summary'));
+      });
+    };
     $('room-leave')?.addEventListener('click', async () => {
       roomMenu.open = false;
       const name = $('room-name-text').textContent;
-      if (!confirm(`Leave ${name}?`)) return;
+      const back = room.kind === 'open' ? 'You can join it again from the list of rooms.' : 'To come back, someone in it must invite you again.';
+      if (!await ask(`Leave ${name}?`, `It leaves your list of rooms. ${back}`, 'Leave')) return;
       try {
         await api('POST', `/rooms/${encodeURIComponent(room.slug)}/leave`);
         await switchRoom('lobby', true);
@@ -3341,7 +3357,7 @@
     $('room-archive')?.addEventListener('click', async () => {
       roomMenu.open = false;
       const name = $('room-name-text').textContent;
-      if (!confirm(`Archive ${name}? It becomes read-only and leaves everyone's list.`)) return;
+      if (!await ask(`Archive ${name}?`, 'It becomes read-only and leaves everyone’s list. Admins can unarchive it from the dashboard’s Rooms.', 'Archive')) return;
       try {
         await api('PATCH', `/rooms/${encodeURIComponent(room.slug)}`, { archived: true });
         await switchRoom('lobby', true);
