@@ -80,7 +80,10 @@ func (s *answerSlots) bound(log *slog.Logger, next http.Handler) http.Handler {
 		defer t.Stop()
 		refuse := func(status int, err error) {
 			w.Header().Set("Retry-After", "5")
-			writeError(w, r, log, status, err)
+			if status >= 500 && !isREST(r) { // writeError logs the others
+				log.Error("request failed", "method", r.Method, "path", loggedPath(r), "status", status, "err", err)
+			}
+			refuseRequest(w, r, log, status, err) // a page's in words, not JSON
 		}
 		select {
 		case a.held <- struct{}{}:

@@ -2,9 +2,11 @@ package handlers
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -108,5 +110,41 @@ func TestHeavyAnswersAreBounded(t *testing.T) {
 	}
 	if len(s.per) != 0 || len(s.all) != 0 {
 		t.Fatalf("after every answer: %v per address, %d in all, want none", s.per, len(s.all))
+	}
+}
+
+// A page (or history) that waits too long for its turn is refused in the
+// words its asker reads: a browser opening the chat gets a line of text,
+// a script reading /discussion its JSON. The page was answered JSON.
+func TestHeavyAnswersRefusedInTheirAskersWords(t *testing.T) {
+	slots := newAnswerSlots(false)
+	slots.max, slots.wait = 1, 50*time.Millisecond
+	held, release := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(slots.bound(slog.New(slog.DiscardHandler), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("hold") {
+			close(held)
+			<-release
+		}
+	})))
+	defer srv.Close()
+	go http.Get(srv.URL + "/?hold")
+	<-held
+	defer close(release)
+	for _, c := range []struct{ path, contentType, words string }{
+		{"/", "text/plain", "too many pages are being sent to this address"},
+		{"/r/garden", "text/plain", "too many pages"},
+		{"/discussion", "application/json", `{"error":"too many pages`},
+		{"/rooms/lobby/messages", "application/json", `{"error":"too many pages`},
+	} {
+		resp, err := http.Get(srv.URL + c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests || !strings.HasPrefix(resp.Header.Get("Content-Type"), c.contentType) ||
+			!strings.Contains(string(body), c.words) || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("GET %s past its address's turn: %d %q %q, want 429 as %s", c.path, resp.StatusCode, resp.Header.Get("Content-Type"), body, c.contentType)
+		}
 	}
 }
