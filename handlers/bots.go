@@ -94,25 +94,26 @@ var (
 	errBotRoute        = errors.New("a bot may not use this route: bots read and post in their rooms (/rooms) and open the nochat.v1 socket")
 )
 
-// bearerAuth lets a request with a bot's token through to routes a bot
-// may use, as that bot (see Auth.Identity); requests without an
-// Authorization header pass as they are. A token needs no origin check:
-// a browser never sends one by itself, so another site's page cannot
-// make it (the rooms routes check origins anyway).
 // bearerSent reports whether an Authorization header is meant for NoChat:
-// a Bearer token, or a bot's token under another scheme (refused, saying
-// how to send it). Other credentials are not NoChat's to judge: a login a
-// proxy asks for in front of it (Basic) comes with every request.
+// a Bearer token, or a bot's token under another scheme or none (refused,
+// saying how to send it). Other credentials are not NoChat's to judge: a
+// login a proxy asks for in front of it (Basic) comes with every request.
 func bearerSent(values []string) bool {
 	for _, v := range values {
+		v = strings.TrimSpace(v)
 		scheme, rest, _ := strings.Cut(v, " ")
-		if strings.EqualFold(scheme, "Bearer") || strings.HasPrefix(strings.TrimSpace(rest), BotTokenPrefix) {
+		if strings.EqualFold(scheme, "Bearer") || strings.HasPrefix(v, BotTokenPrefix) || strings.HasPrefix(strings.TrimSpace(rest), BotTokenPrefix) {
 			return true
 		}
 	}
 	return false
 }
 
+// bearerAuth lets a request with a bot's token through to routes a bot
+// may use, as that bot (see Auth.Identity); requests without one pass as
+// they are (bearerSent). A token needs no origin check: a browser never
+// sends one by itself, so another site's page cannot make it (the rooms
+// routes check origins anyway).
 func bearerAuth(d Deps, mux *http.ServeMux, next http.Handler) http.Handler {
 	if d.Auth == nil {
 		return next

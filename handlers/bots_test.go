@@ -336,9 +336,11 @@ func TestAProxysBasicLoginIsLeftAlone(t *testing.T) {
 	if newSession(resp) == "" {
 		t.Errorf("signing in behind a proxy's login: %d and no session", resp.StatusCode)
 	}
-	code, header, body := w.asBot(t, "GET", "/rooms", "", map[string]string{"Authorization": "Token " + w.token})
-	if code != http.StatusUnauthorized || !strings.HasPrefix(header.Get("WWW-Authenticate"), "Bearer") || !strings.Contains(body, "Bearer") {
-		t.Errorf("a bot's token as Token: %d %s, want 401 saying Bearer", code, body)
+	for _, auth := range []string{"Token " + w.token, w.token} {
+		code, header, body := w.asBot(t, "POST", "/rooms/lobby/messages", `{"message":"as whom?"}`, map[string]string{"Authorization": auth})
+		if code != http.StatusUnauthorized || !strings.HasPrefix(header.Get("WWW-Authenticate"), "Bearer") || !strings.Contains(body, "Bearer") {
+			t.Errorf("a bot's token sent as %.6q…: %d %s, want 401 saying Bearer (not a guest's post)", auth, code, body)
+		}
 	}
 }
 

@@ -84,7 +84,7 @@ func New(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	addRoutes(mux, d)
 	edge := checkHost(d, NewHosts(d.Hostname, d.AllowHosts), preflight(d.AllowOrigins, limitBodies(d, refuseBanned(d, bearerAuth(d, mux, apiErrors(mux))))))
-	return recoverPanics(d.Log, d.Hub, d.TrustProxy, securityHeaders(edge))
+	return recoverPanics(d.Log, d.Hub, d.TrustProxy, mux, securityHeaders(edge))
 }
 
 // maxBodyBytes bounds a request body: a chat message is at most a few KiB.
@@ -218,7 +218,7 @@ func (w *jsonStatusWriter) Write(b []byte) (int, error) {
 // recoverPanics turns a panic in a handler into a logged 500 instead of a
 // dead connection. http.ErrAbortHandler is the server's own signal and is
 // passed on.
-func recoverPanics(log *slog.Logger, errs errorRecorder, trustProxy bool, next http.Handler) http.Handler {
+func recoverPanics(log *slog.Logger, errs errorRecorder, trustProxy bool, mux *http.ServeMux, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if v := recover(); v != nil {
@@ -227,8 +227,9 @@ func recoverPanics(log *slog.Logger, errs errorRecorder, trustProxy bool, next h
 				}
 				log.Error("panic", "method", r.Method, "path", loggedPath(r), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				// The route's pattern is a fixed text from the code (the log's
-				// key must be); the mux sets it on this same request.
-				place := r.Pattern
+				// key must be), asked of the mux: the request it set it on
+				// is a copy of this one when a body or a bot's token came.
+				_, place := mux.Handler(r)
 				if place == "" {
 					place = placeHTTP
 				}

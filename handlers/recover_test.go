@@ -44,8 +44,9 @@ func TestPanicInAHandlerIsA500AndTheServerGoesOn(t *testing.T) {
 	})
 	mux.HandleFunc("GET /abort", func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) })
 	mux.HandleFunc("GET /ok", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "fine") })
+	mux.HandleFunc("POST /boom", func(http.ResponseWriter, *http.Request) { panic("boom: a bug with a body") })
 	var rec recorder
-	srv := httptest.NewServer(recoverPanics(log, &rec, false, securityHeaders(mux)))
+	srv := httptest.NewServer(recoverPanics(log, &rec, false, mux, securityHeaders(limitBodies(Deps{}, mux))))
 	defer srv.Close()
 
 	get := func(path string) (*http.Response, string, error) {
@@ -76,9 +77,13 @@ func TestPanicInAHandlerIsA500AndTheServerGoesOn(t *testing.T) {
 			t.Fatalf("after a panic, GET /ok: %q, %v", body, err)
 		}
 	}
+	// With a body: limitBodies hands the mux a copy of the request.
+	if resp, err := srv.Client().Post(srv.URL+"/boom", "text/plain", strings.NewReader("a body")); err != nil || resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("POST /boom: %v %v, want 500", resp, err)
+	}
 	// The log has each panic, with its value and where it happened.
-	if got := strings.Count(logs.String(), "level=ERROR msg=panic"); got != 3 {
-		t.Fatalf("%d panics logged, want 3:\n%s", got, logs.String())
+	if got := strings.Count(logs.String(), "level=ERROR msg=panic"); got != 4 {
+		t.Fatalf("%d panics logged, want 4:\n%s", got, logs.String())
 	}
 	if !strings.Contains(logs.String(), "boom: a bug") || !strings.Contains(logs.String(), "assignment to entry in nil map") || !strings.Contains(logs.String(), "recover_test.go") {
 		t.Fatalf("the log lacks the panic values or the stack:\n%s", logs.String())
@@ -86,11 +91,11 @@ func TestPanicInAHandlerIsA500AndTheServerGoesOn(t *testing.T) {
 	// And each is an entry in the admin's error log.
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if len(rec.kinds) != 3 || rec.kinds[0] != "panic" {
-		t.Fatalf("error log entries %q, want 3 panics", rec.kinds)
+	if len(rec.kinds) != 4 || rec.kinds[0] != "panic" {
+		t.Fatalf("error log entries %q, want 4 panics", rec.kinds)
 	}
 	// Filed under the route that panicked: a fixed text, not the path.
-	if got, want := strings.Join(rec.places, ", "), "GET /boom, GET /nil, GET /boom"; got != want {
+	if got, want := strings.Join(rec.places, ", "), "GET /boom, GET /nil, GET /boom, POST /boom"; got != want {
 		t.Fatalf("panics filed under %q, want %q", got, want)
 	}
 
@@ -99,7 +104,7 @@ func TestPanicInAHandlerIsA500AndTheServerGoesOn(t *testing.T) {
 	if _, _, err := get("/abort"); err == nil {
 		t.Fatal("GET /abort answered; want the connection cut")
 	}
-	if strings.Count(logs.String(), "msg=panic") != 3 {
+	if strings.Count(logs.String(), "msg=panic") != 4 {
 		t.Fatalf("ErrAbortHandler was logged as a panic:\n%s", logs.String())
 	}
 	if _, body, err := get("/ok"); err != nil || body != "fine" {
