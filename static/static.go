@@ -13,6 +13,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -114,6 +115,9 @@ func (a *Assets) Handler() http.Handler {
 				w.Header().Set("ETag", `"`+h+`-gz"`)
 				w.Header().Set("Content-Encoding", "gzip")
 				w.Header().Set("Content-Type", mime.TypeByExtension(path.Ext(name)))
+				// ServeContent leaves the length out of an encoded body's
+				// answer (a range's it sets again).
+				w.Header().Set("Content-Length", strconv.Itoa(len(z)))
 				http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(z))
 				return
 			}
@@ -123,16 +127,29 @@ func (a *Assets) Handler() http.Handler {
 	})
 }
 
-// acceptsGzip reports whether an Accept-Encoding header takes gzip (not
-// with q=0).
+// acceptsGzip reports whether an Accept-Encoding header takes gzip: by
+// name, or by * where gzip is not named; not with q=0.
 func acceptsGzip(header string) bool {
+	gzipQ, starQ := -1.0, -1.0 // not named
 	for v := range strings.SplitSeq(header, ",") {
-		coding, params, _ := strings.Cut(strings.TrimSpace(v), ";")
-		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") && strings.TrimSpace(coding) != "*" {
-			continue
+		coding, params, _ := strings.Cut(v, ";")
+		q := 1.0
+		if k, val, ok := strings.Cut(params, "="); ok && strings.EqualFold(strings.TrimSpace(k), "q") {
+			f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+			q = f
+			if err != nil {
+				q = 0
+			}
 		}
-		q := strings.ReplaceAll(params, " ", "")
-		return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+		switch strings.ToLower(strings.TrimSpace(coding)) {
+		case "gzip", "x-gzip":
+			gzipQ = q
+		case "*":
+			starQ = q
+		}
 	}
-	return false
+	if gzipQ < 0 {
+		gzipQ = starQ
+	}
+	return gzipQ > 0
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -36,6 +37,9 @@ func TestAssetsAreGzippedAndRevalidate(t *testing.T) {
 		if w.Code != http.StatusOK || w.Header().Get("Content-Encoding") != "gzip" || !strings.Contains(w.Header().Get("Vary"), "Accept-Encoding") {
 			t.Fatalf("%s to a browser taking gzip: %d %v", name, w.Code, w.Header())
 		}
+		if cl := w.Header().Get("Content-Length"); cl != strconv.Itoa(w.Body.Len()) {
+			t.Errorf("%s gzipped: Content-Length %q for %d bytes", name, cl, w.Body.Len())
+		}
 		if ct := w.Header().Get("Content-Type"); !strings.HasSuffix(ct, "charset=utf-8") || strings.Contains(ct, "gzip") {
 			t.Errorf("%s gzipped: Content-Type %q, want the file's own", name, ct)
 		}
@@ -63,6 +67,25 @@ func TestAssetsAreGzippedAndRevalidate(t *testing.T) {
 		}
 		if plain := w.Header().Get("ETag"); plain == "" || plain == etag {
 			t.Errorf("%s: ETag whole %q, gzipped %q, want two", name, plain, etag)
+		}
+	}
+}
+
+func TestAcceptsGzip(t *testing.T) {
+	for header, want := range map[string]bool{
+		"":                   false,
+		"gzip":               true,
+		"gzip, deflate, br":  true,
+		"br;q=1.0, gzip;q=0": false,
+		"gzip;q=0.5":         true,
+		"*":                  true,
+		"*;q=0, gzip":        true,
+		"gzip;q=0, *":        false,
+		"identity":           false,
+		"GZIP; q=0.001":      true,
+	} {
+		if got := acceptsGzip(header); got != want {
+			t.Errorf("Accept-Encoding %q: gzip %v, want %v", header, got, want)
 		}
 	}
 }
