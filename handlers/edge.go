@@ -132,11 +132,12 @@ func limitBodies(d Deps, next http.Handler) http.Handler {
 			return
 		}
 		rc := http.NewResponseController(w)
-		limit, timeout, tooLarge := int64(maxBodyBytes), timeout, errBodyTooLarge
+		limit, timeout, tooLarge, paced := int64(maxBodyBytes), timeout, errBodyTooLarge, false
 		if isUpload(r) {
 			// A file: larger, and given the time a slow link needs for
-			// it; the answer's deadline moves with it.
-			limit, timeout, tooLarge = uploadBodyLimit(d), cmp.Or(d.UploadTimeout, slowLinkTime(uploadBodyLimit(d))), errFileTooLarge(d)
+			// it, paced by what arrives; the answer's deadline follows
+			// the body's end.
+			limit, timeout, tooLarge, paced = uploadBodyLimit(d), cmp.Or(d.UploadTimeout, uploadTimeout), errFileTooLarge(d), true
 			rc.SetWriteDeadline(time.Now().Add(timeout + writeSlack))
 		}
 		if r.ContentLength > limit {
@@ -149,7 +150,8 @@ func limitBodies(d Deps, next http.Handler) http.Handler {
 			refuseRequest(w, r, d.Log, http.StatusRequestEntityTooLarge, tooLarge)
 			return
 		}
-		if err := rc.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		deadline := time.Now().Add(timeout)
+		if err := rc.SetReadDeadline(deadline); err != nil {
 			d.Log.Warn("request body deadline", "err", err)
 		}
 		// On a copy of the request: net/http looks at the body of the one
@@ -158,9 +160,36 @@ func limitBodies(d Deps, next http.Handler) http.Handler {
 		// leaves unasked and closes the connection after the answer; had
 		// it found this wrapper, it would wait for that body to read it.
 		r = r.WithContext(r.Context())
-		r.Body = &deadlineBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit), rc: rc, timeout: timeout}
+		body := &deadlineBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit), rc: rc, timeout: timeout}
+		if paced {
+			body.pace = &pace{deadline: deadline, set: rc.SetReadDeadline}
+		}
+		r.Body = body
 		next.ServeHTTP(w, r)
 	})
+}
+
+// paceBytes is what earns a slow transfer a second more: 32 KiB, so that a
+// file over a 256 kbit/s link that keeps going is never cut, however large
+// -max-upload allows it, while one that stalls or trickles meets its
+// deadline as soon as it would have without the file's size.
+const paceBytes = 32 << 10
+
+// pace is a deadline that moves on as a transfer's bytes go by.
+type pace struct {
+	deadline time.Time
+	owed     int // bytes towards the next second
+	set      func(time.Time) error
+}
+
+func (p *pace) moved(n int) {
+	p.owed += n
+	if p.owed < paceBytes {
+		return
+	}
+	p.deadline = p.deadline.Add(time.Duration(p.owed/paceBytes) * time.Second)
+	p.owed %= paceBytes
+	p.set(p.deadline)
 }
 
 // deadlineBody lifts the body's read deadline once the body is read to the
@@ -171,17 +200,27 @@ type deadlineBody struct {
 	io.ReadCloser
 	rc      *http.ResponseController
 	timeout time.Duration
+	pace    *pace // an upload's: the deadline moves on as the file comes
 	done    bool
 }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	if b.pace != nil && n > 0 {
+		b.pace.moved(n)
+	}
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded) && b.pace != nil:
+		err = fmt.Errorf("%w within %v of the headers and a second more for each 32 KiB that came", errBodyTimeout, b.timeout)
+	case errors.Is(err, os.ErrDeadlineExceeded):
 		err = fmt.Errorf("%w within %v of the headers", errBodyTimeout, b.timeout) // what the route tells the client
 	}
 	if errors.Is(err, io.EOF) && !b.done {
 		b.done = true
 		b.rc.SetReadDeadline(time.Time{})
+		if b.pace != nil {
+			b.rc.SetWriteDeadline(time.Now().Add(writeSlack)) // the answer's, from the body's end
+		}
 	}
 	return n, err
 }

@@ -44,8 +44,9 @@ const (
 	// uploadSlack is the room a multipart body takes besides the file: its
 	// boundaries and headers, and the message (at most a few KiB).
 	uploadSlack = 64 << 10
-	// uploadTimeout is how long an upload's body may take to arrive: 10 MB
-	// over a 1 Mbit/s link takes 80 s.
+	// uploadTimeout is how long an upload's body may take to arrive, and a
+	// download to leave, and a second more for each 32 KiB that did
+	// (paceBytes): 10 MB over a 1 Mbit/s link takes 80 s.
 	uploadTimeout = 5 * time.Minute
 	// writeSlack is the time an answer has after its body arrived.
 	writeSlack = time.Minute
@@ -486,9 +487,6 @@ func (fr *fileRoutes) serve(thumb bool) http.Handler {
 			case <-r.Context().Done():
 				return
 			}
-			// A large file over a slow link takes longer than the
-			// server's write timeout allows a page.
-			http.NewResponseController(w).SetWriteDeadline(time.Now().Add(slowLinkTime(f.Size)))
 		}
 		b, err := fr.store.FileBytes(r.Context(), id, thumb)
 		switch {
@@ -500,10 +498,20 @@ func (fr *fileRoutes) serve(thumb bool) http.Handler {
 			return
 		}
 		headers()
+		var content io.ReadSeeker = bytes.NewReader(b)
+		if !thumb {
+			// A large file over a slow link takes longer than the
+			// server's write timeout allows a page: it has
+			// uploadTimeout, and a second more for each 32 KiB taken.
+			rc := http.NewResponseController(w)
+			deadline := time.Now().Add(uploadTimeout)
+			rc.SetWriteDeadline(deadline)
+			content = &pacedReader{ReadSeeker: content, pace: pace{deadline: deadline, set: rc.SetWriteDeadline}}
+		}
 		// A part of it (Range: a download resumed, a video's player)
 		// and HEAD, as net/http serves them; a file never changes
 		// under its address, so its ETag is all If-Range needs.
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+		http.ServeContent(w, r, "", time.Time{}, content)
 	})
 }
 
@@ -520,9 +528,15 @@ func noneMatch(header, etag string) bool {
 	return false
 }
 
-// slowLinkTime is how long a body of size bytes may take: uploadTimeout,
-// or longer for a file that takes longer than that at 32 KiB/s (a
-// 256 kbit/s link), which -max-upload may allow.
-func slowLinkTime(size int64) time.Duration {
-	return max(uploadTimeout, time.Duration(size/(32<<10))*time.Second)
+// pacedReader moves its pace on by what is read of it: what ServeContent
+// copies to the client has been written, but for the last buffer's worth.
+type pacedReader struct {
+	io.ReadSeeker
+	pace pace
+}
+
+func (r *pacedReader) Read(p []byte) (int, error) {
+	n, err := r.ReadSeeker.Read(p)
+	r.pace.moved(n)
+	return n, err
 }

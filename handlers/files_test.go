@@ -763,3 +763,49 @@ func TestUploadWhoseBodyStopsTimesOut(t *testing.T) {
 		t.Fatalf("the room's history: %d %s, want the three whole uploads and nothing of the stopped one", code, b)
 	}
 }
+
+// An upload that keeps coming over a slow link is never cut, however long
+// it takes: each 32 KiB that arrives gives it a second more. (Its deadline
+// was fixed, 5 minutes whatever the size, which -max-upload may make too
+// short; made from the size, it let a trickle hold a slot for hours.)
+func TestASlowUploadThatKeepsComingGoesThrough(t *testing.T) {
+	srv, _, _, _ := testServer{
+		accounts: map[string]string{"Ann": db.RoleMember},
+		deps:     func(d *Deps) { d.UploadTimeout = 300 * time.Millisecond },
+	}.start(t)
+	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
+	head := "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+	tail := "\r\n--b--\r\n"
+	const chunks = 6 // one every 250 ms: 1.25 s in all, four times the 300 ms
+	data := bytes.Repeat([]byte("x"), paceBytes)
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write([]byte(head))
+		for i := range chunks {
+			if i > 0 {
+				time.Sleep(250 * time.Millisecond)
+			}
+			if _, err := pw.Write(data); err != nil {
+				return
+			}
+		}
+		pw.Write([]byte(tail))
+		pw.Close()
+	}()
+	req, err := http.NewRequest("POST", srv.URL+"/rooms/lobby/files", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = int64(len(head) + chunks*len(data) + len(tail))
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+	req.Header.Set("Cookie", personCookie+"="+ann)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated || !strings.Contains(string(body), fmt.Sprintf(`"size":%d`, chunks*len(data))) {
+		t.Fatalf("an upload coming at 32 KiB every 250 ms for 1.25 s, with 300 ms allowed: %d %s, want 201 and the whole file", resp.StatusCode, body)
+	}
+}
