@@ -135,8 +135,12 @@ func TestBrowserKeyboardAlone(t *testing.T) {
 	// Its first stop is its time, its link: heard with whose message it
 	// is. ↑ and ↓ go on from there, as from the message.
 	do(t, ann, chromedp.KeyEvent(kb.Tab))
-	if got := eval[string](t, ann, `document.activeElement.matches("a.permalink") ? document.activeElement.textContent : document.activeElement.outerHTML.slice(0, 120)`); !strings.HasSuffix(got, ", Bob’s message “lathe note 23”") {
-		t.Fatalf("the first stop in a message reads %q, want its time and whose message", got)
+	if got := eval[string](t, ann, `document.activeElement.matches("a.permalink") ? document.activeElement.getAttribute("aria-label") : document.activeElement.outerHTML.slice(0, 120)`); got != eval[string](t, ann, `document.activeElement.textContent`)+", Bob’s message “lathe note 23”" {
+		t.Fatalf("the first stop in a message is named %q, want its time as shown and whose message", got)
+	}
+	// Nothing of that name is text on the page, which a copy would carry.
+	if got := eval[string](t, ann, `document.getElementById("messages").textContent`); strings.Contains(got, "Bob’s message") {
+		t.Fatal("the list's text holds the messages' names for screen readers: a copy of the chat would carry them")
 	}
 	do(t, ann, chromedp.KeyEvent(kb.ArrowUp))
 	if got := eval[string](t, ann, text); got != "lathe note 22" {

@@ -212,6 +212,7 @@
     el.textContent = text;
     el.dateTime = date.toISOString();
     el.title = fullFmt.format(date);
+    nameLink(el.closest('a.permalink'));
   }
   setInterval(() => {
     for (const t of list.querySelectorAll('time[data-rel]')) setTime(t, new Date(t.dateTime));
@@ -1899,21 +1900,21 @@
     nameActions(li);
   }
 
+  // nameLink names a message's time, its link, as heard: the time as
+  // shown, then the message ("12:04, Bob’s message “see you…”"). A label,
+  // not hidden text, which a copy of the chat would carry along.
+  function nameLink(link) {
+    if (link?.dataset.about) link.setAttribute('aria-label', `${link.textContent}, ${link.dataset.about}`);
+  }
+
   // nameActions gives a message's actions their names, as the message
   // reads now.
   function nameActions(li) {
     const about = aboutMessage(li);
-    // Its time is its link: heard as the time and the message ("12:04,
-    // Bob’s message “see you…”"), the time still read as shown.
     const link = li.querySelector('a.permalink');
     if (link) {
-      let hidden = link.querySelector('.about');
-      if (!hidden) {
-        hidden = document.createElement('span');
-        hidden.className = 'about visually-hidden';
-        link.append(hidden);
-      }
-      hidden.textContent = `, ${about}`;
+      link.dataset.about = about;
+      nameLink(link);
     }
     for (const [cls, verb] of [['act-reply', 'Reply to'], ['act-react', 'React to'], ['act-edit', 'Edit'], ['act-delete', 'Delete']]) {
       const b = li.querySelector(`.actions .${cls}`);
@@ -3734,9 +3735,9 @@
   list.addEventListener('keydown', (ev) => {
     const li = ev.target.closest('li.msg');
     if (!li || ev.altKey || ev.ctrlKey || ev.metaKey) return;
-    // From the message or one of its links and buttons (not a field:
-    // an edit's box keeps its arrows).
-    const onMsg = ev.target === li || ev.target.matches('a, button');
+    // From the message or one of its links and buttons; not from an edit
+    // under way, whose box and buttons keep their arrows.
+    const onMsg = ev.target === li || (ev.target.matches('a, button') && !li.classList.contains('editing'));
     if (onMsg && (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') && !ev.shiftKey) {
       ev.preventDefault();
       const next = msgBeside(li, ev.key === 'ArrowDown' ? 'nextElementSibling' : 'previousElementSibling');
