@@ -867,6 +867,13 @@ func (h *Hub) ChangeRoom(ctx context.Context, id Identity, r db.Room, ch RoomCha
 	if ch.Archive != nil && *ch.Archive && r.ID == db.DefaultRoom {
 		return db.Room{}, &Refusal{"forbidden", "the default room cannot be archived"}
 	}
+	if ch.Archive != nil && !*ch.Archive && r.IsArchived() && edit.Name == nil {
+		// Back in the lists, its name is checked as a new one is: another
+		// room may have taken it meanwhile.
+		if err := h.nameFree(ctx, id, r.Name, r.ID); err != nil {
+			return db.Room{}, err
+		}
+	}
 	changed, err := h.store.EditRoom(ctx, edit)
 	if err != nil {
 		return db.Room{}, fmt.Errorf("%w (%w)", ErrRoomStore, err)

@@ -381,6 +381,12 @@ func TestRoomNamesAreOnePerRoomInSight(t *testing.T) {
 		t.Fatalf("bob archiving his room: %d %s", status, body)
 	}
 	f.mustCreate(t, f.ann, `{"name":"Laser cutter","kind":"open"}`, "laser-cutter-2")
+	// Unarchived, the old one would stand beside it under its name.
+	status, _, body := roomCall(t, f.srv, "PATCH", "/rooms/laser-cutter", f.boss, `{"archived":false}`, nil)
+	refused(t, "unarchiving the old Laser Cutter", status, body, http.StatusConflict, "there is a room called “Laser cutter” already")
+	if status, _, body := roomCall(t, f.srv, "PATCH", "/rooms/laser-cutter", f.boss, `{"archived":false,"name":"Old laser cutter"}`, nil); status != http.StatusOK {
+		t.Fatalf("unarchiving it under a name of its own: %d %s", status, body)
+	}
 }
 
 func TestRoomRoutesAnswerJSONEvenFromTheRouter(t *testing.T) {
