@@ -46,7 +46,9 @@ func (l *connLimit) listener(ln net.Listener, conf *tls.Config) net.Listener {
 // refusalHandshakes bounds the TLS handshakes of refused connections at
 // once, each on its own goroutine for at most refusalWait: past it, a
 // refused connection is closed without an answer, so that a flood of
-// them costs no more than that.
+// them holds at most that many goroutines (each handshake's CPU is what
+// any connection's costs). A handshake that waits on a certificate
+// (ACME's, being issued) holds its goroutine until that returns.
 const (
 	refusalHandshakes = 32
 	refusalWait       = 2 * time.Second

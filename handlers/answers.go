@@ -80,9 +80,6 @@ func (s *answerSlots) bound(log *slog.Logger, next http.Handler) http.Handler {
 		defer t.Stop()
 		refuse := func(status int, err error) {
 			w.Header().Set("Retry-After", "5")
-			if status >= 500 && !isREST(r) { // writeError logs the others
-				log.Error("request failed", "method", r.Method, "path", loggedPath(r), "status", status, "err", err)
-			}
 			refuseRequest(w, r, log, status, err) // a page's in words, not JSON
 		}
 		select {

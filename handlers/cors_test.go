@@ -19,8 +19,8 @@ func TestAnAllowedOriginsPageMaySendJSON(t *testing.T) {
 		deps:     func(d *Deps) { d.AllowOrigins = []string{"https://app.example"} },
 	}.start(t)
 	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
-	ask := func(origin string) (*http.Response, error) {
-		req, _ := http.NewRequest("OPTIONS", srv.URL+"/rooms/lobby/messages", nil)
+	ask := func(origin string, path ...string) (*http.Response, error) {
+		req, _ := http.NewRequest("OPTIONS", srv.URL+append(path, "/rooms/lobby/messages")[0], nil)
 		req.Header.Set("Origin", origin)
 		req.Header.Set("Access-Control-Request-Method", "POST")
 		req.Header.Set("Access-Control-Request-Headers", "content-type,authorization,idempotency-key")
@@ -48,6 +48,14 @@ func TestAnAllowedOriginsPageMaySendJSON(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("the preflight from another origin: %d %v, want nothing allowed", resp.StatusCode, resp.Header)
+	}
+	// Nor is anything but the API, from the allowed origin either.
+	if resp, err = ask("https://app.example", "/admin/people/1/role"); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("a preflight for the dashboard: %d %v, want nothing allowed", resp.StatusCode, resp.Header)
 	}
 	// The send itself, as the page's browser makes it: the answer is the
 	// page's to read, its new message's address too.

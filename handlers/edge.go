@@ -226,11 +226,15 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 }
 
 // refuseRequest answers a request the edge turns away: {"error": ...} on
-// the REST routes, one line of text elsewhere.
+// the REST routes, one line of text elsewhere; logged, as writeError logs,
+// when the fault is the server's.
 func refuseRequest(w http.ResponseWriter, r *http.Request, log *slog.Logger, status int, err error) {
 	if isREST(r) {
 		writeError(w, r, log, status, err)
 		return
+	}
+	if status >= 500 {
+		log.Error("request failed", "method", r.Method, "path", loggedPath(r), "status", status, "err", err)
 	}
 	http.Error(w, err.Error(), status)
 }

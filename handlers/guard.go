@@ -120,7 +120,8 @@ func allowOrigin(w http.ResponseWriter, r *http.Request, allow []string) bool {
 }
 
 // preflight answers a browser's CORS preflight (OPTIONS with
-// Access-Control-Request-Method) from an origin -allow-origin names, so
+// Access-Control-Request-Method) for the API from an origin -allow-origin
+// names, so
 // that a page there may send what the API asks for: JSON, a bot's token,
 // an Idempotency-Key. It allows no credentials: people's cookies are
 // SameSite and go to no other site's requests anyway. Anyone may ask; the
@@ -132,7 +133,8 @@ func preflight(allow []string, next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" || !allowOrigin(w, r, allow) {
+		api := isREST(r) || r.URL.Path == "/search"
+		if r.Method != http.MethodOptions || !api || r.Header.Get("Access-Control-Request-Method") == "" || !allowOrigin(w, r, allow) {
 			next.ServeHTTP(w, r)
 			return
 		}
