@@ -724,15 +724,22 @@ func TestUploadAsAReply(t *testing.T) {
 	}
 }
 
+// annUploadingWithin is a server whose uploads' bodies have timeout
+// (before what they earn as they come), and Ann's session on it.
+func annUploadingWithin(t *testing.T, timeout time.Duration) (*httptest.Server, string) {
+	t.Helper()
+	srv, _, _, _ := testServer{
+		accounts: map[string]string{"Ann": db.RoleMember},
+		deps:     func(d *Deps) { d.UploadTimeout = timeout },
+	}.start(t)
+	return srv, signInAs(t, srv, "Ann", "password of Ann", firefox)
+}
+
 // An upload whose body stops half-way is answered 408 once the body's time
 // is up, stores nothing, and gives its slots back: the same person's next
 // upload goes through.
 func TestUploadWhoseBodyStopsTimesOut(t *testing.T) {
-	srv, _, _, _ := testServer{
-		accounts: map[string]string{"Ann": db.RoleMember},
-		deps:     func(d *Deps) { d.UploadTimeout = 200 * time.Millisecond },
-	}.start(t)
-	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
+	srv, ann := annUploadingWithin(t, 200*time.Millisecond)
 
 	c, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), 10*time.Second)
 	if err != nil {
@@ -769,11 +776,7 @@ func TestUploadWhoseBodyStopsTimesOut(t *testing.T) {
 // was fixed, 5 minutes whatever the size, which -max-upload may make too
 // short; made from the size, it let a trickle hold a slot for hours.)
 func TestASlowUploadThatKeepsComingGoesThrough(t *testing.T) {
-	srv, _, _, _ := testServer{
-		accounts: map[string]string{"Ann": db.RoleMember},
-		deps:     func(d *Deps) { d.UploadTimeout = 300 * time.Millisecond },
-	}.start(t)
-	ann := signInAs(t, srv, "Ann", "password of Ann", firefox)
+	srv, ann := annUploadingWithin(t, 300*time.Millisecond)
 	head := "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
 	tail := "\r\n--b--\r\n"
 	const chunks = 6 // one every 250 ms: 1.25 s in all, four times the 300 ms
