@@ -57,6 +57,33 @@ func TestAnAllowedOriginsPageMaySendJSON(t *testing.T) {
 	if resp.StatusCode == http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("a preflight for the dashboard: %d %v, want nothing allowed", resp.StatusCode, resp.Header)
 	}
+	// A refusal is the page's to read too, made before any route's
+	// checks: a bot's token that is wrong, a send that is not JSON.
+	for _, c := range []struct {
+		what, body string
+		header     map[string]string
+		status     int
+	}{
+		{"a wrong bot token", `{"message":"x"}`, map[string]string{"Authorization": "Bearer nochat_bot_" + strings.Repeat("a", 43)}, http.StatusUnauthorized},
+		{"a send that is not JSON", "", map[string]string{"Content-Type": "text/plain"}, http.StatusUnsupportedMediaType},
+	} {
+		c.header["Origin"] = "https://app.example"
+		session := ann
+		if c.header["Authorization"] != "" {
+			session = ""
+		}
+		code, header, body := roomCall(t, srv, "POST", "/rooms/lobby/messages", session, c.body, c.header)
+		if code != c.status || header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+			t.Errorf("%s from app.example: %d %v %s, want %d the page may read", c.what, code, header, body, c.status)
+		}
+	}
+	// Reads, the tutorial's history among them, as a guest would make them.
+	for _, path := range []string{"/discussion", "/discussion/latest/5", "/rooms/lobby/messages", "/search?q=x"} {
+		code, header, body := get(t, srv, path, "", map[string]string{"Origin": "https://app.example"})
+		if header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+			t.Errorf("GET %s from app.example: %d %v %.100s, want an answer the page may read", path, code, header, body)
+		}
+	}
 	// The send itself, as the page's browser makes it: the answer is the
 	// page's to read, its new message's address too.
 	code, header, body := roomCall(t, srv, "POST", "/rooms/lobby/messages", ann, `{"message":"from app.example"}`,

@@ -85,15 +85,6 @@ func (g *sendGuard) guard(next http.Handler, sends bool) http.Handler {
 				return
 			}
 		}
-		allowOrigin(w, r, d.AllowOrigins)
-		next.ServeHTTP(w, r)
-	})
-}
-
-// allowCORS lets pages from the allowed origins read a route's answers.
-func allowCORS(allow []string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		allowOrigin(w, r, allow)
 		next.ServeHTTP(w, r)
 	})
 }
@@ -119,22 +110,24 @@ func allowOrigin(w http.ResponseWriter, r *http.Request, allow []string) bool {
 	return true
 }
 
-// preflight answers a browser's CORS preflight (OPTIONS with
-// Access-Control-Request-Method) for the API from an origin -allow-origin
-// names, so
-// that a page there may send what the API asks for: JSON, a bot's token,
-// an Idempotency-Key. It allows no credentials: people's cookies are
-// SameSite and go to no other site's requests anyway. Anyone may ask; the
-// answer tells no more than the allowed origins' answers do. A preflight
-// from any other origin is answered as any OPTIONS is (405), which the
-// browser takes as a no.
-func preflight(allow []string, next http.Handler) http.Handler {
+// crossOrigin lets pages on the origins -allow-origin names use the API
+// (the REST routes and search), and read its answers, refusals too (a
+// 429's Retry-After, a bad token's 401): they are told so at the edge,
+// before any route may refuse. It answers their browsers' preflights
+// (OPTIONS with Access-Control-Request-Method), so that such a page may
+// send what the API asks for: JSON, a bot's token, an Idempotency-Key. It
+// allows no credentials: people's cookies are SameSite and go to no other
+// site's requests anyway. Anyone may ask; the answer tells no more than
+// the allowed origins' answers do. Another origin, or another path, is
+// told nothing: its preflight is answered as any OPTIONS is (405), which
+// the browser takes as a no.
+func crossOrigin(allow []string, next http.Handler) http.Handler {
 	if len(allow) == 0 {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		api := isREST(r) || r.URL.Path == "/search"
-		if r.Method != http.MethodOptions || !api || r.Header.Get("Access-Control-Request-Method") == "" || !allowOrigin(w, r, allow) {
+		if !api || !allowOrigin(w, r, allow) || r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
 			next.ServeHTTP(w, r)
 			return
 		}

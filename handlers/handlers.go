@@ -84,7 +84,7 @@ func New(d Deps) http.Handler {
 	}
 	mux := http.NewServeMux()
 	addRoutes(mux, d)
-	edge := checkHost(d, NewHosts(d.Hostname, d.AllowHosts), preflight(d.AllowOrigins, limitBodies(d, refuseBanned(d, bearerAuth(d, mux, apiErrors(mux))))))
+	edge := checkHost(d, NewHosts(d.Hostname, d.AllowHosts), crossOrigin(d.AllowOrigins, limitBodies(d, refuseBanned(d, bearerAuth(d, mux, apiErrors(mux))))))
 	return recoverPanics(d.Log, d.Hub, d.TrustProxy, mux, securityHeaders(edge))
 }
 

@@ -69,7 +69,7 @@ type roomStore interface {
 func addRoomRoutes(mux *http.ServeMux, d Deps, guard *sendGuard, heavy *answerSlots) {
 	rooms := &roomRoutes{log: d.Log, hub: d.Hub, store: d.Store, who: d.Auth}
 	read := func(h http.HandlerFunc) http.Handler {
-		return allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, h))
+		return membersRead(d.Log, d.Hub, d.Auth, h)
 	}
 	change := guardJSON(d)
 	// Creating, inviting, joining...: a person's bursts, not a script's.
@@ -85,7 +85,7 @@ func addRoomRoutes(mux *http.ServeMux, d Deps, guard *sendGuard, heavy *answerSl
 	mux.Handle("PUT /rooms/{slug}/notify", limited(change(rooms.notify))) // push.go
 	mux.Handle("GET /rooms/{slug}/messages/latest/{n}", heavy.bound(d.Log, read(rooms.latest)))
 	mux.Handle("GET /rooms/{slug}/messages", heavy.bound(d.Log, read(rooms.history)))
-	mux.Handle("GET /search", limitSearches(d)(allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, handleSearch(d.Log, d.Hub, d.Store, d.Auth)))))
+	mux.Handle("GET /search", limitSearches(d)(membersRead(d.Log, d.Hub, d.Auth, handleSearch(d.Log, d.Hub, d.Store, d.Auth))))
 	mux.Handle("POST /rooms/{slug}/messages", guard.sends(change(rooms.send)))
 	mux.Handle("GET /rooms/{slug}/messages/{id}", read(rooms.one))
 	// Changes to messages count against the sender's limit, as sends do.
@@ -134,7 +134,6 @@ func guardJSON(d Deps) func(http.HandlerFunc) http.Handler {
 				writeError(w, r, d.Log, http.StatusUnsupportedMediaType, errors.New("send JSON (Content-Type: application/json)"))
 				return
 			}
-			allowOrigin(w, r, d.AllowOrigins)
 			next.ServeHTTP(w, r)
 		})
 	}

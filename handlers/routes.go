@@ -27,8 +27,8 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /r/{slug}", page)
 	// A message's permalink: its room, around it.
 	mux.Handle("GET /r/{slug}/{id}", page)
-	mux.Handle("GET /discussion/latest/{n}", allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, heavy.bound(d.Log, handleLatest(d.Log, d.Store)))))
-	mux.Handle("GET /discussion", allowCORS(d.AllowOrigins, membersRead(d.Log, d.Hub, d.Auth, heavy.bound(d.Log, handleHistory(d.Log, d.Store, db.DefaultRoom)))))
+	mux.Handle("GET /discussion/latest/{n}", membersRead(d.Log, d.Hub, d.Auth, heavy.bound(d.Log, handleLatest(d.Log, d.Store))))
+	mux.Handle("GET /discussion", membersRead(d.Log, d.Hub, d.Auth, heavy.bound(d.Log, handleHistory(d.Log, d.Store, db.DefaultRoom))))
 	guard := newSendGuard(d) // one limit over every way to send
 	mux.Handle("POST /discussion/{message}", guard.sends(handleSendPath(d.Log, d.Hub, d.Auth)))
 	mux.Handle("POST /discussion", guard.sends(handleSendJSON(d.Log, d.Hub, d.Auth)))
