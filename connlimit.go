@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -127,10 +128,15 @@ func (ln *limitedListener) Accept() (net.Conn, error) {
 			if tc.Handshake() != nil {
 				return
 			}
+			// The answer to its first request, once that has come: one
+			// written before it reaches a client (Go's, say) as an answer
+			// to nothing it asked. Then what else it sends is read, to the
+			// deadline, so that the close does not reset the connection
+			// under the answer before the client reads it.
+			if _, err := http.ReadRequest(bufio.NewReader(tc)); err != nil {
+				return
+			}
 			ln.tooMany(tc)
-			// The client's request is on its way: read to its end, or
-			// to the deadline, so that the close does not reset the
-			// connection under the answer before the client reads it.
 			tc.CloseWrite()
 			io.Copy(io.Discard, io.LimitReader(tc, 64<<10))
 		}()
