@@ -96,11 +96,7 @@ func checkHost(d Deps, hosts Hosts, next http.Handler) http.Handler {
 		d.Hub.RecordErrorAt(chat.KindBadOrigin, placeHost, fmt.Sprintf("request for host %.60q refused (-allow-host)", r.Host), requestSubject(r, d.TrustProxy))
 		err := fmt.Errorf("host %.60q is not a name this server answers to: add it with -allow-host (NOCHAT_ALLOW_HOST)", r.Host)
 		if r.ContentLength != 0 {
-			// Not to be read, and outside limitBodies, so with no
-			// deadline: net/http would wait for the body, to read it,
-			// before answering and again before closing.
-			http.NewResponseController(w).SetReadDeadline(time.Now())
-			w.Header().Set("Connection", "close")
+			leaveBodyUnread(w) // outside limitBodies: with no deadline for it
 		}
 		refuseRequest(w, r, d.Log, http.StatusMisdirectedRequest, err)
 	})
@@ -141,11 +137,7 @@ func limitBodies(d Deps, next http.Handler) http.Handler {
 			rc.SetWriteDeadline(time.Now().Add(timeout + writeSlack))
 		}
 		if r.ContentLength > limit {
-			// Not to be read: the deadline passes now, so that net/http,
-			// which reads a short unread body before it answers, does not
-			// wait for this one, and the connection closes after the 413.
-			rc.SetReadDeadline(time.Now())
-			w.Header().Set("Connection", "close")
+			leaveBodyUnread(w)
 			d.Hub.RecordErrorAt(chat.KindTooLarge, placeBody, fmt.Sprintf("request body of %d bytes refused", r.ContentLength), requestSubject(r, d.TrustProxy))
 			refuseRequest(w, r, d.Log, http.StatusRequestEntityTooLarge, tooLarge)
 			return
@@ -223,6 +215,15 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// leaveBodyUnread is for an answer given without the request's body: the
+// read deadline passes now and the connection closes after the answer.
+// Else net/http, which reads what is left of a body before it answers and
+// again as it closes the request, would wait for one that may never come.
+func leaveBodyUnread(w http.ResponseWriter) {
+	http.NewResponseController(w).SetReadDeadline(time.Now())
+	w.Header().Set("Connection", "close")
 }
 
 // refuseRequest answers a request the edge turns away: {"error": ...} on

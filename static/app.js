@@ -2099,18 +2099,13 @@
     }
   }
 
-  function confirmDelete(li) {
+  async function confirmDelete(li) {
     if (!deleteDialog) return;
     const id = msgIdOf(li);
     $('delete-text').textContent = li.querySelector('.text')?.textContent || '';
-    deleteDialog.returnValue = '';
-    deleteDialog.onclose = () => {
-      deleteDialog.onclose = null;
-      // The line goes when the deletion comes back (onDeleted), with the
-      // keyboard's focus on it moved to the next.
-      if (deleteDialog.returnValue === 'ok') deleteMessage(id);
-    };
-    deleteDialog.showModal();
+    // The line goes when the deletion comes back (onDeleted), with the
+    // keyboard's focus on it moved to the next.
+    if (await answered(deleteDialog)) deleteMessage(id);
   }
 
   // Who reacted: in the button's title on hover, and on a long press.
@@ -3189,6 +3184,16 @@
     dialog.showModal();
   }
 
+  // answered opens a question's dialog (a form of method dialog whose
+  // buttons are valued cancel and ok): true once ok is chosen.
+  function answered(dialog, back) {
+    dialog.returnValue = '';
+    return new Promise((resolve) => {
+      dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
+      openDialog(dialog, back);
+    });
+  }
+
   // menuOpener is what a dialog opened from the room's menu gives the
   // focus back to: the menu's button, since the menu closes as it opens.
   function menuOpener() {
@@ -3338,11 +3343,7 @@
       $('room-ask-title').textContent = title;
       $('room-ask-text').textContent = text;
       dialog.querySelector('button[value="ok"]').textContent = action;
-      dialog.returnValue = '';
-      return new Promise((resolve) => {
-        dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
-        openDialog(dialog, roomMenu.querySelector('summary'));
-      });
+      return answered(dialog, roomMenu.querySelector('summary'));
     };
     $('room-leave')?.addEventListener('click', async () => {
       roomMenu.open = false;
