@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,7 +25,8 @@ type server struct {
 	url  string
 	stop context.CancelFunc
 	done chan error
-	logs *syncBuffer // everything run logged
+	logs *syncBuffer   // everything run logged
+	read chan struct{} // closed when the log's last line is in logs
 }
 
 // syncBuffer is a log sink that tests read while the server writes.
@@ -82,7 +84,7 @@ func startServingWith(t *testing.T, keepLog bool, ready func(*server) *http.Clie
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	s := &server{stop: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	s := &server{stop: cancel, done: make(chan error, 1), logs: &syncBuffer{}, read: make(chan struct{})}
 	go func() {
 		err := serve(ctx, pw)
 		pw.CloseWithError(fmt.Errorf("run returned: %v", err))
@@ -101,23 +103,41 @@ func startServingWith(t *testing.T, keepLog bool, ready func(*server) *http.Clie
 		cancel()
 		t.Fatalf("no serving URL in the log: %v", sc.Err())
 	}
-	if keepLog {
-		go io.Copy(s.logs, pr) // keep the log flowing
-	} else {
-		go io.Copy(io.Discard, pr)
+	// Keep the log flowing. A pipe's write returns once the copy has read
+	// it, not once it is in s.logs: shutdown waits for the copy's end, so
+	// a test reading the log then finds run's last words.
+	sink := io.Writer(s.logs)
+	if !keepLog {
+		sink = io.Discard
 	}
+	go func() {
+		defer close(s.read)
+		io.Copy(sink, pr)
+	}()
 	t.Cleanup(func() { s.shutdown(t) })
 
 	resp, err := ready(s).Get(s.url + "/healthz")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the first request: %v (%s)\nthe server's log so far:\n%s", err, s.state(), s.logs)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != "ok" {
-		t.Fatalf("healthz: %d %q", resp.StatusCode, body)
+		t.Fatalf("healthz: %d %q\nthe server's log so far:\n%s", resp.StatusCode, body, s.logs)
 	}
 	return s
+}
+
+// state says whether run has returned, and with what, waiting a moment
+// for it; it leaves run's result for shutdown.
+func (s *server) state() string {
+	select {
+	case err := <-s.done:
+		s.done <- err
+		return fmt.Sprintf("run had returned: %v", err)
+	case <-time.After(time.Second):
+		return "run was still running"
+	}
 }
 
 func (s *server) shutdown(t *testing.T) {
@@ -132,8 +152,33 @@ func (s *server) shutdown(t *testing.T) {
 		if err != nil {
 			t.Errorf("run: %v", err)
 		}
+		<-s.read // run has returned, so its log is closed
 	case <-time.After(10 * time.Second):
 		t.Error("run did not return after shutdown")
+	}
+}
+
+// The server's last words (a shutdown's summaries) are in s.logs once
+// shutdown returns: tests read them right after.
+func TestStartKeepsTheLogToItsLastLine(t *testing.T) {
+	for i := range 200 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := startServing(t, true, func(ctx context.Context, stderr io.Writer) error {
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+			go srv.Serve(ln)
+			fmt.Fprintf(stderr, "serving url=http://%s\n", ln.Addr())
+			<-ctx.Done()
+			srv.Close()
+			fmt.Fprintf(stderr, "the last line %d\n", i)
+			return nil
+		})
+		s.shutdown(t)
+		if want := fmt.Sprintf("the last line %d", i); !strings.Contains(s.logs.String(), want) {
+			t.Fatalf("run %d: the log after shutdown lacks %q:\n%s", i, want, s.logs)
+		}
 	}
 }
 
