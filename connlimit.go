@@ -35,24 +35,26 @@ func newConnLimit(perIP int, refuse func(ip string)) *connLimit {
 	return &connLimit{perIP: perIP, refuse: refuse, open: make(map[string]int)}
 }
 
-// listener wraps ln: a connection over the cap is answered 429 and closed
-// as soon as it is accepted, without reading a request from it. On HTTPS
-// (conf not nil: ln's connections are to be TLS) the answer comes once
-// the connection's handshake is done, which a browser can show: a 429
-// written on the bare socket read to it as a broken handshake.
+// listener wraps ln: a connection over the cap is answered 429 and
+// closed. The answer waits for the client's first request (on HTTPS, for
+// its handshake too, conf not nil): one written before it reaches a client
+// as an answer to nothing it asked (Go's client drops it, a browser reads
+// a 429 written on the bare socket as a broken handshake).
 func (l *connLimit) listener(ln net.Listener, conf *tls.Config) net.Listener {
-	return &limitedListener{Listener: ln, limit: l, tls: conf, handshakes: make(chan struct{}, refusalHandshakes)}
+	return &limitedListener{Listener: ln, limit: l, tls: conf, refusing: make(chan struct{}, refusalsAtOnce)}
 }
 
-// refusalHandshakes bounds the TLS handshakes of refused connections at
-// once, each on its own goroutine for at most refusalWait: past it, a
-// refused connection is closed without an answer, so that a flood of
-// them holds at most that many goroutines (each handshake's CPU is what
-// any connection's costs). A handshake that waits on a certificate
-// (ACME's, being issued) holds its goroutine until that returns.
+// refusalsAtOnce bounds the refused connections waiting for their first
+// request (and handshake), each on its own goroutine for at most
+// refusalWait. Past it, in a flood, a refused connection is answered on
+// the spot over plain HTTP, and closed without an answer over HTTPS: a
+// flood holds at most that many goroutines and sockets more than the cap
+// lets in (a handshake's CPU is what any connection's costs). A handshake
+// that waits on a certificate (ACME's, being issued) holds its goroutine
+// until that returns.
 const (
-	refusalHandshakes = 32
-	refusalWait       = 2 * time.Second
+	refusalsAtOnce = 32
+	refusalWait    = 2 * time.Second
 )
 
 // connState is the server's ConnState hook: a connection taken out of the
@@ -86,9 +88,9 @@ func (l *connLimit) give(ip string) {
 
 type limitedListener struct {
 	net.Listener
-	limit      *connLimit
-	tls        *tls.Config   // nil: plain HTTP
-	handshakes chan struct{} // refused connections' handshakes under way
+	limit    *connLimit
+	tls      *tls.Config   // nil: plain HTTP
+	refusing chan struct{} // refused connections being answered
 }
 
 func (ln *limitedListener) Accept() (net.Conn, error) {
@@ -105,42 +107,45 @@ func (ln *limitedListener) Accept() (net.Conn, error) {
 			return cc, nil
 		}
 		ln.limit.refuse(ip)
-		if ln.tls == nil {
-			// A new socket's send buffer is empty, so this write does
-			// not wait on the client; the deadline is there in case it
-			// ever would.
-			c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-			ln.tooMany(c)
-			c.Close()
-			continue
-		}
 		select {
-		case ln.handshakes <- struct{}{}:
+		case ln.refusing <- struct{}{}:
+			go ln.refuse(c)
 		default:
+			if ln.tls == nil {
+				// A new socket's send buffer is empty, so this write does
+				// not wait on the client; the deadline is there in case it
+				// ever would.
+				c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+				ln.tooMany(c)
+			}
 			c.Close()
-			continue
 		}
-		go func() {
-			defer func() { <-ln.handshakes }()
-			tc := tls.Server(c, ln.tls)
-			defer tc.Close()
-			tc.SetDeadline(time.Now().Add(refusalWait))
-			if tc.Handshake() != nil {
-				return
-			}
-			// The answer to its first request, once that has come: one
-			// written before it reaches a client (Go's, say) as an answer
-			// to nothing it asked. Then what else it sends is read, to the
-			// deadline, so that the close does not reset the connection
-			// under the answer before the client reads it.
-			if _, err := http.ReadRequest(bufio.NewReader(tc)); err != nil {
-				return
-			}
-			ln.tooMany(tc)
-			tc.CloseWrite()
-			io.Copy(io.Discard, io.LimitReader(tc, 64<<10))
-		}()
 	}
+}
+
+// refuse answers a connection over the cap once its first request has
+// come. Then what else the client sends is read, to the deadline, so that
+// the close does not reset the connection under the answer before the
+// client has read it.
+func (ln *limitedListener) refuse(c net.Conn) {
+	defer func() { <-ln.refusing }()
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(refusalWait))
+	if ln.tls != nil {
+		tc := tls.Server(c, ln.tls)
+		if tc.Handshake() != nil {
+			return
+		}
+		c = tc
+	}
+	if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+		return
+	}
+	ln.tooMany(c)
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	io.Copy(io.Discard, io.LimitReader(c, 64<<10))
 }
 
 // tooMany writes the answer to a connection over the cap.

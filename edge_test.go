@@ -225,9 +225,29 @@ func TestHTTPConnectionCap(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
+		// The answer waits for a request: one written before it is, to
+		// a client, an answer to nothing it asked.
+		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if n, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("a third connection, before its request: read %d bytes, %v; want nothing yet", n, err)
+		}
+		io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
 		a := readAnswer(c, 30*time.Second)
 		if a.status != http.StatusTooManyRequests || !strings.Contains(a.body, "-max-http-conns-per-ip") {
 			t.Fatalf("a third connection: %d %q, %v; want 429 naming -max-http-conns-per-ip", a.status, a.body, a.err)
+		}
+		// Go's own client (a bot's, say) reads it as the answer to its
+		// request, every time.
+		for i := range 20 {
+			bot := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: fromAddr(client).DialContext}}
+			resp, err := bot.Get(s.url + "/healthz")
+			if err != nil {
+				t.Fatalf("GET %d over the cap with Go's client: %v; want a 429", i, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusTooManyRequests {
+				t.Fatalf("GET %d over the cap with Go's client: %d; want 429", i, resp.StatusCode)
+			}
 		}
 	})
 	t.Run("behind a proxy", func(t *testing.T) {
