@@ -158,6 +158,7 @@ type Hub struct {
 	closed atomic.Bool
 
 	dir       directory   // every room and membership (rooms.go)
+	naming    sync.Mutex  // a room's name checked and stored as one step (nameFree)
 	b         broadcaster // the one registry of connections, and its goroutine
 	admission admission   // connections counted against the limits (edge.go)
 	bots      botLimits   // each bot's message limit (bot.go)

@@ -456,6 +456,8 @@ func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomVi
 		if r.Name, err = cleanRoomName(nr.Name); err != nil {
 			return RoomView{}, false, err
 		}
+		h.naming.Lock()
+		defer h.naming.Unlock()
 		if err := h.nameFree(ctx, id, r.Name, 0); err != nil {
 			return RoomView{}, false, err
 		}
@@ -567,9 +569,13 @@ func (h *Hub) accountNamed(ctx context.Context, name string, bots bool) (db.Acco
 // room id sees has it already, as people tell names apart: "Laser cutter"
 // and "Laser  Cutter" would be two rooms nobody could tell apart in a
 // list. Archived rooms and direct conversations do not count, nor private
-// rooms id is not in: their names are not to be learned this way. Two
-// people naming rooms alike at the same moment may both get theirs (their
-// addresses differ): this keeps a list clear, it does not guard data.
+// rooms id is not in: their names are not to be learned this way.
+//
+// The caller holds h.naming until the room is in h.dir under its name, so
+// that two people naming rooms alike at the same moment do not both get
+// theirs. That holds on one node; nodes of a cluster each check their own
+// copy of the rooms, so two of them may give one name at the same moment
+// (this keeps a list clear, it does not guard data).
 func (h *Hub) nameFree(ctx context.Context, id Identity, name string, except int64) error {
 	mine, err := h.roomsOf(ctx, id.UserID)
 	if err != nil {
@@ -838,6 +844,8 @@ func (h *Hub) ChangeRoom(ctx context.Context, id Identity, r db.Room, ch RoomCha
 		if err != nil {
 			return db.Room{}, err
 		}
+		h.naming.Lock()
+		defer h.naming.Unlock()
 		if err := h.nameFree(ctx, id, name, r.ID); err != nil {
 			return db.Room{}, err
 		}
@@ -870,6 +878,8 @@ func (h *Hub) ChangeRoom(ctx context.Context, id Identity, r db.Room, ch RoomCha
 	if ch.Archive != nil && !*ch.Archive && r.IsArchived() && edit.Name == nil {
 		// Back in the lists, its name is checked as a new one is: another
 		// room may have taken it meanwhile.
+		h.naming.Lock()
+		defer h.naming.Unlock()
 		if err := h.nameFree(ctx, id, r.Name, r.ID); err != nil {
 			return db.Room{}, err
 		}

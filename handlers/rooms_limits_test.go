@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -386,6 +387,40 @@ func TestRoomNamesAreOnePerRoomInSight(t *testing.T) {
 	refused(t, "unarchiving the old Laser Cutter", status, body, http.StatusConflict, "there is a room called “Laser cutter” already")
 	if status, _, body := roomCall(t, f.srv, "PATCH", "/rooms/laser-cutter", f.boss, `{"archived":false,"name":"Old laser cutter"}`, nil); status != http.StatusOK {
 		t.Fatalf("unarchiving it under a name of its own: %d %s", status, body)
+	}
+}
+
+// TestARoomNameIsTakenOnceWhenAskedAtOnce: creations and renames asking
+// for one name at the same moment get it once; the others are told it is
+// taken.
+func TestARoomNameIsTakenOnceWhenAskedAtOnce(t *testing.T) {
+	f := newRoomsFixture(t)
+	const each = 8
+	spellings := []string{"Workshop", "workshop", "WORKSHOP", " Workshop "}
+	var mu sync.Mutex
+	got := map[int]int{}
+	var wg sync.WaitGroup
+	for i := range each {
+		for _, session := range []string{f.ann, f.bob} {
+			wg.Go(func() {
+				body := fmt.Sprintf(`{"name":%q,"kind":"open"}`, spellings[i%len(spellings)])
+				status, _, _ := roomCall(t, f.srv, "POST", "/rooms", session, body, nil)
+				mu.Lock()
+				got[status]++
+				mu.Unlock()
+			})
+		}
+	}
+	wg.Go(func() {
+		status, _, _ := roomCall(t, f.srv, "PATCH", "/rooms/open", f.ann, `{"name":"workShop"}`, nil)
+		mu.Lock()
+		got[status]++
+		mu.Unlock()
+	})
+	wg.Wait()
+	taken := got[http.StatusCreated] + got[http.StatusOK]
+	if taken != 1 || got[http.StatusConflict] != 2*each {
+		t.Fatalf("%d creations and a rename asking for one name at once: %v (status: count); want it given once, the rest 409", 2*each, got)
 	}
 }
 
