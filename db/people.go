@@ -26,15 +26,17 @@ var ErrBanned = errors.New("the account is banned")
 // PersonInfo is an account as the admin's list of people shows it.
 type PersonInfo struct {
 	Account
-	LastSeen time.Time // the latest use of any of its sessions; zero for none
+	LastSeen time.Time // the latest use of any of its sessions (a bot's: of its token or a webhook); zero for none
 	Messages int64     // stored messages
 }
 
 // People returns every account, oldest first, with when it was last seen
-// and how many messages it has stored.
+// (a bot, which has no session: when its token or a webhook posting as it
+// was last used) and how many messages it has stored.
 func (s *Store) People(ctx context.Context) ([]PersonInfo, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT a.id, a.name, a.name_key, a.password_hash, a.role, a.created, a.deactivated, a.banned,
-		max(coalesce(a.last_seen, 0), coalesce((SELECT max(last_seen) FROM sessions WHERE kind = ? AND account_id = a.id), 0)),
+		max(coalesce(a.last_seen, 0), coalesce((SELECT max(last_seen) FROM sessions WHERE kind = ? AND account_id = a.id), 0),
+			coalesce((SELECT last_used FROM bots WHERE account_id = a.id), 0), coalesce((SELECT max(last_used) FROM webhooks WHERE account_id = a.id), 0)),
 		(SELECT count(*) FROM messages WHERE user_id = a.id)
 		FROM accounts a ORDER BY a.id`, SessionAccount)
 	if err != nil {

@@ -189,3 +189,50 @@ func TestAuditKeepsTheNewest(t *testing.T) {
 		t.Fatal("not newest first")
 	}
 }
+
+// TestABotIsSeenWhenItsTokenOrWebhookIsUsed: a bot has no session, so the
+// People list's "Last seen" is when its token, or a webhook posting as it,
+// was last used.
+func TestABotIsSeenWhenItsTokenOrWebhookIsUsed(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	created := time.UnixMilli(1_700_000_000_000)
+	bot, err := s.CreateBot(ctx, "Heron", "heron", nil, []byte("token hash"), "nochat_bot_1", created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook, err := s.CreateWebhook(ctx, db.DefaultRoom, "Doorbell", "doorbell", []byte("secret hash"), "Ann", created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := func(id int64) time.Time {
+		t.Helper()
+		people, err := s.People(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range people {
+			if p.ID == id {
+				return p.LastSeen
+			}
+		}
+		t.Fatalf("account %d not in People", id)
+		return time.Time{}
+	}
+	if got := seen(bot.ID); !got.IsZero() {
+		t.Fatalf("a bot never used: last seen %v, want never", got)
+	}
+	used := created.Add(time.Hour)
+	if err := s.TouchBot(ctx, bot.ID, used); err != nil {
+		t.Fatal(err)
+	}
+	if got := seen(bot.ID); !got.Equal(used) {
+		t.Fatalf("a bot whose token was used at %v: last seen %v", used, got)
+	}
+	if err := s.TouchWebhook(ctx, hook.ID, used.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := seen(hook.AccountID); !got.Equal(used.Add(time.Minute)) {
+		t.Fatalf("a webhook's account, posted through at %v: last seen %v", used.Add(time.Minute), got)
+	}
+}
