@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -130,7 +131,8 @@ type fileRoutes struct {
 	store     fileStore
 	who       identifier
 	maxUpload int64
-	quota     int64 // 0: none
+	quota     int64         // 0: none
+	transfer  time.Duration // a download's time before what it earns (uploadTimeout)
 	uploads   chan struct{}
 	decodes   chan struct{}
 	downloads chan struct{}
@@ -151,7 +153,7 @@ func addFileRoutes(mux *http.ServeMux, d Deps, guard *sendGuard) {
 	}
 	fr := &fileRoutes{
 		log: d.Log, hub: d.Hub, store: d.Store, who: d.Auth,
-		maxUpload: maxUpload(d), quota: quota,
+		maxUpload: maxUpload(d), quota: quota, transfer: cmp.Or(d.UploadTimeout, uploadTimeout),
 		uploads:   make(chan struct{}, uploadSlots),
 		decodes:   make(chan struct{}, decodeSlots),
 		downloads: make(chan struct{}, downloadSlots),
@@ -501,10 +503,10 @@ func (fr *fileRoutes) serve(thumb bool) http.Handler {
 		var content io.ReadSeeker = bytes.NewReader(b)
 		if !thumb {
 			// A large file over a slow link takes longer than the
-			// server's write timeout allows a page: it has
-			// uploadTimeout, and a second more for each 32 KiB taken.
+			// server's write timeout allows a page: it has an upload's
+			// time, and a second more for each 32 KiB taken.
 			rc := http.NewResponseController(w)
-			deadline := time.Now().Add(uploadTimeout)
+			deadline := time.Now().Add(fr.transfer)
 			rc.SetWriteDeadline(deadline)
 			content = &pacedReader{ReadSeeker: content, pace: pace{deadline: deadline, set: rc.SetWriteDeadline}}
 		}

@@ -812,3 +812,48 @@ func TestASlowUploadThatKeepsComingGoesThrough(t *testing.T) {
 		t.Fatalf("an upload coming at 32 KiB every 250 ms for 1.25 s, with 300 ms allowed: %d %s, want 201 and the whole file", resp.StatusCode, body)
 	}
 }
+
+// A download that keeps going over a slow link is never cut either: each
+// 32 KiB sent gives it a second more than its base (here 300 ms). The
+// reader's small receive buffer keeps the kernel from taking the whole
+// file at once, so the server's writes wait on the reader.
+func TestASlowDownloadThatKeepsGoingGoesThrough(t *testing.T) {
+	srv, ann := annUploadingWithin(t, 300*time.Millisecond)
+	data := make([]byte, DefaultMaxUpload)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	m := uploadOK(t, srv, ann, "lobby", "big.bin", "application/octet-stream", data, "", nil)
+
+	c, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.(*net.TCPConn).SetReadBuffer(32 << 10)
+	c.SetDeadline(time.Now().Add(60 * time.Second)) // bounds the test, not the server
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nCookie: %s=%s\r\n\r\n", m.File.URL, srv.Listener.Addr(), personCookie, ann)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET the file: %v %v", resp, err)
+	}
+	start := time.Now()
+	var got bytes.Buffer
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		got.Write(buf[:n])
+		if err != nil {
+			break
+		}
+		time.Sleep(15 * time.Millisecond) // about 4 MB/s at most
+	}
+	took := time.Since(start)
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("a %d-byte download read over %v with 300 ms allowed and a second more a 32 KiB: got %d bytes, want the whole file", len(data), took.Round(time.Millisecond), got.Len())
+	}
+	if took < time.Second {
+		t.Fatalf("the download took %v: too quick to have needed its pace (the reader's buffer did not hold it back)", took)
+	}
+}
+

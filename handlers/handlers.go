@@ -58,7 +58,8 @@ type Deps struct {
 	// BodyTimeout is how long a request body may take to arrive once its
 	// headers are in; 0 means 10 s (defaultBodyTimeout). UploadTimeout is
 	// the same for an uploaded file, which has a second more for each
-	// 32 KiB that came (paceBytes); 0 means 5 minutes (uploadTimeout).
+	// 32 KiB that came (paceBytes), and for a file's download, a second
+	// more for each 32 KiB sent; 0 means 5 minutes (uploadTimeout).
 	// Tests shorten them.
 	BodyTimeout   time.Duration
 	UploadTimeout time.Duration
