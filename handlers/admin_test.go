@@ -114,6 +114,12 @@ func TestAdminLoginFlow(t *testing.T) {
 	if r.status != 200 || !strings.Contains(r.body, "Live connections") {
 		t.Fatalf("dashboard with a session: %d", r.status)
 	}
+	// The dashboard's address takes GET only: not sent on to /admin/.
+	for _, method := range []string{"POST", "PUT", "DELETE"} {
+		if r := b.do(method, "/admin", url.Values{}, nil); r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET, HEAD" {
+			t.Fatalf("%s /admin with a session: %d, Allow %q; want 405 naming GET, HEAD", method, r.status, r.header.Get("Allow"))
+		}
+	}
 
 	if r := b.do("POST", "/admin/logout", url.Values{}, nil); r.status != http.StatusSeeOther {
 		t.Fatalf("logout: %d", r.status)

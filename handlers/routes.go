@@ -138,6 +138,9 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 	refresh := handleDashboard(d.Log, d.Hub, d.Store, d.serverInfo(), liveView, true) // every second
 
 	mux.Handle("GET /admin", admin(page))
+	// Another method on it: 405, where the "/admin/" below would have
+	// net/http send it on to /admin/ and a 404.
+	mux.Handle("/admin", admin(onlyGet))
 	mux.Handle("GET /admin/{$}", http.RedirectHandler("/admin", http.StatusMovedPermanently))
 	mux.Handle("GET /admin/live", admin(refresh))
 	mux.Handle("GET /admin/login", handleLoginForm(d.Log, d.Auth, assets))
@@ -197,3 +200,11 @@ func sameOrigin(d Deps, place, detail string) func(http.Handler) http.Handler {
 func cardAssetsOf(a *static.Assets) views.AdminAssets {
 	return views.AdminAssets{CSS: a.URL("admin.css"), Icon: a.URL("favicon.svg")}
 }
+
+// onlyGet refuses any method but GET and HEAD on an address that serves
+// those only.
+var onlyGet = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", "GET, HEAD")
+	http.Error(w, "method not allowed: use GET", http.StatusMethodNotAllowed)
+})
+
