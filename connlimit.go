@@ -138,7 +138,9 @@ func (ln *limitedListener) refuse(c net.Conn) {
 		}
 		c = tc
 	}
-	if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+	// Its head, at most what net/http would read of one.
+	head := io.LimitReader(c, http.DefaultMaxHeaderBytes+4096)
+	if _, err := http.ReadRequest(bufio.NewReader(head)); err != nil {
 		return
 	}
 	ln.tooMany(c)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -248,6 +249,27 @@ func TestHTTPConnectionCap(t *testing.T) {
 			if resp.StatusCode != http.StatusTooManyRequests {
 				t.Fatalf("GET %d over the cap with Go's client: %d; want 429", i, resp.StatusCode)
 			}
+		}
+		// A head that never ends is read no further than net/http reads
+		// one (1 MiB): the connection is closed under the sender.
+		long, err := fromAddr(client).Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer long.Close()
+		long.SetWriteDeadline(time.Now().Add(30 * time.Second)) // bounds the test, not the server
+		io.WriteString(long, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+		lines := bytes.Repeat([]byte("X-Filler: "+strings.Repeat("a", 1000)+"\r\n"), 64)
+		const most = 128 << 20
+		sent := 0
+		for sent < most {
+			n, err := long.Write(lines)
+			if sent += n; err != nil {
+				break
+			}
+		}
+		if sent >= most {
+			t.Fatalf("a refused connection took %d MiB of request head and read on", sent>>20)
 		}
 	})
 	t.Run("behind a proxy", func(t *testing.T) {

@@ -856,4 +856,3 @@ func TestASlowDownloadThatKeepsGoingGoesThrough(t *testing.T) {
 		t.Fatalf("the download took %v: too quick to have needed its pace (the reader's buffer did not hold it back)", took)
 	}
 }
-

@@ -207,4 +207,3 @@ var onlyGet = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Allow", "GET, HEAD")
 	http.Error(w, "method not allowed: use GET", http.StatusMethodNotAllowed)
 })
-
