@@ -225,6 +225,8 @@ func TestBrowserRoomsJoinLookInAndArchive(t *testing.T) {
 	waitPage(t, bob, "Garden among Bob's rooms", `!!document.querySelector('#room-list a.room-link[data-slug="garden"]')`)
 	say(t, ann, "and the beans")
 	waitMessages(t, bob, "Ann's next line, live", contains("and the beans"))
+	say(t, bob, "I'll water them")
+	waitMessages(t, ann, "Bob's line", contains("I'll water them"))
 
 	// Archiving asks first, in the page's own dialog: Cancel keeps the
 	// room, and the focus goes back to the room's menu.
@@ -239,6 +241,22 @@ func TestBrowserRoomsJoinLookInAndArchive(t *testing.T) {
 	waitPage(t, ann, "Ann back in the lobby, told where the room went", `location.pathname === "/r/lobby" && document.getElementById("notice").textContent.startsWith("Garden is archived")`)
 	waitPage(t, bob, "Bob's page read-only", `document.getElementById("message").disabled && document.getElementById("message").placeholder.includes("archived")`)
 	waitPage(t, bob, "Garden gone from Bob's list", `!document.querySelector('#sidebar a.room-link[data-slug="garden"]')`)
+
+	// Opened at its address (a bookmark, an old link), the archived room
+	// says so from the start: no Join, no composer to write in, no edit
+	// or delete, no Archive in its menu.
+	const archivedPage = `document.getElementById("join-bar").hidden && document.getElementById("message").disabled &&
+		document.getElementById("message").placeholder === "This room is archived: it is read-only." &&
+		!document.querySelector("#messages .actions") && document.getElementById("room-archive").hidden`
+	for _, who := range []struct {
+		name string
+		tab  context.Context
+	}{{"Bob", bob}, {"Ann", ann}} {
+		do(t, who.tab, chromedp.Navigate(s.url+"/r/garden"))
+		waitMessages(t, who.tab, who.name+" at the archived Garden's address", contains("I'll water them"))
+		waitPage(t, who.tab, who.name+"'s page of the archived Garden, read-only", archivedPage)
+	}
+	viewShot(t, bob, "room-archived-at-its-address-1280.png")
 }
 
 // postJSON sends a JSON request from inside the tab, with its cookies,

@@ -142,7 +142,8 @@ func handleRoot(log *slog.Logger, hub room, store pageReader, admins adminChecke
 		limits := hub.Limits()
 		p := page
 		head := views.RoomHead{ID: rm.ID, Slug: rm.Slug, Title: rm.Name, Topic: rm.Topic, Kind: rm.Kind,
-			Member: access.Member, MayPost: access.Post, Manage: access.Manage, Invite: access.Invite}
+			Member: access.Member, MayPost: access.Post, Manage: access.Manage, Invite: access.Invite,
+			Archived: rm.IsArchived(), Post: rm.Post}
 		links := make([]views.RoomLink, 0, len(rooms))
 		for _, v := range rooms {
 			links = append(links, views.RoomLink{ID: v.ID, Slug: v.Slug, Title: v.Title, Kind: v.Kind, Member: v.Member, Unread: v.Unread, Mention: v.Mention, LastRead: v.LastRead, Notify: v.Notify})

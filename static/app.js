@@ -3390,6 +3390,8 @@
     member: 'member' in document.body.dataset,
     manage: 'manage' in document.body.dataset,
     invite: 'invite' in document.body.dataset,
+    archived: 'archived' in document.body.dataset,
+    post: document.body.dataset.post,
   });
   history.replaceState({ slug: room.slug }, '');
   updateDrawerBadge();

@@ -69,6 +69,10 @@ type RoomHead struct {
 	MayPost bool
 	Manage  bool // rename, archive: an admin or its creator
 	Invite  bool
+	// Archived: read-only, shown to whoever may still see it (its
+	// members, admins); Post is who may post (db.PostEveryone, ...).
+	Archived bool
+	Post     string
 	// LastRead is the newest message its reader has read there: the page
 	// marks what follows as new. 0 for a guest.
 	LastRead int64
