@@ -120,6 +120,67 @@ func TestBrowserInstallableAndOpensOffline(t *testing.T) {
 	}
 }
 
+// Offline, a room opened in the page (no page load) reopens as last seen,
+// and what is typed there goes to it; a room never opened on this device
+// opens as a page saying so, never as another room under its address
+// (the front page did: what was typed went to the Lobby, for everyone).
+func TestBrowserRoomsOpenOfflineAsThemselves(t *testing.T) {
+	tab := newBrowser(t)
+	env := map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"}
+	s := start(t, env)
+	addr := strings.TrimPrefix(s.url, "http://")
+	link, _ := setupLink(t, s)
+	setUpAdmin(t, tab, link, s.url)
+	do(t, tab, chromedp.Navigate(s.url+"/"))
+	connected(t, tab)
+	workerReady(t, tab)
+	say(t, tab, "in the lobby")
+	waitMessages(t, tab, "the lobby's line", contains("in the lobby"))
+	if code := postJSON(t, tab, "POST", "/rooms", `{"name":"Shed","kind":"open"}`); code != 201 {
+		t.Fatalf("creating Shed: %d", code)
+	}
+	fillDialog(t, tab, "new-room", "new-room-dialog", map[string]string{"name": "Garden"})
+	waitPage(t, tab, "Garden, opened in the page", `location.pathname === "/r/garden"`)
+	say(t, tab, "tomatoes are in")
+	waitMessages(t, tab, "Garden's line", contains("tomatoes are in"))
+	// Left for the lobby, Garden is kept as it was left.
+	clickRoom(t, tab, "Lobby")
+	waitMessages(t, tab, "back in the lobby", contains("in the lobby"))
+	waitPageFor(t, tab, 20*time.Second, "Garden's page kept for offline, with its line", `(() => {
+		window.checking ||= caches.open("nochat-pages").then(c => c.match(location.origin + "/r/garden")).then(r => r.text())
+			.then(html => { window.keptGarden = html.includes("tomatoes are in"); }).finally(() => { window.checking = null; });
+		return window.keptGarden === true;
+	})()`)
+
+	s.shutdown(t)
+	do(t, tab, chromedp.Navigate(s.url+"/r/garden"))
+	waitMessages(t, tab, "Garden as last seen, offline", contains("tomatoes are in"))
+	if got := eval[string](t, tab, `document.getElementById("room-name-text").textContent + " " + document.body.dataset.roomSlug`); got != "Garden garden" {
+		t.Fatalf("offline at /r/garden the page shows %q, want Garden", got)
+	}
+	say(t, tab, "typed in Garden offline")
+	waitMessages(t, tab, "the queued send", contains("…typed in Garden offline"))
+	viewShot(t, tab, "offline-garden-1280.png")
+
+	do(t, tab, chromedp.Navigate(s.url+"/r/shed"))
+	waitPage(t, tab, "Shed, never opened here, offline", `document.querySelector("h1")?.textContent === "You are offline" && !document.getElementById("message")`)
+	screenshots(t, tab, "offline-not-kept")
+	// The lobby by its address is the front page's room: kept.
+	do(t, tab, chromedp.Navigate(s.url+"/r/lobby"))
+	waitMessages(t, tab, "the lobby at its address, offline", contains("in the lobby"))
+
+	s = start(t, env, "-addr", addr)
+	do(t, tab, chromedp.Navigate(s.url+"/r/garden"))
+	connected(t, tab)
+	waitMessages(t, tab, "the queued send, sent to Garden", func(shown []string) bool {
+		return slices.Equal(shown, []string{"tomatoes are in", "typed in Garden offline"})
+	})
+	lobby := eval[string](t, tab, `(() => { const x = new XMLHttpRequest(); x.open("GET", "/rooms/lobby/messages/latest/10", false); x.send(); return x.responseText; })()`)
+	if strings.Contains(lobby, "typed in Garden offline") {
+		t.Fatalf("the lobby holds what was typed in Garden: %s", lobby)
+	}
+}
+
 // A new NoChat deployed while a page is open: the page offers a reload,
 // and the reloaded page runs the new script, with no trace of the old
 // shell left in the browser.

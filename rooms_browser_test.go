@@ -246,6 +246,7 @@ func TestBrowserRoomsJoinLookInAndArchive(t *testing.T) {
 	// says so from the start: no Join, no composer to write in, no edit
 	// or delete, no Archive in its menu.
 	const archivedPage = `document.getElementById("join-bar").hidden && document.getElementById("message").disabled &&
+		document.getElementById("send").disabled && document.getElementById("attach").disabled &&
 		document.getElementById("message").placeholder === "This room is archived: it is read-only." &&
 		!document.querySelector("#messages .actions") && document.getElementById("room-archive").hidden`
 	for _, who := range []struct {

@@ -297,7 +297,7 @@
     } else {
       counterEl.textContent = `${numberFmt.format(n)} / ${numberFmt.format(MAX_CHARS)}`;
     }
-    sendBtn.disabled = over > 0;
+    sendBtn.disabled = over > 0 || msgInput.disabled; // not here: the room's rights (applyRights)
     sendBtn.title = over > 0 ? 'Too long to send: shorten it first' : 'Send (Enter)';
     if (over > 0) msgInput.setAttribute('aria-invalid', 'true');
     else msgInput.removeAttribute('aria-invalid');
@@ -1810,7 +1810,7 @@
     });
     const carriesFiles = (ev) => !!ev.dataTransfer && [...ev.dataTransfer.types].includes('Files');
     document.addEventListener('dragover', (ev) => {
-      if (!carriesFiles(ev) || form.hidden) return;
+      if (!carriesFiles(ev) || form.hidden || attachBtn.disabled) return;
       ev.preventDefault();
       ev.dataTransfer.dropEffect = 'copy';
       document.body.classList.add('dropping');
@@ -1820,7 +1820,7 @@
     });
     document.addEventListener('drop', (ev) => {
       document.body.classList.remove('dropping');
-      if (!carriesFiles(ev) || form.hidden) return;
+      if (!carriesFiles(ev) || form.hidden || attachBtn.disabled) return;
       ev.preventDefault();
       startUploads(ev.dataTransfer.files);
     });
@@ -2967,6 +2967,7 @@
     if (!ended) {
       msgInput.disabled = !!why;
       sendBtn.disabled = !!why;
+      if (fileInput) attachBtn.disabled = !!why;
       msgInput.placeholder = why || 'Write a message…';
       if (!why) updateCounter();
     }
@@ -3054,6 +3055,8 @@
       if (!at || !focusMessage(at, true)) openAtUnread(Number(roomLink(room.id)?.dataset.lastRead) || 0);
       readSent = 0;
       markRead();
+      keepOffline(room.slug);
+      if (prev.slug !== room.slug) keepOffline(prev.slug); // as it was left
     } catch (err) {
       room.id = prev.id;
       room.slug = prev.slug;
@@ -3063,6 +3066,25 @@
       resyncing = null;
       for (const [type, d] of held) onFrame(type, d);
     }
+  }
+
+  // keepOffline stores a room opened in the page (no page load, which the
+  // service worker would have kept) as the worker stores a page it
+  // loads, in its cache (sw.js's PAGES): reloaded offline, the room then
+  // opens as last seen, where the worker would otherwise have no copy of
+  // it to give. A room's copy is taken again as it is left, and when the
+  // page is put away (another tab, the phone locked).
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'hidden' && ready) keepOffline(room.slug);
+  });
+  function keepOffline(slug) {
+    if (!('caches' in window) || !navigator.serviceWorker?.controller) return;
+    const url = location.origin + '/r/' + encodeURIComponent(slug);
+    (async () => {
+      const res = await fetch(url, { headers: { Accept: 'text/html' } });
+      if (!res.ok || !(res.headers.get('Content-Type') || '').startsWith('text/html')) return;
+      await (await caches.open('nochat-pages')).put(url, res);
+    })().catch(() => {}); // a copy for offline is a courtesy
   }
 
   sidebar.addEventListener('click', (ev) => {

@@ -63,12 +63,29 @@ async function page(req, url) {
     const html = (res.headers.get('Content-Type') || '').startsWith('text/html');
     if (res.ok && html && key === url.origin + url.pathname) await cache.put(key, res.clone());
     return res;
-  } catch (err) {
-    // Offline: this room's page as last seen, else the chat's front page.
-    const kept = (await cache.match(key)) || (await cache.match(url.origin + '/'));
+  } catch {
+    // Offline: this room's page as last seen; else the chat's front page
+    // if that shows this room. Never another room's page under this
+    // room's address: what is typed there would go to the room shown.
+    const kept = await cache.match(key);
     if (kept) return kept;
-    throw err;
+    const front = await cache.match(url.origin + '/');
+    if (front && (key === url.origin + '/' || (await front.clone().text()).includes(` data-room-slug="${key.slice(key.lastIndexOf('/') + 1)}"`))) return front;
+    return offline(url);
   }
+}
+
+// offline is the page of a room the worker has no copy of, the network
+// being down: it says so.
+function offline(url) {
+  const html = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark"><title>Offline · NoChat</title><link rel="icon" href="${ICON}">
+<style>body{font:1rem/1.5 system-ui,sans-serif;max-width:32rem;margin:12vh auto;padding:0 1.25rem}h1{font-size:1.5rem}a{color:inherit;font-weight:600}</style></head>
+<body><h1>You are offline</h1>
+<p>NoChat cannot be reached, and this room was not opened on this device before, so there is no copy of it to show.</p>
+<p><a href="${url.pathname}">Try again</a> once the network is back, or <a href="/">open the chat as last seen</a>.</p></body></html>`;
+  return new Response(html, { status: 503, headers: { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' } });
 }
 
 async function asset(req) {
