@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/chromedp/cdproto/cdp"
@@ -303,4 +304,24 @@ func TestBrowserATappedMessagesActionsGoOnceUsed(t *testing.T) {
 	waitPage(t, ann, "the room's menu open", `document.getElementById('room-menu').open`)
 	do(t, ann, chromedp.KeyEvent(kb.Escape))
 	waitPage(t, ann, "the room's menu closed by Escape", `!document.getElementById('room-menu').open`)
+}
+
+// On a phone, the edit box of a message that wraps shows all of it: its
+// height was its line breaks' count, one line for a long sentence.
+func TestBrowserEditBoxShowsTheWholeMessage(t *testing.T) {
+	tab := newBrowser(t)
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")})
+	link, _ := setupLink(t, s)
+	browserSetUp(t, tab, link)
+	connected(t, tab)
+	do(t, tab, chromedp.EmulateViewport(390, 844))
+	const long = "the bus was late again so I walked the long way round past the bakery, and they had the good rye bread"
+	say(t, tab, long)
+	waitMessages(t, tab, "the long line", contains(long))
+	clickIn(t, tab, long, ".act-edit")
+	waitPage(t, tab, "the edit box", `document.querySelector('.edit-box textarea')?.value === `+strconv.Quote(long))
+	if got := eval[string](t, tab, `(a => a.scrollHeight + " of " + a.clientHeight)(document.querySelector('.edit-box textarea'))`); !eval[bool](t, tab, `(a => a.scrollHeight <= a.clientHeight + 1)(document.querySelector('.edit-box textarea'))`) {
+		t.Fatalf("at 390 px the edit box shows %s px of its text, want all of it", got)
+	}
+	screenshot(t, tab, "edit-box-390.png")
 }
