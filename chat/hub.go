@@ -255,6 +255,9 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 		noticesDone: make(chan struct{}),
 		bots:        botLimits{rate: opts.BotRate, burst: opts.BotBurst},
 	}
+	// The log outlives a restart; the dashboard's count of the last hour
+	// starts from what it knows of that hour.
+	h.series.seedErrors(h.errors.list(errorLogSize), h.started)
 	if opts.MsgRate > 0 {
 		h.guestSends = NewKeyedLimiter(rate.Limit(guestShare*opts.MsgRate), guestShare*opts.MsgBurst)
 	}

@@ -3,6 +3,8 @@ package chat
 import (
 	"sync"
 	"time"
+
+	"nochat/db"
 )
 
 // seriesMinutes is how far back the dashboard's charts look.
@@ -39,6 +41,28 @@ func (s *series) addError() {
 	s.mu.Lock()
 	s.errs[s.bucket(time.Now())]++
 	s.mu.Unlock()
+}
+
+// seedErrors counts what the kept error log knows of the last hour before
+// now, for a series that starts empty while the log survived a restart:
+// every occurrence of an entry first seen within the hour (all of them
+// are in it), else the last occurrence of one last seen within it. An
+// entry's other occurrences are not dated, so this is a lower bound.
+func (s *series) seedErrors(entries []db.ErrorEntry, now time.Time) {
+	since := now.Add(-seriesMinutes * time.Minute)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range entries {
+		last := time.UnixMilli(e.LastSeen)
+		if !last.After(since) || last.After(now) {
+			continue
+		}
+		n := int64(1)
+		if time.UnixMilli(e.FirstSeen).After(since) {
+			n = max(1, e.Count)
+		}
+		s.errs[s.bucket(last)] += n
+	}
 }
 
 func (s *series) setConnections(n int) {

@@ -1,6 +1,8 @@
 package chat_test
 
 import (
+	"context"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -8,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"nochat/chat"
+	"nochat/db"
 )
 
 // TestConnectionSeriesEndsAtTheTrueCount has sessions come and go all at
@@ -61,5 +64,33 @@ func TestConnectionSeriesEndsAtTheTrueCount(t *testing.T) {
 		if got := chat.ConnectionsLater(r.hub); got != 0 {
 			t.Fatalf("round %d: the dashboard will count %d connections with none open", round, got)
 		}
+	}
+}
+
+// TestErrorsOfTheLastHourSurviveARestart: the error log is kept in the
+// database, the per-minute series in memory. Restarted, the dashboard said
+// "0 errors in the last hour" beside a log listing two from ten minutes
+// before. The series now starts from what the log knows of the last hour:
+// every occurrence of an entry first and last seen within it, and at least
+// the last of one last seen within it.
+func TestErrorsOfTheLastHourSurviveARestart(t *testing.T) {
+	store, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "nochat.db"), db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	ago := func(d time.Duration) int64 { return now.Add(-d).UnixMilli() }
+	saved := []db.ErrorEntry{
+		{Kind: "bad input", Place: "a", Count: 3, FirstSeen: ago(20 * time.Minute), LastSeen: ago(10 * time.Minute)}, // all 3 in the hour
+		{Kind: "bad input", Place: "b", Count: 50, FirstSeen: ago(5 * time.Hour), LastSeen: ago(2 * time.Minute)},   // at least its last
+		{Kind: "bad input", Place: "c", Count: 7, FirstSeen: ago(3 * time.Hour), LastSeen: ago(2 * time.Hour)},      // none
+	}
+	if err := store.SaveErrors(context.Background(), saved, 256); err != nil {
+		t.Fatal(err)
+	}
+	r := serveRoom(t, store, chat.Options{})
+	s := r.hub.Snapshot(10)
+	if got := chat.Sum(s.Series.Errors, 60); got != 4 {
+		t.Fatalf("after a restart, %d errors in the last hour with the log holding 3 and one more from it; want 4 (series %v)", got, s.Series.Errors)
 	}
 }
