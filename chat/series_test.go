@@ -82,8 +82,8 @@ func TestErrorsOfTheLastHourSurviveARestart(t *testing.T) {
 	ago := func(d time.Duration) int64 { return now.Add(-d).UnixMilli() }
 	saved := []db.ErrorEntry{
 		{Kind: "bad input", Place: "a", Count: 3, FirstSeen: ago(20 * time.Minute), LastSeen: ago(10 * time.Minute)}, // all 3 in the hour
-		{Kind: "bad input", Place: "b", Count: 50, FirstSeen: ago(5 * time.Hour), LastSeen: ago(2 * time.Minute)},   // at least its last
-		{Kind: "bad input", Place: "c", Count: 7, FirstSeen: ago(3 * time.Hour), LastSeen: ago(2 * time.Hour)},      // none
+		{Kind: "bad input", Place: "b", Count: 50, FirstSeen: ago(5 * time.Hour), LastSeen: ago(2 * time.Minute)},    // at least its last
+		{Kind: "bad input", Place: "c", Count: 7, FirstSeen: ago(3 * time.Hour), LastSeen: ago(2 * time.Hour)},       // none
 	}
 	if err := store.SaveErrors(context.Background(), saved, 256); err != nil {
 		t.Fatal(err)
