@@ -141,6 +141,15 @@ func TestBrowserPicturesAndFiles(t *testing.T) {
 	if eval[bool](t, ann, `!!document.querySelector('#uploads .upload.failed button.retry') || !document.querySelector('#uploads .upload.failed button.dismiss')`) {
 		t.Fatal("a refused upload offers Retry, or no Dismiss")
 	}
+	// It belongs to its room: another room's composer does not show it.
+	if code := postJSON(t, ann, "POST", "/rooms", `{"name":"Shed","kind":"open"}`); code != 201 {
+		t.Fatalf("creating Shed: %d", code)
+	}
+	waitPage(t, ann, "Shed in Ann's list", `!!document.querySelector('#sidebar a.room-link[data-slug="shed"]')`)
+	clickRoom(t, ann, "Shed")
+	waitPage(t, ann, "Shed, without the lobby's failed upload", `location.pathname === "/r/shed" && document.getElementById('uploads').hidden`)
+	clickRoom(t, ann, "Lobby")
+	waitPage(t, ann, "the lobby, with its failed upload", `location.pathname === "/r/lobby" && !document.getElementById('uploads').hidden && !!document.querySelector('#uploads .upload.failed:not([hidden])')`)
 	do(t, ann, chromedp.Click(chromedp.CSS(`#uploads .upload.failed button.dismiss`)))
 	waitPage(t, ann, "the refused upload dismissed, its caption and reply back", `document.getElementById('uploads').hidden && document.getElementById('message').value === 'my picture' &&
 		!document.getElementById('replying').hidden && document.getElementById('replying').textContent.includes('what were the minutes about?')`)

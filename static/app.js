@@ -1688,13 +1688,25 @@
   function startUpload(file, text, quote) {
     const up = { file, text, quote, replyTo: quote ? quote.id : 0, key: uuid4(), slug: room.slug, li: document.createElement('li') };
     up.li.className = 'upload';
+    up.li.dataset.slug = up.slug;
     uploadsEl.append(up.li);
-    uploadsEl.hidden = false;
+    showUploads();
     if (MAX_UPLOAD && file.size > MAX_UPLOAD) {
-      uploadFailed(up, `It is ${humanSize(file.size)}; the most is ${humanSize(MAX_UPLOAD)}.`);
+      uploadFailed(up, `it is ${humanSize(file.size)}; the most is ${humanSize(MAX_UPLOAD)}.`);
       return;
     }
     sendUpload(up);
+  }
+
+  // showUploads shows the uploads of the room shown: one under way or
+  // failed elsewhere waits for its own room.
+  function showUploads() {
+    let shown = 0;
+    for (const li of uploadsEl.children) {
+      li.hidden = li.dataset.slug !== room.slug;
+      if (!li.hidden) shown++;
+    }
+    uploadsEl.hidden = shown === 0;
   }
 
   function uploadRow(up, stateText) {
@@ -1744,7 +1756,7 @@
     xhr.onload = () => {
       if (xhr.status === 201) {
         up.li.remove();
-        uploadsEl.hidden = uploadsEl.children.length === 0;
+        showUploads();
         return;
       }
       let why = '';
@@ -1781,7 +1793,7 @@
     dismiss.textContent = 'Dismiss';
     dismiss.addEventListener('click', () => {
       up.li.remove();
-      uploadsEl.hidden = uploadsEl.children.length === 0;
+      showUploads();
       // The caption it took goes back to an empty box of its room, not
       // lost with it, and the reply it was.
       if (up.text && up.slug === room.slug && msgInput.value.trim() === '') {
@@ -3038,6 +3050,7 @@
       typers.clear();
       renderTyping();
       showPending();
+      if (fileInput) showUploads();
       for (const a of sidebar.querySelectorAll('a.room-link')) {
         if (Number(a.dataset.roomId) === room.id) a.setAttribute('aria-current', 'page');
         else a.removeAttribute('aria-current');
