@@ -120,8 +120,8 @@ func TestPeopleSeeAndEndTheirOwnSessionsOnly(t *testing.T) {
 	if status != 200 || len(ids) != 3 || ids["Firefox on Linux this device"] == "" || ids["Chrome on Android"] == "" || ids["curl"] == "" {
 		t.Fatalf("Ann's account page: %d, sessions %v; want her three, this one marked", status, ids)
 	}
-	if !strings.Contains(page, "Last seen") {
-		t.Fatal("the page does not say when each session was last seen")
+	if strings.Count(page, "Last seen") != 2 || strings.Count(page, "In use now") != 1 {
+		t.Fatal("the page does not say when each other session was last seen, and this one in use now")
 	}
 
 	t.Run("guests and other people cannot", func(t *testing.T) {
@@ -195,7 +195,7 @@ func TestPeopleSeeAndEndTheirOwnSessionsOnly(t *testing.T) {
 		// nor says it again.
 		resp, page := request(t, srv, "GET", where, nil, map[string]string{"Cookie": personCookie + "=" + laptop + "; " + doneCookie + "=password-1"})
 		if resp.StatusCode != 200 || !strings.Contains(page, "Your password is changed. Your other session is signed out.") ||
-			!regexp.MustCompile(`Last seen <time datetime="[^"]+" title="\d{4}-\d\d-\d\d \d\d:\d\d UTC">(just now|\d+ minutes? ago)</time>`).MatchString(page) {
+			!regexp.MustCompile(`In use now\s+· signed in <time datetime="[^"]+" title="\d{4}-\d\d-\d\d \d\d:\d\d UTC">(just now|\d+ minutes? ago)</time>`).MatchString(page) {
 			t.Fatalf("the account page after the change: %d, want 200 saying the other session ended", resp.StatusCode)
 		}
 		if cleared := slices.ContainsFunc(resp.Cookies(), func(c *http.Cookie) bool { return c.Name == doneCookie && c.MaxAge < 0 && c.Path == "/account" }); !cleared {
