@@ -26,7 +26,8 @@ func TestBrowserFirstStepsOfAnAdminAndAGuest(t *testing.T) {
 		do(t, browser, chromedp.EmulateViewport(width, 844))
 		waitPage(t, browser, "the empty lobby saying so", `(() => {
 			const p = document.querySelector('#scroller .empty');
-			return !!p && getComputedStyle(p).display !== 'none' && p.textContent.includes('No messages yet');
+			return !!p && getComputedStyle(p).display !== 'none' && p.innerText.includes('No messages yet. Say hello!') &&
+				p.innerText.includes('Invite your people with the link on the Admin dashboard') && p.querySelector('a').getAttribute('href') === '/admin#people';
 		})()`)
 		screenshot(t, browser, "first-lobby-"+map[int64]string{390: "phone", 1280: "desktop"}[width]+".png")
 	}
@@ -58,6 +59,9 @@ func TestBrowserFirstStepsOfAnAdminAndAGuest(t *testing.T) {
 	guest := newTab(t, browser, chromedp.WithNewBrowserContext())
 	do(t, guest, chromedp.EmulateViewport(390, 844), chromedp.Navigate(s.url+"/"))
 	connected(t, guest)
+	if got := eval[string](t, guest, `document.querySelector('#scroller .empty').innerText.trim()`); got != "No messages yet. Say hello!" {
+		t.Fatalf("a guest's empty lobby says %q, want no more than hello (the invitation is the admin's to give)", got)
+	}
 	setName(t, guest, "ann")
 	waitPage(t, guest, "the name refused", `document.getElementById('name').getAttribute('aria-invalid') === 'true'`)
 	do(t, guest, chromedp.SendKeys(chromedp.ID("message"), "hello from a guest"), chromedp.Click(chromedp.ID("send")))
