@@ -109,6 +109,13 @@ func TestJoinRefusesATakenNameInAnySpelling(t *testing.T) {
 	if status, _ := join(t, srv, "/join/"+code, "192.0.2.31", "Bea", "short"); status != http.StatusBadRequest {
 		t.Fatalf("a short password: %d, want 400", status)
 	}
+	// The form says why above the name, where the focus is, with the
+	// name kept.
+	_, page := request(t, srv, "POST", "/join/"+code, url.Values{"name": {"ann"}, "password": {"long enough"}}, map[string]string{"X-Forwarded-For": "192.0.2.32"})
+	why, field := strings.Index(page, `class="problem"`), strings.Index(page, `<label for="name">`)
+	if why < 0 || field < 0 || why > field || !strings.Contains(page, `value="ann"`) {
+		t.Fatalf("the join form after a taken name: the reason at %d, the name's field at %d; want the reason first, and the name kept:\n%s", why, field, page)
+	}
 }
 
 func TestJoinedMemberSignsInAfterARestart(t *testing.T) {

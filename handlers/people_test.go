@@ -154,6 +154,16 @@ func signIn(t *testing.T, srv *httptest.Server, addr, name, password string) int
 	return post(t, srv, "/signin", addr, url.Values{"name": {name}, "password": {password}}, nil).StatusCode
 }
 
+// The sign-in page says what to do about a forgotten password: there is
+// no e-mail to send a link to, an admin makes one.
+func TestSignInSaysWhereAForgottenPasswordIsMended(t *testing.T) {
+	srv, _, _ := peopleServer(t, map[string]string{"Ann": db.RoleMember})
+	resp, page := request(t, srv, "GET", "/signin", nil, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Forgot your password? An admin can give you a link to set a new one.") {
+		t.Fatalf("the sign-in page: %d, without a word on a forgotten password", resp.StatusCode)
+	}
+}
+
 func TestSignInGuessingIsLimitedPerAccountAndPerAddress(t *testing.T) {
 	srv, clock, _ := peopleServer(t, map[string]string{"Ann": db.RoleMember})
 	for i := range 5 {
