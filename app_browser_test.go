@@ -152,7 +152,14 @@ func TestBrowserRoomsOpenOfflineAsThemselves(t *testing.T) {
 		return window.keptGarden === true;
 	})()`)
 
+	// On a phone, a connection lost says so in words, not by its dot alone.
+	do(t, tab, chromedp.EmulateViewport(390, 844))
+	if eval[bool](t, tab, `getComputedStyle(document.getElementById("status-text")).display !== "none"`) {
+		t.Fatal("at 390 px, connected, the connection's words show")
+	}
 	s.shutdown(t)
+	waitPage(t, tab, "the lost connection in words at 390 px", `(e => getComputedStyle(e).display !== "none" && e.getBoundingClientRect().width > 300 && /Reconnecting|Connecting|Offline/.test(e.textContent))(document.getElementById("status-text"))`)
+	screenshots(t, tab, "connection-lost")
 	do(t, tab, chromedp.Navigate(s.url+"/r/garden"))
 	waitMessages(t, tab, "Garden as last seen, offline", contains("tomatoes are in"))
 	if got := eval[string](t, tab, `document.getElementById("room-name-text").textContent + " " + document.body.dataset.roomSlug`); got != "Garden garden" {

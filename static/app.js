@@ -1251,6 +1251,10 @@
   const CLOSE_ACCOUNT_ENDED = 4003;
 
   function setStatus(state, text) {
+    // Lost: the connection dropped and is not back yet (a phone shows
+    // the words then, not its dot alone; style.css).
+    if (state === 'connected') delete statusEl.dataset.lost;
+    else if (state !== 'connecting') statusEl.dataset.lost = '';
     if (statusEl.dataset.state !== state) {
       statusEl.dataset.state = state;
       statusLive.textContent = SPOKEN[state];
