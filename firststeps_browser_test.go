@@ -27,7 +27,8 @@ func TestBrowserFirstStepsOfAnAdminAndAGuest(t *testing.T) {
 		waitPage(t, browser, "the empty lobby saying so", `(() => {
 			const p = document.querySelector('#scroller .empty');
 			return !!p && getComputedStyle(p).display !== 'none' && p.innerText.includes('No messages yet. Say hello!') &&
-				p.innerText.includes('Invite your people with the link on the Admin dashboard') && p.querySelector('a').getAttribute('href') === '/admin#people';
+				p.innerText.includes('Invite your people with the link on the Admin dashboard') && p.querySelector('a').getAttribute('href') === '/admin#people' &&
+				p.innerText.includes('may also read and post here without an account, as a guest');
 		})()`)
 		screenshot(t, browser, "first-lobby-"+map[int64]string{390: "phone", 1280: "desktop"}[width]+".png")
 	}

@@ -206,6 +206,15 @@ func TestWhoMayJoinIsTheAdminsSetting(t *testing.T) {
 	if code, _, page := as(t, readOnly, "GET", "/admin", boss, nil); code != http.StatusOK || strings.Contains(page, "may still post in the Lobby") {
 		t.Fatalf("the dashboard with -guests read: %d, and it says guests may post", code)
 	}
+	// The empty lobby tells its admin what guests may do: read, here.
+	if code, _, page := as(t, readOnly, "GET", "/", boss, nil); code != http.StatusOK || !strings.Contains(page, "may also read here without an account") || strings.Contains(page, "may also read and post here") {
+		t.Fatalf("the empty lobby with -guests read: %d, not saying that guests may read (and only read)", code)
+	}
+	none, _, _, _ := testServer{accounts: map[string]string{"Boss": db.RoleAdmin}, hub: chat.Options{Guests: chat.GuestsOff}}.start(t)
+	boss = signInAs(t, none, "Boss", "password of Boss", "test")
+	if code, _, page := as(t, none, "GET", "/", boss, nil); code != http.StatusOK || strings.Contains(page, "as a guest") {
+		t.Fatalf("the empty lobby with -guests off: %d, speaking of guests", code)
+	}
 }
 
 func TestInviteRoutesRefuseWhoMayNotCallThem(t *testing.T) {

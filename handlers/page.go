@@ -25,6 +25,7 @@ type room interface {
 	ServeWSAs(w http.ResponseWriter, r *http.Request, id chat.Identity)
 	Limits() chat.Limits
 	GuestsMayRead() bool
+	GuestsMayPost() bool
 	Rooms(ctx context.Context, id chat.Identity) ([]chat.RoomView, error)
 	Room(id int64) (db.Room, bool)
 	RoomBySlug(slug string) (db.Room, bool)
@@ -157,7 +158,7 @@ func handleRoot(log *slog.Logger, hub room, store pageReader, admins adminChecke
 		}
 		p.Admin = admins != nil && admins.AdminAs(r, id)
 		p.User, p.UserID, p.SignIn = id.Name, id.UserID, admins != nil
-		p.GuestsMay = hub.GuestsMayRead()
+		p.GuestsMay, p.GuestsPost = hub.GuestsMayRead(), hub.GuestsMayPost()
 		w.Header().Set("Cache-Control", "private, no-cache") // history a shared cache must not keep
 		w.Header().Set("Vary", "Cookie")                     // an admin's page has more controls
 		render(w, r, log, http.StatusOK, views.ChatPage(p, views.Chat{

@@ -30,6 +30,9 @@ type Page struct {
 	// GuestsMay is whether guests may use the chat at all: only then is
 	// letting them into a room offered.
 	GuestsMay bool
+	// GuestsPost is whether guests may post too (-guests on), which a new
+	// NoChat's admin is told of in the empty lobby.
+	GuestsPost bool
 }
 
 // Chat is what the chat page shows besides what every page has.
