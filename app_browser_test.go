@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
@@ -130,7 +131,7 @@ func TestBrowserRoomsOpenOfflineAsThemselves(t *testing.T) {
 	s := start(t, env)
 	addr := strings.TrimPrefix(s.url, "http://")
 	link, _ := setupLink(t, s)
-	setUpAdmin(t, tab, link, s.url)
+	invite := setUpAdmin(t, tab, link, s.url)
 	do(t, tab, chromedp.Navigate(s.url+"/"))
 	connected(t, tab)
 	workerReady(t, tab)
@@ -186,6 +187,20 @@ func TestBrowserRoomsOpenOfflineAsThemselves(t *testing.T) {
 	if strings.Contains(lobby, "typed in Garden offline") {
 		t.Fatalf("the lobby holds what was typed in Garden: %s", lobby)
 	}
+
+	// Someone else signs in on this browser (a shared tablet: the admin's
+	// session ran out, and signing out would have cleared them): the rooms
+	// kept are the admin's, and go.
+	do(t, tab, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, network.DeleteCookies, network.DeleteCookiesParams{Name: "nochat_session", URL: s.url})
+		return chromedp.Void{}, err
+	})
+	joinAs(t, tab, invite, "Bob")
+	waitPageFor(t, tab, 20*time.Second, "the admin's rooms no longer kept", `(() => {
+		window.checking ||= caches.open("nochat-pages").then(c => c.match(location.origin + "/r/garden"))
+			.then(r => { window.gardenGone = !r; }).finally(() => { window.checking = null; });
+		return window.gardenGone === true;
+	})()`)
 }
 
 // A new NoChat deployed while a page is open: the page offers a reload,

@@ -91,6 +91,8 @@
 
   // ---------- storage (may be unavailable: private modes, policies) ----------
 
+  // PAGES_OF is whose the rooms kept for offline use are (forgetOthersPages).
+  const PAGES_OF = 'nochat-pages-of';
   function getItem(key) {
     try { return localStorage.getItem(key); } catch { return null; }
   }
@@ -1355,6 +1357,7 @@
     helloUserId = Number.isSafeInteger(d.user_id) ? d.user_id : null;
     nickSent = helloUser;
     setStatus('connected', 'Connected');
+    forgetOthersPages();
     // Now we know who we are: our reactions, and what we may change.
     markMyReactions(list);
     markMyMentions(list);
@@ -3094,6 +3097,18 @@
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'hidden' && ready) keepOffline(room.slug);
   });
+  // forgetOthersPages drops the rooms kept for offline use when whoever
+  // kept them is not who this page is (a shared tablet: signed in as
+  // another without signing out, which would have cleared them), so that
+  // nobody reads another's conversations offline; then keeps this room.
+  function forgetOthersPages() {
+    if (!('caches' in window)) return;
+    const me = String(helloUserId ?? 'guest');
+    const was = getItem(PAGES_OF);
+    if (was === me) return;
+    setItem(PAGES_OF, me);
+    caches.delete('nochat-pages').then(() => keepOffline(room.slug)).catch(() => {});
+  }
   function keepOffline(slug) {
     if (!('caches' in window) || !navigator.serviceWorker?.controller) return;
     const url = location.origin + '/r/' + encodeURIComponent(slug);
