@@ -145,3 +145,11 @@ func WaitingBytes(h *Hub) (n int) {
 	}
 	return n
 }
+
+// SeededErrors is the errors of the last hour a series seeded with
+// entries at now shows then.
+func SeededErrors(entries []db.ErrorEntry, now time.Time) []int64 {
+	var s series
+	s.seedErrors(entries, now)
+	return s.snapshot(now).Errors
+}

@@ -49,16 +49,19 @@ func (s *series) addError() {
 // are in it), else the last occurrence of one last seen within it. An
 // entry's other occurrences are not dated, so this is a lower bound.
 func (s *series) seedErrors(entries []db.ErrorEntry, now time.Time) {
-	since := now.Add(-seriesMinutes * time.Minute)
+	// The minutes a snapshot shows: the current one and the 59 before it.
+	// The minute an hour ago shares its bucket with the current one, and
+	// seeded, would empty it.
+	since := time.Unix((now.Unix()/60-(seriesMinutes-1))*60, 0)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range entries {
 		last := time.UnixMilli(e.LastSeen)
-		if !last.After(since) || last.After(now) {
+		if last.Before(since) || last.After(now) {
 			continue
 		}
 		n := int64(1)
-		if time.UnixMilli(e.FirstSeen).After(since) {
+		if !time.UnixMilli(e.FirstSeen).Before(since) {
 			n = max(1, e.Count)
 		}
 		s.errs[s.bucket(last)] += n

@@ -94,3 +94,18 @@ func TestErrorsOfTheLastHourSurviveARestart(t *testing.T) {
 		t.Fatalf("after a restart, %d errors in the last hour with the log holding 3 and one more from it; want 4 (series %v)", got, s.Series.Errors)
 	}
 }
+
+// The minute an hour back shares its bucket with the current one: an entry
+// seen then is not in the hour shown, and must not empty the current
+// minute's count (it did, read after it).
+func TestSeededErrorsKeepTheCurrentMinute(t *testing.T) {
+	now := time.Date(2026, 12, 8, 12, 30, 30, 0, time.UTC)
+	at := func(h, m, s int) int64 { return time.Date(2026, 12, 8, h, m, s, 0, time.UTC).UnixMilli() }
+	entries := []db.ErrorEntry{ // newest first, as the log lists them
+		{Kind: "k", Place: "now", Count: 5, FirstSeen: at(12, 30, 20), LastSeen: at(12, 30, 20)},
+		{Kind: "k", Place: "an hour ago", Count: 3, FirstSeen: at(11, 30, 40), LastSeen: at(11, 30, 40)},
+	}
+	if got := chat.Sum(chat.SeededErrors(entries, now), 60); got != 5 {
+		t.Fatalf("seeded with 5 errors this minute and 3 an hour ago: %d in the hour shown, want 5", got)
+	}
+}
