@@ -157,11 +157,11 @@ type Hub struct {
 	cancel context.CancelFunc
 	closed atomic.Bool
 
-	dir       directory   // every room and membership (rooms.go)
-	naming    sync.Mutex  // a room's name checked and stored as one step (nameFree)
-	b         broadcaster // the one registry of connections, and its goroutine
-	admission admission   // connections counted against the limits (edge.go)
-	bots      botLimits   // each bot's message limit (bot.go)
+	dir       directory     // every room and membership (rooms.go)
+	naming    chan struct{} // held while a room's name is checked and stored (holdNaming)
+	b         broadcaster   // the one registry of connections, and its goroutine
+	admission admission     // connections counted against the limits (edge.go)
+	bots      botLimits     // each bot's message limit (bot.go)
 	// guestSends is the message limit of each address over all its guests'
 	// sockets, nil when messages are not limited: three times a socket's,
 	// so that a guest with a hundred sockets sends no faster than three,
@@ -254,6 +254,7 @@ func New(store *db.Store, opts Options) (*Hub, error) {
 		notices:     make(chan db.Message, notifyQueue),
 		noticesDone: make(chan struct{}),
 		bots:        botLimits{rate: opts.BotRate, burst: opts.BotBurst},
+		naming:      make(chan struct{}, 1),
 	}
 	// The log outlives a restart; the dashboard's count of the last hour
 	// starts from what it knows of that hour.

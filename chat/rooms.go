@@ -435,6 +435,7 @@ func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomVi
 	if full {
 		return RoomView{}, false, errTooManyRooms
 	}
+	release := func() {} // of h.naming, taken for a room with a name
 	members := []int64{id.UserID}
 	for _, name := range nr.Members {
 		// A direct message to a bot is how one talks to it (its outgoing
@@ -456,8 +457,10 @@ func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomVi
 		if r.Name, err = cleanRoomName(nr.Name); err != nil {
 			return RoomView{}, false, err
 		}
-		h.naming.Lock()
-		defer h.naming.Unlock()
+		if release, err = h.holdNaming(ctx); err != nil {
+			return RoomView{}, false, err
+		}
+		defer release()
 		if err := h.nameFree(ctx, id, r.Name, 0); err != nil {
 			return RoomView{}, false, err
 		}
@@ -501,6 +504,7 @@ func (h *Hub) CreateRoom(ctx context.Context, id Identity, nr NewRoom) (_ RoomVi
 				h.setMember(m, r.ID, true)
 			}
 		})
+		release() // in the directory under its name
 	} else if err := h.rejoinDirect(ctx, id, r); err != nil {
 		return RoomView{}, false, err
 	}
@@ -571,11 +575,11 @@ func (h *Hub) accountNamed(ctx context.Context, name string, bots bool) (db.Acco
 // list. Archived rooms and direct conversations do not count, nor private
 // rooms id is not in: their names are not to be learned this way.
 //
-// The caller holds h.naming until the room is in h.dir under its name, so
-// that two people naming rooms alike at the same moment do not both get
-// theirs. That holds on one node; nodes of a cluster each check their own
-// copy of the rooms, so two of them may give one name at the same moment
-// (this keeps a list clear, it does not guard data).
+// The caller holds h.naming (holdNaming) until the room is in h.dir under
+// its name, so that two people naming rooms alike at the same moment do not
+// both get theirs. That holds on one node; nodes of a cluster each check
+// their own copy of the rooms, so two of them may give one name at the
+// same moment (this keeps a list clear, it does not guard data).
 func (h *Hub) nameFree(ctx context.Context, id Identity, name string, except int64) error {
 	mine, err := h.roomsOf(ctx, id.UserID)
 	if err != nil {
@@ -592,6 +596,18 @@ func (h *Hub) nameFree(ctx context.Context, id Identity, name string, except int
 		}
 	}
 	return nil
+}
+
+// holdNaming takes h.naming, waiting at most as long as ctx lives (a
+// create or rename held up behind a slow write gives up with its request).
+// release may be called more than once.
+func (h *Hub) holdNaming(ctx context.Context) (release func(), err error) {
+	select {
+	case h.naming <- struct{}{}:
+		return sync.OnceFunc(func() { <-h.naming }), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // roomNameKey is what two rooms' names are compared by: case, width and
@@ -839,13 +855,16 @@ func (h *Hub) ChangeRoom(ctx context.Context, id Identity, r db.Room, ch RoomCha
 	// Only what ch names changes: another admin's edit of another
 	// setting meanwhile (perhaps through another node) holds.
 	edit := db.RoomEdit{ID: r.ID, Guests: ch.Guests, Archive: ch.Archive}
+	release := func() {} // of h.naming, taken for a new name or an unarchiving
 	if ch.Name != nil {
 		name, err := cleanRoomName(*ch.Name)
 		if err != nil {
 			return db.Room{}, err
 		}
-		h.naming.Lock()
-		defer h.naming.Unlock()
+		if release, err = h.holdNaming(ctx); err != nil {
+			return db.Room{}, err
+		}
+		defer release()
 		if err := h.nameFree(ctx, id, name, r.ID); err != nil {
 			return db.Room{}, err
 		}
@@ -875,13 +894,19 @@ func (h *Hub) ChangeRoom(ctx context.Context, id Identity, r db.Room, ch RoomCha
 	if ch.Archive != nil && *ch.Archive && r.ID == db.DefaultRoom {
 		return db.Room{}, &Refusal{"forbidden", "the default room cannot be archived"}
 	}
-	if ch.Archive != nil && !*ch.Archive && r.IsArchived() && edit.Name == nil {
+	if ch.Archive != nil && !*ch.Archive && edit.Name == nil {
 		// Back in the lists, its name is checked as a new one is: another
-		// room may have taken it meanwhile.
-		h.naming.Lock()
-		defer h.naming.Unlock()
-		if err := h.nameFree(ctx, id, r.Name, r.ID); err != nil {
+		// room may have taken it meanwhile. The room as it is now, under
+		// the lock: r is the caller's copy, from before another admin
+		// renamed or archived it.
+		if release, err = h.holdNaming(ctx); err != nil {
 			return db.Room{}, err
+		}
+		defer release()
+		if cur, ok := h.Room(r.ID); ok && cur.IsArchived() {
+			if err := h.nameFree(ctx, id, cur.Name, r.ID); err != nil {
+				return db.Room{}, err
+			}
 		}
 	}
 	changed, err := h.store.EditRoom(ctx, edit)
@@ -898,5 +923,6 @@ func (h *Hub) ChangeRoom(ctx context.Context, id Identity, r db.Room, ch RoomCha
 		h.dir.mu.Unlock()
 		h.b.sendWait(opRoom{room: next, event: event})
 	})
+	release() // in the directory under its name
 	return next, nil
 }
