@@ -153,6 +153,15 @@ func TestBrowserRoomsOpenOfflineAsThemselves(t *testing.T) {
 		return window.keptGarden === true;
 	})()`)
 
+	// A copy kept for a sign-in that has run out is not shown (a shared
+	// device: the next person is not to read it), and is dropped.
+	do(t, tab, chromedp.Evaluate[chromedp.Void](`caches.open("nochat-pages").then(async c => {
+		const html = (await (await c.match(location.origin + "/r/garden")).text()).replace(/ data-session-ends="\d+"/, ' data-session-ends="1"');
+		await c.put(location.origin + "/r/ended", new Response(html, { headers: { "Content-Type": "text/html; charset=utf-8" } }));
+		window.endedKept = true;
+	})`))
+	waitPage(t, tab, "a copy of a sign-in that has ended, kept", `window.endedKept === true`)
+
 	// On a phone, a connection lost says so in words, not by its dot alone.
 	do(t, tab, chromedp.EmulateViewport(390, 844))
 	if eval[bool](t, tab, `getComputedStyle(document.getElementById("status-text")).display !== "none"`) {
@@ -173,6 +182,13 @@ func TestBrowserRoomsOpenOfflineAsThemselves(t *testing.T) {
 	do(t, tab, chromedp.Navigate(s.url+"/r/shed"))
 	waitPage(t, tab, "Shed, never opened here, offline", `document.querySelector("h1")?.textContent === "You are offline" && !document.getElementById("message")`)
 	screenshots(t, tab, "offline-not-kept")
+	do(t, tab, chromedp.Navigate(s.url+"/r/ended"))
+	waitPage(t, tab, "the copy of an ended sign-in not shown, offline", `document.querySelector("h1")?.textContent === "You are offline" && !document.getElementById("message")`)
+	waitPage(t, tab, "the copy of an ended sign-in dropped", `(() => {
+		window.checking ||= caches.open("nochat-pages").then(c => c.match(location.origin + "/r/ended"))
+			.then(r => { window.endedGone = !r; }).finally(() => { window.checking = null; });
+		return window.endedGone === true;
+	})()`)
 	// The lobby by its address is the front page's room: kept.
 	do(t, tab, chromedp.Navigate(s.url+"/r/lobby"))
 	waitMessages(t, tab, "the lobby at its address, offline", contains("in the lobby"))

@@ -27,12 +27,16 @@ type connLimit struct {
 	perIP  int
 	refuse func(ip string) // records a refusal
 
+	// refusing holds a place for each refused connection being answered,
+	// over every listener (refusalsAtOnce).
+	refusing chan struct{}
+
 	mu   sync.Mutex
 	open map[string]int
 }
 
 func newConnLimit(perIP int, refuse func(ip string)) *connLimit {
-	return &connLimit{perIP: perIP, refuse: refuse, open: make(map[string]int)}
+	return &connLimit{perIP: perIP, refuse: refuse, open: make(map[string]int), refusing: make(chan struct{}, refusalsAtOnce)}
 }
 
 // listener wraps ln: a connection over the cap is answered 429 and
@@ -41,7 +45,7 @@ func newConnLimit(perIP int, refuse func(ip string)) *connLimit {
 // as an answer to nothing it asked (Go's client drops it, a browser reads
 // a 429 written on the bare socket as a broken handshake).
 func (l *connLimit) listener(ln net.Listener, conf *tls.Config) net.Listener {
-	return &limitedListener{Listener: ln, limit: l, tls: conf, refusing: make(chan struct{}, refusalsAtOnce)}
+	return &limitedListener{Listener: ln, limit: l, tls: conf}
 }
 
 // refusalsAtOnce bounds the refused connections waiting for their first
@@ -55,6 +59,7 @@ func (l *connLimit) listener(ln net.Listener, conf *tls.Config) net.Listener {
 const (
 	refusalsAtOnce = 32
 	refusalWait    = 2 * time.Second
+	maxRefusedHead = 16 << 10
 )
 
 // connState is the server's ConnState hook: a connection taken out of the
@@ -88,9 +93,8 @@ func (l *connLimit) give(ip string) {
 
 type limitedListener struct {
 	net.Listener
-	limit    *connLimit
-	tls      *tls.Config   // nil: plain HTTP
-	refusing chan struct{} // refused connections being answered
+	limit *connLimit
+	tls   *tls.Config // nil: plain HTTP
 }
 
 func (ln *limitedListener) Accept() (net.Conn, error) {
@@ -108,7 +112,7 @@ func (ln *limitedListener) Accept() (net.Conn, error) {
 		}
 		ln.limit.refuse(ip)
 		select {
-		case ln.refusing <- struct{}{}:
+		case ln.limit.refusing <- struct{}{}:
 			go ln.refuse(c)
 		default:
 			if ln.tls == nil {
@@ -128,7 +132,7 @@ func (ln *limitedListener) Accept() (net.Conn, error) {
 // the close does not reset the connection under the answer before the
 // client has read it.
 func (ln *limitedListener) refuse(c net.Conn) {
-	defer func() { <-ln.refusing }()
+	defer func() { <-ln.limit.refusing }()
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(refusalWait))
 	if ln.tls != nil {
@@ -138,8 +142,9 @@ func (ln *limitedListener) refuse(c net.Conn) {
 		}
 		c = tc
 	}
-	// Its head, at most what net/http would read of one.
-	head := io.LimitReader(c, http.DefaultMaxHeaderBytes+4096)
+	// Its head, of which nothing is kept: 16 KiB, a browser's with its
+	// cookies and more (a longer one is closed unanswered).
+	head := io.LimitReader(c, maxRefusedHead)
 	if _, err := http.ReadRequest(bufio.NewReader(head)); err != nil {
 		return
 	}

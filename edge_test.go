@@ -250,8 +250,8 @@ func TestHTTPConnectionCap(t *testing.T) {
 				t.Fatalf("GET %d over the cap with Go's client: %d; want 429", i, resp.StatusCode)
 			}
 		}
-		// A head that never ends is read no further than net/http reads
-		// one (1 MiB): the connection is closed under the sender.
+		// A head that never ends is read no further than 16 KiB
+		// (maxRefusedHead): the connection is closed under the sender.
 		long, err := fromAddr(client).Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)

@@ -62,6 +62,9 @@ type Identity struct {
 	// Session is the sign-in session the request came with, so that
 	// ending it can close its sockets (EndSessions); 0 for none.
 	Session int64
+	// SessionEnds is when Session runs out (a page kept for offline use
+	// is not shown past it); zero for none.
+	SessionEnds time.Time
 	// TokenHash is the SHA-256 of a bot's token the request came with, so
 	// that a socket opened as the token is replaced is closed too; nil for
 	// none.

@@ -158,6 +158,9 @@ func handleRoot(log *slog.Logger, hub room, store pageReader, admins adminChecke
 		}
 		p.Admin = admins != nil && admins.AdminAs(r, id)
 		p.User, p.UserID, p.SignIn = id.Name, id.UserID, admins != nil
+		if !id.SessionEnds.IsZero() {
+			p.SessionEnds = id.SessionEnds.UnixMilli()
+		}
 		p.GuestsMay, p.GuestsPost = hub.GuestsMayRead(), hub.GuestsMayPost()
 		w.Header().Set("Cache-Control", "private, no-cache") // history a shared cache must not keep
 		w.Header().Set("Vary", "Cookie")                     // an admin's page has more controls

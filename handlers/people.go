@@ -107,7 +107,7 @@ func (a *Auth) Identity(r *http.Request) chat.Identity {
 	if !ok {
 		return chat.Identity{}
 	}
-	return chat.Identity{UserID: acct.ID, Name: acct.Name, Role: acct.Role, Session: s.ID}
+	return chat.Identity{UserID: acct.ID, Name: acct.Name, Role: acct.Role, Session: s.ID, SessionEnds: s.Expires}
 }
 
 // identityContextKey keys the identity a request was found to speak for,

@@ -1313,6 +1313,7 @@
         // Nothing typed now could be sent: say so where one types.
         msgInput.disabled = true;
         sendBtn.disabled = true;
+        if (fileInput) attachBtn.disabled = true;
         msgInput.placeholder = ended;
         onlineCount.textContent = '–';
         markQueueWaiting();
@@ -3076,7 +3077,7 @@
       readSent = 0;
       markRead();
       keepOffline(room.slug);
-      if (prev.slug !== room.slug) keepOffline(prev.slug); // as it was left
+      if (prev.slug !== room.slug) keepOffline(prev.slug, true); // as it was left
     } catch (err) {
       room.id = prev.id;
       room.slug = prev.slug;
@@ -3107,15 +3108,36 @@
     const was = getItem(PAGES_OF);
     if (was === me) return;
     setItem(PAGES_OF, me);
+    keptAt.clear();
     caches.delete('nochat-pages').then(() => keepOffline(room.slug)).catch(() => {});
   }
-  function keepOffline(slug) {
-    if (!('caches' in window) || !navigator.serviceWorker?.controller) return;
+  //
+  // A copy is taken at most every KEEP_EVERY per room (each is a page the
+  // server renders) but as the room is left (always: the freshest), and dropped when the room is no longer this
+  // person's to open (left, removed: 404; signed out meanwhile: the page
+  // a redirect leads to). One finishing after its person signed out (the
+  // answer cleared the browser's copies, PAGES_OF too), or as the page
+  // goes, is not stored.
+  const KEEP_EVERY = 30_000;
+  const keptAt = new Map(); // slug → when its copy was taken
+  const keeping = new AbortController(); // this page's copies under way
+  window.addEventListener('pagehide', () => keeping.abort());
+  function keepOffline(slug, leaving) {
+    if (!('caches' in window) || !navigator.serviceWorker?.controller || keeping.signal.aborted) return;
+    if (!leaving && Date.now() - (keptAt.get(slug) || 0) < KEEP_EVERY) return;
+    keptAt.set(slug, Date.now());
     const url = location.origin + '/r/' + encodeURIComponent(slug);
+    const whose = getItem(PAGES_OF);
     (async () => {
-      const res = await fetch(url, { headers: { Accept: 'text/html' } });
+      const res = await fetch(url, { headers: { Accept: 'text/html' }, redirect: 'manual', signal: keeping.signal });
+      const cache = await caches.open('nochat-pages');
+      if (res.type === 'opaqueredirect' || res.status === 403 || res.status === 404) {
+        await cache.delete(url);
+        return;
+      }
       if (!res.ok || !(res.headers.get('Content-Type') || '').startsWith('text/html')) return;
-      await (await caches.open('nochat-pages')).put(url, res);
+      if (keeping.signal.aborted || getItem(PAGES_OF) !== whose) return;
+      await cache.put(url, res);
     })().catch(() => {}); // a copy for offline is a courtesy
   }
 

@@ -26,7 +26,10 @@ type Page struct {
 	Admin      bool   // the reader is a logged-in admin: offer to delete messages
 	User       string // the signed-in reader's account name; "" for a guest
 	UserID     int64  // the signed-in reader's account; 0 for a guest
-	SignIn     bool   // NoChat has sign-in: offer it to guests, sign-out to others
+	// SessionEnds is when the reader's sign-in runs out (Unix ms; 0 for a
+	// guest): the service worker shows no kept copy of the page past it.
+	SessionEnds int64
+	SignIn      bool // NoChat has sign-in: offer it to guests, sign-out to others
 	// GuestsMay is whether guests may use the chat at all: only then is
 	// letting them into a room offered.
 	GuestsMay bool

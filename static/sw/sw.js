@@ -67,24 +67,44 @@ async function page(req, url) {
     // Offline: this room's page as last seen; else the chat's front page
     // if that shows this room. Never another room's page under this
     // room's address: what is typed there would go to the room shown.
-    const kept = await cache.match(key);
+    const kept = await usable(cache, key);
     if (kept) return kept;
-    const front = await cache.match(url.origin + '/');
-    if (front && (key === url.origin + '/' || (await front.clone().text()).includes(` data-room-slug="${key.slice(key.lastIndexOf('/') + 1)}"`))) return front;
-    return offline(url);
+    const front = await usable(cache, url.origin + '/');
+    if (front && (key === url.origin + '/' || front.html.includes(` data-room-slug="${key.slice(key.lastIndexOf('/') + 1)}"`))) return front;
+    return offline(url, key === url.origin + '/');
   }
 }
 
-// offline is the page of a room the worker has no copy of, the network
-// being down: it says so.
-function offline(url) {
+// usable is the page kept under key, unless the sign-in it was kept for
+// has run out (data-session-ends): on a shared device, one person's
+// conversations are not for whoever opens the browser after them. Such a
+// copy is dropped. The answer carries the page's text as html.
+async function usable(cache, key) {
+  const res = await cache.match(key);
+  if (!res) return null;
+  const html = await res.clone().text();
+  const m = html.match(/ data-session-ends="(\d+)"/);
+  if (m && Date.now() > Number(m[1])) {
+    await cache.delete(key);
+    return null;
+  }
+  res.html = html;
+  return res;
+}
+
+// offline is the page of a room the worker has no copy of (front: of the
+// chat's front page), the network being down: it says so.
+function offline(url, front) {
+  const why = front ? 'there is no copy of the chat on this device to show'
+    : 'this room was not opened on this device before, so there is no copy of it to show';
+  const elsewhere = front ? '' : ', or <a href="/">open the chat as last seen</a>';
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark"><title>Offline · NoChat</title><link rel="icon" href="${ICON}">
 <style>body{font:1rem/1.5 system-ui,sans-serif;max-width:32rem;margin:12vh auto;padding:0 1.25rem}h1{font-size:1.5rem}a{color:inherit;font-weight:600}</style></head>
 <body><h1>You are offline</h1>
-<p>NoChat cannot be reached, and this room was not opened on this device before, so there is no copy of it to show.</p>
-<p><a href="${url.pathname}">Try again</a> once the network is back, or <a href="/">open the chat as last seen</a>.</p></body></html>`;
+<p>NoChat cannot be reached, and ${why}.</p>
+<p><a href="${url.pathname}">Try again</a> once the network is back${elsewhere}.</p></body></html>`;
   return new Response(html, { status: 503, headers: { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' } });
 }
 
