@@ -227,6 +227,11 @@ func TestBrowserRoomsJoinLookInAndArchive(t *testing.T) {
 	waitMessages(t, bob, "Ann's next line, live", contains("and the beans"))
 	say(t, bob, "I'll water them")
 	waitMessages(t, ann, "Bob's line", contains("I'll water them"))
+	// Bob's browser keeps Garden for reading offline.
+	workerReady(t, bob)
+	do(t, bob, chromedp.Navigate(s.url+"/r/garden"))
+	connected(t, bob)
+	waitPageFor(t, bob, 20*time.Second, "Garden kept for offline on Bob's browser", keptCopy("garden", true))
 
 	// Archiving asks first, in the page's own dialog: Cancel keeps the
 	// room, and the focus goes back to the room's menu.
@@ -241,6 +246,7 @@ func TestBrowserRoomsJoinLookInAndArchive(t *testing.T) {
 	waitPage(t, ann, "Ann back in the lobby, told where the room went", `location.pathname === "/r/lobby" && document.getElementById("notice").textContent.startsWith("Garden is archived")`)
 	waitPage(t, bob, "Bob's page read-only", `document.getElementById("message").disabled && document.getElementById("message").placeholder.includes("archived")`)
 	waitPage(t, bob, "Garden gone from Bob's list", `!document.querySelector('#sidebar a.room-link[data-slug="garden"]')`)
+	waitPageFor(t, bob, 20*time.Second, "Garden's copy gone from Bob's browser", keptCopy("garden", false))
 
 	// Opened at its address (a bookmark, an old link), the archived room
 	// says so from the start: no Join, no composer to write in, no edit
@@ -517,4 +523,14 @@ func TestBrowserLeavingARoomWhileItLoadsItsUnread(t *testing.T) {
 	if !eval[bool](t, ann, inView) || eval[bool](t, ann, `!!document.querySelector('#messages li.sep.new')`) {
 		t.Fatal("Family's late page moved the lobby's permalink out of view, or drew a New line in the lobby")
 	}
+}
+
+// keptCopy is a page condition: whether the room's page is kept for
+// offline use in the service worker's cache is want.
+func keptCopy(slug string, want bool) string {
+	return fmt.Sprintf(`(() => {
+		window.checking ||= caches.open("nochat-pages").then(c => c.match(location.origin + "/r/%s"))
+			.then(r => { window.kept = !!r; }).finally(() => { window.checking = null; });
+		return window.kept === %t;
+	})()`, slug, want)
 }

@@ -2918,6 +2918,12 @@
 
   let knownRooms = new Map(); // id -> room, from the last /rooms
   function renderRooms(rooms) {
+    // A room gone from the list (left, removed, archived) is no longer
+    // one to read offline either: its kept copy goes.
+    const gone = [...knownRooms.values()].filter((r) => typeof r.slug === 'string' && !rooms.some((n) => n.id === r.id));
+    if (gone.length && 'caches' in window) {
+      caches.open('nochat-pages').then((c) => Promise.all(gone.map((r) => c.delete(location.origin + '/r/' + encodeURIComponent(r.slug))))).catch(() => {});
+    }
     knownRooms = new Map(rooms.map((r) => [r.id, r]));
     // Each link stays the node it was, changed where the room changed, and
     // stays in the page unless its room left the list: the list is read
