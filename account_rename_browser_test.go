@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"hash/fnv"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -174,4 +178,58 @@ func TestBrowserTwoTabsAreOnePresenceEntryAndARenameReachesBoth(t *testing.T) {
 	}
 	screenshots(t, bob, "chat-after-rename")
 	screenshots(t, second, "chat-own-tab")
+}
+
+// A page whose sign-in ended elsewhere (Sign out everywhere else, on the
+// laptop) stops and says so: it came back as a guest, still showing the
+// person's name, and what was typed there went out as a guest's. Away
+// while it ended, it finds out when it is back, and sends nothing.
+func TestBrowserAPageSignedOutElsewhereStops(t *testing.T) {
+	phone := newBrowser(t)
+	env := map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")}
+	s := start(t, env)
+	link, _ := setupLink(t, s)
+	browserSetUp(t, phone, link)
+	connected(t, phone)
+	laptop := newTab(t, phone, chromedp.WithNewBrowserContext())
+	signInAnn := func() {
+		do(t, laptop, chromedp.Navigate(s.url+"/signin"), chromedp.WaitVisible(chromedp.ID("name")))
+		do(t, laptop, chromedp.SendKeys(chromedp.ID("name"), "Ann"), chromedp.SendKeys(chromedp.ID("password"), "correct horse"), chromedp.Submit(chromedp.ID("password")))
+		waitPage(t, laptop, "Ann signed in on the laptop", `!!document.getElementById("messages")`)
+	}
+	endOthers := func() {
+		do(t, laptop, chromedp.Navigate(s.url+"/account"), chromedp.WaitVisible(`form[action="/account/sessions/end-others"] button`))
+		do(t, laptop, chromedp.Click(`form[action="/account/sessions/end-others"] button`))
+		waitPage(t, laptop, "the others signed out", `location.pathname === "/account"`)
+	}
+	const stopped = `document.getElementById("status").dataset.state === "ended" && document.getElementById("message").disabled &&
+		!document.getElementById("notice").hidden && document.getElementById("notice").textContent.startsWith("You were signed out")`
+
+	signInAnn()
+	endOthers()
+	waitPage(t, phone, "the phone's page stopped, saying why", stopped)
+	screenshots(t, phone, "signed-out-elsewhere")
+
+	// Again, with the phone away as it happens (the server down, its
+	// session gone meanwhile: here its cookie): back, it stops, and what
+	// it had queued is not sent as a guest's.
+	do(t, phone, chromedp.Navigate(s.url+"/signin"), chromedp.WaitVisible(chromedp.ID("name")))
+	do(t, phone, chromedp.SendKeys(chromedp.ID("name"), "Ann"), chromedp.SendKeys(chromedp.ID("password"), "correct horse"), chromedp.Submit(chromedp.ID("password")))
+	waitPage(t, phone, "the phone's chat page", `!!document.getElementById("messages") && document.body.hasAttribute("data-signed-in")`)
+	connected(t, phone)
+	addr := strings.TrimPrefix(s.url, "http://")
+	s.shutdown(t)
+	waitPage(t, phone, "the phone away", `document.getElementById("status").dataset.state !== "connected"`)
+	say(t, phone, "typed while the server was away")
+	waitMessages(t, phone, "the queued line", contains("…typed while the server was away"))
+	do(t, phone, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, network.DeleteCookies, network.DeleteCookiesParams{Name: "nochat_session", URL: s.url})
+		return chromedp.Void{}, err
+	})
+	s = start(t, env, "-addr", addr)
+	waitPageFor(t, phone, 40*time.Second, "the phone's page, back, stopped", stopped)
+	time.Sleep(time.Second) // what a page that went on would have sent by now
+	if got := s.stored(t); slices.Contains(got, "typed while the server was away") {
+		t.Fatalf("stored %q: the signed-out page sent its queue as a guest: %s", got, s.get(t, "/rooms/lobby/messages/latest/10"))
+	}
 }

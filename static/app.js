@@ -1303,20 +1303,16 @@
       ready = false;
       if (ev.code === CLOSE_ACCOUNT_ENDED) {
         const why = ev.reason || 'your account was turned off by an admin';
-        ended = why.charAt(0).toUpperCase() + why.slice(1);
-        clearTimeout(retryTimer);
-        clearInterval(countdownTimer);
-        setStatus('ended', 'Disconnected');
         // A deactivated person may read on as a guest; a ban refuses the
         // address too, so a reload would only be refused.
-        notice(/banned/.test(why) ? `${ended}.` : `${ended}. Reload the page to go on signed out.`, true);
-        // Nothing typed now could be sent: say so where one types.
-        msgInput.disabled = true;
-        sendBtn.disabled = true;
-        if (fileInput) attachBtn.disabled = true;
-        msgInput.placeholder = ended;
-        onlineCount.textContent = '–';
-        markQueueWaiting();
+        endPage(why, /banned/.test(why) ? '' : ' Reload the page to go on signed out.');
+        return;
+      }
+      // The sign-in this page was opened with ended (signed out on
+      // another device, a password changed, a reset): it stops, and does
+      // not come back as a guest under the person's name.
+      if (ev.code === 1008 && ev.reason.startsWith('signed out')) {
+        endPage(SIGNED_OUT, ' Sign in again, or reload the page to go on as a guest.');
         return;
       }
       // An admin's Disconnect is said; the page connects again.
@@ -1328,6 +1324,26 @@
       scheduleReconnect();
     };
     sock.onerror = () => { /* onclose follows and handles it */ };
+  }
+
+  // endPage stops the page for good: why (what the server said) is the
+  // notice, with then after it, and the message box says why nothing can
+  // be sent; what is queued stays queued, unsent.
+  const SIGNED_OUT = 'you were signed out: on another device, or your password was changed';
+  function endPage(why, then) {
+    ended = why.charAt(0).toUpperCase() + why.slice(1);
+    clearTimeout(retryTimer);
+    clearInterval(countdownTimer);
+    setStatus('ended', 'Disconnected');
+    notice(`${ended}.${then}`, true);
+    // Nothing typed now could be sent: say so where one types.
+    document.body.removeAttribute('data-may-post');
+    msgInput.disabled = true;
+    sendBtn.disabled = true;
+    if (fileInput) attachBtn.disabled = true;
+    msgInput.placeholder = ended;
+    onlineCount.textContent = '–';
+    markQueueWaiting();
   }
 
   function onFrame(type, d) {
@@ -1352,6 +1368,16 @@
 
   function onHello(d, resumed) {
     d = d || {};
+    // A page opened signed in, greeted as a guest: its sign-in ended while
+    // it was away (the close that says so never came). Nothing goes out
+    // as a guest under the person's name, the queue least of all.
+    if (signedIn && !Number.isSafeInteger(d.user_id)) {
+      const sock = ws;
+      ws = null;
+      sock?.close(1000, 'signed out');
+      endPage(SIGNED_OUT, ' Sign in again, or reload the page to go on as a guest.');
+      return;
+    }
     ready = true;
     connectedAt = Date.now();
     helloUser = typeof d.user === 'string' ? d.user : '';
