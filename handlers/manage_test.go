@@ -395,6 +395,14 @@ func TestDeleteMessagesFinishesABan(t *testing.T) {
 	ada := signInAs(t, srv, "Ada", "password of Ada", firefox)
 	eve := signInAs(t, srv, "Eve", "password of Eve", firefox)
 	bob := signInAs(t, srv, "Bob", "password of Bob", firefox)
+	// Read before Eve posts, as an admin with the dashboard open as a
+	// spammer arrives: its Ban asks nothing stale ("Their 0 messages
+	// stay") and offers the deletion all the same.
+	_, _, before := as(t, srv, "GET", "/admin", ada, nil)
+	eveBan := peopleURL(t, auth, "Eve", "ban")
+	if !strings.Contains(before, `hx-post="`+eveBan+`"`) || !strings.Contains(before, "Ban and delete messages") || strings.Contains(before, "0 messages stay") {
+		t.Fatalf("the dashboard before Eve posts: no Ban and delete for her, or a count of her messages in the question")
+	}
 	const spam = 300 // more than a batch of the log's (256)
 	var ids []int64
 	for i := range spam {
