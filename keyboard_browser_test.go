@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -225,4 +226,27 @@ func TestBrowserKeyboardAlone(t *testing.T) {
 	waitPage(t, ann, "the drawer open once more", `document.body.classList.contains("drawer") && document.getElementById("scroller").inert`)
 	do(t, ann, chromedp.EmulateViewport(1280, 844))
 	waitPage(t, ann, "wide: the drawer closed, nothing inert", `!document.body.classList.contains("drawer") && !document.getElementById("scroller").inert && !document.querySelector("footer.bottom").inert`)
+}
+
+// "Load older messages" pressed from the keyboard keeps the keyboard where
+// it was: on the button while there are older ones still, then on the
+// oldest message. (It was disabled while loading, which threw the focus
+// to the top of the page.)
+func TestBrowserLoadOlderKeepsTheKeyboard(t *testing.T) {
+	tab := newBrowser(t)
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db"), "NOCHAT_MSG_RATE": "1000"})
+	for i := range 120 {
+		s.post(t, "zed", fmt.Sprintf("line %d", i))
+	}
+	do(t, tab, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(s.url+"/"))
+	connected(t, tab)
+	waitPage(t, tab, "the button offered", `!document.getElementById("load-older").hidden`)
+	do(t, tab, chromedp.Evaluate[chromedp.Void](`document.getElementById("load-older").focus()`))
+	do(t, tab, chromedp.KeyEvent(kb.Enter))
+	waitPage(t, tab, "a page more, the keyboard still on the button", `document.querySelectorAll("#messages li.msg[data-id]").length === 100 &&
+		document.getElementById("load-older").getAttribute("aria-disabled") !== "true" && document.activeElement === document.getElementById("load-older")`)
+	do(t, tab, chromedp.KeyEvent(kb.Enter))
+	waitPage(t, tab, "the last page, the keyboard on the oldest message", `document.querySelectorAll("#messages li.msg[data-id]").length === 120 &&
+		document.getElementById("load-older").hidden && document.activeElement === document.querySelector("#messages li.msg[data-id]") &&
+		document.activeElement.textContent.includes("line 0")`)
 }

@@ -490,7 +490,7 @@ func TestBrowserLeavingARoomWhileItLoadsItsUnread(t *testing.T) {
 	openFamily := func() {
 		t.Helper()
 		do(t, ann, chromedp.Evaluate[chromedp.Void](`document.querySelector('#sidebar a.room-link[data-slug="family"]').click()`))
-		waitPage(t, ann, "Family shown", `document.body.dataset.roomSlug === "family" && document.querySelector('#load-older').disabled`)
+		waitPage(t, ann, "Family shown", `document.body.dataset.roomSlug === "family" && document.querySelector('#load-older').getAttribute('aria-disabled') === 'true'`)
 	}
 
 	// To the lobby: read at its bottom, as ever.

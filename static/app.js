@@ -870,7 +870,7 @@
   // sight, and "Load older messages" brings them back.
   const KEEP_SHOWN = 1000;
   function trimOldest() {
-    if (olderBtn.disabled) return; // older ones on their way: they would land past a gap
+    if (loadingOlder) return; // older ones on their way: they would land past a gap
     let extra = list.querySelectorAll('li.msg[data-id]').length - KEEP_SHOWN;
     if (extra <= 0) return;
     while (extra > 0 && list.firstElementChild) {
@@ -1197,8 +1197,13 @@
   }
 
   // olderIdle shows "Load older messages" ready, no page on its way.
+  // loadingOlder: a page of older messages is on its way. The button says
+  // so with aria-disabled, not disabled: a disabled button loses the
+  // keyboard's focus, which went back to the top of the page.
+  let loadingOlder = false;
   function olderIdle() {
-    olderBtn.disabled = false;
+    loadingOlder = false;
+    olderBtn.removeAttribute('aria-disabled');
     olderBtn.textContent = 'Load older messages';
     list.removeAttribute('aria-busy');
   }
@@ -1208,8 +1213,10 @@
   async function loadOlder() {
     const before = smallestId();
     if (!before) { olderBtn.hidden = true; return false; }
+    if (loadingOlder) return false;
     const gen = listGen;
-    olderBtn.disabled = true;
+    loadingOlder = true;
+    olderBtn.setAttribute('aria-disabled', 'true');
     olderBtn.textContent = 'Loading…';
     list.setAttribute('aria-busy', 'true');
     try {
@@ -1226,7 +1233,14 @@
       moveNewDivider();
       regroup();
       scroller.scrollTop = scroller.scrollHeight - fromBottom;
+      // The last of them: the keyboard goes on from the oldest message,
+      // the button it was on gone.
+      const focused = document.activeElement === olderBtn;
       olderBtn.hidden = !older;
+      if (focused && !older) {
+        const oldest = list.querySelector('li.msg[data-id]');
+        if (oldest) visit(oldest);
+      }
       return added;
     } catch (err) {
       if (gen === listGen) notice('Could not load older messages: ' + err.message);
