@@ -187,3 +187,32 @@ func TestBrowserBanDeletesMessagesFromOpenPages(t *testing.T) {
 	do(t, admin, chromedp.EmulateViewport(1280, 900), chromedp.ScrollIntoView(chromedp.ID("audit")))
 	screenshot(t, admin, "admin-audit-1280.png")
 }
+
+// A role given or taken on the dashboard reaches the person's open page at
+// once: made an admin, Bob's page offers to delete others' messages and
+// says so; a member again, the buttons go. (His page kept what it was
+// opened with until a reload, and the server refused what it offered.)
+func TestBrowserARoleReachesThePersonsOpenPage(t *testing.T) {
+	s, ann, bob := annAndBob(t)
+	do(t, bob, chromedp.Navigate(s.url+"/"))
+	connected(t, bob)
+	do(t, ann, chromedp.Navigate(s.url+"/"))
+	connected(t, ann)
+	say(t, ann, "Ann's line")
+	waitMessages(t, bob, "Ann's line on Bob's page", contains("Ann's line"))
+	deletable := msgLine("Ann's line") + `?.querySelector(".act-delete")`
+	if eval[bool](t, bob, "!!"+deletable) {
+		t.Fatal("Bob, a member, is offered to delete Ann's message")
+	}
+	role := func(button string) {
+		t.Helper()
+		do(t, ann, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.ID("people")))
+		personMenu(t, ann, "Bob")
+		personButton(t, ann, "Bob", button)
+		do(t, ann, chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm-ok")))
+	}
+	role("Make admin")
+	waitPage(t, bob, "Bob's page, an admin's", `!!`+deletable+` && document.getElementById("notice").textContent.startsWith("You are an admin now")`)
+	role("Remove admin")
+	waitPage(t, bob, "Bob's page, a member's again", `!`+deletable+` && document.getElementById("notice").textContent === "You are no longer an admin."`)
+}

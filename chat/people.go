@@ -253,13 +253,28 @@ func (h *Hub) SetRole(id int64, role string) {
 	h.b.read(func() { h.b.setRole(id, role) })
 }
 
-// setRole is SetRole on the broadcaster.
+// setRole is SetRole on the broadcaster. The account's nochat.v1 pages
+// hear of it (a role frame), so that what they offer follows: an admin's
+// delete buttons and dashboard link.
 func (b *broadcaster) setRole(id int64, role string) {
+	var frame []byte
 	for c := range b.conns {
-		if c.userID == id {
-			c.setRole(role)
+		if c.userID != id {
+			continue
+		}
+		c.setRole(role)
+		if c.proto == V1 {
+			if frame == nil {
+				frame = encode("role", roleData{Role: role})
+			}
+			b.h.mustSend(c, frame)
 		}
 	}
+}
+
+// roleData is the role frame: this account's role is now Role.
+type roleData struct {
+	Role string `json:"role"`
 }
 
 // EndAccount closes, at once, every socket signed in to an account, with

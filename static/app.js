@@ -40,7 +40,7 @@
   const COUNT_FROM = Math.floor(MAX_CHARS * 0.9); // show the counter from here
   // How long after sending one may edit a message (the server's -edit-window).
   const EDIT_WINDOW = Number(document.body.dataset.editWindow) || 15 * 60 * 1000;
-  const IS_ADMIN = 'admin' in document.body.dataset;
+  let isAdmin = 'admin' in document.body.dataset; // follows role frames
 
   let baseTitle = document.title || 'NoChat';
 
@@ -1376,6 +1376,7 @@
       case 'room': onRoom(d); break;
       case 'read': refreshRooms(); break;
       case 'notify': onNotify(d); break;
+      case 'role': onRole(d); break;
       default: break; // newer server, older page: ignore what we do not know
     }
   }
@@ -1904,7 +1905,7 @@
 
   function mayDelete(li) {
     const own = signedIn && userIdOf(li) !== null && userIdOf(li) === helloUserId;
-    return !room.archived && (own || IS_ADMIN || room.manage);
+    return !room.archived && (own || isAdmin || room.manage);
   }
 
   const trashIcon = (() => {
@@ -2285,7 +2286,7 @@
     try {
       const d = await roomDetail(room.slug);
       roomPeopleList = (Array.isArray(d.people) ? d.people : []).filter((p) => p && typeof p.user === 'string');
-      if (d.manage || IS_ADMIN) roomPeopleList.push({ user_id: 0, user: 'room', everyone: true });
+      if (d.manage || isAdmin) roomPeopleList.push({ user_id: 0, user: 'room', everyone: true });
     } catch {
       roomPeopleList = [];
     }
@@ -3227,6 +3228,22 @@
         }
       }
     }
+  }
+
+  // onRole: an admin made this account an admin, or a member again. What
+  // the page offers follows at once: delete buttons, the room's rights,
+  // the dashboard's link (a new admin's page has none: a reload brings it).
+  function onRole(d) {
+    if (!d || (d.role !== 'admin' && d.role !== 'member')) return;
+    const now = d.role === 'admin';
+    if (now === isAdmin) return;
+    isAdmin = now;
+    document.body.toggleAttribute('data-admin', now);
+    for (const li of realItems()) addActions(li);
+    roomDetail(room.slug).then((r) => applyRights(r)).catch(() => {});
+    const dashboard = $('side-admin');
+    if (dashboard) dashboard.hidden = !now;
+    notice(now ? `You are an admin now${dashboard ? '' : ': reload the page for the dashboard'}.` : 'You are no longer an admin.');
   }
 
   function onRoom(d) {
