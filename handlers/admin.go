@@ -234,6 +234,9 @@ func handleDashboard(log *slog.Logger, hub adminHub, store adminStore, info serv
 			return
 		}
 		data.Viewer = chat.AddressKey(chat.ClientIP(r, info.trustProxy))
+		if r.URL.Path == "/admin" { // the page, which shows the people list
+			data.Done = peopleDone(w, r)
+		}
 		page, err := view(r, data)
 		if err != nil {
 			writeError(w, r, log, http.StatusInternalServerError, err)

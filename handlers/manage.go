@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -139,13 +140,38 @@ func storeRefusal(err error) error {
 
 // afterPeopleAction answers a people action: {"status":"OK"} for a script
 // that asks for JSON, else back to the people list (htmx follows the
-// redirect and takes the list from the page).
-func afterPeopleAction(w http.ResponseWriter, r *http.Request) {
+// redirect and takes the list from the page), which says what was done
+// (peopleDoneCookie, read once by the dashboard's page).
+func afterPeopleAction(w http.ResponseWriter, r *http.Request, done string) {
 	if strings.Contains(r.Header.Get("Accept"), "application/json") {
 		encode(w, http.StatusOK, map[string]string{"status": "OK"})
 		return
 	}
+	http.SetCookie(w, &http.Cookie{Name: peopleDoneCookie, Value: url.QueryEscape(chat.Cut(done, maxPeopleDone)), Path: "/admin", MaxAge: 60, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/admin#people", http.StatusSeeOther)
+}
+
+// peopleDoneCookie carries what a people action did (its audit line, in
+// words) to the dashboard's page the action's redirect leads to, which
+// shows it once above the list and clears it: an admin sees that a ban
+// spared their own address, or refused none, without reading the audit.
+const (
+	peopleDoneCookie = "nochat_people_done"
+	maxPeopleDone    = 600 // bytes; a ban's list of addresses is cut
+)
+
+// peopleDone is what peopleDoneCookie says was just done, and clears it.
+func peopleDone(w http.ResponseWriter, r *http.Request) string {
+	c, err := r.Cookie(peopleDoneCookie)
+	if err != nil {
+		return ""
+	}
+	http.SetCookie(w, &http.Cookie{Name: peopleDoneCookie, Path: "/admin", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	done, err := url.QueryUnescape(c.Value)
+	if err != nil {
+		return ""
+	}
+	return chat.Cut(done, maxPeopleDone)
 }
 
 // counted says n of something in words: "1 session ended", "3 sessions
@@ -185,7 +211,7 @@ func handleSetRole(log *slog.Logger, a *Auth, store manageStore, hub roleSetter,
 		if acct.Role != role {
 			audit(r, auditRole, acct.Name, acct.Role+" → "+role)
 		}
-		afterPeopleAction(w, r)
+		afterPeopleAction(w, r, acct.Name+" is "+map[string]string{db.RoleAdmin: "an admin", db.RoleMember: "a member"}[role]+" now.")
 		return nil
 	})
 }
@@ -206,8 +232,9 @@ func handleDeactivate(log *slog.Logger, a *Auth, store manageStore, hub accountC
 			return storeRefusal(err)
 		}
 		closed := hub.EndAccount(acct.ID, closeDeactivated)
-		audit(r, auditDeactivate, acct.Name, sessionsEnded(len(ended))+", "+pagesClosed(closed))
-		afterPeopleAction(w, r)
+		detail := sessionsEnded(len(ended)) + ", " + pagesClosed(closed)
+		audit(r, auditDeactivate, acct.Name, detail)
+		afterPeopleAction(w, r, acct.Name+" is deactivated: "+detail+".")
 		return nil
 	})
 }
@@ -226,7 +253,7 @@ func handleReactivate(log *slog.Logger, a *Auth, store manageStore, audit auditF
 			return storeRefusal(err)
 		}
 		audit(r, auditReactivate, acct.Name, "may sign in again")
-		afterPeopleAction(w, r)
+		afterPeopleAction(w, r, acct.Name+" may sign in again.")
 		return nil
 	})
 }
@@ -273,7 +300,7 @@ func handleBan(log *slog.Logger, a *Auth, store manageStore, hub accountCloser, 
 			}
 		}
 		audit(r, auditBan, acct.Name, detail)
-		afterPeopleAction(w, r)
+		afterPeopleAction(w, r, acct.Name+" is banned: "+detail+".")
 		return nil
 	})
 }
@@ -294,7 +321,7 @@ func handleDeleteMessages(log *slog.Logger, a *Auth, store manageStore, hub acco
 		if err != nil {
 			return err
 		}
-		afterPeopleAction(w, r)
+		afterPeopleAction(w, r, acct.Name+": "+detail+".")
 		return nil
 	})
 }
@@ -329,7 +356,7 @@ func handleUnban(log *slog.Logger, a *Auth, store manageStore, audit auditFunc) 
 			detail = "addresses no longer refused: " + strings.Join(freed, ", ")
 		}
 		audit(r, auditUnban, acct.Name, detail+"; still deactivated")
-		afterPeopleAction(w, r)
+		afterPeopleAction(w, r, acct.Name+" is unbanned: "+detail+". The account stays deactivated until you reactivate it.")
 		return nil
 	})
 }

@@ -738,3 +738,36 @@ func TestBanAuditNamesTheAdminWhoLeft(t *testing.T) {
 	}
 	t.Fatal("no audit line for the ban after 30 s")
 }
+
+// A people action says what it did on the page it leads back to, once:
+// that a ban refused no address, or spared the admin's own, is not only
+// in the audit log further down.
+func TestAPeopleActionSaysWhatItDidOnce(t *testing.T) {
+	srv, _, auth := peopleServer(t, map[string]string{"Ada": db.RoleAdmin, "Eve": db.RoleMember})
+	ada := signInAs(t, srv, "Ada", "password of Ada", firefox)
+	resp, _ := request(t, srv, "POST", peopleURL(t, auth, "Eve", "ban"), url.Values{}, map[string]string{"Cookie": personCookie + "=" + ada})
+	var done *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == peopleDoneCookie {
+			done = c
+		}
+	}
+	if resp.StatusCode != http.StatusSeeOther || done == nil || done.Path != "/admin" || !done.HttpOnly {
+		t.Fatalf("the ban: %d, note cookie %+v; want 303 and an HttpOnly note for /admin", resp.StatusCode, done)
+	}
+	cookies := personCookie + "=" + ada + "; " + peopleDoneCookie + "=" + done.Value
+	resp, page := request(t, srv, "GET", "/admin", nil, map[string]string{"Cookie": cookies})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, `<p class="done" role="status">Eve is banned: 0 sessions ended, 0 open pages closed; no address refused.</p>`) {
+		t.Fatalf("the dashboard after the ban: %d, without saying what the ban did", resp.StatusCode)
+	}
+	cleared := false
+	for _, c := range resp.Cookies() {
+		cleared = cleared || c.Name == peopleDoneCookie && c.MaxAge < 0
+	}
+	if !cleared {
+		t.Fatal("the dashboard left the note's cookie: a reload would say it again")
+	}
+	if _, _, page := as(t, srv, "GET", "/admin", ada, nil); strings.Contains(page, `class="done"`) {
+		t.Fatal("the dashboard says what was done again, without the note")
+	}
+}

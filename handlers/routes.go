@@ -108,7 +108,7 @@ func addAdminRoutes(mux *http.ServeMux, d Deps) {
 			if err != nil {
 				return nil, err
 			}
-			people.Reset = reset
+			people.Reset, people.Done = reset, data.Done
 			rooms, err := d.Store.Rooms(r.Context())
 			if err != nil {
 				return nil, err

@@ -36,6 +36,7 @@ type Dashboard struct {
 	Bans       []db.AddressBan    // the newest refused addresses, newest first
 	Banned     int                // refused addresses in all
 	Viewer     string             // the admin's own address (chat.AddressKey), never banned
+	Done       string             // what the last people action did, said once
 	Refused    map[string]Refused // by a ban's address: what this node refused since it started
 	Rooms      []RoomRow          // every room, archived ones too: the default first, then by name
 	Cluster    *ClusterView       // nil on a single node

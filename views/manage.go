@@ -14,6 +14,7 @@ type People struct {
 	Me    int64       // the admin looking at it; 0 for the admin password
 	Taken time.Time   // when it was read
 	Reset ResetLink   // a password-reset link just made, shown this once
+	Done  string      // what the last action on the list did, said once
 }
 
 // PersonRow is one account on the list of people.
