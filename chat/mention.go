@@ -45,9 +45,13 @@ func nameEnds(text string, j int) bool {
 
 // FindMentions returns the mentions in text of people, the longest name
 // that fits at each "@" (so "@Ann Lee" is Ann Lee, not Ann), case aside;
-// and of everyone, when mayAll.
+// and of everyone, when mayAll. A name typed in letters that look like the
+// person's (a Latin A for the Cyrillic А of "Аnna") names them too, as
+// names are compared for being taken (NameKey), for the first few "@"s
+// that match no name as typed.
 func FindMentions(text string, people []db.Member, mayAll bool) []db.Mention {
 	var out []db.Mention
+	lookalikes := maxLookalikeTries
 	for i := 0; i < len(text); i++ {
 		if text[i] != '@' || !mentionable(text, i) {
 			continue
@@ -59,6 +63,10 @@ func FindMentions(text string, people []db.Member, mayAll bool) []db.Mention {
 			if n > best.Length-1 && n <= len(rest) && strings.EqualFold(rest[:n], p.User) && nameEnds(text, i+1+n) {
 				best = db.Mention{UserID: p.UserID, User: p.User, Start: i, Length: n + 1}
 			}
+		}
+		if best.Length == 0 && lookalikes > 0 && len(rest) > 0 {
+			lookalikes--
+			best = lookalikeMention(text, i, people)
 		}
 		if mayAll && best.Length == 0 {
 			for _, w := range everyone {
@@ -73,6 +81,51 @@ func FindMentions(text string, people []db.Member, mayAll bool) []db.Mention {
 		}
 	}
 	return out
+}
+
+// maxLookalikeTries bounds the "@"s of one message tried for look-alike
+// names (each costs a NameKey per length of name in the room).
+const maxLookalikeTries = 4
+
+// lookalikeMention is the longest of people whose name, as names are
+// compared (NameKey), is what follows the "@" at i of text, as many
+// characters long as the name; none is Length 0.
+func lookalikeMention(text string, i int, people []db.Member) db.Mention {
+	rest := text[i+1:]
+	keys := map[int]string{} // a length in characters → the key of rest's first that many
+	best := db.Mention{Length: 0}
+	for _, p := range people {
+		k := utf8.RuneCountInString(p.User)
+		if p.NameKey == "" || k == 0 {
+			continue
+		}
+		key, ok := keys[k]
+		if !ok {
+			n := byteLen(rest, k)
+			if n > 0 && nameEnds(text, i+1+n) {
+				key, _ = NameKey(rest[:n]) // "" when it is no name at all
+			}
+			keys[k] = key
+		}
+		if n := byteLen(rest, k); key != "" && key == p.NameKey && n+1 > best.Length {
+			best = db.Mention{UserID: p.UserID, User: p.User, Start: i, Length: n + 1}
+		}
+	}
+	return best
+}
+
+// byteLen is how many bytes s's first k characters take; 0 when s has
+// fewer.
+func byteLen(s string, k int) int {
+	n := 0
+	for range k {
+		if n >= len(s) {
+			return 0
+		}
+		_, size := utf8.DecodeRuneInString(s[n:])
+		n += size
+	}
+	return n
 }
 
 // mentionsIn finds the mentions of text, sent to room r by w: its people

@@ -78,3 +78,34 @@ func TestMessageHTMLPlaceholdersCannotBeTyped(t *testing.T) {
 		t.Fatalf("MessageHTML = %q", got)
 	}
 }
+
+// A name typed in letters that look like the person's names them, as the
+// name would be refused as taken: "@Anna" in Latin letters is the account
+// "Аnna" whose А is Cyrillic. Only the first few "@"s that match no name
+// as typed are tried so (each costs a NameKey per length of name).
+func TestFindMentionsOfLookalikeNames(t *testing.T) {
+	member := func(id int64, name string) db.Member {
+		key, err := NameKey(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db.Member{UserID: id, User: name, NameKey: key}
+	}
+	people := []db.Member{member(1, "\u0410nna"), member(2, "Bob"), member(3, "\u0410nna Lee")}
+	for _, c := range []struct{ text, want string }{
+		{"@Anna welcome", "1@0+5"},
+		{"hi @ANNA!", "1@3+5"},
+		{"@Anna Lee, lunch?", "3@0+9"},
+		{"@Annabel is someone else", ""},
+		{"@x @y @z @w @Anna", ""}, // past the tries
+		{"@x @y @z @Anna", "1@9+5"},
+	} {
+		var got []string
+		for _, m := range FindMentions(c.text, people, false) {
+			got = append(got, itoa(m.UserID)+"@"+itoa(int64(m.Start))+"+"+itoa(int64(m.Length)))
+		}
+		if g := strings.Join(got, " "); g != c.want {
+			t.Errorf("FindMentions(%q) = %q, want %q", c.text, g, c.want)
+		}
+	}
+}

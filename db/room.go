@@ -321,11 +321,14 @@ type Member struct {
 	UserID int64  `json:"user_id"`
 	User   string `json:"user"`
 	Role   string `json:"role"`
+	// NameKey is the account's name as names are compared (chat.NameKey):
+	// a mention typed in look-alike letters finds it.
+	NameKey string `json:"-"`
 }
 
 // Members returns a room's members, by name.
 func (s *Store) Members(ctx context.Context, room int64) ([]Member, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT accounts.id, accounts.name, accounts.role FROM members
+	rows, err := s.read.QueryContext(ctx, `SELECT accounts.id, accounts.name, accounts.role, accounts.name_key FROM members
 		JOIN accounts ON accounts.id = members.user_id WHERE members.room_id = ? ORDER BY accounts.name_key`, room)
 	if err != nil {
 		return nil, fmt.Errorf("members of room %d: %w", room, err)
@@ -334,7 +337,7 @@ func (s *Store) Members(ctx context.Context, room int64) ([]Member, error) {
 	var out []Member
 	for rows.Next() {
 		var m Member
-		if err := rows.Scan(&m.UserID, &m.User, &m.Role); err != nil {
+		if err := rows.Scan(&m.UserID, &m.User, &m.Role, &m.NameKey); err != nil {
 			return nil, fmt.Errorf("members of room %d: %w", room, err)
 		}
 		out = append(out, m)

@@ -615,4 +615,10 @@ func TestRoomMembersListsEveryRoomsPeopleByName(t *testing.T) {
 	if got := all[secret.ID]; len(got) > 0 && got[0].UserID != bob.ID {
 		t.Errorf("secret's first member = %+v, want bob (id %d)", got[0], bob.ID)
 	}
+	// One room's members come with their name keys, which mentions in
+	// look-alike letters are matched by.
+	secrets, err := s.Members(ctx, secret.ID)
+	if err != nil || len(secrets) != 2 || secrets[0].NameKey != bob.NameKey || secrets[1].NameKey != cy.NameKey || bob.NameKey == "" {
+		t.Errorf("secret's Members = %+v, %v; want bob and Cy with their name keys", secrets, err)
+	}
 }
