@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
@@ -215,4 +216,16 @@ func TestBrowserARoleReachesThePersonsOpenPage(t *testing.T) {
 	waitPage(t, bob, "Bob's page, an admin's", `!!`+deletable+` && document.getElementById("notice").textContent.startsWith("You are an admin now")`)
 	role("Remove admin")
 	waitPage(t, bob, "Bob's page, a member's again", `!`+deletable+` && document.getElementById("notice").textContent === "You are no longer an admin."`)
+}
+
+// A person's Last seen on the dashboard ages as the page stays open: it
+// said "3m 17s ago" for as long as the page was open.
+func TestBrowserLastSeenAgesOnTheDashboard(t *testing.T) {
+	s, ann, bob := annAndBob(t)
+	do(t, bob, chromedp.Navigate("about:blank"))
+	do(t, ann, chromedp.Navigate(s.url+"/admin"), chromedp.WaitVisible(chromedp.ID("people")))
+	const seen = `document.querySelector('#people-list tr[data-person="Bob"] .seen').textContent`
+	waitPageFor(t, ann, 20*time.Second, "Bob last seen some seconds ago", `/^\d+s ago$/.test(`+seen+`)`)
+	first := eval[string](t, ann, seen)
+	waitPageFor(t, ann, 20*time.Second, "Bob's Last seen older", fmt.Sprintf(`/^\d+s ago$/.test(%s) && parseInt(%s) >= parseInt(%q) + 2`, seen, seen, first))
 }

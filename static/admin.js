@@ -213,6 +213,15 @@
   // The list of people is not refreshed (it is read when the page loads
   // or an admin acts on it), but who is online is in every live refresh:
   // each person's Online and Last seen cells follow it, changing only text.
+  // A Last seen ages as the page stays open: its data-age (milliseconds,
+  // as the list was read) plus the time since the cell was first seen
+  // here (this browser's clock only, whatever the server's says).
+  function agoText(ms) {
+    const s = Math.round(ms / 1000);
+    if (s <= 1) return 'now';
+    const d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24, m = Math.floor(s / 60) % 60, sec = s % 60;
+    return (d ? `${d}d ${h}h` : h ? `${h}h ${m}m` : m ? `${m}m ${sec}s` : `${sec}s`) + ' ago'; // as views.duration
+  }
   function followOnline() {
     const open = new Map();
     for (const who of document.querySelectorAll('#connections tr.who[data-user-id]')) {
@@ -225,8 +234,19 @@
       const seen = row.querySelector('.seen');
       if (count && count.textContent !== String(n)) count.textContent = String(n);
       if (!seen) continue;
-      if (n > 0 && seen.textContent !== 'online now') seen.textContent = 'online now';
-      if (n === 0 && seen.textContent === 'online now') seen.textContent = 'just now';
+      if (n > 0) {
+        if (seen.textContent !== 'online now') seen.textContent = 'online now';
+        delete seen.dataset.age;
+        continue;
+      }
+      if (seen.textContent === 'online now') { // gone a moment ago
+        seen.dataset.age = '0';
+        delete seen.dataset.since;
+      }
+      if (seen.dataset.age === undefined) continue; // never seen
+      seen.dataset.since ||= String(performance.now() - Number(seen.dataset.age));
+      const text = agoText(performance.now() - Number(seen.dataset.since));
+      if (seen.textContent !== text) seen.textContent = text;
     }
   }
 

@@ -66,6 +66,16 @@ func (p PersonRow) seen(now time.Time) string {
 	return ago(now, p.LastSeen)
 }
 
+// age is how long ago, in milliseconds as the list was read (now), the
+// person was last seen, for admin.js to age the cell by as the page stays
+// open; "" while online, or never seen.
+func (p PersonRow) age(now time.Time) string {
+	if p.Online > 0 || p.LastSeen.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt(max(0, now.Sub(p.LastSeen).Milliseconds()), 10)
+}
+
 func day(t time.Time) string { return t.UTC().Format("2006-01-02") }
 
 func auditTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }
