@@ -3136,15 +3136,6 @@
     }
   }
 
-  // keepOffline stores a room opened in the page (no page load, which the
-  // service worker would have kept) as the worker stores a page it
-  // loads, in its cache (sw.js's PAGES): reloaded offline, the room then
-  // opens as last seen, where the worker would otherwise have no copy of
-  // it to give. A room's copy is taken again as it is left, and when the
-  // page is put away (another tab, the phone locked).
-  document.addEventListener('visibilitychange', () => {
-    if (document.visibilityState === 'hidden' && ready) keepOffline(room.slug);
-  });
   // forgetOthersPages drops the rooms kept for offline use when whoever
   // kept them is not who this page is (a shared tablet: signed in as
   // another without signing out, which would have cleared them), so that
@@ -3158,17 +3149,26 @@
     keptAt.clear();
     caches.delete('nochat-pages').then(() => keepOffline(room.slug)).catch(() => {});
   }
+
+  // keepOffline stores a room opened in the page (no page load, which the
+  // service worker would have kept) as the worker stores a page it loads,
+  // in its cache (sw.js's PAGES): reloaded offline, the room then opens as
+  // last seen, where the worker would otherwise have no copy of it to give.
   //
-  // A copy is taken at most every KEEP_EVERY per room (each is a page the
-  // server renders) but as the room is left (always: the freshest), and dropped when the room is no longer this
-  // person's to open (left, removed: 404; signed out meanwhile: the page
-  // a redirect leads to). One finishing after its person signed out (the
-  // answer cleared the browser's copies, PAGES_OF too), or as the page
-  // goes, is not stored.
+  // A copy is taken as the room is entered (at most every KEEP_EVERY: each
+  // is a page the server renders), as it is left (always: the freshest),
+  // and as the page is put away (another tab, the phone locked). It is
+  // dropped when the room is no longer this person's to open (left,
+  // removed: 404; signed out meanwhile: the page a redirect leads to). One
+  // finishing after its person signed out (the answer cleared the
+  // browser's copies, PAGES_OF too), or as the page goes, is not stored.
   const KEEP_EVERY = 30_000;
   const keptAt = new Map(); // slug → when its copy was taken
   const keeping = new AbortController(); // this page's copies under way
   window.addEventListener('pagehide', () => keeping.abort());
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'hidden' && ready) keepOffline(room.slug);
+  });
   function keepOffline(slug, leaving) {
     if (!('caches' in window) || !navigator.serviceWorker?.controller || keeping.signal.aborted) return;
     if (!leaving && Date.now() - (keptAt.get(slug) || 0) < KEEP_EVERY) return;

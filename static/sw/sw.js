@@ -95,8 +95,8 @@ async function usable(cache, key) {
 // offline is the page of a room the worker has no copy of (front: of the
 // chat's front page), the network being down: it says so.
 function offline(url, front) {
-  const why = front ? 'there is no copy of the chat on this device to show'
-    : 'this room was not opened on this device before, so there is no copy of it to show';
+  // Not kept (never opened here), or no longer (left, its sign-in over).
+  const why = front ? 'this device has no copy of the chat to show' : 'this device has no copy of this room to show';
   const elsewhere = front ? '' : ', or <a href="/">open the chat as last seen</a>';
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
