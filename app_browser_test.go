@@ -147,11 +147,7 @@ func TestBrowserRoomsOpenOfflineAsThemselves(t *testing.T) {
 	// Left for the lobby, Garden is kept as it was left.
 	clickRoom(t, tab, "Lobby")
 	waitMessages(t, tab, "back in the lobby", contains("in the lobby"))
-	waitPageFor(t, tab, 20*time.Second, "Garden's page kept for offline, with its line", `(() => {
-		window.checking ||= caches.open("nochat-pages").then(c => c.match(location.origin + "/r/garden")).then(r => r.text())
-			.then(html => { window.keptGarden = html.includes("tomatoes are in"); }).finally(() => { window.checking = null; });
-		return window.keptGarden === true;
-	})()`)
+	waitPageFor(t, tab, 20*time.Second, "Garden's page kept for offline, with its line", keptCopy("garden", "tomatoes are in", true))
 
 	// A copy kept for a sign-in that has run out is not shown (a shared
 	// device: the next person is not to read it), and is dropped.
@@ -184,11 +180,7 @@ func TestBrowserRoomsOpenOfflineAsThemselves(t *testing.T) {
 	screenshots(t, tab, "offline-not-kept")
 	do(t, tab, chromedp.Navigate(s.url+"/r/ended"))
 	waitPage(t, tab, "the copy of an ended sign-in not shown, offline", `document.querySelector("h1")?.textContent === "You are offline" && !document.getElementById("message")`)
-	waitPage(t, tab, "the copy of an ended sign-in dropped", `(() => {
-		window.checking ||= caches.open("nochat-pages").then(c => c.match(location.origin + "/r/ended"))
-			.then(r => { window.endedGone = !r; }).finally(() => { window.checking = null; });
-		return window.endedGone === true;
-	})()`)
+	waitPage(t, tab, "the copy of an ended sign-in dropped", keptCopy("ended", "", false))
 	// The lobby by its address is the front page's room: kept.
 	do(t, tab, chromedp.Navigate(s.url+"/r/lobby"))
 	waitMessages(t, tab, "the lobby at its address, offline", contains("in the lobby"))
@@ -212,11 +204,7 @@ func TestBrowserRoomsOpenOfflineAsThemselves(t *testing.T) {
 		return chromedp.Void{}, err
 	})
 	joinAs(t, tab, invite, "Bob")
-	waitPageFor(t, tab, 20*time.Second, "the admin's rooms no longer kept", `(() => {
-		window.checking ||= caches.open("nochat-pages").then(c => c.match(location.origin + "/r/garden"))
-			.then(r => { window.gardenGone = !r; }).finally(() => { window.checking = null; });
-		return window.gardenGone === true;
-	})()`)
+	waitPageFor(t, tab, 20*time.Second, "the admin's rooms no longer kept", keptCopy("garden", "", false))
 }
 
 // A new NoChat deployed while a page is open: the page offers a reload,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -231,7 +232,7 @@ func TestBrowserRoomsJoinLookInAndArchive(t *testing.T) {
 	workerReady(t, bob)
 	do(t, bob, chromedp.Navigate(s.url+"/r/garden"))
 	connected(t, bob)
-	waitPageFor(t, bob, 20*time.Second, "Garden kept for offline on Bob's browser", keptCopy("garden", true))
+	waitPageFor(t, bob, 20*time.Second, "Garden kept for offline on Bob's browser", keptCopy("garden", "", true))
 
 	// Archiving asks first, in the page's own dialog: Cancel keeps the
 	// room, and the focus goes back to the room's menu.
@@ -246,7 +247,7 @@ func TestBrowserRoomsJoinLookInAndArchive(t *testing.T) {
 	waitPage(t, ann, "Ann back in the lobby, told where the room went", `location.pathname === "/r/lobby" && document.getElementById("notice").textContent.startsWith("Garden is archived")`)
 	waitPage(t, bob, "Bob's page read-only", `document.getElementById("message").disabled && document.getElementById("message").placeholder.includes("archived")`)
 	waitPage(t, bob, "Garden gone from Bob's list", `!document.querySelector('#sidebar a.room-link[data-slug="garden"]')`)
-	waitPageFor(t, bob, 20*time.Second, "Garden's copy gone from Bob's browser", keptCopy("garden", false))
+	waitPageFor(t, bob, 20*time.Second, "Garden's copy gone from Bob's browser", keptCopy("garden", "", false))
 
 	// Opened at its address (a bookmark, an old link), the archived room
 	// says so from the start: no Join, no composer to write in, no edit
@@ -526,11 +527,18 @@ func TestBrowserLeavingARoomWhileItLoadsItsUnread(t *testing.T) {
 }
 
 // keptCopy is a page condition: whether the room's page is kept for
-// offline use in the service worker's cache is want.
-func keptCopy(slug string, want bool) string {
+// offline use in the service worker's cache (holding text, unless it is
+// empty) is want. Each call's answers are its own: one left by an earlier
+// condition on the page does not count.
+func keptCopy(slug, text string, want bool) string {
+	key := fmt.Sprintf("%s|%d", slug, keptChecks.Add(1))
 	return fmt.Sprintf(`(() => {
-		window.checking ||= caches.open("nochat-pages").then(c => c.match(location.origin + "/r/%s"))
-			.then(r => { window.kept = !!r; }).finally(() => { window.checking = null; });
-		return window.kept === %t;
-	})()`, slug, want)
+		window.kept ||= {};
+		window.checking ||= caches.open("nochat-pages").then(c => c.match(location.origin + "/r/%s")).then(r => r ? r.text() : null)
+			.then(html => { window.kept[%q] = html !== null && html.includes(%q); }).finally(() => { window.checking = null; });
+		return window.kept[%q] === %t;
+	})()`, slug, key, text, key, want)
 }
+
+// keptChecks numbers keptCopy's conditions.
+var keptChecks atomic.Int64
