@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
@@ -324,4 +325,36 @@ func TestBrowserEditBoxShowsTheWholeMessage(t *testing.T) {
 		t.Fatalf("at 390 px the edit box shows %s px of its text, want all of it", got)
 	}
 	screenshot(t, tab, "edit-box-390.png")
+}
+
+// A message edited the moment its ack came, before its own broadcast
+// frame: that frame refilled the message and took the edit box away,
+// with what was typed in it (CI saw it once, under load). Here the
+// broadcast of the line is held back 1.5 s.
+func TestBrowserAnEditBegunBeforeTheMessagesFrameStays(t *testing.T) {
+	tab := newBrowser(t)
+	onEveryDocument(t, tab, `(() => {
+		const Orig = window.WebSocket;
+		window.WebSocket = class extends Orig {
+			set onmessage(f) {
+				super.onmessage = (ev) => {
+					if (typeof ev.data === 'string' && ev.data.includes('"type":"message') && ev.data.includes('held back')) setTimeout(() => f(ev), 1500);
+					else f(ev);
+				};
+			}
+			get onmessage() { return super.onmessage; }
+		};
+	})()`)
+	s := start(t, map[string]string{"NOCHAT_DB": filepath.Join(t.TempDir(), "nochat.db")})
+	link, _ := setupLink(t, s)
+	browserSetUp(t, tab, link)
+	connected(t, tab)
+	say(t, tab, "a line held back")
+	clickIn(t, tab, "a line held back", ".act-edit")
+	waitPage(t, tab, "the edit box", `document.querySelector('.edit-box textarea')?.value === 'a line held back'`)
+	do(t, tab, chromedp.Evaluate[chromedp.Void](`document.querySelector('.edit-box textarea').value = 'a line held back, edited'`))
+	time.Sleep(2500 * time.Millisecond) // the held frame has come
+	if got := eval[string](t, tab, `document.querySelector('.edit-box textarea')?.value ?? 'no edit box'`); got != "a line held back, edited" {
+		t.Fatalf("after the message's own frame came, the edit box holds %q, want what was typed", got)
+	}
 }

@@ -802,8 +802,10 @@
     const existing = $('m-' + m.id);
     if (existing) {
       // Already shown, from an ack that came first: take the server's
-      // authoritative name and time, but never show it twice.
-      if (existing.dataset.provisional) {
+      // authoritative name and time, but never show it twice. Not while
+      // it is being edited (it can be, the moment its ack came): filled
+      // again, it would lose its edit box, and what was typed there.
+      if (existing.dataset.provisional && !existing.classList.contains('editing')) {
         delete existing.dataset.provisional;
         fillMessage(existing, m);
         regroup();
