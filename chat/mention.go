@@ -92,23 +92,27 @@ const maxLookalikeTries = 4
 // characters long as the name; none is Length 0.
 func lookalikeMention(text string, i int, people []db.Member) db.Mention {
 	rest := text[i+1:]
-	keys := map[int]string{} // a length in characters → the key of rest's first that many
+	type prefix struct {
+		n   int    // bytes of rest's first k characters
+		key string // their NameKey; "" when they are no name at all
+	}
+	prefixes := map[int]prefix{} // by k
 	best := db.Mention{Length: 0}
 	for _, p := range people {
 		k := utf8.RuneCountInString(p.User)
 		if p.NameKey == "" || k == 0 {
 			continue
 		}
-		key, ok := keys[k]
+		pre, ok := prefixes[k]
 		if !ok {
-			n := byteLen(rest, k)
-			if n > 0 && nameEnds(text, i+1+n) {
-				key, _ = NameKey(rest[:n]) // "" when it is no name at all
+			pre.n = byteLen(rest, k)
+			if pre.n > 0 && nameEnds(text, i+1+pre.n) {
+				pre.key, _ = NameKey(rest[:pre.n])
 			}
-			keys[k] = key
+			prefixes[k] = pre
 		}
-		if n := byteLen(rest, k); key != "" && key == p.NameKey && n+1 > best.Length {
-			best = db.Mention{UserID: p.UserID, User: p.User, Start: i, Length: n + 1}
+		if pre.key != "" && pre.key == p.NameKey && pre.n+1 > best.Length {
+			best = db.Mention{UserID: p.UserID, User: p.User, Start: i, Length: pre.n + 1}
 		}
 	}
 	return best

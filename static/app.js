@@ -91,7 +91,10 @@
 
   // ---------- storage (may be unavailable: private modes, policies) ----------
 
-  // PAGES_OF is whose the rooms kept for offline use are (forgetOthersPages).
+  // PAGES is the service worker's cache of pages (sw.js's PAGES), where
+  // the page keeps rooms for offline use too; PAGES_OF is whose they are
+  // (forgetOthersPages).
+  const PAGES = 'nochat-pages';
   const PAGES_OF = 'nochat-pages-of';
   function getItem(key) {
     try { return localStorage.getItem(key); } catch { return null; }
@@ -2965,7 +2968,7 @@
     // one to read offline either: its kept copy goes.
     const gone = [...knownRooms.values()].filter((r) => typeof r.slug === 'string' && !rooms.some((n) => n.id === r.id));
     if (gone.length && 'caches' in window) {
-      caches.open('nochat-pages').then((c) => Promise.all(gone.map((r) => c.delete(location.origin + '/r/' + encodeURIComponent(r.slug))))).catch(() => {});
+      caches.open(PAGES).then((c) => Promise.all(gone.map((r) => c.delete(location.origin + '/r/' + encodeURIComponent(r.slug))))).catch(() => {});
     }
     knownRooms = new Map(rooms.map((r) => [r.id, r]));
     // Each link stays the node it was, changed where the room changed, and
@@ -3149,7 +3152,7 @@
     if (was === me) return;
     setItem(PAGES_OF, me);
     keptAt.clear();
-    caches.delete('nochat-pages').then(() => keepOffline(room.slug)).catch(() => {});
+    caches.delete(PAGES).then(() => keepOffline(room.slug)).catch(() => {});
   }
 
   // keepOffline stores a room opened in the page (no page load, which the
@@ -3179,7 +3182,7 @@
     const whose = getItem(PAGES_OF);
     (async () => {
       const res = await fetch(url, { headers: { Accept: 'text/html' }, redirect: 'manual', signal: keeping.signal });
-      const cache = await caches.open('nochat-pages');
+      const cache = await caches.open(PAGES);
       if (res.type === 'opaqueredirect' || res.status === 403 || res.status === 404) {
         await cache.delete(url);
         return;
